@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Shared set-up for the README's two commands: system packages (when root with apt), the virtualenv and
+# the package with the requested extras. Usage: scripts/setup_env.sh [EXTRAS]   (e.g. "test,postgres")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-}"
+
+apt_packages=(fonts-dejavu-core)
+if [ -n "$extras" ]; then
+  apt_packages+=(postgresql chromium poppler-utils)
+fi
+missing=()
+for pkg in "${apt_packages[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "Installing system packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "Note: missing system packages (${missing[*]}); the tests that need them will be skipped." >&2
+  fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+spec="."
+[ -n "$extras" ] && spec=".[$extras]"
+.venv/bin/pip install -q --disable-pip-version-check -e "$spec" 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -c "import survey_service, analysis" # fails loudly if the install did not work

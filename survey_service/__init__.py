@@ -1,0 +1,76 @@
+"""Survey collection and sociological analysis for the provincial PAR INDEX survey."""
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from flask import Flask
+
+from survey_service import config as config_defaults
+
+__version__ = "0.1.0"
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the application: config, extensions, database, blueprints, error pages, CLI."""
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        template_folder=str(REPO_DIR / "templates"),
+    )
+    load_config(app, test_config)
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_commands(app)
+    return app
+
+
+def load_config(app: Flask, test_config: dict | None) -> None:
+    app.config.from_mapping(config_defaults.DEFAULTS)
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_prefixed_env("SURVEY")
+    if test_config:
+        app.config.from_mapping(test_config)
+    if app.config["DEMO"] and not app.config["TESTING"]:
+        # Demo only: throw-away secrets, so logins do not survive a restart.
+        app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or secrets.token_hex(32)
+        app.config["SHEET_SIGNING_KEYS"] = app.config["SHEET_SIGNING_KEYS"] or [secrets.token_hex(32)]
+    if app.config["TESTING"]:
+        app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or "test-secret"
+        app.config["SHEET_SIGNING_KEYS"] = app.config["SHEET_SIGNING_KEYS"] or ["test-sheet-key"]
+    if isinstance(app.config["SHEET_SIGNING_KEYS"], str):
+        app.config["SHEET_SIGNING_KEYS"] = [app.config["SHEET_SIGNING_KEYS"]]
+    config_defaults.check_secrets(app.config)
+    if not app.config["DATABASE_URL"]:
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'survey.sqlite'}"
+
+
+def register_extensions(app: Flask) -> None:
+    from survey_service import db
+    from survey_service.extensions import csrf, login_manager
+
+    db.init_app(app)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from survey_service.web import register_blueprints as register
+
+    register(app)
+
+
+def register_error_handlers(app: Flask) -> None:
+    from survey_service.web.errors import register_error_handlers as register
+
+    register(app)
+
+
+def register_commands(app: Flask) -> None:
+    from survey_service.cli import register_commands as register
+
+    register(app)

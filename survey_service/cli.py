@@ -1,0 +1,229 @@
+"""The ``survey-service`` command: one click group per noun. Commands parse arguments, call one
+service, commit, and print what happened."""
+from __future__ import annotations
+
+import secrets
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from survey_service.db import get_session
+from survey_service.models import Role
+
+
+def fail(message: str) -> None:
+    click.secho(message, fg="red", err=True)
+    sys.exit(1)
+
+
+# --- db ------------------------------------------------------------------------------------------
+@click.group("db")
+def db_group():
+    """Database schema (Alembic migrations)."""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@with_appcontext
+def db_upgrade(revision):
+    """Apply migrations up to REVISION."""
+    from survey_service import migrate
+
+    migrate.upgrade(current_app.config["DATABASE_URL"], revision)
+    click.echo(f"Database upgraded to {revision}.")
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+@with_appcontext
+def db_downgrade(revision):
+    """Revert migrations down to REVISION (``base`` empties the database)."""
+    from survey_service import migrate
+
+    migrate.downgrade(current_app.config["DATABASE_URL"], revision)
+    click.echo(f"Database downgraded to {revision}.")
+
+
+# --- questionnaires ------------------------------------------------------------------------------
+@click.group("questionnaires")
+def questionnaires_group():
+    """Questionnaire definitions (questionnaires/*.yaml)."""
+
+
+@questionnaires_group.command("check")
+@click.option("--dir", "directory", type=click.Path(file_okay=False), help="Defaults to QUESTIONNAIRE_DIR.")
+@with_appcontext
+def questionnaires_check(directory):
+    """Validate every questionnaire file; one line per form; non-zero exit on any error."""
+    from survey_service import questionnaires as qn
+
+    directory = directory or current_app.config["QUESTIONNAIRE_DIR"]
+    try:
+        forms = qn.load_questionnaires(directory)
+    except qn.QuestionnaireError as exc:
+        fail(f"ERROR {exc}")
+    for code, q in sorted(forms.items(), key=lambda kv: (kv[1].channel, kv[0])):
+        click.echo(f"{code:<7} {q.channel:<6} {len(q.scale_items):>2} rated items + {len(q.text_items)} text  "
+                   f"rates: {q.rates:<11} version {q.version}  {q.title}")
+    click.echo(f"{len(forms)} questionnaires OK.")
+
+
+# --- round ---------------------------------------------------------------------------------------
+@click.group("round")
+def round_group():
+    """Survey rounds (questionnaires/rounds/<CODE>/)."""
+
+
+@round_group.command("load")
+@click.argument("round_dir", type=click.Path(exists=True, file_okay=False))
+@with_appcontext
+def round_load(round_dir):
+    """Load or update a round from its directory, in one transaction."""
+    from survey_service import questionnaires as qn
+    from survey_service.services import rounds
+
+    session = get_session()
+    try:
+        report = rounds.load_round(session, round_dir, current_app.config["QUESTIONNAIRE_DIR"])
+    except (qn.QuestionnaireError, rounds.RoundError) as exc:
+        session.rollback()
+        fail(f"ERROR {exc}\nNothing was loaded.")
+    if not report.changed:
+        session.rollback()
+        click.echo(f"Round {report.round_code} is unchanged; nothing to do.")
+        return
+    session.commit()
+    if report.created:
+        click.echo(f"Round {report.round_code} loaded.")
+    else:
+        click.echo(f"Round {report.round_code} updated:")
+        for change in report.changes:
+            click.echo(f"  - {change}")
+
+
+# --- users ---------------------------------------------------------------------------------------
+@click.group("users")
+def users_group():
+    """Staff accounts."""
+
+
+@users_group.command("create")
+@click.argument("username")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--full-name", default="")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@with_appcontext
+def users_create(username, role, full_name, password_stdin):
+    """Create a staff account; the password comes from a prompt or standard input."""
+    from survey_service.services import users
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    session = get_session()
+    try:
+        user = users.create_user(session, username, password, role, full_name=full_name)
+    except users.UserError as exc:
+        session.rollback()
+        fail(str(exc))
+    session.commit()
+    click.echo(f"Created {user.username} ({user.role.value}).")
+
+
+@users_group.command("token")
+@click.argument("username")
+@with_appcontext
+def users_token(username):
+    """Issue a new API token for a staff account and print it (shown only once)."""
+    import sqlalchemy as sa
+
+    from survey_service.models import StaffUser
+    from survey_service.services import users
+
+    session = get_session()
+    user = session.scalar(sa.select(StaffUser).where(StaffUser.username == username.lower()))
+    if user is None:
+        fail(f"No such user: {username}")
+    token = users.issue_api_token(session, user, actor="cli")
+    session.commit()
+    click.echo(token)
+
+
+# --- demo ----------------------------------------------------------------------------------------
+DEMO_ACCOUNTS = [
+    ("admin", Role.ADMIN, "Quản trị hệ thống"),
+    ("giamsat", Role.SUPERVISOR, "Nguyễn Thị Giám Sát"),
+    ("buudien", Role.CLERK, "Trần Văn Bưu Điện"),
+    ("buudien2", Role.CLERK, "Lê Thị Nhập Liệu"),
+    ("phantich", Role.ANALYST, "Phạm Minh Phân Tích"),
+]
+
+
+@click.group("demo")
+def demo_group():
+    """The demo round and accounts."""
+
+
+@demo_group.command("setup")
+@with_appcontext
+def demo_setup():
+    """Migrate the database, load QNA-2023 and (re)set the demo accounts; prints their passwords."""
+    import sqlalchemy as sa
+    from werkzeug.security import generate_password_hash
+
+    from survey_service import migrate
+    from survey_service.models import StaffUser
+    from survey_service.services import rounds, users
+
+    _write_instance_secrets(Path(current_app.instance_path) / "config.py")
+    migrate.upgrade(current_app.config["DATABASE_URL"])
+    session = get_session()
+    round_dir = Path(current_app.config["QUESTIONNAIRE_DIR"]) / "rounds" / "QNA-2023"
+    report = rounds.load_round(session, round_dir, current_app.config["QUESTIONNAIRE_DIR"])
+    click.echo(f"Round {report.round_code}: {'loaded' if report.changed else 'already loaded'}.")
+    click.echo("Demo staff accounts (passwords are new at every start):")
+    for username, role, full_name in DEMO_ACCOUNTS:
+        password = secrets.token_urlsafe(9)
+        user = session.scalar(sa.select(StaffUser).where(StaffUser.username == username))
+        if user is None:
+            users.create_user(session, username, password, role, full_name=full_name, actor="demo")
+        else:
+            user.password_hash = generate_password_hash(password)
+            user.failed_logins, user.locked_until = 0, None
+        click.echo(f"  {username:<10} {role.value:<11} {password}")
+    session.commit()
+
+
+def _write_instance_secrets(path: Path) -> None:
+    """Give the demo instance persistent secrets of its own (once), so it can run without DEMO mode."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "# Generated by `survey-service demo setup`. Keep this file out of version control.\n"
+        f"SECRET_KEY = {secrets.token_hex(32)!r}\n"
+        f"SHEET_SIGNING_KEYS = [{secrets.token_hex(32)!r}]\n"
+    )
+    path.chmod(0o600)
+    click.echo(f"Wrote new secrets to {path}.")
+
+
+GROUPS = [db_group, questionnaires_group, round_group, users_group, demo_group]
+
+
+def register_commands(app: Flask) -> None:
+    for group in GROUPS:
+        app.cli.add_command(group)
+
+
+def _create_app():
+    from survey_service import create_app
+
+    return create_app()
+
+
+main = FlaskGroup(create_app=_create_app, help="Survey service for the provincial PAR INDEX survey.")

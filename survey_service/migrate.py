@@ -1,0 +1,24 @@
+"""Alembic, driven from Python so that the CLI, the demo and the tests share one code path."""
+from __future__ import annotations
+
+from alembic import command
+from alembic.config import Config
+
+from survey_service import REPO_DIR
+
+MIGRATIONS_DIR = REPO_DIR / "migrations"
+
+
+def alembic_config(database_url: str) -> Config:
+    cfg = Config(str(REPO_DIR / "alembic.ini"))
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(database_url), revision)
+
+
+def downgrade(database_url: str, revision: str) -> None:
+    command.downgrade(alembic_config(database_url), revision)

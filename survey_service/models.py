@@ -1,0 +1,468 @@
+"""ORM models for the vocabulary of the design: rounds, agencies, questionnaire versions, quota cells,
+invitation codes, sheets, responses and answers, staff users and the audit log.
+
+Invariants live in the schema (unique serials, foreign keys, check constraints on states) so that no code
+path, however buggy, can store two copies of a sheet or a response in an impossible state.
+"""
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from survey_service.db import Base
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _enum(cls: type[enum.Enum], name: str) -> sa.Enum:
+    """Portable enum: a VARCHAR with a CHECK constraint, storing the values (not the names)."""
+    return sa.Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
+
+
+class AgencyKind(str, enum.Enum):
+    DEPARTMENT = "department"
+    DISTRICT = "district"
+    VERTICAL = "vertical"
+
+
+class Channel(str, enum.Enum):
+    ONLINE = "online"
+    PAPER = "paper"
+
+
+class Role(str, enum.Enum):
+    ADMIN = "admin"
+    SUPERVISOR = "supervisor"
+    CLERK = "clerk"
+    ANALYST = "analyst"
+
+
+class CodeStatus(str, enum.Enum):
+    UNUSED = "unused"
+    USED = "used"
+    REVOKED = "revoked"
+
+
+class SheetState(str, enum.Enum):
+    ISSUED = "issued"
+    RETURNED = "returned"
+    KEYED = "keyed"
+    VERIFIED = "verified"
+    VOID = "void"
+
+
+class Round(Base):
+    """A survey campaign (đợt khảo sát), loaded from ``questionnaires/rounds/<code>/``."""
+
+    __tablename__ = "round"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(255))
+    province: Mapped[str] = mapped_column(sa.String(100))
+    year: Mapped[int]
+    opens_on: Mapped[date]
+    closes_on: Mapped[date]
+    #: Round-level switches (double-entry sampling, surplus handling, ...), from round.yaml.
+    settings: Mapped[dict] = mapped_column(sa.JSON)
+    #: Scoring settings (coefficients, maximum points, group weights, n_min), from methodology.yaml.
+    methodology: Mapped[dict] = mapped_column(sa.JSON)
+    methodology_hash: Mapped[str] = mapped_column(sa.String(64))
+    #: Hash of the round directory's content when it was last loaded; equal hash = nothing to do.
+    content_hash: Mapped[str] = mapped_column(sa.String(64))
+    #: Set by a supervisor to close collection before ``closes_on``.
+    closed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    loaded_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+    agencies: Mapped[list[Agency]] = relationship(back_populates="round", order_by="Agency.id")
+    forms: Mapped[list[RoundForm]] = relationship(back_populates="round", order_by="RoundForm.form_code")
+
+    __table_args__ = (sa.CheckConstraint("opens_on <= closes_on", name="ck_round_dates"),)
+
+    def __repr__(self) -> str:
+        return f"<Round {self.code}>"
+
+
+class Agency(Base):
+    """An evaluated unit of a round (cơ quan được đánh giá)."""
+
+    __tablename__ = "agency"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(sa.ForeignKey("round.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(sa.String(32))
+    kind: Mapped[AgencyKind] = mapped_column(_enum(AgencyKind, "agency_kind"))
+    name: Mapped[str] = mapped_column(sa.String(255))
+
+    round: Mapped[Round] = relationship(back_populates="agencies")
+
+    __table_args__ = (sa.UniqueConstraint("round_id", "code", name="uq_agency_round_code"),)
+
+    def __repr__(self) -> str:
+        return f"<Agency {self.code}>"
+
+
+class Division(Base):
+    """A district division (phòng chuyên môn cấp huyện) whose heads answer LĐ-CP."""
+
+    __tablename__ = "division"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(sa.ForeignKey("round.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(sa.String(32))
+    name: Mapped[str] = mapped_column(sa.String(255))
+
+    departments: Mapped[list[Agency]] = relationship(secondary="division_department", order_by="Agency.id")
+
+    __table_args__ = (sa.UniqueConstraint("round_id", "code", name="uq_division_round_code"),)
+
+    def __repr__(self) -> str:
+        return f"<Division {self.code}>"
+
+
+division_department = sa.Table(
+    "division_department",
+    Base.metadata,
+    sa.Column("division_id", sa.ForeignKey("division.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("agency_id", sa.ForeignKey("agency.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class QuestionnaireVersion(Base):
+    """An immutable snapshot of a form's definition; responses point at the version they answered."""
+
+    __tablename__ = "questionnaire_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    form_code: Mapped[str] = mapped_column(sa.String(16), index=True)
+    version: Mapped[str] = mapped_column(sa.String(64))
+    definition: Mapped[dict] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (sa.UniqueConstraint("form_code", "version", name="uq_questionnaire_version"),)
+
+    def __repr__(self) -> str:
+        return f"<QuestionnaireVersion {self.form_code}@{self.version}>"
+
+
+class RoundForm(Base):
+    """The questionnaire version a round currently uses for a form code."""
+
+    __tablename__ = "round_form"
+
+    round_id: Mapped[int] = mapped_column(sa.ForeignKey("round.id", ondelete="CASCADE"), primary_key=True)
+    form_code: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    questionnaire_version_id: Mapped[int] = mapped_column(sa.ForeignKey("questionnaire_version.id"))
+
+    round: Mapped[Round] = relationship(back_populates="forms")
+    questionnaire_version: Mapped[QuestionnaireVersion] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<RoundForm {self.form_code}>"
+
+
+class QuotaCell(Base):
+    """(round, form, target agency) with a target count. HĐ-CT rates every agency: one cell, no agency."""
+
+    __tablename__ = "quota_cell"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(sa.ForeignKey("round.id", ondelete="CASCADE"), index=True)
+    form_code: Mapped[str] = mapped_column(sa.String(16))
+    agency_id: Mapped[int | None] = mapped_column(sa.ForeignKey("agency.id", ondelete="CASCADE"))
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
+    target: Mapped[int]
+    #: Closed by a supervisor: online, no new starts (started ones may finish); paper, over-target flagged.
+    soft_closed: Mapped[bool] = mapped_column(default=False)
+
+    round: Mapped[Round] = relationship()
+    agency: Mapped[Agency | None] = relationship()
+
+    __table_args__ = (
+        sa.CheckConstraint("target >= 0", name="ck_quota_cell_target"),
+        sa.Index(
+            "uq_quota_cell", "round_id", "form_code", sa.func.coalesce(agency_id, 0), unique=True
+        ),
+    )
+
+    def __repr__(self) -> str:
+        return f"<QuotaCell {self.form_code}/{self.agency_id} target={self.target}>"
+
+
+class CodeBatch(Base):
+    """One issue of invitation codes for a quota cell, downloadable again as CSV or PDF."""
+
+    __tablename__ = "code_batch"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    quota_cell_id: Mapped[int] = mapped_column(sa.ForeignKey("quota_cell.id", ondelete="CASCADE"), index=True)
+    count: Mapped[int]
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_user.id"))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+    quota_cell: Mapped[QuotaCell] = relationship()
+    codes: Mapped[list[InvitationCode]] = relationship(back_populates="batch", order_by="InvitationCode.id")
+
+    def __repr__(self) -> str:
+        return f"<CodeBatch {self.id} x{self.count}>"
+
+
+class InvitationCode(Base):
+    """A one-time code for the online channel. Records only whether it was used, never by what response."""
+
+    __tablename__ = "invitation_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    quota_cell_id: Mapped[int] = mapped_column(sa.ForeignKey("quota_cell.id", ondelete="CASCADE"), index=True)
+    batch_id: Mapped[int] = mapped_column(sa.ForeignKey("code_batch.id", ondelete="CASCADE"), index=True)
+    status: Mapped[CodeStatus] = mapped_column(_enum(CodeStatus, "code_status"), default=CodeStatus.UNUSED)
+    #: Server-issued id of the submission that spent the code, so a retried POST is recognised.
+    submission_id: Mapped[str | None] = mapped_column(sa.String(64))
+
+    quota_cell: Mapped[QuotaCell] = relationship()
+    batch: Mapped[CodeBatch] = relationship(back_populates="codes")
+    draft: Mapped[Draft | None] = relationship(back_populates="invitation_code", cascade="all, delete-orphan")
+
+    def __repr__(self) -> str:
+        return f"<InvitationCode {self.id} {self.status.value}>"
+
+
+class Draft(Base):
+    """Answers saved under a code before submission; deleted when the code is spent."""
+
+    __tablename__ = "draft"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invitation_code_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("invitation_code.id", ondelete="CASCADE"), unique=True
+    )
+    #: LĐ-CP: the division the respondent chose.
+    division_id: Mapped[int | None] = mapped_column(sa.ForeignKey("division.id"))
+    #: {"<agency code or *>": {"<item code>": "<value>"}}
+    answers: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    started_on: Mapped[date] = mapped_column(default=lambda: utcnow().date())
+    updated_on: Mapped[date] = mapped_column(default=lambda: utcnow().date())
+
+    invitation_code: Mapped[InvitationCode] = relationship(back_populates="draft")
+
+    def __repr__(self) -> str:
+        return f"<Draft {self.id}>"
+
+
+class Sheet(Base):
+    """One printed paper form with a serial, bound to a quota cell."""
+
+    __tablename__ = "sheet"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    serial: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    quota_cell_id: Mapped[int] = mapped_column(sa.ForeignKey("quota_cell.id", ondelete="CASCADE"), index=True)
+    state: Mapped[SheetState] = mapped_column(_enum(SheetState, "sheet_state"), default=SheetState.ISSUED)
+    #: Chosen for blind double entry (a second keying by another clerk).
+    double_entry: Mapped[bool] = mapped_column(default=False)
+    #: The sheet printed to replace this one (this one is then void).
+    replaced_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sheet.id"))
+    issued_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    issued_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_user.id"))
+
+    quota_cell: Mapped[QuotaCell] = relationship()
+    events: Mapped[list[SheetEvent]] = relationship(back_populates="sheet", order_by="SheetEvent.id")
+    keyings: Mapped[list[Keying]] = relationship(back_populates="sheet", order_by="Keying.pass_no")
+
+    def __repr__(self) -> str:
+        return f"<Sheet {self.serial} {self.state.value}>"
+
+
+class SheetEvent(Base):
+    """The sheet ledger: every state change with who and when."""
+
+    __tablename__ = "sheet_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sheet_id: Mapped[int] = mapped_column(sa.ForeignKey("sheet.id", ondelete="CASCADE"), index=True)
+    from_state: Mapped[SheetState | None] = mapped_column(_enum(SheetState, "sheet_event_from"))
+    to_state: Mapped[SheetState] = mapped_column(_enum(SheetState, "sheet_event_to"))
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_user.id"))
+    at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+    sheet: Mapped[Sheet] = relationship(back_populates="events")
+    user: Mapped[StaffUser | None] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<SheetEvent {self.sheet_id} {self.from_state}->{self.to_state}>"
+
+
+class Keying(Base):
+    """One keying pass of a sheet by a clerk; pass 2 is the blind double entry."""
+
+    __tablename__ = "keying"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sheet_id: Mapped[int] = mapped_column(sa.ForeignKey("sheet.id", ondelete="CASCADE"))
+    pass_no: Mapped[int]
+    clerk_id: Mapped[int] = mapped_column(sa.ForeignKey("staff_user.id"))
+    #: {"<agency code or *>": {"<item code>": "<value>"}}
+    answers: Mapped[dict] = mapped_column(sa.JSON)
+    keyed_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+    sheet: Mapped[Sheet] = relationship(back_populates="keyings")
+    clerk: Mapped[StaffUser] = relationship()
+
+    __table_args__ = (
+        sa.UniqueConstraint("sheet_id", "pass_no", name="uq_keying_sheet_pass"),
+        sa.CheckConstraint("pass_no IN (1, 2)", name="ck_keying_pass_no"),
+    )
+
+    def __repr__(self) -> str:
+        return f"<Keying sheet={self.sheet_id} pass={self.pass_no}>"
+
+
+class Response(Base):
+    """One completed questionnaire about one target (HĐ-CT: about every agency, answers carry the row).
+
+    Holds no invitation code, address or user agent, and its date only to the day.
+    """
+
+    __tablename__ = "response"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: Public random id (uuid4 hex), never derived from the code.
+    uid: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    round_id: Mapped[int] = mapped_column(sa.ForeignKey("round.id", ondelete="CASCADE"), index=True)
+    quota_cell_id: Mapped[int] = mapped_column(sa.ForeignKey("quota_cell.id"), index=True)
+    form_code: Mapped[str] = mapped_column(sa.String(16))
+    questionnaire_version_id: Mapped[int] = mapped_column(sa.ForeignKey("questionnaire_version.id"))
+    #: The agency rated; NULL only for a matrix form, whose answers carry their agency.
+    agency_id: Mapped[int | None] = mapped_column(sa.ForeignKey("agency.id"), index=True)
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "response_channel"))
+    submitted_on: Mapped[date] = mapped_column(index=True)
+    #: Paper responses: the sheet keyed (one response per sheet, or per agency for none).
+    sheet_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sheet.id"), unique=True)
+    #: LĐ-CP: the respondent's division; several responses share one respondent group key.
+    division_id: Mapped[int | None] = mapped_column(sa.ForeignKey("division.id"))
+    #: Random id shared by the responses one respondent gave under one code (LĐ-CP rates several
+    #: departments); the analysis uses it as the primary sampling unit.
+    respondent_key: Mapped[str] = mapped_column(sa.String(32), index=True)
+    #: Arrived when its cell was already at target (paper): kept, flagged, out of the analysis by default.
+    surplus: Mapped[bool] = mapped_column(default=False)
+
+    quota_cell: Mapped[QuotaCell] = relationship()
+    agency: Mapped[Agency | None] = relationship()
+    questionnaire_version: Mapped[QuestionnaireVersion] = relationship()
+    answers: Mapped[list[Answer]] = relationship(
+        back_populates="response", cascade="all, delete-orphan", order_by="Answer.id"
+    )
+
+    def __repr__(self) -> str:
+        return f"<Response {self.uid} {self.form_code}>"
+
+
+class Answer(Base):
+    """One answer: an option code ("1".."5", "K") for scale items, the text for free-text items."""
+
+    __tablename__ = "answer"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    response_id: Mapped[int] = mapped_column(sa.ForeignKey("response.id", ondelete="CASCADE"), index=True)
+    #: The agency this answer is about (matrix rows); NULL for a sheet-level free text of a matrix form.
+    agency_id: Mapped[int | None] = mapped_column(sa.ForeignKey("agency.id"))
+    item_code: Mapped[str] = mapped_column(sa.String(16))
+    value: Mapped[str] = mapped_column(sa.Text)
+
+    response: Mapped[Response] = relationship(back_populates="answers")
+
+    __table_args__ = (
+        sa.Index(
+            "uq_answer", "response_id", sa.func.coalesce(agency_id, 0), "item_code", unique=True
+        ),
+    )
+
+    def __repr__(self) -> str:
+        return f"<Answer {self.item_code}={self.value!r}>"
+
+
+class StaffUser(Base):
+    """A staff account: admin, supervisor, postal clerk or analyst."""
+
+    __tablename__ = "staff_user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    full_name: Mapped[str] = mapped_column(sa.String(255), default="")
+    role: Mapped[Role] = mapped_column(_enum(Role, "role"))
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    active: Mapped[bool] = mapped_column(default=True)
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    #: SHA-256 of the API token; the token itself is shown once.
+    api_token_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+    # Flask-Login protocol, kept here so the web layer needs no wrapper class.
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    def __repr__(self) -> str:
+        return f"<StaffUser {self.username} {self.role.value}>"
+
+
+class AuditEvent(Base):
+    """Who did what and when, with the old and new value."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow, index=True)
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_user.id"))
+    #: "staff", "cli", "respondent" or "system": who acted when there is no staff user.
+    actor: Mapped[str] = mapped_column(sa.String(32), default="staff")
+    action: Mapped[str] = mapped_column(sa.String(64), index=True)
+    object_type: Mapped[str | None] = mapped_column(sa.String(32))
+    object_id: Mapped[str | None] = mapped_column(sa.String(64))
+    old_value: Mapped[dict | list | str | None] = mapped_column(sa.JSON)
+    new_value: Mapped[dict | list | str | None] = mapped_column(sa.JSON)
+
+    user: Mapped[StaffUser | None] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<AuditEvent {self.action} {self.object_type}:{self.object_id}>"
+
+
+class RateCounter(Base):
+    """Fixed-window request counters shared by every server process (rate limits)."""
+
+    __tablename__ = "rate_counter"
+
+    #: e.g. "code:<sha256 of client address>"
+    key: Mapped[str] = mapped_column(sa.String(96), primary_key=True)
+    window_start: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    count: Mapped[int] = mapped_column(default=0)
+
+    def __repr__(self) -> str:
+        return f"<RateCounter {self.key} {self.count}>"

@@ -1,0 +1,31 @@
+"""The audit log: every staff action and every change to stored answers, with old and new value."""
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from survey_service.models import AuditEvent, StaffUser
+
+
+def record(
+    session: Session,
+    action: str,
+    *,
+    user: StaffUser | None = None,
+    actor: str | None = None,
+    object_type: str | None = None,
+    object_id: object = None,
+    old=None,
+    new=None,
+) -> AuditEvent:
+    """Add an audit event to the session (the caller's transaction decides whether it is kept)."""
+    event = AuditEvent(
+        user_id=user.id if user is not None else None,
+        actor=actor or ("staff" if user is not None else "system"),
+        action=action,
+        object_type=object_type,
+        object_id=None if object_id is None else str(object_id),
+        old_value=old,
+        new_value=new,
+    )
+    session.add(event)
+    return event

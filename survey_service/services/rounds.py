@@ -1,0 +1,227 @@
+"""Loading a round directory into the database, and looking rounds up.
+
+Loading is idempotent: a round whose files (and questionnaires) did not change is left alone. A
+questionnaire that changed gets a new version row; old versions and the responses that point at them are
+never rewritten.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from survey_service import questionnaires as qn
+from survey_service.models import (
+    Agency, AgencyKind, Channel, CodeBatch, Division, QuestionnaireVersion, QuotaCell, Response, Round,
+    RoundForm, Sheet, StaffUser,
+)
+from survey_service.services import audit
+
+
+class RoundError(ValueError):
+    """A round that cannot be loaded as it stands; the message names what and why."""
+
+
+@dataclass
+class LoadReport:
+    round_code: str
+    created: bool = False
+    changes: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return self.created or bool(self.changes)
+
+
+def load_round(
+    session: Session, round_dir: str | Path, questionnaire_dir: str | Path, *,
+    by: StaffUser | None = None, actor: str = "cli",
+) -> LoadReport:
+    """Load or update the round in ``round_dir`` (flushes; the caller commits once)."""
+    questionnaires = qn.load_questionnaires(questionnaire_dir)
+    round_def = qn.load_round(round_dir, questionnaires)
+    forms = {code: questionnaires[code] for code in round_def.forms}
+    content_hash = _round_hash(round_def, forms)
+
+    rnd = session.scalar(sa.select(Round).where(Round.code == round_def.code))
+    report = LoadReport(round_def.code, created=rnd is None)
+    if rnd is not None and rnd.content_hash == content_hash:
+        return report
+    if rnd is None:
+        rnd = Round(code=round_def.code)
+        session.add(rnd)
+
+    _set(report, rnd, "name", round_def.name)
+    _set(report, rnd, "province", round_def.province)
+    _set(report, rnd, "year", round_def.year)
+    _set(report, rnd, "opens_on", round_def.opens_on)
+    _set(report, rnd, "closes_on", round_def.closes_on)
+    _set(report, rnd, "settings", dict(round_def.settings))
+    _set(report, rnd, "methodology", dict(round_def.methodology))
+    _set(report, rnd, "methodology_hash", methodology_hash(round_def.methodology))
+    rnd.content_hash = content_hash
+    session.flush()
+
+    agencies = _sync_agencies(session, rnd, round_def, report)
+    _sync_forms(session, rnd, forms, report)
+    _sync_divisions(session, rnd, round_def, agencies, report)
+    _sync_quotas(session, rnd, round_def, agencies, report)
+    session.flush()
+    audit.record(session, "round.load", user=by, actor=actor, object_type="round", object_id=rnd.code,
+                 new={"created": report.created, "changes": report.changes})
+    return report
+
+
+def methodology_hash(methodology) -> str:
+    """Hash of the scoring settings, carried by every result so it can be reproduced."""
+    text = json.dumps(methodology, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _round_hash(round_def, forms) -> str:
+    parts = [round_def.content_hash] + [f"{c}@{q.version}" for c, q in sorted(forms.items())]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+def _set(report: LoadReport, obj, attr: str, value) -> None:
+    old = getattr(obj, attr)
+    if old != value:
+        setattr(obj, attr, value)
+        if not report.created:
+            report.changes.append(f"{attr} changed")
+
+
+def _sync_agencies(session: Session, rnd: Round, round_def, report: LoadReport) -> dict[str, Agency]:
+    existing = {a.code: a for a in session.scalars(sa.select(Agency).where(Agency.round_id == rnd.id))}
+    wanted = {a.code: a for a in round_def.agencies}
+    for code, agency in existing.items():
+        if code not in wanted:
+            if _agency_in_use(session, agency):
+                raise RoundError(f"Cannot remove agency {code}: responses, codes or sheets refer to it.")
+            session.delete(agency)
+            report.changes.append(f"agency {code} removed")
+    for code, a_def in wanted.items():
+        agency = existing.get(code)
+        if agency is None:
+            agency = Agency(round_id=rnd.id, code=code, kind=AgencyKind(a_def.kind), name=a_def.name)
+            session.add(agency)
+            existing[code] = agency
+            if not report.created:
+                report.changes.append(f"agency {code} added")
+        elif (agency.kind.value, agency.name) != (a_def.kind, a_def.name):
+            agency.kind, agency.name = AgencyKind(a_def.kind), a_def.name
+            report.changes.append(f"agency {code} updated")
+    session.flush()
+    return {code: existing[code] for code in wanted}
+
+
+def _agency_in_use(session: Session, agency: Agency) -> bool:
+    cells = sa.select(QuotaCell.id).where(QuotaCell.agency_id == agency.id)
+    return bool(
+        session.scalar(sa.select(sa.func.count()).select_from(Response).where(Response.agency_id == agency.id))
+        or session.scalar(sa.select(sa.func.count()).select_from(Sheet).where(Sheet.quota_cell_id.in_(cells)))
+        or session.scalar(
+            sa.select(sa.func.count()).select_from(CodeBatch).where(CodeBatch.quota_cell_id.in_(cells))
+        )
+    )
+
+
+def _sync_forms(session: Session, rnd: Round, forms, report: LoadReport) -> None:
+    current = {rf.form_code: rf for rf in session.scalars(sa.select(RoundForm).where(RoundForm.round_id == rnd.id))}
+    for code, questionnaire in forms.items():
+        version = session.scalar(
+            sa.select(QuestionnaireVersion).where(
+                QuestionnaireVersion.form_code == code, QuestionnaireVersion.version == questionnaire.version
+            )
+        )
+        if version is None:
+            version = QuestionnaireVersion(
+                form_code=code, version=questionnaire.version, definition=questionnaire.definition()
+            )
+            session.add(version)
+            session.flush()
+        rf = current.pop(code, None)
+        if rf is None:
+            session.add(RoundForm(round_id=rnd.id, form_code=code, questionnaire_version_id=version.id))
+            if not report.created:
+                report.changes.append(f"form {code} added")
+        elif rf.questionnaire_version_id != version.id:
+            rf.questionnaire_version_id = version.id
+            report.changes.append(f"form {code} has a new version {questionnaire.version}")
+    for code, rf in current.items():
+        session.delete(rf)
+        report.changes.append(f"form {code} removed from the round")
+
+
+def _sync_divisions(session: Session, rnd: Round, round_def, agencies, report: LoadReport) -> None:
+    existing = {d.code: d for d in session.scalars(sa.select(Division).where(Division.round_id == rnd.id))}
+    wanted = {d.code: d for d in round_def.divisions}
+    for code, division in existing.items():
+        if code not in wanted:
+            session.delete(division)
+            report.changes.append(f"division {code} removed")
+    for code, d_def in wanted.items():
+        division = existing.get(code)
+        departments = [agencies[c] for c in d_def.departments]
+        if division is None:
+            session.add(Division(round_id=rnd.id, code=code, name=d_def.name, departments=departments))
+            if not report.created:
+                report.changes.append(f"division {code} added")
+        elif division.name != d_def.name or [a.code for a in division.departments] != list(d_def.departments):
+            division.name, division.departments = d_def.name, departments
+            report.changes.append(f"division {code} updated")
+
+
+def _sync_quotas(session: Session, rnd: Round, round_def, agencies, report: LoadReport) -> None:
+    existing = {
+        (c.form_code, c.agency_id): c for c in session.scalars(sa.select(QuotaCell).where(QuotaCell.round_id == rnd.id))
+    }
+    seen = set()
+    for q in round_def.quotas:
+        agency_id = agencies[q.agency].id if q.agency else None
+        key = (q.form, agency_id)
+        seen.add(key)
+        cell = existing.get(key)
+        if cell is None:
+            session.add(QuotaCell(round_id=rnd.id, form_code=q.form, agency_id=agency_id,
+                                  channel=Channel(q.channel), target=q.target))
+            if not report.created:
+                report.changes.append(f"quota {q.form}/{q.agency or '*'} added")
+        elif cell.target != q.target or cell.channel.value != q.channel:
+            report.changes.append(f"quota {q.form}/{q.agency or '*'}: {cell.target} -> {q.target}")
+            cell.target, cell.channel = q.target, Channel(q.channel)
+    for key, cell in existing.items():
+        if key not in seen:
+            in_use = session.scalar(
+                sa.select(sa.func.count()).select_from(Response).where(Response.quota_cell_id == cell.id)
+            ) or session.scalar(sa.select(sa.func.count()).select_from(Sheet).where(Sheet.quota_cell_id == cell.id))
+            if in_use:
+                raise RoundError(f"Cannot remove quota cell {cell.form_code}/{cell.agency_id}: it has data.")
+            session.delete(cell)
+            report.changes.append(f"quota {cell.form_code}/{cell.agency_id} removed")
+
+
+def get_round(session: Session, code: str) -> Round | None:
+    return session.scalar(sa.select(Round).where(Round.code == code))
+
+
+def round_state(rnd: Round, today: date) -> str:
+    """"not_open", "open" or "closed" (by date, or closed early by a supervisor)."""
+    if rnd.closed_at is not None or today > rnd.closes_on:
+        return "closed"
+    if today < rnd.opens_on:
+        return "not_open"
+    return "open"
+
+
+def questionnaire_for(session: Session, rnd: Round, form_code: str) -> qn.Questionnaire:
+    """The questionnaire version the round currently uses for a form."""
+    rf = session.get(RoundForm, (rnd.id, form_code))
+    if rf is None:
+        raise RoundError(f"Form {form_code} is not part of round {rnd.code}.")
+    return qn.Questionnaire.from_definition(rf.questionnaire_version.definition)

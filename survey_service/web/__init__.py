@@ -1,0 +1,31 @@
+"""Web layer: one blueprint per audience. Each module exposes ``bp`` and may expose ``NAV``, the staff
+home page links it offers as (endpoint, label, description, roles)."""
+from __future__ import annotations
+
+import importlib
+
+from flask import Flask
+
+MODULES = ["auth", "staff"]
+
+
+def register_blueprints(app: Flask) -> None:
+    nav = []
+    for name in MODULES:
+        module = importlib.import_module(f"survey_service.web.{name}")
+        app.register_blueprint(module.bp)
+        nav.extend(getattr(module, "NAV", []))
+    app.extensions["staff_nav"] = nav
+    app.after_request(_security_headers)
+
+
+def _security_headers(response):
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+        "style-src 'self'; script-src 'self'; frame-ancestors 'self'; form-action 'self'",
+    )
+    return response

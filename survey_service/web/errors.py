@@ -1,0 +1,57 @@
+"""Error pages in Vietnamese; a 500 rolls back the request's transaction."""
+from __future__ import annotations
+
+from flask import Flask, g, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+MESSAGES = {
+    400: ("Yêu cầu không hợp lệ", "Dữ liệu gửi lên không hợp lệ."),
+    401: ("Chưa xác thực", "Bạn cần đăng nhập hoặc cung cấp mã truy cập hợp lệ."),
+    403: ("Không có quyền", "Tài khoản của bạn không có quyền thực hiện thao tác này."),
+    404: ("Không tìm thấy", "Trang bạn tìm không tồn tại."),
+    405: ("Phương thức không được phép", "Thao tác này không được hỗ trợ tại địa chỉ này."),
+    409: ("Xung đột dữ liệu", "Dữ liệu đã thay đổi hoặc đã được ghi nhận trước đó."),
+    413: ("Dữ liệu quá lớn", "Tệp hoặc nội dung gửi lên vượt quá dung lượng cho phép."),
+    422: ("Dữ liệu không hợp lệ", "Dữ liệu gửi lên không hợp lệ."),
+    423: ("Tài khoản bị khóa", "Tài khoản tạm thời bị khóa."),
+    429: ("Quá nhiều yêu cầu", "Bạn đã thử quá nhiều lần. Vui lòng đợi một lúc rồi thử lại."),
+    500: ("Lỗi hệ thống", "Đã có lỗi xảy ra. Dữ liệu của bạn chưa bị thay đổi; vui lòng thử lại."),
+}
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+
+
+def render_error(code: int, detail: str | None = None):
+    title, default = MESSAGES.get(code, (f"Lỗi {code}", ""))
+    message = detail or default
+    if request.path.startswith("/api/"):
+        return jsonify(error=title, message=message, status=code), code
+    return render_template("errors/error.html", code=code, title=title, message=message), code
+
+
+def _csrf_error(exc: CSRFError):
+    return render_error(400, "Phiên làm việc đã hết hạn hoặc biểu mẫu thiếu mã bảo mật (CSRF). "
+                             "Vui lòng tải lại trang và thử lại.")
+
+
+def _http_error(exc: HTTPException):
+    # Werkzeug's stock descriptions are English; only messages we wrote ourselves are shown.
+    detail = exc.description if exc.description != type(exc).description else None
+    return render_error(exc.code or 500, detail)
+
+
+def _unexpected(exc: Exception):
+    session = g.get("db_session")
+    if session is not None:
+        session.rollback()
+    from flask import current_app
+
+    current_app.logger.exception("Unhandled error")
+    if current_app.config.get("PROPAGATE_EXCEPTIONS") and current_app.testing:
+        raise exc
+    return render_error(500)

@@ -1,0 +1,228 @@
+"""Fixtures shared by the suite: a fresh app and database per test, on SQLite and on PostgreSQL.
+
+Every test that uses ``app`` runs twice: once on a new SQLite file, once on the PostgreSQL database named
+by ``TEST_PG_URL`` (emptied after each test). Without PostgreSQL those runs skip with the reason shown,
+unless ``SURVEY_REQUIRE_POSTGRES=1`` (set in CI), where they fail.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from survey_service import create_app
+from survey_service.db import Base, get_session, make_engine
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+QUESTIONNAIRE_DIR = REPO_DIR / "questionnaires"
+ROUND_DIR = QUESTIONNAIRE_DIR / "rounds" / "QNA-2023"
+ARTIFACTS_DIR = REPO_DIR / "test-artifacts"
+PG_URL = os.environ.get("TEST_PG_URL")
+REQUIRE_PG = os.environ.get("SURVEY_REQUIRE_POSTGRES") == "1"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+PASSWORD = "correct-horse-battery"
+
+_pg_state: dict[str, object] = {}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "app_config(**values): extra config for the app fixture")
+
+
+def _pg_engine() -> sa.Engine | None:
+    """Connect once per session; create the schema from the models on first use."""
+    if "engine" not in _pg_state:
+        engine = None
+        if PG_URL:
+            try:
+                engine = make_engine(PG_URL)
+                with engine.connect() as con:
+                    con.execute(sa.text("select 1"))
+                Base.metadata.drop_all(engine)
+                _drop_alembic_version(engine)
+                Base.metadata.create_all(engine)
+            except sa.exc.OperationalError as exc:
+                _pg_state["error"] = str(exc).splitlines()[0]
+                engine = None
+        _pg_state["engine"] = engine
+    return _pg_state["engine"]
+
+
+def _drop_alembic_version(engine: sa.Engine) -> None:
+    with engine.begin() as con:
+        con.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+
+
+def _truncate_all(engine: sa.Engine) -> None:
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as con:
+        con.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+def pg_or_skip() -> str:
+    """The PostgreSQL URL, or skip (fail when PostgreSQL is required) with the reason."""
+    if _pg_engine() is None:
+        reason = ("PostgreSQL not reachable: set TEST_PG_URL (scripts/test.sh starts a local server)"
+                  + (f" ({_pg_state.get('error')})" if _pg_state.get("error") else ""))
+        if REQUIRE_PG:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return PG_URL
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.sqlite'}"
+        return
+    url = pg_or_skip()
+    yield url
+    _truncate_all(_pg_engine())
+
+
+@pytest.fixture
+def app(request, database_url):
+    config = {
+        "TESTING": True,
+        "DATABASE_URL": database_url,
+        "WTF_CSRF_ENABLED": False,
+        "QUESTIONNAIRE_DIR": str(QUESTIONNAIRE_DIR),
+        "SECRET_KEY": "test-secret",
+        "SHEET_SIGNING_KEYS": ["test-sheet-key"],
+    }
+    marker = request.node.get_closest_marker("app_config")
+    if marker:
+        config.update(marker.kwargs)
+    app = create_app(config)
+    engine = app.extensions["db_engine"]
+    if engine.dialect.name == "sqlite":
+        Base.metadata.create_all(engine)
+    with app.app_context():
+        yield app
+    engine.dispose()
+
+
+@pytest.fixture
+def session(app):
+    return get_session()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def loaded_round(app, session):
+    """The real QNA-2023 round, loaded."""
+    from survey_service.services import rounds
+
+    rounds.load_round(session, ROUND_DIR, QUESTIONNAIRE_DIR)
+    session.commit()
+    return rounds.get_round(session, "QNA-2023")
+
+
+@pytest.fixture
+def make_user(session):
+    """Factory: ``make_user("supervisor", username="gs1")`` creates a committed staff account."""
+    from survey_service.services import users
+
+    counter = iter(range(1, 10_000))
+
+    def make(role: str = "supervisor", username: str | None = None, password: str = PASSWORD, **kw):
+        user = users.create_user(session, username or f"{role}{next(counter)}", password, role, actor="test", **kw)
+        session.commit()
+        return user
+
+    return make
+
+
+class AuthActions:
+    def __init__(self, client):
+        self._client = client
+
+    def login(self, username: str, password: str = PASSWORD):
+        return self._client.post("/staff/login", data={"username": username, "password": password})
+
+    def logout(self):
+        return self._client.post("/staff/logout")
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
+
+
+@pytest.fixture
+def staff_client(client, auth, make_user):
+    """Factory: a test client logged in with a new account of the given role."""
+    def login_as(role: str = "supervisor"):
+        user = make_user(role)
+        response = auth.login(user.username)
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return client
+    return login_as
+
+
+def csrf_token_from(html: str) -> str:
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
+        r'<meta name="csrf-token" content="([^"]+)"', html)
+    assert match, "no CSRF token in page"
+    return match.group(1)
+
+
+# --- real browser ----------------------------------------------------------------------------------
+@pytest.fixture
+def live_server(app):
+    """The app served over HTTP in a thread, for the browser."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def _playwright():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        yield p
+
+
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@pytest.fixture(scope="session")
+def browser(_playwright):
+    """Debian's Chromium driven by Playwright (no browser download)."""
+    if not Path(CHROMIUM).exists():
+        reason = "Chromium not installed (apt-get install chromium)"
+        if REQUIRE_PG:  # CI: browser tests must run too
+            pytest.fail(reason)
+        pytest.skip(reason)
+    browser = _playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def artifacts(request) -> Path:
+    """Folder for screenshots and other artefacts of this test (kept after the run)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+    path = ARTIFACTS_DIR / safe
+    path.mkdir(parents=True, exist_ok=True)
+    return path

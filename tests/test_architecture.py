@@ -1,0 +1,48 @@
+"""Import directions of the design: analysis is a leaf; services never touch the request."""
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def imports_of(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def modules(folder: str):
+    return sorted((REPO / folder).rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", modules("analysis"), ids=lambda p: str(p.relative_to(REPO)))
+def test_analysis_imports_nothing_of_the_service(path):
+    forbidden = [n for n in imports_of(path)
+                 if n.split(".")[0] in {"flask", "flask_wtf", "flask_login", "sqlalchemy", "survey_service"}]
+    assert not forbidden, f"{path.name} imports {forbidden}"
+
+
+@pytest.mark.parametrize("path", modules("survey_service/services"), ids=lambda p: str(p.relative_to(REPO)))
+def test_services_do_not_touch_the_request(path):
+    bad = {"flask.request", "flask.g", "flask.session", "flask.url_for", "flask.flash", "flask.current_app",
+           "flask_login.current_user"}
+    found = imports_of(path) & bad
+    assert not found, f"{path.name} imports {sorted(found)}"
+    assert "survey_service.web" not in {n.rsplit(".", 1)[0] for n in imports_of(path)} | imports_of(path)
+
+
+@pytest.mark.parametrize("path", [REPO / "survey_service/models.py", REPO / "survey_service/questionnaires.py"],
+                         ids=lambda p: p.name)
+def test_models_and_questionnaires_do_not_import_upper_layers(path):
+    if not path.exists():
+        pytest.skip("not present")
+    found = {n for n in imports_of(path)
+             if n.startswith(("survey_service.services", "survey_service.web", "flask"))}
+    assert not found, f"{path.name} imports {sorted(found)}"

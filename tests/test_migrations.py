@@ -1,0 +1,65 @@
+"""Alembic: one head, date-prefixed files, upgrade/downgrade/upgrade on both databases, and the migrated
+schema matches the models."""
+import re
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from survey_service import migrate
+from survey_service.db import Base, make_engine
+from tests.conftest import pg_or_skip
+
+
+def test_single_head():
+    script = ScriptDirectory.from_config(migrate.alembic_config("sqlite://"))
+    assert len(script.get_heads()) == 1
+
+
+def test_revision_files_are_date_prefixed():
+    for path in (migrate.MIGRATIONS_DIR / "versions").glob("*.py"):
+        assert re.match(r"\d{8}_\w+\.py$", path.name), path.name
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_database(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'migrations.sqlite'}"
+        return
+    url = pg_or_skip()
+    engine = make_engine(url)
+    with engine.begin() as con:
+        con.execute(sa.text("DROP SCHEMA IF EXISTS migtest CASCADE"))
+        con.execute(sa.text("CREATE SCHEMA migtest"))
+    yield url + "?options=-csearch_path%3Dmigtest"
+    with engine.begin() as con:
+        con.execute(sa.text("DROP SCHEMA IF EXISTS migtest CASCADE"))
+    engine.dispose()
+
+
+def _tables(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return set(sa.inspect(engine).get_table_names()) - {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based index")
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
+def test_upgrade_downgrade_upgrade(empty_database):
+    migrate.upgrade(empty_database)
+    assert _tables(empty_database) == set(Base.metadata.tables)
+    migrate.downgrade(empty_database, "base")
+    assert _tables(empty_database) == set()
+    migrate.upgrade(empty_database)
+    engine = make_engine(empty_database)
+    try:
+        with engine.connect() as con:
+            diff = compare_metadata(MigrationContext.configure(con), Base.metadata)
+    finally:
+        engine.dispose()
+    assert diff == [], f"models and migrations disagree: {diff}"
