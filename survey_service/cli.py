@@ -153,6 +153,82 @@ def users_token(username):
     click.echo(token)
 
 
+# --- analysis ------------------------------------------------------------------------------------
+@click.group("analysis")
+def analysis_group():
+    """Scoring and estimation of a round's results."""
+
+
+@analysis_group.command("run")
+@click.option("--round", "round_code", required=True, help="Round code, e.g. QNA-2023.")
+@click.option("--out", "outputs", multiple=True, required=True, type=click.Path(dir_okay=False),
+              help="Output file; the format follows the extension (.xlsx, .csv, .sav). Repeatable.")
+@click.option("--answers", "answers_path", type=click.Path(dir_okay=False),
+              help="Also write the tidy long CSV of every counted answer with its weight.")
+@with_appcontext
+def analysis_run(round_code, outputs, answers_path):
+    """Compute a round's results from its stored responses and write them."""
+    from survey_service.services import exports, results, rounds
+
+    for out in outputs:
+        if Path(out).suffix.lower() not in exports.FORMATS:
+            fail(f"Không hỗ trợ định dạng '{Path(out).suffix}' ({out}); dùng: {', '.join(exports.FORMATS)}.")
+    session = get_session()
+    rnd = rounds.get_round(session, round_code)
+    if rnd is None:
+        fail(f"Không có đợt khảo sát {round_code}.")
+    try:
+        res = results.round_results(session, rnd)
+    except results.ResultsError as exc:
+        fail(str(exc))
+    for out in outputs:
+        exports.export(res, out)
+        click.echo(f"Wrote {out}")
+    if answers_path:
+        exports.write_answers_csv(res, answers_path)
+        click.echo(f"Wrote {answers_path}")
+    counts = res.provenance["counts"]
+    scored = int(res.summary["survey_points"].notna().sum())
+    click.echo(f"{round_code}: {counts['responses']} responses counted, {scored}/{len(res.summary)} agencies "
+               f"scored, methodology {res.provenance['methodology_hash'][:12]}.")
+
+
+# --- responses -----------------------------------------------------------------------------------
+@click.group("responses")
+def responses_group():
+    """Responses collected elsewhere."""
+
+
+@responses_group.command("import")
+@click.option("--round", "round_code", required=True, help="Round code, e.g. QNA-2023.")
+@click.argument("file", type=click.File("rb"))
+@with_appcontext
+def responses_import(round_code, file):
+    """Import responses from a CSV file (one row per response, item columns named by item code).
+    Nothing is imported while any row is bad; every bad row is listed with its line."""
+    from datetime import date
+
+    from survey_service.services import imports, rounds
+
+    session = get_session()
+    rnd = rounds.get_round(session, round_code)
+    if rnd is None:
+        fail(f"Không có đợt khảo sát {round_code}.")
+    try:
+        report = imports.import_responses(session, rnd, file.read(), today=date.today(), actor="cli")
+    except imports.ImportRejected as exc:
+        session.rollback()
+        shown = exc.errors[:imports.MAX_ERRORS_SHOWN]
+        more = len(exc.errors) - len(shown)
+        fail("\n".join([f"{file.name}: {e}" for e in shown]
+                       + ([f"... và {more} lỗi khác"] if more else [])
+                       + [f"{len(exc.errors)} lỗi; không nhập phiếu nào."]))
+    session.commit()
+    forms = ", ".join(f"{form}: {n}" for form, n in sorted(report.by_form.items()))
+    click.echo(f"Imported {report.responses} responses into {round_code} ({forms})"
+               + (f"; {report.surplus} above their quota (surplus)." if report.surplus else "."))
+
+
 # --- demo ----------------------------------------------------------------------------------------
 DEMO_ACCOUNTS = [
     ("admin", Role.ADMIN, "Quản trị hệ thống"),
@@ -212,7 +288,7 @@ def _write_instance_secrets(path: Path) -> None:
     click.echo(f"Wrote new secrets to {path}.")
 
 
-GROUPS = [db_group, questionnaires_group, round_group, users_group, demo_group]
+GROUPS = [db_group, questionnaires_group, round_group, users_group, analysis_group, responses_group, demo_group]
 
 
 def register_commands(app: Flask) -> None:
