@@ -25,7 +25,7 @@ import analysis
 from survey_service import __version__
 from survey_service import questionnaires as qn
 from survey_service.models import (
-    Agency, Answer, Channel, QuestionnaireVersion, Response, Round, Sheet, SheetState,
+    Agency, Answer, Channel, QuestionnaireVersion, Response, Round, RoundForm, Sheet, SheetState,
 )
 
 #: Forms answered by an agency's own civil servants: no breakdown of fewer than MIN_BREAKDOWN of them.
@@ -133,7 +133,9 @@ def load_round_data(session: Session, rnd: Round) -> RoundData:
         columns=["response_pk", "response_uid", "group", "version_id", "response_agency_id", "channel",
                  "respondent_key"])
     responses["channel"] = [getattr(c, "value", c) for c in responses["channel"]]
-    version_ids = sorted(set(responses["version_id"].tolist()))
+    # the versions answered, plus the round's current ones so settings are checked even without data
+    current = session.scalars(sa.select(RoundForm.questionnaire_version_id).where(RoundForm.round_id == rnd.id))
+    version_ids = sorted(set(responses["version_id"].tolist()) | set(current))
     versions = {
         vid: qn.Questionnaire.from_definition(definition, version=version)
         for vid, definition, version in session.execute(
@@ -199,8 +201,8 @@ def build_round_data(rnd: Round, agencies: pd.DataFrame, responses: pd.DataFrame
         "valid": frame["valid"].to_numpy(),
     })
     versions_used: dict[str, list[str]] = {}
-    for q in versions.values():
-        versions_used.setdefault(q.code, []).append(q.version)
+    for vid in sorted(set(responses["version_id"].tolist())):
+        versions_used.setdefault(versions[vid].code, []).append(versions[vid].version)
     return RoundData(
         round_code=rnd.code, methodology=methodology, methodology_hash=rnd.methodology_hash,
         settings=dict(rnd.settings or {}), agencies=agencies[["code", "kind", "name"]].reset_index(drop=True),
@@ -570,3 +572,55 @@ def _item_distributions(data: RoundData, cfg) -> pd.DataFrame:
     out["counts"] = [None if h else c for h, c in zip(hidden, out["counts"])]
     out.loc[hidden, "n_valid"] = 0
     return out[cols]
+
+
+# --------------------------------------------------------------------------------------------------
+# Plain data for the API and the pages
+# --------------------------------------------------------------------------------------------------
+def _plain(value):
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return None if np.isnan(value) else float(value)
+    return value
+
+
+def as_dict(res: RoundResults) -> dict:
+    """The results as JSON-ready data: provenance, then one entry per agency with its criteria."""
+    by_agency = {code: rows for code, rows in res.criteria.groupby("agency", sort=False)}
+    agencies = []
+    for row in res.summary.to_dict("records"):
+        crit = by_agency.get(row["agency"], pd.DataFrame())
+        agencies.append({
+            "agency": row["agency"], "name": row["agency_name"], "kind": row["agency_kind"],
+            "n": _plain(row["n"]), "n_eff_min": _plain(row["n_eff_min"]),
+            "survey_points": _plain(row["survey_points"]), "max_points": _plain(row["max_points"]),
+            "survey_points_se": _plain(row["survey_points_se"]),
+            "survey_points_ci": [_plain(row["survey_points_ci_lo"]), _plain(row["survey_points_ci_hi"])],
+            "satisfaction_pct": _plain(row["tlhl"]),
+            "satisfaction_ci": [_plain(row["tlhl_ci_lo"]), _plain(row["tlhl_ci_hi"])],
+            "positive_pct": _plain(row["tltc"]),
+            "rank": _plain(row["rank"]), "rank_interval": [_plain(row["rank_lo"]), _plain(row["rank_hi"])],
+            "flags": [f for f in str(row["flags"]).split(",") if f],
+            "criteria": [{
+                "criterion": c["criterion"], "name": c["criterion_name"], "max_points": _plain(c["max_points"]),
+                "score": _plain(c["score"]), "points": _plain(c["points"]), "points_se": _plain(c["points_se"]),
+                "points_ci": [_plain(c["points_ci_lo"]), _plain(c["points_ci_hi"])], "n": _plain(c["n"]),
+                "n_eff": _plain(c["n_eff"]), "positive_pct": _plain(c["tltc"]),
+                "flags": [f for f in str(c["flag"]).split(",") if f],
+                "missing_groups": [g for g in str(c["missing_groups"]).split(",") if g],
+            } for c in crit.to_dict("records")],
+        })
+    return {"provenance": res.provenance, "flag_labels": FLAG_LABELS, "agencies": agencies}
+
+
+def list_rounds(session: Session) -> list[Round]:
+    """Rounds, newest first, for the analysts' index page."""
+    return list(session.scalars(sa.select(Round).order_by(Round.year.desc(), Round.code)))
+
+
+def records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as dicts with missing values as None (for templates)."""
+    return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
