@@ -428,8 +428,7 @@ def _satisfaction_estimates(data: RoundData, cfg, res) -> pd.DataFrame:
     groups["w"] = np.where(qualifies, groups["gw"] / groups["n_answers"], 0.0)
     frame = pd.DataFrame({"response_id": sat["response_id"].to_numpy(), "agency": sat["agency"].astype(str).to_numpy(),
                           "group": sat["group"].astype(str).to_numpy(),
-                          "positive": [1.0 if o in cfg.positive[cfg.satisfaction_scale] else 0.0
-                                       for o in sat["option"]]})
+                          "positive": sat["option"].isin(cfg.positive[cfg.satisfaction_scale]).to_numpy(float)})
     frame = frame.merge(groups[["agency", "group", "w"]], on=["agency", "group"], how="left")
     frame["w"] = frame["w"].fillna(0.0)
     est = analysis.domain_means(frame, "positive", "agency", "w", strata="group", psu="response_id",
@@ -506,9 +505,7 @@ def _answer_weights(data: RoundData, cfg, res) -> pd.DataFrame:
         "item": a["item_code"].to_numpy(), "criterion": a["criterion"].to_numpy(), "scale": a["scale"].to_numpy(),
         "option": a["option"].to_numpy(),
     })
-    coef = {(s, o): v for s, d in cfg.coefficients.items() for o, v in d.items()}
-    out["value"] = pd.array([coef.get((s, o)) for s, o in zip(out["scale"], out["option"])], dtype="Float64")
-    out["value"] = out["value"].astype(float)
+    out = out.merge(_option_table(cfg)[["scale", "option", "value"]], on=["scale", "option"], how="left")
     if res is None or out.empty:
         out["group_weight"] = np.nan
         out["weight"] = 0.0
@@ -527,6 +524,13 @@ def _answer_weights(data: RoundData, cfg, res) -> pd.DataFrame:
                  & (out["weight_used"] > 0))
     out["weight"] = np.where(qualifies, out["group_weight"] / out["weight_used"] / out["n_group"] / out["k"], 0.0)
     return out.drop(columns=["n_group", "weight_used", "k"])
+
+
+def _option_table(cfg) -> pd.DataFrame:
+    """scale, option → coefficient value (NaN when excluded) and whether it counts as positive."""
+    rows = [(scale, option, np.nan if value is None else value, option in cfg.positive.get(scale, ()))
+            for scale, options in cfg.coefficients.items() for option, value in options.items()]
+    return pd.DataFrame(rows, columns=["scale", "option", "value", "positive"])
 
 
 def _weight_diagnostics(answers: pd.DataFrame) -> pd.DataFrame:
@@ -550,17 +554,16 @@ def _item_distributions(data: RoundData, cfg) -> pd.DataFrame:
     frame = pd.DataFrame({"agency": a["agency"].astype(str), "form": a["group"].astype(str),
                           "item": a["item_code"], "criterion": a["criterion"], "scale": a["scale"],
                           "option": a["option"].fillna(""), "unit": a["response_uid"], "valid": a["valid"]})
-    coef = {(s, o): v for s, d in cfg.coefficients.items() for o, v in d.items()}
-    frame["value"] = [coef.get((s, o)) for s, o in zip(frame["scale"], frame["option"])]
-    frame["value"] = frame["value"].astype(float)
-    frame["positive"] = [o in cfg.positive.get(s, ()) for s, o in zip(frame["scale"], frame["option"])]
+    frame = frame.merge(_option_table(cfg), on=["scale", "option"], how="left")
+    frame["positive"] = frame["positive"].fillna(False).astype(bool)
     keys = ["agency", "form", "item", "criterion", "scale"]
     g = frame.groupby(keys, sort=True)
     out = pd.DataFrame({"n_valid": g["valid"].sum(), "mean_value": g["value"].mean(),
                         "positive": g["positive"].sum()}).reset_index()
-    counts = frame.groupby([*keys, "option"]).size().rename("count").reset_index()
-    by_key = {k: dict(zip(grp["option"], grp["count"].astype(int))) for k, grp in counts.groupby(keys)}
-    out["counts"] = [by_key.get(tuple(r)) for r in out[keys].itertuples(index=False)]
+    wide = frame.groupby([*keys, "option"]).size().unstack(fill_value=0)
+    counts = [{code: int(n) for code, n in zip(wide.columns, row) if n} for row in wide.to_numpy()]
+    lookup = dict(zip(wide.index, counts))
+    out["counts"] = [lookup.get(k) for k in out[keys].itertuples(index=False, name=None)]
     out["positive_pct"] = np.where(out["n_valid"] > 0, 100 * out["positive"] / out["n_valid"].where(out["n_valid"] > 0, 1),
                                    np.nan)
     sheets = frame.groupby(["agency", "form"])["unit"].nunique().rename("n_sheets").reset_index()

@@ -1,7 +1,6 @@
 """Analyst pages, charts, downloads and the results API."""
 from __future__ import annotations
 
-
 import pytest
 
 from survey_service.services import users
