@@ -14,7 +14,7 @@ Counting rules (shown on the dashboard and in the API document):
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import date
 
 import sqlalchemy as sa
@@ -100,7 +100,6 @@ class Progress:
     by_form: dict[str, Figures]
     by_kind: dict[str, Figures]
     by_channel: dict[str, Figures]
-    forms: dict[str, str] = field(default_factory=dict)
     last_response_on: date | None = None
 
     def as_dict(self) -> dict:
@@ -177,7 +176,7 @@ def round_progress(session: Session, rnd: Round, filters: Filters = Filters(), *
             figures=figures, last_response_on=_as_date(last_on),
         ))
     _sort(cells, filters.sort)
-    return _with_totals(rnd.code, filters, cells, forms)
+    return _with_totals(rnd.code, filters, cells)
 
 
 def daily_counts(session: Session, rnd: Round, filters: Filters = Filters()) -> list[tuple[date, str, int]]:
@@ -251,7 +250,7 @@ def _sort(cells: list[CellProgress], how: str) -> None:
         cells.sort(key=lambda c: c.form_code)
 
 
-def _with_totals(round_code: str, filters: Filters, cells: list[CellProgress], forms: dict[str, str]) -> Progress:
+def _with_totals(round_code: str, filters: Filters, cells: list[CellProgress]) -> Progress:
     total = Figures()
     by_form, by_kind, by_channel = defaultdict(Figures), defaultdict(Figures), defaultdict(Figures)
     for c in cells:
@@ -263,7 +262,7 @@ def _with_totals(round_code: str, filters: Filters, cells: list[CellProgress], f
         by_form={k: by_form[k] for k in sorted(by_form)},
         by_kind={k: by_kind[k] for k in KINDS if k in by_kind},
         by_channel={k: by_channel[k] for k in CHANNELS if k in by_channel},
-        forms=forms, last_response_on=max(days) if days else None,
+        last_response_on=max(days) if days else None,
     )
 
 

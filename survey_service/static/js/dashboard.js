@@ -55,7 +55,7 @@
       document.getElementById("last-response").textContent = d[2] + "/" + d[1] + "/" + d[0];
     }
     var signature = JSON.stringify([data.total, data.last_response_on]);
-    if (curve && lastSignature !== null && signature !== lastSignature) {
+    if (curve && signature !== lastSignature) {  // also on the first poll: the page may be older
       curve.src = curveUrl + (curveUrl.indexOf("?") < 0 ? "?" : "&") + "t=" + Date.now();
     }
     lastSignature = signature;
@@ -74,9 +74,17 @@
 
   window.setTimeout(tick, poll);
 
-  // Filters apply as soon as a choice changes.
+  // Filters apply as soon as a choice changes; empty choices stay out of the address.
   var filters = document.getElementById("filters");
   if (filters) {
-    filters.addEventListener("change", function () { filters.submit(); });
+    filters.addEventListener("change", function () { filters.requestSubmit(); });
+    filters.addEventListener("submit", function () {
+      var selects = filters.querySelectorAll("select");
+      for (var i = 0; i < selects.length; i++) {
+        if (!selects[i].value || (selects[i].name === "sort" && selects[i].value === "name")) {
+          selects[i].disabled = true;
+        }
+      }
+    });
   }
 })();
