@@ -14,7 +14,7 @@ pytestmark = pytest.mark.usefixtures("app")
 
 @pytest.fixture
 def rnd(session):
-    rnd = make_round(session, settings={"quota_margin": 0.1, "quota_floor": 15})
+    rnd = make_round(session, methodology={"online_sample_size": {"margin": 0.1, "floor": 15}})
     session.commit()
     return rnd
 
@@ -214,3 +214,16 @@ def test_roles(session, rnd, staff_client, client):
     analyst.post("/staff/logout")
     clerk = staff_client("clerk")
     assert clerk.get(f"/staff/dashboard/{rnd.code}").status_code == 403
+
+
+def test_the_real_round_plan_and_dashboard(session, loaded_round, staff_client):
+    rule = loaded_round.methodology["online_sample_size"]
+    assert quotas.sizing(loaded_round) == (rule["margin"], rule["floor"])
+    client = staff_client("supervisor")
+    page = client.get("/staff/dashboard/QNA-2023?kind=district&form=CC-CH")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Đại Lộc" in html and "Duy Xuyên" in html
+    assert html.index("Duy Xuyên") < html.index("Đại Lộc") < html.index("Tam Kỳ")
+    assert client.get("/staff/dashboard/QNA-2023/quotas").status_code == 200
+    exported = client.get("/staff/dashboard/QNA-2023/quotas.csv").data
+    assert quotas.import_csv(session, loaded_round, exported, by=None) == 0  # the export reads back unchanged

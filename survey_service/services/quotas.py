@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
+from analysis.sampling import recommend_sample_size
 from survey_service.models import Agency, Channel, Draft, InvitationCode, QuotaCell, Response, Round, StaffUser
 from survey_service.services import audit
 from survey_service.vietnamese import sort_key
 
-#: Yamane's margin of error and the per-cell floor when the round's settings do not give them
-#: (``quota_margin``, ``quota_floor``): e = 10 % and at least 15, as in Nghệ An's plan.
+#: Yamane's margin of error and the per-cell floor when the round's methodology does not give them
+#: (``online_sample_size``): e = 10 % and at least 15, as in Nghệ An's plan.
 DEFAULT_MARGIN = 0.10
 DEFAULT_FLOOR = 15
 
@@ -46,18 +46,13 @@ class TargetChange:
 
 def recommended_size(staff_count: int, margin: float = DEFAULT_MARGIN, floor: int = DEFAULT_FLOOR) -> int:
     """Yamane's n = N / (1 + N e²), rounded up, at least ``floor`` and never more than N."""
-    if staff_count < 0:
-        raise ValueError("staff_count must be >= 0")
-    if staff_count == 0:
-        return 0
-    yamane = math.ceil(round(staff_count / (1 + staff_count * margin**2), 9))
-    return min(staff_count, max(floor, yamane))
+    return recommend_sample_size(staff_count, margin=margin, floor=floor)
 
 
 def sizing(rnd: Round) -> tuple[float, int]:
-    """(margin, floor) of the round, from its settings or the defaults."""
-    settings = rnd.settings or {}
-    return float(settings.get("quota_margin", DEFAULT_MARGIN)), int(settings.get("quota_floor", DEFAULT_FLOOR))
+    """(margin, floor) of the round's methodology (``online_sample_size``), or the defaults."""
+    rule = (rnd.methodology or {}).get("online_sample_size") or {}
+    return float(rule.get("margin", DEFAULT_MARGIN)), int(rule.get("floor", DEFAULT_FLOOR))
 
 
 def cells(session: Session, rnd: Round) -> list[QuotaCell]:
