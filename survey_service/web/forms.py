@@ -6,7 +6,7 @@ checked by :class:`ItemRule`, which asks the portal service, the single place th
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import Form, FormField, HiddenField, RadioField, StringField, TextAreaField
+from wtforms import Form, FormField, HiddenField, RadioField, SelectChoice, StringField, TextAreaField
 from wtforms.validators import StopValidation
 
 from survey_service import questionnaires as qn
@@ -61,7 +61,7 @@ def _item_fields(questionnaire: qn.Questionnaire, require: bool) -> dict:
         if item.kind == "scale":
             scale = questionnaire.scales[item.scale]
             fields[item.code] = RadioField(
-                item.text, choices=[(o.code, o.label) for o in scale.options], validate_choice=False,
+                item.text, choices=[SelectChoice(o.code, o.label) for o in scale.options], validate_choice=False,
                 validators=[ItemRule(item, scale, require)])
         else:
             fields[item.code] = TextAreaField(
@@ -103,4 +103,6 @@ class CodeForm(FlaskForm):
 
 
 class DivisionForm(FlaskForm):
-    division = RadioField("Phòng chuyên môn", choices=[], validate_choice=False)
+    """The radios are written by the template from the round's divisions; the service checks the code."""
+
+    division = StringField("Phòng chuyên môn")

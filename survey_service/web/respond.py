@@ -220,9 +220,8 @@ def _form_page(access, form, errors: dict, status: int):
 
 
 def _division_page(db, access, form, status: int):
-    divisions = portal.division_choices(db, access.round)
-    form.division.choices = [(d.code, d.name) for d in divisions]
-    return render_template("respond/division.html", access=access, form=form, divisions=divisions), status
+    return render_template("respond/division.html", access=access, form=form,
+                           divisions=portal.division_choices(db, access.round)), status
 
 
 def _thanks(access):
