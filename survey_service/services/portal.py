@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from survey_service import questionnaires as qn
@@ -127,7 +127,15 @@ def open_code(
                          object_id=guard.key[:40], new={"count": count, "limit": guard.limit})
             raise Refusal("rate_limited")
     code = invitations.normalise_code(text)
-    invitation = session.scalar(sa.select(InvitationCode).where(InvitationCode.code == code)) if code else None
+    row = session.execute(
+        sa.select(InvitationCode, QuotaCell, Round, RoundForm.questionnaire_version_id, Draft)
+        .join(QuotaCell, QuotaCell.id == InvitationCode.quota_cell_id)
+        .join(Round, Round.id == QuotaCell.round_id)
+        .join(RoundForm, sa.and_(RoundForm.round_id == Round.id, RoundForm.form_code == QuotaCell.form_code))
+        .outerjoin(Draft, Draft.invitation_code_id == InvitationCode.id)
+        .where(InvitationCode.code == code)
+    ).first() if code else None
+    invitation = row[0] if row else None
     if invitation is None or invitation.status is CodeStatus.REVOKED:
         audit.record(session, "code.lookup_failed", actor="respondent", object_type="client",
                      object_id=guard.key[:40] if guard else None,
@@ -136,9 +144,8 @@ def open_code(
     if guard is not None:
         ratelimit.hit(session, guard.key, window_seconds=guard.window_seconds, amount=-1)
 
-    cell = invitation.quota_cell
-    rnd = cell.round
-    access = _access(session, invitation, cell, rnd)
+    _, cell, rnd, version_id, draft = row
+    access = _access(session, invitation, cell, rnd, version_id, draft)
     if invitation.status is CodeStatus.USED:
         if submission_id and invitation.submission_id == submission_id:
             access.submitted = True
@@ -305,11 +312,9 @@ def _questionnaire(session: Session, version_id: int) -> qn.Questionnaire:
     return _questionnaires[version_id]
 
 
-def _access(session: Session, invitation: InvitationCode, cell: QuotaCell, rnd: Round) -> Access:
-    version_id = session.scalar(sa.select(RoundForm.questionnaire_version_id).where(
-        RoundForm.round_id == rnd.id, RoundForm.form_code == cell.form_code))
+def _access(session: Session, invitation: InvitationCode, cell: QuotaCell, rnd: Round, version_id: int,
+            draft: Draft | None) -> Access:
     questionnaire = _questionnaire(session, version_id)
-    draft = session.scalar(sa.select(Draft).where(Draft.invitation_code_id == invitation.id))
     access = Access(invitation, cell, rnd, questionnaire, version_id, draft)
     if questionnaire.rates == "supervising":
         if draft is not None and draft.division_id is not None:
@@ -321,14 +326,12 @@ def _access(session: Session, invitation: InvitationCode, cell: QuotaCell, rnd: 
 
 
 def _start_draft(session: Session, invitation: InvitationCode, today: date) -> Draft:
-    """Create the code's draft; if a parallel request just did, use that one."""
-    try:
-        with session.begin_nested():
-            draft = Draft(invitation_code_id=invitation.id, answers={}, started_on=today, updated_on=today)
-            session.add(draft)
-    except IntegrityError:
-        draft = session.scalar(sa.select(Draft).where(Draft.invitation_code_id == invitation.id))
-    return draft
+    """Create the code's draft; if a parallel request just did, use that one (one statement either way)."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    session.execute(insert(Draft).values(
+        invitation_code_id=invitation.id, answers={}, started_on=today, updated_on=today,
+    ).on_conflict_do_nothing(index_elements=[Draft.invitation_code_id]))
+    return session.scalar(sa.select(Draft).where(Draft.invitation_code_id == invitation.id))
 
 
 def division_choices(session: Session, rnd: Round) -> list[Division]:
