@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from survey_service.models import (
-    Answer, AuditEvent, CodeStatus, Division, Draft, InvitationCode, QuotaCell, Response,
+    Answer, AuditEvent, CodeStatus, Division, Draft, InvitationCode, Response,
 )
 from survey_service.services import invitations, portal
 from survey_service.web.respond import local_today
