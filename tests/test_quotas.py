@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from survey_service.models import AuditEvent, QuotaCell, SheetState
-from survey_service.services import quotas
+from survey_service.services import invitations, portal, quotas
 from tests.progress_data import cell, make_round, paper_sheet, respond, start_online
 
 pytestmark = pytest.mark.usefixtures("app")
@@ -115,16 +115,18 @@ def test_soft_close_and_reopen_are_audited(session, rnd, make_user):
     assert actions == ["quota.soft_close", "quota.reopen"]
 
 
-def test_soft_close_refuses_new_online_starts_but_lets_started_ones_finish(session, rnd):
-    online = cell(session, rnd, "CC-CT", "SNV")
-    started = start_online(session, online)
-    fresh = start_online(session, online, with_draft=False)
-    assert quotas.may_start_online(session, fresh) and quotas.may_start_online(session, started)
+def test_soft_close_refuses_new_online_starts_but_lets_started_ones_finish(session, loaded_round):
+    online = invitations.find_cell(session, loaded_round, "CC-CT", "SNV")
+    started, fresh = (c.code for c in invitations.issue_codes(session, online, 2).codes)
+    today = loaded_round.opens_on
+    portal.open_code(session, started, today=today, start=True)
     quotas.set_soft_closed(session, online, True, by=None)
-    assert not quotas.may_start_online(session, fresh)
-    assert quotas.may_start_online(session, started)
+    with pytest.raises(portal.Refusal) as refused:
+        portal.open_code(session, fresh, today=today)
+    assert refused.value.reason == "full"
+    assert portal.open_code(session, started, today=today).draft is not None
     quotas.set_soft_closed(session, online, False, by=None)
-    assert quotas.may_start_online(session, fresh)
+    assert portal.open_code(session, fresh, today=today).draft is None
 
 
 def test_paper_over_target_in_a_closed_cell_is_surplus(session, rnd):

@@ -198,14 +198,6 @@ def set_soft_closed(session: Session, cell: QuotaCell, closed: bool, *, by: Staf
     return True
 
 
-def may_start_online(session: Session, code: InvitationCode) -> bool:
-    """Whether the portal may let this code start or continue: a soft-closed cell refuses new starts, but a
-    code that already has a draft (started before the close) may finish."""
-    if not code.quota_cell.soft_closed:
-        return True
-    return session.scalar(sa.select(Draft.id).where(Draft.invitation_code_id == code.id)) is not None
-
-
 def new_paper_response_is_surplus(session: Session, cell: QuotaCell) -> bool:
     """Whether a sheet keyed now into this paper cell is surplus: the cell is soft-closed and already has
     its target of (non-surplus) respondents. Surplus responses are kept and flagged, not refused."""
