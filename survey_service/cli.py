@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 
 import click
@@ -102,6 +103,47 @@ def round_load(round_dir):
         click.echo(f"Round {report.round_code} updated:")
         for change in report.changes:
             click.echo(f"  - {change}")
+
+
+def _round_or_fail(session, code: str):
+    from survey_service.services import rounds
+
+    rnd = rounds.get_round(session, code)
+    if rnd is None:
+        fail(f"No such round: {code}")
+    return rnd
+
+
+@round_group.command("schedule")
+@click.argument("code")
+@click.option("--opens", "opens_on", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option("--closes", "closes_on", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@with_appcontext
+def round_schedule(code, opens_on, closes_on):
+    """Set the collection window of round CODE (also reopens a round closed early)."""
+    from survey_service.services import rounds
+
+    session = get_session()
+    rnd = _round_or_fail(session, code)
+    try:
+        rounds.schedule(session, rnd, opens_on.date(), closes_on.date(), actor="cli")
+    except rounds.RoundError as exc:
+        fail(str(exc))
+    session.commit()
+    click.echo(f"Round {code} collects from {rnd.opens_on} to {rnd.closes_on}.")
+
+
+@round_group.command("close")
+@click.argument("code")
+@with_appcontext
+def round_close(code):
+    """Close collection of round CODE now."""
+    from survey_service.services import rounds
+
+    session = get_session()
+    rounds.close(session, _round_or_fail(session, code), actor="cli")
+    session.commit()
+    click.echo(f"Round {code} is closed.")
 
 
 # --- users ---------------------------------------------------------------------------------------
@@ -224,6 +266,13 @@ def demo_setup():
     round_dir = Path(current_app.config["QUESTIONNAIRE_DIR"]) / "rounds" / "QNA-2023"
     report = rounds.load_round(session, round_dir, current_app.config["QUESTIONNAIRE_DIR"])
     click.echo(f"Round {report.round_code}: {'loaded' if report.changed else 'already loaded'}.")
+    rnd = rounds.get_round(session, report.round_code)
+    today = date.today()
+    if rounds.round_state(rnd, today) != "open":
+        # The 2023 window is long past: the demo collects from a week ago to two months ahead.
+        rounds.schedule(session, rnd, today - timedelta(days=7), today + timedelta(days=60), actor="demo")
+    click.echo(f"Collection window: {rnd.opens_on:%d/%m/%Y} to {rnd.closes_on:%d/%m/%Y} "
+               "(round.yaml keeps the real 2023 dates).")
     click.echo("Demo staff accounts (passwords are new at every start):")
     for username, role, full_name in DEMO_ACCOUNTS:
         password = secrets.token_urlsafe(9)
