@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 
 import click
@@ -104,6 +105,47 @@ def round_load(round_dir):
             click.echo(f"  - {change}")
 
 
+def _round_or_fail(session, code: str):
+    from survey_service.services import rounds
+
+    rnd = rounds.get_round(session, code)
+    if rnd is None:
+        fail(f"No such round: {code}")
+    return rnd
+
+
+@round_group.command("schedule")
+@click.argument("code")
+@click.option("--opens", "opens_on", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option("--closes", "closes_on", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@with_appcontext
+def round_schedule(code, opens_on, closes_on):
+    """Set the collection window of round CODE (also reopens a round closed early)."""
+    from survey_service.services import rounds
+
+    session = get_session()
+    rnd = _round_or_fail(session, code)
+    try:
+        rounds.schedule(session, rnd, opens_on.date(), closes_on.date(), actor="cli")
+    except rounds.RoundError as exc:
+        fail(str(exc))
+    session.commit()
+    click.echo(f"Round {code} collects from {rnd.opens_on} to {rnd.closes_on}.")
+
+
+@round_group.command("close")
+@click.argument("code")
+@with_appcontext
+def round_close(code):
+    """Close collection of round CODE now."""
+    from survey_service.services import rounds
+
+    session = get_session()
+    rounds.close(session, _round_or_fail(session, code), actor="cli")
+    session.commit()
+    click.echo(f"Round {code} is closed.")
+
+
 # --- users ---------------------------------------------------------------------------------------
 @click.group("users")
 def users_group():
@@ -151,6 +193,45 @@ def users_token(username):
     token = users.issue_api_token(session, user, actor="cli")
     session.commit()
     click.echo(token)
+
+
+# --- codes ---------------------------------------------------------------------------------------
+@click.group("codes")
+def codes_group():
+    """Invitation codes for the online forms."""
+
+
+@codes_group.command("issue")
+@click.option("--round", "round_code", required=True, help="Round code, e.g. QNA-2023.")
+@click.option("--form", "form_code", required=True, help="Form code, e.g. CC-CT.")
+@click.option("--agency", "agency_code", default=None, help="Agency of the quota cell (LĐ-CP: the district).")
+@click.option("--count", type=click.IntRange(1), required=True)
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), required=True,
+              help="CSV file to write (columns code, url, ...).")
+@click.option("--pdf", type=click.Path(dir_okay=False, writable=True), help="Also write printable slips with QR codes.")
+@with_appcontext
+def codes_issue(round_code, form_code, agency_code, count, out, pdf):
+    """Issue COUNT new codes for a quota cell and write them to a CSV (and optionally a PDF)."""
+    from survey_service.services import invitations, rounds
+
+    session = get_session()
+    rnd = rounds.get_round(session, round_code)
+    if rnd is None:
+        fail(f"No such round: {round_code}")
+    try:
+        cell = invitations.find_cell(session, rnd, form_code, agency_code)
+        batch = invitations.issue_codes(session, cell, count, actor="cli")
+    except invitations.InvitationError as exc:
+        session.rollback()
+        fail(str(exc))
+    session.commit()
+    base_url = current_app.config["PUBLIC_BASE_URL"]
+    Path(out).write_text(invitations.batch_csv(batch, base_url), encoding="utf-8")
+    if pdf:
+        Path(pdf).write_bytes(invitations.batch_pdf(batch, base_url, organiser=current_app.config["ORGANISER"],
+                                                    round_name=rnd.name))
+    click.echo(f"Issued {count} codes for {invitations.cell_label(cell)} (batch {batch.id}) to {out}"
+               + (f" and {pdf}" if pdf else "") + ".")
 
 
 # --- analysis ------------------------------------------------------------------------------------
@@ -261,6 +342,13 @@ def demo_setup():
     round_dir = Path(current_app.config["QUESTIONNAIRE_DIR"]) / "rounds" / "QNA-2023"
     report = rounds.load_round(session, round_dir, current_app.config["QUESTIONNAIRE_DIR"])
     click.echo(f"Round {report.round_code}: {'loaded' if report.changed else 'already loaded'}.")
+    rnd = rounds.get_round(session, report.round_code)
+    today = date.today()
+    if rounds.round_state(rnd, today) != "open":
+        # The 2023 window is long past: the demo collects from a week ago to two months ahead.
+        rounds.schedule(session, rnd, today - timedelta(days=7), today + timedelta(days=60), actor="demo")
+    click.echo(f"Collection window: {rnd.opens_on:%d/%m/%Y} to {rnd.closes_on:%d/%m/%Y} "
+               "(round.yaml keeps the real 2023 dates).")
     click.echo("Demo staff accounts (passwords are new at every start):")
     for username, role, full_name in DEMO_ACCOUNTS:
         password = secrets.token_urlsafe(9)
@@ -288,7 +376,8 @@ def _write_instance_secrets(path: Path) -> None:
     click.echo(f"Wrote new secrets to {path}.")
 
 
-GROUPS = [db_group, questionnaires_group, round_group, users_group, analysis_group, responses_group, demo_group]
+GROUPS = [db_group, questionnaires_group, round_group, users_group, codes_group, analysis_group, responses_group,
+          demo_group]
 
 
 def register_commands(app: Flask) -> None:

@@ -15,7 +15,8 @@ Layout of the questionnaire directory::
     rounds/<CODE>/   one directory per survey round (see load_round)
 
 All text is NFC-normalised on load, so an NFD-encoded copy of a file yields the same version hash.
-Only the standard library and PyYAML are imported: this module sits below services and web.
+Only the standard library, PyYAML and the pure `analysis` package are imported: this module sits below
+services and web.
 """
 from __future__ import annotations
 
@@ -28,11 +29,12 @@ import re
 import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from analysis import coefficient_preset, recommend_sample_size
 
 __all__ = [
     "AGENCY_KINDS",
@@ -63,7 +65,6 @@ __all__ = [
     "load_scales",
     "preset_coefficients",
     "recommend_online_quotas",
-    "recommended_sample_size",
 ]
 
 CHANNELS = ("online", "paper")
@@ -959,19 +960,11 @@ def preset_coefficients(scale: Scale, preset: str) -> dict[str, float | None]:
         raise ValueError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
     scored = [o for o in scale.options if not o.excluded]
     try:
-        ranked = sorted(scored, key=lambda o: int(o.code))
+        ranked = [o.code for o in sorted(scored, key=lambda o: int(o.code))]
     except ValueError:
         raise ValueError(f"scale {scale.code}: presets need numeric option codes") from None
-    k = len(ranked)
     result: dict[str, float | None] = {o.code: None for o in scale.options}
-    for x, option in enumerate(ranked, start=1):
-        if preset == "linear":
-            value = (x - 1) / (k - 1)
-        elif preset == "ratio":
-            value = x / k
-        else:
-            value = 1.0 if x > k - 2 else 0.0
-        result[option.code] = round(value, 4)
+    result.update({code: round(v, 4) for code, v in coefficient_preset(ranked, preset).items()})
     return result
 
 
@@ -1439,21 +1432,6 @@ def load_round(
     )
 
 
-def recommended_sample_size(population: int, *, margin: float, floor: int) -> int:
-    """Online quota for a group of ``population`` people: ``min(N, max(floor, ceil(N / (1 + N e²))))``.
-
-    Yamane's formula with margin ``e``, computed in exact fractions (no float rounding at the ceiling);
-    e.g. N=60, e=0.10, floor 15 gives 38.
-    """
-    if isinstance(population, bool) or not isinstance(population, int) or population < 0:
-        raise ValueError(f"population must be a non-negative integer, got {population!r}")
-    e = Fraction(str(margin))
-    if not 0 < e < 1:
-        raise ValueError(f"margin must be in (0, 1), got {margin!r}")
-    n = math.ceil(Fraction(population) / (1 + population * e * e)) if population else 0
-    return min(population, max(floor, n))
-
-
 def recommend_online_quotas(
     round_def: RoundDef, *, margin: float | None = None, floor: int | None = None
 ) -> list[QuotaDef]:
@@ -1469,7 +1447,7 @@ def recommend_online_quotas(
             form=s.form,
             agency=s.agency,
             channel="online",
-            target=recommended_sample_size(s.staff, margin=margin, floor=floor),
+            target=recommend_sample_size(s.staff, margin=margin, floor=floor),
         )
         for s in round_def.staff_counts
     ]

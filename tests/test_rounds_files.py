@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from analysis import recommend_sample_size
 from survey_service.questionnaires import (
     QuestionnaireError,
     QuotaDef,
@@ -18,7 +19,6 @@ from survey_service.questionnaires import (
     load_round,
     load_scales,
     recommend_online_quotas,
-    recommended_sample_size,
 )
 
 REPO_QUESTIONNAIRES = Path(__file__).parent.parent / "questionnaires"
@@ -179,8 +179,8 @@ def test_content_hash_is_nfc_insensitive(rnd, questionnaires, tmp_path):
     ("population", "expected"),
     [(60, 38), (0, 0), (10, 10), (15, 15), (20, 17), (100, 50), (200, 67), (1000, 91), (100000, 100)],
 )
-def test_recommended_sample_size(population, expected):
-    assert recommended_sample_size(population, margin=0.10, floor=15) == expected
+def test_recommend_sample_size(population, expected):
+    assert recommend_sample_size(population, margin=0.10, floor=15) == expected
 
 
 def test_recommend_online_quotas_overrides(rnd):
@@ -190,7 +190,7 @@ def test_recommend_online_quotas_overrides(rnd):
     counts = {(s.form, s.agency): s.staff for s in rnd.staff_counts}
     assert all(v <= counts[k] for k, v in strict.items())
     with pytest.raises(ValueError):
-        recommended_sample_size(-1, margin=0.1, floor=15)
+        recommend_sample_size(-1, margin=0.1, floor=15)
 
 
 # ---------------------------------------------------------------------------------------------- fixture round

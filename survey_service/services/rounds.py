@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from survey_service import questionnaires as qn
 from survey_service.models import (
     Agency, AgencyKind, Channel, CodeBatch, Division, QuestionnaireVersion, QuotaCell, Response, Round,
-    RoundForm, Sheet, StaffUser,
+    RoundForm, Sheet, StaffUser, utcnow,
 )
 from survey_service.services import audit
 
@@ -181,20 +181,22 @@ def _sync_quotas(session: Session, rnd: Round, round_def, agencies, report: Load
     existing = {
         (c.form_code, c.agency_id): c for c in session.scalars(sa.select(QuotaCell).where(QuotaCell.round_id == rnd.id))
     }
+    staff = {(s.form, s.agency): s.staff for s in round_def.staff_counts}
     seen = set()
     for q in round_def.quotas:
         agency_id = agencies[q.agency].id if q.agency else None
         key = (q.form, agency_id)
         seen.add(key)
         cell = existing.get(key)
+        staff_count = staff.get((q.form, q.agency))
         if cell is None:
             session.add(QuotaCell(round_id=rnd.id, form_code=q.form, agency_id=agency_id,
-                                  channel=Channel(q.channel), target=q.target))
+                                  channel=Channel(q.channel), target=q.target, staff_count=staff_count))
             if not report.created:
                 report.changes.append(f"quota {q.form}/{q.agency or '*'} added")
-        elif cell.target != q.target or cell.channel.value != q.channel:
+        elif (cell.target, cell.channel.value, cell.staff_count) != (q.target, q.channel, staff_count):
             report.changes.append(f"quota {q.form}/{q.agency or '*'}: {cell.target} -> {q.target}")
-            cell.target, cell.channel = q.target, Channel(q.channel)
+            cell.target, cell.channel, cell.staff_count = q.target, Channel(q.channel), staff_count
     for key, cell in existing.items():
         if key not in seen:
             in_use = session.scalar(
@@ -225,3 +227,46 @@ def questionnaire_for(session: Session, rnd: Round, form_code: str) -> qn.Questi
     if rf is None:
         raise RoundError(f"Form {form_code} is not part of round {rnd.code}.")
     return qn.Questionnaire.from_definition(rf.questionnaire_version.definition)
+
+
+def list_rounds(session: Session) -> list[Round]:
+    return list(session.scalars(sa.select(Round).order_by(Round.year.desc(), Round.code)))
+
+
+def form_versions(session: Session, rnd: Round) -> list[dict]:
+    """Every questionnaire version a round's forms have had, with its response count (one query each)."""
+    current = {rf.form_code: rf.questionnaire_version_id for rf in rnd.forms}
+    counts = dict(session.execute(
+        sa.select(Response.questionnaire_version_id, sa.func.count())
+        .where(Response.round_id == rnd.id).group_by(Response.questionnaire_version_id)
+    ).all())
+    versions = session.scalars(
+        sa.select(QuestionnaireVersion).where(QuestionnaireVersion.form_code.in_(list(current)))
+        .order_by(QuestionnaireVersion.form_code, QuestionnaireVersion.created_at)
+    ).all()
+    return [
+        {"form_code": v.form_code, "version": v.version, "created_at": v.created_at,
+         "current": current.get(v.form_code) == v.id, "responses": counts.get(v.id, 0),
+         "title": v.definition.get("title", "")}
+        for v in versions
+    ]
+
+
+def schedule(session: Session, rnd: Round, opens_on: date, closes_on: date, *,
+             by: StaffUser | None = None, actor: str = "staff") -> None:
+    """Move a round's collection window (e.g. an extension); reopens a round closed early."""
+    if opens_on > closes_on:
+        raise RoundError("Ngày mở phải trước hoặc bằng ngày đóng.")
+    audit.record(session, "round.schedule", user=by, actor=actor, object_type="round", object_id=rnd.code,
+                 old={"opens_on": rnd.opens_on.isoformat(), "closes_on": rnd.closes_on.isoformat(),
+                      "closed": rnd.closed_at is not None},
+                 new={"opens_on": opens_on.isoformat(), "closes_on": closes_on.isoformat(), "closed": False})
+    rnd.opens_on, rnd.closes_on, rnd.closed_at = opens_on, closes_on, None
+
+
+def close(session: Session, rnd: Round, *, by: StaffUser | None = None, actor: str = "staff") -> None:
+    """Close collection now, before ``closes_on``: no code can be opened or submitted afterwards."""
+    if rnd.closed_at is None:
+        rnd.closed_at = utcnow()
+        audit.record(session, "round.close", user=by, actor=actor, object_type="round", object_id=rnd.code,
+                     new={"closed_at": rnd.closed_at.isoformat()})

@@ -6,7 +6,7 @@ import importlib
 
 from flask import Flask
 
-MODULES = ["auth", "staff", "results"]
+MODULES = ["auth", "staff", "admin", "respond", "codes", "dashboard", "api", "tokens", "results"]
 
 
 def register_blueprints(app: Flask) -> None:

@@ -1,17 +1,16 @@
 """Analyst pages: a round's results table, ranking charts, per-agency item distributions, downloads,
-and the JSON results of the staff API (bearer token)."""
+(the JSON of the same results is in the staff API, web/api.py)."""
 from __future__ import annotations
 
 import tempfile
-from functools import wraps
 from pathlib import Path
 
-from flask import Blueprint, abort, jsonify, render_template, request
+from flask import Blueprint, abort, render_template
 from flask import Response as FlaskResponse
 
 from survey_service.db import get_session
 from survey_service.models import Role, Round
-from survey_service.services import exports, results, rounds, users
+from survey_service.services import exports, results, rounds
 from survey_service.web import charts
 from survey_service.web.auth import role_required
 
@@ -24,7 +23,8 @@ MIMETYPES = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetm
              "csv": "text/csv; charset=utf-8", "sav": "application/x-spss-sav"}
 
 
-def _results_or_error(code: str) -> tuple[Round, results.RoundResults]:
+def results_or_error(code: str) -> tuple[Round, results.RoundResults]:
+    """The round's results, or 404 for an unknown round and 422 when its settings cannot be used."""
     session = get_session()
     rnd = rounds.get_round(session, code)
     if rnd is None:
@@ -45,7 +45,7 @@ def index():
 @bp.route("/staff/results/<code>/")
 @role_required(*ROLES)
 def round_table(code):
-    rnd, res = _results_or_error(code)
+    rnd, res = results_or_error(code)
     return render_template("results/round.html", round=rnd, res=res, kinds=results.KIND_LABELS,
                            flag_labels=results.FLAG_LABELS, records=results.records)
 
@@ -55,7 +55,7 @@ def round_table(code):
 def ranking_chart(code, kind):
     if kind not in results.KIND_LABELS:
         abort(404)
-    rnd, res = _results_or_error(code)
+    rnd, res = results_or_error(code)
     png = charts.ranking_png(res.summary[res.summary["agency_kind"] == kind],
                              f"{rnd.code} — {results.KIND_LABELS[kind]}")
     return FlaskResponse(png, mimetype="image/png")
@@ -64,7 +64,7 @@ def ranking_chart(code, kind):
 @bp.route("/staff/results/<code>/agency/<agency>")
 @role_required(*ROLES)
 def agency_page(code, agency):
-    rnd, res = _results_or_error(code)
+    rnd, res = results_or_error(code)
     summary = res.summary[res.summary["agency"] == agency]
     if summary.empty:
         abort(404, description=f"Không có cơ quan {agency} trong đợt {code}.")
@@ -77,7 +77,7 @@ def agency_page(code, agency):
 @bp.route("/staff/results/<code>/agency/<agency>/items.png")
 @role_required(*ROLES)
 def agency_chart(code, agency):
-    rnd, res = _results_or_error(code)
+    rnd, res = results_or_error(code)
     items = res.items[res.items["agency"] == agency]
     if items.empty:
         abort(404, description=f"Không có câu trả lời về {agency}.")
@@ -89,33 +89,9 @@ def agency_chart(code, agency):
 def download(code, fmt):
     if fmt not in MIMETYPES:
         abort(404)
-    rnd, res = _results_or_error(code)
+    rnd, res = results_or_error(code)
     with tempfile.TemporaryDirectory() as tmp:
         path = exports.export(res, Path(tmp) / f"{rnd.code}-ket-qua.{fmt}")
         data = path.read_bytes()
     return FlaskResponse(data, mimetype=MIMETYPES[fmt], headers={
         "Content-Disposition": f'attachment; filename="{rnd.code}-ket-qua.{fmt}"'})
-
-
-def api_roles(*roles: Role):
-    """Bearer-token guard of the staff API: 401 without a valid token, 403 for other roles."""
-    def decorator(view):
-        @wraps(view)
-        def wrapped(*args, **kwargs):
-            header = request.headers.get("Authorization", "")
-            token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-            user = users.user_for_token(get_session(), token)
-            if user is None:
-                abort(401, description="Thiếu hoặc sai mã truy cập API (Authorization: Bearer ...).")
-            if user.role is not Role.ADMIN and user.role not in roles:
-                abort(403, description="Mã truy cập này không có quyền xem kết quả.")
-            return view(*args, **kwargs)
-        return wrapped
-    return decorator
-
-
-@bp.route("/api/v1/rounds/<code>/results")
-@api_roles(*ROLES)
-def api_results(code):
-    _rnd, res = _results_or_error(code)
-    return jsonify(results.as_dict(res))
