@@ -619,11 +619,6 @@ def as_dict(res: RoundResults) -> dict:
     return {"provenance": res.provenance, "flag_labels": FLAG_LABELS, "agencies": agencies}
 
 
-def list_rounds(session: Session) -> list[Round]:
-    """Rounds, newest first, for the analysts' index page."""
-    return list(session.scalars(sa.select(Round).order_by(Round.year.desc(), Round.code)))
-
-
 def records(frame: pd.DataFrame) -> list[dict]:
     """Rows as dicts with missing values as None (for templates)."""
     return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]

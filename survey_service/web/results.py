@@ -39,7 +39,7 @@ def results_or_error(code: str) -> tuple[Round, results.RoundResults]:
 @role_required(*ROLES)
 def index():
     session = get_session()
-    return render_template("results/index.html", rounds=results.list_rounds(session))
+    return render_template("results/index.html", rounds=rounds.list_rounds(session))
 
 
 @bp.route("/staff/results/<code>/")
