@@ -1,7 +1,8 @@
 """The audit log: every staff action and every change to stored answers, with old and new value."""
 from __future__ import annotations
 
-from sqlalchemy.orm import Session
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, joinedload
 
 from survey_service.models import AuditEvent, StaffUser
 
@@ -29,3 +30,17 @@ def record(
     )
     session.add(event)
     return event
+
+
+def events(session: Session, *, action_prefix: str = "", page: int = 1, per_page: int = 50
+           ) -> tuple[list[AuditEvent], int]:
+    """A page of audit events, newest first, and the total count matching the filter."""
+    query = sa.select(AuditEvent)
+    if action_prefix:
+        query = query.where(AuditEvent.action.startswith(action_prefix, autoescape=True))
+    total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+    rows = session.scalars(
+        query.options(joinedload(AuditEvent.user)).order_by(AuditEvent.id.desc())
+        .limit(per_page).offset((max(page, 1) - 1) * per_page)
+    ).all()
+    return list(rows), total

@@ -225,3 +225,26 @@ def questionnaire_for(session: Session, rnd: Round, form_code: str) -> qn.Questi
     if rf is None:
         raise RoundError(f"Form {form_code} is not part of round {rnd.code}.")
     return qn.Questionnaire.from_definition(rf.questionnaire_version.definition)
+
+
+def list_rounds(session: Session) -> list[Round]:
+    return list(session.scalars(sa.select(Round).order_by(Round.year.desc(), Round.code)))
+
+
+def form_versions(session: Session, rnd: Round) -> list[dict]:
+    """Every questionnaire version a round's forms have had, with its response count (one query each)."""
+    current = {rf.form_code: rf.questionnaire_version_id for rf in rnd.forms}
+    counts = dict(session.execute(
+        sa.select(Response.questionnaire_version_id, sa.func.count())
+        .where(Response.round_id == rnd.id).group_by(Response.questionnaire_version_id)
+    ).all())
+    versions = session.scalars(
+        sa.select(QuestionnaireVersion).where(QuestionnaireVersion.form_code.in_(list(current)))
+        .order_by(QuestionnaireVersion.form_code, QuestionnaireVersion.created_at)
+    ).all()
+    return [
+        {"form_code": v.form_code, "version": v.version, "created_at": v.created_at,
+         "current": current.get(v.form_code) == v.id, "responses": counts.get(v.id, 0),
+         "title": v.definition.get("title", "")}
+        for v in versions
+    ]

@@ -117,3 +117,31 @@ def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value
+
+
+def set_active(session: Session, user: StaffUser, active: bool, *, by: StaffUser) -> None:
+    """Enable or disable an account (disabled accounts cannot log in or use their API token)."""
+    if user.id == by.id and not active:
+        raise UserError("Bạn không thể tự vô hiệu hóa tài khoản của mình.")
+    if user.active != active:
+        audit.record(session, "user.active", user=by, object_type="staff_user", object_id=user.id,
+                     old={"active": user.active}, new={"active": active})
+        user.active = active
+
+
+def unlock(session: Session, user: StaffUser, *, by: StaffUser) -> None:
+    """Lift a lockout before it expires."""
+    audit.record(session, "user.unlock", user=by, object_type="staff_user", object_id=user.id,
+                 old={"locked_until": user.locked_until.isoformat() if user.locked_until else None,
+                      "failed_logins": user.failed_logins},
+                 new={"locked_until": None, "failed_logins": 0})
+    user.locked_until, user.failed_logins = None, 0
+
+
+def list_users(session: Session) -> list[StaffUser]:
+    return list(session.scalars(sa.select(StaffUser).order_by(StaffUser.role, StaffUser.username)))
+
+
+def is_locked(user: StaffUser, now: datetime | None = None) -> bool:
+    locked_until = _aware(user.locked_until)
+    return bool(locked_until and locked_until > (now or utcnow()))

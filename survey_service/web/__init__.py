@@ -6,7 +6,7 @@ import importlib
 
 from flask import Flask
 
-MODULES = ["auth", "staff", "paper"]
+MODULES = ["auth", "staff", "admin", "paper"]
 
 
 def register_blueprints(app: Flask) -> None:

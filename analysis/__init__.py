@@ -1,0 +1,46 @@
+"""Pure statistics for the survey service: weighting, design-based estimation, scoring, ranking.
+
+A leaf library: frames in, frames out; it imports nothing from the web, database or service layers.
+"""
+from analysis.estimation import domain_means, mean_covariance
+from analysis.ranking import rank_intervals
+from analysis.sampling import recommend_sample_size, recommend_sample_sizes
+from analysis.scoring import (
+    ANSWER_COLUMNS,
+    FLAG_MISSING_GROUP,
+    FLAG_NO_DATA,
+    ScoreResult,
+    coefficient_preset,
+    combine_groups,
+    criterion_points,
+    group_means,
+    item_values,
+    respondent_scores,
+    score_round,
+    validate_settings,
+)
+from analysis.weighting import poststratify, rake, trim, weight_diagnostics
+
+__all__ = [
+    "ANSWER_COLUMNS",
+    "FLAG_MISSING_GROUP",
+    "FLAG_NO_DATA",
+    "ScoreResult",
+    "coefficient_preset",
+    "combine_groups",
+    "criterion_points",
+    "domain_means",
+    "group_means",
+    "item_values",
+    "mean_covariance",
+    "poststratify",
+    "rake",
+    "rank_intervals",
+    "recommend_sample_size",
+    "recommend_sample_sizes",
+    "respondent_scores",
+    "score_round",
+    "trim",
+    "validate_settings",
+    "weight_diagnostics",
+]

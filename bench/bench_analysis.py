@@ -1,0 +1,178 @@
+"""End-to-end benchmark of the analysis library on synthetic survey data.
+
+Usage: .venv/bin/python bench/bench_analysis.py [--rows N] [--subset M] [--seed S]
+
+Synthesises N responses (43 agencies, 8 forms, 20 items each; long answers frame of 20·N rows with
+categorical columns), then times: scoring (score_round, including design-based SEs), raking of the
+respondent weights to three population margins, and domain means with standard errors for the
+20 items. On a subset of M rows the estimation is compared with samplics TaylorEstimator when it is
+installed. Prints wall time per stage, peak memory and a markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from analysis import domain_means, rake, score_round  # noqa: E402
+
+FORMS = {"CC-CT": "department", "LĐ-CP": "department", "LĐH-CH": "department", "CC-CH": "district",
+         "LĐX-CH": "district", "LĐS-CT": "district", "CC-ND": "vertical", "HĐ-CT": None}
+KINDS = {"department": 20, "district": 18, "vertical": 5}
+CRITERIA = [f"A{i}" for i in range(1, 9)]
+SETTINGS = {
+    "coefficients": {"DG4": "linear", "HL5": "linear", "TS4": "linear"},
+    "max_points": {k: dict(zip(CRITERIA, [4, 3, 4, 3, 5, 3, 4, 4])) for k in KINDS},
+    "group_weights": {"department": {"CC-CT": .30, "LĐ-CP": .25, "LĐH-CH": .25, "HĐ-CT": .20},
+                      "district": {"CC-CH": .30, "LĐX-CH": .25, "LĐS-CT": .25, "HĐ-CT": .20},
+                      "vertical": {"CC-ND": .40, "LĐH-CH": .35, "HĐ-CT": .25}},
+    "min_respondents": {"CC-CT": 3, "LĐ-CP": 3, "LĐH-CH": 1, "CC-CH": 3, "LĐX-CH": 3, "LĐS-CT": 1,
+                        "CC-ND": 3, "HĐ-CT": 1},
+    "satisfaction_scale": "HL5",
+    "positive": {"DG4": ["3", "4"], "HL5": ["4", "5"], "TS4": ["3", "4"]},
+}
+SCALES = {"DG4": ["1", "2", "3", "4"], "TS4": ["1", "2", "3", "4"], "HL5": ["1", "2", "3", "4", "5"]}
+
+
+def synthesise(n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    agencies = [(f"{k[:3].upper()}{i:02d}", k) for k, m in KINDS.items() for i in range(m)]
+    ag_kind = np.array([KINDS_INDEX[k] for _, k in agencies])
+    forms = list(FORMS)
+    form = rng.integers(0, len(forms), n)
+    # each form targets agencies of its kind (HĐ-CT: any)
+    agency = np.empty(n, dtype=np.int64)
+    for f, kind in enumerate(FORMS.values()):
+        idx = np.flatnonzero(form == f)
+        pool = np.arange(len(agencies)) if kind is None else np.flatnonzero(ag_kind == KINDS_INDEX[kind])
+        agency[idx] = rng.choice(pool, idx.size)
+    # 20 items per form: item j of form f is "F{f}Q{j}"; criteria cycle A1..A8; item 19 HL5, item 18 TS4
+    items = pd.DataFrame([(f"F{f}Q{j:02d}", "HL5" if j == 19 else "TS4" if j == 18 else "DG4", CRITERIA[j % 8])
+                          for f in range(len(forms)) for j in range(20)], columns=["item", "scale", "criterion"])
+    n_items = 20
+    item_code = (np.repeat(form, n_items) * n_items + np.tile(np.arange(n_items), n))
+    quality = rng.normal(0, 0.6, len(agencies))[agency]
+    opt = np.clip(np.round(2.8 + np.repeat(quality, n_items) + rng.normal(0, 0.9, n * n_items)), 1, 4)
+    opt = opt.astype(np.int64)
+    is_hl5 = np.tile(np.arange(n_items) == 19, n)
+    opt[is_hl5] = np.clip(opt[is_hl5] + rng.integers(0, 2, is_hl5.sum()), 1, 5)
+    opt_codes = opt - 1  # categories "1".."5"
+    opt_codes[rng.random(opt.size) < 0.05] = 5  # "K"
+    answers = pd.DataFrame({
+        "response_id": np.repeat(np.arange(n, dtype=np.int32), n_items),
+        "agency": pd.Categorical.from_codes(np.repeat(agency, n_items), [a for a, _ in agencies]),
+        "agency_kind": pd.Categorical.from_codes(np.repeat(ag_kind[agency], n_items), list(KINDS)),
+        "group": pd.Categorical.from_codes(np.repeat(form, n_items), forms),
+        "item": pd.Categorical.from_codes(item_code, list(items["item"])),
+        "option": pd.Categorical.from_codes(opt_codes, ["1", "2", "3", "4", "5", "K"]),
+    })
+    return answers, items, rng
+
+
+KINDS_INDEX = {k: i for i, k in enumerate(KINDS)}
+
+
+def wide_items(answers: pd.DataFrame, n: int) -> pd.DataFrame:
+    """1 row per response, 20 item-position columns with the linear item value (NaN for K)."""
+    codes = answers["option"].cat.codes.to_numpy().reshape(n, 20).astype(float)
+    hl5 = np.zeros(20, dtype=bool)
+    hl5[19] = True
+    vals = np.where(codes == 5, np.nan, np.where(hl5, codes / 4, codes / 3))
+    frame = pd.DataFrame(vals, columns=[f"q{j:02d}" for j in range(20)])
+    frame["response_id"] = np.arange(n)
+    frame["agency"] = answers["agency"].to_numpy()[::20]
+    frame["group"] = answers["group"].to_numpy()[::20]
+    return frame
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="number of responses")
+    parser.add_argument("--subset", type=int, default=50_000, help="rows for the samplics comparison")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    n = args.rows
+    times: dict[str, float] = {}
+
+    t = time.perf_counter()
+    answers, items, rng = synthesise(n, args.seed)
+    times["synthesise (not part of the library)"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    result = score_round(answers, items=items, scales=SCALES, settings=SETTINGS)
+    times["scoring: score_round (points, TLHL, TLTC, SEs)"] = time.perf_counter() - t
+
+    wide = wide_items(answers, n)
+    del answers
+    wide["channel"] = rng.integers(0, 2, n)
+    wide["w0"] = 1.0
+    # population margins: proportional to the sample with a perturbation, common total 2n
+    margins = {}
+    for col in ("agency", "group", "channel"):
+        counts = wide[col].value_counts(sort=False).astype(float)
+        counts *= rng.uniform(0.8, 1.2, len(counts))
+        margins[col] = counts / counts.sum() * 2 * n
+    t = time.perf_counter()
+    wide["w"] = rake(wide, margins, "w0")
+    times["weighting: rake to 3 margins"] = time.perf_counter() - t
+
+    qcols = [f"q{j:02d}" for j in range(20)]
+    t = time.perf_counter()
+    est = domain_means(wide, qcols, "agency", "w", strata="group", psu="response_id")
+    times["estimation: domain_means 43 agencies x 20 items"] = time.perf_counter() - t
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+    total = sum(v for k, v in times.items() if not k.startswith("synth"))
+    print(f"\n## analysis benchmark: {n:,} responses x 20 items ({20 * n:,} answers)\n")
+    print("| stage | wall time (s) |")
+    print("|---|---|")
+    for k, v in times.items():
+        print(f"| {k} | {v:.3f} |")
+    print(f"| **library total (scoring + raking + estimation)** | **{total:.3f}** |")
+    print(f"\npeak memory (ru_maxrss): {peak_gb:.2f} GB")
+    print(f"agencies scored: {len(result.totals)}, flagged values: {len(result.flags)}, "
+          f"estimate rows: {len(est)}, max SE: {est['se'].max():.4g}")
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from samplics.estimation import TaylorEstimator
+            from samplics.utils.types import PopParam
+    except ImportError:
+        print("\nsamplics not installed: comparison skipped")
+        return
+    sub = wide.iloc[: args.subset].dropna(subset=qcols[:3]).reset_index(drop=True)
+    t = time.perf_counter()
+    ours = domain_means(sub, qcols[:3], "agency", "w", strata="group", psu="response_id")
+    t_ours = time.perf_counter() - t
+    t = time.perf_counter()
+    worst = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for q in qcols[:3]:
+            te = TaylorEstimator(PopParam.mean)
+            te.estimate(y=sub[q], samp_weight=sub["w"], stratum=sub["group"].astype(str), psu=sub["response_id"],
+                        domain=sub["agency"].astype(str))
+            mine = ours[ours["variable"] == q].set_index(ours.loc[ours["variable"] == q, "agency"].astype(str))
+            for key in te.point_est:
+                worst = max(worst, abs(te.point_est[key] - mine.loc[key, "est"]) / abs(mine.loc[key, "est"]),
+                            abs(te.stderror[key] - mine.loc[key, "se"]) / mine.loc[key, "se"])
+    t_samplics = time.perf_counter() - t
+    print(f"\n### samplics cross-check on {len(sub):,} complete rows, 3 items x 43 agencies\n")
+    print("| implementation | time (s) |")
+    print("|---|---|")
+    print(f"| analysis.domain_means | {t_ours:.3f} |")
+    print(f"| samplics 0.6.1 TaylorEstimator | {t_samplics:.3f} |")
+    print(f"\nlargest relative difference (est, se): {worst:.2e} -> {'OK' if worst < 1e-6 else 'MISMATCH'}")
+
+
+if __name__ == "__main__":
+    main()

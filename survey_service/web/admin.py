@@ -1,0 +1,104 @@
+"""Administration: staff accounts, the audit log, rounds and their questionnaire versions."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length
+
+from survey_service.db import get_session
+from survey_service.models import Role, StaffUser
+from survey_service.services import audit, rounds, users
+from survey_service.web.auth import role_required
+from survey_service.web.staff import ROLE_NAMES
+
+bp = Blueprint("admin", __name__, url_prefix="/staff/admin")
+
+NAV = [
+    ("admin.user_list", "Tài khoản cán bộ", "Tạo, khóa, mở khóa tài khoản và phân quyền.", (Role.ADMIN,)),
+    ("admin.audit_log", "Nhật ký thao tác", "Ai đã làm gì, khi nào, giá trị cũ và mới.", (Role.ADMIN,)),
+    ("admin.round_list", "Đợt khảo sát và phiếu", "Các đợt khảo sát, phiên bản phiếu và số phiếu đã nhận.",
+     (Role.ADMIN, Role.SUPERVISOR, Role.ANALYST)),
+]
+
+
+class UserForm(FlaskForm):
+    username = StringField("Tên đăng nhập", validators=[DataRequired("Vui lòng nhập tên đăng nhập."),
+                                                          Length(max=64)])
+    full_name = StringField("Họ và tên", validators=[Length(max=255)])
+    role = SelectField("Vai trò", choices=[SelectChoice(r.value, ROLE_NAMES[r]) for r in Role])
+    password = PasswordField("Mật khẩu (ít nhất 10 ký tự)", validators=[DataRequired("Vui lòng nhập mật khẩu.")])
+
+
+@bp.route("/users", methods=["GET", "POST"])
+@role_required(Role.ADMIN)
+def user_list():
+    session = get_session()
+    form = UserForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            user = users.create_user(session, form.username.data, form.password.data, form.role.data,
+                                     full_name=form.full_name.data, by=current_user, actor="staff")
+        except users.UserError as exc:
+            session.rollback()
+            form.username.errors.append(str(exc))
+            status = 400
+        else:
+            session.commit()
+            flash(f"Đã tạo tài khoản {user.username}.", "info")
+            return redirect(url_for("admin.user_list"))
+    elif request.method == "POST":
+        status = 400
+    return render_template("admin/users.html", form=form, users=users.list_users(session),
+                           role_names=ROLE_NAMES, is_locked=users.is_locked), status
+
+
+def _user_or_404(user_id: int) -> StaffUser:
+    user = get_session().get(StaffUser, user_id)
+    if user is None:
+        abort(404, description="Không tìm thấy tài khoản.")
+    return user
+
+
+@bp.route("/users/<int:user_id>/active", methods=["POST"])
+@role_required(Role.ADMIN)
+def user_active(user_id: int):
+    session, user = get_session(), _user_or_404(user_id)
+    try:
+        users.set_active(session, user, request.form.get("active") == "1", by=current_user)
+    except users.UserError as exc:
+        abort(400, description=str(exc))
+    session.commit()
+    flash(f"Đã cập nhật tài khoản {user.username}.", "info")
+    return redirect(url_for("admin.user_list"))
+
+
+@bp.route("/users/<int:user_id>/unlock", methods=["POST"])
+@role_required(Role.ADMIN)
+def user_unlock(user_id: int):
+    session, user = get_session(), _user_or_404(user_id)
+    users.unlock(session, user, by=current_user)
+    session.commit()
+    flash(f"Đã mở khóa tài khoản {user.username}.", "info")
+    return redirect(url_for("admin.user_list"))
+
+
+@bp.route("/audit")
+@role_required(Role.ADMIN)
+def audit_log():
+    page = request.args.get("page", 1, type=int) or 1
+    action = request.args.get("action", "").strip()[:64]
+    events, total = audit.events(get_session(), action_prefix=action, page=page)
+    return render_template("admin/audit.html", events=events, total=total, page=page, action=action,
+                           pages=max(1, -(-total // 50)))
+
+
+@bp.route("/rounds")
+@role_required(Role.SUPERVISOR, Role.ANALYST)
+def round_list():
+    session = get_session()
+    listing = [(rnd, rounds.form_versions(session, rnd)) for rnd in rounds.list_rounds(session)]
+    return render_template("admin/rounds.html", listing=listing)

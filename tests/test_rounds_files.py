@@ -1,0 +1,538 @@
+"""The real QNA-2023 round loads and matches KH 5484/KH-UBND; every class of round-file error is caught."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import shutil
+import unicodedata
+from pathlib import Path
+
+import pytest
+import yaml
+
+from analysis import recommend_sample_size
+from survey_service.questionnaires import (
+    QuestionnaireError,
+    QuotaDef,
+    load_questionnaires,
+    load_round,
+    load_scales,
+    recommend_online_quotas,
+)
+
+REPO_QUESTIONNAIRES = Path(__file__).parent.parent / "questionnaires"
+REAL_ROUND = REPO_QUESTIONNAIRES / "rounds" / "QNA-2023"
+FIXTURE_QUESTIONNAIRES = Path(__file__).parent / "data" / "questionnaires"
+FIXTURE_ROUND = Path(__file__).parent / "data" / "rounds" / "TEST-2023"
+
+FORMS = ("CC-CT", "CC-ND", "CC-CH", "LĐ-CP", "LĐX-CH", "HĐ-CT", "LĐH-CH", "LĐS-CT")
+DEPARTMENTS = {
+    "VPUB": "Văn phòng UBND tỉnh", "SNV": "Sở Nội vụ", "STP": "Sở Tư pháp", "SKHDT": "Sở Kế hoạch và Đầu tư",
+    "STC": "Sở Tài chính", "SCT": "Sở Công Thương", "SNNPTNT": "Sở Nông nghiệp và Phát triển nông thôn",
+    "SGTVT": "Sở Giao thông vận tải", "SXD": "Sở Xây dựng", "STNMT": "Sở Tài nguyên và Môi trường",
+    "STTTT": "Sở Thông tin và Truyền thông", "SLDTBXH": "Sở Lao động - Thương binh và Xã hội",
+    "SVHTTDL": "Sở Văn hóa, Thể thao và Du lịch", "SKHCN": "Sở Khoa học và Công nghệ",
+    "SGDDT": "Sở Giáo dục và Đào tạo", "SYT": "Sở Y tế", "TTRA": "Thanh tra tỉnh", "BDT": "Ban Dân tộc",
+    "SNGV": "Sở Ngoại vụ", "BQLKKT": "Ban Quản lý các Khu kinh tế và Khu công nghiệp tỉnh",
+}
+DISTRICT_NAMES = {
+    "UBND thành phố Tam Kỳ", "UBND thành phố Hội An", "UBND thị xã Điện Bàn", "UBND huyện Thăng Bình",
+    "UBND huyện Quế Sơn", "UBND huyện Duy Xuyên", "UBND huyện Đại Lộc", "UBND huyện Núi Thành",
+    "UBND huyện Phú Ninh", "UBND huyện Tiên Phước", "UBND huyện Hiệp Đức", "UBND huyện Nông Sơn",
+    "UBND huyện Bắc Trà My", "UBND huyện Nam Trà My", "UBND huyện Phước Sơn", "UBND huyện Nam Giang",
+    "UBND huyện Đông Giang", "UBND huyện Tây Giang",
+}
+VERTICAL = {"CTHUE": "Cục Thuế tỉnh", "CHQ": "Cục Hải quan tỉnh", "CATINH": "Công an tỉnh",
+            "BHXH": "Bảo hiểm Xã hội tỉnh", "KBNN": "Kho bạc Nhà nước tỉnh"}
+
+
+@pytest.fixture(scope="module")
+def questionnaires():
+    return load_questionnaires(REPO_QUESTIONNAIRES)
+
+
+@pytest.fixture(scope="module")
+def rnd(questionnaires):
+    return load_round(REAL_ROUND, questionnaires)
+
+
+# ---------------------------------------------------------------------------------------------- real round
+
+
+def test_round_header(rnd):
+    assert rnd.code == "QNA-2023" and rnd.year == 2023 and rnd.province == "Quảng Nam"
+    assert rnd.name == "Điều tra xã hội học xác định Chỉ số CCHC năm 2023"
+    assert rnd.legal_basis == "Kế hoạch 5484/KH-UBND ngày 16/8/2023"
+    assert (rnd.opens_on, rnd.closes_on) == (dt.date(2023, 9, 1), dt.date(2023, 10, 30))
+    assert rnd.portal == "cchc.quangnam.gov.vn"
+    assert rnd.forms == FORMS
+    assert dict(rnd.settings) == {
+        "double_entry_rate": 0.10, "double_entry_first_sheets": 20,
+        "unsampled_keyed_count_as_verified": True, "surplus_in_analysis": False,
+    }
+
+
+def test_the_43_agencies(rnd):
+    assert len(rnd.agencies) == 43
+    kinds = ("department", "district", "vertical")
+    by_kind = {k: {a.code: a.name for a in rnd.agencies_of_kind(k)} for k in kinds}
+    assert by_kind["department"] == DEPARTMENTS
+    assert set(by_kind["district"].values()) == DISTRICT_NAMES and len(by_kind["district"]) == 18
+    assert by_kind["vertical"] == VERTICAL
+    assert {"TAMKY", "HOIAN", "DIENBAN"} <= set(by_kind["district"])
+    assert rnd.agency("DIENBAN").name == "UBND thị xã Điện Bàn"
+    assert all(a.code.isascii() and a.code.isupper() for a in rnd.agencies)
+    assert all(unicodedata.is_normalized("NFC", a.name) for a in rnd.agencies)
+    with pytest.raises(KeyError):
+        rnd.agency("NOPE")
+
+
+def test_paper_quotas_are_those_of_the_plan(rnd):
+    paper = [q for q in rnd.quotas if q.channel == "paper"]
+    totals = {f: sum(q.target for q in paper if q.form == f) for f in ("HĐ-CT", "LĐH-CH", "LĐS-CT")}
+    assert totals == {"HĐ-CT": 30, "LĐH-CH": 40, "LĐS-CT": 36}
+    assert sum(q.target for q in paper) == 106
+    (hd,) = rnd.quotas_for("HĐ-CT")
+    assert hd == QuotaDef("HĐ-CT", None, "paper", 30, hd.note)
+    ldh = rnd.quotas_for("LĐH-CH")
+    assert {q.agency for q in ldh} == set(DEPARTMENTS) and {q.target for q in ldh} == {2}
+    assert all("ngành dọc" in q.note for q in ldh)  # the open question is recorded
+    lds = rnd.quotas_for("LĐS-CT")
+    assert len(lds) == 18 and {rnd.agency(q.agency).kind for q in lds} == {"district"}
+    assert {q.target for q in lds} == {2}
+
+
+def test_online_quotas_follow_the_staff_counts(rnd):
+    online = {(q.form, q.agency): q.target for q in rnd.quotas if q.channel == "online"}
+    recommended = recommend_online_quotas(rnd)
+    assert {(q.form, q.agency): q.target for q in recommended} == online
+    assert all(q.channel == "online" for q in recommended)
+    kinds = {f: {rnd.agency(a).kind for (form, a) in online if form == f} for f in {f for f, _ in online}}
+    assert kinds == {"CC-CT": {"department"}, "CC-ND": {"vertical"}, "CC-CH": {"district"},
+                     "LĐ-CP": {"district"}, "LĐX-CH": {"district"}}
+    assert len([1 for f, _ in online if f == "CC-CT"]) == 20
+    assert len([1 for f, _ in online if f == "CC-CH"]) == 18
+    assert len([1 for f, _ in online if f == "LĐX-CH"]) == 18
+    assert len([1 for f, _ in online if f == "CC-ND"]) == 5
+
+
+def test_staff_counts_are_marked_as_demo(rnd):
+    assert rnd.staff_counts and {s.source for s in rnd.staff_counts} == {"demo"}
+    with (REAL_ROUND / "staff_counts.csv").open(encoding="utf-8") as fh:
+        assert {row["source"] for row in csv.DictReader(fh)} == {"demo"}
+    readme = (REAL_ROUND / "README.md").read_text(encoding="utf-8")
+    assert "demo" in readme.lower() and "staff_counts.csv" in readme
+
+
+def test_division_mapping(rnd):
+    supervised = {dep for d in rnd.divisions for dep in d.departments}
+    assert set(DEPARTMENTS) - supervised == {"SNGV", "BQLKKT"}
+    assert rnd.supervising_departments("TCKH") == ("STC", "SKHDT")
+    assert set(rnd.supervising_departments("VHTT")) == {"SVHTTDL", "STTTT"}
+    assert {"SCT", "SXD", "SGTVT"} <= set(rnd.supervising_departments("KTHT"))
+    assert rnd.supervising_departments("VP") == ("VPUB",)
+    assert all(rnd.agency(dep).kind == "department" for dep in supervised)
+    # LĐ-CP respondents are sampled per district: one quota cell per district
+    assert {q.agency for q in rnd.quotas_for("LĐ-CP")} == {a.code for a in rnd.agencies_of_kind("district")}
+
+
+def test_methodology(rnd, questionnaires):
+    m = rnd.methodology
+    assert isinstance(m, dict)
+    assert m["coefficient_presets"] == {"DG4": "linear", "HL5": "linear", "TS4": "linear", "CK": "linear"}
+    assert m["satisfaction_scale"] == "HL5" and m["positive_options"]["HL5"] == ["5", "4"]
+    assert m["group_weights"]["department"] == {"CC-CT": 0.30, "LĐ-CP": 0.25, "LĐH-CH": 0.25, "HĐ-CT": 0.20}
+    assert m["group_weights"]["vertical"] == {"CC-ND": 0.40, "LĐH-CH": 0.35, "HĐ-CT": 0.25}
+    for kind in ("department", "district", "vertical"):
+        assert sum(m["group_weights"][kind].values()) == pytest.approx(1.0)
+        assert sum(m["max_points"][kind].values()) == 30
+        assert set(m["max_points"][kind]) == {f"A{n}" for n in range(1, 9)}
+    expected_n_min = {f: (1 if questionnaires[f].channel == "paper" else 3) for f in FORMS}
+    assert {f: m["n_min"][f] for f in FORMS} == expected_n_min
+    assert m["validity"] == {"min_answered_share": 0.5}
+    assert m["online_sample_size"] == {"margin": 0.10, "floor": 15}
+    assert "illustration" in (REAL_ROUND / "methodology.yaml").read_text(encoding="utf-8").lower()
+
+
+def test_definition_and_content_hash(rnd, questionnaires):
+    d = rnd.definition()
+    assert json.loads(json.dumps(d, ensure_ascii=False)) == d
+    assert d["opens_on"] == "2023-09-01" and len(d["agencies"]) == 43
+    assert d["form_versions"] == {f: questionnaires[f].version for f in FORMS}
+    assert len(rnd.content_hash) == 64 and int(rnd.content_hash, 16) >= 0
+    again = load_round(REAL_ROUND, load_questionnaires(REPO_QUESTIONNAIRES))
+    assert again == rnd and again.content_hash == rnd.content_hash
+
+
+def test_content_hash_is_nfc_insensitive(rnd, questionnaires, tmp_path):
+    copy = tmp_path / "rounds" / "QNA-2023"
+    shutil.copytree(REAL_ROUND, copy)
+    for path in copy.iterdir():
+        path.write_text(unicodedata.normalize("NFD", path.read_text(encoding="utf-8")), encoding="utf-8")
+    # outside questionnaires/rounds/ the methodology's scales (CK is used by no form) are passed explicitly
+    nfd = load_round(copy, questionnaires, scales=load_scales(REPO_QUESTIONNAIRES / "scales.yaml"))
+    assert nfd.content_hash == rnd.content_hash
+
+
+@pytest.mark.parametrize(
+    ("population", "expected"),
+    [(60, 38), (0, 0), (10, 10), (15, 15), (20, 17), (100, 50), (200, 67), (1000, 91), (100000, 100)],
+)
+def test_recommend_sample_size(population, expected):
+    assert recommend_sample_size(population, margin=0.10, floor=15) == expected
+
+
+def test_recommend_online_quotas_overrides(rnd):
+    default = {(q.form, q.agency): q.target for q in recommend_online_quotas(rnd)}
+    strict = {(q.form, q.agency): q.target for q in recommend_online_quotas(rnd, margin=0.05, floor=30)}
+    assert all(strict[k] >= default[k] for k in default)
+    counts = {(s.form, s.agency): s.staff for s in rnd.staff_counts}
+    assert all(v <= counts[k] for k, v in strict.items())
+    with pytest.raises(ValueError):
+        recommend_sample_size(-1, margin=0.1, floor=15)
+
+
+# ---------------------------------------------------------------------------------------------- fixture round
+
+
+@pytest.fixture(scope="module")
+def fixture_questionnaires():
+    return load_questionnaires(FIXTURE_QUESTIONNAIRES)
+
+
+def test_fixture_round_loads(fixture_questionnaires):
+    r = load_round(FIXTURE_ROUND, fixture_questionnaires)
+    assert r.code == "TEST-2023" and len(r.agencies) == 4
+    online = {(q.form, q.agency): q.target for q in r.quotas if q.channel == "online"}
+    assert {(q.form, q.agency): q.target for q in recommend_online_quotas(r)} == online
+
+
+# ---------------------------------------------------------------------------------------------- errors
+
+
+def _copy_round(tmp_path: Path) -> Path:
+    directory = tmp_path / "rounds" / "TEST-2023"
+    shutil.copytree(FIXTURE_ROUND, directory)
+    return directory
+
+
+def _edit_yaml(path: Path, change) -> None:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def _append(text: str):
+    return lambda t: t + text
+
+
+def _replace(old: str, new: str):
+    def change(t: str) -> str:
+        assert old in t, old
+        return t.replace(old, new)
+    return change
+
+
+def _del(d, key):
+    del d[key]
+
+
+def _set(d, path, value):
+    *parents, last = path
+    for key in parents:
+        d = d[key]
+    d[last] = value
+
+
+# (file edited, "yaml"|"text", change, file named, item named (row number, key…), reason fragment)
+ROUND_CASES = {
+    # agencies.csv
+    "duplicate agency code": (
+        "agencies.csv", "text", _append("SNV,department,Sở Nội vụ (lặp)\n"), "agencies.csv", "6",
+        "duplicate agency code 'SNV'",
+    ),
+    "unknown agency kind": (
+        "agencies.csv", "text", _replace("CTHUE,vertical", "CTHUE,central"), "agencies.csv", "5",
+        "unknown kind 'central'",
+    ),
+    "agency without name": (
+        "agencies.csv", "text", _append("SYT,department,\n"), "agencies.csv", "6", "name is missing",
+    ),
+    "bad agency code": (
+        "agencies.csv", "text", _append("Sở Y tế,department,Sở Y tế\n"), "agencies.csv", "6",
+        "is not a valid code",
+    ),
+    "unknown agencies column": (
+        "agencies.csv", "text", _replace("code,kind,name", "code,kind,name,short"), "agencies.csv", None,
+        "unknown column(s): short",
+    ),
+    # quotas.csv
+    "quota for unknown form": (
+        "quotas.csv", "text", _append("CC-XX,SNV,online,5,\n"), "quotas.csv", "8", "unknown form 'CC-XX'",
+    ),
+    "quota for unknown agency": (
+        "quotas.csv", "text", _append("LĐH-CH,SYT,paper,2,\n"), "quotas.csv", "8", "unknown agency 'SYT'",
+    ),
+    "quota kind not rated by the form": (
+        "quotas.csv", "text", _append("LĐH-CH,TAMKY,paper,2,\n"), "quotas.csv", "8",
+        "LĐH-CH quota cells are per department or vertical (TAMKY is a district)",
+    ),
+    "duplicate quota cell": (
+        "quotas.csv", "text", _append("LĐH-CH,SNV,paper,1,\n"), "quotas.csv", "8",
+        "duplicate quota cell (LĐH-CH, SNV)",
+    ),
+    "duplicate matrix cell": (
+        "quotas.csv", "text", _append("HĐ-CT,,paper,1,\n"), "quotas.csv", "8",
+        "duplicate quota cell (HĐ-CT, blank)",
+    ),
+    "negative target": (
+        "quotas.csv", "text", _replace("LĐH-CH,SNV,paper,2", "LĐH-CH,SNV,paper,-2"), "quotas.csv", "3",
+        "target must not be negative, got -2",
+    ),
+    "non-integer target": (
+        "quotas.csv", "text", _replace("LĐH-CH,SNV,paper,2", "LĐH-CH,SNV,paper,2.5"), "quotas.csv", "3",
+        "target '2.5' is not an integer",
+    ),
+    "missing target": (
+        "quotas.csv", "text", _replace("LĐH-CH,SNV,paper,2", "LĐH-CH,SNV,paper,"), "quotas.csv", "3",
+        "target is missing",
+    ),
+    "matrix quota with an agency": (
+        "quotas.csv", "text", _replace("HĐ-CT,,paper,3", "HĐ-CT,SNV,paper,3"), "quotas.csv", "2",
+        "HĐ-CT is a matrix form: its single quota cell has a blank",
+    ),
+    "non-matrix quota without agency": (
+        "quotas.csv", "text", _append("LĐH-CH,,paper,2,\n"), "quotas.csv", "8",
+        "LĐH-CH needs an agency in every quota cell",
+    ),
+    "quota channel differs from the form": (
+        "quotas.csv", "text", _replace("LĐH-CH,SNV,paper", "LĐH-CH,SNV,online"), "quotas.csv", "3",
+        "channel 'online' does not match LĐH-CH's channel 'paper'",
+    ),
+    "unknown quota channel": (
+        "quotas.csv", "text", _replace("LĐH-CH,SNV,paper", "LĐH-CH,SNV,post"), "quotas.csv", "3",
+        "unknown channel 'post'",
+    ),
+    "quota row with too many fields": (
+        "quotas.csv", "text", _append("LĐH-CH,CTHUE,paper,2,,extra\n"), "quotas.csv", "8",
+        "has 6 fields, the header has 5",
+    ),
+    "missing quota column": (
+        "quotas.csv", "text", _replace("form,agency,channel,target,note", "form,agency,target,note"),
+        "quotas.csv", None, "missing column(s): channel",
+    ),
+    "supervising quota for a department": (
+        "quotas.csv", "text", _append("LĐ-CP,STC,online,5,\n"), "quotas.csv", "8",
+        "LĐ-CP quota cells are per district (STC is a department)",
+    ),
+    # divisions.yaml
+    "division mapped to unknown agency": (
+        "divisions.yaml", "yaml", lambda d: d["divisions"][0]["departments"].append("SYT"), "divisions.yaml",
+        "NV", "unknown agency 'SYT'",
+    ),
+    "division mapped to a non-department": (
+        "divisions.yaml", "yaml", lambda d: d["divisions"][1]["departments"].append("CTHUE"),
+        "divisions.yaml", "TCKH", "CTHUE is a vertical agency, not a department",
+    ),
+    "duplicate division": (
+        "divisions.yaml", "yaml", lambda d: d["divisions"].append(dict(d["divisions"][0])), "divisions.yaml",
+        "NV", "duplicate division code",
+    ),
+    "division without departments": (
+        "divisions.yaml", "yaml", lambda d: _set(d, ("divisions", 0, "departments"), []), "divisions.yaml",
+        "NV", "departments must be a non-empty list",
+    ),
+    "unknown division key": (
+        "divisions.yaml", "yaml", lambda d: d["divisions"][0].update(level="huyện"), "divisions.yaml", "NV",
+        "unknown key(s): level",
+    ),
+    # staff_counts.csv
+    "staff count without source": (
+        "staff_counts.csv", "text", _replace("SNV,CC-CT,60,demo", "SNV,CC-CT,60,"), "staff_counts.csv", "2",
+        "source is missing",
+    ),
+    "staff counts without source column": (
+        "staff_counts.csv", "text",
+        lambda t: "\n".join(line.rsplit(",", 1)[0] for line in t.splitlines()) + "\n", "staff_counts.csv",
+        None, "missing column(s): source",
+    ),
+    "staff count for a paper form": (
+        "staff_counts.csv", "text", _append("SNV,LĐH-CH,10,demo\n"), "staff_counts.csv", "5",
+        "staff counts size online per-agency forms only",
+    ),
+    "staff count for unknown agency": (
+        "staff_counts.csv", "text", _append("SYT,CC-CT,10,demo\n"), "staff_counts.csv", "5",
+        "unknown agency 'SYT'",
+    ),
+    "negative staff count": (
+        "staff_counts.csv", "text", _replace("STC,CC-CT,10", "STC,CC-CT,-10"), "staff_counts.csv", "3",
+        "staff must not be negative",
+    ),
+    "duplicate staff count": (
+        "staff_counts.csv", "text", _append("SNV,CC-CT,61,demo\n"), "staff_counts.csv", "5",
+        "duplicate staff count (SNV, CC-CT)",
+    ),
+    # round.yaml
+    "round lists an unknown form": (
+        "round.yaml", "yaml", lambda d: d["forms"].append("CC-ND"), "round.yaml", None,
+        "unknown form 'CC-ND' (no such questionnaire)",
+    ),
+    "round code differs from its directory": (
+        "round.yaml", "yaml", lambda d: d.update(code="TEST-2024"), "round.yaml", None,
+        "must match its directory name",
+    ),
+    "unknown round key": (
+        "round.yaml", "yaml", lambda d: d.update(budget=1), "round.yaml", None, "unknown key(s): budget",
+    ),
+    "missing round key": (
+        "round.yaml", "yaml", lambda d: _del(d, "portal"), "round.yaml", None,
+        "missing required key(s): portal",
+    ),
+    "unknown setting": (
+        "round.yaml", "yaml", lambda d: d["settings"].update(triple_entry=True), "round.yaml", "settings",
+        "unknown key(s): triple_entry",
+    ),
+    "setting of the wrong type": (
+        "round.yaml", "yaml", lambda d: d["settings"].update(surplus_in_analysis="no"), "round.yaml",
+        "settings", "surplus_in_analysis must be true or false",
+    ),
+    "double entry rate above 1": (
+        "round.yaml", "yaml", lambda d: d["settings"].update(double_entry_rate=10), "round.yaml", "settings",
+        "double_entry_rate must be in [0, 1]",
+    ),
+    "closes before it opens": (
+        "round.yaml", "yaml", lambda d: d.update(closes_on=dt.date(2023, 8, 1)), "round.yaml", None,
+        "closes_on is before opens_on",
+    ),
+    "bad date": (
+        "round.yaml", "yaml", lambda d: d.update(opens_on="1/9/2023"), "round.yaml", None,
+        "opens_on must be a date (YYYY-MM-DD)",
+    ),
+    # methodology.yaml
+    "methodology: unknown scale": (
+        "methodology.yaml", "yaml", lambda d: d["coefficient_presets"].update(XX="linear"),
+        "methodology.yaml", "coefficient_presets", "unknown scale 'XX'",
+    ),
+    "methodology: unknown preset": (
+        "methodology.yaml", "yaml", lambda d: d["coefficient_presets"].update(DG4="log"), "methodology.yaml",
+        "coefficient_presets", "DG4: unknown preset 'log'",
+    ),
+    "methodology: scale without preset": (
+        "methodology.yaml", "yaml", lambda d: d["coefficient_presets"].pop("HL5"), "methodology.yaml",
+        "coefficient_presets", "no preset for scale(s) HL5",
+    ),
+    "methodology: unknown positive option": (
+        "methodology.yaml", "yaml", lambda d: d["positive_options"].update(DG4=["4", "K"]),
+        "methodology.yaml", "positive_options", "'K' is not a scored option",
+    ),
+    "methodology: unknown satisfaction scale": (
+        "methodology.yaml", "yaml", lambda d: d.update(satisfaction_scale="HL7"), "methodology.yaml",
+        "satisfaction_scale", "unknown scale 'HL7'",
+    ),
+    "methodology: unknown satisfaction item": (
+        "methodology.yaml", "yaml", lambda d: d["satisfaction_items"].append("Z99"), "methodology.yaml",
+        "satisfaction_items", "unknown item 'Z99'",
+    ),
+    "methodology: unknown criterion": (
+        "methodology.yaml", "yaml", lambda d: d["max_points"]["district"].update(A9=2), "methodology.yaml",
+        "max_points", "district: unknown criterion 'A9'",
+    ),
+    "methodology: negative points": (
+        "methodology.yaml", "yaml", lambda d: d["max_points"]["district"].update(A1=-1), "methodology.yaml",
+        "max_points", "points must be a non-negative number",
+    ),
+    "methodology: unknown kind": (
+        "methodology.yaml", "yaml", lambda d: d["max_points"].update(commune={"A1": 1}), "methodology.yaml",
+        "max_points", "unknown agency kind 'commune'",
+    ),
+    "methodology: kind missing": (
+        "methodology.yaml", "yaml", lambda d: d["group_weights"].pop("vertical"), "methodology.yaml",
+        "group_weights", "no entry for agency kind(s) vertical",
+    ),
+    "methodology: unknown form": (
+        "methodology.yaml", "yaml", lambda d: d["group_weights"]["district"].update({"CC-CH": 1}),
+        "methodology.yaml", "group_weights", "unknown form 'CC-CH'",
+    ),
+    "methodology: form does not rate the kind": (
+        "methodology.yaml", "yaml", lambda d: d["group_weights"]["vertical"].update({"CC-CT": 0.1}),
+        "methodology.yaml", "group_weights", "vertical: form CC-CT does not rate vertical agencies",
+    ),
+    "methodology: weights sum to zero": (
+        "methodology.yaml", "yaml", lambda d: d["group_weights"].update(vertical={"LĐH-CH": 0, "HĐ-CT": 0}),
+        "methodology.yaml", "group_weights", "vertical: weights sum to 0",
+    ),
+    "methodology: negative weight": (
+        "methodology.yaml", "yaml", lambda d: d["group_weights"]["district"].update({"HĐ-CT": -1}),
+        "methodology.yaml", "group_weights", "weight must be a non-negative number",
+    ),
+    "methodology: n_min below 1": (
+        "methodology.yaml", "yaml", lambda d: d["n_min"].update({"HĐ-CT": 0}), "methodology.yaml", "n_min",
+        "HĐ-CT must be >= 1",
+    ),
+    "methodology: n_min missing a form": (
+        "methodology.yaml", "yaml", lambda d: d["n_min"].pop("LĐH-CH"), "methodology.yaml", "n_min",
+        "no minimum for form(s) LĐH-CH",
+    ),
+    "methodology: validity share out of range": (
+        "methodology.yaml", "yaml", lambda d: d["validity"].update(min_answered_share=1.5),
+        "methodology.yaml", "validity", "must be in (0, 1]",
+    ),
+    "methodology: bad margin": (
+        "methodology.yaml", "yaml", lambda d: d["online_sample_size"].update(margin=0), "methodology.yaml",
+        "online_sample_size", "margin must be in (0, 1)",
+    ),
+    "methodology: unknown key": (
+        "methodology.yaml", "yaml", lambda d: d.update(bonus_points=5), "methodology.yaml", None,
+        "unknown key(s): bonus_points",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ROUND_CASES))
+def test_round_error_is_reported(case, tmp_path, fixture_questionnaires):
+    edited, how, change, file, item, reason = ROUND_CASES[case]
+    directory = _copy_round(tmp_path)
+    path = directory / edited
+    if how == "yaml":
+        _edit_yaml(path, change)
+    else:
+        path.write_text(change(path.read_text(encoding="utf-8")), encoding="utf-8")
+    with pytest.raises(QuestionnaireError) as info:
+        load_round(directory, fixture_questionnaires)
+    err = info.value
+    assert (err.file, err.item) == (file, item), str(err)
+    assert reason in err.reason, str(err)
+
+
+def test_row_errors_name_the_row(tmp_path, fixture_questionnaires):
+    directory = _copy_round(tmp_path)
+    path = directory / "quotas.csv"
+    path.write_text(path.read_text(encoding="utf-8") + "LĐH-CH,SNV,paper,1,\n", encoding="utf-8")
+    with pytest.raises(QuestionnaireError) as info:
+        load_round(directory, fixture_questionnaires)
+    assert str(info.value) == "quotas.csv: row 8: duplicate quota cell (LĐH-CH, SNV)"
+
+
+def test_supervising_form_needs_divisions(tmp_path, fixture_questionnaires):
+    directory = _copy_round(tmp_path)
+    (directory / "divisions.yaml").unlink()
+    with pytest.raises(QuestionnaireError, match="divisions.yaml: the round has a 'supervising' form"):
+        load_round(directory, fixture_questionnaires)
+
+
+def test_missing_required_round_file(tmp_path, fixture_questionnaires):
+    directory = _copy_round(tmp_path)
+    (directory / "agencies.csv").unlink()
+    with pytest.raises(QuestionnaireError, match="agencies.csv: file not found"):
+        load_round(directory, fixture_questionnaires)
+
+
+def test_methodology_may_name_scales_passed_explicitly(tmp_path, fixture_questionnaires):
+    directory = _copy_round(tmp_path)
+    _edit_yaml(directory / "methodology.yaml", lambda d: d["coefficient_presets"].update(CK="top2"))
+    with pytest.raises(QuestionnaireError, match="unknown scale 'CK'"):
+        load_round(directory, fixture_questionnaires)
+    scales = load_scales(REPO_QUESTIONNAIRES / "scales.yaml")
+    assert load_round(directory, fixture_questionnaires,
+                      scales=scales).methodology["coefficient_presets"]["CK"] == "top2"

@@ -1,0 +1,127 @@
+"""Loading a round into the database: one transaction, idempotent, versions never rewritten."""
+import shutil
+
+import pytest
+import sqlalchemy as sa
+
+from survey_service.models import (
+    Agency, AuditEvent, Channel, QuestionnaireVersion, QuotaCell, Response, Round, RoundForm,
+)
+from survey_service.services import rounds
+from tests.conftest import QUESTIONNAIRE_DIR, ROUND_DIR
+
+
+def count(session, model, *where):
+    return session.scalar(sa.select(sa.func.count()).select_from(model).where(*where))
+
+
+def test_real_round_loads(loaded_round, session):
+    assert loaded_round.code == "QNA-2023" and loaded_round.province == "Quảng Nam"
+    kinds = session.execute(sa.select(Agency.kind, sa.func.count()).group_by(Agency.kind)).all()
+    assert {k.value: n for k, n in kinds} == {"department": 20, "district": 18, "vertical": 5}
+    assert count(session, RoundForm, RoundForm.round_id == loaded_round.id) == 8
+    paper = session.execute(
+        sa.select(QuotaCell.form_code, sa.func.sum(QuotaCell.target))
+        .where(QuotaCell.channel == Channel.PAPER).group_by(QuotaCell.form_code)
+    ).all()
+    assert dict(paper) == {"HĐ-CT": 30, "LĐH-CH": 40, "LĐS-CT": 36}
+    matrix = session.scalar(sa.select(QuotaCell).where(QuotaCell.form_code == "HĐ-CT"))
+    assert matrix.agency_id is None
+
+
+def test_loading_twice_changes_nothing(loaded_round, session):
+    before = session.scalar(sa.select(sa.func.max(AuditEvent.id)))
+    report = rounds.load_round(session, ROUND_DIR, QUESTIONNAIRE_DIR)
+    assert not report.changed
+    session.flush()
+    assert session.scalar(sa.select(sa.func.max(AuditEvent.id))) == before
+
+
+def test_cli_round_load_twice(runner, session):
+    first = runner.invoke(args=["round", "load", str(ROUND_DIR)])
+    assert first.exit_code == 0 and "loaded" in first.output
+    second = runner.invoke(args=["round", "load", str(ROUND_DIR)])
+    assert second.exit_code == 0 and "unchanged" in second.output
+    assert count(session, Round) == 1 and count(session, Agency) == 43
+
+
+@pytest.fixture
+def editable_copy(tmp_path):
+    """A copy of questionnaires/ that a test may edit."""
+    target = tmp_path / "questionnaires"
+    shutil.copytree(QUESTIONNAIRE_DIR, target)
+    return target
+
+
+def _add_response(session, rnd, form_code):
+    rf = session.get(RoundForm, (rnd.id, form_code))
+    cell = session.scalar(sa.select(QuotaCell).where(QuotaCell.round_id == rnd.id, QuotaCell.form_code == form_code))
+    response = Response(uid="r1", round_id=rnd.id, quota_cell_id=cell.id, form_code=form_code,
+                        questionnaire_version_id=rf.questionnaire_version_id, agency_id=cell.agency_id,
+                        channel=cell.channel, submitted_on=rnd.opens_on, respondent_key="k1")
+    session.add(response)
+    session.commit()
+    return response
+
+
+def test_changed_questionnaire_gets_a_new_version(loaded_round, session, editable_copy):
+    response = _add_response(session, loaded_round, "CC-CT")
+    old_version = session.get(QuestionnaireVersion, response.questionnaire_version_id)
+    old_definition = dict(old_version.definition)
+    path = editable_copy / "CC-CT.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace('title: "Phiếu', 'title: "Phiếu (sửa đổi)', 1), encoding="utf-8")
+
+    report = rounds.load_round(session, editable_copy / "rounds" / "QNA-2023", editable_copy)
+    session.commit()
+    assert any("CC-CT has a new version" in c for c in report.changes)
+    versions = session.scalars(sa.select(QuestionnaireVersion).where(QuestionnaireVersion.form_code == "CC-CT")).all()
+    assert len(versions) == 2
+    session.expire_all()
+    assert session.get(QuestionnaireVersion, old_version.id).definition == old_definition
+    assert session.get(Response, response.id).questionnaire_version_id == old_version.id
+    current = session.get(RoundForm, (loaded_round.id, "CC-CT")).questionnaire_version_id
+    assert current != old_version.id
+
+
+def test_broken_round_loads_nothing(app, session, editable_copy, runner):
+    agencies = editable_copy / "rounds" / "QNA-2023" / "agencies.csv"
+    agencies.write_text(agencies.read_text(encoding="utf-8") + "XX,galaxy,Cơ quan lạ\n", encoding="utf-8")
+    app.config["QUESTIONNAIRE_DIR"] = str(editable_copy)
+    result = runner.invoke(args=["round", "load", str(editable_copy / "rounds" / "QNA-2023")])
+    assert result.exit_code == 1
+    assert "agencies.csv" in result.output and "galaxy" in result.output
+    assert "Nothing was loaded" in result.output
+    assert count(session, Round) == 0 and count(session, Agency) == 0
+
+
+def test_broken_questionnaire_loads_nothing(app, session, editable_copy, runner):
+    path = editable_copy / "LDH-CH.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("scale: DG4", "scale: DG9", 1), encoding="utf-8")
+    app.config["QUESTIONNAIRE_DIR"] = str(editable_copy)
+    result = runner.invoke(args=["round", "load", str(editable_copy / "rounds" / "QNA-2023")])
+    assert result.exit_code == 1 and "LDH-CH.yaml" in result.output and "DG9" in result.output
+    assert count(session, Round) == 0
+
+
+def test_questionnaires_check_lists_eight_forms(runner):
+    result = runner.invoke(args=["questionnaires", "check"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line[:2] in {"CC", "LĐ", "HĐ"}]
+    assert sorted(line.split()[0] for line in lines) == sorted(
+        ["CC-CT", "CC-ND", "CC-CH", "LĐ-CP", "LĐX-CH", "HĐ-CT", "LĐH-CH", "LĐS-CT"])
+    assert "8 questionnaires OK" in result.output
+
+
+def test_questionnaires_check_fails_on_error(runner, editable_copy):
+    path = editable_copy / "CC-ND.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + "\nsurprise: 1\n", encoding="utf-8")
+    result = runner.invoke(args=["questionnaires", "check", "--dir", str(editable_copy)])
+    assert result.exit_code == 1 and "CC-ND.yaml" in result.output and "surprise" in result.output
+
+
+def test_round_state(loaded_round):
+    from datetime import timedelta
+
+    assert rounds.round_state(loaded_round, loaded_round.opens_on - timedelta(days=1)) == "not_open"
+    assert rounds.round_state(loaded_round, loaded_round.opens_on) == "open"
+    assert rounds.round_state(loaded_round, loaded_round.closes_on + timedelta(days=1)) == "closed"
