@@ -6,13 +6,12 @@ import random
 import re
 import subprocess
 import unicodedata
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from survey_service.models import (
-    Agency, AuditEvent, Keying, QuotaCell, Response, Round, Sheet, SheetEvent, SheetState, StaffUser,
+    Agency, AuditEvent, Keying, QuotaCell, Response, Round, Sheet, SheetEvent, SheetState,
 )
 from survey_service.services import keying, printing, rounds, sheets
 from tests.conftest import PASSWORD

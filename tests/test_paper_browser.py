@@ -128,6 +128,34 @@ def test_double_entry_disagreement_through_reconciliation(app, loaded_round, ses
     assert {a.value for a in stored.answers if a.item_code != "KN"} == {"3"}
 
 
+def test_matrix_sheet_is_keyed_row_by_row(app, loaded_round, session, make_user, live_server, browser):
+    plans = sheets.paper_cells(session, loaded_round, form_code="HĐ-CT")
+    sheet = sheets.issue_sheets(session, loaded_round, plans, actor="test")[0]
+    session.commit()
+    form = keying.sheet_form(session, sheet)
+    columns = len(form.questionnaire.scale_items)
+    context = browser.new_context(locale="vi-VN")
+    page = log_in(context, live_server, make_user("clerk").username)
+    page.goto(f"{live_server}/paper/sheets/{sheet.serial}/key")
+    page.wait_for_selector("input.cell:focus")
+    # First row: 4 then K (typed as 0) for the rest; a wrong key (9) is refused on screen and not advanced.
+    page.keyboard.type("4")
+    page.keyboard.press("9")
+    assert page.locator("[data-keying-message]").is_visible()
+    page.keyboard.type("0" * (columns - 1))
+    page.keyboard.type("3" * (columns * (len(form.rows) - 1)))
+    assert page.evaluate("document.activeElement.name") == "*:KN"
+    page.keyboard.type("Ý kiến viết tay")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{live_server}/paper/?round=QNA-2023")
+    context.close()
+    stored = session.scalar(sa.select(Response).where(Response.sheet_id == sheet.id))
+    first_row = form.rows[0].agency_id
+    assert sorted(a.value for a in stored.answers if a.agency_id == first_row) == ["4"] + ["K"] * (columns - 1)
+    assert sum(1 for a in stored.answers if a.value == "3") == columns * (len(form.rows) - 1)
+    assert [a.value for a in stored.answers if a.agency_id is None] == ["Ý kiến viết tay"]
+
+
 def write_y4m(path, text: str, width: int = 640, height: int = 480, frames: int = 10) -> None:
     """A Y4M video of a QR code on white, the way a phone camera would see a printed sheet."""
     img = qrcode.make(text, error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=6, border=4)

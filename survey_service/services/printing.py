@@ -58,9 +58,10 @@ def nfc(text: str) -> str:
 
 
 def qr_image(data: str) -> ImageReader:
-    """A QR code (error correction M, 4-module quiet zone) as a crisp image, 8 pixels per module.
+    """A QR code (error correction M, 4-module quiet zone), one pixel per module.
 
-    The mask pattern is fixed: searching for the best one costs more than the rest of a page, and every
+    The PDF scales the image up without interpolation, so the modules stay sharp at any resolution and the
+    image costs a few hundred bytes. The mask pattern is fixed: searching for the best one costs more than the rest of a page, and every
     decoder reads any of the eight.
     """
     qr = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=4, box_size=1, mask_pattern=2)
@@ -291,7 +292,7 @@ def _grid_header(items, name_w: float, col_w: float, row_h: float) -> Block:
         for n in range(len(items)):
             x = MARGIN + name_w + n * col_w
             canvas.rect(x, y - row_h, col_w, row_h)
-            canvas.drawCentredString(x + col_w / 2, y - row_h + 2 * mm, f"Cột {n + 1}")
+            canvas.drawCentredString(x + col_w / 2, y - row_h + 2 * mm, str(n + 1))
     return Block(row_h, draw)
 
 
