@@ -262,6 +262,45 @@ def sheets_status(round_code):
         click.echo(f"{form_code:<8}" + "".join(f"{by_state.get(s, 0):>10}" for s in states))
 
 
+# --- codes ---------------------------------------------------------------------------------------
+@click.group("codes")
+def codes_group():
+    """Invitation codes for the online forms."""
+
+
+@codes_group.command("issue")
+@click.option("--round", "round_code", required=True, help="Round code, e.g. QNA-2023.")
+@click.option("--form", "form_code", required=True, help="Form code, e.g. CC-CT.")
+@click.option("--agency", "agency_code", default=None, help="Agency of the quota cell (LĐ-CP: the district).")
+@click.option("--count", type=click.IntRange(1), required=True)
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), required=True,
+              help="CSV file to write (columns code, url, ...).")
+@click.option("--pdf", type=click.Path(dir_okay=False, writable=True), help="Also write printable slips with QR codes.")
+@with_appcontext
+def codes_issue(round_code, form_code, agency_code, count, out, pdf):
+    """Issue COUNT new codes for a quota cell and write them to a CSV (and optionally a PDF)."""
+    from survey_service.services import invitations, rounds
+
+    session = get_session()
+    rnd = rounds.get_round(session, round_code)
+    if rnd is None:
+        fail(f"No such round: {round_code}")
+    try:
+        cell = invitations.find_cell(session, rnd, form_code, agency_code)
+        batch = invitations.issue_codes(session, cell, count, actor="cli")
+    except invitations.InvitationError as exc:
+        session.rollback()
+        fail(str(exc))
+    session.commit()
+    base_url = current_app.config["PUBLIC_BASE_URL"]
+    Path(out).write_text(invitations.batch_csv(batch, base_url), encoding="utf-8")
+    if pdf:
+        Path(pdf).write_bytes(invitations.batch_pdf(batch, base_url, organiser=current_app.config["ORGANISER"],
+                                                    round_name=rnd.name))
+    click.echo(f"Issued {count} codes for {invitations.cell_label(cell)} (batch {batch.id}) to {out}"
+               + (f" and {pdf}" if pdf else "") + ".")
+
+
 # --- demo ----------------------------------------------------------------------------------------
 DEMO_ACCOUNTS = [
     ("admin", Role.ADMIN, "Quản trị hệ thống"),
@@ -321,7 +360,7 @@ def _write_instance_secrets(path: Path) -> None:
     click.echo(f"Wrote new secrets to {path}.")
 
 
-GROUPS = [db_group, questionnaires_group, round_group, users_group, sheets_group, demo_group]
+GROUPS = [db_group, questionnaires_group, round_group, users_group, codes_group, sheets_group, demo_group]
 
 
 def register_commands(app: Flask) -> None:

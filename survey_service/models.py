@@ -185,6 +185,8 @@ class QuotaCell(Base):
     agency_id: Mapped[int | None] = mapped_column(sa.ForeignKey("agency.id", ondelete="CASCADE"))
     channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
     target: Mapped[int]
+    #: Staff (population) count N the target was sized from; the analysis can use it as the cell's N.
+    staff_count: Mapped[int | None]
     #: Closed by a supervisor: online, no new starts (started ones may finish); paper, over-target flagged.
     soft_closed: Mapped[bool] = mapped_column(default=False)
 
@@ -193,6 +195,7 @@ class QuotaCell(Base):
 
     __table_args__ = (
         sa.CheckConstraint("target >= 0", name="ck_quota_cell_target"),
+        sa.CheckConstraint("staff_count >= 0", name="ck_quota_cell_staff_count"),
         sa.Index(
             "uq_quota_cell", "round_id", "form_code", sa.func.coalesce(agency_id, 0), unique=True
         ),

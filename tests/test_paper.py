@@ -424,7 +424,10 @@ def test_supervisor_prints_a_cell_from_the_page(app, loaded_round, session, staf
     again = client.post("/paper/print?round=QNA-2023", data={"cell_choice": f"{LDH}|SNV"})
     assert again.status_code == 409
     ledger = client.get("/paper/ledger?round=QNA-2023").get_data(as_text=True)
-    assert len(set(re.findall(r"QNA2023-\d{5}-\w", ledger))) == 2
+    serials = sorted(set(re.findall(r"QNA2023-\d{5}-\w", ledger)))
+    assert len(serials) == 2
+    detail = client.get(f"/paper/ledger/{serials[0]}").get_data(as_text=True)
+    assert "Đã phát" in detail and "In lại" not in detail and "phiếu thay thế" in detail
     assert client.get("/paper/ledger?state=nonsense").status_code == 400
 
 

@@ -26,7 +26,9 @@ def test_real_round_loads(loaded_round, session):
     ).all()
     assert dict(paper) == {"HĐ-CT": 30, "LĐH-CH": 40, "LĐS-CT": 36}
     matrix = session.scalar(sa.select(QuotaCell).where(QuotaCell.form_code == "HĐ-CT"))
-    assert matrix.agency_id is None
+    assert matrix.agency_id is None and matrix.staff_count is None
+    online = session.scalars(sa.select(QuotaCell).where(QuotaCell.channel == Channel.ONLINE)).all()
+    assert online and all(cell.staff_count and cell.target <= cell.staff_count for cell in online)
 
 
 def test_loading_twice_changes_nothing(loaded_round, session):

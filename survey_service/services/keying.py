@@ -12,7 +12,8 @@ import secrets
 import unicodedata
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, object_session
@@ -26,7 +27,8 @@ from survey_service.services import audit, rounds
 from survey_service.services.sheets import STATE_LABELS, SheetError, transition
 
 SHEET_ROW = "*"
-VIETNAM = timezone(timedelta(hours=7))
+#: Times in messages to clerks are Vietnamese local time (stored times are UTC).
+VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 #: What a clerk may type for an item left blank on paper.
 BLANK_KEYS = ("-",)
 #: Typed for the excluded option ("Không biết / không đánh giá").

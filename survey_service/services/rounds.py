@@ -181,20 +181,22 @@ def _sync_quotas(session: Session, rnd: Round, round_def, agencies, report: Load
     existing = {
         (c.form_code, c.agency_id): c for c in session.scalars(sa.select(QuotaCell).where(QuotaCell.round_id == rnd.id))
     }
+    staff = {(s.form, s.agency): s.staff for s in round_def.staff_counts}
     seen = set()
     for q in round_def.quotas:
         agency_id = agencies[q.agency].id if q.agency else None
         key = (q.form, agency_id)
         seen.add(key)
         cell = existing.get(key)
+        staff_count = staff.get((q.form, q.agency))
         if cell is None:
             session.add(QuotaCell(round_id=rnd.id, form_code=q.form, agency_id=agency_id,
-                                  channel=Channel(q.channel), target=q.target))
+                                  channel=Channel(q.channel), target=q.target, staff_count=staff_count))
             if not report.created:
                 report.changes.append(f"quota {q.form}/{q.agency or '*'} added")
-        elif cell.target != q.target or cell.channel.value != q.channel:
+        elif (cell.target, cell.channel.value, cell.staff_count) != (q.target, q.channel, staff_count):
             report.changes.append(f"quota {q.form}/{q.agency or '*'}: {cell.target} -> {q.target}")
-            cell.target, cell.channel = q.target, Channel(q.channel)
+            cell.target, cell.channel, cell.staff_count = q.target, Channel(q.channel), staff_count
     for key, cell in existing.items():
         if key not in seen:
             in_use = session.scalar(

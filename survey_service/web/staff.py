@@ -1,7 +1,7 @@
 """The staff home page: per role, links to what that role may use."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, url_for
+from flask import Blueprint, current_app, render_template
 from flask_login import current_user, login_required
 
 from survey_service.models import Role
@@ -25,7 +25,3 @@ def home():
     ]
     return render_template("staff/home.html", links=links, role_name=ROLE_NAMES[current_user.role])
 
-
-@bp.route("/")
-def index():
-    return redirect(url_for("staff.home"))

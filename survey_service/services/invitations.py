@@ -1,0 +1,265 @@
+"""Invitation codes for the online channel: issue them in batches per quota cell, revoke unused ones,
+count them per cell, and hand a batch out as CSV or as a printable PDF with links and QR codes.
+
+A code is 12 characters from a 30-letter alphabet without look-alikes (no 0/O, 1/I/L, U), drawn with
+``secrets``: 58.9 bits, printed in three groups of four (``K7QM-8XRT-4HWP``) to be read aloud. The code
+table records only whether a code is unused, used or revoked.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from survey_service.models import (
+    Agency, Channel, CodeBatch, CodeStatus, InvitationCode, QuotaCell, Response, Round, StaffUser,
+)
+from survey_service.services import audit
+
+ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
+GROUPS, GROUP_LENGTH = 3, 4
+CODE_LENGTH = GROUPS * GROUP_LENGTH
+#: Path of a code's link under PUBLIC_BASE_URL; keep it stable, links are printed on paper.
+LINK_PATH = "/c/"
+MAX_BATCH = 5000
+_SEPARATORS = re.compile(r"[\s\-_.·–—]+")
+FONT_PATHS = [Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")]
+
+
+class InvitationError(ValueError):
+    """A request about codes that cannot be carried out; the message is for the user (Vietnamese)."""
+
+
+def generate_code() -> str:
+    raw = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
+    return format_code(raw)
+
+
+def format_code(raw: str) -> str:
+    return "-".join(raw[i:i + GROUP_LENGTH] for i in range(0, CODE_LENGTH, GROUP_LENGTH))
+
+
+def normalise_code(text: str) -> str | None:
+    """The canonical ``XXXX-XXXX-XXXX`` form of a typed code, or None if it cannot be one.
+
+    Case, spaces and dashes do not matter; an O typed for a zero or an I/L for a one cannot occur in a
+    code, so such input is simply not a code.
+    """
+    raw = _SEPARATORS.sub("", unicodedata.normalize("NFKC", text or "")).upper()
+    if len(raw) != CODE_LENGTH or any(ch not in ALPHABET for ch in raw):
+        return None
+    return format_code(raw)
+
+
+def code_url(base_url: str, code: str) -> str:
+    return base_url.rstrip("/") + LINK_PATH + code
+
+
+def find_cell(session: Session, rnd: Round, form_code: str, agency_code: str | None) -> QuotaCell:
+    """The online quota cell (round, form, agency); raises InvitationError naming what is missing."""
+    query = sa.select(QuotaCell).where(QuotaCell.round_id == rnd.id, QuotaCell.form_code == form_code)
+    if agency_code:
+        agency = session.scalar(sa.select(Agency).where(Agency.round_id == rnd.id, Agency.code == agency_code))
+        if agency is None:
+            raise InvitationError(f"Không có cơ quan mã '{agency_code}' trong đợt {rnd.code}.")
+        query = query.where(QuotaCell.agency_id == agency.id)
+    else:
+        query = query.where(QuotaCell.agency_id.is_(None))
+    cell = session.scalar(query)
+    if cell is None:
+        raise InvitationError(f"Đợt {rnd.code} không có chỉ tiêu cho phiếu {form_code}"
+                              + (f" của cơ quan {agency_code}." if agency_code else "."))
+    return cell
+
+
+def issue_codes(
+    session: Session, cell: QuotaCell, count: int, *, by: StaffUser | None = None, actor: str = "staff",
+) -> CodeBatch:
+    """Create a batch of ``count`` new unused codes for an online quota cell.
+
+    :return: the batch, flushed, with its codes.
+    """
+    if cell.channel is not Channel.ONLINE:
+        raise InvitationError(f"Phiếu {cell.form_code} được phát bằng giấy, không dùng mã mời trực tuyến.")
+    if not 1 <= count <= MAX_BATCH:
+        raise InvitationError(f"Số mã mỗi lần phát phải từ 1 đến {MAX_BATCH}.")
+    codes: set[str] = set()
+    while len(codes) < count:
+        codes.add(generate_code())
+    taken = set(session.scalars(sa.select(InvitationCode.code).where(InvitationCode.code.in_(codes))))
+    while taken:  # about 1 in 10^13 per code: regenerate the few that collide
+        codes -= taken
+        while len(codes) < count:
+            codes.add(generate_code())
+        taken = set(session.scalars(sa.select(InvitationCode.code).where(InvitationCode.code.in_(codes))))
+    batch = CodeBatch(quota_cell_id=cell.id, count=count, created_by_id=by.id if by else None)
+    session.add(batch)
+    session.flush()
+    session.add_all(InvitationCode(code=c, quota_cell_id=cell.id, batch_id=batch.id) for c in sorted(codes))
+    session.flush()
+    audit.record(session, "codes.issue", user=by, actor=actor, object_type="code_batch", object_id=batch.id,
+                 new={"quota_cell_id": cell.id, "form": cell.form_code, "count": count})
+    return batch
+
+
+def revoke_codes(
+    session: Session, batch: CodeBatch, code_ids: list[int] | None = None, *, by: StaffUser | None = None,
+    actor: str = "staff",
+) -> int:
+    """Revoke unused codes of a batch (all of them when ``code_ids`` is None); used codes stay used.
+
+    A draft saved under a revoked code is deleted with it. :return: how many codes were revoked.
+    """
+    query = sa.select(InvitationCode).where(
+        InvitationCode.batch_id == batch.id, InvitationCode.status == CodeStatus.UNUSED)
+    if code_ids is not None:
+        query = query.where(InvitationCode.id.in_(code_ids))
+    revoked = list(session.scalars(query))
+    for code in revoked:
+        code.status = CodeStatus.REVOKED
+        code.draft = None
+    session.flush()
+    if revoked:
+        audit.record(session, "codes.revoke", user=by, actor=actor, object_type="code_batch",
+                     object_id=batch.id, old={"status": "unused"},
+                     new={"status": "revoked", "count": len(revoked), "code_ids": [c.id for c in revoked]})
+    return len(revoked)
+
+
+@dataclass(frozen=True)
+class CellCodes:
+    cell: QuotaCell
+    target: int
+    respondents: int
+    unused: int
+    used: int
+    revoked: int
+
+    @property
+    def issued(self) -> int:
+        return self.unused + self.used + self.revoked
+
+
+def cell_counts(session: Session, rnd: Round) -> list[CellCodes]:
+    """Codes per status and respondents so far, for every online cell of the round."""
+    cells = list(session.scalars(
+        sa.select(QuotaCell).where(QuotaCell.round_id == rnd.id, QuotaCell.channel == Channel.ONLINE)
+        .order_by(QuotaCell.form_code, QuotaCell.agency_id)))
+    status_rows = session.execute(
+        sa.select(InvitationCode.quota_cell_id, InvitationCode.status, sa.func.count())
+        .join(QuotaCell, QuotaCell.id == InvitationCode.quota_cell_id)
+        .where(QuotaCell.round_id == rnd.id)
+        .group_by(InvitationCode.quota_cell_id, InvitationCode.status))
+    by_status: dict[tuple[int, CodeStatus], int] = {(cid, st): n for cid, st, n in status_rows}
+    respondents = dict(session.execute(
+        sa.select(Response.quota_cell_id, sa.func.count(sa.distinct(Response.respondent_key)))
+        .where(Response.round_id == rnd.id).group_by(Response.quota_cell_id)).all())
+    return [
+        CellCodes(cell, cell.target, respondents.get(cell.id, 0), by_status.get((cell.id, CodeStatus.UNUSED), 0),
+                  by_status.get((cell.id, CodeStatus.USED), 0), by_status.get((cell.id, CodeStatus.REVOKED), 0))
+        for cell in cells
+    ]
+
+
+def batches_of_round(session: Session, rnd: Round) -> list[CodeBatch]:
+    return list(session.scalars(
+        sa.select(CodeBatch).join(QuotaCell).where(QuotaCell.round_id == rnd.id).order_by(CodeBatch.id.desc())))
+
+
+def cell_label(cell: QuotaCell) -> str:
+    return f"{cell.form_code} – {cell.agency.name}" if cell.agency else cell.form_code
+
+
+def batch_csv(batch: CodeBatch, base_url: str) -> str:
+    """The batch as CSV (UTF-8 with BOM for Excel): code, url, form, agency, status."""
+    out = io.StringIO()
+    out.write("\ufeff")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["code", "url", "form", "agency_code", "agency", "status"])
+    cell = batch.quota_cell
+    for code in batch.codes:
+        writer.writerow([code.code, code_url(base_url, code.code), cell.form_code,
+                         cell.agency.code if cell.agency else "", cell.agency.name if cell.agency else "",
+                         code.status.value])
+    return out.getvalue()
+
+
+def batch_pdf(batch: CodeBatch, base_url: str, *, organiser: str, round_name: str) -> bytes:
+    """Printable slips, eight per A4 page: each with the code, its link and a QR code of the link.
+
+    Revoked and used codes are left out, so a reprint only hands out codes that still work.
+    """
+    import qrcode
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.units import mm
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+    from reportlab.pdfgen import canvas
+
+    font = _register_font(pdfmetrics, TTFont)
+    cell = batch.quota_cell
+    target = _nfc(cell.agency.name if cell.agency else "")
+    buf = io.BytesIO()
+    pdf = canvas.Canvas(buf, pagesize=A4)
+    pdf.setTitle(_nfc(f"Mã mời khảo sát {cell.form_code} – lô {batch.id}"))
+    width, height = A4
+    slip_w, slip_h = (width - 20 * mm) / 2, (height - 20 * mm) / 4
+    codes = [c for c in batch.codes if c.status is CodeStatus.UNUSED]
+    for index, code in enumerate(codes):
+        if index and index % 8 == 0:
+            pdf.showPage()
+        col, row = index % 2, (index % 8) // 2
+        x, y = 10 * mm + col * slip_w, height - 10 * mm - (row + 1) * slip_h
+        pdf.setDash(2, 2)
+        pdf.rect(x, y, slip_w, slip_h)
+        pdf.setDash()
+        url = code_url(base_url, code.code)
+        qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=2, box_size=6)
+        qr.add_data(url)
+        qr.make(fit=True)
+        img = io.BytesIO()
+        qr.make_image().save(img, format="PNG")
+        img.seek(0)
+        qr_size = 34 * mm
+        pdf.drawImage(ImageReader(img), x + slip_w - qr_size - 3 * mm, y + (slip_h - qr_size) / 2,
+                      qr_size, qr_size)
+        text_x, line = x + 4 * mm, y + slip_h - 9 * mm
+        for size, text in [(8, _nfc(organiser)), (8, _nfc(round_name)),
+                           (9, _nfc(f"Phiếu {cell.form_code}")), (8, target[:48])]:
+            pdf.setFont(font, size)
+            pdf.drawString(text_x, line, text)
+            line -= size + 3
+        pdf.setFont(font, 14)
+        pdf.drawString(text_x, y + 22 * mm, code.code)
+        pdf.setFont(font, 7)
+        pdf.drawString(text_x, y + 15 * mm, url)
+        pdf.drawString(text_x, y + 10 * mm, _nfc("Quét mã QR hoặc mở đường dẫn, nhập mã ở trang chủ."))
+        pdf.drawString(text_x, y + 6 * mm, _nfc("Mỗi mã chỉ gửi được một phiếu. Phiếu trả lời là ẩn danh."))
+    if not codes:
+        pdf.setFont(font, 12)
+        pdf.drawString(20 * mm, height - 30 * mm, _nfc("Lô này không còn mã chưa sử dụng."))
+    pdf.showPage()
+    pdf.save()
+    return buf.getvalue()
+
+
+def _register_font(pdfmetrics, TTFont) -> str:
+    name = "DejaVuSans"
+    if name not in pdfmetrics.getRegisteredFontNames():
+        path = next((p for p in FONT_PATHS if p.exists()), None)
+        if path is None:
+            raise InvitationError("Thiếu phông chữ DejaVu Sans (gói fonts-dejavu-core) để in tiếng Việt.")
+        pdfmetrics.registerFont(TTFont(name, str(path)))
+    return name
+
+
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)

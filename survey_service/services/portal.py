@@ -1,0 +1,338 @@
+"""The online portal: open an invitation code, start and save a draft, check answers, submit once.
+
+What is stored: a draft holds the answers under its code until submission; submitting creates one
+Response per agency rated (with Answers), deletes the draft and marks the code used, in one transaction.
+A Response holds no code, address or user agent, only the day it was submitted; the responses of one
+submission share a fresh random ``respondent_key``. The code keeps only its status and the random
+submission id of the form that spent it, so a retried POST is recognised.
+"""
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from survey_service import questionnaires as qn
+from survey_service.models import (
+    Agency, Answer, Channel, CodeStatus, Division, Draft, InvitationCode, QuestionnaireVersion, QuotaCell,
+    Response, Round, RoundForm,
+)
+from survey_service.services import audit, invitations, ratelimit, rounds
+
+SUBMISSION_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class Refusal(Exception):
+    """The code cannot be used now. ``reason`` picks the page shown:
+
+    unknown, revoked, submitted, not_open, closed, full, rate_limited, division.
+    """
+
+    def __init__(self, reason: str, access: Access | None = None, message: str = ""):
+        super().__init__(reason)
+        self.reason = reason
+        self.access = access
+        self.message = message
+
+
+class AnswerErrors(ValueError):
+    """Answers that break the questionnaire's rules: {(agency code, item code): Vietnamese message}.
+
+    An agency code of None is a problem with the agency itself (not part of this code's form).
+    """
+
+    def __init__(self, errors: dict[tuple[str | None, str | None], str]):
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Guard:
+    """Rate limit on code look-ups: at most ``limit`` failed look-ups per client key and window."""
+
+    key: str
+    limit: int
+    window_seconds: int
+
+
+@dataclass
+class Access:
+    """An opened code: what it lets the respondent answer, and their draft if they started."""
+
+    invitation: InvitationCode
+    cell: QuotaCell
+    round: Round
+    questionnaire: qn.Questionnaire
+    version_id: int
+    draft: Draft | None
+    division: Division | None = None
+    #: The agencies rated, in form order (LĐ-CP: the chosen division's departments).
+    targets: list[Agency] = field(default_factory=list)
+    #: The code was already spent by the very submission now retried.
+    submitted: bool = False
+
+    @property
+    def code(self) -> str:
+        return self.invitation.code
+
+    @property
+    def needs_division(self) -> bool:
+        return self.questionnaire.rates == "supervising" and self.division is None
+
+    @property
+    def multi_target(self) -> bool:
+        return self.questionnaire.rates == "supervising"
+
+    def saved_answers(self) -> dict[str, dict[str, str]]:
+        return dict(self.draft.answers) if self.draft is not None else {}
+
+
+def new_submission_id() -> str:
+    return secrets.token_hex(16)
+
+
+def current_round(session: Session, today: date) -> Round | None:
+    """The round the home page talks about: open today, else the next to open, else the latest."""
+    rounds_ = list(session.scalars(sa.select(Round).order_by(Round.opens_on)))
+    for state in ("open", "not_open"):
+        for rnd in rounds_:
+            if rounds.round_state(rnd, today) == state:
+                return rnd
+    return rounds_[-1] if rounds_ else None
+
+
+def open_code(
+    session: Session, text: str, *, today: date, guard: Guard | None = None, start: bool = False,
+    submission_id: str | None = None,
+) -> Access:
+    """Look a typed or linked code up and check it may be used now.
+
+    Every look-up counts against ``guard`` first (atomically, so parallel guesses cannot overshoot);
+    one that finds a usable code gives its count back, so only failures use up the limit. Failures
+    and refusals by the limit are written to the audit log. With ``start`` the respondent's draft is
+    created: from then on they may finish even if their cell fills up.
+
+    :raises Refusal: when the code is unknown, revoked, spent, out of its round's dates or its cell is full.
+    """
+    if guard is not None:
+        count = ratelimit.hit(session, guard.key, window_seconds=guard.window_seconds)
+        if count > guard.limit:
+            audit.record(session, "code.lookup_refused", actor="respondent", object_type="client",
+                         object_id=guard.key[:40], new={"count": count, "limit": guard.limit})
+            raise Refusal("rate_limited")
+    code = invitations.normalise_code(text)
+    row = session.execute(
+        sa.select(InvitationCode, QuotaCell, Round, RoundForm.questionnaire_version_id, Draft)
+        .join(QuotaCell, QuotaCell.id == InvitationCode.quota_cell_id)
+        .join(Round, Round.id == QuotaCell.round_id)
+        .join(RoundForm, sa.and_(RoundForm.round_id == Round.id, RoundForm.form_code == QuotaCell.form_code))
+        .outerjoin(Draft, Draft.invitation_code_id == InvitationCode.id)
+        .where(InvitationCode.code == code)
+    ).first() if code else None
+    invitation = row[0] if row else None
+    if invitation is None or invitation.status is CodeStatus.REVOKED:
+        audit.record(session, "code.lookup_failed", actor="respondent", object_type="client",
+                     object_id=guard.key[:40] if guard else None,
+                     new={"reason": "revoked" if invitation is not None else "unknown"})
+        raise Refusal("revoked" if invitation is not None else "unknown")
+    if guard is not None:
+        ratelimit.hit(session, guard.key, window_seconds=guard.window_seconds, amount=-1)
+
+    _, cell, rnd, version_id, draft = row
+    access = _access(session, invitation, cell, rnd, version_id, draft)
+    if invitation.status is CodeStatus.USED:
+        if submission_id and invitation.submission_id == submission_id:
+            access.submitted = True
+            return access
+        raise Refusal("submitted", access)
+    state = rounds.round_state(rnd, today)
+    if state != "open":
+        raise Refusal(state, access)
+    if access.draft is None:
+        if cell_is_full(session, cell):
+            raise Refusal("full", access)
+        if start:
+            access.draft = _start_draft(session, invitation, today)
+    return access
+
+
+def cell_is_full(session: Session, cell: QuotaCell) -> bool:
+    """Soft-closed by a supervisor, or as many respondents as its target."""
+    if cell.soft_closed:
+        return True
+    respondents = session.scalar(
+        sa.select(sa.func.count(sa.distinct(Response.respondent_key))).where(Response.quota_cell_id == cell.id))
+    return respondents >= cell.target
+
+
+def choose_division(session: Session, access: Access, division_code: str, *, today: date) -> Access:
+    """LĐ-CP: record the respondent's division; answers about departments it does not report to go."""
+    if access.questionnaire.rates != "supervising":
+        raise Refusal("division", access, "Phiếu này không cần chọn phòng chuyên môn.")
+    division = session.scalar(
+        sa.select(Division).where(Division.round_id == access.round.id, Division.code == division_code))
+    if division is None:
+        raise Refusal("division", access, "Phòng chuyên môn đã chọn không có trong danh sách của đợt khảo sát.")
+    if access.draft is None:
+        access.draft = _start_draft(session, access.invitation, today)
+    keep = {a.code for a in division.departments}
+    access.draft.division_id = division.id
+    access.draft.answers = {k: v for k, v in access.draft.answers.items() if k in keep}
+    access.draft.updated_on = today
+    access.division, access.targets = division, list(division.departments)
+    session.flush()
+    return access
+
+
+def check_answers(
+    access: Access, answers: dict[str, dict[str, str]], *, complete: bool
+) -> dict[str, dict[str, str]]:
+    """Check answers against the questionnaire and the code's targets; return them without blanks.
+
+    :param complete: also require every required item (submission); a saved draft may be partial.
+    :raises AnswerErrors: naming each offending (agency, item).
+    """
+    questionnaire = access.questionnaire
+    targets = {a.code: a for a in access.targets}
+    errors: dict[tuple[str | None, str | None], str] = {}
+    clean: dict[str, dict[str, str]] = {}
+    for agency_code in answers:
+        if agency_code not in targets:
+            errors[(agency_code, None)] = (
+                f"Cơ quan '{agency_code}' không thuộc phạm vi đánh giá của mã này"
+                + (" (không phụ trách phòng đã chọn)." if access.multi_target else "."))
+    for agency_code in targets:
+        given = answers.get(agency_code, {})
+        for item_code in given:
+            if item_code not in questionnaire.item_codes:
+                errors[(agency_code, item_code)] = f"Câu hỏi '{item_code}' không có trong phiếu {questionnaire.code}."
+        kept = {}
+        for item in questionnaire.items:
+            value = (given.get(item.code) or "").strip()
+            scale = questionnaire.scales[item.scale] if item.kind == "scale" else None
+            message = answer_error(item, scale, value, required=complete)
+            if message:
+                errors[(agency_code, item.code)] = message
+            elif value:
+                kept[item.code] = value
+        clean[agency_code] = kept
+    if access.needs_division:
+        errors[(None, "division")] = "Vui lòng chọn phòng chuyên môn của Anh/Chị."
+    if errors:
+        raise AnswerErrors(errors)
+    return clean
+
+
+def answer_error(item: qn.Item, scale: qn.Scale | None, value: str, *, required: bool) -> str | None:
+    """The Vietnamese message for one answer, or None if it is acceptable."""
+    if not value:
+        if required and item.required:
+            return "Vui lòng chọn một mức đánh giá." if scale else "Vui lòng trả lời câu hỏi này."
+        return None
+    if scale is not None and value not in scale.codes:
+        return "Lựa chọn không hợp lệ. Vui lòng chọn một trong các mức đánh giá đã cho."
+    if scale is None and item.max_length and len(value) > item.max_length:
+        return f"Câu trả lời dài {len(value)} ký tự, vượt quá giới hạn {item.max_length} ký tự."
+    return None
+
+
+def save_draft(session: Session, access: Access, answers: dict[str, dict[str, str]], *, today: date) -> Draft:
+    """Keep the answers given so far under the code (partial answers allowed; bad ones refused)."""
+    clean = check_answers(access, answers, complete=False)
+    if access.draft is None:
+        access.draft = _start_draft(session, access.invitation, today)
+    access.draft.answers = {k: v for k, v in clean.items() if v}
+    access.draft.updated_on = today
+    session.flush()
+    return access.draft
+
+
+def submit(
+    session: Session, access: Access, answers: dict[str, dict[str, str]], submission_id: str, *, today: date,
+) -> bool:
+    """Store the responses and spend the code, once.
+
+    The code is marked used by a conditional UPDATE, so of two identical POSTs racing each other only
+    one stores anything; the other finds its own submission id on the code and is told it succeeded.
+
+    :return: True if this call stored the responses, False if it was a retry of the same submission.
+    :raises Refusal: "submitted" when another submission already spent the code.
+    """
+    if not SUBMISSION_ID.match(submission_id or ""):
+        raise AnswerErrors({(None, "submission_id"): "Biểu mẫu không hợp lệ; vui lòng tải lại trang."})
+    clean = check_answers(access, answers, complete=True)
+    spent = session.execute(
+        sa.update(InvitationCode)
+        .where(InvitationCode.id == access.invitation.id, InvitationCode.status == CodeStatus.UNUSED)
+        .values(status=CodeStatus.USED, submission_id=submission_id)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if spent != 1:
+        stored = session.scalar(
+            sa.select(InvitationCode.submission_id).where(InvitationCode.id == access.invitation.id))
+        if stored == submission_id:
+            return False
+        raise Refusal("submitted", access)
+    respondent_key = uuid.uuid4().hex
+    for agency in access.targets:
+        response = Response(
+            uid=uuid.uuid4().hex, round_id=access.round.id, quota_cell_id=access.cell.id,
+            form_code=access.questionnaire.code, questionnaire_version_id=access.version_id,
+            agency_id=agency.id, channel=Channel.ONLINE, submitted_on=today,
+            division_id=access.division.id if access.division else None, respondent_key=respondent_key,
+        )
+        response.answers = [Answer(agency_id=agency.id, item_code=item_code, value=value)
+                            for item_code, value in clean[agency.code].items()]
+        session.add(response)
+    if access.draft is not None:
+        session.delete(access.draft)
+        access.draft = None
+    session.flush()
+    session.expire(access.invitation)
+    # No code and no response id: the log must not link the two.
+    audit.record(session, "response.submit", actor="respondent", object_type="quota_cell",
+                 object_id=access.cell.id, new={"form": access.questionnaire.code, "responses": len(access.targets)})
+    return True
+
+
+_questionnaires: dict[int, qn.Questionnaire] = {}
+
+
+def _questionnaire(session: Session, version_id: int) -> qn.Questionnaire:
+    """Versions are immutable, so a parsed one can be kept for the life of the process."""
+    if version_id not in _questionnaires:
+        version = session.get(QuestionnaireVersion, version_id)
+        _questionnaires[version_id] = qn.Questionnaire.from_definition(version.definition)
+    return _questionnaires[version_id]
+
+
+def _access(session: Session, invitation: InvitationCode, cell: QuotaCell, rnd: Round, version_id: int,
+            draft: Draft | None) -> Access:
+    questionnaire = _questionnaire(session, version_id)
+    access = Access(invitation, cell, rnd, questionnaire, version_id, draft)
+    if questionnaire.rates == "supervising":
+        if draft is not None and draft.division_id is not None:
+            access.division = session.get(Division, draft.division_id)
+            access.targets = list(access.division.departments)
+    else:
+        access.targets = [cell.agency]
+    return access
+
+
+def _start_draft(session: Session, invitation: InvitationCode, today: date) -> Draft:
+    """Create the code's draft; if a parallel request just did, use that one (one statement either way)."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    session.execute(insert(Draft).values(
+        invitation_code_id=invitation.id, answers={}, started_on=today, updated_on=today,
+    ).on_conflict_do_nothing(index_elements=[Draft.invitation_code_id]))
+    return session.scalar(sa.select(Draft).where(Draft.invitation_code_id == invitation.id))
+
+
+def division_choices(session: Session, rnd: Round) -> list[Division]:
+    return list(session.scalars(sa.select(Division).where(Division.round_id == rnd.id).order_by(Division.id)))

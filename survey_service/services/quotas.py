@@ -1,0 +1,215 @@
+"""The quota plan of a round: targets per cell, CSV import and export, recommended sample sizes, and the
+soft-close switch.
+
+Cells come from the round's files (``rounds.load_round``); here supervisors only change their targets,
+staff counts and soft-close flag. A CSV import is all or nothing: any bad row rejects the whole file, with
+every bad row listed.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, selectinload
+
+from analysis.sampling import recommend_sample_size
+from survey_service.models import Agency, Channel, Draft, InvitationCode, QuotaCell, Response, Round, StaffUser
+from survey_service.services import audit
+from survey_service.vietnamese import sort_key
+
+#: Yamane's margin of error and the per-cell floor when the round's methodology does not give them
+#: (``online_sample_size``): e = 10 % and at least 15, as in Nghệ An's plan.
+DEFAULT_MARGIN = 0.10
+DEFAULT_FLOOR = 15
+
+CSV_COLUMNS = ["form_code", "agency_code", "agency_name", "channel", "staff_count", "target", "soft_closed"]
+REQUIRED_COLUMNS = {"form_code", "agency_code"}
+MAX_TARGET = 1_000_000
+
+
+class QuotaError(ValueError):
+    """A change to the quota plan that cannot be made; ``errors`` lists every problem, for the user."""
+
+    def __init__(self, errors: list[str]):
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class TargetChange:
+    cell: QuotaCell
+    target: int
+    staff_count: int | None
+
+
+def recommended_size(staff_count: int, margin: float = DEFAULT_MARGIN, floor: int = DEFAULT_FLOOR) -> int:
+    """Yamane's n = N / (1 + N e²), rounded up, at least ``floor`` and never more than N."""
+    return recommend_sample_size(staff_count, margin=margin, floor=floor)
+
+
+def sizing(rnd: Round) -> tuple[float, int]:
+    """(margin, floor) of the round's methodology (``online_sample_size``), or the defaults."""
+    rule = (rnd.methodology or {}).get("online_sample_size") or {}
+    return float(rule.get("margin", DEFAULT_MARGIN)), int(rule.get("floor", DEFAULT_FLOOR))
+
+
+def cells(session: Session, rnd: Round) -> list[QuotaCell]:
+    """The round's cells, by form then agency in Vietnamese order (the matrix cell first)."""
+    rows = session.scalars(
+        sa.select(QuotaCell).where(QuotaCell.round_id == rnd.id).options(selectinload(QuotaCell.agency))
+    ).all()
+    return sorted(rows, key=lambda c: (c.form_code, c.agency is not None,
+                                       sort_key(c.agency.name) if c.agency else ()))
+
+
+def get_cell(session: Session, rnd: Round, cell_id: int) -> QuotaCell | None:
+    cell = session.get(QuotaCell, cell_id)
+    return cell if cell is not None and cell.round_id == rnd.id else None
+
+
+def apply_targets(session: Session, changes: list[TargetChange], *, by: StaffUser | None, actor: str = "staff",
+                  source: str = "editor") -> int:
+    """Set targets and staff counts; one audit event per changed cell. Returns how many cells changed."""
+    changed = 0
+    for change in changes:
+        cell = change.cell
+        old = {"target": cell.target, "staff_count": cell.staff_count}
+        new = {"target": change.target, "staff_count": change.staff_count}
+        if old == new:
+            continue
+        cell.target, cell.staff_count = change.target, change.staff_count
+        audit.record(session, "quota.target", user=by, actor=actor, object_type="quota_cell", object_id=cell.id,
+                     old=old, new={**new, "form_code": cell.form_code, "source": source})
+        changed += 1
+    session.flush()
+    return changed
+
+
+def parse_count(text: str | None, what: str) -> int | None:
+    """A non-negative whole number from a form field or CSV cell; blank is None. Raises ValueError."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise ValueError(f"{what} phải là số nguyên không âm, nhận được '{text[:20]}'")
+    value = int(text)
+    if value > MAX_TARGET:
+        raise ValueError(f"{what} quá lớn ({value})")
+    return value
+
+
+def target_change(cell: QuotaCell, target_text: str | None, staff_text: str | None, margin: float,
+                  floor: int) -> TargetChange:
+    """Read one cell's target and staff count; a blank target with a staff count takes the recommended size.
+    Raises ValueError with a Vietnamese message."""
+    staff_count = parse_count(staff_text, "Số công chức")
+    target = parse_count(target_text, "Chỉ tiêu")
+    if target is None:
+        if staff_count is None:
+            raise ValueError("thiếu chỉ tiêu (hoặc số công chức để tính cỡ mẫu khuyến nghị)")
+        target = recommended_size(staff_count, margin, floor)
+    return TargetChange(cell, target, staff_count)
+
+
+def import_csv(session: Session, rnd: Round, data: bytes, *, by: StaffUser | None, actor: str = "staff") -> int:
+    """Replace targets from a CSV (the export's columns; ``target`` or ``staff_count`` required per row).
+
+    Every bad row is reported in one :class:`QuotaError` and nothing changes. Returns how many cells changed.
+    """
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise QuotaError(["Tệp không phải văn bản UTF-8. Hãy lưu tệp dưới dạng CSV UTF-8."]) from None
+    if not text.strip():
+        raise QuotaError(["Tệp CSV rỗng."])
+    try:
+        dialect = csv.Sniffer().sniff(text.splitlines()[0], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
+    header = {(name or "").strip() for name in reader.fieldnames or []}
+    missing = REQUIRED_COLUMNS - header
+    if missing or not header & {"target", "staff_count"}:
+        raise QuotaError([
+            "Dòng 1: thiếu cột " + ", ".join(sorted(missing or {"target"}))
+            + ". Các cột: " + ", ".join(CSV_COLUMNS) + " (cần target hoặc staff_count)."
+        ])
+
+    margin, floor = sizing(rnd)
+    by_key = {(c.form_code, c.agency.code if c.agency else ""): c for c in cells(session, rnd)}
+    forms = {form for form, _ in by_key}
+    agencies = set(session.scalars(sa.select(Agency.code).where(Agency.round_id == rnd.id)))
+    errors, changes, seen = [], [], {}
+    for row in reader:
+        line = reader.line_num
+        row = {(k or "").strip(): (v or "").strip() if isinstance(v, str) else "" for k, v in row.items()}
+        if not any(row.values()):
+            continue
+        form, agency = row.get("form_code", ""), row.get("agency_code", "")
+        if form not in forms:
+            errors.append(f"Dòng {line}: mã phiếu '{form}' không có trong đợt {rnd.code}.")
+            continue
+        if agency and agency not in agencies:
+            errors.append(f"Dòng {line}: không có cơ quan mã '{agency}' trong đợt {rnd.code}.")
+            continue
+        cell = by_key.get((form, agency))
+        if cell is None:
+            errors.append(f"Dòng {line}: phiếu {form} không có ô chỉ tiêu cho cơ quan '{agency or '(trống)'}'.")
+            continue
+        if (form, agency) in seen:
+            errors.append(f"Dòng {line}: ô {form}/{agency or '*'} trùng với dòng {seen[(form, agency)]}.")
+            continue
+        seen[(form, agency)] = line
+        try:
+            changes.append(target_change(cell, row.get("target"), row.get("staff_count"), margin, floor))
+        except ValueError as exc:
+            errors.append(f"Dòng {line}: {exc}.")
+    if errors:
+        raise QuotaError(errors)
+    if not changes:
+        raise QuotaError(["Tệp CSV không có dòng dữ liệu nào."])
+    return apply_targets(session, changes, by=by, actor=actor, source="csv")
+
+
+def export_csv(session: Session, rnd: Round) -> bytes:
+    """The plan as CSV (UTF-8 with BOM for Excel), in the columns :func:`import_csv` reads back."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for c in cells(session, rnd):
+        writer.writerow([c.form_code, c.agency.code if c.agency else "", c.agency.name if c.agency else "",
+                         c.channel.value, "" if c.staff_count is None else c.staff_count, c.target,
+                         int(c.soft_closed)])
+    return out.getvalue().encode("utf-8-sig")
+
+
+def set_soft_closed(session: Session, cell: QuotaCell, closed: bool, *, by: StaffUser | None,
+                    actor: str = "staff") -> bool:
+    """Soft-close or reopen a cell; returns False (and records nothing) when it already was so."""
+    if cell.soft_closed == closed:
+        return False
+    cell.soft_closed = closed
+    audit.record(session, "quota.soft_close" if closed else "quota.reopen", user=by, actor=actor,
+                 object_type="quota_cell", object_id=cell.id,
+                 old={"soft_closed": not closed}, new={"soft_closed": closed, "form_code": cell.form_code})
+    session.flush()
+    return True
+
+
+def new_paper_response_is_surplus(session: Session, cell: QuotaCell) -> bool:
+    """Whether a sheet keyed now into this paper cell is surplus: the cell is soft-closed and already has
+    its target of (non-surplus) respondents. Surplus responses are kept and flagged, not refused."""
+    if cell.channel is not Channel.PAPER or not cell.soft_closed:
+        return False
+    counted = session.scalar(
+        sa.select(sa.func.count(sa.distinct(Response.respondent_key)))
+        .where(Response.quota_cell_id == cell.id, Response.surplus.is_(False))
+    )
+    return counted >= cell.target
+
+
+def surplus_in_analysis(rnd: Round) -> bool:
+    """The round setting: do surplus responses count in the analysis (default: no)?"""
+    return bool((rnd.settings or {}).get("surplus_in_analysis", False))

@@ -1,0 +1,166 @@
+"""The JSON API (``/api/v1``), for staff with an API token, and its OpenAPI 3 document.
+
+Calls authenticate with ``Authorization: Bearer <token>`` (no cookies, so no CSRF). Endpoints declare who
+may call them with :func:`api_roles`, and describe themselves in :data:`OPENAPI` next to their code.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from functools import wraps
+
+from flask import Blueprint, abort, g, jsonify, request
+
+from survey_service.db import get_session
+from survey_service.extensions import csrf
+from survey_service.models import Role
+from survey_service.services import progress, quotas, rounds, users
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+csrf.exempt(bp)
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+#: The OpenAPI document; each endpoint adds its path here, beside its view.
+OPENAPI: dict = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "Survey service API (PAR INDEX / Chỉ số CCHC)",
+        "version": "1",
+        "description": "Read-only access for staff. Get a token on the staff page “Mã truy cập API” or with "
+                       "`survey-service users token USERNAME`, and send it as `Authorization: Bearer <token>`.",
+    },
+    "servers": [{"url": "/api/v1"}],
+    "security": [{"bearerAuth": []}],
+    "paths": {},
+    "components": {
+        "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Error": {"type": "object", "required": ["error", "message", "status"], "properties": {
+                "error": {"type": "string"}, "message": {"type": "string"}, "status": {"type": "integer"}}},
+        },
+        "responses": {
+            "Unauthorized": {"description": "No token, or a token that is not valid.",
+                             "content": {"application/json": {"schema": _ERROR}}},
+            "Forbidden": {"description": "The token's account has a role that may not use this endpoint.",
+                          "content": {"application/json": {"schema": _ERROR}}},
+            "NotFound": {"description": "No such round.", "content": {"application/json": {"schema": _ERROR}}},
+            "BadRequest": {"description": "A filter value that is not allowed.",
+                           "content": {"application/json": {"schema": _ERROR}}},
+        },
+    },
+}
+
+
+def api_roles(*roles: Role):
+    """Require a valid bearer token (401) of one of ``roles`` or an admin (403); sets ``g.api_user``."""
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            header = request.headers.get("Authorization", "")
+            scheme, _, token = header.partition(" ")
+            user = users.user_for_token(get_session(), token.strip()) if scheme.lower() == "bearer" else None
+            if user is None:
+                response = jsonify(error="Chưa xác thực", status=401,
+                                   message="Thiếu mã truy cập API hợp lệ (Authorization: Bearer <mã>).")
+                response.status_code = 401
+                response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
+                return response
+            if user.role is not Role.ADMIN and user.role not in roles:
+                abort(403, description="Vai trò của tài khoản này không được dùng chức năng API này.")
+            g.api_user = user
+            return view(*args, **kwargs)
+        return wrapped
+    return decorator
+
+
+@bp.route("/openapi.json")
+def openapi():
+    return jsonify(OPENAPI)
+
+
+# --- quotas --------------------------------------------------------------------------------------
+_FIGURES_SCHEMA = {
+    "target": {"type": "integer", "description": "Target number of respondents."},
+    "verified": {"type": "integer", "description": "Distinct respondents: online responses, plus paper "
+                                                   "responses whose sheet is verified."},
+    "keyed": {"type": "integer", "description": "Paper sheets keyed but not yet verified."},
+    "started": {"type": "integer", "description": "Online drafts: codes opened, answers saved, not submitted."},
+    "issued": {"type": "integer", "description": "Paper sheets issued and not returned."},
+    "surplus": {"type": "integer", "description": "Respondents flagged surplus, plus, for online cells, "
+                                                  "unflagged verified respondents beyond the target."},
+    "shortfall": {"type": "integer", "description": "max(0, target - verified); in totals, the sum over cells."},
+    "percent": {"type": "number", "nullable": True, "description": "100 * verified / target (null if target 0)."},
+}
+OPENAPI["components"]["schemas"]["Figures"] = {"type": "object", "properties": _FIGURES_SCHEMA}
+OPENAPI["components"]["schemas"]["QuotaCell"] = {
+    "type": "object",
+    "properties": {
+        "cell_id": {"type": "integer"},
+        "form_code": {"type": "string", "example": "CC-CT"},
+        "form_title": {"type": "string"},
+        "agency_code": {"type": "string", "nullable": True, "description": "null for the matrix form's cell"},
+        "agency_name": {"type": "string"},
+        "kind": {"type": "string", "enum": progress.KINDS},
+        "channel": {"type": "string", "enum": progress.CHANNELS},
+        "soft_closed": {"type": "boolean", "description": "Online: no new starts. Paper: over-target sheets are "
+                                                          "accepted and flagged surplus."},
+        "staff_count": {"type": "integer", "nullable": True},
+        "last_response_on": {"type": "string", "format": "date", "nullable": True},
+        **_FIGURES_SCHEMA,
+    },
+}
+_FIGURES_MAP = {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/Figures"}}
+OPENAPI["paths"]["/rounds/{round}/quotas"] = {
+    "get": {
+        "summary": "Quota cells of a round with live progress across both channels",
+        "description": "Counts distinct respondents (`respondent_key`): an LĐ-CP respondent rates several "
+                       "departments and counts once, in their district's cell. Roles: supervisor, analyst, admin.",
+        "parameters": [
+            {"name": "round", "in": "path", "required": True, "schema": {"type": "string"}, "example": "QNA-2023"},
+            {"name": "kind", "in": "query", "schema": {"type": "string", "enum": progress.KINDS}},
+            {"name": "form", "in": "query", "schema": {"type": "string"}, "description": "A form code of the round."},
+            {"name": "channel", "in": "query", "schema": {"type": "string", "enum": progress.CHANNELS}},
+            {"name": "sort", "in": "query", "schema": {"type": "string", "enum": progress.SORTS}},
+        ],
+        "responses": {
+            "200": {"description": "Progress per cell and totals.", "content": {"application/json": {"schema": {
+                "type": "object",
+                "properties": {
+                    "round": {"type": "string"},
+                    "generated_at": {"type": "string", "format": "date-time"},
+                    "surplus_in_analysis": {"type": "boolean"},
+                    "filters": {"type": "object"},
+                    "last_response_on": {"type": "string", "format": "date", "nullable": True},
+                    "total": {"$ref": "#/components/schemas/Figures"},
+                    "by_form": _FIGURES_MAP, "by_kind": _FIGURES_MAP, "by_channel": _FIGURES_MAP,
+                    "cells": {"type": "array", "items": {"$ref": "#/components/schemas/QuotaCell"}},
+                },
+            }}}},
+            "400": {"$ref": "#/components/responses/BadRequest"},
+            "401": {"$ref": "#/components/responses/Unauthorized"},
+            "403": {"$ref": "#/components/responses/Forbidden"},
+            "404": {"$ref": "#/components/responses/NotFound"},
+        },
+    }
+}
+
+
+@bp.route("/rounds/<round_code>/quotas")
+@api_roles(Role.SUPERVISOR, Role.ANALYST)
+def round_quotas(round_code):
+    session = get_session()
+    rnd = rounds.get_round(session, round_code)
+    if rnd is None:
+        abort(404, description=f"Không có đợt khảo sát mã '{round_code[:32]}'.")
+    forms = progress.form_titles(session, rnd)
+    try:
+        filters = progress.parse_filters(request.args, forms)
+    except progress.FilterError as exc:
+        abort(400, description=str(exc))
+    data = progress.round_progress(session, rnd, filters, forms=forms)
+    return jsonify({
+        "round": rnd.code,
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "surplus_in_analysis": quotas.surplus_in_analysis(rnd),
+        **data.as_dict(),
+    })

@@ -1,0 +1,110 @@
+"""Supervisor pages for invitation codes: issue a batch per quota cell, download it as CSV or PDF,
+revoke unused codes, and see used and unused codes per cell."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import IntegerField
+from wtforms.validators import InputRequired, NumberRange
+
+from survey_service.db import get_session
+from survey_service.models import CodeBatch, QuotaCell, Role
+from survey_service.services import invitations, portal, rounds
+from survey_service.web.auth import role_required
+from survey_service.web.respond import local_today
+
+bp = Blueprint("codes", __name__, url_prefix="/staff/codes")
+
+NAV = [("codes.index", "Mã mời khảo sát trực tuyến",
+        "Phát mã theo chỉ tiêu, tải danh sách CSV/PDF có mã QR, thu hồi mã chưa dùng, xem số mã đã dùng.",
+        {Role.SUPERVISOR})]
+
+
+class IssueForm(FlaskForm):
+    count = IntegerField("Số mã", validators=[
+        InputRequired("Vui lòng nhập số mã cần phát."),
+        NumberRange(1, invitations.MAX_BATCH, f"Số mã phải từ 1 đến {invitations.MAX_BATCH}.")])
+
+
+@bp.route("/")
+@role_required(Role.SUPERVISOR)
+def index():
+    db = get_session()
+    code = request.args.get("round")
+    rnd = rounds.get_round(db, code) if code else portal.current_round(db, local_today())
+    if rnd is None:
+        abort(404, description="Không tìm thấy đợt khảo sát.")
+    return render_template("codes/index.html", round=rnd, rows=invitations.cell_counts(db, rnd),
+                           batches=invitations.batches_of_round(db, rnd), form=IssueForm(),
+                           label=invitations.cell_label)
+
+
+@bp.route("/cells/<int:cell_id>/issue", methods=["POST"])
+@role_required(Role.SUPERVISOR)
+def issue(cell_id):
+    db = get_session()
+    cell = db.get(QuotaCell, cell_id) or abort(404, description="Không tìm thấy chỉ tiêu này.")
+    form = IssueForm()
+    if not form.validate():
+        abort(400, description=" ".join(form.count.errors))
+    try:
+        batch = invitations.issue_codes(db, cell, form.count.data, by=current_user)
+    except invitations.InvitationError as exc:
+        db.rollback()
+        abort(400, description=str(exc))
+    db.commit()
+    flash(f"Đã phát {batch.count} mã cho {invitations.cell_label(cell)}.", "info")
+    return redirect(url_for("codes.batch", batch_id=batch.id), 303)
+
+
+@bp.route("/batches/<int:batch_id>")
+@role_required(Role.SUPERVISOR)
+def batch(batch_id):
+    batch = _batch(batch_id)
+    return render_template("codes/batch.html", batch=batch, label=invitations.cell_label(batch.quota_cell),
+                           base_url=current_app.config["PUBLIC_BASE_URL"], code_url=invitations.code_url)
+
+
+@bp.route("/batches/<int:batch_id>.csv")
+@role_required(Role.SUPERVISOR)
+def batch_csv(batch_id):
+    batch = _batch(batch_id)
+    body = invitations.batch_csv(batch, current_app.config["PUBLIC_BASE_URL"])
+    return Response(body, mimetype="text/csv", headers={
+        "Content-Disposition": f"attachment; filename=ma-moi-lo-{batch.id}.csv"})
+
+
+@bp.route("/batches/<int:batch_id>.pdf")
+@role_required(Role.SUPERVISOR)
+def batch_pdf(batch_id):
+    batch = _batch(batch_id)
+    cfg = current_app.config
+    body = invitations.batch_pdf(batch, cfg["PUBLIC_BASE_URL"], organiser=cfg["ORGANISER"],
+                                 round_name=batch.quota_cell.round.name)
+    return Response(body, mimetype="application/pdf", headers={
+        "Content-Disposition": f"attachment; filename=ma-moi-lo-{batch.id}.pdf"})
+
+
+@bp.route("/batches/<int:batch_id>/revoke", methods=["POST"])
+@role_required(Role.SUPERVISOR)
+def revoke(batch_id):
+    """Revoke the ticked unused codes, or every unused code of the batch with ``all=1``."""
+    db = get_session()
+    batch = _batch(batch_id)
+    if request.form.get("all") == "1":
+        ids = None
+    else:
+        raw = request.form.getlist("code_id")
+        if not raw or not all(v.isdigit() for v in raw):
+            abort(400, description="Vui lòng chọn ít nhất một mã cần thu hồi.")
+        ids = [int(v) for v in raw]
+    count = invitations.revoke_codes(db, batch, ids, by=current_user)
+    db.commit()
+    flash(f"Đã thu hồi {count} mã chưa sử dụng." if count else "Không có mã chưa sử dụng nào để thu hồi.",
+          "info")
+    return redirect(url_for("codes.batch", batch_id=batch.id), 303)
+
+
+def _batch(batch_id: int) -> CodeBatch:
+    return get_session().get(CodeBatch, batch_id) or abort(404, description="Không tìm thấy lô mã này.")

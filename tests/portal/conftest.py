@@ -1,0 +1,59 @@
+"""Fixtures for the online portal: the real round opened around today, codes, answers."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from survey_service.models import Agency, Channel, QuotaCell
+from survey_service.services import invitations, rounds
+from survey_service.web.respond import local_today
+
+
+@pytest.fixture
+def open_round(loaded_round, session):
+    """QNA-2023 with its dates moved so that it is open today."""
+    today = local_today()
+    loaded_round.opens_on, loaded_round.closes_on = today - timedelta(days=10), today + timedelta(days=30)
+    session.commit()
+    return loaded_round
+
+
+def ldcp_cell(session, rnd, district: str = "TAMKY", target: int = 20) -> QuotaCell:
+    """The LĐ-CP cell of a district (created if the round's files still list LĐ-CP per department)."""
+    agency = session.scalar(sa.select(Agency).where(Agency.round_id == rnd.id, Agency.code == district))
+    cell = session.scalar(sa.select(QuotaCell).where(
+        QuotaCell.round_id == rnd.id, QuotaCell.form_code == "LĐ-CP", QuotaCell.agency_id == agency.id))
+    if cell is None:
+        cell = QuotaCell(round_id=rnd.id, form_code="LĐ-CP", agency_id=agency.id, channel=Channel.ONLINE,
+                         target=target)
+        session.add(cell)
+        session.commit()
+    return cell
+
+
+@pytest.fixture
+def issue(open_round, session):
+    """Factory: ``issue("CC-CT", "SNV", 3)`` issues codes for a cell and returns them (committed)."""
+    def make(form: str = "CC-CT", agency: str | None = "SNV", count: int = 1) -> list[str]:
+        if form == "LĐ-CP":
+            cell = ldcp_cell(session, open_round, agency)
+        else:
+            cell = invitations.find_cell(session, open_round, form, agency)
+        batch = invitations.issue_codes(session, cell, count, actor="test")
+        session.commit()
+        return [c.code for c in batch.codes]
+    return make
+
+
+def full_answers(questionnaire, value: str = "3", text: str = "Cần rút ngắn thời gian xử lý hồ sơ.") -> dict:
+    """{item code: answer} answering every item of a questionnaire."""
+    return {item.code: (value if item.kind == "scale" else text) for item in questionnaire.items}
+
+
+@pytest.fixture
+def questionnaire(open_round, session):
+    def get(form: str = "CC-CT"):
+        return rounds.questionnaire_for(session, open_round, form)
+    return get

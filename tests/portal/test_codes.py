@@ -1,0 +1,121 @@
+"""Issuing, downloading and revoking codes: service, supervisor pages and the CLI; the rate counter."""
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+from survey_service.db import get_session
+from survey_service.models import Agency, AgencyKind, AuditEvent, CodeBatch, CodeStatus, InvitationCode, QuotaCell
+from survey_service.services import invitations, ratelimit
+
+
+def test_issue_refuses_paper_cells_and_silly_counts(open_round, session):
+    paper = session.scalar(sa.select(QuotaCell).where(QuotaCell.form_code == "HĐ-CT"))
+    with pytest.raises(invitations.InvitationError, match="giấy"):
+        invitations.issue_codes(session, paper, 5)
+    online = invitations.find_cell(session, open_round, "CC-CT", "SNV")
+    for bad in (0, invitations.MAX_BATCH + 1):
+        with pytest.raises(invitations.InvitationError):
+            invitations.issue_codes(session, online, bad)
+    with pytest.raises(invitations.InvitationError, match="XYZ"):
+        invitations.find_cell(session, open_round, "CC-CT", "XYZ")
+
+
+def test_counts_per_cell_and_revoking_only_unused(issue, session, open_round):
+    codes = issue("CC-CT", "SNV", 4)
+    batch = session.scalar(sa.select(CodeBatch))
+    used = session.scalar(sa.select(InvitationCode).where(InvitationCode.code == codes[0]))
+    used.status = CodeStatus.USED
+    assert invitations.revoke_codes(session, batch, [used.id, batch.codes[1].id]) == 1
+    session.commit()
+    row = next(r for r in invitations.cell_counts(session, open_round) if r.cell.id == batch.quota_cell_id)
+    assert (row.issued, row.unused, row.used, row.revoked) == (4, 2, 1, 1)
+    assert invitations.revoke_codes(session, batch) == 2
+    assert session.scalar(sa.select(InvitationCode.status).where(InvitationCode.id == used.id)) is CodeStatus.USED
+
+
+def test_batch_pdf_has_readable_qr_links(issue, session, tmp_path):
+    zxingcpp = pytest.importorskip("zxingcpp")
+    from PIL import Image
+
+    codes = issue("CC-CT", "SNV", 3)
+    batch = session.scalar(sa.select(CodeBatch))
+    pdf = invitations.batch_pdf(batch, "https://cchc.example.vn", organiser="Sở Nội vụ tỉnh Quảng Nam",
+                                round_name="Điều tra xã hội học năm 2023")
+    (tmp_path / "codes.pdf").write_bytes(pdf)
+    text = subprocess.run(["pdftotext", str(tmp_path / "codes.pdf"), "-"], capture_output=True, text=True).stdout
+    assert all(code in text for code in codes) and "Sở Nội vụ tỉnh Quảng Nam" in text
+    subprocess.run(["pdftoppm", "-r", "150", "-png", str(tmp_path / "codes.pdf"), str(tmp_path / "page")], check=True)
+    found = {r.text for r in zxingcpp.read_barcodes(Image.open(next(tmp_path.glob("page*.png"))))}
+    assert found == {f"https://cchc.example.vn/c/{code}" for code in codes}
+
+
+def test_supervisor_issues_downloads_and_revokes(staff_client, open_round, session):
+    client = staff_client("supervisor")
+    page = client.get("/staff/codes/")
+    assert page.status_code == 200 and "Mã mời khảo sát trực tuyến" in page.get_data(as_text=True)
+    vertical = session.scalar(sa.select(Agency.code).where(Agency.kind == AgencyKind.VERTICAL).limit(1))
+    cell = invitations.find_cell(session, open_round, "CC-ND", vertical)
+    issued = client.post(f"/staff/codes/cells/{cell.id}/issue", data={"count": "3"})
+    assert issued.status_code == 303
+    batch = session.scalar(sa.select(CodeBatch))
+    rows = list(csv.DictReader(io.StringIO(client.get(f"/staff/codes/batches/{batch.id}.csv").get_data(as_text=True).lstrip("\ufeff"))))
+    assert len(rows) == 3 and rows[0]["url"].endswith("/c/" + rows[0]["code"])
+    pdf = client.get(f"/staff/codes/batches/{batch.id}.pdf")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    assert client.post(f"/staff/codes/cells/{cell.id}/issue", data={"count": "0"}).status_code == 400
+    assert client.post(f"/staff/codes/batches/{batch.id}/revoke", data={}).status_code == 400
+    assert client.post(f"/staff/codes/batches/{batch.id}/revoke", data={"all": "1"}).status_code == 303
+    assert set(session.scalars(sa.select(InvitationCode.status))) == {CodeStatus.REVOKED}
+    actions = set(session.scalars(sa.select(AuditEvent.action)))
+    assert {"codes.issue", "codes.revoke"} <= actions
+
+
+def test_other_roles_cannot_manage_codes(staff_client, open_round):
+    client = staff_client("clerk")
+    assert client.get("/staff/codes/").status_code == 403
+
+
+def test_cli_issues_codes_to_csv(runner, open_round, session, tmp_path):
+    out, pdf = tmp_path / "codes.csv", tmp_path / "codes.pdf"
+    result = runner.invoke(args=["codes", "issue", "--round", "QNA-2023", "--form", "CC-CT", "--agency", "SNV",
+                                 "--count", "5", "--out", str(out), "--pdf", str(pdf)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8").lstrip("\ufeff"))))
+    assert [r["code"] for r in rows] == sorted(session.scalars(sa.select(InvitationCode.code)))
+    assert all(r["url"] == f"http://127.0.0.1:5000/c/{r['code']}" for r in rows)
+    assert pdf.read_bytes().startswith(b"%PDF")
+    bad = runner.invoke(args=["codes", "issue", "--round", "QNA-2023", "--form", "HĐ-CT", "--count", "5",
+                              "--out", str(tmp_path / "x.csv")])
+    assert bad.exit_code == 1 and "giấy" in bad.output
+
+
+def test_rate_counter_increments_are_atomic_across_connections(app, session):
+    """Eight threads with their own sessions hit one key: every count from 1 to 40 is handed out once."""
+    session.commit()
+    maker = app.extensions["db_sessionmaker"]
+    counts, errors = [], []
+
+    def worker():
+        try:
+            for _ in range(5):
+                with maker() as s:
+                    counts.append(ratelimit.hit(s, "code:shared", window_seconds=600, now=1_000_000))
+                    s.commit()
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sorted(counts) == list(range(1, 41))
+    assert ratelimit.current(get_session(), "code:shared", window_seconds=600, now=1_000_000) == 40
+    assert ratelimit.current(get_session(), "code:shared", window_seconds=600, now=1_000_600) == 0

@@ -1,0 +1,58 @@
+"""Vietnamese collation: Đ after D, vowels with breve/circumflex/horn after the plain ones, tones in order."""
+import random
+
+import pytest
+import sqlalchemy as sa
+
+from survey_service.db import make_engine
+from survey_service.vietnamese import sort_key
+from tests.conftest import pg_or_skip
+
+# In dictionary order; PostgreSQL's ICU collation "vi-x-icu" agrees (test below).
+ORDERED = [
+    "An", "An Hòa", "Anh", "Ăn", "Ân", "Ban Dân tộc", "Bảo hiểm xã hội tỉnh",
+    "Ca", "Cà", "Cả", "Cã", "Cá", "Cạ", "Công an tỉnh",
+    "Duy Xuyên", "Dương", "Đại Lộc", "Đài Phát thanh", "Điện Bàn", "Đông Giang",
+    "Hiệp Đức", "Hội An", "Nam Giang", "Nam Trà My", "Nông Sơn", "Núi Thành",
+    "On", "Ôn", "Ơn", "Phú Ninh", "Phước Sơn", "Quế Sơn", "Sở Công Thương", "Sở Nội vụ", "Sở Tài chính",
+    "Tam Kỳ", "Tây Giang", "Thăng Bình", "Tiên Phước", "Uy", "Ủy ban", "Ưng", "Văn phòng UBND tỉnh",
+]
+
+
+def test_known_list_in_order():
+    shuffled = ORDERED[:]
+    random.Random(5).shuffle(shuffled)
+    assert sorted(shuffled, key=sort_key) == ORDERED
+
+
+def test_d_stroke_after_every_d():
+    assert sorted(["Đà Nẵng", "Dz", "Da", "Du"], key=sort_key) == ["Da", "Du", "Dz", "Đà Nẵng"]
+
+
+def test_tones_in_order_ngang_huyen_hoi_nga_sac_nang():
+    assert sorted(["má", "mạ", "mà", "mả", "ma", "mã"], key=sort_key) == ["ma", "mà", "mả", "mã", "má", "mạ"]
+
+
+def test_decomposed_text_sorts_like_composed():
+    import unicodedata
+
+    nfd = unicodedata.normalize("NFD", "Đại Lộc")
+    assert sort_key(nfd)[:2] == sort_key("Đại Lộc")[:2]
+
+
+def test_python_default_order_is_wrong_here():
+    # Why the key exists: plain sorted() puts Đ after every Latin letter.
+    assert sorted(["Đại Lộc", "Tam Kỳ"]) == ["Tam Kỳ", "Đại Lộc"]
+    assert sorted(["Đại Lộc", "Tam Kỳ"], key=sort_key) == ["Đại Lộc", "Tam Kỳ"]
+
+
+@pytest.mark.postgres
+def test_same_order_as_icu_in_postgresql():
+    engine = make_engine(pg_or_skip())
+    try:
+        with engine.connect() as con:
+            rows = con.execute(sa.text('SELECT n FROM unnest(CAST(:names AS text[])) AS t(n) '
+                                       'ORDER BY n COLLATE "vi-x-icu"'), {"names": ORDERED[::-1]})
+            assert [r[0] for r in rows] == ORDERED
+    finally:
+        engine.dispose()
