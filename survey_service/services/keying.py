@@ -11,7 +11,7 @@ import random
 import secrets
 import unicodedata
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
@@ -253,17 +253,16 @@ def _first_pass(session: Session, form: SheetForm, clerk: StaffUser, slots, toda
 
 
 def _answer_values(form: SheetForm, slots) -> dict[tuple[int | None, str], str]:
-    """Slot map -> {(Answer.agency_id, item code): value}. HĐ-CT's sheet-level text has no agency."""
-    agency_ids = {row.key: row.agency_id for row in form.rows}
-    values = {}
-    for row_key, items in slots.items():
-        for item, value in items.items():
-            if form.matrix:
-                agency_id = None if row_key == SHEET_ROW else agency_ids[row_key]
-            else:
-                agency_id = form.sheet.quota_cell.agency_id
-            values[(agency_id, item)] = value
-    return values
+    """Slot map -> {(Answer.agency_id, item code): value}."""
+    return {(_answer_agency(form, row_key), item): value
+            for row_key, items in slots.items() for item, value in items.items()}
+
+
+def _answer_agency(form: SheetForm, row_key: str) -> int | None:
+    """The agency an answer is about: the matrix row (HĐ-CT's sheet-level text has none), else the sheet's."""
+    if not form.matrix:
+        return form.sheet.quota_cell.agency_id
+    return None if row_key == SHEET_ROW else next(r.agency_id for r in form.rows if r.key == row_key)
 
 
 # --- double entry ------------------------------------------------------------------------------------
@@ -309,16 +308,11 @@ def reconcile(session: Session, sheet: Sheet, supervisor: StaffUser, choices) ->
         raise KeyingError("Chưa lưu: hãy chọn giá trị đúng cho mọi ô khác nhau.", 422, problems)
     form = sheet_form(session, sheet)
     response = session.scalar(sa.select(Response).where(Response.sheet_id == sheet.id))
-    agency_ids = {row.key: row.agency_id for row in form.rows}
     decisions = {}
     for d in found:
         value = d.first if choices[d.name] == "1" else d.second
         decisions[d.name] = value
-        if form.matrix:
-            agency_id = None if d.row == SHEET_ROW else agency_ids.get(d.row)
-        else:
-            agency_id = sheet.quota_cell.agency_id
-        _set_answer(session, response, agency_id, d.item, value, supervisor)
+        _set_answer(session, response, _answer_agency(form, d.row), d.item, value, supervisor)
     audit.record(session, "sheet.reconcile", user=supervisor, object_type="sheet", object_id=sheet.serial,
                  old={d.name: [d.first, d.second] for d in found}, new=decisions)
     transition(session, sheet, SheetState.VERIFIED, by=supervisor)
@@ -391,7 +385,6 @@ class ClerkAgreement:
     slots: int = 0
     agreed_slots: int = 0
     overruled: int = 0
-    _sheets: set = field(default_factory=set, repr=False)
 
     @property
     def rate(self) -> float | None:
