@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 
 import click
@@ -102,6 +103,47 @@ def round_load(round_dir):
         click.echo(f"Round {report.round_code} updated:")
         for change in report.changes:
             click.echo(f"  - {change}")
+
+
+def _round_or_fail(session, code: str):
+    from survey_service.services import rounds
+
+    rnd = rounds.get_round(session, code)
+    if rnd is None:
+        fail(f"No such round: {code}")
+    return rnd
+
+
+@round_group.command("schedule")
+@click.argument("code")
+@click.option("--opens", "opens_on", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option("--closes", "closes_on", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@with_appcontext
+def round_schedule(code, opens_on, closes_on):
+    """Set the collection window of round CODE (also reopens a round closed early)."""
+    from survey_service.services import rounds
+
+    session = get_session()
+    rnd = _round_or_fail(session, code)
+    try:
+        rounds.schedule(session, rnd, opens_on.date(), closes_on.date(), actor="cli")
+    except rounds.RoundError as exc:
+        fail(str(exc))
+    session.commit()
+    click.echo(f"Round {code} collects from {rnd.opens_on} to {rnd.closes_on}.")
+
+
+@round_group.command("close")
+@click.argument("code")
+@with_appcontext
+def round_close(code):
+    """Close collection of round CODE now."""
+    from survey_service.services import rounds
+
+    session = get_session()
+    rounds.close(session, _round_or_fail(session, code), actor="cli")
+    session.commit()
+    click.echo(f"Round {code} is closed.")
 
 
 # --- users ---------------------------------------------------------------------------------------
@@ -301,6 +343,82 @@ def codes_issue(round_code, form_code, agency_code, count, out, pdf):
                + (f" and {pdf}" if pdf else "") + ".")
 
 
+# --- analysis ------------------------------------------------------------------------------------
+@click.group("analysis")
+def analysis_group():
+    """Scoring and estimation of a round's results."""
+
+
+@analysis_group.command("run")
+@click.option("--round", "round_code", required=True, help="Round code, e.g. QNA-2023.")
+@click.option("--out", "outputs", multiple=True, required=True, type=click.Path(dir_okay=False),
+              help="Output file; the format follows the extension (.xlsx, .csv, .sav). Repeatable.")
+@click.option("--answers", "answers_path", type=click.Path(dir_okay=False),
+              help="Also write the tidy long CSV of every counted answer with its weight.")
+@with_appcontext
+def analysis_run(round_code, outputs, answers_path):
+    """Compute a round's results from its stored responses and write them."""
+    from survey_service.services import exports, results, rounds
+
+    for out in outputs:
+        if Path(out).suffix.lower() not in exports.FORMATS:
+            fail(f"Không hỗ trợ định dạng '{Path(out).suffix}' ({out}); dùng: {', '.join(exports.FORMATS)}.")
+    session = get_session()
+    rnd = rounds.get_round(session, round_code)
+    if rnd is None:
+        fail(f"Không có đợt khảo sát {round_code}.")
+    try:
+        res = results.round_results(session, rnd)
+    except results.ResultsError as exc:
+        fail(str(exc))
+    for out in outputs:
+        exports.export(res, out)
+        click.echo(f"Wrote {out}")
+    if answers_path:
+        exports.write_answers_csv(res, answers_path)
+        click.echo(f"Wrote {answers_path}")
+    counts = res.provenance["counts"]
+    scored = int(res.summary["survey_points"].notna().sum())
+    click.echo(f"{round_code}: {counts['responses']} responses counted, {scored}/{len(res.summary)} agencies "
+               f"scored, methodology {res.provenance['methodology_hash'][:12]}.")
+
+
+# --- responses -----------------------------------------------------------------------------------
+@click.group("responses")
+def responses_group():
+    """Responses collected elsewhere."""
+
+
+@responses_group.command("import")
+@click.option("--round", "round_code", required=True, help="Round code, e.g. QNA-2023.")
+@click.argument("file", type=click.File("rb"))
+@with_appcontext
+def responses_import(round_code, file):
+    """Import responses from a CSV file (one row per response, item columns named by item code).
+    Nothing is imported while any row is bad; every bad row is listed with its line."""
+    from datetime import date
+
+    from survey_service.services import imports, rounds
+
+    session = get_session()
+    rnd = rounds.get_round(session, round_code)
+    if rnd is None:
+        fail(f"Không có đợt khảo sát {round_code}.")
+    try:
+        report = imports.import_responses(session, rnd, file.read(), today=date.today(), actor="cli")
+    except imports.ImportRejected as exc:
+        session.rollback()
+        shown = exc.errors[:imports.MAX_ERRORS_SHOWN]
+        more = len(exc.errors) - len(shown)
+        fail("\n".join([f"{file.name}: {e}" for e in shown]
+                       + ([f"... và {more} lỗi khác"] if more else [])
+                       + [f"{len(exc.errors)} lỗi; không nhập phiếu nào."]))
+    session.commit()
+    forms = ", ".join(f"{form}: {n}" for form, n in sorted(report.by_form.items()))
+    click.echo(f"Imported {report.responses} responses into {round_code} ({forms})"
+               + (f"; {report.surplus} above their quota (surplus)." if report.surplus else "."))
+
+
 # --- demo ----------------------------------------------------------------------------------------
 DEMO_ACCOUNTS = [
     ("admin", Role.ADMIN, "Quản trị hệ thống"),
@@ -333,6 +451,13 @@ def demo_setup():
     round_dir = Path(current_app.config["QUESTIONNAIRE_DIR"]) / "rounds" / "QNA-2023"
     report = rounds.load_round(session, round_dir, current_app.config["QUESTIONNAIRE_DIR"])
     click.echo(f"Round {report.round_code}: {'loaded' if report.changed else 'already loaded'}.")
+    rnd = rounds.get_round(session, report.round_code)
+    today = date.today()
+    if rounds.round_state(rnd, today) != "open":
+        # The 2023 window is long past: the demo collects from a week ago to two months ahead.
+        rounds.schedule(session, rnd, today - timedelta(days=7), today + timedelta(days=60), actor="demo")
+    click.echo(f"Collection window: {rnd.opens_on:%d/%m/%Y} to {rnd.closes_on:%d/%m/%Y} "
+               "(round.yaml keeps the real 2023 dates).")
     click.echo("Demo staff accounts (passwords are new at every start):")
     for username, role, full_name in DEMO_ACCOUNTS:
         password = secrets.token_urlsafe(9)
@@ -360,7 +485,8 @@ def _write_instance_secrets(path: Path) -> None:
     click.echo(f"Wrote new secrets to {path}.")
 
 
-GROUPS = [db_group, questionnaires_group, round_group, users_group, codes_group, sheets_group, demo_group]
+GROUPS = [db_group, questionnaires_group, round_group, users_group, codes_group, sheets_group, analysis_group,
+          responses_group, demo_group]
 
 
 def register_commands(app: Flask) -> None:

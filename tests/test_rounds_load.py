@@ -127,3 +127,41 @@ def test_round_state(loaded_round):
     assert rounds.round_state(loaded_round, loaded_round.opens_on - timedelta(days=1)) == "not_open"
     assert rounds.round_state(loaded_round, loaded_round.opens_on) == "open"
     assert rounds.round_state(loaded_round, loaded_round.closes_on + timedelta(days=1)) == "closed"
+
+
+def test_schedule_and_close(loaded_round, session, runner):
+    result = runner.invoke(args=["round", "schedule", "QNA-2023", "--opens", "2026-11-01", "--closes", "2026-12-31"])
+    assert result.exit_code == 0, result.output
+    session.expire_all()
+    from datetime import date
+
+    assert rounds.round_state(loaded_round, date(2026, 11, 24)) == "open"
+    bad = runner.invoke(args=["round", "schedule", "QNA-2023", "--opens", "2026-12-31", "--closes", "2026-11-01"])
+    assert bad.exit_code == 1 and "Ngày mở" in bad.output
+    assert runner.invoke(args=["round", "close", "QNA-2023"]).exit_code == 0
+    session.expire_all()
+    assert rounds.round_state(loaded_round, date(2026, 11, 24)) == "closed"
+    actions = session.scalars(sa.select(AuditEvent.action).where(AuditEvent.object_type == "round")).all()
+    assert "round.schedule" in actions and "round.close" in actions
+    assert runner.invoke(args=["round", "schedule", "NOPE", "--opens", "2026-11-01", "--closes", "2026-12-31"]).exit_code == 1
+
+
+def test_demo_setup_migrates_loads_and_opens_the_round(tmp_path):
+    """The demo runs on SQLite from an empty database, through the migrations."""
+    from datetime import date
+
+    from survey_service import create_app
+    from survey_service.db import get_session
+
+    app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite'}",
+                      "QUESTIONNAIRE_DIR": str(QUESTIONNAIRE_DIR)})
+    app.instance_path = str(tmp_path / "instance")
+    result = app.test_cli_runner().invoke(args=["demo", "setup"])
+    assert result.exit_code == 0, result.output
+    assert "giamsat" in result.output and (tmp_path / "instance" / "config.py").exists()
+    with app.app_context():
+        rnd = rounds.get_round(get_session(), "QNA-2023")
+        assert rounds.round_state(rnd, date.today()) == "open"
+    again = app.test_cli_runner().invoke(args=["demo", "setup"])
+    assert again.exit_code == 0 and "already loaded" in again.output
+    app.extensions["db_engine"].dispose()

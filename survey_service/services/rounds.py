@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from survey_service import questionnaires as qn
 from survey_service.models import (
     Agency, AgencyKind, Channel, CodeBatch, Division, QuestionnaireVersion, QuotaCell, Response, Round,
-    RoundForm, Sheet, StaffUser,
+    RoundForm, Sheet, StaffUser, utcnow,
 )
 from survey_service.services import audit
 
@@ -250,3 +250,23 @@ def form_versions(session: Session, rnd: Round) -> list[dict]:
          "title": v.definition.get("title", "")}
         for v in versions
     ]
+
+
+def schedule(session: Session, rnd: Round, opens_on: date, closes_on: date, *,
+             by: StaffUser | None = None, actor: str = "staff") -> None:
+    """Move a round's collection window (e.g. an extension); reopens a round closed early."""
+    if opens_on > closes_on:
+        raise RoundError("Ngày mở phải trước hoặc bằng ngày đóng.")
+    audit.record(session, "round.schedule", user=by, actor=actor, object_type="round", object_id=rnd.code,
+                 old={"opens_on": rnd.opens_on.isoformat(), "closes_on": rnd.closes_on.isoformat(),
+                      "closed": rnd.closed_at is not None},
+                 new={"opens_on": opens_on.isoformat(), "closes_on": closes_on.isoformat(), "closed": False})
+    rnd.opens_on, rnd.closes_on, rnd.closed_at = opens_on, closes_on, None
+
+
+def close(session: Session, rnd: Round, *, by: StaffUser | None = None, actor: str = "staff") -> None:
+    """Close collection now, before ``closes_on``: no code can be opened or submitted afterwards."""
+    if rnd.closed_at is None:
+        rnd.closed_at = utcnow()
+        audit.record(session, "round.close", user=by, actor=actor, object_type="round", object_id=rnd.code,
+                     new={"closed_at": rnd.closed_at.isoformat()})

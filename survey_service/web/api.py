@@ -13,7 +13,8 @@ from flask import Blueprint, abort, g, jsonify, request
 from survey_service.db import get_session
 from survey_service.extensions import csrf
 from survey_service.models import Role
-from survey_service.services import progress, quotas, rounds, users
+from survey_service.services import progress, quotas, results, rounds, users
+from survey_service.web.results import results_or_error
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
@@ -164,3 +165,65 @@ def round_quotas(round_code):
         "surplus_in_analysis": quotas.surplus_in_analysis(rnd),
         **data.as_dict(),
     })
+
+
+# --- results -------------------------------------------------------------------------------------
+_INTERVAL = {"type": "array", "items": {"type": "number", "nullable": True}, "minItems": 2, "maxItems": 2}
+OPENAPI["paths"]["/rounds/{round}/results"] = {
+    "get": {
+        "summary": "Per-agency results of a round: criterion points, survey points, satisfaction, ranks",
+        "description": "Recomputed from the stored responses with the round's methodology. Intervals are 95% "
+                       "confidence intervals (rank: Monte-Carlo rank interval within the agency kind). A value "
+                       "without valid data is null and flagged `khong_du_lieu`, never 0. `provenance` names the "
+                       "questionnaire versions, the methodology hash and the software version that produced the "
+                       "numbers. Roles: analyst, supervisor, admin.",
+        "parameters": [{"name": "round", "in": "path", "required": True, "schema": {"type": "string"},
+                        "example": "QNA-2023"}],
+        "responses": {
+            "200": {"description": "Results.", "content": {"application/json": {"schema": {
+                "type": "object",
+                "properties": {
+                    "provenance": {"type": "object", "properties": {
+                        "round": {"type": "string"}, "methodology_hash": {"type": "string"},
+                        "questionnaire_versions": {"type": "object", "additionalProperties": {
+                            "type": "array", "items": {"type": "string"}}},
+                        "software_version": {"type": "string"}, "analysis_parameters": {"type": "object"},
+                        "surplus_in_analysis": {"type": "boolean"}, "counts": {"type": "object"}}},
+                    "flag_labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "agencies": {"type": "array", "items": {"type": "object", "properties": {
+                        "agency": {"type": "string"}, "name": {"type": "string"},
+                        "kind": {"type": "string", "enum": ["department", "district", "vertical"]},
+                        "n": {"type": "integer"}, "n_eff_min": {"type": "number", "nullable": True},
+                        "survey_points": {"type": "number", "nullable": True}, "max_points": {"type": "number"},
+                        "survey_points_se": {"type": "number", "nullable": True}, "survey_points_ci": _INTERVAL,
+                        "satisfaction_pct": {"type": "number", "nullable": True}, "satisfaction_ci": _INTERVAL,
+                        "positive_pct": {"type": "number", "nullable": True},
+                        "rank": {"type": "integer", "nullable": True}, "rank_interval": _INTERVAL,
+                        "flags": {"type": "array", "items": {"type": "string"}},
+                        "criteria": {"type": "array", "items": {"type": "object", "properties": {
+                            "criterion": {"type": "string"}, "name": {"type": "string"},
+                            "max_points": {"type": "number"}, "score": {"type": "number", "nullable": True},
+                            "points": {"type": "number", "nullable": True},
+                            "points_se": {"type": "number", "nullable": True}, "points_ci": _INTERVAL,
+                            "n": {"type": "integer"}, "n_eff": {"type": "number", "nullable": True},
+                            "positive_pct": {"type": "number", "nullable": True},
+                            "flags": {"type": "array", "items": {"type": "string"}},
+                            "missing_groups": {"type": "array", "items": {"type": "string"}}}}},
+                    }}},
+                },
+            }}}},
+            "401": {"$ref": "#/components/responses/Unauthorized"},
+            "403": {"$ref": "#/components/responses/Forbidden"},
+            "404": {"$ref": "#/components/responses/NotFound"},
+            "422": {"description": "The round's methodology settings cannot be used (the message names the "
+                                   "setting).", "content": {"application/json": {"schema": _ERROR}}},
+        },
+    }
+}
+
+
+@bp.route("/rounds/<code>/results")
+@api_roles(Role.ANALYST, Role.SUPERVISOR)
+def round_results(code):
+    _rnd, res = results_or_error(code)
+    return jsonify(results.as_dict(res))

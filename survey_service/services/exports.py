@@ -1,0 +1,243 @@
+"""Writing a round's results: XLSX, CSV (UTF-8 with BOM), SPSS .sav, and the tidy long CSV of answers.
+
+Every file carries the provenance of the numbers (round, questionnaire version hashes, methodology
+hash, software version): a sheet of the workbook, the first comment lines of a CSV, the file label
+and a note of the .sav.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from survey_service.services.results import FLAG_LABELS, KIND_LABELS, RoundResults
+
+FORMATS = (".xlsx", ".csv", ".sav")
+SHEET_NAME_MAX = 31
+
+#: Vietnamese headers of the summary (one row per agency).
+SUMMARY_HEADERS = {
+    "agency": "Mã cơ quan",
+    "agency_name": "Tên cơ quan",
+    "agency_kind": "Loại cơ quan",
+    "survey_points": "Tổng điểm điều tra XHH",
+    "survey_points_se": "Sai số chuẩn tổng điểm",
+    "survey_points_ci_lo": "Tổng điểm: cận dưới KTC 95%",
+    "survey_points_ci_hi": "Tổng điểm: cận trên KTC 95%",
+    "max_points": "Điểm tối đa",
+    "tlhl": "Tỷ lệ hài lòng (%)",
+    "tlhl_se": "Sai số chuẩn tỷ lệ hài lòng",
+    "tlhl_ci_lo": "Tỷ lệ hài lòng: cận dưới KTC 95%",
+    "tlhl_ci_hi": "Tỷ lệ hài lòng: cận trên KTC 95%",
+    "tltc": "Tỷ lệ đánh giá tích cực (%)",
+    "n": "Số phiếu hợp lệ",
+    "n_eff_min": "Cỡ mẫu hiệu dụng nhỏ nhất",
+    "rank": "Xếp hạng trong nhóm",
+    "rank_lo": "Xếp hạng: cận trên (tốt nhất)",
+    "rank_hi": "Xếp hạng: cận dưới (kém nhất)",
+    "flags": "Cảnh báo độ tin cậy",
+}
+CRITERIA_HEADERS = {
+    "agency": "Mã cơ quan",
+    "agency_name": "Tên cơ quan",
+    "agency_kind": "Loại cơ quan",
+    "criterion": "Mã lĩnh vực",
+    "criterion_name": "Lĩnh vực",
+    "max_points": "Điểm tối đa",
+    "score": "Mức đạt (0-1)",
+    "points": "Điểm",
+    "points_se": "Sai số chuẩn điểm",
+    "points_ci_lo": "Điểm: cận dưới KTC 95%",
+    "points_ci_hi": "Điểm: cận trên KTC 95%",
+    "n": "Số phiếu hợp lệ",
+    "n_eff": "Cỡ mẫu hiệu dụng",
+    "n_groups": "Số nhóm đối tượng đủ điều kiện",
+    "tltc": "Tỷ lệ đánh giá tích cực (%)",
+    "flag": "Cảnh báo",
+    "missing_groups": "Nhóm đối tượng thiếu",
+}
+ITEM_HEADERS = {
+    "agency": "Mã cơ quan",
+    "form": "Mẫu phiếu",
+    "item": "Mã câu hỏi",
+    "criterion": "Mã lĩnh vực",
+    "scale": "Thang đo",
+    "n_sheets": "Số phiếu của nhóm",
+    "n_valid": "Số câu trả lời có điểm",
+    "mean_value": "Điểm trung bình (0-1)",
+    "positive_pct": "Tỷ lệ tích cực (%)",
+}
+WEIGHT_HEADERS = {
+    "agency": "Mã cơ quan",
+    "criterion": "Mã lĩnh vực",
+    "n": "Số phiếu có trọng số",
+    "sum": "Tổng trọng số",
+    "min": "Trọng số nhỏ nhất",
+    "median": "Trọng số trung vị",
+    "max": "Trọng số lớn nhất",
+    "n_eff": "Cỡ mẫu hiệu dụng (Kish)",
+    "deff_w": "Hệ số thiết kế do trọng số",
+}
+SETTINGS_HEADERS = {"setting": "Thiết lập", "value": "Giá trị"}
+SUPPRESSED_NOTE = "Ẩn (dưới 5 phiếu của công chức cơ quan)"
+
+
+class ExportError(ValueError):
+    """An output that cannot be written (unknown format); the message says why."""
+
+
+def export(results: RoundResults, path: str | Path) -> Path:
+    """Write the results in the format given by the file extension (.xlsx, .csv or .sav)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".xlsx":
+        write_xlsx(results, path)
+    elif suffix == ".csv":
+        write_csv(results, path)
+    elif suffix == ".sav":
+        write_sav(results, path)
+    else:
+        raise ExportError(f"Không hỗ trợ định dạng '{path.suffix}'; dùng một trong: {', '.join(FORMATS)}.")
+    return path
+
+
+def provenance_lines(results: RoundResults) -> list[tuple[str, str]]:
+    p = results.provenance
+    return [
+        ("Đợt khảo sát", p["round"]),
+        ("Mã băm cấu hình phương pháp (SHA-256)", p["methodology_hash"]),
+        ("Phiên bản phiếu khảo sát", "; ".join(f"{form}: {', '.join(v)}"
+                                               for form, v in p["questionnaire_versions"].items())),
+        ("Phiên bản phần mềm", p["software_version"]),
+        ("Tính cả phiếu vượt chỉ tiêu", "có" if p["surplus_in_analysis"] else "không"),
+        ("Số phiếu được tính", str(p["counts"].get("responses", 0))),
+        ("Số cặp phiếu × cơ quan không hợp lệ (trả lời quá ít)", str(p["counts"].get("invalid_sheet_agency_pairs", 0))),
+        ("Tham số phân tích", json.dumps(p["analysis_parameters"], ensure_ascii=False)),
+    ]
+
+
+def summary_frame(results: RoundResults) -> pd.DataFrame:
+    """The per-agency table with Vietnamese headers and labels (also the CSV export)."""
+    s = results.summary
+    points = [c for c in s.columns if c.startswith("points_")]
+    out = s[[*SUMMARY_HEADERS, *points]].copy()
+    out["agency_kind"] = out["agency_kind"].map(KIND_LABELS)
+    out["flags"] = out["flags"].map(_flag_text)
+    headers = dict(SUMMARY_HEADERS)
+    headers.update({c: f"Điểm {c.removeprefix('points_')}" for c in points})
+    return out.rename(columns=headers)
+
+
+def _flag_text(flags: str) -> str:
+    return "; ".join(FLAG_LABELS.get(f, f) for f in str(flags).split(",") if f)
+
+
+def criteria_frame(results: RoundResults) -> pd.DataFrame:
+    out = results.criteria[list(CRITERIA_HEADERS)].copy()
+    out["agency_kind"] = out["agency_kind"].map(KIND_LABELS)
+    out["flag"] = out["flag"].map(_flag_text)
+    return out.rename(columns=CRITERIA_HEADERS)
+
+
+def items_frame(results: RoundResults) -> pd.DataFrame:
+    """Item distributions: one column per option code (count), suppressed groups noted."""
+    items = results.items
+    codes = sorted({c for s in results.scales.values() for c in s.codes})
+    out = items[list(ITEM_HEADERS)].copy()
+    for code in codes:
+        out[f"Số chọn '{code}'"] = [None if c is None else c.get(code, 0) for c in items["counts"]]
+    out["Ghi chú"] = np.where(items["suppressed"], SUPPRESSED_NOTE, "")
+    return out.rename(columns=ITEM_HEADERS)
+
+
+def write_xlsx(results: RoundResults, path: Path) -> None:
+    sheets = {
+        "Tổng hợp": summary_frame(results),
+        "Theo lĩnh vực": criteria_frame(results),
+        "Theo câu hỏi": items_frame(results),
+        "Chẩn đoán trọng số": results.weights.rename(columns=WEIGHT_HEADERS),
+        "Thiết lập phương pháp": results.settings.rename(columns=SETTINGS_HEADERS),
+        "Nguồn gốc số liệu": pd.DataFrame(provenance_lines(results), columns=["Thông tin", "Giá trị"]),
+    }
+    with pd.ExcelWriter(path, engine="xlsxwriter") as writer:
+        bold = writer.book.add_format({"bold": True, "text_wrap": True, "valign": "top"})
+        for name, frame in sheets.items():
+            name = name[:SHEET_NAME_MAX]
+            frame.to_excel(writer, sheet_name=name, index=False)
+            ws = writer.sheets[name]
+            for j, col in enumerate(frame.columns):
+                ws.write(0, j, col, bold)
+                ws.set_column(j, j, min(40, max(10, len(str(col)) // 2 + 4)))
+            ws.freeze_panes(1, 0)
+
+
+def write_csv(results: RoundResults, path: Path) -> None:
+    """The summary table; UTF-8 with BOM so Excel shows Vietnamese; provenance in '#' lines first."""
+    with open(path, "w", encoding="utf-8-sig", newline="") as fh:
+        for label, value in provenance_lines(results):
+            fh.write(f"# {label}: {value}\n")
+        summary_frame(results).to_csv(fh, index=False, lineterminator="\n")
+
+
+def write_answers_csv(results: RoundResults, path: str | Path) -> Path:
+    """The tidy long file: one row per counted answer with its value and weight (S = Σ weight·value)."""
+    path = Path(path)
+    with open(path, "w", encoding="utf-8-sig", newline="") as fh:
+        for label, value in provenance_lines(results):
+            fh.write(f"# {label}: {value}\n")
+        results.answers.to_csv(fh, index=False, lineterminator="\n", float_format="%.17g")
+    return path
+
+
+SAV_KINDS = {"department": 1, "district": 2, "vertical": 3}
+
+
+def write_sav(results: RoundResults, path: Path) -> None:
+    """One case per agency: ASCII variable names, Vietnamese variable labels, value labels for the kind
+    and for the reliability flags, the provenance in the file label and notes."""
+    import pyreadstat
+
+    s = results.summary
+    points = [c for c in s.columns if c.startswith("points_")]
+    frame = pd.DataFrame({
+        "agency": s["agency"].astype(str),
+        "agency_name": s["agency_name"].astype(str),
+        "kind": s["agency_kind"].map(SAV_KINDS).astype(float),
+    })
+    numeric = ["survey_points", "survey_points_se", "survey_points_ci_lo", "survey_points_ci_hi", "max_points",
+               "tlhl", "tlhl_ci_lo", "tlhl_ci_hi", "tltc", "n", "n_eff_min", "rank", "rank_lo", "rank_hi", *points]
+    for col in numeric:
+        frame[_sav_name(col)] = pd.to_numeric(s[col], errors="coerce").astype(float)
+    flag_codes = {"": 0, **{f: i for i, f in enumerate(FLAG_LABELS, 1)}}
+    for flag, code in flag_codes.items():
+        if flag:
+            frame[f"flag{code}"] = s["flags"].map(lambda v, f=flag: float(f in str(v).split(",")))
+    labels = {"agency": "Mã cơ quan", "agency_name": "Tên cơ quan", "kind": "Loại cơ quan"}
+    labels.update({_sav_name(c): SUMMARY_HEADERS.get(c, f"Điểm {c.removeprefix('points_')}") for c in numeric})
+    labels.update({f"flag{code}": f"Cảnh báo: {FLAG_LABELS[flag]}" for flag, code in flag_codes.items() if flag})
+    value_labels = {"kind": {float(v): KIND_LABELS[k] for k, v in SAV_KINDS.items()}}
+    value_labels.update({f"flag{code}": {0.0: "Không", 1.0: "Có"} for flag, code in flag_codes.items() if flag})
+    p = results.provenance
+    pyreadstat.write_sav(
+        frame, str(path), column_labels=labels, variable_value_labels=value_labels,
+        file_label=f"{p['round']} {p['methodology_hash'][:12]} v{p['software_version']}",
+        note=_sav_notes(p),
+    )
+
+
+def _sav_notes(p: dict) -> list[str]:
+    """The provenance as SPSS document lines (at most 80 bytes each, so ASCII labels)."""
+    lines = [f"round: {p['round']}", "methodology sha256:", p["methodology_hash"],
+             f"software version: {p['software_version']}",
+             f"surplus in analysis: {'yes' if p['surplus_in_analysis'] else 'no'}",
+             f"responses counted: {p['counts'].get('responses', 0)}"]
+    lines += [f"questionnaire {form}: {', '.join(v)}" for form, v in p["questionnaire_versions"].items()]
+    lines += [f"{k}: {v}" for k, v in p["analysis_parameters"].items()]
+    return lines
+
+
+def _sav_name(col: str) -> str:
+    """SPSS variable names: at most 64 bytes, ASCII, starting with a letter."""
+    return col.replace("survey_points", "sp")

@@ -1,0 +1,303 @@
+"""Import responses collected elsewhere (earlier years, another tool) from a CSV file.
+
+Format: UTF-8 (with or without BOM), comma-separated, a header row, then one row per response:
+
+``form``          form code (``LĐ-CP``; the file-name spelling ``LD-CP`` is accepted)
+``agency``        code of the agency rated (HĐ-CT: the agency of this matrix row)
+``division``      LĐ-CP only: the respondent's division code; the agency must be one it reports to
+``district``      LĐ-CP only: the respondent's district (its quota cell)
+``respondent``    optional label grouping rows of one respondent: LĐ-CP rows of one division head share
+                  one respondent key; HĐ-CT rows with the same label are the rows of one matrix sheet
+                  (required for HĐ-CT). The label itself is not stored.
+``submitted_on``  optional date YYYY-MM-DD (default: the import date)
+item columns      named by item code (``I01``, ``E18`` ...): an option code of the item's scale
+                  ("1".."5", "K") or the text of a free-text item; blank when not answered. A free-text
+                  item of HĐ-CT belongs to the sheet: give it on one row of the sheet.
+
+Every bad row is reported with its line number and reason and nothing is stored while any row is bad.
+Imported responses take their channel from the form; paper ones above their cell's target are marked
+surplus like keyed sheets.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import unicodedata
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from survey_service import questionnaires as qn
+from survey_service.models import (
+    Agency, Answer, Channel, Division, QuotaCell, Response, Round, RoundForm, StaffUser,
+)
+from survey_service.services import audit
+
+FIXED_COLUMNS = ("form", "agency", "division", "district", "respondent", "submitted_on")
+MAX_ERRORS_SHOWN = 200
+
+
+@dataclass
+class RowError:
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"dòng {self.line}: {self.message}"
+
+
+class ImportRejected(ValueError):
+    """The file has bad rows; nothing was imported."""
+
+    def __init__(self, errors: list[RowError]):
+        self.errors = errors
+        super().__init__(f"{len(errors)} lỗi; không nhập dòng nào.")
+
+
+@dataclass
+class ImportReport:
+    responses: int = 0
+    by_form: dict[str, int] = field(default_factory=dict)
+    surplus: int = 0
+
+
+@dataclass
+class _Row:
+    line: int
+    form: str
+    agency: Agency
+    cell: QuotaCell
+    division: Division | None
+    respondent: str
+    submitted_on: date
+    answers: dict[str, str]
+
+
+def import_responses(session: Session, rnd: Round, data: bytes, *, today: date, by: StaffUser | None = None,
+                     actor: str = "cli") -> ImportReport:
+    """Check every row of the CSV ``data``, then store all responses or none (flushes, no commit).
+
+    :raises ImportRejected: with every bad row's line and reason.
+    """
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ImportRejected([RowError(1, f"tệp không phải UTF-8 (byte {exc.start}).")]) from None
+    text = unicodedata.normalize("NFC", text)
+    ctx = _Context(session, rnd)
+    errors: list[RowError] = []
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        raise ImportRejected([RowError(1, "tệp rỗng.")]) from None
+    errors += ctx.check_header(header)
+    if errors:
+        raise ImportRejected(errors)
+
+    rows: list[_Row] = []
+    line = reader.line_num + 1
+    for record in reader:
+        if any(cell.strip() for cell in record):
+            if len(record) != len(header):
+                errors.append(RowError(line, f"có {len(record)} cột, tiêu đề có {len(header)} cột."))
+            else:
+                row, problems = ctx.parse_row(line, dict(zip(header, (c.strip() for c in record))), today)
+                errors += [RowError(line, p) for p in problems]
+                if row is not None:
+                    rows.append(row)
+        line = reader.line_num + 1
+    errors += ctx.check_across_rows(rows)
+    if not rows and not errors:
+        errors.append(RowError(2, "tệp không có dòng dữ liệu nào."))
+    if errors:
+        raise ImportRejected(sorted(errors, key=lambda e: e.line))
+    report = ctx.store(rows)
+    audit.record(session, "responses.import", user=by, actor=actor, object_type="round", object_id=rnd.code,
+                 new={"sha256": hashlib.sha256(data).hexdigest(), "responses": report.responses,
+                      "by_form": report.by_form, "surplus": report.surplus})
+    return report
+
+
+class _Context:
+    """The round's forms, agencies, divisions and quota cells, read once."""
+
+    def __init__(self, session: Session, rnd: Round):
+        self.session, self.round = session, rnd
+        forms = session.scalars(sa.select(RoundForm).where(RoundForm.round_id == rnd.id)).all()
+        self.versions = {f.form_code: f.questionnaire_version_id for f in forms}
+        self.forms = {f.form_code: qn.Questionnaire.from_definition(f.questionnaire_version.definition)
+                      for f in forms}
+        self.aliases = {qn.file_name_for(code): code for code in self.forms}
+        self.agencies = {a.code: a for a in session.scalars(sa.select(Agency).where(Agency.round_id == rnd.id))}
+        self.divisions = {d.code: d for d in session.scalars(sa.select(Division).where(Division.round_id == rnd.id))}
+        self.cells = {(c.form_code, c.agency_id): c
+                      for c in session.scalars(sa.select(QuotaCell).where(QuotaCell.round_id == rnd.id))}
+        self.items = {code for q in self.forms.values() for code in q.item_codes}
+
+    def check_header(self, header: list[str]) -> list[RowError]:
+        errors = []
+        for name, count in Counter(header).items():
+            if count > 1:
+                errors.append(RowError(1, f"cột '{name}' xuất hiện {count} lần."))
+        unknown = [h for h in header if h not in FIXED_COLUMNS and h not in self.items]
+        if unknown:
+            errors.append(RowError(1, f"cột không phải mã câu hỏi của đợt {self.round.code}: "
+                                          + ", ".join(repr(u) for u in unknown)))
+        for needed in ("form", "agency"):
+            if needed not in header:
+                errors.append(RowError(1, f"thiếu cột '{needed}'."))
+        return errors
+
+    def parse_row(self, line: int, values: dict[str, str], today: date) -> tuple[_Row | None, list[str]]:
+        problems: list[str] = []
+        form = self.aliases.get(values["form"], values["form"])
+        q = self.forms.get(form)
+        if q is None:
+            return None, [f"mẫu phiếu '{values['form']}' không thuộc đợt {self.round.code} "
+                          f"(có: {', '.join(self.forms)})."]
+        agency = self.agencies.get(values["agency"])
+        if agency is None:
+            return None, [f"cơ quan '{values['agency']}' không có trong đợt {self.round.code}."]
+        if agency.kind.value not in q.target_kinds:
+            problems.append(f"mẫu {form} không đánh giá loại cơ quan của {agency.code}.")
+        division = None
+        cell = None
+        if q.rates == "supervising":
+            division = self.divisions.get(values.get("division", ""))
+            district = self.agencies.get(values.get("district", ""))
+            if division is None:
+                problems.append(f"mẫu {form} cần cột 'division' là mã phòng chuyên môn của đợt.")
+            elif agency not in division.departments:
+                problems.append(f"phòng {division.code} không chịu sự hướng dẫn của {agency.code}.")
+            if district is None:
+                problems.append(f"mẫu {form} cần cột 'district' là mã huyện của người trả lời.")
+            else:
+                cell = self.cells.get((form, district.id))
+                if cell is None:
+                    problems.append(f"không có chỉ tiêu {form} cho {district.code}.")
+        else:
+            for col in ("division", "district"):
+                if values.get(col):
+                    problems.append(f"cột '{col}' chỉ dùng cho mẫu phiếu LĐ-CP.")
+            cell = self.cells.get((form, None if q.rates == "matrix" else agency.id))
+            if cell is None:
+                problems.append(f"không có chỉ tiêu {form} cho {agency.code}.")
+        respondent = values.get("respondent", "")
+        if q.rates == "matrix" and not respondent:
+            problems.append(f"mẫu {form} cần cột 'respondent' để gom các dòng của cùng một phiếu.")
+        submitted_on = today
+        if values.get("submitted_on"):
+            try:
+                submitted_on = date.fromisoformat(values["submitted_on"])
+            except ValueError:
+                problems.append(f"ngày '{values['submitted_on']}' không đúng dạng YYYY-MM-DD.")
+        answers, answer_problems = self._answers(q, values)
+        problems += answer_problems
+        if problems:
+            return None, problems
+        return _Row(line, form, agency, cell, division, respondent, submitted_on, answers), []
+
+    def _answers(self, q: qn.Questionnaire, values: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+        answers, problems = {}, []
+        own = set(q.item_codes)
+        for code in self.items:
+            value = values.get(code, "")
+            if code not in own:
+                if value:
+                    problems.append(f"câu {code} không có trong mẫu {q.code}.")
+                continue
+            item = q.item(code)
+            if item.kind == "scale":
+                scale = q.scales[item.scale]
+                if value and value.upper() in scale.codes:
+                    value = value.upper()
+                if not value:
+                    if item.required:
+                        problems.append(f"câu {code} bắt buộc nhưng để trống (ghi K nếu không đánh giá).")
+                    continue
+                if value not in scale.codes:
+                    problems.append(f"câu {code}: '{value}' không phải phương án của thang {scale.code} "
+                                    f"({', '.join(scale.codes)}).")
+                    continue
+            elif not value:
+                continue
+            elif item.max_length and len(value) > item.max_length:
+                problems.append(f"câu {code}: dài {len(value)} ký tự, tối đa {item.max_length}.")
+                continue
+            answers[code] = value
+        return answers, problems
+
+    def check_across_rows(self, rows: list[_Row]) -> list[RowError]:
+        """One answer per respondent × agency; one sheet-level text per matrix sheet."""
+        errors = []
+        seen: dict[tuple, int] = {}
+        texts: dict[tuple, dict[str, str]] = defaultdict(dict)
+        for row in rows:
+            if row.respondent:
+                key = (row.form, row.respondent, row.agency.code)
+                if key in seen:
+                    errors.append(RowError(row.line, f"người trả lời '{row.respondent}' đã đánh giá "
+                                                         f"{row.agency.code} ở dòng {seen[key]}."))
+                else:
+                    seen[key] = row.line
+            q = self.forms[row.form]
+            if q.rates == "matrix":
+                for item in q.text_items:
+                    value = row.answers.get(item.code)
+                    sheet = texts[(row.form, row.respondent)]
+                    if value and sheet.setdefault(item.code, value) != value:
+                        errors.append(RowError(row.line, f"câu {item.code} của phiếu '{row.respondent}' "
+                                                             "đã có nội dung khác ở dòng trước."))
+        return errors
+
+    def store(self, rows: list[_Row]) -> ImportReport:
+        report = ImportReport()
+        in_cell = dict(self.session.execute(
+            sa.select(Response.quota_cell_id, sa.func.count()).where(Response.round_id == self.round.id)
+            .group_by(Response.quota_cell_id)).all())
+        keys: dict[tuple, str] = {}
+        sheets: dict[tuple, Response] = {}
+        for row in rows:
+            q = self.forms[row.form]
+            group = (row.form, row.respondent) if row.respondent else (row.form, f"line {row.line}")
+            respondent_key = keys.setdefault(group, uuid.uuid4().hex)
+            if q.rates == "matrix":
+                response = sheets.get(group)
+                if response is None:
+                    response = sheets[group] = self._response(row, q, respondent_key, in_cell, report)
+                text_codes = {i.code for i in q.text_items}
+                given = {a.item_code for a in response.answers if a.agency_id is None}
+                response.answers.extend(
+                    Answer(agency_id=None if code in text_codes else row.agency.id, item_code=code, value=value)
+                    for code, value in row.answers.items() if code not in given)
+            else:
+                response = self._response(row, q, respondent_key, in_cell, report)
+                response.answers = [Answer(agency_id=row.agency.id, item_code=code, value=value)
+                                    for code, value in row.answers.items()]
+        self.session.flush()
+        return report
+
+    def _response(self, row: _Row, q: qn.Questionnaire, respondent_key: str, in_cell: dict,
+                  report: ImportReport) -> Response:
+        channel = Channel(q.channel)
+        count = in_cell.get(row.cell.id, 0)
+        surplus = channel is Channel.PAPER and count >= row.cell.target
+        in_cell[row.cell.id] = count + 1
+        response = Response(
+            uid=uuid.uuid4().hex, round_id=self.round.id, quota_cell_id=row.cell.id, form_code=row.form,
+            questionnaire_version_id=self.versions[row.form],
+            agency_id=None if q.rates == "matrix" else row.agency.id, channel=channel,
+            submitted_on=row.submitted_on, division_id=row.division.id if row.division else None,
+            respondent_key=respondent_key, surplus=surplus, answers=[],
+        )
+        self.session.add(response)
+        report.responses += 1
+        report.by_form[row.form] = report.by_form.get(row.form, 0) + 1
+        report.surplus += surplus
+        return response

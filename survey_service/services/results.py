@@ -1,0 +1,629 @@
+"""A round's results: load the counted responses from the database and score them with ``analysis``.
+
+Which responses count: online responses; paper responses whose sheet is ``verified`` (or that have no
+sheet because they were imported); surplus responses only when the round's
+``settings["surplus_in_analysis"]`` is true. A sheet × agency is scored only when it answers at least
+``validity.min_answered_share`` of its form's rated items. Each response is scored with the
+questionnaire version it was answered on, with the round's methodology settings; every result carries
+its provenance so the same numbers can be recomputed years later.
+
+The data is read with one query per table and turned into the long answers frame of
+:mod:`analysis.scoring` (``response_id`` is the respondent key, the primary sampling unit).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+import analysis
+from survey_service import __version__
+from survey_service import questionnaires as qn
+from survey_service.models import (
+    Agency, Answer, Channel, QuestionnaireVersion, Response, Round, RoundForm, Sheet, SheetState,
+)
+
+#: Forms answered by an agency's own civil servants: no breakdown of fewer than MIN_BREAKDOWN of them.
+OWN_STAFF_FORMS = ("CC-CT", "CC-ND", "CC-CH")
+MIN_BREAKDOWN = 5
+#: A value resting on fewer effective responses than this is flagged as of low reliability.
+MIN_N_EFF = 10
+#: Rank intervals: Monte-Carlo draws and the fixed seed that makes them reproducible.
+RANK_DRAWS = 10_000
+RANK_SEED = 2023
+CONFIDENCE = 0.95
+
+FLAG_LOW_RELIABILITY = "tin_cay_thap"
+FLAG_LABELS = {
+    analysis.FLAG_NO_DATA: "Không có dữ liệu hợp lệ",
+    analysis.FLAG_MISSING_GROUP: "Thiếu nhóm đối tượng (trọng số đã chuẩn hóa lại)",
+    FLAG_LOW_RELIABILITY: f"Độ tin cậy thấp (cỡ mẫu hiệu dụng < {MIN_N_EFF})",
+}
+KIND_LABELS = {"department": "Sở, ban, ngành", "district": "UBND cấp huyện", "vertical": "Cơ quan ngành dọc"}
+ANALYSIS_PARAMETERS = {
+    "confidence_level": CONFIDENCE,
+    "min_n_eff": MIN_N_EFF,
+    "min_breakdown_own_staff": MIN_BREAKDOWN,
+    "rank_draws": RANK_DRAWS,
+    "rank_seed": RANK_SEED,
+}
+
+
+class ResultsError(ValueError):
+    """The round cannot be analysed as it stands; the message names the setting or data at fault."""
+
+
+@dataclass(frozen=True)
+class RoundData:
+    """What the analysis needs from the database, already filtered to the counted responses."""
+
+    round_code: str
+    methodology: dict
+    methodology_hash: str
+    settings: dict
+    #: code, kind, name of every agency of the round (also those without responses)
+    agencies: pd.DataFrame
+    #: one row per scored answer: ``analysis.ANSWER_COLUMNS`` + response_uid, channel, item_code, scale,
+    #: criterion, valid (counts towards the validity share)
+    answers: pd.DataFrame
+    #: item key → scale, criterion, item_code, text (item key = code, or code@version if versions disagree)
+    items: pd.DataFrame
+    #: scale code → Scale (options with labels) of the versions used
+    scales: dict[str, qn.Scale]
+    criteria: dict[str, str]
+    #: form code → sorted version hashes of the responses analysed
+    versions: dict[str, list[str]]
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RoundResults:
+    """Plain frames for pages, exports and the API; ``provenance`` says exactly what produced them."""
+
+    provenance: dict
+    #: one row per agency: points, CIs, satisfaction, positive rate, n, rank, flags
+    summary: pd.DataFrame
+    #: one row per agency × criterion
+    criteria: pd.DataFrame
+    #: one row per agency × group × item: option counts, mean value, positive share (suppressed where due)
+    items: pd.DataFrame
+    #: weight diagnostics per agency × criterion
+    weights: pd.DataFrame
+    #: the methodology settings and analysis parameters as (setting, value) rows
+    settings: pd.DataFrame
+    #: every counted answer with its value and weight (S(t, c) = Σ weight · value)
+    answers: pd.DataFrame
+    scales: dict[str, qn.Scale]
+    criterion_names: dict[str, str]
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------------
+def counted_responses(rnd: Round):
+    """The WHERE clause of the responses that enter the analysis (needs an outer join to Sheet)."""
+    conditions = [
+        Response.round_id == rnd.id,
+        sa.or_(Response.channel == Channel.ONLINE, Response.sheet_id.is_(None),
+               Sheet.state == SheetState.VERIFIED),
+    ]
+    if not (rnd.settings or {}).get("surplus_in_analysis", False):
+        conditions.append(Response.surplus.is_(False))
+    return sa.and_(*conditions)
+
+
+def load_round_data(session: Session, rnd: Round) -> RoundData:
+    """Read the counted responses and their answers of ``rnd`` (one query per table)."""
+    agencies = pd.DataFrame(
+        session.execute(sa.select(Agency.id, Agency.code, Agency.kind, Agency.name)
+                        .where(Agency.round_id == rnd.id).order_by(Agency.id)).all(),
+        columns=["agency_id", "code", "kind", "name"])
+    agencies["kind"] = [getattr(k, "value", k) for k in agencies["kind"]]
+
+    responses = pd.DataFrame(
+        session.execute(
+            sa.select(Response.id, Response.uid, Response.form_code, Response.questionnaire_version_id,
+                      Response.agency_id, Response.channel, Response.respondent_key)
+            .outerjoin(Sheet, Sheet.id == Response.sheet_id).where(counted_responses(rnd))).all(),
+        columns=["response_pk", "response_uid", "group", "version_id", "response_agency_id", "channel",
+                 "respondent_key"])
+    responses["channel"] = [getattr(c, "value", c) for c in responses["channel"]]
+    # the versions answered, plus the round's current ones so settings are checked even without data
+    current = session.scalars(sa.select(RoundForm.questionnaire_version_id).where(RoundForm.round_id == rnd.id))
+    version_ids = sorted(set(responses["version_id"].tolist()) | set(current))
+    versions = {
+        vid: qn.Questionnaire.from_definition(definition, version=version)
+        for vid, definition, version in session.execute(
+            sa.select(QuestionnaireVersion.id, QuestionnaireVersion.definition, QuestionnaireVersion.version)
+            .where(QuestionnaireVersion.id.in_(version_ids))).all()
+    } if version_ids else {}
+
+    stmt = (sa.select(Answer.response_id, sa.func.coalesce(Answer.agency_id, Response.agency_id), Answer.item_code,
+                      Answer.value)
+            .join(Response, Response.id == Answer.response_id)
+            .outerjoin(Sheet, Sheet.id == Response.sheet_id).where(counted_responses(rnd)))
+    raw = pd.DataFrame(_fetch(session, stmt), columns=["response_pk", "agency_id", "item_code", "value"])
+    return build_round_data(rnd, agencies, responses, raw, versions)
+
+
+def _fetch(session: Session, stmt) -> list[tuple]:
+    """Rows as plain tuples straight from the driver (the ORM row objects cost seconds at 10⁶ rows)."""
+    result = session.connection().execute(stmt)
+    return [tuple(row) for row in result.cursor.fetchall()] if result.cursor is not None else []
+
+
+def build_round_data(rnd: Round, agencies: pd.DataFrame, responses: pd.DataFrame, raw: pd.DataFrame,
+                     versions: dict[int, qn.Questionnaire]) -> RoundData:
+    """Join responses, answers and questionnaire versions into the scoring frame; apply validity."""
+    methodology = rnd.methodology or {}
+    items, item_lookup, scales, criteria = _items_of(versions)
+    kind_of = dict(zip(agencies["agency_id"], agencies["kind"]))
+    code_of = dict(zip(agencies["agency_id"], agencies["code"]))
+
+    frame = raw.merge(responses, on="response_pk", how="inner", validate="many_to_one")
+    frame = frame.merge(item_lookup, on=["version_id", "item_code"], how="inner")  # rated items only
+    frame = frame[frame["agency_id"].notna()]
+    frame["agency_id"] = frame["agency_id"].astype(np.int64)
+    values = frame["value"].fillna("").astype(str).str.strip()
+    frame["option"] = values.where(values != "", None)
+    _check_options(frame, scales)
+    excluded = {c for s in scales.values() for c in s.excluded_codes}
+    frame["valid"] = frame["option"].notna() & ~frame["option"].isin(excluded)
+
+    # validity: share of the form's rated items answered, per sheet × agency
+    share = float(methodology.get("validity", {}).get("min_answered_share", 0.0))
+    n_rated = {vid: len(q.scale_items) for vid, q in versions.items()}
+    unit = frame.groupby(["response_pk", "agency_id"], sort=False)["valid"].transform("sum")
+    needed = frame["version_id"].map(n_rated) * share
+    keep = unit >= needed - 1e-9
+    n_units = frame[["response_pk", "agency_id"]].drop_duplicates().shape[0]
+    n_invalid = frame.loc[~keep, ["response_pk", "agency_id"]].drop_duplicates().shape[0]
+    frame = frame[keep]
+
+    agency_codes = pd.Categorical(agencies["code"]).categories
+    answers = pd.DataFrame({
+        "response_id": frame["respondent_key"].to_numpy(),
+        "agency": pd.Categorical(frame["agency_id"].map(code_of), categories=agency_codes),
+        "agency_kind": pd.Categorical(frame["agency_id"].map(kind_of)),
+        "group": pd.Categorical(frame["group"]),
+        "item": pd.Categorical(frame["item"], categories=items["item"].tolist()),
+        "option": frame["option"].to_numpy(dtype=object),
+        "response_uid": frame["response_uid"].to_numpy(),
+        "channel": frame["channel"].to_numpy(),
+        "item_code": frame["item_code"].to_numpy(),
+        "scale": frame["scale"].to_numpy(),
+        "criterion": frame["criterion"].to_numpy(),
+        "valid": frame["valid"].to_numpy(),
+    })
+    versions_used: dict[str, list[str]] = {}
+    for vid in sorted(set(responses["version_id"].tolist())):
+        versions_used.setdefault(versions[vid].code, []).append(versions[vid].version)
+    return RoundData(
+        round_code=rnd.code, methodology=methodology, methodology_hash=rnd.methodology_hash,
+        settings=dict(rnd.settings or {}), agencies=agencies[["code", "kind", "name"]].reset_index(drop=True),
+        answers=answers, items=items, scales=scales, criteria=criteria,
+        versions={k: sorted(v) for k, v in sorted(versions_used.items())},
+        counts={"responses": int(responses.shape[0]), "sheet_agency_pairs": int(n_units),
+                "invalid_sheet_agency_pairs": int(n_invalid)},
+    )
+
+
+def _items_of(versions: dict[int, qn.Questionnaire]):
+    """Items table of the versions used; an item whose scale or criterion differs between versions
+    is keyed ``code@version`` so that each response is scored by its own version."""
+    rows = []
+    scales: dict[str, qn.Scale] = {}
+    criteria: dict[str, str] = {}
+    for vid, q in sorted(versions.items()):
+        for item in q.scale_items:
+            rows.append((vid, item.code, item.scale, item.criterion, item.text, q.version))
+        for code, scale in q.scales.items():
+            if code in scales and scales[code].valid_codes != scale.valid_codes:
+                raise ResultsError(f"Thang đo {code} có các phương án khác nhau giữa các phiên bản phiếu; "
+                                   "không thể chấm điểm chung.")
+            scales.setdefault(code, scale)
+        criteria.update({code: c.name for code, c in q.criteria.items()})
+    lookup = pd.DataFrame(rows, columns=["version_id", "item_code", "scale", "criterion", "text", "version"])
+    spec = lookup.groupby("item_code")[["scale", "criterion"]].nunique()
+    split = set(spec.index[(spec["scale"] > 1) | (spec["criterion"] > 1)])
+    lookup["item"] = np.where(lookup["item_code"].isin(split), lookup["item_code"] + "@" + lookup["version"],
+                              lookup["item_code"])
+    items = (lookup.drop_duplicates("item")[["item", "item_code", "scale", "criterion", "text"]]
+             .sort_values("item").reset_index(drop=True))
+    return items, lookup[["version_id", "item_code", "item", "scale", "criterion"]], scales, criteria
+
+
+def _check_options(frame: pd.DataFrame, scales: dict[str, qn.Scale]) -> None:
+    for scale_code, scale in scales.items():
+        opts = frame.loc[frame["scale"] == scale_code, "option"].dropna()
+        bad = opts[~opts.isin(scale.codes)]
+        if len(bad):
+            raise ResultsError(f"Câu trả lời '{bad.iloc[0]}' không thuộc thang đo {scale_code} "
+                               f"(các phương án: {', '.join(scale.codes)}).")
+
+
+# --------------------------------------------------------------------------------------------------
+# Settings
+# --------------------------------------------------------------------------------------------------
+def scoring_settings(methodology: dict) -> dict:
+    """The round's methodology (methodology.yaml names) as :func:`analysis.score_round` settings."""
+    required = ("coefficient_presets", "max_points", "group_weights", "n_min", "satisfaction_scale",
+                "positive_options")
+    missing = [key for key in required if key not in methodology]
+    if missing:
+        raise ResultsError(f"Cấu hình phương pháp của đợt thiếu: {', '.join(missing)}.")
+    return {
+        "coefficients": dict(methodology["coefficient_presets"]),
+        "max_points": methodology["max_points"],
+        "group_weights": methodology["group_weights"],
+        "min_respondents": methodology["n_min"],
+        "satisfaction_scale": methodology["satisfaction_scale"],
+        "positive": methodology["positive_options"],
+        "level": CONFIDENCE,
+    }
+
+
+def _scale_options(scales: dict[str, qn.Scale]) -> dict[str, list[str]]:
+    """Valid option codes worst → best (a higher digit is the better answer)."""
+    try:
+        return {code: sorted(s.valid_codes, key=int) for code, s in scales.items()}
+    except ValueError:
+        raise ResultsError("Các phương án có điểm của thang đo phải là chữ số.") from None
+
+
+def _check_satisfaction_items(data: RoundData) -> None:
+    """methodology.satisfaction_items must be exactly the items on the satisfaction scale."""
+    listed = data.methodology.get("satisfaction_items")
+    if not listed:
+        return
+    scale = data.methodology["satisfaction_scale"]
+    on_scale = set(data.items.loc[data.items["scale"] == scale, "item_code"])
+    extra = sorted(on_scale - set(listed))
+    if extra:
+        raise ResultsError(f"satisfaction_items không liệt kê các câu thuộc thang {scale}: {', '.join(extra)}; "
+                           "tỷ lệ hài lòng tính trên mọi câu của thang này.")
+
+
+# --------------------------------------------------------------------------------------------------
+# Computing
+# --------------------------------------------------------------------------------------------------
+def compute_results(data: RoundData) -> RoundResults:
+    """Score, estimate and rank a round; agencies without valid responses get NaN and a flag."""
+    settings = scoring_settings(data.methodology)
+    options = _scale_options(data.scales)
+    _check_satisfaction_items(data)
+    items_table = data.items[["item", "scale", "criterion"]]
+    try:
+        cfg = analysis.validate_settings(settings, items=items_table, scales=options)
+    except ValueError as exc:
+        raise ResultsError(f"Cấu hình phương pháp không hợp lệ: {exc}") from None
+
+    scored = data.answers
+    if scored.empty:
+        res = None
+    else:
+        try:
+            res = analysis.score_round(scored[analysis.ANSWER_COLUMNS], items=items_table, scales=options,
+                                       settings=settings)
+        except ValueError as exc:
+            raise ResultsError(f"Không tính được điểm: {exc}") from None
+
+    criteria = _criteria_table(data, cfg, res)
+    satisfaction = _satisfaction_estimates(data, cfg, res)
+    summary = _summary_table(data, cfg, res, criteria, satisfaction)
+    answers = _answer_weights(data, cfg, res)
+    return RoundResults(
+        provenance=provenance(data),
+        summary=summary,
+        criteria=criteria,
+        items=_item_distributions(data, cfg),
+        weights=_weight_diagnostics(answers),
+        settings=settings_rows(data),
+        answers=answers,
+        scales=data.scales,
+        criterion_names=data.criteria,
+    )
+
+
+def round_results(session: Session, rnd: Round) -> RoundResults:
+    """Load and compute in one call (the pages, the API and the CLI use this)."""
+    return compute_results(load_round_data(session, rnd))
+
+
+def provenance(data: RoundData) -> dict:
+    return {
+        "round": data.round_code,
+        "methodology_hash": data.methodology_hash,
+        "questionnaire_versions": data.versions,
+        "software_version": __version__,
+        "analysis_parameters": dict(ANALYSIS_PARAMETERS),
+        "surplus_in_analysis": bool(data.settings.get("surplus_in_analysis", False)),
+        "counts": dict(data.counts),
+    }
+
+
+def settings_rows(data: RoundData) -> pd.DataFrame:
+    """Every methodology setting (flattened) and analysis parameter, for the export's settings sheet."""
+    rows = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k in value:
+                walk(f"{prefix}.{k}" if prefix else str(k), value[k])
+        else:
+            rows.append((prefix, json.dumps(value, ensure_ascii=False)))
+
+    walk("", data.methodology)
+    walk("analysis", ANALYSIS_PARAMETERS)
+    walk("round.settings", data.settings)
+    return pd.DataFrame(rows, columns=["setting", "value"])
+
+
+def _grid(data: RoundData, cfg) -> pd.DataFrame:
+    """Every agency × every criterion of its kind's maximum points."""
+    rows = [(a.code, a.kind, a.name, c, pts) for a in data.agencies.itertuples()
+            for c, pts in cfg.max_points.get(a.kind, {}).items()]
+    return pd.DataFrame(rows, columns=["agency", "agency_kind", "agency_name", "criterion", "max_points"])
+
+
+def _criteria_table(data: RoundData, cfg, res) -> pd.DataFrame:
+    grid = _grid(data, cfg)
+    grid["criterion_name"] = grid["criterion"].map(data.criteria)
+    if res is None:
+        out = grid.assign(score=np.nan, points=np.nan, points_se=np.nan, points_ci_lo=np.nan, points_ci_hi=np.nan,
+                          n=0, n_eff=np.nan, n_groups=0, missing_groups="", tltc=np.nan,
+                          flag=analysis.FLAG_NO_DATA)
+    else:
+        pts = res.points[["agency", "criterion", "score", "points", "n_groups", "flag", "missing_groups"]]
+        est = res.estimates[["agency", "criterion", "points_se", "points_ci_lo", "points_ci_hi", "n", "n_eff"]]
+        rates = res.positive_rates[["agency", "criterion", "tltc"]]
+        out = (grid.merge(_str_keys(pts), on=["agency", "criterion"], how="left")
+               .merge(_str_keys(est), on=["agency", "criterion"], how="left")
+               .merge(_str_keys(rates), on=["agency", "criterion"], how="left"))
+        out["flag"] = out["flag"].fillna(analysis.FLAG_NO_DATA)
+        out["missing_groups"] = out["missing_groups"].fillna("")
+        out["n"] = out["n"].fillna(0).astype(np.int64)
+        out["n_groups"] = out["n_groups"].fillna(0).astype(np.int64)
+    out["flag"] = _add_low_reliability(out["flag"], out["n_eff"])
+    cols = ["agency", "agency_name", "agency_kind", "criterion", "criterion_name", "max_points", "score", "points",
+            "points_se", "points_ci_lo", "points_ci_hi", "n", "n_eff", "n_groups", "tltc", "flag", "missing_groups"]
+    return out[cols].reset_index(drop=True)
+
+
+def _str_keys(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    for col in ("agency", "agency_kind", "group"):
+        if col in frame:
+            frame[col] = frame[col].astype(str)
+    return frame
+
+
+def _add_low_reliability(flags: pd.Series, n_eff: pd.Series) -> pd.Series:
+    low = (n_eff < MIN_N_EFF) & (flags != analysis.FLAG_NO_DATA)
+    return pd.Series(np.where(low, np.where(flags == "", FLAG_LOW_RELIABILITY, flags + "," + FLAG_LOW_RELIABILITY),
+                              flags), index=flags.index)
+
+
+def _satisfaction_estimates(data: RoundData, cfg, res) -> pd.DataFrame:
+    """TLHL (%) with its design-based CI: a Hájek mean of the positive indicator with answer weights
+    w(g)/n_answers(g, t) over qualifying groups (strata = group, PSU = respondent), which equals
+    Σ_g w(g) p(g, t) / Σ_g w(g)."""
+    cols = ["agency", "tlhl", "tlhl_se", "tlhl_ci_lo", "tlhl_ci_hi"]
+    if res is None:
+        return pd.DataFrame(columns=cols)
+    a = data.answers
+    sat = a[(a["scale"] == cfg.satisfaction_scale) & a["valid"]]
+    if sat.empty:
+        return pd.DataFrame(columns=cols)
+    groups = _str_keys(res.satisfaction_groups)
+    gw = pd.DataFrame([(k, g, w) for k, d in cfg.group_weights.items() for g, w in d.items()],
+                      columns=["agency_kind", "group", "gw"])
+    groups = groups.merge(gw, on=["agency_kind", "group"], how="left")
+    qualifies = (groups["n"] >= groups["group"].map(cfg.min_respondents)) & groups["gw"].notna()
+    groups["w"] = np.where(qualifies, groups["gw"] / groups["n_answers"], 0.0)
+    frame = pd.DataFrame({"response_id": sat["response_id"].to_numpy(), "agency": sat["agency"].astype(str).to_numpy(),
+                          "group": sat["group"].astype(str).to_numpy(),
+                          "positive": sat["option"].isin(cfg.positive[cfg.satisfaction_scale]).to_numpy(float)})
+    frame = frame.merge(groups[["agency", "group", "w"]], on=["agency", "group"], how="left")
+    frame["w"] = frame["w"].fillna(0.0)
+    est = analysis.domain_means(frame, "positive", "agency", "w", strata="group", psu="response_id",
+                                proportion=True, level=cfg.level, deff="replace")
+    est = est[est["n"] > 0]
+    out = pd.DataFrame({"agency": est["agency"].astype(str), "tlhl": 100 * est["est"], "tlhl_se": 100 * est["se"],
+                        "tlhl_ci_lo": 100 * est["ci_lo"], "tlhl_ci_hi": 100 * est["ci_hi"]})
+    return out.reset_index(drop=True)
+
+
+def _summary_table(data: RoundData, cfg, res, criteria: pd.DataFrame, satisfaction: pd.DataFrame) -> pd.DataFrame:
+    base = data.agencies.rename(columns={"code": "agency", "kind": "agency_kind", "name": "agency_name"})
+    wide = criteria.pivot(index="agency", columns="criterion", values="points")
+    wide.columns = [f"points_{c}" for c in wide.columns]
+    n_eff_min = criteria.groupby("agency")["n_eff"].min()
+    if res is not None:
+        totals = _str_keys(res.totals)[["agency", "survey_points", "survey_points_se", "survey_points_ci_lo",
+                                        "survey_points_ci_hi", "max_points", "tltc"]]
+        units = data.answers[["response_id", "agency"]].drop_duplicates()
+        n = units.groupby("agency", observed=False).size().rename("n").reset_index()
+        n["agency"] = n["agency"].astype(str)
+        ranks = _ranks(res)
+    else:
+        totals = pd.DataFrame(columns=["agency", "survey_points", "survey_points_se", "survey_points_ci_lo",
+                                       "survey_points_ci_hi", "max_points", "tltc"])
+        n = pd.DataFrame(columns=["agency", "n"])
+        ranks = pd.DataFrame(columns=["agency", "rank", "rank_lo", "rank_hi"])
+    out = (base.merge(totals, on="agency", how="left").merge(satisfaction, on="agency", how="left")
+           .merge(n, on="agency", how="left").merge(ranks, on="agency", how="left"))
+    # a sum of values rounded to 2 decimals: round again so it prints as that decimal sum
+    out["survey_points"] = out["survey_points"].astype(float).round(2)
+    out["max_points"] = out["agency_kind"].map({k: sum(v.values()) for k, v in cfg.max_points.items()})
+    out["n"] = out["n"].fillna(0).astype(np.int64)
+    out["n_eff_min"] = out["agency"].map(n_eff_min)
+    flags = criteria.groupby("agency")["flag"].agg(
+        lambda s: ",".join(sorted({f for v in s for f in v.split(",") if f})))
+    out["flags"] = out["agency"].map(flags).fillna(analysis.FLAG_NO_DATA)
+    out.loc[out["survey_points"].isna(), "flags"] = out.loc[out["survey_points"].isna(), "flags"].map(
+        lambda f: f if analysis.FLAG_NO_DATA in f else ",".join(filter(None, [f, analysis.FLAG_NO_DATA])))
+    out = out.join(wide, on="agency")
+    for col in ("rank", "rank_lo", "rank_hi"):
+        out[col] = pd.array(out[col], dtype="Int64")
+    return out.reset_index(drop=True)
+
+
+def _ranks(res) -> pd.DataFrame:
+    totals = _str_keys(res.totals).set_index("agency")
+    cov = res.total_covariance.copy()
+    cov.index = cov.index.astype(str)
+    cov.columns = cov.columns.astype(str)
+    est = totals["survey_points"]
+    # an estimate without a usable variance (a single PSU) cannot be placed in a rank interval
+    ok = est.notna() & np.isfinite(pd.Series(np.diag(cov.reindex(index=est.index, columns=est.index)), est.index))
+    est = est.where(ok)
+    cov = cov.reindex(index=est.index, columns=est.index).fillna(0.0)
+    ranked = analysis.rank_intervals(est, by=totals["agency_kind"], cov=cov, draws=RANK_DRAWS, seed=RANK_SEED,
+                                     level=CONFIDENCE)
+    return ranked[["rank", "rank_lo", "rank_hi"]].rename_axis("agency").reset_index()
+
+
+def _answer_weights(data: RoundData, cfg, res) -> pd.DataFrame:
+    """Every counted answer with its coefficient value and its weight in S(t, c).
+
+    weight = w(g) / W(t, c) / n(g, t, c) / k(r, t, c), where W is the summed weight of the qualifying
+    groups, n the group's sheets with a valid answer on c and k the sheet's valid items of c; so
+    S(t, c) = Σ weight · value over the answers about t on c. Excluded answers and groups that do not
+    qualify have weight 0.
+    """
+    a = data.answers
+    out = pd.DataFrame({
+        "response_uid": a["response_uid"].to_numpy(), "respondent_key": a["response_id"].to_numpy(),
+        "form": a["group"].astype(str).to_numpy(), "channel": a["channel"].to_numpy(),
+        "agency": a["agency"].astype(str).to_numpy(), "agency_kind": a["agency_kind"].astype(str).to_numpy(),
+        "item": a["item_code"].to_numpy(), "criterion": a["criterion"].to_numpy(), "scale": a["scale"].to_numpy(),
+        "option": a["option"].to_numpy(),
+    })
+    out = out.merge(_option_table(cfg)[["scale", "option", "value"]], on=["scale", "option"], how="left")
+    if res is None or out.empty:
+        out["group_weight"] = np.nan
+        out["weight"] = 0.0
+        return out
+    gw = pd.DataFrame([(k, g, w) for k, d in cfg.group_weights.items() for g, w in d.items()],
+                      columns=["agency_kind", "form", "group_weight"])
+    means = _str_keys(res.group_means).rename(columns={"group": "form", "n": "n_group"})
+    pts = _str_keys(res.points)[["agency", "criterion", "weight_used"]]
+    out = out.merge(gw, on=["agency_kind", "form"], how="left")
+    out = out.merge(means[["agency", "form", "criterion", "n_group"]], on=["agency", "form", "criterion"], how="left")
+    out = out.merge(pts, on=["agency", "criterion"], how="left")
+    valid = out["value"].notna()
+    k = out[valid].groupby(["response_uid", "agency", "criterion"])["value"].transform("size")
+    out["k"] = k
+    qualifies = (valid & out["group_weight"].notna() & (out["n_group"] >= out["form"].map(cfg.min_respondents))
+                 & (out["weight_used"] > 0))
+    out["weight"] = np.where(qualifies, out["group_weight"] / out["weight_used"] / out["n_group"] / out["k"], 0.0)
+    return out.drop(columns=["n_group", "weight_used", "k"])
+
+
+def _option_table(cfg) -> pd.DataFrame:
+    """scale, option → coefficient value (NaN when excluded) and whether it counts as positive."""
+    rows = [(scale, option, np.nan if value is None else value, option in cfg.positive.get(scale, ()))
+            for scale, options in cfg.coefficients.items() for option, value in options.items()]
+    return pd.DataFrame(rows, columns=["scale", "option", "value", "positive"])
+
+
+def _weight_diagnostics(answers: pd.DataFrame) -> pd.DataFrame:
+    """Kish diagnostics of the sheet weights in each agency's criterion score."""
+    cols = ["agency", "criterion", "n", "sum", "min", "median", "max", "n_eff", "deff_w"]
+    units = answers[answers["weight"] > 0]
+    if units.empty:
+        return pd.DataFrame(columns=cols)
+    sheet_w = units.groupby(["agency", "criterion", "response_uid"])["weight"].sum().reset_index()
+    diag = analysis.weight_diagnostics(sheet_w["weight"], by=sheet_w[["agency", "criterion"]])
+    return diag.rename_axis(["agency", "criterion"]).reset_index()[cols]
+
+
+def _item_distributions(data: RoundData, cfg) -> pd.DataFrame:
+    """Option counts per agency × form × item; own-staff groups under MIN_BREAKDOWN sheets suppressed."""
+    a = data.answers
+    cols = ["agency", "form", "item", "criterion", "scale", "n_sheets", "n_valid", "mean_value", "positive_pct",
+            "counts", "suppressed"]
+    if a.empty:
+        return pd.DataFrame(columns=cols)
+    frame = pd.DataFrame({"agency": a["agency"].astype(str), "form": a["group"].astype(str),
+                          "item": a["item_code"], "criterion": a["criterion"], "scale": a["scale"],
+                          "option": a["option"].fillna(""), "unit": a["response_uid"], "valid": a["valid"]})
+    frame = frame.merge(_option_table(cfg), on=["scale", "option"], how="left")
+    frame["positive"] = frame["positive"].fillna(False).astype(bool)
+    keys = ["agency", "form", "item", "criterion", "scale"]
+    g = frame.groupby(keys, sort=True)
+    out = pd.DataFrame({"n_valid": g["valid"].sum(), "mean_value": g["value"].mean(),
+                        "positive": g["positive"].sum()}).reset_index()
+    wide = frame.groupby([*keys, "option"]).size().unstack(fill_value=0)
+    counts = [{code: int(n) for code, n in zip(wide.columns, row) if n} for row in wide.to_numpy()]
+    lookup = dict(zip(wide.index, counts))
+    out["counts"] = [lookup.get(k) for k in out[keys].itertuples(index=False, name=None)]
+    out["positive_pct"] = np.where(out["n_valid"] > 0, 100 * out["positive"] / out["n_valid"].where(out["n_valid"] > 0, 1),
+                                   np.nan)
+    sheets = frame.groupby(["agency", "form"])["unit"].nunique().rename("n_sheets").reset_index()
+    out = out.merge(sheets, on=["agency", "form"], how="left")
+    out["n_valid"] = out["n_valid"].astype(np.int64)
+    out["suppressed"] = out["form"].isin(OWN_STAFF_FORMS) & (out["n_sheets"] < MIN_BREAKDOWN)
+    hidden = out["suppressed"]
+    out.loc[hidden, ["mean_value", "positive_pct"]] = np.nan
+    out["counts"] = [None if h else c for h, c in zip(hidden, out["counts"])]
+    out.loc[hidden, "n_valid"] = 0
+    return out[cols]
+
+
+# --------------------------------------------------------------------------------------------------
+# Plain data for the API and the pages
+# --------------------------------------------------------------------------------------------------
+def _plain(value):
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return None if np.isnan(value) else float(value)
+    return value
+
+
+def as_dict(res: RoundResults) -> dict:
+    """The results as JSON-ready data: provenance, then one entry per agency with its criteria."""
+    by_agency = {code: rows for code, rows in res.criteria.groupby("agency", sort=False)}
+    agencies = []
+    for row in res.summary.to_dict("records"):
+        crit = by_agency.get(row["agency"], pd.DataFrame())
+        agencies.append({
+            "agency": row["agency"], "name": row["agency_name"], "kind": row["agency_kind"],
+            "n": _plain(row["n"]), "n_eff_min": _plain(row["n_eff_min"]),
+            "survey_points": _plain(row["survey_points"]), "max_points": _plain(row["max_points"]),
+            "survey_points_se": _plain(row["survey_points_se"]),
+            "survey_points_ci": [_plain(row["survey_points_ci_lo"]), _plain(row["survey_points_ci_hi"])],
+            "satisfaction_pct": _plain(row["tlhl"]),
+            "satisfaction_ci": [_plain(row["tlhl_ci_lo"]), _plain(row["tlhl_ci_hi"])],
+            "positive_pct": _plain(row["tltc"]),
+            "rank": _plain(row["rank"]), "rank_interval": [_plain(row["rank_lo"]), _plain(row["rank_hi"])],
+            "flags": [f for f in str(row["flags"]).split(",") if f],
+            "criteria": [{
+                "criterion": c["criterion"], "name": c["criterion_name"], "max_points": _plain(c["max_points"]),
+                "score": _plain(c["score"]), "points": _plain(c["points"]), "points_se": _plain(c["points_se"]),
+                "points_ci": [_plain(c["points_ci_lo"]), _plain(c["points_ci_hi"])], "n": _plain(c["n"]),
+                "n_eff": _plain(c["n_eff"]), "positive_pct": _plain(c["tltc"]),
+                "flags": [f for f in str(c["flag"]).split(",") if f],
+                "missing_groups": [g for g in str(c["missing_groups"]).split(",") if g],
+            } for c in crit.to_dict("records")],
+        })
+    return {"provenance": res.provenance, "flag_labels": FLAG_LABELS, "agencies": agencies}
+
+
+def list_rounds(session: Session) -> list[Round]:
+    """Rounds, newest first, for the analysts' index page."""
+    return list(session.scalars(sa.select(Round).order_by(Round.year.desc(), Round.code)))
+
+
+def records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as dicts with missing values as None (for templates)."""
+    return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]

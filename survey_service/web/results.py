@@ -1,0 +1,97 @@
+"""Analyst pages: a round's results table, ranking charts, per-agency item distributions, downloads,
+(the JSON of the same results is in the staff API, web/api.py)."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from flask import Blueprint, abort, render_template
+from flask import Response as FlaskResponse
+
+from survey_service.db import get_session
+from survey_service.models import Role, Round
+from survey_service.services import exports, results, rounds
+from survey_service.web import charts
+from survey_service.web.auth import role_required
+
+bp = Blueprint("results", __name__)
+
+ROLES = (Role.ANALYST, Role.SUPERVISOR)
+NAV = [("results.index", "Kết quả khảo sát", "Điểm theo lĩnh vực, tỷ lệ hài lòng, xếp hạng, tải Excel/CSV/SPSS",
+        ROLES)]
+MIMETYPES = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+             "csv": "text/csv; charset=utf-8", "sav": "application/x-spss-sav"}
+
+
+def results_or_error(code: str) -> tuple[Round, results.RoundResults]:
+    """The round's results, or 404 for an unknown round and 422 when its settings cannot be used."""
+    session = get_session()
+    rnd = rounds.get_round(session, code)
+    if rnd is None:
+        abort(404, description=f"Không có đợt khảo sát {code}.")
+    try:
+        return rnd, results.round_results(session, rnd)
+    except results.ResultsError as exc:
+        abort(422, description=str(exc))
+
+
+@bp.route("/staff/results/")
+@role_required(*ROLES)
+def index():
+    session = get_session()
+    return render_template("results/index.html", rounds=results.list_rounds(session))
+
+
+@bp.route("/staff/results/<code>/")
+@role_required(*ROLES)
+def round_table(code):
+    rnd, res = results_or_error(code)
+    return render_template("results/round.html", round=rnd, res=res, kinds=results.KIND_LABELS,
+                           flag_labels=results.FLAG_LABELS, records=results.records)
+
+
+@bp.route("/staff/results/<code>/ranking-<kind>.png")
+@role_required(*ROLES)
+def ranking_chart(code, kind):
+    if kind not in results.KIND_LABELS:
+        abort(404)
+    rnd, res = results_or_error(code)
+    png = charts.ranking_png(res.summary[res.summary["agency_kind"] == kind],
+                             f"{rnd.code} — {results.KIND_LABELS[kind]}")
+    return FlaskResponse(png, mimetype="image/png")
+
+
+@bp.route("/staff/results/<code>/agency/<agency>")
+@role_required(*ROLES)
+def agency_page(code, agency):
+    rnd, res = results_or_error(code)
+    summary = res.summary[res.summary["agency"] == agency]
+    if summary.empty:
+        abort(404, description=f"Không có cơ quan {agency} trong đợt {code}.")
+    return render_template("results/agency.html", round=rnd, res=res, row=results.records(summary)[0],
+                           criteria=results.records(res.criteria[res.criteria["agency"] == agency]),
+                           items=results.records(res.items[res.items["agency"] == agency]), kinds=results.KIND_LABELS,
+                           flag_labels=results.FLAG_LABELS, min_breakdown=results.MIN_BREAKDOWN)
+
+
+@bp.route("/staff/results/<code>/agency/<agency>/items.png")
+@role_required(*ROLES)
+def agency_chart(code, agency):
+    rnd, res = results_or_error(code)
+    items = res.items[res.items["agency"] == agency]
+    if items.empty:
+        abort(404, description=f"Không có câu trả lời về {agency}.")
+    return FlaskResponse(charts.items_png(items, f"{rnd.code} — {agency}"), mimetype="image/png")
+
+
+@bp.route("/staff/results/<code>/download.<fmt>")
+@role_required(*ROLES)
+def download(code, fmt):
+    if fmt not in MIMETYPES:
+        abort(404)
+    rnd, res = results_or_error(code)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = exports.export(res, Path(tmp) / f"{rnd.code}-ket-qua.{fmt}")
+        data = path.read_bytes()
+    return FlaskResponse(data, mimetype=MIMETYPES[fmt], headers={
+        "Content-Disposition": f'attachment; filename="{rnd.code}-ket-qua.{fmt}"'})

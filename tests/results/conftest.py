@@ -1,0 +1,51 @@
+"""Helpers for the results tests: build import CSVs from the round's real questionnaires."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+
+import pytest
+
+from survey_service.services import imports, rounds
+
+FORMS = ("CC-CT", "CC-ND", "CC-CH", "LĐ-CP", "LĐX-CH", "HĐ-CT", "LĐH-CH", "LĐS-CT")
+
+
+def csv_bytes(rows: list[dict], *, bom: bool = True) -> bytes:
+    columns = ["form", "agency"]
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue().encode("utf-8-sig" if bom else "utf-8")
+
+
+class Builder:
+    """Rows for the import file: every rated item of the form answered with ``value`` unless overridden."""
+
+    def __init__(self, session, rnd):
+        self.session, self.round = session, rnd
+        self.forms = {code: rounds.questionnaire_for(session, rnd, code) for code in FORMS}
+
+    def row(self, form: str, agency: str, value: str = "3", **overrides) -> dict:
+        q = self.forms[form]
+        row = {"form": form, "agency": agency}
+        for item in q.scale_items:
+            scale = q.scales[item.scale]
+            row[item.code] = value if value in scale.codes else scale.valid_codes[0]
+        row.update(overrides)
+        return row
+
+    def load(self, rows: list[dict]) -> imports.ImportReport:
+        report = imports.import_responses(self.session, self.round, csv_bytes(rows), today=date(2023, 10, 1),
+                                          actor="test")
+        self.session.commit()
+        return report
+
+
+@pytest.fixture
+def builder(loaded_round, session):
+    return Builder(session, loaded_round)

@@ -1,0 +1,123 @@
+"""CSV import (all or nothing, every bad line reported) and the analysis CLI writing XLSX, CSV and SAV."""
+from __future__ import annotations
+
+import pandas as pd
+import pyreadstat
+import sqlalchemy as sa
+
+from survey_service.models import Answer, AuditEvent, Channel, Response
+from survey_service.services import imports
+from tests.results.conftest import csv_bytes
+
+
+def test_import_stores_responses_with_channel_keys_and_matrix_rows(builder, session):
+    rows = [
+        builder.row("CC-CT", "SNV", "4"),
+        builder.row("LĐ-CP", "STC", "3", division="TCKH", district="TAMKY", respondent="p1"),
+        builder.row("LĐ-CP", "SKHDT", "2", division="TCKH", district="TAMKY", respondent="p1"),
+        builder.row("HĐ-CT", "SNV", "4", respondent="d1", KN="Cần công khai hơn"),
+        builder.row("HĐ-CT", "TAMKY", "K", respondent="d1"),
+        builder.row("LĐH-CH", "SNV", "4"),
+        builder.row("LĐH-CH", "SNV", "4"),
+        builder.row("LĐH-CH", "SNV", "4"),
+    ]
+    report = builder.load(rows)
+    assert report.responses == 7 and report.by_form["HĐ-CT"] == 1 and report.surplus == 1
+    responses = session.scalars(sa.select(Response).order_by(Response.id)).all()
+    assert [r.channel for r in responses[:2]] == [Channel.ONLINE, Channel.ONLINE]
+    ldcp = [r for r in responses if r.form_code == "LĐ-CP"]
+    assert ldcp[0].respondent_key == ldcp[1].respondent_key and ldcp[0].division_id is not None
+    matrix = next(r for r in responses if r.form_code == "HĐ-CT")
+    assert matrix.channel is Channel.PAPER and matrix.agency_id is None
+    assert {a.agency_id is None for a in matrix.answers if a.item_code == "KN"} == {True}
+    assert len({a.agency_id for a in matrix.answers if a.item_code != "KN"}) == 2
+    assert [r.surplus for r in responses if r.form_code == "LĐH-CH"] == [False, False, True]
+    event = session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "responses.import"))
+    assert event.new_value["responses"] == 7
+
+
+def test_bad_rows_are_all_reported_and_nothing_is_imported(builder, session):
+    rows = [
+        builder.row("CC-CT", "SNV", "4"),
+        builder.row("CC-CT", "XYZ", "4"),                        # line 3: unknown agency
+        builder.row("CC-CT", "SNV", "4", I01="7"),               # line 4: not an option
+        builder.row("CC-CT", "SNV", "4", I02=""),                # line 5: required item blank
+        builder.row("CC-CT", "SNV", "4", E01="3"),               # line 6: item of another form
+        builder.row("LĐ-CP", "SNV", "4", division="TCKH", district="TAMKY"),  # line 7: division not under SNV
+        builder.row("HĐ-CT", "SNV", "4"),                        # line 8: matrix row without respondent
+        {**builder.row("CC-CT", "SNV", "4"), "form": "NOPE"},      # line 9: unknown form
+    ]
+    try:
+        imports.import_responses(session, builder.round, csv_bytes(rows), today=pd.Timestamp("2023-10-01").date())
+    except imports.ImportRejected as exc:
+        lines = [e.line for e in exc.errors]
+        messages = {e.line: e.message for e in exc.errors}
+    else:
+        raise AssertionError("bad rows were accepted")
+    session.rollback()
+    assert sorted(set(lines)) == [3, 4, 5, 6, 7, 8, 9]
+    assert "XYZ" in messages[3] and "'7'" in messages[4] and "I02" in messages[5] and "E01" in messages[6]
+    assert "TCKH" in messages[7] and "respondent" in messages[8] and "NOPE" in messages[9]
+    assert session.scalar(sa.select(sa.func.count()).select_from(Response)) == 0
+    assert session.scalar(sa.select(sa.func.count()).select_from(Answer)) == 0
+
+
+def test_bad_header_and_encoding(builder, session):
+    for data, needle in ((b"form,agency,ZZ9\nCC-CT,SNV,1\n", "ZZ9"), (b"agency\nSNV\n", "form"),
+                         (b"form,agency\nCC-CT,S\xe1\n", "UTF-8"), (b"", "rỗng")):
+        try:
+            imports.import_responses(session, builder.round, data, today=pd.Timestamp("2023-10-01").date())
+        except imports.ImportRejected as exc:
+            assert exc.errors[0].line == 1 and needle in exc.errors[0].message
+        else:
+            raise AssertionError(data)
+
+
+def test_cli_import_then_analysis_run_to_every_format(builder, runner, session, tmp_path):
+    rows = ([builder.row("CC-CT", "SNV", v) for v in "12344"] + [builder.row("LĐH-CH", "SNV", "4")]
+            + [builder.row("HĐ-CT", a, "3", respondent="d1") for a in ("SNV", "STP", "TAMKY")])
+    path = tmp_path / "in.csv"
+    path.write_bytes(csv_bytes(rows))
+    result = runner.invoke(args=["responses", "import", "--round", "QNA-2023", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "Imported 7 responses" in result.output
+
+    xlsx, csv_out, sav, answers = (tmp_path / n for n in ("r.xlsx", "r.csv", "r.sav", "answers.csv"))
+    result = runner.invoke(args=["analysis", "run", "--round", "QNA-2023", "--out", str(xlsx), "--out", str(csv_out),
+                                 "--out", str(sav), "--answers", str(answers)])
+    assert result.exit_code == 0, result.output
+    book = pd.read_excel(xlsx, sheet_name=None)
+    assert list(book) == ["Tổng hợp", "Theo lĩnh vực", "Theo câu hỏi", "Chẩn đoán trọng số",
+                          "Thiết lập phương pháp", "Nguồn gốc số liệu"]
+    summary = book["Tổng hợp"].set_index("Mã cơ quan")
+    assert summary.loc["SNV", "Số phiếu hợp lệ"] == 7
+    assert pd.isna(summary.loc["SXD", "Tổng điểm điều tra XHH"])
+    provenance = dict(book["Nguồn gốc số liệu"].to_numpy().tolist())
+    assert provenance["Đợt khảo sát"] == "QNA-2023" and len(provenance["Mã băm cấu hình phương pháp (SHA-256)"]) == 64
+
+    raw = csv_out.read_bytes()
+    assert raw.startswith("\ufeff".encode())
+    from_csv = pd.read_csv(csv_out, comment="#", encoding="utf-8-sig").set_index("Mã cơ quan")
+    assert from_csv.loc["SNV", "Tổng điểm điều tra XHH"] == summary.loc["SNV", "Tổng điểm điều tra XHH"]
+
+    frame, meta = pyreadstat.read_sav(str(sav))
+    assert meta.column_names_to_labels["sp"] == "Tổng điểm điều tra XHH"
+    assert meta.variable_value_labels["kind"][1.0] == "Sở, ban, ngành"
+    assert "QNA-2023" in meta.file_label
+    assert frame.set_index("agency").loc["SNV", "sp"] == summary.loc["SNV", "Tổng điểm điều tra XHH"]
+
+    tidy = pd.read_csv(answers, comment="#", encoding="utf-8-sig")
+    snv = tidy[(tidy["agency"] == "SNV") & (tidy["criterion"] == "A1")]
+    points = book["Theo lĩnh vực"].set_index(["Mã cơ quan", "Mã lĩnh vực"]).loc[("SNV", "A1"), "Điểm"]
+    assert round(4 * (snv["weight"] * snv["value"].fillna(0)).sum(), 2) == points
+
+
+def test_cli_reports_bad_lines_and_bad_output(builder, runner, tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(csv_bytes([builder.row("CC-CT", "SNV", "4"), builder.row("CC-CT", "SNV", "4", I01="9")]))
+    result = runner.invoke(args=["responses", "import", "--round", "QNA-2023", str(path)])
+    assert result.exit_code == 1 and "dòng 3" in result.output and "không nhập phiếu nào" in result.output
+    result = runner.invoke(args=["analysis", "run", "--round", "QNA-2023", "--out", str(tmp_path / "x.pdf")])
+    assert result.exit_code == 1 and ".pdf" in result.output
+    result = runner.invoke(args=["analysis", "run", "--round", "NOPE", "--out", str(tmp_path / "x.csv")])
+    assert result.exit_code == 1 and "NOPE" in result.output

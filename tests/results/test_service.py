@@ -1,0 +1,187 @@
+"""The results service against hand computations, the counting rules, versions and reproducibility."""
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from survey_service import questionnaires as qn
+from survey_service.models import (
+    Agency, Answer, Channel, QuestionnaireVersion, QuotaCell, Response, Round, RoundForm, Sheet, SheetState,
+)
+from survey_service.services import results, rounds
+from tests.conftest import QUESTIONNAIRE_DIR, ROUND_DIR
+
+
+def _snv_rows(builder):
+    """SNV: three CC-CT sheets and one HĐ-CT sheet, everything else empty."""
+    return [
+        builder.row("CC-CT", "SNV", "4"),
+        builder.row("CC-CT", "SNV", "3"),
+        builder.row("CC-CT", "SNV", "1", I01="K"),
+        builder.row("HĐ-CT", "SNV", "2", respondent="h1"),
+    ]
+
+
+def test_points_and_satisfaction_match_a_hand_computation(builder, session, loaded_round):
+    builder.load(_snv_rows(builder))
+    res = results.round_results(session, loaded_round)
+    crit = res.criteria.set_index(["agency", "criterion"])
+    # A1 with the linear preset (DG4: 1→0, 2→1/3, 3→2/3, 4→1):
+    #   CC-CT sheets: 1, 2/3, and 0 (I01 is K, the other A1 items are "1"), mean 5/9, n = 3 >= n_min 3
+    #   HĐ-CT: "2" → 1/3, n = 1 >= 1.  LĐ-CP and LĐH-CH are missing: weights .30 and .20 renormalised.
+    expected = (0.30 * 5 / 9 + 0.20 * 1 / 3) / 0.50
+    assert crit.loc[("SNV", "A1"), "score"] == pytest.approx(expected, abs=1e-12)
+    assert crit.loc[("SNV", "A1"), "points"] == round(4 * expected, 2)
+    assert "thieu_du_lieu" in crit.loc[("SNV", "A1"), "flag"]
+    assert crit.loc[("SNV", "A1"), "missing_groups"] == "LĐ-CP,LĐH-CH"
+
+    summary = res.summary.set_index("agency")
+    # satisfaction: HL5 positive = 4, 5. CC-CT I21: "4", "3", "1" → p = 1/3; HĐ-CT E18 "2" → p = 0
+    assert summary.loc["SNV", "tlhl"] == pytest.approx(100 * (0.30 * 1 / 3 + 0.20 * 0) / 0.50)
+    assert summary.loc["SNV", "survey_points"] == pytest.approx(
+        round(crit.loc["SNV", "points"].sum(), 2))
+    assert summary.loc["SNV", "tlhl_ci_lo"] <= summary.loc["SNV", "tlhl"] <= summary.loc["SNV", "tlhl_ci_hi"]
+    assert summary.loc["SNV", "n"] == 4
+
+
+def test_agency_without_valid_responses_gets_nan_and_a_flag_never_zero(builder, session, loaded_round):
+    builder.load(_snv_rows(builder))
+    res = results.round_results(session, loaded_round)
+    assert len(res.summary) == 43
+    stp = res.summary.set_index("agency").loc["STP"]
+    assert math.isnan(stp["survey_points"]) and math.isnan(stp["tlhl"])
+    assert "khong_du_lieu" in stp["flags"]
+    assert res.criteria.loc[res.criteria["agency"] == "STP", "points"].isna().all()
+    assert pd.isna(stp["rank"])
+
+
+def test_empty_round_is_all_nan(session, loaded_round):
+    res = results.round_results(session, loaded_round)
+    assert res.summary["survey_points"].isna().all()
+    assert (res.summary["flags"] == "khong_du_lieu").all()
+
+
+def test_tidy_answer_weights_reproduce_the_criterion_scores(builder, session, loaded_round):
+    rows = _snv_rows(builder) + [builder.row("LĐH-CH", "SNV", "4"), builder.row("CC-CT", "SNV", "2", I02="K")]
+    builder.load(rows)
+    res = results.round_results(session, loaded_round)
+    a = res.answers
+    rebuilt = (a["weight"] * a["value"].fillna(0)).groupby([a["agency"], a["criterion"]]).sum()
+    scores = res.criteria.set_index(["agency", "criterion"])["score"].dropna()
+    np.testing.assert_allclose(rebuilt.loc[scores.index].to_numpy(), scores.to_numpy(), rtol=1e-12)
+    assert (a.loc[a["option"] == "K", "weight"] == 0).all()
+
+
+def test_only_counted_responses_enter(builder, session, loaded_round):
+    builder.load([builder.row("CC-CT", "SNV", "4") for _ in range(3)])
+    cell = session.scalar(sa.select(QuotaCell).where(QuotaCell.form_code == "LĐH-CH"))
+    agency = session.get(Agency, cell.agency_id)
+    version = session.get(RoundForm, (loaded_round.id, "LĐH-CH")).questionnaire_version_id
+    q = rounds.questionnaire_for(session, loaded_round, "LĐH-CH")
+
+    def paper(state, *, surplus=False, value="1"):
+        sheet = Sheet(serial=uuid.uuid4().hex[:12], quota_cell_id=cell.id, state=state)
+        session.add(sheet)
+        session.flush()
+        response = Response(uid=uuid.uuid4().hex, round_id=loaded_round.id, quota_cell_id=cell.id,
+                            form_code="LĐH-CH", questionnaire_version_id=version, agency_id=agency.id,
+                            channel=Channel.PAPER, submitted_on=date(2023, 10, 1), sheet_id=sheet.id,
+                            respondent_key=uuid.uuid4().hex, surplus=surplus)
+        response.answers = [Answer(agency_id=agency.id, item_code=i.code, value=value) for i in q.scale_items]
+        session.add(response)
+
+    paper(SheetState.KEYED, value="4")               # awaiting double entry: not counted
+    paper(SheetState.VERIFIED, value="1")            # counted
+    paper(SheetState.VERIFIED, surplus=True, value="4")  # above target: counted only if the round says so
+    session.commit()
+    res = results.round_results(session, loaded_round)
+    items = res.items[(res.items["agency"] == agency.code) & (res.items["form"] == "LĐH-CH")]
+    assert set(items["n_sheets"]) == {1}
+    assert res.provenance["counts"]["responses"] == 4
+
+    loaded_round.settings = {**loaded_round.settings, "surplus_in_analysis": True}
+    session.commit()
+    res = results.round_results(session, loaded_round)
+    items = res.items[(res.items["agency"] == agency.code) & (res.items["form"] == "LĐH-CH")]
+    assert set(items["n_sheets"]) == {2}
+    assert res.provenance["surplus_in_analysis"] is True
+
+
+def test_sheet_answering_too_few_items_is_not_scored(builder, session, loaded_round):
+    q = builder.forms["CC-CT"]
+    blank = {i.code: "K" for i in q.scale_items}
+    builder.load([builder.row("CC-CT", "SNV", "4"), builder.row("CC-CT", "SNV", "4", **blank)])
+    res = results.round_results(session, loaded_round)
+    assert res.provenance["counts"]["invalid_sheet_agency_pairs"] == 1
+    assert res.summary.set_index("agency").loc["SNV", "n"] == 1
+
+
+def test_each_response_is_scored_with_its_own_version(builder, session, loaded_round):
+    builder.load([builder.row("CC-CT", "SNV", "4", I01="1") for _ in range(3)])
+    # a new version of CC-CT moves item I01 from A1 to A2; the old responses keep A1
+    old = rounds.questionnaire_for(session, loaded_round, "CC-CT")
+    definition = old.definition()
+    for section in definition["sections"]:
+        for item in section["items"]:
+            if item["code"] == "I01":
+                item["criterion"] = "A2"
+    new = qn.Questionnaire.from_definition(definition)
+    version = QuestionnaireVersion(form_code="CC-CT", version=new.version, definition=new.definition())
+    session.add(version)
+    session.flush()
+    session.get(RoundForm, (loaded_round.id, "CC-CT")).questionnaire_version_id = version.id
+    session.commit()
+    builder.forms["CC-CT"] = new
+    builder.load([builder.row("CC-CT", "STP", "4", I01="1") for _ in range(3)])
+
+    res = results.round_results(session, loaded_round)
+    a = res.answers
+    assert set(a.loc[(a["item"] == "I01") & (a["agency"] == "SNV"), "criterion"]) == {"A1"}
+    assert set(a.loc[(a["item"] == "I01") & (a["agency"] == "STP"), "criterion"]) == {"A2"}
+    assert res.provenance["questionnaire_versions"]["CC-CT"] == sorted([old.version, new.version])
+    crit = res.criteria.set_index(["agency", "criterion"])["score"]
+    assert crit[("SNV", "A1")] < 1 and crit[("STP", "A1")] == 1.0
+
+
+def test_recomputing_gives_identical_numbers(builder, session, loaded_round):
+    rows = _snv_rows(builder) + [builder.row("CC-CT", "STP", v) for v in "1234"] + [
+        builder.row("LĐ-CP", dep, "3", division="TCKH", district="TAMKY", respondent="p1") for dep in ("STC", "SKHDT")]
+    builder.load(rows)
+    first = results.round_results(session, loaded_round)
+    second = results.round_results(session, loaded_round)
+    rounds.load_round(session, ROUND_DIR, QUESTIONNAIRE_DIR)  # unchanged: nothing to do
+    session.commit()
+    third = results.round_results(session, session.scalar(sa.select(Round)))
+    for other in (second, third):
+        assert other.provenance == first.provenance
+        for name in ("summary", "criteria", "items", "weights", "settings", "answers"):
+            pd.testing.assert_frame_equal(getattr(other, name), getattr(first, name), check_exact=True)
+    assert first.provenance["methodology_hash"] == loaded_round.methodology_hash
+    assert first.provenance["software_version"]
+
+
+def test_settings_that_do_not_add_up_are_rejected_naming_the_setting(builder, session, loaded_round):
+    builder.load(_snv_rows(builder))
+    methodology = dict(loaded_round.methodology)
+    methodology["group_weights"] = {**methodology["group_weights"],
+                                    "department": {k: 0 for k in methodology["group_weights"]["department"]}}
+    loaded_round.methodology = methodology
+    session.commit()
+    with pytest.raises(results.ResultsError, match="group_weights"):
+        results.round_results(session, loaded_round)
+
+
+def test_own_staff_groups_under_five_are_not_broken_down(builder, session, loaded_round):
+    builder.load([builder.row("CC-CT", "SNV", "4") for _ in range(4)] + [builder.row("CC-CT", "STP", "4")
+                                                                          for _ in range(5)])
+    items = results.round_results(session, loaded_round).items
+    snv = items[items["agency"] == "SNV"]
+    assert snv["suppressed"].all() and snv["counts"].isna().all() and snv["mean_value"].isna().all()
+    stp = items[items["agency"] == "STP"]
+    assert not stp["suppressed"].any() and stp["counts"].iloc[0] == {"4": 5}
