@@ -3,15 +3,15 @@ supervisor, and scanning a printed QR with a (fake) camera."""
 from __future__ import annotations
 
 import json
+import subprocess
 
 import numpy as np
 import pytest
-import qrcode
 import sqlalchemy as sa
 from PIL import Image
 
 from survey_service.models import Response, SheetState
-from survey_service.services import keying, sheets
+from survey_service.services import keying, printing, sheets
 from tests.conftest import BROWSER_ARGS, CHROMIUM, PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -156,20 +156,29 @@ def test_matrix_sheet_is_keyed_row_by_row(app, loaded_round, session, make_user,
     assert [a.value for a in stored.answers if a.agency_id is None] == ["Ý kiến viết tay"]
 
 
-def write_y4m(path, text: str, width: int = 640, height: int = 480, frames: int = 10) -> None:
-    """A Y4M video of a QR code on white, the way a phone camera would see a printed sheet."""
-    img = qrcode.make(text, error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=6, border=4)
-    img = img.convert("L")
-    side = min(img.size[0], height - 40)
-    img = img.resize((side, side), Image.Resampling.NEAREST)
+def write_y4m(path, picture: Image.Image, width: int = 640, height: int = 480, frames: int = 10) -> None:
+    """A Y4M video showing ``picture`` (grayscale) centred on white, as a camera would see a sheet."""
+    picture = picture.convert("L")
+    picture.thumbnail((width - 20, height - 20))
     frame = np.full((height, width), 255, dtype=np.uint8)
-    top, left = (height - side) // 2, (width - side) // 2
-    frame[top:top + side, left:left + side] = np.asarray(img)
+    top, left = (height - picture.height) // 2, (width - picture.width) // 2
+    frame[top:top + picture.height, left:left + picture.width] = np.asarray(picture)
     chroma = np.full((height // 2) * (width // 2), 128, dtype=np.uint8).tobytes()
     with open(path, "wb") as out:
         out.write(f"YUV4MPEG2 W{width} H{height} F15:1 Ip A1:1 C420jpeg\n".encode())
         for _ in range(frames):
             out.write(b"FRAME\n" + frame.tobytes() + chroma + chroma)
+
+
+def printed_corner(session, sheet, base_url: str, tmp_path) -> Image.Image:
+    """The top right corner (QR code and header) of the sheet's first printed page, rendered at 200 dpi."""
+    pdf = tmp_path / "sheet.pdf"
+    pdf.write_bytes(printing.sheets_pdf(session, [sheet], base_url=base_url, signing_keys=KEYS))
+    subprocess.run(["pdftoppm", "-r", "200", "-f", "1", "-l", "1", "-png", "-singlefile", str(pdf),
+                    str(tmp_path / "page")], check=True)
+    page = Image.open(tmp_path / "page.png")
+    side = int(page.width * 0.3)
+    return page.crop((page.width - side, 0, page.width, side))
 
 
 @pytest.fixture
@@ -193,7 +202,7 @@ def test_camera_scan_of_a_printed_qr_opens_the_keying_screen(app, loaded_round, 
                                                              browser, camera_browser, artifacts):
     sheet = issue_ldh(session, loaded_round)[1]
     video, launch = camera_browser
-    write_y4m(video, sheets.sheet_url(live_server, KEYS, sheet.id))
+    write_y4m(video, printed_corner(session, sheet, live_server, video.parent))
     clerk = make_user("clerk")
     context = launch().new_context(locale="vi-VN", permissions=["camera"])
     page = log_in(context, live_server, clerk.username)
