@@ -195,6 +195,115 @@ def users_token(username):
     click.echo(token)
 
 
+# --- sheets --------------------------------------------------------------------------------------
+@click.group("sheets")
+def sheets_group():
+    """Printed paper sheets: print, reprint, record returns, ledger status."""
+
+
+def _round_or_fail(session, code):
+    from survey_service.services import sheets
+
+    try:
+        return sheets.pick_round(session, code)
+    except sheets.SheetError as exc:
+        fail(str(exc))
+
+
+def _write_pdf(session, batch, out: Path) -> None:
+    from survey_service.services import printing
+
+    pdf = printing.sheets_pdf(session, batch, base_url=current_app.config["PUBLIC_BASE_URL"],
+                              signing_keys=current_app.config["SHEET_SIGNING_KEYS"])
+    out.write_bytes(pdf)
+
+
+@sheets_group.command("print")
+@click.option("--round", "round_code", required=True, help="Round code, e.g. QNA-2023.")
+@click.option("--form", "form_code", help="Only this form code (e.g. LĐH-CH).")
+@click.option("--agency", "agency_code", help="Only the quota cell of this agency code.")
+@click.option("--extra", type=int, default=0, show_default=True, help="Spare sheets per cell beyond the target.")
+@click.option("--again", is_flag=True, help="Print the issued, not yet returned sheets again (no new serials).")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path), required=True)
+@with_appcontext
+def sheets_print(round_code, form_code, agency_code, extra, again, out):
+    """Issue the sheets each paper quota cell still needs (up to its target) and write them to one PDF."""
+    from survey_service.services import sheets
+
+    session = get_session()
+    rnd = _round_or_fail(session, round_code)
+    try:
+        plans = sheets.paper_cells(session, rnd, form_code=form_code, agency_code=agency_code)
+        batch = (sheets.issued_sheets(session, plans) if again
+                 else sheets.issue_sheets(session, rnd, plans, extra=extra, actor="cli"))
+    except sheets.SheetError as exc:
+        session.rollback()
+        fail(str(exc))
+    if not batch:
+        session.rollback()
+        fail("Nothing to print: every selected cell already has its sheets. Use --again to print the issued "
+             "sheets again, or --extra N for spare sheets.")
+    _write_pdf(session, batch, out)
+    session.commit()
+    click.echo(f"{'Printed again' if again else 'Issued'} {len(batch)} sheets "
+               f"({batch[0].serial} .. {batch[-1].serial}) into {out}.")
+
+
+@sheets_group.command("reprint")
+@click.argument("serial")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path), required=True)
+@with_appcontext
+def sheets_reprint(serial, out):
+    """Void a sheet that was not keyed and print its replacement under a new serial."""
+    from survey_service.services import sheets
+
+    session = get_session()
+    try:
+        new = sheets.reprint(session, sheets.get_by_serial(session, serial, lock=True), by=None, actor="cli")
+    except sheets.SheetError as exc:
+        session.rollback()
+        fail(str(exc))
+    _write_pdf(session, [new], out)
+    session.commit()
+    click.echo(f"Voided {sheets.normalize_serial(serial)}; its replacement {new.serial} is in {out}.")
+
+
+@sheets_group.command("return")
+@click.option("--round", "round_code", required=True)
+@click.argument("codes", nargs=-1, required=True)
+@with_appcontext
+def sheets_return(round_code, codes):
+    """Record sheets as returned, by serial or scanned URL; all or nothing."""
+    from survey_service.services import sheets
+
+    session = get_session()
+    rnd = _round_or_fail(session, round_code)
+    report = sheets.record_returns(session, rnd, list(codes), current_app.config["SHEET_SIGNING_KEYS"],
+                                   by=None, actor="cli")
+    if report.errors:
+        session.rollback()
+        fail("Nothing recorded:\n" + "\n".join(f"  {code}: {message}" for code, message in report.errors))
+    session.commit()
+    click.echo(f"Recorded {len(report.recorded)} returned sheets"
+               + (f"; already recorded: {', '.join(s.serial for s in report.already)}." if report.already else "."))
+
+
+@sheets_group.command("status")
+@click.option("--round", "round_code", required=True)
+@with_appcontext
+def sheets_status(round_code):
+    """Sheets per form and ledger state."""
+    from survey_service.models import SheetState
+    from survey_service.services import sheets
+
+    session = get_session()
+    counts = sheets.state_counts(session, _round_or_fail(session, round_code))
+    states = list(SheetState)
+    click.echo(f"{'form':<8}" + "".join(f"{s.value:>10}" for s in states))
+    for form_code, by_state in sorted(counts.items()):
+        click.echo(f"{form_code:<8}" + "".join(f"{by_state.get(s, 0):>10}" for s in states))
+
+
 # --- codes ---------------------------------------------------------------------------------------
 @click.group("codes")
 def codes_group():
@@ -376,8 +485,8 @@ def _write_instance_secrets(path: Path) -> None:
     click.echo(f"Wrote new secrets to {path}.")
 
 
-GROUPS = [db_group, questionnaires_group, round_group, users_group, codes_group, analysis_group, responses_group,
-          demo_group]
+GROUPS = [db_group, questionnaires_group, round_group, users_group, codes_group, sheets_group, analysis_group,
+          responses_group, demo_group]
 
 
 def register_commands(app: Flask) -> None:

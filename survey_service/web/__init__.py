@@ -6,7 +6,7 @@ import importlib
 
 from flask import Flask
 
-MODULES = ["auth", "staff", "admin", "respond", "codes", "dashboard", "api", "tokens", "results"]
+MODULES = ["auth", "staff", "admin", "respond", "codes", "dashboard", "api", "tokens", "results", "paper"]
 
 
 def register_blueprints(app: Flask) -> None:

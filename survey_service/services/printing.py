@@ -1,0 +1,323 @@
+"""Printed sheets: one A4 PDF for a set of sheets, laid out from the questionnaire files.
+
+Every page carries the header (province, round, form, agency rated), the serial with its check character
+and a QR code of the sheet's key-in URL, so a page separated from its sheet still identifies itself. Text is
+NFC-normalised and set in DejaVu Sans (embedded), taken from matplotlib's bundled copy so no system font
+package is needed.
+"""
+from __future__ import annotations
+
+import io
+import threading
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import matplotlib
+import qrcode
+from PIL import Image
+from qrcode.constants import ERROR_CORRECT_M
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.units import mm
+from reportlab.lib.utils import ImageReader, simpleSplit
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen.canvas import Canvas
+from sqlalchemy.orm import Session
+
+from survey_service.models import Sheet
+from survey_service.services import sheets as ledger
+from survey_service.services.keying import SheetForm, sheet_form
+
+FONT, FONT_BOLD = "DejaVuSans", "DejaVuSans-Bold"
+PAGE_W, PAGE_H = A4
+MARGIN = 14 * mm
+QR_SIZE = 30 * mm
+HEADER_H = 36 * mm
+FOOTER_H = 10 * mm
+BOX = 4.2 * mm
+_fonts_lock = threading.Lock()
+_fonts_ready = False
+
+
+def register_fonts() -> None:
+    """Register DejaVu Sans once per process (reportlab's registry is global)."""
+    global _fonts_ready
+    with _fonts_lock:
+        if _fonts_ready:
+            return
+        folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+        pdfmetrics.registerFont(TTFont(FONT, str(folder / "DejaVuSans.ttf")))
+        pdfmetrics.registerFont(TTFont(FONT_BOLD, str(folder / "DejaVuSans-Bold.ttf")))
+        _fonts_ready = True
+
+
+def nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text or "")
+
+
+def qr_image(data: str) -> ImageReader:
+    """A QR code (error correction M, 4-module quiet zone), one pixel per module.
+
+    The PDF scales the image up without interpolation, so the modules stay sharp at any resolution and the
+    image costs a few hundred bytes. The mask pattern is fixed: searching for the best one costs more than the rest of a page, and every
+    decoder reads any of the eight.
+    """
+    qr = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=4, box_size=1, mask_pattern=2)
+    qr.add_data(data)
+    qr.make(fit=True)
+    matrix = qr.get_matrix()
+    n = len(matrix)
+    img = Image.frombytes("L", (n, n), bytes(0 if dark else 255 for row in matrix for dark in row))
+    return ImageReader(img)
+
+
+def sheets_pdf(session: Session, sheets: list[Sheet], *, base_url: str, signing_keys: list[str]) -> bytes:
+    """One PDF with every sheet, in the order given.
+
+    The body of a form's pages (instructions, items, the HĐ-CT grid) is the same on every sheet of that
+    form, so it is drawn once as a PDF form object and reused; only the header differs per sheet.
+    """
+    register_fonts()
+    buffer = io.BytesIO()
+    canvas = Canvas(buffer, pagesize=A4, pageCompression=1, invariant=1, initialFontName=FONT)
+    canvas.setTitle(nfc("Phiếu khảo sát giấy"))
+    cache: dict = {}
+    bodies: dict[tuple, list[str]] = {}
+    for sheet in sheets:
+        form = sheet_form(session, sheet, cache)
+        key = (form.round.id, form.questionnaire.code)
+        if key not in bodies:
+            bodies[key] = _draw_bodies(canvas, form, len(bodies))
+        qr = qr_image(ledger.sheet_url(base_url, signing_keys, sheet.id))
+        for number, body in enumerate(bodies[key], 1):
+            _draw_header(canvas, form, qr, number, len(bodies[key]))
+            canvas.doForm(body)
+            canvas.showPage()
+    canvas.save()
+    return buffer.getvalue()
+
+
+def _draw_bodies(canvas: Canvas, form: SheetForm, index: int) -> list[str]:
+    """Draw each body page of a form into a named form object; return the names."""
+    pages = _paginate(_matrix_blocks(form) if form.matrix else _item_blocks(form))
+    names = []
+    for number, page in enumerate(pages, 1):
+        name = f"body{index}p{number}"
+        canvas.beginForm(name)
+        y = PAGE_H - MARGIN - HEADER_H
+        for block in page:
+            block.draw(canvas, y)
+            y -= block.height
+        canvas.endForm()
+        names.append(name)
+    return names
+
+
+# --- layout --------------------------------------------------------------------------------------------
+@dataclass
+class Block:
+    """A piece of the page body: its height and how to draw it with its top at ``y``.
+
+    ``keep`` is the room it needs at the bottom of a page (a group title wants its first row with it);
+    ``repeat`` is drawn first when the block has to start a new page (the matrix column header).
+    """
+
+    height: float
+    draw: Callable[[Canvas, float], None]
+    keep: float = 0.0
+    repeat: "Block | None" = None
+
+
+def _paginate(blocks: list[Block]) -> list[list[Block]]:
+    room = PAGE_H - 2 * MARGIN - HEADER_H - FOOTER_H
+    pages: list[list[Block]] = [[]]
+    used = 0.0
+    for block in blocks:
+        if used + max(block.height, block.keep) > room + 0.01 and pages[-1]:
+            pages.append([])
+            used = 0.0
+            if block.repeat is not None:
+                pages[-1].append(block.repeat)
+                used += block.repeat.height
+        pages[-1].append(block)
+        used += block.height
+    return pages
+
+
+def _draw_header(canvas: Canvas, form: SheetForm, qr: ImageReader, page: int, pages: int) -> None:
+    rnd, q, sheet = form.round, form.questionnaire, form.sheet
+    top = PAGE_H - MARGIN
+    canvas.drawImage(qr, PAGE_W - MARGIN - QR_SIZE, top - QR_SIZE, QR_SIZE, QR_SIZE)
+    width = PAGE_W - 2 * MARGIN - QR_SIZE - 3 * mm
+    canvas.setFont(FONT, 8)
+    canvas.drawString(MARGIN, top - 3 * mm, nfc(f"TỈNH {rnd.province.upper()} – {rnd.name}"))
+    canvas.setFont(FONT_BOLD, 9.5)
+    y = top - 7.5 * mm
+    for line in simpleSplit(nfc(f"{q.code}: {q.title}"), FONT_BOLD, 9.5, width)[:3]:
+        canvas.drawString(MARGIN, y, line)
+        y -= 4.2 * mm
+    canvas.setFont(FONT, 8.5)
+    rated = ("Cơ quan được đánh giá: mọi cơ quan trong bảng dưới đây" if form.matrix
+             else f"Cơ quan được đánh giá: {form.agency.name if form.agency else ''}")
+    canvas.drawString(MARGIN, y - 0.5 * mm, simpleSplit(nfc(rated), FONT, 8.5, width)[0])
+    canvas.setFont(FONT_BOLD, 12)
+    canvas.drawString(MARGIN, top - HEADER_H + 4 * mm, f"Số phiếu: {sheet.serial}")
+    canvas.setFont(FONT, 8.5)
+    canvas.drawString(MARGIN + 80 * mm, top - HEADER_H + 4 * mm, f"Trang {page}/{pages}")
+    canvas.setLineWidth(0.6)
+    canvas.line(MARGIN, top - HEADER_H + 2 * mm, PAGE_W - MARGIN, top - HEADER_H + 2 * mm)
+    canvas.setFont(FONT, 7.5)
+    canvas.drawString(MARGIN, MARGIN, nfc(f"Số phiếu {sheet.serial} – {q.code} – trang {page}/{pages} – phiếu "
+                                          "không ghi tên người trả lời. Xin cảm ơn Anh/Chị!"))
+
+
+def _paragraph(text: str, font: str = FONT, size: float = 9, gap: float = 1.5 * mm,
+               width: float = PAGE_W - 2 * MARGIN) -> list[Block]:
+    lines = simpleSplit(nfc(text), font, size, width)
+    leading = size * 1.3
+
+    def draw(canvas: Canvas, y: float, lines=lines) -> None:
+        canvas.setFont(font, size)
+        for i, line in enumerate(lines):
+            canvas.drawString(MARGIN, y - size - i * leading, line)
+
+    return [Block(len(lines) * leading + gap, draw)] if lines else []
+
+
+def _legend(form: SheetForm, scale_codes: list[str]) -> list[Block]:
+    blocks = []
+    for code in scale_codes:
+        scale = form.questionnaire.scales[code]
+        text = "Thang trả lời – " + "; ".join(f"{o.code} = {o.label}" for o in scale.options)
+        blocks += _paragraph(text, size=8.5)
+    return blocks
+
+
+def _used_scales(form: SheetForm) -> list[str]:
+    return list(dict.fromkeys(i.scale for i in form.questionnaire.scale_items))
+
+
+def _item_blocks(form: SheetForm) -> list[Block]:
+    q = form.questionnaire
+    blocks = _paragraph(q.instructions, gap=2 * mm) + _legend(form, _used_scales(form))
+    text_width = PAGE_W - 2 * MARGIN - 7 * BOX * 1.6
+    number = 0
+    for section in q.sections:
+        if section.title:
+            blocks += _paragraph(section.title, FONT_BOLD, 9.5, gap=1 * mm)
+        for item in section.items:
+            number += 1
+            if item.kind == "text":
+                blocks.append(_text_item(f"{number}. {item.text}"))
+                continue
+            blocks.append(_item_row(f"{number}. {item.text}", q.scales[item.scale].codes, text_width))
+    return blocks
+
+
+def _item_row(text: str, codes: tuple[str, ...], text_width: float) -> Block:
+    lines = simpleSplit(nfc(text), FONT, 9, text_width)
+    leading = 9 * 1.3
+    height = max(len(lines) * leading, BOX + 4 * mm) + 2.5 * mm
+
+    def draw(canvas: Canvas, y: float) -> None:
+        canvas.setFont(FONT, 9)
+        for i, line in enumerate(lines):
+            canvas.drawString(MARGIN, y - 9 - i * leading, line)
+        x = PAGE_W - MARGIN - len(codes) * BOX * 1.6
+        canvas.setLineWidth(0.7)
+        canvas.setFont(FONT, 7)
+        for code in codes:
+            canvas.drawCentredString(x + BOX / 2, y - 2.6 * mm, code)
+            canvas.rect(x, y - 3.4 * mm - BOX, BOX, BOX)
+            x += BOX * 1.6
+        canvas.setLineWidth(0.2)
+        canvas.line(MARGIN, y - height + 1 * mm, PAGE_W - MARGIN, y - height + 1 * mm)
+
+    return Block(height, draw)
+
+
+def _text_item(text: str) -> Block:
+    """A free-text question with three dotted lines to write on, kept on one page."""
+    question = _paragraph(text, size=9, gap=0.5 * mm)[0]
+
+    def draw(canvas: Canvas, y: float) -> None:
+        question.draw(canvas, y)
+        canvas.setLineWidth(0.3)
+        canvas.setDash(1, 2)
+        for i in range(1, 4):
+            line_y = y - question.height - i * 7 * mm + 1 * mm
+            canvas.line(MARGIN, line_y, PAGE_W - MARGIN, line_y)
+        canvas.setDash()
+
+    return Block(question.height + 3 * 7 * mm, draw)
+
+
+def _matrix_blocks(form: SheetForm) -> list[Block]:
+    """HĐ-CT: the items listed once, then a grid of agencies (rows) by items (columns); the respondent
+    writes the option code in each cell. The column header is repeated after every page break."""
+    q = form.questionnaire
+    blocks = _paragraph(q.instructions, gap=2 * mm) + _legend(form, _used_scales(form))
+    items = q.scale_items
+    for n, item in enumerate(items, 1):
+        blocks += _paragraph(f"Cột {n} ({item.code}): {item.text}", size=8.5, gap=0.3 * mm)
+    blocks.append(Block(2 * mm, lambda c, y: None))
+    name_w = 62 * mm
+    col_w = min(14 * mm, (PAGE_W - 2 * MARGIN - name_w) / max(1, len(items)))
+    row_h = 6.2 * mm
+    header = _grid_header(items, name_w, col_w, row_h)
+    blocks.append(header)
+    group = None
+    for row in form.rows:
+        if row.group != group:
+            group = row.group
+            block = _grid_group(group, name_w, col_w, len(items), row_h)
+            block.keep, block.repeat = 2 * row_h, header
+            blocks.append(block)
+        block = _grid_row(row.label, name_w, col_w, len(items), row_h)
+        block.repeat = header
+        blocks.append(block)
+    blocks.append(Block(3 * mm, lambda c, y: None))
+    blocks += [_text_item(item.text) for item in q.text_items]
+    return blocks
+
+
+def _grid_header(items, name_w: float, col_w: float, row_h: float) -> Block:
+    def draw(canvas: Canvas, y: float) -> None:
+        canvas.setLineWidth(0.6)
+        canvas.setFont(FONT_BOLD, 8)
+        canvas.rect(MARGIN, y - row_h, name_w, row_h)
+        canvas.drawString(MARGIN + 1.5 * mm, y - row_h + 2 * mm, nfc("Cơ quan được đánh giá"))
+        for n in range(len(items)):
+            x = MARGIN + name_w + n * col_w
+            canvas.rect(x, y - row_h, col_w, row_h)
+            canvas.drawCentredString(x + col_w / 2, y - row_h + 2 * mm, str(n + 1))
+    return Block(row_h, draw)
+
+
+def _grid_group(title: str, name_w: float, col_w: float, columns: int, row_h: float) -> Block:
+    def draw(canvas: Canvas, y: float) -> None:
+        canvas.setFillGray(0.9)
+        canvas.rect(MARGIN, y - row_h, name_w + columns * col_w, row_h, fill=1, stroke=1)
+        canvas.setFillGray(0)
+        canvas.setFont(FONT_BOLD, 8)
+        canvas.drawString(MARGIN + 1.5 * mm, y - row_h + 2 * mm, nfc(title))
+    return Block(row_h, draw)
+
+
+def _grid_row(label: str, name_w: float, col_w: float, columns: int, row_h: float) -> Block:
+    lines = simpleSplit(nfc(label), FONT, 7.5, name_w - 3 * mm)[:2]
+
+    def draw(canvas: Canvas, y: float) -> None:
+        canvas.setLineWidth(0.5)
+        canvas.rect(MARGIN, y - row_h, name_w, row_h)
+        canvas.setFont(FONT, 7.5 if len(lines) == 1 else 6.3)
+        if len(lines) == 1:
+            canvas.drawString(MARGIN + 1.5 * mm, y - row_h + 2 * mm, lines[0])
+        else:
+            canvas.drawString(MARGIN + 1.5 * mm, y - 2.6 * mm, lines[0])
+            canvas.drawString(MARGIN + 1.5 * mm, y - row_h + 1 * mm, lines[1])
+        for n in range(columns):
+            canvas.rect(MARGIN + name_w + n * col_w, y - row_h, col_w, row_h)
+    return Block(row_h, draw)

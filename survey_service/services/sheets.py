@@ -1,0 +1,371 @@
+"""The paper sheet ledger: serials, signed QR tokens and the state of every printed sheet.
+
+A sheet moves ``issued -> returned -> keyed -> verified``, or to ``void``; every move is written as a
+:class:`SheetEvent` with who and when, so the ledger can always be replayed. Serials carry a check character
+so a mistyped serial is refused instead of opening someone else's sheet; the QR carries the sheet id signed
+with its own keys (never ``SECRET_KEY``): the first key signs, every key verifies, so keys can be rotated
+without invalidating sheets already printed.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy.orm import Session
+
+from survey_service.models import (
+    Agency, Channel, QuotaCell, Round, Sheet, SheetEvent, SheetState, StaffUser, utcnow,
+)
+from survey_service.services import audit
+
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+TOKEN_SALT = "paper-sheet"
+#: Path of the key-in URL printed in the QR; the token follows.
+URL_PATH = "/p/"
+
+STATE_LABELS = {
+    SheetState.ISSUED: "Đã phát",
+    SheetState.RETURNED: "Đã thu về",
+    SheetState.KEYED: "Đã nhập",
+    SheetState.VERIFIED: "Đã xác nhận",
+    SheetState.VOID: "Đã hủy",
+}
+
+#: Allowed ledger moves. Keying an issued sheet records its return on the way (see ``keying``).
+TRANSITIONS = {
+    SheetState.ISSUED: {SheetState.RETURNED, SheetState.VOID},
+    SheetState.RETURNED: {SheetState.KEYED, SheetState.VOID},
+    SheetState.KEYED: {SheetState.VERIFIED},
+    SheetState.VERIFIED: set(),
+    SheetState.VOID: set(),
+}
+
+
+class SheetError(ValueError):
+    """A sheet request that cannot be carried out; ``str()`` is a Vietnamese message for the user."""
+
+    def __init__(self, message: str, status: int = 422):
+        super().__init__(message)
+        self.status = status
+
+
+# --- serials and tokens ------------------------------------------------------------------------------
+def check_character(base: str) -> str:
+    """Luhn mod 36 over ``base``: catches every single wrong character and most swapped neighbours."""
+    factor, total, n = 2, 0, len(ALPHABET)
+    for ch in reversed(base):
+        addend = factor * ALPHABET.index(ch)
+        factor = 1 if factor == 2 else 2
+        total += addend // n + addend % n
+    return ALPHABET[(n - total % n) % n]
+
+
+def round_prefix(round_code: str) -> str:
+    return re.sub(r"[^0-9A-Z]", "", round_code.upper())
+
+
+def make_serial(round_code: str, number: int) -> str:
+    """E.g. ``QNA2023-00017-P``: round, running number (five digits), check character."""
+    if not 0 < number < 100_000:
+        raise SheetError("Một đợt khảo sát có tối đa 99.999 phiếu giấy.", 409)
+    base = f"{round_prefix(round_code)}{number:05d}"
+    return f"{round_prefix(round_code)}-{number:05d}-{check_character(base)}"
+
+
+def normalize_serial(text: str) -> str:
+    """Canonical form of a typed serial (any case, with or without dashes or spaces).
+
+    :raises SheetError: when it is not shaped like a serial or its check character is wrong.
+    """
+    compact = re.sub(r"[\s\-_]", "", text.upper())
+    match = re.fullmatch(r"([0-9A-Z]+)(\d{5})([0-9A-Z])", compact)
+    if not match or not re.search("[A-Z]", match.group(1)):
+        raise SheetError("Số phiếu không đúng dạng (ví dụ: QNA2023-00017-P).", 400)
+    prefix, number, check = match.groups()
+    if check_character(prefix + number) != check:
+        raise SheetError(f"Số phiếu {text.strip()} có ký tự kiểm tra sai: hãy kiểm tra lại từng ký tự.", 400)
+    return f"{prefix}-{number}-{check}"
+
+
+def _serializer(keys: list[str]) -> URLSafeSerializer:
+    if not keys:
+        raise RuntimeError("SHEET_SIGNING_KEYS is empty.")
+    # itsdangerous signs with the last key of the list and verifies with all of them.
+    return URLSafeSerializer(list(reversed(keys)), salt=TOKEN_SALT)
+
+
+def sign_sheet_id(keys: list[str], sheet_id: int) -> str:
+    return _serializer(keys).dumps(sheet_id)
+
+
+def sheet_id_from_token(keys: list[str], token: str) -> int:
+    """The sheet id a token carries. :raises SheetError: for a forged, altered or foreign token."""
+    try:
+        value = _serializer(keys).loads(token)
+    except BadSignature:
+        raise SheetError("Mã QR không hợp lệ: phiếu không do hệ thống in ra hoặc mã đã bị sửa.", 400) from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SheetError("Mã QR không hợp lệ.", 400)
+    return value
+
+
+def sheet_url(base_url: str, keys: list[str], sheet_id: int) -> str:
+    """The URL printed in the QR: the key-in screen of this sheet."""
+    return base_url.rstrip("/") + URL_PATH + sign_sheet_id(keys, sheet_id)
+
+
+# --- finding sheets ----------------------------------------------------------------------------------
+def find_sheet(session: Session, text: str, keys: list[str], *, rnd: Round | None = None,
+               lock: bool = False) -> Sheet:
+    """The sheet named by a scanned URL, a bare token or a typed serial.
+
+    :param rnd: when given, a sheet of another round is refused.
+    :raises SheetError: with a message saying what is wrong.
+    """
+    text = (text or "").strip()
+    if not text:
+        raise SheetError("Hãy quét mã QR hoặc nhập số phiếu.", 400)
+    if len(text) > 500:
+        raise SheetError("Mã quét được quá dài, không phải mã phiếu.", 400)
+    if URL_PATH in text:
+        token = text.rsplit(URL_PATH, 1)[1].split("?")[0].split("#")[0]
+        sheet = _get(session, Sheet.id == sheet_id_from_token(keys, token), lock)
+    elif "://" in text:
+        raise SheetError("Địa chỉ quét được không phải mã QR của phiếu khảo sát.", 400)
+    elif "." in text:
+        # URL-safe tokens are "<payload>.<signature>"; serials never contain a dot.
+        sheet = _get(session, Sheet.id == sheet_id_from_token(keys, text), lock)
+    else:
+        sheet = _get(session, Sheet.serial == normalize_serial(text), lock)
+    if sheet is None:
+        raise SheetError("Không tìm thấy phiếu này trong sổ theo dõi phiếu.", 404)
+    if rnd is not None and sheet.quota_cell.round_id != rnd.id:
+        raise SheetError(f"Phiếu {sheet.serial} thuộc đợt khảo sát {sheet.quota_cell.round.code}, "
+                         f"không thuộc đợt {rnd.code}.", 409)
+    return sheet
+
+
+def _get(session: Session, where, lock: bool) -> Sheet | None:
+    query = sa.select(Sheet).where(where)
+    if lock:
+        query = query.with_for_update()
+    return session.scalar(query)
+
+
+def get_by_serial(session: Session, serial: str, *, lock: bool = False) -> Sheet:
+    sheet = _get(session, Sheet.serial == normalize_serial(serial), lock)
+    if sheet is None:
+        raise SheetError(f"Không có phiếu số {serial} trong sổ theo dõi phiếu.", 404)
+    return sheet
+
+
+# --- issuing -----------------------------------------------------------------------------------------
+@dataclass
+class CellPlan:
+    """A paper quota cell with how many of its sheets are in each state."""
+
+    cell: QuotaCell
+    counts: dict[SheetState, int] = field(default_factory=dict)
+
+    @property
+    def live(self) -> int:
+        return sum(n for state, n in self.counts.items() if state is not SheetState.VOID)
+
+    @property
+    def missing(self) -> int:
+        return max(0, self.cell.target - self.live)
+
+
+def paper_cells(session: Session, rnd: Round, *, form_code: str | None = None,
+                agency_code: str | None = None) -> list[CellPlan]:
+    """The round's paper quota cells (optionally one form / one agency) with their sheet counts.
+
+    :raises SheetError: when the form or agency is unknown or selects no paper cell.
+    """
+    query = (sa.select(QuotaCell).outerjoin(Agency, QuotaCell.agency_id == Agency.id)
+             .where(QuotaCell.round_id == rnd.id, QuotaCell.channel == Channel.PAPER)
+             .order_by(QuotaCell.form_code, Agency.id))
+    if form_code:
+        query = query.where(QuotaCell.form_code == form_code)
+    if agency_code:
+        query = query.where(Agency.code == agency_code)
+    cells = list(session.scalars(query))
+    if not cells:
+        what = " ".join(filter(None, [f"mẫu {form_code}" if form_code else "",
+                                      f"cơ quan {agency_code}" if agency_code else ""]))
+        raise SheetError(f"Đợt {rnd.code} không có ô chỉ tiêu phiếu giấy nào cho {what or 'đợt này'}.", 404)
+    counts = session.execute(
+        sa.select(Sheet.quota_cell_id, Sheet.state, sa.func.count())
+        .where(Sheet.quota_cell_id.in_([c.id for c in cells]))
+        .group_by(Sheet.quota_cell_id, Sheet.state)
+    ).all()
+    plans = {c.id: CellPlan(c) for c in cells}
+    for cell_id, state, n in counts:
+        plans[cell_id].counts[state] = n
+    return list(plans.values())
+
+
+def issue_sheets(session: Session, rnd: Round, plans: list[CellPlan], *, extra: int = 0,
+                 by: StaffUser | None = None, actor: str = "staff") -> list[Sheet]:
+    """Issue new sheets so every cell has its target of live (non-void) sheets, plus ``extra`` spares each.
+
+    Serial numbers run on per round; a concurrent issue collides on the unique serial and is rolled back.
+    """
+    if extra < 0 or extra > 1000:
+        raise SheetError("Số phiếu dự phòng phải từ 0 đến 1000.", 400)
+    number = _last_number(session, rnd)
+    issued = []
+    for plan in plans:
+        for _ in range(plan.missing + extra):
+            number += 1
+            sheet = Sheet(serial=make_serial(rnd.code, number), quota_cell_id=plan.cell.id,
+                          state=SheetState.ISSUED, issued_by_id=by.id if by else None)
+            session.add(sheet)
+            issued.append(sheet)
+    if not issued:
+        return issued
+    session.flush()
+    session.add_all(SheetEvent(sheet_id=s.id, from_state=None, to_state=SheetState.ISSUED,
+                               user_id=by.id if by else None) for s in issued)
+    audit.record(session, "sheets.issue", user=by, actor=actor, object_type="round", object_id=rnd.code,
+                 new={"count": len(issued), "first": issued[0].serial, "last": issued[-1].serial})
+    session.flush()
+    return issued
+
+
+def _last_number(session: Session, rnd: Round) -> int:
+    serials = session.scalars(
+        sa.select(Sheet.serial).join(QuotaCell).where(QuotaCell.round_id == rnd.id)
+    )
+    return max((int(s.split("-")[1]) for s in serials), default=0)
+
+
+def issued_sheets(session: Session, plans: list[CellPlan]) -> list[Sheet]:
+    """Sheets of these cells still waiting to come back (state issued), for printing them again."""
+    return list(session.scalars(
+        sa.select(Sheet).where(Sheet.quota_cell_id.in_([p.cell.id for p in plans]),
+                               Sheet.state == SheetState.ISSUED).order_by(Sheet.id)
+    ))
+
+
+# --- ledger moves ------------------------------------------------------------------------------------
+def transition(session: Session, sheet: Sheet, to_state: SheetState, *, by: StaffUser | None,
+               actor: str = "staff") -> SheetEvent:
+    """Move a sheet along the ledger, refusing moves the ledger does not allow."""
+    if to_state not in TRANSITIONS[sheet.state]:
+        raise SheetError(f"Phiếu {sheet.serial} đang ở trạng thái “{STATE_LABELS[sheet.state]}”, không thể "
+                         f"chuyển sang “{STATE_LABELS[to_state]}”.", 409)
+    event = SheetEvent(sheet_id=sheet.id, from_state=sheet.state, to_state=to_state,
+                       user_id=by.id if by else None, at=utcnow())
+    session.add(event)
+    sheet.events.append(event)
+    sheet.state = to_state
+    audit.record(session, f"sheet.{to_state.value}", user=by, actor=actor, object_type="sheet",
+                 object_id=sheet.serial, old=event.from_state.value, new=to_state.value)
+    session.flush()
+    return event
+
+
+@dataclass
+class ReturnReport:
+    recorded: list[Sheet] = field(default_factory=list)
+    already: list[Sheet] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+
+def record_returns(session: Session, rnd: Round, scans: list[str], keys: list[str], *,
+                   by: StaffUser | None, actor: str = "staff") -> ReturnReport:
+    """Record a pile of returned sheets, one scanned URL or typed serial per entry.
+
+    All or nothing: if any entry is invalid (forged, mistyped, void, another round) nothing is recorded
+    and ``errors`` says which. Sheets already returned or keyed are reported, not errors.
+    """
+    report = ReturnReport()
+    seen: set[int] = set()
+    to_record = []
+    for scan in (s.strip() for s in scans):
+        if not scan:
+            continue
+        try:
+            sheet = find_sheet(session, scan, keys, rnd=rnd, lock=True)
+        except SheetError as exc:
+            report.errors.append((scan[:80], str(exc)))
+            continue
+        if sheet.id in seen:
+            continue
+        seen.add(sheet.id)
+        if sheet.state is SheetState.VOID:
+            report.errors.append((sheet.serial, f"Phiếu {sheet.serial} đã bị hủy (đã in lại), không được thu."))
+        elif sheet.state is SheetState.ISSUED:
+            to_record.append(sheet)
+        else:
+            report.already.append(sheet)
+    if not seen and not report.errors:
+        report.errors.append(("", "Chưa có phiếu nào được quét hoặc nhập."))
+    if report.errors:
+        report.already.clear()
+        return report
+    for sheet in to_record:
+        transition(session, sheet, SheetState.RETURNED, by=by, actor=actor)
+    report.recorded = to_record
+    return report
+
+
+def reprint(session: Session, sheet: Sheet, *, by: StaffUser | None, actor: str = "staff") -> Sheet:
+    """Void a sheet that has not been keyed and issue its replacement in the same cell."""
+    if sheet.state not in (SheetState.ISSUED, SheetState.RETURNED):
+        raise SheetError(f"Chỉ in lại được phiếu chưa nhập; phiếu {sheet.serial} đang ở trạng thái "
+                         f"“{STATE_LABELS[sheet.state]}”.", 409)
+    rnd = sheet.quota_cell.round
+    number = _last_number(session, rnd) + 1
+    new = Sheet(serial=make_serial(rnd.code, number), quota_cell_id=sheet.quota_cell_id,
+                state=SheetState.ISSUED, issued_by_id=by.id if by else None)
+    session.add(new)
+    session.flush()
+    session.add(SheetEvent(sheet_id=new.id, from_state=None, to_state=SheetState.ISSUED,
+                           user_id=by.id if by else None))
+    transition(session, sheet, SheetState.VOID, by=by, actor=actor)
+    sheet.replaced_by_id = new.id
+    audit.record(session, "sheet.reprint", user=by, actor=actor, object_type="sheet", object_id=sheet.serial,
+                 old=sheet.serial, new=new.serial)
+    session.flush()
+    return new
+
+
+# --- reading the ledger ------------------------------------------------------------------------------
+def ledger(session: Session, rnd: Round, *, form_code: str | None = None, state: SheetState | None = None,
+           limit: int = 500) -> list[Sheet]:
+    query = (sa.select(Sheet).join(QuotaCell).where(QuotaCell.round_id == rnd.id)
+             .order_by(Sheet.id).limit(limit))
+    if form_code:
+        query = query.where(QuotaCell.form_code == form_code)
+    if state is not None:
+        query = query.where(Sheet.state == state)
+    return list(session.scalars(query))
+
+
+def state_counts(session: Session, rnd: Round) -> dict[str, dict[SheetState, int]]:
+    """{form code: {state: number of sheets}} for the round."""
+    rows = session.execute(
+        sa.select(QuotaCell.form_code, Sheet.state, sa.func.count()).join(QuotaCell)
+        .where(QuotaCell.round_id == rnd.id).group_by(QuotaCell.form_code, Sheet.state)
+    ).all()
+    counts: dict[str, dict[SheetState, int]] = {}
+    for form_code, state, n in rows:
+        counts.setdefault(form_code, {})[state] = n
+    return counts
+
+
+def pick_round(session: Session, code: str | None) -> Round:
+    """The round named ``code``, or the most recent one when no code is given."""
+    if code:
+        rnd = session.scalar(sa.select(Round).where(Round.code == code))
+        if rnd is None:
+            raise SheetError(f"Không có đợt khảo sát {code}.", 404)
+        return rnd
+    rnd = session.scalar(sa.select(Round).order_by(Round.opens_on.desc(), Round.id.desc()).limit(1))
+    if rnd is None:
+        raise SheetError("Chưa có đợt khảo sát nào được nạp.", 404)
+    return rnd

@@ -1,0 +1,283 @@
+"""The paper channel: printing sheets (supervisors), recording returns and keying them (postal clerks),
+settling double-entry disagreements and watching clerk agreement (supervisors)."""
+from __future__ import annotations
+
+import io
+from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask_login import current_user
+from sqlalchemy.exc import IntegrityError
+
+from survey_service.db import get_session
+from survey_service.models import Role, SheetState
+from survey_service.services import keying, printing, sheets
+from survey_service.services.sheets import STATE_LABELS, SheetError
+from survey_service.web.auth import role_required
+
+bp = Blueprint("paper", __name__)
+
+NAV = [
+    ("paper.scan", "Nhập phiếu giấy", "Quét mã QR (camera hoặc máy quét) hoặc gõ số phiếu để nhập.",
+     (Role.CLERK,)),
+    ("paper.returns", "Ghi nhận phiếu thu về", "Quét liên tiếp các phiếu đã thu về.", (Role.CLERK,)),
+    ("paper.second", "Phiếu chờ nhập kép", "Nhập lần hai các phiếu do nhân viên khác nhập.", (Role.CLERK,)),
+    ("paper.print_sheets", "In phiếu giấy", "In phiếu có mã QR cho một ô chỉ tiêu hoặc cả kế hoạch.",
+     (Role.SUPERVISOR,)),
+    ("paper.ledger", "Sổ theo dõi phiếu giấy", "Trạng thái từng phiếu: đã phát, thu về, nhập, xác nhận, hủy.",
+     (Role.SUPERVISOR,)),
+    ("paper.reconcile_list", "Đối chiếu nhập kép", "Quyết định giá trị đúng khi hai lần nhập khác nhau.",
+     (Role.SUPERVISOR,)),
+    ("paper.agreement", "Tỷ lệ khớp nhập kép", "Tỷ lệ khớp giữa hai lần nhập theo từng nhân viên.",
+     (Role.SUPERVISOR,)),
+]
+
+CLERK = (Role.CLERK,)
+SUPERVISOR = (Role.SUPERVISOR,)
+
+
+@bp.app_template_filter("local_time")
+def local_time(at: datetime) -> str:
+    """A stored UTC time in the staff's time zone."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=timezone.utc)
+    return at.astimezone(ZoneInfo(current_app.config["DISPLAY_TIMEZONE"])).strftime("%H:%M:%S %d/%m/%Y")
+
+
+def _round():
+    try:
+        return sheets.pick_round(get_session(), request.values.get("round"))
+    except SheetError as exc:
+        abort(exc.status, description=str(exc))
+
+
+def _keys() -> list[str]:
+    return current_app.config["SHEET_SIGNING_KEYS"]
+
+
+def _sheet(serial: str, *, lock: bool = False):
+    try:
+        return sheets.get_by_serial(get_session(), serial, lock=lock)
+    except SheetError as exc:
+        abort(exc.status, description=str(exc))
+
+
+# --- clerks: scan, return, key ---------------------------------------------------------------------
+@bp.route("/paper/", methods=["GET", "POST"])
+@role_required(*CLERK)
+def scan():
+    rnd = _round()
+    if request.method == "GET":
+        return render_template("paper/scan.html", round=rnd)
+    code = request.form.get("code", "")
+    try:
+        sheet = sheets.find_sheet(get_session(), code, _keys(), rnd=rnd)
+    except SheetError as exc:
+        return render_template("paper/scan.html", round=rnd, error=str(exc), code=code[:200]), exc.status
+    return redirect(url_for("paper.key", serial=sheet.serial))
+
+
+@bp.route("/p/<token>")
+@role_required(*CLERK)
+def open_token(token: str):
+    """The URL printed in every QR code."""
+    try:
+        sheet = sheets.find_sheet(get_session(), sheets.URL_PATH + token, _keys())
+    except SheetError as exc:
+        abort(exc.status, description=str(exc))
+    return redirect(url_for("paper.key", serial=sheet.serial))
+
+
+@bp.route("/paper/sheets/<serial>/key", methods=["GET", "POST"])
+@role_required(*CLERK)
+def key(serial: str):
+    session = get_session()
+    sheet = _sheet(serial, lock=request.method == "POST")
+    try:
+        pass_no = keying.keying_pass(sheet, current_user)
+        form = keying.sheet_form(session, sheet)
+    except SheetError as exc:
+        return render_template("paper/refused.html", sheet=sheet, message=str(exc)), exc.status
+    if request.method == "GET":
+        return render_template("paper/key.html", form=form, pass_no=pass_no, values={}, problems={})
+    try:
+        keying.key_sheet(session, sheet, current_user, request.form)
+        session.commit()
+    except keying.KeyingError as exc:
+        session.rollback()
+        return render_template("paper/key.html", form=form, pass_no=pass_no, values=request.form,
+                               problems=exc.problems, error=str(exc)), exc.status
+    except SheetError as exc:
+        session.rollback()
+        return render_template("paper/refused.html", sheet=sheet, message=str(exc)), exc.status
+    except IntegrityError:
+        session.rollback()
+        return render_template("paper/refused.html", sheet=sheet, message=(
+            f"Phiếu {sheet.serial} vừa được một nhân viên khác nhập cùng lúc; lần nhập này không được lưu.")), 409
+    flash(f"Đã lưu phiếu {sheet.serial} (lần nhập {pass_no}). Quét phiếu tiếp theo.", "info")
+    return redirect(url_for("paper.scan", round=form.round.code))
+
+
+@bp.route("/paper/returns", methods=["GET", "POST"])
+@role_required(*CLERK)
+def returns():
+    rnd = _round()
+    if request.method == "GET":
+        return render_template("paper/returns.html", round=rnd, report=None, codes="")
+    session = get_session()
+    codes = request.form.get("codes", "")
+    report = sheets.record_returns(session, rnd, codes.splitlines()[:2000], _keys(), by=current_user)
+    if report.errors:
+        session.rollback()
+        return render_template("paper/returns.html", round=rnd, report=report, codes=codes), 422
+    session.commit()
+    flash(f"Đã ghi nhận {len(report.recorded)} phiếu thu về"
+          + (f"; {len(report.already)} phiếu đã được ghi nhận từ trước." if report.already else "."), "info")
+    return redirect(url_for("paper.returns", round=rnd.code))
+
+
+@bp.route("/paper/second")
+@role_required(*CLERK)
+def second():
+    rnd = _round()
+    waiting = keying.awaiting_second_keying(get_session(), rnd, current_user)
+    return render_template("paper/second.html", round=rnd, sheets=waiting)
+
+
+# --- supervisors: print, ledger, reconcile, agreement -----------------------------------------------
+@bp.route("/paper/print", methods=["GET", "POST"])
+@role_required(*SUPERVISOR)
+def print_sheets():
+    session = get_session()
+    rnd = _round()
+    form_code = request.values.get("form") or None
+    agency_code = request.values.get("agency") or None
+    if request.values.get("cell_choice") and not form_code:
+        form_code, _, agency_code = request.values["cell_choice"].partition("|")
+    plans = sheets.paper_cells(session, rnd)
+    states = {"keyed": SheetState.KEYED, "verified": SheetState.VERIFIED, "void": SheetState.VOID}
+    if request.method == "GET":
+        return render_template("paper/print.html", round=rnd, plans=plans, **states)
+    try:
+        chosen = sheets.paper_cells(session, rnd, form_code=form_code, agency_code=agency_code)
+        if request.form.get("again"):
+            batch = sheets.issued_sheets(session, chosen)
+        else:
+            batch = sheets.issue_sheets(session, rnd, chosen, extra=_int(request.form.get("extra")),
+                                        by=current_user)
+        if not batch:
+            raise SheetError("Không có phiếu nào để in: các ô đã chọn đã đủ phiếu. Chọn “In lại phiếu đã phát” "
+                             "hoặc nhập số phiếu dự phòng.", 409)
+    except SheetError as exc:
+        session.rollback()
+        return render_template("paper/print.html", round=rnd, plans=plans, error=str(exc), **states), exc.status
+    pdf = printing.sheets_pdf(session, batch, base_url=current_app.config["PUBLIC_BASE_URL"],
+                              signing_keys=_keys())
+    session.commit()
+    name = "-".join(filter(None, ["phieu", rnd.code, form_code, agency_code or None, date.today().isoformat()]))
+    return send_file(io.BytesIO(pdf), mimetype="application/pdf", as_attachment=True,
+                     download_name=f"{name}.pdf")
+
+
+def _int(text: str | None) -> int:
+    try:
+        return int(text or 0)
+    except ValueError:
+        abort(400, description="Số phiếu dự phòng phải là một số nguyên.")
+
+
+@bp.route("/paper/ledger")
+@role_required(*SUPERVISOR)
+def ledger():
+    session = get_session()
+    rnd = _round()
+    state = request.args.get("state") or None
+    if state is not None and state not in {s.value for s in SheetState}:
+        abort(400, description="Trạng thái phiếu không hợp lệ.")
+    rows = sheets.ledger(session, rnd, form_code=request.args.get("form") or None,
+                         state=SheetState(state) if state else None)
+    return render_template("paper/ledger.html", round=rnd, sheets=rows, counts=sheets.state_counts(session, rnd),
+                           states=list(SheetState), labels=STATE_LABELS)
+
+
+@bp.route("/paper/ledger/<serial>")
+@role_required(*SUPERVISOR)
+def sheet_detail(serial: str):
+    sheet = _sheet(serial)
+    return render_template("paper/sheet.html", sheet=sheet, labels=STATE_LABELS,
+                           disagreements=keying.disagreements(sheet))
+
+
+@bp.route("/paper/ledger/<serial>/reprint", methods=["POST"])
+@role_required(*SUPERVISOR)
+def reprint(serial: str):
+    session = get_session()
+    sheet = _sheet(serial, lock=True)
+    try:
+        new = sheets.reprint(session, sheet, by=current_user)
+    except SheetError as exc:
+        session.rollback()
+        abort(exc.status, description=str(exc))
+    pdf = printing.sheets_pdf(session, [new], base_url=current_app.config["PUBLIC_BASE_URL"],
+                              signing_keys=_keys())
+    session.commit()
+    return send_file(io.BytesIO(pdf), mimetype="application/pdf", as_attachment=True,
+                     download_name=f"phieu-{new.serial}.pdf")
+
+
+@bp.route("/paper/ledger/<serial>/verify", methods=["POST"])
+@role_required(*SUPERVISOR)
+def verify(serial: str):
+    session = get_session()
+    sheet = _sheet(serial, lock=True)
+    try:
+        keying.verify(session, sheet, current_user)
+    except SheetError as exc:
+        session.rollback()
+        abort(exc.status, description=str(exc))
+    session.commit()
+    flash(f"Đã xác nhận phiếu {sheet.serial}.", "info")
+    return redirect(url_for("paper.reconcile_list", round=sheet.quota_cell.round.code))
+
+
+@bp.route("/paper/reconcile")
+@role_required(*SUPERVISOR)
+def reconcile_list():
+    session = get_session()
+    rnd = _round()
+    return render_template("paper/reconcile_list.html", round=rnd,
+                           disputed=keying.awaiting_reconciliation(session, rnd),
+                           unverified=keying.awaiting_verification(session, rnd))
+
+
+@bp.route("/paper/reconcile/<serial>", methods=["GET", "POST"])
+@role_required(*SUPERVISOR)
+def reconcile(serial: str):
+    session = get_session()
+    sheet = _sheet(serial, lock=request.method == "POST")
+    found = keying.disagreements(sheet)
+    form = keying.sheet_form(session, sheet)
+    if request.method == "POST":
+        try:
+            keying.reconcile(session, sheet, current_user, request.form)
+            session.commit()
+        except keying.KeyingError as exc:
+            session.rollback()
+            return render_template("paper/reconcile.html", sheet=sheet, form=form, found=found,
+                                   problems=exc.problems, error=str(exc)), exc.status
+        except SheetError as exc:
+            session.rollback()
+            abort(exc.status, description=str(exc))
+        flash(f"Đã đối chiếu và xác nhận phiếu {sheet.serial}.", "info")
+        return redirect(url_for("paper.reconcile_list", round=form.round.code))
+    if not found or sheet.state is not SheetState.KEYED:
+        abort(409, description=f"Phiếu {sheet.serial} không có bất đồng nào cần đối chiếu.")
+    return render_template("paper/reconcile.html", sheet=sheet, form=form, found=found, problems={})
+
+
+@bp.route("/paper/agreement")
+@role_required(*SUPERVISOR)
+def agreement():
+    rnd = _round()
+    return render_template("paper/agreement.html", round=rnd, stats=keying.agreement_by_clerk(get_session(), rnd))
