@@ -152,6 +152,14 @@ def test_print_whole_paper_plan_then_nothing_left_to_issue(app, loaded_round, ru
     assert bad.exit_code == 1
 
 
+def test_soft_closed_paper_cell_gets_no_new_sheets(app, loaded_round, session):
+    plans = sheets.paper_cells(session, loaded_round, form_code="LĐH-CH", agency_code="SNV")
+    plans[0].cell.soft_closed = True
+    assert sheets.issue_sheets(session, loaded_round, plans, extra=1) == []
+    plans[0].cell.soft_closed = False
+    assert len(sheets.issue_sheets(session, loaded_round, plans)) == 2
+
+
 # --- bad input on the key-in screen --------------------------------------------------------------------
 def test_forged_or_altered_token_is_refused_and_nothing_stored(app, loaded_round, session, staff_client):
     sheet = issue(session, loaded_round, agency_code="SNV")[0]

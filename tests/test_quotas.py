@@ -129,15 +129,18 @@ def test_soft_close_refuses_new_online_starts_but_lets_started_ones_finish(sessi
     assert portal.open_code(session, fresh, today=today).draft is None
 
 
-def test_paper_over_target_in_a_closed_cell_is_surplus(session, rnd):
+def test_paper_over_target_is_surplus(session, rnd):
     paper = cell(session, rnd, "LĐS-CT", "TKY")
     paper.target = 2
-    for _ in range(2):
-        paper_sheet(session, paper, SheetState.VERIFIED)
-    assert not quotas.new_paper_response_is_surplus(session, paper)  # open: counted normally
-    quotas.set_soft_closed(session, paper, True, by=None)
+    paper_sheet(session, paper, SheetState.VERIFIED)
+    assert not quotas.new_paper_response_is_surplus(session, paper)
+    paper_sheet(session, paper, SheetState.VERIFIED)
     assert quotas.new_paper_response_is_surplus(session, paper)
-    assert not quotas.new_paper_response_is_surplus(session, cell(session, rnd, "CC-CT", "SNV"))
+    paper_sheet(session, paper, SheetState.VERIFIED, surplus=True)  # surplus ones do not fill the cell
+    paper.target = 3
+    assert not quotas.new_paper_response_is_surplus(session, paper)
+    online = cell(session, rnd, "CC-CT", "SNV")
+    assert not quotas.is_surplus(online, counted=online.target + 5)  # online over target is refused instead
 
 
 def test_surplus_in_analysis_setting(session):

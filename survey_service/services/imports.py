@@ -36,7 +36,7 @@ from survey_service import questionnaires as qn
 from survey_service.models import (
     Agency, Answer, Channel, Division, QuotaCell, Response, Round, RoundForm, StaffUser,
 )
-from survey_service.services import audit
+from survey_service.services import audit, quotas
 
 FIXED_COLUMNS = ("form", "agency", "division", "district", "respondent", "submitted_on")
 MAX_ERRORS_SHOWN = 200
@@ -259,7 +259,8 @@ class _Context:
     def store(self, rows: list[_Row]) -> ImportReport:
         report = ImportReport()
         in_cell = dict(self.session.execute(
-            sa.select(Response.quota_cell_id, sa.func.count()).where(Response.round_id == self.round.id)
+            sa.select(Response.quota_cell_id, sa.func.count(sa.distinct(Response.respondent_key)))
+            .where(Response.round_id == self.round.id, Response.surplus.is_(False))
             .group_by(Response.quota_cell_id)).all())
         keys: dict[tuple, str] = {}
         sheets: dict[tuple, Response] = {}
@@ -287,8 +288,8 @@ class _Context:
                   report: ImportReport) -> Response:
         channel = Channel(q.channel)
         count = in_cell.get(row.cell.id, 0)
-        surplus = channel is Channel.PAPER and count >= row.cell.target
-        in_cell[row.cell.id] = count + 1
+        surplus = quotas.is_surplus(row.cell, count)
+        in_cell[row.cell.id] = count + (not surplus)
         response = Response(
             uid=uuid.uuid4().hex, round_id=self.round.id, quota_cell_id=row.cell.id, form_code=row.form,
             questionnaire_version_id=self.versions[row.form],

@@ -23,7 +23,7 @@ from survey_service.models import (
     Agency, AgencyKind, Answer, AuditEvent, Channel, Keying, QuotaCell, Response, Round, RoundForm, Sheet, SheetState,
     StaffUser, utcnow,
 )
-from survey_service.services import audit, rounds
+from survey_service.services import audit, quotas, rounds
 from survey_service.services.sheets import STATE_LABELS, SheetError, transition
 
 SHEET_ROW = "*"
@@ -229,13 +229,11 @@ def _first_pass(session: Session, form: SheetForm, clerk: StaffUser, slots, toda
         transition(session, sheet, SheetState.RETURNED, by=clerk)
     transition(session, sheet, SheetState.KEYED, by=clerk)
     cell = sheet.quota_cell
-    in_cell = session.scalar(sa.select(sa.func.count()).select_from(Response)
-                             .where(Response.quota_cell_id == cell.id))
     response = Response(
         uid=uuid.uuid4().hex, round_id=rnd.id, quota_cell_id=cell.id, form_code=cell.form_code,
         questionnaire_version_id=form.questionnaire_version_id, agency_id=cell.agency_id,
         channel=Channel.PAPER, submitted_on=today, sheet_id=sheet.id, respondent_key=uuid.uuid4().hex,
-        surplus=in_cell >= cell.target,
+        surplus=quotas.new_paper_response_is_surplus(session, cell),
     )
     response.answers = [Answer(agency_id=agency_id, item_code=item, value=value)
                         for (agency_id, item), value in _answer_values(form, slots).items()]

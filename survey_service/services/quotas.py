@@ -198,16 +198,19 @@ def set_soft_closed(session: Session, cell: QuotaCell, closed: bool, *, by: Staf
     return True
 
 
+def is_surplus(cell: QuotaCell, counted: int) -> bool:
+    """The surplus rule: a paper response is surplus when its cell already has ``counted`` >= target
+    non-surplus respondents. Paper cannot be refused at the door, so it is kept and flagged instead."""
+    return cell.channel is Channel.PAPER and counted >= cell.target
+
+
 def new_paper_response_is_surplus(session: Session, cell: QuotaCell) -> bool:
-    """Whether a sheet keyed now into this paper cell is surplus: the cell is soft-closed and already has
-    its target of (non-surplus) respondents. Surplus responses are kept and flagged, not refused."""
-    if cell.channel is not Channel.PAPER or not cell.soft_closed:
-        return False
+    """:func:`is_surplus` for a response stored now, counting the cell's non-surplus respondents."""
     counted = session.scalar(
         sa.select(sa.func.count(sa.distinct(Response.respondent_key)))
         .where(Response.quota_cell_id == cell.id, Response.surplus.is_(False))
     )
-    return counted >= cell.target
+    return is_surplus(cell, counted)
 
 
 def surplus_in_analysis(rnd: Round) -> bool:

@@ -210,6 +210,7 @@ def paper_cells(session: Session, rnd: Round, *, form_code: str | None = None,
 def issue_sheets(session: Session, rnd: Round, plans: list[CellPlan], *, extra: int = 0,
                  by: StaffUser | None = None, actor: str = "staff") -> list[Sheet]:
     """Issue new sheets so every cell has its target of live (non-void) sheets, plus ``extra`` spares each.
+    A soft-closed cell gets none: its supervisor has stopped collection there.
 
     Serial numbers run on per round; a concurrent issue collides on the unique serial and is rolled back.
     """
@@ -218,6 +219,8 @@ def issue_sheets(session: Session, rnd: Round, plans: list[CellPlan], *, extra: 
     number = _last_number(session, rnd)
     issued = []
     for plan in plans:
+        if plan.cell.soft_closed:
+            continue
         for _ in range(plan.missing + extra):
             number += 1
             sheet = Sheet(serial=make_serial(rnd.code, number), quota_cell_id=plan.cell.id,
