@@ -422,15 +422,17 @@ class _Units:
         return self.ag_u.size
 
     def bin_sums(self, row_bin: np.ndarray, n_bins: int, weights: np.ndarray | None = None) -> np.ndarray:
-        """Sum of *weights* (or count of rows) per unit × bin, as an ``n × n_bins`` array.
+        """Sum of *weights* (or count of rows) per bin × unit, as an ``n_bins × n`` array.
 
-        *row_bin* gives every row's bin in ``[0, n_bins)``. One ``bincount`` over the key
-        ``unit * n_bins + bin``; rows are added in row order, as a masked bincount would.
+        *row_bin* (int64, overwritten) gives every row's bin in ``[0, n_bins)``. One ``bincount``
+        over the key ``bin * n + unit``; each bin × unit total adds its rows in row order, as a
+        masked bincount would. Bin-major output so that each bin is a contiguous row.
         """
-        key = np.repeat(self.run_unit * np.int64(n_bins), self.lengths)
-        key += row_bin
+        key = row_bin
+        key *= self.n
+        key += np.repeat(self.run_unit, self.lengths)
         out = np.bincount(key, weights=weights, minlength=self.n * n_bins)
-        return out.reshape(self.n, n_bins)
+        return out.reshape(n_bins, self.n)
 
 
 def _units(answers: pd.DataFrame) -> _Units:
@@ -502,7 +504,7 @@ def _criterion_index(item_cats: pd.Index, item_criterion: Mapping[str, str],
 
 
 def _score_frame(units: _Units, sums: np.ndarray, cnt: np.ndarray, crit_names: Sequence) -> pd.DataFrame:
-    """Respondent score frame from value sums and counts per unit × criterion."""
+    """Respondent score frame from value sums and counts per criterion × unit."""
     with np.errstate(invalid="ignore", divide="ignore"):
         score = np.where(cnt > 0, sums / np.where(cnt > 0, cnt, 1), np.nan)
     frame = pd.DataFrame({
@@ -512,7 +514,7 @@ def _score_frame(units: _Units, sums: np.ndarray, cnt: np.ndarray, crit_names: S
         "group": units.grp_cats.take(units.grp_u),
     })
     for j, c in enumerate(crit_names):
-        frame[c] = score[:, j]
+        frame[c] = score[j]
     return frame
 
 
@@ -552,10 +554,9 @@ def respondent_scores(answers: pd.DataFrame, values: pd.Series, item_criterion: 
     row_crit = crit_of_item[item_code]
     ok = (row_crit >= 0) & ~np.isnan(v)
     # bin 0 collects the rows without a valid value or criterion; bin j + 1 is criterion j
-    row_bin = np.where(ok, row_crit + 1, 0)
     n_bins = len(crit_names) + 1
-    sums = units.bin_sums(row_bin, n_bins, np.where(ok, v, 0.0))[:, 1:]
-    cnt = units.bin_sums(row_bin, n_bins)[:, 1:]
+    sums = units.bin_sums(np.where(ok, row_crit + 1, 0), n_bins, np.where(ok, v, 0.0))[1:]
+    cnt = units.bin_sums(np.where(ok, row_crit + 1, 0), n_bins)[1:]
     return _score_frame(units, sums, cnt, crit_names)
 
 
@@ -688,22 +689,26 @@ def _rate_groups(units: _Units, n_ans_u: np.ndarray, n_pos_u: np.ndarray) -> pd.
     Parameters
     ----------
     units : _Units
-    n_ans_u, n_pos_u : ndarray, shape (n_units, n_key)
-        Valid and positive answers of every unit for every key (criterion, or a single column).
+    n_ans_u, n_pos_u : ndarray, shape (n_key, n_units)
+        Valid and positive answers of every unit for every key (criterion, or a single row).
 
     Returns
     -------
     DataFrame
         ``agency, agency_kind, _key, group, n, n_answers, n_positive`` for the cells with answers.
     """
-    n_unit, n_key = n_ans_u.shape
+    n_key = n_ans_u.shape[0]
     n_ag, n_gr = len(units.ag_cats), len(units.grp_cats)
-    cell_u = (np.repeat(units.ag_u * n_gr + units.grp_u, n_key) * n_key
-              + np.tile(np.arange(n_key), n_unit))
-    size = n_ag * n_gr * n_key
-    n_ans = np.bincount(cell_u, weights=n_ans_u.ravel(), minlength=size)
-    n_pos = np.bincount(cell_u, weights=n_pos_u.ravel(), minlength=size)
-    n_sheet = np.bincount(cell_u, weights=n_ans_u.ravel() > 0, minlength=size)
+    cell_u = units.ag_u * n_gr + units.grp_u
+
+    def per_cell(x):
+        """Σ over units per (agency, group) cell for every key, flattened as (cell, key)."""
+        sums = np.vstack([np.bincount(cell_u, weights=row, minlength=n_ag * n_gr) for row in x])
+        return sums.T.ravel()
+
+    n_ans = per_cell(n_ans_u)
+    n_pos = per_cell(n_pos_u)
+    n_sheet = per_cell(n_ans_u > 0)
     nz = np.flatnonzero(n_ans)
     key = nz % n_key
     gr = (nz // n_key) % n_gr
@@ -720,21 +725,21 @@ def _unit_tables(cells: _Cells, units: _Units, crit_of_item: np.ndarray, n_crit:
 
     Returns
     -------
-    sums, cnt : ndarray, shape (n_units, n_crit)
-        Sum and number of the valid item values per unit × criterion.
-    sat_ans, sat_pos : ndarray, shape (n_units, 1)
+    sums, cnt : ndarray, shape (n_crit, n_units)
+        Sum and number of the valid item values per criterion × unit.
+    sat_ans, sat_pos : ndarray, shape (1, n_units)
         Valid and positive answers on the satisfaction scale.
-    rate_ans, rate_pos : ndarray, shape (n_units, n_crit + 1)
+    rate_ans, rate_pos : ndarray, shape (n_crit + 1, n_units)
         Valid and positive answers on the positive-rate scales per criterion, and over all items
-        (last column).
+        (last row).
 
     Notes
     -----
     Pass 1 sums the values per unit × criterion in row order (so the sums are bit-for-bit those of
     a bincount over the valid rows). Pass 2 counts rows per unit × (bucket, positive) where a
     bucket is a distinct (criterion, satisfaction scale?, rate scale?) combination of the items;
-    every count above is an integer sum of bucket columns. (Small loops over columns rather than
-    matrix products: a 1e6 × 9 by 9 × 8 product through BLAS is slower than a few vector adds.)
+    every count above is an integer sum of bucket rows. (A small loop of contiguous vector adds
+    rather than a matrix product: a 9 × 1e6 by 8 × 9 product through BLAS is much slower.)
     """
     n_cols = cells.n_cols
     valid = ~np.isnan(cells.value)
@@ -744,7 +749,7 @@ def _unit_tables(cells: _Cells, units: _Units, crit_of_item: np.ndarray, n_crit:
     bin1 = np.where(valid & (crit_cell >= 0), crit_cell + 1, 0).astype(cells.cell.dtype)
     value0 = np.where(valid, cells.value, 0.0)
     weights = value0.take(cells.cell)
-    sums = units.bin_sums(bin1.take(cells.cell), n_crit + 1, weights)[:, 1:]
+    sums = units.bin_sums(bin1.take(cells.cell), n_crit + 1, weights)[1:]
     del weights
 
     # pass 2: counts per bucket and positive flag; bin 0 collects rows without a valid value
@@ -761,27 +766,27 @@ def _unit_tables(cells: _Cells, units: _Units, crit_of_item: np.ndarray, n_crit:
     bin2 = np.where(valid, 1 + 2 * cells.per_cell(bucket_of_item) + positive.ravel(), 0).astype(cells.cell.dtype)
     n_b = len(triples)
     counts = units.bin_sums(bin2.take(cells.cell), 1 + 2 * n_b)
-    # fold the bucket columns onto the criteria, the satisfaction column and the overall rate column;
-    # column 1 + 2b counts the valid non-positive answers of bucket b, column 2 + 2b the positive ones
+    # fold the bucket rows onto the criteria, the satisfaction row and the overall rate row;
+    # row 1 + 2b counts the valid non-positive answers of bucket b, row 2 + 2b the positive ones
     n = units.n
-    cnt = np.zeros((n, n_crit), dtype=np.int64)
-    sat_ans, sat_pos = np.zeros((n, 1), dtype=np.int64), np.zeros((n, 1), dtype=np.int64)
-    rate_ans, rate_pos = np.zeros((n, n_crit + 1), dtype=np.int64), np.zeros((n, n_crit + 1), dtype=np.int64)
+    cnt = np.zeros((n_crit, n), dtype=np.int64)
+    sat_ans, sat_pos = np.zeros((1, n), dtype=np.int64), np.zeros((1, n), dtype=np.int64)
+    rate_ans, rate_pos = np.zeros((n_crit + 1, n), dtype=np.int64), np.zeros((n_crit + 1, n), dtype=np.int64)
     for b in range(n_b):
-        pos = counts[:, 2 + 2 * b]
-        ans = counts[:, 1 + 2 * b] + pos
+        pos = counts[2 + 2 * b]
+        ans = counts[1 + 2 * b] + pos
         c = b_crit[b]
         if c >= 0:
-            cnt[:, c] += ans
+            cnt[c] += ans
         if b_sat[b]:
-            sat_ans[:, 0] += ans
-            sat_pos[:, 0] += pos
+            sat_ans[0] += ans
+            sat_pos[0] += pos
         if b_rate[b]:
             if c >= 0:
-                rate_ans[:, c] += ans
-                rate_pos[:, c] += pos
-            rate_ans[:, -1] += ans
-            rate_pos[:, -1] += pos
+                rate_ans[c] += ans
+                rate_pos[c] += pos
+            rate_ans[-1] += ans
+            rate_pos[-1] += pos
     return sums, cnt, sat_ans, sat_pos, rate_ans, rate_pos
 
 
@@ -844,13 +849,15 @@ def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales:
     lo, hi = proportion_confint(sat_groups["n_positive"].to_numpy(), sat_groups["n_answers"].to_numpy(),
                                 alpha=1 - cfg.level, method="wilson")
     sat_groups["ci_lo"], sat_groups["ci_hi"] = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
-    agencies = scores[["agency", "agency_kind"]].drop_duplicates()
+    ag_first = pd.unique(units.ag_u)  # agencies in order of first appearance, as scores lists them
+    agencies = pd.DataFrame({"agency": units.ag_cats.take(ag_first),
+                             "agency_kind": units.kind_cats.take(units.kind_a[ag_first])})
     satisfaction = _combine_rates(agencies, sat_groups, [], cfg, "tlhl")
 
-    rate_groups = _rate_groups(units, rate_ans[:, :-1], rate_pos[:, :-1])
+    rate_groups = _rate_groups(units, rate_ans[:-1], rate_pos[:-1])
     rate_groups["criterion"] = np.asarray(criteria, dtype=object)[rate_groups.pop("_key").to_numpy()] \
         if len(rate_groups) else pd.Series(dtype=object)
-    all_groups = _rate_groups(units, rate_ans[:, -1:], rate_pos[:, -1:]).drop(columns="_key")
+    all_groups = _rate_groups(units, rate_ans[-1:], rate_pos[-1:]).drop(columns="_key")
     all_groups["criterion"] = "ALL"
     rg = pd.concat([rate_groups, all_groups], ignore_index=True)
     rg["p"] = rg["n_positive"] / rg["n_answers"]
@@ -900,10 +907,11 @@ def _score_estimates(scores, means, points, criteria, cfg):
                              gm["_w"] / gm["n"].where(gm["n"] > 0, 1), 0.0)
     wide = gm.pivot_table(index=["agency", "group"], columns="criterion", values="_unit_w", observed=True)
     wcols = []
-    keys = pd.MultiIndex.from_frame(frame[["agency", "group"]])
+    # row of wide for every unit (-1: agency × group without a weight), looked up once for all criteria
+    at = wide.index.get_indexer(pd.MultiIndex.from_frame(frame[["agency", "group"]]))
     for c in criteria:
         col = f"_w_{c}"
-        frame[col] = wide[c].reindex(keys).fillna(0.0).to_numpy() if c in wide else 0.0
+        frame[col] = np.where(at >= 0, wide[c].fillna(0.0).to_numpy()[at], 0.0) if c in wide else 0.0
         frame.loc[frame[c].isna(), col] = 0.0
         wcols.append(col)
     # the steps of domain_means(frame, criteria, "agency", wcols, strata="group", psu="response_id",

@@ -88,8 +88,8 @@ def wide_items(answers: pd.DataFrame, n: int) -> pd.DataFrame:
     vals = np.where(codes == 5, np.nan, np.where(hl5, codes / 4, codes / 3))
     frame = pd.DataFrame(vals, columns=[f"q{j:02d}" for j in range(20)])
     frame["response_id"] = np.arange(n)
-    frame["agency"] = answers["agency"].to_numpy()[::20]
-    frame["group"] = answers["group"].to_numpy()[::20]
+    frame["agency"] = answers["agency"].iloc[::20].to_numpy()
+    frame["group"] = answers["group"].iloc[::20].to_numpy()
     return frame
 
 
