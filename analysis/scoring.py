@@ -342,12 +342,9 @@ def _answer_cells(answers: pd.DataFrame, coefficients: Mapping[str, Mapping[str,
 
     n_cells = len(item_cats) * n_cols
     # intp, because take() would convert any other index dtype on every look-up
-    cell = item_code.astype(np.intp)
-    cell *= n_cols
-    opt_col = opt_code.astype(np.intp)
-    opt_col[opt_col < 0] = n_cols - 1
-    cell += opt_col
-    del opt_col
+    cell = np.multiply(item_code, n_cols, dtype=np.intp)
+    cell += opt_code
+    cell[opt_code < 0] += n_cols  # missing option (code -1) -> last column
     # which options occur with which scale: count the cells once, then fold items onto their scale
     seen = np.bincount(cell, minlength=n_cells).reshape(len(item_cats), n_cols) > 0
     present = np.zeros_like(allowed)
@@ -406,8 +403,7 @@ class _Units:
     first appearance.
     """
 
-    lengths: np.ndarray    # rows per run
-    run_unit: np.ndarray   # unit code of every run
+    row_unit: np.ndarray   # unit code of every row (int32 when it fits)
     resp_cats: pd.Index    # distinct response ids
     resp_u: np.ndarray     # per unit: code into resp_cats
     ag_u: np.ndarray       # per unit: agency code
@@ -424,13 +420,13 @@ class _Units:
     def bin_sums(self, row_bin: np.ndarray, n_bins: int, weights: np.ndarray | None = None) -> np.ndarray:
         """Sum of *weights* (or count of rows) per bin × unit, as an ``n_bins × n`` array.
 
-        *row_bin* (int64, overwritten) gives every row's bin in ``[0, n_bins)``. One ``bincount``
-        over the key ``bin * n + unit``; each bin × unit total adds its rows in row order, as a
-        masked bincount would. Bin-major output so that each bin is a contiguous row.
+        *row_bin* (intp, overwritten) gives every row's bin in ``[0, n_bins)``. One ``bincount``
+        over the key ``bin * n + unit``, built in place; each bin × unit total adds its rows in row
+        order, as a masked bincount would. Bin-major output so that each bin is a contiguous row.
         """
         key = row_bin
         key *= self.n
-        key += np.repeat(self.run_unit, self.lengths)
+        key += self.row_unit
         out = np.bincount(key, weights=weights, minlength=self.n * n_bins)
         return out.reshape(n_bins, self.n)
 
@@ -490,7 +486,9 @@ def _units(answers: pd.DataFrame) -> _Units:
     kind_a[ag_h] = kind_h
     if np.any(kind_a[ag_h] != kind_h):
         raise ValueError("agency_kind must be constant within each agency")
-    return _Units(lengths, run_unit, resp_cats, unit_keys // n_ag, unit_keys % n_ag, grp_u, kind_a,
+    # one unit code per row, expanded from the runs (int32 halves the memory of this 20M-row array)
+    row_unit = np.repeat(run_unit.astype(np.int32 if n_unit < 2**31 else np.int64), lengths)
+    return _Units(row_unit, resp_cats, unit_keys // n_ag, unit_keys % n_ag, grp_u, kind_a,
                   ag_cats, grp_cats, kind_cats)
 
 
@@ -555,8 +553,8 @@ def respondent_scores(answers: pd.DataFrame, values: pd.Series, item_criterion: 
     ok = (row_crit >= 0) & ~np.isnan(v)
     # bin 0 collects the rows without a valid value or criterion; bin j + 1 is criterion j
     n_bins = len(crit_names) + 1
-    sums = units.bin_sums(np.where(ok, row_crit + 1, 0), n_bins, np.where(ok, v, 0.0))[1:]
-    cnt = units.bin_sums(np.where(ok, row_crit + 1, 0), n_bins)[1:]
+    sums = units.bin_sums(np.where(ok, row_crit + 1, 0).astype(np.intp), n_bins, np.where(ok, v, 0.0))[1:]
+    cnt = units.bin_sums(np.where(ok, row_crit + 1, 0).astype(np.intp), n_bins)[1:]
     return _score_frame(units, sums, cnt, crit_names)
 
 
@@ -746,10 +744,12 @@ def _unit_tables(cells: _Cells, units: _Units, crit_of_item: np.ndarray, n_crit:
     crit_cell = cells.per_cell(crit_of_item)
 
     # pass 1: value sums; bin 0 collects blanks, excluded options and items outside the criteria
-    bin1 = np.where(valid & (crit_cell >= 0), crit_cell + 1, 0).astype(cells.cell.dtype)
+    bin1 = np.where(valid & (crit_cell >= 0), crit_cell + 1, 0).astype(np.intp)
     value0 = np.where(valid, cells.value, 0.0)
     weights = value0.take(cells.cell)
-    sums = units.bin_sums(bin1.take(cells.cell), n_crit + 1, weights)[1:]
+    # one row-sized key buffer serves both passes: touching fresh memory costs as much as the pass
+    key = np.empty(cells.cell.size, dtype=np.intp)
+    sums = units.bin_sums(np.take(bin1, cells.cell, out=key), n_crit + 1, weights)[1:]
     del weights
 
     # pass 2: counts per bucket and positive flag; bin 0 collects rows without a valid value
@@ -763,9 +763,10 @@ def _unit_tables(cells: _Cells, units: _Units, crit_of_item: np.ndarray, n_crit:
     for i, si in enumerate(scale_of_item):
         codes = cfg.positive.get(cells.scale_names[si], ())
         positive[i, :-1] = [o in codes for o in cells.opt_cats]
-    bin2 = np.where(valid, 1 + 2 * cells.per_cell(bucket_of_item) + positive.ravel(), 0).astype(cells.cell.dtype)
+    bin2 = np.where(valid, 1 + 2 * cells.per_cell(bucket_of_item) + positive.ravel(), 0).astype(np.intp)
     n_b = len(triples)
-    counts = units.bin_sums(bin2.take(cells.cell), 1 + 2 * n_b)
+    counts = units.bin_sums(np.take(bin2, cells.cell, out=key), 1 + 2 * n_b)
+    del key
     # fold the bucket rows onto the criteria, the satisfaction row and the overall rate row;
     # row 1 + 2b counts the valid non-positive answers of bucket b, row 2 + 2b the positive ones
     n = units.n
