@@ -60,7 +60,7 @@ import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 
 from analysis._checks import require_columns, require_frame, require_level
-from analysis.estimation import _core, _prepare, _psu_covariance, _table, _variance
+from analysis.estimation import _core, _design, _domains, _psu_covariance, _table, _variance
 
 __all__ = [
     "ANSWER_COLUMNS",
@@ -864,7 +864,7 @@ def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales:
     rg["p"] = rg["n_positive"] / rg["n_answers"]
     positive_rates = _combine_rates(agencies, rg, ["criterion"], cfg, "tltc")
 
-    estimates, total_est, total_cov = _score_estimates(scores, means, points, criteria, cfg)
+    estimates, total_est, total_cov = _score_estimates(scores, means, points, criteria, cfg, units)
     totals = _totals(points, satisfaction, positive_rates, total_est)
     flags = pd.concat([
         points.loc[points["flag"] != "", ["agency", "criterion", "flag", "missing_groups"]].assign(indicator="points"),
@@ -895,9 +895,14 @@ def _combine_rates(agencies, groups, keys, cfg, name):
     return out[cols].reset_index(drop=True)
 
 
-def _score_estimates(scores, means, points, criteria, cfg):
-    """Design-based SEs of S(t, c), of the points and of the survey-points total."""
-    frame = scores[["response_id", "agency", "agency_kind", "group", *criteria]].copy()
+def _score_estimates(scores, means, points, criteria, cfg, units):
+    """Design-based SEs of S(t, c), of the points and of the survey-points total.
+
+    Runs the steps of ``domain_means(frame, criteria, "agency", <unit weight per criterion>,
+    strata="group", psu="response_id", deff="replace")`` on arrays built from the unit codes, so
+    that no 1M-row weight columns are added to a frame, and one set of domain sums (``core``)
+    serves both the criteria and the total.
+    """
     q = points[["agency", "criterion", "weight_used"]]
     gm = means.merge(q, on=["agency", "criterion"], how="left")
     gw = pd.DataFrame([(k, g, w) for k, d in cfg.group_weights.items() for g, w in d.items()],
@@ -906,21 +911,25 @@ def _score_estimates(scores, means, points, criteria, cfg):
     nmin = gm["group"].map(cfg.min_respondents).astype(float)
     gm["_unit_w"] = np.where((gm["n"] >= nmin) & (gm["n"] > 0) & gm["_w"].notna(),
                              gm["_w"] / gm["n"].where(gm["n"] > 0, 1), 0.0)
-    wide = gm.pivot_table(index=["agency", "group"], columns="criterion", values="_unit_w", observed=True)
-    wcols = []
-    # row of wide for every unit (-1: agency × group without a weight), looked up once for all criteria
-    at = wide.index.get_indexer(pd.MultiIndex.from_frame(frame[["agency", "group"]]))
-    for c in criteria:
-        col = f"_w_{c}"
-        frame[col] = np.where(at >= 0, wide[c].fillna(0.0).to_numpy()[at], 0.0) if c in wide else 0.0
-        frame.loc[frame[c].isna(), col] = 0.0
-        wcols.append(col)
-    # the steps of domain_means(frame, criteria, "agency", wcols, strata="group", psu="response_id",
-    # deff="replace"), kept apart so that the domain sums (core) also serve the total below
-    vcols, _, y, w, design, dom, labels = _prepare(frame, criteria, "agency", wcols, "group", "response_id", None)
+    # unit weight per criterion × (agency, group) cell; cells without a group mean keep weight 0
+    n_gr = len(units.grp_cats)
+    cell_w = np.zeros((len(criteria), len(units.ag_cats) * n_gr))
+    at_crit = pd.Index(criteria).get_indexer(gm["criterion"])
+    at_cell = units.ag_cats.get_indexer(gm["agency"]) * n_gr + units.grp_cats.get_indexer(gm["group"])
+    cell_w[at_crit, at_cell] = gm["_unit_w"].to_numpy()
+    cell_u = units.ag_u * n_gr + units.grp_u
+    y = np.empty((len(criteria), len(scores)))
+    w = np.empty_like(y)
+    for j, c in enumerate(criteria):
+        y[j] = scores[c].to_numpy(dtype=np.float64)
+        w[j] = cell_w[j].take(cell_u)
+        w[j, np.isnan(y[j])] = 0.0  # a unit without a score on c carries no weight for c
+    design = _design(scores, "group", "response_id", None)
+    dom, labels = _domains(scores, ["agency"])
     core = _core(design, dom, len(labels), y, w)
     del y, w
-    est = _table(core, _variance(design, core, len(labels)), design.df, labels, vcols, False, cfg.level, "replace")
+    est = _table(core, _variance(design, core, len(labels)), design.df, labels, list(criteria), False, cfg.level,
+                 "replace")
     est = est.rename(columns={"variable": "criterion"})
     est = est.merge(points[["agency", "agency_kind", "criterion", "max_points"]], on=["agency", "criterion"],
                     how="right")
@@ -931,7 +940,7 @@ def _score_estimates(scores, means, points, criteria, cfg):
                                                        if c not in ("agency", "agency_kind", "criterion")]]]
 
     # total: Σ_c MaxPts_c S_c, influence values summed over criteria within each PSU × agency cell
-    kind_of = frame.groupby("agency", sort=True)["agency_kind"].first().reindex(labels["agency"])
+    kind_of = units.kind_cats.take(units.kind_a[units.ag_cats.get_indexer(labels["agency"])])
     coef = np.array([[cfg.max_points[k].get(c, 0.0) for c in criteria] for k in kind_of])
     mean = core.mean  # D × K
     needed = coef > 0
