@@ -26,7 +26,14 @@ Input frames
 ==================  =====================================================================
 
 A sheet that rates several targets (the HĐ-CT matrix, LĐ-CP rating two sở) has rows for each target;
-the scoring unit is the pair (``response_id``, ``agency``). Categorical columns are used as is (fast).
+the scoring unit is the pair (``response_id``, ``agency``).
+
+Any row order and plain (object or string) columns give the same result. For speed on tens of
+millions of answers, as the service and the benchmark provide them: ``agency``, ``agency_kind``,
+``group``, ``item`` and ``option`` as categoricals (their codes are used directly, no hashing of
+strings), ``response_id`` as plain integers or a categorical, and the rows of one sheet × target
+consecutive (units are then found from runs of rows, hashing one id per run instead of one per
+answer). Units are listed in order of first appearance.
 
 ``items`` — DataFrame with columns ``item, scale, criterion`` (or a mapping item → (scale, criterion)).
 

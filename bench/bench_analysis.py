@@ -3,7 +3,8 @@
 Usage: .venv/bin/python bench/bench_analysis.py [--rows N] [--subset M] [--seed S]
 
 Synthesises N responses (43 agencies, 8 forms, 20 items each; long answers frame of 20·N rows with
-categorical columns), then times: scoring (score_round, including design-based SEs), raking of the
+integer response ids, categorical code columns and the 20 answers of a sheet consecutive, which is
+the input the service hands to score_round), then times: scoring (score_round, including design-based SEs), raking of the
 respondent weights to three population margins, and domain means with standard errors for the
 20 items. On a subset of M rows the estimation is compared with samplics TaylorEstimator when it is
 installed. Prints wall time per stage, peak memory and a markdown table.
