@@ -361,7 +361,8 @@ def _answer_cells(answers: pd.DataFrame, coefficients: Mapping[str, Mapping[str,
     if wrong.any():
         si, oi = np.argwhere(wrong)[0]
         raise ValueError(f"option {opt_cats[oi]!r} is not an option of scale {scale_names[si]!r}")
-    return _Cells(cell, item_cats, pd.Index(opt_cats), scale_names, scale_of_item, table[scale_of_item].ravel())
+    value = table[scale_of_item].ravel()
+    return _Cells(cell, item_cats, pd.Index(opt_cats), scale_names, scale_of_item, value)
 
 
 def item_values(answers: pd.DataFrame, coefficients: Mapping[str, Mapping[str, float | None]],
@@ -845,7 +846,8 @@ def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales:
     units = _units(answers)
     criteria = sorted(set(table["criterion"]))
     _, crit_of_item = _criterion_index(cells.item_cats, item_crit, criteria)
-    sums, cnt, sat_ans, sat_pos, rate_ans, rate_pos = _unit_tables(cells, units, crit_of_item, len(criteria), cfg)
+    n_crit = len(criteria)
+    sums, cnt, sat_ans, sat_pos, rate_ans, rate_pos = _unit_tables(cells, units, crit_of_item, n_crit, cfg)
     del cells
     scores = _score_frame(units, sums, cnt, criteria)
     means = group_means(scores, criteria)
@@ -935,8 +937,8 @@ def _score_estimates(scores, means, points, criteria, cfg, units):
     dom, labels = _domains(scores, ["agency"])
     core = _core(design, dom, len(labels), y, w)
     del y, w
-    est = _table(core, _variance(design, core, len(labels)), design.df, labels, list(criteria), False, cfg.level,
-                 "replace")
+    var = _variance(design, core, len(labels))
+    est = _table(core, var, design.df, labels, list(criteria), False, cfg.level, "replace")
     est = est.rename(columns={"variable": "criterion"})
     est = est.merge(points[["agency", "agency_kind", "criterion", "max_points"]], on=["agency", "criterion"],
                     how="right")
