@@ -95,6 +95,11 @@ def wide_items(answers: pd.DataFrame, n: int) -> pd.DataFrame:
     return frame
 
 
+def elapsed(t: float, c: float) -> tuple[float, float]:
+    """Wall and process CPU time since perf_counter() == t and process_time() == c."""
+    return time.perf_counter() - t, time.process_time() - c
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="number of responses")
@@ -106,11 +111,11 @@ def main() -> None:
 
     t, c = time.perf_counter(), time.process_time()
     answers, items, rng = synthesise(n, args.seed)
-    times["synthesise (not part of the library)"] = (time.perf_counter() - t, time.process_time() - c)
+    times["synthesise (not part of the library)"] = elapsed(t, c)
 
     t, c = time.perf_counter(), time.process_time()
     result = score_round(answers, items=items, scales=SCALES, settings=SETTINGS)
-    times["scoring: score_round (points, TLHL, TLTC, SEs)"] = (time.perf_counter() - t, time.process_time() - c)
+    times["scoring: score_round (points, TLHL, TLTC, SEs)"] = elapsed(t, c)
 
     wide = wide_items(answers, n)
     del answers
@@ -124,12 +129,12 @@ def main() -> None:
         margins[col] = counts / counts.sum() * 2 * n
     t, c = time.perf_counter(), time.process_time()
     wide["w"] = rake(wide, margins, "w0")
-    times["weighting: rake to 3 margins"] = (time.perf_counter() - t, time.process_time() - c)
+    times["weighting: rake to 3 margins"] = elapsed(t, c)
 
     qcols = [f"q{j:02d}" for j in range(20)]
     t, c = time.perf_counter(), time.process_time()
     est = domain_means(wide, qcols, "agency", "w", strata="group", psu="response_id")
-    times["estimation: domain_means 43 agencies x 20 items"] = (time.perf_counter() - t, time.process_time() - c)
+    times["estimation: domain_means 43 agencies x 20 items"] = elapsed(t, c)
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
     total = sum(v for k, (v, _) in times.items() if not k.startswith("synth"))

@@ -7,6 +7,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from analysis import (
+    ANSWER_COLUMNS,
     FLAG_MISSING_GROUP,
     FLAG_NO_DATA,
     coefficient_preset,
@@ -225,7 +226,8 @@ def _naive_scores(a):
     v = [coef[meta.loc[i, "scale"]].get(o, np.nan) if isinstance(o, str) else np.nan
          for i, o in zip(a["item"], a["option"])]
     long = a.assign(v=v, criterion=a["item"].map(meta["criterion"]))
-    return long.groupby(["response_id", "agency", "criterion"], observed=True)["v"].mean().unstack("criterion")
+    means = long.groupby(["response_id", "agency", "criterion"], observed=True)["v"].mean()
+    return means.unstack("criterion")
 
 
 @pytest.mark.parametrize("layout", ["grouped", "shuffled", "string ids", "categorical"])
@@ -236,7 +238,7 @@ def test_respondent_scores_do_not_depend_on_row_order_or_column_types(layout):
     elif layout == "string ids":
         a["response_id"] = "r" + a["response_id"].astype(str)
     elif layout == "categorical":
-        a = a.astype({c: "category" for c in ["response_id", "agency", "agency_kind", "group", "item", "option"]})
+        a = a.astype({c: "category" for c in ANSWER_COLUMNS})
     res = score_round(a, items=ITEMS, scales=SCALES, settings=SETTINGS)
     got = res.respondent_scores.set_index(["response_id", "agency"])[["A1", "A8"]]
     ref = _naive_scores(a)
