@@ -440,7 +440,29 @@ class _Units:
 
 
 def _units(answers: pd.DataFrame) -> _Units:
-    """Units, their group and agency kind; raise if group varies within a unit or kind within an agency."""
+    """Scoring units of the answers with their group and agency kind.
+
+    Parameters
+    ----------
+    answers : DataFrame
+        The ``ANSWER_COLUMNS`` frame, in any row order.
+
+    Returns
+    -------
+    _Units
+
+    Raises
+    ------
+    ValueError
+        For rows without response_id, agency, group or agency_kind, a group that varies within a
+        unit, or a kind that varies within an agency.
+
+    Notes
+    -----
+    Run starts are rows where the response id or the packed (agency, group, kind) code differs from
+    the previous row. Units are then factorized from one (response code, agency) key per run;
+    since every unit first appears at a run start, the unit numbering equals factorizing all rows.
+    """
     resp = answers["response_id"]
     if isinstance(resp.dtype, np.dtype) and resp.dtype.kind in "iu":
         # plain integer ids: compare them directly, factorize only the run starts below
