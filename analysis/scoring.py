@@ -26,7 +26,14 @@ Input frames
 ==================  =====================================================================
 
 A sheet that rates several targets (the HĐ-CT matrix, LĐ-CP rating two sở) has rows for each target;
-the scoring unit is the pair (``response_id``, ``agency``). Categorical columns are used as is (fast).
+the scoring unit is the pair (``response_id``, ``agency``).
+
+Any row order and plain (object or string) columns give the same result. For speed on tens of
+millions of answers, as the service and the benchmark provide them: ``agency``, ``agency_kind``,
+``group``, ``item`` and ``option`` as categoricals (their codes are used directly, no hashing of
+strings), ``response_id`` as plain integers or a categorical, and the rows of one sheet × target
+consecutive (units are then found from runs of rows, hashing one id per run instead of one per
+answer). Units are listed in order of first appearance.
 
 ``items`` — DataFrame with columns ``item, scale, criterion`` (or a mapping item → (scale, criterion)).
 
@@ -60,7 +67,7 @@ import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 
 from analysis._checks import require_columns, require_frame, require_level
-from analysis.estimation import _core, _design, _domains, _psu_covariance, domain_means
+from analysis.estimation import _core, _design, _domains, _psu_covariance, _table, _variance
 
 __all__ = [
     "ANSWER_COLUMNS",
@@ -258,11 +265,104 @@ def validate_settings(settings: Mapping[str, Any], *, items: pd.DataFrame | Mapp
 
 
 def _codes(series: pd.Series) -> tuple[np.ndarray, pd.Index]:
-    """Integer codes (-1 = missing) and categories of a column, cheap for categoricals."""
+    """Integer codes (-1 = missing) and categories of a column, cheap for categoricals.
+
+    Categorical codes keep their compact dtype (int8 for up to 127 categories) to save memory on
+    tens of millions of rows; callers widen them before any arithmetic that could overflow.
+    """
     if isinstance(series.dtype, pd.CategoricalDtype):
-        return np.asarray(series.cat.codes, dtype=np.int64), pd.Index(series.cat.categories)
+        return series.cat.codes.to_numpy(), pd.Index(series.cat.categories)
     codes, uniq = pd.factorize(series)
-    return np.asarray(codes, dtype=np.int64), pd.Index(uniq)
+    return np.asarray(codes), pd.Index(uniq)
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """Every answer as one integer: its cell in the item × option table (built by :func:`_answer_cells`).
+
+    A row's cell is ``item_code * n_cols + option column`` where the last option column
+    (``n_cols - 1``) stands for a missing option. Per-cell look-up tables (value, criterion,
+    positive, ...) then turn into per-row arrays with a single ``take``, with no string work and no
+    two-dimensional fancy indexing over the rows.
+    """
+
+    cell: np.ndarray          # per row: cell code (intp)
+    item_cats: pd.Index       # item codes (categories of the item column)
+    opt_cats: pd.Index        # option codes (categories of the option column)
+    scale_names: list[str]    # sorted scales of the items present
+    scale_of_item: np.ndarray  # scale index of every item category
+    value: np.ndarray         # per cell: coefficient, NaN for blank/excluded options
+
+    @property
+    def n_cols(self) -> int:
+        return len(self.opt_cats) + 1
+
+    def per_cell(self, per_item: np.ndarray) -> np.ndarray:
+        """Repeat a per-item array over the option columns: one entry per cell."""
+        return np.repeat(np.asarray(per_item), self.n_cols)
+
+
+def _answer_cells(answers: pd.DataFrame, coefficients: Mapping[str, Mapping[str, float | None]],
+                  item_scale: Mapping[str, str]) -> _Cells:
+    """Cell code and value table of the answers; raise for unknown items and options foreign to a scale.
+
+    Parameters
+    ----------
+    answers : DataFrame
+        Columns ``item`` and ``option`` (strings or categoricals of strings).
+    coefficients : dict
+        Scale → {option code: coefficient, or None for an excluded option}.
+    item_scale : dict
+        Item code → scale code.
+
+    Returns
+    -------
+    _Cells
+    """
+    item_code, item_cats = _codes(answers["item"])
+    if np.any(item_code < 0):
+        raise ValueError("answers has rows without an item code")
+    unknown = [i for i in item_cats if i not in item_scale]
+    if unknown:
+        raise ValueError(f"answers has item(s) not in the item table: {unknown[:10]}")
+    scale_names = sorted({item_scale[i] for i in item_cats})
+    for s in scale_names:
+        if s not in coefficients:
+            raise ValueError(f"scale {s!r} has no coefficients")
+    scale_of_item = np.array([scale_names.index(item_scale[i]) for i in item_cats], dtype=np.int64)
+    opt_code, opt_cats = _codes(answers["option"])
+    bad = [o for o in opt_cats if not isinstance(o, str)]
+    if bad:
+        raise TypeError(f"answer option codes must be strings, got {bad[:5]}")
+    n_cols = len(opt_cats) + 1  # last column: blank (missing option)
+    table = np.full((len(scale_names), n_cols), np.nan)
+    allowed = np.zeros_like(table, dtype=bool)
+    allowed[:, -1] = True
+    for si, s in enumerate(scale_names):
+        for oi, o in enumerate(opt_cats):
+            if o.strip() == "":
+                allowed[si, oi] = True
+            elif o in coefficients[s]:
+                allowed[si, oi] = True
+                coef = coefficients[s][o]
+                table[si, oi] = np.nan if coef is None else coef
+
+    n_cells = len(item_cats) * n_cols
+    # intp, because take() would convert any other index dtype on every look-up
+    cell = np.multiply(item_code, n_cols, dtype=np.intp)
+    cell += opt_code
+    cell[opt_code < 0] += n_cols  # missing option (code -1) -> last column
+    # which options occur with which scale: count the cells once, then fold items onto their scale
+    seen = np.bincount(cell, minlength=n_cells).reshape(len(item_cats), n_cols) > 0
+    present = np.zeros_like(allowed)
+    for i, si in enumerate(scale_of_item):
+        present[si] |= seen[i]
+    wrong = present & ~allowed
+    if wrong.any():
+        si, oi = np.argwhere(wrong)[0]
+        raise ValueError(f"option {opt_cats[oi]!r} is not an option of scale {scale_names[si]!r}")
+    value = table[scale_of_item].ravel()
+    return _Cells(cell, item_cats, pd.Index(opt_cats), scale_names, scale_of_item, value)
 
 
 def item_values(answers: pd.DataFrame, coefficients: Mapping[str, Mapping[str, float | None]],
@@ -296,47 +396,154 @@ def item_values(answers: pd.DataFrame, coefficients: Mapping[str, Mapping[str, f
     """
     require_frame(answers, "answers")
     require_columns(answers, ["item", "option"], "answers")
-    v, _, _ = _values(answers, coefficients, item_scale)
-    return pd.Series(v, index=answers.index, name="v")
+    cells = _answer_cells(answers, coefficients, item_scale)
+    return pd.Series(cells.value.take(cells.cell), index=answers.index, name="v")
 
 
-def _values(answers, coefficients, item_scale):
-    """Values, item codes and item categories of the answers (vectorised table look-up)."""
-    item_code, item_cats = _codes(answers["item"])
-    if np.any(item_code < 0):
-        raise ValueError("answers has rows without an item code")
-    unknown = [i for i in item_cats if i not in item_scale]
-    if unknown:
-        raise ValueError(f"answers has item(s) not in the item table: {unknown[:10]}")
-    scale_names = sorted({item_scale[i] for i in item_cats})
-    for s in scale_names:
-        if s not in coefficients:
-            raise ValueError(f"scale {s!r} has no coefficients")
-    scale_of_item = np.array([scale_names.index(item_scale[i]) for i in item_cats], dtype=np.int64)
-    opt = answers["option"]
-    opt_code, opt_cats = _codes(opt)
-    bad = [o for o in opt_cats if not isinstance(o, str)]
-    if bad:
-        raise TypeError(f"answer option codes must be strings, got {bad[:5]}")
-    table = np.full((len(scale_names), len(opt_cats) + 1), np.nan)  # last column: blank
-    allowed = np.zeros_like(table, dtype=bool)
-    allowed[:, -1] = True
-    for si, s in enumerate(scale_names):
-        for oi, o in enumerate(opt_cats):
-            if o.strip() == "":
-                allowed[si, oi] = True
-            elif o in coefficients[s]:
-                allowed[si, oi] = True
-                coef = coefficients[s][o]
-                table[si, oi] = np.nan if coef is None else coef
-    row_scale = scale_of_item[item_code]
-    col = np.where(opt_code < 0, len(opt_cats), opt_code)
-    present = np.bincount(row_scale * table.shape[1] + col, minlength=table.size).reshape(table.shape) > 0
-    wrong = present & ~allowed
-    if wrong.any():
-        si, oi = np.argwhere(wrong)[0]
-        raise ValueError(f"option {opt_cats[oi]!r} is not an option of scale {scale_names[si]!r}")
-    return table[row_scale, col], item_code, item_cats
+@dataclass(frozen=True)
+class _Units:
+    """Scoring units (``response_id`` × ``agency``) of the answers, found from runs of rows.
+
+    A *run* is a maximal block of consecutive rows with the same response_id, agency, group and
+    agency kind. Answers arrive grouped by sheet, so there are about as many runs as units and all
+    hashing happens on one value per run instead of one per answer; unordered input only makes the
+    runs shorter (down to one row), never the result different. Units are numbered in order of
+    first appearance.
+    """
+
+    row_unit: np.ndarray   # unit code of every row (int32 when it fits)
+    resp_cats: pd.Index    # distinct response ids
+    resp_u: np.ndarray     # per unit: code into resp_cats
+    ag_u: np.ndarray       # per unit: agency code
+    grp_u: np.ndarray      # per unit: group code
+    kind_a: np.ndarray     # per agency code: kind code (-1 = agency without answers)
+    ag_cats: pd.Index
+    grp_cats: pd.Index
+    kind_cats: pd.Index
+
+    @property
+    def n(self) -> int:
+        return self.ag_u.size
+
+    def bin_sums(self, row_bin: np.ndarray, n_bins: int, weights: np.ndarray | None = None) -> np.ndarray:
+        """Sum of *weights* (or count of rows) per bin × unit, as an ``n_bins × n`` array.
+
+        *row_bin* (intp, overwritten) gives every row's bin in ``[0, n_bins)``. One ``bincount``
+        over the key ``bin * n + unit``, built in place; each bin × unit total adds its rows in row
+        order, as a masked bincount would. Bin-major output so that each bin is a contiguous row.
+        """
+        key = row_bin
+        key *= self.n
+        key += self.row_unit
+        out = np.bincount(key, weights=weights, minlength=self.n * n_bins)
+        return out.reshape(n_bins, self.n)
+
+
+def _units(answers: pd.DataFrame) -> _Units:
+    """Scoring units of the answers with their group and agency kind.
+
+    Parameters
+    ----------
+    answers : DataFrame
+        The ``ANSWER_COLUMNS`` frame, in any row order.
+
+    Returns
+    -------
+    _Units
+
+    Raises
+    ------
+    ValueError
+        For rows without response_id, agency, group or agency_kind, a group that varies within a
+        unit, or a kind that varies within an agency.
+
+    Notes
+    -----
+    Run starts are rows where the response id or the packed (agency, group, kind) code differs from
+    the previous row. Units are then factorized from one (response code, agency) key per run;
+    since every unit first appears at a run start, the unit numbering equals factorizing all rows.
+    """
+    resp = answers["response_id"]
+    if isinstance(resp.dtype, np.dtype) and resp.dtype.kind in "iu":
+        # plain integer ids: compare them directly, factorize only the run starts below
+        resp_key, resp_cats = resp.to_numpy(), None
+    else:
+        resp_key, resp_cats = _codes(resp)
+    ag_code, ag_cats = _codes(answers["agency"])
+    if (resp_cats is not None and np.any(resp_key < 0)) or np.any(ag_code < 0):
+        raise ValueError("answers has rows without response_id or agency")
+    grp_code, grp_cats = _codes(answers["group"])
+    kind_code, kind_cats = _codes(answers["agency_kind"])
+    if np.any(grp_code < 0) or np.any(kind_code < 0):
+        raise ValueError("answers has rows without group or agency_kind")
+    n_ag, n_grp, n_kind = len(ag_cats), len(grp_cats), len(kind_cats)
+
+    # (agency, group, kind) as one integer per row so that a single comparison finds the run starts
+    dtype = np.int32 if n_ag * n_grp * n_kind < 2**31 else np.int64
+    combo = ag_code.astype(dtype)
+    combo *= n_grp
+    combo += grp_code
+    combo *= n_kind
+    combo += kind_code
+    n = len(answers)
+    new_run = np.ones(n, dtype=bool)
+    np.not_equal(resp_key[1:], resp_key[:-1], out=new_run[1:])
+    new_run[1:] |= combo[1:] != combo[:-1]
+    del combo
+    starts = np.flatnonzero(new_run)
+    del new_run
+    lengths = np.diff(np.append(starts, n))
+
+    if resp_cats is None:
+        # every id first appears at a run start, so this equals factorizing the whole column
+        resp_h, uniq = pd.factorize(resp_key[starts])
+        resp_cats = pd.Index(uniq)
+    else:
+        resp_h = resp_key[starts]
+    ag_h = ag_code[starts].astype(np.int64)
+    run_unit, unit_keys = pd.factorize(resp_h.astype(np.int64) * np.int64(n_ag) + ag_h)
+    run_unit = np.asarray(run_unit, dtype=np.int64)
+    unit_keys = np.asarray(unit_keys)
+    n_unit = len(unit_keys)
+    # group and kind are constant within a run; check them across the runs of a unit / agency
+    grp_h = grp_code[starts].astype(np.int64)
+    grp_u = np.empty(n_unit, dtype=np.int64)
+    grp_u[run_unit] = grp_h
+    if np.any(grp_u[run_unit] != grp_h):
+        raise ValueError("group must be constant within each (response_id, agency)")
+    kind_h = kind_code[starts].astype(np.int64)
+    kind_a = np.full(n_ag, -1, dtype=np.int64)
+    kind_a[ag_h] = kind_h
+    if np.any(kind_a[ag_h] != kind_h):
+        raise ValueError("agency_kind must be constant within each agency")
+    # one unit code per row, expanded from the runs (int32 halves the memory of this 20M-row array)
+    row_unit = np.repeat(run_unit.astype(np.int32 if n_unit < 2**31 else np.int64), lengths)
+    return _Units(row_unit, resp_cats, unit_keys // n_ag, unit_keys % n_ag, grp_u, kind_a,
+                  ag_cats, grp_cats, kind_cats)
+
+
+def _criterion_index(item_cats: pd.Index, item_criterion: Mapping[str, str],
+                     criteria: Sequence[str] | None) -> tuple[list, np.ndarray]:
+    """Criterion names and the criterion index of every item category (-1 = not among the criteria)."""
+    crit_names = sorted({item_criterion[i] for i in item_criterion}) if criteria is None else list(criteria)
+    crit_index = {c: j for j, c in enumerate(crit_names)}
+    crit_of_item = np.array([crit_index.get(item_criterion.get(i), -1) for i in item_cats], dtype=np.int64)
+    return crit_names, crit_of_item
+
+
+def _score_frame(units: _Units, sums: np.ndarray, cnt: np.ndarray, crit_names: Sequence) -> pd.DataFrame:
+    """Respondent score frame from value sums and counts per criterion × unit."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = np.where(cnt > 0, sums / np.where(cnt > 0, cnt, 1), np.nan)
+    frame = pd.DataFrame({
+        "response_id": units.resp_cats.take(units.resp_u),
+        "agency": units.ag_cats.take(units.ag_u),
+        "agency_kind": units.kind_cats.take(units.kind_a[units.ag_u]),
+        "group": units.grp_cats.take(units.grp_u),
+    })
+    for j, c in enumerate(crit_names):
+        frame[c] = score[j]
+    return frame
 
 
 def respondent_scores(answers: pd.DataFrame, values: pd.Series, item_criterion: Mapping[str, str],
@@ -370,53 +577,15 @@ def respondent_scores(answers: pd.DataFrame, values: pd.Series, item_criterion: 
     if v.shape != (len(answers),):
         raise ValueError("values must be aligned to answers")
     item_code, item_cats = _codes(answers["item"])
-    return _respondent_scores(answers, v, item_code, item_cats, item_criterion, criteria)[0]
-
-
-def _respondent_scores(answers, v, item_code, item_cats, item_criterion, criteria):
-    crit_names = sorted({item_criterion[i] for i in item_criterion}) if criteria is None else list(criteria)
-    crit_index = {c: j for j, c in enumerate(crit_names)}
-    crit_of_item = np.array([crit_index.get(item_criterion.get(i), -1) for i in item_cats], dtype=np.int64)
+    crit_names, crit_of_item = _criterion_index(item_cats, item_criterion, criteria)
+    units = _units(answers)
     row_crit = crit_of_item[item_code]
-    resp_code, resp_cats = _codes(answers["response_id"])
-    ag_code, ag_cats = _codes(answers["agency"])
-    if np.any(resp_code < 0) or np.any(ag_code < 0):
-        raise ValueError("answers has rows without response_id or agency")
-    unit, unit_keys = pd.factorize(resp_code * np.int64(len(ag_cats)) + ag_code)
-    unit = np.asarray(unit)
-    n_unit = len(unit_keys)
-    grp_code, grp_cats = _codes(answers["group"])
-    kind_code, kind_cats = _codes(answers["agency_kind"])
-    if np.any(grp_code < 0) or np.any(kind_code < 0):
-        raise ValueError("answers has rows without group or agency_kind")
-    grp_u = np.empty(n_unit, dtype=np.int64)
-    grp_u[unit] = grp_code
-    if np.any(grp_u[unit] != grp_code):
-        raise ValueError("group must be constant within each (response_id, agency)")
-    kind_a = np.full(len(ag_cats), -1, dtype=np.int64)
-    kind_a[ag_code] = kind_code
-    if np.any(kind_a[ag_code] != kind_code):
-        raise ValueError("agency_kind must be constant within each agency")
-    n_crit = len(crit_names)
     ok = (row_crit >= 0) & ~np.isnan(v)
-    key = unit[ok] * n_crit + row_crit[ok]
-    sums = np.bincount(key, weights=v[ok], minlength=n_unit * n_crit).reshape(n_unit, n_crit)
-    cnt = np.bincount(key, minlength=n_unit * n_crit).reshape(n_unit, n_crit)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        score = np.where(cnt > 0, sums / np.where(cnt > 0, cnt, 1), np.nan)
-    unit_keys = np.asarray(unit_keys)
-    ag_u = unit_keys % len(ag_cats)
-    frame = pd.DataFrame({
-        "response_id": resp_cats.take(unit_keys // len(ag_cats)),
-        "agency": ag_cats.take(ag_u),
-        "agency_kind": kind_cats.take(kind_a[ag_u]),
-        "group": grp_cats.take(grp_u),
-    })
-    for j, c in enumerate(crit_names):
-        frame[c] = score[:, j]
-    extra = {"unit": unit, "row_crit": row_crit, "crit_names": crit_names, "ag_u": ag_u, "grp_u": grp_u,
-             "kind_a": kind_a, "ag_cats": ag_cats, "grp_cats": grp_cats, "kind_cats": kind_cats}
-    return frame, extra
+    # bin 0 collects the rows without a valid value or criterion; bin j + 1 is criterion j
+    n_bins = len(crit_names) + 1
+    sums = units.bin_sums(np.where(ok, row_crit + 1, 0).astype(np.intp), n_bins, np.where(ok, v, 0.0))[1:]
+    cnt = units.bin_sums(np.where(ok, row_crit + 1, 0).astype(np.intp), n_bins)[1:]
+    return _score_frame(units, sums, cnt, crit_names)
 
 
 def group_means(scores: pd.DataFrame, criteria: Sequence[str]) -> pd.DataFrame:
@@ -542,33 +711,114 @@ class ScoreResult:
     flags: pd.DataFrame
 
 
-def _rate_groups(extra, v, key_code, n_key, mask, positive_row) -> pd.DataFrame:
+def _rate_groups(units: _Units, n_ans_u: np.ndarray, n_pos_u: np.ndarray) -> pd.DataFrame:
     """Counts per (agency, group, key): sheets with a valid answer, valid answers, positive answers.
 
-    Answers are first counted per (sheet × target, key), then the small unit table is aggregated.
+    Parameters
+    ----------
+    units : _Units
+    n_ans_u, n_pos_u : ndarray, shape (n_key, n_units)
+        Valid and positive answers of every unit for every key (criterion, or a single row).
+
+    Returns
+    -------
+    DataFrame
+        ``agency, agency_kind, _key, group, n, n_answers, n_positive`` for the cells with answers.
     """
-    unit = extra["unit"]
-    n_unit = extra["ag_u"].size
-    ok = mask & ~np.isnan(v)
-    unit_key = unit[ok] * np.int64(n_key) + key_code[ok]
-    n_ans_u = np.bincount(unit_key, minlength=n_unit * n_key)
-    n_pos_u = np.bincount(unit_key, weights=positive_row[ok], minlength=n_unit * n_key)
-    n_ag, n_gr = len(extra["ag_cats"]), len(extra["grp_cats"])
-    cell_u = (np.repeat(extra["ag_u"] * n_gr + extra["grp_u"], n_key) * n_key
-              + np.tile(np.arange(n_key), n_unit))
-    size = n_ag * n_gr * n_key
-    n_ans = np.bincount(cell_u, weights=n_ans_u, minlength=size)
-    n_pos = np.bincount(cell_u, weights=n_pos_u, minlength=size)
-    n_sheet = np.bincount(cell_u, weights=n_ans_u > 0, minlength=size)
+    n_key = n_ans_u.shape[0]
+    n_ag, n_gr = len(units.ag_cats), len(units.grp_cats)
+    cell_u = units.ag_u * n_gr + units.grp_u
+
+    def per_cell(x):
+        """Σ over units per (agency, group) cell for every key, flattened as (cell, key)."""
+        sums = np.vstack([np.bincount(cell_u, weights=row, minlength=n_ag * n_gr) for row in x])
+        return sums.T.ravel()
+
+    n_ans = per_cell(n_ans_u)
+    n_pos = per_cell(n_pos_u)
+    n_sheet = per_cell(n_ans_u > 0)
     nz = np.flatnonzero(n_ans)
     key = nz % n_key
     gr = (nz // n_key) % n_gr
     ag = nz // (n_key * n_gr)
-    return pd.DataFrame({"agency": extra["ag_cats"].take(ag),
-                         "agency_kind": extra["kind_cats"].take(extra["kind_a"][ag]),
-                         "_key": key, "group": extra["grp_cats"].take(gr), "n": n_sheet[nz].round().astype(np.int64),
+    return pd.DataFrame({"agency": units.ag_cats.take(ag),
+                         "agency_kind": units.kind_cats.take(units.kind_a[ag]),
+                         "_key": key, "group": units.grp_cats.take(gr), "n": n_sheet[nz].round().astype(np.int64),
                          "n_answers": n_ans[nz].round().astype(np.int64),
                          "n_positive": n_pos[nz].round().astype(np.int64)})
+
+
+def _unit_tables(cells: _Cells, units: _Units, crit_of_item: np.ndarray, n_crit: int, cfg: _Config):
+    """Everything scoring needs per unit, from two passes over the answers.
+
+    Returns
+    -------
+    sums, cnt : ndarray, shape (n_crit, n_units)
+        Sum and number of the valid item values per criterion × unit.
+    sat_ans, sat_pos : ndarray, shape (1, n_units)
+        Valid and positive answers on the satisfaction scale.
+    rate_ans, rate_pos : ndarray, shape (n_crit + 1, n_units)
+        Valid and positive answers on the positive-rate scales per criterion, and over all items
+        (last row).
+
+    Notes
+    -----
+    Pass 1 sums the values per unit × criterion in row order (so the sums are bit-for-bit those of
+    a bincount over the valid rows). Pass 2 counts rows per unit × (bucket, positive) where a
+    bucket is a distinct (criterion, satisfaction scale?, rate scale?) combination of the items;
+    every count above is an integer sum of bucket rows. (A small loop of contiguous vector adds
+    rather than a matrix product: a 9 × 1e6 by 8 × 9 product through BLAS is much slower.)
+    """
+    n_cols = cells.n_cols
+    valid = ~np.isnan(cells.value)
+    crit_cell = cells.per_cell(crit_of_item)
+
+    # pass 1: value sums; bin 0 collects blanks, excluded options and items outside the criteria
+    bin1 = np.where(valid & (crit_cell >= 0), crit_cell + 1, 0).astype(np.intp)
+    value0 = np.where(valid, cells.value, 0.0)
+    weights = value0.take(cells.cell)
+    # one row-sized key buffer serves both passes: touching fresh memory costs as much as the pass
+    key = np.empty(cells.cell.size, dtype=np.intp)
+    sums = units.bin_sums(np.take(bin1, cells.cell, out=key), n_crit + 1, weights)[1:]
+    del weights
+
+    # pass 2: counts per bucket and positive flag; bin 0 collects rows without a valid value
+    scale_of_item = cells.scale_of_item
+    sat = np.array([cells.scale_names[s] == cfg.satisfaction_scale for s in scale_of_item], dtype=bool)
+    rate = np.array([cells.scale_names[s] in cfg.rate_scales for s in scale_of_item], dtype=bool)
+    # bucket = distinct (criterion, sat, rate) triple, packed in one integer: (crit + 1) * 4 + sat * 2 + rate
+    triples, bucket_of_item = np.unique((crit_of_item + 1) * 4 + sat * 2 + rate, return_inverse=True)
+    b_crit, b_sat, b_rate = triples // 4 - 1, (triples // 2) % 2, triples % 2
+    positive = np.zeros((len(scale_of_item), n_cols), dtype=bool)
+    for i, si in enumerate(scale_of_item):
+        codes = cfg.positive.get(cells.scale_names[si], ())
+        positive[i, :-1] = [o in codes for o in cells.opt_cats]
+    bin2 = np.where(valid, 1 + 2 * cells.per_cell(bucket_of_item) + positive.ravel(), 0).astype(np.intp)
+    n_b = len(triples)
+    counts = units.bin_sums(np.take(bin2, cells.cell, out=key), 1 + 2 * n_b)
+    del key
+    # fold the bucket rows onto the criteria, the satisfaction row and the overall rate row;
+    # row 1 + 2b counts the valid non-positive answers of bucket b, row 2 + 2b the positive ones
+    n = units.n
+    cnt = np.zeros((n_crit, n), dtype=np.int64)
+    sat_ans, sat_pos = np.zeros((1, n), dtype=np.int64), np.zeros((1, n), dtype=np.int64)
+    rate_ans, rate_pos = np.zeros((n_crit + 1, n), dtype=np.int64), np.zeros((n_crit + 1, n), dtype=np.int64)
+    for b in range(n_b):
+        pos = counts[2 + 2 * b]
+        ans = counts[1 + 2 * b] + pos
+        c = b_crit[b]
+        if c >= 0:
+            cnt[c] += ans
+        if b_sat[b]:
+            sat_ans[0] += ans
+            sat_pos[0] += pos
+        if b_rate[b]:
+            if c >= 0:
+                rate_ans[c] += ans
+                rate_pos[c] += pos
+            rate_ans[-1] += ans
+            rate_pos[-1] += pos
+    return sums, cnt, sat_ans, sat_pos, rate_ans, rate_pos
 
 
 def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales: Mapping[str, Sequence[str]],
@@ -614,49 +864,38 @@ def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales:
     if unknown:
         raise ValueError(f"answers has agency kind(s) {sorted(map(str, unknown))} not in settings['max_points']")
 
-    v, item_code, item_cats = _values(answers, cfg.coefficients, item_scale)
+    cells = _answer_cells(answers, cfg.coefficients, item_scale)
+    units = _units(answers)
     criteria = sorted(set(table["criterion"]))
-    scores, extra = _respondent_scores(answers, v, item_code, item_cats, item_crit, criteria)
+    _, crit_of_item = _criterion_index(cells.item_cats, item_crit, criteria)
+    n_crit = len(criteria)
+    sums, cnt, sat_ans, sat_pos, rate_ans, rate_pos = _unit_tables(cells, units, crit_of_item, n_crit, cfg)
+    del cells
+    scores = _score_frame(units, sums, cnt, criteria)
     means = group_means(scores, criteria)
     points = criterion_points(means, cfg)
 
     # satisfaction (TLHL) and positive rates (TLTC)
-    opt_code, opt_cats = _codes(answers["option"])
-    scale_names = sorted(set(table["scale"]))
-    scale_of_item = np.array([scale_names.index(item_scale[i]) for i in item_cats])
-    row_scale = scale_of_item[item_code]
-    pos_table = np.zeros((len(scale_names), len(opt_cats) + 1), dtype=bool)
-    for si, s in enumerate(scale_names):
-        for oi, o in enumerate(opt_cats):
-            pos_table[si, oi] = o in cfg.positive.get(s, ())
-    positive_row = pos_table[row_scale, np.where(opt_code < 0, len(opt_cats), opt_code)]
-    sat_mask = np.zeros(len(answers), dtype=bool)
-    if cfg.satisfaction_scale in scale_names:
-        sat_mask = row_scale == scale_names.index(cfg.satisfaction_scale)
-    sat_groups = _rate_groups(extra, v, np.zeros(len(answers), dtype=np.int64), 1, sat_mask,
-                              positive_row).drop(columns="_key")
+    sat_groups = _rate_groups(units, sat_ans, sat_pos).drop(columns="_key")
     sat_groups["p"] = sat_groups["n_positive"] / sat_groups["n_answers"]
     lo, hi = proportion_confint(sat_groups["n_positive"].to_numpy(), sat_groups["n_answers"].to_numpy(),
                                 alpha=1 - cfg.level, method="wilson")
     sat_groups["ci_lo"], sat_groups["ci_hi"] = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
-    agencies = scores[["agency", "agency_kind"]].drop_duplicates()
+    ag_first = pd.unique(units.ag_u)  # agencies in order of first appearance, as scores lists them
+    agencies = pd.DataFrame({"agency": units.ag_cats.take(ag_first),
+                             "agency_kind": units.kind_cats.take(units.kind_a[ag_first])})
     satisfaction = _combine_rates(agencies, sat_groups, [], cfg, "tlhl")
 
-    rate_idx = [scale_names.index(s) for s in cfg.rate_scales if s in scale_names]
-    rate_mask = np.isin(row_scale, rate_idx)
-    row_crit = extra["row_crit"]
-    rate_groups = _rate_groups(extra, v, np.maximum(row_crit, 0), len(criteria), rate_mask & (row_crit >= 0),
-                               positive_row)
+    rate_groups = _rate_groups(units, rate_ans[:-1], rate_pos[:-1])
     rate_groups["criterion"] = np.asarray(criteria, dtype=object)[rate_groups.pop("_key").to_numpy()] \
         if len(rate_groups) else pd.Series(dtype=object)
-    all_groups = _rate_groups(extra, v, np.zeros(len(answers), dtype=np.int64), 1, rate_mask,
-                              positive_row).drop(columns="_key")
+    all_groups = _rate_groups(units, rate_ans[-1:], rate_pos[-1:]).drop(columns="_key")
     all_groups["criterion"] = "ALL"
     rg = pd.concat([rate_groups, all_groups], ignore_index=True)
     rg["p"] = rg["n_positive"] / rg["n_answers"]
     positive_rates = _combine_rates(agencies, rg, ["criterion"], cfg, "tltc")
 
-    estimates, total_est, total_cov = _score_estimates(scores, means, points, criteria, cfg)
+    estimates, total_est, total_cov = _score_estimates(scores, means, points, criteria, cfg, units)
     totals = _totals(points, satisfaction, positive_rates, total_est)
     flags = pd.concat([
         points.loc[points["flag"] != "", ["agency", "criterion", "flag", "missing_groups"]].assign(indicator="points"),
@@ -687,9 +926,14 @@ def _combine_rates(agencies, groups, keys, cfg, name):
     return out[cols].reset_index(drop=True)
 
 
-def _score_estimates(scores, means, points, criteria, cfg):
-    """Design-based SEs of S(t, c), of the points and of the survey-points total."""
-    frame = scores[["response_id", "agency", "agency_kind", "group", *criteria]].copy()
+def _score_estimates(scores, means, points, criteria, cfg, units):
+    """Design-based SEs of S(t, c), of the points and of the survey-points total.
+
+    Runs the steps of ``domain_means(frame, criteria, "agency", <unit weight per criterion>,
+    strata="group", psu="response_id", deff="replace")`` on arrays built from the unit codes, so
+    that no 1M-row weight columns are added to a frame, and one set of domain sums (``core``)
+    serves both the criteria and the total.
+    """
     q = points[["agency", "criterion", "weight_used"]]
     gm = means.merge(q, on=["agency", "criterion"], how="left")
     gw = pd.DataFrame([(k, g, w) for k, d in cfg.group_weights.items() for g, w in d.items()],
@@ -698,16 +942,25 @@ def _score_estimates(scores, means, points, criteria, cfg):
     nmin = gm["group"].map(cfg.min_respondents).astype(float)
     gm["_unit_w"] = np.where((gm["n"] >= nmin) & (gm["n"] > 0) & gm["_w"].notna(),
                              gm["_w"] / gm["n"].where(gm["n"] > 0, 1), 0.0)
-    wide = gm.pivot_table(index=["agency", "group"], columns="criterion", values="_unit_w", observed=True)
-    wcols = []
-    keys = pd.MultiIndex.from_frame(frame[["agency", "group"]])
-    for c in criteria:
-        col = f"_w_{c}"
-        frame[col] = wide[c].reindex(keys).fillna(0.0).to_numpy() if c in wide else 0.0
-        frame.loc[frame[c].isna(), col] = 0.0
-        wcols.append(col)
-    est = domain_means(frame, criteria, "agency", wcols, strata="group", psu="response_id", level=cfg.level,
-                       deff="replace")
+    # unit weight per criterion × (agency, group) cell; cells without a group mean keep weight 0
+    n_gr = len(units.grp_cats)
+    cell_w = np.zeros((len(criteria), len(units.ag_cats) * n_gr))
+    at_crit = pd.Index(criteria).get_indexer(gm["criterion"])
+    at_cell = units.ag_cats.get_indexer(gm["agency"]) * n_gr + units.grp_cats.get_indexer(gm["group"])
+    cell_w[at_crit, at_cell] = gm["_unit_w"].to_numpy()
+    cell_u = units.ag_u * n_gr + units.grp_u
+    y = np.empty((len(criteria), len(scores)))
+    w = np.empty_like(y)
+    for j, c in enumerate(criteria):
+        y[j] = scores[c].to_numpy(dtype=np.float64)
+        w[j] = cell_w[j].take(cell_u)
+        w[j, np.isnan(y[j])] = 0.0  # a unit without a score on c carries no weight for c
+    design = _design(scores, "group", "response_id", None)
+    dom, labels = _domains(scores, ["agency"])
+    core = _core(design, dom, len(labels), y, w)
+    del y, w
+    var = _variance(design, core, len(labels))
+    est = _table(core, var, design.df, labels, list(criteria), False, cfg.level, "replace")
     est = est.rename(columns={"variable": "criterion"})
     est = est.merge(points[["agency", "agency_kind", "criterion", "max_points"]], on=["agency", "criterion"],
                     how="right")
@@ -718,12 +971,7 @@ def _score_estimates(scores, means, points, criteria, cfg):
                                                        if c not in ("agency", "agency_kind", "criterion")]]]
 
     # total: Σ_c MaxPts_c S_c, influence values summed over criteria within each PSU × agency cell
-    design = _design(frame, "group", "response_id", None)
-    dom, labels = _domains(frame, ["agency"])
-    y = np.vstack([frame[c].to_numpy(dtype=np.float64) for c in criteria])
-    w = np.vstack([frame[c].to_numpy(dtype=np.float64) for c in wcols])
-    core = _core(design, dom, len(labels), y, w)
-    kind_of = frame.groupby("agency", sort=True)["agency_kind"].first().reindex(labels["agency"])
+    kind_of = units.kind_cats.take(units.kind_a[units.ag_cats.get_indexer(labels["agency"])])
     coef = np.array([[cfg.max_points[k].get(c, 0.0) for c in criteria] for k in kind_of])
     mean = core.mean  # D × K
     needed = coef > 0

@@ -7,6 +7,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from analysis import (
+    ANSWER_COLUMNS,
     FLAG_MISSING_GROUP,
     FLAG_NO_DATA,
     coefficient_preset,
@@ -202,3 +203,72 @@ def test_estimates_match_domain_means_with_group_weights():
     ref = domain_means(sc.assign(w=np.where(sc["A1"].notna(), w, 0.0)), "A1", "agency", "w",
                        strata="group", psu="response_id").set_index("agency")
     assert_allclose(est.xs("A1", level="criterion")["se"], ref["se"], rtol=1e-12)
+
+
+def _random_answers(seed=1, n_sheets=80):
+    """Random sheets (some HĐ-CT sheets rate several agencies), with blanks, "" and excluded answers."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for r in range(n_sheets):
+        grp = ["CC-CT", "HĐ-CT"][r % 2]
+        targets = ["S1", "S2", "S3"] if grp == "HĐ-CT" else [f"S{r % 3 + 1}"]
+        for t in targets:
+            for item in (["I01", "I02", "I20", "I21"] if grp == "CC-CT" else ["E01", "E18"]):
+                opts = SCALES[ITEMS.set_index("item").loc[item, "scale"]]
+                rows.append((r, t, "department", grp, item, rng.choice(opts + ["K", "", None])))
+    return pd.DataFrame(rows, columns=["response_id", "agency", "agency_kind", "group", "item", "option"])
+
+
+def _naive_scores(a):
+    """m(r, c) by a plain pandas group-by over (response_id, agency, criterion)."""
+    coef = {s: coefficient_preset(opts, "linear") for s, opts in SCALES.items()}
+    meta = ITEMS.set_index("item")
+    v = [coef[meta.loc[i, "scale"]].get(o, np.nan) if isinstance(o, str) else np.nan
+         for i, o in zip(a["item"], a["option"])]
+    long = a.assign(v=v, criterion=a["item"].map(meta["criterion"]))
+    means = long.groupby(["response_id", "agency", "criterion"], observed=True)["v"].mean()
+    return means.unstack("criterion")
+
+
+@pytest.mark.parametrize("layout", ["grouped", "shuffled", "string ids", "categorical"])
+def test_respondent_scores_do_not_depend_on_row_order_or_column_types(layout):
+    a = _random_answers()
+    if layout == "shuffled":  # units split into many runs of rows
+        a = a.sample(frac=1, random_state=3).reset_index(drop=True)
+    elif layout == "string ids":
+        a["response_id"] = "r" + a["response_id"].astype(str)
+    elif layout == "categorical":
+        a = a.astype({c: "category" for c in ANSWER_COLUMNS})
+    res = score_round(a, items=ITEMS, scales=SCALES, settings=SETTINGS)
+    got = res.respondent_scores.set_index(["response_id", "agency"])[["A1", "A8"]]
+    ref = _naive_scores(a)
+    assert len(got) == len(ref) == a.groupby(["response_id", "agency"], observed=True).ngroups
+    assert_allclose(got.to_numpy(), ref.loc[got.index, ["A1", "A8"]].to_numpy(), rtol=1e-12)
+    # units are listed in order of first appearance
+    first = a.drop_duplicates(["response_id", "agency"])
+    assert got.index.tolist() == list(zip(first["response_id"], first["agency"]))
+    if layout != "grouped":
+        base = score_round(_random_answers(), items=ITEMS, scales=SCALES, settings=SETTINGS)
+        assert_allclose(res.points["score"], base.points["score"], rtol=1e-12)
+        def rates(r):  # rows follow the agency codes, i.e. first appearance for plain columns
+            g = r.satisfaction_groups.astype({"agency": object, "agency_kind": object, "group": object})
+            return g.sort_values(["agency", "group"]).reset_index(drop=True)
+        pd.testing.assert_frame_equal(rates(res), rates(base))
+
+
+def test_inconsistent_group_or_kind_is_found_across_runs():
+    a = _random_answers()
+    # the same sheet × target in two separate runs with different groups
+    b = pd.concat([a, a.iloc[[0]].assign(group="HĐ-CT")], ignore_index=True)
+    with pytest.raises(ValueError, match="group must be constant"):
+        score_round(b, items=ITEMS, scales=SCALES, settings=SETTINGS)
+    c = a.copy()
+    c.loc[c.index[-1], "agency_kind"] = "district"
+    settings = copy.deepcopy(SETTINGS)
+    settings["max_points"]["district"] = settings["max_points"]["department"]
+    settings["group_weights"]["district"] = settings["group_weights"]["department"]
+    with pytest.raises(ValueError, match="agency_kind must be constant"):
+        score_round(c, items=ITEMS, scales=SCALES, settings=settings)
+    with pytest.raises(ValueError, match="without response_id"):
+        score_round(a.astype({"response_id": float}).assign(response_id=lambda d: d["response_id"].where(
+            d.index != 5)), items=ITEMS, scales=SCALES, settings=SETTINGS)
