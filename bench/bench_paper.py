@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO))
 from survey_service import create_app  # noqa: E402
 from survey_service.db import Base, get_session  # noqa: E402
 from survey_service.services import printing, rounds, sheets  # noqa: E402
+from survey_service.services.pdf import register_fonts  # noqa: E402
 
 KEYSTROKE_TEST = "tests/test_paper_browser.py::test_keyboard_only_keying_of_an_ldh_sheet"
 
@@ -57,7 +58,7 @@ def print_figures(count: int, out: Path | None) -> None:
             session.commit()
             batch = issue(session, count)
             mix = Counter(s.quota_cell.form_code for s in batch)
-            printing.register_fonts()
+            register_fonts()
 
             def job() -> bytes:
                 return printing.sheets_pdf(session, batch, base_url=app.config["PUBLIC_BASE_URL"],

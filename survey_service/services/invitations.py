@@ -13,7 +13,6 @@ import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -22,6 +21,7 @@ from survey_service.models import (
     Agency, Channel, CodeBatch, CodeStatus, InvitationCode, QuotaCell, Response, Round, StaffUser,
 )
 from survey_service.services import audit
+from survey_service.services.pdf import FONT, nfc, qr_image, register_fonts
 
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
 GROUPS, GROUP_LENGTH = 3, 4
@@ -30,7 +30,6 @@ CODE_LENGTH = GROUPS * GROUP_LENGTH
 LINK_PATH = "/c/"
 MAX_BATCH = 5000
 _SEPARATORS = re.compile(r"[\s\-_.·–—]+")
-FONT_PATHS = [Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")]
 
 
 class InvitationError(ValueError):
@@ -196,20 +195,17 @@ def batch_pdf(batch: CodeBatch, base_url: str, *, organiser: str, round_name: st
 
     Revoked and used codes are left out, so a reprint only hands out codes that still work.
     """
-    import qrcode
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.units import mm
-    from reportlab.lib.utils import ImageReader
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.ttfonts import TTFont
     from reportlab.pdfgen import canvas
 
-    font = _register_font(pdfmetrics, TTFont)
+    register_fonts()
+    font = FONT
     cell = batch.quota_cell
-    target = _nfc(cell.agency.name if cell.agency else "")
+    target = nfc(cell.agency.name if cell.agency else "")
     buf = io.BytesIO()
     pdf = canvas.Canvas(buf, pagesize=A4)
-    pdf.setTitle(_nfc(f"Mã mời khảo sát {cell.form_code} – lô {batch.id}"))
+    pdf.setTitle(nfc(f"Mã mời khảo sát {cell.form_code} – lô {batch.id}"))
     width, height = A4
     slip_w, slip_h = (width - 20 * mm) / 2, (height - 20 * mm) / 4
     codes = [c for c in batch.codes if c.status is CodeStatus.UNUSED]
@@ -222,18 +218,12 @@ def batch_pdf(batch: CodeBatch, base_url: str, *, organiser: str, round_name: st
         pdf.rect(x, y, slip_w, slip_h)
         pdf.setDash()
         url = code_url(base_url, code.code)
-        qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=2, box_size=6)
-        qr.add_data(url)
-        qr.make(fit=True)
-        img = io.BytesIO()
-        qr.make_image().save(img, format="PNG")
-        img.seek(0)
         qr_size = 34 * mm
-        pdf.drawImage(ImageReader(img), x + slip_w - qr_size - 3 * mm, y + (slip_h - qr_size) / 2,
+        pdf.drawImage(qr_image(url), x + slip_w - qr_size - 3 * mm, y + (slip_h - qr_size) / 2,
                       qr_size, qr_size)
         text_x, line = x + 4 * mm, y + slip_h - 9 * mm
-        for size, text in [(8, _nfc(organiser)), (8, _nfc(round_name)),
-                           (9, _nfc(f"Phiếu {cell.form_code}")), (8, target[:48])]:
+        for size, text in [(8, nfc(organiser)), (8, nfc(round_name)),
+                           (9, nfc(f"Phiếu {cell.form_code}")), (8, target[:48])]:
             pdf.setFont(font, size)
             pdf.drawString(text_x, line, text)
             line -= size + 3
@@ -241,25 +231,11 @@ def batch_pdf(batch: CodeBatch, base_url: str, *, organiser: str, round_name: st
         pdf.drawString(text_x, y + 22 * mm, code.code)
         pdf.setFont(font, 7)
         pdf.drawString(text_x, y + 15 * mm, url)
-        pdf.drawString(text_x, y + 10 * mm, _nfc("Quét mã QR hoặc mở đường dẫn, nhập mã ở trang chủ."))
-        pdf.drawString(text_x, y + 6 * mm, _nfc("Mỗi mã chỉ gửi được một phiếu. Phiếu trả lời là ẩn danh."))
+        pdf.drawString(text_x, y + 10 * mm, nfc("Quét mã QR hoặc mở đường dẫn, nhập mã ở trang chủ."))
+        pdf.drawString(text_x, y + 6 * mm, nfc("Mỗi mã chỉ gửi được một phiếu. Phiếu trả lời là ẩn danh."))
     if not codes:
         pdf.setFont(font, 12)
-        pdf.drawString(20 * mm, height - 30 * mm, _nfc("Lô này không còn mã chưa sử dụng."))
+        pdf.drawString(20 * mm, height - 30 * mm, nfc("Lô này không còn mã chưa sử dụng."))
     pdf.showPage()
     pdf.save()
     return buf.getvalue()
-
-
-def _register_font(pdfmetrics, TTFont) -> str:
-    name = "DejaVuSans"
-    if name not in pdfmetrics.getRegisteredFontNames():
-        path = next((p for p in FONT_PATHS if p.exists()), None)
-        if path is None:
-            raise InvitationError("Thiếu phông chữ DejaVu Sans (gói fonts-dejavu-core) để in tiếng Việt.")
-        pdfmetrics.registerFont(TTFont(name, str(path)))
-    return name
-
-
-def _nfc(text: str) -> str:
-    return unicodedata.normalize("NFC", text)

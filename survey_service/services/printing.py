@@ -2,75 +2,31 @@
 
 Every page carries the header (province, round, form, agency rated), the serial with its check character
 and a QR code of the sheet's key-in URL, so a page separated from its sheet still identifies itself. Text is
-NFC-normalised and set in DejaVu Sans (embedded), taken from matplotlib's bundled copy so no system font
-package is needed.
+NFC-normalised and set in the embedded DejaVu Sans (see ``services.pdf``).
 """
 from __future__ import annotations
 
 import io
-import threading
-import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
-import matplotlib
-import qrcode
-from PIL import Image
-from qrcode.constants import ERROR_CORRECT_M
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader, simpleSplit
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 from sqlalchemy.orm import Session
 
 from survey_service.models import Sheet
 from survey_service.services import sheets as ledger
 from survey_service.services.keying import SheetForm, sheet_form
+from survey_service.services.pdf import FONT, FONT_BOLD, nfc, qr_image, register_fonts
 
-FONT, FONT_BOLD = "DejaVuSans", "DejaVuSans-Bold"
 PAGE_W, PAGE_H = A4
 MARGIN = 14 * mm
 QR_SIZE = 30 * mm
 HEADER_H = 36 * mm
 FOOTER_H = 10 * mm
 BOX = 4.2 * mm
-_fonts_lock = threading.Lock()
-_fonts_ready = False
-
-
-def register_fonts() -> None:
-    """Register DejaVu Sans once per process (reportlab's registry is global)."""
-    global _fonts_ready
-    with _fonts_lock:
-        if _fonts_ready:
-            return
-        folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-        pdfmetrics.registerFont(TTFont(FONT, str(folder / "DejaVuSans.ttf")))
-        pdfmetrics.registerFont(TTFont(FONT_BOLD, str(folder / "DejaVuSans-Bold.ttf")))
-        _fonts_ready = True
-
-
-def nfc(text: str) -> str:
-    return unicodedata.normalize("NFC", text or "")
-
-
-def qr_image(data: str) -> ImageReader:
-    """A QR code (error correction M, 4-module quiet zone), one pixel per module.
-
-    The PDF scales the image up without interpolation, so the modules stay sharp at any resolution and the
-    image costs a few hundred bytes. The mask pattern is fixed: searching for the best one costs more than the rest of a page, and every
-    decoder reads any of the eight.
-    """
-    qr = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=4, box_size=1, mask_pattern=2)
-    qr.add_data(data)
-    qr.make(fit=True)
-    matrix = qr.get_matrix()
-    n = len(matrix)
-    img = Image.frombytes("L", (n, n), bytes(0 if dark else 255 for row in matrix for dark in row))
-    return ImageReader(img)
 
 
 def sheets_pdf(session: Session, sheets: list[Sheet], *, base_url: str, signing_keys: list[str]) -> bytes:
