@@ -113,19 +113,15 @@ def open_code(
 ) -> Access:
     """Look a typed or linked code up and check it may be used now.
 
-    Every look-up counts against ``guard`` first (atomically, so parallel guesses cannot overshoot);
-    one that finds a usable code gives its count back, so only failures use up the limit. Failures
-    and refusals by the limit are written to the audit log. With ``start`` the respondent's draft is
-    created: from then on they may finish even if their cell fills up.
+    Only failed look-ups count against ``guard``, each by one atomic increment whose result decides the
+    answer, so parallel guesses cannot overshoot the limit. A look-up that finds a usable code only reads
+    the counter, under a shared lock: it waits for failures still being counted, but respondents behind one
+    address do not queue behind each other. Failures and refusals by the limit are written to the audit
+    log. With ``start`` the respondent's draft is created: from then on they may finish even if their cell
+    fills up.
 
     :raises Refusal: when the code is unknown, revoked, spent, out of its round's dates or its cell is full.
     """
-    if guard is not None:
-        count = ratelimit.hit(session, guard.key, window_seconds=guard.window_seconds)
-        if count > guard.limit:
-            audit.record(session, "code.lookup_refused", actor="respondent", object_type="client",
-                         object_id=guard.key[:40], new={"count": count, "limit": guard.limit})
-            raise Refusal("rate_limited")
     code = invitations.normalise_code(text)
     row = session.execute(
         sa.select(InvitationCode, QuotaCell, Round, RoundForm.questionnaire_version_id, Draft)
@@ -136,13 +132,21 @@ def open_code(
         .where(InvitationCode.code == code)
     ).first() if code else None
     invitation = row[0] if row else None
-    if invitation is None or invitation.status is CodeStatus.REVOKED:
+    found = invitation is not None and invitation.status is not CodeStatus.REVOKED
+    if guard is not None:
+        if found:  # as if counted and given back: refused once the failures reached the limit
+            count = ratelimit.current(session, guard.key, window_seconds=guard.window_seconds, share_lock=True) + 1
+        else:
+            count = ratelimit.hit(session, guard.key, window_seconds=guard.window_seconds)
+        if count > guard.limit:
+            audit.record(session, "code.lookup_refused", actor="respondent", object_type="client",
+                         object_id=guard.key[:40], new={"count": count, "limit": guard.limit})
+            raise Refusal("rate_limited")
+    if not found:
         audit.record(session, "code.lookup_failed", actor="respondent", object_type="client",
                      object_id=guard.key[:40] if guard else None,
                      new={"reason": "revoked" if invitation is not None else "unknown"})
         raise Refusal("revoked" if invitation is not None else "unknown")
-    if guard is not None:
-        ratelimit.hit(session, guard.key, window_seconds=guard.window_seconds, amount=-1)
 
     _, cell, rnd, version_id, draft = row
     access = _access(session, invitation, cell, rnd, version_id, draft)

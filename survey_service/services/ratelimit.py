@@ -45,10 +45,16 @@ def hit(session: Session, key: str, *, window_seconds: int, now: float | None = 
     return count
 
 
-def current(session: Session, key: str, *, window_seconds: int, now: float | None = None) -> int:
-    """The key's count in the current window, without changing it."""
+def current(
+    session: Session, key: str, *, window_seconds: int, now: float | None = None, share_lock: bool = False,
+) -> int:
+    """The key's count in the current window, without changing it.
+
+    With ``share_lock`` (PostgreSQL ``FOR SHARE``) the read waits for transactions that are adding to the
+    counter and blocks new additions until this transaction ends, while other readers go on in parallel.
+    """
     start = window_start(window_seconds, now)
-    value = session.scalar(
-        sa.select(RateCounter.count).where(RateCounter.key == key, RateCounter.window_start == start)
-    )
-    return value or 0
+    query = sa.select(RateCounter.count).where(RateCounter.key == key, RateCounter.window_start == start)
+    if share_lock:
+        query = query.with_for_update(read=True)
+    return session.scalar(query) or 0
