@@ -16,7 +16,7 @@ from datetime import date
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from survey_service import questionnaires as qn
 from survey_service.models import (
@@ -126,6 +126,7 @@ def open_code(
     row = session.execute(
         sa.select(InvitationCode, QuotaCell, Round, RoundForm.questionnaire_version_id, Draft)
         .join(QuotaCell, QuotaCell.id == InvitationCode.quota_cell_id)
+        .outerjoin(QuotaCell.agency).options(contains_eager(QuotaCell.agency))
         .join(Round, Round.id == QuotaCell.round_id)
         .join(RoundForm, sa.and_(RoundForm.round_id == Round.id, RoundForm.form_code == QuotaCell.form_code))
         .outerjoin(Draft, Draft.invitation_code_id == InvitationCode.id)
@@ -204,6 +205,7 @@ def check_answers(
     """
     questionnaire = access.questionnaire
     targets = {a.code: a for a in access.targets}
+    items, item_codes = questionnaire.items, set(questionnaire.item_codes)
     errors: dict[tuple[str | None, str | None], str] = {}
     clean: dict[str, dict[str, str]] = {}
     for agency_code in answers:
@@ -214,10 +216,10 @@ def check_answers(
     for agency_code in targets:
         given = answers.get(agency_code, {})
         for item_code in given:
-            if item_code not in questionnaire.item_codes:
+            if item_code not in item_codes:
                 errors[(agency_code, item_code)] = f"Câu hỏi '{item_code}' không có trong phiếu {questionnaire.code}."
         kept = {}
-        for item in questionnaire.items:
+        for item in items:
             value = (given.get(item.code) or "").strip()
             scale = questionnaire.scales[item.scale] if item.kind == "scale" else None
             message = answer_error(item, scale, value, required=complete)
@@ -284,24 +286,28 @@ def submit(
             return False
         raise Refusal("submitted", access)
     respondent_key = uuid.uuid4().hex
+    # Plain INSERTs rather than ORM objects: dozens of answers per response, and nothing here reads them back.
     for agency in access.targets:
-        response = Response(
+        response_id = session.execute(sa.insert(Response).values(
             uid=uuid.uuid4().hex, round_id=access.round.id, quota_cell_id=access.cell.id,
             form_code=access.questionnaire.code, questionnaire_version_id=access.version_id,
             agency_id=agency.id, channel=Channel.ONLINE, submitted_on=today,
             division_id=access.division.id if access.division else None, respondent_key=respondent_key,
-        )
-        response.answers = [Answer(agency_id=agency.id, item_code=item_code, value=value)
-                            for item_code, value in clean[agency.code].items()]
-        session.add(response)
+        ).returning(Response.id)).scalar_one()
+        answers = [{"response_id": response_id, "agency_id": agency.id, "item_code": item_code, "value": value}
+                   for item_code, value in clean[agency.code].items()]
+        if answers:
+            session.execute(sa.insert(Answer), answers)
     if access.draft is not None:
-        session.delete(access.draft)
+        session.execute(sa.delete(Draft).where(Draft.id == access.draft.id).execution_options(
+            synchronize_session=False))
+        session.expunge(access.draft)
         access.draft = None
-    session.flush()
     session.expire(access.invitation)
     # No code and no response id: the log must not link the two.
     audit.record(session, "response.submit", actor="respondent", object_type="quota_cell",
                  object_id=access.cell.id, new={"form": access.questionnaire.code, "responses": len(access.targets)})
+    session.flush()
     return True
 
 
@@ -330,12 +336,12 @@ def _access(session: Session, invitation: InvitationCode, cell: QuotaCell, rnd: 
 
 
 def _start_draft(session: Session, invitation: InvitationCode, today: date) -> Draft:
-    """Create the code's draft; if a parallel request just did, use that one (one statement either way)."""
+    """Create the code's draft; if a parallel request just did, use that one."""
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    session.execute(insert(Draft).values(
+    draft = session.scalars(insert(Draft).values(
         invitation_code_id=invitation.id, answers={}, started_on=today, updated_on=today,
-    ).on_conflict_do_nothing(index_elements=[Draft.invitation_code_id]))
-    return session.scalar(sa.select(Draft).where(Draft.invitation_code_id == invitation.id))
+    ).on_conflict_do_nothing(index_elements=[Draft.invitation_code_id]).returning(Draft)).first()
+    return draft or session.scalar(sa.select(Draft).where(Draft.invitation_code_id == invitation.id))
 
 
 def division_choices(session: Session, rnd: Round) -> list[Division]:
