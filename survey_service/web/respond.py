@@ -10,6 +10,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from markupsafe import Markup
 
 from survey_service.db import get_session
 from survey_service.services import invitations, portal, ratelimit
@@ -217,8 +218,27 @@ def _form_page(access, form, values, errors: dict, status: int):
             general.append(message)
     first_error = next((prefix + item.code for _, prefix in groups for item in access.questionnaire.items
                         if prefix + item.code in by_name), None)
-    return render_template("respond/form.html", access=access, form=form, groups=groups, values=values,
+    answers = _answers_html(access, groups, values, by_name, first_error)
+    return render_template("respond/form.html", access=access, form=form, groups=groups, answers=answers,
                            errors=by_name, general=general, first_error=first_error), status
+
+
+#: The answer inputs of a blank page, by (questionnaire version id, blocks): the same for every respondent
+#: of that version, and versions never change, so each process keeps them.
+_blank_answers: dict[tuple, Markup] = {}
+
+
+def _answers_html(access, groups, values, errors: dict, first_error: str | None) -> Markup:
+    def render():
+        return Markup(render_template("respond/_answers.html", q=access.questionnaire, groups=groups,
+                                      values=values, errors=errors, first_error=first_error))
+
+    if values or errors or current_app.debug:
+        return render()
+    key = (access.version_id, tuple(groups))
+    if key not in _blank_answers:
+        _blank_answers[key] = render()
+    return _blank_answers[key]
 
 
 def _division_page(db, access, form, status: int):
