@@ -27,6 +27,38 @@ from survey_service.services import audit, invitations, ratelimit, rounds
 
 SUBMISSION_ID = re.compile(r"^[0-9a-f]{32}$")
 
+# The statements of a respondent's requests, built once: building an ORM statement and its cache key
+# costs more CPU than running it.
+_LOOKUP = (
+    sa.select(InvitationCode, QuotaCell, Round, RoundForm.questionnaire_version_id, Draft)
+    .join(QuotaCell, QuotaCell.id == InvitationCode.quota_cell_id)
+    .outerjoin(QuotaCell.agency).options(contains_eager(QuotaCell.agency))
+    .join(Round, Round.id == QuotaCell.round_id)
+    .join(RoundForm, sa.and_(RoundForm.round_id == Round.id, RoundForm.form_code == QuotaCell.form_code))
+    .outerjoin(Draft, Draft.invitation_code_id == InvitationCode.id)
+    .where(InvitationCode.code == sa.bindparam("code"))
+)
+_RESPONDENTS = sa.select(sa.func.count(sa.distinct(Response.respondent_key))).where(
+    Response.quota_cell_id == sa.bindparam("cell_id"))
+_code_t, _response_t, _answer_t, _draft_t = (
+    InvitationCode.__table__, Response.__table__, Answer.__table__, Draft.__table__)
+_SPEND = (
+    sa.update(_code_t)
+    .where(_code_t.c.id == sa.bindparam("code_id"), _code_t.c.status == CodeStatus.UNUSED)
+    .values(status=CodeStatus.USED, submission_id=sa.bindparam("sid"))
+)
+_INSERT_RESPONSE = sa.insert(_response_t).returning(_response_t.c.id)
+_INSERT_ANSWER = sa.insert(_answer_t)
+_DELETE_DRAFT = sa.delete(_draft_t).where(_draft_t.c.id == sa.bindparam("draft_id"))
+_START_DRAFT = {
+    name: insert(Draft)
+    .values(invitation_code_id=sa.bindparam("code_id"), answers={}, started_on=sa.bindparam("today"),
+            updated_on=sa.bindparam("today"))
+    .on_conflict_do_nothing(index_elements=[Draft.invitation_code_id]).returning(Draft)
+    for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
+_DRAFT_OF = sa.select(Draft).where(Draft.invitation_code_id == sa.bindparam("code_id"))
+
 
 class Refusal(Exception):
     """The code cannot be used now. ``reason`` picks the page shown:
@@ -123,15 +155,7 @@ def open_code(
     :raises Refusal: when the code is unknown, revoked, spent, out of its round's dates or its cell is full.
     """
     code = invitations.normalise_code(text)
-    row = session.execute(
-        sa.select(InvitationCode, QuotaCell, Round, RoundForm.questionnaire_version_id, Draft)
-        .join(QuotaCell, QuotaCell.id == InvitationCode.quota_cell_id)
-        .outerjoin(QuotaCell.agency).options(contains_eager(QuotaCell.agency))
-        .join(Round, Round.id == QuotaCell.round_id)
-        .join(RoundForm, sa.and_(RoundForm.round_id == Round.id, RoundForm.form_code == QuotaCell.form_code))
-        .outerjoin(Draft, Draft.invitation_code_id == InvitationCode.id)
-        .where(InvitationCode.code == code)
-    ).first() if code else None
+    row = session.execute(_LOOKUP, {"code": code}).first() if code else None
     invitation = row[0] if row else None
     found = invitation is not None and invitation.status is not CodeStatus.REVOKED
     if guard is not None:
@@ -171,8 +195,7 @@ def cell_is_full(session: Session, cell: QuotaCell) -> bool:
     """Soft-closed by a supervisor, or as many respondents as its target."""
     if cell.soft_closed:
         return True
-    respondents = session.scalar(
-        sa.select(sa.func.count(sa.distinct(Response.respondent_key))).where(Response.quota_cell_id == cell.id))
+    respondents = session.scalar(_RESPONDENTS, {"cell_id": cell.id})
     return respondents >= cell.target
 
 
@@ -273,12 +296,7 @@ def submit(
     if not SUBMISSION_ID.match(submission_id or ""):
         raise AnswerErrors({(None, "submission_id"): "Biểu mẫu không hợp lệ; vui lòng tải lại trang."})
     clean = check_answers(access, answers, complete=True)
-    spent = session.execute(
-        sa.update(InvitationCode)
-        .where(InvitationCode.id == access.invitation.id, InvitationCode.status == CodeStatus.UNUSED)
-        .values(status=CodeStatus.USED, submission_id=submission_id)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    spent = session.execute(_SPEND, {"code_id": access.invitation.id, "sid": submission_id}).rowcount
     if spent != 1:
         stored = session.scalar(
             sa.select(InvitationCode.submission_id).where(InvitationCode.id == access.invitation.id))
@@ -286,21 +304,21 @@ def submit(
             return False
         raise Refusal("submitted", access)
     respondent_key = uuid.uuid4().hex
-    # Plain INSERTs rather than ORM objects: dozens of answers per response, and nothing here reads them back.
+    # Plain INSERTs on the tables rather than ORM objects: dozens of answers per response, and nothing here
+    # reads them back.
     for agency in access.targets:
-        response_id = session.execute(sa.insert(Response).values(
-            uid=uuid.uuid4().hex, round_id=access.round.id, quota_cell_id=access.cell.id,
-            form_code=access.questionnaire.code, questionnaire_version_id=access.version_id,
-            agency_id=agency.id, channel=Channel.ONLINE, submitted_on=today,
-            division_id=access.division.id if access.division else None, respondent_key=respondent_key,
-        ).returning(Response.id)).scalar_one()
+        response_id = session.execute(_INSERT_RESPONSE, {
+            "uid": uuid.uuid4().hex, "round_id": access.round.id, "quota_cell_id": access.cell.id,
+            "form_code": access.questionnaire.code, "questionnaire_version_id": access.version_id,
+            "agency_id": agency.id, "channel": Channel.ONLINE, "submitted_on": today,
+            "division_id": access.division.id if access.division else None, "respondent_key": respondent_key,
+        }).scalar_one()
         answers = [{"response_id": response_id, "agency_id": agency.id, "item_code": item_code, "value": value}
                    for item_code, value in clean[agency.code].items()]
         if answers:
-            session.execute(sa.insert(Answer), answers)
+            session.execute(_INSERT_ANSWER, answers)
     if access.draft is not None:
-        session.execute(sa.delete(Draft).where(Draft.id == access.draft.id).execution_options(
-            synchronize_session=False))
+        session.execute(_DELETE_DRAFT, {"draft_id": access.draft.id})
         session.expunge(access.draft)
         access.draft = None
     session.expire(access.invitation)
@@ -337,11 +355,9 @@ def _access(session: Session, invitation: InvitationCode, cell: QuotaCell, rnd: 
 
 def _start_draft(session: Session, invitation: InvitationCode, today: date) -> Draft:
     """Create the code's draft; if a parallel request just did, use that one."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    draft = session.scalars(insert(Draft).values(
-        invitation_code_id=invitation.id, answers={}, started_on=today, updated_on=today,
-    ).on_conflict_do_nothing(index_elements=[Draft.invitation_code_id]).returning(Draft)).first()
-    return draft or session.scalar(sa.select(Draft).where(Draft.invitation_code_id == invitation.id))
+    params = {"code_id": invitation.id, "today": today}
+    draft = session.scalars(_START_DRAFT[session.get_bind().dialect.name], params).first()
+    return draft or session.scalar(_DRAFT_OF, params)
 
 
 def division_choices(session: Session, rnd: Round) -> list[Division]:

@@ -18,6 +18,11 @@ from sqlalchemy.orm import Session
 from survey_service.models import RateCounter
 
 
+_COUNT = sa.select(RateCounter.count).where(
+    RateCounter.key == sa.bindparam("key"), RateCounter.window_start == sa.bindparam("start"))
+_COUNT_SHARED = _COUNT.with_for_update(read=True)
+
+
 def client_key(scope: str, address: str, secret: str) -> str:
     """The counter key of a client: ``<scope>:<HMAC-SHA256 of the address>`` (the address is not kept)."""
     digest = hmac.new(secret.encode(), (address or "").encode(), hashlib.sha256).hexdigest()
@@ -53,8 +58,5 @@ def current(
     With ``share_lock`` (PostgreSQL ``FOR SHARE``) the read waits for transactions that are adding to the
     counter and blocks new additions until this transaction ends, while other readers go on in parallel.
     """
-    start = window_start(window_seconds, now)
-    query = sa.select(RateCounter.count).where(RateCounter.key == key, RateCounter.window_start == start)
-    if share_lock:
-        query = query.with_for_update(read=True)
-    return session.scalar(query) or 0
+    params = {"key": key, "start": window_start(window_seconds, now)}
+    return session.scalar(_COUNT_SHARED if share_lock else _COUNT, params) or 0
