@@ -51,10 +51,10 @@ _INSERT_RESPONSE = sa.insert(_response_t).returning(_response_t.c.id)
 _INSERT_ANSWER = sa.insert(_answer_t)
 _DELETE_DRAFT = sa.delete(_draft_t).where(_draft_t.c.id == sa.bindparam("draft_id"))
 _START_DRAFT = {
-    name: insert(Draft)
+    name: insert(_draft_t)
     .values(invitation_code_id=sa.bindparam("code_id"), answers={}, started_on=sa.bindparam("today"),
             updated_on=sa.bindparam("today"))
-    .on_conflict_do_nothing(index_elements=[Draft.invitation_code_id]).returning(Draft)
+    .on_conflict_do_nothing(index_elements=[_draft_t.c.invitation_code_id])
     for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
 }
 _DRAFT_OF = sa.select(Draft).where(Draft.invitation_code_id == sa.bindparam("code_id"))
@@ -356,8 +356,8 @@ def _access(session: Session, invitation: InvitationCode, cell: QuotaCell, rnd: 
 def _start_draft(session: Session, invitation: InvitationCode, today: date) -> Draft:
     """Create the code's draft; if a parallel request just did, use that one."""
     params = {"code_id": invitation.id, "today": today}
-    draft = session.scalars(_START_DRAFT[session.get_bind().dialect.name], params).first()
-    return draft or session.scalar(_DRAFT_OF, params)
+    session.execute(_START_DRAFT[session.get_bind().dialect.name], params)
+    return session.scalar(_DRAFT_OF, params)
 
 
 def division_choices(session: Session, rnd: Round) -> list[Division]:
