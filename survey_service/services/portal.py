@@ -48,7 +48,15 @@ _SPEND = (
     .values(status=CodeStatus.USED, submission_id=sa.bindparam("sid"))
 )
 _INSERT_RESPONSE = sa.insert(_response_t).returning(_response_t.c.id)
-_INSERT_ANSWER = sa.insert(_answer_t)
+_INSERT_ANSWERS = {
+    # PostgreSQL: one statement whatever the number of answers, the codes and values sent as two arrays.
+    "postgresql": sa.insert(_answer_t).from_select(
+        ["response_id", "agency_id", "item_code", "value"],
+        sa.select(sa.bindparam("response_id", type_=sa.Integer), sa.bindparam("agency_id", type_=sa.Integer),
+                  sa.func.unnest(sa.bindparam("item_codes", type_=postgresql.ARRAY(sa.String))),
+                  sa.func.unnest(sa.bindparam("values", type_=postgresql.ARRAY(sa.Text))))),
+    "sqlite": sa.insert(_answer_t),
+}
 _DELETE_DRAFT = sa.delete(_draft_t).where(_draft_t.c.id == sa.bindparam("draft_id"))
 _START_DRAFT = {
     name: insert(_draft_t)
@@ -304,6 +312,7 @@ def submit(
             return False
         raise Refusal("submitted", access)
     respondent_key = uuid.uuid4().hex
+    dialect = session.get_bind().dialect.name
     # Plain INSERTs on the tables rather than ORM objects: dozens of answers per response, and nothing here
     # reads them back.
     for agency in access.targets:
@@ -313,10 +322,8 @@ def submit(
             "agency_id": agency.id, "channel": Channel.ONLINE, "submitted_on": today,
             "division_id": access.division.id if access.division else None, "respondent_key": respondent_key,
         }).scalar_one()
-        answers = [{"response_id": response_id, "agency_id": agency.id, "item_code": item_code, "value": value}
-                   for item_code, value in clean[agency.code].items()]
-        if answers:
-            session.execute(_INSERT_ANSWER, answers)
+        if clean[agency.code]:
+            session.execute(*_answer_rows(dialect, response_id, agency.id, clean[agency.code]))
     if access.draft is not None:
         session.execute(_DELETE_DRAFT, {"draft_id": access.draft.id})
         session.expunge(access.draft)
@@ -327,6 +334,15 @@ def submit(
                  object_id=access.cell.id, new={"form": access.questionnaire.code, "responses": len(access.targets)})
     session.flush()
     return True
+
+
+def _answer_rows(dialect: str, response_id: int, agency_id: int, answers: dict[str, str]) -> tuple:
+    """The statement and parameters that insert one response's answers."""
+    if dialect == "postgresql":
+        return _INSERT_ANSWERS[dialect], {"response_id": response_id, "agency_id": agency_id,
+                                          "item_codes": list(answers), "values": list(answers.values())}
+    return _INSERT_ANSWERS[dialect], [{"response_id": response_id, "agency_id": agency_id, "item_code": code,
+                                       "value": value} for code, value in answers.items()]
 
 
 _questionnaires: dict[int, qn.Questionnaire] = {}
