@@ -2,22 +2,15 @@
 
 The questionnaire's answers are not WTForms fields: the page writes its inputs from the questionnaire's
 items and the portal service checks every answer, so the rules and their Vietnamese messages live in one
-place. WTForms keeps the CSRF token and the hidden submission id.
+place; the page's CSRF token is checked by Flask-WTF's CSRF protection like every other POST.
 """
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, StringField
+from wtforms import StringField
 
 #: Form fields that are not answers.
 CONTROL_FIELDS = frozenset({"csrf_token", "submission_id", "action"})
-
-
-class AnswerForm(FlaskForm):
-    """The questionnaire page's own fields; answers are written by the template and read by
-    :func:`answers_from`."""
-
-    submission_id = HiddenField()
 
 
 def answers_from(formdata, *, multi_target: bool, agency_code: str) -> dict[str, dict[str, str]]:
@@ -30,12 +23,6 @@ def answers_from(formdata, *, multi_target: bool, agency_code: str) -> dict[str,
         agency, item = name.split("-", 1) if multi_target and "-" in name else (agency_code, name)
         answers.setdefault(agency, {})[item] = formdata.get(name, "")
     return answers
-
-
-def input_name(prefix: str, item_code: str) -> str:
-    """The posted name (and element id) of an answer: ``<AGENCY>-<ITEM>`` when the form rates several
-    agencies (``prefix`` is then ``"<AGENCY>-"``), else the item code."""
-    return prefix + item_code
 
 
 class CodeForm(FlaskForm):

@@ -14,7 +14,7 @@ from markupsafe import Markup
 
 from survey_service.db import get_session
 from survey_service.services import invitations, portal, ratelimit
-from survey_service.web.forms import AnswerForm, CodeForm, DivisionForm, answers_from
+from survey_service.web.forms import CodeForm, DivisionForm, answers_from
 
 bp = Blueprint("respond", __name__)
 
@@ -117,8 +117,7 @@ def code(code):
     _remember(access.code)
     if access.needs_division:
         return _division_page(db, access, DivisionForm(), 200)
-    form = AnswerForm(formdata=None, submission_id=portal.new_submission_id())
-    return _form_page(access, form, _draft_values(access), {}, 200)
+    return _form_page(access, portal.new_submission_id(), _draft_values(access), {}, 200)
 
 
 @bp.route("/c/<code>/phong", methods=["POST"])
@@ -172,7 +171,7 @@ def answer(code):
             portal.submit(db, access, answers, sid, today=today)
     except portal.AnswerErrors as exc:
         db.rollback()
-        return _form_page(access, AnswerForm(), request.form, exc.errors, 400)
+        return _form_page(access, sid, request.form, exc.errors, 400)
     except portal.Refusal as refusal:
         db.rollback()
         return _refusal_page(refusal)
@@ -199,9 +198,10 @@ def _draft_values(access) -> dict[str, str]:
     return saved.get(access.cell.agency.code, {})
 
 
-def _form_page(access, form, values, errors: dict, status: int):
+def _form_page(access, submission_id: str, values, errors: dict, status: int):
     """The questionnaire page; ``errors`` from the service go next to their answer, the rest on top.
 
+    :param submission_id: the random id of this filling-in of the form, posted back with the answers.
     :param values: the answers to show, by input name (the draft, or what was just posted).
     """
     groups = _groups(access)
@@ -219,8 +219,8 @@ def _form_page(access, form, values, errors: dict, status: int):
     first_error = next((prefix + item.code for _, prefix in groups for item in access.questionnaire.items
                         if prefix + item.code in by_name), None)
     answers = _answers_html(access, groups, values, by_name, first_error)
-    return render_template("respond/form.html", access=access, form=form, groups=groups, answers=answers,
-                           errors=by_name, general=general, first_error=first_error), status
+    return render_template("respond/form.html", access=access, submission_id=submission_id, groups=groups,
+                           answers=answers, errors=by_name, general=general, first_error=first_error), status
 
 
 #: The answer inputs of a blank page, by (questionnaire version id, blocks): the same for every respondent
