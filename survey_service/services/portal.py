@@ -168,7 +168,8 @@ def open_code(
     found = invitation is not None and invitation.status is not CodeStatus.REVOKED
     if guard is not None:
         if found:  # as if counted and given back: refused once the failures reached the limit
-            count = ratelimit.current(session, guard.key, window_seconds=guard.window_seconds, share_lock=True) + 1
+            count = 1 + ratelimit.current(
+                session, guard.key, window_seconds=guard.window_seconds, share_lock=True)
         else:
             count = ratelimit.hit(session, guard.key, window_seconds=guard.window_seconds)
         if count > guard.limit:

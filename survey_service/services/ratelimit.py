@@ -34,17 +34,17 @@ def window_start(window_seconds: int, now: float | None = None) -> int:
     return int(now) // window_seconds * window_seconds
 
 
-def hit(session: Session, key: str, *, window_seconds: int, now: float | None = None, amount: int = 1) -> int:
-    """Add ``amount`` to the key's counter in the current window and return the new count (atomic)."""
+def hit(session: Session, key: str, *, window_seconds: int, now: float | None = None) -> int:
+    """Add one to the key's counter in the current window and return the new count (atomic)."""
     start = window_start(window_seconds, now)
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(RateCounter).values(key=key, window_start=start, count=amount)
+    stmt = insert(RateCounter).values(key=key, window_start=start, count=1)
     stmt = stmt.on_conflict_do_update(
         index_elements=[RateCounter.key, RateCounter.window_start],
-        set_={"count": RateCounter.count + amount},
+        set_={"count": RateCounter.count + 1},
     ).returning(RateCounter.count)
     count = session.execute(stmt).scalar_one()
-    if count == amount:
+    if count == 1:
         # First hit of a new window: drop the windows that can no longer matter.
         session.execute(sa.delete(RateCounter).where(RateCounter.window_start < start - window_seconds))
     return count

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from survey_service.models import (
-    Answer, AuditEvent, CodeStatus, Division, Draft, InvitationCode, Response,
+    Answer, AuditEvent, CodeStatus, Division, Draft, InvitationCode, RateCounter, Response,
 )
 from survey_service.services import invitations, portal
 from survey_service.web.respond import local_today
@@ -240,8 +240,9 @@ def test_failed_lookups_are_rate_limited_per_client(issue, session):
     [code] = issue()
     guard = portal.Guard("code:test-client", limit=3, window_seconds=600)
     other = portal.Guard("code:other-client", limit=3, window_seconds=600)
-    for _ in range(5):  # successes do not use up the limit
+    for _ in range(5):  # successes do not use up the limit, nor write the counter
         portal.open_code(session, code, today=TODAY, guard=guard)
+    assert count(session, RateCounter) == 0
     for _ in range(3):
         with pytest.raises(portal.Refusal, match="unknown"):
             portal.open_code(session, "ABCD-EFGH-JKMN", today=TODAY, guard=guard)
