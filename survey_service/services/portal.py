@@ -16,7 +16,7 @@ from datetime import date
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from survey_service import questionnaires as qn
 from survey_service.models import (
@@ -26,6 +26,46 @@ from survey_service.models import (
 from survey_service.services import audit, invitations, ratelimit, rounds
 
 SUBMISSION_ID = re.compile(r"^[0-9a-f]{32}$")
+
+# The statements of a respondent's requests, built once: building an ORM statement and its cache key
+# costs more CPU than running it.
+_LOOKUP = (
+    sa.select(InvitationCode, QuotaCell, Round, RoundForm.questionnaire_version_id, Draft)
+    .join(QuotaCell, QuotaCell.id == InvitationCode.quota_cell_id)
+    .outerjoin(QuotaCell.agency).options(contains_eager(QuotaCell.agency))
+    .join(Round, Round.id == QuotaCell.round_id)
+    .join(RoundForm, sa.and_(RoundForm.round_id == Round.id, RoundForm.form_code == QuotaCell.form_code))
+    .outerjoin(Draft, Draft.invitation_code_id == InvitationCode.id)
+    .where(InvitationCode.code == sa.bindparam("code"))
+)
+_RESPONDENTS = sa.select(sa.func.count(sa.distinct(Response.respondent_key))).where(
+    Response.quota_cell_id == sa.bindparam("cell_id"))
+_code_t, _response_t, _answer_t, _draft_t = (
+    InvitationCode.__table__, Response.__table__, Answer.__table__, Draft.__table__)
+_SPEND = (
+    sa.update(_code_t)
+    .where(_code_t.c.id == sa.bindparam("code_id"), _code_t.c.status == CodeStatus.UNUSED)
+    .values(status=CodeStatus.USED, submission_id=sa.bindparam("sid"))
+)
+_INSERT_RESPONSE = sa.insert(_response_t).returning(_response_t.c.id)
+_INSERT_ANSWERS = {
+    # PostgreSQL: one statement whatever the number of answers, the codes and values sent as two arrays.
+    "postgresql": sa.insert(_answer_t).from_select(
+        ["response_id", "agency_id", "item_code", "value"],
+        sa.select(sa.bindparam("response_id", type_=sa.Integer), sa.bindparam("agency_id", type_=sa.Integer),
+                  sa.func.unnest(sa.bindparam("item_codes", type_=postgresql.ARRAY(sa.String))),
+                  sa.func.unnest(sa.bindparam("values", type_=postgresql.ARRAY(sa.Text))))),
+    "sqlite": sa.insert(_answer_t),
+}
+_DELETE_DRAFT = sa.delete(_draft_t).where(_draft_t.c.id == sa.bindparam("draft_id"))
+_START_DRAFT = {
+    name: insert(_draft_t)
+    .values(invitation_code_id=sa.bindparam("code_id"), answers={}, started_on=sa.bindparam("today"),
+            updated_on=sa.bindparam("today"))
+    .on_conflict_do_nothing(index_elements=[_draft_t.c.invitation_code_id])
+    for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
+_DRAFT_OF = sa.select(Draft).where(Draft.invitation_code_id == sa.bindparam("code_id"))
 
 
 class Refusal(Exception):
@@ -113,36 +153,34 @@ def open_code(
 ) -> Access:
     """Look a typed or linked code up and check it may be used now.
 
-    Every look-up counts against ``guard`` first (atomically, so parallel guesses cannot overshoot);
-    one that finds a usable code gives its count back, so only failures use up the limit. Failures
-    and refusals by the limit are written to the audit log. With ``start`` the respondent's draft is
-    created: from then on they may finish even if their cell fills up.
+    Only failed look-ups count against ``guard``, each by one atomic increment whose result decides the
+    answer, so parallel guesses cannot overshoot the limit. A look-up that finds a usable code only reads
+    the counter, under a shared lock: it waits for failures still being counted, but respondents behind one
+    address do not queue behind each other. Failures and refusals by the limit are written to the audit
+    log. With ``start`` the respondent's draft is created: from then on they may finish even if their cell
+    fills up.
 
     :raises Refusal: when the code is unknown, revoked, spent, out of its round's dates or its cell is full.
     """
+    code = invitations.normalise_code(text)
+    row = session.execute(_LOOKUP, {"code": code}).first() if code else None
+    invitation = row[0] if row else None
+    found = invitation is not None and invitation.status is not CodeStatus.REVOKED
     if guard is not None:
-        count = ratelimit.hit(session, guard.key, window_seconds=guard.window_seconds)
+        if found:  # as if counted and given back: refused once the failures reached the limit
+            count = 1 + ratelimit.current(
+                session, guard.key, window_seconds=guard.window_seconds, share_lock=True)
+        else:
+            count = ratelimit.hit(session, guard.key, window_seconds=guard.window_seconds)
         if count > guard.limit:
             audit.record(session, "code.lookup_refused", actor="respondent", object_type="client",
                          object_id=guard.key[:40], new={"count": count, "limit": guard.limit})
             raise Refusal("rate_limited")
-    code = invitations.normalise_code(text)
-    row = session.execute(
-        sa.select(InvitationCode, QuotaCell, Round, RoundForm.questionnaire_version_id, Draft)
-        .join(QuotaCell, QuotaCell.id == InvitationCode.quota_cell_id)
-        .join(Round, Round.id == QuotaCell.round_id)
-        .join(RoundForm, sa.and_(RoundForm.round_id == Round.id, RoundForm.form_code == QuotaCell.form_code))
-        .outerjoin(Draft, Draft.invitation_code_id == InvitationCode.id)
-        .where(InvitationCode.code == code)
-    ).first() if code else None
-    invitation = row[0] if row else None
-    if invitation is None or invitation.status is CodeStatus.REVOKED:
+    if not found:
         audit.record(session, "code.lookup_failed", actor="respondent", object_type="client",
                      object_id=guard.key[:40] if guard else None,
                      new={"reason": "revoked" if invitation is not None else "unknown"})
         raise Refusal("revoked" if invitation is not None else "unknown")
-    if guard is not None:
-        ratelimit.hit(session, guard.key, window_seconds=guard.window_seconds, amount=-1)
 
     _, cell, rnd, version_id, draft = row
     access = _access(session, invitation, cell, rnd, version_id, draft)
@@ -166,8 +204,7 @@ def cell_is_full(session: Session, cell: QuotaCell) -> bool:
     """Soft-closed by a supervisor, or as many respondents as its target."""
     if cell.soft_closed:
         return True
-    respondents = session.scalar(
-        sa.select(sa.func.count(sa.distinct(Response.respondent_key))).where(Response.quota_cell_id == cell.id))
+    respondents = session.scalar(_RESPONDENTS, {"cell_id": cell.id})
     return respondents >= cell.target
 
 
@@ -200,6 +237,7 @@ def check_answers(
     """
     questionnaire = access.questionnaire
     targets = {a.code: a for a in access.targets}
+    items, item_codes = questionnaire.items, set(questionnaire.item_codes)
     errors: dict[tuple[str | None, str | None], str] = {}
     clean: dict[str, dict[str, str]] = {}
     for agency_code in answers:
@@ -210,10 +248,10 @@ def check_answers(
     for agency_code in targets:
         given = answers.get(agency_code, {})
         for item_code in given:
-            if item_code not in questionnaire.item_codes:
+            if item_code not in item_codes:
                 errors[(agency_code, item_code)] = f"Câu hỏi '{item_code}' không có trong phiếu {questionnaire.code}."
         kept = {}
-        for item in questionnaire.items:
+        for item in items:
             value = (given.get(item.code) or "").strip()
             scale = questionnaire.scales[item.scale] if item.kind == "scale" else None
             message = answer_error(item, scale, value, required=complete)
@@ -267,12 +305,7 @@ def submit(
     if not SUBMISSION_ID.match(submission_id or ""):
         raise AnswerErrors({(None, "submission_id"): "Biểu mẫu không hợp lệ; vui lòng tải lại trang."})
     clean = check_answers(access, answers, complete=True)
-    spent = session.execute(
-        sa.update(InvitationCode)
-        .where(InvitationCode.id == access.invitation.id, InvitationCode.status == CodeStatus.UNUSED)
-        .values(status=CodeStatus.USED, submission_id=submission_id)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    spent = session.execute(_SPEND, {"code_id": access.invitation.id, "sid": submission_id}).rowcount
     if spent != 1:
         stored = session.scalar(
             sa.select(InvitationCode.submission_id).where(InvitationCode.id == access.invitation.id))
@@ -280,25 +313,37 @@ def submit(
             return False
         raise Refusal("submitted", access)
     respondent_key = uuid.uuid4().hex
+    dialect = session.get_bind().dialect.name
+    # Plain INSERTs on the tables rather than ORM objects: dozens of answers per response, and nothing here
+    # reads them back.
     for agency in access.targets:
-        response = Response(
-            uid=uuid.uuid4().hex, round_id=access.round.id, quota_cell_id=access.cell.id,
-            form_code=access.questionnaire.code, questionnaire_version_id=access.version_id,
-            agency_id=agency.id, channel=Channel.ONLINE, submitted_on=today,
-            division_id=access.division.id if access.division else None, respondent_key=respondent_key,
-        )
-        response.answers = [Answer(agency_id=agency.id, item_code=item_code, value=value)
-                            for item_code, value in clean[agency.code].items()]
-        session.add(response)
+        response_id = session.execute(_INSERT_RESPONSE, {
+            "uid": uuid.uuid4().hex, "round_id": access.round.id, "quota_cell_id": access.cell.id,
+            "form_code": access.questionnaire.code, "questionnaire_version_id": access.version_id,
+            "agency_id": agency.id, "channel": Channel.ONLINE, "submitted_on": today,
+            "division_id": access.division.id if access.division else None, "respondent_key": respondent_key,
+        }).scalar_one()
+        if clean[agency.code]:
+            session.execute(*_answer_rows(dialect, response_id, agency.id, clean[agency.code]))
     if access.draft is not None:
-        session.delete(access.draft)
+        session.execute(_DELETE_DRAFT, {"draft_id": access.draft.id})
+        session.expunge(access.draft)
         access.draft = None
-    session.flush()
     session.expire(access.invitation)
     # No code and no response id: the log must not link the two.
     audit.record(session, "response.submit", actor="respondent", object_type="quota_cell",
                  object_id=access.cell.id, new={"form": access.questionnaire.code, "responses": len(access.targets)})
+    session.flush()
     return True
+
+
+def _answer_rows(dialect: str, response_id: int, agency_id: int, answers: dict[str, str]) -> tuple:
+    """The statement and parameters that insert one response's answers."""
+    if dialect == "postgresql":
+        return _INSERT_ANSWERS[dialect], {"response_id": response_id, "agency_id": agency_id,
+                                          "item_codes": list(answers), "values": list(answers.values())}
+    return _INSERT_ANSWERS[dialect], [{"response_id": response_id, "agency_id": agency_id, "item_code": code,
+                                       "value": value} for code, value in answers.items()]
 
 
 _questionnaires: dict[int, qn.Questionnaire] = {}
@@ -326,12 +371,10 @@ def _access(session: Session, invitation: InvitationCode, cell: QuotaCell, rnd: 
 
 
 def _start_draft(session: Session, invitation: InvitationCode, today: date) -> Draft:
-    """Create the code's draft; if a parallel request just did, use that one (one statement either way)."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    session.execute(insert(Draft).values(
-        invitation_code_id=invitation.id, answers={}, started_on=today, updated_on=today,
-    ).on_conflict_do_nothing(index_elements=[Draft.invitation_code_id]))
-    return session.scalar(sa.select(Draft).where(Draft.invitation_code_id == invitation.id))
+    """Create the code's draft; if a parallel request just did, use that one."""
+    params = {"code_id": invitation.id, "today": today}
+    session.execute(_START_DRAFT[session.get_bind().dialect.name], params)
+    return session.scalar(_DRAFT_OF, params)
 
 
 def division_choices(session: Session, rnd: Round) -> list[Division]:

@@ -10,12 +10,11 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from markupsafe import Markup
 
 from survey_service.db import get_session
 from survey_service.services import invitations, portal, ratelimit
-from survey_service.web.forms import (
-    CodeForm, DivisionForm, answers_from, build_questionnaire_form, field_for, item_groups,
-)
+from survey_service.web.forms import CodeForm, DivisionForm, answers_from
 
 bp = Blueprint("respond", __name__)
 
@@ -118,9 +117,7 @@ def code(code):
     _remember(access.code)
     if access.needs_division:
         return _division_page(db, access, DivisionForm(), 200)
-    form = _form_class(access, require=False)(formdata=None, data=_draft_data(access))
-    form.submission_id.data = portal.new_submission_id()
-    return _form_page(access, form, {}, 200)
+    return _form_page(access, portal.new_submission_id(), _draft_values(access), {}, 200)
 
 
 @bp.route("/c/<code>/phong", methods=["POST"])
@@ -162,22 +159,19 @@ def answer(code):
         db.rollback()
         return _division_page(db, access, DivisionForm(), 400)
     action = request.form.get("action")
-    form = _form_class(access, require=action != "save")()
     answers = answers_from(request.form, multi_target=access.multi_target,
                            agency_code=access.cell.agency.code if access.cell.agency else "")
     today = local_today()
     try:
         if action not in ("save", "submit"):
             raise portal.AnswerErrors({(None, "action"): "Vui lòng bấm nút “Lưu để trả lời tiếp” hoặc “Gửi phiếu”."})
-        if not form.validate():
-            portal.check_answers(access, answers, complete=action == "submit")
         if action == "save":
             portal.save_draft(db, access, answers, today=today)
         else:
             portal.submit(db, access, answers, sid, today=today)
     except portal.AnswerErrors as exc:
         db.rollback()
-        return _form_page(access, form, exc.errors, 400)
+        return _form_page(access, sid, request.form, exc.errors, 400)
     except portal.Refusal as refusal:
         db.rollback()
         return _refusal_page(refusal)
@@ -189,34 +183,62 @@ def answer(code):
     return _thanks(access)
 
 
-def _targets(access) -> tuple[tuple[str, str], ...]:
-    return tuple((a.code, a.name) for a in access.targets) if access.multi_target else ()
+def _groups(access) -> list[tuple[str | None, str]]:
+    """The blocks of answers on the page: (agency name or None, prefix of their input names)."""
+    if access.multi_target:
+        return [(a.name, f"{a.code}-") for a in access.targets]
+    return [(None, "")]
 
 
-def _form_class(access, *, require: bool):
-    return build_questionnaire_form(access.questionnaire, _targets(access), require=require)
-
-
-def _draft_data(access) -> dict:
+def _draft_values(access) -> dict[str, str]:
+    """The saved answers by input name."""
     saved = access.saved_answers()
     if access.multi_target:
-        return {code: saved.get(code, {}) for code, _ in _targets(access)}
+        return {f"{code}-{item}": value for code, answers in saved.items() for item, value in answers.items()}
     return saved.get(access.cell.agency.code, {})
 
 
-def _form_page(access, form, errors: dict, status: int):
-    """The questionnaire page; ``errors`` from the service go next to their field, the rest on top."""
-    general = []
+def _form_page(access, submission_id: str, values, errors: dict, status: int):
+    """The questionnaire page; ``errors`` from the service go next to their answer, the rest on top.
+
+    :param submission_id: the random id of this filling-in of the form, posted back with the answers.
+    :param values: the answers to show, by input name (the draft, or what was just posted).
+    """
+    groups = _groups(access)
+    names = {prefix + code for _, prefix in groups for code in access.questionnaire.item_codes}
+    by_name, general = {}, []
     for (agency_code, item_code), message in errors.items():
-        field = field_for(form, access.multi_target, agency_code, item_code)
-        if field is None:
+        if access.multi_target:
+            name = f"{agency_code}-{item_code}"
+        else:
+            name = item_code if agency_code == access.cell.agency.code else None
+        if name in names:
+            by_name[name] = message
+        else:
             general.append(message)
-        elif message not in field.errors:
-            field.errors = [*field.errors, message]
-    groups = item_groups(form, _targets(access))
-    first_error = next((f for _, fields in groups for f in fields if f.errors), None)
-    return render_template("respond/form.html", access=access, form=form, groups=groups, general=general,
-                           first_error=first_error, sections=access.questionnaire.sections), status
+    first_error = next((prefix + item.code for _, prefix in groups for item in access.questionnaire.items
+                        if prefix + item.code in by_name), None)
+    answers = _answers_html(access, groups, values, by_name, first_error)
+    return render_template("respond/form.html", access=access, submission_id=submission_id, groups=groups,
+                           answers=answers, errors=by_name, general=general, first_error=first_error), status
+
+
+#: The answer inputs of a blank page, by (questionnaire version id, blocks): the same for every respondent
+#: of that version, and versions never change, so each process keeps them.
+_blank_answers: dict[tuple, Markup] = {}
+
+
+def _answers_html(access, groups, values, errors: dict, first_error: str | None) -> Markup:
+    def render():
+        return Markup(render_template("respond/_answers.html", q=access.questionnaire, groups=groups,
+                                      values=values, errors=errors, first_error=first_error))
+
+    if values or errors or current_app.debug:
+        return render()
+    key = (access.version_id, tuple(groups))
+    if key not in _blank_answers:
+        _blank_answers[key] = render()
+    return _blank_answers[key]
 
 
 def _division_page(db, access, form, status: int):

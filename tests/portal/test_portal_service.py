@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from survey_service.models import (
-    Answer, AuditEvent, CodeStatus, Division, Draft, InvitationCode, Response,
+    Answer, AuditEvent, CodeStatus, Division, Draft, InvitationCode, RateCounter, Response,
 )
 from survey_service.services import invitations, portal
 from survey_service.web.respond import local_today
@@ -44,14 +44,16 @@ def test_submit_stores_one_anonymous_response_and_spends_the_code(issue, session
     access = portal.open_code(session, code, today=TODAY, start=True)
     session.commit()
     assert access.draft is not None and [a.code for a in access.targets] == ["SNV"]
-    answers = {"SNV": full_answers(questionnaire("CC-CT"))}
+    answers = {"SNV": full_answers(questionnaire("CC-CT"), text="Hồ sơ 'trả chậm'; cần sửa \"quy trình\".")}
+    answers["SNV"]["I02"] = "K"
     assert portal.submit(session, access, answers, "a" * 32, today=TODAY) is True
     session.commit()
 
     response = session.scalar(sa.select(Response))
     assert response.agency.code == "SNV" and response.form_code == "CC-CT" and response.submitted_on == TODAY
     assert response.channel.value == "online" and response.quota_cell_id == access.cell.id
-    assert len(response.answers) == len(questionnaire("CC-CT").items)
+    assert {(a.agency_id, a.item_code, a.value) for a in response.answers} == {
+        (response.agency_id, item, value) for item, value in answers["SNV"].items()}
     # Nothing in the response row refers to the code, the client or a time of day.
     columns = set(Response.__table__.columns.keys())
     assert not columns & {"code", "invitation_code_id", "ip", "address", "user_agent", "submitted_at"}
@@ -238,8 +240,9 @@ def test_failed_lookups_are_rate_limited_per_client(issue, session):
     [code] = issue()
     guard = portal.Guard("code:test-client", limit=3, window_seconds=600)
     other = portal.Guard("code:other-client", limit=3, window_seconds=600)
-    for _ in range(5):  # successes do not use up the limit
+    for _ in range(5):  # successes do not use up the limit, nor write the counter
         portal.open_code(session, code, today=TODAY, guard=guard)
+    assert count(session, RateCounter) == 0
     for _ in range(3):
         with pytest.raises(portal.Refusal, match="unknown"):
             portal.open_code(session, "ABCD-EFGH-JKMN", today=TODAY, guard=guard)
