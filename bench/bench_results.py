@@ -2,13 +2,16 @@
 
 Usage: PYTHONPATH=. .venv/bin/python bench/bench_results.py [--responses N] [--db sqlite|postgres|both]
        [--pg-url postgresql+psycopg://survey:survey@127.0.0.1:5432/survey_bench]
+       [--sqlite-path bench.sqlite] [--reuse]
 
 Loads the real QNA-2023 round into a fresh database, bulk-inserts N synthetic responses (SQLAlchemy
 core, not timed) spread over the round's quota cells (30 HĐ-CT matrix sheets among them), then times
 the stages of ``survey-service analysis run --out results.xlsx``: loading the counted answers,
 scoring/estimation/ranking, writing the XLSX, and the whole command. The baseline, in the same run,
 is the in-memory scoring (``analysis.score_round``) of the very frame that was loaded. The PostgreSQL
-database named by --pg-url is emptied first.
+database named by --pg-url is emptied first. With --reuse a database that already holds exactly N
+responses (from an earlier run with the same --sqlite-path/--pg-url) is kept as it is, which makes
+profiling iterations quick; the seed must then be the one it was built with.
 """
 from __future__ import annotations
 
@@ -94,22 +97,40 @@ def populate(session, n: int, seed: int) -> int:
     return len(answers)
 
 
-def run(db_url: str, n: int, seed: int) -> dict:
-    app = create_app({"TESTING": True, "DATABASE_URL": db_url, "QUESTIONNAIRE_DIR": str(QDIR),
-                      "SECRET_KEY": "bench", "SHEET_SIGNING_KEYS": ["bench"]})
+def bench_app(db_url: str):
+    return create_app({"TESTING": True, "DATABASE_URL": db_url, "QUESTIONNAIRE_DIR": str(QDIR),
+                       "SECRET_KEY": "bench", "SHEET_SIGNING_KEYS": ["bench"]})
+
+
+def prepare(app, n: int, seed: int, reuse: bool) -> dict:
+    """Build the bench database (or keep it with ``reuse`` when it holds n responses)."""
     engine = app.extensions["db_engine"]
+    if reuse and sa.inspect(engine).has_table(Response.__tablename__):
+        with engine.connect() as con:
+            if con.execute(sa.select(sa.func.count()).select_from(Response)).scalar() == n:
+                answers = con.execute(sa.select(sa.func.count()).select_from(Answer)).scalar()
+                return {"answers": answers, "insert (not timed by the target)": 0.0}
     Base.metadata.drop_all(engine)
     with engine.begin() as con:
         con.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
     Base.metadata.create_all(engine)
-    figures = {}
     with app.app_context():
         session = get_session()
         rounds.load_round(session, QDIR / "rounds" / "QNA-2023", QDIR)
         session.commit()
         t = time.perf_counter()
-        figures["answers"] = populate(session, n, seed)
-        figures["insert (not timed by the target)"] = time.perf_counter() - t
+        answers = populate(session, n, seed)
+        elapsed = time.perf_counter() - t
+        session.close()
+    return {"answers": answers, "insert (not timed by the target)": elapsed}
+
+
+def run(db_url: str, n: int, seed: int, reuse: bool = False) -> dict:
+    app = bench_app(db_url)
+    engine = app.extensions["db_engine"]
+    figures = prepare(app, n, seed, reuse)
+    with app.app_context():
+        session = get_session()
         rnd = rounds.get_round(session, "QNA-2023")
         session.close()
 
@@ -147,15 +168,19 @@ def main() -> None:
     parser.add_argument("--responses", type=int, default=100_000)
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--pg-url", default="postgresql+psycopg://survey:survey@127.0.0.1:5432/survey_bench")
+    parser.add_argument("--sqlite-path", help="keep the SQLite database in this file (default: a temporary one)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep a database that already holds --responses responses instead of rebuilding it")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     targets = []
     with tempfile.TemporaryDirectory() as tmp:
         if args.db in ("sqlite", "both"):
-            targets.append(("SQLite", f"sqlite:///{tmp}/bench.sqlite"))
+            sqlite_path = Path(args.sqlite_path).resolve() if args.sqlite_path else Path(tmp) / "bench.sqlite"
+            targets.append(("SQLite", f"sqlite:///{sqlite_path}"))
         if args.db in ("postgres", "both"):
             targets.append(("PostgreSQL", args.pg_url))
-        table = {name: run(url, args.responses, args.seed) for name, url in targets}
+        table = {name: run(url, args.responses, args.seed, args.reuse) for name, url in targets}
     print(f"\n## analysis run from the database: {args.responses:,} responses\n")
     names = list(table)
     print("| stage | " + " | ".join(f"{n} (s)" for n in names) + " |")

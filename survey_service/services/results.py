@@ -12,6 +12,7 @@ The data is read with one query per table and turned into the long answers frame
 """
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,7 +119,8 @@ def counted_responses(rnd: Round):
 
 
 def load_round_data(session: Session, rnd: Round) -> RoundData:
-    """Read the counted responses and their answers of ``rnd`` (one query per table)."""
+    """Read the counted responses and their answers of ``rnd`` (one query per table; the answers,
+    millions of rows, through :func:`_read_answers`)."""
     agencies = pd.DataFrame(
         session.execute(sa.select(Agency.id, Agency.code, Agency.kind, Agency.name)
                         .where(Agency.round_id == rnd.id).order_by(Agency.id)).all(),
@@ -126,10 +128,10 @@ def load_round_data(session: Session, rnd: Round) -> RoundData:
     agencies["kind"] = [getattr(k, "value", k) for k in agencies["kind"]]
 
     responses = pd.DataFrame(
-        session.execute(
-            sa.select(Response.id, Response.uid, Response.form_code, Response.questionnaire_version_id,
-                      Response.agency_id, Response.channel, Response.respondent_key)
-            .outerjoin(Sheet, Sheet.id == Response.sheet_id).where(counted_responses(rnd))).all(),
+        _fetch(session,
+               sa.select(Response.id, Response.uid, Response.form_code, Response.questionnaire_version_id,
+                         Response.agency_id, Response.channel, Response.respondent_key)
+               .outerjoin(Sheet, Sheet.id == Response.sheet_id).where(counted_responses(rnd))),
         columns=["response_pk", "response_uid", "group", "version_id", "response_agency_id", "channel",
                  "respondent_key"])
     responses["channel"] = [getattr(c, "value", c) for c in responses["channel"]]
@@ -143,12 +145,50 @@ def load_round_data(session: Session, rnd: Round) -> RoundData:
             .where(QuestionnaireVersion.id.in_(version_ids))).all()
     } if version_ids else {}
 
-    stmt = (sa.select(Answer.response_id, sa.func.coalesce(Answer.agency_id, Response.agency_id), Answer.item_code,
-                      Answer.value)
+    stmt = (sa.select(Answer.response_id, sa.func.coalesce(Answer.agency_id, Response.agency_id, NO_AGENCY),
+                      Answer.item_code, Answer.value)
             .join(Response, Response.id == Answer.response_id)
             .outerjoin(Sheet, Sheet.id == Response.sheet_id).where(counted_responses(rnd)))
-    raw = pd.DataFrame(_fetch(session, stmt), columns=["response_pk", "agency_id", "item_code", "value"])
-    return build_round_data(rnd, agencies, responses, raw, versions)
+    return build_round_data(rnd, agencies, responses, _read_answers(session, stmt), versions)
+
+
+#: Stands for "no agency" in the answers query so that the agency column stays an integer column.
+NO_AGENCY = -1
+
+
+def _read_answers(session: Session, stmt) -> pd.DataFrame:
+    """The answers query as columns ``response_pk, agency_id`` (int64) and ``item_code, value`` (categorical).
+
+    Millions of rows: PostgreSQL streams them as CSV through ``COPY`` into ``pd.read_csv``, several
+    times faster than fetching tuples; SQLite's driver only gives tuples, transposed straight into
+    arrays. Text items' free text stays in ``value`` here and is dropped by :func:`build_round_data`.
+    A blank and a NULL value both mean "no answer", so COPY not telling them apart changes nothing.
+    """
+    conn = session.connection()
+    columns = ["response_pk", "agency_id", "item_code", "value"]
+    if conn.dialect.name == "postgresql":
+        # only integers and enum values are bound here, so rendering them as SQL literals is safe
+        sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+        buf = io.BytesIO()
+        with conn.connection.dbapi_connection.cursor() as cur, \
+                cur.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
+            for block in copy:
+                buf.write(block)
+        buf.seek(0)
+        if not buf.getbuffer().nbytes:
+            return _answers_frame([], [], [], [])
+        # keep_default_na=False: a value such as "NA" is an answer to check, not a missing one
+        return pd.read_csv(buf, header=None, names=columns, keep_default_na=False, na_values={"value": [""]},
+                           dtype={"response_pk": np.int64, "agency_id": np.int64, "item_code": "category",
+                                  "value": "category"})
+    rows = conn.execute(stmt).cursor.fetchall()
+    return _answers_frame(*(zip(*rows) if rows else ([], [], [], [])))
+
+
+def _answers_frame(response_pk, agency_id, item_code, value) -> pd.DataFrame:
+    return pd.DataFrame({"response_pk": np.array(response_pk, dtype=np.int64),
+                         "agency_id": np.array(agency_id, dtype=np.int64),
+                         "item_code": pd.Categorical(item_code), "value": pd.Categorical(value)})
 
 
 def _fetch(session: Session, stmt) -> list[tuple]:
@@ -159,46 +199,62 @@ def _fetch(session: Session, stmt) -> list[tuple]:
 
 def build_round_data(rnd: Round, agencies: pd.DataFrame, responses: pd.DataFrame, raw: pd.DataFrame,
                      versions: dict[int, qn.Questionnaire]) -> RoundData:
-    """Join responses, answers and questionnaire versions into the scoring frame; apply validity."""
+    """Join responses, answers and questionnaire versions into the scoring frame; apply validity.
+
+    ``raw`` is the frame of :func:`_read_answers`. With millions of answers every join is a look-up
+    of integer positions rather than a merge, and every string column of the result is categorical,
+    which keeps the frame small and lets :func:`compute_results` group on integer codes.
+    """
     methodology = rnd.methodology or {}
     items, item_lookup, scales, criteria = _items_of(versions)
-    kind_of = dict(zip(agencies["agency_id"], agencies["kind"]))
-    code_of = dict(zip(agencies["agency_id"], agencies["code"]))
 
-    frame = raw.merge(responses, on="response_pk", how="inner", validate="many_to_one")
-    frame = frame.merge(item_lookup, on=["version_id", "item_code"], how="inner")  # rated items only
-    frame = frame[frame["agency_id"].notna()]
-    frame["agency_id"] = frame["agency_id"].astype(np.int64)
-    values = frame["value"].fillna("").astype(str).str.strip()
-    frame["option"] = values.where(values != "", None)
-    _check_options(frame, scales)
-    excluded = {c for s in scales.values() for c in s.excluded_codes}
-    frame["valid"] = frame["option"].notna() & ~frame["option"].isin(excluded)
+    # the item_lookup row of every answer: by its response's version and its item code (-1: none,
+    # i.e. a text item, an item the version lacks or, not expected, a response the query left out)
+    resp_pos = pd.Index(responses["response_pk"]).get_indexer(raw["response_pk"].to_numpy())
+    version_index = pd.Index(sorted(versions))
+    version_of_resp = version_index.get_indexer(responses["version_id"].to_numpy())
+    item_cats = raw["item_code"].cat.categories
+    # one extra row and column of -1 so that a position of -1 finds nothing
+    lookup = np.full((len(version_index) + 1, len(item_cats) + 1), -1, dtype=np.int64)
+    lk_version = version_index.get_indexer(item_lookup["version_id"])
+    lk_item = item_cats.get_indexer(item_lookup["item_code"])
+    known = lk_item >= 0
+    lookup[lk_version[known], lk_item[known]] = np.flatnonzero(known)
+    row = lookup[np.where(resp_pos >= 0, version_of_resp[resp_pos], -1), raw["item_code"].cat.codes.to_numpy()]
+    agency_id = raw["agency_id"].to_numpy()
+    keep = (row >= 0) & (agency_id != NO_AGENCY)
+    resp_pos, row, agency_id = resp_pos[keep], row[keep], agency_id[keep]
+    option = _stripped(raw["value"].array[keep])
+    item_scale = _per_row(item_lookup["scale"], row)
+    _check_options(item_scale, option, scales)
+    excluded = [c for s in scales.values() for c in s.excluded_codes]
+    valid = (option.codes >= 0) & ~np.asarray(option.isin(excluded))
 
     # validity: share of the form's rated items answered, per sheet × agency
     share = float(methodology.get("validity", {}).get("min_answered_share", 0.0))
-    n_rated = {vid: len(q.scale_items) for vid, q in versions.items()}
-    unit = frame.groupby(["response_pk", "agency_id"], sort=False)["valid"].transform("sum")
-    needed = frame["version_id"].map(n_rated) * share
-    keep = unit >= needed - 1e-9
-    n_units = frame[["response_pk", "agency_id"]].drop_duplicates().shape[0]
-    n_invalid = frame.loc[~keep, ["response_pk", "agency_id"]].drop_duplicates().shape[0]
-    frame = frame[keep]
+    n_rated = np.array([len(versions[vid].scale_items) for vid in version_index], dtype=float)
+    unit, n_units = _factorize_pairs(resp_pos, agency_id)
+    answered = np.bincount(unit, weights=valid, minlength=n_units)
+    needed = n_rated[version_of_resp[resp_pos]] * share
+    keep = answered[unit] >= needed - 1e-9
+    n_invalid = np.unique(unit[~keep]).size
+    resp_pos, row, agency_id, option, valid = resp_pos[keep], row[keep], agency_id[keep], option[keep], valid[keep]
 
     agency_codes = pd.Categorical(agencies["code"]).categories
+    agency_row = pd.Index(agencies["agency_id"]).get_indexer(agency_id)  # -1: not an agency of the round
     answers = pd.DataFrame({
-        "response_id": frame["respondent_key"].to_numpy(),
-        "agency": pd.Categorical(frame["agency_id"].map(code_of), categories=agency_codes),
-        "agency_kind": pd.Categorical(frame["agency_id"].map(kind_of)),
-        "group": pd.Categorical(frame["group"]),
-        "item": pd.Categorical(frame["item"], categories=items["item"].tolist()),
-        "option": frame["option"].to_numpy(dtype=object),
-        "response_uid": frame["response_uid"].to_numpy(),
-        "channel": frame["channel"].to_numpy(),
-        "item_code": frame["item_code"].to_numpy(),
-        "scale": frame["scale"].to_numpy(),
-        "criterion": frame["criterion"].to_numpy(),
-        "valid": frame["valid"].to_numpy(),
+        "response_id": _per_row(responses["respondent_key"], resp_pos),
+        "agency": _per_row(agencies["code"], agency_row, categories=agency_codes),
+        "agency_kind": _per_row(agencies["kind"], agency_row),
+        "group": _per_row(responses["group"], resp_pos),
+        "item": _per_row(item_lookup["item"], row, categories=items["item"].tolist()),
+        "option": option,
+        "response_uid": _per_row(responses["response_uid"], resp_pos),
+        "channel": _per_row(responses["channel"], resp_pos),
+        "item_code": _per_row(item_lookup["item_code"], row),
+        "scale": _per_row(item_lookup["scale"], row),
+        "criterion": _per_row(item_lookup["criterion"], row),
+        "valid": valid,
     })
     versions_used: dict[str, list[str]] = {}
     for vid in sorted(set(responses["version_id"].tolist())):
@@ -211,6 +267,34 @@ def build_round_data(rnd: Round, agencies: pd.DataFrame, responses: pd.DataFrame
         counts={"responses": int(responses.shape[0]), "sheet_agency_pairs": int(n_units),
                 "invalid_sheet_agency_pairs": int(n_invalid)},
     )
+
+
+def _per_row(values, positions: np.ndarray, categories=None) -> pd.Categorical:
+    """``values[positions]`` as a categorical (missing where the position is -1): the strings of a
+    small table spread over millions of answers as integer codes. Without explicit categories,
+    the categories are the sorted values that occur, as ``pd.Categorical(values[positions])``."""
+    table = pd.Categorical(values, categories=categories)
+    codes = np.where(positions >= 0, table.codes[positions], -1)
+    if categories is not None:
+        return pd.Categorical.from_codes(codes, dtype=table.dtype)
+    # keep the categories that occur: a count and a running sum, cheaper than sorting the codes
+    used = np.bincount(codes[codes >= 0], minlength=len(table.categories)) > 0
+    renumber = np.cumsum(used) - 1
+    return pd.Categorical.from_codes(np.where(codes >= 0, renumber[codes], -1), categories=table.categories[used])
+
+
+def _stripped(values: pd.Categorical) -> pd.Categorical:
+    """Answer values with surrounding white space removed; blank ones missing. Strips the few
+    distinct values (the categories), not every row."""
+    stripped = pd.Series(values.categories, dtype=str).str.strip()
+    return _per_row(stripped.where(stripped != ""), values.codes)
+
+
+def _factorize_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, int]:
+    """Code of every distinct (a, b) pair of two integer columns, and the number of pairs."""
+    b_code, b_uniq = pd.factorize(b)
+    codes, uniq = pd.factorize(a.astype(np.int64) * len(b_uniq) + b_code)
+    return codes, len(uniq)
 
 
 def _items_of(versions: dict[int, qn.Questionnaire]):
@@ -238,13 +322,18 @@ def _items_of(versions: dict[int, qn.Questionnaire]):
     return items, lookup[["version_id", "item_code", "item", "scale", "criterion"]], scales, criteria
 
 
-def _check_options(frame: pd.DataFrame, scales: dict[str, qn.Scale]) -> None:
-    for scale_code, scale in scales.items():
-        opts = frame.loc[frame["scale"] == scale_code, "option"].dropna()
-        bad = opts[~opts.isin(scale.codes)]
-        if len(bad):
-            raise ResultsError(f"Câu trả lời '{bad.iloc[0]}' không thuộc thang đo {scale_code} "
-                               f"(các phương án: {', '.join(scale.codes)}).")
+def _check_options(scale: pd.Categorical, option: pd.Categorical, scales: dict[str, qn.Scale]) -> None:
+    """Raise for the first answer (in row order) whose option is not one of its item's scale."""
+    scale_codes = scale.codes
+    for scale_code, spec in scales.items():
+        foreign = ~option.categories.isin(spec.codes)
+        if scale_code not in scale.categories or not foreign.any():
+            continue
+        bad = (scale_codes == scale.categories.get_loc(scale_code)) & (option.codes >= 0)
+        bad &= foreign[option.codes]
+        if bad.any():
+            raise ResultsError(f"Câu trả lời '{option[int(np.argmax(bad))]}' không thuộc thang đo {scale_code} "
+                               f"(các phương án: {', '.join(spec.codes)}).")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -395,9 +484,9 @@ def _criteria_table(data: RoundData, cfg, res) -> pd.DataFrame:
     return out[cols].reset_index(drop=True)
 
 
-def _str_keys(frame: pd.DataFrame) -> pd.DataFrame:
+def _str_keys(frame: pd.DataFrame, columns=("agency", "agency_kind", "group")) -> pd.DataFrame:
     frame = frame.copy()
-    for col in ("agency", "agency_kind", "group"):
+    for col in columns:
         if col in frame:
             frame[col] = frame[col].astype(str)
     return frame
@@ -495,35 +584,49 @@ def _answer_weights(data: RoundData, cfg, res) -> pd.DataFrame:
     weight = w(g) / W(t, c) / n(g, t, c) / k(r, t, c), where W is the summed weight of the qualifying
     groups, n the group's sheets with a valid answer on c and k the sheet's valid items of c; so
     S(t, c) = Σ weight · value over the answers about t on c. Excluded answers and groups that do not
-    qualify have weight 0.
+    qualify have weight 0. The text columns stay categorical (one row per answer: millions).
     """
     a = data.answers
     out = pd.DataFrame({
-        "response_uid": a["response_uid"].to_numpy(), "respondent_key": a["response_id"].to_numpy(),
-        "form": a["group"].astype(str).to_numpy(), "channel": a["channel"].to_numpy(),
-        "agency": a["agency"].astype(str).to_numpy(), "agency_kind": a["agency_kind"].astype(str).to_numpy(),
-        "item": a["item_code"].to_numpy(), "criterion": a["criterion"].to_numpy(), "scale": a["scale"].to_numpy(),
-        "option": a["option"].to_numpy(),
+        "response_uid": a["response_uid"], "respondent_key": a["response_id"], "form": a["group"],
+        "channel": a["channel"], "agency": a["agency"], "agency_kind": a["agency_kind"], "item": a["item_code"],
+        "criterion": a["criterion"], "scale": a["scale"], "option": a["option"],
     })
-    out = out.merge(_option_table(cfg)[["scale", "option", "value"]], on=["scale", "option"], how="left")
+    out["value"] = _row_lookup(out, _option_table(cfg), ["scale", "option"], "value")
     if res is None or out.empty:
         out["group_weight"] = np.nan
         out["weight"] = 0.0
         return out
     gw = pd.DataFrame([(k, g, w) for k, d in cfg.group_weights.items() for g, w in d.items()],
                       columns=["agency_kind", "form", "group_weight"])
-    means = _str_keys(res.group_means).rename(columns={"group": "form", "n": "n_group"})
-    pts = _str_keys(res.points)[["agency", "criterion", "weight_used"]]
-    out = out.merge(gw, on=["agency_kind", "form"], how="left")
-    out = out.merge(means[["agency", "form", "criterion", "n_group"]], on=["agency", "form", "criterion"], how="left")
-    out = out.merge(pts, on=["agency", "criterion"], how="left")
-    valid = out["value"].notna()
-    k = out[valid].groupby(["response_uid", "agency", "criterion"])["value"].transform("size")
-    out["k"] = k
-    qualifies = (valid & out["group_weight"].notna() & (out["n_group"] >= out["form"].map(cfg.min_respondents))
-                 & (out["weight_used"] > 0))
-    out["weight"] = np.where(qualifies, out["group_weight"] / out["weight_used"] / out["n_group"] / out["k"], 0.0)
-    return out.drop(columns=["n_group", "weight_used", "k"])
+    means = _str_keys(res.group_means).rename(columns={"group": "form"})
+    n_min = pd.DataFrame(list(cfg.min_respondents.items()), columns=["form", "n_min"])
+    group_weight = _row_lookup(out, gw, ["agency_kind", "form"], "group_weight")
+    n_group = _row_lookup(out, means, ["agency", "form", "criterion"], "n")
+    weight_used = _row_lookup(out, _str_keys(res.points), ["agency", "criterion"], "weight_used")
+    valid = ~np.isnan(out["value"].to_numpy())
+    # k: valid answers of the same sheet × agency × criterion
+    sheet, _ = _factorize_pairs(out["response_uid"].cat.codes.to_numpy(), out["agency"].cat.codes.to_numpy())
+    cell, n_cells = _factorize_pairs(sheet, out["criterion"].cat.codes.to_numpy())
+    k = np.bincount(cell, weights=valid, minlength=n_cells)[cell]
+    qualifies = (valid & ~np.isnan(group_weight) & (n_group >= _row_lookup(out, n_min, ["form"], "n_min"))
+                 & (weight_used > 0))
+    with np.errstate(divide="ignore", invalid="ignore"):  # rows that do not qualify get 0 below
+        out["weight"] = np.where(qualifies, group_weight / weight_used / n_group / k, 0.0)
+    out.insert(len(out.columns) - 1, "group_weight", group_weight)
+    return out
+
+
+def _row_lookup(rows: pd.DataFrame, table: pd.DataFrame, keys: list[str], column: str) -> np.ndarray:
+    """``table[column]`` for every row of ``rows`` matched on ``keys`` (NaN where none matches), as a
+    left merge would give; ``rows[keys]`` are categorical. The small table is spread into a dense
+    array over the key categories and read with the rows' codes, instead of merging millions of rows."""
+    cats = [rows[key].cat.categories for key in keys]
+    dense = np.full([len(c) + 1 for c in cats], np.nan)  # the extra last slot answers a missing key (-1)
+    at = [c.get_indexer(table[key].astype(str)) for c, key in zip(cats, keys)]
+    found = np.logical_and.reduce([i >= 0 for i in at])
+    dense[tuple(i[found] for i in at)] = table[column].to_numpy(dtype=float)[found]
+    return dense[tuple(rows[key].cat.codes.to_numpy() for key in keys)]
 
 
 def _option_table(cfg) -> pd.DataFrame:
@@ -539,36 +642,50 @@ def _weight_diagnostics(answers: pd.DataFrame) -> pd.DataFrame:
     units = answers[answers["weight"] > 0]
     if units.empty:
         return pd.DataFrame(columns=cols)
-    sheet_w = units.groupby(["agency", "criterion", "response_uid"])["weight"].sum().reset_index()
+    # categorical keys with sorted categories: the same groups in the same order as the strings
+    sheet_w = units.groupby(["agency", "criterion", "response_uid"], observed=True)["weight"].sum().reset_index()
     diag = analysis.weight_diagnostics(sheet_w["weight"], by=sheet_w[["agency", "criterion"]])
-    return diag.rename_axis(["agency", "criterion"]).reset_index()[cols]
+    return _str_keys(diag.rename_axis(["agency", "criterion"]).reset_index(), ("agency", "criterion"))[cols]
 
 
 def _item_distributions(data: RoundData, cfg) -> pd.DataFrame:
-    """Option counts per agency × form × item; own-staff groups under MIN_BREAKDOWN sheets suppressed."""
+    """Option counts per agency × form × item; own-staff groups under MIN_BREAKDOWN sheets suppressed.
+
+    Each answer gets the integer code of its agency × form × item × criterion × scale cell; the
+    statistics are counted per code over the rows and only the few thousand cells become strings.
+    """
     a = data.answers
     cols = ["agency", "form", "item", "criterion", "scale", "n_sheets", "n_valid", "mean_value", "positive_pct",
             "counts", "suppressed"]
     if a.empty:
         return pd.DataFrame(columns=cols)
-    frame = pd.DataFrame({"agency": a["agency"].astype(str), "form": a["group"].astype(str),
-                          "item": a["item_code"], "criterion": a["criterion"], "scale": a["scale"],
-                          "option": a["option"].fillna(""), "unit": a["response_uid"], "valid": a["valid"]})
-    frame = frame.merge(_option_table(cfg), on=["scale", "option"], how="left")
-    frame["positive"] = frame["positive"].fillna(False).astype(bool)
-    keys = ["agency", "form", "item", "criterion", "scale"]
-    g = frame.groupby(keys, sort=True)
-    out = pd.DataFrame({"n_valid": g["valid"].sum(), "mean_value": g["value"].mean(),
-                        "positive": g["positive"].sum()}).reset_index()
-    wide = frame.groupby([*keys, "option"]).size().unstack(fill_value=0)
-    counts = [{code: int(n) for code, n in zip(wide.columns, row) if n} for row in wide.to_numpy()]
-    lookup = dict(zip(wide.index, counts))
-    out["counts"] = [lookup.get(k) for k in out[keys].itertuples(index=False, name=None)]
-    out["positive_pct"] = np.where(out["n_valid"] > 0, 100 * out["positive"] / out["n_valid"].where(out["n_valid"] > 0, 1),
-                                   np.nan)
-    sheets = frame.groupby(["agency", "form"])["unit"].nunique().rename("n_sheets").reset_index()
-    out = out.merge(sheets, on=["agency", "form"], how="left")
-    out["n_valid"] = out["n_valid"].astype(np.int64)
+    names = {"agency": "agency", "form": "group", "item": "item_code", "criterion": "criterion", "scale": "scale"}
+    codes = [a[col].cat.codes.to_numpy().astype(np.int64) for col in names.values()]
+    sizes = [len(a[col].cat.categories) for col in names.values()]
+    cell, cell_keys = pd.factorize(np.ravel_multi_index(codes, sizes))
+    n_cells = len(cell_keys)
+    key_codes = np.unravel_index(cell_keys, sizes)
+    out = pd.DataFrame({name: a[col].cat.categories.take(key) for (name, col), key
+                        in zip(names.items(), key_codes)})
+
+    options = _option_table(cfg)
+    value = pd.Series(_row_lookup(a, options, ["scale", "option"], "value"))
+    positive = _row_lookup(a, options, ["scale", "option"], "positive") == 1
+    out["n_valid"] = np.bincount(cell, weights=a["valid"].to_numpy(), minlength=n_cells).astype(np.int64)
+    out["mean_value"] = value.groupby(cell).mean().reindex(range(n_cells)).to_numpy()
+    out["positive"] = np.bincount(cell, weights=positive, minlength=n_cells).astype(np.int64)
+    # option counts: one column per option code, "" for a blank answer, as sorted codes
+    labels = pd.Index([*a["option"].cat.categories, ""])
+    option_col = a["option"].cat.codes.to_numpy().astype(np.int64) % len(labels)  # -1 (blank) -> ""
+    counts = np.bincount(cell * len(labels) + option_col, minlength=n_cells * len(labels)).reshape(n_cells, -1)
+    order = np.argsort(labels.to_numpy(dtype=object), kind="stable")
+    out["counts"] = [{labels[j]: int(row[j]) for j in order if row[j]} for row in counts]
+    out["positive_pct"] = np.where(out["n_valid"] > 0,
+                                   100 * out["positive"] / out["n_valid"].where(out["n_valid"] > 0, 1), np.nan)
+    # sheets per agency × form
+    sheets = pd.Series(a["response_uid"].cat.codes.to_numpy()).groupby(codes[0] * sizes[1] + codes[1]).nunique()
+    out["n_sheets"] = sheets.reindex(key_codes[0] * sizes[1] + key_codes[1]).to_numpy().astype(np.int64)
+    out = out.sort_values(list(names)).reset_index(drop=True)
     out["suppressed"] = out["form"].isin(OWN_STAFF_FORMS) & (out["n_sheets"] < MIN_BREAKDOWN)
     hidden = out["suppressed"]
     out.loc[hidden, ["mean_value", "positive_pct"]] = np.nan
