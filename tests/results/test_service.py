@@ -185,3 +185,45 @@ def test_own_staff_groups_under_five_are_not_broken_down(builder, session, loade
     assert snv["suppressed"].all() and snv["counts"].isna().all() and snv["mean_value"].isna().all()
     stp = items[items["agency"] == "STP"]
     assert not stp["suppressed"].any() and stp["counts"].iloc[0] == {"4": 5}
+
+
+def _stored_response(session, rnd, form: str, values: dict[str, str]) -> None:
+    """An online response about one agency written straight to the database, values exactly as given."""
+    cell = session.scalars(sa.select(QuotaCell).where(QuotaCell.round_id == rnd.id, QuotaCell.form_code == form,
+                                                      QuotaCell.agency_id.is_not(None)).order_by(QuotaCell.id)).first()
+    version = session.get(RoundForm, (rnd.id, form)).questionnaire_version_id
+    response = Response(uid=uuid.uuid4().hex, round_id=rnd.id, quota_cell_id=cell.id, form_code=form,
+                        questionnaire_version_id=version, agency_id=cell.agency_id, channel=Channel.ONLINE,
+                        submitted_on=date(2023, 10, 1), respondent_key=uuid.uuid4().hex)
+    response.answers = [Answer(agency_id=cell.agency_id, item_code=code, value=value) for code, value in values.items()]
+    session.add(response)
+    session.commit()
+
+
+def test_stored_values_are_read_as_written(builder, session, loaded_round):
+    """Padding around a code is ignored, a blank is no answer, and free text (commas, quotes, line
+    breaks) on text items never reaches the scores."""
+    q = builder.forms["LĐS-CT"]
+    rated = [i.code for i in q.scale_items]
+    values = {code: " 4 " for code in rated}
+    values[rated[0]] = ""
+    values.update({i.code: 'ý kiến, "trích dẫn"\ndòng hai' for i in q.text_items})
+    assert q.text_items
+    _stored_response(session, loaded_round, "LĐS-CT", values)
+    _stored_response(session, loaded_round, "LĐS-CT", {code: "4" for code in rated})
+    res = results.round_results(session, loaded_round)
+    items = res.items[res.items["form"] == "LĐS-CT"].set_index("item")
+    assert items.loc[rated[0], "counts"] == {"": 1, "4": 1}
+    assert items.loc[rated[0], "n_valid"] == 1
+    assert items.loc[rated[1], "counts"] == {"4": 2}
+    assert set(res.answers["item"].astype(str)) == set(rated)
+    assert res.provenance["counts"]["responses"] == 2
+
+
+def test_a_stored_value_outside_the_scale_is_named(builder, session, loaded_round):
+    q = builder.forms["LĐS-CT"]
+    values = {i.code: "4" for i in q.scale_items}
+    values[q.scale_items[2].code] = "NA"  # not a missing value: an answer no scale has
+    _stored_response(session, loaded_round, "LĐS-CT", values)
+    with pytest.raises(results.ResultsError, match="'NA' không thuộc thang đo"):
+        results.round_results(session, loaded_round)
