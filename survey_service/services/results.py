@@ -70,7 +70,7 @@ class RoundData:
     #: code, kind, name of every agency of the round (also those without responses)
     agencies: pd.DataFrame
     #: one row per scored answer: ``analysis.ANSWER_COLUMNS`` + response_uid, channel, item_code, scale,
-    #: criterion, valid (counts towards the validity share)
+    #: criterion, valid (counts towards the validity share); every text column is categorical
     answers: pd.DataFrame
     #: item key → scale, criterion, item_code, text (item key = code, or code@version if versions disagree)
     items: pd.DataFrame
@@ -97,7 +97,7 @@ class RoundResults:
     weights: pd.DataFrame
     #: the methodology settings and analysis parameters as (setting, value) rows
     settings: pd.DataFrame
-    #: every counted answer with its value and weight (S(t, c) = Σ weight · value)
+    #: every counted answer with its value and weight (S(t, c) = Σ weight · value); text columns categorical
     answers: pd.DataFrame
     scales: dict[str, qn.Scale]
     criterion_names: dict[str, str]
@@ -646,9 +646,15 @@ def _weight_diagnostics(answers: pd.DataFrame) -> pd.DataFrame:
     units = answers[answers["weight"] > 0]
     if units.empty:
         return pd.DataFrame(columns=cols)
-    # categorical keys with sorted categories: the same groups in the same order as the strings
-    sheet_w = units.groupby(["agency", "criterion", "response_uid"], observed=True)["weight"].sum().reset_index()
-    diag = analysis.weight_diagnostics(sheet_w["weight"], by=sheet_w[["agency", "criterion"]])
+    # one integer per agency × criterion × sheet; the categories are sorted, so these keys sort like
+    # the strings would and the sheets come out in the same order
+    keys = ["agency", "criterion", "response_uid"]
+    sizes = [len(units[k].cat.categories) for k in keys]
+    sheet_w = units["weight"].groupby(np.ravel_multi_index([units[k].cat.codes.to_numpy() for k in keys], sizes)).sum()
+    agency, criterion, _ = np.unravel_index(sheet_w.index.to_numpy(), sizes)
+    by = pd.DataFrame({"agency": pd.Categorical.from_codes(agency, dtype=units["agency"].dtype),
+                       "criterion": pd.Categorical.from_codes(criterion, dtype=units["criterion"].dtype)})
+    diag = analysis.weight_diagnostics(pd.Series(sheet_w.to_numpy()), by=by)
     return _str_keys(diag.rename_axis(["agency", "criterion"]).reset_index(), ("agency", "criterion"))[cols]
 
 
@@ -687,8 +693,12 @@ def _item_distributions(data: RoundData, cfg) -> pd.DataFrame:
     out["positive_pct"] = np.where(out["n_valid"] > 0,
                                    100 * out["positive"] / out["n_valid"].where(out["n_valid"] > 0, 1), np.nan)
     # sheets per agency × form
-    sheets = pd.Series(a["response_uid"].cat.codes.to_numpy()).groupby(codes[0] * sizes[1] + codes[1]).nunique()
-    out["n_sheets"] = sheets.reindex(key_codes[0] * sizes[1] + key_codes[1]).to_numpy().astype(np.int64)
+    # sheets per agency × form: the distinct (agency × form, sheet) pairs, counted per agency × form
+    agency_form = codes[0] * sizes[1] + codes[1]
+    n_uid = len(a["response_uid"].cat.categories)
+    pairs = pd.unique(agency_form * n_uid + a["response_uid"].cat.codes.to_numpy())
+    sheets = np.bincount(pairs // n_uid, minlength=sizes[0] * sizes[1])
+    out["n_sheets"] = sheets[key_codes[0] * sizes[1] + key_codes[1]].astype(np.int64)
     out = out.sort_values(list(names)).reset_index(drop=True)
     out["suppressed"] = out["form"].isin(OWN_STAFF_FORMS) & (out["n_sheets"] < MIN_BREAKDOWN)
     hidden = out["suppressed"]
