@@ -148,7 +148,9 @@ def load_round_data(session: Session, rnd: Round) -> RoundData:
     stmt = (sa.select(Answer.response_id, sa.func.coalesce(Answer.agency_id, Response.agency_id, NO_AGENCY),
                       Answer.item_code, Answer.value)
             .join(Response, Response.id == Answer.response_id)
-            .outerjoin(Sheet, Sheet.id == Response.sheet_id).where(counted_responses(rnd)))
+            .outerjoin(Sheet, Sheet.id == Response.sheet_id).where(counted_responses(rnd))
+            # a fixed row order: sums are added in it, so the same data always gives the same last bits
+            .order_by(Answer.id))
     return build_round_data(rnd, agencies, responses, _read_answers(session, stmt), versions)
 
 
