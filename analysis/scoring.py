@@ -58,7 +58,7 @@ Groups answering about an agency kind for which they have no weight do not enter
 """
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 

@@ -25,7 +25,7 @@ from survey_service import create_app
 from survey_service.db import Base, get_session
 from survey_service.models import (
     Agency, AgencyKind, Channel, CodeBatch, Draft, InvitationCode, QuestionnaireVersion, QuotaCell, Response,
-    Round, RoundForm, Sheet, SheetState, StaffUser,
+    Round, RoundForm, Sheet, SheetState,
 )
 from survey_service.services import users
 
@@ -86,7 +86,7 @@ def build(session, responses: int, seed: int = 5) -> str:
                                        state=SheetState.ISSUED))
     session.execute(sa.insert(Sheet), sheet_rows)
     session.execute(sa.insert(Response), response_rows)
-    code_rows, draft_rows = [], []
+    code_rows = []
     for cell in cells:
         if cell.channel is Channel.ONLINE:
             batch = CodeBatch(quota_cell_id=cell.id, count=20)

@@ -106,11 +106,12 @@ def round_load(round_dir):
 
 
 def _round_or_fail(session, code: str):
+    """The round named ``code``; exits with a message when there is none."""
     from survey_service.services import rounds
 
     rnd = rounds.get_round(session, code)
     if rnd is None:
-        fail(f"No such round: {code}")
+        fail(f"Không có đợt khảo sát {code}.")
     return rnd
 
 
@@ -199,15 +200,6 @@ def users_token(username):
 @click.group("sheets")
 def sheets_group():
     """Printed paper sheets: print, reprint, record returns, ledger status."""
-
-
-def _round_or_fail(session, code):
-    from survey_service.services import sheets
-
-    try:
-        return sheets.pick_round(session, code)
-    except sheets.SheetError as exc:
-        fail(str(exc))
 
 
 def _write_pdf(session, batch, out: Path) -> None:
@@ -321,12 +313,10 @@ def codes_group():
 @with_appcontext
 def codes_issue(round_code, form_code, agency_code, count, out, pdf):
     """Issue COUNT new codes for a quota cell and write them to a CSV (and optionally a PDF)."""
-    from survey_service.services import invitations, rounds
+    from survey_service.services import invitations
 
     session = get_session()
-    rnd = rounds.get_round(session, round_code)
-    if rnd is None:
-        fail(f"No such round: {round_code}")
+    rnd = _round_or_fail(session, round_code)
     try:
         cell = invitations.find_cell(session, rnd, form_code, agency_code)
         batch = invitations.issue_codes(session, cell, count, actor="cli")
@@ -358,15 +348,13 @@ def analysis_group():
 @with_appcontext
 def analysis_run(round_code, outputs, answers_path):
     """Compute a round's results from its stored responses and write them."""
-    from survey_service.services import exports, results, rounds
+    from survey_service.services import exports, results
 
     for out in outputs:
         if Path(out).suffix.lower() not in exports.FORMATS:
             fail(f"Không hỗ trợ định dạng '{Path(out).suffix}' ({out}); dùng: {', '.join(exports.FORMATS)}.")
     session = get_session()
-    rnd = rounds.get_round(session, round_code)
-    if rnd is None:
-        fail(f"Không có đợt khảo sát {round_code}.")
+    rnd = _round_or_fail(session, round_code)
     try:
         res = results.round_results(session, rnd)
     except results.ResultsError as exc:
@@ -398,12 +386,10 @@ def responses_import(round_code, file):
     Nothing is imported while any row is bad; every bad row is listed with its line."""
     from datetime import date
 
-    from survey_service.services import imports, rounds
+    from survey_service.services import imports
 
     session = get_session()
-    rnd = rounds.get_round(session, round_code)
-    if rnd is None:
-        fail(f"Không có đợt khảo sát {round_code}.")
+    rnd = _round_or_fail(session, round_code)
     try:
         report = imports.import_responses(session, rnd, file.read(), today=date.today(), actor="cli")
     except imports.ImportRejected as exc:

@@ -1,7 +1,6 @@
 """Alembic: one head, date-prefixed files, upgrade/downgrade/upgrade on both databases, and the migrated
 schema matches the models."""
 import re
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa

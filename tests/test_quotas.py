@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from survey_service.models import AuditEvent, QuotaCell, SheetState
 from survey_service.services import invitations, portal, quotas
-from tests.progress_data import cell, make_round, paper_sheet, respond, start_online
+from tests.progress_data import cell, make_round, paper_sheet
 
 pytestmark = pytest.mark.usefixtures("app")
 

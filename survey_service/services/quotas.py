@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from analysis.sampling import recommend_sample_size
-from survey_service.models import Agency, Channel, Draft, InvitationCode, QuotaCell, Response, Round, StaffUser
+from survey_service.models import Agency, Channel, QuotaCell, Response, Round, StaffUser
 from survey_service.services import audit
 from survey_service.vietnamese import sort_key
 
