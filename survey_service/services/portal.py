@@ -59,10 +59,11 @@ _INSERT_ANSWERS = {
 }
 _DELETE_DRAFT = sa.delete(_draft_t).where(_draft_t.c.id == sa.bindparam("draft_id"))
 _START_DRAFT = {
-    name: insert(_draft_t)
+    name: insert(Draft)
     .values(invitation_code_id=sa.bindparam("code_id"), answers={}, started_on=sa.bindparam("today"),
             updated_on=sa.bindparam("today"))
-    .on_conflict_do_nothing(index_elements=[_draft_t.c.invitation_code_id])
+    .on_conflict_do_nothing(index_elements=[Draft.invitation_code_id])
+    .returning(Draft)
     for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
 }
 _DRAFT_OF = sa.select(Draft).where(Draft.invitation_code_id == sa.bindparam("code_id"))
@@ -331,9 +332,8 @@ def submit(
         access.draft = None
     session.expire(access.invitation)
     # No code and no response id: the log must not link the two.
-    audit.record(session, "response.submit", actor="respondent", object_type="quota_cell",
+    audit.insert(session, "response.submit", actor="respondent", object_type="quota_cell",
                  object_id=access.cell.id, new={"form": access.questionnaire.code, "responses": len(access.targets)})
-    session.flush()
     return True
 
 
@@ -373,8 +373,8 @@ def _access(session: Session, invitation: InvitationCode, cell: QuotaCell, rnd: 
 def _start_draft(session: Session, invitation: InvitationCode, today: date) -> Draft:
     """Create the code's draft; if a parallel request just did, use that one."""
     params = {"code_id": invitation.id, "today": today}
-    session.execute(_START_DRAFT[session.get_bind().dialect.name], params)
-    return session.scalar(_DRAFT_OF, params)
+    draft = session.scalar(_START_DRAFT[session.get_bind().dialect.name], params)
+    return draft if draft is not None else session.scalar(_DRAFT_OF, params)
 
 
 def division_choices(session: Session, rnd: Round) -> list[Division]:
