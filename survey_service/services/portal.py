@@ -66,11 +66,12 @@ _INSERT_ANSWERS = {
 }
 _DELETE_DRAFT = sa.delete(_draft_t).where(_draft_t.c.id == sa.bindparam("draft_id"))
 _START_DRAFT = {
-    name: insert(Draft)
-    .values(invitation_code_id=sa.bindparam("code_id"), answers={}, started_on=sa.bindparam("today"),
-            updated_on=sa.bindparam("today"))
-    .on_conflict_do_nothing(index_elements=[Draft.invitation_code_id])
-    .returning(Draft)
+    name: sa.select(Draft).from_statement(
+        insert(_draft_t)
+        .values(invitation_code_id=sa.bindparam("code_id"), answers={}, started_on=sa.bindparam("today"),
+                updated_on=sa.bindparam("today"))
+        .on_conflict_do_nothing(index_elements=[_draft_t.c.invitation_code_id])
+        .returning(*_draft_t.c))
     for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
 }
 _DRAFT_OF = sa.select(Draft).where(Draft.invitation_code_id == sa.bindparam("code_id"))
