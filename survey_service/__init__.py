@@ -50,12 +50,17 @@ def load_config(app: Flask, test_config: dict | None) -> None:
 
 
 def register_extensions(app: Flask) -> None:
+    from flask_login import current_user
+
     from survey_service import db
     from survey_service.extensions import csrf, login_manager
 
     db.init_app(app)
     csrf.init_app(app)
-    login_manager.init_app(app)
+    # Templates get the lazy ``current_user`` proxy rather than a user loaded for every page: loading one
+    # for a respondent's session (which holds no staff user) would rewrite their cookie on each request.
+    login_manager.init_app(app, add_context_processor=False)
+    app.context_processor(lambda: {"current_user": current_user})
 
 
 def register_blueprints(app: Flask) -> None:

@@ -29,8 +29,17 @@ SUBMISSION_ID = re.compile(r"^[0-9a-f]{32}$")
 
 # The statements of a respondent's requests, built once: building an ORM statement and its cache key
 # costs more CPU than running it.
+_RESPONDENTS = sa.select(sa.func.count(sa.distinct(Response.respondent_key))).where(
+    Response.quota_cell_id == sa.bindparam("cell_id"))
 _LOOKUP = (
-    sa.select(InvitationCode, QuotaCell, Round, RoundForm.questionnaire_version_id, Draft)
+    sa.select(
+        InvitationCode, QuotaCell, Round, RoundForm.questionnaire_version_id, Draft,
+        # The cell's respondents, counted in the same round trip but only when a new draft may have to be
+        # refused because the cell is full.
+        sa.case((sa.and_(Draft.id.is_(None), InvitationCode.status == CodeStatus.UNUSED),
+                 sa.select(sa.func.count(sa.distinct(Response.respondent_key)))
+                 .where(Response.quota_cell_id == QuotaCell.id).scalar_subquery())),
+    )
     .join(QuotaCell, QuotaCell.id == InvitationCode.quota_cell_id)
     .outerjoin(QuotaCell.agency).options(contains_eager(QuotaCell.agency))
     .join(Round, Round.id == QuotaCell.round_id)
@@ -38,8 +47,6 @@ _LOOKUP = (
     .outerjoin(Draft, Draft.invitation_code_id == InvitationCode.id)
     .where(InvitationCode.code == sa.bindparam("code"))
 )
-_RESPONDENTS = sa.select(sa.func.count(sa.distinct(Response.respondent_key))).where(
-    Response.quota_cell_id == sa.bindparam("cell_id"))
 _code_t, _response_t, _answer_t, _draft_t = (
     InvitationCode.__table__, Response.__table__, Answer.__table__, Draft.__table__)
 _SPEND = (
@@ -59,10 +66,12 @@ _INSERT_ANSWERS = {
 }
 _DELETE_DRAFT = sa.delete(_draft_t).where(_draft_t.c.id == sa.bindparam("draft_id"))
 _START_DRAFT = {
-    name: insert(_draft_t)
-    .values(invitation_code_id=sa.bindparam("code_id"), answers={}, started_on=sa.bindparam("today"),
-            updated_on=sa.bindparam("today"))
-    .on_conflict_do_nothing(index_elements=[_draft_t.c.invitation_code_id])
+    name: sa.select(Draft).from_statement(
+        insert(_draft_t)
+        .values(invitation_code_id=sa.bindparam("code_id"), answers={}, started_on=sa.bindparam("today"),
+                updated_on=sa.bindparam("today"))
+        .on_conflict_do_nothing(index_elements=[_draft_t.c.invitation_code_id])
+        .returning(*_draft_t.c))
     for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
 }
 _DRAFT_OF = sa.select(Draft).where(Draft.invitation_code_id == sa.bindparam("code_id"))
@@ -182,7 +191,7 @@ def open_code(
                      new={"reason": "revoked" if invitation is not None else "unknown"})
         raise Refusal("revoked" if invitation is not None else "unknown")
 
-    _, cell, rnd, version_id, draft = row
+    _, cell, rnd, version_id, draft, respondents = row
     access = _access(session, invitation, cell, rnd, version_id, draft)
     if invitation.status is CodeStatus.USED:
         if submission_id and invitation.submission_id == submission_id:
@@ -193,18 +202,19 @@ def open_code(
     if state != "open":
         raise Refusal(state, access)
     if access.draft is None:
-        if cell_is_full(session, cell):
+        if cell_is_full(session, cell, respondents):
             raise Refusal("full", access)
         if start:
             access.draft = _start_draft(session, invitation, today)
     return access
 
 
-def cell_is_full(session: Session, cell: QuotaCell) -> bool:
-    """Soft-closed by a supervisor, or as many respondents as its target."""
+def cell_is_full(session: Session, cell: QuotaCell, respondents: int | None = None) -> bool:
+    """Soft-closed by a supervisor, or as many respondents as its target (counted here unless given)."""
     if cell.soft_closed:
         return True
-    respondents = session.scalar(_RESPONDENTS, {"cell_id": cell.id})
+    if respondents is None:
+        respondents = session.scalar(_RESPONDENTS, {"cell_id": cell.id})
     return respondents >= cell.target
 
 
@@ -331,9 +341,8 @@ def submit(
         access.draft = None
     session.expire(access.invitation)
     # No code and no response id: the log must not link the two.
-    audit.record(session, "response.submit", actor="respondent", object_type="quota_cell",
+    audit.insert(session, "response.submit", actor="respondent", object_type="quota_cell",
                  object_id=access.cell.id, new={"form": access.questionnaire.code, "responses": len(access.targets)})
-    session.flush()
     return True
 
 
@@ -373,8 +382,8 @@ def _access(session: Session, invitation: InvitationCode, cell: QuotaCell, rnd: 
 def _start_draft(session: Session, invitation: InvitationCode, today: date) -> Draft:
     """Create the code's draft; if a parallel request just did, use that one."""
     params = {"code_id": invitation.id, "today": today}
-    session.execute(_START_DRAFT[session.get_bind().dialect.name], params)
-    return session.scalar(_DRAFT_OF, params)
+    draft = session.scalar(_START_DRAFT[session.get_bind().dialect.name], params)
+    return draft if draft is not None else session.scalar(_DRAFT_OF, params)
 
 
 def division_choices(session: Session, rnd: Round) -> list[Division]:

@@ -60,8 +60,10 @@ def _guard(code: str | None) -> portal.Guard | None:
 
 
 def _remember(code: str) -> None:
-    codes = [c for c in session.get("codes", []) if c != code] + [code]
-    session["codes"] = codes[-REMEMBERED_CODES:]
+    """Keep the code in the session; a code already last is left alone, so the cookie is not re-sent."""
+    codes = session.get("codes", [])
+    if codes[-1:] != [code]:
+        session["codes"] = ([c for c in codes if c != code] + [code])[-REMEMBERED_CODES:]
 
 
 def _refusal_page(refusal: portal.Refusal):
