@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +28,7 @@ import analysis
 from survey_service import __version__
 from survey_service import questionnaires as qn
 from survey_service.models import (
-    Agency, Answer, Channel, QuestionnaireVersion, Response, Round, RoundForm, Sheet, SheetState,
+    Agency, Answer, AuditEvent, Channel, QuestionnaireVersion, Response, Round, RoundForm, Sheet, SheetState,
 )
 
 #: Forms answered by an agency's own civil servants: no breakdown of fewer than MIN_BREAKDOWN of them.
@@ -426,8 +428,46 @@ def compute_results(data: RoundData) -> RoundResults:
 
 
 def round_results(session: Session, rnd: Round) -> RoundResults:
-    """Load and compute in one call (the pages, the API and the CLI use this)."""
+    """Load and compute in one call (the CLI uses this; pages and the API use :func:`cached_results`)."""
     return compute_results(load_round_data(session, rnd))
+
+
+#: Recently computed results by data fingerprint. A results page shows several charts, each its own
+#: request; without this every one of them would load and score the whole round again.
+_results_cache: OrderedDict[tuple, RoundResults] = OrderedDict()
+_results_lock = threading.Lock()
+RESULTS_CACHE_SIZE = 2
+
+
+def data_fingerprint(session: Session, rnd: Round) -> tuple:
+    """What the results depend on, read in one query: the round's settings, its responses, and the audit
+    log's last event (every change to stored answers, sheet states and round files is audited)."""
+    count, last_response = session.execute(
+        sa.select(sa.func.count(Response.id), sa.func.max(Response.id)).where(Response.round_id == rnd.id)
+    ).one()
+    last_event = session.scalar(sa.select(sa.func.max(AuditEvent.id)))
+    # the database and the moment the round was first loaded tell apart two databases holding the "same" round
+    return (str(session.get_bind().url), rnd.id, rnd.loaded_at, rnd.methodology_hash,
+            json.dumps(rnd.settings, sort_keys=True), count, last_response, last_event)
+
+
+def cached_results(session: Session, rnd: Round) -> RoundResults:
+    """:func:`round_results`, reused while the data it was computed from is unchanged.
+
+    The fingerprint is checked against the database on every call, so several server processes each keep
+    their own copy and none serves results older than the data.
+    """
+    key = data_fingerprint(session, rnd)
+    with _results_lock:
+        if key in _results_cache:
+            _results_cache.move_to_end(key)
+            return _results_cache[key]
+    res = round_results(session, rnd)
+    with _results_lock:
+        _results_cache[key] = res
+        while len(_results_cache) > RESULTS_CACHE_SIZE:
+            _results_cache.popitem(last=False)
+    return res
 
 
 def provenance(data: RoundData) -> dict:

@@ -30,7 +30,7 @@ def results_or_error(code: str) -> tuple[Round, results.RoundResults]:
     if rnd is None:
         abort(404, description=f"Không có đợt khảo sát {code}.")
     try:
-        return rnd, results.round_results(session, rnd)
+        return rnd, results.cached_results(session, rnd)
     except results.ResultsError as exc:
         abort(422, description=str(exc))
 

@@ -227,3 +227,19 @@ def test_a_stored_value_outside_the_scale_is_named(builder, session, loaded_roun
     _stored_response(session, loaded_round, "LĐS-CT", values)
     with pytest.raises(results.ResultsError, match="'NA' không thuộc thang đo"):
         results.round_results(session, loaded_round)
+
+
+def test_cached_results_follow_the_data(app, session, loaded_round, tmp_path):
+    """Pages reuse computed results only while nothing they depend on has changed."""
+    from survey_service.services import imports
+
+    first = results.cached_results(session, loaded_round)
+    assert results.cached_results(session, loaded_round) is first
+    codes = [item.code for item in rounds.questionnaire_for(session, loaded_round, "CC-CT").scale_items]
+    csv_text = ("form,agency," + ",".join(codes) + "\nCC-CT,SNV," + ",".join("3" for _ in codes) + "\n").encode()
+    report = imports.import_responses(session, loaded_round, csv_text, today=loaded_round.opens_on, actor="test")
+    session.commit()
+    assert report.responses == 1
+    again = results.cached_results(session, loaded_round)
+    assert again is not first
+    assert again.provenance == results.round_results(session, loaded_round).provenance
