@@ -279,6 +279,8 @@ class Sheet(Base):
     double_entry: Mapped[bool] = mapped_column(default=False)
     #: The sheet printed to replace this one (this one is then void).
     replaced_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sheet.id"))
+    #: The questionnaire version printed on the sheet; its keyed answers are recorded against it.
+    questionnaire_version_id: Mapped[int | None] = mapped_column(sa.ForeignKey("questionnaire_version.id"))
     issued_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     issued_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_user.id"))
 

@@ -160,6 +160,30 @@ def test_soft_closed_paper_cell_gets_no_new_sheets(app, loaded_round, session):
     assert len(sheets.issue_sheets(session, loaded_round, plans)) == 2
 
 
+def test_sheet_is_keyed_with_the_questionnaire_version_printed_on_it(app, loaded_round, session, make_user,
+                                                                        tmp_path):
+    import shutil
+
+    from tests.conftest import QUESTIONNAIRE_DIR
+
+    old_sheet = issue(session, loaded_round, agency_code="SNV")[0]
+    printed = old_sheet.questionnaire_version_id
+    copy = tmp_path / "questionnaires"
+    shutil.copytree(QUESTIONNAIRE_DIR, copy)
+    path = copy / "LDH-CH.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace('title: "Phiếu', 'title: "Phiếu (sửa đổi)', 1),
+                    encoding="utf-8")
+    rounds.load_round(session, copy / "rounds" / "QNA-2023", copy)
+    session.commit()
+    new_sheet = issue(session, loaded_round, agency_code="STP")[0]
+    assert new_sheet.questionnaire_version_id != printed
+
+    keying.key_sheet(session, old_sheet, make_user("clerk"), full_answers(session, old_sheet), rng=random.Random(1))
+    session.commit()
+    response = session.scalar(sa.select(Response).where(Response.sheet_id == old_sheet.id))
+    assert response.questionnaire_version_id == printed
+
+
 # --- bad input on the key-in screen --------------------------------------------------------------------
 def test_forged_or_altered_token_is_refused_and_nothing_stored(app, loaded_round, session, staff_client):
     sheet = issue(session, loaded_round, agency_code="SNV")[0]

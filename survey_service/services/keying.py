@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session, object_session
 
 from survey_service import questionnaires as qn
 from survey_service.models import (
-    Agency, AgencyKind, Answer, AuditEvent, Channel, Keying, QuotaCell, Response, Round, RoundForm, Sheet, SheetState,
-    StaffUser, utcnow,
+    Agency, AgencyKind, Answer, AuditEvent, Channel, Keying, QuestionnaireVersion, QuotaCell, Response, Round,
+    RoundForm, Sheet, SheetState, StaffUser, utcnow,
 )
-from survey_service.services import audit, quotas, rounds
+from survey_service.services import audit, quotas
 from survey_service.services.sheets import STATE_LABELS, SheetError, transition
 
 SHEET_ROW = "*"
@@ -76,19 +76,22 @@ class SheetForm:
 
 
 def sheet_form(session: Session, sheet: Sheet, cache: dict | None = None) -> SheetForm:
-    """The questionnaire and the rows (agencies for HĐ-CT) of a sheet, as the round uses them now.
+    """The questionnaire version printed on a sheet and its rows (agencies for HĐ-CT).
 
-    ``cache`` (any dict) shares the questionnaire and matrix rows between sheets of one form.
+    A sheet printed before the questionnaire changed is keyed and recorded with the version on the paper.
+    ``cache`` (any dict) shares the questionnaire and matrix rows between sheets of one version.
     """
     cell = sheet.quota_cell
     rnd = cell.round
     cache = {} if cache is None else cache
-    key = (rnd.id, cell.form_code)
+    version_id = sheet.questionnaire_version_id or session.get(
+        RoundForm, (rnd.id, cell.form_code)).questionnaire_version_id
+    key = (rnd.id, version_id)
     if key not in cache:
-        questionnaire = rounds.questionnaire_for(session, rnd, cell.form_code)
-        version_id = session.get(RoundForm, (rnd.id, cell.form_code)).questionnaire_version_id
-        cache[key] = (questionnaire, version_id, matrix_rows(session, rnd, questionnaire))
-    questionnaire, version_id, rows = cache[key]
+        version = session.get(QuestionnaireVersion, version_id)
+        questionnaire = qn.Questionnaire.from_definition(version.definition)
+        cache[key] = (questionnaire, matrix_rows(session, rnd, questionnaire))
+    questionnaire, rows = cache[key]
     if questionnaire.rates != "matrix":
         rows = [Row(SHEET_ROW, cell.agency.name if cell.agency else "", cell.agency_id)]
     return SheetForm(sheet, rnd, questionnaire, version_id, cell.agency, rows)

@@ -16,7 +16,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy.orm import Session
 
 from survey_service.models import (
-    Agency, Channel, QuotaCell, Round, Sheet, SheetEvent, SheetState, StaffUser, utcnow,
+    Agency, Channel, QuotaCell, Round, RoundForm, Sheet, SheetEvent, SheetState, StaffUser, utcnow,
 )
 from survey_service.services import audit
 
@@ -217,6 +217,7 @@ def issue_sheets(session: Session, rnd: Round, plans: list[CellPlan], *, extra: 
     if extra < 0 or extra > 1000:
         raise SheetError("Số phiếu dự phòng phải từ 0 đến 1000.", 400)
     number = _last_number(session, rnd)
+    versions = _current_versions(session, rnd)
     issued = []
     for plan in plans:
         if plan.cell.soft_closed:
@@ -224,6 +225,7 @@ def issue_sheets(session: Session, rnd: Round, plans: list[CellPlan], *, extra: 
         for _ in range(plan.missing + extra):
             number += 1
             sheet = Sheet(serial=make_serial(rnd.code, number), quota_cell_id=plan.cell.id,
+                          questionnaire_version_id=versions[plan.cell.form_code],
                           state=SheetState.ISSUED, issued_by_id=by.id if by else None)
             session.add(sheet)
             issued.append(sheet)
@@ -236,6 +238,13 @@ def issue_sheets(session: Session, rnd: Round, plans: list[CellPlan], *, extra: 
                  new={"count": len(issued), "first": issued[0].serial, "last": issued[-1].serial})
     session.flush()
     return issued
+
+
+def _current_versions(session: Session, rnd: Round) -> dict[str, int]:
+    """Form code → the questionnaire version the round uses now, which new sheets are printed with."""
+    return dict(session.execute(
+        sa.select(RoundForm.form_code, RoundForm.questionnaire_version_id).where(RoundForm.round_id == rnd.id)
+    ).all())
 
 
 def _last_number(session: Session, rnd: Round) -> int:
@@ -324,6 +333,7 @@ def reprint(session: Session, sheet: Sheet, *, by: StaffUser | None, actor: str 
     rnd = sheet.quota_cell.round
     number = _last_number(session, rnd) + 1
     new = Sheet(serial=make_serial(rnd.code, number), quota_cell_id=sheet.quota_cell_id,
+                questionnaire_version_id=_current_versions(session, rnd)[sheet.quota_cell.form_code],
                 state=SheetState.ISSUED, issued_by_id=by.id if by else None)
     session.add(new)
     session.flush()
