@@ -63,3 +63,32 @@ def test_clerk_is_denied_admin_pages(staff_client):
     client = staff_client("clerk")
     assert client.get("/staff/admin/users").status_code == 403
     assert client.get("/staff/admin/rounds").status_code == 403
+
+
+def test_supervisor_extends_and_closes_a_round(staff_client, loaded_round, session):
+    from datetime import date
+
+    from survey_service.services import rounds
+
+    client = staff_client("supervisor")
+    assert "Đặt thời gian nhận phiếu" in client.get("/staff/admin/rounds").get_data(as_text=True)
+    ok = client.post("/staff/admin/rounds/QNA-2023/schedule", data={"opens_on": "2026-11-01", "closes_on": "2026-12-31"})
+    assert ok.status_code == 302
+    session.expire_all()
+    assert rounds.round_state(loaded_round, date(2026, 11, 24)) == "open"
+    backwards = client.post("/staff/admin/rounds/QNA-2023/schedule",
+                            data={"opens_on": "2026-12-31", "closes_on": "2026-11-01"})
+    assert backwards.status_code == 400 and "Ngày mở phải trước" in backwards.get_data(as_text=True)
+    garbage = client.post("/staff/admin/rounds/QNA-2023/schedule", data={"opens_on": "hôm qua", "closes_on": ""})
+    assert garbage.status_code == 400
+    assert "Ngày không hợp lệ" in garbage.get_data(as_text=True) and "Not a valid" not in garbage.get_data(as_text=True)
+    assert client.post("/staff/admin/rounds/NOPE/close").status_code == 404
+    assert client.post("/staff/admin/rounds/QNA-2023/close").status_code == 302
+    session.expire_all()
+    assert rounds.round_state(loaded_round, date(2026, 11, 24)) == "closed"
+
+
+def test_analyst_sees_rounds_but_cannot_reschedule(staff_client, loaded_round):
+    client = staff_client("analyst")
+    assert "Đặt thời gian nhận phiếu" not in client.get("/staff/admin/rounds").get_data(as_text=True)
+    assert client.post("/staff/admin/rounds/QNA-2023/close").status_code == 403

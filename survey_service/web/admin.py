@@ -1,17 +1,20 @@
 """Administration: staff accounts, the audit log, rounds and their questionnaire versions."""
 from __future__ import annotations
 
+from datetime import date
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, InputRequired, Length
 
 from survey_service.db import get_session
 from survey_service.models import Role, StaffUser
 from survey_service.services import audit, rounds, users
 from survey_service.web.auth import role_required
+from survey_service.web.forms import VietnameseDateField
 from survey_service.web.staff import ROLE_NAMES
 
 bp = Blueprint("admin", __name__, url_prefix="/staff/admin")
@@ -19,7 +22,8 @@ bp = Blueprint("admin", __name__, url_prefix="/staff/admin")
 NAV = [
     ("admin.user_list", "Tài khoản cán bộ", "Tạo, khóa, mở khóa tài khoản và phân quyền.", (Role.ADMIN,)),
     ("admin.audit_log", "Nhật ký thao tác", "Ai đã làm gì, khi nào, giá trị cũ và mới.", (Role.ADMIN,)),
-    ("admin.round_list", "Đợt khảo sát và phiếu", "Các đợt khảo sát, phiên bản phiếu và số phiếu đã nhận.",
+    ("admin.round_list", "Đợt khảo sát và phiếu",
+     "Thời gian nhận phiếu (gia hạn, đóng đợt), phiên bản phiếu và số phiếu đã nhận.",
      (Role.ADMIN, Role.SUPERVISOR, Role.ANALYST)),
 ]
 
@@ -96,9 +100,56 @@ def audit_log():
                            pages=max(1, -(-total // 50)))
 
 
+class ScheduleForm(FlaskForm):
+    opens_on = VietnameseDateField("Mở nhận phiếu từ ngày", validators=[InputRequired("Vui lòng chọn ngày mở.")])
+    closes_on = VietnameseDateField("Đến hết ngày", validators=[InputRequired("Vui lòng chọn ngày đóng.")])
+
+
 @bp.route("/rounds")
 @role_required(Role.SUPERVISOR, Role.ANALYST)
 def round_list():
+    return _rounds_page({}, 200)
+
+
+def _rounds_page(errors: dict[str, list[str]], status: int):
     session = get_session()
-    listing = [(rnd, rounds.form_versions(session, rnd)) for rnd in rounds.list_rounds(session)]
-    return render_template("admin/rounds.html", listing=listing)
+    listing = [(rnd, rounds.form_versions(session, rnd), ScheduleForm(obj=rnd, formdata=None))
+               for rnd in rounds.list_rounds(session)]
+    return render_template("admin/rounds.html", listing=listing, errors=errors, today=date.today(),
+                           may_schedule=current_user.role in (Role.ADMIN, Role.SUPERVISOR)), status
+
+
+def _round_or_404(code: str):
+    rnd = rounds.get_round(get_session(), code)
+    if rnd is None:
+        abort(404, description=f"Không có đợt khảo sát {code[:32]}.")
+    return rnd
+
+
+@bp.route("/rounds/<code>/schedule", methods=["POST"])
+@role_required(Role.SUPERVISOR)
+def round_schedule(code: str):
+    """Move the collection window (e.g. extend it); reopens a round closed early."""
+    session, rnd = get_session(), _round_or_404(code)
+    form = ScheduleForm()
+    if not form.validate():
+        return _rounds_page({rnd.code: [e for errs in form.errors.values() for e in errs]}, 400)
+    try:
+        rounds.schedule(session, rnd, form.opens_on.data, form.closes_on.data, by=current_user)
+    except rounds.RoundError as exc:
+        session.rollback()
+        return _rounds_page({rnd.code: [str(exc)]}, 400)
+    session.commit()
+    flash(f"Đợt {rnd.code} nhận phiếu từ {rnd.opens_on:%d/%m/%Y} đến hết {rnd.closes_on:%d/%m/%Y}.", "info")
+    return redirect(url_for("admin.round_list"))
+
+
+@bp.route("/rounds/<code>/close", methods=["POST"])
+@role_required(Role.SUPERVISOR)
+def round_close(code: str):
+    """Stop collection now: no code can be opened or submitted afterwards."""
+    session, rnd = get_session(), _round_or_404(code)
+    rounds.close(session, rnd, by=current_user)
+    session.commit()
+    flash(f"Đã đóng đợt khảo sát {rnd.code}.", "info")
+    return redirect(url_for("admin.round_list"))

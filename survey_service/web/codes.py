@@ -5,13 +5,13 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import IntegerField
 from wtforms.validators import InputRequired, NumberRange
 
 from survey_service.db import get_session
 from survey_service.models import CodeBatch, QuotaCell, Role
 from survey_service.services import invitations, portal, rounds
 from survey_service.web.auth import role_required
+from survey_service.web.forms import VietnameseIntegerField
 from survey_service.web.respond import local_today
 
 bp = Blueprint("codes", __name__, url_prefix="/staff/codes")
@@ -22,7 +22,7 @@ NAV = [("codes.index", "Mã mời khảo sát trực tuyến",
 
 
 class IssueForm(FlaskForm):
-    count = IntegerField("Số mã", validators=[
+    count = VietnameseIntegerField("Số mã", validators=[
         InputRequired("Vui lòng nhập số mã cần phát."),
         NumberRange(1, invitations.MAX_BATCH, f"Số mã phải từ 1 đến {invitations.MAX_BATCH}.")])
 

@@ -7,7 +7,7 @@ place; the page's CSRF token is checked by Flask-WTF's CSRF protection like ever
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import StringField
+from wtforms import DateField, IntegerField, StringField
 
 #: Form fields that are not answers.
 CONTROL_FIELDS = frozenset({"csrf_token", "submission_id", "action"})
@@ -33,3 +33,20 @@ class DivisionForm(FlaskForm):
     """The radios are written by the template from the round's divisions; the service checks the code."""
 
     division = StringField("Phòng chuyên môn")
+
+
+# WTForms ships no Vietnamese messages and its parse errors cannot be given one: these fields replace them.
+class VietnameseDateField(DateField):
+    def process_formdata(self, valuelist):
+        try:
+            super().process_formdata(valuelist)
+        except ValueError:
+            raise ValueError("Ngày không hợp lệ.") from None
+
+
+class VietnameseIntegerField(IntegerField):
+    def process_formdata(self, valuelist):
+        try:
+            super().process_formdata(valuelist)
+        except ValueError:
+            raise ValueError("Vui lòng nhập một số nguyên.") from None

@@ -69,6 +69,8 @@ def test_supervisor_issues_downloads_and_revokes(staff_client, open_round, sessi
     pdf = client.get(f"/staff/codes/batches/{batch.id}.pdf")
     assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
     assert client.post(f"/staff/codes/cells/{cell.id}/issue", data={"count": "0"}).status_code == 400
+    words = client.post(f"/staff/codes/cells/{cell.id}/issue", data={"count": "ba"})
+    assert words.status_code == 400 and "số nguyên" in words.get_data(as_text=True)
     assert client.post(f"/staff/codes/batches/{batch.id}/revoke", data={}).status_code == 400
     assert client.post(f"/staff/codes/batches/{batch.id}/revoke", data={"all": "1"}).status_code == 303
     assert set(session.scalars(sa.select(InvitationCode.status))) == {CodeStatus.REVOKED}
