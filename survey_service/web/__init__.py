@@ -5,11 +5,21 @@ from __future__ import annotations
 import importlib
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 MODULES = ["auth", "staff", "admin", "respond", "codes", "dashboard", "api", "tokens", "results", "paper"]
 
 
+class IdConverter(IntegerConverter):
+    """``<int:…>`` in URLs names database ids: a number past the column's range is a 404, not a 500."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(url_map, *args, **kwargs)
+
+
 def register_blueprints(app: Flask) -> None:
+    app.url_map.converters["int"] = IdConverter
     nav = []
     for name in MODULES:
         module = importlib.import_module(f"survey_service.web.{name}")
