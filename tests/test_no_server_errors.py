@@ -51,3 +51,15 @@ def test_no_post_route_answers_500(app, loaded_round, client, make_user, auth, r
             if status >= 500:
                 failures.append(f"{status} {url} {sorted(data)}")
     assert not failures, failures
+
+
+def test_no_api_route_answers_500_with_a_valid_token(app, loaded_round, client, make_user, session):
+    from survey_service.services import users
+
+    token = users.issue_api_token(session, make_user("admin"))
+    session.commit()
+    headers = {"Authorization": f"Bearer {token}"}
+    failures = [f"{status} {target}" for url in _urls(app) if url.startswith("/api/")
+                for target in (url, url + ODD_QUERY)
+                if (status := client.get(target, headers=headers).status_code) >= 500]
+    assert not failures, failures
