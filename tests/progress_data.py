@@ -145,7 +145,8 @@ def expected_figures(session, rnd: Round) -> dict[int, dict[str, int]]:
     for c in cells:
         mine = [r for r in responses if r.quota_cell_id == c.id]
         verified = len({r.respondent_key for r in mine
-                        if r.channel is Channel.ONLINE or sheets[r.sheet_id].state is SheetState.VERIFIED})
+                        if r.channel is Channel.ONLINE or r.sheet_id is None
+                        or sheets[r.sheet_id].state is SheetState.VERIFIED})
         flagged = len({r.respondent_key for r in mine if r.surplus})
         out[c.id] = {
             "target": c.target,

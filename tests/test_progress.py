@@ -42,6 +42,17 @@ def test_every_figure_matches_the_tables(session, rnd):
                                              shortfall=3)
 
 
+def test_imported_paper_responses_count_as_verified_like_in_the_analysis(session, rnd):
+    tky = cell(session, rnd, "LĐS-CT", "TKY")
+    before = figures_of(next(c for c in progress.round_progress(session, rnd).cells if c.cell_id == tky.id))
+    respond(session, tky)  # a paper response imported from a CSV has no sheet
+    session.commit()
+    after = figures_of(next(c for c in progress.round_progress(session, rnd).cells if c.cell_id == tky.id))
+    assert after["verified"] == before["verified"] + 1 and after["keyed"] == before["keyed"]
+    assert {c.cell_id: figures_of(c) for c in progress.round_progress(session, rnd).cells} == \
+        expected_figures(session, rnd)
+
+
 def test_totals_are_sums_of_their_cells(session, rnd):
     data = progress.round_progress(session, rnd)
     for name in FIGURES:

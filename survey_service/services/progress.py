@@ -199,9 +199,14 @@ def daily_counts(session: Session, rnd: Round, filters: Filters = Filters()) -> 
     return [(_as_date(day), channel.value, count) for day, channel, count in session.execute(query)]
 
 
+#: A response that counts as verified (needs an outer join to Sheet): online, imported without a sheet,
+#: or keyed from a sheet that reached ``verified``. The analysis counts the same responses.
+VERIFIED = sa.or_(Response.channel == Channel.ONLINE, Response.sheet_id.is_(None), Sheet.state == SheetState.VERIFIED)
+
+
 def _response_counts(session: Session, rnd: Round) -> dict[int, tuple[int, int, date | None]]:
     """cell id → (verified respondents, surplus-flagged respondents, last response day)."""
-    verified = sa.or_(Response.channel == Channel.ONLINE, Sheet.state == SheetState.VERIFIED)
+    verified = VERIFIED
     rows = session.execute(
         sa.select(
             Response.quota_cell_id,

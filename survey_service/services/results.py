@@ -28,8 +28,9 @@ import analysis
 from survey_service import __version__
 from survey_service import questionnaires as qn
 from survey_service.models import (
-    Agency, Answer, AuditEvent, Channel, QuestionnaireVersion, Response, Round, RoundForm, Sheet, SheetState,
+    Agency, Answer, AuditEvent, QuestionnaireVersion, Response, Round, RoundForm, Sheet,
 )
+from survey_service.services import progress
 
 #: Forms answered by an agency's own civil servants: no breakdown of fewer than MIN_BREAKDOWN of them.
 OWN_STAFF_FORMS = ("CC-CT", "CC-ND", "CC-CH")
@@ -112,8 +113,7 @@ def counted_responses(rnd: Round):
     """The WHERE clause of the responses that enter the analysis (needs an outer join to Sheet)."""
     conditions = [
         Response.round_id == rnd.id,
-        sa.or_(Response.channel == Channel.ONLINE, Response.sheet_id.is_(None),
-               Sheet.state == SheetState.VERIFIED),
+        progress.VERIFIED,
     ]
     if not (rnd.settings or {}).get("surplus_in_analysis", False):
         conditions.append(Response.surplus.is_(False))

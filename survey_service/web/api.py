@@ -83,7 +83,7 @@ def openapi():
 _FIGURES_SCHEMA = {
     "target": {"type": "integer", "description": "Target number of respondents."},
     "verified": {"type": "integer", "description": "Distinct respondents: online responses, plus paper "
-                                                   "responses whose sheet is verified."},
+                                                   "responses whose sheet is verified or that were imported."},
     "keyed": {"type": "integer", "description": "Paper sheets keyed but not yet verified."},
     "started": {"type": "integer", "description": "Online drafts: codes opened, answers saved, not submitted."},
     "issued": {"type": "integer", "description": "Paper sheets issued and not returned."},
@@ -103,8 +103,8 @@ OPENAPI["components"]["schemas"]["QuotaCell"] = {
         "agency_name": {"type": "string"},
         "kind": {"type": "string", "enum": progress.KINDS},
         "channel": {"type": "string", "enum": progress.CHANNELS},
-        "soft_closed": {"type": "boolean", "description": "Online: no new starts. Paper: over-target sheets are "
-                                                          "accepted and flagged surplus."},
+        "soft_closed": {"type": "boolean", "description": "Online: no new starts. Paper: no new sheets printed; "
+                                                          "sheets already out are still accepted."},
         "staff_count": {"type": "integer", "nullable": True},
         "last_response_on": {"type": "string", "format": "date", "nullable": True},
         **_FIGURES_SCHEMA,
