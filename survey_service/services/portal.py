@@ -12,16 +12,16 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, contains_eager
+from sqlalchemy.orm import Session
 
 from survey_service import questionnaires as qn
 from survey_service.models import (
     Agency, Answer, Channel, CodeStatus, Division, Draft, InvitationCode, QuestionnaireVersion, QuotaCell,
-    Response, Round, RoundForm,
+    Response, Round, RoundForm, division_department,
 )
 from survey_service.services import audit, invitations, ratelimit, rounds
 
@@ -31,24 +31,37 @@ SUBMISSION_ID = re.compile(r"^[0-9a-f]{32}$")
 # costs more CPU than running it.
 _RESPONDENTS = sa.select(sa.func.count(sa.distinct(Response.respondent_key))).where(
     Response.quota_cell_id == sa.bindparam("cell_id"))
+# Columns rather than ORM entities: a request reads a handful of values and writes through plain
+# statements, and loading five mapped objects per request cost more than the query itself.
+_code_t, _cell_t, _agency_t, _round_t, _round_form_t, _draft_t, _division_t = (
+    InvitationCode.__table__, QuotaCell.__table__, Agency.__table__, Round.__table__, RoundForm.__table__,
+    Draft.__table__, Division.__table__)
+_response_t, _answer_t = Response.__table__, Answer.__table__
 _LOOKUP = (
     sa.select(
-        InvitationCode, QuotaCell, Round, RoundForm.questionnaire_version_id, Draft,
+        _code_t.c.id, _code_t.c.code, _code_t.c.status, _code_t.c.submission_id,
+        _cell_t.c.id.label("cell_id"), _cell_t.c.target, _cell_t.c.soft_closed,
+        _agency_t.c.id.label("agency_id"), _agency_t.c.code.label("agency_code"),
+        _agency_t.c.name.label("agency_name"),
+        _round_t.c.id.label("round_id"), _round_t.c.code.label("round_code"), _round_t.c.name.label("round_name"),
+        _round_t.c.opens_on, _round_t.c.closes_on, _round_t.c.closed_at,
+        _round_form_t.c.questionnaire_version_id,
+        _draft_t.c.id.label("draft_id"), _draft_t.c.answers, _draft_t.c.division_id,
         # The cell's respondents, counted in the same round trip but only when a new draft may have to be
         # refused because the cell is full.
-        sa.case((sa.and_(Draft.id.is_(None), InvitationCode.status == CodeStatus.UNUSED),
-                 sa.select(sa.func.count(sa.distinct(Response.respondent_key)))
-                 .where(Response.quota_cell_id == QuotaCell.id).scalar_subquery())),
+        sa.case((sa.and_(_draft_t.c.id.is_(None), _code_t.c.status == CodeStatus.UNUSED),
+                 sa.select(sa.func.count(sa.distinct(_response_t.c.respondent_key)))
+                 .where(_response_t.c.quota_cell_id == _cell_t.c.id).scalar_subquery())).label("respondents"),
     )
-    .join(QuotaCell, QuotaCell.id == InvitationCode.quota_cell_id)
-    .outerjoin(QuotaCell.agency).options(contains_eager(QuotaCell.agency))
-    .join(Round, Round.id == QuotaCell.round_id)
-    .join(RoundForm, sa.and_(RoundForm.round_id == Round.id, RoundForm.form_code == QuotaCell.form_code))
-    .outerjoin(Draft, Draft.invitation_code_id == InvitationCode.id)
-    .where(InvitationCode.code == sa.bindparam("code"))
+    .select_from(_code_t)
+    .join(_cell_t, _cell_t.c.id == _code_t.c.quota_cell_id)
+    .outerjoin(_agency_t, _agency_t.c.id == _cell_t.c.agency_id)
+    .join(_round_t, _round_t.c.id == _cell_t.c.round_id)
+    .join(_round_form_t, sa.and_(_round_form_t.c.round_id == _round_t.c.id,
+                                 _round_form_t.c.form_code == _cell_t.c.form_code))
+    .outerjoin(_draft_t, _draft_t.c.invitation_code_id == _code_t.c.id)
+    .where(_code_t.c.code == sa.bindparam("code"))
 )
-_code_t, _response_t, _answer_t, _draft_t = (
-    InvitationCode.__table__, Response.__table__, Answer.__table__, Draft.__table__)
 _SPEND = (
     sa.update(_code_t)
     .where(_code_t.c.id == sa.bindparam("code_id"), _code_t.c.status == CodeStatus.UNUSED)
@@ -65,16 +78,28 @@ _INSERT_ANSWERS = {
     "sqlite": sa.insert(_answer_t),
 }
 _DELETE_DRAFT = sa.delete(_draft_t).where(_draft_t.c.id == sa.bindparam("draft_id"))
+_DRAFT_COLUMNS = (_draft_t.c.id, _draft_t.c.answers, _draft_t.c.division_id)
 _START_DRAFT = {
-    name: sa.select(Draft).from_statement(
-        insert(_draft_t)
-        .values(invitation_code_id=sa.bindparam("code_id"), answers={}, started_on=sa.bindparam("today"),
-                updated_on=sa.bindparam("today"))
-        .on_conflict_do_nothing(index_elements=[_draft_t.c.invitation_code_id])
-        .returning(*_draft_t.c))
+    name: insert(_draft_t)
+    .values(invitation_code_id=sa.bindparam("code_id"), answers={}, started_on=sa.bindparam("today"),
+            updated_on=sa.bindparam("today"))
+    .on_conflict_do_nothing(index_elements=[_draft_t.c.invitation_code_id])
+    .returning(*_DRAFT_COLUMNS)
     for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
 }
-_DRAFT_OF = sa.select(Draft).where(Draft.invitation_code_id == sa.bindparam("code_id"))
+_DRAFT_OF = sa.select(*_DRAFT_COLUMNS).where(_draft_t.c.invitation_code_id == sa.bindparam("code_id"))
+_UPDATE_DRAFT = (
+    sa.update(_draft_t).where(_draft_t.c.id == sa.bindparam("draft_id"))
+    .values(answers=sa.bindparam("answers"), division_id=sa.bindparam("division_id"),
+            updated_on=sa.bindparam("today"))
+)
+_DIVISION = sa.select(_division_t.c.id, _division_t.c.code, _division_t.c.name)
+_DEPARTMENTS = (
+    sa.select(_agency_t.c.id, _agency_t.c.code, _agency_t.c.name)
+    .join(division_department, division_department.c.agency_id == _agency_t.c.id)
+    .where(division_department.c.division_id == sa.bindparam("division_id"))
+    .order_by(_agency_t.c.id)
+)
 
 
 class Refusal(Exception):
@@ -110,19 +135,79 @@ class Guard:
     window_seconds: int
 
 
+@dataclass(frozen=True)
+class Target:
+    """An agency the respondent rates."""
+
+    id: int
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class CodeInfo:
+    """The invitation code as read at the start of the request."""
+
+    id: int
+    code: str
+    status: CodeStatus
+    submission_id: str | None
+
+
+@dataclass(frozen=True)
+class CellInfo:
+    """The code's quota cell: its target and whether a supervisor closed it early."""
+
+    id: int
+    target: int
+    soft_closed: bool
+    agency: Target | None
+
+
+@dataclass(frozen=True)
+class RoundInfo:
+    """The round's name and collection window, read fresh on every request."""
+
+    id: int
+    code: str
+    name: str
+    opens_on: date
+    closes_on: date
+    closed_at: datetime | None
+
+
+@dataclass
+class DraftInfo:
+    """The answers saved under a code so far."""
+
+    id: int
+    answers: dict
+    division_id: int | None
+
+
+@dataclass(frozen=True)
+class DivisionInfo:
+    """An LĐ-CP respondent's division and the departments it reports to, in form order."""
+
+    id: int
+    code: str
+    name: str
+    departments: tuple[Target, ...]
+
+
 @dataclass
 class Access:
     """An opened code: what it lets the respondent answer, and their draft if they started."""
 
-    invitation: InvitationCode
-    cell: QuotaCell
-    round: Round
+    invitation: CodeInfo
+    cell: CellInfo
+    round: RoundInfo
     questionnaire: qn.Questionnaire
     version_id: int
-    draft: Draft | None
-    division: Division | None = None
+    draft: DraftInfo | None
+    division: DivisionInfo | None = None
     #: The agencies rated, in form order (LĐ-CP: the chosen division's departments).
-    targets: list[Agency] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
     #: The code was already spent by the very submission now retried.
     submitted: bool = False
 
@@ -172,8 +257,9 @@ def open_code(
     :raises Refusal: when the code is unknown, revoked, spent, out of its round's dates or its cell is full.
     """
     code = invitations.normalise_code(text)
+    session.flush()  # a plain statement does not flush pending changes by itself
     row = session.execute(_LOOKUP, {"code": code}).first() if code else None
-    invitation = row[0] if row else None
+    invitation = CodeInfo(row.id, row.code, row.status, row.submission_id) if row else None
     found = invitation is not None and invitation.status is not CodeStatus.REVOKED
     if guard is not None:
         if found:  # as if counted and given back: refused once the failures reached the limit
@@ -191,8 +277,11 @@ def open_code(
                      new={"reason": "revoked" if invitation is not None else "unknown"})
         raise Refusal("revoked" if invitation is not None else "unknown")
 
-    _, cell, rnd, version_id, draft, respondents = row
-    access = _access(session, invitation, cell, rnd, version_id, draft)
+    cell = CellInfo(row.cell_id, row.target, row.soft_closed,
+                    Target(row.agency_id, row.agency_code, row.agency_name) if row.agency_id is not None else None)
+    rnd = RoundInfo(row.round_id, row.round_code, row.round_name, row.opens_on, row.closes_on, row.closed_at)
+    draft = DraftInfo(row.draft_id, row.answers, row.division_id) if row.draft_id is not None else None
+    access = _access(session, invitation, cell, rnd, row.questionnaire_version_id, draft)
     if invitation.status is CodeStatus.USED:
         if submission_id and invitation.submission_id == submission_id:
             access.submitted = True
@@ -202,14 +291,14 @@ def open_code(
     if state != "open":
         raise Refusal(state, access)
     if access.draft is None:
-        if cell_is_full(session, cell, respondents):
+        if cell_is_full(session, cell, row.respondents):
             raise Refusal("full", access)
         if start:
             access.draft = _start_draft(session, invitation, today)
     return access
 
 
-def cell_is_full(session: Session, cell: QuotaCell, respondents: int | None = None) -> bool:
+def cell_is_full(session: Session, cell: CellInfo | QuotaCell, respondents: int | None = None) -> bool:
     """Soft-closed by a supervisor, or as many respondents as its target (counted here unless given)."""
     if cell.soft_closed:
         return True
@@ -222,18 +311,15 @@ def choose_division(session: Session, access: Access, division_code: str, *, tod
     """LĐ-CP: record the respondent's division; answers about departments it does not report to go."""
     if access.questionnaire.rates != "supervising":
         raise Refusal("division", access, "Phiếu này không cần chọn phòng chuyên môn.")
-    division = session.scalar(
-        sa.select(Division).where(Division.round_id == access.round.id, Division.code == division_code))
+    division = _division(session, _division_t.c.round_id == access.round.id, _division_t.c.code == division_code)
     if division is None:
         raise Refusal("division", access, "Phòng chuyên môn đã chọn không có trong danh sách của đợt khảo sát.")
     if access.draft is None:
         access.draft = _start_draft(session, access.invitation, today)
     keep = {a.code for a in division.departments}
-    access.draft.division_id = division.id
-    access.draft.answers = {k: v for k, v in access.draft.answers.items() if k in keep}
-    access.draft.updated_on = today
+    _update_draft(session, access.draft, {k: v for k, v in access.draft.answers.items() if k in keep},
+                  division.id, today)
     access.division, access.targets = division, list(division.departments)
-    session.flush()
     return access
 
 
@@ -290,15 +376,21 @@ def answer_error(item: qn.Item, scale: qn.Scale | None, value: str, *, required:
     return None
 
 
-def save_draft(session: Session, access: Access, answers: dict[str, dict[str, str]], *, today: date) -> Draft:
+def save_draft(
+    session: Session, access: Access, answers: dict[str, dict[str, str]], *, today: date
+) -> DraftInfo:
     """Keep the answers given so far under the code (partial answers allowed; bad ones refused)."""
     clean = check_answers(access, answers, complete=False)
     if access.draft is None:
         access.draft = _start_draft(session, access.invitation, today)
-    access.draft.answers = {k: v for k, v in clean.items() if v}
-    access.draft.updated_on = today
-    session.flush()
+    _update_draft(session, access.draft, {k: v for k, v in clean.items() if v}, access.draft.division_id, today)
     return access.draft
+
+
+def _update_draft(session: Session, draft: DraftInfo, answers: dict, division_id: int | None, today: date) -> None:
+    session.execute(_UPDATE_DRAFT, {"draft_id": draft.id, "answers": answers, "division_id": division_id,
+                                    "today": today})
+    draft.answers, draft.division_id = answers, division_id
 
 
 def submit(
@@ -337,9 +429,7 @@ def submit(
             session.execute(*_answer_rows(dialect, response_id, agency.id, clean[agency.code]))
     if access.draft is not None:
         session.execute(_DELETE_DRAFT, {"draft_id": access.draft.id})
-        session.expunge(access.draft)
         access.draft = None
-    session.expire(access.invitation)
     # No code and no response id: the log must not link the two.
     audit.insert(session, "response.submit", actor="respondent", object_type="quota_cell",
                  object_id=access.cell.id, new={"form": access.questionnaire.code, "responses": len(access.targets)})
@@ -366,25 +456,35 @@ def _questionnaire(session: Session, version_id: int) -> qn.Questionnaire:
     return _questionnaires[version_id]
 
 
-def _access(session: Session, invitation: InvitationCode, cell: QuotaCell, rnd: Round, version_id: int,
-            draft: Draft | None) -> Access:
+def _access(session: Session, invitation: CodeInfo, cell: CellInfo, rnd: RoundInfo, version_id: int,
+            draft: DraftInfo | None) -> Access:
     questionnaire = _questionnaire(session, version_id)
     access = Access(invitation, cell, rnd, questionnaire, version_id, draft)
     if questionnaire.rates == "supervising":
         if draft is not None and draft.division_id is not None:
-            access.division = session.get(Division, draft.division_id)
+            access.division = _division(session, _division_t.c.id == draft.division_id)
             access.targets = list(access.division.departments)
     else:
         access.targets = [cell.agency]
     return access
 
 
-def _start_draft(session: Session, invitation: InvitationCode, today: date) -> Draft:
+def _division(session: Session, *where) -> DivisionInfo | None:
+    row = session.execute(_DIVISION.where(*where)).first()
+    if row is None:
+        return None
+    departments = session.execute(_DEPARTMENTS, {"division_id": row.id})
+    return DivisionInfo(row.id, row.code, row.name, tuple(Target(*d) for d in departments))
+
+
+def _start_draft(session: Session, invitation: CodeInfo, today: date) -> DraftInfo:
     """Create the code's draft; if a parallel request just did, use that one."""
     params = {"code_id": invitation.id, "today": today}
-    draft = session.scalar(_START_DRAFT[session.get_bind().dialect.name], params)
-    return draft if draft is not None else session.scalar(_DRAFT_OF, params)
+    row = session.execute(_START_DRAFT[session.get_bind().dialect.name], params).first()
+    if row is None:
+        row = session.execute(_DRAFT_OF, params).one()
+    return DraftInfo(*row)
 
 
-def division_choices(session: Session, rnd: Round) -> list[Division]:
+def division_choices(session: Session, rnd: RoundInfo) -> list[Division]:
     return list(session.scalars(sa.select(Division).where(Division.round_id == rnd.id).order_by(Division.id)))
