@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from flask import Flask
+from flask import Flask, abort
 from werkzeug.routing import IntegerConverter
 
 MODULES = ["auth", "staff", "admin", "respond", "codes", "dashboard", "api", "tokens", "results", "paper"]
@@ -16,6 +16,17 @@ class IdConverter(IntegerConverter):
     def __init__(self, url_map, *args, **kwargs):
         kwargs.setdefault("max", 2**31 - 1)
         super().__init__(url_map, *args, **kwargs)
+
+
+def round_or_404(code: str):
+    """The round named in a URL, or a 404 page naming it."""
+    from survey_service.db import get_session
+    from survey_service.services import rounds
+
+    rnd = rounds.get_round(get_session(), code)
+    if rnd is None:
+        abort(404, description=f"Không có đợt khảo sát mã '{code[:32]}'.")
+    return rnd
 
 
 def register_blueprints(app: Flask) -> None:

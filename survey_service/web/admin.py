@@ -13,6 +13,7 @@ from wtforms.validators import DataRequired, InputRequired, Length
 from survey_service.db import get_session
 from survey_service.models import Role, StaffUser
 from survey_service.services import audit, rounds, users
+from survey_service.web import round_or_404
 from survey_service.web.auth import role_required
 from survey_service.web.forms import VietnameseDateField
 from survey_service.web.staff import ROLE_NAMES
@@ -119,18 +120,11 @@ def _rounds_page(errors: dict[str, list[str]], status: int):
                            may_schedule=current_user.role in (Role.ADMIN, Role.SUPERVISOR)), status
 
 
-def _round_or_404(code: str):
-    rnd = rounds.get_round(get_session(), code)
-    if rnd is None:
-        abort(404, description=f"Không có đợt khảo sát {code[:32]}.")
-    return rnd
-
-
 @bp.route("/rounds/<code>/schedule", methods=["POST"])
 @role_required(Role.SUPERVISOR)
 def round_schedule(code: str):
     """Move the collection window (e.g. extend it); reopens a round closed early."""
-    session, rnd = get_session(), _round_or_404(code)
+    session, rnd = get_session(), round_or_404(code)
     form = ScheduleForm()
     if not form.validate():
         return _rounds_page({rnd.code: [e for errs in form.errors.values() for e in errs]}, 400)
@@ -148,7 +142,7 @@ def round_schedule(code: str):
 @role_required(Role.SUPERVISOR)
 def round_close(code: str):
     """Stop collection now: no code can be opened or submitted afterwards."""
-    session, rnd = get_session(), _round_or_404(code)
+    session, rnd = get_session(), round_or_404(code)
     rounds.close(session, rnd, by=current_user)
     session.commit()
     flash(f"Đã đóng đợt khảo sát {rnd.code}.", "info")

@@ -13,7 +13,8 @@ from flask import Blueprint, abort, g, jsonify, request
 from survey_service.db import get_session
 from survey_service.extensions import csrf
 from survey_service.models import Role
-from survey_service.services import progress, quotas, results, rounds, users
+from survey_service.services import progress, quotas, results, users
+from survey_service.web import round_or_404
 from survey_service.web.results import results_or_error
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -149,10 +150,7 @@ OPENAPI["paths"]["/rounds/{round}/quotas"] = {
 @bp.route("/rounds/<round_code>/quotas")
 @api_roles(Role.SUPERVISOR, Role.ANALYST)
 def round_quotas(round_code):
-    session = get_session()
-    rnd = rounds.get_round(session, round_code)
-    if rnd is None:
-        abort(404, description=f"Không có đợt khảo sát mã '{round_code[:32]}'.")
+    session, rnd = get_session(), round_or_404(round_code)
     forms = progress.form_titles(session, rnd)
     try:
         filters = progress.parse_filters(request.args, forms)

@@ -10,8 +10,9 @@ from flask import Blueprint, Response, abort, current_app, flash, jsonify, redir
 from flask_login import current_user
 
 from survey_service.db import get_session
-from survey_service.models import Role, Round
+from survey_service.models import Role
 from survey_service.services import progress, quotas, rounds
+from survey_service.web import round_or_404
 from survey_service.web.auth import role_required
 
 bp = Blueprint("dashboard", __name__, url_prefix="/staff/dashboard")
@@ -59,13 +60,6 @@ def vi_date(value: date | None) -> str:
     return value.strftime("%d/%m/%Y") if value else "—"
 
 
-def _round_or_404(code: str) -> Round:
-    rnd = rounds.get_round(get_session(), code)
-    if rnd is None:
-        abort(404, description=f"Không có đợt khảo sát mã '{code[:32]}'.")
-    return rnd
-
-
 def _filters(forms: dict[str, str]) -> progress.Filters:
     try:
         return progress.parse_filters(request.args, forms)
@@ -80,9 +74,7 @@ def _now_text() -> str:
 @bp.route("/")
 @role_required(*VIEWERS)
 def index():
-    from sqlalchemy import select
-
-    all_rounds = get_session().scalars(select(Round).order_by(Round.year.desc(), Round.code)).all()
+    all_rounds = rounds.list_rounds(get_session())
     if len(all_rounds) == 1:
         return redirect(url_for(".show", round_code=all_rounds[0].code))
     return render_template("dashboard/index.html", rounds=all_rounds)
@@ -92,7 +84,7 @@ def index():
 @role_required(*VIEWERS)
 def show(round_code):
     session = get_session()
-    rnd = _round_or_404(round_code)
+    rnd = round_or_404(round_code)
     forms = progress.form_titles(session, rnd)
     filters = _filters(forms)
     data = progress.round_progress(session, rnd, filters, forms=forms)
@@ -118,7 +110,7 @@ def _total_groups(data: progress.Progress, forms: dict[str, str]) -> list:
 def live(round_code):
     """What the page polls: every figure it shows, and the time they were computed."""
     session = get_session()
-    rnd = _round_or_404(round_code)
+    rnd = round_or_404(round_code)
     forms = progress.form_titles(session, rnd)
     data = progress.round_progress(session, rnd, _filters(forms), forms=forms)
     return jsonify({**data.as_dict(), "updated": _now_text()})
@@ -128,7 +120,7 @@ def live(round_code):
 @role_required(*VIEWERS)
 def curve(round_code):
     session = get_session()
-    rnd = _round_or_404(round_code)
+    rnd = round_or_404(round_code)
     filters = _filters(progress.form_titles(session, rnd))
     svg = render_template("dashboard/curve.svg", chart=curve_chart(progress.daily_counts(session, rnd, filters)),
                           channels=CHANNEL_LABELS)
@@ -168,7 +160,7 @@ def export_xlsx(round_code):
 
 def _export_rows(round_code: str) -> list[list]:
     session = get_session()
-    rnd = _round_or_404(round_code)
+    rnd = round_or_404(round_code)
     forms = progress.form_titles(session, rnd)
     data = progress.round_progress(session, rnd, _filters(forms), forms=forms)
     header = ["Mã phiếu", "Tên phiếu", "Mã cơ quan", "Cơ quan", "Loại cơ quan", "Kênh",
@@ -198,7 +190,7 @@ def _may_act() -> bool:
 @role_required(Role.SUPERVISOR)
 def soft_close(round_code, cell_id):
     session = get_session()
-    rnd = _round_or_404(round_code)
+    rnd = round_or_404(round_code)
     cell = quotas.get_cell(session, rnd, cell_id)
     if cell is None:
         abort(404, description="Không có ô chỉ tiêu này trong đợt khảo sát.")
@@ -218,7 +210,7 @@ def soft_close(round_code, cell_id):
 @role_required(Role.SUPERVISOR)
 def plan(round_code):
     session = get_session()
-    rnd = _round_or_404(round_code)
+    rnd = round_or_404(round_code)
     cells = quotas.cells(session, rnd)
     margin, floor = quotas.sizing(rnd)
     errors, entered = {}, {}
@@ -257,7 +249,7 @@ def _render_plan(rnd, cells, *, errors=None, entered=None, import_errors=None, s
 @role_required(Role.SUPERVISOR)
 def apply_recommended(round_code):
     session = get_session()
-    rnd = _round_or_404(round_code)
+    rnd = round_or_404(round_code)
     margin, floor = quotas.sizing(rnd)
     changes = [quotas.TargetChange(c, quotas.recommended_size(c.staff_count, margin, floor), c.staff_count)
                for c in quotas.cells(session, rnd) if c.staff_count is not None]
@@ -271,7 +263,7 @@ def apply_recommended(round_code):
 @role_required(Role.SUPERVISOR)
 def import_plan(round_code):
     session = get_session()
-    rnd = _round_or_404(round_code)
+    rnd = round_or_404(round_code)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         flash("Vui lòng chọn tệp CSV để nhập.", "error")
@@ -290,7 +282,7 @@ def import_plan(round_code):
 @bp.route("/<round_code>/quotas.csv")
 @role_required(*VIEWERS)
 def export_plan(round_code):
-    rnd = _round_or_404(round_code)
+    rnd = round_or_404(round_code)
     return _download(quotas.export_csv(get_session(), rnd), "text/csv; charset=utf-8", f"chi-tieu-{rnd.code}.csv")
 
 

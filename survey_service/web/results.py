@@ -12,6 +12,7 @@ from survey_service.db import get_session
 from survey_service.models import Role, Round
 from survey_service.services import exports, results, rounds
 from survey_service.web import charts
+from survey_service.web import round_or_404
 from survey_service.web.auth import role_required
 
 bp = Blueprint("results", __name__)
@@ -25,10 +26,7 @@ MIMETYPES = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetm
 
 def results_or_error(code: str) -> tuple[Round, results.RoundResults]:
     """The round's results, or 404 for an unknown round and 422 when its settings cannot be used."""
-    session = get_session()
-    rnd = rounds.get_round(session, code)
-    if rnd is None:
-        abort(404, description=f"Không có đợt khảo sát {code}.")
+    session, rnd = get_session(), round_or_404(code)
     try:
         return rnd, results.cached_results(session, rnd)
     except results.ResultsError as exc:
