@@ -23,7 +23,7 @@ import threading
 import time
 from datetime import date, timedelta
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import sqlalchemy as sa
 
@@ -36,8 +36,9 @@ from survey_service.models import Channel, QuotaCell  # noqa: E402
 from survey_service.services import invitations, rounds  # noqa: E402
 
 FORMS = ("CC-CT", "CC-ND", "CC-CH")
-CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
-SID = re.compile(r'name="submission_id" type="hidden" value="([0-9a-f]+)"')
+HIDDEN = {name: re.compile(rf'name="{name}" type="hidden" value="([^"]+)"')
+          for name in ("csrf_token", "submission_id", "form_tag")}
+ACTION = re.compile(r'<form method="post" action="([^"]+)" class="questionnaire"')
 
 
 def prepare(url: str, per_run: int) -> tuple[list[str], list[str], dict[str, dict[str, str]]]:
@@ -103,7 +104,7 @@ class Client:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         self.cookies: dict[str, str] = {}
 
-    def request(self, method: str, path: str, body: str | None = None) -> tuple[int, str]:
+    def request(self, method: str, path: str, body: str | None = None) -> tuple[int, str, str | None]:
         headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())} if self.cookies else {}
         if body is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
@@ -116,15 +117,19 @@ class Client:
                 self.cookies[name] = value
             else:
                 self.cookies.pop(name, None)
-        return resp.status, text
+        return resp.status, text, resp.getheader("Location")
 
 
 def respond(client: Client, code: str, answers: dict, product: bool) -> None:
-    status, page = client.request("GET", f"/c/{code}")
+    """Open the invitation link (following a redirect, as a browser does), post the form where it says."""
+    status, page, location = client.request("GET", f"/c/{code}")
+    if status in (302, 303):
+        status, page, _ = client.request("GET", urlsplit(location).path)
     assert status == 200, (status, page[:300])
-    fields = {"submission_id": SID.search(page).group(1), "csrf_token": CSRF.search(page).group(1)} if product \
-        else {"submission_id": "0"}
-    status, page = client.request("POST", f"/c/{code}", urlencode({**fields, **answers, "action": "submit"}))
+    action = ACTION.search(page)
+    fields = {name: match.group(1) for name, pattern in HIDDEN.items() if (match := pattern.search(page))}
+    status, page, _ = client.request("POST", action.group(1) if action else f"/c/{code}",
+                                     urlencode({**fields, **answers, "action": "submit"}))
     assert status == 200 and (not product or "Cảm ơn" in page), (status, page[:300])
 
 

@@ -6,4 +6,4 @@ scripts/setup_env.sh
 SURVEY_DEMO=true .venv/bin/survey-service demo setup
 echo "Serving on http://127.0.0.1:5000 (Ctrl+C to stop)"
 exec .venv/bin/gunicorn --workers 2 --worker-class gthread --threads 8 --bind 127.0.0.1:5000 \
-  --access-logfile - "survey_service:create_app()"
+  --access-logfile - --logger-class survey_service.accesslog.MaskingLogger "survey_service:create_app()"

@@ -37,6 +37,16 @@ def db_upgrade(revision):
     click.echo(f"Database upgraded to {revision}.")
 
 
+@db_group.command("compact")
+@with_appcontext
+def db_compact():
+    """Rewrite the response tables' files so that no old row version is left (run after a round closes)."""
+    from survey_service.db import compact, get_engine
+
+    compact(get_engine())
+    click.echo("Response tables compacted.")
+
+
 @db_group.command("downgrade")
 @click.argument("revision")
 @with_appcontext

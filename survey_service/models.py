@@ -7,6 +7,7 @@ path, however buggy, can store two copies of a sheet or a response in an impossi
 from __future__ import annotations
 
 import enum
+import secrets
 from datetime import date, datetime, timezone
 
 import sqlalchemy as sa
@@ -17,6 +18,18 @@ from survey_service.db import Base
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+#: A 64-bit key on PostgreSQL; on SQLite exactly ``INTEGER PRIMARY KEY``, so the key is the rowid itself.
+RandomKey = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def random_key() -> int:
+    """A random primary key: responses and answers carry no number that grows with time.
+
+    Drawn above 2**32 so that it never meets the small sequential ids of rows stored before keys were random.
+    """
+    return 2 ** 32 + secrets.randbelow(2 ** 63 - 2 ** 32)
 
 
 def _enum(cls: type[enum.Enum], name: str) -> sa.Enum:
@@ -255,7 +268,11 @@ class Draft(Base):
     )
     #: LĐ-CP: the division the respondent chose.
     division_id: Mapped[int | None] = mapped_column(sa.ForeignKey("division.id"))
-    #: {"<agency code or *>": {"<item code>": "<value>"}}
+    #: The answers, {"<agency code>": {"<item code>": "<value>"}}, sealed with a key derived from the code
+    #: and the server's secret (:mod:`survey_service.services.sealing`): a copy of the database, or a
+    #: row left in its free pages after the draft is gone, does not show them.
+    sealed: Mapped[str | None] = mapped_column(sa.Text)
+    #: Answers of a draft saved before drafts were sealed; emptied when the draft is next saved.
     answers: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     started_on: Mapped[date] = mapped_column(default=lambda: utcnow().date())
     updated_on: Mapped[date] = mapped_column(default=lambda: utcnow().date())
@@ -344,7 +361,9 @@ class Response(Base):
 
     __tablename__ = "response"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    #: Random (:func:`random_key`); the rows of an online cell are rewritten in random order at each
+    #: submission (:mod:`survey_service.services.portal`), so neither key nor storage order follows time.
+    id: Mapped[int] = mapped_column(RandomKey, primary_key=True, autoincrement=False, default=random_key)
     #: Public random id (uuid4 hex), never derived from the code.
     uid: Mapped[str] = mapped_column(sa.String(32), unique=True)
     round_id: Mapped[int] = mapped_column(sa.ForeignKey("round.id", ondelete="CASCADE"), index=True)
@@ -369,7 +388,7 @@ class Response(Base):
     agency: Mapped[Agency | None] = relationship()
     questionnaire_version: Mapped[QuestionnaireVersion] = relationship()
     answers: Mapped[list[Answer]] = relationship(
-        back_populates="response", cascade="all, delete-orphan", order_by="Answer.id"
+        back_populates="response", cascade="all, delete-orphan", order_by="Answer.item_code"
     )
 
     def __repr__(self) -> str:
@@ -381,8 +400,9 @@ class Answer(Base):
 
     __tablename__ = "answer"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    response_id: Mapped[int] = mapped_column(sa.ForeignKey("response.id", ondelete="CASCADE"), index=True)
+    id: Mapped[int] = mapped_column(RandomKey, primary_key=True, autoincrement=False, default=random_key)
+    response_id: Mapped[int] = mapped_column(
+        RandomKey, sa.ForeignKey("response.id", ondelete="CASCADE"), index=True)
     #: The agency this answer is about (matrix rows); NULL for a sheet-level free text of a matrix form.
     agency_id: Mapped[int | None] = mapped_column(sa.ForeignKey("agency.id"))
     item_code: Mapped[str] = mapped_column(sa.String(16))

@@ -336,7 +336,7 @@ def test_surplus_sheets_are_flagged(app, loaded_round, session, make_user, clien
     login(client, make_user("clerk"))
     for sheet in batch:
         assert client.post(f"/paper/sheets/{sheet.serial}/key", data=full_answers(session, sheet)).status_code == 302
-    flags = session.scalars(sa.select(Response.surplus).order_by(Response.id)).all()
+    flags = session.scalars(sa.select(Response.surplus).order_by(Response.sheet_id)).all()
     assert flags == [False, False, True]
 
 

@@ -119,14 +119,14 @@ def test_soft_close_refuses_new_online_starts_but_lets_started_ones_finish(sessi
     online = invitations.find_cell(session, loaded_round, "CC-CT", "SNV")
     started, fresh = (c.code for c in invitations.issue_codes(session, online, 2).codes)
     today = loaded_round.opens_on
-    portal.open_code(session, started, today=today, start=True)
+    portal.open_code(session, started, secret="test-secret", today=today, start=True)
     quotas.set_soft_closed(session, online, True, by=None)
     with pytest.raises(portal.Refusal) as refused:
-        portal.open_code(session, fresh, today=today)
+        portal.open_code(session, fresh, secret="test-secret", today=today)
     assert refused.value.reason == "full"
-    assert portal.open_code(session, started, today=today).draft is not None
+    assert portal.open_code(session, started, secret="test-secret", today=today).draft is not None
     quotas.set_soft_closed(session, online, False, by=None)
-    assert portal.open_code(session, fresh, today=today).draft is None
+    assert portal.open_code(session, fresh, secret="test-secret", today=today).draft is None
 
 
 def test_paper_over_target_is_surplus(session, rnd):

@@ -1,15 +1,21 @@
 """The online portal: open an invitation code, start and save a draft, check answers, submit once.
 
-What is stored: a draft holds the answers under its code until submission; submitting creates one
-Response per agency rated (with Answers), deletes the draft and marks the code used, in one transaction.
-A Response holds no code, address or user agent, only the day it was submitted; the responses of one
-submission share a fresh random ``respondent_key``. The code keeps only its status and the random
-submission id of the form that spent it, so a retried POST is recognised.
+What is stored: a draft holds the answers under its code until submission, sealed with a key derived from
+the code and the server's secret; submitting creates one Response per agency rated (with Answers), deletes
+the draft and marks the code used, in one transaction. A Response holds no code, address or user agent,
+only the day it was submitted; the responses of one submission share a fresh random ``respondent_key``.
+The code keeps only its status and the random submission id of the form that spent it, so a retried POST
+is recognised. Nothing written at submission orders the cell's responses by time: keys are random, the
+submission is not in the audit log, and the cell's responses and answers are all written again, in random
+order, by the submission's transaction (:func:`_rewrite_cell`), so neither SQLite's rowid order, nor
+PostgreSQL's physical order (``ctid``) or writing transaction (``xmin``) tells the last one from the others.
 """
 from __future__ import annotations
 
+import random
 import re
 import secrets
+import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -23,7 +29,9 @@ from survey_service.models import (
     Agency, Answer, Channel, CodeStatus, Division, Draft, InvitationCode, QuestionnaireVersion, QuotaCell,
     Response, Round, RoundForm, division_department,
 )
+from survey_service.models import random_key
 from survey_service.services import audit, invitations, ratelimit, rounds
+from survey_service.services.sealing import Sealer
 
 SUBMISSION_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -46,7 +54,7 @@ _LOOKUP = (
         _round_t.c.id.label("round_id"), _round_t.c.code.label("round_code"), _round_t.c.name.label("round_name"),
         _round_t.c.opens_on, _round_t.c.closes_on, _round_t.c.closed_at,
         _round_form_t.c.questionnaire_version_id,
-        _draft_t.c.id.label("draft_id"), _draft_t.c.answers, _draft_t.c.division_id,
+        _draft_t.c.id.label("draft_id"), _draft_t.c.sealed, _draft_t.c.answers, _draft_t.c.division_id,
         # The cell's respondents, counted in the same round trip but only when a new draft may have to be
         # refused because the cell is full.
         sa.case((sa.and_(_draft_t.c.id.is_(None), _code_t.c.status == CodeStatus.UNUSED),
@@ -67,18 +75,32 @@ _SPEND = (
     .where(_code_t.c.id == sa.bindparam("code_id"), _code_t.c.status == CodeStatus.UNUSED)
     .values(status=CodeStatus.USED, submission_id=sa.bindparam("sid"))
 )
-_INSERT_RESPONSE = sa.insert(_response_t).returning(_response_t.c.id)
-_INSERT_ANSWERS = {
-    # PostgreSQL: one statement whatever the number of answers, the codes and values sent as two arrays.
-    "postgresql": sa.insert(_answer_t).from_select(
-        ["response_id", "agency_id", "item_code", "value"],
-        sa.select(sa.bindparam("response_id", type_=sa.Integer), sa.bindparam("agency_id", type_=sa.Integer),
-                  sa.func.unnest(sa.bindparam("item_codes", type_=postgresql.ARRAY(sa.String))),
-                  sa.func.unnest(sa.bindparam("values", type_=postgresql.ARRAY(sa.Text))))),
-    "sqlite": sa.insert(_answer_t),
-}
+_INSERT_RESPONSE = sa.insert(_response_t)
+_ANSWER_COLUMNS = ("id", "response_id", "agency_id", "item_code", "value")
+_ANSWER_ARRAYS = [sa.func.unnest(sa.bindparam(f"{name}s", type_=postgresql.ARRAY(type_))) for name, type_ in (
+    ("id", sa.BigInteger), ("response_id", sa.BigInteger), ("agency_id", sa.Integer), ("item_code", sa.String),
+    ("value", sa.Text))]
+#: PostgreSQL: all of a cell's answers in one statement, each column sent as one array, inserted in the
+#: arrays' order.
+_INSERT_ANSWER_ARRAYS = sa.insert(_answer_t).from_select(list(_ANSWER_COLUMNS), sa.select(*_ANSWER_ARRAYS))
+_CELL_RESPONSES = _response_t.c.quota_cell_id == sa.bindparam("cell_id")
+_CELL_ANSWERS = sa.select(*(_answer_t.c[name] for name in _ANSWER_COLUMNS)).join(
+    _response_t, _response_t.c.id == _answer_t.c.response_id).where(_CELL_RESPONSES)
+# PostgreSQL, one statement: take the cell's answers out (returned), and its responses out and back in,
+# in random order (new row versions, so new places and a new xmin). The answers are deleted before the
+# responses so that the cascade has nothing left to delete.
+_rewrite_answers_t = sa.delete(_answer_t).where(
+    _answer_t.c.response_id == _response_t.c.id, _CELL_RESPONSES).returning(
+    *(_answer_t.c[name] for name in _ANSWER_COLUMNS)).cte("moved_answers")
+_moved_responses = sa.delete(_response_t).where(_CELL_RESPONSES).returning(*_response_t.c).cte("moved_responses")
+_reinsert_responses = sa.insert(_response_t).from_select(
+    [c.name for c in _response_t.c],
+    sa.select(*(_moved_responses.c[c.name] for c in _response_t.c)).order_by(sa.func.random())).cte(
+    "reinserted_responses")
+_REWRITE_CELL_PG = sa.select(*_rewrite_answers_t.c).add_cte(_moved_responses).add_cte(_reinsert_responses)
+_LOCK_CELL = sa.select(_cell_t.c.id).where(_cell_t.c.id == sa.bindparam("cell_id")).with_for_update()
 _DELETE_DRAFT = sa.delete(_draft_t).where(_draft_t.c.id == sa.bindparam("draft_id"))
-_DRAFT_COLUMNS = (_draft_t.c.id, _draft_t.c.answers, _draft_t.c.division_id)
+_DRAFT_COLUMNS = (_draft_t.c.id, _draft_t.c.sealed, _draft_t.c.answers, _draft_t.c.division_id)
 _START_DRAFT = {
     name: insert(_draft_t)
     .values(invitation_code_id=sa.bindparam("code_id"), answers={}, started_on=sa.bindparam("today"),
@@ -90,7 +112,7 @@ _START_DRAFT = {
 _DRAFT_OF = sa.select(*_DRAFT_COLUMNS).where(_draft_t.c.invitation_code_id == sa.bindparam("code_id"))
 _UPDATE_DRAFT = (
     sa.update(_draft_t).where(_draft_t.c.id == sa.bindparam("draft_id"))
-    .values(answers=sa.bindparam("answers"), division_id=sa.bindparam("division_id"),
+    .values(sealed=sa.bindparam("sealed"), answers={}, division_id=sa.bindparam("division_id"),
             updated_on=sa.bindparam("today"))
 )
 _DIVISION = sa.select(_division_t.c.id, _division_t.c.code, _division_t.c.name)
@@ -205,6 +227,8 @@ class Access:
     questionnaire: qn.Questionnaire
     version_id: int
     draft: DraftInfo | None
+    #: Seals and opens this code's draft.
+    sealer: Sealer
     division: DivisionInfo | None = None
     #: The agencies rated, in form order (LĐ-CP: the chosen division's departments).
     targets: list[Target] = field(default_factory=list)
@@ -241,8 +265,13 @@ def current_round(session: Session, today: date) -> Round | None:
     return rounds_[-1] if rounds_ else None
 
 
+def draft_sealer(secret: str, code: str) -> Sealer:
+    """The key of a code's draft: neither the database nor the secret alone opens a draft."""
+    return Sealer(secret, "draft", code)
+
+
 def open_code(
-    session: Session, text: str, *, today: date, guard: Guard | None = None, start: bool = False,
+    session: Session, text: str, *, today: date, secret: str, guard: Guard | None = None, start: bool = False,
     submission_id: str | None = None,
 ) -> Access:
     """Look a typed or linked code up and check it may be used now.
@@ -252,7 +281,7 @@ def open_code(
     the counter, under a shared lock: it waits for failures still being counted, but respondents behind one
     address do not queue behind each other. Failures and refusals by the limit are written to the audit
     log. With ``start`` the respondent's draft is created: from then on they may finish even if their cell
-    fills up.
+    fills up. ``secret`` (the server's) and the code make the key that seals the draft.
 
     :raises Refusal: when the code is unknown, revoked, spent, out of its round's dates or its cell is full.
     """
@@ -280,8 +309,10 @@ def open_code(
     cell = CellInfo(row.cell_id, row.target, row.soft_closed,
                     Target(row.agency_id, row.agency_code, row.agency_name) if row.agency_id is not None else None)
     rnd = RoundInfo(row.round_id, row.round_code, row.round_name, row.opens_on, row.closes_on, row.closed_at)
-    draft = DraftInfo(row.draft_id, row.answers, row.division_id) if row.draft_id is not None else None
-    access = _access(session, invitation, cell, rnd, row.questionnaire_version_id, draft)
+    sealer = draft_sealer(secret, invitation.code)
+    draft = _draft_info(sealer, row.draft_id, row.sealed, row.answers, row.division_id) \
+        if row.draft_id is not None else None
+    access = _access(session, invitation, cell, rnd, row.questionnaire_version_id, draft, sealer)
     if invitation.status is CodeStatus.USED:
         if submission_id and invitation.submission_id == submission_id:
             access.submitted = True
@@ -294,7 +325,7 @@ def open_code(
         if cell_is_full(session, cell, row.respondents):
             raise Refusal("full", access)
         if start:
-            access.draft = _start_draft(session, invitation, today)
+            access.draft = _start_draft(session, access, today)
     return access
 
 
@@ -315,9 +346,9 @@ def choose_division(session: Session, access: Access, division_code: str, *, tod
     if division is None:
         raise Refusal("division", access, "Phòng chuyên môn đã chọn không có trong danh sách của đợt khảo sát.")
     if access.draft is None:
-        access.draft = _start_draft(session, access.invitation, today)
+        access.draft = _start_draft(session, access, today)
     keep = {a.code for a in division.departments}
-    _update_draft(session, access.draft, {k: v for k, v in access.draft.answers.items() if k in keep},
+    _update_draft(session, access, {k: v for k, v in access.draft.answers.items() if k in keep},
                   division.id, today)
     access.division, access.targets = division, list(division.departments)
     return access
@@ -348,7 +379,8 @@ def check_answers(
                 errors[(agency_code, item_code)] = f"Câu hỏi '{item_code}' không có trong phiếu {questionnaire.code}."
         kept = {}
         for item in items:
-            value = (given.get(item.code) or "").strip()
+            # NFC, as keying and imports store text: a decomposed "ế" is one character, not three
+            value = unicodedata.normalize("NFC", given.get(item.code) or "").strip()
             scale = questionnaire.scales[item.scale] if item.kind == "scale" else None
             message = answer_error(item, scale, value, required=complete)
             if message:
@@ -382,15 +414,25 @@ def save_draft(
     """Keep the answers given so far under the code (partial answers allowed; bad ones refused)."""
     clean = check_answers(access, answers, complete=False)
     if access.draft is None:
-        access.draft = _start_draft(session, access.invitation, today)
-    _update_draft(session, access.draft, {k: v for k, v in clean.items() if v}, access.draft.division_id, today)
+        access.draft = _start_draft(session, access, today)
+    _update_draft(session, access, {k: v for k, v in clean.items() if v}, access.draft.division_id, today)
     return access.draft
 
 
-def _update_draft(session: Session, draft: DraftInfo, answers: dict, division_id: int | None, today: date) -> None:
-    session.execute(_UPDATE_DRAFT, {"draft_id": draft.id, "answers": answers, "division_id": division_id,
-                                    "today": today})
-    draft.answers, draft.division_id = answers, division_id
+def _update_draft(session: Session, access: Access, answers: dict, division_id: int | None, today: date) -> None:
+    session.execute(_UPDATE_DRAFT, {"draft_id": access.draft.id, "sealed": access.sealer.seal(answers),
+                                    "division_id": division_id, "today": today})
+    access.draft.answers, access.draft.division_id = answers, division_id
+
+
+def _draft_info(sealer: Sealer, draft_id: int, sealed: str | None, legacy: dict | None,
+                division_id: int | None) -> DraftInfo:
+    """The draft's answers unsealed (a draft saved before sealing keeps its plain answers until saved again).
+
+    A draft sealed under a secret since replaced cannot be opened: the respondent starts again.
+    """
+    answers = sealer.open(sealed) if sealed else legacy
+    return DraftInfo(draft_id, answers if isinstance(answers, dict) else {}, division_id)
 
 
 def submit(
@@ -415,34 +457,75 @@ def submit(
             return False
         raise Refusal("submitted", access)
     respondent_key = uuid.uuid4().hex
-    dialect = session.get_bind().dialect.name
+    new_answers = []
     # Plain INSERTs on the tables rather than ORM objects: dozens of answers per response, and nothing here
     # reads them back.
     for agency in access.targets:
-        response_id = session.execute(_INSERT_RESPONSE, {
-            "uid": uuid.uuid4().hex, "round_id": access.round.id, "quota_cell_id": access.cell.id,
-            "form_code": access.questionnaire.code, "questionnaire_version_id": access.version_id,
-            "agency_id": agency.id, "channel": Channel.ONLINE, "submitted_on": today,
-            "division_id": access.division.id if access.division else None, "respondent_key": respondent_key,
-        }).scalar_one()
-        if clean[agency.code]:
-            session.execute(*_answer_rows(dialect, response_id, agency.id, clean[agency.code]))
+        response_id = random_key()
+        session.execute(_INSERT_RESPONSE, {
+            "id": response_id, "uid": uuid.uuid4().hex, "round_id": access.round.id,
+            "quota_cell_id": access.cell.id, "form_code": access.questionnaire.code,
+            "questionnaire_version_id": access.version_id, "agency_id": agency.id, "channel": Channel.ONLINE,
+            "submitted_on": today, "division_id": access.division.id if access.division else None,
+            "respondent_key": respondent_key, "surplus": False,
+        })
+        new_answers += [(random_key(), response_id, agency.id, code, value)
+                        for code, value in clean[agency.code].items()]
+    _rewrite_cell(session, access.cell.id, new_answers)
     if access.draft is not None:
         session.execute(_DELETE_DRAFT, {"draft_id": access.draft.id})
         access.draft = None
-    # No code and no response id: the log must not link the two.
-    audit.insert(session, "response.submit", actor="respondent", object_type="quota_cell",
-                 object_id=access.cell.id, new={"form": access.questionnaire.code, "responses": len(access.targets)})
+    # Nothing in the audit log: a timed record per submission would order the responses. The day of each
+    # response is on the response itself.
     return True
 
 
-def _answer_rows(dialect: str, response_id: int, agency_id: int, answers: dict[str, str]) -> tuple:
-    """The statement and parameters that insert one response's answers."""
-    if dialect == "postgresql":
-        return _INSERT_ANSWERS[dialect], {"response_id": response_id, "agency_id": agency_id,
-                                          "item_codes": list(answers), "values": list(answers.values())}
-    return _INSERT_ANSWERS[dialect], [{"response_id": response_id, "agency_id": agency_id, "item_code": code,
-                                       "value": value} for code, value in answers.items()]
+def forget_written(session: Session) -> None:
+    """After a submission is committed, SQLite: copy the write-ahead log into the database file and empty it.
+
+    The log keeps every page as each transaction left it, the draft and the cell's rows in their old order
+    among them, until it is reused; truncating it leaves only the database file, where deleted rows were
+    zeroed (``secure_delete``). Best effort: a reader still holding an old snapshot makes it wait for the
+    next submission. PostgreSQL's log is not the application's to empty (see the README).
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        con = session.connection()
+        con.exec_driver_sql("PRAGMA busy_timeout=250")  # wait a moment for readers, not the usual 30 s
+        try:
+            con.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            con.exec_driver_sql("PRAGMA busy_timeout=30000")
+        session.commit()
+
+
+def _rewrite_cell(session: Session, cell_id: int, new_answers: list[tuple]) -> None:
+    """Write all of the cell's responses and answers again in random order, the new answers among them.
+
+    After this no row of the cell is older than another, on disk or in the transaction that wrote it. The
+    cell's row is locked first, so two submissions to one cell take their turns and each rewrites all.
+    Costs a few statements and one pass over the cell's rows (tens to a few hundred responses).
+    """
+    params = {"cell_id": cell_id}
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_LOCK_CELL, params)
+        answers = [tuple(row) for row in session.execute(_REWRITE_CELL_PG, params)] + new_answers
+        random.SystemRandom().shuffle(answers)
+        if answers:
+            session.execute(_INSERT_ANSWER_ARRAYS, dict(zip((f"{n}s" for n in _ANSWER_COLUMNS),
+                                                            map(list, zip(*answers)))))
+        return
+    # SQLite writes one transaction at a time, and this one already holds the lock (it spent the code).
+    responses = [dict(row._mapping) for row in session.execute(sa.select(_response_t).where(_CELL_RESPONSES), params)]
+    answers = [tuple(row) for row in session.execute(_CELL_ANSWERS, params)] + new_answers
+    session.execute(sa.delete(_answer_t).where(_answer_t.c.response_id.in_(
+        sa.select(_response_t.c.id).where(_CELL_RESPONSES).scalar_subquery())), params)
+    session.execute(sa.delete(_response_t).where(_CELL_RESPONSES), params)
+    shuffle = random.SystemRandom().shuffle
+    shuffle(responses)
+    shuffle(answers)
+    session.execute(_INSERT_RESPONSE, responses)
+    if answers:
+        session.execute(sa.insert(_answer_t), [dict(zip(_ANSWER_COLUMNS, a)) for a in answers])
 
 
 _questionnaires: dict[int, qn.Questionnaire] = {}
@@ -457,9 +540,9 @@ def _questionnaire(session: Session, version_id: int) -> qn.Questionnaire:
 
 
 def _access(session: Session, invitation: CodeInfo, cell: CellInfo, rnd: RoundInfo, version_id: int,
-            draft: DraftInfo | None) -> Access:
+            draft: DraftInfo | None, sealer: Sealer) -> Access:
     questionnaire = _questionnaire(session, version_id)
-    access = Access(invitation, cell, rnd, questionnaire, version_id, draft)
+    access = Access(invitation, cell, rnd, questionnaire, version_id, draft, sealer)
     if questionnaire.rates == "supervising":
         if draft is not None and draft.division_id is not None:
             access.division = _division(session, _division_t.c.id == draft.division_id)
@@ -477,13 +560,13 @@ def _division(session: Session, *where) -> DivisionInfo | None:
     return DivisionInfo(row.id, row.code, row.name, tuple(Target(*d) for d in departments))
 
 
-def _start_draft(session: Session, invitation: CodeInfo, today: date) -> DraftInfo:
+def _start_draft(session: Session, access: Access, today: date) -> DraftInfo:
     """Create the code's draft; if a parallel request just did, use that one."""
-    params = {"code_id": invitation.id, "today": today}
+    params = {"code_id": access.invitation.id, "today": today}
     row = session.execute(_START_DRAFT[session.get_bind().dialect.name], params).first()
     if row is None:
         row = session.execute(_DRAFT_OF, params).one()
-    return DraftInfo(*row)
+    return _draft_info(access.sealer, *row)
 
 
 def division_choices(session: Session, rnd: RoundInfo) -> list[Division]:

@@ -151,8 +151,9 @@ def load_round_data(session: Session, rnd: Round) -> RoundData:
                       Answer.item_code, Answer.value)
             .join(Response, Response.id == Answer.response_id)
             .outerjoin(Sheet, Sheet.id == Response.sheet_id).where(counted_responses(rnd))
-            # a fixed row order: sums are added in it, so the same data always gives the same last bits
-            .order_by(Answer.id))
+            # a fixed row order (keys are random, so by response, agency and item): each sheet's rows come
+            # together, and sums are added in one order, so the same data always gives the same last bits
+            .order_by(Answer.response_id, sa.func.coalesce(Answer.agency_id, 0), Answer.item_code))
     return build_round_data(rnd, agencies, responses, _read_answers(session, stmt), versions)
 
 

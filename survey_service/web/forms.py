@@ -10,7 +10,7 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, IntegerField, StringField
 
 #: Form fields that are not answers.
-CONTROL_FIELDS = frozenset({"csrf_token", "submission_id", "action"})
+CONTROL_FIELDS = frozenset({"csrf_token", "submission_id", "action", "form_tag"})
 
 
 def answers_from(formdata, *, multi_target: bool, agency_code: str) -> dict[str, dict[str, str]]:

@@ -1,11 +1,16 @@
 """The public portal: the home page with the code field, and the form behind each invitation code.
 
-Plain POST forms that work without JavaScript. Every page that takes a code looks it up through the
-rate-limited service; a browser that already opened a code keeps it in its session cookie and is not
-counted again for it, so people behind one office address do not lock each other out.
+Plain POST forms that work without JavaScript. An invitation link (``/c/<code>``) or a typed code is
+exchanged for a respondent session and the browser is sent to ``/phieu``, an address without the code, where
+the form is shown and the answers are posted: no URL that carries answers carries the code, and the
+session cookie holds the code only sealed under the server's key. Every look-up of a code not yet opened in
+this session goes through the rate-limited service; a code once opened is not counted again, so people
+behind one office address do not lock each other out.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -14,6 +19,7 @@ from markupsafe import Markup
 
 from survey_service.db import get_session
 from survey_service.services import invitations, portal, ratelimit
+from survey_service.services.sealing import Sealer
 from survey_service.web.forms import CodeForm, DivisionForm, answers_from
 
 bp = Blueprint("respond", __name__)
@@ -41,8 +47,16 @@ REFUSALS = {
     "rate_limited": (429, "Quá nhiều lần thử",
                      "Có quá nhiều lần nhập mã không đúng từ địa chỉ mạng của Anh/Chị. Vui lòng đợi khoảng "
                      "{minutes} phút rồi thử lại."),
+    "no_session": (409, "Phiên trả lời đã kết thúc",
+                   "Trình duyệt không còn giữ phiên trả lời của Anh/Chị (có thể do đã đóng trình duyệt hoặc "
+                   "chặn cookie). Vui lòng mở lại đường link trên phiếu mời hoặc nhập mã ở trang chủ; các câu "
+                   "trả lời đã bấm “Lưu để trả lời tiếp” vẫn còn nguyên."),
+    "other_code": (409, "Trang này thuộc một mã khảo sát khác",
+                   "Trong lúc trang này đang mở, trình duyệt đã mở một mã khảo sát khác, nên các câu trả lời "
+                   "vừa gửi chưa được ghi nhận. Vui lòng mở lại đường link trên phiếu mời của Anh/Chị."),
 }
-REMEMBERED_CODES = 8
+#: The session key of the respondent's sealed code.
+SESSION_KEY = "respondent"
 
 
 def local_today():
@@ -50,20 +64,56 @@ def local_today():
     return datetime.now(TIMEZONE).date()
 
 
-def _guard(code: str | None) -> portal.Guard | None:
-    """No guard for a code this browser already opened; otherwise count the look-up for its address."""
-    if code and code in session.get("codes", []):
+def _sealer() -> Sealer:
+    return Sealer(current_app.config["SECRET_KEY"], "respondent-session")
+
+
+def _respondent() -> tuple[str | None, bool]:
+    """The code of this browser's respondent session, and whether it was already opened successfully."""
+    state = _sealer().open(session.get(SESSION_KEY))
+    if not isinstance(state, dict) or not isinstance(state.get("code"), str):
+        return None, False
+    return state["code"], bool(state.get("opened"))
+
+
+def _keep(code: str, opened: bool) -> None:
+    """Seal the code into the session; an unchanged state is left alone, so the cookie is not re-sent."""
+    if _respondent() != (code, opened):
+        session[SESSION_KEY] = _sealer().seal({"code": code, "opened": opened})
+
+
+def _forget() -> None:
+    session.pop(SESSION_KEY, None)
+
+
+def _form_tag(code: str) -> str:
+    """Binds a form page to its code without showing the code: a page left open while the browser opened
+    another code cannot post its answers under that other code."""
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, f"form-tag:{code}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _guard(opened: bool) -> portal.Guard | None:
+    """No guard for a code this session already opened; otherwise count the look-up for its address."""
+    if opened:
         return None
     cfg = current_app.config
     return portal.Guard(ratelimit.client_key("code", request.remote_addr or "", cfg["SECRET_KEY"]),
                         cfg["CODE_LOOKUP_LIMIT"], cfg["CODE_LOOKUP_WINDOW_SECONDS"])
 
 
-def _remember(code: str) -> None:
-    """Keep the code in the session; a code already last is left alone, so the cookie is not re-sent."""
-    codes = session.get("codes", [])
-    if codes[-1:] != [code]:
-        session["codes"] = ([c for c in codes if c != code] + [code])[-REMEMBERED_CODES:]
+def _open(db, code: str, opened: bool, **kw) -> portal.Access:
+    return portal.open_code(db, code, today=local_today(), secret=current_app.config["SECRET_KEY"],
+                            guard=_guard(opened), **kw)
+
+
+@bp.after_request
+def _private(response):
+    """Portal pages are nobody's business but the respondent's: not cached (a shared computer's back
+    button), and no referrer with a code in it sent anywhere."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
 
 
 def _refusal_page(refusal: portal.Refusal):
@@ -81,9 +131,10 @@ def index():
     form = CodeForm()
     status = 200
     if form.validate_on_submit():
-        typed = form.code.data or ""
+        typed = invitations.normalise_code(form.code.data or "") or (form.code.data or "")
+        code, opened = _respondent()
         try:
-            access = portal.open_code(db, typed, today=local_today(), guard=_guard(invitations.normalise_code(typed)))
+            access = _open(db, typed, opened and code == typed)
         except portal.Refusal as refusal:
             db.commit()
             if refusal.access is None:
@@ -93,8 +144,8 @@ def index():
                 return _home(db, form), status
             access = refusal.access
         db.commit()
-        _remember(access.code)
-        return redirect(url_for("respond.code", code=access.code), 303)
+        _keep(access.code, True)
+        return redirect(url_for("respond.form"), 303)
     if request.method == "POST":
         status = 400
     return _home(db, form), status
@@ -106,29 +157,58 @@ def _home(db, form):
 
 @bp.route("/c/<code>", methods=["GET"])
 def code(code):
-    canonical = invitations.normalise_code(code)
-    if canonical and canonical != code:
-        return redirect(url_for("respond.code", code=canonical), 301)
+    """The invitation link: the code goes into the session (sealed) and the browser on to the form.
+
+    Nothing is looked up here; the form's page does that, rate-limited unless this session already opened
+    the same code.
+    """
+    code = invitations.normalise_code(code) or code
+    current, opened = _respondent()
+    _keep(code, opened and current == code)
+    return redirect(url_for("respond.form"), 303)
+
+
+@bp.route("/phieu", methods=["GET"])
+def form():
+    code, opened = _respondent()
+    if code is None:
+        return redirect(url_for("respond.index"), 303)
     db = get_session()
     try:
-        access = portal.open_code(db, code, today=local_today(), guard=_guard(canonical), start=True)
+        access = _open(db, code, opened, start=True)
     except portal.Refusal as refusal:
         db.commit()
+        if refusal.reason in ("unknown", "revoked"):
+            _forget()
         return _refusal_page(refusal)
     db.commit()
-    _remember(access.code)
+    _keep(access.code, True)
     if access.needs_division:
         return _division_page(db, access, DivisionForm(), 200)
     return _form_page(access, portal.new_submission_id(), _draft_values(access), {}, 200)
 
 
-@bp.route("/c/<code>/phong", methods=["POST"])
-def division(code):
+def _posted_access(db, **kw) -> portal.Access:
+    """The code of a POST: from the session, and the page posted must be that code's.
+
+    :raises portal.Refusal: no session, a page of another code, or the code cannot be used now.
+    """
+    code, opened = _respondent()
+    if code is None:
+        raise portal.Refusal("no_session")
+    tag = request.form.get("form_tag", "")
+    if not hmac.compare_digest(tag, _form_tag(code)):
+        raise portal.Refusal("other_code")
+    return _open(db, code, opened, **kw)
+
+
+@bp.route("/phieu/phong", methods=["POST"])
+def division():
     """LĐ-CP: the respondent names their division; the form then lists its supervising departments."""
     db = get_session()
     form = DivisionForm()
     try:
-        access = portal.open_code(db, code, today=local_today(), guard=_guard(code))
+        access = _posted_access(db)
     except portal.Refusal as refusal:
         db.commit()
         return _refusal_page(refusal)
@@ -141,16 +221,16 @@ def division(code):
         form.division.errors = [refusal.message]
         return _division_page(db, access, form, 400)
     db.commit()
-    return redirect(url_for("respond.code", code=access.code), 303)
+    return redirect(url_for("respond.form"), 303)
 
 
-@bp.route("/c/<code>", methods=["POST"])
-def answer(code):
+@bp.route("/phieu", methods=["POST"])
+def answer():
     """Save the draft (``action=save``) or submit (``action=submit``) the answers."""
     db = get_session()
     sid = request.form.get("submission_id", "")
     try:
-        access = portal.open_code(db, code, today=local_today(), guard=_guard(code), submission_id=sid)
+        access = _posted_access(db, submission_id=sid)
     except portal.Refusal as refusal:
         db.commit()
         return _refusal_page(refusal)
@@ -181,7 +261,8 @@ def answer(code):
     if action == "save":
         flash("Đã lưu các câu trả lời. Anh/Chị có thể đóng trang và quay lại sau bằng cùng mã này, "
               "trên máy này hoặc máy khác.", "info")
-        return redirect(url_for("respond.code", code=access.code), 303)
+        return redirect(url_for("respond.form"), 303)
+    portal.forget_written(db)
     return _thanks(access)
 
 
@@ -222,7 +303,7 @@ def _form_page(access, submission_id: str, values, errors: dict, status: int):
                         if prefix + item.code in by_name), None)
     answers = _answers_html(access, groups, values, by_name, first_error)
     return render_template("respond/form.html", access=access, submission_id=submission_id, groups=groups,
-                           answers=answers, errors=by_name, general=general, first_error=first_error), status
+                           form_tag=_form_tag(access.code), answers=answers, errors=by_name, general=general, first_error=first_error), status
 
 
 #: The answer inputs of a blank page, by (questionnaire version id, blocks): the same for every respondent
@@ -244,7 +325,7 @@ def _answers_html(access, groups, values, errors: dict, first_error: str | None)
 
 
 def _division_page(db, access, form, status: int):
-    return render_template("respond/division.html", access=access, form=form,
+    return render_template("respond/division.html", access=access, form=form, form_tag=_form_tag(access.code),
                            divisions=portal.division_choices(db, access.round)), status
 
 

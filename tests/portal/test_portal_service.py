@@ -41,7 +41,7 @@ def test_impossible_codes_are_not_codes(typed):
 
 def test_submit_stores_one_anonymous_response_and_spends_the_code(issue, session, questionnaire):
     [code] = issue("CC-CT", "SNV")
-    access = portal.open_code(session, code, today=TODAY, start=True)
+    access = portal.open_code(session, code, secret="test-secret", today=TODAY, start=True)
     session.commit()
     assert access.draft is not None and [a.code for a in access.targets] == ["SNV"]
     answers = {"SNV": full_answers(questionnaire("CC-CT"), text="Hồ sơ 'trả chậm'; cần sửa \"quy trình\".")}
@@ -60,21 +60,21 @@ def test_submit_stores_one_anonymous_response_and_spends_the_code(issue, session
     assert code not in repr([getattr(response, c) for c in columns])
     invitation = session.scalar(sa.select(InvitationCode).where(InvitationCode.code == code))
     assert invitation.status is CodeStatus.USED and count(session, Draft) == 0
-    events = session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "response.submit")).all()
-    assert len(events) == 1 and code not in str(events[0].new_value) and events[0].object_type == "quota_cell"
+    # a timed record of the submission would order the responses: there is none
+    assert count(session, AuditEvent, AuditEvent.actor == "respondent") == 0
 
 
 def test_a_retried_submission_is_recognised_and_a_second_one_refused(issue, session, questionnaire):
     [code] = issue()
     answers = {"SNV": full_answers(questionnaire())}
-    access = portal.open_code(session, code, today=TODAY, start=True)
+    access = portal.open_code(session, code, secret="test-secret", today=TODAY, start=True)
     portal.submit(session, access, answers, "b" * 32, today=TODAY)
     session.commit()
 
-    retry = portal.open_code(session, code, today=TODAY, submission_id="b" * 32)
+    retry = portal.open_code(session, code, secret="test-secret", today=TODAY, submission_id="b" * 32)
     assert retry.submitted
     with pytest.raises(portal.Refusal) as refused:
-        portal.open_code(session, code, today=TODAY, submission_id="c" * 32)
+        portal.open_code(session, code, secret="test-secret", today=TODAY, submission_id="c" * 32)
     assert refused.value.reason == "submitted"
     assert count(session, Response) == 1
 
@@ -83,8 +83,8 @@ def test_racing_submit_sees_the_code_already_spent(issue, session, questionnaire
     """Two requests opened the code before either submitted: the second must not store anything."""
     [code] = issue()
     answers = {"SNV": full_answers(questionnaire())}
-    first = portal.open_code(session, code, today=TODAY, start=True)
-    second = portal.open_code(session, code, today=TODAY)
+    first = portal.open_code(session, code, secret="test-secret", today=TODAY, start=True)
+    second = portal.open_code(session, code, secret="test-secret", today=TODAY)
     assert portal.submit(session, first, answers, "d" * 32, today=TODAY) is True
     assert portal.submit(session, second, answers, "d" * 32, today=TODAY) is False
     with pytest.raises(portal.Refusal):
@@ -95,10 +95,10 @@ def test_racing_submit_sees_the_code_already_spent(issue, session, questionnaire
 
 def test_drafts_keep_partial_answers(issue, session):
     [code] = issue()
-    access = portal.open_code(session, code, today=TODAY, start=True)
+    access = portal.open_code(session, code, secret="test-secret", today=TODAY, start=True)
     portal.save_draft(session, access, {"SNV": {"I01": "4", "I02": "", "I03": "K"}}, today=TODAY)
     session.commit()
-    again = portal.open_code(session, code, today=TODAY)
+    again = portal.open_code(session, code, secret="test-secret", today=TODAY)
     assert again.saved_answers() == {"SNV": {"I01": "4", "I03": "K"}}
     with pytest.raises(portal.AnswerErrors) as missing:
         portal.submit(session, again, again.saved_answers(), "f" * 32, today=TODAY)
@@ -112,7 +112,7 @@ def test_drafts_keep_partial_answers(issue, session):
 ])
 def test_bad_answers_are_refused_and_nothing_is_saved(issue, session, answers, key, words):
     [code] = issue()
-    access = portal.open_code(session, code, today=TODAY, start=True)
+    access = portal.open_code(session, code, secret="test-secret", today=TODAY, start=True)
     session.commit()
     with pytest.raises(portal.AnswerErrors) as bad:
         portal.save_draft(session, access, answers, today=TODAY)
@@ -125,7 +125,7 @@ def test_text_over_its_limit_is_refused(issue, session, questionnaire):
     [code] = issue()
     q = questionnaire()
     [text_item] = q.text_items
-    access = portal.open_code(session, code, today=TODAY)
+    access = portal.open_code(session, code, secret="test-secret", today=TODAY)
     answers = full_answers(q, text="x" * (text_item.max_length + 1))
     with pytest.raises(portal.AnswerErrors) as bad:
         portal.submit(session, access, {"SNV": answers}, "1" * 32, today=TODAY)
@@ -141,7 +141,7 @@ def test_unknown_and_revoked_codes_are_refused_and_logged(issue, session):
     session.commit()
     for text, reason in [("ABCD-EFGH-JKMN", "unknown"), ("not a code", "unknown"), (code, "revoked")]:
         with pytest.raises(portal.Refusal) as refused:
-            portal.open_code(session, text, today=TODAY)
+            portal.open_code(session, text, secret="test-secret", today=TODAY)
         assert refused.value.reason == reason
     session.commit()
     assert count(session, AuditEvent, AuditEvent.action == "code.lookup_failed") == 3
@@ -151,7 +151,7 @@ def test_unknown_and_revoked_codes_are_refused_and_logged(issue, session):
 def test_round_dates_are_enforced(issue, session, shift, reason):
     [code] = issue()
     with pytest.raises(portal.Refusal) as refused:
-        portal.open_code(session, code, today=TODAY + timedelta(days=shift))
+        portal.open_code(session, code, secret="test-secret", today=TODAY + timedelta(days=shift))
     assert refused.value.reason == reason
 
 
@@ -160,7 +160,7 @@ def test_a_round_closed_early_refuses_codes(issue, session, open_round):
     open_round.closed_at = open_round.loaded_at
     session.commit()
     with pytest.raises(portal.Refusal) as refused:
-        portal.open_code(session, code, today=TODAY)
+        portal.open_code(session, code, secret="test-secret", today=TODAY)
     assert refused.value.reason == "closed"
 
 
@@ -168,16 +168,16 @@ def test_a_full_cell_refuses_new_starts_but_lets_started_drafts_finish(issue, se
     started, fresh, last = issue("CC-CT", "SNV", 3)
     cell = session.scalar(sa.select(InvitationCode).where(InvitationCode.code == started)).quota_cell
     cell.target = 1
-    draft_access = portal.open_code(session, started, today=TODAY, start=True)
+    draft_access = portal.open_code(session, started, secret="test-secret", today=TODAY, start=True)
     session.commit()
     answers = {"SNV": full_answers(questionnaire())}
-    portal.submit(session, portal.open_code(session, last, today=TODAY), answers, "2" * 32, today=TODAY)
+    portal.submit(session, portal.open_code(session, last, secret="test-secret", today=TODAY), answers, "2" * 32, today=TODAY)
     session.commit()
     assert portal.cell_is_full(session, cell)
     with pytest.raises(portal.Refusal) as refused:
-        portal.open_code(session, fresh, today=TODAY, start=True)
+        portal.open_code(session, fresh, secret="test-secret", today=TODAY, start=True)
     assert refused.value.reason == "full"
-    draft_access = portal.open_code(session, started, today=TODAY)
+    draft_access = portal.open_code(session, started, secret="test-secret", today=TODAY)
     assert portal.submit(session, draft_access, answers, "3" * 32, today=TODAY)
     session.commit()
     assert count(session, Response, Response.quota_cell_id == cell.id) == 2
@@ -189,13 +189,13 @@ def test_a_soft_closed_cell_counts_as_full(issue, session):
     cell.soft_closed = True
     session.commit()
     with pytest.raises(portal.Refusal) as refused:
-        portal.open_code(session, code, today=TODAY, start=True)
+        portal.open_code(session, code, secret="test-secret", today=TODAY, start=True)
     assert refused.value.reason == "full"
 
 
 def test_ldcp_rates_each_supervising_department_under_one_respondent_key(issue, session, open_round, questionnaire):
     [code] = issue("LĐ-CP", "TAMKY")
-    access = portal.open_code(session, code, today=TODAY, start=True)
+    access = portal.open_code(session, code, secret="test-secret", today=TODAY, start=True)
     assert access.needs_division and access.targets == []
     portal.choose_division(session, access, "KTHT", today=TODAY)
     session.commit()
@@ -204,10 +204,10 @@ def test_ldcp_rates_each_supervising_department_under_one_respondent_key(issue, 
         sa.select(Division).where(Division.code == "KTHT")).departments] and len(departments) == 4
     q = questionnaire("LĐ-CP")
     answers = {d: full_answers(q, value="4") for d in departments}
-    portal.submit(session, portal.open_code(session, code, today=TODAY), answers, "4" * 32, today=TODAY)
+    portal.submit(session, portal.open_code(session, code, secret="test-secret", today=TODAY), answers, "4" * 32, today=TODAY)
     session.commit()
-    responses = session.scalars(sa.select(Response).order_by(Response.id)).all()
-    assert [r.agency.code for r in responses] == departments
+    responses = session.scalars(sa.select(Response)).all()
+    assert sorted(r.agency.code for r in responses) == sorted(departments)
     assert len({r.respondent_key for r in responses}) == 1 and len({r.uid for r in responses}) == 4
     cell = ldcp_cell(session, open_round, "TAMKY")
     assert {r.quota_cell_id for r in responses} == {cell.id}
@@ -217,7 +217,7 @@ def test_ldcp_rates_each_supervising_department_under_one_respondent_key(issue, 
 
 def test_ldcp_refuses_departments_outside_the_division(issue, session, questionnaire):
     [code] = issue("LĐ-CP", "TAMKY")
-    access = portal.open_code(session, code, today=TODAY, start=True)
+    access = portal.open_code(session, code, secret="test-secret", today=TODAY, start=True)
     portal.choose_division(session, access, "TP", today=TODAY)
     q = questionnaire("LĐ-CP")
     with pytest.raises(portal.AnswerErrors) as bad:
@@ -230,7 +230,7 @@ def test_ldcp_refuses_departments_outside_the_division(issue, session, questionn
 
 def test_ldcp_cannot_submit_before_choosing_a_division(issue, session):
     [code] = issue("LĐ-CP", "TAMKY")
-    access = portal.open_code(session, code, today=TODAY, start=True)
+    access = portal.open_code(session, code, secret="test-secret", today=TODAY, start=True)
     with pytest.raises(portal.AnswerErrors) as bad:
         portal.submit(session, access, {}, "6" * 32, today=TODAY)
     assert (None, "division") in bad.value.errors
@@ -241,15 +241,15 @@ def test_failed_lookups_are_rate_limited_per_client(issue, session):
     guard = portal.Guard("code:test-client", limit=3, window_seconds=600)
     other = portal.Guard("code:other-client", limit=3, window_seconds=600)
     for _ in range(5):  # successes do not use up the limit, nor write the counter
-        portal.open_code(session, code, today=TODAY, guard=guard)
+        portal.open_code(session, code, secret="test-secret", today=TODAY, guard=guard)
     assert count(session, RateCounter) == 0
     for _ in range(3):
         with pytest.raises(portal.Refusal, match="unknown"):
-            portal.open_code(session, "ABCD-EFGH-JKMN", today=TODAY, guard=guard)
+            portal.open_code(session, "ABCD-EFGH-JKMN", secret="test-secret", today=TODAY, guard=guard)
     for text in ("ABCD-EFGH-JKMN", code):  # now even a right code waits for the window to pass
         with pytest.raises(portal.Refusal, match="rate_limited"):
-            portal.open_code(session, text, today=TODAY, guard=guard)
-    portal.open_code(session, code, today=TODAY, guard=other)
+            portal.open_code(session, text, secret="test-secret", today=TODAY, guard=guard)
+    portal.open_code(session, code, secret="test-secret", today=TODAY, guard=other)
     session.commit()
     assert count(session, AuditEvent, AuditEvent.action == "code.lookup_refused") == 2
     assert count(session, AuditEvent, AuditEvent.action == "code.lookup_failed") == 3

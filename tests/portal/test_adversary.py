@@ -1,0 +1,295 @@
+"""The adversary of the README's threat model, played on both databases.
+
+Respondents answer through the HTTP portal in a known order (each from its own address and browser; some
+save a draft first, one resumes on another device, LĐ-CP respondents rate several departments), behind the
+access log the README's serving command writes. Then, holding the database files, the audit table and that
+log, the adversary tries every join this suite knows: by each identifier's order, by physical row order
+(SQLite rowid and byte offset in the file; PostgreSQL ctid, xmin and byte offset in the heap file), by audit
+times and by log lines.
+
+The statistic: Kendall's S (concordant minus discordant pairs) between a join's order and the true
+submission order, summed over the quota cells (pairs are only compared within a cell, where order is the
+secret), standardised by its mean and standard deviation under the null of no association, estimated from
+2,000 random permutations of the submission order within cells. A join passes when |z| < 5: a join that
+carries no information fails with probability about 6e-7 (normal tail), while one that follows the
+submission order, even a coarse one, gives z above 8 with these 40-odd respondents.
+"""
+from __future__ import annotations
+
+import os
+import random
+import re
+import subprocess
+import time
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from gunicorn.config import Config
+
+from survey_service.accesslog import MaskingLogger
+from survey_service.models import AuditEvent, Draft, QuotaCell, Response
+from survey_service.services import invitations
+from tests.portal.conftest import full_answers, ldcp_cell
+from tests.portal.test_respond_views import form_fields
+
+Z_BOUND = 5.0
+PERMUTATIONS = 2000
+LABEL = re.compile(r"Nhãn R(\d{3})")
+
+
+def kendall_s(x: np.ndarray, y: np.ndarray) -> float:
+    """Concordant minus discordant pairs; ties count zero."""
+    return float((np.sign(x[:, None] - x[None, :]) * np.sign(y[:, None] - y[None, :])).sum() / 2)
+
+
+def order_z(groups: dict[object, list[tuple[float, float]]], rng: np.random.Generator) -> float:
+    """Stratified Kendall S of (observed key, true order) per cell, as a z-score under permutation."""
+    cells = [(np.array([k for k, _ in rows], float), np.array([t for _, t in rows], float))
+             for rows in groups.values() if len(rows) > 2]
+    observed = sum(kendall_s(x, y) for x, y in cells)
+    null = np.array([sum(kendall_s(x, rng.permutation(y)) for x, y in cells) for _ in range(PERMUTATIONS)])
+    if null.std() == 0:  # the key is constant within every cell: nothing to learn from it
+        return 0.0
+    return (observed - null.mean()) / null.std()
+
+
+class AccessLog:
+    """The portal behind gunicorn's access log with the serving command's logger class."""
+
+    def __init__(self, app, path: Path):
+        cfg = Config()
+        cfg.set("accesslog", str(path))
+        self.logger, self.path, self.wrapped = MaskingLogger(cfg), path, app.wsgi_app
+        app.wsgi_app = self
+
+    def __call__(self, environ, start_response):
+        seen = {}
+
+        def record(status, headers, exc_info=None):
+            seen.update(status=status, headers=headers)
+            return start_response(status, headers, exc_info)
+
+        start = time.perf_counter()
+        body = b"".join(self.wrapped(environ, record))
+        request = SimpleNamespace(headers=[(k[5:].replace("_", "-"), v) for k, v in environ.items()
+                                           if k.startswith("HTTP_")])
+        response = SimpleNamespace(status=seen["status"], sent=len(body), headers=seen["headers"])
+        self.logger.access(response, request, environ, timedelta(seconds=time.perf_counter() - start))
+        return [body]
+
+    def lines(self) -> list[str]:
+        for handler in self.logger.access_log.handlers:
+            handler.flush()
+        return self.path.read_text(encoding="utf-8").splitlines()
+
+
+class Respondent:
+    def __init__(self, app, code: str, number: int):
+        self.app, self.code, self.number = app, code, number
+        self.device(0)
+
+    def device(self, which: int) -> None:
+        """A browser on a machine of its own: its own cookie jar, address and user agent."""
+        self.client = self.app.test_client()
+        self.client.environ_base.update(REMOTE_ADDR=f"10.{which}.{self.number // 250}.{self.number % 250 + 1}",
+                                        HTTP_USER_AGENT=f"Browser/{self.number}.{which}")
+
+    def open(self) -> str:
+        assert self.client.get(f"/c/{self.code}").status_code == 303
+        page = self.client.get("/phieu")
+        assert page.status_code == 200, page.get_data(as_text=True)[:300]
+        return page.get_data(as_text=True)
+
+    def choose(self, html: str, division: str) -> str:
+        """LĐ-CP: pick a division on its page, then open the form it leads to."""
+        fields = {name: m.group(1) for name in ("csrf_token", "form_tag")
+                  if (m := re.search(rf'name="{name}" type="hidden" value="([^"]+)"', html))}
+        chosen = self.client.post("/phieu/phong", data={**fields, "division": division})
+        assert chosen.status_code == 303
+        return self.open()
+
+    def post(self, html: str, data: dict, status: int) -> str:
+        page = self.client.post("/phieu", data={**form_fields(html), **data})
+        assert page.status_code == status, page.get_data(as_text=True)[:500]
+        return page.get_data(as_text=True)
+
+
+def _pg_data_directory(url: str) -> Path | None:
+    """The data directory of the cluster at the URL's port, when this machine's files can be read."""
+    port = str(sa.engine.make_url(url).port or 5432)
+    try:
+        out = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) >= 6 and fields[2] == port and os.access(fields[5], os.R_OK):
+            return Path(fields[5])
+    return None
+
+
+def _database_bytes(session, database_url: str) -> tuple[bytes, dict[str, bytes]]:
+    """Everything the adversary reads from disk: (all files, {table: its own file}).
+
+    SQLite: the database file and its write-ahead log. PostgreSQL, after a CHECKPOINT: the heap files of
+    the tables and the whole write-ahead log directory.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        path = Path(sa.engine.make_url(database_url).database)
+        files = [path, Path(f"{path}-wal")]
+        data = b"".join(p.read_bytes() for p in files if p.exists())
+        return data, {"response": path.read_bytes()}
+    root = _pg_data_directory(database_url)
+    if root is None:
+        pytest.skip("the PostgreSQL data directory cannot be read from here (needs root and pg_lsclusters)")
+    session.commit()
+    port = str(sa.engine.make_url(database_url).port or 5432)
+    subprocess.run(["su", "postgres", "-c", f"psql -p {port} -qc CHECKPOINT"], check=True)  # pages to disk
+    tables = {}
+    for table in ("response", "answer", "draft", "invitation_code", "audit_event"):
+        relative = session.scalar(sa.text("SELECT pg_relation_filepath(:t)"), {"t": table})
+        tables[table] = b"".join(p.read_bytes() for p in sorted((root / relative).parent.glob(
+            Path(relative).name + "*")) if re.fullmatch(r"\d+(\.\d+)?", p.name))
+    wal = b"".join(p.read_bytes() for p in sorted((root / "pg_wal").iterdir()) if p.is_file())
+    return b"".join(tables.values()) + wal, tables
+
+
+def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, questionnaire, open_round,
+                                                       database_url, tmp_path):
+    seed = int.from_bytes(os.urandom(4), "big")
+    rng = random.Random(seed)
+    log = AccessLog(app, tmp_path / "access.log")
+    cc_cell = invitations.find_cell(session, open_round, "CC-CT", "SNV")
+    cc_cell.target = 1000
+    ldcp_cell(session, open_round, "TAMKY").target = 1000
+    session.commit()
+    people = [Respondent(app, code, i) for i, code in enumerate(issue("CC-CT", "SNV", 34))]
+    ldcp = [Respondent(app, code, 100 + i) for i, code in enumerate(issue("LĐ-CP", "TAMKY", 8))]
+    q_cc, q_ld = questionnaire("CC-CT"), questionnaire("LĐ-CP")
+    text_cc, text_ld = q_cc.text_items[0].code, q_ld.text_items[0].code
+    block = re.compile(rf'name="([A-Z]+)-{q_ld.items[0].code}"')  # one block of answers per department
+    divisions = re.findall(r'name="division" value="([^"]+)"', ldcp[0].open())
+    marker, abandoned = f"DRAFTMARKER{rng.getrandbits(40):x}", f"ABANDONEDMARKER{rng.getrandbits(40):x}"
+
+    # A known order of events: drafts are saved early, submissions interleave with them.
+    order = people + ldcp
+    rng.shuffle(order)
+    savers = set(rng.sample(range(len(order)), 10))
+    first_saver = order[min(savers)]
+    truth: dict[str, int] = {}
+    for position, person in enumerate(order):
+        if position in savers:  # saves a draft now, finishes later
+            html = person.open()
+            if person in ldcp:
+                html = person.choose(html, rng.choice(divisions))
+            text = marker if person is first_saver else "bản nháp"
+            name = f"{block.search(html).group(1)}-{text_ld}" if person in ldcp else text_cc
+            person.post(html, {name: text, "action": "save"}, 303)
+    drafts_saved = session.scalar(sa.select(sa.func.count()).select_from(Draft))
+    assert drafts_saved >= len(savers)  # (opening a form starts a draft too)
+    for k, person in enumerate(order):
+        if person is first_saver:
+            person.device(1)  # resumes on another device, with the same code
+        html = person.open()
+        if person in ldcp and 'name="division"' in html:
+            html = person.choose(html, rng.choice(divisions))
+        label = f"Nhãn R{k:03d}: cần rút ngắn thời gian."
+        if person in ldcp:
+            blocks = sorted(set(block.findall(html)))
+            data = {f"{d}-{item}": value for d in blocks
+                    for item, value in full_answers(q_ld, value=rng.choice("123"), text=label).items()}
+        else:
+            data = full_answers(q_cc, value=rng.choice("123"), text=label)
+        done = person.post(html, {**data, "action": "submit"}, 200)
+        assert "Cảm ơn" in done
+        truth[person.code] = k
+    # one more respondent only saves a draft and never comes back; and a few wrong codes are tried
+    [leaver] = issue("CC-CT", "SNV", 1)
+    late = Respondent(app, leaver, 200)
+    late.post(late.open(), {text_cc: abandoned, "action": "save"}, 303)
+    for _ in range(3):
+        Respondent(app, "ABCD-EFGH-JKMN", 300).client.get("/c/ABCD-EFGH-JKMN", follow_redirects=True)
+
+    # --- the adversary's material ------------------------------------------------------------------------
+    session.expire_all()
+    pg = session.get_bind().dialect.name == "postgresql"
+    rows = session.execute(sa.text(
+        "SELECT r.id, r.uid, r.respondent_key, r.quota_cell_id, a.value" + (", r.ctid::text AS ctid, r.xmin::text AS xmin"
+                                                                          if pg else ", r.rowid AS row_number")
+        + " FROM response r JOIN answer a ON a.response_id = r.id AND a.item_code IN (:t1, :t2)"),
+        {"t1": text_cc, "t2": text_ld}).all()
+    assert len(rows) >= 40 and len({r.respondent_key for r in rows}) == len(order)
+    true_order = {r.id: int(LABEL.search(r.value).group(1)) for r in rows}
+    answers = session.execute(sa.text(
+        "SELECT response_id, id" + (", ctid::text AS ctid, xmin::text AS xmin" if pg else ", rowid AS row_number")
+        + " FROM answer")).all()
+    session.commit()  # (VACUUM FULL waits for every open transaction on its tables)
+    assert app.test_cli_runner().invoke(args=["db", "compact"]).exit_code == 0  # the README's step at close
+    all_bytes, table_bytes = _database_bytes(session, database_url)
+
+    def ctid(text: str) -> float:
+        page, line = text.strip("()").split(",")
+        return int(page) * 10_000 + int(line)
+
+    per_answer: dict[int, list] = {}
+    for a in answers:
+        per_answer.setdefault(a.response_id, []).append(a)
+    joins = {
+        "response id": lambda r: r.id,
+        "response uid": lambda r: int(r.uid, 16),
+        "respondent key": lambda r: int(r.respondent_key, 16),
+        "smallest answer id": lambda r: min(a.id for a in per_answer[r.id]),
+        "mean answer id": lambda r: np.mean([a.id for a in per_answer[r.id]]),
+        "response's place in the file": lambda r: table_bytes["response"].find(r.uid.encode()),
+    }
+    if pg:
+        joins.update({
+            "response ctid": lambda r: ctid(r.ctid),
+            "response xmin": lambda r: int(r.xmin),
+            "first answer ctid": lambda r: min(ctid(a.ctid) for a in per_answer[r.id]),
+            "answer xmin": lambda r: min(int(a.xmin) for a in per_answer[r.id]),
+        })
+    else:
+        joins.update({
+            "response rowid": lambda r: r.row_number,
+            "first answer rowid": lambda r: min(a.row_number for a in per_answer[r.id]),
+        })
+    numbers = np.random.default_rng(seed)
+    for name, key in joins.items():
+        groups: dict[int, list] = {}
+        for r in rows:
+            groups.setdefault(r.quota_cell_id, []).append((key(r), true_order[r.id]))
+        z = order_z(groups, numbers)
+        assert abs(z) < Z_BOUND, f"{name} recovers the submission order (z = {z:.1f}, seed {seed})"
+
+    # The audit table: nothing written while people answered names a cell, a response or a code, so
+    # there is no timed row to join responses to.
+    events = session.scalars(sa.select(AuditEvent).where(AuditEvent.actor == "respondent")).all()
+    assert events, "the wrong codes should have been logged"
+    codes = [p.code for p in order] + [leaver]
+    for event in events:
+        assert event.object_type not in ("quota_cell", "response")
+        assert not any(c in repr((event.object_id, event.old_value, event.new_value)) for c in codes)
+    cell_ids = {str(c) for c in session.scalars(sa.select(QuotaCell.id))}
+    uids = set(session.scalars(sa.select(Response.uid)))
+    assert not any(e.object_id in cell_ids | uids for e in events)
+
+    # The access log: every request is there, with its time, address and user agent, but no code (in any
+    # spelling) and no answer went to an address that names one.
+    lines = log.lines()
+    assert sum('"POST /phieu ' in line for line in lines) >= len(order) + len(savers)
+    assert any('"GET /c/…' in line for line in lines)
+    for line in lines:
+        assert not any(c in line or c.replace("-", "") in line for c in codes + ["ABCD-EFGH-JKMN"]), line
+        assert not re.search(r'"POST /c/', line), line
+    # the log's order of POSTs is the true order; it cannot be joined to anything stored (above)
+
+    # Drafts: the marker text only a draft ever held, and the one of a draft still waiting, are nowhere in
+    # the files (SQLite: database and write-ahead log; PostgreSQL: the tables' heap files and pg_wal).
+    for text in (marker, abandoned):
+        assert text.encode() not in all_bytes, f"{text} readable in the database files"
+    assert "Nhãn R000".encode() in all_bytes  # the search does look at the stored text

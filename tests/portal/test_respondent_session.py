@@ -1,0 +1,95 @@
+"""The respondent session: the code is exchanged for it, never readable in the cookie, never in the URL
+that carries answers; a page of one code cannot post under another."""
+from __future__ import annotations
+
+import base64
+import json
+import unicodedata
+import zlib
+
+import sqlalchemy as sa
+
+from survey_service.models import Draft, Response
+from tests.portal.conftest import full_answers
+from tests.portal.test_respond_views import count, form_fields, open_form, open_link
+
+
+def _session_cookie(client) -> str:
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    return cookie.value
+
+
+def _flask_session_payload(value: str) -> str:
+    """What anyone holding the cookie reads from it (Flask signs its session, it does not encrypt it)."""
+    compressed = value.startswith(".")
+    payload = value.lstrip(".").split(".")[0]
+    raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    return (zlib.decompress(raw) if compressed else raw).decode()
+
+
+def test_the_cookie_does_not_show_the_code(client, issue):
+    [code] = issue()
+    open_form(client, code)
+    payload = _flask_session_payload(_session_cookie(client))
+    assert json.loads(payload)  # readable JSON ...
+    for form in (code, code.replace("-", ""), code.lower()):
+        assert form not in payload  # ... without the code in any spelling
+
+
+def test_answers_are_posted_to_an_address_without_the_code(client, issue):
+    [code] = issue()
+    page = open_link(client, code)
+    html = page.get_data(as_text=True)
+    assert page.request.path == "/phieu" and 'action="/phieu"' in html
+    assert code not in html.split('class="questionnaire"', 1)[0].split("<form", 1)[-1]
+
+
+def test_a_page_of_one_code_cannot_post_under_another(client, issue, session, questionnaire):
+    first, second = issue("CC-CT", "SNV", 2)
+    fields = open_form(client, first)
+    open_form(client, second)  # the same browser opens another invitation meanwhile
+    posted = client.post("/phieu", data={**fields, **full_answers(questionnaire()), "action": "submit"})
+    assert posted.status_code == 409 and "thuộc một mã khảo sát khác" in posted.get_data(as_text=True)
+    assert count(session, Response) == 0
+
+
+def test_a_post_without_a_session_is_refused_and_stores_nothing(app, client, issue, session, questionnaire):
+    [code] = issue()
+    fields = open_form(client, code)
+    fresh = app.test_client()
+    posted = fresh.post("/phieu", data={**fields, **full_answers(questionnaire()), "action": "submit"})
+    assert posted.status_code == 409 and "Phiên trả lời đã kết thúc" in posted.get_data(as_text=True)
+    assert count(session, Response) == 0
+    assert fresh.get("/phieu").status_code == 303  # nothing to show: back to the home page
+
+
+def test_the_draft_is_sealed_and_opens_on_another_device(app, client, issue, session, questionnaire):
+    [code] = issue()
+    fields = open_form(client, code)
+    marker = "Ghi chú chỉ có trong bản nháp 7Q"
+    text_item = questionnaire().text_items[0].code
+    assert client.post("/phieu", data={**fields, text_item: marker, "action": "save"}).status_code == 303
+    sealed = session.scalar(sa.select(Draft.sealed))
+    assert marker not in sealed and "Ghi" not in sealed
+    other = app.test_client()
+    assert marker in open_link(other, code).get_data(as_text=True)
+
+
+def test_portal_pages_are_not_cached_and_send_no_referrer(client, issue):
+    [code] = issue()
+    page = open_link(client, code)
+    assert page.headers["Cache-Control"] == "no-store" and page.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_free_text_is_stored_nfc_and_counted_in_nfc_characters(client, issue, session, questionnaire):
+    [code] = issue()
+    q = questionnaire()
+    text = q.text_items[0]
+    decomposed = unicodedata.normalize("NFD", "Thủ tục ") * (text.max_length // 8)  # NFC: exactly the limit
+    assert len(decomposed) > text.max_length >= len(unicodedata.normalize("NFC", decomposed))
+    data = {**open_form(client, code), **full_answers(q), text.code: decomposed, "action": "submit"}
+    done = client.post("/phieu", data=data)
+    assert done.status_code == 200, done.get_data(as_text=True)
+    stored = session.execute(sa.text("SELECT value FROM answer WHERE item_code = :c"), {"c": text.code}).scalar()
+    assert stored == unicodedata.normalize("NFC", decomposed).strip()
