@@ -84,6 +84,8 @@ class RoundData:
     #: form code → sorted version hashes of the responses analysed
     versions: dict[str, list[str]]
     counts: dict[str, int] = field(default_factory=dict)
+    #: A demonstration round of generated responses: every output says so.
+    simulated: bool = False
 
 
 @dataclass(frozen=True)
@@ -269,7 +271,8 @@ def build_round_data(rnd: Round, agencies: pd.DataFrame, responses: pd.DataFrame
     for vid in sorted(set(responses["version_id"].tolist())):
         versions_used.setdefault(versions[vid].code, []).append(versions[vid].version)
     return RoundData(
-        round_code=rnd.code, methodology=methodology, methodology_hash=rnd.methodology_hash,
+        round_code=rnd.code, simulated=bool(rnd.simulated), methodology=methodology,
+        methodology_hash=rnd.methodology_hash,
         settings=dict(rnd.settings or {}), agencies=agencies[["code", "kind", "name"]].reset_index(drop=True),
         answers=answers, items=items, scales=scales, criteria=criteria,
         versions={k: sorted(v) for k, v in sorted(versions_used.items())},
@@ -481,6 +484,7 @@ def cached_results(session: Session, rnd: Round) -> RoundResults:
 def provenance(data: RoundData) -> dict:
     return {
         "round": data.round_code,
+        "simulated": data.simulated,
         "methodology_hash": data.methodology_hash,
         "questionnaire_versions": data.versions,
         "software_version": __version__,
