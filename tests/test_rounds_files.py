@@ -68,7 +68,7 @@ def test_round_header(rnd):
     assert rnd.forms == FORMS
     assert dict(rnd.settings) == {
         "double_entry_rate": 0.10, "double_entry_first_sheets": 20,
-        "unsampled_keyed_count_as_verified": True, "surplus_in_analysis": False,
+        "unsampled_keyed_count_as_verified": True, "surplus_in_analysis": False, "min_breakdown": 5,
     }
 
 
@@ -390,6 +390,10 @@ ROUND_CASES = {
     "setting of the wrong type": (
         "round.yaml", "yaml", lambda d: d["settings"].update(surplus_in_analysis="no"), "round.yaml",
         "settings", "surplus_in_analysis must be true or false",
+    ),
+    "breakdown threshold below 1": (
+        "round.yaml", "yaml", lambda d: d["settings"].update(min_breakdown=0), "round.yaml", "settings",
+        "min_breakdown must be >= 1",
     ),
     "double entry rate above 1": (
         "round.yaml", "yaml", lambda d: d["settings"].update(double_entry_rate=10), "round.yaml", "settings",

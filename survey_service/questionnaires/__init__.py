@@ -29,7 +29,7 @@ from survey_service.questionnaires.forms import (
     questionnaire_from_definition,
 )
 from survey_service.questionnaires.methodology import PRESETS
-from survey_service.questionnaires.rounds import load_round, quota_kinds
+from survey_service.questionnaires.rounds import OPTIONAL_SETTINGS, load_round, quota_kinds
 from survey_service.questionnaires.types import (
     AGENCY_KINDS,
     CHANNELS,

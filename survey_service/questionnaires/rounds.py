@@ -54,6 +54,11 @@ _SETTINGS = {
     "unsampled_keyed_count_as_verified": "bool",
     "surplus_in_analysis": "bool",
 }
+#: Settings a round may leave out, with their default.
+OPTIONAL_SETTINGS = {
+    #: No figure about fewer respondents than this, of any group about one agency, is shown or exported.
+    "min_breakdown": 5,
+}
 
 
 def _load_agencies(path: Path) -> tuple[AgencyDef, ...]:
@@ -256,7 +261,9 @@ def load_round(
     if len(set(form_codes)) != len(form_codes):
         raise QuestionnaireError(rname, None, "a form is listed twice")
     settings = data["settings"]
-    check_keys(settings, set(_SETTINGS), set(), rname, "settings", "", label="key")
+    check_keys(settings, set(_SETTINGS), set(OPTIONAL_SETTINGS), rname, "settings", "", label="key")
+    if "min_breakdown" in settings:
+        as_int(settings["min_breakdown"], rname, "settings", "min_breakdown", 1, label="key")
     for key, kind in _SETTINGS.items():
         value = settings[key]
         if kind == "bool":
@@ -298,7 +305,7 @@ def load_round(
         legal_basis=as_text(data["legal_basis"], rname, None, "legal_basis"),
         portal=as_text(data["portal"], rname, None, "portal"),
         forms=tuple(form_codes),
-        settings=plain(settings),
+        settings=plain({**OPTIONAL_SETTINGS, **settings}),
         agencies=agencies_t,
         quotas=quotas,
         divisions=divisions,

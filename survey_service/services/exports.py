@@ -81,7 +81,7 @@ WEIGHT_HEADERS = {
     "deff_w": "Hệ số thiết kế do trọng số",
 }
 SETTINGS_HEADERS = {"setting": "Thiết lập", "value": "Giá trị"}
-SUPPRESSED_NOTE = "Ẩn (dưới 5 phiếu của công chức cơ quan)"
+SUPPRESSED_NOTE = "Ẩn (nhóm dưới {n} người trả lời về cơ quan này)"
 
 
 class ExportError(ValueError):
@@ -153,7 +153,10 @@ def items_frame(results: RoundResults) -> pd.DataFrame:
     out = items[list(ITEM_HEADERS)].copy()
     for code in codes:
         out[f"Số chọn '{code}'"] = [None if c is None else c.get(code, 0) for c in items["counts"]]
-    out["Ghi chú"] = np.where(items["suppressed"], SUPPRESSED_NOTE, "")
+    threshold = results.provenance["analysis_parameters"]["min_breakdown"]
+    # a hidden group's size is not given either: "fewer than the threshold" is all it says
+    out["n_sheets"] = out["n_sheets"].astype(object).where(~items["suppressed"], f"< {threshold}")
+    out["Ghi chú"] = np.where(items["suppressed"], SUPPRESSED_NOTE.format(n=threshold), "")
     return out.rename(columns=ITEM_HEADERS)
 
 

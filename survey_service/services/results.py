@@ -32,9 +32,9 @@ from survey_service.models import (
 )
 from survey_service.services import progress
 
-#: Forms answered by an agency's own civil servants: no breakdown of fewer than MIN_BREAKDOWN of them.
-OWN_STAFF_FORMS = ("CC-CT", "CC-ND", "CC-CH")
-MIN_BREAKDOWN = 5
+#: No breakdown of fewer respondents than this, of any group about one agency (round setting
+#: ``min_breakdown``; a round loaded before the setting existed gets this default).
+MIN_BREAKDOWN = qn.OPTIONAL_SETTINGS["min_breakdown"]
 #: Rank intervals: Monte-Carlo draws and the fixed seed that makes them reproducible.
 RANK_DRAWS = 10_000
 RANK_SEED = 2023
@@ -53,7 +53,6 @@ KIND_LABELS = {"department": "Sở, ban, ngành", "district": "UBND cấp huyệ
 ANALYSIS_PARAMETERS = {
     "confidence_level": CONFIDENCE,
     "rounding": "half away from zero on the decimal value, 2 dp; total rounded once",
-    "min_breakdown_own_staff": MIN_BREAKDOWN,
     "rank_draws": RANK_DRAWS,
     "rank_seed": RANK_SEED,
 }
@@ -482,6 +481,11 @@ def cached_results(session: Session, rnd: Round) -> RoundResults:
     return res
 
 
+def min_breakdown(settings: dict | None) -> int:
+    """The round's smallest group that may be broken down (item distributions, group figures)."""
+    return int((settings or {}).get("min_breakdown", MIN_BREAKDOWN))
+
+
 def provenance(data: RoundData) -> dict:
     return {
         "round": data.round_code,
@@ -489,7 +493,7 @@ def provenance(data: RoundData) -> dict:
         "methodology_hash": data.methodology_hash,
         "questionnaire_versions": data.versions,
         "software_version": __version__,
-        "analysis_parameters": dict(ANALYSIS_PARAMETERS),
+        "analysis_parameters": {**ANALYSIS_PARAMETERS, "min_breakdown": min_breakdown(data.settings)},
         "surplus_in_analysis": bool(data.settings.get("surplus_in_analysis", False)),
         "counts": dict(data.counts),
     }
@@ -714,7 +718,8 @@ def _weight_diagnostics(answers: pd.DataFrame) -> pd.DataFrame:
 
 
 def _item_distributions(data: RoundData, cfg) -> pd.DataFrame:
-    """Option counts per agency × form × item; own-staff groups under MIN_BREAKDOWN sheets suppressed.
+    """Option counts per agency × form × item; a group of fewer respondents about the agency than the
+    round's ``min_breakdown`` is suppressed, whatever the form (one LĐ-CP head is one person).
 
     Each answer gets the integer code of its agency × form × item × criterion × scale cell; the
     statistics are counted per code over the rows and only the few thousand cells become strings.
@@ -755,7 +760,7 @@ def _item_distributions(data: RoundData, cfg) -> pd.DataFrame:
     sheets = np.bincount(pairs // n_uid, minlength=sizes[0] * sizes[1])
     out["n_sheets"] = sheets[key_codes[0] * sizes[1] + key_codes[1]].astype(np.int64)
     out = out.sort_values(list(names)).reset_index(drop=True)
-    out["suppressed"] = out["form"].isin(OWN_STAFF_FORMS) & (out["n_sheets"] < MIN_BREAKDOWN)
+    out["suppressed"] = out["n_sheets"] < min_breakdown(data.settings)
     hidden = out["suppressed"]
     out.loc[hidden, ["mean_value", "positive_pct"]] = np.nan
     out["counts"] = [None if h else c for h, c in zip(hidden, out["counts"])]

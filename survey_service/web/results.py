@@ -69,7 +69,7 @@ def agency_page(code, agency):
     return render_template("results/agency.html", round=rnd, res=res, row=results.records(summary)[0],
                            criteria=results.records(res.criteria[res.criteria["agency"] == agency]),
                            items=results.records(res.items[res.items["agency"] == agency]), kinds=results.KIND_LABELS,
-                           flag_labels=results.FLAG_LABELS, min_breakdown=results.MIN_BREAKDOWN)
+                           flag_labels=results.FLAG_LABELS, min_breakdown=results.min_breakdown(rnd.settings))
 
 
 @bp.route("/staff/results/<code>/agency/<agency>/items.png")

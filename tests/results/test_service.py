@@ -15,7 +15,7 @@ from survey_service import questionnaires as qn
 from survey_service.models import (
     Agency, Answer, Channel, QuestionnaireVersion, QuotaCell, Response, Round, RoundForm, Sheet, SheetState,
 )
-from survey_service.services import results, rounds
+from survey_service.services import exports, results, rounds
 from tests.conftest import QUESTIONNAIRE_DIR, ROUND_DIR
 
 
@@ -188,6 +188,22 @@ def test_own_staff_groups_under_five_are_not_broken_down(builder, session, loade
     assert snv["suppressed"].all() and snv["counts"].isna().all() and snv["mean_value"].isna().all()
     stp = items[items["agency"] == "STP"]
     assert not stp["suppressed"].any() and stp["counts"].iloc[0] == {"4": 5}
+
+
+def test_no_group_of_any_form_under_the_round_threshold_is_broken_down(builder, session, loaded_round):
+    builder.load([builder.row("LĐ-CP", "STC", "3", division="TCKH", district="TAMKY", respondent="p1")]
+                 + [builder.row("CC-CT", "SNV", "4") for _ in range(3)])
+    items = results.round_results(session, loaded_round).items
+    ldcp = items[items["form"] == "LĐ-CP"]
+    assert len(ldcp) and ldcp["suppressed"].all() and ldcp["counts"].isna().all()  # one division head
+    assert items[items["form"] == "CC-CT"]["suppressed"].all()
+    loaded_round.settings = {**loaded_round.settings, "min_breakdown": 3}  # the round's own threshold
+    session.commit()
+    items = results.round_results(session, loaded_round).items
+    assert not items[items["form"] == "CC-CT"]["suppressed"].any()
+    assert items[items["form"] == "LĐ-CP"]["suppressed"].all()
+    shown = exports.items_frame(results.round_results(session, loaded_round))
+    assert set(shown.loc[shown["Mẫu phiếu"] == "LĐ-CP", "Ghi chú"]) == {"Ẩn (nhóm dưới 3 người trả lời về cơ quan này)"}
 
 
 def _stored_response(session, rnd, form: str, values: dict[str, str]) -> None:

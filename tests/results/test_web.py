@@ -27,13 +27,16 @@ def test_results_pages_for_analysts(data, staff_client):
     assert client.get("/staff/results/QNA-2023/ranking-other.png").status_code == 404
 
 
-def test_agency_page_hides_small_own_staff_groups(data, staff_client):
+def test_agency_page_hides_small_groups_of_any_form(data, staff_client):
     client = staff_client("supervisor")
     snv = client.get("/staff/results/QNA-2023/agency/SNV").get_data(as_text=True)
-    assert "Ẩn (dưới 5 phiếu của công chức cơ quan)" in snv
+    assert "Ẩn (nhóm dưới 5 người trả lời)" in snv
     assert "I01</td>" in snv and "1: 1" not in snv
     stp = client.get("/staff/results/QNA-2023/agency/STP").get_data(as_text=True)
-    assert "Ẩn (dưới 5" not in stp and "4: 2" in stp
+    cc_ct = [row for row in stp.split("<tr>") if row.strip().startswith("<td>CC-CT</td>")]
+    hd_ct = [row for row in stp.split("<tr>") if row.strip().startswith("<td>HĐ-CT</td>")]
+    assert cc_ct and not any("Ẩn (nhóm dưới" in row for row in cc_ct) and "4: 2" in stp
+    assert hd_ct and all("Ẩn (nhóm dưới 5 người trả lời)" in row for row in hd_ct)  # one council member
     png = client.get("/staff/results/QNA-2023/agency/STP/items.png")
     assert png.status_code == 200 and png.data[:4] == b"\x89PNG"
     assert client.get("/staff/results/QNA-2023/agency/NOPE").status_code == 404
