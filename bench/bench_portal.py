@@ -1,11 +1,15 @@
 """Benchmark the online portal under gunicorn (gthread) on PostgreSQL against a minimal baseline.
 
 Loads the real QNA-2023 round into an empty PostgreSQL database, issues codes, then 32 concurrent
-clients each open a form (GET, read the CSRF token and submission id) and submit a complete CC-CT / CC-ND /
-CC-CH response (POST). The same run drives bench/baseline_app.py, which inserts the same rows with no forms
-or validation. Prints responses/s, p50/p95 latency of one complete response (GET + POST) and the ratios.
+clients each open an invitation link (GET, following the redirect to the form as a browser does, reading
+the hidden fields) and submit a complete CC-CT / CC-ND / CC-CH response (POST to the form's action). The
+same run drives bench/baseline_app.py, which inserts the same rows with no forms or validation. Prints
+responses/s, p50/p95 latency of one complete response and the ratios.
 
     PYTHONPATH=. python bench/bench_portal.py --pg-url postgresql+psycopg://survey:survey@127.0.0.1:5432/survey_bench
+
+``--before DIR`` also measures, first and in the same run, the product as it is in DIR (an export of an
+earlier commit: ``git archive COMMIT | tar -x -C DIR``), on a schema that DIR's own code prepares.
 """
 from __future__ import annotations
 
@@ -81,12 +85,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_gunicorn(app_spec: str, env: dict, workers: int, threads: int) -> tuple[subprocess.Popen, int]:
+def start_gunicorn(app_spec: str, env: dict, workers: int, threads: int,
+                   repo: Path = REPO) -> tuple[subprocess.Popen, int]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-w", str(workers), "-k", "gthread", "--threads", str(threads),
          "-b", f"127.0.0.1:{port}", "--log-level", "warning", app_spec],
-        cwd=REPO, env={**os.environ, **env, "PYTHONPATH": str(REPO)})
+        cwd=repo, env={**os.environ, **env, "PYTHONPATH": str(repo)})
     for _ in range(200):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -175,33 +180,45 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--before", type=Path, help="also measure the product as exported into this directory")
     args = parser.parse_args()
 
-    portal_codes, baseline_codes, answers = prepare(args.pg_url, args.responses)
     env = {"SURVEY_DATABASE_URL": args.pg_url, "SURVEY_SECRET_KEY": "bench-secret",
            "SURVEY_SHEET_SIGNING_KEYS": json.dumps(["bench-sheet-key"])}
     results = {}
-    for name, spec, codes, product in [
-        ("portal", "survey_service:create_app()", portal_codes, True),
-        ("baseline", f"bench.baseline_app:make_app({args.pg_url!r})", baseline_codes, False),
-    ]:
-        proc, port = start_gunicorn(spec, env, args.workers, args.threads)
+
+    def measure(name: str, spec: str, codes, answers, product: bool, repo: Path = REPO) -> None:
+        proc, port = start_gunicorn(spec, env, args.workers, args.threads, repo)
         try:
             drive(port, codes[:args.clients], answers, args.clients, product)  # warm-up
             results[name] = drive(port, codes[args.clients:], answers, args.clients, product)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
+
+    if args.before:
+        before = args.before.resolve()
+        out = subprocess.run(
+            [sys.executable, "-c", "import json, sys; from bench.bench_portal import prepare; "
+             "print(json.dumps(prepare(sys.argv[1], int(sys.argv[2]))))", args.pg_url, str(args.responses)],
+            cwd=before, env={**os.environ, "PYTHONPATH": str(before)}, capture_output=True, text=True, check=True)
+        old_codes, _, old_answers = json.loads(out.stdout.strip().splitlines()[-1])
+        measure("before", "survey_service:create_app()", [tuple(c) for c in old_codes], old_answers, True, before)
+    portal_codes, baseline_codes, answers = prepare(args.pg_url, args.responses)
+    measure("portal", "survey_service:create_app()", portal_codes, answers, True)
+    measure("baseline", f"bench.baseline_app:make_app({args.pg_url!r})", baseline_codes, answers, False)
     print(f"gunicorn gthread -w {args.workers} --threads {args.threads}, {args.clients} clients, "
-          f"{os.cpu_count()} CPUs, PostgreSQL; one response = GET form + POST answers")
+          f"{os.cpu_count()} CPUs, PostgreSQL; one response = open the link + POST answers")
     print(f"{'':<10}{'responses':>10}{'errors':>8}{'resp/s':>9}{'p50 ms':>9}{'p95 ms':>9}")
     for name, r in results.items():
         print(f"{name:<10}{r['responses']:>10}{r['errors']:>8}{r['per_second']:>9.1f}{r['p50_ms']:>9.1f}"
               f"{r['p95_ms']:>9.1f}")
         if r["first_error"]:
             print(f"  first error: {r['first_error']}")
-    p, b = results["portal"], results["baseline"]
-    print(f"throughput ratio portal/baseline: {p['per_second'] / b['per_second']:.2f}")
+    b = results["baseline"]
+    for name in ("before", "portal"):
+        if name in results:
+            print(f"throughput ratio {name}/baseline: {results[name]['per_second'] / b['per_second']:.2f}")
 
 
 if __name__ == "__main__":

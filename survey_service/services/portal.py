@@ -27,9 +27,8 @@ from sqlalchemy.orm import Session
 from survey_service import questionnaires as qn
 from survey_service.models import (
     Agency, Answer, Channel, CodeStatus, Division, Draft, InvitationCode, QuestionnaireVersion, QuotaCell,
-    Response, Round, RoundForm, division_department,
+    Response, Round, RoundForm, division_department, random_key,
 )
-from survey_service.models import random_key
 from survey_service.services import audit, invitations, ratelimit, rounds
 from survey_service.services.sealing import Sealer
 

@@ -230,6 +230,8 @@ def test_stored_values_are_read_as_written(builder, session, loaded_round):
     assert q.text_items
     _stored_response(session, loaded_round, "LĐS-CT", values)
     _stored_response(session, loaded_round, "LĐS-CT", {code: "4" for code in rated})
+    loaded_round.settings = {**loaded_round.settings, "min_breakdown": 1}  # two sheets: show them
+    session.commit()
     res = results.round_results(session, loaded_round)
     items = res.items[res.items["form"] == "LĐS-CT"].set_index("item")
     assert items.loc[rated[0], "counts"] == {"": 1, "4": 1}
