@@ -77,7 +77,9 @@ def workers_of(master: int) -> list[int]:
 
 def scenario(name: str, cluster: Cluster, codes, answers, args, fault) -> dict:
     env = server_env(cluster.url, SURVEY_UNAVAILABLE_RETRY_AFTER_SECONDS="2")
-    proc, port = start_gunicorn("survey_service:create_app()", env, args.workers, args.threads)
+    log = cluster.dir / f"gunicorn-{len(list(cluster.dir.glob('gunicorn-*')))}.log"
+    with log.open("w") as stderr:
+        proc, port = start_gunicorn("survey_service:create_app()", env, args.workers, args.threads, stderr)
     events: list[str] = []
 
     async def during(start: float):
@@ -93,7 +95,10 @@ def scenario(name: str, cluster: Cluster, codes, answers, args, fault) -> dict:
         proc.wait(timeout=60)
     after, spent = stored(cluster.url, stats.acknowledged)
     result = stats.summary(wall)
-    result.update(name=name, stored=after - before, spent=spent, events=events)
+    text = log.read_text()
+    gap_start, gap = stats.longest_gap(args.fault_at)
+    result.update(name=name, stored=after - before, spent=spent, events=events, gap=(gap_start, gap),
+                  logged_503=text.count("Database unavailable"), logged_500=text.count("Unhandled error"))
     return result
 
 
@@ -121,7 +126,7 @@ def restart_database(cluster: Cluster, at: float, down_for: float):
 
 def report(r: dict) -> bool:
     failures = r["failures"]
-    ok = (r["acknowledged"] == r["stored"] == r["spent"] and not r["partial"]
+    ok = (r["acknowledged"] == r["stored"] == r["spent"] and not r["partial"] and not r["logged_500"]
           and not any(k.startswith("5") and k != "503" for k in failures) and "missing" not in r["retry_after"])
     print(f"\n== {r['name']} ==")
     for event in r["events"]:
@@ -131,6 +136,9 @@ def report(r: dict) -> bool:
           f"p95 {r['p95_ms']:.0f} ms, max {r['max_ms']:.0f} ms")
     print(f"  failed attempts (retried): {failures or 'none'}; partial pages: {r['partial']}; "
           f"Retry-After on 503s: {r['retry_after'] or '-'}")
+    print(f"  longest time without an acknowledgement after the first fault: {r['gap'][1]:.1f} s "
+          f"(from t={r['gap'][0]:.1f} s); server log: {r['logged_503']} × database unavailable (503), "
+          f"{r['logged_500']} × unhandled error (500)")
     for kind, detail in r["first_failure"].items():
         print(f"    first {kind}: {detail[:200]}")
     print(f"  exactly once, no 500, no partial page: {'yes' if ok else 'NO'}")
@@ -143,6 +151,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=40)
     parser.add_argument("--codes", type=int, default=12000, help="codes per scenario")
+    parser.add_argument("--fault-at", type=float, default=10, help="seconds into the load")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=16)
     args = parser.parse_args()
@@ -153,9 +162,9 @@ def main() -> None:
         kill_codes, restart_codes, answers = prepare(cluster.url, args.codes)
         results = [
             scenario("kill -9 of a gunicorn worker during load", cluster, kill_codes, answers, args,
-                     kill_workers([10.0, 20.0])),
+                     kill_workers([args.fault_at, args.fault_at + 10])),
             scenario("PostgreSQL crash and restart during load", cluster, restart_codes, answers, args,
-                     restart_database(cluster, at=10.0, down_for=3.0)),
+                     restart_database(cluster, at=args.fault_at, down_for=3.0)),
         ]
     print(f"\n{args.clients} concurrent respondents, gunicorn gthread -w {args.workers} --threads {args.threads}, "
           f"{os.cpu_count()} CPUs")

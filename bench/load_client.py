@@ -27,6 +27,7 @@ THANKS = "Cảm ơn"
 class Stats:
     latencies: list[float] = field(default_factory=list)  # seconds per acknowledged response
     acknowledged: list[str] = field(default_factory=list)  # codes whose submission was acknowledged
+    acked_at: list[float] = field(default_factory=list)  # when, in seconds from the start
     failures: Counter = field(default_factory=Counter)  # failed attempts by kind
     first_failure: dict[str, str] = field(default_factory=dict)
     retry_after: Counter = field(default_factory=Counter)  # Retry-After values seen on 503s
@@ -35,6 +36,14 @@ class Stats:
     def fail(self, kind: str, detail: str) -> None:
         self.failures[kind] += 1
         self.first_failure.setdefault(kind, detail[:300])
+
+    def longest_gap(self, after: float) -> tuple[float, float]:
+        """(start, length) of the longest time without an acknowledgement after ``after`` seconds: how long
+        the service took to recover from a fault injected then."""
+        times = sorted(t for t in self.acked_at if t >= after)
+        gaps = [(after, times[0] - after)] if times else [(after, float("inf"))]
+        gaps += [(a, b - a) for a, b in zip(times, times[1:])]
+        return max(gaps, key=lambda g: g[1])
 
     def summary(self, seconds: float) -> dict:
         lat = sorted(self.latencies)
@@ -132,6 +141,7 @@ async def run(base: str, codes: list[tuple[str, str]], answers: dict[str, dict],
                     continue
                 stats.latencies.append(time.monotonic() - began)
                 stats.acknowledged.append(code)
+                stats.acked_at.append(time.monotonic() - start)
 
     tasks = [asyncio.create_task(respondent()) for _ in range(clients)]
     if during is not None:
