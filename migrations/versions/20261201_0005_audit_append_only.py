@@ -1,15 +1,15 @@
 """the audit log is append-only: triggers refuse UPDATE and DELETE of audit_event
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-01 11:00:00
 """
 from alembic import op
 
 from survey_service.models import AUDIT_APPEND_ONLY_DDL
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
