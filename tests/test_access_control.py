@@ -101,6 +101,12 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("results.agency_chart", "GET"): VIEWERS,
     ("results.ranking_chart", "GET"): VIEWERS,
     ("results.download", "GET"): VIEWERS,
+    # preview of the forms as respondents and clerks see them
+    ("preview.index", "GET"): VIEWERS,
+    ("preview.form", "GET"): VIEWERS,
+    ("preview.form", "POST"): VIEWERS,
+    ("preview.phone", "GET"): VIEWERS,
+    ("preview.sheet", "GET"): VIEWERS,
     # API (bearer token)
     ("api.openapi", "GET"): PUBLIC,
     ("api.round_quotas", "GET"): VIEWERS,
@@ -114,6 +120,7 @@ LAST = ("admin.round_close", "auth.logout")
 ARGUMENTS = {
     "code": lambda w: w["code"],
     "round_code": lambda w: w["round"],
+    "form_code": lambda w: "CC-CT",
     "batch_id": lambda w: w["batch_id"],
     "cell_id": lambda w: w["cell_id"],
     "user_id": lambda w: w["user_id"],
