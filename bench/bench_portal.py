@@ -85,13 +85,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_gunicorn(app_spec: str, env: dict, workers: int, threads: int,
+def start_gunicorn(app_spec: str, env: dict, workers: int, threads: int, stderr=None,
                    repo: Path = REPO) -> tuple[subprocess.Popen, int]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-w", str(workers), "-k", "gthread", "--threads", str(threads),
          "-b", f"127.0.0.1:{port}", "--log-level", "warning", app_spec],
-        cwd=repo, env={**os.environ, **env, "PYTHONPATH": str(repo)})
+        cwd=repo, env={**os.environ, **env, "PYTHONPATH": str(repo)}, stderr=stderr)
     for _ in range(200):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -188,7 +188,7 @@ def main() -> None:
     results = {}
 
     def measure(name: str, spec: str, codes, answers, product: bool, repo: Path = REPO) -> None:
-        proc, port = start_gunicorn(spec, env, args.workers, args.threads, repo)
+        proc, port = start_gunicorn(spec, env, args.workers, args.threads, repo=repo)
         try:
             drive(port, codes[:args.clients], answers, args.clients, product)  # warm-up
             results[name] = drive(port, codes[args.clients:], answers, args.clients, product)
