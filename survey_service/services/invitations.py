@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from survey_service.models import (
     Agency, Channel, CodeBatch, CodeStatus, InvitationCode, QuotaCell, Response, Round, StaffUser,
 )
-from survey_service.services import audit
+from survey_service.services import audit, rounds
 from survey_service.services.pdf import FONT, nfc, qr_image, register_fonts
 
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -63,6 +63,7 @@ def code_url(base_url: str, code: str) -> str:
 
 def find_cell(session: Session, rnd: Round, form_code: str, agency_code: str | None) -> QuotaCell:
     """The online quota cell (round, form, agency); raises InvitationError naming what is missing."""
+    form_code = rounds.form_code_for(rnd, form_code)
     query = sa.select(QuotaCell).where(QuotaCell.round_id == rnd.id, QuotaCell.form_code == form_code)
     if agency_code:
         agency = session.scalar(sa.select(Agency).where(Agency.round_id == rnd.id, Agency.code == agency_code))

@@ -178,9 +178,10 @@ def keying_pass(sheet: Sheet, clerk: StaffUser) -> int:
             raise SheetError(f"Phiếu {sheet.serial} cần được nhập lần hai bởi một nhân viên khác "
                              "(nhập kép độc lập).", 403)
         return 2
-    last = keyings[max(keyings)]
-    raise SheetError(f"Phiếu {sheet.serial} đã được nhập bởi {_name(last.clerk)} lúc "
-                     f"{_local(last.keyed_at)} (trạng thái: {STATE_LABELS[sheet.state]}). "
+    second = (f"; nhập lần hai bởi {_name(keyings[2].clerk)} lúc {_local(keyings[2].keyed_at)}"
+              if 2 in keyings else "")
+    raise SheetError(f"Phiếu {sheet.serial} đã được nhập bởi {_name(first.clerk)} lúc "
+                     f"{_local(first.keyed_at)}{second} (trạng thái: {STATE_LABELS[sheet.state]}). "
                      "Không nhập lại; nếu có sai sót, báo giám sát viên.", 409)
 
 

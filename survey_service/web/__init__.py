@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from flask import Flask, abort
+from flask import Flask, abort, current_app, request
 from werkzeug.routing import IntegerConverter
 
 MODULES = ["auth", "staff", "admin", "respond", "codes", "dashboard", "api", "tokens", "results", "paper"]
@@ -29,14 +29,25 @@ def round_or_404(code: str):
     return rnd
 
 
+def public_base_url() -> str:
+    """Where printed links point: ``PUBLIC_BASE_URL`` when set, else the address this request came to, so
+    a server on another port or host prints links that work."""
+    return (current_app.config["PUBLIC_BASE_URL"] or request.host_url).rstrip("/")
+
+
 def register_blueprints(app: Flask) -> None:
+    from survey_service.vietnamese import register_filters
+
     app.url_map.converters["int"] = IdConverter
+    register_filters(app)
     nav = []
     for name in MODULES:
         module = importlib.import_module(f"survey_service.web.{name}")
         app.register_blueprint(module.bp)
         nav.extend(getattr(module, "NAV", []))
     app.extensions["staff_nav"] = nav
+    # Browsers ask for /favicon.ico whatever the page links to.
+    app.add_url_rule("/favicon.ico", "favicon", lambda: app.send_static_file("favicon.ico"))
     app.after_request(_security_headers)
 
 

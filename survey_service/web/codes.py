@@ -10,6 +10,7 @@ from wtforms.validators import InputRequired, NumberRange
 from survey_service.db import get_session
 from survey_service.models import CodeBatch, QuotaCell, Role
 from survey_service.services import invitations, portal, rounds
+from survey_service.web import public_base_url
 from survey_service.web.auth import role_required
 from survey_service.web.forms import VietnameseIntegerField
 from survey_service.web.respond import local_today
@@ -63,14 +64,14 @@ def issue(cell_id):
 def batch(batch_id):
     batch = _batch(batch_id)
     return render_template("codes/batch.html", batch=batch, label=invitations.cell_label(batch.quota_cell),
-                           base_url=current_app.config["PUBLIC_BASE_URL"], code_url=invitations.code_url)
+                           base_url=public_base_url(), code_url=invitations.code_url)
 
 
 @bp.route("/batches/<int:batch_id>.csv")
 @role_required(Role.SUPERVISOR)
 def batch_csv(batch_id):
     batch = _batch(batch_id)
-    body = invitations.batch_csv(batch, current_app.config["PUBLIC_BASE_URL"])
+    body = invitations.batch_csv(batch, public_base_url())
     return Response(body, mimetype="text/csv", headers={
         "Content-Disposition": f"attachment; filename=ma-moi-lo-{batch.id}.csv"})
 
@@ -80,7 +81,7 @@ def batch_csv(batch_id):
 def batch_pdf(batch_id):
     batch = _batch(batch_id)
     cfg = current_app.config
-    body = invitations.batch_pdf(batch, cfg["PUBLIC_BASE_URL"], organiser=cfg["ORGANISER"],
+    body = invitations.batch_pdf(batch, public_base_url(), organiser=cfg["ORGANISER"],
                                  round_name=batch.quota_cell.round.name)
     return Response(body, mimetype="application/pdf", headers={
         "Content-Disposition": f"attachment; filename=ma-moi-lo-{batch.id}.pdf"})

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, abort, current_app, flash, jsonify, redir
 from flask_login import current_user
 
 from survey_service.db import get_session
+from survey_service.vietnamese import xlsx_format
 from survey_service.models import Role
 from survey_service.services import progress, quotas, rounds
 from survey_service.web import round_or_404
@@ -41,23 +42,6 @@ FIGURE_LABELS = {
     "surplus": "Vượt chỉ tiêu",
     "shortfall": "Còn thiếu",
 }
-
-
-@bp.app_template_filter("vi_int")
-def vi_int(value) -> str:
-    """1234567 → "1.234.567" (Vietnamese digit grouping)."""
-    return "" if value is None else f"{value:,}".replace(",", ".")
-
-
-@bp.app_template_filter("vi_pct")
-def vi_pct(value: float | None) -> str:
-    """12.5 → "12,5"; no target → "—"."""
-    return "—" if value is None else f"{value:g}".replace(".", ",")
-
-
-@bp.app_template_filter("vi_date")
-def vi_date(value: date | None) -> str:
-    return value.strftime("%d/%m/%Y") if value else "—"
 
 
 def _filters(forms: dict[str, str]) -> progress.Filters:
@@ -147,8 +131,12 @@ def export_xlsx(round_code):
         bold = book.add_format({"bold": True, "text_wrap": True, "valign": "top"})
         sheet = book.add_worksheet("Tiến độ")
         sheet.write_row(0, 0, rows[0], bold)
+        counts, share = book.add_format({"num_format": xlsx_format(0)}), book.add_format({"num_format": xlsx_format(1)})
+        percent_column = rows[0].index(PERCENT_HEADER)
         for r, row in enumerate(rows[1:], start=1):
-            sheet.write_row(r, 0, row)
+            for c, value in enumerate(row):
+                fmt = share if c == percent_column else counts
+                sheet.write(r, c, value, fmt if isinstance(value, (int, float)) else None)
         sheet.freeze_panes(1, 0)
         sheet.autofilter(0, 0, len(rows) - 1, len(rows[0]) - 1)
         sheet.set_column(0, 0, 9)
@@ -158,13 +146,16 @@ def export_xlsx(round_code):
                      f"tien-do-{round_code}.xlsx")
 
 
+PERCENT_HEADER = "Tỷ lệ đạt (%)"
+
+
 def _export_rows(round_code: str) -> list[list]:
     session = get_session()
     rnd = round_or_404(round_code)
     forms = progress.form_titles(session, rnd)
     data = progress.round_progress(session, rnd, _filters(forms), forms=forms)
     header = ["Mã phiếu", "Tên phiếu", "Mã cơ quan", "Cơ quan", "Loại cơ quan", "Kênh",
-              *FIGURE_LABELS.values(), "Tỷ lệ đạt (%)", "Tạm khóa"]
+              *FIGURE_LABELS.values(), PERCENT_HEADER, "Tạm khóa"]
     rows = [header]
     for c in data.cells:
         f = c.figures
@@ -241,7 +232,7 @@ def _render_plan(rnd, cells, *, errors=None, entered=None, import_errors=None, s
     return render_template(
         "dashboard/plan.html", round=rnd, cells=cells, forms=forms, errors=errors or {}, entered=entered or {},
         import_errors=import_errors or [], recommended=recommended, margin=margin, floor=floor,
-        channels=CHANNEL_LABELS, columns=quotas.CSV_COLUMNS,
+        channels=CHANNEL_LABELS, columns=quotas.CSV_COLUMNS, column_help=quotas.CSV_COLUMN_HELP,
     ), status
 
 

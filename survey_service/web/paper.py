@@ -15,6 +15,7 @@ from survey_service.models import Role, SheetState
 from survey_service.services import keying, printing, sheets
 from survey_service.services.sheets import STATE_LABELS, SheetError
 from survey_service.web.auth import role_required
+from survey_service.web import public_base_url
 
 bp = Blueprint("paper", __name__)
 
@@ -172,7 +173,7 @@ def print_sheets():
     except SheetError as exc:
         session.rollback()
         return render_template("paper/print.html", round=rnd, plans=plans, error=str(exc), **states), exc.status
-    pdf = printing.sheets_pdf(session, batch, base_url=current_app.config["PUBLIC_BASE_URL"],
+    pdf = printing.sheets_pdf(session, batch, base_url=public_base_url(),
                               signing_keys=_keys())
     session.commit()
     name = "-".join(filter(None, ["phieu", rnd.code, form_code, agency_code or None, date.today().isoformat()]))
@@ -219,7 +220,7 @@ def reprint(serial: str):
     except SheetError as exc:
         session.rollback()
         abort(exc.status, description=str(exc))
-    pdf = printing.sheets_pdf(session, [new], base_url=current_app.config["PUBLIC_BASE_URL"],
+    pdf = printing.sheets_pdf(session, [new], base_url=public_base_url(),
                               signing_keys=_keys())
     session.commit()
     return send_file(io.BytesIO(pdf), mimetype="application/pdf", as_attachment=True,

@@ -95,6 +95,32 @@ def test_cli_issues_codes_to_csv(runner, open_round, session, tmp_path):
     bad = runner.invoke(args=["codes", "issue", "--round", "QNA-2023", "--form", "HĐ-CT", "--count", "5",
                               "--out", str(tmp_path / "x.csv")])
     assert bad.exit_code == 1 and "giấy" in bad.output
+    assert "Đã phát 5 mã" in result.output
+    assert "PUBLIC_BASE_URL chưa được đặt" in result.output  # the CLI says where its links point
+
+
+def test_cli_accepts_the_ascii_spelling_of_a_form_code(runner, open_round, session, tmp_path):
+    result = runner.invoke(args=["codes", "issue", "--round", "QNA-2023", "--form", "LD-CP", "--agency", "TAMKY",
+                                 "--count", "2", "--out", str(tmp_path / "ldcp.csv")])
+    assert result.exit_code == 0, result.output
+    assert {c.quota_cell.form_code for c in session.scalars(sa.select(InvitationCode))} == {"LĐ-CP"}
+    unknown = runner.invoke(args=["codes", "issue", "--round", "QNA-2023", "--form", "LD-XX", "--count", "2",
+                                  "--out", str(tmp_path / "x.csv")])
+    assert unknown.exit_code == 1 and "LD-XX" in unknown.output
+
+
+def test_links_use_the_address_the_page_was_asked_at(staff_client, open_round, session, app):
+    """Without PUBLIC_BASE_URL, a server on another port prints links to itself, not to port 5000."""
+    client = staff_client("supervisor")
+    cell = invitations.find_cell(session, open_round, "CC-CT", "SNV")
+    client.post(f"/staff/codes/cells/{cell.id}/issue", data={"count": "1"})
+    batch = session.scalar(sa.select(CodeBatch))
+    body = client.get(f"/staff/codes/batches/{batch.id}.csv", base_url="http://192.0.2.7:8123").get_data(as_text=True)
+    code = session.scalar(sa.select(InvitationCode.code))
+    assert f"http://192.0.2.7:8123/c/{code}" in body
+    app.config["PUBLIC_BASE_URL"] = "https://cchc.example.vn/"
+    body = client.get(f"/staff/codes/batches/{batch.id}.csv", base_url="http://192.0.2.7:8123").get_data(as_text=True)
+    assert f"https://cchc.example.vn/c/{code}" in body
 
 
 def test_rate_counter_increments_are_atomic_across_connections(app, session):
