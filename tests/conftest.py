@@ -245,12 +245,14 @@ def axe_violations(page) -> list[dict]:
 
 @pytest.fixture
 def staff_page(browser, live_server, make_user):
-    """Factory: ``staff_page("supervisor", "desktop")`` — a browser page logged in with a new account."""
+    """Factory: ``staff_page("supervisor", "desktop")`` — a browser page logged in with a new account
+    (``javascript=False`` for a browser without scripts)."""
     contexts = []
 
-    def open_page(role: str = "supervisor", viewport: str = "desktop", **user):
+    def open_page(role: str = "supervisor", viewport: str = "desktop", *, javascript: bool = True, **user):
         account = make_user(role, **user)
-        context = browser.new_context(viewport=VIEWPORTS[viewport], locale="vi-VN")
+        context = browser.new_context(viewport=VIEWPORTS[viewport], locale="vi-VN", java_script_enabled=javascript,
+                                      accept_downloads=True)
         contexts.append(context)
         page = context.new_page()
         page.goto(f"{live_server}/staff/login")

@@ -502,6 +502,13 @@ def test_supervisor_prints_a_cell_from_the_page(app, loaded_round, session, staf
     assert len(serials) == 2
     detail = client.get(f"/paper/ledger/{serials[0]}").get_data(as_text=True)
     assert "Đã phát" in detail and "In lại" not in detail and "phiếu thay thế" in detail
+    asked = client.post(f"/paper/ledger/{serials[0]}/reprint")
+    assert asked.status_code == 200 and f"Hủy phiếu {serials[0]} và in phiếu thay thế?" in asked.get_data(as_text=True)
+    assert session.scalar(sa.select(sa.func.count()).select_from(Sheet)) == 2  # asking changed nothing
+    done = client.post(f"/paper/ledger/{serials[0]}/reprint", data={"confirmed": "1"})
+    assert done.status_code == 200 and done.mimetype == "application/pdf"
+    session.expire_all()
+    assert session.scalar(sa.select(Sheet.state).where(Sheet.serial == serials[0])) is SheetState.VOID
     assert client.get("/paper/ledger?state=nonsense").status_code == 400
 
 

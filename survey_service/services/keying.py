@@ -128,7 +128,9 @@ def parse_slots(form: SheetForm, data) -> dict[str, dict[str, str]]:
             raw = (data.get(name) or "").strip().upper()
             label = f"{row.label} – câu {item.code}" if form.matrix else f"Câu {item.code}"
             if not raw:
-                problems[name] = f"{label}: chưa nhập (gõ “-” nếu trên phiếu để trống)."
+                # The grid has a box to type "-" in; a single sheet has a "Để trống" option to pick.
+                blank = "gõ “-”" if form.matrix else "chọn “Để trống”"
+                problems[name] = f"{label}: chưa nhập ({blank} nếu trên phiếu để trống)."
                 continue
             if raw in BLANK_KEYS:
                 continue

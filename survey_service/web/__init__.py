@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from flask import Flask, abort, current_app, request
+from flask import Flask, abort, current_app, render_template, request
 from werkzeug.routing import IntegerConverter
 
 MODULES = ["auth", "staff", "admin", "respond", "codes", "dashboard", "api", "tokens", "results", "paper"]
@@ -33,6 +33,19 @@ def public_base_url() -> str:
     """Where printed links point: ``PUBLIC_BASE_URL`` when set, else the address this request came to, so
     a server on another port or host prints links that work."""
     return (current_app.config["PUBLIC_BASE_URL"] or request.host_url).rstrip("/")
+
+
+def confirmation_page(title: str, message: str, button: str, cancel_url: str, *, irreversible: bool = True):
+    """A page asking to confirm an irreversible POST, or None once it is confirmed.
+
+    The page posts the same fields again with ``confirmed=1``: a plain form, so it works without
+    JavaScript, and a stray click or a replayed request without the field changes nothing.
+    """
+    if request.form.get("confirmed") == "1":
+        return None
+    fields = [(k, v) for k, v in request.form.items(multi=True) if k not in ("csrf_token", "confirmed")]
+    return render_template("confirm.html", title=title, message=message, button=button, fields=fields,
+                           cancel_url=cancel_url, irreversible=irreversible)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -8,9 +8,9 @@ from flask_wtf import FlaskForm
 from wtforms.validators import InputRequired, NumberRange
 
 from survey_service.db import get_session
-from survey_service.models import CodeBatch, QuotaCell, Role
+from survey_service.models import CodeBatch, CodeStatus, QuotaCell, Role
 from survey_service.services import invitations, portal, rounds
-from survey_service.web import public_base_url
+from survey_service.web import confirmation_page, public_base_url
 from survey_service.web.auth import role_required
 from survey_service.web.forms import VietnameseIntegerField
 from survey_service.web.respond import local_today
@@ -100,6 +100,13 @@ def revoke(batch_id):
         if not raw or not all(v.isdigit() for v in raw):
             abort(400, description="Vui lòng chọn ít nhất một mã cần thu hồi.")
         ids = [int(v) for v in raw]
+    unused = [c for c in batch.codes if c.status is CodeStatus.UNUSED and (ids is None or c.id in ids)]
+    page = confirmation_page(
+        f"Thu hồi {len(unused)} mã", f"Thu hồi {len(unused)} mã chưa dùng của lô {batch.id} "
+        f"({invitations.cell_label(batch.quota_cell)}): người nhận các mã này sẽ không mở được phiếu nữa.",
+        "Thu hồi", url_for("codes.batch", batch_id=batch.id))
+    if page:
+        return page
     count = invitations.revoke_codes(db, batch, ids, by=current_user)
     db.commit()
     flash(f"Đã thu hồi {count} mã chưa sử dụng." if count else "Không có mã chưa sử dụng nào để thu hồi.",

@@ -13,7 +13,7 @@ from survey_service.db import get_session
 from survey_service.vietnamese import xlsx_format
 from survey_service.models import Role
 from survey_service.services import progress, quotas, rounds
-from survey_service.web import round_or_404
+from survey_service.web import confirmation_page, round_or_404
 from survey_service.web.auth import role_required
 
 bp = Blueprint("dashboard", __name__, url_prefix="/staff/dashboard")
@@ -188,12 +188,20 @@ def soft_close(round_code, cell_id):
     closed = request.form.get("closed")
     if closed not in ("0", "1"):
         abort(400, description="Thiếu thao tác (tạm khóa hoặc mở lại).")
+    back = {k: v for k, v in request.args.items() if k in ("kind", "form", "channel", "sort")}
+    back_url = url_for(".show", round_code=rnd.code, **back) + f"#cell-{cell.id}"
+    name = cell.agency.name if cell.agency else "mọi cơ quan"
+    if closed == "1" and not cell.soft_closed:
+        page = confirmation_page(
+            f"Tạm khóa ô {cell.form_code} – {name}", "Ô này sẽ không nhận người trả lời trực tuyến mới và không "
+            "in thêm phiếu giấy; người đã bắt đầu vẫn gửi được phiếu. Có thể mở lại ô sau.", "Tạm khóa", back_url,
+            irreversible=False)
+        if page:
+            return page
     if quotas.set_soft_closed(session, cell, closed == "1", by=current_user):
         session.commit()
-        name = cell.agency.name if cell.agency else "mọi cơ quan"
         flash(f"Đã {'tạm khóa' if closed == '1' else 'mở lại'} ô {cell.form_code} – {name}.", "info")
-    back = {k: v for k, v in request.args.items() if k in ("kind", "form", "channel", "sort")}
-    return redirect(url_for(".show", round_code=rnd.code, **back) + f"#cell-{cell.id}")
+    return redirect(back_url)
 
 
 # --- the quota plan ------------------------------------------------------------------------------

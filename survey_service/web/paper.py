@@ -15,7 +15,7 @@ from survey_service.models import Role, SheetState
 from survey_service.services import keying, printing, sheets
 from survey_service.services.sheets import STATE_LABELS, SheetError
 from survey_service.web.auth import role_required
-from survey_service.web import public_base_url
+from survey_service.web import confirmation_page, public_base_url
 
 bp = Blueprint("paper", __name__)
 
@@ -215,6 +215,13 @@ def sheet_detail(serial: str):
 def reprint(serial: str):
     session = get_session()
     sheet = _sheet(serial, lock=True)
+    page = confirmation_page(
+        f"Hủy phiếu {sheet.serial} và in phiếu thay thế", f"Số phiếu {sheet.serial} bị hủy: nếu tờ phiếu này "
+        "còn được gửi về, nó sẽ không được nhập. Một phiếu mới với số phiếu mới được in để thay thế.",
+        "Hủy và in lại", url_for("paper.sheet_detail", serial=sheet.serial))
+    if page:
+        session.rollback()
+        return page
     try:
         new = sheets.reprint(session, sheet, by=current_user)
     except SheetError as exc:

@@ -72,7 +72,11 @@ def test_supervisor_issues_downloads_and_revokes(staff_client, open_round, sessi
     words = client.post(f"/staff/codes/cells/{cell.id}/issue", data={"count": "ba"})
     assert words.status_code == 400 and "số nguyên" in words.get_data(as_text=True)
     assert client.post(f"/staff/codes/batches/{batch.id}/revoke", data={}).status_code == 400
-    assert client.post(f"/staff/codes/batches/{batch.id}/revoke", data={"all": "1"}).status_code == 303
+    asked = client.post(f"/staff/codes/batches/{batch.id}/revoke", data={"all": "1"})
+    assert asked.status_code == 200 and "Thu hồi 3 mã?" in asked.get_data(as_text=True)
+    assert set(session.scalars(sa.select(InvitationCode.status))) == {CodeStatus.UNUSED}
+    assert client.post(f"/staff/codes/batches/{batch.id}/revoke",
+                       data={"all": "1", "confirmed": "1"}).status_code == 303
     assert set(session.scalars(sa.select(InvitationCode.status))) == {CodeStatus.REVOKED}
     actions = set(session.scalars(sa.select(AuditEvent.action)))
     assert {"codes.issue", "codes.revoke"} <= actions
