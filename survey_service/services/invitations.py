@@ -168,6 +168,26 @@ def cell_counts(session: Session, rnd: Round) -> list[CellCodes]:
     ]
 
 
+def cell_matches(cell: QuotaCell, form_code: str | None, agency_text: str | None) -> bool:
+    """Whether a cell is of the form and its agency's code or name contains the text (any case)."""
+    if form_code and cell.form_code != form_code:
+        return False
+    if agency_text:
+        wanted = unicodedata.normalize("NFC", agency_text).casefold()
+        agency = cell.agency
+        return agency is not None and (wanted in agency.code.casefold() or wanted in agency.name.casefold())
+    return True
+
+
+def find_code(session: Session, rnd: Round, text: str) -> InvitationCode | None:
+    """The round's invitation code typed as ``text`` (any case, with or without dashes), if there is one."""
+    code = normalise_code(text)
+    if code is None:
+        return None
+    return session.scalar(sa.select(InvitationCode).join(QuotaCell, QuotaCell.id == InvitationCode.quota_cell_id)
+                          .where(QuotaCell.round_id == rnd.id, InvitationCode.code == code))
+
+
 def batches_of_round(session: Session, rnd: Round) -> list[CodeBatch]:
     return list(session.scalars(
         sa.select(CodeBatch).join(QuotaCell).where(QuotaCell.round_id == rnd.id).order_by(CodeBatch.id.desc())))

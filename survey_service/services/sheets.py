@@ -286,6 +286,19 @@ def _last_number(session: Session, rnd: Round) -> int:
     return max((int(s.split("-")[1]) for s in serials), default=0)
 
 
+def numbered_sheets(session: Session, rnd: Round, first: int, last: int) -> list[Sheet]:
+    """The round's sheets with running numbers ``first`` to ``last``: one printed batch (its numbers are
+    consecutive, see :func:`issue_sheets`), void ones left out, for downloading its PDF after the page
+    shows the new counts."""
+    prefix = round_prefix(rnd.code)
+    return list(session.scalars(
+        sa.select(Sheet).join(QuotaCell).where(QuotaCell.round_id == rnd.id,
+                                               Sheet.serial >= f"{prefix}-{first:05d}-",
+                                               Sheet.serial < f"{prefix}-{last + 1:05d}-",
+                                               Sheet.state != SheetState.VOID).order_by(Sheet.serial)
+    ))
+
+
 def issued_sheets(session: Session, plans: list[CellPlan]) -> list[Sheet]:
     """Sheets of these cells still waiting to come back (state issued), for printing them again."""
     return list(session.scalars(
@@ -381,14 +394,31 @@ def reprint(session: Session, sheet: Sheet, *, by: StaffUser | None, actor: str 
 
 # --- reading the ledger ------------------------------------------------------------------------------
 def ledger(session: Session, rnd: Round, *, form_code: str | None = None, state: SheetState | None = None,
-           limit: int = 500) -> list[Sheet]:
-    query = (sa.select(Sheet).join(QuotaCell).where(QuotaCell.round_id == rnd.id)
-             .order_by(Sheet.id).limit(limit))
+           agency: str | None = None, serial: str | None = None, page: int = 1, per_page: int = 50
+           ) -> tuple[list[Sheet], int]:
+    """A page of the round's sheets in serial order, and how many match.
+
+    :param agency: part of the rated agency's code or name (any case).
+    :param serial: a whole serial (its look-alike check characters accepted) or part of one (``00089``).
+    """
+    query = (sa.select(Sheet).join(QuotaCell).outerjoin(Agency, QuotaCell.agency_id == Agency.id)
+             .where(QuotaCell.round_id == rnd.id))
     if form_code:
         query = query.where(QuotaCell.form_code == form_code)
     if state is not None:
         query = query.where(Sheet.state == state)
-    return list(session.scalars(query))
+    if agency:
+        wanted = f"%{agency.strip()}%"
+        query = query.where(sa.or_(Agency.code.ilike(wanted), Agency.name.ilike(wanted)))
+    if serial:
+        try:
+            query = query.where(Sheet.serial.in_(serial_candidates(serial)))
+        except SheetError:
+            part = re.sub(r"[\s_]", "", serial.upper())
+            query = query.where(Sheet.serial.contains(part, autoescape=True))
+    total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+    rows = session.scalars(query.order_by(Sheet.serial).limit(per_page).offset((max(page, 1) - 1) * per_page))
+    return list(rows), total
 
 
 def state_counts(session: Session, rnd: Round) -> dict[str, dict[SheetState, int]]:

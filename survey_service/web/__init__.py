@@ -3,6 +3,7 @@ home page links it offers as (endpoint, label, description, roles)."""
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 
 from flask import Flask, abort, current_app, g, render_template, request
 from werkzeug.routing import IntegerConverter
@@ -47,6 +48,24 @@ def confirmation_page(title: str, message: str, button: str, cancel_url: str, *,
     fields = [(k, v) for k, v in request.form.items(multi=True) if k not in ("csrf_token", "confirmed")]
     return render_template("confirm.html", title=title, message=message, button=button, fields=fields,
                            cancel_url=cancel_url, irreversible=irreversible)
+
+
+@dataclass
+class Page:
+    """One page of a long list: its items, its number (from 1), how many pages and items in all."""
+
+    items: list
+    number: int
+    pages: int
+    total: int
+
+
+def page_of(items: list, per_page: int, arg: str = "page") -> Page:
+    """The page of ``items`` named by the query argument ``arg`` (a bad or past-the-end number gives the
+    nearest page)."""
+    pages = max(1, -(-len(items) // per_page))
+    number = min(max(request.args.get(arg, 1, type=int) or 1, 1), pages)
+    return Page(items[(number - 1) * per_page:number * per_page], number, pages, len(items))
 
 
 def note_round(rnd) -> None:

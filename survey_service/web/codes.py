@@ -10,7 +10,7 @@ from wtforms.validators import InputRequired, NumberRange
 from survey_service.db import get_session
 from survey_service.models import CodeBatch, CodeStatus, QuotaCell, Role
 from survey_service.services import invitations, portal, rounds
-from survey_service.web import confirmation_page, note_round, public_base_url
+from survey_service.web import confirmation_page, note_round, page_of, public_base_url
 from survey_service.web.auth import role_required
 from survey_service.web.forms import VietnameseIntegerField
 from survey_service.web.respond import local_today
@@ -20,6 +20,10 @@ bp = Blueprint("codes", __name__, url_prefix="/staff/codes")
 NAV = [("codes.index", "Mã mời khảo sát trực tuyến",
         "Phát mã theo chỉ tiêu, tải danh sách CSV/PDF có mã QR, thu hồi mã chưa dùng, xem số mã đã dùng.",
         {Role.SUPERVISOR})]
+
+
+CELLS_PER_PAGE = 30
+BATCHES_PER_PAGE = 20
 
 
 class IssueForm(FlaskForm):
@@ -37,9 +41,21 @@ def index():
     if rnd is None:
         abort(404, description="Không tìm thấy đợt khảo sát.")
     note_round(rnd)
-    return render_template("codes/index.html", round=rnd, rows=invitations.cell_counts(db, rnd),
-                           batches=invitations.batches_of_round(db, rnd), form=IssueForm(),
-                           label=invitations.cell_label)
+    form_code = request.args.get("form") or None
+    agency_text = (request.args.get("agency") or "").strip()[:64] or None
+    code_text = (request.args.get("code") or "").strip()[:40]
+    rows = invitations.cell_counts(db, rnd)
+    forms = sorted({r.cell.form_code for r in rows})
+    shown = [r for r in rows if invitations.cell_matches(r.cell, form_code, agency_text)]
+    batches = [b for b in invitations.batches_of_round(db, rnd)
+               if invitations.cell_matches(b.quota_cell, form_code, agency_text)]
+    found = invitations.find_code(db, rnd, code_text) if code_text else None
+    args = {k: v for k, v in {"round": rnd.code, "form": form_code, "agency": agency_text, "code": code_text}.items()
+            if v}
+    return render_template("codes/index.html", round=rnd, cells=page_of(shown, CELLS_PER_PAGE, "cells_page"),
+                           batches=page_of(batches, BATCHES_PER_PAGE, "batches_page"), form=IssueForm(),
+                           label=invitations.cell_label, forms=forms, args=args, found=found,
+                           code_text=code_text)
 
 
 @bp.route("/cells/<int:cell_id>/issue", methods=["POST"])

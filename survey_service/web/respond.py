@@ -13,7 +13,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from markupsafe import Markup
 
 from survey_service.db import get_session
-from survey_service.services import invitations, portal, ratelimit
+from survey_service.services import invitations, portal, ratelimit, rounds
 from survey_service.web.forms import CodeForm, DivisionForm, answers_from
 
 bp = Blueprint("respond", __name__)
@@ -101,7 +101,9 @@ def index():
 
 
 def _home(db, form):
-    return render_template("respond/home.html", form=form, round=portal.current_round(db, local_today()))
+    rnd = portal.current_round(db, local_today())
+    return render_template("respond/home.html", form=form, round=rnd,
+                           state=rounds.round_state(rnd, local_today()) if rnd else None)
 
 
 @bp.route("/c/<code>", methods=["GET"])

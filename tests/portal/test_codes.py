@@ -151,3 +151,21 @@ def test_rate_counter_increments_are_atomic_across_connections(app, session):
     assert sorted(counts) == list(range(1, 41))
     assert ratelimit.current(get_session(), "code:shared", window_seconds=600, now=1_000_000) == 40
     assert ratelimit.current(get_session(), "code:shared", window_seconds=600, now=1_000_600) == 0
+
+
+def test_codes_page_searches_by_form_agency_and_code_and_pages(issue, staff_client, open_round, session):
+    codes = issue("CC-CT", "SNV", 2)
+    for agency in ("STP", "STC"):
+        issue("CC-CT", agency, 1)
+    client = staff_client("supervisor")
+    everything = client.get("/staff/codes/?round=QNA-2023").get_data(as_text=True)
+    assert "Trang chỉ tiêu" in everything and "Trang 1/" in everything  # more cells than one page holds
+    only = client.get("/staff/codes/?round=QNA-2023&form=CC-CT&agency=n%E1%BB%99i%20v%E1%BB%A5").get_data(as_text=True)
+    assert "Sở Nội vụ" in only and "Sở Tư pháp" not in only and "Lô 1</a>" in only and "Lô 2</a>" not in only
+    found = client.get(f"/staff/codes/?round=QNA-2023&code={codes[1].lower().replace('-', '')}").get_data(as_text=True)
+    assert f"Mã <code>{codes[1]}</code> thuộc" in found and "chưa dùng" in found
+    missing = client.get("/staff/codes/?round=QNA-2023&code=2222-2222-2222").get_data(as_text=True)
+    assert "Không có mã" in missing
+    second = client.get("/staff/codes/?round=QNA-2023&cells_page=2")
+    assert second.status_code == 200 and "Trang 2/" in second.get_data(as_text=True)
+    assert client.get("/staff/codes/?round=QNA-2023&cells_page=abc").status_code == 200

@@ -29,3 +29,19 @@ def test_results_table_fits_a_desktop_screen(data, staff_page, live_server, arti
         assert flags.locator("li").count() >= 1  # one flag per line, never run together
         page.screenshot(path=str(artifacts / f"results-{viewport}.png"), full_page=True)
         assert axe_violations(page) == []
+
+
+def test_agency_page_chart_has_one_panel_per_group_and_the_scale_labels(data, staff_page, live_server, artifacts):
+    from PIL import Image
+
+    for viewport in ("desktop", "phone"):
+        page = staff_page("analyst", viewport)
+        page.goto(f"{live_server}/staff/results/QNA-2023/agency/SNV")
+        page.wait_for_function("document.querySelector('img.chart').complete")
+        assert page.evaluate("document.querySelector('img.chart').naturalWidth") > 0
+        assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
+        page.screenshot(path=str(artifacts / f"agency-{viewport}.png"), full_page=True)
+        assert axe_violations(page) == []
+    png = page.request.get(f"{live_server}/staff/results/QNA-2023/agency/SNV/items.png")
+    (artifacts / "items.png").write_bytes(png.body())
+    assert Image.open(artifacts / "items.png").height > 500  # two panels: CC-CT and HĐ-CT
