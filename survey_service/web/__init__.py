@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from flask import Flask, abort, current_app, g, render_template, request
 from werkzeug.routing import IntegerConverter
 
-MODULES = ["auth", "staff", "admin", "respond", "codes", "dashboard", "api", "tokens", "results", "paper"]
+MODULES = ["auth", "staff", "admin", "respond", "codes", "dashboard", "api", "tokens", "results", "paper", "preview"]
 
 
 class IdConverter(IntegerConverter):
