@@ -106,3 +106,21 @@ def test_audit_log_is_readable_and_filterable(loaded_round, session, staff_page,
     with page.expect_download() as download:
         page.get_by_role("link", name="Tải về CSV").click()
     assert download.value.suggested_filename.startswith("nhat-ky-thao-tac-")
+
+
+@pytest.mark.parametrize("viewport", ["phone", "desktop"])
+def test_print_page_counts_the_sheets_just_printed(loaded_round, session, staff_page, live_server, artifacts,
+                                                   viewport):
+    page = staff_page("supervisor", viewport)
+    page.goto(f"{live_server}/paper/print?round=QNA-2023")
+    row = page.locator("tr", has_text="LĐH-CH").filter(has_text="Sở Nội vụ")
+    assert row.locator("td").nth(3).inner_text() == "0"
+    page.get_by_label("Ô chỉ tiêu").select_option(value="LĐH-CH|SNV")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Tạo tệp PDF").click()
+    assert download.value.suggested_filename.endswith(".pdf")
+    row = page.locator("tr", has_text="LĐH-CH").filter(has_text="Sở Nội vụ")
+    assert row.locator("td").nth(3).inner_text() == "2"  # no reload needed
+    assert page.get_by_role("link", name="Tải tệp PDF để in").is_visible()
+    page.screenshot(path=str(artifacts / f"print-{viewport}.png"), full_page=True)
+    assert axe_violations(page) == []

@@ -12,6 +12,20 @@ from tests.conftest import VIEWPORTS, axe_violations, csrf_token_from
 from tests.portal.conftest import full_answers
 
 
+@pytest.fixture
+def respondent_page(browser):
+    """Factory: a new browser page on the phone or desktop screen, closed after the test."""
+    contexts = []
+
+    def open_page(viewport: str):
+        contexts.append(browser.new_context(viewport=VIEWPORTS[viewport], locale="vi-VN"))
+        return contexts[-1].new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
 def test_closed_round_home_page_says_so_and_offers_no_code_box(client, open_round, session):
     today = local_today()
     open_round.opens_on, open_round.closes_on = today - timedelta(days=30), today - timedelta(days=2)
@@ -42,10 +56,9 @@ def test_favicon_is_served(client):
 
 @pytest.mark.browser
 @pytest.mark.parametrize("viewport", ["phone", "desktop"])
-def test_form_cards_hold_their_legends_and_pass_the_scan(browser, live_server, issue, artifacts, viewport):
+def test_form_cards_hold_their_legends_and_pass_the_scan(respondent_page, live_server, issue, artifacts, viewport):
     [code] = issue("CC-CT", "SNV")
-    context = browser.new_context(viewport=VIEWPORTS[viewport], locale="vi-VN")
-    page = context.new_page()
+    page = respondent_page(viewport)
     page.goto(f"{live_server}/")
     assert axe_violations(page) == []
     page.goto(f"{live_server}/c/{code}")
@@ -57,7 +70,6 @@ def test_form_cards_hold_their_legends_and_pass_the_scan(browser, live_server, i
     page.locator("fieldset.item").nth(1).scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts / f"form-{viewport}.png"), full_page=False)
     assert axe_violations(page) == []
-    context.close()
 
 
 def test_ldcp_form_shows_where_the_respondent_is_and_errors_name_department_and_question(client, issue,
@@ -76,3 +88,41 @@ def test_ldcp_form_shows_where_the_respondent_is_and_errors_name_department_and_
     lines = re.findall(r"<li>(.*?)</li>", summary, re.S)
     assert lines and all("Sở Kế hoạch và Đầu tư – Câu" in line for line in lines)
     assert len({re.search(r"Câu \d+", line).group(0) for line in lines}) == len(lines)  # each line its own
+
+
+def test_ldcp_division_must_be_picked_and_can_be_changed(client, issue, questionnaire, session):
+    from survey_service.models import Draft
+
+    [code] = issue("LĐ-CP", "TAMKY")
+    empty = client.post(f"/c/{code}/phong", data={})
+    assert empty.status_code == 400
+    assert "Vui lòng chọn phòng chuyên môn" in empty.get_data(as_text=True)
+    assert "không có trong danh sách" not in empty.get_data(as_text=True)
+    assert client.post(f"/c/{code}/phong", data={"division": "TCKH"}).status_code == 303
+    form = client.get(f"/c/{code}").get_data(as_text=True)
+    assert f'href="/c/{code}/phong"' in form and "Đổi phòng chuyên môn" in form
+    back = client.get(f"/c/{code}/phong").get_data(as_text=True)
+    assert re.search(r'value="TCKH"\s+checked', back)
+    assert "Quay lại phiếu" in back
+    assert client.post(f"/c/{code}/phong", data={"division": "NV"}).status_code == 303
+    html = client.get(f"/c/{code}").get_data(as_text=True)
+    assert "Đánh giá: Sở Nội vụ" in html and "Đánh giá: Sở Tài chính" not in html
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("viewport", ["phone", "desktop"])
+def test_ldcp_pages_in_the_browser(respondent_page, live_server, issue, artifacts, viewport):
+    [code] = issue("LĐ-CP", "TAMKY")
+    page = respondent_page(viewport)
+    page.goto(f"{live_server}/c/{code}")
+    page.get_by_role("button", name="Tiếp tục").click()
+    assert "Vui lòng chọn phòng chuyên môn" in page.content()
+    assert axe_violations(page) == []
+    page.get_by_label("Phòng Tài chính - Kế hoạch").check()
+    page.get_by_role("button", name="Tiếp tục").click()
+    parts = page.get_by_role("navigation", name="Các phần của phiếu")
+    assert parts.is_visible() and parts.get_by_role("link").count() == 2
+    page.screenshot(path=str(artifacts / f"ldcp-{viewport}.png"))
+    assert axe_violations(page) == []
+    page.get_by_role("link", name="Đổi phòng chuyên môn").click()
+    assert page.get_by_label("Phòng Tài chính - Kế hoạch").is_checked()
