@@ -72,6 +72,7 @@ def test_keying_without_javascript_asks_for_what_can_be_done(loaded_round, sessi
     page.get_by_role("button", name="Lưu phiếu (Enter)").click()
     errors = page.locator("#keying-errors").inner_text()
     assert "chọn “Để trống”" in errors and "gõ “-”" not in errors
+    assert "Câu 1 (E01): chưa nhập" in errors  # numbered as on the screen
     page.screenshot(path=str(artifacts / f"keying-nojs-{viewport}.png"), full_page=True)
     # Each question's legend is inside its white card, not on its top border.
     for box in page.eval_on_selector_all("form.keying fieldset.slot", """els => els.slice(0, 5).map(f => {

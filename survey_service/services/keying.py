@@ -122,11 +122,14 @@ def parse_slots(form: SheetForm, data) -> dict[str, dict[str, str]]:
     q = form.questionnaire
     slots: dict[str, dict[str, str]] = {}
     problems: dict[str, str] = {}
+    # As the screen numbers them: questions in form order, grid columns in rated-item order.
+    numbers = {item.code: n for n, item in enumerate(q.scale_items if form.matrix else q.items, 1)}
     for row in form.rows:
         for item in q.scale_items:
             name = slot_name(row.key, item.code)
             raw = (data.get(name) or "").strip().upper()
-            label = f"{row.label} – câu {item.code}" if form.matrix else f"Câu {item.code}"
+            label = (f"{row.label} – cột {numbers[item.code]} ({item.code})" if form.matrix
+                     else f"Câu {numbers[item.code]} ({item.code})")
             if not raw:
                 # The grid has a box to type "-" in; a single sheet has a "Để trống" option to pick.
                 blank = "gõ “-”" if form.matrix else "chọn “Để trống”"
