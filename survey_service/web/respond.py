@@ -18,7 +18,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from markupsafe import Markup
 
 from survey_service.db import get_session
-from survey_service.services import invitations, portal, ratelimit
+from survey_service.services import invitations, portal, ratelimit, rounds
 from survey_service.services.sealing import Sealer
 from survey_service.web.forms import CodeForm, DivisionForm, answers_from
 
@@ -152,7 +152,9 @@ def index():
 
 
 def _home(db, form):
-    return render_template("respond/home.html", form=form, round=portal.current_round(db, local_today()))
+    rnd = portal.current_round(db, local_today())
+    return render_template("respond/home.html", form=form, round=rnd,
+                           state=rounds.round_state(rnd, local_today()) if rnd else None)
 
 
 @bp.route("/c/<code>", methods=["GET"])
@@ -188,30 +190,34 @@ def form():
     return _form_page(access, portal.new_submission_id(), _draft_values(access), {}, 200)
 
 
-def _posted_access(db, **kw) -> portal.Access:
-    """The code of a POST: from the session, and the page posted must be that code's.
+def _posted_access(db, *, posted: bool = True, **kw) -> portal.Access:
+    """The code of this session; for a POST (``posted``) the page posted must also be that code's.
 
     :raises portal.Refusal: no session, a page of another code, or the code cannot be used now.
     """
     code, opened = _respondent()
     if code is None:
         raise portal.Refusal("no_session")
-    tag = request.form.get("form_tag", "")
-    if not hmac.compare_digest(tag, _form_tag(code)):
+    if posted and not hmac.compare_digest(request.form.get("form_tag", ""), _form_tag(code)):
         raise portal.Refusal("other_code")
     return _open(db, code, opened, **kw)
 
 
-@bp.route("/phieu/phong", methods=["POST"])
+@bp.route("/phieu/phong", methods=["GET", "POST"])
 def division():
-    """LĐ-CP: the respondent names their division; the form then lists its supervising departments."""
+    """LĐ-CP: the respondent names their division (or changes it: GET shows the choice again); the form then
+    lists its supervising departments."""
     db = get_session()
     form = DivisionForm()
     try:
-        access = _posted_access(db)
+        access = _posted_access(db, posted=request.method == "POST")
     except portal.Refusal as refusal:
         db.commit()
         return _refusal_page(refusal)
+    if request.method == "GET":
+        if access.questionnaire.rates != "supervising":
+            return redirect(url_for("respond.form"), 303)
+        return _division_page(db, access, form, 200)
     try:
         portal.choose_division(db, access, form.division.data or "", today=local_today())
     except portal.Refusal as refusal:
