@@ -132,6 +132,18 @@ def loaded_round(app, session):
     return rounds.get_round(session, "QNA-2023")
 
 
+def collect_from_today(session, rnd) -> None:
+    """Move a round's collection window around today, as the demo does (keying and imports need a round
+    that is not closed); not audited, it is the test's setting."""
+    from datetime import timedelta
+
+    from survey_service.services import rounds
+
+    today = rounds.local_today()
+    rnd.opens_on, rnd.closes_on, rnd.closed_at = today - timedelta(days=7), today + timedelta(days=60), None
+    session.commit()
+
+
 @pytest.fixture
 def make_user(session):
     """Factory: ``make_user("supervisor", username="gs1")`` creates a committed staff account."""

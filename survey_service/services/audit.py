@@ -61,8 +61,9 @@ def events(session: Session, *, action_prefix: str = "", page: int = 1, per_page
     if action_prefix:
         query = query.where(AuditEvent.action.startswith(action_prefix, autoescape=True))
     total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+    page = min(max(page, 1), max(1, -(-total // per_page)))  # past the last page: the last page
     rows = session.scalars(
         query.options(joinedload(AuditEvent.user)).order_by(AuditEvent.id.desc())
-        .limit(per_page).offset((max(page, 1) - 1) * per_page)
+        .limit(per_page).offset((page - 1) * per_page)
     ).all()
     return list(rows), total

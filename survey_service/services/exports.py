@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from survey_service.services import tabular
 from survey_service.services.results import FLAG_LABELS, KIND_LABELS, RoundResults
 
 FORMATS = (".xlsx", ".csv", ".sav")
@@ -161,7 +162,7 @@ def write_xlsx(results: RoundResults, path: Path) -> None:
         "Thiết lập phương pháp": results.settings.rename(columns=SETTINGS_HEADERS),
         "Nguồn gốc số liệu": pd.DataFrame(provenance_lines(results), columns=["Thông tin", "Giá trị"]),
     }
-    with pd.ExcelWriter(path, engine="xlsxwriter") as writer:
+    with pd.ExcelWriter(path, engine="xlsxwriter", engine_kwargs={"options": tabular.XLSX_OPTIONS}) as writer:
         bold = writer.book.add_format({"bold": True, "text_wrap": True, "valign": "top"})
         for name, frame in sheets.items():
             name = name[:SHEET_NAME_MAX]
@@ -178,7 +179,7 @@ def write_csv(results: RoundResults, path: Path) -> None:
     with open(path, "w", encoding="utf-8-sig", newline="") as fh:
         for label, value in provenance_lines(results):
             fh.write(f"# {label}: {value}\n")
-        summary_frame(results).to_csv(fh, index=False, lineterminator="\n")
+        tabular.csv_frame(summary_frame(results)).to_csv(fh, index=False, lineterminator="\n")
 
 
 def write_answers_csv(results: RoundResults, path: str | Path) -> Path:
@@ -187,7 +188,7 @@ def write_answers_csv(results: RoundResults, path: str | Path) -> Path:
     with open(path, "w", encoding="utf-8-sig", newline="") as fh:
         for label, value in provenance_lines(results):
             fh.write(f"# {label}: {value}\n")
-        results.answers.to_csv(fh, index=False, lineterminator="\n", float_format="%.17g")
+        tabular.csv_frame(results.answers).to_csv(fh, index=False, lineterminator="\n", float_format="%.17g")
     return path
 
 

@@ -97,8 +97,9 @@ def audit_log():
     page = request.args.get("page", 1, type=int) or 1
     action = request.args.get("action", "").strip()[:64]
     events, total = audit.events(get_session(), action_prefix=action, page=page)
-    return render_template("admin/audit.html", events=events, total=total, page=page, action=action,
-                           pages=max(1, -(-total // 50)))
+    pages = max(1, -(-total // 50))
+    return render_template("admin/audit.html", events=events, total=total, page=min(max(page, 1), pages),
+                           action=action, pages=pages)
 
 
 class ScheduleForm(FlaskForm):

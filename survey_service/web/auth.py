@@ -14,6 +14,7 @@ from survey_service.db import get_session
 from survey_service.extensions import login_manager
 from survey_service.models import Role, StaffUser
 from survey_service.services import users
+from survey_service.web import safe_next
 
 bp = Blueprint("auth", __name__, url_prefix="/staff")
 
@@ -60,10 +61,7 @@ def login():
         session.commit()
         if result.outcome == "ok":
             login_user(result.user)
-            target = request.args.get("next", "")
-            if not target.startswith("/") or target.startswith("//"):
-                target = url_for("staff.home")
-            return redirect(target)
+            return redirect(safe_next(request.args.get("next")) or url_for("staff.home"))
         if result.outcome == "locked":
             flash(f"Tài khoản tạm thời bị khóa do đăng nhập sai nhiều lần. Vui lòng thử lại sau "
                   f"{current_app.config['LOGIN_LOCKOUT_MINUTES']} phút.", "error")

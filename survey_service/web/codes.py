@@ -10,6 +10,7 @@ from wtforms.validators import InputRequired, NumberRange
 from survey_service.db import get_session
 from survey_service.models import CodeBatch, QuotaCell, Role
 from survey_service.services import invitations, portal, rounds
+from survey_service.web import parse_id
 from survey_service.web.auth import role_required
 from survey_service.web.forms import VietnameseIntegerField
 from survey_service.web.respond import local_today
@@ -95,10 +96,9 @@ def revoke(batch_id):
     if request.form.get("all") == "1":
         ids = None
     else:
-        raw = request.form.getlist("code_id")
-        if not raw or not all(v.isdigit() for v in raw):
+        ids = [parse_id(v) for v in request.form.getlist("code_id")]
+        if not ids or None in ids:
             abort(400, description="Vui lòng chọn ít nhất một mã cần thu hồi.")
-        ids = [int(v) for v in raw]
     count = invitations.revoke_codes(db, batch, ids, by=current_user)
     db.commit()
     flash(f"Đã thu hồi {count} mã chưa sử dụng." if count else "Không có mã chưa sử dụng nào để thu hồi.",
