@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from analysis import coefficient_preset
 from survey_service.questionnaires import (
     VERSION_LENGTH,
     Questionnaire,
@@ -21,7 +22,6 @@ from survey_service.questionnaires import (
     load_questionnaire,
     load_questionnaires,
     load_scales,
-    preset_coefficients,
 )
 
 REPO_QUESTIONNAIRES = Path(__file__).parent.parent / "questionnaires"
@@ -142,16 +142,11 @@ def test_real_scales():
         assert (k.excluded, k.coefficient, k.positive) == (True, None, False)
         assert k.label == "Không biết / không đánh giá"
         assert scale.codes[-1] == "K"
-        # stored coefficients are the linear preset of methodology §5.1
-        assert {o.code: o.coefficient for o in scale.options} == preset_coefficients(scale, "linear")
-
-
-def test_presets():
-    dg4 = load_scales(REPO_QUESTIONNAIRES / "scales.yaml")["DG4"]
-    assert preset_coefficients(dg4, "ratio") == {"4": 1.0, "3": 0.75, "2": 0.5, "1": 0.25, "K": None}
-    assert preset_coefficients(dg4, "top2") == {"4": 1.0, "3": 1.0, "2": 0.0, "1": 0.0, "K": None}
-    with pytest.raises(ValueError, match="unknown preset"):
-        preset_coefficients(dg4, "log")
+        # stored coefficients are the linear preset of methodology §5.1 (higher code = better answer)
+        linear = coefficient_preset(sorted(scale.valid_codes, key=int), "linear")
+        assert {o.code: o.coefficient for o in scale.options if not o.excluded} == {
+            code: round(v, 4) for code, v in linear.items()
+        }
 
 
 def test_real_criteria():

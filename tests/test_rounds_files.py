@@ -18,7 +18,6 @@ from survey_service.questionnaires import (
     load_questionnaires,
     load_round,
     load_scales,
-    recommend_online_quotas,
 )
 
 REPO_QUESTIONNAIRES = Path(__file__).parent.parent / "questionnaires"
@@ -103,11 +102,16 @@ def test_paper_quotas_are_those_of_the_plan(rnd):
     assert {q.target for q in lds} == {2}
 
 
+def recommended_online_targets(rnd):
+    """The online target of each staff count under the round's own sample-size rule."""
+    rule = rnd.methodology["online_sample_size"]
+    return {(s.form, s.agency): recommend_sample_size(s.staff, margin=rule["margin"], floor=rule["floor"])
+            for s in rnd.staff_counts}
+
+
 def test_online_quotas_follow_the_staff_counts(rnd):
     online = {(q.form, q.agency): q.target for q in rnd.quotas if q.channel == "online"}
-    recommended = recommend_online_quotas(rnd)
-    assert {(q.form, q.agency): q.target for q in recommended} == online
-    assert all(q.channel == "online" for q in recommended)
+    assert recommended_online_targets(rnd) == online
     kinds = {f: {rnd.agency(a).kind for (form, a) in online if form == f} for f in {f for f, _ in online}}
     assert kinds == {"CC-CT": {"department"}, "CC-ND": {"vertical"}, "CC-CH": {"district"},
                      "LĐ-CP": {"district"}, "LĐX-CH": {"district"}}
@@ -183,16 +187,6 @@ def test_recommend_sample_size(population, expected):
     assert recommend_sample_size(population, margin=0.10, floor=15) == expected
 
 
-def test_recommend_online_quotas_overrides(rnd):
-    default = {(q.form, q.agency): q.target for q in recommend_online_quotas(rnd)}
-    strict = {(q.form, q.agency): q.target for q in recommend_online_quotas(rnd, margin=0.05, floor=30)}
-    assert all(strict[k] >= default[k] for k in default)
-    counts = {(s.form, s.agency): s.staff for s in rnd.staff_counts}
-    assert all(v <= counts[k] for k, v in strict.items())
-    with pytest.raises(ValueError):
-        recommend_sample_size(-1, margin=0.1, floor=15)
-
-
 # ---------------------------------------------------------------------------------------------- fixture round
 
 
@@ -205,7 +199,7 @@ def test_fixture_round_loads(fixture_questionnaires):
     r = load_round(FIXTURE_ROUND, fixture_questionnaires)
     assert r.code == "TEST-2023" and len(r.agencies) == 4
     online = {(q.form, q.agency): q.target for q in r.quotas if q.channel == "online"}
-    assert {(q.form, q.agency): q.target for q in recommend_online_quotas(r)} == online
+    assert recommended_online_targets(r) == online
 
 
 # ---------------------------------------------------------------------------------------------- errors

@@ -1,0 +1,86 @@
+"""Load and validate the questionnaire data files and survey rounds.
+
+``questionnaires/`` is the single source of truth for items, answer scales, criteria, the form registry
+and each round's agencies, quota plan and methodology settings. Everything is read into frozen
+dataclasses and checked strictly: any unknown key, missing key, dangling reference or out-of-range
+number raises :class:`QuestionnaireError` naming the file, the item (or row) and the reason, so a bad
+edit fails at startup instead of corrupting a round.
+
+Layout of the questionnaire directory::
+
+    scales.yaml      answer scales (option codes, labels, coefficients, positive flags, "K" excluded)
+    criteria.yaml    the PAR areas (A1..A8) items are scored into
+    forms.yaml       the declared form codes, spelled exactly (with Đ)
+    <FILE>.yaml      one questionnaire per form code; <FILE> = file_name_for(code)
+    rounds/<CODE>/   one directory per survey round (see load_round)
+
+All text is NFC-normalised on load, so an NFD-encoded copy of a file yields the same version hash.
+The package has one module per job: ``types`` (the frozen dataclasses), ``readers`` (strict YAML/CSV and
+value checks), ``forms`` (scales, criteria, questionnaires), ``rounds`` (a round directory) and
+``methodology`` (a round's scoring settings). Only the standard library and PyYAML are imported: this
+package sits below services and web.
+"""
+from survey_service.questionnaires.forms import (
+    load_criteria,
+    load_form_codes,
+    load_questionnaire,
+    load_questionnaires,
+    load_scales,
+    questionnaire_from_definition,
+)
+from survey_service.questionnaires.methodology import PRESETS
+from survey_service.questionnaires.rounds import load_round, quota_kinds
+from survey_service.questionnaires.types import (
+    AGENCY_KINDS,
+    CHANNELS,
+    ITEM_TYPES,
+    RATES,
+    VERSION_LENGTH,
+    AgencyDef,
+    Criterion,
+    DivisionDef,
+    FrozenMap,
+    Item,
+    Questionnaire,
+    QuestionnaireError,
+    QuotaDef,
+    RoundDef,
+    Scale,
+    ScaleOption,
+    Section,
+    StaffCount,
+    canonical_json,
+    file_name_for,
+)
+
+__all__ = [
+    "AGENCY_KINDS",
+    "CHANNELS",
+    "ITEM_TYPES",
+    "PRESETS",
+    "RATES",
+    "VERSION_LENGTH",
+    "AgencyDef",
+    "Criterion",
+    "DivisionDef",
+    "FrozenMap",
+    "Item",
+    "Questionnaire",
+    "QuestionnaireError",
+    "QuotaDef",
+    "RoundDef",
+    "Scale",
+    "ScaleOption",
+    "Section",
+    "StaffCount",
+    "canonical_json",
+    "file_name_for",
+    "load_criteria",
+    "load_form_codes",
+    "load_questionnaire",
+    "load_questionnaires",
+    "load_round",
+    "load_scales",
+    "questionnaire_from_definition",
+    "quota_kinds",
+]

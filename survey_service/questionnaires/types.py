@@ -1,0 +1,401 @@
+"""The frozen types a questionnaire directory and a round are read into, and their stable JSON form.
+
+Everything here is plain data: scales, criteria, items, questionnaires, agencies, quota cells, divisions,
+staff counts and rounds, each with the ``definition()`` that is hashed into versions.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import unicodedata
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+CHANNELS = ("online", "paper")
+#: own = own agency fixed by the invitation; supervising = the departments supervising the respondent's
+#: district division; assigned = one agency printed on the sheet; matrix = every agency of the round.
+RATES = ("own", "supervising", "assigned", "matrix")
+AGENCY_KINDS = ("department", "district", "vertical")
+ITEM_TYPES = ("scale", "text")
+#: Number of hex digits of the sha256 kept as a questionnaire version.
+VERSION_LENGTH = 16
+
+
+class QuestionnaireError(ValueError):
+    """A data file is invalid. ``str()`` reads ``"CC-CT.yaml: item I05: unknown scale 'XX'"``.
+
+    :ivar file: the file name (or ``<definition CODE>`` for a stored snapshot)
+    :ivar item: the item code, row number, scale code… the error is about, or ``None`` for the whole file
+    :ivar reason: what is wrong
+    :ivar label: what ``item`` is ("item", "row", "section", "scale", "key", …)
+    """
+
+    def __init__(self, file: str, item: str | None, reason: str, *, label: str = "item"):
+        self.file = file
+        self.item = item
+        self.reason = reason
+        self.label = label
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f"{self.label} {self.item}: " if self.item is not None else ""
+        return f"{self.file}: {where}{self.reason}"
+
+    def __reduce__(self):
+        return (_rebuild_error, (self.file, self.item, self.reason, self.label))
+
+
+def _rebuild_error(file, item, reason, label):
+    return QuestionnaireError(file, item, reason, label=label)
+
+
+class FrozenMap(Mapping):
+    """A read-only, hashable, picklable mapping used inside frozen dataclasses."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping | Any = ()):
+        self._data = dict(data)
+
+    def __getitem__(self, key):
+        return self._data[key]
+
+    def __iter__(self) -> Iterator:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._data.items()))
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._data!r})"
+
+
+# --------------------------------------------------------------------------------------------------
+# Dataclasses
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScaleOption:
+    """One answer option. ``coefficient`` is the score in [0, 1]; ``None`` only for excluded options."""
+
+    code: str
+    label: str
+    coefficient: float | None
+    positive: bool = False
+    excluded: bool = False
+
+
+@dataclass(frozen=True)
+class Scale:
+    """An answer scale; option codes are what a clerk types ("1".."5", "K")."""
+
+    code: str
+    title: str
+    options: tuple[ScaleOption, ...]
+
+    def option(self, code: str) -> ScaleOption:
+        """Return the option with ``code``; raise ``KeyError`` if the scale has none."""
+        for opt in self.options:
+            if opt.code == code:
+                return opt
+        raise KeyError(f"scale {self.code} has no option {code!r}")
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return tuple(opt.code for opt in self.options)
+
+    @property
+    def valid_codes(self) -> tuple[str, ...]:
+        """Codes that carry a score (everything but the excluded "don't know")."""
+        return tuple(opt.code for opt in self.options if not opt.excluded)
+
+    @property
+    def positive_codes(self) -> tuple[str, ...]:
+        return tuple(opt.code for opt in self.options if opt.positive)
+
+    @property
+    def excluded_codes(self) -> tuple[str, ...]:
+        return tuple(opt.code for opt in self.options if opt.excluded)
+
+    def definition(self) -> dict:
+        return {
+            "title": self.title,
+            "options": [
+                {
+                    "code": o.code,
+                    "label": o.label,
+                    "coefficient": o.coefficient,
+                    "positive": o.positive,
+                    "excluded": o.excluded,
+                }
+                for o in self.options
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """A scoring criterion: one PAR area (A1..A8) or, later, a finer sub-criterion."""
+
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Item:
+    """A question. ``kind`` is "scale" (scored, has ``scale`` and ``criterion``) or "text" (free text)."""
+
+    code: str
+    text: str
+    kind: str
+    scale: str | None
+    criterion: str | None
+    required: bool
+    max_length: int | None = None
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    criterion: str | None
+    items: tuple[Item, ...]
+
+
+@dataclass(frozen=True)
+class Questionnaire:
+    """An immutable questionnaire version.
+
+    ``version`` is the first :data:`VERSION_LENGTH` (16) hex digits of the sha256 of
+    :func:`canonical_json` of :meth:`definition`. ``source`` says where it was loaded from (a file path
+    or ``"<definition>"``) and is ignored by equality.
+    """
+
+    code: str
+    title: str
+    channel: str
+    respondent_group: str
+    rates: str
+    target_kinds: tuple[str, ...]
+    instructions: str
+    sections: tuple[Section, ...]
+    scales: Mapping[str, Scale]
+    criteria: Mapping[str, Criterion]
+    version: str
+    source: str = field(default="", compare=False)
+
+    @property
+    def items(self) -> tuple[Item, ...]:
+        return tuple(item for section in self.sections for item in section.items)
+
+    def item(self, code: str) -> Item:
+        """Return the item with ``code``; raise ``KeyError`` if the form has none."""
+        for item in self.items:
+            if item.code == code:
+                return item
+        raise KeyError(f"form {self.code} has no item {code!r}")
+
+    @property
+    def item_codes(self) -> tuple[str, ...]:
+        return tuple(item.code for item in self.items)
+
+    @property
+    def scale_items(self) -> tuple[Item, ...]:
+        return tuple(item for item in self.items if item.kind == "scale")
+
+    @property
+    def text_items(self) -> tuple[Item, ...]:
+        return tuple(item for item in self.items if item.kind == "text")
+
+    @property
+    def file_name(self) -> str:
+        return file_name_for(self.code)
+
+    def definition(self) -> dict:
+        """The full normalised definition: plain JSON types, enough to rebuild the questionnaire."""
+        return {
+            "code": self.code,
+            "title": self.title,
+            "channel": self.channel,
+            "respondent_group": self.respondent_group,
+            "rates": self.rates,
+            "target_kinds": list(self.target_kinds),
+            "instructions": self.instructions,
+            "sections": [
+                {
+                    "title": s.title,
+                    "criterion": s.criterion,
+                    "items": [
+                        {
+                            "code": i.code,
+                            "text": i.text,
+                            "type": i.kind,
+                            "scale": i.scale,
+                            "criterion": i.criterion,
+                            "required": i.required,
+                            "max_length": i.max_length,
+                        }
+                        for i in s.items
+                    ],
+                }
+                for s in self.sections
+            ],
+            "scales": {code: scale.definition() for code, scale in self.scales.items()},
+            "criteria": {code: {"name": c.name} for code, c in self.criteria.items()},
+        }
+
+    @classmethod
+    def from_definition(
+        cls, d: Mapping, *, version: str | None = None, source: str = "<definition>"
+    ) -> "Questionnaire":
+        """Rebuild a questionnaire from a stored :meth:`definition` snapshot (see
+        :func:`~survey_service.questionnaires.forms.questionnaire_from_definition`)."""
+        from survey_service.questionnaires.forms import questionnaire_from_definition  # forms builds on types
+
+        return questionnaire_from_definition(d, version=version, source=source)
+
+
+@dataclass(frozen=True)
+class AgencyDef:
+    code: str
+    kind: str
+    name: str
+
+
+@dataclass(frozen=True)
+class QuotaDef:
+    """A quota cell. ``agency`` is ``None`` for a matrix form (one cell for the round)."""
+
+    form: str
+    agency: str | None
+    channel: str
+    target: int
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class DivisionDef:
+    """A district division (phòng chuyên môn cấp huyện) and the departments that supervise it."""
+
+    code: str
+    name: str
+    departments: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StaffCount:
+    """Population size of an online respondent group for one agency; ``source`` says where from."""
+
+    agency: str
+    form: str
+    staff: int
+    source: str
+
+
+@dataclass(frozen=True)
+class RoundDef:
+    """A survey round as defined by ``questionnaires/rounds/<CODE>/``.
+
+    ``form_versions`` maps each form code to the questionnaire version the round was loaded with.
+    ``source_dir`` is ignored by equality and by :meth:`definition`.
+    """
+
+    code: str
+    name: str
+    province: str
+    year: int
+    opens_on: dt.date
+    closes_on: dt.date
+    legal_basis: str
+    portal: str
+    forms: tuple[str, ...]
+    settings: Mapping[str, Any] = field(hash=False)
+    agencies: tuple[AgencyDef, ...]
+    quotas: tuple[QuotaDef, ...]
+    divisions: tuple[DivisionDef, ...]
+    staff_counts: tuple[StaffCount, ...]
+    methodology: Mapping[str, Any] = field(hash=False)
+    source_dir: str = field(default="", compare=False)
+    form_versions: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    def agency(self, code: str) -> AgencyDef:
+        """Return the agency with ``code``; raise ``KeyError`` if the round has none."""
+        for agency in self.agencies:
+            if agency.code == code:
+                return agency
+        raise KeyError(f"round {self.code} has no agency {code!r}")
+
+    def agencies_of_kind(self, kind: str) -> tuple[AgencyDef, ...]:
+        return tuple(a for a in self.agencies if a.kind == kind)
+
+    def quotas_for(self, form: str) -> tuple[QuotaDef, ...]:
+        return tuple(q for q in self.quotas if q.form == form)
+
+    def supervising_departments(self, division: str) -> tuple[str, ...]:
+        """Department codes supervising the district division ``division``."""
+        for d in self.divisions:
+            if d.code == division:
+                return d.departments
+        raise KeyError(f"round {self.code} has no division {division!r}")
+
+    def definition(self) -> dict:
+        return {
+            "code": self.code,
+            "name": self.name,
+            "province": self.province,
+            "year": self.year,
+            "opens_on": self.opens_on.isoformat(),
+            "closes_on": self.closes_on.isoformat(),
+            "legal_basis": self.legal_basis,
+            "portal": self.portal,
+            "forms": list(self.forms),
+            "form_versions": dict(self.form_versions),
+            "settings": plain(self.settings),
+            "agencies": [{"code": a.code, "kind": a.kind, "name": a.name} for a in self.agencies],
+            "quotas": [
+                {"form": q.form, "agency": q.agency, "channel": q.channel, "target": q.target, "note": q.note}
+                for q in self.quotas
+            ],
+            "divisions": [
+                {"code": d.code, "name": d.name, "departments": list(d.departments)} for d in self.divisions
+            ],
+            "staff_counts": [
+                {"agency": s.agency, "form": s.form, "staff": s.staff, "source": s.source}
+                for s in self.staff_counts
+            ],
+            "methodology": plain(self.methodology),
+        }
+
+    @property
+    def content_hash(self) -> str:
+        """Full sha256 hex digest of the canonical JSON of :meth:`definition`."""
+        return hashlib.sha256(canonical_json(self.definition()).encode("utf-8")).hexdigest()
+
+
+def canonical_json(obj: Any) -> str:
+    """The JSON text hashed for versions: sorted keys, UTF-8 text, no spaces."""
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def file_name_for(code: str) -> str:
+    """The ASCII file name of a form code: ``"LĐH-CH"`` -> ``"LDH-CH.yaml"``."""
+    text = unicodedata.normalize("NFC", code).replace("Đ", "D").replace("đ", "d")
+    decomposed = unicodedata.normalize("NFD", text)
+    ascii_text = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return f"{ascii_text}.yaml"
+
+
+def plain(obj: Any) -> Any:
+    """Deep copy into plain JSON types (dates become ISO strings)."""
+    if isinstance(obj, Mapping):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v) for v in obj]
+    if isinstance(obj, (dt.date, dt.datetime)):
+        return obj.isoformat()
+    return obj
