@@ -82,7 +82,7 @@ def api_roles(*roles: Role):
 @bp.route("/openapi.json")
 def openapi():
     """The document, with the form codes of the configured questionnaires as the ``form`` enum."""
-    codes = list(qn.load_form_codes(Path(current_app.config["QUESTIONNAIRE_DIR"]) / qn.FORMS_FILE))
+    codes = list(qn.load_form_codes(Path(current_app.config["QUESTIONNAIRE_DIR"]) / "forms.yaml"))
     document = copy.deepcopy(OPENAPI)
     for path in document["paths"].values():
         for param in path.get("get", {}).get("parameters", []):
