@@ -94,6 +94,7 @@ def app(request, database_url):
         "QUESTIONNAIRE_DIR": str(QUESTIONNAIRE_DIR),
         "SECRET_KEY": "test-secret",
         "SHEET_SIGNING_KEYS": ["test-sheet-key"],
+        "SESSION_COOKIE_SECURE": False,  # the browser tests use plain HTTP
     }
     marker = request.node.get_closest_marker("app_config")
     if marker:
