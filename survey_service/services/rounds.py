@@ -6,6 +6,7 @@ never rewritten.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from survey_service.services import audit
 
 #: Round dates and response days are dates in Vietnam.
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
+#: How every page, export and chart of a simulated round names its data.
+SIMULATED_LABEL = "Dữ liệu mô phỏng"
 
 
 class RoundError(ValueError):
@@ -49,20 +52,31 @@ class LoadReport:
 
 def load_round(
     session: Session, round_dir: str | Path, questionnaire_dir: str | Path, *,
-    by: StaffUser | None = None, actor: str = "cli",
+    by: StaffUser | None = None, actor: str = "cli", simulated_code: str | None = None,
 ) -> LoadReport:
-    """Load or update the round in ``round_dir`` (flushes; the caller commits once)."""
+    """Load or update the round in ``round_dir`` (flushes; the caller commits once).
+
+    :param simulated_code: load the directory as a separate *simulated* round under this code (the
+        demonstration round), never as the real round the directory describes. A real round is never
+        loaded over a simulated one, nor the other way round.
+    """
     questionnaires = qn.load_questionnaires(questionnaire_dir)
     round_def = qn.load_round(round_dir, questionnaires)
+    if simulated_code:
+        round_def = dataclasses.replace(round_def, code=simulated_code,
+                                        name=f"{round_def.name} ({SIMULATED_LABEL.lower()})")
     forms = {code: questionnaires[code] for code in round_def.forms}
     content_hash = _round_hash(round_def, forms)
 
     rnd = session.scalar(sa.select(Round).where(Round.code == round_def.code))
     report = LoadReport(round_def.code, created=rnd is None)
+    if rnd is not None and rnd.simulated != bool(simulated_code):
+        raise RoundError(f"Đợt {rnd.code} là đợt {'mô phỏng' if rnd.simulated else 'thật'}; không nạp "
+                         f"{'dữ liệu thật' if rnd.simulated else 'đợt mô phỏng'} vào đó.")
     if rnd is not None and rnd.content_hash == content_hash:
         return report
     if rnd is None:
-        rnd = Round(code=round_def.code)
+        rnd = Round(code=round_def.code, simulated=bool(simulated_code))
         session.add(rnd)
 
     _set(report, rnd, "name", round_def.name)
