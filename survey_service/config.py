@@ -35,9 +35,10 @@ DEFAULTS = {
     "LOGIN_FREE_FAILURES": 5,
     "LOGIN_MAX_DELAY_SECONDS": 900,
     "LOGIN_FORGET_SECONDS": 86_400,
-    #: Code look-ups allowed per client address and window (counted in the database).
-    "CODE_LOOKUP_LIMIT": 20,
-    "CODE_LOOKUP_WINDOW_SECONDS": 600,
+    #: Failed code look-ups allowed per client address (IPv6: per /64) and window, counted in the database;
+    #: sized in the README ("Guessing") so that an office behind one address never reaches it.
+    "CODE_LOOKUP_LIMIT": 1000,
+    "CODE_LOOKUP_WINDOW_SECONDS": 3600,
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     #: How often the progress dashboard asks the server for new figures.
     "DASHBOARD_POLL_SECONDS": 10,

@@ -32,7 +32,8 @@ def upgrade() -> None:
     )
     # Counters keyed with SECRET_KEY cannot be read under the new per-window keys: drop them.
     op.execute("DELETE FROM rate_counter")
-    op.add_column("staff_user", sa.Column("session_generation", sa.Integer(), nullable=False, server_default="0"))
+    op.add_column("staff_user",
+                  sa.Column("session_generation", sa.Integer(), nullable=False, server_default="0"))
     # The per-account lockout gives way to the per-(account, address) delays above.
     _drop_column("staff_user", "failed_logins")
     _drop_column("staff_user", "locked_until")

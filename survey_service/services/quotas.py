@@ -166,7 +166,8 @@ def import_csv(session: Session, rnd: Round, data: bytes, *, by: StaffUser | Non
                 continue
             cell = by_key.get((form, agency))
             if cell is None:
-                errors.append(f"Dòng {line}: phiếu {form} không có ô chỉ tiêu cho cơ quan '{agency or '(trống)'}'.")
+                errors.append(f"Dòng {line}: phiếu {form} không có ô chỉ tiêu cho cơ quan "
+                              f"'{agency or '(trống)'}'.")
                 continue
             if (form, agency) in seen:
                 errors.append(f"Dòng {line}: ô {form}/{agency or '*'} trùng với dòng {seen[(form, agency)]}.")

@@ -35,7 +35,9 @@ class UserForm(FlaskForm):
     username = StringField("Tên đăng nhập", validators=[DataRequired("Vui lòng nhập tên đăng nhập."),
                                                           Length(max=64)])
     full_name = StringField("Họ và tên", validators=[Length(max=255)])
-    role = SelectField("Vai trò", choices=[SelectChoice(r.value, ROLE_NAMES[r]) for r in Role])
+    # The service checks the role with a Vietnamese message (WTForms' own is English).
+    role = SelectField("Vai trò", choices=[SelectChoice(r.value, ROLE_NAMES[r]) for r in Role],
+                       validate_choice=False)
     password = PasswordField(f"Mật khẩu (ít nhất {users.MIN_PASSWORD_LENGTH} ký tự)",
                              validators=[DataRequired("Vui lòng nhập mật khẩu.")])
 
@@ -45,7 +47,9 @@ class ResetPasswordForm(FlaskForm):
 
 
 class RoleForm(FlaskForm):
-    role = SelectField("Vai trò", choices=[SelectChoice(r.value, ROLE_NAMES[r]) for r in Role])
+    # The service checks the role with a Vietnamese message (WTForms' own is English).
+    role = SelectField("Vai trò", choices=[SelectChoice(r.value, ROLE_NAMES[r]) for r in Role],
+                       validate_choice=False)
 
 
 @bp.route("/users", methods=["GET", "POST"])
@@ -114,40 +118,38 @@ def user_unlock(user_id: int):
 @role_required(Role.ADMIN)
 def user_password(user_id: int):
     """Set a new password for an account (its sessions end); the admin hands it over in person."""
-    session, user = get_session(), _user_or_404(user_id)
-    form = ResetPasswordForm()
-    error = " ".join(form.password.errors) if not form.validate() else None
-    if error is None:
-        try:
-            users.reset_password(session, user, form.password.data, by=current_user,
-                                 secret=current_app.config["SECRET_KEY"])
-        except users.UserError as exc:
-            session.rollback()
-            error = str(exc)
-    if error:
-        return _users_page(UserForm(formdata=None), 400, {user.id: error})
-    session.commit()
-    flash(f"Đã đặt mật khẩu mới cho tài khoản {user.username}; các phiên đăng nhập của tài khoản đã kết thúc.",
-          "info")
-    return redirect(url_for("admin.user_list"))
+    return _change_account(
+        user_id, ResetPasswordForm(),
+        lambda session, user, form: users.reset_password(session, user, form.password.data, by=current_user,
+                                                         secret=current_app.config["SECRET_KEY"]),
+        lambda user: f"Đã đặt mật khẩu mới cho tài khoản {user.username}; các phiên đăng nhập của tài khoản "
+                     "đã kết thúc.")
 
 
 @bp.route("/users/<int:user_id>/role", methods=["POST"])
 @role_required(Role.ADMIN)
 def user_role(user_id: int):
+    return _change_account(
+        user_id, RoleForm(),
+        lambda session, user, form: users.set_role(session, user, form.role.data, by=current_user),
+        lambda user: f"Tài khoản {user.username} có vai trò {ROLE_NAMES[user.role]}.")
+
+
+def _change_account(user_id: int, form: FlaskForm, change, done):
+    """Validate ``form``, apply ``change`` to the account, and show the accounts page with the error next
+    to the account's row, or go back to it with the ``done`` message."""
     session, user = get_session(), _user_or_404(user_id)
-    form = RoleForm()
-    error = "Vai trò không hợp lệ." if not form.validate() else None
+    error = None if form.validate() else " ".join(e for errs in form.errors.values() for e in errs)
     if error is None:
         try:
-            users.set_role(session, user, form.role.data, by=current_user)
+            change(session, user, form)
         except users.UserError as exc:
             session.rollback()
             error = str(exc)
     if error:
         return _users_page(UserForm(formdata=None), 400, {user.id: error})
     session.commit()
-    flash(f"Tài khoản {user.username} có vai trò {ROLE_NAMES[user.role]}.", "info")
+    flash(done(user), "info")
     return redirect(url_for("admin.user_list"))
 
 
