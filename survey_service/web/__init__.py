@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from flask import Flask, abort, g, request
 from werkzeug.routing import IntegerConverter
 
-MODULES = ["auth", "staff", "admin", "respond", "codes", "dashboard", "api", "tokens", "results", "paper"]
+MODULES = ["auth", "staff", "admin", "respond", "codes", "dashboard", "api", "tokens", "results", "paper", "preview"]
 
 
 #: The largest database id (32-bit integer columns on PostgreSQL).
