@@ -150,7 +150,7 @@ def test_login_keeps_a_same_site_next():
 
 # --- a closed round's data ----------------------------------------------------------------------------
 def test_a_closed_rounds_sheet_is_not_keyed_until_the_round_is_reopened(app, loaded_round, session, make_user,
-                                                                          auth):
+                                                                          auth, client):
     collect_from_today(session, loaded_round)
     plans = sheets.paper_cells(session, loaded_round, form_code="LĐH-CH", agency_code="SNV")
     sheet = sheets.issue_sheets(session, loaded_round, plans, actor="test")[0]
@@ -161,7 +161,7 @@ def test_a_closed_rounds_sheet_is_not_keyed_until_the_round_is_reopened(app, loa
     auth.login("buudien")
     form = keying.sheet_form(session, sheet)
     data = {keying.slot_name(row.key, item.code): "3" for row in form.rows for item in form.questionnaire.scale_items}
-    keyed = auth._client.post(f"/paper/sheets/{sheet.serial}/key", data=data)
+    keyed = client.post(f"/paper/sheets/{sheet.serial}/key", data=data)
     assert keyed.status_code == 409 and "đã kết thúc nhận phiếu" in keyed.get_data(as_text=True)
     assert count(session, Response) == 0 and session.get(Sheet, sheet.id).state is SheetState.ISSUED
 
@@ -169,7 +169,7 @@ def test_a_closed_rounds_sheet_is_not_keyed_until_the_round_is_reopened(app, loa
     rounds.schedule(session, loaded_round, today - timedelta(days=1), today + timedelta(days=1), actor="test")
     session.commit()
     assert session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "round.schedule")) is not None
-    keyed = auth._client.post(f"/paper/sheets/{sheet.serial}/key", data=data)
+    keyed = client.post(f"/paper/sheets/{sheet.serial}/key", data=data)
     assert keyed.status_code in (200, 302, 303) and count(session, Response) == 1
 
 
