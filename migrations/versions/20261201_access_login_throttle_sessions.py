@@ -1,13 +1,13 @@
 """login delays per account and address, session generations, rotating keys of the rate counters
 
 Revision ID: access
-Revises: 0004
+Revises: 0005
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "access"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
