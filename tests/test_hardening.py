@@ -83,7 +83,8 @@ def test_revoke_with_an_overflowing_or_unicode_digit_id_is_a_400(app, loaded_rou
         answer = client.post(f"/staff/codes/batches/{batch.id}/revoke", data={"code_id": bad})
         assert answer.status_code == 400, bad
         assert "Vui lòng chọn" in answer.get_data(as_text=True)
-    good = client.post(f"/staff/codes/batches/{batch.id}/revoke", data={"code_id": str(batch.codes[0].id)})
+    good = client.post(f"/staff/codes/batches/{batch.id}/revoke",
+                       data={"code_id": str(batch.codes[0].id), "confirmed": "1"})
     assert good.status_code == 303
 
 
