@@ -204,3 +204,23 @@ def test_bad_inputs_are_refused_with_a_reason(dclus1):
         dclus1.ratio("api00", ["enroll", "api99"])
     with pytest.raises(ValueError, match="df must be"):
         dclus1.mean("api00", df="whatever")
+
+
+@pytest.mark.parametrize("rule", ["certainty", "adjust", "average"])
+def test_the_vectorised_engine_equals_the_design_object(rule):
+    from analysis import domain_means
+
+    rng = np.random.default_rng(5)
+    n = 400
+    df = pd.DataFrame({"s": rng.integers(0, 8, n), "d": rng.integers(0, 5, n), "w": rng.lognormal(size=n),
+                       "y": rng.normal(3, 1, n), "y2": rng.integers(0, 2, n).astype(float)})
+    df["p"] = rng.integers(0, 12, n)
+    df.loc[df["s"] == 7, "p"] = 0            # stratum 7 has a single PSU
+    df.loc[df["s"] == 6, ["p", "d"]] = [0, 4]  # stratum 6 too, and only domain 4 touches it
+    df.loc[rng.random(n) < 0.1, "y"] = np.nan
+    fast = domain_means(df, ["y", "y2"], "d", "w", strata="s", psu="p", df="domain", lonely_psu=rule)
+    slow = Design(df, weight="w", strata="s", psu="p", lonely_psu=rule).mean(["y", "y2"], by="d")
+    slow = slow.sort_values(["d", "variable"]).reset_index(drop=True)
+    fast = fast.sort_values(["d", "variable"]).reset_index(drop=True)
+    for col in ("est", "se", "ci_lo", "ci_hi", "df"):
+        assert_allclose(fast[col], slow[col], rtol=1e-10, err_msg=col)
