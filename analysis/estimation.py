@@ -123,7 +123,12 @@ class _DomainCore:
     g_psu: np.ndarray    # G: PSU of each PSU × domain cell
     g_dom: np.ndarray    # G: domain of each cell
     z: np.ndarray        # K × G  influence totals Z = Σ_{i in cell} w m (y - ȳ) / W
-    cell_pos: np.ndarray  # G: the cell has positive weight for some column (counts for the domain's df)
+    cell_wpos: np.ndarray  # K × G: the cell has positive weight for the column
+
+    @property
+    def cell_pos(self) -> np.ndarray:
+        """G: the cell has positive weight for some column (it counts for the domain's df)."""
+        return self.cell_wpos.any(axis=0)
 
 
 def _grouped_sum(codes: np.ndarray, n_groups: int, x: np.ndarray) -> np.ndarray:
@@ -209,7 +214,7 @@ def _core(design: _Design, dom: np.ndarray, n_dom: int, y: np.ndarray, w: np.nda
     # domain codes are 0..D-1 in sorted order and every domain has rows, so block j is domain j
     if design.row_psu:
         cell_starts = np.arange(dom.size)
-        cell_pos = (wm > 0).any(axis=0)
+        cell_wpos = wm > 0
         z = wmy
         ends = np.append(d_starts[1:], dom.size)
         for j, (a, b) in enumerate(zip(d_starts, ends)):
@@ -218,13 +223,13 @@ def _core(design: _Design, dom: np.ndarray, n_dom: int, y: np.ndarray, w: np.nda
     else:
         cell_starts = _block_starts(dom, psu)
         c0 = _segment_sum(wm, cell_starts)
-        cell_pos = (c0 > 0).any(axis=0)
+        cell_wpos = c0 > 0
         c1 = _segment_sum(wmy, cell_starts)
         del wmy
         g = dom[cell_starts]
         z = (c1 - safe_mean[:, g] * c0) / safe_w[:, g]
     del wm
-    return _DomainCore(wsum.T, mean.T, count.T, wsq.T, rss.T, psu[cell_starts], dom[cell_starts], z, cell_pos)
+    return _DomainCore(wsum.T, mean.T, count.T, wsq.T, rss.T, psu[cell_starts], dom[cell_starts], z, cell_wpos)
 
 
 def _variance(design: _Design, core: _DomainCore, n_dom: int, lonely_psu: str = "certainty") -> np.ndarray:
@@ -249,7 +254,9 @@ def _variance_and_lonely(design: _Design, core: _DomainCore, n_dom: int, lonely_
     contrib = design.c_h[ph] * np.maximum(s2 - s1 * s1 / design.n_h[ph], 0.0)
     lonely_h = design.n_h == 1
     lonely_cell = lonely_h[ph]
-    touched = _grouped_sum(pdom, n_dom, np.broadcast_to(lonely_cell, s1.shape).astype(float)).T > 0
+    # an estimate rests on a lonely stratum when one of its cells there has weight for the column
+    weighted = _segment_sum(core.cell_wpos.astype(np.float64), starts) > 0
+    touched = _grouped_sum(pdom, n_dom, (weighted & lonely_cell).astype(np.float64)).T > 0
     if lonely_psu == "adjust" and lonely_h.any():
         f = 1 - design.f_h
         grand = _grouped_sum(pdom, n_dom, s1) / design.psu_stratum.size          # K × D: mean PSU total
@@ -390,7 +397,8 @@ def domain_means(
     n_dom = len(labels)
     core = _core(design, dom, n_dom, y, w)
     var = _variance(design, core, n_dom, lonely_psu)
-    dfs = _domain_df(design, core.g_psu, core.g_dom, n_dom, core.cell_pos) if df == "domain" else design.df
+    dfs = (_domain_df(design, core.g_psu, core.g_dom, n_dom, core.cell_pos, unique_cells=True) if df == "domain"
+           else design.df)
     return _table(core, var, dfs, labels, vcols, proportion, level, deff)
 
 
@@ -534,11 +542,24 @@ def _psu_covariance(design: _Design, g_psu: np.ndarray, g_dom: np.ndarray, z: np
 
 
 def _domain_df(design: _Design, g_psu: np.ndarray, g_dom: np.ndarray, n_dom: int,
-               cell_pos: np.ndarray | None = None) -> np.ndarray:
-    """R's degf of each domain: the distinct PSUs of its cells (with positive weight) minus their strata."""
+               cell_pos: np.ndarray | None = None, *, unique_cells: bool = False) -> np.ndarray:
+    """R's degf of each domain: the distinct PSUs of its cells (with positive weight) minus their strata.
+
+    *unique_cells*: every (PSU, domain) pair occurs once (the cells of :func:`_core`), so PSUs are
+    counted without hashing.
+    """
     if cell_pos is not None:
         g_psu, g_dom = g_psu[cell_pos], g_dom[cell_pos]
     n_psu, n_str = design.psu_stratum.size, design.n_h.size
-    psus = np.unique(g_dom.astype(np.int64) * n_psu + g_psu)
-    strata = np.unique(g_dom.astype(np.int64) * n_str + design.psu_stratum[g_psu])
-    return (np.bincount(psus // n_psu, minlength=n_dom) - np.bincount(strata // n_str, minlength=n_dom)).astype(np.int64)
+    g_dom = g_dom.astype(np.int64)
+    if unique_cells:
+        n_psus = np.bincount(g_dom, minlength=n_dom)
+    else:
+        n_psus = np.bincount(np.unique(g_dom * n_psu + g_psu) // n_psu, minlength=n_dom)
+    pair = g_dom * n_str + design.psu_stratum[g_psu]
+    if n_dom * n_str <= 50_000_000:
+        touched = np.bincount(pair, minlength=n_dom * n_str).reshape(n_dom, n_str) > 0
+        n_strata = touched.sum(axis=1)
+    else:
+        n_strata = np.bincount(np.unique(pair) // n_str, minlength=n_dom)
+    return (n_psus - n_strata).astype(np.int64)

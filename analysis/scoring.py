@@ -78,10 +78,10 @@ from statsmodels.stats.proportion import proportion_confint
 from analysis._checks import require_columns, require_frame, require_level
 from analysis.estimation import (
     LONELY_RULES,
+    _DomainCore,
     _core,
     _design,
     _domain_df,
-    _domains,
     _psu_covariance,
     _table,
     _variance_and_lonely,
@@ -960,8 +960,11 @@ def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales:
     agencies = pd.DataFrame({"agency": units.ag_cats.take(ag_first),
                              "agency_kind": units.kind_cats.take(units.kind_a[ag_first])})
     satisfaction = _combine_rates(agencies, sat_groups, [], cfg, "tlhl")
-    satisfaction = satisfaction.merge(_satisfaction_estimates(scores, units, sat_groups, sat_ans, sat_pos, cfg),
-                                      on="agency", how="left")
+    cd = _composite_design(scores, units)
+    sat_y, sat_w = _satisfaction_inputs(units, sat_groups, sat_ans, sat_pos, cfg)
+    estimates, total_est, total_cov, sat_est = _score_estimates(scores, means, points, criteria, cfg, units, cd,
+                                                                sat_y, sat_w)
+    satisfaction = satisfaction.merge(sat_est, on="agency", how="left")
     low = imprecise(satisfaction["tlhl"], satisfaction["tlhl_se"], satisfaction["tlhl_ci_lo"],
                     satisfaction["tlhl_ci_hi"], 100.0, max_half_width=cfg.max_half_width)
     low |= satisfaction.pop("_lonely").fillna(False).to_numpy(dtype=bool) & satisfaction["tlhl"].notna().to_numpy()
@@ -976,7 +979,6 @@ def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales:
     rg["p"] = rg["n_positive"] / rg["n_answers"]
     positive_rates = _combine_rates(agencies, rg, ["criterion"], cfg, "tltc")
 
-    estimates, total_est, total_cov = _score_estimates(scores, means, points, criteria, cfg, units)
     # low reliability: an interval too wide, no variance, or a sampling cell with a single sheet
     low = estimates.loc[imprecise(estimates["est"], estimates["se"], estimates["ci_lo"], estimates["ci_hi"], 1.0,
                                   max_half_width=cfg.max_half_width)
@@ -1003,10 +1005,10 @@ def _add_flag(frame: pd.DataFrame, where: np.ndarray, flag: str) -> pd.DataFrame
     return out
 
 
-def _satisfaction_estimates(scores, units, sat_groups, sat_ans, sat_pos, cfg) -> pd.DataFrame:
-    """TLHL (%) with its SE and logit interval: the composite Σ_g a_g p_g of the groups' shares of
-    positive answers, each p_g a ratio Σ positive / Σ answers over the group's sheets, linearised
-    per sheet (strata = sampling cells, PSU = respondent), as the points."""
+def _satisfaction_inputs(units, sat_groups, sat_ans, sat_pos, cfg) -> tuple[np.ndarray, np.ndarray]:
+    """Unit values and weights that make TLHL a composite like the points: each group's share of
+    positive answers p_g = Σ positive / Σ answers over its sheets is the weighted mean of the sheets'
+    shares with weights (answers of the sheet) · w(g) / (answers of the group)."""
     g = sat_groups.assign(_share=group_shares(sat_groups, "p", group_weights=cfg.group_weights,
                                               min_respondents=cfg.min_respondents))
     n_gr = len(units.grp_cats)
@@ -1015,12 +1017,14 @@ def _satisfaction_estimates(scores, units, sat_groups, sat_ans, sat_pos, cfg) ->
     per_cell[at] = np.where(g["_share"] > 0, g["_share"] / g["n_answers"].where(g["n_answers"] > 0, 1), 0.0)
     answers = sat_ans[0].astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        y = np.where(answers > 0, sat_pos[0] / answers, np.nan)[None, :]
-    w = (per_cell[units.ag_u * n_gr + units.grp_u] * answers)[None, :]
-    core, _, labels, dfs, lonely, var = _composite(scores, y, w, cfg.lonely_psu)
-    est = _table(core, var, dfs, labels, ["tlhl"], True, cfg.level, "replace")
-    return pd.DataFrame({"agency": est["agency"], "tlhl_se": 100 * est["se"], "tlhl_ci_lo": 100 * est["ci_lo"],
-                         "tlhl_ci_hi": 100 * est["ci_hi"], "tlhl_df": est["df"], "_lonely": lonely[:, 0]})
+        y = np.where(answers > 0, sat_pos[0] / answers, np.nan)
+    return y, per_cell[units.ag_u * n_gr + units.grp_u] * answers
+
+
+def _columns(core: _DomainCore, cols: slice) -> _DomainCore:
+    """The domain core of some of its value columns."""
+    return replace(core, wsum=core.wsum[:, cols], mean=core.mean[:, cols], count=core.count[:, cols],
+                   wsq=core.wsq[:, cols], rss=core.rss[:, cols], z=core.z[cols], cell_wpos=core.cell_wpos[cols])
 
 
 def _combine_rates(agencies, groups, keys, cfg, name):
@@ -1041,11 +1045,31 @@ def _combine_rates(agencies, groups, keys, cfg, name):
     return out[cols].reset_index(drop=True)
 
 
-def _composite(units: pd.DataFrame, y: np.ndarray, w: np.ndarray, lonely_psu: str):
+@dataclass(frozen=True)
+class _CompositeDesign:
+    """The design of the composite estimates, built once per round: strata = sampling cells, PSU =
+    respondent, and the agency × group domain of every unit (from the units' integer codes)."""
+
+    design: object
+    dom: np.ndarray           # per unit: agency × group domain, agency-major
+    labels: pd.DataFrame      # agency, group of every domain
+
+
+def _composite_design(scores: pd.DataFrame, units: _Units) -> _CompositeDesign:
+    n_gr = len(units.grp_cats)
+    key = units.ag_u.astype(np.int64) * n_gr + units.grp_u
+    present = np.zeros(len(units.ag_cats) * n_gr, dtype=bool)
+    present[key] = True
+    idx = np.flatnonzero(present)
+    dom = (np.cumsum(present) - 1)[key]
+    labels = pd.DataFrame({"agency": units.ag_cats.take(idx // n_gr), "group": units.grp_cats.take(idx % n_gr)})
+    return _CompositeDesign(_design(scores, "stratum", "response_id", None), dom, labels)
+
+
+def _composite(cd: _CompositeDesign, y: np.ndarray, w: np.ndarray, lonely_psu: str):
     """Fixed-share composite means per agency and their linearised variance.
 
-    *units* has ``response_id`` (PSU), ``agency``, ``group`` and ``stratum`` per unit; *y* and *w*
-    (K × units) the values and the unit weights, which within each agency × group sum to the group's
+    *cd* holds the design and the agency × group domains of the units; *y* and *w* (K × units) the values and the unit weights, which within each agency × group sum to the group's
     share w(g) (0 where the group does not qualify). The estimate is Σ_g a_g M_g with a_g the group's
     share of the agency's total and M_g the weighted group mean; a unit's influence is
     a_g · u (y − M_g) / Σ_g u, centred at its own group's mean.
@@ -1053,10 +1077,9 @@ def _composite(units: pd.DataFrame, y: np.ndarray, w: np.ndarray, lonely_psu: st
     Returns the agency-level domain core, the design, the agency labels, each agency's df, the
     K × D flags of estimates touching a single-PSU stratum, and the variances (D × K).
     """
-    design = _design(units, "stratum", "response_id", None)
-    # agency × group domains, sorted agency-major: each agency's cells stay contiguous, and strata
-    # (nested in groups) stay contiguous within an agency
-    dom_tg, labels_tg = _domains(units, ["agency", "group"])
+    design, dom_tg, labels_tg = cd.design, cd.dom, cd.labels
+    # agency-major domains: each agency's cells stay contiguous, and strata (nested in groups) stay
+    # contiguous within an agency
     core = _core(design, dom_tg, len(labels_tg), y, w)
     agency_of, ag_labels = pd.factorize(labels_tg["agency"], sort=True)
     labels = pd.DataFrame({"agency": ag_labels})
@@ -1076,11 +1099,12 @@ def _composite(units: pd.DataFrame, y: np.ndarray, w: np.ndarray, lonely_psu: st
     core = replace(core, wsum=share, mean=score, count=per_agency(core.count), wsq=per_agency(core.wsq), rss=rss,
                    g_dom=agency_of[core.g_dom], z=z)
     var, lonely = _variance_and_lonely(design, core, n_ag, lonely_psu)
-    dfs = _domain_df(design, core.g_psu, core.g_dom, n_ag, core.cell_pos)
+    # a respondent belongs to one group: its cells stay unique PSU × agency pairs
+    dfs = _domain_df(design, core.g_psu, core.g_dom, n_ag, core.cell_pos, unique_cells=True)
     return core, design, labels, dfs, lonely, var
 
 
-def _score_estimates(scores, means, points, criteria, cfg, units):
+def _score_estimates(scores, means, points, criteria, cfg, units, cd, sat_y, sat_w):
     """Design-based SEs of S(t, c), of the points and of the survey-points total.
 
     S(t, c) = Σ_g a_g M(g, t, c) is a composite of group means with fixed shares a_g = w(g) / Σ w
@@ -1104,14 +1128,22 @@ def _score_estimates(scores, means, points, criteria, cfg, units):
     at_cell = units.ag_cats.get_indexer(gm["agency"]) * n_gr + units.grp_cats.get_indexer(gm["group"])
     cell_w[at_crit, at_cell] = gm["_unit_w"].to_numpy()
     cell_u = units.ag_u * n_gr + units.grp_u
-    y = np.empty((len(criteria), len(scores)))
+    # the criteria and, as a last column, satisfaction: one pass of the engine for both
+    k = len(criteria)
+    y = np.empty((k + 1, len(scores)))
     w = np.empty_like(y)
     for j, c in enumerate(criteria):
         y[j] = scores[c].to_numpy(dtype=np.float64)
         w[j] = cell_w[j].take(cell_u)
         w[j, np.isnan(y[j])] = 0.0  # a unit without a score on c carries no weight for c
-    core, design, labels, dfs, lonely, var = _composite(scores, y, w, cfg.lonely_psu)
+    y[k], w[k] = sat_y, sat_w
+    core_all, design, labels, dfs, lonely_all, var_all = _composite(cd, y, w, cfg.lonely_psu)
     del y, w
+    sat = _table(_columns(core_all, slice(k, k + 1)), var_all[:, k:], dfs, labels, ["tlhl"], True, cfg.level,
+                 "replace")
+    sat_est = pd.DataFrame({"agency": sat["agency"], "tlhl_se": 100 * sat["se"], "tlhl_ci_lo": 100 * sat["ci_lo"],
+                            "tlhl_ci_hi": 100 * sat["ci_hi"], "tlhl_df": sat["df"], "_lonely": lonely_all[:, k]})
+    core, var, lonely = _columns(core_all, slice(0, k)), var_all[:, :k], lonely_all[:, :k]
     score = core.mean
     n_ag = len(labels)
     est = _table(core, var, dfs, labels, list(criteria), False, cfg.level, "replace")
@@ -1143,7 +1175,7 @@ def _score_estimates(scores, means, points, criteria, cfg, units):
     total_est["ci_hi"] = total_est["est"] + tq * total_est["se"]
     total_est["df"] = dfs
     total_est["lonely"] = (lonely & needed).any(axis=1)
-    return est, total_est, pd.DataFrame(cov, index=idx, columns=idx)
+    return est, total_est, pd.DataFrame(cov, index=idx, columns=idx), sat_est
 
 
 def _totals(points, satisfaction, positive_rates, total_est, max_half_width):
