@@ -198,16 +198,27 @@ def write_provenance(results: RoundResults, path: str | Path) -> Path:
     return out
 
 
+#: first column of every row of a CSV of a simulated round, so the label travels with the table
+SIMULATED_COLUMN = ("Dữ liệu mô phỏng", "DỮ LIỆU MÔ PHỎNG")
+
+
+def _labelled(results: RoundResults, frame: pd.DataFrame) -> pd.DataFrame:
+    if not results.provenance.get("simulated"):
+        return frame
+    return frame.assign(**{SIMULATED_COLUMN[0]: SIMULATED_COLUMN[1]})[[SIMULATED_COLUMN[0], *frame.columns]]
+
+
 def write_csv(results: RoundResults, path: Path) -> None:
     """The summary table; UTF-8 with BOM so Excel shows Vietnamese; the provenance in the sidecar."""
-    summary_frame(results).to_csv(path, index=False, lineterminator="\n", encoding="utf-8-sig")
+    _labelled(results, summary_frame(results)).to_csv(path, index=False, lineterminator="\n", encoding="utf-8-sig")
     write_provenance(results, path)
 
 
 def write_answers_csv(results: RoundResults, path: str | Path) -> Path:
     """The tidy long file: one row per counted answer with its value and weight (S = Σ weight·value)."""
     path = Path(path)
-    results.answers.to_csv(path, index=False, lineterminator="\n", float_format="%.17g", encoding="utf-8-sig")
+    _labelled(results, results.answers).to_csv(path, index=False, lineterminator="\n", float_format="%.17g",
+                                               encoding="utf-8-sig")
     write_provenance(results, path)
     return path
 
@@ -257,8 +268,7 @@ def write_sav(results: RoundResults, path: Path) -> None:
     p = results.provenance
     pyreadstat.write_sav(
         frame, str(path), column_labels=labels, variable_value_labels=value_labels, variable_measure=measure,
-        file_label=f"{p['round']} {p['methodology_hash'][:12]} v{p['software_version']}",
-        note=_sav_notes(p),
+        file_label=_sav_file_label(p), note=_sav_notes(p),
     )
 
 
@@ -307,9 +317,12 @@ def write_responses_sav(results: RoundResults, path: str | Path) -> Path:
     p = results.provenance
     pyreadstat.write_sav(frame, str(path), column_labels=labels, variable_value_labels=value_labels,
                          missing_ranges=missing, variable_measure=measure,
-                         file_label=f"{p['round']} {p['methodology_hash'][:12]} v{p['software_version']}",
-                         note=_sav_notes(p))
+                         file_label=_sav_file_label(p), note=_sav_notes(p))
     return path
+
+
+def _sav_file_label(p: dict) -> str:
+    return f"{'SIMULATED ' if p.get('simulated') else ''}{p['round']} {p['methodology_hash'][:12]} v{p['software_version']}"
 
 
 def _sav_notes(p: dict) -> list[str]:

@@ -638,9 +638,13 @@ def _answer_weights(data: RoundData, cfg, res) -> pd.DataFrame:
         return out
     gw = pd.DataFrame([(k, g, w) for k, d in cfg.group_weights.items() for g, w in d.items()],
                       columns=["agency_kind", "form", "group_weight"])
-    means = _str_keys(res.group_means).rename(columns={"group": "form"})
-    n_min = pd.DataFrame(list(cfg.min_respondents.items()), columns=["form", "n_min"])
+    means = _str_keys(res.group_means)
+    # the qualifying-group rule of the analysis, not a copy of it
+    means["share"] = analysis.group_shares(means, "mean", group_weights=cfg.group_weights,
+                                           min_respondents=cfg.min_respondents)
+    means = means.rename(columns={"group": "form"})
     group_weight = _row_lookup(out, gw, ["agency_kind", "form"], "group_weight")
+    share = _row_lookup(out, means, ["agency", "form", "criterion"], "share")
     n_group = _row_lookup(out, means, ["agency", "form", "criterion"], "n")
     weight_used = _row_lookup(out, _str_keys(res.points), ["agency", "criterion"], "weight_used")
     valid = ~np.isnan(out["value"].to_numpy())
@@ -648,10 +652,9 @@ def _answer_weights(data: RoundData, cfg, res) -> pd.DataFrame:
     sheet, _ = _factorize_pairs(out["response_uid"].cat.codes.to_numpy(), out["agency"].cat.codes.to_numpy())
     cell, n_cells = _factorize_pairs(sheet, out["criterion"].cat.codes.to_numpy())
     k = np.bincount(cell, weights=valid, minlength=n_cells)[cell]
-    qualifies = (valid & ~np.isnan(group_weight) & (n_group >= _row_lookup(out, n_min, ["form"], "n_min"))
-                 & (weight_used > 0))
+    qualifies = valid & (share > 0) & (weight_used > 0)
     with np.errstate(divide="ignore", invalid="ignore"):  # rows that do not qualify get 0 below
-        out["weight"] = np.where(qualifies, group_weight / weight_used / n_group / k, 0.0)
+        out["weight"] = np.where(qualifies, share / weight_used / n_group / k, 0.0)
     out.insert(len(out.columns) - 1, "group_weight", group_weight)
     return out
 
