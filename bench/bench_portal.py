@@ -184,7 +184,8 @@ def main() -> None:
     args = parser.parse_args()
 
     env = {"SURVEY_DATABASE_URL": args.pg_url, "SURVEY_SECRET_KEY": "bench-secret",
-           "SURVEY_SHEET_SIGNING_KEYS": json.dumps(["bench-sheet-key"])}
+           "SURVEY_SHEET_SIGNING_KEYS": json.dumps(["bench-sheet-key"]),
+           "SURVEY_SESSION_COOKIE_SECURE": "false"}  # plain HTTP on 127.0.0.1
     results = {}
 
     def measure(name: str, spec: str, codes, answers, product: bool, repo: Path = REPO) -> None:

@@ -1,7 +1,7 @@
 """responses and answers get random 64-bit keys; drafts are sealed
 
 Revision ID: random_keys
-Revises: 0005
+Revises: access
 """
 import secrets
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "random_keys"
-down_revision = "0005"
+down_revision = "access"
 branch_labels = None
 depends_on = None
 

@@ -98,8 +98,9 @@ def _guard(opened: bool) -> portal.Guard | None:
     if opened:
         return None
     cfg = current_app.config
-    return portal.Guard(ratelimit.client_key("code", request.remote_addr or "", cfg["SECRET_KEY"]),
-                        cfg["CODE_LOOKUP_LIMIT"], cfg["CODE_LOOKUP_WINDOW_SECONDS"])
+    window = cfg["CODE_LOOKUP_WINDOW_SECONDS"]
+    key = ratelimit.client_key(get_session(), "code", request.remote_addr or "", window_seconds=window)
+    return portal.Guard(key, cfg["CODE_LOOKUP_LIMIT"], window)
 
 
 def _open(db, code: str, opened: bool, **kw) -> portal.Access:
