@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from survey_service.services import tabular
-from survey_service.services.results import FLAG_LABELS, KIND_LABELS, MIN_BREAKDOWN, OWN_STAFF_FORMS, RoundResults
+from survey_service.services.results import FLAG_LABELS, KIND_LABELS, RoundResults
 from survey_service.vietnamese import xlsx_format
 
 FORMATS = (".xlsx", ".csv", ".sav")
@@ -316,8 +316,8 @@ def write_responses_sav(results: RoundResults, path: str | Path) -> Path:
     """One case per counted sheet × agency rated, one variable per item with its answer code, value labels
     from the answer scales ("K" coded 9 and declared missing), nominal form, channel and agency.
 
-    The groups that are never broken down (fewer than MIN_BREAKDOWN sheets of an agency's own civil
-    servants) are left out, as on every page and in every table.
+    The groups that are never broken down (fewer respondents of a form about an agency than the round's
+    ``min_breakdown``) are left out, as on every page and in every table.
     """
     import pyreadstat
 
@@ -327,7 +327,7 @@ def write_responses_sav(results: RoundResults, path: str | Path) -> Path:
     long = pd.DataFrame({**cols, "option": a["option"].astype(object)})
     sheets = long.drop_duplicates(["response_uid", "agency"])
     size = sheets.groupby(["agency", "form"]).size()
-    small = size[(size < MIN_BREAKDOWN) & size.index.get_level_values("form").isin(OWN_STAFF_FORMS)].index
+    small = size[size < results.provenance["analysis_parameters"]["min_breakdown"]].index
     keep = ~pd.MultiIndex.from_frame(long[["agency", "form"]]).isin(small)
     long = long[keep]
     codes = long["option"].map(lambda o: np.nan if o is None or o != o else
