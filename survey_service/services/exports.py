@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from survey_service.services.results import FLAG_LABELS, KIND_LABELS, RoundResults
+from survey_service.services.results import FLAG_LABELS, RoundResults
 
 FORMATS = (".xlsx", ".csv", ".sav")
 SHEET_NAME_MAX = 31
@@ -123,7 +123,7 @@ def summary_frame(results: RoundResults) -> pd.DataFrame:
     s = results.summary
     points = [c for c in s.columns if c.startswith("points_")]
     out = s[[*SUMMARY_HEADERS, *points]].copy()
-    out["agency_kind"] = out["agency_kind"].map(KIND_LABELS)
+    out["agency_kind"] = out["agency_kind"].map(results.kind_labels)
     out["flags"] = out["flags"].map(_flag_text)
     headers = dict(SUMMARY_HEADERS)
     headers.update({c: f"Điểm {c.removeprefix('points_')}" for c in points})
@@ -136,7 +136,7 @@ def _flag_text(flags: str) -> str:
 
 def criteria_frame(results: RoundResults) -> pd.DataFrame:
     out = results.criteria[list(CRITERIA_HEADERS)].copy()
-    out["agency_kind"] = out["agency_kind"].map(KIND_LABELS)
+    out["agency_kind"] = out["agency_kind"].map(results.kind_labels)
     out["flag"] = out["flag"].map(_flag_text)
     return out.rename(columns=CRITERIA_HEADERS)
 
@@ -191,9 +191,6 @@ def write_answers_csv(results: RoundResults, path: str | Path) -> Path:
     return path
 
 
-SAV_KINDS = {"department": 1, "district": 2, "vertical": 3}
-
-
 def write_sav(results: RoundResults, path: Path) -> None:
     """One case per agency: ASCII variable names, Vietnamese variable labels, value labels for the kind
     and for the reliability flags, the provenance in the file label and notes."""
@@ -201,10 +198,11 @@ def write_sav(results: RoundResults, path: Path) -> None:
 
     s = results.summary
     points = [c for c in s.columns if c.startswith("points_")]
+    sav_kinds = {kind: n for n, kind in enumerate(results.kind_labels, start=1)}  # 1, 2, ... in round order
     frame = pd.DataFrame({
         "agency": s["agency"].astype(str),
         "agency_name": s["agency_name"].astype(str),
-        "kind": s["agency_kind"].map(SAV_KINDS).astype(float),
+        "kind": s["agency_kind"].map(sav_kinds).astype(float),
     })
     numeric = ["survey_points", "survey_points_se", "survey_points_ci_lo", "survey_points_ci_hi", "max_points",
                "tlhl", "tlhl_ci_lo", "tlhl_ci_hi", "tltc", "n", "n_eff_min", "rank", "rank_lo", "rank_hi", *points]
@@ -217,7 +215,7 @@ def write_sav(results: RoundResults, path: Path) -> None:
     labels = {"agency": "Mã cơ quan", "agency_name": "Tên cơ quan", "kind": "Loại cơ quan"}
     labels.update({_sav_name(c): SUMMARY_HEADERS.get(c, f"Điểm {c.removeprefix('points_')}") for c in numeric})
     labels.update({f"flag{code}": f"Cảnh báo: {FLAG_LABELS[flag]}" for flag, code in flag_codes.items() if flag})
-    value_labels = {"kind": {float(v): KIND_LABELS[k] for k, v in SAV_KINDS.items()}}
+    value_labels = {"kind": {float(v): results.kind_labels[k] for k, v in sav_kinds.items()}}
     value_labels.update({f"flag{code}": {0.0: "Không", 1.0: "Có"} for flag, code in flag_codes.items() if flag})
     p = results.provenance
     pyreadstat.write_sav(

@@ -245,7 +245,7 @@ def _answers_html(access, groups, values, errors: dict, first_error: str | None)
 
 def _division_page(db, access, form, status: int):
     return render_template("respond/division.html", access=access, form=form,
-                           divisions=portal.division_choices(db, access.round)), status
+                           divisions=portal.division_choices(db, access)), status
 
 
 def _thanks(access):
