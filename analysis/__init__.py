@@ -2,11 +2,15 @@
 
 A leaf library: frames in, frames out; it imports nothing from the web, database or service layers.
 """
+from analysis.design import Design
 from analysis.estimation import domain_means, mean_covariance
 from analysis.ranking import rank_intervals
+from analysis.reliability import DEFAULT_MAX_HALF_WIDTH, imprecise
+from analysis.rounding import round_half_away
 from analysis.sampling import recommend_sample_size, recommend_sample_sizes
 from analysis.scoring import (
     ANSWER_COLUMNS,
+    FLAG_LOW_RELIABILITY,
     FLAG_MISSING_GROUP,
     FLAG_NO_DATA,
     ScoreResult,
@@ -23,6 +27,9 @@ from analysis.weighting import poststratify, rake, trim, weight_diagnostics
 
 __all__ = [
     "ANSWER_COLUMNS",
+    "DEFAULT_MAX_HALF_WIDTH",
+    "Design",
+    "FLAG_LOW_RELIABILITY",
     "FLAG_MISSING_GROUP",
     "FLAG_NO_DATA",
     "ScoreResult",
@@ -31,6 +38,7 @@ __all__ = [
     "criterion_points",
     "domain_means",
     "group_means",
+    "imprecise",
     "item_values",
     "mean_covariance",
     "poststratify",
@@ -39,6 +47,7 @@ __all__ = [
     "recommend_sample_size",
     "recommend_sample_sizes",
     "respondent_scores",
+    "round_half_away",
     "score_round",
     "trim",
     "validate_settings",

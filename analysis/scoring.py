@@ -9,6 +9,9 @@ settings. Notation: t = target agency, c = criterion (PAR area, e.g. ``"A1"``), 
     M(g,t,c) = mean_r m(r,c),   n(g,t,c) = #sheets
     S(t,c)   = Σ_g w(g)·M(g,t,c) / Σ_g w(g) over configured groups g with n(g,t,c) >= n_min(g)
     Points   = round(MaxPts(c, kind(t)) · S(t,c), 2)      (NaN + flag if no group qualifies)
+    Total(t) = round(Σ_c MaxPts(c, kind(t)) · S(t,c), 2)  (the unrounded points, rounded once)
+
+``round`` is half away from zero on the decimal value, as Excel's ROUND (:mod:`analysis.rounding`).
 
 Input frames
 ------------
@@ -52,7 +55,8 @@ in ``settings["excluded_options"]`` (default ``["K"]``) and blanks are valid but
      # optional:
      "excluded_options": ["K"],
      "positive_rate_scales": ["DG4", "TS4", "CK"],   # default: positive scales but satisfaction
-     "level": 0.95}
+     "level": 0.95,
+     "max_half_width": 0.10}                      # reliability flag, see analysis.reliability
 
 Groups answering about an agency kind for which they have no weight do not enter its points.
 """
@@ -68,9 +72,12 @@ from statsmodels.stats.proportion import proportion_confint
 
 from analysis._checks import require_columns, require_frame, require_level
 from analysis.estimation import _core, _design, _domains, _psu_covariance, _table, _variance
+from analysis.reliability import DEFAULT_MAX_HALF_WIDTH, imprecise
+from analysis.rounding import round_half_away
 
 __all__ = [
     "ANSWER_COLUMNS",
+    "FLAG_LOW_RELIABILITY",
     "FLAG_MISSING_GROUP",
     "FLAG_NO_DATA",
     "ScoreResult",
@@ -89,6 +96,10 @@ ANSWER_COLUMNS = ["response_id", "agency", "agency_kind", "group", "item", "opti
 FLAG_MISSING_GROUP = "thieu_du_lieu"
 #: no configured group qualifies: the value is NaN (never 0)
 FLAG_NO_DATA = "khong_du_lieu"
+#: the confidence interval is too wide, or there is no variance (see :func:`analysis.imprecise`)
+FLAG_LOW_RELIABILITY = "tin_cay_thap"
+#: decimals of published points; rounded half away from zero on the decimal value (Excel ROUND)
+POINTS_DECIMALS = 2
 _PRESETS = ("linear", "ratio", "top2")
 _SETTINGS_KEYS = ("coefficients", "max_points", "group_weights", "min_respondents", "satisfaction_scale",
                   "positive")
@@ -158,6 +169,7 @@ class _Config:
     positive: dict[str, set[str]]
     rate_scales: list[str]
     level: float
+    max_half_width: float
 
 
 def validate_settings(settings: Mapping[str, Any], *, items: pd.DataFrame | Mapping,
@@ -260,8 +272,12 @@ def validate_settings(settings: Mapping[str, Any], *, items: pd.DataFrame | Mapp
             raise ValueError(f"settings['positive_rate_scales'] lists {s!r}, which has no entry in "
                              "settings['positive']")
     level = require_level(settings.get("level", 0.95))
+    max_half_width = settings.get("max_half_width", DEFAULT_MAX_HALF_WIDTH)
+    if isinstance(max_half_width, bool) or not isinstance(max_half_width, (int, float)) \
+            or not 0 < max_half_width <= 1:
+        raise ValueError(f"settings['max_half_width'] must be a number in (0, 1], got {max_half_width!r}")
     return _Config(coefficients, max_points, group_weights, {g: int(v) for g, v in n_min.items()}, sat,
-                   positive, rate_scales, level)
+                   positive, rate_scales, level, float(max_half_width))
 
 
 def _codes(series: pd.Series) -> tuple[np.ndarray, pd.Index]:
@@ -672,7 +688,8 @@ def criterion_points(means: pd.DataFrame, cfg: _Config) -> pd.DataFrame:
     out = full.merge(comb.rename(columns={"mean": "score"}), on=["agency", "agency_kind", "criterion"],
                      how="left")
     out["flag"] = out["flag"].fillna(FLAG_NO_DATA)
-    out["points"] = np.round(out["max_points"] * out["score"], 2)
+    out["points_exact"] = out["max_points"] * out["score"]
+    out["points"] = round_half_away(out["points_exact"], POINTS_DECIMALS)
     return out.sort_values(["agency", "criterion"]).reset_index(drop=True)
 
 
@@ -685,7 +702,7 @@ class ScoreResult:
     respondent_scores : one row per (response_id, agency), one column per criterion (m(r, c)).
     group_means : ``agency, agency_kind, group, criterion, mean, n``.
     points : ``agency, agency_kind, criterion, max_points, score, n_groups, weight_used, flag,
-        missing_groups, points``.
+        missing_groups, points_exact, points`` (``points_exact`` = max_points · score, unrounded).
     totals : ``agency, agency_kind, survey_points, points_available, max_points, n_criteria_missing,
         flag, tlhl, tltc, survey_points_se, survey_points_ci_lo, survey_points_ci_hi``.
     satisfaction : TLHL (%) per agency: ``agency, agency_kind, tlhl, n_groups, weight_used, flag,
@@ -896,7 +913,11 @@ def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales:
     positive_rates = _combine_rates(agencies, rg, ["criterion"], cfg, "tltc")
 
     estimates, total_est, total_cov = _score_estimates(scores, means, points, criteria, cfg, units)
-    totals = _totals(points, satisfaction, positive_rates, total_est)
+    low = estimates.loc[imprecise(estimates["est"], estimates["se"], estimates["ci_lo"], estimates["ci_hi"], 1.0,
+                                  max_half_width=cfg.max_half_width), ["agency", "criterion"]]
+    points = _add_flag(points, points.merge(low.assign(_low=True), on=["agency", "criterion"], how="left")["_low"]
+                       .fillna(False).to_numpy(dtype=bool), FLAG_LOW_RELIABILITY)
+    totals = _totals(points, satisfaction, positive_rates, total_est, cfg.max_half_width)
     flags = pd.concat([
         points.loc[points["flag"] != "", ["agency", "criterion", "flag", "missing_groups"]].assign(indicator="points"),
         satisfaction.loc[satisfaction["flag"] != "", ["agency", "flag", "missing_groups"]].assign(
@@ -906,6 +927,14 @@ def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales:
     ], ignore_index=True)[["agency", "indicator", "criterion", "flag", "missing_groups"]]
     return ScoreResult(scores, means, points, totals, satisfaction, sat_groups, positive_rates, estimates,
                        total_cov, flags)
+
+
+def _add_flag(frame: pd.DataFrame, where: np.ndarray, flag: str) -> pd.DataFrame:
+    """*frame* with *flag* appended to its comma-separated ``flag`` column on the rows *where*."""
+    out = frame.copy()
+    old = out["flag"].fillna("").astype(str)
+    out["flag"] = np.where(where, np.where(old == "", flag, old + "," + flag), old)
+    return out
 
 
 def _combine_rates(agencies, groups, keys, cfg, name):
@@ -990,18 +1019,25 @@ def _score_estimates(scores, means, points, criteria, cfg, units):
     return est, total_est, pd.DataFrame(cov, index=idx, columns=idx)
 
 
-def _totals(points, satisfaction, positive_rates, total_est):
+def _totals(points, satisfaction, positive_rates, total_est, max_half_width):
     g = points.groupby(["agency", "agency_kind"], sort=True)
     out = pd.DataFrame({
-        "survey_points": g["points"].sum(min_count=1),
-        "points_available": g["points"].sum(),
+        "survey_points": g["points_exact"].sum(min_count=1),
+        "points_available": g["points_exact"].sum(),
         "max_points": g["max_points"].sum(),
         "n_criteria_missing": g["points"].apply(lambda s: int(s.isna().sum())),
     }).reset_index()
     out.loc[out["n_criteria_missing"] > 0, "survey_points"] = np.nan
+    # the sum of the unrounded points, rounded once (not a sum of rounded points)
+    out["survey_points"] = round_half_away(out["survey_points"], POINTS_DECIMALS)
+    out["points_available"] = round_half_away(out["points_available"], POINTS_DECIMALS)
     out["flag"] = np.where(out["n_criteria_missing"] > 0, FLAG_NO_DATA, "")
     out = out.merge(satisfaction[["agency", "tlhl"]], on="agency", how="left")
     overall = positive_rates.loc[positive_rates["criterion"] == "ALL", ["agency", "tltc"]]
     out = out.merge(overall, on="agency", how="left")
-    te = total_est.rename(columns=lambda c: f"survey_points_{c}").drop(columns="survey_points_est")
-    return out.merge(te, left_on="agency", right_index=True, how="left")
+    te = total_est.rename(columns=lambda c: f"survey_points_{c}")
+    out = out.merge(te, left_on="agency", right_index=True, how="left")
+    low = imprecise(out["survey_points_est"], out["survey_points_se"], out["survey_points_ci_lo"],
+                    out["survey_points_ci_hi"], out["max_points"], max_half_width=max_half_width)
+    return _add_flag(out.drop(columns="survey_points_est"), low & out["survey_points"].notna().to_numpy(),
+                     FLAG_LOW_RELIABILITY)

@@ -492,8 +492,10 @@ def demo_group():
 
 
 @demo_group.command("setup")
+@click.option("--simulated/--no-simulated", default=True, show_default=True,
+              help="Also create the demonstration round QNA-2023-DEMO filled with simulated responses.")
 @with_appcontext
-def demo_setup():
+def demo_setup(simulated):
     """Migrate the database, load QNA-2023 and (re)set the demo accounts; prints their passwords."""
     import sqlalchemy as sa
     from werkzeug.security import generate_password_hash
@@ -509,23 +511,58 @@ def demo_setup():
     report = rounds.load_round(session, round_dir, current_app.config["QUESTIONNAIRE_DIR"])
     click.echo(f"Round {report.round_code}: {'loaded' if report.changed else 'already loaded'}.")
     rnd = rounds.get_round(session, report.round_code)
-    today = date.today()
-    if rounds.round_state(rnd, today) != "open":
-        # The 2023 window is long past: the demo collects from a week ago to two months ahead.
-        rounds.schedule(session, rnd, today - timedelta(days=7), today + timedelta(days=60), actor="demo")
+    _open_for_demo(session, rnd)
     click.echo(f"Collection window: {rnd.opens_on:%d/%m/%Y} to {rnd.closes_on:%d/%m/%Y} "
                "(round.yaml keeps the real 2023 dates).")
     click.echo("Demo staff accounts (passwords are new at every start):")
+    accounts = {}
     for username, role, full_name in DEMO_ACCOUNTS:
         password = secrets.token_urlsafe(9)
         user = session.scalar(sa.select(StaffUser).where(StaffUser.username == username))
         if user is None:
-            users.create_user(session, username, password, role, full_name=full_name, actor="demo")
+            user = users.create_user(session, username, password, role, full_name=full_name, actor="demo")
         else:
             user.password_hash = generate_password_hash(password)
             user.failed_logins, user.locked_until = 0, None
+        accounts[username] = user
         click.echo(f"  {username:<10} {role.value:<11} {password}")
     session.commit()
+    if simulated:
+        _simulated_round(session, round_dir, accounts)
+
+
+def _open_for_demo(session, rnd) -> None:
+    """The 2023 window is long past: the demo collects from a week ago to two months ahead."""
+    from survey_service.services import rounds
+
+    today = date.today()
+    if rounds.round_state(rnd, today) != "open":
+        rounds.schedule(session, rnd, today - timedelta(days=7), today + timedelta(days=60), actor="demo")
+
+
+def _simulated_round(session, round_dir: Path, accounts: dict) -> None:
+    """The demonstration round: the same agencies and forms as the real round, filled with simulated
+    responses through the portal and keying services, under its own code."""
+    from survey_service.services import rounds, simulation
+
+    code = simulation.demo_code(rounds.get_round(session, "QNA-2023").code)
+    rounds.load_round(session, round_dir, current_app.config["QUESTIONNAIRE_DIR"], actor="demo",
+                      simulated_code=code)
+    rnd = rounds.get_round(session, code)
+    _open_for_demo(session, rnd)
+    try:
+        report = simulation.simulate(session, rnd, clerks=(accounts["buudien"], accounts["buudien2"]),
+                                     supervisor=accounts["giamsat"], today=date.today(),
+                                     signing_keys=current_app.config["SHEET_SIGNING_KEYS"])
+    except simulation.SimulationError as exc:
+        session.commit()
+        click.echo(f"Round {code} (simulated data): {exc}")
+        return
+    session.commit()
+    click.echo(f"Round {code} (simulated data, labelled on every page): {report.online_respondents} online "
+               f"respondents ({report.online_responses} responses), {report.drafts} saved drafts, "
+               f"{report.sheets_keyed} of {report.sheets_issued} paper sheets keyed, {report.second_keyed} "
+               f"keyed twice, {report.disagreements} disagreements ({report.reconciled} settled).")
 
 
 def _write_instance_secrets(path: Path) -> None:

@@ -81,6 +81,9 @@ class Round(Base):
     structure: Mapped[dict] = mapped_column(sa.JSON)
     #: Hash of the round directory's content when it was last loaded; equal hash = nothing to do.
     content_hash: Mapped[str] = mapped_column(sa.String(64))
+    #: A demonstration round filled with generated responses (``demo setup``), never real data: every page,
+    #: export and chart of it says so. Set when the round is created, never changed afterwards.
+    simulated: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     #: Set by a supervisor to close collection before ``closes_on``.
     closed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     loaded_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)

@@ -103,9 +103,14 @@ def export(results: RoundResults, path: str | Path) -> Path:
     return path
 
 
+SIMULATED_NOTE = ("DỮ LIỆU MÔ PHỎNG: các phiếu của đợt này do máy sinh ra để trình diễn, không phải ý kiến "
+                  "của người trả lời thật; không dùng để đánh giá cơ quan nào.")
+
+
 def provenance_lines(results: RoundResults) -> list[tuple[str, str]]:
     p = results.provenance
     return [
+        *([("Dữ liệu mô phỏng", SIMULATED_NOTE)] if p.get("simulated") else []),
         ("Đợt khảo sát", p["round"]),
         ("Mã băm cấu hình phương pháp (SHA-256)", p["methodology_hash"]),
         ("Phiên bản phiếu khảo sát", "; ".join(f"{form}: {', '.join(v)}"
@@ -153,7 +158,10 @@ def items_frame(results: RoundResults) -> pd.DataFrame:
 
 
 def write_xlsx(results: RoundResults, path: Path) -> None:
+    """One sheet per table; a simulated round's file opens on a sheet that says so."""
+    simulated = {"Dữ liệu mô phỏng": pd.DataFrame({SIMULATED_NOTE: []})} if results.provenance.get("simulated") else {}
     sheets = {
+        **simulated,
         "Tổng hợp": summary_frame(results),
         "Theo lĩnh vực": criteria_frame(results),
         "Theo câu hỏi": items_frame(results),
@@ -220,14 +228,17 @@ def write_sav(results: RoundResults, path: Path) -> None:
     p = results.provenance
     pyreadstat.write_sav(
         frame, str(path), column_labels=labels, variable_value_labels=value_labels,
-        file_label=f"{p['round']} {p['methodology_hash'][:12]} v{p['software_version']}",
+        file_label=f"{'SIMULATED ' if p.get('simulated') else ''}{p['round']} {p['methodology_hash'][:12]} "
+                   f"v{p['software_version']}",
         note=_sav_notes(p),
     )
 
 
 def _sav_notes(p: dict) -> list[str]:
     """The provenance as SPSS document lines (at most 80 bytes each, so ASCII labels)."""
-    lines = [f"round: {p['round']}", "methodology sha256:", p["methodology_hash"],
+    lines = [*(["SIMULATED DATA (du lieu mo phong), not real answers"]
+               if p.get("simulated") else []),
+             f"round: {p['round']}", "methodology sha256:", p["methodology_hash"],
              f"software version: {p['software_version']}",
              f"surplus in analysis: {'yes' if p['surplus_in_analysis'] else 'no'}",
              f"responses counted: {p['counts'].get('responses', 0)}"]

@@ -235,8 +235,9 @@ def new_submission_id() -> str:
 
 
 def current_round(session: Session, today: date) -> Round | None:
-    """The round the home page talks about: open today, else the next to open, else the latest."""
-    rounds_ = list(session.scalars(sa.select(Round).order_by(Round.opens_on)))
+    """The round the home page talks about: open today, else the next to open, else the latest; never a
+    simulated (demonstration) round."""
+    rounds_ = list(session.scalars(sa.select(Round).where(Round.simulated.is_(False)).order_by(Round.opens_on)))
     for state in ("open", "not_open"):
         for rnd in rounds_:
             if rounds.round_state(rnd, today) == state:

@@ -34,22 +34,23 @@ from survey_service.services import progress
 
 #: A group of the agency's own staff (the round's ``own_staff_forms``) is never broken down below this.
 MIN_BREAKDOWN = 5
-#: A value resting on fewer effective responses than this is flagged as of low reliability.
-MIN_N_EFF = 10
 #: Rank intervals: Monte-Carlo draws and the fixed seed that makes them reproducible.
 RANK_DRAWS = 10_000
 RANK_SEED = 2023
 CONFIDENCE = 0.95
 
-FLAG_LOW_RELIABILITY = "tin_cay_thap"
+FLAG_LOW_RELIABILITY = analysis.FLAG_LOW_RELIABILITY
 FLAG_LABELS = {
     analysis.FLAG_NO_DATA: "Không có dữ liệu hợp lệ",
     analysis.FLAG_MISSING_GROUP: "Thiếu nhóm đối tượng (trọng số đã chuẩn hóa lại)",
-    FLAG_LOW_RELIABILITY: f"Độ tin cậy thấp (cỡ mẫu hiệu dụng < {MIN_N_EFF})",
+    FLAG_LOW_RELIABILITY: "Độ tin cậy thấp (khoảng tin cậy 95% rộng quá ngưỡng của đợt, hoặc không ước lượng được sai số)",
 }
+#: How published values are rounded (also written into the exports' methodology sheet).
+ROUNDING_RULE = ("điểm làm tròn 2 chữ số thập phân, nửa xa số 0 trên giá trị thập phân (như hàm ROUND của Excel); "
+                 "tổng điểm = tổng các điểm lĩnh vực chưa làm tròn, làm tròn một lần")
 ANALYSIS_PARAMETERS = {
     "confidence_level": CONFIDENCE,
-    "min_n_eff": MIN_N_EFF,
+    "rounding": "half away from zero on the decimal value, 2 dp; total rounded once",
     "min_breakdown_own_staff": MIN_BREAKDOWN,
     "rank_draws": RANK_DRAWS,
     "rank_seed": RANK_SEED,
@@ -81,6 +82,8 @@ class RoundData:
     #: form code → sorted version hashes of the responses analysed
     versions: dict[str, list[str]]
     counts: dict[str, int] = field(default_factory=dict)
+    #: A demonstration round of generated responses: every output says so.
+    simulated: bool = False
     #: the round's structure (``Round.structure``): agency kinds with their labels, own-staff forms
     structure: dict = field(default_factory=dict)
 
@@ -271,7 +274,8 @@ def build_round_data(rnd: Round, agencies: pd.DataFrame, responses: pd.DataFrame
     for vid in sorted(set(responses["version_id"].tolist())):
         versions_used.setdefault(versions[vid].code, []).append(versions[vid].version)
     return RoundData(
-        round_code=rnd.code, methodology=methodology, methodology_hash=rnd.methodology_hash,
+        round_code=rnd.code, simulated=bool(rnd.simulated), methodology=methodology,
+        methodology_hash=rnd.methodology_hash,
         settings=dict(rnd.settings or {}), agencies=agencies[["code", "kind", "name"]].reset_index(drop=True),
         answers=answers, items=items, scales=scales, criteria=criteria,
         versions={k: sorted(v) for k, v in sorted(versions_used.items())},
@@ -366,7 +370,14 @@ def scoring_settings(methodology: dict) -> dict:
         "satisfaction_scale": methodology["satisfaction_scale"],
         "positive": methodology["positive_options"],
         "level": CONFIDENCE,
+        "max_half_width": reliability_threshold(methodology),
     }
+
+
+def reliability_threshold(methodology: dict) -> float:
+    """The round's ``reliability.max_half_width``: an estimate whose 95% interval reaches further than
+    this share of its scale (maximum points, 100%) from the estimate is flagged."""
+    return float((methodology.get("reliability") or {}).get("max_half_width", analysis.DEFAULT_MAX_HALF_WIDTH))
 
 
 def _scale_options(scales: dict[str, qn.Scale]) -> dict[str, list[str]]:
@@ -479,6 +490,7 @@ def cached_results(session: Session, rnd: Round) -> RoundResults:
 def provenance(data: RoundData) -> dict:
     return {
         "round": data.round_code,
+        "simulated": data.simulated,
         "methodology_hash": data.methodology_hash,
         "questionnaire_versions": data.versions,
         "software_version": __version__,
@@ -501,6 +513,8 @@ def settings_rows(data: RoundData) -> pd.DataFrame:
 
     walk("", data.methodology)
     walk("analysis", ANALYSIS_PARAMETERS)
+    rows.append(("analysis.rounding_rule", ROUNDING_RULE))
+    rows.append(("analysis.reliability.max_half_width", json.dumps(reliability_threshold(data.methodology))))
     walk("round.settings", data.settings)
     return pd.DataFrame(rows, columns=["setting", "value"])
 
@@ -530,7 +544,6 @@ def _criteria_table(data: RoundData, cfg, res) -> pd.DataFrame:
         out["missing_groups"] = out["missing_groups"].fillna("")
         out["n"] = out["n"].fillna(0).astype(np.int64)
         out["n_groups"] = out["n_groups"].fillna(0).astype(np.int64)
-    out["flag"] = _add_low_reliability(out["flag"], out["n_eff"])
     cols = ["agency", "agency_name", "agency_kind", "criterion", "criterion_name", "max_points", "score", "points",
             "points_se", "points_ci_lo", "points_ci_hi", "n", "n_eff", "n_groups", "tltc", "flag", "missing_groups"]
     return out[cols].reset_index(drop=True)
@@ -542,12 +555,6 @@ def _str_keys(frame: pd.DataFrame, columns=("agency", "agency_kind", "group")) -
         if col in frame:
             frame[col] = frame[col].astype(str)
     return frame
-
-
-def _add_low_reliability(flags: pd.Series, n_eff: pd.Series) -> pd.Series:
-    low = (n_eff < MIN_N_EFF) & (flags != analysis.FLAG_NO_DATA)
-    return pd.Series(np.where(low, np.where(flags == "", FLAG_LOW_RELIABILITY, flags + "," + FLAG_LOW_RELIABILITY),
-                              flags), index=flags.index)
 
 
 def _satisfaction_estimates(data: RoundData, cfg, res) -> pd.DataFrame:
@@ -587,29 +594,34 @@ def _summary_table(data: RoundData, cfg, res, criteria: pd.DataFrame, satisfacti
     n_eff_min = criteria.groupby("agency")["n_eff"].min()
     if res is not None:
         totals = _str_keys(res.totals)[["agency", "survey_points", "survey_points_se", "survey_points_ci_lo",
-                                        "survey_points_ci_hi", "max_points", "tltc"]]
+                                        "survey_points_ci_hi", "max_points", "tltc", "flag"]]
+        totals = totals.rename(columns={"flag": "_total_flag"})
         units = data.answers[["response_id", "agency"]].drop_duplicates()
         n = units.groupby("agency", observed=False).size().rename("n").reset_index()
         n["agency"] = n["agency"].astype(str)
         ranks = _ranks(res)
     else:
         totals = pd.DataFrame(columns=["agency", "survey_points", "survey_points_se", "survey_points_ci_lo",
-                                       "survey_points_ci_hi", "max_points", "tltc"])
+                                       "survey_points_ci_hi", "max_points", "tltc", "_total_flag"])
         n = pd.DataFrame(columns=["agency", "n"])
         ranks = pd.DataFrame(columns=["agency", "rank", "rank_lo", "rank_hi"])
     out = (base.merge(totals, on="agency", how="left").merge(satisfaction, on="agency", how="left")
            .merge(n, on="agency", how="left").merge(ranks, on="agency", how="left"))
-    # a sum of values rounded to 2 decimals: round again so it prints as that decimal sum
-    out["survey_points"] = out["survey_points"].astype(float).round(2)
+    out["survey_points"] = out["survey_points"].astype(float)
     out["max_points"] = out["agency_kind"].map({k: sum(v.values()) for k, v in cfg.max_points.items()})
     out["n"] = out["n"].fillna(0).astype(np.int64)
     out["n_eff_min"] = out["agency"].map(n_eff_min)
-    flags = criteria.groupby("agency")["flag"].agg(
-        lambda s: ",".join(sorted({f for v in s for f in v.split(",") if f})))
+    # an agency's flags: those of its criteria, of its total and of its satisfaction
+    low_sat = analysis.imprecise(out["tlhl"], out["tlhl_se"], out["tlhl_ci_lo"], out["tlhl_ci_hi"], 100.0,
+                                 max_half_width=cfg.max_half_width)
+    own = pd.Series(np.where(low_sat, FLAG_LOW_RELIABILITY, ""), index=out["agency"]) + "," + \
+        out["_total_flag"].fillna("").to_numpy()
+    flags = pd.concat([criteria.set_index("agency")["flag"], own]).groupby(level=0).agg(
+        lambda s: ",".join(sorted({f for v in s for f in str(v).split(",") if f})))
     out["flags"] = out["agency"].map(flags).fillna(analysis.FLAG_NO_DATA)
     out.loc[out["survey_points"].isna(), "flags"] = out.loc[out["survey_points"].isna(), "flags"].map(
         lambda f: f if analysis.FLAG_NO_DATA in f else ",".join(filter(None, [f, analysis.FLAG_NO_DATA])))
-    out = out.join(wide, on="agency")
+    out = out.drop(columns="_total_flag").join(wide, on="agency")
     for col in ("rank", "rank_lo", "rank_hi"):
         out[col] = pd.array(out[col], dtype="Int64")
     return out.reset_index(drop=True)

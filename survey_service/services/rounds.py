@@ -6,6 +6,7 @@ never rewritten.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Sequence
@@ -22,6 +23,10 @@ from survey_service.models import (
     RoundForm, Sheet, StaffUser, utcnow,
 )
 from survey_service.services import audit
+
+
+#: How every page, export and chart of a simulated round names its data.
+SIMULATED_LABEL = "Dữ liệu mô phỏng"
 
 
 class RoundError(ValueError):
@@ -69,19 +74,31 @@ def structure(round_def: qn.RoundDef) -> dict:
 def load_round(
     session: Session, round_dir: str | Path, questionnaire_dir: str | Path, *,
     earlier_rounds: Sequence[str | Path] = (), by: StaffUser | None = None, actor: str = "cli",
+    simulated_code: str | None = None,
 ) -> LoadReport:
     """Load or update the round in ``round_dir`` (flushes; the caller commits once), after the checks of
-    :func:`check_round`."""
+    :func:`check_round`.
+
+    :param simulated_code: load the directory as a separate *simulated* round under this code (the
+        demonstration round), never as the real round the directory describes. A real round is never
+        loaded over a simulated one, nor the other way round.
+    """
     round_def, questionnaires = _read(round_dir, questionnaire_dir, earlier_rounds)
+    if simulated_code:
+        round_def = dataclasses.replace(round_def, code=simulated_code,
+                                        name=f"{round_def.name} ({SIMULATED_LABEL.lower()})")
     forms = {code: questionnaires[code] for code in round_def.forms}
     content_hash = _round_hash(round_def, forms)
 
     rnd = session.scalar(sa.select(Round).where(Round.code == round_def.code))
     report = LoadReport(round_def.code, created=rnd is None)
+    if rnd is not None and rnd.simulated != bool(simulated_code):
+        raise RoundError(f"Đợt {rnd.code} là đợt {'mô phỏng' if rnd.simulated else 'thật'}; không nạp "
+                         f"{'dữ liệu thật' if rnd.simulated else 'đợt mô phỏng'} vào đó.")
     if rnd is not None and rnd.content_hash == content_hash:
         return report
     if rnd is None:
-        rnd = Round(code=round_def.code)
+        rnd = Round(code=round_def.code, simulated=bool(simulated_code))
         session.add(rnd)
 
     _set(report, rnd, "name", round_def.name)

@@ -10,8 +10,8 @@ from flask import Blueprint, Response, abort, current_app, flash, jsonify, redir
 from flask_login import current_user
 
 from survey_service.db import get_session
-from survey_service.models import Role
-from survey_service.services import progress, quotas, rounds
+from survey_service.models import Role, Round
+from survey_service.services import exports, progress, quotas, rounds
 from survey_service.web import round_or_404
 from survey_service.web.auth import role_required
 
@@ -134,8 +134,10 @@ def curve(round_code):
 def export_csv(round_code):
     import csv
 
-    rows = _export_rows(round_code)
+    rnd, rows = _export_rows(round_code)
     out = io.StringIO()
+    if rnd.simulated:
+        out.write(f"# Dữ liệu mô phỏng: {exports.SIMULATED_NOTE}\n")
     csv.writer(out).writerows(rows)
     return _download(out.getvalue().encode("utf-8-sig"), "text/csv; charset=utf-8", f"tien-do-{round_code}.csv")
 
@@ -143,10 +145,14 @@ def export_csv(round_code):
 @bp.route("/<round_code>/progress.xlsx")
 @role_required(*VIEWERS)
 def export_xlsx(round_code):
-    rows = _export_rows(round_code)
+    rnd, rows = _export_rows(round_code)
     buffer = io.BytesIO()
     with xlsxwriter.Workbook(buffer, {"in_memory": True}) as book:
         bold = book.add_format({"bold": True, "text_wrap": True, "valign": "top"})
+        if rnd.simulated:
+            note = book.add_worksheet("Dữ liệu mô phỏng")
+            note.set_column(0, 0, 100)
+            note.write(0, 0, exports.SIMULATED_NOTE, bold)
         sheet = book.add_worksheet("Tiến độ")
         sheet.write_row(0, 0, rows[0], bold)
         for r, row in enumerate(rows[1:], start=1):
@@ -160,7 +166,7 @@ def export_xlsx(round_code):
                      f"tien-do-{round_code}.xlsx")
 
 
-def _export_rows(round_code: str) -> list[list]:
+def _export_rows(round_code: str) -> tuple[Round, list[list]]:
     session = get_session()
     rnd = round_or_404(round_code)
     forms = progress.form_titles(session, rnd)
@@ -177,7 +183,7 @@ def _export_rows(round_code: str) -> list[list]:
     t = data.total
     rows.append(["", "Tổng cộng", "", "", "", "", *(getattr(t, name) for name in FIGURE_LABELS),
                  "" if t.percent is None else t.percent, ""])
-    return rows
+    return rnd, rows
 
 
 def _download(body: bytes, mimetype: str, filename: str) -> Response:

@@ -55,7 +55,7 @@ def ranking_chart(code, kind):
     if kind not in res.kind_plurals:
         abort(404)
     png = charts.ranking_png(res.summary[res.summary["agency_kind"] == kind],
-                             f"{rnd.code} — {res.kind_plurals[kind]}")
+                             f"{rnd.code} — {res.kind_plurals[kind]}", simulated=rnd.simulated)
     return FlaskResponse(png, mimetype="image/png")
 
 
@@ -79,7 +79,7 @@ def agency_chart(code, agency):
     items = res.items[res.items["agency"] == agency]
     if items.empty:
         abort(404, description=f"Không có câu trả lời về {agency}.")
-    return FlaskResponse(charts.items_png(items, f"{rnd.code} — {agency}"), mimetype="image/png")
+    return FlaskResponse(charts.items_png(items, f"{rnd.code} — {agency}", simulated=rnd.simulated), mimetype="image/png")
 
 
 @bp.route("/staff/results/<code>/download.<fmt>")

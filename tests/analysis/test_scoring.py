@@ -91,7 +91,9 @@ def test_group_renormalisation_flag_and_nan_without_data():
     tot = res.totals.set_index("agency")
     assert np.isnan(tot.loc["S3", "survey_points"]) and tot.loc["S3", "flag"] == FLAG_NO_DATA
     assert np.isnan(tot.loc["S2", "survey_points"])  # A8 has no valid answer for S2
-    assert set(res.flags.query("indicator != 'tltc'")["agency"]) == {"S2", "S3"}
+    assert set(res.flags.query("indicator != 'tltc' and flag != 'tin_cay_thap'")["agency"]) == {"S2", "S3"}
+    # S1 rests on two CC-CT sheets and one HĐ-CT sheet: its intervals are far wider than ±10 % of the scale
+    assert pts.loc[("S1", "A1"), "flag"] == "tin_cay_thap"
     # the A8 positive rate of S1 comes from CC-CT only (HĐ-CT has no TS4 item): renormalised + flagged
     rates = res.positive_rates.set_index(["agency", "criterion"])
     assert rates.loc[("S1", "A8"), "flag"] == FLAG_MISSING_GROUP
@@ -103,7 +105,7 @@ def test_small_group_below_n_min_is_dropped():
     a = a[a["response_id"] != "r2"]  # CC-CT now has one sheet < n_min = 2
     pts = score_round(a, items=ITEMS, scales=SCALES, settings=SETTINGS).points.set_index(["agency", "criterion"])
     assert_allclose(pts.loc[("S1", "A1"), "score"], 2 / 3)  # HĐ-CT only
-    assert pts.loc[("S1", "A1"), "flag"] == FLAG_MISSING_GROUP
+    assert pts.loc[("S1", "A1"), "flag"].split(",") == [FLAG_MISSING_GROUP, "tin_cay_thap"]  # one sheet
 
 
 def test_presets_and_item_values():
