@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from survey_service.services.results import FLAG_LABELS, KIND_LABELS, RoundResults
+from survey_service.services.results import FLAG_LABELS, RoundResults
 
 FORMATS = (".xlsx", ".csv", ".sav")
 SHEET_NAME_MAX = 31
@@ -103,9 +103,14 @@ def export(results: RoundResults, path: str | Path) -> Path:
     return path
 
 
+SIMULATED_NOTE = ("DỮ LIỆU MÔ PHỎNG: các phiếu của đợt này do máy sinh ra để trình diễn, không phải ý kiến "
+                  "của người trả lời thật; không dùng để đánh giá cơ quan nào.")
+
+
 def provenance_lines(results: RoundResults) -> list[tuple[str, str]]:
     p = results.provenance
     return [
+        *([("Dữ liệu mô phỏng", SIMULATED_NOTE)] if p.get("simulated") else []),
         ("Đợt khảo sát", p["round"]),
         ("Mã băm cấu hình phương pháp (SHA-256)", p["methodology_hash"]),
         ("Phiên bản phiếu khảo sát", "; ".join(f"{form}: {', '.join(v)}"
@@ -123,7 +128,7 @@ def summary_frame(results: RoundResults) -> pd.DataFrame:
     s = results.summary
     points = [c for c in s.columns if c.startswith("points_")]
     out = s[[*SUMMARY_HEADERS, *points]].copy()
-    out["agency_kind"] = out["agency_kind"].map(KIND_LABELS)
+    out["agency_kind"] = out["agency_kind"].map(results.kind_labels)
     out["flags"] = out["flags"].map(_flag_text)
     headers = dict(SUMMARY_HEADERS)
     headers.update({c: f"Điểm {c.removeprefix('points_')}" for c in points})
@@ -136,7 +141,7 @@ def _flag_text(flags: str) -> str:
 
 def criteria_frame(results: RoundResults) -> pd.DataFrame:
     out = results.criteria[list(CRITERIA_HEADERS)].copy()
-    out["agency_kind"] = out["agency_kind"].map(KIND_LABELS)
+    out["agency_kind"] = out["agency_kind"].map(results.kind_labels)
     out["flag"] = out["flag"].map(_flag_text)
     return out.rename(columns=CRITERIA_HEADERS)
 
@@ -153,7 +158,10 @@ def items_frame(results: RoundResults) -> pd.DataFrame:
 
 
 def write_xlsx(results: RoundResults, path: Path) -> None:
+    """One sheet per table; a simulated round's file opens on a sheet that says so."""
+    simulated = {"Dữ liệu mô phỏng": pd.DataFrame({SIMULATED_NOTE: []})} if results.provenance.get("simulated") else {}
     sheets = {
+        **simulated,
         "Tổng hợp": summary_frame(results),
         "Theo lĩnh vực": criteria_frame(results),
         "Theo câu hỏi": items_frame(results),
@@ -191,9 +199,6 @@ def write_answers_csv(results: RoundResults, path: str | Path) -> Path:
     return path
 
 
-SAV_KINDS = {"department": 1, "district": 2, "vertical": 3}
-
-
 def write_sav(results: RoundResults, path: Path) -> None:
     """One case per agency: ASCII variable names, Vietnamese variable labels, value labels for the kind
     and for the reliability flags, the provenance in the file label and notes."""
@@ -201,10 +206,11 @@ def write_sav(results: RoundResults, path: Path) -> None:
 
     s = results.summary
     points = [c for c in s.columns if c.startswith("points_")]
+    sav_kinds = {kind: n for n, kind in enumerate(results.kind_labels, start=1)}  # 1, 2, ... in round order
     frame = pd.DataFrame({
         "agency": s["agency"].astype(str),
         "agency_name": s["agency_name"].astype(str),
-        "kind": s["agency_kind"].map(SAV_KINDS).astype(float),
+        "kind": s["agency_kind"].map(sav_kinds).astype(float),
     })
     numeric = ["survey_points", "survey_points_se", "survey_points_ci_lo", "survey_points_ci_hi", "max_points",
                "tlhl", "tlhl_ci_lo", "tlhl_ci_hi", "tltc", "n", "n_eff_min", "rank", "rank_lo", "rank_hi", *points]
@@ -217,19 +223,22 @@ def write_sav(results: RoundResults, path: Path) -> None:
     labels = {"agency": "Mã cơ quan", "agency_name": "Tên cơ quan", "kind": "Loại cơ quan"}
     labels.update({_sav_name(c): SUMMARY_HEADERS.get(c, f"Điểm {c.removeprefix('points_')}") for c in numeric})
     labels.update({f"flag{code}": f"Cảnh báo: {FLAG_LABELS[flag]}" for flag, code in flag_codes.items() if flag})
-    value_labels = {"kind": {float(v): KIND_LABELS[k] for k, v in SAV_KINDS.items()}}
+    value_labels = {"kind": {float(v): results.kind_labels[k] for k, v in sav_kinds.items()}}
     value_labels.update({f"flag{code}": {0.0: "Không", 1.0: "Có"} for flag, code in flag_codes.items() if flag})
     p = results.provenance
     pyreadstat.write_sav(
         frame, str(path), column_labels=labels, variable_value_labels=value_labels,
-        file_label=f"{p['round']} {p['methodology_hash'][:12]} v{p['software_version']}",
+        file_label=f"{'SIMULATED ' if p.get('simulated') else ''}{p['round']} {p['methodology_hash'][:12]} "
+                   f"v{p['software_version']}",
         note=_sav_notes(p),
     )
 
 
 def _sav_notes(p: dict) -> list[str]:
     """The provenance as SPSS document lines (at most 80 bytes each, so ASCII labels)."""
-    lines = [f"round: {p['round']}", "methodology sha256:", p["methodology_hash"],
+    lines = [*(["SIMULATED DATA (du lieu mo phong), not real answers"]
+               if p.get("simulated") else []),
+             f"round: {p['round']}", "methodology sha256:", p["methodology_hash"],
              f"software version: {p['software_version']}",
              f"surplus in analysis: {'yes' if p['surplus_in_analysis'] else 'no'}",
              f"responses counted: {p['counts'].get('responses', 0)}"]

@@ -29,11 +29,20 @@ FOOTER_H = 10 * mm
 BOX = 4.2 * mm
 
 
-def sheets_pdf(session: Session, sheets: list[Sheet], *, base_url: str, signing_keys: list[str]) -> bytes:
+#: The QR of a preview sheet carries this text, not a key-in address: it cannot be keyed.
+PREVIEW_QR = "MẪU XEM TRƯỚC – không dùng để thu hoặc nhập phiếu"
+PREVIEW_MARK = "MẪU XEM TRƯỚC – KHÔNG PHÁT"
+SIMULATED_MARK = "DỮ LIỆU MÔ PHỎNG"
+
+
+def sheets_pdf(session: Session, sheets: list[Sheet], *, base_url: str, signing_keys: list[str],
+               preview: bool = False) -> bytes:
     """One PDF with every sheet, in the order given.
 
     The body of a form's pages (instructions, items, the HĐ-CT grid) is the same on every sheet of that
     form, so it is drawn once as a PDF form object and reused; only the header differs per sheet.
+    With ``preview`` the sheets are samples that are not in the ledger: their QR holds no key-in address
+    and every page says they are not to be handed out. Sheets of a simulated round say so on every page.
     """
     register_fonts()
     buffer = io.BytesIO()
@@ -46,10 +55,13 @@ def sheets_pdf(session: Session, sheets: list[Sheet], *, base_url: str, signing_
         key = (form.round.id, form.questionnaire.code)
         if key not in bodies:
             bodies[key] = _draw_bodies(canvas, form, len(bodies))
-        qr = qr_image(ledger.sheet_url(base_url, signing_keys, sheet.id))
+        qr = qr_image(PREVIEW_QR if preview else ledger.sheet_url(base_url, signing_keys, sheet.id))
+        mark = PREVIEW_MARK if preview else SIMULATED_MARK if form.round.simulated else None
         for number, body in enumerate(bodies[key], 1):
             _draw_header(canvas, form, qr, number, len(bodies[key]))
             canvas.doForm(body)
+            if mark:
+                _draw_mark(canvas, mark)
             canvas.showPage()
     canvas.save()
     return buffer.getvalue()
@@ -127,6 +139,20 @@ def _draw_header(canvas: Canvas, form: SheetForm, qr: ImageReader, page: int, pa
     canvas.setFont(FONT, 7.5)
     canvas.drawString(MARGIN, MARGIN, nfc(f"Số phiếu {sheet.serial} – {q.code} – trang {page}/{pages} – phiếu "
                                           "không ghi tên người trả lời. Xin cảm ơn Anh/Chị!"))
+
+
+def _draw_mark(canvas: Canvas, text: str) -> None:
+    """Large pale words across the page, over the body, still leaving it readable; and once plainly at
+    the foot of the page."""
+    canvas.saveState()
+    canvas.setFont(FONT_BOLD, 8)
+    canvas.drawRightString(PAGE_W - MARGIN, MARGIN + 4 * mm, nfc(text))
+    canvas.setFillColorRGB(0.72, 0.53, 0.04, alpha=0.22)
+    canvas.setFont(FONT_BOLD, 28)
+    canvas.translate(PAGE_W / 2, PAGE_H / 2)
+    canvas.rotate(35)
+    canvas.drawCentredString(0, 0, nfc(text))
+    canvas.restoreState()
 
 
 def _paragraph(text: str, font: str = FONT, size: float = 9, gap: float = 1.5 * mm,

@@ -32,8 +32,7 @@ from survey_service.models import (
 )
 from survey_service.services import progress
 
-#: Forms answered by an agency's own civil servants: no breakdown of fewer than MIN_BREAKDOWN of them.
-OWN_STAFF_FORMS = ("CC-CT", "CC-ND", "CC-CH")
+#: A group of the agency's own staff (the round's ``own_staff_forms``) is never broken down below this.
 MIN_BREAKDOWN = 5
 #: Rank intervals: Monte-Carlo draws and the fixed seed that makes them reproducible.
 RANK_DRAWS = 10_000
@@ -49,7 +48,6 @@ FLAG_LABELS = {
 #: How published values are rounded (also written into the exports' methodology sheet).
 ROUNDING_RULE = ("điểm làm tròn 2 chữ số thập phân, nửa xa số 0 trên giá trị thập phân (như hàm ROUND của Excel); "
                  "tổng điểm = tổng các điểm lĩnh vực chưa làm tròn, làm tròn một lần")
-KIND_LABELS = {"department": "Sở, ban, ngành", "district": "UBND cấp huyện", "vertical": "Cơ quan ngành dọc"}
 ANALYSIS_PARAMETERS = {
     "confidence_level": CONFIDENCE,
     "rounding": "half away from zero on the decimal value, 2 dp; total rounded once",
@@ -84,6 +82,10 @@ class RoundData:
     #: form code → sorted version hashes of the responses analysed
     versions: dict[str, list[str]]
     counts: dict[str, int] = field(default_factory=dict)
+    #: A demonstration round of generated responses: every output says so.
+    simulated: bool = False
+    #: the round's structure (``Round.structure``): agency kinds with their labels, own-staff forms
+    structure: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,9 @@ class RoundResults:
     answers: pd.DataFrame
     scales: dict[str, qn.Scale]
     criterion_names: dict[str, str]
+    #: agency kind → the Vietnamese label of one agency of it / of the kind as a group, in the round's order
+    kind_labels: dict[str, str] = field(default_factory=dict)
+    kind_plurals: dict[str, str] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -269,12 +274,14 @@ def build_round_data(rnd: Round, agencies: pd.DataFrame, responses: pd.DataFrame
     for vid in sorted(set(responses["version_id"].tolist())):
         versions_used.setdefault(versions[vid].code, []).append(versions[vid].version)
     return RoundData(
-        round_code=rnd.code, methodology=methodology, methodology_hash=rnd.methodology_hash,
+        round_code=rnd.code, simulated=bool(rnd.simulated), methodology=methodology,
+        methodology_hash=rnd.methodology_hash,
         settings=dict(rnd.settings or {}), agencies=agencies[["code", "kind", "name"]].reset_index(drop=True),
         answers=answers, items=items, scales=scales, criteria=criteria,
         versions={k: sorted(v) for k, v in sorted(versions_used.items())},
         counts={"responses": int(responses.shape[0]), "sheet_agency_pairs": int(n_units),
                 "invalid_sheet_agency_pairs": int(n_invalid)},
+        structure=dict(rnd.structure),
     )
 
 
@@ -432,6 +439,8 @@ def compute_results(data: RoundData) -> RoundResults:
         answers=answers,
         scales=data.scales,
         criterion_names=data.criteria,
+        kind_labels={k["code"]: k["label"] for k in data.structure["kinds"]},
+        kind_plurals={k["code"]: k["plural"] for k in data.structure["kinds"]},
     )
 
 
@@ -481,6 +490,7 @@ def cached_results(session: Session, rnd: Round) -> RoundResults:
 def provenance(data: RoundData) -> dict:
     return {
         "round": data.round_code,
+        "simulated": data.simulated,
         "methodology_hash": data.methodology_hash,
         "questionnaire_versions": data.versions,
         "software_version": __version__,
@@ -750,7 +760,7 @@ def _item_distributions(data: RoundData, cfg) -> pd.DataFrame:
     sheets = np.bincount(pairs // n_uid, minlength=sizes[0] * sizes[1])
     out["n_sheets"] = sheets[key_codes[0] * sizes[1] + key_codes[1]].astype(np.int64)
     out = out.sort_values(list(names)).reset_index(drop=True)
-    out["suppressed"] = out["form"].isin(OWN_STAFF_FORMS) & (out["n_sheets"] < MIN_BREAKDOWN)
+    out["suppressed"] = out["form"].isin(data.structure["own_staff_forms"]) & (out["n_sheets"] < MIN_BREAKDOWN)
     hidden = out["suppressed"]
     out.loc[hidden, ["mean_value", "positive_pct"]] = np.nan
     out["counts"] = [None if h else c for h, c in zip(hidden, out["counts"])]

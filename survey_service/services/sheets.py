@@ -372,13 +372,13 @@ def state_counts(session: Session, rnd: Round) -> dict[str, dict[SheetState, int
 
 
 def pick_round(session: Session, code: str | None) -> Round:
-    """The round named ``code``, or the most recent one when no code is given."""
+    """The round named ``code``, or when no code is given the most recent real (not simulated) one."""
     if code:
         rnd = session.scalar(sa.select(Round).where(Round.code == code))
         if rnd is None:
             raise SheetError(f"Không có đợt khảo sát {code}.", 404)
         return rnd
-    rnd = session.scalar(sa.select(Round).order_by(Round.opens_on.desc(), Round.id.desc()).limit(1))
+    rnd = session.scalar(sa.select(Round).order_by(Round.simulated, Round.opens_on.desc(), Round.id.desc()).limit(1))
     if rnd is None:
         raise SheetError("Chưa có đợt khảo sát nào được nạp.", 404)
     return rnd

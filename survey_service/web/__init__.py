@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import importlib
 
-from flask import Flask, abort
+from flask import Flask, abort, g
 from werkzeug.routing import IntegerConverter
 
-MODULES = ["auth", "staff", "admin", "respond", "codes", "dashboard", "api", "tokens", "results", "paper"]
+MODULES = ["auth", "staff", "admin", "respond", "codes", "dashboard", "api", "tokens", "results", "paper", "preview"]
 
 
 class IdConverter(IntegerConverter):
@@ -26,7 +26,30 @@ def round_or_404(code: str):
     rnd = rounds.get_round(get_session(), code)
     if rnd is None:
         abort(404, description=f"Không có đợt khảo sát mã '{code[:32]}'.")
+    note_round(rnd)
     return rnd
+
+
+def note_round(rnd) -> None:
+    """Remember that the page shows a simulated round, so the layout labels it (``simulated_round``)."""
+    if getattr(rnd, "simulated", False):
+        g.simulated_round = rnd.code
+
+
+def _staff_rounds() -> list:
+    """Every round, real ones first, for the round chooser of staff pages that take ``?round=``."""
+    from survey_service.db import get_session
+    from survey_service.services import rounds
+
+    return sorted(rounds.list_rounds(get_session()), key=lambda r: r.simulated)
+
+
+def _forget_round() -> None:
+    g.pop("simulated_round", None)
+
+
+def _simulated_round() -> dict:
+    return {"simulated_round": g.get("simulated_round")}
 
 
 def register_blueprints(app: Flask) -> None:
@@ -37,6 +60,10 @@ def register_blueprints(app: Flask) -> None:
         app.register_blueprint(module.bp)
         nav.extend(getattr(module, "NAV", []))
     app.extensions["staff_nav"] = nav
+    # ``g`` lives as long as the app context, which a request may share (tests, CLI): start each page clean.
+    app.before_request(_forget_round)
+    app.context_processor(_simulated_round)
+    app.jinja_env.globals["staff_rounds"] = _staff_rounds
     app.after_request(_security_headers)
 
 

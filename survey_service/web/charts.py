@@ -13,14 +13,22 @@ OPTION_COLOURS = {"1": "#b2182b", "2": "#ef8a62", "3": "#d1e5f0" , "4": "#67a9cf
                   "": "#f0f0f0"}
 
 
-def _png(fig: Figure) -> bytes:
+SIMULATED_MARK = "DỮ LIỆU MÔ PHỎNG"
+
+
+def _png(fig: Figure, simulated: bool = False) -> bytes:
+    """The figure as PNG; a chart of simulated data carries the words across it."""
+    if simulated:
+        fig.text(0.5, 0.5, SIMULATED_MARK, fontsize=40, color="#b8860b", alpha=0.25, ha="center", va="center",
+                 rotation=20, fontweight="bold")
+        fig.text(0.99, 0.99, SIMULATED_MARK, fontsize=9, color="#8a6500", ha="right", va="top", fontweight="bold")
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     return buf.getvalue()
 
 
-def ranking_png(summary: pd.DataFrame, title: str) -> bytes:
+def ranking_png(summary: pd.DataFrame, title: str, *, simulated: bool = False) -> bytes:
     """Survey points of one agency kind with their 95% CI, best first, labelled with the rank interval."""
     rows = summary[summary["survey_points"].notna()].sort_values(["rank", "agency"])
     fig = Figure(figsize=(8, 0.35 * max(len(rows), 3) + 1.2))
@@ -36,10 +44,10 @@ def ranking_png(summary: pd.DataFrame, title: str) -> bytes:
     ax.set_title(title, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    return _png(fig)
+    return _png(fig, simulated)
 
 
-def items_png(items: pd.DataFrame, title: str) -> bytes:
+def items_png(items: pd.DataFrame, title: str, *, simulated: bool = False) -> bytes:
     """Share of each option per item (groups below the anonymity threshold are left out)."""
     shown = items[~items["suppressed"]]
     totals: dict[str, dict[str, int]] = {}
@@ -65,4 +73,4 @@ def items_png(items: pd.DataFrame, title: str) -> bytes:
     if codes:
         ax.legend(ncol=len(codes), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.6 / max(len(names), 3)))
     fig.tight_layout()
-    return _png(fig)
+    return _png(fig, simulated)

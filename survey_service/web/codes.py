@@ -10,6 +10,7 @@ from wtforms.validators import InputRequired, NumberRange
 from survey_service.db import get_session
 from survey_service.models import CodeBatch, QuotaCell, Role
 from survey_service.services import invitations, portal, rounds
+from survey_service.web import note_round
 from survey_service.web.auth import role_required
 from survey_service.web.forms import VietnameseIntegerField
 from survey_service.web.respond import local_today
@@ -35,6 +36,7 @@ def index():
     rnd = rounds.get_round(db, code) if code else portal.current_round(db, local_today())
     if rnd is None:
         abort(404, description="Không tìm thấy đợt khảo sát.")
+    note_round(rnd)
     return render_template("codes/index.html", round=rnd, rows=invitations.cell_counts(db, rnd),
                            batches=invitations.batches_of_round(db, rnd), form=IssueForm(),
                            label=invitations.cell_label)
@@ -107,4 +109,6 @@ def revoke(batch_id):
 
 
 def _batch(batch_id: int) -> CodeBatch:
-    return get_session().get(CodeBatch, batch_id) or abort(404, description="Không tìm thấy lô mã này.")
+    batch = get_session().get(CodeBatch, batch_id) or abort(404, description="Không tìm thấy lô mã này.")
+    note_round(batch.quota_cell.round)
+    return batch

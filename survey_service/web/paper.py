@@ -14,6 +14,7 @@ from survey_service.db import get_session
 from survey_service.models import Role, SheetState
 from survey_service.services import keying, printing, sheets
 from survey_service.services.sheets import STATE_LABELS, SheetError
+from survey_service.web import note_round
 from survey_service.web.auth import role_required
 
 bp = Blueprint("paper", __name__)
@@ -47,9 +48,11 @@ def local_time(at: datetime) -> str:
 
 def _round():
     try:
-        return sheets.pick_round(get_session(), request.values.get("round"))
+        rnd = sheets.pick_round(get_session(), request.values.get("round"))
     except SheetError as exc:
         abort(exc.status, description=str(exc))
+    note_round(rnd)
+    return rnd
 
 
 def _keys() -> list[str]:
@@ -58,9 +61,11 @@ def _keys() -> list[str]:
 
 def _sheet(serial: str, *, lock: bool = False):
     try:
-        return sheets.get_by_serial(get_session(), serial, lock=lock)
+        sheet = sheets.get_by_serial(get_session(), serial, lock=lock)
     except SheetError as exc:
         abort(exc.status, description=str(exc))
+    note_round(sheet.quota_cell.round)
+    return sheet
 
 
 # --- clerks: scan, return, key ---------------------------------------------------------------------

@@ -200,7 +200,13 @@ def _draft_values(access) -> dict[str, str]:
     return saved.get(access.cell.agency.code, {})
 
 
-def _form_page(access, submission_id: str, values, errors: dict, status: int):
+def preview_page(access, values, errors: dict, status: int, **extra):
+    """The questionnaire page exactly as a respondent gets it, for the staff preview (``extra`` says where
+    the preview posts to and what it found)."""
+    return _form_page(access, "", values, errors, status, **extra)
+
+
+def _form_page(access, submission_id: str, values, errors: dict, status: int, **extra):
     """The questionnaire page; ``errors`` from the service go next to their answer, the rest on top.
 
     :param submission_id: the random id of this filling-in of the form, posted back with the answers.
@@ -222,7 +228,8 @@ def _form_page(access, submission_id: str, values, errors: dict, status: int):
                         if prefix + item.code in by_name), None)
     answers = _answers_html(access, groups, values, by_name, first_error)
     return render_template("respond/form.html", access=access, submission_id=submission_id, groups=groups,
-                           answers=answers, errors=by_name, general=general, first_error=first_error), status
+                           answers=answers, errors=by_name, general=general, first_error=first_error,
+                           **extra), status
 
 
 #: The answer inputs of a blank page, by (questionnaire version id, blocks): the same for every respondent
@@ -245,7 +252,7 @@ def _answers_html(access, groups, values, errors: dict, first_error: str | None)
 
 def _division_page(db, access, form, status: int):
     return render_template("respond/division.html", access=access, form=form,
-                           divisions=portal.division_choices(db, access.round)), status
+                           divisions=portal.division_choices(db, access)), status
 
 
 def _thanks(access):
