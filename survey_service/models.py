@@ -77,7 +77,8 @@ class Round(Base):
     methodology_hash: Mapped[str] = mapped_column(sa.String(64))
     #: What the round is made of, from round.yaml and supervising.yaml: ``kinds`` (the agency kinds in
     #: order, each ``{code, label, plural}``), ``own_staff_forms`` and ``supervision`` (per supervising form
-    #: ``{cells_per, unit, supervisor}``). Pages, exports and the API take their labels from it.
+    #: ``{cells_per, unit, supervisor}``) and ``province_type``. Pages, exports and the API take their labels
+    #: from it.
     structure: Mapped[dict] = mapped_column(sa.JSON)
     #: Hash of the round directory's content when it was last loaded; equal hash = nothing to do.
     content_hash: Mapped[str] = mapped_column(sa.String(64))
@@ -95,6 +96,16 @@ class Round(Base):
 
     def __repr__(self) -> str:
         return f"<Round {self.code}>"
+
+    @property
+    def province_title(self) -> str:
+        """The province-level unit as it is written: "tỉnh Quảng Nam", "thành phố Đà Nẵng"."""
+        return f"{self.province_type} {self.province}"
+
+    @property
+    def province_type(self) -> str:
+        """ "tỉnh" or "thành phố" (rounds loaded before the setting existed are provinces)."""
+        return self.structure.get("province_type", "tỉnh")
 
     @property
     def kind_codes(self) -> list[str]:

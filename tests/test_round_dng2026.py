@@ -21,6 +21,9 @@ from tests.conftest import PASSWORD, QUESTIONNAIRE_DIR
 from tests.portal.test_browser import VIEWPORT, answer_by_keyboard, submit_by_keyboard
 
 DNG_DIR = QUESTIONNAIRE_DIR / "rounds" / "DNG-2026"
+#: A deployment for Đà Nẵng names its organiser and portal (settings, not round files).
+DNG_DEPLOYMENT = {"ORGANISER": "Sở Nội vụ thành phố Đà Nẵng",
+                  "PORTAL_NAME": "Cổng thông tin điện tử cải cách hành chính thành phố Đà Nẵng"}
 QNA_FORMS = ("CC-CT", "CC-ND", "CC-CH", "LĐ-CP", "LĐX-CH", "HĐ-CT", "LĐH-CH", "LĐS-CT")
 DNG_FORMS = ("CC-TP", "CC-NT", "CC-CX", "LĐ-PX", "HĐ-TP", "LĐX-TP", "LĐS-CX")
 
@@ -129,6 +132,7 @@ def import_rows(session, rnd, rows: list[dict]) -> None:
 
 
 @pytest.mark.browser
+@pytest.mark.app_config(**DNG_DEPLOYMENT)
 def test_online_response_through_the_portal(dng_round, session, browser, live_server, artifacts):
     cell = invitations.find_cell(session, dng_round, "CC-CX", "TAMKY")
     [code] = [c.code for c in invitations.issue_codes(session, cell, 1, actor="test").codes]
@@ -136,7 +140,13 @@ def test_online_response_through_the_portal(dng_round, session, browser, live_se
     q = rounds.questionnaire_for(session, dng_round, "CC-CX")
     context = browser.new_context(viewport=VIEWPORT, locale="vi-VN")
     page = context.new_page()
-    page.goto(f"{live_server}/c/{code}")
+    page.goto(f"{live_server}/")
+    home = page.locator("main").inner_text()
+    assert "thành phố Đà Nẵng" in home and "Ủy ban nhân dân thành phố" in home and "tỉnh" not in home
+    page.get_by_label("Nhập mã khảo sát trên phiếu mời").fill(code)
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.url == f"{live_server}/c/{code}"
     html = page.content()
     assert "UBND phường Tam Kỳ" in html and "thành phố Đà Nẵng" in html and "huyện" not in html
     answer_by_keyboard(page, q.items)

@@ -54,6 +54,8 @@ _ROUND_REQUIRED = {
     "code", "name", "province", "year", "legal_basis", "opens_on", "closes_on", "portal", "forms", "settings",
     "agency_kinds", "own_staff_forms",
 }
+#: A province-level unit is a province (tỉnh) or a centrally run city (thành phố), as in "thành phố Đà Nẵng".
+PROVINCE_TYPES = ("tỉnh", "thành phố")
 _SETTINGS = {
     "double_entry_rate": "share",
     "double_entry_first_sheets": "count",
@@ -418,7 +420,7 @@ def load_round(
         raise QuestionnaireError(str(directory), None, "round directory not found")
     rname = ROUND_FILE
     data = read_yaml(directory / ROUND_FILE)
-    check_keys(data, _ROUND_REQUIRED, set(), rname, None, "")
+    check_keys(data, _ROUND_REQUIRED, {"province_type"}, rname, None, "")
     code = as_code(data["code"], ROUND_CODE_RE, rname, None, "round code")
     if directory.name != code:
         raise QuestionnaireError(
@@ -445,6 +447,11 @@ def load_round(
             as_int(value, rname, "settings", key, 0, label="key")
         elif not 0 <= as_number(value, rname, "settings", key, label="key") <= 1:
             raise QuestionnaireError(rname, "settings", f"{key} must be in [0, 1]", label="key")
+    province_type = data.get("province_type", PROVINCE_TYPES[0])
+    if province_type not in PROVINCE_TYPES:
+        raise QuestionnaireError(
+            rname, None, f"province_type must be one of {', '.join(PROVINCE_TYPES)}, got {province_type!r}"
+        )
     forms = {f: questionnaires[f] for f in form_codes}
     kinds_t = _load_kinds(data["agency_kinds"], rname)
     kinds = {k.code: k for k in kinds_t}
@@ -490,4 +497,5 @@ def load_round(
         methodology=methodology,
         source_dir=str(directory),
         form_versions={f: q.version for f, q in forms.items()},
+        province_type=province_type,
     )

@@ -354,6 +354,8 @@ class RoundDef:
     methodology: Mapping[str, Any] = field(hash=False)
     source_dir: str = field(default="", compare=False)
     form_versions: Mapping[str, str] = field(default_factory=dict, hash=False)
+    #: "tỉnh" or "thành phố": what the province-level unit is called on sheets and pages.
+    province_type: str = "tỉnh"
 
     def agency(self, code: str) -> AgencyDef:
         """Return the agency with ``code``; raise ``KeyError`` if the round has none."""
@@ -399,6 +401,7 @@ class RoundDef:
             "code": self.code,
             "name": self.name,
             "province": self.province,
+            "province_type": self.province_type,
             "year": self.year,
             "opens_on": self.opens_on.isoformat(),
             "closes_on": self.closes_on.isoformat(),

@@ -64,6 +64,7 @@ def _read(round_dir, questionnaire_dir, earlier_rounds) -> tuple[qn.RoundDef, di
 def structure(round_def: qn.RoundDef) -> dict:
     """What :attr:`Round.structure` keeps of a round definition."""
     return {
+        "province_type": round_def.province_type,
         "kinds": [{"code": k.code, "label": k.label, "plural": k.plural} for k in round_def.kinds],
         "own_staff_forms": list(round_def.own_staff_forms),
         "supervision": {m.form: {"cells_per": m.cells_per, "unit": m.unit, "supervisor": m.supervisor}
