@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 import subprocess
 import unicodedata
 from datetime import date, timedelta
@@ -98,6 +99,20 @@ def test_continuation_points_at_real_qna_agencies(dng):
     # Every QNA-2023 district lives on in at least one commune.
     continued = {code for a in dng.agencies for _, code in a.continues}
     assert {a.code for a in qna.values() if a.kind == "district"} <= continued
+
+
+def test_province_type_is_a_tinh_or_a_thanh_pho(forms, dng, tmp_path):
+    assert dng.province_type == "thành phố"
+    assert qmod.load_round(QUESTIONNAIRE_DIR / "rounds" / "QNA-2023", forms).province_type == "tỉnh"  # default
+    copy = tmp_path / "rounds" / "DNG-2026"
+    shutil.copytree(DNG_DIR, copy)
+    (copy.parent / "QNA-2023").symlink_to(QUESTIONNAIRE_DIR / "rounds" / "QNA-2023")
+    yaml_file = copy / "round.yaml"
+    yaml_file.write_text(yaml_file.read_text(encoding="utf-8").replace(
+        'province_type: "thành phố"', 'province_type: "huyện"'), encoding="utf-8")
+    with pytest.raises(qmod.QuestionnaireError) as err:
+        qmod.load_round(copy, forms)
+    assert str(err.value).startswith("round.yaml") and "province_type must be one of tỉnh, thành phố" in str(err.value)
 
 
 # --- in the service -------------------------------------------------------------------------------
