@@ -492,11 +492,15 @@ def demo_group():
 
 
 @demo_group.command("setup")
+@click.option("--round", "round_code", default="QNA-2023", show_default=True,
+              help="The bundled round the demo collects for: QNA-2023 (Quảng Nam, 2023) or DNG-2026 (Đà Nẵng, "
+                   "two-tier local government).")
 @click.option("--simulated/--no-simulated", default=True, show_default=True,
-              help="Also create the demonstration round QNA-2023-DEMO filled with simulated responses.")
+              help="Also create the demonstration round <ROUND>-DEMO filled with simulated responses.")
 @with_appcontext
-def demo_setup(simulated):
-    """Migrate the database, load QNA-2023 and (re)set the demo accounts; prints their passwords."""
+def demo_setup(round_code, simulated):
+    """Migrate the database, load a bundled round and open it for collection, (re)set the demo accounts;
+    prints their passwords."""
     import sqlalchemy as sa
     from werkzeug.security import generate_password_hash
 
@@ -504,16 +508,21 @@ def demo_setup(simulated):
     from survey_service.models import StaffUser
     from survey_service.services import rounds, users
 
+    rounds_dir = Path(current_app.config["QUESTIONNAIRE_DIR"]) / "rounds"
+    round_dir = rounds_dir / round_code
+    if not (round_dir / "round.yaml").is_file():
+        bundled = ", ".join(sorted(d.name for d in rounds_dir.iterdir() if (d / "round.yaml").is_file()))
+        raise click.UsageError(f"no bundled round {round_code!r} (bundled rounds: {bundled})")
     _write_instance_secrets(Path(current_app.instance_path) / "config.py")
     migrate.upgrade(current_app.config["DATABASE_URL"])
     session = get_session()
-    round_dir = Path(current_app.config["QUESTIONNAIRE_DIR"]) / "rounds" / "QNA-2023"
     report = rounds.load_round(session, round_dir, current_app.config["QUESTIONNAIRE_DIR"])
     click.echo(f"Round {report.round_code}: {'loaded' if report.changed else 'already loaded'}.")
     rnd = rounds.get_round(session, report.round_code)
     _open_for_demo(session, rnd)
     click.echo(f"Collection window: {rnd.opens_on:%d/%m/%Y} to {rnd.closes_on:%d/%m/%Y} "
-               "(round.yaml keeps the real 2023 dates).")
+               "(round.yaml keeps the round's own dates).")
+    _close_other_demo_rounds(session, rnd, rounds_dir)
     click.echo("Demo staff accounts (passwords are new at every start):")
     accounts = {}
     for username, role, full_name in DEMO_ACCOUNTS:
@@ -528,7 +537,7 @@ def demo_setup(simulated):
         click.echo(f"  {username:<10} {role.value:<11} {password}")
     session.commit()
     if simulated:
-        _simulated_round(session, round_dir, accounts)
+        _simulated_round(session, round_dir, rnd.code, accounts)
 
 
 def _open_for_demo(session, rnd) -> None:
@@ -540,12 +549,30 @@ def _open_for_demo(session, rnd) -> None:
         rounds.schedule(session, rnd, today - timedelta(days=7), today + timedelta(days=60), actor="demo")
 
 
-def _simulated_round(session, round_dir: Path, accounts: dict) -> None:
+def _close_other_demo_rounds(session, rnd, rounds_dir: Path) -> None:
+    """The demo collects for one real round: another one a previous demo opened goes back to the dates of
+    its round.yaml, so the portal's home page speaks of the round asked for."""
+    import sqlalchemy as sa
+
+    from survey_service.models import Round
+    from survey_service.services import rounds
+
+    today = date.today()
+    for other in session.scalars(sa.select(Round).where(Round.id != rnd.id, Round.simulated.is_(False))):
+        if rounds.round_state(other, today) != "open" or not (rounds_dir / other.code).is_dir():
+            continue
+        own = rounds.check_round(rounds_dir / other.code, current_app.config["QUESTIONNAIRE_DIR"])
+        rounds.schedule(session, other, own.opens_on, own.closes_on, actor="demo")
+        click.echo(f"Round {other.code}: back to its own dates ({own.opens_on:%d/%m/%Y} to "
+                   f"{own.closes_on:%d/%m/%Y}); the demo collects for {rnd.code}.")
+
+
+def _simulated_round(session, round_dir: Path, round_code: str, accounts: dict) -> None:
     """The demonstration round: the same agencies and forms as the real round, filled with simulated
     responses through the portal and keying services, under its own code."""
     from survey_service.services import rounds, simulation
 
-    code = simulation.demo_code(rounds.get_round(session, "QNA-2023").code)
+    code = simulation.demo_code(round_code)
     rounds.load_round(session, round_dir, current_app.config["QUESTIONNAIRE_DIR"], actor="demo",
                       simulated_code=code)
     rnd = rounds.get_round(session, code)

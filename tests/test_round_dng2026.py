@@ -237,3 +237,28 @@ def test_results_and_exports_carry_the_rounds_labels(dng_round, session, runner,
     assert set(meta.variable_value_labels["kind"].values()) == {"Sở, ban, ngành", "UBND cấp xã", "Cơ quan ngành dọc"}
     page = staff_client("analyst").get("/staff/results/DNG-2026/").get_data(as_text=True)
     assert "UBND các xã, phường, đặc khu" in page and "UBND phường Tam Kỳ" in page and "huyện" not in page
+
+
+def test_demo_serves_either_round(tmp_path):
+    """`demo setup --round DNG-2026` after a QNA-2023 demo: Đà Nẵng collects, Quảng Nam is back to 2023."""
+    from survey_service import create_app
+    from survey_service.db import get_session
+    from survey_service.services import portal
+
+    app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite'}",
+                      "QUESTIONNAIRE_DIR": str(QUESTIONNAIRE_DIR)})
+    app.instance_path = str(tmp_path / "instance")
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["demo", "setup", "--no-simulated"]).exit_code == 0
+    result = runner.invoke(args=["demo", "setup", "--round", "DNG-2026", "--no-simulated"])
+    assert result.exit_code == 0, result.output
+    assert "Round QNA-2023: back to its own dates (01/09/2023 to 30/10/2023)" in result.output
+    with app.app_context():
+        session = get_session()
+        today = date.today()
+        assert rounds.round_state(rounds.get_round(session, "DNG-2026"), today) == "open"
+        assert rounds.round_state(rounds.get_round(session, "QNA-2023"), today) == "closed"
+        assert portal.current_round(session, today).code == "DNG-2026"
+    wrong = runner.invoke(args=["demo", "setup", "--round", "HUE-2026"])
+    assert wrong.exit_code == 2 and "no bundled round 'HUE-2026'" in wrong.output and "DNG-2026" in wrong.output
+    app.extensions["db_engine"].dispose()
