@@ -3,8 +3,6 @@ response goes through each channel (online with a code in Chromium; paper printe
 keyed in Chromium), and results and exports speak of its own kinds of agency."""
 from __future__ import annotations
 
-import csv
-import io
 import shutil
 import subprocess
 import unicodedata
@@ -16,10 +14,11 @@ import sqlalchemy as sa
 
 from survey_service import questionnaires as qmod
 from survey_service.models import Response, Sheet, SheetState
-from survey_service.services import imports, invitations, keying, rounds, sheets
+from survey_service.services import imports, invitations, rounds
 from survey_service.web.respond import local_today
 from tests.conftest import PASSWORD, QUESTIONNAIRE_DIR
 from tests.portal.test_browser import VIEWPORT, answer_by_keyboard, submit_by_keyboard
+from tests.results.conftest import csv_bytes
 
 DNG_DIR = QUESTIONNAIRE_DIR / "rounds" / "DNG-2026"
 #: A deployment for Đà Nẵng names its organiser and portal (settings, not round files).
@@ -137,12 +136,7 @@ def answers_row(session, rnd, form: str, agency: str, value: str = "3", **extra)
 
 
 def import_rows(session, rnd, rows: list[dict]) -> None:
-    columns = ["form", "agency"] + sorted({c for r in rows for c in r} - {"form", "agency"})
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, restval="")
-    writer.writeheader()
-    writer.writerows(rows)
-    imports.import_responses(session, rnd, out.getvalue().encode("utf-8-sig"), today=local_today(), actor="test")
+    imports.import_responses(session, rnd, csv_bytes(rows), today=local_today(), actor="test")
     session.commit()
 
 
