@@ -111,13 +111,14 @@ def test_broken_questionnaire_loads_nothing(app, session, editable_copy, runner)
     assert count(session, Round) == 0
 
 
-def test_questionnaires_check_lists_eight_forms(runner):
+def test_questionnaires_check_lists_the_forms_of_both_rounds(runner):
     result = runner.invoke(args=["questionnaires", "check"])
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if line[:2] in {"CC", "LĐ", "HĐ"}]
     assert sorted(line.split()[0] for line in lines) == sorted(
-        ["CC-CT", "CC-ND", "CC-CH", "LĐ-CP", "LĐX-CH", "HĐ-CT", "LĐH-CH", "LĐS-CT"])
-    assert "8 questionnaires OK" in result.output
+        ["CC-CT", "CC-ND", "CC-CH", "LĐ-CP", "LĐX-CH", "HĐ-CT", "LĐH-CH", "LĐS-CT",
+         "CC-TP", "CC-NT", "CC-CX", "LĐ-PX", "HĐ-TP", "LĐX-TP", "LĐS-CX"])
+    assert "15 questionnaires OK" in result.output
 
 
 def test_questionnaires_check_fails_on_error(runner, editable_copy):
