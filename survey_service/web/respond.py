@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from markupsafe import Markup
 
 from survey_service.db import get_session
@@ -132,6 +132,8 @@ def division(code):
     except portal.Refusal as refusal:
         db.commit()
         return _refusal_page(refusal)
+    if not access.multi_target:
+        abort(400, description="Phiếu này không cần chọn đơn vị công tác.")
     try:
         portal.choose_division(db, access, form.division.data or "", today=local_today())
     except portal.Refusal as refusal:
