@@ -29,7 +29,9 @@ DEFAULTS = {
     "DEMO": False,
     "DATABASE_URL": None,  # None: SQLite file in the instance folder
     "QUESTIONNAIRE_DIR": str(data_path("questionnaires")),
-    "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
+    #: Address printed in invitation links and sheet QR codes. None: the address the page was asked at
+    #: (the CLI, which has no request, then warns and uses the demo's address).
+    "PUBLIC_BASE_URL": None,
     "PORTAL_NAME": "Cổng thông tin điện tử cải cách hành chính tỉnh Quảng Nam",
     "ORGANISER": "Sở Nội vụ tỉnh Quảng Nam",
     "SESSION_COOKIE_HTTPONLY": True,
@@ -46,6 +48,8 @@ DEFAULTS = {
     "CODE_LOOKUP_LIMIT": 20,
     "CODE_LOOKUP_WINDOW_SECONDS": 600,
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+    #: What a 503 (database restarting, unreachable, read-only or full) tells clients to wait, in seconds.
+    "UNAVAILABLE_RETRY_AFTER_SECONDS": 10,
     #: How often the progress dashboard asks the server for new figures.
     "DASHBOARD_POLL_SECONDS": 10,
     #: Time zone of the times shown to staff (stored times are UTC).

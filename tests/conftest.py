@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, settings
 
 from survey_service import create_app
 from survey_service.db import Base, get_session, make_engine
@@ -28,6 +29,12 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PASSWORD = "correct-horse-battery"
 
 _pg_state: dict[str, object] = {}
+
+# Property-based tests: the same examples on every run (CI and local), no example database, no deadline
+# (the machine is shared). Another profile can be registered and chosen with HYPOTHESIS_PROFILE.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_configure(config):
@@ -226,3 +233,42 @@ def artifacts(request) -> Path:
     path = ARTIFACTS_DIR / safe
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+AXE_JS = REPO_DIR / "tests" / "vendor" / "axe-core" / "axe.min.js"
+VIEWPORTS = {"phone": {"width": 360, "height": 740}, "desktop": {"width": 1280, "height": 800}}
+
+
+def axe_violations(page) -> list[dict]:
+    """axe-core's WCAG 2.1 A/AA violations on the page as it is now: id, impact and the first targets."""
+    if not page.evaluate("typeof window.axe === 'object'"):
+        # Evaluated through the DevTools protocol, so the page's Content-Security-Policy stays as it is.
+        page.evaluate("(source) => { (0, eval)(source); }", AXE_JS.read_text(encoding="utf-8"))
+    found = page.evaluate("""async () => (await axe.run(document, {runOnly: {type: 'tag',
+        values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}})).violations
+        .map(v => ({id: v.id, impact: v.impact, targets: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))""")
+    return found
+
+
+@pytest.fixture
+def staff_page(browser, live_server, make_user):
+    """Factory: ``staff_page("supervisor", "desktop")`` — a browser page logged in with a new account
+    (``javascript=False`` for a browser without scripts)."""
+    contexts = []
+
+    def open_page(role: str = "supervisor", viewport: str = "desktop", *, javascript: bool = True, **user):
+        account = make_user(role, **user)
+        context = browser.new_context(viewport=VIEWPORTS[viewport], locale="vi-VN", java_script_enabled=javascript,
+                                      accept_downloads=True)
+        contexts.append(context)
+        page = context.new_page()
+        page.goto(f"{live_server}/staff/login")
+        page.get_by_label("Tên đăng nhập").fill(account.username)
+        page.get_by_label("Mật khẩu").fill(PASSWORD)
+        page.get_by_role("button", name="Đăng nhập").click()
+        page.wait_for_url(f"{live_server}/staff/")
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()

@@ -177,7 +177,7 @@ def test_paper_sheet_printed_scanned_and_keyed(app, dng_round, session, runner, 
     result = runner.invoke(args=["sheets", "print", "--round", "DNG-2026", "--form", "LĐS-CX", "--agency", "TAMKY",
                                  "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "Issued 1 sheets" in result.output
+    assert "Đã phát 1 phiếu" in result.output
     text = subprocess.run(["pdftotext", "-layout", str(out), "-"], capture_output=True, check=True, text=True).stdout
     assert "THÀNH PHỐ ĐÀ NẴNG" in text and "UBND phường Tam Kỳ" in text and "TỈNH" not in text
     subprocess.run(["pdftoppm", "-r", "100", "-png", "-f", "1", "-l", "1", str(out), str(tmp_path / "page")],
@@ -246,7 +246,7 @@ def test_demo_serves_either_round(tmp_path):
     assert runner.invoke(args=["demo", "setup", "--no-simulated"]).exit_code == 0
     result = runner.invoke(args=["demo", "setup", "--round", "DNG-2026", "--no-simulated"])
     assert result.exit_code == 0, result.output
-    assert "Round QNA-2023: back to its own dates (01/09/2023 to 30/10/2023)" in result.output
+    assert "Đợt QNA-2023: trở lại thời gian của chính đợt (01/09/2023 đến 30/10/2023)" in result.output
     with app.app_context():
         session = get_session()
         today = date.today()
@@ -254,5 +254,5 @@ def test_demo_serves_either_round(tmp_path):
         assert rounds.round_state(rounds.get_round(session, "QNA-2023"), today) == "closed"
         assert portal.current_round(session, today).code == "DNG-2026"
     wrong = runner.invoke(args=["demo", "setup", "--round", "HUE-2026"])
-    assert wrong.exit_code == 2 and "no bundled round 'HUE-2026'" in wrong.output and "DNG-2026" in wrong.output
+    assert wrong.exit_code == 2 and "không có đợt khảo sát 'HUE-2026'" in wrong.output and "DNG-2026" in wrong.output
     app.extensions["db_engine"].dispose()

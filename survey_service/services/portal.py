@@ -315,6 +315,8 @@ def choose_division(session: Session, access: Access, division_code: str, *, tod
     """LĐ-CP: record the respondent's division; answers about departments it does not report to go."""
     if access.questionnaire.rates != "supervising":
         raise Refusal("division", access, "Phiếu này không cần chọn đơn vị công tác.")
+    if not division_code:
+        raise Refusal("division", access, f"Vui lòng chọn {access.supervision['unit']} của Anh/Chị trong danh sách.")
     division = _division(session, _division_t.c.round_id == access.round.id,
                          _division_t.c.form_code == access.questionnaire.code, _division_t.c.code == division_code)
     if division is None:

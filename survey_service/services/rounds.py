@@ -140,7 +140,7 @@ def _set(report: LoadReport, obj, attr: str, value) -> None:
     if old != value:
         setattr(obj, attr, value)
         if not report.created:
-            report.changes.append(f"{attr} changed")
+            report.changes.append(f"{attr} đã thay đổi")
 
 
 def _sync_agencies(session: Session, rnd: Round, round_def, report: LoadReport) -> dict[str, Agency]:
@@ -151,7 +151,7 @@ def _sync_agencies(session: Session, rnd: Round, round_def, report: LoadReport) 
             if _agency_in_use(session, agency):
                 raise RoundError(f"Cannot remove agency {code}: responses, codes or sheets refer to it.")
             session.delete(agency)
-            report.changes.append(f"agency {code} removed")
+            report.changes.append(f"bỏ cơ quan {code}")
     for code, a_def in wanted.items():
         agency = existing.get(code)
         continues = [AgencyContinuation(position=n, round_code=r, agency_code=a)
@@ -161,14 +161,14 @@ def _sync_agencies(session: Session, rnd: Round, round_def, report: LoadReport) 
             session.add(agency)
             existing[code] = agency
             if not report.created:
-                report.changes.append(f"agency {code} added")
+                report.changes.append(f"thêm cơ quan {code}")
             continue
         if (agency.kind, agency.name) != (a_def.kind, a_def.name):
             agency.kind, agency.name = a_def.kind, a_def.name
-            report.changes.append(f"agency {code} updated")
+            report.changes.append(f"cập nhật cơ quan {code}")
         if [(c.round_code, c.agency_code) for c in agency.continues] != list(a_def.continues):
             agency.continues = continues
-            report.changes.append(f"agency {code} continues {_refs(a_def.continues) or 'nothing'}")
+            report.changes.append(f"cơ quan {code} kế tục {_refs(a_def.continues) or 'không cơ quan nào'}")
     session.flush()
     return {code: existing[code] for code in wanted}
 
@@ -206,13 +206,13 @@ def _sync_forms(session: Session, rnd: Round, forms, report: LoadReport) -> None
         if rf is None:
             session.add(RoundForm(round_id=rnd.id, form_code=code, questionnaire_version_id=version.id))
             if not report.created:
-                report.changes.append(f"form {code} added")
+                report.changes.append(f"thêm phiếu {code}")
         elif rf.questionnaire_version_id != version.id:
             rf.questionnaire_version_id = version.id
-            report.changes.append(f"form {code} has a new version {questionnaire.version}")
+            report.changes.append(f"phiếu {code} có phiên bản mới {questionnaire.version}")
     for code, rf in current.items():
         session.delete(rf)
-        report.changes.append(f"form {code} removed from the round")
+        report.changes.append(f"bỏ phiếu {code} khỏi đợt")
 
 
 def _sync_divisions(session: Session, rnd: Round, round_def, agencies, report: LoadReport) -> None:
@@ -221,7 +221,7 @@ def _sync_divisions(session: Session, rnd: Round, round_def, agencies, report: L
     for code, division in existing.items():
         if code not in wanted:
             session.delete(division)
-            report.changes.append(f"division {code} removed")
+            report.changes.append(f"bỏ đơn vị {code}")
     for code, (form, d_def) in wanted.items():
         division = existing.get(code)
         departments = [agencies[c] for c in d_def.departments]
@@ -229,11 +229,11 @@ def _sync_divisions(session: Session, rnd: Round, round_def, agencies, report: L
             session.add(Division(round_id=rnd.id, form_code=form, code=code, name=d_def.name,
                                  departments=departments))
             if not report.created:
-                report.changes.append(f"division {code} added")
+                report.changes.append(f"thêm đơn vị {code} ({form})")
         elif ((division.form_code, division.name, [a.code for a in division.departments])
               != (form, d_def.name, list(d_def.departments))):
             division.form_code, division.name, division.departments = form, d_def.name, departments
-            report.changes.append(f"division {code} updated")
+            report.changes.append(f"cập nhật đơn vị {code} ({form})")
 
 
 def _sync_quotas(session: Session, rnd: Round, round_def, agencies, report: LoadReport) -> None:
@@ -269,6 +269,17 @@ def _sync_quotas(session: Session, rnd: Round, round_def, agencies, report: Load
 
 def get_round(session: Session, code: str) -> Round | None:
     return session.scalar(sa.select(Round).where(Round.code == code))
+
+
+def form_code_for(rnd: Round, text: str) -> str:
+    """The round's form code typed as ``text``: exactly, in any case, or in the ASCII spelling of the
+    questionnaire file names (``LD-CP`` for ``LĐ-CP``), as the response import accepts. Unknown text is
+    returned as typed, for the caller to refuse by name."""
+    typed = text.strip()
+    for form in rnd.forms:
+        if typed.upper() in (form.form_code.upper(), qn.file_name_for(form.form_code)[:-5].upper()):
+            return form.form_code
+    return typed
 
 
 def round_state(rnd: Round, today: date) -> str:

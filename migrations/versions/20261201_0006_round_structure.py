@@ -1,8 +1,8 @@
 """a round declares its structure: agency kinds are data, divisions belong to a supervising form, and an
 agency can name the agencies of earlier rounds it continues
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-01 11:00:00
 """
 import json
@@ -11,8 +11,8 @@ import re
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
