@@ -48,7 +48,10 @@ def needs_secrets(*names: str):
             try:
                 check_secrets(current_app.config, names)
             except MissingSecret as exc:
-                fail(f"ERROR {exc}")
+                fail(f"LỖI Lệnh này cần thiết lập bí mật {', '.join(exc.missing)}, chưa được đặt: đặt trong "
+                     f"instance/config.py hoặc biến môi trường {' / '.join('SURVEY_' + k for k in exc.missing)}"
+                     + (' (SHEET_SIGNING_KEYS là danh sách JSON, ví dụ \'["key-2024", "key-2023"]\').'
+                        if "SHEET_SIGNING_KEYS" in exc.missing else "."))
             return command(*args, **kwargs)
         return run
     return decorate
@@ -146,16 +149,16 @@ def round_check(round_dir, questionnaire_dir):
         r = rounds.check_round(round_dir, _questionnaire_dir(round_dir, questionnaire_dir),
                                earlier_rounds=_earlier_rounds())
     except qn.QuestionnaireError as exc:
-        fail(f"ERROR {exc}")
+        fail(f"LỖI {exc}")
     counts = {k.code: len(r.agencies_of_kind(k.code)) for k in r.kinds}
-    click.echo(f"Round {r.code}: {r.name} ({r.province}, {r.opens_on} – {r.closes_on})")
+    click.echo(f"Đợt {r.code}: {r.name} ({r.province}, {r.opens_on:%d/%m/%Y} – {r.closes_on:%d/%m/%Y})")
     for kind in r.kinds:
         click.echo(f"  {kind.code:<12} {counts[kind.code]:>4}  {kind.plural}")
     paper = sum(q.target for q in r.quotas if q.channel == "paper")
     continued = sum(1 for a in r.agencies if a.continues)
-    click.echo(f"  {len(r.forms)} forms, {len(r.quotas)} quota cells ({paper} paper sheets), "
-               f"{continued} agencies continuing earlier rounds")
-    click.echo(f"Round {r.code} OK.")
+    click.echo(f"  {len(r.forms)} phiếu, {len(r.quotas)} ô chỉ tiêu ({paper} phiếu giấy), "
+               f"{continued} cơ quan kế tục cơ quan của đợt trước")
+    click.echo(f"Đợt {r.code} hợp lệ.")
 
 
 @round_group.command("load")

@@ -63,6 +63,10 @@ SECRETS = ("SECRET_KEY", "SHEET_SIGNING_KEYS")
 class MissingSecret(RuntimeError):
     """A secret setting the service needs for what was asked is not set; the message says how to set it."""
 
+    def __init__(self, message: str, missing: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.missing = missing
+
 
 def check_secrets(config, names=SECRETS) -> None:
     """Refuse to go on without the secrets ``names`` unless testing or running the demo."""
@@ -75,7 +79,8 @@ def check_secrets(config, names=SECRETS) -> None:
             "Missing required secret setting(s): " + ", ".join(missing)
             + f". Set them in instance/config.py or as {how}"
             + (' (SHEET_SIGNING_KEYS is a JSON list, e.g. \'["key-2024", "key-2023"]\').'
-               if "SHEET_SIGNING_KEYS" in missing else ".")
+               if "SHEET_SIGNING_KEYS" in missing else "."),
+            tuple(missing),
         )
     if set(names) == set(SECRETS) and config["SECRET_KEY"] in config["SHEET_SIGNING_KEYS"]:
         raise MissingSecret("SHEET_SIGNING_KEYS must not contain SECRET_KEY.")

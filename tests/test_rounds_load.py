@@ -193,7 +193,7 @@ def test_a_round_continuing_an_earlier_one_keeps_the_mapping(app, session, edita
     directory = _next_round(editable_copy, {"SNV": "QNA-2023:SNV QNA-2023:SNGV", "TAMKY": "QNA-2023:TAMKY"})
     checked = runner.invoke(args=["round", "check", str(directory)])
     assert checked.exit_code == 0, checked.output
-    assert "2 agencies continuing earlier rounds" in checked.output and "Round QNA-2026 OK." in checked.output
+    assert "2 cơ quan kế tục cơ quan của đợt trước" in checked.output and "Đợt QNA-2026 hợp lệ." in checked.output
     assert runner.invoke(args=["round", "load", str(directory)]).exit_code == 0
     snv = session.scalar(sa.select(Agency).join(Round).where(Round.code == "QNA-2026", Agency.code == "SNV"))
     assert [(c.round_code, c.agency_code) for c in snv.continues] == [("QNA-2023", "SNV"), ("QNA-2023", "SNGV")]
@@ -203,7 +203,7 @@ def test_a_round_continuing_an_earlier_one_keeps_the_mapping(app, session, edita
     path.write_text(path.read_text(encoding="utf-8").replace("QNA-2023:SNV QNA-2023:SNGV", "QNA-2023:SNV"),
                     encoding="utf-8")
     again = runner.invoke(args=["round", "load", str(directory)])
-    assert again.exit_code == 0 and "agency SNV continues QNA-2023:SNV" in again.output
+    assert again.exit_code == 0 and "cơ quan SNV kế tục QNA-2023:SNV" in again.output
     session.expire_all()
     assert count(session, AgencyContinuation) == 2
 
@@ -223,12 +223,12 @@ def test_commands_that_validate_need_no_secret(tmp_path):
                       "SECRET_KEY": None, "SHEET_SIGNING_KEYS": None}, require_secrets=False)
     runner = app.test_cli_runner()
     checked = runner.invoke(args=["round", "check", str(ROUND_DIR)])
-    assert checked.exit_code == 0 and "Round QNA-2023 OK." in checked.output
+    assert checked.exit_code == 0 and "Đợt QNA-2023 hợp lệ." in checked.output
     assert "department     20  Các sở, ban, ngành" in checked.output
     assert runner.invoke(args=["questionnaires", "check"]).exit_code == 0
     refused = runner.invoke(args=["sheets", "print", "--round", "QNA-2023", "--out", str(tmp_path / "x.pdf")])
     assert refused.exit_code == 1 and "Traceback" not in refused.output
-    assert refused.output.strip().startswith("ERROR Missing required secret setting(s): SHEET_SIGNING_KEYS.")
+    assert refused.output.strip().startswith("LỖI Lệnh này cần thiết lập bí mật SHEET_SIGNING_KEYS, chưa được đặt")
     with pytest.raises(RuntimeError, match="SECRET_KEY, SHEET_SIGNING_KEYS"):
         create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite'}", "SECRET_KEY": None,
                     "SHEET_SIGNING_KEYS": None})

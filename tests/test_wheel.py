@@ -69,7 +69,7 @@ def test_validating_and_loading_from_the_wheel_need_no_secret(installed):
     venv, elsewhere, env = installed
     cli = venv / "bin" / "survey-service"
     checked = run(cli, "questionnaires", "check", cwd=elsewhere, env=env).stdout
-    assert "questionnaires OK." in checked
+    assert "phiếu hợp lệ." in checked
     assert "Traceback" not in run(cli, "users", "token", "--help", cwd=elsewhere, env=env).stdout
     bundled = Path(run(venv / "bin" / "python", "-c",
                        "from survey_service.config import data_path; print(data_path('questionnaires'))",
@@ -78,15 +78,16 @@ def test_validating_and_loading_from_the_wheel_need_no_secret(installed):
     assert "QNA-2023" in [p.name for p in round_dirs]
     run(cli, "db", "upgrade", cwd=elsewhere, env=env)
     for round_dir in round_dirs:
-        assert f"Round {round_dir.name} OK." in run(cli, "round", "check", round_dir, cwd=elsewhere, env=env).stdout
-        assert f"Round {round_dir.name} loaded." in run(cli, "round", "load", round_dir, cwd=elsewhere,
-                                                        env=env).stdout
+        assert f"Đợt {round_dir.name} hợp lệ." in run(cli, "round", "check", round_dir, cwd=elsewhere, env=env).stdout
+        assert f"Đã nạp đợt {round_dir.name}." in run(cli, "round", "load", round_dir, cwd=elsewhere,
+                                                      env=env).stdout
     refused = run(cli, "sheets", "print", "--round", "QNA-2023", "--out", "x.pdf", cwd=elsewhere, env=env,
                   check=False)
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert refused.stderr.strip().splitlines() == [
-        "ERROR Missing required secret setting(s): SHEET_SIGNING_KEYS. Set them in instance/config.py or as "
-        "SURVEY_SHEET_SIGNING_KEYS (SHEET_SIGNING_KEYS is a JSON list, e.g. '[\"key-2024\", \"key-2023\"]')."]
+        "LỖI Lệnh này cần thiết lập bí mật SHEET_SIGNING_KEYS, chưa được đặt: đặt trong instance/config.py hoặc biến "
+        "môi trường SURVEY_SHEET_SIGNING_KEYS (SHEET_SIGNING_KEYS là danh sách JSON, ví dụ "
+        "'[\"key-2024\", \"key-2023\"]')."]
 
 
 def test_the_installed_app_serves_its_pages(installed):
