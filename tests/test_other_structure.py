@@ -23,10 +23,10 @@ from tests.conftest import QUESTIONNAIRE_DIR
 FORMS = {
     "CC-XA": ("CC-CH.yaml", {"target_kinds": ["commune"],
                              "title": "Phiếu khảo sát ý kiến công chức cấp xã về công tác cải cách hành chính"}),
-    "LĐ-PX": ("LD-CP.yaml", {"title": "Phiếu khảo sát lãnh đạo phòng thuộc UBND cấp xã đánh giá sở quản lý"}),
+    "LĐ-PXA": ("LD-CP.yaml", {"title": "Phiếu khảo sát lãnh đạo phòng thuộc UBND cấp xã đánh giá sở quản lý"}),
     "LĐS-XA": ("LDS-CT.yaml", {"target_kinds": ["commune"],
                                "title": "Phiếu khảo sát lãnh đạo sở đánh giá UBND cấp xã"}),
-    "HĐ-TP": ("HD-CT.yaml", {"target_kinds": ["department", "commune"],
+    "HĐ-TPA": ("HD-CT.yaml", {"target_kinds": ["department", "commune"],
                              "title": "Phiếu khảo sát đại biểu HĐND thành phố"}),
 }
 ROUND = {
@@ -36,7 +36,7 @@ ROUND = {
     "agency_kinds": [{"code": "department", "label": "Sở, ngành", "plural": "Các sở, ngành thành phố"},
                      {"code": "commune", "label": "UBND cấp xã", "plural": "UBND các xã, phường"}],
     "own_staff_forms": ["CC-CT", "CC-XA"],
-    "forms": ["CC-CT", "CC-XA", "LĐ-PX", "LĐS-XA", "HĐ-TP"],
+    "forms": ["CC-CT", "CC-XA", "LĐ-PXA", "LĐS-XA", "HĐ-TPA"],
     "settings": {"double_entry_rate": 0.1, "double_entry_first_sheets": 20,
                  "unsampled_keyed_count_as_verified": True, "surplus_in_analysis": False},
 }
@@ -51,13 +51,13 @@ CC-CT,SNV,online,10,
 CC-CT,SXD,online,10,
 CC-XA,XAAN,online,10,
 CC-XA,PHUONGB,online,10,
-LĐ-PX,XAAN,online,5,
-LĐ-PX,PHUONGB,online,5,
+LĐ-PXA,XAAN,online,5,
+LĐ-PXA,PHUONGB,online,5,
 LĐS-XA,XAAN,paper,2,
 LĐS-XA,PHUONGB,paper,2,
-HĐ-TP,,paper,5,
+HĐ-TPA,,paper,5,
 """
-SUPERVISING = {"LĐ-PX": {
+SUPERVISING = {"LĐ-PXA": {
     "cells_per": "commune", "unit": "phòng thuộc UBND cấp xã", "supervisor": "sở quản lý",
     "divisions": [{"code": "VHXH", "name": "Phòng Văn hóa - Xã hội", "supervised_by": ["SNV"]},
                   {"code": "KT", "name": "Phòng Kinh tế", "supervised_by": ["SXD", "SNV"]}],
@@ -91,9 +91,9 @@ def city(tmp_path):
     points = methodology["max_points"]["department"]
     methodology.update(
         max_points={"department": points, "commune": points},
-        group_weights={"department": {"CC-CT": 0.4, "LĐ-PX": 0.3, "HĐ-TP": 0.3},
-                       "commune": {"CC-XA": 0.4, "LĐS-XA": 0.3, "HĐ-TP": 0.3}},
-        n_min={"CC-CT": 1, "CC-XA": 1, "LĐ-PX": 1, "LĐS-XA": 1, "HĐ-TP": 1},
+        group_weights={"department": {"CC-CT": 0.4, "LĐ-PXA": 0.3, "HĐ-TPA": 0.3},
+                       "commune": {"CC-XA": 0.4, "LĐS-XA": 0.3, "HĐ-TPA": 0.3}},
+        n_min={"CC-CT": 1, "CC-XA": 1, "LĐ-PXA": 1, "LĐS-XA": 1, "HĐ-TPA": 1},
     )
     _dump(directory / "methodology.yaml", methodology)
     return directory
@@ -143,20 +143,20 @@ def test_a_two_tier_round_runs_on_its_own_labels(app, session, runner, city, sta
         sid = re.search(r'name="submission_id" type="hidden" value="([^"]+)"', page.get_data(as_text=True)).group(1)
         sent = client.post(f"/c/{code}", data={"action": "submit", "submission_id": sid, **_answers(q)})
         assert sent.status_code == 200, sent.get_data(as_text=True)[:2000]
-    code = code_for("LĐ-PX", "PHUONGB")
+    code = code_for("LĐ-PXA", "PHUONGB")
     division_page = client.get(f"/c/{code}").get_data(as_text=True)
     assert "Phòng thuộc UBND cấp xã của Anh/Chị" in division_page and "(sở quản lý: Sở Nội vụ thành phố, Sở Xây dựng thành phố)" in division_page
     assert client.post(f"/c/{code}/phong", data={"division": "KT"}).status_code == 303
     page = client.get(f"/c/{code}").get_data(as_text=True)
     sid = re.search(r'name="submission_id" type="hidden" value="([^"]+)"', page).group(1)
-    q = rounds.questionnaire_for(session, rnd, "LĐ-PX")
+    q = rounds.questionnaire_for(session, rnd, "LĐ-PXA")
     answers = {**_answers(q, "3", "SXD-"), **_answers(q, "2", "SNV-")}
     assert client.post(f"/c/{code}", data={"action": "submit", "submission_id": sid, **answers}).status_code == 200
 
     # paper: department leaders' sheets about a commune and the council's matrix, imported
     rows = []
     for q_code, agency, extra in [("LĐS-XA", "XAAN", {}), ("LĐS-XA", "XAAN", {}),
-                                  ("HĐ-TP", "SNV", {"respondent": "d1"}), ("HĐ-TP", "XAAN", {"respondent": "d1"})]:
+                                  ("HĐ-TPA", "SNV", {"respondent": "d1"}), ("HĐ-TPA", "XAAN", {"respondent": "d1"})]:
         rows.append({"form": q_code, "agency": agency, **extra, **_answers(rounds.questionnaire_for(session, rnd, q_code), "3")})
     columns = list(dict.fromkeys(c for r in rows for c in r))
     buf = io.StringIO()
