@@ -548,7 +548,7 @@ def demo_setup(simulated):
             user = users.create_user(session, username, password, role, full_name=full_name, actor="demo")
         else:
             user.password_hash = generate_password_hash(password)
-            user.failed_logins, user.locked_until = 0, None
+            users.end_sessions(user)
         accounts[username] = user
         click.echo(f"  {username:<10} {role.value:<11} {password}")
     session.commit()

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from survey_service.services import tabular
 from survey_service.services.results import FLAG_LABELS, MIN_BREAKDOWN, RoundResults
 from survey_service.vietnamese import xlsx_format
 
@@ -196,7 +197,7 @@ def write_xlsx(results: RoundResults, path: Path) -> None:
         "Thiết lập phương pháp": (results.settings.rename(columns=SETTINGS_HEADERS), {}),
         "Nguồn gốc số liệu": (pd.DataFrame(provenance_lines(results), columns=["Thông tin", "Giá trị"]), {}),
     }
-    with pd.ExcelWriter(path, engine="xlsxwriter") as writer:
+    with pd.ExcelWriter(path, engine="xlsxwriter", engine_kwargs={"options": tabular.XLSX_OPTIONS}) as writer:
         bold = writer.book.add_format({"bold": True, "text_wrap": True, "valign": "top"})
         formats = {d: writer.book.add_format({"num_format": xlsx_format(d)}) for d in set(DECIMALS.values())}
         for name, (frame, headers) in sheets.items():
@@ -241,15 +242,16 @@ def _labelled(results: RoundResults, frame: pd.DataFrame) -> pd.DataFrame:
 
 def write_csv(results: RoundResults, path: Path) -> None:
     """The summary table; UTF-8 with BOM so Excel shows Vietnamese; the provenance in the sidecar."""
-    _labelled(results, summary_frame(results)).to_csv(path, index=False, lineterminator="\n", encoding="utf-8-sig")
+    tabular.csv_frame(_labelled(results, summary_frame(results))).to_csv(
+        path, index=False, lineterminator="\n", encoding="utf-8-sig")
     write_provenance(results, path)
 
 
 def write_answers_csv(results: RoundResults, path: str | Path) -> Path:
     """The tidy long file: one row per counted answer with its value and weight (S = Σ weight·value)."""
     path = Path(path)
-    _labelled(results, results.answers).to_csv(path, index=False, lineterminator="\n", float_format="%.17g",
-                                               encoding="utf-8-sig")
+    tabular.csv_frame(_labelled(results, results.answers)).to_csv(
+        path, index=False, lineterminator="\n", float_format="%.17g", encoding="utf-8-sig")
     write_provenance(results, path)
     return path
 

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from survey_service.models import Answer, AuditEvent, Channel, Response
 from survey_service.services import imports
+from tests.conftest import collect_from_today
 from tests.results.conftest import csv_bytes
 
 
@@ -85,6 +86,7 @@ def _number_formats(path, sheet: str, agency: str = "SNV") -> dict[str, str]:
 
 
 def test_cli_import_then_analysis_run_to_every_format(builder, runner, session, tmp_path):
+    collect_from_today(session, builder.round)  # the CLI imports with today's date
     rows = ([builder.row("CC-CT", "SNV", v) for v in "12344"] + [builder.row("LĐH-CH", "SNV", "4")]
             + [builder.row("HĐ-CT", a, "3", respondent="d1") for a in ("SNV", "STP", "TAMKY")])
     path = tmp_path / "in.csv"
@@ -143,7 +145,8 @@ def test_cli_import_then_analysis_run_to_every_format(builder, runner, session, 
     assert round(4 * (snv["weight"] * snv["value"].fillna(0)).sum(), 2) == points
 
 
-def test_cli_reports_bad_lines_and_bad_output(builder, runner, tmp_path):
+def test_cli_reports_bad_lines_and_bad_output(builder, runner, session, tmp_path):
+    collect_from_today(session, builder.round)
     path = tmp_path / "bad.csv"
     path.write_bytes(csv_bytes([builder.row("CC-CT", "SNV", "4"), builder.row("CC-CT", "SNV", "4", I01="9")]))
     result = runner.invoke(args=["responses", "import", "--round", "QNA-2023", str(path)])
