@@ -13,5 +13,6 @@ fi
 scripts/setup_env.sh
 SURVEY_DEMO=true .venv/bin/survey-service demo setup --round "$ROUND"
 echo "Serving $ROUND on http://127.0.0.1:5000 (Ctrl+C to stop)"
-exec .venv/bin/gunicorn --workers 2 --worker-class gthread --threads 8 --bind 127.0.0.1:5000 \
+# Plain HTTP on 127.0.0.1: session cookies may not be HTTPS-only here (they are by default).
+SURVEY_SESSION_COOKIE_SECURE=false exec .venv/bin/gunicorn --workers 2 --worker-class gthread --threads 8 --bind 127.0.0.1:5000 \
   --access-logfile - "survey_service:create_app()"

@@ -4,6 +4,7 @@ keyed in Chromium), and results and exports speak of its own kinds of agency."""
 from __future__ import annotations
 
 import shutil
+from collections import OrderedDict
 import subprocess
 import unicodedata
 from datetime import date, timedelta
@@ -14,7 +15,7 @@ import sqlalchemy as sa
 
 from survey_service import questionnaires as qmod
 from survey_service.models import Response, Sheet, SheetState
-from survey_service.services import imports, invitations, rounds
+from survey_service.services import imports, invitations, portal, results, rounds
 from survey_service.web.respond import local_today
 from tests.conftest import PASSWORD, QUESTIONNAIRE_DIR
 from tests.portal.test_browser import VIEWPORT, answer_by_keyboard, submit_by_keyboard
@@ -116,8 +117,11 @@ def test_province_type_is_a_tinh_or_a_thanh_pho(forms, dng, tmp_path):
 
 # --- in the service -------------------------------------------------------------------------------
 @pytest.fixture
-def dng_round(app, session):
-    """DNG-2026 loaded and open today."""
+def dng_round(app, session, monkeypatch):
+    """DNG-2026 loaded and open today, with the process caches of parsed questionnaires and results empty
+    (they are keyed by database ids, which other tests' databases reuse for other forms)."""
+    monkeypatch.setattr(portal, "_questionnaires", {})
+    monkeypatch.setattr(results, "_results_cache", OrderedDict())
     rounds.load_round(session, DNG_DIR, QUESTIONNAIRE_DIR)
     session.commit()
     rnd = rounds.get_round(session, "DNG-2026")

@@ -2,7 +2,7 @@
 agency can name the agencies of earlier rounds it continues
 
 Revision ID: 0006
-Revises: 0005
+Revises: access
 Create Date: 2026-12-01 11:00:00
 """
 import json
@@ -12,7 +12,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = "0006"
-down_revision = "0005"
+down_revision = "access"
 branch_labels = None
 depends_on = None
 

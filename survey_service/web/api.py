@@ -8,8 +8,11 @@ from __future__ import annotations
 import copy
 from datetime import datetime, timezone
 from functools import wraps
+from pathlib import Path
 
-from flask import Blueprint, abort, g, jsonify, request
+from flask import Blueprint, abort, current_app, g, jsonify, request
+
+from survey_service import questionnaires as qn
 
 from survey_service.db import get_session
 from survey_service.extensions import csrf
@@ -78,8 +81,14 @@ def api_roles(*roles: Role):
 
 @bp.route("/openapi.json")
 def openapi():
-    """The document, with the agency kinds of the rounds loaded (a round declares its own kinds)."""
+    """The document, with the agency kinds of the rounds loaded (a round declares its own kinds) and the
+    form codes of the configured questionnaires as the ``form`` enum."""
     doc = copy.deepcopy(OPENAPI)
+    codes = list(qn.load_form_codes(Path(current_app.config["QUESTIONNAIRE_DIR"]) / "forms.yaml"))
+    for path in doc["paths"].values():
+        for param in path.get("get", {}).get("parameters", []):
+            if param["name"] == "form":
+                param["schema"]["enum"] = codes
     labels: dict[str, list[str]] = {}
     for rnd in rounds.list_rounds(get_session()):
         for code, label in rnd.kind_labels.items():
