@@ -189,14 +189,35 @@ def write_csv(results: RoundResults, path: Path) -> None:
         summary_frame(results).to_csv(fh, index=False, lineterminator="\n")
 
 
-def write_answers_csv(results: RoundResults, path: str | Path) -> Path:
-    """The tidy long file: one row per counted answer with its value and weight (S = Σ weight·value)."""
+def write_answers_csv(results: RoundResults, path: str | Path, *, min_group: int | None = None) -> Path:
+    """The tidy long file: one row per counted answer with its value and weight (S = Σ weight·value).
+
+    :param min_group: leave out the answers of every group (form × agency rated) with fewer respondents,
+        saying how many in a '#' line; for those agencies the weights then no longer add up to the points.
+    """
     path = Path(path)
+    answers, left_out = results.answers, []
+    if min_group:
+        answers, left_out = small_groups_removed(answers, min_group)
     with open(path, "w", encoding="utf-8-sig", newline="") as fh:
         for label, value in provenance_lines(results):
             fh.write(f"# {label}: {value}\n")
-        results.answers.to_csv(fh, index=False, lineterminator="\n", float_format="%.17g")
+        if min_group:
+            fh.write(f"# Nhóm dưới {min_group} người trả lời (bỏ ra để giữ ẩn danh): {len(left_out)} nhóm, "
+                     f"{int(sum(n for _, n in left_out))} câu trả lời; điểm của các cơ quan đó vẫn tính cả các "
+                     "câu trả lời này\n")
+        answers.to_csv(fh, index=False, lineterminator="\n", float_format="%.17g")
     return path
+
+
+def small_groups_removed(answers: pd.DataFrame, min_group: int) -> tuple[pd.DataFrame, list[tuple[tuple, int]]]:
+    """The answers without those of groups (form × agency) of fewer than ``min_group`` respondents, and the
+    groups left out with their number of answers."""
+    keys = ["form", "agency"]
+    sizes = answers.groupby(keys, observed=True)["respondent_key"].transform("nunique")
+    small = sizes < min_group
+    left_out = answers[small].groupby(keys, observed=True).size()
+    return answers[~small], list(left_out.items())
 
 
 SAV_KINDS = {"department": 1, "district": 2, "vertical": 3}

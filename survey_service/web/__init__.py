@@ -7,7 +7,7 @@ import importlib
 from flask import Flask, abort, g
 from werkzeug.routing import IntegerConverter
 
-MODULES = ["auth", "staff", "admin", "respond", "codes", "dashboard", "api", "tokens", "results", "paper", "preview"]
+MODULES = ["auth", "staff", "admin", "respond", "codes", "dashboard", "api", "tokens", "results", "paper", "preview", "responses"]
 
 
 class IdConverter(IntegerConverter):
