@@ -2,6 +2,7 @@
 
 A leaf library: frames in, frames out; it imports nothing from the web, database or service layers.
 """
+from analysis.design import Design
 from analysis.estimation import domain_means, mean_covariance
 from analysis.ranking import rank_intervals
 from analysis.reliability import DEFAULT_MAX_HALF_WIDTH, imprecise
@@ -27,6 +28,7 @@ from analysis.weighting import poststratify, rake, trim, weight_diagnostics
 __all__ = [
     "ANSWER_COLUMNS",
     "DEFAULT_MAX_HALF_WIDTH",
+    "Design",
     "FLAG_LOW_RELIABILITY",
     "FLAG_MISSING_GROUP",
     "FLAG_NO_DATA",

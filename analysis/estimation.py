@@ -48,6 +48,7 @@ class _Design:
     psu_stratum: np.ndarray  # stratum code per PSU
     n_h: np.ndarray          # PSUs per stratum (whole design)
     c_h: np.ndarray          # (1 - f_h) n_h / (n_h - 1); 0 for single-PSU strata
+    f_h: np.ndarray          # sampling fraction of PSUs per stratum (0 without fpc)
     df: int                  # #PSU - #strata
     row_psu: bool            # every row is its own PSU
 
@@ -90,7 +91,7 @@ def _design(frame: pd.DataFrame, strata: Hashable | None, psu: Hashable | None,
     with np.errstate(divide="ignore", invalid="ignore"):
         c_h = np.where(n_h > 1, (1 - f_h) * n_h / (n_h - 1), 0.0)
     return _Design(n=n, psu=np.asarray(psu_code, dtype=np.int64), psu_stratum=np.asarray(psu_stratum),
-                   n_h=n_h, c_h=c_h, df=int(len(psu_stratum) - n_strata),
+                   n_h=n_h, c_h=c_h, f_h=f_h, df=int(len(psu_stratum) - n_strata),
                    row_psu=psu is None or len(psu_stratum) == n)
 
 

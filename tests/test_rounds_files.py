@@ -472,6 +472,10 @@ ROUND_CASES = {
         "methodology.yaml", "yaml", lambda d: d["validity"].update(min_answered_share=1.5),
         "methodology.yaml", "validity", "must be in (0, 1]",
     ),
+    "methodology: reliability threshold out of range": (
+        "methodology.yaml", "yaml", lambda d: d.update(reliability={"max_half_width": 0}), "methodology.yaml",
+        "reliability", "max_half_width must be in (0, 1]",
+    ),
     "methodology: bad margin": (
         "methodology.yaml", "yaml", lambda d: d["online_sample_size"].update(margin=0), "methodology.yaml",
         "online_sample_size", "margin must be in (0, 1)",

@@ -22,7 +22,7 @@ _METHODOLOGY_REQUIRED = {
     "coefficient_presets", "positive_options", "satisfaction_scale", "max_points", "group_weights", "n_min",
     "validity", "online_sample_size",
 }
-_METHODOLOGY_OPTIONAL = {"satisfaction_items"}
+_METHODOLOGY_OPTIONAL = {"satisfaction_items", "reliability"}
 
 
 def validate_methodology(
@@ -138,6 +138,13 @@ def validate_methodology(
     share = as_number(validity["min_answered_share"], file, "validity", "min_answered_share", label="setting")
     if not 0 < share <= 1:
         raise err("validity", f"min_answered_share must be in (0, 1], got {share}")
+
+    reliability = data.get("reliability", {})
+    check_keys(reliability, set(), {"max_half_width"}, file, "reliability", "", label="setting")
+    if "max_half_width" in reliability:
+        half = as_number(reliability["max_half_width"], file, "reliability", "max_half_width", label="setting")
+        if not 0 < half <= 1:
+            raise err("reliability", f"max_half_width must be in (0, 1], got {half}")
 
     sample = data["online_sample_size"]
     check_keys(sample, {"margin", "floor"}, set(), file, "online_sample_size", "", label="setting")

@@ -1,0 +1,594 @@
+"""A survey design object as survey statisticians know it from R's ``svydesign`` (Lumley) and svy.
+
+``Design(frame, weight=, strata=, psu=, fpc=)`` holds the weights and the sampling structure;
+``poststratify``, ``rake`` and ``trim`` return new designs whose variance knows the calibration;
+``mean``, ``total``, ``ratio`` and ``quantile`` return one row per domain with ``est, se, ci_lo, ci_hi,
+n, df`` (and ``n_eff``, ``deff`` for means); ``covariance`` and ``contrast`` compare domains;
+``jackknife`` and ``bootstrap`` turn the design into a replicate-weight design in which every
+calibration is redone in each replicate.
+
+Variance (Taylor linearisation), as R's ``svyrecvar``: the influence values of an estimate are
+first projected on the calibration, then summed within PSUs; stratum h contributes
+(1 − f_h) · n_h/(n_h − 1) · Σ_p (Z_hp − Z̄_h)².
+
+* Post-stratification (R ``postStratify``): z ← z − w · Σ_{g} (z·w₀/w) / Σ_g w₀ within each
+  post-stratum g, with w₀ the weights before and w those after.
+* Raking (R ``rake``): the same centring, margin after margin, iterated ten times (R's iterated
+  projection; it is not one joint regression on all margins), with the unweighted mean of z/w in
+  each category.
+* Domains follow R's convention: rows outside the domain stay in the design with influence 0
+  before the projection, so n_h counts every PSU of the stratum. The degrees of freedom of a domain
+  are those of R's ``degf(subset(design, domain))``: the PSUs the domain touches minus their strata.
+* A stratum with one PSU (``lonely_psu``, R's ``survey.lonely.psu``): ``"certainty"`` contributes
+  nothing (the stratum is taken as sampled with certainty); ``"adjust"`` centres its PSU at the
+  grand mean of all PSU totals instead of its own; ``"average"`` gives it the average variance of
+  the other strata; ``"fail"`` raises.
+
+Replicate weights: JK1 deletes one PSU at a time (R ``as.svrepdesign(type="JK1")``, scale
+(1 − f)(P − 1)/P); the bootstrap is Rao and Wu's rescaled bootstrap within strata (R
+``type="subbootstrap"``: n_h − 1 PSUs drawn with replacement, multiplier n_h/(n_h − 1), scale 1/(R − 1)).
+V = scale · Σ_r (θ_r − θ̄)², centred at the replicates' mean, or at the full-sample estimate with
+``mse=True``.
+"""
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy import stats
+
+from analysis import weighting
+from analysis._checks import (
+    as_column_list,
+    numeric_values,
+    require_columns,
+    require_frame,
+    require_level,
+    require_no_missing,
+    require_positive_int,
+    weight_values,
+)
+from analysis.estimation import _beta_ci, _Design, _design, _domains, _logit_ci
+
+__all__ = ["LONELY_PSU", "Design"]
+
+LONELY_PSU = ("certainty", "adjust", "average", "fail")
+#: sweeps of R's iterated projection for raked designs (fixed in ``svyrecvar``)
+RAKE_PROJECTION_SWEEPS = 10
+#: largest influence block (rows × columns) built at once when only standard errors are needed
+_BLOCK = 2**24
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One calibration: ``kind`` "post" (one post-stratification) or "rake" (several margins)."""
+
+    kind: str
+    columns: tuple            # post: the cell columns; rake: one column per margin
+    targets: tuple            # post: (totals,); rake: the margin Series, in order
+    options: tuple            # rake: (tol, max_iter, bounds)
+    codes: tuple              # per margin (one for post): category code of every row
+    sizes: tuple              # per margin: number of categories
+    before: np.ndarray        # weights before the step (post only: R's "oldweights")
+    after: np.ndarray         # weights after the step
+
+
+@dataclass(frozen=True)
+class _Replicates:
+    kind: str
+    base: np.ndarray          # n × R replicate weights before any calibration
+    weights: np.ndarray       # n × R replicate weights after the design's calibrations
+    scale: float
+    mse: bool
+    df: int
+
+
+class Design:
+    """A survey design: weights, strata, PSUs, finite population correction, calibration.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        One row per unit.
+    weight : column name, optional
+        Sampling weights (1.0 when omitted).
+    strata, psu : column name, optional
+        Strata and primary sampling units (PSU ids nested within strata); every row is a PSU and
+        there is one stratum when omitted.
+    fpc : column name, optional
+        Population number of PSUs of the row's stratum, or the sampling fraction when <= 1.
+    lonely_psu : {"certainty", "adjust", "average", "fail"}
+        Variance rule for strata with a single PSU (see the module docstring).
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"y": [1.0, 2.0, 3.0, 6.0], "h": ["a", "a", "b", "b"], "w": [2.0, 2.0, 3.0, 3.0]})
+    >>> d = Design(df, weight="w", strata="h")
+    >>> d.mean("y")[["est", "se"]].round(4).to_dict("records")
+    [{'est': 3.3, 'se': 0.922}]
+    >>> float(d.total("y")["est"].iloc[0])
+    33.0
+    """
+
+    def __init__(self, frame: pd.DataFrame, weight: Hashable | None = None, strata: Hashable | None = None,
+                 psu: Hashable | None = None, fpc: Hashable | None = None, *, lonely_psu: str = "certainty"):
+        require_frame(frame)
+        if lonely_psu not in LONELY_PSU:
+            raise ValueError(f"lonely_psu must be one of {list(LONELY_PSU)}, got {lonely_psu!r}")
+        self._frame = frame
+        self._w = weight_values(frame, weight).copy()
+        self._base_w = self._w
+        self._d: _Design = _design(frame, strata, psu, fpc)
+        self._psu_matrix = sp.csr_array((np.ones(len(frame)), (self._d.psu, np.arange(len(frame)))),
+                                        shape=(self._d.psu_stratum.size, len(frame)))
+        self._steps: tuple[_Step, ...] = ()
+        self._rep: _Replicates | None = None
+        self.lonely_psu = lonely_psu
+
+    # ----------------------------------------------------------------------------------------------
+    # the design itself
+    # ----------------------------------------------------------------------------------------------
+    @property
+    def weights(self) -> pd.Series:
+        """The current (calibrated) weights, aligned to the frame."""
+        return pd.Series(self._w, index=self._frame.index, name="weight")
+
+    @property
+    def df(self) -> int:
+        """Degrees of freedom of the whole design: #PSU − #strata (replicates: rank − 1)."""
+        return self._rep.df if self._rep is not None else self._domain_df(np.ones(len(self._frame), bool))
+
+    def _derive(self, **changes) -> Design:
+        new = object.__new__(Design)
+        new.__dict__.update(self.__dict__)
+        for key, value in changes.items():
+            setattr(new, key, value)
+        return new
+
+    def with_lonely_psu(self, lonely_psu: str) -> Design:
+        """The same design with another single-PSU rule."""
+        if lonely_psu not in LONELY_PSU:
+            raise ValueError(f"lonely_psu must be one of {list(LONELY_PSU)}, got {lonely_psu!r}")
+        return self._derive(lonely_psu=lonely_psu)
+
+    # ----------------------------------------------------------------------------------------------
+    # calibration
+    # ----------------------------------------------------------------------------------------------
+    def poststratify(self, cells: Hashable | Sequence[Hashable], totals: pd.Series) -> Design:
+        """Post-stratify to population *totals* per cell (R ``postStratify``); calibration-aware SEs.
+
+        *totals* is indexed by the cell (a MultiIndex for several columns), as for
+        :func:`analysis.poststratify`.
+        """
+        cols = tuple(as_column_list(cells, "cells"))
+        step = self._post_step(cols, totals, self._w)
+        return self._with_step(step)
+
+    def rake(self, margins: Mapping[Hashable, pd.Series], *, tol: float = 1e-8, max_iter: int = 1000,
+             bounds: tuple[float, float] | None = None) -> Design:
+        """Rake to population *margins* (IPF, as :func:`analysis.rake`); R ``rake``'s variance."""
+        if not isinstance(margins, Mapping) or not margins:
+            raise TypeError("margins must be a non-empty dict: column name -> Series of population totals")
+        step = self._rake_step(tuple(margins), tuple(margins.values()), (tol, max_iter, bounds), self._w)
+        return self._with_step(step)
+
+    def trim(self, *, upper: float | None = None, lower: float | None = None, strict: bool = True) -> Design:
+        """Trim the weights (as :func:`analysis.trim`) and redo the design's calibrations on the trimmed
+        weights, so that every calibration total still holds and the variance stays consistent."""
+        trimmed = weighting.trim(pd.Series(self._w), upper=upper, lower=lower, strict=strict).to_numpy()
+        new = self._derive(_w=trimmed, _base_w=trimmed, _steps=())
+        for step in self._steps:
+            new = new._with_step(new._replay(step, new._w))
+        if self._rep is not None:
+            clipped = np.column_stack([weighting.trim(pd.Series(self._rep.weights[:, r]), upper=upper, lower=lower,
+                                                      strict=strict).to_numpy()
+                                       for r in range(self._rep.weights.shape[1])])
+            rep = replace(self._rep, base=clipped, weights=clipped)
+            new = new._derive(_rep=rep)
+            new = new._derive(_rep=replace(rep, weights=new._calibrate_replicates(clipped, self._steps)))
+        return new
+
+    def _with_step(self, step: _Step) -> Design:
+        new = self._derive(_w=step.after, _steps=(*self._steps, step))
+        if self._rep is not None:
+            new = new._derive(_rep=replace(self._rep, weights=self._calibrate_replicates(self._rep.weights, (step,))))
+        return new
+
+    def _replay(self, step: _Step, w: np.ndarray) -> _Step:
+        if step.kind == "post":
+            return self._post_step(step.columns, step.targets[0], w)
+        return self._rake_step(step.columns, step.targets, step.options, w)
+
+    def _calibrate_replicates(self, weights: np.ndarray, steps: Sequence[_Step]) -> np.ndarray:
+        out = weights.copy()
+        for r in range(out.shape[1]):
+            for step in steps:
+                out[:, r] = self._replay(step, out[:, r]).after
+        return out
+
+    def _post_step(self, cols: tuple, totals: pd.Series, w: np.ndarray) -> _Step:
+        if not cols:
+            raise ValueError("cells must name at least one column")
+        frame = self._frame[list(cols)].assign(__w=w)
+        after = weighting.poststratify(frame, list(cols), totals, "__w").to_numpy()
+        codes, size = _cell_codes(self._frame, list(cols))
+        return _Step("post", cols, (totals,), (), (codes,), (size,), w, after)
+
+    def _rake_step(self, cols: tuple, targets: tuple, options: tuple, w: np.ndarray) -> _Step:
+        tol, max_iter, bounds = options
+        frame = self._frame[list(cols)].assign(__w=w)
+        after = weighting.rake(frame, dict(zip(cols, targets)), "__w", tol=tol, max_iter=max_iter,
+                               bounds=bounds).to_numpy()
+        coded = [_cell_codes(self._frame, [c]) for c in cols]
+        return _Step("rake", cols, targets, options, tuple(c for c, _ in coded), tuple(s for _, s in coded),
+                     w, after)
+
+    def _project(self, x: np.ndarray) -> np.ndarray:
+        """Influence values (n × J) after the calibrations' projections (R ``svyrecvar``)."""
+        for step in self._steps:
+            if step.kind == "post":
+                x = _center(x, step.codes[0], step.sizes[0], step.after, step.before)
+            else:
+                for _ in range(RAKE_PROJECTION_SWEEPS):
+                    for codes, size in zip(step.codes, step.sizes):
+                        x = _center(x, codes, size, step.after, None)
+        return x
+
+    # ----------------------------------------------------------------------------------------------
+    # replicate weights
+    # ----------------------------------------------------------------------------------------------
+    def jackknife(self, *, mse: bool = False) -> Design:
+        """Delete-one-PSU jackknife (JK1) replicate weights; calibrations are redone in each replicate."""
+        d = self._d
+        n_psu = d.psu_stratum.size
+        if n_psu < 2:
+            raise ValueError("the jackknife needs at least two PSUs")
+        f = np.unique(d.f_h)
+        if f.size > 1:
+            raise ValueError("JK1 needs one sampling fraction for the whole design (use bootstrap for strata)")
+        mult = np.full((n_psu, n_psu), n_psu / (n_psu - 1))
+        np.fill_diagonal(mult, 0.0)
+        scale = (1 - f[0]) * (n_psu - 1) / n_psu
+        return self._with_replicates("jk1", mult, scale, mse, n_psu - 1)
+
+    def bootstrap(self, replicates: int = 50, *, seed: int = 0, mse: bool = False) -> Design:
+        """Rao–Wu rescaled bootstrap within strata (seeded); calibrations are redone in each replicate."""
+        replicates = require_positive_int(replicates, "replicates")
+        if replicates < 2:
+            raise ValueError("the bootstrap needs at least two replicates")
+        d = self._d
+        if np.any(d.n_h < 2):
+            raise ValueError("the bootstrap needs at least two PSUs in every stratum")
+        rng = np.random.default_rng(seed)
+        mult = np.zeros((d.psu_stratum.size, replicates))
+        for h in range(d.n_h.size):
+            members = np.flatnonzero(d.psu_stratum == h)
+            n_h = members.size
+            for r in range(replicates):
+                drawn = rng.choice(members, size=n_h - 1, replace=True)
+                mult[:, r] += np.bincount(drawn, minlength=mult.shape[0]) * n_h / (n_h - 1)
+        return self._with_replicates("bootstrap", mult, 1 / (replicates - 1), mse, None)
+
+    def _with_replicates(self, kind: str, psu_mult: np.ndarray, scale: float, mse: bool, df: int | None) -> Design:
+        base = self._base_w[:, None] * psu_mult[self._d.psu]
+        weights = self._calibrate_replicates(base, self._steps)
+        if df is None:
+            df = int(np.linalg.matrix_rank(psu_mult)) - 1
+        return self._derive(_rep=_Replicates(kind, base, weights, float(scale), bool(mse), int(df)))
+
+    # ----------------------------------------------------------------------------------------------
+    # estimates
+    # ----------------------------------------------------------------------------------------------
+    def mean(self, values, by=None, *, proportion: bool = False, level: float = 0.95, df: str = "domain",
+             deff: str = "wor") -> pd.DataFrame:
+        """Hájek means per domain (R ``svymean``/``svyby``; ``proportion=True``: ``svyciprop`` logit CI)."""
+        return self._estimate("mean", values, None, by, level, df, proportion=proportion, deff=deff)
+
+    def total(self, values, by=None, *, level: float = 0.95, df: str = "domain", deff: str = "wor") -> pd.DataFrame:
+        """Horvitz–Thompson totals per domain (R ``svytotal``)."""
+        return self._estimate("total", values, None, by, level, df, deff=deff)
+
+    def ratio(self, numerator, denominator, by=None, *, level: float = 0.95, df: str = "domain") -> pd.DataFrame:
+        """Ratios of totals Σwy / Σwx per domain (R ``svyratio``); one row per numerator column."""
+        den = as_column_list(denominator, "denominator")
+        if len(den) != 1:
+            raise ValueError("ratio takes one denominator column")
+        return self._estimate("ratio", numerator, den[0], by, level, df)
+
+    def quantile(self, values, q: float | Sequence[float], by=None, *, level: float = 0.95,
+                 df: str = "domain") -> pd.DataFrame:
+        """Quantiles per domain (R ``svyquantile``: qrule "math", Woodruff interval "mean").
+
+        The estimate is the smallest value whose weighted share at or below it is at least q. The
+        interval inverts the confidence interval of the estimated share F̂(q̂) (calibration-aware);
+        ``se`` = interval width / (2 · t).
+        """
+        qs = [q] if np.isscalar(q) else list(q)
+        if not qs or any(not (isinstance(p, (int, float)) and 0 < p < 1) for p in qs):
+            raise ValueError(f"q must be numbers strictly between 0 and 1, got {q!r}")
+        level = require_level(level)
+        vcols, bcols, ymat, dom, labels = self._inputs(values, by)
+        rows = []
+        for k, col in enumerate(vcols):
+            y = ymat[k]
+            for p in qs:
+                qhat = np.array([_qrule(y, self._w * (dom == d), p) for d in range(len(labels))])
+                below = np.where(np.isnan(y), np.nan, (y <= qhat[np.maximum(dom, 0)]).astype(float))
+                fr = self._frame_for(below, dom)
+                share = self._estimate("mean", "__v", None, "__dom", level, df, frame=fr)
+                lo_p, hi_p = (share["est"] - share["_tq"] * share["se"]).to_numpy(), \
+                    (share["est"] + share["_tq"] * share["se"]).to_numpy()
+                lo = np.array([np.nan if not lo_p[d] >= 0 else _qrule(y, self._w * (dom == d), lo_p[d])
+                               for d in range(len(labels))])
+                hi = np.array([np.nan if not hi_p[d] <= 1 else _qrule(y, self._w * (dom == d), hi_p[d])
+                               for d in range(len(labels))])
+                tq = share["_tq"].to_numpy()
+                out = labels.copy()
+                out["variable"], out["q"] = col, p
+                out["est"], out["se"] = qhat, (hi - lo) / (2 * tq)
+                out["ci_lo"], out["ci_hi"] = lo, hi
+                out["n"], out["df"] = share["n"].to_numpy(), share["df"].to_numpy()
+                rows.append(out)
+        return pd.concat(rows, ignore_index=True)
+
+    def covariance(self, values, by, *, kind: str = "mean", denominator: Hashable | None = None) -> pd.DataFrame:
+        """Covariance matrix of the domain estimates of one value column (``kind`` mean, total or ratio)."""
+        vcols = as_column_list(values, "values")
+        if len(vcols) != 1:
+            raise ValueError("covariance takes one value column")
+        if kind not in ("mean", "total", "ratio"):
+            raise ValueError(f"kind must be 'mean', 'total' or 'ratio', got {kind!r}")
+        if (kind == "ratio") != (denominator is not None):
+            raise ValueError("a ratio needs a denominator column, and only a ratio takes one")
+        _, _, ymat, dom, labels = self._inputs(vcols, by)
+        xden = self._column(denominator) if denominator is not None else None
+        est, _, _, x = _influence(kind, ymat[0], xden, self._w, dom, len(labels))
+        cov = self._cov(x, full=True) if self._rep is None else self._rep_cov(kind, ymat[0], xden, dom,
+                                                                              len(labels), est)
+        cov[np.isnan(est), :] = np.nan
+        cov[:, np.isnan(est)] = np.nan
+        index = pd.MultiIndex.from_frame(labels) if labels.shape[1] > 1 else pd.Index(labels.iloc[:, 0])
+        return pd.DataFrame(cov, index=index, columns=index)
+
+    def contrast(self, values, by, coefficients: Mapping, *, kind: str = "mean", denominator: Hashable | None = None,
+                 level: float = 0.95) -> pd.DataFrame:
+        """A linear combination Σ c_d θ_d of domain estimates with its SE from the covariance.
+
+        *coefficients* maps domain labels (tuples for several *by* columns) to coefficients, e.g.
+        ``{"SNV": 1, "STP": -1}`` for the difference of two agencies, or ``{("2024", "SNV"): 1,
+        ("2023", "SNV"): -1}`` for one agency in two rounds of a pooled frame. The interval uses t with
+        the design's degrees of freedom.
+        """
+        level = require_level(level)
+        cov = self.covariance(values, by, kind=kind, denominator=denominator)
+        table = self._estimate(kind, values, denominator, by, level, "design")
+        keys = list(cov.index)
+        unknown = [k for k in coefficients if k not in keys]
+        if unknown:
+            raise ValueError(f"coefficients name domains that are not in the data: {unknown}")
+        c = np.array([float(coefficients.get(k, 0.0)) for k in keys])
+        est = float(c @ table["est"].to_numpy())
+        var = float(c @ np.nan_to_num(cov.to_numpy()) @ c)
+        se = np.sqrt(max(var, 0.0))
+        tq = _t_quantile(level, self.df)
+        return pd.DataFrame({"est": [est], "se": [se], "ci_lo": [est - tq * se], "ci_hi": [est + tq * se],
+                             "df": [self.df]})
+
+    # ----------------------------------------------------------------------------------------------
+    # machinery
+    # ----------------------------------------------------------------------------------------------
+    def _column(self, col: Hashable) -> np.ndarray:
+        require_columns(self._frame, [col])
+        return numeric_values(self._frame[col], str(col))
+
+    def _inputs(self, values, by, frame: pd.DataFrame | None = None):
+        frame = self._frame if frame is None else frame
+        vcols = as_column_list(values, "values")
+        if not vcols:
+            raise ValueError("values must name at least one column")
+        bcols = as_column_list(by, "by")
+        require_columns(frame, vcols + bcols)
+        ymat = np.vstack([numeric_values(frame[c], str(c)) for c in vcols])
+        if np.any(np.isinf(ymat)):
+            raise ValueError("value columns must not hold infinite values")
+        dom, labels = _domains(frame, bcols)
+        return vcols, bcols, ymat, dom, labels
+
+    def _frame_for(self, values: np.ndarray, dom: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame({"__v": values, "__dom": np.where(dom >= 0, dom, -1)}).replace({"__dom": {-1: np.nan}})
+
+    def _estimate(self, kind, values, denominator, by, level, df_rule, *, proportion=False, deff="wor",
+                  frame=None):
+        level = require_level(level)
+        if deff not in ("wor", "replace"):
+            raise ValueError(f"deff must be 'wor' or 'replace', got {deff!r}")
+        if df_rule not in ("domain", "design"):
+            raise ValueError(f"df must be 'domain' or 'design', got {df_rule!r}")
+        vcols, bcols, ymat, dom, labels = self._inputs(values, by, frame)
+        if proportion:
+            ok = np.isnan(ymat) | (ymat == 0) | (ymat == 1)
+            if not ok.all():
+                raise ValueError("proportion=True needs value columns holding only 0, 1 or missing")
+        xden = self._column(denominator) if denominator is not None else None
+        n_dom = len(labels)
+        in_dom = [(dom == d) & (self._w > 0) for d in range(n_dom)]
+        dfs = np.array([self._domain_df(m) if df_rule == "domain" and self._rep is None else self.df
+                        for m in in_dom])
+        tq = np.array([_t_quantile(level, v) for v in dfs])
+        parts = []
+        for k, col in enumerate(vcols):
+            y = ymat[k]
+            est, n, extra, x = _influence(kind, y, xden, self._w, dom, n_dom)
+            var = self._var(x) if self._rep is None else np.diag(self._rep_cov(kind, y, xden, dom, n_dom, est))
+            se = np.where(np.isnan(est), np.nan, np.sqrt(np.maximum(var, 0.0)))
+            out = labels.copy()
+            out["variable"] = col
+            out["est"], out["se"] = est, se
+            if proportion:
+                lo, hi = _logit_ci(est, se, tq)
+                edge = (est == 0) | (est == 1)
+                if np.any(edge):
+                    blo, bhi = _beta_ci(est, se, n, int(np.min(dfs)), 1 - level)
+                    lo, hi = np.where(edge, blo, lo), np.where(edge, bhi, hi)
+            else:
+                lo, hi = est - tq * se, est + tq * se
+            out["ci_lo"], out["ci_hi"] = lo, hi
+            out["n"] = n.astype(np.int64)
+            out["df"] = dfs
+            if extra is not None:
+                # R's deff: V / V_srs, V_srs = s²/n (1 − n/N̂) for a mean (× N̂² for a total)
+                wsum, wsq, rss = extra
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    out["n_eff"] = np.where(wsq > 0, wsum**2 / np.where(wsq > 0, wsq, 1.0), np.nan)
+                    v_srs = rss / wsum * n / (n - 1) / n
+                    if deff == "wor":
+                        v_srs = v_srs * (1 - n / wsum)
+                    if kind == "total":
+                        v_srs = v_srs * wsum**2
+                    out["deff"] = var / v_srs
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out["cv"] = np.where(est != 0, se / np.abs(est), np.nan)
+            out["_tq"] = tq
+            parts.append(out)
+        result = pd.concat(parts, ignore_index=True)
+        return result if frame is not None else result.drop(columns="_tq")
+
+    def _domain_df(self, rows: np.ndarray) -> int:
+        """R's degf of the domain: distinct PSUs with positive weight − their strata."""
+        psus = np.unique(self._d.psu[rows & (self._w > 0)])
+        return int(psus.size - np.unique(self._d.psu_stratum[psus]).size)
+
+    def _var(self, x: np.ndarray) -> np.ndarray:
+        """Diagonal of the linearised covariance of the columns of *x* (n × J), in column blocks."""
+        step = max(1, _BLOCK // max(x.shape[0], 1))
+        if not x.shape[1]:
+            return np.zeros(0)
+        return np.concatenate([self._cov(x[:, a:a + step], full=False) for a in range(0, x.shape[1], step)])
+
+    def _cov(self, x: np.ndarray, *, full: bool) -> np.ndarray:
+        """Linearised covariance (J × J, or its diagonal when not *full*) of influence columns *x*."""
+        d = self._d
+        x = self._project(np.array(x, dtype=np.float64))
+        z = self._psu_matrix @ x                               # P × J PSU totals
+        n_str = d.n_h.size
+        h = d.psu_stratum
+        sums = np.zeros((n_str, z.shape[1]))
+        np.add.at(sums, h, z)
+        center = sums / d.n_h[:, None]
+        lonely = d.n_h == 1
+        if np.any(lonely):
+            if self.lonely_psu == "fail":
+                raise ValueError(f"{int(lonely.sum())} stratum(s) have a single PSU (lonely_psu='fail')")
+            if self.lonely_psu == "adjust":
+                center[lonely] = z.sum(axis=0) / z.shape[0]
+        zc = z - center[h]
+        f = 1 - d.f_h
+        scale_h = np.where(d.n_h > 1, f * d.n_h / np.maximum(d.n_h - 1, 1), f)
+        scale_h = np.where(f < 1e-7, 0.0, scale_h)
+        if self.lonely_psu == "average":
+            scale_h = np.where(lonely, 0.0, scale_h)
+        s = scale_h[h]
+        v = (zc.T * s) @ zc if full else np.einsum("pj,pj,p->j", zc, zc, s)
+        if self.lonely_psu == "average" and np.any(lonely) and not np.all(lonely):
+            v = v * n_str / (n_str - lonely.sum())
+        return v
+
+    def _rep_cov(self, kind, y, xden, dom, n_dom, est) -> np.ndarray:
+        rep = self._rep
+        thetas = np.column_stack([_influence(kind, y, xden, rep.weights[:, r], dom, n_dom, estimate_only=True)
+                                  for r in range(rep.weights.shape[1])])          # D × R
+        center = est[:, None] if rep.mse else np.nanmean(thetas, axis=1, keepdims=True)
+        dev = thetas - center
+        return rep.scale * (dev @ dev.T)
+
+
+def _cell_codes(frame: pd.DataFrame, cols: list) -> tuple[np.ndarray, int]:
+    require_columns(frame, cols)
+    require_no_missing(frame, cols, "calibration")
+    keys = frame[cols[0]] if len(cols) == 1 else pd.MultiIndex.from_frame(frame[cols])
+    codes, uniq = pd.factorize(keys)
+    return np.asarray(codes, dtype=np.int64), len(uniq)
+
+
+def _center(x: np.ndarray, codes: np.ndarray, size: int, w: np.ndarray, oldw: np.ndarray | None) -> np.ndarray:
+    """x − w · mean(x/w within category): weighted by *oldw* (post-stratification) or unweighted (raking)."""
+    psw = w.copy()
+    if oldw is not None:
+        psw[(psw == 0) & (oldw == 0)] = 1.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(psw[:, None] > 0, x / psw[:, None], 0.0)
+    m = sp.csr_array((np.ones(codes.size), (codes, np.arange(codes.size))), shape=(size, codes.size))
+    if oldw is None:
+        means = (m @ ratio) / np.bincount(codes, minlength=size)[:, None]
+    else:
+        means = (m @ (ratio * oldw[:, None])) / np.bincount(codes, weights=oldw, minlength=size)[:, None]
+    return x - psw[:, None] * np.nan_to_num(means)[codes]
+
+
+def _influence(kind, y, xden, w, dom, n_dom, *, estimate_only=False):
+    """Estimates per domain and, unless *estimate_only*, the n × D influence matrix.
+
+    Rows with a missing value (or denominator) carry no weight, like R's ``na.rm=TRUE``.
+    """
+    valid = ~np.isnan(y) if xden is None else ~np.isnan(y) & ~np.isnan(xden)
+    in_dom = dom >= 0
+    wm = np.where(valid & in_dom, w, 0.0)
+    y0 = np.where(valid, y, 0.0)
+    dcode = np.where(in_dom, dom, 0)
+    s_w = np.bincount(dcode, weights=wm, minlength=n_dom)
+    s_wy = np.bincount(dcode, weights=wm * y0, minlength=n_dom)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if kind == "mean":
+            est = np.where(s_w > 0, s_wy / np.where(s_w > 0, s_w, 1.0), np.nan)
+        elif kind == "total":
+            est = s_wy
+        else:
+            x0 = np.where(valid, xden, 0.0)
+            s_wx = np.bincount(dcode, weights=wm * x0, minlength=n_dom)
+            est = np.where(s_wx != 0, s_wy / np.where(s_wx != 0, s_wx, 1.0), np.nan)
+    if estimate_only:
+        return est
+    n = np.bincount(dcode, weights=(valid & in_dom).astype(float), minlength=n_dom)
+    rows = np.flatnonzero(in_dom)
+    cols = dom[rows]
+    e = np.nan_to_num(est)[cols]
+    if kind == "mean":
+        vals = wm[rows] * (y0[rows] - e) / np.where(s_w > 0, s_w, 1.0)[cols]
+    elif kind == "total":
+        vals = wm[rows] * y0[rows]
+    else:
+        vals = wm[rows] * (y0[rows] - e * x0[rows]) / np.where(s_wx != 0, s_wx, 1.0)[cols]
+    x = np.zeros((y.size, n_dom))
+    x[rows, cols] = vals
+    extra = None
+    if kind in ("mean", "total"):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ybar = np.nan_to_num(s_wy / s_w)
+        wsq = np.bincount(dcode, weights=wm * wm, minlength=n_dom)
+        rss = np.bincount(dcode, weights=wm * (y0 - ybar[dcode]) ** 2, minlength=n_dom)
+        extra = (s_w, wsq, rss)
+    return est, n, extra, x
+
+
+def _qrule(y: np.ndarray, w: np.ndarray, p: float) -> float:
+    """R's qrule "math" (Hyndman–Fan 1): the smallest y whose cumulative weight share is >= p."""
+    keep = ~np.isnan(y) & (w > 0)
+    if not keep.any():
+        return np.nan
+    yk, wk = y[keep], w[keep]
+    order = np.argsort(yk, kind="stable")
+    yk, cum = yk[order], np.cumsum(wk[order])
+    below = np.flatnonzero(cum <= p * cum[-1])
+    pos = below[-1] if below.size else 0
+    if below.size and p - cum[pos] / cum[-1] <= 0:
+        return float(yk[pos])
+    return float(yk[min(pos + 1, yk.size - 1)]) if below.size else float(yk[0])
+
+
+def _t_quantile(level: float, df: float) -> float:
+    if df == np.inf:
+        return float(stats.norm.ppf(0.5 + level / 2))
+    return float(stats.t.ppf(0.5 + level / 2, df)) if df >= 1 else np.nan

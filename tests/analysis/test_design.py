@@ -1,0 +1,206 @@
+"""The Design object against R ``survey``'s printed results, and its properties.
+
+Expected values are typed from the R package's own saved test output (the ``cran/survey`` repository):
+``tests/testoutput/api.Rout.saved`` (``example(api)`` run twice, with ``survey.replicates.mse`` TRUE
+then FALSE), ``tests/deff.Rout.save`` (``kigyo``), ``tests/lonely.psu.Rout.save`` and
+``tests/testoutput/quantile-new.Rout.save``. R prints 5 significant digits, so each value is checked
+to half a unit of its last printed digit, with a relative slack of 2e-6: api.Rout.saved is a 2014 run, and
+two of its post-stratified SEs sit that close to a half-way point (23.921 and 26.934, where this code and
+svy give 23.920486 and 26.934535).
+"""
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose
+
+from analysis import Design, rake
+
+POP_TYPES = pd.Series({"E": 4421.0, "H": 755.0, "M": 1018.0})   # xtabs(~stype, apipop)
+POP_SCHWIDE = pd.Series({"No": 1072.0, "Yes": 5122.0})
+
+
+def printed(value, expected, digits):
+    """*value* rounds to R's printed *expected* (given with *digits* decimals)."""
+    assert abs(value - expected) <= 0.5 * 10.0**-digits + 2e-6 * abs(expected), (value, expected)
+
+
+@pytest.fixture
+def dstrat(apistrat):
+    return Design(apistrat, weight="pw", strata="stype", fpc="fpc")
+
+
+@pytest.fixture
+def dclus1(apiclus1):
+    return Design(apiclus1, weight="pw", psu="dnum", fpc="fpc")
+
+
+def test_totals_and_means_of_example_api(dstrat, dclus1):
+    # api.Rout.saved: svymean(~api00, dstrat) 662.29 (9.4089); svytotal(~enroll, dstrat) 3687178 (114642)
+    m, t = dstrat.mean("api00").iloc[0], dstrat.total("enroll").iloc[0]
+    printed(m["est"], 662.29, 2), printed(m["se"], 9.4089, 4)
+    printed(t["est"], 3687178, 0), printed(t["se"], 114642, 0)
+    # dclus1: svytotal(~enroll) 3404940 (932235)
+    t = dclus1.total("enroll").iloc[0]
+    printed(t["est"], 3404940, 0), printed(t["se"], 932235, 0)
+
+
+def test_poststratified_cluster_design_matches_r(dclus1):
+    # dclus1p <- postStratify(dclus1, ~stype, pop.types): svymean 642.31 (23.921); svytotal 3680893 (406293)
+    d = dclus1.poststratify("stype", POP_TYPES)
+    m, t = d.mean("api00").iloc[0], d.total("enroll").iloc[0]
+    printed(m["est"], 642.31, 2), printed(m["se"], 23.921, 3)
+    printed(t["est"], 3680893, 0), printed(t["se"], 406293, 0)
+    assert_allclose(d.weights.groupby(d._frame["stype"]).sum(), POP_TYPES, rtol=1e-12)
+
+
+@pytest.mark.parametrize("mse, mean_se, post_mean_se, post_total_se", [
+    (True, 26.335, 26.936, 473434),    # options(survey.replicates.mse=TRUE)
+    (False, 26.329, 26.934, 473431),   # options(survey.replicates.mse=FALSE)
+])
+def test_jackknife_with_calibration_redone_per_replicate(dclus1, mse, mean_se, post_mean_se, post_total_se):
+    # rclus1 <- as.svrepdesign(dclus1); rclus1p <- postStratify(rclus1, ~stype, pop.types)
+    r = dclus1.jackknife(mse=mse)
+    printed(r.mean("api00").iloc[0]["se"], mean_se, 3)
+    printed(r.total("enroll").iloc[0]["se"], 932235, 0)
+    rp = r.poststratify("stype", POP_TYPES)
+    printed(rp.mean("api00").iloc[0]["est"], 642.31, 2)
+    printed(rp.mean("api00").iloc[0]["se"], post_mean_se, 3)
+    printed(rp.total("enroll").iloc[0]["se"], post_total_se, 0)
+    assert r.df == 14
+    # the same replicates whether the calibration comes before or after building them
+    pr = dclus1.poststratify("stype", POP_TYPES).jackknife(mse=mse)
+    assert_allclose(pr.mean("api00")["se"], rp.mean("api00")["se"], rtol=1e-12)
+
+
+def test_kigyo_totals_and_design_effects():
+    # tests/deff.Rout.save
+    kigyo = pd.DataFrame({"uriage": [15, 143, 21, 51, 337, 50, 274, 145, 15, 86.0],
+                          "srs_w": [100.0] * 10, "pps_w": [20, 200, 11, 25, 550, 30, 250, 100, 10, 55.0]})
+    srs = Design(kigyo, weight="srs_w")
+    m, t = srs.mean("uriage").iloc[0], srs.total("uriage").iloc[0]
+    printed(m["est"], 113.700, 3), printed(m["se"], 35.626, 3), printed(m["deff"], 1.0101, 4)
+    printed(t["est"], 113700, 0), printed(t["se"], 35626, 0), printed(t["deff"], 1.0101, 4)
+    pps = Design(kigyo, weight="pps_w")
+    m = pps.mean("uriage", deff="replace").iloc[0]
+    t = pps.total("uriage", deff="replace").iloc[0]
+    printed(m["est"], 243.914, 3), printed(m["se"], 48.752, 3), printed(m["deff"], 1.9741, 4)
+    printed(t["est"], 305136, 0), printed(t["se"], 184965, 0), printed(t["deff"], 18.157, 3)
+
+
+@pytest.mark.parametrize("rule, se", [("certainty", 5.8058), ("adjust", 5.8281), ("average", 6.0096)])
+def test_lonely_psu_rules(apiclus1, rule, se):
+    # tests/lonely.psu.Rout.save: svydesign(id=~1, weights=~pw, strata=~dnum, data=apiclus1); stratum 413
+    # has one school
+    d = Design(apiclus1, weight="pw", strata="dnum", lonely_psu=rule)
+    printed(d.mean("api00").iloc[0]["se"], se, 4)
+
+
+def test_lonely_psu_fail_and_unknown_rule(apiclus1):
+    with pytest.raises(ValueError, match="single PSU"):
+        Design(apiclus1, weight="pw", strata="dnum", lonely_psu="fail").mean("api00")
+    with pytest.raises(ValueError, match="lonely_psu"):
+        Design(apiclus1, weight="pw", strata="dnum", lonely_psu="drop")
+
+
+def test_quantiles_by_the_math_rule(dstrat):
+    # quantile-new.Rout.save: svyquantile(~api00 + api99, c(.25, .75)) on apistrat: 565, 756 and 526, 728
+    q = dstrat.quantile(["api00", "api99"], [0.25, 0.75]).set_index(["variable", "q"])["est"]
+    assert q.to_dict() == {("api00", 0.25): 565, ("api00", 0.75): 756, ("api99", 0.25): 526, ("api99", 0.75): 728}
+    one = dstrat.quantile("api00", 0.5)
+    assert one.loc[0, "ci_lo"] < one.loc[0, "est"] < one.loc[0, "ci_hi"] and one.loc[0, "se"] > 0
+
+
+def test_quantile_interval_inverts_the_share_interval(dstrat, apistrat):
+    # Woodruff: the interval's ends are the quantiles of the ends of the interval of F(q̂)
+    q = dstrat.quantile("api00", 0.5).iloc[0]
+    below = apistrat.assign(b=(apistrat["api00"] <= q["est"]).astype(float))
+    share = Design(below, weight="pw", strata="stype", fpc="fpc").mean("b").iloc[0]
+    lo_q = Design(apistrat, weight="pw", strata="stype", fpc="fpc").quantile("api00", share["ci_lo"]).iloc[0]["est"]
+    assert q["ci_lo"] == lo_q
+
+
+def test_ratio_equals_domain_mean_and_its_linearisation(dclus1, apiclus1):
+    # svyby(~y, ~dom, svymean) == svyratio(~I(y * dom), ~dom) (R tests/domain.R)
+    frame = apiclus1.assign(dom=(apiclus1["stype"] == "E").astype(float))
+    frame["y_dom"] = frame["api00"] * frame["dom"]
+    d = Design(frame, weight="pw", psu="dnum", fpc="fpc")
+    ratio = d.ratio("y_dom", "dom").iloc[0]
+    mean = d.mean("api00", by="stype").set_index("stype").loc["E"]
+    assert_allclose([ratio["est"], ratio["se"]], [mean["est"], mean["se"]], rtol=1e-12)
+
+
+def test_domain_degrees_of_freedom_count_the_psus_the_domain_touches(apistrat):
+    d = Design(apistrat, weight="pw", strata="stype", psu="dnum")
+    by = d.mean("api00", by="stype").set_index("stype")
+    for stype, rows in apistrat.groupby("stype"):
+        assert by.loc[stype, "df"] == rows["dnum"].nunique() - 1
+    assert d.df == apistrat.groupby("stype")["dnum"].nunique().sum() - 3
+    whole = d.mean("api00", df="design")
+    assert whole.loc[0, "df"] == d.df
+
+
+def test_contrast_of_two_domains_uses_the_covariance(apiclus1):
+    d = Design(apiclus1, weight="pw", psu="dnum", fpc="fpc")
+    by = d.mean("api00", by="stype").set_index("stype")
+    cov = d.covariance("api00", "stype")
+    diff = d.contrast("api00", "stype", {"E": 1, "H": -1}).iloc[0]
+    assert_allclose(diff["est"], by.loc["E", "est"] - by.loc["H", "est"])
+    var = cov.loc["E", "E"] + cov.loc["H", "H"] - 2 * cov.loc["E", "H"]
+    assert_allclose(diff["se"] ** 2, var, rtol=1e-12)
+    assert cov.loc["E", "H"] != 0  # schools of one district share a PSU
+    assert_allclose(np.sqrt(np.diag(cov)), by["se"], rtol=1e-12)
+    with pytest.raises(ValueError, match="not in the data"):
+        d.contrast("api00", "stype", {"X": 1})
+
+
+def test_poststratifying_on_the_strata_to_their_own_totals_changes_nothing(apistrat):
+    # weights equal within strata, post-strata = strata, totals = the strata's own weight sums
+    d = Design(apistrat, weight="pw", strata="stype", fpc="fpc")
+    own = apistrat.groupby("stype")["pw"].sum()
+    p = d.poststratify("stype", own)
+    assert_allclose(p.weights, d.weights, rtol=1e-12)
+    for col in ("est", "se"):
+        assert_allclose(p.mean("api00")[col], d.mean("api00")[col], rtol=1e-10)
+        assert_allclose(p.total("enroll")[col], d.total("enroll")[col], rtol=1e-10)
+
+
+def test_raking_to_the_samples_own_margins_leaves_the_weights(apiclus1):
+    margins = {c: apiclus1.groupby(c)["pw"].sum() for c in ("stype", "sch.wide")}
+    d = Design(apiclus1, weight="pw", psu="dnum", fpc="fpc").rake(margins)
+    assert_allclose(d.weights, apiclus1["pw"], rtol=1e-10)
+
+
+def test_raked_weights_are_those_of_rake_and_the_margins_hold(apiclus1):
+    margins = {"stype": POP_TYPES, "sch.wide": POP_SCHWIDE}
+    d = Design(apiclus1, weight="pw", psu="dnum", fpc="fpc").rake(margins)
+    assert_allclose(d.weights, rake(apiclus1, margins, "pw"), rtol=1e-12)
+    assert_allclose(d.weights.groupby(apiclus1["sch.wide"]).sum(), POP_SCHWIDE, rtol=1e-8)
+    # the calibration lowers the SE of a total far below the fixed-weight one
+    fixed = Design(apiclus1.assign(w=d.weights), weight="w", psu="dnum", fpc="fpc")
+    assert d.total("enroll").loc[0, "se"] < 0.5 * fixed.total("enroll").loc[0, "se"]
+
+
+def test_trim_keeps_the_calibration(apiclus1):
+    d = Design(apiclus1, weight="pw", psu="dnum", fpc="fpc").rake({"stype": POP_TYPES, "sch.wide": POP_SCHWIDE})
+    t = d.trim(upper=40.0)
+    assert_allclose(t.weights.groupby(apiclus1["stype"]).sum(), POP_TYPES, rtol=1e-8)
+    assert t.weights.max() <= d.weights.max()
+
+
+def test_bootstrap_is_reproducible_and_near_the_linearised_se(apistrat):
+    d = Design(apistrat, weight="pw", strata="stype", fpc="fpc")
+    b1 = d.bootstrap(200, seed=7).mean("api00").iloc[0]
+    b2 = d.bootstrap(200, seed=7).mean("api00").iloc[0]
+    assert b1["se"] == b2["se"]
+    assert 0.75 < b1["se"] / d.mean("api00").iloc[0]["se"] < 1.35
+
+
+def test_bad_inputs_are_refused_with_a_reason(dclus1):
+    with pytest.raises(ValueError, match="missing column"):
+        dclus1.mean("nope")
+    with pytest.raises(ValueError, match="q must be"):
+        dclus1.quantile("api00", 1.5)
+    with pytest.raises(ValueError, match="one denominator"):
+        dclus1.ratio("api00", ["enroll", "api99"])
+    with pytest.raises(ValueError, match="df must be"):
+        dclus1.mean("api00", df="whatever")
