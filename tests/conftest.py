@@ -226,3 +226,14 @@ def artifacts(request) -> Path:
     path = ARTIFACTS_DIR / safe
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def staff_page(browser, live_server: str, username: str, width: int, height: int):
+    """A new browser page of the given viewport, signed in as ``username`` (password ``PASSWORD``)."""
+    page = browser.new_page(viewport={"width": width, "height": height}, locale="vi-VN", accept_downloads=True)
+    page.goto(f"{live_server}/staff/login")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server}/staff/**")
+    return page

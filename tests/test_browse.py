@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from survey_service.models import Agency, Response
 from survey_service.services import browse, rounds, simulation
-from tests.conftest import PASSWORD, QUESTIONNAIRE_DIR, ROUND_DIR
+from tests.conftest import QUESTIONNAIRE_DIR, ROUND_DIR, staff_page
 
 DEMO = "QNA-2023-DEMO"
 
@@ -111,11 +111,7 @@ def test_browse_in_the_browser(demo, make_user, live_server, browser, artifacts)
 
     user = make_user("supervisor")
     for width, height in ((360, 740), (1280, 900)):
-        page = browser.new_page(viewport={"width": width, "height": height}, locale="vi-VN")
-        page.goto(f"{live_server}/staff/login")
-        page.fill("#username", user.username)
-        page.fill("#password", PASSWORD)
-        page.click("button[type=submit]")
+        page = staff_page(browser, live_server, user.username, width, height)
         page.goto(f"{live_server}/staff/responses/{DEMO}/")
         page.select_option("#f-form", "LĐH-CH")
         page.click("form.filters button[type=submit]")

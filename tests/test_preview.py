@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from survey_service.models import AuditEvent, Draft, InvitationCode, Response, Sheet
 from survey_service.services import preview
-from tests.conftest import PASSWORD
+from tests.conftest import staff_page
 
 ONLINE = ["CC-CH", "CC-CT", "CC-ND", "LĐ-CP", "LĐX-CH"]
 PAPER = ["HĐ-CT", "LĐH-CH", "LĐS-CT"]
@@ -104,11 +104,7 @@ def test_preview_in_the_browser(loaded_round, make_user, live_server, browser, a
 
     user = make_user("supervisor")
     for width, height in ((360, 740), (1280, 900)):
-        page = browser.new_page(viewport={"width": width, "height": height}, locale="vi-VN")
-        page.goto(f"{live_server}/staff/login")
-        page.fill("#username", user.username)
-        page.fill("#password", PASSWORD)
-        page.click("button[type=submit]")
+        page = staff_page(browser, live_server, user.username, width, height)
         page.goto(f"{live_server}/staff/preview/")
         page.screenshot(path=str(artifacts / f"index-{width}.png"))
         page.select_option("#form-CC-CT select[name=agency]", "STP")

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from survey_service.models import Answer, AuditEvent, Channel, InvitationCode, Keying, Response, Sheet, SheetState
+from survey_service.models import AuditEvent, Channel, InvitationCode, Keying, Response, Sheet, SheetState
 from survey_service.services import exports, progress, results, rounds, simulation
-from tests.conftest import PASSWORD, QUESTIONNAIRE_DIR, ROUND_DIR
+from tests.conftest import QUESTIONNAIRE_DIR, ROUND_DIR, staff_page
 
 DEMO = "QNA-2023-DEMO"
 #: A smaller share than the demo's, to keep the suite fast; the paper plan is the whole 106 sheets.
@@ -129,11 +129,7 @@ def _browser(user, live_server, browser, artifacts):
     from playwright.sync_api import expect
 
     for width, height in ((360, 740), (1280, 900)):
-        page = browser.new_page(viewport={"width": width, "height": height}, locale="vi-VN")
-        page.goto(f"{live_server}/staff/login")
-        page.fill("#username", user.username)
-        page.fill("#password", PASSWORD)
-        page.click("button[type=submit]")
+        page = staff_page(browser, live_server, user.username, width, height)
         page.goto(f"{live_server}/staff/dashboard/{DEMO}")
         expect(page.locator(".simulated")).to_contain_text("Dữ liệu mô phỏng")
         verified = page.locator("[data-total='channel:online'][data-figure='verified']")

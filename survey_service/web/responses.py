@@ -10,8 +10,8 @@ from flask_login import current_user
 
 from survey_service.db import get_session
 from survey_service.models import Agency, Role, RoundForm
-from survey_service.services import browse, exports, imports, sheets
-from survey_service.web import round_or_404
+from survey_service.services import browse, exports, imports
+from survey_service.web import default_round, round_or_404
 from survey_service.web.auth import role_required
 from survey_service.web.respond import local_today
 from survey_service.web.results import results_or_error
@@ -26,11 +26,7 @@ NAV = [("responses.index", "Phiếu trả lời", "Xem từng phiếu trả lờ
 @bp.route("/")
 @role_required(*ROLES)
 def index():
-    try:
-        rnd = sheets.pick_round(get_session(), request.args.get("round"))
-    except sheets.SheetError as exc:
-        abort(exc.status, description=str(exc))
-    return redirect(url_for(".listing", round_code=rnd.code))
+    return redirect(url_for(".listing", round_code=default_round().code))
 
 
 def _choices(rnd) -> tuple[list[tuple[str, str]], list[str]]:

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from survey_service.models import AuditEvent, Response
 from survey_service.services import exports, results
-from tests.conftest import PASSWORD
+from tests.conftest import staff_page
 from tests.results.conftest import csv_bytes
 
 
@@ -77,11 +77,7 @@ def test_import_and_export_in_a_real_browser(builder, make_user, live_server, br
     bad = tmp_path / "sai.csv"
     bad.write_bytes(csv_bytes([builder.row("CC-CT", "STP", "3", I01="7")]))
     for width, height in ((360, 740), (1280, 900)):
-        page = browser.new_page(viewport={"width": width, "height": height}, locale="vi-VN", accept_downloads=True)
-        page.goto(f"{live_server}/staff/login")
-        page.fill("#username", user.username)
-        page.fill("#password", PASSWORD)
-        page.click("button[type=submit]")
+        page = staff_page(browser, live_server, user.username, width, height)
         page.goto(f"{live_server}/staff/responses/QNA-2023/")
         page.click("text=Nhập phiếu từ tệp CSV")
         page.set_input_files("#file", str(bad))
