@@ -80,12 +80,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_gunicorn(app_spec: str, env: dict, workers: int, threads: int) -> tuple[subprocess.Popen, int]:
+def start_gunicorn(app_spec: str, env: dict, workers: int, threads: int, stderr=None
+                   ) -> tuple[subprocess.Popen, int]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-w", str(workers), "-k", "gthread", "--threads", str(threads),
          "-b", f"127.0.0.1:{port}", "--log-level", "warning", app_spec],
-        cwd=REPO, env={**os.environ, **env, "PYTHONPATH": str(REPO)})
+        cwd=REPO, env={**os.environ, **env, "PYTHONPATH": str(REPO)}, stderr=stderr)
     for _ in range(200):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Run every benchmark in bench/ (each measures its own baseline in the same run) and print the figures
 # quoted in the README. Needs PostgreSQL like the test command; takes 10 to 20 minutes on 2 cores.
-# Usage: scripts/bench.sh [analysis|paper|dashboard|results|portal ...]   (default: all)
+# Usage: scripts/bench.sh [analysis|paper|dashboard|results|portal|load|faults ...]   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup_env.sh "test,postgres,dev"   # dev: samplics, the cross-check of bench_analysis
+scripts/setup_env.sh "test,postgres,dev,bench"   # dev: samplics, the cross-check of bench_analysis; bench: aiohttp
 url=$(scripts/start_postgres.sh) || { echo "PostgreSQL is needed for the benchmarks." >&2; exit 1; }
 bench_url="${url%/*}/survey_bench"
 PGPASSWORD=survey dropdb -h 127.0.0.1 -U survey --if-exists survey_bench 2>/dev/null || true
 PGPASSWORD=survey createdb -h 127.0.0.1 -U survey survey_bench
 export PYTHONPATH=.
 py=.venv/bin/python
-which=("$@"); [ ${#which[@]} -gt 0 ] || which=(analysis paper dashboard results portal)
+which=("$@"); [ ${#which[@]} -gt 0 ] || which=(analysis paper dashboard results portal load faults)
 for name in "${which[@]}"; do
   echo; echo "=== bench/bench_$name.py ==="
   case "$name" in
@@ -21,6 +21,8 @@ for name in "${which[@]}"; do
                $py bench/bench_dashboard.py --responses 100000 --database-url "$bench_url" ;;
     results)   $py bench/bench_results.py --responses 100000 --db both --pg-url "$bench_url" ;;
     portal)    $py bench/bench_portal.py --pg-url "$bench_url" ;;
+    load)      $py bench/bench_load.py --pg-url "$bench_url" ;;
+    faults)    $py bench/bench_faults.py ;;   # its own throw-away PostgreSQL cluster on port 5440
     *) echo "unknown benchmark: $name" >&2; exit 2 ;;
   esac
 done

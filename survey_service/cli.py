@@ -508,13 +508,45 @@ def _write_instance_secrets(path: Path) -> None:
     click.echo(f"Wrote new secrets to {path}.")
 
 
+# --- backup and restore --------------------------------------------------------------------------
+@click.command("backup")
+@click.argument("out", type=click.Path(dir_okay=False))
+@with_appcontext
+def backup_command(out):
+    """Write a consistent copy of the whole database to OUT while the service runs (SQLite: a database
+    file; PostgreSQL: a pg_dump archive)."""
+    from survey_service.services import backup
+
+    try:
+        report = backup.backup(current_app.config["DATABASE_URL"], out)
+    except backup.BackupError as exc:
+        fail(f"ERROR {exc}")
+    click.echo(f"Backup written to {report.path} ({report.kind}, {report.size:,} bytes).")
+
+
+@click.command("restore")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@click.confirmation_option(prompt="Replace every table of the database with the backup?")
+@with_appcontext
+def restore_command(source):
+    """Replace the database's contents with the backup SOURCE, all or nothing. Stop the service first."""
+    from survey_service.services import backup
+
+    try:
+        backup.restore(current_app.config["DATABASE_URL"], source)
+    except backup.BackupError as exc:
+        fail(f"ERROR {exc}\nThe database was not changed.")
+    click.echo(f"Database restored from {source}.")
+
+
+COMMANDS = [backup_command, restore_command]
 GROUPS = [db_group, questionnaires_group, round_group, users_group, codes_group, sheets_group, analysis_group,
           responses_group, demo_group]
 
 
 def register_commands(app: Flask) -> None:
-    for group in GROUPS:
-        app.cli.add_command(group)
+    for command in GROUPS + COMMANDS:
+        app.cli.add_command(command)
 
 
 def _create_app():

@@ -35,6 +35,8 @@ DEFAULTS = {
     "CODE_LOOKUP_LIMIT": 20,
     "CODE_LOOKUP_WINDOW_SECONDS": 600,
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+    #: What a 503 (database restarting, unreachable, read-only or full) tells clients to wait, in seconds.
+    "UNAVAILABLE_RETRY_AFTER_SECONDS": 10,
     #: How often the progress dashboard asks the server for new figures.
     "DASHBOARD_POLL_SECONDS": 10,
     #: Time zone of the times shown to staff (stored times are UTC).

@@ -10,7 +10,7 @@ import enum
 from datetime import date, datetime, timezone
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from survey_service.db import Base
 
@@ -460,6 +460,46 @@ class AuditEvent(Base):
 
     def __repr__(self) -> str:
         return f"<AuditEvent {self.action} {self.object_type}:{self.object_id}>"
+
+
+class AppendOnlyError(RuntimeError):
+    """Something tried to change or delete an audit event."""
+
+
+#: Triggers that keep the audit log append-only in the database itself, whatever connects to it: any
+#: UPDATE or DELETE of audit_event fails. Used by ``create_all`` below and by the migration that adds them.
+#: (TRUNCATE and DROP TABLE, which only the table's owner may run, are not blocked: restores need them.)
+AUDIT_APPEND_ONLY_DDL = {
+    "sqlite": [
+        "CREATE TRIGGER audit_event_no_update BEFORE UPDATE ON audit_event "
+        "BEGIN SELECT RAISE(ABORT, 'audit_event is append-only: UPDATE refused'); END",
+        "CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event "
+        "BEGIN SELECT RAISE(ABORT, 'audit_event is append-only: DELETE refused'); END",
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION audit_event_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'audit_event is append-only: % refused', TG_OP; END $$",
+        "CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE ON audit_event "
+        "FOR EACH STATEMENT EXECUTE FUNCTION audit_event_append_only()",
+    ],
+}
+for _dialect, _statements in AUDIT_APPEND_ONLY_DDL.items():
+    for _statement in _statements:
+        sa.event.listen(AuditEvent.__table__, "after_create",
+                        sa.DDL(_statement.replace("%", "%%")).execute_if(dialect=_dialect))
+
+
+@sa.event.listens_for(AuditEvent, "before_update")
+@sa.event.listens_for(AuditEvent, "before_delete")
+def _refuse_changed_event(_mapper, _connection, target: AuditEvent) -> None:
+    raise AppendOnlyError(f"The audit log is append-only: {target!r} cannot be changed or deleted.")
+
+
+@sa.event.listens_for(Session, "do_orm_execute")
+def _refuse_bulk_change(state) -> None:
+    table = getattr(state.statement, "table", None)
+    if (state.is_update or state.is_delete) and getattr(table, "name", None) == AuditEvent.__tablename__:
+        raise AppendOnlyError("The audit log is append-only: UPDATE and DELETE of audit_event are refused.")
 
 
 class RateCounter(Base):

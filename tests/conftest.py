@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, settings
 
 from survey_service import create_app
 from survey_service.db import Base, get_session, make_engine
@@ -28,6 +29,12 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PASSWORD = "correct-horse-battery"
 
 _pg_state: dict[str, object] = {}
+
+# Property-based tests: the same examples on every run (CI and local), no example database, no deadline
+# (the machine is shared). Another profile can be registered and chosen with HYPOTHESIS_PROFILE.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_configure(config):

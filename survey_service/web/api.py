@@ -146,6 +146,9 @@ OPENAPI["paths"]["/rounds/{round}/quotas"] = {
     }
 }
 
+for _filter in OPENAPI["paths"]["/rounds/{round}/quotas"]["get"]["parameters"][1:]:
+    _filter["allowEmptyValue"] = True  # ``?kind=``, as an HTML form sends an unset filter, means no filter
+
 
 @bp.route("/rounds/<round_code>/quotas")
 @api_roles(Role.SUPERVISOR, Role.ANALYST)

@@ -1,7 +1,10 @@
-"""Error pages in Vietnamese; a 500 rolls back the request's transaction."""
+"""Error pages in Vietnamese; a 500 rolls back the request's transaction, and a database that cannot be
+reached or written (restarting, read-only, full) is a 503 with ``Retry-After``: nothing of the request was
+acknowledged, and a retried submission is recognised, so trying again later is safe."""
 from __future__ import annotations
 
-from flask import Flask, g, jsonify, render_template, request
+import sqlalchemy as sa
+from flask import Flask, current_app, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -15,6 +18,8 @@ MESSAGES = {
     413: ("Dữ liệu quá lớn", "Tệp hoặc nội dung gửi lên vượt quá dung lượng cho phép."),
     422: ("Dữ liệu không hợp lệ", "Dữ liệu gửi lên không hợp lệ."),
     423: ("Tài khoản bị khóa", "Tài khoản tạm thời bị khóa."),
+    503: ("Hệ thống tạm thời gián đoạn", "Hệ thống tạm thời không truy cập được cơ sở dữ liệu. Vui lòng thử "
+          "lại sau ít phút; gửi lại cùng một phiếu không làm phiếu bị ghi hai lần."),
     429: ("Quá nhiều yêu cầu", "Bạn đã thử quá nhiều lần. Vui lòng đợi một lúc rồi thử lại."),
     500: ("Lỗi hệ thống", "Đã có lỗi xảy ra. Dữ liệu của bạn chưa bị thay đổi; vui lòng thử lại."),
 }
@@ -23,6 +28,8 @@ MESSAGES = {
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(HTTPException, _http_error)
+    for error in UNAVAILABLE:
+        app.register_error_handler(error, _database_unavailable)
     app.register_error_handler(Exception, _unexpected)
 
 
@@ -45,12 +52,32 @@ def _http_error(exc: HTTPException):
     return render_error(exc.code or 500, detail)
 
 
-def _unexpected(exc: Exception):
-    session = g.get("db_session")
-    if session is not None:
-        session.rollback()
-    from flask import current_app
+#: The database is down, restarting, unreachable, read-only or full; or every pooled connection is busy.
+UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
 
+
+def _database_unavailable(exc: Exception):
+    _rollback()
+    current_app.logger.error("Database unavailable: %s", str(exc).splitlines()[0])
+    response, status = render_error(503)
+    response = current_app.make_response((response, status))
+    response.headers["Retry-After"] = str(current_app.config["UNAVAILABLE_RETRY_AFTER_SECONDS"])
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _rollback() -> None:
+    session = g.get("db_session")
+    if session is None:
+        return
+    try:
+        session.rollback()
+    except sa.exc.SQLAlchemyError:  # the connection is already gone; closing the session discards it
+        session.invalidate()
+
+
+def _unexpected(exc: Exception):
+    _rollback()
     current_app.logger.exception("Unhandled error")
     if current_app.config.get("PROPAGATE_EXCEPTIONS") and current_app.testing:
         raise exc

@@ -1,0 +1,118 @@
+"""The database fails under the portal: unreachable (a PostgreSQL restart), read-only or full (SQLite).
+Each is a 503 with ``Retry-After`` and a Vietnamese page, never a 500; nothing is half-stored or corrupted,
+and the same submission sent again once the database is back is stored exactly once.
+
+The heavy versions of these faults (a PostgreSQL restart and a killed worker under load) are in
+bench/bench_faults.py.
+"""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+import sqlalchemy as sa
+
+from survey_service import create_app
+from survey_service.models import CodeStatus, InvitationCode, Response
+from tests.portal.conftest import full_answers
+from tests.portal.test_respond_views import open_form
+
+UNAVAILABLE = "không truy cập được cơ sở dữ liệu"
+TEXT = "Kiến nghị: " + "ệ" * 1980  # 5,950 bytes in UTF-8: more than a page, so it needs new ones
+
+
+def _submit(client, code: str, fields: dict, answers: dict):
+    """The respondent's submit of a form opened earlier (``fields``: its hidden fields)."""
+    return client.post(f"/c/{code}", data={**fields, **answers, "action": "submit"})
+
+
+def _assert_unavailable(response) -> None:
+    assert response.status_code == 503, response.get_data(as_text=True)[:500]
+    assert response.headers["Retry-After"] == "10"
+    assert UNAVAILABLE in response.get_data(as_text=True)
+
+
+def _app_on(url: str, config: dict):
+    return create_app({**config, "DATABASE_URL": url})
+
+
+def _state(session, code: str) -> tuple:
+    session.expire_all()
+    status = session.scalar(sa.select(InvitationCode.status).where(InvitationCode.code == code))
+    return status, session.scalar(sa.select(sa.func.count()).select_from(Response))
+
+
+def test_unreachable_database_is_a_503_with_retry_after_for_pages_and_api():
+    down = _app_on("postgresql+psycopg://survey:survey@127.0.0.1:1/none?connect_timeout=2",
+                   {"TESTING": True, "WTF_CSRF_ENABLED": False})
+    client = down.test_client()
+    for url in ("/", "/c/K7QM-8XRT-4HWP"):
+        _assert_unavailable(client.get(url))
+    _assert_unavailable(client.post("/staff/login", data={"username": "giamsat", "password": "x" * 12}))
+    api = client.get("/api/v1/rounds/QNA-2023/quotas", headers={"Authorization": "Bearer abc"})
+    assert api.status_code == 503 and api.headers["Retry-After"] == "10"
+    assert UNAVAILABLE in api.get_json()["message"]
+
+
+@pytest.fixture
+def sqlite_file(app, database_url):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("a SQLite file fault")
+    return database_url.removeprefix("sqlite:///")
+
+
+def _integrity(path: str) -> str:
+    con = sqlite3.connect(path)
+    try:
+        return con.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_read_only_sqlite_file_gives_a_clear_page_and_keeps_everything(app, sqlite_file, issue, questionnaire,
+                                                                       client, session):
+    [code] = issue("CC-CT", "SNV")
+    fields = open_form(client, code)
+    answers = full_answers(questionnaire("CC-CT"), text=TEXT)
+    session.close()
+
+    read_only = _app_on(f"sqlite:///file:{sqlite_file}?mode=ro&uri=true", app.config)
+    ro_client = read_only.test_client()
+    assert ro_client.get("/").status_code == 200  # reading still works
+    _assert_unavailable(_submit(ro_client, code, fields, answers))
+    read_only.extensions["db_engine"].dispose()
+
+    assert _integrity(sqlite_file) == "ok"
+    assert _state(session, code) == (CodeStatus.UNUSED, 0)
+    done = _submit(client, code, fields, answers)  # the same submission, once the file is writable again
+    assert done.status_code == 200 and "Cảm ơn" in done.get_data(as_text=True)
+    assert _submit(client, code, fields, answers).status_code == 200  # and its retry
+    assert _state(session, code) == (CodeStatus.USED, 1)
+
+
+def test_full_sqlite_file_gives_a_clear_page_and_keeps_everything(app, sqlite_file, issue, questionnaire, client,
+                                                                  session):
+    [code] = issue("CC-CT", "SNV")
+    fields = open_form(client, code)
+    answers = full_answers(questionnaire("CC-CT"), text=TEXT)
+    session.close()
+
+    con = sqlite3.connect(sqlite_file)
+    con.execute("VACUUM")  # no free pages left to fill
+    con.close()
+    full = _app_on(f"sqlite:///{sqlite_file}", app.config)
+
+    @sa.event.listens_for(full.extensions["db_engine"], "connect")
+    def _no_room_to_grow(dbapi_con, _record):
+        pages = dbapi_con.execute("PRAGMA page_count").fetchone()[0]
+        dbapi_con.execute(f"PRAGMA max_page_count = {pages}")  # SQLITE_FULL on the first new page
+
+    full_client = full.test_client()
+    _assert_unavailable(_submit(full_client, code, fields, answers))
+    full.extensions["db_engine"].dispose()
+
+    assert _integrity(sqlite_file) == "ok"
+    assert _state(session, code) == (CodeStatus.UNUSED, 0)
+    done = _submit(client, code, fields, answers)
+    assert done.status_code == 200 and "Cảm ơn" in done.get_data(as_text=True)
+    assert _state(session, code) == (CodeStatus.USED, 1)
