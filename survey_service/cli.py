@@ -15,6 +15,20 @@ from survey_service.db import get_session
 from survey_service.models import Role
 
 
+#: Links printed from the command line when ``PUBLIC_BASE_URL`` is not set (the demo's address).
+CLI_BASE_URL = "http://127.0.0.1:5000"
+
+
+def _public_base_url() -> str:
+    """``PUBLIC_BASE_URL``, or the demo's address with a warning: the CLI has no request to take it from."""
+    configured = current_app.config["PUBLIC_BASE_URL"]
+    if configured:
+        return configured
+    click.secho(f"PUBLIC_BASE_URL chưa được đặt: liên kết và mã QR in ra trỏ tới {CLI_BASE_URL}. "
+                "Đặt SURVEY_PUBLIC_BASE_URL để in địa chỉ thật.", fg="yellow", err=True)
+    return CLI_BASE_URL
+
+
 def fail(message: str) -> None:
     click.secho(message, fg="red", err=True)
     sys.exit(1)
@@ -34,7 +48,7 @@ def db_upgrade(revision):
     from survey_service import migrate
 
     migrate.upgrade(current_app.config["DATABASE_URL"], revision)
-    click.echo(f"Database upgraded to {revision}.")
+    click.echo(f"Đã nâng cấp cơ sở dữ liệu đến phiên bản {revision}.")
 
 
 @db_group.command("downgrade")
@@ -45,7 +59,7 @@ def db_downgrade(revision):
     from survey_service import migrate
 
     migrate.downgrade(current_app.config["DATABASE_URL"], revision)
-    click.echo(f"Database downgraded to {revision}.")
+    click.echo(f"Đã hạ cơ sở dữ liệu về phiên bản {revision}.")
 
 
 # --- questionnaires ------------------------------------------------------------------------------
@@ -65,11 +79,11 @@ def questionnaires_check(directory):
     try:
         forms = qn.load_questionnaires(directory)
     except qn.QuestionnaireError as exc:
-        fail(f"ERROR {exc}")
+        fail(f"LỖI {exc}")
     for code, q in sorted(forms.items(), key=lambda kv: (kv[1].channel, kv[0])):
-        click.echo(f"{code:<7} {q.channel:<6} {len(q.scale_items):>2} rated items + {len(q.text_items)} text  "
-                   f"rates: {q.rates:<11} version {q.version}  {q.title}")
-    click.echo(f"{len(forms)} questionnaires OK.")
+        click.echo(f"{code:<7} {q.channel:<6} {len(q.scale_items):>2} câu đánh giá + {len(q.text_items)} câu mở  "
+                   f"đánh giá: {q.rates:<11} phiên bản {q.version}  {q.title}")
+    click.echo(f"{len(forms)} phiếu hợp lệ.")
 
 
 # --- round ---------------------------------------------------------------------------------------
@@ -91,16 +105,16 @@ def round_load(round_dir):
         report = rounds.load_round(session, round_dir, current_app.config["QUESTIONNAIRE_DIR"])
     except (qn.QuestionnaireError, rounds.RoundError) as exc:
         session.rollback()
-        fail(f"ERROR {exc}\nNothing was loaded.")
+        fail(f"LỖI {exc}\nKhông nạp gì.")
     if not report.changed:
         session.rollback()
-        click.echo(f"Round {report.round_code} is unchanged; nothing to do.")
+        click.echo(f"Đợt {report.round_code} không thay đổi; không có gì để nạp.")
         return
     session.commit()
     if report.created:
-        click.echo(f"Round {report.round_code} loaded.")
+        click.echo(f"Đã nạp đợt {report.round_code}.")
     else:
-        click.echo(f"Round {report.round_code} updated:")
+        click.echo(f"Đã cập nhật đợt {report.round_code}:")
         for change in report.changes:
             click.echo(f"  - {change}")
 
@@ -131,7 +145,7 @@ def round_schedule(code, opens_on, closes_on):
     except rounds.RoundError as exc:
         fail(str(exc))
     session.commit()
-    click.echo(f"Round {code} collects from {rnd.opens_on} to {rnd.closes_on}.")
+    click.echo(f"Đợt {code} nhận phiếu từ {rnd.opens_on:%d/%m/%Y} đến hết {rnd.closes_on:%d/%m/%Y}.")
 
 
 @round_group.command("close")
@@ -144,7 +158,7 @@ def round_close(code):
     session = get_session()
     rounds.close(session, _round_or_fail(session, code), actor="cli")
     session.commit()
-    click.echo(f"Round {code} is closed.")
+    click.echo(f"Đã đóng đợt {code}.")
 
 
 # --- users ---------------------------------------------------------------------------------------
@@ -166,7 +180,7 @@ def users_create(username, role, full_name, password_stdin):
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        password = click.prompt("Mật khẩu", hide_input=True, confirmation_prompt="Nhập lại mật khẩu")
     session = get_session()
     try:
         user = users.create_user(session, username, password, role, full_name=full_name)
@@ -174,7 +188,7 @@ def users_create(username, role, full_name, password_stdin):
         session.rollback()
         fail(str(exc))
     session.commit()
-    click.echo(f"Created {user.username} ({user.role.value}).")
+    click.echo(f"Đã tạo tài khoản {user.username} ({user.role.value}).")
 
 
 @users_group.command("token")
@@ -190,7 +204,7 @@ def users_token(username):
     session = get_session()
     user = session.scalar(sa.select(StaffUser).where(StaffUser.username == username.lower()))
     if user is None:
-        fail(f"No such user: {username}")
+        fail(f"Không có tài khoản {username}.")
     token = users.issue_api_token(session, user, actor="cli")
     session.commit()
     click.echo(token)
@@ -205,7 +219,7 @@ def sheets_group():
 def _write_pdf(session, batch, out: Path) -> None:
     from survey_service.services import printing
 
-    pdf = printing.sheets_pdf(session, batch, base_url=current_app.config["PUBLIC_BASE_URL"],
+    pdf = printing.sheets_pdf(session, batch, base_url=_public_base_url(),
                               signing_keys=current_app.config["SHEET_SIGNING_KEYS"])
     out.write_bytes(pdf)
 
@@ -220,12 +234,13 @@ def _write_pdf(session, batch, out: Path) -> None:
 @with_appcontext
 def sheets_print(round_code, form_code, agency_code, extra, again, out):
     """Issue the sheets each paper quota cell still needs (up to its target) and write them to one PDF."""
-    from survey_service.services import sheets
+    from survey_service.services import rounds, sheets
 
     session = get_session()
     rnd = _round_or_fail(session, round_code)
     try:
-        plans = sheets.paper_cells(session, rnd, form_code=form_code, agency_code=agency_code)
+        plans = sheets.paper_cells(session, rnd, form_code=form_code and rounds.form_code_for(rnd, form_code),
+                                   agency_code=agency_code)
         batch = (sheets.issued_sheets(session, plans) if again
                  else sheets.issue_sheets(session, rnd, plans, extra=extra, actor="cli"))
     except sheets.SheetError as exc:
@@ -233,12 +248,12 @@ def sheets_print(round_code, form_code, agency_code, extra, again, out):
         fail(str(exc))
     if not batch:
         session.rollback()
-        fail("Nothing to print: every selected cell already has its sheets. Use --again to print the issued "
-             "sheets again, or --extra N for spare sheets.")
+        fail("Không có phiếu nào để in: các ô đã chọn đã đủ phiếu. Dùng --again để in lại phiếu đã phát, "
+             "hoặc --extra N để in thêm phiếu dự phòng.")
     _write_pdf(session, batch, out)
     session.commit()
-    click.echo(f"{'Printed again' if again else 'Issued'} {len(batch)} sheets "
-               f"({batch[0].serial} .. {batch[-1].serial}) into {out}.")
+    click.echo(f"{'Đã in lại' if again else 'Đã phát'} {len(batch)} phiếu "
+               f"({batch[0].serial} .. {batch[-1].serial}) vào {out}.")
 
 
 @sheets_group.command("reprint")
@@ -257,7 +272,7 @@ def sheets_reprint(serial, out):
         fail(str(exc))
     _write_pdf(session, [new], out)
     session.commit()
-    click.echo(f"Voided {sheets.normalize_serial(serial)}; its replacement {new.serial} is in {out}.")
+    click.echo(f"Đã hủy phiếu {sheets.normalize_serial(serial)}; phiếu thay thế {new.serial} ở {out}.")
 
 
 @sheets_group.command("return")
@@ -274,10 +289,10 @@ def sheets_return(round_code, codes):
                                    by=None, actor="cli")
     if report.errors:
         session.rollback()
-        fail("Nothing recorded:\n" + "\n".join(f"  {code}: {message}" for code, message in report.errors))
+        fail("Không ghi nhận phiếu nào:\n" + "\n".join(f"  {code}: {message}" for code, message in report.errors))
     session.commit()
-    click.echo(f"Recorded {len(report.recorded)} returned sheets"
-               + (f"; already recorded: {', '.join(s.serial for s in report.already)}." if report.already else "."))
+    click.echo(f"Đã ghi nhận {len(report.recorded)} phiếu thu về"
+               + (f"; đã ghi nhận từ trước: {', '.join(s.serial for s in report.already)}." if report.already else "."))
 
 
 @sheets_group.command("status")
@@ -291,7 +306,7 @@ def sheets_status(round_code):
     session = get_session()
     counts = sheets.state_counts(session, _round_or_fail(session, round_code))
     states = list(SheetState)
-    click.echo(f"{'form':<8}" + "".join(f"{s.value:>10}" for s in states))
+    click.echo(f"{'phiếu':<8}" + "".join(f"{s.value:>10}" for s in states))
     for form_code, by_state in sorted(counts.items()):
         click.echo(f"{form_code:<8}" + "".join(f"{by_state.get(s, 0):>10}" for s in states))
 
@@ -324,13 +339,13 @@ def codes_issue(round_code, form_code, agency_code, count, out, pdf):
         session.rollback()
         fail(str(exc))
     session.commit()
-    base_url = current_app.config["PUBLIC_BASE_URL"]
+    base_url = _public_base_url()
     Path(out).write_text(invitations.batch_csv(batch, base_url), encoding="utf-8")
     if pdf:
         Path(pdf).write_bytes(invitations.batch_pdf(batch, base_url, organiser=current_app.config["ORGANISER"],
                                                     round_name=rnd.name))
-    click.echo(f"Issued {count} codes for {invitations.cell_label(cell)} (batch {batch.id}) to {out}"
-               + (f" and {pdf}" if pdf else "") + ".")
+    click.echo(f"Đã phát {count} mã cho {invitations.cell_label(cell)} (lô {batch.id}) vào {out}"
+               + (f" và {pdf}" if pdf else "") + ".")
 
 
 # --- analysis ------------------------------------------------------------------------------------
@@ -361,14 +376,14 @@ def analysis_run(round_code, outputs, answers_path):
         fail(str(exc))
     for out in outputs:
         exports.export(res, out)
-        click.echo(f"Wrote {out}")
+        click.echo(f"Đã ghi {out}")
     if answers_path:
         exports.write_answers_csv(res, answers_path)
-        click.echo(f"Wrote {answers_path}")
+        click.echo(f"Đã ghi {answers_path}")
     counts = res.provenance["counts"]
     scored = int(res.summary["survey_points"].notna().sum())
-    click.echo(f"{round_code}: {counts['responses']} responses counted, {scored}/{len(res.summary)} agencies "
-               f"scored, methodology {res.provenance['methodology_hash'][:12]}.")
+    click.echo(f"{round_code}: tính {counts['responses']} phiếu trả lời, {scored}/{len(res.summary)} cơ quan "
+               f"có điểm, phương pháp {res.provenance['methodology_hash'][:12]}.")
 
 
 # --- responses -----------------------------------------------------------------------------------
@@ -401,8 +416,8 @@ def responses_import(round_code, file):
                        + [f"{len(exc.errors)} lỗi; không nhập phiếu nào."]))
     session.commit()
     forms = ", ".join(f"{form}: {n}" for form, n in sorted(report.by_form.items()))
-    click.echo(f"Imported {report.responses} responses into {round_code} ({forms})"
-               + (f"; {report.surplus} above their quota (surplus)." if report.surplus else "."))
+    click.echo(f"Đã nhập {report.responses} phiếu trả lời vào đợt {round_code} ({forms})"
+               + (f"; {report.surplus} phiếu vượt chỉ tiêu (dư)." if report.surplus else "."))
 
 
 # --- demo ----------------------------------------------------------------------------------------
@@ -438,12 +453,12 @@ def demo_setup(simulated):
     session = get_session()
     round_dir = Path(current_app.config["QUESTIONNAIRE_DIR"]) / "rounds" / "QNA-2023"
     report = rounds.load_round(session, round_dir, current_app.config["QUESTIONNAIRE_DIR"])
-    click.echo(f"Round {report.round_code}: {'loaded' if report.changed else 'already loaded'}.")
+    click.echo(f"Đợt {report.round_code}: {'đã nạp' if report.changed else 'đã có từ trước'}.")
     rnd = rounds.get_round(session, report.round_code)
     _open_for_demo(session, rnd)
-    click.echo(f"Collection window: {rnd.opens_on:%d/%m/%Y} to {rnd.closes_on:%d/%m/%Y} "
-               "(round.yaml keeps the real 2023 dates).")
-    click.echo("Demo staff accounts (passwords are new at every start):")
+    click.echo(f"Thời gian nhận phiếu: {rnd.opens_on:%d/%m/%Y} đến {rnd.closes_on:%d/%m/%Y} "
+               "(round.yaml giữ ngày thật của năm 2023).")
+    click.echo("Tài khoản cán bộ của bản trình diễn (mật khẩu mới mỗi lần khởi động):")
     accounts = {}
     for username, role, full_name in DEMO_ACCOUNTS:
         password = secrets.token_urlsafe(9)
@@ -485,13 +500,13 @@ def _simulated_round(session, round_dir: Path, accounts: dict) -> None:
                                      signing_keys=current_app.config["SHEET_SIGNING_KEYS"])
     except simulation.SimulationError as exc:
         session.commit()
-        click.echo(f"Round {code} (simulated data): {exc}")
+        click.echo(f"Đợt {code} (dữ liệu mô phỏng): {exc}")
         return
     session.commit()
-    click.echo(f"Round {code} (simulated data, labelled on every page): {report.online_respondents} online "
-               f"respondents ({report.online_responses} responses), {report.drafts} saved drafts, "
-               f"{report.sheets_keyed} of {report.sheets_issued} paper sheets keyed, {report.second_keyed} "
-               f"keyed twice, {report.disagreements} disagreements ({report.reconciled} settled).")
+    click.echo(f"Đợt {code} (dữ liệu mô phỏng, ghi rõ trên mọi trang): {report.online_respondents} người trả lời "
+               f"trực tuyến ({report.online_responses} phiếu trả lời), {report.drafts} phiếu đang lưu dở, "
+               f"đã nhập {report.sheets_keyed}/{report.sheets_issued} phiếu giấy, {report.second_keyed} phiếu "
+               f"nhập hai lần, {report.disagreements} chỗ khác nhau ({report.reconciled} đã đối chiếu).")
 
 
 def _write_instance_secrets(path: Path) -> None:
@@ -505,7 +520,7 @@ def _write_instance_secrets(path: Path) -> None:
         f"SHEET_SIGNING_KEYS = [{secrets.token_hex(32)!r}]\n"
     )
     path.chmod(0o600)
-    click.echo(f"Wrote new secrets to {path}.")
+    click.echo(f"Đã ghi khóa bí mật mới vào {path}.")
 
 
 # --- backup and restore --------------------------------------------------------------------------

@@ -18,7 +18,9 @@ DEFAULTS = {
     "DEMO": False,
     "DATABASE_URL": None,  # None: SQLite file in the instance folder
     "QUESTIONNAIRE_DIR": str(REPO_DIR / "questionnaires"),
-    "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
+    #: Address printed in invitation links and sheet QR codes. None: the address the page was asked at
+    #: (the CLI, which has no request, then warns and uses the demo's address).
+    "PUBLIC_BASE_URL": None,
     "PORTAL_NAME": "Cổng thông tin điện tử cải cách hành chính tỉnh Quảng Nam",
     "ORGANISER": "Sở Nội vụ tỉnh Quảng Nam",
     "SESSION_COOKIE_HTTPONLY": True,

@@ -1,11 +1,19 @@
-"""Vietnamese collation without ICU: Python's ``sorted`` puts Đ, Ă, Ơ, Ư and toned vowels after Z.
+"""Vietnamese conventions: collation without ICU, and the one way numbers are written.
 
-The key compares base letters first in the Vietnamese alphabet (a ă â b c d đ e ê … o ô ơ … u ư …), then
-tones in the order ngang, huyền, hỏi, ngã, sắc, nặng, then the original text (for a stable, total order).
+Collation: Python's ``sorted`` puts Đ, Ă, Ơ, Ư and toned vowels after Z. The key compares base letters first
+in the Vietnamese alphabet (a ă â b c d đ e ê … o ô ơ … u ư …), then tones in the order ngang, huyền, hỏi,
+ngã, sắc, nặng, then the original text (for a stable, total order).
+
+Numbers: a comma before the decimals and a dot between thousands (``1.234,5``), a percentage with a
+no-break space before the sign (``83,0 %``), and a dash for a missing value. Pages use :func:`number` and
+:func:`percent` (the Jinja filters ``vi_num``, ``vi_int``, ``vi_pct``); workbooks store full-precision values
+with :func:`xlsx_format`, which Excel shows with the reader's separators.
 """
 from __future__ import annotations
 
+import math
 import unicodedata
+from datetime import date
 
 ALPHABET = "a ă â b c d đ e ê f g h i j k l m n o ô ơ p q r s t u ư v w x y z".split()
 _RANK = {letter: i for i, letter in enumerate(ALPHABET)}
@@ -36,3 +44,42 @@ def sort_key(text: str) -> tuple:
             letters.append((2, ord(base[0])))
         tones.append(tone)
     return letters, tones, text
+
+
+# --- numbers -------------------------------------------------------------------------------------------
+MISSING = "—"
+PERCENT_SIGN = "\u00a0%"
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def number(value, digits: int = 0) -> str:
+    """12345.678 → "12.345,68" (``digits=2``); None or NaN → "—"."""
+    if _missing(value):
+        return MISSING
+    text = f"{float(value):,.{digits}f}" if digits else f"{round(float(value)):,}"
+    return text.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
+
+
+def percent(value, digits: int = 1) -> str:
+    """A value in percentage points: 16.24 → "16,2 %"; None or NaN → "—"."""
+    return MISSING if _missing(value) else number(value, digits) + PERCENT_SIGN
+
+
+def short_date(value: date | None) -> str:
+    return value.strftime("%d/%m/%Y") if value else MISSING
+
+
+def xlsx_format(digits: int) -> str:
+    """The Excel number format showing ``digits`` decimals with thousands grouped."""
+    return "#,##0" + ("." + "0" * digits if digits else "")
+
+
+def register_filters(app) -> None:
+    """The Jinja filters every page writes numbers and dates with."""
+    app.add_template_filter(number, "vi_num")
+    app.add_template_filter(lambda value: "" if value is None else number(value), "vi_int")
+    app.add_template_filter(percent, "vi_pct")
+    app.add_template_filter(short_date, "vi_date")

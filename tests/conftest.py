@@ -235,12 +235,40 @@ def artifacts(request) -> Path:
     return path
 
 
-def staff_page(browser, live_server: str, username: str, width: int, height: int):
-    """A new browser page of the given viewport, signed in as ``username`` (password ``PASSWORD``)."""
-    page = browser.new_page(viewport={"width": width, "height": height}, locale="vi-VN", accept_downloads=True)
-    page.goto(f"{live_server}/staff/login")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server}/staff/**")
-    return page
+AXE_JS = REPO_DIR / "tests" / "vendor" / "axe-core" / "axe.min.js"
+VIEWPORTS = {"phone": {"width": 360, "height": 740}, "desktop": {"width": 1280, "height": 800}}
+
+
+def axe_violations(page) -> list[dict]:
+    """axe-core's WCAG 2.1 A/AA violations on the page as it is now: id, impact and the first targets."""
+    if not page.evaluate("typeof window.axe === 'object'"):
+        # Evaluated through the DevTools protocol, so the page's Content-Security-Policy stays as it is.
+        page.evaluate("(source) => { (0, eval)(source); }", AXE_JS.read_text(encoding="utf-8"))
+    found = page.evaluate("""async () => (await axe.run(document, {runOnly: {type: 'tag',
+        values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}})).violations
+        .map(v => ({id: v.id, impact: v.impact, targets: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))""")
+    return found
+
+
+@pytest.fixture
+def staff_page(browser, live_server, make_user):
+    """Factory: ``staff_page("supervisor", "desktop")`` — a browser page logged in with a new account
+    (``javascript=False`` for a browser without scripts)."""
+    contexts = []
+
+    def open_page(role: str = "supervisor", viewport: str = "desktop", *, javascript: bool = True, **user):
+        account = make_user(role, **user)
+        context = browser.new_context(viewport=VIEWPORTS[viewport], locale="vi-VN", java_script_enabled=javascript,
+                                      accept_downloads=True)
+        contexts.append(context)
+        page = context.new_page()
+        page.goto(f"{live_server}/staff/login")
+        page.get_by_label("Tên đăng nhập").fill(account.username)
+        page.get_by_label("Mật khẩu").fill(PASSWORD)
+        page.get_by_role("button", name="Đăng nhập").click()
+        page.wait_for_url(f"{live_server}/staff/")
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()

@@ -33,11 +33,13 @@ VIEWERS = frozenset({"supervisor", "analyst", "admin"})  # read-only progress an
 #: (endpoint, method) -> the roles that may use it. Admins may use every staff page.
 ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("static", "GET"): PUBLIC,
+    ("favicon", "GET"): PUBLIC,
     # public portal: anyone holding a code may answer with it
     ("respond.index", "GET"): PUBLIC,
     ("respond.index", "POST"): PUBLIC,
     ("respond.code", "GET"): PUBLIC,
     ("respond.answer", "POST"): PUBLIC,
+    ("respond.division", "GET"): PUBLIC,
     ("respond.division", "POST"): PUBLIC,
     # staff sign-in
     ("auth.login", "GET"): PUBLIC,
@@ -52,6 +54,7 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("admin.user_active", "POST"): ADMIN,
     ("admin.user_unlock", "POST"): ADMIN,
     ("admin.audit_log", "GET"): ADMIN,
+    ("admin.audit_csv", "GET"): ADMIN,
     ("admin.round_list", "GET"): VIEWERS,
     ("admin.round_schedule", "POST"): SUPERVISOR,
     ("admin.round_close", "POST"): SUPERVISOR,
@@ -86,6 +89,7 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("paper.second", "GET"): CLERK,
     ("paper.print_sheets", "GET"): SUPERVISOR,
     ("paper.print_sheets", "POST"): SUPERVISOR,
+    ("paper.printed_pdf", "GET"): SUPERVISOR,
     ("paper.ledger", "GET"): SUPERVISOR,
     ("paper.sheet_detail", "GET"): SUPERVISOR,
     ("paper.reprint", "POST"): SUPERVISOR,

@@ -1,4 +1,6 @@
 """Admin pages: accounts, the audit log, rounds and questionnaire versions; and the staff home per role."""
+import re
+
 import sqlalchemy as sa
 
 from survey_service.models import AuditEvent, StaffUser
@@ -48,10 +50,48 @@ def test_unlock(staff_client, make_user, auth, session, client):
     assert session.get(StaffUser, victim.id).locked_until is None
 
 
-def test_audit_log_page_filters(staff_client, loaded_round):
+def test_audit_log_reads_in_vietnamese_local_time_and_filters(staff_client, loaded_round, session, make_user):
+    import csv
+    import io
+    from datetime import datetime, timezone
+
+    from survey_service.models import AuditEvent, QuotaCell
+    from survey_service.services import audit
+
+    clerk = make_user("clerk", username="nv1", full_name="Trần Văn Bưu Điện")
+    cell = session.scalar(sa.select(QuotaCell).where(QuotaCell.form_code == "LĐ-CP").limit(1))
+    event = audit.record(session, "quota.target", user=clerk, object_type="quota_cell", object_id=cell.id,
+                         old={"target": 10}, new={"target": 12, "form_code": "LĐ-CP", "source": "trang chỉ tiêu"})
+    event.at = datetime(2026, 1, 14, 20, 30, tzinfo=timezone.utc)  # 03:30 on 15/1 in Việt Nam
+    session.commit()
     client = staff_client("admin")
-    html = client.get("/staff/admin/audit?action=round").get_data(as_text=True)
-    assert "round.load" in html and "login.ok" not in html
+    html = client.get("/staff/admin/audit").get_data(as_text=True)
+    assert "\\u0110" not in html and "LĐ-CP" in html
+    assert "15/01/2026 03:30:00" in html and "Sửa chỉ tiêu" in html and "Nạp đợt khảo sát" in html
+    assert f"Ô chỉ tiêu LĐ-CP – {cell.agency.name}" in html and "quota_cell" not in html
+    assert "chỉ tiêu: 12" in html and "Trần Văn Bưu Điện" in html
+
+    def shown(query: str) -> list[str]:
+        """The action codes of the rows the page lists."""
+        page = client.get(f"/staff/admin/audit?{query}").get_data(as_text=True)
+        return re.findall(r'<span class="small muted">([a-z_.]+)</span>', page)
+
+    assert set(shown(f"who=u{clerk.id}")) == {"quota.target"}
+    assert set(shown("action=round.load")) == {"round.load"}
+    assert shown("from=15/01/2026&to=15/01/2026") == ["quota.target"]
+    assert "quota.target" not in shown("to=14/01/2026")
+    for bad in ("from=31/02/2026", "who=someone", "action=drop.table", "from=02/12/2026&to=01/12/2026"):
+        response = client.get(f"/staff/admin/audit?{bad}")
+        assert response.status_code == 400, bad
+
+    exported = client.get(f"/staff/admin/audit.csv?who=u{clerk.id}")
+    assert exported.status_code == 200 and exported.data.startswith("\ufeff".encode())
+    rows = list(csv.reader(io.StringIO(exported.data.decode("utf-8-sig"))))
+    assert rows[0][:3] == ["Thời điểm", "Người thực hiện", "Thao tác"]
+    assert len(rows) == 1 + session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)
+                                           .where(AuditEvent.user_id == clerk.id))
+    assert ["15/01/2026 03:30:00", "Trần Văn Bưu Điện", "Sửa chỉ tiêu", "quota.target"] == rows[1][:4]
+    assert "mẫu phiếu: LĐ-CP" in rows[1][6]
 
 
 def test_rounds_page_lists_versions(staff_client, loaded_round):

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from survey_service.models import Agency, Response
 from survey_service.services import browse, rounds, simulation
-from tests.conftest import QUESTIONNAIRE_DIR, ROUND_DIR, staff_page
+from tests.conftest import QUESTIONNAIRE_DIR, ROUND_DIR
 
 DEMO = "QNA-2023-DEMO"
 
@@ -106,12 +106,11 @@ def test_clerks_may_not_browse(staff_client, demo):
     assert staff_client("clerk").get(f"/staff/responses/{DEMO}/").status_code == 403
 
 
-def test_browse_in_the_browser(demo, make_user, live_server, browser, artifacts):
+def test_browse_in_the_browser(demo, live_server, staff_page, artifacts):
     from playwright.sync_api import expect
 
-    user = make_user("supervisor")
-    for width, height in ((360, 740), (1280, 900)):
-        page = staff_page(browser, live_server, user.username, width, height)
+    for viewport in ("phone", "desktop"):
+        page = staff_page("supervisor", viewport)
         page.goto(f"{live_server}/staff/responses/{DEMO}/")
         page.select_option("#f-form", "LĐH-CH")
         page.click("form.filters button[type=submit]")
@@ -121,8 +120,8 @@ def test_browse_in_the_browser(demo, make_user, live_server, browser, artifacts)
         rows = page.locator("#responses tbody tr")
         expect(rows.first).to_be_visible()
         assert all("CC-CH" in t for t in rows.all_inner_texts())
-        page.screenshot(path=str(artifacts / f"list-{width}.png"))
+        page.screenshot(path=str(artifacts / f"list-{viewport}.png"))
         rows.first.locator("a").click()
         expect(page.locator("h1")).to_contain_text("Phiếu trả lời")
-        page.screenshot(path=str(artifacts / f"detail-{width}.png"))
+        page.screenshot(path=str(artifacts / f"detail-{viewport}.png"))
         page.close()

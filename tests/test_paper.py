@@ -60,13 +60,50 @@ def snapshot(session):
 # --- serials and tokens ------------------------------------------------------------------------------
 def test_serial_check_character_catches_every_single_typo():
     serial = sheets.make_serial("QNA-2023", 4217)
+    assert serial[-1] in sheets.CHECK_ALPHABET
     assert sheets.normalize_serial(serial.lower().replace("-", " ")) == serial
     for i, ch in enumerate(serial):
-        if ch == "-":
+        if ch == "-" or i < serial.index("-"):  # the round prefix is checked by the look-up (below)
             continue
         for other in sheets.ALPHABET.replace(ch, ""):
-            with pytest.raises(sheets.SheetError):
-                sheets.normalize_serial(serial[:i] + other + serial[i + 1:])
+            typed = serial[:i] + other + serial[i + 1:]
+            try:
+                found = sheets.serial_candidates(typed)
+            except sheets.SheetError:
+                continue
+            # Only a serial printed with the older check alphabet can answer, never the sheet itself.
+            assert serial not in found
+            assert all(c[-1] == sheets.legacy_check_character(c[:-2].replace("-", "")) for c in found)
+
+
+def test_new_serials_have_no_look_alike_check_characters():
+    checks = {sheets.make_serial("QNA-2023", n)[-1] for n in range(1, 2000)}
+    assert checks == set(sheets.CHECK_ALPHABET)
+    assert not checks & set("0O1ILU")
+
+
+def test_printed_serial_with_a_look_alike_check_character_is_accepted():
+    """Serials printed before the change (QNA2023-00089-O, QNA2023-00026-0) are read with either glyph."""
+    assert sheets.legacy_check_character("QNA202300089") == "O"
+    assert sheets.legacy_check_character("QNA202300026") == "0"
+    assert sheets.serial_candidates("qna2023-00089-0") == ["QNA2023-00089-O"]
+    assert sheets.serial_candidates("QNA2023 00089 O") == ["QNA2023-00089-O"]
+    assert sheets.serial_candidates("QNA2023-00026-O") == ["QNA2023-00026-0"]
+    with pytest.raises(sheets.SheetError, match="ký tự kiểm tra sai"):
+        sheets.serial_candidates("QNA2023-00089-Q")
+
+
+def test_old_serial_keyed_with_the_look_alike_opens_its_sheet(app, loaded_round, session, staff_client):
+    sheet = issue(session, loaded_round, agency_code="SNV")[0]
+    sheet.serial = "QNA2023-00089-O"  # as printed before the change of check alphabet
+    session.commit()
+    typed = "QNA2023-00089-0"
+    client = staff_client("clerk")
+    response = client.post("/paper/?round=QNA-2023", data={"code": typed.lower()})
+    assert response.status_code == 302 and response.headers["Location"].endswith(f"/paper/sheets/{sheet.serial}/key")
+    assert client.get(f"/paper/sheets/{typed}/key").status_code == 200
+    wrong_prefix = "QNB2023" + sheet.serial[7:]
+    assert client.post("/paper/?round=QNA-2023", data={"code": wrong_prefix}).status_code in (400, 404)
 
 
 def test_token_survives_key_rotation_and_refuses_forgery():
@@ -91,7 +128,7 @@ def test_printed_batch_qr_codes_decode_to_the_keying_screen_of_their_sheet(
     out = tmp_path / "sheets.pdf"
     result = runner.invoke(args=["sheets", "print", "--round", "QNA-2023", "--form", "LĐS-CT", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "Issued 36 sheets" in result.output
+    assert "Đã phát 36 phiếu" in result.output
     subprocess.run(["pdftoppm", "-r", "100", "-png", str(out), str(tmp_path / "page")], check=True)
     pages = sorted(tmp_path.glob("page-*.png"))
     assert len(pages) >= 36
@@ -137,16 +174,31 @@ def test_pdf_text_is_nfc_vietnamese_with_the_title_and_the_serial_on_every_page(
     assert all(" ".join(name.split()) in flat for name in agencies)
 
 
+def test_every_page_of_the_hdct_grid_repeats_the_column_legend(app, loaded_round, session):
+    """A page of the grid read on its own says what each column asks and what the codes mean."""
+    sheet = issue(session, loaded_round, form_code="HĐ-CT")[0]
+    q = rounds.questionnaire_for(session, loaded_round, "HĐ-CT")
+    pdf = printing.sheets_pdf(session, [sheet], base_url=BASE, signing_keys=KEYS)
+    text = subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True).stdout.decode()
+    pages = [" ".join(p.split()) for p in text.split("\f")[:-1]]
+    assert len(pages) >= 2
+    for number, page in enumerate(pages, 1):
+        for n, item in enumerate(q.scale_items, 1):
+            assert f"Cột {n} ({item.code}):" in page, (number, item.code)
+        assert "Thang trả lời – 4 = Rất tốt" in page, number
+    assert printing.short_wording(q.scale_items[0].text)[:40] in pages[-1]
+
+
 def test_print_whole_paper_plan_then_nothing_left_to_issue(app, loaded_round, runner, session, tmp_path):
     out = tmp_path / "plan.pdf"
     result = runner.invoke(args=["sheets", "print", "--round", "QNA-2023", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "Issued 106 sheets" in result.output
+    assert "Đã phát 106 phiếu" in result.output
     again = runner.invoke(args=["sheets", "print", "--round", "QNA-2023", "--out", str(out)])
-    assert again.exit_code == 1 and "Nothing to print" in again.output
+    assert again.exit_code == 1 and "Không có phiếu nào để in" in again.output
     reprint = runner.invoke(args=["sheets", "print", "--round", "QNA-2023", "--form", "HĐ-CT", "--again",
                                   "--out", str(out)])
-    assert reprint.exit_code == 0 and "Printed again 30 sheets" in reprint.output
+    assert reprint.exit_code == 0 and "Đã in lại 30 phiếu" in reprint.output
     assert session.scalar(sa.select(sa.func.count()).select_from(Sheet)) == 106
     bad = runner.invoke(args=["sheets", "print", "--round", "QNA-2023", "--form", "CC-CT", "--out", str(out)])
     assert bad.exit_code == 1
@@ -359,7 +411,7 @@ def test_bulk_returns_are_all_or_nothing(app, loaded_round, session, staff_clien
 def test_cli_return_reprint_and_status(app, loaded_round, session, runner, tmp_path):
     a, b = issue(session, loaded_round, agency_code="SNV")
     result = runner.invoke(args=["sheets", "return", "--round", "QNA-2023", a.serial])
-    assert result.exit_code == 0 and "Recorded 1" in result.output
+    assert result.exit_code == 0 and "Đã ghi nhận 1 phiếu thu về" in result.output
     out = tmp_path / "r.pdf"
     result = runner.invoke(args=["sheets", "reprint", b.serial, "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -416,6 +468,11 @@ def test_blind_double_entry_agreement_and_reconciliation(app, loaded_round, sess
     assert s2.state is SheetState.KEYED
     assert [(d.item, d.first, d.second) for d in keying.disagreements(s2)] == [("E05", "3", "4"), ("E06", "3", "")]
     assert client.post(f"/paper/sheets/{s2.serial}/key", data=changed).status_code == 409
+    third = make_user("clerk", username="nv3")
+    login(client, third)
+    already = client.get(f"/paper/sheets/{s1.serial}/key").get_data(as_text=True)
+    # The first keyer is named as such, the second as the second.
+    assert re.search(r"đã được nhập bởi nv1 lúc .*; nhập lần hai bởi nv2 lúc", already), already
 
     supervisor = make_user("supervisor")
     login(client, supervisor)
@@ -444,15 +501,75 @@ def test_blind_double_entry_agreement_and_reconciliation(app, loaded_round, sess
     assert "nv1" in table and "%" in table
 
 
+def test_reconciliation_shows_labels_and_takes_a_third_value(app, loaded_round, session, make_user, client):
+    """Both clerks misread the sheet: the supervisor records what the paper says."""
+    rnd = loaded_round
+    sheet = issue(session, rnd, agency_code="SNV")[0]
+    first, second = make_user("clerk", username="nv1"), make_user("clerk", username="nv2")
+    login(client, first)
+    assert client.post(f"/paper/sheets/{sheet.serial}/key", data=full_answers(session, sheet)).status_code == 302
+    login(client, second)
+    misread = full_answers(session, sheet, text="Cần rút ngắn thời gian")
+    misread["*:E05"] = "4"
+    assert client.post(f"/paper/sheets/{sheet.serial}/key", data=misread).status_code == 302
+    login(client, make_user("supervisor"))
+    page = client.get(f"/paper/reconcile/{sheet.serial}").get_data(as_text=True)
+    assert "<strong>3 – Tốt</strong>" in page and "<strong>4 – Rất tốt</strong>" in page
+    assert 'value="v:2"' in page and 'value="v:3"' not in page and 'name="*:KN:text"' in page
+    before = snapshot(session)
+    bad = client.post(f"/paper/reconcile/{sheet.serial}", data={"*:E05": "v:9", "*:KN": "1"})
+    assert bad.status_code == 422 and "không thuộc thang" in bad.get_data(as_text=True)
+    assert snapshot(session) == before
+    done = client.post(f"/paper/reconcile/{sheet.serial}",
+                       data={"*:E05": "v:2", "*:KN": "t", "*:KN:text": "Cần  rút ngắn thời gian xử lý"})
+    assert done.status_code == 302, done.get_data(as_text=True)
+    session.expire_all()
+    answers = {a.item_code: a.value for a in session.scalar(sa.select(Response).where(Response.sheet_id == sheet.id)).answers}
+    assert answers["E05"] == "2" and answers["KN"] == "Cần rút ngắn thời gian xử lý"
+    stats = {s.clerk.username: s for s in keying.agreement_by_clerk(session, rnd)}
+    assert stats["nv1"].overruled == 2 and stats["nv2"].overruled == 2
+
+
+def test_ledger_searches_by_serial_agency_and_form_and_pages(app, loaded_round, session, staff_client):
+    rnd = loaded_round
+    issue(session, rnd, form_code="HĐ-CT")
+    issue(session, rnd, form_code=LDH)
+    total = session.scalar(sa.select(sa.func.count()).select_from(Sheet))
+    client = staff_client("supervisor")
+
+    def listed(query: str) -> list[str]:
+        page = client.get(f"/paper/ledger?round=QNA-2023&{query}")
+        assert page.status_code == 200
+        return re.findall(r'class="serial[^"]*">(QNA2023-\d{5}-\w)<', page.get_data(as_text=True))
+
+    first_page = listed("")
+    assert len(first_page) == 50 < total and first_page == sorted(first_page)
+    assert len(listed("page=2")) == min(50, total - 50) and listed("page=999") == listed(f"page={-(-total // 50)}")
+    one = first_page[7]
+    assert listed(f"serial={one.lower()}") == [one]
+    assert listed(f"serial={one.split('-')[1]}") == [one]
+    assert len(listed("agency=SNV")) == 2  # the two LĐH-CH sheets rating Sở Nội vụ
+    assert len(listed("form=HĐ-CT")) == 30 and listed("form=HĐ-CT&agency=SNV") == []
+    assert listed("serial=QNA2023-99999-Z") == []
+
+
 # --- pages and roles -----------------------------------------------------------------------------------
 def test_supervisor_prints_a_cell_from_the_page(app, loaded_round, session, staff_client):
     client = staff_client("supervisor")
     page = client.get("/paper/print?round=QNA-2023")
     assert page.status_code == 200 and "Kế hoạch phiếu giấy" in page.get_data(as_text=True)
     response = client.post("/paper/print?round=QNA-2023", data={"cell_choice": f"{LDH}|SNV", "extra": "0"})
-    assert response.status_code == 200 and response.mimetype == "application/pdf"
-    assert response.data.startswith(b"%PDF")
+    assert response.status_code == 303 and "printed=1-2" in response.headers["Location"]
     assert session.scalar(sa.select(sa.func.count()).select_from(Sheet)) == 2
+    shown = client.get(response.headers["Location"]).get_data(as_text=True)
+    # The page after printing counts the new sheets and offers their PDF.
+    assert re.search(r"Sở Nội vụ</td>\s*<td class=\"num\">2</td><td class=\"num\">2</td>", shown), shown
+    pdf_link = re.search(r'href="([^"]*/paper/print/sheets\.pdf[^"]*)"', shown).group(1).replace("&amp;", "&")
+    pdf = client.get(pdf_link)
+    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf" and pdf.data.startswith(b"%PDF")
+    assert session.scalar(sa.select(sa.func.count()).select_from(Sheet)) == 2  # downloading prints nothing new
+    assert client.get("/paper/print/sheets.pdf?round=QNA-2023&printed=50-60").status_code == 404
+    assert client.get("/paper/print/sheets.pdf?round=QNA-2023&printed=x").status_code == 404
     again = client.post("/paper/print?round=QNA-2023", data={"cell_choice": f"{LDH}|SNV"})
     assert again.status_code == 409
     ledger = client.get("/paper/ledger?round=QNA-2023").get_data(as_text=True)
@@ -460,6 +577,13 @@ def test_supervisor_prints_a_cell_from_the_page(app, loaded_round, session, staf
     assert len(serials) == 2
     detail = client.get(f"/paper/ledger/{serials[0]}").get_data(as_text=True)
     assert "Đã phát" in detail and "In lại" not in detail and "phiếu thay thế" in detail
+    asked = client.post(f"/paper/ledger/{serials[0]}/reprint")
+    assert asked.status_code == 200 and f"Hủy phiếu {serials[0]} và in phiếu thay thế?" in asked.get_data(as_text=True)
+    assert session.scalar(sa.select(sa.func.count()).select_from(Sheet)) == 2  # asking changed nothing
+    done = client.post(f"/paper/ledger/{serials[0]}/reprint", data={"confirmed": "1"})
+    assert done.status_code == 200 and done.mimetype == "application/pdf"
+    session.expire_all()
+    assert session.scalar(sa.select(Sheet.state).where(Sheet.serial == serials[0])) is SheetState.VOID
     assert client.get("/paper/ledger?state=nonsense").status_code == 400
 
 

@@ -199,7 +199,12 @@ def test_soft_close_button(session, rnd, staff_client):
     client = staff_client("supervisor")
     target = cell(session, rnd, "CC-CT", "SNV")
     url = f"/staff/dashboard/{rnd.code}/cells/{target.id}/soft-close?form=CC-CT"
-    response = client.post(url, data={"closed": "1"})
+    asked = client.post(url, data={"closed": "1"})  # one click only asks
+    page = asked.get_data(as_text=True)
+    assert asked.status_code == 200 and "Tạm khóa ô CC-CT – Sở Nội vụ?" in page and 'name="confirmed" value="1"' in page
+    session.expire_all()
+    assert not cell(session, rnd, "CC-CT", "SNV").soft_closed
+    response = client.post(url, data={"closed": "1", "confirmed": "1"})
     assert response.status_code == 302 and "form=CC-CT" in response.headers["Location"]
     session.expire_all()
     assert cell(session, rnd, "CC-CT", "SNV").soft_closed

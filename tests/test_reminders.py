@@ -9,7 +9,6 @@ import sqlalchemy as sa
 
 from survey_service.models import InvitationCode
 from survey_service.services import invitations, quotas, reminders, sheets
-from tests.conftest import staff_page
 from tests.results.conftest import Builder
 
 
@@ -72,20 +71,19 @@ def test_only_supervisors(collecting, staff_client):
     assert staff_client("clerk").get("/staff/reminders/QNA-2023/SNV").status_code == 403
 
 
-def test_reminder_in_the_browser_and_on_paper(collecting, make_user, live_server, browser, artifacts):
+def test_reminder_in_the_browser_and_on_paper(collecting, live_server, staff_page, artifacts):
     from playwright.sync_api import expect
 
-    user = make_user("supervisor")
-    for width, height in ((360, 740), (1280, 900)):
-        page = staff_page(browser, live_server, user.username, width, height)
+    for viewport in ("phone", "desktop"):
+        page = staff_page("supervisor", viewport)
         page.goto(f"{live_server}/staff/reminders/QNA-2023/")
         page.click("#reminders tr:has-text('Sở Nội vụ') >> text=Văn bản nhắc")
         text = page.locator("textarea.reminder-text")
         assert text.input_value().startswith("Kính gửi: Sở Nội vụ.")
-        page.screenshot(path=str(artifacts / f"reminder-{width}.png"), full_page=True)
+        page.screenshot(path=str(artifacts / f"reminder-{viewport}.png"), full_page=True)
         page.emulate_media(media="print")
         expect(page.locator("textarea.reminder-text")).to_be_hidden()
         expect(page.locator("pre.print-only")).to_be_visible()
         expect(page.locator("header.site")).to_be_hidden()
-        page.screenshot(path=str(artifacts / f"printed-{width}.png"), full_page=True)
+        page.screenshot(path=str(artifacts / f"printed-{viewport}.png"), full_page=True)
         page.close()

@@ -41,9 +41,9 @@ def test_loading_twice_changes_nothing(loaded_round, session):
 
 def test_cli_round_load_twice(runner, session):
     first = runner.invoke(args=["round", "load", str(ROUND_DIR)])
-    assert first.exit_code == 0 and "loaded" in first.output
+    assert first.exit_code == 0 and "Đã nạp đợt" in first.output
     second = runner.invoke(args=["round", "load", str(ROUND_DIR)])
-    assert second.exit_code == 0 and "unchanged" in second.output
+    assert second.exit_code == 0 and "không thay đổi" in second.output
     assert count(session, Round) == 1 and count(session, Agency) == 43
 
 
@@ -75,7 +75,7 @@ def test_changed_questionnaire_gets_a_new_version(loaded_round, session, editabl
 
     report = rounds.load_round(session, editable_copy / "rounds" / "QNA-2023", editable_copy)
     session.commit()
-    assert any("CC-CT has a new version" in c for c in report.changes)
+    assert any("phiếu CC-CT có phiên bản mới" in c for c in report.changes)
     versions = session.scalars(sa.select(QuestionnaireVersion).where(QuestionnaireVersion.form_code == "CC-CT")).all()
     assert len(versions) == 2
     session.expire_all()
@@ -92,7 +92,7 @@ def test_broken_round_loads_nothing(app, session, editable_copy, runner):
     result = runner.invoke(args=["round", "load", str(editable_copy / "rounds" / "QNA-2023")])
     assert result.exit_code == 1
     assert "agencies.csv" in result.output and "galaxy" in result.output
-    assert "Nothing was loaded" in result.output
+    assert "Không nạp gì" in result.output
     assert count(session, Round) == 0 and count(session, Agency) == 0
 
 
@@ -111,7 +111,7 @@ def test_questionnaires_check_lists_eight_forms(runner):
     lines = [line for line in result.output.splitlines() if line[:2] in {"CC", "LĐ", "HĐ"}]
     assert sorted(line.split()[0] for line in lines) == sorted(
         ["CC-CT", "CC-ND", "CC-CH", "LĐ-CP", "LĐX-CH", "HĐ-CT", "LĐH-CH", "LĐS-CT"])
-    assert "8 questionnaires OK" in result.output
+    assert "8 phiếu hợp lệ" in result.output
 
 
 def test_questionnaires_check_fails_on_error(runner, editable_copy):
@@ -163,5 +163,5 @@ def test_demo_setup_migrates_loads_and_opens_the_round(tmp_path):
         rnd = rounds.get_round(get_session(), "QNA-2023")
         assert rounds.round_state(rnd, date.today()) == "open"
     again = app.test_cli_runner().invoke(args=["demo", "setup"])
-    assert again.exit_code == 0 and "already loaded" in again.output
+    assert again.exit_code == 0 and "đã có từ trước" in again.output
     app.extensions["db_engine"].dispose()

@@ -56,3 +56,15 @@ def test_same_order_as_icu_in_postgresql():
             assert [r[0] for r in rows] == ORDERED
     finally:
         engine.dispose()
+
+
+# --- numbers -------------------------------------------------------------------------------------------
+def test_one_number_format_comma_decimals_dot_thousands():
+    from survey_service.vietnamese import number, percent, xlsx_format
+
+    assert number(73.33333333333334, 2) == "73,33"
+    assert number(1234567) == "1.234.567"
+    assert number(12345.678, 1) == "12.345,7"
+    assert percent(16.24) == "16,2\u00a0%" and percent(83) == "83,0\u00a0%" and percent(99.6) == "99,6\u00a0%"
+    assert number(None) == percent(float("nan")) == "—"
+    assert xlsx_format(0) == "#,##0" and xlsx_format(2) == "#,##0.00"

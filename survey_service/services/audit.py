@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from survey_service.models import AuditEvent, StaffUser
 
@@ -53,16 +53,3 @@ def _fields(action, user, actor, object_type, object_id, old, new) -> dict:
         "new_value": new,
     }
 
-
-def events(session: Session, *, action_prefix: str = "", page: int = 1, per_page: int = 50
-           ) -> tuple[list[AuditEvent], int]:
-    """A page of audit events, newest first, and the total count matching the filter."""
-    query = sa.select(AuditEvent)
-    if action_prefix:
-        query = query.where(AuditEvent.action.startswith(action_prefix, autoescape=True))
-    total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
-    rows = session.scalars(
-        query.options(joinedload(AuditEvent.user)).order_by(AuditEvent.id.desc())
-        .limit(per_page).offset((max(page, 1) - 1) * per_page)
-    ).all()
-    return list(rows), total

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from survey_service.services.results import FLAG_LABELS, KIND_LABELS, RoundResults
+from survey_service.vietnamese import xlsx_format
 
 FORMATS = (".xlsx", ".csv", ".sav")
 SHEET_NAME_MAX = 31
@@ -81,7 +82,27 @@ WEIGHT_HEADERS = {
     "deff_w": "Hệ số thiết kế do trọng số",
 }
 SETTINGS_HEADERS = {"setting": "Thiết lập", "value": "Giá trị"}
+COUNT_PREFIX = "Số chọn"
 SUPPRESSED_NOTE = "Ẩn (dưới 5 phiếu của công chức cơ quan)"
+
+
+#: Decimals shown in the workbook per column (the cells keep full precision); other columns are text.
+DECIMALS = {
+    **dict.fromkeys(["n", "n_sheets", "n_valid", "n_groups", "rank", "rank_lo", "rank_hi"], 0),
+    **dict.fromkeys(["tlhl", "tlhl_ci_lo", "tlhl_ci_hi", "tltc", "positive_pct", "n_eff", "n_eff_min"], 1),
+    **dict.fromkeys(["survey_points", "survey_points_ci_lo", "survey_points_ci_hi", "points", "points_ci_lo",
+                     "points_ci_hi", "max_points", "tlhl_se"], 2),
+    **dict.fromkeys(["survey_points_se", "points_se", "score", "mean_value", "sum", "min", "median", "max",
+                     "deff_w"], 3),
+}
+
+
+def _column_decimals(headers: dict[str, str], frame: pd.DataFrame) -> dict[str, int]:
+    """Decimals per shown column, by the source column's name; option counts are whole numbers."""
+    shown = {header: DECIMALS.get(key, 2) for key, header in headers.items()
+             if key in DECIMALS or key.startswith("points_")}  # points_A1 …: the points of one PAR area
+    shown.update({c: 0 for c in frame.columns if str(c).startswith(COUNT_PREFIX)})
+    return shown
 
 
 class ExportError(ValueError):
@@ -123,15 +144,18 @@ def provenance_lines(results: RoundResults) -> list[tuple[str, str]]:
     ]
 
 
+def summary_headers(results: RoundResults) -> dict[str, str]:
+    """Source column → header of the summary, with one "Điểm A1" … column per PAR area."""
+    points = [c for c in results.summary.columns if c.startswith("points_")]
+    return {**SUMMARY_HEADERS, **{c: f"Điểm {c.removeprefix('points_')}" for c in points}}
+
+
 def summary_frame(results: RoundResults) -> pd.DataFrame:
     """The per-agency table with Vietnamese headers and labels (also the CSV export)."""
-    s = results.summary
-    points = [c for c in s.columns if c.startswith("points_")]
-    out = s[[*SUMMARY_HEADERS, *points]].copy()
+    headers = summary_headers(results)
+    out = results.summary[list(headers)].copy()
     out["agency_kind"] = out["agency_kind"].map(KIND_LABELS)
     out["flags"] = out["flags"].map(_flag_text)
-    headers = dict(SUMMARY_HEADERS)
-    headers.update({c: f"Điểm {c.removeprefix('points_')}" for c in points})
     return out.rename(columns=headers)
 
 
@@ -152,32 +176,39 @@ def items_frame(results: RoundResults) -> pd.DataFrame:
     codes = sorted({c for s in results.scales.values() for c in s.codes})
     out = items[list(ITEM_HEADERS)].copy()
     for code in codes:
-        out[f"Số chọn '{code}'"] = [None if c is None else c.get(code, 0) for c in items["counts"]]
+        out[f"{COUNT_PREFIX} '{code}'"] = [None if c is None else c.get(code, 0) for c in items["counts"]]
     out["Ghi chú"] = np.where(items["suppressed"], SUPPRESSED_NOTE, "")
     return out.rename(columns=ITEM_HEADERS)
 
 
 def write_xlsx(results: RoundResults, path: Path) -> None:
     """One sheet per table; a simulated round's file opens on a sheet that says so."""
-    simulated = {"Dữ liệu mô phỏng": pd.DataFrame({SIMULATED_NOTE: []})} if results.provenance.get("simulated") else {}
+    simulated = ({"Dữ liệu mô phỏng": (pd.DataFrame({SIMULATED_NOTE: []}), {})}
+                 if results.provenance.get("simulated") else {})
     sheets = {
         **simulated,
-        "Tổng hợp": summary_frame(results),
-        "Theo lĩnh vực": criteria_frame(results),
-        "Theo câu hỏi": items_frame(results),
-        "Chẩn đoán trọng số": results.weights.rename(columns=WEIGHT_HEADERS),
-        "Thiết lập phương pháp": results.settings.rename(columns=SETTINGS_HEADERS),
-        "Nguồn gốc số liệu": pd.DataFrame(provenance_lines(results), columns=["Thông tin", "Giá trị"]),
+        "Tổng hợp": (summary_frame(results), summary_headers(results)),
+        "Theo lĩnh vực": (criteria_frame(results), CRITERIA_HEADERS),
+        "Theo câu hỏi": (items_frame(results), ITEM_HEADERS),
+        "Chẩn đoán trọng số": (results.weights.rename(columns=WEIGHT_HEADERS), WEIGHT_HEADERS),
+        "Thiết lập phương pháp": (results.settings.rename(columns=SETTINGS_HEADERS), {}),
+        "Nguồn gốc số liệu": (pd.DataFrame(provenance_lines(results), columns=["Thông tin", "Giá trị"]), {}),
     }
     with pd.ExcelWriter(path, engine="xlsxwriter") as writer:
         bold = writer.book.add_format({"bold": True, "text_wrap": True, "valign": "top"})
-        for name, frame in sheets.items():
+        formats = {d: writer.book.add_format({"num_format": xlsx_format(d)}) for d in set(DECIMALS.values())}
+        for name, (frame, headers) in sheets.items():
             name = name[:SHEET_NAME_MAX]
             frame.to_excel(writer, sheet_name=name, index=False)
             ws = writer.sheets[name]
+            decimals = _column_decimals(headers, frame)
             for j, col in enumerate(frame.columns):
                 ws.write(0, j, col, bold)
                 ws.set_column(j, j, min(40, max(10, len(str(col)) // 2 + 4)))
+                if col in decimals:  # a cell's own format is what Excel shows, not its column's
+                    for i, value in enumerate(frame[col].tolist(), start=1):
+                        if isinstance(value, (int, float, np.number)) and not pd.isna(value):
+                            ws.write_number(i, j, value, formats[decimals[col]])
             ws.freeze_panes(1, 0)
 
 

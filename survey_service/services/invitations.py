@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from survey_service.models import (
     Agency, Channel, CodeBatch, CodeStatus, InvitationCode, QuotaCell, Response, Round, StaffUser,
 )
-from survey_service.services import audit
+from survey_service.services import audit, rounds
 from survey_service.services.pdf import FONT, nfc, qr_image, register_fonts
 
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -63,6 +63,7 @@ def code_url(base_url: str, code: str) -> str:
 
 def find_cell(session: Session, rnd: Round, form_code: str, agency_code: str | None) -> QuotaCell:
     """The online quota cell (round, form, agency); raises InvitationError naming what is missing."""
+    form_code = rounds.form_code_for(rnd, form_code)
     query = sa.select(QuotaCell).where(QuotaCell.round_id == rnd.id, QuotaCell.form_code == form_code)
     if agency_code:
         agency = session.scalar(sa.select(Agency).where(Agency.round_id == rnd.id, Agency.code == agency_code))
@@ -165,6 +166,26 @@ def cell_counts(session: Session, rnd: Round) -> list[CellCodes]:
                   by_status.get((cell.id, CodeStatus.USED), 0), by_status.get((cell.id, CodeStatus.REVOKED), 0))
         for cell in cells
     ]
+
+
+def cell_matches(cell: QuotaCell, form_code: str | None, agency_text: str | None) -> bool:
+    """Whether a cell is of the form and its agency's code or name contains the text (any case)."""
+    if form_code and cell.form_code != form_code:
+        return False
+    if agency_text:
+        wanted = unicodedata.normalize("NFC", agency_text).casefold()
+        agency = cell.agency
+        return agency is not None and (wanted in agency.code.casefold() or wanted in agency.name.casefold())
+    return True
+
+
+def find_code(session: Session, rnd: Round, text: str) -> InvitationCode | None:
+    """The round's invitation code typed as ``text`` (any case, with or without dashes), if there is one."""
+    code = normalise_code(text)
+    if code is None:
+        return None
+    return session.scalar(sa.select(InvitationCode).join(QuotaCell, QuotaCell.id == InvitationCode.quota_cell_id)
+                          .where(QuotaCell.round_id == rnd.id, InvitationCode.code == code))
 
 
 def batches_of_round(session: Session, rnd: Round) -> list[CodeBatch]:

@@ -122,13 +122,18 @@ def parse_slots(form: SheetForm, data) -> dict[str, dict[str, str]]:
     q = form.questionnaire
     slots: dict[str, dict[str, str]] = {}
     problems: dict[str, str] = {}
+    # As the screen numbers them: questions in form order, grid columns in rated-item order.
+    numbers = {item.code: n for n, item in enumerate(q.scale_items if form.matrix else q.items, 1)}
     for row in form.rows:
         for item in q.scale_items:
             name = slot_name(row.key, item.code)
             raw = (data.get(name) or "").strip().upper()
-            label = f"{row.label} – câu {item.code}" if form.matrix else f"Câu {item.code}"
+            label = (f"{row.label} – cột {numbers[item.code]} ({item.code})" if form.matrix
+                     else f"Câu {numbers[item.code]} ({item.code})")
             if not raw:
-                problems[name] = f"{label}: chưa nhập (gõ “-” nếu trên phiếu để trống)."
+                # The grid has a box to type "-" in; a single sheet has a "Để trống" option to pick.
+                blank = "gõ “-”" if form.matrix else "chọn “Để trống”"
+                problems[name] = f"{label}: chưa nhập ({blank} nếu trên phiếu để trống)."
                 continue
             if raw in BLANK_KEYS:
                 continue
@@ -178,9 +183,10 @@ def keying_pass(sheet: Sheet, clerk: StaffUser) -> int:
             raise SheetError(f"Phiếu {sheet.serial} cần được nhập lần hai bởi một nhân viên khác "
                              "(nhập kép độc lập).", 403)
         return 2
-    last = keyings[max(keyings)]
-    raise SheetError(f"Phiếu {sheet.serial} đã được nhập bởi {_name(last.clerk)} lúc "
-                     f"{_local(last.keyed_at)} (trạng thái: {STATE_LABELS[sheet.state]}). "
+    second = (f"; nhập lần hai bởi {_name(keyings[2].clerk)} lúc {_local(keyings[2].keyed_at)}"
+              if 2 in keyings else "")
+    raise SheetError(f"Phiếu {sheet.serial} đã được nhập bởi {_name(first.clerk)} lúc "
+                     f"{_local(first.keyed_at)}{second} (trạng thái: {STATE_LABELS[sheet.state]}). "
                      "Không nhập lại; nếu có sai sót, báo giám sát viên.", 409)
 
 
@@ -294,8 +300,14 @@ def disagreements(sheet: Sheet) -> list[Disagreement]:
     return found
 
 
+#: A reconciliation choice naming a value neither keying had: ``v:<option code>`` (``v:`` = blank) for a
+#: rated item, ``t`` with the text in ``<slot>:text`` for a free-text item.
+OTHER_VALUE, OTHER_TEXT = "v:", "t"
+
+
 def reconcile(session: Session, sheet: Sheet, supervisor: StaffUser, choices) -> list[Disagreement]:
-    """Settle a double-entry disagreement: per slot, keep the first or the second keying's value.
+    """Settle a double-entry disagreement: per slot, keep the first or the second keying's value, or the
+    value read on the paper when both clerks were wrong (see :data:`OTHER_VALUE`).
 
     The response's answers are corrected to the chosen values, each change audited with old and new value,
     and the sheet becomes verified. :raises KeyingError: if a slot has no valid choice.
@@ -303,21 +315,44 @@ def reconcile(session: Session, sheet: Sheet, supervisor: StaffUser, choices) ->
     found = disagreements(sheet)
     if sheet.state is not SheetState.KEYED or not found:
         raise SheetError(f"Phiếu {sheet.serial} không có bất đồng nào cần đối chiếu.", 409)
-    problems = {d.name: f"{d.row if d.row != SHEET_ROW else ''} câu {d.item}: chưa chọn giá trị đúng."
-                for d in found if choices.get(d.name) not in ("1", "2")}
+    form = sheet_form(session, sheet)
+    decisions, problems = {}, {}
+    for d in found:
+        where = f"{d.row if d.row != SHEET_ROW else ''} câu {d.item}".strip().capitalize()
+        try:
+            decisions[d.name] = _decision(form.questionnaire, d, choices)
+        except ValueError as exc:
+            problems[d.name] = f"{where}: {exc}"
     if problems:
         raise KeyingError("Chưa lưu: hãy chọn giá trị đúng cho mọi ô khác nhau.", 422, problems)
-    form = sheet_form(session, sheet)
     response = session.scalar(sa.select(Response).where(Response.sheet_id == sheet.id))
-    decisions = {}
     for d in found:
-        value = d.first if choices[d.name] == "1" else d.second
-        decisions[d.name] = value
-        _set_answer(session, response, _answer_agency(form, d.row), d.item, value, supervisor)
+        _set_answer(session, response, _answer_agency(form, d.row), d.item, decisions[d.name], supervisor)
     audit.record(session, "sheet.reconcile", user=supervisor, object_type="sheet", object_id=sheet.serial,
                  old={d.name: [d.first, d.second] for d in found}, new=decisions)
     transition(session, sheet, SheetState.VERIFIED, by=supervisor)
     return found
+
+
+def _decision(q: qn.Questionnaire, d: Disagreement, choices) -> str:
+    """The value a supervisor chose for one slot. :raises ValueError: with the reason, in Vietnamese."""
+    choice = choices.get(d.name) or ""
+    if choice == "1":
+        return d.first
+    if choice == "2":
+        return d.second
+    item = q.item(d.item)
+    if item.kind == "scale" and choice.startswith(OTHER_VALUE):
+        code = choice[len(OTHER_VALUE):]
+        if code == "" or code in q.scales[item.scale].codes:
+            return code
+        raise ValueError(f"“{code[:5]}” không thuộc thang trả lời ({', '.join(q.scales[item.scale].codes)}).")
+    if item.kind == "text" and choice == OTHER_TEXT:
+        text = " ".join(unicodedata.normalize("NFC", choices.get(f"{d.name}:text") or "").split())
+        if len(text) > (item.max_length or 2000):
+            raise ValueError(f"dài quá {item.max_length or 2000} ký tự.")
+        return text
+    raise ValueError("chưa chọn giá trị đúng.")
 
 
 def _set_answer(session: Session, response: Response, agency_id: int | None, item: str, value: str,

@@ -312,6 +312,8 @@ def choose_division(session: Session, access: Access, division_code: str, *, tod
     """LĐ-CP: record the respondent's division; answers about departments it does not report to go."""
     if access.questionnaire.rates != "supervising":
         raise Refusal("division", access, "Phiếu này không cần chọn phòng chuyên môn.")
+    if not division_code:
+        raise Refusal("division", access, "Vui lòng chọn phòng chuyên môn của Anh/Chị trong danh sách.")
     division = _division(session, _division_t.c.round_id == access.round.id, _division_t.c.code == division_code)
     if division is None:
         raise Refusal("division", access, "Phòng chuyên môn đã chọn không có trong danh sách của đợt khảo sát.")

@@ -168,13 +168,39 @@ def _paragraph(text: str, font: str = FONT, size: float = 9, gap: float = 1.5 * 
     return [Block(len(lines) * leading + gap, draw)] if lines else []
 
 
-def _legend(form: SheetForm, scale_codes: list[str]) -> list[Block]:
+def _legend(form: SheetForm, scale_codes: list[str], size: float = 8.5) -> list[Block]:
     blocks = []
     for code in scale_codes:
         scale = form.questionnaire.scales[code]
         text = "Thang trả lời – " + "; ".join(f"{o.code} = {o.label}" for o in scale.options)
-        blocks += _paragraph(text, size=8.5)
+        blocks += _paragraph(text, size=size)
     return blocks
+
+
+#: Openings that every question shares; the short wording starts after them.
+LEAD_INS = ("Anh/Chị đánh giá như thế nào về ", "Theo Anh/Chị, ", "Nhìn chung, ", "Anh/Chị ")
+
+
+def short_wording(text: str, limit: int = 90) -> str:
+    """A question without its shared opening, cut at a word to ``limit`` characters: the column legend."""
+    text = nfc(text)
+    for lead in LEAD_INS:
+        if text.startswith(lead):
+            text = text[len(lead):]
+            break
+    text = text.rstrip("?").strip()
+    if len(text) > limit:
+        text = text[:limit].rsplit(" ", 1)[0].rstrip(",;") + "…"
+    return text[:1].upper() + text[1:]
+
+
+def _stack(blocks: list[Block]) -> Block:
+    """Several blocks drawn one under the other, as one block."""
+    def draw(canvas: Canvas, y: float) -> None:
+        for block in blocks:
+            block.draw(canvas, y)
+            y -= block.height
+    return Block(sum(b.height for b in blocks), draw)
 
 
 def _used_scales(form: SheetForm) -> list[str]:
@@ -237,8 +263,9 @@ def _text_item(text: str) -> Block:
 
 
 def _matrix_blocks(form: SheetForm) -> list[Block]:
-    """HĐ-CT: the items listed once, then a grid of agencies (rows) by items (columns); the respondent
-    writes the option code in each cell. The column header is repeated after every page break."""
+    """HĐ-CT: the items listed in full, then a grid of agencies (rows) by items (columns); the respondent
+    writes the option code in each cell. Every page the grid continues on starts again with the column
+    legend (item code and short wording), the answer scales and the column header, so no page needs page 1."""
     q = form.questionnaire
     blocks = _paragraph(q.instructions, gap=2 * mm) + _legend(form, _used_scales(form))
     items = q.scale_items
@@ -250,15 +277,20 @@ def _matrix_blocks(form: SheetForm) -> list[Block]:
     row_h = 6.2 * mm
     header = _grid_header(items, name_w, col_w, row_h)
     blocks.append(header)
+    continued = _stack(
+        _paragraph("Các cột của bảng (nội dung đầy đủ ở trang 1):", FONT_BOLD, 7.5, gap=0.3 * mm)
+        + [b for n, item in enumerate(items, 1)
+           for b in _paragraph(f"Cột {n} ({item.code}): {short_wording(item.text)}", size=7.5, gap=0.1 * mm)]
+        + _legend(form, _used_scales(form), size=7.5) + [Block(1 * mm, lambda c, y: None), header])
     group = None
     for row in form.rows:
         if row.group != group:
             group = row.group
             block = _grid_group(group, name_w, col_w, len(items), row_h)
-            block.keep, block.repeat = 2 * row_h, header
+            block.keep, block.repeat = 2 * row_h, continued
             blocks.append(block)
         block = _grid_row(row.label, name_w, col_w, len(items), row_h)
-        block.repeat = header
+        block.repeat = continued
         blocks.append(block)
     blocks.append(Block(3 * mm, lambda c, y: None))
     blocks += [_text_item(item.text) for item in q.text_items]

@@ -26,6 +26,16 @@ DEFAULT_FLOOR = 15
 
 CSV_COLUMNS = ["form_code", "agency_code", "agency_name", "channel", "staff_count", "target", "soft_closed"]
 REQUIRED_COLUMNS = {"form_code", "agency_code"}
+#: What each CSV column holds and how an import treats it, for the page that explains the file.
+CSV_COLUMN_HELP = {
+    "form_code": ("Mã mẫu phiếu (ví dụ CC-CT)", "Bắt buộc"),
+    "agency_code": ("Mã cơ quan; để trống cho phiếu ma trận HĐ-CT", "Bắt buộc"),
+    "agency_name": ("Tên cơ quan", "Chỉ để đọc"),
+    "channel": ("Kênh thu: online (trực tuyến) hoặc paper (giấy)", "Chỉ để đọc"),
+    "staff_count": ("Số công chức của cơ quan", "Bắt buộc nếu không có chỉ tiêu"),
+    "target": ("Chỉ tiêu số phiếu; để trống: cỡ mẫu khuyến nghị", "Bắt buộc nếu không có số công chức"),
+    "soft_closed": ("Ô đã tạm dừng nhận phiếu (true/false)", "Chỉ để đọc"),
+}
 MAX_TARGET = 1_000_000
 
 

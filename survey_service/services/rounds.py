@@ -109,7 +109,7 @@ def _set(report: LoadReport, obj, attr: str, value) -> None:
     if old != value:
         setattr(obj, attr, value)
         if not report.created:
-            report.changes.append(f"{attr} changed")
+            report.changes.append(f"{attr} đã thay đổi")
 
 
 def _sync_agencies(session: Session, rnd: Round, round_def, report: LoadReport) -> dict[str, Agency]:
@@ -120,7 +120,7 @@ def _sync_agencies(session: Session, rnd: Round, round_def, report: LoadReport) 
             if _agency_in_use(session, agency):
                 raise RoundError(f"Cannot remove agency {code}: responses, codes or sheets refer to it.")
             session.delete(agency)
-            report.changes.append(f"agency {code} removed")
+            report.changes.append(f"bỏ cơ quan {code}")
     for code, a_def in wanted.items():
         agency = existing.get(code)
         if agency is None:
@@ -128,10 +128,10 @@ def _sync_agencies(session: Session, rnd: Round, round_def, report: LoadReport) 
             session.add(agency)
             existing[code] = agency
             if not report.created:
-                report.changes.append(f"agency {code} added")
+                report.changes.append(f"thêm cơ quan {code}")
         elif (agency.kind.value, agency.name) != (a_def.kind, a_def.name):
             agency.kind, agency.name = AgencyKind(a_def.kind), a_def.name
-            report.changes.append(f"agency {code} updated")
+            report.changes.append(f"cập nhật cơ quan {code}")
     session.flush()
     return {code: existing[code] for code in wanted}
 
@@ -165,13 +165,13 @@ def _sync_forms(session: Session, rnd: Round, forms, report: LoadReport) -> None
         if rf is None:
             session.add(RoundForm(round_id=rnd.id, form_code=code, questionnaire_version_id=version.id))
             if not report.created:
-                report.changes.append(f"form {code} added")
+                report.changes.append(f"thêm phiếu {code}")
         elif rf.questionnaire_version_id != version.id:
             rf.questionnaire_version_id = version.id
-            report.changes.append(f"form {code} has a new version {questionnaire.version}")
+            report.changes.append(f"phiếu {code} có phiên bản mới {questionnaire.version}")
     for code, rf in current.items():
         session.delete(rf)
-        report.changes.append(f"form {code} removed from the round")
+        report.changes.append(f"bỏ phiếu {code} khỏi đợt")
 
 
 def _sync_divisions(session: Session, rnd: Round, round_def, agencies, report: LoadReport) -> None:
@@ -180,17 +180,17 @@ def _sync_divisions(session: Session, rnd: Round, round_def, agencies, report: L
     for code, division in existing.items():
         if code not in wanted:
             session.delete(division)
-            report.changes.append(f"division {code} removed")
+            report.changes.append(f"bỏ phòng chuyên môn {code}")
     for code, d_def in wanted.items():
         division = existing.get(code)
         departments = [agencies[c] for c in d_def.departments]
         if division is None:
             session.add(Division(round_id=rnd.id, code=code, name=d_def.name, departments=departments))
             if not report.created:
-                report.changes.append(f"division {code} added")
+                report.changes.append(f"thêm phòng chuyên môn {code}")
         elif division.name != d_def.name or [a.code for a in division.departments] != list(d_def.departments):
             division.name, division.departments = d_def.name, departments
-            report.changes.append(f"division {code} updated")
+            report.changes.append(f"cập nhật phòng chuyên môn {code}")
 
 
 def _sync_quotas(session: Session, rnd: Round, round_def, agencies, report: LoadReport) -> None:
@@ -226,6 +226,17 @@ def _sync_quotas(session: Session, rnd: Round, round_def, agencies, report: Load
 
 def get_round(session: Session, code: str) -> Round | None:
     return session.scalar(sa.select(Round).where(Round.code == code))
+
+
+def form_code_for(rnd: Round, text: str) -> str:
+    """The round's form code typed as ``text``: exactly, in any case, or in the ASCII spelling of the
+    questionnaire file names (``LD-CP`` for ``LĐ-CP``), as the response import accepts. Unknown text is
+    returned as typed, for the caller to refuse by name."""
+    typed = text.strip()
+    for form in rnd.forms:
+        if typed.upper() in (form.form_code.upper(), qn.file_name_for(form.form_code)[:-5].upper()):
+            return form.form_code
+    return typed
 
 
 def round_state(rnd: Round, today: date) -> str:

@@ -20,7 +20,12 @@ from survey_service.models import (
 )
 from survey_service.services import audit
 
+#: Characters of a serial's round prefix and running number.
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+#: Check characters of new serials: no look-alikes (the alphabet of the invitation codes).
+CHECK_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
+#: What a typed check character may stand for on a sheet printed with the older alphabet.
+LOOKALIKES = {"0": "0O", "O": "O0", "1": "1IL", "I": "I1L", "L": "L1I"}
 TOKEN_SALT = "paper-sheet"
 #: Path of the key-in URL printed in the QR; the token follows.
 URL_PATH = "/p/"
@@ -52,14 +57,28 @@ class SheetError(ValueError):
 
 
 # --- serials and tokens ------------------------------------------------------------------------------
-def check_character(base: str) -> str:
-    """Luhn mod 36 over ``base``: catches every single wrong character and most swapped neighbours."""
-    factor, total, n = 2, 0, len(ALPHABET)
-    for ch in reversed(base):
-        addend = factor * ALPHABET.index(ch)
+def _luhn(values: list[int], n: int) -> int:
+    """Luhn mod ``n`` (``n`` even) over values in ``range(n)``: catches every single wrong value and most
+    swapped neighbours."""
+    factor, total = 2, 0
+    for value in reversed(values):
+        addend = factor * value
         factor = 1 if factor == 2 else 2
         total += addend // n + addend % n
-    return ALPHABET[(n - total % n) % n]
+    return (n - total % n) % n
+
+
+def check_character(base: str) -> str:
+    """The check character of new serials, from an alphabet without look-alikes (as the invitation codes):
+    no 0/O, 1/I/L or U can be misread on paper. The running number's digits are what a clerk types wrong;
+    the round prefix is checked again by the look-up of the serial."""
+    n = len(CHECK_ALPHABET)
+    return CHECK_ALPHABET[_luhn([ALPHABET.index(ch) % n for ch in base], n)]
+
+
+def legacy_check_character(base: str) -> str:
+    """The check character of serials printed before :data:`CHECK_ALPHABET`: Luhn mod 36 over 0-9A-Z."""
+    return ALPHABET[_luhn([ALPHABET.index(ch) for ch in base], len(ALPHABET))]
 
 
 def round_prefix(round_code: str) -> str:
@@ -67,26 +86,39 @@ def round_prefix(round_code: str) -> str:
 
 
 def make_serial(round_code: str, number: int) -> str:
-    """E.g. ``QNA2023-00017-P``: round, running number (five digits), check character."""
+    """E.g. ``QNA2023-00017-D``: round, running number (five digits), check character."""
     if not 0 < number < 100_000:
         raise SheetError("Một đợt khảo sát có tối đa 99.999 phiếu giấy.", 409)
     base = f"{round_prefix(round_code)}{number:05d}"
     return f"{round_prefix(round_code)}-{number:05d}-{check_character(base)}"
 
 
-def normalize_serial(text: str) -> str:
-    """Canonical form of a typed serial (any case, with or without dashes or spaces).
+def serial_candidates(text: str) -> list[str]:
+    """The serials a typed serial may name (any case, with or without dashes or spaces).
+
+    A new serial's check character must match exactly. A serial printed with the older check alphabet is
+    also accepted when its check character was typed as a look-alike (``0`` for ``O``, ``1`` for ``I``): the
+    look-alikes of one glyph never share a check value, so the correction is unambiguous. At most one of the
+    candidates exists, since a round's running number names one sheet.
 
     :raises SheetError: when it is not shaped like a serial or its check character is wrong.
     """
     compact = re.sub(r"[\s\-_]", "", text.upper())
     match = re.fullmatch(r"([0-9A-Z]+)(\d{5})([0-9A-Z])", compact)
     if not match or not re.search("[A-Z]", match.group(1)):
-        raise SheetError("Số phiếu không đúng dạng (ví dụ: QNA2023-00017-P).", 400)
-    prefix, number, check = match.groups()
-    if check_character(prefix + number) != check:
+        raise SheetError("Số phiếu không đúng dạng (ví dụ: QNA2023-00017-D).", 400)
+    prefix, number, typed = match.groups()
+    base = prefix + number
+    readings = LOOKALIKES.get(typed, typed)
+    found = [c for c in dict.fromkeys((check_character(base), legacy_check_character(base))) if c in readings]
+    if not found:
         raise SheetError(f"Số phiếu {text.strip()} có ký tự kiểm tra sai: hãy kiểm tra lại từng ký tự.", 400)
-    return f"{prefix}-{number}-{check}"
+    return [f"{prefix}-{number}-{c}" for c in found]
+
+
+def normalize_serial(text: str) -> str:
+    """Canonical form of a typed serial: the first of :func:`serial_candidates`."""
+    return serial_candidates(text)[0]
 
 
 def _serializer(keys: list[str]) -> URLSafeSerializer:
@@ -138,7 +170,7 @@ def find_sheet(session: Session, text: str, keys: list[str], *, rnd: Round | Non
         # URL-safe tokens are "<payload>.<signature>"; serials never contain a dot.
         sheet = _get(session, Sheet.id == sheet_id_from_token(keys, text), lock)
     else:
-        sheet = _get(session, Sheet.serial == normalize_serial(text), lock)
+        sheet = _get(session, Sheet.serial.in_(serial_candidates(text)), lock)
     if sheet is None:
         raise SheetError("Không tìm thấy phiếu này trong sổ theo dõi phiếu.", 404)
     if rnd is not None and sheet.quota_cell.round_id != rnd.id:
@@ -155,7 +187,7 @@ def _get(session: Session, where, lock: bool) -> Sheet | None:
 
 
 def get_by_serial(session: Session, serial: str, *, lock: bool = False) -> Sheet:
-    sheet = _get(session, Sheet.serial == normalize_serial(serial), lock)
+    sheet = _get(session, Sheet.serial.in_(serial_candidates(serial)), lock)
     if sheet is None:
         raise SheetError(f"Không có phiếu số {serial} trong sổ theo dõi phiếu.", 404)
     return sheet
@@ -254,6 +286,19 @@ def _last_number(session: Session, rnd: Round) -> int:
     return max((int(s.split("-")[1]) for s in serials), default=0)
 
 
+def numbered_sheets(session: Session, rnd: Round, first: int, last: int) -> list[Sheet]:
+    """The round's sheets with running numbers ``first`` to ``last``: one printed batch (its numbers are
+    consecutive, see :func:`issue_sheets`), void ones left out, for downloading its PDF after the page
+    shows the new counts."""
+    prefix = round_prefix(rnd.code)
+    return list(session.scalars(
+        sa.select(Sheet).join(QuotaCell).where(QuotaCell.round_id == rnd.id,
+                                               Sheet.serial >= f"{prefix}-{first:05d}-",
+                                               Sheet.serial < f"{prefix}-{last + 1:05d}-",
+                                               Sheet.state != SheetState.VOID).order_by(Sheet.serial)
+    ))
+
+
 def issued_sheets(session: Session, plans: list[CellPlan]) -> list[Sheet]:
     """Sheets of these cells still waiting to come back (state issued), for printing them again."""
     return list(session.scalars(
@@ -349,14 +394,31 @@ def reprint(session: Session, sheet: Sheet, *, by: StaffUser | None, actor: str 
 
 # --- reading the ledger ------------------------------------------------------------------------------
 def ledger(session: Session, rnd: Round, *, form_code: str | None = None, state: SheetState | None = None,
-           limit: int = 500) -> list[Sheet]:
-    query = (sa.select(Sheet).join(QuotaCell).where(QuotaCell.round_id == rnd.id)
-             .order_by(Sheet.id).limit(limit))
+           agency: str | None = None, serial: str | None = None, page: int = 1, per_page: int = 50
+           ) -> tuple[list[Sheet], int]:
+    """A page of the round's sheets in serial order, and how many match.
+
+    :param agency: part of the rated agency's code or name (any case).
+    :param serial: a whole serial (its look-alike check characters accepted) or part of one (``00089``).
+    """
+    query = (sa.select(Sheet).join(QuotaCell).outerjoin(Agency, QuotaCell.agency_id == Agency.id)
+             .where(QuotaCell.round_id == rnd.id))
     if form_code:
         query = query.where(QuotaCell.form_code == form_code)
     if state is not None:
         query = query.where(Sheet.state == state)
-    return list(session.scalars(query))
+    if agency:
+        wanted = f"%{agency.strip()}%"
+        query = query.where(sa.or_(Agency.code.ilike(wanted), Agency.name.ilike(wanted)))
+    if serial:
+        try:
+            query = query.where(Sheet.serial.in_(serial_candidates(serial)))
+        except SheetError:
+            part = re.sub(r"[\s_]", "", serial.upper())
+            query = query.where(Sheet.serial.contains(part, autoescape=True))
+    total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+    rows = session.scalars(query.order_by(Sheet.serial).limit(per_page).offset((max(page, 1) - 1) * per_page))
+    return list(rows), total
 
 
 def state_counts(session: Session, rnd: Round) -> dict[str, dict[SheetState, int]]:

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField
@@ -12,7 +14,8 @@ from wtforms.validators import DataRequired, InputRequired, Length
 
 from survey_service.db import get_session
 from survey_service.models import Role, StaffUser
-from survey_service.services import audit, rounds, users
+from survey_service.services import audit_log as audit_log_service
+from survey_service.services import rounds, users
 from survey_service.web import round_or_404
 from survey_service.web.auth import role_required
 from survey_service.web.forms import VietnameseDateField
@@ -91,14 +94,35 @@ def user_unlock(user_id: int):
     return redirect(url_for("admin.user_list"))
 
 
+def _audit_filter() -> audit_log_service.AuditFilter:
+    try:
+        return audit_log_service.parse_filter(request.args)
+    except audit_log_service.AuditFilterError as exc:
+        abort(400, description=str(exc))
+
+
+def _zone() -> ZoneInfo:
+    return ZoneInfo(current_app.config["DISPLAY_TIMEZONE"])
+
+
 @bp.route("/audit")
 @role_required(Role.ADMIN)
 def audit_log():
-    page = request.args.get("page", 1, type=int) or 1
-    action = request.args.get("action", "").strip()[:64]
-    events, total = audit.events(get_session(), action_prefix=action, page=page)
-    return render_template("admin/audit.html", events=events, total=total, page=page, action=action,
-                           pages=max(1, -(-total // 50)))
+    session, found = get_session(), _audit_filter()
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    events, total = audit_log_service.events(session, found, _zone(), page=page)
+    return render_template("admin/audit.html", events=events, total=total, page=page, filter=found,
+                           args=found.as_args(), pages=max(1, -(-total // audit_log_service.PER_PAGE)),
+                           targets=audit_log_service.target_labels(session, events), log=audit_log_service,
+                           zone=_zone(), who_choices=audit_log_service.who_choices(session))
+
+
+@bp.route("/audit.csv")
+@role_required(Role.ADMIN)
+def audit_csv():
+    body = audit_log_service.csv_text(get_session(), _audit_filter(), _zone())
+    return Response(body.encode("utf-8"), mimetype="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="nhat-ky-thao-tac-{date.today().isoformat()}.csv"'})
 
 
 class ScheduleForm(FlaskForm):

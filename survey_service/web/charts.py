@@ -9,8 +9,6 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-OPTION_COLOURS = {"1": "#b2182b", "2": "#ef8a62", "3": "#d1e5f0" , "4": "#67a9cf", "5": "#2166ac", "K": "#bdbdbd",
-                  "": "#f0f0f0"}
 
 
 SIMULATED_MARK = "DỮ LIỆU MÔ PHỎNG"
@@ -47,30 +45,62 @@ def ranking_png(summary: pd.DataFrame, title: str, *, simulated: bool = False) -
     return _png(fig, simulated)
 
 
-def items_png(items: pd.DataFrame, title: str, *, simulated: bool = False) -> bytes:
-    """Share of each option per item (groups below the anonymity threshold are left out)."""
+#: From the best option to the worst (by coefficient); "không biết" and blank are grey.
+GOOD_TO_BAD = ["#2166ac", "#67a9cf", "#d1e5f0", "#fddbc7", "#ef8a62", "#b2182b"]
+EXCLUDED_COLOUR, BLANK_COLOUR = "#bdbdbd", "#f0f0f0"
+
+
+def option_colours(scale) -> dict[str, str]:
+    """Colour per option code of one scale: rated options from blue (best) to red (worst), K grey."""
+    rated = sorted((o for o in scale.options if not o.excluded), key=lambda o: -o.coefficient)
+    picks = np.linspace(0, len(GOOD_TO_BAD) - 1, num=max(len(rated), 2)).round().astype(int)
+    colours = {o.code: GOOD_TO_BAD[i] for o, i in zip(rated, picks)}
+    colours.update({o.code: EXCLUDED_COLOUR for o in scale.options if o.excluded})
+    return colours
+
+
+def items_png(items: pd.DataFrame, title: str, *, scales: dict, groups: dict[str, str],
+              simulated: bool = False) -> bytes:
+    """Share of each option per item: one panel per respondent group (form) and scale, its legend naming
+    the scale's options. Groups below the anonymity threshold are left out."""
     shown = items[~items["suppressed"]]
-    totals: dict[str, dict[str, int]] = {}
+    panels: dict[tuple[str, str], dict[str, dict[str, int]]] = {}
     for row in shown.itertuples():
-        bucket = totals.setdefault(row.item, {})
+        bucket = panels.setdefault((row.form, row.scale), {}).setdefault(row.item, {})
         for code, count in (row.counts or {}).items():
             bucket[code] = bucket.get(code, 0) + count
-    codes = [c for c in OPTION_COLOURS if any(c in t for t in totals.values())]
+    keys = sorted(panels)
+    # Room per panel: its bars, or its legend (one line per option) when that is taller.
+    heights = [max(len(panels[k]), 0.6 * (len(scales[k[1]].options) + 1)) + 1.2 for k in keys] or [3]
+    fig = Figure(figsize=(8, 0.3 * sum(heights) + 0.8), layout="constrained")
+    fig.suptitle(title, fontsize=11)
+    axes = fig.subplots(len(keys) or 1, 1, squeeze=False, height_ratios=heights)[:, 0]
+    for ax, key in zip(axes, keys):
+        _item_panel(ax, panels[key], scales[key[1]], f"{key[0]} – {groups.get(key[0], key[0])}")
+    if keys:
+        axes[-1].set_xlabel("Tỷ lệ các phương án trả lời (%)", fontsize=8)
+    else:
+        axes[0].set_axis_off()
+        axes[0].text(0.5, 0.5, "Không có câu trả lời được hiển thị", ha="center", va="center")
+    return _png(fig, simulated)
+
+
+def _item_panel(ax, totals: dict[str, dict[str, int]], scale, heading: str) -> None:
+    colours = option_colours(scale)
     names = sorted(totals)
-    fig = Figure(figsize=(8, 0.3 * max(len(names), 3) + 1.4))
-    ax = fig.add_subplot()
     y = np.arange(len(names))[::-1]
     left = np.zeros(len(names))
-    for code in codes:
+    denominators = np.maximum([sum(totals[n].values()) for n in names], 1)
+    options = [(o.code, o.label) for o in scale.options] + [("", "Để trống")]
+    for code, label in options:
         counts = np.array([totals[n].get(code, 0) for n in names], dtype=float)
-        share = 100 * counts / np.maximum([sum(totals[n].values()) for n in names], 1)
-        ax.barh(y, share, left=left, color=OPTION_COLOURS[code], label=code or "trống", edgecolor="white")
-        left += share
+        if not counts.any():
+            continue
+        ax.barh(y, 100 * counts / denominators, left=left, color=colours.get(code, BLANK_COLOUR),
+                label=f"{code} = {label}" if code else label, edgecolor="white")
+        left += 100 * counts / denominators
     ax.set_yticks(y, names, fontsize=8)
     ax.set_xlim(0, 100)
-    ax.set_xlabel("Tỷ lệ các phương án trả lời (%)")
-    ax.set_title(title, fontsize=10)
-    if codes:
-        ax.legend(ncol=len(codes), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.6 / max(len(names), 3)))
-    fig.tight_layout()
-    return _png(fig, simulated)
+    ax.tick_params(axis="x", labelsize=7)
+    ax.set_title(heading, fontsize=9, loc="left")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)

@@ -8,9 +8,9 @@ from flask_wtf import FlaskForm
 from wtforms.validators import InputRequired, NumberRange
 
 from survey_service.db import get_session
-from survey_service.models import CodeBatch, QuotaCell, Role
+from survey_service.models import CodeBatch, CodeStatus, QuotaCell, Role
 from survey_service.services import invitations, portal, rounds
-from survey_service.web import note_round
+from survey_service.web import confirmation_page, note_round, page_of, public_base_url
 from survey_service.web.auth import role_required
 from survey_service.web.forms import VietnameseIntegerField
 from survey_service.web.respond import local_today
@@ -20,6 +20,10 @@ bp = Blueprint("codes", __name__, url_prefix="/staff/codes")
 NAV = [("codes.index", "Mã mời khảo sát trực tuyến",
         "Phát mã theo chỉ tiêu, tải danh sách CSV/PDF có mã QR, thu hồi mã chưa dùng, xem số mã đã dùng.",
         {Role.SUPERVISOR})]
+
+
+CELLS_PER_PAGE = 30
+BATCHES_PER_PAGE = 20
 
 
 class IssueForm(FlaskForm):
@@ -37,9 +41,21 @@ def index():
     if rnd is None:
         abort(404, description="Không tìm thấy đợt khảo sát.")
     note_round(rnd)
-    return render_template("codes/index.html", round=rnd, rows=invitations.cell_counts(db, rnd),
-                           batches=invitations.batches_of_round(db, rnd), form=IssueForm(),
-                           label=invitations.cell_label)
+    form_code = request.args.get("form") or None
+    agency_text = (request.args.get("agency") or "").strip()[:64] or None
+    code_text = (request.args.get("code") or "").strip()[:40]
+    rows = invitations.cell_counts(db, rnd)
+    forms = sorted({r.cell.form_code for r in rows})
+    shown = [r for r in rows if invitations.cell_matches(r.cell, form_code, agency_text)]
+    batches = [b for b in invitations.batches_of_round(db, rnd)
+               if invitations.cell_matches(b.quota_cell, form_code, agency_text)]
+    found = invitations.find_code(db, rnd, code_text) if code_text else None
+    args = {k: v for k, v in {"round": rnd.code, "form": form_code, "agency": agency_text, "code": code_text}.items()
+            if v}
+    return render_template("codes/index.html", round=rnd, cells=page_of(shown, CELLS_PER_PAGE, "cells_page"),
+                           batches=page_of(batches, BATCHES_PER_PAGE, "batches_page"), form=IssueForm(),
+                           label=invitations.cell_label, forms=forms, args=args, found=found,
+                           code_text=code_text)
 
 
 @bp.route("/cells/<int:cell_id>/issue", methods=["POST"])
@@ -65,14 +81,14 @@ def issue(cell_id):
 def batch(batch_id):
     batch = _batch(batch_id)
     return render_template("codes/batch.html", batch=batch, label=invitations.cell_label(batch.quota_cell),
-                           base_url=current_app.config["PUBLIC_BASE_URL"], code_url=invitations.code_url)
+                           base_url=public_base_url(), code_url=invitations.code_url)
 
 
 @bp.route("/batches/<int:batch_id>.csv")
 @role_required(Role.SUPERVISOR)
 def batch_csv(batch_id):
     batch = _batch(batch_id)
-    body = invitations.batch_csv(batch, current_app.config["PUBLIC_BASE_URL"])
+    body = invitations.batch_csv(batch, public_base_url())
     return Response(body, mimetype="text/csv", headers={
         "Content-Disposition": f"attachment; filename=ma-moi-lo-{batch.id}.csv"})
 
@@ -82,7 +98,7 @@ def batch_csv(batch_id):
 def batch_pdf(batch_id):
     batch = _batch(batch_id)
     cfg = current_app.config
-    body = invitations.batch_pdf(batch, cfg["PUBLIC_BASE_URL"], organiser=cfg["ORGANISER"],
+    body = invitations.batch_pdf(batch, public_base_url(), organiser=cfg["ORGANISER"],
                                  round_name=batch.quota_cell.round.name)
     return Response(body, mimetype="application/pdf", headers={
         "Content-Disposition": f"attachment; filename=ma-moi-lo-{batch.id}.pdf"})
@@ -101,6 +117,13 @@ def revoke(batch_id):
         if not raw or not all(v.isdigit() for v in raw):
             abort(400, description="Vui lòng chọn ít nhất một mã cần thu hồi.")
         ids = [int(v) for v in raw]
+    unused = [c for c in batch.codes if c.status is CodeStatus.UNUSED and (ids is None or c.id in ids)]
+    page = confirmation_page(
+        f"Thu hồi {len(unused)} mã", f"Thu hồi {len(unused)} mã chưa dùng của lô {batch.id} "
+        f"({invitations.cell_label(batch.quota_cell)}): người nhận các mã này sẽ không mở được phiếu nữa.",
+        "Thu hồi", url_for("codes.batch", batch_id=batch.id))
+    if page:
+        return page
     count = invitations.revoke_codes(db, batch, ids, by=current_user)
     db.commit()
     flash(f"Đã thu hồi {count} mã chưa sử dụng." if count else "Không có mã chưa sử dụng nào để thu hồi.",

@@ -12,7 +12,8 @@ from flask_login import current_user
 from survey_service.db import get_session
 from survey_service.models import Role, Round
 from survey_service.services import exports, progress, quotas, rounds
-from survey_service.web import round_or_404
+from survey_service.vietnamese import xlsx_format
+from survey_service.web import confirmation_page, round_or_404
 from survey_service.web.auth import role_required
 
 bp = Blueprint("dashboard", __name__, url_prefix="/staff/dashboard")
@@ -41,23 +42,6 @@ FIGURE_LABELS = {
     "surplus": "Vượt chỉ tiêu",
     "shortfall": "Còn thiếu",
 }
-
-
-@bp.app_template_filter("vi_int")
-def vi_int(value) -> str:
-    """1234567 → "1.234.567" (Vietnamese digit grouping)."""
-    return "" if value is None else f"{value:,}".replace(",", ".")
-
-
-@bp.app_template_filter("vi_pct")
-def vi_pct(value: float | None) -> str:
-    """12.5 → "12,5"; no target → "—"."""
-    return "—" if value is None else f"{value:g}".replace(".", ",")
-
-
-@bp.app_template_filter("vi_date")
-def vi_date(value: date | None) -> str:
-    return value.strftime("%d/%m/%Y") if value else "—"
 
 
 def _filters(forms: dict[str, str]) -> progress.Filters:
@@ -153,8 +137,12 @@ def export_xlsx(round_code):
             note.write(0, 0, exports.SIMULATED_NOTE, bold)
         sheet = book.add_worksheet("Tiến độ")
         sheet.write_row(0, 0, rows[0], bold)
+        counts, share = book.add_format({"num_format": xlsx_format(0)}), book.add_format({"num_format": xlsx_format(1)})
+        percent_column = rows[0].index(PERCENT_HEADER)
         for r, row in enumerate(rows[1:], start=1):
-            sheet.write_row(r, 0, row)
+            for c, value in enumerate(row):
+                fmt = share if c == percent_column else counts
+                sheet.write(r, c, value, fmt if isinstance(value, (int, float)) else None)
         sheet.freeze_panes(1, 0)
         sheet.autofilter(0, 0, len(rows) - 1, len(rows[0]) - 1)
         sheet.set_column(0, 0, 9)
@@ -164,13 +152,16 @@ def export_xlsx(round_code):
                      f"tien-do-{round_code}.xlsx")
 
 
+PERCENT_HEADER = "Tỷ lệ đạt (%)"
+
+
 def _export_rows(round_code: str) -> tuple[Round, list[list]]:
     session = get_session()
     rnd = round_or_404(round_code)
     forms = progress.form_titles(session, rnd)
     data = progress.round_progress(session, rnd, _filters(forms), forms=forms)
     header = ["Mã phiếu", "Tên phiếu", "Mã cơ quan", "Cơ quan", "Loại cơ quan", "Kênh",
-              *FIGURE_LABELS.values(), "Tỷ lệ đạt (%)", "Tạm khóa"]
+              *FIGURE_LABELS.values(), PERCENT_HEADER, "Tạm khóa"]
     rows = [header]
     for c in data.cells:
         f = c.figures
@@ -203,12 +194,20 @@ def soft_close(round_code, cell_id):
     closed = request.form.get("closed")
     if closed not in ("0", "1"):
         abort(400, description="Thiếu thao tác (tạm khóa hoặc mở lại).")
+    back = {k: v for k, v in request.args.items() if k in ("kind", "form", "channel", "sort")}
+    back_url = url_for(".show", round_code=rnd.code, **back) + f"#cell-{cell.id}"
+    name = cell.agency.name if cell.agency else "mọi cơ quan"
+    if closed == "1" and not cell.soft_closed:
+        page = confirmation_page(
+            f"Tạm khóa ô {cell.form_code} – {name}", "Ô này sẽ không nhận người trả lời trực tuyến mới và không "
+            "in thêm phiếu giấy; người đã bắt đầu vẫn gửi được phiếu. Có thể mở lại ô sau.", "Tạm khóa", back_url,
+            irreversible=False)
+        if page:
+            return page
     if quotas.set_soft_closed(session, cell, closed == "1", by=current_user):
         session.commit()
-        name = cell.agency.name if cell.agency else "mọi cơ quan"
         flash(f"Đã {'tạm khóa' if closed == '1' else 'mở lại'} ô {cell.form_code} – {name}.", "info")
-    back = {k: v for k, v in request.args.items() if k in ("kind", "form", "channel", "sort")}
-    return redirect(url_for(".show", round_code=rnd.code, **back) + f"#cell-{cell.id}")
+    return redirect(back_url)
 
 
 # --- the quota plan ------------------------------------------------------------------------------
@@ -247,7 +246,7 @@ def _render_plan(rnd, cells, *, errors=None, entered=None, import_errors=None, s
     return render_template(
         "dashboard/plan.html", round=rnd, cells=cells, forms=forms, errors=errors or {}, entered=entered or {},
         import_errors=import_errors or [], recommended=recommended, margin=margin, floor=floor,
-        channels=CHANNEL_LABELS, columns=quotas.CSV_COLUMNS,
+        channels=CHANNEL_LABELS, columns=quotas.CSV_COLUMNS, column_help=quotas.CSV_COLUMN_HELP,
     ), status
 
 

@@ -14,7 +14,7 @@ from survey_service.db import get_session
 from survey_service.models import Role, SheetState
 from survey_service.services import keying, printing, sheets
 from survey_service.services.sheets import STATE_LABELS, SheetError
-from survey_service.web import note_round
+from survey_service.web import Page, confirmation_page, note_round, public_base_url
 from survey_service.web.auth import role_required
 
 bp = Blueprint("paper", __name__)
@@ -34,6 +34,7 @@ NAV = [
      (Role.SUPERVISOR,)),
 ]
 
+LEDGER_PER_PAGE = 50
 CLERK = (Role.CLERK,)
 SUPERVISOR = (Role.SUPERVISOR,)
 
@@ -163,7 +164,7 @@ def print_sheets():
     plans = sheets.paper_cells(session, rnd)
     states = {"keyed": SheetState.KEYED, "verified": SheetState.VERIFIED, "void": SheetState.VOID}
     if request.method == "GET":
-        return render_template("paper/print.html", round=rnd, plans=plans, **states)
+        return render_template("paper/print.html", round=rnd, plans=plans, printed=_printed_range(), **states)
     try:
         chosen = sheets.paper_cells(session, rnd, form_code=form_code, agency_code=agency_code)
         if request.form.get("again"):
@@ -176,13 +177,39 @@ def print_sheets():
                              "hoặc nhập số phiếu dự phòng.", 409)
     except SheetError as exc:
         session.rollback()
-        return render_template("paper/print.html", round=rnd, plans=plans, error=str(exc), **states), exc.status
-    pdf = printing.sheets_pdf(session, batch, base_url=current_app.config["PUBLIC_BASE_URL"],
-                              signing_keys=_keys())
+        return render_template("paper/print.html", round=rnd, plans=plans, error=str(exc), printed=None,
+                               **states), exc.status
+    if request.form.get("again"):
+        pdf = printing.sheets_pdf(session, batch, base_url=public_base_url(), signing_keys=_keys())
+        name = "-".join(filter(None, ["phieu", rnd.code, form_code, agency_code or None, date.today().isoformat()]))
+        return send_file(io.BytesIO(pdf), mimetype="application/pdf", as_attachment=True,
+                         download_name=f"{name}.pdf")
     session.commit()
-    name = "-".join(filter(None, ["phieu", rnd.code, form_code, agency_code or None, date.today().isoformat()]))
+    # New sheets change the counts: show them on a fresh page, which offers (and starts) the PDF download.
+    first, last = (int(s.serial.split("-")[1]) for s in (batch[0], batch[-1]))
+    flash(f"Đã phát {len(batch)} phiếu mới ({batch[0].serial} … {batch[-1].serial}).", "info")
+    return redirect(url_for("paper.print_sheets", round=rnd.code, printed=f"{first}-{last}"), 303)
+
+
+def _printed_range() -> tuple[int, int] | None:
+    """The running numbers of the batch just printed (``?printed=17-52``), or None."""
+    first, _, last = (request.args.get("printed") or "").partition("-")
+    if not (first.isdigit() and last.isdigit()) or not 0 < int(first) <= int(last) < 100_000:
+        return None
+    return int(first), int(last)
+
+
+@bp.route("/paper/print/sheets.pdf")
+@role_required(*SUPERVISOR)
+def printed_pdf():
+    """The PDF of one printed batch, by its running numbers; prints nothing new."""
+    rnd, numbers = _round(), _printed_range()
+    batch = sheets.numbered_sheets(get_session(), rnd, *numbers) if numbers else []
+    if not batch:
+        abort(404, description="Không có phiếu nào với các số phiếu này trong đợt khảo sát.")
+    pdf = printing.sheets_pdf(get_session(), batch, base_url=public_base_url(), signing_keys=_keys())
     return send_file(io.BytesIO(pdf), mimetype="application/pdf", as_attachment=True,
-                     download_name=f"{name}.pdf")
+                     download_name=f"phieu-{batch[0].serial}-{batch[-1].serial}.pdf")
 
 
 def _int(text: str | None) -> int:
@@ -200,10 +227,23 @@ def ledger():
     state = request.args.get("state") or None
     if state is not None and state not in {s.value for s in SheetState}:
         abort(400, description="Trạng thái phiếu không hợp lệ.")
-    rows = sheets.ledger(session, rnd, form_code=request.args.get("form") or None,
-                         state=SheetState(state) if state else None)
-    return render_template("paper/ledger.html", round=rnd, sheets=rows, counts=sheets.state_counts(session, rnd),
-                           states=list(SheetState), labels=STATE_LABELS)
+    form_code = request.args.get("form") or None
+    agency = (request.args.get("agency") or "").strip()[:64] or None
+    serial = (request.args.get("serial") or "").strip()[:40] or None
+    number = max(request.args.get("page", 1, type=int) or 1, 1)
+    query = dict(form_code=form_code, state=SheetState(state) if state else None, agency=agency, serial=serial,
+                 per_page=LEDGER_PER_PAGE)
+    rows, total = sheets.ledger(session, rnd, page=number, **query)
+    pages = max(1, -(-total // LEDGER_PER_PAGE))
+    if number > pages:  # past the end: the last page
+        number = pages
+        rows, total = sheets.ledger(session, rnd, page=number, **query)
+    page = Page(rows, number, pages, total)
+    args = {k: v for k, v in {"round": rnd.code, "state": state, "form": form_code, "agency": agency,
+                              "serial": serial}.items() if v}
+    counts = sheets.state_counts(session, rnd)
+    return render_template("paper/ledger.html", round=rnd, page=page, args=args, counts=counts,
+                           forms=sorted(counts), states=list(SheetState), labels=STATE_LABELS)
 
 
 @bp.route("/paper/ledger/<serial>")
@@ -219,12 +259,19 @@ def sheet_detail(serial: str):
 def reprint(serial: str):
     session = get_session()
     sheet = _sheet(serial, lock=True)
+    page = confirmation_page(
+        f"Hủy phiếu {sheet.serial} và in phiếu thay thế", f"Số phiếu {sheet.serial} bị hủy: nếu tờ phiếu này "
+        "còn được gửi về, nó sẽ không được nhập. Một phiếu mới với số phiếu mới được in để thay thế.",
+        "Hủy và in lại", url_for("paper.sheet_detail", serial=sheet.serial))
+    if page:
+        session.rollback()
+        return page
     try:
         new = sheets.reprint(session, sheet, by=current_user)
     except SheetError as exc:
         session.rollback()
         abort(exc.status, description=str(exc))
-    pdf = printing.sheets_pdf(session, [new], base_url=current_app.config["PUBLIC_BASE_URL"],
+    pdf = printing.sheets_pdf(session, [new], base_url=public_base_url(),
                               signing_keys=_keys())
     session.commit()
     return send_file(io.BytesIO(pdf), mimetype="application/pdf", as_attachment=True,

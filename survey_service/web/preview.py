@@ -9,7 +9,7 @@ from flask import Blueprint, abort, current_app, render_template, request, send_
 from survey_service.db import get_session
 from survey_service.models import Role
 from survey_service.services import portal, preview, printing
-from survey_service.web import default_round, respond, round_or_404
+from survey_service.web import default_round, public_base_url, respond, round_or_404
 from survey_service.web.auth import role_required
 from survey_service.web.forms import answers_from
 
@@ -92,7 +92,7 @@ def sheet(round_code, form_code):
         sample = preview.sample_sheet(session, rnd, form_code, agency_code=_selection()["agency"])
     except preview.PreviewError as exc:
         _abort(exc)
-    pdf = printing.sheets_pdf(session, [sample], base_url=current_app.config["PUBLIC_BASE_URL"],
+    pdf = printing.sheets_pdf(session, [sample], base_url=public_base_url(),
                               signing_keys=current_app.config["SHEET_SIGNING_KEYS"], preview=True)
     session.rollback()  # the sample sheet was never added; nothing else may be left pending either
     return send_file(io.BytesIO(pdf), mimetype="application/pdf",

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 from survey_service.db import get_session
 from survey_service.models import Role
 from survey_service.services import reminders
-from survey_service.web import default_round, round_or_404
+from survey_service.web import default_round, public_base_url, round_or_404
 from survey_service.web.auth import role_required
 from survey_service.web.respond import local_today
 
@@ -34,7 +34,7 @@ def listing(round_code):
 def _texts(rnd, items):
     cfg = current_app.config
     return {r.key: reminders.reminder_text(r, rnd, today=local_today(), organiser=cfg["ORGANISER"],
-                                           portal_url=cfg["PUBLIC_BASE_URL"]) for r in items}
+                                           portal_url=public_base_url()) for r in items}
 
 
 @bp.route("/<round_code>/all")

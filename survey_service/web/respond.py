@@ -13,7 +13,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from markupsafe import Markup
 
 from survey_service.db import get_session
-from survey_service.services import invitations, portal, ratelimit
+from survey_service.services import invitations, portal, ratelimit, rounds
 from survey_service.web.forms import CodeForm, DivisionForm, answers_from
 
 bp = Blueprint("respond", __name__)
@@ -101,7 +101,9 @@ def index():
 
 
 def _home(db, form):
-    return render_template("respond/home.html", form=form, round=portal.current_round(db, local_today()))
+    rnd = portal.current_round(db, local_today())
+    return render_template("respond/home.html", form=form, round=rnd,
+                           state=rounds.round_state(rnd, local_today()) if rnd else None)
 
 
 @bp.route("/c/<code>", methods=["GET"])
@@ -122,9 +124,10 @@ def code(code):
     return _form_page(access, portal.new_submission_id(), _draft_values(access), {}, 200)
 
 
-@bp.route("/c/<code>/phong", methods=["POST"])
+@bp.route("/c/<code>/phong", methods=["GET", "POST"])
 def division(code):
-    """LĐ-CP: the respondent names their division; the form then lists its supervising departments."""
+    """LĐ-CP: the respondent names their division (or changes it: GET shows the choice again); the form then
+    lists its supervising departments."""
     db = get_session()
     form = DivisionForm()
     try:
@@ -132,6 +135,10 @@ def division(code):
     except portal.Refusal as refusal:
         db.commit()
         return _refusal_page(refusal)
+    if request.method == "GET":
+        if access.questionnaire.rates != "supervising":
+            return redirect(url_for("respond.code", code=access.code), 303)
+        return _division_page(db, access, form, 200)
     try:
         portal.choose_division(db, access, form.division.data or "", today=local_today())
     except portal.Refusal as refusal:

@@ -79,7 +79,12 @@ def agency_chart(code, agency):
     items = res.items[res.items["agency"] == agency]
     if items.empty:
         abort(404, description=f"Không có câu trả lời về {agency}.")
-    return FlaskResponse(charts.items_png(items, f"{rnd.code} — {agency}", simulated=rnd.simulated), mimetype="image/png")
+    name = res.summary.loc[res.summary["agency"] == agency, "agency_name"]
+    groups = {form: rounds.questionnaire_for(get_session(), rnd, form).respondent_group
+              for form in items["form"].unique()}
+    png = charts.items_png(items, f"{name.iloc[0] if len(name) else agency} — {rnd.code}", scales=res.scales,
+                           groups=groups, simulated=rnd.simulated)
+    return FlaskResponse(png, mimetype="image/png")
 
 
 @bp.route("/staff/results/<code>/download.<fmt>")

@@ -72,7 +72,11 @@ def test_supervisor_issues_downloads_and_revokes(staff_client, open_round, sessi
     words = client.post(f"/staff/codes/cells/{cell.id}/issue", data={"count": "ba"})
     assert words.status_code == 400 and "số nguyên" in words.get_data(as_text=True)
     assert client.post(f"/staff/codes/batches/{batch.id}/revoke", data={}).status_code == 400
-    assert client.post(f"/staff/codes/batches/{batch.id}/revoke", data={"all": "1"}).status_code == 303
+    asked = client.post(f"/staff/codes/batches/{batch.id}/revoke", data={"all": "1"})
+    assert asked.status_code == 200 and "Thu hồi 3 mã?" in asked.get_data(as_text=True)
+    assert set(session.scalars(sa.select(InvitationCode.status))) == {CodeStatus.UNUSED}
+    assert client.post(f"/staff/codes/batches/{batch.id}/revoke",
+                       data={"all": "1", "confirmed": "1"}).status_code == 303
     assert set(session.scalars(sa.select(InvitationCode.status))) == {CodeStatus.REVOKED}
     actions = set(session.scalars(sa.select(AuditEvent.action)))
     assert {"codes.issue", "codes.revoke"} <= actions
@@ -95,6 +99,32 @@ def test_cli_issues_codes_to_csv(runner, open_round, session, tmp_path):
     bad = runner.invoke(args=["codes", "issue", "--round", "QNA-2023", "--form", "HĐ-CT", "--count", "5",
                               "--out", str(tmp_path / "x.csv")])
     assert bad.exit_code == 1 and "giấy" in bad.output
+    assert "Đã phát 5 mã" in result.output
+    assert "PUBLIC_BASE_URL chưa được đặt" in result.output  # the CLI says where its links point
+
+
+def test_cli_accepts_the_ascii_spelling_of_a_form_code(runner, open_round, session, tmp_path):
+    result = runner.invoke(args=["codes", "issue", "--round", "QNA-2023", "--form", "LD-CP", "--agency", "TAMKY",
+                                 "--count", "2", "--out", str(tmp_path / "ldcp.csv")])
+    assert result.exit_code == 0, result.output
+    assert {c.quota_cell.form_code for c in session.scalars(sa.select(InvitationCode))} == {"LĐ-CP"}
+    unknown = runner.invoke(args=["codes", "issue", "--round", "QNA-2023", "--form", "LD-XX", "--count", "2",
+                                  "--out", str(tmp_path / "x.csv")])
+    assert unknown.exit_code == 1 and "LD-XX" in unknown.output
+
+
+def test_links_use_the_address_the_page_was_asked_at(staff_client, open_round, session, app):
+    """Without PUBLIC_BASE_URL, a server on another port prints links to itself, not to port 5000."""
+    client = staff_client("supervisor")
+    cell = invitations.find_cell(session, open_round, "CC-CT", "SNV")
+    client.post(f"/staff/codes/cells/{cell.id}/issue", data={"count": "1"})
+    batch = session.scalar(sa.select(CodeBatch))
+    body = client.get(f"/staff/codes/batches/{batch.id}.csv", base_url="http://192.0.2.7:8123").get_data(as_text=True)
+    code = session.scalar(sa.select(InvitationCode.code))
+    assert f"http://192.0.2.7:8123/c/{code}" in body
+    app.config["PUBLIC_BASE_URL"] = "https://cchc.example.vn/"
+    body = client.get(f"/staff/codes/batches/{batch.id}.csv", base_url="http://192.0.2.7:8123").get_data(as_text=True)
+    assert f"https://cchc.example.vn/c/{code}" in body
 
 
 def test_rate_counter_increments_are_atomic_across_connections(app, session):
@@ -121,3 +151,21 @@ def test_rate_counter_increments_are_atomic_across_connections(app, session):
     assert sorted(counts) == list(range(1, 41))
     assert ratelimit.current(get_session(), "code:shared", window_seconds=600, now=1_000_000) == 40
     assert ratelimit.current(get_session(), "code:shared", window_seconds=600, now=1_000_600) == 0
+
+
+def test_codes_page_searches_by_form_agency_and_code_and_pages(issue, staff_client, open_round, session):
+    codes = issue("CC-CT", "SNV", 2)
+    for agency in ("STP", "STC"):
+        issue("CC-CT", agency, 1)
+    client = staff_client("supervisor")
+    everything = client.get("/staff/codes/?round=QNA-2023").get_data(as_text=True)
+    assert "Trang chỉ tiêu" in everything and "Trang 1/" in everything  # more cells than one page holds
+    only = client.get("/staff/codes/?round=QNA-2023&form=CC-CT&agency=n%E1%BB%99i%20v%E1%BB%A5").get_data(as_text=True)
+    assert "Sở Nội vụ" in only and "Sở Tư pháp" not in only and "Lô 1</a>" in only and "Lô 2</a>" not in only
+    found = client.get(f"/staff/codes/?round=QNA-2023&code={codes[1].lower().replace('-', '')}").get_data(as_text=True)
+    assert f"Mã <code>{codes[1]}</code> thuộc" in found and "chưa dùng" in found
+    missing = client.get("/staff/codes/?round=QNA-2023&code=2222-2222-2222").get_data(as_text=True)
+    assert "Không có mã" in missing
+    second = client.get("/staff/codes/?round=QNA-2023&cells_page=2")
+    assert second.status_code == 200 and "Trang 2/" in second.get_data(as_text=True)
+    assert client.get("/staff/codes/?round=QNA-2023&cells_page=abc").status_code == 200

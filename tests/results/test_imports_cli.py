@@ -73,6 +73,15 @@ def test_bad_header_and_encoding(builder, session):
             raise AssertionError(data)
 
 
+def _number_formats(path, sheet: str, agency: str = "SNV") -> dict[str, str]:
+    """Header → number format of the agency's row (as Excel will show it)."""
+    import openpyxl
+
+    ws = openpyxl.load_workbook(path)[sheet]
+    row = next(r for r in ws.iter_rows(min_row=2) if r[0].value == agency)
+    return {head.value: cell.number_format for head, cell in zip(ws[1], row)}
+
+
 def test_cli_import_then_analysis_run_to_every_format(builder, runner, session, tmp_path):
     rows = ([builder.row("CC-CT", "SNV", v) for v in "12344"] + [builder.row("LĐH-CH", "SNV", "4")]
             + [builder.row("HĐ-CT", a, "3", respondent="d1") for a in ("SNV", "STP", "TAMKY")])
@@ -80,7 +89,7 @@ def test_cli_import_then_analysis_run_to_every_format(builder, runner, session, 
     path.write_bytes(csv_bytes(rows))
     result = runner.invoke(args=["responses", "import", "--round", "QNA-2023", str(path)])
     assert result.exit_code == 0, result.output
-    assert "Imported 7 responses" in result.output
+    assert "Đã nhập 7 phiếu trả lời" in result.output
 
     xlsx, csv_out, sav, answers = (tmp_path / n for n in ("r.xlsx", "r.csv", "r.sav", "answers.csv"))
     result = runner.invoke(args=["analysis", "run", "--round", "QNA-2023", "--out", str(xlsx), "--out", str(csv_out),
@@ -92,6 +101,11 @@ def test_cli_import_then_analysis_run_to_every_format(builder, runner, session, 
     summary = book["Tổng hợp"].set_index("Mã cơ quan")
     assert summary.loc["SNV", "Số phiếu hợp lệ"] == 7
     assert pd.isna(summary.loc["SXD", "Tổng điểm điều tra XHH"])
+    formats = _number_formats(xlsx, "Tổng hợp")
+    assert formats["Tổng điểm điều tra XHH"] == "#,##0.00" and formats["Tỷ lệ hài lòng (%)"] == "#,##0.0"
+    assert formats["Số phiếu hợp lệ"] == "#,##0" and formats["Điểm A1"] == "#,##0.00"
+    assert formats["Tên cơ quan"] == "General"
+    assert _number_formats(xlsx, "Theo câu hỏi")["Điểm trung bình (0-1)"] == "#,##0.000"
     provenance = dict(book["Nguồn gốc số liệu"].to_numpy().tolist())
     assert provenance["Đợt khảo sát"] == "QNA-2023" and len(provenance["Mã băm cấu hình phương pháp (SHA-256)"]) == 64
 

@@ -27,6 +27,18 @@ def test_results_pages_for_analysts(data, staff_client):
     assert client.get("/staff/results/QNA-2023/ranking-other.png").status_code == 404
 
 
+def test_results_pages_write_numbers_the_vietnamese_way(data, staff_client):
+    import re
+
+    client = staff_client("analyst")
+    table = client.get("/staff/results/QNA-2023/").get_data(as_text=True)
+    stp = client.get("/staff/results/QNA-2023/agency/STP").get_data(as_text=True)
+    for html in (table, stp):
+        assert re.search(r">\d+,\d\d<", html)            # points: "12,34"
+        assert not re.search(r">\d+\.\d+(<|%)", html)     # never "83.0" or "83.0%"
+    assert re.search(r"tỷ lệ hài lòng \d+,\d\u00a0%", stp)
+
+
 def test_agency_page_hides_small_own_staff_groups(data, staff_client):
     client = staff_client("supervisor")
     snv = client.get("/staff/results/QNA-2023/agency/SNV").get_data(as_text=True)

@@ -9,7 +9,6 @@ import sqlalchemy as sa
 
 from survey_service.models import AuditEvent, Response
 from survey_service.services import exports, results
-from tests.conftest import staff_page
 from tests.results.conftest import csv_bytes
 
 
@@ -68,27 +67,26 @@ def test_roles(loaded_round, staff_client, client):
     assert staff_client("clerk").get("/staff/responses/QNA-2023/answers.csv").status_code == 403
 
 
-def test_import_and_export_in_a_real_browser(builder, make_user, live_server, browser, artifacts, tmp_path):
+def test_import_and_export_in_a_real_browser(builder, live_server, staff_page, artifacts, tmp_path):
     from playwright.sync_api import expect
 
-    user = make_user("supervisor")
     good = tmp_path / "phieu.csv"
     good.write_bytes(csv_bytes([builder.row("CC-CT", "STP", v) for v in "12344"]))
     bad = tmp_path / "sai.csv"
     bad.write_bytes(csv_bytes([builder.row("CC-CT", "STP", "3", I01="7")]))
-    for width, height in ((360, 740), (1280, 900)):
-        page = staff_page(browser, live_server, user.username, width, height)
+    for viewport in ("phone", "desktop"):
+        page = staff_page("supervisor", viewport)
         page.goto(f"{live_server}/staff/responses/QNA-2023/")
         page.click("text=Nhập phiếu từ tệp CSV")
         page.set_input_files("#file", str(bad))
         page.click("button:has-text('Kiểm tra và nhập')")
         expect(page.locator("#import-errors")).to_contain_text("dòng 2:")
-        page.screenshot(path=str(artifacts / f"errors-{width}.png"), full_page=True)
-        if width == 360:
+        page.screenshot(path=str(artifacts / f"errors-{viewport}.png"), full_page=True)
+        if viewport == "phone":
             page.set_input_files("#file", str(good))
             page.click("button:has-text('Kiểm tra và nhập')")
             expect(page.locator("#import-report")).to_contain_text("Đã nhập 5 phiếu")
-            page.screenshot(path=str(artifacts / f"report-{width}.png"), full_page=True)
+            page.screenshot(path=str(artifacts / f"report-{viewport}.png"), full_page=True)
         page.goto(f"{live_server}/staff/responses/QNA-2023/")
         with page.expect_download() as download:
             page.click("text=Tải câu trả lời")

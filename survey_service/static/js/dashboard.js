@@ -12,7 +12,11 @@
   var lastSignature = null;
 
   function formatInt(n) { return n === null || n === undefined ? "" : Number(n).toLocaleString("vi-VN"); }
-  function formatPercent(p) { return p === null || p === undefined ? "—" : String(p).replace(".", ","); }
+  // As the server writes them (survey_service/vietnamese.py): "16,2 %", one decimal, no-break space.
+  function formatPercent(p) {
+    return p === null || p === undefined ? "—" : Number(p).toLocaleString("vi-VN", {
+      minimumFractionDigits: 1, maximumFractionDigits: 1}) + "\u00a0%";
+  }
 
   function setText(selector, text) {
     var nodes = document.querySelectorAll(selector);

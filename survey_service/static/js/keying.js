@@ -7,6 +7,9 @@
   if (!form) { return; }
   var slots = Array.prototype.slice.call(form.querySelectorAll("[data-slot]"));
   var message = document.querySelector("[data-keying-message]");
+  // The one-key keying exists only with this script: its help replaces the plain-form help.
+  Array.prototype.forEach.call(document.querySelectorAll("[data-keys-help]"), function (el) { el.hidden = false; });
+  Array.prototype.forEach.call(document.querySelectorAll("[data-nojs-help]"), function (el) { el.hidden = true; });
 
   function isChoice(slot) { return slot.tagName === "FIELDSET"; }
   function isText(slot) { return slot.hasAttribute("data-text"); }

@@ -13,6 +13,7 @@
   var video = box.querySelector("[data-scanner-video]");
   var canvas = box.querySelector("[data-scanner-canvas]");
   var stream = null;
+  box.hidden = false;
   var detector = null;
   var last = "";
   var lastAt = 0;

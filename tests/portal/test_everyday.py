@@ -1,0 +1,128 @@
+"""What a respondent meets around the form: the closed round's home page, the way back from the thank-you
+page, the browser's icon, and form cards read as a person sees them (phone and desktop, accessibility scan)."""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+
+from survey_service.web.respond import local_today
+from tests.conftest import VIEWPORTS, axe_violations, csrf_token_from
+from tests.portal.conftest import full_answers
+
+
+@pytest.fixture
+def respondent_page(browser):
+    """Factory: a new browser page on the phone or desktop screen, closed after the test."""
+    contexts = []
+
+    def open_page(viewport: str):
+        contexts.append(browser.new_context(viewport=VIEWPORTS[viewport], locale="vi-VN"))
+        return contexts[-1].new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+def test_closed_round_home_page_says_so_and_offers_no_code_box(client, open_round, session):
+    today = local_today()
+    open_round.opens_on, open_round.closes_on = today - timedelta(days=30), today - timedelta(days=2)
+    session.commit()
+    html = client.get("/").get_data(as_text=True)
+    assert "Đợt khảo sát đã kết thúc" in html and 'name="code"' not in html
+    open_round.closes_on = today + timedelta(days=2)
+    session.commit()
+    html = client.get("/").get_data(as_text=True)
+    assert "Đợt khảo sát đã kết thúc" not in html and 'name="code"' in html
+
+
+def test_thank_you_page_leads_back_to_the_portal(client, issue, questionnaire):
+    [code] = issue()
+    page = client.get(f"/c/{code}").get_data(as_text=True)
+    submission = re.search(r'name="submission_id"[^>]*value="([0-9a-f]+)"', page).group(1)
+    data = {"csrf_token": csrf_token_from(page), "submission_id": submission, "action": "submit",
+            **full_answers(questionnaire())}
+    done = client.post(f"/c/{code}", data=data)
+    html = done.get_data(as_text=True)
+    assert done.status_code == 200 and "Cảm ơn" in html and 'href="/"' in html
+
+
+def test_favicon_is_served(client):
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.data[:4] == b"\x00\x00\x01\x00"
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("viewport", ["phone", "desktop"])
+def test_form_cards_hold_their_legends_and_pass_the_scan(respondent_page, live_server, issue, artifacts, viewport):
+    [code] = issue("CC-CT", "SNV")
+    page = respondent_page(viewport)
+    page.goto(f"{live_server}/")
+    assert axe_violations(page) == []
+    page.goto(f"{live_server}/c/{code}")
+    page.wait_for_selector("fieldset.item legend")
+    boxes = page.eval_on_selector_all("fieldset.item", """els => els.map(f => {
+        const l = f.querySelector('legend').getBoundingClientRect(), b = f.getBoundingClientRect();
+        return [l.top - b.top, b.right - l.right, l.left - b.left]; })""")
+    assert boxes and all(top > 0 and right >= 0 and left > 0 for top, right, left in boxes), boxes[:3]
+    page.locator("fieldset.item").nth(1).scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts / f"form-{viewport}.png"), full_page=False)
+    assert axe_violations(page) == []
+
+
+def test_ldcp_form_shows_where_the_respondent_is_and_errors_name_department_and_question(client, issue,
+                                                                                        questionnaire):
+    [code] = issue("LĐ-CP", "TAMKY")
+    client.post(f"/c/{code}/phong", data={"division": "TCKH"})
+    html = client.get(f"/c/{code}").get_data(as_text=True)
+    q = questionnaire("LĐ-CP")
+    assert "Phiếu có 2 phần" in html and 'href="#part-1"' in html and 'id="part-2"' in html
+    assert "Phần 1/2" in html and "Phần 2/2" in html
+    assert f'Câu 1<span class="of">/{len(q.items)}</span>' in html
+    submission = re.search(r'name="submission_id"[^>]*value="([0-9a-f]+)"', html).group(1)
+    half = {f"STC-{k}": v for k, v in full_answers(q).items()}  # the second department left unanswered
+    refused = client.post(f"/c/{code}", data={"submission_id": submission, "action": "submit", **half})
+    summary = re.search(r'<div class="errorsummary".*?</div>', refused.get_data(as_text=True), re.S).group(0)
+    lines = re.findall(r"<li>(.*?)</li>", summary, re.S)
+    assert lines and all("Sở Kế hoạch và Đầu tư – Câu" in line for line in lines)
+    assert len({re.search(r"Câu \d+", line).group(0) for line in lines}) == len(lines)  # each line its own
+
+
+def test_ldcp_division_must_be_picked_and_can_be_changed(client, issue, questionnaire, session):
+    from survey_service.models import Draft
+
+    [code] = issue("LĐ-CP", "TAMKY")
+    empty = client.post(f"/c/{code}/phong", data={})
+    assert empty.status_code == 400
+    assert "Vui lòng chọn phòng chuyên môn" in empty.get_data(as_text=True)
+    assert "không có trong danh sách" not in empty.get_data(as_text=True)
+    assert client.post(f"/c/{code}/phong", data={"division": "TCKH"}).status_code == 303
+    form = client.get(f"/c/{code}").get_data(as_text=True)
+    assert f'href="/c/{code}/phong"' in form and "Đổi phòng chuyên môn" in form
+    back = client.get(f"/c/{code}/phong").get_data(as_text=True)
+    assert re.search(r'value="TCKH"\s+checked', back)
+    assert "Quay lại phiếu" in back
+    assert client.post(f"/c/{code}/phong", data={"division": "NV"}).status_code == 303
+    html = client.get(f"/c/{code}").get_data(as_text=True)
+    assert "Đánh giá: Sở Nội vụ" in html and "Đánh giá: Sở Tài chính" not in html
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("viewport", ["phone", "desktop"])
+def test_ldcp_pages_in_the_browser(respondent_page, live_server, issue, artifacts, viewport):
+    [code] = issue("LĐ-CP", "TAMKY")
+    page = respondent_page(viewport)
+    page.goto(f"{live_server}/c/{code}")
+    page.get_by_role("button", name="Tiếp tục").click()
+    assert "Vui lòng chọn phòng chuyên môn" in page.content()
+    assert axe_violations(page) == []
+    page.get_by_label("Phòng Tài chính - Kế hoạch").check()
+    page.get_by_role("button", name="Tiếp tục").click()
+    parts = page.get_by_role("navigation", name="Các phần của phiếu")
+    assert parts.is_visible() and parts.get_by_role("link").count() == 2
+    page.screenshot(path=str(artifacts / f"ldcp-{viewport}.png"))
+    assert axe_violations(page) == []
+    page.get_by_role("link", name="Đổi phòng chuyên môn").click()
+    assert page.get_by_label("Phòng Tài chính - Kế hoạch").is_checked()

@@ -1,0 +1,47 @@
+"""The results pages in a real browser: the table fits a desktop screen, the phone scrolls only the table."""
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import axe_violations
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def data(builder):
+    departments = ["VPUB", "SNV", "STP", "SKHDT", "STC", "SCT"]
+    rows = [builder.row("CC-CT", a, v) for a in departments for v in "123445"]
+    rows += [builder.row("HĐ-CT", a, v, respondent=f"d{v}") for a in departments for v in "345"]
+    builder.load(rows)
+
+
+def test_results_table_fits_a_desktop_screen(data, staff_page, live_server, artifacts):
+    for viewport in ("desktop", "phone"):
+        page = staff_page("analyst", viewport)
+        page.goto(f"{live_server}/staff/results/QNA-2023/")
+        table = page.locator("#results-department")
+        box = page.evaluate("el => [el.scrollWidth, el.parentElement.clientWidth]", table.element_handle())
+        if viewport == "desktop":
+            assert box[0] <= box[1], f"table {box[0]} px wide in a {box[1]} px box"
+        assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
+        flags = page.locator("#results-department ul.flags").first
+        assert flags.locator("li").count() >= 1  # one flag per line, never run together
+        page.screenshot(path=str(artifacts / f"results-{viewport}.png"), full_page=True)
+        assert axe_violations(page) == []
+
+
+def test_agency_page_chart_has_one_panel_per_group_and_the_scale_labels(data, staff_page, live_server, artifacts):
+    from PIL import Image
+
+    for viewport in ("desktop", "phone"):
+        page = staff_page("analyst", viewport)
+        page.goto(f"{live_server}/staff/results/QNA-2023/agency/SNV")
+        page.wait_for_function("document.querySelector('img.chart').complete")
+        assert page.evaluate("document.querySelector('img.chart').naturalWidth") > 0
+        assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
+        page.screenshot(path=str(artifacts / f"agency-{viewport}.png"), full_page=True)
+        assert axe_violations(page) == []
+    png = page.request.get(f"{live_server}/staff/results/QNA-2023/agency/SNV/items.png")
+    (artifacts / "items.png").write_bytes(png.body())
+    assert Image.open(artifacts / "items.png").height > 500  # two panels: CC-CT and HĐ-CT
