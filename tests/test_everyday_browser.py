@@ -125,3 +125,49 @@ def test_print_page_counts_the_sheets_just_printed(loaded_round, session, staff_
     assert page.get_by_role("link", name="Tải tệp PDF để in").is_visible()
     page.screenshot(path=str(artifacts / f"print-{viewport}.png"), full_page=True)
     assert axe_violations(page) == []
+
+
+@pytest.mark.parametrize("viewport", ["phone", "desktop"])
+def test_every_clerk_page_passes_the_accessibility_scan(loaded_round, session, staff_page, live_server, artifacts,
+                                                        viewport):
+    sheet = issue_ldh(session, loaded_round)[0]
+    matrix = sheets.issue_sheets(session, loaded_round, sheets.paper_cells(session, loaded_round, form_code="HĐ-CT"),
+                                 actor="test")[0]
+    session.commit()
+    page = staff_page("clerk", viewport)
+    for name, path in [("home", "/staff/"), ("scan", "/paper/?round=QNA-2023"),
+                       ("returns", "/paper/returns?round=QNA-2023"), ("second", "/paper/second?round=QNA-2023"),
+                       ("key", f"/paper/sheets/{sheet.serial}/key"), ("grid", f"/paper/sheets/{matrix.serial}/key")]:
+        page.goto(f"{live_server}{path}")
+        page.screenshot(path=str(artifacts / f"{name}-{viewport}.png"), full_page=True)
+        assert axe_violations(page) == [], name
+        if name != "grid":  # the grid scrolls inside its own box
+            assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"], name
+
+
+@pytest.mark.parametrize("viewport", ["phone", "desktop"])
+def test_long_supervisor_lists_search_and_pass_the_scan(loaded_round, session, staff_page, live_server, artifacts,
+                                                        viewport):
+    from datetime import timedelta
+
+    from survey_service.web.respond import local_today
+
+    loaded_round.opens_on, loaded_round.closes_on = local_today() - timedelta(days=1), local_today() + timedelta(days=9)
+    session.commit()
+    sheets.issue_sheets(session, loaded_round, sheets.paper_cells(session, loaded_round), actor="test")
+    session.commit()
+    page = staff_page("supervisor", viewport)
+    page.goto(f"{live_server}/paper/ledger?round=QNA-2023")
+    page.get_by_label("Cơ quan được đánh giá").fill("SNV")
+    page.get_by_role("button", name="Tìm").click()
+    assert page.locator("table a.serial").count() == 2
+    page.screenshot(path=str(artifacts / f"ledger-{viewport}.png"), full_page=True)
+    assert axe_violations(page) == []
+    page.goto(f"{live_server}/staff/codes/?round=QNA-2023")
+    assert page.get_by_role("navigation", name="Trang chỉ tiêu").is_visible()
+    page.get_by_label("Phiếu").select_option("CC-CT")
+    page.get_by_role("button", name="Tìm").click()
+    assert page.locator("form.issue").count() == 20  # one row per department
+    page.screenshot(path=str(artifacts / f"codes-{viewport}.png"), full_page=True)
+    assert axe_violations(page) == []
+    assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]

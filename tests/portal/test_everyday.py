@@ -126,3 +126,28 @@ def test_ldcp_pages_in_the_browser(respondent_page, live_server, issue, artifact
     assert axe_violations(page) == []
     page.get_by_role("link", name="Đổi phòng chuyên môn").click()
     assert page.get_by_label("Phòng Tài chính - Kế hoạch").is_checked()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("viewport", ["phone", "desktop"])
+def test_refusal_and_thank_you_pages_pass_the_scan(respondent_page, live_server, issue, artifacts, viewport):
+    [code] = issue("CC-CT", "SNV")
+    page = respondent_page(viewport)
+    page.goto(f"{live_server}/")
+    page.get_by_label("Nhập mã khảo sát trên phiếu mời").fill("2222-2222-2222")
+    page.get_by_role("button", name="Bắt đầu trả lời").click()
+    assert page.get_by_role("alert").first.is_visible()
+    assert axe_violations(page) == []
+    page.goto(f"{live_server}/c/{code}")
+    for card in page.locator("fieldset.item").all():
+        options = card.locator("input[type=radio]")
+        if options.count():
+            options.first.check()
+        else:
+            card.locator("textarea").fill("Cần rút ngắn thời gian xử lý hồ sơ.")
+    page.get_by_role("button", name="Gửi phiếu").click()
+    assert "Cảm ơn Anh/Chị đã gửi phiếu" in page.locator("h1").inner_text()
+    page.screenshot(path=str(artifacts / f"thanks-{viewport}.png"), full_page=True)
+    assert axe_violations(page) == []
+    page.get_by_role("link", name="Về trang chủ khảo sát").click()
+    assert page.url == f"{live_server}/"
