@@ -360,14 +360,18 @@ def analysis_group():
               help="Output file; the format follows the extension (.xlsx, .csv, .sav). Repeatable.")
 @click.option("--answers", "answers_path", type=click.Path(dir_okay=False),
               help="Also write the tidy long CSV of every counted answer with its weight.")
+@click.option("--responses", "responses_path", type=click.Path(dir_okay=False),
+              help="Also write the response-level SPSS .sav (one case per sheet × agency, value labels).")
 @with_appcontext
-def analysis_run(round_code, outputs, answers_path):
+def analysis_run(round_code, outputs, answers_path, responses_path):
     """Compute a round's results from its stored responses and write them."""
     from survey_service.services import exports, results
 
     for out in outputs:
         if Path(out).suffix.lower() not in exports.FORMATS:
             fail(f"Không hỗ trợ định dạng '{Path(out).suffix}' ({out}); dùng: {', '.join(exports.FORMATS)}.")
+    if responses_path and Path(responses_path).suffix.lower() != ".sav":
+        fail(f"--responses ghi tệp SPSS: tên tệp phải có đuôi .sav ({responses_path}).")
     session = get_session()
     rnd = _round_or_fail(session, round_code)
     try:
@@ -380,6 +384,9 @@ def analysis_run(round_code, outputs, answers_path):
     if answers_path:
         exports.write_answers_csv(res, answers_path)
         click.echo(f"Đã ghi {answers_path}")
+    if responses_path:
+        exports.write_responses_sav(res, responses_path)
+        click.echo(f"Đã ghi {responses_path}")
     counts = res.provenance["counts"]
     scored = int(res.summary["survey_points"].notna().sum())
     click.echo(f"{round_code}: tính {counts['responses']} phiếu trả lời, {scored}/{len(res.summary)} cơ quan "
@@ -467,7 +474,7 @@ def demo_setup(simulated):
             user = users.create_user(session, username, password, role, full_name=full_name, actor="demo")
         else:
             user.password_hash = generate_password_hash(password)
-            user.failed_logins, user.locked_until = 0, None
+            users.end_sessions(user)
         accounts[username] = user
         click.echo(f"  {username:<10} {role.value:<11} {password}")
     session.commit()

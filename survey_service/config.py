@@ -25,17 +25,22 @@ DEFAULTS = {
     "ORGANISER": "Sở Nội vụ tỉnh Quảng Nam",
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
-    "SESSION_COOKIE_SECURE": False,
+    #: Session cookies go over HTTPS only; the demo and the tests, served over plain HTTP, turn it off.
+    "SESSION_COOKIE_SECURE": True,
     "REMEMBER_COOKIE_HTTPONLY": True,
     "REMEMBER_COOKIE_SAMESITE": "Lax",
     "PERMANENT_SESSION_LIFETIME": timedelta(hours=8),
     #: A clerk keeps the keying screen open for hours; the CSRF token lives as long as the session.
     "WTF_CSRF_TIME_LIMIT": None,
-    "LOGIN_MAX_FAILURES": 5,
-    "LOGIN_LOCKOUT_MINUTES": 15,
-    #: Code look-ups allowed per client address and window (counted in the database).
-    "CODE_LOOKUP_LIMIT": 20,
-    "CODE_LOOKUP_WINDOW_SECONDS": 600,
+    #: Failed logins per (username, client address) without delay; then 1 s, 2 s, 4 s ... before the next
+    #: attempt is checked, at most LOGIN_MAX_DELAY_SECONDS; forgotten LOGIN_FORGET_SECONDS after the last.
+    "LOGIN_FREE_FAILURES": 5,
+    "LOGIN_MAX_DELAY_SECONDS": 900,
+    "LOGIN_FORGET_SECONDS": 86_400,
+    #: Failed code look-ups allowed per client address (IPv6: per /64) and window, counted in the database;
+    #: sized in the README ("Guessing") so that an office behind one address never reaches it.
+    "CODE_LOOKUP_LIMIT": 1000,
+    "CODE_LOOKUP_WINDOW_SECONDS": 3600,
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     #: What a 503 (database restarting, unreachable, read-only or full) tells clients to wait, in seconds.
     "UNAVAILABLE_RETRY_AFTER_SECONDS": 10,

@@ -414,8 +414,9 @@ class StaffUser(Base):
     role: Mapped[Role] = mapped_column(_enum(Role, "role"))
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     active: Mapped[bool] = mapped_column(default=True)
-    failed_logins: Mapped[int] = mapped_column(default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    #: Part of the id kept in the session cookie; raising it ends every session of the account (logout,
+    #: a new password), so a copied cookie stops working.
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
     #: SHA-256 of the API token; the token itself is shown once.
     api_token_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
@@ -434,7 +435,7 @@ class StaffUser(Base):
         return False
 
     def get_id(self) -> str:
-        return str(self.id)
+        return f"{self.id}.{self.session_generation}"
 
     def __repr__(self) -> str:
         return f"<StaffUser {self.username} {self.role.value}>"
@@ -514,3 +515,35 @@ class RateCounter(Base):
 
     def __repr__(self) -> str:
         return f"<RateCounter {self.key} {self.count}>"
+
+
+class LoginThrottle(Base):
+    """Failed logins of one (username, client address) pair, both kept only as keyed hashes."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    #: The username's hash alone, so that an admin can clear an account's delays from every address.
+    account: Mapped[str] = mapped_column(sa.String(64), index=True)
+    failures: Mapped[int]
+    #: Epoch milliseconds before which the pair's next attempt is refused unchecked.
+    blocked_until: Mapped[int] = mapped_column(sa.BigInteger)
+    last_failure: Mapped[int] = mapped_column(sa.BigInteger)
+
+    def __repr__(self) -> str:
+        return f"<LoginThrottle {self.failures}>"
+
+
+class RateWindowKey(Base):
+    """The random key hiding client addresses in one window's rate counters. It is created with the
+    window's first counter and deleted with the window, so old counters cannot be turned back into
+    addresses by anyone, even with SECRET_KEY."""
+
+    __tablename__ = "rate_window_key"
+
+    scope: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    window_start: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    secret: Mapped[str] = mapped_column(sa.String(64))
+
+    def __repr__(self) -> str:
+        return f"<RateWindowKey {self.scope} {self.window_start}>"

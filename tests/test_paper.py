@@ -14,11 +14,18 @@ from survey_service.models import (
     Agency, AuditEvent, Keying, QuotaCell, Response, Round, Sheet, SheetEvent, SheetState,
 )
 from survey_service.services import keying, printing, rounds, sheets
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, collect_from_today
 
 KEYS = ["test-sheet-key"]
 BASE = "http://127.0.0.1:5000"
 LDH = "LĐH-CH"
+
+
+@pytest.fixture(autouse=True)
+def _collecting_today(request):
+    """Sheets are keyed only while their round collects: the real 2023 window moves around today."""
+    if "loaded_round" in request.fixturenames:
+        collect_from_today(request.getfixturevalue("session"), request.getfixturevalue("loaded_round"))
 
 
 # --- helpers -----------------------------------------------------------------------------------------
@@ -226,7 +233,7 @@ def test_sheet_is_keyed_with_the_questionnaire_version_printed_on_it(app, loaded
     path.write_text(path.read_text(encoding="utf-8").replace('title: "Phiếu', 'title: "Phiếu (sửa đổi)', 1),
                     encoding="utf-8")
     rounds.load_round(session, copy / "rounds" / "QNA-2023", copy)
-    session.commit()
+    collect_from_today(session, loaded_round)  # loading puts back the 2023 dates
     new_sheet = issue(session, loaded_round, agency_code="STP")[0]
     assert new_sheet.questionnaire_version_id != printed
 

@@ -152,7 +152,7 @@ def test_methodology(rnd, questionnaires):
         assert sum(m["group_weights"][kind].values()) == pytest.approx(1.0)
         assert sum(m["max_points"][kind].values()) == 30
         assert set(m["max_points"][kind]) == {f"A{n}" for n in range(1, 9)}
-    expected_n_min = {f: (1 if questionnaires[f].channel == "paper" else 3) for f in FORMS}
+    expected_n_min = {f: (2 if questionnaires[f].channel == "paper" else 3) for f in FORMS}
     assert {f: m["n_min"][f] for f in FORMS} == expected_n_min
     assert m["validity"] == {"min_answered_share": 0.5}
     assert m["online_sample_size"] == {"margin": 0.10, "floor": 15}
@@ -475,6 +475,10 @@ ROUND_CASES = {
     "methodology: reliability threshold out of range": (
         "methodology.yaml", "yaml", lambda d: d.update(reliability={"max_half_width": 0}), "methodology.yaml",
         "reliability", "max_half_width must be in (0, 1]",
+    ),
+    "methodology: unknown lonely-PSU rule": (
+        "methodology.yaml", "yaml", lambda d: d.update(reliability={"lonely_psu": "drop"}), "methodology.yaml",
+        "reliability", "lonely_psu must be one of",
     ),
     "methodology: bad margin": (
         "methodology.yaml", "yaml", lambda d: d["online_sample_size"].update(margin=0), "methodology.yaml",

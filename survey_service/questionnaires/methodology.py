@@ -23,6 +23,8 @@ _METHODOLOGY_REQUIRED = {
     "validity", "online_sample_size",
 }
 _METHODOLOGY_OPTIONAL = {"satisfaction_items", "reliability"}
+#: variance rules for a sampling cell with a single respondent (R's survey.lonely.psu)
+LONELY_PSU_RULES = ("certainty", "adjust", "average")
 
 
 def validate_methodology(
@@ -140,7 +142,10 @@ def validate_methodology(
         raise err("validity", f"min_answered_share must be in (0, 1], got {share}")
 
     reliability = data.get("reliability", {})
-    check_keys(reliability, set(), {"max_half_width"}, file, "reliability", "", label="setting")
+    check_keys(reliability, set(), {"max_half_width", "lonely_psu"}, file, "reliability", "", label="setting")
+    if reliability.get("lonely_psu", "adjust") not in LONELY_PSU_RULES:
+        raise err("reliability", f"lonely_psu must be one of {', '.join(LONELY_PSU_RULES)}, "
+                                 f"got {reliability['lonely_psu']!r}")
     if "max_half_width" in reliability:
         half = as_number(reliability["max_half_width"], file, "reliability", "max_half_width", label="setting")
         if not 0 < half <= 1:

@@ -23,7 +23,7 @@ from survey_service.models import (
     Agency, AgencyKind, Answer, AuditEvent, Channel, Keying, QuestionnaireVersion, QuotaCell, Response, Round,
     RoundForm, Sheet, SheetState, StaffUser, utcnow,
 )
-from survey_service.services import audit, quotas
+from survey_service.services import audit, quotas, rounds
 from survey_service.services.sheets import STATE_LABELS, SheetError, transition
 
 SHEET_ROW = "*"
@@ -216,6 +216,7 @@ def key_sheet(session: Session, sheet: Sheet, clerk: StaffUser, data, *, today: 
     """
     pass_no = keying_pass(sheet, clerk)
     form = sheet_form(session, sheet)
+    _check_collecting(form.round, today)
     slots = parse_slots(form, data)
     keying = Keying(pass_no=pass_no, clerk=clerk, answers=slots, keyed_at=utcnow())
     sheet.keyings.append(keying)
@@ -257,6 +258,13 @@ def _first_pass(session: Session, form: SheetForm, clerk: StaffUser, slots, toda
                           or rng.random() < float(settings.get("double_entry_rate", 0.10)))
     if not sheet.double_entry and settings.get("unsampled_keyed_count_as_verified", False):
         transition(session, sheet, SheetState.VERIFIED, by=clerk)
+
+
+def _check_collecting(rnd: Round, today: date | None = None) -> None:
+    try:
+        rounds.check_collecting(rnd, today or rounds.local_today())
+    except rounds.RoundError as exc:
+        raise KeyingError(str(exc), 409) from None
 
 
 def _answer_values(form: SheetForm, slots) -> dict[tuple[int | None, str], str]:
@@ -312,6 +320,7 @@ def reconcile(session: Session, sheet: Sheet, supervisor: StaffUser, choices) ->
     The response's answers are corrected to the chosen values, each change audited with old and new value,
     and the sheet becomes verified. :raises KeyingError: if a slot has no valid choice.
     """
+    _check_collecting(sheet.quota_cell.round)
     found = disagreements(sheet)
     if sheet.state is not SheetState.KEYED or not found:
         raise SheetError(f"Phiếu {sheet.serial} không có bất đồng nào cần đối chiếu.", 409)
@@ -375,6 +384,7 @@ def _set_answer(session: Session, response: Response, agency_id: int | None, ite
 
 def verify(session: Session, sheet: Sheet, supervisor: StaffUser) -> None:
     """A supervisor confirms a keyed sheet that was not sampled for double entry."""
+    _check_collecting(sheet.quota_cell.round)
     if sheet.state is not SheetState.KEYED or (sheet.double_entry and len(sheet.keyings) < 2):
         raise SheetError(f"Phiếu {sheet.serial} chưa thể xác nhận: cần nhập (và nhập kép nếu được chọn) "
                          "trước.", 409)

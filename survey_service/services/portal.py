@@ -251,8 +251,8 @@ def open_code(
     Only failed look-ups count against ``guard``, each by one atomic increment whose result decides the
     answer, so parallel guesses cannot overshoot the limit. A look-up that finds a usable code only reads
     the counter, under a shared lock: it waits for failures still being counted, but respondents behind one
-    address do not queue behind each other. Failures and refusals by the limit are written to the audit
-    log. With ``start`` the respondent's draft is created: from then on they may finish even if their cell
+    address do not queue behind each other. Failures (and refused failures) are only counted there, one row
+    per client and window, not written to the audit log, so guessing cannot grow the database. With ``start`` the respondent's draft is created: from then on they may finish even if their cell
     fills up.
 
     :raises Refusal: when the code is unknown, revoked, spent, out of its round's dates or its cell is full.
@@ -269,13 +269,8 @@ def open_code(
         else:
             count = ratelimit.hit(session, guard.key, window_seconds=guard.window_seconds)
         if count > guard.limit:
-            audit.record(session, "code.lookup_refused", actor="respondent", object_type="client",
-                         object_id=guard.key[:40], new={"count": count, "limit": guard.limit})
             raise Refusal("rate_limited")
     if not found:
-        audit.record(session, "code.lookup_failed", actor="respondent", object_type="client",
-                     object_id=guard.key[:40] if guard else None,
-                     new={"reason": "revoked" if invitation is not None else "unknown"})
         raise Refusal("revoked" if invitation is not None else "unknown")
 
     cell = CellInfo(row.cell_id, row.target, row.soft_closed,

@@ -135,10 +135,10 @@ def load_round_data(session: Session, rnd: Round) -> RoundData:
     responses = pd.DataFrame(
         _fetch(session,
                sa.select(Response.id, Response.uid, Response.form_code, Response.questionnaire_version_id,
-                         Response.agency_id, Response.channel, Response.respondent_key)
+                         Response.agency_id, Response.channel, Response.respondent_key, Response.quota_cell_id)
                .outerjoin(Sheet, Sheet.id == Response.sheet_id).where(counted_responses(rnd))),
         columns=["response_pk", "response_uid", "group", "version_id", "response_agency_id", "channel",
-                 "respondent_key"])
+                 "respondent_key", "quota_cell_id"])
     responses["channel"] = [getattr(c, "value", c) for c in responses["channel"]]
     # the versions answered, plus the round's current ones so settings are checked even without data
     current = session.scalars(sa.select(RoundForm.questionnaire_version_id).where(RoundForm.round_id == rnd.id))
@@ -255,6 +255,8 @@ def build_round_data(rnd: Round, agencies: pd.DataFrame, responses: pd.DataFrame
     agency_row = pd.Index(agencies["agency_id"]).get_indexer(agency_id)  # -1: not an agency of the round
     answers = pd.DataFrame({
         "response_id": _per_row(responses["respondent_key"], resp_pos),
+        # the sampling cell (quota cell) is the stratum of the variance
+        "stratum": _per_row(responses["quota_cell_id"].astype(str), resp_pos),
         "agency": _per_row(agencies["code"], agency_row, categories=agency_codes),
         "agency_kind": _per_row(agencies["kind"], agency_row),
         "group": _per_row(responses["group"], resp_pos),
@@ -367,6 +369,7 @@ def scoring_settings(methodology: dict) -> dict:
         "positive": methodology["positive_options"],
         "level": CONFIDENCE,
         "max_half_width": reliability_threshold(methodology),
+        "lonely_psu": (methodology.get("reliability") or {}).get("lonely_psu", analysis.DEFAULT_LONELY_PSU),
     }
 
 
@@ -416,13 +419,13 @@ def compute_results(data: RoundData) -> RoundResults:
         res = None
     else:
         try:
-            res = analysis.score_round(scored[analysis.ANSWER_COLUMNS], items=items_table, scales=options,
+            res = analysis.score_round(scored[[*analysis.ANSWER_COLUMNS, "stratum"]], items=items_table, scales=options,
                                        settings=settings)
         except ValueError as exc:
             raise ResultsError(f"Không tính được điểm: {exc}") from None
 
     criteria = _criteria_table(data, cfg, res)
-    satisfaction = _satisfaction_estimates(data, cfg, res)
+    satisfaction = _satisfaction_estimates(res)
     summary = _summary_table(data, cfg, res, criteria, satisfaction)
     answers = _answer_weights(data, cfg, res)
     return RoundResults(
@@ -551,34 +554,13 @@ def _str_keys(frame: pd.DataFrame, columns=("agency", "agency_kind", "group")) -
     return frame
 
 
-def _satisfaction_estimates(data: RoundData, cfg, res) -> pd.DataFrame:
-    """TLHL (%) with its design-based CI: a Hájek mean of the positive indicator with answer weights
-    w(g)/n_answers(g, t) over qualifying groups (strata = group, PSU = respondent), which equals
-    Σ_g w(g) p(g, t) / Σ_g w(g)."""
-    cols = ["agency", "tlhl", "tlhl_se", "tlhl_ci_lo", "tlhl_ci_hi"]
+def _satisfaction_estimates(res) -> pd.DataFrame:
+    """TLHL (%) with its design-based interval and flag, as :func:`analysis.score_round` computes it."""
+    cols = ["agency", "tlhl", "tlhl_se", "tlhl_ci_lo", "tlhl_ci_hi", "_sat_flag"]
     if res is None:
         return pd.DataFrame(columns=cols)
-    a = data.answers
-    sat = a[(a["scale"] == cfg.satisfaction_scale) & a["valid"]]
-    if sat.empty:
-        return pd.DataFrame(columns=cols)
-    groups = _str_keys(res.satisfaction_groups)
-    gw = pd.DataFrame([(k, g, w) for k, d in cfg.group_weights.items() for g, w in d.items()],
-                      columns=["agency_kind", "group", "gw"])
-    groups = groups.merge(gw, on=["agency_kind", "group"], how="left")
-    qualifies = (groups["n"] >= groups["group"].map(cfg.min_respondents)) & groups["gw"].notna()
-    groups["w"] = np.where(qualifies, groups["gw"] / groups["n_answers"], 0.0)
-    frame = pd.DataFrame({"response_id": sat["response_id"].to_numpy(), "agency": sat["agency"].astype(str).to_numpy(),
-                          "group": sat["group"].astype(str).to_numpy(),
-                          "positive": sat["option"].isin(cfg.positive[cfg.satisfaction_scale]).to_numpy(float)})
-    frame = frame.merge(groups[["agency", "group", "w"]], on=["agency", "group"], how="left")
-    frame["w"] = frame["w"].fillna(0.0)
-    est = analysis.domain_means(frame, "positive", "agency", "w", strata="group", psu="response_id",
-                                proportion=True, level=cfg.level, deff="replace")
-    est = est[est["n"] > 0]
-    out = pd.DataFrame({"agency": est["agency"].astype(str), "tlhl": 100 * est["est"], "tlhl_se": 100 * est["se"],
-                        "tlhl_ci_lo": 100 * est["ci_lo"], "tlhl_ci_hi": 100 * est["ci_hi"]})
-    return out.reset_index(drop=True)
+    sat = _str_keys(res.satisfaction).rename(columns={"flag": "_sat_flag"})
+    return sat.loc[sat["tlhl"].notna(), cols].reset_index(drop=True)
 
 
 def _summary_table(data: RoundData, cfg, res, criteria: pd.DataFrame, satisfaction: pd.DataFrame) -> pd.DataFrame:
@@ -605,17 +587,16 @@ def _summary_table(data: RoundData, cfg, res, criteria: pd.DataFrame, satisfacti
     out["max_points"] = out["agency_kind"].map({k: sum(v.values()) for k, v in cfg.max_points.items()})
     out["n"] = out["n"].fillna(0).astype(np.int64)
     out["n_eff_min"] = out["agency"].map(n_eff_min)
-    # an agency's flags: those of its criteria, of its total and of its satisfaction
-    low_sat = analysis.imprecise(out["tlhl"], out["tlhl_se"], out["tlhl_ci_lo"], out["tlhl_ci_hi"], 100.0,
-                                 max_half_width=cfg.max_half_width)
-    own = pd.Series(np.where(low_sat, FLAG_LOW_RELIABILITY, ""), index=out["agency"]) + "," + \
-        out["_total_flag"].fillna("").to_numpy()
+    # an agency's flags: those of its criteria, of its total and of its satisfaction (its missing groups
+    # are already told by the criteria)
+    sat_flag = out["_sat_flag"].fillna("").map(lambda f: FLAG_LOW_RELIABILITY if FLAG_LOW_RELIABILITY in f else "")
+    own = pd.Series((sat_flag + "," + out["_total_flag"].fillna("")).to_numpy(), index=out["agency"])
     flags = pd.concat([criteria.set_index("agency")["flag"], own]).groupby(level=0).agg(
         lambda s: ",".join(sorted({f for v in s for f in str(v).split(",") if f})))
     out["flags"] = out["agency"].map(flags).fillna(analysis.FLAG_NO_DATA)
     out.loc[out["survey_points"].isna(), "flags"] = out.loc[out["survey_points"].isna(), "flags"].map(
         lambda f: f if analysis.FLAG_NO_DATA in f else ",".join(filter(None, [f, analysis.FLAG_NO_DATA])))
-    out = out.drop(columns="_total_flag").join(wide, on="agency")
+    out = out.drop(columns=["_total_flag", "_sat_flag"]).join(wide, on="agency")
     for col in ("rank", "rank_lo", "rank_hi"):
         out[col] = pd.array(out[col], dtype="Int64")
     return out.reset_index(drop=True)
@@ -657,9 +638,13 @@ def _answer_weights(data: RoundData, cfg, res) -> pd.DataFrame:
         return out
     gw = pd.DataFrame([(k, g, w) for k, d in cfg.group_weights.items() for g, w in d.items()],
                       columns=["agency_kind", "form", "group_weight"])
-    means = _str_keys(res.group_means).rename(columns={"group": "form"})
-    n_min = pd.DataFrame(list(cfg.min_respondents.items()), columns=["form", "n_min"])
+    means = _str_keys(res.group_means)
+    # the qualifying-group rule of the analysis, not a copy of it
+    means["share"] = analysis.group_shares(means, "mean", group_weights=cfg.group_weights,
+                                           min_respondents=cfg.min_respondents)
+    means = means.rename(columns={"group": "form"})
     group_weight = _row_lookup(out, gw, ["agency_kind", "form"], "group_weight")
+    share = _row_lookup(out, means, ["agency", "form", "criterion"], "share")
     n_group = _row_lookup(out, means, ["agency", "form", "criterion"], "n")
     weight_used = _row_lookup(out, _str_keys(res.points), ["agency", "criterion"], "weight_used")
     valid = ~np.isnan(out["value"].to_numpy())
@@ -667,10 +652,9 @@ def _answer_weights(data: RoundData, cfg, res) -> pd.DataFrame:
     sheet, _ = _factorize_pairs(out["response_uid"].cat.codes.to_numpy(), out["agency"].cat.codes.to_numpy())
     cell, n_cells = _factorize_pairs(sheet, out["criterion"].cat.codes.to_numpy())
     k = np.bincount(cell, weights=valid, minlength=n_cells)[cell]
-    qualifies = (valid & ~np.isnan(group_weight) & (n_group >= _row_lookup(out, n_min, ["form"], "n_min"))
-                 & (weight_used > 0))
+    qualifies = valid & (share > 0) & (weight_used > 0)
     with np.errstate(divide="ignore", invalid="ignore"):  # rows that do not qualify get 0 below
-        out["weight"] = np.where(qualifies, group_weight / weight_used / n_group / k, 0.0)
+        out["weight"] = np.where(qualifies, share / weight_used / n_group / k, 0.0)
     out.insert(len(out.columns) - 1, "group_weight", group_weight)
     return out
 

@@ -10,8 +10,9 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -24,12 +25,18 @@ from survey_service.models import (
 from survey_service.services import audit
 
 
+#: Round dates and response days are dates in Vietnam.
+VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 #: How every page, export and chart of a simulated round names its data.
 SIMULATED_LABEL = "Dữ liệu mô phỏng"
 
 
 class RoundError(ValueError):
     """A round that cannot be loaded as it stands; the message names what and why."""
+
+
+def local_today() -> date:
+    return datetime.now(VIETNAM).date()
 
 
 @dataclass
@@ -246,6 +253,18 @@ def round_state(rnd: Round, today: date) -> str:
     if today < rnd.opens_on:
         return "not_open"
     return "open"
+
+
+def check_collecting(rnd: Round, today: date) -> None:
+    """A closed round's data changes only after an explicit, audited reopening (:func:`schedule`).
+
+    :raises RoundError: when the round is closed (by date or early).
+    """
+    if round_state(rnd, today) == "closed":
+        raise RoundError(
+            f"Đợt khảo sát {rnd.code} đã kết thúc nhận phiếu (đến hết {rnd.closes_on:%d/%m/%Y}"
+            + (", đóng sớm" if rnd.closed_at is not None else "") + "): dữ liệu của đợt không thay đổi được. "
+            "Muốn nhập thêm, quản trị viên hoặc giám sát viên phải gia hạn (mở lại) đợt trước.")
 
 
 def questionnaire_for(session: Session, rnd: Round, form_code: str) -> qn.Questionnaire:

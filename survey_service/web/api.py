@@ -5,10 +5,14 @@ may call them with :func:`api_roles`, and describe themselves in :data:`OPENAPI`
 """
 from __future__ import annotations
 
+import copy
 from datetime import datetime, timezone
 from functools import wraps
+from pathlib import Path
 
-from flask import Blueprint, abort, g, jsonify, request
+from flask import Blueprint, abort, current_app, g, jsonify, request
+
+from survey_service import questionnaires as qn
 
 from survey_service.db import get_session
 from survey_service.extensions import csrf
@@ -77,7 +81,14 @@ def api_roles(*roles: Role):
 
 @bp.route("/openapi.json")
 def openapi():
-    return jsonify(OPENAPI)
+    """The document, with the form codes of the configured questionnaires as the ``form`` enum."""
+    codes = list(qn.load_form_codes(Path(current_app.config["QUESTIONNAIRE_DIR"]) / "forms.yaml"))
+    document = copy.deepcopy(OPENAPI)
+    for path in document["paths"].values():
+        for param in path.get("get", {}).get("parameters", []):
+            if param["name"] == "form":
+                param["schema"]["enum"] = codes
+    return jsonify(document)
 
 
 # --- quotas --------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from flask_login import current_user
 
 from survey_service.db import get_session
 from survey_service.models import Role, Round
-from survey_service.services import exports, progress, quotas, rounds
+from survey_service.services import exports, progress, quotas, rounds, tabular
 from survey_service.vietnamese import xlsx_format
 from survey_service.web import confirmation_page, round_or_404
 from survey_service.web.auth import role_required
@@ -120,7 +120,7 @@ def export_csv(round_code):
     out = io.StringIO()
     if rnd.simulated:
         out.write(f"# Dữ liệu mô phỏng: {exports.SIMULATED_NOTE}\n")
-    csv.writer(out).writerows(rows)
+    csv.writer(out).writerows(tabular.csv_rows(rows))
     return _download(out.getvalue().encode("utf-8-sig"), "text/csv; charset=utf-8", f"tien-do-{round_code}.csv")
 
 
@@ -129,7 +129,7 @@ def export_csv(round_code):
 def export_xlsx(round_code):
     rnd, rows = _export_rows(round_code)
     buffer = io.BytesIO()
-    with xlsxwriter.Workbook(buffer, {"in_memory": True}) as book:
+    with xlsxwriter.Workbook(buffer, {"in_memory": True, **tabular.XLSX_OPTIONS}) as book:
         bold = book.add_format({"bold": True, "text_wrap": True, "valign": "top"})
         if rnd.simulated:
             note = book.add_worksheet("Dữ liệu mô phỏng")
@@ -245,8 +245,9 @@ def _render_plan(rnd, cells, *, errors=None, entered=None, import_errors=None, s
     forms = progress.form_titles(get_session(), rnd)
     return render_template(
         "dashboard/plan.html", round=rnd, cells=cells, forms=forms, errors=errors or {}, entered=entered or {},
-        import_errors=import_errors or [], recommended=recommended, margin=margin, floor=floor,
-        channels=CHANNEL_LABELS, columns=quotas.CSV_COLUMNS, column_help=quotas.CSV_COLUMN_HELP,
+        import_errors=import_errors or [], errors_shown=quotas.ERRORS_SHOWN, recommended=recommended,
+        margin=margin, floor=floor, channels=CHANNEL_LABELS, columns=quotas.CSV_COLUMNS,
+        column_help=quotas.CSV_COLUMN_HELP,
     ), status
 
 

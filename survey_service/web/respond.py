@@ -55,8 +55,9 @@ def _guard(code: str | None) -> portal.Guard | None:
     if code and code in session.get("codes", []):
         return None
     cfg = current_app.config
-    return portal.Guard(ratelimit.client_key("code", request.remote_addr or "", cfg["SECRET_KEY"]),
-                        cfg["CODE_LOOKUP_LIMIT"], cfg["CODE_LOOKUP_WINDOW_SECONDS"])
+    window = cfg["CODE_LOOKUP_WINDOW_SECONDS"]
+    key = ratelimit.client_key(get_session(), "code", request.remote_addr or "", window_seconds=window)
+    return portal.Guard(key, cfg["CODE_LOOKUP_LIMIT"], window)
 
 
 def _remember(code: str) -> None:
