@@ -256,8 +256,7 @@ def write_answers_csv(results: RoundResults, path: str | Path, *, min_group: int
     path = Path(path)
     answers = small_groups_removed(results.answers, min_group)[0] if min_group else results.answers
     tabular.csv_frame(_labelled(results, answers)).to_csv(
-        path, index=False, lineterminator="
-", float_format="%.17g", encoding="utf-8-sig")
+        path, index=False, lineterminator="\n", float_format="%.17g", encoding="utf-8-sig")
     write_provenance(results, path)
     return path
 
