@@ -3,12 +3,13 @@ report on the page."""
 from __future__ import annotations
 
 import io
+from datetime import date, timedelta
 
 import pandas as pd
 import sqlalchemy as sa
 
 from survey_service.models import AuditEvent, Response
-from survey_service.services import exports, results
+from survey_service.services import exports, results, rounds
 from tests.results.conftest import csv_bytes
 
 
@@ -27,7 +28,14 @@ def test_answers_file_leaves_out_small_groups(builder, session, loaded_round, st
     assert len(kept) == len(frame) and [g for g, _ in left_out] == [("CC-CT", "SNV")]
 
 
+def _open(session, rnd):
+    """Imports go only into a round still collecting."""
+    rounds.schedule(session, rnd, date.today() - timedelta(days=7), date.today() + timedelta(days=30), actor="test")
+    session.commit()
+
+
 def test_import_in_the_browser_page(builder, session, loaded_round, staff_client):
+    _open(session, loaded_round)
     client = staff_client("supervisor")
     page = client.get("/staff/responses/QNA-2023/import")
     assert page.status_code == 200 and "import-template.csv?form=CC-CT" in page.get_data(as_text=True)
@@ -64,7 +72,9 @@ def test_roles(loaded_round, staff_client, client):
     assert staff_client("clerk").get("/staff/responses/QNA-2023/answers.csv").status_code == 403
 
 
-def test_import_and_export_in_a_real_browser(builder, live_server, staff_page, artifacts, tmp_path):
+def test_import_and_export_in_a_real_browser(builder, session, loaded_round, live_server, staff_page, artifacts,
+                                             tmp_path):
+    _open(session, loaded_round)
     from playwright.sync_api import expect
 
     good = tmp_path / "phieu.csv"
