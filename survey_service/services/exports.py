@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from survey_service.services import tabular
-from survey_service.services.results import FLAG_LABELS, KIND_LABELS, MIN_BREAKDOWN, OWN_STAFF_FORMS, RoundResults
+from survey_service.services.results import FLAG_LABELS, MIN_BREAKDOWN, RoundResults
 from survey_service.vietnamese import xlsx_format
 
 FORMATS = (".xlsx", ".csv", ".sav")
@@ -157,7 +157,7 @@ def summary_frame(results: RoundResults) -> pd.DataFrame:
     """The per-agency table with Vietnamese headers and labels (also the CSV export)."""
     headers = summary_headers(results)
     out = results.summary[list(headers)].copy()
-    out["agency_kind"] = out["agency_kind"].map(KIND_LABELS)
+    out["agency_kind"] = out["agency_kind"].map(results.kind_labels)
     out["flags"] = out["flags"].map(_flag_text)
     return out.rename(columns=headers)
 
@@ -168,7 +168,7 @@ def _flag_text(flags: str) -> str:
 
 def criteria_frame(results: RoundResults) -> pd.DataFrame:
     out = results.criteria[list(CRITERIA_HEADERS)].copy()
-    out["agency_kind"] = out["agency_kind"].map(KIND_LABELS)
+    out["agency_kind"] = out["agency_kind"].map(results.kind_labels)
     out["flag"] = out["flag"].map(_flag_text)
     return out.rename(columns=CRITERIA_HEADERS)
 
@@ -271,9 +271,6 @@ def small_groups_removed(answers: pd.DataFrame, min_group: int) -> tuple[pd.Data
     return answers[~small], list(left_out.items())
 
 
-SAV_KINDS = {"department": 1, "district": 2, "vertical": 3}
-
-
 def write_sav(results: RoundResults, path: Path) -> None:
     """One case per agency: every estimate with its SE and interval, ASCII variable names, Vietnamese
     variable labels, measurement levels (nominal codes, ordinal ranks, scale estimates), value labels
@@ -282,10 +279,11 @@ def write_sav(results: RoundResults, path: Path) -> None:
 
     s = results.summary
     points = [c for c in s.columns if c.startswith("points_")]
+    sav_kinds = {kind: n for n, kind in enumerate(results.kind_labels, start=1)}  # 1, 2, ... in round order
     frame = pd.DataFrame({
         "agency": s["agency"].astype(str),
         "agency_name": s["agency_name"].astype(str),
-        "kind": s["agency_kind"].map(SAV_KINDS).astype(float),
+        "kind": s["agency_kind"].map(sav_kinds).astype(float),
     })
     numeric = ["survey_points", "survey_points_se", "survey_points_ci_lo", "survey_points_ci_hi", "max_points",
                "tlhl", "tlhl_se", "tlhl_ci_lo", "tlhl_ci_hi", "tltc", "n", "n_eff_min", "rank", "rank_lo", "rank_hi",
@@ -308,7 +306,7 @@ def write_sav(results: RoundResults, path: Path) -> None:
         if flag:
             frame[f"flag{code}"] = s["flags"].map(lambda v, f=flag: float(f in str(v).split(",")))
     labels.update({f"flag{code}": f"Cảnh báo: {FLAG_LABELS[flag]}" for flag, code in flag_codes.items() if flag})
-    value_labels = {"kind": {float(v): KIND_LABELS[k] for k, v in SAV_KINDS.items()}}
+    value_labels = {"kind": {float(v): results.kind_labels[k] for k, v in sav_kinds.items()}}
     value_labels.update({f"flag{code}": {0.0: "Không", 1.0: "Có"} for flag, code in flag_codes.items() if flag})
     measure = {c: "scale" for c in frame.columns}
     measure.update({c: "nominal" for c in ("agency", "agency_name", "kind", *[c for c in frame if c.startswith("flag")])})
@@ -339,7 +337,8 @@ def write_responses_sav(results: RoundResults, path: str | Path) -> Path:
     long = pd.DataFrame({**cols, "option": a["option"].astype(object)})
     sheets = long.drop_duplicates(["response_uid", "agency"])
     size = sheets.groupby(["agency", "form"]).size()
-    small = size[(size < MIN_BREAKDOWN) & size.index.get_level_values("form").isin(OWN_STAFF_FORMS)].index
+    own_staff = size.index.get_level_values("form").isin(results.own_staff_forms)
+    small = size[(size < MIN_BREAKDOWN) & own_staff].index
     keep = ~pd.MultiIndex.from_frame(long[["agency", "form"]]).isin(small)
     long = long[keep]
     codes = long["option"].map(lambda o: np.nan if o is None or o != o else
