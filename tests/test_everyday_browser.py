@@ -2,11 +2,14 @@
 phone and desktop screens: confirmation before irreversible actions, the key-in screen's help and errors."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import sqlalchemy as sa
 
 from survey_service.models import Sheet, SheetState
 from survey_service.services import sheets
+from survey_service.web.respond import local_today
 from tests.conftest import axe_violations
 
 pytestmark = pytest.mark.browser
@@ -148,10 +151,6 @@ def test_every_clerk_page_passes_the_accessibility_scan(loaded_round, session, s
 @pytest.mark.parametrize("viewport", ["phone", "desktop"])
 def test_long_supervisor_lists_search_and_pass_the_scan(loaded_round, session, staff_page, live_server, artifacts,
                                                         viewport):
-    from datetime import timedelta
-
-    from survey_service.web.respond import local_today
-
     loaded_round.opens_on, loaded_round.closes_on = local_today() - timedelta(days=1), local_today() + timedelta(days=9)
     session.commit()
     sheets.issue_sheets(session, loaded_round, sheets.paper_cells(session, loaded_round), actor="test")

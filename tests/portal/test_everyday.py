@@ -90,9 +90,7 @@ def test_ldcp_form_shows_where_the_respondent_is_and_errors_name_department_and_
     assert len({re.search(r"Câu \d+", line).group(0) for line in lines}) == len(lines)  # each line its own
 
 
-def test_ldcp_division_must_be_picked_and_can_be_changed(client, issue, questionnaire, session):
-    from survey_service.models import Draft
-
+def test_ldcp_division_must_be_picked_and_can_be_changed(client, issue):
     [code] = issue("LĐ-CP", "TAMKY")
     empty = client.post(f"/c/{code}/phong", data={})
     assert empty.status_code == 400
