@@ -98,7 +98,8 @@ def scenario(name: str, cluster: Cluster, codes, answers, args, fault) -> dict:
     text = log.read_text()
     gap_start, gap = stats.longest_gap(args.fault_at)
     result.update(name=name, stored=after - before, spent=spent, events=events, gap=(gap_start, gap),
-                  logged_503=text.count("Database unavailable"), logged_500=text.count("Unhandled error"))
+                  logged_503=text.count("Database unavailable"), logged_500=text.count("Unhandled error"),
+                  worker_timeouts=text.count("WORKER TIMEOUT"))
     return result
 
 
@@ -138,7 +139,7 @@ def report(r: dict) -> bool:
           f"Retry-After on 503s: {r['retry_after'] or '-'}")
     print(f"  longest time without an acknowledgement after the first fault: {r['gap'][1]:.1f} s "
           f"(from t={r['gap'][0]:.1f} s); server log: {r['logged_503']} × database unavailable (503), "
-          f"{r['logged_500']} × unhandled error (500)")
+          f"{r['logged_500']} × unhandled error (500), {r['worker_timeouts']} × worker timeout")
     for kind, detail in r["first_failure"].items():
         print(f"    first {kind}: {detail[:200]}")
     print(f"  exactly once, no 500, no partial page: {'yes' if ok else 'NO'}")

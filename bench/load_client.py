@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
-SID = re.compile(r'name="submission_id" type="hidden" value="([0-9a-f]+)"')
-ACTION = re.compile(r'<form method="post" action="([^"]+)" class="questionnaire"')
+FORM = re.compile(r'<form\b[^>]*class="questionnaire"[^>]*>.*?</form>', re.S)
+ACTION = re.compile(r'\baction="([^"]+)"')
+HIDDEN = re.compile(r'<input\b[^>]*type="hidden"[^>]*>')
+ATTR = re.compile(r'\b(name|value)="([^"]*)"')
 THANKS = "Cảm ơn"
 
 
@@ -96,13 +97,19 @@ async def _until_done(http, stats, method, url, data=None, *, whole_page: bool, 
 
 async def respond(http: aiohttp.ClientSession, base: str, code: str, answers: dict, stats: Stats, *,
                   product: bool, deadline: float, max_wait: float) -> None:
-    """One respondent's complete response: open the form behind the code, then submit every answer (the
-    same submission again and again until acknowledged or past ``deadline``)."""
+    """One respondent's complete response: open the form behind the code (following the portal's
+    redirects), then post every answer with the form's hidden fields to the form's action (the same
+    submission again and again until acknowledged or past ``deadline``)."""
     wait = {"whole_page": product, "deadline": deadline, "max_wait": max_wait}
     url, page = await _until_done(http, stats, "GET", f"{base}/c/{code}", **wait)
     if product:
-        action = ACTION.search(page)
-        fields = {"csrf_token": CSRF.search(page).group(1), "submission_id": SID.search(page).group(1)}
+        form = FORM.search(page)
+        if form is None:
+            stats.fail("no-form", page[:300])
+            raise Retry(0)
+        fields = {a["name"]: a.get("value", "") for a in (dict(ATTR.findall(tag)) for tag in
+                                                           HIDDEN.findall(form.group(0))) if "name" in a}
+        action = ACTION.search(form.group(0))
         post_url = base + action.group(1).replace("&amp;", "&") if action else url
     else:
         fields, post_url = {"submission_id": "0"}, url

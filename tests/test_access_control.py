@@ -6,7 +6,8 @@ so a new page cannot ship without someone deciding who may open it. Roles: ``ano
 ``respondent`` (a browser that has opened an invitation code), and the four staff roles. API routes are
 called with each staff account's bearer token (anonymous and respondents send none).
 
-A refusal is a 401, the login guard's redirect to the staff login page, or a 403 from a role guard; anything else counts
+A refusal is a 401, the login guard's redirect to the staff login page, a 403 from a role guard, or (portal
+pages that need an opened code) a redirect to the portal's home page; anything else counts
 as access (a 400 for an empty form, a 404 for a missing object, a 409 for a spent sheet are the page's own
 answers to the request, given only after the guard let it through). No request may answer 5xx.
 """
@@ -196,11 +197,14 @@ def _url(endpoint: str, rule, world) -> str:
     return url
 
 
-def _denied(response) -> bool:
+def _denied(endpoint: str, response) -> bool:
     if response.status_code == 401:
         return True
-    if response.status_code == 302 and "/staff/login?next=" in response.headers.get("Location", ""):
+    location = response.headers.get("Location", "")
+    if response.status_code == 302 and "/staff/login?next=" in location:
         return True  # the login guard (a logout also ends on the login page, without ``next``)
+    if response.status_code == 303 and endpoint.startswith("respond.") and location in ("/", "http://localhost/"):
+        return True  # the respondent guard: this browser has opened no code, back to the home page
     if response.status_code != 403:
         return False
     text = response.get_json().get("message", "") if response.is_json else response.get_data(as_text=True)
@@ -214,7 +218,7 @@ def test_every_route_allows_exactly_the_roles_in_the_table(app, client, world, r
         pytest.skip("routes without an entry: see test_every_route_has_an_entry")
     headers = {}
     if role == "respondent":
-        assert client.get(f"/c/{world['code']}").status_code == 200
+        assert client.get(f"/c/{world['code']}", follow_redirects=True).status_code == 200
     elif role != "anonymous":
         assert client.post("/staff/login", data={"username": world["accounts"][role].username,
                                                  "password": PASSWORD}).status_code == 302
@@ -227,7 +231,7 @@ def test_every_route_allows_exactly_the_roles_in_the_table(app, client, world, r
         allowed = role in ACCESS[(endpoint, method)]
         if response.status_code >= 500:
             wrong.append(f"{method} {url}: {response.status_code}")
-        elif _denied(response) == allowed:
+        elif _denied(endpoint, response) == allowed:
             wrong.append(f"{method} {url} ({endpoint}): expected {'access' if allowed else 'refusal'}, "
                          f"got {response.status_code} {response.headers.get('Location', '')}")
     assert not wrong, f"as {role}:\n" + "\n".join(wrong)

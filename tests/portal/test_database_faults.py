@@ -7,6 +7,7 @@ bench/bench_faults.py.
 """
 from __future__ import annotations
 
+import re
 import sqlite3
 
 import pytest
@@ -15,15 +16,34 @@ import sqlalchemy as sa
 from survey_service import create_app
 from survey_service.models import CodeStatus, InvitationCode, Response
 from tests.portal.conftest import full_answers
-from tests.portal.test_respond_views import open_form
 
 UNAVAILABLE = "không truy cập được cơ sở dữ liệu"
 TEXT = "Kiến nghị: " + "ệ" * 1980  # 5,950 bytes in UTF-8: more than a page, so it needs new ones
 
 
-def _submit(client, code: str, fields: dict, answers: dict):
-    """The respondent's submit of a form opened earlier (``fields``: its hidden fields)."""
-    return client.post(f"/c/{code}", data={**fields, **answers, "action": "submit"})
+def _open_form(client, code: str) -> dict:
+    """Follow the invitation link to the questionnaire: the form's action and hidden fields."""
+    page = client.get(f"/c/{code}", follow_redirects=True)
+    assert page.status_code == 200, page.get_data(as_text=True)
+    form = re.search(r'<form\b[^>]*class="questionnaire"[^>]*>.*?</form>', page.get_data(as_text=True), re.S)
+    hidden = [dict(re.findall(r'\b(name|value)="([^"]*)"', tag))
+              for tag in re.findall(r'<input\b[^>]*type="hidden"[^>]*>', form.group(0))]
+    return {"action": re.search(r'\baction="([^"]+)"', form.group(0)).group(1),
+            "fields": {h["name"]: h.get("value", "") for h in hidden}}
+
+
+def _submit(client, opened: dict, answers: dict):
+    """The respondent's submit of the form opened earlier."""
+    return client.post(opened["action"], data={**opened["fields"], **answers, "action": "submit"})
+
+
+def _same_browser(client, app):
+    """A client of ``app`` holding ``client``'s cookies: the respondent's browser, pointed at a server
+    whose database has just failed."""
+    other, cookie = app.test_client(), client.get_cookie("session")
+    if cookie is not None:
+        other.set_cookie("session", cookie.value)
+    return other
 
 
 def _assert_unavailable(response) -> None:
@@ -72,28 +92,28 @@ def _integrity(path: str) -> str:
 def test_read_only_sqlite_file_gives_a_clear_page_and_keeps_everything(app, sqlite_file, issue, questionnaire,
                                                                        client, session):
     [code] = issue("CC-CT", "SNV")
-    fields = open_form(client, code)
+    opened = _open_form(client, code)
     answers = full_answers(questionnaire("CC-CT"), text=TEXT)
     session.close()
 
     read_only = _app_on(f"sqlite:///file:{sqlite_file}?mode=ro&uri=true", app.config)
-    ro_client = read_only.test_client()
+    ro_client = _same_browser(client, read_only)
     assert ro_client.get("/").status_code == 200  # reading still works
-    _assert_unavailable(_submit(ro_client, code, fields, answers))
+    _assert_unavailable(_submit(ro_client, opened, answers))
     read_only.extensions["db_engine"].dispose()
 
     assert _integrity(sqlite_file) == "ok"
     assert _state(session, code) == (CodeStatus.UNUSED, 0)
-    done = _submit(client, code, fields, answers)  # the same submission, once the file is writable again
+    done = _submit(client, opened, answers)  # the same submission, once the file is writable again
     assert done.status_code == 200 and "Cảm ơn" in done.get_data(as_text=True)
-    assert _submit(client, code, fields, answers).status_code == 200  # and its retry
+    assert _submit(client, opened, answers).status_code == 200  # and its retry
     assert _state(session, code) == (CodeStatus.USED, 1)
 
 
 def test_full_sqlite_file_gives_a_clear_page_and_keeps_everything(app, sqlite_file, issue, questionnaire, client,
                                                                   session):
     [code] = issue("CC-CT", "SNV")
-    fields = open_form(client, code)
+    opened = _open_form(client, code)
     answers = full_answers(questionnaire("CC-CT"), text=TEXT)
     session.close()
 
@@ -107,12 +127,11 @@ def test_full_sqlite_file_gives_a_clear_page_and_keeps_everything(app, sqlite_fi
         pages = dbapi_con.execute("PRAGMA page_count").fetchone()[0]
         dbapi_con.execute(f"PRAGMA max_page_count = {pages}")  # SQLITE_FULL on the first new page
 
-    full_client = full.test_client()
-    _assert_unavailable(_submit(full_client, code, fields, answers))
+    _assert_unavailable(_submit(_same_browser(client, full), opened, answers))
     full.extensions["db_engine"].dispose()
 
     assert _integrity(sqlite_file) == "ok"
     assert _state(session, code) == (CodeStatus.UNUSED, 0)
-    done = _submit(client, code, fields, answers)
+    done = _submit(client, opened, answers)
     assert done.status_code == 200 and "Cảm ơn" in done.get_data(as_text=True)
     assert _state(session, code) == (CodeStatus.USED, 1)
