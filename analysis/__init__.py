@@ -10,6 +10,8 @@ from analysis.rounding import round_half_away
 from analysis.sampling import recommend_sample_size, recommend_sample_sizes
 from analysis.scoring import (
     ANSWER_COLUMNS,
+    DEFAULT_LONELY_PSU,
+    DEFAULT_MIN_RESPONDENTS,
     FLAG_LOW_RELIABILITY,
     FLAG_MISSING_GROUP,
     FLAG_NO_DATA,
@@ -18,6 +20,7 @@ from analysis.scoring import (
     combine_groups,
     criterion_points,
     group_means,
+    group_shares,
     item_values,
     respondent_scores,
     score_round,
@@ -27,7 +30,9 @@ from analysis.weighting import poststratify, rake, trim, weight_diagnostics
 
 __all__ = [
     "ANSWER_COLUMNS",
+    "DEFAULT_LONELY_PSU",
     "DEFAULT_MAX_HALF_WIDTH",
+    "DEFAULT_MIN_RESPONDENTS",
     "Design",
     "FLAG_LOW_RELIABILITY",
     "FLAG_MISSING_GROUP",
@@ -38,6 +43,7 @@ __all__ = [
     "criterion_points",
     "domain_means",
     "group_means",
+    "group_shares",
     "imprecise",
     "item_values",
     "mean_covariance",

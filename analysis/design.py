@@ -51,7 +51,7 @@ from analysis._checks import (
     require_positive_int,
     weight_values,
 )
-from analysis.estimation import _beta_ci, _Design, _design, _domains, _logit_ci
+from analysis.estimation import _beta_ci, _Design, _design, _domain_df, _domains, _logit_ci
 
 __all__ = ["LONELY_PSU", "Design"]
 
@@ -126,6 +126,7 @@ class Design:
                                         shape=(self._d.psu_stratum.size, len(frame)))
         self._steps: tuple[_Step, ...] = ()
         self._rep: _Replicates | None = None
+        self._agg = None     # cells of the single calibration for the sums-only variance (False: not usable)
         self.lonely_psu = lonely_psu
 
     # ----------------------------------------------------------------------------------------------
@@ -192,7 +193,7 @@ class Design:
         return new
 
     def _with_step(self, step: _Step) -> Design:
-        new = self._derive(_w=step.after, _steps=(*self._steps, step))
+        new = self._derive(_w=step.after, _steps=(*self._steps, step), _agg=None)
         if self._rep is not None:
             new = new._derive(_rep=replace(self._rep, weights=self._calibrate_replicates(self._rep.weights, (step,))))
         return new
@@ -414,15 +415,22 @@ class Design:
                 raise ValueError("proportion=True needs value columns holding only 0, 1 or missing")
         xden = self._column(denominator) if denominator is not None else None
         n_dom = len(labels)
-        in_dom = [(dom == d) & (self._w > 0) for d in range(n_dom)]
-        dfs = np.array([self._domain_df(m) if df_rule == "domain" and self._rep is None else self.df
-                        for m in in_dom])
+        if df_rule == "domain" and self._rep is None:
+            dfs = self._domain_dfs(dom, n_dom)
+        else:
+            dfs = np.full(n_dom, self.df)
         tq = np.array([_t_quantile(level, v) for v in dfs])
+        fast = self._rep is None and kind in ("mean", "total") and self._aggregated_ok()
+        agg, agg_stats = self._aggregated_var(kind, ymat, dom, n_dom) if fast else (None, None)
         parts = []
         for k, col in enumerate(vcols):
             y = ymat[k]
-            est, n, extra, x = _influence(kind, y, xden, self._w, dom, n_dom)
-            var = self._var(x) if self._rep is None else np.diag(self._rep_cov(kind, y, xden, dom, n_dom, est))
+            if fast:
+                est, n, s_w, wsq, rss = agg_stats[:, k]
+                extra, var = (s_w, wsq, rss), agg[k]
+            else:
+                est, n, extra, x = _influence(kind, y, xden, self._w, dom, n_dom)
+                var = self._var(x) if self._rep is None else np.diag(self._rep_cov(kind, y, xden, dom, n_dom, est))
             se = np.where(np.isnan(est), np.nan, np.sqrt(np.maximum(var, 0.0)))
             out = labels.copy()
             out["variable"] = col
@@ -496,6 +504,134 @@ class Design:
             v = v * n_str / (n_str - lonely.sum())
         return v
 
+    def _aggregated_ok(self) -> bool:
+        """The sums-only variance applies: one calibration, PSUs nested in its cells, no lonely adjust."""
+        if len(self._steps) != 1 or (self.lonely_psu in ("adjust", "fail") and np.any(self._d.n_h == 1)):
+            return False
+        if self._agg is None:
+            step = self._steps[0]
+            cell, n_cell = _cross_codes(step.codes, step.sizes)
+            psu = self._d.psu
+            nested = np.unique(psu * np.int64(n_cell) + cell).size == self._d.psu_stratum.size
+            self._agg = (cell, n_cell) if nested else False
+        return self._agg is not False
+
+    def _aggregated_var(self, kind: str, ymat: np.ndarray, dom: np.ndarray, n_dom: int,
+                        chunk: int = 4) -> np.ndarray:
+        """Linearised variances (K × D) of domain means or totals after one calibration, from sums alone.
+
+        The projection's correction is constant within the calibration's cells: r_i = r0_i − β_c(i)
+        with r = x/w, so R's projection (ten backfitting sweeps for raking, one weighted centring for
+        post-stratification) runs on the C × D table of cell sums. With PSUs nested in cells, the PSU
+        totals are Z_p = X0_p − β_c(p) W_p, and Σ_p Z², Σ_p Z per stratum expand into sums over
+        stratum × cell (× domain) of W_p, W_p², W_p·X0_p: a few passes over the rows for a few
+        columns at a time, whatever the number of domains.
+        """
+        step = self._steps[0]
+        cell, n_cell = self._agg
+        d, w = self._d, self._w
+        n_str, n_psu = d.n_h.size, d.psu_stratum.size
+        in_dom = dom >= 0
+        dc = np.where(in_dom, dom, 0)
+        omega = np.ones_like(w) if step.kind == "rake" else step.before
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(w > 0, omega / np.where(w > 0, w, 1.0), 0.0)    # r0 = x0 / w, weighted by ω
+        cd = cell * np.int64(n_dom) + dc
+        # PSU × domain cells of the rows in a domain, shared by every column
+        rows = np.flatnonzero(in_dom)
+        if d.row_psu:   # every row its own PSU: the cells are the rows
+            inv, p_of, d_of = np.arange(rows.size), d.psu[rows], dc[rows]
+            n_pd = rows.size
+        else:
+            uniq, inv = np.unique(d.psu[rows] * np.int64(n_dom) + dc[rows], return_inverse=True)
+            inv, p_of, d_of, n_pd = inv.ravel(), uniq // n_dom, uniq % n_dom, uniq.size
+        w_p = np.bincount(d.psu, weights=w, minlength=n_psu)
+        cell_p = np.zeros(n_psu, dtype=np.int64)
+        cell_p[d.psu] = cell
+        hc = d.psu_stratum * np.int64(n_cell) + cell_p
+        w_hc = np.bincount(hc, weights=w_p, minlength=n_str * n_cell).reshape(n_str, n_cell)
+        w2_hc = np.bincount(hc, weights=w_p * w_p, minlength=n_str * n_cell).reshape(n_str, n_cell)
+        hd = d.psu_stratum[p_of] * np.int64(n_dom) + d_of
+        c_of = cell_p[p_of]
+        if step.kind == "rake":
+            counts = np.bincount(cell, minlength=n_cell).astype(float)
+            margins = []
+            for codes, size in zip(_margin_codes(step.codes, step.sizes, cell, n_cell), step.sizes):
+                member = np.zeros((size, n_cell))
+                member[codes, np.arange(n_cell)] = 1.0
+                margins.append((codes, member, member @ counts))
+        else:
+            oldw = np.bincount(cell, weights=step.before, minlength=n_cell)
+        f = 1 - d.f_h
+        scale_h = np.where(d.n_h > 1, f * d.n_h / np.maximum(d.n_h - 1, 1), 0.0)
+        scale_h = np.where(f < 1e-7, 0.0, scale_h)
+        keys: dict = {}
+
+        def gsum(name, codes, n_groups, x):
+            """Σ of the rows of x (k × n) within groups: one bincount, its key built once per shape."""
+            key = keys.get((name, x.shape[0]))
+            if key is None:
+                key = keys[(name, x.shape[0])] = (np.arange(x.shape[0], dtype=np.int64)[:, None] * n_groups
+                                                  + codes[None, :]).ravel()
+            return np.bincount(key, weights=x.ravel(), minlength=x.shape[0] * n_groups).reshape(x.shape[0], n_groups)
+
+        out = np.empty((ymat.shape[0], n_dom))
+        stats_ = np.empty((5, ymat.shape[0], n_dom))     # est, n, Σw, Σw², Σw(y − ȳ)² per column and domain
+        for a in range(0, ymat.shape[0], chunk):
+            y = ymat[a:a + chunk]
+            k = y.shape[0]
+            valid = ~np.isnan(y) & in_dom
+            wm = np.where(valid, w, 0.0)
+            wmy = wm * np.where(valid, y, 0.0)
+            s_w, s_wy = gsum("d", dc, n_dom, wm), gsum("d", dc, n_dom, wmy)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ybar = np.where(s_w > 0, s_wy / np.where(s_w > 0, s_w, 1.0), np.nan)
+            dev = np.where(valid, y - np.nan_to_num(ybar)[:, dc], 0.0)
+            stats_[:, a:a + k] = (ybar if kind == "mean" else s_wy, gsum("d", dc, n_dom, valid.astype(float)), s_w,
+                                  gsum("d", dc, n_dom, wm * wm), gsum("d", dc, n_dom, wm * dev * dev))
+            if kind == "mean":
+                center = np.nan_to_num(ybar)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    scale_d = np.where(s_w > 0, 1 / np.where(s_w > 0, s_w, 1.0), 0.0)
+            else:
+                center, scale_d = np.zeros((k, n_dom)), np.ones((k, n_dom))
+            r0 = ((gsum("cd", cd, n_cell * n_dom, wmy * ratio).reshape(k, n_cell, n_dom)
+                   - center[:, None, :] * gsum("cd", cd, n_cell * n_dom, wm * ratio).reshape(k, n_cell, n_dom))
+                  * scale_d[:, None, :])                                            # Σ ω r0 per cell
+            if step.kind == "rake":
+                beta = np.zeros_like(r0)
+                for _ in range(RAKE_PROJECTION_SWEEPS):
+                    for codes, member, num in margins:
+                        tot = np.einsum("sc,kcd->ksd", member, r0 - counts[None, :, None] * beta)
+                        beta += np.nan_to_num(tot / num[None, :, None])[:, codes, :]
+            else:
+                beta = np.nan_to_num(r0 / oldw[None, :, None])
+            if d.row_psu:
+                x0 = (wmy[:, rows] - center[:, d_of] * wm[:, rows]) * scale_d[:, d_of]   # X0 per PSU × domain
+            else:
+                x0 = ((gsum("pd", inv, n_pd, wmy[:, rows]) - center[:, d_of] * gsum("pd", inv, n_pd, wm[:, rows]))
+                      * scale_d[:, d_of])
+            s1 = gsum("hd", hd, n_str * n_dom, x0).reshape(k, n_str, n_dom)
+            s2 = gsum("hd", hd, n_str * n_dom, x0 * x0).reshape(k, n_str, n_dom)
+            cross = gsum("hd", hd, n_str * n_dom, beta[:, c_of, d_of] * w_p[p_of] * x0).reshape(k, n_str, n_dom)
+            sum2 = s2 - 2 * cross + np.einsum("hc,kcd->khd", w2_hc, beta * beta)
+            sum1 = s1 - np.einsum("hc,kcd->khd", w_hc, beta)
+            out[a:a + k] = np.einsum("h,khd->kd", scale_h, np.maximum(sum2 - sum1 * sum1 / d.n_h[None, :, None], 0.0))
+        lonely = d.n_h == 1
+        if self.lonely_psu == "average" and lonely.any() and not lonely.all():
+            out = out * n_str / (n_str - lonely.sum())
+        return out, stats_
+
+    def _domain_dfs(self, dom: np.ndarray, n_dom: int) -> np.ndarray:
+        """R's degf of every domain: distinct PSUs with positive weight it touches − their strata."""
+        d = self._d
+        rows = (dom >= 0) & (self._w > 0)
+        if not d.row_psu:
+            return _domain_df(d, d.psu[rows], dom[rows], n_dom)
+        n_str = d.n_h.size
+        strata = np.bincount(dom[rows] * np.int64(n_str) + d.psu_stratum[d.psu[rows]], minlength=n_dom * n_str)
+        return np.bincount(dom[rows], minlength=n_dom) - (strata.reshape(n_dom, n_str) > 0).sum(axis=1)
+
     def _rep_cov(self, kind, y, xden, dom, n_dom, est) -> np.ndarray:
         rep = self._rep
         thetas = np.column_stack([_influence(kind, y, xden, rep.weights[:, r], dom, n_dom, estimate_only=True)
@@ -503,6 +639,25 @@ class Design:
         center = est[:, None] if rep.mse else np.nanmean(thetas, axis=1, keepdims=True)
         dev = thetas - center
         return rep.scale * (dev @ dev.T)
+
+
+def _cross_codes(codes: Sequence[np.ndarray], sizes: Sequence[int]) -> tuple[np.ndarray, int]:
+    """One code per row for the cross-classification of several category codes (observed cells only)."""
+    key = np.zeros(codes[0].size, dtype=np.int64)
+    for c, size in zip(codes, sizes):
+        key = key * np.int64(size) + c
+    cell, uniq = pd.factorize(key)
+    return np.asarray(cell, dtype=np.int64), len(uniq)
+
+
+def _margin_codes(codes, sizes, cell, n_cell) -> list[np.ndarray]:
+    """Each margin's category of every cell of the cross-classification."""
+    out = []
+    for c, size in zip(codes, sizes):
+        per_cell = np.zeros(n_cell, dtype=np.int64)
+        per_cell[cell] = c
+        out.append(per_cell)
+    return out
 
 
 def _cell_codes(frame: pd.DataFrame, cols: list) -> tuple[np.ndarray, int]:
@@ -552,6 +707,13 @@ def _influence(kind, y, xden, w, dom, n_dom, *, estimate_only=False):
     if estimate_only:
         return est
     n = np.bincount(dcode, weights=(valid & in_dom).astype(float), minlength=n_dom)
+    extra = None
+    if kind in ("mean", "total"):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ybar = np.nan_to_num(s_wy / s_w)
+        wsq = np.bincount(dcode, weights=wm * wm, minlength=n_dom)
+        rss = np.bincount(dcode, weights=wm * (y0 - ybar[dcode]) ** 2, minlength=n_dom)
+        extra = (s_w, wsq, rss)
     rows = np.flatnonzero(in_dom)
     cols = dom[rows]
     e = np.nan_to_num(est)[cols]
@@ -563,13 +725,6 @@ def _influence(kind, y, xden, w, dom, n_dom, *, estimate_only=False):
         vals = wm[rows] * (y0[rows] - e * x0[rows]) / np.where(s_wx != 0, s_wx, 1.0)[cols]
     x = np.zeros((y.size, n_dom))
     x[rows, cols] = vals
-    extra = None
-    if kind in ("mean", "total"):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ybar = np.nan_to_num(s_wy / s_w)
-        wsq = np.bincount(dcode, weights=wm * wm, minlength=n_dom)
-        rss = np.bincount(dcode, weights=wm * (y0 - ybar[dcode]) ** 2, minlength=n_dom)
-        extra = (s_w, wsq, rss)
     return est, n, extra, x
 
 

@@ -11,10 +11,10 @@ Design conventions
 ------------------
 * PSU identifiers are nested within strata (R ``nest=TRUE``): the same PSU id in two strata denotes
   two PSUs. Without ``psu`` every row is its own PSU; without ``strata`` there is one stratum.
-* A stratum with a single PSU contributes 0 to the variance (R ``options(survey.lonely.psu =
-  "certainty")``): it is treated as sampled with certainty. The degrees of freedom still count it.
+* A stratum with a single PSU follows ``lonely_psu`` (R ``options(survey.lonely.psu=)``): by default
+  ``"certainty"`` (it contributes 0, as if sampled with certainty), or ``"adjust"`` / ``"average"``.
 * Rows with a missing domain value belong to no domain but stay in the design.
-* Weights are treated as fixed (no calibration-aware variance).
+* Weights are treated as fixed here; :class:`analysis.Design` gives calibration-aware variances.
 """
 from __future__ import annotations
 
@@ -38,6 +38,8 @@ from analysis._checks import (
 
 __all__ = ["domain_means", "mean_covariance"]
 
+#: rules for strata with a single PSU that the vectorised engine supports
+LONELY_RULES = ("certainty", "adjust", "average")
 OUTPUT_COLUMNS = ["variable", "est", "se", "ci_lo", "ci_hi", "n", "n_eff", "deff", "deff_w", "cv", "df"]
 
 
@@ -121,6 +123,12 @@ class _DomainCore:
     g_psu: np.ndarray    # G: PSU of each PSU × domain cell
     g_dom: np.ndarray    # G: domain of each cell
     z: np.ndarray        # K × G  influence totals Z = Σ_{i in cell} w m (y - ȳ) / W
+    cell_wpos: np.ndarray  # K × G: the cell has positive weight for the column
+
+    @property
+    def cell_pos(self) -> np.ndarray:
+        """G: the cell has positive weight for some column (it counts for the domain's df)."""
+        return self.cell_wpos.any(axis=0)
 
 
 def _grouped_sum(codes: np.ndarray, n_groups: int, x: np.ndarray) -> np.ndarray:
@@ -206,6 +214,7 @@ def _core(design: _Design, dom: np.ndarray, n_dom: int, y: np.ndarray, w: np.nda
     # domain codes are 0..D-1 in sorted order and every domain has rows, so block j is domain j
     if design.row_psu:
         cell_starts = np.arange(dom.size)
+        cell_wpos = wm > 0
         z = wmy
         ends = np.append(d_starts[1:], dom.size)
         for j, (a, b) in enumerate(zip(d_starts, ends)):
@@ -214,23 +223,54 @@ def _core(design: _Design, dom: np.ndarray, n_dom: int, y: np.ndarray, w: np.nda
     else:
         cell_starts = _block_starts(dom, psu)
         c0 = _segment_sum(wm, cell_starts)
+        cell_wpos = c0 > 0
         c1 = _segment_sum(wmy, cell_starts)
         del wmy
         g = dom[cell_starts]
         z = (c1 - safe_mean[:, g] * c0) / safe_w[:, g]
     del wm
-    return _DomainCore(wsum.T, mean.T, count.T, wsq.T, rss.T, psu[cell_starts], dom[cell_starts], z)
+    return _DomainCore(wsum.T, mean.T, count.T, wsq.T, rss.T, psu[cell_starts], dom[cell_starts], z, cell_wpos)
 
 
-def _variance(design: _Design, core: _DomainCore, n_dom: int) -> np.ndarray:
-    """V[d, k] = Σ_h c_h (Σ_p Z² − (Σ_p Z)² / n_h) over the stratum × domain cells (sorted)."""
+def _variance(design: _Design, core: _DomainCore, n_dom: int, lonely_psu: str = "certainty") -> np.ndarray:
+    """V[d, k] = Σ_h c_h (Σ_p Z² − (Σ_p Z)² / n_h) over the stratum × domain cells (sorted).
+
+    Strata with a single PSU follow *lonely_psu* (R ``survey.lonely.psu``): ``certainty`` adds
+    nothing; ``adjust`` adds (1 − f_h)(Z_p − Z̄)² with Z̄ the mean PSU total of the whole design (so a
+    lonely stratum the domain does not touch adds (1 − f_h) Z̄²); ``average`` scales the sum by
+    #strata / #strata with more than one PSU.
+    """
+    v, _ = _variance_and_lonely(design, core, n_dom, lonely_psu)
+    return v
+
+
+def _variance_and_lonely(design: _Design, core: _DomainCore, n_dom: int, lonely_psu: str):
+    """:func:`_variance` and, per domain × column, whether the estimate touches a single-PSU stratum."""
     h = design.psu_stratum[core.g_psu]
     starts = _block_starts(core.g_dom, h)
     s1 = _segment_sum(core.z, starts)
     s2 = _segment_sum(core.z, starts, core.z)
     ph, pdom = h[starts], core.g_dom[starts]
     contrib = design.c_h[ph] * np.maximum(s2 - s1 * s1 / design.n_h[ph], 0.0)
-    return _grouped_sum(pdom, n_dom, contrib).T
+    lonely_h = design.n_h == 1
+    lonely_cell = lonely_h[ph]
+    # an estimate rests on a lonely stratum when one of its cells there has weight for the column
+    weighted = _segment_sum(core.cell_wpos.astype(np.float64), starts) > 0
+    touched = _grouped_sum(pdom, n_dom, (weighted & lonely_cell).astype(np.float64)).T > 0
+    if lonely_psu == "adjust" and lonely_h.any():
+        f = 1 - design.f_h
+        grand = _grouped_sum(pdom, n_dom, s1) / design.psu_stratum.size          # K × D: mean PSU total
+        gm = grand[:, pdom]
+        contrib = np.where(lonely_cell, f[ph] * (s1 - gm) ** 2, contrib)
+        # lonely strata the domain does not touch: their PSU total is 0, (0 − Z̄)² each
+        seen = _grouped_sum(pdom, n_dom, np.broadcast_to(np.where(lonely_cell, f[ph], 0.0), s1.shape))
+        untouched = float(np.sum(f[lonely_h])) - seen
+        v = _grouped_sum(pdom, n_dom, contrib) + untouched * grand**2
+    else:
+        v = _grouped_sum(pdom, n_dom, contrib)
+        if lonely_psu == "average" and lonely_h.any() and not lonely_h.all():
+            v = v * lonely_h.size / (lonely_h.size - lonely_h.sum())
+    return v.T, touched
 
 
 def _prepare(frame, values, by, weight, strata, psu, fpc):
@@ -281,6 +321,8 @@ def domain_means(
     proportion: bool = False,
     level: float = 0.95,
     deff: str = "wor",
+    df: str = "design",
+    lonely_psu: str = "certainty",
 ) -> pd.DataFrame:
     """Weighted (Hájek) means per domain with design-based standard errors.
 
@@ -307,6 +349,11 @@ def domain_means(
     deff : {"wor", "replace"}
         SRS variance used in the design effect: without replacement (R ``deff=TRUE``) or with
         replacement (R ``deff="replace"``).
+    df : {"design", "domain"}
+        Degrees of freedom of the intervals: the whole design's (#PSU − #strata), or each domain's
+        (the PSUs with positive weight it touches minus their strata, R's ``degf`` of the subset).
+    lonely_psu : {"certainty", "adjust", "average"}
+        Variance of strata with a single PSU (R ``survey.lonely.psu``; see :class:`analysis.Design`).
 
     Returns
     -------
@@ -338,6 +385,10 @@ def domain_means(
     level = require_level(level)
     if deff not in ("wor", "replace"):
         raise ValueError(f"deff must be 'wor' or 'replace', got {deff!r}")
+    if df not in ("design", "domain"):
+        raise ValueError(f"df must be 'design' or 'domain', got {df!r}")
+    if lonely_psu not in LONELY_RULES:
+        raise ValueError(f"lonely_psu must be one of {list(LONELY_RULES)}, got {lonely_psu!r}")
     vcols, bcols, y, w, design, dom, labels = _prepare(frame, values, by, weight, strata, psu, fpc)
     if proportion:
         ok = np.isnan(y) | (y == 0) | (y == 1)
@@ -345,8 +396,10 @@ def domain_means(
             raise ValueError("proportion=True needs value columns holding only 0, 1 or missing")
     n_dom = len(labels)
     core = _core(design, dom, n_dom, y, w)
-    var = _variance(design, core, n_dom)
-    return _table(core, var, design.df, labels, vcols, proportion, level, deff)
+    var = _variance(design, core, n_dom, lonely_psu)
+    dfs = (_domain_df(design, core.g_psu, core.g_dom, n_dom, core.cell_pos, unique_cells=True) if df == "domain"
+           else design.df)
+    return _table(core, var, dfs, labels, vcols, proportion, level, deff)
 
 
 def _table(core: _DomainCore, var: np.ndarray, df: int, labels: pd.DataFrame, vcols: list,
@@ -364,12 +417,16 @@ def _table(core: _DomainCore, var: np.ndarray, df: int, labels: pd.DataFrame, vc
         deff = var / v_srs
         cv = np.where(est != 0, se / np.abs(est), np.nan)
     alpha = 1 - level
-    tq = stats.t.ppf(1 - alpha / 2, df) if df >= 1 else np.nan
+    if np.ndim(df):  # one df per domain
+        dfa = np.asarray(df, dtype=np.float64)
+        tq = np.where(dfa >= 1, stats.t.ppf(1 - alpha / 2, np.maximum(dfa, 1)), np.nan)[:, None]
+    else:
+        tq = stats.t.ppf(1 - alpha / 2, df) if df >= 1 else np.nan
     if proportion:
         lo, hi = _logit_ci(est, se, tq)
         edge = (est == 0) | (est == 1)
         if np.any(edge):
-            blo, bhi = _beta_ci(est, se, n, df, alpha)
+            blo, bhi = _beta_ci(est, se, n, np.asarray(df)[:, None] if np.ndim(df) else df, alpha)
             lo, hi = np.where(edge, blo, lo), np.where(edge, bhi, hi)
     else:
         lo, hi = est - tq * se, est + tq * se
@@ -384,7 +441,7 @@ def _table(core: _DomainCore, var: np.ndarray, df: int, labels: pd.DataFrame, vc
     out["deff"] = deff.ravel()
     out["deff_w"] = deff_w.ravel()
     out["cv"] = cv.ravel()
-    out["df"] = df
+    out["df"] = np.repeat(np.asarray(df), k) if np.ndim(df) else df
     return out
 
 
@@ -400,9 +457,10 @@ def _beta_ci(p, se, n, df, alpha):
     with np.errstate(invalid="ignore", divide="ignore"):
         var = se * se
         n_eff = np.where(var > 0, p * (1 - p) / np.where(var > 0, var, 1.0), n)
-        if df >= 1:
-            rat = (stats.t.ppf(alpha / 2, np.maximum(n - 1, 1)) / stats.t.ppf(alpha / 2, df)) ** 2
-            n_eff = np.where(var > 0, n_eff * rat, n_eff)
+        dfa = np.asarray(df, dtype=np.float64)
+        rat = np.where(dfa >= 1, (stats.t.ppf(alpha / 2, np.maximum(n - 1, 1))
+                                  / stats.t.ppf(alpha / 2, np.maximum(dfa, 1))) ** 2, 1.0)
+        n_eff = np.where(var > 0, n_eff * rat, n_eff)
         x = n_eff * p
         lo = np.where(x > 0, stats.beta.ppf(alpha / 2, np.maximum(x, 1e-300), n_eff - x + 1), 0.0)
         hi = np.where(n_eff - x > 0, stats.beta.ppf(1 - alpha / 2, x + 1, np.maximum(n_eff - x, 1e-300)), 1.0)
@@ -461,8 +519,9 @@ def mean_covariance(
 
 
 def _psu_covariance(design: _Design, g_psu: np.ndarray, g_dom: np.ndarray, z: np.ndarray,
-                    n_dom: int) -> np.ndarray:
-    """D × D covariance from PSU × domain influence totals *z* (one value per cell)."""
+                    n_dom: int, lonely_psu: str = "certainty") -> np.ndarray:
+    """D × D covariance from PSU × domain influence totals *z* (one value per cell); single-PSU strata
+    as in :func:`_variance`."""
     n_psu = design.psu_stratum.size
     zmat = sp.csr_array((z, (g_psu, g_dom)), shape=(n_psu, n_dom))
     c_psu = design.c_h[design.psu_stratum]
@@ -472,4 +531,35 @@ def _psu_covariance(design: _Design, g_psu: np.ndarray, g_dom: np.ndarray, z: np
     s = (hind @ zmat).toarray()
     with np.errstate(invalid="ignore", divide="ignore"):
         scale = np.where(design.n_h > 0, design.c_h / design.n_h, 0.0)
-    return cross - s.T @ (s * scale[:, None])
+    cov = cross - s.T @ (s * scale[:, None])
+    lonely = design.n_h == 1
+    if lonely_psu == "adjust" and lonely.any():
+        dev = s[lonely] - s.sum(axis=0) / n_psu      # the lonely PSU's total minus the mean PSU total
+        cov = cov + dev.T @ (dev * (1 - design.f_h[lonely])[:, None])
+    elif lonely_psu == "average" and lonely.any() and not lonely.all():
+        cov = cov * n_strata / (n_strata - lonely.sum())
+    return cov
+
+
+def _domain_df(design: _Design, g_psu: np.ndarray, g_dom: np.ndarray, n_dom: int,
+               cell_pos: np.ndarray | None = None, *, unique_cells: bool = False) -> np.ndarray:
+    """R's degf of each domain: the distinct PSUs of its cells (with positive weight) minus their strata.
+
+    *unique_cells*: every (PSU, domain) pair occurs once (the cells of :func:`_core`), so PSUs are
+    counted without hashing.
+    """
+    if cell_pos is not None:
+        g_psu, g_dom = g_psu[cell_pos], g_dom[cell_pos]
+    n_psu, n_str = design.psu_stratum.size, design.n_h.size
+    g_dom = g_dom.astype(np.int64)
+    if unique_cells:
+        n_psus = np.bincount(g_dom, minlength=n_dom)
+    else:
+        n_psus = np.bincount(np.unique(g_dom * n_psu + g_psu) // n_psu, minlength=n_dom)
+    pair = g_dom * n_str + design.psu_stratum[g_psu]
+    if n_dom * n_str <= 50_000_000:
+        touched = np.bincount(pair, minlength=n_dom * n_str).reshape(n_dom, n_str) > 0
+        n_strata = touched.sum(axis=1)
+    else:
+        n_strata = np.bincount(np.unique(pair) // n_str, minlength=n_dom)
+    return (n_psus - n_strata).astype(np.int64)

@@ -26,6 +26,9 @@ Input frames
                     (response_id, agency)
 ``item``            item code (e.g. "I01", "E18"); must be in ``items``
 ``option``          chosen option code as a string ("1".."5", "K"); missing/"" = blank
+``stratum``         optional: the sampling cell of the sheet (its quota cell: form × agency,
+                    form × district for LĐ-CP, the form for HĐ-CT); constant per response_id
+                    and nested in ``group``. Without it the group is the stratum.
 ==================  =====================================================================
 
 A sheet that rates several targets (the HĐ-CT matrix, LĐ-CP rating two sở) has rows for each target;
@@ -56,22 +59,33 @@ in ``settings["excluded_options"]`` (default ``["K"]``) and blanks are valid but
      "excluded_options": ["K"],
      "positive_rate_scales": ["DG4", "TS4", "CK"],   # default: positive scales but satisfaction
      "level": 0.95,
-     "max_half_width": 0.10}                      # reliability flag, see analysis.reliability
+     "max_half_width": 0.10,                      # reliability flag, see analysis.reliability
+     "lonely_psu": "adjust"}                      # a sampling cell with one sheet (R survey.lonely.psu)
 
 Groups answering about an agency kind for which they have no weight do not enter its points.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
 from analysis._checks import require_columns, require_frame, require_level
-from analysis.estimation import _core, _design, _domains, _psu_covariance, _table, _variance
+from analysis.estimation import (
+    LONELY_RULES,
+    _DomainCore,
+    _core,
+    _design,
+    _domain_df,
+    _psu_covariance,
+    _table,
+    _variance_and_lonely,
+)
 from analysis.reliability import DEFAULT_MAX_HALF_WIDTH, imprecise
 from analysis.rounding import round_half_away
 
@@ -98,6 +112,10 @@ FLAG_MISSING_GROUP = "thieu_du_lieu"
 FLAG_NO_DATA = "khong_du_lieu"
 #: the confidence interval is too wide, or there is no variance (see :func:`analysis.imprecise`)
 FLAG_LOW_RELIABILITY = "tin_cay_thap"
+#: minimum respondents of a group about an agency when the settings name none: one sheet carries no variance
+DEFAULT_MIN_RESPONDENTS = 2
+#: variance of a sampling cell with one respondent: centred at the mean of all respondents (R "adjust")
+DEFAULT_LONELY_PSU = "adjust"
 #: decimals of published points; rounded half away from zero on the decimal value (Excel ROUND)
 POINTS_DECIMALS = 2
 _PRESETS = ("linear", "ratio", "top2")
@@ -170,6 +188,7 @@ class _Config:
     rate_scales: list[str]
     level: float
     max_half_width: float
+    lonely_psu: str
 
 
 def validate_settings(settings: Mapping[str, Any], *, items: pd.DataFrame | Mapping,
@@ -243,13 +262,14 @@ def validate_settings(settings: Mapping[str, Any], *, items: pd.DataFrame | Mapp
             raise ValueError(f"settings['group_weights'][{kind!r}] sums to 0")
         group_weights[kind] = {g: float(v) for g, v in gw.items()}
     n_min = settings["min_respondents"]
-    for kind, gw in group_weights.items():
-        for g in gw:
-            val = n_min.get(g) if isinstance(n_min, Mapping) else None
-            if val is None:
-                raise ValueError(f"settings['min_respondents'] has no entry for group {g!r}")
-            if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
-                raise ValueError(f"settings['min_respondents'][{g!r}] must be an integer >= 1")
+    if not isinstance(n_min, Mapping):
+        raise ValueError("settings['min_respondents'] must map group -> minimum respondents")
+    for g, val in n_min.items():
+        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
+            raise ValueError(f"settings['min_respondents'][{g!r}] must be an integer >= 1")
+    lonely_psu = settings.get("lonely_psu", DEFAULT_LONELY_PSU)
+    if lonely_psu not in LONELY_RULES:
+        raise ValueError(f"settings['lonely_psu'] must be one of {list(LONELY_RULES)}, got {lonely_psu!r}")
     sat = settings["satisfaction_scale"]
     positive_raw = settings["positive"]
     if not isinstance(positive_raw, Mapping):
@@ -277,7 +297,7 @@ def validate_settings(settings: Mapping[str, Any], *, items: pd.DataFrame | Mapp
             or not 0 < max_half_width <= 1:
         raise ValueError(f"settings['max_half_width'] must be a number in (0, 1], got {max_half_width!r}")
     return _Config(coefficients, max_points, group_weights, {g: int(v) for g, v in n_min.items()}, sat,
-                   positive, rate_scales, level, float(max_half_width))
+                   positive, rate_scales, level, float(max_half_width), lonely_psu)
 
 
 def _codes(series: pd.Series) -> tuple[np.ndarray, pd.Index]:
@@ -547,6 +567,23 @@ def _criterion_index(item_cats: pd.Index, item_criterion: Mapping[str, str],
     return crit_names, crit_of_item
 
 
+def _unit_strata(answers: pd.DataFrame, units: _Units, group: pd.Series) -> np.ndarray:
+    """The sampling cell of every unit (the group when *answers* has no ``stratum`` column)."""
+    if "stratum" not in answers.columns:
+        return group.to_numpy()
+    codes, cats = _codes(answers["stratum"])
+    if np.any(codes < 0):
+        raise ValueError("answers has rows without a stratum")
+    per_unit = np.empty(units.n, dtype=np.int64)
+    per_unit[units.row_unit[::-1]] = codes[::-1]
+    if np.any(per_unit[units.row_unit] != codes):
+        raise ValueError("stratum must be constant within each (response_id, agency)")
+    pairs = pd.unique(per_unit * np.int64(len(units.grp_cats)) + units.grp_u)
+    if pd.Series(pairs // len(units.grp_cats)).duplicated().any():
+        raise ValueError("a stratum (sampling cell) must belong to one group (form)")
+    return cats.take(per_unit).to_numpy()
+
+
 def _score_frame(units: _Units, sums: np.ndarray, cnt: np.ndarray, crit_names: Sequence) -> pd.DataFrame:
     """Respondent score frame from value sums and counts per criterion × unit."""
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -622,6 +659,26 @@ def group_means(scores: pd.DataFrame, criteria: Sequence[str]) -> pd.DataFrame:
     return out.sort_values(["agency", "criterion", "group"], kind="stable").reset_index(drop=True)
 
 
+def group_shares(table: pd.DataFrame, value: str | None, *, group_weights: Mapping[str, Mapping[str, float]],
+                 min_respondents: Mapping[str, int], n_col: str = "n") -> np.ndarray:
+    """The one qualifying-group rule: w(g) for the rows whose group counts, 0 for the others.
+
+    A row (``agency_kind``, ``group``, *n_col*, *value*) counts when the group has a weight for the
+    agency's kind, at least n_min(g) respondents (:data:`DEFAULT_MIN_RESPONDENTS` when the group has
+    no entry) and, if *value* is given, a value. Every combination over groups (points,
+    satisfaction, positive rates) and every weight derived from it use this function.
+    """
+    conf = {(k, g): float(w) for k, gw in group_weights.items() for g, w in gw.items()}
+    w = np.array([conf.get((k, g), np.nan) for k, g in zip(table["agency_kind"].astype(str),
+                                                              table["group"].astype(str))], dtype=float)
+    n_min = table["group"].astype(str).map(lambda g: min_respondents.get(g, DEFAULT_MIN_RESPONDENTS)).to_numpy(float)
+    n = table[n_col].to_numpy(dtype=float)
+    ok = ~np.isnan(w) & (n >= n_min) & (n > 0)
+    if value is not None:
+        ok &= table[value].notna().to_numpy()
+    return np.where(ok, w, 0.0)
+
+
 def combine_groups(table: pd.DataFrame, value: str, *, group_weights: Mapping[str, Mapping[str, float]],
                    min_respondents: Mapping[str, int], keys: Sequence[str], n_col: str = "n") -> pd.DataFrame:
     """Weighted combination Σ_g w(g)·x(g) / Σ_g w(g) over the configured groups that qualify.
@@ -655,9 +712,9 @@ def combine_groups(table: pd.DataFrame, value: str, *, group_weights: Mapping[st
     full = base.merge(conf, on="agency_kind", how="inner")
     full = full.merge(frame, on=[*idx, "group"], how="left")
     full[n_col] = full[n_col].fillna(0)
-    full["_nmin"] = full["group"].map(min_respondents).astype(float)
-    full["_q"] = (full[n_col] >= full["_nmin"]) & full[value].notna()
-    full["_wq"] = np.where(full["_q"], full["_w"], 0.0)
+    full["_wq"] = group_shares(full, value, group_weights=group_weights, min_respondents=min_respondents,
+                               n_col=n_col)
+    full["_q"] = full["_wq"] > 0
     full["_wx"] = np.where(full["_q"], full["_w"] * full[value].fillna(0.0), 0.0)
     full["_miss"] = np.where(~full["_q"] & (full["_w"] > 0), full["group"].astype(str), "")
     agg = full.groupby(idx, sort=True, observed=True, dropna=False).agg(
@@ -889,6 +946,7 @@ def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales:
     sums, cnt, sat_ans, sat_pos, rate_ans, rate_pos = _unit_tables(cells, units, crit_of_item, n_crit, cfg)
     del cells
     scores = _score_frame(units, sums, cnt, criteria)
+    scores["stratum"] = _unit_strata(answers, units, scores["group"])
     means = group_means(scores, criteria)
     points = criterion_points(means, cfg)
 
@@ -902,6 +960,15 @@ def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales:
     agencies = pd.DataFrame({"agency": units.ag_cats.take(ag_first),
                              "agency_kind": units.kind_cats.take(units.kind_a[ag_first])})
     satisfaction = _combine_rates(agencies, sat_groups, [], cfg, "tlhl")
+    cd = _composite_design(scores, units)
+    sat_y, sat_w = _satisfaction_inputs(units, sat_groups, sat_ans, sat_pos, cfg)
+    estimates, total_est, total_cov, sat_est = _score_estimates(scores, means, points, criteria, cfg, units, cd,
+                                                                sat_y, sat_w)
+    satisfaction = satisfaction.merge(sat_est, on="agency", how="left")
+    low = imprecise(satisfaction["tlhl"], satisfaction["tlhl_se"], satisfaction["tlhl_ci_lo"],
+                    satisfaction["tlhl_ci_hi"], 100.0, max_half_width=cfg.max_half_width)
+    low |= satisfaction.pop("_lonely").fillna(False).to_numpy(dtype=bool) & satisfaction["tlhl"].notna().to_numpy()
+    satisfaction = _add_flag(satisfaction, low, FLAG_LOW_RELIABILITY)
 
     rate_groups = _rate_groups(units, rate_ans[:-1], rate_pos[:-1])
     rate_groups["criterion"] = np.asarray(criteria, dtype=object)[rate_groups.pop("_key").to_numpy()] \
@@ -912,9 +979,10 @@ def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales:
     rg["p"] = rg["n_positive"] / rg["n_answers"]
     positive_rates = _combine_rates(agencies, rg, ["criterion"], cfg, "tltc")
 
-    estimates, total_est, total_cov = _score_estimates(scores, means, points, criteria, cfg, units)
+    # low reliability: an interval too wide, no variance, or a sampling cell with a single sheet
     low = estimates.loc[imprecise(estimates["est"], estimates["se"], estimates["ci_lo"], estimates["ci_hi"], 1.0,
-                                  max_half_width=cfg.max_half_width), ["agency", "criterion"]]
+                                  max_half_width=cfg.max_half_width)
+                        | (estimates["lonely"] & estimates["est"].notna()), ["agency", "criterion"]]
     points = _add_flag(points, points.merge(low.assign(_low=True), on=["agency", "criterion"], how="left")["_low"]
                        .fillna(False).to_numpy(dtype=bool), FLAG_LOW_RELIABILITY)
     totals = _totals(points, satisfaction, positive_rates, total_est, cfg.max_half_width)
@@ -937,6 +1005,28 @@ def _add_flag(frame: pd.DataFrame, where: np.ndarray, flag: str) -> pd.DataFrame
     return out
 
 
+def _satisfaction_inputs(units, sat_groups, sat_ans, sat_pos, cfg) -> tuple[np.ndarray, np.ndarray]:
+    """Unit values and weights that make TLHL a composite like the points: each group's share of
+    positive answers p_g = Σ positive / Σ answers over its sheets is the weighted mean of the sheets'
+    shares with weights (answers of the sheet) · w(g) / (answers of the group)."""
+    g = sat_groups.assign(_share=group_shares(sat_groups, "p", group_weights=cfg.group_weights,
+                                              min_respondents=cfg.min_respondents))
+    n_gr = len(units.grp_cats)
+    per_cell = np.zeros(len(units.ag_cats) * n_gr)
+    at = units.ag_cats.get_indexer(g["agency"]) * n_gr + units.grp_cats.get_indexer(g["group"])
+    per_cell[at] = np.where(g["_share"] > 0, g["_share"] / g["n_answers"].where(g["n_answers"] > 0, 1), 0.0)
+    answers = sat_ans[0].astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        y = np.where(answers > 0, sat_pos[0] / answers, np.nan)
+    return y, per_cell[units.ag_u * n_gr + units.grp_u] * answers
+
+
+def _columns(core: _DomainCore, cols: slice) -> _DomainCore:
+    """The domain core of some of its value columns."""
+    return replace(core, wsum=core.wsum[:, cols], mean=core.mean[:, cols], count=core.count[:, cols],
+                   wsq=core.wsq[:, cols], rss=core.rss[:, cols], z=core.z[cols], cell_wpos=core.cell_wpos[cols])
+
+
 def _combine_rates(agencies, groups, keys, cfg, name):
     """Weighted rate in % over qualifying groups for every agency (and key) of the frame."""
     if keys:  # every criterion of the agency's kind, plus the overall rate
@@ -955,22 +1045,82 @@ def _combine_rates(agencies, groups, keys, cfg, name):
     return out[cols].reset_index(drop=True)
 
 
-def _score_estimates(scores, means, points, criteria, cfg, units):
+@dataclass(frozen=True)
+class _CompositeDesign:
+    """The design of the composite estimates, built once per round: strata = sampling cells, PSU =
+    respondent, and the agency × group domain of every unit (from the units' integer codes)."""
+
+    design: object
+    dom: np.ndarray           # per unit: agency × group domain, agency-major
+    labels: pd.DataFrame      # agency, group of every domain
+
+
+def _composite_design(scores: pd.DataFrame, units: _Units) -> _CompositeDesign:
+    n_gr = len(units.grp_cats)
+    key = units.ag_u.astype(np.int64) * n_gr + units.grp_u
+    present = np.zeros(len(units.ag_cats) * n_gr, dtype=bool)
+    present[key] = True
+    idx = np.flatnonzero(present)
+    dom = (np.cumsum(present) - 1)[key]
+    labels = pd.DataFrame({"agency": units.ag_cats.take(idx // n_gr), "group": units.grp_cats.take(idx % n_gr)})
+    return _CompositeDesign(_design(scores, "stratum", "response_id", None), dom, labels)
+
+
+def _composite(cd: _CompositeDesign, y: np.ndarray, w: np.ndarray, lonely_psu: str):
+    """Fixed-share composite means per agency and their linearised variance.
+
+    *cd* holds the design and the agency × group domains of the units; *y* and *w* (K × units) the values and the unit weights, which within each agency × group sum to the group's
+    share w(g) (0 where the group does not qualify). The estimate is Σ_g a_g M_g with a_g the group's
+    share of the agency's total and M_g the weighted group mean; a unit's influence is
+    a_g · u (y − M_g) / Σ_g u, centred at its own group's mean.
+
+    Returns the agency-level domain core, the design, the agency labels, each agency's df, the
+    K × D flags of estimates touching a single-PSU stratum, and the variances (D × K).
+    """
+    design, dom_tg, labels_tg = cd.design, cd.dom, cd.labels
+    # agency-major domains: each agency's cells stay contiguous, and strata (nested in groups) stay
+    # contiguous within an agency
+    core = _core(design, dom_tg, len(labels_tg), y, w)
+    agency_of, ag_labels = pd.factorize(labels_tg["agency"], sort=True)
+    labels = pd.DataFrame({"agency": ag_labels})
+    n_ag = len(labels)
+
+    def per_agency(x):  # D_tg × K -> D_agency × K
+        out = np.zeros((n_ag, x.shape[1]))
+        np.add.at(out, agency_of, np.nan_to_num(x))
+        return out
+
+    share = per_agency(core.wsum)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = np.where(share > 0, per_agency(core.wsum * core.mean) / np.where(share > 0, share, 1.0), np.nan)
+        a_g = np.where(share[agency_of] > 0, core.wsum / np.where(share > 0, share, 1.0)[agency_of], 0.0)
+    z = core.z * a_g[core.g_dom].T
+    rss = per_agency(core.rss + core.wsum * (np.nan_to_num(core.mean) - np.nan_to_num(score)[agency_of]) ** 2)
+    core = replace(core, wsum=share, mean=score, count=per_agency(core.count), wsq=per_agency(core.wsq), rss=rss,
+                   g_dom=agency_of[core.g_dom], z=z)
+    var, lonely = _variance_and_lonely(design, core, n_ag, lonely_psu)
+    # a respondent belongs to one group: its cells stay unique PSU × agency pairs
+    dfs = _domain_df(design, core.g_psu, core.g_dom, n_ag, core.cell_pos, unique_cells=True)
+    return core, design, labels, dfs, lonely, var
+
+
+def _score_estimates(scores, means, points, criteria, cfg, units, cd, sat_y, sat_w):
     """Design-based SEs of S(t, c), of the points and of the survey-points total.
 
-    Runs the steps of ``domain_means(frame, criteria, "agency", <unit weight per criterion>,
-    strata="group", psu="response_id", deff="replace")`` on arrays built from the unit codes, so
-    that no 1M-row weight columns are added to a frame, and one set of domain sums (``core``)
-    serves both the criteria and the total.
+    S(t, c) = Σ_g a_g M(g, t, c) is a composite of group means with fixed shares a_g = w(g) / Σ w
+    over the qualifying groups, so its influence value is a_g (m(r, c) − M(g, t, c)) / n(g, t, c):
+    each sheet is centred at its own group's mean, not at S, and the spread between groups does not
+    enter the variance. Strata are the sampling cells (``stratum``), PSUs the respondents; a sheet
+    rating several agencies (HĐ-CT, LĐ-CP) makes their estimates covary. Strata with one PSU follow
+    ``cfg.lonely_psu`` and every estimate touching one is reported (``lonely``). Intervals use each
+    agency's degrees of freedom (its PSUs minus its strata).
+
+    The sums come from the vectorised engine of :func:`domain_means` with agency × group domains
+    (one pass over the units), rescaled to agency level; no unit-level weight columns are built.
     """
-    q = points[["agency", "criterion", "weight_used"]]
-    gm = means.merge(q, on=["agency", "criterion"], how="left")
-    gw = pd.DataFrame([(k, g, w) for k, d in cfg.group_weights.items() for g, w in d.items()],
-                      columns=["agency_kind", "group", "_w"])
-    gm = gm.merge(gw, on=["agency_kind", "group"], how="left")
-    nmin = gm["group"].map(cfg.min_respondents).astype(float)
-    gm["_unit_w"] = np.where((gm["n"] >= nmin) & (gm["n"] > 0) & gm["_w"].notna(),
-                             gm["_w"] / gm["n"].where(gm["n"] > 0, 1), 0.0)
+    gm = means.assign(_share=group_shares(means, "mean", group_weights=cfg.group_weights,
+                                          min_respondents=cfg.min_respondents))
+    gm["_unit_w"] = np.where(gm["_share"] > 0, gm["_share"] / gm["n"].where(gm["n"] > 0, 1), 0.0)
     # unit weight per criterion × (agency, group) cell; cells without a group mean keep weight 0
     n_gr = len(units.grp_cats)
     cell_w = np.zeros((len(criteria), len(units.ag_cats) * n_gr))
@@ -978,21 +1128,30 @@ def _score_estimates(scores, means, points, criteria, cfg, units):
     at_cell = units.ag_cats.get_indexer(gm["agency"]) * n_gr + units.grp_cats.get_indexer(gm["group"])
     cell_w[at_crit, at_cell] = gm["_unit_w"].to_numpy()
     cell_u = units.ag_u * n_gr + units.grp_u
-    y = np.empty((len(criteria), len(scores)))
+    # the criteria and, as a last column, satisfaction: one pass of the engine for both
+    k = len(criteria)
+    y = np.empty((k + 1, len(scores)))
     w = np.empty_like(y)
     for j, c in enumerate(criteria):
         y[j] = scores[c].to_numpy(dtype=np.float64)
         w[j] = cell_w[j].take(cell_u)
         w[j, np.isnan(y[j])] = 0.0  # a unit without a score on c carries no weight for c
-    design = _design(scores, "group", "response_id", None)
-    dom, labels = _domains(scores, ["agency"])
-    core = _core(design, dom, len(labels), y, w)
+    y[k], w[k] = sat_y, sat_w
+    core_all, design, labels, dfs, lonely_all, var_all = _composite(cd, y, w, cfg.lonely_psu)
     del y, w
-    var = _variance(design, core, len(labels))
-    est = _table(core, var, design.df, labels, list(criteria), False, cfg.level, "replace")
+    sat = _table(_columns(core_all, slice(k, k + 1)), var_all[:, k:], dfs, labels, ["tlhl"], True, cfg.level,
+                 "replace")
+    sat_est = pd.DataFrame({"agency": sat["agency"], "tlhl_se": 100 * sat["se"], "tlhl_ci_lo": 100 * sat["ci_lo"],
+                            "tlhl_ci_hi": 100 * sat["ci_hi"], "tlhl_df": sat["df"], "_lonely": lonely_all[:, k]})
+    core, var, lonely = _columns(core_all, slice(0, k)), var_all[:, :k], lonely_all[:, :k]
+    score = core.mean
+    n_ag = len(labels)
+    est = _table(core, var, dfs, labels, list(criteria), False, cfg.level, "replace")
+    est["lonely"] = lonely.ravel()
     est = est.rename(columns={"variable": "criterion"})
     est = est.merge(points[["agency", "agency_kind", "criterion", "max_points"]], on=["agency", "criterion"],
                     how="right")
+    est["lonely"] = est["lonely"].fillna(False).astype(bool)
     for col in ("est", "se", "ci_lo", "ci_hi"):
         est[f"points_{col}"] = est["max_points"] * est[col]
     est = est.drop(columns=["deff", "cv"]).sort_values(["agency", "criterion"]).reset_index(drop=True)
@@ -1002,21 +1161,21 @@ def _score_estimates(scores, means, points, criteria, cfg, units):
     # total: Σ_c MaxPts_c S_c, influence values summed over criteria within each PSU × agency cell
     kind_of = units.kind_cats.take(units.kind_a[units.ag_cats.get_indexer(labels["agency"])])
     coef = np.array([[cfg.max_points[k].get(c, 0.0) for c in criteria] for k in kind_of])
-    mean = core.mean  # D × K
     needed = coef > 0
-    total = np.where(np.any(needed & np.isnan(mean), axis=1), np.nan, np.nansum(coef * mean, axis=1))
+    total = np.where(np.any(needed & np.isnan(score), axis=1), np.nan, np.nansum(coef * score, axis=1))
     z_total = np.einsum("kg,gk->g", core.z, coef[core.g_dom])
-    cov = _psu_covariance(design, core.g_psu, core.g_dom, z_total, len(labels))
+    cov = _psu_covariance(design, core.g_psu, core.g_dom, z_total, n_ag, cfg.lonely_psu)
     bad = np.isnan(total)
     cov[bad, :] = np.nan
     cov[:, bad] = np.nan
     idx = pd.Index(labels["agency"], name="agency")
     total_est = pd.DataFrame({"est": total, "se": np.sqrt(np.diag(cov))}, index=idx)
-    from scipy import stats
-    tq = stats.t.ppf(0.5 + cfg.level / 2, design.df) if design.df >= 1 else np.nan
+    tq = np.where(dfs >= 1, stats.t.ppf(0.5 + cfg.level / 2, np.maximum(dfs, 1)), np.nan)
     total_est["ci_lo"] = total_est["est"] - tq * total_est["se"]
     total_est["ci_hi"] = total_est["est"] + tq * total_est["se"]
-    return est, total_est, pd.DataFrame(cov, index=idx, columns=idx)
+    total_est["df"] = dfs
+    total_est["lonely"] = (lonely & needed).any(axis=1)
+    return est, total_est, pd.DataFrame(cov, index=idx, columns=idx), sat_est
 
 
 def _totals(points, satisfaction, positive_rates, total_est, max_half_width):
@@ -1039,5 +1198,6 @@ def _totals(points, satisfaction, positive_rates, total_est, max_half_width):
     out = out.merge(te, left_on="agency", right_index=True, how="left")
     low = imprecise(out["survey_points_est"], out["survey_points_se"], out["survey_points_ci_lo"],
                     out["survey_points_ci_hi"], out["max_points"], max_half_width=max_half_width)
-    return _add_flag(out.drop(columns="survey_points_est"), low & out["survey_points"].notna().to_numpy(),
-                     FLAG_LOW_RELIABILITY)
+    low |= out["survey_points_lonely"].fillna(False).to_numpy(dtype=bool)
+    out = out.drop(columns=["survey_points_est", "survey_points_lonely"])
+    return _add_flag(out, low & out["survey_points"].notna().to_numpy(), FLAG_LOW_RELIABILITY)

@@ -45,7 +45,8 @@ def stored(url: str, codes: list[str]) -> tuple[int, int]:
 
 def server_env(pg_url: str, **extra: str) -> dict[str, str]:
     return {"SURVEY_DATABASE_URL": pg_url, "SURVEY_SECRET_KEY": "bench-secret",
-            "SURVEY_SHEET_SIGNING_KEYS": json.dumps(["bench-sheet-key"]), **extra}
+            "SURVEY_SHEET_SIGNING_KEYS": json.dumps(["bench-sheet-key"]),
+            "SURVEY_SESSION_COOKIE_SECURE": "false", **extra}  # plain HTTP on 127.0.0.1
 
 
 def measure(name: str, spec: str, pg_url: str, codes, answers, args, product: bool) -> dict:

@@ -175,7 +175,8 @@ def main() -> None:
 
     portal_codes, baseline_codes, answers = prepare(args.pg_url, args.responses)
     env = {"SURVEY_DATABASE_URL": args.pg_url, "SURVEY_SECRET_KEY": "bench-secret",
-           "SURVEY_SHEET_SIGNING_KEYS": json.dumps(["bench-sheet-key"])}
+           "SURVEY_SHEET_SIGNING_KEYS": json.dumps(["bench-sheet-key"]),
+           "SURVEY_SESSION_COOKIE_SECURE": "false"}  # plain HTTP on 127.0.0.1
     results = {}
     for name, spec, codes, product in [
         ("portal", "survey_service:create_app()", portal_codes, True),

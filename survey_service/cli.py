@@ -1,7 +1,11 @@
 """The ``survey-service`` command: one click group per noun. Commands parse arguments, call one
-service, commit, and print what happened."""
+service, commit, and print what happened.
+
+The application behind the commands is built without requiring secrets, so ``--help`` and the commands that
+only validate files work anywhere; a command that needs a secret says so (:func:`needs_secrets`)."""
 from __future__ import annotations
 
+import functools
 import secrets
 import sys
 from datetime import date, timedelta
@@ -9,7 +13,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
 
 from survey_service.db import get_session
 from survey_service.models import Role
@@ -32,6 +36,41 @@ def _public_base_url() -> str:
 def fail(message: str) -> None:
     click.secho(message, fg="red", err=True)
     sys.exit(1)
+
+
+def needs_secrets(*names: str):
+    """Stop a command with one line naming the setting when a secret it uses is not configured."""
+    def decorate(command):
+        @functools.wraps(command)
+        def run(*args, **kwargs):
+            from survey_service.config import MissingSecret, check_secrets
+
+            try:
+                check_secrets(current_app.config, names)
+            except MissingSecret as exc:
+                fail(f"LỖI Lệnh này cần thiết lập bí mật {', '.join(exc.missing)}, chưa được đặt: đặt trong "
+                     f"instance/config.py hoặc biến môi trường {' / '.join('SURVEY_' + k for k in exc.missing)}"
+                     + (' (SHEET_SIGNING_KEYS là danh sách JSON, ví dụ \'["key-2024", "key-2023"]\').'
+                        if "SHEET_SIGNING_KEYS" in exc.missing else "."))
+            return command(*args, **kwargs)
+        return run
+    return decorate
+
+
+def _questionnaire_dir(round_dir: str, given: str | None) -> Path:
+    """The questionnaires a round is read with: ``--questionnaires``, else the questionnaire directory the
+    round sits in (``<dir>/rounds/<CODE>/``), else QUESTIONNAIRE_DIR."""
+    if given:
+        return Path(given)
+    root = Path(round_dir).resolve().parent.parent
+    if Path(round_dir).resolve().parent.name == "rounds" and (root / "forms.yaml").is_file():
+        return root
+    return Path(current_app.config["QUESTIONNAIRE_DIR"])
+
+
+def _earlier_rounds() -> list[Path]:
+    """Where the rounds an agency continues are looked for, besides next to the round itself."""
+    return [Path(current_app.config["QUESTIONNAIRE_DIR"]) / "rounds"]
 
 
 # --- db ------------------------------------------------------------------------------------------
@@ -92,17 +131,49 @@ def round_group():
     """Survey rounds (questionnaires/rounds/<CODE>/)."""
 
 
+_QUESTIONNAIRES_OPTION = click.option(
+    "--questionnaires", "questionnaire_dir", type=click.Path(exists=True, file_okay=False),
+    help="Questionnaire directory of the forms (default: the one the round sits in, else QUESTIONNAIRE_DIR).")
+
+
+@round_group.command("check")
+@click.argument("round_dir", type=click.Path(exists=True, file_okay=False))
+@_QUESTIONNAIRES_OPTION
+@with_appcontext
+def round_check(round_dir, questionnaire_dir):
+    """Check a round directory exactly as `round load` does, without a database; non-zero exit on any error."""
+    from survey_service import questionnaires as qn
+    from survey_service.services import rounds
+
+    try:
+        r = rounds.check_round(round_dir, _questionnaire_dir(round_dir, questionnaire_dir),
+                               earlier_rounds=_earlier_rounds())
+    except qn.QuestionnaireError as exc:
+        fail(f"LỖI {exc}")
+    counts = {k.code: len(r.agencies_of_kind(k.code)) for k in r.kinds}
+    click.echo(f"Đợt {r.code}: {r.name} ({r.province}, {r.opens_on:%d/%m/%Y} – {r.closes_on:%d/%m/%Y})")
+    for kind in r.kinds:
+        click.echo(f"  {kind.code:<12} {counts[kind.code]:>4}  {kind.plural}")
+    paper = sum(q.target for q in r.quotas if q.channel == "paper")
+    continued = sum(1 for a in r.agencies if a.continues)
+    click.echo(f"  {len(r.forms)} phiếu, {len(r.quotas)} ô chỉ tiêu ({paper} phiếu giấy), "
+               f"{continued} cơ quan kế tục cơ quan của đợt trước")
+    click.echo(f"Đợt {r.code} hợp lệ.")
+
+
 @round_group.command("load")
 @click.argument("round_dir", type=click.Path(exists=True, file_okay=False))
+@_QUESTIONNAIRES_OPTION
 @with_appcontext
-def round_load(round_dir):
+def round_load(round_dir, questionnaire_dir):
     """Load or update a round from its directory, in one transaction."""
     from survey_service import questionnaires as qn
     from survey_service.services import rounds
 
     session = get_session()
     try:
-        report = rounds.load_round(session, round_dir, current_app.config["QUESTIONNAIRE_DIR"])
+        report = rounds.load_round(session, round_dir, _questionnaire_dir(round_dir, questionnaire_dir),
+                                   earlier_rounds=_earlier_rounds())
     except (qn.QuestionnaireError, rounds.RoundError) as exc:
         session.rollback()
         fail(f"LỖI {exc}\nKhông nạp gì.")
@@ -232,6 +303,7 @@ def _write_pdf(session, batch, out: Path) -> None:
 @click.option("--again", is_flag=True, help="Print the issued, not yet returned sheets again (no new serials).")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path), required=True)
 @with_appcontext
+@needs_secrets("SHEET_SIGNING_KEYS")
 def sheets_print(round_code, form_code, agency_code, extra, again, out):
     """Issue the sheets each paper quota cell still needs (up to its target) and write them to one PDF."""
     from survey_service.services import rounds, sheets
@@ -260,6 +332,7 @@ def sheets_print(round_code, form_code, agency_code, extra, again, out):
 @click.argument("serial")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path), required=True)
 @with_appcontext
+@needs_secrets("SHEET_SIGNING_KEYS")
 def sheets_reprint(serial, out):
     """Void a sheet that was not keyed and print its replacement under a new serial."""
     from survey_service.services import sheets
@@ -279,6 +352,7 @@ def sheets_reprint(serial, out):
 @click.option("--round", "round_code", required=True)
 @click.argument("codes", nargs=-1, required=True)
 @with_appcontext
+@needs_secrets("SHEET_SIGNING_KEYS")
 def sheets_return(round_code, codes):
     """Record sheets as returned, by serial or scanned URL; all or nothing."""
     from survey_service.services import sheets
@@ -360,14 +434,18 @@ def analysis_group():
               help="Output file; the format follows the extension (.xlsx, .csv, .sav). Repeatable.")
 @click.option("--answers", "answers_path", type=click.Path(dir_okay=False),
               help="Also write the tidy long CSV of every counted answer with its weight.")
+@click.option("--responses", "responses_path", type=click.Path(dir_okay=False),
+              help="Also write the response-level SPSS .sav (one case per sheet × agency, value labels).")
 @with_appcontext
-def analysis_run(round_code, outputs, answers_path):
+def analysis_run(round_code, outputs, answers_path, responses_path):
     """Compute a round's results from its stored responses and write them."""
     from survey_service.services import exports, results
 
     for out in outputs:
         if Path(out).suffix.lower() not in exports.FORMATS:
             fail(f"Không hỗ trợ định dạng '{Path(out).suffix}' ({out}); dùng: {', '.join(exports.FORMATS)}.")
+    if responses_path and Path(responses_path).suffix.lower() != ".sav":
+        fail(f"--responses ghi tệp SPSS: tên tệp phải có đuôi .sav ({responses_path}).")
     session = get_session()
     rnd = _round_or_fail(session, round_code)
     try:
@@ -380,6 +458,9 @@ def analysis_run(round_code, outputs, answers_path):
     if answers_path:
         exports.write_answers_csv(res, answers_path)
         click.echo(f"Đã ghi {answers_path}")
+    if responses_path:
+        exports.write_responses_sav(res, responses_path)
+        click.echo(f"Đã ghi {responses_path}")
     counts = res.provenance["counts"]
     scored = int(res.summary["survey_points"].notna().sum())
     click.echo(f"{round_code}: tính {counts['responses']} phiếu trả lời, {scored}/{len(res.summary)} cơ quan "
@@ -467,7 +548,7 @@ def demo_setup(simulated):
             user = users.create_user(session, username, password, role, full_name=full_name, actor="demo")
         else:
             user.password_hash = generate_password_hash(password)
-            user.failed_logins, user.locked_until = 0, None
+            users.end_sessions(user)
         accounts[username] = user
         click.echo(f"  {username:<10} {role.value:<11} {password}")
     session.commit()
@@ -567,7 +648,12 @@ def register_commands(app: Flask) -> None:
 def _create_app():
     from survey_service import create_app
 
-    return create_app()
+    return create_app(require_secrets=False)
 
 
-main = FlaskGroup(create_app=_create_app, help="Survey service for the provincial PAR INDEX survey.")
+#: Without Flask's ``run``: the development server would serve the app without its secrets; serve it with
+#: gunicorn (README), which builds it with them.
+main = FlaskGroup(create_app=_create_app, add_default_commands=False,
+                  help="Survey service for the provincial PAR INDEX survey.")
+main.add_command(shell_command)
+main.add_command(routes_command)

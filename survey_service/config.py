@@ -3,12 +3,23 @@
 Layers, later wins: these defaults, ``instance/config.py``, ``SURVEY_*`` environment variables
 (JSON-decoded when possible, e.g. ``SURVEY_DATABASE_URL``), then the test dict given to ``create_app``.
 Secrets have no default: outside test and demo mode a missing ``SECRET_KEY`` or ``SHEET_SIGNING_KEYS``
-stops start-up.
+stops the web application from starting; commands that validate files need neither.
 """
 from datetime import timedelta
 from pathlib import Path
 
-REPO_DIR = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_DIR = PACKAGE_DIR.parent
+#: Where an installed wheel keeps its copies of the repository's top-level data folders.
+BUNDLED_DIR = PACKAGE_DIR / "bundled"
+
+
+def data_path(name: str) -> Path:
+    """A top-level data folder or file of the repository (``questionnaires``, ``templates``, ``migrations``,
+    ``alembic.ini``), or its copy inside the installed package when the service runs from a wheel."""
+    packaged = BUNDLED_DIR / name
+    return packaged if packaged.exists() else REPO_DIR / name
+
 
 DEFAULTS = {
     "SECRET_KEY": None,
@@ -17,7 +28,7 @@ DEFAULTS = {
     "SHEET_SIGNING_KEYS": None,
     "DEMO": False,
     "DATABASE_URL": None,  # None: SQLite file in the instance folder
-    "QUESTIONNAIRE_DIR": str(REPO_DIR / "questionnaires"),
+    "QUESTIONNAIRE_DIR": str(data_path("questionnaires")),
     #: Address printed in invitation links and sheet QR codes. None: the address the page was asked at
     #: (the CLI, which has no request, then warns and uses the demo's address).
     "PUBLIC_BASE_URL": None,
@@ -25,17 +36,22 @@ DEFAULTS = {
     "ORGANISER": "Sở Nội vụ tỉnh Quảng Nam",
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
-    "SESSION_COOKIE_SECURE": False,
+    #: Session cookies go over HTTPS only; the demo and the tests, served over plain HTTP, turn it off.
+    "SESSION_COOKIE_SECURE": True,
     "REMEMBER_COOKIE_HTTPONLY": True,
     "REMEMBER_COOKIE_SAMESITE": "Lax",
     "PERMANENT_SESSION_LIFETIME": timedelta(hours=8),
     #: A clerk keeps the keying screen open for hours; the CSRF token lives as long as the session.
     "WTF_CSRF_TIME_LIMIT": None,
-    "LOGIN_MAX_FAILURES": 5,
-    "LOGIN_LOCKOUT_MINUTES": 15,
-    #: Code look-ups allowed per client address and window (counted in the database).
-    "CODE_LOOKUP_LIMIT": 20,
-    "CODE_LOOKUP_WINDOW_SECONDS": 600,
+    #: Failed logins per (username, client address) without delay; then 1 s, 2 s, 4 s ... before the next
+    #: attempt is checked, at most LOGIN_MAX_DELAY_SECONDS; forgotten LOGIN_FORGET_SECONDS after the last.
+    "LOGIN_FREE_FAILURES": 5,
+    "LOGIN_MAX_DELAY_SECONDS": 900,
+    "LOGIN_FORGET_SECONDS": 86_400,
+    #: Failed code look-ups allowed per client address (IPv6: per /64) and window, counted in the database;
+    #: sized in the README ("Guessing") so that an office behind one address never reaches it.
+    "CODE_LOOKUP_LIMIT": 1000,
+    "CODE_LOOKUP_WINDOW_SECONDS": 3600,
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     #: What a 503 (database restarting, unreachable, read-only or full) tells clients to wait, in seconds.
     "UNAVAILABLE_RETRY_AFTER_SECONDS": 10,
@@ -46,17 +62,30 @@ DEFAULTS = {
 }
 
 
-def check_secrets(config) -> None:
-    """Refuse to start without secrets unless testing or running the demo."""
+SECRETS = ("SECRET_KEY", "SHEET_SIGNING_KEYS")
+
+
+class MissingSecret(RuntimeError):
+    """A secret setting the service needs for what was asked is not set; the message says how to set it."""
+
+    def __init__(self, message: str, missing: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.missing = missing
+
+
+def check_secrets(config, names=SECRETS) -> None:
+    """Refuse to go on without the secrets ``names`` unless testing or running the demo."""
     if config.get("TESTING") or config.get("DEMO"):
         return
-    missing = [k for k in ("SECRET_KEY", "SHEET_SIGNING_KEYS") if not config.get(k)]
+    missing = [k for k in names if not config.get(k)]
     if missing:
-        raise RuntimeError(
-            "Missing required secret setting(s): "
-            + ", ".join(missing)
-            + ". Set them in instance/config.py or as SURVEY_SECRET_KEY / SURVEY_SHEET_SIGNING_KEYS "
-            '(a JSON list, e.g. \'["key-2024", "key-2023"]\').'
+        how = " / ".join(f"SURVEY_{k}" for k in missing)
+        raise MissingSecret(
+            "Missing required secret setting(s): " + ", ".join(missing)
+            + f". Set them in instance/config.py or as {how}"
+            + (' (SHEET_SIGNING_KEYS is a JSON list, e.g. \'["key-2024", "key-2023"]\').'
+               if "SHEET_SIGNING_KEYS" in missing else "."),
+            tuple(missing),
         )
-    if config["SECRET_KEY"] in config["SHEET_SIGNING_KEYS"]:
-        raise RuntimeError("SHEET_SIGNING_KEYS must not contain SECRET_KEY.")
+    if set(names) == set(SECRETS) and config["SECRET_KEY"] in config["SHEET_SIGNING_KEYS"]:
+        raise MissingSecret("SHEET_SIGNING_KEYS must not contain SECRET_KEY.")

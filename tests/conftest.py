@@ -101,6 +101,7 @@ def app(request, database_url):
         "QUESTIONNAIRE_DIR": str(QUESTIONNAIRE_DIR),
         "SECRET_KEY": "test-secret",
         "SHEET_SIGNING_KEYS": ["test-sheet-key"],
+        "SESSION_COOKIE_SECURE": False,  # the browser tests use plain HTTP
     }
     marker = request.node.get_closest_marker("app_config")
     if marker:
@@ -137,6 +138,18 @@ def loaded_round(app, session):
     rounds.load_round(session, ROUND_DIR, QUESTIONNAIRE_DIR)
     session.commit()
     return rounds.get_round(session, "QNA-2023")
+
+
+def collect_from_today(session, rnd) -> None:
+    """Move a round's collection window around today, as the demo does (keying and imports need a round
+    that is not closed); not audited, it is the test's setting."""
+    from datetime import timedelta
+
+    from survey_service.services import rounds
+
+    today = rounds.local_today()
+    rnd.opens_on, rnd.closes_on, rnd.closed_at = today - timedelta(days=7), today + timedelta(days=60), None
+    session.commit()
 
 
 @pytest.fixture

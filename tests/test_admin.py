@@ -40,16 +40,6 @@ def test_admin_cannot_disable_itself(staff_client, session):
     assert response.status_code == 400 and "tự vô hiệu hóa" in response.get_data(as_text=True)
 
 
-def test_unlock(staff_client, make_user, auth, session, client):
-    victim = make_user("clerk")
-    for _ in range(5):
-        auth.login(victim.username, "wrong-wrong-wrong")
-    admin_client = staff_client("admin")
-    assert admin_client.post(f"/staff/admin/users/{victim.id}/unlock").status_code == 302
-    session.expire_all()
-    assert session.get(StaffUser, victim.id).locked_until is None
-
-
 def test_audit_log_reads_in_vietnamese_local_time_and_filters(staff_client, loaded_round, session, make_user):
     import csv
     import io

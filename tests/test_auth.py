@@ -1,4 +1,4 @@
-"""Staff login, lockout, roles, CSRF and the audit trail of logins."""
+"""Staff login, roles, CSRF and the audit trail of logins (delays after failures: test_accounts.py)."""
 import pytest
 import sqlalchemy as sa
 from flask import Blueprint
@@ -34,38 +34,6 @@ def test_empty_form_is_400(client):
     response = client.post("/staff/login", data={})
     assert response.status_code == 400
     assert "Vui lòng nhập tên đăng nhập" in response.get_data(as_text=True)
-
-
-def test_lockout_after_repeated_failures(app, auth, make_user, session):
-    user = make_user("analyst")
-    limit = app.config["LOGIN_MAX_FAILURES"]
-    codes = [auth.login(user.username, "bad-password-xyz").status_code for _ in range(limit)]
-    assert codes == [401] * (limit - 1) + [423]
-    # Even the right password is refused while locked, and the lock is in the database.
-    response = auth.login(user.username, PASSWORD)
-    assert response.status_code == 423
-    assert "tạm thời bị khóa" in response.get_data(as_text=True)
-    session.expire_all()
-    assert session.get(StaffUser, user.id).locked_until is not None
-    actions = session.scalars(sa.select(AuditEvent.action).where(AuditEvent.user_id == user.id)).all()
-    assert actions.count("login.failed") == limit and "login.locked" in actions
-
-
-def test_lock_expires(session, make_user):
-    from datetime import timedelta
-
-    from survey_service.models import utcnow
-
-    user = make_user("clerk")
-    now = utcnow()
-    for _ in range(3):
-        users.authenticate(session, user.username, "nope-nope-nope", max_failures=3,
-                           lockout=timedelta(minutes=5), now=now)
-    assert users.authenticate(session, user.username, PASSWORD, max_failures=3,
-                              lockout=timedelta(minutes=5), now=now).outcome == "locked"
-    later = now + timedelta(minutes=6)
-    assert users.authenticate(session, user.username, PASSWORD, max_failures=3,
-                              lockout=timedelta(minutes=5), now=later).outcome == "ok"
 
 
 def test_inactive_account_is_refused(auth, make_user, session):

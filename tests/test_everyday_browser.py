@@ -2,15 +2,12 @@
 phone and desktop screens: confirmation before irreversible actions, the key-in screen's help and errors."""
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 import sqlalchemy as sa
 
 from survey_service.models import Sheet, SheetState
 from survey_service.services import sheets
-from survey_service.web.respond import local_today
-from tests.conftest import axe_violations
+from tests.conftest import axe_violations, collect_from_today
 
 pytestmark = pytest.mark.browser
 
@@ -65,6 +62,7 @@ def test_confirmation_page_passes_the_accessibility_scan(loaded_round, session, 
 @pytest.mark.parametrize("viewport", ["phone", "desktop"])
 def test_keying_without_javascript_asks_for_what_can_be_done(loaded_round, session, staff_page, live_server,
                                                             artifacts, viewport):
+    collect_from_today(session, loaded_round)  # a closed round's sheets are not keyed at all
     sheet = issue_ldh(session, loaded_round)[0]
     page = staff_page("clerk", viewport, javascript=False)
     page.goto(f"{live_server}/paper/?round=QNA-2023")
@@ -158,7 +156,7 @@ def test_every_clerk_page_passes_the_accessibility_scan(loaded_round, session, s
 @pytest.mark.parametrize("viewport", ["phone", "desktop"])
 def test_long_supervisor_lists_search_and_pass_the_scan(loaded_round, session, staff_page, live_server, artifacts,
                                                         viewport):
-    loaded_round.opens_on, loaded_round.closes_on = local_today() - timedelta(days=1), local_today() + timedelta(days=9)
+    collect_from_today(session, loaded_round)
     session.commit()
     sheets.issue_sheets(session, loaded_round, sheets.paper_cells(session, loaded_round), actor="test")
     session.commit()

@@ -23,17 +23,17 @@ def test_sheet_key_must_differ_from_secret_key(tmp_path):
 
 
 def test_environment_overrides_defaults(monkeypatch, tmp_path):
-    monkeypatch.setenv("SURVEY_LOGIN_MAX_FAILURES", "7")
+    monkeypatch.setenv("SURVEY_LOGIN_FREE_FAILURES", "7")
     monkeypatch.setenv("SURVEY_SHEET_SIGNING_KEYS", '["new", "old"]')
     app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite"})
-    assert app.config["LOGIN_MAX_FAILURES"] == 7
+    assert app.config["LOGIN_FREE_FAILURES"] == 7
     assert app.config["SHEET_SIGNING_KEYS"] == ["new", "old"]
 
 
 def test_test_dict_wins_over_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv("SURVEY_LOGIN_MAX_FAILURES", "7")
-    app = create_app({"TESTING": True, "LOGIN_MAX_FAILURES": 3, "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite"})
-    assert app.config["LOGIN_MAX_FAILURES"] == 3
+    monkeypatch.setenv("SURVEY_LOGIN_FREE_FAILURES", "7")
+    app = create_app({"TESTING": True, "LOGIN_FREE_FAILURES": 3, "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite"})
+    assert app.config["LOGIN_FREE_FAILURES"] == 3
 
 
 def test_demo_mode_runs_without_secrets(tmp_path):

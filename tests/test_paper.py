@@ -14,11 +14,18 @@ from survey_service.models import (
     Agency, AuditEvent, Keying, QuotaCell, Response, Round, Sheet, SheetEvent, SheetState,
 )
 from survey_service.services import keying, printing, rounds, sheets
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, collect_from_today
 
 KEYS = ["test-sheet-key"]
 BASE = "http://127.0.0.1:5000"
 LDH = "LĐH-CH"
+
+
+@pytest.fixture(autouse=True)
+def _collecting_today(request):
+    """Sheets are keyed only while their round collects: the real 2023 window moves around today."""
+    if "loaded_round" in request.fixturenames:
+        collect_from_today(request.getfixturevalue("session"), request.getfixturevalue("loaded_round"))
 
 
 # --- helpers -----------------------------------------------------------------------------------------
@@ -226,7 +233,7 @@ def test_sheet_is_keyed_with_the_questionnaire_version_printed_on_it(app, loaded
     path.write_text(path.read_text(encoding="utf-8").replace('title: "Phiếu', 'title: "Phiếu (sửa đổi)', 1),
                     encoding="utf-8")
     rounds.load_round(session, copy / "rounds" / "QNA-2023", copy)
-    session.commit()
+    collect_from_today(session, loaded_round)  # loading puts back the 2023 dates
     new_sheet = issue(session, loaded_round, agency_code="STP")[0]
     assert new_sheet.questionnaire_version_id != printed
 
@@ -275,7 +282,7 @@ def test_wrong_check_character_void_sheet_and_other_round_are_refused(app, loade
 
     other = Round(code="QNA-2024", name="Đợt thử", province="Quảng Nam", year=2024, opens_on=rnd.opens_on,
                   closes_on=rnd.closes_on, settings=rnd.settings, methodology={}, methodology_hash="x",
-                  content_hash="x")
+                  content_hash="x", structure=rnd.structure)
     session.add(other)
     session.flush()
     cell = QuotaCell(round_id=other.id, form_code=LDH, agency_id=None, channel=sheet.quota_cell.channel, target=1)
@@ -363,7 +370,9 @@ def test_matrix_sheet_stores_one_answer_per_agency_and_item(app, loaded_round, s
     rnd = loaded_round
     sheet = issue(session, rnd, form_code="HĐ-CT")[0]
     form = keying.sheet_form(session, sheet)
-    assert [r.group for r in form.rows][0] == "Sở, ban, ngành" and len(form.rows) == 43
+    groups = list(dict.fromkeys(r.group for r in form.rows))  # the round's kinds, in its order
+    assert groups == ["Các sở, ban, ngành", "UBND các huyện, thị xã, thành phố", "Các cơ quan ngành dọc cấp tỉnh"]
+    assert len(form.rows) == 43
     login(client, make_user("clerk"))
     page = client.get(f"/paper/sheets/{sheet.serial}/key").get_data(as_text=True)
     assert page.count('class="cell"') == 43 * len(form.questionnaire.scale_items)

@@ -12,10 +12,17 @@ from PIL import Image
 
 from survey_service.models import Response, SheetState
 from survey_service.services import keying, printing, sheets
-from tests.conftest import BROWSER_ARGS, CHROMIUM, PASSWORD
+from tests.conftest import BROWSER_ARGS, CHROMIUM, PASSWORD, collect_from_today
 
 pytestmark = pytest.mark.browser
 KEYS = ["test-sheet-key"]
+
+
+@pytest.fixture(autouse=True)
+def _collecting_today(request):
+    """Sheets are keyed only while their round collects: the real 2023 window moves around today."""
+    if "loaded_round" in request.fixturenames:
+        collect_from_today(request.getfixturevalue("session"), request.getfixturevalue("loaded_round"))
 
 
 class Keyboard:

@@ -401,8 +401,8 @@ CASES = {
         "CC-CT.yaml", lambda d: d.update(rates="others"), "CC-CT.yaml", None, "rates 'others' is not one of",
     ),
     "bad target kind": (
-        "CC-CT.yaml", lambda d: d.update(target_kinds=["ministry"]), "CC-CT.yaml", None,
-        "target kind 'ministry' is not one of department, district, vertical",
+        "CC-CT.yaml", lambda d: d.update(target_kinds=["Sở"]), "CC-CT.yaml", None,
+        "target kind 'Sở' is not a valid code",
     ),
     "repeated target kind": (
         "HD-CT.yaml", lambda d: d.update(target_kinds=["district", "district"]), "HD-CT.yaml", None,
@@ -416,9 +416,9 @@ CASES = {
         "LDH-CH.yaml", lambda d: d.update(channel="online"), "LDH-CH.yaml", None,
         "rates 'assigned' (target printed on the sheet) requires channel paper",
     ),
-    "supervising a district": (
-        "LD-CP.yaml", lambda d: d.update(target_kinds=["district"]), "LD-CP.yaml", None,
-        "rates 'supervising' requires target_kinds [department]",
+    "supervising on paper": (
+        "LD-CP.yaml", lambda d: d.update(channel="paper"), "LD-CP.yaml", None,
+        "rates 'supervising' (the respondent chooses their division) requires channel online",
     ),
     "no sections": (
         "CC-CT.yaml", lambda d: d.update(sections=[]), "CC-CT.yaml", None,
@@ -500,7 +500,7 @@ CASES = {
     ),
     "two codes with one file name": (
         "forms.yaml", lambda d: d["forms"].append("LD-CP"), "forms.yaml", "LD-CP",
-        "same file name LD-CP.yaml as LĐ-CP",
+        "differs from LĐ-CP only by Đ/D or diacritics (both would be LD-CP.yaml)",
     ),
 }
 

@@ -84,12 +84,15 @@ def _exports_say_simulated(session, demo, tmp_path):
     res = results.round_results(session, rnd)
     assert res.provenance["simulated"] is True
     assert res.summary["survey_points"].notna().sum() > 10
+    # the CSV stays a plain table: the label is its first column, on every row, and in the provenance beside it
     exports.export(res, tmp_path / "r.csv")
-    assert (tmp_path / "r.csv").read_text(encoding="utf-8-sig").startswith("# Dữ liệu mô phỏng: DỮ LIỆU MÔ PHỎNG")
+    table = pd.read_csv(tmp_path / "r.csv")
+    assert table.columns[0] == "Dữ liệu mô phỏng" and (table["Dữ liệu mô phỏng"] == "DỮ LIỆU MÔ PHỎNG").all()
+    assert "DỮ LIỆU MÔ PHỎNG" in (tmp_path / "r.provenance.json").read_text(encoding="utf-8")
     exports.export(res, tmp_path / "r.xlsx")
     assert pd.ExcelFile(tmp_path / "r.xlsx").sheet_names[0] == "Dữ liệu mô phỏng"
     exports.write_answers_csv(res, tmp_path / "a.csv")
-    assert (tmp_path / "a.csv").read_text(encoding="utf-8-sig").startswith("# Dữ liệu mô phỏng")
+    assert (tmp_path / "a.csv").read_text(encoding="utf-8-sig").startswith("Dữ liệu mô phỏng,")
     pyreadstat = pytest.importorskip("pyreadstat")
     exports.export(res, tmp_path / "r.sav")
     _, meta = pyreadstat.read_sav(str(tmp_path / "r.sav"))

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
 
 from survey_service.models import Agency, AuditEvent, CodeBatch, QuotaCell, StaffUser
+from survey_service.services import tabular
 
 PER_PAGE = 50
 #: At most this many events go into one CSV export (newest first); the filters narrow it down.
@@ -28,7 +29,10 @@ ACTION_LABELS = {
     "login.unknown_user": "Đăng nhập bằng tên không tồn tại",
     "user.create": "Tạo tài khoản",
     "user.active": "Khóa / mở tài khoản",
-    "user.unlock": "Mở khóa đăng nhập",
+    "user.unlock": "Bỏ thời gian chờ đăng nhập",
+    "user.password_reset": "Đặt lại mật khẩu",
+    "user.password_change": "Tự đổi mật khẩu",
+    "user.role": "Đổi vai trò",
     "user.api_token": "Cấp mã truy cập API",
     "round.load": "Nạp đợt khảo sát",
     "round.schedule": "Đặt thời gian nhận phiếu",
@@ -67,7 +71,8 @@ FIELD_LABELS = {
     "staff_count": "số công chức", "form_code": "mẫu phiếu", "form": "mẫu phiếu", "source": "nguồn",
     "soft_closed": "tạm khóa", "opens_on": "mở từ", "closes_on": "đến hết", "closed_at": "đóng lúc",
     "active": "hoạt động", "responses": "số phiếu", "limit": "giới hạn", "agency_id": "cơ quan",
-    "locked_until": "khóa đến", "failed_logins": "số lần sai", "double_entry": "nhập kép", "pass": "lần nhập",
+    "locked_until": "khóa đến", "failed_logins": "số lần sai", "failures": "số lần sai liên tiếp",
+    "addresses_cleared": "số địa chỉ được bỏ chờ", "double_entry": "nhập kép", "pass": "lần nhập",
     "reason": "lý do", "created": "tạo mới", "changes": "thay đổi", "code_ids": "mã", "closed": "đã đóng",
     "quota_cell_id": "ô chỉ tiêu",
 }
@@ -157,8 +162,9 @@ def events(session: Session, f: AuditFilter, zone: ZoneInfo, *, page: int = 1, p
     """A page of matching events, newest first, and how many match."""
     query = _query(f, zone)
     total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+    page = min(max(page, 1), max(1, -(-total // per_page)))  # past the last page: the last page
     rows = session.scalars(query.options(joinedload(AuditEvent.user)).order_by(AuditEvent.id.desc())
-                           .limit(per_page).offset((max(page, 1) - 1) * per_page)).all()
+                           .limit(per_page).offset((page - 1) * per_page)).all()
     return list(rows), total
 
 
@@ -253,8 +259,9 @@ def csv_text(session: Session, f: AuditFilter, zone: ZoneInfo) -> str:
         rows = list(session.scalars(query.offset(offset).limit(1000)))
         targets = target_labels(session, rows)
         for e in rows:
-            writer.writerow([local_text(e.at, zone), who_label(e), action_label(e.action), e.action, targets[e.id],
-                             value_text(e.old_value), value_text(e.new_value)])
+            writer.writerow([tabular.csv_cell(v) for v in (
+                local_text(e.at, zone), who_label(e), action_label(e.action), e.action, targets[e.id],
+                value_text(e.old_value), value_text(e.new_value))])
         if len(rows) < 1000:
             break
     return buffer.getvalue()

@@ -1,8 +1,10 @@
-"""Writing a round's results: XLSX, CSV (UTF-8 with BOM), SPSS .sav, and the tidy long CSV of answers.
+"""Writing a round's results: XLSX, CSV (UTF-8 with BOM), SPSS .sav (per agency and per response), and
+the tidy long CSV of answers.
 
 Every file carries the provenance of the numbers (round, questionnaire version hashes, methodology
-hash, software version): a sheet of the workbook, the first comment lines of a CSV, the file label
-and a note of the .sav.
+hash, software version): a sheet of the workbook, the file label and notes of a .sav, and for a CSV a
+sidecar ``<name>.provenance.json`` next to it, so that the CSV itself is a plain table that
+``pandas.read_csv`` or Excel opens without options.
 """
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from survey_service.services.results import FLAG_LABELS, KIND_LABELS, RoundResults
+from survey_service.services import tabular
+from survey_service.services.results import FLAG_LABELS, MIN_BREAKDOWN, RoundResults
 from survey_service.vietnamese import xlsx_format
 
 FORMATS = (".xlsx", ".csv", ".sav")
@@ -154,7 +157,7 @@ def summary_frame(results: RoundResults) -> pd.DataFrame:
     """The per-agency table with Vietnamese headers and labels (also the CSV export)."""
     headers = summary_headers(results)
     out = results.summary[list(headers)].copy()
-    out["agency_kind"] = out["agency_kind"].map(KIND_LABELS)
+    out["agency_kind"] = out["agency_kind"].map(results.kind_labels)
     out["flags"] = out["flags"].map(_flag_text)
     return out.rename(columns=headers)
 
@@ -165,7 +168,7 @@ def _flag_text(flags: str) -> str:
 
 def criteria_frame(results: RoundResults) -> pd.DataFrame:
     out = results.criteria[list(CRITERIA_HEADERS)].copy()
-    out["agency_kind"] = out["agency_kind"].map(KIND_LABELS)
+    out["agency_kind"] = out["agency_kind"].map(results.kind_labels)
     out["flag"] = out["flag"].map(_flag_text)
     return out.rename(columns=CRITERIA_HEADERS)
 
@@ -194,7 +197,7 @@ def write_xlsx(results: RoundResults, path: Path) -> None:
         "Thiết lập phương pháp": (results.settings.rename(columns=SETTINGS_HEADERS), {}),
         "Nguồn gốc số liệu": (pd.DataFrame(provenance_lines(results), columns=["Thông tin", "Giá trị"]), {}),
     }
-    with pd.ExcelWriter(path, engine="xlsxwriter") as writer:
+    with pd.ExcelWriter(path, engine="xlsxwriter", engine_kwargs={"options": tabular.XLSX_OPTIONS}) as writer:
         bold = writer.book.add_format({"bold": True, "text_wrap": True, "valign": "top"})
         formats = {d: writer.book.add_format({"num_format": xlsx_format(d)}) for d in set(DECIMALS.values())}
         for name, (frame, headers) in sheets.items():
@@ -212,59 +215,146 @@ def write_xlsx(results: RoundResults, path: Path) -> None:
             ws.freeze_panes(1, 0)
 
 
+def provenance_path(path: str | Path) -> Path:
+    """The sidecar of a CSV export: ``results.csv`` -> ``results.provenance.json``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.provenance.json")
+
+
+def write_provenance(results: RoundResults, path: str | Path) -> Path:
+    """The provenance of the numbers as JSON (UTF-8), with the labels of the workbook's sheet."""
+    out = provenance_path(path)
+    data = {"data_file": Path(path).name, **results.provenance,
+            "labels": dict(provenance_lines(results))}
+    out.write_text(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
+    return out
+
+
+#: first column of every row of a CSV of a simulated round, so the label travels with the table
+SIMULATED_COLUMN = ("Dữ liệu mô phỏng", "DỮ LIỆU MÔ PHỎNG")
+
+
+def _labelled(results: RoundResults, frame: pd.DataFrame) -> pd.DataFrame:
+    if not results.provenance.get("simulated"):
+        return frame
+    return frame.assign(**{SIMULATED_COLUMN[0]: SIMULATED_COLUMN[1]})[[SIMULATED_COLUMN[0], *frame.columns]]
+
+
 def write_csv(results: RoundResults, path: Path) -> None:
-    """The summary table; UTF-8 with BOM so Excel shows Vietnamese; provenance in '#' lines first."""
-    with open(path, "w", encoding="utf-8-sig", newline="") as fh:
-        for label, value in provenance_lines(results):
-            fh.write(f"# {label}: {value}\n")
-        summary_frame(results).to_csv(fh, index=False, lineterminator="\n")
+    """The summary table; UTF-8 with BOM so Excel shows Vietnamese; the provenance in the sidecar."""
+    tabular.csv_frame(_labelled(results, summary_frame(results))).to_csv(
+        path, index=False, lineterminator="\n", encoding="utf-8-sig")
+    write_provenance(results, path)
 
 
 def write_answers_csv(results: RoundResults, path: str | Path) -> Path:
     """The tidy long file: one row per counted answer with its value and weight (S = Σ weight·value)."""
     path = Path(path)
-    with open(path, "w", encoding="utf-8-sig", newline="") as fh:
-        for label, value in provenance_lines(results):
-            fh.write(f"# {label}: {value}\n")
-        results.answers.to_csv(fh, index=False, lineterminator="\n", float_format="%.17g")
+    tabular.csv_frame(_labelled(results, results.answers)).to_csv(
+        path, index=False, lineterminator="\n", float_format="%.17g", encoding="utf-8-sig")
+    write_provenance(results, path)
     return path
 
 
-SAV_KINDS = {"department": 1, "district": 2, "vertical": 3}
-
-
 def write_sav(results: RoundResults, path: Path) -> None:
-    """One case per agency: ASCII variable names, Vietnamese variable labels, value labels for the kind
-    and for the reliability flags, the provenance in the file label and notes."""
+    """One case per agency: every estimate with its SE and interval, ASCII variable names, Vietnamese
+    variable labels, measurement levels (nominal codes, ordinal ranks, scale estimates), value labels
+    for the kind and the reliability flags, the provenance in the file label and notes."""
     import pyreadstat
 
     s = results.summary
     points = [c for c in s.columns if c.startswith("points_")]
+    sav_kinds = {kind: n for n, kind in enumerate(results.kind_labels, start=1)}  # 1, 2, ... in round order
     frame = pd.DataFrame({
         "agency": s["agency"].astype(str),
         "agency_name": s["agency_name"].astype(str),
-        "kind": s["agency_kind"].map(SAV_KINDS).astype(float),
+        "kind": s["agency_kind"].map(sav_kinds).astype(float),
     })
     numeric = ["survey_points", "survey_points_se", "survey_points_ci_lo", "survey_points_ci_hi", "max_points",
-               "tlhl", "tlhl_ci_lo", "tlhl_ci_hi", "tltc", "n", "n_eff_min", "rank", "rank_lo", "rank_hi", *points]
+               "tlhl", "tlhl_se", "tlhl_ci_lo", "tlhl_ci_hi", "tltc", "n", "n_eff_min", "rank", "rank_lo", "rank_hi",
+               *points]
     for col in numeric:
         frame[_sav_name(col)] = pd.to_numeric(s[col], errors="coerce").astype(float)
+    labels = {"agency": "Mã cơ quan", "agency_name": "Tên cơ quan", "kind": "Loại cơ quan"}
+    labels.update({_sav_name(c): SUMMARY_HEADERS.get(c, f"Điểm {c.removeprefix('points_')}") for c in numeric})
+    # the SE and interval of every criterion's points, beside its points
+    crit = results.criteria.set_index(["agency", "criterion"])
+    for col, what in (("points_se", "sai số chuẩn"), ("points_ci_lo", "cận dưới KTC 95%"),
+                      ("points_ci_hi", "cận trên KTC 95%")):
+        wide = crit[col].unstack("criterion")
+        for c in wide.columns:
+            name = f"points_{c}_{col.removeprefix('points_').replace('ci_', '')}"
+            frame[name] = s["agency"].map(wide[c]).astype(float).to_numpy()
+            labels[name] = f"Điểm {c}: {what}"
     flag_codes = {"": 0, **{f: i for i, f in enumerate(FLAG_LABELS, 1)}}
     for flag, code in flag_codes.items():
         if flag:
             frame[f"flag{code}"] = s["flags"].map(lambda v, f=flag: float(f in str(v).split(",")))
-    labels = {"agency": "Mã cơ quan", "agency_name": "Tên cơ quan", "kind": "Loại cơ quan"}
-    labels.update({_sav_name(c): SUMMARY_HEADERS.get(c, f"Điểm {c.removeprefix('points_')}") for c in numeric})
     labels.update({f"flag{code}": f"Cảnh báo: {FLAG_LABELS[flag]}" for flag, code in flag_codes.items() if flag})
-    value_labels = {"kind": {float(v): KIND_LABELS[k] for k, v in SAV_KINDS.items()}}
+    value_labels = {"kind": {float(v): results.kind_labels[k] for k, v in sav_kinds.items()}}
     value_labels.update({f"flag{code}": {0.0: "Không", 1.0: "Có"} for flag, code in flag_codes.items() if flag})
+    measure = {c: "scale" for c in frame.columns}
+    measure.update({c: "nominal" for c in ("agency", "agency_name", "kind", *[c for c in frame if c.startswith("flag")])})
+    measure.update({c: "ordinal" for c in ("rank", "rank_lo", "rank_hi")})
     p = results.provenance
     pyreadstat.write_sav(
-        frame, str(path), column_labels=labels, variable_value_labels=value_labels,
-        file_label=f"{'SIMULATED ' if p.get('simulated') else ''}{p['round']} {p['methodology_hash'][:12]} "
-                   f"v{p['software_version']}",
-        note=_sav_notes(p),
+        frame, str(path), column_labels=labels, variable_value_labels=value_labels, variable_measure=measure,
+        file_label=_sav_file_label(p), note=_sav_notes(p),
     )
+
+
+#: numeric code of "không biết / không đánh giá" in the response-level file (declared missing)
+SAV_EXCLUDED_CODE = 9.0
+
+
+def write_responses_sav(results: RoundResults, path: str | Path) -> Path:
+    """One case per counted sheet × agency rated, one variable per item with its answer code, value labels
+    from the answer scales ("K" coded 9 and declared missing), nominal form, channel and agency.
+
+    The groups that are never broken down (fewer than MIN_BREAKDOWN sheets of an agency's own civil
+    servants) are left out, as on every page and in every table.
+    """
+    import pyreadstat
+
+    path = Path(path)
+    a = results.answers
+    cols = {c: a[c].astype(str) for c in ("response_uid", "agency", "form", "channel", "item", "scale")}
+    long = pd.DataFrame({**cols, "option": a["option"].astype(object)})
+    sheets = long.drop_duplicates(["response_uid", "agency"])
+    size = sheets.groupby(["agency", "form"]).size()
+    own_staff = size.index.get_level_values("form").isin(results.own_staff_forms)
+    small = size[(size < MIN_BREAKDOWN) & own_staff].index
+    keep = ~pd.MultiIndex.from_frame(long[["agency", "form"]]).isin(small)
+    long = long[keep]
+    codes = long["option"].map(lambda o: np.nan if o is None or o != o else
+                               SAV_EXCLUDED_CODE if not str(o).isdigit() else float(o))
+    wide = long.assign(code=codes).pivot_table(index=["response_uid", "agency", "form", "channel"], columns="item",
+                                               values="code", aggfunc="first", dropna=False, observed=True)
+    wide = wide.dropna(how="all").reset_index()
+    items = [c for c in wide.columns if c not in ("response_uid", "agency", "form", "channel")]
+    frame = wide.rename(columns={"response_uid": "response"})
+    scale_of = long.drop_duplicates("item").set_index("item")["scale"]
+    value_labels, missing = {}, {}
+    for item in items:
+        scale = results.scales.get(scale_of.get(item))
+        if scale is None:
+            continue
+        value_labels[item] = {SAV_EXCLUDED_CODE if opt.excluded else float(opt.code): opt.label
+                              for opt in scale.options}
+        missing[item] = [SAV_EXCLUDED_CODE]
+    labels = {"response": "Mã phiếu (ngẫu nhiên)", "agency": "Mã cơ quan được đánh giá", "form": "Mẫu phiếu",
+              "channel": "Kênh"}
+    measure = {"response": "nominal", "agency": "nominal", "form": "nominal", "channel": "nominal"}
+    measure.update({item: "ordinal" for item in items})
+    p = results.provenance
+    pyreadstat.write_sav(frame, str(path), column_labels=labels, variable_value_labels=value_labels,
+                         missing_ranges=missing, variable_measure=measure,
+                         file_label=_sav_file_label(p), note=_sav_notes(p))
+    return path
+
+
+def _sav_file_label(p: dict) -> str:
+    return f"{'SIMULATED ' if p.get('simulated') else ''}{p['round']} {p['methodology_hash'][:12]} v{p['software_version']}"
 
 
 def _sav_notes(p: dict) -> list[str]:

@@ -4,12 +4,14 @@ Format: UTF-8 (with or without BOM), comma-separated, a header row, then one row
 
 ``form``          form code (``LĐ-CP``; the file-name spelling ``LD-CP`` is accepted)
 ``agency``        code of the agency rated (HĐ-CT: the agency of this matrix row)
-``division``      LĐ-CP only: the respondent's division code; the agency must be one it reports to
-``district``      LĐ-CP only: the respondent's district (its quota cell)
+``division``      supervising forms (LĐ-CP) only: the respondent's division code; the agency must be one
+                  it reports to
+``district``      supervising forms only: the agency of the respondent's quota cell (LĐ-CP: their district)
 ``respondent``    optional label grouping rows of one respondent: LĐ-CP rows of one division head share
                   one respondent key; HĐ-CT rows with the same label are the rows of one matrix sheet
                   (required for HĐ-CT). The label itself is not stored.
-``submitted_on``  optional date YYYY-MM-DD (default: the import date)
+``submitted_on``  optional date YYYY-MM-DD within the round's collection window and not after the
+                  import date (default: the import date)
 item columns      named by item code (``I01``, ``E18`` ...): an option code of the item's scale
                   ("1".."5", "K") or the text of a free-text item; blank when not answered. A free-text
                   item of HĐ-CT belongs to the sheet: give it on one row of the sheet.
@@ -36,7 +38,7 @@ from survey_service import questionnaires as qn
 from survey_service.models import (
     Agency, Answer, Channel, Division, QuotaCell, Response, Round, RoundForm, StaffUser,
 )
-from survey_service.services import audit, quotas
+from survey_service.services import audit, quotas, rounds, tabular
 
 FIXED_COLUMNS = ("form", "agency", "division", "district", "respondent", "submitted_on")
 MAX_ERRORS_SHOWN = 200
@@ -89,29 +91,39 @@ def import_responses(session: Session, rnd: Round, data: bytes, *, today: date, 
     except UnicodeDecodeError as exc:
         raise ImportRejected([RowError(1, f"tệp không phải UTF-8 (byte {exc.start}).")]) from None
     text = unicodedata.normalize("NFC", text)
+    try:
+        rounds.check_collecting(rnd, today)
+    except rounds.RoundError as exc:
+        raise ImportRejected([RowError(1, str(exc))]) from None
     ctx = _Context(session, rnd)
     errors: list[RowError] = []
     reader = csv.reader(io.StringIO(text, newline=""))
+    records = tabular.records(reader)
     try:
-        header = [h.strip() for h in next(reader)]
+        header = [h.strip() for h in next(records)]
     except StopIteration:
         raise ImportRejected([RowError(1, "tệp rỗng.")]) from None
+    except tabular.UnreadableCsv as exc:
+        raise ImportRejected([RowError(exc.line, f"{exc}.")]) from None
     errors += ctx.check_header(header)
     if errors:
         raise ImportRejected(errors)
 
     rows: list[_Row] = []
     line = reader.line_num + 1
-    for record in reader:
-        if any(cell.strip() for cell in record):
-            if len(record) != len(header):
-                errors.append(RowError(line, f"có {len(record)} cột, tiêu đề có {len(header)} cột."))
-            else:
-                row, problems = ctx.parse_row(line, dict(zip(header, (c.strip() for c in record))), today)
-                errors += [RowError(line, p) for p in problems]
-                if row is not None:
-                    rows.append(row)
-        line = reader.line_num + 1
+    try:
+        for record in records:
+            if any(cell.strip() for cell in record):
+                if len(record) != len(header):
+                    errors.append(RowError(line, f"có {len(record)} cột, tiêu đề có {len(header)} cột."))
+                else:
+                    row, problems = ctx.parse_row(line, dict(zip(header, (c.strip() for c in record))), today)
+                    errors += [RowError(line, p) for p in problems]
+                    if row is not None:
+                        rows.append(row)
+            line = reader.line_num + 1
+    except tabular.UnreadableCsv as exc:
+        errors.append(RowError(exc.line, f"{exc}; tệp dừng đọc ở dòng này."))
     errors += ctx.check_across_rows(rows)
     if not rows and not errors:
         errors.append(RowError(2, "tệp không có dòng dữ liệu nào."))
@@ -139,6 +151,7 @@ class _Context:
         self.cells = {(c.form_code, c.agency_id): c
                       for c in session.scalars(sa.select(QuotaCell).where(QuotaCell.round_id == rnd.id))}
         self.items = {code for q in self.forms.values() for code in q.item_codes}
+        self.supervising = ", ".join(code for code, q in self.forms.items() if q.rates == "supervising") or "đợt này không có"
 
     def check_header(self, header: list[str]) -> list[RowError]:
         errors = []
@@ -164,19 +177,23 @@ class _Context:
         agency = self.agencies.get(values["agency"])
         if agency is None:
             return None, [f"cơ quan '{values['agency']}' không có trong đợt {self.round.code}."]
-        if agency.kind.value not in q.target_kinds:
+        if agency.kind not in q.target_kinds:
             problems.append(f"mẫu {form} không đánh giá loại cơ quan của {agency.code}.")
         division = None
         cell = None
         if q.rates == "supervising":
+            mapping = self.round.supervision(form)
             division = self.divisions.get(values.get("division", ""))
             district = self.agencies.get(values.get("district", ""))
-            if division is None:
-                problems.append(f"mẫu {form} cần cột 'division' là mã phòng chuyên môn của đợt.")
+            if division is None or division.form_code != form:
+                division = None
+                problems.append(f"mẫu {form} cần cột 'division' là mã {mapping['unit']} của đợt.")
             elif agency not in division.departments:
-                problems.append(f"phòng {division.code} không chịu sự hướng dẫn của {agency.code}.")
-            if district is None:
-                problems.append(f"mẫu {form} cần cột 'district' là mã huyện của người trả lời.")
+                problems.append(f"{division.code} ({division.name}) không chịu sự hướng dẫn của {agency.code}.")
+            if district is None or district.kind != mapping["cells_per"]:
+                district = None
+                label = self.round.kind_labels[mapping["cells_per"]]
+                problems.append(f"mẫu {form} cần cột 'district' là mã cơ quan ({label}) của người trả lời.")
             else:
                 cell = self.cells.get((form, district.id))
                 if cell is None:
@@ -184,7 +201,8 @@ class _Context:
         else:
             for col in ("division", "district"):
                 if values.get(col):
-                    problems.append(f"cột '{col}' chỉ dùng cho mẫu phiếu LĐ-CP.")
+                    problems.append(f"cột '{col}' chỉ dùng cho mẫu phiếu đánh giá các cơ quan quản lý đơn vị "
+                                    f"của người trả lời ({self.supervising}).")
             cell = self.cells.get((form, None if q.rates == "matrix" else agency.id))
             if cell is None:
                 problems.append(f"không có chỉ tiêu {form} cho {agency.code}.")
@@ -196,7 +214,12 @@ class _Context:
             try:
                 submitted_on = date.fromisoformat(values["submitted_on"])
             except ValueError:
-                problems.append(f"ngày '{values['submitted_on']}' không đúng dạng YYYY-MM-DD.")
+                problems.append(f"ngày '{values['submitted_on'][:20]}' không đúng dạng YYYY-MM-DD.")
+            else:
+                last = min(self.round.closes_on, today)
+                if not self.round.opens_on <= submitted_on <= last:
+                    problems.append(f"ngày {submitted_on:%d/%m/%Y} nằm ngoài thời gian nhận phiếu của đợt "
+                                    f"({self.round.opens_on:%d/%m/%Y} – {last:%d/%m/%Y}).")
         answers, answer_problems = self._answers(q, values)
         problems += answer_problems
         if problems:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from survey_service.models import (
     Agency, Channel, CodeBatch, CodeStatus, InvitationCode, QuotaCell, Response, Round, StaffUser,
 )
-from survey_service.services import audit, rounds
+from survey_service.services import audit, rounds, tabular
 from survey_service.services.pdf import FONT, nfc, qr_image, register_fonts
 
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -201,13 +201,11 @@ def batch_csv(batch: CodeBatch, base_url: str) -> str:
     """The batch as CSV (UTF-8 with BOM for Excel): code, url, form, agency, status."""
     out = io.StringIO()
     out.write("\ufeff")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["code", "url", "form", "agency_code", "agency", "status"])
     cell = batch.quota_cell
-    for code in batch.codes:
-        writer.writerow([code.code, code_url(base_url, code.code), cell.form_code,
-                         cell.agency.code if cell.agency else "", cell.agency.name if cell.agency else "",
-                         code.status.value])
+    rows = [["code", "url", "form", "agency_code", "agency", "status"]] + [
+        [code.code, code_url(base_url, code.code), cell.form_code, cell.agency.code if cell.agency else "",
+         cell.agency.name if cell.agency else "", code.status.value] for code in batch.codes]
+    csv.writer(out, lineterminator="\r\n").writerows(tabular.csv_rows(rows))
     return out.getvalue()
 
 

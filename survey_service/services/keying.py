@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session, object_session
 
 from survey_service import questionnaires as qn
 from survey_service.models import (
-    Agency, AgencyKind, Answer, AuditEvent, Channel, Keying, QuestionnaireVersion, QuotaCell, Response, Round,
+    Agency, Answer, AuditEvent, Channel, Keying, QuestionnaireVersion, QuotaCell, Response, Round,
     RoundForm, Sheet, SheetState, StaffUser, utcnow,
 )
-from survey_service.services import audit, quotas
+from survey_service.services import audit, quotas, rounds
 from survey_service.services.sheets import STATE_LABELS, SheetError, transition
 
 SHEET_ROW = "*"
@@ -33,12 +33,6 @@ VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 BLANK_KEYS = ("-",)
 #: Typed for the excluded option ("Không biết / không đánh giá").
 UNKNOWN_KEYS = ("0", "K")
-KIND_ORDER = [AgencyKind.DEPARTMENT, AgencyKind.DISTRICT, AgencyKind.VERTICAL]
-KIND_LABELS = {
-    AgencyKind.DEPARTMENT: "Sở, ban, ngành",
-    AgencyKind.DISTRICT: "UBND cấp huyện",
-    AgencyKind.VERTICAL: "Cơ quan ngành dọc",
-}
 
 
 class KeyingError(SheetError):
@@ -98,14 +92,16 @@ def sheet_form(session: Session, sheet: Sheet, cache: dict | None = None) -> She
 
 
 def matrix_rows(session: Session, rnd: Round, questionnaire: qn.Questionnaire) -> list[Row]:
-    """The HĐ-CT rows: the round's agencies of the kinds the form rates, grouped by kind."""
+    """The HĐ-CT rows: the round's agencies of the kinds the form rates, grouped by kind in the round's
+    order under the kind's plural label."""
     if questionnaire.rates != "matrix":
         return []
-    kinds = [k for k in KIND_ORDER if k.value in questionnaire.target_kinds]
+    groups = rnd.kind_plurals
+    kinds = [k for k in groups if k in questionnaire.target_kinds]
     agencies = session.scalars(sa.select(Agency).where(Agency.round_id == rnd.id, Agency.kind.in_(kinds))
                                .order_by(Agency.id))
     by_kind = sorted(agencies, key=lambda a: kinds.index(a.kind))
-    return [Row(a.code, a.name, a.id, KIND_LABELS[a.kind]) for a in by_kind]
+    return [Row(a.code, a.name, a.id, groups[a.kind]) for a in by_kind]
 
 
 def slot_name(row: str, item: str) -> str:
@@ -216,6 +212,7 @@ def key_sheet(session: Session, sheet: Sheet, clerk: StaffUser, data, *, today: 
     """
     pass_no = keying_pass(sheet, clerk)
     form = sheet_form(session, sheet)
+    _check_collecting(form.round, today)
     slots = parse_slots(form, data)
     keying = Keying(pass_no=pass_no, clerk=clerk, answers=slots, keyed_at=utcnow())
     sheet.keyings.append(keying)
@@ -257,6 +254,13 @@ def _first_pass(session: Session, form: SheetForm, clerk: StaffUser, slots, toda
                           or rng.random() < float(settings.get("double_entry_rate", 0.10)))
     if not sheet.double_entry and settings.get("unsampled_keyed_count_as_verified", False):
         transition(session, sheet, SheetState.VERIFIED, by=clerk)
+
+
+def _check_collecting(rnd: Round, today: date | None = None) -> None:
+    try:
+        rounds.check_collecting(rnd, today or rounds.local_today())
+    except rounds.RoundError as exc:
+        raise KeyingError(str(exc), 409) from None
 
 
 def _answer_values(form: SheetForm, slots) -> dict[tuple[int | None, str], str]:
@@ -312,6 +316,7 @@ def reconcile(session: Session, sheet: Sheet, supervisor: StaffUser, choices) ->
     The response's answers are corrected to the chosen values, each change audited with old and new value,
     and the sheet becomes verified. :raises KeyingError: if a slot has no valid choice.
     """
+    _check_collecting(sheet.quota_cell.round)
     found = disagreements(sheet)
     if sheet.state is not SheetState.KEYED or not found:
         raise SheetError(f"Phiếu {sheet.serial} không có bất đồng nào cần đối chiếu.", 409)
@@ -375,6 +380,7 @@ def _set_answer(session: Session, response: Response, agency_id: int | None, ite
 
 def verify(session: Session, sheet: Sheet, supervisor: StaffUser) -> None:
     """A supervisor confirms a keyed sheet that was not sampled for double entry."""
+    _check_collecting(sheet.quota_cell.round)
     if sheet.state is not SheetState.KEYED or (sheet.double_entry and len(sheet.keyings) < 2):
         raise SheetError(f"Phiếu {sheet.serial} chưa thể xác nhận: cần nhập (và nhập kép nếu được chọn) "
                          "trước.", 409)

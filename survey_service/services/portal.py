@@ -210,6 +210,9 @@ class Access:
     targets: list[Target] = field(default_factory=list)
     #: The code was already spent by the very submission now retried.
     submitted: bool = False
+    #: A supervising form's mapping labels from the round (``unit``: what a division is, ``supervisor``:
+    #: what the agencies it reports to are), for the pages and messages.
+    supervision: dict = field(default_factory=dict)
 
     @property
     def code(self) -> str:
@@ -251,8 +254,8 @@ def open_code(
     Only failed look-ups count against ``guard``, each by one atomic increment whose result decides the
     answer, so parallel guesses cannot overshoot the limit. A look-up that finds a usable code only reads
     the counter, under a shared lock: it waits for failures still being counted, but respondents behind one
-    address do not queue behind each other. Failures and refusals by the limit are written to the audit
-    log. With ``start`` the respondent's draft is created: from then on they may finish even if their cell
+    address do not queue behind each other. Failures (and refused failures) are only counted there, one row
+    per client and window, not written to the audit log, so guessing cannot grow the database. With ``start`` the respondent's draft is created: from then on they may finish even if their cell
     fills up.
 
     :raises Refusal: when the code is unknown, revoked, spent, out of its round's dates or its cell is full.
@@ -269,13 +272,8 @@ def open_code(
         else:
             count = ratelimit.hit(session, guard.key, window_seconds=guard.window_seconds)
         if count > guard.limit:
-            audit.record(session, "code.lookup_refused", actor="respondent", object_type="client",
-                         object_id=guard.key[:40], new={"count": count, "limit": guard.limit})
             raise Refusal("rate_limited")
     if not found:
-        audit.record(session, "code.lookup_failed", actor="respondent", object_type="client",
-                     object_id=guard.key[:40] if guard else None,
-                     new={"reason": "revoked" if invitation is not None else "unknown"})
         raise Refusal("revoked" if invitation is not None else "unknown")
 
     cell = CellInfo(row.cell_id, row.target, row.soft_closed,
@@ -311,12 +309,14 @@ def cell_is_full(session: Session, cell: CellInfo | QuotaCell, respondents: int 
 def choose_division(session: Session, access: Access, division_code: str, *, today: date) -> Access:
     """LĐ-CP: record the respondent's division; answers about departments it does not report to go."""
     if access.questionnaire.rates != "supervising":
-        raise Refusal("division", access, "Phiếu này không cần chọn phòng chuyên môn.")
+        raise Refusal("division", access, "Phiếu này không cần chọn đơn vị công tác.")
     if not division_code:
-        raise Refusal("division", access, "Vui lòng chọn phòng chuyên môn của Anh/Chị trong danh sách.")
-    division = _division(session, _division_t.c.round_id == access.round.id, _division_t.c.code == division_code)
+        raise Refusal("division", access, f"Vui lòng chọn {access.supervision['unit']} của Anh/Chị trong danh sách.")
+    division = _division(session, _division_t.c.round_id == access.round.id,
+                         _division_t.c.form_code == access.questionnaire.code, _division_t.c.code == division_code)
     if division is None:
-        raise Refusal("division", access, "Phòng chuyên môn đã chọn không có trong danh sách của đợt khảo sát.")
+        raise Refusal("division", access, f"{_first_upper(access.supervision['unit'])} đã chọn không có trong "
+                                          "danh sách của đợt khảo sát.")
     if access.draft is None:
         access.draft = _start_draft(session, access.invitation, today)
     keep = {a.code for a in division.departments}
@@ -360,7 +360,7 @@ def check_answers(
                 kept[item.code] = value
         clean[agency_code] = kept
     if access.needs_division:
-        errors[(None, "division")] = "Vui lòng chọn phòng chuyên môn của Anh/Chị."
+        errors[(None, "division")] = f"Vui lòng chọn {access.supervision['unit']} của Anh/Chị."
     if errors:
         raise AnswerErrors(errors)
     return clean
@@ -464,6 +464,8 @@ def _access(session: Session, invitation: CodeInfo, cell: CellInfo, rnd: RoundIn
     questionnaire = _questionnaire(session, version_id)
     access = Access(invitation, cell, rnd, questionnaire, version_id, draft)
     if questionnaire.rates == "supervising":
+        structure = session.scalar(sa.select(_round_t.c.structure).where(_round_t.c.id == rnd.id))
+        access.supervision = structure["supervision"][questionnaire.code]
         if draft is not None and draft.division_id is not None:
             access.division = _division(session, _division_t.c.id == draft.division_id)
             access.targets = list(access.division.departments)
@@ -489,5 +491,11 @@ def _start_draft(session: Session, invitation: CodeInfo, today: date) -> DraftIn
     return DraftInfo(*row)
 
 
-def division_choices(session: Session, rnd: RoundInfo) -> list[Division]:
-    return list(session.scalars(sa.select(Division).where(Division.round_id == rnd.id).order_by(Division.id)))
+def _first_upper(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def division_choices(session: Session, access: Access) -> list[Division]:
+    """The divisions of the access's supervising form, in the round's order."""
+    return list(session.scalars(sa.select(Division).where(
+        Division.round_id == access.round.id, Division.form_code == access.questionnaire.code).order_by(Division.id)))

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from analysis.sampling import recommend_sample_size
 from survey_service.models import Agency, Channel, QuotaCell, Response, Round, StaffUser
-from survey_service.services import audit
+from survey_service.services import audit, tabular
 from survey_service.vietnamese import sort_key
 
 #: Yamane's margin of error and the per-cell floor when the round's methodology does not give them
@@ -97,13 +97,19 @@ def apply_targets(session: Session, changes: list[TargetChange], *, by: StaffUse
     return changed
 
 
+#: A rejected file lists at most this many bad rows on the page (and says how many more there are).
+ERRORS_SHOWN = 200
+
+
 def parse_count(text: str | None, what: str) -> int | None:
     """A non-negative whole number from a form field or CSV cell; blank is None. Raises ValueError."""
     text = (text or "").strip()
     if not text:
         return None
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # "²".isdigit() is true
         raise ValueError(f"{what} phải là số nguyên không âm, nhận được '{text[:20]}'")
+    if len(text) > len(str(MAX_TARGET)):
+        raise ValueError(f"{what} quá lớn ({text[:20]}…)")
     value = int(text)
     if value > MAX_TARGET:
         raise ValueError(f"{what} quá lớn ({value})")
@@ -138,8 +144,11 @@ def import_csv(session: Session, rnd: Round, data: bytes, *, by: StaffUser | Non
         dialect = csv.Sniffer().sniff(text.splitlines()[0], delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
-    header = {(name or "").strip() for name in reader.fieldnames or []}
+    reader = csv.DictReader(io.StringIO(text, newline=""), dialect=dialect)  # any line ending
+    try:
+        header = {(name or "").strip() for name in reader.fieldnames or []}
+    except csv.Error:
+        raise QuotaError(["Dòng 1: không đọc được dòng tiêu đề theo định dạng CSV."]) from None
     missing = REQUIRED_COLUMNS - header
     if missing or not header & {"target", "staff_count"}:
         raise QuotaError([
@@ -152,30 +161,34 @@ def import_csv(session: Session, rnd: Round, data: bytes, *, by: StaffUser | Non
     forms = {form for form, _ in by_key}
     agencies = set(session.scalars(sa.select(Agency.code).where(Agency.round_id == rnd.id)))
     errors, changes, seen = [], [], {}
-    for row in reader:
-        line = reader.line_num
-        row = {(k or "").strip(): (v or "").strip() if isinstance(v, str) else "" for k, v in row.items()}
-        if not any(row.values()):
-            continue
-        form, agency = row.get("form_code", ""), row.get("agency_code", "")
-        if form not in forms:
-            errors.append(f"Dòng {line}: mã phiếu '{form}' không có trong đợt {rnd.code}.")
-            continue
-        if agency and agency not in agencies:
-            errors.append(f"Dòng {line}: không có cơ quan mã '{agency}' trong đợt {rnd.code}.")
-            continue
-        cell = by_key.get((form, agency))
-        if cell is None:
-            errors.append(f"Dòng {line}: phiếu {form} không có ô chỉ tiêu cho cơ quan '{agency or '(trống)'}'.")
-            continue
-        if (form, agency) in seen:
-            errors.append(f"Dòng {line}: ô {form}/{agency or '*'} trùng với dòng {seen[(form, agency)]}.")
-            continue
-        seen[(form, agency)] = line
-        try:
-            changes.append(target_change(cell, row.get("target"), row.get("staff_count"), margin, floor))
-        except ValueError as exc:
-            errors.append(f"Dòng {line}: {exc}.")
+    try:
+        for row in tabular.records(reader):
+            line = reader.line_num
+            row = {(k or "").strip(): (v or "").strip() if isinstance(v, str) else "" for k, v in row.items()}
+            if not any(row.values()):
+                continue
+            form, agency = row.get("form_code", ""), row.get("agency_code", "")
+            if form not in forms:
+                errors.append(f"Dòng {line}: mã phiếu '{form}' không có trong đợt {rnd.code}.")
+                continue
+            if agency and agency not in agencies:
+                errors.append(f"Dòng {line}: không có cơ quan mã '{agency}' trong đợt {rnd.code}.")
+                continue
+            cell = by_key.get((form, agency))
+            if cell is None:
+                errors.append(f"Dòng {line}: phiếu {form} không có ô chỉ tiêu cho cơ quan "
+                              f"'{agency or '(trống)'}'.")
+                continue
+            if (form, agency) in seen:
+                errors.append(f"Dòng {line}: ô {form}/{agency or '*'} trùng với dòng {seen[(form, agency)]}.")
+                continue
+            seen[(form, agency)] = line
+            try:
+                changes.append(target_change(cell, row.get("target"), row.get("staff_count"), margin, floor))
+            except ValueError as exc:
+                errors.append(f"Dòng {line}: {exc}.")
+    except tabular.UnreadableCsv as exc:
+        errors.append(f"Dòng {exc.line}: {exc}.")
     if errors:
         raise QuotaError(errors)
     if not changes:
@@ -186,12 +199,11 @@ def import_csv(session: Session, rnd: Round, data: bytes, *, by: StaffUser | Non
 def export_csv(session: Session, rnd: Round) -> bytes:
     """The plan as CSV (UTF-8 with BOM for Excel), in the columns :func:`import_csv` reads back."""
     out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    for c in cells(session, rnd):
-        writer.writerow([c.form_code, c.agency.code if c.agency else "", c.agency.name if c.agency else "",
-                         c.channel.value, "" if c.staff_count is None else c.staff_count, c.target,
-                         int(c.soft_closed)])
+    rows = [CSV_COLUMNS] + [
+        [c.form_code, c.agency.code if c.agency else "", c.agency.name if c.agency else "", c.channel.value,
+         "" if c.staff_count is None else c.staff_count, c.target, int(c.soft_closed)]
+        for c in cells(session, rnd)]
+    csv.writer(out).writerows(tabular.csv_rows(rows))
     return out.getvalue().encode("utf-8-sig")
 
 

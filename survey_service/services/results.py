@@ -32,8 +32,7 @@ from survey_service.models import (
 )
 from survey_service.services import progress
 
-#: Forms answered by an agency's own civil servants: no breakdown of fewer than MIN_BREAKDOWN of them.
-OWN_STAFF_FORMS = ("CC-CT", "CC-ND", "CC-CH")
+#: A group of the agency's own staff (the round's ``own_staff_forms``) is never broken down below this.
 MIN_BREAKDOWN = 5
 #: Rank intervals: Monte-Carlo draws and the fixed seed that makes them reproducible.
 RANK_DRAWS = 10_000
@@ -49,7 +48,6 @@ FLAG_LABELS = {
 #: How published values are rounded (also written into the exports' methodology sheet).
 ROUNDING_RULE = ("điểm làm tròn 2 chữ số thập phân, nửa xa số 0 trên giá trị thập phân (như hàm ROUND của Excel); "
                  "tổng điểm = tổng các điểm lĩnh vực chưa làm tròn, làm tròn một lần")
-KIND_LABELS = {"department": "Sở, ban, ngành", "district": "UBND cấp huyện", "vertical": "Cơ quan ngành dọc"}
 ANALYSIS_PARAMETERS = {
     "confidence_level": CONFIDENCE,
     "rounding": "half away from zero on the decimal value, 2 dp; total rounded once",
@@ -86,6 +84,8 @@ class RoundData:
     counts: dict[str, int] = field(default_factory=dict)
     #: A demonstration round of generated responses: every output says so.
     simulated: bool = False
+    #: the round's structure (``Round.structure``): agency kinds with their labels, own-staff forms
+    structure: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,11 @@ class RoundResults:
     answers: pd.DataFrame
     scales: dict[str, qn.Scale]
     criterion_names: dict[str, str]
+    #: agency kind → the Vietnamese label of one agency of it / of the kind as a group, in the round's order
+    kind_labels: dict[str, str] = field(default_factory=dict)
+    kind_plurals: dict[str, str] = field(default_factory=dict)
+    #: the round's groups of an agency's own staff, never broken down below MIN_BREAKDOWN sheets
+    own_staff_forms: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -135,10 +140,10 @@ def load_round_data(session: Session, rnd: Round) -> RoundData:
     responses = pd.DataFrame(
         _fetch(session,
                sa.select(Response.id, Response.uid, Response.form_code, Response.questionnaire_version_id,
-                         Response.agency_id, Response.channel, Response.respondent_key)
+                         Response.agency_id, Response.channel, Response.respondent_key, Response.quota_cell_id)
                .outerjoin(Sheet, Sheet.id == Response.sheet_id).where(counted_responses(rnd))),
         columns=["response_pk", "response_uid", "group", "version_id", "response_agency_id", "channel",
-                 "respondent_key"])
+                 "respondent_key", "quota_cell_id"])
     responses["channel"] = [getattr(c, "value", c) for c in responses["channel"]]
     # the versions answered, plus the round's current ones so settings are checked even without data
     current = session.scalars(sa.select(RoundForm.questionnaire_version_id).where(RoundForm.round_id == rnd.id))
@@ -255,6 +260,8 @@ def build_round_data(rnd: Round, agencies: pd.DataFrame, responses: pd.DataFrame
     agency_row = pd.Index(agencies["agency_id"]).get_indexer(agency_id)  # -1: not an agency of the round
     answers = pd.DataFrame({
         "response_id": _per_row(responses["respondent_key"], resp_pos),
+        # the sampling cell (quota cell) is the stratum of the variance
+        "stratum": _per_row(responses["quota_cell_id"].astype(str), resp_pos),
         "agency": _per_row(agencies["code"], agency_row, categories=agency_codes),
         "agency_kind": _per_row(agencies["kind"], agency_row),
         "group": _per_row(responses["group"], resp_pos),
@@ -278,6 +285,7 @@ def build_round_data(rnd: Round, agencies: pd.DataFrame, responses: pd.DataFrame
         versions={k: sorted(v) for k, v in sorted(versions_used.items())},
         counts={"responses": int(responses.shape[0]), "sheet_agency_pairs": int(n_units),
                 "invalid_sheet_agency_pairs": int(n_invalid)},
+        structure=dict(rnd.structure),
     )
 
 
@@ -367,6 +375,7 @@ def scoring_settings(methodology: dict) -> dict:
         "positive": methodology["positive_options"],
         "level": CONFIDENCE,
         "max_half_width": reliability_threshold(methodology),
+        "lonely_psu": (methodology.get("reliability") or {}).get("lonely_psu", analysis.DEFAULT_LONELY_PSU),
     }
 
 
@@ -416,13 +425,13 @@ def compute_results(data: RoundData) -> RoundResults:
         res = None
     else:
         try:
-            res = analysis.score_round(scored[analysis.ANSWER_COLUMNS], items=items_table, scales=options,
+            res = analysis.score_round(scored[[*analysis.ANSWER_COLUMNS, "stratum"]], items=items_table, scales=options,
                                        settings=settings)
         except ValueError as exc:
             raise ResultsError(f"Không tính được điểm: {exc}") from None
 
     criteria = _criteria_table(data, cfg, res)
-    satisfaction = _satisfaction_estimates(data, cfg, res)
+    satisfaction = _satisfaction_estimates(res)
     summary = _summary_table(data, cfg, res, criteria, satisfaction)
     answers = _answer_weights(data, cfg, res)
     return RoundResults(
@@ -435,6 +444,9 @@ def compute_results(data: RoundData) -> RoundResults:
         answers=answers,
         scales=data.scales,
         criterion_names=data.criteria,
+        kind_labels={k["code"]: k["label"] for k in data.structure["kinds"]},
+        kind_plurals={k["code"]: k["plural"] for k in data.structure["kinds"]},
+        own_staff_forms=tuple(data.structure["own_staff_forms"]),
     )
 
 
@@ -551,34 +563,13 @@ def _str_keys(frame: pd.DataFrame, columns=("agency", "agency_kind", "group")) -
     return frame
 
 
-def _satisfaction_estimates(data: RoundData, cfg, res) -> pd.DataFrame:
-    """TLHL (%) with its design-based CI: a Hájek mean of the positive indicator with answer weights
-    w(g)/n_answers(g, t) over qualifying groups (strata = group, PSU = respondent), which equals
-    Σ_g w(g) p(g, t) / Σ_g w(g)."""
-    cols = ["agency", "tlhl", "tlhl_se", "tlhl_ci_lo", "tlhl_ci_hi"]
+def _satisfaction_estimates(res) -> pd.DataFrame:
+    """TLHL (%) with its design-based interval and flag, as :func:`analysis.score_round` computes it."""
+    cols = ["agency", "tlhl", "tlhl_se", "tlhl_ci_lo", "tlhl_ci_hi", "_sat_flag"]
     if res is None:
         return pd.DataFrame(columns=cols)
-    a = data.answers
-    sat = a[(a["scale"] == cfg.satisfaction_scale) & a["valid"]]
-    if sat.empty:
-        return pd.DataFrame(columns=cols)
-    groups = _str_keys(res.satisfaction_groups)
-    gw = pd.DataFrame([(k, g, w) for k, d in cfg.group_weights.items() for g, w in d.items()],
-                      columns=["agency_kind", "group", "gw"])
-    groups = groups.merge(gw, on=["agency_kind", "group"], how="left")
-    qualifies = (groups["n"] >= groups["group"].map(cfg.min_respondents)) & groups["gw"].notna()
-    groups["w"] = np.where(qualifies, groups["gw"] / groups["n_answers"], 0.0)
-    frame = pd.DataFrame({"response_id": sat["response_id"].to_numpy(), "agency": sat["agency"].astype(str).to_numpy(),
-                          "group": sat["group"].astype(str).to_numpy(),
-                          "positive": sat["option"].isin(cfg.positive[cfg.satisfaction_scale]).to_numpy(float)})
-    frame = frame.merge(groups[["agency", "group", "w"]], on=["agency", "group"], how="left")
-    frame["w"] = frame["w"].fillna(0.0)
-    est = analysis.domain_means(frame, "positive", "agency", "w", strata="group", psu="response_id",
-                                proportion=True, level=cfg.level, deff="replace")
-    est = est[est["n"] > 0]
-    out = pd.DataFrame({"agency": est["agency"].astype(str), "tlhl": 100 * est["est"], "tlhl_se": 100 * est["se"],
-                        "tlhl_ci_lo": 100 * est["ci_lo"], "tlhl_ci_hi": 100 * est["ci_hi"]})
-    return out.reset_index(drop=True)
+    sat = _str_keys(res.satisfaction).rename(columns={"flag": "_sat_flag"})
+    return sat.loc[sat["tlhl"].notna(), cols].reset_index(drop=True)
 
 
 def _summary_table(data: RoundData, cfg, res, criteria: pd.DataFrame, satisfaction: pd.DataFrame) -> pd.DataFrame:
@@ -605,17 +596,16 @@ def _summary_table(data: RoundData, cfg, res, criteria: pd.DataFrame, satisfacti
     out["max_points"] = out["agency_kind"].map({k: sum(v.values()) for k, v in cfg.max_points.items()})
     out["n"] = out["n"].fillna(0).astype(np.int64)
     out["n_eff_min"] = out["agency"].map(n_eff_min)
-    # an agency's flags: those of its criteria, of its total and of its satisfaction
-    low_sat = analysis.imprecise(out["tlhl"], out["tlhl_se"], out["tlhl_ci_lo"], out["tlhl_ci_hi"], 100.0,
-                                 max_half_width=cfg.max_half_width)
-    own = pd.Series(np.where(low_sat, FLAG_LOW_RELIABILITY, ""), index=out["agency"]) + "," + \
-        out["_total_flag"].fillna("").to_numpy()
+    # an agency's flags: those of its criteria, of its total and of its satisfaction (its missing groups
+    # are already told by the criteria)
+    sat_flag = out["_sat_flag"].fillna("").map(lambda f: FLAG_LOW_RELIABILITY if FLAG_LOW_RELIABILITY in f else "")
+    own = pd.Series((sat_flag + "," + out["_total_flag"].fillna("")).to_numpy(), index=out["agency"])
     flags = pd.concat([criteria.set_index("agency")["flag"], own]).groupby(level=0).agg(
         lambda s: ",".join(sorted({f for v in s for f in str(v).split(",") if f})))
     out["flags"] = out["agency"].map(flags).fillna(analysis.FLAG_NO_DATA)
     out.loc[out["survey_points"].isna(), "flags"] = out.loc[out["survey_points"].isna(), "flags"].map(
         lambda f: f if analysis.FLAG_NO_DATA in f else ",".join(filter(None, [f, analysis.FLAG_NO_DATA])))
-    out = out.drop(columns="_total_flag").join(wide, on="agency")
+    out = out.drop(columns=["_total_flag", "_sat_flag"]).join(wide, on="agency")
     for col in ("rank", "rank_lo", "rank_hi"):
         out[col] = pd.array(out[col], dtype="Int64")
     return out.reset_index(drop=True)
@@ -657,9 +647,13 @@ def _answer_weights(data: RoundData, cfg, res) -> pd.DataFrame:
         return out
     gw = pd.DataFrame([(k, g, w) for k, d in cfg.group_weights.items() for g, w in d.items()],
                       columns=["agency_kind", "form", "group_weight"])
-    means = _str_keys(res.group_means).rename(columns={"group": "form"})
-    n_min = pd.DataFrame(list(cfg.min_respondents.items()), columns=["form", "n_min"])
+    means = _str_keys(res.group_means)
+    # the qualifying-group rule of the analysis, not a copy of it
+    means["share"] = analysis.group_shares(means, "mean", group_weights=cfg.group_weights,
+                                           min_respondents=cfg.min_respondents)
+    means = means.rename(columns={"group": "form"})
     group_weight = _row_lookup(out, gw, ["agency_kind", "form"], "group_weight")
+    share = _row_lookup(out, means, ["agency", "form", "criterion"], "share")
     n_group = _row_lookup(out, means, ["agency", "form", "criterion"], "n")
     weight_used = _row_lookup(out, _str_keys(res.points), ["agency", "criterion"], "weight_used")
     valid = ~np.isnan(out["value"].to_numpy())
@@ -667,10 +661,9 @@ def _answer_weights(data: RoundData, cfg, res) -> pd.DataFrame:
     sheet, _ = _factorize_pairs(out["response_uid"].cat.codes.to_numpy(), out["agency"].cat.codes.to_numpy())
     cell, n_cells = _factorize_pairs(sheet, out["criterion"].cat.codes.to_numpy())
     k = np.bincount(cell, weights=valid, minlength=n_cells)[cell]
-    qualifies = (valid & ~np.isnan(group_weight) & (n_group >= _row_lookup(out, n_min, ["form"], "n_min"))
-                 & (weight_used > 0))
+    qualifies = valid & (share > 0) & (weight_used > 0)
     with np.errstate(divide="ignore", invalid="ignore"):  # rows that do not qualify get 0 below
-        out["weight"] = np.where(qualifies, group_weight / weight_used / n_group / k, 0.0)
+        out["weight"] = np.where(qualifies, share / weight_used / n_group / k, 0.0)
     out.insert(len(out.columns) - 1, "group_weight", group_weight)
     return out
 
@@ -754,7 +747,7 @@ def _item_distributions(data: RoundData, cfg) -> pd.DataFrame:
     sheets = np.bincount(pairs // n_uid, minlength=sizes[0] * sizes[1])
     out["n_sheets"] = sheets[key_codes[0] * sizes[1] + key_codes[1]].astype(np.int64)
     out = out.sort_values(list(names)).reset_index(drop=True)
-    out["suppressed"] = out["form"].isin(OWN_STAFF_FORMS) & (out["n_sheets"] < MIN_BREAKDOWN)
+    out["suppressed"] = out["form"].isin(data.structure["own_staff_forms"]) & (out["n_sheets"] < MIN_BREAKDOWN)
     hidden = out["suppressed"]
     out.loc[hidden, ["mean_value", "positive_pct"]] = np.nan
     out["counts"] = [None if h else c for h, c in zip(hidden, out["counts"])]

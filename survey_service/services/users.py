@@ -1,19 +1,27 @@
-"""Staff accounts: creation, password checks with a per-account lockout, API tokens."""
+"""Staff accounts: creation, password rules, login with growing delays, password and role changes,
+API tokens."""
 from __future__ import annotations
 
+import functools
 import hashlib
+import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from survey_service.models import Role, StaffUser, utcnow
-from survey_service.services import audit
+from survey_service.models import Role, StaffUser
+from survey_service.services import audit, login_throttle
 
 MIN_PASSWORD_LENGTH = 10
+#: The login form takes 256 characters; a new password stays well below that.
+MAX_PASSWORD_LENGTH = 128
+USERNAME_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?")
+COMMON_PASSWORDS_FILE = Path(__file__).resolve().parent.parent / "data" / "common_passwords.txt"
 # Checked against when the username is unknown, so both paths cost one scrypt verification.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
 
@@ -25,26 +33,49 @@ class UserError(ValueError):
 @dataclass(frozen=True)
 class LoginResult:
     user: StaffUser | None
-    #: "ok", "bad_credentials", "locked" or "inactive"
+    #: "ok", "bad_credentials", "wait" (too many failures from this address) or "inactive"
     outcome: str
-    locked_until: datetime | None = None
+    wait_seconds: int = 0
+
+
+def normalise_username(text: str) -> str:
+    """NFKC and case folding, so that full-width ``ａｄｍｉｎ`` or ``ADMIN`` name the account ``admin``."""
+    return unicodedata.normalize("NFKC", text or "").casefold().strip()
+
+
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    lines = COMMON_PASSWORDS_FILE.read_text(encoding="utf-8").splitlines()
+    return frozenset(line for line in lines if line and not line.startswith("#"))
+
+
+def check_password(password: str, username: str) -> None:
+    """The rules for a new password. :raises UserError: with the first rule it breaks, in Vietnamese."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserError(f"Mật khẩu phải có ít nhất {MIN_PASSWORD_LENGTH} ký tự.")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise UserError(f"Mật khẩu dài tối đa {MAX_PASSWORD_LENGTH} ký tự.")
+    if any(unicodedata.category(c).startswith("C") for c in password):
+        raise UserError("Mật khẩu không được chứa ký tự điều khiển (như NUL, tab, xuống dòng).")
+    folded = normalise_username(password)
+    if username and normalise_username(username) in folded:
+        raise UserError("Mật khẩu không được chứa tên đăng nhập.")
+    if folded in common_passwords() or len(set(folded)) < 4:
+        raise UserError("Mật khẩu này quá phổ biến hoặc quá dễ đoán (như 1234567890, qwertyuiop). "
+                        "Hãy chọn một cụm từ dài mà người khác khó đoán.")
 
 
 def create_user(
     session: Session, username: str, password: str, role: Role | str, *, full_name: str = "",
     by: StaffUser | None = None, actor: str = "cli",
 ) -> StaffUser:
-    """Create a staff account; refuses duplicate usernames and short passwords."""
-    username = username.strip().lower()
-    if not username or not username.replace(".", "").replace("_", "").replace("-", "").isalnum():
-        raise UserError("Tên đăng nhập chỉ gồm chữ, số, dấu chấm, gạch dưới hoặc gạch ngang.")
-    try:
-        role = Role(role)
-    except ValueError:
-        raise UserError(f"Vai trò không hợp lệ: {role}. Chọn một trong: "
-                        + ", ".join(r.value for r in Role)) from None
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise UserError(f"Mật khẩu phải có ít nhất {MIN_PASSWORD_LENGTH} ký tự.")
+    """Create a staff account; refuses look-alike or duplicate usernames and weak passwords."""
+    username = normalise_username(username)
+    if not USERNAME_PATTERN.fullmatch(username):
+        raise UserError("Tên đăng nhập gồm 1–64 chữ cái không dấu (a–z), chữ số, dấu chấm, gạch dưới hoặc "
+                        "gạch ngang, bắt đầu và kết thúc bằng chữ hoặc số (ví dụ: nguyenvana).")
+    role = _role(role)
+    check_password(password, username)
     if session.scalar(sa.select(StaffUser.id).where(StaffUser.username == username)) is not None:
         raise UserError(f"Tên đăng nhập '{username}' đã tồn tại.")
     user = StaffUser(username=username, full_name=full_name, role=role,
@@ -56,40 +87,80 @@ def create_user(
     return user
 
 
+def _role(role: Role | str) -> Role:
+    try:
+        return Role(role)
+    except ValueError:
+        raise UserError(f"Vai trò không hợp lệ: {role}. Chọn một trong: "
+                        + ", ".join(r.value for r in Role)) from None
+
+
 def authenticate(
-    session: Session, username: str, password: str, *, max_failures: int, lockout: timedelta,
-    now: datetime | None = None,
+    session: Session, username: str, password: str, *, address: str, secret: str,
+    policy: login_throttle.Policy, now: int | None = None,
 ) -> LoginResult:
-    """Check a password. After ``max_failures`` wrong passwords in a row the account is locked for
-    ``lockout``; the counter lives in the database so it holds across server processes."""
-    now = now or utcnow()
-    user = session.scalar(
-        sa.select(StaffUser).where(StaffUser.username == username.strip().lower()).with_for_update()
-    )
-    if user is None:
-        check_password_hash(_DUMMY_HASH, password)
-        audit.record(session, "login.unknown_user", actor="anonymous", new={"username": username[:64]})
+    """Check a password, throttled per (username, client address) with growing delays.
+
+    The attempt is counted and committed before the (slow) password check, so parallel attempts see each
+    other; unknown usernames go through the same counting and the same check, and get the same answers.
+    """
+    name = normalise_username(username)
+    keys = {"secret": secret, "username": name, "address": address}
+    failures = login_throttle.claim(session, policy=policy, now=now, **keys)
+    if failures is None:
+        return LoginResult(None, "wait", login_throttle.wait_seconds(session, now=now, **keys))
+    if failures == 1:
+        login_throttle.forget_old(session, policy, now)
+    session.commit()
+    user = session.scalar(sa.select(StaffUser).where(StaffUser.username == name))
+    if not check_password_hash(user.password_hash if user else _DUMMY_HASH, password) or user is None:
+        if user is not None:
+            audit.record(session, "login.failed", user=user, object_type="staff_user", object_id=user.id,
+                         new={"failures": failures})
         return LoginResult(None, "bad_credentials")
-    locked_until = _aware(user.locked_until)
-    if locked_until and locked_until > now:
-        audit.record(session, "login.locked", user=user, object_type="staff_user", object_id=user.id)
-        return LoginResult(user, "locked", locked_until)
-    if not check_password_hash(user.password_hash, password):
-        user.failed_logins += 1
-        outcome = "bad_credentials"
-        if user.failed_logins >= max_failures:
-            user.locked_until = now + lockout
-            user.failed_logins = 0
-            outcome = "locked"
-        audit.record(session, "login.failed", user=user, object_type="staff_user", object_id=user.id,
-                     new={"locked_until": user.locked_until.isoformat() if outcome == "locked" else None})
-        return LoginResult(user, outcome, user.locked_until if outcome == "locked" else None)
     if not user.active:
         return LoginResult(user, "inactive")
-    user.failed_logins = 0
-    user.locked_until = None
+    login_throttle.clear(session, **keys)
     audit.record(session, "login.ok", user=user, object_type="staff_user", object_id=user.id)
     return LoginResult(user, "ok")
+
+
+def end_sessions(user: StaffUser) -> None:
+    """Invalidate every session cookie of the account (logout, new password)."""
+    user.session_generation += 1
+
+
+def change_own_password(session: Session, user: StaffUser, current: str, new: str) -> None:
+    """A staff member sets a new password, proving the current one; other sessions end."""
+    if not check_password_hash(user.password_hash, current):
+        raise UserError("Mật khẩu hiện tại không đúng.")
+    if check_password_hash(user.password_hash, new):
+        raise UserError("Mật khẩu mới phải khác mật khẩu hiện tại.")
+    check_password(new, user.username)
+    user.password_hash = generate_password_hash(new)
+    end_sessions(user)
+    audit.record(session, "user.password_change", user=user, object_type="staff_user", object_id=user.id)
+
+
+def reset_password(session: Session, user: StaffUser, new: str, *, by: StaffUser, secret: str) -> None:
+    """An admin sets a new password for an account: its sessions end and its login delays are lifted."""
+    check_password(new, user.username)
+    user.password_hash = generate_password_hash(new)
+    end_sessions(user)
+    login_throttle.clear(session, secret=secret, username=user.username)
+    audit.record(session, "user.password_reset", user=by, object_type="staff_user", object_id=user.id,
+                 new={"username": user.username})
+
+
+def set_role(session: Session, user: StaffUser, role: Role | str, *, by: StaffUser) -> None:
+    """Change an account's role (audited); an admin cannot take away their own admin role."""
+    role = _role(role)
+    if user.id == by.id and role is not Role.ADMIN:
+        raise UserError("Bạn không thể tự bỏ vai trò quản trị của mình.")
+    if user.role is not role:
+        audit.record(session, "user.role", user=by, object_type="staff_user", object_id=user.id,
+                     old={"role": user.role.value}, new={"role": role.value})
+        user.role = role
 
 
 def issue_api_token(session: Session, user: StaffUser, *, by: StaffUser | None = None,
@@ -112,13 +183,6 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite returns naive datetimes; everything stored is UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value
-
-
 def set_active(session: Session, user: StaffUser, active: bool, *, by: StaffUser) -> None:
     """Enable or disable an account (disabled accounts cannot log in or use their API token)."""
     if user.id == by.id and not active:
@@ -129,19 +193,18 @@ def set_active(session: Session, user: StaffUser, active: bool, *, by: StaffUser
         user.active = active
 
 
-def unlock(session: Session, user: StaffUser, *, by: StaffUser) -> None:
-    """Lift a lockout before it expires."""
+def clear_login_delays(session: Session, user: StaffUser, *, by: StaffUser, secret: str) -> int:
+    """Lift the delays that failed logins put on an account, from every address."""
+    cleared = login_throttle.clear(session, secret=secret, username=user.username)
     audit.record(session, "user.unlock", user=by, object_type="staff_user", object_id=user.id,
-                 old={"locked_until": user.locked_until.isoformat() if user.locked_until else None,
-                      "failed_logins": user.failed_logins},
-                 new={"locked_until": None, "failed_logins": 0})
-    user.locked_until, user.failed_logins = None, 0
+                 new={"addresses_cleared": cleared})
+    return cleared
 
 
 def list_users(session: Session) -> list[StaffUser]:
     return list(session.scalars(sa.select(StaffUser).order_by(StaffUser.role, StaffUser.username)))
 
 
-def is_locked(user: StaffUser, now: datetime | None = None) -> bool:
-    locked_until = _aware(user.locked_until)
-    return bool(locked_until and locked_until > (now or utcnow()))
+def waiting_usernames(session: Session, accounts: list[StaffUser], *, secret: str) -> set[str]:
+    """The accounts that some address must currently wait to try again."""
+    return login_throttle.waiting_accounts(session, secret=secret, usernames=[u.username for u in accounts])

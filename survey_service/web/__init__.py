@@ -5,18 +5,47 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
+from urllib.parse import urlsplit
+
 from flask import Flask, abort, current_app, g, render_template, request
 from werkzeug.routing import IntegerConverter
 
 MODULES = ["auth", "staff", "admin", "respond", "codes", "dashboard", "api", "tokens", "results", "paper", "preview"]
 
 
+#: The largest database id (32-bit integer columns on PostgreSQL).
+MAX_ID = 2**31 - 1
+NUL_MESSAGE = ("Dữ liệu gửi lên có ký tự rỗng (NUL, mã 0), không được chấp nhận. Vui lòng xóa ký tự này "
+               "(thường do sao chép từ tệp không phải văn bản) rồi gửi lại.")
+
+
 class IdConverter(IntegerConverter):
     """``<int:…>`` in URLs names database ids: a number past the column's range is a 404, not a 500."""
 
     def __init__(self, url_map, *args, **kwargs):
-        kwargs.setdefault("max", 2**31 - 1)
+        kwargs.setdefault("max", MAX_ID)
         super().__init__(url_map, *args, **kwargs)
+
+
+def parse_id(text: str) -> int | None:
+    """A database id typed as ASCII digits within the column's range, else None (``"²".isdigit()`` is
+    true, and a 20-digit number overflows the column)."""
+    if not text or len(text) > 10 or not (text.isascii() and text.isdigit()):
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_ID else None
+
+
+def safe_next(target: str | None) -> str | None:
+    """A same-site path to go to after login, or None. Browsers drop tabs and newlines and read a
+    backslash as a slash, so ``/<tab>/evil.example`` or ``/<backslash>evil.example`` would leave the site:
+    any control character, space or backslash is refused."""
+    if not target or not target.startswith("/") or any(c <= " " or c in "\\\x7f" for c in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or target.startswith("//"):
+        return None
+    return target
 
 
 def round_or_404(code: str):
@@ -101,6 +130,7 @@ def register_blueprints(app: Flask) -> None:
         app.register_blueprint(module.bp)
         nav.extend(getattr(module, "NAV", []))
     app.extensions["staff_nav"] = nav
+    app.before_request(_reject_nul)
     # Browsers ask for /favicon.ico whatever the page links to.
     app.add_url_rule("/favicon.ico", "favicon", lambda: app.send_static_file("favicon.ico"))
     # ``g`` lives as long as the app context, which a request may share (tests, CLI): start each page clean.
@@ -110,7 +140,24 @@ def register_blueprints(app: Flask) -> None:
     app.after_request(_security_headers)
 
 
+def _reject_nul():
+    """One check for every request: a NUL character in the path, the query or a form field is refused
+    with a 400 before any view sees it (PostgreSQL cannot store it in text, and no answer needs it)."""
+    if "\x00" in request.path or _has_nul(request.args) or (
+            request.method not in ("GET", "HEAD", "OPTIONS") and _has_nul(request.form)):
+        abort(400, description=NUL_MESSAGE)
+
+
+def _has_nul(values) -> bool:
+    return any("\x00" in key or any("\x00" in v for v in values.getlist(key)) for key in values)
+
+
 def _security_headers(response):
+    if response.headers.get("Content-Disposition", "").startswith("attachment"):
+        # Exports (code lists, results) must not stay in a shared computer's or a proxy's cache.
+        response.headers["Cache-Control"] = "no-store"
+    if request.is_secure:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
     response.headers.setdefault("Referrer-Policy", "same-origin")

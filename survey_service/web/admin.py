@@ -24,7 +24,9 @@ from survey_service.web.staff import ROLE_NAMES
 bp = Blueprint("admin", __name__, url_prefix="/staff/admin")
 
 NAV = [
-    ("admin.user_list", "Tài khoản cán bộ", "Tạo, khóa, mở khóa tài khoản và phân quyền.", (Role.ADMIN,)),
+    ("admin.user_list", "Tài khoản cán bộ",
+     "Tạo, vô hiệu hóa tài khoản, đặt lại mật khẩu, đổi vai trò, bỏ thời gian chờ sau đăng nhập sai.",
+     (Role.ADMIN,)),
     ("admin.audit_log", "Nhật ký thao tác", "Ai đã làm gì, khi nào, giá trị cũ và mới.", (Role.ADMIN,)),
     ("admin.round_list", "Đợt khảo sát và phiếu",
      "Thời gian nhận phiếu (gia hạn, đóng đợt), phiên bản phiếu và số phiếu đã nhận.",
@@ -36,8 +38,21 @@ class UserForm(FlaskForm):
     username = StringField("Tên đăng nhập", validators=[DataRequired("Vui lòng nhập tên đăng nhập."),
                                                           Length(max=64)])
     full_name = StringField("Họ và tên", validators=[Length(max=255)])
-    role = SelectField("Vai trò", choices=[SelectChoice(r.value, ROLE_NAMES[r]) for r in Role])
-    password = PasswordField("Mật khẩu (ít nhất 10 ký tự)", validators=[DataRequired("Vui lòng nhập mật khẩu.")])
+    # The service checks the role with a Vietnamese message (WTForms' own is English).
+    role = SelectField("Vai trò", choices=[SelectChoice(r.value, ROLE_NAMES[r]) for r in Role],
+                       validate_choice=False)
+    password = PasswordField(f"Mật khẩu (ít nhất {users.MIN_PASSWORD_LENGTH} ký tự)",
+                             validators=[DataRequired("Vui lòng nhập mật khẩu.")])
+
+
+class ResetPasswordForm(FlaskForm):
+    password = PasswordField("Mật khẩu mới", validators=[DataRequired("Vui lòng nhập mật khẩu mới.")])
+
+
+class RoleForm(FlaskForm):
+    # The service checks the role with a Vietnamese message (WTForms' own is English).
+    role = SelectField("Vai trò", choices=[SelectChoice(r.value, ROLE_NAMES[r]) for r in Role],
+                       validate_choice=False)
 
 
 @bp.route("/users", methods=["GET", "POST"])
@@ -60,8 +75,16 @@ def user_list():
             return redirect(url_for("admin.user_list"))
     elif request.method == "POST":
         status = 400
-    return render_template("admin/users.html", form=form, users=users.list_users(session),
-                           role_names=ROLE_NAMES, is_locked=users.is_locked), status
+    return _users_page(form, status)
+
+
+def _users_page(form: UserForm, status: int, row_errors: dict[int, str] | None = None):
+    session = get_session()
+    accounts = users.list_users(session)
+    return render_template(
+        "admin/users.html", form=form, users=accounts, role_names=ROLE_NAMES, roles=list(Role),
+        waiting=users.waiting_usernames(session, accounts, secret=current_app.config["SECRET_KEY"]),
+        row_errors=row_errors or {}), status
 
 
 def _user_or_404(user_id: int) -> StaffUser:
@@ -88,9 +111,48 @@ def user_active(user_id: int):
 @role_required(Role.ADMIN)
 def user_unlock(user_id: int):
     session, user = get_session(), _user_or_404(user_id)
-    users.unlock(session, user, by=current_user)
+    users.clear_login_delays(session, user, by=current_user, secret=current_app.config["SECRET_KEY"])
     session.commit()
-    flash(f"Đã mở khóa tài khoản {user.username}.", "info")
+    flash(f"Đã bỏ thời gian chờ đăng nhập của tài khoản {user.username}.", "info")
+    return redirect(url_for("admin.user_list"))
+
+
+@bp.route("/users/<int:user_id>/password", methods=["POST"])
+@role_required(Role.ADMIN)
+def user_password(user_id: int):
+    """Set a new password for an account (its sessions end); the admin hands it over in person."""
+    return _change_account(
+        user_id, ResetPasswordForm(),
+        lambda session, user, form: users.reset_password(session, user, form.password.data, by=current_user,
+                                                         secret=current_app.config["SECRET_KEY"]),
+        lambda user: f"Đã đặt mật khẩu mới cho tài khoản {user.username}; các phiên đăng nhập của tài khoản "
+                     "đã kết thúc.")
+
+
+@bp.route("/users/<int:user_id>/role", methods=["POST"])
+@role_required(Role.ADMIN)
+def user_role(user_id: int):
+    return _change_account(
+        user_id, RoleForm(),
+        lambda session, user, form: users.set_role(session, user, form.role.data, by=current_user),
+        lambda user: f"Tài khoản {user.username} có vai trò {ROLE_NAMES[user.role]}.")
+
+
+def _change_account(user_id: int, form: FlaskForm, change, done):
+    """Validate ``form``, apply ``change`` to the account, and show the accounts page with the error next
+    to the account's row, or go back to it with the ``done`` message."""
+    session, user = get_session(), _user_or_404(user_id)
+    error = None if form.validate() else " ".join(e for errs in form.errors.values() for e in errs)
+    if error is None:
+        try:
+            change(session, user, form)
+        except users.UserError as exc:
+            session.rollback()
+            error = str(exc)
+    if error:
+        return _users_page(UserForm(formdata=None), 400, {user.id: error})
+    session.commit()
+    flash(done(user), "info")
     return redirect(url_for("admin.user_list"))
 
 
@@ -111,8 +173,9 @@ def audit_log():
     session, found = get_session(), _audit_filter()
     page = max(request.args.get("page", 1, type=int) or 1, 1)
     events, total = audit_log_service.events(session, found, _zone(), page=page)
-    return render_template("admin/audit.html", events=events, total=total, page=page, filter=found,
-                           args=found.as_args(), pages=max(1, -(-total // audit_log_service.PER_PAGE)),
+    pages = max(1, -(-total // audit_log_service.PER_PAGE))
+    return render_template("admin/audit.html", events=events, total=total, page=min(page, pages), filter=found,
+                           args=found.as_args(), pages=pages,
                            targets=audit_log_service.target_labels(session, events), log=audit_log_service,
                            zone=_zone(), who_choices=audit_log_service.who_choices(session))
 

@@ -1,19 +1,20 @@
-"""Staff login and logout, and the role guard."""
+"""Staff login and logout, one's own password, and the role guard."""
 from __future__ import annotations
 
-from datetime import timedelta
 from functools import wraps
 
+import flask
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, EqualTo, Length
 
 from survey_service.db import get_session
 from survey_service.extensions import login_manager
 from survey_service.models import Role, StaffUser
-from survey_service.services import users
+from survey_service.services import login_throttle, users
+from survey_service.web import safe_next
 
 bp = Blueprint("auth", __name__, url_prefix="/staff")
 
@@ -25,12 +26,39 @@ class LoginForm(FlaskForm):
                                                        Length(max=256)])
 
 
+class PasswordChangeForm(FlaskForm):
+    current = PasswordField("Mật khẩu hiện tại", validators=[DataRequired("Vui lòng nhập mật khẩu hiện tại."),
+                                                              Length(max=256)])
+    new = PasswordField(f"Mật khẩu mới (ít nhất {users.MIN_PASSWORD_LENGTH} ký tự)",
+                        validators=[DataRequired("Vui lòng nhập mật khẩu mới.")])
+    repeat = PasswordField("Nhập lại mật khẩu mới",
+                           validators=[EqualTo("new", "Hai lần nhập mật khẩu mới không khớp.")])
+
+
 @login_manager.user_loader
-def load_user(user_id: str) -> StaffUser | None:
-    if not user_id.isdigit():
+def load_user(session_id: str) -> StaffUser | None:
+    """The account of a session cookie ``<id>.<generation>``: a generation that was ended (logout, new
+    password) no longer loads, even from a copied cookie."""
+    user_id, _, generation = session_id.partition(".")
+    if not (user_id.isascii() and user_id.isdigit() and generation.isascii() and generation.isdigit()):
         return None
     user = get_session().get(StaffUser, int(user_id))
-    return user if user is not None and user.active else None
+    if user is None or not user.active or str(user.session_generation) != generation:
+        return None
+    return user
+
+
+def throttle_policy() -> login_throttle.Policy:
+    cfg = current_app.config
+    return login_throttle.Policy(cfg["LOGIN_FREE_FAILURES"], cfg["LOGIN_MAX_DELAY_SECONDS"],
+                                 cfg["LOGIN_FORGET_SECONDS"])
+
+
+def start_session(user: StaffUser) -> None:
+    """A fresh session for a staff member: nothing carried over from before, so a new CSRF token too."""
+    flask.session.clear()
+    flask.g.pop("csrf_token", None)  # the token cached for this request belonged to the old session
+    login_user(user)
 
 
 def role_required(*roles: Role):
@@ -49,25 +77,21 @@ def role_required(*roles: Role):
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     form = LoginForm()
-    status = 200
+    status, headers = 200, {}
     if form.validate_on_submit():
         session = get_session()
         result = users.authenticate(
-            session, form.username.data, form.password.data,
-            max_failures=current_app.config["LOGIN_MAX_FAILURES"],
-            lockout=timedelta(minutes=current_app.config["LOGIN_LOCKOUT_MINUTES"]),
+            session, form.username.data, form.password.data, address=request.remote_addr or "",
+            secret=current_app.config["SECRET_KEY"], policy=throttle_policy(),
         )
         session.commit()
         if result.outcome == "ok":
-            login_user(result.user)
-            target = request.args.get("next", "")
-            if not target.startswith("/") or target.startswith("//"):
-                target = url_for("staff.home")
-            return redirect(target)
-        if result.outcome == "locked":
-            flash(f"Tài khoản tạm thời bị khóa do đăng nhập sai nhiều lần. Vui lòng thử lại sau "
-                  f"{current_app.config['LOGIN_LOCKOUT_MINUTES']} phút.", "error")
-            status = 423
+            start_session(result.user)
+            return redirect(safe_next(request.args.get("next")) or url_for("staff.home"))
+        if result.outcome == "wait":
+            flash(f"Đã đăng nhập sai nhiều lần từ máy này. Vui lòng đợi {result.wait_seconds} giây rồi thử "
+                  "lại.", "error")
+            status, headers = 429, {"Retry-After": str(result.wait_seconds)}
         elif result.outcome == "inactive":
             flash("Tài khoản đã bị vô hiệu hóa. Liên hệ quản trị viên.", "error")
             status = 403
@@ -76,12 +100,41 @@ def login():
             status = 401
     elif request.method == "POST":
         status = 400
-    return render_template("auth/login.html", form=form), status
+    return render_template("auth/login.html", form=form), status, headers
 
 
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
+    """Ends the session on the server too: the account's session generation moves on."""
+    session = get_session()
+    users.end_sessions(current_user)
+    session.commit()
     logout_user()
+    flask.session.clear()
     flash("Bạn đã đăng xuất.", "info")
     return redirect(url_for("auth.login"))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@login_required
+def password():
+    """A staff member changes their own password; their other sessions end, this one goes on."""
+    form = PasswordChangeForm()
+    status = 200
+    if form.validate_on_submit():
+        session = get_session()
+        try:
+            users.change_own_password(session, current_user, form.current.data, form.new.data)
+        except users.UserError as exc:
+            session.rollback()
+            form.new.errors.append(str(exc))
+            status = 400
+        else:
+            session.commit()
+            start_session(current_user._get_current_object())
+            flash("Đã đổi mật khẩu. Các phiên đăng nhập khác của tài khoản đã kết thúc.", "info")
+            return redirect(url_for("staff.home"))
+    elif request.method == "POST":
+        status = 400
+    return render_template("auth/password.html", form=form, min_length=users.MIN_PASSWORD_LENGTH), status

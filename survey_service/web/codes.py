@@ -10,7 +10,7 @@ from wtforms.validators import InputRequired, NumberRange
 from survey_service.db import get_session
 from survey_service.models import CodeBatch, CodeStatus, QuotaCell, Role
 from survey_service.services import invitations, portal, rounds
-from survey_service.web import confirmation_page, note_round, page_of, public_base_url
+from survey_service.web import confirmation_page, note_round, page_of, parse_id, public_base_url
 from survey_service.web.auth import role_required
 from survey_service.web.forms import VietnameseIntegerField
 from survey_service.web.respond import local_today
@@ -113,10 +113,9 @@ def revoke(batch_id):
     if request.form.get("all") == "1":
         ids = None
     else:
-        raw = request.form.getlist("code_id")
-        if not raw or not all(v.isdigit() for v in raw):
+        ids = [parse_id(v) for v in request.form.getlist("code_id")]
+        if not ids or None in ids:
             abort(400, description="Vui lòng chọn ít nhất một mã cần thu hồi.")
-        ids = [int(v) for v in raw]
     unused = [c for c in batch.codes if c.status is CodeStatus.UNUSED and (ids is None or c.id in ids)]
     page = confirmation_page(
         f"Thu hồi {len(unused)} mã", f"Thu hồi {len(unused)} mã chưa dùng của lô {batch.id} "

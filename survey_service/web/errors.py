@@ -46,10 +46,18 @@ def _csrf_error(exc: CSRFError):
                              "Vui lòng tải lại trang và thử lại.")
 
 
+#: Headers an error must keep (a 405 names the allowed methods, a 429 or 503 when to retry).
+KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+
+
 def _http_error(exc: HTTPException):
     # Werkzeug's stock descriptions are English; only messages we wrote ourselves are shown.
     detail = exc.description if exc.description != type(exc).description else None
-    return render_error(exc.code or 500, detail)
+    body, code = render_error(exc.code or 500, detail)
+    headers = [(k, v) for k, v in exc.get_headers() if k in KEPT_HEADERS]
+    if exc.response is not None:
+        headers += [(k, v) for k, v in exc.response.headers.items() if k in KEPT_HEADERS]
+    return body, code, headers
 
 
 #: The database is down, restarting, unreachable, read-only or full; or every pooled connection is busy.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from markupsafe import Markup
 
 from survey_service.db import get_session
@@ -55,8 +55,9 @@ def _guard(code: str | None) -> portal.Guard | None:
     if code and code in session.get("codes", []):
         return None
     cfg = current_app.config
-    return portal.Guard(ratelimit.client_key("code", request.remote_addr or "", cfg["SECRET_KEY"]),
-                        cfg["CODE_LOOKUP_LIMIT"], cfg["CODE_LOOKUP_WINDOW_SECONDS"])
+    window = cfg["CODE_LOOKUP_WINDOW_SECONDS"]
+    key = ratelimit.client_key(get_session(), "code", request.remote_addr or "", window_seconds=window)
+    return portal.Guard(key, cfg["CODE_LOOKUP_LIMIT"], window)
 
 
 def _remember(code: str) -> None:
@@ -135,9 +136,11 @@ def division(code):
     except portal.Refusal as refusal:
         db.commit()
         return _refusal_page(refusal)
-    if request.method == "GET":
-        if access.questionnaire.rates != "supervising":
+    if not access.multi_target:
+        if request.method == "GET":
             return redirect(url_for("respond.code", code=access.code), 303)
+        abort(400, description="Phiếu này không cần chọn đơn vị công tác.")
+    if request.method == "GET":
         return _division_page(db, access, form, 200)
     try:
         portal.choose_division(db, access, form.division.data or "", today=local_today())
@@ -259,7 +262,7 @@ def _answers_html(access, groups, values, errors: dict, first_error: str | None)
 
 def _division_page(db, access, form, status: int):
     return render_template("respond/division.html", access=access, form=form,
-                           divisions=portal.division_choices(db, access.round)), status
+                           divisions=portal.division_choices(db, access)), status
 
 
 def _thanks(access):

@@ -204,3 +204,53 @@ def test_bad_inputs_are_refused_with_a_reason(dclus1):
         dclus1.ratio("api00", ["enroll", "api99"])
     with pytest.raises(ValueError, match="df must be"):
         dclus1.mean("api00", df="whatever")
+
+
+@pytest.mark.parametrize("rule", ["certainty", "adjust", "average"])
+def test_the_vectorised_engine_equals_the_design_object(rule):
+    from analysis import domain_means
+
+    rng = np.random.default_rng(5)
+    n = 400
+    df = pd.DataFrame({"s": rng.integers(0, 8, n), "d": rng.integers(0, 5, n), "w": rng.lognormal(size=n),
+                       "y": rng.normal(3, 1, n), "y2": rng.integers(0, 2, n).astype(float)})
+    df["p"] = rng.integers(0, 12, n)
+    df.loc[df["s"] == 7, "p"] = 0            # stratum 7 has a single PSU
+    df.loc[df["s"] == 6, ["p", "d"]] = [0, 4]  # stratum 6 too, and only domain 4 touches it
+    df.loc[rng.random(n) < 0.1, "y"] = np.nan
+    fast = domain_means(df, ["y", "y2"], "d", "w", strata="s", psu="p", df="domain", lonely_psu=rule)
+    slow = Design(df, weight="w", strata="s", psu="p", lonely_psu=rule).mean(["y", "y2"], by="d")
+    slow = slow.sort_values(["d", "variable"]).reset_index(drop=True)
+    fast = fast.sort_values(["d", "variable"]).reset_index(drop=True)
+    for col in ("est", "se", "ci_lo", "ci_hi", "df"):
+        assert_allclose(fast[col], slow[col], rtol=1e-10, err_msg=col)
+
+
+@pytest.mark.parametrize("calibration", ["post", "rake"])
+@pytest.mark.parametrize("nested_psus", [False, True])
+def test_sums_only_variance_equals_the_projection_on_the_rows(calibration, nested_psus):
+    # one calibration with PSUs nested in its cells: the variance from cell sums equals the row-level
+    # projection (each unit its own PSU, or PSUs of several rows inside a cell)
+    rng = np.random.default_rng(8)
+    n = 900
+    df = pd.DataFrame({"h": rng.integers(0, 4, n), "a": rng.integers(0, 5, n), "b": rng.integers(0, 3, n),
+                       "d": rng.integers(0, 6, n), "w0": rng.lognormal(size=n), "y": rng.normal(size=n)})
+    df.loc[rng.random(n) < 0.1, "y"] = np.nan
+    df["psu"] = (df["a"] * 3 + df["b"]) * 100 + rng.integers(0, 8, n) if nested_psus else np.arange(n)
+    base = Design(df, weight="w0", strata="h", psu="psu", fpc=None)
+    if calibration == "post":
+        totals = df.groupby(["a", "b"])["w0"].sum() * rng.uniform(0.8, 1.2, 15)
+        cal = base.poststratify(["a", "b"], totals)
+    else:
+        cal = base.rake({"a": df.groupby("a")["w0"].sum() * 1.1, "b": df.groupby("b")["w0"].sum() * 1.1})
+    assert cal._aggregated_ok()
+    rows = cal._derive(_agg=False)  # the row-level projection
+    for kind in ("mean", "total"):
+        fast = getattr(cal, kind)("y", by="d")
+        slow = getattr(rows, kind)("y", by="d")
+        assert_allclose(fast["se"], slow["se"], rtol=1e-9, err_msg=kind)
+        assert_allclose(fast["est"], slow["est"], rtol=1e-12, err_msg=kind)
+    # each domain's df: the PSUs (nested in strata) it touches minus their strata
+    expected = [len(df.loc[df["d"] == k, ["h", "psu"]].drop_duplicates()) - df.loc[df["d"] == k, "h"].nunique()
+                for k in range(6)]
+    assert cal.mean("y", by="d")["df"].tolist() == expected

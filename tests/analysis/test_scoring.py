@@ -83,7 +83,7 @@ def test_group_renormalisation_flag_and_nan_without_data():
     pts = res.points.set_index(["agency", "criterion"])
     # S2: only HĐ-CT -> S = its mean (weights renormalised over qualifying groups), flagged
     assert pts.loc[("S2", "A1"), "score"] == 0.0 and pts.loc[("S2", "A1"), "points"] == 0.0
-    assert pts.loc[("S2", "A1"), "flag"] == FLAG_MISSING_GROUP
+    assert pts.loc[("S2", "A1"), "flag"].split(",") == [FLAG_MISSING_GROUP, "tin_cay_thap"]  # one sheet
     assert pts.loc[("S2", "A1"), "missing_groups"] == "CC-CT"
     # S3 has no valid answer at all: NaN and flag, never 0
     for crit in ("A1", "A8"):
@@ -149,7 +149,8 @@ def _bad(path, value):
     (_bad(["max_points", "department", "A5"], 3), "criterion 'A5'.*has no items"),
     (_bad(["coefficients", "TS4"], KeyError), "scale 'TS4'.*no entry in settings\\['coefficients'\\]"),
     (_bad(["coefficients", "TS4"], "cubic"), "unknown preset 'cubic'"),
-    (_bad(["min_respondents", "HĐ-CT"], KeyError), "min_respondents'\\] has no entry for group 'HĐ-CT'"),
+    (_bad(["min_respondents", "HĐ-CT"], 0), "min_respondents'\\]\\['HĐ-CT'\\] must be an integer >= 1"),
+    (_bad(["lonely_psu"], "drop"), "lonely_psu'\\] must be one of"),
     (_bad(["positive", "HL5"], ["9"]), "unknown options"),
     (_bad(["satisfaction_scale"], KeyError), "lacks key"),
 ])
@@ -197,14 +198,30 @@ def test_estimates_match_domain_means_with_group_weights():
     cov = res.total_covariance.to_numpy()
     assert np.all(np.isfinite(cov)) and np.abs(cov - np.diag(np.diag(cov))).max() > 0
     assert_allclose(np.sqrt(np.diag(cov)), res.totals.set_index("agency")["survey_points_se"], rtol=1e-12)
-    # the SE of a single criterion equals domain_means on the respondent scores with unit weights w_g / n_g
+    # the SE of a criterion is the fixed-share composite's, computed here independently with pandas
+    assert_allclose(est.xs("A1", level="criterion")["se"], _composite_se(res, "A1"), rtol=1e-12)
+
+
+def _composite_se(res, criterion):
+    """SE of S = Σ_g a_g M_g, a_g = w_g / Σ_qualifying w_g: z = a_g (m − M_g) / n_g per sheet, summed per
+    respondent (PSU) within stratum; V = Σ_h n_h/(n_h − 1) Σ_p (Z_hp − Z̄_h)², n_h over all the stratum's
+    respondents (those not rating the agency have Z = 0)."""
     sc = res.respondent_scores
-    gm = res.group_means.query("criterion == 'A1'").set_index(["agency", "group"])
-    w = np.array([SETTINGS["group_weights"]["department"][g] / gm.loc[(t, g), "n"]
-                  for t, g in zip(sc["agency"], sc["group"])])
-    ref = domain_means(sc.assign(w=np.where(sc["A1"].notna(), w, 0.0)), "A1", "agency", "w",
-                       strata="group", psu="response_id").set_index("agency")
-    assert_allclose(est.xs("A1", level="criterion")["se"], ref["se"], rtol=1e-12)
+    gm = res.group_means.query("criterion == @criterion").set_index(["agency", "group"])
+    rows = sc[sc[criterion].notna()].copy()
+    gw = SETTINGS["group_weights"]["department"]
+    qualifies = {(t, g): gm.loc[(t, g), "n"] >= SETTINGS["min_respondents"][g] for t, g in gm.index}
+    total_w = {t: sum(gw[g] for (t2, g), ok in qualifies.items() if t2 == t and ok) for t in gm.index.levels[0]}
+    rows["z"] = [gw[g] / total_w[t] * (y - gm.loc[(t, g), "mean"]) / gm.loc[(t, g), "n"] if qualifies[(t, g)] else 0.0
+                 for t, g, y in zip(rows["agency"], rows["group"], rows[criterion])]
+    z = rows.pivot_table(index=["stratum", "response_id"], columns="agency", values="z", aggfunc="sum")
+    psus = sc[["stratum", "response_id"]].drop_duplicates().set_index(["stratum", "response_id"]).index
+    z = z.reindex(psus).fillna(0.0)
+    var = 0.0
+    for _, block in z.groupby(level="stratum"):
+        n_h = len(block)
+        var = var + n_h / (n_h - 1) * ((block - block.mean()) ** 2).sum()
+    return np.sqrt(var.sort_index()).to_numpy()
 
 
 def _random_answers(seed=1, n_sheets=80):
@@ -274,3 +291,46 @@ def test_inconsistent_group_or_kind_is_found_across_runs():
     with pytest.raises(ValueError, match="without response_id"):
         score_round(a.astype({"response_id": float}).assign(response_id=lambda d: d["response_id"].where(
             d.index != 5)), items=ITEMS, scales=SCALES, settings=SETTINGS)
+
+
+def test_strata_are_the_sampling_cells_and_a_single_sheet_cell_is_flagged():
+    rng = np.random.default_rng(3)
+    rows = []
+    for r in range(48):
+        grp = ["CC-CT", "HĐ-CT"][r % 2]
+        targets = ["S1", "S2", "S3"] if grp == "HĐ-CT" else [f"S{r % 3 + 1}"]
+        for t in targets:
+            for item in (["I01", "I02", "I21"] if grp == "CC-CT" else ["E01", "E18"]):
+                opts = SCALES[ITEMS.set_index("item").loc[item, "scale"]]
+                rows.append((f"r{r}", t, "department", grp, item, str(rng.choice(opts))))
+    a = pd.DataFrame(rows, columns=["response_id", "agency", "agency_kind", "group", "item", "option"])
+    # the quota cells: CC-CT per agency, one HĐ-CT cell for the round
+    a["stratum"] = np.where(a["group"] == "CC-CT", "CC-CT/" + a["agency"], "HĐ-CT")
+    res = score_round(a, items=ITEMS, scales=SCALES, settings=SETTINGS)
+    est = res.estimates.set_index(["agency", "criterion"])
+    assert_allclose(est.xs("A1", level="criterion")["se"], _composite_se(res, "A1"), rtol=1e-12)
+    # each agency's df: its PSUs (8 CC-CT + 24 HĐ-CT sheets) minus its strata (2)
+    assert (est["df"] == 8 + 24 - 2).all()
+    assert not est["lonely"].any()
+
+    # S3 keeps one CC-CT sheet: its cell has one PSU, n_min 1 lets it count, the estimate is flagged
+    keep = (a["group"] != "CC-CT") | (a["agency"] != "S3") | (a["response_id"] == "r2")
+    res = score_round(a[keep], items=ITEMS, scales=SCALES,
+                      settings={**SETTINGS, "min_respondents": {"CC-CT": 1, "HĐ-CT": 1}})
+    pts = res.points.set_index(["agency", "criterion"])
+    assert "tin_cay_thap" in pts.loc[("S3", "A1"), "flag"]
+    est = res.estimates.set_index(["agency", "criterion"])
+    assert est.loc[("S3", "A1"), "lonely"] and not est.loc[("S1", "A1"), "lonely"]
+    assert est.loc[("S3", "A1"), "se"] > 0  # "adjust": the single sheet is centred at the mean of all
+    assert "tin_cay_thap" in res.totals.set_index("agency").loc["S3", "flag"]
+    with pytest.raises(ValueError, match="one group"):
+        score_round(a.assign(stratum="all"), items=ITEMS, scales=SCALES, settings=SETTINGS)
+
+
+def test_min_respondents_default_to_two():
+    settings = {**SETTINGS, "min_respondents": {"CC-CT": 2}}   # HĐ-CT has no entry
+    res = score_round(_answers(), items=ITEMS, scales=SCALES, settings=settings)
+    # S1 has one HĐ-CT sheet: with the default minimum of 2 it no longer counts
+    pts = res.points.set_index(["agency", "criterion"])
+    assert_allclose(pts.loc[("S1", "A1"), "score"], 7 / 12)
+    assert "HĐ-CT" in pts.loc[("S1", "A1"), "missing_groups"]

@@ -1,12 +1,15 @@
 """CSV import (all or nothing, every bad line reported) and the analysis CLI writing XLSX, CSV and SAV."""
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pyreadstat
 import sqlalchemy as sa
 
 from survey_service.models import Answer, AuditEvent, Channel, Response
 from survey_service.services import imports
+from tests.conftest import collect_from_today
 from tests.results.conftest import csv_bytes
 
 
@@ -83,6 +86,7 @@ def _number_formats(path, sheet: str, agency: str = "SNV") -> dict[str, str]:
 
 
 def test_cli_import_then_analysis_run_to_every_format(builder, runner, session, tmp_path):
+    collect_from_today(session, builder.round)  # the CLI imports with today's date
     rows = ([builder.row("CC-CT", "SNV", v) for v in "12344"] + [builder.row("LĐH-CH", "SNV", "4")]
             + [builder.row("HĐ-CT", a, "3", respondent="d1") for a in ("SNV", "STP", "TAMKY")])
     path = tmp_path / "in.csv"
@@ -92,8 +96,9 @@ def test_cli_import_then_analysis_run_to_every_format(builder, runner, session, 
     assert "Đã nhập 7 phiếu trả lời" in result.output
 
     xlsx, csv_out, sav, answers = (tmp_path / n for n in ("r.xlsx", "r.csv", "r.sav", "answers.csv"))
+    responses = tmp_path / "responses.sav"
     result = runner.invoke(args=["analysis", "run", "--round", "QNA-2023", "--out", str(xlsx), "--out", str(csv_out),
-                                 "--out", str(sav), "--answers", str(answers)])
+                                 "--out", str(sav), "--answers", str(answers), "--responses", str(responses)])
     assert result.exit_code == 0, result.output
     book = pd.read_excel(xlsx, sheet_name=None)
     assert list(book) == ["Tổng hợp", "Theo lĩnh vực", "Theo câu hỏi", "Chẩn đoán trọng số",
@@ -111,22 +116,37 @@ def test_cli_import_then_analysis_run_to_every_format(builder, runner, session, 
 
     raw = csv_out.read_bytes()
     assert raw.startswith("\ufeff".encode())
-    from_csv = pd.read_csv(csv_out, comment="#", encoding="utf-8-sig").set_index("Mã cơ quan")
+    # plain tables: pandas reads them without options (the BOM is taken as UTF-8), the provenance is beside them
+    from_csv = pd.read_csv(csv_out).set_index("Mã cơ quan")
     assert from_csv.loc["SNV", "Tổng điểm điều tra XHH"] == summary.loc["SNV", "Tổng điểm điều tra XHH"]
+    sidecar = json.loads((tmp_path / "r.provenance.json").read_text(encoding="utf-8"))
+    assert sidecar["round"] == "QNA-2023" and sidecar["data_file"] == "r.csv" and len(sidecar["methodology_hash"]) == 64
 
     frame, meta = pyreadstat.read_sav(str(sav))
     assert meta.column_names_to_labels["sp"] == "Tổng điểm điều tra XHH"
     assert meta.variable_value_labels["kind"][1.0] == "Sở, ban, ngành"
     assert "QNA-2023" in meta.file_label
     assert frame.set_index("agency").loc["SNV", "sp"] == summary.loc["SNV", "Tổng điểm điều tra XHH"]
+    # every estimate has its SE, and estimates are Scale, codes Nominal, ranks Ordinal
+    assert {"sp_se", "tlhl_se", "points_A1_se", "points_A1_lo", "points_A1_hi"} <= set(frame.columns)
+    assert meta.variable_measure["sp"] == "scale" and meta.variable_measure["points_A1_se"] == "scale"
+    assert meta.variable_measure["agency"] == "nominal" and meta.variable_measure["rank"] == "ordinal"
 
-    tidy = pd.read_csv(answers, comment="#", encoding="utf-8-sig")
+    # the response-level file: one case per sheet × agency, answers with value labels, K declared missing
+    cases, rmeta = pyreadstat.read_sav(str(responses), user_missing=True)
+    snv = cases[(cases["agency"] == "SNV") & (cases["form"] == "CC-CT")]
+    assert len(snv) == 5 and sorted(snv["I02"]) == [1.0, 2.0, 3.0, 4.0, 4.0]
+    assert rmeta.variable_value_labels["I02"][4.0] and rmeta.variable_measure["I02"] == "ordinal"
+    assert len(cases[cases["form"] == "HĐ-CT"]) == 3
+
+    tidy = pd.read_csv(answers)
     snv = tidy[(tidy["agency"] == "SNV") & (tidy["criterion"] == "A1")]
     points = book["Theo lĩnh vực"].set_index(["Mã cơ quan", "Mã lĩnh vực"]).loc[("SNV", "A1"), "Điểm"]
     assert round(4 * (snv["weight"] * snv["value"].fillna(0)).sum(), 2) == points
 
 
-def test_cli_reports_bad_lines_and_bad_output(builder, runner, tmp_path):
+def test_cli_reports_bad_lines_and_bad_output(builder, runner, session, tmp_path):
+    collect_from_today(session, builder.round)
     path = tmp_path / "bad.csv"
     path.write_bytes(csv_bytes([builder.row("CC-CT", "SNV", "4"), builder.row("CC-CT", "SNV", "4", I01="9")]))
     result = runner.invoke(args=["responses", "import", "--round", "QNA-2023", str(path)])

@@ -20,12 +20,13 @@ from tests.conftest import QUESTIONNAIRE_DIR, ROUND_DIR
 
 
 def _snv_rows(builder):
-    """SNV: three CC-CT sheets and one HĐ-CT sheet, everything else empty."""
+    """SNV: three CC-CT sheets and two HĐ-CT sheets (the paper minimum), everything else empty."""
     return [
         builder.row("CC-CT", "SNV", "4"),
         builder.row("CC-CT", "SNV", "3"),
         builder.row("CC-CT", "SNV", "1", I01="K"),
         builder.row("HĐ-CT", "SNV", "2", respondent="h1"),
+        builder.row("HĐ-CT", "SNV", "2", respondent="h2"),
     ]
 
 
@@ -35,7 +36,8 @@ def test_points_and_satisfaction_match_a_hand_computation(builder, session, load
     crit = res.criteria.set_index(["agency", "criterion"])
     # A1 with the linear preset (DG4: 1→0, 2→1/3, 3→2/3, 4→1):
     #   CC-CT sheets: 1, 2/3, and 0 (I01 is K, the other A1 items are "1"), mean 5/9, n = 3 >= n_min 3
-    #   HĐ-CT: "2" → 1/3, n = 1 >= 1.  LĐ-CP and LĐH-CH are missing: weights .30 and .20 renormalised.
+    #   HĐ-CT: "2" → 1/3 on both sheets, n = 2 >= 2.  LĐ-CP and LĐH-CH are missing: weights .30 and .20
+    #   renormalised.
     expected = (0.30 * 5 / 9 + 0.20 * 1 / 3) / 0.50
     assert crit.loc[("SNV", "A1"), "score"] == pytest.approx(expected, abs=1e-12)
     assert crit.loc[("SNV", "A1"), "points"] == round(4 * expected, 2)
@@ -50,7 +52,7 @@ def test_points_and_satisfaction_match_a_hand_computation(builder, session, load
     assert summary.loc["SNV", "survey_points"] == analysis.round_half_away(exact) == 13.82
     assert round(crit.loc["SNV", "points"].sum(), 2) == 13.83
     assert summary.loc["SNV", "tlhl_ci_lo"] <= summary.loc["SNV", "tlhl"] <= summary.loc["SNV", "tlhl_ci_hi"]
-    assert summary.loc["SNV", "n"] == 4
+    assert summary.loc["SNV", "n"] == 5
 
 
 def test_agency_without_valid_responses_gets_nan_and_a_flag_never_zero(builder, session, loaded_round):

