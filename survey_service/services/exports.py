@@ -247,13 +247,28 @@ def write_csv(results: RoundResults, path: Path) -> None:
     write_provenance(results, path)
 
 
-def write_answers_csv(results: RoundResults, path: str | Path) -> Path:
-    """The tidy long file: one row per counted answer with its value and weight (S = Σ weight·value)."""
+def write_answers_csv(results: RoundResults, path: str | Path, *, min_group: int | None = None) -> Path:
+    """The tidy long file: one row per counted answer with its value and weight (S = Σ weight·value).
+
+    :param min_group: leave out the answers of every group (form × agency rated) with fewer respondents (the
+        web download); for those agencies the weights then no longer add up to the points.
+    """
     path = Path(path)
-    tabular.csv_frame(_labelled(results, results.answers)).to_csv(
+    answers = small_groups_removed(results.answers, min_group)[0] if min_group else results.answers
+    tabular.csv_frame(_labelled(results, answers)).to_csv(
         path, index=False, lineterminator="\n", float_format="%.17g", encoding="utf-8-sig")
     write_provenance(results, path)
     return path
+
+
+def small_groups_removed(answers: pd.DataFrame, min_group: int) -> tuple[pd.DataFrame, list[tuple[tuple, int]]]:
+    """The answers without those of groups (form × agency) of fewer than ``min_group`` respondents, and the
+    groups left out with their number of answers."""
+    keys = ["form", "agency"]
+    sizes = answers.groupby(keys, observed=True)["respondent_key"].transform("nunique")
+    small = sizes < min_group
+    left_out = answers[small].groupby(keys, observed=True).size()
+    return answers[~small], list(left_out.items())
 
 
 def write_sav(results: RoundResults, path: Path) -> None:

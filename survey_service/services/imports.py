@@ -325,3 +325,20 @@ class _Context:
         report.by_form[row.form] = report.by_form.get(row.form, 0) + 1
         report.surplus += surplus
         return response
+
+
+def template_csv(session: Session, rnd: Round, form_code: str) -> str:
+    """An empty import file for one form of the round: the header row its rows need.
+
+    :raises ImportRejected: when the round has no such form.
+    """
+    rf = next((f for f in rnd.forms if f.form_code == form_code), None)
+    if rf is None:
+        raise ImportRejected([RowError(1, f"đợt {rnd.code} không có phiếu {form_code[:16]}.")])
+    q = qn.Questionnaire.from_definition(rf.questionnaire_version.definition)
+    fixed = ["form", "agency", *(["division", "district"] if q.rates == "supervising" else []), "respondent",
+             "submitted_on"]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(fixed + list(q.item_codes))
+    return out.getvalue()
+
