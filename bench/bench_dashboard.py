@@ -24,28 +24,30 @@ import sqlalchemy as sa
 from survey_service import create_app
 from survey_service.db import Base, get_session
 from survey_service.models import (
-    Agency, AgencyKind, Channel, CodeBatch, Draft, InvitationCode, QuestionnaireVersion, QuotaCell, Response,
+    Agency, Channel, CodeBatch, Draft, InvitationCode, QuestionnaireVersion, QuotaCell, Response,
     Round, RoundForm, Sheet, SheetState,
 )
 from survey_service.services import users
 
 FORMS = {  # code: (channel, kinds rated; None = one matrix cell)
-    "CC-CT": (Channel.ONLINE, [AgencyKind.DEPARTMENT]), "CC-ND": (Channel.ONLINE, [AgencyKind.VERTICAL]),
-    "CC-CH": (Channel.ONLINE, [AgencyKind.DISTRICT]), "LĐ-CP": (Channel.ONLINE, [AgencyKind.DISTRICT]),
-    "LĐX-CH": (Channel.ONLINE, [AgencyKind.DISTRICT]), "HĐ-CT": (Channel.PAPER, None),
-    "LĐH-CH": (Channel.PAPER, [AgencyKind.DEPARTMENT]), "LĐS-CT": (Channel.PAPER, [AgencyKind.DISTRICT]),
+    "CC-CT": (Channel.ONLINE, ["department"]), "CC-ND": (Channel.ONLINE, ["vertical"]),
+    "CC-CH": (Channel.ONLINE, ["district"]), "LĐ-CP": (Channel.ONLINE, ["district"]),
+    "LĐX-CH": (Channel.ONLINE, ["district"]), "HĐ-CT": (Channel.PAPER, None),
+    "LĐH-CH": (Channel.PAPER, ["department"]), "LĐS-CT": (Channel.PAPER, ["district"]),
 }
 
 
 def build(session, responses: int, seed: int = 5) -> str:
     rng = random.Random(seed)
     rnd = Round(code="BENCH", name="Benchmark", province="Quảng Nam", year=2025, opens_on=date(2025, 9, 1),
-                closes_on=date(2025, 12, 31), settings={}, methodology={}, methodology_hash="x", content_hash="x")
+                closes_on=date(2025, 12, 31), settings={}, methodology={}, methodology_hash="x", content_hash="x",
+                structure={"kinds": [{"code": k, "label": k, "plural": k} for k in ("department", "district", "vertical")],
+                           "own_staff_forms": ["CC-CT", "CC-ND", "CC-CH"], "supervision": {}})
     session.add(rnd)
     session.flush()
-    agencies = ([Agency(round_id=rnd.id, code=f"S{i:02d}", kind=AgencyKind.DEPARTMENT, name=f"Sở {i}") for i in range(20)]
-                + [Agency(round_id=rnd.id, code=f"H{i:02d}", kind=AgencyKind.DISTRICT, name=f"Huyện {i}") for i in range(18)]
-                + [Agency(round_id=rnd.id, code=f"N{i:02d}", kind=AgencyKind.VERTICAL, name=f"Ngành dọc {i}") for i in range(5)])
+    agencies = ([Agency(round_id=rnd.id, code=f"S{i:02d}", kind="department", name=f"Sở {i}") for i in range(20)]
+                + [Agency(round_id=rnd.id, code=f"H{i:02d}", kind="district", name=f"Huyện {i}") for i in range(18)]
+                + [Agency(round_id=rnd.id, code=f"N{i:02d}", kind="vertical", name=f"Ngành dọc {i}") for i in range(5)])
     session.add_all(agencies)
     cells, versions = [], {}
     for form, (channel, kinds) in FORMS.items():
@@ -58,7 +60,7 @@ def build(session, responses: int, seed: int = 5) -> str:
             cells.append(QuotaCell(round_id=rnd.id, form_code=form, agency=agency, channel=channel, target=600))
     session.add_all(cells)
     session.flush()
-    departments = [a.id for a in agencies if a.kind is AgencyKind.DEPARTMENT]
+    departments = [a.id for a in agencies if a.kind == "department"]
 
     sheet_rows, response_rows, sheet_id = [], [], 0
     for i in range(responses):

@@ -10,17 +10,18 @@ from survey_service import config as config_defaults
 
 __version__ = "0.1.0"
 
-REPO_DIR = Path(__file__).resolve().parent.parent
+def create_app(test_config: dict | None = None, *, require_secrets: bool = True) -> Flask:
+    """Build the application: config, extensions, database, blueprints, error pages, CLI.
 
-
-def create_app(test_config: dict | None = None) -> Flask:
-    """Build the application: config, extensions, database, blueprints, error pages, CLI."""
+    The command line builds it with ``require_secrets=False``: validating files and ``--help`` need no
+    secret, and each command that does need one checks for it (:func:`survey_service.cli.needs_secrets`).
+    """
     app = Flask(
         __name__,
         instance_relative_config=True,
-        template_folder=str(REPO_DIR / "templates"),
+        template_folder=str(config_defaults.data_path("templates")),
     )
-    load_config(app, test_config)
+    load_config(app, test_config, require_secrets)
     register_extensions(app)
     register_blueprints(app)
     register_error_handlers(app)
@@ -28,7 +29,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     return app
 
 
-def load_config(app: Flask, test_config: dict | None) -> None:
+def load_config(app: Flask, test_config: dict | None, require_secrets: bool = True) -> None:
     app.config.from_mapping(config_defaults.DEFAULTS)
     app.config.from_pyfile("config.py", silent=True)
     app.config.from_prefixed_env("SURVEY")
@@ -43,7 +44,8 @@ def load_config(app: Flask, test_config: dict | None) -> None:
         app.config["SHEET_SIGNING_KEYS"] = app.config["SHEET_SIGNING_KEYS"] or ["test-sheet-key"]
     if isinstance(app.config["SHEET_SIGNING_KEYS"], str):
         app.config["SHEET_SIGNING_KEYS"] = [app.config["SHEET_SIGNING_KEYS"]]
-    config_defaults.check_secrets(app.config)
+    if require_secrets:
+        config_defaults.check_secrets(app.config)
     if not app.config["DATABASE_URL"]:
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
         app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'survey.sqlite'}"

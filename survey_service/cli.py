@@ -1,7 +1,11 @@
 """The ``survey-service`` command: one click group per noun. Commands parse arguments, call one
-service, commit, and print what happened."""
+service, commit, and print what happened.
+
+The application behind the commands is built without requiring secrets, so ``--help`` and the commands that
+only validate files work anywhere; a command that needs a secret says so (:func:`needs_secrets`)."""
 from __future__ import annotations
 
+import functools
 import secrets
 import sys
 from datetime import date, timedelta
@@ -9,7 +13,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
 
 from survey_service.db import get_session
 from survey_service.models import Role
@@ -32,6 +36,41 @@ def _public_base_url() -> str:
 def fail(message: str) -> None:
     click.secho(message, fg="red", err=True)
     sys.exit(1)
+
+
+def needs_secrets(*names: str):
+    """Stop a command with one line naming the setting when a secret it uses is not configured."""
+    def decorate(command):
+        @functools.wraps(command)
+        def run(*args, **kwargs):
+            from survey_service.config import MissingSecret, check_secrets
+
+            try:
+                check_secrets(current_app.config, names)
+            except MissingSecret as exc:
+                fail(f"LỖI Lệnh này cần thiết lập bí mật {', '.join(exc.missing)}, chưa được đặt: đặt trong "
+                     f"instance/config.py hoặc biến môi trường {' / '.join('SURVEY_' + k for k in exc.missing)}"
+                     + (' (SHEET_SIGNING_KEYS là danh sách JSON, ví dụ \'["key-2024", "key-2023"]\').'
+                        if "SHEET_SIGNING_KEYS" in exc.missing else "."))
+            return command(*args, **kwargs)
+        return run
+    return decorate
+
+
+def _questionnaire_dir(round_dir: str, given: str | None) -> Path:
+    """The questionnaires a round is read with: ``--questionnaires``, else the questionnaire directory the
+    round sits in (``<dir>/rounds/<CODE>/``), else QUESTIONNAIRE_DIR."""
+    if given:
+        return Path(given)
+    root = Path(round_dir).resolve().parent.parent
+    if Path(round_dir).resolve().parent.name == "rounds" and (root / "forms.yaml").is_file():
+        return root
+    return Path(current_app.config["QUESTIONNAIRE_DIR"])
+
+
+def _earlier_rounds() -> list[Path]:
+    """Where the rounds an agency continues are looked for, besides next to the round itself."""
+    return [Path(current_app.config["QUESTIONNAIRE_DIR"]) / "rounds"]
 
 
 # --- db ------------------------------------------------------------------------------------------
@@ -102,17 +141,49 @@ def round_group():
     """Survey rounds (questionnaires/rounds/<CODE>/)."""
 
 
+_QUESTIONNAIRES_OPTION = click.option(
+    "--questionnaires", "questionnaire_dir", type=click.Path(exists=True, file_okay=False),
+    help="Questionnaire directory of the forms (default: the one the round sits in, else QUESTIONNAIRE_DIR).")
+
+
+@round_group.command("check")
+@click.argument("round_dir", type=click.Path(exists=True, file_okay=False))
+@_QUESTIONNAIRES_OPTION
+@with_appcontext
+def round_check(round_dir, questionnaire_dir):
+    """Check a round directory exactly as `round load` does, without a database; non-zero exit on any error."""
+    from survey_service import questionnaires as qn
+    from survey_service.services import rounds
+
+    try:
+        r = rounds.check_round(round_dir, _questionnaire_dir(round_dir, questionnaire_dir),
+                               earlier_rounds=_earlier_rounds())
+    except qn.QuestionnaireError as exc:
+        fail(f"LỖI {exc}")
+    counts = {k.code: len(r.agencies_of_kind(k.code)) for k in r.kinds}
+    click.echo(f"Đợt {r.code}: {r.name} ({r.province}, {r.opens_on:%d/%m/%Y} – {r.closes_on:%d/%m/%Y})")
+    for kind in r.kinds:
+        click.echo(f"  {kind.code:<12} {counts[kind.code]:>4}  {kind.plural}")
+    paper = sum(q.target for q in r.quotas if q.channel == "paper")
+    continued = sum(1 for a in r.agencies if a.continues)
+    click.echo(f"  {len(r.forms)} phiếu, {len(r.quotas)} ô chỉ tiêu ({paper} phiếu giấy), "
+               f"{continued} cơ quan kế tục cơ quan của đợt trước")
+    click.echo(f"Đợt {r.code} hợp lệ.")
+
+
 @round_group.command("load")
 @click.argument("round_dir", type=click.Path(exists=True, file_okay=False))
+@_QUESTIONNAIRES_OPTION
 @with_appcontext
-def round_load(round_dir):
+def round_load(round_dir, questionnaire_dir):
     """Load or update a round from its directory, in one transaction."""
     from survey_service import questionnaires as qn
     from survey_service.services import rounds
 
     session = get_session()
     try:
-        report = rounds.load_round(session, round_dir, current_app.config["QUESTIONNAIRE_DIR"])
+        report = rounds.load_round(session, round_dir, _questionnaire_dir(round_dir, questionnaire_dir),
+                                   earlier_rounds=_earlier_rounds())
     except (qn.QuestionnaireError, rounds.RoundError) as exc:
         session.rollback()
         fail(f"LỖI {exc}\nKhông nạp gì.")
@@ -242,6 +313,7 @@ def _write_pdf(session, batch, out: Path) -> None:
 @click.option("--again", is_flag=True, help="Print the issued, not yet returned sheets again (no new serials).")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path), required=True)
 @with_appcontext
+@needs_secrets("SHEET_SIGNING_KEYS")
 def sheets_print(round_code, form_code, agency_code, extra, again, out):
     """Issue the sheets each paper quota cell still needs (up to its target) and write them to one PDF."""
     from survey_service.services import rounds, sheets
@@ -270,6 +342,7 @@ def sheets_print(round_code, form_code, agency_code, extra, again, out):
 @click.argument("serial")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path), required=True)
 @with_appcontext
+@needs_secrets("SHEET_SIGNING_KEYS")
 def sheets_reprint(serial, out):
     """Void a sheet that was not keyed and print its replacement under a new serial."""
     from survey_service.services import sheets
@@ -289,6 +362,7 @@ def sheets_reprint(serial, out):
 @click.option("--round", "round_code", required=True)
 @click.argument("codes", nargs=-1, required=True)
 @with_appcontext
+@needs_secrets("SHEET_SIGNING_KEYS")
 def sheets_return(round_code, codes):
     """Record sheets as returned, by serial or scanned URL; all or nothing."""
     from survey_service.services import sheets
@@ -453,11 +527,15 @@ def demo_group():
 
 
 @demo_group.command("setup")
+@click.option("--round", "round_code", default="QNA-2023", show_default=True,
+              help="The bundled round the demo collects for: QNA-2023 (Quảng Nam, 2023) or DNG-2026 (Đà Nẵng, "
+                   "two-tier local government).")
 @click.option("--simulated/--no-simulated", default=True, show_default=True,
-              help="Also create the demonstration round QNA-2023-DEMO filled with simulated responses.")
+              help="Also create the demonstration round <ROUND>-DEMO filled with simulated responses.")
 @with_appcontext
-def demo_setup(simulated):
-    """Migrate the database, load QNA-2023 and (re)set the demo accounts; prints their passwords."""
+def demo_setup(round_code, simulated):
+    """Migrate the database, load a bundled round and open it for collection, (re)set the demo accounts;
+    prints their passwords."""
     import sqlalchemy as sa
     from werkzeug.security import generate_password_hash
 
@@ -465,16 +543,21 @@ def demo_setup(simulated):
     from survey_service.models import StaffUser
     from survey_service.services import rounds, users
 
+    rounds_dir = Path(current_app.config["QUESTIONNAIRE_DIR"]) / "rounds"
+    round_dir = rounds_dir / round_code
+    if not (round_dir / "round.yaml").is_file():
+        bundled = ", ".join(sorted(d.name for d in rounds_dir.iterdir() if (d / "round.yaml").is_file()))
+        raise click.UsageError(f"không có đợt khảo sát {round_code!r} đi kèm (các đợt đi kèm: {bundled})")
     _write_instance_secrets(Path(current_app.instance_path) / "config.py")
     migrate.upgrade(current_app.config["DATABASE_URL"])
     session = get_session()
-    round_dir = Path(current_app.config["QUESTIONNAIRE_DIR"]) / "rounds" / "QNA-2023"
     report = rounds.load_round(session, round_dir, current_app.config["QUESTIONNAIRE_DIR"])
     click.echo(f"Đợt {report.round_code}: {'đã nạp' if report.changed else 'đã có từ trước'}.")
     rnd = rounds.get_round(session, report.round_code)
     _open_for_demo(session, rnd)
     click.echo(f"Thời gian nhận phiếu: {rnd.opens_on:%d/%m/%Y} đến {rnd.closes_on:%d/%m/%Y} "
-               "(round.yaml giữ ngày thật của năm 2023).")
+               "(round.yaml giữ ngày của chính đợt khảo sát).")
+    _close_other_demo_rounds(session, rnd, rounds_dir)
     click.echo("Tài khoản cán bộ của bản trình diễn (mật khẩu mới mỗi lần khởi động):")
     accounts = {}
     for username, role, full_name in DEMO_ACCOUNTS:
@@ -489,7 +572,7 @@ def demo_setup(simulated):
         click.echo(f"  {username:<10} {role.value:<11} {password}")
     session.commit()
     if simulated:
-        _simulated_round(session, round_dir, accounts)
+        _simulated_round(session, round_dir, rnd.code, accounts)
 
 
 def _open_for_demo(session, rnd) -> None:
@@ -501,12 +584,30 @@ def _open_for_demo(session, rnd) -> None:
         rounds.schedule(session, rnd, today - timedelta(days=7), today + timedelta(days=60), actor="demo")
 
 
-def _simulated_round(session, round_dir: Path, accounts: dict) -> None:
+def _close_other_demo_rounds(session, rnd, rounds_dir: Path) -> None:
+    """The demo collects for one real round: another one a previous demo opened goes back to the dates of
+    its round.yaml, so the portal's home page speaks of the round asked for."""
+    import sqlalchemy as sa
+
+    from survey_service.models import Round
+    from survey_service.services import rounds
+
+    today = date.today()
+    for other in session.scalars(sa.select(Round).where(Round.id != rnd.id, Round.simulated.is_(False))):
+        if rounds.round_state(other, today) != "open" or not (rounds_dir / other.code).is_dir():
+            continue
+        own = rounds.check_round(rounds_dir / other.code, current_app.config["QUESTIONNAIRE_DIR"])
+        rounds.schedule(session, other, own.opens_on, own.closes_on, actor="demo")
+        click.echo(f"Đợt {other.code}: trở lại thời gian của chính đợt ({own.opens_on:%d/%m/%Y} đến "
+                   f"{own.closes_on:%d/%m/%Y}); bản trình diễn nhận phiếu cho đợt {rnd.code}.")
+
+
+def _simulated_round(session, round_dir: Path, round_code: str, accounts: dict) -> None:
     """The demonstration round: the same agencies and forms as the real round, filled with simulated
     responses through the portal and keying services, under its own code."""
     from survey_service.services import rounds, simulation
 
-    code = simulation.demo_code(rounds.get_round(session, "QNA-2023").code)
+    code = simulation.demo_code(round_code)
     rounds.load_round(session, round_dir, current_app.config["QUESTIONNAIRE_DIR"], actor="demo",
                       simulated_code=code)
     rnd = rounds.get_round(session, code)
@@ -588,7 +689,12 @@ def register_commands(app: Flask) -> None:
 def _create_app():
     from survey_service import create_app
 
-    return create_app()
+    return create_app(require_secrets=False)
 
 
-main = FlaskGroup(create_app=_create_app, help="Survey service for the provincial PAR INDEX survey.")
+#: Without Flask's ``run``: the development server would serve the app without its secrets; serve it with
+#: gunicorn (README), which builds it with them.
+main = FlaskGroup(create_app=_create_app, add_default_commands=False,
+                  help="Survey service for the provincial PAR INDEX survey.")
+main.add_command(shell_command)
+main.add_command(routes_command)

@@ -3,12 +3,23 @@
 Layers, later wins: these defaults, ``instance/config.py``, ``SURVEY_*`` environment variables
 (JSON-decoded when possible, e.g. ``SURVEY_DATABASE_URL``), then the test dict given to ``create_app``.
 Secrets have no default: outside test and demo mode a missing ``SECRET_KEY`` or ``SHEET_SIGNING_KEYS``
-stops start-up.
+stops the web application from starting; commands that validate files need neither.
 """
 from datetime import timedelta
 from pathlib import Path
 
-REPO_DIR = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_DIR = PACKAGE_DIR.parent
+#: Where an installed wheel keeps its copies of the repository's top-level data folders.
+BUNDLED_DIR = PACKAGE_DIR / "bundled"
+
+
+def data_path(name: str) -> Path:
+    """A top-level data folder or file of the repository (``questionnaires``, ``templates``, ``migrations``,
+    ``alembic.ini``), or its copy inside the installed package when the service runs from a wheel."""
+    packaged = BUNDLED_DIR / name
+    return packaged if packaged.exists() else REPO_DIR / name
+
 
 DEFAULTS = {
     "SECRET_KEY": None,
@@ -17,7 +28,7 @@ DEFAULTS = {
     "SHEET_SIGNING_KEYS": None,
     "DEMO": False,
     "DATABASE_URL": None,  # None: SQLite file in the instance folder
-    "QUESTIONNAIRE_DIR": str(REPO_DIR / "questionnaires"),
+    "QUESTIONNAIRE_DIR": str(data_path("questionnaires")),
     #: Address printed in invitation links and sheet QR codes. None: the address the page was asked at
     #: (the CLI, which has no request, then warns and uses the demo's address).
     "PUBLIC_BASE_URL": None,
@@ -51,17 +62,30 @@ DEFAULTS = {
 }
 
 
-def check_secrets(config) -> None:
-    """Refuse to start without secrets unless testing or running the demo."""
+SECRETS = ("SECRET_KEY", "SHEET_SIGNING_KEYS")
+
+
+class MissingSecret(RuntimeError):
+    """A secret setting the service needs for what was asked is not set; the message says how to set it."""
+
+    def __init__(self, message: str, missing: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.missing = missing
+
+
+def check_secrets(config, names=SECRETS) -> None:
+    """Refuse to go on without the secrets ``names`` unless testing or running the demo."""
     if config.get("TESTING") or config.get("DEMO"):
         return
-    missing = [k for k in ("SECRET_KEY", "SHEET_SIGNING_KEYS") if not config.get(k)]
+    missing = [k for k in names if not config.get(k)]
     if missing:
-        raise RuntimeError(
-            "Missing required secret setting(s): "
-            + ", ".join(missing)
-            + ". Set them in instance/config.py or as SURVEY_SECRET_KEY / SURVEY_SHEET_SIGNING_KEYS "
-            '(a JSON list, e.g. \'["key-2024", "key-2023"]\').'
+        how = " / ".join(f"SURVEY_{k}" for k in missing)
+        raise MissingSecret(
+            "Missing required secret setting(s): " + ", ".join(missing)
+            + f". Set them in instance/config.py or as {how}"
+            + (' (SHEET_SIGNING_KEYS is a JSON list, e.g. \'["key-2024", "key-2023"]\').'
+               if "SHEET_SIGNING_KEYS" in missing else "."),
+            tuple(missing),
         )
-    if config["SECRET_KEY"] in config["SHEET_SIGNING_KEYS"]:
-        raise RuntimeError("SHEET_SIGNING_KEYS must not contain SECRET_KEY.")
+    if set(names) == set(SECRETS) and config["SECRET_KEY"] in config["SHEET_SIGNING_KEYS"]:
+        raise MissingSecret("SHEET_SIGNING_KEYS must not contain SECRET_KEY.")

@@ -4,13 +4,13 @@ from __future__ import annotations
 from alembic import command
 from alembic.config import Config
 
-from survey_service import REPO_DIR
+from survey_service.config import data_path
 
-MIGRATIONS_DIR = REPO_DIR / "migrations"
+MIGRATIONS_DIR = data_path("migrations")
 
 
 def alembic_config(database_url: str) -> Config:
-    cfg = Config(str(REPO_DIR / "alembic.ini"))
+    cfg = Config(str(data_path("alembic.ini")))
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return cfg

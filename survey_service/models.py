@@ -45,12 +45,6 @@ def _enum(cls: type[enum.Enum], name: str) -> sa.Enum:
     )
 
 
-class AgencyKind(str, enum.Enum):
-    DEPARTMENT = "department"
-    DISTRICT = "district"
-    VERTICAL = "vertical"
-
-
 class Channel(str, enum.Enum):
     ONLINE = "online"
     PAPER = "paper"
@@ -94,6 +88,11 @@ class Round(Base):
     #: Scoring settings (coefficients, maximum points, group weights, n_min), from methodology.yaml.
     methodology: Mapped[dict] = mapped_column(sa.JSON)
     methodology_hash: Mapped[str] = mapped_column(sa.String(64))
+    #: What the round is made of, from round.yaml and supervising.yaml: ``kinds`` (the agency kinds in
+    #: order, each ``{code, label, plural}``), ``own_staff_forms`` and ``supervision`` (per supervising form
+    #: ``{cells_per, unit, supervisor}``) and ``province_type``. Pages, exports and the API take their labels
+    #: from it.
+    structure: Mapped[dict] = mapped_column(sa.JSON)
     #: Hash of the round directory's content when it was last loaded; equal hash = nothing to do.
     content_hash: Mapped[str] = mapped_column(sa.String(64))
     #: A demonstration round filled with generated responses (``demo setup``), never real data: every page,
@@ -111,6 +110,40 @@ class Round(Base):
     def __repr__(self) -> str:
         return f"<Round {self.code}>"
 
+    @property
+    def province_title(self) -> str:
+        """The province-level unit as it is written: "tỉnh Quảng Nam", "thành phố Đà Nẵng"."""
+        return f"{self.province_type} {self.province}"
+
+    @property
+    def province_type(self) -> str:
+        """ "tỉnh" or "thành phố" (rounds loaded before the setting existed are provinces)."""
+        return self.structure.get("province_type", "tỉnh")
+
+    @property
+    def kind_codes(self) -> list[str]:
+        """The round's agency kinds, in their declared order."""
+        return [k["code"] for k in self.structure["kinds"]]
+
+    @property
+    def kind_labels(self) -> dict[str, str]:
+        """Kind code -> the Vietnamese name of one agency of the kind, in declared order."""
+        return {k["code"]: k["label"] for k in self.structure["kinds"]}
+
+    @property
+    def kind_plurals(self) -> dict[str, str]:
+        """Kind code -> the Vietnamese name of the kind as a group, in declared order."""
+        return {k["code"]: k["plural"] for k in self.structure["kinds"]}
+
+    @property
+    def own_staff_forms(self) -> tuple[str, ...]:
+        """Forms answered by the rated agency's own staff (never broken down below the minimum)."""
+        return tuple(self.structure["own_staff_forms"])
+
+    def supervision(self, form_code: str) -> dict:
+        """``{cells_per, unit, supervisor}`` of a supervising form."""
+        return self.structure["supervision"][form_code]
+
 
 class Agency(Base):
     """An evaluated unit of a round (cơ quan được đánh giá)."""
@@ -120,10 +153,14 @@ class Agency(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     round_id: Mapped[int] = mapped_column(sa.ForeignKey("round.id", ondelete="CASCADE"), index=True)
     code: Mapped[str] = mapped_column(sa.String(32))
-    kind: Mapped[AgencyKind] = mapped_column(_enum(AgencyKind, "agency_kind"))
+    #: One of the round's declared kinds (``Round.kind_codes``).
+    kind: Mapped[str] = mapped_column(sa.String(32))
     name: Mapped[str] = mapped_column(sa.String(255))
 
     round: Mapped[Round] = relationship(back_populates="agencies")
+    continues: Mapped[list[AgencyContinuation]] = relationship(
+        cascade="all, delete-orphan", order_by="AgencyContinuation.position"
+    )
 
     __table_args__ = (sa.UniqueConstraint("round_id", "code", name="uq_agency_round_code"),)
 
@@ -131,13 +168,31 @@ class Agency(Base):
         return f"<Agency {self.code}>"
 
 
+class AgencyContinuation(Base):
+    """An agency of an earlier round that an agency carries on (a merged commune, a department that took
+    over another), named by round and agency code so that it holds whether or not that round is loaded."""
+
+    __tablename__ = "agency_continuation"
+
+    agency_id: Mapped[int] = mapped_column(sa.ForeignKey("agency.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(primary_key=True)
+    round_code: Mapped[str] = mapped_column(sa.String(32))
+    agency_code: Mapped[str] = mapped_column(sa.String(32))
+
+    def __repr__(self) -> str:
+        return f"<AgencyContinuation {self.round_code}:{self.agency_code}>"
+
+
 class Division(Base):
-    """A district division (phòng chuyên môn cấp huyện) whose heads answer LĐ-CP."""
+    """A respondent's unit under a supervising form's mapping (QNA-2023 LĐ-CP: a district division,
+    phòng chuyên môn cấp huyện); its respondents rate each agency in ``departments``."""
 
     __tablename__ = "division"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     round_id: Mapped[int] = mapped_column(sa.ForeignKey("round.id", ondelete="CASCADE"), index=True)
+    #: The supervising form whose mapping the division belongs to.
+    form_code: Mapped[str] = mapped_column(sa.String(16))
     code: Mapped[str] = mapped_column(sa.String(32))
     name: Mapped[str] = mapped_column(sa.String(255))
 

@@ -8,26 +8,36 @@ from datetime import date
 import sqlalchemy as sa
 
 from survey_service.models import (
-    Agency, AgencyKind, Channel, CodeBatch, Draft, InvitationCode, QuestionnaireVersion, QuotaCell, Response,
+    Agency, Channel, CodeBatch, Draft, InvitationCode, QuestionnaireVersion, QuotaCell, Response,
     Round, RoundForm, Sheet, SheetState,
 )
 
 AGENCIES = [
-    ("SNV", AgencyKind.DEPARTMENT, "Sở Nội vụ"),
-    ("STC", AgencyKind.DEPARTMENT, "Sở Tài chính"),
-    ("BDT", AgencyKind.DEPARTMENT, "Ban Dân tộc"),
-    ("DLO", AgencyKind.DISTRICT, "Đại Lộc"),
-    ("DXU", AgencyKind.DISTRICT, "Duy Xuyên"),
-    ("TKY", AgencyKind.DISTRICT, "Tam Kỳ"),
-    ("CAT", AgencyKind.VERTICAL, "Công an tỉnh"),
+    ("SNV", "department", "Sở Nội vụ"),
+    ("STC", "department", "Sở Tài chính"),
+    ("BDT", "department", "Ban Dân tộc"),
+    ("DLO", "district", "Đại Lộc"),
+    ("DXU", "district", "Duy Xuyên"),
+    ("TKY", "district", "Tam Kỳ"),
+    ("CAT", "vertical", "Công an tỉnh"),
 ]
 # form code → (channel, title, agency kinds with a cell; None = one matrix cell)
 FORMS = {
-    "CC-CT": (Channel.ONLINE, "Phiếu công chức sở", [AgencyKind.DEPARTMENT]),
-    "CC-CH": (Channel.ONLINE, "Phiếu công chức huyện", [AgencyKind.DISTRICT]),
-    "LĐ-CP": (Channel.ONLINE, "Phiếu lãnh đạo phòng cấp huyện", [AgencyKind.DISTRICT]),
+    "CC-CT": (Channel.ONLINE, "Phiếu công chức sở", ["department"]),
+    "CC-CH": (Channel.ONLINE, "Phiếu công chức huyện", ["district"]),
+    "LĐ-CP": (Channel.ONLINE, "Phiếu lãnh đạo phòng cấp huyện", ["district"]),
     "HĐ-CT": (Channel.PAPER, "Phiếu đại biểu HĐND tỉnh", None),
-    "LĐS-CT": (Channel.PAPER, "Phiếu lãnh đạo sở", [AgencyKind.DISTRICT]),
+    "LĐS-CT": (Channel.PAPER, "Phiếu lãnh đạo sở", ["district"]),
+}
+
+
+#: The three-tier structure of the QNA-2023 round, for rounds built directly in the database.
+STRUCTURE = {
+    "kinds": [{"code": "department", "label": "Sở, ban, ngành", "plural": "Các sở, ban, ngành"},
+              {"code": "district", "label": "UBND cấp huyện", "plural": "UBND các huyện, thị xã, thành phố"},
+              {"code": "vertical", "label": "Cơ quan ngành dọc", "plural": "Các cơ quan ngành dọc cấp tỉnh"}],
+    "own_staff_forms": ["CC-CT", "CC-ND", "CC-CH"],
+    "supervision": {"LĐ-CP": {"cells_per": "district", "unit": "phòng chuyên môn", "supervisor": "sở quản lý"}},
 }
 
 
@@ -35,11 +45,11 @@ def make_round(session, code: str = "T-2025", *, target: int = 5, extra_agencies
                settings: dict | None = None, methodology: dict | None = None) -> Round:
     rnd = Round(code=code, name=f"Đợt thử {code}", province="Quảng Nam", year=2025, opens_on=date(2025, 9, 1),
                 closes_on=date(2025, 12, 31), settings=settings or {}, methodology=methodology or {}, methodology_hash="x",
-                content_hash="x")
+                content_hash="x", structure=STRUCTURE)
     session.add(rnd)
     session.flush()
     agencies = [Agency(round_id=rnd.id, code=c, kind=k, name=n) for c, k, n in AGENCIES]
-    agencies += [Agency(round_id=rnd.id, code=f"X{i:03d}", kind=AgencyKind.DEPARTMENT, name=f"Sở số {i}")
+    agencies += [Agency(round_id=rnd.id, code=f"X{i:03d}", kind="department", name=f"Sở số {i}")
                  for i in range(extra_agencies)]
     session.add_all(agencies)
     for form, (channel, title, kinds) in FORMS.items():

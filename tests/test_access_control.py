@@ -117,6 +117,20 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("preview.form", "POST"): VIEWERS,
     ("preview.phone", "GET"): VIEWERS,
     ("preview.sheet", "GET"): VIEWERS,
+    # individual responses: browsed and exported by viewers, imported by supervisors
+    ("responses.index", "GET"): VIEWERS,
+    ("responses.listing", "GET"): VIEWERS,
+    ("responses.detail", "GET"): VIEWERS,
+    ("responses.answers_csv", "GET"): VIEWERS,
+    ("responses.import_file", "GET"): SUPERVISOR,
+    ("responses.import_file", "POST"): SUPERVISOR,
+    ("responses.import_template", "GET"): SUPERVISOR,
+    # reminders to agencies still short of responses
+    ("reminders.index", "GET"): SUPERVISOR,
+    ("reminders.listing", "GET"): SUPERVISOR,
+    ("reminders.print_all", "GET"): SUPERVISOR,
+    ("reminders.show", "GET"): SUPERVISOR,
+    ("reminders.text", "GET"): SUPERVISOR,
     # API (bearer token)
     ("api.openapi", "GET"): PUBLIC,
     ("api.round_quotas", "GET"): VIEWERS,
@@ -140,6 +154,8 @@ ARGUMENTS = {
     "kind": lambda w: "department",
     "fmt": lambda w: "csv",
     "filename": lambda w: "css/app.css",
+    "key": lambda w: "SNV",  # the reminder of an agency still short of responses (every one is)
+    "uid": lambda w: "0" * 32,  # a response id: the round has none, so a 404 once the guard lets it through
 }
 # ``code`` names a round on staff pages and an invitation code on the portal.
 ROUND_CODE_ENDPOINTS = ("admin.", "results.", "api.")

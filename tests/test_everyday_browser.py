@@ -31,16 +31,19 @@ def test_void_and_reprint_asks_first_without_javascript(loaded_round, session, s
     page = staff_page("supervisor", viewport, javascript=False)
     page.goto(f"{live_server}/paper/ledger/{sheet.serial}")
     page.get_by_role("button", name="Hủy số phiếu này và in phiếu thay thế").click()
+    page.wait_for_url(f"**/paper/ledger/{sheet.serial}/reprint")
     assert page.locator("h1").inner_text() == f"Hủy phiếu {sheet.serial} và in phiếu thay thế?"
     assert "không hoàn tác" in page.content()
     page.screenshot(path=str(artifacts / f"confirm-{viewport}.png"), full_page=True)
     assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
     assert state_of(session, sheet.serial) is SheetState.ISSUED
     page.get_by_role("link", name="Không, quay lại").click()
+    page.wait_for_url(f"**/paper/ledger/{sheet.serial}")
     assert sheet.serial in page.locator("h1").inner_text()
     assert state_of(session, sheet.serial) is SheetState.ISSUED
 
     page.get_by_role("button", name="Hủy số phiếu này và in phiếu thay thế").click()
+    page.wait_for_url(f"**/paper/ledger/{sheet.serial}/reprint")
     with page.expect_download() as download:
         page.get_by_role("button", name="Hủy và in lại").click()
     assert download.value.suggested_filename.endswith(".pdf")
@@ -68,9 +71,11 @@ def test_keying_without_javascript_asks_for_what_can_be_done(loaded_round, sessi
     assert not page.get_by_role("button", name="Tắt camera").is_visible()
     page.get_by_label("Quét mã QR hoặc gõ số phiếu").fill(sheet.serial)
     page.get_by_role("button", name="Mở phiếu").click()
+    page.wait_for_url(f"**/paper/sheets/{sheet.serial}/key")
     assert page.get_by_text("Chọn một phương án cho mỗi câu").is_visible()
     assert not page.locator("[data-keys-help]").is_visible()
     page.get_by_role("button", name="Lưu phiếu (Enter)").click()
+    page.wait_for_selector("#keying-errors")
     errors = page.locator("#keying-errors").inner_text()
     assert "chọn “Để trống”" in errors and "gõ “-”" not in errors
     assert "Câu 1 (E01): chưa nhập" in errors  # numbered as on the screen
@@ -99,6 +104,7 @@ def test_audit_log_is_readable_and_filterable(loaded_round, session, staff_page,
     page.goto(f"{live_server}/staff/admin/audit")
     page.get_by_label("Thao tác").select_option(label="Nạp đợt khảo sát")
     page.get_by_role("button", name="Lọc").click()
+    page.wait_for_url("**action=round.load**")
     first = page.locator("table.audit tbody tr").first
     assert "Nạp đợt khảo sát" in first.inner_text() and "Đợt QNA-2023" in first.inner_text()
     assert page.locator("table.audit tbody tr").count() == 1
@@ -121,6 +127,7 @@ def test_print_page_counts_the_sheets_just_printed(loaded_round, session, staff_
     with page.expect_download() as download:
         page.get_by_role("button", name="Tạo tệp PDF").click()
     assert download.value.suggested_filename.endswith(".pdf")
+    page.wait_for_selector("#printed")
     row = page.locator("tr", has_text="LĐH-CH").filter(has_text="Sở Nội vụ")
     assert row.locator("td").nth(3).inner_text() == "2"  # no reload needed
     assert page.get_by_role("link", name="Tải tệp PDF để in").is_visible()
@@ -149,11 +156,7 @@ def test_every_clerk_page_passes_the_accessibility_scan(loaded_round, session, s
 @pytest.mark.parametrize("viewport", ["phone", "desktop"])
 def test_long_supervisor_lists_search_and_pass_the_scan(loaded_round, session, staff_page, live_server, artifacts,
                                                         viewport):
-    from datetime import timedelta
-
-    from survey_service.web.respond import local_today
-
-    loaded_round.opens_on, loaded_round.closes_on = local_today() - timedelta(days=1), local_today() + timedelta(days=9)
+    collect_from_today(session, loaded_round)
     session.commit()
     sheets.issue_sheets(session, loaded_round, sheets.paper_cells(session, loaded_round), actor="test")
     session.commit()
@@ -161,6 +164,7 @@ def test_long_supervisor_lists_search_and_pass_the_scan(loaded_round, session, s
     page.goto(f"{live_server}/paper/ledger?round=QNA-2023")
     page.get_by_label("Cơ quan được đánh giá").fill("SNV")
     page.get_by_role("button", name="Tìm").click()
+    page.wait_for_url("**agency=SNV**")
     assert page.locator("table a.serial").count() == 2
     page.screenshot(path=str(artifacts / f"ledger-{viewport}.png"), full_page=True)
     assert axe_violations(page) == []
@@ -168,6 +172,7 @@ def test_long_supervisor_lists_search_and_pass_the_scan(loaded_round, session, s
     assert page.get_by_role("navigation", name="Trang chỉ tiêu").is_visible()
     page.get_by_label("Phiếu").select_option("CC-CT")
     page.get_by_role("button", name="Tìm").click()
+    page.wait_for_url("**form=CC-CT**")
     assert page.locator("form.issue").count() == 20  # one row per department
     page.screenshot(path=str(artifacts / f"codes-{viewport}.png"), full_page=True)
     assert axe_violations(page) == []

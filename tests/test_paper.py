@@ -282,7 +282,7 @@ def test_wrong_check_character_void_sheet_and_other_round_are_refused(app, loade
 
     other = Round(code="QNA-2024", name="Đợt thử", province="Quảng Nam", year=2024, opens_on=rnd.opens_on,
                   closes_on=rnd.closes_on, settings=rnd.settings, methodology={}, methodology_hash="x",
-                  content_hash="x")
+                  content_hash="x", structure=rnd.structure)
     session.add(other)
     session.flush()
     cell = QuotaCell(round_id=other.id, form_code=LDH, agency_id=None, channel=sheet.quota_cell.channel, target=1)
@@ -370,7 +370,9 @@ def test_matrix_sheet_stores_one_answer_per_agency_and_item(app, loaded_round, s
     rnd = loaded_round
     sheet = issue(session, rnd, form_code="HĐ-CT")[0]
     form = keying.sheet_form(session, sheet)
-    assert [r.group for r in form.rows][0] == "Sở, ban, ngành" and len(form.rows) == 43
+    groups = list(dict.fromkeys(r.group for r in form.rows))  # the round's kinds, in its order
+    assert groups == ["Các sở, ban, ngành", "UBND các huyện, thị xã, thành phố", "Các cơ quan ngành dọc cấp tỉnh"]
+    assert len(form.rows) == 43
     login(client, make_user("clerk"))
     page = client.get(f"/paper/sheets/{sheet.serial}/key").get_data(as_text=True)
     assert page.count('class="cell"') == 43 * len(form.questionnaire.scale_items)

@@ -10,7 +10,6 @@ import sqlalchemy as sa
 
 from survey_service.models import AuditEvent, Draft, InvitationCode, Response, Sheet
 from survey_service.services import preview
-from tests.conftest import PASSWORD
 
 ONLINE = ["CC-CH", "CC-CT", "CC-ND", "LĐ-CP", "LĐX-CH"]
 PAPER = ["HĐ-CT", "LĐH-CH", "LĐS-CT"]
@@ -99,18 +98,13 @@ def test_printed_preview_says_so_and_cannot_be_keyed(session, loaded_round, staf
             sheets.find_sheet(session, scanned, ["test-sheet-key"])
 
 
-def test_preview_in_the_browser(loaded_round, make_user, live_server, browser, artifacts):
+def test_preview_in_the_browser(loaded_round, live_server, staff_page, artifacts):
     from playwright.sync_api import expect
 
-    user = make_user("supervisor")
-    for width, height in ((360, 740), (1280, 900)):
-        page = browser.new_page(viewport={"width": width, "height": height}, locale="vi-VN")
-        page.goto(f"{live_server}/staff/login")
-        page.fill("#username", user.username)
-        page.fill("#password", PASSWORD)
-        page.click("button[type=submit]")
+    for viewport in ("phone", "desktop"):
+        page = staff_page("supervisor", viewport)
         page.goto(f"{live_server}/staff/preview/")
-        page.screenshot(path=str(artifacts / f"index-{width}.png"))
+        page.screenshot(path=str(artifacts / f"index-{viewport}.png"))
         page.select_option("#form-CC-CT select[name=agency]", "STP")
         page.click("#form-CC-CT button:has-text('Khung điện thoại')")
         frame = page.frame_locator("iframe")
@@ -118,8 +112,8 @@ def test_preview_in_the_browser(loaded_round, make_user, live_server, browser, a
         expect(frame.locator("main")).to_contain_text("Sở Tư pháp")
         box = page.locator("iframe").bounding_box()
         assert box["width"] <= 360
-        page.screenshot(path=str(artifacts / f"phone-{width}.png"))
+        page.screenshot(path=str(artifacts / f"phone-{viewport}.png"))
         frame.locator("button[value=submit]").click()
         expect(frame.locator("#error-summary")).to_be_visible()
-        page.screenshot(path=str(artifacts / f"phone-errors-{width}.png"))
+        page.screenshot(path=str(artifacts / f"phone-errors-{viewport}.png"))
         page.close()

@@ -86,14 +86,15 @@ def test_agencies_in_vietnamese_order_and_sort_by_shortfall(session, rnd):
 
 
 def test_bad_filters_are_refused():
-    forms = {"CC-CT": "x"}
+    forms, kinds = {"CC-CT": "x"}, ["department", "commune", progress.MATRIX]
     with pytest.raises(progress.FilterError):
-        progress.parse_filters({"kind": "province"}, forms)
+        progress.parse_filters({"kind": "district"}, forms, kinds)  # not a kind of this round
     with pytest.raises(progress.FilterError):
-        progress.parse_filters({"form": "XX"}, forms)
+        progress.parse_filters({"form": "XX"}, forms, kinds)
     with pytest.raises(progress.FilterError):
-        progress.parse_filters({"sort": "random"}, forms)
-    assert progress.parse_filters({"form": "CC-CT", "sort": ""}, forms) == Filters(form="CC-CT")
+        progress.parse_filters({"sort": "random"}, forms, kinds)
+    assert progress.parse_filters({"form": "CC-CT", "sort": ""}, forms, kinds) == Filters(form="CC-CT")
+    assert progress.parse_filters({"kind": "commune"}, forms, kinds) == Filters(kind="commune")
 
 
 def test_daily_counts_per_channel(session, rnd):

@@ -46,8 +46,20 @@ EXPECTED = {
     "LĐS-CT": ("paper", "assigned", ("district",),
                "E01 H05 E03 E05 E06 H02 E07 H03 E09 E10 E11 E12 E14 E15 E16 E17 E18"),
 }
+#: Round DNG-2026's forms: the same items, the commune level in place of the district level.
+DNG_FORMS = {
+    "CC-TP": ("online", "own", ("department",), EXPECTED["CC-CT"][3]),
+    "CC-NT": ("online", "own", ("vertical",), EXPECTED["CC-ND"][3]),
+    "CC-CX": ("online", "own", ("commune",), EXPECTED["CC-CH"][3]),
+    "LĐ-PX": ("online", "supervising", ("department",), EXPECTED["LĐ-CP"][3]),
+    "HĐ-TP": ("paper", "matrix", ("department", "vertical"), EXPECTED["HĐ-CT"][3]),
+    "LĐX-TP": ("paper", "assigned", ("department", "vertical"), EXPECTED["LĐH-CH"][3]),
+    "LĐS-CX": ("paper", "assigned", ("commune",), EXPECTED["LĐS-CT"][3]),
+}
+QNA_FORMS = tuple(EXPECTED)
+EXPECTED |= DNG_FORMS
 COUNTS = {"CC-CT": 21, "CC-ND": 18, "CC-CH": 22, "LĐ-CP": 16, "LĐX-CH": 18, "HĐ-CT": 10, "LĐH-CH": 18,
-          "LĐS-CT": 17}
+          "LĐS-CT": 17, "CC-TP": 21, "CC-NT": 18, "CC-CX": 22, "LĐ-PX": 16, "HĐ-TP": 10, "LĐX-TP": 18, "LĐS-CX": 17}
 # area of every bank item (methodology §5.2-5.3)
 BANK_AREA = {
     **{f"I{n:02d}": a for a, ns in {1: (1, 2, 3), 2: (4,), 3: (5, 6), 4: (7, 8, 9), 5: (10, 11, 12, 13),
@@ -79,9 +91,9 @@ def _strings(obj):
 # ---------------------------------------------------------------------------------------------- real files
 
 
-def test_declared_forms_are_the_eight_codes(real):
+def test_declared_forms_are_the_codes_of_both_rounds(real):
     assert list(real) == list(EXPECTED)
-    assert sum(len(q.scale_items) for q in real.values()) == sum(COUNTS.values()) == 140
+    assert sum(len(q.scale_items) for q in real.values()) == sum(COUNTS.values()) == 140 + 122
 
 
 @pytest.mark.parametrize("code", list(EXPECTED))
@@ -126,7 +138,8 @@ def test_form_files_state_the_source_of_their_wording():
     for code in EXPECTED:
         head = (REPO_QUESTIONNAIRES / file_name_for(code)).read_text(encoding="utf-8").splitlines()[:8]
         text = "\n".join(head)
-        assert text.startswith("#") and "proposed question bank" in text and "5484" in text
+        assert text.startswith("#") and "proposed question bank" in text
+        assert "5484" in text if code in QNA_FORMS else "PROPOSAL" in text and "DNG-2026" in text
 
 
 def test_real_scales():
@@ -401,8 +414,8 @@ CASES = {
         "CC-CT.yaml", lambda d: d.update(rates="others"), "CC-CT.yaml", None, "rates 'others' is not one of",
     ),
     "bad target kind": (
-        "CC-CT.yaml", lambda d: d.update(target_kinds=["ministry"]), "CC-CT.yaml", None,
-        "target kind 'ministry' is not one of department, district, vertical",
+        "CC-CT.yaml", lambda d: d.update(target_kinds=["Sở"]), "CC-CT.yaml", None,
+        "target kind 'Sở' is not a valid code",
     ),
     "repeated target kind": (
         "HD-CT.yaml", lambda d: d.update(target_kinds=["district", "district"]), "HD-CT.yaml", None,
@@ -416,9 +429,9 @@ CASES = {
         "LDH-CH.yaml", lambda d: d.update(channel="online"), "LDH-CH.yaml", None,
         "rates 'assigned' (target printed on the sheet) requires channel paper",
     ),
-    "supervising a district": (
-        "LD-CP.yaml", lambda d: d.update(target_kinds=["district"]), "LD-CP.yaml", None,
-        "rates 'supervising' requires target_kinds [department]",
+    "supervising on paper": (
+        "LD-CP.yaml", lambda d: d.update(channel="paper"), "LD-CP.yaml", None,
+        "rates 'supervising' (the respondent chooses their division) requires channel online",
     ),
     "no sections": (
         "CC-CT.yaml", lambda d: d.update(sections=[]), "CC-CT.yaml", None,
@@ -500,7 +513,7 @@ CASES = {
     ),
     "two codes with one file name": (
         "forms.yaml", lambda d: d["forms"].append("LD-CP"), "forms.yaml", "LD-CP",
-        "same file name LD-CP.yaml as LĐ-CP",
+        "differs from LĐ-CP only by Đ/D or diacritics (both would be LD-CP.yaml)",
     ),
 }
 

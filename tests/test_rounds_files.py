@@ -96,7 +96,7 @@ def test_paper_quotas_are_those_of_the_plan(rnd):
     assert hd == QuotaDef("HĐ-CT", None, "paper", 30, hd.note)
     ldh = rnd.quotas_for("LĐH-CH")
     assert {q.agency for q in ldh} == set(DEPARTMENTS) and {q.target for q in ldh} == {2}
-    assert all("ngành dọc" in q.note for q in ldh)  # the open question is recorded
+    assert all("ngành dọc không có phiếu LĐH-CH" in q.note for q in ldh)  # the reading of the plan is recorded
     lds = rnd.quotas_for("LĐS-CT")
     assert len(lds) == 18 and {rnd.agency(q.agency).kind for q in lds} == {"district"}
     assert {q.target for q in lds} == {2}
@@ -147,9 +147,10 @@ def test_methodology(rnd, questionnaires):
     assert m["coefficient_presets"] == {"DG4": "linear", "HL5": "linear", "TS4": "linear", "CK": "linear"}
     assert m["satisfaction_scale"] == "HL5" and m["positive_options"]["HL5"] == ["5", "4"]
     assert m["group_weights"]["department"] == {"CC-CT": 0.30, "LĐ-CP": 0.25, "LĐH-CH": 0.25, "HĐ-CT": 0.20}
-    assert m["group_weights"]["vertical"] == {"CC-ND": 0.40, "LĐH-CH": 0.35, "HĐ-CT": 0.25}
+    # KH 5484 plans LĐH-CH as 2 × 20 departments: no LĐH-CH sheet rates a vertical agency
+    assert m["group_weights"]["vertical"] == {"CC-ND": 0.40, "HĐ-CT": 0.25}
     for kind in ("department", "district", "vertical"):
-        assert sum(m["group_weights"][kind].values()) == pytest.approx(1.0)
+        assert sum(m["group_weights"][kind].values()) == pytest.approx(1.0 if kind != "vertical" else 0.65)
         assert sum(m["max_points"][kind].values()) == 30
         assert set(m["max_points"][kind]) == {f"A{n}" for n in range(1, 9)}
     expected_n_min = {f: (2 if questionnaires[f].channel == "paper" else 3) for f in FORMS}
@@ -228,6 +229,14 @@ def _replace(old: str, new: str):
     return change
 
 
+def _append_column(name, values):
+    """Add a CSV column, with ``values`` (first column -> value) and blanks elsewhere."""
+    def change(t: str) -> str:
+        header, *rows = t.splitlines()
+        return "\n".join([f"{header},{name}"] + [f"{r},{values.get(r.split(',')[0], '')}" for r in rows]) + "\n"
+    return change
+
+
 def _del(d, key):
     del d[key]
 
@@ -246,9 +255,21 @@ ROUND_CASES = {
         "agencies.csv", "text", _append("SNV,department,Sở Nội vụ (lặp)\n"), "agencies.csv", "6",
         "duplicate agency code 'SNV'",
     ),
-    "unknown agency kind": (
+    "undeclared agency kind": (
         "agencies.csv", "text", _replace("CTHUE,vertical", "CTHUE,central"), "agencies.csv", "5",
-        "unknown kind 'central'",
+        "kind 'central' is not declared in round.yaml agency_kinds (department, district, vertical)",
+    ),
+    "continuation that is not ROUND:AGENCY": (
+        "agencies.csv", "text", _append_column("continues", {"SNV": "SNV"}), "agencies.csv", "2",
+        "continues 'SNV' is not ROUND:AGENCY",
+    ),
+    "continuation of its own round": (
+        "agencies.csv", "text", _append_column("continues", {"STC": "TEST-2023:SNV"}), "agencies.csv", "3",
+        "an agency continues agencies of earlier rounds, not of its own round",
+    ),
+    "continuation of a round that is not there": (
+        "agencies.csv", "text", _append_column("continues", {"STC": "QNA-2019:STC"}), "agencies.csv", "STC",
+        "no round directory QNA-2019 is found next to this round",
     ),
     "agency without name": (
         "agencies.csv", "text", _append("SYT,department,\n"), "agencies.csv", "6", "name is missing",
@@ -263,21 +284,21 @@ ROUND_CASES = {
     ),
     # quotas.csv
     "quota for unknown form": (
-        "quotas.csv", "text", _append("CC-XX,SNV,online,5,\n"), "quotas.csv", "8", "unknown form 'CC-XX'",
+        "quotas.csv", "text", _append("CC-XX,SNV,online,5,\n"), "quotas.csv", "9", "unknown form 'CC-XX'",
     ),
     "quota for unknown agency": (
-        "quotas.csv", "text", _append("LĐH-CH,SYT,paper,2,\n"), "quotas.csv", "8", "unknown agency 'SYT'",
+        "quotas.csv", "text", _append("LĐH-CH,SYT,paper,2,\n"), "quotas.csv", "9", "unknown agency 'SYT'",
     ),
     "quota kind not rated by the form": (
-        "quotas.csv", "text", _append("LĐH-CH,TAMKY,paper,2,\n"), "quotas.csv", "8",
+        "quotas.csv", "text", _append("LĐH-CH,TAMKY,paper,2,\n"), "quotas.csv", "9",
         "LĐH-CH quota cells are per department or vertical (TAMKY is a district)",
     ),
     "duplicate quota cell": (
-        "quotas.csv", "text", _append("LĐH-CH,SNV,paper,1,\n"), "quotas.csv", "8",
+        "quotas.csv", "text", _append("LĐH-CH,SNV,paper,1,\n"), "quotas.csv", "9",
         "duplicate quota cell (LĐH-CH, SNV)",
     ),
     "duplicate matrix cell": (
-        "quotas.csv", "text", _append("HĐ-CT,,paper,1,\n"), "quotas.csv", "8",
+        "quotas.csv", "text", _append("HĐ-CT,,paper,1,\n"), "quotas.csv", "9",
         "duplicate quota cell (HĐ-CT, blank)",
     ),
     "negative target": (
@@ -297,7 +318,7 @@ ROUND_CASES = {
         "HĐ-CT is a matrix form: its single quota cell has a blank",
     ),
     "non-matrix quota without agency": (
-        "quotas.csv", "text", _append("LĐH-CH,,paper,2,\n"), "quotas.csv", "8",
+        "quotas.csv", "text", _append("LĐH-CH,,paper,2,\n"), "quotas.csv", "9",
         "LĐH-CH needs an agency in every quota cell",
     ),
     "quota channel differs from the form": (
@@ -309,7 +330,7 @@ ROUND_CASES = {
         "unknown channel 'post'",
     ),
     "quota row with too many fields": (
-        "quotas.csv", "text", _append("LĐH-CH,CTHUE,paper,2,,extra\n"), "quotas.csv", "8",
+        "quotas.csv", "text", _append("LĐH-CH,CTHUE,paper,2,,extra\n"), "quotas.csv", "9",
         "has 6 fields, the header has 5",
     ),
     "missing quota column": (
@@ -317,29 +338,41 @@ ROUND_CASES = {
         "quotas.csv", None, "missing column(s): channel",
     ),
     "supervising quota for a department": (
-        "quotas.csv", "text", _append("LĐ-CP,STC,online,5,\n"), "quotas.csv", "8",
+        "quotas.csv", "text", _append("LĐ-CP,STC,online,5,\n"), "quotas.csv", "9",
         "LĐ-CP quota cells are per district (STC is a department)",
     ),
-    # divisions.yaml
+    # supervising.yaml
     "division mapped to unknown agency": (
-        "divisions.yaml", "yaml", lambda d: d["divisions"][0]["departments"].append("SYT"), "divisions.yaml",
-        "NV", "unknown agency 'SYT'",
+        "supervising.yaml", "yaml", lambda d: d["LĐ-CP"]["divisions"][0]["supervised_by"].append("SYT"),
+        "supervising.yaml", "NV", "unknown agency 'SYT'",
     ),
-    "division mapped to a non-department": (
-        "divisions.yaml", "yaml", lambda d: d["divisions"][1]["departments"].append("CTHUE"),
-        "divisions.yaml", "TCKH", "CTHUE is a vertical agency, not a department",
+    "division mapped to an agency the form does not rate": (
+        "supervising.yaml", "yaml", lambda d: d["LĐ-CP"]["divisions"][1]["supervised_by"].append("CTHUE"),
+        "supervising.yaml", "TCKH", "CTHUE is a vertical agency; LĐ-CP rates department agencies",
     ),
     "duplicate division": (
-        "divisions.yaml", "yaml", lambda d: d["divisions"].append(dict(d["divisions"][0])), "divisions.yaml",
-        "NV", "duplicate division code",
+        "supervising.yaml", "yaml", lambda d: d["LĐ-CP"]["divisions"].append(dict(d["LĐ-CP"]["divisions"][0])),
+        "supervising.yaml", "NV", "duplicate division code",
     ),
-    "division without departments": (
-        "divisions.yaml", "yaml", lambda d: _set(d, ("divisions", 0, "departments"), []), "divisions.yaml",
-        "NV", "departments must be a non-empty list",
+    "division without supervisors": (
+        "supervising.yaml", "yaml", lambda d: _set(d, ("LĐ-CP", "divisions", 0, "supervised_by"), []),
+        "supervising.yaml", "NV", "supervised_by must be a non-empty list",
     ),
     "unknown division key": (
-        "divisions.yaml", "yaml", lambda d: d["divisions"][0].update(level="huyện"), "divisions.yaml", "NV",
-        "unknown key(s): level",
+        "supervising.yaml", "yaml", lambda d: d["LĐ-CP"]["divisions"][0].update(level="huyện"),
+        "supervising.yaml", "NV", "unknown key(s): level",
+    ),
+    "mapping for a form that does not supervise": (
+        "supervising.yaml", "yaml", lambda d: d.update({"CC-CT": d["LĐ-CP"]}), "supervising.yaml", None,
+        "unknown key(s): CC-CT",
+    ),
+    "mapping without its labels": (
+        "supervising.yaml", "yaml", lambda d: _del(d["LĐ-CP"], "unit"), "supervising.yaml", "LĐ-CP",
+        "missing required key(s): unit",
+    ),
+    "mapping with cells per an undeclared kind": (
+        "supervising.yaml", "yaml", lambda d: d["LĐ-CP"].update(cells_per="commune"), "supervising.yaml",
+        "LĐ-CP", "cells_per 'commune' is not an agency kind of this round",
     ),
     # staff_counts.csv
     "staff count without source": (
@@ -368,6 +401,35 @@ ROUND_CASES = {
         "duplicate staff count (SNV, CC-CT)",
     ),
     # round.yaml
+    "kind without a label": (
+        "round.yaml", "yaml", lambda d: _del(d["agency_kinds"][0], "label"), "round.yaml", "department",
+        "missing required key(s): label",
+    ),
+    "kind declared twice": (
+        "round.yaml", "yaml", lambda d: d["agency_kinds"].append(dict(d["agency_kinds"][0])), "round.yaml",
+        "department", "declared twice",
+    ),
+    "kind that is not a code": (
+        "round.yaml", "yaml", lambda d: d["agency_kinds"][0].update(code="Sở"), "round.yaml", "Sở",
+        "code 'Sở' is not a valid code",
+    ),
+    "kind without agencies": (
+        "round.yaml", "yaml", lambda d: d["agency_kinds"].append({"code": "commune", "label": "UBND cấp xã",
+                                                                  "plural": "UBND các xã"}),
+        "round.yaml", "commune", "no agency of this kind in agencies.csv",
+    ),
+    "form rating an undeclared kind": (
+        "round.yaml", "yaml", lambda d: _set(d, ("agency_kinds",), d["agency_kinds"][:2]), "agencies.csv", "5",
+        "kind 'vertical' is not declared",
+    ),
+    "own-staff form that is not of the round": (
+        "round.yaml", "yaml", lambda d: d["own_staff_forms"].append("CC-ND"), "round.yaml", None,
+        "own_staff_forms: 'CC-ND' is not a form of this round",
+    ),
+    "own-staff form that rates other agencies": (
+        "round.yaml", "yaml", lambda d: d["own_staff_forms"].append("LĐH-CH"), "round.yaml", None,
+        "own_staff_forms: LĐH-CH rates 'assigned' agencies",
+    ),
     "round lists an unknown form": (
         "round.yaml", "yaml", lambda d: d["forms"].append("CC-ND"), "round.yaml", None,
         "unknown form 'CC-ND' (no such questionnaire)",
@@ -456,6 +518,10 @@ ROUND_CASES = {
         "methodology.yaml", "yaml", lambda d: d["group_weights"]["vertical"].update({"CC-CT": 0.1}),
         "methodology.yaml", "group_weights", "vertical: form CC-CT does not rate vertical agencies",
     ),
+    "methodology: weight for a form without cells for the kind": (
+        "quotas.csv", "text", _replace("LĐH-CH,CTHUE,paper,2,\n", ""), "methodology.yaml", "group_weights",
+        "vertical: form LĐH-CH has no quota cell for vertical agencies in quotas.csv",
+    ),
     "methodology: weights sum to zero": (
         "methodology.yaml", "yaml", lambda d: d["group_weights"].update(vertical={"LĐH-CH": 0, "HĐ-CT": 0}),
         "methodology.yaml", "group_weights", "vertical: weights sum to 0",
@@ -517,13 +583,13 @@ def test_row_errors_name_the_row(tmp_path, fixture_questionnaires):
     path.write_text(path.read_text(encoding="utf-8") + "LĐH-CH,SNV,paper,1,\n", encoding="utf-8")
     with pytest.raises(QuestionnaireError) as info:
         load_round(directory, fixture_questionnaires)
-    assert str(info.value) == "quotas.csv: row 8: duplicate quota cell (LĐH-CH, SNV)"
+    assert str(info.value) == "quotas.csv: row 9: duplicate quota cell (LĐH-CH, SNV)"
 
 
-def test_supervising_form_needs_divisions(tmp_path, fixture_questionnaires):
+def test_supervising_form_needs_its_mapping(tmp_path, fixture_questionnaires):
     directory = _copy_round(tmp_path)
-    (directory / "divisions.yaml").unlink()
-    with pytest.raises(QuestionnaireError, match="divisions.yaml: the round has a 'supervising' form"):
+    (directory / "supervising.yaml").unlink()
+    with pytest.raises(QuestionnaireError, match="supervising.yaml: file not found: form.s. LĐ-CP rate"):
         load_round(directory, fixture_questionnaires)
 
 
@@ -542,3 +608,48 @@ def test_methodology_may_name_scales_passed_explicitly(tmp_path, fixture_questio
     scales = load_scales(REPO_QUESTIONNAIRES / "scales.yaml")
     assert load_round(directory, fixture_questionnaires,
                       scales=scales).methodology["coefficient_presets"]["CK"] == "top2"
+
+
+# ---------------------------------------------------------------------------------------------- round over round
+
+
+def _next_round(tmp_path: Path, continues: dict[str, str], *, opens_on=dt.date(2026, 9, 1)) -> Path:
+    """TEST-2026 next to TEST-2023: the same files, a later date, and a ``continues`` column."""
+    earlier = _copy_round(tmp_path)
+    directory = earlier.parent / "TEST-2026"
+    shutil.copytree(earlier, directory)
+    _edit_yaml(directory / "round.yaml", lambda d: d.update(code="TEST-2026", year=2026, opens_on=opens_on,
+                                                            closes_on=opens_on + dt.timedelta(days=60)))
+    path = directory / "agencies.csv"
+    path.write_text(_append_column("continues", continues)(path.read_text(encoding="utf-8")), encoding="utf-8")
+    return directory
+
+
+def test_an_agency_continues_agencies_of_an_earlier_round(tmp_path, fixture_questionnaires):
+    directory = _next_round(tmp_path, {"SNV": "TEST-2023:SNV TEST-2023:STC", "TAMKY": "TEST-2023:TAMKY"})
+    r = load_round(directory, fixture_questionnaires)
+    assert r.agency("SNV").continues == (("TEST-2023", "SNV"), ("TEST-2023", "STC"))
+    assert r.agency("TAMKY").continues == (("TEST-2023", "TAMKY"),) and r.agency("STC").continues == ()
+    assert r.definition()["agencies"][0]["continues"] == [["TEST-2023", "SNV"], ["TEST-2023", "STC"]]
+
+
+def test_a_continuation_that_points_nowhere_is_refused(tmp_path, fixture_questionnaires):
+    directory = _next_round(tmp_path, {"STC": "TEST-2023:SYT"})
+    with pytest.raises(QuestionnaireError) as info:
+        load_round(directory, fixture_questionnaires)
+    assert str(info.value) == "agencies.csv: agency STC: continues TEST-2023:SYT, but round TEST-2023 has no agency SYT"
+
+
+def test_a_continuation_names_an_earlier_round(tmp_path, fixture_questionnaires):
+    directory = _next_round(tmp_path, {"STC": "TEST-2023:STC"}, opens_on=dt.date(2023, 9, 1))
+    with pytest.raises(QuestionnaireError, match="continues an agency of round TEST-2023, which does not open before"):
+        load_round(directory, fixture_questionnaires)
+
+
+def test_earlier_rounds_are_also_looked_up_where_told(tmp_path, fixture_questionnaires):
+    directory = _next_round(tmp_path, {"STC": "TEST-2023:STC"})
+    moved = tmp_path / "elsewhere" / "TEST-2026"
+    shutil.move(directory, moved)
+    with pytest.raises(QuestionnaireError, match="no round directory TEST-2023 is found"):
+        load_round(moved, fixture_questionnaires)
+    assert load_round(moved, fixture_questionnaires, earlier_rounds=[tmp_path / "rounds"]).agency("STC").continues

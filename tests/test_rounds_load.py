@@ -3,9 +3,10 @@ import shutil
 
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from survey_service.models import (
-    Agency, AuditEvent, Channel, QuestionnaireVersion, QuotaCell, Response, Round, RoundForm,
+    Agency, AgencyContinuation, AuditEvent, Channel, QuestionnaireVersion, QuotaCell, Response, Round, RoundForm,
 )
 from survey_service.services import rounds
 from tests.conftest import QUESTIONNAIRE_DIR, ROUND_DIR
@@ -18,7 +19,12 @@ def count(session, model, *where):
 def test_real_round_loads(loaded_round, session):
     assert loaded_round.code == "QNA-2023" and loaded_round.province == "Quảng Nam"
     kinds = session.execute(sa.select(Agency.kind, sa.func.count()).group_by(Agency.kind)).all()
-    assert {k.value: n for k, n in kinds} == {"department": 20, "district": 18, "vertical": 5}
+    assert dict(kinds) == {"department": 20, "district": 18, "vertical": 5}
+    assert loaded_round.kind_labels == {"department": "Sở, ban, ngành", "district": "UBND cấp huyện",
+                                        "vertical": "Cơ quan ngành dọc"}
+    assert loaded_round.own_staff_forms == ("CC-CT", "CC-ND", "CC-CH")
+    assert loaded_round.supervision("LĐ-CP") == {"cells_per": "district", "unit": "phòng chuyên môn",
+                                                 "supervisor": "sở quản lý"}
     assert count(session, RoundForm, RoundForm.round_id == loaded_round.id) == 8
     paper = session.execute(
         sa.select(QuotaCell.form_code, sa.func.sum(QuotaCell.target))
@@ -105,13 +111,14 @@ def test_broken_questionnaire_loads_nothing(app, session, editable_copy, runner)
     assert count(session, Round) == 0
 
 
-def test_questionnaires_check_lists_eight_forms(runner):
+def test_questionnaires_check_lists_the_forms_of_both_rounds(runner):
     result = runner.invoke(args=["questionnaires", "check"])
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if line[:2] in {"CC", "LĐ", "HĐ"}]
     assert sorted(line.split()[0] for line in lines) == sorted(
-        ["CC-CT", "CC-ND", "CC-CH", "LĐ-CP", "LĐX-CH", "HĐ-CT", "LĐH-CH", "LĐS-CT"])
-    assert "8 phiếu hợp lệ" in result.output
+        ["CC-CT", "CC-ND", "CC-CH", "LĐ-CP", "LĐX-CH", "HĐ-CT", "LĐH-CH", "LĐS-CT",
+         "CC-TP", "CC-NT", "CC-CX", "LĐ-PX", "HĐ-TP", "LĐX-TP", "LĐS-CX"])
+    assert "15 phiếu hợp lệ" in result.output
 
 
 def test_questionnaires_check_fails_on_error(runner, editable_copy):
@@ -165,3 +172,63 @@ def test_demo_setup_migrates_loads_and_opens_the_round(tmp_path):
     again = app.test_cli_runner().invoke(args=["demo", "setup"])
     assert again.exit_code == 0 and "đã có từ trước" in again.output
     app.extensions["db_engine"].dispose()
+
+
+def _next_round(questionnaires, continues: dict[str, str]):
+    """QNA-2026 next to QNA-2023 in an editable copy: the same files, 2026 dates, a ``continues`` column."""
+    directory = questionnaires / "rounds" / "QNA-2026"
+    shutil.copytree(questionnaires / "rounds" / "QNA-2023", directory)
+    path = directory / "round.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data.update(code="QNA-2026", year=2026, opens_on="2026-09-01", closes_on="2026-10-30")
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    path = directory / "agencies.csv"
+    header, *rows = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join([header + ",continues"] + [f"{r},{continues.get(r.split(',')[0], '')}" for r in rows])
+                    + "\n", encoding="utf-8")
+    return directory
+
+
+def test_a_round_continuing_an_earlier_one_keeps_the_mapping(app, session, editable_copy, runner):
+    directory = _next_round(editable_copy, {"SNV": "QNA-2023:SNV QNA-2023:SNGV", "TAMKY": "QNA-2023:TAMKY"})
+    checked = runner.invoke(args=["round", "check", str(directory)])
+    assert checked.exit_code == 0, checked.output
+    assert "2 cơ quan kế tục cơ quan của đợt trước" in checked.output and "Đợt QNA-2026 hợp lệ." in checked.output
+    assert runner.invoke(args=["round", "load", str(directory)]).exit_code == 0
+    snv = session.scalar(sa.select(Agency).join(Round).where(Round.code == "QNA-2026", Agency.code == "SNV"))
+    assert [(c.round_code, c.agency_code) for c in snv.continues] == [("QNA-2023", "SNV"), ("QNA-2023", "SNGV")]
+    assert count(session, AgencyContinuation) == 3
+
+    path = directory / "agencies.csv"
+    path.write_text(path.read_text(encoding="utf-8").replace("QNA-2023:SNV QNA-2023:SNGV", "QNA-2023:SNV"),
+                    encoding="utf-8")
+    again = runner.invoke(args=["round", "load", str(directory)])
+    assert again.exit_code == 0 and "cơ quan SNV kế tục QNA-2023:SNV" in again.output
+    session.expire_all()
+    assert count(session, AgencyContinuation) == 2
+
+
+def test_a_continuation_that_points_nowhere_loads_nothing(app, session, editable_copy, runner):
+    directory = _next_round(editable_copy, {"SNV": "QNA-2023:SOVH"})
+    result = runner.invoke(args=["round", "load", str(directory)])
+    assert result.exit_code == 1
+    assert "agencies.csv: agency SNV: continues QNA-2023:SOVH, but round QNA-2023 has no agency SOVH" in result.output
+    assert count(session, Round) == 0
+
+
+def test_commands_that_validate_need_no_secret(tmp_path):
+    from survey_service import create_app
+
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite'}", "QUESTIONNAIRE_DIR": str(QUESTIONNAIRE_DIR),
+                      "SECRET_KEY": None, "SHEET_SIGNING_KEYS": None}, require_secrets=False)
+    runner = app.test_cli_runner()
+    checked = runner.invoke(args=["round", "check", str(ROUND_DIR)])
+    assert checked.exit_code == 0 and "Đợt QNA-2023 hợp lệ." in checked.output
+    assert "department     20  Các sở, ban, ngành" in checked.output
+    assert runner.invoke(args=["questionnaires", "check"]).exit_code == 0
+    refused = runner.invoke(args=["sheets", "print", "--round", "QNA-2023", "--out", str(tmp_path / "x.pdf")])
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    assert refused.output.strip().startswith("LỖI Lệnh này cần thiết lập bí mật SHEET_SIGNING_KEYS, chưa được đặt")
+    with pytest.raises(RuntimeError, match="SECRET_KEY, SHEET_SIGNING_KEYS"):
+        create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite'}", "SECRET_KEY": None,
+                    "SHEET_SIGNING_KEYS": None})

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from survey_service.models import Answer, AuditEvent, Channel, InvitationCode, Keying, Response, Sheet, SheetState
+from survey_service.models import AuditEvent, Channel, InvitationCode, Keying, Response, Sheet, SheetState
 from survey_service.services import exports, progress, results, rounds, simulation
-from tests.conftest import PASSWORD, QUESTIONNAIRE_DIR, ROUND_DIR
+from tests.conftest import QUESTIONNAIRE_DIR, ROUND_DIR
 
 DEMO = "QNA-2023-DEMO"
 #: A smaller share than the demo's, to keep the suite fast; the paper plan is the whole 106 sheets.
@@ -106,7 +106,7 @@ def _exports_say_simulated(session, demo, tmp_path):
     assert "mô phỏng" not in (tmp_path / "real.csv").read_text(encoding="utf-8-sig")
 
 
-def test_pages_label_the_simulated_round(client, auth, make_user, demo, live_server, browser, artifacts):
+def test_pages_label_the_simulated_round(client, auth, make_user, demo, live_server, staff_page, artifacts):
     make_user("supervisor", username="gs")
     auth.login("gs")
     label = "Dữ liệu mô phỏng."
@@ -128,24 +128,20 @@ def test_pages_label_the_simulated_round(client, auth, make_user, demo, live_ser
     # The public home page never offers the simulated round.
     auth.logout()
     assert DEMO not in client.get("/").get_data(as_text=True)
-    _browser(make_user("supervisor"), live_server, browser, artifacts)
+    _browser(staff_page, live_server, artifacts)
 
 
-def _browser(user, live_server, browser, artifacts):
+def _browser(staff_page, live_server, artifacts):
     from playwright.sync_api import expect
 
-    for width, height in ((360, 740), (1280, 900)):
-        page = browser.new_page(viewport={"width": width, "height": height}, locale="vi-VN")
-        page.goto(f"{live_server}/staff/login")
-        page.fill("#username", user.username)
-        page.fill("#password", PASSWORD)
-        page.click("button[type=submit]")
+    for viewport in ("phone", "desktop"):
+        page = staff_page("supervisor", viewport)
         page.goto(f"{live_server}/staff/dashboard/{DEMO}")
         expect(page.locator(".simulated")).to_contain_text("Dữ liệu mô phỏng")
         verified = page.locator("[data-total='channel:online'][data-figure='verified']")
         assert int(verified.first.inner_text().replace(".", "")) > 30
-        page.screenshot(path=str(artifacts / f"dashboard-{width}.png"), full_page=False)
+        page.screenshot(path=str(artifacts / f"dashboard-{viewport}.png"), full_page=False)
         page.goto(f"{live_server}/staff/results/{DEMO}/")
         expect(page.locator(".simulated")).to_be_visible()
-        page.screenshot(path=str(artifacts / f"results-{width}.png"), full_page=False)
+        page.screenshot(path=str(artifacts / f"results-{viewport}.png"), full_page=False)
         page.close()

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "random_keys"
-down_revision = "access"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -29,14 +29,14 @@ from survey_service.questionnaires.forms import (
     questionnaire_from_definition,
 )
 from survey_service.questionnaires.methodology import PRESETS
-from survey_service.questionnaires.rounds import OPTIONAL_SETTINGS, load_round, quota_kinds
+from survey_service.questionnaires.rounds import OPTIONAL_SETTINGS, SUPERVISING_FILE, load_round
 from survey_service.questionnaires.types import (
-    AGENCY_KINDS,
     CHANNELS,
     ITEM_TYPES,
     RATES,
     VERSION_LENGTH,
     AgencyDef,
+    AgencyKindDef,
     Criterion,
     DivisionDef,
     FrozenMap,
@@ -49,18 +49,19 @@ from survey_service.questionnaires.types import (
     ScaleOption,
     Section,
     StaffCount,
+    SupervisionDef,
     canonical_json,
     file_name_for,
 )
 
 __all__ = [
-    "AGENCY_KINDS",
     "CHANNELS",
     "ITEM_TYPES",
     "PRESETS",
     "RATES",
     "VERSION_LENGTH",
     "AgencyDef",
+    "AgencyKindDef",
     "Criterion",
     "DivisionDef",
     "FrozenMap",
@@ -69,10 +70,12 @@ __all__ = [
     "QuestionnaireError",
     "QuotaDef",
     "RoundDef",
+    "SUPERVISING_FILE",
     "Scale",
     "ScaleOption",
     "Section",
     "StaffCount",
+    "SupervisionDef",
     "canonical_json",
     "file_name_for",
     "load_criteria",
@@ -82,5 +85,4 @@ __all__ = [
     "load_round",
     "load_scales",
     "questionnaire_from_definition",
-    "quota_kinds",
 ]

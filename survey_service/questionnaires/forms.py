@@ -9,6 +9,7 @@ from typing import Any
 from survey_service.questionnaires.readers import (
     CODE_RE,
     FORM_CODE_RE,
+    KIND_RE,
     OPTION_CODE_RE,
     as_bool,
     as_code,
@@ -23,7 +24,6 @@ from survey_service.questionnaires.readers import (
     type_name,
 )
 from survey_service.questionnaires.types import (
-    AGENCY_KINDS,
     CHANNELS,
     ITEM_TYPES,
     RATES,
@@ -147,7 +147,8 @@ def load_form_codes(path: str | Path) -> tuple[str, ...]:
         fname = file_name_for(code)
         if fname in files:
             raise QuestionnaireError(
-                path.name, code, f"same file name {fname} as {files[fname]}", label="form"
+                path.name, code, f"differs from {files[fname]} only by Đ/D or diacritics "
+                f"(both would be {fname})", label="form"
             )
         files[fname] = code
         codes.append(code)
@@ -177,14 +178,11 @@ def _build_questionnaire(
         raise QuestionnaireError(file, None, f"rates {rates!r} is not one of {', '.join(RATES)}")
     kinds = as_list(raw["target_kinds"], file, None, "target_kinds")
     for kind in kinds:
-        if kind not in AGENCY_KINDS:
-            raise QuestionnaireError(
-                file, None, f"target kind {kind!r} is not one of {', '.join(AGENCY_KINDS)}"
-            )
+        as_code(kind, KIND_RE, file, None, "target kind")
     if len(set(kinds)) != len(kinds):
         raise QuestionnaireError(file, None, "target_kinds lists a kind twice")
-    # The channel follows from how the target is fixed: an invitation (own) is an online link, a
-    # pre-assigned target is printed on a paper sheet; divisions are supervised by departments only.
+    # The channel follows from how the rated agency is fixed: an invitation (own) is an online link, a
+    # pre-assigned agency is printed on a paper sheet; choosing one's division is a step of the online form.
     if rates == "own" and channel != "online":
         raise QuestionnaireError(
             file, None, "rates 'own' (target fixed by the invitation) requires channel online"
@@ -193,8 +191,10 @@ def _build_questionnaire(
         raise QuestionnaireError(
             file, None, "rates 'assigned' (target printed on the sheet) requires channel paper"
         )
-    if rates == "supervising" and tuple(kinds) != ("department",):
-        raise QuestionnaireError(file, None, "rates 'supervising' requires target_kinds [department]")
+    if rates == "supervising" and channel != "online":
+        raise QuestionnaireError(
+            file, None, "rates 'supervising' (the respondent chooses their division) requires channel online"
+        )
 
     sections = []
     seen_items: set[str] = set()

@@ -1,12 +1,11 @@
 """A round's ``methodology.yaml``: coefficient presets, maximum points, group weights, minimum group sizes."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from survey_service.questionnaires.readers import as_int, as_number, check_keys, known
 from survey_service.questionnaires.types import (
-    AGENCY_KINDS,
     Criterion,
     Questionnaire,
     QuestionnaireError,
@@ -31,10 +30,13 @@ def validate_methodology(
     data: Any,
     file: str,
     forms: Mapping[str, Questionnaire],
-    kinds_present: set[str],
+    kinds: Sequence[str],
     scales: Mapping[str, Scale],
     criteria: Mapping[str, Criterion],
+    covered: Mapping[str, set[str]],
 ) -> dict:
+    """Check the settings against the round: ``kinds`` are its agency kinds, ``covered[form]`` the kinds
+    of agency the quota plan brings ``form`` answers about (a group weight needs them)."""
     check_keys(data, _METHODOLOGY_REQUIRED, _METHODOLOGY_OPTIONAL, file, None, "")
 
     def err(key: str, reason: str) -> QuestionnaireError:
@@ -52,8 +54,8 @@ def validate_methodology(
         return scales[code]
 
     def known_kind(key: str, kind: Any) -> None:
-        if kind not in AGENCY_KINDS:
-            raise err(key, f"unknown agency kind {kind!r}")
+        if not isinstance(kind, str) or kind not in kinds:
+            raise err(key, f"unknown agency kind {kind!r} (the round declares {', '.join(kinds)})")
 
     def known_form(key: str, form: Any) -> Questionnaire:
         if not known(form, forms):
@@ -114,6 +116,11 @@ def validate_methodology(
             q = known_form("group_weights", form)
             if kind not in q.target_kinds:
                 raise err("group_weights", f"{kind}: form {form} does not rate {kind} agencies")
+            if kind not in covered[form]:
+                raise err(
+                    "group_weights", f"{kind}: form {form} has no quota cell for {kind} agencies in quotas.csv, "
+                    "so its weight could never count (drop the weight or plan the cells)",
+                )
             if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
                 raise err(
                     "group_weights", f"{kind}.{form}: weight must be a non-negative number, got {weight!r}"
@@ -123,7 +130,7 @@ def validate_methodology(
                 "group_weights", f"{kind}: weights sum to {sum(table.values())}; they must sum to more than 0"
             )
     for key, table in (("max_points", max_points), ("group_weights", weights)):
-        missing = sorted(kinds_present - set(table))
+        missing = [kind for kind in kinds if kind not in table]
         if missing:
             raise err(key, f"no entry for agency kind(s) {', '.join(missing)} of this round")
 

@@ -22,6 +22,8 @@ FORM_CODE_RE = re.compile(r"^[A-ZĐ]+(?:-[A-ZĐ]+)*$")
 CODE_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 OPTION_CODE_RE = re.compile(r"^[0-9A-Z]{1,3}$")
 ROUND_CODE_RE = re.compile(r"^[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*$")
+#: Agency kind codes are declared by each round (``department``, ``commune``, ...).
+KIND_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 def nfc(obj: Any) -> Any:

@@ -1,13 +1,17 @@
-"""A round directory (``questionnaires/rounds/<CODE>/``): agencies, quota plan, divisions, staff counts."""
+"""A round directory (``questionnaires/rounds/<CODE>/``): its structure (agency kinds, own-staff groups,
+supervising mappings), agencies and what they continue, quota plan, staff counts and methodology, checked
+as a whole."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from survey_service.questionnaires.forms import CRITERIA_FILE, SCALES_FILE, load_criteria, load_scales
 from survey_service.questionnaires.methodology import validate_methodology
 from survey_service.questionnaires.readers import (
     CODE_RE,
+    KIND_RE,
     ROUND_CODE_RE,
     as_bool,
     as_code,
@@ -23,9 +27,9 @@ from survey_service.questionnaires.readers import (
     read_yaml,
 )
 from survey_service.questionnaires.types import (
-    AGENCY_KINDS,
     CHANNELS,
     AgencyDef,
+    AgencyKindDef,
     Criterion,
     DivisionDef,
     Questionnaire,
@@ -34,20 +38,24 @@ from survey_service.questionnaires.types import (
     RoundDef,
     Scale,
     StaffCount,
+    SupervisionDef,
     plain,
 )
 
 ROUND_FILE = "round.yaml"
 AGENCIES_FILE = "agencies.csv"
 QUOTAS_FILE = "quotas.csv"
-DIVISIONS_FILE = "divisions.yaml"
+SUPERVISING_FILE = "supervising.yaml"
 STAFF_FILE = "staff_counts.csv"
 METHODOLOGY_FILE = "methodology.yaml"
 
 
 _ROUND_REQUIRED = {
     "code", "name", "province", "year", "legal_basis", "opens_on", "closes_on", "portal", "forms", "settings",
+    "agency_kinds", "own_staff_forms",
 }
+#: A province-level unit is a province (tỉnh) or a centrally run city (thành phố), as in "thành phố Đà Nẵng".
+PROVINCE_TYPES = ("tỉnh", "thành phố")
 _SETTINGS = {
     "double_entry_rate": "share",
     "double_entry_first_sheets": "count",
@@ -61,9 +69,47 @@ OPTIONAL_SETTINGS = {
 }
 
 
-def _load_agencies(path: Path) -> tuple[AgencyDef, ...]:
+def _load_kinds(raw: Any, file: str) -> tuple[AgencyKindDef, ...]:
+    kinds: dict[str, AgencyKindDef] = {}
+    for n, entry in enumerate(as_list(raw, file, None, "agency_kinds"), start=1):
+        where = str(entry.get("code", f"#{n}")) if isinstance(entry, dict) else f"#{n}"
+        check_keys(entry, {"code", "label", "plural"}, set(), file, where, "", label="agency kind")
+        code = as_code(entry["code"], KIND_RE, file, where, "code", label="agency kind")
+        if code in kinds:
+            raise QuestionnaireError(file, code, "declared twice", label="agency kind")
+        if code == "matrix":
+            raise QuestionnaireError(file, code, "'matrix' names the cell of a matrix form, not a kind",
+                                     label="agency kind")
+        kinds[code] = AgencyKindDef(
+            code=code,
+            label=as_text(entry["label"], file, code, "label", label="agency kind"),
+            plural=as_text(entry["plural"], file, code, "plural", label="agency kind"),
+        )
+    return tuple(kinds.values())
+
+
+def _parse_continues(value: str, file: str, row_id: str, round_code: str) -> tuple[tuple[str, str], ...]:
+    refs: list[tuple[str, str]] = []
+    for token in value.split():
+        earlier, sep, agency = token.partition(":")
+        if not sep or not ROUND_CODE_RE.match(earlier) or not CODE_RE.match(agency):
+            raise QuestionnaireError(
+                file, row_id, f"continues {token!r} is not ROUND:AGENCY (e.g. QNA-2023:SNV)", label="row"
+            )
+        if earlier == round_code:
+            raise QuestionnaireError(
+                file, row_id, f"continues {token!r}: an agency continues agencies of earlier rounds, "
+                "not of its own round", label="row",
+            )
+        if (earlier, agency) in refs:
+            raise QuestionnaireError(file, row_id, f"continues {token!r} twice", label="row")
+        refs.append((earlier, agency))
+    return tuple(refs)
+
+
+def _load_agencies(path: Path, kinds: Mapping[str, AgencyKindDef], round_code: str) -> tuple[AgencyDef, ...]:
     agencies: dict[str, AgencyDef] = {}
-    for line, row in read_csv(path, ("code", "kind", "name")):
+    for line, row in read_csv(path, ("code", "kind", "name"), ("continues",)):
         row_id = str(line)
         code = row["code"]
         if not CODE_RE.match(code):
@@ -72,60 +118,117 @@ def _load_agencies(path: Path) -> tuple[AgencyDef, ...]:
             )
         if code in agencies:
             raise QuestionnaireError(path.name, row_id, f"duplicate agency code {code!r}", label="row")
-        if row["kind"] not in AGENCY_KINDS:
+        if row["kind"] not in kinds:
             raise QuestionnaireError(
-                path.name, row_id, f"unknown kind {row['kind']!r} (expected {', '.join(AGENCY_KINDS)})",
+                path.name, row_id,
+                f"kind {row['kind']!r} is not declared in {ROUND_FILE} agency_kinds ({', '.join(kinds)})",
                 label="row",
             )
         if not row["name"]:
             raise QuestionnaireError(path.name, row_id, "name is missing", label="row")
-        agencies[code] = AgencyDef(code=code, kind=row["kind"], name=row["name"])
+        continues = _parse_continues(row.get("continues", ""), path.name, row_id, round_code)
+        agencies[code] = AgencyDef(code=code, kind=row["kind"], name=row["name"], continues=continues)
     if not agencies:
         raise QuestionnaireError(path.name, None, "no agencies")
     return tuple(agencies.values())
 
 
-def _load_divisions(path: Path, agencies: Mapping[str, AgencyDef]) -> tuple[DivisionDef, ...]:
+def _load_supervision(
+    path: Path,
+    forms: Mapping[str, Questionnaire],
+    agencies: Mapping[str, AgencyDef],
+    kinds: Mapping[str, AgencyKindDef],
+) -> tuple[SupervisionDef, ...]:
+    supervising = [code for code, q in forms.items() if q.rates == "supervising"]
     if not path.exists():
+        if supervising:
+            raise QuestionnaireError(
+                path.name, None,
+                f"file not found: form(s) {', '.join(supervising)} rate the agencies supervising the "
+                "respondent's division, and this file maps the divisions to them",
+            )
         return ()
     name = path.name
     data = read_yaml(path)
-    check_keys(data, {"divisions"}, set(), name, None, "file")
-    divisions: dict[str, DivisionDef] = {}
-    for raw in as_list(data["divisions"], name, None, "divisions"):
-        where = str(raw.get("code", "?")) if isinstance(raw, dict) else "?"
-        check_keys(raw, {"code", "name", "departments"}, set(), name, where, "", label="division")
-        code = as_code(raw["code"], CODE_RE, name, where, "code", label="division")
-        if code in divisions:
-            raise QuestionnaireError(name, code, "duplicate division code", label="division")
-        title = as_text(raw["name"], name, code, "name", label="division")
-        departments = as_list(raw["departments"], name, code, "departments", label="division")
-        for dep in departments:
-            if dep not in agencies:
-                raise QuestionnaireError(name, code, f"unknown agency {dep!r}", label="division")
-            if agencies[dep].kind != "department":
-                raise QuestionnaireError(
-                    name, code, f"{dep} is a {agencies[dep].kind} agency, not a department", label="division"
-                )
-        if len(set(departments)) != len(departments):
-            raise QuestionnaireError(name, code, "a department is listed twice", label="division")
-        divisions[code] = DivisionDef(code=code, name=title, departments=tuple(departments))
-    return tuple(divisions.values())
+    check_keys(data, set(supervising), set(), name, None, "file (one entry per supervising form)")
+    seen: dict[str, str] = {}
+    mappings = []
+    for form in supervising:
+        raw = data[form]
+        check_keys(raw, {"cells_per", "unit", "supervisor", "divisions"}, set(), name, form, "", label="form")
+        cells_per = raw["cells_per"]
+        if not known(cells_per, kinds):
+            raise QuestionnaireError(
+                name, form, f"cells_per {cells_per!r} is not an agency kind of this round", label="form"
+            )
+        divisions = []
+        for entry in as_list(raw["divisions"], name, form, "divisions", label="form"):
+            where = str(entry.get("code", "?")) if isinstance(entry, dict) else "?"
+            check_keys(entry, {"code", "name", "supervised_by"}, set(), name, where, "", label="division")
+            code = as_code(entry["code"], CODE_RE, name, where, "code", label="division")
+            if code in seen:
+                raise QuestionnaireError(name, code, f"duplicate division code (also under {seen[code]})",
+                                         label="division")
+            seen[code] = form
+            title = as_text(entry["name"], name, code, "name", label="division")
+            supervisors = as_list(entry["supervised_by"], name, code, "supervised_by", label="division")
+            for agency in supervisors:
+                if not known(agency, agencies):
+                    raise QuestionnaireError(name, code, f"unknown agency {agency!r}", label="division")
+                if agencies[agency].kind not in forms[form].target_kinds:
+                    raise QuestionnaireError(
+                        name, code, f"{agency} is a {agencies[agency].kind} agency; {form} rates "
+                        f"{' or '.join(forms[form].target_kinds)} agencies", label="division",
+                    )
+            if len(set(supervisors)) != len(supervisors):
+                raise QuestionnaireError(name, code, "an agency is listed twice", label="division")
+            divisions.append(DivisionDef(code=code, name=title, departments=tuple(supervisors)))
+        mappings.append(SupervisionDef(
+            form=form, cells_per=cells_per,
+            unit=as_text(raw["unit"], name, form, "unit", label="form"),
+            supervisor=as_text(raw["supervisor"], name, form, "supervisor", label="form"),
+            divisions=tuple(divisions),
+        ))
+    return tuple(mappings)
 
 
-def quota_kinds(q: Questionnaire) -> tuple[str, ...]:
-    """Kinds of agency a form's quota cells (and invitation codes) are per.
+def _cell_kinds(
+    forms: Mapping[str, Questionnaire], supervision: Sequence[SupervisionDef]
+) -> dict[str, tuple[str, ...]]:
+    """Kinds of agency each form's quota cells (and invitation codes) are per.
 
-    LĐ-CP respondents are division heads of a district who rate the departments supervising their
-    division, so its cells are per district (where the respondents are sampled), not per department rated.
+    A supervising form's respondents (QNA-2023 LĐ-CP: division heads of a district) are sampled per agency
+    of its mapping's ``cells_per`` kind, not per agency rated; every other form's cells are per agency rated.
     """
-    return ("district",) if q.rates == "supervising" else q.target_kinds
+    cells_per = {m.form: (m.cells_per,) for m in supervision}
+    return {code: cells_per.get(code, q.target_kinds) for code, q in forms.items()}
+
+
+def _covered_kinds(
+    forms: Mapping[str, Questionnaire],
+    quotas: Sequence[QuotaDef],
+    agencies: Mapping[str, AgencyDef],
+    supervision: Sequence[SupervisionDef],
+) -> dict[str, set[str]]:
+    """Kinds of agency each form's quota plan brings answers about (what a group weight can use)."""
+    covered: dict[str, set[str]] = {code: set() for code in forms}
+    mappings = {m.form: m for m in supervision}
+    for cell in quotas:
+        q = forms[cell.form]
+        if q.rates == "matrix":
+            covered[cell.form] |= set(q.target_kinds)
+        elif q.rates == "supervising":
+            covered[cell.form] |= {agencies[a].kind for d in mappings[cell.form].divisions for a in d.departments}
+        else:
+            covered[cell.form].add(agencies[cell.agency].kind)
+    return covered
 
 
 def _load_quotas(
     path: Path,
     forms: Mapping[str, Questionnaire],
     agencies: Mapping[str, AgencyDef],
+    cell_kinds: Mapping[str, tuple[str, ...]],
 ) -> tuple[QuotaDef, ...]:
     name = path.name
     quotas: dict[tuple[str, str | None], QuotaDef] = {}
@@ -152,9 +255,10 @@ def _load_quotas(
             if agency not in agencies:
                 raise QuestionnaireError(name, row_id, f"unknown agency {agency!r}", label="row")
             kind = agencies[agency].kind
-            if kind not in quota_kinds(q):
+            if kind not in cell_kinds[form]:
                 raise QuestionnaireError(
-                    name, row_id, f"{form} quota cells are per {' or '.join(quota_kinds(q))} ({agency} is a {kind})",
+                    name, row_id,
+                    f"{form} quota cells are per {' or '.join(cell_kinds[form])} ({agency} is a {kind})",
                     label="row",
                 )
         channel = row["channel"]
@@ -181,6 +285,7 @@ def _load_staff_counts(
     path: Path,
     forms: Mapping[str, Questionnaire],
     agencies: Mapping[str, AgencyDef],
+    cell_kinds: Mapping[str, tuple[str, ...]],
 ) -> tuple[StaffCount, ...]:
     if not path.exists():
         return ()
@@ -201,9 +306,10 @@ def _load_staff_counts(
             )
         if agency not in agencies:
             raise QuestionnaireError(name, row_id, f"unknown agency {agency!r}", label="row")
-        if agencies[agency].kind not in quota_kinds(q):
+        if agencies[agency].kind not in cell_kinds[form]:
             raise QuestionnaireError(
-                name, row_id, f"{form} staff counts are per {' or '.join(quota_kinds(q))} ({agency})", label="row"
+                name, row_id, f"{form} staff counts are per {' or '.join(cell_kinds[form])} ({agency})",
+                label="row",
             )
         staff = csv_int(row["staff"], name, line, "staff")
         if not row["source"]:
@@ -224,26 +330,102 @@ def _discover(directory: Path, loader, file_name: str) -> dict:
     return {}
 
 
+def _check_form_kinds(
+    forms: Mapping[str, Questionnaire], kinds: Mapping[str, AgencyKindDef], agencies: Sequence[AgencyDef]
+) -> None:
+    present = {a.kind for a in agencies}
+    for code, kind in kinds.items():
+        if code not in present:
+            raise QuestionnaireError(
+                ROUND_FILE, code, f"no agency of this kind in {AGENCIES_FILE}", label="agency kind"
+            )
+    for form, q in forms.items():
+        for kind in q.target_kinds:
+            if kind not in kinds:
+                raise QuestionnaireError(
+                    ROUND_FILE, form, f"rates {kind!r} agencies, a kind this round does not declare "
+                    f"(agency_kinds: {', '.join(kinds)})", label="form",
+                )
+
+
+def _own_staff_forms(raw: Any, forms: Mapping[str, Questionnaire]) -> tuple[str, ...]:
+    if not isinstance(raw, list):
+        raise QuestionnaireError(ROUND_FILE, None, "own_staff_forms must be a list of form codes ([] for none)")
+    for form in raw:
+        if not known(form, forms):
+            raise QuestionnaireError(
+                ROUND_FILE, None, f"own_staff_forms: {form!r} is not a form of this round"
+            )
+        if forms[form].rates != "own":
+            raise QuestionnaireError(
+                ROUND_FILE, None, f"own_staff_forms: {form} rates {forms[form].rates!r} agencies; only a form "
+                "about the respondent's own agency (rates: own) is answered by its own staff",
+            )
+    if len(set(raw)) != len(raw):
+        raise QuestionnaireError(ROUND_FILE, None, "own_staff_forms lists a form twice")
+    return tuple(raw)
+
+
+def _check_continuations(
+    agencies: Sequence[AgencyDef], opens_on, search: Sequence[Path]
+) -> None:
+    """Every ``continues`` reference names an agency of an earlier round found in ``search``."""
+    earlier: dict[str, set[str]] = {}
+    for agency in agencies:
+        for round_code, code in agency.continues:
+            if round_code not in earlier:
+                earlier[round_code] = _earlier_agencies(round_code, opens_on, search, agency.code)
+            if code not in earlier[round_code]:
+                raise QuestionnaireError(
+                    AGENCIES_FILE, agency.code, f"continues {round_code}:{code}, but round {round_code} has "
+                    f"no agency {code}", label="agency",
+                )
+
+
+def _earlier_agencies(round_code: str, opens_on, search: Sequence[Path], agency: str) -> set[str]:
+    for folder in search:
+        directory = Path(folder) / round_code
+        if (directory / ROUND_FILE).is_file():
+            break
+    else:
+        raise QuestionnaireError(
+            AGENCIES_FILE, agency, f"continues an agency of round {round_code}, but no round directory "
+            f"{round_code} is found next to this round", label="agency",
+        )
+    data = read_yaml(directory / ROUND_FILE)
+    their_opening = as_date(data.get("opens_on") if isinstance(data, dict) else None,
+                            f"{round_code}/{ROUND_FILE}", "opens_on")
+    if their_opening >= opens_on:
+        raise QuestionnaireError(
+            AGENCIES_FILE, agency, f"continues an agency of round {round_code}, which does not open before "
+            "this round", label="agency",
+        )
+    return {row["code"] for _, row in read_csv(directory / AGENCIES_FILE, ("code", "kind", "name"), ("continues",))}
+
+
 def load_round(
     directory: str | Path,
     questionnaires: Mapping[str, Questionnaire],
     *,
     scales: Mapping[str, Scale] | None = None,
     criteria: Mapping[str, Criterion] | None = None,
+    earlier_rounds: Sequence[str | Path] = (),
 ) -> RoundDef:
     """Load and cross-check a round directory against the loaded questionnaires.
 
-    Files: ``round.yaml``, ``agencies.csv`` (code,kind,name), ``quotas.csv``
-    (form,agency,channel,target[,note]), ``methodology.yaml``, and optionally ``divisions.yaml`` and
+    Files: ``round.yaml`` (with its ``agency_kinds`` and ``own_staff_forms``), ``agencies.csv``
+    (code,kind,name[,continues]), ``quotas.csv`` (form,agency,channel,target[,note]), ``methodology.yaml``,
+    and optionally ``supervising.yaml`` (required with a ``rates: supervising`` form) and
     ``staff_counts.csv`` (agency,form,staff,source). ``scales``/``criteria`` are what the methodology may
     reference; by default those of the questionnaire root (``../../scales.yaml``) plus those the forms use.
+    The rounds an agency ``continues`` are looked up next to this one, then in ``earlier_rounds``.
     """
     directory = Path(directory)
     if not directory.is_dir():
         raise QuestionnaireError(str(directory), None, "round directory not found")
     rname = ROUND_FILE
     data = read_yaml(directory / ROUND_FILE)
-    check_keys(data, _ROUND_REQUIRED, set(), rname, None, "")
+    check_keys(data, _ROUND_REQUIRED, {"province_type"}, rname, None, "")
     code = as_code(data["code"], ROUND_CODE_RE, rname, None, "round code")
     if directory.name != code:
         raise QuestionnaireError(
@@ -272,17 +454,24 @@ def load_round(
             as_int(value, rname, "settings", key, 0, label="key")
         elif not 0 <= as_number(value, rname, "settings", key, label="key") <= 1:
             raise QuestionnaireError(rname, "settings", f"{key} must be in [0, 1]", label="key")
-    forms = {f: questionnaires[f] for f in form_codes}
-
-    agencies_t = _load_agencies(directory / AGENCIES_FILE)
-    agencies = {a.code: a for a in agencies_t}
-    divisions = _load_divisions(directory / DIVISIONS_FILE, agencies)
-    if any(q.rates == "supervising" for q in forms.values()) and not divisions:
+    province_type = data.get("province_type", PROVINCE_TYPES[0])
+    if province_type not in PROVINCE_TYPES:
         raise QuestionnaireError(
-            DIVISIONS_FILE, None, "the round has a 'supervising' form but no district divisions are defined"
+            rname, None, f"province_type must be one of {', '.join(PROVINCE_TYPES)}, got {province_type!r}"
         )
-    quotas = _load_quotas(directory / QUOTAS_FILE, forms, agencies)
-    staff = _load_staff_counts(directory / STAFF_FILE, forms, agencies)
+    forms = {f: questionnaires[f] for f in form_codes}
+    kinds_t = _load_kinds(data["agency_kinds"], rname)
+    kinds = {k.code: k for k in kinds_t}
+    own_staff = _own_staff_forms(data["own_staff_forms"], forms)
+
+    agencies_t = _load_agencies(directory / AGENCIES_FILE, kinds, code)
+    agencies = {a.code: a for a in agencies_t}
+    _check_form_kinds(forms, kinds, agencies_t)
+    _check_continuations(agencies_t, opens_on, [directory.parent, *map(Path, earlier_rounds)])
+    supervision = _load_supervision(directory / SUPERVISING_FILE, forms, agencies, kinds)
+    cell_kinds = _cell_kinds(forms, supervision)
+    quotas = _load_quotas(directory / QUOTAS_FILE, forms, agencies, cell_kinds)
+    staff = _load_staff_counts(directory / STAFF_FILE, forms, agencies, cell_kinds)
 
     known_scales = _discover(directory, load_scales, SCALES_FILE) if scales is None else dict(scales)
     known_criteria = (
@@ -293,7 +482,7 @@ def load_round(
         known_criteria.update({k: v for k, v in q.criteria.items() if k not in known_criteria})
     methodology = validate_methodology(
         read_yaml(directory / METHODOLOGY_FILE), METHODOLOGY_FILE, forms,
-        {a.kind for a in agencies_t}, known_scales, known_criteria,
+        list(kinds), known_scales, known_criteria, _covered_kinds(forms, quotas, agencies, supervision),
     )
     return RoundDef(
         code=code,
@@ -306,11 +495,14 @@ def load_round(
         portal=as_text(data["portal"], rname, None, "portal"),
         forms=tuple(form_codes),
         settings=plain({**OPTIONAL_SETTINGS, **settings}),
+        kinds=kinds_t,
+        own_staff_forms=own_staff,
         agencies=agencies_t,
         quotas=quotas,
-        divisions=divisions,
+        supervision=supervision,
         staff_counts=staff,
         methodology=methodology,
         source_dir=str(directory),
         form_versions={f: q.version for f, q in forms.items()},
+        province_type=province_type,
     )

@@ -17,7 +17,6 @@ CHANNELS = ("online", "paper")
 #: own = own agency fixed by the invitation; supervising = the departments supervising the respondent's
 #: district division; assigned = one agency printed on the sheet; matrix = every agency of the round.
 RATES = ("own", "supervising", "assigned", "matrix")
-AGENCY_KINDS = ("department", "district", "vertical")
 ITEM_TYPES = ("scale", "text")
 #: Number of hex digits of the sha256 kept as a questionnaire version.
 VERSION_LENGTH = 16
@@ -261,10 +260,24 @@ class Questionnaire:
 
 
 @dataclass(frozen=True)
+class AgencyKindDef:
+    """A kind of agency a round evaluates, with its Vietnamese labels: ``label`` names one agency of the
+    kind (tables, exports), ``plural`` the kind as a group (headings, chart titles, filters)."""
+
+    code: str
+    label: str
+    plural: str
+
+
+@dataclass(frozen=True)
 class AgencyDef:
+    """An evaluated agency; ``continues`` lists the agencies of earlier rounds it carries on, as
+    ``(round code, agency code)`` pairs, so that results can be compared round over round."""
+
     code: str
     kind: str
     name: str
+    continues: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -280,11 +293,28 @@ class QuotaDef:
 
 @dataclass(frozen=True)
 class DivisionDef:
-    """A district division (phòng chuyên môn cấp huyện) and the departments that supervise it."""
+    """A respondent's unit under a supervising mapping (QNA-2023: a district division, phòng chuyên môn
+    cấp huyện) and the agencies that supervise it, which the respondent rates one by one."""
 
     code: str
     name: str
     departments: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SupervisionDef:
+    """How a ``rates: supervising`` form finds what a respondent rates.
+
+    Respondents are sampled per agency of kind ``cells_per`` (the form's quota cells), belong to one of
+    ``divisions`` (``unit`` names what a division is, ``supervisor`` what its supervising agencies are, both
+    in Vietnamese for the pages) and rate each agency supervising their division.
+    """
+
+    form: str
+    cells_per: str
+    unit: str
+    supervisor: str
+    divisions: tuple[DivisionDef, ...]
 
 
 @dataclass(frozen=True)
@@ -315,13 +345,17 @@ class RoundDef:
     portal: str
     forms: tuple[str, ...]
     settings: Mapping[str, Any] = field(hash=False)
+    kinds: tuple[AgencyKindDef, ...]
+    own_staff_forms: tuple[str, ...]
     agencies: tuple[AgencyDef, ...]
     quotas: tuple[QuotaDef, ...]
-    divisions: tuple[DivisionDef, ...]
+    supervision: tuple[SupervisionDef, ...]
     staff_counts: tuple[StaffCount, ...]
     methodology: Mapping[str, Any] = field(hash=False)
     source_dir: str = field(default="", compare=False)
     form_versions: Mapping[str, str] = field(default_factory=dict, hash=False)
+    #: "tỉnh" or "thành phố": what the province-level unit is called on sheets and pages.
+    province_type: str = "tỉnh"
 
     def agency(self, code: str) -> AgencyDef:
         """Return the agency with ``code``; raise ``KeyError`` if the round has none."""
@@ -336,8 +370,27 @@ class RoundDef:
     def quotas_for(self, form: str) -> tuple[QuotaDef, ...]:
         return tuple(q for q in self.quotas if q.form == form)
 
+    def kind(self, code: str) -> AgencyKindDef:
+        """Return the declared agency kind ``code``; raise ``KeyError`` if the round has none."""
+        for kind in self.kinds:
+            if kind.code == code:
+                return kind
+        raise KeyError(f"round {self.code} has no agency kind {code!r}")
+
+    def supervision_for(self, form: str) -> SupervisionDef:
+        """The supervising mapping of ``form``; raise ``KeyError`` if the form has none."""
+        for mapping in self.supervision:
+            if mapping.form == form:
+                return mapping
+        raise KeyError(f"round {self.code} has no supervising mapping for {form!r}")
+
+    @property
+    def divisions(self) -> tuple[DivisionDef, ...]:
+        """Every division of every supervising mapping."""
+        return tuple(d for mapping in self.supervision for d in mapping.divisions)
+
     def supervising_departments(self, division: str) -> tuple[str, ...]:
-        """Department codes supervising the district division ``division``."""
+        """Codes of the agencies supervising ``division``."""
         for d in self.divisions:
             if d.code == division:
                 return d.departments
@@ -348,6 +401,7 @@ class RoundDef:
             "code": self.code,
             "name": self.name,
             "province": self.province,
+            "province_type": self.province_type,
             "year": self.year,
             "opens_on": self.opens_on.isoformat(),
             "closes_on": self.closes_on.isoformat(),
@@ -356,13 +410,24 @@ class RoundDef:
             "forms": list(self.forms),
             "form_versions": dict(self.form_versions),
             "settings": plain(self.settings),
-            "agencies": [{"code": a.code, "kind": a.kind, "name": a.name} for a in self.agencies],
+            "kinds": [{"code": k.code, "label": k.label, "plural": k.plural} for k in self.kinds],
+            "own_staff_forms": list(self.own_staff_forms),
+            "agencies": [
+                {"code": a.code, "kind": a.kind, "name": a.name, "continues": [list(c) for c in a.continues]}
+                for a in self.agencies
+            ],
             "quotas": [
                 {"form": q.form, "agency": q.agency, "channel": q.channel, "target": q.target, "note": q.note}
                 for q in self.quotas
             ],
-            "divisions": [
-                {"code": d.code, "name": d.name, "departments": list(d.departments)} for d in self.divisions
+            "supervision": [
+                {
+                    "form": m.form, "cells_per": m.cells_per, "unit": m.unit, "supervisor": m.supervisor,
+                    "divisions": [
+                        {"code": d.code, "name": d.name, "departments": list(d.departments)} for d in m.divisions
+                    ],
+                }
+                for m in self.supervision
             ],
             "staff_counts": [
                 {"agency": s.agency, "form": s.form, "staff": s.staff, "source": s.source}

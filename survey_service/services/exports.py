@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from survey_service.services import tabular
-from survey_service.services.results import FLAG_LABELS, KIND_LABELS, RoundResults
+from survey_service.services.results import FLAG_LABELS, RoundResults
 from survey_service.vietnamese import xlsx_format
 
 FORMATS = (".xlsx", ".csv", ".sav")
@@ -157,7 +157,7 @@ def summary_frame(results: RoundResults) -> pd.DataFrame:
     """The per-agency table with Vietnamese headers and labels (also the CSV export)."""
     headers = summary_headers(results)
     out = results.summary[list(headers)].copy()
-    out["agency_kind"] = out["agency_kind"].map(KIND_LABELS)
+    out["agency_kind"] = out["agency_kind"].map(results.kind_labels)
     out["flags"] = out["flags"].map(_flag_text)
     return out.rename(columns=headers)
 
@@ -168,7 +168,7 @@ def _flag_text(flags: str) -> str:
 
 def criteria_frame(results: RoundResults) -> pd.DataFrame:
     out = results.criteria[list(CRITERIA_HEADERS)].copy()
-    out["agency_kind"] = out["agency_kind"].map(KIND_LABELS)
+    out["agency_kind"] = out["agency_kind"].map(results.kind_labels)
     out["flag"] = out["flag"].map(_flag_text)
     return out.rename(columns=CRITERIA_HEADERS)
 
@@ -250,16 +250,28 @@ def write_csv(results: RoundResults, path: Path) -> None:
     write_provenance(results, path)
 
 
-def write_answers_csv(results: RoundResults, path: str | Path) -> Path:
-    """The tidy long file: one row per counted answer with its value and weight (S = Σ weight·value)."""
+def write_answers_csv(results: RoundResults, path: str | Path, *, min_group: int | None = None) -> Path:
+    """The tidy long file: one row per counted answer with its value and weight (S = Σ weight·value).
+
+    :param min_group: leave out the answers of every group (form × agency rated) with fewer respondents (the
+        web download); for those agencies the weights then no longer add up to the points.
+    """
     path = Path(path)
-    tabular.csv_frame(_labelled(results, results.answers)).to_csv(
+    answers = small_groups_removed(results.answers, min_group)[0] if min_group else results.answers
+    tabular.csv_frame(_labelled(results, answers)).to_csv(
         path, index=False, lineterminator="\n", float_format="%.17g", encoding="utf-8-sig")
     write_provenance(results, path)
     return path
 
 
-SAV_KINDS = {"department": 1, "district": 2, "vertical": 3}
+def small_groups_removed(answers: pd.DataFrame, min_group: int) -> tuple[pd.DataFrame, list[tuple[tuple, int]]]:
+    """The answers without those of groups (form × agency) of fewer than ``min_group`` respondents, and the
+    groups left out with their number of answers."""
+    keys = ["form", "agency"]
+    sizes = answers.groupby(keys, observed=True)["respondent_key"].transform("nunique")
+    small = sizes < min_group
+    left_out = answers[small].groupby(keys, observed=True).size()
+    return answers[~small], list(left_out.items())
 
 
 def write_sav(results: RoundResults, path: Path) -> None:
@@ -270,10 +282,11 @@ def write_sav(results: RoundResults, path: Path) -> None:
 
     s = results.summary
     points = [c for c in s.columns if c.startswith("points_")]
+    sav_kinds = {kind: n for n, kind in enumerate(results.kind_labels, start=1)}  # 1, 2, ... in round order
     frame = pd.DataFrame({
         "agency": s["agency"].astype(str),
         "agency_name": s["agency_name"].astype(str),
-        "kind": s["agency_kind"].map(SAV_KINDS).astype(float),
+        "kind": s["agency_kind"].map(sav_kinds).astype(float),
     })
     numeric = ["survey_points", "survey_points_se", "survey_points_ci_lo", "survey_points_ci_hi", "max_points",
                "tlhl", "tlhl_se", "tlhl_ci_lo", "tlhl_ci_hi", "tltc", "n", "n_eff_min", "rank", "rank_lo", "rank_hi",
@@ -296,7 +309,7 @@ def write_sav(results: RoundResults, path: Path) -> None:
         if flag:
             frame[f"flag{code}"] = s["flags"].map(lambda v, f=flag: float(f in str(v).split(",")))
     labels.update({f"flag{code}": f"Cảnh báo: {FLAG_LABELS[flag]}" for flag, code in flag_codes.items() if flag})
-    value_labels = {"kind": {float(v): KIND_LABELS[k] for k, v in SAV_KINDS.items()}}
+    value_labels = {"kind": {float(v): results.kind_labels[k] for k, v in sav_kinds.items()}}
     value_labels.update({f"flag{code}": {0.0: "Không", 1.0: "Có"} for flag, code in flag_codes.items() if flag})
     measure = {c: "scale" for c in frame.columns}
     measure.update({c: "nominal" for c in ("agency", "agency_name", "kind", *[c for c in frame if c.startswith("flag")])})

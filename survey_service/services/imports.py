@@ -4,8 +4,9 @@ Format: UTF-8 (with or without BOM), comma-separated, a header row, then one row
 
 ``form``          form code (``LĐ-CP``; the file-name spelling ``LD-CP`` is accepted)
 ``agency``        code of the agency rated (HĐ-CT: the agency of this matrix row)
-``division``      LĐ-CP only: the respondent's division code; the agency must be one it reports to
-``district``      LĐ-CP only: the respondent's district (its quota cell)
+``division``      supervising forms (LĐ-CP) only: the respondent's division code; the agency must be one
+                  it reports to
+``district``      supervising forms only: the agency of the respondent's quota cell (LĐ-CP: their district)
 ``respondent``    optional label grouping rows of one respondent: LĐ-CP rows of one division head share
                   one respondent key; HĐ-CT rows with the same label are the rows of one matrix sheet
                   (required for HĐ-CT). The label itself is not stored.
@@ -150,6 +151,7 @@ class _Context:
         self.cells = {(c.form_code, c.agency_id): c
                       for c in session.scalars(sa.select(QuotaCell).where(QuotaCell.round_id == rnd.id))}
         self.items = {code for q in self.forms.values() for code in q.item_codes}
+        self.supervising = ", ".join(code for code, q in self.forms.items() if q.rates == "supervising") or "đợt này không có"
 
     def check_header(self, header: list[str]) -> list[RowError]:
         errors = []
@@ -175,19 +177,23 @@ class _Context:
         agency = self.agencies.get(values["agency"])
         if agency is None:
             return None, [f"cơ quan '{values['agency']}' không có trong đợt {self.round.code}."]
-        if agency.kind.value not in q.target_kinds:
+        if agency.kind not in q.target_kinds:
             problems.append(f"mẫu {form} không đánh giá loại cơ quan của {agency.code}.")
         division = None
         cell = None
         if q.rates == "supervising":
+            mapping = self.round.supervision(form)
             division = self.divisions.get(values.get("division", ""))
             district = self.agencies.get(values.get("district", ""))
-            if division is None:
-                problems.append(f"mẫu {form} cần cột 'division' là mã phòng chuyên môn của đợt.")
+            if division is None or division.form_code != form:
+                division = None
+                problems.append(f"mẫu {form} cần cột 'division' là mã {mapping['unit']} của đợt.")
             elif agency not in division.departments:
-                problems.append(f"phòng {division.code} không chịu sự hướng dẫn của {agency.code}.")
-            if district is None:
-                problems.append(f"mẫu {form} cần cột 'district' là mã huyện của người trả lời.")
+                problems.append(f"{division.code} ({division.name}) không chịu sự hướng dẫn của {agency.code}.")
+            if district is None or district.kind != mapping["cells_per"]:
+                district = None
+                label = self.round.kind_labels[mapping["cells_per"]]
+                problems.append(f"mẫu {form} cần cột 'district' là mã cơ quan ({label}) của người trả lời.")
             else:
                 cell = self.cells.get((form, district.id))
                 if cell is None:
@@ -195,7 +201,8 @@ class _Context:
         else:
             for col in ("division", "district"):
                 if values.get(col):
-                    problems.append(f"cột '{col}' chỉ dùng cho mẫu phiếu LĐ-CP.")
+                    problems.append(f"cột '{col}' chỉ dùng cho mẫu phiếu đánh giá các cơ quan quản lý đơn vị "
+                                    f"của người trả lời ({self.supervising}).")
             cell = self.cells.get((form, None if q.rates == "matrix" else agency.id))
             if cell is None:
                 problems.append(f"không có chỉ tiêu {form} cho {agency.code}.")
@@ -318,3 +325,20 @@ class _Context:
         report.by_form[row.form] = report.by_form.get(row.form, 0) + 1
         report.surplus += surplus
         return response
+
+
+def template_csv(session: Session, rnd: Round, form_code: str) -> str:
+    """An empty import file for one form of the round: the header row its rows need.
+
+    :raises ImportRejected: when the round has no such form.
+    """
+    rf = next((f for f in rnd.forms if f.form_code == form_code), None)
+    if rf is None:
+        raise ImportRejected([RowError(1, f"đợt {rnd.code} không có phiếu {form_code[:16]}.")])
+    q = qn.Questionnaire.from_definition(rf.questionnaire_version.definition)
+    fixed = ["form", "agency", *(["division", "district"] if q.rates == "supervising" else []), "respondent",
+             "submitted_on"]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(fixed + list(q.item_codes))
+    return out.getvalue()
+

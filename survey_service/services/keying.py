@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, object_session
 
 from survey_service import questionnaires as qn
 from survey_service.models import (
-    Agency, AgencyKind, Answer, AuditEvent, Channel, Keying, QuestionnaireVersion, QuotaCell, Response, Round,
+    Agency, Answer, AuditEvent, Channel, Keying, QuestionnaireVersion, QuotaCell, Response, Round,
     RoundForm, Sheet, SheetState, StaffUser, utcnow,
 )
 from survey_service.services import audit, quotas, rounds
@@ -33,12 +33,6 @@ VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 BLANK_KEYS = ("-",)
 #: Typed for the excluded option ("Không biết / không đánh giá").
 UNKNOWN_KEYS = ("0", "K")
-KIND_ORDER = [AgencyKind.DEPARTMENT, AgencyKind.DISTRICT, AgencyKind.VERTICAL]
-KIND_LABELS = {
-    AgencyKind.DEPARTMENT: "Sở, ban, ngành",
-    AgencyKind.DISTRICT: "UBND cấp huyện",
-    AgencyKind.VERTICAL: "Cơ quan ngành dọc",
-}
 
 
 class KeyingError(SheetError):
@@ -98,14 +92,16 @@ def sheet_form(session: Session, sheet: Sheet, cache: dict | None = None) -> She
 
 
 def matrix_rows(session: Session, rnd: Round, questionnaire: qn.Questionnaire) -> list[Row]:
-    """The HĐ-CT rows: the round's agencies of the kinds the form rates, grouped by kind."""
+    """The HĐ-CT rows: the round's agencies of the kinds the form rates, grouped by kind in the round's
+    order under the kind's plural label."""
     if questionnaire.rates != "matrix":
         return []
-    kinds = [k for k in KIND_ORDER if k.value in questionnaire.target_kinds]
+    groups = rnd.kind_plurals
+    kinds = [k for k in groups if k in questionnaire.target_kinds]
     agencies = session.scalars(sa.select(Agency).where(Agency.round_id == rnd.id, Agency.kind.in_(kinds))
                                .order_by(Agency.id))
     by_kind = sorted(agencies, key=lambda a: kinds.index(a.kind))
-    return [Row(a.code, a.name, a.id, KIND_LABELS[a.kind]) for a in by_kind]
+    return [Row(a.code, a.name, a.id, groups[a.kind]) for a in by_kind]
 
 
 def slot_name(row: str, item: str) -> str:

@@ -233,6 +233,9 @@ class Access:
     targets: list[Target] = field(default_factory=list)
     #: The code was already spent by the very submission now retried.
     submitted: bool = False
+    #: A supervising form's mapping labels from the round (``unit``: what a division is, ``supervisor``:
+    #: what the agencies it reports to are), for the pages and messages.
+    supervision: dict = field(default_factory=dict)
 
     @property
     def code(self) -> str:
@@ -337,12 +340,14 @@ def cell_is_full(session: Session, cell: CellInfo | QuotaCell, respondents: int 
 def choose_division(session: Session, access: Access, division_code: str, *, today: date) -> Access:
     """LĐ-CP: record the respondent's division; answers about departments it does not report to go."""
     if access.questionnaire.rates != "supervising":
-        raise Refusal("division", access, "Phiếu này không cần chọn phòng chuyên môn.")
+        raise Refusal("division", access, "Phiếu này không cần chọn đơn vị công tác.")
     if not division_code:
-        raise Refusal("division", access, "Vui lòng chọn phòng chuyên môn của Anh/Chị trong danh sách.")
-    division = _division(session, _division_t.c.round_id == access.round.id, _division_t.c.code == division_code)
+        raise Refusal("division", access, f"Vui lòng chọn {access.supervision['unit']} của Anh/Chị trong danh sách.")
+    division = _division(session, _division_t.c.round_id == access.round.id,
+                         _division_t.c.form_code == access.questionnaire.code, _division_t.c.code == division_code)
     if division is None:
-        raise Refusal("division", access, "Phòng chuyên môn đã chọn không có trong danh sách của đợt khảo sát.")
+        raise Refusal("division", access, f"{_first_upper(access.supervision['unit'])} đã chọn không có trong "
+                                          "danh sách của đợt khảo sát.")
     if access.draft is None:
         access.draft = _start_draft(session, access, today)
     keep = {a.code for a in division.departments}
@@ -387,7 +392,7 @@ def check_answers(
                 kept[item.code] = value
         clean[agency_code] = kept
     if access.needs_division:
-        errors[(None, "division")] = "Vui lòng chọn phòng chuyên môn của Anh/Chị."
+        errors[(None, "division")] = f"Vui lòng chọn {access.supervision['unit']} của Anh/Chị."
     if errors:
         raise AnswerErrors(errors)
     return clean
@@ -542,6 +547,8 @@ def _access(session: Session, invitation: CodeInfo, cell: CellInfo, rnd: RoundIn
     questionnaire = _questionnaire(session, version_id)
     access = Access(invitation, cell, rnd, questionnaire, version_id, draft, sealer)
     if questionnaire.rates == "supervising":
+        structure = session.scalar(sa.select(_round_t.c.structure).where(_round_t.c.id == rnd.id))
+        access.supervision = structure["supervision"][questionnaire.code]
         if draft is not None and draft.division_id is not None:
             access.division = _division(session, _division_t.c.id == draft.division_id)
             access.targets = list(access.division.departments)
@@ -567,5 +574,11 @@ def _start_draft(session: Session, access: Access, today: date) -> DraftInfo:
     return _draft_info(access.sealer, *row)
 
 
-def division_choices(session: Session, rnd: RoundInfo) -> list[Division]:
-    return list(session.scalars(sa.select(Division).where(Division.round_id == rnd.id).order_by(Division.id)))
+def _first_upper(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def division_choices(session: Session, access: Access) -> list[Division]:
+    """The divisions of the access's supervising form, in the round's order."""
+    return list(session.scalars(sa.select(Division).where(
+        Division.round_id == access.round.id, Division.form_code == access.questionnaire.code).order_by(Division.id)))

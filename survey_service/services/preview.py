@@ -92,7 +92,8 @@ def access(session: Session, rnd: Round, form_code: str, *, agency_code: str | N
         draft=None,
     )
     if form.questionnaire.rates == "supervising":
-        division = _division(session, rnd, division_code)
+        result.supervision = rnd.supervision(form.code)
+        division = _division(session, rnd, form.code, division_code)
         departments = tuple(portal.Target(a.id, a.code, a.name) for a in division.departments)
         result.division = portal.DivisionInfo(division.id, division.code, division.name, departments)
         result.targets = list(departments)
@@ -101,13 +102,15 @@ def access(session: Session, rnd: Round, form_code: str, *, agency_code: str | N
     return result
 
 
-def _division(session: Session, rnd: Round, code: str | None) -> Division:
-    query = sa.select(Division).where(Division.round_id == rnd.id).order_by(Division.id)
+def _division(session: Session, rnd: Round, form_code: str, code: str | None) -> Division:
+    query = (sa.select(Division).where(Division.round_id == rnd.id, Division.form_code == form_code)
+             .order_by(Division.id))
     if code:
         query = query.where(Division.code == code)
     division = session.scalar(query.limit(1))
     if division is None:
-        raise PreviewError(f"Đợt {rnd.code} không có phòng chuyên môn {code[:32] if code else ''}.")
+        unit = rnd.supervision(form_code)["unit"]
+        raise PreviewError(f"Đợt {rnd.code} không có {unit} {code[:32] if code else ''} của phiếu {form_code}.")
     return division
 
 

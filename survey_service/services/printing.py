@@ -120,7 +120,7 @@ def _draw_header(canvas: Canvas, form: SheetForm, qr: ImageReader, page: int, pa
     canvas.drawImage(qr, PAGE_W - MARGIN - QR_SIZE, top - QR_SIZE, QR_SIZE, QR_SIZE)
     width = PAGE_W - 2 * MARGIN - QR_SIZE - 3 * mm
     canvas.setFont(FONT, 8)
-    canvas.drawString(MARGIN, top - 3 * mm, nfc(f"TỈNH {rnd.province.upper()} – {rnd.name}"))
+    canvas.drawString(MARGIN, top - 3 * mm, nfc(f"{rnd.province_title.upper()} – {rnd.name}"))
     canvas.setFont(FONT_BOLD, 9.5)
     y = top - 7.5 * mm
     for line in simpleSplit(nfc(f"{q.code}: {q.title}"), FONT_BOLD, 9.5, width)[:3]:

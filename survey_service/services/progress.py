@@ -21,14 +21,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from survey_service.models import (
-    Agency, AgencyKind, Channel, Draft, InvitationCode, QuestionnaireVersion, QuotaCell, Response, Round,
+    Agency, Channel, Draft, InvitationCode, QuestionnaireVersion, QuotaCell, Response, Round,
     RoundForm, Sheet, SheetState,
 )
 from survey_service.vietnamese import sort_key
 
-#: The kind of the matrix form's single cell (HĐ-CT rates every agency).
+#: The kind of the matrix form's single cell (HĐ-CT rates every agency); no round may declare it.
 MATRIX = "matrix"
-KINDS = [k.value for k in AgencyKind] + [MATRIX]
 CHANNELS = [c.value for c in Channel]
 SORTS = ["name", "shortfall", "progress", "form"]
 FIGURES = ["target", "verified", "keyed", "started", "issued", "surplus", "shortfall"]
@@ -115,11 +114,16 @@ class Progress:
         }
 
 
-def parse_filters(args, form_codes) -> Filters:
+def kinds(rnd: Round) -> list[str]:
+    """The kind filter's values: the round's agency kinds, then the matrix cell."""
+    return [*rnd.kind_codes, MATRIX]
+
+
+def parse_filters(args, form_codes, kind_codes) -> Filters:
     """Filters from query-string values; unknown values raise :class:`FilterError`."""
     filters = Filters(kind=args.get("kind", "").strip(), form=args.get("form", "").strip(),
                       channel=args.get("channel", "").strip(), sort=args.get("sort", "").strip() or "name")
-    if filters.kind and filters.kind not in KINDS:
+    if filters.kind and filters.kind not in kind_codes:
         raise FilterError(f"Loại cơ quan không hợp lệ: '{filters.kind[:30]}'.")
     if filters.form and filters.form not in form_codes:
         raise FilterError(f"Mã phiếu không có trong đợt khảo sát: '{filters.form[:30]}'.")
@@ -154,7 +158,7 @@ def round_progress(session: Session, rnd: Round, filters: Filters = Filters(), *
 
     cells = []
     for cell, agency in cell_rows:
-        kind = agency.kind.value if agency else MATRIX
+        kind = agency.kind if agency else MATRIX
         if ((filters.kind and kind != filters.kind) or (filters.form and cell.form_code != filters.form)
                 or (filters.channel and cell.channel.value != filters.channel)):
             continue
@@ -176,7 +180,7 @@ def round_progress(session: Session, rnd: Round, filters: Filters = Filters(), *
             figures=figures, last_response_on=_as_date(last_on),
         ))
     _sort(cells, filters.sort)
-    return _with_totals(rnd.code, filters, cells)
+    return _with_totals(rnd.code, filters, cells, kinds(rnd))
 
 
 def daily_counts(session: Session, rnd: Round, filters: Filters = Filters()) -> list[tuple[date, str, int]]:
@@ -195,7 +199,7 @@ def daily_counts(session: Session, rnd: Round, filters: Filters = Filters()) -> 
     if filters.kind == MATRIX:
         query = query.where(QuotaCell.agency_id.is_(None))
     elif filters.kind:
-        query = query.join(Agency, Agency.id == QuotaCell.agency_id).where(Agency.kind == AgencyKind(filters.kind))
+        query = query.join(Agency, Agency.id == QuotaCell.agency_id).where(Agency.kind == filters.kind)
     return [(_as_date(day), channel.value, count) for day, channel, count in session.execute(query)]
 
 
@@ -255,7 +259,7 @@ def _sort(cells: list[CellProgress], how: str) -> None:
         cells.sort(key=lambda c: c.form_code)
 
 
-def _with_totals(round_code: str, filters: Filters, cells: list[CellProgress]) -> Progress:
+def _with_totals(round_code: str, filters: Filters, cells: list[CellProgress], kind_order: list[str]) -> Progress:
     total = Figures()
     by_form, by_kind, by_channel = defaultdict(Figures), defaultdict(Figures), defaultdict(Figures)
     for c in cells:
@@ -265,7 +269,7 @@ def _with_totals(round_code: str, filters: Filters, cells: list[CellProgress]) -
     return Progress(
         round_code=round_code, filters=filters, cells=cells, total=total,
         by_form={k: by_form[k] for k in sorted(by_form)},
-        by_kind={k: by_kind[k] for k in KINDS if k in by_kind},
+        by_kind={k: by_kind[k] for k in kind_order if k in by_kind},
         by_channel={k: by_channel[k] for k in CHANNELS if k in by_channel},
         last_response_on=max(days) if days else None,
     )

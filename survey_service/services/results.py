@@ -49,7 +49,6 @@ FLAG_LABELS = {
 #: How published values are rounded (also written into the exports' methodology sheet).
 ROUNDING_RULE = ("điểm làm tròn 2 chữ số thập phân, nửa xa số 0 trên giá trị thập phân (như hàm ROUND của Excel); "
                  "tổng điểm = tổng các điểm lĩnh vực chưa làm tròn, làm tròn một lần")
-KIND_LABELS = {"department": "Sở, ban, ngành", "district": "UBND cấp huyện", "vertical": "Cơ quan ngành dọc"}
 ANALYSIS_PARAMETERS = {
     "confidence_level": CONFIDENCE,
     "rounding": "half away from zero on the decimal value, 2 dp; total rounded once",
@@ -85,6 +84,8 @@ class RoundData:
     counts: dict[str, int] = field(default_factory=dict)
     #: A demonstration round of generated responses: every output says so.
     simulated: bool = False
+    #: the round's structure (``Round.structure``): agency kinds with their labels, own-staff forms
+    structure: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,11 @@ class RoundResults:
     answers: pd.DataFrame
     scales: dict[str, qn.Scale]
     criterion_names: dict[str, str]
+    #: agency kind → the Vietnamese label of one agency of it / of the kind as a group, in the round's order
+    kind_labels: dict[str, str] = field(default_factory=dict)
+    kind_plurals: dict[str, str] = field(default_factory=dict)
+    #: the round's groups of an agency's own staff, never broken down below MIN_BREAKDOWN sheets
+    own_staff_forms: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -280,6 +286,7 @@ def build_round_data(rnd: Round, agencies: pd.DataFrame, responses: pd.DataFrame
         versions={k: sorted(v) for k, v in sorted(versions_used.items())},
         counts={"responses": int(responses.shape[0]), "sheet_agency_pairs": int(n_units),
                 "invalid_sheet_agency_pairs": int(n_invalid)},
+        structure=dict(rnd.structure),
     )
 
 
@@ -438,6 +445,9 @@ def compute_results(data: RoundData) -> RoundResults:
         answers=answers,
         scales=data.scales,
         criterion_names=data.criteria,
+        kind_labels={k["code"]: k["label"] for k in data.structure["kinds"]},
+        kind_plurals={k["code"]: k["plural"] for k in data.structure["kinds"]},
+        own_staff_forms=tuple(data.structure["own_staff_forms"]),
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from survey_service import questionnaires as qn
 from survey_service.models import (
-    Agency, AgencyKind, Channel, CodeBatch, Division, QuestionnaireVersion, QuotaCell, Response, Round,
+    Agency, AgencyContinuation, Channel, CodeBatch, Division, QuestionnaireVersion, QuotaCell, Response, Round,
     RoundForm, Sheet, StaffUser, utcnow,
 )
 from survey_service.services import audit
@@ -50,18 +51,47 @@ class LoadReport:
         return self.created or bool(self.changes)
 
 
+def check_round(round_dir: str | Path, questionnaire_dir: str | Path, *,
+                earlier_rounds: Sequence[str | Path] = ()) -> qn.RoundDef:
+    """Read and cross-check a round directory against the questionnaires, touching no database.
+
+    An agency's ``continues`` may name a round next to ``round_dir``, one of ``questionnaire_dir``'s rounds or
+    one in ``earlier_rounds``.
+    """
+    return _read(round_dir, questionnaire_dir, earlier_rounds)[0]
+
+
+def _read(round_dir, questionnaire_dir, earlier_rounds) -> tuple[qn.RoundDef, dict[str, qn.Questionnaire]]:
+    questionnaires = qn.load_questionnaires(questionnaire_dir)
+    round_def = qn.load_round(round_dir, questionnaires,
+                              earlier_rounds=[Path(questionnaire_dir) / "rounds", *earlier_rounds])
+    return round_def, questionnaires
+
+
+def structure(round_def: qn.RoundDef) -> dict:
+    """What :attr:`Round.structure` keeps of a round definition."""
+    return {
+        "province_type": round_def.province_type,
+        "kinds": [{"code": k.code, "label": k.label, "plural": k.plural} for k in round_def.kinds],
+        "own_staff_forms": list(round_def.own_staff_forms),
+        "supervision": {m.form: {"cells_per": m.cells_per, "unit": m.unit, "supervisor": m.supervisor}
+                        for m in round_def.supervision},
+    }
+
+
 def load_round(
     session: Session, round_dir: str | Path, questionnaire_dir: str | Path, *,
-    by: StaffUser | None = None, actor: str = "cli", simulated_code: str | None = None,
+    earlier_rounds: Sequence[str | Path] = (), by: StaffUser | None = None, actor: str = "cli",
+    simulated_code: str | None = None,
 ) -> LoadReport:
-    """Load or update the round in ``round_dir`` (flushes; the caller commits once).
+    """Load or update the round in ``round_dir`` (flushes; the caller commits once), after the checks of
+    :func:`check_round`.
 
     :param simulated_code: load the directory as a separate *simulated* round under this code (the
         demonstration round), never as the real round the directory describes. A real round is never
         loaded over a simulated one, nor the other way round.
     """
-    questionnaires = qn.load_questionnaires(questionnaire_dir)
-    round_def = qn.load_round(round_dir, questionnaires)
+    round_def, questionnaires = _read(round_dir, questionnaire_dir, earlier_rounds)
     if simulated_code:
         round_def = dataclasses.replace(round_def, code=simulated_code,
                                         name=f"{round_def.name} ({SIMULATED_LABEL.lower()})")
@@ -85,6 +115,7 @@ def load_round(
     _set(report, rnd, "opens_on", round_def.opens_on)
     _set(report, rnd, "closes_on", round_def.closes_on)
     _set(report, rnd, "settings", dict(round_def.settings))
+    _set(report, rnd, "structure", structure(round_def))
     _set(report, rnd, "methodology", dict(round_def.methodology))
     _set(report, rnd, "methodology_hash", methodology_hash(round_def.methodology))
     rnd.content_hash = content_hash
@@ -130,17 +161,27 @@ def _sync_agencies(session: Session, rnd: Round, round_def, report: LoadReport) 
             report.changes.append(f"bỏ cơ quan {code}")
     for code, a_def in wanted.items():
         agency = existing.get(code)
+        continues = [AgencyContinuation(position=n, round_code=r, agency_code=a)
+                     for n, (r, a) in enumerate(a_def.continues)]
         if agency is None:
-            agency = Agency(round_id=rnd.id, code=code, kind=AgencyKind(a_def.kind), name=a_def.name)
+            agency = Agency(round_id=rnd.id, code=code, kind=a_def.kind, name=a_def.name, continues=continues)
             session.add(agency)
             existing[code] = agency
             if not report.created:
                 report.changes.append(f"thêm cơ quan {code}")
-        elif (agency.kind.value, agency.name) != (a_def.kind, a_def.name):
-            agency.kind, agency.name = AgencyKind(a_def.kind), a_def.name
+            continue
+        if (agency.kind, agency.name) != (a_def.kind, a_def.name):
+            agency.kind, agency.name = a_def.kind, a_def.name
             report.changes.append(f"cập nhật cơ quan {code}")
+        if [(c.round_code, c.agency_code) for c in agency.continues] != list(a_def.continues):
+            agency.continues = continues
+            report.changes.append(f"cơ quan {code} kế tục {_refs(a_def.continues) or 'không cơ quan nào'}")
     session.flush()
     return {code: existing[code] for code in wanted}
+
+
+def _refs(pairs) -> str:
+    return " ".join(f"{r}:{a}" for r, a in pairs)
 
 
 def _agency_in_use(session: Session, agency: Agency) -> bool:
@@ -183,21 +224,23 @@ def _sync_forms(session: Session, rnd: Round, forms, report: LoadReport) -> None
 
 def _sync_divisions(session: Session, rnd: Round, round_def, agencies, report: LoadReport) -> None:
     existing = {d.code: d for d in session.scalars(sa.select(Division).where(Division.round_id == rnd.id))}
-    wanted = {d.code: d for d in round_def.divisions}
+    wanted = {d.code: (m.form, d) for m in round_def.supervision for d in m.divisions}
     for code, division in existing.items():
         if code not in wanted:
             session.delete(division)
-            report.changes.append(f"bỏ phòng chuyên môn {code}")
-    for code, d_def in wanted.items():
+            report.changes.append(f"bỏ đơn vị {code}")
+    for code, (form, d_def) in wanted.items():
         division = existing.get(code)
         departments = [agencies[c] for c in d_def.departments]
         if division is None:
-            session.add(Division(round_id=rnd.id, code=code, name=d_def.name, departments=departments))
+            session.add(Division(round_id=rnd.id, form_code=form, code=code, name=d_def.name,
+                                 departments=departments))
             if not report.created:
-                report.changes.append(f"thêm phòng chuyên môn {code}")
-        elif division.name != d_def.name or [a.code for a in division.departments] != list(d_def.departments):
-            division.name, division.departments = d_def.name, departments
-            report.changes.append(f"cập nhật phòng chuyên môn {code}")
+                report.changes.append(f"thêm đơn vị {code} ({form})")
+        elif ((division.form_code, division.name, [a.code for a in division.departments])
+              != (form, d_def.name, list(d_def.departments))):
+            division.form_code, division.name, division.departments = form, d_def.name, departments
+            report.changes.append(f"cập nhật đơn vị {code} ({form})")
 
 
 def _sync_quotas(session: Session, rnd: Round, round_def, agencies, report: LoadReport) -> None:

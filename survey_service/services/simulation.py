@@ -114,7 +114,7 @@ def _online(session: Session, rnd: Round, rng: random.Random, quality: dict[int,
         sa.select(QuotaCell).where(QuotaCell.round_id == rnd.id, QuotaCell.channel == Channel.ONLINE)
         .order_by(QuotaCell.form_code, QuotaCell.agency_id)))
     share = {a: rng.uniform(*online_share) for a in quality}
-    divisions = [d.code for d in portal.division_choices(session, rnd)]
+    divisions: dict[str, list[str]] = {}  # per supervising form, in the round's order
     for cell in cells:
         answered = min(cell.target, round(cell.target * share[cell.agency_id]))
         drafts = rng.randint(*DRAFTS_PER_CELL)
@@ -125,7 +125,10 @@ def _online(session: Session, rnd: Round, rng: random.Random, quality: dict[int,
             day = rng.choice(days)
             access = portal.open_code(session, code.code, today=day, secret=secret, start=True)
             if access.needs_division:
-                access = portal.choose_division(session, access, rng.choice(divisions), today=day)
+                form = access.questionnaire.code
+                if form not in divisions:
+                    divisions[form] = [d.code for d in portal.division_choices(session, access)]
+                access = portal.choose_division(session, access, rng.choice(divisions[form]), today=day)
             answers = {t.code: _answers(access.questionnaire, quality[t.id], rng) for t in access.targets}
             if i >= answered:  # opened, partly answered and saved, never sent
                 partial = {c: dict(list(a.items())[: len(a) // 2]) for c, a in answers.items()}

@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 from flask import Flask, abort, current_app, g, render_template, request
 from werkzeug.routing import IntegerConverter
 
-MODULES = ["auth", "staff", "admin", "respond", "codes", "dashboard", "api", "tokens", "results", "paper", "preview"]
+MODULES = ["auth", "staff", "admin", "respond", "codes", "dashboard", "api", "tokens", "results", "paper", "preview",
+           "responses", "reminders"]
 
 
 #: The largest database id (32-bit integer columns on PostgreSQL).
@@ -56,6 +57,19 @@ def round_or_404(code: str):
     rnd = rounds.get_round(get_session(), code)
     if rnd is None:
         abort(404, description=f"Không có đợt khảo sát mã '{code[:32]}'.")
+    note_round(rnd)
+    return rnd
+
+
+def default_round():
+    """The round named by ``?round=``, else the most recent real one; a 404 page when there is none."""
+    from survey_service.db import get_session
+    from survey_service.services import sheets
+
+    try:
+        rnd = sheets.pick_round(get_session(), request.args.get("round"))
+    except sheets.SheetError as exc:
+        abort(exc.status, description=str(exc))
     note_round(rnd)
     return rnd
 

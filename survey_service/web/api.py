@@ -17,7 +17,7 @@ from survey_service import questionnaires as qn
 from survey_service.db import get_session
 from survey_service.extensions import csrf
 from survey_service.models import Role
-from survey_service.services import progress, quotas, results, users
+from survey_service.services import progress, quotas, results, rounds, users
 from survey_service.web import round_or_404
 from survey_service.web.results import results_or_error
 
@@ -81,14 +81,28 @@ def api_roles(*roles: Role):
 
 @bp.route("/openapi.json")
 def openapi():
-    """The document, with the form codes of the configured questionnaires as the ``form`` enum."""
+    """The document, with the agency kinds of the rounds loaded (a round declares its own kinds) and the
+    form codes of the configured questionnaires as the ``form`` enum."""
+    doc = copy.deepcopy(OPENAPI)
     codes = list(qn.load_form_codes(Path(current_app.config["QUESTIONNAIRE_DIR"]) / "forms.yaml"))
-    document = copy.deepcopy(OPENAPI)
-    for path in document["paths"].values():
+    for path in doc["paths"].values():
         for param in path.get("get", {}).get("parameters", []):
             if param["name"] == "form":
                 param["schema"]["enum"] = codes
-    return jsonify(document)
+    labels: dict[str, list[str]] = {}
+    for rnd in rounds.list_rounds(get_session()):
+        for code, label in rnd.kind_labels.items():
+            labels.setdefault(code, []).append(f"{rnd.code}: {label}")
+    described = "; ".join(f"`{code}` ({', '.join(names)})" for code, names in labels.items())
+    kind = {"type": "string", "description": f"An agency kind that a round declares. Loaded rounds: {described or 'none'}."}
+    if labels:
+        kind["enum"] = list(labels)
+    schemas = doc["components"]["schemas"]
+    schemas["AgencyKind"] = kind
+    schemas["CellKind"] = {"type": "string", "enum": [*labels, progress.MATRIX],
+                           "description": "The agency kind of a quota cell's agency, or `matrix` for the single "
+                                          "cell of a matrix form."}
+    return jsonify(doc)
 
 
 # --- quotas --------------------------------------------------------------------------------------
@@ -113,7 +127,7 @@ OPENAPI["components"]["schemas"]["QuotaCell"] = {
         "form_title": {"type": "string"},
         "agency_code": {"type": "string", "nullable": True, "description": "null for the matrix form's cell"},
         "agency_name": {"type": "string"},
-        "kind": {"type": "string", "enum": progress.KINDS},
+        "kind": {"$ref": "#/components/schemas/CellKind"},
         "channel": {"type": "string", "enum": progress.CHANNELS},
         "soft_closed": {"type": "boolean", "description": "Online: no new starts. Paper: no new sheets printed; "
                                                           "sheets already out are still accepted."},
@@ -130,7 +144,7 @@ OPENAPI["paths"]["/rounds/{round}/quotas"] = {
                        "departments and counts once, in their district's cell. Roles: supervisor, analyst, admin.",
         "parameters": [
             {"name": "round", "in": "path", "required": True, "schema": {"type": "string"}, "example": "QNA-2023"},
-            {"name": "kind", "in": "query", "schema": {"type": "string", "enum": progress.KINDS}},
+            {"name": "kind", "in": "query", "schema": {"$ref": "#/components/schemas/CellKind"}},
             {"name": "form", "in": "query", "schema": {"type": "string"}, "description": "A form code of the round."},
             {"name": "channel", "in": "query", "schema": {"type": "string", "enum": progress.CHANNELS}},
             {"name": "sort", "in": "query", "schema": {"type": "string", "enum": progress.SORTS}},
@@ -167,7 +181,7 @@ def round_quotas(round_code):
     session, rnd = get_session(), round_or_404(round_code)
     forms = progress.form_titles(session, rnd)
     try:
-        filters = progress.parse_filters(request.args, forms)
+        filters = progress.parse_filters(request.args, forms, progress.kinds(rnd))
     except progress.FilterError as exc:
         abort(400, description=str(exc))
     data = progress.round_progress(session, rnd, filters, forms=forms)
@@ -204,7 +218,7 @@ OPENAPI["paths"]["/rounds/{round}/results"] = {
                     "flag_labels": {"type": "object", "additionalProperties": {"type": "string"}},
                     "agencies": {"type": "array", "items": {"type": "object", "properties": {
                         "agency": {"type": "string"}, "name": {"type": "string"},
-                        "kind": {"type": "string", "enum": ["department", "district", "vertical"]},
+                        "kind": {"$ref": "#/components/schemas/AgencyKind"},
                         "n": {"type": "integer"}, "n_eff_min": {"type": "number", "nullable": True},
                         "survey_points": {"type": "number", "nullable": True}, "max_points": {"type": "number"},
                         "survey_points_se": {"type": "number", "nullable": True}, "survey_points_ci": _INTERVAL,

@@ -24,12 +24,7 @@ NAV = [
      list(VIEWERS)),
 ]
 
-KIND_LABELS = {
-    "department": "Sở, ban, ngành",
-    "district": "UBND cấp huyện",
-    "vertical": "Cơ quan ngành dọc",
-    progress.MATRIX: "Phiếu ma trận (mọi cơ quan)",
-}
+MATRIX_LABEL = "Phiếu ma trận (mọi cơ quan)"
 CHANNEL_LABELS = {"online": "Trực tuyến", "paper": "Phiếu giấy"}
 SORT_LABELS = {"name": "Tên cơ quan (A–Z)", "shortfall": "Còn thiếu nhiều nhất", "progress": "Tỷ lệ thấp nhất",
                "form": "Mã phiếu"}
@@ -44,9 +39,14 @@ FIGURE_LABELS = {
 }
 
 
-def _filters(forms: dict[str, str]) -> progress.Filters:
+def kind_labels(rnd) -> dict[str, str]:
+    """The round's agency kinds (one agency's label), then the matrix cell."""
+    return {**rnd.kind_labels, progress.MATRIX: MATRIX_LABEL}
+
+
+def _filters(rnd, forms: dict[str, str]) -> progress.Filters:
     try:
-        return progress.parse_filters(request.args, forms)
+        return progress.parse_filters(request.args, forms, progress.kinds(rnd))
     except progress.FilterError as exc:
         abort(400, description=str(exc))
 
@@ -70,21 +70,23 @@ def show(round_code):
     session = get_session()
     rnd = round_or_404(round_code)
     forms = progress.form_titles(session, rnd)
-    filters = _filters(forms)
+    filters = _filters(rnd, forms)
     data = progress.round_progress(session, rnd, filters, forms=forms)
     return render_template(
-        "dashboard/show.html", round=rnd, data=data, forms=forms, totals=_total_groups(data, forms), filters=filters, kinds=KIND_LABELS,
+        "dashboard/show.html", round=rnd, data=data, forms=forms, totals=_total_groups(rnd, data, forms), filters=filters,
+        kinds=kind_labels(rnd),
         channels=CHANNEL_LABELS, sorts=SORT_LABELS, figures=FIGURE_LABELS, updated=_now_text(),
         surplus_in_analysis=quotas.surplus_in_analysis(rnd), may_act=_may_act(),
         poll_ms=int(current_app.config["DASHBOARD_POLL_SECONDS"] * 1000),
     )
 
 
-def _total_groups(data: progress.Progress, forms: dict[str, str]) -> list:
+def _total_groups(rnd, data: progress.Progress, forms: dict[str, str]) -> list:
     """(caption, first column, rows of (key, label, figures)) for the totals tables."""
+    kinds = kind_labels(rnd)
     return [
         ("Theo phiếu", "Phiếu", [(f"form:{k}", f"{k} – {forms.get(k, k)}", f) for k, f in data.by_form.items()]),
-        ("Theo loại cơ quan", "Loại cơ quan", [(f"kind:{k}", KIND_LABELS[k], f) for k, f in data.by_kind.items()]),
+        ("Theo loại cơ quan", "Loại cơ quan", [(f"kind:{k}", kinds[k], f) for k, f in data.by_kind.items()]),
         ("Theo kênh", "Kênh", [(f"channel:{k}", CHANNEL_LABELS[k], f) for k, f in data.by_channel.items()]),
     ]
 
@@ -96,7 +98,7 @@ def live(round_code):
     session = get_session()
     rnd = round_or_404(round_code)
     forms = progress.form_titles(session, rnd)
-    data = progress.round_progress(session, rnd, _filters(forms), forms=forms)
+    data = progress.round_progress(session, rnd, _filters(rnd, forms), forms=forms)
     return jsonify({**data.as_dict(), "updated": _now_text()})
 
 
@@ -105,7 +107,7 @@ def live(round_code):
 def curve(round_code):
     session = get_session()
     rnd = round_or_404(round_code)
-    filters = _filters(progress.form_titles(session, rnd))
+    filters = _filters(rnd, progress.form_titles(session, rnd))
     svg = render_template("dashboard/curve.svg", chart=curve_chart(progress.daily_counts(session, rnd, filters)),
                           channels=CHANNEL_LABELS)
     return Response(svg, mimetype="image/svg+xml", headers={"Cache-Control": "no-store"})
@@ -159,13 +161,14 @@ def _export_rows(round_code: str) -> tuple[Round, list[list]]:
     session = get_session()
     rnd = round_or_404(round_code)
     forms = progress.form_titles(session, rnd)
-    data = progress.round_progress(session, rnd, _filters(forms), forms=forms)
+    data = progress.round_progress(session, rnd, _filters(rnd, forms), forms=forms)
     header = ["Mã phiếu", "Tên phiếu", "Mã cơ quan", "Cơ quan", "Loại cơ quan", "Kênh",
               *FIGURE_LABELS.values(), PERCENT_HEADER, "Tạm khóa"]
     rows = [header]
+    kinds = kind_labels(rnd)
     for c in data.cells:
         f = c.figures
-        rows.append([c.form_code, c.form_title, c.agency_code or "", c.agency_name, KIND_LABELS[c.kind],
+        rows.append([c.form_code, c.form_title, c.agency_code or "", c.agency_name, kinds[c.kind],
                      CHANNEL_LABELS[c.channel], *(getattr(f, name) for name in FIGURE_LABELS),
                      "" if f.percent is None else f.percent, "có" if c.soft_closed else "không"])
     t = data.total

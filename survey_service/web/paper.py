@@ -14,9 +14,8 @@ from survey_service.db import get_session
 from survey_service.models import Role, SheetState
 from survey_service.services import keying, printing, sheets
 from survey_service.services.sheets import STATE_LABELS, SheetError
-from survey_service.web import note_round
+from survey_service.web import Page, confirmation_page, note_round, public_base_url
 from survey_service.web.auth import role_required
-from survey_service.web import Page, confirmation_page, public_base_url
 
 bp = Blueprint("paper", __name__)
 

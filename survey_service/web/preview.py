@@ -8,8 +8,8 @@ from flask import Blueprint, abort, current_app, render_template, request, send_
 
 from survey_service.db import get_session
 from survey_service.models import Role
-from survey_service.services import portal, preview, printing, sheets
-from survey_service.web import note_round, respond, round_or_404
+from survey_service.services import portal, preview, printing
+from survey_service.web import default_round, public_base_url, respond, round_or_404
 from survey_service.web.auth import role_required
 from survey_service.web.forms import answers_from
 
@@ -33,12 +33,7 @@ def _selection() -> dict:
 @bp.route("/")
 @role_required(*ROLES)
 def index():
-    session = get_session()
-    try:
-        rnd = sheets.pick_round(session, request.args.get("round"))
-    except sheets.SheetError as exc:
-        abort(exc.status, description=str(exc))
-    note_round(rnd)
+    session, rnd = get_session(), default_round()
     return render_template("preview/index.html", round=rnd, forms=preview.round_forms(session, rnd),
                            divisions=preview.divisions(session, rnd))
 
@@ -97,7 +92,7 @@ def sheet(round_code, form_code):
         sample = preview.sample_sheet(session, rnd, form_code, agency_code=_selection()["agency"])
     except preview.PreviewError as exc:
         _abort(exc)
-    pdf = printing.sheets_pdf(session, [sample], base_url=current_app.config["PUBLIC_BASE_URL"],
+    pdf = printing.sheets_pdf(session, [sample], base_url=public_base_url(),
                               signing_keys=current_app.config["SHEET_SIGNING_KEYS"], preview=True)
     session.rollback()  # the sample sheet was never added; nothing else may be left pending either
     return send_file(io.BytesIO(pdf), mimetype="application/pdf",

@@ -14,7 +14,7 @@ import hmac
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from markupsafe import Markup
 
 from survey_service.db import get_session
@@ -215,9 +215,11 @@ def division():
     except portal.Refusal as refusal:
         db.commit()
         return _refusal_page(refusal)
-    if request.method == "GET":
-        if access.questionnaire.rates != "supervising":
+    if not access.multi_target:
+        if request.method == "GET":
             return redirect(url_for("respond.form"), 303)
+        abort(400, description="Phiếu này không cần chọn đơn vị công tác.")
+    if request.method == "GET":
         return _division_page(db, access, form, 200)
     try:
         portal.choose_division(db, access, form.division.data or "", today=local_today())
@@ -340,7 +342,7 @@ def _answers_html(access, groups, values, errors: dict, first_error: str | None)
 
 def _division_page(db, access, form, status: int):
     return render_template("respond/division.html", access=access, form=form, form_tag=_form_tag(access.code),
-                           divisions=portal.division_choices(db, access.round)), status
+                           divisions=portal.division_choices(db, access)), status
 
 
 def _thanks(access):

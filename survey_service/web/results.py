@@ -44,18 +44,18 @@ def index():
 @role_required(*ROLES)
 def round_table(code):
     rnd, res = results_or_error(code)
-    return render_template("results/round.html", round=rnd, res=res, kinds=results.KIND_LABELS,
+    return render_template("results/round.html", round=rnd, res=res, kinds=res.kind_plurals,
                            flag_labels=results.FLAG_LABELS, records=results.records)
 
 
 @bp.route("/staff/results/<code>/ranking-<kind>.png")
 @role_required(*ROLES)
 def ranking_chart(code, kind):
-    if kind not in results.KIND_LABELS:
-        abort(404)
     rnd, res = results_or_error(code)
+    if kind not in res.kind_plurals:
+        abort(404)
     png = charts.ranking_png(res.summary[res.summary["agency_kind"] == kind],
-                             f"{rnd.code} — {results.KIND_LABELS[kind]}", simulated=rnd.simulated)
+                             f"{rnd.code} — {res.kind_plurals[kind]}", simulated=rnd.simulated)
     return FlaskResponse(png, mimetype="image/png")
 
 
@@ -68,7 +68,7 @@ def agency_page(code, agency):
         abort(404, description=f"Không có cơ quan {agency} trong đợt {code}.")
     return render_template("results/agency.html", round=rnd, res=res, row=results.records(summary)[0],
                            criteria=results.records(res.criteria[res.criteria["agency"] == agency]),
-                           items=results.records(res.items[res.items["agency"] == agency]), kinds=results.KIND_LABELS,
+                           items=results.records(res.items[res.items["agency"] == agency]), kinds=res.kind_labels,
                            flag_labels=results.FLAG_LABELS, min_breakdown=results.min_breakdown(rnd.settings))
 
 

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from survey_service.db import get_session
-from survey_service.models import Agency, AgencyKind, AuditEvent, CodeBatch, CodeStatus, InvitationCode, QuotaCell
+from survey_service.models import Agency, AuditEvent, CodeBatch, CodeStatus, InvitationCode, QuotaCell
 from survey_service.services import invitations, ratelimit
 
 
@@ -59,7 +59,7 @@ def test_supervisor_issues_downloads_and_revokes(staff_client, open_round, sessi
     client = staff_client("supervisor")
     page = client.get("/staff/codes/")
     assert page.status_code == 200 and "Mã mời khảo sát trực tuyến" in page.get_data(as_text=True)
-    vertical = session.scalar(sa.select(Agency.code).where(Agency.kind == AgencyKind.VERTICAL).limit(1))
+    vertical = session.scalar(sa.select(Agency.code).where(Agency.kind == "vertical").limit(1))
     cell = invitations.find_cell(session, open_round, "CC-ND", vertical)
     issued = client.post(f"/staff/codes/cells/{cell.id}/issue", data={"count": "3"})
     assert issued.status_code == 303
