@@ -99,6 +99,11 @@ def city(tmp_path):
     return directory
 
 
+def _hidden(html: str, name: str) -> str:
+    """The value of the page's hidden input ``name`` (the portal's submission id and form tag)."""
+    return re.search(rf'name="{name}" type="hidden" value="([^"]+)"', html).group(1)
+
+
 def _answers(questionnaire, value="4", prefix=""):
     out = {}
     for item in questionnaire.scale_items:
@@ -137,21 +142,24 @@ def test_a_two_tier_round_runs_on_its_own_labels(app, session, runner, city, sta
     client = app.test_client()
     for _ in range(5):
         code = code_for("CC-XA", "XAAN")
-        page = client.get(f"/c/{code}")
+        page = client.get(f"/c/{code}", follow_redirects=True)
         assert page.status_code == 200
         q = rounds.questionnaire_for(session, rnd, "CC-XA")
-        sid = re.search(r'name="submission_id" type="hidden" value="([^"]+)"', page.get_data(as_text=True)).group(1)
-        sent = client.post(f"/c/{code}", data={"action": "submit", "submission_id": sid, **_answers(q)})
+        html = page.get_data(as_text=True)
+        sent = client.post("/phieu", data={"action": "submit", "submission_id": _hidden(html, "submission_id"),
+                                           "form_tag": _hidden(html, "form_tag"), **_answers(q)})
         assert sent.status_code == 200, sent.get_data(as_text=True)[:2000]
     code = code_for("LĐ-PXA", "PHUONGB")
-    division_page = client.get(f"/c/{code}").get_data(as_text=True)
+    division_page = client.get(f"/c/{code}", follow_redirects=True).get_data(as_text=True)
     assert "Phòng thuộc UBND cấp xã của Anh/Chị" in division_page and "(sở quản lý: Sở Nội vụ thành phố, Sở Xây dựng thành phố)" in division_page
-    assert client.post(f"/c/{code}/phong", data={"division": "KT"}).status_code == 303
-    page = client.get(f"/c/{code}").get_data(as_text=True)
-    sid = re.search(r'name="submission_id" type="hidden" value="([^"]+)"', page).group(1)
+    chosen = client.post("/phieu/phong", data={"division": "KT", "form_tag": _hidden(division_page, "form_tag")})
+    assert chosen.status_code == 303
+    page = client.get("/phieu").get_data(as_text=True)
     q = rounds.questionnaire_for(session, rnd, "LĐ-PXA")
     answers = {**_answers(q, "3", "SXD-"), **_answers(q, "2", "SNV-")}
-    assert client.post(f"/c/{code}", data={"action": "submit", "submission_id": sid, **answers}).status_code == 200
+    sent = client.post("/phieu", data={"action": "submit", "submission_id": _hidden(page, "submission_id"),
+                                       "form_tag": _hidden(page, "form_tag"), **answers})
+    assert sent.status_code == 200
 
     # paper: department leaders' sheets about a commune and the council's matrix, imported
     rows = []

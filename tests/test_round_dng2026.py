@@ -159,7 +159,7 @@ def test_online_response_through_the_portal(dng_round, session, browser, live_se
     page.get_by_label("Nhập mã khảo sát trên phiếu mời").fill(code)
     with page.expect_navigation():
         page.keyboard.press("Enter")
-    assert page.url == f"{live_server}/c/{code}"
+    assert page.url == f"{live_server}/phieu"
     html = page.content()
     assert "UBND phường Tam Kỳ" in html and "thành phố Đà Nẵng" in html and "huyện" not in html
     answer_by_keyboard(page, q.items)
