@@ -21,7 +21,8 @@ def demo(app, session, make_user):
     rnd = rounds.get_round(session, DEMO)
     rounds.schedule(session, rnd, date.today() - timedelta(days=7), date.today() + timedelta(days=30), actor="test")
     simulation.simulate(session, rnd, clerks=(make_user("clerk"), make_user("clerk")), supervisor=make_user(),
-                        today=date.today(), signing_keys=["k"], online_share=(0.06, 0.15))
+                        today=date.today(), signing_keys=["k"], secret="browse-test-secret",
+                        online_share=(0.06, 0.15))
     session.commit()
     return rnd
 

@@ -80,8 +80,9 @@ class Listing:
 
 
 def min_group(rnd: Round) -> int:
-    """The fewest respondents of a group whose responses may be shown one by one."""
-    return results.MIN_BREAKDOWN
+    """The fewest respondents of a group whose responses may be shown one by one (the round's
+    ``min_breakdown``)."""
+    return results.min_breakdown(rnd.settings)
 
 
 def parse_filters(rnd_agencies: set[str], forms: set[str], args) -> Filters:
