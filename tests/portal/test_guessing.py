@@ -27,8 +27,8 @@ def test_an_office_of_two_hundred_behind_one_address_is_never_refused(issue, ses
                              DEFAULTS["CODE_LOOKUP_LIMIT"], WINDOW)
         for typo in ("ABCD-EFGH-JKMN", code[:-1] + ("A" if code[-1] != "A" else "B")):
             with pytest.raises(portal.Refusal, match="unknown"):
-                portal.open_code(session, typo, today=today, guard=guard)
-        portal.open_code(session, code, today=today, guard=guard)
+                portal.open_code(session, typo, today=today, secret="s", guard=guard)
+        portal.open_code(session, code, today=today, secret="s", guard=guard)
     session.commit()
     assert session.scalars(sa.select(RateCounter.count)).all() == [400]
     assert session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(
