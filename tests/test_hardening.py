@@ -260,7 +260,10 @@ def test_405_keeps_the_allow_header(app, client, make_user, session):
 def test_openapi_declares_the_form_codes(app, client):
     doc = client.get("/api/v1/openapi.json").get_json()
     [form] = [p for p in doc["paths"]["/rounds/{round}/quotas"]["get"]["parameters"] if p["name"] == "form"]
-    assert form["schema"]["enum"] == ["CC-CT", "CC-ND", "CC-CH", "LĐ-CP", "LĐX-CH", "HĐ-CT", "LĐH-CH", "LĐS-CT"]
+    enum = form["schema"]["enum"]
+    # every form of forms.yaml: QNA-2023's eight first, then DNG-2026's
+    assert enum[:8] == ["CC-CT", "CC-ND", "CC-CH", "LĐ-CP", "LĐX-CH", "HĐ-CT", "LĐH-CH", "LĐS-CT"]
+    assert {"CC-TP", "LĐ-PX", "HĐ-TP"} <= set(enum) and len(enum) == len(set(enum))
 
 
 def test_exports_are_not_cached_and_https_gets_hsts(app, loaded_round, session, staff_client):
