@@ -322,8 +322,9 @@ def _form_page(access, submission_id: str, values, errors: dict, status: int, **
                            first_error=first_error, **extra), status
 
 
-#: The answer inputs of a blank page, by (questionnaire version id, blocks): the same for every respondent
-#: of that version, and versions never change, so each process keeps them.
+#: The answer inputs of a blank page, by (form code, questionnaire version hash, blocks): the same for every
+#: respondent of that version, and a version's content never changes, so each process keeps them. Keyed by
+#: content, not by database id, so two databases served by one process cannot mix their forms.
 _blank_answers: dict[tuple, Markup] = {}
 
 
@@ -334,7 +335,7 @@ def _answers_html(access, groups, values, errors: dict, first_error: str | None)
 
     if values or errors or current_app.debug:
         return render()
-    key = (access.version_id, tuple(groups))
+    key = (access.questionnaire.code, access.questionnaire.version, tuple(groups))
     if key not in _blank_answers:
         _blank_answers[key] = render()
     return _blank_answers[key]
