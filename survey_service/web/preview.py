@@ -38,18 +38,23 @@ def index():
                            divisions=preview.divisions(session, rnd))
 
 
+def _preview_access(round_code, form_code):
+    """The round, the agency and division chosen in the query string, and the portal access they preview."""
+    rnd = round_or_404(round_code)
+    chosen = _selection()
+    try:
+        access = preview.access(get_session(), rnd, form_code, agency_code=chosen["agency"],
+                                division_code=chosen["division"])
+    except preview.PreviewError as exc:
+        _abort(exc)
+    return rnd, chosen, access
+
+
 @bp.route("/<round_code>/<form_code>", methods=["GET", "POST"])
 @role_required(*ROLES)
 def form(round_code, form_code):
     """The online form; answers posted here get the portal's own checks and are then thrown away."""
-    session = get_session()
-    rnd = round_or_404(round_code)
-    chosen = _selection()
-    try:
-        access = preview.access(session, rnd, form_code, agency_code=chosen["agency"],
-                                division_code=chosen["division"])
-    except preview.PreviewError as exc:
-        _abort(exc)
+    rnd, chosen, access = _preview_access(round_code, form_code)
     links = _links(rnd.code, form_code, chosen)
     extra = {"preview": links, "preview_action": links["form"]}
     if request.method == "GET":
@@ -70,14 +75,7 @@ def form(round_code, form_code):
 @role_required(*ROLES)
 def phone(round_code, form_code):
     """The online form in a frame as wide as a small phone."""
-    session = get_session()
-    rnd = round_or_404(round_code)
-    chosen = _selection()
-    try:
-        access = preview.access(session, rnd, form_code, agency_code=chosen["agency"],
-                                division_code=chosen["division"])
-    except preview.PreviewError as exc:
-        _abort(exc)
+    rnd, chosen, access = _preview_access(round_code, form_code)
     return render_template("preview/phone.html", round=rnd, access=access, links=_links(rnd.code, form_code, chosen),
                            width=PHONE_WIDTH)
 
