@@ -68,7 +68,7 @@ def answers_csv(round_code):
     """The tidy file of every counted answer with its weight, without the groups too small to show."""
     rnd, res = results_or_error(round_code)
     with tempfile.TemporaryDirectory() as tmp:
-        data = exports.write_answers_csv(res, Path(tmp) / "a.csv", min_group=browse.min_group(rnd)).read_bytes()
+        data = exports.write_answers_csv(res, Path(tmp) / "a.csv").read_bytes()
     return Response(data, mimetype="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="{rnd.code}-cau-tra-loi.csv"'})
 
