@@ -1,4 +1,5 @@
-"""Pure statistics for the survey service: weighting, design-based estimation, scoring, ranking.
+"""Pure statistics for the survey service: weighting, design-based estimation, scoring, ranking and the
+published tables.
 
 A leaf library: frames in, frames out; it imports nothing from the web, database or service layers.
 """
@@ -26,6 +27,16 @@ from analysis.scoring import (
     score_round,
     validate_settings,
 )
+from analysis.tables import (
+    agency_ranks,
+    answer_weights,
+    criteria_table,
+    item_distributions,
+    option_table,
+    pair_codes,
+    sheet_weight_diagnostics,
+    summary_table,
+)
 from analysis.weighting import poststratify, rake, trim, weight_diagnostics
 
 __all__ = [
@@ -38,15 +49,21 @@ __all__ = [
     "FLAG_MISSING_GROUP",
     "FLAG_NO_DATA",
     "ScoreResult",
+    "agency_ranks",
+    "answer_weights",
     "coefficient_preset",
     "combine_groups",
+    "criteria_table",
     "criterion_points",
     "domain_means",
     "group_means",
     "group_shares",
     "imprecise",
+    "item_distributions",
     "item_values",
     "mean_covariance",
+    "option_table",
+    "pair_codes",
     "poststratify",
     "rake",
     "rank_intervals",
@@ -55,6 +72,8 @@ __all__ = [
     "respondent_scores",
     "round_half_away",
     "score_round",
+    "sheet_weight_diagnostics",
+    "summary_table",
     "trim",
     "validate_settings",
     "weight_diagnostics",
