@@ -4,27 +4,28 @@ published tables.
 A leaf library: frames in, frames out; it imports nothing from the web, database or service layers.
 """
 from analysis.design import Design
+from analysis.encoding import ANSWER_COLUMNS, item_values
 from analysis.estimation import domain_means, mean_covariance
 from analysis.ranking import rank_intervals
 from analysis.reliability import DEFAULT_MAX_HALF_WIDTH, imprecise
 from analysis.rounding import round_half_away
 from analysis.sampling import recommend_sample_size, recommend_sample_sizes
 from analysis.scoring import (
-    ANSWER_COLUMNS,
-    DEFAULT_LONELY_PSU,
-    DEFAULT_MIN_RESPONDENTS,
     FLAG_LOW_RELIABILITY,
     FLAG_MISSING_GROUP,
     FLAG_NO_DATA,
     ScoreResult,
-    coefficient_preset,
     combine_groups,
     criterion_points,
     group_means,
-    group_shares,
-    item_values,
     respondent_scores,
     score_round,
+)
+from analysis.settings import (
+    DEFAULT_LONELY_PSU,
+    DEFAULT_MIN_RESPONDENTS,
+    coefficient_preset,
+    group_shares,
     validate_settings,
 )
 from analysis.tables import (

@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.ranking import rank_intervals
-from analysis.scoring import FLAG_LOW_RELIABILITY, FLAG_NO_DATA, ScoreResult, _Config, group_shares
+from analysis.scoring import FLAG_LOW_RELIABILITY, FLAG_NO_DATA, ScoreResult
+from analysis.settings import _Config, group_shares
 from analysis.weighting import weight_diagnostics
 
 __all__ = ["agency_ranks", "answer_weights", "criteria_table", "item_distributions", "option_table",
