@@ -1,12 +1,12 @@
-"""The Design object against svy 0.35 (a dev/test oracle that reproduces R ``survey``)."""
+"""The Design object against svy 0.35 (a pinned test oracle that reproduces R ``survey``)."""
 import pandas as pd
-import pytest
 from numpy.testing import assert_allclose
 
 from analysis import Design
+from tests.analysis.oracles import oracle
 
-svy = pytest.importorskip("svy", reason="svy (dev oracle) is not installed")
-pl = pytest.importorskip("polars")
+svy = oracle("svy")
+pl = oracle("polars")
 
 POP_TYPES = {"E": 4421.0, "H": 755.0, "M": 1018.0}
 POP_SCHWIDE = {"No": 1072.0, "Yes": 5122.0}
