@@ -95,6 +95,20 @@ def test_lonely_psu_rules(apiclus1, rule, se):
     printed(d.mean("api00").iloc[0]["se"], se, 4)
 
 
+@pytest.mark.parametrize("rule", ["certainty", "adjust", "average", "fail"])
+def test_a_single_psu_stratum_sampled_with_certainty_needs_no_rule(apiclus1, rule):
+    # tests/lonely.psu.Rout.save lines 91-127: fpc <- ifelse(apiclus1$dnum==413, 1, 1000), the same design:
+    # svymean(~api00) 644.17 (5.7344) under every survey.lonely.psu option, "fail" included
+    frame = apiclus1.assign(f=np.where(apiclus1["dnum"] == 413, 1.0, 1000.0))
+    m = Design(frame, weight="pw", strata="dnum", fpc="f", lonely_psu=rule).mean("api00").iloc[0]
+    printed(m["est"], 644.17, 2), printed(m["se"], 5.7344, 4)
+    if rule != "fail":   # the vectorised engine of the scoring follows the same rule
+        from analysis import domain_means
+
+        fast = domain_means(frame, "api00", None, "pw", strata="dnum", fpc="f", lonely_psu=rule).iloc[0]
+        printed(fast["se"], 5.7344, 4)
+
+
 def test_lonely_psu_fail_and_unknown_rule(apiclus1):
     with pytest.raises(ValueError, match="single PSU"):
         Design(apiclus1, weight="pw", strata="dnum", lonely_psu="fail").mean("api00")
