@@ -486,7 +486,7 @@ class Design:
         sums = np.zeros((n_str, z.shape[1]))
         np.add.at(sums, h, z)
         center = sums / d.n_h[:, None]
-        lonely = d.n_h == 1
+        lonely = d.lonely
         if np.any(lonely):
             if self.lonely_psu == "fail":
                 raise ValueError(f"{int(lonely.sum())} stratum(s) have a single PSU (lonely_psu='fail')")
@@ -506,7 +506,7 @@ class Design:
 
     def _aggregated_ok(self) -> bool:
         """The sums-only variance applies: one calibration, PSUs nested in its cells, no lonely adjust."""
-        if len(self._steps) != 1 or (self.lonely_psu in ("adjust", "fail") and np.any(self._d.n_h == 1)):
+        if len(self._steps) != 1 or (self.lonely_psu in ("adjust", "fail") and np.any(self._d.lonely)):
             return False
         if self._agg is None:
             step = self._steps[0]
@@ -617,7 +617,7 @@ class Design:
             sum2 = s2 - 2 * cross + np.einsum("hc,kcd->khd", w2_hc, beta * beta)
             sum1 = s1 - np.einsum("hc,kcd->khd", w_hc, beta)
             out[a:a + k] = np.einsum("h,khd->kd", scale_h, np.maximum(sum2 - sum1 * sum1 / d.n_h[None, :, None], 0.0))
-        lonely = d.n_h == 1
+        lonely = d.lonely
         if self.lonely_psu == "average" and lonely.any() and not lonely.all():
             out = out * n_str / (n_str - lonely.sum())
         return out, stats_

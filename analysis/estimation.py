@@ -54,6 +54,12 @@ class _Design:
     df: int                  # #PSU - #strata
     row_psu: bool            # every row is its own PSU
 
+    @property
+    def lonely(self) -> np.ndarray:
+        """Strata with a single PSU that need the lonely-PSU rule: a stratum sampled with certainty
+        (f_h = 1) contributes nothing under every rule, as in R's ``svyrecvar``."""
+        return (self.n_h == 1) & (1 - self.f_h >= 1e-7)
+
 
 def _design(frame: pd.DataFrame, strata: Hashable | None, psu: Hashable | None,
             fpc: Hashable | None) -> _Design:
@@ -252,7 +258,7 @@ def _variance_and_lonely(design: _Design, core: _DomainCore, n_dom: int, lonely_
     s2 = _segment_sum(core.z, starts, core.z)
     ph, pdom = h[starts], core.g_dom[starts]
     contrib = design.c_h[ph] * np.maximum(s2 - s1 * s1 / design.n_h[ph], 0.0)
-    lonely_h = design.n_h == 1
+    lonely_h = design.lonely
     lonely_cell = lonely_h[ph]
     # an estimate rests on a lonely stratum when one of its cells there has weight for the column
     weighted = _segment_sum(core.cell_wpos.astype(np.float64), starts) > 0
@@ -532,7 +538,7 @@ def _psu_covariance(design: _Design, g_psu: np.ndarray, g_dom: np.ndarray, z: np
     with np.errstate(invalid="ignore", divide="ignore"):
         scale = np.where(design.n_h > 0, design.c_h / design.n_h, 0.0)
     cov = cross - s.T @ (s * scale[:, None])
-    lonely = design.n_h == 1
+    lonely = design.lonely
     if lonely_psu == "adjust" and lonely.any():
         dev = s[lonely] - s.sum(axis=0) / n_psu      # the lonely PSU's total minus the mean PSU total
         cov = cov + dev.T @ (dev * (1 - design.f_h[lonely])[:, None])

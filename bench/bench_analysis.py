@@ -167,7 +167,7 @@ def compare_with_svy(sub: pd.DataFrame, margins: dict, qcols: list) -> None:
         import polars as pl
         import svy
     except ImportError:
-        print("\nsvy not installed (pip install -e '.[dev]'): comparison skipped")
+        print("\nsvy not installed (pip install -e '.[test]'): comparison skipped")
         return
     # the margins' shares, on the subset's categories, to a common total of twice its rows
     sub_margins = {c: m[m.index.isin(sub[c].unique())] for c, m in margins.items()}
