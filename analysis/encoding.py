@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,9 @@ from analysis.settings import _Config
 __all__ = ["ANSWER_COLUMNS", "item_values"]
 
 ANSWER_COLUMNS = ["response_id", "agency", "agency_kind", "group", "item", "option"]
+#: Rows handled at a time in the passes over the answers: the working arrays (a few MB) stay in the
+#: cache and are reused, where arrays of every row would each cost fresh memory.
+ROW_CHUNK = 1 << 20
 
 
 def _codes(series: pd.Series) -> tuple[np.ndarray, pd.Index]:
@@ -41,10 +45,13 @@ class _Cells:
     A row's cell is ``item_code * n_cols + option column`` where the last option column
     (``n_cols - 1``) stands for a missing option. Per-cell look-up tables (value, criterion,
     positive, ...) then turn into per-row arrays with a single ``take``, with no string work and no
-    two-dimensional fancy indexing over the rows.
+    two-dimensional fancy indexing over the rows. The cell codes are made a slice of rows at a time
+    (:meth:`codes`) from the columns' compact category codes: a 20M-row array of them would cost
+    more in fresh memory than all the arithmetic on it.
     """
 
-    cell: np.ndarray          # per row: cell code (intp)
+    item_code: np.ndarray     # per row: item category code (compact dtype, no missing)
+    opt_code: np.ndarray      # per row: option category code (compact dtype, -1 = missing)
     item_cats: pd.Index       # item codes (categories of the item column)
     opt_cats: pd.Index        # option codes (categories of the option column)
     scale_names: list[str]    # sorted scales of the items present
@@ -55,9 +62,23 @@ class _Cells:
     def n_cols(self) -> int:
         return len(self.opt_cats) + 1
 
+    @property
+    def n_rows(self) -> int:
+        return self.item_code.size
+
     def per_cell(self, per_item: np.ndarray) -> np.ndarray:
         """Repeat a per-item array over the option columns: one entry per cell."""
         return np.repeat(np.asarray(per_item), self.n_cols)
+
+    def codes(self, start: int = 0, stop: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
+        """Cell codes (intp, the index type ``take`` wants) of rows ``start:stop``, into *out* if given."""
+        stop = self.n_rows if stop is None else stop
+        cell = np.multiply(self.item_code[start:stop], self.n_cols, dtype=np.intp,
+                           out=None if out is None else out[:stop - start])
+        opt = self.opt_code[start:stop]
+        cell += opt
+        cell[opt < 0] += self.n_cols  # missing option (code -1) -> last column
+        return cell
 
 
 def _answer_cells(answers: pd.DataFrame, coefficients: Mapping[str, Mapping[str, float | None]],
@@ -106,12 +127,14 @@ def _answer_cells(answers: pd.DataFrame, coefficients: Mapping[str, Mapping[str,
                 table[si, oi] = np.nan if coef is None else coef
 
     n_cells = len(item_cats) * n_cols
-    # intp, because take() would convert any other index dtype on every look-up
-    cell = np.multiply(item_code, n_cols, dtype=np.intp)
-    cell += opt_code
-    cell[opt_code < 0] += n_cols  # missing option (code -1) -> last column
+    cells = _Cells(item_code, opt_code, item_cats, pd.Index(opt_cats), scale_names, scale_of_item,
+                   table[scale_of_item].ravel())
     # which options occur with which scale: count the cells once, then fold items onto their scale
-    seen = np.bincount(cell, minlength=n_cells).reshape(len(item_cats), n_cols) > 0
+    seen = np.zeros(n_cells, dtype=np.int64)
+    buf = np.empty(min(ROW_CHUNK, cells.n_rows), dtype=np.intp)
+    for start in range(0, cells.n_rows, ROW_CHUNK):
+        seen += np.bincount(cells.codes(start, min(start + ROW_CHUNK, cells.n_rows), buf), minlength=n_cells)
+    seen = seen.reshape(len(item_cats), n_cols) > 0
     present = np.zeros_like(allowed)
     for i, si in enumerate(scale_of_item):
         present[si] |= seen[i]
@@ -119,8 +142,7 @@ def _answer_cells(answers: pd.DataFrame, coefficients: Mapping[str, Mapping[str,
     if wrong.any():
         si, oi = np.argwhere(wrong)[0]
         raise ValueError(f"option {opt_cats[oi]!r} is not an option of scale {scale_names[si]!r}")
-    value = table[scale_of_item].ravel()
-    return _Cells(cell, item_cats, pd.Index(opt_cats), scale_names, scale_of_item, value)
+    return cells
 
 
 def item_values(answers: pd.DataFrame, coefficients: Mapping[str, Mapping[str, float | None]],
@@ -155,7 +177,7 @@ def item_values(answers: pd.DataFrame, coefficients: Mapping[str, Mapping[str, f
     require_frame(answers, "answers")
     require_columns(answers, ["item", "option"], "answers")
     cells = _answer_cells(answers, coefficients, item_scale)
-    return pd.Series(cells.value.take(cells.cell), index=answers.index, name="v")
+    return pd.Series(cells.value.take(cells.codes()), index=answers.index, name="v")
 
 
 @dataclass(frozen=True)
@@ -169,7 +191,10 @@ class _Units:
     first appearance.
     """
 
-    row_unit: np.ndarray   # unit code of every row (int32 when it fits)
+    run_unit: np.ndarray   # unit code of every run (int32 when it fits)
+    run_start: np.ndarray  # first row of every run
+    n_rows: int
+    unit_start: np.ndarray | None  # first row of every unit when each unit is one run, else None
     resp_cats: pd.Index    # distinct response ids
     resp_u: np.ndarray     # per unit: code into resp_cats
     ag_u: np.ndarray       # per unit: agency code
@@ -183,6 +208,19 @@ class _Units:
     def n(self) -> int:
         return self.ag_u.size
 
+    @cached_property
+    def row_unit(self) -> np.ndarray:
+        """The unit code of every row, expanded from the runs only when asked for: the passes over
+        answers grouped by sheet number the rows a slice at a time instead (:meth:`chunks`)."""
+        return np.repeat(self.run_unit, np.diff(np.append(self.run_start, self.n_rows)))
+
+    def local_units(self, r0: int, r1: int, u0: int, u1: int) -> np.ndarray:
+        """Unit codes minus *u0* of rows ``r0:r1``, a slice of :meth:`chunks`."""
+        if self.unit_start is None:
+            return self.row_unit[r0:r1] - u0 if u0 else self.row_unit[r0:r1]
+        lengths = np.diff(np.append(self.unit_start[u0:u1], r1))
+        return np.repeat(np.arange(u1 - u0, dtype=np.intp), lengths)
+
     @property
     def n_cells(self) -> int:
         """Number of agency × group cells (agency-major), observed or not."""
@@ -194,7 +232,8 @@ class _Units:
 
     def cells_of(self, table: pd.DataFrame) -> np.ndarray:
         """The agency × group cell of every row of a table with ``agency`` and ``group`` columns."""
-        return self.ag_cats.get_indexer(table["agency"]) * len(self.grp_cats) + self.grp_cats.get_indexer(table["group"])
+        agency = self.ag_cats.get_indexer(table["agency"])
+        return agency * len(self.grp_cats) + self.grp_cats.get_indexer(table["group"])
 
     def bin_sums(self, row_bin: np.ndarray, n_bins: int, weights: np.ndarray | None = None) -> np.ndarray:
         """Sum of *weights* (or count of rows) per bin × unit, as an ``n_bins × n`` array.
@@ -208,6 +247,21 @@ class _Units:
         key += self.row_unit
         out = np.bincount(key, weights=weights, minlength=self.n * n_bins)
         return out.reshape(n_bins, self.n)
+
+    def chunks(self) -> list[tuple[int, int, int, int]]:
+        """``(first row, end row, first unit, end unit)`` of slices of about :data:`ROW_CHUNK` rows.
+
+        When every unit's rows are one run (answers grouped by sheet), a slice holds whole units,
+        so per-unit sums over slices add the same rows in the same order as over all rows, bit for
+        bit. Otherwise one slice of everything.
+        """
+        n_rows = self.n_rows
+        if self.unit_start is None or n_rows <= ROW_CHUNK:
+            return [(0, n_rows, 0, self.n)]
+        bounds = np.unique(np.searchsorted(self.unit_start, np.arange(0, n_rows, ROW_CHUNK)))
+        units = np.append(bounds, self.n)
+        rows = np.append(self.unit_start[bounds], n_rows)
+        return [(int(rows[i]), int(rows[i + 1]), int(units[i]), int(units[i + 1])) for i in range(len(bounds))]
 
 
 def _units(answers: pd.DataFrame) -> _Units:
@@ -263,7 +317,6 @@ def _units(answers: pd.DataFrame) -> _Units:
     del combo
     starts = np.flatnonzero(new_run)
     del new_run
-    lengths = np.diff(np.append(starts, n))
 
     if resp_cats is None:
         # every id first appears at a run start, so this equals factorizing the whole column
@@ -287,9 +340,10 @@ def _units(answers: pd.DataFrame) -> _Units:
     kind_a[ag_h] = kind_h
     if np.any(kind_a[ag_h] != kind_h):
         raise ValueError("agency_kind must be constant within each agency")
-    # one unit code per row, expanded from the runs (int32 halves the memory of this 20M-row array)
-    row_unit = np.repeat(run_unit.astype(np.int32 if n_unit < 2**31 else np.int64), lengths)
-    return _Units(row_unit, resp_cats, unit_keys // n_ag, unit_keys % n_ag, grp_u, kind_a,
+    # one run per unit, numbered in order: unit u is run u (units are numbered by first appearance)
+    unit_start = starts if len(starts) == n_unit else None
+    # int32 halves the memory of the row_unit array, should it be expanded
+    return _Units(run_unit.astype(np.int32 if n_unit < 2**31 else np.int64), starts, n, unit_start, resp_cats, unit_keys // n_ag, unit_keys % n_ag, grp_u, kind_a,
                   ag_cats, grp_cats, kind_cats)
 
 
@@ -302,21 +356,24 @@ def _criterion_index(item_cats: pd.Index, item_criterion: Mapping[str, str],
     return crit_names, crit_of_item
 
 
-def _unit_strata(answers: pd.DataFrame, units: _Units, group: pd.Series) -> np.ndarray:
-    """The sampling cell of every unit (the group when *answers* has no ``stratum`` column)."""
+def _unit_strata(answers: pd.DataFrame, units: _Units) -> tuple[np.ndarray, np.ndarray]:
+    """The sampling cell of every unit (the group when *answers* has no ``stratum`` column): its
+    label, and its rank among the sorted labels (what the design's strata are coded by)."""
     if "stratum" not in answers.columns:
-        return group.to_numpy()
-    codes, cats = _codes(answers["stratum"])
-    if np.any(codes < 0):
-        raise ValueError("answers has rows without a stratum")
-    per_unit = np.empty(units.n, dtype=np.int64)
-    per_unit[units.row_unit[::-1]] = codes[::-1]
-    if np.any(per_unit[units.row_unit] != codes):
-        raise ValueError("stratum must be constant within each (response_id, agency)")
-    pairs = pd.unique(per_unit * np.int64(len(units.grp_cats)) + units.grp_u)
-    if pd.Series(pairs // len(units.grp_cats)).duplicated().any():
-        raise ValueError("a stratum (sampling cell) must belong to one group (form)")
-    return cats.take(per_unit).to_numpy()
+        per_unit, cats = units.grp_u, units.grp_cats
+    else:
+        codes, cats = _codes(answers["stratum"])
+        if np.any(codes < 0):
+            raise ValueError("answers has rows without a stratum")
+        per_unit = np.empty(units.n, dtype=np.int64)
+        per_unit[units.row_unit[::-1]] = codes[::-1]
+        if np.any(per_unit[units.row_unit] != codes):
+            raise ValueError("stratum must be constant within each (response_id, agency)")
+        pairs = pd.unique(per_unit * np.int64(len(units.grp_cats)) + units.grp_u)
+        if pd.Series(pairs // len(units.grp_cats)).duplicated().any():
+            raise ValueError("a stratum (sampling cell) must belong to one group (form)")
+    rank = pd.factorize(cats, sort=True)[0].astype(np.int64)
+    return cats.take(per_unit).to_numpy(), rank[per_unit]
 
 
 def _unit_tables(cells: _Cells, units: _Units, crit_of_item: np.ndarray, n_crit: int, cfg: _Config):
@@ -324,13 +381,13 @@ def _unit_tables(cells: _Cells, units: _Units, crit_of_item: np.ndarray, n_crit:
 
     Returns
     -------
-    sums, cnt : ndarray, shape (n_crit, n_units)
-        Sum and number of the valid item values per criterion × unit.
+    score : ndarray, shape (n_crit, n_units)
+        m(r, c): the mean of the valid item values per criterion × unit (NaN without any).
     sat_ans, sat_pos : ndarray, shape (1, n_units)
         Valid and positive answers on the satisfaction scale.
-    rate_ans, rate_pos : ndarray, shape (n_crit + 1, n_units)
-        Valid and positive answers on the positive-rate scales per criterion, and over all items
-        (last row).
+    rate_cells : ndarray, shape (3, n_crit + 1, n_agencies × n_groups)
+        Valid answers, positive answers and sheets with a valid answer on the positive-rate scales
+        per criterion and over all items (last row), summed per agency × group cell.
 
     Notes
     -----
@@ -347,11 +404,6 @@ def _unit_tables(cells: _Cells, units: _Units, crit_of_item: np.ndarray, n_crit:
     # pass 1: value sums; bin 0 collects blanks, excluded options and items outside the criteria
     bin1 = np.where(valid & (crit_cell >= 0), crit_cell + 1, 0).astype(np.intp)
     value0 = np.where(valid, cells.value, 0.0)
-    weights = value0.take(cells.cell)
-    # one row-sized key buffer serves both passes: touching fresh memory costs as much as the pass
-    key = np.empty(cells.cell.size, dtype=np.intp)
-    sums = units.bin_sums(np.take(bin1, cells.cell, out=key), n_crit + 1, weights)[1:]
-    del weights
 
     # pass 2: counts per bucket and positive flag; bin 0 collects rows without a valid value
     scale_of_item = cells.scale_of_item
@@ -366,27 +418,59 @@ def _unit_tables(cells: _Cells, units: _Units, crit_of_item: np.ndarray, n_crit:
         positive[i, :-1] = [o in codes for o in cells.opt_cats]
     bin2 = np.where(valid, 1 + 2 * cells.per_cell(bucket_of_item) + positive.ravel(), 0).astype(np.intp)
     n_b = len(triples)
-    counts = units.bin_sums(np.take(bin2, cells.cell, out=key), 1 + 2 * n_b)
-    del key
-    # fold the bucket rows onto the criteria, the satisfaction row and the overall rate row;
-    # row 1 + 2b counts the valid non-positive answers of bucket b, row 2 + 2b the positive ones
-    n = units.n
-    cnt = np.zeros((n_crit, n), dtype=np.int64)
+
+    # both passes a slice of rows at a time, in buffers reused from slice to slice; the bucket
+    # counts are folded per slice, and the rates' counts summed per agency × group cell at once
+    n, n_rates = units.n, n_crit + 1
+    score = np.empty((n_crit, n))
     sat_ans, sat_pos = np.zeros((1, n), dtype=np.int64), np.zeros((1, n), dtype=np.int64)
-    rate_ans, rate_pos = np.zeros((n_crit + 1, n), dtype=np.int64), np.zeros((n_crit + 1, n), dtype=np.int64)
-    for b in range(n_b):
-        pos = counts[2 + 2 * b]
-        ans = counts[1 + 2 * b] + pos
-        c = b_crit[b]
-        if c >= 0:
-            cnt[c] += ans
-        if b_sat[b]:
-            sat_ans[0] += ans
-            sat_pos[0] += pos
-        if b_rate[b]:
+    rate_cells = np.zeros((3, n_rates, units.n_cells))
+    unit_cell = units.unit_cells()
+    size = max(r1 - r0 for r0, r1, _, _ in units.chunks()) if n else 0
+    cell_buf, key, weights = np.empty(size, dtype=np.intp), np.empty(size, dtype=np.intp), np.empty(size)
+    for r0, r1, u0, u1 in units.chunks():
+        m, rows = u1 - u0, slice(0, r1 - r0)
+        cell = cells.codes(r0, r1, cell_buf)
+        local = units.local_units(r0, r1, u0, u1)
+        bins = []
+        passes = ((bin1, np.take(value0, cell, out=weights[rows]), n_crit + 1), (bin2, None, 1 + 2 * n_b))
+        for table, w, n_bins in passes:
+            k = np.take(table, cell, out=key[rows])
+            k *= m
+            k += local
+            bins.append(np.bincount(k, weights=w, minlength=m * n_bins).reshape(n_bins, m))
+        counts = bins[1]
+        # row 1 + 2b counts the valid non-positive answers of bucket b, row 2 + 2b the positive ones
+        cnt = np.zeros((n_crit, m), dtype=np.int64)
+        rate_ans, rate_pos = np.zeros((n_rates, m), dtype=np.int64), np.zeros((n_rates, m), dtype=np.int64)
+        for b in range(n_b):
+            pos = counts[2 + 2 * b]
+            ans = counts[1 + 2 * b] + pos
+            c = b_crit[b]
             if c >= 0:
-                rate_ans[c] += ans
-                rate_pos[c] += pos
-            rate_ans[-1] += ans
-            rate_pos[-1] += pos
-    return sums, cnt, sat_ans, sat_pos, rate_ans, rate_pos
+                cnt[c] += ans
+            if b_sat[b]:
+                sat_ans[0, u0:u1] += ans
+                sat_pos[0, u0:u1] += pos
+            if b_rate[b]:
+                if c >= 0:
+                    rate_ans[c] += ans
+                    rate_pos[c] += pos
+                rate_ans[-1] += ans
+                rate_pos[-1] += pos
+        score[:, u0:u1] = _mean_of(bins[0][1:], cnt)
+        rate_cells += _cell_counts(unit_cell[u0:u1], units.n_cells, rate_ans, rate_pos)
+    return score, sat_ans, sat_pos, rate_cells
+
+
+def _mean_of(sums: np.ndarray, cnt: np.ndarray) -> np.ndarray:
+    """m(r, c): the value sums over their counts, NaN where a unit has no valid item of c."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(cnt > 0, sums / np.where(cnt > 0, cnt, 1), np.nan)
+
+
+def _cell_counts(unit_cell: np.ndarray, n_cells: int, n_ans_u: np.ndarray, n_pos_u: np.ndarray) -> np.ndarray:
+    """Valid answers, positive answers and sheets with a valid answer per key × agency × group cell
+    (``3 × n_key × n_cells``) from the counts of units (``n_key × units``) in cells *unit_cell*."""
+    return np.stack([np.vstack([np.bincount(unit_cell, weights=row, minlength=n_cells) for row in x])
+                     for x in (n_ans_u, n_pos_u, n_ans_u > 0)])

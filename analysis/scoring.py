@@ -82,8 +82,10 @@ from analysis._checks import require_columns, require_frame
 from analysis.encoding import (
     ANSWER_COLUMNS,
     _answer_cells,
+    _cell_counts,
     _codes,
     _criterion_index,
+    _mean_of,
     _unit_strata,
     _unit_tables,
     _units,
@@ -116,10 +118,8 @@ FLAG_LOW_RELIABILITY = "tin_cay_thap"
 POINTS_DECIMALS = 2
 
 
-def _score_frame(units: _Units, sums: np.ndarray, cnt: np.ndarray, crit_names: Sequence) -> pd.DataFrame:
-    """Respondent score frame from value sums and counts per criterion × unit."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        score = np.where(cnt > 0, sums / np.where(cnt > 0, cnt, 1), np.nan)
+def _score_frame(units: _Units, score: np.ndarray, crit_names: Sequence) -> pd.DataFrame:
+    """Respondent score frame from the scores per criterion × unit."""
     frame = pd.DataFrame({
         "response_id": units.resp_cats.take(units.resp_u),
         "agency": units.ag_cats.take(units.ag_u),
@@ -170,7 +170,7 @@ def respondent_scores(answers: pd.DataFrame, values: pd.Series, item_criterion: 
     n_bins = len(crit_names) + 1
     sums = units.bin_sums(np.where(ok, row_crit + 1, 0).astype(np.intp), n_bins, np.where(ok, v, 0.0))[1:]
     cnt = units.bin_sums(np.where(ok, row_crit + 1, 0).astype(np.intp), n_bins)[1:]
-    return _score_frame(units, sums, cnt, crit_names)
+    return _score_frame(units, _mean_of(sums, cnt), crit_names)
 
 
 def group_means(scores: pd.DataFrame, criteria: Sequence[str]) -> pd.DataFrame:
@@ -183,9 +183,31 @@ def group_means(scores: pd.DataFrame, criteria: Sequence[str]) -> pd.DataFrame:
         (agency, group) and criterion; ``mean`` is NaN when n = 0.
     """
     keys = ["agency", "agency_kind", "group"]
-    g = scores.groupby(keys, sort=True, observed=True)[list(criteria)]
-    means = g.mean().melt(ignore_index=False, var_name="criterion", value_name="mean")
-    counts = g.count().melt(ignore_index=False, var_name="criterion", value_name="n")
+    codes = [pd.factorize(scores[k], sort=True)[0].astype(np.int64) for k in keys]
+    labelled = np.logical_and.reduce([c >= 0 for c in codes])
+    if not labelled.all():  # rows without a label belong to no group
+        scores, codes = scores[labelled], [c[labelled] for c in codes]
+    return _group_means(scores, criteria, _sorted_key(codes, [c.max(initial=-1) + 1 for c in codes]))
+
+
+def _sorted_key(codes: Sequence[np.ndarray], sizes: Sequence[int]) -> np.ndarray:
+    """One integer per row that sorts like the rows' (agency, agency_kind, group) labels, from each
+    label's rank among its column's sorted labels."""
+    key = np.zeros(codes[0].size, dtype=np.int64)
+    for c, size in zip(codes, sizes):
+        key = key * np.int64(size) + c
+    return key
+
+
+def _group_means(scores: pd.DataFrame, criteria: Sequence[str], key: np.ndarray) -> pd.DataFrame:
+    """:func:`group_means` grouped on *key* (:func:`_sorted_key`): the same sums in the same row order
+    as grouping on the three label columns, without hashing a million strings three times."""
+    labels = ["agency", "agency_kind", "group"]
+    g = scores[list(criteria)].groupby(key, sort=True)
+    _, first = np.unique(key, return_index=True)
+    index = pd.MultiIndex.from_frame(scores[labels].iloc[first].reset_index(drop=True))
+    means = g.mean().set_axis(index).melt(ignore_index=False, var_name="criterion", value_name="mean")
+    counts = g.count().set_axis(index).melt(ignore_index=False, var_name="criterion", value_name="n")
     out = means.reset_index()
     out["n"] = counts["n"].to_numpy().astype(np.int64)
     return out.sort_values(["agency", "criterion", "group"], kind="stable").reset_index(drop=True)
@@ -297,32 +319,25 @@ class ScoreResult:
     flags: pd.DataFrame
 
 
-def _rate_groups(units: _Units, n_ans_u: np.ndarray, n_pos_u: np.ndarray) -> pd.DataFrame:
+def _rate_groups(units: _Units, cell_counts: np.ndarray) -> pd.DataFrame:
     """Counts per (agency, group, key): sheets with a valid answer, valid answers, positive answers.
 
     Parameters
     ----------
     units : _Units
-    n_ans_u, n_pos_u : ndarray, shape (n_key, n_units)
-        Valid and positive answers of every unit for every key (criterion, or a single row).
+    cell_counts : ndarray, shape (3, n_key, n_cells)
+        Valid answers, positive answers and sheets with a valid answer per key (criterion, or a
+        single row) and agency × group cell (:func:`analysis.encoding._cell_counts`).
 
     Returns
     -------
     DataFrame
         ``agency, agency_kind, _key, group, n, n_answers, n_positive`` for the cells with answers.
     """
-    n_key = n_ans_u.shape[0]
+    n_key = cell_counts.shape[1]
     n_gr = len(units.grp_cats)
-    cell_u = units.unit_cells()
-
-    def per_cell(x):
-        """Σ over units per (agency, group) cell for every key, flattened as (cell, key)."""
-        sums = np.vstack([np.bincount(cell_u, weights=row, minlength=units.n_cells) for row in x])
-        return sums.T.ravel()
-
-    n_ans = per_cell(n_ans_u)
-    n_pos = per_cell(n_pos_u)
-    n_sheet = per_cell(n_ans_u > 0)
+    # flattened as (cell, key)
+    n_ans, n_pos, n_sheet = (x.T.ravel() for x in cell_counts)
     nz = np.flatnonzero(n_ans)
     key = nz % n_key
     gr = (nz // n_key) % n_gr
@@ -382,15 +397,22 @@ def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales:
     criteria = sorted(set(table["criterion"]))
     _, crit_of_item = _criterion_index(cells.item_cats, item_crit, criteria)
     n_crit = len(criteria)
-    sums, cnt, sat_ans, sat_pos, rate_ans, rate_pos = _unit_tables(cells, units, crit_of_item, n_crit, cfg)
+    score, sat_ans, sat_pos, rate_cells = _unit_tables(cells, units, crit_of_item, n_crit, cfg)
     del cells
-    scores = _score_frame(units, sums, cnt, criteria)
-    scores["stratum"] = _unit_strata(answers, units, scores["group"])
-    means = group_means(scores, criteria)
+    scores = _score_frame(units, score, criteria)
+    del score
+    scores["stratum"], stratum_rank = _unit_strata(answers, units)
+    # the units' (agency, kind, group) as one integer that sorts like the labels
+    ranks = [pd.factorize(cats, sort=True)[0].astype(np.int64) for cats in (units.ag_cats, units.kind_cats,
+                                                                             units.grp_cats)]
+    means = _group_means(scores, criteria, _sorted_key(
+        [ranks[0][units.ag_u], ranks[1][units.kind_a[units.ag_u]], ranks[2][units.grp_u]],
+        [len(r) for r in ranks]))
     points = criterion_points(means, cfg)
 
     # satisfaction (TLHL) and positive rates (TLTC)
-    sat_groups = _rate_groups(units, sat_ans, sat_pos).drop(columns="_key")
+    sat_groups = _rate_groups(units, _cell_counts(units.unit_cells(), units.n_cells, sat_ans, sat_pos)
+                              ).drop(columns="_key")
     sat_groups["p"] = sat_groups["n_positive"] / sat_groups["n_answers"]
     lo, hi = proportion_confint(sat_groups["n_positive"].to_numpy(), sat_groups["n_answers"].to_numpy(),
                                 alpha=1 - cfg.level, method="wilson")
@@ -399,7 +421,7 @@ def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales:
     agencies = pd.DataFrame({"agency": units.ag_cats.take(ag_first),
                              "agency_kind": units.kind_cats.take(units.kind_a[ag_first])})
     satisfaction = _combine_rates(agencies, sat_groups, [], cfg, "tlhl")
-    cd = _composite_design(scores, units)
+    cd = _composite_design(units, stratum_rank)
     sat_y, sat_w = _satisfaction_inputs(units, sat_groups, sat_ans, sat_pos, cfg)
     estimates, total_est, total_cov, sat_est = _score_estimates(scores, means, points, criteria, cfg, units, cd,
                                                                 sat_y, sat_w)
@@ -409,10 +431,10 @@ def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales:
     low |= satisfaction.pop("_lonely").fillna(False).to_numpy(dtype=bool) & satisfaction["tlhl"].notna().to_numpy()
     satisfaction = _add_flag(satisfaction, low, FLAG_LOW_RELIABILITY)
 
-    rate_groups = _rate_groups(units, rate_ans[:-1], rate_pos[:-1])
+    rate_groups = _rate_groups(units, rate_cells[:, :-1])
     rate_groups["criterion"] = np.asarray(criteria, dtype=object)[rate_groups.pop("_key").to_numpy()] \
         if len(rate_groups) else pd.Series(dtype=object)
-    all_groups = _rate_groups(units, rate_ans[-1:], rate_pos[-1:]).drop(columns="_key")
+    all_groups = _rate_groups(units, rate_cells[:, -1:]).drop(columns="_key")
     all_groups["criterion"] = "ALL"
     rg = pd.concat([rate_groups, all_groups], ignore_index=True)
     rg["p"] = rg["n_positive"] / rg["n_answers"]

@@ -17,6 +17,7 @@ from analysis.encoding import _Units
 from analysis.estimation import (
     _DomainCore,
     _core,
+    _core_order,
     _design,
     _domain_df,
     _psu_covariance,
@@ -59,9 +60,12 @@ class _CompositeDesign:
     design: object
     dom: np.ndarray           # per unit: agency × group domain, agency-major
     labels: pd.DataFrame      # agency, group of every domain
+    order: np.ndarray         # the units in the engine's order (domain, stratum, PSU)
 
 
-def _composite_design(scores: pd.DataFrame, units: _Units) -> _CompositeDesign:
+def _composite_design(units: _Units, stratum_rank: np.ndarray) -> _CompositeDesign:
+    """The design from integer codes: the strata by the rank of their label (so they are numbered as
+    from the labels), the PSUs by the units' response codes (one per response id)."""
     n_gr = len(units.grp_cats)
     key = units.unit_cells()
     present = np.zeros(units.n_cells, dtype=bool)
@@ -69,13 +73,17 @@ def _composite_design(scores: pd.DataFrame, units: _Units) -> _CompositeDesign:
     idx = np.flatnonzero(present)
     dom = (np.cumsum(present) - 1)[key]
     labels = pd.DataFrame({"agency": units.ag_cats.take(idx // n_gr), "group": units.grp_cats.take(idx % n_gr)})
-    return _CompositeDesign(_design(scores, "stratum", "response_id", None), dom, labels)
+    design = _design(pd.DataFrame({"stratum": stratum_rank, "response_id": units.resp_u}), "stratum", "response_id",
+                     None)
+    return _CompositeDesign(design, dom, labels, _core_order(design, dom, len(labels)))
 
 
 def _composite(cd: _CompositeDesign, y: np.ndarray, w: np.ndarray, lonely_psu: str):
     """Fixed-share composite means per agency and their linearised variance.
 
-    *cd* holds the design and the agency × group domains of the units; *y* and *w* (K × units) the values and the unit weights, which within each agency × group sum to the group's
+    *cd* holds the design and the agency × group domains of the units; *y* and *w* (K × units, in
+    the order ``cd.order``, used as work space) the values and the unit weights, which within each
+    agency × group sum to the group's
     share w(g) (0 where the group does not qualify). The estimate is Σ_g a_g M_g with a_g the group's
     share of the agency's total and M_g the weighted group mean; a unit's influence is
     a_g · u (y − M_g) / Σ_g u, centred at its own group's mean.
@@ -86,7 +94,7 @@ def _composite(cd: _CompositeDesign, y: np.ndarray, w: np.ndarray, lonely_psu: s
     design, dom_tg, labels_tg = cd.design, cd.dom, cd.labels
     # agency-major domains: each agency's cells stay contiguous, and strata (nested in groups) stay
     # contiguous within an agency
-    core = _core(design, dom_tg, len(labels_tg), y, w)
+    core = _core(design, dom_tg, len(labels_tg), y, w, order=cd.order)
     agency_of, ag_labels = pd.factorize(labels_tg["agency"], sort=True)
     labels = pd.DataFrame({"agency": ag_labels})
     n_ag = len(labels)
@@ -100,7 +108,7 @@ def _composite(cd: _CompositeDesign, y: np.ndarray, w: np.ndarray, lonely_psu: s
     with np.errstate(invalid="ignore", divide="ignore"):
         score = np.where(share > 0, per_agency(core.wsum * core.mean) / np.where(share > 0, share, 1.0), np.nan)
         a_g = np.where(share[agency_of] > 0, core.wsum / np.where(share > 0, share, 1.0)[agency_of], 0.0)
-    z = core.z * a_g[core.g_dom].T
+    z = core.z * np.take(a_g.T, core.g_dom, axis=1)  # gathered as K × G rows: no strided transpose
     rss = per_agency(core.rss + core.wsum * (np.nan_to_num(core.mean) - np.nan_to_num(score)[agency_of]) ** 2)
     core = replace(core, wsum=share, mean=score, count=per_agency(core.count), wsq=per_agency(core.wsq), rss=rss,
                    g_dom=agency_of[core.g_dom], z=z)
@@ -128,16 +136,19 @@ def _score_estimates(scores, means, points, criteria, cfg, units, cd, sat_y, sat
     cell_w = np.zeros((len(criteria), units.n_cells))
     cell_w[pd.Index(criteria).get_indexer(means["criterion"]), units.cells_of(means)] = \
         _share_per_count(means, "mean", "n", cfg)
-    cell_u = units.unit_cells()
-    # the criteria and, as a last column, satisfaction: one pass of the engine for both
+    # the criteria and, as a last column, satisfaction: one pass of the engine for both, with the
+    # units gathered straight into the engine's order (a weight is a look-up in the small cell table)
+    order = cd.order
+    cell_u = units.unit_cells().take(order)
     k = len(criteria)
     y = np.empty((k + 1, len(scores)))
     w = np.empty_like(y)
     for j, c in enumerate(criteria):
-        y[j] = scores[c].to_numpy(dtype=np.float64)
-        w[j] = cell_w[j].take(cell_u)
+        scores[c].to_numpy(dtype=np.float64).take(order, out=y[j])
+        cell_w[j].take(cell_u, out=w[j])
         w[j, np.isnan(y[j])] = 0.0  # a unit without a score on c carries no weight for c
-    y[k], w[k] = sat_y, sat_w
+    sat_y.take(order, out=y[k])
+    sat_w.take(order, out=w[k])
     core_all, design, labels, dfs, lonely_all, var_all = _composite(cd, y, w, cfg.lonely_psu)
     del y, w
     sat = _table(_columns(core_all, slice(k, k + 1)), var_all[:, k:], dfs, labels, ["tlhl"], True, cfg.level,

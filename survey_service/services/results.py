@@ -428,7 +428,8 @@ def compute_results(data: RoundData) -> RoundResults:
             raise ResultsError(f"Không tính được điểm: {exc}") from None
 
     criteria = analysis.criteria_table(data.agencies, data.criteria, cfg, res)
-    ranks = None if res is None else analysis.agency_ranks(res, draws=RANK_DRAWS, seed=RANK_SEED, level=CONFIDENCE)
+    ranks = None if res is None else analysis.agency_ranks(res, draws=RANK_DRAWS, seed=RANK_SEED,
+                                                           level=CONFIDENCE)
     summary = analysis.summary_table(data.agencies, data.answers, cfg, res, criteria, ranks)
     a = data.answers
     weights = analysis.answer_weights(a, cfg, res, sheet="response_uid")
