@@ -258,7 +258,9 @@ class _Units:
         n_rows = self.n_rows
         if self.unit_start is None or n_rows <= ROW_CHUNK:
             return [(0, n_rows, 0, self.n)]
+        # each slice starts at the first unit starting at or after a multiple of ROW_CHUNK rows
         bounds = np.unique(np.searchsorted(self.unit_start, np.arange(0, n_rows, ROW_CHUNK)))
+        bounds = bounds[bounds < self.n]
         units = np.append(bounds, self.n)
         rows = np.append(self.unit_start[bounds], n_rows)
         return [(int(rows[i]), int(rows[i + 1]), int(units[i]), int(units[i + 1])) for i in range(len(bounds))]
