@@ -76,7 +76,7 @@ def populate(session, n: int, seed: int) -> int:
         else:
             cell = rng.choices(others, weights)[0]
             if cell.form_code == "LĐ-CP":
-                targets = [rng.choice(rng.choice(divisions).departments).id]
+                targets = [rng.choice(rng.choice(divisions).supervised_by).id]
             else:
                 targets = [cell.agency_id]
         version_id, q = forms[cell.form_code]

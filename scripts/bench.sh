@@ -4,7 +4,7 @@
 # Usage: scripts/bench.sh [analysis|paper|dashboard|results|portal|load|faults ...]   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup_env.sh "test,postgres,dev,bench"   # dev: samplics, the cross-check of bench_analysis; bench: aiohttp
+scripts/setup_env.sh "test,postgres,bench"   # test brings svy, the cross-check of bench_analysis; bench: aiohttp
 url=$(scripts/start_postgres.sh) || { echo "PostgreSQL is needed for the benchmarks." >&2; exit 1; }
 bench_url="${url%/*}/survey_bench"
 PGPASSWORD=survey dropdb -h 127.0.0.1 -U survey --if-exists survey_bench 2>/dev/null || true

@@ -166,7 +166,7 @@ def round_check(round_dir, questionnaire_dir):
         click.echo(f"  {kind.code:<12} {counts[kind.code]:>4}  {kind.plural}")
     paper = sum(q.target for q in r.quotas if q.channel == "paper")
     continued = sum(1 for a in r.agencies if a.continues)
-    click.echo(f"  {len(r.forms)} phiếu, {len(r.quotas)} ô chỉ tiêu ({paper} phiếu giấy), "
+    click.echo(f"  {len(r.form_codes)} phiếu, {len(r.quotas)} ô chỉ tiêu ({paper} phiếu giấy), "
                f"{continued} cơ quan kế tục cơ quan của đợt trước")
     click.echo(f"Đợt {r.code} hợp lệ.")
 

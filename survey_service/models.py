@@ -185,7 +185,7 @@ class AgencyContinuation(Base):
 
 class Division(Base):
     """A respondent's unit under a supervising form's mapping (QNA-2023 LĐ-CP: a district division,
-    phòng chuyên môn cấp huyện); its respondents rate each agency in ``departments``."""
+    phòng chuyên môn cấp huyện); its respondents rate each agency in ``supervised_by``."""
 
     __tablename__ = "division"
 
@@ -196,7 +196,7 @@ class Division(Base):
     code: Mapped[str] = mapped_column(sa.String(32))
     name: Mapped[str] = mapped_column(sa.String(255))
 
-    departments: Mapped[list[Agency]] = relationship(secondary="division_department", order_by="Agency.id")
+    supervised_by: Mapped[list[Agency]] = relationship(secondary="division_department", order_by="Agency.id")
 
     __table_args__ = (sa.UniqueConstraint("round_id", "code", name="uq_division_round_code"),)
 
@@ -246,7 +246,7 @@ class RoundForm(Base):
 
 
 class QuotaCell(Base):
-    """(round, form, target agency) with a target count. HĐ-CT rates every agency: one cell, no agency."""
+    """(round, form code, rated agency) with a target count. HĐ-CT rates every agency: one cell, no agency."""
 
     __tablename__ = "quota_cell"
 
@@ -432,7 +432,7 @@ class Keying(Base):
 
 
 class Response(Base):
-    """One completed questionnaire about one target (HĐ-CT: about every agency, answers carry the row).
+    """One completed questionnaire about one rated agency (HĐ-CT: about every agency, answers carry the row).
 
     Holds no invitation code, address or user agent, and its date only to the day.
     """

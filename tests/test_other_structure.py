@@ -21,12 +21,12 @@ from tests.conftest import QUESTIONNAIRE_DIR, release_ballots
 
 #: new form code -> (file it is derived from, what changes)
 FORMS = {
-    "CC-XA": ("CC-CH.yaml", {"target_kinds": ["commune"],
+    "CC-XA": ("CC-CH.yaml", {"rated_kinds": ["commune"],
                              "title": "Phiếu khảo sát ý kiến công chức cấp xã về công tác cải cách hành chính"}),
     "LĐ-PXA": ("LD-CP.yaml", {"title": "Phiếu khảo sát lãnh đạo phòng thuộc UBND cấp xã đánh giá sở quản lý"}),
-    "LĐS-XA": ("LDS-CT.yaml", {"target_kinds": ["commune"],
+    "LĐS-XA": ("LDS-CT.yaml", {"rated_kinds": ["commune"],
                                "title": "Phiếu khảo sát lãnh đạo sở đánh giá UBND cấp xã"}),
-    "HĐ-TPA": ("HD-CT.yaml", {"target_kinds": ["department", "commune"],
+    "HĐ-TPA": ("HD-CT.yaml", {"rated_kinds": ["department", "commune"],
                              "title": "Phiếu khảo sát đại biểu HĐND thành phố"}),
 }
 ROUND = {

@@ -27,7 +27,7 @@ from survey_service.questionnaires import (
 REPO_QUESTIONNAIRES = Path(__file__).parent.parent / "questionnaires"
 FIXTURES = Path(__file__).parent / "data" / "questionnaires"
 
-# methodology §5.4: form -> (channel, rates, target kinds, scale items in order)
+# methodology §5.4: form -> (channel, rates, rated kinds, scale items in order)
 EXPECTED = {
     "CC-CT": ("online", "own", ("department",),
               "I01 I02 I03 I04 I05 I06 I07 I08 I09 I10 I11 I12 I13 I14 I15 I16 I17 I18 I19 I20 I21"),
@@ -103,7 +103,7 @@ def test_real_questionnaire_validates(real, code):
     assert q.code == code and q.file_name == file_name_for(code)
     assert (REPO_QUESTIONNAIRES / file_name_for(code)).is_file()
     assert "Đ" in code or code.startswith("CC-")
-    assert (q.channel, q.rates, q.target_kinds) == (channel, rates, kinds)
+    assert (q.channel, q.rates, q.rated_kinds) == (channel, rates, kinds)
     assert [i.code for i in q.scale_items] == items.split()
     assert len(q.scale_items) == COUNTS[code]
     for item in q.scale_items:
@@ -193,11 +193,26 @@ def test_accessors(real):
 # ---------------------------------------------------------------------------------------------- versions
 
 
+def _with_old_key(definition: dict) -> dict:
+    """A definition as stored before ``target_kinds`` was renamed ``rated_kinds``."""
+    return {("target_kinds" if key == "rated_kinds" else key): value for key, value in definition.items()}
+
+
 def test_version_is_truncated_sha256_of_canonical_definition(real):
+    """The rated kinds are hashed under their first name, so the rename kept every version."""
     for q in real.values():
-        digest = hashlib.sha256(canonical_json(q.definition()).encode("utf-8")).hexdigest()
+        assert "rated_kinds" in q.definition() and "target_kinds" not in q.definition()
+        digest = hashlib.sha256(canonical_json(_with_old_key(q.definition())).encode("utf-8")).hexdigest()
         assert q.version == digest[:16]
     assert len({q.version for q in real.values()}) == len(real)
+
+
+def test_versions_did_not_change_with_the_rename():
+    """The fixture forms' versions as computed when the key was still ``target_kinds`` (a change to these
+    files changes them; a change to how versions are hashed must not)."""
+    assert {code: q.version for code, q in load_questionnaires(FIXTURES).items()} == {
+        "CC-CT": "ed67331245110205", "LĐ-CP": "a0006ab29b810c0d", "HĐ-CT": "1f8d99087ab813b2",
+        "LĐH-CH": "99a933488f130e44"}
 
 
 def test_versions_are_stable_across_loads(real):
@@ -248,6 +263,22 @@ def test_definition_round_trips(real, code):
     assert rebuilt.definition() == q.definition()
     assert rebuilt.source == "<definition>"
     assert set(stored["scales"]) == {"DG4", "HL5", "TS4"} and len(stored["criteria"]) >= 7
+
+
+@pytest.mark.parametrize("code", ["CC-CT", "LĐ-CP", "HĐ-CT"])
+def test_a_definition_stored_with_the_old_key_is_read(real, code):
+    q = real[code]
+    stored = json.loads(json.dumps(_with_old_key(q.definition())))
+    rebuilt = Questionnaire.from_definition(stored, version=q.version)
+    assert rebuilt == q and rebuilt.rated_kinds == q.rated_kinds
+    assert rebuilt.definition() == q.definition()
+
+
+def test_a_definition_with_both_keys_is_refused(real):
+    both = {**real["CC-CT"].definition(), "target_kinds": ["district"]}
+    with pytest.raises(QuestionnaireError) as info:
+        Questionnaire.from_definition(both)
+    assert str(info.value) == "<definition CC-CT>: definition has both 'target_kinds' and 'rated_kinds'"
 
 
 def test_questionnaires_are_hashable_and_picklable(real):
@@ -324,6 +355,19 @@ def _del(d, key):
 CASES = {
     "unknown top-level key": (
         "CC-CT.yaml", lambda d: d.update(colour="đỏ"), "CC-CT.yaml", None, "unknown key(s): colour",
+    ),
+    "old key target_kinds": (
+        "CC-CT.yaml", lambda d: d.update(target_kinds=d.pop("rated_kinds")), "CC-CT.yaml", None,
+        "key 'target_kinds' is now called 'rated_kinds' (the same list: rename the key; the form keeps its "
+        "version)",
+    ),
+    "both the old and the new key": (
+        "CC-CT.yaml", lambda d: d.update(target_kinds=d["rated_kinds"]), "CC-CT.yaml", None,
+        "key 'target_kinds' is now called 'rated_kinds'",
+    ),
+    "rated kinds missing": (
+        "CC-CT.yaml", lambda d: d.pop("rated_kinds"), "CC-CT.yaml", None,
+        "missing required key(s): rated_kinds",
     ),
     "unknown item key": (
         "CC-CT.yaml", lambda d: _item(d, "I01").update(scael="DG4"), "CC-CT.yaml", "I01",
@@ -413,21 +457,21 @@ CASES = {
     "bad rates": (
         "CC-CT.yaml", lambda d: d.update(rates="others"), "CC-CT.yaml", None, "rates 'others' is not one of",
     ),
-    "bad target kind": (
-        "CC-CT.yaml", lambda d: d.update(target_kinds=["Sở"]), "CC-CT.yaml", None,
-        "target kind 'Sở' is not a valid code",
+    "bad rated kind": (
+        "CC-CT.yaml", lambda d: d.update(rated_kinds=["Sở"]), "CC-CT.yaml", None,
+        "rated kind 'Sở' is not a valid code",
     ),
-    "repeated target kind": (
-        "HD-CT.yaml", lambda d: d.update(target_kinds=["district", "district"]), "HD-CT.yaml", None,
+    "repeated rated kind": (
+        "HD-CT.yaml", lambda d: d.update(rated_kinds=["district", "district"]), "HD-CT.yaml", None,
         "lists a kind twice",
     ),
     "own on paper": (
         "CC-CT.yaml", lambda d: d.update(channel="paper"), "CC-CT.yaml", None,
-        "rates 'own' (target fixed by the invitation) requires channel online",
+        "rates 'own' (the rated agency fixed by the invitation) requires channel online",
     ),
     "assigned online": (
         "LDH-CH.yaml", lambda d: d.update(channel="online"), "LDH-CH.yaml", None,
-        "rates 'assigned' (target printed on the sheet) requires channel paper",
+        "rates 'assigned' (the rated agency printed on the sheet) requires channel paper",
     ),
     "supervising on paper": (
         "LD-CP.yaml", lambda d: d.update(channel="paper"), "LD-CP.yaml", None,

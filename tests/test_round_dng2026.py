@@ -63,16 +63,16 @@ def test_paper_plan_and_online_cells(dng):
     paper = {}
     for q in dng.quotas:
         if q.channel == "paper":
-            paper[q.form] = paper.get(q.form, 0) + q.target
+            paper[q.form_code] = paper.get(q.form_code, 0) + q.target
     assert paper == {"HĐ-TP": 30, "LĐX-TP": 36, "LĐS-CX": 93}
     communes = {a.code for a in dng.agencies if a.kind == "commune"}
-    ldpx = {q.agency for q in dng.quotas if q.form == "LĐ-PX"}
+    ldpx = {q.agency for q in dng.quotas if q.form_code == "LĐ-PX"}
     assert ldpx == communes  # LĐ-PX respondents are sampled per commune
     assert all(s.source == "demo" for s in dng.staff_counts)
 
 
 def test_forms_are_new_codes_on_the_same_question_bank(forms, dng):
-    assert dng.forms == DNG_FORMS
+    assert dng.form_codes == DNG_FORMS
     assert not {fold(c) for c in DNG_FORMS} & {fold(c) for c in QNA_FORMS}
     bank = {}
     for code in QNA_FORMS:

@@ -65,7 +65,7 @@ def test_round_header(rnd):
     assert rnd.legal_basis == "Kế hoạch 5484/KH-UBND ngày 16/8/2023"
     assert (rnd.opens_on, rnd.closes_on) == (dt.date(2023, 9, 1), dt.date(2023, 10, 30))
     assert rnd.portal == "cchc.quangnam.gov.vn"
-    assert rnd.forms == FORMS
+    assert rnd.form_codes == FORMS
     assert dict(rnd.settings) == {
         "double_entry_rate": 0.10, "double_entry_first_sheets": 20,
         "unsampled_keyed_count_as_verified": True, "surplus_in_analysis": False, "min_breakdown": 5,
@@ -89,7 +89,7 @@ def test_the_43_agencies(rnd):
 
 def test_paper_quotas_are_those_of_the_plan(rnd):
     paper = [q for q in rnd.quotas if q.channel == "paper"]
-    totals = {f: sum(q.target for q in paper if q.form == f) for f in ("HĐ-CT", "LĐH-CH", "LĐS-CT")}
+    totals = {f: sum(q.target for q in paper if q.form_code == f) for f in ("HĐ-CT", "LĐH-CH", "LĐS-CT")}
     assert totals == {"HĐ-CT": 30, "LĐH-CH": 40, "LĐS-CT": 36}
     assert sum(q.target for q in paper) == 106
     (hd,) = rnd.quotas_for("HĐ-CT")
@@ -105,12 +105,12 @@ def test_paper_quotas_are_those_of_the_plan(rnd):
 def recommended_online_targets(rnd):
     """The online target of each staff count under the round's own sample-size rule."""
     rule = rnd.methodology["online_sample_size"]
-    return {(s.form, s.agency): recommend_sample_size(s.staff, margin=rule["margin"], floor=rule["floor"])
+    return {(s.form_code, s.agency): recommend_sample_size(s.staff, margin=rule["margin"], floor=rule["floor"])
             for s in rnd.staff_counts}
 
 
 def test_online_quotas_follow_the_staff_counts(rnd):
-    online = {(q.form, q.agency): q.target for q in rnd.quotas if q.channel == "online"}
+    online = {(q.form_code, q.agency): q.target for q in rnd.quotas if q.channel == "online"}
     assert recommended_online_targets(rnd) == online
     kinds = {f: {rnd.agency(a).kind for (form, a) in online if form == f} for f in {f for f, _ in online}}
     assert kinds == {"CC-CT": {"department"}, "CC-ND": {"vertical"}, "CC-CH": {"district"},
@@ -130,12 +130,12 @@ def test_staff_counts_are_marked_as_demo(rnd):
 
 
 def test_division_mapping(rnd):
-    supervised = {dep for d in rnd.divisions for dep in d.departments}
+    supervised = {dep for d in rnd.divisions for dep in d.supervised_by}
     assert set(DEPARTMENTS) - supervised == {"SNGV", "BQLKKT"}
-    assert rnd.supervising_departments("TCKH") == ("STC", "SKHDT")
-    assert set(rnd.supervising_departments("VHTT")) == {"SVHTTDL", "STTTT"}
-    assert {"SCT", "SXD", "SGTVT"} <= set(rnd.supervising_departments("KTHT"))
-    assert rnd.supervising_departments("VP") == ("VPUB",)
+    assert rnd.supervisors_of("TCKH") == ("STC", "SKHDT")
+    assert set(rnd.supervisors_of("VHTT")) == {"SVHTTDL", "STTTT"}
+    assert {"SCT", "SXD", "SGTVT"} <= set(rnd.supervisors_of("KTHT"))
+    assert rnd.supervisors_of("VP") == ("VPUB",)
     assert all(rnd.agency(dep).kind == "department" for dep in supervised)
     # LĐ-CP respondents are sampled per district: one quota cell per district
     assert {q.agency for q in rnd.quotas_for("LĐ-CP")} == {a.code for a in rnd.agencies_of_kind("district")}
@@ -199,7 +199,7 @@ def fixture_questionnaires():
 def test_fixture_round_loads(fixture_questionnaires):
     r = load_round(FIXTURE_ROUND, fixture_questionnaires)
     assert r.code == "TEST-2023" and len(r.agencies) == 4
-    online = {(q.form, q.agency): q.target for q in r.quotas if q.channel == "online"}
+    online = {(q.form_code, q.agency): q.target for q in r.quotas if q.channel == "online"}
     assert recommended_online_targets(r) == online
 
 

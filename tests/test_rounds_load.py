@@ -91,6 +91,39 @@ def test_changed_questionnaire_gets_a_new_version(loaded_round, session, editabl
     assert current != old_version.id
 
 
+def _store_with_old_key(session) -> dict[int, dict]:
+    """Rewrite the stored definitions as they were written before ``target_kinds`` became ``rated_kinds``."""
+    old = {}
+    for version in session.scalars(sa.select(QuestionnaireVersion)):
+        d = dict(version.definition)
+        d["target_kinds"] = d.pop("rated_kinds")
+        version.definition = old[version.id] = d
+    session.commit()
+    return old
+
+
+def test_a_database_from_before_the_rename_keeps_its_versions(loaded_round, session, editable_copy):
+    """Renaming the key makes no unchanged form look changed: no new version, old definitions untouched."""
+    old = _store_with_old_key(session)
+    response = _add_response(session, loaded_round, "CC-CT")
+    answered_on = response.questionnaire_version_id
+    assert not rounds.load_round(session, ROUND_DIR, QUESTIONNAIRE_DIR).changed
+    quotas = editable_copy / "rounds" / "QNA-2023" / "quotas.csv"
+    quotas.write_text(quotas.read_text(encoding="utf-8").replace("LĐH-CH,VPUB,paper,2,", "LĐH-CH,VPUB,paper,3,"),
+                      encoding="utf-8")
+
+    report = rounds.load_round(session, editable_copy / "rounds" / "QNA-2023", editable_copy)
+    session.commit()
+    assert report.changes == ["quota LĐH-CH/VPUB: 2 -> 3"]
+    session.expire_all()
+    assert {v.id: v.definition for v in session.scalars(sa.select(QuestionnaireVersion))} == old
+    assert session.get(Response, response.id).questionnaire_version_id == answered_on
+    assert {rf.questionnaire_version_id for rf in session.scalars(sa.select(RoundForm))} <= set(old)
+    q = rounds.questionnaire_for(session, loaded_round, "LĐH-CH")
+    assert q.rated_kinds == ("department", "vertical")
+    assert q.version == session.get(RoundForm, (loaded_round.id, "LĐH-CH")).questionnaire_version.version
+
+
 def test_broken_round_loads_nothing(app, session, editable_copy, runner):
     agencies = editable_copy / "rounds" / "QNA-2023" / "agencies.csv"
     agencies.write_text(agencies.read_text(encoding="utf-8") + "XX,galaxy,Cơ quan lạ\n", encoding="utf-8")

@@ -34,6 +34,7 @@ from survey_service.questionnaires.types import (
     CHANNELS,
     ITEM_TYPES,
     RATES,
+    RENAMED_KEYS,
     VERSION_LENGTH,
     AgencyDef,
     AgencyKindDef,
@@ -52,6 +53,7 @@ from survey_service.questionnaires.types import (
     SupervisionDef,
     canonical_json,
     file_name_for,
+    version_of,
 )
 
 __all__ = [
@@ -59,6 +61,7 @@ __all__ = [
     "ITEM_TYPES",
     "PRESETS",
     "RATES",
+    "RENAMED_KEYS",
     "VERSION_LENGTH",
     "AgencyDef",
     "AgencyKindDef",
@@ -85,4 +88,5 @@ __all__ = [
     "load_round",
     "load_scales",
     "questionnaire_from_definition",
+    "version_of",
 ]

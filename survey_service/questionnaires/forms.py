@@ -1,7 +1,6 @@
 """Scales, criteria, the form registry and the questionnaires (one YAML file per form code)."""
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from survey_service.questionnaires.types import (
     CHANNELS,
     ITEM_TYPES,
     RATES,
-    VERSION_LENGTH,
+    RENAMED_KEYS,
     Criterion,
     FrozenMap,
     Item,
@@ -36,8 +35,8 @@ from survey_service.questionnaires.types import (
     Scale,
     ScaleOption,
     Section,
-    canonical_json,
     file_name_for,
+    version_of,
 )
 
 SCALES_FILE = "scales.yaml"
@@ -156,7 +155,7 @@ def load_form_codes(path: str | Path) -> tuple[str, ...]:
 
 
 _Q_REQUIRED = {
-    "code", "title", "channel", "respondent_group", "rates", "target_kinds", "instructions", "sections",
+    "code", "title", "channel", "respondent_group", "rates", "rated_kinds", "instructions", "sections",
 }
 _ITEM_REQUIRED = {"code", "text"}
 _ITEM_OPTIONAL = {"type", "scale", "criterion", "required", "max_length"}
@@ -176,20 +175,20 @@ def _build_questionnaire(
     rates = raw["rates"]
     if rates not in RATES:
         raise QuestionnaireError(file, None, f"rates {rates!r} is not one of {', '.join(RATES)}")
-    kinds = as_list(raw["target_kinds"], file, None, "target_kinds")
+    kinds = as_list(raw["rated_kinds"], file, None, "rated_kinds")
     for kind in kinds:
-        as_code(kind, KIND_RE, file, None, "target kind")
+        as_code(kind, KIND_RE, file, None, "rated kind")
     if len(set(kinds)) != len(kinds):
-        raise QuestionnaireError(file, None, "target_kinds lists a kind twice")
+        raise QuestionnaireError(file, None, "rated_kinds lists a kind twice")
     # The channel follows from how the rated agency is fixed: an invitation (own) is an online link, a
     # pre-assigned agency is printed on a paper sheet; choosing one's division is a step of the online form.
     if rates == "own" and channel != "online":
         raise QuestionnaireError(
-            file, None, "rates 'own' (target fixed by the invitation) requires channel online"
+            file, None, "rates 'own' (the rated agency fixed by the invitation) requires channel online"
         )
     if rates == "assigned" and channel != "paper":
         raise QuestionnaireError(
-            file, None, "rates 'assigned' (target printed on the sheet) requires channel paper"
+            file, None, "rates 'assigned' (the rated agency printed on the sheet) requires channel paper"
         )
     if rates == "supervising" and channel != "online":
         raise QuestionnaireError(
@@ -212,15 +211,14 @@ def _build_questionnaire(
         channel=channel,
         respondent_group=respondent_group,
         rates=rates,
-        target_kinds=tuple(kinds),
+        rated_kinds=tuple(kinds),
         instructions=instructions,
         sections=tuple(sections),
         scales=FrozenMap((c, scales[c]) for c in used_scales),
         criteria=FrozenMap((c, criteria[c]) for c in sorted(used_criteria)),
     )
     draft = Questionnaire(**fields, version="", source=source)
-    digest = hashlib.sha256(canonical_json(draft.definition()).encode("utf-8")).hexdigest()
-    return Questionnaire(**fields, version=digest[:VERSION_LENGTH], source=source)
+    return Questionnaire(**fields, version=version_of(draft.definition()), source=source)
 
 
 def _build_section(
@@ -303,6 +301,12 @@ def load_questionnaire(
     """Load one form file; its name must be ``file_name_for(code)``."""
     path = Path(path)
     raw = read_yaml(path)
+    for new, old in RENAMED_KEYS.items():
+        if isinstance(raw, dict) and old in raw:
+            raise QuestionnaireError(
+                path.name, None, f"key {old!r} is now called {new!r} (the same list: rename the key; the "
+                "form keeps its version)",
+            )
     q = _build_questionnaire(raw, scales=scales, criteria=criteria, file=path.name, source=str(path))
     expected = file_name_for(q.code)
     if path.name != expected:
@@ -355,13 +359,19 @@ def questionnaire_from_definition(
 ) -> Questionnaire:
     """Rebuild a questionnaire from a stored :meth:`definition` snapshot.
 
-    The snapshot must be exactly normalised (as written by :meth:`definition`); if ``version`` is
-    given it must match the recomputed one. Raises :class:`QuestionnaireError` otherwise.
+    The snapshot must be exactly normalised (as written by :meth:`definition`, or before a key of
+    :data:`~survey_service.questionnaires.types.RENAMED_KEYS` was renamed, under its old name); if
+    ``version`` is given it must match the recomputed one. Raises :class:`QuestionnaireError` otherwise.
     """
     d = nfc(d)
     name = f"<definition {d.get('code', '?')}>" if isinstance(d, dict) else "<definition>"
     if not isinstance(d, dict):
         raise QuestionnaireError(name, None, "definition must be a mapping")
+    for new, old in RENAMED_KEYS.items():
+        if old in d:
+            if new in d:
+                raise QuestionnaireError(name, None, f"definition has both {old!r} and {new!r}")
+            d = {new if key == old else key: value for key, value in d.items()}
     check_keys(d, _Q_REQUIRED | {"scales", "criteria"}, set(), name, None, "")
     scales = parse_scales(d["scales"], name)
     criteria = parse_criteria(d["criteria"], name)

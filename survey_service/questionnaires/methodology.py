@@ -114,7 +114,7 @@ def validate_methodology(
             raise err("group_weights", f"{kind}: must map form codes to weights")
         for form, weight in table.items():
             q = known_form("group_weights", form)
-            if kind not in q.target_kinds:
+            if kind not in q.rated_kinds:
                 raise err("group_weights", f"{kind}: form {form} does not rate {kind} agencies")
             if kind not in covered[form]:
                 raise err(

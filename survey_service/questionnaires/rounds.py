@@ -175,16 +175,16 @@ def _load_supervision(
             for agency in supervisors:
                 if not known(agency, agencies):
                     raise QuestionnaireError(name, code, f"unknown agency {agency!r}", label="division")
-                if agencies[agency].kind not in forms[form].target_kinds:
+                if agencies[agency].kind not in forms[form].rated_kinds:
                     raise QuestionnaireError(
                         name, code, f"{agency} is a {agencies[agency].kind} agency; {form} rates "
-                        f"{' or '.join(forms[form].target_kinds)} agencies", label="division",
+                        f"{' or '.join(forms[form].rated_kinds)} agencies", label="division",
                     )
             if len(set(supervisors)) != len(supervisors):
                 raise QuestionnaireError(name, code, "an agency is listed twice", label="division")
-            divisions.append(DivisionDef(code=code, name=title, departments=tuple(supervisors)))
+            divisions.append(DivisionDef(code=code, name=title, supervised_by=tuple(supervisors)))
         mappings.append(SupervisionDef(
-            form=form, cells_per=cells_per,
+            form_code=form, cells_per=cells_per,
             unit=as_text(raw["unit"], name, form, "unit", label="form"),
             supervisor=as_text(raw["supervisor"], name, form, "supervisor", label="form"),
             divisions=tuple(divisions),
@@ -200,8 +200,8 @@ def _cell_kinds(
     A supervising form's respondents (QNA-2023 LĐ-CP: division heads of a district) are sampled per agency
     of its mapping's ``cells_per`` kind, not per agency rated; every other form's cells are per agency rated.
     """
-    cells_per = {m.form: (m.cells_per,) for m in supervision}
-    return {code: cells_per.get(code, q.target_kinds) for code, q in forms.items()}
+    cells_per = {m.form_code: (m.cells_per,) for m in supervision}
+    return {code: cells_per.get(code, q.rated_kinds) for code, q in forms.items()}
 
 
 def _covered_kinds(
@@ -212,15 +212,16 @@ def _covered_kinds(
 ) -> dict[str, set[str]]:
     """Kinds of agency each form's quota plan brings answers about (what a group weight can use)."""
     covered: dict[str, set[str]] = {code: set() for code in forms}
-    mappings = {m.form: m for m in supervision}
+    mappings = {m.form_code: m for m in supervision}
     for cell in quotas:
-        q = forms[cell.form]
+        q = forms[cell.form_code]
         if q.rates == "matrix":
-            covered[cell.form] |= set(q.target_kinds)
+            covered[cell.form_code] |= set(q.rated_kinds)
         elif q.rates == "supervising":
-            covered[cell.form] |= {agencies[a].kind for d in mappings[cell.form].divisions for a in d.departments}
+            covered[cell.form_code] |= {agencies[a].kind for d in mappings[cell.form_code].divisions
+                                        for a in d.supervised_by}
         else:
-            covered[cell.form].add(agencies[cell.agency].kind)
+            covered[cell.form_code].add(agencies[cell.agency].kind)
     return covered
 
 
@@ -276,7 +277,7 @@ def _load_quotas(
                 name, row_id, f"duplicate quota cell ({form}, {agency or 'blank'})", label="row"
             )
         quotas[key] = QuotaDef(
-            form=form, agency=agency, channel=channel, target=target, note=row.get("note", "")
+            form_code=form, agency=agency, channel=channel, target=target, note=row.get("note", "")
         )
     return tuple(quotas.values())
 
@@ -318,7 +319,7 @@ def _load_staff_counts(
             )
         if (agency, form) in counts:
             raise QuestionnaireError(name, row_id, f"duplicate staff count ({agency}, {form})", label="row")
-        counts[(agency, form)] = StaffCount(agency=agency, form=form, staff=staff, source=row["source"])
+        counts[(agency, form)] = StaffCount(agency=agency, form_code=form, staff=staff, source=row["source"])
     return tuple(counts.values())
 
 
@@ -340,7 +341,7 @@ def _check_form_kinds(
                 ROUND_FILE, code, f"no agency of this kind in {AGENCIES_FILE}", label="agency kind"
             )
     for form, q in forms.items():
-        for kind in q.target_kinds:
+        for kind in q.rated_kinds:
             if kind not in kinds:
                 raise QuestionnaireError(
                     ROUND_FILE, form, f"rates {kind!r} agencies, a kind this round does not declare "
@@ -493,7 +494,7 @@ def load_round(
         closes_on=closes_on,
         legal_basis=as_text(data["legal_basis"], rname, None, "legal_basis"),
         portal=as_text(data["portal"], rname, None, "portal"),
-        forms=tuple(form_codes),
+        form_codes=tuple(form_codes),
         settings=plain({**OPTIONAL_SETTINGS, **settings}),
         kinds=kinds_t,
         own_staff_forms=own_staff,

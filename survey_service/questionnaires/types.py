@@ -20,6 +20,10 @@ RATES = ("own", "supervising", "assigned", "matrix")
 ITEM_TYPES = ("scale", "text")
 #: Number of hex digits of the sha256 kept as a questionnaire version.
 VERSION_LENGTH = 16
+#: Keys of a questionnaire definition that were renamed after versions had been hashed and stored, each
+#: with the name it is hashed under (and that definitions stored before the rename carry). Hashing the old
+#: name keeps an unchanged form at its version, so a rename never starts a new version.
+RENAMED_KEYS = {"rated_kinds": "target_kinds"}
 
 
 class QuestionnaireError(ValueError):
@@ -170,9 +174,9 @@ class Section:
 class Questionnaire:
     """An immutable questionnaire version.
 
-    ``version`` is the first :data:`VERSION_LENGTH` (16) hex digits of the sha256 of
-    :func:`canonical_json` of :meth:`definition`. ``source`` says where it was loaded from (a file path
-    or ``"<definition>"``) and is ignored by equality.
+    ``version`` is :func:`version_of` its :meth:`definition`. ``rated_kinds`` are the kinds of agency its
+    responses are about. ``source`` says where it was loaded from (a file path or ``"<definition>"``) and
+    is ignored by equality.
     """
 
     code: str
@@ -180,7 +184,7 @@ class Questionnaire:
     channel: str
     respondent_group: str
     rates: str
-    target_kinds: tuple[str, ...]
+    rated_kinds: tuple[str, ...]
     instructions: str
     sections: tuple[Section, ...]
     scales: Mapping[str, Scale]
@@ -223,7 +227,7 @@ class Questionnaire:
             "channel": self.channel,
             "respondent_group": self.respondent_group,
             "rates": self.rates,
-            "target_kinds": list(self.target_kinds),
+            "rated_kinds": list(self.rated_kinds),
             "instructions": self.instructions,
             "sections": [
                 {
@@ -282,9 +286,10 @@ class AgencyDef:
 
 @dataclass(frozen=True)
 class QuotaDef:
-    """A quota cell. ``agency`` is ``None`` for a matrix form (one cell for the round)."""
+    """A quota cell: ``target`` respondents of form ``form_code`` about ``agency`` (``None`` for a matrix
+    form: one cell for the round)."""
 
-    form: str
+    form_code: str
     agency: str | None
     channel: str
     target: int
@@ -298,7 +303,7 @@ class DivisionDef:
 
     code: str
     name: str
-    departments: tuple[str, ...]
+    supervised_by: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -310,7 +315,7 @@ class SupervisionDef:
     in Vietnamese for the pages) and rate each agency supervising their division.
     """
 
-    form: str
+    form_code: str
     cells_per: str
     unit: str
     supervisor: str
@@ -322,7 +327,7 @@ class StaffCount:
     """Population size of an online respondent group for one agency; ``source`` says where from."""
 
     agency: str
-    form: str
+    form_code: str
     staff: int
     source: str
 
@@ -343,7 +348,7 @@ class RoundDef:
     closes_on: dt.date
     legal_basis: str
     portal: str
-    forms: tuple[str, ...]
+    form_codes: tuple[str, ...]
     settings: Mapping[str, Any] = field(hash=False)
     kinds: tuple[AgencyKindDef, ...]
     own_staff_forms: tuple[str, ...]
@@ -367,8 +372,8 @@ class RoundDef:
     def agencies_of_kind(self, kind: str) -> tuple[AgencyDef, ...]:
         return tuple(a for a in self.agencies if a.kind == kind)
 
-    def quotas_for(self, form: str) -> tuple[QuotaDef, ...]:
-        return tuple(q for q in self.quotas if q.form == form)
+    def quotas_for(self, form_code: str) -> tuple[QuotaDef, ...]:
+        return tuple(q for q in self.quotas if q.form_code == form_code)
 
     def kind(self, code: str) -> AgencyKindDef:
         """Return the declared agency kind ``code``; raise ``KeyError`` if the round has none."""
@@ -377,26 +382,29 @@ class RoundDef:
                 return kind
         raise KeyError(f"round {self.code} has no agency kind {code!r}")
 
-    def supervision_for(self, form: str) -> SupervisionDef:
-        """The supervising mapping of ``form``; raise ``KeyError`` if the form has none."""
+    def supervision_for(self, form_code: str) -> SupervisionDef:
+        """The supervising mapping of ``form_code``; raise ``KeyError`` if the form has none."""
         for mapping in self.supervision:
-            if mapping.form == form:
+            if mapping.form_code == form_code:
                 return mapping
-        raise KeyError(f"round {self.code} has no supervising mapping for {form!r}")
+        raise KeyError(f"round {self.code} has no supervising mapping for {form_code!r}")
 
     @property
     def divisions(self) -> tuple[DivisionDef, ...]:
         """Every division of every supervising mapping."""
         return tuple(d for mapping in self.supervision for d in mapping.divisions)
 
-    def supervising_departments(self, division: str) -> tuple[str, ...]:
+    def supervisors_of(self, division: str) -> tuple[str, ...]:
         """Codes of the agencies supervising ``division``."""
         for d in self.divisions:
             if d.code == division:
-                return d.departments
+                return d.supervised_by
         raise KeyError(f"round {self.code} has no division {division!r}")
 
     def definition(self) -> dict:
+        """Plain JSON of the round, hashed into :attr:`content_hash`. Its keys keep the names they were
+        first hashed under (``form`` for a form code, ``departments`` for a division's supervisors), so
+        that renaming an attribute never makes an unchanged round look changed."""
         return {
             "code": self.code,
             "name": self.name,
@@ -407,7 +415,7 @@ class RoundDef:
             "closes_on": self.closes_on.isoformat(),
             "legal_basis": self.legal_basis,
             "portal": self.portal,
-            "forms": list(self.forms),
+            "forms": list(self.form_codes),
             "form_versions": dict(self.form_versions),
             "settings": plain(self.settings),
             "kinds": [{"code": k.code, "label": k.label, "plural": k.plural} for k in self.kinds],
@@ -417,20 +425,20 @@ class RoundDef:
                 for a in self.agencies
             ],
             "quotas": [
-                {"form": q.form, "agency": q.agency, "channel": q.channel, "target": q.target, "note": q.note}
+                {"form": q.form_code, "agency": q.agency, "channel": q.channel, "target": q.target, "note": q.note}
                 for q in self.quotas
             ],
             "supervision": [
                 {
-                    "form": m.form, "cells_per": m.cells_per, "unit": m.unit, "supervisor": m.supervisor,
+                    "form": m.form_code, "cells_per": m.cells_per, "unit": m.unit, "supervisor": m.supervisor,
                     "divisions": [
-                        {"code": d.code, "name": d.name, "departments": list(d.departments)} for d in m.divisions
+                        {"code": d.code, "name": d.name, "departments": list(d.supervised_by)} for d in m.divisions
                     ],
                 }
                 for m in self.supervision
             ],
             "staff_counts": [
-                {"agency": s.agency, "form": s.form, "staff": s.staff, "source": s.source}
+                {"agency": s.agency, "form": s.form_code, "staff": s.staff, "source": s.source}
                 for s in self.staff_counts
             ],
             "methodology": plain(self.methodology),
@@ -440,6 +448,13 @@ class RoundDef:
     def content_hash(self) -> str:
         """Full sha256 hex digest of the canonical JSON of :meth:`definition`."""
         return hashlib.sha256(canonical_json(self.definition()).encode("utf-8")).hexdigest()
+
+
+def version_of(definition: Mapping) -> str:
+    """The first :data:`VERSION_LENGTH` (16) hex digits of the sha256 of :func:`canonical_json` of
+    ``definition``, with the keys of :data:`RENAMED_KEYS` written under their old names."""
+    hashed = {RENAMED_KEYS.get(key, key): value for key, value in definition.items()}
+    return hashlib.sha256(canonical_json(hashed).encode("utf-8")).hexdigest()[:VERSION_LENGTH]
 
 
 def canonical_json(obj: Any) -> str:

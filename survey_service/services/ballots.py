@@ -46,8 +46,8 @@ def sealer(secret: str, round_code: str) -> Sealer:
     return Sealer(secret, "ballot", round_code)
 
 
-def sealed_size(questionnaire: qn.Questionnaire, targets: int) -> int:
-    """At least how large every ballot of this form rating ``targets`` agencies is padded to: the largest
+def sealed_size(questionnaire: qn.Questionnaire, rated: int) -> int:
+    """At least how large every ballot of this form rating ``rated`` agencies is padded to: the largest
     content the form accepts (every text at its length limit, each character at its longest spelling).
 
     A text item without a length limit can go beyond it, and then its ballot's size (a power of two) tells
@@ -59,7 +59,7 @@ def sealed_size(questionnaire: qn.Questionnaire, targets: int) -> int:
             widest[item.code] = max(questionnaire.scales[item.scale].codes, key=len)
         else:
             widest[item.code] = _WIDEST_CHARACTER * (item.max_length or 0)
-    widest_content = _content(_WIDEST_NUMBER, questionnaire.code, _WIDEST_NUMBER, [(_WIDEST_NUMBER, widest)] * targets)
+    widest_content = _content(_WIDEST_NUMBER, questionnaire.code, _WIDEST_NUMBER, [(_WIDEST_NUMBER, widest)] * rated)
     return len(json.dumps(widest_content, ensure_ascii=False, separators=(",", ":")).encode())
 
 

@@ -71,7 +71,7 @@ class ImportReport:
 @dataclass
 class _Row:
     line: int
-    form: str
+    form_code: str
     agency: Agency
     cell: QuotaCell
     division: Division | None
@@ -177,7 +177,7 @@ class _Context:
         agency = self.agencies.get(values["agency"])
         if agency is None:
             return None, [f"cơ quan '{values['agency']}' không có trong đợt {self.round.code}."]
-        if agency.kind not in q.target_kinds:
+        if agency.kind not in q.rated_kinds:
             problems.append(f"mẫu {form} không đánh giá loại cơ quan của {agency.code}.")
         division = None
         cell = None
@@ -188,7 +188,7 @@ class _Context:
             if division is None or division.form_code != form:
                 division = None
                 problems.append(f"mẫu {form} cần cột 'division' là mã {mapping['unit']} của đợt.")
-            elif agency not in division.departments:
+            elif agency not in division.supervised_by:
                 problems.append(f"{division.code} ({division.name}) không chịu sự hướng dẫn của {agency.code}.")
             if district is None or district.kind != mapping["cells_per"]:
                 district = None
@@ -263,17 +263,17 @@ class _Context:
         texts: dict[tuple, dict[str, str]] = defaultdict(dict)
         for row in rows:
             if row.respondent:
-                key = (row.form, row.respondent, row.agency.code)
+                key = (row.form_code, row.respondent, row.agency.code)
                 if key in seen:
                     errors.append(RowError(row.line, f"người trả lời '{row.respondent}' đã đánh giá "
                                                          f"{row.agency.code} ở dòng {seen[key]}."))
                 else:
                     seen[key] = row.line
-            q = self.forms[row.form]
+            q = self.forms[row.form_code]
             if q.rates == "matrix":
                 for item in q.text_items:
                     value = row.answers.get(item.code)
-                    sheet = texts[(row.form, row.respondent)]
+                    sheet = texts[(row.form_code, row.respondent)]
                     if value and sheet.setdefault(item.code, value) != value:
                         errors.append(RowError(row.line, f"câu {item.code} của phiếu '{row.respondent}' "
                                                              "đã có nội dung khác ở dòng trước."))
@@ -288,8 +288,8 @@ class _Context:
         keys: dict[tuple, str] = {}
         sheets: dict[tuple, Response] = {}
         for row in rows:
-            q = self.forms[row.form]
-            group = (row.form, row.respondent) if row.respondent else (row.form, f"line {row.line}")
+            q = self.forms[row.form_code]
+            group = (row.form_code, row.respondent) if row.respondent else (row.form_code, f"line {row.line}")
             respondent_key = keys.setdefault(group, uuid.uuid4().hex)
             if q.rates == "matrix":
                 response = sheets.get(group)
@@ -314,15 +314,15 @@ class _Context:
         surplus = quotas.is_surplus(row.cell, count)
         in_cell[row.cell.id] = count + (not surplus)
         response = Response(
-            uid=uuid.uuid4().hex, round_id=self.round.id, quota_cell_id=row.cell.id, form_code=row.form,
-            questionnaire_version_id=self.versions[row.form],
+            uid=uuid.uuid4().hex, round_id=self.round.id, quota_cell_id=row.cell.id, form_code=row.form_code,
+            questionnaire_version_id=self.versions[row.form_code],
             agency_id=None if q.rates == "matrix" else row.agency.id, channel=channel,
             submitted_on=row.submitted_on, division_id=row.division.id if row.division else None,
             respondent_key=respondent_key, surplus=surplus, answers=[],
         )
         self.session.add(response)
         report.responses += 1
-        report.by_form[row.form] = report.by_form.get(row.form, 0) + 1
+        report.by_form[row.form_code] = report.by_form.get(row.form_code, 0) + 1
         report.surplus += surplus
         return response
 

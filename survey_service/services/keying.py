@@ -97,7 +97,7 @@ def matrix_rows(session: Session, rnd: Round, questionnaire: qn.Questionnaire) -
     if questionnaire.rates != "matrix":
         return []
     groups = rnd.kind_plurals
-    kinds = [k for k in groups if k in questionnaire.target_kinds]
+    kinds = [k for k in groups if k in questionnaire.rated_kinds]
     agencies = session.scalars(sa.select(Agency).where(Agency.round_id == rnd.id, Agency.kind.in_(kinds))
                                .order_by(Agency.id))
     by_kind = sorted(agencies, key=lambda a: kinds.index(a.kind))

@@ -90,7 +90,7 @@ _UPDATE_DRAFT = (
             updated_on=sa.bindparam("today"))
 )
 _DIVISION = sa.select(_division_t.c.id, _division_t.c.code, _division_t.c.name)
-_DEPARTMENTS = (
+_SUPERVISORS = (
     sa.select(_agency_t.c.id, _agency_t.c.code, _agency_t.c.name)
     .join(division_department, division_department.c.agency_id == _agency_t.c.id)
     .where(division_department.c.division_id == sa.bindparam("division_id"))
@@ -132,7 +132,7 @@ class Guard:
 
 
 @dataclass(frozen=True)
-class Target:
+class RatedAgency:
     """An agency the respondent rates."""
 
     id: int
@@ -157,7 +157,7 @@ class CellInfo:
     id: int
     target: int
     soft_closed: bool
-    agency: Target | None
+    agency: RatedAgency | None
 
 
 @dataclass(frozen=True)
@@ -183,12 +183,12 @@ class DraftInfo:
 
 @dataclass(frozen=True)
 class DivisionInfo:
-    """An LĐ-CP respondent's division and the departments it reports to, in form order."""
+    """A supervising form's respondent's division and the agencies supervising it, in form order."""
 
     id: int
     code: str
     name: str
-    departments: tuple[Target, ...]
+    supervised_by: tuple[RatedAgency, ...]
 
 
 @dataclass
@@ -206,8 +206,8 @@ class Access:
     #: Seals the submitted answers into the round's ballot box (none for the preview).
     ballot_box: Sealer | None = None
     division: DivisionInfo | None = None
-    #: The agencies rated, in form order (LĐ-CP: the chosen division's departments).
-    targets: list[Target] = field(default_factory=list)
+    #: The agencies rated, in form order (a supervising form: those supervising the chosen division).
+    rated_agencies: list[RatedAgency] = field(default_factory=list)
     #: The code was already spent by the very submission now retried.
     submitted: bool = False
     #: A supervising form's mapping labels from the round (``unit``: what a division is, ``supervisor``:
@@ -223,7 +223,7 @@ class Access:
         return self.questionnaire.rates == "supervising" and self.division is None
 
     @property
-    def multi_target(self) -> bool:
+    def rates_several(self) -> bool:
         return self.questionnaire.rates == "supervising"
 
     def saved_answers(self) -> dict[str, dict[str, str]]:
@@ -283,7 +283,7 @@ def open_code(
         raise Refusal("revoked" if invitation is not None else "unknown")
 
     cell = CellInfo(row.cell_id, row.target, row.soft_closed,
-                    Target(row.agency_id, row.agency_code, row.agency_name) if row.agency_id is not None else None)
+                    RatedAgency(row.agency_id, row.agency_code, row.agency_name) if row.agency_id is not None else None)
     rnd = RoundInfo(row.round_id, row.round_code, row.round_name, row.opens_on, row.closes_on, row.closed_at)
     sealer = draft_sealer(secret, invitation.code)
     draft = _draft_info(sealer, row.draft_id, row.sealed, row.answers, row.division_id) \
@@ -328,32 +328,32 @@ def choose_division(session: Session, access: Access, division_code: str, *, tod
                                           "danh sách của đợt khảo sát.")
     if access.draft is None:
         access.draft = _start_draft(session, access, today)
-    keep = {a.code for a in division.departments}
+    keep = {a.code for a in division.supervised_by}
     _update_draft(session, access, {k: v for k, v in access.draft.answers.items() if k in keep},
                   division.id, today)
-    access.division, access.targets = division, list(division.departments)
+    access.division, access.rated_agencies = division, list(division.supervised_by)
     return access
 
 
 def check_answers(
     access: Access, answers: dict[str, dict[str, str]], *, complete: bool
 ) -> dict[str, dict[str, str]]:
-    """Check answers against the questionnaire and the code's targets; return them without blanks.
+    """Check answers against the questionnaire and the code's rated agencies; return them without blanks.
 
     :param complete: also require every required item (submission); a saved draft may be partial.
     :raises AnswerErrors: naming each offending (agency, item).
     """
     questionnaire = access.questionnaire
-    targets = {a.code: a for a in access.targets}
+    rated = {a.code: a for a in access.rated_agencies}
     items, item_codes = questionnaire.items, set(questionnaire.item_codes)
     errors: dict[tuple[str | None, str | None], str] = {}
     clean: dict[str, dict[str, str]] = {}
     for agency_code in answers:
-        if agency_code not in targets:
+        if agency_code not in rated:
             errors[(agency_code, None)] = (
                 f"Cơ quan '{agency_code}' không thuộc phạm vi đánh giá của mã này"
-                + (" (không phụ trách phòng đã chọn)." if access.multi_target else "."))
-    for agency_code in targets:
+                + (" (không phụ trách phòng đã chọn)." if access.rates_several else "."))
+    for agency_code in rated:
         given = answers.get(agency_code, {})
         for item_code in given:
             if item_code not in item_codes:
@@ -439,7 +439,7 @@ def submit(
         raise Refusal("submitted", access)
     ballots.cast(session, access.ballot_box, cell_id=access.cell.id, questionnaire=access.questionnaire,
                  version_id=access.version_id, division_id=access.division.id if access.division else None,
-                 answers=[(agency.id, clean[agency.code]) for agency in access.targets], today=today)
+                 answers=[(agency.id, clean[agency.code]) for agency in access.rated_agencies], today=today)
     if access.draft is not None:
         session.execute(_DELETE_DRAFT, {"draft_id": access.draft.id})
         access.draft = None
@@ -486,9 +486,9 @@ def _access(session: Session, invitation: CodeInfo, cell: CellInfo, rnd: RoundIn
         access.supervision = structure["supervision"][questionnaire.code]
         if draft is not None and draft.division_id is not None:
             access.division = _division(session, _division_t.c.id == draft.division_id)
-            access.targets = list(access.division.departments)
+            access.rated_agencies = list(access.division.supervised_by)
     else:
-        access.targets = [cell.agency]
+        access.rated_agencies = [cell.agency]
     return access
 
 
@@ -496,8 +496,8 @@ def _division(session: Session, *where) -> DivisionInfo | None:
     row = session.execute(_DIVISION.where(*where)).first()
     if row is None:
         return None
-    departments = session.execute(_DEPARTMENTS, {"division_id": row.id})
-    return DivisionInfo(row.id, row.code, row.name, tuple(Target(*d) for d in departments))
+    supervisors = session.execute(_SUPERVISORS, {"division_id": row.id})
+    return DivisionInfo(row.id, row.code, row.name, tuple(RatedAgency(*a) for a in supervisors))
 
 
 def _start_draft(session: Session, access: Access, today: date) -> DraftInfo:

@@ -83,10 +83,10 @@ def access(session: Session, rnd: Round, form_code: str, *, agency_code: str | N
     if not form.online:
         raise PreviewError(f"Phiếu {form.code} là phiếu giấy: xem bản in.", 404)
     cell = _cell(session, rnd, form, agency_code)
-    target = portal.Target(cell.agency.id, cell.agency.code, cell.agency.name) if cell.agency else None
+    rated = portal.RatedAgency(cell.agency.id, cell.agency.code, cell.agency.name) if cell.agency else None
     result = portal.Access(
         invitation=portal.CodeInfo(0, PREVIEW_CODE, CodeStatus.UNUSED, None),
-        cell=portal.CellInfo(cell.id, cell.target, cell.soft_closed, target),
+        cell=portal.CellInfo(cell.id, cell.target, cell.soft_closed, rated),
         round=portal.RoundInfo(rnd.id, rnd.code, rnd.name, rnd.opens_on, rnd.closes_on, rnd.closed_at),
         questionnaire=form.questionnaire, version_id=session.get(RoundForm, (rnd.id, form.code)).questionnaire_version_id,
         draft=None,
@@ -94,11 +94,11 @@ def access(session: Session, rnd: Round, form_code: str, *, agency_code: str | N
     if form.questionnaire.rates == "supervising":
         result.supervision = rnd.supervision(form.code)
         division = _division(session, rnd, form.code, division_code)
-        departments = tuple(portal.Target(a.id, a.code, a.name) for a in division.departments)
-        result.division = portal.DivisionInfo(division.id, division.code, division.name, departments)
-        result.targets = list(departments)
+        supervisors = tuple(portal.RatedAgency(a.id, a.code, a.name) for a in division.supervised_by)
+        result.division = portal.DivisionInfo(division.id, division.code, division.name, supervisors)
+        result.rated_agencies = list(supervisors)
     else:
-        result.targets = [target]
+        result.rated_agencies = [rated]
     return result
 
 

@@ -74,7 +74,7 @@ def structure(round_def: qn.RoundDef) -> dict:
         "province_type": round_def.province_type,
         "kinds": [{"code": k.code, "label": k.label, "plural": k.plural} for k in round_def.kinds],
         "own_staff_forms": list(round_def.own_staff_forms),
-        "supervision": {m.form: {"cells_per": m.cells_per, "unit": m.unit, "supervisor": m.supervisor}
+        "supervision": {m.form_code: {"cells_per": m.cells_per, "unit": m.unit, "supervisor": m.supervisor}
                         for m in round_def.supervision},
     }
 
@@ -95,7 +95,7 @@ def load_round(
     if simulated_code:
         round_def = dataclasses.replace(round_def, code=simulated_code,
                                         name=f"{round_def.name} ({SIMULATED_LABEL.lower()})")
-    forms = {code: questionnaires[code] for code in round_def.forms}
+    forms = {code: questionnaires[code] for code in round_def.form_codes}
     content_hash = _round_hash(round_def, forms)
 
     rnd = session.scalar(sa.select(Round).where(Round.code == round_def.code))
@@ -224,22 +224,22 @@ def _sync_forms(session: Session, rnd: Round, forms, report: LoadReport) -> None
 
 def _sync_divisions(session: Session, rnd: Round, round_def, agencies, report: LoadReport) -> None:
     existing = {d.code: d for d in session.scalars(sa.select(Division).where(Division.round_id == rnd.id))}
-    wanted = {d.code: (m.form, d) for m in round_def.supervision for d in m.divisions}
+    wanted = {d.code: (m.form_code, d) for m in round_def.supervision for d in m.divisions}
     for code, division in existing.items():
         if code not in wanted:
             session.delete(division)
             report.changes.append(f"bỏ đơn vị {code}")
     for code, (form, d_def) in wanted.items():
         division = existing.get(code)
-        departments = [agencies[c] for c in d_def.departments]
+        supervisors = [agencies[c] for c in d_def.supervised_by]
         if division is None:
             session.add(Division(round_id=rnd.id, form_code=form, code=code, name=d_def.name,
-                                 departments=departments))
+                                 supervised_by=supervisors))
             if not report.created:
                 report.changes.append(f"thêm đơn vị {code} ({form})")
-        elif ((division.form_code, division.name, [a.code for a in division.departments])
-              != (form, d_def.name, list(d_def.departments))):
-            division.form_code, division.name, division.departments = form, d_def.name, departments
+        elif ((division.form_code, division.name, {a.code for a in division.supervised_by})
+              != (form, d_def.name, set(d_def.supervised_by))):  # stored in agency order, not the file's
+            division.form_code, division.name, division.supervised_by = form, d_def.name, supervisors
             report.changes.append(f"cập nhật đơn vị {code} ({form})")
 
 
@@ -247,21 +247,21 @@ def _sync_quotas(session: Session, rnd: Round, round_def, agencies, report: Load
     existing = {
         (c.form_code, c.agency_id): c for c in session.scalars(sa.select(QuotaCell).where(QuotaCell.round_id == rnd.id))
     }
-    staff = {(s.form, s.agency): s.staff for s in round_def.staff_counts}
+    staff = {(s.form_code, s.agency): s.staff for s in round_def.staff_counts}
     seen = set()
     for q in round_def.quotas:
         agency_id = agencies[q.agency].id if q.agency else None
-        key = (q.form, agency_id)
+        key = (q.form_code, agency_id)
         seen.add(key)
         cell = existing.get(key)
-        staff_count = staff.get((q.form, q.agency))
+        staff_count = staff.get((q.form_code, q.agency))
         if cell is None:
-            session.add(QuotaCell(round_id=rnd.id, form_code=q.form, agency_id=agency_id,
+            session.add(QuotaCell(round_id=rnd.id, form_code=q.form_code, agency_id=agency_id,
                                   channel=Channel(q.channel), target=q.target, staff_count=staff_count))
             if not report.created:
-                report.changes.append(f"quota {q.form}/{q.agency or '*'} added")
+                report.changes.append(f"quota {q.form_code}/{q.agency or '*'} added")
         elif (cell.target, cell.channel.value, cell.staff_count) != (q.target, q.channel, staff_count):
-            report.changes.append(f"quota {q.form}/{q.agency or '*'}: {cell.target} -> {q.target}")
+            report.changes.append(f"quota {q.form_code}/{q.agency or '*'}: {cell.target} -> {q.target}")
             cell.target, cell.channel, cell.staff_count = q.target, Channel(q.channel), staff_count
     for key, cell in existing.items():
         if key not in seen:

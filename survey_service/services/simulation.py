@@ -132,7 +132,7 @@ def _online(session: Session, rnd: Round, rng: random.Random, quality: dict[int,
                 if form not in divisions:
                     divisions[form] = [d.code for d in portal.division_choices(session, access)]
                 access = portal.choose_division(session, access, rng.choice(divisions[form]), today=day)
-            answers = {t.code: _answers(access.questionnaire, quality[t.id], rng) for t in access.targets}
+            answers = {t.code: _answers(access.questionnaire, quality[t.id], rng) for t in access.rated_agencies}
             if i >= answered:  # opened, partly answered and saved, never sent
                 partial = {c: dict(list(a.items())[: len(a) // 2]) for c, a in answers.items()}
                 portal.save_draft(session, access, partial, today=day)
@@ -140,7 +140,7 @@ def _online(session: Session, rnd: Round, rng: random.Random, quality: dict[int,
                 continue
             portal.submit(session, access, answers, portal.new_submission_id(), today=day)
             report.online_respondents += 1
-            report.online_responses += len(access.targets)
+            report.online_responses += len(access.rated_agencies)
             report.by_form[cell.form_code] = report.by_form.get(cell.form_code, 0) + 1
 
 

@@ -13,14 +13,14 @@ from wtforms import DateField, IntegerField, StringField
 CONTROL_FIELDS = frozenset({"csrf_token", "submission_id", "action", "form_tag"})
 
 
-def answers_from(formdata, *, multi_target: bool, agency_code: str) -> dict[str, dict[str, str]]:
+def answers_from(formdata, *, rates_several: bool, agency_code: str) -> dict[str, dict[str, str]]:
     """{agency code: {item code: value}} from every posted answer name, known or not, so the service
     can name anything that does not belong to the form."""
     answers: dict[str, dict[str, str]] = {}
     for name in formdata.keys():
         if name in CONTROL_FIELDS:
             continue
-        agency, item = name.split("-", 1) if multi_target and "-" in name else (agency_code, name)
+        agency, item = name.split("-", 1) if rates_several and "-" in name else (agency_code, name)
         answers.setdefault(agency, {})[item] = formdata.get(name, "")
     return answers
 

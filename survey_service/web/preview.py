@@ -59,7 +59,7 @@ def form(round_code, form_code):
     extra = {"preview": links, "preview_action": links["form"]}
     if request.method == "GET":
         return respond.preview_page(access, {}, {}, 200, **extra)
-    answers = answers_from(request.form, multi_target=access.multi_target,
+    answers = answers_from(request.form, rates_several=access.rates_several,
                            agency_code=access.cell.agency.code if access.cell.agency else "")
     try:
         portal.check_answers(access, answers, complete=request.form.get("action") != "save")

@@ -215,7 +215,7 @@ def division():
     except portal.Refusal as refusal:
         db.commit()
         return _refusal_page(refusal)
-    if not access.multi_target:
+    if not access.rates_several:
         if request.method == "GET":
             return redirect(url_for("respond.form"), 303)
         abort(400, description="Phiếu này không cần chọn đơn vị công tác.")
@@ -250,7 +250,7 @@ def answer():
         db.rollback()
         return _division_page(db, access, DivisionForm(), 400)
     action = request.form.get("action")
-    answers = answers_from(request.form, multi_target=access.multi_target,
+    answers = answers_from(request.form, rates_several=access.rates_several,
                            agency_code=access.cell.agency.code if access.cell.agency else "")
     today = local_today()
     try:
@@ -277,15 +277,15 @@ def answer():
 
 def _groups(access) -> list[tuple[str | None, str]]:
     """The blocks of answers on the page: (agency name or None, prefix of their input names)."""
-    if access.multi_target:
-        return [(a.name, f"{a.code}-") for a in access.targets]
+    if access.rates_several:
+        return [(a.name, f"{a.code}-") for a in access.rated_agencies]
     return [(None, "")]
 
 
 def _draft_values(access) -> dict[str, str]:
     """The saved answers by input name."""
     saved = access.saved_answers()
-    if access.multi_target:
+    if access.rates_several:
         return {f"{code}-{item}": value for code, answers in saved.items() for item, value in answers.items()}
     return saved.get(access.cell.agency.code, {})
 
@@ -306,7 +306,7 @@ def _form_page(access, submission_id: str, values, errors: dict, status: int, **
     names = {prefix + code for _, prefix in groups for code in access.questionnaire.item_codes}
     by_name, general = {}, []
     for (agency_code, item_code), message in errors.items():
-        if access.multi_target:
+        if access.rates_several:
             name = f"{agency_code}-{item_code}"
         else:
             name = item_code if agency_code == access.cell.agency.code else None

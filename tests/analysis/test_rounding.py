@@ -25,12 +25,33 @@ EXCEL_TIES = [
     (-2.5, 0, -3.0),
     (3.7449999999, 2, 3.74),  # not a tie
     (4 * 0.41875, 2, 1.68),   # a tie reached by arithmetic
+    (-2.675, 2, -2.68),       # round(): -2.67
+    (-1.005, 2, -1.01),       # round(): -1.0
+    (-0.125, 2, -0.13),       # round(): -0.12
+    (-2.385, 2, -2.39),       # round(): -2.38
+    (-0.5, 0, -1.0),          # round(): -0.0
+    (1.45, 1, 1.5),           # round(): 1.4
+    (-1.45, 1, -1.5),
+    (8.345, 2, 8.35),
+    (0.045, 2, 0.05),         # round(): 0.04
+    (10.005, 2, 10.01),
+    (1234.565, 2, 1234.57),
+    (12.125, 2, 12.13),       # round(): 12.12
+    (-3.7449999999, 2, -3.74),
 ]
 
 
 @pytest.mark.parametrize("x, digits, excel", EXCEL_TIES)
 def test_round_half_away_equals_excel_round(x, digits, excel):
     assert round_half_away(x, digits) == excel
+
+
+@pytest.mark.parametrize("digits", sorted({d for _, d, _ in EXCEL_TIES}))
+def test_the_whole_table_at_once_as_an_array_and_a_series(digits):
+    xs = [x for x, d, _ in EXCEL_TIES if d == digits]
+    excel = [e for _, d, e in EXCEL_TIES if d == digits]
+    assert round_half_away(np.array(xs), digits).tolist() == excel
+    assert round_half_away(pd.Series(xs), digits).tolist() == excel
 
 
 def test_round_half_away_keeps_shapes_nan_and_index():

@@ -1,16 +1,16 @@
-"""Dev-only cross-check against samplics 0.6.1 (skipped when it is not installed)."""
+"""Cross-check of the domain means against samplics 0.6.1 (a pinned test oracle)."""
 import warnings
 
 import numpy as np
 import pandas as pd
-import pytest
 from numpy.testing import assert_allclose
 
 from analysis import domain_means
+from tests.analysis.oracles import oracle
 
+oracle("samplics")
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # samplics warns on import that it is archived
-    samplics = pytest.importorskip("samplics", reason="samplics (dev oracle) is not installed")
     from samplics.estimation import TaylorEstimator
     from samplics.utils.types import PopParam
 

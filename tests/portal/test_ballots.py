@@ -24,7 +24,7 @@ def _submit(session, code: str, answers: dict, *, today=TODAY, division: str | N
     access = portal.open_code(session, code, secret=SECRET, today=today, start=True)
     if division:
         access = portal.choose_division(session, access, division, today=today)
-        answers = {t.code: answers for t in access.targets}
+        answers = {a.code: answers for a in access.rated_agencies}
     else:
         answers = {access.cell.agency.code: answers}
     assert portal.submit(session, access, answers, portal.new_submission_id(), today=today)

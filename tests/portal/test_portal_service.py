@@ -44,7 +44,7 @@ def test_submit_stores_one_anonymous_response_and_spends_the_code(issue, session
     [code] = issue("CC-CT", "SNV")
     access = portal.open_code(session, code, secret="test-secret", today=TODAY, start=True)
     session.commit()
-    assert access.draft is not None and [a.code for a in access.targets] == ["SNV"]
+    assert access.draft is not None and [a.code for a in access.rated_agencies] == ["SNV"]
     answers = {"SNV": full_answers(questionnaire("CC-CT"), text="Hồ sơ 'trả chậm'; cần sửa \"quy trình\".")}
     answers["SNV"]["I02"] = "K"
     assert portal.submit(session, access, answers, "a" * 32, today=TODAY) is True
@@ -202,12 +202,12 @@ def test_a_soft_closed_cell_counts_as_full(issue, session):
 def test_ldcp_rates_each_supervising_department_under_one_respondent_key(issue, session, open_round, questionnaire):
     [code] = issue("LĐ-CP", "TAMKY")
     access = portal.open_code(session, code, secret="test-secret", today=TODAY, start=True)
-    assert access.needs_division and access.targets == []
+    assert access.needs_division and access.rated_agencies == []
     portal.choose_division(session, access, "KTHT", today=TODAY)
     session.commit()
-    departments = [a.code for a in access.targets]
+    departments = [a.code for a in access.rated_agencies]
     assert departments == [a.code for a in session.scalar(
-        sa.select(Division).where(Division.code == "KTHT")).departments] and len(departments) == 4
+        sa.select(Division).where(Division.code == "KTHT")).supervised_by] and len(departments) == 4
     q = questionnaire("LĐ-CP")
     answers = {d: full_answers(q, value="4") for d in departments}
     portal.submit(session, portal.open_code(session, code, secret="test-secret", today=TODAY), answers, "4" * 32, today=TODAY)
