@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from survey_service.models import (
     Answer, AuditEvent, Ballot, CodeStatus, Division, Draft, InvitationCode, RateCounter, Response,
 )
-from survey_service.services import invitations, portal
+from survey_service.services import ballots, invitations, portal
 from survey_service.web.respond import local_today
 from tests.conftest import release_ballots
 from tests.portal.conftest import full_answers, ldcp_cell
@@ -53,7 +53,10 @@ def test_submit_stores_one_anonymous_response_and_spends_the_code(issue, session
     assert count(session, Response) == count(session, Answer) == 0
     ballot = session.scalar(sa.select(Ballot))
     assert ballot.quota_cell_id == access.cell.id and ballot.submitted_on == TODAY
-    assert "trả chậm" not in ballot.sealed and "SNV" not in ballot.sealed
+    assert "trả chậm" not in ballot.sealed  # (base64: no letter of the text shows)
+    opened = ballots.sealer("test-secret", access.round.code).open(ballot.sealed)
+    assert opened["answers"] == [[access.cell.agency.id, answers["SNV"]]]
+    assert ballots.sealer("test-secret", "another round").open(ballot.sealed) is None
     assert release_ballots(session) == 1 and count(session, Ballot) == 0
 
     response = session.scalar(sa.select(Response))
