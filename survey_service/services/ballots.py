@@ -121,8 +121,9 @@ def release(session: Session, rnd: Round, secret: str, *, today: date, everythin
 
     One transaction (the caller commits): the due ballots are read and opened, deleted, and their responses
     and answers inserted, every cell's in one batch in random order with fresh random keys and respondent
-    keys. Deleting first, by id, is what makes two releases running at once store each ballot once: the
-    second finds the rows gone and writes nothing for them. A ballot that cannot be opened is left in the
+    keys. Only the ballots this transaction's DELETE (by id) removed are inserted, so two releases running at
+    once store each ballot once: the second waits for the first's rows, finds them gone and writes nothing
+    for them. A ballot that cannot be opened is left in the
     box and counted, never dropped.
     """
     due = sa.select(_ballot_t.c.id, _ballot_t.c.quota_cell_id, _ballot_t.c.submitted_on, _ballot_t.c.sealed).where(
