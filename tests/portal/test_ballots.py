@@ -191,3 +191,13 @@ def test_round_release_on_the_command_line(app, issue, session, questionnaire, o
     assert stuck.exit_code == 1 and "SECRET_KEY" in stuck.output
     session.expire_all()
     assert _count(session, Ballot) == 1 and open_round.closed_at is None
+
+
+def test_the_rounds_page_refuses_to_close_over_ballots_it_cannot_open(staff_client, session, open_round,
+                                                                      monkeypatch):
+    client = staff_client("supervisor")
+    monkeypatch.setattr(ballots, "release", lambda *a, **kw: ballots.Release(unreadable=2))
+    refused = client.post(f"/staff/admin/rounds/{open_round.code}/close")
+    assert refused.status_code == 409 and "2 phiếu trực tuyến đã gửi không mở được" in refused.get_data(as_text=True)
+    session.expire_all()
+    assert open_round.closed_at is None
