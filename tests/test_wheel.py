@@ -99,3 +99,48 @@ def test_the_installed_app_serves_its_pages(installed):
             "print(home.status_code, css.status_code, login.status_code, 'Chỉ số cải cách hành chính' in home.text)")
     assert run(venv / "bin" / "python", "-c", code, cwd=elsewhere, env=env).stdout.split() == [
         "200", "200", "200", "True"]
+
+
+def test_the_installed_package_serves_the_demo(installed, tmp_path):
+    """As the README's first command does from a checkout, but with the installed wheel only: `demo setup`
+    writes the instance's secrets and opens the round, gunicorn serves it and a demo account logs in."""
+    import http.cookiejar
+    import re
+    import socket
+    import time
+    import urllib.parse
+    import urllib.request
+
+    venv, elsewhere, env = installed
+    env = {**env, "SURVEY_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite'}", "SURVEY_DEMO": "true"}
+    printed = run(venv / "bin" / "survey-service", "demo", "setup", cwd=elsewhere, env=env).stdout
+    password = re.search(r"^\s+admin\s+\S+\s+(\S+)$", printed, re.M).group(1)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [venv / "bin" / "python", "-m", "gunicorn", "--workers", "1", "--bind", f"127.0.0.1:{port}",
+         "--logger-class", "survey_service.accesslog.MaskingLogger", "survey_service:create_app()"],
+        cwd=elsewhere, env={**env, "SURVEY_DEMO": "", "SURVEY_SESSION_COOKIE_SECURE": "false"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        for _ in range(150):
+            try:
+                home = browser.open(base + "/", timeout=5).read().decode()
+                break
+            except OSError:
+                assert server.poll() is None, server.stdout.read().decode()
+                time.sleep(0.2)
+        else:
+            raise AssertionError("gunicorn did not answer")
+        assert "Chỉ số cải cách hành chính" in home and "Quảng Nam" in home
+        login = browser.open(base + "/staff/login", timeout=5).read().decode()
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', login).group(1)
+        form = urllib.parse.urlencode({"csrf_token": token, "username": "admin", "password": password}).encode()
+        staff = browser.open(base + "/staff/login", data=form, timeout=5)
+        assert staff.url.rstrip("/") != base + "/staff/login" and "Quản trị hệ thống" in staff.read().decode()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

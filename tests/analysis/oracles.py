@@ -16,4 +16,5 @@ def oracle(name: str):
         warnings.simplefilter("ignore")  # samplics warns on import that it is archived
         if os.environ.get("CI") == "true":
             return importlib.import_module(name)
-        return pytest.importorskip(name, reason=f"{name} (test oracle) is not installed: pip install -e '.[test]'")
+        return pytest.importorskip(name,
+                                   reason=f"{name} (test oracle) is not installed: pip install -e '.[test]'")

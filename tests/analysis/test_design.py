@@ -5,11 +5,12 @@ Expected values are typed from the R package's own saved test output (the ``cran
 then FALSE), ``tests/deff.Rout.save`` (``kigyo``), ``tests/lonely.psu.Rout.save``,
 ``tests/testoutput/quantile-new.Rout.save``, ``tests/rakecheck.Rout.save`` (raking, linearised and
 jackknife), ``tests/testoutput/caleg.Rout.save`` (a total and the ratio estimator) and
-``tests/kalton.Rout.save`` (post-stratified and raked weights); each test names its file and lines. R
-prints 5 significant digits, so each value is checked to half a unit of its last printed digit, with a
-relative slack of 2e-6 for api.Rout.saved, a 2014 run, two of whose post-stratified SEs sit that close to a
-half-way point (23.921 and 26.934, where this code and svy give 23.920486 and 26.934535); the other values
-are checked with no slack.
+``tests/kalton.Rout.save`` (post-stratified and raked weights), and the printed output in two of its
+vignettes, ``inst/doc/survey.pdf`` and ``inst/doc/precalibrated.pdf``; each test names its file and
+lines (pages). R prints 5 significant digits, so each value is checked to half a unit of its last printed
+digit, with a relative slack of 2e-6 for api.Rout.saved, a 2014 run, two of whose post-stratified SEs sit
+that close to a half-way point (23.921 and 26.934, where this code and svy give 23.920486 and 26.934535); the
+other values are checked with no slack.
 """
 import numpy as np
 import pandas as pd
@@ -123,19 +124,64 @@ def test_total_and_ratio_estimator_of_apistrat_match_r(dstrat):
     printed_exactly(r["est"] * 3811472, 3190038, 0), printed_exactly(r["se"] * 3811472, 29565.98, 2)
 
 
+def test_the_survey_vignette_on_the_cluster_design(dclus1, apiclus1):
+    # inst/doc/survey.pdf ("A survey analysis example", built from inst/doc/survey.Rnw), pages 2-4
+    q = dclus1.quantile("api00", [0.25, 0.5, 0.75])   # svyquantile(~api00, dclus1, c(.25, .5, .75), ci=TRUE)
+    assert q[["est", "ci_lo", "ci_hi"]].to_numpy().tolist() == [[552, 492, 627], [652, 561, 714],
+                                                                 [719, 696, 777]]
+    for se, expected in zip(q["se"], (31.47166, 35.66788, 18.88300)):
+        printed_exactly(se, expected, 5)
+    # svytotal(~stype, dclus1): the totals of the school-type indicators
+    frame = apiclus1.assign(**{f"stype{s}": (apiclus1["stype"] == s).astype(float) for s in "EHM"})
+    t = Design(frame, weight="pw", psu="dnum", fpc="fpc").total(["stypeE", "stypeH", "stypeM"])
+    for (_, row), (est, se) in zip(t.iterrows(), ((4873.97, 1333.32), (473.86, 158.70), (846.17, 167.55))):
+        printed_exactly(row["est"], est, 2), printed_exactly(row["se"], se, 2)
+    # svyratio(~api.stu, ~enroll, dclus1) and the same in subset(dclus1, stype == "H")
+    r = dclus1.ratio("api.stu", "enroll").iloc[0]
+    printed_exactly(r["est"], 0.8497087, 7), printed_exactly(r["se"], 0.008386297, 9)
+    h = dclus1.ratio("api.stu", "enroll", by="stype").set_index("stype").loc["H"]
+    printed_exactly(h["est"], 0.8300683, 7), printed_exactly(h["se"], 0.01472607, 8)
+    # svyby(~ell + meals, ~stype, design=dclus1, svymean)
+    by = dclus1.mean(["ell", "meals"], by="stype").set_index(["variable", "stype"])
+    expected = {"ell": ([29.69444, 15.00000, 22.68000], [1.411617, 5.347065, 2.952862]),
+                "meals": ([53.09028, 37.57143, 43.08000], [7.070399, 5.912262, 6.017110])}
+    for var, (ests, ses) in expected.items():
+        for stype, est, se in zip("EHM", ests, ses):
+            row = by.loc[(var, stype)]
+            printed_exactly(row["est"], est, 5), printed_exactly(row["se"], se, 6)
+
+
+def test_calibrating_to_the_population_size_matches_r(dclus1, apiclus1):
+    # inst/doc/precalibrated.pdf ("Making use of pre-calibrated weights"), pages 1-2: svytotal(~one, dclus1)
+    # 6194 (1442.9); calibrated to the 6194 schools: svytotal(~one) SE 0, svytotal(~enroll) 3404940 (279915),
+    # svymean(~enroll) 549.72 (45.191), as before the calibration, and the weights unchanged
+    frame = apiclus1.assign(one=1.0, all="all")
+    plain = Design(frame, weight="pw", psu="dnum", fpc="fpc")
+    printed_exactly(plain.total("one").loc[0, "se"], 1442.9, 1)
+    cal = plain.poststratify("all", pd.Series({"all": 6194.0}))
+    one, enroll = cal.total(["one", "enroll"]).itertuples()
+    printed_exactly(one.est, 6194, 0), printed_exactly(one.se, 0, 0)
+    printed_exactly(enroll.est, 3404940, 0), printed_exactly(enroll.se, 279915, 0)
+    for d in (plain, cal):
+        m = d.mean("enroll").iloc[0]
+        printed_exactly(m["est"], 549.72, 2), printed_exactly(m["se"], 45.191, 3)
+    assert_allclose(cal.weights, plain.weights, rtol=1e-7)
+
+
 # Kalton's example, R survey tests/kalton.R: 12 cells a × b (a fastest), sample and population counts
 KALTON_CELLS = [(a, b) for b in (1, 2, 3) for a in (1, 2, 3, 4)]
 KALTON_SAMPLE = [20, 50, 100, 30, 40, 140, 50, 100, 40, 310, 50, 70]
 KALTON_POP = [80, 60, 170, 55, 40, 150, 60, 165, 55, 340, 200, 125]
 # tests/kalton.Rout.save: round(svytable(~a+b, design)/xtabs(~a+b, kaltonsample), 2), rows a = 1..4
-KALTON_TABLE_A = [[4.00, 1.00, 1.38], [1.20, 1.07, 1.10], [1.70, 1.20, 4.00], [1.83, 1.65, 1.79]]  # lines 59-64
-KALTON_TABLE_B = [[1.81, 1.45, 2.02], [1.08, 0.87, 1.21], [2.20, 1.76, 2.45], [1.83, 1.47, 2.04]]  # lines 75-80
+KALTON_TABLE_A = [[4.00, 1.00, 1.38], [1.20, 1.07, 1.10], [1.70, 1.20, 4.00], [1.83, 1.65, 1.79]]  # l. 59-64
+KALTON_TABLE_B = [[1.81, 1.45, 2.02], [1.08, 0.87, 1.21], [2.20, 1.76, 2.45], [1.83, 1.47, 2.04]]  # l. 75-80
 
 
 def test_kalton_post_stratified_and_raked_weights_match_r():
     sample = pd.DataFrame([cell for cell, n in zip(KALTON_CELLS, KALTON_SAMPLE) for _ in range(n)],
                           columns=["a", "b"])
-    pop = pd.DataFrame([cell for cell, n in zip(KALTON_CELLS, KALTON_POP) for _ in range(n)], columns=["a", "b"])
+    pop = pd.DataFrame([cell for cell, n in zip(KALTON_CELLS, KALTON_POP) for _ in range(n)],
+                       columns=["a", "b"])
     d = Design(sample)   # equal weights
     post = d.poststratify(["a", "b"], pop.groupby(["a", "b"]).size().astype(float))
     raked = d.rake({"a": pop.groupby("a").size().astype(float), "b": pop.groupby("b").size().astype(float)})

@@ -20,6 +20,7 @@ POP_TYPES = {"E": 4421.0, "H": 755.0, "M": 1018.0}
 POP_SCHWIDE = {"No": 1072.0, "Yes": 5122.0}
 POP_COMPIMP = {"No": 1712.0, "Yes": 4482.0}   # R survey tests/rakecheck.R: pop.imp
 COLUMNS = {"est": "est", "se": "se", "lci": "ci_lo", "uci": "ci_hi", "df": "df", "n": "n"}
+INTERVAL_COLUMNS = {k: v for k, v in COLUMNS.items() if k != "n"}   # results without a count
 
 
 def _svy_name(col: str) -> str:
@@ -46,7 +47,8 @@ def _same(ours: pd.DataFrame, theirs, keys=(), columns=COLUMNS):
         assert ours[list(keys)].astype(str).equals(t[list(keys)].astype(str))
     assert len(ours) == len(t)
     for theirs_col, our_col in columns.items():
-        assert_allclose(ours[our_col].to_numpy(float), t[theirs_col].to_numpy(float), rtol=1e-6, err_msg=our_col)
+        assert_allclose(ours[our_col].to_numpy(float), t[theirs_col].to_numpy(float), rtol=1e-6,
+                        err_msg=our_col)
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +89,8 @@ def test_raked_domains(clus1_raked):
     ours, s = clus1_raked
     _same(ours.mean("api00", by="comp.imp"), s.estimation.mean("api00", by="comp_imp"), keys=["comp_imp"])
     _same(ours.total("enroll", by="stype"), s.estimation.total("enroll", by="stype"), keys=["stype"])
-    _same(ours.ratio("api00", "api99", by="comp.imp"), s.estimation.ratio(y="api00", x="api99", by="comp_imp"),
-          keys=["comp_imp"])
+    _same(ours.ratio("api00", "api99", by="comp.imp"),
+          s.estimation.ratio(y="api00", x="api99", by="comp_imp"), keys=["comp_imp"])
 
 
 def test_poststratified_means_totals_ratios_and_domain_df(clus1_post):
@@ -96,10 +98,11 @@ def test_poststratified_means_totals_ratios_and_domain_df(clus1_post):
     _same(ours.mean("api00"), s.estimation.mean("api00"))
     _same(ours.mean("api00", by="sch.wide"), s.estimation.mean("api00", by="sch_wide"), keys=["sch_wide"])
     _same(ours.total("enroll", by="stype"), s.estimation.total("enroll", by="stype"), keys=["stype"])
-    _same(ours.total("api.stu", by="comp.imp"), s.estimation.total("api_stu", by="comp_imp"), keys=["comp_imp"])
+    _same(ours.total("api.stu", by="comp.imp"), s.estimation.total("api_stu", by="comp_imp"),
+          keys=["comp_imp"])
     _same(ours.ratio("api.stu", "enroll"), s.estimation.ratio(y="api_stu", x="enroll"))
-    _same(ours.ratio("api.stu", "enroll", by="sch.wide"), s.estimation.ratio(y="api_stu", x="enroll", by="sch_wide"),
-          keys=["sch_wide"])
+    _same(ours.ratio("api.stu", "enroll", by="sch.wide"),
+          s.estimation.ratio(y="api_stu", x="enroll", by="sch_wide"), keys=["sch_wide"])
 
 
 def test_raked_stratified_cluster_design_and_domains_across_strata(strat_raked):
@@ -123,17 +126,15 @@ def test_stratified_cluster_domains_and_ratio(apistrat):
     _same(ours.ratio("api00", "api99"), s.estimation.ratio(y="api00", x="api99"))
 
 
-QUANTILE_COLUMNS = {"est": "est", "se": "se", "lci": "ci_lo", "uci": "ci_hi", "df": "df"}
-
-
 def _quantiles(ours: pd.DataFrame, theirs, keys=()):
     """Our quantile table against svy's list of one Estimate per probability."""
     for p, est in zip(sorted(ours["q"].unique()), theirs):
-        _same(ours[ours["q"] == p].drop(columns=["variable", "q"]), est, keys=keys, columns=QUANTILE_COLUMNS)
+        _same(ours[ours["q"] == p].drop(columns=["variable", "q"]), est, keys=keys, columns=INTERVAL_COLUMNS)
 
 
 def test_quantiles_of_a_stratified_design(apistrat):
-    ours = Design(apistrat, weight="pw", strata="stype", fpc="fpc").quantile("api00", [0.1, 0.25, 0.5, 0.75, 0.9])
+    ours = Design(apistrat, weight="pw", strata="stype", fpc="fpc").quantile("api00",
+                                                                              [0.1, 0.25, 0.5, 0.75, 0.9])
     s = _sample(apistrat, stratum="stype", wgt="pw", pop_size="fpc")
     _quantiles(ours, s.estimation.quantile("api00", p=[0.1, 0.25, 0.5, 0.75, 0.9]))
 
@@ -161,18 +162,15 @@ def test_contrasts_of_domains(clus1_raked, kind):
     else:
         got = ours.contrast("api00", "stype", coefficients, kind=kind)
         theirs = getattr(s.estimation, kind)("api00", by="stype")
-    _same(got, theirs.contrast(coefficients), columns={"est": "est", "se": "se", "lci": "ci_lo", "uci": "ci_hi",
-                                                       "df": "df"})
+    _same(got, theirs.contrast(coefficients), columns=INTERVAL_COLUMNS)
 
 
 def test_contrast_of_two_domains_of_a_plain_design(apiclus1):
-    ours = Design(apiclus1, weight="pw", psu="dnum", fpc="fpc").contrast("api00", "comp.imp", {"Yes": 1, "No": -1})
+    design = Design(apiclus1, weight="pw", psu="dnum", fpc="fpc")
+    ours = design.contrast("api00", "comp.imp", {"Yes": 1, "No": -1})
     s = _sample(apiclus1, psu="dnum", wgt="pw", pop_size="fpc")
-    _same(ours, s.estimation.mean("api00", by="comp_imp").contrast({"Yes": 1, "No": -1}),
-          columns={"est": "est", "se": "se", "lci": "ci_lo", "uci": "ci_hi", "df": "df"})
-
-
-REP_COLUMNS = {"est": "est", "se": "se", "lci": "ci_lo", "uci": "ci_hi", "df": "df"}
+    theirs = s.estimation.mean("api00", by="comp_imp").contrast({"Yes": 1, "No": -1})
+    _same(ours, theirs, columns=INTERVAL_COLUMNS)
 
 
 @pytest.mark.parametrize("mse", [False, True])
@@ -181,22 +179,23 @@ def test_jackknife_with_calibration_in_each_replicate(apiclus1, mse):
     base = Design(apiclus1, weight="pw", psu="dnum").jackknife(mse=mse)
     s = _sample(apiclus1, psu="dnum", wgt="pw").weighting.create_jk_wgts()
     est = s.estimation
-    _same(base.mean("api00"), est.mean("api00", method="replication", variance_center=center), columns=REP_COLUMNS)
+    _same(base.mean("api00"), est.mean("api00", method="replication", variance_center=center),
+          columns=INTERVAL_COLUMNS)
     raked = base.rake({"stype": pd.Series(POP_TYPES), "sch.wide": pd.Series(POP_SCHWIDE)}, tol=1e-12)
     est = s.weighting.rake(controls={"stype": POP_TYPES, "sch_wide": POP_SCHWIDE}, tol=1e-12,
                            max_iter=1000).estimation
     _same(raked.mean("api00", by="stype"),
           est.mean("api00", by="stype", method="replication", variance_center=center), keys=["stype"],
-          columns=REP_COLUMNS)
+          columns=INTERVAL_COLUMNS)
     _same(raked.total("enroll"), est.total("enroll", method="replication", variance_center=center),
-          columns=REP_COLUMNS)
+          columns=INTERVAL_COLUMNS)
     _same(raked.ratio("api00", "api99"), est.ratio(y="api00", x="api99", method="replication",
-                                                   variance_center=center), columns=REP_COLUMNS)
+                                                   variance_center=center), columns=INTERVAL_COLUMNS)
     post = base.poststratify("stype", pd.Series(POP_TYPES))
     est = s.weighting.poststratify(controls=POP_TYPES, cells="stype").estimation
     _same(post.total("enroll", by="sch.wide"),
           est.total("enroll", by="sch_wide", method="replication", variance_center=center), keys=["sch_wide"],
-          columns=REP_COLUMNS)
+          columns=INTERVAL_COLUMNS)
 
 
 def test_bootstrap_replicates_calibrated_like_svy(apistrat):
@@ -214,7 +213,8 @@ def test_bootstrap_replicates_calibrated_like_svy(apistrat):
     raked = ours.rake({"sch.wide": pd.Series(POP_SCHWIDE), "comp.imp": pd.Series(POP_COMPIMP)}, tol=1e-12)
     est = s.weighting.rake(controls={"sch_wide": POP_SCHWIDE, "comp_imp": POP_COMPIMP}, tol=1e-12,
                            max_iter=1000).estimation
-    _same(raked.mean("api00", by="stype"), est.mean("api00", by="stype", method="replication"), keys=["stype"],
-          columns=cols)
+    _same(raked.mean("api00", by="stype"), est.mean("api00", by="stype", method="replication"),
+          keys=["stype"], columns=cols)
     _same(raked.total("enroll"), est.total("enroll", method="replication"), columns=cols)
-    _same(raked.ratio("api.stu", "enroll"), est.ratio(y="api_stu", x="enroll", method="replication"), columns=cols)
+    _same(raked.ratio("api.stu", "enroll"), est.ratio(y="api_stu", x="enroll", method="replication"),
+          columns=cols)

@@ -28,8 +28,8 @@ from tests.conftest import ROUND_DIR
 TIE_SUMS = {"A1": 9, "A2": 5, "A3": 15, "A4": 9, "A5": 3, "A6": 13, "A7": 12, "A8": 17}
 # ... which give these exact points, and Excel's ROUND(x, 2) of them (Python's round() gives 0.62, 1.12,
 # 0.62, 1.62, 2.12 and a total of 12.12)
-TIE_POINTS = {"A1": (1.5, 1.5), "A2": (0.625, 0.63), "A3": (2.5, 2.5), "A4": (1.125, 1.13), "A5": (0.625, 0.63),
-              "A6": (1.625, 1.63), "A7": (2.0, 2.0), "A8": (2.125, 2.13)}
+TIE_POINTS = {"A1": (1.5, 1.5), "A2": (0.625, 0.63), "A3": (2.5, 2.5), "A4": (1.125, 1.13),
+              "A5": (0.625, 0.63), "A6": (1.625, 1.63), "A7": (2.0, 2.0), "A8": (2.125, 2.13)}
 TIE_TOTAL = (12.125, 12.13)   # the rounded points add up to 12.15
 
 
@@ -78,14 +78,15 @@ def _random_row(builder, form, agency, rng, **extra) -> dict:
 
 def _rows(builder) -> list[dict]:
     rng = np.random.default_rng(20231001)
-    rows = _tie_sheets(builder, "SNV", np.random.default_rng(1)) + _tie_sheets(builder, "STP", np.random.default_rng(2))
+    rows = (_tie_sheets(builder, "SNV", np.random.default_rng(1))
+            + _tie_sheets(builder, "STP", np.random.default_rng(2)))
     for agency in ("STC", "SKHDT"):
         rows += [_random_row(builder, "CC-CT", agency, rng) for _ in range(6)]
         rows += [_random_row(builder, "LĐH-CH", agency, rng) for _ in range(2)]
     # division heads rate both departments that supervise their division: one PSU, two agencies
     for p, district in enumerate(("TAMKY", "TAMKY", "HOIAN", "HOIAN", "HOIAN")):
-        rows += [_random_row(builder, "LĐ-CP", dep, rng, division="TCKH", district=district, respondent=f"p{p}")
-                 for dep in ("STC", "SKHDT")]
+        rows += [_random_row(builder, "LĐ-CP", dep, rng, division="TCKH", district=district,
+                             respondent=f"p{p}") for dep in ("STC", "SKHDT")]
     # matrix sheets rating both departments
     for h in range(4):
         rows += [_random_row(builder, "HĐ-CT", dep, rng, respondent=f"h{h}") for dep in ("STC", "SKHDT")]
@@ -120,7 +121,8 @@ def _recompute(builder, stored: pd.DataFrame, method: dict):
     a["v"] = [coef[s].get(v, np.nan) for s, v in zip(a["scale"], a["value"])]
     # a sheet counts for an agency when at least half of its form's rated items are answered
     share = a.groupby(["response", "agency"])["v"].agg(lambda v: v.notna().sum())
-    need = a.groupby(["response", "agency"])["form"].first().map(rated) * method["validity"]["min_answered_share"]
+    need = (a.groupby(["response", "agency"])["form"].first().map(rated)
+            * method["validity"]["min_answered_share"])
     assert (share >= need).all()   # every sheet of this test is valid
     # m(r, c): mean over the sheet's valid items of c
     m = (a.groupby(["response", "respondent", "cell", "form", "agency", "kind", "criterion"])["v"].mean()
@@ -204,7 +206,8 @@ def test_exact_ties_round_as_excel_does(published):
             assert crit.loc[(agency, c), "points"] == rounded == excel_round(exact)
         assert totals.loc[agency, "exact"] == pytest.approx(TIE_TOTAL[0], abs=1e-12)
         assert summary.loc[agency, "survey_points"] == TIE_TOTAL[1]
-        assert round(sum(r for _, r in TIE_POINTS.values()), 2) == 12.15 != summary.loc[agency, "survey_points"]
+        rounded_sum = round(sum(r for _, r in TIE_POINTS.values()), 2)
+        assert rounded_sum == 12.15 != summary.loc[agency, "survey_points"]
 
 
 def test_ranks_within_the_kind_with_ties_sharing_the_best_rank(published):
