@@ -1,30 +1,42 @@
-"""Pure statistics for the survey service: weighting, design-based estimation, scoring, ranking.
+"""Pure statistics for the survey service: weighting, design-based estimation, scoring, ranking and the
+published tables.
 
 A leaf library: frames in, frames out; it imports nothing from the web, database or service layers.
 """
 from analysis.design import Design
+from analysis.encoding import ANSWER_COLUMNS, item_values
 from analysis.estimation import domain_means, mean_covariance
 from analysis.ranking import rank_intervals
 from analysis.reliability import DEFAULT_MAX_HALF_WIDTH, imprecise
 from analysis.rounding import round_half_away
 from analysis.sampling import recommend_sample_size, recommend_sample_sizes
 from analysis.scoring import (
-    ANSWER_COLUMNS,
-    DEFAULT_LONELY_PSU,
-    DEFAULT_MIN_RESPONDENTS,
     FLAG_LOW_RELIABILITY,
     FLAG_MISSING_GROUP,
     FLAG_NO_DATA,
     ScoreResult,
-    coefficient_preset,
     combine_groups,
     criterion_points,
     group_means,
-    group_shares,
-    item_values,
     respondent_scores,
     score_round,
+)
+from analysis.settings import (
+    DEFAULT_LONELY_PSU,
+    DEFAULT_MIN_RESPONDENTS,
+    coefficient_preset,
+    group_shares,
     validate_settings,
+)
+from analysis.tables import (
+    agency_ranks,
+    answer_weights,
+    criteria_table,
+    item_distributions,
+    option_table,
+    pair_codes,
+    sheet_weight_diagnostics,
+    summary_table,
 )
 from analysis.weighting import poststratify, rake, trim, weight_diagnostics
 
@@ -38,15 +50,21 @@ __all__ = [
     "FLAG_MISSING_GROUP",
     "FLAG_NO_DATA",
     "ScoreResult",
+    "agency_ranks",
+    "answer_weights",
     "coefficient_preset",
     "combine_groups",
+    "criteria_table",
     "criterion_points",
     "domain_means",
     "group_means",
     "group_shares",
     "imprecise",
+    "item_distributions",
     "item_values",
     "mean_covariance",
+    "option_table",
+    "pair_codes",
     "poststratify",
     "rake",
     "rank_intervals",
@@ -55,6 +73,8 @@ __all__ = [
     "respondent_scores",
     "round_half_away",
     "score_round",
+    "sheet_weight_diagnostics",
+    "summary_table",
     "trim",
     "validate_settings",
     "weight_diagnostics",

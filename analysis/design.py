@@ -512,7 +512,8 @@ class Design:
             step = self._steps[0]
             cell, n_cell = _cross_codes(step.codes, step.sizes)
             psu = self._d.psu
-            nested = np.unique(psu * np.int64(n_cell) + cell).size == self._d.psu_stratum.size
+            # a PSU of one row lies in one cell; otherwise count the distinct PSU × cell pairs
+            nested = self._d.row_psu or np.unique(psu * np.int64(n_cell) + cell).size == self._d.psu_stratum.size
             self._agg = (cell, n_cell) if nested else False
         return self._agg is not False
 
@@ -538,10 +539,12 @@ class Design:
             ratio = np.where(w > 0, omega / np.where(w > 0, w, 1.0), 0.0)    # r0 = x0 / w, weighted by ω
         cd = cell * np.int64(n_dom) + dc
         # PSU × domain cells of the rows in a domain, shared by every column
-        rows = np.flatnonzero(in_dom)
+        # (all rows, the usual case, as a slice: views instead of copies of every row below)
+        rows = slice(None) if in_dom.all() else np.flatnonzero(in_dom)
         if d.row_psu:   # every row its own PSU: the cells are the rows
-            inv, p_of, d_of = np.arange(rows.size), d.psu[rows], dc[rows]
-            n_pd = rows.size
+            p_of, d_of = d.psu[rows], dc[rows]
+            n_pd = p_of.size
+            inv = np.arange(n_pd)
         else:
             uniq, inv = np.unique(d.psu[rows] * np.int64(n_dom) + dc[rows], return_inverse=True)
             inv, p_of, d_of, n_pd = inv.ravel(), uniq // n_dom, uniq % n_dom, uniq.size
@@ -552,7 +555,9 @@ class Design:
         w_hc = np.bincount(hc, weights=w_p, minlength=n_str * n_cell).reshape(n_str, n_cell)
         w2_hc = np.bincount(hc, weights=w_p * w_p, minlength=n_str * n_cell).reshape(n_str, n_cell)
         hd = d.psu_stratum[p_of] * np.int64(n_dom) + d_of
-        c_of = cell_p[p_of]
+        # each PSU × domain cell's calibration cell × domain (into beta) and PSU weight, for every column
+        cd_of = cell_p[p_of] * np.int64(n_dom) + d_of
+        w_of = w_p[p_of]
         if step.kind == "rake":
             counts = np.bincount(cell, minlength=n_cell).astype(float)
             margins = []
@@ -613,7 +618,8 @@ class Design:
                       * scale_d[:, d_of])
             s1 = gsum("hd", hd, n_str * n_dom, x0).reshape(k, n_str, n_dom)
             s2 = gsum("hd", hd, n_str * n_dom, x0 * x0).reshape(k, n_str, n_dom)
-            cross = gsum("hd", hd, n_str * n_dom, beta[:, c_of, d_of] * w_p[p_of] * x0).reshape(k, n_str, n_dom)
+            cross = gsum("hd", hd, n_str * n_dom, np.take(beta.reshape(k, -1), cd_of, axis=1) * w_of * x0
+                         ).reshape(k, n_str, n_dom)
             sum2 = s2 - 2 * cross + np.einsum("hc,kcd->khd", w2_hc, beta * beta)
             sum1 = s1 - np.einsum("hc,kcd->khd", w_hc, beta)
             out[a:a + k] = np.einsum("h,khd->kd", scale_h, np.maximum(sum2 - sum1 * sum1 / d.n_h[None, :, None], 0.0))

@@ -181,12 +181,8 @@ def _mask_of(starts: np.ndarray, n: int) -> np.ndarray:
     return mask
 
 
-def _core(design: _Design, dom: np.ndarray, n_dom: int, y: np.ndarray, w: np.ndarray) -> _DomainCore:
-    """Domain sums and PSU × domain influence totals; *y* is K × n (NaN = missing), *w* K × n or 1 × n.
-
-    Rows are sorted once by (domain, stratum, PSU) so that domains, PSU × domain cells and
-    stratum × domain pairs are contiguous blocks; temporaries are reused to limit memory traffic.
-    """
+def _core_order(design: _Design, dom: np.ndarray, n_dom: int) -> np.ndarray:
+    """The rows in a domain, sorted by (domain, stratum, PSU): the order :func:`_core` works in."""
     psu = design.psu
     h = design.psu_stratum[psu]
     keep = dom >= 0
@@ -198,20 +194,36 @@ def _core(design: _Design, dom: np.ndarray, n_dom: int, y: np.ndarray, w: np.nda
         order = np.lexsort((psu[keep], h[keep], dom[keep]))
     if not keep.all():
         order = np.flatnonzero(keep)[order]
-    dom, psu = dom[order], psu[order]
-    y = np.take(y, order, axis=1)
-    w = np.take(w, order, axis=1)
+    return order
+
+
+def _core(design: _Design, dom: np.ndarray, n_dom: int, y: np.ndarray, w: np.ndarray,
+          order: np.ndarray | None = None) -> _DomainCore:
+    """Domain sums and PSU × domain influence totals; *y* is K × n (NaN = missing), *w* K × n or 1 × n.
+
+    Rows are sorted once by (domain, stratum, PSU) so that domains, PSU × domain cells and
+    stratum × domain pairs are contiguous blocks; temporaries are reused to limit memory traffic.
+    A caller that already holds *y* and *w* in that order passes it as *order* (from
+    :func:`_core_order`); its *y* and *w* are then used as work space.
+    """
+    if order is None:
+        order = _core_order(design, dom, n_dom)
+        y = np.take(y, order, axis=1)
+        w = np.take(w, order, axis=1)
+    dom, psu = dom[order], design.psu[order]
     valid = ~np.isnan(y)
     np.copyto(y, 0.0, where=~valid)
     wm = np.multiply(w, valid)
-    wmy = np.multiply(wm, y)
     d_starts = _block_starts(dom)
+    wsq = _segment_sum(wm, d_starts, w)
+    # w is not needed any more: w · m · y goes into its memory when the shapes allow
+    wmy = np.multiply(wm, y, out=w if w.shape == y.shape else None)
+    del w
     wsum = _segment_sum(wm, d_starts)
     t1 = _segment_sum(wmy, d_starts)
     count = _segment_sum(valid, d_starts)
     a2 = _segment_sum(wmy, d_starts, y)
-    wsq = _segment_sum(wm, d_starts, w)
-    del valid, y, w
+    del valid, y
     pos = wsum > 0
     safe_w = np.where(pos, wsum, 1.0)
     mean = np.where(pos, t1 / safe_w, np.nan)

@@ -1,6 +1,6 @@
 """End-to-end benchmark of the analysis library on synthetic survey data.
 
-Usage: .venv/bin/python bench/bench_analysis.py [--rows N] [--subset M] [--seed S]
+Usage: .venv/bin/python bench/bench_analysis.py [--rows N] [--subset M] [--seed S] [--before DIR]
 
 Synthesises N responses (43 agencies, 8 forms, 20 items each; long answers frame of 20·N rows with
 integer response ids, categorical code columns and the 20 answers of a sheet consecutive, which is
@@ -10,19 +10,29 @@ domain means with calibration-aware standard errors for the 20 items (Design.mea
 baseline is the fixed-weight domain_means of the same weights. On the first M rows raking and
 estimation are compared with svy 0.35 (time and numbers) when it is installed. Prints wall and CPU
 time per stage, peak memory and a markdown table.
+
+``--before DIR`` first runs the same stages, in a process of its own, with the ``analysis`` package
+of DIR (an export of an earlier commit: ``git archive COMMIT | tar -x -C DIR``), prints its times
+beside these and checks that every frame of score_round and the estimates are equal to the last bit.
+CPU time is the figure to compare on a shared machine; the load average is printed with it.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import pickle
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# the analysis package measured: this repository's, or DIR's when run as the child of --before DIR
+sys.path.insert(0, os.environ.get("BENCH_ANALYSIS_FROM") or str(Path(__file__).resolve().parent.parent))
 
 from analysis import Design, domain_means, score_round  # noqa: E402
 
@@ -100,17 +110,11 @@ def elapsed(t: float, c: float) -> tuple[float, float]:
     return time.perf_counter() - t, time.process_time() - c
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, help="number of responses")
-    parser.add_argument("--subset", type=int, default=50_000, help="rows for the svy comparison")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    n = args.rows
+def run_stages(n: int, seed: int) -> dict:
+    """Synthesise, score, rake and estimate; the times (wall, CPU) per stage, peak memory and outputs."""
     times: dict[str, tuple[float, float]] = {}
-
     t, c = time.perf_counter(), time.process_time()
-    answers, items, rng = synthesise(n, args.seed)
+    answers, items, rng = synthesise(n, seed)
     times["synthesise (not part of the library)"] = elapsed(t, c)
 
     t, c = time.perf_counter(), time.process_time()
@@ -136,15 +140,15 @@ def main() -> None:
     est = design.mean(qcols, by="agency")
     times["estimation: calibration-aware means 43 agencies x 20 items"] = elapsed(t, c)
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    return {"times": times, "peak_gb": peak_gb, "result": result, "est": est, "wide": wide, "design": design,
+            "margins": margins, "qcols": qcols}
 
-    # same run baseline: the fixed-weight SEs of the same raked weights
-    t = time.perf_counter()
-    fixed = domain_means(wide.assign(w=design.weights.to_numpy()), qcols, "agency", "w", strata="group")
-    t_fixed = time.perf_counter() - t
 
+def print_times(title: str, run: dict) -> None:
+    times = run["times"]
     total = sum(v for k, (v, _) in times.items() if not k.startswith("synth"))
     total_cpu = sum(v for k, (_, v) in times.items() if not k.startswith("synth"))
-    print(f"\n## analysis benchmark: {n:,} responses x 20 items ({20 * n:,} answers)\n")
+    print(f"\n{title}\n")
     # CPU time (all threads of this process) next to wall time: on a shared machine the wall time
     # also counts the time other processes hold the cores
     print("| stage | wall time (s) | CPU time (s) |")
@@ -152,13 +156,66 @@ def main() -> None:
     for k, (v, cpu) in times.items():
         print(f"| {k} | {v:.3f} | {cpu:.3f} |")
     print(f"| **library total (scoring + raking + estimation)** | **{total:.3f}** | **{total_cpu:.3f}** |")
-    print(f"\npeak memory (ru_maxrss): {peak_gb:.2f} GB")
+    print(f"\npeak memory (ru_maxrss): {run['peak_gb']:.2f} GB; load average {os.getloadavg()[0]:.1f}")
+
+
+def outputs(run: dict) -> dict:
+    """Every frame the stages publish, for the equality check against another version."""
+    res = run["result"]
+    return {**{f"score_round.{f}": getattr(res, f) for f in res.__dataclass_fields__}, "Design.mean": run["est"]}
+
+
+def unequal(before: dict, now: dict) -> list[str]:
+    """Names of the frames that differ in any bit (values, dtypes, labels)."""
+    bad = []
+    for name, frame in before.items():
+        try:
+            pd.testing.assert_frame_equal(frame, now[name], check_exact=True)
+        except (AssertionError, KeyError):
+            bad.append(name)
+    return bad
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="number of responses")
+    parser.add_argument("--subset", type=int, default=50_000, help="rows for the svy comparison")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--before", type=Path, help="also measure the analysis package exported into this directory")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # write this process's run to a file
+    args = parser.parse_args()
+    n = args.rows
+    if args.child:
+        run = run_stages(n, args.seed)
+        with open(args.child, "wb") as f:
+            pickle.dump({"times": run["times"], "peak_gb": run["peak_gb"], "outputs": outputs(run)}, f)
+        return
+    before = None
+    if args.before:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "before.pkl"
+            subprocess.run([sys.executable, __file__, "--rows", str(n), "--seed", str(args.seed), "--child", str(out)],
+                           env={**os.environ, "BENCH_ANALYSIS_FROM": str(args.before.resolve())}, check=True)
+            with open(out, "rb") as f:
+                before = pickle.load(f)
+        print_times(f"## before ({args.before}): {n:,} responses x 20 items ({20 * n:,} answers)", before)
+
+    run = run_stages(n, args.seed)
+    result, est, wide, design, qcols = run["result"], run["est"], run["wide"], run["design"], run["qcols"]
+    # same run baseline: the fixed-weight SEs of the same raked weights
+    t = time.perf_counter()
+    fixed = domain_means(wide.assign(w=design.weights.to_numpy()), qcols, "agency", "w", strata="group")
+    t_fixed = time.perf_counter() - t
+    print_times(f"## analysis benchmark: {n:,} responses x 20 items ({20 * n:,} answers)", run)
     ratio = (fixed["se"].to_numpy() / est.sort_values(["agency", "variable"])["se"].to_numpy())
     print(f"agencies scored: {len(result.totals)}, flagged values: {len(result.flags)}, "
           f"estimate rows: {len(est)}; baseline fixed-weight domain_means {t_fixed:.3f} s, "
           f"fixed / calibrated SE: median {np.median(ratio):.3f}")
+    if before is not None:
+        bad = unequal(before["outputs"], outputs(run))
+        print(f"equal to the last bit to the version before: {'yes' if not bad else 'NO: ' + ', '.join(bad)}")
     # complete rows only: svy drops rows with a missing value, which would change its strata sizes
-    compare_with_svy(wide.iloc[: args.subset].dropna(subset=qcols).reset_index(drop=True), margins, qcols)
+    compare_with_svy(wide.iloc[: args.subset].dropna(subset=qcols).reset_index(drop=True), run["margins"], qcols)
 
 
 def compare_with_svy(sub: pd.DataFrame, margins: dict, qcols: list) -> None:

@@ -25,15 +25,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import load_client  # noqa: E402
 from bench.bench_portal import prepare, start_gunicorn  # noqa: E402
 from survey_service.db import make_engine  # noqa: E402
-from survey_service.models import CodeStatus, InvitationCode, Response  # noqa: E402
+from survey_service.models import Ballot, CodeStatus, InvitationCode, Response  # noqa: E402
 
 
 def stored(url: str, codes: list[str]) -> tuple[int, int]:
-    """(responses in the database, how many of ``codes`` are spent)."""
+    """(responses and sealed ballots in the database, how many of ``codes`` are spent): a CC-* ballot is one
+    response waiting for the end of its day."""
     engine = make_engine(url)
     try:
         with engine.connect() as con:
-            responses = con.scalar(sa.select(sa.func.count()).select_from(Response))
+            responses = sum(con.scalar(sa.select(sa.func.count()).select_from(table)) for table in (Response, Ballot))
             spent = 0
             for i in range(0, len(codes), 5000):
                 spent += con.scalar(sa.select(sa.func.count()).select_from(InvitationCode).where(

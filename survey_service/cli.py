@@ -232,14 +232,38 @@ def round_schedule(code, opens_on, closes_on):
 @round_group.command("close")
 @click.argument("code")
 @with_appcontext
+@needs_secrets("SECRET_KEY")
 def round_close(code):
-    """Close collection of round CODE now."""
+    """Close collection of round CODE now and release every sealed ballot into the responses."""
     from survey_service.services import rounds
 
     session = get_session()
-    rounds.close(session, _round_or_fail(session, code), actor="cli")
+    try:
+        released = rounds.close(session, _round_or_fail(session, code), secret=current_app.config["SECRET_KEY"],
+                                actor="cli")
+    except rounds.RoundError as exc:
+        session.rollback()
+        fail(str(exc))
     session.commit()
-    click.echo(f"Đã đóng đợt {code}.")
+    click.echo(f"Đã đóng đợt {code}; {released.ballots} phiếu trực tuyến đang niêm phong đã được đưa vào dữ liệu.")
+
+
+@round_group.command("release")
+@click.argument("code")
+@with_appcontext
+@needs_secrets("SECRET_KEY")
+def round_release(code):
+    """Release round CODE's sealed ballots of past days into the responses (today's wait for tomorrow)."""
+    from survey_service.services import ballots, rounds
+
+    session = get_session()
+    released = ballots.release(session, _round_or_fail(session, code), current_app.config["SECRET_KEY"],
+                               today=rounds.local_today())
+    session.commit()
+    click.echo(f"Đợt {code}: {released.ballots} phiếu trực tuyến ({released.responses} phiếu trả lời) đã được đưa "
+               f"vào dữ liệu; {released.waiting} phiếu của hôm nay chờ đến ngày mai.")
+    if released.unreadable:
+        fail(rounds.unreadable_message(released.unreadable))
 
 
 # --- users ---------------------------------------------------------------------------------------
@@ -447,9 +471,11 @@ def analysis_group():
 @click.option("--responses", "responses_path", type=click.Path(dir_okay=False),
               help="Also write the response-level SPSS .sav (one case per sheet × agency, value labels).")
 @with_appcontext
+@needs_secrets("SECRET_KEY")
 def analysis_run(round_code, outputs, answers_path, responses_path):
-    """Compute a round's results from its stored responses and write them."""
-    from survey_service.services import exports, results
+    """Compute a round's results from its stored responses and write them (sealed ballots of past days are
+    released first)."""
+    from survey_service.services import ballots, exports, results, rounds
 
     for out in outputs:
         if Path(out).suffix.lower() not in exports.FORMATS:
@@ -458,6 +484,11 @@ def analysis_run(round_code, outputs, answers_path, responses_path):
         fail(f"--responses ghi tệp SPSS: tên tệp phải có đuôi .sav ({responses_path}).")
     session = get_session()
     rnd = _round_or_fail(session, round_code)
+    released = ballots.release(session, rnd, current_app.config["SECRET_KEY"], today=rounds.local_today())
+    session.commit()
+    if released.waiting or released.unreadable:
+        click.echo(ballots.waiting_note(released.waiting) + (
+            " " + rounds.unreadable_message(released.unreadable) if released.unreadable else ""))
     try:
         res = results.round_results(session, rnd)
     except results.ResultsError as exc:

@@ -341,6 +341,26 @@ class Draft(Base):
         return f"<Draft {self.id}>"
 
 
+class Ballot(Base):
+    """A submitted online questionnaire, sealed until its day is over (:mod:`survey_service.services.ballots`).
+
+    Clear only in what a submission must show at once: its quota cell (the dashboard and the cell's quota
+    count it) and its day. Everything else, the agencies rated, the answers, the division, is one sealed
+    value padded to a size fixed by the form, so neither its content nor its length tells one respondent
+    from another. Released into responses in shuffled batches, then deleted.
+    """
+
+    __tablename__ = "ballot"
+
+    id: Mapped[int] = mapped_column(RandomKey, primary_key=True, autoincrement=False, default=random_key)
+    quota_cell_id: Mapped[int] = mapped_column(sa.ForeignKey("quota_cell.id", ondelete="CASCADE"), index=True)
+    submitted_on: Mapped[date] = mapped_column(index=True)
+    sealed: Mapped[str] = mapped_column(sa.Text)
+
+    def __repr__(self) -> str:
+        return f"<Ballot cell={self.quota_cell_id} {self.submitted_on}>"
+
+
 class Sheet(Base):
     """One printed paper form with a serial, bound to a quota cell."""
 
@@ -419,8 +439,8 @@ class Response(Base):
 
     __tablename__ = "response"
 
-    #: Random (:func:`random_key`); the rows of an online cell are rewritten in random order at each
-    #: submission (:mod:`survey_service.services.portal`), so neither key nor storage order follows time.
+    #: Random (:func:`random_key`); online responses are written from sealed ballots in shuffled batches
+    #: (:mod:`survey_service.services.ballots`), so neither key nor storage order follows time.
     id: Mapped[int] = mapped_column(RandomKey, primary_key=True, autoincrement=False, default=random_key)
     #: Public random id (uuid4 hex), never derived from the code.
     uid: Mapped[str] = mapped_column(sa.String(32), unique=True)

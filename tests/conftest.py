@@ -152,6 +152,20 @@ def collect_from_today(session, rnd) -> None:
     session.commit()
 
 
+def release_ballots(session, secret: str = "test-secret") -> int:
+    """Release every round's sealed ballots into responses, as closing the round does (without closing it):
+    tests that look at stored responses right after a submission call this. Returns the ballots released."""
+    import sqlalchemy as sa
+
+    from survey_service.models import Round
+    from survey_service.services import ballots, rounds
+
+    released = sum(ballots.release(session, rnd, secret, today=rounds.local_today(), everything=True).ballots
+                   for rnd in session.scalars(sa.select(Round)))
+    session.commit()
+    return released
+
+
 @pytest.fixture
 def make_user(session):
     """Factory: ``make_user("supervisor", username="gs1")`` creates a committed staff account."""

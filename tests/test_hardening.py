@@ -156,7 +156,7 @@ def test_a_closed_rounds_sheet_is_not_keyed_until_the_round_is_reopened(app, loa
     plans = sheets.paper_cells(session, loaded_round, form_code="LĐH-CH", agency_code="SNV")
     sheet = sheets.issue_sheets(session, loaded_round, plans, actor="test")[0]
     session.commit()
-    rounds.close(session, loaded_round, actor="test")
+    rounds.close(session, loaded_round, secret="test-secret", actor="test")
     session.commit()
     make_user("clerk", username="buudien")
     auth.login("buudien")

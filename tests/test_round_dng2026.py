@@ -17,7 +17,7 @@ from survey_service import questionnaires as qmod
 from survey_service.models import Response, Sheet, SheetState
 from survey_service.services import imports, invitations, portal, results, rounds
 from survey_service.web.respond import local_today
-from tests.conftest import PASSWORD, QUESTIONNAIRE_DIR
+from tests.conftest import PASSWORD, QUESTIONNAIRE_DIR, release_ballots
 from tests.portal.test_browser import VIEWPORT, answer_by_keyboard, submit_by_keyboard
 from tests.results.conftest import csv_bytes
 
@@ -167,6 +167,7 @@ def test_online_response_through_the_portal(dng_round, session, browser, live_se
     assert page.locator("h1").inner_text() == "Cảm ơn Anh/Chị đã gửi phiếu"
     page.screenshot(path=str(artifacts / "dng-online-thanks.png"))
     context.close()
+    release_ballots(session)
     [stored] = session.scalars(sa.select(Response)).all()
     assert stored.form_code == "CC-CX" and stored.agency.code == "TAMKY" and stored.channel.value == "online"
 

@@ -250,14 +250,15 @@ def write_csv(results: RoundResults, path: Path) -> None:
     write_provenance(results, path)
 
 
-def write_answers_csv(results: RoundResults, path: str | Path, *, min_group: int | None = None) -> Path:
+def write_answers_csv(results: RoundResults, path: str | Path) -> Path:
     """The tidy long file: one row per counted answer with its value and weight (S = Σ weight·value).
 
-    :param min_group: leave out the answers of every group (form × agency rated) with fewer respondents (the
-        web download); for those agencies the weights then no longer add up to the points.
+    Per-response rows, so the answers of every group (form × agency rated) with fewer respondents than the
+    round's ``min_breakdown`` are left out, as on every page and in every other export; for those agencies the
+    weights then no longer add up to the points.
     """
     path = Path(path)
-    answers = small_groups_removed(results.answers, min_group)[0] if min_group else results.answers
+    answers = small_groups_removed(results.answers, results.provenance["analysis_parameters"]["min_breakdown"])[0]
     tabular.csv_frame(_labelled(results, answers)).to_csv(
         path, index=False, lineterminator="\n", float_format="%.17g", encoding="utf-8-sig")
     write_provenance(results, path)

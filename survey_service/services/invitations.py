@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from survey_service.models import (
     Agency, Channel, CodeBatch, CodeStatus, InvitationCode, QuotaCell, Response, Round, StaffUser,
 )
-from survey_service.services import audit, rounds, tabular
+from survey_service.services import audit, ballots, rounds, tabular
 from survey_service.services.pdf import FONT, nfc, qr_image, register_fonts
 
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -161,6 +161,8 @@ def cell_counts(session: Session, rnd: Round) -> list[CellCodes]:
     respondents = dict(session.execute(
         sa.select(Response.quota_cell_id, sa.func.count(sa.distinct(Response.respondent_key)))
         .where(Response.round_id == rnd.id).group_by(Response.quota_cell_id)).all())
+    for cell_id, sealed in ballots.waiting_by_cell(session, rnd.id).items():
+        respondents[cell_id] = respondents.get(cell_id, 0) + sealed
     return [
         CellCodes(cell, cell.target, respondents.get(cell.id, 0), by_status.get((cell.id, CodeStatus.UNUSED), 0),
                   by_status.get((cell.id, CodeStatus.USED), 0), by_status.get((cell.id, CodeStatus.REVOKED), 0))

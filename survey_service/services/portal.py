@@ -1,22 +1,19 @@
 """The online portal: open an invitation code, start and save a draft, check answers, submit once.
 
 What is stored: a draft holds the answers under its code until submission, sealed with a key derived from
-the code and the server's secret; submitting creates one Response per agency rated (with Answers), deletes
-the draft and marks the code used, in one transaction. A Response holds no code, address or user agent,
-only the day it was submitted; the responses of one submission share a fresh random ``respondent_key``.
-The code keeps only its status and the random submission id of the form that spent it, so a retried POST
-is recognised. Nothing written at submission orders the cell's responses by time: keys are random, the
-submission is not in the audit log, and the cell's responses and answers are all written again, in random
-order, by the submission's transaction (:func:`_rewrite_cell`), so neither SQLite's rowid order, nor
-PostgreSQL's physical order (``ctid``) or writing transaction (``xmin``) tells the last one from the others.
+the code and the server's secret; submitting puts one sealed ballot in the round's ballot box (the agencies
+rated and their answers; :mod:`survey_service.services.ballots`), deletes the draft and marks the code
+used, in one transaction. No response row is written at submission: the ballots become responses in
+shuffled batches once their day is over, so nothing the submission wrote, in the tables or in the database's
+write-ahead log, is a response in the order it came. The code keeps only its status and the random
+submission id of the form that spent it, so a retried POST is recognised; the submission is not in the
+audit log.
 """
 from __future__ import annotations
 
-import random
 import re
 import secrets
 import unicodedata
-import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -26,24 +23,25 @@ from sqlalchemy.orm import Session
 
 from survey_service import questionnaires as qn
 from survey_service.models import (
-    Agency, Answer, Channel, CodeStatus, Division, Draft, InvitationCode, QuestionnaireVersion, QuotaCell,
-    Response, Round, RoundForm, division_department, random_key,
+    Agency, CodeStatus, Division, Draft, InvitationCode, QuestionnaireVersion, QuotaCell, Response, Round,
+    RoundForm, division_department,
 )
-from survey_service.services import invitations, ratelimit, rounds
+from survey_service.services import ballots, invitations, ratelimit, rounds
 from survey_service.services.sealing import Sealer
 
 SUBMISSION_ID = re.compile(r"^[0-9a-f]{32}$")
 
 # The statements of a respondent's requests, built once: building an ORM statement and its cache key
 # costs more CPU than running it.
-_RESPONDENTS = sa.select(sa.func.count(sa.distinct(Response.respondent_key))).where(
-    Response.quota_cell_id == sa.bindparam("cell_id"))
+#: A cell's respondents: its released responses (one respondent key each) and the ballots still sealed.
+_RESPONDENTS = sa.select(sa.func.count(sa.distinct(Response.respondent_key)) + ballots.waiting_in_cell(
+    sa.bindparam("cell_id"))).where(Response.quota_cell_id == sa.bindparam("cell_id"))
 # Columns rather than ORM entities: a request reads a handful of values and writes through plain
 # statements, and loading five mapped objects per request cost more than the query itself.
 _code_t, _cell_t, _agency_t, _round_t, _round_form_t, _draft_t, _division_t = (
     InvitationCode.__table__, QuotaCell.__table__, Agency.__table__, Round.__table__, RoundForm.__table__,
     Draft.__table__, Division.__table__)
-_response_t, _answer_t = Response.__table__, Answer.__table__
+_response_t = Response.__table__
 _LOOKUP = (
     sa.select(
         _code_t.c.id, _code_t.c.code, _code_t.c.status, _code_t.c.submission_id,
@@ -57,7 +55,8 @@ _LOOKUP = (
         # The cell's respondents, counted in the same round trip but only when a new draft may have to be
         # refused because the cell is full.
         sa.case((sa.and_(_draft_t.c.id.is_(None), _code_t.c.status == CodeStatus.UNUSED),
-                 sa.select(sa.func.count(sa.distinct(_response_t.c.respondent_key)))
+                 sa.select(sa.func.count(sa.distinct(_response_t.c.respondent_key))
+                           + ballots.waiting_in_cell(_cell_t.c.id))
                  .where(_response_t.c.quota_cell_id == _cell_t.c.id).scalar_subquery())).label("respondents"),
     )
     .select_from(_code_t)
@@ -74,30 +73,6 @@ _SPEND = (
     .where(_code_t.c.id == sa.bindparam("code_id"), _code_t.c.status == CodeStatus.UNUSED)
     .values(status=CodeStatus.USED, submission_id=sa.bindparam("sid"))
 )
-_INSERT_RESPONSE = sa.insert(_response_t)
-_ANSWER_COLUMNS = ("id", "response_id", "agency_id", "item_code", "value")
-_ANSWER_ARRAYS = [sa.func.unnest(sa.bindparam(f"{name}s", type_=postgresql.ARRAY(type_))) for name, type_ in (
-    ("id", sa.BigInteger), ("response_id", sa.BigInteger), ("agency_id", sa.Integer), ("item_code", sa.String),
-    ("value", sa.Text))]
-#: PostgreSQL: all of a cell's answers in one statement, each column sent as one array, inserted in the
-#: arrays' order.
-_INSERT_ANSWER_ARRAYS = sa.insert(_answer_t).from_select(list(_ANSWER_COLUMNS), sa.select(*_ANSWER_ARRAYS))
-_CELL_RESPONSES = _response_t.c.quota_cell_id == sa.bindparam("cell_id")
-_CELL_ANSWERS = sa.select(*(_answer_t.c[name] for name in _ANSWER_COLUMNS)).join(
-    _response_t, _response_t.c.id == _answer_t.c.response_id).where(_CELL_RESPONSES)
-# PostgreSQL, one statement: take the cell's answers out (returned), and its responses out and back in,
-# in random order (new row versions, so new places and a new xmin). The answers are deleted before the
-# responses so that the cascade has nothing left to delete.
-_rewrite_answers_t = sa.delete(_answer_t).where(
-    _answer_t.c.response_id == _response_t.c.id, _CELL_RESPONSES).returning(
-    *(_answer_t.c[name] for name in _ANSWER_COLUMNS)).cte("moved_answers")
-_moved_responses = sa.delete(_response_t).where(_CELL_RESPONSES).returning(*_response_t.c).cte("moved_responses")
-_reinsert_responses = sa.insert(_response_t).from_select(
-    [c.name for c in _response_t.c],
-    sa.select(*(_moved_responses.c[c.name] for c in _response_t.c)).order_by(sa.func.random())).cte(
-    "reinserted_responses")
-_REWRITE_CELL_PG = sa.select(*_rewrite_answers_t.c).add_cte(_moved_responses).add_cte(_reinsert_responses)
-_LOCK_CELL = sa.select(_cell_t.c.id).where(_cell_t.c.id == sa.bindparam("cell_id")).with_for_update()
 _DELETE_DRAFT = sa.delete(_draft_t).where(_draft_t.c.id == sa.bindparam("draft_id"))
 _DRAFT_COLUMNS = (_draft_t.c.id, _draft_t.c.sealed, _draft_t.c.answers, _draft_t.c.division_id)
 _START_DRAFT = {
@@ -230,6 +205,8 @@ class Access:
     draft: DraftInfo | None
     #: Seals and opens this code's draft (none for the staff preview, which saves nothing).
     sealer: Sealer | None = None
+    #: Seals the submitted answers into the round's ballot box (none for the preview).
+    ballot_box: Sealer | None = None
     division: DivisionInfo | None = None
     #: The agencies rated, in form order (a supervising form: those supervising the chosen division).
     rated_agencies: list[RatedAgency] = field(default_factory=list)
@@ -315,6 +292,7 @@ def open_code(
     draft = _draft_info(sealer, row.draft_id, row.sealed, row.answers, row.division_id) \
         if row.draft_id is not None else None
     access = _access(session, invitation, cell, rnd, row.questionnaire_version_id, draft, sealer)
+    access.ballot_box = ballots.sealer(secret, rnd.code)
     if invitation.status is CodeStatus.USED:
         if submission_id and invitation.submission_id == submission_id:
             access.submitted = True
@@ -444,12 +422,12 @@ def _draft_info(sealer: Sealer, draft_id: int, sealed: str | None, legacy: dict 
 def submit(
     session: Session, access: Access, answers: dict[str, dict[str, str]], submission_id: str, *, today: date,
 ) -> bool:
-    """Store the responses and spend the code, once.
+    """Put the answers in the ballot box and spend the code, once, in one transaction.
 
     The code is marked used by a conditional UPDATE, so of two identical POSTs racing each other only
     one stores anything; the other finds its own submission id on the code and is told it succeeded.
 
-    :return: True if this call stored the responses, False if it was a retry of the same submission.
+    :return: True if this call stored the answers, False if it was a retry of the same submission.
     :raises Refusal: "submitted" when another submission already spent the code.
     """
     if not SUBMISSION_ID.match(submission_id or ""):
@@ -462,27 +440,14 @@ def submit(
         if stored == submission_id:
             return False
         raise Refusal("submitted", access)
-    respondent_key = uuid.uuid4().hex
-    new_answers = []
-    # Plain INSERTs on the tables rather than ORM objects: dozens of answers per response, and nothing here
-    # reads them back.
-    for agency in access.rated_agencies:
-        response_id = random_key()
-        session.execute(_INSERT_RESPONSE, {
-            "id": response_id, "uid": uuid.uuid4().hex, "round_id": access.round.id,
-            "quota_cell_id": access.cell.id, "form_code": access.questionnaire.code,
-            "questionnaire_version_id": access.version_id, "agency_id": agency.id, "channel": Channel.ONLINE,
-            "submitted_on": today, "division_id": access.division.id if access.division else None,
-            "respondent_key": respondent_key, "surplus": False,
-        })
-        new_answers += [(random_key(), response_id, agency.id, code, value)
-                        for code, value in clean[agency.code].items()]
-    _rewrite_cell(session, access.cell.id, new_answers)
+    ballots.cast(session, access.ballot_box, cell_id=access.cell.id, questionnaire=access.questionnaire,
+                 version_id=access.version_id, division_id=access.division.id if access.division else None,
+                 answers=[(agency.id, clean[agency.code]) for agency in access.rated_agencies], today=today)
     if access.draft is not None:
         session.execute(_DELETE_DRAFT, {"draft_id": access.draft.id})
         access.draft = None
-    # Nothing in the audit log: a timed record per submission would order the responses. The day of each
-    # response is on the response itself.
+    # Nothing in the audit log: a timed record per submission would order the responses. The day is on
+    # the ballot.
     return True
 
 
@@ -502,36 +467,6 @@ def forget_written(session: Session) -> None:
         finally:
             con.exec_driver_sql("PRAGMA busy_timeout=30000")
         session.commit()
-
-
-def _rewrite_cell(session: Session, cell_id: int, new_answers: list[tuple]) -> None:
-    """Write all of the cell's responses and answers again in random order, the new answers among them.
-
-    After this no row of the cell is older than another, on disk or in the transaction that wrote it. The
-    cell's row is locked first, so two submissions to one cell take their turns and each rewrites all.
-    Costs a few statements and one pass over the cell's rows (tens to a few hundred responses).
-    """
-    params = {"cell_id": cell_id}
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(_LOCK_CELL, params)
-        answers = [tuple(row) for row in session.execute(_REWRITE_CELL_PG, params)] + new_answers
-        random.SystemRandom().shuffle(answers)
-        if answers:
-            session.execute(_INSERT_ANSWER_ARRAYS, dict(zip((f"{n}s" for n in _ANSWER_COLUMNS),
-                                                            map(list, zip(*answers)))))
-        return
-    # SQLite writes one transaction at a time, and this one already holds the lock (it spent the code).
-    responses = [dict(row._mapping) for row in session.execute(sa.select(_response_t).where(_CELL_RESPONSES), params)]
-    answers = [tuple(row) for row in session.execute(_CELL_ANSWERS, params)] + new_answers
-    session.execute(sa.delete(_answer_t).where(_answer_t.c.response_id.in_(
-        sa.select(_response_t.c.id).where(_CELL_RESPONSES).scalar_subquery())), params)
-    session.execute(sa.delete(_response_t).where(_CELL_RESPONSES), params)
-    shuffle = random.SystemRandom().shuffle
-    shuffle(responses)
-    shuffle(answers)
-    session.execute(_INSERT_RESPONSE, responses)
-    if answers:
-        session.execute(sa.insert(_answer_t), [dict(zip(_ANSWER_COLUMNS, a)) for a in answers])
 
 
 _questionnaires: dict[int, qn.Questionnaire] = {}

@@ -21,9 +21,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from survey_service.models import (
-    Agency, Channel, Draft, InvitationCode, QuestionnaireVersion, QuotaCell, Response, Round,
+    Agency, Ballot, Channel, Draft, InvitationCode, QuestionnaireVersion, QuotaCell, Response, Round,
     RoundForm, Sheet, SheetState,
 )
+from survey_service.services import ballots
 from survey_service.vietnamese import sort_key
 
 #: The kind of the matrix form's single cell (HĐ-CT rates every agency); no round may declare it.
@@ -184,14 +185,26 @@ def round_progress(session: Session, rnd: Round, filters: Filters = Filters(), *
 
 
 def daily_counts(session: Session, rnd: Round, filters: Filters = Filters()) -> list[tuple[date, str, int]]:
-    """(day, channel, respondents) for every day with responses in the cells the filters keep (one query)."""
-    query = (
+    """(day, channel, respondents) for every day with responses or sealed ballots in the cells the filters
+    keep (two queries)."""
+    responses = (
         sa.select(Response.submitted_on, QuotaCell.channel, sa.func.count(sa.distinct(Response.respondent_key)))
         .join(QuotaCell, QuotaCell.id == Response.quota_cell_id)
         .where(Response.round_id == rnd.id)
         .group_by(Response.submitted_on, QuotaCell.channel)
-        .order_by(Response.submitted_on)
     )
+    waiting = ballots.waiting(rnd.id, Ballot.submitted_on, QuotaCell.channel, sa.func.count()).group_by(
+        Ballot.submitted_on, QuotaCell.channel)
+    counts: dict[tuple[date, str], int] = {}
+    for query in (responses, waiting):
+        for day, channel, count in session.execute(_filtered(query, filters)):
+            key = (_as_date(day), channel.value)
+            counts[key] = counts.get(key, 0) + count
+    return [(day, channel, count) for (day, channel), count in sorted(counts.items())]
+
+
+def _filtered(query, filters: Filters):
+    """``query`` (which joins QuotaCell) restricted to the cells the filters keep."""
     if filters.form:
         query = query.where(QuotaCell.form_code == filters.form)
     if filters.channel:
@@ -200,7 +213,7 @@ def daily_counts(session: Session, rnd: Round, filters: Filters = Filters()) -> 
         query = query.where(QuotaCell.agency_id.is_(None))
     elif filters.kind:
         query = query.join(Agency, Agency.id == QuotaCell.agency_id).where(Agency.kind == filters.kind)
-    return [(_as_date(day), channel.value, count) for day, channel, count in session.execute(query)]
+    return query
 
 
 #: A response that counts as verified (needs an outer join to Sheet): online, imported without a sheet,
@@ -209,7 +222,8 @@ VERIFIED = sa.or_(Response.channel == Channel.ONLINE, Response.sheet_id.is_(None
 
 
 def _response_counts(session: Session, rnd: Round) -> dict[int, tuple[int, int, date | None]]:
-    """cell id → (verified respondents, surplus-flagged respondents, last response day)."""
+    """cell id → (verified respondents, surplus-flagged respondents, last response day); a sealed ballot is
+    an online respondent, verified, like the response it becomes."""
     verified = VERIFIED
     rows = session.execute(
         sa.select(
@@ -222,7 +236,13 @@ def _response_counts(session: Session, rnd: Round) -> dict[int, tuple[int, int, 
         .where(Response.round_id == rnd.id)
         .group_by(Response.quota_cell_id)
     )
-    return {cell_id: (v, s, last) for cell_id, v, s, last in rows}
+    counts = {cell_id: (v, s, _as_date(last)) for cell_id, v, s, last in rows}
+    waiting = ballots.waiting(rnd.id, Ballot.quota_cell_id, sa.func.count(), sa.func.max(Ballot.submitted_on)
+                              ).group_by(Ballot.quota_cell_id)
+    for cell_id, n, last in session.execute(waiting):
+        v, s, before = counts.get(cell_id, (0, 0, None))
+        counts[cell_id] = (v + n, s, max(filter(None, (before, _as_date(last)))))
+    return counts
 
 
 def _sheet_counts(session: Session, rnd: Round) -> dict[tuple[int, str], int]:

@@ -8,7 +8,10 @@ questionnaire version it was answered on, with the round's methodology settings;
 its provenance so the same numbers can be recomputed years later.
 
 The data is read with one query per table and turned into the long answers frame of
-:mod:`analysis.scoring` (``response_id`` is the respondent key, the primary sampling unit).
+:mod:`analysis.scoring` (``response_id`` is the respondent key, the primary sampling unit). Every number
+is computed by ``analysis`` (:func:`analysis.score_round`, then the tables of :mod:`analysis.tables`);
+this module only loads, passes the round's settings (the small-group rule ``min_breakdown`` among them)
+and adds provenance.
 """
 from __future__ import annotations
 
@@ -250,7 +253,7 @@ def build_round_data(rnd: Round, agencies: pd.DataFrame, responses: pd.DataFrame
     # validity: share of the form's rated items answered, per sheet × agency
     share = float(methodology.get("validity", {}).get("min_answered_share", 0.0))
     n_rated = np.array([len(versions[vid].scale_items) for vid in version_index], dtype=float)
-    unit, n_units = _factorize_pairs(resp_pos, agency_id)
+    unit, n_units = analysis.pair_codes(resp_pos, agency_id)
     answered = np.bincount(unit, weights=valid, minlength=n_units)
     needed = n_rated[version_of_resp[resp_pos]] * share
     keep = answered[unit] >= needed - 1e-9
@@ -309,13 +312,6 @@ def _stripped(values: pd.Categorical) -> pd.Categorical:
     distinct values (the categories), not every row."""
     stripped = pd.Series(values.categories, dtype=str).str.strip()
     return _per_row(stripped.where(stripped != ""), values.codes)
-
-
-def _factorize_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, int]:
-    """Code of every distinct (a, b) pair of two integer columns, and the number of pairs."""
-    b_code, b_uniq = pd.factorize(b)
-    codes, uniq = pd.factorize(a.astype(np.int64) * len(b_uniq) + b_code)
-    return codes, len(uniq)
 
 
 def _items_of(versions: dict[int, qn.Questionnaire]):
@@ -431,16 +427,25 @@ def compute_results(data: RoundData) -> RoundResults:
         except ValueError as exc:
             raise ResultsError(f"Không tính được điểm: {exc}") from None
 
-    criteria = _criteria_table(data, cfg, res)
-    satisfaction = _satisfaction_estimates(res)
-    summary = _summary_table(data, cfg, res, criteria, satisfaction)
-    answers = _answer_weights(data, cfg, res)
+    criteria = analysis.criteria_table(data.agencies, data.criteria, cfg, res)
+    ranks = None if res is None else analysis.agency_ranks(res, draws=RANK_DRAWS, seed=RANK_SEED,
+                                                           level=CONFIDENCE)
+    summary = analysis.summary_table(data.agencies, data.answers, cfg, res, criteria, ranks)
+    a = data.answers
+    weights = analysis.answer_weights(a, cfg, res, sheet="response_uid")
+    answers = pd.DataFrame({
+        "response_uid": a["response_uid"], "respondent_key": a["response_id"], "form": a["group"],
+        "channel": a["channel"], "agency": a["agency"], "agency_kind": a["agency_kind"], "item": a["item_code"],
+        "criterion": a["criterion"], "scale": a["scale"], "option": a["option"],
+        "value": weights["value"], "group_weight": weights["group_weight"], "weight": weights["weight"],
+    })
     return RoundResults(
         provenance=provenance(data),
         summary=summary,
         criteria=criteria,
-        items=_item_distributions(data, cfg),
-        weights=_weight_diagnostics(answers),
+        items=analysis.item_distributions(a, cfg, sheet="response_uid", item="item_code",
+                                          min_group=min_breakdown(data.settings)),
+        weights=analysis.sheet_weight_diagnostics(a, weights["weight"].to_numpy(), sheet="response_uid"),
         settings=settings_rows(data),
         answers=answers,
         scales=data.scales,
@@ -529,237 +534,6 @@ def settings_rows(data: RoundData) -> pd.DataFrame:
     rows.append(("analysis.reliability.max_half_width", json.dumps(reliability_threshold(data.methodology))))
     walk("round.settings", data.settings)
     return pd.DataFrame(rows, columns=["setting", "value"])
-
-
-def _grid(data: RoundData, cfg) -> pd.DataFrame:
-    """Every agency × every criterion of its kind's maximum points."""
-    rows = [(a.code, a.kind, a.name, c, pts) for a in data.agencies.itertuples()
-            for c, pts in cfg.max_points.get(a.kind, {}).items()]
-    return pd.DataFrame(rows, columns=["agency", "agency_kind", "agency_name", "criterion", "max_points"])
-
-
-def _criteria_table(data: RoundData, cfg, res) -> pd.DataFrame:
-    grid = _grid(data, cfg)
-    grid["criterion_name"] = grid["criterion"].map(data.criteria)
-    if res is None:
-        out = grid.assign(score=np.nan, points=np.nan, points_se=np.nan, points_ci_lo=np.nan, points_ci_hi=np.nan,
-                          n=0, n_eff=np.nan, n_groups=0, missing_groups="", tltc=np.nan,
-                          flag=analysis.FLAG_NO_DATA)
-    else:
-        pts = res.points[["agency", "criterion", "score", "points", "n_groups", "flag", "missing_groups"]]
-        est = res.estimates[["agency", "criterion", "points_se", "points_ci_lo", "points_ci_hi", "n", "n_eff"]]
-        rates = res.positive_rates[["agency", "criterion", "tltc"]]
-        out = (grid.merge(_str_keys(pts), on=["agency", "criterion"], how="left")
-               .merge(_str_keys(est), on=["agency", "criterion"], how="left")
-               .merge(_str_keys(rates), on=["agency", "criterion"], how="left"))
-        out["flag"] = out["flag"].fillna(analysis.FLAG_NO_DATA)
-        out["missing_groups"] = out["missing_groups"].fillna("")
-        out["n"] = out["n"].fillna(0).astype(np.int64)
-        out["n_groups"] = out["n_groups"].fillna(0).astype(np.int64)
-    cols = ["agency", "agency_name", "agency_kind", "criterion", "criterion_name", "max_points", "score", "points",
-            "points_se", "points_ci_lo", "points_ci_hi", "n", "n_eff", "n_groups", "tltc", "flag", "missing_groups"]
-    return out[cols].reset_index(drop=True)
-
-
-def _str_keys(frame: pd.DataFrame, columns=("agency", "agency_kind", "group")) -> pd.DataFrame:
-    frame = frame.copy()
-    for col in columns:
-        if col in frame:
-            frame[col] = frame[col].astype(str)
-    return frame
-
-
-def _satisfaction_estimates(res) -> pd.DataFrame:
-    """TLHL (%) with its design-based interval and flag, as :func:`analysis.score_round` computes it."""
-    cols = ["agency", "tlhl", "tlhl_se", "tlhl_ci_lo", "tlhl_ci_hi", "_sat_flag"]
-    if res is None:
-        return pd.DataFrame(columns=cols)
-    sat = _str_keys(res.satisfaction).rename(columns={"flag": "_sat_flag"})
-    return sat.loc[sat["tlhl"].notna(), cols].reset_index(drop=True)
-
-
-def _summary_table(data: RoundData, cfg, res, criteria: pd.DataFrame, satisfaction: pd.DataFrame) -> pd.DataFrame:
-    base = data.agencies.rename(columns={"code": "agency", "kind": "agency_kind", "name": "agency_name"})
-    wide = criteria.pivot(index="agency", columns="criterion", values="points")
-    wide.columns = [f"points_{c}" for c in wide.columns]
-    n_eff_min = criteria.groupby("agency")["n_eff"].min()
-    if res is not None:
-        totals = _str_keys(res.totals)[["agency", "survey_points", "survey_points_se", "survey_points_ci_lo",
-                                        "survey_points_ci_hi", "max_points", "tltc", "flag"]]
-        totals = totals.rename(columns={"flag": "_total_flag"})
-        units = data.answers[["response_id", "agency"]].drop_duplicates()
-        n = units.groupby("agency", observed=False).size().rename("n").reset_index()
-        n["agency"] = n["agency"].astype(str)
-        ranks = _ranks(res)
-    else:
-        totals = pd.DataFrame(columns=["agency", "survey_points", "survey_points_se", "survey_points_ci_lo",
-                                       "survey_points_ci_hi", "max_points", "tltc", "_total_flag"])
-        n = pd.DataFrame(columns=["agency", "n"])
-        ranks = pd.DataFrame(columns=["agency", "rank", "rank_lo", "rank_hi"])
-    out = (base.merge(totals, on="agency", how="left").merge(satisfaction, on="agency", how="left")
-           .merge(n, on="agency", how="left").merge(ranks, on="agency", how="left"))
-    out["survey_points"] = out["survey_points"].astype(float)
-    out["max_points"] = out["agency_kind"].map({k: sum(v.values()) for k, v in cfg.max_points.items()})
-    out["n"] = out["n"].fillna(0).astype(np.int64)
-    out["n_eff_min"] = out["agency"].map(n_eff_min)
-    # an agency's flags: those of its criteria, of its total and of its satisfaction (its missing groups
-    # are already told by the criteria)
-    sat_flag = out["_sat_flag"].fillna("").map(lambda f: FLAG_LOW_RELIABILITY if FLAG_LOW_RELIABILITY in f else "")
-    own = pd.Series((sat_flag + "," + out["_total_flag"].fillna("")).to_numpy(), index=out["agency"])
-    flags = pd.concat([criteria.set_index("agency")["flag"], own]).groupby(level=0).agg(
-        lambda s: ",".join(sorted({f for v in s for f in str(v).split(",") if f})))
-    out["flags"] = out["agency"].map(flags).fillna(analysis.FLAG_NO_DATA)
-    out.loc[out["survey_points"].isna(), "flags"] = out.loc[out["survey_points"].isna(), "flags"].map(
-        lambda f: f if analysis.FLAG_NO_DATA in f else ",".join(filter(None, [f, analysis.FLAG_NO_DATA])))
-    out = out.drop(columns=["_total_flag", "_sat_flag"]).join(wide, on="agency")
-    for col in ("rank", "rank_lo", "rank_hi"):
-        out[col] = pd.array(out[col], dtype="Int64")
-    return out.reset_index(drop=True)
-
-
-def _ranks(res) -> pd.DataFrame:
-    totals = _str_keys(res.totals).set_index("agency")
-    cov = res.total_covariance.copy()
-    cov.index = cov.index.astype(str)
-    cov.columns = cov.columns.astype(str)
-    est = totals["survey_points"]
-    # an estimate without a usable variance (a single PSU) cannot be placed in a rank interval
-    ok = est.notna() & np.isfinite(pd.Series(np.diag(cov.reindex(index=est.index, columns=est.index)), est.index))
-    est = est.where(ok)
-    cov = cov.reindex(index=est.index, columns=est.index).fillna(0.0)
-    ranked = analysis.rank_intervals(est, by=totals["agency_kind"], cov=cov, draws=RANK_DRAWS, seed=RANK_SEED,
-                                     level=CONFIDENCE)
-    return ranked[["rank", "rank_lo", "rank_hi"]].rename_axis("agency").reset_index()
-
-
-def _answer_weights(data: RoundData, cfg, res) -> pd.DataFrame:
-    """Every counted answer with its coefficient value and its weight in S(t, c).
-
-    weight = w(g) / W(t, c) / n(g, t, c) / k(r, t, c), where W is the summed weight of the qualifying
-    groups, n the group's sheets with a valid answer on c and k the sheet's valid items of c; so
-    S(t, c) = Σ weight · value over the answers about t on c. Excluded answers and groups that do not
-    qualify have weight 0. The text columns stay categorical (one row per answer: millions).
-    """
-    a = data.answers
-    out = pd.DataFrame({
-        "response_uid": a["response_uid"], "respondent_key": a["response_id"], "form": a["group"],
-        "channel": a["channel"], "agency": a["agency"], "agency_kind": a["agency_kind"], "item": a["item_code"],
-        "criterion": a["criterion"], "scale": a["scale"], "option": a["option"],
-    })
-    out["value"] = _row_lookup(out, _option_table(cfg), ["scale", "option"], "value")
-    if res is None or out.empty:
-        out["group_weight"] = np.nan
-        out["weight"] = 0.0
-        return out
-    gw = pd.DataFrame([(k, g, w) for k, d in cfg.group_weights.items() for g, w in d.items()],
-                      columns=["agency_kind", "form", "group_weight"])
-    means = _str_keys(res.group_means)
-    # the qualifying-group rule of the analysis, not a copy of it
-    means["share"] = analysis.group_shares(means, "mean", group_weights=cfg.group_weights,
-                                           min_respondents=cfg.min_respondents)
-    means = means.rename(columns={"group": "form"})
-    group_weight = _row_lookup(out, gw, ["agency_kind", "form"], "group_weight")
-    share = _row_lookup(out, means, ["agency", "form", "criterion"], "share")
-    n_group = _row_lookup(out, means, ["agency", "form", "criterion"], "n")
-    weight_used = _row_lookup(out, _str_keys(res.points), ["agency", "criterion"], "weight_used")
-    valid = ~np.isnan(out["value"].to_numpy())
-    # k: valid answers of the same sheet × agency × criterion
-    sheet, _ = _factorize_pairs(out["response_uid"].cat.codes.to_numpy(), out["agency"].cat.codes.to_numpy())
-    cell, n_cells = _factorize_pairs(sheet, out["criterion"].cat.codes.to_numpy())
-    k = np.bincount(cell, weights=valid, minlength=n_cells)[cell]
-    qualifies = valid & (share > 0) & (weight_used > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):  # rows that do not qualify get 0 below
-        out["weight"] = np.where(qualifies, share / weight_used / n_group / k, 0.0)
-    out.insert(len(out.columns) - 1, "group_weight", group_weight)
-    return out
-
-
-def _row_lookup(rows: pd.DataFrame, table: pd.DataFrame, keys: list[str], column: str) -> np.ndarray:
-    """``table[column]`` for every row of ``rows`` matched on ``keys`` (NaN where none matches), as a
-    left merge would give; ``rows[keys]`` are categorical. The small table is spread into a dense
-    array over the key categories and read with the rows' codes, instead of merging millions of rows."""
-    cats = [rows[key].cat.categories for key in keys]
-    dense = np.full([len(c) + 1 for c in cats], np.nan)  # the extra last slot answers a missing key (-1)
-    at = [c.get_indexer(table[key].astype(str)) for c, key in zip(cats, keys)]
-    found = np.logical_and.reduce([i >= 0 for i in at])
-    dense[tuple(i[found] for i in at)] = table[column].to_numpy(dtype=float)[found]
-    return dense[tuple(rows[key].cat.codes.to_numpy() for key in keys)]
-
-
-def _option_table(cfg) -> pd.DataFrame:
-    """scale, option → coefficient value (NaN when excluded) and whether it counts as positive."""
-    rows = [(scale, option, np.nan if value is None else value, option in cfg.positive.get(scale, ()))
-            for scale, options in cfg.coefficients.items() for option, value in options.items()]
-    return pd.DataFrame(rows, columns=["scale", "option", "value", "positive"])
-
-
-def _weight_diagnostics(answers: pd.DataFrame) -> pd.DataFrame:
-    """Kish diagnostics of the sheet weights in each agency's criterion score."""
-    cols = ["agency", "criterion", "n", "sum", "min", "median", "max", "n_eff", "deff_w"]
-    units = answers[answers["weight"] > 0]
-    if units.empty:
-        return pd.DataFrame(columns=cols)
-    # one integer per agency × criterion × sheet; the categories are sorted, so these keys sort like
-    # the strings would and the sheets come out in the same order
-    keys = ["agency", "criterion", "response_uid"]
-    sizes = [len(units[k].cat.categories) for k in keys]
-    sheet_w = units["weight"].groupby(np.ravel_multi_index([units[k].cat.codes.to_numpy() for k in keys], sizes)).sum()
-    agency, criterion, _ = np.unravel_index(sheet_w.index.to_numpy(), sizes)
-    by = pd.DataFrame({"agency": pd.Categorical.from_codes(agency, dtype=units["agency"].dtype),
-                       "criterion": pd.Categorical.from_codes(criterion, dtype=units["criterion"].dtype)})
-    diag = analysis.weight_diagnostics(pd.Series(sheet_w.to_numpy()), by=by)
-    return _str_keys(diag.rename_axis(["agency", "criterion"]).reset_index(), ("agency", "criterion"))[cols]
-
-
-def _item_distributions(data: RoundData, cfg) -> pd.DataFrame:
-    """Option counts per agency × form × item; a group of fewer respondents about the agency than the
-    round's ``min_breakdown`` is suppressed, whatever the form (one LĐ-CP head is one person).
-
-    Each answer gets the integer code of its agency × form × item × criterion × scale cell; the
-    statistics are counted per code over the rows and only the few thousand cells become strings.
-    """
-    a = data.answers
-    cols = ["agency", "form", "item", "criterion", "scale", "n_sheets", "n_valid", "mean_value", "positive_pct",
-            "counts", "suppressed"]
-    if a.empty:
-        return pd.DataFrame(columns=cols)
-    names = {"agency": "agency", "form": "group", "item": "item_code", "criterion": "criterion", "scale": "scale"}
-    codes = [a[col].cat.codes.to_numpy().astype(np.int64) for col in names.values()]
-    sizes = [len(a[col].cat.categories) for col in names.values()]
-    cell, cell_keys = pd.factorize(np.ravel_multi_index(codes, sizes))
-    n_cells = len(cell_keys)
-    key_codes = np.unravel_index(cell_keys, sizes)
-    out = pd.DataFrame({name: a[col].cat.categories.take(key) for (name, col), key
-                        in zip(names.items(), key_codes)})
-
-    options = _option_table(cfg)
-    value = pd.Series(_row_lookup(a, options, ["scale", "option"], "value"))
-    positive = _row_lookup(a, options, ["scale", "option"], "positive") == 1
-    out["n_valid"] = np.bincount(cell, weights=a["valid"].to_numpy(), minlength=n_cells).astype(np.int64)
-    out["mean_value"] = value.groupby(cell).mean().reindex(range(n_cells)).to_numpy()
-    out["positive"] = np.bincount(cell, weights=positive, minlength=n_cells).astype(np.int64)
-    # option counts: one column per option code, "" for a blank answer, as sorted codes
-    labels = pd.Index([*a["option"].cat.categories, ""])
-    option_col = a["option"].cat.codes.to_numpy().astype(np.int64) % len(labels)  # -1 (blank) -> ""
-    counts = np.bincount(cell * len(labels) + option_col, minlength=n_cells * len(labels)).reshape(n_cells, -1)
-    order = np.argsort(labels.to_numpy(dtype=object), kind="stable")
-    out["counts"] = [{labels[j]: int(row[j]) for j in order if row[j]} for row in counts]
-    out["positive_pct"] = np.where(out["n_valid"] > 0,
-                                   100 * out["positive"] / out["n_valid"].where(out["n_valid"] > 0, 1), np.nan)
-    # sheets per agency × form
-    # sheets per agency × form: the distinct (agency × form, sheet) pairs, counted per agency × form
-    agency_form = codes[0] * sizes[1] + codes[1]
-    n_uid = len(a["response_uid"].cat.categories)
-    pairs = pd.unique(agency_form * n_uid + a["response_uid"].cat.codes.to_numpy())
-    sheets = np.bincount(pairs // n_uid, minlength=sizes[0] * sizes[1])
-    out["n_sheets"] = sheets[key_codes[0] * sizes[1] + key_codes[1]].astype(np.int64)
-    out = out.sort_values(list(names)).reset_index(drop=True)
-    out["suppressed"] = out["n_sheets"] < min_breakdown(data.settings)
-    hidden = out["suppressed"]
-    out.loc[hidden, ["mean_value", "positive_pct"]] = np.nan
-    out["counts"] = [None if h else c for h, c in zip(hidden, out["counts"])]
-    out.loc[hidden, "n_valid"] = 0
-    return out[cols]
 
 
 # --------------------------------------------------------------------------------------------------

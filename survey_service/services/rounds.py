@@ -23,7 +23,7 @@ from survey_service.models import (
     Agency, AgencyContinuation, Channel, CodeBatch, Division, QuestionnaireVersion, QuotaCell, Response, Round,
     RoundForm, Sheet, StaffUser, utcnow,
 )
-from survey_service.services import audit
+from survey_service.services import audit, ballots
 
 
 #: Round dates and response days are dates in Vietnam.
@@ -353,9 +353,24 @@ def schedule(session: Session, rnd: Round, opens_on: date, closes_on: date, *,
     rnd.opens_on, rnd.closes_on, rnd.closed_at = opens_on, closes_on, None
 
 
-def close(session: Session, rnd: Round, *, by: StaffUser | None = None, actor: str = "staff") -> None:
-    """Close collection now, before ``closes_on``: no code can be opened or submitted afterwards."""
+def close(session: Session, rnd: Round, *, secret: str, by: StaffUser | None = None,
+          actor: str = "staff") -> ballots.Release:
+    """Close collection now, before ``closes_on``: no code can be opened or submitted afterwards, and every
+    sealed ballot, today's included, is released into the responses.
+
+    :raises RoundError: when a ballot cannot be opened with ``secret``; then nothing changes.
+    """
     if rnd.closed_at is None:
         rnd.closed_at = utcnow()
         audit.record(session, "round.close", user=by, actor=actor, object_type="round", object_id=rnd.code,
                      new={"closed_at": rnd.closed_at.isoformat()})
+    released = ballots.release(session, rnd, secret, today=local_today(), everything=True)
+    if released.unreadable:
+        raise RoundError(unreadable_message(released.unreadable))
+    return released
+
+
+def unreadable_message(count: int) -> str:
+    return (f"{count} phiếu trực tuyến đã gửi không mở được bằng SECRET_KEY hiện tại (được niêm phong khi máy chủ "
+            "dùng khóa khác). Các phiếu này vẫn được giữ nguyên; hãy đặt lại khóa cũ rồi chạy "
+            "\"survey-service round release\".")

@@ -1,6 +1,7 @@
 """Authenticated encryption of small values the server must read back but nobody else should.
 
-Two uses: a respondent's draft, sealed with a key derived from the server's secret and the invitation code
+Three uses: a submitted questionnaire waiting in the ballot box, sealed with a key derived from the server's
+secret and the round (:mod:`survey_service.services.ballots`), a respondent's draft, sealed with a key derived from the server's secret and the invitation code
 (a draft left behind in the database's free pages or write-ahead log is unreadable without both), and the
 respondent's session cookie, which carries the code sealed so that it cannot be read off a shared computer.
 AES-256-GCM with a fresh 96-bit nonce per value; keys come from HKDF-SHA256 with a distinct ``purpose``.
@@ -29,9 +30,13 @@ class Sealer:
                    info=f"survey-service/{purpose}/{context}".encode()).derive(secret)
         self._aead = AESGCM(key)
 
-    def seal(self, value) -> str:
+    def seal(self, value, *, min_size: int = 0) -> str:
+        """``value`` as JSON, sealed; with ``min_size``, padded first to the smallest power of two that is at
+        least that and the value's length, so that values below ``min_size`` all seal to one length."""
         nonce = os.urandom(NONCE_BYTES)
         data = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+        if min_size:
+            data += b" " * ((1 << (max(len(data), min_size) - 1).bit_length()) - len(data))
         return base64.urlsafe_b64encode(nonce + self._aead.encrypt(nonce, data, None)).decode("ascii")
 
     def open(self, token: str | None):

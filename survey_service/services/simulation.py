@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from survey_service import questionnaires as qn
 from survey_service.models import Agency, Channel, QuotaCell, Response, Round, StaffUser
-from survey_service.services import invitations, keying, portal, rounds, sheets
+from survey_service.services import ballots, invitations, keying, portal, rounds, sheets
 
 #: Code of the demonstration round made from a real round's directory.
 DEMO_SUFFIX = "-DEMO"
@@ -68,7 +68,7 @@ def simulate(session: Session, rnd: Round, *, clerks: tuple[StaffUser, StaffUser
              online_share: tuple[float, float] = ONLINE_SHARE) -> SimulationReport:
     """Fill a simulated round with online responses (over the days it has been open) and keyed sheets.
 
-    The same ``seed`` gives the same answers; ``secret`` (the server's) seals the drafts. :raises SimulationError: for a real round, one that already
+    The same ``seed`` gives the same answers; ``secret`` (the server's) seals the drafts and ballots. :raises SimulationError: for a real round, one that already
     has responses, or one not open today (the portal would refuse every code).
     """
     if not rnd.simulated:
@@ -83,6 +83,9 @@ def simulate(session: Session, rnd: Round, *, clerks: tuple[StaffUser, StaffUser
     days = [rnd.opens_on + timedelta(days=i) for i in range((today - rnd.opens_on).days + 1)]
     report = SimulationReport()
     _online(session, rnd, rng, quality, days, online_share, secret, report)
+    # Simulated answers have nobody to protect: today's ballots too go into the responses at once, so the
+    # demonstration's results show every simulated respondent.
+    ballots.release(session, rnd, secret, today=today, everything=True)
     _paper(session, rnd, rng, quality, days, clerks, supervisor, signing_keys, report)
     session.flush()
     return report

@@ -230,7 +230,12 @@ def round_schedule(code: str):
 def round_close(code: str):
     """Stop collection now: no code can be opened or submitted afterwards."""
     session, rnd = get_session(), round_or_404(code)
-    rounds.close(session, rnd, by=current_user)
+    try:
+        released = rounds.close(session, rnd, secret=current_app.config["SECRET_KEY"], by=current_user)
+    except rounds.RoundError as exc:
+        session.rollback()
+        return _rounds_page({rnd.code: [str(exc)]}, 409)
     session.commit()
-    flash(f"Đã đóng đợt khảo sát {rnd.code}.", "info")
+    flash(f"Đã đóng đợt khảo sát {rnd.code}; {released.ballots} phiếu trực tuyến đang niêm phong đã được đưa vào "
+          "dữ liệu.", "info")
     return redirect(url_for("admin.round_list"))

@@ -11,7 +11,7 @@ from flask_login import current_user
 from survey_service.db import get_session
 from survey_service.models import Agency, Role, RoundForm
 from survey_service.services import browse, exports, imports
-from survey_service.web import default_round, round_or_404
+from survey_service.web import default_round, released_round_or_404, round_or_404
 from survey_service.web.auth import role_required
 from survey_service.web.respond import local_today
 from survey_service.web.results import results_or_error
@@ -40,7 +40,7 @@ def _choices(rnd) -> tuple[list[tuple[str, str]], list[str]]:
 @bp.route("/<round_code>/")
 @role_required(*ROLES)
 def listing(round_code):
-    rnd = round_or_404(round_code)
+    rnd = released_round_or_404(round_code)
     agencies, forms = _choices(rnd)
     try:
         filters = browse.parse_filters({code for code, _ in agencies}, set(forms), request.args)
@@ -54,7 +54,7 @@ def listing(round_code):
 @bp.route("/<round_code>/r/<uid>")
 @role_required(*ROLES)
 def detail(round_code, uid):
-    rnd = round_or_404(round_code)
+    rnd = released_round_or_404(round_code)
     try:
         response = browse.response_detail(get_session(), rnd, uid)
     except browse.BrowseError as exc:
@@ -68,7 +68,7 @@ def answers_csv(round_code):
     """The tidy file of every counted answer with its weight, without the groups too small to show."""
     rnd, res = results_or_error(round_code)
     with tempfile.TemporaryDirectory() as tmp:
-        data = exports.write_answers_csv(res, Path(tmp) / "a.csv", min_group=browse.min_group(rnd)).read_bytes()
+        data = exports.write_answers_csv(res, Path(tmp) / "a.csv").read_bytes()
     return Response(data, mimetype="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="{rnd.code}-cau-tra-loi.csv"'})
 

@@ -2,17 +2,21 @@
 
 Respondents answer through the HTTP portal in a known order (each from its own address and browser; some
 save a draft first, one resumes on another device, LĐ-CP respondents rate several departments), behind the
-access log the README's serving command writes. Then, holding the database files, the audit table and that
-log, the adversary tries every join this suite knows: by each identifier's order, by physical row order
-(SQLite rowid and byte offset in the file; PostgreSQL ctid, xmin and byte offset in the heap file), by audit
+access log the README's serving command writes. A third of them answer on the day before: their ballots are
+released by ``round release`` today; the rest are released when the round is closed. Then, holding the
+database files as they are (no compaction: table files with their dead row versions, and the whole
+write-ahead log), the audit table and that log, the adversary tries every join this suite knows: by each
+identifier's order, by physical row order (SQLite rowid and byte offset in the file; PostgreSQL ctid, xmin
+and byte offset in the heap file), by the place of each response's uid and of each distinctive answer
+text in the write-ahead log, by the number of copies of each in the table files and in the log, by audit
 times and by log lines.
 
 The statistic: Kendall's S (concordant minus discordant pairs) between a join's order and the true
-submission order, summed over the quota cells (pairs are only compared within a cell, where order is the
-secret), standardised by its mean and standard deviation under the null of no association, estimated from
-2,000 random permutations of the submission order within cells. A join passes when |z| < 5: a join that
-carries no information fails with probability about 6e-7 (normal tail), while one that follows the
-submission order, even a coarse one, gives z above 8 with these 40-odd respondents.
+submission order, summed over the strata (quota cell × day: the day is stored on purpose, so pairs are only
+compared where order is the secret), standardised by its mean and standard deviation under the null of no
+association, estimated from 2,000 random permutations of the submission order within strata. A join passes
+when |z| < 5: a join that carries no information fails with probability about 6e-7 (normal tail), while
+one that follows the submission order, even a coarse one, gives z above 8 with these 40-odd respondents.
 """
 from __future__ import annotations
 
@@ -31,8 +35,9 @@ import sqlalchemy as sa
 from gunicorn.config import Config
 
 from survey_service.accesslog import MaskingLogger
-from survey_service.models import AuditEvent, Draft, QuotaCell, Response
+from survey_service.models import AuditEvent, Ballot, Draft, QuotaCell, Response
 from survey_service.services import invitations
+from survey_service.web import respond
 from tests.portal.conftest import full_answers, ldcp_cell
 from tests.portal.test_respond_views import form_fields
 
@@ -132,36 +137,50 @@ def _pg_data_directory(url: str) -> Path | None:
     return None
 
 
-def _database_bytes(session, database_url: str) -> tuple[bytes, dict[str, bytes]]:
-    """Everything the adversary reads from disk: (all files, {table: its own file}).
+def _wal_start(session) -> str | None:
+    """PostgreSQL: the write-ahead log segment being written now; nothing of this test is in earlier ones."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    return session.scalar(sa.text("SELECT pg_walfile_name(pg_current_wal_lsn())"))
 
-    SQLite: the database file and its write-ahead log. PostgreSQL, after a CHECKPOINT: the heap files of
-    the tables and the whole write-ahead log directory.
+
+def _database_bytes(session, database_url: str, wal_start: str | None) -> tuple[bytes, dict[str, bytes], bytes]:
+    """Everything the adversary reads from disk: (all files, {table: its own file}, the write-ahead log).
+
+    SQLite: the database file (every table) and its write-ahead log. PostgreSQL: the write-ahead log (every
+    segment for the searches of drafts; for the joins the segments from the one being written when the test
+    started, in log order: the earlier ones, and recycled segments waiting under later names, hold nothing
+    written by this test), then, after a CHECKPOINT, the heap files of the tables.
     """
     if session.get_bind().dialect.name == "sqlite":
         path = Path(sa.engine.make_url(database_url).database)
-        files = [path, Path(f"{path}-wal")]
-        data = b"".join(p.read_bytes() for p in files if p.exists())
-        return data, {"response": path.read_bytes()}
+        wal = Path(f"{path}-wal").read_bytes() if Path(f"{path}-wal").exists() else b""
+        data = path.read_bytes()
+        return data + wal, {"response": data, "answer": data}, wal
     root = _pg_data_directory(database_url)
     if root is None:
         pytest.skip("the PostgreSQL data directory cannot be read from here (needs root and pg_lsclusters)")
     session.commit()
+    # The log first: it is on disk at each commit, and the checkpoint below lets PostgreSQL recycle segments.
+    segments = sorted(p for p in (root / "pg_wal").iterdir() if p.is_file() and re.fullmatch(r"[0-9A-F]{24}", p.name))
+    current = session.scalar(sa.text("SELECT pg_walfile_name(pg_current_wal_lsn())"))
+    every = b"".join(p.read_bytes() for p in (root / "pg_wal").iterdir() if p.is_file())
+    ours = b"".join(p.read_bytes() for p in segments if wal_start <= p.name <= current)
     port = str(sa.engine.make_url(database_url).port or 5432)
     subprocess.run(["su", "postgres", "-c", f"psql -p {port} -qc CHECKPOINT"], check=True)  # pages to disk
     tables = {}
-    for table in ("response", "answer", "draft", "invitation_code", "audit_event"):
+    for table in ("response", "answer", "ballot", "draft", "invitation_code", "audit_event"):
         relative = session.scalar(sa.text("SELECT pg_relation_filepath(:t)"), {"t": table})
         tables[table] = b"".join(p.read_bytes() for p in sorted((root / relative).parent.glob(
             Path(relative).name + "*")) if re.fullmatch(r"\d+(\.\d+)?", p.name))
-    wal = b"".join(p.read_bytes() for p in sorted((root / "pg_wal").iterdir()) if p.is_file())
-    return b"".join(tables.values()) + wal, tables
+    return b"".join(tables.values()) + every, tables, ours
 
 
 def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, questionnaire, open_round,
-                                                       database_url, tmp_path):
+                                                       database_url, tmp_path, monkeypatch):
     seed = int.from_bytes(os.urandom(4), "big")
     rng = random.Random(seed)
+    wal_start = _wal_start(session)
     log = AccessLog(app, tmp_path / "access.log")
     cc_cell = invitations.find_cell(session, open_round, "CC-CT", "SNV")
     cc_cell.target = 1000
@@ -191,7 +210,15 @@ def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, quest
             person.post(html, {name: text, "action": "save"}, 303)
     drafts_saved = session.scalar(sa.select(sa.func.count()).select_from(Draft))
     assert drafts_saved >= len(savers)  # (opening a form starts a draft too)
+    yesterday = respond.local_today() - timedelta(days=1)
+    cli = app.test_cli_runner()
     for k, person in enumerate(order):
+        if k == 0:  # the first third answers the day before ...
+            monkeypatch.setattr(respond, "local_today", lambda: yesterday)
+        if k == len(order) // 3:  # ... and their ballots are released today, at the first occasion
+            monkeypatch.undo()
+            released = cli.invoke(args=["round", "release", open_round.code])
+            assert released.exit_code == 0 and f"{len(order) // 3} phiếu trực tuyến" in released.output, released.output
         if person is first_saver:
             person.device(1)  # resumes on another device, with the same code
         html = person.open()
@@ -213,12 +240,14 @@ def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, quest
     late.post(late.open(), {text_cc: abandoned, "action": "save"}, 303)
     for _ in range(3):
         Respondent(app, "ABCD-EFGH-JKMN", 300).client.get("/c/ABCD-EFGH-JKMN", follow_redirects=True)
+    closed = cli.invoke(args=["round", "close", open_round.code])  # the rest is released at close
+    assert closed.exit_code == 0, closed.output
 
     # --- the adversary's material ------------------------------------------------------------------------
     session.expire_all()
     pg = session.get_bind().dialect.name == "postgresql"
     rows = session.execute(sa.text(
-        "SELECT r.id, r.uid, r.respondent_key, r.quota_cell_id, a.value" + (", r.ctid::text AS ctid, r.xmin::text AS xmin"
+        "SELECT r.id, r.uid, r.respondent_key, r.quota_cell_id, r.submitted_on, a.value" + (", r.ctid::text AS ctid, r.xmin::text AS xmin"
                                                                           if pg else ", r.rowid AS row_number")
         + " FROM response r JOIN answer a ON a.response_id = r.id AND a.item_code IN (:t1, :t2)"),
         {"t1": text_cc, "t2": text_ld}).all()
@@ -227,9 +256,16 @@ def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, quest
     answers = session.execute(sa.text(
         "SELECT response_id, id" + (", ctid::text AS ctid, xmin::text AS xmin" if pg else ", rowid AS row_number")
         + " FROM answer")).all()
-    session.commit()  # (VACUUM FULL waits for every open transaction on its tables)
-    assert app.test_cli_runner().invoke(args=["db", "compact"]).exit_code == 0  # the README's step at close
-    all_bytes, table_bytes = _database_bytes(session, database_url)
+    assert {str(r.submitted_on) for r in rows} == {str(yesterday), str(yesterday + timedelta(days=1))}
+    assert not session.scalar(sa.select(sa.func.count()).select_from(Ballot))
+    all_bytes, table_bytes, wal = _database_bytes(session, database_url, wal_start)  # as they are: no compaction
+    # the searches below do find what they look for
+    stored_uids, stored_texts = {r.uid.encode() for r in rows}, {r.value.encode() for r in rows}
+    assert all(all_bytes.count(x) for x in stored_uids | stored_texts)
+    if pg:  # (SQLite keeps them in its log, in the file or in both)
+        assert all(table_bytes["response"].count(u) for u in stored_uids), (len(table_bytes["response"]), session.scalar(sa.text("SELECT pg_relation_size('response')")), session.scalar(sa.text("SELECT pg_relation_filepath('response')")), session.scalar(sa.text("SELECT relpersistence FROM pg_class WHERE relname='response'")))
+        # (a checkpoint of the shared server may already have recycled the first segments)
+        assert sum(bool(wal.count(x)) for x in stored_uids | stored_texts) >= len(stored_uids | stored_texts) / 2
 
     def ctid(text: str) -> float:
         page, line = text.strip("()").split(",")
@@ -245,6 +281,15 @@ def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, quest
         "smallest answer id": lambda r: min(a.id for a in per_answer[r.id]),
         "mean answer id": lambda r: np.mean([a.id for a in per_answer[r.id]]),
         "response's place in the file": lambda r: table_bytes["response"].find(r.uid.encode()),
+        "response's last place in the file": lambda r: table_bytes["response"].rfind(r.uid.encode()),
+        "copies of the uid in the table file": lambda r: table_bytes["response"].count(r.uid.encode()),
+        "text's place in the table file": lambda r: table_bytes["answer"].find(r.value.encode()),
+        "copies of the text in the table file": lambda r: table_bytes["answer"].count(r.value.encode()),
+        "uid's first place in the log": lambda r: wal.find(r.uid.encode()),
+        "uid's last place in the log": lambda r: wal.rfind(r.uid.encode()),
+        "copies of the uid in the log": lambda r: wal.count(r.uid.encode()),
+        "text's first place in the log": lambda r: wal.find(r.value.encode()),
+        "copies of the text in the log": lambda r: wal.count(r.value.encode()),
     }
     if pg:
         joins.update({
@@ -260,9 +305,9 @@ def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, quest
         })
     numbers = np.random.default_rng(seed)
     for name, key in joins.items():
-        groups: dict[int, list] = {}
+        groups: dict[tuple, list] = {}
         for r in rows:
-            groups.setdefault(r.quota_cell_id, []).append((key(r), true_order[r.id]))
+            groups.setdefault((r.quota_cell_id, r.submitted_on), []).append((key(r), true_order[r.id]))
         z = order_z(groups, numbers)
         assert abs(z) < Z_BOUND, f"{name} recovers the submission order (z = {z:.1f}, seed {seed})"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from survey_service.models import Response
+from survey_service.models import Ballot
 
 pytestmark = pytest.mark.browser
 VIEWPORT = {"width": 360, "height": 740}
@@ -85,7 +85,7 @@ def test_respondent_answers_saves_resumes_and_submits_by_keyboard(browser, live_
     page.screenshot(path=str(artifacts / "5-second-submit.png"))
     phone.close()
     other.close()
-    assert session.scalar(sa.select(sa.func.count()).select_from(Response)) == 1
+    assert session.scalar(sa.select(sa.func.count()).select_from(Ballot)) == 1
 
 
 def test_home_page_at_360_and_a_wrong_code(browser, live_server, open_round, artifacts):

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from survey_service import create_app
-from survey_service.models import CodeStatus, InvitationCode, Response
+from survey_service.models import Ballot, CodeStatus, InvitationCode
 from tests.portal.conftest import full_answers
 
 UNAVAILABLE = "không truy cập được cơ sở dữ liệu"
@@ -59,7 +59,7 @@ def _app_on(url: str, config: dict):
 def _state(session, code: str) -> tuple:
     session.expire_all()
     status = session.scalar(sa.select(InvitationCode.status).where(InvitationCode.code == code))
-    return status, session.scalar(sa.select(sa.func.count()).select_from(Response))
+    return status, session.scalar(sa.select(sa.func.count()).select_from(Ballot))
 
 
 def test_unreachable_database_is_a_503_with_retry_after_for_pages_and_api():

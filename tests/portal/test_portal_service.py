@@ -8,10 +8,11 @@ import pytest
 import sqlalchemy as sa
 
 from survey_service.models import (
-    Answer, AuditEvent, CodeStatus, Division, Draft, InvitationCode, RateCounter, Response,
+    Answer, AuditEvent, Ballot, CodeStatus, Division, Draft, InvitationCode, RateCounter, Response,
 )
-from survey_service.services import invitations, portal
+from survey_service.services import ballots, invitations, portal
 from survey_service.web.respond import local_today
+from tests.conftest import release_ballots
 from tests.portal.conftest import full_answers, ldcp_cell
 
 TODAY = local_today()
@@ -48,6 +49,15 @@ def test_submit_stores_one_anonymous_response_and_spends_the_code(issue, session
     answers["SNV"]["I02"] = "K"
     assert portal.submit(session, access, answers, "a" * 32, today=TODAY) is True
     session.commit()
+    # Sealed in the ballot box until the day is over: no response yet, the ballot shows none of the answers
+    assert count(session, Response) == count(session, Answer) == 0
+    ballot = session.scalar(sa.select(Ballot))
+    assert ballot.quota_cell_id == access.cell.id and ballot.submitted_on == TODAY
+    assert "trả chậm" not in ballot.sealed  # (base64: no letter of the text shows)
+    opened = ballots.sealer("test-secret", access.round.code).open(ballot.sealed)
+    assert opened["answers"] == [[access.cell.agency.id, answers["SNV"]]]
+    assert ballots.sealer("test-secret", "another round").open(ballot.sealed) is None
+    assert release_ballots(session) == 1 and count(session, Ballot) == 0
 
     response = session.scalar(sa.select(Response))
     assert response.agency.code == "SNV" and response.form_code == "CC-CT" and response.submitted_on == TODAY
@@ -76,7 +86,7 @@ def test_a_retried_submission_is_recognised_and_a_second_one_refused(issue, sess
     with pytest.raises(portal.Refusal) as refused:
         portal.open_code(session, code, secret="test-secret", today=TODAY, submission_id="c" * 32)
     assert refused.value.reason == "submitted"
-    assert count(session, Response) == 1
+    assert count(session, Ballot) == 1
 
 
 def test_racing_submit_sees_the_code_already_spent(issue, session, questionnaire):
@@ -90,7 +100,7 @@ def test_racing_submit_sees_the_code_already_spent(issue, session, questionnaire
     with pytest.raises(portal.Refusal):
         portal.submit(session, second, answers, "e" * 32, today=TODAY)
     session.commit()
-    assert count(session, Response) == 1
+    assert count(session, Ballot) == 1
 
 
 def test_drafts_keep_partial_answers(issue, session):
@@ -178,6 +188,7 @@ def test_a_full_cell_refuses_new_starts_but_lets_started_drafts_finish(issue, se
     draft_access = portal.open_code(session, started, secret="test-secret", today=TODAY)
     assert portal.submit(session, draft_access, answers, "3" * 32, today=TODAY)
     session.commit()
+    assert release_ballots(session) == 2
     assert count(session, Response, Response.quota_cell_id == cell.id) == 2
 
 
@@ -204,6 +215,7 @@ def test_ldcp_rates_each_supervising_department_under_one_respondent_key(issue, 
     answers = {d: full_answers(q, value="4") for d in departments}
     portal.submit(session, portal.open_code(session, code, secret="test-secret", today=TODAY), answers, "4" * 32, today=TODAY)
     session.commit()
+    release_ballots(session)
     responses = session.scalars(sa.select(Response)).all()
     assert sorted(r.agency.code for r in responses) == sorted(departments)
     assert len({r.respondent_key for r in responses}) == 1 and len({r.uid for r in responses}) == 4

@@ -9,7 +9,8 @@ import zlib
 
 import sqlalchemy as sa
 
-from survey_service.models import Draft, Response
+from survey_service.models import Ballot, Draft
+from tests.conftest import release_ballots
 from tests.portal.conftest import full_answers
 from tests.portal.test_respond_views import count, form_fields, open_form, open_link
 
@@ -51,7 +52,7 @@ def test_a_page_of_one_code_cannot_post_under_another(client, issue, session, qu
     open_form(client, second)  # the same browser opens another invitation meanwhile
     posted = client.post("/phieu", data={**fields, **full_answers(questionnaire()), "action": "submit"})
     assert posted.status_code == 409 and "thuộc một mã khảo sát khác" in posted.get_data(as_text=True)
-    assert count(session, Response) == 0
+    assert count(session, Ballot) == 0
 
 
 def test_a_post_without_a_session_is_refused_and_stores_nothing(app, client, issue, session, questionnaire):
@@ -60,7 +61,7 @@ def test_a_post_without_a_session_is_refused_and_stores_nothing(app, client, iss
     fresh = app.test_client()
     posted = fresh.post("/phieu", data={**fields, **full_answers(questionnaire()), "action": "submit"})
     assert posted.status_code == 409 and "Phiên trả lời đã kết thúc" in posted.get_data(as_text=True)
-    assert count(session, Response) == 0
+    assert count(session, Ballot) == 0
     assert fresh.get("/phieu").status_code == 303  # nothing to show: back to the home page
 
 
@@ -91,5 +92,6 @@ def test_free_text_is_stored_nfc_and_counted_in_nfc_characters(client, issue, se
     data = {**open_form(client, code), **full_answers(q), text.code: decomposed, "action": "submit"}
     done = client.post("/phieu", data=data)
     assert done.status_code == 200, done.get_data(as_text=True)
+    release_ballots(session)
     stored = session.execute(sa.text("SELECT value FROM answer WHERE item_code = :c"), {"c": text.code}).scalar()
     assert stored == unicodedata.normalize("NFC", decomposed).strip()

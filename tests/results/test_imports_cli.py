@@ -139,7 +139,19 @@ def test_cli_import_then_analysis_run_to_every_format(builder, runner, session, 
     assert rmeta.variable_value_labels["I02"][4.0] and rmeta.variable_measure["I02"] == "ordinal"
     assert len(cases[cases["form"] == "HĐ-CT"]) == 0  # one council member: a group under min_breakdown
 
+    # the tidy answers are per-response rows too: the lone LĐH-CH leader and council member are left out
     tidy = pd.read_csv(answers)
+    assert set(tidy["form"]) == {"CC-CT"} and tidy["respondent_key"].nunique() == 5
+    assert json.loads((tmp_path / "answers.provenance.json").read_text(encoding="utf-8"))[
+        "analysis_parameters"]["min_breakdown"] == 5
+    # with every group shown (min_breakdown 1), its weights give the published points back
+    builder.round.settings = {**builder.round.settings, "min_breakdown": 1}
+    session.commit()
+    result = runner.invoke(args=["analysis", "run", "--round", "QNA-2023", "--out", str(csv_out),
+                                 "--answers", str(answers)])
+    assert result.exit_code == 0, result.output
+    tidy = pd.read_csv(answers)
+    assert set(tidy["form"]) == {"CC-CT", "LĐH-CH", "HĐ-CT"}
     snv = tidy[(tidy["agency"] == "SNV") & (tidy["criterion"] == "A1")]
     points = book["Theo lĩnh vực"].set_index(["Mã cơ quan", "Mã lĩnh vực"]).loc[("SNV", "A1"), "Điểm"]
     assert round(4 * (snv["weight"] * snv["value"].fillna(0)).sum(), 2) == points

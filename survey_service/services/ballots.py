@@ -1,0 +1,174 @@
+"""The sealed ballot box: online submissions wait sealed until their day is over, then go into the response
+tables in shuffled batches.
+
+Why: every write reaches the database's write-ahead log in commit order, and PostgreSQL keeps old row
+versions in its table files until they are vacuumed. Had a submission written its responses in clear, the
+log's order of those writes would be the submission order, to be joined with the access log's times. So a
+submission writes one :class:`~survey_service.models.Ballot`: its quota cell and day in clear (the quota and
+the dashboard count it at once), and everything else sealed (AES-256-GCM under a key derived from the
+server's secret and the round code), padded to a size fixed by the form. Its responses come into being
+only at :func:`release`: all ballots of a cell due for release at once, in one transaction, in random
+order, with fresh random keys, after which nothing stored or logged tells the order in which they came.
+
+When: a ballot is released at the first occasion (results, exports, browsing, the dashboard, ``round
+release``) after the end of its day in the round's time zone (Asia/Ho_Chi_Minh), and every ballot when the
+round is closed. Results therefore lag the day's online submissions until midnight, Vietnam time.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import random
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from survey_service import questionnaires as qn
+from survey_service.models import Answer, Ballot, Channel, QuotaCell, Response, Round, random_key
+from survey_service.services.sealing import Sealer
+
+_ballot_t, _response_t, _answer_t, _cell_t = (
+    Ballot.__table__, Response.__table__, Answer.__table__, QuotaCell.__table__)
+_INSERT_BALLOT = sa.insert(_ballot_t)
+#: A stand-in for the widest number a ballot may hold (keys of 63 bits).
+_WIDEST_NUMBER = 2 ** 63
+#: The longest JSON spelling of one character: a control character is written ``\\u0001``.
+_WIDEST_CHARACTER = "\x01"
+
+
+@functools.lru_cache(maxsize=16)
+def sealer(secret: str, round_code: str) -> Sealer:
+    """The round's ballot key: its own HKDF label, so neither a draft's nor the cookie's key opens it."""
+    return Sealer(secret, "ballot", round_code)
+
+
+def sealed_size(questionnaire: qn.Questionnaire, rated: int) -> int:
+    """At least how large every ballot of this form rating ``rated`` agencies is padded to: the largest
+    content the form accepts (every text at its length limit, each character at its longest spelling).
+
+    A text item without a length limit can go beyond it, and then its ballot's size (a power of two) tells
+    roughly how long the text is; every bundled form has limits.
+    """
+    widest = {}
+    for item in questionnaire.items:
+        if item.kind == "scale":
+            widest[item.code] = max(questionnaire.scales[item.scale].codes, key=len)
+        else:
+            widest[item.code] = _WIDEST_CHARACTER * (item.max_length or 0)
+    widest_content = _content(_WIDEST_NUMBER, questionnaire.code, _WIDEST_NUMBER, [(_WIDEST_NUMBER, widest)] * rated)
+    return len(json.dumps(widest_content, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def _content(version_id: int, form_code: str, division_id: int | None,
+             answers: list[tuple[int | None, dict[str, str]]]) -> dict:
+    return {"version": version_id, "form": form_code, "division": division_id,
+            "answers": [[agency_id, values] for agency_id, values in answers]}
+
+
+def cast(session: Session, box: Sealer, *, cell_id: int, questionnaire: qn.Questionnaire, version_id: int,
+         division_id: int | None, answers: list[tuple[int | None, dict[str, str]]], today: date) -> None:
+    """Put one respondent's questionnaire in the box: ``answers`` is (agency rated, its answers) per agency."""
+    content = _content(version_id, questionnaire.code, division_id, answers)
+    session.execute(_INSERT_BALLOT, {
+        "id": random_key(), "quota_cell_id": cell_id, "submitted_on": today,
+        "sealed": box.seal(content, min_size=sealed_size(questionnaire, len(answers))),
+    })
+
+
+def waiting(round_id: int, *columns) -> sa.Select:
+    """``columns`` of the round's ballots not yet released (with their quota cell joined), for counts
+    grouped as the caller needs."""
+    return (sa.select(*columns).select_from(_ballot_t)
+            .join(_cell_t, _cell_t.c.id == _ballot_t.c.quota_cell_id).where(_cell_t.c.round_id == round_id))
+
+
+def waiting_by_cell(session: Session, round_id: int) -> dict[int, int]:
+    """cell id → ballots not yet released (each one respondent)."""
+    return dict(session.execute(waiting(round_id, _ballot_t.c.quota_cell_id, sa.func.count())
+                                .group_by(_ballot_t.c.quota_cell_id)).all())
+
+
+def waiting_in_cell(cell_id) -> sa.ScalarSelect:
+    """The number of a cell's ballots, as a subquery to add to a count of its respondents."""
+    return (sa.select(sa.func.count()).select_from(_ballot_t)
+            .where(_ballot_t.c.quota_cell_id == cell_id).correlate_except(_ballot_t).scalar_subquery())
+
+
+def waiting_note(count: int) -> str:
+    """What a page or command says of the ballots of today while results are shown."""
+    return (f"{count} phiếu trực tuyến của hôm nay sẽ được đưa vào kết quả từ ngày mai (sau 0 giờ, giờ Việt Nam), "
+            "để không ai biết thứ tự gửi phiếu." if count else "")
+
+
+@dataclass(frozen=True)
+class Release:
+    """What one release did: respondents (ballots) released, their responses, and ballots left waiting."""
+
+    ballots: int = 0
+    responses: int = 0
+    #: Ballots due that could not be opened (sealed under another ``SECRET_KEY``); they stay in the box.
+    unreadable: int = 0
+    #: Ballots of today, waiting for the end of the day.
+    waiting: int = 0
+
+
+def release(session: Session, rnd: Round, secret: str, *, today: date, everything: bool = False) -> Release:
+    """Release the round's ballots of days before ``today`` (with ``everything``: all of them) into responses.
+
+    One transaction (the caller commits): the due ballots are read and opened, deleted, and their responses
+    and answers inserted, every cell's in one batch in random order with fresh random keys and respondent
+    keys. Only the ballots this transaction's DELETE (by id) removed are inserted, so two releases running at
+    once store each ballot once: the second waits for the first's rows, finds them gone and writes nothing
+    for them. A ballot that cannot be opened is left in the
+    box and counted, never dropped.
+    """
+    due = sa.select(_ballot_t.c.id, _ballot_t.c.quota_cell_id, _ballot_t.c.submitted_on, _ballot_t.c.sealed).where(
+        _ballot_t.c.quota_cell_id.in_(sa.select(_cell_t.c.id).where(_cell_t.c.round_id == rnd.id)))
+    if not everything:
+        due = due.where(_ballot_t.c.submitted_on < today)
+    box = sealer(secret, rnd.code)
+    opened, unreadable = {}, 0
+    for row in session.execute(due):
+        content = box.open(row.sealed)
+        if isinstance(content, dict):
+            opened[row.id] = (row, content)
+        else:
+            unreadable += 1
+    claimed = set()
+    ids = list(opened)
+    for start in range(0, len(ids), 500):  # (a bound list of at most 500 keys per statement)
+        claimed.update(session.scalars(sa.delete(_ballot_t).where(
+            _ballot_t.c.id.in_(ids[start:start + 500])).returning(_ballot_t.c.id)))
+    responses, answers = _unsealed(rnd.id, (opened[i] for i in claimed))
+    shuffle = random.SystemRandom().shuffle
+    shuffle(responses)
+    shuffle(answers)
+    if responses:
+        session.execute(sa.insert(_response_t), responses)
+    if answers:
+        session.execute(sa.insert(_answer_t), answers)
+    left = session.scalar(waiting(rnd.id, sa.func.count()))
+    return Release(len(claimed), len(responses), unreadable, left - unreadable)
+
+
+def _unsealed(round_id: int, ballots: Iterable[tuple]) -> tuple[list[dict], list[dict]]:
+    """The response and answer rows of opened ballots, each respondent under a fresh respondent key."""
+    responses, answers = [], []
+    for row, content in ballots:
+        respondent_key = uuid.uuid4().hex
+        for agency_id, values in content["answers"]:
+            response_id = random_key()
+            responses.append({
+                "id": response_id, "uid": uuid.uuid4().hex, "round_id": round_id,
+                "quota_cell_id": row.quota_cell_id, "form_code": content["form"],
+                "questionnaire_version_id": content["version"], "agency_id": agency_id,
+                "channel": Channel.ONLINE, "submitted_on": row.submitted_on, "sheet_id": None,
+                "division_id": content["division"], "respondent_key": respondent_key, "surplus": False,
+            })
+            answers += [{"id": random_key(), "response_id": response_id, "agency_id": agency_id,
+                         "item_code": code, "value": value} for code, value in values.items()]
+    return responses, answers
