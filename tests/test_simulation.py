@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from survey_service.models import AuditEvent, Channel, InvitationCode, Keying, Response, Sheet, SheetState
-from survey_service.services import exports, progress, results, rounds, simulation
+from survey_service.services import exports, invitations, progress, results, rounds, simulation
 from tests.conftest import QUESTIONNAIRE_DIR, ROUND_DIR
 
 DEMO = "QNA-2023-DEMO"
@@ -145,3 +145,53 @@ def _browser(staff_page, live_server, artifacts):
         expect(page.locator(".simulated")).to_be_visible()
         page.screenshot(path=str(artifacts / f"results-{viewport}.png"), full_page=False)
         page.close()
+
+
+@pytest.fixture
+def open_demo(session, loaded_round):
+    """The simulated round, open today and empty."""
+    rounds.load_round(session, ROUND_DIR, QUESTIONNAIRE_DIR, actor="test", simulated_code=DEMO)
+    rnd = rounds.get_round(session, DEMO)
+    rounds.schedule(session, rnd, date.today() - timedelta(days=1), date.today() + timedelta(days=30), actor="test")
+    session.commit()
+    return rnd
+
+
+def _codes(session, rnd, form, agency, count=1):
+    cell = invitations.find_cell(session, rnd, form, agency)
+    codes = [c.code for c in invitations.issue_codes(session, cell, count, actor="test").codes]
+    session.commit()
+    return codes
+
+
+@pytest.mark.browser
+def test_respondent_pages_of_the_simulated_round_say_so(client, session, open_demo, loaded_round, live_server,
+                                                         browser, artifacts):
+    from tests.portal.conftest import full_answers
+    from tests.portal.test_respond_views import form_fields
+
+    band, note = "Dữ liệu mô phỏng.", f"Đợt {DEMO} là đợt khảo sát mô phỏng để trình diễn"
+    [code, spare] = _codes(session, open_demo, "CC-CT", "SNV", 2)
+    form = client.get(f"/c/{code}", follow_redirects=True).get_data(as_text=True)
+    assert band in form and note in form
+    answers = full_answers(rounds.questionnaire_for(session, open_demo, "CC-CT"))
+    thanks = client.post("/phieu", data={**form_fields(form), "action": "submit", **answers})
+    assert thanks.status_code == 200 and band in thanks.get_data(as_text=True)
+    again = client.get(f"/c/{code}", follow_redirects=True)  # the spent code's refusal page
+    assert again.status_code == 409 and note in again.get_data(as_text=True)
+    [ldcp] = _codes(session, open_demo, "LĐ-CP", "TAMKY")
+    division = client.get(f"/c/{ldcp}", follow_redirects=True).get_data(as_text=True)
+    assert 'name="division"' in division and note in division
+    rounds.schedule(session, loaded_round, date.today() - timedelta(days=1), date.today() + timedelta(days=30),
+                    actor="test")
+    [real] = _codes(session, loaded_round, "CC-CT", "SNV")
+    real_form = client.get(f"/c/{real}", follow_redirects=True).get_data(as_text=True)
+    assert 'name="submission_id"' in real_form and band not in real_form and "mô phỏng" not in real_form
+
+    context = browser.new_context(viewport={"width": 360, "height": 740}, locale="vi-VN")
+    page = context.new_page()
+    page.goto(f"{live_server}/c/{spare}")
+    page.wait_for_selector("fieldset.item")
+    assert page.locator(".simulated").is_visible() and note in page.locator(".simulated").inner_text()
+    page.screenshot(path=str(artifacts / "simulated-form-phone.png"))
+    context.close()

@@ -49,7 +49,7 @@ _LOOKUP = (
         _agency_t.c.id.label("agency_id"), _agency_t.c.code.label("agency_code"),
         _agency_t.c.name.label("agency_name"),
         _round_t.c.id.label("round_id"), _round_t.c.code.label("round_code"), _round_t.c.name.label("round_name"),
-        _round_t.c.opens_on, _round_t.c.closes_on, _round_t.c.closed_at,
+        _round_t.c.opens_on, _round_t.c.closes_on, _round_t.c.closed_at, _round_t.c.simulated,
         _round_form_t.c.questionnaire_version_id,
         _draft_t.c.id.label("draft_id"), _draft_t.c.sealed, _draft_t.c.answers, _draft_t.c.division_id,
         # The cell's respondents, counted in the same round trip but only when a new draft may have to be
@@ -162,7 +162,8 @@ class CellInfo:
 
 @dataclass(frozen=True)
 class RoundInfo:
-    """The round's name and collection window, read fresh on every request."""
+    """The round's name and collection window, read fresh on every request; a ``simulated`` round is the
+    demonstration, which every page says."""
 
     id: int
     code: str
@@ -170,6 +171,7 @@ class RoundInfo:
     opens_on: date
     closes_on: date
     closed_at: datetime | None
+    simulated: bool = False
 
 
 @dataclass
@@ -284,7 +286,8 @@ def open_code(
 
     cell = CellInfo(row.cell_id, row.target, row.soft_closed,
                     RatedAgency(row.agency_id, row.agency_code, row.agency_name) if row.agency_id is not None else None)
-    rnd = RoundInfo(row.round_id, row.round_code, row.round_name, row.opens_on, row.closes_on, row.closed_at)
+    rnd = RoundInfo(row.round_id, row.round_code, row.round_name, row.opens_on, row.closes_on, row.closed_at,
+                    row.simulated)
     sealer = draft_sealer(secret, invitation.code)
     draft = _draft_info(sealer, row.draft_id, row.sealed, row.answers, row.division_id) \
         if row.draft_id is not None else None

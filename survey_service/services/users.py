@@ -130,23 +130,27 @@ def end_sessions(user: StaffUser) -> None:
     user.session_generation += 1
 
 
+def _set_password(user: StaffUser, new: str) -> None:
+    """The one way a password is replaced, by its owner or by an admin: the same rules, a fresh hash, and
+    every session of the account ends (a stolen cookie dies with the old password)."""
+    check_password(new, user.username)
+    user.password_hash = generate_password_hash(new)
+    end_sessions(user)
+
+
 def change_own_password(session: Session, user: StaffUser, current: str, new: str) -> None:
     """A staff member sets a new password, proving the current one; other sessions end."""
     if not check_password_hash(user.password_hash, current):
         raise UserError("Mật khẩu hiện tại không đúng.")
     if check_password_hash(user.password_hash, new):
         raise UserError("Mật khẩu mới phải khác mật khẩu hiện tại.")
-    check_password(new, user.username)
-    user.password_hash = generate_password_hash(new)
-    end_sessions(user)
+    _set_password(user, new)
     audit.record(session, "user.password_change", user=user, object_type="staff_user", object_id=user.id)
 
 
 def reset_password(session: Session, user: StaffUser, new: str, *, by: StaffUser, secret: str) -> None:
     """An admin sets a new password for an account: its sessions end and its login delays are lifted."""
-    check_password(new, user.username)
-    user.password_hash = generate_password_hash(new)
-    end_sessions(user)
+    _set_password(user, new)
     login_throttle.clear(session, secret=secret, username=user.username)
     audit.record(session, "user.password_reset", user=by, object_type="staff_user", object_id=user.id,
                  new={"username": user.username})

@@ -20,6 +20,7 @@ from markupsafe import Markup
 from survey_service.db import get_session
 from survey_service.services import invitations, portal, ratelimit, rounds
 from survey_service.services.sealing import Sealer
+from survey_service.web import note_round
 from survey_service.web.forms import CodeForm, DivisionForm, answers_from
 
 bp = Blueprint("respond", __name__)
@@ -122,6 +123,7 @@ def _refusal_page(refusal: portal.Refusal):
     rnd = refusal.access.round if refusal.access else None
     message = message.format(opens=rnd.opens_on.strftime("%d/%m/%Y") if rnd else "",
                              minutes=max(1, current_app.config["CODE_LOOKUP_WINDOW_SECONDS"] // 60))
+    note_round(rnd)
     return render_template("respond/state.html", title=title, message=message, reason=refusal.reason,
                            access=refusal.access), status
 
@@ -154,6 +156,7 @@ def index():
 
 def _home(db, form):
     rnd = portal.current_round(db, local_today())
+    note_round(rnd)
     return render_template("respond/home.html", form=form, round=rnd,
                            state=rounds.round_state(rnd, local_today()) if rnd else None)
 
@@ -317,6 +320,7 @@ def _form_page(access, submission_id: str, values, errors: dict, status: int, **
     first_error = next((prefix + item.code for _, prefix in groups for item in access.questionnaire.items
                         if prefix + item.code in by_name), None)
     answers = _answers_html(access, groups, values, by_name, first_error)
+    note_round(access.round)
     return render_template("respond/form.html", access=access, submission_id=submission_id, groups=groups,
                            form_tag=_form_tag(access.code), answers=answers, errors=by_name, general=general,
                            first_error=first_error, **extra), status
@@ -342,9 +346,11 @@ def _answers_html(access, groups, values, errors: dict, first_error: str | None)
 
 
 def _division_page(db, access, form, status: int):
+    note_round(access.round)
     return render_template("respond/division.html", access=access, form=form, form_tag=_form_tag(access.code),
                            divisions=portal.division_choices(db, access)), status
 
 
 def _thanks(access):
+    note_round(access.round)
     return render_template("respond/thanks.html", access=access)

@@ -19,18 +19,19 @@ def _division_tag(client, code: str) -> str:
     return re.search(r'name="form_tag" type="hidden" value="([0-9a-f]+)"', page).group(1)
 
 
-@pytest.fixture
-def respondent_page(browser):
-    """Factory: a new browser page on the phone or desktop screen, closed after the test."""
-    contexts = []
+@pytest.fixture(params=["phone", "desktop"])
+def respondent_page(request, browser, live_server):
+    """A browser page on the phone screen, then on the desktop one (a test using it runs on both):
+    ``respondent_page("/c/CODE")`` opens that portal path on it and returns the page."""
+    context = browser.new_context(viewport=VIEWPORTS[request.param], locale="vi-VN")
+    page = context.new_page()
 
-    def open_page(viewport: str):
-        contexts.append(browser.new_context(viewport=VIEWPORTS[viewport], locale="vi-VN"))
-        return contexts[-1].new_page()
+    def open_path(path: str):
+        page.goto(f"{live_server}{path}")
+        return page
 
-    yield open_page
-    for context in contexts:
-        context.close()
+    yield open_path
+    context.close()
 
 
 def test_closed_round_home_page_says_so_and_offers_no_code_box(client, open_round, session):
@@ -60,20 +61,18 @@ def test_favicon_is_served(client):
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("viewport", ["phone", "desktop"])
-def test_form_cards_hold_their_legends_and_pass_the_scan(respondent_page, live_server, issue, artifacts, viewport):
+def test_form_cards_hold_their_legends_and_pass_the_scan(respondent_page, issue, artifacts):
     [code] = issue("CC-CT", "SNV")
-    page = respondent_page(viewport)
-    page.goto(f"{live_server}/")
+    page = respondent_page("/")
     assert axe_violations(page) == []
-    page.goto(f"{live_server}/c/{code}")
+    respondent_page(f"/c/{code}")
     page.wait_for_selector("fieldset.item legend")
     boxes = page.eval_on_selector_all("fieldset.item", """els => els.map(f => {
         const l = f.querySelector('legend').getBoundingClientRect(), b = f.getBoundingClientRect();
         return [l.top - b.top, b.right - l.right, l.left - b.left]; })""")
     assert boxes and all(top > 0 and right >= 0 and left > 0 for top, right, left in boxes), boxes[:3]
     page.locator("fieldset.item").nth(1).scroll_into_view_if_needed()
-    page.screenshot(path=str(artifacts / f"form-{viewport}.png"), full_page=False)
+    page.screenshot(path=str(artifacts / "form.png"), full_page=False)
     assert axe_violations(page) == []
 
 
@@ -114,11 +113,9 @@ def test_ldcp_division_must_be_picked_and_can_be_changed(client, issue):
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("viewport", ["phone", "desktop"])
-def test_ldcp_pages_in_the_browser(respondent_page, live_server, issue, artifacts, viewport):
+def test_ldcp_pages_in_the_browser(respondent_page, issue, artifacts):
     [code] = issue("LĐ-CP", "TAMKY")
-    page = respondent_page(viewport)
-    page.goto(f"{live_server}/c/{code}")
+    page = respondent_page(f"/c/{code}")
     page.get_by_role("button", name="Tiếp tục").click()
     page.wait_for_selector("#division-err")
     assert "Vui lòng chọn phòng chuyên môn" in page.content()
@@ -128,7 +125,7 @@ def test_ldcp_pages_in_the_browser(respondent_page, live_server, issue, artifact
     page.wait_for_url("**/phieu")
     parts = page.get_by_role("navigation", name="Các phần của phiếu")
     assert parts.is_visible() and parts.get_by_role("link").count() == 2
-    page.screenshot(path=str(artifacts / f"ldcp-{viewport}.png"))
+    page.screenshot(path=str(artifacts / "ldcp.png"))
     assert axe_violations(page) == []
     page.get_by_role("link", name="Đổi phòng chuyên môn").click()
     page.wait_for_url("**/phieu/phong")
@@ -136,16 +133,14 @@ def test_ldcp_pages_in_the_browser(respondent_page, live_server, issue, artifact
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("viewport", ["phone", "desktop"])
-def test_refusal_and_thank_you_pages_pass_the_scan(respondent_page, live_server, issue, artifacts, viewport):
+def test_refusal_and_thank_you_pages_pass_the_scan(respondent_page, live_server, issue, artifacts):
     [code] = issue("CC-CT", "SNV")
-    page = respondent_page(viewport)
-    page.goto(f"{live_server}/")
+    page = respondent_page("/")
     page.get_by_label("Nhập mã khảo sát trên phiếu mời").fill("2222-2222-2222")
     page.get_by_role("button", name="Bắt đầu trả lời").click()
     page.wait_for_selector("#code-err")
     assert axe_violations(page) == []
-    page.goto(f"{live_server}/c/{code}")
+    respondent_page(f"/c/{code}")
     for card in page.locator("fieldset.item").all():
         options = card.locator("input[type=radio]")
         if options.count():
@@ -155,7 +150,7 @@ def test_refusal_and_thank_you_pages_pass_the_scan(respondent_page, live_server,
     page.get_by_role("button", name="Gửi phiếu").click()
     page.wait_for_selector("section.state-thanks")
     assert "Cảm ơn Anh/Chị đã gửi phiếu" in page.locator("h1").inner_text()
-    page.screenshot(path=str(artifacts / f"thanks-{viewport}.png"), full_page=True)
+    page.screenshot(path=str(artifacts / "thanks.png"), full_page=True)
     assert axe_violations(page) == []
     page.get_by_role("link", name="Về trang chủ khảo sát").click()
     page.wait_for_url(f"{live_server}/")
