@@ -440,6 +440,8 @@ def submit(
         if stored == submission_id:
             return False
         raise Refusal("submitted", access)
+    if rounds.round_state(_round_now(session, access.round.id), today) != "open":
+        raise Refusal("closed", access)  # closed while the page was open: the caller rolls the spend back
     ballots.cast(session, access.ballot_box, cell_id=access.cell.id, questionnaire=access.questionnaire,
                  version_id=access.version_id, division_id=access.division.id if access.division else None,
                  answers=[(agency.id, clean[agency.code]) for agency in access.rated_agencies], today=today)
@@ -449,6 +451,18 @@ def submit(
     # Nothing in the audit log: a timed record per submission would order the responses. The day is on
     # the ballot.
     return True
+
+
+def _round_now(session: Session, round_id: int):
+    """The round's dates as committed now, read with a key-share lock after the code is spent.
+
+    Why: :func:`survey_service.services.rounds.close` locks the round row before it releases every ballot.
+    A submission that takes this lock first is committed before the close reads the box; one that comes
+    after waits and then sees the round closed. Either way no ballot lands in a closed round's box. (SQLite
+    has one writer at a time: after the spend, this read sees every committed close.)
+    """
+    return session.execute(sa.select(_round_t.c.opens_on, _round_t.c.closes_on, _round_t.c.closed_at)
+                           .where(_round_t.c.id == round_id).with_for_update(key_share=True)).one()
 
 
 def forget_written(session: Session) -> None:

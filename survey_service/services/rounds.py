@@ -360,10 +360,14 @@ def close(session: Session, rnd: Round, *, secret: str, by: StaffUser | None = N
 
     :raises RoundError: when a ballot cannot be opened with ``secret``; then nothing changes.
     """
+    # (a lock submissions wait for: see portal.submit; the row's own update would not make them wait)
+    session.execute(sa.select(Round).where(Round.id == rnd.id).with_for_update()
+                    .execution_options(populate_existing=True))
     if rnd.closed_at is None:
         rnd.closed_at = utcnow()
         audit.record(session, "round.close", user=by, actor=actor, object_type="round", object_id=rnd.code,
                      new={"closed_at": rnd.closed_at.isoformat()})
+    session.flush()  # (SQLite: become the one writer, so the box is read after any submission in flight)
     released = ballots.release(session, rnd, secret, today=local_today(), everything=True)
     if released.unreadable:
         raise RoundError(unreadable_message(released.unreadable))

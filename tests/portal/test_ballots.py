@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from survey_service.models import Answer, Ballot, QuotaCell, Response
+from survey_service.models import Answer, Ballot, CodeStatus, InvitationCode, QuotaCell, Response
 from survey_service.services import ballots, portal, rounds
 from tests.portal.conftest import full_answers
 
@@ -76,6 +76,50 @@ def test_closing_the_round_releases_every_ballot(issue, session, questionnaire, 
     session.commit()
     assert released.ballots == 3 and _count(session, Ballot) == 0
     assert len(set(session.scalars(sa.select(Response.respondent_key)))) == 3
+
+
+def test_a_page_opened_before_the_round_closed_cannot_submit_after(issue, session, questionnaire, open_round):
+    q = questionnaire("CC-CT")
+    [code] = issue("CC-CT", "SNV")
+    access = portal.open_code(session, code, secret=SECRET, today=TODAY, start=True)
+    session.commit()
+    rounds.close(session, open_round, secret=SECRET, actor="test")
+    session.commit()
+    with pytest.raises(portal.Refusal) as refused:
+        portal.submit(session, access, {"SNV": full_answers(q)}, portal.new_submission_id(), today=TODAY)
+    assert refused.value.reason == "closed"
+    session.rollback()
+    assert _count(session, Ballot) == _count(session, Response) == 0
+    assert session.scalar(sa.select(InvitationCode.status).where(InvitationCode.code == code)) is CodeStatus.UNUSED
+
+
+def test_a_close_waits_for_a_submission_in_flight_and_releases_it(issue, session, questionnaire, open_round):
+    """The submission has spent its code and cast its ballot, not yet committed, when the round is closed:
+    the close waits for it (SQLite: for the one writer; PostgreSQL: for the round row's lock) and releases
+    its ballot, so no ballot is left in a closed round's box."""
+    q = questionnaire("CC-CT")
+    [code] = issue("CC-CT", "SNV")
+    engine = session.get_bind()
+    submitting, closing = Session(engine), Session(engine)
+    access = portal.open_code(submitting, code, secret=SECRET, today=TODAY, start=True)
+    submitting.commit()
+    assert portal.submit(submitting, access, {"SNV": full_answers(q)}, portal.new_submission_id(), today=TODAY)
+    results = {}
+
+    def close():
+        results["released"] = rounds.close(closing, closing.get(type(open_round), open_round.id), secret=SECRET,
+                                           actor="test").ballots
+        closing.commit()
+
+    thread = threading.Thread(target=close)
+    thread.start()
+    thread.join(0.5)  # it waits for the submission
+    assert thread.is_alive()
+    submitting.commit()
+    thread.join(30)
+    submitting.close(), closing.close()
+    assert results == {"released": 1}
+    assert _count(session, Ballot) == 0 and _count(session, Response) == 1
 
 
 def test_a_ballot_sealed_under_another_secret_stays_in_the_box(issue, session, questionnaire, open_round):
