@@ -41,7 +41,7 @@ _RESPONDENTS = sa.select(sa.func.count(sa.distinct(Response.respondent_key)) + b
 _code_t, _cell_t, _agency_t, _round_t, _round_form_t, _draft_t, _division_t = (
     InvitationCode.__table__, QuotaCell.__table__, Agency.__table__, Round.__table__, RoundForm.__table__,
     Draft.__table__, Division.__table__)
-_response_t = Response.__table__
+_response_t, _version_t = Response.__table__, QuestionnaireVersion.__table__
 _LOOKUP = (
     sa.select(
         _code_t.c.id, _code_t.c.code, _code_t.c.status, _code_t.c.submission_id,
@@ -50,7 +50,7 @@ _LOOKUP = (
         _agency_t.c.name.label("agency_name"),
         _round_t.c.id.label("round_id"), _round_t.c.code.label("round_code"), _round_t.c.name.label("round_name"),
         _round_t.c.opens_on, _round_t.c.closes_on, _round_t.c.closed_at, _round_t.c.simulated,
-        _round_form_t.c.questionnaire_version_id,
+        _round_form_t.c.questionnaire_version_id, _version_t.c.version.label("version_hash"),
         _draft_t.c.id.label("draft_id"), _draft_t.c.sealed, _draft_t.c.answers, _draft_t.c.division_id,
         # The cell's respondents, counted in the same round trip but only when a new draft may have to be
         # refused because the cell is full.
@@ -65,6 +65,7 @@ _LOOKUP = (
     .join(_round_t, _round_t.c.id == _cell_t.c.round_id)
     .join(_round_form_t, sa.and_(_round_form_t.c.round_id == _round_t.c.id,
                                  _round_form_t.c.form_code == _cell_t.c.form_code))
+    .join(_version_t, _version_t.c.id == _round_form_t.c.questionnaire_version_id)
     .outerjoin(_draft_t, _draft_t.c.invitation_code_id == _code_t.c.id)
     .where(_code_t.c.code == sa.bindparam("code"))
 )
@@ -291,7 +292,8 @@ def open_code(
     sealer = draft_sealer(secret, invitation.code)
     draft = _draft_info(sealer, row.draft_id, row.sealed, row.answers, row.division_id) \
         if row.draft_id is not None else None
-    access = _access(session, invitation, cell, rnd, row.questionnaire_version_id, draft, sealer)
+    access = _access(session, invitation, cell, rnd, row.questionnaire_version_id, row.version_hash, draft,
+                     sealer)
     access.ballot_box = ballots.sealer(secret, rnd.code)
     if invitation.status is CodeStatus.USED:
         if submission_id and invitation.submission_id == submission_id:
@@ -483,20 +485,21 @@ def forget_written(session: Session) -> None:
         session.commit()
 
 
-_questionnaires: dict[int, qn.Questionnaire] = {}
+_questionnaires: dict[str, qn.Questionnaire] = {}
 
 
-def _questionnaire(session: Session, version_id: int) -> qn.Questionnaire:
-    """Versions are immutable, so a parsed one can be kept for the life of the process."""
-    if version_id not in _questionnaires:
+def _questionnaire(session: Session, version_id: int, version_hash: str) -> qn.Questionnaire:
+    """A version's content never changes, so its parsed form is kept for the life of the process, by its
+    content hash rather than by id: ids of two databases (or of a database made again) differ."""
+    if version_hash not in _questionnaires:
         version = session.get(QuestionnaireVersion, version_id)
-        _questionnaires[version_id] = qn.Questionnaire.from_definition(version.definition)
-    return _questionnaires[version_id]
+        _questionnaires[version_hash] = qn.Questionnaire.from_definition(version.definition)
+    return _questionnaires[version_hash]
 
 
 def _access(session: Session, invitation: CodeInfo, cell: CellInfo, rnd: RoundInfo, version_id: int,
-            draft: DraftInfo | None, sealer: Sealer) -> Access:
-    questionnaire = _questionnaire(session, version_id)
+            version_hash: str, draft: DraftInfo | None, sealer: Sealer) -> Access:
+    questionnaire = _questionnaire(session, version_id, version_hash)
     access = Access(invitation, cell, rnd, questionnaire, version_id, draft, sealer)
     if questionnaire.rates == "supervising":
         structure = session.scalar(sa.select(_round_t.c.structure).where(_round_t.c.id == rnd.id))
