@@ -16,7 +16,6 @@ round is closed. Results therefore lag the day's online submissions until midnig
 """
 from __future__ import annotations
 
-import functools
 import json
 import random
 import uuid
@@ -29,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from survey_service import questionnaires as qn
 from survey_service.models import Answer, Ballot, Channel, QuotaCell, Response, Round, random_key
-from survey_service.services.sealing import Sealer
+from survey_service.services.sealing import Sealer, shared_sealer
 
 _ballot_t, _response_t, _answer_t, _cell_t = (
     Ballot.__table__, Response.__table__, Answer.__table__, QuotaCell.__table__)
@@ -40,10 +39,9 @@ _WIDEST_NUMBER = 2 ** 63
 _WIDEST_CHARACTER = "\x01"
 
 
-@functools.lru_cache(maxsize=16)
 def sealer(secret: str, round_code: str) -> Sealer:
     """The round's ballot key: its own HKDF label, so neither a draft's nor the cookie's key opens it."""
-    return Sealer(secret, "ballot", round_code)
+    return shared_sealer(secret, "ballot", round_code)
 
 
 def sealed_size(questionnaire: qn.Questionnaire, rated: int) -> int:

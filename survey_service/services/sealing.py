@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import os
 
@@ -48,3 +49,10 @@ class Sealer:
             return json.loads(self._aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], None))
         except (InvalidTag, ValueError, UnicodeError, binascii.Error):
             return None
+
+
+@functools.lru_cache(maxsize=32)
+def shared_sealer(secret: str, purpose: str, context: str = "") -> Sealer:
+    """The :class:`Sealer` of a key that serves many requests (the session cookie, a round's ballots),
+    derived once per process instead of on every use. Not for per-code keys, which are not kept."""
+    return Sealer(secret, purpose, context)

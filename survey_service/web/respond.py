@@ -19,7 +19,7 @@ from markupsafe import Markup
 
 from survey_service.db import get_session
 from survey_service.services import invitations, portal, ratelimit, rounds
-from survey_service.services.sealing import Sealer
+from survey_service.services.sealing import Sealer, shared_sealer
 from survey_service.web import note_round
 from survey_service.web.forms import CodeForm, DivisionForm, answers_from
 
@@ -66,7 +66,7 @@ def local_today():
 
 
 def _sealer() -> Sealer:
-    return Sealer(current_app.config["SECRET_KEY"], "respondent-session")
+    return shared_sealer(current_app.config["SECRET_KEY"], "respondent-session")
 
 
 def _respondent() -> tuple[str | None, bool]:
