@@ -86,7 +86,7 @@ def db_upgrade(revision):
     """Apply migrations up to REVISION."""
     from survey_service import migrate
 
-    migrate.upgrade(current_app.config["DATABASE_URL"], revision)
+    migrate.upgrade(current_app.config["DATABASE_URL"], revision, secret_key=current_app.config.get("SECRET_KEY"))
     click.echo(f"Đã nâng cấp cơ sở dữ liệu đến phiên bản {revision}.")
 
 
@@ -107,7 +107,7 @@ def db_downgrade(revision):
     """Revert migrations down to REVISION (``base`` empties the database)."""
     from survey_service import migrate
 
-    migrate.downgrade(current_app.config["DATABASE_URL"], revision)
+    migrate.downgrade(current_app.config["DATABASE_URL"], revision, secret_key=current_app.config.get("SECRET_KEY"))
     click.echo(f"Đã hạ cơ sở dữ liệu về phiên bản {revision}.")
 
 
@@ -229,41 +229,122 @@ def round_schedule(code, opens_on, closes_on):
     click.echo(f"Đợt {code} nhận phiếu từ {rnd.opens_on:%d/%m/%Y} đến hết {rnd.closes_on:%d/%m/%Y}.")
 
 
+_KEY_OPTION = click.option(
+    "--key", "key_path", type=click.Path(exists=True, dir_okay=False),
+    help="An owner-sealed round: the owner's private key file (written by 'round seal-key --new').")
+_PASSPHRASE_OPTION = click.option(
+    "--passphrase", envvar="SURVEY_BALLOT_KEY_PASSPHRASE", default=None,
+    help="The key file's passphrase (asked for when not given; or SURVEY_BALLOT_KEY_PASSPHRASE).")
+
+
+def _owner_key(rnd, key_path: str | None, passphrase: str | None):
+    """The owner's key read from ``key_path`` for an owner-sealed round (None without a file); exits with
+    the reason when the file cannot be read."""
+    from survey_service.services.sealing import KeyFileError, OwnerKey
+
+    if key_path is None:
+        return None
+    if not rnd.ballot_public_key:
+        fail(f"Đợt {rnd.code} niêm phong phiếu bằng khóa của máy chủ, không dùng tệp khóa (--key).")
+    if passphrase is None:
+        passphrase = click.prompt("Mật khẩu của tệp khóa", hide_input=True)
+    try:
+        key = OwnerKey.from_file(Path(key_path).read_bytes(), passphrase, rnd.code)
+    except KeyFileError as exc:
+        fail(str(exc))
+    if key.public_key != rnd.ballot_public_key:
+        fail(f"Tệp khóa {key_path} không phải khóa của đợt {rnd.code}.")
+    return key
+
+
 @round_group.command("close")
 @click.argument("code")
+@_KEY_OPTION
+@_PASSPHRASE_OPTION
 @with_appcontext
 @needs_secrets("SECRET_KEY")
-def round_close(code):
-    """Close collection of round CODE now and release every sealed ballot into the responses."""
-    from survey_service.services import rounds
+def round_close(code, key_path, passphrase):
+    """Close collection of round CODE now and release every sealed ballot into the responses (an
+    owner-sealed round: only with its key; without it they wait for 'round release --key')."""
+    from survey_service.services import ballots, rounds
 
     session = get_session()
+    rnd = _round_or_fail(session, code)
+    owner_key = _owner_key(rnd, key_path, passphrase)
     try:
-        released = rounds.close(session, _round_or_fail(session, code), secret=current_app.config["SECRET_KEY"],
+        released = rounds.close(session, rnd, secret=current_app.config["SECRET_KEY"], owner_key=owner_key,
                                 actor="cli")
     except rounds.RoundError as exc:
         session.rollback()
         fail(str(exc))
     session.commit()
-    click.echo(f"Đã đóng đợt {code}; {released.ballots} phiếu trực tuyến đang niêm phong đã được đưa vào dữ liệu.")
+    click.echo(f"Đã đóng đợt {code}; {released.ballots} phiếu trực tuyến đang niêm phong đã được đưa vào dữ liệu."
+               + (" " + ballots.waiting_note(released.waiting, owner_sealed=True) if released.waiting else ""))
 
 
 @round_group.command("release")
 @click.argument("code")
+@_KEY_OPTION
+@_PASSPHRASE_OPTION
 @with_appcontext
 @needs_secrets("SECRET_KEY")
-def round_release(code):
-    """Release round CODE's sealed ballots of past days into the responses (today's wait for tomorrow)."""
+def round_release(code, key_path, passphrase):
+    """Release round CODE's sealed ballots that are due (per cell, in batches of at least the round's
+    minimum group; all of them once the round is over) into the responses."""
     from survey_service.services import ballots, rounds
 
     session = get_session()
-    released = ballots.release(session, _round_or_fail(session, code), current_app.config["SECRET_KEY"],
+    rnd = _round_or_fail(session, code)
+    owner_key = _owner_key(rnd, key_path, passphrase)
+    released = ballots.release(session, rnd, ballots.opener(rnd, current_app.config["SECRET_KEY"], owner_key),
                                today=rounds.local_today())
     session.commit()
     click.echo(f"Đợt {code}: {released.ballots} phiếu trực tuyến ({released.responses} phiếu trả lời) đã được đưa "
-               f"vào dữ liệu; {released.waiting} phiếu của hôm nay chờ đến ngày mai.")
+               "vào dữ liệu. " + ballots.waiting_note(released.waiting,
+                                                       owner_sealed=bool(rnd.ballot_public_key and not owner_key)))
     if released.unreadable:
         fail(rounds.unreadable_message(released.unreadable))
+
+
+@round_group.command("seal-key")
+@click.argument("code")
+@click.option("--public-key", default=None, help="The owner's public key (base64), made on the owner's own computer.")
+@click.option("--new", "new_path", type=click.Path(dir_okay=False), default=None,
+              help="Make a new key pair here and write the private half to this file (then take it off the server).")
+@click.option("--passphrase", envvar="SURVEY_BALLOT_KEY_PASSPHRASE", default=None,
+              help="With --new: the passphrase that protects the file (asked for when not given).")
+@with_appcontext
+def round_seal_key(code, public_key, new_path, passphrase):
+    """Seal round CODE's ballots to its owner's key: the server keeps only the public half, so neither it
+    nor a copy of it or of its backups opens a ballot until the owner gives the private half at release."""
+    from survey_service.services import rounds
+    from survey_service.services.sealing import OwnerKey
+
+    if bool(public_key) == bool(new_path):
+        fail("Chọn đúng một trong hai: --public-key (khóa công khai đã có) hoặc --new TỆP (tạo cặp khóa mới).")
+    session = get_session()
+    rnd = _round_or_fail(session, code)
+    if new_path:
+        if Path(new_path).exists():
+            fail(f"Tệp {new_path} đã có; chọn tên khác để không ghi đè một khóa.")
+        if passphrase is None:
+            passphrase = click.prompt("Mật khẩu bảo vệ tệp khóa", hide_input=True, confirmation_prompt=True)
+        if len(passphrase) < 12:
+            fail("Mật khẩu của tệp khóa cần ít nhất 12 ký tự.")
+        key = OwnerKey.generate(rnd.code)
+        public_key = key.public_key
+    try:
+        rounds.seal_to_owner(session, rnd, public_key, actor="cli")
+    except rounds.RoundError as exc:
+        session.rollback()
+        fail(str(exc))
+    if new_path:
+        Path(new_path).write_bytes(key.to_file(passphrase))
+        Path(new_path).chmod(0o600)
+    session.commit()
+    click.echo(f"Phiếu trực tuyến của đợt {code} từ nay được niêm phong bằng khóa công khai {public_key}."
+               + (f" Khóa riêng đã ghi vào {new_path}: hãy chuyển tệp này khỏi máy chủ và giữ cùng mật khẩu; "
+                  "thiếu nó thì không mở được phiếu." if new_path else ""))
 
 
 # --- users ---------------------------------------------------------------------------------------
@@ -436,6 +517,7 @@ def codes_group():
 @with_appcontext
 def codes_issue(round_code, form_code, agency_code, count, out, pdf):
     """Issue COUNT new codes for a quota cell and write them to a CSV (and optionally a PDF)."""
+    from survey_service.models import CodeStatus
     from survey_service.services import invitations
 
     session = get_session()
@@ -448,9 +530,10 @@ def codes_issue(round_code, form_code, agency_code, count, out, pdf):
         fail(str(exc))
     session.commit()
     base_url = _public_base_url()
-    Path(out).write_text(invitations.batch_csv(batch, base_url), encoding="utf-8")
+    fresh = {c.id: CodeStatus.UNUSED for c in batch.codes}  # (just issued: none used yet)
+    Path(out).write_text(invitations.batch_csv(batch, base_url, fresh), encoding="utf-8")
     if pdf:
-        Path(pdf).write_bytes(invitations.batch_pdf(batch, base_url, organiser=current_app.config["ORGANISER"],
+        Path(pdf).write_bytes(invitations.batch_pdf(batch, base_url, fresh, organiser=current_app.config["ORGANISER"],
                                                     round_name=rnd.name))
     click.echo(f"Đã phát {count} mã cho {invitations.cell_label(cell)} (lô {batch.id}) vào {out}"
                + (f" và {pdf}" if pdf else "") + ".")
@@ -484,10 +567,11 @@ def analysis_run(round_code, outputs, answers_path, responses_path):
         fail(f"--responses ghi tệp SPSS: tên tệp phải có đuôi .sav ({responses_path}).")
     session = get_session()
     rnd = _round_or_fail(session, round_code)
-    released = ballots.release(session, rnd, current_app.config["SECRET_KEY"], today=rounds.local_today())
+    released = ballots.release(session, rnd, ballots.opener(rnd, current_app.config["SECRET_KEY"]),
+                               today=rounds.local_today())
     session.commit()
     if released.waiting or released.unreadable:
-        click.echo(ballots.waiting_note(released.waiting) + (
+        click.echo(ballots.waiting_note(released.waiting, owner_sealed=bool(rnd.ballot_public_key)) + (
             " " + rounds.unreadable_message(released.unreadable) if released.unreadable else ""))
     try:
         res = results.round_results(session, rnd)

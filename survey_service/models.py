@@ -100,6 +100,9 @@ class Round(Base):
     simulated: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     #: Set by a supervisor to close collection before ``closes_on``.
     closed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    #: The round owner's X25519 public key (base64) when ballots are sealed to it rather than to the
+    #: server's secret: then only the owner's private key, given at release, opens them.
+    ballot_public_key: Mapped[str | None] = mapped_column(sa.String(64))
     loaded_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
 
     agencies: Mapped[list[Agency]] = relationship(back_populates="round", order_by="Agency.id")
@@ -295,7 +298,8 @@ class CodeBatch(Base):
 
 
 class InvitationCode(Base):
-    """A one-time code for the online channel. Records only whether it was used, never by what response."""
+    """A one-time code for the online channel. Its row is written when the code is issued (and revoked) and
+    never when it is used: using it writes a :class:`SpentCode` named by the code's mark."""
 
     __tablename__ = "invitation_code"
 
@@ -303,27 +307,41 @@ class InvitationCode(Base):
     code: Mapped[str] = mapped_column(sa.String(32), unique=True)
     quota_cell_id: Mapped[int] = mapped_column(sa.ForeignKey("quota_cell.id", ondelete="CASCADE"), index=True)
     batch_id: Mapped[int] = mapped_column(sa.ForeignKey("code_batch.id", ondelete="CASCADE"), index=True)
+    #: UNUSED or REVOKED as stored; USED is never stored, it is read from :class:`SpentCode`.
     status: Mapped[CodeStatus] = mapped_column(_enum(CodeStatus, "code_status"), default=CodeStatus.UNUSED)
-    #: Server-issued id of the submission that spent the code, so a retried POST is recognised.
-    submission_id: Mapped[str | None] = mapped_column(sa.String(64))
 
     quota_cell: Mapped[QuotaCell] = relationship()
     batch: Mapped[CodeBatch] = relationship(back_populates="codes")
-    draft: Mapped[Draft | None] = relationship(back_populates="invitation_code", cascade="all, delete-orphan")
 
     def __repr__(self) -> str:
         return f"<InvitationCode {self.id} {self.status.value}>"
 
 
+class SpentCode(Base):
+    """That a code was used, under its mark (:func:`survey_service.services.sealing.code_mark`), never its
+    text or row: rows of this table come in the order codes are used, and only the server's secret tells
+    which code a mark names."""
+
+    __tablename__ = "spent_code"
+
+    mark: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    quota_cell_id: Mapped[int] = mapped_column(sa.ForeignKey("quota_cell.id", ondelete="CASCADE"), index=True)
+    #: Server-issued id of the submission that spent the code, so a retried POST is recognised.
+    submission_id: Mapped[str] = mapped_column(sa.String(64))
+
+    def __repr__(self) -> str:
+        return f"<SpentCode cell={self.quota_cell_id}>"
+
+
 class Draft(Base):
-    """Answers saved under a code before submission; deleted when the code is spent."""
+    """Answers saved under a code before submission; deleted when the code is spent. Named by the code's
+    mark, like :class:`SpentCode`, so that a draft deleted at submission names no code."""
 
     __tablename__ = "draft"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    invitation_code_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("invitation_code.id", ondelete="CASCADE"), unique=True
-    )
+    code_mark: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    quota_cell_id: Mapped[int] = mapped_column(sa.ForeignKey("quota_cell.id", ondelete="CASCADE"), index=True)
     #: LĐ-CP: the division the respondent chose.
     division_id: Mapped[int | None] = mapped_column(sa.ForeignKey("division.id"))
     #: The answers, {"<agency code>": {"<item code>": "<value>"}}, sealed with a key derived from the code
@@ -335,17 +353,15 @@ class Draft(Base):
     started_on: Mapped[date] = mapped_column(default=lambda: utcnow().date())
     updated_on: Mapped[date] = mapped_column(default=lambda: utcnow().date())
 
-    invitation_code: Mapped[InvitationCode] = relationship(back_populates="draft")
-
     def __repr__(self) -> str:
         return f"<Draft {self.id}>"
 
 
 class Ballot(Base):
-    """A submitted online questionnaire, sealed until its day is over (:mod:`survey_service.services.ballots`).
+    """A submitted online questionnaire, sealed until released (:mod:`survey_service.services.ballots`).
 
     Clear only in what a submission must show at once: its quota cell (the dashboard and the cell's quota
-    count it) and its day. Everything else, the agencies rated, the answers, the division, is one sealed
+    count it). Everything else, the agencies rated, the answers, the division, is one sealed
     value padded to a size fixed by the form, so neither its content nor its length tells one respondent
     from another. Released into responses in shuffled batches, then deleted.
     """
@@ -354,11 +370,10 @@ class Ballot(Base):
 
     id: Mapped[int] = mapped_column(RandomKey, primary_key=True, autoincrement=False, default=random_key)
     quota_cell_id: Mapped[int] = mapped_column(sa.ForeignKey("quota_cell.id", ondelete="CASCADE"), index=True)
-    submitted_on: Mapped[date] = mapped_column(index=True)
     sealed: Mapped[str] = mapped_column(sa.Text)
 
     def __repr__(self) -> str:
-        return f"<Ballot cell={self.quota_cell_id} {self.submitted_on}>"
+        return f"<Ballot cell={self.quota_cell_id}>"
 
 
 class Sheet(Base):
@@ -451,6 +466,8 @@ class Response(Base):
     #: The agency rated; NULL only for a matrix form, whose answers carry their agency.
     agency_id: Mapped[int | None] = mapped_column(sa.ForeignKey("agency.id"), index=True)
     channel: Mapped[Channel] = mapped_column(_enum(Channel, "response_channel"))
+    #: The day it reached the responses: keyed or imported, or, online, released from the ballot box with
+    #: the rest of its batch (:mod:`survey_service.services.ballots`), never the day it was submitted.
     submitted_on: Mapped[date] = mapped_column(index=True)
     #: Paper responses: the sheet keyed (one response per sheet, or per agency for none).
     sheet_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sheet.id"), unique=True)

@@ -160,7 +160,8 @@ def release_ballots(session, secret: str = "test-secret") -> int:
     from survey_service.models import Round
     from survey_service.services import ballots, rounds
 
-    released = sum(ballots.release(session, rnd, secret, today=rounds.local_today(), everything=True).ballots
+    released = sum(ballots.release(session, rnd, ballots.opener(rnd, secret), today=rounds.local_today(),
+                                   everything=True).ballots
                    for rnd in session.scalars(sa.select(Round)))
     session.commit()
     return released

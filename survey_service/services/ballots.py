@@ -1,21 +1,30 @@
-"""The sealed ballot box: online submissions wait sealed until their day is over, then go into the response
-tables in shuffled batches.
+"""The sealed ballot box: online submissions wait sealed, then go into the response tables in shuffled
+batches of at least the round's minimum group size per quota cell.
 
-Why: every write reaches the database's write-ahead log in commit order, and PostgreSQL keeps old row
-versions in its table files until they are vacuumed. Had a submission written its responses in clear, the
-log's order of those writes would be the submission order, to be joined with the access log's times. So a
-submission writes one :class:`~survey_service.models.Ballot`: its quota cell and day in clear (the quota and
-the dashboard count it at once), and everything else sealed (AES-256-GCM under a key derived from the
-server's secret and the round code), padded to a size fixed by the form. Its responses come into being
-only at :func:`release`: all ballots of a cell due for release at once, in one transaction, in random
-order, with fresh random keys, after which nothing stored or logged tells the order in which they came.
+Why sealed: every write reaches the database's write-ahead log in commit order, and PostgreSQL keeps old
+row versions in its table files until they are vacuumed. Had a submission written its responses in clear,
+the log's order of those writes would be the submission order, to be joined with the access log's times. So
+a submission writes one :class:`~survey_service.models.Ballot`: its quota cell in clear (the quota and the
+dashboard count it at once), and everything else sealed, padded to a size fixed by the form. Sealed to the
+server's secret and the round code (AES-256-GCM), or, for a round with an owner's key, to that public key
+(:class:`~survey_service.services.sealing.OwnerBox`), which the server cannot open until the owner gives the
+private half at release.
 
-When: a ballot is released at the first occasion (results, exports, browsing, the dashboard, ``round
-release``) after the end of its day in the round's time zone (Asia/Ho_Chi_Minh), and every ballot when the
-round is closed. Results therefore lag the day's online submissions until midnight, Vietnam time.
+Why batches of k: a response keeps its cell, and anyone who knows when each respondent of a cell submitted
+(from a proxy's log, from daily backups, from watching the dashboard) could pick out the response of the one
+respondent who was alone in a release. So a cell's ballots are released only while at least ``2k`` wait
+(``k``: the round's ``min_breakdown``), and then all but ``k`` of them, chosen at random; at the close,
+every one left (at least ``k`` whenever the cell had that many). Every batch thus holds at least ``k`` of a
+cell's respondents, a released response could be any of the at least ``2k`` who were waiting, and its day
+is the day of its release, never of its submission. The cost: up to ``2k - 1`` respondents per cell wait
+for the results until more come or the round closes.
+
+When: at the first occasion (results, exports, browsing, the dashboard, ``round release``), and at the
+close. An owner-sealed round releases only when the owner gives the key (``round release --key``).
 """
 from __future__ import annotations
 
+import functools
 import json
 import random
 import uuid
@@ -28,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from survey_service import questionnaires as qn
 from survey_service.models import Answer, Ballot, Channel, QuotaCell, Response, Round, random_key
-from survey_service.services.sealing import Sealer, shared_sealer
+from survey_service.services.sealing import OwnerBox, OwnerKey, Sealer, shared_sealer
 
 _ballot_t, _response_t, _answer_t, _cell_t = (
     Ballot.__table__, Response.__table__, Answer.__table__, QuotaCell.__table__)
@@ -42,6 +51,18 @@ _WIDEST_CHARACTER = "\x01"
 def sealer(secret: str, round_code: str) -> Sealer:
     """The round's ballot key: its own HKDF label, so neither a draft's nor the cookie's key opens it."""
     return shared_sealer(secret, "ballot", round_code)
+
+
+@functools.lru_cache(maxsize=32)
+def box(secret: str, round_code: str, public_key: str | None) -> Sealer | OwnerBox:
+    """What a round's ballots are sealed with: its owner's public key if it has one, else the server's."""
+    return OwnerBox(public_key, round_code) if public_key else sealer(secret, round_code)
+
+
+def opener(rnd: Round, secret: str, owner_key: OwnerKey | None = None) -> Sealer | OwnerKey | None:
+    """What opens a round's ballots: the owner's key for an owner-sealed round (None when not given),
+    else the server's."""
+    return owner_key if rnd.ballot_public_key else sealer(secret, rnd.code)
 
 
 def sealed_size(questionnaire: qn.Questionnaire, rated: int) -> int:
@@ -67,12 +88,13 @@ def _content(version_id: int, form_code: str, division_id: int | None,
             "answers": [[agency_id, values] for agency_id, values in answers]}
 
 
-def cast(session: Session, box: Sealer, *, cell_id: int, questionnaire: qn.Questionnaire, version_id: int,
-         division_id: int | None, answers: list[tuple[int | None, dict[str, str]]], today: date) -> None:
-    """Put one respondent's questionnaire in the box: ``answers`` is (agency rated, its answers) per agency."""
+def cast(session: Session, box: Sealer | OwnerBox, *, cell_id: int, questionnaire: qn.Questionnaire,
+         version_id: int, division_id: int | None, answers: list[tuple[int | None, dict[str, str]]]) -> None:
+    """Put one respondent's questionnaire in the box: ``answers`` is (agency rated, its answers) per agency.
+    Nothing of when: the ballot carries no day or time."""
     content = _content(version_id, questionnaire.code, division_id, answers)
     session.execute(_INSERT_BALLOT, {
-        "id": random_key(), "quota_cell_id": cell_id, "submitted_on": today,
+        "id": random_key(), "quota_cell_id": cell_id,
         "sealed": box.seal(content, min_size=sealed_size(questionnaire, len(answers))),
     })
 
@@ -96,10 +118,16 @@ def waiting_in_cell(cell_id) -> sa.ScalarSelect:
             .where(_ballot_t.c.quota_cell_id == cell_id).correlate_except(_ballot_t).scalar_subquery())
 
 
-def waiting_note(count: int) -> str:
-    """What a page or command says of the ballots of today while results are shown."""
-    return (f"{count} phiếu trực tuyến của hôm nay sẽ được đưa vào kết quả từ ngày mai (sau 0 giờ, giờ Việt Nam), "
-            "để không ai biết thứ tự gửi phiếu." if count else "")
+def waiting_note(count: int, *, owner_sealed: bool = False) -> str:
+    """What a page or command says of the ballots still sealed while results are shown."""
+    if not count:
+        return ""
+    if owner_sealed:
+        return (f"{count} phiếu trực tuyến đang được niêm phong bằng khóa của chủ đợt; chúng chỉ được đưa vào kết "
+                "quả khi chủ đợt mở bằng khóa riêng (survey-service round release --key).")
+    return (f"{count} phiếu trực tuyến đang chờ: phiếu của mỗi ô chỉ được đưa vào kết quả theo từng đợt ít nhất "
+            "bằng cỡ nhóm tối thiểu, để không ai biết phiếu nào của ai; phần còn lại vào kết quả khi có thêm "
+            "phiếu hoặc khi đợt khảo sát đóng.")
 
 
 @dataclass(frozen=True)
@@ -110,41 +138,52 @@ class Release:
     responses: int = 0
     #: Ballots due that could not be opened (sealed under another ``SECRET_KEY``); they stay in the box.
     unreadable: int = 0
-    #: Ballots of today, waiting for the end of the day.
+    #: Ballots left waiting for more of their cell (or, owner-sealed, for the owner's key).
     waiting: int = 0
 
 
-def release(session: Session, rnd: Round, secret: str, *, today: date, everything: bool = False) -> Release:
-    """Release the round's ballots of days before ``today`` (with ``everything``: all of them) into responses.
+def release(session: Session, rnd: Round, opener: Sealer | OwnerKey | None, *, today: date,
+            everything: bool = False) -> Release:
+    """Release the round's due ballots into responses: of every cell where at least ``2k`` wait, all but ``k``
+    chosen at random; with ``everything``, or once the round is over, every ballot.
 
-    One transaction (the caller commits): the due ballots are read and opened, deleted, and their responses
-    and answers inserted, every cell's in one batch in random order with fresh random keys and respondent
-    keys. Only the ballots this transaction's DELETE (by id) removed are inserted, so two releases running at
-    once store each ballot once: the second waits for the first's rows, finds them gone and writes nothing
-    for them. A ballot that cannot be opened is left in the
-    box and counted, never dropped.
+    ``opener`` opens the round's ballots (:func:`opener`); None (an owner-sealed round without its key)
+    releases nothing. One transaction (the caller commits): the due ballots are read and opened, deleted,
+    and their responses and answers inserted, every cell's in one batch in random order with fresh random
+    keys and respondent keys, dated ``today``. Only the ballots this transaction's DELETE (by id) removed are
+    inserted, so two releases running at once store each ballot once: the second waits for the first's
+    rows, finds them gone and writes nothing for them. A ballot that cannot be opened is left in the box
+    and counted, never dropped.
     """
-    due = sa.select(_ballot_t.c.id, _ballot_t.c.quota_cell_id, _ballot_t.c.submitted_on, _ballot_t.c.sealed).where(
-        _ballot_t.c.quota_cell_id.in_(sa.select(_cell_t.c.id).where(_cell_t.c.round_id == rnd.id)))
-    if not everything:
-        due = due.where(_ballot_t.c.submitted_on < today)
-    box = sealer(secret, rnd.code)
+    if opener is None:
+        return Release(waiting=session.scalar(waiting(rnd.id, sa.func.count())))
+    everything = everything or rnd.closed_at is not None or today > rnd.closes_on
+    k = int((rnd.settings or {}).get("min_breakdown", qn.OPTIONAL_SETTINGS["min_breakdown"]))
+    by_cell: dict[int, list] = {}
+    for row in session.execute(sa.select(_ballot_t.c.id, _ballot_t.c.quota_cell_id, _ballot_t.c.sealed).where(
+            _ballot_t.c.quota_cell_id.in_(sa.select(_cell_t.c.id).where(_cell_t.c.round_id == rnd.id)))):
+        by_cell.setdefault(row.quota_cell_id, []).append(row)
+    chance = random.SystemRandom()
     opened, unreadable = {}, 0
-    for row in session.execute(due):
-        content = box.open(row.sealed)
-        if isinstance(content, dict):
-            opened[row.id] = (row, content)
-        else:
-            unreadable += 1
+    for rows in by_cell.values():
+        if not everything:
+            if len(rows) < 2 * k:
+                continue
+            rows = chance.sample(rows, len(rows) - k)
+        for row in rows:
+            content = opener.open(row.sealed)
+            if isinstance(content, dict):
+                opened[row.id] = (row, content)
+            else:
+                unreadable += 1
     claimed = set()
     ids = list(opened)
     for start in range(0, len(ids), 500):  # (a bound list of at most 500 keys per statement)
         claimed.update(session.scalars(sa.delete(_ballot_t).where(
             _ballot_t.c.id.in_(ids[start:start + 500])).returning(_ballot_t.c.id)))
-    responses, answers = _unsealed(rnd.id, (opened[i] for i in claimed))
-    shuffle = random.SystemRandom().shuffle
-    shuffle(responses)
-    shuffle(answers)
+    responses, answers = _unsealed(rnd.id, (opened[i] for i in claimed), today)
+    chance.shuffle(responses)
+    chance.shuffle(answers)
     if responses:
         session.execute(sa.insert(_response_t), responses)
     if answers:
@@ -153,7 +192,7 @@ def release(session: Session, rnd: Round, secret: str, *, today: date, everythin
     return Release(len(claimed), len(responses), unreadable, left - unreadable)
 
 
-def _unsealed(round_id: int, ballots: Iterable[tuple]) -> tuple[list[dict], list[dict]]:
+def _unsealed(round_id: int, ballots: Iterable[tuple], today: date) -> tuple[list[dict], list[dict]]:
     """The response and answer rows of opened ballots, each respondent under a fresh respondent key."""
     responses, answers = [], []
     for row, content in ballots:
@@ -164,7 +203,7 @@ def _unsealed(round_id: int, ballots: Iterable[tuple]) -> tuple[list[dict], list
                 "id": response_id, "uid": uuid.uuid4().hex, "round_id": round_id,
                 "quota_cell_id": row.quota_cell_id, "form_code": content["form"],
                 "questionnaire_version_id": content["version"], "agency_id": agency_id,
-                "channel": Channel.ONLINE, "submitted_on": row.submitted_on, "sheet_id": None,
+                "channel": Channel.ONLINE, "submitted_on": today, "sheet_id": None,
                 "division_id": content["division"], "respondent_key": respondent_key, "surplus": False,
             })
             answers += [{"id": random_key(), "response_id": response_id, "agency_id": agency_id,

@@ -3,7 +3,9 @@ count them per cell, and hand a batch out as CSV or as a printable PDF with link
 
 A code is 12 characters from a 30-letter alphabet without look-alikes (no 0/O, 1/I/L, U), drawn with
 ``secrets``: 58.9 bits, printed in three groups of four (``K7QM-8XRT-4HWP``) to be read aloud. The code
-table records only whether a code is unused, used or revoked.
+table records only whether a code is revoked; that it was used is a
+:class:`~survey_service.models.SpentCode` under the code's mark, which only the server's secret computes, so
+the functions that tell a code's status take that secret.
 """
 from __future__ import annotations
 
@@ -18,10 +20,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from survey_service.models import (
-    Agency, Channel, CodeBatch, CodeStatus, InvitationCode, QuotaCell, Response, Round, StaffUser,
+    Agency, Channel, CodeBatch, CodeStatus, Draft, InvitationCode, QuotaCell, Response, Round, SpentCode,
+    StaffUser,
 )
 from survey_service.services import audit, ballots, rounds, tabular
 from survey_service.services.pdf import FONT, nfc, qr_image, register_fonts
+from survey_service.services.sealing import code_mark
 
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
 GROUPS, GROUP_LENGTH = 3, 4
@@ -109,22 +113,30 @@ def issue_codes(
     return batch
 
 
+def statuses(session: Session, secret: str, codes: list[InvitationCode]) -> dict[int, CodeStatus]:
+    """code id → its status: USED when its mark is among the spent ones, else as stored."""
+    marks = {code_mark(secret, c.code): c for c in codes}
+    keys, spent = list(marks), set()
+    for start in range(0, len(keys), 500):  # (a bound list of at most 500 keys per statement)
+        spent.update(session.scalars(sa.select(SpentCode.mark).where(SpentCode.mark.in_(keys[start:start + 500]))))
+    return {c.id: CodeStatus.USED if m in spent else c.status for m, c in marks.items()}
+
+
 def revoke_codes(
-    session: Session, batch: CodeBatch, code_ids: list[int] | None = None, *, by: StaffUser | None = None,
-    actor: str = "staff",
+    session: Session, batch: CodeBatch, code_ids: list[int] | None = None, *, secret: str,
+    by: StaffUser | None = None, actor: str = "staff",
 ) -> int:
     """Revoke unused codes of a batch (all of them when ``code_ids`` is None); used codes stay used.
 
     A draft saved under a revoked code is deleted with it. :return: how many codes were revoked.
     """
-    query = sa.select(InvitationCode).where(
-        InvitationCode.batch_id == batch.id, InvitationCode.status == CodeStatus.UNUSED)
-    if code_ids is not None:
-        query = query.where(InvitationCode.id.in_(code_ids))
-    revoked = list(session.scalars(query))
+    status = statuses(session, secret, batch.codes)
+    revoked = [c for c in batch.codes
+               if status[c.id] is CodeStatus.UNUSED and (code_ids is None or c.id in code_ids)]
     for code in revoked:
         code.status = CodeStatus.REVOKED
-        code.draft = None
+    if revoked:
+        session.execute(sa.delete(Draft).where(Draft.code_mark.in_([code_mark(secret, c.code) for c in revoked])))
     session.flush()
     if revoked:
         audit.record(session, "codes.revoke", user=by, actor=actor, object_type="code_batch",
@@ -158,6 +170,12 @@ def cell_counts(session: Session, rnd: Round) -> list[CellCodes]:
         .where(QuotaCell.round_id == rnd.id)
         .group_by(InvitationCode.quota_cell_id, InvitationCode.status))
     by_status: dict[tuple[int, CodeStatus], int] = {(cid, st): n for cid, st, n in status_rows}
+    spent = session.execute(sa.select(SpentCode.quota_cell_id, sa.func.count())
+                            .join(QuotaCell, QuotaCell.id == SpentCode.quota_cell_id)
+                            .where(QuotaCell.round_id == rnd.id).group_by(SpentCode.quota_cell_id))
+    for cell_id, used in spent:  # (stored as unused: a code's row is not written when it is used)
+        by_status[(cell_id, CodeStatus.USED)] = used
+        by_status[(cell_id, CodeStatus.UNUSED)] = by_status.get((cell_id, CodeStatus.UNUSED), 0) - used
     respondents = dict(session.execute(
         sa.select(Response.quota_cell_id, sa.func.count(sa.distinct(Response.respondent_key)))
         .where(Response.round_id == rnd.id).group_by(Response.quota_cell_id)).all())
@@ -199,22 +217,25 @@ def cell_label(cell: QuotaCell) -> str:
     return f"{cell.form_code} – {cell.agency.name}" if cell.agency else cell.form_code
 
 
-def batch_csv(batch: CodeBatch, base_url: str) -> str:
-    """The batch as CSV (UTF-8 with BOM for Excel): code, url, form, agency, status."""
+def batch_csv(batch: CodeBatch, base_url: str, status: dict[int, CodeStatus]) -> str:
+    """The batch as CSV (UTF-8 with BOM for Excel): code, url, form, agency, status (``status``: as
+    :func:`statuses` gives it)."""
     out = io.StringIO()
     out.write("\ufeff")
     cell = batch.quota_cell
     rows = [["code", "url", "form", "agency_code", "agency", "status"]] + [
         [code.code, code_url(base_url, code.code), cell.form_code, cell.agency.code if cell.agency else "",
-         cell.agency.name if cell.agency else "", code.status.value] for code in batch.codes]
+         cell.agency.name if cell.agency else "", status[code.id].value] for code in batch.codes]
     csv.writer(out, lineterminator="\r\n").writerows(tabular.csv_rows(rows))
     return out.getvalue()
 
 
-def batch_pdf(batch: CodeBatch, base_url: str, *, organiser: str, round_name: str) -> bytes:
+def batch_pdf(batch: CodeBatch, base_url: str, status: dict[int, CodeStatus], *, organiser: str,
+              round_name: str) -> bytes:
     """Printable slips, eight per A4 page: each with the code, its link and a QR code of the link.
 
-    Revoked and used codes are left out, so a reprint only hands out codes that still work.
+    Revoked and used codes (``status``: as :func:`statuses` gives it) are left out, so a reprint only hands
+    out codes that still work.
     """
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.units import mm
@@ -229,7 +250,7 @@ def batch_pdf(batch: CodeBatch, base_url: str, *, organiser: str, round_name: st
     pdf.setTitle(nfc(f"Mã mời khảo sát {cell.form_code} – lô {batch.id}"))
     width, height = A4
     slip_w, slip_h = (width - 20 * mm) / 2, (height - 20 * mm) / 4
-    codes = [c for c in batch.codes if c.status is CodeStatus.UNUSED]
+    codes = [c for c in batch.codes if status[c.id] is CodeStatus.UNUSED]
     for index, code in enumerate(codes):
         if index and index % 8 == 0:
             pdf.showPage()

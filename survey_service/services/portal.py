@@ -1,13 +1,15 @@
 """The online portal: open an invitation code, start and save a draft, check answers, submit once.
 
-What is stored: a draft holds the answers under its code until submission, sealed with a key derived from
-the code and the server's secret; submitting puts one sealed ballot in the round's ballot box (the agencies
-rated and their answers; :mod:`survey_service.services.ballots`), deletes the draft and marks the code
-used, in one transaction. No response row is written at submission: the ballots become responses in
-shuffled batches once their day is over, so nothing the submission wrote, in the tables or in the database's
-write-ahead log, is a response in the order it came. The code keeps only its status and the random
-submission id of the form that spent it, so a retried POST is recognised; the submission is not in the
-audit log.
+What is stored: a draft holds the answers under the code's mark until submission, sealed with a key derived
+from the code and the server's secret; submitting puts one sealed ballot in the round's ballot box (the
+agencies rated and their answers; :mod:`survey_service.services.ballots`), deletes the draft and records the
+code spent, in one transaction. No response row is written at submission: the ballots become responses in
+shuffled batches, so nothing the submission wrote, in the tables or in the database's write-ahead log, is a
+response in the order it came. The code's own row is not touched: its spending is a
+:class:`~survey_service.models.SpentCode` under the code's mark
+(:func:`~survey_service.services.sealing.code_mark`) with the random submission id of the form that spent
+it, so a retried POST is recognised; rows written in the order codes are used thus name no code for anyone
+without the server's secret. The submission is not in the audit log.
 """
 from __future__ import annotations
 
@@ -24,10 +26,10 @@ from sqlalchemy.orm import Session
 from survey_service import questionnaires as qn
 from survey_service.models import (
     Agency, CodeStatus, Division, Draft, InvitationCode, QuestionnaireVersion, QuotaCell, Response, Round,
-    RoundForm, division_department,
+    RoundForm, SpentCode, division_department,
 )
 from survey_service.services import ballots, invitations, ratelimit, rounds
-from survey_service.services.sealing import Sealer
+from survey_service.services.sealing import OwnerBox, Sealer, code_mark
 
 SUBMISSION_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -38,23 +40,24 @@ _RESPONDENTS = sa.select(sa.func.count(sa.distinct(Response.respondent_key)) + b
     sa.bindparam("cell_id"))).where(Response.quota_cell_id == sa.bindparam("cell_id"))
 # Columns rather than ORM entities: a request reads a handful of values and writes through plain
 # statements, and loading five mapped objects per request cost more than the query itself.
-_code_t, _cell_t, _agency_t, _round_t, _round_form_t, _draft_t, _division_t = (
+_code_t, _cell_t, _agency_t, _round_t, _round_form_t, _draft_t, _division_t, _spent_t = (
     InvitationCode.__table__, QuotaCell.__table__, Agency.__table__, Round.__table__, RoundForm.__table__,
-    Draft.__table__, Division.__table__)
+    Draft.__table__, Division.__table__, SpentCode.__table__)
 _response_t, _version_t = Response.__table__, QuestionnaireVersion.__table__
 _LOOKUP = (
     sa.select(
-        _code_t.c.id, _code_t.c.code, _code_t.c.status, _code_t.c.submission_id,
+        _code_t.c.id, _code_t.c.code, _code_t.c.status, _spent_t.c.submission_id,
         _cell_t.c.id.label("cell_id"), _cell_t.c.target, _cell_t.c.soft_closed,
         _agency_t.c.id.label("agency_id"), _agency_t.c.code.label("agency_code"),
         _agency_t.c.name.label("agency_name"),
         _round_t.c.id.label("round_id"), _round_t.c.code.label("round_code"), _round_t.c.name.label("round_name"),
         _round_t.c.opens_on, _round_t.c.closes_on, _round_t.c.closed_at, _round_t.c.simulated,
+        _round_t.c.ballot_public_key,
         _round_form_t.c.questionnaire_version_id, _version_t.c.version.label("version_hash"),
         _draft_t.c.id.label("draft_id"), _draft_t.c.sealed, _draft_t.c.answers, _draft_t.c.division_id,
         # The cell's respondents, counted in the same round trip but only when a new draft may have to be
         # refused because the cell is full.
-        sa.case((sa.and_(_draft_t.c.id.is_(None), _code_t.c.status == CodeStatus.UNUSED),
+        sa.case((sa.and_(_draft_t.c.id.is_(None), _spent_t.c.mark.is_(None), _code_t.c.status == CodeStatus.UNUSED),
                  sa.select(sa.func.count(sa.distinct(_response_t.c.respondent_key))
                            + ballots.waiting_in_cell(_cell_t.c.id))
                  .where(_response_t.c.quota_cell_id == _cell_t.c.id).scalar_subquery())).label("respondents"),
@@ -66,25 +69,28 @@ _LOOKUP = (
     .join(_round_form_t, sa.and_(_round_form_t.c.round_id == _round_t.c.id,
                                  _round_form_t.c.form_code == _cell_t.c.form_code))
     .join(_version_t, _version_t.c.id == _round_form_t.c.questionnaire_version_id)
-    .outerjoin(_draft_t, _draft_t.c.invitation_code_id == _code_t.c.id)
+    .outerjoin(_draft_t, _draft_t.c.code_mark == sa.bindparam("mark"))
+    .outerjoin(_spent_t, _spent_t.c.mark == sa.bindparam("mark"))
     .where(_code_t.c.code == sa.bindparam("code"))
 )
-_SPEND = (
-    sa.update(_code_t)
-    .where(_code_t.c.id == sa.bindparam("code_id"), _code_t.c.status == CodeStatus.UNUSED)
-    .values(status=CodeStatus.USED, submission_id=sa.bindparam("sid"))
-)
+_SPEND = {
+    name: insert(_spent_t)
+    .values(mark=sa.bindparam("mark"), quota_cell_id=sa.bindparam("cell_id"), submission_id=sa.bindparam("sid"))
+    .on_conflict_do_nothing(index_elements=[_spent_t.c.mark])
+    for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
+_SPENT_BY = sa.select(_spent_t.c.submission_id).where(_spent_t.c.mark == sa.bindparam("mark"))
 _DELETE_DRAFT = sa.delete(_draft_t).where(_draft_t.c.id == sa.bindparam("draft_id"))
 _DRAFT_COLUMNS = (_draft_t.c.id, _draft_t.c.sealed, _draft_t.c.answers, _draft_t.c.division_id)
 _START_DRAFT = {
     name: insert(_draft_t)
-    .values(invitation_code_id=sa.bindparam("code_id"), answers={}, started_on=sa.bindparam("today"),
-            updated_on=sa.bindparam("today"))
-    .on_conflict_do_nothing(index_elements=[_draft_t.c.invitation_code_id])
+    .values(code_mark=sa.bindparam("mark"), quota_cell_id=sa.bindparam("cell_id"), answers={},
+            started_on=sa.bindparam("today"), updated_on=sa.bindparam("today"))
+    .on_conflict_do_nothing(index_elements=[_draft_t.c.code_mark])
     .returning(*_DRAFT_COLUMNS)
     for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
 }
-_DRAFT_OF = sa.select(*_DRAFT_COLUMNS).where(_draft_t.c.invitation_code_id == sa.bindparam("code_id"))
+_DRAFT_OF = sa.select(*_DRAFT_COLUMNS).where(_draft_t.c.code_mark == sa.bindparam("mark"))
 _UPDATE_DRAFT = (
     sa.update(_draft_t).where(_draft_t.c.id == sa.bindparam("draft_id"))
     .values(sealed=sa.bindparam("sealed"), answers={}, division_id=sa.bindparam("division_id"),
@@ -143,12 +149,14 @@ class RatedAgency:
 
 @dataclass(frozen=True)
 class CodeInfo:
-    """The invitation code as read at the start of the request."""
+    """The invitation code as read at the start of the request: ``mark`` names it where its use is stored
+    (:func:`~survey_service.services.sealing.code_mark`); USED when a :class:`SpentCode` has that mark."""
 
     id: int
     code: str
     status: CodeStatus
     submission_id: str | None
+    mark: str = ""
 
 
 @dataclass(frozen=True)
@@ -207,7 +215,7 @@ class Access:
     #: Seals and opens this code's draft (none for the staff preview, which saves nothing).
     sealer: Sealer | None = None
     #: Seals the submitted answers into the round's ballot box (none for the preview).
-    ballot_box: Sealer | None = None
+    ballot_box: Sealer | OwnerBox | None = None
     division: DivisionInfo | None = None
     #: The agencies rated, in form order (a supervising form: those supervising the chosen division).
     rated_agencies: list[RatedAgency] = field(default_factory=list)
@@ -271,8 +279,10 @@ def open_code(
     """
     code = invitations.normalise_code(text)
     session.flush()  # a plain statement does not flush pending changes by itself
-    row = session.execute(_LOOKUP, {"code": code}).first() if code else None
-    invitation = CodeInfo(row.id, row.code, row.status, row.submission_id) if row else None
+    mark = code_mark(secret, code) if code else ""
+    row = session.execute(_LOOKUP, {"code": code, "mark": mark}).first() if code else None
+    invitation = CodeInfo(row.id, row.code, CodeStatus.USED if row.submission_id is not None else row.status,
+                          row.submission_id, mark) if row else None
     found = invitation is not None and invitation.status is not CodeStatus.REVOKED
     if guard is not None:
         if found:  # as if counted and given back: refused once the failures reached the limit
@@ -294,7 +304,7 @@ def open_code(
         if row.draft_id is not None else None
     access = _access(session, invitation, cell, rnd, row.questionnaire_version_id, row.version_hash, draft,
                      sealer)
-    access.ballot_box = ballots.sealer(secret, rnd.code)
+    access.ballot_box = ballots.box(secret, rnd.code, row.ballot_public_key)
     if invitation.status is CodeStatus.USED:
         if submission_id and invitation.submission_id == submission_id:
             access.submitted = True
@@ -426,8 +436,9 @@ def submit(
 ) -> bool:
     """Put the answers in the ballot box and spend the code, once, in one transaction.
 
-    The code is marked used by a conditional UPDATE, so of two identical POSTs racing each other only
-    one stores anything; the other finds its own submission id on the code and is told it succeeded.
+    The code is recorded spent by an INSERT of its mark that does nothing when the mark is there, so of
+    two identical POSTs racing each other only one stores anything; the other finds its own submission id
+    under the mark and is told it succeeded.
 
     :return: True if this call stored the answers, False if it was a retry of the same submission.
     :raises Refusal: "submitted" when another submission already spent the code.
@@ -435,10 +446,11 @@ def submit(
     if not SUBMISSION_ID.match(submission_id or ""):
         raise AnswerErrors({(None, "submission_id"): "Biểu mẫu không hợp lệ; vui lòng tải lại trang."})
     clean = check_answers(access, answers, complete=True)
-    spent = session.execute(_SPEND, {"code_id": access.invitation.id, "sid": submission_id}).rowcount
+    mark = access.invitation.mark
+    spent = session.execute(_SPEND[session.get_bind().dialect.name],
+                            {"mark": mark, "cell_id": access.cell.id, "sid": submission_id}).rowcount
     if spent != 1:
-        stored = session.scalar(
-            sa.select(InvitationCode.submission_id).where(InvitationCode.id == access.invitation.id))
+        stored = session.scalar(_SPENT_BY, {"mark": mark})
         if stored == submission_id:
             return False
         raise Refusal("submitted", access)
@@ -446,12 +458,11 @@ def submit(
         raise Refusal("closed", access)  # closed while the page was open: the caller rolls the spend back
     ballots.cast(session, access.ballot_box, cell_id=access.cell.id, questionnaire=access.questionnaire,
                  version_id=access.version_id, division_id=access.division.id if access.division else None,
-                 answers=[(agency.id, clean[agency.code]) for agency in access.rated_agencies], today=today)
+                 answers=[(agency.id, clean[agency.code]) for agency in access.rated_agencies])
     if access.draft is not None:
         session.execute(_DELETE_DRAFT, {"draft_id": access.draft.id})
         access.draft = None
-    # Nothing in the audit log: a timed record per submission would order the responses. The day is on
-    # the ballot.
+    # Nothing in the audit log: a timed record per submission would order the responses.
     return True
 
 
@@ -522,7 +533,7 @@ def _division(session: Session, *where) -> DivisionInfo | None:
 
 def _start_draft(session: Session, access: Access, today: date) -> DraftInfo:
     """Create the code's draft; if a parallel request just did, use that one."""
-    params = {"code_id": access.invitation.id, "today": today}
+    params = {"mark": access.invitation.mark, "cell_id": access.cell.id, "today": today}
     row = session.execute(_START_DRAFT[session.get_bind().dialect.name], params).first()
     if row is None:
         row = session.execute(_DRAFT_OF, params).one()

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from survey_service.models import (
-    Agency, Ballot, Channel, Draft, InvitationCode, QuestionnaireVersion, QuotaCell, Response, Round,
+    Agency, Channel, Draft, QuestionnaireVersion, QuotaCell, Response, Round,
     RoundForm, Sheet, SheetState,
 )
 from survey_service.services import ballots
@@ -185,22 +185,17 @@ def round_progress(session: Session, rnd: Round, filters: Filters = Filters(), *
 
 
 def daily_counts(session: Session, rnd: Round, filters: Filters = Filters()) -> list[tuple[date, str, int]]:
-    """(day, channel, respondents) for every day with responses or sealed ballots in the cells the filters
-    keep (two queries)."""
+    """(day, channel, respondents) for every day with responses in the cells the filters keep. Online
+    respondents count on the day their batch was released from the ballot box (at least the round's
+    minimum group of a cell at once); sealed ballots, which carry no day, are not in the curve."""
     responses = (
         sa.select(Response.submitted_on, QuotaCell.channel, sa.func.count(sa.distinct(Response.respondent_key)))
         .join(QuotaCell, QuotaCell.id == Response.quota_cell_id)
         .where(Response.round_id == rnd.id)
         .group_by(Response.submitted_on, QuotaCell.channel)
     )
-    waiting = ballots.waiting(rnd.id, Ballot.submitted_on, QuotaCell.channel, sa.func.count()).group_by(
-        Ballot.submitted_on, QuotaCell.channel)
-    counts: dict[tuple[date, str], int] = {}
-    for query in (responses, waiting):
-        for day, channel, count in session.execute(_filtered(query, filters)):
-            key = (_as_date(day), channel.value)
-            counts[key] = counts.get(key, 0) + count
-    return [(day, channel, count) for (day, channel), count in sorted(counts.items())]
+    return sorted((_as_date(day), channel.value, count)
+                  for day, channel, count in session.execute(_filtered(responses, filters)))
 
 
 def _filtered(query, filters: Filters):
@@ -223,7 +218,7 @@ VERIFIED = sa.or_(Response.channel == Channel.ONLINE, Response.sheet_id.is_(None
 
 def _response_counts(session: Session, rnd: Round) -> dict[int, tuple[int, int, date | None]]:
     """cell id → (verified respondents, surplus-flagged respondents, last response day); a sealed ballot is
-    an online respondent, verified, like the response it becomes."""
+    an online respondent, verified, like the response it becomes (its day is that of its release)."""
     verified = VERIFIED
     rows = session.execute(
         sa.select(
@@ -237,11 +232,9 @@ def _response_counts(session: Session, rnd: Round) -> dict[int, tuple[int, int, 
         .group_by(Response.quota_cell_id)
     )
     counts = {cell_id: (v, s, _as_date(last)) for cell_id, v, s, last in rows}
-    waiting = ballots.waiting(rnd.id, Ballot.quota_cell_id, sa.func.count(), sa.func.max(Ballot.submitted_on)
-                              ).group_by(Ballot.quota_cell_id)
-    for cell_id, n, last in session.execute(waiting):
-        v, s, before = counts.get(cell_id, (0, 0, None))
-        counts[cell_id] = (v + n, s, max(filter(None, (before, _as_date(last)))))
+    for cell_id, n in ballots.waiting_by_cell(session, rnd.id).items():
+        v, s, last = counts.get(cell_id, (0, 0, None))
+        counts[cell_id] = (v + n, s, last)
     return counts
 
 
@@ -257,11 +250,10 @@ def _sheet_counts(session: Session, rnd: Round) -> dict[tuple[int, str], int]:
 
 def _draft_counts(session: Session, rnd: Round) -> dict[int, int]:
     rows = session.execute(
-        sa.select(InvitationCode.quota_cell_id, sa.func.count())
-        .join(Draft, Draft.invitation_code_id == InvitationCode.id)
-        .join(QuotaCell, QuotaCell.id == InvitationCode.quota_cell_id)
+        sa.select(Draft.quota_cell_id, sa.func.count())
+        .join(QuotaCell, QuotaCell.id == Draft.quota_cell_id)
         .where(QuotaCell.round_id == rnd.id)
-        .group_by(InvitationCode.quota_cell_id)
+        .group_by(Draft.quota_cell_id)
     )
     return dict(rows.tuples().all())
 

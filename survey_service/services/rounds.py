@@ -24,6 +24,7 @@ from survey_service.models import (
     RoundForm, Sheet, StaffUser, utcnow,
 )
 from survey_service.services import audit, ballots
+from survey_service.services.sealing import OwnerBox, OwnerKey
 
 
 #: Round dates and response days are dates in Vietnam.
@@ -353,12 +354,13 @@ def schedule(session: Session, rnd: Round, opens_on: date, closes_on: date, *,
     rnd.opens_on, rnd.closes_on, rnd.closed_at = opens_on, closes_on, None
 
 
-def close(session: Session, rnd: Round, *, secret: str, by: StaffUser | None = None,
-          actor: str = "staff") -> ballots.Release:
+def close(session: Session, rnd: Round, *, secret: str, owner_key: OwnerKey | None = None,
+          by: StaffUser | None = None, actor: str = "staff") -> ballots.Release:
     """Close collection now, before ``closes_on``: no code can be opened or submitted afterwards, and every
-    sealed ballot, today's included, is released into the responses.
+    sealed ballot is released into the responses (an owner-sealed round's only with ``owner_key``; without
+    it they wait, counted, for a release with the key).
 
-    :raises RoundError: when a ballot cannot be opened with ``secret``; then nothing changes.
+    :raises RoundError: when a ballot cannot be opened; then nothing changes.
     """
     # (a lock submissions wait for: see portal.submit; the row's own update would not make them wait)
     session.execute(sa.select(Round).where(Round.id == rnd.id).with_for_update()
@@ -368,10 +370,30 @@ def close(session: Session, rnd: Round, *, secret: str, by: StaffUser | None = N
         audit.record(session, "round.close", user=by, actor=actor, object_type="round", object_id=rnd.code,
                      new={"closed_at": rnd.closed_at.isoformat()})
     session.flush()  # (SQLite: become the one writer, so the box is read after any submission in flight)
-    released = ballots.release(session, rnd, secret, today=local_today(), everything=True)
+    released = ballots.release(session, rnd, ballots.opener(rnd, secret, owner_key), today=local_today(),
+                               everything=True)
     if released.unreadable:
         raise RoundError(unreadable_message(released.unreadable))
     return released
+
+
+def seal_to_owner(session: Session, rnd: Round, public_key: str, *, by: StaffUser | None = None,
+                  actor: str = "staff") -> None:
+    """Seal the round's ballots from now on to its owner's X25519 public key (base64).
+
+    :raises RoundError: when the key is not such a key, or ballots sealed otherwise wait in the box (one
+        box holds ballots of one seal, so that one key opens them all).
+    """
+    try:
+        OwnerBox(public_key, rnd.code)
+    except (ValueError, TypeError):
+        raise RoundError("Khóa công khai không hợp lệ: cần khóa X25519 dạng base64 (44 ký tự).") from None
+    if session.scalar(ballots.waiting(rnd.id, sa.func.count())):
+        raise RoundError(f"Đợt {rnd.code} còn phiếu trực tuyến đang niêm phong bằng khóa hiện tại: đưa chúng vào "
+                         "dữ liệu (round release) trước khi đổi khóa.")
+    audit.record(session, "round.seal_key", user=by, actor=actor, object_type="round", object_id=rnd.code,
+                 old={"ballot_public_key": rnd.ballot_public_key}, new={"ballot_public_key": public_key})
+    rnd.ballot_public_key = public_key
 
 
 def unreadable_message(count: int) -> str:

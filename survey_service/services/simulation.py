@@ -83,9 +83,6 @@ def simulate(session: Session, rnd: Round, *, clerks: tuple[StaffUser, StaffUser
     days = [rnd.opens_on + timedelta(days=i) for i in range((today - rnd.opens_on).days + 1)]
     report = SimulationReport()
     _online(session, rnd, rng, quality, days, online_share, secret, report)
-    # Simulated answers have nobody to protect: today's ballots too go into the responses at once, so the
-    # demonstration's results show every simulated respondent.
-    ballots.release(session, rnd, secret, today=today, everything=True)
     _paper(session, rnd, rng, quality, days, clerks, supervisor, signing_keys, report)
     session.flush()
     return report
@@ -139,6 +136,9 @@ def _online(session: Session, rnd: Round, rng: random.Random, quality: dict[int,
                 report.drafts += 1
                 continue
             portal.submit(session, access, answers, portal.new_submission_id(), today=day)
+            # Simulated answers have nobody to protect: each ballot goes into the responses at once, on its
+            # day, so the demonstration's results and daily curve show every simulated respondent.
+            ballots.release(session, rnd, ballots.opener(rnd, secret), today=day, everything=True)
             report.online_respondents += 1
             report.online_responses += len(access.rated_agencies)
             report.by_form[cell.form_code] = report.by_form.get(cell.form_code, 0) + 1

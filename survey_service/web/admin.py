@@ -15,7 +15,7 @@ from wtforms.validators import DataRequired, InputRequired, Length
 from survey_service.db import get_session
 from survey_service.models import Role, StaffUser
 from survey_service.services import audit_log as audit_log_service
-from survey_service.services import rounds, users
+from survey_service.services import ballots, rounds, users
 from survey_service.web import round_or_404
 from survey_service.web.auth import role_required
 from survey_service.web.forms import VietnameseDateField
@@ -237,5 +237,6 @@ def round_close(code: str):
         return _rounds_page({rnd.code: [str(exc)]}, 409)
     session.commit()
     flash(f"Đã đóng đợt khảo sát {rnd.code}; {released.ballots} phiếu trực tuyến đang niêm phong đã được đưa vào "
-          "dữ liệu.", "info")
+          "dữ liệu." + (" " + ballots.waiting_note(released.waiting, owner_sealed=True) if released.waiting else ""),
+          "info")
     return redirect(url_for("admin.round_list"))

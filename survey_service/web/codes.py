@@ -50,11 +50,12 @@ def index():
     batches = [b for b in invitations.batches_of_round(db, rnd)
                if invitations.cell_matches(b.quota_cell, form_code, agency_text)]
     found = invitations.find_code(db, rnd, code_text) if code_text else None
+    found_status = invitations.statuses(db, _secret(), [found])[found.id] if found else None
     args = {k: v for k, v in {"round": rnd.code, "form": form_code, "agency": agency_text, "code": code_text}.items()
             if v}
     return render_template("codes/index.html", round=rnd, cells=page_of(shown, CELLS_PER_PAGE, "cells_page"),
                            batches=page_of(batches, BATCHES_PER_PAGE, "batches_page"), form=IssueForm(),
-                           label=invitations.cell_label, forms=forms, args=args, found=found,
+                           label=invitations.cell_label, forms=forms, args=args, found=found, found_status=found_status,
                            code_text=code_text)
 
 
@@ -81,14 +82,15 @@ def issue(cell_id):
 def batch(batch_id):
     batch = _batch(batch_id)
     return render_template("codes/batch.html", batch=batch, label=invitations.cell_label(batch.quota_cell),
-                           base_url=public_base_url(), code_url=invitations.code_url)
+                           base_url=public_base_url(), code_url=invitations.code_url,
+                           status=invitations.statuses(get_session(), _secret(), batch.codes))
 
 
 @bp.route("/batches/<int:batch_id>.csv")
 @role_required(Role.SUPERVISOR)
 def batch_csv(batch_id):
     batch = _batch(batch_id)
-    body = invitations.batch_csv(batch, public_base_url())
+    body = invitations.batch_csv(batch, public_base_url(), invitations.statuses(get_session(), _secret(), batch.codes))
     return Response(body, mimetype="text/csv", headers={
         "Content-Disposition": f"attachment; filename=ma-moi-lo-{batch.id}.csv"})
 
@@ -98,7 +100,8 @@ def batch_csv(batch_id):
 def batch_pdf(batch_id):
     batch = _batch(batch_id)
     cfg = current_app.config
-    body = invitations.batch_pdf(batch, public_base_url(), organiser=cfg["ORGANISER"],
+    body = invitations.batch_pdf(batch, public_base_url(), invitations.statuses(get_session(), _secret(), batch.codes),
+                                 organiser=cfg["ORGANISER"],
                                  round_name=batch.quota_cell.round.name)
     return Response(body, mimetype="application/pdf", headers={
         "Content-Disposition": f"attachment; filename=ma-moi-lo-{batch.id}.pdf"})
@@ -116,18 +119,24 @@ def revoke(batch_id):
         ids = [parse_id(v) for v in request.form.getlist("code_id")]
         if not ids or None in ids:
             abort(400, description="Vui lòng chọn ít nhất một mã cần thu hồi.")
-    unused = [c for c in batch.codes if c.status is CodeStatus.UNUSED and (ids is None or c.id in ids)]
+    status = invitations.statuses(db, _secret(), batch.codes)
+    unused = [c for c in batch.codes if status[c.id] is CodeStatus.UNUSED and (ids is None or c.id in ids)]
     page = confirmation_page(
         f"Thu hồi {len(unused)} mã", f"Thu hồi {len(unused)} mã chưa dùng của lô {batch.id} "
         f"({invitations.cell_label(batch.quota_cell)}): người nhận các mã này sẽ không mở được phiếu nữa.",
         "Thu hồi", url_for("codes.batch", batch_id=batch.id))
     if page:
         return page
-    count = invitations.revoke_codes(db, batch, ids, by=current_user)
+    count = invitations.revoke_codes(db, batch, ids, secret=_secret(), by=current_user)
     db.commit()
     flash(f"Đã thu hồi {count} mã chưa sử dụng." if count else "Không có mã chưa sử dụng nào để thu hồi.",
           "info")
     return redirect(url_for("codes.batch", batch_id=batch.id), 303)
+
+
+def _secret() -> str:
+    """The server's secret, which names a code's use (a code's status needs it)."""
+    return current_app.config["SECRET_KEY"]
 
 
 def _batch(batch_id: int) -> CodeBatch:

@@ -46,7 +46,7 @@ def round_table(code):
     rnd, res = results_or_error(code)
     return render_template("results/round.html", round=rnd, res=res, kinds=res.kind_plurals,
                            flag_labels=results.FLAG_LABELS, records=results.records,
-                           waiting_note=ballots.waiting_note(g.ballots.waiting))
+                           waiting_note=ballots.waiting_note(g.ballots.waiting, owner_sealed=bool(rnd.ballot_public_key)))
 
 
 @bp.route("/staff/results/<code>/ranking-<kind>.png")

@@ -8,8 +8,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from survey_service.models import Answer, Ballot, CodeStatus, InvitationCode, QuotaCell, Response
-from survey_service.services import ballots, portal, rounds
+from survey_service.models import Answer, Ballot, CodeStatus, InvitationCode, QuotaCell, Response, SpentCode
+from survey_service.services import ballots, invitations, portal, rounds, sealing
 from tests.portal.conftest import full_answers
 
 TODAY = rounds.local_today()
@@ -47,25 +47,95 @@ def test_every_ballot_of_a_form_seals_to_one_length(issue, session, questionnair
     assert len({n for _, n in lengths}) == 2  # one per form (and number of departments rated)
 
 
-def test_ballots_of_past_days_are_released_and_todays_wait(issue, session, questionnaire, open_round):
-    q = questionnaire("CC-CT")
-    yesterday = TODAY - timedelta(days=1)
-    early, late = issue("CC-CT", "SNV", 2)
-    _submit(session, early, full_answers(q, text="Hôm qua."), today=yesterday)
-    _submit(session, late, full_answers(q, text="Hôm nay."))
-    assert _count(session, Response) == 0
+def _texts(session, q) -> set[str]:
+    return set(session.scalars(sa.select(Answer.value).where(Answer.item_code == q.text_items[0].code)))
 
-    released = ballots.release(session, open_round, SECRET, today=TODAY)
+
+def test_a_cell_is_released_in_batches_of_at_least_k_and_dated_by_the_release(issue, session, questionnaire,
+                                                                              open_round):
+    """k = the round's ``min_breakdown``: nothing while fewer than 2k wait, then all but k, on the release's
+    day whatever day they were sent; a release with nothing due changes nothing."""
+    q = questionnaire("CC-CT")
+    k = open_round.settings["min_breakdown"]
+    box = ballots.sealer(SECRET, open_round.code)
+    codes = issue("CC-CT", "SNV", 2 * k)
+    yesterday = TODAY - timedelta(days=1)
+    for n, code in enumerate(codes[:-1]):
+        _submit(session, code, full_answers(q, text=f"Phiếu {n}."), today=yesterday)
+    released = ballots.release(session, open_round, box, today=TODAY)
+    assert (released.ballots, released.waiting) == (0, 2 * k - 1) and _count(session, Response) == 0
+    _submit(session, codes[-1], full_answers(q, text=f"Phiếu {2 * k - 1}."))
+    released = ballots.release(session, open_round, box, today=TODAY)
     session.commit()
-    assert (released.ballots, released.responses, released.waiting, released.unreadable) == (1, 1, 1, 0)
-    assert session.scalars(sa.select(Response.submitted_on)).all() == [yesterday]
-    assert session.scalar(sa.select(Answer.value).where(Answer.item_code == q.text_items[0].code)) == "Hôm qua."
-    assert session.scalars(sa.select(Ballot.submitted_on)).all() == [TODAY]
-    # tomorrow today's ballot goes too; a release with nothing due changes nothing
-    assert ballots.release(session, open_round, SECRET, today=TODAY + timedelta(days=1)).ballots == 1
-    assert ballots.release(session, open_round, SECRET, today=TODAY + timedelta(days=1)).ballots == 0
+    assert (released.ballots, released.responses, released.waiting, released.unreadable) == (k, k, k, 0)
+    assert set(session.scalars(sa.select(Response.submitted_on))) == {TODAY}
+    assert ballots.release(session, open_round, box, today=TODAY).ballots == 0
+    # at the close, every ballot left: again at least k
+    assert rounds.close(session, open_round, secret=SECRET, actor="test").ballots == k
     session.commit()
-    assert _count(session, Response) == 2 and _count(session, Ballot) == 0
+    assert _texts(session, q) == {f"Phiếu {n}." for n in range(2 * k)} and _count(session, Ballot) == 0
+
+
+def test_which_ballots_wait_is_drawn_at_random(issue, session, questionnaire, open_round):
+    """The k ballots kept back are neither the first nor the last ones sent: a released response could be
+    any of those who were waiting (that either happens by chance has a probability of 1 in 329,004 for k = 5)."""
+    q = questionnaire("CC-CT")
+    k = open_round.settings["min_breakdown"]
+    n = 8 * k
+    invitations.find_cell(session, open_round, "CC-CT", "SNV").target = n
+    for i, code in enumerate(issue("CC-CT", "SNV", n)):
+        _submit(session, code, full_answers(q, text=f"Phiếu {i}."))
+    assert ballots.release(session, open_round, ballots.sealer(SECRET, open_round.code), today=TODAY).ballots == n - k
+    kept = {f"Phiếu {i}." for i in range(n)} - _texts(session, q)
+    assert len(kept) == k
+    assert kept not in ({f"Phiếu {i}." for i in range(k)}, {f"Phiếu {i}." for i in range(n - k, n)})
+
+
+def test_an_owner_sealed_round_opens_only_with_the_owners_key(app, issue, session, questionnaire, open_round,
+                                                              tmp_path):
+    q = questionnaire("CC-CT")
+    cli = app.test_cli_runner()
+    key_file, passphrase = tmp_path / "owner.key", "một mật khẩu dài đủ"
+    env = {"SURVEY_BALLOT_KEY_PASSPHRASE": passphrase}
+    made = cli.invoke(args=["round", "seal-key", open_round.code, "--new", str(key_file)], env=env)
+    assert made.exit_code == 0 and key_file.is_file(), made.output
+    session.expire_all()
+    assert open_round.ballot_public_key and open_round.ballot_public_key in made.output
+    for i, code in enumerate(issue("CC-CT", "SNV", 3)):
+        _submit(session, code, full_answers(q, text=f"Chủ đợt {i}."))
+    # neither the server's secret nor a page, nor the close, opens them
+    sealed = session.scalars(sa.select(Ballot.sealed)).all()
+    assert len(sealed) == 3 and not any(ballots.sealer(SECRET, open_round.code).open(b) for b in sealed)
+    assert ballots.release(session, open_round, ballots.opener(open_round, SECRET), today=TODAY,
+                           everything=True) == ballots.Release(waiting=3)
+    closed = cli.invoke(args=["round", "close", open_round.code])
+    assert closed.exit_code == 0 and "khóa của chủ đợt" in closed.output, closed.output
+    assert _count(session, Ballot) == 3 and _count(session, Response) == 0
+    # a wrong passphrase, or another key, is refused with the reason and changes nothing
+    wrong = cli.invoke(args=["round", "release", open_round.code, "--key", str(key_file), "--passphrase", "sai"])
+    assert wrong.exit_code == 1 and "sai mật khẩu" in wrong.output
+    other = tmp_path / "other.key"
+    other.write_bytes(sealing.OwnerKey.generate(open_round.code).to_file(passphrase))
+    assert "không phải khóa của đợt" in cli.invoke(
+        args=["round", "release", open_round.code, "--key", str(other)], env=env).output
+    assert _count(session, Ballot) == 3
+    # the owner's key releases them all (the round is closed)
+    opened = cli.invoke(args=["round", "release", open_round.code, "--key", str(key_file)], env=env)
+    assert opened.exit_code == 0 and "3 phiếu trực tuyến" in opened.output, opened.output
+    session.expire_all()
+    assert _texts(session, q) == {f"Chủ đợt {i}." for i in range(3)} and _count(session, Ballot) == 0
+
+
+def test_the_owners_key_cannot_change_while_ballots_wait(app, issue, session, questionnaire, open_round):
+    q = questionnaire("CC-CT")
+    _submit(session, issue("CC-CT", "SNV")[0], full_answers(q))
+    public = sealing.OwnerKey.generate(open_round.code).public_key
+    refused = app.test_cli_runner().invoke(args=["round", "seal-key", open_round.code, "--public-key", public])
+    assert refused.exit_code == 1 and "round release" in refused.output
+    bad = app.test_cli_runner().invoke(args=["round", "seal-key", open_round.code, "--public-key", "abc"])
+    assert bad.exit_code == 1 and "không hợp lệ" in bad.output
+    session.expire_all()
+    assert open_round.ballot_public_key is None
 
 
 def test_closing_the_round_releases_every_ballot(issue, session, questionnaire, open_round):
@@ -91,6 +161,7 @@ def test_a_page_opened_before_the_round_closed_cannot_submit_after(issue, sessio
     session.rollback()
     assert _count(session, Ballot) == _count(session, Response) == 0
     assert session.scalar(sa.select(InvitationCode.status).where(InvitationCode.code == code)) is CodeStatus.UNUSED
+    assert _count(session, SpentCode) == 0
 
 
 def test_a_close_waits_for_a_submission_in_flight_and_releases_it(issue, session, questionnaire, open_round):
@@ -126,7 +197,7 @@ def test_a_ballot_sealed_under_another_secret_stays_in_the_box(issue, session, q
     q = questionnaire("CC-CT")
     [code] = issue("CC-CT", "SNV")
     _submit(session, code, full_answers(q))
-    released = ballots.release(session, open_round, "another-secret", today=TODAY, everything=True)
+    released = ballots.release(session, open_round, ballots.sealer("another-secret", open_round.code), today=TODAY, everything=True)
     assert (released.ballots, released.unreadable) == (0, 1) and _count(session, Ballot) == 1
     session.rollback()
     try:
@@ -148,10 +219,10 @@ def test_two_releases_at_once_store_each_ballot_once(app, issue, session, questi
     rnd_first, rnd_second = first.get(type(open_round), open_round.id), second.get(type(open_round), open_round.id)
     results = {}
     # the first release has claimed the ballots but not committed when the second one starts
-    results["first"] = ballots.release(first, rnd_first, SECRET, today=TODAY, everything=True).ballots
+    results["first"] = ballots.release(first, rnd_first, ballots.sealer(SECRET, rnd_first.code), today=TODAY, everything=True).ballots
 
     def other():
-        results["second"] = ballots.release(second, rnd_second, SECRET, today=TODAY, everything=True).ballots
+        results["second"] = ballots.release(second, rnd_second, ballots.sealer(SECRET, rnd_second.code), today=TODAY, everything=True).ballots
         second.commit()
 
     thread = threading.Thread(target=other)
@@ -172,7 +243,7 @@ def test_the_dashboard_counts_sealed_ballots(issue, session, questionnaire, open
         _submit(session, code, full_answers(q))
     data = progress.round_progress(session, open_round)
     [snv] = [c for c in data.cells if c.form_code == "CC-CT" and c.agency_code == "SNV"]
-    assert snv.figures.verified == 2 and snv.last_response_on == TODAY
+    assert snv.figures.verified == 2 and snv.last_response_on is None  # (a ballot carries no day)
     # a cell is full by its own ballots, not by another cell's
     snv_cell = session.get(QuotaCell, portal.open_code(session, issue("CC-CT", "SNV")[0], secret=SECRET,
                                                        today=TODAY).cell.id)
@@ -185,30 +256,33 @@ def test_the_dashboard_counts_sealed_ballots(issue, session, questionnaire, open
     portal.open_code(session, other, secret=SECRET, today=TODAY, start=True)  # not refused as "full"
     with pytest.raises(portal.Refusal, match="full"):
         portal.open_code(session, issue("CC-CT", "SNV")[0], secret=SECRET, today=TODAY, start=True)
-    assert (TODAY, "online", 2) in progress.daily_counts(session, open_round)
-    ballots.release(session, open_round, SECRET, today=TODAY, everything=True)
+    assert progress.daily_counts(session, open_round) == []  # the curve counts responses on their release day
+    ballots.release(session, open_round, ballots.sealer(SECRET, open_round.code), today=TODAY, everything=True)
     session.commit()
     [snv] = [c for c in progress.round_progress(session, open_round).cells
              if c.form_code == "CC-CT" and c.agency_code == "SNV"]
-    assert snv.figures.verified == 2
+    assert snv.figures.verified == 2 and snv.last_response_on == TODAY
+    assert (TODAY, "online", 2) in progress.daily_counts(session, open_round)
 
 
-def test_pages_release_past_days_and_the_results_page_says_what_waits(staff_client, issue, session, questionnaire,
-                                                                      open_round, monkeypatch):
+def test_pages_release_what_is_due_and_the_results_page_says_what_waits(staff_client, issue, session,
+                                                                        questionnaire, open_round):
     q = questionnaire("CC-CT")
-    for code in issue("CC-CT", "SNV", 2):
+    k = open_round.settings["min_breakdown"]
+    codes = issue("CC-CT", "SNV", 2 * k)
+    for code in codes[:-1]:
         _submit(session, code, full_answers(q))
     client = staff_client("analyst")
     page = client.get(f"/staff/results/{open_round.code}/")
     assert page.status_code == 200
-    assert "2 phiếu trực tuyến của hôm nay sẽ được đưa vào kết quả từ ngày mai" in page.get_data(as_text=True)
-    assert _count(session, Ballot) == 2 and _count(session, Response) == 0
-    # after midnight in Vietnam, the first page that reads responses releases them
-    monkeypatch.setattr(rounds, "local_today", lambda: TODAY + timedelta(days=1))
+    assert f"{2 * k - 1} phiếu trực tuyến đang chờ" in page.get_data(as_text=True)
+    assert _count(session, Ballot) == 2 * k - 1 and _count(session, Response) == 0
+    # with 2k waiting, the first page that reads responses releases all but k of them
+    _submit(session, codes[-1], full_answers(q))
     assert client.get(f"/staff/responses/{open_round.code}/").status_code == 200
     session.expire_all()
-    assert _count(session, Ballot) == 0 and _count(session, Response) == 2
-    assert "từ ngày mai" not in client.get(f"/staff/results/{open_round.code}/").get_data(as_text=True)
+    assert _count(session, Ballot) == k and _count(session, Response) == k
+    assert f"{k} phiếu trực tuyến đang chờ" in client.get(f"/staff/results/{open_round.code}/").get_data(as_text=True)
 
 
 def test_the_rounds_page_closes_and_releases(staff_client, issue, session, questionnaire, open_round):
@@ -224,17 +298,18 @@ def test_the_rounds_page_closes_and_releases(staff_client, issue, session, quest
 
 def test_round_release_on_the_command_line(app, issue, session, questionnaire, open_round):
     q = questionnaire("CC-CT")
-    early, late = issue("CC-CT", "SNV", 2)
-    _submit(session, early, full_answers(q), today=TODAY - timedelta(days=2))
-    _submit(session, late, full_answers(q))
+    k = open_round.settings["min_breakdown"]
+    for code in issue("CC-CT", "SNV", 2 * k + 1):
+        _submit(session, code, full_answers(q))
     runner = app.test_cli_runner()
     out = runner.invoke(args=["round", "release", open_round.code])
-    assert out.exit_code == 0 and "1 phiếu trực tuyến (1 phiếu trả lời)" in out.output and "1 phiếu của hôm nay" in out.output
+    assert out.exit_code == 0 and f"{k + 1} phiếu trực tuyến ({k + 1} phiếu trả lời)" in out.output, out.output
+    assert f"{k} phiếu trực tuyến đang chờ" in out.output
     app.config["SECRET_KEY"] = "replaced"  # a ballot sealed under the old key is kept, and said so
     stuck = runner.invoke(args=["round", "close", open_round.code])
     assert stuck.exit_code == 1 and "SECRET_KEY" in stuck.output
     session.expire_all()
-    assert _count(session, Ballot) == 1 and open_round.closed_at is None
+    assert _count(session, Ballot) == k and open_round.closed_at is None
 
 
 def test_the_rounds_page_refuses_to_close_over_ballots_it_cannot_open(staff_client, session, open_round,
