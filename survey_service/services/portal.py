@@ -77,6 +77,7 @@ _SPEND = {
     name: insert(_spent_t)
     .values(mark=sa.bindparam("mark"), quota_cell_id=sa.bindparam("cell_id"), submission_id=sa.bindparam("sid"))
     .on_conflict_do_nothing(index_elements=[_spent_t.c.mark])
+    .returning(_spent_t.c.mark)
     for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
 }
 _SPENT_BY = sa.select(_spent_t.c.submission_id).where(_spent_t.c.mark == sa.bindparam("mark"))
@@ -448,8 +449,8 @@ def submit(
     clean = check_answers(access, answers, complete=True)
     mark = access.invitation.mark
     spent = session.execute(_SPEND[session.get_bind().dialect.name],
-                            {"mark": mark, "cell_id": access.cell.id, "sid": submission_id}).rowcount
-    if spent != 1:
+                            {"mark": mark, "cell_id": access.cell.id, "sid": submission_id}).first()
+    if spent is None:
         stored = session.scalar(_SPENT_BY, {"mark": mark})
         if stored == submission_id:
             return False

@@ -2,24 +2,31 @@
 
 Respondents answer through the HTTP portal in a known order (each from its own address and browser; some
 save a draft first, one resumes on another device, LĐ-CP respondents rate several departments), behind the
-access log the README's serving command writes. A third of them answer on the day before: their ballots are
-released by ``round release`` today; the rest are released when the round is closed. Then, holding the
-database files as they are (no compaction: table files with their dead row versions, and the whole
-write-ahead log), the audit table and that log, the adversary tries every join this suite knows: by each
-identifier's order, by physical row order (SQLite rowid and byte offset in the file; PostgreSQL ctid, xmin
-and byte offset in the heap file), by the place of each response's uid and of each distinctive answer
-text in the write-ahead log, by the number of copies of each in the table files and in the log, by audit
-times and by log lines.
+access log the README's serving command writes. ``round release`` runs after a third and after two thirds
+of them (releasing, per cell, what is due: all but k of the ballots of a cell where at least 2k wait); the
+rest is released when the round is closed. Then, holding the database files as they are (no compaction:
+table files with their dead row versions, and the whole write-ahead log), the audit table and that log, the
+adversary tries every join this suite knows: by each identifier's order, by physical row order (SQLite
+rowid and byte offset in the file; PostgreSQL ctid, xmin and byte offset in the heap file), by the place of
+each response's uid and of each distinctive answer text in the write-ahead log, by the number of copies of
+each in the table files and in the log, by audit times and by log lines; and the same joins for the
+invitation codes, to order the codes' spending.
+
+The adversary is given the exact submission order (a proxy's log, or polling the quota figures around
+each submission, tells it) and the batch each response was released in (the release's transaction id, its
+place in the files). What is left to find is the order within a batch of a cell, and whom a batch holds:
+every batch holds at least k respondents of its cell (k: the round's ``min_breakdown``).
 
 The statistic: Kendall's S (concordant minus discordant pairs) between a join's order and the true
-submission order, summed over the strata (quota cell × day: the day is stored on purpose, so pairs are only
-compared where order is the secret), standardised by its mean and standard deviation under the null of no
-association, estimated from 2,000 random permutations of the submission order within strata. A join passes
-when |z| < 5: a join that carries no information fails with probability about 6e-7 (normal tail), while
-one that follows the submission order, even a coarse one, gives z above 8 with these 40-odd respondents.
+submission order, summed over the strata (quota cell × release batch), standardised by its mean and
+standard deviation under the null of no association, estimated from 2,000 random permutations of the
+submission order within strata. A join passes when |z| < 5: a join that carries no information fails with
+probability about 6e-7 (normal tail), while one that follows the submission order, even a coarse one,
+gives z above 8 with these 40-odd respondents.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import re
@@ -35,7 +42,7 @@ import sqlalchemy as sa
 from gunicorn.config import Config
 
 from survey_service.accesslog import MaskingLogger
-from survey_service.models import AuditEvent, Ballot, Draft, QuotaCell, Response
+from survey_service.models import AuditEvent, Ballot, Draft, InvitationCode, QuotaCell, Response, SpentCode
 from survey_service.services import invitations
 from survey_service.web import respond
 from tests.portal.conftest import full_answers, ldcp_cell
@@ -137,11 +144,29 @@ def _pg_data_directory(url: str) -> Path | None:
     return None
 
 
-def _wal_start(session) -> str | None:
-    """PostgreSQL: the write-ahead log segment being written now; nothing of this test is in earlier ones."""
+def _wal_start(session, database_url: str) -> str | None:
+    """PostgreSQL: a new write-ahead log segment, begun now; nothing written before is in it or later ones."""
     if session.get_bind().dialect.name != "postgresql":
         return None
-    return session.scalar(sa.text("SELECT pg_walfile_name(pg_current_wal_lsn())"))
+    session.commit()
+    port = str(sa.engine.make_url(database_url).port or 5432)
+    subprocess.run(["su", "postgres", "-c", f"psql -p {port} -qAtc 'SELECT pg_switch_wal()'"], check=True,
+                   capture_output=True)
+    # (+ 1: an LSN on a segment's first byte is named after the segment before it)
+    return session.scalar(sa.text("SELECT pg_walfile_name(pg_current_wal_lsn() + 1)"))
+
+
+def _code_rows(session, database_url: str) -> dict[str, object]:
+    """Where each invitation code's row is: PostgreSQL its ctid and xmin; SQLite its place in the file
+    (after the log is copied into it)."""
+    session.commit()
+    if session.get_bind().dialect.name == "postgresql":
+        return {code: where for code, where in session.execute(
+            sa.text("SELECT code, ctid::text || '/' || xmin::text FROM invitation_code"))}
+    session.connection().exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    session.commit()
+    data = Path(sa.engine.make_url(database_url).database).read_bytes()
+    return {code: data.find(code.encode()) for code in session.scalars(sa.select(InvitationCode.code))}
 
 
 def _database_bytes(session, database_url: str, wal_start: str | None) -> tuple[bytes, dict[str, bytes], bytes]:
@@ -156,7 +181,7 @@ def _database_bytes(session, database_url: str, wal_start: str | None) -> tuple[
         path = Path(sa.engine.make_url(database_url).database)
         wal = Path(f"{path}-wal").read_bytes() if Path(f"{path}-wal").exists() else b""
         data = path.read_bytes()
-        return data + wal, {"response": data, "answer": data}, wal
+        return data + wal, {"response": data, "answer": data, "invitation_code": data}, wal
     root = _pg_data_directory(database_url)
     if root is None:
         pytest.skip("the PostgreSQL data directory cannot be read from here (needs root and pg_lsclusters)")
@@ -169,7 +194,7 @@ def _database_bytes(session, database_url: str, wal_start: str | None) -> tuple[
     port = str(sa.engine.make_url(database_url).port or 5432)
     subprocess.run(["su", "postgres", "-c", f"psql -p {port} -qc CHECKPOINT"], check=True)  # pages to disk
     tables = {}
-    for table in ("response", "answer", "ballot", "draft", "invitation_code", "audit_event"):
+    for table in ("response", "answer", "ballot", "draft", "invitation_code", "spent_code", "audit_event"):
         relative = session.scalar(sa.text("SELECT pg_relation_filepath(:t)"), {"t": table})
         tables[table] = b"".join(p.read_bytes() for p in sorted((root / relative).parent.glob(
             Path(relative).name + "*")) if re.fullmatch(r"\d+(\.\d+)?", p.name))
@@ -180,7 +205,6 @@ def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, quest
                                                        database_url, tmp_path, monkeypatch):
     seed = int.from_bytes(os.urandom(4), "big")
     rng = random.Random(seed)
-    wal_start = _wal_start(session)
     log = AccessLog(app, tmp_path / "access.log")
     cc_cell = invitations.find_cell(session, open_round, "CC-CT", "SNV")
     cc_cell.target = 1000
@@ -188,6 +212,9 @@ def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, quest
     session.commit()
     people = [Respondent(app, code, i) for i, code in enumerate(issue("CC-CT", "SNV", 34))]
     ldcp = [Respondent(app, code, 100 + i) for i, code in enumerate(issue("LĐ-CP", "TAMKY", 8))]
+    [leaver] = issue("CC-CT", "SNV", 1)
+    as_issued = _code_rows(session, database_url)
+    wal_start = _wal_start(session, database_url)  # (from here on, nothing written may name a code)
     q_cc, q_ld = questionnaire("CC-CT"), questionnaire("LĐ-CP")
     text_cc, text_ld = q_cc.text_items[0].code, q_ld.text_items[0].code
     block = re.compile(rf'name="([A-Z]+)-{q_ld.items[0].code}"')  # one block of answers per department
@@ -210,15 +237,19 @@ def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, quest
             person.post(html, {name: text, "action": "save"}, 303)
     drafts_saved = session.scalar(sa.select(sa.func.count()).select_from(Draft))
     assert drafts_saved >= len(savers)  # (opening a form starts a draft too)
-    yesterday = respond.local_today() - timedelta(days=1)
     cli = app.test_cli_runner()
+    batch_of: dict[int, int] = {}  # response id → the release that brought it
+
+    def released(batch: int) -> None:
+        session.expire_all()
+        for response_id in session.scalars(sa.select(Response.id)):
+            batch_of.setdefault(response_id, batch)
+
     for k, person in enumerate(order):
-        if k == 0:  # the first third answers the day before ...
-            monkeypatch.setattr(respond, "local_today", lambda: yesterday)
-        if k == len(order) // 3:  # ... and their ballots are released today, at the first occasion
-            monkeypatch.undo()
-            released = cli.invoke(args=["round", "release", open_round.code])
-            assert released.exit_code == 0 and f"{len(order) // 3} phiếu trực tuyến" in released.output, released.output
+        if k in (len(order) // 3, 2 * len(order) // 3):
+            out = cli.invoke(args=["round", "release", open_round.code])
+            assert out.exit_code == 0, out.output
+            released(k)
         if person is first_saver:
             person.device(1)  # resumes on another device, with the same code
         html = person.open()
@@ -235,13 +266,14 @@ def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, quest
         assert "Cảm ơn" in done
         truth[person.code] = k
     # one more respondent only saves a draft and never comes back; and a few wrong codes are tried
-    [leaver] = issue("CC-CT", "SNV", 1)
     late = Respondent(app, leaver, 200)
     late.post(late.open(), {text_cc: abandoned, "action": "save"}, 303)
     for _ in range(3):
         Respondent(app, "ABCD-EFGH-JKMN", 300).client.get("/c/ABCD-EFGH-JKMN", follow_redirects=True)
     closed = cli.invoke(args=["round", "close", open_round.code])  # the rest is released at close
     assert closed.exit_code == 0, closed.output
+    released(len(order))
+    assert len(set(batch_of.values())) >= 2  # (the releases during collection did release something)
 
     # --- the adversary's material ------------------------------------------------------------------------
     session.expire_all()
@@ -256,7 +288,13 @@ def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, quest
     answers = session.execute(sa.text(
         "SELECT response_id, id" + (", ctid::text AS ctid, xmin::text AS xmin" if pg else ", rowid AS row_number")
         + " FROM answer")).all()
-    assert {str(r.submitted_on) for r in rows} == {str(yesterday), str(yesterday + timedelta(days=1))}
+    assert {str(r.submitted_on) for r in rows} == {str(respond.local_today())}  # the day of release, for all
+    # every batch holds at least k respondents of its cell
+    k_min = open_round.settings["min_breakdown"]
+    batch_sizes: dict[tuple, set] = {}
+    for r in rows:
+        batch_sizes.setdefault((r.quota_cell_id, batch_of[r.id]), set()).add(r.respondent_key)
+    assert min(len(keys) for keys in batch_sizes.values()) >= k_min, batch_sizes
     assert not session.scalar(sa.select(sa.func.count()).select_from(Ballot))
     all_bytes, table_bytes, wal = _database_bytes(session, database_url, wal_start)  # as they are: no compaction
     # the searches below do find what they look for
@@ -307,9 +345,38 @@ def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, quest
     for name, key in joins.items():
         groups: dict[tuple, list] = {}
         for r in rows:
-            groups.setdefault((r.quota_cell_id, r.submitted_on), []).append((key(r), true_order[r.id]))
+            groups.setdefault((r.quota_cell_id, batch_of[r.id]), []).append((key(r), true_order[r.id]))
         z = order_z(groups, numbers)
         assert abs(z) < Z_BOUND, f"{name} recovers the submission order (z = {z:.1f}, seed {seed})"
+
+    # The codes: their rows are as they were issued (PostgreSQL: same ctid and xmin; SQLite: same place in
+    # the file), nothing written since names one, and what records their spending (marks) cannot be
+    # matched to them without the server's secret.
+    code_order = {p.code: truth[p.code] for p in order}
+    assert _code_rows(session, database_url) == as_issued
+    for code in [*code_order, leaver]:
+        for spelling in (code, code.replace("-", ""), code.lower()):
+            assert spelling.encode() not in wal, f"a code is in the log written after it was issued ({spelling})"
+    marks = set(session.scalars(sa.select(SpentCode.mark)))
+    assert len(marks) == len(order)
+    for code in code_order:  # not an unkeyed digest of the code in any of its spellings
+        for spelling in (code, code.replace("-", ""), code.lower()):
+            for digest in (hashlib.sha256, hashlib.sha1, hashlib.md5, hashlib.blake2b):
+                assert digest(spelling.encode()).hexdigest()[:32] not in marks
+    code_rows = session.execute(sa.text(
+        "SELECT code, id" + (", ctid::text AS ctid, xmin::text AS xmin" if pg else ", rowid AS row_number")
+        + " FROM invitation_code")).all()
+    code_joins = {
+        "code id": lambda c: c.id,
+        "code's place in the table file": lambda c: table_bytes["invitation_code"].find(c.code.encode()),
+        "code's last place in the files": lambda c: all_bytes.rfind(c.code.encode()),
+        "copies of the code in the files": lambda c: all_bytes.count(c.code.encode()),
+        **({"code ctid": lambda c: ctid(c.ctid), "code xmin": lambda c: int(c.xmin)} if pg
+           else {"code rowid": lambda c: c.row_number}),
+    }
+    for name, key in code_joins.items():
+        z = order_z({"spent": [(key(c), code_order[c.code]) for c in code_rows if c.code in code_order]}, numbers)
+        assert abs(z) < Z_BOUND, f"{name} recovers the order codes were spent in (z = {z:.1f}, seed {seed})"
 
     # The audit table: nothing written while people answered names a cell, a response or a code, so
     # there is no timed row to join responses to.
