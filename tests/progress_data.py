@@ -8,9 +8,20 @@ from datetime import date
 import sqlalchemy as sa
 
 from survey_service.models import (
-    Agency, Channel, CodeBatch, Draft, InvitationCode, QuestionnaireVersion, QuotaCell, Response,
-    Round, RoundForm, Sheet, SheetState,
+    Agency,
+    Channel,
+    CodeBatch,
+    Draft,
+    InvitationCode,
+    QuestionnaireVersion,
+    QuotaCell,
+    Response,
+    Round,
+    RoundForm,
+    Sheet,
+    SheetState,
 )
+from survey_service.services.sealing import code_mark
 
 AGENCIES = [
     ("SNV", "department", "Sở Nội vụ"),
@@ -103,7 +114,8 @@ def start_online(session, quota_cell: QuotaCell, *, with_draft: bool = True) -> 
     session.add(code)
     session.flush()
     if with_draft:
-        session.add(Draft(invitation_code_id=code.id, answers={"*": {"Q1": "4"}}))
+        session.add(Draft(code_mark=code_mark("test-secret", code.code), quota_cell_id=quota_cell.id,
+                          answers={"*": {"Q1": "4"}}))
         session.flush()
     return code
 
@@ -162,7 +174,7 @@ def expected_figures(session, rnd: Round) -> dict[int, dict[str, int]]:
             "target": c.target,
             "verified": verified,
             "keyed": sum(1 for s in sheets.values() if s.quota_cell_id == c.id and s.state is SheetState.KEYED),
-            "started": sum(1 for d in drafts if d.invitation_code.quota_cell_id == c.id),
+            "started": sum(1 for d in drafts if d.quota_cell_id == c.id),
             "issued": sum(1 for s in sheets.values() if s.quota_cell_id == c.id and s.state is SheetState.ISSUED),
             "surplus": flagged + (max(0, verified - flagged - c.target) if c.channel is Channel.ONLINE else 0),
             "shortfall": max(0, c.target - verified),

@@ -78,8 +78,7 @@ def upgrade() -> None:
         op.bulk_insert(spent, sorted(({"mark": mark(code), "quota_cell_id": cell, "submission_id": sid or ""}
                                       for code, cell, sid in used), key=lambda r: r["mark"]))
         op.execute("UPDATE invitation_code SET status = 'unused' WHERE status = 'used'")
-    with op.batch_alter_table("invitation_code") as batch:
-        batch.drop_column("submission_id")
+    op.execute("ALTER TABLE invitation_code DROP COLUMN submission_id")  # (SQLite 3.35+ and PostgreSQL)
 
     op.drop_table("draft")
     draft = op.create_table("draft", *_draft_table(mark_column=True))
@@ -89,22 +88,19 @@ def upgrade() -> None:
                                 "division_id": d.division_id, "sealed": d.sealed, "answers": _json(d.answers),
                                 "started_on": d.started_on, "updated_on": d.updated_on} for d in drafts])
 
-    with op.batch_alter_table("ballot") as batch:
-        batch.drop_index("ix_ballot_submitted_on")
-        batch.drop_column("submitted_on")
-    with op.batch_alter_table("round") as batch:
-        batch.add_column(sa.Column("ballot_public_key", sa.String(64), nullable=True))
+    op.drop_index("ix_ballot_submitted_on", table_name="ballot")
+    op.execute("ALTER TABLE ballot DROP COLUMN submitted_on")
+    op.add_column("round", sa.Column("ballot_public_key", sa.String(64), nullable=True))
 
 
 def downgrade() -> None:
     bind = op.get_bind()
     if bind.scalar(sa.text("SELECT count(*) FROM ballot")):
         raise RuntimeError("sealed ballots are waiting: release them (round release) before downgrading")
-    with op.batch_alter_table("round") as batch:
-        batch.drop_column("ballot_public_key")
-    with op.batch_alter_table("ballot") as batch:
-        batch.add_column(sa.Column("submitted_on", sa.Date(), nullable=False))
-        batch.create_index("ix_ballot_submitted_on", ["submitted_on"])
+    op.execute('ALTER TABLE "round" DROP COLUMN ballot_public_key')
+    # (the box is empty: a ballot of the older design would have had its day)
+    op.add_column("ballot", sa.Column("submitted_on", sa.Date(), nullable=True))
+    op.create_index("ix_ballot_submitted_on", "ballot", ["submitted_on"])
 
     spent = {m: sid for m, sid in bind.execute(sa.text("SELECT mark, submission_id FROM spent_code"))}
     drafts = bind.execute(sa.text("SELECT id, code_mark, division_id, sealed, answers, started_on, updated_on "
@@ -112,8 +108,7 @@ def downgrade() -> None:
     codes = bind.execute(sa.text("SELECT id, code FROM invitation_code")).all() if spent or drafts else []
     mark = _marker() if codes else None
     by_mark = {mark(code): code_id for code_id, code in codes}
-    with op.batch_alter_table("invitation_code") as batch:
-        batch.add_column(sa.Column("submission_id", sa.String(64), nullable=True))
+    op.add_column("invitation_code", sa.Column("submission_id", sa.String(64), nullable=True))
     for m, sid in spent.items():
         bind.execute(sa.text("UPDATE invitation_code SET status = 'used', submission_id = :sid WHERE id = :id"),
                      {"sid": sid, "id": by_mark[m]})

@@ -10,8 +10,19 @@ import pytest
 import sqlalchemy as sa
 
 from survey_service.db import get_session
-from survey_service.models import Agency, AuditEvent, CodeBatch, CodeStatus, InvitationCode, QuotaCell
+from survey_service.models import (
+    Agency,
+    AuditEvent,
+    CodeBatch,
+    CodeStatus,
+    InvitationCode,
+    QuotaCell,
+    SpentCode,
+)
 from survey_service.services import invitations, ratelimit
+from survey_service.services.sealing import code_mark
+
+SECRET = "test-secret"
 
 
 def test_issue_refuses_paper_cells_and_silly_counts(open_round, session):
@@ -30,13 +41,17 @@ def test_counts_per_cell_and_revoking_only_unused(issue, session, open_round):
     codes = issue("CC-CT", "SNV", 4)
     batch = session.scalar(sa.select(CodeBatch))
     used = session.scalar(sa.select(InvitationCode).where(InvitationCode.code == codes[0]))
-    used.status = CodeStatus.USED
-    assert invitations.revoke_codes(session, batch, [used.id, batch.codes[1].id]) == 1
+    session.add(SpentCode(mark=code_mark(SECRET, used.code), quota_cell_id=used.quota_cell_id, submission_id="x"))
+    assert invitations.revoke_codes(session, batch, [used.id, batch.codes[1].id], secret=SECRET) == 1
     session.commit()
     row = next(r for r in invitations.cell_counts(session, open_round) if r.cell.id == batch.quota_cell_id)
     assert (row.issued, row.unused, row.used, row.revoked) == (4, 2, 1, 1)
-    assert invitations.revoke_codes(session, batch) == 2
-    assert session.scalar(sa.select(InvitationCode.status).where(InvitationCode.id == used.id)) is CodeStatus.USED
+    assert invitations.revoke_codes(session, batch, secret=SECRET) == 2
+    assert invitations.statuses(session, SECRET, [used])[used.id] is CodeStatus.USED
+    # the batch's CSV and slips say the same
+    status = invitations.statuses(session, SECRET, batch.codes)
+    assert invitations.batch_csv(batch, "https://x.vn", status).count(",used") == 1
+    assert sorted(status.values()) == sorted([CodeStatus.USED] + [CodeStatus.REVOKED] * 3)
 
 
 def test_batch_pdf_has_readable_qr_links(issue, session, tmp_path):
@@ -45,7 +60,8 @@ def test_batch_pdf_has_readable_qr_links(issue, session, tmp_path):
 
     codes = issue("CC-CT", "SNV", 3)
     batch = session.scalar(sa.select(CodeBatch))
-    pdf = invitations.batch_pdf(batch, "https://cchc.example.vn", organiser="Sở Nội vụ tỉnh Quảng Nam",
+    pdf = invitations.batch_pdf(batch, "https://cchc.example.vn", invitations.statuses(session, SECRET, batch.codes),
+                                organiser="Sở Nội vụ tỉnh Quảng Nam",
                                 round_name="Điều tra xã hội học năm 2023")
     (tmp_path / "codes.pdf").write_bytes(pdf)
     text = subprocess.run(["pdftotext", str(tmp_path / "codes.pdf"), "-"], capture_output=True, text=True).stdout

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from survey_service import create_app
 from survey_service.models import Ballot, CodeStatus, InvitationCode
+from survey_service.services import invitations
 from tests.portal.conftest import full_answers
 
 UNAVAILABLE = "không truy cập được cơ sở dữ liệu"
@@ -58,7 +59,8 @@ def _app_on(url: str, config: dict):
 
 def _state(session, code: str) -> tuple:
     session.expire_all()
-    status = session.scalar(sa.select(InvitationCode.status).where(InvitationCode.code == code))
+    status = invitations.statuses(session, "test-secret", list(session.scalars(
+        sa.select(InvitationCode).where(InvitationCode.code == code)))).popitem()[1]
     return status, session.scalar(sa.select(sa.func.count()).select_from(Ballot))
 
 

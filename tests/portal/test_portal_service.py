@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from survey_service.models import (
-    Answer, AuditEvent, Ballot, CodeStatus, Division, Draft, InvitationCode, RateCounter, Response,
+    Answer, AuditEvent, Ballot, CodeStatus, Division, Draft, InvitationCode, RateCounter, Response, SpentCode,
 )
 from survey_service.services import ballots, invitations, portal
 from survey_service.web.respond import local_today
@@ -50,10 +50,10 @@ def test_submit_stores_one_anonymous_response_and_spends_the_code(issue, session
     answers["SNV"]["I02"] = "K"
     assert portal.submit(session, access, answers, "a" * 32, today=TODAY) is True
     session.commit()
-    # Sealed in the ballot box until the day is over: no response yet, the ballot shows none of the answers
+    # Sealed in the ballot box until released: no response yet; the ballot shows none of the answers and no day
     assert count(session, Response) == count(session, Answer) == 0
     ballot = session.scalar(sa.select(Ballot))
-    assert ballot.quota_cell_id == access.cell.id and ballot.submitted_on == TODAY
+    assert ballot.quota_cell_id == access.cell.id and set(Ballot.__table__.columns.keys()) == {"id", "quota_cell_id", "sealed"}
     assert "trả chậm".encode() not in base64.urlsafe_b64decode(ballot.sealed)
     opened = ballots.sealer("test-secret", access.round.code).open(ballot.sealed)
     assert opened["answers"] == [[access.cell.agency.id, answers["SNV"]]]
@@ -70,7 +70,11 @@ def test_submit_stores_one_anonymous_response_and_spends_the_code(issue, session
     assert not columns & {"code", "invitation_code_id", "ip", "address", "user_agent", "submitted_at"}
     assert code not in repr([getattr(response, c) for c in columns])
     invitation = session.scalar(sa.select(InvitationCode).where(InvitationCode.code == code))
-    assert invitation.status is CodeStatus.USED and count(session, Draft) == 0
+    assert invitations.statuses(session, "test-secret", [invitation]) == {invitation.id: CodeStatus.USED}
+    assert count(session, Draft) == 0 and count(session, SpentCode) == 1
+    # the code's row is as issued: its spending is stored under a mark that is not the code
+    assert invitation.status is CodeStatus.UNUSED
+    assert code not in repr(session.execute(sa.select(SpentCode.__table__)).all())
     # a timed record of the submission would order the responses: there is none
     assert count(session, AuditEvent, AuditEvent.actor == "respondent") == 0
 
@@ -142,13 +146,13 @@ def test_text_over_its_limit_is_refused(issue, session, questionnaire):
         portal.submit(session, access, {"SNV": answers}, "1" * 32, today=TODAY)
     assert "vượt quá giới hạn" in bad.value.errors[("SNV", text_item.code)]
     session.rollback()
-    assert count(session, Response) == 0 and count(session, InvitationCode, InvitationCode.status == CodeStatus.USED) == 0
+    assert count(session, Response) == 0 and count(session, SpentCode) == 0
 
 
 def test_unknown_and_revoked_codes_are_refused(issue, session):
     [code] = issue()
     batch = session.scalar(sa.select(InvitationCode).where(InvitationCode.code == code)).batch
-    assert invitations.revoke_codes(session, batch) == 1
+    assert invitations.revoke_codes(session, batch, secret="test-secret") == 1
     session.commit()
     for text, reason in [("ABCD-EFGH-JKMN", "unknown"), ("not a code", "unknown"), (code, "revoked")]:
         with pytest.raises(portal.Refusal) as refused:

@@ -170,7 +170,7 @@ def test_wrong_and_revoked_codes_get_clear_pages(client, issue, session):
     typed = client.post("/", data={"code": "abcd efgh jkmn"})
     html = typed.get_data(as_text=True)
     assert typed.status_code == 404 and 'id="code-err"' in html and 'aria-invalid="true"' in html
-    invitations.revoke_codes(session, session.scalar(sa.select(InvitationCode)).batch)
+    invitations.revoke_codes(session, session.scalar(sa.select(InvitationCode)).batch, secret="test-secret")
     session.commit()
     revoked = open_link(client, code)
     assert revoked.status_code == 410 and "thu hồi" in revoked.get_data(as_text=True)
