@@ -4,7 +4,8 @@ The invitation link ``/c/<CODE>`` and the keying link ``/p/<signed sheet id>`` c
 a log line with it, its time and the client's address is exactly the join the anonymity promise forbids.
 Gunicorn uses this class with ``--logger-class survey_service.accesslog.MaskingLogger`` (as
 ``scripts/demo.sh`` does): every atom that can hold the path, the query or the referrer is masked before
-the line is formatted, whatever ``--access-logformat`` says, and the request's cookies are never written.
+the line is formatted, whatever ``--access-logformat`` says, and the request's cookies and the response's
+size are never written.
 """
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ _SECRET_SEGMENT = re.compile(r"(?i)((?:/|%2f)+[cp](?:/|%2f)+)[^/?#\s\"]+")
 #: Anything shaped like an invitation code, wherever it appears (a code pasted into another address).
 _CODE_LIKE = re.compile(r"(?i)(?<![0-9a-z])[0-9a-z]{4}(?:-|%2d)?[0-9a-z]{4}(?:-|%2d)?[0-9a-z]{4}(?![0-9a-z])")
 _PATH_ATOMS = ("r", "U", "q", "f", "{referer}i")
-_NEVER = ("{cookie}i", "{set-cookie}o", "{authorization}i")
+#: Never written: cookies and credentials; and the response's size, which tells one form page from another
+#: (an agency's name, an LĐ-CP respondent's departments), and so the respondent's quota cell.
+_NEVER = ("{cookie}i", "{set-cookie}o", "{authorization}i", "b", "B", "{content-length}o")
 
 
 def mask(text: str | None) -> str | None:
@@ -29,7 +32,8 @@ def mask(text: str | None) -> str | None:
 
 
 class MaskingLogger(Logger):
-    """Gunicorn's logger, with the path, query and referrer masked and no cookies in the access log."""
+    """Gunicorn's logger, with the path, query and referrer masked, and no cookies and no response sizes in
+    the access log."""
 
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)

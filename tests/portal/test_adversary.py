@@ -397,6 +397,8 @@ def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, quest
     for line in lines:
         assert not any(c in line or c.replace("-", "") in line for c in codes + ["ABCD-EFGH-JKMN"]), line
         assert not re.search(r'"POST /c/', line), line
+        # no response size either: a form page's size tells its agency, and so its cell
+        assert re.search(r'" \d{3} - "', line), line
     # the log's order of POSTs is the true order; it cannot be joined to anything stored (above)
 
     # Drafts: the marker text only a draft ever held, and the one of a draft still waiting, are nowhere in
