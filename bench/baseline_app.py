@@ -33,7 +33,7 @@ def make_app(url: str):
         with engine.begin() as con:
             row = con.execute(
                 sa.update(code_t).where(code_t.c.code == code, code_t.c.status == "unused")
-                .values(status="used", submission_id=sid).returning(code_t.c.quota_cell_id)).first()
+                .values(status="used").returning(code_t.c.quota_cell_id)).first()
             if row is None:
                 start_response("409 Conflict", [("Content-Length", "0")])
                 return [b""]

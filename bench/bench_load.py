@@ -25,27 +25,30 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import load_client  # noqa: E402
 from bench.bench_portal import prepare, start_gunicorn  # noqa: E402
 from survey_service.db import make_engine  # noqa: E402
-from survey_service.models import Ballot, CodeStatus, InvitationCode, Response  # noqa: E402
+from survey_service.models import Ballot, Response, SpentCode  # noqa: E402
+from survey_service.services.sealing import code_mark  # noqa: E402
+
+SECRET = "bench-secret"
 
 
 def stored(url: str, codes: list[str]) -> tuple[int, int]:
     """(responses and sealed ballots in the database, how many of ``codes`` are spent): a CC-* ballot is one
-    response waiting for the end of its day."""
+    response waiting for its release."""
     engine = make_engine(url)
     try:
         with engine.connect() as con:
             responses = sum(con.scalar(sa.select(sa.func.count()).select_from(table)) for table in (Response, Ballot))
-            spent = 0
-            for i in range(0, len(codes), 5000):
-                spent += con.scalar(sa.select(sa.func.count()).select_from(InvitationCode).where(
-                    InvitationCode.code.in_(codes[i:i + 5000]), InvitationCode.status == CodeStatus.USED))
+            marks, spent = [code_mark(SECRET, code) for code in codes], 0
+            for i in range(0, len(marks), 5000):
+                spent += con.scalar(sa.select(sa.func.count()).select_from(SpentCode).where(
+                    SpentCode.mark.in_(marks[i:i + 5000])))
         return responses, spent
     finally:
         engine.dispose()
 
 
 def server_env(pg_url: str, **extra: str) -> dict[str, str]:
-    return {"SURVEY_DATABASE_URL": pg_url, "SURVEY_SECRET_KEY": "bench-secret",
+    return {"SURVEY_DATABASE_URL": pg_url, "SURVEY_SECRET_KEY": SECRET,
             "SURVEY_SHEET_SIGNING_KEYS": json.dumps(["bench-sheet-key"]),
             "SURVEY_SESSION_COOKIE_SECURE": "false", **extra}  # plain HTTP on 127.0.0.1
 
