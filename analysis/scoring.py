@@ -8,8 +8,16 @@ settings. Notation: t = target agency, c = criterion (PAR area, e.g. ``"A1"``), 
     m(r,c)   = mean of the valid v(r,i) over items of c   (r skipped for c if it has none)
     M(g,t,c) = mean_r m(r,c),   n(g,t,c) = #sheets
     S(t,c)   = Σ_g w(g)·M(g,t,c) / Σ_g w(g) over configured groups g with n(g,t,c) >= n_min(g)
+               and N(g,t) >= min_group   (N(g,t) = respondents of group g about t)
     Points   = round(MaxPts(c, kind(t)) · S(t,c), 2)      (NaN + flag if no group qualifies)
     Total(t) = round(Σ_c MaxPts(c, kind(t)) · S(t,c), 2)  (the unrounded points, rounded once)
+
+Small groups (``min_group``, the round's smallest group that may be shown): a group of fewer respondents
+about an agency than ``min_group`` enters none of the agency's figures (points, satisfaction, positive
+rates, their variances, answer weights, sheet counts), whatever the other groups: combined with larger
+groups, their own published figures would give its value back. Such a group is left out like a missing
+one (the other groups' weights renormalised, flag ``thieu_du_lieu``); a value that only groups under
+``min_group`` could give is NaN with flag ``khong_cong_bo`` (withheld), never estimated from them.
 
 ``round`` is half away from zero on the decimal value, as Excel's ROUND (:mod:`analysis.rounding`).
 
@@ -64,7 +72,8 @@ in ``settings["excluded_options"]`` (default ``["K"]``) and blanks are valid but
      "positive_rate_scales": ["DG4", "TS4", "CK"],   # default: positive scales but satisfaction
      "level": 0.95,
      "max_half_width": 0.10,                      # reliability flag, see analysis.reliability
-     "lonely_psu": "adjust"}                      # a sampling cell with one sheet (R survey.lonely.psu)
+     "lonely_psu": "adjust",                      # a sampling cell with one sheet (R survey.lonely.psu)
+     "min_group": 5}                              # smallest group that may enter a figure (default 1)
 
 Groups answering about an agency kind for which they have no weight do not enter its points.
 """
@@ -93,13 +102,14 @@ from analysis.encoding import (
 )
 from analysis.reliability import imprecise
 from analysis.rounding import round_half_away
-from analysis.settings import _Config, _items_table, group_shares, validate_settings
+from analysis.settings import DEFAULT_MIN_GROUP, _Config, _items_table, group_shares, validate_settings
 from analysis.variance import _composite_design, _satisfaction_inputs, _score_estimates
 
 __all__ = [
     "FLAG_LOW_RELIABILITY",
     "FLAG_MISSING_GROUP",
     "FLAG_NO_DATA",
+    "FLAG_WITHHELD",
     "ScoreResult",
     "combine_groups",
     "criterion_points",
@@ -114,6 +124,8 @@ FLAG_MISSING_GROUP = "thieu_du_lieu"
 FLAG_NO_DATA = "khong_du_lieu"
 #: the confidence interval is too wide, or there is no variance (see :func:`analysis.imprecise`)
 FLAG_LOW_RELIABILITY = "tin_cay_thap"
+#: only groups under ``min_group`` respondents could give the value: NaN, withheld (never 0)
+FLAG_WITHHELD = "khong_cong_bo"
 #: decimals of published points; rounded half away from zero on the decimal value (Excel ROUND)
 POINTS_DECIMALS = 2
 
@@ -214,7 +226,8 @@ def _group_means(scores: pd.DataFrame, criteria: Sequence[str], key: np.ndarray)
 
 
 def combine_groups(table: pd.DataFrame, value: str, *, group_weights: Mapping[str, Mapping[str, float]],
-                   min_respondents: Mapping[str, int], keys: Sequence[str], n_col: str = "n") -> pd.DataFrame:
+                   min_respondents: Mapping[str, int], keys: Sequence[str], n_col: str = "n",
+                   min_group: int = DEFAULT_MIN_GROUP, groups: pd.DataFrame | None = None) -> pd.DataFrame:
     """Weighted combination Σ_g w(g)·x(g) / Σ_g w(g) over the configured groups that qualify.
 
     Parameters
@@ -229,13 +242,17 @@ def combine_groups(table: pd.DataFrame, value: str, *, group_weights: Mapping[st
         Group → n_min; a group qualifies when n >= n_min.
     keys : sequence of str
         Further key columns (e.g. ``["criterion"]``), besides ``agency`` and ``agency_kind``.
+    min_group, groups : int, DataFrame
+        The small-group rule of :func:`analysis.group_shares`: a group of fewer than *min_group*
+        respondents about the agency (*groups*: ``agency, group, respondents``) does not qualify.
 
     Returns
     -------
     DataFrame
         ``agency, agency_kind, *keys, value, n_groups, weight_used, flag, missing_groups``; *value*
-        is NaN with flag ``khong_du_lieu`` when no group qualifies, flag ``thieu_du_lieu`` when some
-        configured group with positive weight does not qualify (weights renormalised), else "".
+        is NaN with flag ``khong_du_lieu`` when no group qualifies, ``khong_cong_bo`` when only groups
+        under *min_group* would, flag ``thieu_du_lieu`` when some configured group with positive weight
+        does not qualify (weights renormalised), else "".
     """
     idx = ["agency", "agency_kind", *keys]
     frame = table[[*idx, "group", value, n_col]]
@@ -247,25 +264,29 @@ def combine_groups(table: pd.DataFrame, value: str, *, group_weights: Mapping[st
     full = full.merge(frame, on=[*idx, "group"], how="left")
     full[n_col] = full[n_col].fillna(0)
     full["_wq"] = group_shares(full, value, group_weights=group_weights, min_respondents=min_respondents,
-                               n_col=n_col)
+                               n_col=n_col, min_group=min_group, groups=groups)
+    # what the groups would give without the small-group rule: tells a withheld value from a missing one
+    full["_wa"] = full["_wq"] if min_group <= DEFAULT_MIN_GROUP else group_shares(
+        full, value, group_weights=group_weights, min_respondents=min_respondents, n_col=n_col)
     full["_q"] = full["_wq"] > 0
     full["_wx"] = np.where(full["_q"], full["_w"] * full[value].fillna(0.0), 0.0)
     full["_miss"] = np.where(~full["_q"] & (full["_w"] > 0), full["group"].astype(str), "")
     agg = full.groupby(idx, sort=True, observed=True, dropna=False).agg(
-        _wq=("_wq", "sum"), _wx=("_wx", "sum"), n_groups=("_q", "sum"),
+        _wq=("_wq", "sum"), _wa=("_wa", "sum"), _wx=("_wx", "sum"), n_groups=("_q", "sum"),
         missing_groups=("_miss", lambda s: ",".join(sorted(x for x in s if isinstance(x, str) and x))))
     out = agg.reset_index()
     with np.errstate(invalid="ignore", divide="ignore"):
         out[value] = np.where(out["_wq"] > 0, out["_wx"] / out["_wq"].where(out["_wq"] > 0, 1.0), np.nan)
     out["weight_used"] = out["_wq"]
     out["n_groups"] = out["n_groups"].astype(np.int64)
-    out["flag"] = np.where(out["_wq"] <= 0, FLAG_NO_DATA,
+    out["flag"] = np.where(out["_wq"] <= 0, np.where(out["_wa"] > 0, FLAG_WITHHELD, FLAG_NO_DATA),
                            np.where(out["missing_groups"] != "", FLAG_MISSING_GROUP, ""))
     return out[[*idx, value, "n_groups", "weight_used", "flag", "missing_groups"]]
 
 
-def criterion_points(means: pd.DataFrame, cfg: _Config) -> pd.DataFrame:
-    """S(t, c) and Points(t, c) for every agency and every criterion of its kind's max points."""
+def criterion_points(means: pd.DataFrame, cfg: _Config, groups: pd.DataFrame | None = None) -> pd.DataFrame:
+    """S(t, c) and Points(t, c) for every agency and every criterion of its kind's max points (*groups*:
+    the respondents of each group about each agency, needed when ``cfg.min_group`` is above 1)."""
     agencies = means[["agency", "agency_kind"]].drop_duplicates()
     grid = pd.DataFrame([(k, c, p) for k, pts in cfg.max_points.items() for c, p in pts.items()],
                         columns=["agency_kind", "criterion", "max_points"])
@@ -275,7 +296,7 @@ def criterion_points(means: pd.DataFrame, cfg: _Config) -> pd.DataFrame:
     gm["group"] = gm["group"].fillna("")
     gm["n"] = gm["n"].fillna(0)
     comb = combine_groups(gm, "mean", group_weights=cfg.group_weights, min_respondents=cfg.min_respondents,
-                          keys=["criterion"])
+                          keys=["criterion"], min_group=cfg.min_group, groups=groups)
     out = full.merge(comb.rename(columns={"mean": "score"}), on=["agency", "agency_kind", "criterion"],
                      how="left")
     out["flag"] = out["flag"].fillna(FLAG_NO_DATA)
@@ -305,6 +326,8 @@ class ScoreResult:
         ``ci_hi``, ``n``, ``n_eff``, ``df`` and the same for points (``points_se`` ...).
     total_covariance : covariance matrix of the agencies' survey points (for :func:`rank_intervals`).
     flags : ``agency, indicator, criterion, flag, missing_groups`` for every flagged value.
+    groups : per agency × group with answers: ``respondents`` (units) and ``small`` (fewer than the
+        settings' ``min_group``: the group enters no figure).
     """
 
     respondent_scores: pd.DataFrame
@@ -317,6 +340,7 @@ class ScoreResult:
     estimates: pd.DataFrame
     total_covariance: pd.DataFrame
     flags: pd.DataFrame
+    groups: pd.DataFrame
 
 
 def _rate_groups(units: _Units, cell_counts: np.ndarray) -> pd.DataFrame:
@@ -373,7 +397,9 @@ def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales:
     Points follow §5.5 of the methodology (see the module docstring). TLHL(t) =
     100 · Σ_g w(g) p(g,t) / Σ_g w(g) with p the share of positive answers of the satisfaction scale
     among valid ones, over groups with at least n_min sheets; TLTC the same over the positive-rate
-    scales, per criterion and overall. Group-level Wilson intervals use unweighted counts.
+    scales, per criterion and overall. Group-level Wilson intervals use unweighted counts. A group of
+    fewer than ``min_group`` respondents about an agency counts for none of these (see the module
+    docstring); ``groups`` of the result lists every group's respondents.
 
     Standard errors (:mod:`analysis.variance`): S(t, c) is the fixed-share composite of the qualifying
     groups' means, linearised with each sheet centred at its own group's mean; strata are the sampling
@@ -408,7 +434,8 @@ def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales:
     means = _group_means(scores, criteria, _sorted_key(
         [ranks[0][units.ag_u], ranks[1][units.kind_a[units.ag_u]], ranks[2][units.grp_u]],
         [len(r) for r in ranks]))
-    points = criterion_points(means, cfg)
+    groups, hidden = _group_sizes(units, cfg.min_group)
+    points = criterion_points(means, cfg, groups)
 
     # satisfaction (TLHL) and positive rates (TLTC)
     sat_groups = _rate_groups(units, _cell_counts(units.unit_cells(), units.n_cells, sat_ans, sat_pos)
@@ -420,11 +447,11 @@ def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales:
     ag_first = pd.unique(units.ag_u)  # agencies in order of first appearance, as scores lists them
     agencies = pd.DataFrame({"agency": units.ag_cats.take(ag_first),
                              "agency_kind": units.kind_cats.take(units.kind_a[ag_first])})
-    satisfaction = _combine_rates(agencies, sat_groups, [], cfg, "tlhl")
+    satisfaction = _combine_rates(agencies, sat_groups, [], cfg, "tlhl", groups)
     cd = _composite_design(units, stratum_rank)
-    sat_y, sat_w = _satisfaction_inputs(units, sat_groups, sat_ans, sat_pos, cfg)
+    sat_y, sat_w = _satisfaction_inputs(units, sat_groups, sat_ans, sat_pos, cfg, groups)
     estimates, total_est, total_cov, sat_est = _score_estimates(scores, means, points, criteria, cfg, units, cd,
-                                                                sat_y, sat_w)
+                                                                sat_y, sat_w, groups, hidden)
     satisfaction = satisfaction.merge(sat_est, on="agency", how="left")
     low = imprecise(satisfaction["tlhl"], satisfaction["tlhl_se"], satisfaction["tlhl_ci_lo"],
                     satisfaction["tlhl_ci_hi"], 100.0, max_half_width=cfg.max_half_width)
@@ -438,7 +465,7 @@ def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales:
     all_groups["criterion"] = "ALL"
     rg = pd.concat([rate_groups, all_groups], ignore_index=True)
     rg["p"] = rg["n_positive"] / rg["n_answers"]
-    positive_rates = _combine_rates(agencies, rg, ["criterion"], cfg, "tltc")
+    positive_rates = _combine_rates(agencies, rg, ["criterion"], cfg, "tltc", groups)
 
     # low reliability: an interval too wide, no variance, or a sampling cell with a single sheet
     low = estimates.loc[imprecise(estimates["est"], estimates["se"], estimates["ci_lo"], estimates["ci_hi"], 1.0,
@@ -455,7 +482,23 @@ def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales:
             indicator="tltc"),
     ], ignore_index=True)[["agency", "indicator", "criterion", "flag", "missing_groups"]]
     return ScoreResult(scores, means, points, totals, satisfaction, sat_groups, positive_rates, estimates,
-                       total_cov, flags)
+                       total_cov, flags, groups)
+
+
+def _group_sizes(units: _Units, min_group: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Respondents (units) of every agency × group with answers, whether the group is under *min_group*,
+    and, per unit, whether its group is."""
+    cells = units.unit_cells()
+    counts = np.bincount(cells, minlength=units.n_cells)
+    present = np.flatnonzero(counts)
+    n_gr = len(units.grp_cats)
+    agency = present // n_gr
+    groups = pd.DataFrame({"agency": units.ag_cats.take(agency),
+                           "agency_kind": units.kind_cats.take(units.kind_a[agency]),
+                           "group": units.grp_cats.take(present % n_gr),
+                           "respondents": counts[present].astype(np.int64)})
+    groups["small"] = groups["respondents"] < min_group
+    return groups, (counts < min_group)[cells]
 
 
 def _add_flag(frame: pd.DataFrame, where: np.ndarray, flag: str) -> pd.DataFrame:
@@ -466,37 +509,42 @@ def _add_flag(frame: pd.DataFrame, where: np.ndarray, flag: str) -> pd.DataFrame
     return out
 
 
-def _combine_rates(agencies, groups, keys, cfg, name):
-    """Weighted rate in % over qualifying groups for every agency (and key) of the frame."""
+def _combine_rates(agencies, rates, keys, cfg, name, groups):
+    """Weighted rate in % over qualifying groups for every agency (and key) of the frame (*rates*: per
+    agency × group (× key); *groups*: the respondents of each group, for the small-group rule)."""
     if keys:  # every criterion of the agency's kind, plus the overall rate
         grid = pd.DataFrame([(k, c) for k, pts in cfg.max_points.items() for c in [*pts, "ALL"]],
                             columns=["agency_kind", "criterion"])
         base = agencies.merge(grid, on="agency_kind")
     else:
         base = agencies
-    full = base.merge(groups, on=["agency", "agency_kind", *keys], how="left")
+    full = base.merge(rates, on=["agency", "agency_kind", *keys], how="left")
     full["group"] = full["group"].fillna("")
     full["n"] = full["n"].fillna(0)
     out = combine_groups(full, "p", group_weights=cfg.group_weights, min_respondents=cfg.min_respondents,
-                         keys=keys)
+                         keys=keys, min_group=cfg.min_group, groups=groups)
     out[name] = 100 * out.pop("p")
     cols = ["agency", "agency_kind", *keys, name, "n_groups", "weight_used", "flag", "missing_groups"]
     return out[cols].reset_index(drop=True)
 
 
 def _totals(points, satisfaction, positive_rates, total_est, max_half_width):
-    g = points.groupby(["agency", "agency_kind"], sort=True)
+    # a criterion missing because only small groups answered it is withheld, not without data
+    no_data = points["points"].isna() & ~points["flag"].map(lambda f: FLAG_WITHHELD in str(f).split(","))
+    g = points.assign(_no_data=no_data).groupby(["agency", "agency_kind"], sort=True)
     out = pd.DataFrame({
         "survey_points": g["points_exact"].sum(min_count=1),
         "points_available": g["points_exact"].sum(),
         "max_points": g["max_points"].sum(),
         "n_criteria_missing": g["points"].apply(lambda s: int(s.isna().sum())),
+        "_no_data": g["_no_data"].any(),
     }).reset_index()
     out.loc[out["n_criteria_missing"] > 0, "survey_points"] = np.nan
     # the sum of the unrounded points, rounded once (not a sum of rounded points)
     out["survey_points"] = round_half_away(out["survey_points"], POINTS_DECIMALS)
     out["points_available"] = round_half_away(out["points_available"], POINTS_DECIMALS)
-    out["flag"] = np.where(out["n_criteria_missing"] > 0, FLAG_NO_DATA, "")
+    out["flag"] = np.where(out.pop("_no_data"), FLAG_NO_DATA,
+                           np.where(out["n_criteria_missing"] > 0, FLAG_WITHHELD, ""))
     out = out.merge(satisfaction[["agency", "tlhl"]], on="agency", how="left")
     overall = positive_rates.loc[positive_rates["criterion"] == "ALL", ["agency", "tltc"]]
     out = out.merge(overall, on="agency", how="left")

@@ -4,7 +4,8 @@
 configuration every scoring function reads, raising ValueError that names the setting at fault, so that
 a wrong methodology file stops before any number is computed. :func:`group_shares` is the one rule for
 which respondent groups count towards an agency's value and with what weight; the points, satisfaction,
-positive rates, their variances and the published answer weights all use it.
+positive rates, their variances and the published answer weights all use it, and with it the small-group
+rule (``min_group``): a group too small to be shown on its own enters no figure.
 """
 from __future__ import annotations
 
@@ -19,11 +20,14 @@ from analysis._checks import require_columns, require_frame, require_level
 from analysis.estimation import LONELY_RULES
 from analysis.reliability import DEFAULT_MAX_HALF_WIDTH
 
-__all__ = ["DEFAULT_LONELY_PSU", "DEFAULT_MIN_RESPONDENTS", "coefficient_preset", "group_shares",
-           "validate_settings"]
+__all__ = ["DEFAULT_LONELY_PSU", "DEFAULT_MIN_GROUP", "DEFAULT_MIN_RESPONDENTS", "coefficient_preset",
+           "group_shares", "validate_settings"]
 
 #: minimum respondents of a group about an agency when the settings name none: one sheet carries no variance
 DEFAULT_MIN_RESPONDENTS = 2
+#: smallest group (respondents of a form about one agency) a figure may use when the settings name none:
+#: any group may
+DEFAULT_MIN_GROUP = 1
 #: variance of a sampling cell with one respondent: centred at the mean of all respondents (R "adjust")
 DEFAULT_LONELY_PSU = "adjust"
 _PRESETS = ("linear", "ratio", "top2")
@@ -97,6 +101,7 @@ class _Config:
     level: float
     max_half_width: float
     lonely_psu: str
+    min_group: int = DEFAULT_MIN_GROUP
 
 
 def validate_settings(settings: Mapping[str, Any], *, items: pd.DataFrame | Mapping,
@@ -175,6 +180,9 @@ def validate_settings(settings: Mapping[str, Any], *, items: pd.DataFrame | Mapp
     for g, val in n_min.items():
         if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
             raise ValueError(f"settings['min_respondents'][{g!r}] must be an integer >= 1")
+    min_group = settings.get("min_group", DEFAULT_MIN_GROUP)
+    if isinstance(min_group, bool) or not isinstance(min_group, (int, np.integer)) or min_group < 1:
+        raise ValueError(f"settings['min_group'] must be an integer >= 1, got {min_group!r}")
     lonely_psu = settings.get("lonely_psu", DEFAULT_LONELY_PSU)
     if lonely_psu not in LONELY_RULES:
         raise ValueError(f"settings['lonely_psu'] must be one of {list(LONELY_RULES)}, got {lonely_psu!r}")
@@ -205,17 +213,23 @@ def validate_settings(settings: Mapping[str, Any], *, items: pd.DataFrame | Mapp
             or not 0 < max_half_width <= 1:
         raise ValueError(f"settings['max_half_width'] must be a number in (0, 1], got {max_half_width!r}")
     return _Config(coefficients, max_points, group_weights, {g: int(v) for g, v in n_min.items()}, sat,
-                   positive, rate_scales, level, float(max_half_width), lonely_psu)
+                   positive, rate_scales, level, float(max_half_width), lonely_psu, int(min_group))
 
 
 def group_shares(table: pd.DataFrame, value: str | None, *, group_weights: Mapping[str, Mapping[str, float]],
-                 min_respondents: Mapping[str, int], n_col: str = "n") -> np.ndarray:
+                 min_respondents: Mapping[str, int], n_col: str = "n", min_group: int = DEFAULT_MIN_GROUP,
+                 groups: pd.DataFrame | None = None) -> np.ndarray:
     """The one qualifying-group rule: w(g) for the rows whose group counts, 0 for the others.
 
-    A row (``agency_kind``, ``group``, *n_col*, *value*) counts when the group has a weight for the
-    agency's kind, at least n_min(g) respondents (:data:`DEFAULT_MIN_RESPONDENTS` when the group has
-    no entry) and, if *value* is given, a value. Every combination over groups (points,
-    satisfaction, positive rates) and every weight derived from it use this function.
+    A row (``agency``, ``agency_kind``, ``group``, *n_col*, *value*) counts when the group has a weight for
+    the agency's kind, at least n_min(g) respondents (:data:`DEFAULT_MIN_RESPONDENTS` when the group has
+    no entry), if *value* is given, a value, and at least *min_group* respondents about the agency in all
+    (*groups*: ``agency, group, respondents``, as :attr:`analysis.ScoreResult.groups` lists them). The last
+    condition is the small-group rule: a group too small to be shown on its own enters no figure, not even
+    combined with larger groups, since a published combination and the larger groups' own published
+    figures would give its value back; the others are renormalised as for a missing group. Every
+    combination over groups (points, satisfaction, positive rates) and every weight derived from it use
+    this function.
     """
     conf = {(k, g): float(w) for k, gw in group_weights.items() for g, w in gw.items()}
     w = np.array([conf.get((k, g), np.nan) for k, g in zip(table["agency_kind"].astype(str),
@@ -225,4 +239,17 @@ def group_shares(table: pd.DataFrame, value: str | None, *, group_weights: Mappi
     ok = ~np.isnan(w) & (n >= n_min) & (n > 0)
     if value is not None:
         ok &= table[value].notna().to_numpy()
+    if min_group > DEFAULT_MIN_GROUP:
+        ok &= _group_respondents(table, groups) >= min_group
     return np.where(ok, w, 0.0)
+
+
+def _group_respondents(table: pd.DataFrame, groups: pd.DataFrame | None) -> np.ndarray:
+    """Respondents of each row's group about its agency (``agency``, ``group``), 0 where *groups* has none."""
+    if groups is None:
+        raise ValueError("the small-group rule (min_group > 1) needs the groups' respondents")
+    keys = pd.MultiIndex.from_arrays([groups["agency"].astype(str), groups["group"].astype(str)])
+    rows = pd.MultiIndex.from_arrays([table["agency"].astype(str), table["group"].astype(str)])
+    at = keys.get_indexer(rows)
+    sizes = np.append(groups["respondents"].to_numpy(dtype=float), 0.0)  # the last slot answers "none" (-1)
+    return sizes[at]

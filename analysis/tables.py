@@ -4,7 +4,9 @@
 and the round's settings, into the tables a round publishes (criteria, agency summary with ranks,
 item distributions, answer weights and their diagnostics). They live here, beside the scoring, so
 that every published number is computed in one place and by the same rules (the qualifying-group
-rule is :func:`analysis.group_shares`).
+rule is :func:`analysis.group_shares`, the small-group rule with it: a group under the settings'
+``min_group`` respondents enters no figure, and an agency that has only such groups is withheld: no
+figure, no respondent count, no rank).
 
 ``answers`` is the long answers frame of :func:`analysis.score_round` (``ANSWER_COLUMNS``) with
 further categorical columns: ``criterion`` and ``scale`` of the answer's item, and, where a function
@@ -21,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.ranking import rank_intervals
-from analysis.scoring import FLAG_LOW_RELIABILITY, FLAG_NO_DATA, ScoreResult
+from analysis.scoring import FLAG_LOW_RELIABILITY, FLAG_NO_DATA, FLAG_WITHHELD, ScoreResult
 from analysis.settings import _Config, group_shares
 from analysis.weighting import weight_diagnostics
 
@@ -55,6 +57,19 @@ def _row_lookup(rows: pd.DataFrame, table: pd.DataFrame, keys: list[str], column
     return dense[tuple(rows[key].cat.codes.to_numpy() for key in keys)]
 
 
+def _withheld_agencies(result: ScoreResult | None) -> list[str]:
+    """The agencies with answers whose every group is under ``min_group``."""
+    if result is None:
+        return []
+    groups = _str_keys(result.groups)
+    return sorted(set(groups["agency"]) - set(groups.loc[~groups["small"], "agency"]))
+
+
+def _has_flag(flags: pd.Series, flag: str) -> np.ndarray:
+    """Whether each comma-separated flag list holds *flag*."""
+    return flags.fillna("").astype(str).map(lambda f: flag in f.split(",")).to_numpy(dtype=bool)
+
+
 def _str_keys(frame: pd.DataFrame, columns=("agency", "agency_kind", "group")) -> pd.DataFrame:
     frame = frame.copy()
     for col in columns:
@@ -70,7 +85,8 @@ def answer_weights(answers: pd.DataFrame, cfg: _Config, result: ScoreResult | No
     weight = w(g) / W(t, c) / n(g, t, c) / k(r, t, c), where W is the summed weight of the qualifying
     groups, n the group's sheets with a valid answer on c and k the sheet's valid items of c; so
     S(t, c) = Σ weight · value over the answers about t on c, which lets an analyst recompute every
-    score from the answers alone. Excluded answers and groups that do not qualify have weight 0.
+    score from the answers alone. Excluded answers and groups that do not qualify (among them the groups
+    under ``min_group`` respondents) have weight 0.
     Aligned to *answers* (one row per answer: millions, so look-ups go through category codes).
     """
     value = _row_lookup(answers, option_table(cfg), ["scale", "option"], "value")
@@ -83,7 +99,8 @@ def answer_weights(answers: pd.DataFrame, cfg: _Config, result: ScoreResult | No
                       columns=["agency_kind", "group", "group_weight"])
     means = _str_keys(result.group_means)
     means["share"] = group_shares(means, "mean", group_weights=cfg.group_weights,
-                                  min_respondents=cfg.min_respondents)
+                                  min_respondents=cfg.min_respondents, min_group=cfg.min_group,
+                                  groups=_str_keys(result.groups))
     out["group_weight"] = _row_lookup(answers, gw, ["agency_kind", "group"], "group_weight")
     share = _row_lookup(answers, means, ["agency", "group", "criterion"], "share")
     n_group = _row_lookup(answers, means, ["agency", "group", "criterion"], "n")
@@ -198,7 +215,9 @@ def _grid(agencies: pd.DataFrame, cfg: _Config) -> pd.DataFrame:
 def criteria_table(agencies: pd.DataFrame, criterion_names: Mapping[str, str], cfg: _Config,
                    result: ScoreResult | None) -> pd.DataFrame:
     """One row per agency × criterion of its kind: score, points with SE and interval, n, n_eff,
-    positive rate and flags; an agency without data gets NaN and ``khong_du_lieu``, never 0."""
+    positive rate and flags; an agency without data gets NaN and ``khong_du_lieu``, never 0, and a
+    value only groups under ``min_group`` could give is withheld: NaN, ``khong_cong_bo``, no ``n`` and no
+    count of groups (every criterion of an agency that has only such groups)."""
     grid = _grid(agencies, cfg)
     grid["criterion_name"] = grid["criterion"].map(criterion_names)
     if result is None:
@@ -215,6 +234,13 @@ def criteria_table(agencies: pd.DataFrame, criterion_names: Mapping[str, str], c
         out["missing_groups"] = out["missing_groups"].fillna("")
         out["n"] = out["n"].fillna(0).astype(np.int64)
         out["n_groups"] = out["n_groups"].fillna(0).astype(np.int64)
+    # an agency with only small groups is withheld whole: even a criterion its forms do not ask about
+    whole = out["agency"].isin(_withheld_agencies(result))
+    out.loc[whole, "flag"] = FLAG_WITHHELD
+    withheld = _has_flag(out["flag"], FLAG_WITHHELD)
+    for col in ("n", "n_groups"):
+        out[col] = pd.array(out[col], dtype="Int64")
+        out.loc[withheld, col] = pd.NA
     cols = ["agency", "agency_name", "agency_kind", "criterion", "criterion_name", "max_points", "score", "points",
             "points_se", "points_ci_lo", "points_ci_hi", "n", "n_eff", "n_groups", "tltc", "flag", "missing_groups"]
     return out[cols].reset_index(drop=True)
@@ -234,7 +260,12 @@ def summary_table(agencies: pd.DataFrame, answers: pd.DataFrame, cfg: _Config, r
     """One row per agency: survey points with SE and interval, satisfaction, positive rate, respondents
     ``n``, the smallest n_eff of its criteria, rank and interval (*ranks* of :func:`agency_ranks`),
     the points of each criterion (from *criteria* of :func:`criteria_table`) and every flag of its
-    criteria, total and satisfaction."""
+    criteria, total and satisfaction.
+
+    ``n`` counts the respondents of the groups that may enter its figures, as ``result.groups`` counts
+    them in the scored *answers*: a group under ``min_group`` is not counted, so that its size cannot be
+    told from ``n`` and the sizes of the groups shown. ``withheld`` marks an agency whose every group is
+    under ``min_group``: it has no figure and no ``n``, only the flag ``khong_cong_bo``."""
     base = agencies.rename(columns={"code": "agency", "kind": "agency_kind", "name": "agency_name"})
     wide = criteria.pivot(index="agency", columns="criterion", values="points")
     wide.columns = [f"points_{c}" for c in wide.columns]
@@ -244,9 +275,10 @@ def summary_table(agencies: pd.DataFrame, answers: pd.DataFrame, cfg: _Config, r
         totals = _str_keys(result.totals)[["agency", "survey_points", "survey_points_se", "survey_points_ci_lo",
                                            "survey_points_ci_hi", "max_points", "tltc", "flag"]]
         totals = totals.rename(columns={"flag": "_total_flag"})
-        units = answers[["response_id", "agency"]].drop_duplicates()
-        n = units.groupby("agency", observed=False).size().rename("n").reset_index()
-        n["agency"] = n["agency"].astype(str)
+        groups = _str_keys(result.groups)
+        shown = groups.loc[~groups["small"]].groupby("agency")["respondents"].sum()
+        n = pd.DataFrame({"agency": pd.unique(groups["agency"])})
+        n["n"] = n["agency"].map(shown)
     else:
         totals = pd.DataFrame(columns=["agency", "survey_points", "survey_points_se", "survey_points_ci_lo",
                                        "survey_points_ci_hi", "max_points", "tltc", "_total_flag"])
@@ -257,7 +289,9 @@ def summary_table(agencies: pd.DataFrame, answers: pd.DataFrame, cfg: _Config, r
            .merge(n, on="agency", how="left").merge(ranks, on="agency", how="left"))
     out["survey_points"] = out["survey_points"].astype(float)
     out["max_points"] = out["agency_kind"].map({k: sum(v.values()) for k, v in cfg.max_points.items()})
-    out["n"] = out["n"].fillna(0).astype(np.int64)
+    out["withheld"] = out["agency"].isin(_withheld_agencies(result))
+    out["n"] = pd.array(out["n"].fillna(0), dtype="Int64")
+    out.loc[out["withheld"], "n"] = pd.NA
     out["n_eff_min"] = out["agency"].map(n_eff_min)
     # an agency's flags: those of its criteria, of its total and of its satisfaction (its missing groups
     # are already told by the criteria)
@@ -266,8 +300,10 @@ def summary_table(agencies: pd.DataFrame, answers: pd.DataFrame, cfg: _Config, r
     flags = pd.concat([criteria.set_index("agency")["flag"], own]).groupby(level=0).agg(
         lambda s: ",".join(sorted({f for v in s for f in str(v).split(",") if f})))
     out["flags"] = out["agency"].map(flags).fillna(FLAG_NO_DATA)
+    # a missing total is told: withheld (only small groups) or without data, never blank
     out.loc[out["survey_points"].isna(), "flags"] = out.loc[out["survey_points"].isna(), "flags"].map(
-        lambda f: f if FLAG_NO_DATA in f else ",".join(filter(None, [f, FLAG_NO_DATA])))
+        lambda f: f if FLAG_NO_DATA in f or FLAG_WITHHELD in f else ",".join(filter(None, [f, FLAG_NO_DATA])))
+    out.loc[out["withheld"], "flags"] = FLAG_WITHHELD
     out = out.drop(columns=["_total_flag", "_sat_flag"]).join(wide, on="agency")
     for col in ("rank", "rank_lo", "rank_hi"):
         out[col] = pd.array(out[col], dtype="Int64")

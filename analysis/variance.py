@@ -26,22 +26,23 @@ from analysis.estimation import (
 )
 from analysis.settings import group_shares
 
-def _satisfaction_inputs(units, sat_groups, sat_ans, sat_pos, cfg) -> tuple[np.ndarray, np.ndarray]:
+def _satisfaction_inputs(units, sat_groups, sat_ans, sat_pos, cfg, groups) -> tuple[np.ndarray, np.ndarray]:
     """Unit values and weights that make TLHL a composite like the points: each group's share of
     positive answers p_g = Σ positive / Σ answers over its sheets is the weighted mean of the sheets'
     shares with weights (answers of the sheet) · w(g) / (answers of the group)."""
     per_cell = np.zeros(units.n_cells)
-    per_cell[units.cells_of(sat_groups)] = _share_per_count(sat_groups, "p", "n_answers", cfg)
+    per_cell[units.cells_of(sat_groups)] = _share_per_count(sat_groups, "p", "n_answers", cfg, groups)
     answers = sat_ans[0].astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         y = np.where(answers > 0, sat_pos[0] / answers, np.nan)
     return y, per_cell[units.unit_cells()] * answers
 
 
-def _share_per_count(table: pd.DataFrame, value: str, n_col: str, cfg) -> np.ndarray:
+def _share_per_count(table: pd.DataFrame, value: str, n_col: str, cfg, groups: pd.DataFrame) -> np.ndarray:
     """The qualifying group's share w(g) spread over its *n_col* (sheets or answers); 0 for a group
     that does not qualify. Summed over a group's units it gives back w(g)."""
-    share = group_shares(table, value, group_weights=cfg.group_weights, min_respondents=cfg.min_respondents)
+    share = group_shares(table, value, group_weights=cfg.group_weights, min_respondents=cfg.min_respondents,
+                         min_group=cfg.min_group, groups=groups)
     n = table[n_col]
     return np.where(share > 0, share / n.where(n > 0, 1), 0.0)
 
@@ -118,7 +119,7 @@ def _composite(cd: _CompositeDesign, y: np.ndarray, w: np.ndarray, lonely_psu: s
     return core, design, labels, dfs, lonely, var
 
 
-def _score_estimates(scores, means, points, criteria, cfg, units, cd, sat_y, sat_w):
+def _score_estimates(scores, means, points, criteria, cfg, units, cd, sat_y, sat_w, groups, hidden):
     """Design-based SEs of S(t, c), of the points and of the survey-points total.
 
     S(t, c) = Σ_g a_g M(g, t, c) is a composite of group means with fixed shares a_g = w(g) / Σ w
@@ -131,23 +132,30 @@ def _score_estimates(scores, means, points, criteria, cfg, units, cd, sat_y, sat
 
     The sums come from the vectorised engine of :func:`domain_means` with agency × group domains
     (one pass over the units), rescaled to agency level; no unit-level weight columns are built.
+    The units *hidden* (of groups under ``cfg.min_group``) carry no weight already; their scores are
+    left out as well, so that the sheet counts ``n`` do not count them either.
     """
     # unit weight per criterion × (agency, group) cell; cells without a group mean keep weight 0
     cell_w = np.zeros((len(criteria), units.n_cells))
     cell_w[pd.Index(criteria).get_indexer(means["criterion"]), units.cells_of(means)] = \
-        _share_per_count(means, "mean", "n", cfg)
+        _share_per_count(means, "mean", "n", cfg, groups)
     # the criteria and, as a last column, satisfaction: one pass of the engine for both, with the
     # units gathered straight into the engine's order (a weight is a look-up in the small cell table)
     order = cd.order
     cell_u = units.unit_cells().take(order)
+    hidden = hidden.take(order) if hidden.any() else None
     k = len(criteria)
     y = np.empty((k + 1, len(scores)))
     w = np.empty_like(y)
     for j, c in enumerate(criteria):
         scores[c].to_numpy(dtype=np.float64).take(order, out=y[j])
+        if hidden is not None:
+            y[j, hidden] = np.nan
         cell_w[j].take(cell_u, out=w[j])
         w[j, np.isnan(y[j])] = 0.0  # a unit without a score on c carries no weight for c
     sat_y.take(order, out=y[k])
+    if hidden is not None:
+        y[k, hidden] = np.nan
     sat_w.take(order, out=w[k])
     core_all, design, labels, dfs, lonely_all, var_all = _composite(cd, y, w, cfg.lonely_psu)
     del y, w

@@ -590,6 +590,12 @@ def analysis_run(round_code, outputs, answers_path, responses_path):
     scored = int(res.summary["survey_points"].notna().sum())
     click.echo(f"{round_code}: tính {counts['responses']} phiếu trả lời, {scored}/{len(res.summary)} cơ quan "
                f"có điểm, phương pháp {res.provenance['methodology_hash'][:12]}.")
+    withheld = res.summary.loc[res.summary["withheld"], "agency"].tolist()
+    if withheld:
+        n_min = res.provenance["analysis_parameters"]["min_breakdown"]
+        click.echo(f"Không công bố số liệu của {len(withheld)} cơ quan ({', '.join(withheld)}): mọi nhóm "
+                   f"đối tượng trả lời về các cơ quan này đều có dưới {n_min} người trả lời "
+                   "(để bảo đảm ẩn danh).")
 
 
 # --- responses -----------------------------------------------------------------------------------

@@ -5,6 +5,11 @@ Every file carries the provenance of the numbers (round, questionnaire version h
 hash, software version): a sheet of the workbook, the file label and notes of a .sav, and for a CSV a
 sidecar ``<name>.provenance.json`` next to it, so that the CSV itself is a plain table that
 ``pandas.read_csv`` or Excel opens without options.
+
+The files show the figures as ``analysis`` computed them: a group under the round's ``min_breakdown``
+entered none of them, and an agency withheld for having only such groups has empty cells and the reason
+in its flags. The per-response files leave those groups out, so every published score is Σ weight ×
+value over the answers written.
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from survey_service.services import tabular
-from survey_service.services.results import FLAG_LABELS, RoundResults
+from survey_service.services.results import FLAG_LABELS, RoundResults, flag_labels
 from survey_service.vietnamese import xlsx_format
 
 FORMATS = (".xlsx", ".csv", ".sav")
@@ -158,18 +163,20 @@ def summary_frame(results: RoundResults) -> pd.DataFrame:
     headers = summary_headers(results)
     out = results.summary[list(headers)].copy()
     out["agency_kind"] = out["agency_kind"].map(results.kind_labels)
-    out["flags"] = out["flags"].map(_flag_text)
+    labels = flag_labels(results)
+    out["flags"] = out["flags"].map(lambda f: _flag_text(f, labels))
     return out.rename(columns=headers)
 
 
-def _flag_text(flags: str) -> str:
-    return "; ".join(FLAG_LABELS.get(f, f) for f in str(flags).split(",") if f)
+def _flag_text(flags: str, labels: dict[str, str]) -> str:
+    return "; ".join(labels.get(f, f) for f in str(flags).split(",") if f)
 
 
 def criteria_frame(results: RoundResults) -> pd.DataFrame:
     out = results.criteria[list(CRITERIA_HEADERS)].copy()
     out["agency_kind"] = out["agency_kind"].map(results.kind_labels)
-    out["flag"] = out["flag"].map(_flag_text)
+    labels = flag_labels(results)
+    out["flag"] = out["flag"].map(lambda f: _flag_text(f, labels))
     return out.rename(columns=CRITERIA_HEADERS)
 
 
@@ -181,8 +188,9 @@ def items_frame(results: RoundResults) -> pd.DataFrame:
     for code in codes:
         out[f"{COUNT_PREFIX} '{code}'"] = [None if c is None else c.get(code, 0) for c in items["counts"]]
     threshold = results.provenance["analysis_parameters"]["min_breakdown"]
-    # a hidden group's size is not given either: "fewer than the threshold" is all it says
+    # a hidden group's size is not given either: "fewer than the threshold" is all it says, and no count
     out["n_sheets"] = out["n_sheets"].astype(object).where(~items["suppressed"], f"< {threshold}")
+    out["n_valid"] = out["n_valid"].astype(object).where(~items["suppressed"], None)
     out["Ghi chú"] = np.where(items["suppressed"], SUPPRESSED_NOTE.format(n=threshold), "")
     return out.rename(columns=ITEM_HEADERS)
 
@@ -309,7 +317,9 @@ def write_sav(results: RoundResults, path: Path) -> None:
     for flag, code in flag_codes.items():
         if flag:
             frame[f"flag{code}"] = s["flags"].map(lambda v, f=flag: float(f in str(v).split(",")))
-    labels.update({f"flag{code}": f"Cảnh báo: {FLAG_LABELS[flag]}" for flag, code in flag_codes.items() if flag})
+    flag_text = flag_labels(results)
+    labels.update({f"flag{code}": f"Cảnh báo: {flag_text[flag]}"
+                   for flag, code in flag_codes.items() if flag})
     value_labels = {"kind": {float(v): results.kind_labels[k] for k, v in sav_kinds.items()}}
     value_labels.update({f"flag{code}": {0.0: "Không", 1.0: "Có"} for flag, code in flag_codes.items() if flag})
     measure = {c: "scale" for c in frame.columns}

@@ -10,7 +10,8 @@ its provenance so the same numbers can be recomputed years later.
 The data is read with one query per table and turned into the long answers frame of
 :mod:`analysis.scoring` (``response_id`` is the respondent key, the primary sampling unit). Every number
 is computed by ``analysis`` (:func:`analysis.score_round`, then the tables of :mod:`analysis.tables`);
-this module only loads, passes the round's settings (the small-group rule ``min_breakdown`` among them)
+this module only loads, passes the round's settings (the small-group rule ``min_breakdown`` among them:
+``analysis`` leaves a group under it out of every figure and withholds an agency that has no other)
 and adds provenance.
 """
 from __future__ import annotations
@@ -44,11 +45,20 @@ RANK_SEED = 2023
 CONFIDENCE = 0.95
 
 FLAG_LOW_RELIABILITY = analysis.FLAG_LOW_RELIABILITY
+FLAG_WITHHELD = analysis.FLAG_WITHHELD
+#: The label of FLAG_WITHHELD, with the round's ``min_breakdown`` (see :func:`flag_labels`).
+WITHHELD_LABEL = ("Không công bố: số liệu chỉ có từ nhóm đối tượng dưới {n} người trả lời về cơ quan này "
+                  "(để bảo đảm ẩn danh)")
 FLAG_LABELS = {
     analysis.FLAG_NO_DATA: "Không có dữ liệu hợp lệ",
     analysis.FLAG_MISSING_GROUP: "Thiếu nhóm đối tượng (trọng số đã chuẩn hóa lại)",
     FLAG_LOW_RELIABILITY: "Độ tin cậy thấp (khoảng tin cậy 95% rộng quá ngưỡng của đợt, hoặc không ước lượng được sai số)",
+    FLAG_WITHHELD: WITHHELD_LABEL.format(n=MIN_BREAKDOWN),
 }
+#: Why an agency has no figure at all, in the API (``withheld``) and on the pages.
+WITHHELD_SMALL_GROUP = "small_group"
+WITHHELD_MESSAGE = ("Không công bố số liệu nào của cơ quan này: mọi nhóm đối tượng trả lời về cơ quan này "
+                    "đều có dưới {n} người trả lời, nên số liệu có thể làm lộ câu trả lời của từng người.")
 #: How published values are rounded (also written into the exports' methodology sheet).
 ROUNDING_RULE = ("điểm làm tròn 2 chữ số thập phân, nửa xa số 0 trên giá trị thập phân (như hàm ROUND của Excel); "
                  "tổng điểm = tổng các điểm lĩnh vực chưa làm tròn, làm tròn một lần")
@@ -407,8 +417,9 @@ def _check_satisfaction_items(data: RoundData) -> None:
 # Computing
 # --------------------------------------------------------------------------------------------------
 def compute_results(data: RoundData) -> RoundResults:
-    """Score, estimate and rank a round; agencies without valid responses get NaN and a flag."""
-    settings = scoring_settings(data.methodology)
+    """Score, estimate and rank a round; agencies without valid responses get NaN and a flag, agencies
+    whose every group is under the round's ``min_breakdown`` get NaN and are withheld."""
+    settings = {**scoring_settings(data.methodology), "min_group": min_breakdown(data.settings)}
     options = _scale_options(data.scales)
     _check_satisfaction_items(data)
     items_table = data.items[["item", "scale", "criterion"]]
@@ -504,6 +515,17 @@ def min_breakdown(settings: dict | None) -> int:
     return int((settings or {}).get("min_breakdown", MIN_BREAKDOWN))
 
 
+def flag_labels(res: RoundResults) -> dict[str, str]:
+    """The flags' Vietnamese labels, the withheld one naming the round's ``min_breakdown``."""
+    return {**FLAG_LABELS,
+            FLAG_WITHHELD: WITHHELD_LABEL.format(n=res.provenance["analysis_parameters"]["min_breakdown"])}
+
+
+def withheld_message(res: RoundResults) -> str:
+    """Why an agency that has only groups under ``min_breakdown`` shows no figure."""
+    return WITHHELD_MESSAGE.format(n=res.provenance["analysis_parameters"]["min_breakdown"])
+
+
 def provenance(data: RoundData) -> dict:
     return {
         "round": data.round_code,
@@ -550,13 +572,19 @@ def _plain(value):
 
 
 def as_dict(res: RoundResults) -> dict:
-    """The results as JSON-ready data: provenance, then one entry per agency with its criteria."""
+    """The results as JSON-ready data: provenance, then one entry per agency with its criteria.
+
+    An agency withheld for its small groups says so (``withheld``: ``"small_group"``, ``withheld_message``);
+    its figures, like a withheld criterion's, are null."""
     by_agency = {code: rows for code, rows in res.criteria.groupby("agency", sort=False)}
+    message = withheld_message(res)
     agencies = []
     for row in res.summary.to_dict("records"):
         crit = by_agency.get(row["agency"], pd.DataFrame())
         agencies.append({
             "agency": row["agency"], "name": row["agency_name"], "kind": row["agency_kind"],
+            "withheld": WITHHELD_SMALL_GROUP if row["withheld"] else None,
+            "withheld_message": message if row["withheld"] else None,
             "n": _plain(row["n"]), "n_eff_min": _plain(row["n_eff_min"]),
             "survey_points": _plain(row["survey_points"]), "max_points": _plain(row["max_points"]),
             "survey_points_se": _plain(row["survey_points_se"]),
@@ -567,7 +595,9 @@ def as_dict(res: RoundResults) -> dict:
             "rank": _plain(row["rank"]), "rank_interval": [_plain(row["rank_lo"]), _plain(row["rank_hi"])],
             "flags": [f for f in str(row["flags"]).split(",") if f],
             "criteria": [{
-                "criterion": c["criterion"], "name": c["criterion_name"], "max_points": _plain(c["max_points"]),
+                "criterion": c["criterion"], "name": c["criterion_name"],
+                "withheld": WITHHELD_SMALL_GROUP if FLAG_WITHHELD in str(c["flag"]).split(",") else None,
+                "max_points": _plain(c["max_points"]),
                 "score": _plain(c["score"]), "points": _plain(c["points"]), "points_se": _plain(c["points_se"]),
                 "points_ci": [_plain(c["points_ci_lo"]), _plain(c["points_ci_hi"])], "n": _plain(c["n"]),
                 "n_eff": _plain(c["n_eff"]), "positive_pct": _plain(c["tltc"]),
@@ -575,7 +605,7 @@ def as_dict(res: RoundResults) -> dict:
                 "missing_groups": [g for g in str(c["missing_groups"]).split(",") if g],
             } for c in crit.to_dict("records")],
         })
-    return {"provenance": res.provenance, "flag_labels": FLAG_LABELS, "agencies": agencies}
+    return {"provenance": res.provenance, "flag_labels": flag_labels(res), "agencies": agencies}
 
 
 def records(frame: pd.DataFrame) -> list[dict]:

@@ -200,7 +200,12 @@ OPENAPI["paths"]["/rounds/{round}/results"] = {
         "summary": "Per-agency results of a round: criterion points, survey points, satisfaction, ranks",
         "description": "Recomputed from the stored responses with the round's methodology. Intervals are 95% "
                        "confidence intervals (rank: Monte-Carlo rank interval within the agency kind). A value "
-                       "without valid data is null and flagged `khong_du_lieu`, never 0. `provenance` names the "
+                       "without valid data is null and flagged `khong_du_lieu`, never 0. A group (form) "
+                       "with fewer respondents about an agency than the round's `min_breakdown` enters no "
+                       "figure; a value only such groups could give is null and flagged `khong_cong_bo`, and "
+                       "an agency that has only such groups is withheld: `withheld` is `small_group`, "
+                       "`withheld_message` says why, every figure and `n` are null and it has no rank. "
+                       "`provenance` names the "
                        "questionnaire versions, the methodology hash and the software version that produced the "
                        "numbers. Roles: analyst, supervisor, admin.",
         "parameters": [{"name": "round", "in": "path", "required": True, "schema": {"type": "string"},
@@ -219,7 +224,10 @@ OPENAPI["paths"]["/rounds/{round}/results"] = {
                     "agencies": {"type": "array", "items": {"type": "object", "properties": {
                         "agency": {"type": "string"}, "name": {"type": "string"},
                         "kind": {"$ref": "#/components/schemas/AgencyKind"},
-                        "n": {"type": "integer"}, "n_eff_min": {"type": "number", "nullable": True},
+                        "withheld": {"type": "string", "enum": ["small_group"], "nullable": True},
+                        "withheld_message": {"type": "string", "nullable": True},
+                        "n": {"type": "integer", "nullable": True},
+                        "n_eff_min": {"type": "number", "nullable": True},
                         "survey_points": {"type": "number", "nullable": True}, "max_points": {"type": "number"},
                         "survey_points_se": {"type": "number", "nullable": True}, "survey_points_ci": _INTERVAL,
                         "satisfaction_pct": {"type": "number", "nullable": True}, "satisfaction_ci": _INTERVAL,
@@ -228,10 +236,12 @@ OPENAPI["paths"]["/rounds/{round}/results"] = {
                         "flags": {"type": "array", "items": {"type": "string"}},
                         "criteria": {"type": "array", "items": {"type": "object", "properties": {
                             "criterion": {"type": "string"}, "name": {"type": "string"},
+                            "withheld": {"type": "string", "enum": ["small_group"], "nullable": True},
                             "max_points": {"type": "number"}, "score": {"type": "number", "nullable": True},
                             "points": {"type": "number", "nullable": True},
                             "points_se": {"type": "number", "nullable": True}, "points_ci": _INTERVAL,
-                            "n": {"type": "integer"}, "n_eff": {"type": "number", "nullable": True},
+                            "n": {"type": "integer", "nullable": True},
+                            "n_eff": {"type": "number", "nullable": True},
                             "positive_pct": {"type": "number", "nullable": True},
                             "flags": {"type": "array", "items": {"type": "string"}},
                             "missing_groups": {"type": "array", "items": {"type": "string"}}}}},

@@ -45,7 +45,7 @@ def index():
 def round_table(code):
     rnd, res = results_or_error(code)
     return render_template("results/round.html", round=rnd, res=res, kinds=res.kind_plurals,
-                           flag_labels=results.FLAG_LABELS, records=results.records,
+                           flag_labels=results.flag_labels(res), records=results.records,
                            waiting_note=ballots.waiting_note(g.ballots.waiting, owner_sealed=bool(rnd.ballot_public_key)))
 
 
@@ -70,7 +70,9 @@ def agency_page(code, agency):
     return render_template("results/agency.html", round=rnd, res=res, row=results.records(summary)[0],
                            criteria=results.records(res.criteria[res.criteria["agency"] == agency]),
                            items=results.records(res.items[res.items["agency"] == agency]), kinds=res.kind_labels,
-                           flag_labels=results.FLAG_LABELS, min_breakdown=results.min_breakdown(rnd.settings))
+                           flag_labels=results.flag_labels(res),
+                           withheld_message=results.withheld_message(res),
+                           min_breakdown=res.provenance["analysis_parameters"]["min_breakdown"])
 
 
 @bp.route("/staff/results/<code>/agency/<agency>/items.png")

@@ -45,3 +45,24 @@ def test_agency_page_chart_has_one_panel_per_group_and_the_scale_labels(data, st
     png = page.request.get(f"{live_server}/staff/results/QNA-2023/agency/SNV/items.png")
     (artifacts / "items.png").write_bytes(png.body())
     assert Image.open(artifacts / "items.png").height > 500  # two panels: CC-CT and HĐ-CT
+
+
+def test_an_agency_rated_only_by_a_small_group_shows_why_it_has_no_figures(builder, staff_page, live_server,
+                                                                           artifacts):
+    from playwright.sync_api import expect
+
+    builder.load([builder.row("CC-CT", "SNGV", v) for v in "123"]          # three civil servants, nobody else
+                 + [builder.row("CC-CT", a, v) for a in ("SNV", "STP") for v in "12344"])
+    page = staff_page("analyst", "desktop")
+    page.goto(f"{live_server}/staff/results/QNA-2023/")
+    row = page.locator("#results-department tr", has_text="Sở Ngoại vụ")
+    expect(row).to_contain_text("Không công bố: số liệu chỉ có từ nhóm đối tượng dưới 5 người trả lời")
+    assert row.locator("td.num").first.inner_text().strip() == "—"   # no rank
+    ranks = page.locator("#results-department tr", has_text="Sở Tư pháp").locator("td.num").first.inner_text()
+    assert ranks.split()[0] in ("1", "2")   # ranked among the two agencies that have figures
+    row.get_by_role("link", name="Sở Ngoại vụ").click()
+    expect(page.locator("#withheld")).to_contain_text("dưới 5 người trả lời")
+    expect(page.locator("main")).not_to_contain_text("phiếu hợp lệ")
+    expect(page.get_by_role("heading", name="Điểm theo lĩnh vực")).to_have_count(0)
+    page.screenshot(path=str(artifacts / "withheld-agency.png"), full_page=True)
+    assert axe_violations(page) == []

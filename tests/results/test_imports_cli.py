@@ -104,7 +104,8 @@ def test_cli_import_then_analysis_run_to_every_format(builder, runner, session, 
     assert list(book) == ["Tổng hợp", "Theo lĩnh vực", "Theo câu hỏi", "Chẩn đoán trọng số",
                           "Thiết lập phương pháp", "Nguồn gốc số liệu"]
     summary = book["Tổng hợp"].set_index("Mã cơ quan")
-    assert summary.loc["SNV", "Số phiếu hợp lệ"] == 7
+    # the lone LĐH-CH leader and council member are groups under min_breakdown: not counted, not used
+    assert summary.loc["SNV", "Số phiếu hợp lệ"] == 5
     assert pd.isna(summary.loc["SXD", "Tổng điểm điều tra XHH"])
     formats = _number_formats(xlsx, "Tổng hợp")
     assert formats["Tổng điểm điều tra XHH"] == "#,##0.00" and formats["Tỷ lệ hài lòng (%)"] == "#,##0.0"
@@ -139,12 +140,16 @@ def test_cli_import_then_analysis_run_to_every_format(builder, runner, session, 
     assert rmeta.variable_value_labels["I02"][4.0] and rmeta.variable_measure["I02"] == "ordinal"
     assert len(cases[cases["form"] == "HĐ-CT"]) == 0  # one council member: a group under min_breakdown
 
-    # the tidy answers are per-response rows too: the lone LĐH-CH leader and council member are left out
+    # the tidy answers are per-response rows too: the lone LĐH-CH leader and council member are left out,
+    # and since they entered no figure either, the weights of the answers written give the points back
     tidy = pd.read_csv(answers)
     assert set(tidy["form"]) == {"CC-CT"} and tidy["respondent_key"].nunique() == 5
     assert json.loads((tmp_path / "answers.provenance.json").read_text(encoding="utf-8"))[
         "analysis_parameters"]["min_breakdown"] == 5
-    # with every group shown (min_breakdown 1), its weights give the published points back
+    snv = tidy[(tidy["agency"] == "SNV") & (tidy["criterion"] == "A1")]
+    points = book["Theo lĩnh vực"].set_index(["Mã cơ quan", "Mã lĩnh vực"]).loc[("SNV", "A1"), "Điểm"]
+    assert round(4 * (snv["weight"] * snv["value"].fillna(0)).sum(), 2) == points
+    # with every group shown (min_breakdown 1), every group's answers are written
     builder.round.settings = {**builder.round.settings, "min_breakdown": 1}
     session.commit()
     result = runner.invoke(args=["analysis", "run", "--round", "QNA-2023", "--out", str(csv_out),
@@ -152,9 +157,6 @@ def test_cli_import_then_analysis_run_to_every_format(builder, runner, session, 
     assert result.exit_code == 0, result.output
     tidy = pd.read_csv(answers)
     assert set(tidy["form"]) == {"CC-CT", "LĐH-CH", "HĐ-CT"}
-    snv = tidy[(tidy["agency"] == "SNV") & (tidy["criterion"] == "A1")]
-    points = book["Theo lĩnh vực"].set_index(["Mã cơ quan", "Mã lĩnh vực"]).loc[("SNV", "A1"), "Điểm"]
-    assert round(4 * (snv["weight"] * snv["value"].fillna(0)).sum(), 2) == points
 
 
 def test_cli_reports_bad_lines_and_bad_output(builder, runner, session, tmp_path):

@@ -4,7 +4,10 @@ Sheets go in through the import service; the test reads the stored answers back 
 recomputes, with pandas and the definitions of the README's "Scoring" section only, every criterion score
 S(t, c), its points rounded as Excel's ROUND does, the total as the unrounded points summed and rounded
 once, the standard errors of the fixed-share composite (strata = the responses' quota cells, PSU = the
-respondent), and the ranks (ties share the best rank). Two agencies answer so that every one of their
+respondent), and the ranks (ties share the best rank). A group (form × agency rated) of fewer respondents
+than the round's ``min_breakdown`` counts for nothing: the two departments rated by every form here have
+such groups (two LĐH-CH leaders, four council members) beside larger ones. Two agencies answer so that
+every one of their
 points and their total are exact decimal ties, where rounding half to even on the binary float would
 publish other figures.
 """
@@ -104,8 +107,9 @@ def _stored(session, loaded_round) -> pd.DataFrame:
     return pd.DataFrame(session.execute(stmt).all())
 
 
-def _recompute(builder, stored: pd.DataFrame, method: dict):
-    """S, points, SEs, totals and ranks from the stored answers and the round's methodology file."""
+def _recompute(builder, stored: pd.DataFrame, method: dict, min_breakdown: int):
+    """S, points, SEs, totals and ranks from the stored answers, the round's methodology file and its
+    smallest group that may be used."""
     # item -> (scale, criterion) and option x of a k-option scale -> linear coefficient (x − 1)/(k − 1)
     meta, coef, rated = {}, {}, {}
     for form, q in builder.forms.items():
@@ -130,7 +134,10 @@ def _recompute(builder, stored: pd.DataFrame, method: dict):
     m["M"] = m.groupby(["form", "agency", "criterion"])["m"].transform("mean")
     m["n"] = m.groupby(["form", "agency", "criterion"])["m"].transform("size")
     m["w"] = [method["group_weights"][k].get(f, 0.0) for k, f in zip(m["kind"], m["form"])]
-    m["qualifies"] = (m["n"] >= m["form"].map(method["n_min"])) & (m["w"] > 0)
+    respondents = a.groupby(["form", "agency"])["respondent"].nunique()
+    m["respondents"] = [respondents[(f, t)] for f, t in zip(m["form"], m["agency"])]
+    m["qualifies"] = ((m["n"] >= m["form"].map(method["n_min"])) & (m["w"] > 0)
+                      & (m["respondents"] >= min_breakdown))
     q = m[m["qualifies"]].copy()
     groups = q.drop_duplicates(["form", "agency", "criterion"])
     wsum = groups.groupby(["agency", "criterion"])["w"].sum()
@@ -174,7 +181,9 @@ def published(builder, session, loaded_round):
     stored = _stored(session, loaded_round)
     assert not stored["surplus"].any()   # within the quotas: every sheet is counted
     method = yaml.safe_load((ROUND_DIR / "methodology.yaml").read_text(encoding="utf-8"))
-    return results.round_results(session, loaded_round), _recompute(builder, stored, method)
+    settings = yaml.safe_load((ROUND_DIR / "round.yaml").read_text(encoding="utf-8"))["settings"]
+    min_breakdown = settings["min_breakdown"]
+    return results.round_results(session, loaded_round), _recompute(builder, stored, method, min_breakdown)
 
 
 def test_points_scores_and_their_standard_errors(published):

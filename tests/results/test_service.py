@@ -32,6 +32,8 @@ def _snv_rows(builder):
 
 def test_points_and_satisfaction_match_a_hand_computation(builder, session, loaded_round):
     builder.load(_snv_rows(builder))
+    loaded_round.settings = {**loaded_round.settings, "min_breakdown": 2}  # both groups may be used
+    session.commit()
     res = results.round_results(session, loaded_round)
     crit = res.criteria.set_index(["agency", "criterion"])
     # A1 with the linear preset (DG4: 1→0, 2→1/3, 3→2/3, 4→1):
@@ -122,6 +124,8 @@ def test_sheet_answering_too_few_items_is_not_scored(builder, session, loaded_ro
     q = builder.forms["CC-CT"]
     blank = {i.code: "K" for i in q.scale_items}
     builder.load([builder.row("CC-CT", "SNV", "4"), builder.row("CC-CT", "SNV", "4", **blank)])
+    loaded_round.settings = {**loaded_round.settings, "min_breakdown": 1}  # a group of one may be counted
+    session.commit()
     res = results.round_results(session, loaded_round)
     assert res.provenance["counts"]["invalid_sheet_agency_pairs"] == 1
     assert res.summary.set_index("agency").loc["SNV", "n"] == 1
@@ -144,6 +148,8 @@ def test_each_response_is_scored_with_its_own_version(builder, session, loaded_r
     session.commit()
     builder.forms["CC-CT"] = new
     builder.load([builder.row("CC-CT", "STP", "4", I01="1") for _ in range(3)])
+    loaded_round.settings = {**loaded_round.settings, "min_breakdown": 3}  # the three sheets may be used
+    session.commit()
 
     res = results.round_results(session, loaded_round)
     a = res.answers
