@@ -32,6 +32,10 @@ DEFAULTS = {
     #: Address printed in invitation links and sheet QR codes. None: the address the page was asked at
     #: (the CLI, which has no request, then warns and uses the demo's address).
     "PUBLIC_BASE_URL": None,
+    #: How many reverse proxies in front of the service each add the client's address to X-Forwarded-For
+    #: and set X-Forwarded-Proto (nginx in front of gunicorn: 1). 0 trusts neither header, so a client that
+    #: reaches the service directly cannot choose the address its code look-ups and logins are counted under.
+    "TRUSTED_PROXIES": 0,
     "PORTAL_NAME": "Cổng thông tin điện tử cải cách hành chính tỉnh Quảng Nam",
     "ORGANISER": "Sở Nội vụ tỉnh Quảng Nam",
     "SESSION_COOKIE_HTTPONLY": True,
@@ -63,6 +67,17 @@ DEFAULTS = {
 
 
 SECRETS = ("SECRET_KEY", "SHEET_SIGNING_KEYS")
+
+
+def trusted_proxies(value) -> int:
+    """``TRUSTED_PROXIES`` as a count. Anything else stops the start with the reason: a typo must neither
+    trust a header that clients can forge nor silently count every client under the proxy's address."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"TRUSTED_PROXIES must be a whole number >= 0 (how many reverse proxies are in front "
+                         f"of the service, e.g. SURVEY_TRUSTED_PROXIES=1 behind nginx), not {value!r}.")
+    return value
 
 
 class MissingSecret(RuntimeError):
