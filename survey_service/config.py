@@ -49,9 +49,16 @@ DEFAULTS = {
     "WTF_CSRF_TIME_LIMIT": None,
     #: Failed logins per (username, client address) without delay; then 1 s, 2 s, 4 s ... before the next
     #: attempt is checked, at most LOGIN_MAX_DELAY_SECONDS; forgotten LOGIN_FORGET_SECONDS after the last.
+    #: The same count applies to a browser holding the username's device cookie, and to nothing else then.
     "LOGIN_FREE_FAILURES": 5,
     "LOGIN_MAX_DELAY_SECONDS": 900,
     "LOGIN_FORGET_SECONDS": 86_400,
+    #: Failed logins of one username from every address together, and from one address (IPv6: /64) with
+    #: every username together, before the same growing delays; browsers with a device cookie are exempt.
+    "LOGIN_ACCOUNT_FREE_FAILURES": 10,
+    "LOGIN_ADDRESS_FREE_FAILURES": 20,
+    #: How long the device cookie set at login exempts the browser from the two counts above.
+    "LOGIN_DEVICE_COOKIE_DAYS": 180,
     #: Failed code look-ups allowed per client address (IPv6: per /64) and window, counted in the database;
     #: sized in the README ("Guessing") so that an office behind one address never reaches it.
     "CODE_LOOKUP_LIMIT": 1000,
@@ -75,8 +82,8 @@ def trusted_proxies(value) -> int:
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"TRUSTED_PROXIES must be a whole number >= 0 (how many reverse proxies are in front "
-                         f"of the service, e.g. SURVEY_TRUSTED_PROXIES=1 behind nginx), not {value!r}.")
+        raise ValueError(f"TRUSTED_PROXIES must be a whole number >= 0 (how many reverse proxies are in "
+                         f"front of the service, e.g. SURVEY_TRUSTED_PROXIES=1 behind nginx), not {value!r}.")
     return value
 
 

@@ -613,15 +613,17 @@ class RateCounter(Base):
 
 
 class LoginThrottle(Base):
-    """Failed logins of one (username, client address) pair, both kept only as keyed hashes."""
+    """Failed logins on one counter: a username from a client address, a username from every address, an
+    address with every username, or a username on one device; kept only as keyed hashes."""
 
     __tablename__ = "login_throttle"
 
     key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
-    #: The username's hash alone, so that an admin can clear an account's delays from every address.
+    #: The username's hash alone (an address's counter: its own key), so that an admin can clear an
+    #: account's delays from every address and device.
     account: Mapped[str] = mapped_column(sa.String(64), index=True)
     failures: Mapped[int]
-    #: Epoch milliseconds before which the pair's next attempt is refused unchecked.
+    #: Epoch milliseconds before which the counter's next attempt is refused unchecked.
     blocked_until: Mapped[int] = mapped_column(sa.BigInteger)
     last_failure: Mapped[int] = mapped_column(sa.BigInteger)
 

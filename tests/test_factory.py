@@ -59,13 +59,15 @@ def test_security_headers(client):
 @pytest.mark.parametrize("value", ["one", -1, True, "1.5", [1], None])
 def test_a_bad_trusted_proxies_setting_stops_start_up(tmp_path, value):
     with pytest.raises(ValueError, match="TRUSTED_PROXIES must be a whole number"):
-        create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite", "TRUSTED_PROXIES": value})
+        create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite",
+                    "TRUSTED_PROXIES": value})
 
 
 def test_the_scheme_comes_from_a_trusted_proxy_only(monkeypatch, tmp_path):
     url = f"sqlite:///{tmp_path}/x.sqlite"
     direct = create_app({"TESTING": True, "DATABASE_URL": url}).test_client()
-    assert "Strict-Transport-Security" not in direct.get("/staff/login", headers={"X-Forwarded-Proto": "https"}).headers
+    forged = direct.get("/staff/login", headers={"X-Forwarded-Proto": "https"})
+    assert "Strict-Transport-Security" not in forged.headers
     monkeypatch.setenv("SURVEY_TRUSTED_PROXIES", "1")
     app = create_app({"TESTING": True, "DATABASE_URL": url})
     assert app.config["TRUSTED_PROXIES"] == 1

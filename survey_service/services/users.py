@@ -33,9 +33,14 @@ class UserError(ValueError):
 @dataclass(frozen=True)
 class LoginResult:
     user: StaffUser | None
-    #: "ok", "bad_credentials", "wait" (too many failures from this address) or "inactive"
+    #: "ok", "bad_credentials", "wait" (too many failures: see ``wait_for``) or "inactive"
     outcome: str
     wait_seconds: int = 0
+    #: The kind of counter that holds a "wait" back: "pair" or "device" (this browser and account),
+    #: "address" (every account from this address) or "account" (this account from everywhere).
+    wait_for: str = ""
+    #: After "ok": the device cookie to set, so that this browser is exempt from the account's delays.
+    device_cookie: str | None = None
 
 
 def normalise_username(text: str) -> str:
@@ -97,32 +102,38 @@ def _role(role: Role | str) -> Role:
 
 def authenticate(
     session: Session, username: str, password: str, *, address: str, secret: str,
-    policy: login_throttle.Policy, now: int | None = None,
+    policy: login_throttle.Policy, device_cookie: str | None = None, now: int | None = None,
 ) -> LoginResult:
-    """Check a password, throttled per (username, client address) with growing delays.
+    """Check a password, with growing delays after failures (:mod:`login_throttle`).
 
     The attempt is counted and committed before the (slow) password check, so parallel attempts see each
-    other; unknown usernames go through the same counting and the same check, and get the same answers.
+    other. An unknown username and a wrong password of a known one do the same work: the same counters,
+    one scrypt check (of a dummy hash), the same audit insert, so neither the answer nor the time it takes
+    tells which accounts exist.
     """
     name = normalise_username(username)
-    keys = {"secret": secret, "username": name, "address": address}
+    device = login_throttle.trusted_device(secret, device_cookie, name, policy)
+    keys = {"secret": secret, "username": name, "address": address, "device": device}
     failures = login_throttle.claim(session, policy=policy, now=now, **keys)
     if failures is None:
-        return LoginResult(None, "wait", login_throttle.wait_seconds(session, now=now, **keys))
+        session.rollback()  # a counter that must still wait: the refused attempt counts nowhere
+        seconds, kind = login_throttle.wait(session, now=now, **keys)
+        return LoginResult(None, "wait", seconds, wait_for=kind)
     if failures == 1:
         login_throttle.forget_old(session, policy, now)
     session.commit()
     user = session.scalar(sa.select(StaffUser).where(StaffUser.username == name))
     if not check_password_hash(user.password_hash if user else _DUMMY_HASH, password) or user is None:
-        if user is not None:
-            audit.record(session, "login.failed", user=user, object_type="staff_user", object_id=user.id,
-                         new={"failures": failures})
+        audit.record(session, "login.failed" if user else "login.unknown_user", user=user,
+                     actor="staff" if user else "anonymous", object_type="staff_user",
+                     object_id=user.id if user else None, new={"failures": failures})
         return LoginResult(None, "bad_credentials")
     if not user.active:
         return LoginResult(user, "inactive")
-    login_throttle.clear(session, **keys)
+    login_throttle.succeed(session, **keys)
     audit.record(session, "login.ok", user=user, object_type="staff_user", object_id=user.id)
-    return LoginResult(user, "ok")
+    return LoginResult(user, "ok",
+                       device_cookie=login_throttle.device_cookie(secret, device_cookie, name, policy))
 
 
 def end_sessions(user: StaffUser) -> None:
