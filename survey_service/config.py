@@ -59,6 +59,8 @@ DEFAULTS = {
     "LOGIN_ADDRESS_FREE_FAILURES": 20,
     #: How long the device cookie set at login exempts the browser from the two counts above.
     "LOGIN_DEVICE_COOKIE_DAYS": 180,
+    #: Days an API token works after it is made; a new password or a revocation ends it sooner.
+    "API_TOKEN_DAYS": 90,
     #: Failed code look-ups allowed per client address (IPv6: per /64) and window, counted in the database;
     #: sized in the README ("Guessing") so that an office behind one address never reaches it.
     "CODE_LOOKUP_LIMIT": 1000,

@@ -514,6 +514,8 @@ class StaffUser(Base):
     session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
     #: SHA-256 of the API token; the token itself is shown once.
     api_token_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    #: When the API token stops working (a token without one never works).
+    api_token_expires_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
 
     # Flask-Login protocol, kept here so the web layer needs no wrapper class.

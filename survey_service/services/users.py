@@ -8,18 +8,21 @@ import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from survey_service.models import Role, StaffUser
+from survey_service.models import Role, StaffUser, utcnow
 from survey_service.services import audit, login_throttle
 
 MIN_PASSWORD_LENGTH = 10
 #: The login form takes 256 characters; a new password stays well below that.
 MAX_PASSWORD_LENGTH = 128
+#: How long an API token works unless the configuration says otherwise (``API_TOKEN_DAYS``).
+API_TOKEN_DAYS = 90
 USERNAME_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?")
 COMMON_PASSWORDS_FILE = Path(__file__).resolve().parent.parent / "data" / "common_passwords.txt"
 # Checked against when the username is unknown, so both paths cost one scrypt verification.
@@ -141,30 +144,39 @@ def end_sessions(user: StaffUser) -> None:
     user.session_generation += 1
 
 
-def _set_password(user: StaffUser, new: str) -> None:
+def _set_password(user: StaffUser, new: str) -> bool:
     """The one way a password is replaced, by its owner or by an admin: the same rules, a fresh hash, and
-    every session of the account ends (a stolen cookie dies with the old password)."""
+    every session and the API token of the account end (a stolen cookie or token dies with the old
+    password). Returns whether there was a token."""
     check_password(new, user.username)
     user.password_hash = generate_password_hash(new)
     end_sessions(user)
+    had_token = user.api_token_hash is not None
+    user.api_token_hash = user.api_token_expires_at = None
+    return had_token
 
 
-def change_own_password(session: Session, user: StaffUser, current: str, new: str) -> None:
-    """A staff member sets a new password, proving the current one; other sessions end."""
+def change_own_password(session: Session, user: StaffUser, current: str, new: str) -> bool:
+    """A staff member sets a new password, proving the current one; other sessions and the API token end.
+    Returns whether an API token was withdrawn."""
     if not check_password_hash(user.password_hash, current):
         raise UserError("Mật khẩu hiện tại không đúng.")
     if check_password_hash(user.password_hash, new):
         raise UserError("Mật khẩu mới phải khác mật khẩu hiện tại.")
-    _set_password(user, new)
-    audit.record(session, "user.password_change", user=user, object_type="staff_user", object_id=user.id)
+    had_token = _set_password(user, new)
+    audit.record(session, "user.password_change", user=user, object_type="staff_user", object_id=user.id,
+                 new={"api_token_revoked": True} if had_token else None)
+    return had_token
 
 
-def reset_password(session: Session, user: StaffUser, new: str, *, by: StaffUser, secret: str) -> None:
-    """An admin sets a new password for an account: its sessions end and its login delays are lifted."""
-    _set_password(user, new)
+def reset_password(session: Session, user: StaffUser, new: str, *, by: StaffUser, secret: str) -> bool:
+    """An admin sets a new password for an account: its sessions and API token end and its login delays
+    are lifted. Returns whether an API token was withdrawn."""
+    had_token = _set_password(user, new)
     login_throttle.clear(session, secret=secret, username=user.username)
     audit.record(session, "user.password_reset", user=by, object_type="staff_user", object_id=user.id,
-                 new={"username": user.username})
+                 new={"username": user.username, **({"api_token_revoked": True} if had_token else {})})
+    return had_token
 
 
 def set_role(session: Session, user: StaffUser, role: Role | str, *, by: StaffUser) -> None:
@@ -178,19 +190,35 @@ def set_role(session: Session, user: StaffUser, role: Role | str, *, by: StaffUs
         user.role = role
 
 
-def issue_api_token(session: Session, user: StaffUser, *, by: StaffUser | None = None,
-                    actor: str = "staff") -> str:
-    """Create a new API token for a user (replacing the old one) and return it; only its hash is kept."""
+def issue_api_token(session: Session, user: StaffUser, *, days: int = API_TOKEN_DAYS,
+                    by: StaffUser | None = None, actor: str = "staff", now: datetime | None = None) -> str:
+    """Create a new API token for a user (replacing the old one), working for ``days`` days, and return it;
+    only its hash is kept."""
     token = secrets.token_urlsafe(32)
     user.api_token_hash = hash_token(token)
-    audit.record(session, "user.api_token", user=by, actor=actor, object_type="staff_user", object_id=user.id)
+    user.api_token_expires_at = (now or utcnow()) + timedelta(days=days)
+    audit.record(session, "user.api_token", user=by, actor=actor, object_type="staff_user", object_id=user.id,
+                 new={"expires_at": user.api_token_expires_at.isoformat(timespec="minutes")})
     return token
 
 
-def user_for_token(session: Session, token: str) -> StaffUser | None:
+def revoke_api_token(session: Session, user: StaffUser, *, by: StaffUser | None = None,
+                     actor: str = "staff") -> bool:
+    """Withdraw an account's API token (by its owner or an admin); False when it had none."""
+    if user.api_token_hash is None:
+        return False
+    audit.record(session, "user.api_token_revoke", user=by, actor=actor, object_type="staff_user",
+                 object_id=user.id, new={"username": user.username})
+    user.api_token_hash = user.api_token_expires_at = None
+    return True
+
+
+def user_for_token(session: Session, token: str, now: datetime | None = None) -> StaffUser | None:
+    """The active account whose unexpired token this is, else None."""
     if not token:
         return None
-    user = session.scalar(sa.select(StaffUser).where(StaffUser.api_token_hash == hash_token(token)))
+    user = session.scalar(sa.select(StaffUser).where(StaffUser.api_token_hash == hash_token(token),
+                                                     StaffUser.api_token_expires_at > (now or utcnow())))
     return user if user is not None and user.active else None
 
 

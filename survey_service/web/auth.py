@@ -142,7 +142,7 @@ def password():
     if form.validate_on_submit():
         session = get_session()
         try:
-            users.change_own_password(session, current_user, form.current.data, form.new.data)
+            token_ended = users.change_own_password(session, current_user, form.current.data, form.new.data)
         except users.UserError as exc:
             session.rollback()
             form.new.errors.append(str(exc))
@@ -150,7 +150,8 @@ def password():
         else:
             session.commit()
             start_session(current_user._get_current_object())
-            flash("Đã đổi mật khẩu. Các phiên đăng nhập khác của tài khoản đã kết thúc.", "info")
+            flash("Đã đổi mật khẩu. Các phiên đăng nhập khác của tài khoản đã kết thúc"
+                  + (", mã truy cập API cũ không còn dùng được." if token_ended else "."), "info")
             return redirect(url_for("staff.home"))
     elif request.method == "POST":
         status = 400
