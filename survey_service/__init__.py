@@ -5,6 +5,7 @@ import secrets
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from survey_service import config as config_defaults
 
@@ -22,6 +23,7 @@ def create_app(test_config: dict | None = None, *, require_secrets: bool = True)
         template_folder=str(config_defaults.data_path("templates")),
     )
     load_config(app, test_config, require_secrets)
+    trust_proxies(app)
     register_extensions(app)
     register_blueprints(app)
     register_error_handlers(app)
@@ -49,6 +51,15 @@ def load_config(app: Flask, test_config: dict | None, require_secrets: bool = Tr
     if not app.config["DATABASE_URL"]:
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
         app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'survey.sqlite'}"
+
+
+def trust_proxies(app: Flask) -> None:
+    """Behind ``TRUSTED_PROXIES`` reverse proxies, take the client's address and scheme from the headers they
+    set (the n-th address from the right of X-Forwarded-For): otherwise every client behind the proxy shares
+    its address, and so one rate-limit counter and one set of login delays."""
+    proxies = app.config["TRUSTED_PROXIES"] = config_defaults.trusted_proxies(app.config["TRUSTED_PROXIES"])
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
 
 def register_extensions(app: Flask) -> None:

@@ -381,7 +381,7 @@ def users_create(username, role, full_name, password_stdin):
 @click.argument("username")
 @with_appcontext
 def users_token(username):
-    """Issue a new API token for a staff account and print it (shown only once)."""
+    """Issue a new API token for a staff account and print it (shown only once); its expiry goes to stderr."""
     import sqlalchemy as sa
 
     from survey_service.models import StaffUser
@@ -391,9 +391,11 @@ def users_token(username):
     user = session.scalar(sa.select(StaffUser).where(StaffUser.username == username.lower()))
     if user is None:
         fail(f"Không có tài khoản {username}.")
-    token = users.issue_api_token(session, user, actor="cli")
+    days = current_app.config["API_TOKEN_DAYS"]
+    token = users.issue_api_token(session, user, days=days, actor="cli")
     session.commit()
     click.echo(token)
+    click.echo(f"Mã dùng được {days} ngày, đến {user.api_token_expires_at:%d/%m/%Y %H:%M} (UTC).", err=True)
 
 
 # --- sheets --------------------------------------------------------------------------------------

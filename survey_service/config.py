@@ -32,6 +32,10 @@ DEFAULTS = {
     #: Address printed in invitation links and sheet QR codes. None: the address the page was asked at
     #: (the CLI, which has no request, then warns and uses the demo's address).
     "PUBLIC_BASE_URL": None,
+    #: How many reverse proxies in front of the service each add the client's address to X-Forwarded-For
+    #: and set X-Forwarded-Proto (nginx in front of gunicorn: 1). 0 trusts neither header, so a client that
+    #: reaches the service directly cannot choose the address its code look-ups and logins are counted under.
+    "TRUSTED_PROXIES": 0,
     "PORTAL_NAME": "Cổng thông tin điện tử cải cách hành chính tỉnh Quảng Nam",
     "ORGANISER": "Sở Nội vụ tỉnh Quảng Nam",
     "SESSION_COOKIE_HTTPONLY": True,
@@ -45,9 +49,18 @@ DEFAULTS = {
     "WTF_CSRF_TIME_LIMIT": None,
     #: Failed logins per (username, client address) without delay; then 1 s, 2 s, 4 s ... before the next
     #: attempt is checked, at most LOGIN_MAX_DELAY_SECONDS; forgotten LOGIN_FORGET_SECONDS after the last.
+    #: The same count applies to a browser holding the username's device cookie, and to nothing else then.
     "LOGIN_FREE_FAILURES": 5,
     "LOGIN_MAX_DELAY_SECONDS": 900,
     "LOGIN_FORGET_SECONDS": 86_400,
+    #: Failed logins of one username from every address together, and from one address (IPv6: /64) with
+    #: every username together, before the same growing delays; browsers with a device cookie are exempt.
+    "LOGIN_ACCOUNT_FREE_FAILURES": 10,
+    "LOGIN_ADDRESS_FREE_FAILURES": 20,
+    #: How long the device cookie set at login exempts the browser from the two counts above.
+    "LOGIN_DEVICE_COOKIE_DAYS": 180,
+    #: Days an API token works after it is made; a new password or a revocation ends it sooner.
+    "API_TOKEN_DAYS": 90,
     #: Failed code look-ups allowed per client address (IPv6: per /64) and window, counted in the database;
     #: sized in the README ("Guessing") so that an office behind one address never reaches it.
     "CODE_LOOKUP_LIMIT": 1000,
@@ -63,6 +76,17 @@ DEFAULTS = {
 
 
 SECRETS = ("SECRET_KEY", "SHEET_SIGNING_KEYS")
+
+
+def trusted_proxies(value) -> int:
+    """``TRUSTED_PROXIES`` as a count. Anything else stops the start with the reason: a typo must neither
+    trust a header that clients can forge nor silently count every client under the proxy's address."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"TRUSTED_PROXIES must be a whole number >= 0 (how many reverse proxies are in "
+                         f"front of the service, e.g. SURVEY_TRUSTED_PROXIES=1 behind nginx), not {value!r}.")
+    return value
 
 
 class MissingSecret(RuntimeError):

@@ -531,6 +531,8 @@ class StaffUser(Base):
     session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
     #: SHA-256 of the API token; the token itself is shown once.
     api_token_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    #: When the API token stops working (a token without one never works).
+    api_token_expires_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
 
     # Flask-Login protocol, kept here so the web layer needs no wrapper class.
@@ -630,15 +632,17 @@ class RateCounter(Base):
 
 
 class LoginThrottle(Base):
-    """Failed logins of one (username, client address) pair, both kept only as keyed hashes."""
+    """Failed logins on one counter: a username from a client address, a username from every address, an
+    address with every username, or a username on one device; kept only as keyed hashes."""
 
     __tablename__ = "login_throttle"
 
     key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
-    #: The username's hash alone, so that an admin can clear an account's delays from every address.
+    #: The username's hash alone (an address's counter: its own key), so that an admin can clear an
+    #: account's delays from every address and device.
     account: Mapped[str] = mapped_column(sa.String(64), index=True)
     failures: Mapped[int]
-    #: Epoch milliseconds before which the pair's next attempt is refused unchecked.
+    #: Epoch milliseconds before which the counter's next attempt is refused unchecked.
     blocked_until: Mapped[int] = mapped_column(sa.BigInteger)
     last_failure: Mapped[int] = mapped_column(sa.BigInteger)
 

@@ -52,6 +52,7 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("staff.home", "GET"): STAFF,
     ("tokens.show", "GET"): STAFF,
     ("tokens.create", "POST"): STAFF,
+    ("tokens.revoke", "POST"): STAFF,
     # administration
     ("admin.user_list", "GET"): ADMIN,
     ("admin.user_list", "POST"): ADMIN,
@@ -59,6 +60,7 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("admin.user_unlock", "POST"): ADMIN,
     ("admin.user_password", "POST"): ADMIN,
     ("admin.user_role", "POST"): ADMIN,
+    ("admin.user_token_revoke", "POST"): ADMIN,
     ("admin.audit_log", "GET"): ADMIN,
     ("admin.audit_csv", "GET"): ADMIN,
     ("admin.round_list", "GET"): VIEWERS,

@@ -81,7 +81,10 @@ def test_delays_grow_then_the_right_password_clears_them(session, make_user):
     t += 16_000
     assert users.authenticate(session, "phantich", PASSWORD, now=t, **kw).outcome == "ok"
     session.commit()
-    assert session.scalar(sa.select(sa.func.count()).select_from(LoginThrottle)) == 0
+    # The pair's and the account's counts are gone; the address keeps its nine failures, not the success.
+    [_, by_address, _] = login_throttle.counters("test-secret", "phantich", "10.0.0.7")
+    left = session.execute(sa.select(LoginThrottle.key, LoginThrottle.failures)).all()
+    assert left == [(by_address.key, 9)]
 
 
 def test_the_delay_stops_growing_and_is_forgotten_after_a_day():
@@ -109,10 +112,13 @@ def test_forty_parallel_wrong_passwords_are_counted_once_each(app, make_user, fr
     for thread in threads:
         thread.join()
     with app.app_context():
-        failures = get_session().scalar(sa.select(LoginThrottle.failures))
+        failures = dict(get_session().execute(sa.select(LoginThrottle.key, LoginThrottle.failures)).all())
     checked = outcomes.count("bad_credentials")
     assert len(outcomes) == 40 and checked + outcomes.count("wait") == 40
-    assert failures == checked == 5
+    # every counter of the attempt (pair, address, account) holds the five checked ones, no refused one
+    kinds = {c.key: c.kind for c in login_throttle.counters("test-secret", "song.song", "10.9.9.9")}
+    assert {kinds[k]: n for k, n in failures.items()} == {"pair": 5, "address": 5, "account": 5}
+    assert checked == 5
 
 
 def test_admin_clears_the_delays_of_an_account(client, make_user, session, staff_client):
@@ -127,8 +133,136 @@ def test_admin_clears_the_delays_of_an_account(client, make_user, session, staff
     page = admin.get("/staff/admin/users").get_data(as_text=True)
     assert "Phải chờ sau đăng nhập sai" in page
     assert admin.post(f"/staff/admin/users/{victim.id}/unlock").status_code == 302
-    assert session.scalar(sa.select(sa.func.count()).select_from(LoginThrottle)) == 0
+    account = login_throttle.account_key("test-secret", "nhanvien")
+    assert session.scalar(sa.select(sa.func.count()).select_from(LoginThrottle)
+                          .where(LoginThrottle.account == account)) == 0
     assert login(client, "nhanvien").status_code == 302
+
+
+# --- guessing over many addresses or many accounts; device cookies -------------------------------------
+def test_guessing_one_account_from_twenty_addresses_is_slowed_down(client, make_user, frozen_clock):
+    make_user("supervisor", username="giamsat")
+    answers = [login(client, "giamsat", f"guess-{a}-{i}-password", address=f"198.51.100.{a}").status_code
+               for a in range(20) for i in range(5)]
+    assert answers == [401] * 10 + [429] * 90  # ten checked, from the first two addresses
+    refused = login(client, "giamsat", "one-more-guess-1", address="198.51.100.99")
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
+    assert "Tài khoản này đã bị đăng nhập sai nhiều lần. Vui lòng đợi 1 giây" in flash_text(refused)
+
+
+def test_an_ipv6_network_is_one_address(client, make_user, frozen_clock):
+    make_user("supervisor", username="giamsat")
+    answers = [login(client, "giamsat", f"guess-{i}-password", address=f"2001:db8:7:9::{i:x}").status_code
+               for i in range(1, 201)]
+    assert answers == [401] * 5 + [429] * 195
+    assert "từ máy này" in flash_text(login(client, "giamsat", PASSWORD, address="2001:db8:7:9:ffff::1"))
+    assert login(client, "giamsat", PASSWORD, address="2001:db8:7:a::1").status_code == 302  # the next /64
+
+
+def test_guessing_many_usernames_from_one_address_is_slowed_down(client, make_user, staff_client,
+                                                                 frozen_clock):
+    for i in range(3):
+        make_user("clerk", username=f"nhanvien{i}")
+    names = [f"nhanvien{i}" if i < 3 else f"khongco{i}" for i in range(30)]  # known and unknown alike
+    answers = [login(client, name, "mat-khau-pho-bien", address="203.0.113.50") for name in names]
+    assert [a.status_code for a in answers] == [401] * 20 + [429] * 10
+    assert answers[20].headers["Retry-After"] == "1"
+    assert "Đã có nhiều lần đăng nhập sai từ địa chỉ mạng này. Vui lòng đợi 1 giây" in flash_text(answers[20])
+    assert login(client, "nhanvien0", address="203.0.113.51").status_code == 302  # another address
+    audit = staff_client("admin").get("/staff/admin/audit?action=login.unknown_user")
+    assert audit.status_code == 200 and "Đăng nhập bằng tên không tồn tại" in audit.get_data(as_text=True)
+
+
+def test_the_real_user_with_a_device_cookie_logs_in_during_the_attack(app, client, make_user, frozen_clock):
+    make_user("supervisor", username="giamsat")
+    own = app.test_client()
+    first = login(own, "giamsat", address="10.0.0.5")  # the user's usual browser, before the attack
+    assert first.status_code == 302
+    cookie = next(c for c in first.headers.getlist("Set-Cookie") if c.startswith("staff_device="))
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/staff/login" in cookie
+    assert f"Max-Age={180 * 86_400}" in cookie
+    assert fresh(app, own, "POST", "/staff/logout").status_code == 302
+    for a in range(30):  # the attack, from many addresses
+        login(client, "giamsat", f"guess-{a}-password", address=f"198.51.100.{a}")
+    new_browser = login(app.test_client(), "giamsat", address="10.0.0.5")
+    assert new_browser.status_code == 429 and "Tài khoản này" in flash_text(new_browser)
+    assert login(own, "giamsat", address="10.0.0.5").status_code == 302
+    assert login(own, "giamsat", address="192.0.2.80").status_code == 302  # from anywhere: a laptop travels
+
+
+def test_a_device_cookie_counts_only_for_its_own_accounts_and_cannot_be_forged(app, client, make_user,
+                                                                               frozen_clock):
+    make_user("supervisor", username="giamsat")
+    make_user("clerk", username="buudien")
+    for a in range(3):
+        for i in range(5):
+            login(client, "giamsat", f"guess-{a}-{i}-password", address=f"198.51.100.{a}")
+    thief = app.test_client()
+    assert login(thief, "buudien", address="10.0.0.6").status_code == 302  # the attacker's own account
+    assert login(thief, "giamsat", PASSWORD, address="10.0.0.6").status_code == 429
+    value = thief.get_cookie("staff_device", path="/staff/login").value
+    forged = app.test_client()
+    forged.set_cookie("staff_device", value[:-4] + ("AAAA" if not value.endswith("AAAA") else "BBBB"),
+                      path="/staff/login")
+    assert login(forged, "giamsat", PASSWORD, address="10.0.0.7").status_code == 429
+
+
+def test_a_device_has_its_own_limit_and_a_shared_computer_keeps_several_accounts(app, client, make_user,
+                                                                                 frozen_clock):
+    make_user("supervisor", username="giamsat")
+    make_user("clerk", username="buudien")
+    office = app.test_client()
+    for name in ("giamsat", "buudien"):
+        assert login(office, name, address="10.0.0.8").status_code == 302
+        assert fresh(app, office, "POST", "/staff/logout").status_code == 302
+    for a in range(3):  # both accounts under attack
+        for name in ("giamsat", "buudien"):
+            for i in range(5):
+                login(client, name, f"guess-{a}-{i}-password", address=f"198.51.100.{a}")
+    for name in ("giamsat", "buudien"):
+        assert login(office, name, address="10.0.0.8").status_code == 302, name
+        assert fresh(app, office, "POST", "/staff/logout").status_code == 302
+    # The device's own limit: five wrong passwords, then the growing delays, from this browser only.
+    assert [login(office, "giamsat", "not-my-password", address="10.0.0.8").status_code
+            for _ in range(6)] == [401] * 5 + [429]
+    refused = login(office, "giamsat", address="10.0.0.8")
+    assert refused.headers["Retry-After"] == "1" and "từ máy này" in flash_text(refused)
+    assert login(office, "buudien", address="10.0.0.8").status_code == 302  # another account on it
+
+
+def test_a_wrong_password_and_an_unknown_username_do_the_same_work(app, session, make_user, monkeypatch):
+    """No timing: the same statements in the same order, and one hash check of the same cost each."""
+    user = make_user("supervisor", username="giamsat")
+    checked = []
+    real_check = users.check_password_hash
+    monkeypatch.setattr(users, "check_password_hash",
+                        lambda stored, password: checked.append(stored.split("$")[0])
+                        or real_check(stored, password))
+    engine = session.get_bind()
+
+    def statements(username: str, address: str) -> list[str]:
+        seen = []
+
+        def note(conn, cursor, statement, parameters, context, executemany):
+            seen.append(statement)
+
+        sa.event.listen(engine, "before_cursor_execute", note)
+        try:
+            result = users.authenticate(session, username, "wrong-password-1", address=address,
+                                        secret="test-secret", policy=POLICY)
+            session.commit()
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", note)
+        assert result.outcome == "bad_credentials"
+        return seen
+
+    known, unknown = statements("giamsat", "10.0.0.1"), statements("khongco", "10.0.0.2")
+    assert known == unknown
+    assert sum("login_throttle" in s for s in known) >= 3
+    assert sum("INSERT INTO audit_event" in s for s in known) == 1
+    assert checked == [user.password_hash.split("$")[0]] * 2  # one check each, the same scrypt parameters
+    actions = session.scalars(sa.select(AuditEvent.action).where(AuditEvent.action.like("login.%"))).all()
+    assert sorted(actions) == ["login.failed", "login.unknown_user"]
 
 
 # --- sessions ----------------------------------------------------------------------------------------

@@ -54,3 +54,22 @@ def test_security_headers(client):
     response = client.get("/staff/login")
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize("value", ["one", -1, True, "1.5", [1], None])
+def test_a_bad_trusted_proxies_setting_stops_start_up(tmp_path, value):
+    with pytest.raises(ValueError, match="TRUSTED_PROXIES must be a whole number"):
+        create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite",
+                    "TRUSTED_PROXIES": value})
+
+
+def test_the_scheme_comes_from_a_trusted_proxy_only(monkeypatch, tmp_path):
+    url = f"sqlite:///{tmp_path}/x.sqlite"
+    direct = create_app({"TESTING": True, "DATABASE_URL": url}).test_client()
+    forged = direct.get("/staff/login", headers={"X-Forwarded-Proto": "https"})
+    assert "Strict-Transport-Security" not in forged.headers
+    monkeypatch.setenv("SURVEY_TRUSTED_PROXIES", "1")
+    app = create_app({"TESTING": True, "DATABASE_URL": url})
+    assert app.config["TRUSTED_PROXIES"] == 1
+    proxied = app.test_client().get("/staff/login", headers={"X-Forwarded-Proto": "https"})
+    assert proxied.headers["Strict-Transport-Security"].startswith("max-age=")

@@ -1,6 +1,7 @@
 """Alembic: one head, date-prefixed files, upgrade/downgrade/upgrade on both databases, and the migrated
 schema matches the models."""
 import re
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -62,3 +63,25 @@ def test_upgrade_downgrade_upgrade(empty_database):
     finally:
         engine.dispose()
     assert diff == [], f"models and migrations disagree: {diff}"
+
+
+def test_tokens_made_before_expiry_existed_expire_in_90_days(empty_database):
+    migrate.upgrade(empty_database, "ballot_box")
+    engine = make_engine(empty_database)
+    try:
+        with engine.begin() as con:
+            con.execute(sa.text("INSERT INTO staff_user (username, full_name, role, password_hash, active, "
+                                "session_generation, api_token_hash, created_at) VALUES "
+                                "('cu', '', 'analyst', 'x', true, 0, :token, CURRENT_TIMESTAMP), "
+                                "('khongma', '', 'analyst', 'x', true, 0, NULL, CURRENT_TIMESTAMP)"),
+                        {"token": "a" * 64})
+        migrate.upgrade(empty_database)
+        staff_user = sa.Table("staff_user", sa.MetaData(), autoload_with=engine)
+        with engine.connect() as con:
+            rows = con.execute(sa.select(staff_user.c.username, staff_user.c.api_token_expires_at)).all()
+    finally:
+        engine.dispose()
+    expires = dict(rows)
+    assert expires["khongma"] is None
+    left = expires["cu"].replace(tzinfo=expires["cu"].tzinfo or timezone.utc) - datetime.now(timezone.utc)
+    assert timedelta(days=89) < left <= timedelta(days=90)

@@ -1,7 +1,7 @@
 """codes are spent under a keyed mark; drafts are named by it; ballots keep no day; owner-sealed rounds
 
 Revision ID: spent_codes
-Revises: ballot_box
+Revises: api_token_expiry
 
 Existing used codes and drafts are converted with the server's secret (``SECRET_KEY``), which the
 ``db upgrade`` command passes in; a database holding either cannot be converted without it.
@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 revision = "spent_codes"
-down_revision = "ballot_box"
+down_revision = "api_token_expiry"
 branch_labels = None
 depends_on = None
 

@@ -34,6 +34,7 @@ ACTION_LABELS = {
     "user.password_change": "Tự đổi mật khẩu",
     "user.role": "Đổi vai trò",
     "user.api_token": "Cấp mã truy cập API",
+    "user.api_token_revoke": "Thu hồi mã truy cập API",
     "round.load": "Nạp đợt khảo sát",
     "round.schedule": "Đặt thời gian nhận phiếu",
     "round.close": "Đóng đợt khảo sát",
@@ -75,6 +76,7 @@ FIELD_LABELS = {
     "addresses_cleared": "số địa chỉ được bỏ chờ", "double_entry": "nhập kép", "pass": "lần nhập",
     "reason": "lý do", "created": "tạo mới", "changes": "thay đổi", "code_ids": "mã", "closed": "đã đóng",
     "quota_cell_id": "ô chỉ tiêu",
+    "expires_at": "hết hạn lúc", "api_token_revoked": "thu hồi mã truy cập API",
 }
 
 

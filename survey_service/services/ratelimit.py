@@ -35,11 +35,13 @@ def client_key(session: Session, scope: str, address: str, *, window_seconds: in
     """The counter key of a client in the current window: ``<scope>:<HMAC-SHA256 of the address under
     the window's key>`` (the address is not kept)."""
     secret = window_key(session, scope, window_seconds=window_seconds, now=now)
-    digest = hmac.new(secret.encode(), _network(address).encode(), hashlib.sha256).hexdigest()
+    digest = hmac.new(secret.encode(), network(address).encode(), hashlib.sha256).hexdigest()
     return f"{scope}:{digest}"
 
 
-def _network(address: str) -> str:
+def network(address: str) -> str:
+    """What a client is counted as: an IPv4 address (an IPv4-mapped IPv6 one too), or an IPv6 address's /64
+    network, the block one subscriber gets and can pick addresses from at will."""
     try:
         ip = ipaddress.ip_address(address or "")
     except ValueError:

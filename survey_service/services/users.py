@@ -8,18 +8,21 @@ import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from survey_service.models import Role, StaffUser
+from survey_service.models import Role, StaffUser, utcnow
 from survey_service.services import audit, login_throttle
 
 MIN_PASSWORD_LENGTH = 10
 #: The login form takes 256 characters; a new password stays well below that.
 MAX_PASSWORD_LENGTH = 128
+#: How long an API token works unless the configuration says otherwise (``API_TOKEN_DAYS``).
+API_TOKEN_DAYS = 90
 USERNAME_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?")
 COMMON_PASSWORDS_FILE = Path(__file__).resolve().parent.parent / "data" / "common_passwords.txt"
 # Checked against when the username is unknown, so both paths cost one scrypt verification.
@@ -33,9 +36,14 @@ class UserError(ValueError):
 @dataclass(frozen=True)
 class LoginResult:
     user: StaffUser | None
-    #: "ok", "bad_credentials", "wait" (too many failures from this address) or "inactive"
+    #: "ok", "bad_credentials", "wait" (too many failures: see ``wait_for``) or "inactive"
     outcome: str
     wait_seconds: int = 0
+    #: The kind of counter that holds a "wait" back: "pair" or "device" (this browser and account),
+    #: "address" (every account from this address) or "account" (this account from everywhere).
+    wait_for: str = ""
+    #: After "ok": the device cookie to set, so that this browser is exempt from the account's delays.
+    device_cookie: str | None = None
 
 
 def normalise_username(text: str) -> str:
@@ -97,32 +105,38 @@ def _role(role: Role | str) -> Role:
 
 def authenticate(
     session: Session, username: str, password: str, *, address: str, secret: str,
-    policy: login_throttle.Policy, now: int | None = None,
+    policy: login_throttle.Policy, device_cookie: str | None = None, now: int | None = None,
 ) -> LoginResult:
-    """Check a password, throttled per (username, client address) with growing delays.
+    """Check a password, with growing delays after failures (:mod:`login_throttle`).
 
     The attempt is counted and committed before the (slow) password check, so parallel attempts see each
-    other; unknown usernames go through the same counting and the same check, and get the same answers.
+    other. An unknown username and a wrong password of a known one do the same work: the same counters,
+    one scrypt check (of a dummy hash), the same audit insert, so neither the answer nor the time it takes
+    tells which accounts exist.
     """
     name = normalise_username(username)
-    keys = {"secret": secret, "username": name, "address": address}
+    device = login_throttle.trusted_device(secret, device_cookie, name, policy)
+    keys = {"secret": secret, "username": name, "address": address, "device": device}
     failures = login_throttle.claim(session, policy=policy, now=now, **keys)
     if failures is None:
-        return LoginResult(None, "wait", login_throttle.wait_seconds(session, now=now, **keys))
+        session.rollback()  # a counter that must still wait: the refused attempt counts nowhere
+        seconds, kind = login_throttle.wait(session, now=now, **keys)
+        return LoginResult(None, "wait", seconds, wait_for=kind)
     if failures == 1:
         login_throttle.forget_old(session, policy, now)
     session.commit()
     user = session.scalar(sa.select(StaffUser).where(StaffUser.username == name))
     if not check_password_hash(user.password_hash if user else _DUMMY_HASH, password) or user is None:
-        if user is not None:
-            audit.record(session, "login.failed", user=user, object_type="staff_user", object_id=user.id,
-                         new={"failures": failures})
+        audit.record(session, "login.failed" if user else "login.unknown_user", user=user,
+                     actor="staff" if user else "anonymous", object_type="staff_user",
+                     object_id=user.id if user else None, new={"failures": failures})
         return LoginResult(None, "bad_credentials")
     if not user.active:
         return LoginResult(user, "inactive")
-    login_throttle.clear(session, **keys)
+    login_throttle.succeed(session, **keys)
     audit.record(session, "login.ok", user=user, object_type="staff_user", object_id=user.id)
-    return LoginResult(user, "ok")
+    return LoginResult(user, "ok",
+                       device_cookie=login_throttle.device_cookie(secret, device_cookie, name, policy))
 
 
 def end_sessions(user: StaffUser) -> None:
@@ -130,30 +144,39 @@ def end_sessions(user: StaffUser) -> None:
     user.session_generation += 1
 
 
-def _set_password(user: StaffUser, new: str) -> None:
+def _set_password(user: StaffUser, new: str) -> bool:
     """The one way a password is replaced, by its owner or by an admin: the same rules, a fresh hash, and
-    every session of the account ends (a stolen cookie dies with the old password)."""
+    every session and the API token of the account end (a stolen cookie or token dies with the old
+    password). Returns whether there was a token."""
     check_password(new, user.username)
     user.password_hash = generate_password_hash(new)
     end_sessions(user)
+    had_token = user.api_token_hash is not None
+    user.api_token_hash = user.api_token_expires_at = None
+    return had_token
 
 
-def change_own_password(session: Session, user: StaffUser, current: str, new: str) -> None:
-    """A staff member sets a new password, proving the current one; other sessions end."""
+def change_own_password(session: Session, user: StaffUser, current: str, new: str) -> bool:
+    """A staff member sets a new password, proving the current one; other sessions and the API token end.
+    Returns whether an API token was withdrawn."""
     if not check_password_hash(user.password_hash, current):
         raise UserError("Mật khẩu hiện tại không đúng.")
     if check_password_hash(user.password_hash, new):
         raise UserError("Mật khẩu mới phải khác mật khẩu hiện tại.")
-    _set_password(user, new)
-    audit.record(session, "user.password_change", user=user, object_type="staff_user", object_id=user.id)
+    had_token = _set_password(user, new)
+    audit.record(session, "user.password_change", user=user, object_type="staff_user", object_id=user.id,
+                 new={"api_token_revoked": True} if had_token else None)
+    return had_token
 
 
-def reset_password(session: Session, user: StaffUser, new: str, *, by: StaffUser, secret: str) -> None:
-    """An admin sets a new password for an account: its sessions end and its login delays are lifted."""
-    _set_password(user, new)
+def reset_password(session: Session, user: StaffUser, new: str, *, by: StaffUser, secret: str) -> bool:
+    """An admin sets a new password for an account: its sessions and API token end and its login delays
+    are lifted. Returns whether an API token was withdrawn."""
+    had_token = _set_password(user, new)
     login_throttle.clear(session, secret=secret, username=user.username)
     audit.record(session, "user.password_reset", user=by, object_type="staff_user", object_id=user.id,
-                 new={"username": user.username})
+                 new={"username": user.username, **({"api_token_revoked": True} if had_token else {})})
+    return had_token
 
 
 def set_role(session: Session, user: StaffUser, role: Role | str, *, by: StaffUser) -> None:
@@ -167,19 +190,35 @@ def set_role(session: Session, user: StaffUser, role: Role | str, *, by: StaffUs
         user.role = role
 
 
-def issue_api_token(session: Session, user: StaffUser, *, by: StaffUser | None = None,
-                    actor: str = "staff") -> str:
-    """Create a new API token for a user (replacing the old one) and return it; only its hash is kept."""
+def issue_api_token(session: Session, user: StaffUser, *, days: int = API_TOKEN_DAYS,
+                    by: StaffUser | None = None, actor: str = "staff", now: datetime | None = None) -> str:
+    """Create a new API token for a user (replacing the old one), working for ``days`` days, and return it;
+    only its hash is kept."""
     token = secrets.token_urlsafe(32)
     user.api_token_hash = hash_token(token)
-    audit.record(session, "user.api_token", user=by, actor=actor, object_type="staff_user", object_id=user.id)
+    user.api_token_expires_at = (now or utcnow()) + timedelta(days=days)
+    audit.record(session, "user.api_token", user=by, actor=actor, object_type="staff_user", object_id=user.id,
+                 new={"expires_at": user.api_token_expires_at.isoformat(timespec="minutes")})
     return token
 
 
-def user_for_token(session: Session, token: str) -> StaffUser | None:
+def revoke_api_token(session: Session, user: StaffUser, *, by: StaffUser | None = None,
+                     actor: str = "staff") -> bool:
+    """Withdraw an account's API token (by its owner or an admin); False when it had none."""
+    if user.api_token_hash is None:
+        return False
+    audit.record(session, "user.api_token_revoke", user=by, actor=actor, object_type="staff_user",
+                 object_id=user.id, new={"username": user.username})
+    user.api_token_hash = user.api_token_expires_at = None
+    return True
+
+
+def user_for_token(session: Session, token: str, now: datetime | None = None) -> StaffUser | None:
+    """The active account whose unexpired token this is, else None."""
     if not token:
         return None
-    user = session.scalar(sa.select(StaffUser).where(StaffUser.api_token_hash == hash_token(token)))
+    user = session.scalar(sa.select(StaffUser).where(StaffUser.api_token_hash == hash_token(token),
+                                                     StaffUser.api_token_expires_at > (now or utcnow())))
     return user if user is not None and user.active else None
 
 

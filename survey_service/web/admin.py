@@ -16,7 +16,7 @@ from survey_service.db import get_session
 from survey_service.models import Role, StaffUser
 from survey_service.services import audit_log as audit_log_service
 from survey_service.services import ballots, rounds, users
-from survey_service.web import round_or_404
+from survey_service.web import confirmation_page, round_or_404
 from survey_service.web.auth import role_required
 from survey_service.web.forms import VietnameseDateField
 from survey_service.web.staff import ROLE_NAMES
@@ -117,6 +117,24 @@ def user_unlock(user_id: int):
     return redirect(url_for("admin.user_list"))
 
 
+@bp.route("/users/<int:user_id>/api-token/revoke", methods=["POST"])
+@role_required(Role.ADMIN)
+def user_token_revoke(user_id: int):
+    """Withdraw an account's API token, e.g. when it may have leaked or its script is retired."""
+    session, user = get_session(), _user_or_404(user_id)
+    page = confirmation_page(f"Thu hồi mã truy cập API của tài khoản {user.username}",
+                             f"Mã truy cập API của tài khoản {user.username} sẽ không dùng được nữa; chủ tài "
+                             "khoản có thể tự tạo mã mới.", "Thu hồi mã", url_for("admin.user_list"))
+    if page is not None:
+        return page
+    if users.revoke_api_token(session, user, by=current_user):
+        session.commit()
+        flash(f"Đã thu hồi mã truy cập API của tài khoản {user.username}.", "info")
+    else:
+        flash(f"Tài khoản {user.username} không có mã truy cập API.", "info")
+    return redirect(url_for("admin.user_list"))
+
+
 @bp.route("/users/<int:user_id>/password", methods=["POST"])
 @role_required(Role.ADMIN)
 def user_password(user_id: int):
@@ -125,8 +143,8 @@ def user_password(user_id: int):
         user_id, ResetPasswordForm(),
         lambda session, user, form: users.reset_password(session, user, form.password.data, by=current_user,
                                                          secret=current_app.config["SECRET_KEY"]),
-        lambda user: f"Đã đặt mật khẩu mới cho tài khoản {user.username}; các phiên đăng nhập của tài khoản "
-                     "đã kết thúc.")
+        lambda user: f"Đã đặt mật khẩu mới cho tài khoản {user.username}; các phiên đăng nhập và mã truy "
+                     "cập API của tài khoản đã hết hiệu lực.")
 
 
 @bp.route("/users/<int:user_id>/role", methods=["POST"])

@@ -33,7 +33,10 @@ OPENAPI: dict = {
         "title": "Survey service API (PAR INDEX / Chỉ số CCHC)",
         "version": "1",
         "description": "Read-only access for staff. Get a token on the staff page “Mã truy cập API” or with "
-                       "`survey-service users token USERNAME`, and send it as `Authorization: Bearer <token>`.",
+                       "`survey-service users token USERNAME`, and send it as `Authorization: Bearer <token>`."
+                       " A token works for `API_TOKEN_DAYS` days (90 by default) and ends sooner when its "
+                       "owner's password is changed or reset, or when it is revoked on that page or by an "
+                       "admin.",
     },
     "servers": [{"url": "/api/v1"}],
     "security": [{"bearerAuth": []}],
@@ -45,7 +48,8 @@ OPENAPI: dict = {
                 "error": {"type": "string"}, "message": {"type": "string"}, "status": {"type": "integer"}}},
         },
         "responses": {
-            "Unauthorized": {"description": "No token, or a token that is not valid.",
+            "Unauthorized": {"description": "No token, or a token that is not valid (unknown, expired, "
+                                            "revoked, or of a disabled account).",
                              "content": {"application/json": {"schema": _ERROR}}},
             "Forbidden": {"description": "The token's account has a role that may not use this endpoint.",
                           "content": {"application/json": {"schema": _ERROR}}},
@@ -67,7 +71,9 @@ def api_roles(*roles: Role):
             user = users.user_for_token(get_session(), token.strip()) if scheme.lower() == "bearer" else None
             if user is None:
                 response = jsonify(error="Chưa xác thực", status=401,
-                                   message="Thiếu mã truy cập API hợp lệ (Authorization: Bearer <mã>).")
+                                   message="Thiếu mã truy cập API hợp lệ (Authorization: Bearer <mã>). "
+                                           "Mã hết hạn sau một thời gian và hết hiệu lực khi đổi mật khẩu "
+                                           "hoặc bị thu hồi: tạo mã mới trên trang “Mã truy cập API”.")
                 response.status_code = 401
                 response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
                 return response

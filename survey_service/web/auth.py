@@ -18,6 +18,16 @@ from survey_service.web import safe_next
 
 bp = Blueprint("auth", __name__, url_prefix="/staff")
 
+#: The cookie that marks a browser where an account logged in before (:mod:`login_throttle`).
+DEVICE_COOKIE = "staff_device"
+#: What a refused attempt is told, by the kind of counter that refused it.
+WAIT_MESSAGES = {
+    "account": "Tài khoản này đã bị đăng nhập sai nhiều lần. Vui lòng đợi {seconds} giây rồi thử lại, hoặc "
+               "đăng nhập trên máy và trình duyệt bạn vẫn dùng, hoặc nhờ quản trị viên bỏ thời gian chờ.",
+    "address": "Đã có nhiều lần đăng nhập sai từ địa chỉ mạng này. Vui lòng đợi {seconds} giây rồi thử lại.",
+}
+WAIT_FROM_THIS_BROWSER = "Đã đăng nhập sai nhiều lần từ máy này. Vui lòng đợi {seconds} giây rồi thử lại."
+
 
 class LoginForm(FlaskForm):
     username = StringField("Tên đăng nhập", validators=[DataRequired("Vui lòng nhập tên đăng nhập."),
@@ -51,7 +61,8 @@ def load_user(session_id: str) -> StaffUser | None:
 def throttle_policy() -> login_throttle.Policy:
     cfg = current_app.config
     return login_throttle.Policy(cfg["LOGIN_FREE_FAILURES"], cfg["LOGIN_MAX_DELAY_SECONDS"],
-                                 cfg["LOGIN_FORGET_SECONDS"])
+                                 cfg["LOGIN_FORGET_SECONDS"], cfg["LOGIN_ACCOUNT_FREE_FAILURES"],
+                                 cfg["LOGIN_ADDRESS_FREE_FAILURES"], cfg["LOGIN_DEVICE_COOKIE_DAYS"])
 
 
 def start_session(user: StaffUser) -> None:
@@ -79,18 +90,24 @@ def login():
     form = LoginForm()
     status, headers = 200, {}
     if form.validate_on_submit():
-        session = get_session()
+        session, policy = get_session(), throttle_policy()
         result = users.authenticate(
             session, form.username.data, form.password.data, address=request.remote_addr or "",
-            secret=current_app.config["SECRET_KEY"], policy=throttle_policy(),
+            secret=current_app.config["SECRET_KEY"], policy=policy,
+            device_cookie=request.cookies.get(DEVICE_COOKIE),
         )
         session.commit()
         if result.outcome == "ok":
             start_session(result.user)
-            return redirect(safe_next(request.args.get("next")) or url_for("staff.home"))
+            response = redirect(safe_next(request.args.get("next")) or url_for("staff.home"))
+            response.set_cookie(DEVICE_COOKIE, result.device_cookie,
+                                max_age=policy.device_cookie_days * 86_400, path=url_for("auth.login"),
+                                secure=current_app.config["SESSION_COOKIE_SECURE"], httponly=True,
+                                samesite="Lax")
+            return response
         if result.outcome == "wait":
-            flash(f"Đã đăng nhập sai nhiều lần từ máy này. Vui lòng đợi {result.wait_seconds} giây rồi thử "
-                  "lại.", "error")
+            message = WAIT_MESSAGES.get(result.wait_for, WAIT_FROM_THIS_BROWSER)
+            flash(message.format(seconds=result.wait_seconds), "error")
             status, headers = 429, {"Retry-After": str(result.wait_seconds)}
         elif result.outcome == "inactive":
             flash("Tài khoản đã bị vô hiệu hóa. Liên hệ quản trị viên.", "error")
@@ -125,7 +142,7 @@ def password():
     if form.validate_on_submit():
         session = get_session()
         try:
-            users.change_own_password(session, current_user, form.current.data, form.new.data)
+            token_ended = users.change_own_password(session, current_user, form.current.data, form.new.data)
         except users.UserError as exc:
             session.rollback()
             form.new.errors.append(str(exc))
@@ -133,7 +150,8 @@ def password():
         else:
             session.commit()
             start_session(current_user._get_current_object())
-            flash("Đã đổi mật khẩu. Các phiên đăng nhập khác của tài khoản đã kết thúc.", "info")
+            flash("Đã đổi mật khẩu. Các phiên đăng nhập khác của tài khoản đã kết thúc"
+                  + (", mã truy cập API cũ không còn dùng được." if token_ended else "."), "info")
             return redirect(url_for("staff.home"))
     elif request.method == "POST":
         status = 400
