@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
+import hashlib
 import json
+import re
 import shutil
 import unicodedata
 from pathlib import Path
@@ -12,6 +15,7 @@ import pytest
 import yaml
 
 from analysis import recommend_sample_size
+from survey_service.questionnaires.types import canonical_json
 from survey_service.questionnaires import (
     QuestionnaireError,
     QuotaDef,
@@ -165,7 +169,10 @@ def test_definition_and_content_hash(rnd, questionnaires):
     assert json.loads(json.dumps(d, ensure_ascii=False)) == d
     assert d["opens_on"] == "2023-09-01" and len(d["agencies"]) == 43
     assert d["form_versions"] == {f: questionnaires[f].version for f in FORMS}
-    assert len(rnd.content_hash) == 64 and int(rnd.content_hash, 16) >= 0
+    # the full sha256 of the canonical definition: the same round gives the same hash, any change another
+    assert rnd.content_hash == hashlib.sha256(canonical_json(d).encode("utf-8")).hexdigest()
+    changed = dataclasses.replace(rnd, opens_on=rnd.opens_on + dt.timedelta(days=1))
+    assert re.fullmatch(r"[0-9a-f]{64}", changed.content_hash) and changed.content_hash != rnd.content_hash
     again = load_round(REAL_ROUND, load_questionnaires(REPO_QUESTIONNAIRES))
     assert again == rnd and again.content_hash == rnd.content_hash
 
