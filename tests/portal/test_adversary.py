@@ -169,6 +169,21 @@ def _code_rows(session, database_url: str) -> dict[str, object]:
     return {code: data.find(code.encode()) for code in session.scalars(sa.select(InvitationCode.code))}
 
 
+def _dump(session, database_url: str) -> str:
+    """The database as a backup would have it: PostgreSQL's ``pg_dump`` (rows in their physical order),
+    SQLite's SQL dump."""
+    session.commit()
+    if session.get_bind().dialect.name == "postgresql":
+        url = sa.engine.make_url(database_url)
+        return subprocess.run(["pg_dump", "-h", url.host, "-p", str(url.port or 5432), "-U", url.username, url.database],
+                              env={**os.environ, "PGPASSWORD": url.password}, capture_output=True, text=True,
+                              check=True).stdout
+    import sqlite3
+
+    with sqlite3.connect(sa.engine.make_url(database_url).database) as con:
+        return "\n".join(con.iterdump())
+
+
 def _database_bytes(session, database_url: str, wal_start: str | None) -> tuple[bytes, dict[str, bytes], bytes]:
     """Everything the adversary reads from disk: (all files, {table: its own file}, the write-ahead log).
 
@@ -297,6 +312,7 @@ def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, quest
     assert min(len(keys) for keys in batch_sizes.values()) >= k_min, batch_sizes
     assert not session.scalar(sa.select(sa.func.count()).select_from(Ballot))
     all_bytes, table_bytes, wal = _database_bytes(session, database_url, wal_start)  # as they are: no compaction
+    dump = _dump(session, database_url)
     # the searches below do find what they look for
     stored_uids, stored_texts = {r.uid.encode() for r in rows}, {r.value.encode() for r in rows}
     assert all(all_bytes.count(x) for x in stored_uids | stored_texts)
@@ -319,6 +335,8 @@ def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, quest
         "smallest answer id": lambda r: min(a.id for a in per_answer[r.id]),
         "mean answer id": lambda r: np.mean([a.id for a in per_answer[r.id]]),
         "response's place in the file": lambda r: table_bytes["response"].find(r.uid.encode()),
+        "response's place in the dump": lambda r: dump.find(r.uid),
+        "text's place in the dump": lambda r: dump.find(r.value),
         "response's last place in the file": lambda r: table_bytes["response"].rfind(r.uid.encode()),
         "copies of the uid in the table file": lambda r: table_bytes["response"].count(r.uid.encode()),
         "text's place in the table file": lambda r: table_bytes["answer"].find(r.value.encode()),
@@ -371,6 +389,7 @@ def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, quest
         "code's place in the table file": lambda c: table_bytes["invitation_code"].find(c.code.encode()),
         "code's last place in the files": lambda c: all_bytes.rfind(c.code.encode()),
         "copies of the code in the files": lambda c: all_bytes.count(c.code.encode()),
+        "code's place in the dump": lambda c: dump.find(c.code),
         **({"code ctid": lambda c: ctid(c.ctid), "code xmin": lambda c: int(c.xmin)} if pg
            else {"code rowid": lambda c: c.row_number}),
     }
