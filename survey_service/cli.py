@@ -520,10 +520,14 @@ def codes_group():
 def codes_issue(round_code, form_code, agency_code, count, out, pdf):
     """Issue COUNT new codes for a quota cell and write them to a CSV (and optionally a PDF)."""
     from survey_service.models import CodeStatus
-    from survey_service.services import invitations
+    from survey_service.services import invitations, rounds
 
     session = get_session()
     rnd = _round_or_fail(session, round_code)
+    try:
+        rounds.check_collecting(rnd, rounds.local_today())  # its respondents could not answer any more
+    except rounds.RoundError as exc:
+        fail(f"LỖI {exc} Không phát mã nào.")
     try:
         cell = invitations.find_cell(session, rnd, form_code, agency_code)
         batch = invitations.issue_codes(session, cell, count, actor="cli")

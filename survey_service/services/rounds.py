@@ -324,14 +324,15 @@ def list_rounds(session: Session) -> list[Round]:
 
 
 def form_versions(session: Session, rnd: Round) -> list[dict]:
-    """Every questionnaire version a round's forms have had, with its response count (one query each)."""
+    """The questionnaire versions of this round's forms: the current ones and any that holds responses of
+    this round, with their response counts. Another round's versions of a shared form code are not listed."""
     current = {rf.form_code: rf.questionnaire_version_id for rf in rnd.forms}
     counts = dict(session.execute(
         sa.select(Response.questionnaire_version_id, sa.func.count())
         .where(Response.round_id == rnd.id).group_by(Response.questionnaire_version_id)
     ).all())
     versions = session.scalars(
-        sa.select(QuestionnaireVersion).where(QuestionnaireVersion.form_code.in_(list(current)))
+        sa.select(QuestionnaireVersion).where(QuestionnaireVersion.id.in_([*current.values(), *counts]))
         .order_by(QuestionnaireVersion.form_code, QuestionnaireVersion.created_at)
     ).all()
     return [
