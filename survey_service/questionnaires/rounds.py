@@ -323,12 +323,32 @@ def _load_staff_counts(
     return tuple(counts.values())
 
 
-def _discover(directory: Path, loader, file_name: str) -> dict:
-    """Scales/criteria of the questionnaire root two levels up (questionnaires/rounds/<CODE>/)."""
-    candidate = directory.parent.parent / file_name
-    if directory.parent.name == "rounds" and candidate.exists():
-        return loader(candidate)
-    return {}
+def _support_dirs(directory: Path, questionnaire_dir: str | Path | None) -> list[Path]:
+    """Where a round's scales and criteria files are looked for: the questionnaire directory its forms
+    come from, then the questionnaire root two levels up (``questionnaires/rounds/<CODE>/``)."""
+    found = [Path(questionnaire_dir)] if questionnaire_dir is not None else []
+    if directory.parent.name == "rounds":
+        found.append(directory.parent.parent)
+    return list(dict.fromkeys(p.resolve() for p in found))
+
+
+def _discover(folders: Sequence[Path], loader, file_name: str) -> dict:
+    """The definitions of ``file_name`` in ``folders``, the first folder winning a code found twice."""
+    found: dict = {}
+    for folder in reversed(folders):
+        if (folder / file_name).is_file():
+            found.update(loader(folder / file_name))
+    return found
+
+
+def _name_searched(exc: QuestionnaireError, folders: Sequence[Path]) -> QuestionnaireError:
+    """A methodology error about an unknown scale or criterion, saying where they were looked for."""
+    for what, file_name in (("unknown scale", SCALES_FILE), ("unknown criterion", CRITERIA_FILE)):
+        if what in exc.reason:
+            places = ", ".join(str(f / file_name) for f in folders) or "no questionnaire directory"
+            return QuestionnaireError(exc.file, exc.item, f"{exc.reason} (looked for in {places} and in the "
+                                      "round's forms; give --questionnaires DIR)", label=exc.label)
+    return exc
 
 
 def _check_form_kinds(
@@ -411,6 +431,7 @@ def load_round(
     scales: Mapping[str, Scale] | None = None,
     criteria: Mapping[str, Criterion] | None = None,
     earlier_rounds: Sequence[str | Path] = (),
+    questionnaire_dir: str | Path | None = None,
 ) -> RoundDef:
     """Load and cross-check a round directory against the loaded questionnaires.
 
@@ -418,7 +439,8 @@ def load_round(
     (code,kind,name[,continues]), ``quotas.csv`` (form,agency,channel,target[,note]), ``methodology.yaml``,
     and optionally ``supervising.yaml`` (required with a ``rates: supervising`` form) and
     ``staff_counts.csv`` (agency,form,staff,source). ``scales``/``criteria`` are what the methodology may
-    reference; by default those of the questionnaire root (``../../scales.yaml``) plus those the forms use.
+    reference; by default those of ``questionnaire_dir`` and of the questionnaire root (``../../scales.yaml``)
+    plus those the forms use.
     The rounds an agency ``continues`` are looked up next to this one, then in ``earlier_rounds``.
     """
     directory = Path(directory)
@@ -474,17 +496,19 @@ def load_round(
     quotas = _load_quotas(directory / QUOTAS_FILE, forms, agencies, cell_kinds)
     staff = _load_staff_counts(directory / STAFF_FILE, forms, agencies, cell_kinds)
 
-    known_scales = _discover(directory, load_scales, SCALES_FILE) if scales is None else dict(scales)
-    known_criteria = (
-        _discover(directory, load_criteria, CRITERIA_FILE) if criteria is None else dict(criteria)
-    )
+    folders = _support_dirs(directory, questionnaire_dir)
+    known_scales = _discover(folders, load_scales, SCALES_FILE) if scales is None else dict(scales)
+    known_criteria = _discover(folders, load_criteria, CRITERIA_FILE) if criteria is None else dict(criteria)
     for q in forms.values():
         known_scales.update({k: v for k, v in q.scales.items() if k not in known_scales})
         known_criteria.update({k: v for k, v in q.criteria.items() if k not in known_criteria})
-    methodology = validate_methodology(
-        read_yaml(directory / METHODOLOGY_FILE), METHODOLOGY_FILE, forms,
-        list(kinds), known_scales, known_criteria, _covered_kinds(forms, quotas, agencies, supervision),
-    )
+    try:
+        methodology = validate_methodology(
+            read_yaml(directory / METHODOLOGY_FILE), METHODOLOGY_FILE, forms,
+            list(kinds), known_scales, known_criteria, _covered_kinds(forms, quotas, agencies, supervision),
+        )
+    except QuestionnaireError as exc:
+        raise _name_searched(exc, folders if scales is None else []) from None
     return RoundDef(
         code=code,
         name=as_text(data["name"], rname, None, "name"),

@@ -64,7 +64,7 @@ def check_round(round_dir: str | Path, questionnaire_dir: str | Path, *,
 
 def _read(round_dir, questionnaire_dir, earlier_rounds) -> tuple[qn.RoundDef, dict[str, qn.Questionnaire]]:
     questionnaires = qn.load_questionnaires(questionnaire_dir)
-    round_def = qn.load_round(round_dir, questionnaires,
+    round_def = qn.load_round(round_dir, questionnaires, questionnaire_dir=questionnaire_dir,
                               earlier_rounds=[Path(questionnaire_dir) / "rounds", *earlier_rounds])
     return round_def, questionnaires
 
