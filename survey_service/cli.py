@@ -183,7 +183,7 @@ def round_check(round_dir, questionnaire_dir):
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory to write CODE/ in.")
 @with_appcontext
 def round_new(code, province, unit, source, out):
-    """Write a starting round directory CODE for a province, from a bundled round; then edit and `round check` it."""
+    """Write a starting round directory CODE for a province from a bundled round, to edit and check."""
     from survey_service.services import rounds
 
     try:
@@ -191,8 +191,9 @@ def round_new(code, province, unit, source, out):
                                       code, province, unit)
     except rounds.RoundError as exc:
         fail(f"LỖI {exc}")
-    click.echo(f"Đã tạo đợt {code} ({unit} {province}) tại {target}, từ đợt {source}. Thay danh sách cơ quan, "
-               f"chỉ tiêu và số cán bộ bằng của {unit}, rồi chạy: survey-service round check {target}")
+    click.echo(f"Đã tạo đợt {code} ({unit} {province}) tại {target}, từ đợt {source}. "
+               f"Thay danh sách cơ quan, chỉ tiêu và số cán bộ bằng của {unit}, rồi chạy: "
+               f"survey-service round check {target}")
 
 
 @round_group.command("load")

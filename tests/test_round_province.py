@@ -34,7 +34,8 @@ def test_an_unknown_scale_names_where_it_was_looked_for(runner, tmp_path):
     path = directory / "methodology.yaml"
     path.write_text(path.read_text(encoding="utf-8").replace("  CK: linear", "  CK: linear\n  ZZ: linear"),
                     encoding="utf-8")
-    result = runner.invoke(args=["round", "check", str(directory), "--questionnaires", str(QUESTIONNAIRE_DIR)])
+    result = runner.invoke(args=["round", "check", str(directory),
+                                 "--questionnaires", str(QUESTIONNAIRE_DIR)])
     assert result.exit_code == 1
     assert "unknown scale 'ZZ'" in result.output
     assert f"looked for in {QUESTIONNAIRE_DIR.resolve() / 'scales.yaml'}" in result.output
@@ -118,7 +119,8 @@ def test_round_new_refuses_bad_input_and_writes_nothing(runner, tmp_path):
                                     "--from", "XYZ-1999", "--out", str(tmp_path)])
     assert no_source.exit_code == 1 and "Không có đợt mẫu" in no_source.output
     assert not (tmp_path / "HYN-2026").exists()
-    runner.invoke(args=["round", "new", "HYN-2026", "--province", "Hưng Yên", "--unit", "tỉnh", "--out", str(tmp_path)])
+    runner.invoke(args=["round", "new", "HYN-2026", "--province", "Hưng Yên", "--unit", "tỉnh",
+                        "--out", str(tmp_path)])
     again = runner.invoke(args=["round", "new", "HYN-2026", "--province", "Hưng Yên", "--unit", "tỉnh",
                                 "--out", str(tmp_path)])
     assert again.exit_code == 1 and "đã có; không ghi đè" in again.output
@@ -133,9 +135,11 @@ def test_round_check_warns_of_a_form_naming_another_province(runner, tmp_path):
     made = runner.invoke(args=["round", "new", "HYN-2026", "--province", "Hưng Yên", "--unit", "tỉnh",
                                "--out", str(tmp_path)])
     assert made.exit_code == 0
-    checked = runner.invoke(args=["round", "check", str(tmp_path / "HYN-2026"), "--questionnaires", str(copy)])
+    checked = runner.invoke(args=["round", "check", str(tmp_path / "HYN-2026"),
+                                  "--questionnaires", str(copy)])
     assert checked.exit_code == 0, checked.output
-    assert "CẢNH BÁO Phiếu CC-CX nhắc tới thành phố Đà Nẵng, không phải tỉnh Hưng Yên của đợt" in checked.output
+    warning = "CẢNH BÁO Phiếu CC-CX nhắc tới thành phố Đà Nẵng, không phải tỉnh Hưng Yên của đợt"
+    assert warning in checked.output
     assert checked.output.count("CẢNH BÁO") == 1
 
 
@@ -147,4 +151,20 @@ def test_a_form_is_worded_for_the_round_keeping_its_version():
     assert worded.version == form.version and "{unit}" in form.title
     assert worded.title.startswith("Phiếu khảo sát ý kiến đại biểu Hội đồng nhân dân tỉnh đánh giá")
     assert "trên địa bàn tỉnh Hưng Yên" in worded.instructions
-    assert qn.other_places(worded, "Hưng Yên") == [] and qn.other_places(worded, "Đà Nẵng") == ["tỉnh Hưng Yên"]
+    assert qn.other_places(worded, "Hưng Yên") == []
+    assert qn.other_places(worded, "Đà Nẵng") == ["tỉnh Hưng Yên"]
+
+
+def test_the_round_format_page_is_the_one_the_loader_specs_generate():
+    from survey_service.questionnaires.rounds import ROUND_FIELDS, format_reference
+    from tests.conftest import REPO_DIR
+
+    page = (REPO_DIR / "docs" / "round-format.md").read_text(encoding="utf-8")
+    assert page == format_reference(), (
+        "docs/round-format.md is out of date: python -c \"from survey_service.questionnaires.rounds import "
+        "format_reference; print(format_reference(), end='')\" > docs/round-format.md")
+    for key in ("opens_on", "organiser", "province_type", "min_breakdown", "continues", "cells_per"):
+        assert f"| `{key}` |" in page
+    bundled = yaml.safe_load((QUESTIONNAIRE_DIR / "rounds" / "DNG-2026" / "round.yaml")
+                             .read_text(encoding="utf-8"))
+    assert set(bundled) <= {f.key for f in ROUND_FIELDS}

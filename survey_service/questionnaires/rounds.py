@@ -73,23 +73,24 @@ PROVINCE_TYPES = ("tỉnh", "thành phố")
 DEFAULT_ORGANISER = "Sở Nội vụ {unit} {province}"
 
 ROUND_FIELDS = (
-    FieldSpec("code", "text", "The round code, e.g. HYN-2026 (letters, a hyphen, the year); the directory's name."),
+    FieldSpec("code", "text", "The round code, e.g. HYN-2026 (letters, a hyphen, the year); the directory's "
+              "name."),
     FieldSpec("name", "text", "The round's title on pages, sheets and exports."),
     FieldSpec("province", "text", "The province's name without its kind of unit, e.g. \"Hưng Yên\"; fills "
               "`{province}` in the forms' texts."),
     FieldSpec("province_type", " or ".join(PROVINCE_TYPES), "Its kind of unit; fills `{unit}` in the forms' "
               "texts and heads the printed sheets (\"TỈNH HƯNG YÊN\").", PROVINCE_TYPES[0]),
-    FieldSpec("organiser", "text", "Who runs the survey, as invitation slips, page headers and printed sheets "
-              "name it.", DEFAULT_ORGANISER.replace("{unit}", "<province_type>").replace("{province}", "<province>")),
+    FieldSpec("organiser", "text", "Who runs the survey, as invitation slips, page headers and printed "
+              "sheets name it.", "Sở Nội vụ <province_type> <province>"),
     FieldSpec("year", "integer (2000 or later)", "The year the round evaluates."),
     FieldSpec("legal_basis", "text", "The plan or decision the survey is run under."),
     FieldSpec("opens_on", "date (YYYY-MM-DD)", "First day codes and sheets are accepted."),
     FieldSpec("closes_on", "date (YYYY-MM-DD)", "Last day they are accepted (not before opens_on)."),
     FieldSpec("portal", "text", "The province's portal address, as the invitations print it."),
-    FieldSpec("forms", "list of form codes", "The questionnaires of the round, each a file of the questionnaire "
-              "directory (forms.yaml)."),
-    FieldSpec("agency_kinds", "list of {code, label, plural}", "The kinds of agency rated, in the order of pages "
-              "and exports; code is lower-case (department, commune, …)."),
+    FieldSpec("forms", "list of form codes", "The questionnaires of the round, each a file of the "
+              "questionnaire directory (forms.yaml)."),
+    FieldSpec("agency_kinds", "list of {code, label, plural}", "The kinds of agency rated, in the order of "
+              "pages and exports; code is lower-case (department, commune, …)."),
     FieldSpec("own_staff_forms", "list of form codes", "Forms answered by the rated agency's own staff "
               "(rates: own); [] for none."),
     FieldSpec("settings", "mapping", "The round's switches, below."),
@@ -101,8 +102,8 @@ SETTINGS_FIELDS = (
     FieldSpec("unsampled_keyed_count_as_verified", "bool", "A sheet not drawn for double entry counts as "
               "verified once keyed."),
     FieldSpec("surplus_in_analysis", "bool", "Responses beyond a quota cell's target are analysed too."),
-    FieldSpec("min_breakdown", "count (1 or more)", "No figure about fewer respondents than this, of any group "
-              "about one agency, is shown or exported.", "5"),
+    FieldSpec("min_breakdown", "count (1 or more)", "No figure about fewer respondents than this, of any "
+              "group about one agency, is shown or exported.", "5"),
 )
 AGENCY_KIND_FIELDS = (
     FieldSpec("code", "text", "Lower-case code, used by agencies.csv and the forms' rated_kinds."),
@@ -118,8 +119,8 @@ AGENCY_COLUMNS = (
 )
 QUOTA_COLUMNS = (
     FieldSpec("form", "form code", "A form of the round."),
-    FieldSpec("agency", "agency code", "The agency of the cell (a supervising form: the unit of its cells_per "
-              "kind); blank for a matrix form's single cell."),
+    FieldSpec("agency", "agency code", "The agency of the cell (a supervising form: the unit of its "
+              "cells_per kind); blank for a matrix form's single cell."),
     FieldSpec("channel", " or ".join(CHANNELS), "Must be the form's channel."),
     FieldSpec("target", "integer", "Responses wanted in the cell."),
     FieldSpec("note", "text", "Where the figure comes from.", "(blank)"),
@@ -625,7 +626,8 @@ def load_round(
 
 
 #: "tỉnh Quảng Nam", "thành phố Đà Nẵng", "Tỉnh Quảng Nam": a province-level unit named in a text.
-_PLACE_RE = re.compile(r"\b([Tt]ỉnh|[Tt]hành phố)\s+((?:[A-ZĐÂĂÊÔƠƯÁÀẢÃẠ][\w]*)(?:\s+[A-ZĐÂĂÊÔƠƯÁÀẢÃẠ][\w]*)*)")
+_CAPITAL = "A-ZĐÂĂÊÔƠƯÁÀẢÃẠ"
+_PLACE_RE = re.compile(rf"\b([Tt]ỉnh|[Tt]hành phố)\s+((?:[{_CAPITAL}]\w*)(?:\s+[{_CAPITAL}]\w*)*)")
 
 
 def other_places(questionnaire: Questionnaire, province: str) -> list[str]:
@@ -639,3 +641,53 @@ def other_places(questionnaire: Questionnaire, province: str) -> list[str]:
             if match.group(2) != province and match.group(0) not in found:
                 found.append(" ".join(match.group(0).split()))
     return found
+
+
+def _table(specs) -> list[str]:
+    rows = ["| Key | Type | Default | Meaning |", "|---|---|---|---|"]
+    for f in specs:
+        default = "required" if f.required else f"`{f.default}`"
+        rows.append(f"| `{f.key}` | {f.type} | {default} | {f.meaning} |")
+    return rows + [""]
+
+
+def format_reference() -> str:
+    """docs/round-format.md, written from the field specs the loader validates with (a test keeps the
+    committed page equal to this)."""
+    lines = [
+        "# The round directory", "",
+        "<!-- Generated by survey_service.questionnaires.rounds.format_reference(); do not edit by hand. -->", "",
+        "A round lives in a directory named after its code (`questionnaires/rounds/HYN-2026/` or anywhere,",
+        "with `--questionnaires DIR` naming the forms). `survey-service round new CODE --province NAME --unit",
+        "tỉnh|thành phố [--from QNA-2023|DNG-2026] --out DIR` writes one to start from; `round check DIR`",
+        "reads it exactly as `round load` does.", "",
+        f"## {ROUND_FILE}", "",
+        *_table(ROUND_FIELDS),
+        "The forms' texts write the province as `{unit} {province}` (\"trên địa bàn {unit} {province}\"): the",
+        "round fills them in on pages, previews, printed sheets and exports. `round check` warns when a form",
+        "names another province.", "",
+        "### settings", "",
+        *_table(SETTINGS_FIELDS),
+        "### agency_kinds entries", "",
+        *_table(AGENCY_KIND_FIELDS),
+        f"## {AGENCIES_FILE}", "", "One row per agency rated, in the order of pages and exports.", "",
+        *_table(AGENCY_COLUMNS),
+        f"## {QUOTAS_FILE}", "", "One row per quota cell: a form and the agency its respondents are sampled in.", "",
+        *_table(QUOTA_COLUMNS),
+        f"## {SUPERVISING_FILE} (with a `rates: supervising` form)", "",
+        "One entry per supervising form, keyed by its code.", "",
+        *_table(SUPERVISING_FIELDS),
+        f"## {STAFF_FILE} (optional)", "",
+        *_table(STAFF_COLUMNS),
+        f"## {METHODOLOGY_FILE}", "",
+        "The scoring settings: the coefficient preset of each scale (`coefficient_presets`), the options",
+        "counted as positive (`positive_options`), the satisfaction scale and items, the maximum points per",
+        "criterion and agency kind (`max_points`), the weight of each respondent group (`group_weights`), the",
+        "smallest group reported (`n_min`), the validity rule (`validity`) and the online sample sizing",
+        "(`online_sample_size`). The keys and their",
+        "checks are those of the methodology validation (`survey_service/questionnaires/methodology.py`); the",
+        "bundled rounds' files comment each one. Scales and criteria named there are looked for in",
+        "`scales.yaml`/`criteria.yaml` of the `--questionnaires` directory and of the questionnaire root two",
+        "levels above the round.",
+    ]
+    return "\n".join(lines) + "\n"

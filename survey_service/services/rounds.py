@@ -82,8 +82,9 @@ def wording_warnings(round_def: qn.RoundDef, questionnaire_dir: str | Path) -> l
     for code in round_def.form_codes:
         places = qn.other_places(questionnaires[code], round_def.province)
         if places:
-            warnings.append(f"Phiếu {code} nhắc tới {', '.join(places)}, không phải {round_def.province_type} "
-                            f"{round_def.province} của đợt: thay bằng {{unit}} {{province}} trong tệp "
+            warnings.append(f"Phiếu {code} nhắc tới {', '.join(places)}, không phải "
+                            f"{round_def.province_type} {round_def.province} của đợt: "
+                            "thay bằng {unit} {province} trong tệp "
                             f"{questionnaires[code].file_name}.")
     return warnings
 
@@ -96,7 +97,8 @@ def new_round_dir(source_dir: str | Path, out: str | Path, code: str, province: 
     :raises RoundError: a code or unit that is not valid, or a directory that exists already.
     """
     if not ROUND_CODE_RE.match(code):
-        raise RoundError(f"Mã đợt {code!r} không hợp lệ: chữ in hoa và số, nối bằng dấu gạch ngang (ví dụ HYN-2026).")
+        raise RoundError(f"Mã đợt {code!r} không hợp lệ: chữ in hoa và số, nối bằng dấu gạch ngang "
+                         "(ví dụ HYN-2026).")
     if unit not in PROVINCE_TYPES:
         raise RoundError(f"Loại đơn vị phải là {' hoặc '.join(PROVINCE_TYPES)}.")
     if not province.strip():
@@ -124,11 +126,13 @@ def new_round_dir(source_dir: str | Path, out: str | Path, code: str, province: 
               "closes_on": date(year, data["closes_on"].month, data["closes_on"].day),
               "portal": "cần điền địa chỉ cổng thông tin"}
     values.pop("organiser", None)  # the default names the new province's Sở Nội vụ
-    header = (f"# Round {code} of {unit} {province.strip()}, started from {source.name} by `round new`: replace the\n"
-              "# agencies, quotas, staff counts and supervising mappings copied from it with the province's own.\n"
+    header = (f"# Round {code} of {unit} {province.strip()}, started from {source.name} by `round new`:\n"
+              "# replace the agencies, quotas, staff counts and supervising mappings copied from it\n"
+              "# with the province's own.\n"
               "# Every key is described in docs/round-format.md.\n\n")
     ordered = {f.key: values[f.key] for f in ROUND_FIELDS if f.key in values}
-    ordered["settings"] = {f.key: values["settings"][f.key] for f in SETTINGS_FIELDS if f.key in values["settings"]}
+    settings = values["settings"]
+    ordered["settings"] = {f.key: settings[f.key] for f in SETTINGS_FIELDS if f.key in settings}
     (target / ROUND_FILE).write_text(header + yaml.safe_dump(ordered, allow_unicode=True, sort_keys=False),
                                      encoding="utf-8")
     return target
