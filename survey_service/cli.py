@@ -155,13 +155,16 @@ def round_check(round_dir, questionnaire_dir):
     from survey_service import questionnaires as qn
     from survey_service.services import rounds
 
+    questionnaires = _questionnaire_dir(round_dir, questionnaire_dir)
     try:
-        r = rounds.check_round(round_dir, _questionnaire_dir(round_dir, questionnaire_dir),
-                               earlier_rounds=_earlier_rounds())
+        r = rounds.check_round(round_dir, questionnaires, earlier_rounds=_earlier_rounds())
     except qn.QuestionnaireError as exc:
         fail(f"LỖI {exc}")
+    for warning in rounds.wording_warnings(r, questionnaires):
+        click.secho(f"CẢNH BÁO {warning}", fg="yellow", err=True)
     counts = {k.code: len(r.agencies_of_kind(k.code)) for k in r.kinds}
-    click.echo(f"Đợt {r.code}: {r.name} ({r.province}, {r.opens_on:%d/%m/%Y} – {r.closes_on:%d/%m/%Y})")
+    click.echo(f"Đợt {r.code}: {r.name} ({r.province_type} {r.province}, {r.opens_on:%d/%m/%Y} – "
+               f"{r.closes_on:%d/%m/%Y}; tổ chức: {r.organiser})")
     for kind in r.kinds:
         click.echo(f"  {kind.code:<12} {counts[kind.code]:>4}  {kind.plural}")
     paper = sum(q.target for q in r.quotas if q.channel == "paper")
@@ -169,6 +172,28 @@ def round_check(round_dir, questionnaire_dir):
     click.echo(f"  {len(r.form_codes)} phiếu, {len(r.quotas)} ô chỉ tiêu ({paper} phiếu giấy), "
                f"{continued} cơ quan kế tục cơ quan của đợt trước")
     click.echo(f"Đợt {r.code} hợp lệ.")
+
+
+@round_group.command("new")
+@click.argument("code")
+@click.option("--province", required=True, help='The province\'s name, e.g. "Hưng Yên".')
+@click.option("--unit", required=True, type=click.Choice(["tỉnh", "thành phố"]), help="Its kind of unit.")
+@click.option("--from", "source", default="DNG-2026", show_default=True,
+              help="The bundled round to start from (QNA-2023: with districts; DNG-2026: communes only).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory to write CODE/ in.")
+@with_appcontext
+def round_new(code, province, unit, source, out):
+    """Write a starting round directory CODE for a province from a bundled round, to edit and check."""
+    from survey_service.services import rounds
+
+    try:
+        target = rounds.new_round_dir(Path(current_app.config["QUESTIONNAIRE_DIR"]) / "rounds" / source, out,
+                                      code, province, unit)
+    except rounds.RoundError as exc:
+        fail(f"LỖI {exc}")
+    click.echo(f"Đã tạo đợt {code} ({unit} {province}) tại {target}, từ đợt {source}. "
+               f"Thay danh sách cơ quan, chỉ tiêu và số cán bộ bằng của {unit}, rồi chạy: "
+               f"survey-service round check {target}")
 
 
 @round_group.command("load")
@@ -520,10 +545,14 @@ def codes_group():
 def codes_issue(round_code, form_code, agency_code, count, out, pdf):
     """Issue COUNT new codes for a quota cell and write them to a CSV (and optionally a PDF)."""
     from survey_service.models import CodeStatus
-    from survey_service.services import invitations
+    from survey_service.services import invitations, rounds
 
     session = get_session()
     rnd = _round_or_fail(session, round_code)
+    try:
+        rounds.check_collecting(rnd, rounds.local_today())  # its respondents could not answer any more
+    except rounds.RoundError as exc:
+        fail(f"LỖI {exc} Không phát mã nào.")
     try:
         cell = invitations.find_cell(session, rnd, form_code, agency_code)
         batch = invitations.issue_codes(session, cell, count, actor="cli")
@@ -535,7 +564,7 @@ def codes_issue(round_code, form_code, agency_code, count, out, pdf):
     fresh = {c.id: CodeStatus.UNUSED for c in batch.codes}  # (just issued: none used yet)
     Path(out).write_text(invitations.batch_csv(batch, base_url, fresh), encoding="utf-8")
     if pdf:
-        Path(pdf).write_bytes(invitations.batch_pdf(batch, base_url, fresh, organiser=current_app.config["ORGANISER"],
+        Path(pdf).write_bytes(invitations.batch_pdf(batch, base_url, fresh, organiser=rnd.organiser,
                                                     round_name=rnd.name))
     click.echo(f"Đã phát {count} mã cho {invitations.cell_label(cell)} (lô {batch.id}) vào {out}"
                + (f" và {pdf}" if pdf else "") + ".")

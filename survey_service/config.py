@@ -36,8 +36,10 @@ DEFAULTS = {
     #: and set X-Forwarded-Proto (nginx in front of gunicorn: 1). 0 trusts neither header, so a client that
     #: reaches the service directly cannot choose the address its code look-ups and logins are counted under.
     "TRUSTED_PROXIES": 0,
-    "PORTAL_NAME": "Cổng thông tin điện tử cải cách hành chính tỉnh Quảng Nam",
-    "ORGANISER": "Sở Nội vụ tỉnh Quảng Nam",
+    #: The portal's name in page titles and footers; None: "Khảo sát cải cách hành chính – <organiser>".
+    "PORTAL_NAME": None,
+    #: Who the pages about no round say runs the survey; None: the latest round's organiser (round.yaml).
+    "ORGANISER": None,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     #: Session cookies go over HTTPS only; the demo and the tests, served over plain HTTP, turn it off.

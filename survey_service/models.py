@@ -90,8 +90,8 @@ class Round(Base):
     methodology_hash: Mapped[str] = mapped_column(sa.String(64))
     #: What the round is made of, from round.yaml and supervising.yaml: ``kinds`` (the agency kinds in
     #: order, each ``{code, label, plural}``), ``own_staff_forms`` and ``supervision`` (per supervising form
-    #: ``{cells_per, unit, supervisor}``) and ``province_type``. Pages, exports and the API take their labels
-    #: from it.
+    #: ``{cells_per, unit, supervisor}``), ``province_type`` and ``organiser``. Pages, exports and the API
+    #: take their labels from it.
     structure: Mapped[dict] = mapped_column(sa.JSON)
     #: Hash of the round directory's content when it was last loaded; equal hash = nothing to do.
     content_hash: Mapped[str] = mapped_column(sa.String(64))
@@ -122,6 +122,12 @@ class Round(Base):
     def province_type(self) -> str:
         """ "tỉnh" or "thành phố" (rounds loaded before the setting existed are provinces)."""
         return self.structure.get("province_type", "tỉnh")
+
+    @property
+    def organiser(self) -> str:
+        """Who runs the survey (round.yaml ``organiser``; rounds loaded before it existed: the province's
+        home affairs department)."""
+        return self.structure.get("organiser") or f"Sở Nội vụ {self.province_title}"
 
     @property
     def kind_codes(self) -> list[str]:

@@ -122,3 +122,35 @@ def test_analyst_sees_rounds_but_cannot_reschedule(staff_client, loaded_round):
     client = staff_client("analyst")
     assert "Đặt thời gian nhận phiếu" not in client.get("/staff/admin/rounds").get_data(as_text=True)
     assert client.post("/staff/admin/rounds/QNA-2023/close").status_code == 403
+
+
+def test_rounds_page_lists_only_each_rounds_own_versions(staff_client, loaded_round, session, tmp_path):
+    """QNA-2026 reuses CC-CT with a changed title: each round lists its own CC-CT version, not the other's."""
+    import shutil
+
+    import yaml
+
+    from survey_service.services import rounds
+    from tests.conftest import QUESTIONNAIRE_DIR
+
+    copy = tmp_path / "questionnaires"
+    shutil.copytree(QUESTIONNAIRE_DIR, copy)
+    form = copy / "CC-CT.yaml"
+    form.write_text(form.read_text(encoding="utf-8").replace('title: "Phiếu', 'title: "Phiếu mới', 1),
+                    encoding="utf-8")
+    directory = copy / "rounds" / "QNA-2026"
+    shutil.copytree(copy / "rounds" / "QNA-2023", directory)
+    data = yaml.safe_load((directory / "round.yaml").read_text(encoding="utf-8"))
+    data.update(code="QNA-2026", year=2026, opens_on="2026-09-01", closes_on="2026-10-30")
+    (directory / "round.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    rounds.load_round(session, directory, copy)
+    session.commit()
+
+    def cc_ct_titles(code):
+        listed = rounds.form_versions(session, rounds.get_round(session, code))
+        return [v["title"][:10] for v in listed if v["form_code"] == "CC-CT"]
+
+    assert cc_ct_titles("QNA-2023") == ["Phiếu khảo"]
+    assert cc_ct_titles("QNA-2026") == ["Phiếu mới "]
+    html = staff_client("analyst").get("/staff/admin/rounds").get_data(as_text=True)
+    assert html.count("Phiếu mới khảo sát") == 1

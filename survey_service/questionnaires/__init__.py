@@ -29,10 +29,16 @@ from survey_service.questionnaires.forms import (
     questionnaire_from_definition,
 )
 from survey_service.questionnaires.methodology import PRESETS
-from survey_service.questionnaires.rounds import OPTIONAL_SETTINGS, SUPERVISING_FILE, load_round
+from survey_service.questionnaires.rounds import (
+    OPTIONAL_SETTINGS,
+    SUPERVISING_FILE,
+    load_round,
+    other_places,
+)
 from survey_service.questionnaires.types import (
     CHANNELS,
     ITEM_TYPES,
+    PLACE_HOLDERS,
     RATES,
     RENAMED_KEYS,
     VERSION_LENGTH,
@@ -60,6 +66,7 @@ __all__ = [
     "CHANNELS",
     "ITEM_TYPES",
     "PRESETS",
+    "PLACE_HOLDERS",
     "RATES",
     "RENAMED_KEYS",
     "VERSION_LENGTH",
@@ -86,6 +93,7 @@ __all__ = [
     "load_questionnaire",
     "load_questionnaires",
     "load_round",
+    "other_places",
     "load_scales",
     "questionnaire_from_definition",
     "version_of",

@@ -3,7 +3,9 @@ supervising mappings), agencies and what they continue, quota plan, staff counts
 as a whole."""
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,18 +52,104 @@ STAFF_FILE = "staff_counts.csv"
 METHODOLOGY_FILE = "methodology.yaml"
 
 
-_ROUND_REQUIRED = {
-    "code", "name", "province", "year", "legal_basis", "opens_on", "closes_on", "portal", "forms", "settings",
-    "agency_kinds", "own_staff_forms",
-}
+@dataclass(frozen=True)
+class FieldSpec:
+    """One key of a round file (or column of its CSV files): what the loader accepts and the reference page
+    (docs/round-format.md) says. ``default`` None means the key is required."""
+
+    key: str
+    type: str
+    meaning: str
+    default: str | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is None
+
+
 #: A province-level unit is a province (tỉnh) or a centrally run city (thành phố), as in "thành phố Đà Nẵng".
 PROVINCE_TYPES = ("tỉnh", "thành phố")
-_SETTINGS = {
-    "double_entry_rate": "share",
-    "double_entry_first_sheets": "count",
-    "unsampled_keyed_count_as_verified": "bool",
-    "surplus_in_analysis": "bool",
-}
+#: The organiser when round.yaml names none: the home affairs department of the province.
+DEFAULT_ORGANISER = "Sở Nội vụ {unit} {province}"
+
+ROUND_FIELDS = (
+    FieldSpec("code", "text", "The round code, e.g. HYN-2026 (letters, a hyphen, the year); the directory's "
+              "name."),
+    FieldSpec("name", "text", "The round's title on pages, sheets and exports."),
+    FieldSpec("province", "text", "The province's name without its kind of unit, e.g. \"Hưng Yên\"; fills "
+              "`{province}` in the forms' texts."),
+    FieldSpec("province_type", " or ".join(PROVINCE_TYPES), "Its kind of unit; fills `{unit}` in the forms' "
+              "texts and heads the printed sheets (\"TỈNH HƯNG YÊN\").", PROVINCE_TYPES[0]),
+    FieldSpec("organiser", "text", "Who runs the survey, as invitation slips, page headers and printed "
+              "sheets name it.", "Sở Nội vụ <province_type> <province>"),
+    FieldSpec("year", "integer (2000 or later)", "The year the round evaluates."),
+    FieldSpec("legal_basis", "text", "The plan or decision the survey is run under."),
+    FieldSpec("opens_on", "date (YYYY-MM-DD)", "First day codes and sheets are accepted."),
+    FieldSpec("closes_on", "date (YYYY-MM-DD)", "Last day they are accepted (not before opens_on)."),
+    FieldSpec("portal", "text", "The province's portal address, as the invitations print it."),
+    FieldSpec("forms", "list of form codes", "The questionnaires of the round, each a file of the "
+              "questionnaire directory (forms.yaml)."),
+    FieldSpec("agency_kinds", "list of {code, label, plural}", "The kinds of agency rated, in the order of "
+              "pages and exports; code is lower-case (department, commune, …)."),
+    FieldSpec("own_staff_forms", "list of form codes", "Forms answered by the rated agency's own staff "
+              "(rates: own); [] for none."),
+    FieldSpec("settings", "mapping", "The round's switches, below."),
+)
+#: ``settings:`` of round.yaml; the type is what the loader checks (share: a number in [0, 1]).
+SETTINGS_FIELDS = (
+    FieldSpec("double_entry_rate", "share", "Share of paper sheets keyed a second time by another clerk."),
+    FieldSpec("double_entry_first_sheets", "count", "Sheets of each clerk keyed twice from their first one."),
+    FieldSpec("unsampled_keyed_count_as_verified", "bool", "A sheet not drawn for double entry counts as "
+              "verified once keyed."),
+    FieldSpec("surplus_in_analysis", "bool", "Responses beyond a quota cell's target are analysed too."),
+    FieldSpec("min_breakdown", "count (1 or more)", "No figure about fewer respondents than this, of any "
+              "group about one agency, is shown or exported.", "5"),
+)
+AGENCY_KIND_FIELDS = (
+    FieldSpec("code", "text", "Lower-case code, used by agencies.csv and the forms' rated_kinds."),
+    FieldSpec("label", "text", "One agency of the kind, e.g. \"Sở, ban, ngành\"."),
+    FieldSpec("plural", "text", "The kind as a heading, e.g. \"Các sở, ban, ngành\"."),
+)
+AGENCY_COLUMNS = (
+    FieldSpec("code", "code", "The agency's code (upper-case letters and digits), unique in the round."),
+    FieldSpec("kind", "agency kind", "One of round.yaml agency_kinds."),
+    FieldSpec("name", "text", "The agency's name as pages and sheets show it."),
+    FieldSpec("continues", "ROUND:AGENCY …", "Agencies of earlier rounds it continues (merged ones: several, "
+              "separated by spaces), for comparisons across rounds.", "(blank)"),
+)
+QUOTA_COLUMNS = (
+    FieldSpec("form", "form code", "A form of the round."),
+    FieldSpec("agency", "agency code", "The agency of the cell (a supervising form: the unit of its "
+              "cells_per kind); blank for a matrix form's single cell."),
+    FieldSpec("channel", " or ".join(CHANNELS), "Must be the form's channel."),
+    FieldSpec("target", "integer", "Responses wanted in the cell."),
+    FieldSpec("note", "text", "Where the figure comes from.", "(blank)"),
+)
+SUPERVISING_FIELDS = (
+    FieldSpec("cells_per", "agency kind", "The kind whose agencies the form's respondents are sampled in."),
+    FieldSpec("unit", "text", "What a division is called, e.g. \"phòng chuyên môn\"."),
+    FieldSpec("supervisor", "text", "What a supervising agency is called."),
+    FieldSpec("divisions", "list of {code, name, supervised_by}", "The divisions and the agencies (codes) "
+              "supervising each."),
+)
+STAFF_COLUMNS = (
+    FieldSpec("agency", "agency code", "An agency of the round."),
+    FieldSpec("form", "form code", "An online form about the respondent's own or supervising agency."),
+    FieldSpec("staff", "integer", "Staff who may answer it there (sizes the online sample)."),
+    FieldSpec("source", "text", "Where the figure comes from."),
+)
+
+
+def _required(specs) -> tuple[str, ...]:
+    return tuple(f.key for f in specs if f.required)
+
+
+def _optional(specs) -> tuple[str, ...]:
+    return tuple(f.key for f in specs if not f.required)
+
+
+_ROUND_REQUIRED = set(_required(ROUND_FIELDS))
+_SETTINGS = {f.key: f.type for f in SETTINGS_FIELDS if f.required}
 #: Settings a round may leave out, with their default.
 OPTIONAL_SETTINGS = {
     #: No figure about fewer respondents than this, of any group about one agency, is shown or exported.
@@ -73,7 +161,7 @@ def _load_kinds(raw: Any, file: str) -> tuple[AgencyKindDef, ...]:
     kinds: dict[str, AgencyKindDef] = {}
     for n, entry in enumerate(as_list(raw, file, None, "agency_kinds"), start=1):
         where = str(entry.get("code", f"#{n}")) if isinstance(entry, dict) else f"#{n}"
-        check_keys(entry, {"code", "label", "plural"}, set(), file, where, "", label="agency kind")
+        check_keys(entry, set(_required(AGENCY_KIND_FIELDS)), set(), file, where, "", label="agency kind")
         code = as_code(entry["code"], KIND_RE, file, where, "code", label="agency kind")
         if code in kinds:
             raise QuestionnaireError(file, code, "declared twice", label="agency kind")
@@ -109,7 +197,7 @@ def _parse_continues(value: str, file: str, row_id: str, round_code: str) -> tup
 
 def _load_agencies(path: Path, kinds: Mapping[str, AgencyKindDef], round_code: str) -> tuple[AgencyDef, ...]:
     agencies: dict[str, AgencyDef] = {}
-    for line, row in read_csv(path, ("code", "kind", "name"), ("continues",)):
+    for line, row in read_csv(path, _required(AGENCY_COLUMNS), _optional(AGENCY_COLUMNS)):
         row_id = str(line)
         code = row["code"]
         if not CODE_RE.match(code):
@@ -155,7 +243,7 @@ def _load_supervision(
     mappings = []
     for form in supervising:
         raw = data[form]
-        check_keys(raw, {"cells_per", "unit", "supervisor", "divisions"}, set(), name, form, "", label="form")
+        check_keys(raw, set(_required(SUPERVISING_FIELDS)), set(), name, form, "", label="form")
         cells_per = raw["cells_per"]
         if not known(cells_per, kinds):
             raise QuestionnaireError(
@@ -233,7 +321,7 @@ def _load_quotas(
 ) -> tuple[QuotaDef, ...]:
     name = path.name
     quotas: dict[tuple[str, str | None], QuotaDef] = {}
-    for line, row in read_csv(path, ("form", "agency", "channel", "target"), ("note",)):
+    for line, row in read_csv(path, _required(QUOTA_COLUMNS), _optional(QUOTA_COLUMNS)):
         row_id = str(line)
         form = row["form"]
         if form not in forms:
@@ -292,7 +380,7 @@ def _load_staff_counts(
         return ()
     name = path.name
     counts: dict[tuple[str, str], StaffCount] = {}
-    for line, row in read_csv(path, ("agency", "form", "staff", "source")):
+    for line, row in read_csv(path, _required(STAFF_COLUMNS)):
         row_id = str(line)
         form, agency = row["form"], row["agency"]
         if form not in forms:
@@ -323,12 +411,32 @@ def _load_staff_counts(
     return tuple(counts.values())
 
 
-def _discover(directory: Path, loader, file_name: str) -> dict:
-    """Scales/criteria of the questionnaire root two levels up (questionnaires/rounds/<CODE>/)."""
-    candidate = directory.parent.parent / file_name
-    if directory.parent.name == "rounds" and candidate.exists():
-        return loader(candidate)
-    return {}
+def _support_dirs(directory: Path, questionnaire_dir: str | Path | None) -> list[Path]:
+    """Where a round's scales and criteria files are looked for: the questionnaire directory its forms
+    come from, then the questionnaire root two levels up (``questionnaires/rounds/<CODE>/``)."""
+    found = [Path(questionnaire_dir)] if questionnaire_dir is not None else []
+    if directory.parent.name == "rounds":
+        found.append(directory.parent.parent)
+    return list(dict.fromkeys(p.resolve() for p in found))
+
+
+def _discover(folders: Sequence[Path], loader, file_name: str) -> dict:
+    """The definitions of ``file_name`` in ``folders``, the first folder winning a code found twice."""
+    found: dict = {}
+    for folder in reversed(folders):
+        if (folder / file_name).is_file():
+            found.update(loader(folder / file_name))
+    return found
+
+
+def _name_searched(exc: QuestionnaireError, folders: Sequence[Path]) -> QuestionnaireError:
+    """A methodology error about an unknown scale or criterion, saying where they were looked for."""
+    for what, file_name in (("unknown scale", SCALES_FILE), ("unknown criterion", CRITERIA_FILE)):
+        if what in exc.reason:
+            places = ", ".join(str(f / file_name) for f in folders) or "no questionnaire directory"
+            return QuestionnaireError(exc.file, exc.item, f"{exc.reason} (looked for in {places} and in the "
+                                      "round's forms; give --questionnaires DIR)", label=exc.label)
+    return exc
 
 
 def _check_form_kinds(
@@ -411,6 +519,7 @@ def load_round(
     scales: Mapping[str, Scale] | None = None,
     criteria: Mapping[str, Criterion] | None = None,
     earlier_rounds: Sequence[str | Path] = (),
+    questionnaire_dir: str | Path | None = None,
 ) -> RoundDef:
     """Load and cross-check a round directory against the loaded questionnaires.
 
@@ -418,7 +527,8 @@ def load_round(
     (code,kind,name[,continues]), ``quotas.csv`` (form,agency,channel,target[,note]), ``methodology.yaml``,
     and optionally ``supervising.yaml`` (required with a ``rates: supervising`` form) and
     ``staff_counts.csv`` (agency,form,staff,source). ``scales``/``criteria`` are what the methodology may
-    reference; by default those of the questionnaire root (``../../scales.yaml``) plus those the forms use.
+    reference; by default those of ``questionnaire_dir`` and of the questionnaire root (``../../scales.yaml``)
+    plus those the forms use.
     The rounds an agency ``continues`` are looked up next to this one, then in ``earlier_rounds``.
     """
     directory = Path(directory)
@@ -426,7 +536,7 @@ def load_round(
         raise QuestionnaireError(str(directory), None, "round directory not found")
     rname = ROUND_FILE
     data = read_yaml(directory / ROUND_FILE)
-    check_keys(data, _ROUND_REQUIRED, {"province_type"}, rname, None, "")
+    check_keys(data, _ROUND_REQUIRED, set(_optional(ROUND_FIELDS)), rname, None, "")
     code = as_code(data["code"], ROUND_CODE_RE, rname, None, "round code")
     if directory.name != code:
         raise QuestionnaireError(
@@ -460,6 +570,9 @@ def load_round(
         raise QuestionnaireError(
             rname, None, f"province_type must be one of {', '.join(PROVINCE_TYPES)}, got {province_type!r}"
         )
+    province = as_text(data["province"], rname, None, "province")
+    organiser = (as_text(data["organiser"], rname, None, "organiser") if "organiser" in data
+                 else DEFAULT_ORGANISER.format(unit=province_type, province=province))
     forms = {f: questionnaires[f] for f in form_codes}
     kinds_t = _load_kinds(data["agency_kinds"], rname)
     kinds = {k.code: k for k in kinds_t}
@@ -474,21 +587,23 @@ def load_round(
     quotas = _load_quotas(directory / QUOTAS_FILE, forms, agencies, cell_kinds)
     staff = _load_staff_counts(directory / STAFF_FILE, forms, agencies, cell_kinds)
 
-    known_scales = _discover(directory, load_scales, SCALES_FILE) if scales is None else dict(scales)
-    known_criteria = (
-        _discover(directory, load_criteria, CRITERIA_FILE) if criteria is None else dict(criteria)
-    )
+    folders = _support_dirs(directory, questionnaire_dir)
+    known_scales = _discover(folders, load_scales, SCALES_FILE) if scales is None else dict(scales)
+    known_criteria = _discover(folders, load_criteria, CRITERIA_FILE) if criteria is None else dict(criteria)
     for q in forms.values():
         known_scales.update({k: v for k, v in q.scales.items() if k not in known_scales})
         known_criteria.update({k: v for k, v in q.criteria.items() if k not in known_criteria})
-    methodology = validate_methodology(
-        read_yaml(directory / METHODOLOGY_FILE), METHODOLOGY_FILE, forms,
-        list(kinds), known_scales, known_criteria, _covered_kinds(forms, quotas, agencies, supervision),
-    )
+    try:
+        methodology = validate_methodology(
+            read_yaml(directory / METHODOLOGY_FILE), METHODOLOGY_FILE, forms,
+            list(kinds), known_scales, known_criteria, _covered_kinds(forms, quotas, agencies, supervision),
+        )
+    except QuestionnaireError as exc:
+        raise _name_searched(exc, folders if scales is None else []) from None
     return RoundDef(
         code=code,
         name=as_text(data["name"], rname, None, "name"),
-        province=as_text(data["province"], rname, None, "province"),
+        province=province,
         year=year,
         opens_on=opens_on,
         closes_on=closes_on,
@@ -506,4 +621,75 @@ def load_round(
         source_dir=str(directory),
         form_versions={f: q.version for f, q in forms.items()},
         province_type=province_type,
+        organiser=organiser,
     )
+
+
+#: "tỉnh Quảng Nam", "thành phố Đà Nẵng", "Tỉnh Quảng Nam": a province-level unit named in a text.
+_CAPITAL = "A-ZĐÂĂÊÔƠƯÁÀẢÃẠ"
+_PLACE_RE = re.compile(rf"\b([Tt]ỉnh|[Tt]hành phố)\s+((?:[{_CAPITAL}]\w*)(?:\s+[{_CAPITAL}]\w*)*)")
+
+
+def other_places(questionnaire: Questionnaire, province: str) -> list[str]:
+    """Province-level units other than ``province`` that a form's texts name ("thành phố Đà Nẵng" in a
+    Hưng Yên round): a form written for another province whose words were not made ``{province}``."""
+    texts = [questionnaire.title, questionnaire.respondent_group, questionnaire.instructions]
+    texts += [s.title for s in questionnaire.sections] + [i.text for i in questionnaire.items]
+    found = []
+    for text in texts:
+        for match in _PLACE_RE.finditer(text):
+            if match.group(2) != province and match.group(0) not in found:
+                found.append(" ".join(match.group(0).split()))
+    return found
+
+
+def _table(specs) -> list[str]:
+    rows = ["| Key | Type | Default | Meaning |", "|---|---|---|---|"]
+    for f in specs:
+        default = "required" if f.required else f"`{f.default}`"
+        rows.append(f"| `{f.key}` | {f.type} | {default} | {f.meaning} |")
+    return rows + [""]
+
+
+def format_reference() -> str:
+    """docs/round-format.md, written from the field specs the loader validates with (a test keeps the
+    committed page equal to this)."""
+    lines = [
+        "# The round directory", "",
+        "<!-- Generated by survey_service.questionnaires.rounds.format_reference(); do not edit by hand. -->",
+        "",
+        "A round lives in a directory named after its code (`questionnaires/rounds/HYN-2026/` or anywhere,",
+        "with `--questionnaires DIR` naming the forms). `survey-service round new CODE --province NAME",
+        "--unit tỉnh|thành phố [--from QNA-2023|DNG-2026] --out DIR` writes one to start from;",
+        "`round check DIR` reads it exactly as `round load` does.", "",
+        f"## {ROUND_FILE}", "",
+        *_table(ROUND_FIELDS),
+        "The forms' texts write the province as `{unit} {province}` (\"trên địa bàn {unit} {province}\"):",
+        "the round fills them in on pages, previews, printed sheets and exports. `round check` warns when a",
+        "form names another province.", "",
+        "### settings", "",
+        *_table(SETTINGS_FIELDS),
+        "### agency_kinds entries", "",
+        *_table(AGENCY_KIND_FIELDS),
+        f"## {AGENCIES_FILE}", "", "One row per agency rated, in the order of pages and exports.", "",
+        *_table(AGENCY_COLUMNS),
+        f"## {QUOTAS_FILE}", "",
+        "One row per quota cell: a form and the agency its respondents are sampled in.", "",
+        *_table(QUOTA_COLUMNS),
+        f"## {SUPERVISING_FILE} (with a `rates: supervising` form)", "",
+        "One entry per supervising form, keyed by its code.", "",
+        *_table(SUPERVISING_FIELDS),
+        f"## {STAFF_FILE} (optional)", "",
+        *_table(STAFF_COLUMNS),
+        f"## {METHODOLOGY_FILE}", "",
+        "The scoring settings: the coefficient preset of each scale (`coefficient_presets`), the options",
+        "counted as positive (`positive_options`), the satisfaction scale and items, the maximum points per",
+        "criterion and agency kind (`max_points`), the weight of each respondent group (`group_weights`),",
+        "the smallest group reported (`n_min`), the validity rule (`validity`) and the online sample sizing",
+        "(`online_sample_size`). The keys and their checks are those of the methodology validation",
+        "(`survey_service/questionnaires/methodology.py`); the bundled rounds' files comment each one.",
+        "Scales and criteria named there are looked for in",
+        "`scales.yaml`/`criteria.yaml` of the `--questionnaires` directory and of the questionnaire root two",
+        "levels above the round.",
+    ]
+    return "\n".join(lines) + "\n"

@@ -5,6 +5,7 @@ staff counts and rounds, each with the ``definition()`` that is hashed into vers
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -24,6 +25,9 @@ VERSION_LENGTH = 16
 #: with the name it is hashed under (and that definitions stored before the rename carry). Hashing the old
 #: name keeps an unchanged form at its version, so a rename never starts a new version.
 RENAMED_KEYS = {"rated_kinds": "target_kinds"}
+#: Words of a form's texts that the round fills in, so one form serves any province: ``{province}`` its
+#: name ("Hưng Yên") and ``{unit}`` its kind of unit ("tỉnh" or "thành phố").
+PLACE_HOLDERS = ("{province}", "{unit}")
 
 
 class QuestionnaireError(ValueError):
@@ -252,6 +256,18 @@ class Questionnaire:
             "criteria": {code: {"name": c.name} for code, c in self.criteria.items()},
         }
 
+    def worded_for(self, province: str, unit: str) -> "Questionnaire":
+        """The form as a round shows it: :data:`PLACE_HOLDERS` in its texts replaced by the round's province
+        and kind of unit. Its version stays the stored one, which was hashed with the placeholders."""
+        def fill(text: str) -> str:
+            return text.replace("{province}", province).replace("{unit}", unit) if "{" in text else text
+
+        sections = tuple(dataclasses.replace(
+            s, title=fill(s.title), items=tuple(dataclasses.replace(i, text=fill(i.text)) for i in s.items))
+            for s in self.sections)
+        return dataclasses.replace(self, title=fill(self.title), respondent_group=fill(self.respondent_group),
+                                   instructions=fill(self.instructions), sections=sections)
+
     @classmethod
     def from_definition(
         cls, d: Mapping, *, version: str | None = None, source: str = "<definition>"
@@ -361,6 +377,8 @@ class RoundDef:
     form_versions: Mapping[str, str] = field(default_factory=dict, hash=False)
     #: "tỉnh" or "thành phố": what the province-level unit is called on sheets and pages.
     province_type: str = "tỉnh"
+    #: Who runs the survey, as slips, page headers and sheets name it ("Sở Nội vụ tỉnh Hưng Yên").
+    organiser: str = ""
 
     def agency(self, code: str) -> AgencyDef:
         """Return the agency with ``code``; raise ``KeyError`` if the round has none."""
@@ -410,6 +428,7 @@ class RoundDef:
             "name": self.name,
             "province": self.province,
             "province_type": self.province_type,
+            "organiser": self.organiser,
             "year": self.year,
             "opens_on": self.opens_on.isoformat(),
             "closes_on": self.closes_on.isoformat(),

@@ -216,7 +216,7 @@ def response_detail(session: Session, rnd: Round, uid: str) -> Detail:
         raise BrowseError(f"Nhóm phiếu này (mẫu {response.form_code}, cùng cơ quan được đánh giá) có dưới {n_min} "
                           "người trả lời: không xem được từng phiếu để giữ ẩn danh.", 403)
     version = session.get(QuestionnaireVersion, response.questionnaire_version_id)
-    q = qn.Questionnaire.from_definition(version.definition)
+    q = qn.Questionnaire.from_definition(version.definition).worded_for(rnd.province, rnd.province_type)
     sheet = session.get(Sheet, response.sheet_id) if response.sheet_id else None
     given: dict[int | None, dict[str, str]] = {}
     for a in response.answers:

@@ -83,7 +83,8 @@ def sheet_form(session: Session, sheet: Sheet, cache: dict | None = None) -> She
     key = (rnd.id, version_id)
     if key not in cache:
         version = session.get(QuestionnaireVersion, version_id)
-        questionnaire = qn.Questionnaire.from_definition(version.definition)
+        questionnaire = qn.Questionnaire.from_definition(version.definition).worded_for(
+            rnd.province, rnd.province_type)
         cache[key] = (questionnaire, matrix_rows(session, rnd, questionnaire))
     questionnaire, rows = cache[key]
     if questionnaire.rates != "matrix":

@@ -52,7 +52,7 @@ _LOOKUP = (
         _agency_t.c.name.label("agency_name"),
         _round_t.c.id.label("round_id"), _round_t.c.code.label("round_code"), _round_t.c.name.label("round_name"),
         _round_t.c.opens_on, _round_t.c.closes_on, _round_t.c.closed_at, _round_t.c.simulated,
-        _round_t.c.ballot_public_key,
+        _round_t.c.ballot_public_key, _round_t.c.province, _round_t.c.structure,
         _round_form_t.c.questionnaire_version_id, _version_t.c.version.label("version_hash"),
         _draft_t.c.id.label("draft_id"), _draft_t.c.sealed, _draft_t.c.answers, _draft_t.c.division_id,
         # The cell's respondents, counted in the same round trip but only when a new draft may have to be
@@ -182,6 +182,10 @@ class RoundInfo:
     closes_on: date
     closed_at: datetime | None
     simulated: bool = False
+    #: Where the round is and who runs it: fill the forms' ``{province}``/``{unit}`` and head the pages.
+    province: str = ""
+    province_type: str = "tỉnh"
+    organiser: str = ""
 
 
 @dataclass
@@ -298,8 +302,8 @@ def open_code(
 
     cell = CellInfo(row.cell_id, row.target, row.soft_closed,
                     RatedAgency(row.agency_id, row.agency_code, row.agency_name) if row.agency_id is not None else None)
-    rnd = RoundInfo(row.round_id, row.round_code, row.round_name, row.opens_on, row.closes_on, row.closed_at,
-                    row.simulated)
+    rnd = round_info(row.round_id, row.round_code, row.round_name, row.opens_on, row.closes_on, row.closed_at,
+                     row.simulated, row.province, row.structure)
     sealer = draft_sealer(secret, invitation.code)
     draft = _draft_info(sealer, row.draft_id, row.sealed, row.answers, row.division_id) \
         if row.draft_id is not None else None
@@ -497,21 +501,33 @@ def forget_written(session: Session) -> None:
         session.commit()
 
 
-_questionnaires: dict[str, qn.Questionnaire] = {}
+def round_info(id_: int, code: str, name: str, opens_on: date, closes_on: date, closed_at: datetime | None,
+               simulated: bool, province: str, structure: dict) -> RoundInfo:
+    """The round as the portal pages use it, from its columns (the ``structure`` JSON holds its kind of
+    unit and organiser; a round loaded before they existed is a tỉnh run by its Sở Nội vụ)."""
+    unit = structure.get("province_type", "tỉnh")
+    organiser = structure.get("organiser") or f"Sở Nội vụ {unit} {province}"
+    return RoundInfo(id_, code, name, opens_on, closes_on, closed_at, simulated, province, unit, organiser)
 
 
-def _questionnaire(session: Session, version_id: int, version_hash: str) -> qn.Questionnaire:
-    """A version's content never changes, so its parsed form is kept for the life of the process, by its
-    content hash rather than by id: ids of two databases (or of a database made again) differ."""
-    if version_hash not in _questionnaires:
+_questionnaires: dict[tuple[str, str, str], qn.Questionnaire] = {}
+
+
+def _questionnaire(session: Session, version_id: int, version_hash: str, rnd: RoundInfo) -> qn.Questionnaire:
+    """A version's content never changes, so its parsed form, worded for the round's province, is kept for
+    the life of the process, by its content hash rather than by id: ids of two databases (or of a database
+    made again) differ."""
+    key = (version_hash, rnd.province, rnd.province_type)
+    if key not in _questionnaires:
         version = session.get(QuestionnaireVersion, version_id)
-        _questionnaires[version_hash] = qn.Questionnaire.from_definition(version.definition)
-    return _questionnaires[version_hash]
+        _questionnaires[key] = qn.Questionnaire.from_definition(version.definition).worded_for(
+            rnd.province, rnd.province_type)
+    return _questionnaires[key]
 
 
 def _access(session: Session, invitation: CodeInfo, cell: CellInfo, rnd: RoundInfo, version_id: int,
             version_hash: str, draft: DraftInfo | None, sealer: Sealer) -> Access:
-    questionnaire = _questionnaire(session, version_id, version_hash)
+    questionnaire = _questionnaire(session, version_id, version_hash, rnd)
     access = Access(invitation, cell, rnd, questionnaire, version_id, draft, sealer)
     if questionnaire.rates == "supervising":
         structure = session.scalar(sa.select(_round_t.c.structure).where(_round_t.c.id == rnd.id))

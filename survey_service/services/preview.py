@@ -47,7 +47,8 @@ def round_forms(session: Session, rnd: Round) -> list[FormChoice]:
     """Every form of the round in the order of the round's files, online first."""
     forms = []
     for rf in session.scalars(sa.select(RoundForm).where(RoundForm.round_id == rnd.id)):
-        q = qn.Questionnaire.from_definition(rf.questionnaire_version.definition)
+        q = qn.Questionnaire.from_definition(rf.questionnaire_version.definition).worded_for(
+            rnd.province, rnd.province_type)
         agencies = session.execute(
             sa.select(Agency.code, Agency.name).join(QuotaCell, QuotaCell.agency_id == Agency.id)
             .where(QuotaCell.round_id == rnd.id, QuotaCell.form_code == rf.form_code).order_by(Agency.id)).all()
@@ -87,8 +88,8 @@ def access(session: Session, rnd: Round, form_code: str, *, agency_code: str | N
     result = portal.Access(
         invitation=portal.CodeInfo(0, PREVIEW_CODE, CodeStatus.UNUSED, None),
         cell=portal.CellInfo(cell.id, cell.target, cell.soft_closed, rated),
-        round=portal.RoundInfo(rnd.id, rnd.code, rnd.name, rnd.opens_on, rnd.closes_on, rnd.closed_at,
-                               rnd.simulated),
+        round=portal.round_info(rnd.id, rnd.code, rnd.name, rnd.opens_on, rnd.closes_on, rnd.closed_at,
+                                rnd.simulated, rnd.province, rnd.structure),
         questionnaire=form.questionnaire, version_id=session.get(RoundForm, (rnd.id, form.code)).questionnaire_version_id,
         draft=None,
     )

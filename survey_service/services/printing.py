@@ -13,6 +13,7 @@ from typing import Callable
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader, simpleSplit
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 from sqlalchemy.orm import Session
 
@@ -119,8 +120,10 @@ def _draw_header(canvas: Canvas, form: SheetForm, qr: ImageReader, page: int, pa
     top = PAGE_H - MARGIN
     canvas.drawImage(qr, PAGE_W - MARGIN - QR_SIZE, top - QR_SIZE, QR_SIZE, QR_SIZE)
     width = PAGE_W - 2 * MARGIN - QR_SIZE - 3 * mm
-    canvas.setFont(FONT, 8)
-    canvas.drawString(MARGIN, top - 3 * mm, nfc(f"{rnd.province_title.upper()} – {rnd.name}"))
+    heading = nfc(f"{rnd.province_title.upper()} – {rnd.organiser} – {rnd.name}")
+    size = max(6.0, min(8.0, 8 * width / stringWidth(heading, FONT, 8)))
+    canvas.setFont(FONT, size)
+    canvas.drawString(MARGIN, top - 3 * mm, simpleSplit(heading, FONT, size, width)[0])
     canvas.setFont(FONT_BOLD, 9.5)
     y = top - 7.5 * mm
     for line in simpleSplit(nfc(f"{q.code}: {q.title}"), FONT_BOLD, 9.5, width)[:3]:

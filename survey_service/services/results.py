@@ -162,7 +162,8 @@ def load_round_data(session: Session, rnd: Round) -> RoundData:
     current = session.scalars(sa.select(RoundForm.questionnaire_version_id).where(RoundForm.round_id == rnd.id))
     version_ids = sorted(set(responses["version_id"].tolist()) | set(current))
     versions = {
-        vid: qn.Questionnaire.from_definition(definition, version=version)
+        vid: qn.Questionnaire.from_definition(definition, version=version).worded_for(
+            rnd.province, rnd.province_type)
         for vid, definition, version in session.execute(
             sa.select(QuestionnaireVersion.id, QuestionnaireVersion.definition, QuestionnaireVersion.version)
             .where(QuestionnaireVersion.id.in_(version_ids))).all()

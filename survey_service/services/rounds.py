@@ -6,9 +6,12 @@ never rewritten.
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
 import json
+import re
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -16,9 +19,18 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+import yaml
 from sqlalchemy.orm import Session
 
 from survey_service import questionnaires as qn
+from survey_service.questionnaires.readers import ROUND_CODE_RE
+from survey_service.questionnaires.rounds import (
+    AGENCIES_FILE,
+    PROVINCE_TYPES,
+    ROUND_FIELDS,
+    ROUND_FILE,
+    SETTINGS_FIELDS,
+)
 from survey_service.models import (
     Agency, AgencyContinuation, Channel, CodeBatch, Division, QuestionnaireVersion, QuotaCell, Response, Round,
     RoundForm, Sheet, StaffUser, utcnow,
@@ -62,9 +74,78 @@ def check_round(round_dir: str | Path, questionnaire_dir: str | Path, *,
     return _read(round_dir, questionnaire_dir, earlier_rounds)[0]
 
 
+def wording_warnings(round_def: qn.RoundDef, questionnaire_dir: str | Path) -> list[str]:
+    """One Vietnamese line per form of the round whose texts name another province (a form reused from
+    another round whose place words are not ``{province}``/``{unit}``)."""
+    questionnaires = qn.load_questionnaires(questionnaire_dir)
+    warnings = []
+    for code in round_def.form_codes:
+        places = qn.other_places(questionnaires[code], round_def.province)
+        if places:
+            warnings.append(f"Phiếu {code} nhắc tới {', '.join(places)}, không phải "
+                            f"{round_def.province_type} {round_def.province} của đợt: "
+                            "thay bằng {unit} {province} trong tệp "
+                            f"{questionnaires[code].file_name}.")
+    return warnings
+
+
+def new_round_dir(source_dir: str | Path, out: str | Path, code: str, province: str, unit: str) -> Path:
+    """Write ``out/<code>/``, a round for another province started from a bundled one: its forms, agency
+    kinds, agencies, quotas and methodology, with the new code, province and dates in the year of the
+    code. Agencies continue no earlier round (they are another province's until replaced).
+
+    :raises RoundError: a code or unit that is not valid, or a directory that exists already.
+    """
+    if not ROUND_CODE_RE.match(code):
+        raise RoundError(f"Mã đợt {code!r} không hợp lệ: chữ in hoa và số, nối bằng dấu gạch ngang "
+                         "(ví dụ HYN-2026).")
+    if unit not in PROVINCE_TYPES:
+        raise RoundError(f"Loại đơn vị phải là {' hoặc '.join(PROVINCE_TYPES)}.")
+    if not province.strip():
+        raise RoundError("Chưa có tên tỉnh, thành phố.")
+    source, target = Path(source_dir), Path(out) / code
+    if not (source / ROUND_FILE).is_file():
+        raise RoundError(f"Không có đợt mẫu ở {source}.")
+    if target.exists():
+        raise RoundError(f"Thư mục {target} đã có; không ghi đè.")
+    data = yaml.safe_load((source / ROUND_FILE).read_text(encoding="utf-8"))
+    found = re.search(r"(20\d\d)$", code)
+    year = int(found.group(1)) if found else data["year"]
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("README.md", ROUND_FILE))
+    agencies = target / AGENCIES_FILE
+    with agencies.open(encoding="utf-8", newline="") as f:
+        rows = [{k: v for k, v in row.items() if k != "continues"} for row in csv.DictReader(f)]
+    with agencies.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["code", "kind", "name"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    values = {**data, "code": code, "province": province.strip(), "province_type": unit, "year": year,
+              "name": f"Điều tra xã hội học xác định Chỉ số CCHC năm {year}",
+              "legal_basis": "Cần điền: kế hoạch khảo sát của UBND " + f"{unit} {province.strip()}",
+              "opens_on": date(year, data["opens_on"].month, data["opens_on"].day),
+              "closes_on": date(year, data["closes_on"].month, data["closes_on"].day),
+              "portal": "cần điền địa chỉ cổng thông tin"}
+    values.pop("organiser", None)  # the default names the new province's Sở Nội vụ
+    header = (f"# Round {code} of {unit} {province.strip()}, started from {source.name} by `round new`:\n"
+              "# replace the agencies, quotas, staff counts and supervising mappings copied from it\n"
+              "# with the province's own.\n"
+              "# Every key is described in docs/round-format.md.\n\n")
+    ordered = {f.key: values[f.key] for f in ROUND_FIELDS if f.key in values}
+    settings = values["settings"]
+    ordered["settings"] = {f.key: settings[f.key] for f in SETTINGS_FIELDS if f.key in settings}
+    (target / ROUND_FILE).write_text(header + yaml.safe_dump(ordered, allow_unicode=True, sort_keys=False),
+                                     encoding="utf-8")
+    return target
+
+
+def worded(questionnaire: qn.Questionnaire, rnd) -> qn.Questionnaire:
+    """A form as the round shows it: its ``{province}``/``{unit}`` filled with the round's."""
+    return questionnaire.worded_for(rnd.province, rnd.province_type)
+
+
 def _read(round_dir, questionnaire_dir, earlier_rounds) -> tuple[qn.RoundDef, dict[str, qn.Questionnaire]]:
     questionnaires = qn.load_questionnaires(questionnaire_dir)
-    round_def = qn.load_round(round_dir, questionnaires,
+    round_def = qn.load_round(round_dir, questionnaires, questionnaire_dir=questionnaire_dir,
                               earlier_rounds=[Path(questionnaire_dir) / "rounds", *earlier_rounds])
     return round_def, questionnaires
 
@@ -73,6 +154,7 @@ def structure(round_def: qn.RoundDef) -> dict:
     """What :attr:`Round.structure` keeps of a round definition."""
     return {
         "province_type": round_def.province_type,
+        "organiser": round_def.organiser,
         "kinds": [{"code": k.code, "label": k.label, "plural": k.plural} for k in round_def.kinds],
         "own_staff_forms": list(round_def.own_staff_forms),
         "supervision": {m.form_code: {"cells_per": m.cells_per, "unit": m.unit, "supervisor": m.supervisor}
@@ -316,7 +398,7 @@ def questionnaire_for(session: Session, rnd: Round, form_code: str) -> qn.Questi
     rf = session.get(RoundForm, (rnd.id, form_code))
     if rf is None:
         raise RoundError(f"Form {form_code} is not part of round {rnd.code}.")
-    return qn.Questionnaire.from_definition(rf.questionnaire_version.definition)
+    return worded(qn.Questionnaire.from_definition(rf.questionnaire_version.definition), rnd)
 
 
 def list_rounds(session: Session) -> list[Round]:
@@ -324,14 +406,15 @@ def list_rounds(session: Session) -> list[Round]:
 
 
 def form_versions(session: Session, rnd: Round) -> list[dict]:
-    """Every questionnaire version a round's forms have had, with its response count (one query each)."""
+    """The questionnaire versions of this round's forms: the current ones and any that holds responses of
+    this round, with their response counts. Another round's versions of a shared form code are not listed."""
     current = {rf.form_code: rf.questionnaire_version_id for rf in rnd.forms}
     counts = dict(session.execute(
         sa.select(Response.questionnaire_version_id, sa.func.count())
         .where(Response.round_id == rnd.id).group_by(Response.questionnaire_version_id)
     ).all())
     versions = session.scalars(
-        sa.select(QuestionnaireVersion).where(QuestionnaireVersion.form_code.in_(list(current)))
+        sa.select(QuestionnaireVersion).where(QuestionnaireVersion.id.in_([*current.values(), *counts]))
         .order_by(QuestionnaireVersion.form_code, QuestionnaireVersion.created_at)
     ).all()
     return [

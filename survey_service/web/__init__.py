@@ -127,9 +127,12 @@ def page_of(items: list, per_page: int, arg: str = "page") -> Page:
 
 
 def note_round(rnd) -> None:
-    """Remember that the page shows a simulated round, so the layout labels it (``simulated_round``)."""
+    """Remember the round the page shows, so the layout names its organiser and labels a simulated round
+    (``simulated_round``)."""
     if getattr(rnd, "simulated", False):
         g.simulated_round = rnd.code
+    if getattr(rnd, "organiser", ""):
+        g.organiser = rnd.organiser
 
 
 def _staff_rounds() -> list:
@@ -142,10 +145,22 @@ def _staff_rounds() -> list:
 
 def _forget_round() -> None:
     g.pop("simulated_round", None)
+    g.pop("organiser", None)
+
+
+def _organiser() -> str:
+    """Who the page says runs the survey: the organiser of the round it shows; on a page about no round,
+    ORGANISER if set, else that of the latest real round."""
+    if g.get("organiser"):
+        return g.organiser
+    if current_app.config.get("ORGANISER"):
+        return current_app.config["ORGANISER"]
+    real = [r for r in _staff_rounds() if not r.simulated]
+    return max(real, key=lambda r: r.opens_on).organiser if real else ""
 
 
 def _simulated_round() -> dict:
-    return {"simulated_round": g.get("simulated_round")}
+    return {"simulated_round": g.get("simulated_round"), "organiser": _organiser}
 
 
 def register_blueprints(app: Flask) -> None:

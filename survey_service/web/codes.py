@@ -99,9 +99,8 @@ def batch_csv(batch_id):
 @role_required(Role.SUPERVISOR)
 def batch_pdf(batch_id):
     batch = _batch(batch_id)
-    cfg = current_app.config
     body = invitations.batch_pdf(batch, public_base_url(), invitations.statuses(get_session(), _secret(), batch.codes),
-                                 organiser=cfg["ORGANISER"],
+                                 organiser=batch.quota_cell.round.organiser,
                                  round_name=batch.quota_cell.round.name)
     return Response(body, mimetype="application/pdf", headers={
         "Content-Disposition": f"attachment; filename=ma-moi-lo-{batch.id}.pdf"})

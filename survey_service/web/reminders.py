@@ -1,7 +1,7 @@
 """Supervisors remind agencies of what is still missing: a text ready to send and a list to print."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, redirect, render_template, url_for
+from flask import Blueprint, Response, abort, redirect, render_template, url_for
 
 from survey_service.db import get_session
 from survey_service.models import Role
@@ -32,8 +32,7 @@ def listing(round_code):
 
 
 def _texts(rnd, items):
-    cfg = current_app.config
-    return {r.key: reminders.reminder_text(r, rnd, today=local_today(), organiser=cfg["ORGANISER"],
+    return {r.key: reminders.reminder_text(r, rnd, today=local_today(), organiser=rnd.organiser,
                                            portal_url=public_base_url()) for r in items}
 
 

@@ -185,3 +185,14 @@ def test_codes_page_searches_by_form_agency_and_code_and_pages(issue, staff_clie
     second = client.get("/staff/codes/?round=QNA-2023&cells_page=2")
     assert second.status_code == 200 and "Trang 2/" in second.get_data(as_text=True)
     assert client.get("/staff/codes/?round=QNA-2023&cells_page=abc").status_code == 200
+
+
+def test_cli_refuses_codes_for_a_closed_round(runner, loaded_round, session, tmp_path):
+    """QNA-2023 closed in 2023: its respondents could not answer, so no code is issued for it."""
+    out = tmp_path / "codes.csv"
+    result = runner.invoke(args=["codes", "issue", "--round", "QNA-2023", "--form", "CC-CT", "--agency", "SNV",
+                                 "--count", "5", "--out", str(out)])
+    assert result.exit_code == 1
+    assert "đã kết thúc nhận phiếu" in result.output and "Không phát mã nào" in result.output
+    assert not out.exists()
+    assert session.scalar(sa.select(sa.func.count()).select_from(InvitationCode)) == 0
