@@ -29,6 +29,7 @@ from survey_service.models import (
     RoundForm, SpentCode, division_department,
 )
 from survey_service.services import ballots, invitations, ratelimit, rounds
+from survey_service.services.errors import ServiceError
 from survey_service.services.sealing import OwnerBox, Sealer, code_mark
 
 SUBMISSION_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -106,11 +107,15 @@ _SUPERVISORS = (
 )
 
 
-class Refusal(Exception):
+class Refusal(ServiceError):
     """The code cannot be used now. ``reason`` picks the page shown:
 
     unknown, revoked, submitted, not_open, closed, full, rate_limited, division.
+
+    The respondent's pages handle it themselves: a refused look-up still keeps its count of failures.
     """
+
+    status = 403
 
     def __init__(self, reason: str, access: Access | None = None, message: str = ""):
         super().__init__(reason)
@@ -119,7 +124,7 @@ class Refusal(Exception):
         self.message = message
 
 
-class AnswerErrors(ValueError):
+class AnswerErrors(ServiceError):
     """Answers that break the questionnaire's rules: {(agency code, item code): Vietnamese message}.
 
     An agency code of None is a problem with the agency itself (not part of this code's form).

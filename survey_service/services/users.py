@@ -17,6 +17,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from survey_service.models import Role, StaffUser, utcnow
 from survey_service.services import audit, login_throttle
+from survey_service.services.errors import ServiceError
 
 MIN_PASSWORD_LENGTH = 10
 #: The login form takes 256 characters; a new password stays well below that.
@@ -29,7 +30,7 @@ COMMON_PASSWORDS_FILE = Path(__file__).resolve().parent.parent / "data" / "commo
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
 
 
-class UserError(ValueError):
+class UserError(ServiceError):
     """A request about staff accounts that cannot be carried out; the message is for the user."""
 
 

@@ -81,10 +81,7 @@ def default_round():
     from survey_service.db import get_session
     from survey_service.services import sheets
 
-    try:
-        rnd = sheets.pick_round(get_session(), request.args.get("round"))
-    except sheets.SheetError as exc:
-        abort(exc.status, description=str(exc))
+    rnd = sheets.pick_round(get_session(), request.args.get("round"))
     note_round(rnd)
     return rnd
 

@@ -45,10 +45,7 @@ def kind_labels(rnd) -> dict[str, str]:
 
 
 def _filters(rnd, forms: dict[str, str]) -> progress.Filters:
-    try:
-        return progress.parse_filters(request.args, forms, progress.kinds(rnd))
-    except progress.FilterError as exc:
-        abort(400, description=str(exc))
+    return progress.parse_filters(request.args, forms, progress.kinds(rnd))
 
 
 def _now_text() -> str:

@@ -42,10 +42,7 @@ def _choices(rnd) -> tuple[list[tuple[str, str]], list[str]]:
 def listing(round_code):
     rnd = released_round_or_404(round_code)
     agencies, forms = _choices(rnd)
-    try:
-        filters = browse.parse_filters({code for code, _ in agencies}, set(forms), request.args)
-    except browse.BrowseError as exc:
-        abort(exc.status, description=str(exc))
+    filters = browse.parse_filters({code for code, _ in agencies}, set(forms), request.args)
     return render_template("responses/list.html", round=rnd, listing=browse.list_responses(get_session(), rnd, filters),
                            agencies=agencies, forms=forms, states=browse.STATES, sorts=browse.SORTS,
                            channels=browse.CHANNELS, matrix=browse.MATRIX)
@@ -55,10 +52,7 @@ def listing(round_code):
 @role_required(*ROLES)
 def detail(round_code, uid):
     rnd = released_round_or_404(round_code)
-    try:
-        response = browse.response_detail(get_session(), rnd, uid)
-    except browse.BrowseError as exc:
-        abort(exc.status, description=str(exc))
+    response = browse.response_detail(get_session(), rnd, uid)
     return render_template("responses/detail.html", round=rnd, r=response, back=request.args.get("back", ""))
 
 

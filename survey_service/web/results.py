@@ -27,10 +27,7 @@ MIMETYPES = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetm
 def results_or_error(code: str) -> tuple[Round, results.RoundResults]:
     """The round's results, or 404 for an unknown round and 422 when its settings cannot be used."""
     session, rnd = get_session(), released_round_or_404(code)
-    try:
-        return rnd, results.cached_results(session, rnd)
-    except results.ResultsError as exc:
-        abort(422, description=str(exc))
+    return rnd, results.cached_results(session, rnd)
 
 
 @bp.route("/staff/results/")
