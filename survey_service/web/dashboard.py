@@ -13,7 +13,7 @@ from survey_service.db import get_session
 from survey_service.models import Role, Round
 from survey_service.services import exports, progress, quotas, rounds, tabular
 from survey_service.vietnamese import xlsx_format
-from survey_service.web import confirmation_page, released_round_or_404, round_or_404
+from survey_service.web import confirmation_page, round_or_404
 from survey_service.web.auth import role_required
 
 bp = Blueprint("dashboard", __name__, url_prefix="/staff/dashboard")
@@ -65,7 +65,7 @@ def index():
 @role_required(*VIEWERS)
 def show(round_code):
     session = get_session()
-    rnd = released_round_or_404(round_code)
+    rnd = round_or_404(round_code)
     forms = progress.form_titles(session, rnd)
     filters = _filters(rnd, forms)
     data = progress.round_progress(session, rnd, filters, forms=forms)
@@ -156,7 +156,7 @@ PERCENT_HEADER = "Tỷ lệ đạt (%)"
 
 def _export_rows(round_code: str) -> tuple[Round, list[list]]:
     session = get_session()
-    rnd = released_round_or_404(round_code)
+    rnd = round_or_404(round_code)
     forms = progress.form_titles(session, rnd)
     data = progress.round_progress(session, rnd, _filters(rnd, forms), forms=forms)
     header = ["Mã phiếu", "Tên phiếu", "Mã cơ quan", "Cơ quan", "Loại cơ quan", "Kênh",
