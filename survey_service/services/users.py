@@ -170,12 +170,14 @@ def change_own_password(session: Session, user: StaffUser, current: str, new: st
     return had_token
 
 
-def reset_password(session: Session, user: StaffUser, new: str, *, by: StaffUser, secret: str) -> bool:
+def reset_password(session: Session, user: StaffUser, new: str, *, by: StaffUser | None, secret: str,
+                   actor: str | None = None) -> bool:
     """An admin sets a new password for an account: its sessions and API token end and its login delays
     are lifted. Returns whether an API token was withdrawn."""
     had_token = _set_password(user, new)
     login_throttle.clear(session, secret=secret, username=user.username)
-    audit.record(session, "user.password_reset", user=by, object_type="staff_user", object_id=user.id,
+    audit.record(session, "user.password_reset", user=by, actor=actor, object_type="staff_user",
+                 object_id=user.id,
                  new={"username": user.username, **({"api_token_revoked": True} if had_token else {})})
     return had_token
 
@@ -204,7 +206,7 @@ def issue_api_token(session: Session, user: StaffUser, *, days: int = API_TOKEN_
 
 
 def revoke_api_token(session: Session, user: StaffUser, *, by: StaffUser | None = None,
-                     actor: str = "staff") -> bool:
+                     actor: str | None = None) -> bool:
     """Withdraw an account's API token (by its owner or an admin); False when it had none."""
     if user.api_token_hash is None:
         return False
