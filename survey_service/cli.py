@@ -664,15 +664,6 @@ def responses_import(round_code, file):
 
 
 # --- demo ----------------------------------------------------------------------------------------
-DEMO_ACCOUNTS = [
-    ("admin", Role.ADMIN, "Quản trị hệ thống"),
-    ("giamsat", Role.SUPERVISOR, "Nguyễn Thị Giám Sát"),
-    ("buudien", Role.CLERK, "Trần Văn Bưu Điện"),
-    ("buudien2", Role.CLERK, "Lê Thị Nhập Liệu"),
-    ("phantich", Role.ANALYST, "Phạm Minh Phân Tích"),
-]
-
-
 @click.group("demo")
 def demo_group():
     """The demo round and accounts."""
@@ -688,12 +679,8 @@ def demo_group():
 def demo_setup(round_code, simulated):
     """Migrate the database, load a bundled round and open it for collection, (re)set the demo accounts;
     prints their passwords."""
-    import sqlalchemy as sa
-    from werkzeug.security import generate_password_hash
-
     from survey_service import migrate
-    from survey_service.models import StaffUser
-    from survey_service.services import rounds, users
+    from survey_service.services import demo, rounds
 
     rounds_dir = Path(current_app.config["QUESTIONNAIRE_DIR"]) / "rounds"
     round_dir = rounds_dir / round_code
@@ -712,16 +699,9 @@ def demo_setup(round_code, simulated):
     _close_other_demo_rounds(session, rnd, rounds_dir)
     click.echo("Tài khoản cán bộ của bản trình diễn (mật khẩu mới mỗi lần khởi động):")
     accounts = {}
-    for username, role, full_name in DEMO_ACCOUNTS:
-        password = secrets.token_urlsafe(9)
-        user = session.scalar(sa.select(StaffUser).where(StaffUser.username == username))
-        if user is None:
-            user = users.create_user(session, username, password, role, full_name=full_name, actor="demo")
-        else:
-            user.password_hash = generate_password_hash(password)
-            users.end_sessions(user)
-        accounts[username] = user
-        click.echo(f"  {username:<10} {role.value:<11} {password}")
+    for user, password in demo.reset_accounts(session, secret=current_app.config["SECRET_KEY"]):
+        accounts[user.username] = user
+        click.echo(f"  {user.username:<10} {user.role.value:<11} {password}")
     session.commit()
     if simulated:
         _simulated_round(session, round_dir, rnd.code, accounts)

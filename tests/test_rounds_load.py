@@ -204,6 +204,18 @@ def test_demo_setup_migrates_loads_and_opens_the_round(tmp_path):
         assert rounds.round_state(rnd, date.today()) == "open"
     again = app.test_cli_runner().invoke(args=["demo", "setup"])
     assert again.exit_code == 0 and "đã có từ trước" in again.output
+    # the second run gives each account a new password through the audited reset, and it works
+    [password] = [line.split()[-1] for line in again.output.splitlines() if line.split()[:1] == ["giamsat"]]
+    with app.app_context():
+        from werkzeug.security import check_password_hash
+
+        from survey_service.models import AuditEvent, StaffUser
+
+        session = get_session()
+        user = session.scalar(sa.select(StaffUser).where(StaffUser.username == "giamsat"))
+        assert check_password_hash(user.password_hash, password)
+        resets = session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "user.password_reset")).all()
+        assert len(resets) == 5 and {e.actor for e in resets} == {"demo"}
     app.extensions["db_engine"].dispose()
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from survey_service.models import Agency, AuditEvent, CodeBatch, QuotaCell, StaffUser
 from survey_service.services import tabular
+from survey_service.services.errors import ServiceError
 
 PER_PAGE = 50
 #: At most this many events go into one CSV export (newest first); the filters narrow it down.
@@ -80,7 +81,7 @@ FIELD_LABELS = {
 }
 
 
-class AuditFilterError(ValueError):
+class AuditFilterError(ServiceError):
     """A filter that cannot be applied; ``str()`` is a Vietnamese message."""
 
 

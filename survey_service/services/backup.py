@@ -16,11 +16,13 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from survey_service.services.errors import ServiceError
+
 #: A table every survey-service database has; a file without it is not one of our backups.
 MARKER_TABLE = "audit_event"
 
 
-class BackupError(RuntimeError):
+class BackupError(ServiceError, RuntimeError):
     """The backup or restore could not be made; nothing was changed."""
 
 

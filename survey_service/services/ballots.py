@@ -19,8 +19,12 @@ cell's respondents, a released response could be any of the at least ``2k`` who 
 is the day of its release, never of its submission. The cost: up to ``2k - 1`` respondents per cell wait
 for the results until more come or the round closes.
 
-When: at the first occasion (results, exports, browsing, the dashboard, ``round release``), and at the
-close. An owner-sealed round releases only when the owner gives the key (``round release --key``).
+When: in the transaction of the submission that brings its cell to ``2k`` waiting ballots
+(:func:`release_cell`, server-sealed rounds), by ``round release``, and at the close; a round over by date
+keeps what waits until ``round release`` or its close. Pages never release: they only count what waits.
+Every release locks a cell's row before it reads the cell's ballots, so releases of one cell (two
+submissions, or a submission and the command) follow one another and each ballot is released once. An
+owner-sealed round releases only when the owner gives the key (``round release --key``).
 """
 from __future__ import annotations
 
@@ -39,8 +43,8 @@ from survey_service import questionnaires as qn
 from survey_service.models import Answer, Ballot, Channel, QuotaCell, Response, Round, random_key
 from survey_service.services.sealing import OwnerBox, OwnerKey, Sealer, shared_sealer
 
-_ballot_t, _response_t, _answer_t, _cell_t = (
-    Ballot.__table__, Response.__table__, Answer.__table__, QuotaCell.__table__)
+_ballot_t, _response_t, _answer_t, _cell_t, _round_t = (
+    Ballot.__table__, Response.__table__, Answer.__table__, QuotaCell.__table__, Round.__table__)
 _INSERT_BALLOT = sa.insert(_ballot_t)
 #: A stand-in for the widest number a ballot may hold (keys of 63 bits).
 _WIDEST_NUMBER = 2 ** 63
@@ -118,13 +122,22 @@ def waiting_in_cell(cell_id) -> sa.ScalarSelect:
             .where(_ballot_t.c.quota_cell_id == cell_id).correlate_except(_ballot_t).scalar_subquery())
 
 
-def waiting_note(count: int, *, owner_sealed: bool = False) -> str:
-    """What a page or command says of the ballots still sealed while results are shown."""
+def waiting_count(session: Session, round_id: int) -> int:
+    """How many of the round's ballots wait (each one respondent), for the pages that show responses."""
+    return session.scalar(waiting(round_id, sa.func.count()))
+
+
+def waiting_note(count: int, *, owner_sealed: bool = False, over: bool = False) -> str:
+    """What a page or command says of the ballots still sealed while results are shown; ``over``: the round
+    is past its last day but not closed, so nothing more comes in to release them."""
     if not count:
         return ""
     if owner_sealed:
         return (f"{count} phiếu trực tuyến đang được niêm phong bằng khóa của chủ đợt; chúng chỉ được đưa vào kết "
                 "quả khi chủ đợt mở bằng khóa riêng (survey-service round release --key).")
+    if over:
+        return (f"{count} phiếu trực tuyến đang chờ: đợt khảo sát đã hết hạn nhận phiếu, các phiếu này vào kết quả "
+                "khi đợt được đóng (trang Đợt khảo sát) hoặc bằng lệnh survey-service round release.")
     return (f"{count} phiếu trực tuyến đang chờ: phiếu của mỗi ô chỉ được đưa vào kết quả theo từng đợt ít nhất "
             "bằng cỡ nhóm tối thiểu, để không ai biết phiếu nào của ai; phần còn lại vào kết quả khi có thêm "
             "phiếu hoặc khi đợt khảo sát đóng.")
@@ -142,27 +155,56 @@ class Release:
     waiting: int = 0
 
 
+def min_group(settings: dict | None) -> int:
+    """``k``: the round's minimum group size (``min_breakdown``)."""
+    return int((settings or {}).get("min_breakdown", qn.OPTIONAL_SETTINGS["min_breakdown"]))
+
+
+def _lock_cells(session: Session, *where) -> list[int]:
+    """Lock the quota cells' rows (in id order) before their ballots are read: a second release of the same
+    cell waits here until the first commits, then reads what is left. ``NO KEY UPDATE``: submissions'
+    inserts, which only share-lock the key, go on meanwhile. (SQLite has one writer at a time.)"""
+    return list(session.scalars(sa.select(_cell_t.c.id).where(*where).order_by(_cell_t.c.id)
+                                .with_for_update(key_share=True)))
+
+
 def release(session: Session, rnd: Round, opener: Sealer | OwnerKey | None, *, today: date,
             everything: bool = False) -> Release:
     """Release the round's due ballots into responses: of every cell where at least ``2k`` wait, all but ``k``
     chosen at random; with ``everything``, or once the round is over, every ballot.
 
     ``opener`` opens the round's ballots (:func:`opener`); None (an owner-sealed round without its key)
-    releases nothing. One transaction (the caller commits): the due ballots are read and opened, deleted,
-    and their responses and answers inserted, every cell's in one batch in random order with fresh random
-    keys and respondent keys, dated ``today``. Only the ballots this transaction's DELETE (by id) removed are
-    inserted, so two releases running at once store each ballot once: the second waits for the first's
-    rows, finds them gone and writes nothing for them. A ballot that cannot be opened is left in the box
-    and counted, never dropped.
+    releases nothing. One transaction (the caller commits): the round's cells are locked, the due ballots
+    read and opened, deleted, and their responses and answers inserted, every cell's in one batch in random
+    order with fresh random keys and respondent keys, dated ``today``. Only the ballots this transaction's
+    DELETE (by id) removed are inserted, so two releases running at once store each ballot once. A ballot
+    that cannot be opened is left in the box and counted, never dropped.
     """
     if opener is None:
         return Release(waiting=session.scalar(waiting(rnd.id, sa.func.count())))
     everything = everything or rnd.closed_at is not None or today > rnd.closes_on
-    k = int((rnd.settings or {}).get("min_breakdown", qn.OPTIONAL_SETTINGS["min_breakdown"]))
+    cells = _lock_cells(session, _cell_t.c.round_id == rnd.id)
+    done = _release(session, rnd.id, cells, opener, k=min_group(rnd.settings), today=today, everything=everything)
+    left = session.scalar(waiting(rnd.id, sa.func.count()))
+    return Release(done.ballots, done.responses, done.unreadable, left - done.unreadable)
+
+
+def release_cell(session: Session, round_id: int, cell_id: int, opener: Sealer, *, today: date) -> Release:
+    """A submission's own step: once its ballot is cast, release the cell's ballots if ``2k`` wait (all but
+    ``k``, chosen at random), in the submission's transaction. Server-sealed rounds only (``opener``)."""
+    k = min_group(session.scalar(sa.select(_round_t.c.settings).where(_round_t.c.id == round_id)))
+    cells = _lock_cells(session, _cell_t.c.id == cell_id)
+    return _release(session, round_id, cells, opener, k=k, today=today, everything=False)
+
+
+def _release(session: Session, round_id: int, cells: list[int], opener: Sealer | OwnerKey, *, k: int, today: date,
+             everything: bool) -> Release:
+    """Release the due ballots of ``cells`` (already locked); ``waiting`` is not counted here."""
     by_cell: dict[int, list] = {}
-    for row in session.execute(sa.select(_ballot_t.c.id, _ballot_t.c.quota_cell_id, _ballot_t.c.sealed).where(
-            _ballot_t.c.quota_cell_id.in_(sa.select(_cell_t.c.id).where(_cell_t.c.round_id == rnd.id)))):
-        by_cell.setdefault(row.quota_cell_id, []).append(row)
+    for start in range(0, len(cells), 500):  # (a bound list of at most 500 keys per statement)
+        for row in session.execute(sa.select(_ballot_t.c.id, _ballot_t.c.quota_cell_id, _ballot_t.c.sealed).where(
+                _ballot_t.c.quota_cell_id.in_(cells[start:start + 500]))):
+            by_cell.setdefault(row.quota_cell_id, []).append(row)
     chance = random.SystemRandom()
     opened, unreadable = {}, 0
     for rows in by_cell.values():
@@ -178,18 +220,17 @@ def release(session: Session, rnd: Round, opener: Sealer | OwnerKey | None, *, t
                 unreadable += 1
     claimed = set()
     ids = list(opened)
-    for start in range(0, len(ids), 500):  # (a bound list of at most 500 keys per statement)
+    for start in range(0, len(ids), 500):
         claimed.update(session.scalars(sa.delete(_ballot_t).where(
             _ballot_t.c.id.in_(ids[start:start + 500])).returning(_ballot_t.c.id)))
-    responses, answers = _unsealed(rnd.id, (opened[i] for i in claimed), today)
+    responses, answers = _unsealed(round_id, (opened[i] for i in claimed), today)
     chance.shuffle(responses)
     chance.shuffle(answers)
     if responses:
         session.execute(sa.insert(_response_t), responses)
     if answers:
         session.execute(sa.insert(_answer_t), answers)
-    left = session.scalar(waiting(rnd.id, sa.func.count()))
-    return Release(len(claimed), len(responses), unreadable, left - unreadable)
+    return Release(len(claimed), len(responses), unreadable)
 
 
 def _unsealed(round_id: int, ballots: Iterable[tuple], today: date) -> tuple[list[dict], list[dict]]:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from survey_service import questionnaires as qn
 from survey_service.models import Agency, Answer, Channel, QuestionnaireVersion, Response, Round, Sheet, SheetState
 from survey_service.services import progress, results
+from survey_service.services.errors import ServiceError
 
 PAGE_SIZE = 50
 #: How a response stands: counted in the results, keyed on paper but not yet verified, or above its quota.
@@ -30,7 +31,7 @@ CHANNELS = {"online": "Trực tuyến", "paper": "Phiếu giấy"}
 MATRIX = "*"
 
 
-class BrowseError(ValueError):
+class BrowseError(ServiceError):
     """A filter or response that cannot be shown; ``status`` is the HTTP status."""
 
     def __init__(self, message: str, status: int = 400):

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from survey_service.services import tabular
+from survey_service.services.errors import ServiceError
 from survey_service.services.results import FLAG_LABELS, RoundResults, flag_labels
 from survey_service.vietnamese import xlsx_format
 
@@ -113,7 +114,7 @@ def _column_decimals(headers: dict[str, str], frame: pd.DataFrame) -> dict[str, 
     return shown
 
 
-class ExportError(ValueError):
+class ExportError(ServiceError):
     """An output that cannot be written (unknown format); the message says why."""
 
 

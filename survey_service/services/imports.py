@@ -39,6 +39,7 @@ from survey_service.models import (
     Agency, Answer, Channel, Division, QuotaCell, Response, Round, RoundForm, StaffUser,
 )
 from survey_service.services import audit, quotas, rounds, tabular
+from survey_service.services.errors import ServiceError
 
 FIXED_COLUMNS = ("form", "agency", "division", "district", "respondent", "submitted_on")
 MAX_ERRORS_SHOWN = 200
@@ -53,7 +54,7 @@ class RowError:
         return f"dòng {self.line}: {self.message}"
 
 
-class ImportRejected(ValueError):
+class ImportRejected(ServiceError):
     """The file has bad rows; nothing was imported."""
 
     def __init__(self, errors: list[RowError]):

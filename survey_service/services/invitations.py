@@ -24,6 +24,7 @@ from survey_service.models import (
     StaffUser,
 )
 from survey_service.services import audit, ballots, rounds, tabular
+from survey_service.services.errors import ServiceError
 from survey_service.services.pdf import FONT, nfc, qr_image, register_fonts
 from survey_service.services.sealing import code_mark
 
@@ -36,7 +37,7 @@ MAX_BATCH = 5000
 _SEPARATORS = re.compile(r"[\s\-_.·–—]+")
 
 
-class InvitationError(ValueError):
+class InvitationError(ServiceError):
     """A request about codes that cannot be carried out; the message is for the user (Vietnamese)."""
 
 

@@ -3,8 +3,9 @@
 What is stored: a draft holds the answers under the code's mark until submission, sealed with a key derived
 from the code and the server's secret; submitting puts one sealed ballot in the round's ballot box (the
 agencies rated and their answers; :mod:`survey_service.services.ballots`), deletes the draft and records the
-code spent, in one transaction. No response row is written at submission: the ballots become responses in
-shuffled batches, so nothing the submission wrote, in the tables or in the database's write-ahead log, is a
+code spent, in one transaction. No response is written for the submission alone: the ballots become
+responses in shuffled batches (the submission that brings its cell to ``2k`` waiting ballots releases one,
+in its own transaction), so nothing the submission wrote, in the tables or in the database's write-ahead log, is a
 response in the order it came. The code's own row is not touched: its spending is a
 :class:`~survey_service.models.SpentCode` under the code's mark
 (:func:`~survey_service.services.sealing.code_mark`) with the random submission id of the form that spent
@@ -29,6 +30,7 @@ from survey_service.models import (
     RoundForm, SpentCode, division_department,
 )
 from survey_service.services import ballots, invitations, ratelimit, rounds
+from survey_service.services.errors import ServiceError
 from survey_service.services.sealing import OwnerBox, Sealer, code_mark
 
 SUBMISSION_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -106,11 +108,15 @@ _SUPERVISORS = (
 )
 
 
-class Refusal(Exception):
+class Refusal(ServiceError):
     """The code cannot be used now. ``reason`` picks the page shown:
 
     unknown, revoked, submitted, not_open, closed, full, rate_limited, division.
+
+    The respondent's pages handle it themselves: a refused look-up still keeps its count of failures.
     """
+
+    status = 403
 
     def __init__(self, reason: str, access: Access | None = None, message: str = ""):
         super().__init__(reason)
@@ -119,7 +125,7 @@ class Refusal(Exception):
         self.message = message
 
 
-class AnswerErrors(ValueError):
+class AnswerErrors(ServiceError):
     """Answers that break the questionnaire's rules: {(agency code, item code): Vietnamese message}.
 
     An agency code of None is a problem with the agency itself (not part of this code's form).
@@ -439,7 +445,9 @@ def _draft_info(sealer: Sealer, draft_id: int, sealed: str | None, legacy: dict 
 def submit(
     session: Session, access: Access, answers: dict[str, dict[str, str]], submission_id: str, *, today: date,
 ) -> bool:
-    """Put the answers in the ballot box and spend the code, once, in one transaction.
+    """Put the answers in the ballot box and spend the code, once, in one transaction; when this ballot
+    brings its cell to ``2k`` waiting, the same transaction releases all but ``k`` of them
+    (:func:`~survey_service.services.ballots.release_cell`).
 
     The code is recorded spent by an INSERT of its mark that does nothing when the mark is there, so of
     two identical POSTs racing each other only one stores anything; the other finds its own submission id
@@ -464,6 +472,8 @@ def submit(
     ballots.cast(session, access.ballot_box, cell_id=access.cell.id, questionnaire=access.questionnaire,
                  version_id=access.version_id, division_id=access.division.id if access.division else None,
                  answers=[(agency.id, clean[agency.code]) for agency in access.rated_agencies])
+    if isinstance(access.ballot_box, Sealer):  # server-sealed: the cell's batch is due once 2k wait
+        ballots.release_cell(session, access.round.id, access.cell.id, access.ballot_box, today=today)
     if access.draft is not None:
         session.execute(_DELETE_DRAFT, {"draft_id": access.draft.id})
         access.draft = None

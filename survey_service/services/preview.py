@@ -15,13 +15,14 @@ from sqlalchemy.orm import Session
 from survey_service import questionnaires as qn
 from survey_service.models import Agency, CodeStatus, Division, QuotaCell, Round, RoundForm, Sheet
 from survey_service.services import portal
+from survey_service.services.errors import ServiceError
 
 #: Shown where a respondent sees their code; it is not a code (codes never contain a dash inside a group).
 PREVIEW_CODE = "XEM-TRƯỚC"
 PREVIEW_SERIAL = "MẪU-XEM-TRƯỚC"
 
 
-class PreviewError(ValueError):
+class PreviewError(ServiceError):
     """A form, agency or division the round does not have; ``status`` is the HTTP status to answer."""
 
     def __init__(self, message: str, status: int = 404):

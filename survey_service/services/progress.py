@@ -25,6 +25,7 @@ from survey_service.models import (
     RoundForm, Sheet, SheetState,
 )
 from survey_service.services import ballots
+from survey_service.services.errors import ServiceError
 from survey_service.vietnamese import sort_key
 
 #: The kind of the matrix form's single cell (HĐ-CT rates every agency); no round may declare it.
@@ -34,7 +35,7 @@ SORTS = ["name", "shortfall", "progress", "form"]
 FIGURES = ["target", "verified", "keyed", "started", "issued", "surplus", "shortfall"]
 
 
-class FilterError(ValueError):
+class FilterError(ServiceError):
     """A filter value that is not one of the allowed ones; the message is for the user."""
 
 

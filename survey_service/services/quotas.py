@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 from analysis.sampling import recommend_sample_size
 from survey_service.models import Agency, Channel, QuotaCell, Response, Round, StaffUser
 from survey_service.services import audit, tabular
+from survey_service.services.errors import ServiceError
 from survey_service.vietnamese import sort_key
 
 #: Yamane's margin of error and the per-cell floor when the round's methodology does not give them
@@ -39,7 +40,7 @@ CSV_COLUMN_HELP = {
 MAX_TARGET = 1_000_000
 
 
-class QuotaError(ValueError):
+class QuotaError(ServiceError):
     """A change to the quota plan that cannot be made; ``errors`` lists every problem, for the user."""
 
     def __init__(self, errors: list[str]):

@@ -35,6 +35,7 @@ from survey_service.models import (
     Agency, Answer, AuditEvent, QuestionnaireVersion, Response, Round, RoundForm, Sheet,
 )
 from survey_service.services import progress
+from survey_service.services.errors import ServiceError
 
 #: No breakdown of fewer respondents than this, of any group about one agency (round setting
 #: ``min_breakdown``; a round loaded before the setting existed gets this default).
@@ -70,8 +71,10 @@ ANALYSIS_PARAMETERS = {
 }
 
 
-class ResultsError(ValueError):
+class ResultsError(ServiceError):
     """The round cannot be analysed as it stands; the message names the setting or data at fault."""
+
+    status = 422
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from survey_service.models import (
     RoundForm, Sheet, StaffUser, utcnow,
 )
 from survey_service.services import audit, ballots
+from survey_service.services.errors import ServiceError
 from survey_service.services.sealing import OwnerBox, OwnerKey
 
 
@@ -45,7 +46,7 @@ VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 SIMULATED_LABEL = "Dữ liệu mô phỏng"
 
 
-class RoundError(ValueError):
+class RoundError(ServiceError):
     """A round that cannot be loaded as it stands; the message names what and why."""
 
 

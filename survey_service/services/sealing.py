@@ -28,6 +28,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from survey_service.services.errors import ServiceError
+
 NONCE_BYTES = 12
 
 
@@ -87,7 +89,7 @@ def shared_sealer(secret: str, purpose: str, context: str = "") -> Sealer:
     return Sealer(secret, purpose, context)
 
 
-class KeyFileError(ValueError):
+class KeyFileError(ServiceError):
     """An owner's key file that cannot be read: not a key, or the wrong passphrase."""
 
 

@@ -19,6 +19,7 @@ from survey_service.models import (
     Agency, Channel, QuotaCell, Round, RoundForm, Sheet, SheetEvent, SheetState, StaffUser, utcnow,
 )
 from survey_service.services import audit
+from survey_service.services.errors import ServiceError
 
 #: Characters of a serial's round prefix and running number.
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -48,7 +49,7 @@ TRANSITIONS = {
 }
 
 
-class SheetError(ValueError):
+class SheetError(ServiceError):
     """A sheet request that cannot be carried out; ``str()`` is a Vietnamese message for the user."""
 
     def __init__(self, message: str, status: int = 422):

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from survey_service import questionnaires as qn
 from survey_service.models import Agency, Channel, QuotaCell, Response, Round, StaffUser
 from survey_service.services import ballots, invitations, keying, portal, rounds, sheets
+from survey_service.services.errors import ServiceError
 
 #: Code of the demonstration round made from a real round's directory.
 DEMO_SUFFIX = "-DEMO"
@@ -42,7 +43,7 @@ SUGGESTIONS = (
 )
 
 
-class SimulationError(ValueError):
+class SimulationError(ServiceError):
     """Simulated data that may not be written; the message says why."""
 
 

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator
 
 import pandas as pd
 
+from survey_service.services.errors import ServiceError
+
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 #: xlsxwriter options: strings stay strings (no formulas, no links made from text).
 XLSX_OPTIONS = {"strings_to_formulas": False, "strings_to_urls": False}
@@ -49,7 +51,7 @@ def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-class UnreadableCsv(ValueError):
+class UnreadableCsv(ServiceError):
     """The csv module could not read a line; the message is in Vietnamese, for the user."""
 
     def __init__(self, line: int, message: str):

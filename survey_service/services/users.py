@@ -17,6 +17,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from survey_service.models import Role, StaffUser, utcnow
 from survey_service.services import audit, login_throttle
+from survey_service.services.errors import ServiceError
 
 MIN_PASSWORD_LENGTH = 10
 #: The login form takes 256 characters; a new password stays well below that.
@@ -29,7 +30,7 @@ COMMON_PASSWORDS_FILE = Path(__file__).resolve().parent.parent / "data" / "commo
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
 
 
-class UserError(ValueError):
+class UserError(ServiceError):
     """A request about staff accounts that cannot be carried out; the message is for the user."""
 
 
@@ -169,12 +170,14 @@ def change_own_password(session: Session, user: StaffUser, current: str, new: st
     return had_token
 
 
-def reset_password(session: Session, user: StaffUser, new: str, *, by: StaffUser, secret: str) -> bool:
+def reset_password(session: Session, user: StaffUser, new: str, *, by: StaffUser | None, secret: str,
+                   actor: str | None = None) -> bool:
     """An admin sets a new password for an account: its sessions and API token end and its login delays
     are lifted. Returns whether an API token was withdrawn."""
     had_token = _set_password(user, new)
     login_throttle.clear(session, secret=secret, username=user.username)
-    audit.record(session, "user.password_reset", user=by, object_type="staff_user", object_id=user.id,
+    audit.record(session, "user.password_reset", user=by, actor=actor, object_type="staff_user",
+                 object_id=user.id,
                  new={"username": user.username, **({"api_token_revoked": True} if had_token else {})})
     return had_token
 
@@ -203,7 +206,7 @@ def issue_api_token(session: Session, user: StaffUser, *, days: int = API_TOKEN_
 
 
 def revoke_api_token(session: Session, user: StaffUser, *, by: StaffUser | None = None,
-                     actor: str = "staff") -> bool:
+                     actor: str | None = None) -> bool:
     """Withdraw an account's API token (by its owner or an admin); False when it had none."""
     if user.api_token_hash is None:
         return False

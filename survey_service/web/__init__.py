@@ -61,30 +61,12 @@ def round_or_404(code: str):
     return rnd
 
 
-def released_round_or_404(code: str):
-    """:func:`round_or_404` for pages that read responses: the round's sealed ballots that are due are
-    released first (:mod:`survey_service.services.ballots`); ``g.ballots`` says what is still waiting."""
-    from survey_service.db import get_session
-    from survey_service.services import ballots, rounds
-
-    rnd = round_or_404(code)
-    session = get_session()
-    g.ballots = ballots.release(session, rnd, ballots.opener(rnd, current_app.config["SECRET_KEY"]),
-                                today=rounds.local_today())
-    if g.ballots.ballots:
-        session.commit()
-    return rnd
-
-
 def default_round():
     """The round named by ``?round=``, else the most recent real one; a 404 page when there is none."""
     from survey_service.db import get_session
     from survey_service.services import sheets
 
-    try:
-        rnd = sheets.pick_round(get_session(), request.args.get("round"))
-    except sheets.SheetError as exc:
-        abort(exc.status, description=str(exc))
+    rnd = sheets.pick_round(get_session(), request.args.get("round"))
     note_round(rnd)
     return rnd
 

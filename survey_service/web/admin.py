@@ -98,10 +98,7 @@ def _user_or_404(user_id: int) -> StaffUser:
 @role_required(Role.ADMIN)
 def user_active(user_id: int):
     session, user = get_session(), _user_or_404(user_id)
-    try:
-        users.set_active(session, user, request.form.get("active") == "1", by=current_user)
-    except users.UserError as exc:
-        abort(400, description=str(exc))
+    users.set_active(session, user, request.form.get("active") == "1", by=current_user)
     session.commit()
     flash(f"Đã cập nhật tài khoản {user.username}.", "info")
     return redirect(url_for("admin.user_list"))
@@ -175,10 +172,7 @@ def _change_account(user_id: int, form: FlaskForm, change, done):
 
 
 def _audit_filter() -> audit_log_service.AuditFilter:
-    try:
-        return audit_log_service.parse_filter(request.args)
-    except audit_log_service.AuditFilterError as exc:
-        abort(400, description=str(exc))
+    return audit_log_service.parse_filter(request.args)
 
 
 def _zone() -> ZoneInfo:

@@ -186,10 +186,7 @@ for _filter in OPENAPI["paths"]["/rounds/{round}/quotas"]["get"]["parameters"][1
 def round_quotas(round_code):
     session, rnd = get_session(), round_or_404(round_code)
     forms = progress.form_titles(session, rnd)
-    try:
-        filters = progress.parse_filters(request.args, forms, progress.kinds(rnd))
-    except progress.FilterError as exc:
-        abort(400, description=str(exc))
+    filters = progress.parse_filters(request.args, forms, progress.kinds(rnd))
     data = progress.round_progress(session, rnd, filters, forms=forms)
     return jsonify({
         "round": rnd.code,

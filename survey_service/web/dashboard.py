@@ -13,7 +13,7 @@ from survey_service.db import get_session
 from survey_service.models import Role, Round
 from survey_service.services import exports, progress, quotas, rounds, tabular
 from survey_service.vietnamese import xlsx_format
-from survey_service.web import confirmation_page, released_round_or_404, round_or_404
+from survey_service.web import confirmation_page, round_or_404
 from survey_service.web.auth import role_required
 
 bp = Blueprint("dashboard", __name__, url_prefix="/staff/dashboard")
@@ -45,10 +45,7 @@ def kind_labels(rnd) -> dict[str, str]:
 
 
 def _filters(rnd, forms: dict[str, str]) -> progress.Filters:
-    try:
-        return progress.parse_filters(request.args, forms, progress.kinds(rnd))
-    except progress.FilterError as exc:
-        abort(400, description=str(exc))
+    return progress.parse_filters(request.args, forms, progress.kinds(rnd))
 
 
 def _now_text() -> str:
@@ -68,7 +65,7 @@ def index():
 @role_required(*VIEWERS)
 def show(round_code):
     session = get_session()
-    rnd = released_round_or_404(round_code)
+    rnd = round_or_404(round_code)
     forms = progress.form_titles(session, rnd)
     filters = _filters(rnd, forms)
     data = progress.round_progress(session, rnd, filters, forms=forms)
@@ -159,7 +156,7 @@ PERCENT_HEADER = "Tỷ lệ đạt (%)"
 
 def _export_rows(round_code: str) -> tuple[Round, list[list]]:
     session = get_session()
-    rnd = released_round_or_404(round_code)
+    rnd = round_or_404(round_code)
     forms = progress.form_titles(session, rnd)
     data = progress.round_progress(session, rnd, _filters(rnd, forms), forms=forms)
     header = ["Mã phiếu", "Tên phiếu", "Mã cơ quan", "Cơ quan", "Loại cơ quan", "Kênh",

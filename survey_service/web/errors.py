@@ -1,5 +1,7 @@
-"""Error pages in Vietnamese; a 500 rolls back the request's transaction, and a database that cannot be
-reached or written (restarting, read-only, full) is a 503 with ``Retry-After``: nothing of the request was
+"""Error pages in Vietnamese. A service's refusal (:class:`~survey_service.services.errors.ServiceError`)
+rolls back the request's transaction and answers with its status and message, so views need no
+try/except of their own; a 500 rolls back too, and a database that cannot be reached or written
+(restarting, read-only, full) is a 503 with ``Retry-After``: nothing of the request was
 acknowledged, and a retried submission is recognised, so trying again later is safe."""
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import sqlalchemy as sa
 from flask import Flask, current_app, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+
+from survey_service.services.errors import ServiceError
 
 MESSAGES = {
     400: ("Yêu cầu không hợp lệ", "Dữ liệu gửi lên không hợp lệ."),
@@ -28,6 +32,7 @@ MESSAGES = {
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(ServiceError, _service_error)
     for error in UNAVAILABLE:
         app.register_error_handler(error, _database_unavailable)
     app.register_error_handler(Exception, _unexpected)
@@ -44,6 +49,12 @@ def render_error(code: int, detail: str | None = None):
 def _csrf_error(exc: CSRFError):
     return render_error(400, "Phiên làm việc đã hết hạn hoặc biểu mẫu thiếu mã bảo mật (CSRF). "
                              "Vui lòng tải lại trang và thử lại.")
+
+
+def _service_error(exc: ServiceError):
+    """A request a service refused: nothing of it is kept, and the user reads why."""
+    _rollback()
+    return render_error(exc.status, str(exc) or None)
 
 
 #: Headers an error must keep (a 405 names the allowed methods, a 429 or 503 when to retry).

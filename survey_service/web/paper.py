@@ -48,10 +48,7 @@ def local_time(at: datetime) -> str:
 
 
 def _round():
-    try:
-        rnd = sheets.pick_round(get_session(), request.values.get("round"))
-    except SheetError as exc:
-        abort(exc.status, description=str(exc))
+    rnd = sheets.pick_round(get_session(), request.values.get("round"))
     note_round(rnd)
     return rnd
 
@@ -61,10 +58,7 @@ def _keys() -> list[str]:
 
 
 def _sheet(serial: str, *, lock: bool = False):
-    try:
-        sheet = sheets.get_by_serial(get_session(), serial, lock=lock)
-    except SheetError as exc:
-        abort(exc.status, description=str(exc))
+    sheet = sheets.get_by_serial(get_session(), serial, lock=lock)
     note_round(sheet.quota_cell.round)
     return sheet
 
@@ -88,10 +82,7 @@ def scan():
 @role_required(*CLERK)
 def open_token(token: str):
     """The URL printed in every QR code."""
-    try:
-        sheet = sheets.find_sheet(get_session(), sheets.URL_PATH + token, _keys())
-    except SheetError as exc:
-        abort(exc.status, description=str(exc))
+    sheet = sheets.find_sheet(get_session(), sheets.URL_PATH + token, _keys())
     return redirect(url_for("paper.key", serial=sheet.serial))
 
 
@@ -266,11 +257,7 @@ def reprint(serial: str):
     if page:
         session.rollback()
         return page
-    try:
-        new = sheets.reprint(session, sheet, by=current_user)
-    except SheetError as exc:
-        session.rollback()
-        abort(exc.status, description=str(exc))
+    new = sheets.reprint(session, sheet, by=current_user)
     pdf = printing.sheets_pdf(session, [new], base_url=public_base_url(),
                               signing_keys=_keys())
     session.commit()
@@ -283,11 +270,7 @@ def reprint(serial: str):
 def verify(serial: str):
     session = get_session()
     sheet = _sheet(serial, lock=True)
-    try:
-        keying.verify(session, sheet, current_user)
-    except SheetError as exc:
-        session.rollback()
-        abort(exc.status, description=str(exc))
+    keying.verify(session, sheet, current_user)
     session.commit()
     flash(f"Đã xác nhận phiếu {sheet.serial}.", "info")
     return redirect(url_for("paper.reconcile_list", round=sheet.quota_cell.round.code))

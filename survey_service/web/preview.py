@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from flask import Blueprint, abort, current_app, render_template, request, send_file, url_for
+from flask import Blueprint, current_app, render_template, request, send_file, url_for
 
 from survey_service.db import get_session
 from survey_service.models import Role
@@ -19,10 +19,6 @@ ROLES = (Role.SUPERVISOR, Role.ANALYST)
 NAV = [("preview.index", "Xem trước phiếu", "Mọi phiếu của đợt như người trả lời thấy (máy tính, điện thoại) "
         "và như bản in, không cần mã mời", ROLES)]
 PHONE_WIDTH = 360
-
-
-def _abort(exc: preview.PreviewError):
-    abort(exc.status, description=str(exc))
 
 
 def _selection() -> dict:
@@ -42,11 +38,8 @@ def _preview_access(round_code, form_code):
     """The round, the agency and division chosen in the query string, and the portal access they preview."""
     rnd = round_or_404(round_code)
     chosen = _selection()
-    try:
-        access = preview.access(get_session(), rnd, form_code, agency_code=chosen["agency"],
-                                division_code=chosen["division"])
-    except preview.PreviewError as exc:
-        _abort(exc)
+    access = preview.access(get_session(), rnd, form_code, agency_code=chosen["agency"],
+                            division_code=chosen["division"])
     return rnd, chosen, access
 
 
@@ -86,10 +79,7 @@ def sheet(round_code, form_code):
     """The form as printed on paper, for a sample sheet that is not in the ledger."""
     session = get_session()
     rnd = round_or_404(round_code)
-    try:
-        sample = preview.sample_sheet(session, rnd, form_code, agency_code=_selection()["agency"])
-    except preview.PreviewError as exc:
-        _abort(exc)
+    sample = preview.sample_sheet(session, rnd, form_code, agency_code=_selection()["agency"])
     pdf = printing.sheets_pdf(session, [sample], base_url=public_base_url(),
                               signing_keys=current_app.config["SHEET_SIGNING_KEYS"], preview=True)
     session.rollback()  # the sample sheet was never added; nothing else may be left pending either

@@ -11,7 +11,7 @@ from flask_login import current_user
 from survey_service.db import get_session
 from survey_service.models import Agency, Role, RoundForm
 from survey_service.services import browse, exports, imports
-from survey_service.web import default_round, released_round_or_404, round_or_404
+from survey_service.web import default_round, round_or_404
 from survey_service.web.auth import role_required
 from survey_service.web.respond import local_today
 from survey_service.web.results import results_or_error
@@ -40,12 +40,9 @@ def _choices(rnd) -> tuple[list[tuple[str, str]], list[str]]:
 @bp.route("/<round_code>/")
 @role_required(*ROLES)
 def listing(round_code):
-    rnd = released_round_or_404(round_code)
+    rnd = round_or_404(round_code)
     agencies, forms = _choices(rnd)
-    try:
-        filters = browse.parse_filters({code for code, _ in agencies}, set(forms), request.args)
-    except browse.BrowseError as exc:
-        abort(exc.status, description=str(exc))
+    filters = browse.parse_filters({code for code, _ in agencies}, set(forms), request.args)
     return render_template("responses/list.html", round=rnd, listing=browse.list_responses(get_session(), rnd, filters),
                            agencies=agencies, forms=forms, states=browse.STATES, sorts=browse.SORTS,
                            channels=browse.CHANNELS, matrix=browse.MATRIX)
@@ -54,11 +51,8 @@ def listing(round_code):
 @bp.route("/<round_code>/r/<uid>")
 @role_required(*ROLES)
 def detail(round_code, uid):
-    rnd = released_round_or_404(round_code)
-    try:
-        response = browse.response_detail(get_session(), rnd, uid)
-    except browse.BrowseError as exc:
-        abort(exc.status, description=str(exc))
+    rnd = round_or_404(round_code)
+    response = browse.response_detail(get_session(), rnd, uid)
     return render_template("responses/detail.html", round=rnd, r=response, back=request.args.get("back", ""))
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from flask import Blueprint, abort, g, render_template
+from flask import Blueprint, abort, render_template
 from flask import Response as FlaskResponse
 
 from survey_service.db import get_session
 from survey_service.models import Role, Round
 from survey_service.services import ballots, exports, results, rounds
-from survey_service.web import charts
-from survey_service.web import released_round_or_404
+from survey_service.web import charts, round_or_404
 from survey_service.web.auth import role_required
 
 bp = Blueprint("results", __name__)
@@ -26,11 +25,8 @@ MIMETYPES = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetm
 
 def results_or_error(code: str) -> tuple[Round, results.RoundResults]:
     """The round's results, or 404 for an unknown round and 422 when its settings cannot be used."""
-    session, rnd = get_session(), released_round_or_404(code)
-    try:
-        return rnd, results.cached_results(session, rnd)
-    except results.ResultsError as exc:
-        abort(422, description=str(exc))
+    session, rnd = get_session(), round_or_404(code)
+    return rnd, results.cached_results(session, rnd)
 
 
 @bp.route("/staff/results/")
@@ -46,7 +42,13 @@ def round_table(code):
     rnd, res = results_or_error(code)
     return render_template("results/round.html", round=rnd, res=res, kinds=res.kind_plurals,
                            flag_labels=results.flag_labels(res), records=results.records,
-                           waiting_note=ballots.waiting_note(g.ballots.waiting, owner_sealed=bool(rnd.ballot_public_key)))
+                           waiting_note=_waiting_note(rnd))
+
+
+def _waiting_note(rnd: Round) -> str:
+    """What waits in the ballot box: pages count it, ``round release`` or the close releases it."""
+    return ballots.waiting_note(ballots.waiting_count(get_session(), rnd.id), owner_sealed=bool(rnd.ballot_public_key),
+                                over=rnd.closed_at is None and rounds.local_today() > rnd.closes_on)
 
 
 @bp.route("/staff/results/<code>/ranking-<kind>.png")

@@ -64,10 +64,8 @@ def test_a_cell_is_released_in_batches_of_at_least_k_and_dated_by_the_release(is
         _submit(session, code, full_answers(q, text=f"Phiếu {n}."), today=yesterday)
     released = ballots.release(session, open_round, box, today=TODAY)
     assert (released.ballots, released.waiting) == (0, 2 * k - 1) and _count(session, Response) == 0
-    _submit(session, codes[-1], full_answers(q, text=f"Phiếu {2 * k - 1}."))
-    released = ballots.release(session, open_round, box, today=TODAY)
-    session.commit()
-    assert (released.ballots, released.responses, released.waiting, released.unreadable) == (k, k, k, 0)
+    _submit(session, codes[-1], full_answers(q, text=f"Phiếu {2 * k - 1}."))  # the 2k-th releases all but k
+    assert _count(session, Response) == k and _count(session, Ballot) == k
     assert set(session.scalars(sa.select(Response.submitted_on))) == {TODAY}
     assert ballots.release(session, open_round, box, today=TODAY).ballots == 0
     # at the close, every ballot left: again at least k
@@ -76,9 +74,11 @@ def test_a_cell_is_released_in_batches_of_at_least_k_and_dated_by_the_release(is
     assert _texts(session, q) == {f"Phiếu {n}." for n in range(2 * k)} and _count(session, Ballot) == 0
 
 
-def test_which_ballots_wait_is_drawn_at_random(issue, session, questionnaire, open_round):
+def test_which_ballots_wait_is_drawn_at_random(issue, session, questionnaire, open_round, monkeypatch):
     """The k ballots kept back are neither the first nor the last ones sent: a released response could be
-    any of those who were waiting (that either happens by chance has a probability of 1 in 329,004 for k = 5)."""
+    any of those who were waiting (that either happens by chance has a probability of 1 in 329,004 for k = 5).
+    The submissions' own releases are held back here, so that one release draws from all of them."""
+    monkeypatch.setattr(ballots, "release_cell", lambda *a, **kw: ballots.Release())
     q = questionnaire("CC-CT")
     k = open_round.settings["min_breakdown"]
     n = 8 * k
@@ -265,24 +265,109 @@ def test_the_dashboard_counts_sealed_ballots(issue, session, questionnaire, open
     assert (TODAY, "online", 2) in progress.daily_counts(session, open_round)
 
 
-def test_pages_release_what_is_due_and_the_results_page_says_what_waits(staff_client, issue, session,
-                                                                        questionnaire, open_round):
+def test_a_submission_that_brings_its_cell_to_2k_releases_all_but_k_in_its_own_transaction(
+        issue, session, questionnaire, open_round):
     q = questionnaire("CC-CT")
     k = open_round.settings["min_breakdown"]
     codes = issue("CC-CT", "SNV", 2 * k)
+    [other_cell] = issue("CC-CT", "STP", 1)
     for code in codes[:-1]:
+        _submit(session, code, full_answers(q))
+    _submit(session, other_cell, full_answers(q))  # another cell's ballot stays where it is
+    assert _count(session, Response) == 0 and _count(session, Ballot) == 2 * k
+    access = portal.open_code(session, codes[-1], secret=SECRET, today=TODAY, start=True)
+    assert portal.submit(session, access, {"SNV": full_answers(q)}, portal.new_submission_id(), today=TODAY)
+    # before the commit, in the submission's transaction: all but k of the cell's 2k, each respondent once
+    assert _count(session, Response) == k and _count(session, Ballot) == k + 1
+    assert len(set(session.scalars(sa.select(Response.respondent_key)))) == k
+    assert set(session.scalars(sa.select(Response.quota_cell_id))) == {access.cell.id}
+    session.rollback()  # the submission undone undoes its release too
+    assert _count(session, Response) == 0 and _count(session, Ballot) == 2 * k
+    assert portal.submit(session, portal.open_code(session, codes[-1], secret=SECRET, today=TODAY, start=True),
+                         {"SNV": full_answers(q)}, portal.new_submission_id(), today=TODAY)
+    session.commit()
+    assert _count(session, Response) == k and _count(session, Ballot) == k + 1
+
+
+def test_an_owner_sealed_round_is_not_released_by_submissions(app, issue, session, questionnaire, open_round):
+    q = questionnaire("CC-CT")
+    k = open_round.settings["min_breakdown"]
+    open_round.ballot_public_key = sealing.OwnerKey.generate(open_round.code).public_key
+    session.commit()
+    for code in issue("CC-CT", "SNV", 2 * k):
+        _submit(session, code, full_answers(q))
+    assert _count(session, Ballot) == 2 * k and _count(session, Response) == 0
+
+
+def test_concurrent_submissions_release_each_ballot_once(issue, session, questionnaire, open_round):
+    """2k - 1 wait; two more submissions of the cell at once: the first releases all but k of its 2k, the
+    second waits for the cell's lock, then finds k + 1 waiting and releases nothing."""
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("concurrent writers need PostgreSQL (SQLite has one writer at a time)")
+    q = questionnaire("CC-CT")
+    k = open_round.settings["min_breakdown"]
+    invitations.find_cell(session, open_round, "CC-CT", "SNV").target = 4 * k
+    session.commit()
+    codes = issue("CC-CT", "SNV", 2 * k + 1)
+    for code in codes[:-2]:
+        _submit(session, code, full_answers(q))
+    engine = session.get_bind()
+    first, second = Session(engine), Session(engine)
+    done = {}
+    access = portal.open_code(first, codes[-2], secret=SECRET, today=TODAY, start=True)
+    first.commit()
+    later = portal.open_code(second, codes[-1], secret=SECRET, today=TODAY, start=True)
+    second.commit()
+    assert portal.submit(first, access, {"SNV": full_answers(q)}, portal.new_submission_id(), today=TODAY)
+
+    def other():
+        done["second"] = portal.submit(second, later, {"SNV": full_answers(q)}, portal.new_submission_id(),
+                                       today=TODAY)
+        second.commit()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join(0.5)  # it waits for the cell's row
+    first.commit()
+    thread.join(30)
+    first.close(), second.close()
+    assert done == {"second": True}
+    session.expire_all()
+    assert _count(session, Response) == k and _count(session, Ballot) == k + 1
+    assert len(set(session.scalars(sa.select(Response.respondent_key)))) == k
+
+
+def test_pages_only_count_what_waits(staff_client, app, issue, session, questionnaire, open_round):
+    """Reading a round's pages writes nothing: the results page says what waits, the submission that brings
+    the cell to 2k releases, and a round over by date keeps the rest until "round release" or its close."""
+    q = questionnaire("CC-CT")
+    k = open_round.settings["min_breakdown"]
+    codes = issue("CC-CT", "SNV", 2 * k + 1)
+    for code in codes[:2 * k - 1]:
         _submit(session, code, full_answers(q))
     client = staff_client("analyst")
     page = client.get(f"/staff/results/{open_round.code}/")
     assert page.status_code == 200
     assert f"{2 * k - 1} phiếu trực tuyến đang chờ" in page.get_data(as_text=True)
-    assert _count(session, Ballot) == 2 * k - 1 and _count(session, Response) == 0
-    # with 2k waiting, the first page that reads responses releases all but k of them
-    _submit(session, codes[-1], full_answers(q))
-    assert client.get(f"/staff/responses/{open_round.code}/").status_code == 200
+    for url in (f"/staff/responses/{open_round.code}/", f"/staff/dashboard/{open_round.code}"):
+        assert client.get(url).status_code == 200
     session.expire_all()
-    assert _count(session, Ballot) == k and _count(session, Response) == k
-    assert f"{k} phiếu trực tuyến đang chờ" in client.get(f"/staff/results/{open_round.code}/").get_data(as_text=True)
+    assert _count(session, Ballot) == 2 * k - 1 and _count(session, Response) == 0
+    for code in codes[2 * k - 1:]:
+        _submit(session, code, full_answers(q))
+    assert _count(session, Ballot) == k + 1 and _count(session, Response) == k
+    # the round is over by date, not closed: the page says how what waits is released, and keeps it waiting
+    open_round.opens_on, open_round.closes_on = TODAY - timedelta(days=20), TODAY - timedelta(days=1)
+    session.commit()
+    text = client.get(f"/staff/results/{open_round.code}/").get_data(as_text=True)
+    assert f"{k + 1} phiếu trực tuyến đang chờ" in text and "round release" in text
+    session.expire_all()
+    assert _count(session, Ballot) == k + 1
+    out = app.test_cli_runner().invoke(args=["round", "release", open_round.code])
+    assert out.exit_code == 0 and f"{k + 1} phiếu trực tuyến" in out.output, out.output
+    session.expire_all()
+    assert _count(session, Ballot) == 0 and _count(session, Response) == 2 * k + 1
+    assert "đang chờ" not in client.get(f"/staff/results/{open_round.code}/").get_data(as_text=True)
 
 
 def test_the_rounds_page_closes_and_releases(staff_client, issue, session, questionnaire, open_round):
@@ -302,14 +387,15 @@ def test_round_release_on_the_command_line(app, issue, session, questionnaire, o
     for code in issue("CC-CT", "SNV", 2 * k + 1):
         _submit(session, code, full_answers(q))
     runner = app.test_cli_runner()
+    # the 2k-th submission released k; the command finds fewer than 2k waiting and releases none of them
     out = runner.invoke(args=["round", "release", open_round.code])
-    assert out.exit_code == 0 and f"{k + 1} phiếu trực tuyến ({k + 1} phiếu trả lời)" in out.output, out.output
-    assert f"{k} phiếu trực tuyến đang chờ" in out.output
+    assert out.exit_code == 0 and "0 phiếu trực tuyến (0 phiếu trả lời)" in out.output, out.output
+    assert f"{k + 1} phiếu trực tuyến đang chờ" in out.output
     app.config["SECRET_KEY"] = "replaced"  # a ballot sealed under the old key is kept, and said so
     stuck = runner.invoke(args=["round", "close", open_round.code])
     assert stuck.exit_code == 1 and "SECRET_KEY" in stuck.output
     session.expire_all()
-    assert _count(session, Ballot) == k and open_round.closed_at is None
+    assert _count(session, Ballot) == k + 1 and open_round.closed_at is None
 
 
 def test_the_rounds_page_refuses_to_close_over_ballots_it_cannot_open(staff_client, session, open_round,
