@@ -40,6 +40,7 @@ from analysis.tables import (
     sheet_weight_diagnostics,
     summary_table,
 )
+from analysis.validity import answered_enough, scored_answers
 from analysis.weighting import poststratify, rake, trim, weight_diagnostics
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "FLAG_WITHHELD",
     "ScoreResult",
     "agency_ranks",
+    "answered_enough",
     "answer_weights",
     "coefficient_preset",
     "combine_groups",
@@ -77,6 +79,7 @@ __all__ = [
     "respondent_scores",
     "round_half_away",
     "score_round",
+    "scored_answers",
     "sheet_weight_diagnostics",
     "summary_table",
     "trim",
