@@ -239,7 +239,8 @@ def build_round_data(rnd: Round, agencies: pd.DataFrame, responses: pd.DataFrame
     of integer positions rather than a merge, and every string column of the result is categorical,
     which keeps the frame small and lets :func:`compute_results` group on integer codes.
     """
-    methodology = rnd.methodology or {}
+    # a round stored before the settings took the analysis's names is read under today's names, here only
+    methodology = qn.current_names(rnd.methodology)
     items, item_lookup, scales, criteria = _items_of(versions)
 
     # the item_lookup row of every answer: by its response's version and its item code (-1: none,
@@ -266,7 +267,7 @@ def build_round_data(rnd: Round, agencies: pd.DataFrame, responses: pd.DataFrame
 
     # validity (analysis's rule): share of the form's rated items answered, per sheet × agency; the
     # number of rated items is the response's own version's
-    share = float(methodology.get("validity", {}).get("min_answered_share", 0.0))
+    share = float(methodology.get("min_answered_share", 0.0))
     n_rated = np.array([len(versions[vid].scale_items) for vid in version_index], dtype=float)
     keep = analysis.answered_enough(
         pd.DataFrame({"response_id": resp_pos, "agency": agency_id, "option": option}),
@@ -372,29 +373,24 @@ def _check_options(scale: pd.Categorical, option: pd.Categorical, scales: dict[s
 # Settings
 # --------------------------------------------------------------------------------------------------
 def scoring_settings(methodology: dict) -> dict:
-    """The round's methodology (methodology.yaml names) as :func:`analysis.score_round` settings."""
-    required = ("coefficient_presets", "max_points", "group_weights", "n_min", "satisfaction_scale",
-                "positive_options")
-    missing = [key for key in required if key not in methodology]
+    """The round's methodology as :func:`analysis.score_round` settings: the same names, with the
+    confidence level and the defaults of the optional settings made explicit."""
+    missing = [key for key in analysis.SETTINGS_KEYS if key not in methodology]
     if missing:
         raise ResultsError(f"Cấu hình phương pháp của đợt thiếu: {', '.join(missing)}.")
+    known = set(analysis.SETTINGS_KEYS) | set(analysis.OPTIONAL_SETTINGS_KEYS)
     return {
-        "coefficients": dict(methodology["coefficient_presets"]),
-        "max_points": methodology["max_points"],
-        "group_weights": methodology["group_weights"],
-        "min_respondents": methodology["n_min"],
-        "satisfaction_scale": methodology["satisfaction_scale"],
-        "positive": methodology["positive_options"],
+        **{key: value for key, value in methodology.items() if key in known},
         "level": CONFIDENCE,
         "max_half_width": reliability_threshold(methodology),
-        "lonely_psu": (methodology.get("reliability") or {}).get("lonely_psu", analysis.DEFAULT_LONELY_PSU),
+        "lonely_psu": methodology.get("lonely_psu", analysis.DEFAULT_LONELY_PSU),
     }
 
 
 def reliability_threshold(methodology: dict) -> float:
-    """The round's ``reliability.max_half_width``: an estimate whose 95% interval reaches further than
-    this share of its scale (maximum points, 100%) from the estimate is flagged."""
-    return float((methodology.get("reliability") or {}).get("max_half_width", analysis.DEFAULT_MAX_HALF_WIDTH))
+    """The round's ``max_half_width``: an estimate whose 95% interval reaches further than this share of
+    its scale (maximum points, 100%) from the estimate is flagged."""
+    return float(methodology.get("max_half_width", analysis.DEFAULT_MAX_HALF_WIDTH))
 
 
 def _scale_options(scales: dict[str, qn.Scale]) -> dict[str, list[str]]:
@@ -558,7 +554,7 @@ def settings_rows(data: RoundData) -> pd.DataFrame:
     walk("", data.methodology)
     walk("analysis", ANALYSIS_PARAMETERS)
     rows.append(("analysis.rounding_rule", ROUNDING_RULE))
-    rows.append(("analysis.reliability.max_half_width", json.dumps(reliability_threshold(data.methodology))))
+    rows.append(("analysis.max_half_width", json.dumps(reliability_threshold(data.methodology))))
     walk("round.settings", data.settings)
     return pd.DataFrame(rows, columns=["setting", "value"])
 
