@@ -26,6 +26,10 @@ from analysis.settings import (
     DEFAULT_LONELY_PSU,
     DEFAULT_MIN_GROUP,
     DEFAULT_MIN_RESPONDENTS,
+    LONELY_PSU_RULES,
+    OPTIONAL_SETTINGS_KEYS,
+    PRESETS,
+    SETTINGS_KEYS,
     coefficient_preset,
     group_shares,
     validate_settings,
@@ -40,6 +44,7 @@ from analysis.tables import (
     sheet_weight_diagnostics,
     summary_table,
 )
+from analysis.validity import answered_enough, scored_answers
 from analysis.weighting import poststratify, rake, trim, weight_diagnostics
 
 __all__ = [
@@ -53,8 +58,13 @@ __all__ = [
     "FLAG_MISSING_GROUP",
     "FLAG_NO_DATA",
     "FLAG_WITHHELD",
+    "LONELY_PSU_RULES",
+    "OPTIONAL_SETTINGS_KEYS",
+    "PRESETS",
+    "SETTINGS_KEYS",
     "ScoreResult",
     "agency_ranks",
+    "answered_enough",
     "answer_weights",
     "coefficient_preset",
     "combine_groups",
@@ -77,6 +87,7 @@ __all__ = [
     "respondent_scores",
     "round_half_away",
     "score_round",
+    "scored_answers",
     "sheet_weight_diagnostics",
     "summary_table",
     "trim",

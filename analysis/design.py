@@ -149,12 +149,6 @@ class Design:
             setattr(new, key, value)
         return new
 
-    def with_lonely_psu(self, lonely_psu: str) -> Design:
-        """The same design with another single-PSU rule."""
-        if lonely_psu not in LONELY_PSU:
-            raise ValueError(f"lonely_psu must be one of {list(LONELY_PSU)}, got {lonely_psu!r}")
-        return self._derive(lonely_psu=lonely_psu)
-
     # ----------------------------------------------------------------------------------------------
     # calibration
     # ----------------------------------------------------------------------------------------------

@@ -40,7 +40,6 @@ __all__ = ["domain_means", "mean_covariance"]
 
 #: rules for strata with a single PSU that the vectorised engine supports
 LONELY_RULES = ("certainty", "adjust", "average")
-OUTPUT_COLUMNS = ["variable", "est", "se", "ci_lo", "ci_hi", "n", "n_eff", "deff", "deff_w", "cv", "df"]
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,8 @@ answer). Units are listed in order of first appearance.
 ``{"DG4": ["1", "2", "3", "4"], "HL5": ["1", "2", "3", "4", "5"], "CK": ["0", "1"]}``. Options listed
 in ``settings["excluded_options"]`` (default ``["K"]``) and blanks are valid but carry no value.
 
-``settings`` — plain dict::
+``settings`` — plain dict, with the keys a round's ``methodology.yaml`` uses (the service passes that
+file as it is; :data:`analysis.SETTINGS_KEYS` and :data:`analysis.OPTIONAL_SETTINGS_KEYS`)::
 
     {"coefficients": {"DG4": "linear", ...},   # preset name, or {option: coefficient or None}
      "max_points": {"department": {"A1": 4, ...}, "district": {...}, "vertical": {...}},
@@ -73,6 +74,7 @@ in ``settings["excluded_options"]`` (default ``["K"]``) and blanks are valid but
      "level": 0.95,
      "max_half_width": 0.10,                      # reliability flag, see analysis.reliability
      "lonely_psu": "adjust",                      # a sampling cell with one sheet (R survey.lonely.psu)
+     "min_answered_share": 0.5,                   # the validity rule, see analysis.answered_enough
      "min_group": 5}                              # smallest group that may enter a figure (default 1)
 
 Groups answering about an agency kind for which they have no weight do not enter its points.

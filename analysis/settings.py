@@ -20,8 +20,9 @@ from analysis._checks import require_columns, require_frame, require_level
 from analysis.estimation import LONELY_RULES
 from analysis.reliability import DEFAULT_MAX_HALF_WIDTH
 
-__all__ = ["DEFAULT_LONELY_PSU", "DEFAULT_MIN_GROUP", "DEFAULT_MIN_RESPONDENTS", "coefficient_preset",
-           "group_shares", "validate_settings"]
+__all__ = ["DEFAULT_LONELY_PSU", "DEFAULT_MIN_GROUP", "DEFAULT_MIN_RESPONDENTS", "LONELY_PSU_RULES",
+           "OPTIONAL_SETTINGS_KEYS", "PRESETS", "SETTINGS_KEYS", "coefficient_preset", "group_shares",
+           "validate_settings"]
 
 #: minimum respondents of a group about an agency when the settings name none: one sheet carries no variance
 DEFAULT_MIN_RESPONDENTS = 2
@@ -30,9 +31,17 @@ DEFAULT_MIN_RESPONDENTS = 2
 DEFAULT_MIN_GROUP = 1
 #: variance of a sampling cell with one respondent: centred at the mean of all respondents (R "adjust")
 DEFAULT_LONELY_PSU = "adjust"
-_PRESETS = ("linear", "ratio", "top2")
-_SETTINGS_KEYS = ("coefficients", "max_points", "group_weights", "min_respondents", "satisfaction_scale",
-                  "positive")
+#: coefficient presets of a scale (see :func:`coefficient_preset`)
+PRESETS = ("linear", "ratio", "top2")
+#: variance rules for a sampling cell with a single respondent (R's survey.lonely.psu)
+LONELY_PSU_RULES = LONELY_RULES
+#: The settings schema, one name per setting: a round's methodology file uses these keys as they are.
+SETTINGS_KEYS = ("coefficients", "max_points", "group_weights", "min_respondents", "satisfaction_scale",
+                 "positive")
+OPTIONAL_SETTINGS_KEYS = ("min_answered_share", "max_half_width", "lonely_psu", "min_group", "level",
+                          "excluded_options", "positive_rate_scales")
+_PRESETS = PRESETS
+_SETTINGS_KEYS = SETTINGS_KEYS
 
 
 def coefficient_preset(options: Sequence[str], preset: str) -> dict[str, float]:
@@ -108,8 +117,10 @@ def validate_settings(settings: Mapping[str, Any], *, items: pd.DataFrame | Mapp
                       scales: Mapping[str, Sequence[str]]) -> _Config:
     """Check a round's settings against the items and scales; raise ValueError naming the setting.
 
-    Returns the normalised configuration used by :func:`score_round` (coefficients resolved to
-    option → value mappings, excluded options mapped to None).
+    The keys are :data:`SETTINGS_KEYS` and, optionally, :data:`OPTIONAL_SETTINGS_KEYS` (other keys are
+    the caller's and ignored); ``min_answered_share`` is the validity rule's
+    (:func:`analysis.answered_enough`). Returns the normalised configuration used by :func:`score_round`
+    (coefficients resolved to option → value mappings, excluded options mapped to None).
     """
     if not isinstance(settings, Mapping):
         raise TypeError(f"settings must be a dict, got {type(settings).__name__}")
@@ -207,6 +218,9 @@ def validate_settings(settings: Mapping[str, Any], *, items: pd.DataFrame | Mapp
         if s not in positive:
             raise ValueError(f"settings['positive_rate_scales'] lists {s!r}, which has no entry in "
                              "settings['positive']")
+    share = settings.get("min_answered_share", 0.0)
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+        raise ValueError(f"settings['min_answered_share'] must be a number in [0, 1], got {share!r}")
     level = require_level(settings.get("level", 0.95))
     max_half_width = settings.get("max_half_width", DEFAULT_MAX_HALF_WIDTH)
     if isinstance(max_half_width, bool) or not isinstance(max_half_width, (int, float)) \

@@ -93,7 +93,7 @@ def city(tmp_path):
         max_points={"department": points, "commune": points},
         group_weights={"department": {"CC-CT": 0.4, "LĐ-PXA": 0.3, "HĐ-TPA": 0.3},
                        "commune": {"CC-XA": 0.4, "LĐS-XA": 0.3, "HĐ-TPA": 0.3}},
-        n_min={"CC-CT": 1, "CC-XA": 1, "LĐ-PXA": 1, "LĐS-XA": 1, "HĐ-TPA": 1},
+        min_respondents={"CC-CT": 1, "CC-XA": 1, "LĐ-PXA": 1, "LĐS-XA": 1, "HĐ-TPA": 1},
     )
     _dump(directory / "methodology.yaml", methodology)
     return directory

@@ -148,8 +148,8 @@ def test_division_mapping(rnd):
 def test_methodology(rnd, questionnaires):
     m = rnd.methodology
     assert isinstance(m, dict)
-    assert m["coefficient_presets"] == {"DG4": "linear", "HL5": "linear", "TS4": "linear", "CK": "linear"}
-    assert m["satisfaction_scale"] == "HL5" and m["positive_options"]["HL5"] == ["5", "4"]
+    assert m["coefficients"] == {"DG4": "linear", "HL5": "linear", "TS4": "linear", "CK": "linear"}
+    assert m["satisfaction_scale"] == "HL5" and m["positive"]["HL5"] == ["5", "4"]
     assert m["group_weights"]["department"] == {"CC-CT": 0.30, "LĐ-CP": 0.25, "LĐH-CH": 0.25, "HĐ-CT": 0.20}
     # KH 5484 plans LĐH-CH as 2 × 20 departments: no LĐH-CH sheet rates a vertical agency
     assert m["group_weights"]["vertical"] == {"CC-ND": 0.40, "HĐ-CT": 0.25}
@@ -158,8 +158,8 @@ def test_methodology(rnd, questionnaires):
         assert sum(m["max_points"][kind].values()) == 30
         assert set(m["max_points"][kind]) == {f"A{n}" for n in range(1, 9)}
     expected_n_min = {f: (2 if questionnaires[f].channel == "paper" else 3) for f in FORMS}
-    assert {f: m["n_min"][f] for f in FORMS} == expected_n_min
-    assert m["validity"] == {"min_answered_share": 0.5}
+    assert {f: m["min_respondents"][f] for f in FORMS} == expected_n_min
+    assert m["min_answered_share"] == 0.5
     assert m["online_sample_size"] == {"margin": 0.10, "floor": 15}
     assert "illustration" in (REAL_ROUND / "methodology.yaml").read_text(encoding="utf-8").lower()
 
@@ -478,20 +478,16 @@ ROUND_CASES = {
     ),
     # methodology.yaml
     "methodology: unknown scale": (
-        "methodology.yaml", "yaml", lambda d: d["coefficient_presets"].update(XX="linear"),
-        "methodology.yaml", "coefficient_presets", "unknown scale 'XX'",
-    ),
-    "methodology: unknown preset": (
-        "methodology.yaml", "yaml", lambda d: d["coefficient_presets"].update(DG4="log"), "methodology.yaml",
-        "coefficient_presets", "DG4: unknown preset 'log'",
+        "methodology.yaml", "yaml", lambda d: d["coefficients"].update(XX="linear"),
+        "methodology.yaml", "coefficients", "unknown scale 'XX'",
     ),
     "methodology: scale without preset": (
-        "methodology.yaml", "yaml", lambda d: d["coefficient_presets"].pop("HL5"), "methodology.yaml",
-        "coefficient_presets", "no preset for scale(s) HL5",
+        "methodology.yaml", "yaml", lambda d: d["coefficients"].pop("HL5"), "methodology.yaml",
+        "coefficients", "no preset for scale(s) HL5",
     ),
     "methodology: unknown positive option": (
-        "methodology.yaml", "yaml", lambda d: d["positive_options"].update(DG4=["4", "K"]),
-        "methodology.yaml", "positive_options", "'K' is not a scored option",
+        "methodology.yaml", "yaml", lambda d: d["positive"].update(DG4=["4", "K"]),
+        "methodology.yaml", "positive", "'K' is not a scored option",
     ),
     "methodology: unknown satisfaction scale": (
         "methodology.yaml", "yaml", lambda d: d.update(satisfaction_scale="HL7"), "methodology.yaml",
@@ -504,10 +500,6 @@ ROUND_CASES = {
     "methodology: unknown criterion": (
         "methodology.yaml", "yaml", lambda d: d["max_points"]["district"].update(A9=2), "methodology.yaml",
         "max_points", "district: unknown criterion 'A9'",
-    ),
-    "methodology: negative points": (
-        "methodology.yaml", "yaml", lambda d: d["max_points"]["district"].update(A1=-1), "methodology.yaml",
-        "max_points", "points must be a non-negative number",
     ),
     "methodology: unknown kind": (
         "methodology.yaml", "yaml", lambda d: d["max_points"].update(commune={"A1": 1}), "methodology.yaml",
@@ -529,33 +521,13 @@ ROUND_CASES = {
         "quotas.csv", "text", _replace("LĐH-CH,CTHUE,paper,2,\n", ""), "methodology.yaml", "group_weights",
         "vertical: form LĐH-CH has no quota cell for vertical agencies in quotas.csv",
     ),
-    "methodology: weights sum to zero": (
-        "methodology.yaml", "yaml", lambda d: d["group_weights"].update(vertical={"LĐH-CH": 0, "HĐ-CT": 0}),
-        "methodology.yaml", "group_weights", "vertical: weights sum to 0",
-    ),
-    "methodology: negative weight": (
-        "methodology.yaml", "yaml", lambda d: d["group_weights"]["district"].update({"HĐ-CT": -1}),
-        "methodology.yaml", "group_weights", "weight must be a non-negative number",
-    ),
-    "methodology: n_min below 1": (
-        "methodology.yaml", "yaml", lambda d: d["n_min"].update({"HĐ-CT": 0}), "methodology.yaml", "n_min",
-        "HĐ-CT must be >= 1",
-    ),
     "methodology: n_min missing a form": (
-        "methodology.yaml", "yaml", lambda d: d["n_min"].pop("LĐH-CH"), "methodology.yaml", "n_min",
-        "no minimum for form(s) LĐH-CH",
+        "methodology.yaml", "yaml", lambda d: d["min_respondents"].pop("LĐH-CH"), "methodology.yaml",
+        "min_respondents", "no minimum for form(s) LĐH-CH",
     ),
-    "methodology: validity share out of range": (
-        "methodology.yaml", "yaml", lambda d: d["validity"].update(min_answered_share=1.5),
-        "methodology.yaml", "validity", "must be in (0, 1]",
-    ),
-    "methodology: reliability threshold out of range": (
-        "methodology.yaml", "yaml", lambda d: d.update(reliability={"max_half_width": 0}), "methodology.yaml",
-        "reliability", "max_half_width must be in (0, 1]",
-    ),
-    "methodology: unknown lonely-PSU rule": (
-        "methodology.yaml", "yaml", lambda d: d.update(reliability={"lonely_psu": "drop"}), "methodology.yaml",
-        "reliability", "lonely_psu must be one of",
+    "methodology: a name from before the settings took the analysis's names": (
+        "methodology.yaml", "yaml", lambda d: d.update(reliability={"lonely_psu": "adjust"}),
+        "methodology.yaml", None, "unknown key(s): reliability",
     ),
     "methodology: bad margin": (
         "methodology.yaml", "yaml", lambda d: d["online_sample_size"].update(margin=0), "methodology.yaml",
@@ -609,12 +581,12 @@ def test_missing_required_round_file(tmp_path, fixture_questionnaires):
 
 def test_methodology_may_name_scales_passed_explicitly(tmp_path, fixture_questionnaires):
     directory = _copy_round(tmp_path)
-    _edit_yaml(directory / "methodology.yaml", lambda d: d["coefficient_presets"].update(CK="top2"))
+    _edit_yaml(directory / "methodology.yaml", lambda d: d["coefficients"].update(CK="top2"))
     with pytest.raises(QuestionnaireError, match="unknown scale 'CK'"):
         load_round(directory, fixture_questionnaires)
     scales = load_scales(REPO_QUESTIONNAIRES / "scales.yaml")
     assert load_round(directory, fixture_questionnaires,
-                      scales=scales).methodology["coefficient_presets"]["CK"] == "top2"
+                      scales=scales).methodology["coefficients"]["CK"] == "top2"
 
 
 # ---------------------------------------------------------------------------------------------- round over round

@@ -277,3 +277,49 @@ def test_commands_that_validate_need_no_secret(tmp_path):
     with pytest.raises(RuntimeError, match="SECRET_KEY, SHEET_SIGNING_KEYS"):
         create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite'}", "SECRET_KEY": None,
                     "SHEET_SIGNING_KEYS": None})
+
+
+def _edit_methodology(directory, change) -> None:
+    path = directory / "rounds" / "QNA-2023" / "methodology.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    (lambda d: d["coefficients"].update(DG4="log"), "settings['coefficients']['DG4']: unknown preset 'log'"),
+    (lambda d: d.update(min_answered_share=1.5), "settings['min_answered_share'] must be a number in [0, 1]"),
+    (lambda d: d.update(max_half_width=0), "settings['max_half_width'] must be a number in (0, 1]"),
+    (lambda d: d.update(lonely_psu="drop"), "settings['lonely_psu'] must be one of"),
+    (lambda d: d["max_points"]["department"].update(A1=-1),
+     "settings['max_points']['department']['A1'] must be"),
+    (lambda d: d["group_weights"]["district"].update({"HĐ-CT": -1}),
+     "settings['group_weights']['district'] must hold numbers >= 0"),
+    (lambda d: d["group_weights"].update(vertical={"CC-ND": 0, "HĐ-CT": 0}),
+     "settings['group_weights']['vertical'] sums to 0"),
+    (lambda d: d["min_respondents"].update({"HĐ-CT": 0}),
+     "settings['min_respondents']['HĐ-CT'] must be an integer"),
+])
+def test_round_check_refuses_settings_the_analysis_refuses(runner, editable_copy, change, reason):
+    """What the settings mean is checked once, by the analysis, when a round is checked or loaded."""
+    _edit_methodology(editable_copy, change)
+    result = runner.invoke(args=["round", "check", str(editable_copy / "rounds" / "QNA-2023"),
+                                 "--questionnaires", str(editable_copy)])
+    assert result.exit_code == 1, result.output
+    assert "methodology.yaml" in result.output and reason in result.output, result.output
+
+
+def test_round_files_use_the_analysis_setting_names():
+    """One schema: the bundled rounds' methodology keys are the analysis's setting names (and the sample
+    rule)."""
+    import analysis
+    from survey_service.questionnaires import methodology
+
+    names = set(analysis.SETTINGS_KEYS) | set(analysis.OPTIONAL_SETTINGS_KEYS)
+    assert set(analysis.SETTINGS_KEYS) <= methodology._METHODOLOGY_REQUIRED
+    own = {"online_sample_size", "satisfaction_items"}
+    assert (methodology._METHODOLOGY_REQUIRED | methodology._METHODOLOGY_OPTIONAL) - names == own
+    for directory in (QUESTIONNAIRE_DIR / "rounds").iterdir():
+        keys = set(yaml.safe_load((directory / "methodology.yaml").read_text(encoding="utf-8")))
+        assert keys - own <= names, directory.name
+

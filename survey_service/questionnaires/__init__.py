@@ -28,7 +28,7 @@ from survey_service.questionnaires.forms import (
     load_scales,
     questionnaire_from_definition,
 )
-from survey_service.questionnaires.methodology import PRESETS
+from survey_service.questionnaires.methodology import current_names
 from survey_service.questionnaires.rounds import (
     OPTIONAL_SETTINGS,
     SUPERVISING_FILE,
@@ -65,8 +65,8 @@ from survey_service.questionnaires.types import (
 __all__ = [
     "CHANNELS",
     "ITEM_TYPES",
-    "PRESETS",
     "PLACE_HOLDERS",
+    "current_names",
     "RATES",
     "RENAMED_KEYS",
     "VERSION_LENGTH",

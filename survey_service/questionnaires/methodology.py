@@ -1,4 +1,10 @@
-"""A round's ``methodology.yaml``: coefficient presets, maximum points, group weights, minimum group sizes."""
+"""A round's ``methodology.yaml``: the scoring settings of :mod:`analysis` under its own key names, plus the
+online sample-size rule.
+
+This module checks what only the round knows (its scales, criteria, agency kinds, forms and quota cells);
+what the values mean (presets, lonely-PSU rules, shares and thresholds) is checked by
+:func:`analysis.validate_settings`, which the round loader calls (this data layer imports no statistics).
+"""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -13,17 +19,28 @@ from survey_service.questionnaires.types import (
     plain,
 )
 
-#: Coefficient presets (methodology §5.1): linear v=(x-1)/(k-1), ratio v=x/k, top2 v=1 for the top two.
-PRESETS = ("linear", "ratio", "top2")
-
-
+#: The keys of :data:`analysis.SETTINGS_KEYS` and the validity share (a test keeps them in step), and the
+#: sample-size rule; the optional ones are analysis's too, but for satisfaction_items.
 _METHODOLOGY_REQUIRED = {
-    "coefficient_presets", "positive_options", "satisfaction_scale", "max_points", "group_weights", "n_min",
-    "validity", "online_sample_size",
+    "coefficients", "positive", "satisfaction_scale", "max_points", "group_weights", "min_respondents",
+    "min_answered_share", "online_sample_size",
 }
-_METHODOLOGY_OPTIONAL = {"satisfaction_items", "reliability"}
-#: variance rules for a sampling cell with a single respondent (R's survey.lonely.psu)
-LONELY_PSU_RULES = ("certainty", "adjust", "average")
+_METHODOLOGY_OPTIONAL = {"satisfaction_items", "max_half_width", "lonely_psu"}
+#: Names a round stored before the settings took the analysis's names may carry, and their names now.
+_RENAMED = {"coefficient_presets": "coefficients", "positive_options": "positive", "n_min": "min_respondents"}
+_NESTED = {"validity": ("min_answered_share",), "reliability": ("max_half_width", "lonely_psu")}
+
+
+def current_names(methodology: Mapping[str, Any] | None) -> dict:
+    """A stored round's methodology under today's key names (a round loaded under the old names keeps
+    working); settings already under today's names come back unchanged."""
+    out: dict = {}
+    for key, value in (methodology or {}).items():
+        if key in _NESTED and isinstance(value, Mapping):
+            out.update({k: value[k] for k in _NESTED[key] if k in value})
+        else:
+            out[_RENAMED.get(key, key)] = value
+    return out
 
 
 def validate_methodology(
@@ -63,24 +80,20 @@ def validate_methodology(
         return forms[form]
 
     used_scales = {s for q in forms.values() for s in q.scales}
-    presets = mapping("coefficient_presets")
-    for code, preset in presets.items():
-        known_scale("coefficient_presets", code)
-        if preset not in PRESETS:
-            raise err(
-                "coefficient_presets", f"{code}: unknown preset {preset!r} (allowed: {', '.join(PRESETS)})"
-            )
+    presets = mapping("coefficients")
+    for code in presets:
+        known_scale("coefficients", code)
     missing = sorted(used_scales - set(presets))
     if missing:
-        raise err("coefficient_presets", f"no preset for scale(s) {', '.join(missing)}")
+        raise err("coefficients", f"no preset for scale(s) {', '.join(missing)}")
 
-    for code, options in mapping("positive_options").items():
-        scale = known_scale("positive_options", code)
+    for code, options in mapping("positive").items():
+        scale = known_scale("positive", code)
         if not isinstance(options, list) or not options:
-            raise err("positive_options", f"{code}: must be a non-empty list of option codes")
+            raise err("positive", f"{code}: must be a non-empty list of option codes")
         for opt in options:
             if opt not in scale.valid_codes:
-                raise err("positive_options", f"{code}: {opt!r} is not a scored option of the scale")
+                raise err("positive", f"{code}: {opt!r} is not a scored option of the scale")
 
     known_scale("satisfaction_scale", data["satisfaction_scale"])
     if "satisfaction_items" in data:
@@ -99,20 +112,16 @@ def validate_methodology(
         known_kind("max_points", kind)
         if not isinstance(table, dict) or not table:
             raise err("max_points", f"{kind}: must map criterion codes to points")
-        for crit, points in table.items():
+        for crit in table:
             if crit not in criteria:
                 raise err("max_points", f"{kind}: unknown criterion {crit!r}")
-            if isinstance(points, bool) or not isinstance(points, (int, float)) or points < 0:
-                raise err(
-                    "max_points", f"{kind}.{crit}: points must be a non-negative number, got {points!r}"
-                )
 
     weights = mapping("group_weights")
     for kind, table in weights.items():
         known_kind("group_weights", kind)
         if not isinstance(table, dict) or not table:
             raise err("group_weights", f"{kind}: must map form codes to weights")
-        for form, weight in table.items():
+        for form in table:
             q = known_form("group_weights", form)
             if kind not in q.rated_kinds:
                 raise err("group_weights", f"{kind}: form {form} does not rate {kind} agencies")
@@ -121,42 +130,17 @@ def validate_methodology(
                     "group_weights", f"{kind}: form {form} has no quota cell for {kind} agencies in quotas.csv, "
                     "so its weight could never count (drop the weight or plan the cells)",
                 )
-            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-                raise err(
-                    "group_weights", f"{kind}.{form}: weight must be a non-negative number, got {weight!r}"
-                )
-        if sum(table.values()) <= 0:
-            raise err(
-                "group_weights", f"{kind}: weights sum to {sum(table.values())}; they must sum to more than 0"
-            )
     for key, table in (("max_points", max_points), ("group_weights", weights)):
         missing = [kind for kind in kinds if kind not in table]
         if missing:
             raise err(key, f"no entry for agency kind(s) {', '.join(missing)} of this round")
 
-    n_min = mapping("n_min")
-    for form, value in n_min.items():
-        known_form("n_min", form)
-        as_int(value, file, "n_min", f"{form}", 1, label="setting")
+    n_min = mapping("min_respondents")
+    for form in n_min:
+        known_form("min_respondents", form)
     missing = [f for f in forms if f not in n_min]
     if missing:
-        raise err("n_min", f"no minimum for form(s) {', '.join(missing)}")
-
-    validity = data["validity"]
-    check_keys(validity, {"min_answered_share"}, set(), file, "validity", "", label="setting")
-    share = as_number(validity["min_answered_share"], file, "validity", "min_answered_share", label="setting")
-    if not 0 < share <= 1:
-        raise err("validity", f"min_answered_share must be in (0, 1], got {share}")
-
-    reliability = data.get("reliability", {})
-    check_keys(reliability, set(), {"max_half_width", "lonely_psu"}, file, "reliability", "", label="setting")
-    if reliability.get("lonely_psu", "adjust") not in LONELY_PSU_RULES:
-        raise err("reliability", f"lonely_psu must be one of {', '.join(LONELY_PSU_RULES)}, "
-                                 f"got {reliability['lonely_psu']!r}")
-    if "max_half_width" in reliability:
-        half = as_number(reliability["max_half_width"], file, "reliability", "max_half_width", label="setting")
-        if not 0 < half <= 1:
-            raise err("reliability", f"max_half_width must be in (0, 1], got {half}")
+        raise err("min_respondents", f"no minimum for form(s) {', '.join(missing)}")
 
     sample = data["online_sample_size"]
     check_keys(sample, {"margin", "floor"}, set(), file, "online_sample_size", "", label="setting")

@@ -400,13 +400,6 @@ class RoundDef:
                 return kind
         raise KeyError(f"round {self.code} has no agency kind {code!r}")
 
-    def supervision_for(self, form_code: str) -> SupervisionDef:
-        """The supervising mapping of ``form_code``; raise ``KeyError`` if the form has none."""
-        for mapping in self.supervision:
-            if mapping.form_code == form_code:
-                return mapping
-        raise KeyError(f"round {self.code} has no supervising mapping for {form_code!r}")
-
     @property
     def divisions(self) -> tuple[DivisionDef, ...]:
         """Every division of every supervising mapping."""

@@ -277,8 +277,8 @@ def write_answers_csv(results: RoundResults, path: str | Path) -> Path:
 def small_groups_removed(answers: pd.DataFrame, min_group: int) -> tuple[pd.DataFrame, list[tuple[tuple, int]]]:
     """The answers without those of groups (form × agency) of fewer than ``min_group`` respondents, and the
     groups left out with their number of answers."""
-    keys = ["form", "agency"]
-    sizes = answers.groupby(keys, observed=True)["respondent_key"].transform("nunique")
+    keys = ["group", "agency"]
+    sizes = answers.groupby(keys, observed=True)["response_id"].transform("nunique")
     small = sizes < min_group
     left_out = answers[small].groupby(keys, observed=True).size()
     return answers[~small], list(left_out.items())
@@ -348,7 +348,8 @@ def write_responses_sav(results: RoundResults, path: str | Path) -> Path:
 
     path = Path(path)
     a = results.answers
-    cols = {c: a[c].astype(str) for c in ("response_uid", "agency", "form", "channel", "item", "scale")}
+    cols = {c: a[c].astype(str) for c in ("response_uid", "agency", "group", "channel", "item", "scale")}
+    cols["form"] = cols.pop("group")  # the .sav's variable name, labelled "Mẫu phiếu"
     long = pd.DataFrame({**cols, "option": a["option"].astype(object)})
     sheets = long.drop_duplicates(["response_uid", "agency"])
     size = sheets.groupby(["agency", "form"]).size()

@@ -3,12 +3,13 @@
 Which responses count: online responses; paper responses whose sheet is ``verified`` (or that have no
 sheet because they were imported); surplus responses only when the round's
 ``settings["surplus_in_analysis"]`` is true. A sheet × agency is scored only when it answers at least
-``validity.min_answered_share`` of its form's rated items. Each response is scored with the
-questionnaire version it was answered on, with the round's methodology settings; every result carries
-its provenance so the same numbers can be recomputed years later.
+``validity.min_answered_share`` of its form's rated items (:func:`analysis.answered_enough`). Each
+response is scored with the questionnaire version it was answered on, with the round's methodology
+settings; every result carries its provenance so the same numbers can be recomputed years later.
 
 The data is read with one query per table and turned into the long answers frame of
-:mod:`analysis.scoring` (``response_id`` is the respondent key, the primary sampling unit). Every number
+:mod:`analysis.scoring`, whose column names it keeps up to the exports (``response_id`` is the stored
+respondent key, the primary sampling unit; ``group`` the form). Every number
 is computed by ``analysis`` (:func:`analysis.score_round`, then the tables of :mod:`analysis.tables`);
 this module only loads, passes the round's settings (the small-group rule ``min_breakdown`` among them:
 ``analysis`` leaves a group under it out of every figure and withholds an agency that has no other)
@@ -158,8 +159,10 @@ def load_round_data(session: Session, rnd: Round) -> RoundData:
                sa.select(Response.id, Response.uid, Response.form_code, Response.questionnaire_version_id,
                          Response.agency_id, Response.channel, Response.respondent_key, Response.quota_cell_id)
                .outerjoin(Sheet, Sheet.id == Response.sheet_id).where(counted_responses(rnd))),
+        # the names of the answers table from here to the exports: the respondent key is the response_id
+        # (the primary sampling unit), the form the respondent group
         columns=["response_pk", "response_uid", "group", "version_id", "response_agency_id", "channel",
-                 "respondent_key", "quota_cell_id"])
+                 "response_id", "quota_cell_id"])
     responses["channel"] = [getattr(c, "value", c) for c in responses["channel"]]
     # the versions answered, plus the round's current ones so settings are checked even without data
     current = session.scalars(sa.select(RoundForm.questionnaire_version_id).where(RoundForm.round_id == rnd.id))
@@ -233,13 +236,15 @@ def _fetch(session: Session, stmt) -> list[tuple]:
 
 def build_round_data(rnd: Round, agencies: pd.DataFrame, responses: pd.DataFrame, raw: pd.DataFrame,
                      versions: dict[int, qn.Questionnaire]) -> RoundData:
-    """Join responses, answers and questionnaire versions into the scoring frame; apply validity.
+    """Join responses, answers and questionnaire versions into the scoring frame; apply
+    :func:`analysis.answered_enough` (the validity rule).
 
     ``raw`` is the frame of :func:`_read_answers`. With millions of answers every join is a look-up
     of integer positions rather than a merge, and every string column of the result is categorical,
     which keeps the frame small and lets :func:`compute_results` group on integer codes.
     """
-    methodology = rnd.methodology or {}
+    # a round stored before the settings took the analysis's names is read under today's names, here only
+    methodology = qn.current_names(rnd.methodology)
     items, item_lookup, scales, criteria = _items_of(versions)
 
     # the item_lookup row of every answer: by its response's version and its item code (-1: none,
@@ -262,22 +267,23 @@ def build_round_data(rnd: Round, agencies: pd.DataFrame, responses: pd.DataFrame
     item_scale = _per_row(item_lookup["scale"], row)
     _check_options(item_scale, option, scales)
     excluded = [c for s in scales.values() for c in s.excluded_codes]
-    valid = (option.codes >= 0) & ~np.asarray(option.isin(excluded))
+    valid = analysis.scored_answers(option, excluded)
 
-    # validity: share of the form's rated items answered, per sheet × agency
-    share = float(methodology.get("validity", {}).get("min_answered_share", 0.0))
+    # validity (analysis's rule): share of the form's rated items answered, per sheet × agency; the
+    # number of rated items is the response's own version's
+    share = float(methodology.get("min_answered_share", 0.0))
     n_rated = np.array([len(versions[vid].scale_items) for vid in version_index], dtype=float)
+    keep = analysis.answered_enough(
+        pd.DataFrame({"response_id": resp_pos, "agency": agency_id, "option": option}),
+        rated_items=n_rated[version_of_resp[resp_pos]], min_answered_share=share, excluded=excluded)
     unit, n_units = analysis.pair_codes(resp_pos, agency_id)
-    answered = np.bincount(unit, weights=valid, minlength=n_units)
-    needed = n_rated[version_of_resp[resp_pos]] * share
-    keep = answered[unit] >= needed - 1e-9
     n_invalid = np.unique(unit[~keep]).size
     resp_pos, row, agency_id, option, valid = resp_pos[keep], row[keep], agency_id[keep], option[keep], valid[keep]
 
     agency_codes = pd.Categorical(agencies["code"]).categories
     agency_row = pd.Index(agencies["agency_id"]).get_indexer(agency_id)  # -1: not an agency of the round
     answers = pd.DataFrame({
-        "response_id": _per_row(responses["respondent_key"], resp_pos),
+        "response_id": _per_row(responses["response_id"], resp_pos),
         # the sampling cell (quota cell) is the stratum of the variance
         "stratum": _per_row(responses["quota_cell_id"].astype(str), resp_pos),
         "agency": _per_row(agencies["code"], agency_row, categories=agency_codes),
@@ -371,29 +377,24 @@ def _check_options(scale: pd.Categorical, option: pd.Categorical, scales: dict[s
 # Settings
 # --------------------------------------------------------------------------------------------------
 def scoring_settings(methodology: dict) -> dict:
-    """The round's methodology (methodology.yaml names) as :func:`analysis.score_round` settings."""
-    required = ("coefficient_presets", "max_points", "group_weights", "n_min", "satisfaction_scale",
-                "positive_options")
-    missing = [key for key in required if key not in methodology]
+    """The round's methodology as :func:`analysis.score_round` settings: the same names, with the
+    confidence level and the defaults of the optional settings made explicit."""
+    missing = [key for key in analysis.SETTINGS_KEYS if key not in methodology]
     if missing:
         raise ResultsError(f"Cấu hình phương pháp của đợt thiếu: {', '.join(missing)}.")
+    known = set(analysis.SETTINGS_KEYS) | set(analysis.OPTIONAL_SETTINGS_KEYS)
     return {
-        "coefficients": dict(methodology["coefficient_presets"]),
-        "max_points": methodology["max_points"],
-        "group_weights": methodology["group_weights"],
-        "min_respondents": methodology["n_min"],
-        "satisfaction_scale": methodology["satisfaction_scale"],
-        "positive": methodology["positive_options"],
+        **{key: value for key, value in methodology.items() if key in known},
         "level": CONFIDENCE,
         "max_half_width": reliability_threshold(methodology),
-        "lonely_psu": (methodology.get("reliability") or {}).get("lonely_psu", analysis.DEFAULT_LONELY_PSU),
+        "lonely_psu": methodology.get("lonely_psu", analysis.DEFAULT_LONELY_PSU),
     }
 
 
 def reliability_threshold(methodology: dict) -> float:
-    """The round's ``reliability.max_half_width``: an estimate whose 95% interval reaches further than
-    this share of its scale (maximum points, 100%) from the estimate is flagged."""
-    return float((methodology.get("reliability") or {}).get("max_half_width", analysis.DEFAULT_MAX_HALF_WIDTH))
+    """The round's ``max_half_width``: an estimate whose 95% interval reaches further than this share of
+    its scale (maximum points, 100%) from the estimate is flagged."""
+    return float(methodology.get("max_half_width", analysis.DEFAULT_MAX_HALF_WIDTH))
 
 
 def _scale_options(scales: dict[str, qn.Scale]) -> dict[str, list[str]]:
@@ -449,7 +450,7 @@ def compute_results(data: RoundData) -> RoundResults:
     a = data.answers
     weights = analysis.answer_weights(a, cfg, res, sheet="response_uid")
     answers = pd.DataFrame({
-        "response_uid": a["response_uid"], "respondent_key": a["response_id"], "form": a["group"],
+        "response_uid": a["response_uid"], "response_id": a["response_id"], "group": a["group"],
         "channel": a["channel"], "agency": a["agency"], "agency_kind": a["agency_kind"], "item": a["item_code"],
         "criterion": a["criterion"], "scale": a["scale"], "option": a["option"],
         "value": weights["value"], "group_weight": weights["group_weight"], "weight": weights["weight"],
@@ -557,7 +558,7 @@ def settings_rows(data: RoundData) -> pd.DataFrame:
     walk("", data.methodology)
     walk("analysis", ANALYSIS_PARAMETERS)
     rows.append(("analysis.rounding_rule", ROUNDING_RULE))
-    rows.append(("analysis.reliability.max_half_width", json.dumps(reliability_threshold(data.methodology))))
+    rows.append(("analysis.max_half_width", json.dumps(reliability_threshold(data.methodology))))
     walk("round.settings", data.settings)
     return pd.DataFrame(rows, columns=["setting", "value"])
 

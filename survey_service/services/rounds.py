@@ -22,6 +22,7 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.orm import Session
 
+import analysis
 from survey_service import questionnaires as qn
 from survey_service.questionnaires.readers import ROUND_CODE_RE
 from survey_service.questionnaires.rounds import (
@@ -148,7 +149,28 @@ def _read(round_dir, questionnaire_dir, earlier_rounds) -> tuple[qn.RoundDef, di
     questionnaires = qn.load_questionnaires(questionnaire_dir)
     round_def = qn.load_round(round_dir, questionnaires, questionnaire_dir=questionnaire_dir,
                               earlier_rounds=[Path(questionnaire_dir) / "rounds", *earlier_rounds])
+    check_methodology(round_def.methodology, [questionnaires[code] for code in round_def.form_codes])
     return round_def, questionnaires
+
+
+def check_methodology(methodology: dict, forms: Sequence[qn.Questionnaire]) -> None:
+    """The round's settings checked by :func:`analysis.validate_settings`, the one check of what they
+    mean, against the items and scales of the round's forms; raises a ``methodology.yaml`` error naming
+    the setting."""
+    items = {f"{q.code}:{item.code}": (item.scale, item.criterion) for q in forms for item in q.scale_items}
+    scales = {code: s for q in forms for code, s in q.scales.items()}
+    try:
+        analysis.validate_settings(methodology, items=items, scales=_scale_options(scales))
+    except ValueError as exc:
+        raise qn.QuestionnaireError("methodology.yaml", None, str(exc), label="setting") from None
+
+
+def _scale_options(scales: dict[str, qn.Scale]) -> dict[str, list[str]]:
+    """Each scale's scored options worst → best, as :mod:`analysis` takes them (a higher digit is better)."""
+    try:
+        return {code: sorted(s.valid_codes, key=int) for code, s in scales.items()}
+    except ValueError:
+        raise ValueError("the scored options of a scale must be digits") from None
 
 
 def structure(round_def: qn.RoundDef) -> dict:

@@ -128,7 +128,7 @@ def test_stratified_cluster_domains_and_ratio(apistrat):
 
 def _quantiles(ours: pd.DataFrame, theirs, keys=()):
     """Our quantile table against svy's list of one Estimate per probability."""
-    for p, est in zip(sorted(ours["q"].unique()), theirs):
+    for p, est in zip(sorted(ours["q"].unique()), theirs, strict=True):
         _same(ours[ours["q"] == p].drop(columns=["variable", "q"]), est, keys=keys, columns=INTERVAL_COLUMNS)
 
 

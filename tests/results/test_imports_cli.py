@@ -7,6 +7,7 @@ import pandas as pd
 import pyreadstat
 import sqlalchemy as sa
 
+import analysis
 from survey_service.models import Answer, AuditEvent, Channel, Response
 from survey_service.services import imports
 from tests.conftest import collect_from_today
@@ -143,7 +144,13 @@ def test_cli_import_then_analysis_run_to_every_format(builder, runner, session, 
     # the tidy answers are per-response rows too: the lone LĐH-CH leader and council member are left out,
     # and since they entered no figure either, the weights of the answers written give the points back
     tidy = pd.read_csv(answers)
-    assert set(tidy["form"]) == {"CC-CT"} and tidy["respondent_key"].nunique() == 5
+    assert set(tidy["group"]) == {"CC-CT"} and tidy["response_id"].nunique() == 5
+    # the file speaks the analysis library's names, so its validity rule applies to it as it stands: each
+    # sheet written answers every rated item of its form, and would answer half of a form twice as long
+    rated = {form: len(q.scale_items) for form, q in builder.forms.items()}
+    assert analysis.answered_enough(tidy, rated_items=rated, min_answered_share=1.0).all()
+    twice = {form: 2 * n for form, n in rated.items()}
+    assert not analysis.answered_enough(tidy, rated_items=twice, min_answered_share=0.75).any()
     assert json.loads((tmp_path / "answers.provenance.json").read_text(encoding="utf-8"))[
         "analysis_parameters"]["min_breakdown"] == 5
     snv = tidy[(tidy["agency"] == "SNV") & (tidy["criterion"] == "A1")]
@@ -156,7 +163,7 @@ def test_cli_import_then_analysis_run_to_every_format(builder, runner, session, 
                                  "--answers", str(answers)])
     assert result.exit_code == 0, result.output
     tidy = pd.read_csv(answers)
-    assert set(tidy["form"]) == {"CC-CT", "LĐH-CH", "HĐ-CT"}
+    assert set(tidy["group"]) == {"CC-CT", "LĐH-CH", "HĐ-CT"}
 
 
 def test_cli_reports_bad_lines_and_bad_output(builder, runner, session, tmp_path):

@@ -117,7 +117,7 @@ def _recompute(builder, stored: pd.DataFrame, method: dict, min_breakdown: int):
         for item in q.scale_items:
             meta[(form, item.code)] = (item.scale, item.criterion)
             valid = q.scales[item.scale].valid_codes
-            assert method["coefficient_presets"][item.scale] == "linear"
+            assert method["coefficients"][item.scale] == "linear"
             coef[item.scale] = {c: (int(c) - 1) / (len(valid) - 1) for c in valid}
     a = stored[[(f, i) in meta for f, i in zip(stored["form"], stored["item"])]].copy()
     a["scale"] = [meta[(f, i)][0] for f, i in zip(a["form"], a["item"])]
@@ -126,7 +126,7 @@ def _recompute(builder, stored: pd.DataFrame, method: dict, min_breakdown: int):
     # a sheet counts for an agency when at least half of its form's rated items are answered
     share = a.groupby(["response", "agency"])["v"].agg(lambda v: v.notna().sum())
     need = (a.groupby(["response", "agency"])["form"].first().map(rated)
-            * method["validity"]["min_answered_share"])
+            * method["min_answered_share"])
     assert (share >= need).all()   # every sheet of this test is valid
     # m(r, c): mean over the sheet's valid items of c
     m = (a.groupby(["response", "respondent", "cell", "form", "agency", "kind", "criterion"])["v"].mean()
@@ -136,7 +136,7 @@ def _recompute(builder, stored: pd.DataFrame, method: dict, min_breakdown: int):
     m["w"] = [method["group_weights"][k].get(f, 0.0) for k, f in zip(m["kind"], m["form"])]
     respondents = a.groupby(["form", "agency"])["respondent"].nunique()
     m["respondents"] = [respondents[(f, t)] for f, t in zip(m["form"], m["agency"])]
-    m["qualifies"] = ((m["n"] >= m["form"].map(method["n_min"])) & (m["w"] > 0)
+    m["qualifies"] = ((m["n"] >= m["form"].map(method["min_respondents"])) & (m["w"] > 0)
                       & (m["respondents"] >= min_breakdown))
     q = m[m["qualifies"]].copy()
     groups = q.drop_duplicates(["form", "agency", "criterion"])

@@ -272,3 +272,24 @@ def test_cached_results_follow_the_data(app, session, loaded_round, tmp_path):
     again = results.cached_results(session, loaded_round)
     assert again is not first
     assert again.provenance == results.round_results(session, loaded_round).provenance
+
+
+def test_a_round_stored_under_the_old_setting_names_gives_the_same_results(builder, session, loaded_round):
+    """A database from before the settings took the analysis's names keeps working: its stored methodology is
+    read through one translation, and every figure is the same, to the last bit, as under today's names."""
+    builder.load(_snv_rows(builder) + [builder.row("CC-CT", "STP", v) for v in "12345"])
+    today = results.round_results(session, loaded_round)
+    m = dict(loaded_round.methodology)
+    loaded_round.methodology = {
+        "coefficient_presets": m.pop("coefficients"), "positive_options": m.pop("positive"),
+        "n_min": m.pop("min_respondents"), "validity": {"min_answered_share": m.pop("min_answered_share")},
+        "reliability": {"max_half_width": m.pop("max_half_width"), "lonely_psu": m.pop("lonely_psu")}, **m}
+    session.commit()
+    stored = results.round_results(session, rounds.get_round(session, "QNA-2023"))
+    assert "n_min" in loaded_round.methodology and not np.isnan(today.summary["survey_points"]).all()
+    for name in ("summary", "criteria", "items", "weights", "answers"):
+        pd.testing.assert_frame_equal(getattr(stored, name), getattr(today, name), check_exact=True)
+    # the methodology sheet lists the settings under today's names (in the stored order)
+    pd.testing.assert_frame_equal(stored.settings.sort_values("setting", ignore_index=True),
+                                  today.settings.sort_values("setting", ignore_index=True))
+    assert stored.provenance == today.provenance

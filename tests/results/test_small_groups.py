@@ -74,8 +74,8 @@ def test_a_small_group_beside_larger_ones_is_left_out_as_a_missing_group(small, 
     a = res.answers
     a = a[a["agency"] == "STP"]
     # m(r, c) per sheet, M per group, recomputed here: CC-CT (weight .30) and HĐ-CT (.20), not LĐH-CH
-    m = a.groupby(["response_uid", "form", "criterion"], observed=True)["value"].mean().dropna()
-    means = m.groupby(level=["form", "criterion"]).mean()
+    m = a.groupby(["response_uid", "group", "criterion"], observed=True)["value"].mean().dropna()
+    means = m.groupby(level=["group", "criterion"]).mean()
     for c in crit.loc["STP"].index:
         expected = (0.30 * means[("CC-CT", c)] + 0.20 * means[("HĐ-CT", c)]) / 0.50
         assert crit.loc[("STP", c), "score"] == pytest.approx(expected, abs=1e-12)
@@ -86,7 +86,7 @@ def test_a_small_group_beside_larger_ones_is_left_out_as_a_missing_group(small, 
     assert stp["n"] == 11 and not stp["withheld"]   # 6 + 5: the two leaders are not counted
     # satisfaction: the shares of positive HL5 answers of the two groups shown
     sat = a[a["scale"] == "HL5"].assign(pos=lambda f: f["option"].isin(["4", "5"]))
-    p = sat.groupby("form", observed=True)["pos"].mean()
+    p = sat.groupby("group", observed=True)["pos"].mean()
     assert stp["tlhl"] == pytest.approx(100 * (0.30 * p["CC-CT"] + 0.20 * p["HĐ-CT"]) / 0.50, abs=1e-9)
     # without the rule the leaders' sheets would have counted: the figures do differ
     everything = _results(session, loaded_round, min_breakdown=1).criteria.set_index(["agency", "criterion"])
@@ -236,13 +236,13 @@ def test_every_export_leaves_the_small_groups_out_and_reproduces_the_published_n
     assert set(cases.loc[cases["agency"] == "STP", "form"]) == {"CC-CT", "HĐ-CT"}
     tidy = pd.read_csv(answers)
     assert not set(tidy["agency"]) & set(WITHHELD)
-    assert set(tidy.loc[tidy["agency"] == "STP", "form"]) == {"CC-CT", "HĐ-CT"}
+    assert set(tidy.loc[tidy["agency"] == "STP", "group"]) == {"CC-CT", "HĐ-CT"}
     # ... and every published score and count is rebuilt from the answers written
     rebuilt = (tidy["weight"] * tidy["value"].fillna(0)).groupby([tidy["agency"], tidy["criterion"]]).sum()
     published = book["Theo lĩnh vực"].set_index(["Mã cơ quan", "Mã lĩnh vực"])["Mức đạt (0-1)"].dropna()
     assert sorted(published.index.get_level_values(0).unique()) == sorted(COUNCIL)
     np.testing.assert_allclose(rebuilt.loc[published.index].to_numpy(), published.to_numpy(), rtol=1e-12)
-    respondents = tidy.groupby("agency")["respondent_key"].nunique()
+    respondents = tidy.groupby("agency")["response_id"].nunique()
     assert (summary.loc[list(COUNCIL), "Số phiếu hợp lệ"] == respondents[list(COUNCIL)]).all()
     sidecar = json.loads((tmp_path / "a.provenance.json").read_text(encoding="utf-8"))
     assert sidecar["analysis_parameters"]["min_breakdown"] == 5

@@ -21,7 +21,7 @@ def test_answers_file_leaves_out_small_groups(builder, session, loaded_round, st
     builder.load([builder.row("CC-CT", "SNV", v) for v in "1234"]            # 4 respondents: left out
                  + [builder.row("CC-CT", "STP", v) for v in "12344"])        # 5: kept
     frame = _answers(staff_client("analyst"))
-    assert set(frame["agency"]) == {"STP"} and frame["respondent_key"].nunique() == 5
+    assert set(frame["agency"]) == {"STP"} and frame["response_id"].nunique() == 5
     # The command-line file keeps everything, and the web file is that file without the small group.
     full = results.round_results(session, loaded_round).answers
     kept, left_out = exports.small_groups_removed(full, 5)
