@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-
 from urllib.parse import urlsplit
 
 from flask import Flask, abort, current_app, g, render_template, request
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.routing import IntegerConverter
 
 MODULES = ["auth", "staff", "admin", "respond", "codes", "dashboard", "api", "tokens", "results", "paper", "preview",
@@ -137,7 +137,10 @@ def _organiser() -> str:
         return g.organiser
     if current_app.config.get("ORGANISER"):
         return current_app.config["ORGANISER"]
-    real = [r for r in _staff_rounds() if not r.simulated]
+    try:
+        real = [r for r in _staff_rounds() if not r.simulated]
+    except SQLAlchemyError:  # (the page that says the database cannot be reached names nobody)
+        return ""
     return max(real, key=lambda r: r.opens_on).organiser if real else ""
 
 
