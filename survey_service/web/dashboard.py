@@ -120,8 +120,9 @@ def export_csv(round_code):
 
     rnd, rows = _export_rows(round_code)
     out = io.StringIO()
-    if rnd.simulated:
-        out.write(f"# Dữ liệu mô phỏng: {exports.SIMULATED_NOTE}\n")
+    if rnd.simulated:  # a first column on every row, like the results CSVs: the header stays the first line
+        name, value = exports.SIMULATED_COLUMN
+        rows = [[name, *rows[0]], *([value, *row] for row in rows[1:])]
     csv.writer(out).writerows(tabular.csv_rows(rows))
     return _download(out.getvalue().encode("utf-8-sig"), "text/csv; charset=utf-8", f"tien-do-{round_code}.csv")
 
