@@ -99,7 +99,7 @@ def _exports_say_simulated(session, demo, tmp_path):
     pyreadstat = pytest.importorskip("pyreadstat")
     exports.export(res, tmp_path / "r.sav")
     _, meta = pyreadstat.read_sav(str(tmp_path / "r.sav"))
-    assert meta.file_label.startswith("SIMULATED")
+    assert meta.file_label.startswith("DỮ LIỆU MÔ PHỎNG") and meta.notes[0].startswith("DỮ LIỆU MÔ PHỎNG:")
     real = results.round_results(session, rounds.get_round(session, "QNA-2023"))
     assert real.provenance["simulated"] is False
     exports.export(real, tmp_path / "real.csv")

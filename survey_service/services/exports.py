@@ -325,15 +325,19 @@ def write_sav(results: RoundResults, path: Path) -> None:
     measure = {c: "scale" for c in frame.columns}
     measure.update({c: "nominal" for c in ("agency", "agency_name", "kind", *[c for c in frame if c.startswith("flag")])})
     measure.update({c: "ordinal" for c in ("rank", "rank_lo", "rank_hi")})
+    whole = ["kind", "n", "rank", "rank_lo", "rank_hi", *[c for c in frame if c.startswith("flag")]]
     p = results.provenance
     pyreadstat.write_sav(
         frame, str(path), column_labels=labels, variable_value_labels=value_labels, variable_measure=measure,
-        file_label=_sav_file_label(p), note=_sav_notes(p),
+        variable_format={c: SAV_CODE_FORMAT for c in whole}, file_label=_sav_file_label(p), note=_sav_notes(p),
     )
 
 
 #: numeric code of "không biết / không đánh giá" in the response-level file (declared missing)
 SAV_EXCLUDED_CODE = 9.0
+#: SPSS print format of whole numbers (codes, counts, ranks): without the default two decimals
+SAV_CODE_FORMAT = "F8.0"
+SAV_LABEL_BYTES = 255
 
 
 def write_responses_sav(results: RoundResults, path: str | Path) -> Path:
@@ -372,22 +376,36 @@ def write_responses_sav(results: RoundResults, path: str | Path) -> Path:
         missing[item] = [SAV_EXCLUDED_CODE]
     labels = {"response": "Mã phiếu (ngẫu nhiên)", "agency": "Mã cơ quan được đánh giá", "form": "Mẫu phiếu",
               "channel": "Kênh"}
+    # an item's label is its question (SPSS keeps at most 256 bytes of a label)
+    labels.update({item: _utf8_cut(f"{item}. {results.item_texts[item]}", SAV_LABEL_BYTES)
+                   for item in items if results.item_texts.get(item)})
     measure = {"response": "nominal", "agency": "nominal", "form": "nominal", "channel": "nominal"}
     measure.update({item: "ordinal" for item in items})
     p = results.provenance
     pyreadstat.write_sav(frame, str(path), column_labels=labels, variable_value_labels=value_labels,
                          missing_ranges=missing, variable_measure=measure,
+                         variable_format={item: SAV_CODE_FORMAT for item in items},
                          file_label=_sav_file_label(p), note=_sav_notes(p))
     return path
 
 
 def _sav_file_label(p: dict) -> str:
-    return f"{'SIMULATED ' if p.get('simulated') else ''}{p['round']} {p['methodology_hash'][:12]} v{p['software_version']}"
+    label = f"{p['round']} {p['methodology_hash'][:12]} v{p['software_version']}"
+    return _utf8_cut(f"{SIMULATED_COLUMN[1]} {label}" if p.get("simulated") else label, 64)
+
+
+def _utf8_cut(text: str, limit: int) -> str:
+    """``text`` within ``limit`` UTF-8 bytes, cut between letters (SPSS counts bytes, not letters)."""
+    if len(text.encode()) <= limit:
+        return text
+    while len((text + "…").encode()) > limit:
+        text = text[:-1]
+    return text.rstrip() + "…"
 
 
 def _sav_notes(p: dict) -> list[str]:
-    """The provenance as SPSS document lines (at most 80 bytes each, so ASCII labels)."""
-    lines = [*(["SIMULATED DATA (du lieu mo phong), not real answers"]
+    """The provenance as SPSS document lines (at most 80 bytes each)."""
+    lines = [*(["DỮ LIỆU MÔ PHỎNG: phiếu do máy sinh, không phải ý kiến thật"]
                if p.get("simulated") else []),
              f"round: {p['round']}", "methodology sha256:", p["methodology_hash"],
              f"software version: {p['software_version']}",
