@@ -21,7 +21,7 @@ import pandas as pd
 
 from survey_service.services import tabular
 from survey_service.services.results import FLAG_LABELS, RoundResults, flag_labels
-from survey_service.vietnamese import xlsx_format
+from survey_service.vietnamese import number, percent, xlsx_format
 
 FORMATS = (".xlsx", ".csv", ".sav")
 SHEET_NAME_MAX = 31
@@ -146,10 +146,35 @@ def provenance_lines(results: RoundResults) -> list[tuple[str, str]]:
                                                for form, v in p["questionnaire_versions"].items())),
         ("Phiên bản phần mềm", p["software_version"]),
         ("Tính cả phiếu vượt chỉ tiêu", "có" if p["surplus_in_analysis"] else "không"),
-        ("Số phiếu được tính", str(p["counts"].get("responses", 0))),
-        ("Số cặp phiếu × cơ quan không hợp lệ (trả lời quá ít)", str(p["counts"].get("invalid_sheet_agency_pairs", 0))),
-        ("Tham số phân tích", json.dumps(p["analysis_parameters"], ensure_ascii=False)),
+        ("Số phiếu được tính", number(p["counts"].get("responses", 0))),
+        ("Số cặp phiếu × cơ quan không hợp lệ (trả lời quá ít)", number(p["counts"].get("invalid_sheet_agency_pairs", 0))),
+        *((PARAMETER_LABELS.get(key, key), _parameter_text(key, value))
+          for key, value in p["analysis_parameters"].items()),
     ]
+
+
+#: The analysis parameters of the provenance, one readable row each.
+PARAMETER_LABELS = {
+    "confidence_level": "Mức tin cậy của khoảng tin cậy",
+    "rounding": "Cách làm tròn",
+    "rank_draws": "Số lần mô phỏng khoảng xếp hạng",
+    "rank_seed": "Hạt giống ngẫu nhiên của mô phỏng xếp hạng",
+    "min_breakdown": "Số phiếu tối thiểu của một nhóm để có số liệu riêng",
+}
+ROUNDING_TEXT = {
+    "half away from zero on the decimal value, 2 dp; total rounded once":
+        "làm tròn 0,5 ra xa số 0 trên giá trị thập phân, 2 chữ số sau dấu phẩy; tổng điểm chỉ làm tròn một lần",
+}
+
+
+def _parameter_text(key: str, value) -> str:
+    if key == "confidence_level":
+        return percent(float(value) * 100, 0)
+    if key == "rounding":
+        return ROUNDING_TEXT.get(value, str(value))
+    if key == "rank_seed":
+        return str(value)  # an identifier, not a quantity
+    return number(value) if isinstance(value, (int, float)) else str(value)
 
 
 def summary_headers(results: RoundResults) -> dict[str, str]:

@@ -114,6 +114,11 @@ def test_cli_import_then_analysis_run_to_every_format(builder, runner, session, 
     assert _number_formats(xlsx, "Theo câu hỏi")["Điểm trung bình (0-1)"] == "#,##0.000"
     provenance = dict(book["Nguồn gốc số liệu"].to_numpy().tolist())
     assert provenance["Đợt khảo sát"] == "QNA-2023" and len(provenance["Mã băm cấu hình phương pháp (SHA-256)"]) == 64
+    # the analysis parameters are rows a person reads, not JSON
+    assert provenance["Mức tin cậy của khoảng tin cậy"] == "95\u00a0%"
+    assert provenance["Số lần mô phỏng khoảng xếp hạng"] == "10.000"
+    assert provenance["Cách làm tròn"].startswith("làm tròn")
+    assert not any(str(v).startswith(("{", "[")) for v in provenance.values())
 
     raw = csv_out.read_bytes()
     assert raw.startswith("\ufeff".encode())
