@@ -78,7 +78,8 @@ def test_one_date_time_format_in_vietnam_time():
 
     utc = datetime(2026, 12, 6, 18, 59, 57, tzinfo=timezone.utc)
     assert date_time(utc) == "07/12/2026 01:59"  # seven hours ahead, the next day, no seconds
-    assert date_time(utc.replace(tzinfo=None)) == "07/12/2026 01:59"  # SQLite gives stored UTC times without a zone
+    # SQLite gives stored UTC times back without a zone
+    assert date_time(utc.replace(tzinfo=None)) == "07/12/2026 01:59"
     assert date_time(utc.astimezone(timezone(timedelta(hours=-5)))) == "07/12/2026 01:59"
     assert date_time(None) == "—"
 
@@ -87,7 +88,8 @@ def test_audit_values_read_in_vietnamese_and_local_time():
     from survey_service.services.audit_log import value_text
 
     assert value_text("returned") == "đã thu về" and value_text("verified") == "đã xác nhận"
-    assert value_text({"status": "revoked", "role": "clerk"}) == "trạng thái: đã thu hồi\nvai trò: nhân viên nhập phiếu"
+    assert value_text({"status": "revoked", "role": "clerk"}) == (
+        "trạng thái: đã thu hồi\nvai trò: nhân viên nhập phiếu")
     assert value_text({"expires_at": "2026-12-06T18:59+00:00"}) == "hết hạn lúc: 07/12/2026 01:59"
     assert value_text({"opens_on": "2026-12-01"}) == "mở từ: 01/12/2026"
     assert value_text("2026-13-45 not a date") == "2026-13-45 not a date" and value_text(6777) == "6777"

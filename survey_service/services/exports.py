@@ -147,7 +147,8 @@ def provenance_lines(results: RoundResults) -> list[tuple[str, str]]:
         ("Phiên bản phần mềm", p["software_version"]),
         ("Tính cả phiếu vượt chỉ tiêu", "có" if p["surplus_in_analysis"] else "không"),
         ("Số phiếu được tính", number(p["counts"].get("responses", 0))),
-        ("Số cặp phiếu × cơ quan không hợp lệ (trả lời quá ít)", number(p["counts"].get("invalid_sheet_agency_pairs", 0))),
+        ("Số cặp phiếu × cơ quan không hợp lệ (trả lời quá ít)",
+         number(p["counts"].get("invalid_sheet_agency_pairs", 0))),
         *((PARAMETER_LABELS.get(key, key), _parameter_text(key, value))
           for key, value in p["analysis_parameters"].items()),
     ]
@@ -163,7 +164,8 @@ PARAMETER_LABELS = {
 }
 ROUNDING_TEXT = {
     "half away from zero on the decimal value, 2 dp; total rounded once":
-        "làm tròn 0,5 ra xa số 0 trên giá trị thập phân, 2 chữ số sau dấu phẩy; tổng điểm chỉ làm tròn một lần",
+        "làm tròn 0,5 ra xa số 0 trên giá trị thập phân, 2 chữ số sau dấu phẩy; "
+        "tổng điểm chỉ làm tròn một lần",
 }
 
 
@@ -354,7 +356,8 @@ def write_sav(results: RoundResults, path: Path) -> None:
     p = results.provenance
     pyreadstat.write_sav(
         frame, str(path), column_labels=labels, variable_value_labels=value_labels, variable_measure=measure,
-        variable_format={c: SAV_CODE_FORMAT for c in whole}, file_label=_sav_file_label(p), note=_sav_notes(p),
+        variable_format={c: SAV_CODE_FORMAT for c in whole}, file_label=_sav_file_label(p),
+        note=_sav_notes(p),
     )
 
 

@@ -466,7 +466,8 @@ def compute_results(data: RoundData) -> RoundResults:
         kind_labels={k["code"]: k["label"] for k in data.structure["kinds"]},
         kind_plurals={k["code"]: k["plural"] for k in data.structure["kinds"]},
         own_staff_forms=tuple(data.structure["own_staff_forms"]),
-        item_texts=dict(data.items.drop_duplicates("item_code")[["item_code", "text"]].itertuples(index=False)),
+        item_texts=dict(data.items.drop_duplicates("item_code")[["item_code", "text"]]
+                        .itertuples(index=False)),
     )
 
 

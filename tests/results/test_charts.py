@@ -16,7 +16,8 @@ from survey_service.web import charts
 def _summary(n: int, low: float, high: float) -> pd.DataFrame:
     points = np.linspace(high, low, n)
     return pd.DataFrame({
-        "agency": [f"A{i:02d}" for i in range(n)], "agency_name": [f"Sở số {i} tỉnh Hưng Yên" for i in range(n)],
+        "agency": [f"A{i:02d}" for i in range(n)],
+        "agency_name": [f"Sở số {i} tỉnh Hưng Yên" for i in range(n)],
         "survey_points": points, "survey_points_ci_lo": points - 2.4, "survey_points_ci_hi": points + 1.9,
         "rank": range(1, n + 1), "rank_lo": range(1, n + 1), "rank_hi": range(2, n + 2),
     })
@@ -32,9 +33,9 @@ def _tick_labels(fig) -> list[str]:
 def test_ranking_ticks_are_round_numbers():
     labels = _tick_labels(charts.ranking_figure(_summary(20, 14.2, 25.3), "QNA-2023 — Sở, ban, ngành"))
     assert labels and all(label.isdigit() and int(label) % 5 == 0 for label in labels), labels
-    narrow = _tick_labels(charts.ranking_figure(_summary(5, 20.1, 20.6).assign(
-        survey_points_ci_lo=lambda f: f["survey_points"] - 0.1, survey_points_ci_hi=lambda f: f["survey_points"] + 0.1),
-        "QNA-2023 — Sở, ban, ngành"))
+    close = _summary(5, 20.1, 20.6).assign(survey_points_ci_lo=lambda f: f["survey_points"] - 0.1,
+                                           survey_points_ci_hi=lambda f: f["survey_points"] + 0.1)
+    narrow = _tick_labels(charts.ranking_figure(close, "QNA-2023 — Sở, ban, ngành"))
     assert any("," in label for label in narrow) and not any("." in label for label in narrow), narrow
 
 
