@@ -80,14 +80,14 @@ VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 DATE_TIME_FORMAT = "%d/%m/%Y %H:%M"
 
 
-def date_time(at: datetime | None, zone: ZoneInfo = VIETNAM) -> str:
+def date_time(at: datetime | None, zone: ZoneInfo = VIETNAM, *, seconds: bool = False) -> str:
     """A stored time as "07/12/2026 09:00" in ``zone``; a time without a zone is UTC (as SQLite gives
-    stored times back)."""
+    stored times back). ``seconds`` for a live page's "updated at", which must change between updates."""
     if at is None:
         return MISSING
     if at.tzinfo is None:
         at = at.replace(tzinfo=timezone.utc)
-    return at.astimezone(zone).strftime(DATE_TIME_FORMAT)
+    return at.astimezone(zone).strftime(DATE_TIME_FORMAT + (":%S" if seconds else ""))
 
 
 def xlsx_format(digits: int) -> str:

@@ -81,7 +81,7 @@ def test_one_date_time_format_in_vietnam_time():
     # SQLite gives stored UTC times back without a zone
     assert date_time(utc.replace(tzinfo=None)) == "07/12/2026 01:59"
     assert date_time(utc.astimezone(timezone(timedelta(hours=-5)))) == "07/12/2026 01:59"
-    assert date_time(None) == "—"
+    assert date_time(None) == "—" and date_time(utc, seconds=True) == "07/12/2026 01:59:57"
 
 
 def test_audit_values_read_in_vietnamese_and_local_time():

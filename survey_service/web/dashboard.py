@@ -51,7 +51,7 @@ def _filters(rnd, forms: dict[str, str]) -> progress.Filters:
 
 
 def _now_text() -> str:
-    return date_time(datetime.now(timezone.utc), display_zone(current_app.config))
+    return date_time(datetime.now(timezone.utc), display_zone(current_app.config), seconds=True)
 
 
 @bp.route("/")
