@@ -36,7 +36,8 @@ SELECT_FITS = """el => {
 def demo(app, session, make_user):
     rounds.load_round(session, ROUND_DIR, QUESTIONNAIRE_DIR, actor="test", simulated_code=DEMO)
     rnd = rounds.get_round(session, DEMO)
-    rounds.schedule(session, rnd, date.today() - timedelta(days=7), date.today() + timedelta(days=30), actor="test")
+    today = date.today()
+    rounds.schedule(session, rnd, today - timedelta(days=7), today + timedelta(days=30), actor="test")
     simulation.simulate(session, rnd, clerks=(make_user("clerk"), make_user("clerk")), supervisor=make_user(),
                         today=date.today(), signing_keys=["k"], secret="screens-test-secret",
                         online_share=(0.06, 0.15))
@@ -69,8 +70,8 @@ def test_staff_pages_fit_the_screen(demo, session, staff_page, live_server, arti
         assert selects.nth(i).evaluate(SELECT_FITS), selects.nth(i).input_value()
     _fits(page)
     # a batch of codes: every code on one line
-    cell = session.scalar(sa.select(QuotaCell).where(QuotaCell.round_id == demo.id, QuotaCell.channel == "online")
-                          .limit(1))
+    cell = session.scalar(sa.select(QuotaCell)
+                          .where(QuotaCell.round_id == demo.id, QuotaCell.channel == "online").limit(1))
     invitations.issue_codes(session, cell, 3, actor="test")
     session.commit()
     batch = session.scalar(sa.select(CodeBatch.id).where(CodeBatch.quota_cell_id == cell.id)
