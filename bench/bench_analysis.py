@@ -176,14 +176,21 @@ def unequal(before: dict, now: dict) -> list[str]:
     return bad
 
 
+#: ``--short``: small sizes, a few seconds; the test suite runs it so that a broken benchmark fails.
+SHORT_HELP = "small sizes, a few seconds: checks that the benchmark runs (its figures mean nothing)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="number of responses")
     parser.add_argument("--subset", type=int, default=50_000, help="rows for the svy comparison")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--short", action="store_true", help=SHORT_HELP)
     parser.add_argument("--before", type=Path, help="also measure the analysis package exported into this directory")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # write this process's run to a file
     args = parser.parse_args()
+    if args.short:
+        args.rows, args.subset = 20_000, 2_000
     n = args.rows
     if args.child:
         run = run_stages(n, args.seed)
@@ -253,6 +260,8 @@ def compare_with_svy(sub: pd.DataFrame, margins: dict, qcols: list) -> None:
     print(f"| analysis.Design rake + mean | {t_ours:.3f} |")
     print(f"| svy 0.35 rake + estimation.mean | {t_svy:.3f} |")
     print(f"\nlargest relative difference (est, se): {worst:.2e} -> {'OK' if worst < 1e-6 else 'MISMATCH'}")
+    if worst >= 1e-6:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

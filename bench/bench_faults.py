@@ -146,6 +146,10 @@ def report(r: dict) -> bool:
     return ok
 
 
+#: ``--short``: small sizes, a few seconds; the test suite runs it so that a broken benchmark fails.
+SHORT_HELP = "small sizes, a few seconds: checks that the benchmark runs (its figures mean nothing)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=5440, help="port of the throw-away PostgreSQL cluster")
@@ -155,7 +159,10 @@ def main() -> None:
     parser.add_argument("--fault-at", type=float, default=10, help="seconds into the load")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--short", action="store_true", help=SHORT_HELP)
     args = parser.parse_args()
+    if args.short:
+        args.clients, args.seconds, args.codes, args.fault_at, args.workers, args.threads = 4, 6, 300, 1, 2, 2
     if os.geteuid() != 0:
         sys.exit("Run as root: the throw-away PostgreSQL cluster runs as the postgres user.")
 
@@ -163,7 +170,7 @@ def main() -> None:
         kill_codes, restart_codes, answers = prepare(cluster.url, args.codes)
         results = [
             scenario("kill -9 of a gunicorn worker during load", cluster, kill_codes, answers, args,
-                     kill_workers([args.fault_at, args.fault_at + 10])),
+                     kill_workers([args.fault_at, args.fault_at + args.seconds / 4])),
             scenario("PostgreSQL crash and restart during load", cluster, restart_codes, answers, args,
                      restart_database(cluster, at=args.fault_at, down_for=3.0)),
         ]

@@ -90,6 +90,10 @@ def report(results: list[dict], args) -> None:
           f"failed requests: {sum(portal['failures'].values())}")
 
 
+#: ``--short``: small sizes, a few seconds; the test suite runs it so that a broken benchmark fails.
+SHORT_HELP = "small sizes, a few seconds: checks that the benchmark runs (its figures mean nothing)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pg-url", default=os.environ.get(
@@ -99,7 +103,10 @@ def main() -> None:
     parser.add_argument("--codes", type=int, default=20000, help="codes issued per run (more than it can use)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--short", action="store_true", help=SHORT_HELP)
     args = parser.parse_args()
+    if args.short:
+        args.clients, args.seconds, args.codes, args.workers, args.threads = 4, 3, 500, 1, 2
 
     portal_codes, baseline_codes, answers = prepare(args.pg_url, args.codes)
     results = [

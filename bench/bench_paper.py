@@ -100,12 +100,19 @@ def keystroke_figure() -> None:
           f"(recorded by {KEYSTROKE_TEST})")
 
 
+#: ``--short``: small sizes, a few seconds; the test suite runs it so that a broken benchmark fails.
+SHORT_HELP = "small sizes, a few seconds: checks that the benchmark runs (its figures mean nothing)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sheets", type=int, default=1000)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--skip-keystrokes", action="store_true")
+    parser.add_argument("--short", action="store_true", help=SHORT_HELP)
     args = parser.parse_args()
+    if args.short:  # the keystroke count is a browser test of its own
+        args.sheets, args.skip_keystrokes = 10, True
     print_figures(args.sheets, args.out)
     if not args.skip_keystrokes:
         keystroke_figure()

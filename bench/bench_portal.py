@@ -172,6 +172,10 @@ def drive(port: int, codes, answers, clients: int, product: bool) -> dict:
             "p95_ms": 1000 * latencies[int(0.95 * (len(latencies) - 1))], "seconds": wall}
 
 
+#: ``--short``: small sizes, a few seconds; the test suite runs it so that a broken benchmark fails.
+SHORT_HELP = "small sizes, a few seconds: checks that the benchmark runs (its figures mean nothing)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pg-url", default=os.environ.get(
@@ -180,8 +184,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--short", action="store_true", help=SHORT_HELP)
     parser.add_argument("--before", type=Path, help="also measure the product as exported into this directory")
     args = parser.parse_args()
+    if args.short:
+        args.responses, args.clients, args.workers, args.threads = 12, 2, 1, 2
 
     env = {"SURVEY_DATABASE_URL": args.pg_url, "SURVEY_SECRET_KEY": "bench-secret",
            "SURVEY_SHEET_SIGNING_KEYS": json.dumps(["bench-sheet-key"]),
@@ -220,6 +227,8 @@ def main() -> None:
     for name in ("before", "portal"):
         if name in results:
             print(f"throughput ratio {name}/baseline: {results[name]['per_second'] / b['per_second']:.2f}")
+    if results["portal"]["errors"]:  # a version measured with --before may fail; this one must not
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -163,6 +163,10 @@ def run(db_url: str, n: int, seed: int, reuse: bool = False) -> dict:
     return figures
 
 
+#: ``--short``: small sizes, a few seconds; the test suite runs it so that a broken benchmark fails.
+SHORT_HELP = "small sizes, a few seconds: checks that the benchmark runs (its figures mean nothing)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--responses", type=int, default=100_000)
@@ -172,7 +176,10 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true",
                         help="keep a database that already holds --responses responses instead of rebuilding it")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--short", action="store_true", help=SHORT_HELP)
     args = parser.parse_args()
+    if args.short:
+        args.responses = 300
     targets = []
     with tempfile.TemporaryDirectory() as tmp:
         if args.db in ("sqlite", "both"):

@@ -518,13 +518,14 @@ def sheets_status(round_code):
     """Sheets per form and ledger state."""
     from survey_service.models import SheetState
     from survey_service.services import sheets
+    from survey_service.vietnamese import number
 
     session = get_session()
     counts = sheets.state_counts(session, _round_or_fail(session, round_code))
     states = list(SheetState)
-    click.echo(f"{'phiếu':<8}" + "".join(f"{s.value:>10}" for s in states))
+    click.echo(f"{'Mẫu phiếu':<10}" + "".join(f"{sheets.STATE_LABELS[s]:>13}" for s in states))
     for form_code, by_state in sorted(counts.items()):
-        click.echo(f"{form_code:<8}" + "".join(f"{by_state.get(s, 0):>10}" for s in states))
+        click.echo(f"{form_code:<10}" + "".join(f"{number(by_state.get(s, 0)):>13}" for s in states))
 
 
 # --- codes ---------------------------------------------------------------------------------------

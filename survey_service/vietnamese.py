@@ -8,12 +8,16 @@ Numbers: a comma before the decimals and a dot between thousands (``1.234,5``), 
 no-break space before the sign (``83,0 %``), and a dash for a missing value. Pages use :func:`number` and
 :func:`percent` (the Jinja filters ``vi_num``, ``vi_int``, ``vi_pct``); workbooks store full-precision values
 with :func:`xlsx_format`, which Excel shows with the reader's separators.
+
+Dates and times: ``07/12/2026`` and ``07/12/2026 09:00`` in Vietnam time (stored times are UTC), through
+:func:`short_date` and :func:`date_time` (the filters ``vi_date`` and ``local_time``) on every page.
 """
 from __future__ import annotations
 
 import math
 import unicodedata
-from datetime import date
+from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
 
 ALPHABET = "a ă â b c d đ e ê f g h i j k l m n o ô ơ p q r s t u ư v w x y z".split()
 _RANK = {letter: i for i, letter in enumerate(ALPHABET)}
@@ -72,6 +76,20 @@ def short_date(value: date | None) -> str:
     return value.strftime("%d/%m/%Y") if value else MISSING
 
 
+VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
+DATE_TIME_FORMAT = "%d/%m/%Y %H:%M"
+
+
+def date_time(at: datetime | None, zone: ZoneInfo = VIETNAM, *, seconds: bool = False) -> str:
+    """A stored time as "07/12/2026 09:00" in ``zone``; a time without a zone is UTC (as SQLite gives
+    stored times back). ``seconds`` for a live page's "updated at", which must change between updates."""
+    if at is None:
+        return MISSING
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=timezone.utc)
+    return at.astimezone(zone).strftime(DATE_TIME_FORMAT + (":%S" if seconds else ""))
+
+
 def xlsx_format(digits: int) -> str:
     """The Excel number format showing ``digits`` decimals with thousands grouped."""
     return "#,##0" + ("." + "0" * digits if digits else "")
@@ -83,3 +101,9 @@ def register_filters(app) -> None:
     app.add_template_filter(lambda value: "" if value is None else number(value), "vi_int")
     app.add_template_filter(percent, "vi_pct")
     app.add_template_filter(short_date, "vi_date")
+    app.add_template_filter(lambda at: date_time(at, display_zone(app.config)), "local_time")
+
+
+def display_zone(config) -> ZoneInfo:
+    """The time zone of the times shown to staff (the ``DISPLAY_TIMEZONE`` setting, Vietnam by default)."""
+    return ZoneInfo(config.get("DISPLAY_TIMEZONE") or VIETNAM.key)

@@ -57,7 +57,7 @@ def test_audit_log_reads_in_vietnamese_local_time_and_filters(staff_client, load
     client = staff_client("admin")
     html = client.get("/staff/admin/audit").get_data(as_text=True)
     assert "\\u0110" not in html and "LĐ-CP" in html
-    assert "15/01/2026 03:30:00" in html and "Sửa chỉ tiêu" in html and "Nạp đợt khảo sát" in html
+    assert "15/01/2026 03:30" in html and "Sửa chỉ tiêu" in html and "Nạp đợt khảo sát" in html
     assert f"Ô chỉ tiêu LĐ-CP – {cell.agency.name}" in html and "quota_cell" not in html
     assert "chỉ tiêu: 12" in html and "Trần Văn Bưu Điện" in html
 
@@ -80,7 +80,7 @@ def test_audit_log_reads_in_vietnamese_local_time_and_filters(staff_client, load
     assert rows[0][:3] == ["Thời điểm", "Người thực hiện", "Thao tác"]
     assert len(rows) == 1 + session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)
                                            .where(AuditEvent.user_id == clerk.id))
-    assert ["15/01/2026 03:30:00", "Trần Văn Bưu Điện", "Sửa chỉ tiêu", "quota.target"] == rows[1][:4]
+    assert ["15/01/2026 03:30", "Trần Văn Bưu Điện", "Sửa chỉ tiêu", "quota.target"] == rows[1][:4]
     assert "mẫu phiếu: LĐ-CP" in rows[1][6]
 
 

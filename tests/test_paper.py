@@ -428,6 +428,8 @@ def test_cli_return_reprint_and_status(app, loaded_round, session, runner, tmp_p
     result = runner.invoke(args=["sheets", "return", "--round", "QNA-2023", b.serial])
     assert result.exit_code == 1 and "đã bị hủy" in result.output
     status = runner.invoke(args=["sheets", "status", "--round", "QNA-2023"])
+    assert status.output.split()[:4] == ["Mẫu", "phiếu", "Đã", "phát"] and "Đã xác nhận" in status.output
+    assert "returned" not in status.output and "verified" not in status.output
     line = next(l for l in status.output.splitlines() if l.startswith(LDH))
     assert line.split()[1:] == ["1", "1", "0", "0", "1"]
 

@@ -158,5 +158,5 @@ def test_dashboard_figures_in_the_page_match(app, session, rnd, staff_client):
     assert shown == expected_figures(session, rnd)
     live = client.get(f"/staff/dashboard/{rnd.code}/progress.json").get_json()
     assert {c["cell_id"]: {n: c[n] for n in FIGURES} for c in live["cells"]} == expected_figures(session, rnd)
-    assert re.match(r"\d\d:\d\d:\d\d \d\d/\d\d/\d{4}$", live["updated"])
+    assert re.match(r"\d\d/\d\d/\d{4} \d\d:\d\d:\d\d$", live["updated"])
     assert cell(session, rnd, "CC-CH", "DXU").soft_closed

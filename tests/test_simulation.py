@@ -99,7 +99,7 @@ def _exports_say_simulated(session, demo, tmp_path):
     pyreadstat = pytest.importorskip("pyreadstat")
     exports.export(res, tmp_path / "r.sav")
     _, meta = pyreadstat.read_sav(str(tmp_path / "r.sav"))
-    assert meta.file_label.startswith("SIMULATED")
+    assert meta.file_label.startswith("DỮ LIỆU MÔ PHỎNG") and meta.notes[0].startswith("DỮ LIỆU MÔ PHỎNG:")
     real = results.round_results(session, rounds.get_round(session, "QNA-2023"))
     assert real.provenance["simulated"] is False
     exports.export(real, tmp_path / "real.csv")
@@ -119,8 +119,12 @@ def test_pages_label_the_simulated_round(client, auth, make_user, demo, live_ser
         page = client.get(url)
         assert page.status_code == 200 and label not in page.get_data(as_text=True), url
     assert "dữ liệu mô phỏng" in client.get("/staff/results/").get_data(as_text=True)
-    csv = client.get(f"/staff/dashboard/{DEMO}/progress.csv").data.decode("utf-8-sig")
-    assert csv.startswith("# Dữ liệu mô phỏng")
+    # The dashboard CSV opens in pandas without options, the label in a first column of every row.
+    table = pd.read_csv(io.BytesIO(client.get(f"/staff/dashboard/{DEMO}/progress.csv").data))
+    assert list(table.columns[:3]) == ["Dữ liệu mô phỏng", "Mã phiếu", "Tên phiếu"]
+    assert (table["Dữ liệu mô phỏng"] == "DỮ LIỆU MÔ PHỎNG").all() and len(table) > 1
+    real = pd.read_csv(io.BytesIO(client.get("/staff/dashboard/QNA-2023/progress.csv").data))
+    assert real.columns[0] == "Mã phiếu"
     book = pd.ExcelFile(io.BytesIO(client.get(f"/staff/dashboard/{DEMO}/progress.xlsx").data))
     assert book.sheet_names[0] == "Dữ liệu mô phỏng"
     assert "DỮ LIỆU MÔ PHỎNG" in client.get(f"/staff/dashboard/{DEMO}/curve.svg").get_data(as_text=True)

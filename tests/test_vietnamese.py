@@ -68,3 +68,37 @@ def test_one_number_format_comma_decimals_dot_thousands():
     assert percent(16.24) == "16,2\u00a0%" and percent(83) == "83,0\u00a0%" and percent(99.6) == "99,6\u00a0%"
     assert number(None) == percent(float("nan")) == "—"
     assert xlsx_format(0) == "#,##0" and xlsx_format(2) == "#,##0.00"
+
+
+# --- dates and times -----------------------------------------------------------------------------------
+def test_one_date_time_format_in_vietnam_time():
+    from datetime import datetime, timedelta, timezone
+
+    from survey_service.vietnamese import date_time
+
+    utc = datetime(2026, 12, 6, 18, 59, 57, tzinfo=timezone.utc)
+    assert date_time(utc) == "07/12/2026 01:59"  # seven hours ahead, the next day, no seconds
+    # SQLite gives stored UTC times back without a zone
+    assert date_time(utc.replace(tzinfo=None)) == "07/12/2026 01:59"
+    assert date_time(utc.astimezone(timezone(timedelta(hours=-5)))) == "07/12/2026 01:59"
+    assert date_time(None) == "—" and date_time(utc, seconds=True) == "07/12/2026 01:59:57"
+
+
+def test_audit_values_read_in_vietnamese_and_local_time():
+    from survey_service.services.audit_log import value_text
+
+    assert value_text("returned") == "đã thu về" and value_text("verified") == "đã xác nhận"
+    assert value_text({"status": "revoked", "role": "clerk"}) == (
+        "trạng thái: đã thu hồi\nvai trò: nhân viên nhập phiếu")
+    assert value_text({"expires_at": "2026-12-06T18:59+00:00"}) == "hết hạn lúc: 07/12/2026 01:59"
+    assert value_text({"opens_on": "2026-12-01"}) == "mở từ: 01/12/2026"
+    assert value_text("2026-13-45 not a date") == "2026-13-45 not a date" and value_text(6777) == "6777"
+
+
+def test_pages_write_whole_numbers_with_thousands_separator(app):
+    with app.app_context():
+        render = app.jinja_env.from_string(
+            "{{ 6777|vi_int }} | {{ 10000|vi_int }} | {{ none|vi_int }} | {{ at|local_time }}")
+        from datetime import datetime
+
+        assert render.render(at=datetime(2026, 12, 7, 2, 3, 55)) == "6.777 | 10.000 |  | 07/12/2026 09:03"

@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session, joinedload
 from survey_service.models import Agency, AuditEvent, CodeBatch, QuotaCell, StaffUser
 from survey_service.services import tabular
 from survey_service.services.errors import ServiceError
+from survey_service.services.sheets import STATE_LABELS
+from survey_service.vietnamese import VIETNAM, date_time, short_date
 
 PER_PAGE = 50
 #: At most this many events go into one CSV export (newest first); the filters narrow it down.
@@ -189,30 +191,52 @@ def who_label(event: AuditEvent) -> str:
 
 
 def local_text(at: datetime, zone: ZoneInfo) -> str:
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=timezone.utc)
-    return at.astimezone(zone).strftime("%d/%m/%Y %H:%M:%S")
+    return date_time(at, zone)
 
 
-def value_text(value) -> str:
-    """A stored old or new value as text a person reads: Vietnamese letters as they are, one field per line."""
+#: Stored codes of states, statuses and roles, as the pages name them.
+VALUE_LABELS = {
+    **{state.value: label.lower() for state, label in STATE_LABELS.items()},
+    "unused": "chưa dùng", "used": "đã dùng", "revoked": "đã thu hồi",
+    "admin": "quản trị viên", "supervisor": "giám sát viên", "clerk": "nhân viên nhập phiếu",
+    "analyst": "chuyên viên phân tích",
+}
+
+
+def value_text(value, zone: ZoneInfo = VIETNAM) -> str:
+    """A stored old or new value as text a person reads: Vietnamese letters as they are, one field per line,
+    codes by their Vietnamese names, stored UTC times in ``zone``."""
     if value is None:
         return ""
     if isinstance(value, dict):
-        return "\n".join(f"{FIELD_LABELS.get(k, k)}: {_scalar(v)}" for k, v in value.items())
+        return "\n".join(f"{FIELD_LABELS.get(k, k)}: {_scalar(v, zone)}" for k, v in value.items())
     if isinstance(value, list):
-        return ", ".join(_scalar(v) for v in value)
-    return _scalar(value)
+        return ", ".join(_scalar(v, zone) for v in value)
+    return _scalar(value, zone)
 
 
-def _scalar(value) -> str:
+def _scalar(value, zone: ZoneInfo) -> str:
     if isinstance(value, bool):
         return "có" if value else "không"
     if value is None or value == "" or value == [] or value == {}:
         return "(trống)"
     if isinstance(value, (list, dict)):
-        return value_text(value).replace("\n", "; ")
+        return value_text(value, zone).replace("\n", "; ")
+    if isinstance(value, str):
+        return VALUE_LABELS.get(value) or _when(value, zone) or value
     return str(value)
+
+
+def _when(text: str, zone: ZoneInfo) -> str | None:
+    """An ISO date ("2026-12-07") or time ("2026-12-07T01:59+00:00") as the pages write it, else None."""
+    if not (len(text) >= 10 and text[4] == "-" and text[7] == "-"):
+        return None
+    try:
+        if len(text) == 10:
+            return short_date(date.fromisoformat(text))
+        return date_time(datetime.fromisoformat(text), zone)
+    except ValueError:
+        return None
 
 
 def target_labels(session: Session, rows: list[AuditEvent]) -> dict[int, str]:
@@ -264,7 +288,7 @@ def csv_text(session: Session, f: AuditFilter, zone: ZoneInfo) -> str:
         for e in rows:
             writer.writerow([tabular.csv_cell(v) for v in (
                 local_text(e.at, zone), who_label(e), action_label(e.action), e.action, targets[e.id],
-                value_text(e.old_value), value_text(e.new_value))])
+                value_text(e.old_value, zone), value_text(e.new_value, zone))])
         if len(rows) < 1000:
             break
     return buffer.getvalue()

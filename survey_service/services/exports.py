@@ -22,7 +22,7 @@ import pandas as pd
 from survey_service.services import tabular
 from survey_service.services.errors import ServiceError
 from survey_service.services.results import FLAG_LABELS, RoundResults, flag_labels
-from survey_service.vietnamese import xlsx_format
+from survey_service.vietnamese import number, percent, xlsx_format
 
 FORMATS = (".xlsx", ".csv", ".sav")
 SHEET_NAME_MAX = 31
@@ -147,10 +147,37 @@ def provenance_lines(results: RoundResults) -> list[tuple[str, str]]:
                                                for form, v in p["questionnaire_versions"].items())),
         ("Phiên bản phần mềm", p["software_version"]),
         ("Tính cả phiếu vượt chỉ tiêu", "có" if p["surplus_in_analysis"] else "không"),
-        ("Số phiếu được tính", str(p["counts"].get("responses", 0))),
-        ("Số cặp phiếu × cơ quan không hợp lệ (trả lời quá ít)", str(p["counts"].get("invalid_sheet_agency_pairs", 0))),
-        ("Tham số phân tích", json.dumps(p["analysis_parameters"], ensure_ascii=False)),
+        ("Số phiếu được tính", number(p["counts"].get("responses", 0))),
+        ("Số cặp phiếu × cơ quan không hợp lệ (trả lời quá ít)",
+         number(p["counts"].get("invalid_sheet_agency_pairs", 0))),
+        *((PARAMETER_LABELS.get(key, key), _parameter_text(key, value))
+          for key, value in p["analysis_parameters"].items()),
     ]
+
+
+#: The analysis parameters of the provenance, one readable row each.
+PARAMETER_LABELS = {
+    "confidence_level": "Mức tin cậy của khoảng tin cậy",
+    "rounding": "Cách làm tròn",
+    "rank_draws": "Số lần mô phỏng khoảng xếp hạng",
+    "rank_seed": "Hạt giống ngẫu nhiên của mô phỏng xếp hạng",
+    "min_breakdown": "Số phiếu tối thiểu của một nhóm để có số liệu riêng",
+}
+ROUNDING_TEXT = {
+    "half away from zero on the decimal value, 2 dp; total rounded once":
+        "làm tròn 0,5 ra xa số 0 trên giá trị thập phân, 2 chữ số sau dấu phẩy; "
+        "tổng điểm chỉ làm tròn một lần",
+}
+
+
+def _parameter_text(key: str, value) -> str:
+    if key == "confidence_level":
+        return percent(float(value) * 100, 0)
+    if key == "rounding":
+        return ROUNDING_TEXT.get(value, str(value))
+    if key == "rank_seed":
+        return str(value)  # an identifier, not a quantity
+    return number(value) if isinstance(value, (int, float)) else str(value)
 
 
 def summary_headers(results: RoundResults) -> dict[str, str]:
@@ -326,15 +353,20 @@ def write_sav(results: RoundResults, path: Path) -> None:
     measure = {c: "scale" for c in frame.columns}
     measure.update({c: "nominal" for c in ("agency", "agency_name", "kind", *[c for c in frame if c.startswith("flag")])})
     measure.update({c: "ordinal" for c in ("rank", "rank_lo", "rank_hi")})
+    whole = ["kind", "n", "rank", "rank_lo", "rank_hi", *[c for c in frame if c.startswith("flag")]]
     p = results.provenance
     pyreadstat.write_sav(
         frame, str(path), column_labels=labels, variable_value_labels=value_labels, variable_measure=measure,
-        file_label=_sav_file_label(p), note=_sav_notes(p),
+        variable_format={c: SAV_CODE_FORMAT for c in whole}, file_label=_sav_file_label(p),
+        note=_sav_notes(p),
     )
 
 
 #: numeric code of "không biết / không đánh giá" in the response-level file (declared missing)
 SAV_EXCLUDED_CODE = 9.0
+#: SPSS print format of whole numbers (codes, counts, ranks): without the default two decimals
+SAV_CODE_FORMAT = "F8.0"
+SAV_LABEL_BYTES = 255
 
 
 def write_responses_sav(results: RoundResults, path: str | Path) -> Path:
@@ -374,22 +406,36 @@ def write_responses_sav(results: RoundResults, path: str | Path) -> Path:
         missing[item] = [SAV_EXCLUDED_CODE]
     labels = {"response": "Mã phiếu (ngẫu nhiên)", "agency": "Mã cơ quan được đánh giá", "form": "Mẫu phiếu",
               "channel": "Kênh"}
+    # an item's label is its question (SPSS keeps at most 256 bytes of a label)
+    labels.update({item: _utf8_cut(f"{item}. {results.item_texts[item]}", SAV_LABEL_BYTES)
+                   for item in items if results.item_texts.get(item)})
     measure = {"response": "nominal", "agency": "nominal", "form": "nominal", "channel": "nominal"}
     measure.update({item: "ordinal" for item in items})
     p = results.provenance
     pyreadstat.write_sav(frame, str(path), column_labels=labels, variable_value_labels=value_labels,
                          missing_ranges=missing, variable_measure=measure,
+                         variable_format={item: SAV_CODE_FORMAT for item in items},
                          file_label=_sav_file_label(p), note=_sav_notes(p))
     return path
 
 
 def _sav_file_label(p: dict) -> str:
-    return f"{'SIMULATED ' if p.get('simulated') else ''}{p['round']} {p['methodology_hash'][:12]} v{p['software_version']}"
+    label = f"{p['round']} {p['methodology_hash'][:12]} v{p['software_version']}"
+    return _utf8_cut(f"{SIMULATED_COLUMN[1]} {label}" if p.get("simulated") else label, 64)
+
+
+def _utf8_cut(text: str, limit: int) -> str:
+    """``text`` within ``limit`` UTF-8 bytes, cut between letters (SPSS counts bytes, not letters)."""
+    if len(text.encode()) <= limit:
+        return text
+    while len((text + "…").encode()) > limit:
+        text = text[:-1]
+    return text.rstrip() + "…"
 
 
 def _sav_notes(p: dict) -> list[str]:
-    """The provenance as SPSS document lines (at most 80 bytes each, so ASCII labels)."""
-    lines = [*(["SIMULATED DATA (du lieu mo phong), not real answers"]
+    """The provenance as SPSS document lines (at most 80 bytes each)."""
+    lines = [*(["DỮ LIỆU MÔ PHỎNG: phiếu do máy sinh, không phải ý kiến thật"]
                if p.get("simulated") else []),
              f"round: {p['round']}", "methodology sha256:", p["methodology_hash"],
              f"software version: {p['software_version']}",

@@ -12,7 +12,7 @@ import secrets
 import unicodedata
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -25,6 +25,7 @@ from survey_service.models import (
 )
 from survey_service.services import audit, quotas, rounds
 from survey_service.services.sheets import STATE_LABELS, SheetError, transition
+from survey_service.vietnamese import date_time
 
 SHEET_ROW = "*"
 #: Times in messages to clerks are Vietnamese local time (stored times are UTC).
@@ -197,9 +198,7 @@ def _name(user: StaffUser) -> str:
 
 
 def _local(at: datetime) -> str:
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=timezone.utc)
-    return at.astimezone(VIETNAM).strftime("%H:%M ngày %d/%m/%Y")
+    return "lúc " + date_time(at, VIETNAM)
 
 
 # --- keying ------------------------------------------------------------------------------------------

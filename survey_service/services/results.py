@@ -129,6 +129,8 @@ class RoundResults:
     kind_plurals: dict[str, str] = field(default_factory=dict)
     #: the round's groups of an agency's own staff, never broken down below MIN_BREAKDOWN sheets
     own_staff_forms: tuple[str, ...] = ()
+    #: item code → the question's text (the first version's, when versions differ)
+    item_texts: dict[str, str] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -469,6 +471,8 @@ def compute_results(data: RoundData) -> RoundResults:
         kind_labels={k["code"]: k["label"] for k in data.structure["kinds"]},
         kind_plurals={k["code"]: k["plural"] for k in data.structure["kinds"]},
         own_staff_forms=tuple(data.structure["own_staff_forms"]),
+        item_texts=dict(data.items.drop_duplicates("item_code")[["item_code", "text"]]
+                        .itertuples(index=False)),
     )
 
 

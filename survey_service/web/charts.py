@@ -8,26 +8,54 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 
 
 SIMULATED_MARK = "DỮ LIỆU MÔ PHỎNG"
+#: Height (inches) of the strip under a chart of simulated data that holds its small stamp.
+STAMP_STRIP = 0.3
 
 
 def _png(fig: Figure, simulated: bool = False) -> bytes:
     """The figure as PNG; a chart of simulated data carries the words across it."""
     if simulated:
-        fig.text(0.5, 0.5, SIMULATED_MARK, fontsize=40, color="#b8860b", alpha=0.25, ha="center", va="center",
-                 rotation=20, fontweight="bold")
-        fig.text(0.99, 0.99, SIMULATED_MARK, fontsize=9, color="#8a6500", ha="right", va="top", fontweight="bold")
+        _stamp(fig)
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     return buf.getvalue()
 
 
+def _stamp(fig: Figure) -> None:
+    """The words across the chart, and once more in a strip added under it, away from the title."""
+    height = fig.get_figheight()
+    fig.set_figheight(height + STAMP_STRIP)
+    bottom = STAMP_STRIP / (height + STAMP_STRIP)
+    engine = fig.get_layout_engine()
+    if isinstance(engine, ConstrainedLayoutEngine):
+        engine.set(rect=(0, bottom, 1, 1 - bottom))
+    else:
+        fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.text(0.5, (1 + bottom) / 2, SIMULATED_MARK, fontsize=40, color="#b8860b", alpha=0.25, ha="center",
+             va="center", rotation=20, fontweight="bold")
+    fig.text(0.99, bottom / 2, SIMULATED_MARK, fontsize=9, color="#8a6500", ha="right", va="center",
+             fontweight="bold")
+
+
+def _vietnamese_ticks(axis) -> None:
+    """Ticks at round steps (1, 2, 5 or 10 times a power of ten, never 2.5) written with a decimal comma."""
+    axis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 5, 10]))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}".replace(".", ",").replace("-", "\u2212")))
+
+
 def ranking_png(summary: pd.DataFrame, title: str, *, simulated: bool = False) -> bytes:
     """Survey points of one agency kind with their 95% CI, best first, labelled with the rank interval."""
+    return _png(ranking_figure(summary, title), simulated)
+
+
+def ranking_figure(summary: pd.DataFrame, title: str) -> Figure:
     rows = summary[summary["survey_points"].notna()].sort_values(["rank", "agency"])
     fig = Figure(figsize=(8, 0.35 * max(len(rows), 3) + 1.2))
     ax = fig.add_subplot()
@@ -39,11 +67,12 @@ def ranking_png(summary: pd.DataFrame, title: str, *, simulated: bool = False) -
                 ecolor="#7f9fc6", capsize=3)
     ax.set_yticks(y, [f"{r.agency_name} — hạng {r.rank} ({r.rank_lo}–{r.rank_hi})" for r in rows.itertuples()],
                   fontsize=8)
+    _vietnamese_ticks(ax.xaxis)
     ax.set_xlabel("Tổng điểm điều tra XHH (khoảng tin cậy 95%)")
-    ax.set_title(title, fontsize=10)
+    fig.suptitle(title, fontsize=10)  # over the whole width: a long title does not run off the image
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    return _png(fig, simulated)
+    return fig
 
 
 #: From the best option to the worst (by coefficient); "không biết" and blank are grey.

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import io
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, timedelta, timezone
 
 import xlsxwriter
 from flask import Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
@@ -12,7 +11,7 @@ from flask_login import current_user
 from survey_service.db import get_session
 from survey_service.models import Role, Round
 from survey_service.services import exports, progress, quotas, rounds, tabular
-from survey_service.vietnamese import xlsx_format
+from survey_service.vietnamese import date_time, display_zone, xlsx_format
 from survey_service.web import confirmation_page, round_or_404
 from survey_service.web.auth import role_required
 
@@ -49,7 +48,7 @@ def _filters(rnd, forms: dict[str, str]) -> progress.Filters:
 
 
 def _now_text() -> str:
-    return datetime.now(ZoneInfo(current_app.config["DISPLAY_TIMEZONE"])).strftime("%H:%M:%S %d/%m/%Y")
+    return date_time(datetime.now(timezone.utc), display_zone(current_app.config), seconds=True)
 
 
 @bp.route("/")
@@ -117,8 +116,9 @@ def export_csv(round_code):
 
     rnd, rows = _export_rows(round_code)
     out = io.StringIO()
-    if rnd.simulated:
-        out.write(f"# Dữ liệu mô phỏng: {exports.SIMULATED_NOTE}\n")
+    if rnd.simulated:  # a first column on every row, like the results CSVs: the header stays the first line
+        name, value = exports.SIMULATED_COLUMN
+        rows = [[name, *rows[0]], *([value, *row] for row in rows[1:])]
     csv.writer(out).writerows(tabular.csv_rows(rows))
     return _download(out.getvalue().encode("utf-8-sig"), "text/csv; charset=utf-8", f"tien-do-{round_code}.csv")
 

@@ -3,8 +3,7 @@ settling double-entry disagreements and watching clerk agreement (supervisors)."
 from __future__ import annotations
 
 import io
-from datetime import date, datetime, timezone
-from zoneinfo import ZoneInfo
+from datetime import date
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
@@ -37,14 +36,6 @@ NAV = [
 LEDGER_PER_PAGE = 50
 CLERK = (Role.CLERK,)
 SUPERVISOR = (Role.SUPERVISOR,)
-
-
-@bp.app_template_filter("local_time")
-def local_time(at: datetime) -> str:
-    """A stored UTC time in the staff's time zone."""
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=timezone.utc)
-    return at.astimezone(ZoneInfo(current_app.config["DISPLAY_TIMEZONE"])).strftime("%H:%M:%S %d/%m/%Y")
 
 
 def _round():

@@ -115,6 +115,11 @@ def test_cli_import_then_analysis_run_to_every_format(builder, runner, session, 
     assert _number_formats(xlsx, "Theo câu hỏi")["Điểm trung bình (0-1)"] == "#,##0.000"
     provenance = dict(book["Nguồn gốc số liệu"].to_numpy().tolist())
     assert provenance["Đợt khảo sát"] == "QNA-2023" and len(provenance["Mã băm cấu hình phương pháp (SHA-256)"]) == 64
+    # the analysis parameters are rows a person reads, not JSON
+    assert provenance["Mức tin cậy của khoảng tin cậy"] == "95\u00a0%"
+    assert provenance["Số lần mô phỏng khoảng xếp hạng"] == "10.000"
+    assert provenance["Cách làm tròn"].startswith("làm tròn")
+    assert not any(str(v).startswith(("{", "[")) for v in provenance.values())
 
     raw = csv_out.read_bytes()
     assert raw.startswith("\ufeff".encode())
@@ -133,12 +138,18 @@ def test_cli_import_then_analysis_run_to_every_format(builder, runner, session, 
     assert {"sp_se", "tlhl_se", "points_A1_se", "points_A1_lo", "points_A1_hi"} <= set(frame.columns)
     assert meta.variable_measure["sp"] == "scale" and meta.variable_measure["points_A1_se"] == "scale"
     assert meta.variable_measure["agency"] == "nominal" and meta.variable_measure["rank"] == "ordinal"
+    # whole numbers without decimals, estimates with two
+    assert meta.original_variable_types["rank"] == "F8.0" and meta.original_variable_types["n"] == "F8.0"
+    assert meta.original_variable_types["sp"] == "F8.2"
 
     # the response-level file: one case per sheet × agency, answers with value labels, K declared missing
     cases, rmeta = pyreadstat.read_sav(str(responses), user_missing=True)
     snv = cases[(cases["agency"] == "SNV") & (cases["form"] == "CC-CT")]
     assert len(snv) == 5 and sorted(snv["I02"]) == [1.0, 2.0, 3.0, 4.0, 4.0]
     assert rmeta.variable_value_labels["I02"][4.0] and rmeta.variable_measure["I02"] == "ordinal"
+    # an item's variable label is its question; its codes are whole numbers
+    assert rmeta.column_names_to_labels["I02"].startswith("I02. Anh/Chị đánh giá như thế nào về tính cụ thể")
+    assert rmeta.original_variable_types["I02"] == "F8.0"
     assert len(cases[cases["form"] == "HĐ-CT"]) == 0  # one council member: a group under min_breakdown
 
     # the tidy answers are per-response rows too: the lone LĐH-CH leader and council member are left out,
