@@ -73,6 +73,15 @@ def test_nul_in_the_login_form_is_a_400(app, client, make_user, session):
     assert client.post("/", data={"code": "ABCD\x00"}).status_code == 400
 
 
+# --- secrets compared with what a client sends ------------------------------------------------------------
+@pytest.mark.parametrize("cookie", ["1|" + "é" * 128, "1.0|" + "0" * 128, "Đ"])
+def test_a_remember_me_cookie_is_ignored_whatever_it_holds(app, client, make_user, cookie):
+    user = make_user("admin", username="quantri")
+    client.set_cookie("remember_token", cookie.replace("1", str(user.id), 1))
+    answer = client.get("/staff/")
+    assert answer.status_code == 302 and "/staff/login" in answer.headers["Location"]
+
+
 # --- ids, pages and CSV files that overflowed ----------------------------------------------------------
 def test_revoke_with_an_overflowing_or_unicode_digit_id_is_a_400(app, loaded_round, session, staff_client):
     cell = invitations.find_cell(session, loaded_round, "CC-CT", "SNV")
