@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
 from datetime import date, timedelta
 
@@ -80,6 +81,27 @@ def test_a_remember_me_cookie_is_ignored_whatever_it_holds(app, client, make_use
     client.set_cookie("remember_token", cookie.replace("1", str(user.id), 1))
     answer = client.get("/staff/")
     assert answer.status_code == 302 and "/staff/login" in answer.headers["Location"]
+
+
+# --- what the error log gets -----------------------------------------------------------------------------
+def test_an_unexpected_database_error_logs_where_it_failed_not_what_it_was_writing(app, client, caplog):
+    from survey_service.db import get_session
+
+    said = "Câu trả lời không vào nhật ký lỗi 5521"
+
+    def write_half_an_answer():
+        get_session().execute(sa.text("INSERT INTO answer (item_code, value) VALUES (:item, :value)"),
+                              {"item": "E18", "value": said})
+
+    app.add_url_rule("/write-half-an-answer", "half_answer", write_half_an_answer)
+    caplog.set_level(logging.INFO, logger="sqlalchemy.engine")  # statements logged too, as with echo on
+    with caplog.at_level(logging.DEBUG):
+        answer = client.get("/write-half-an-answer")
+    assert answer.status_code == 500 and "Lỗi hệ thống" in answer.get_data(as_text=True)
+    assert "INSERT INTO answer" in caplog.text
+    assert "sqlalchemy.exc.IntegrityError" in caplog.text and "half_answer" in caplog.text
+    assert "in write_half_an_answer" in caplog.text and "test_hardening.py" in caplog.text  # where
+    assert "5521" not in caplog.text and "không vào" not in caplog.text  # not what
 
 
 # --- ids, pages and CSV files that overflowed ----------------------------------------------------------

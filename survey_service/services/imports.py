@@ -16,6 +16,8 @@ item columns      named by item code (``I01``, ``E18`` ...): an option code of t
                   ("1".."5", "K") or the text of a free-text item; blank when not answered. A free-text
                   item of HĐ-CT belongs to the sheet: give it on one row of the sheet.
 
+No cell may hold a character the database cannot store (NUL; :mod:`survey_service.services.storable`).
+
 Every bad row is reported with its line number and reason and nothing is stored while any row is bad.
 Imported responses take their channel from the form; paper ones above their cell's target are marked
 surplus like keyed sheets.
@@ -38,7 +40,7 @@ from survey_service import questionnaires as qn
 from survey_service.models import (
     Agency, Answer, Channel, Division, QuotaCell, Response, Round, RoundForm, StaffUser,
 )
-from survey_service.services import audit, quotas, rounds, tabular
+from survey_service.services import audit, quotas, rounds, storable, tabular
 
 FIXED_COLUMNS = ("form", "agency", "division", "district", "respondent", "submitted_on")
 MAX_ERRORS_SHOWN = 200
@@ -168,6 +170,10 @@ class _Context:
         return errors
 
     def parse_row(self, line: int, values: dict[str, str], today: date) -> tuple[_Row | None, list[str]]:
+        unstorable = [f"cột '{column}' {problem}, không lưu được; hãy xóa ký tự này rồi nhập lại."
+                      for column, value in values.items() if (problem := storable.unstorable(value))]
+        if unstorable:  # checked first: the other messages quote values
+            return None, unstorable
         problems: list[str] = []
         form = self.aliases.get(values["form"], values["form"])
         q = self.forms.get(form)
