@@ -348,7 +348,8 @@ def sheets_print(round_code, form_code, agency_code, extra, again, out):
         plans = sheets.paper_cells(session, rnd, form_code=form_code and rounds.form_code_for(rnd, form_code),
                                    agency_code=agency_code)
         batch = (sheets.issued_sheets(session, plans) if again
-                 else sheets.issue_sheets(session, rnd, plans, extra=extra, actor="cli"))
+                 else sheets.issue_sheets(session, rnd, plans, extra=extra, today=rounds.local_today(),
+                                          actor="cli"))
     except sheets.SheetError as exc:
         session.rollback()
         fail(str(exc))
@@ -369,11 +370,12 @@ def sheets_print(round_code, form_code, agency_code, extra, again, out):
 @needs_secrets("SHEET_SIGNING_KEYS")
 def sheets_reprint(serial, out):
     """Void a sheet that was not keyed and print its replacement under a new serial."""
-    from survey_service.services import sheets
+    from survey_service.services import rounds, sheets
 
     session = get_session()
     try:
-        new = sheets.reprint(session, sheets.get_by_serial(session, serial, lock=True), by=None, actor="cli")
+        old = sheets.get_by_serial(session, serial, lock=True)
+        new = sheets.reprint(session, old, today=rounds.local_today(), by=None, actor="cli")
     except sheets.SheetError as exc:
         session.rollback()
         fail(str(exc))
@@ -389,12 +391,16 @@ def sheets_reprint(serial, out):
 @needs_secrets("SHEET_SIGNING_KEYS")
 def sheets_return(round_code, codes):
     """Record sheets as returned, by serial or scanned URL; all or nothing."""
-    from survey_service.services import sheets
+    from survey_service.services import rounds, sheets
 
     session = get_session()
     rnd = _round_or_fail(session, round_code)
-    report = sheets.record_returns(session, rnd, list(codes), current_app.config["SHEET_SIGNING_KEYS"],
-                                   by=None, actor="cli")
+    try:
+        report = sheets.record_returns(session, rnd, list(codes), current_app.config["SHEET_SIGNING_KEYS"],
+                                       today=rounds.local_today(), by=None, actor="cli")
+    except sheets.SheetError as exc:
+        session.rollback()
+        fail(str(exc))
     if report.errors:
         session.rollback()
         fail("Không ghi nhận phiếu nào:\n" + "\n".join(f"  {code}: {message}" for code, message in report.errors))
@@ -436,13 +442,13 @@ def codes_group():
 @with_appcontext
 def codes_issue(round_code, form_code, agency_code, count, out, pdf):
     """Issue COUNT new codes for a quota cell and write them to a CSV (and optionally a PDF)."""
-    from survey_service.services import invitations
+    from survey_service.services import invitations, rounds
 
     session = get_session()
     rnd = _round_or_fail(session, round_code)
     try:
         cell = invitations.find_cell(session, rnd, form_code, agency_code)
-        batch = invitations.issue_codes(session, cell, count, actor="cli")
+        batch = invitations.issue_codes(session, cell, count, today=rounds.local_today(), actor="cli")
     except invitations.InvitationError as exc:
         session.rollback()
         fail(str(exc))

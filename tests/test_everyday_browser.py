@@ -13,6 +13,7 @@ pytestmark = pytest.mark.browser
 
 
 def issue_ldh(session, rnd, agency="SNV"):
+    collect_from_today(session, rnd)  # sheets are printed, voided and keyed only while the round collects
     batch = sheets.issue_sheets(session, rnd, sheets.paper_cells(session, rnd, form_code="LĐH-CH", agency_code=agency),
                                 actor="test")
     session.commit()

@@ -67,10 +67,10 @@ def issue(cell_id):
     if not form.validate():
         abort(400, description=" ".join(form.count.errors))
     try:
-        batch = invitations.issue_codes(db, cell, form.count.data, by=current_user)
+        batch = invitations.issue_codes(db, cell, form.count.data, today=local_today(), by=current_user)
     except invitations.InvitationError as exc:
         db.rollback()
-        abort(400, description=str(exc))
+        abort(exc.status, description=str(exc))
     db.commit()
     flash(f"Đã phát {batch.count} mã cho {invitations.cell_label(cell)}.", "info")
     return redirect(url_for("codes.batch", batch_id=batch.id), 303)
