@@ -200,6 +200,23 @@ def round_load(round_dir, questionnaire_dir):
             click.echo(f"  - {change}")
 
 
+class IsoDate(click.ParamType):
+    """A date option written exactly YYYY-MM-DD (``click.DateTime`` reads it with ``strptime``, which also
+    takes ``2026-1-5`` and digits of other scripts)."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value, param, ctx):
+        from survey_service.dates import DateError, parse_iso_date
+
+        if isinstance(value, date):
+            return value
+        try:
+            return parse_iso_date(value)
+        except DateError as exc:
+            self.fail(f"{value!r} {exc}.", param, ctx)
+
+
 def _round_or_fail(session, code: str):
     """The round named ``code``; exits with a message when there is none."""
     from survey_service.services import rounds
@@ -212,8 +229,8 @@ def _round_or_fail(session, code: str):
 
 @round_group.command("schedule")
 @click.argument("code")
-@click.option("--opens", "opens_on", type=click.DateTime(["%Y-%m-%d"]), required=True)
-@click.option("--closes", "closes_on", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option("--opens", "opens_on", type=IsoDate(), required=True)
+@click.option("--closes", "closes_on", type=IsoDate(), required=True)
 @with_appcontext
 def round_schedule(code, opens_on, closes_on):
     """Set the collection window of round CODE (also reopens a round closed early)."""
@@ -222,7 +239,7 @@ def round_schedule(code, opens_on, closes_on):
     session = get_session()
     rnd = _round_or_fail(session, code)
     try:
-        rounds.schedule(session, rnd, opens_on.date(), closes_on.date(), actor="cli")
+        rounds.schedule(session, rnd, opens_on, closes_on, actor="cli")
     except rounds.RoundError as exc:
         fail(str(exc))
     session.commit()

@@ -225,6 +225,39 @@ def test_import_refuses_a_closed_round_and_days_outside_its_window(app, loaded_r
     assert report.responses == 1
 
 
+NOT_YYYY_MM_DD = "không đúng dạng YYYY-MM-DD (ví dụ 2023-10-01, không có khoảng trắng hay ký tự nào khác)"
+#: Dates Python would read (date.fromisoformat, strptime or after strip()) that are not written YYYY-MM-DD.
+LAX_DATES = ["20231001", "2023-10-1", " 2023-10-01", "2023-10-01 ", "\xa02023-10-01", "2023-10-01\xa0",
+             "2023-W40-1", "٢٠٢٣-١٠-٠١", "２０２３-１０-０１", "2023-10-01T00:00"]
+
+
+def test_an_imported_date_is_exactly_yyyy_mm_dd(app, loaded_round, session, staff_client):
+    builder = Builder(session, loaded_round)
+    day = date(2023, 10, 1)
+    written = [*LAX_DATES, "2023-02-30", day.isoformat()]
+    rows = [builder.row("CC-CT", "SNV", "3", submitted_on=text) for text in written]
+    with pytest.raises(imports.ImportRejected) as rejected:
+        imports.import_responses(session, loaded_round, csv_bytes(rows), today=day, actor="test")
+    expected = [f"dòng {line}: ngày {text!r} {NOT_YYYY_MM_DD}." for line, text in enumerate(LAX_DATES, 2)]
+    expected.append(f"dòng {len(LAX_DATES) + 2}: ngày '2023-02-30' không phải một ngày có thật.")
+    assert [str(e) for e in rejected.value.errors] == expected  # every row but the last, YYYY-MM-DD one
+    assert count(session, Response) == 0
+    blank = [builder.row("CC-CT", "SNV", "3", submitted_on=" "), rows[-1]]  # a blank cell: the import date
+    report = imports.import_responses(session, loaded_round, csv_bytes(blank), today=day, actor="test")
+    assert report.responses == 2
+    assert set(session.scalars(sa.select(Response.submitted_on))) == {day}
+
+    session.rollback()
+    collect_from_today(session, loaded_round)
+    upload = csv_bytes([builder.row("CC-CT", "SNV", "3", submitted_on="20261201")])
+    page = staff_client("supervisor").post("/staff/responses/QNA-2023/import",
+                                           data={"file": (io.BytesIO(upload), "ngay.csv")},
+                                           content_type="multipart/form-data")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 422 and f"dòng 2: ngày &#39;20261201&#39; {NOT_YYYY_MM_DD}." in html
+    assert count(session, Response) == 0
+
+
 CLOSED = "đã kết thúc nhận phiếu"
 
 

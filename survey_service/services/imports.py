@@ -10,8 +10,8 @@ Format: UTF-8 (with or without BOM), comma-separated, a header row, then one row
 ``respondent``    optional label grouping rows of one respondent: LĐ-CP rows of one division head share
                   one respondent key; HĐ-CT rows with the same label are the rows of one matrix sheet
                   (required for HĐ-CT). The label itself is not stored.
-``submitted_on``  optional date YYYY-MM-DD within the round's collection window and not after the
-                  import date (default: the import date)
+``submitted_on``  optional date, exactly YYYY-MM-DD (no ``20261201``, no spaces around it), within the
+                  round's collection window and not after the import date (default: the import date)
 item columns      named by item code (``I01``, ``E18`` ...): an option code of the item's scale
                   ("1".."5", "K") or the text of a free-text item; blank when not answered. A free-text
                   item of HĐ-CT belongs to the sheet: give it on one row of the sheet.
@@ -36,6 +36,7 @@ from datetime import date
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from survey_service import dates
 from survey_service import questionnaires as qn
 from survey_service.models import (
     Agency, Answer, Channel, Division, QuotaCell, Response, Round, RoundForm, StaffUser,
@@ -119,7 +120,10 @@ def import_responses(session: Session, rnd: Round, data: bytes, *, today: date, 
                 if len(record) != len(header):
                     errors.append(RowError(line, f"có {len(record)} cột, tiêu đề có {len(header)} cột."))
                 else:
-                    row, problems = ctx.parse_row(line, dict(zip(header, (c.strip() for c in record))), today)
+                    # every cell trimmed but the date, which is read as written
+                    values = {name: cell if name == "submitted_on" else cell.strip()
+                              for name, cell in zip(header, record)}
+                    row, problems = ctx.parse_row(line, values, today)
                     errors += [RowError(line, p) for p in problems]
                     if row is not None:
                         rows.append(row)
@@ -216,11 +220,12 @@ class _Context:
         if q.rates == "matrix" and not respondent:
             problems.append(f"mẫu {form} cần cột 'respondent' để gom các dòng của cùng một phiếu.")
         submitted_on = today
-        if values.get("submitted_on"):
+        written = values.get("submitted_on", "")
+        if written.strip():
             try:
-                submitted_on = date.fromisoformat(values["submitted_on"])
-            except ValueError:
-                problems.append(f"ngày '{values['submitted_on'][:20]}' không đúng dạng YYYY-MM-DD.")
+                submitted_on = dates.parse_iso_date(written)
+            except dates.DateError as exc:
+                problems.append(f"ngày {written[:20]!r} {exc}.")
             else:
                 last = min(self.round.closes_on, today)
                 if not self.round.opens_on <= submitted_on <= last:
