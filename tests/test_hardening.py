@@ -325,7 +325,7 @@ def test_a_closed_round_takes_no_codes_sheets_returns_or_soft_close_on_its_pages
 
 
 def test_a_closed_round_takes_no_codes_sheets_or_returns_from_the_command_line(closed_round, runner, session,
-                                                                                tmp_path):
+                                                                               tmp_path):
     rnd, serial = closed_round.round, closed_round.sheet.serial
     before = collected(session)
     out = tmp_path / "out"

@@ -310,7 +310,7 @@ def test_value_outside_the_scale_is_refused_and_nothing_stored(app, loaded_round
 
 
 def test_text_the_database_cannot_store_is_refused_when_keyed_or_reconciled(app, loaded_round, session,
-                                                                           make_user):
+                                                                            make_user):
     sheet = issue(session, loaded_round, agency_code="SNV")[0]
     first, second, supervisor = make_user("clerk"), make_user("clerk"), make_user("supervisor")
     before = snapshot(session)

@@ -217,7 +217,8 @@ def _posted_access(db, *, posted: bool = True, **kw) -> portal.Access:
     code, opened = _respondent()
     if code is None:
         raise portal.Refusal("no_session")
-    if posted and _tag_is_well_formed() and not hmac.compare_digest(request.form["form_tag"], _form_tag(code)):
+    if posted and _tag_is_well_formed() and not hmac.compare_digest(request.form["form_tag"],
+                                                                    _form_tag(code)):
         raise portal.Refusal("other_code")
     return _open(db, code, opened, **kw)
 

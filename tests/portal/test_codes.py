@@ -186,8 +186,8 @@ def _lookup_form(html: str) -> tuple[str, dict[str, str]]:
 
 
 @pytest.mark.app_config(WTF_CSRF_ENABLED=True)
-def test_a_code_is_looked_up_by_post_and_never_goes_into_an_address(app, issue, open_round, make_user,
-                                                                     client, tmp_path):
+def test_a_code_is_looked_up_by_post_and_never_goes_into_an_address(app, issue, open_round, make_user, client,
+                                                                    tmp_path):
     codes = issue("CC-CT", "SNV", 2)
     log = AccessLog(app, tmp_path / "access.log")
     login = client.get("/staff/login").get_data(as_text=True)

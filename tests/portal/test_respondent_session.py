@@ -108,7 +108,8 @@ def _draft_answers(app, session, code) -> dict:
 
 @pytest.mark.parametrize("tag", ["é" * 32, "Đ", "ａ" * 32, "0" * 31 + "\u0660", ""],
                          ids=["accented", "one-letter", "fullwidth", "arabic-digit", "empty"])
-def test_a_form_tag_that_is_not_a_tag_is_a_400_and_loses_nothing(app, client, issue, session, questionnaire, tag):
+def test_a_form_tag_that_is_not_a_tag_is_a_400_and_loses_nothing(app, client, issue, session, questionnaire,
+                                                                 tag):
     [code] = issue()
     q = questionnaire()
     text = q.text_items[0].code
