@@ -41,7 +41,7 @@ def issue(session, count: int):
     rnd = rounds.get_round(session, "QNA-2023")
     plans = sheets.paper_cells(session, rnd)
     extra = max(0, math.ceil((count - sum(p.missing for p in plans)) / len(plans)))
-    batch = sheets.issue_sheets(session, rnd, plans, extra=extra, actor="bench")
+    batch = sheets.issue_sheets(session, rnd, plans, extra=extra, today=rnd.opens_on, actor="bench")
     session.commit()
     return sorted(batch, key=lambda s: s.id)[:count]
 

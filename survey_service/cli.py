@@ -225,6 +225,23 @@ def round_load(round_dir, questionnaire_dir):
             click.echo(f"  - {change}")
 
 
+class IsoDate(click.ParamType):
+    """A date option written exactly YYYY-MM-DD (``click.DateTime`` reads it with ``strptime``, which also
+    takes ``2026-1-5`` and digits of other scripts)."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value, param, ctx):
+        from survey_service.dates import DateError, parse_iso_date
+
+        if isinstance(value, date):
+            return value
+        try:
+            return parse_iso_date(value)
+        except DateError as exc:
+            self.fail(f"{value!r} {exc}.", param, ctx)
+
+
 def _round_or_fail(session, code: str):
     """The round named ``code``; exits with a message when there is none."""
     from survey_service.services import rounds
@@ -237,8 +254,8 @@ def _round_or_fail(session, code: str):
 
 @round_group.command("schedule")
 @click.argument("code")
-@click.option("--opens", "opens_on", type=click.DateTime(["%Y-%m-%d"]), required=True)
-@click.option("--closes", "closes_on", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option("--opens", "opens_on", type=IsoDate(), required=True)
+@click.option("--closes", "closes_on", type=IsoDate(), required=True)
 @with_appcontext
 def round_schedule(code, opens_on, closes_on):
     """Set the collection window of round CODE (also reopens a round closed early)."""
@@ -247,7 +264,7 @@ def round_schedule(code, opens_on, closes_on):
     session = get_session()
     rnd = _round_or_fail(session, code)
     try:
-        rounds.schedule(session, rnd, opens_on.date(), closes_on.date(), actor="cli")
+        rounds.schedule(session, rnd, opens_on, closes_on, actor="cli")
     except rounds.RoundError as exc:
         fail(str(exc))
     session.commit()
@@ -456,7 +473,8 @@ def sheets_print(round_code, form_code, agency_code, extra, again, out):
         plans = sheets.paper_cells(session, rnd, form_code=form_code and rounds.form_code_for(rnd, form_code),
                                    agency_code=agency_code)
         batch = (sheets.issued_sheets(session, plans) if again
-                 else sheets.issue_sheets(session, rnd, plans, extra=extra, actor="cli"))
+                 else sheets.issue_sheets(session, rnd, plans, extra=extra, today=rounds.local_today(),
+                                          actor="cli"))
     except sheets.SheetError as exc:
         session.rollback()
         fail(str(exc))
@@ -477,11 +495,12 @@ def sheets_print(round_code, form_code, agency_code, extra, again, out):
 @needs_secrets("SHEET_SIGNING_KEYS")
 def sheets_reprint(serial, out):
     """Void a sheet that was not keyed and print its replacement under a new serial."""
-    from survey_service.services import sheets
+    from survey_service.services import rounds, sheets
 
     session = get_session()
     try:
-        new = sheets.reprint(session, sheets.get_by_serial(session, serial, lock=True), by=None, actor="cli")
+        old = sheets.get_by_serial(session, serial, lock=True)
+        new = sheets.reprint(session, old, today=rounds.local_today(), by=None, actor="cli")
     except sheets.SheetError as exc:
         session.rollback()
         fail(str(exc))
@@ -497,12 +516,16 @@ def sheets_reprint(serial, out):
 @needs_secrets("SHEET_SIGNING_KEYS")
 def sheets_return(round_code, codes):
     """Record sheets as returned, by serial or scanned URL; all or nothing."""
-    from survey_service.services import sheets
+    from survey_service.services import rounds, sheets
 
     session = get_session()
     rnd = _round_or_fail(session, round_code)
-    report = sheets.record_returns(session, rnd, list(codes), current_app.config["SHEET_SIGNING_KEYS"],
-                                   by=None, actor="cli")
+    try:
+        report = sheets.record_returns(session, rnd, list(codes), current_app.config["SHEET_SIGNING_KEYS"],
+                                       today=rounds.local_today(), by=None, actor="cli")
+    except sheets.SheetError as exc:
+        session.rollback()
+        fail(str(exc))
     if report.errors:
         session.rollback()
         fail("Không ghi nhận phiếu nào:\n" + "\n".join(f"  {code}: {message}" for code, message in report.errors))
@@ -556,7 +579,7 @@ def codes_issue(round_code, form_code, agency_code, count, out, pdf):
         fail(f"LỖI {exc} Không phát mã nào.")
     try:
         cell = invitations.find_cell(session, rnd, form_code, agency_code)
-        batch = invitations.issue_codes(session, cell, count, actor="cli")
+        batch = invitations.issue_codes(session, cell, count, today=rounds.local_today(), actor="cli")
     except invitations.InvitationError as exc:
         session.rollback()
         fail(str(exc))

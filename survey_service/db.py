@@ -27,10 +27,11 @@ def make_engine(url: str) -> sa.Engine:
     """Create an engine; SQLite gets foreign keys, WAL, a busy timeout and secure deletion on every connection.
 
     ``secure_delete`` overwrites deleted rows with zeros, so a deleted draft or a row's old place is not left
-    readable in the file's free space.
+    readable in the file's free space. ``hide_parameters`` keeps a failing statement's values (answers,
+    among them) out of its error's text, wherever that text ends up: a log, a traceback on a terminal.
     """
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        engine = sa.create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_con, _record):
@@ -43,7 +44,7 @@ def make_engine(url: str) -> sa.Engine:
             cur.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True)
 
 
 #: The tables whose old row versions could tell when a response was written, or what a draft held.

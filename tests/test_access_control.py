@@ -68,6 +68,7 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("admin.round_close", "POST"): SUPERVISOR,
     # invitation codes
     ("codes.index", "GET"): SUPERVISOR,
+    ("codes.lookup", "POST"): SUPERVISOR,
     ("codes.issue", "POST"): SUPERVISOR,
     ("codes.batch", "GET"): SUPERVISOR,
     ("codes.batch_csv", "GET"): SUPERVISOR,

@@ -70,7 +70,10 @@ def test_audit_log_reads_in_vietnamese_local_time_and_filters(staff_client, load
     assert set(shown("action=round.load")) == {"round.load"}
     assert shown("from=15/01/2026&to=15/01/2026") == ["quota.target"]
     assert "quota.target" not in shown("to=14/01/2026")
-    for bad in ("from=31/02/2026", "who=someone", "action=drop.table", "from=02/12/2026&to=01/12/2026"):
+    assert shown("from=15/1/2026&to=2026-01-15") == ["quota.target"]
+    arabic_digits = "%D9%A1%D9%A5/%D9%A0%D9%A1/%D9%A2%D9%A0%D9%A2%D9%A6"  # ١٥/٠١/٢٠٢٦
+    for bad in ("from=31/02/2026", "who=someone", "action=drop.table", "from=02/12/2026&to=01/12/2026",
+                f"from={arabic_digits}", "from=20260115", "to=15/01/2026%C2%A0", "to=2026-1-15"):
         response = client.get(f"/staff/admin/audit?{bad}")
         assert response.status_code == 400, bad
 
@@ -112,6 +115,12 @@ def test_supervisor_extends_and_closes_a_round(staff_client, loaded_round, sessi
     garbage = client.post("/staff/admin/rounds/QNA-2023/schedule", data={"opens_on": "hôm qua", "closes_on": ""})
     assert garbage.status_code == 400
     assert "Ngày không hợp lệ" in garbage.get_data(as_text=True) and "Not a valid" not in garbage.get_data(as_text=True)
+    for lax in ("20261101", "2026-11-1", " 2026-11-01", "2026-11-01\xa0", "٢٠٢٦-١١-٠١", "2026-W45-1"):
+        refused = client.post("/staff/admin/rounds/QNA-2023/schedule",
+                              data={"opens_on": lax, "closes_on": "2027-01-31"})
+        assert refused.status_code == 400 and "Ngày không hợp lệ" in refused.get_data(as_text=True), lax
+    session.expire_all()
+    assert loaded_round.closes_on == date(2026, 12, 31)  # as the good request left it
     assert client.post("/staff/admin/rounds/NOPE/close").status_code == 404
     assert client.post("/staff/admin/rounds/QNA-2023/close").status_code == 302
     session.expire_all()

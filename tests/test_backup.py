@@ -2,6 +2,8 @@
 audit log is append-only in the ORM and in the database (triggers, also added by a migration)."""
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 import sqlalchemy as sa
 
@@ -17,9 +19,11 @@ def filled(session, loaded_round, make_user):
     """A round with imported responses and answers, codes, sheets, staff and audit events."""
     builder = Builder(session, loaded_round)
     builder.load([builder.row("CC-CT", "SNV", "4"), builder.row("LĐH-CH", "SNV", "2", KN="Cần “đúng hẹn” hơn.")])
-    invitations.issue_codes(session, invitations.find_cell(session, loaded_round, "CC-CT", "SNV"), 3, actor="test")
+    while_collecting = date(2023, 10, 1)
+    invitations.issue_codes(session, invitations.find_cell(session, loaded_round, "CC-CT", "SNV"), 3,
+                            today=while_collecting, actor="test")
     sheets.issue_sheets(session, loaded_round, sheets.paper_cells(session, loaded_round, form_code="LĐH-CH")[:2],
-                        actor="test")
+                        today=while_collecting, actor="test")
     make_user("clerk")
     session.commit()
 

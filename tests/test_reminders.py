@@ -15,11 +15,14 @@ from tests.results.conftest import Builder
 @pytest.fixture
 def collecting(session, loaded_round):
     """Two CC-CT answers from Sở Nội vụ, codes handed out there, LĐS-CT sheets printed, one cell closed."""
-    rnd = loaded_round
+    rnd, while_collecting = loaded_round, date(2023, 10, 1)
     Builder(session, rnd).load([Builder(session, rnd).row("CC-CT", "SNV", v) for v in "34"])
-    invitations.issue_codes(session, invitations.find_cell(session, rnd, "CC-CT", "SNV"), 10, actor="test")
-    sheets.issue_sheets(session, rnd, sheets.paper_cells(session, rnd, form_code="LĐS-CT"), actor="test")
-    quotas.set_soft_closed(session, invitations.find_cell(session, rnd, "CC-CT", "STP"), True, by=None)
+    invitations.issue_codes(session, invitations.find_cell(session, rnd, "CC-CT", "SNV"), 10,
+                            today=while_collecting, actor="test")
+    sheets.issue_sheets(session, rnd, sheets.paper_cells(session, rnd, form_code="LĐS-CT"),
+                        today=while_collecting, actor="test")
+    quotas.set_soft_closed(session, invitations.find_cell(session, rnd, "CC-CT", "STP"), True,
+                           today=while_collecting, by=None)
     session.commit()
     return rnd
 

@@ -476,6 +476,14 @@ ROUND_CASES = {
         "round.yaml", "yaml", lambda d: d.update(opens_on="1/9/2023"), "round.yaml", None,
         "opens_on must be a date (YYYY-MM-DD)",
     ),
+    "date without dashes": (
+        "round.yaml", "yaml", lambda d: d.update(opens_on="20230901"), "round.yaml", None,
+        "opens_on must be a date (YYYY-MM-DD), got '20230901'",
+    ),
+    "date with a space before it": (
+        "round.yaml", "yaml", lambda d: d.update(closes_on=" 2023-10-30"), "round.yaml", None,
+        "closes_on must be a date (YYYY-MM-DD)",
+    ),
     # methodology.yaml
     "methodology: unknown scale": (
         "methodology.yaml", "yaml", lambda d: d["coefficients"].update(XX="linear"),

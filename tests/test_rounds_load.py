@@ -184,6 +184,13 @@ def test_schedule_and_close(loaded_round, session, runner):
     actions = session.scalars(sa.select(AuditEvent.action).where(AuditEvent.object_type == "round")).all()
     assert "round.schedule" in actions and "round.close" in actions
     assert runner.invoke(args=["round", "schedule", "NOPE", "--opens", "2026-11-01", "--closes", "2026-12-31"]).exit_code == 1
+    for lax in ("20261101", "2026-11-1", " 2026-11-01", "2026-11-01\xa0", "٢٠٢٦-١١-٠١"):
+        refused = runner.invoke(args=["round", "schedule", "QNA-2023", "--opens", lax, "--closes",
+                                      "2027-01-31"])
+        assert refused.exit_code == 2 and "không đúng dạng YYYY-MM-DD" in refused.output, lax
+        assert "Traceback" not in refused.output
+    session.expire_all()
+    assert loaded_round.closes_on == date(2026, 12, 31)
 
 
 def test_demo_setup_migrates_loads_and_opens_the_round(tmp_path):

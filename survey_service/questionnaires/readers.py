@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from survey_service.dates import DateError, parse_iso_date
 from survey_service.questionnaires.types import QuestionnaireError
 
 FORM_CODE_RE = re.compile(r"^[A-ZĐ]+(?:-[A-ZĐ]+)*$")
@@ -179,8 +180,8 @@ def as_date(value: Any, file: str, key: str) -> dt.date:
         return value
     if isinstance(value, str):
         try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
+            return parse_iso_date(value)  # not date.fromisoformat: it also takes 20261201
+        except DateError:
             pass
     raise QuestionnaireError(file, None, f"{key} must be a date (YYYY-MM-DD), got {value!r}")
 

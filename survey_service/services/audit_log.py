@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
 
+from survey_service.dates import parse_iso_date
 from survey_service.models import Agency, AuditEvent, CodeBatch, QuotaCell, StaffUser
 from survey_service.services import tabular
 from survey_service.services.errors import ServiceError
@@ -128,16 +130,21 @@ def parse_filter(args: Mapping[str, str]) -> AuditFilter:
     return AuditFilter(user_id, actor, action, target, date_from, date_to)
 
 
+#: A day as typed in the filter: 15/01/2026 or 15/1/2026, ASCII digits, nothing around it.
+_DAY_MONTH_YEAR = re.compile(r"([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})")
+
+
 def _date(text: str | None, label: str) -> date | None:
-    text = (text or "").strip()
-    if not text:
+    """The day typed as dd/mm/yyyy (or YYYY-MM-DD); a blank field filters nothing. Read with a pattern, not
+    ``strptime``, which also takes digits of other scripts."""
+    text = text or ""
+    if not text.strip():
         return None
-    for fmt in ("%d/%m/%Y", "%Y-%m-%d"):
-        try:
-            return datetime.strptime(text, fmt).date()
-        except ValueError:
-            continue
-    raise AuditFilterError(f"{label}: “{text[:20]}” không phải ngày (dd/mm/yyyy).")
+    typed = _DAY_MONTH_YEAR.fullmatch(text)
+    try:
+        return date(int(typed[3]), int(typed[2]), int(typed[1])) if typed else parse_iso_date(text)
+    except ValueError:
+        raise AuditFilterError(f"{label}: “{text[:20]}” không phải ngày (dd/mm/yyyy).") from None
 
 
 def _query(f: AuditFilter, zone: ZoneInfo) -> sa.Select:

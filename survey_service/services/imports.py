@@ -10,11 +10,13 @@ Format: UTF-8 (with or without BOM), comma-separated, a header row, then one row
 ``respondent``    optional label grouping rows of one respondent: LĐ-CP rows of one division head share
                   one respondent key; HĐ-CT rows with the same label are the rows of one matrix sheet
                   (required for HĐ-CT). The label itself is not stored.
-``submitted_on``  optional date YYYY-MM-DD within the round's collection window and not after the
-                  import date (default: the import date)
+``submitted_on``  optional date, exactly YYYY-MM-DD (no ``20261201``, no spaces around it), within the
+                  round's collection window and not after the import date (default: the import date)
 item columns      named by item code (``I01``, ``E18`` ...): an option code of the item's scale
                   ("1".."5", "K") or the text of a free-text item; blank when not answered. A free-text
                   item of HĐ-CT belongs to the sheet: give it on one row of the sheet.
+
+No cell may hold a character the database cannot store (NUL; :mod:`survey_service.services.storable`).
 
 Every bad row is reported with its line number and reason and nothing is stored while any row is bad.
 Imported responses take their channel from the form; paper ones above their cell's target are marked
@@ -34,11 +36,12 @@ from datetime import date
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from survey_service import dates
 from survey_service import questionnaires as qn
 from survey_service.models import (
     Agency, Answer, Channel, Division, QuotaCell, Response, Round, RoundForm, StaffUser,
 )
-from survey_service.services import audit, quotas, rounds, tabular
+from survey_service.services import audit, quotas, rounds, storable, tabular
 from survey_service.services.errors import ServiceError
 
 FIXED_COLUMNS = ("form", "agency", "division", "district", "respondent", "submitted_on")
@@ -118,7 +121,10 @@ def import_responses(session: Session, rnd: Round, data: bytes, *, today: date, 
                 if len(record) != len(header):
                     errors.append(RowError(line, f"có {len(record)} cột, tiêu đề có {len(header)} cột."))
                 else:
-                    row, problems = ctx.parse_row(line, dict(zip(header, (c.strip() for c in record))), today)
+                    # every cell trimmed but the date, which is read as written
+                    values = {name: cell if name == "submitted_on" else cell.strip()
+                              for name, cell in zip(header, record)}
+                    row, problems = ctx.parse_row(line, values, today)
                     errors += [RowError(line, p) for p in problems]
                     if row is not None:
                         rows.append(row)
@@ -169,6 +175,10 @@ class _Context:
         return errors
 
     def parse_row(self, line: int, values: dict[str, str], today: date) -> tuple[_Row | None, list[str]]:
+        unstorable = [f"cột '{column}' {problem}, không lưu được; hãy xóa ký tự này rồi nhập lại."
+                      for column, value in values.items() if (problem := storable.unstorable(value))]
+        if unstorable:  # checked first: the other messages quote values
+            return None, unstorable
         problems: list[str] = []
         form = self.aliases.get(values["form"], values["form"])
         q = self.forms.get(form)
@@ -211,11 +221,12 @@ class _Context:
         if q.rates == "matrix" and not respondent:
             problems.append(f"mẫu {form} cần cột 'respondent' để gom các dòng của cùng một phiếu.")
         submitted_on = today
-        if values.get("submitted_on"):
+        written = values.get("submitted_on", "")
+        if written.strip():
             try:
-                submitted_on = date.fromisoformat(values["submitted_on"])
-            except ValueError:
-                problems.append(f"ngày '{values['submitted_on'][:20]}' không đúng dạng YYYY-MM-DD.")
+                submitted_on = dates.parse_iso_date(written)
+            except dates.DateError as exc:
+                problems.append(f"ngày {written[:20]!r} {exc}.")
             else:
                 last = min(self.round.closes_on, today)
                 if not self.round.opens_on <= submitted_on <= last:

@@ -15,6 +15,7 @@ import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
+from datetime import date
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -38,7 +39,8 @@ _SEPARATORS = re.compile(r"[\s\-_.·–—]+")
 
 
 class InvitationError(ServiceError):
-    """A request about codes that cannot be carried out; the message is for the user (Vietnamese)."""
+    """A request about codes that cannot be carried out; the message is for the user (Vietnamese), the
+    ``status`` for a page (400: the request is wrong; 409: the round no longer allows it)."""
 
 
 def generate_code() -> str:
@@ -85,12 +87,19 @@ def find_cell(session: Session, rnd: Round, form_code: str, agency_code: str | N
 
 
 def issue_codes(
-    session: Session, cell: QuotaCell, count: int, *, by: StaffUser | None = None, actor: str = "staff",
+    session: Session, cell: QuotaCell, count: int, *, today: date | None = None, by: StaffUser | None = None,
+    actor: str = "staff",
 ) -> CodeBatch:
-    """Create a batch of ``count`` new unused codes for an online quota cell.
+    """Create a batch of ``count`` new unused codes for an online quota cell (``today``: the Vietnamese
+    date, by default now's).
 
     :return: the batch, flushed, with its codes.
+    :raises InvitationError: 409 once the cell's round is closed.
     """
+    try:
+        rounds.check_collecting(cell.round, today or rounds.local_today())
+    except rounds.RoundError as exc:
+        raise InvitationError(str(exc), 409) from None
     if cell.channel is not Channel.ONLINE:
         raise InvitationError(f"Phiếu {cell.form_code} được phát bằng giấy, không dùng mã mời trực tuyến.")
     if not 1 <= count <= MAX_BATCH:

@@ -23,7 +23,7 @@ from survey_service.models import (
     Agency, Answer, AuditEvent, Channel, Keying, QuestionnaireVersion, QuotaCell, Response, Round,
     RoundForm, Sheet, SheetState, StaffUser, utcnow,
 )
-from survey_service.services import audit, quotas, rounds
+from survey_service.services import audit, quotas, rounds, storable
 from survey_service.services.sheets import STATE_LABELS, SheetError, transition
 from survey_service.vietnamese import date_time
 
@@ -147,6 +147,8 @@ def parse_slots(form: SheetForm, data) -> dict[str, dict[str, str]]:
         limit = item.max_length or 2000
         if len(text) > limit:
             problems[name] = f"Câu {item.code}: dài quá {limit} ký tự."
+        elif problem := storable.unstorable(text):
+            problems[name] = f"Câu {item.code}: {problem}, không lưu được."
         elif text:
             slots.setdefault(SHEET_ROW, {})[item.code] = text
     if problems:
@@ -356,6 +358,8 @@ def _decision(q: qn.Questionnaire, d: Disagreement, choices) -> str:
         text = " ".join(unicodedata.normalize("NFC", choices.get(f"{d.name}:text") or "").split())
         if len(text) > (item.max_length or 2000):
             raise ValueError(f"dài quá {item.max_length or 2000} ký tự.")
+        if problem := storable.unstorable(text):
+            raise ValueError(f"{problem}, không lưu được.")
         return text
     raise ValueError("chưa chọn giá trị đúng.")
 

@@ -29,7 +29,7 @@ from survey_service.models import (
     Agency, CodeStatus, Division, Draft, InvitationCode, QuestionnaireVersion, QuotaCell, Response, Round,
     RoundForm, SpentCode, division_department,
 )
-from survey_service.services import ballots, invitations, ratelimit, rounds
+from survey_service.services import ballots, invitations, ratelimit, rounds, storable
 from survey_service.services.errors import ServiceError
 from survey_service.services.sealing import OwnerBox, Sealer, code_mark
 
@@ -412,6 +412,9 @@ def answer_error(item: qn.Item, scale: qn.Scale | None, value: str, *, required:
         return "Lựa chọn không hợp lệ. Vui lòng chọn một trong các mức đánh giá đã cho."
     if scale is None and item.max_length and len(value) > item.max_length:
         return f"Câu trả lời dài {len(value)} ký tự, vượt quá giới hạn {item.max_length} ký tự."
+    if scale is None and (problem := storable.unstorable(value)):
+        # Sealed, it would pass; released into the answers, it would stop every later release of the round.
+        return f"Câu trả lời {problem}, không lưu được. Vui lòng xóa ký tự này rồi gửi lại."
     return None
 
 

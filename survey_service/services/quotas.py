@@ -10,13 +10,14 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
+from datetime import date
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from analysis.sampling import recommend_sample_size
 from survey_service.models import Agency, Channel, QuotaCell, Response, Round, StaffUser
-from survey_service.services import audit, tabular
+from survey_service.services import audit, rounds, tabular
 from survey_service.services.errors import ServiceError
 from survey_service.vietnamese import sort_key
 
@@ -208,9 +209,16 @@ def export_csv(session: Session, rnd: Round) -> bytes:
     return out.getvalue().encode("utf-8-sig")
 
 
-def set_soft_closed(session: Session, cell: QuotaCell, closed: bool, *, by: StaffUser | None,
-                    actor: str = "staff") -> bool:
-    """Soft-close or reopen a cell; returns False (and records nothing) when it already was so."""
+def set_soft_closed(session: Session, cell: QuotaCell, closed: bool, *, today: date | None = None,
+                    by: StaffUser | None, actor: str = "staff") -> bool:
+    """Soft-close or reopen a cell; returns False (and records nothing) when it already was so.
+
+    :raises QuotaError: once the cell's round is closed (``today``: the Vietnamese date, by default now's).
+    """
+    try:
+        rounds.check_collecting(cell.round, today or rounds.local_today())
+    except rounds.RoundError as exc:
+        raise QuotaError([str(exc)]) from None
     if cell.soft_closed == closed:
         return False
     cell.soft_closed = closed

@@ -405,7 +405,8 @@ def round_state(rnd: Round, today: date) -> str:
 
 
 def check_collecting(rnd: Round, today: date) -> None:
-    """A closed round's data changes only after an explicit, audited reopening (:func:`schedule`).
+    """A closed round's data changes only after an explicit, audited reopening (:func:`schedule`): no
+    keying, import, invitation code, printed sheet, recorded return or soft-close.
 
     :raises RoundError: when the round is closed (by date or early).
     """
@@ -413,7 +414,7 @@ def check_collecting(rnd: Round, today: date) -> None:
         raise RoundError(
             f"Đợt khảo sát {rnd.code} đã kết thúc nhận phiếu (đến hết {rnd.closes_on:%d/%m/%Y}"
             + (", đóng sớm" if rnd.closed_at is not None else "") + "): dữ liệu của đợt không thay đổi được. "
-            "Muốn nhập thêm, quản trị viên hoặc giám sát viên phải gia hạn (mở lại) đợt trước.")
+            "Muốn nhập hoặc thay đổi thêm, quản trị viên hoặc giám sát viên phải gia hạn (mở lại) đợt trước.")
 
 
 def questionnaire_for(session: Session, rnd: Round, form_code: str) -> qn.Questionnaire:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import date
 
 import sqlalchemy as sa
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 from survey_service.models import (
     Agency, Channel, QuotaCell, Round, RoundForm, Sheet, SheetEvent, SheetState, StaffUser, utcnow,
 )
-from survey_service.services import audit
+from survey_service.services import audit, rounds
 from survey_service.services.errors import ServiceError
 
 #: Characters of a serial's round prefix and running number.
@@ -84,6 +85,15 @@ def legacy_check_character(base: str) -> str:
 
 def round_prefix(round_code: str) -> str:
     return re.sub(r"[^0-9A-Z]", "", round_code.upper())
+
+
+def check_collecting(rnd: Round, today: date | None = None) -> None:
+    """No sheet of a closed round is printed, reprinted or recorded as returned (``today``: the Vietnamese
+    date, by default now's). :raises SheetError: 409, saying how to reopen the round."""
+    try:
+        rounds.check_collecting(rnd, today or rounds.local_today())
+    except rounds.RoundError as exc:
+        raise SheetError(str(exc), 409) from None
 
 
 def make_serial(round_code: str, number: int) -> str:
@@ -241,12 +251,13 @@ def paper_cells(session: Session, rnd: Round, *, form_code: str | None = None,
 
 
 def issue_sheets(session: Session, rnd: Round, plans: list[CellPlan], *, extra: int = 0,
-                 by: StaffUser | None = None, actor: str = "staff") -> list[Sheet]:
+                 today: date | None = None, by: StaffUser | None = None, actor: str = "staff") -> list[Sheet]:
     """Issue new sheets so every cell has its target of live (non-void) sheets, plus ``extra`` spares each.
-    A soft-closed cell gets none: its supervisor has stopped collection there.
+    A soft-closed cell gets none: its supervisor has stopped collection there; a closed round none at all.
 
     Serial numbers run on per round; a concurrent issue collides on the unique serial and is rolled back.
     """
+    check_collecting(rnd, today)
     if extra < 0 or extra > 1000:
         raise SheetError("Số phiếu dự phòng phải từ 0 đến 1000.", 400)
     number = _last_number(session, rnd)
@@ -334,12 +345,15 @@ class ReturnReport:
 
 
 def record_returns(session: Session, rnd: Round, scans: list[str], keys: list[str], *,
-                   by: StaffUser | None, actor: str = "staff") -> ReturnReport:
+                   today: date | None = None, by: StaffUser | None, actor: str = "staff") -> ReturnReport:
     """Record a pile of returned sheets, one scanned URL or typed serial per entry.
 
     All or nothing: if any entry is invalid (forged, mistyped, void, another round) nothing is recorded
     and ``errors`` says which. Sheets already returned or keyed are reported, not errors.
+
+    :raises SheetError: 409 when the round is closed.
     """
+    check_collecting(rnd, today)
     report = ReturnReport()
     seen: set[int] = set()
     to_record = []
@@ -371,8 +385,11 @@ def record_returns(session: Session, rnd: Round, scans: list[str], keys: list[st
     return report
 
 
-def reprint(session: Session, sheet: Sheet, *, by: StaffUser | None, actor: str = "staff") -> Sheet:
-    """Void a sheet that has not been keyed and issue its replacement in the same cell."""
+def reprint(session: Session, sheet: Sheet, *, today: date | None = None, by: StaffUser | None,
+            actor: str = "staff") -> Sheet:
+    """Void a sheet that has not been keyed and issue its replacement in the same cell (not once the round
+    is closed)."""
+    check_collecting(sheet.quota_cell.round, today)
     if sheet.state not in (SheetState.ISSUED, SheetState.RETURNED):
         raise SheetError(f"Chỉ in lại được phiếu chưa nhập; phiếu {sheet.serial} đang ở trạng thái "
                          f"“{STATE_LABELS[sheet.state]}”.", 409)

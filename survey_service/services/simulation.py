@@ -121,7 +121,7 @@ def _online(session: Session, rnd: Round, rng: random.Random, quality: dict[int,
         drafts = rng.randint(*DRAFTS_PER_CELL)
         if answered + drafts == 0:
             continue
-        batch = invitations.issue_codes(session, cell, answered + drafts, actor="demo")
+        batch = invitations.issue_codes(session, cell, answered + drafts, today=days[-1], actor="demo")
         for i, code in enumerate(batch.codes):
             day = rng.choice(days)
             access = portal.open_code(session, code.code, today=day, secret=secret, start=True)
@@ -149,11 +149,12 @@ def _online(session: Session, rnd: Round, rng: random.Random, quality: dict[int,
 def _paper(session: Session, rnd: Round, rng: random.Random, quality: dict[int, float], days: list[date],
            clerks: tuple[StaffUser, StaffUser], supervisor: StaffUser, signing_keys: list[str],
            report: SimulationReport) -> None:
-    issued = sheets.issue_sheets(session, rnd, sheets.paper_cells(session, rnd), actor="demo")
+    issued = sheets.issue_sheets(session, rnd, sheets.paper_cells(session, rnd), today=days[-1], actor="demo")
     report.sheets_issued = len(issued)
     returned = [s for s in issued if rng.random() < SHEETS_RETURNED]
     if returned:
-        sheets.record_returns(session, rnd, [s.serial for s in returned], signing_keys, by=clerks[0])
+        sheets.record_returns(session, rnd, [s.serial for s in returned], signing_keys, today=days[-1],
+                              by=clerks[0])
     cache: dict = {}
     for n, sheet in enumerate(s for s in returned if rng.random() < RETURNED_KEYED):
         form = keying.sheet_form(session, sheet, cache)

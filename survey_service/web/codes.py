@@ -1,5 +1,8 @@
 """Supervisor pages for invitation codes: issue a batch per quota cell, download it as CSV or PDF,
-revoke unused codes, and see used and unused codes per cell."""
+revoke unused codes, see used and unused codes per cell, and look a typed code up.
+
+The look-up is a POST: a code put in a URL (``?code=…``) would reach every access log and browser history on
+the way, next to the supervisor's address and the time."""
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
@@ -35,28 +38,42 @@ class IssueForm(FlaskForm):
 @bp.route("/")
 @role_required(Role.SUPERVISOR)
 def index():
+    """The cells and batches of a round, filtered by form and agency (a ``code`` in the query is ignored)."""
+    return _codes_page(request.args)
+
+
+@bp.route("/lookup", methods=["POST"])
+@role_required(Role.SUPERVISOR)
+def lookup():
+    """The batch and status of a typed code, shown on the codes page (with the filters it was posted from)."""
+    code_text = (request.form.get("code") or "").strip()[:40]
+    if not code_text:
+        return _codes_page(request.form, lookup={"message": "Vui lòng nhập mã mời cần tra cứu."}, status=400)
+    return _codes_page(request.form, lookup={"text": code_text})
+
+
+def _codes_page(values, *, lookup: dict | None = None, status: int = 200):
     db = get_session()
-    code = request.args.get("round")
+    code = values.get("round")
     rnd = rounds.get_round(db, code) if code else portal.current_round(db, local_today())
     if rnd is None:
         abort(404, description="Không tìm thấy đợt khảo sát.")
     note_round(rnd)
-    form_code = request.args.get("form") or None
-    agency_text = (request.args.get("agency") or "").strip()[:64] or None
-    code_text = (request.args.get("code") or "").strip()[:40]
+    form_code = values.get("form") or None
+    agency_text = (values.get("agency") or "").strip()[:64] or None
     rows = invitations.cell_counts(db, rnd)
     forms = sorted({r.cell.form_code for r in rows})
     shown = [r for r in rows if invitations.cell_matches(r.cell, form_code, agency_text)]
     batches = [b for b in invitations.batches_of_round(db, rnd)
                if invitations.cell_matches(b.quota_cell, form_code, agency_text)]
-    found = invitations.find_code(db, rnd, code_text) if code_text else None
-    found_status = invitations.statuses(db, _secret(), [found])[found.id] if found else None
-    args = {k: v for k, v in {"round": rnd.code, "form": form_code, "agency": agency_text, "code": code_text}.items()
-            if v}
+    if lookup and lookup.get("text"):
+        found = lookup["found"] = invitations.find_code(db, rnd, lookup["text"])
+        lookup["status"] = invitations.statuses(db, _secret(), [found])[found.id] if found else None
+    # (the pages' links carry these filters, never a code)
+    args = {k: v for k, v in {"round": rnd.code, "form": form_code, "agency": agency_text}.items() if v}
     return render_template("codes/index.html", round=rnd, cells=page_of(shown, CELLS_PER_PAGE, "cells_page"),
                            batches=page_of(batches, BATCHES_PER_PAGE, "batches_page"), form=IssueForm(),
-                           label=invitations.cell_label, forms=forms, args=args, found=found, found_status=found_status,
-                           code_text=code_text)
+                           label=invitations.cell_label, forms=forms, args=args, lookup=lookup), status
 
 
 @bp.route("/cells/<int:cell_id>/issue", methods=["POST"])
@@ -67,7 +84,7 @@ def issue(cell_id):
     form = IssueForm()
     if not form.validate():
         abort(400, description=" ".join(form.count.errors))
-    batch = invitations.issue_codes(db, cell, form.count.data, by=current_user)
+    batch = invitations.issue_codes(db, cell, form.count.data, today=local_today(), by=current_user)
     db.commit()
     flash(f"Đã phát {batch.count} mã cho {invitations.cell_label(cell)}.", "info")
     return redirect(url_for("codes.batch", batch_id=batch.id), 303)

@@ -197,6 +197,11 @@ def soft_close(round_code, cell_id):
     back = {k: v for k, v in request.args.items() if k in ("kind", "form", "channel", "sort")}
     back_url = url_for(".show", round_code=rnd.code, **back) + f"#cell-{cell.id}"
     name = cell.agency.name if cell.agency else "mọi cơ quan"
+    today = rounds.local_today()
+    try:
+        rounds.check_collecting(rnd, today)  # before asking to confirm
+    except rounds.RoundError as exc:
+        abort(409, description=str(exc))
     if closed == "1" and not cell.soft_closed:
         page = confirmation_page(
             f"Tạm khóa ô {cell.form_code} – {name}", "Ô này sẽ không nhận người trả lời trực tuyến mới và không "
@@ -204,7 +209,12 @@ def soft_close(round_code, cell_id):
             irreversible=False)
         if page:
             return page
-    if quotas.set_soft_closed(session, cell, closed == "1", by=current_user):
+    try:
+        changed = quotas.set_soft_closed(session, cell, closed == "1", today=today, by=current_user)
+    except quotas.QuotaError as exc:
+        session.rollback()
+        abort(409, description=str(exc))
+    if changed:
         session.commit()
         flash(f"Đã {'tạm khóa' if closed == '1' else 'mở lại'} ô {cell.form_code} – {name}.", "info")
     return redirect(back_url)

@@ -2,8 +2,15 @@
 rolls back the request's transaction and answers with its status and message, so views need no
 try/except of their own; a 500 rolls back too, and a database that cannot be reached or written
 (restarting, read-only, full) is a 503 with ``Retry-After``: nothing of the request was
-acknowledged, and a retried submission is recognised, so trying again later is safe."""
+acknowledged, and a retried submission is recognised, so trying again later is safe.
+
+The error log gets what failed and where, never an exception's message: that can hold what the request was
+writing (a failing INSERT's values are the answers), and logs are kept longer, and read by more people,
+than the answers are.
+"""
 from __future__ import annotations
+
+import traceback
 
 import sqlalchemy as sa
 from flask import Flask, current_app, g, jsonify, render_template, request
@@ -97,7 +104,22 @@ def _rollback() -> None:
 
 def _unexpected(exc: Exception):
     _rollback()
-    current_app.logger.exception("Unhandled error")
+    current_app.logger.error("Unhandled error %s in %s\n%s", _kinds(exc), request.endpoint, _where(exc))
     if current_app.config.get("PROPAGATE_EXCEPTIONS") and current_app.testing:
         raise exc
     return render_error(500)
+
+
+def _kinds(exc: BaseException) -> str:
+    """The exception's type and those of its causes (``sqlalchemy.exc.DataError <- psycopg.DataError``)."""
+    kinds, seen = [], set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        kinds.append(f"{type(exc).__module__}.{type(exc).__qualname__}")
+        exc = exc.__cause__ or exc.__context__
+    return " <- ".join(kinds)
+
+
+def _where(exc: BaseException) -> str:
+    """The traceback's frames (file, line, function, source line), without the exception's message."""
+    return "".join(traceback.format_list(traceback.extract_tb(exc.__traceback__))).rstrip()

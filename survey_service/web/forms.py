@@ -9,6 +9,8 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from wtforms import DateField, IntegerField, StringField
 
+from survey_service.dates import DateError, parse_iso_date
+
 #: Form fields that are not answers.
 CONTROL_FIELDS = frozenset({"csrf_token", "submission_id", "action", "form_tag"})
 
@@ -37,11 +39,17 @@ class DivisionForm(FlaskForm):
 
 # WTForms ships no Vietnamese messages and its parse errors cannot be given one: these fields replace them.
 class VietnameseDateField(DateField):
+    """A date input read strictly as YYYY-MM-DD (what a browser's date picker sends), not by ``strptime``,
+    which also takes ``2026-1-5`` and digits of other scripts."""
+
     def process_formdata(self, valuelist):
+        if not valuelist:
+            return
         try:
-            super().process_formdata(valuelist)
-        except ValueError:
-            raise ValueError("Ngày không hợp lệ.") from None
+            self.data = parse_iso_date(valuelist[0] if len(valuelist) == 1 else "")
+        except DateError:
+            self.data = None
+            raise ValueError("Ngày không hợp lệ (cần dạng YYYY-MM-DD, ví dụ 2026-12-01).") from None
 
 
 class VietnameseIntegerField(IntegerField):

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from survey_service.db import get_session
 from survey_service.models import Role, SheetState
-from survey_service.services import keying, printing, sheets
+from survey_service.services import keying, printing, rounds, sheets
 from survey_service.services.sheets import STATE_LABELS, SheetError
 from survey_service.web import Page, confirmation_page, note_round, public_base_url
 from survey_service.web.auth import role_required
@@ -115,7 +115,13 @@ def returns():
         return render_template("paper/returns.html", round=rnd, report=None, codes="")
     session = get_session()
     codes = request.form.get("codes", "")
-    report = sheets.record_returns(session, rnd, codes.splitlines()[:2000], _keys(), by=current_user)
+    try:
+        report = sheets.record_returns(session, rnd, codes.splitlines()[:2000], _keys(),
+                                       today=rounds.local_today(), by=current_user)
+    except SheetError as exc:
+        session.rollback()
+        refused = sheets.ReturnReport(errors=[("", str(exc))])
+        return render_template("paper/returns.html", round=rnd, report=refused, codes=codes), exc.status
     if report.errors:
         session.rollback()
         return render_template("paper/returns.html", round=rnd, report=report, codes=codes), 422
@@ -153,7 +159,7 @@ def print_sheets():
             batch = sheets.issued_sheets(session, chosen)
         else:
             batch = sheets.issue_sheets(session, rnd, chosen, extra=_int(request.form.get("extra")),
-                                        by=current_user)
+                                        today=rounds.local_today(), by=current_user)
         if not batch:
             raise SheetError("Không có phiếu nào để in: các ô đã chọn đã đủ phiếu. Chọn “In lại phiếu đã phát” "
                              "hoặc nhập số phiếu dự phòng.", 409)
@@ -241,6 +247,12 @@ def sheet_detail(serial: str):
 def reprint(serial: str):
     session = get_session()
     sheet = _sheet(serial, lock=True)
+    today = rounds.local_today()
+    try:
+        sheets.check_collecting(sheet.quota_cell.round, today)  # before asking to confirm
+    except SheetError as exc:
+        session.rollback()
+        abort(exc.status, description=str(exc))
     page = confirmation_page(
         f"Hủy phiếu {sheet.serial} và in phiếu thay thế", f"Số phiếu {sheet.serial} bị hủy: nếu tờ phiếu này "
         "còn được gửi về, nó sẽ không được nhập. Một phiếu mới với số phiếu mới được in để thay thế.",
@@ -248,7 +260,7 @@ def reprint(serial: str):
     if page:
         session.rollback()
         return page
-    new = sheets.reprint(session, sheet, by=current_user)
+    new = sheets.reprint(session, sheet, today=today, by=current_user)
     pdf = printing.sheets_pdf(session, [new], base_url=public_base_url(),
                               signing_keys=_keys())
     session.commit()

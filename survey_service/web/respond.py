@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -58,6 +59,11 @@ REFUSALS = {
 }
 #: The session key of the respondent's sealed code.
 SESSION_KEY = "respondent"
+#: The shape of every form tag this service writes (:func:`_form_tag`).
+FORM_TAG = re.compile(r"[0-9a-f]{32}")
+#: Next to the answers when the posted form tag is not one this service wrote (a damaged or hand-made page).
+BAD_FORM_TAG = ("Trang trả lời gửi lên không hợp lệ nên các câu trả lời chưa được ghi nhận. Vui lòng bấm gửi "
+                "lại trên trang này; các câu trả lời đã lưu trước đó vẫn còn nguyên.")
 
 
 def local_today():
@@ -92,6 +98,12 @@ def _form_tag(code: str) -> str:
     another code cannot post its answers under that other code."""
     key = current_app.config["SECRET_KEY"].encode()
     return hmac.new(key, f"form-tag:{code}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _tag_is_well_formed() -> bool:
+    """Whether the posted form tag has the shape of one this service writes. Checked before comparing:
+    ``hmac.compare_digest`` raises TypeError on non-ASCII text instead of answering False."""
+    return FORM_TAG.fullmatch(request.form.get("form_tag", "")) is not None
 
 
 def _guard(opened: bool) -> portal.Guard | None:
@@ -197,12 +209,16 @@ def form():
 def _posted_access(db, *, posted: bool = True, **kw) -> portal.Access:
     """The code of this session; for a POST (``posted``) the page posted must also be that code's.
 
+    A tag that is not even shaped like one is let through here: the view then shows its page again with
+    the posted answers and :data:`BAD_FORM_TAG` (a 400), so nothing typed is lost.
+
     :raises portal.Refusal: no session, a page of another code, or the code cannot be used now.
     """
     code, opened = _respondent()
     if code is None:
         raise portal.Refusal("no_session")
-    if posted and not hmac.compare_digest(request.form.get("form_tag", ""), _form_tag(code)):
+    if posted and _tag_is_well_formed() and not hmac.compare_digest(request.form["form_tag"],
+                                                                    _form_tag(code)):
         raise portal.Refusal("other_code")
     return _open(db, code, opened, **kw)
 
@@ -224,6 +240,10 @@ def division():
         abort(400, description="Phiếu này không cần chọn đơn vị công tác.")
     if request.method == "GET":
         return _division_page(db, access, form, 200)
+    if not _tag_is_well_formed():
+        db.rollback()
+        form.division.errors = [BAD_FORM_TAG]
+        return _division_page(db, access, form, 400)
     try:
         portal.choose_division(db, access, form.division.data or "", today=local_today())
     except portal.Refusal as refusal:
@@ -252,6 +272,10 @@ def answer():
     if access.needs_division:
         db.rollback()
         return _division_page(db, access, DivisionForm(), 400)
+    if not _tag_is_well_formed():
+        db.rollback()
+        sid = sid if portal.SUBMISSION_ID.match(sid) else portal.new_submission_id()
+        return _form_page(access, sid, request.form, {(None, "form_tag"): BAD_FORM_TAG}, 400)
     action = request.form.get("action")
     answers = answers_from(request.form, rates_several=access.rates_several,
                            agency_code=access.cell.agency.code if access.cell.agency else "")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import subprocess
 import threading
 
@@ -23,6 +24,9 @@ from survey_service.services import invitations, ratelimit
 from survey_service.services.sealing import code_mark
 
 SECRET = "test-secret"
+from tests.conftest import PASSWORD, csrf_token_from
+from tests.portal.test_adversary import AccessLog
+from tests.test_accesslog import _shows_the_code
 
 
 def test_issue_refuses_paper_cells_and_silly_counts(open_round, session):
@@ -178,10 +182,12 @@ def test_codes_page_searches_by_form_agency_and_code_and_pages(issue, staff_clie
     assert "Trang chỉ tiêu" in everything and "Trang 1/" in everything  # more cells than one page holds
     only = client.get("/staff/codes/?round=QNA-2023&form=CC-CT&agency=n%E1%BB%99i%20v%E1%BB%A5").get_data(as_text=True)
     assert "Sở Nội vụ" in only and "Sở Tư pháp" not in only and "Lô 1</a>" in only and "Lô 2</a>" not in only
-    found = client.get(f"/staff/codes/?round=QNA-2023&code={codes[1].lower().replace('-', '')}").get_data(as_text=True)
+    typed = codes[1].lower().replace("-", "")
+    found = client.post("/staff/codes/lookup", data={"round": "QNA-2023", "code": typed}).get_data(
+        as_text=True)
     assert f"Mã <code>{codes[1]}</code> thuộc" in found and "chưa dùng" in found
-    missing = client.get("/staff/codes/?round=QNA-2023&code=2222-2222-2222").get_data(as_text=True)
-    assert "Không có mã" in missing
+    missing = client.post("/staff/codes/lookup", data={"round": "QNA-2023", "code": "2222-2222-2222"})
+    assert missing.status_code == 200 and "Không có mã" in missing.get_data(as_text=True)
     second = client.get("/staff/codes/?round=QNA-2023&cells_page=2")
     assert second.status_code == 200 and "Trang 2/" in second.get_data(as_text=True)
     assert client.get("/staff/codes/?round=QNA-2023&cells_page=abc").status_code == 200
@@ -196,3 +202,47 @@ def test_cli_refuses_codes_for_a_closed_round(runner, loaded_round, session, tmp
     assert "đã kết thúc nhận phiếu" in result.output and "Không phát mã nào" in result.output
     assert not out.exists()
     assert session.scalar(sa.select(sa.func.count()).select_from(InvitationCode)) == 0
+
+
+def _lookup_form(html: str) -> tuple[str, dict[str, str]]:
+    """The action and hidden fields of the page's code look-up form."""
+    form = re.search(r'<form method="post" action="([^"]+)"[^>]*aria-label="Tra cứu một mã mời">(.*?)</form>',
+                     html, re.DOTALL)
+    hidden = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form.group(2))
+    return form.group(1), dict(hidden)
+
+
+@pytest.mark.app_config(WTF_CSRF_ENABLED=True)
+def test_a_code_is_looked_up_by_post_and_never_goes_into_an_address(app, issue, open_round, make_user, client,
+                                                                    tmp_path):
+    codes = issue("CC-CT", "SNV", 2)
+    log = AccessLog(app, tmp_path / "access.log")
+    login = client.get("/staff/login").get_data(as_text=True)
+    supervisor = make_user("supervisor").username
+    assert client.post("/staff/login", data={"username": supervisor, "password": PASSWORD,
+                                             "csrf_token": csrf_token_from(login)}).status_code == 302
+    page = client.get("/staff/codes/?round=QNA-2023&form=CC-CT").get_data(as_text=True)
+    action, hidden = _lookup_form(page)
+    assert action == "/staff/codes/lookup" and hidden["round"] == "QNA-2023" and hidden["form"] == "CC-CT"
+    typed = codes[1].lower().replace("-", " ")  # as read aloud over the phone
+    found = client.post(action, data={**hidden, "code": typed})
+    html = found.get_data(as_text=True)
+    assert found.status_code == 200 and found.request.path == "/staff/codes/lookup" and not found.history
+    assert f"Mã <code>{codes[1]}</code> thuộc" in html and "chưa dùng" in html
+    kept = {k: v for k, v in _lookup_form(html)[1].items() if k != "csrf_token"}
+    assert '<option value="CC-CT" selected>' in html and kept == {"round": "QNA-2023", "form": "CC-CT"}
+    links = re.findall(r'(?:href|action)="([^"]*)"', html)
+    assert links and not any(_shows_the_code(link.replace("&amp;", "&")) for link in links)
+    assert client.post(action, data={**hidden, "code": "2222-2222-2222"}).status_code == 200
+    empty = client.post(action, data={**hidden, "code": " "})
+    assert empty.status_code == 400 and "Vui lòng nhập mã mời cần tra cứu." in empty.get_data(as_text=True)
+    forged = client.post(action, data={"round": "QNA-2023", "code": codes[1]})  # without the page's token
+    assert forged.status_code == 400 and "CSRF" in forged.get_data(as_text=True)
+    assert codes[1] not in forged.get_data(as_text=True)
+    # an old bookmark with the code in its query finds nothing: the page shows no result and no code
+    old = client.get(f"/staff/codes/?round=QNA-2023&code={codes[1].lower().replace('-', '+')}")
+    assert old.status_code == 200 and "Mã <code>" not in old.get_data(as_text=True)
+    assert not _shows_the_code(old.get_data(as_text=True).replace(codes[0], ""))
+    lines = log.lines()
+    assert any('"GET /staff/codes/?round=QNA-2023&code=… ' in line for line in lines), lines
+    assert len(lines) >= 8 and not any(_shows_the_code(line) for line in lines), lines

@@ -23,6 +23,26 @@ def count(session, model, *where):
     return session.scalar(sa.select(sa.func.count()).select_from(model).where(*where))
 
 
+@pytest.mark.parametrize("bad", ["Cần\x00 sửa", "Cần \ud800 sửa"], ids=["nul", "lone-surrogate"])
+def test_text_the_database_cannot_store_is_refused_before_it_is_sealed(issue, session, questionnaire, bad):
+    [code] = issue("CC-CT", "SNV")
+    access = portal.open_code(session, code, secret="test-secret", today=TODAY, start=True)
+    session.commit()
+    q = questionnaire("CC-CT")
+    text = q.text_items[0].code
+    answers = {"SNV": {**full_answers(q), text: bad}}
+    for step in ("save", "submit"):
+        with pytest.raises(portal.AnswerErrors) as refused:
+            if step == "save":
+                portal.save_draft(session, access, answers, today=TODAY)
+            else:
+                portal.submit(session, access, answers, "b" * 32, today=TODAY)
+        assert "không lưu được" in refused.value.errors[("SNV", text)], step
+        session.rollback()
+    assert count(session, Ballot) == 0 and session.scalar(sa.select(Draft.sealed)) is None
+    assert session.scalar(sa.select(InvitationCode.status)) is CodeStatus.UNUSED
+
+
 def test_codes_have_over_50_bits_and_no_look_alikes():
     assert len(invitations.ALPHABET) == 30
     assert not set("01OILU") & set(invitations.ALPHABET)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import unicodedata
 import zlib
 
+import pytest
 import sqlalchemy as sa
 
 from survey_service.models import Ballot, Draft
@@ -95,3 +97,46 @@ def test_free_text_is_stored_nfc_and_counted_in_nfc_characters(client, issue, se
     release_ballots(session)
     stored = session.execute(sa.text("SELECT value FROM answer WHERE item_code = :c"), {"c": text.code}).scalar()
     assert stored == unicodedata.normalize("NFC", decomposed).strip()
+
+
+def _draft_answers(app, session, code) -> dict:
+    from survey_service.services import portal
+
+    sealed = session.scalar(sa.select(Draft.sealed))
+    return portal.draft_sealer(app.config["SECRET_KEY"], code).open(sealed)
+
+
+@pytest.mark.parametrize("tag", ["é" * 32, "Đ", "ａ" * 32, "0" * 31 + "\u0660", ""],
+                         ids=["accented", "one-letter", "fullwidth", "arabic-digit", "empty"])
+def test_a_form_tag_that_is_not_a_tag_is_a_400_and_loses_nothing(app, client, issue, session, questionnaire,
+                                                                 tag):
+    [code] = issue()
+    q = questionnaire()
+    text = q.text_items[0].code
+    fields = open_form(client, code)
+    saved = client.post("/phieu", data={**fields, "I01": "4", text: "Đã lưu từ trước", "action": "save"})
+    assert saved.status_code == 303
+    typed = {**full_answers(q, "2", "Câu trả lời vừa gõ"), "action": "submit"}
+    for action in ("save", "submit"):
+        posted = client.post("/phieu", data={**fields, **typed, "form_tag": tag, "action": action})
+        html = posted.get_data(as_text=True)
+        assert posted.status_code == 400, (action, html)
+        assert "Trang trả lời gửi lên không hợp lệ" in html and "Câu trả lời vừa gõ" in html  # shown again
+        assert count(session, Ballot) == 0
+        assert _draft_answers(app, session, code) == {"SNV": {"I01": "4", text: "Đã lưu từ trước"}}
+    # the page shown again carries a right tag: sending it again is accepted
+    again = form_fields(html)
+    assert again["form_tag"] == fields["form_tag"]
+    done = client.post("/phieu", data={**again, **typed})
+    assert done.status_code == 200 and "Cảm ơn" in done.get_data(as_text=True)
+    assert count(session, Ballot) == 1
+
+
+def test_a_division_choice_with_a_non_ascii_form_tag_is_a_400(client, issue, session):
+    [code] = issue("LĐ-CP", "TAMKY")
+    html = open_link(client, code).get_data(as_text=True)
+    chosen = client.post("/phieu/phong", data={"division": "TCKH", "form_tag": "ฉ" * 32})
+    assert chosen.status_code == 400 and "Trang trả lời gửi lên không hợp lệ" in chosen.get_data(as_text=True)
+    assert session.scalar(sa.select(Draft.division_id)) is None
+    tag = re.search(r'name="form_tag" type="hidden" value="([0-9a-f]+)"', html).group(1)
+    assert client.post("/phieu/phong", data={"division": "TCKH", "form_tag": tag}).status_code == 303

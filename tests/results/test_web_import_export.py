@@ -3,6 +3,7 @@ report on the page."""
 from __future__ import annotations
 
 import io
+import logging
 from datetime import date, timedelta
 
 import pandas as pd
@@ -65,6 +66,30 @@ def test_import_in_the_browser_page(builder, session, loaded_round, staff_client
         page = client.post("/staff/responses/QNA-2023/import", data=data, content_type="multipart/form-data")
         assert page.status_code == status, data
     assert client.get("/staff/responses/QNA-2023/import-template.csv?form=XX").status_code == 404
+
+
+def test_an_import_with_nul_is_refused_by_row_stores_nothing_and_logs_no_answer(
+        builder, session, loaded_round, staff_client, caplog):
+    _open(session, loaded_round)
+    client = staff_client("supervisor")
+    text = builder.forms["CC-CT"].text_items[0].code
+    said = "Ý kiến riêng của người trả lời số 4417"
+    rows = [builder.row("CC-CT", "SNV", "4", **{text: said}),
+            builder.row("CC-CT", "STP", "3", **{text: said + "\x00 còn tiếp"}),
+            builder.row("CC-CT", "SNV", "2", respondent="người\x00 thứ ba", submitted_on="\x00")]
+    with caplog.at_level(logging.DEBUG):
+        page = client.post("/staff/responses/QNA-2023/import", content_type="multipart/form-data",
+                           data={"file": (io.BytesIO(csv_bytes(rows)), "nul.csv")})
+    html = page.get_data(as_text=True)
+    assert page.status_code == 422, html
+    assert f"dòng 3: cột &#39;{text}&#39; có ký tự rỗng (NUL, mã 0), không lưu được" in html
+    assert "dòng 4: cột &#39;respondent&#39; có ký tự rỗng" in html
+    assert "dòng 4: cột &#39;submitted_on&#39; có ký tự rỗng" in html
+    assert "dòng 2:" not in html and "\x00" not in html
+    assert session.scalar(sa.select(sa.func.count()).select_from(Response)) == 0
+    assert session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(
+        AuditEvent.action == "responses.import")) == 0
+    assert "4417" not in caplog.text and "người" not in caplog.text
 
 
 def test_roles(loaded_round, staff_client, client):
