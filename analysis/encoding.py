@@ -345,8 +345,8 @@ def _units(answers: pd.DataFrame) -> _Units:
     # one run per unit, numbered in order: unit u is run u (units are numbered by first appearance)
     unit_start = starts if len(starts) == n_unit else None
     # int32 halves the memory of the row_unit array, should it be expanded
-    return _Units(run_unit.astype(np.int32 if n_unit < 2**31 else np.int64), starts, n, unit_start, resp_cats, unit_keys // n_ag, unit_keys % n_ag, grp_u, kind_a,
-                  ag_cats, grp_cats, kind_cats)
+    return _Units(run_unit.astype(np.int32 if n_unit < 2**31 else np.int64), starts, n, unit_start, resp_cats,
+                  unit_keys // n_ag, unit_keys % n_ag, grp_u, kind_a, ag_cats, grp_cats, kind_cats)
 
 
 def _criterion_index(item_cats: pd.Index, item_criterion: Mapping[str, str],

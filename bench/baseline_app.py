@@ -28,7 +28,7 @@ def make_app(url: str):
             return [body]
         size = int(environ.get("CONTENT_LENGTH") or 0)
         answers = dict(parse_qsl(environ["wsgi.input"].read(size).decode()))
-        sid = answers.pop("submission_id", uuid.uuid4().hex)
+        answers.pop("submission_id", None)
         answers.pop("action", None)
         with engine.begin() as con:
             row = con.execute(

@@ -252,7 +252,8 @@ def compare_with_svy(sub: pd.DataFrame, margins: dict, qcols: list) -> None:
         tt = e.to_polars().to_pandas().set_index("agency")
         mine = ours[ours["variable"] == q].assign(agency=lambda f: f["agency"].astype(str)).set_index("agency")
         for col in ("est", "se"):
-            worst = max(worst, float(np.max(np.abs(mine[col] - tt.loc[mine.index, col]) / np.abs(tt.loc[mine.index, col]))))
+            worst = max(worst, float(np.max(np.abs(mine[col] - tt.loc[mine.index, col])
+                                            / np.abs(tt.loc[mine.index, col]))))
     print(f"\n### svy 0.35 cross-check on {len(sub):,} complete rows of the first ones: rake to 3 margins, "
           "20 items x 43 agencies\n")
     print("| implementation | time (s) |")

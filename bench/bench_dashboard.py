@@ -42,7 +42,8 @@ def build(session, responses: int, seed: int = 5) -> str:
     rng = random.Random(seed)
     rnd = Round(code="BENCH", name="Benchmark", province="Quảng Nam", year=2025, opens_on=date(2025, 9, 1),
                 closes_on=date(2025, 12, 31), settings={}, methodology={}, methodology_hash="x", content_hash="x",
-                structure={"kinds": [{"code": k, "label": k, "plural": k} for k in ("department", "district", "vertical")],
+                structure={"kinds": [{"code": k, "label": k, "plural": k}
+                                     for k in ("department", "district", "vertical")],
                            "own_staff_forms": ["CC-CT", "CC-ND", "CC-CH"], "supervision": {}})
     session.add(rnd)
     session.flush()
@@ -172,9 +173,11 @@ def main() -> None:
             figures = [
                 ("baseline: SELECT count(*) on response, sheet, draft, quota_cell", baseline),
                 ("dashboard page  GET /staff/dashboard/BENCH", get(f"/staff/dashboard/{code}")),
-                ("live update     GET /staff/dashboard/BENCH/progress.json", get(f"/staff/dashboard/{code}/progress.json")),
+                ("live update     GET /staff/dashboard/BENCH/progress.json",
+                 get(f"/staff/dashboard/{code}/progress.json")),
                 ("per-day chart   GET /staff/dashboard/BENCH/curve.svg", get(f"/staff/dashboard/{code}/curve.svg")),
-                ("API             GET /api/v1/rounds/BENCH/quotas", get(f"/api/v1/rounds/{code}/quotas", headers=headers)),
+                ("API             GET /api/v1/rounds/BENCH/quotas",
+                 get(f"/api/v1/rounds/{code}/quotas", headers=headers)),
             ]
             for label, fn in figures:
                 print(f"  {label:<66} median {median_ms(fn, args.repeat):7.1f} ms  ({args.repeat} runs)")

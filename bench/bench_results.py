@@ -44,7 +44,8 @@ def populate(session, n: int, seed: int) -> int:
     """Insert n responses with answers; returns the number of answers."""
     rng = random.Random(seed)
     rnd = rounds.get_round(session, "QNA-2023")
-    forms = {rf.form_code: (rf.questionnaire_version_id, qn.Questionnaire.from_definition(rf.questionnaire_version.definition))
+    forms = {rf.form_code: (rf.questionnaire_version_id,
+                            qn.Questionnaire.from_definition(rf.questionnaire_version.definition))
              for rf in session.scalars(sa.select(RoundForm).where(RoundForm.round_id == rnd.id))}
     agencies = session.scalars(sa.select(Agency).where(Agency.round_id == rnd.id)).all()
     divisions = session.scalars(sa.select(Division).where(Division.round_id == rnd.id)).all()
@@ -147,7 +148,8 @@ def run(db_url: str, n: int, seed: int, reuse: bool = False) -> dict:
             figures["write XLSX"] = time.perf_counter() - t
             t = time.perf_counter()
             settings = results.scoring_settings(data.methodology)
-            analysis.score_round(data.answers[analysis.ANSWER_COLUMNS], items=data.items[["item", "scale", "criterion"]],
+            analysis.score_round(data.answers[analysis.ANSWER_COLUMNS],
+                                 items=data.items[["item", "scale", "criterion"]],
                                  scales={k: sorted(s.valid_codes, key=int) for k, s in data.scales.items()},
                                  settings=settings)
             figures["baseline: in-memory score_round of the same frame"] = time.perf_counter() - t

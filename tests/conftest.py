@@ -92,6 +92,23 @@ def database_url(request, tmp_path):
     _truncate_all(_pg_engine())
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_database(request, tmp_path):
+    """An empty database of each kind, for the migration tests."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'migrations.sqlite'}"
+        return
+    url = pg_or_skip()
+    engine = make_engine(url)
+    with engine.begin() as con:
+        con.execute(sa.text("DROP SCHEMA IF EXISTS migtest CASCADE"))
+        con.execute(sa.text("CREATE SCHEMA migtest"))
+    yield url + "?options=-csearch_path%3Dmigtest"
+    with engine.begin() as con:
+        con.execute(sa.text("DROP SCHEMA IF EXISTS migtest CASCADE"))
+    engine.dispose()
+
+
 @pytest.fixture
 def app(request, database_url):
     config = {

@@ -55,8 +55,8 @@ STRUCTURE = {
 def make_round(session, code: str = "T-2025", *, target: int = 5, extra_agencies: int = 0,
                settings: dict | None = None, methodology: dict | None = None) -> Round:
     rnd = Round(code=code, name=f"Đợt thử {code}", province="Quảng Nam", year=2025, opens_on=date(2025, 9, 1),
-                closes_on=date(2025, 12, 31), settings=settings or {}, methodology=methodology or {}, methodology_hash="x",
-                content_hash="x", structure=STRUCTURE)
+                closes_on=date(2025, 12, 31), settings=settings or {}, methodology=methodology or {},
+                methodology_hash="x", content_hash="x", structure=STRUCTURE)
     session.add(rnd)
     session.flush()
     agencies = [Agency(round_id=rnd.id, code=c, kind=k, name=n) for c, k, n in AGENCIES]

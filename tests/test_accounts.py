@@ -365,7 +365,8 @@ def test_admin_resets_a_password_and_changes_a_role(app, make_user, session, sta
     assert session.get(StaffUser, victim.id).role is Role.SUPERVISOR
     events = {e.action: e for e in session.scalars(sa.select(AuditEvent).where(
         AuditEvent.object_type == "staff_user", AuditEvent.object_id == str(victim.id)))}
-    assert events["user.role"].old_value == {"role": "clerk"} and events["user.role"].new_value == {"role": "supervisor"}
+    assert events["user.role"].old_value == {"role": "clerk"}
+    assert events["user.role"].new_value == {"role": "supervisor"}
     assert "user.password_reset" in events and "giao-tan-tay" not in str(events["user.password_reset"].new_value)
 
     me = session.scalar(sa.select(StaffUser).where(StaffUser.role == Role.ADMIN))

@@ -105,7 +105,8 @@ def test_supervisor_extends_and_closes_a_round(staff_client, loaded_round, sessi
 
     client = staff_client("supervisor")
     assert "Đặt thời gian nhận phiếu" in client.get("/staff/admin/rounds").get_data(as_text=True)
-    ok = client.post("/staff/admin/rounds/QNA-2023/schedule", data={"opens_on": "2026-11-01", "closes_on": "2026-12-31"})
+    ok = client.post("/staff/admin/rounds/QNA-2023/schedule",
+                     data={"opens_on": "2026-11-01", "closes_on": "2026-12-31"})
     assert ok.status_code == 302
     session.expire_all()
     assert rounds.round_state(loaded_round, date(2026, 11, 24)) == "open"

@@ -3,7 +3,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Blueprint
 
-from survey_service.models import AuditEvent, Role, StaffUser
+from survey_service.models import Role, StaffUser
 from survey_service.services import users
 from survey_service.web.auth import role_required
 from tests.conftest import PASSWORD, csrf_token_from

@@ -11,7 +11,6 @@ from survey_service.db import Base
 from survey_service.models import AppendOnlyError, AuditEvent
 from survey_service.services import audit, backup, invitations, sheets
 from tests.results.conftest import Builder
-from tests.test_migrations import empty_database  # noqa: F401  (fixture: an empty database of each kind)
 
 
 @pytest.fixture

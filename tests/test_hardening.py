@@ -20,7 +20,7 @@ from survey_service.models import (
 )
 from survey_service.services import imports, invitations, keying, rounds, sheets, tabular
 from survey_service.web import NUL_MESSAGE, safe_next
-from tests.conftest import collect_from_today, csrf_token_from
+from tests.conftest import collect_from_today
 from tests.results.conftest import Builder, csv_bytes
 
 
@@ -145,7 +145,8 @@ def test_quota_csv_with_cr_line_endings_is_read(app, loaded_round, session, staf
 def test_quota_csv_with_a_huge_field_a_unicode_digit_or_many_bad_rows_is_refused_in_vietnamese(
         app, loaded_round, session, staff_client):
     client = staff_client("supervisor")
-    huge = plan_upload(client, loaded_round, ("form_code,agency_code,target\nCC-CT,SNV," + "9" * 140_000 + "\n").encode())
+    huge = plan_upload(client, loaded_round,
+                       ("form_code,agency_code,target\nCC-CT,SNV," + "9" * 140_000 + "\n").encode())
     assert huge.status_code == 422 and "có ô dài quá 131.072 ký tự" in huge.get_data(as_text=True)
     sup = plan_upload(client, loaded_round, "form_code,agency_code,target\nCC-CT,SNV,²\n".encode())
     text = sup.get_data(as_text=True)
@@ -393,7 +394,7 @@ def test_no_export_carries_a_live_formula(app, loaded_round, evil_agency, sessio
     for fmt in ("xlsx", "csv"):
         body = client.get(f"/staff/results/{rnd.code}/download.{fmt}").data
         if fmt == "csv":
-            data_cells = csv_cells(b"\n".join(l for l in body.splitlines() if not l.startswith(b"#")))
+            data_cells = csv_cells(b"\n".join(row for row in body.splitlines() if not row.startswith(b"#")))
             assert "'" + EVIL in data_cells
         else:
             book = openpyxl.load_workbook(io.BytesIO(body))
@@ -437,7 +438,8 @@ def test_exports_are_not_cached_and_https_gets_hsts(app, loaded_round, session, 
     batch = invitations.issue_codes(session, cell, 1, today=loaded_round.opens_on, actor="test")
     session.commit()
     for url in (f"/staff/codes/batches/{batch.id}.csv", f"/staff/codes/batches/{batch.id}.pdf",
-                f"/staff/dashboard/{loaded_round.code}/progress.xlsx", f"/staff/results/{loaded_round.code}/download.csv"):
+                f"/staff/dashboard/{loaded_round.code}/progress.xlsx",
+                f"/staff/results/{loaded_round.code}/download.csv"):
         answer = client.get(url)
         assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-store", url
     assert "Strict-Transport-Security" not in client.get("/").headers

@@ -11,7 +11,6 @@ from alembic.script import ScriptDirectory
 
 from survey_service import migrate
 from survey_service.db import Base, make_engine
-from tests.conftest import pg_or_skip
 
 
 def test_single_head():
@@ -22,22 +21,6 @@ def test_single_head():
 def test_revision_files_are_date_prefixed():
     for path in (migrate.MIGRATIONS_DIR / "versions").glob("*.py"):
         assert re.match(r"\d{8}_\w+\.py$", path.name), path.name
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def empty_database(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'migrations.sqlite'}"
-        return
-    url = pg_or_skip()
-    engine = make_engine(url)
-    with engine.begin() as con:
-        con.execute(sa.text("DROP SCHEMA IF EXISTS migtest CASCADE"))
-        con.execute(sa.text("CREATE SCHEMA migtest"))
-    yield url + "?options=-csearch_path%3Dmigtest"
-    with engine.begin() as con:
-        con.execute(sa.text("DROP SCHEMA IF EXISTS migtest CASCADE"))
-    engine.dispose()
 
 
 def _tables(url: str) -> set[str]:

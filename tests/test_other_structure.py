@@ -151,7 +151,8 @@ def test_a_two_tier_round_runs_on_its_own_labels(app, session, runner, city, sta
         assert sent.status_code == 200, sent.get_data(as_text=True)[:2000]
     code = code_for("LĐ-PXA", "PHUONGB")
     division_page = client.get(f"/c/{code}", follow_redirects=True).get_data(as_text=True)
-    assert "Phòng thuộc UBND cấp xã của Anh/Chị" in division_page and "(sở quản lý: Sở Nội vụ thành phố, Sở Xây dựng thành phố)" in division_page
+    assert "Phòng thuộc UBND cấp xã của Anh/Chị" in division_page
+    assert "(sở quản lý: Sở Nội vụ thành phố, Sở Xây dựng thành phố)" in division_page
     chosen = client.post("/phieu/phong", data={"division": "KT", "form_tag": _hidden(division_page, "form_tag")})
     assert chosen.status_code == 303
     page = client.get("/phieu").get_data(as_text=True)
@@ -165,7 +166,8 @@ def test_a_two_tier_round_runs_on_its_own_labels(app, session, runner, city, sta
     rows = []
     for q_code, agency, extra in [("LĐS-XA", "XAAN", {}), ("LĐS-XA", "XAAN", {}),
                                   ("HĐ-TPA", "SNV", {"respondent": "d1"}), ("HĐ-TPA", "XAAN", {"respondent": "d1"})]:
-        rows.append({"form": q_code, "agency": agency, **extra, **_answers(rounds.questionnaire_for(session, rnd, q_code), "3")})
+        rows.append({"form": q_code, "agency": agency, **extra,
+                     **_answers(rounds.questionnaire_for(session, rnd, q_code), "3")})
     columns = list(dict.fromkeys(c for r in rows for c in r))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, restval="")

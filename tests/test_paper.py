@@ -366,7 +366,8 @@ def test_key_once_then_refused_showing_who_and_when(app, loaded_round, session, 
         assert again.status_code == 409
         body = again.get_data(as_text=True)
         assert "Trần Văn Bưu Điện" in body and "đã được nhập" in body
-        assert client.post(f"/paper/sheets/{sheet.serial}/key", data=full_answers(session, sheet, "1")).status_code == 409
+        again_keyed = client.post(f"/paper/sheets/{sheet.serial}/key", data=full_answers(session, sheet, "1"))
+        assert again_keyed.status_code == 409
     assert snapshot(session) == before
 
 
@@ -451,7 +452,7 @@ def test_cli_return_reprint_and_status(app, loaded_round, session, runner, tmp_p
     status = runner.invoke(args=["sheets", "status", "--round", "QNA-2023"])
     assert status.output.split()[:4] == ["Mẫu", "phiếu", "Đã", "phát"] and "Đã xác nhận" in status.output
     assert "returned" not in status.output and "verified" not in status.output
-    line = next(l for l in status.output.splitlines() if l.startswith(LDH))
+    line = next(text for text in status.output.splitlines() if text.startswith(LDH))
     assert line.split()[1:] == ["1", "1", "0", "0", "1"]
 
 
@@ -519,7 +520,8 @@ def test_blind_double_entry_agreement_and_reconciliation(app, loaded_round, sess
     assert done.status_code == 302
     session.expire_all()
     assert s2.state is SheetState.VERIFIED
-    answers = {a.item_code: a.value for a in session.scalar(sa.select(Response).where(Response.sheet_id == s2.id)).answers}
+    response = session.scalar(sa.select(Response).where(Response.sheet_id == s2.id))
+    answers = {a.item_code: a.value for a in response.answers}
     assert answers["E05"] == "4" and answers["E06"] == "3"
     changes = session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "answer.reconcile")).all()
     assert [(c.old_value["value"], c.new_value["value"], c.user_id) for c in changes] == [("3", "4", supervisor.id)]
@@ -556,7 +558,8 @@ def test_reconciliation_shows_labels_and_takes_a_third_value(app, loaded_round, 
                        data={"*:E05": "v:2", "*:KN": "t", "*:KN:text": "Cần  rút ngắn thời gian xử lý"})
     assert done.status_code == 302, done.get_data(as_text=True)
     session.expire_all()
-    answers = {a.item_code: a.value for a in session.scalar(sa.select(Response).where(Response.sheet_id == sheet.id)).answers}
+    response = session.scalar(sa.select(Response).where(Response.sheet_id == sheet.id))
+    answers = {a.item_code: a.value for a in response.answers}
     assert answers["E05"] == "2" and answers["KN"] == "Cần rút ngắn thời gian xử lý"
     stats = {s.clerk.username: s for s in keying.agreement_by_clerk(session, rnd)}
     assert stats["nv1"].overruled == 2 and stats["nv2"].overruled == 2

@@ -11,17 +11,19 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests import test_access_control as access_control
 from tests.conftest import PASSWORD
-from tests.test_access_control import ACCESS, _url, world  # noqa: F401  (world is a fixture)
+from tests.test_access_control import ACCESS, _url
 
 SOURCE = Path(__file__).resolve().parent.parent / "survey_service"
 #: Routes whose only effect does not depend on input, or that would end the staff session mid-run.
 SKIP = {("auth.logout", "POST"), ("static", "GET")}
 EXAMPLES = 5
+#: The access-control tests' fixture: a round open today with a code, a batch, a sheet and staff accounts.
+world = access_control.world
 
 ODD = ["", " ", "0", "-1", "1", "3", "K", "k", "-", "²", "١٢", "1e9", "99999999999999999999", "NaN", "on", "all",
        "submit", "save", "\x00", "a\x00b", "%00", "é", "Đ", "e\u0301", "\u202e", "<script>alert(1)</script>",

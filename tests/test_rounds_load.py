@@ -77,7 +77,8 @@ def test_changed_questionnaire_gets_a_new_version(loaded_round, session, editabl
     old_version = session.get(QuestionnaireVersion, response.questionnaire_version_id)
     old_definition = dict(old_version.definition)
     path = editable_copy / "CC-CT.yaml"
-    path.write_text(path.read_text(encoding="utf-8").replace('title: "Phiếu', 'title: "Phiếu (sửa đổi)', 1), encoding="utf-8")
+    path.write_text(path.read_text(encoding="utf-8").replace('title: "Phiếu', 'title: "Phiếu (sửa đổi)', 1),
+                    encoding="utf-8")
 
     report = rounds.load_round(session, editable_copy / "rounds" / "QNA-2023", editable_copy)
     session.commit()
@@ -183,7 +184,8 @@ def test_schedule_and_close(loaded_round, session, runner):
     assert rounds.round_state(loaded_round, date(2026, 11, 24)) == "closed"
     actions = session.scalars(sa.select(AuditEvent.action).where(AuditEvent.object_type == "round")).all()
     assert "round.schedule" in actions and "round.close" in actions
-    assert runner.invoke(args=["round", "schedule", "NOPE", "--opens", "2026-11-01", "--closes", "2026-12-31"]).exit_code == 1
+    assert runner.invoke(args=["round", "schedule", "NOPE", "--opens", "2026-11-01",
+                               "--closes", "2026-12-31"]).exit_code == 1
     for lax in ("20261101", "2026-11-1", " 2026-11-01", "2026-11-01\xa0", "٢٠٢٦-١١-٠١"):
         refused = runner.invoke(args=["round", "schedule", "QNA-2023", "--opens", lax, "--closes",
                                       "2027-01-31"])

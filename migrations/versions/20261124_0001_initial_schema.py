@@ -1,7 +1,7 @@
 """initial schema: rounds, agencies, questionnaire versions, quotas, codes, sheets, responses, staff, audit
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-24 02:50:15.057668
 """
 from alembic import op
@@ -56,7 +56,8 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('username', sa.String(length=64), nullable=False),
     sa.Column('full_name', sa.String(length=255), nullable=False),
-    sa.Column('role', sa.Enum('admin', 'supervisor', 'clerk', 'analyst', name='role', native_enum=False, create_constraint=True, length=16), nullable=False),
+    sa.Column('role', sa.Enum('admin', 'supervisor', 'clerk', 'analyst', name='role', native_enum=False,
+                              create_constraint=True, length=16), nullable=False),
     sa.Column('password_hash', sa.String(length=255), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('failed_logins', sa.Integer(), nullable=False),
@@ -71,7 +72,8 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('round_id', sa.Integer(), nullable=False),
     sa.Column('code', sa.String(length=32), nullable=False),
-    sa.Column('kind', sa.Enum('department', 'district', 'vertical', name='agency_kind', native_enum=False, create_constraint=True, length=16), nullable=False),
+    sa.Column('kind', sa.Enum('department', 'district', 'vertical', name='agency_kind', native_enum=False,
+                              create_constraint=True, length=16), nullable=False),
     sa.Column('name', sa.String(length=255), nullable=False),
     sa.ForeignKeyConstraint(['round_id'], ['round.id'], name=op.f('fk_agency_round_id_round'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_agency')),
@@ -113,15 +115,18 @@ def upgrade() -> None:
     sa.Column('round_id', sa.Integer(), nullable=False),
     sa.Column('form_code', sa.String(length=16), nullable=False),
     sa.Column('questionnaire_version_id', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['questionnaire_version_id'], ['questionnaire_version.id'], name=op.f('fk_round_form_questionnaire_version_id_questionnaire_version')),
+    sa.ForeignKeyConstraint(['questionnaire_version_id'], ['questionnaire_version.id'],
+                            name=op.f('fk_round_form_questionnaire_version_id_questionnaire_version')),
     sa.ForeignKeyConstraint(['round_id'], ['round.id'], name=op.f('fk_round_form_round_id_round'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('round_id', 'form_code', name=op.f('pk_round_form'))
     )
     op.create_table('division_department',
     sa.Column('division_id', sa.Integer(), nullable=False),
     sa.Column('agency_id', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['agency_id'], ['agency.id'], name=op.f('fk_division_department_agency_id_agency'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['division_id'], ['division.id'], name=op.f('fk_division_department_division_id_division'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['agency_id'], ['agency.id'], name=op.f('fk_division_department_agency_id_agency'),
+                            ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['division_id'], ['division.id'], name=op.f('fk_division_department_division_id_division'),
+                            ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('division_id', 'agency_id', name=op.f('pk_division_department'))
     )
     op.create_table('quota_cell',
@@ -129,11 +134,13 @@ def upgrade() -> None:
     sa.Column('round_id', sa.Integer(), nullable=False),
     sa.Column('form_code', sa.String(length=16), nullable=False),
     sa.Column('agency_id', sa.Integer(), nullable=True),
-    sa.Column('channel', sa.Enum('online', 'paper', name='channel', native_enum=False, create_constraint=True, length=16), nullable=False),
+    sa.Column('channel', sa.Enum('online', 'paper', name='channel', native_enum=False, create_constraint=True,
+                                 length=16), nullable=False),
     sa.Column('target', sa.Integer(), nullable=False),
     sa.Column('soft_closed', sa.Boolean(), nullable=False),
     sa.CheckConstraint('target >= 0', name=op.f('ck_quota_cell_ck_quota_cell_target')),
-    sa.ForeignKeyConstraint(['agency_id'], ['agency.id'], name=op.f('fk_quota_cell_agency_id_agency'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['agency_id'], ['agency.id'], name=op.f('fk_quota_cell_agency_id_agency'),
+                            ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['round_id'], ['round.id'], name=op.f('fk_quota_cell_round_id_round'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_quota_cell'))
     )
@@ -150,7 +157,8 @@ def upgrade() -> None:
     sa.Column('created_by_id', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['created_by_id'], ['staff_user.id'], name=op.f('fk_code_batch_created_by_id_staff_user')),
-    sa.ForeignKeyConstraint(['quota_cell_id'], ['quota_cell.id'], name=op.f('fk_code_batch_quota_cell_id_quota_cell'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['quota_cell_id'], ['quota_cell.id'], name=op.f('fk_code_batch_quota_cell_id_quota_cell'),
+                            ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_code_batch'))
     )
     with op.batch_alter_table('code_batch', schema=None) as batch_op:
@@ -160,13 +168,15 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('serial', sa.String(length=32), nullable=False),
     sa.Column('quota_cell_id', sa.Integer(), nullable=False),
-    sa.Column('state', sa.Enum('issued', 'returned', 'keyed', 'verified', 'void', name='sheet_state', native_enum=False, create_constraint=True, length=16), nullable=False),
+    sa.Column('state', sa.Enum('issued', 'returned', 'keyed', 'verified', 'void', name='sheet_state', native_enum=False,
+                               create_constraint=True, length=16), nullable=False),
     sa.Column('double_entry', sa.Boolean(), nullable=False),
     sa.Column('replaced_by_id', sa.Integer(), nullable=True),
     sa.Column('issued_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('issued_by_id', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['issued_by_id'], ['staff_user.id'], name=op.f('fk_sheet_issued_by_id_staff_user')),
-    sa.ForeignKeyConstraint(['quota_cell_id'], ['quota_cell.id'], name=op.f('fk_sheet_quota_cell_id_quota_cell'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['quota_cell_id'], ['quota_cell.id'], name=op.f('fk_sheet_quota_cell_id_quota_cell'),
+                            ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['replaced_by_id'], ['sheet.id'], name=op.f('fk_sheet_replaced_by_id_sheet')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sheet')),
     sa.UniqueConstraint('serial', name=op.f('uq_sheet_serial'))
@@ -179,10 +189,13 @@ def upgrade() -> None:
     sa.Column('code', sa.String(length=32), nullable=False),
     sa.Column('quota_cell_id', sa.Integer(), nullable=False),
     sa.Column('batch_id', sa.Integer(), nullable=False),
-    sa.Column('status', sa.Enum('unused', 'used', 'revoked', name='code_status', native_enum=False, create_constraint=True, length=16), nullable=False),
+    sa.Column('status', sa.Enum('unused', 'used', 'revoked', name='code_status', native_enum=False,
+                                create_constraint=True, length=16), nullable=False),
     sa.Column('submission_id', sa.String(length=64), nullable=True),
-    sa.ForeignKeyConstraint(['batch_id'], ['code_batch.id'], name=op.f('fk_invitation_code_batch_id_code_batch'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['quota_cell_id'], ['quota_cell.id'], name=op.f('fk_invitation_code_quota_cell_id_quota_cell'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['batch_id'], ['code_batch.id'], name=op.f('fk_invitation_code_batch_id_code_batch'),
+                            ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['quota_cell_id'], ['quota_cell.id'],
+                            name=op.f('fk_invitation_code_quota_cell_id_quota_cell'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_invitation_code')),
     sa.UniqueConstraint('code', name=op.f('uq_invitation_code_code'))
     )
@@ -211,7 +224,8 @@ def upgrade() -> None:
     sa.Column('form_code', sa.String(length=16), nullable=False),
     sa.Column('questionnaire_version_id', sa.Integer(), nullable=False),
     sa.Column('agency_id', sa.Integer(), nullable=True),
-    sa.Column('channel', sa.Enum('online', 'paper', name='response_channel', native_enum=False, create_constraint=True, length=16), nullable=False),
+    sa.Column('channel', sa.Enum('online', 'paper', name='response_channel', native_enum=False, create_constraint=True,
+                                 length=16), nullable=False),
     sa.Column('submitted_on', sa.Date(), nullable=False),
     sa.Column('sheet_id', sa.Integer(), nullable=True),
     sa.Column('division_id', sa.Integer(), nullable=True),
@@ -219,7 +233,8 @@ def upgrade() -> None:
     sa.Column('surplus', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['agency_id'], ['agency.id'], name=op.f('fk_response_agency_id_agency')),
     sa.ForeignKeyConstraint(['division_id'], ['division.id'], name=op.f('fk_response_division_id_division')),
-    sa.ForeignKeyConstraint(['questionnaire_version_id'], ['questionnaire_version.id'], name=op.f('fk_response_questionnaire_version_id_questionnaire_version')),
+    sa.ForeignKeyConstraint(['questionnaire_version_id'], ['questionnaire_version.id'],
+                            name=op.f('fk_response_questionnaire_version_id_questionnaire_version')),
     sa.ForeignKeyConstraint(['quota_cell_id'], ['quota_cell.id'], name=op.f('fk_response_quota_cell_id_quota_cell')),
     sa.ForeignKeyConstraint(['round_id'], ['round.id'], name=op.f('fk_response_round_id_round'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['sheet_id'], ['sheet.id'], name=op.f('fk_response_sheet_id_sheet')),
@@ -237,8 +252,10 @@ def upgrade() -> None:
     op.create_table('sheet_event',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('sheet_id', sa.Integer(), nullable=False),
-    sa.Column('from_state', sa.Enum('issued', 'returned', 'keyed', 'verified', 'void', name='sheet_event_from', native_enum=False, create_constraint=True, length=16), nullable=True),
-    sa.Column('to_state', sa.Enum('issued', 'returned', 'keyed', 'verified', 'void', name='sheet_event_to', native_enum=False, create_constraint=True, length=16), nullable=False),
+    sa.Column('from_state', sa.Enum('issued', 'returned', 'keyed', 'verified', 'void', name='sheet_event_from',
+                                    native_enum=False, create_constraint=True, length=16), nullable=True),
+    sa.Column('to_state', sa.Enum('issued', 'returned', 'keyed', 'verified', 'void', name='sheet_event_to',
+                                  native_enum=False, create_constraint=True, length=16), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=True),
     sa.Column('at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['sheet_id'], ['sheet.id'], name=op.f('fk_sheet_event_sheet_id_sheet'), ondelete='CASCADE'),
@@ -255,7 +272,8 @@ def upgrade() -> None:
     sa.Column('item_code', sa.String(length=16), nullable=False),
     sa.Column('value', sa.Text(), nullable=False),
     sa.ForeignKeyConstraint(['agency_id'], ['agency.id'], name=op.f('fk_answer_agency_id_agency')),
-    sa.ForeignKeyConstraint(['response_id'], ['response.id'], name=op.f('fk_answer_response_id_response'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['response_id'], ['response.id'], name=op.f('fk_answer_response_id_response'),
+                            ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_answer'))
     )
     with op.batch_alter_table('answer', schema=None) as batch_op:
@@ -271,7 +289,8 @@ def upgrade() -> None:
     sa.Column('started_on', sa.Date(), nullable=False),
     sa.Column('updated_on', sa.Date(), nullable=False),
     sa.ForeignKeyConstraint(['division_id'], ['division.id'], name=op.f('fk_draft_division_id_division')),
-    sa.ForeignKeyConstraint(['invitation_code_id'], ['invitation_code.id'], name=op.f('fk_draft_invitation_code_id_invitation_code'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['invitation_code_id'], ['invitation_code.id'],
+                            name=op.f('fk_draft_invitation_code_id_invitation_code'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_draft')),
     sa.UniqueConstraint('invitation_code_id', name=op.f('uq_draft_invitation_code_id'))
     )

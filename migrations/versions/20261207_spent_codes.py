@@ -28,7 +28,8 @@ def _marker():
     if not secret:
         raise RuntimeError("used invitation codes and drafts are converted with SECRET_KEY: run "
                            "'survey-service db upgrade' with the server's SECRET_KEY set")
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"survey-service/code-mark/").derive(secret.encode())
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+               info=b"survey-service/code-mark/").derive(secret.encode())
     return functools.lru_cache(maxsize=None)(lambda code: hmac.new(key, code.encode(), hashlib.sha256).hexdigest()[:32])
 
 

@@ -65,6 +65,7 @@ from survey_service.questionnaires.types import (
 __all__ = [
     "CHANNELS",
     "ITEM_TYPES",
+    "OPTIONAL_SETTINGS",
     "PLACE_HOLDERS",
     "current_names",
     "RATES",

@@ -258,7 +258,8 @@ def target_labels(session: Session, rows: list[AuditEvent]) -> dict[int, str]:
         .outerjoin(Agency, QuotaCell.agency_id == Agency.id).where(QuotaCell.id.in_(ids("quota_cell"))))}
     batch_ids = ids("code_batch")
     batches = {bid: f"lô {bid} ({_cell_text(form, agency)})" for bid, form, agency in session.execute(
-        sa.select(CodeBatch.id, QuotaCell.form_code, Agency.name).join(QuotaCell, CodeBatch.quota_cell_id == QuotaCell.id)
+        sa.select(CodeBatch.id, QuotaCell.form_code, Agency.name)
+        .join(QuotaCell, CodeBatch.quota_cell_id == QuotaCell.id)
         .outerjoin(Agency, QuotaCell.agency_id == Agency.id).where(CodeBatch.id.in_(batch_ids)))}
     out = {}
     for e in rows:

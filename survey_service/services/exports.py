@@ -351,7 +351,8 @@ def write_sav(results: RoundResults, path: Path) -> None:
     value_labels = {"kind": {float(v): results.kind_labels[k] for k, v in sav_kinds.items()}}
     value_labels.update({f"flag{code}": {0.0: "Không", 1.0: "Có"} for flag, code in flag_codes.items() if flag})
     measure = {c: "scale" for c in frame.columns}
-    measure.update({c: "nominal" for c in ("agency", "agency_name", "kind", *[c for c in frame if c.startswith("flag")])})
+    measure.update({c: "nominal"
+                    for c in ("agency", "agency_name", "kind", *[c for c in frame if c.startswith("flag")])})
     measure.update({c: "ordinal" for c in ("rank", "rank_lo", "rank_hi")})
     whole = ["kind", "n", "rank", "rank_lo", "rank_hi", *[c for c in frame if c.startswith("flag")]]
     p = results.provenance

@@ -158,7 +158,8 @@ class _Context:
         self.cells = {(c.form_code, c.agency_id): c
                       for c in session.scalars(sa.select(QuotaCell).where(QuotaCell.round_id == rnd.id))}
         self.items = {code for q in self.forms.values() for code in q.item_codes}
-        self.supervising = ", ".join(code for code, q in self.forms.items() if q.rates == "supervising") or "đợt này không có"
+        self.supervising = (", ".join(code for code, q in self.forms.items() if q.rates == "supervising")
+                            or "đợt này không có")
 
     def check_header(self, header: list[str]) -> list[RowError]:
         errors = []

@@ -54,7 +54,8 @@ WITHHELD_LABEL = ("Không công bố: số liệu chỉ có từ nhóm đối t�
 FLAG_LABELS = {
     analysis.FLAG_NO_DATA: "Không có dữ liệu hợp lệ",
     analysis.FLAG_MISSING_GROUP: "Thiếu nhóm đối tượng (trọng số đã chuẩn hóa lại)",
-    FLAG_LOW_RELIABILITY: "Độ tin cậy thấp (khoảng tin cậy 95% rộng quá ngưỡng của đợt, hoặc không ước lượng được sai số)",
+    FLAG_LOW_RELIABILITY: ("Độ tin cậy thấp (khoảng tin cậy 95% rộng quá ngưỡng của đợt, "
+                           "hoặc không ước lượng được sai số)"),
     FLAG_WITHHELD: WITHHELD_LABEL.format(n=MIN_BREAKDOWN),
 }
 #: Why an agency has no figure at all, in the API (``withheld``) and on the pages.

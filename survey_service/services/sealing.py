@@ -1,9 +1,10 @@
 """Authenticated encryption of small values the server must read back but nobody else should.
 
 Three uses: a submitted questionnaire waiting in the ballot box, sealed with a key derived from the server's
-secret and the round (:mod:`survey_service.services.ballots`), a respondent's draft, sealed with a key derived from the server's secret and the invitation code
-(a draft left behind in the database's free pages or write-ahead log is unreadable without both), and the
-respondent's session cookie, which carries the code sealed so that it cannot be read off a shared computer.
+secret and the round (:mod:`survey_service.services.ballots`), a respondent's draft, sealed with a key derived
+from the server's secret and the invitation code (a draft left behind in the database's free pages or
+write-ahead log is unreadable without both), and the respondent's session cookie, which carries the code
+sealed so that it cannot be read off a shared computer.
 AES-256-GCM with a fresh 96-bit nonce per value; keys come from HKDF-SHA256 with a distinct ``purpose``.
 
 Two more: a round may seal its ballots to its owner's public key instead (:class:`OwnerBox`, X25519 and

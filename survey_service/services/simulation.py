@@ -69,8 +69,9 @@ def simulate(session: Session, rnd: Round, *, clerks: tuple[StaffUser, StaffUser
              online_share: tuple[float, float] = ONLINE_SHARE) -> SimulationReport:
     """Fill a simulated round with online responses (over the days it has been open) and keyed sheets.
 
-    The same ``seed`` gives the same answers; ``secret`` (the server's) seals the drafts and ballots. :raises SimulationError: for a real round, one that already
-    has responses, or one not open today (the portal would refuse every code).
+    The same ``seed`` gives the same answers; ``secret`` (the server's) seals the drafts and ballots.
+    :raises SimulationError: for a real round, one that already has responses, or one not open today (the
+    portal would refuse every code).
     """
     if not rnd.simulated:
         raise SimulationError(f"Đợt {rnd.code} là đợt khảo sát thật: không sinh dữ liệu mô phỏng vào đó.")

@@ -100,7 +100,8 @@ def openapi():
         for code, label in rnd.kind_labels.items():
             labels.setdefault(code, []).append(f"{rnd.code}: {label}")
     described = "; ".join(f"`{code}` ({', '.join(names)})" for code, names in labels.items())
-    kind = {"type": "string", "description": f"An agency kind that a round declares. Loaded rounds: {described or 'none'}."}
+    kind = {"type": "string",
+            "description": f"An agency kind that a round declares. Loaded rounds: {described or 'none'}."}
     if labels:
         kind["enum"] = list(labels)
     schemas = doc["components"]["schemas"]

@@ -63,8 +63,8 @@ def ranking_figure(summary: pd.DataFrame, title: str) -> Figure:
     # The point is published rounded and the interval is not: a zero-width interval can sit a hair off it.
     lo = rows["survey_points"] - rows["survey_points_ci_lo"]
     hi = rows["survey_points_ci_hi"] - rows["survey_points"]
-    ax.errorbar(rows["survey_points"], y, xerr=[lo.fillna(0).clip(lower=0), hi.fillna(0).clip(lower=0)], fmt="o", color="#0b4f9c",
-                ecolor="#7f9fc6", capsize=3)
+    ax.errorbar(rows["survey_points"], y, xerr=[lo.fillna(0).clip(lower=0), hi.fillna(0).clip(lower=0)], fmt="o",
+                color="#0b4f9c", ecolor="#7f9fc6", capsize=3)
     ax.set_yticks(y, [f"{r.agency_name} — hạng {r.rank} ({r.rank_lo}–{r.rank_hi})" for r in rows.itertuples()],
                   fontsize=8)
     _vietnamese_ticks(ax.xaxis)

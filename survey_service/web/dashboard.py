@@ -69,8 +69,8 @@ def show(round_code):
     filters = _filters(rnd, forms)
     data = progress.round_progress(session, rnd, filters, forms=forms)
     return render_template(
-        "dashboard/show.html", round=rnd, data=data, forms=forms, totals=_total_groups(rnd, data, forms), filters=filters,
-        kinds=kind_labels(rnd),
+        "dashboard/show.html", round=rnd, data=data, forms=forms, totals=_total_groups(rnd, data, forms),
+        filters=filters, kinds=kind_labels(rnd),
         channels=CHANNEL_LABELS, sorts=SORT_LABELS, figures=FIGURE_LABELS, updated=_now_text(),
         surplus_in_analysis=quotas.surplus_in_analysis(rnd), may_act=_may_act(),
         poll_ms=int(current_app.config["DASHBOARD_POLL_SECONDS"] * 1000),

@@ -11,7 +11,6 @@ from analysis import (
     FLAG_MISSING_GROUP,
     FLAG_NO_DATA,
     coefficient_preset,
-    domain_means,
     item_values,
     score_round,
 )

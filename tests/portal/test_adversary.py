@@ -175,7 +175,8 @@ def _dump(session, database_url: str) -> str:
     session.commit()
     if session.get_bind().dialect.name == "postgresql":
         url = sa.engine.make_url(database_url)
-        return subprocess.run(["pg_dump", "-h", url.host, "-p", str(url.port or 5432), "-U", url.username, url.database],
+        return subprocess.run(["pg_dump", "-h", url.host, "-p", str(url.port or 5432), "-U", url.username,
+                               url.database],
                               env={**os.environ, "PGPASSWORD": url.password}, capture_output=True, text=True,
                               check=True).stdout
     import sqlite3
@@ -294,8 +295,8 @@ def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, quest
     session.expire_all()
     pg = session.get_bind().dialect.name == "postgresql"
     rows = session.execute(sa.text(
-        "SELECT r.id, r.uid, r.respondent_key, r.quota_cell_id, r.submitted_on, a.value" + (", r.ctid::text AS ctid, r.xmin::text AS xmin"
-                                                                          if pg else ", r.rowid AS row_number")
+        "SELECT r.id, r.uid, r.respondent_key, r.quota_cell_id, r.submitted_on, a.value"
+        + (", r.ctid::text AS ctid, r.xmin::text AS xmin" if pg else ", r.rowid AS row_number")
         + " FROM response r JOIN answer a ON a.response_id = r.id AND a.item_code IN (:t1, :t2)"),
         {"t1": text_cc, "t2": text_ld}).all()
     assert len(rows) >= 40 and len({r.respondent_key for r in rows}) == len(order)
@@ -317,7 +318,11 @@ def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, quest
     stored_uids, stored_texts = {r.uid.encode() for r in rows}, {r.value.encode() for r in rows}
     assert all(all_bytes.count(x) for x in stored_uids | stored_texts)
     if pg:  # (SQLite keeps them in its log, in the file or in both)
-        assert all(table_bytes["response"].count(u) for u in stored_uids), (len(table_bytes["response"]), session.scalar(sa.text("SELECT pg_relation_size('response')")), session.scalar(sa.text("SELECT pg_relation_filepath('response')")), session.scalar(sa.text("SELECT relpersistence FROM pg_class WHERE relname='response'")))
+        assert all(table_bytes["response"].count(u) for u in stored_uids), (
+            len(table_bytes["response"]),
+            session.scalar(sa.text("SELECT pg_relation_size('response')")),
+            session.scalar(sa.text("SELECT pg_relation_filepath('response')")),
+            session.scalar(sa.text("SELECT relpersistence FROM pg_class WHERE relname='response'")))
         # (a checkpoint of the shared server may already have recycled the first segments)
         assert sum(bool(wal.count(x)) for x in stored_uids | stored_texts) >= len(stored_uids | stored_texts) / 2
 

@@ -197,7 +197,8 @@ def test_a_ballot_sealed_under_another_secret_stays_in_the_box(issue, session, q
     q = questionnaire("CC-CT")
     [code] = issue("CC-CT", "SNV")
     _submit(session, code, full_answers(q))
-    released = ballots.release(session, open_round, ballots.sealer("another-secret", open_round.code), today=TODAY, everything=True)
+    released = ballots.release(session, open_round, ballots.sealer("another-secret", open_round.code), today=TODAY,
+                               everything=True)
     assert (released.ballots, released.unreadable) == (0, 1) and _count(session, Ballot) == 1
     session.rollback()
     try:
@@ -219,10 +220,12 @@ def test_two_releases_at_once_store_each_ballot_once(app, issue, session, questi
     rnd_first, rnd_second = first.get(type(open_round), open_round.id), second.get(type(open_round), open_round.id)
     results = {}
     # the first release has claimed the ballots but not committed when the second one starts
-    results["first"] = ballots.release(first, rnd_first, ballots.sealer(SECRET, rnd_first.code), today=TODAY, everything=True).ballots
+    results["first"] = ballots.release(first, rnd_first, ballots.sealer(SECRET, rnd_first.code), today=TODAY,
+                                       everything=True).ballots
 
     def other():
-        results["second"] = ballots.release(second, rnd_second, ballots.sealer(SECRET, rnd_second.code), today=TODAY, everything=True).ballots
+        results["second"] = ballots.release(second, rnd_second, ballots.sealer(SECRET, rnd_second.code), today=TODAY,
+                                            everything=True).ballots
         second.commit()
 
     thread = threading.Thread(target=other)
@@ -376,7 +379,8 @@ def test_the_rounds_page_closes_and_releases(staff_client, issue, session, quest
     _submit(session, code, full_answers(q))
     client = staff_client("supervisor")
     closed = client.post(f"/staff/admin/rounds/{open_round.code}/close", follow_redirects=True)
-    assert closed.status_code == 200 and "1 phiếu trực tuyến đang niêm phong đã được đưa vào" in closed.get_data(as_text=True)
+    assert closed.status_code == 200
+    assert "1 phiếu trực tuyến đang niêm phong đã được đưa vào" in closed.get_data(as_text=True)
     session.expire_all()
     assert _count(session, Ballot) == 0 and _count(session, Response) == 1
 

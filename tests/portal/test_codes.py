@@ -22,11 +22,11 @@ from survey_service.models import (
 )
 from survey_service.services import invitations, ratelimit
 from survey_service.services.sealing import code_mark
-
-SECRET = "test-secret"
 from tests.conftest import PASSWORD, csrf_token_from
 from tests.portal.test_adversary import AccessLog
 from tests.test_accesslog import _shows_the_code
+
+SECRET = "test-secret"
 
 
 def test_issue_refuses_paper_cells_and_silly_counts(open_round, session):
@@ -84,7 +84,8 @@ def test_supervisor_issues_downloads_and_revokes(staff_client, open_round, sessi
     issued = client.post(f"/staff/codes/cells/{cell.id}/issue", data={"count": "3"})
     assert issued.status_code == 303
     batch = session.scalar(sa.select(CodeBatch))
-    rows = list(csv.DictReader(io.StringIO(client.get(f"/staff/codes/batches/{batch.id}.csv").get_data(as_text=True).lstrip("\ufeff"))))
+    rows = list(csv.DictReader(io.StringIO(
+        client.get(f"/staff/codes/batches/{batch.id}.csv").get_data(as_text=True).lstrip("\ufeff"))))
     assert len(rows) == 3 and rows[0]["url"].endswith("/c/" + rows[0]["code"])
     pdf = client.get(f"/staff/codes/batches/{batch.id}.pdf")
     assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")

@@ -73,7 +73,8 @@ def test_submit_stores_one_anonymous_response_and_spends_the_code(issue, session
     # Sealed in the ballot box until released: no response yet; the ballot shows none of the answers and no day
     assert count(session, Response) == count(session, Answer) == 0
     ballot = session.scalar(sa.select(Ballot))
-    assert ballot.quota_cell_id == access.cell.id and set(Ballot.__table__.columns.keys()) == {"id", "quota_cell_id", "sealed"}
+    assert ballot.quota_cell_id == access.cell.id
+    assert set(Ballot.__table__.columns.keys()) == {"id", "quota_cell_id", "sealed"}
     assert "trả chậm".encode() not in base64.urlsafe_b64decode(ballot.sealed)
     opened = ballots.sealer("test-secret", access.round.code).open(ballot.sealed)
     assert opened["answers"] == [[access.cell.agency.id, answers["SNV"]]]
@@ -204,7 +205,8 @@ def test_a_full_cell_refuses_new_starts_but_lets_started_drafts_finish(issue, se
     draft_access = portal.open_code(session, started, secret="test-secret", today=TODAY, start=True)
     session.commit()
     answers = {"SNV": full_answers(questionnaire())}
-    portal.submit(session, portal.open_code(session, last, secret="test-secret", today=TODAY), answers, "2" * 32, today=TODAY)
+    portal.submit(session, portal.open_code(session, last, secret="test-secret", today=TODAY), answers, "2" * 32,
+                  today=TODAY)
     session.commit()
     assert portal.cell_is_full(session, cell)
     with pytest.raises(portal.Refusal) as refused:
@@ -238,7 +240,8 @@ def test_ldcp_rates_each_supervising_department_under_one_respondent_key(issue, 
         sa.select(Division).where(Division.code == "KTHT")).supervised_by] and len(departments) == 4
     q = questionnaire("LĐ-CP")
     answers = {d: full_answers(q, value="4") for d in departments}
-    portal.submit(session, portal.open_code(session, code, secret="test-secret", today=TODAY), answers, "4" * 32, today=TODAY)
+    portal.submit(session, portal.open_code(session, code, secret="test-secret", today=TODAY), answers, "4" * 32,
+                  today=TODAY)
     session.commit()
     release_ballots(session)
     responses = session.scalars(sa.select(Response)).all()
