@@ -12,4 +12,5 @@ else
 fi
 # CI must not pass without the PostgreSQL run.
 if [ "${CI:-}" = "true" ]; then export SURVEY_REQUIRE_POSTGRES=1; fi
+.venv/bin/ruff check .
 exec .venv/bin/python -m pytest "$@"
