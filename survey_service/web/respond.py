@@ -350,9 +350,10 @@ def _form_page(access, submission_id: str, values, errors: dict, status: int, **
                            first_error=first_error, **extra), status
 
 
-#: The answer inputs of a blank page, by (form code, questionnaire version hash, blocks): the same for every
-#: respondent of that version, and a version's content never changes, so each process keeps them. Keyed by
-#: content, not by database id, so two databases served by one process cannot mix their forms.
+#: The answer inputs of a blank page, by (form code, questionnaire version hash, the province and unit its
+#: texts are worded for, blocks): the same for every respondent of that version in rounds of one province,
+#: and a version's content never changes, so each process keeps them. Keyed by content, not by database id,
+#: so two databases served by one process cannot mix their forms.
 _blank_answers: dict[tuple, Markup] = {}
 
 
@@ -363,7 +364,8 @@ def _answers_html(access, groups, values, errors: dict, first_error: str | None)
 
     if values or errors or current_app.debug:
         return render()
-    key = (access.questionnaire.code, access.questionnaire.version, tuple(groups))
+    key = (access.questionnaire.code, access.questionnaire.version, access.round.province,
+           access.round.province_type, tuple(groups))
     if key not in _blank_answers:
         _blank_answers[key] = render()
     return _blank_answers[key]
