@@ -171,6 +171,11 @@ def round_check(round_dir, questionnaire_dir):
     continued = sum(1 for a in r.agencies if a.continues)
     click.echo(f"  {len(r.form_codes)} phiếu, {len(r.quotas)} ô chỉ tiêu ({paper} phiếu giấy), "
                f"{continued} cơ quan kế tục cơ quan của đợt trước")
+    if r.kind == "citizens":
+        m = r.methodology
+        click.echo(f"  khảo sát người dân: {len(m['elements'])} yếu tố, câu hài lòng chung {m['overall']}, "
+                   f"chỉ số {'theo định nghĩa chính thức' if m['definition'] == 'official' else 'theo định nghĩa làm việc'}"
+                   f", {sum(p['population'] for p in m['populations'].values())} người trong khung mẫu")
     click.echo(f"Đợt {r.code} hợp lệ.")
 
 

@@ -9,6 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from survey_service.questionnaires.citizens import (
+    CITIZENS_FILE,
+    POPULATIONS_FILE,
+    load_populations,
+    validate_citizens,
+)
 from survey_service.questionnaires.forms import CRITERIA_FILE, SCALES_FILE, load_criteria, load_scales
 from survey_service.questionnaires.methodology import validate_methodology
 from survey_service.questionnaires.readers import (
@@ -69,10 +75,16 @@ class FieldSpec:
 
 #: A province-level unit is a province (tỉnh) or a centrally run city (thành phố), as in "thành phố Đà Nẵng".
 PROVINCE_TYPES = ("tỉnh", "thành phố")
+#: What a round surveys: ``par``, staff and leaders rating agencies for the PAR INDEX (scored by
+#: methodology.yaml); ``citizens``, people rating the agencies that served them (citizens.yaml).
+ROUND_KINDS = ("par", "citizens")
 #: The organiser when round.yaml names none: the home affairs department of the province.
 DEFAULT_ORGANISER = "Sở Nội vụ {unit} {province}"
 
 ROUND_FIELDS = (
+    FieldSpec("kind", " or ".join(ROUND_KINDS), "What the round surveys: par (staff and leaders rate agencies "
+              "for the PAR INDEX, methodology.yaml) or citizens (people rate the agencies that served them, "
+              "citizens.yaml and populations.csv instead of methodology.yaml).", ROUND_KINDS[0]),
     FieldSpec("code", "text", "The round code, e.g. HYN-2026 (letters, a hyphen, the year); the directory's "
               "name."),
     FieldSpec("name", "text", "The round's title on pages, sheets and exports."),
@@ -593,11 +605,17 @@ def load_round(
     for q in forms.values():
         known_scales.update({k: v for k, v in q.scales.items() if k not in known_scales})
         known_criteria.update({k: v for k, v in q.criteria.items() if k not in known_criteria})
+    round_kind = data.get("kind", ROUND_KINDS[0])
+    if round_kind not in ROUND_KINDS:
+        raise QuestionnaireError(rname, None, f"kind must be one of {', '.join(ROUND_KINDS)}, got {round_kind!r}")
     try:
-        methodology = validate_methodology(
-            read_yaml(directory / METHODOLOGY_FILE), METHODOLOGY_FILE, forms,
-            list(kinds), known_scales, known_criteria, _covered_kinds(forms, quotas, agencies, supervision),
-        )
+        if round_kind == "citizens":
+            methodology = _citizens_methodology(directory, forms, settings, agencies, known_criteria)
+        else:
+            methodology = validate_methodology(
+                read_yaml(directory / METHODOLOGY_FILE), METHODOLOGY_FILE, forms,
+                list(kinds), known_scales, known_criteria, _covered_kinds(forms, quotas, agencies, supervision),
+            )
     except QuestionnaireError as exc:
         raise _name_searched(exc, folders if scales is None else []) from None
     return RoundDef(
@@ -622,7 +640,30 @@ def load_round(
         form_versions={f: q.version for f, q in forms.items()},
         province_type=province_type,
         organiser=organiser,
+        kind=round_kind,
     )
+
+
+def _citizens_methodology(directory: Path, forms: Mapping[str, Questionnaire], settings: Mapping[str, Any],
+                          agencies: Mapping[str, AgencyDef], criteria: Mapping[str, Criterion]) -> dict:
+    """A citizens' round: its forms rate one agency each, its paper answers go straight into the ballot box
+    (so no sheet is keyed twice: a second keying would keep the answers beside the serial), and its
+    analysis settings and populations come from citizens.yaml and populations.csv."""
+    for code, q in forms.items():
+        if q.rates not in ("own", "assigned"):
+            raise QuestionnaireError(ROUND_FILE, code, f"a citizens' round's forms rate the one agency that served "
+                                     f"the respondent (own or assigned), not {q.rates!r}", label="form")
+    for key in ("double_entry_rate", "double_entry_first_sheets"):
+        if settings[key]:
+            raise QuestionnaireError(ROUND_FILE, "settings", f"{key} must be 0 in a citizens' round: its paper "
+                                     "answers are sealed at the first keying, never kept beside the serial",
+                                     label="key")
+    if (directory / METHODOLOGY_FILE).exists():
+        raise QuestionnaireError(METHODOLOGY_FILE, None, f"a citizens' round is not scored into PAR points: "
+                                 f"its settings are in {CITIZENS_FILE}")
+    methodology = validate_citizens(read_yaml(directory / CITIZENS_FILE), forms, criteria)
+    methodology["populations"] = load_populations(directory / POPULATIONS_FILE, agencies)
+    return methodology
 
 
 #: "tỉnh Quảng Nam", "thành phố Đà Nẵng", "Tỉnh Quảng Nam": a province-level unit named in a text.

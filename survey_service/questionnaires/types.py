@@ -379,6 +379,9 @@ class RoundDef:
     province_type: str = "tỉnh"
     #: Who runs the survey, as slips, page headers and sheets name it ("Sở Nội vụ tỉnh Hưng Yên").
     organiser: str = ""
+    #: "par" (staff rate agencies, scored into PAR points) or "citizens" (people rate the agencies that
+    #: served them; ``methodology`` is then the citizens' settings).
+    kind: str = "par"
 
     def agency(self, code: str) -> AgencyDef:
         """Return the agency with ``code``; raise ``KeyError`` if the round has none."""
@@ -454,6 +457,8 @@ class RoundDef:
                 for s in self.staff_counts
             ],
             "methodology": plain(self.methodology),
+            # Only a citizens' round says its kind: a PAR round's hash stays what it was before kinds.
+            **({"kind": self.kind} if self.kind != "par" else {}),
         }
 
     @property

@@ -149,7 +149,8 @@ def _read(round_dir, questionnaire_dir, earlier_rounds) -> tuple[qn.RoundDef, di
     questionnaires = qn.load_questionnaires(questionnaire_dir)
     round_def = qn.load_round(round_dir, questionnaires, questionnaire_dir=questionnaire_dir,
                               earlier_rounds=[Path(questionnaire_dir) / "rounds", *earlier_rounds])
-    check_methodology(round_def.methodology, [questionnaires[code] for code in round_def.form_codes])
+    if round_def.kind == "par":  # a citizens' round is counted, not scored (questionnaires/citizens.py)
+        check_methodology(round_def.methodology, [questionnaires[code] for code in round_def.form_codes])
     return round_def, questionnaires
 
 
@@ -176,6 +177,7 @@ def _scale_options(scales: dict[str, qn.Scale]) -> dict[str, list[str]]:
 def structure(round_def: qn.RoundDef) -> dict:
     """What :attr:`Round.structure` keeps of a round definition."""
     return {
+        "kind": round_def.kind,
         "province_type": round_def.province_type,
         "organiser": round_def.organiser,
         "kinds": [{"code": k.code, "label": k.label, "plural": k.plural} for k in round_def.kinds],
