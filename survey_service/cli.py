@@ -171,11 +171,12 @@ def round_check(round_dir, questionnaire_dir):
     continued = sum(1 for a in r.agencies if a.continues)
     click.echo(f"  {len(r.form_codes)} phiếu, {len(r.quotas)} ô chỉ tiêu ({paper} phiếu giấy), "
                f"{continued} cơ quan kế tục cơ quan của đợt trước")
-    if r.kind == "citizens":
+    if r.round_kind == "citizens":
         m = r.methodology
+        definition = "chính thức" if m["definition"] == "official" else "làm việc"
         click.echo(f"  khảo sát người dân: {len(m['elements'])} yếu tố, câu hài lòng chung {m['overall']}, "
-                   f"chỉ số {'theo định nghĩa chính thức' if m['definition'] == 'official' else 'theo định nghĩa làm việc'}"
-                   f", {sum(p['population'] for p in m['populations'].values())} người trong khung mẫu")
+                   f"chỉ số theo định nghĩa {definition}, "
+                   f"{sum(p['population'] for p in m['populations'].values())} người trong khung mẫu")
     click.echo(f"Đợt {r.code} hợp lệ.")
 
 
@@ -465,10 +466,11 @@ def _write_pdf(session, batch, out: Path) -> None:
 @click.option("--agency", "agency_code", help="Only the quota cell of this agency code.")
 @click.option("--extra", type=int, default=0, show_default=True, help="Spare sheets per cell beyond the target.")
 @click.option("--again", is_flag=True, help="Print the issued, not yet returned sheets again (no new serials).")
+@click.option("--investigator", help="Citizens' rounds: the Post Office investigator the new sheets are handed to.")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path), required=True)
 @with_appcontext
 @needs_secrets("SHEET_SIGNING_KEYS")
-def sheets_print(round_code, form_code, agency_code, extra, again, out):
+def sheets_print(round_code, form_code, agency_code, extra, again, investigator, out):
     """Issue the sheets each paper quota cell still needs (up to its target) and write them to one PDF."""
     from survey_service.services import rounds, sheets
 
@@ -479,7 +481,7 @@ def sheets_print(round_code, form_code, agency_code, extra, again, out):
                                    agency_code=agency_code)
         batch = (sheets.issued_sheets(session, plans) if again
                  else sheets.issue_sheets(session, rnd, plans, extra=extra, today=rounds.local_today(),
-                                          actor="cli"))
+                                          actor="cli", investigator=investigator))
     except sheets.SheetError as exc:
         session.rollback()
         fail(str(exc))
@@ -512,6 +514,28 @@ def sheets_reprint(serial, out):
     _write_pdf(session, [new], out)
     session.commit()
     click.echo(f"Đã hủy phiếu {sheets.normalize_serial(serial)}; phiếu thay thế {new.serial} ở {out}.")
+
+
+@sheets_group.command("assign")
+@click.option("--round", "round_code", required=True)
+@click.option("--investigator", required=True, help="The Post Office investigator's code, e.g. DTV-07.")
+@click.argument("codes", nargs=-1, required=True)
+@with_appcontext
+@needs_secrets("SHEET_SIGNING_KEYS")
+def sheets_assign(round_code, investigator, codes):
+    """Record the investigator who hands out these sheets (serials or scanned URLs; all or nothing)."""
+    from survey_service.services import sheets
+
+    session = get_session()
+    rnd = _round_or_fail(session, round_code)
+    try:
+        found = sheets.assign_investigator(session, rnd, list(codes), investigator,
+                                           current_app.config["SHEET_SIGNING_KEYS"], actor="cli")
+    except sheets.SheetError as exc:
+        session.rollback()
+        fail(str(exc))
+    session.commit()
+    click.echo(f"Đã giao {len(found)} phiếu cho điều tra viên {found[0].investigator}.")
 
 
 @sheets_group.command("return")

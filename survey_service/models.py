@@ -377,9 +377,30 @@ class Ballot(Base):
     id: Mapped[int] = mapped_column(RandomKey, primary_key=True, autoincrement=False, default=random_key)
     quota_cell_id: Mapped[int] = mapped_column(sa.ForeignKey("quota_cell.id", ondelete="CASCADE"), index=True)
     sealed: Mapped[str] = mapped_column(sa.Text)
+    #: A citizens' round's keyed paper sheet: the Post Office investigator who handed it out, in clear so the
+    #: box can hold an investigator's ballots until at least k of theirs can be released (ballots.py).
+    investigator: Mapped[str | None] = mapped_column(sa.String(32))
 
     def __repr__(self) -> str:
         return f"<Ballot cell={self.quota_cell_id}>"
+
+
+class ReceiptCode(Base):
+    """A code printed on a one-stop office's result slip (phiếu hẹn / biên nhận) that opens a citizens'
+    round's online form once (:mod:`survey_service.services.receipts`). Stored only as a keyed digest, with
+    the agency's online quota cell and the field of the procedure: never the code, never the dossier. Its
+    use is a :class:`SpentCode` under the code's mark, a different keyed name, as for invitation codes."""
+
+    __tablename__ = "receipt_code"
+
+    digest: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    quota_cell_id: Mapped[int] = mapped_column(sa.ForeignKey("quota_cell.id", ondelete="CASCADE"), index=True)
+    field: Mapped[str] = mapped_column(sa.String(64))
+
+    quota_cell: Mapped[QuotaCell] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<ReceiptCode cell={self.quota_cell_id} {self.field}>"
 
 
 class Sheet(Base):
@@ -399,6 +420,8 @@ class Sheet(Base):
     questionnaire_version_id: Mapped[int | None] = mapped_column(sa.ForeignKey("questionnaire_version.id"))
     issued_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     issued_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_user.id"))
+    #: Citizens' rounds: the Post Office investigator (điều tra viên) the sheet was handed to, by code.
+    investigator: Mapped[str | None] = mapped_column(sa.String(32))
 
     quota_cell: Mapped[QuotaCell] = relationship()
     events: Mapped[list[SheetEvent]] = relationship(back_populates="sheet", order_by="SheetEvent.id")
@@ -484,6 +507,10 @@ class Response(Base):
     respondent_key: Mapped[str] = mapped_column(sa.String(32), index=True)
     #: Arrived when its cell was already at target (paper): kept, flagged, out of the analysis by default.
     surplus: Mapped[bool] = mapped_column(default=False)
+    #: Citizens' rounds, paper: the investigator who handed the sheet out (never the sheet), written only
+    #: once at least k of that investigator's responses are released, so phúc tra can quarantine them;
+    #: :data:`POOLED_INVESTIGATORS` for those of investigators with fewer than k at the close.
+    investigator: Mapped[str | None] = mapped_column(sa.String(32))
 
     quota_cell: Mapped[QuotaCell] = relationship()
     agency: Mapped[Agency | None] = relationship()
@@ -494,6 +521,10 @@ class Response(Base):
 
     def __repr__(self) -> str:
         return f"<Response {self.uid} {self.form_code}>"
+
+
+#: :attr:`Response.investigator` of responses whose investigators each had fewer than k at the close.
+POOLED_INVESTIGATORS = "*"
 
 
 class Answer(Base):

@@ -20,7 +20,8 @@ POPULATIONS_FILE = "populations.csv"
 #: What an element index is: "official" once checked against the formula of Quyết định 1001/QĐ-BNV,
 #: "working" (our working definition: the share of valid answers that are satisfied) until then.
 DEFINITIONS = ("official", "working")
-_REQUIRED = {"definition", "definition_note", "elements", "overall", "improvements", "screening", "demographics"}
+_REQUIRED = {"definition", "definition_note", "elements", "overall", "improvements", "screening", "field",
+             "demographics"}
 _OPTIONAL = {"targets", "previous_round"}
 
 
@@ -86,6 +87,7 @@ def validate_citizens(data: Any, forms: Mapping[str, Questionnaire], criteria: M
         "definition": data["definition"], "definition_note": data["definition_note"],
         "elements": elements, "overall": item("overall", data["overall"], satisfaction=True),
         "improvements": improvements, "screening": {"item": screening["item"], "eligible": eligible},
+        "field": item("field", data["field"]),
         "demographics": [item("demographics", c) for c in as_list(data["demographics"], file, "demographics",
                                                                    "demographics", label="key")],
         "targets": targets, "previous_round": data.get("previous_round"),

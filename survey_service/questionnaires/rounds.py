@@ -640,7 +640,7 @@ def load_round(
         form_versions={f: q.version for f, q in forms.items()},
         province_type=province_type,
         organiser=organiser,
-        kind=round_kind,
+        round_kind=round_kind,
     )
 
 

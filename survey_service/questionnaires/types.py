@@ -381,7 +381,7 @@ class RoundDef:
     organiser: str = ""
     #: "par" (staff rate agencies, scored into PAR points) or "citizens" (people rate the agencies that
     #: served them; ``methodology`` is then the citizens' settings).
-    kind: str = "par"
+    round_kind: str = "par"
 
     def agency(self, code: str) -> AgencyDef:
         """Return the agency with ``code``; raise ``KeyError`` if the round has none."""
@@ -458,7 +458,7 @@ class RoundDef:
             ],
             "methodology": plain(self.methodology),
             # Only a citizens' round says its kind: a PAR round's hash stays what it was before kinds.
-            **({"kind": self.kind} if self.kind != "par" else {}),
+            **({"kind": self.round_kind} if self.round_kind != "par" else {}),
         }
 
     @property

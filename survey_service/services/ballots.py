@@ -40,7 +40,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from survey_service import questionnaires as qn
-from survey_service.models import Answer, Ballot, Channel, QuotaCell, Response, Round, random_key
+from survey_service.models import (
+    POOLED_INVESTIGATORS, Answer, Ballot, Channel, QuotaCell, Response, Round, random_key,
+)
 from survey_service.services.sealing import OwnerBox, OwnerKey, Sealer, shared_sealer
 
 _ballot_t, _response_t, _answer_t, _cell_t, _round_t = (
@@ -82,23 +84,26 @@ def sealed_size(questionnaire: qn.Questionnaire, rated: int) -> int:
             widest[item.code] = max(questionnaire.scales[item.scale].codes, key=len)
         else:
             widest[item.code] = _WIDEST_CHARACTER * (item.max_length or 0)
-    widest_content = _content(_WIDEST_NUMBER, questionnaire.code, _WIDEST_NUMBER, [(_WIDEST_NUMBER, widest)] * rated)
+    widest_content = _content(_WIDEST_NUMBER, questionnaire.code, _WIDEST_NUMBER, [(_WIDEST_NUMBER, widest)] * rated,
+                              max((c.value for c in Channel), key=len))
     return len(json.dumps(widest_content, ensure_ascii=False, separators=(",", ":")).encode())
 
 
 def _content(version_id: int, form_code: str, division_id: int | None,
-             answers: list[tuple[int | None, dict[str, str]]]) -> dict:
+             answers: list[tuple[int | None, dict[str, str]]], channel: str) -> dict:
     return {"version": version_id, "form": form_code, "division": division_id,
-            "answers": [[agency_id, values] for agency_id, values in answers]}
+            "answers": [[agency_id, values] for agency_id, values in answers], "channel": channel}
 
 
 def cast(session: Session, box: Sealer | OwnerBox, *, cell_id: int, questionnaire: qn.Questionnaire,
-         version_id: int, division_id: int | None, answers: list[tuple[int | None, dict[str, str]]]) -> None:
+         version_id: int, division_id: int | None, answers: list[tuple[int | None, dict[str, str]]],
+         channel: Channel = Channel.ONLINE, investigator: str | None = None) -> None:
     """Put one respondent's questionnaire in the box: ``answers`` is (agency rated, its answers) per agency.
-    Nothing of when: the ballot carries no day or time."""
-    content = _content(version_id, questionnaire.code, division_id, answers)
+    Nothing of when: the ballot carries no day or time. A citizens' round's keyed paper sheet comes in
+    with ``channel`` paper and its ``investigator``, and never its sheet."""
+    content = _content(version_id, questionnaire.code, division_id, answers, channel.value)
     session.execute(_INSERT_BALLOT, {
-        "id": random_key(), "quota_cell_id": cell_id,
+        "id": random_key(), "quota_cell_id": cell_id, "investigator": investigator,
         "sealed": box.seal(content, min_size=sealed_size(questionnaire, len(answers))),
     })
 
@@ -202,13 +207,16 @@ def _release(session: Session, round_id: int, cells: list[int], opener: Sealer |
     """Release the due ballots of ``cells`` (already locked); ``waiting`` is not counted here."""
     by_cell: dict[int, list] = {}
     for start in range(0, len(cells), 500):  # (a bound list of at most 500 keys per statement)
-        for row in session.execute(sa.select(_ballot_t.c.id, _ballot_t.c.quota_cell_id, _ballot_t.c.sealed).where(
+        for row in session.execute(sa.select(_ballot_t.c.id, _ballot_t.c.quota_cell_id, _ballot_t.c.sealed,
+                                             _ballot_t.c.investigator).where(
                 _ballot_t.c.quota_cell_id.in_(cells[start:start + 500]))):
             by_cell.setdefault(row.quota_cell_id, []).append(row)
+    named = _named_investigators(session, round_id, k)
     chance = random.SystemRandom()
     opened, unreadable = {}, 0
     for rows in by_cell.values():
         if not everything:
+            rows = [row for row in rows if row.investigator is None or row.investigator in named]
             if len(rows) < 2 * k:
                 continue
             rows = chance.sample(rows, len(rows) - k)
@@ -223,7 +231,7 @@ def _release(session: Session, round_id: int, cells: list[int], opener: Sealer |
     for start in range(0, len(ids), 500):
         claimed.update(session.scalars(sa.delete(_ballot_t).where(
             _ballot_t.c.id.in_(ids[start:start + 500])).returning(_ballot_t.c.id)))
-    responses, answers = _unsealed(round_id, (opened[i] for i in claimed), today)
+    responses, answers = _unsealed(round_id, (opened[i] for i in claimed), today, named)
     chance.shuffle(responses)
     chance.shuffle(answers)
     if responses:
@@ -233,19 +241,42 @@ def _release(session: Session, round_id: int, cells: list[int], opener: Sealer |
     return Release(len(claimed), len(responses), unreadable)
 
 
-def _unsealed(round_id: int, ballots: Iterable[tuple], today: date) -> tuple[list[dict], list[dict]]:
-    """The response and answer rows of opened ballots, each respondent under a fresh respondent key."""
+def _named_investigators(session: Session, round_id: int, k: int) -> set[str]:
+    """Investigators with at least ``k`` sheets keyed in the round (waiting as ballots or released as
+    responses): only their responses may carry their name, since the sheet ledger and phúc tra know which
+    households each one visited, and a name shared by fewer than k responses would narrow who gave them."""
+    counts: dict[str, int] = {}
+    for investigator, count in session.execute(
+            waiting(round_id, _ballot_t.c.investigator, sa.func.count())
+            .where(_ballot_t.c.investigator.is_not(None)).group_by(_ballot_t.c.investigator)):
+        counts[investigator] = count
+    for investigator, count in session.execute(
+            sa.select(_response_t.c.investigator, sa.func.count()).where(
+                _response_t.c.round_id == round_id, _response_t.c.investigator.is_not(None),
+                _response_t.c.investigator != POOLED_INVESTIGATORS).group_by(_response_t.c.investigator)):
+        counts[investigator] = counts.get(investigator, 0) + count
+    return {investigator for investigator, count in counts.items() if count >= k}
+
+
+def _unsealed(round_id: int, ballots: Iterable[tuple], today: date,
+              named: set[str]) -> tuple[list[dict], list[dict]]:
+    """The response and answer rows of opened ballots, each respondent under a fresh respondent key; a paper
+    ballot's investigator is written if ``named``, else (only at the close) pooled."""
     responses, answers = [], []
     for row, content in ballots:
         respondent_key = uuid.uuid4().hex
+        investigator = row.investigator
+        if investigator is not None and investigator not in named:
+            investigator = POOLED_INVESTIGATORS
         for agency_id, values in content["answers"]:
             response_id = random_key()
             responses.append({
                 "id": response_id, "uid": uuid.uuid4().hex, "round_id": round_id,
                 "quota_cell_id": row.quota_cell_id, "form_code": content["form"],
                 "questionnaire_version_id": content["version"], "agency_id": agency_id,
-                "channel": Channel.ONLINE, "submitted_on": today, "sheet_id": None,
-                "division_id": content["division"], "respondent_key": respondent_key, "surplus": False,
+                "channel": Channel(content.get("channel", Channel.ONLINE.value)), "submitted_on": today,
+                "sheet_id": None, "division_id": content["division"], "respondent_key": respondent_key,
+                "surplus": False, "investigator": investigator,
             })
             answers += [{"id": random_key(), "response_id": response_id, "agency_id": agency_id,
                          "item_code": code, "value": value} for code, value in values.items()]

@@ -23,7 +23,8 @@ from survey_service.models import (
     Agency, Answer, AuditEvent, Channel, Keying, QuestionnaireVersion, QuotaCell, Response, Round,
     RoundForm, Sheet, SheetState, StaffUser, utcnow,
 )
-from survey_service.services import audit, quotas, rounds, storable
+from survey_service.services import audit, ballots, quotas, rounds, storable
+from survey_service.services.sealing import Sealer
 from survey_service.services.sheets import STATE_LABELS, SheetError, transition
 from survey_service.vietnamese import date_time
 
@@ -205,12 +206,16 @@ def _local(at: datetime) -> str:
 
 # --- keying ------------------------------------------------------------------------------------------
 def key_sheet(session: Session, sheet: Sheet, clerk: StaffUser, data, *, today: date | None = None,
-              rng: random.Random | None = None) -> Keying:
+              rng: random.Random | None = None, secret: str | None = None) -> Keying:
     """Store one keying pass of a sheet.
 
     Pass 1 creates the response and decides whether the sheet is double-entered; pass 2 (another clerk,
     blind) is compared with pass 1: agreement verifies the sheet, disagreement waits for reconciliation.
     An issued sheet keyed directly is recorded as returned first. Nothing is stored on any error.
+
+    A citizens' round's sheet is keyed once and its answers sealed into the ballot box (with ``secret``,
+    the server's) under its investigator, not kept as a response of the sheet: phúc tra holds names and
+    phone numbers by serial, and no answer may be joined to them.
     """
     pass_no = keying_pass(sheet, clerk)
     form = sheet_form(session, sheet)
@@ -218,7 +223,10 @@ def key_sheet(session: Session, sheet: Sheet, clerk: StaffUser, data, *, today: 
     slots = parse_slots(form, data)
     keying = Keying(pass_no=pass_no, clerk=clerk, answers=slots, keyed_at=utcnow())
     sheet.keyings.append(keying)
-    if pass_no == 1:
+    if pass_no == 1 and rounds.is_citizens(form.round):
+        _seal_sheet(session, form, clerk, slots, today or utcnow().date(), secret)
+        keying.answers = {}
+    elif pass_no == 1:
         _first_pass(session, form, clerk, slots, today or utcnow().date(), rng or secrets.SystemRandom())
     else:
         session.flush()
@@ -256,6 +264,29 @@ def _first_pass(session: Session, form: SheetForm, clerk: StaffUser, slots, toda
                           or rng.random() < float(settings.get("double_entry_rate", 0.10)))
     if not sheet.double_entry and settings.get("unsampled_keyed_count_as_verified", False):
         transition(session, sheet, SheetState.VERIFIED, by=clerk)
+
+
+def _seal_sheet(session: Session, form: SheetForm, clerk: StaffUser, slots, today: date, secret: str | None) -> None:
+    """A citizens' round's sheet: verified at its one keying, its answers cast as a paper ballot under the
+    sheet's investigator, released like online ballots (at least k of a cell, and of an investigator)."""
+    if not secret:
+        raise KeyingError("Thiếu khóa bí mật của máy chủ (SECRET_KEY) để niêm phong phiếu.", 500)
+    sheet, rnd = form.sheet, form.round
+    if not sheet.investigator:
+        raise KeyingError(f"Phiếu {sheet.serial} chưa ghi điều tra viên đã phát phiếu: ghi điều tra viên trước "
+                          "khi nhập (lệnh survey-service sheets assign).", 409)
+    if sheet.state is SheetState.ISSUED:
+        transition(session, sheet, SheetState.RETURNED, by=clerk)
+    transition(session, sheet, SheetState.KEYED, by=clerk)
+    transition(session, sheet, SheetState.VERIFIED, by=clerk)
+    box = ballots.box(secret, rnd.code, rnd.ballot_public_key)
+    values = {item: value for (_, item), value in _answer_values(form, slots).items()}
+    ballots.cast(session, box, cell_id=sheet.quota_cell_id, questionnaire=form.questionnaire,
+                 version_id=form.questionnaire_version_id, division_id=None,
+                 answers=[(sheet.quota_cell.agency_id, values)], channel=Channel.PAPER,
+                 investigator=sheet.investigator)
+    if isinstance(box, Sealer):
+        ballots.release_cell(session, rnd.id, sheet.quota_cell_id, box, today=today)
 
 
 def _check_collecting(rnd: Round, today: date | None = None) -> None:

@@ -26,10 +26,10 @@ from sqlalchemy.orm import Session
 
 from survey_service import questionnaires as qn
 from survey_service.models import (
-    Agency, CodeStatus, Division, Draft, InvitationCode, QuestionnaireVersion, QuotaCell, Response, Round,
-    RoundForm, SpentCode, division_department,
+    Agency, CodeStatus, Division, Draft, InvitationCode, QuestionnaireVersion, QuotaCell, ReceiptCode, Response,
+    Round, RoundForm, SpentCode, division_department,
 )
-from survey_service.services import ballots, invitations, ratelimit, rounds, storable
+from survey_service.services import ballots, invitations, ratelimit, receipts, rounds, storable
 from survey_service.services.errors import ServiceError
 from survey_service.services.sealing import OwnerBox, Sealer, code_mark
 
@@ -45,10 +45,14 @@ _RESPONDENTS = sa.select(sa.func.count(sa.distinct(Response.respondent_key)) + b
 _code_t, _cell_t, _agency_t, _round_t, _round_form_t, _draft_t, _division_t, _spent_t = (
     InvitationCode.__table__, QuotaCell.__table__, Agency.__table__, Round.__table__, RoundForm.__table__,
     Draft.__table__, Division.__table__, SpentCode.__table__)
-_response_t, _version_t = Response.__table__, QuestionnaireVersion.__table__
-_LOOKUP = (
-    sa.select(
-        _code_t.c.id, _code_t.c.code, _code_t.c.status, _spent_t.c.submission_id,
+_response_t, _version_t, _receipt_t = Response.__table__, QuestionnaireVersion.__table__, ReceiptCode.__table__
+
+
+def _lookup(codes: sa.Table, status, where, *code_columns) -> sa.Select:
+    """A code's row and everything a request needs about it, in one round trip: ``codes`` is the table the
+    code is found in (invitation codes by their text, receipt codes by their digest)."""
+    return (sa.select(
+        *code_columns, status.label("status"), _spent_t.c.submission_id,
         _cell_t.c.id.label("cell_id"), _cell_t.c.target, _cell_t.c.soft_closed,
         _agency_t.c.id.label("agency_id"), _agency_t.c.code.label("agency_code"),
         _agency_t.c.name.label("agency_name"),
@@ -59,13 +63,13 @@ _LOOKUP = (
         _draft_t.c.id.label("draft_id"), _draft_t.c.sealed, _draft_t.c.answers, _draft_t.c.division_id,
         # The cell's respondents, counted in the same round trip but only when a new draft may have to be
         # refused because the cell is full.
-        sa.case((sa.and_(_draft_t.c.id.is_(None), _spent_t.c.mark.is_(None), _code_t.c.status == CodeStatus.UNUSED),
+        sa.case((sa.and_(_draft_t.c.id.is_(None), _spent_t.c.mark.is_(None), status == CodeStatus.UNUSED),
                  sa.select(sa.func.count(sa.distinct(_response_t.c.respondent_key))
                            + ballots.waiting_in_cell(_cell_t.c.id))
                  .where(_response_t.c.quota_cell_id == _cell_t.c.id).scalar_subquery())).label("respondents"),
     )
-    .select_from(_code_t)
-    .join(_cell_t, _cell_t.c.id == _code_t.c.quota_cell_id)
+    .select_from(codes)
+    .join(_cell_t, _cell_t.c.id == codes.c.quota_cell_id)
     .outerjoin(_agency_t, _agency_t.c.id == _cell_t.c.agency_id)
     .join(_round_t, _round_t.c.id == _cell_t.c.round_id)
     .join(_round_form_t, sa.and_(_round_form_t.c.round_id == _round_t.c.id,
@@ -73,8 +77,14 @@ _LOOKUP = (
     .join(_version_t, _version_t.c.id == _round_form_t.c.questionnaire_version_id)
     .outerjoin(_draft_t, _draft_t.c.code_mark == sa.bindparam("mark"))
     .outerjoin(_spent_t, _spent_t.c.mark == sa.bindparam("mark"))
-    .where(_code_t.c.code == sa.bindparam("code"))
-)
+    .where(where))
+
+
+_LOOKUP = _lookup(_code_t, _code_t.c.status, _code_t.c.code == sa.bindparam("code"), _code_t.c.id, _code_t.c.code)
+#: A receipt code (citizens' rounds) has no row id and is never revoked; it is found by its digest.
+_RECEIPT_LOOKUP = _lookup(_receipt_t, sa.literal(CodeStatus.UNUSED, _code_t.c.status.type),
+                          _receipt_t.c.digest == sa.bindparam("digest"),
+                          sa.literal(0).label("id"), sa.bindparam("code", type_=sa.String).label("code"))
 _SPEND = {
     name: insert(_spent_t)
     .values(mark=sa.bindparam("mark"), quota_cell_id=sa.bindparam("cell_id"), submission_id=sa.bindparam("sid"))
@@ -292,6 +302,9 @@ def open_code(
     session.flush()  # a plain statement does not flush pending changes by itself
     mark = code_mark(secret, code) if code else ""
     row = session.execute(_LOOKUP, {"code": code, "mark": mark}).first() if code else None
+    if code and row is None:
+        row = session.execute(_RECEIPT_LOOKUP, {"digest": receipts.digest(secret, code), "code": code,
+                                                "mark": mark}).first()
     invitation = CodeInfo(row.id, row.code, CodeStatus.USED if row.submission_id is not None else row.status,
                           row.submission_id, mark) if row else None
     found = invitation is not None and invitation.status is not CodeStatus.REVOKED

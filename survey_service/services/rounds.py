@@ -149,7 +149,7 @@ def _read(round_dir, questionnaire_dir, earlier_rounds) -> tuple[qn.RoundDef, di
     questionnaires = qn.load_questionnaires(questionnaire_dir)
     round_def = qn.load_round(round_dir, questionnaires, questionnaire_dir=questionnaire_dir,
                               earlier_rounds=[Path(questionnaire_dir) / "rounds", *earlier_rounds])
-    if round_def.kind == "par":  # a citizens' round is counted, not scored (questionnaires/citizens.py)
+    if round_def.round_kind == "par":  # a citizens' round is counted, not scored (questionnaires/citizens.py)
         check_methodology(round_def.methodology, [questionnaires[code] for code in round_def.form_codes])
     return round_def, questionnaires
 
@@ -177,7 +177,7 @@ def _scale_options(scales: dict[str, qn.Scale]) -> dict[str, list[str]]:
 def structure(round_def: qn.RoundDef) -> dict:
     """What :attr:`Round.structure` keeps of a round definition."""
     return {
-        "kind": round_def.kind,
+        "kind": round_def.round_kind,
         "province_type": round_def.province_type,
         "organiser": round_def.organiser,
         "kinds": [{"code": k.code, "label": k.label, "plural": k.plural} for k in round_def.kinds],
@@ -380,6 +380,11 @@ def _sync_quotas(session: Session, rnd: Round, round_def, agencies, report: Load
                 raise RoundError(f"Cannot remove quota cell {cell.form_code}/{cell.agency_id}: it has data.")
             session.delete(cell)
             report.changes.append(f"quota {cell.form_code}/{cell.agency_id} removed")
+
+
+def is_citizens(rnd: Round) -> bool:
+    """A citizens' round (people rate the agencies that served them), not a PAR round."""
+    return (rnd.structure or {}).get("kind") == "citizens"
 
 
 def get_round(session: Session, code: str) -> Round | None:

@@ -157,6 +157,12 @@ class OwnerKey:
         return _unsealed(aead, raw[32:])
 
 
+def keyed_hash(secret: str, purpose: str, context: str, data: str) -> bytes:
+    """HMAC-SHA256 of ``data`` under a key derived from the server's secret for ``purpose`` and ``context``
+    (receipt codes: the code of a dossier, and what is stored of that code)."""
+    return hmac.new(_derive(secret.encode(), purpose, context), data.encode(), hashlib.sha256).digest()
+
+
 @functools.lru_cache(maxsize=4)
 def _mark_key(secret: str) -> bytes:
     return _derive(secret.encode(), "code-mark", "")

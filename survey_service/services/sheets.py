@@ -32,6 +32,8 @@ TOKEN_SALT = "paper-sheet"
 #: Path of the key-in URL printed in the QR; the token follows.
 URL_PATH = "/p/"
 
+#: A Post Office investigator's code (điều tra viên), as sheets record it.
+INVESTIGATOR_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
 STATE_LABELS = {
     SheetState.ISSUED: "Đã phát",
     SheetState.RETURNED: "Đã thu về",
@@ -251,13 +253,17 @@ def paper_cells(session: Session, rnd: Round, *, form_code: str | None = None,
 
 
 def issue_sheets(session: Session, rnd: Round, plans: list[CellPlan], *, extra: int = 0,
-                 today: date | None = None, by: StaffUser | None = None, actor: str = "staff") -> list[Sheet]:
+                 today: date | None = None, by: StaffUser | None = None, actor: str = "staff",
+                 investigator: str | None = None) -> list[Sheet]:
     """Issue new sheets so every cell has its target of live (non-void) sheets, plus ``extra`` spares each.
     A soft-closed cell gets none: its supervisor has stopped collection there; a closed round none at all.
+    ``investigator``: the Post Office investigator they are handed to (citizens' rounds; see
+    :func:`assign_investigator`).
 
     Serial numbers run on per round; a concurrent issue collides on the unique serial and is rolled back.
     """
     check_collecting(rnd, today)
+    investigator = investigator_code(investigator) if investigator else None
     if extra < 0 or extra > 1000:
         raise SheetError("Số phiếu dự phòng phải từ 0 đến 1000.", 400)
     number = _last_number(session, rnd)
@@ -270,7 +276,8 @@ def issue_sheets(session: Session, rnd: Round, plans: list[CellPlan], *, extra: 
             number += 1
             sheet = Sheet(serial=make_serial(rnd.code, number), quota_cell_id=plan.cell.id,
                           questionnaire_version_id=versions[plan.cell.form_code],
-                          state=SheetState.ISSUED, issued_by_id=by.id if by else None)
+                          state=SheetState.ISSUED, issued_by_id=by.id if by else None,
+                          investigator=investigator)
             session.add(sheet)
             issued.append(sheet)
     if not issued:
@@ -279,9 +286,39 @@ def issue_sheets(session: Session, rnd: Round, plans: list[CellPlan], *, extra: 
     session.add_all(SheetEvent(sheet_id=s.id, from_state=None, to_state=SheetState.ISSUED,
                                user_id=by.id if by else None) for s in issued)
     audit.record(session, "sheets.issue", user=by, actor=actor, object_type="round", object_id=rnd.code,
-                 new={"count": len(issued), "first": issued[0].serial, "last": issued[-1].serial})
+                 new={"count": len(issued), "first": issued[0].serial, "last": issued[-1].serial,
+                      **({"investigator": investigator} if investigator else {})})
     session.flush()
     return issued
+
+
+def investigator_code(text: str) -> str:
+    """An investigator's code as stored (upper case); :class:`SheetError` if it cannot be one."""
+    code = (text or "").strip().upper()
+    if not INVESTIGATOR_RE.match(code):
+        raise SheetError("Mã điều tra viên phải gồm chữ cái không dấu, chữ số, '-' hoặc '_' (tối đa 32 ký tự), "
+                         f"không phải {text!r}.", 400)
+    return code
+
+
+def assign_investigator(session: Session, rnd: Round, serials: list[str], investigator: str, keys: list[str], *,
+                        by: StaffUser | None = None, actor: str = "staff") -> list[Sheet]:
+    """Record the Post Office investigator who hands out these sheets (all or none): only sheets of the round
+    that are still issued, not yet returned or keyed, since the investigator travels with the answers."""
+    investigator = investigator_code(investigator)
+    found = []
+    for text in serials:
+        sheet = find_sheet(session, text, keys, rnd=rnd)
+        if sheet.state is not SheetState.ISSUED:
+            raise SheetError(f"Phiếu {sheet.serial}: {STATE_LABELS[sheet.state].lower()}; chỉ giao cho điều tra "
+                             "viên phiếu chưa thu về.", 409)
+        found.append(sheet)
+    for sheet in found:
+        sheet.investigator = investigator
+    audit.record(session, "sheets.investigator", user=by, actor=actor, object_type="round", object_id=rnd.code,
+                 new={"investigator": investigator, "serials": [s.serial for s in found]})
+    session.flush()
+    return found
 
 
 def _current_versions(session: Session, rnd: Round) -> dict[str, int]:

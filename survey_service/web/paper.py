@@ -90,7 +90,7 @@ def key(serial: str):
     if request.method == "GET":
         return render_template("paper/key.html", form=form, pass_no=pass_no, values={}, problems={})
     try:
-        keying.key_sheet(session, sheet, current_user, request.form)
+        keying.key_sheet(session, sheet, current_user, request.form, secret=current_app.config["SECRET_KEY"])
         session.commit()
     except keying.KeyingError as exc:
         session.rollback()
