@@ -1,0 +1,176 @@
+"""The citizens' satisfaction survey (SIPAS-style): shares of satisfied respondents per element and overall,
+per agency, per kind of agency and for the province, with design-based intervals; the improvements wanted;
+response rates; and the three-state target status.
+
+Design: each agency is a stratum (its quota cell; paper and online answers about it are pooled), each
+respondent a unit drawn from the agency's population ``N`` (the people its frame lists), so the weight is
+``N / n`` with ``n`` the agency's counted respondents, and the variance has the finite-population correction
+``1 - n / N``. A respondent counts when the screening answer is eligible and their investigator is not
+quarantined by phúc tra.
+
+Element index: our working definition unless the round says otherwise, the weighted share of valid answers
+(an excluded option such as "Không áp dụng / Không nhớ" is not valid) that are satisfied options (Hài lòng,
+Rất hài lòng). The official formula of Quyết định 1001/QĐ-BNV was not found.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from analysis.estimation import domain_means
+
+__all__ = ["CitizenResults", "OVERALL", "POOLED", "citizen_results", "counted", "response_rates", "target_status"]
+
+#: The measure name of the overall satisfaction item in the shares table.
+OVERALL = "overall"
+#: The investigator of responses pooled because each of their investigators had fewer than k.
+POOLED = "*"
+MET, NOT_MET, CANNOT_TELL = "met", "not_met", "cannot_tell"
+
+
+@dataclass(frozen=True)
+class CitizenResults:
+    """``shares``: one row per level × domain × measure (``level`` province, kind or agency; ``domain`` the
+    kind or agency code, "" for the province; ``measure`` an element code or :data:`OVERALL`) with ``est``,
+    ``se``, ``ci_lo``, ``ci_hi``, ``n`` (valid answers), ``target``, ``status`` and ``withheld`` (fewer than
+    ``min_group`` valid answers: no figure). ``improvements``: per level × domain × option, the weighted share
+    of counted respondents naming it among their (up to three) improvements. ``excluded``: responses left
+    out, by reason."""
+
+    shares: pd.DataFrame
+    improvements: pd.DataFrame
+    excluded: dict[str, int]
+
+
+def counted(frame: pd.DataFrame, *, screening: str, eligible: Sequence[str],
+            quarantined: set[str] = frozenset()) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The responses that count, and how many were left out by reason: not eligible by the screening item,
+    or of a quarantined investigator (the pooled ones too when a quarantined investigator is not named on
+    any response, as theirs may be among them)."""
+    eligible_rows = frame[screening].isin(list(eligible))
+    investigators = frame["investigator"] if "investigator" in frame else pd.Series(None, index=frame.index)
+    named = set(investigators.dropna()) - {POOLED}
+    out = investigators.isin(quarantined)
+    if quarantined - named:
+        out |= investigators.eq(POOLED)
+    keep = eligible_rows & ~out
+    return frame[keep].copy(), {"screened_out": int((~eligible_rows).sum()),
+                                "quarantined": int((eligible_rows & out).sum())}
+
+
+def citizen_results(
+    frame: pd.DataFrame,
+    *,
+    populations: Mapping[str, int],
+    elements: Sequence[tuple[str, str]],
+    overall: str,
+    satisfied: Mapping[str, Sequence[str]],
+    excluded_options: Mapping[str, Sequence[str]],
+    improvements: Sequence[str],
+    screening: str,
+    eligible: Sequence[str],
+    quarantined: set[str] = frozenset(),
+    targets: Mapping[str, float] | None = None,
+    min_group: int = 5,
+    level: float = 0.95,
+) -> CitizenResults:
+    """Shares of satisfied respondents and improvements wanted.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        One row per response: ``agency``, ``kind``, ``investigator`` (None online) and one column per item
+        holding the option code answered (NaN when not answered).
+    populations : mapping
+        Agency → population ``N`` of its cell (every agency of ``frame``).
+    elements : sequence of (element code, satisfaction item)
+    overall : str
+        The overall satisfaction item.
+    satisfied, excluded_options : mapping
+        Item → its satisfied option codes; item → its excluded codes (not valid answers).
+    improvements : sequence of str
+        The improvement items (a respondent names up to one option in each; the same option twice counts once).
+    screening, eligible : the screening item and its eligible answers.
+    quarantined : set of str
+        Investigators whose responses phúc tra keeps out of the index.
+    targets : mapping, optional
+        Measure (element code or :data:`OVERALL`) → target share in (0, 1].
+    min_group : int
+        No figure about fewer valid answers than this.
+    """
+    kept, excluded = counted(frame, screening=screening, eligible=eligible, quarantined=quarantined)
+    missing = sorted(set(kept["agency"]) - set(populations))
+    if missing:
+        raise ValueError(f"no population for agencies {missing}")
+    n_cell = kept.groupby("agency")["agency"].transform("size")
+    kept["_N"] = kept["agency"].map(populations).astype(np.float64)
+    if (kept["_N"] < n_cell).any():
+        raise ValueError("an agency has more counted respondents than its population")
+    kept["_w"] = kept["_N"] / n_cell
+    kept["_all"] = ""
+    measures = [*elements, (OVERALL, overall)]
+    for name, item in measures:
+        valid = kept[item].notna() & ~kept[item].isin(list(excluded_options.get(item, ())))
+        kept[f"_y_{name}"] = np.where(valid, kept[item].isin(list(satisfied[item])).astype(np.float64), np.nan)
+    values = [f"_y_{name}" for name, _ in measures]
+    shares = _by_levels(kept, values, level)
+    shares["measure"] = shares.pop("variable").str.removeprefix("_y_")
+    shares["withheld"] = shares["n"] < min_group
+    shares.loc[shares["withheld"], ["est", "se", "ci_lo", "ci_hi"]] = np.nan
+    shares["target"] = shares["measure"].map(dict(targets or {})).astype(np.float64)
+    shares["status"] = [target_status(lo, hi, t) for lo, hi, t in
+                        zip(shares["ci_lo"], shares["ci_hi"], shares["target"], strict=True)]
+    shares = shares[["level", "domain", "measure", "est", "se", "ci_lo", "ci_hi", "n", "withheld", "target",
+                     "status"]]
+    return CitizenResults(shares, _improvements(kept, improvements, level, min_group), excluded)
+
+
+def _by_levels(kept: pd.DataFrame, values: list[str], level: float) -> pd.DataFrame:
+    """Province, kind and agency rows of :func:`analysis.domain_means` of ``values``."""
+    if not len(kept):
+        return pd.DataFrame(columns=["level", "domain", "variable", "est", "se", "ci_lo", "ci_hi", "n"])
+    tables = []
+    for name, by in (("province", "_all"), ("kind", "kind"), ("agency", "agency")):
+        table = domain_means(kept, values, by, "_w", strata="agency", fpc="_N", proportion=True, level=level)
+        table.insert(0, "level", name)
+        tables.append(table.rename(columns={by: "domain"}))
+    return pd.concat(tables, ignore_index=True)
+
+
+def _improvements(kept: pd.DataFrame, items: Sequence[str], level: float, min_group: int) -> pd.DataFrame:
+    """Per level × domain × option: the weighted share of counted respondents who named the option."""
+    options = sorted({v for item in items for v in kept[item].dropna().unique()}, key=str)
+    if not options or not len(kept):
+        return pd.DataFrame(columns=["level", "domain", "option", "est", "ci_lo", "ci_hi", "n"])
+    named = kept[list(items)]
+    for option in options:
+        kept[f"_y_{option}"] = named.eq(option).any(axis=1).astype(np.float64)
+    table = _by_levels(kept, [f"_y_{o}" for o in options], level)
+    table["option"] = table.pop("variable").str.removeprefix("_y_")
+    table.loc[table["n"] < min_group, ["est", "ci_lo", "ci_hi"]] = np.nan
+    return table[["level", "domain", "option", "est", "ci_lo", "ci_hi", "n"]]
+
+
+def target_status(ci_lo: float, ci_hi: float, target: float) -> str | None:
+    """``met`` when the whole interval is at or above the target, ``not_met`` when it is below, else
+    ``cannot_tell``; None without a target or an estimate."""
+    if np.isnan(target) or np.isnan(ci_lo) or np.isnan(ci_hi):
+        return None
+    if ci_lo >= target:
+        return MET
+    if ci_hi < target:
+        return NOT_MET
+    return CANNOT_TELL
+
+
+def response_rates(issued: Mapping[str, int], returned: Mapping[str, int]) -> pd.DataFrame:
+    """Per agency: sheets and codes handed out, responses returned, and the rate (None when none handed out)."""
+    agencies = sorted(set(issued) | set(returned))
+    out = pd.DataFrame({"agency": agencies,
+                        "issued": [int(issued.get(a, 0)) for a in agencies],
+                        "returned": [int(returned.get(a, 0)) for a in agencies]})
+    out["rate"] = np.where(out["issued"] > 0, out["returned"] / out["issued"].where(out["issued"] > 0, 1), np.nan)
+    return out
