@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from survey_service import questionnaires as qn
 from survey_service.models import Agency, Channel, QuotaCell, Response, Round, StaffUser
-from survey_service.services import ballots, invitations, keying, portal, rounds, sheets
+from survey_service.services import ballots, invitations, keying, portal, receipts, rounds, sheets
 from survey_service.services.errors import ServiceError
 
 #: Code of the demonstration round made from a real round's directory.
@@ -84,8 +84,12 @@ def simulate(session: Session, rnd: Round, *, clerks: tuple[StaffUser, StaffUser
     quality = {a.id: rng.gauss(0.0, 0.7) for a in agencies}
     days = [rnd.opens_on + timedelta(days=i) for i in range((today - rnd.opens_on).days + 1)]
     report = SimulationReport()
-    _online(session, rnd, rng, quality, days, online_share, secret, report)
-    _paper(session, rnd, rng, quality, days, clerks, supervisor, signing_keys, report)
+    if rounds.is_citizens(rnd):
+        _households(session, rnd, rng, quality, days, clerks, signing_keys, secret, report)
+        _receipts(session, rnd, rng, quality, days, secret, report)
+    else:
+        _online(session, rnd, rng, quality, days, online_share, secret, report)
+        _paper(session, rnd, rng, quality, days, clerks, supervisor, signing_keys, report)
     session.flush()
     return report
 
@@ -177,6 +181,81 @@ def _paper(session: Session, rnd: Round, rng: random.Random, quality: dict[int, 
             if rng.random() < DISAGREEMENTS_SETTLED:
                 keying.reconcile(session, sheet, supervisor, {d.name: "1" for d in found})
                 report.reconciled += 1
+
+
+# --- citizens' rounds --------------------------------------------------------------------------------
+#: The demonstration's Post Office investigators; the last one fills in most of their sheets themselves
+#: (every sheet alike), which phúc tra finds.
+INVESTIGATORS = ("DTV-01", "DTV-02", "DTV-03", "DTV-04")
+CARELESS_INVESTIGATOR = INVESTIGATORS[-1]
+#: Share of each agency's online quota reached by receipt codes spent online, and codes printed but unused.
+RECEIPTS_ANSWERED = (0.4, 0.9)
+RECEIPTS_UNUSED = 0.3
+
+
+def _citizen_answers(q: qn.Questionnaire, quality: float, rng: random.Random) -> dict[str, str]:
+    """A household's answers: up to three different improvements, a few not eligible (no procedure done)."""
+    answers = _answers(q, quality, rng)
+    wanted = rng.sample([o.code for o in q.scales[q.item("H1").scale].options], k=rng.randint(0, 3))
+    for n, code in enumerate(("H1", "H2", "H3")):
+        answers.pop(code, None)
+        if n < len(wanted):
+            answers[code] = wanted[n]
+    answers["S1"] = "1" if rng.random() < 0.04 else "2"
+    return answers
+
+
+def _households(session: Session, rnd: Round, rng: random.Random, quality: dict[int, float], days: list[date],
+                clerks: tuple[StaffUser, StaffUser], signing_keys: list[str], secret: str,
+                report: SimulationReport) -> None:
+    """Sheets issued per agency, handed to the investigators in turn, most returned and keyed once each
+    (sealed into the ballot box with their investigator); the careless investigator's sheets all alike."""
+    issued = sheets.issue_sheets(session, rnd, sheets.paper_cells(session, rnd), today=days[-1], actor="demo")
+    report.sheets_issued = len(issued)
+    for n, investigator in enumerate(INVESTIGATORS):
+        sheets.assign_investigator(session, rnd, [s.serial for s in issued[n::len(INVESTIGATORS)]], investigator,
+                                   signing_keys, actor="demo")
+    returned = [s for s in issued if rng.random() < SHEETS_RETURNED]
+    sheets.record_returns(session, rnd, [s.serial for s in returned], signing_keys, today=days[-1], by=clerks[0])
+    cache: dict = {}
+    alike = None
+    for n, sheet in enumerate(returned):
+        form = keying.sheet_form(session, sheet, cache)
+        answers = _citizen_answers(form.questionnaire, quality[sheet.quota_cell.agency_id], rng)
+        if sheet.investigator == CARELESS_INVESTIGATOR:
+            alike = alike or {**answers, "S1": "2"}
+            answers = alike
+        slots = {keying.slot_name(keying.SHEET_ROW, item.code): answers.get(item.code, "-")  # "-": left blank
+                 for item in form.questionnaire.scale_items}
+        keying.key_sheet(session, sheet, clerks[n % 2], slots, today=days[-1], secret=secret)
+        report.sheets_keyed += 1
+        report.by_form[form.questionnaire.code] = report.by_form.get(form.questionnaire.code, 0) + 1
+    ballots.release(session, rnd, ballots.opener(rnd, secret), today=days[-1], everything=True)
+
+
+def _receipts(session: Session, rnd: Round, rng: random.Random, quality: dict[int, float], days: list[date],
+              secret: str, report: SimulationReport) -> None:
+    """Receipt codes printed on result slips by each agency's one-stop office, some spent online."""
+    fields = list(receipts.fields(session, rnd))
+    cells = session.scalars(sa.select(QuotaCell).where(QuotaCell.round_id == rnd.id,
+                                                       QuotaCell.channel == Channel.ONLINE).order_by(QuotaCell.id))
+    for cell in cells:
+        answered = round(cell.target * rng.uniform(*RECEIPTS_ANSWERED))
+        printed = answered + round(answered * RECEIPTS_UNUSED)
+        field_code = rng.choice(fields)
+        dossiers = [f"H17.{cell.agency.code}-{days[0]:%y%m%d}-{n:04d}" for n in range(1, printed + 1)]
+        slips = receipts.issue(session, rnd, secret=secret, base_url="http://127.0.0.1:5000", agency=cell.agency.code,
+                               field=field_code, dossiers=dossiers, actor="demo")
+        for slip in slips[:answered]:
+            day = rng.choice(days)
+            access = portal.open_code(session, slip.code, today=day, secret=secret, start=True)
+            answers = _citizen_answers(access.questionnaire, quality[cell.agency_id], rng)
+            answers["S2"] = field_code
+            portal.submit(session, access, {cell.agency.code: answers}, portal.new_submission_id(), today=day)
+            report.online_respondents += 1
+            report.online_responses += 1
+            report.by_form[cell.form_code] = report.by_form.get(cell.form_code, 0) + 1
+    ballots.release(session, rnd, ballots.opener(rnd, secret), today=days[-1], everything=True)
 
 
 def _sheet_keys(form: keying.SheetForm, quality: dict[int, float], rng: random.Random) -> dict[str, str]:
