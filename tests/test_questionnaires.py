@@ -91,9 +91,14 @@ def _strings(obj):
 # ---------------------------------------------------------------------------------------------- real files
 
 
+#: The citizens' forms (round DNG-HL-2026, tests/test_citizens.py): 29 scale items each.
+CITIZENS_FORMS = {"ND-HL": 29, "ND-TT": 29}
+
+
 def test_declared_forms_are_the_codes_of_both_rounds(real):
-    assert list(real) == list(EXPECTED)
-    assert sum(len(q.scale_items) for q in real.values()) == sum(COUNTS.values()) == 140 + 122
+    assert list(real) == [*EXPECTED, *CITIZENS_FORMS]
+    assert sum(len(q.scale_items) for q in real.values()) == sum(COUNTS.values()) + sum(CITIZENS_FORMS.values()) \
+        == 140 + 122 + 58
 
 
 @pytest.mark.parametrize("code", list(EXPECTED))
@@ -144,6 +149,8 @@ def test_form_files_state_the_source_of_their_wording():
 
 def test_real_scales():
     scales = load_scales(REPO_QUESTIONNAIRES / "scales.yaml")
+    # the citizens' scales are checked with their forms (tests/test_citizens.py)
+    scales = {code: scale for code, scale in scales.items() if code in ("DG4", "HL5", "TS4", "CK")}
     assert list(scales) == ["DG4", "HL5", "TS4", "CK"]
     assert scales["DG4"].valid_codes == ("4", "3", "2", "1")
     assert scales["HL5"].valid_codes == ("5", "4", "3", "2", "1")
@@ -164,7 +171,8 @@ def test_real_scales():
 
 def test_real_criteria():
     criteria = load_criteria(REPO_QUESTIONNAIRES / "criteria.yaml")
-    assert list(criteria) == [f"A{n}" for n in range(1, 9)]
+    assert list(criteria) == [*(f"A{n}" for n in range(1, 9)), *(f"YT{n}" for n in range(1, 6)), "YTC", "SL", "MD",
+                              "NK"]
     assert criteria["A1"].name == "Công tác chỉ đạo, điều hành CCHC"
     assert criteria["A7"].name == "Xây dựng và phát triển Chính quyền điện tử, Chính quyền số"
     assert criteria["A8"].name == "Tác động của CCHC đến người dân, tổ chức và phát triển KT-XH"
