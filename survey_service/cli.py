@@ -657,6 +657,8 @@ def analysis_run(round_code, outputs, answers_path, responses_path):
     if released.waiting or released.unreadable:
         click.echo(ballots.waiting_note(released.waiting, owner_sealed=bool(rnd.ballot_public_key)) + (
             " " + rounds.unreadable_message(released.unreadable) if released.unreadable else ""))
+    if rounds.is_citizens(rnd):
+        return _citizens_run(session, rnd, outputs, answers_path or responses_path)
     try:
         res = results.round_results(session, rnd)
     except results.ResultsError as exc:
@@ -680,6 +682,65 @@ def analysis_run(round_code, outputs, answers_path, responses_path):
         click.echo(f"Không công bố số liệu của {len(withheld)} cơ quan ({', '.join(withheld)}): mọi nhóm "
                    f"đối tượng trả lời về các cơ quan này đều có dưới {n_min} người trả lời "
                    "(để bảo đảm ẩn danh).")
+
+
+def _citizens_run(session, rnd, outputs, per_response: bool) -> None:
+    """``analysis run`` of a citizens' round: its shares, improvements and response rates (.xlsx, .csv)."""
+    from survey_service.services import citizens
+
+    if per_response:
+        fail("Đợt khảo sát người dân không xuất từng phiếu trả lời (--answers, --responses).")
+    rep = citizens.report(session, rnd, quarantined=citizens.quarantined(session, rnd))
+    for out in outputs:
+        try:
+            citizens.export(rep, out)
+        except citizens.CitizensError as exc:
+            fail(str(exc))
+        click.echo(f"Đã ghi {out}")
+    overall = rep.shares[(rep.shares["level"] == "province") & (rep.shares["measure"] == "overall")]
+    share = overall["est"].iloc[0] if len(overall) else None
+    click.echo(f"{rnd.code}: hài lòng chung {'chưa có' if share is None or share != share else f'{share:.1%}'}; "
+               f"không tính {rep.excluded['screened_out']} phiếu ngoài đối tượng, {rep.excluded['quarantined']} "
+               f"phiếu của điều tra viên bị tạm loại.")
+
+
+# --- receipt codes --------------------------------------------------------------------------------
+@click.group("receipts")
+def receipts_group():
+    """Receipt codes of a citizens' round, printed on one-stop offices' result slips."""
+
+
+@receipts_group.command("issue")
+@click.option("--round", "round_code", required=True, help="A citizens' round, e.g. DNG-HL-2026.")
+@click.option("--agency", required=True, help="The agency whose one-stop office returns the results.")
+@click.option("--field", required=True, help="The field of the procedures (an option code of the round's field item).")
+@click.option("--dossiers", "dossiers_file", type=click.File("r", encoding="utf-8"), required=True,
+              help="The dossier numbers, one a line (never stored).")
+@click.option("--out", type=click.File("w", encoding="utf-8"), required=True,
+              help="CSV of dossier, code and link, for the slips.")
+@with_appcontext
+@needs_secrets("SECRET_KEY")
+def receipts_issue(round_code, agency, field, dossiers_file, out):
+    """The codes to print on these dossiers' result slips; only a keyed digest of each is stored."""
+    import csv
+
+    from survey_service.services import receipts
+
+    session = get_session()
+    rnd = _round_or_fail(session, round_code)
+    dossiers = [line.strip() for line in dossiers_file if line.strip()]
+    try:
+        slips = receipts.issue(session, rnd, secret=current_app.config["SECRET_KEY"], base_url=_public_base_url(),
+                               agency=agency, field=field, dossiers=dossiers, actor="cli")
+    except receipts.ReceiptError as exc:
+        session.rollback()
+        fail(str(exc))
+    session.commit()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["ho_so", "ma", "duong_dan"])
+    writer.writerows((dossier, slip.code, slip.url) for dossier, slip in zip(dossiers, slips, strict=True))
+    click.echo(f"Đã tạo {sum(s.new for s in slips)} mã mới ({len(slips) - sum(s.new for s in slips)} mã đã có) "
+               f"cho {agency}, lĩnh vực {field}.")
 
 
 # --- responses -----------------------------------------------------------------------------------
@@ -863,7 +924,7 @@ def restore_command(source):
 
 COMMANDS = [backup_command, restore_command]
 GROUPS = [db_group, questionnaires_group, round_group, users_group, codes_group, sheets_group, analysis_group,
-          responses_group, demo_group]
+          responses_group, receipts_group, demo_group]
 
 
 def register_commands(app: Flask) -> None:

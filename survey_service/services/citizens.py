@@ -92,6 +92,11 @@ def response_rates(session: Session, rnd: Round) -> pd.DataFrame:
     return analysis.response_rates(issued, returned)
 
 
+def quarantined(session: Session, rnd: Round) -> set[str]:
+    """The investigators whose sheets phúc tra keeps out of the index pending review."""
+    return set()
+
+
 def report(session: Session, rnd: Round, *, quarantined: set[str] = frozenset()) -> CitizenReport:
     """The round's results, leaving out the responses of ``quarantined`` investigators.
 

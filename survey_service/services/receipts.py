@@ -70,8 +70,8 @@ def _online(session: Session, rnd: Round, form_code: str) -> bool:
 
 def issue(session: Session, rnd: Round, *, secret: str, base_url: str, agency: str, field: str,
           dossiers: list[str], by: StaffUser | None = None, actor: str = "staff") -> list[Receipt]:
-    """The codes for these dossiers of one agency and field, stored as digests (a dossier printed before
-    keeps its code and row). All or none.
+    """The codes for these dossiers of one agency and field, one per dossier in order, stored as digests (a
+    dossier printed before keeps its code and row). All or none.
 
     :raises ReceiptError: not a citizens' round, closed, unknown agency or field, or a bad dossier number.
     """
@@ -92,17 +92,18 @@ def issue(session: Session, rnd: Round, *, secret: str, base_url: str, agency: s
                            + ", ".join(f"{c} = {label}" for c, label in known.items()) + ".", 400)
     if not dossiers:
         raise ReceiptError("Chưa có số hồ sơ nào.", 400)
-    digests = {}
+    codes = []
     for dossier in dossiers:
         dossier = (dossier or "").strip()
         if not dossier or len(dossier) > MAX_DOSSIER or not dossier.isprintable():
             raise ReceiptError(f"Số hồ sơ {dossier[:MAX_DOSSIER]!r} không hợp lệ (1 đến {MAX_DOSSIER} ký tự in được).",
                                400)
-        code = receipt_code(secret, rnd.code, agency, dossier)
-        digests[digest(secret, code)] = code
+        codes.append(receipt_code(secret, rnd.code, agency, dossier))
+    digests = {digest(secret, code): code for code in codes}
     stored = set(session.scalars(sa.select(ReceiptCode.digest).where(ReceiptCode.digest.in_(digests))))
     session.add_all(ReceiptCode(digest=d, quota_cell_id=cell.id, field=field) for d in digests if d not in stored)
-    receipts = [Receipt(code, code_url(base_url, code), agency, field, d not in stored) for d, code in digests.items()]
+    receipts = [Receipt(code, code_url(base_url, code), agency, field, digest(secret, code) not in stored)
+                for code in codes]
     audit.record(session, "receipts.issue", user=by, actor=actor, object_type="round", object_id=rnd.code,
                  new={"agency": agency, "field": field, "count": sum(r.new for r in receipts)})
     session.flush()

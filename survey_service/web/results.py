@@ -10,7 +10,7 @@ from flask import Response as FlaskResponse
 
 from survey_service.db import get_session
 from survey_service.models import Role, Round
-from survey_service.services import ballots, exports, results, rounds
+from survey_service.services import ballots, citizens, exports, results, rounds
 from survey_service.web import charts, round_or_404
 from survey_service.web.auth import role_required
 
@@ -26,7 +26,15 @@ MIMETYPES = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetm
 def results_or_error(code: str) -> tuple[Round, results.RoundResults]:
     """The round's results, or 404 for an unknown round and 422 when its settings cannot be used."""
     session, rnd = get_session(), round_or_404(code)
+    if rounds.is_citizens(rnd):
+        abort(404, description=f"Đợt {code} là đợt khảo sát người dân: xem trang kết quả của đợt.")
     return rnd, results.cached_results(session, rnd)
+
+
+def citizens_report(rnd: Round) -> citizens.CitizenReport:
+    """A citizens' round's results, leaving out the investigators phúc tra quarantined."""
+    session = get_session()
+    return citizens.report(session, rnd, quarantined=citizens.quarantined(session, rnd))
 
 
 @bp.route("/staff/results/")
@@ -39,10 +47,32 @@ def index():
 @bp.route("/staff/results/<code>/")
 @role_required(*ROLES)
 def round_table(code):
+    rnd = round_or_404(code)
+    if rounds.is_citizens(rnd):
+        return _citizens_page(rnd)
     rnd, res = results_or_error(code)
     return render_template("results/round.html", round=rnd, res=res, kinds=res.kind_plurals,
                            flag_labels=results.flag_labels(res), records=results.records,
                            waiting_note=_waiting_note(rnd))
+
+
+def _citizens_page(rnd: Round):
+    rep = citizens_report(rnd)
+    measures = list(dict.fromkeys(zip(rep.shares["measure"], rep.shares["measure_name"], strict=True)))
+    shares: dict[str, list] = {}
+    for r in results.records(rep.shares):
+        rows = shares.setdefault(r["level"], [])
+        if not rows or rows[-1][0] != r["domain"]:
+            rows.append((r["domain"], {}))
+        rows[-1][1][r["measure"]] = r
+    unit = f"{rnd.structure.get('province_type', 'tỉnh')} {rnd.province}"
+    return render_template(
+        "results/citizens.html", round=rnd, rep=rep, measures=measures, shares=shares, province_label=unit,
+        levels=[("province", f"Toàn {unit}"), ("kind", "Theo loại cơ quan"), ("agency", "Theo cơ quan")],
+        improvements=results.records(rep.improvements[rep.improvements["level"] == "province"]
+                                     .sort_values("est", ascending=False)),
+        rates=results.records(rep.rates), status_labels=citizens.STATUS_LABELS,
+        min_group=ballots.min_group(rnd.settings), waiting_note=_waiting_note(rnd))
 
 
 def _waiting_note(rnd: Round) -> str:
@@ -97,9 +127,25 @@ def agency_chart(code, agency):
 def download(code, fmt):
     if fmt not in MIMETYPES:
         abort(404)
+    if rounds.is_citizens(round_or_404(code)):
+        return _citizens_download(round_or_404(code), fmt)
     rnd, res = results_or_error(code)
     with tempfile.TemporaryDirectory() as tmp:
         path = exports.export(res, Path(tmp) / f"{rnd.code}-ket-qua.{fmt}")
         data = path.read_bytes()
     return FlaskResponse(data, mimetype=MIMETYPES[fmt], headers={
         "Content-Disposition": f'attachment; filename="{rnd.code}-ket-qua.{fmt}"'})
+
+
+def _citizens_download(rnd: Round, fmt: str):
+    """A citizens' round's tables: every table in the workbook, the shares alone as CSV."""
+    rep = citizens_report(rnd)
+    if fmt == "xlsx":
+        with tempfile.TemporaryDirectory() as tmp:
+            data = citizens.export(rep, Path(tmp) / "ket-qua.xlsx").read_bytes()
+    elif fmt == "csv":
+        data = next(iter(citizens.tables(rep).values())).to_csv(index=False).encode("utf-8-sig")
+    else:
+        abort(404, description="Kết quả khảo sát người dân tải về dạng Excel hoặc CSV.")
+    return FlaskResponse(data, mimetype=MIMETYPES[fmt], headers={
+        "Content-Disposition": f'attachment; filename="{rnd.code}-hai-long.{fmt}"'})
