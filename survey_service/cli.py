@@ -868,6 +868,11 @@ def _simulated_round(session, round_dir: Path, round_code: str, accounts: dict) 
         click.echo(f"Đợt {code} (dữ liệu mô phỏng): {exc}")
         return
     session.commit()
+    if rounds.is_citizens(rnd):
+        click.echo(f"Đợt {code} (dữ liệu mô phỏng, ghi rõ trên mọi trang): {report.sheets_keyed}/"
+                   f"{report.sheets_issued} phiếu giấy của {len(simulation.INVESTIGATORS)} điều tra viên đã nhập, "
+                   f"{report.online_respondents} người trả lời trực tuyến bằng mã trên phiếu hẹn.")
+        return
     click.echo(f"Đợt {code} (dữ liệu mô phỏng, ghi rõ trên mọi trang): {report.online_respondents} người trả lời "
                f"trực tuyến ({report.online_responses} phiếu trả lời), {report.drafts} phiếu đang lưu dở, "
                f"đã nhập {report.sheets_keyed}/{report.sheets_issued} phiếu giấy, {report.second_keyed} phiếu "
