@@ -286,3 +286,35 @@ def test_the_demo_collects_through_each_channel_and_the_indices_recompute(sessio
 def test_results_of_a_par_round_are_not_counted_so(session, loaded_round):
     with pytest.raises(citizens.CitizensError, match="không phải đợt khảo sát người dân"):
         citizens.report(session, loaded_round)
+
+
+def test_the_commands_of_a_citizens_round(app, runner, session, citizens_round, tmp_path):
+    dossiers = tmp_path / "dossiers.txt"
+    dossiers.write_text("000.00.23.H17-1\n000.00.23.H17-2\n\n", encoding="utf-8")
+    out = tmp_path / "slips.csv"
+    result = runner.invoke(args=["receipts", "issue", "--round", "DNG-HL-2026", "--agency", "SONTRA", "--field", "2",
+                                 "--dossiers", str(dossiers), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = out.read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "ho_so,ma,duong_dan" and len(rows) == 3 and rows[1].startswith("000.00.23.H17-1,")
+    assert "Đã tạo 2 mã mới" in result.output
+    bad = runner.invoke(args=["receipts", "issue", "--round", "DNG-HL-2026", "--agency", "SONTRA", "--field", "0",
+                              "--dossiers", str(dossiers), "--out", str(out)])
+    assert bad.exit_code == 1 and "Lĩnh vực '0' không có trong danh mục" in bad.output
+    printed = runner.invoke(args=["sheets", "print", "--round", "DNG-HL-2026", "--agency", "TAMKY",
+                                  "--investigator", "DTV-09", "--out", str(tmp_path / "s.pdf")])
+    assert printed.exit_code == 0, printed.output
+    serials = list(session.scalars(sa.select(Sheet.serial).where(Sheet.investigator == "DTV-09")))
+    assert len(serials) == 20
+    moved = runner.invoke(args=["sheets", "assign", "--round", "DNG-HL-2026", "--investigator", "DTV-10",
+                                *serials[:2]])
+    assert moved.exit_code == 0 and "Đã giao 2 phiếu cho điều tra viên DTV-10" in moved.output
+    refused = runner.invoke(args=["sheets", "assign", "--round", "DNG-HL-2026", "--investigator", "DTV 10",
+                                  serials[3]])
+    assert refused.exit_code == 1 and "Mã điều tra viên" in refused.output
+    results = runner.invoke(args=["analysis", "run", "--round", "DNG-HL-2026", "--out", str(tmp_path / "r.xlsx")])
+    assert results.exit_code == 0, results.output
+    assert "hài lòng chung chưa có" in results.output and (tmp_path / "r.xlsx").exists()
+    per_response = runner.invoke(args=["analysis", "run", "--round", "DNG-HL-2026", "--out", str(tmp_path / "r.csv"),
+                                       "--answers", str(tmp_path / "a.csv")])
+    assert per_response.exit_code == 1 and "không xuất từng phiếu" in per_response.output
