@@ -466,7 +466,8 @@ def _write_pdf(session, batch, out: Path) -> None:
 @click.option("--agency", "agency_code", help="Only the quota cell of this agency code.")
 @click.option("--extra", type=int, default=0, show_default=True, help="Spare sheets per cell beyond the target.")
 @click.option("--again", is_flag=True, help="Print the issued, not yet returned sheets again (no new serials).")
-@click.option("--investigator", help="Citizens' rounds: the Post Office investigator the new sheets are handed to.")
+@click.option("--investigator", help="Citizens' rounds: the staff account of the Post Office investigator the new "
+              "sheets are handed to.")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path), required=True)
 @with_appcontext
 @needs_secrets("SHEET_SIGNING_KEYS")
@@ -518,7 +519,7 @@ def sheets_reprint(serial, out):
 
 @sheets_group.command("assign")
 @click.option("--round", "round_code", required=True)
-@click.option("--investigator", required=True, help="The Post Office investigator's code, e.g. DTV-07.")
+@click.option("--investigator", required=True, help="The Post Office investigator's staff account, e.g. dtv07.")
 @click.argument("codes", nargs=-1, required=True)
 @with_appcontext
 @needs_secrets("SHEET_SIGNING_KEYS")

@@ -111,19 +111,21 @@ def _key(session, sheet, clerk, **overrides):
 
 def test_keyed_sheets_go_through_the_ballot_box_with_their_investigator(app, session, citizens_round, make_user):
     clerk = make_user("clerk")
+    make_user("clerk", username="dtv01")
+    make_user("clerk", username="dtv02")
     plans = sheets.paper_cells(session, citizens_round, agency_code="STP")
-    issued = sheets.issue_sheets(session, citizens_round, plans, investigator="dtv-01")
-    assert len(issued) == 20 and {s.investigator for s in issued} == {"DTV-01"}
+    issued = sheets.issue_sheets(session, citizens_round, plans, investigator="DTV01")
+    assert len(issued) == 20 and {s.investigator for s in issued} == {"dtv01"}
     other = sheets.issue_sheets(session, citizens_round, sheets.paper_cells(session, citizens_round,
                                                                              agency_code="SYT"))
     session.commit()
     with pytest.raises(keying.KeyingError, match="chưa ghi điều tra viên"):
         _key(session, other[0], clerk)
     session.rollback()
-    sheets.assign_investigator(session, citizens_round, [s.serial for s in other[:3]], "DTV-02",
+    sheets.assign_investigator(session, citizens_round, [s.serial for s in other[:3]], "dtv02",
                                app.config["SHEET_SIGNING_KEYS"])
-    with pytest.raises(sheets.SheetError, match="Mã điều tra viên"):
-        sheets.assign_investigator(session, citizens_round, [other[4].serial], "điều tra viên",
+    with pytest.raises(sheets.SheetError, match="Không có tài khoản điều tra viên"):
+        sheets.assign_investigator(session, citizens_round, [other[4].serial], "dtv99",
                                    app.config["SHEET_SIGNING_KEYS"])
     k = ballots.min_group(citizens_round.settings)
     for sheet in issued[:2 * k]:
@@ -137,14 +139,14 @@ def test_keyed_sheets_go_through_the_ballot_box_with_their_investigator(app, ses
     assert session.scalar(sa.select(sa.func.count()).select_from(Response).where(Response.sheet_id.is_not(None))) == 0
     # STP's 2k ballots: all but k released with their investigator; DTV-02's wait (fewer than k keyed)
     released = session.scalars(sa.select(Response)).all()
-    assert len(released) == k and {(r.channel, r.investigator) for r in released} == {(Channel.PAPER, "DTV-01")}
+    assert len(released) == k and {(r.channel, r.investigator) for r in released} == {(Channel.PAPER, "dtv01")}
     waiting = dict(session.execute(sa.select(Ballot.investigator, sa.func.count()).group_by(Ballot.investigator)).all())
-    assert waiting == {"DTV-01": k, "DTV-02": 3}
+    assert waiting == {"dtv01": k, "dtv02": 3}
     # at the close every ballot is released; DTV-02 had fewer than k: pooled, not named
     rounds.close(session, citizens_round, secret=SECRET)
     session.commit()
     by = dict(session.execute(sa.select(Response.investigator, sa.func.count()).group_by(Response.investigator)).all())
-    assert by == {"DTV-01": 2 * k, POOLED_INVESTIGATORS: 3}
+    assert by == {"dtv01": 2 * k, POOLED_INVESTIGATORS: 3}
 
 
 # --- receipt codes ------------------------------------------------------------------------------------
@@ -288,7 +290,9 @@ def test_results_of_a_par_round_are_not_counted_so(session, loaded_round):
         citizens.report(session, loaded_round)
 
 
-def test_the_commands_of_a_citizens_round(app, runner, session, citizens_round, tmp_path):
+def test_the_commands_of_a_citizens_round(app, runner, session, citizens_round, make_user, tmp_path):
+    make_user("clerk", username="dtv09")
+    make_user("clerk", username="dtv10")
     dossiers = tmp_path / "dossiers.txt"
     dossiers.write_text("000.00.23.H17-1\n000.00.23.H17-2\n\n", encoding="utf-8")
     out = tmp_path / "slips.csv"
@@ -302,16 +306,16 @@ def test_the_commands_of_a_citizens_round(app, runner, session, citizens_round, 
                               "--dossiers", str(dossiers), "--out", str(out)])
     assert bad.exit_code == 1 and "Lĩnh vực '0' không có trong danh mục" in bad.output
     printed = runner.invoke(args=["sheets", "print", "--round", "DNG-HL-2026", "--agency", "TAMKY",
-                                  "--investigator", "DTV-09", "--out", str(tmp_path / "s.pdf")])
+                                  "--investigator", "dtv09", "--out", str(tmp_path / "s.pdf")])
     assert printed.exit_code == 0, printed.output
-    serials = list(session.scalars(sa.select(Sheet.serial).where(Sheet.investigator == "DTV-09")))
+    serials = list(session.scalars(sa.select(Sheet.serial).where(Sheet.investigator == "dtv09")))
     assert len(serials) == 20
-    moved = runner.invoke(args=["sheets", "assign", "--round", "DNG-HL-2026", "--investigator", "DTV-10",
+    moved = runner.invoke(args=["sheets", "assign", "--round", "DNG-HL-2026", "--investigator", "DTV10",
                                 *serials[:2]])
-    assert moved.exit_code == 0 and "Đã giao 2 phiếu cho điều tra viên DTV-10" in moved.output
-    refused = runner.invoke(args=["sheets", "assign", "--round", "DNG-HL-2026", "--investigator", "DTV 10",
+    assert moved.exit_code == 0 and "Đã giao 2 phiếu cho điều tra viên dtv10" in moved.output
+    refused = runner.invoke(args=["sheets", "assign", "--round", "DNG-HL-2026", "--investigator", "dtv 10",
                                   serials[3]])
-    assert refused.exit_code == 1 and "Mã điều tra viên" in refused.output
+    assert refused.exit_code == 1 and "Không có tài khoản điều tra viên" in refused.output
     results = runner.invoke(args=["analysis", "run", "--round", "DNG-HL-2026", "--out", str(tmp_path / "r.xlsx")])
     assert results.exit_code == 0, results.output
     assert "hài lòng chung chưa có" in results.output and (tmp_path / "r.xlsx").exists()

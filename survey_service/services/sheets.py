@@ -21,6 +21,7 @@ from survey_service.models import (
 )
 from survey_service.services import audit, rounds
 from survey_service.services.errors import ServiceError
+from survey_service.services.users import normalise_username
 
 #: Characters of a serial's round prefix and running number.
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -32,8 +33,6 @@ TOKEN_SALT = "paper-sheet"
 #: Path of the key-in URL printed in the QR; the token follows.
 URL_PATH = "/p/"
 
-#: A Post Office investigator's code (điều tra viên), as sheets record it.
-INVESTIGATOR_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
 STATE_LABELS = {
     SheetState.ISSUED: "Đã phát",
     SheetState.RETURNED: "Đã thu về",
@@ -263,7 +262,7 @@ def issue_sheets(session: Session, rnd: Round, plans: list[CellPlan], *, extra: 
     Serial numbers run on per round; a concurrent issue collides on the unique serial and is rolled back.
     """
     check_collecting(rnd, today)
-    investigator = investigator_code(investigator) if investigator else None
+    investigator = investigator_account(session, investigator) if investigator else None
     if extra < 0 or extra > 1000:
         raise SheetError("Số phiếu dự phòng phải từ 0 đến 1000.", 400)
     number = _last_number(session, rnd)
@@ -292,20 +291,23 @@ def issue_sheets(session: Session, rnd: Round, plans: list[CellPlan], *, extra: 
     return issued
 
 
-def investigator_code(text: str) -> str:
-    """An investigator's code as stored (upper case); :class:`SheetError` if it cannot be one."""
-    code = (text or "").strip().upper()
-    if not INVESTIGATOR_RE.match(code):
-        raise SheetError("Mã điều tra viên phải gồm chữ cái không dấu, chữ số, '-' hoặc '_' (tối đa 32 ký tự), "
-                         f"không phải {text!r}.", 400)
-    return code
+def investigator_account(session: Session, text: str) -> str:
+    """The username of the active staff account of a Post Office investigator (điều tra viên), as sheets
+    record it: phúc tra quarantines accounts. :raises SheetError: 400 when there is no such account."""
+    username = normalise_username(text)
+    found = session.scalar(sa.select(StaffUser.username).where(StaffUser.username == username,
+                                                                StaffUser.active.is_(True)))
+    if found is None or len(found) > 32:
+        raise SheetError(f"Không có tài khoản điều tra viên đang hoạt động tên '{text}' (tạo bằng lệnh "
+                         "survey-service users create TÊN --role clerk).", 400)
+    return found
 
 
 def assign_investigator(session: Session, rnd: Round, serials: list[str], investigator: str, keys: list[str], *,
                         by: StaffUser | None = None, actor: str = "staff") -> list[Sheet]:
     """Record the Post Office investigator who hands out these sheets (all or none): only sheets of the round
     that are still issued, not yet returned or keyed, since the investigator travels with the answers."""
-    investigator = investigator_code(investigator)
+    investigator = investigator_account(session, investigator)
     found = []
     for text in serials:
         sheet = find_sheet(session, text, keys, rnd=rnd)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+import secrets
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -17,8 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from survey_service import questionnaires as qn
-from survey_service.models import Agency, Channel, QuotaCell, Response, Round, StaffUser
-from survey_service.services import ballots, invitations, keying, portal, receipts, rounds, sheets
+from survey_service.models import Agency, Channel, QuotaCell, Response, Role, Round, StaffUser
+from survey_service.services import ballots, invitations, keying, portal, receipts, rounds, sheets, users
 from survey_service.services.errors import ServiceError
 
 #: Code of the demonstration round made from a real round's directory.
@@ -184,9 +185,9 @@ def _paper(session: Session, rnd: Round, rng: random.Random, quality: dict[int, 
 
 
 # --- citizens' rounds --------------------------------------------------------------------------------
-#: The demonstration's Post Office investigators; the last one fills in most of their sheets themselves
-#: (every sheet alike), which phúc tra finds.
-INVESTIGATORS = ("DTV-01", "DTV-02", "DTV-03", "DTV-04")
+#: The demonstration's Post Office investigators (staff accounts, created when missing); the last one
+#: fills in their sheets themselves (every sheet alike), which phúc tra finds.
+INVESTIGATORS = ("dtv01", "dtv02", "dtv03", "dtv04")
 CARELESS_INVESTIGATOR = INVESTIGATORS[-1]
 #: Share of each agency's online quota reached by receipt codes spent online, and codes printed but unused.
 RECEIPTS_ANSWERED = (0.4, 0.9)
@@ -205,6 +206,17 @@ def _citizen_answers(q: qn.Questionnaire, quality: float, rng: random.Random) ->
     return answers
 
 
+def _investigators(session: Session) -> list[StaffUser]:
+    """The demonstration's investigators' accounts (Post Office staff: clerks), created when missing with a
+    random password nobody is told: they log in only through a password reset."""
+    accounts = []
+    for n, username in enumerate(INVESTIGATORS, 1):
+        user = session.scalar(sa.select(StaffUser).where(StaffUser.username == username))
+        accounts.append(user or users.create_user(session, username, secrets.token_urlsafe(16), Role.CLERK,
+                                                  full_name=f"Điều tra viên Bưu điện {n:02d}", actor="demo"))
+    return accounts
+
+
 def _households(session: Session, rnd: Round, rng: random.Random, quality: dict[int, float], days: list[date],
                 clerks: tuple[StaffUser, StaffUser], signing_keys: list[str], secret: str,
                 report: SimulationReport) -> None:
@@ -212,11 +224,14 @@ def _households(session: Session, rnd: Round, rng: random.Random, quality: dict[
     (sealed into the ballot box with their investigator); the careless investigator's sheets all alike."""
     issued = sheets.issue_sheets(session, rnd, sheets.paper_cells(session, rnd), today=days[-1], actor="demo")
     report.sheets_issued = len(issued)
-    for n, investigator in enumerate(INVESTIGATORS):
-        sheets.assign_investigator(session, rnd, [s.serial for s in issued[n::len(INVESTIGATORS)]], investigator,
-                                   signing_keys, actor="demo")
-    returned = [s for s in issued if rng.random() < SHEETS_RETURNED]
-    sheets.record_returns(session, rnd, [s.serial for s in returned], signing_keys, today=days[-1], by=clerks[0])
+    returned = []
+    for n, investigator in enumerate(_investigators(session)):
+        theirs = issued[n::len(INVESTIGATORS)]
+        sheets.assign_investigator(session, rnd, [s.serial for s in theirs], investigator.username, signing_keys,
+                                   actor="demo")
+        back = [s.serial for s in theirs if rng.random() < SHEETS_RETURNED]
+        sheets.record_returns(session, rnd, back, signing_keys, today=days[-1], by=investigator)
+        returned += [s for s in theirs if s.serial in back]
     cache: dict = {}
     alike = None
     for n, sheet in enumerate(returned):
