@@ -13,6 +13,8 @@ ROLE_NAMES = {
     Role.SUPERVISOR: "Giám sát viên (Sở Nội vụ)",
     Role.CLERK: "Nhân viên bưu điện nhập phiếu",
     Role.ANALYST: "Chuyên viên phân tích",
+    Role.OBSERVER: "Quan sát viên (MTTQ, Hội CCB)",
+    Role.AUDITOR: "Cán bộ phúc tra",
 }
 
 
