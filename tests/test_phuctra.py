@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from survey_service.models import AuditEvent, Contact, ContactKind, RecheckItem, RecheckOutcome
-from survey_service.services import audit_log, backup, keying, phuctra, sheets
+from survey_service.services import backup, keying, phuctra, sheets
 from survey_service.services.phuctra import ContactEntry, RecheckError
 from tests.conftest import collect_from_today
 
@@ -165,13 +165,12 @@ def test_no_export_log_or_backup_taken_after_closing_holds_the_vault(app, sessio
 
     secrets_ = [t.encode() for t in NAMES + PHONES + sealed]
     admin = staff_client("admin")
-    found = {
-        "audit.csv": admin.get("/admin/audit.csv").data,
-        "answers.csv": admin.get(f"/responses/{rnd.code}/answers.csv").data,
-        "results": admin.get(f"/results/{rnd.code}/download/csv").data,
-        "audit page": audit_log.__name__.encode() + admin.get("/admin/audit").data,
-        "log": caplog.text.encode(),
-    }
+    found = {"log": caplog.text.encode()}
+    for url in ("/staff/admin/audit.csv", "/staff/admin/audit", f"/staff/responses/{rnd.code}/answers.csv",
+                f"/staff/results/{rnd.code}/download.csv", f"/staff/results/{rnd.code}/download.xlsx"):
+        response = admin.get(url)
+        assert response.status_code == 200, url
+        found[url] = response.data
     out = tmp_path / "after-close.backup"
     report = backup.backup(app.config["DATABASE_URL"], out)
     found["backup"] = _pg_dump_text(out) if report.kind == "pg_dump" else out.read_bytes()
