@@ -202,3 +202,40 @@ def test_cli_imports_samples_and_exports(app, runner, session, round_, tmp_path)
     result = runner.invoke(args=["frames", "import", "--round", "QNA-2023", "--kind", "households", "--name", "b",
                                  str(path)])
     assert result.exit_code == 1 and "Dòng 2: xã, phường mã “XX” không có trong đợt QNA-2023." in result.output
+
+
+def test_pages_report_bad_rows_and_keep_the_sign_off_to_observers(app, session, round_, client, auth, make_user):
+    supervisor, observer, admin = make_user("supervisor"), make_user("observer"), make_user("admin")
+    auth.login(supervisor.username)
+    bad = b"commune,village,ref\nTAMKY,Thon 1,A\nXX,Thon 1,B\n"
+    response = client.post("/frames/import?round=QNA-2023", content_type="multipart/form-data",
+                           data={"kind": "households", "file": (io.BytesIO(bad), "x.csv")})
+    assert response.status_code == 422
+    assert "Dòng 3: xã, phường mã “XX” không có trong đợt QNA-2023." in response.get_data(as_text=True)
+    response = client.post("/frames/import?round=QNA-2023", data={"kind": "households",
+                                                                  "file": (io.BytesIO(households_csv({"HOIAN": 20})),
+                                                                           "ho.csv")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 302
+    frame = session.scalar(sa.select(Frame))
+    response = client.post(f"/frames/{frame.id}/sample", data={"margin": "không", "reserve": "0,2"})
+    assert response.status_code == 400 and "không phải là số" in response.get_data(as_text=True)
+    assert client.post(f"/frames/{frame.id}/sample", data={"margin": "0,2", "reserve": "0,2"}).status_code == 302
+    assert client.get(f"/frames/{frame.id}/lists.xlsx").status_code == 200
+    assert client.get(f"/frames/{frame.id}/lists.pdf").status_code == 404
+    auth.logout()
+    auth.login(admin.username)
+    sign_off = f"/frames/{frame.id}/sign-off"
+    assert client.post(sign_off, data={"organisation": "MTTQ", "confirmed": "1"}).status_code == 403
+    auth.logout()
+    auth.login(observer.username)
+    assert client.post(sign_off, data={"organisation": "ABC"}).status_code == 400
+    assert client.post(sign_off, data={"organisation": "CCB"}).status_code == 200  # the confirmation page
+    assert client.post(sign_off, data={"organisation": "CCB", "confirmed": "1"}).status_code == 302
+    auth.logout()
+    auth.login(supervisor.username)
+    official = frames.lists(session, frame)[SampleList.OFFICIAL][0].unit.ref
+    response = client.post(f"/frames/{frame.id}/replace", data={"ref": official, "reason": "Chuyển nơi ở"})
+    assert response.status_code == 302
+    assert client.post(f"/frames/{frame.id}/replace", data={"ref": "nope", "reason": "x"}).status_code == 404
+    assert "Đã thay thế" in client.get(f"/frames/{frame.id}").get_data(as_text=True)
