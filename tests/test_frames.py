@@ -51,7 +51,22 @@ def import_households(session, rnd, sizes=COMMUNES, name="ho.csv"):
     return frame
 
 
-def test_bad_rows_are_reported_by_line_and_nothing_is_stored(session, round_):
+UNREADABLE = [
+    (b"", "x.csv", "Tệp rỗng"),
+    (b"\xff\xfe\x00", "x.csv", "không phải văn bản UTF-8"),
+    (b"not a workbook", "x.xlsx", "không phải bảng tính XLSX"),
+    (b"commune,ref\nTAMKY,A\n", "x.csv", "Dòng 1: thiếu cột village"),
+    (b"commune,village,ref\n", "x.csv", "không có dòng dữ liệu"),
+    (b"commune,village,ref\nTAMKY,T\x00,A\n", "x.csv", "Dòng 2: cột village có ký tự rỗng"),
+]
+
+
+def test_bad_files_and_rows_are_refused_whole_in_vietnamese(session, round_):
+    for data, filename, message in UNREADABLE:
+        with pytest.raises(FrameError) as caught:
+            frames.import_frame(session, round_, "households", data, filename, today=TODAY, actor="test")
+        assert message in str(caught.value), (data, str(caught.value))
+        assert caught.value.status in (400, 422)
     data = ("commune,village,ref\nTAMKY,Thôn 1,A1\nNOWHERE,Thôn 1,A2\nTAMKY,,A3\nHOIAN,Thôn 2,A1\n"
             "HOIAN,Thôn 2,A4\n").encode()
     with pytest.raises(FrameError) as caught:
@@ -64,24 +79,6 @@ def test_bad_rows_are_reported_by_line_and_nothing_is_stored(session, round_):
     ]
     assert session.scalar(sa.select(sa.func.count()).select_from(Frame)) == 0
     assert session.scalar(sa.select(sa.func.count()).select_from(FrameUnit)) == 0
-
-
-UNREADABLE = [
-    (b"", "x.csv", "Tệp rỗng"),
-    (b"\xff\xfe\x00", "x.csv", "không phải văn bản UTF-8"),
-    (b"not a workbook", "x.xlsx", "không phải bảng tính XLSX"),
-    (b"commune,ref\nTAMKY,A\n", "x.csv", "Dòng 1: thiếu cột village"),
-    (b"commune,village,ref\n", "x.csv", "không có dòng dữ liệu"),
-    (b"commune,village,ref\nTAMKY,T\x00,A\n", "x.csv", "Dòng 2: cột village có ký tự rỗng"),
-]
-
-
-def test_unreadable_files_are_refused_in_vietnamese(session, round_):
-    for data, filename, message in UNREADABLE:
-        with pytest.raises(FrameError) as caught:
-            frames.import_frame(session, round_, "households", data, filename, today=TODAY, actor="test")
-        assert message in str(caught.value), (data, str(caught.value))
-        assert caught.value.status in (400, 422)
 
 
 def test_dossier_register_from_xlsx_is_sized_per_agency_and_field(session, round_):
@@ -176,16 +173,6 @@ def test_replacements_come_from_the_reserve_in_order_and_are_logged(session, rou
     assert statuses[official[0].ref] == "Đã thay thế" and statuses[reserve[1].ref] == f"Thay cho {reserve[0].ref}"
 
 
-def test_lists_export_for_printing(session, round_):
-    frame = import_households(session, round_, {"HOIAN": 20})
-    frames.draw(session, frame, Design(margin=0.2), today=TODAY, seed=1, actor="test")
-    rows = list(csv.reader(io.StringIO(frames.export_lists(session, frame, "csv").decode("utf-8-sig"))))
-    assert rows[0] == frames.EXPORT_COLUMNS
-    assert [r[0] for r in rows[1:]] == ["Chính thức"] * 12 + ["Dự phòng"] * 3
-    book = openpyxl.load_workbook(io.BytesIO(frames.export_lists(session, frame, "xlsx")))
-    assert book.active.max_row == 1 + 12 + 3
-
-
 def test_cli_imports_samples_and_exports(app, runner, session, round_, tmp_path):
     path = tmp_path / "ho.csv"
     path.write_bytes(households_csv({"HOIAN": 20}))
@@ -197,7 +184,13 @@ def test_cli_imports_samples_and_exports(app, runner, session, round_, tmp_path)
     assert "12" in result.output and "5" in result.output
     out = tmp_path / "lists.csv"
     result = runner.invoke(args=["frames", "lists", str(frame_id), "--out", str(out)])
-    assert result.exit_code == 0 and out.read_text(encoding="utf-8-sig").count("Chính thức") == 12
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
+    assert rows[0] == frames.EXPORT_COLUMNS
+    assert [r[0] for r in rows[1:]] == ["Chính thức"] * 12 + ["Dự phòng"] * 3
+    book = tmp_path / "lists.xlsx"
+    assert runner.invoke(args=["frames", "lists", str(frame_id), "--out", str(book)]).exit_code == 0
+    assert openpyxl.load_workbook(book).active.max_row == 1 + 12 + 3
     path.write_bytes(b"commune,village,ref\nXX,Th,1\n")
     result = runner.invoke(args=["frames", "import", "--round", "QNA-2023", "--kind", "households", "--name", "b",
                                  str(path)])

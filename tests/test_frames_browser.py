@@ -11,6 +11,9 @@ from tests.conftest import axe_violations, collect_from_today
 pytestmark = pytest.mark.browser
 
 
+# The pages' database work is the services', tested on both databases in test_frames.py: the browser runs on one.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 def test_observer_signs_off_the_lists_before_any_sheet_is_issued(app, loaded_round, session, staff_page, live_server,
                                                                  artifacts, tmp_path):
     collect_from_today(session, loaded_round)

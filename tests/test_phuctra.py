@@ -47,7 +47,8 @@ def contacts(issued):
             ContactEntry(issued[31].serial, ContactKind.FEE_RECIPIENT, NAMES[2], PHONES[2])]
 
 
-def test_the_vault_is_sealed_and_checked(session, fieldwork):
+def check_the_vault(session, fieldwork):
+    """Contacts are sealed, padded, opened only with the secret, and checked row by row."""
     rnd, issued = fieldwork["round"], fieldwork["sheets"]
     assert phuctra.store_contacts(session, rnd, contacts(issued), secret=SECRET, actor="test") == 3
     session.commit()
@@ -70,7 +71,8 @@ def test_the_vault_is_sealed_and_checked(session, fieldwork):
                                f"{issued[1].serial},khác,B,0905123457\n".encode(), "c.csv")
 
 
-def test_draw_stratifies_flags_and_quarantines_a_failing_investigator(session, fieldwork):
+def test_the_vault_is_sealed_then_the_draw_stratifies_flags_and_quarantines(session, fieldwork):
+    check_the_vault(session, fieldwork)
     rnd, a, b, issued = fieldwork["round"], fieldwork["a"], fieldwork["b"], fieldwork["sheets"]
     report = phuctra.draw(session, rnd, today=phuctra.rounds.local_today(), seed=11, actor="test")
     session.commit()

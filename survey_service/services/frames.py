@@ -102,8 +102,8 @@ def import_frame(session: Session, rnd: Round, kind: FrameKind | str, data: byte
             continue
         seen[values["ref"]] = line
         agency = agencies[values["agency" if kind is FrameKind.DOSSIERS else "commune"]]
-        units.append(FrameUnit(line=line, agency_id=agency.id, field=values.get("field", ""),
-                               village=values.get("village", ""), ref=values["ref"], label=values.get("label", "")))
+        units.append({"line": line, "agency_id": agency.id, "field": values.get("field", ""),
+                      "village": values.get("village", ""), "ref": values["ref"], "label": values.get("label", "")})
     if not units and not errors:
         errors.append("Tệp không có dòng dữ liệu nào.")
     if errors:
@@ -111,9 +111,7 @@ def import_frame(session: Session, rnd: Round, kind: FrameKind | str, data: byte
     frame = Frame(round_id=rnd.id, kind=kind, name=name, imported_on=today, imported_by_id=by.id if by else None)
     session.add(frame)
     session.flush()
-    for unit in units:
-        unit.frame_id = frame.id
-    session.add_all(units)
+    session.execute(sa.insert(FrameUnit), [{**unit, "frame_id": frame.id} for unit in units])
     audit.record(session, "frame.import", user=by, actor=actor, object_type="frame", object_id=frame.id,
                  new={"round": rnd.code, "kind": kind.value, "name": name, "units": len(units),
                       "sha256": hashlib.sha256(data).hexdigest()})
@@ -221,17 +219,29 @@ class Cell:
         return self.agency, self.field
 
 
-def _units(session: Session, frame: Frame) -> list[FrameUnit]:
-    return list(session.scalars(sa.select(FrameUnit).where(FrameUnit.frame_id == frame.id)
+def _units(session: Session, frame: Frame, *where) -> list[FrameUnit]:
+    """The frame's units on a list (or matching ``where``), with their agencies."""
+    return list(session.scalars(sa.select(FrameUnit).where(FrameUnit.frame_id == frame.id,
+                                                           *(where or (FrameUnit.sample_list.is_not(None),)))
                                 .options(selectinload(FrameUnit.agency)).order_by(FrameUnit.line)))
 
 
-def _by_cell(frame: Frame, units: list[FrameUnit]) -> dict[tuple[str, str], list[FrameUnit]]:
-    """Units per cell, in the order systematic selection walks them: the register's order for dossiers,
-    village then the list's order for households (implicit stratification by village)."""
-    cells: dict[tuple[str, str], list[FrameUnit]] = defaultdict(list)
+def _rows(session: Session, frame: Frame) -> list:
+    """Every unit of the frame as a plain row (id, code, name, field, village, line): a frame may hold
+    hundreds of thousands of units, too many to load as objects for sizing and drawing."""
+    return list(session.execute(
+        sa.select(FrameUnit.id, Agency.code, Agency.name, FrameUnit.field, FrameUnit.village, FrameUnit.line)
+        .join(Agency, FrameUnit.agency_id == Agency.id).where(FrameUnit.frame_id == frame.id)
+        .order_by(FrameUnit.line)))
+
+
+def _by_cell(frame: Frame, units: list) -> dict[tuple[str, str], list]:
+    """Units (rows with ``code``, ``field``, ``village``, ``line``) per cell, in the order systematic
+    selection walks them: the register's order for dossiers, village then the list's order for households
+    (implicit stratification by village)."""
+    cells: dict[tuple[str, str], list] = defaultdict(list)
     for unit in units:
-        cells[(unit.agency.code, unit.field)].append(unit)
+        cells[(unit.code, unit.field)].append(unit)
     if frame.kind is FrameKind.HOUSEHOLDS:
         for members in cells.values():
             members.sort(key=lambda u: (u.village, u.line))
@@ -242,8 +252,11 @@ def plan(session: Session, frame: Frame, design: Design) -> list[Cell]:
     """The cells of a frame with the sizes ``design`` gives them, before anything is drawn (PPS: the
     communes' probabilities; which communes are drawn is only known once drawn)."""
     design.check()
-    cells = _by_cell(frame, _units(session, frame))
-    out = [Cell(code, members[0].agency.name, field, len(members), 0, 0) for (code, field), members in cells.items()]
+    return _plan(frame, design, _by_cell(frame, _rows(session, frame)))
+
+
+def _plan(frame: Frame, design: Design, cells: dict[tuple[str, str], list]) -> list[Cell]:
+    out = [Cell(code, members[0].name, field, len(members), 0, 0) for (code, field), members in cells.items()]
     if _uses_pps(frame, design, len(out)):
         total = sum(c.population for c in out)
         per_commune = math.ceil(design.size(total) / design.communes)
@@ -272,29 +285,37 @@ def draw(session: Session, frame: Frame, design: Design, *, today: date, seed: i
     """
     if frame.signed_off_on is not None:
         raise FrameError("Danh sách mẫu đã được ký duyệt; không chọn lại mẫu được.", 409)
-    cells = plan(session, frame, design)
+    design.check()
     seed = secrets.randbits(62) if seed is None else int(seed)
     if not 0 <= seed < 2 ** 63:
         raise FrameError("Hạt giống ngẫu nhiên phải là số nguyên từ 0 đến 2^63 − 1.", 400)
     rng = np.random.default_rng(seed)
-    members = _by_cell(frame, _units(session, frame))
-    for unit in (u for group in members.values() for u in group):
-        unit.sample_list, unit.list_position, unit.replaced_by_id, unit.replaced_reason = None, None, None, None
+    members = _by_cell(frame, _rows(session, frame))
+    cells = _plan(frame, design, members)
     if _uses_pps(frame, design, len(cells)):
         chosen = set(pps_systematic([c.population for c in cells], design.communes, rng))
         for i, cell in enumerate(cells):
             if i not in chosen:
                 cell.sample = cell.reserve = 0
+    placed = []
     for cell in cells:
         units = members[cell.key]
         official = systematic_sample(len(units), cell.sample, rng)
         taken = set(official)
         rest = [u for i, u in enumerate(units) if i not in taken]
         reserve = [rest[i] for i in systematic_sample(len(rest), cell.reserve, rng)]
-        for position, i in enumerate(official, start=1):
-            units[i].sample_list, units[i].list_position = SampleList.OFFICIAL, position
-        for position, unit in enumerate((reserve[i] for i in rng.permutation(len(reserve))), start=1):
-            unit.sample_list, unit.list_position = SampleList.RESERVE, position
+        placed += [{"unit": units[i].id, "list": SampleList.OFFICIAL.value, "position": n}
+                   for n, i in enumerate(official, start=1)]
+        placed += [{"unit": reserve[i].id, "list": SampleList.RESERVE.value, "position": n}
+                   for n, i in enumerate(rng.permutation(len(reserve)), start=1)]
+    session.flush()
+    table = FrameUnit.__table__
+    session.execute(table.update().where(table.c.frame_id == frame.id, table.c.sample_list.is_not(None)).values(
+        sample_list=None, list_position=None, replaced_by_id=None, replaced_reason=None))
+    if placed:
+        session.execute(table.update().where(table.c.id == sa.bindparam("unit")).values(
+            sample_list=sa.bindparam("list"), list_position=sa.bindparam("position")), placed)
+    session.expire_all()
     frame.seed, frame.sampled_on = seed, today
     frame.design = {**asdict(design), "cells": [_cell_json(c) for c in cells]}
     audit.record(session, "frame.sample", user=by, actor=actor, object_type="frame", object_id=frame.id,
@@ -352,11 +373,13 @@ class ListEntry:
 
 def lists(session: Session, frame: Frame) -> dict[SampleList, list[ListEntry]]:
     """The official and reserve lists, by cell then position."""
-    units = [u for u in _units(session, frame) if u.sample_list is not None]
+    units = _units(session, frame)
     replaced = {u.replaced_by_id: u for u in units if u.replaced_by_id}
     out: dict[SampleList, list[ListEntry]] = {SampleList.OFFICIAL: [], SampleList.RESERVE: []}
-    order = {key: i for i, key in enumerate(_by_cell(frame, units))}
-    for unit in sorted(units, key=lambda u: (order[(u.agency.code, u.field)], u.list_position)):
+    order = {}
+    for unit in units:
+        order.setdefault((unit.agency_id, unit.field), len(order))
+    for unit in sorted(units, key=lambda u: (order[(u.agency_id, u.field)], u.list_position)):
         out[unit.sample_list].append(ListEntry(unit, replaced.get(unit.id)))
     return out
 
@@ -364,7 +387,7 @@ def lists(session: Session, frame: Frame) -> dict[SampleList, list[ListEntry]]:
 def lists_hash(session: Session, frame: Frame) -> str:
     """SHA-256 of the lists as drawn (which unit is on which list, where): what the observer signs."""
     rows = sorted((u.sample_list.value, u.agency.code, u.field, u.village, u.ref, u.list_position)
-                  for u in _units(session, frame) if u.sample_list is not None)
+                  for u in _units(session, frame))
     return hashlib.sha256(json.dumps([frame.seed and str(frame.seed), rows], ensure_ascii=False).encode()).hexdigest()
 
 
@@ -440,7 +463,7 @@ def replace(session: Session, unit: FrameUnit, *, reason: str, by: StaffUser | N
         raise FrameError("Chỉ thay thế được sau khi danh sách mẫu đã được ký duyệt.", 409)
     if not reason or len(reason) > 255 or storable.unstorable(reason):
         raise FrameError("Hãy ghi lý do thay thế (tối đa 255 ký tự).", 400)
-    cell = [u for u in _units(session, frame) if (u.agency_id, u.field) == (unit.agency_id, unit.field)]
+    cell = _units(session, frame, FrameUnit.agency_id == unit.agency_id, FrameUnit.field == unit.field)
     in_use = {u.replaced_by_id for u in cell if u.replaced_by_id}
     surveyed = unit.replaced_by_id is None and (unit.sample_list is SampleList.OFFICIAL or unit.id in in_use)
     if not surveyed:
