@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable
 
 import numpy as np
 
@@ -57,35 +57,22 @@ def draw_share(sheets: Iterable[tuple[Hashable, Hashable, Hashable]], share: flo
     return drawn
 
 
-def identical_sheets(patterns: Iterable[tuple[Hashable, Hashable, Mapping]], *, min_items: int = 5
-                     ) -> set[Hashable]:
-    """Sheets whose keyed answers are exactly those of another sheet of the same investigator.
+def identical_sheets(patterns: Iterable[tuple[Hashable, Hashable, Hashable]]) -> set[Hashable]:
+    """Sheets whose answer pattern is exactly that of another sheet of the same investigator.
 
-    ``patterns`` are ``(sheet, investigator, answers)``; sheets with fewer than ``min_items`` answers are
-    not compared (two nearly blank sheets say nothing).
+    ``patterns`` are ``(sheet, investigator, pattern)``, the pattern any hashable mark of the answers (None:
+    not compared, e.g. a nearly blank sheet).
 
     Examples
     --------
-    >>> a = {"I1": "4", "I2": "4", "I3": "5"}
-    >>> sorted(identical_sheets([(1, "x", a), (2, "x", dict(a)), (3, "y", a)], min_items=3))
+    >>> sorted(identical_sheets([(1, "x", "p"), (2, "x", "p"), (3, "y", "p"), (4, "x", None), (5, "x", None)]))
     [1, 2]
     """
     groups: dict[tuple, list] = defaultdict(list)
-    for sheet, investigator, answers in patterns:
-        flat = _flatten(answers)
-        if len(flat) >= min_items:
-            groups[(investigator, tuple(sorted(flat.items())))].append(sheet)
+    for sheet, investigator, pattern in patterns:
+        if pattern is not None:
+            groups[(investigator, pattern)].append(sheet)
     return {sheet for members in groups.values() if len(members) > 1 for sheet in members}
-
-
-def _flatten(answers: Mapping, prefix: str = "") -> dict[str, str]:
-    flat: dict[str, str] = {}
-    for key, value in answers.items():
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{prefix}{key}/"))
-        else:
-            flat[f"{prefix}{key}"] = str(value)
-    return flat
 
 
 def busy_day_sheets(returns: Iterable[tuple[Hashable, Hashable, Hashable]], limit: int) -> set[Hashable]:

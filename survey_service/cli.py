@@ -970,14 +970,15 @@ def phuctra_contacts(round_code, path):
 @click.option("--round", "round_code", required=True)
 @click.option("--seed", type=int, help="Seed of the random draw (default: a new random one, recorded).")
 @with_appcontext
+@needs_secrets("SECRET_KEY")
 def phuctra_draw(round_code, seed):
     """Open phúc tra: draw the round's share of each investigator's returned sheets and the flagged ones."""
     from survey_service.services import phuctra, rounds
 
     session = get_session()
     rnd = _round_or_fail(session, round_code)
-    report = _service_call(session, lambda: phuctra.draw(session, rnd, today=rounds.local_today(), seed=seed,
-                                                         actor="cli"))
+    report = _service_call(session, lambda: phuctra.draw(
+        session, rnd, today=rounds.local_today(), secret=current_app.config["SECRET_KEY"], seed=seed, actor="cli"))
     session.commit()
     click.echo(f"Đã chọn {report.drawn} trong {report.returned} phiếu thu về: {report.random} ngẫu nhiên, "
                f"{report.identical} trả lời giống hệt, {report.busy_day} thu quá nhiều trong một ngày.")
@@ -1016,7 +1017,7 @@ def phuctra_status(round_code):
     rnd = _round_or_fail(session, round_code)
     click.echo(f"{'Điều tra viên':<20}{'Thu về':>8}{'Chọn':>6}{'Đạt':>6}{'KLL':>6}{'Không đạt':>11}  Tạm loại")
     for row in phuctra.summary(session, rnd):
-        name = row.investigator.username if row.investigator else "(dòng lệnh)"
+        name = row.investigator or "(dòng lệnh)"
         click.echo(f"{name:<20}{row.returned:>8}{row.drawn:>6}{row.confirmed:>6}{row.not_reached:>6}"
                    f"{row.failed:>11}  {'có' if row.quarantined else ''}")
 

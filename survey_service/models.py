@@ -680,6 +680,21 @@ class Contact(Base):
         return f"<Contact {self.serial} {self.kind.value}>"
 
 
+class AnswerPattern(Base):
+    """A keyed mark of the answers keyed from a paper sheet (:func:`survey_service.services.phuctra.pattern_mark`):
+    equal marks among one investigator's sheets flag identical answers for phúc tra. The mark is an HMAC
+    under a key derived from the server's secret, so it tells nothing of the answers themselves; the rows
+    are deleted when phúc tra closes."""
+
+    __tablename__ = "answer_pattern"
+
+    sheet_id: Mapped[int] = mapped_column(sa.ForeignKey("sheet.id", ondelete="CASCADE"), primary_key=True)
+    mark: Mapped[str] = mapped_column(sa.String(32))
+
+    def __repr__(self) -> str:
+        return f"<AnswerPattern sheet={self.sheet_id}>"
+
+
 class Recheck(Base):
     """A round's phúc tra: opened with a draw of returned sheets, closed (and its vault deleted) once done."""
 
@@ -705,8 +720,8 @@ class RecheckItem(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     round_id: Mapped[int] = mapped_column(sa.ForeignKey("round.id", ondelete="CASCADE"), index=True)
     sheet_id: Mapped[int] = mapped_column(sa.ForeignKey("sheet.id", ondelete="CASCADE"), unique=True)
-    #: Who handled the sheet, by the ledger (the user who recorded its return).
-    investigator_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_user.id"))
+    #: The investigator who handled the sheet, by code (:func:`survey_service.services.phuctra.sheet_investigators`).
+    investigator: Mapped[str | None] = mapped_column(sa.String(64))
     #: Why it was drawn: "random", "identical" (same answers as another sheet of the same hand), "busy_day".
     reasons: Mapped[list] = mapped_column(sa.JSON)
     reached: Mapped[bool | None]
@@ -719,7 +734,6 @@ class RecheckItem(Base):
     recorded_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_user.id"))
 
     sheet: Mapped[Sheet] = relationship()
-    investigator: Mapped[StaffUser | None] = relationship(foreign_keys=[investigator_id])
 
     def __repr__(self) -> str:
         return f"<RecheckItem sheet={self.sheet_id} {self.outcome}>"
@@ -733,7 +747,7 @@ class Quarantine(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     round_id: Mapped[int] = mapped_column(sa.ForeignKey("round.id", ondelete="CASCADE"), index=True)
-    investigator_id: Mapped[int] = mapped_column(sa.ForeignKey("staff_user.id"))
+    investigator: Mapped[str] = mapped_column(sa.String(64))
     since: Mapped[date]
     failures: Mapped[int]
     checked: Mapped[int]
@@ -741,12 +755,10 @@ class Quarantine(Base):
     lifted_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_user.id"))
     lift_reason: Mapped[str | None] = mapped_column(sa.String(255))
 
-    investigator: Mapped[StaffUser] = relationship(foreign_keys=[investigator_id])
-
-    __table_args__ = (sa.UniqueConstraint("round_id", "investigator_id", name="uq_quarantine_round_investigator"),)
+    __table_args__ = (sa.UniqueConstraint("round_id", "investigator", name="uq_quarantine_round_investigator"),)
 
     def __repr__(self) -> str:
-        return f"<Quarantine round={self.round_id} investigator={self.investigator_id}>"
+        return f"<Quarantine round={self.round_id} investigator={self.investigator}>"
 
 
 class AuditEvent(Base):

@@ -177,8 +177,9 @@ ARGUMENTS = {
     "fmt": lambda w: "csv",
     "filename": lambda w: "css/app.css",
     "key": lambda w: "SNV",  # the reminder of an agency still short of responses (every one is)
-    "uid": lambda w: "0" * 32,
-    "frame_id": lambda w: w["frame_id"],  # a response id: the round has none, so a 404 once the guard lets it through
+    "uid": lambda w: "0" * 32,  # a response id: the round has none, so a 404 once the guard lets it through
+    "frame_id": lambda w: w["frame_id"],
+    "investigator": lambda w: "DTV01",  # quarantined nowhere: a 404 once the guard lets it through
 }
 # ``code`` names a round on staff pages and an invitation code on the portal.
 ROUND_CODE_ENDPOINTS = ("admin.", "results.", "api.", "phuctra.")

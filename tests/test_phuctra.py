@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import sqlalchemy as sa
 
-from survey_service.models import AuditEvent, Contact, ContactKind, RecheckItem, RecheckOutcome
+from survey_service.models import AnswerPattern, AuditEvent, Contact, ContactKind, RecheckItem, RecheckOutcome
 from survey_service.services import backup, keying, phuctra, sheets
 from survey_service.services.phuctra import ContactEntry, RecheckError
 from tests.conftest import collect_from_today
@@ -22,8 +22,9 @@ PHONES = ["0905 123 456", "0912.765.432", "+84 236 3822 111"]
 
 @pytest.fixture
 def fieldwork(session, loaded_round, make_user):
-    """QNA-2023 collecting, its LĐH-CH sheets issued; investigator A returned 30 of them on one day, B 10, two
-    of B's keyed with the same answers."""
+    """QNA-2023 collecting, its LĐH-CH sheets issued; investigator A returned 30 of them on one day, B 10; two
+    of B's keyed with the same answers, and two of A's marked with the same answers at keying (as a sheet
+    whose answers go into the ballot box is)."""
     collect_from_today(session, loaded_round)
     loaded_round.settings = {**loaded_round.settings, "phuc_tra_sheets_per_day": 25}
     a, b = make_user("clerk", username="dtv_a"), make_user("clerk", username="dtv_b")
@@ -37,6 +38,8 @@ def fieldwork(session, loaded_round, make_user):
         data = {keying.slot_name(row.key, item.code): "4"
                 for row in form.rows for item in form.questionnaire.scale_items}
         keying.key_sheet(session, sheet, b, data)
+    for sheet in issued[:2]:
+        phuctra.record_pattern(session, sheet, {"*": {f"Q{i}": "3" for i in range(6)}}, secret=SECRET)
     session.commit()
     return {"round": loaded_round, "a": a, "b": b, "sheets": issued}
 
@@ -73,16 +76,16 @@ def check_the_vault(session, fieldwork):
 
 def test_the_vault_is_sealed_then_the_draw_stratifies_flags_and_quarantines(session, fieldwork):
     check_the_vault(session, fieldwork)
-    rnd, a, b, issued = fieldwork["round"], fieldwork["a"], fieldwork["b"], fieldwork["sheets"]
-    report = phuctra.draw(session, rnd, today=phuctra.rounds.local_today(), seed=11, actor="test")
+    rnd, issued = fieldwork["round"], fieldwork["sheets"]
+    report = phuctra.draw(session, rnd, today=phuctra.rounds.local_today(), secret=SECRET, seed=11, actor="test")
     session.commit()
     drawn = {i.sheet.serial: i for i in phuctra.items(session, rnd)}
     assert report.returned == 40 and report.busy_day == 30  # A returned 30 > 25 in one day
-    assert all("identical" in drawn[s.serial].reasons for s in issued[30:32])
+    assert {s for s, i in drawn.items() if "identical" in i.reasons} == {s.serial for s in issued[:2] + issued[30:32]}
     randoms = [i for i in drawn.values() if "random" in i.reasons]
-    assert sorted(i.investigator_id for i in randoms) == [a.id, a.id, b.id]  # ceil(5 % of 30), ceil(5 % of 10)
+    assert sorted(i.investigator for i in randoms) == ["dtv_a", "dtv_a", "dtv_b"]  # ceil(5 % of 30), ceil(5 % of 10)
     with pytest.raises(RecheckError, match="đã được mở"):
-        phuctra.draw(session, rnd, today=phuctra.rounds.local_today(), actor="test")
+        phuctra.draw(session, rnd, today=phuctra.rounds.local_today(), secret=SECRET, actor="test")
 
     today = phuctra.rounds.local_today()
     item_a = drawn[issued[0].serial]
@@ -98,8 +101,8 @@ def test_the_vault_is_sealed_then_the_draw_stratifies_flags_and_quarantines(sess
     phuctra.record_outcome(session, drawn[issued[31].serial], reached=True, received=False, today=today,
                            actor="test")
     session.commit()
-    assert phuctra.quarantined_investigators(session, rnd.id) == {b.id}
-    rows = {r.investigator.username: r for r in phuctra.summary(session, rnd)}
+    assert phuctra.quarantined_investigators(session, rnd.id) == {"dtv_b"}
+    rows = {r.investigator: r for r in phuctra.summary(session, rnd)}
     assert (rows["dtv_b"].failed, rows["dtv_b"].failure_rate, rows["dtv_b"].quarantined) == (2, 1.0, True)
     assert phuctra.pass_rate(session, rnd.id) == (1, 3)
     actions = list(session.scalars(sa.select(AuditEvent.action).where(AuditEvent.action.like("phuctra.%"))))
@@ -148,7 +151,7 @@ def test_no_export_log_or_backup_taken_after_closing_holds_the_vault(app, sessio
     sealed values."""
     caplog.set_level(logging.DEBUG)
     rnd, issued = fieldwork["round"], fieldwork["sheets"]
-    phuctra.draw(session, rnd, today=phuctra.rounds.local_today(), seed=2, actor="test")
+    phuctra.draw(session, rnd, today=phuctra.rounds.local_today(), secret=SECRET, seed=2, actor="test")
     session.commit()
     client = staff_client("auditor")
     upload = "\n".join(["serial,kind,name,phone"] + [f"{e.serial},{e.kind.value},{e.name},{e.phone}"
@@ -163,6 +166,7 @@ def test_no_export_log_or_backup_taken_after_closing_holds_the_vault(app, sessio
     assert client.post(f"/phuctra/{rnd.code}/close", data={"confirmed": "1"}).status_code == 302
     session.expire_all()
     assert session.scalar(sa.select(sa.func.count()).select_from(Contact)) == 0
+    assert session.scalar(sa.select(sa.func.count()).select_from(AnswerPattern)) == 0
     assert NAMES[0] not in client.get(f"/phuctra/{rnd.code}").get_data(as_text=True)
 
     secrets_ = [t.encode() for t in NAMES + PHONES + sealed]

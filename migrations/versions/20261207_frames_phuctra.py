@@ -80,23 +80,28 @@ def upgrade() -> None:
     op.create_table('quarantine',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('round_id', sa.Integer(), nullable=False),
-    sa.Column('investigator_id', sa.Integer(), nullable=False),
+    sa.Column('investigator', sa.String(length=64), nullable=False),
     sa.Column('since', sa.Date(), nullable=False),
     sa.Column('failures', sa.Integer(), nullable=False),
     sa.Column('checked', sa.Integer(), nullable=False),
     sa.Column('lifted_on', sa.Date(), nullable=True),
     sa.Column('lifted_by_id', sa.Integer(), nullable=True),
     sa.Column('lift_reason', sa.String(length=255), nullable=True),
-    sa.ForeignKeyConstraint(['investigator_id'], ['staff_user.id'],
-                            name=op.f('fk_quarantine_investigator_id_staff_user')),
     sa.ForeignKeyConstraint(['lifted_by_id'], ['staff_user.id'], name=op.f('fk_quarantine_lifted_by_id_staff_user')),
     sa.ForeignKeyConstraint(['round_id'], ['round.id'], name=op.f('fk_quarantine_round_id_round'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_quarantine')),
-    sa.UniqueConstraint('round_id', 'investigator_id', name='uq_quarantine_round_investigator')
+    sa.UniqueConstraint('round_id', 'investigator', name='uq_quarantine_round_investigator')
     )
     with op.batch_alter_table('quarantine', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_quarantine_round_id'), ['round_id'], unique=False)
 
+    op.create_table('answer_pattern',
+    sa.Column('sheet_id', sa.Integer(), nullable=False),
+    sa.Column('mark', sa.String(length=32), nullable=False),
+    sa.ForeignKeyConstraint(['sheet_id'], ['sheet.id'], name=op.f('fk_answer_pattern_sheet_id_sheet'),
+                            ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('sheet_id', name=op.f('pk_answer_pattern'))
+    )
     op.create_table('recheck',
     sa.Column('round_id', sa.Integer(), nullable=False),
     sa.Column('share', sa.Float(), nullable=False),
@@ -134,7 +139,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('round_id', sa.Integer(), nullable=False),
     sa.Column('sheet_id', sa.Integer(), nullable=False),
-    sa.Column('investigator_id', sa.Integer(), nullable=True),
+    sa.Column('investigator', sa.String(length=64), nullable=True),
     sa.Column('reasons', sa.JSON(), nullable=False),
     sa.Column('reached', sa.Boolean(), nullable=True),
     sa.Column('received', sa.Boolean(), nullable=True),
@@ -144,8 +149,6 @@ def upgrade() -> None:
     sa.Column('outcome', _enum('recheck_outcome', 'confirmed', 'not_reached', 'failed'), nullable=True),
     sa.Column('recorded_on', sa.Date(), nullable=True),
     sa.Column('recorded_by_id', sa.Integer(), nullable=True),
-    sa.ForeignKeyConstraint(['investigator_id'], ['staff_user.id'],
-                            name=op.f('fk_recheck_item_investigator_id_staff_user')),
     sa.ForeignKeyConstraint(['recorded_by_id'], ['staff_user.id'],
                             name=op.f('fk_recheck_item_recorded_by_id_staff_user')),
     sa.ForeignKeyConstraint(['round_id'], ['round.id'],
@@ -169,6 +172,7 @@ def downgrade() -> None:
 
     op.drop_table('frame_unit')
     op.drop_table('recheck')
+    op.drop_table('answer_pattern')
     with op.batch_alter_table('quarantine', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_quarantine_round_id'))
 

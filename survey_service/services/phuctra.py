@@ -9,19 +9,22 @@
 * **The draw** takes a random share of each investigator's returned sheets (round setting
   ``phuc_tra_share``, 5–10 %), stratified by commune, plus every sheet the paradata flag: the same answers
   keyed from two sheets of one investigator, or more sheets returned by one investigator in one day than
-  ``phuc_tra_sheets_per_day``. All of it from the sheet ledger (who recorded a sheet's return, on which
-  day, what was keyed from it), never from responses.
+  ``phuc_tra_sheets_per_day``. All of it from the sheet ledger (who handled a sheet, on which day it came
+  back, the keyed mark of its answers: :func:`record_pattern`), never from responses.
 * **Outcomes** are about the process only (reached? received the sheet? filled it in themselves? prompted?
   paid?) and give confirmed / not reached / failed (:func:`analysis.fieldcheck.outcome`).
 * **Quarantine**: an investigator whose failures pass the round's threshold is quarantined; the analysis
   leaves out the sheets they handled (:func:`quarantined_investigators`) until an auditor lifts it.
 
-An investigator is the staff account that recorded a sheet's return in the ledger (the Post Office
-investigator who brought the pile back): :func:`sheet_investigators`. Everything is audited, without names
-or numbers.
+An investigator is named by a code: the account that recorded a sheet's return in the ledger (the Post
+Office investigator who brought the pile back), :func:`sheet_investigators`. Everything is audited, without
+names or numbers.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import re
 import secrets
 from collections import defaultdict
@@ -35,12 +38,12 @@ from sqlalchemy.orm import Session, selectinload
 from analysis import fieldcheck
 from survey_service import questionnaires as qn
 from survey_service.models import (
-    Contact, ContactKind, Keying, QuotaCell, Quarantine, Recheck, RecheckItem, RecheckOutcome, Round, Sheet,
-    SheetEvent, SheetState, StaffUser,
+    AnswerPattern, Contact, ContactKind, Keying, QuotaCell, Quarantine, Recheck, RecheckItem, RecheckOutcome, Round,
+    Sheet, SheetEvent, SheetState, StaffUser,
 )
 from survey_service.services import audit, rounds, sheets, storable, tabular
 from survey_service.services.errors import ServiceError
-from survey_service.services.sealing import shared_sealer
+from survey_service.services.sealing import derive_key, shared_sealer
 
 KIND_LABELS = {ContactKind.RESPONDENT: "Người trả lời", ContactKind.FEE_RECIPIENT: "Người nhận tiền hỗ trợ"}
 OUTCOME_LABELS = {RecheckOutcome.CONFIRMED: "Xác nhận đúng", RecheckOutcome.NOT_REACHED: "Không liên lạc được",
@@ -55,6 +58,8 @@ PHONE = re.compile(r"\+?[0-9][0-9 .]{7,18}[0-9]")
 #: Sealed values are padded to this many bytes, so their length does not tell a long name from a short one.
 SEAL_SIZE = 256
 SEAL_PURPOSE = "contact-vault"
+#: Sheets with fewer answers than this get no pattern mark: two nearly blank sheets say nothing.
+MIN_PATTERN_ITEMS = 5
 
 
 class RecheckError(ServiceError):
@@ -207,14 +212,47 @@ def contact_count(session: Session, rnd: Round) -> int:
 
 
 # --- the draw ------------------------------------------------------------------------------------------
-def sheet_investigators(session: Session, round_id: int) -> dict[int, int | None]:
-    """Sheet id → the staff account that recorded its return (its investigator), for every sheet of the
-    round that came back; None when the return was recorded from the command line."""
+def sheet_investigators(session: Session, round_id: int) -> dict[int, str | None]:
+    """Sheet id → the code of its investigator, for every sheet of the round that came back: the username
+    of the account that recorded its return; None when the return was recorded from the command line."""
     rows = session.execute(
-        sa.select(SheetEvent.sheet_id, SheetEvent.user_id).join(Sheet).join(QuotaCell)
+        sa.select(SheetEvent.sheet_id, StaffUser.username).select_from(SheetEvent)
+        .join(Sheet, SheetEvent.sheet_id == Sheet.id).join(QuotaCell, Sheet.quota_cell_id == QuotaCell.id)
+        .outerjoin(StaffUser, SheetEvent.user_id == StaffUser.id)
         .where(QuotaCell.round_id == round_id, SheetEvent.to_state == SheetState.RETURNED)
         .order_by(SheetEvent.id))
-    return {sheet_id: user_id for sheet_id, user_id in rows}
+    return {sheet_id: username for sheet_id, username in rows}
+
+
+def pattern_mark(secret: str, round_code: str, answers: dict) -> str | None:
+    """A keyed mark (HMAC-SHA256, 128 bits) of a sheet's keyed answers ``{row: {item: value}}``: equal
+    answers, equal marks; without the server's secret the mark cannot be matched to answers. None for a
+    sheet with fewer than :data:`MIN_PATTERN_ITEMS` answers."""
+    flat = sorted((f"{row}/{item}", str(value)) for row, items in answers.items() for item, value in items.items())
+    if len(flat) < MIN_PATTERN_ITEMS:
+        return None
+    key = derive_key(secret, "answer-pattern", round_code)
+    return hmac.new(key, json.dumps(flat, ensure_ascii=False).encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def record_pattern(session: Session, sheet: Sheet, answers: dict, *, secret: str) -> None:
+    """Keep the mark of a sheet's keyed answers for phúc tra, for forms whose keyed answers are not kept
+    with the sheet (a citizens' sheet goes into the ballot box)."""
+    mark = pattern_mark(secret, sheet.quota_cell.round.code, answers)
+    if mark is not None:
+        session.merge(AnswerPattern(sheet_id=sheet.id, mark=mark))
+
+
+def _patterns(session: Session, rnd: Round, sheet_ids: list[int], secret: str) -> dict[int, str]:
+    """Sheet id → the mark of its keyed answers: recorded at keying, or computed from a first keying pass
+    kept with the sheet."""
+    marks = dict(session.execute(sa.select(AnswerPattern.sheet_id, AnswerPattern.mark)
+                                 .where(AnswerPattern.sheet_id.in_(sheet_ids))).all())
+    for sheet_id, answers in session.execute(sa.select(Keying.sheet_id, Keying.answers).where(
+            Keying.sheet_id.in_(sheet_ids), Keying.pass_no == 1)):
+        if sheet_id not in marks and answers and (mark := pattern_mark(secret, rnd.code, answers)):
+            marks[sheet_id] = mark
+    return marks
 
 
 @dataclass
@@ -226,8 +264,8 @@ class DrawReport:
     busy_day: int
 
 
-def draw(session: Session, rnd: Round, *, today: date, seed: int | None = None, by: StaffUser | None = None,
-         actor: str = "staff") -> DrawReport:
+def draw(session: Session, rnd: Round, *, today: date, secret: str, seed: int | None = None,
+         by: StaffUser | None = None, actor: str = "staff") -> DrawReport:
     """Open the round's phúc tra: draw the random share and the flagged sheets (once per round).
 
     :raises RecheckError: when phúc tra is already open or closed, or no sheet has come back.
@@ -246,20 +284,20 @@ def draw(session: Session, rnd: Round, *, today: date, seed: int | None = None, 
     seed = secrets.randbits(62) if seed is None else int(seed)
     rng = np.random.default_rng(seed)
     reasons: dict[int, list[str]] = defaultdict(list)
-    for sheet_id in fieldcheck.draw_share([(s, investigators[s] or 0, commune[s]) for s in commune], conf.share, rng):
+    for sheet_id in fieldcheck.draw_share([(s, investigators[s] or "", commune[s]) for s in commune], conf.share,
+                                          rng):
         reasons[sheet_id].append("random")
-    keyed = session.execute(sa.select(Keying.sheet_id, Keying.answers)
-                            .where(Keying.sheet_id.in_(list(commune)), Keying.pass_no == 1)).all()
-    for sheet_id in fieldcheck.identical_sheets((s, investigators[s], a) for s, a in keyed
+    marks = _patterns(session, rnd, list(commune), secret)
+    for sheet_id in fieldcheck.identical_sheets((s, investigators[s], m) for s, m in marks.items()
                                                 if investigators[s] is not None):
         reasons[sheet_id].append("identical")
-    days = session.execute(sa.select(SheetEvent.sheet_id, SheetEvent.user_id, SheetEvent.at)
-                           .where(SheetEvent.sheet_id.in_(list(commune)), SheetEvent.to_state == SheetState.RETURNED,
-                                  SheetEvent.user_id.is_not(None))).all()
-    for sheet_id in fieldcheck.busy_day_sheets(((s, u, _local_day(at)) for s, u, at in days), conf.sheets_per_day):
+    days = session.execute(sa.select(SheetEvent.sheet_id, SheetEvent.at).where(
+        SheetEvent.sheet_id.in_(list(commune)), SheetEvent.to_state == SheetState.RETURNED)).all()
+    for sheet_id in fieldcheck.busy_day_sheets(((s, investigators[s], _local_day(at)) for s, at in days
+                                                if investigators[s] is not None), conf.sheets_per_day):
         reasons[sheet_id].append("busy_day")
     session.add(Recheck(round_id=rnd.id, share=conf.share, seed=seed, opened_on=today))
-    session.add_all(RecheckItem(round_id=rnd.id, sheet_id=s, investigator_id=investigators[s], reasons=r)
+    session.add_all(RecheckItem(round_id=rnd.id, sheet_id=s, investigator=investigators[s], reasons=r)
                     for s, r in sorted(reasons.items()))
     report = DrawReport(len(commune), len(reasons), *(sum(1 for r in reasons.values() if k in r)
                                                       for k in ("random", "identical", "busy_day")))
@@ -278,8 +316,8 @@ def items(session: Session, rnd: Round) -> list[RecheckItem]:
     """The drawn sheets, by investigator then serial."""
     rows = session.scalars(sa.select(RecheckItem).where(RecheckItem.round_id == rnd.id)
                            .options(selectinload(RecheckItem.sheet).selectinload(Sheet.quota_cell)
-                                    .selectinload(QuotaCell.agency), selectinload(RecheckItem.investigator)))
-    return sorted(rows, key=lambda i: (i.investigator.username if i.investigator else "", i.sheet.serial))
+                                    .selectinload(QuotaCell.agency)))
+    return sorted(rows, key=lambda i: (i.investigator or "", i.sheet.serial))
 
 
 def get_item(session: Session, rnd: Round, serial: str) -> RecheckItem:
@@ -311,35 +349,35 @@ def record_outcome(session: Session, item: RecheckItem, *, reached: bool, receiv
     audit.record(session, "phuctra.outcome", user=by, actor=actor, object_type="sheet", object_id=item.sheet.serial,
                  old=old, new={"outcome": item.outcome.value, "reached": reached, **answers})
     session.flush()
-    if item.investigator_id is not None:
-        _review(session, rnd, item.investigator_id, today=today, by=by, actor=actor)
+    if item.investigator is not None:
+        _review(session, rnd, item.investigator, today=today, by=by, actor=actor)
     return item.outcome
 
 
-def _outcomes(session: Session, round_id: int, investigator_id: int) -> list[str]:
+def _outcomes(session: Session, round_id: int, investigator: str) -> list[str]:
     return [o.value for o in session.scalars(
         sa.select(RecheckItem.outcome).where(RecheckItem.round_id == round_id,
-                                             RecheckItem.investigator_id == investigator_id,
+                                             RecheckItem.investigator == investigator,
                                              RecheckItem.outcome.is_not(None)))]
 
 
-def _review(session: Session, rnd: Round, investigator_id: int, *, today: date, by: StaffUser | None,
+def _review(session: Session, rnd: Round, investigator: str, *, today: date, by: StaffUser | None,
             actor: str) -> None:
     """Quarantine an investigator whose failures pass the threshold (kept up to date once quarantined; a
     quarantine lifted after review is not put back by the same outcomes)."""
     conf = settings(rnd)
-    outcomes = _outcomes(session, rnd.id, investigator_id)
+    outcomes = _outcomes(session, rnd.id, investigator)
     failures, reached, _ = fieldcheck.failure_rate(outcomes)
     quarantine = session.scalar(sa.select(Quarantine).where(Quarantine.round_id == rnd.id,
-                                                            Quarantine.investigator_id == investigator_id))
+                                                            Quarantine.investigator == investigator))
     if quarantine is not None:
         quarantine.failures, quarantine.checked = failures, reached
         return
     if fieldcheck.quarantined(outcomes, threshold=conf.failure_threshold, min_failures=conf.min_failures):
-        session.add(Quarantine(round_id=rnd.id, investigator_id=investigator_id, since=today, failures=failures,
+        session.add(Quarantine(round_id=rnd.id, investigator=investigator, since=today, failures=failures,
                                checked=reached))
-        audit.record(session, "phuctra.quarantine", user=by, actor=actor, object_type="staff_user",
-                     object_id=investigator_id, new={"round": rnd.code, "failures": failures, "reached": reached,
+        audit.record(session, "phuctra.quarantine", user=by, actor=actor, object_type="investigator",
+                     object_id=investigator, new={"round": rnd.code, "failures": failures, "reached": reached,
                                                      "threshold": conf.failure_threshold})
         session.flush()
 
@@ -353,26 +391,26 @@ def lift(session: Session, quarantine: Quarantine, *, reason: str, today: date, 
     if quarantine.lifted_on is not None:
         raise RecheckError("Điều tra viên này đã được bỏ tạm loại.")
     quarantine.lifted_on, quarantine.lifted_by_id, quarantine.lift_reason = today, by.id if by else None, reason
-    audit.record(session, "phuctra.lift", user=by, actor=actor, object_type="staff_user",
-                 object_id=quarantine.investigator_id, new={"round_id": quarantine.round_id, "reason": reason})
+    audit.record(session, "phuctra.lift", user=by, actor=actor, object_type="investigator",
+                 object_id=quarantine.investigator, new={"round_id": quarantine.round_id, "reason": reason})
     session.flush()
 
 
 def quarantines(session: Session, round_id: int) -> list[Quarantine]:
     return list(session.scalars(sa.select(Quarantine).where(Quarantine.round_id == round_id)
-                                .options(selectinload(Quarantine.investigator)).order_by(Quarantine.id)))
+                                .order_by(Quarantine.id)))
 
 
-def quarantined_investigators(session: Session, round_id: int) -> set[int]:
-    """Staff ids of the round's investigators quarantined and not lifted: the analysis leaves out the
-    sheets they handled."""
-    return set(session.scalars(sa.select(Quarantine.investigator_id).where(Quarantine.round_id == round_id,
+def quarantined_investigators(session: Session, round_id: int) -> set[str]:
+    """Codes of the round's investigators quarantined and not lifted: the analysis leaves out the sheets
+    they handled."""
+    return set(session.scalars(sa.select(Quarantine.investigator).where(Quarantine.round_id == round_id,
                                                                           Quarantine.lifted_on.is_(None))))
 
 
 @dataclass
 class InvestigatorSummary:
-    investigator: StaffUser | None
+    investigator: str | None
     returned: int
     drawn: int
     confirmed: int
@@ -388,19 +426,17 @@ class InvestigatorSummary:
 
 def summary(session: Session, rnd: Round) -> list[InvestigatorSummary]:
     """Per investigator: sheets returned, drawn, and the outcomes so far."""
-    returned: dict[int | None, int] = defaultdict(int)
+    returned: dict[str | None, int] = defaultdict(int)
     for investigator in sheet_investigators(session, rnd.id).values():
         returned[investigator] += 1
-    drawn: dict[int | None, list[RecheckItem]] = defaultdict(list)
+    drawn: dict[str | None, list[RecheckItem]] = defaultdict(list)
     for item in items(session, rnd):
-        drawn[item.investigator_id].append(item)
+        drawn[item.investigator].append(item)
     held = quarantined_investigators(session, rnd.id)
-    users = {u.id: u for u in session.scalars(sa.select(StaffUser).where(StaffUser.id.in_(
-        [i for i in returned if i is not None])))}
     out = []
-    for investigator in sorted(returned, key=lambda i: users[i].username if i in users else ""):
+    for investigator in sorted(returned, key=lambda i: i or ""):
         outcomes = [i.outcome for i in drawn[investigator]]
-        out.append(InvestigatorSummary(users.get(investigator), returned[investigator], len(drawn[investigator]),
+        out.append(InvestigatorSummary(investigator, returned[investigator], len(drawn[investigator]),
                                        outcomes.count(RecheckOutcome.CONFIRMED),
                                        outcomes.count(RecheckOutcome.NOT_REACHED),
                                        outcomes.count(RecheckOutcome.FAILED), investigator in held))
@@ -417,7 +453,8 @@ def pass_rate(session: Session, round_id: int) -> tuple[int, int]:
 
 # --- closing -------------------------------------------------------------------------------------------
 def close(session: Session, rnd: Round, *, today: date, by: StaffUser | None = None, actor: str = "staff") -> int:
-    """Close the round's phúc tra and delete its contact vault; returns how many contacts were deleted.
+    """Close the round's phúc tra and delete its contact vault and answer marks; returns how many contacts
+    were deleted.
 
     :raises RecheckError: when phúc tra was never opened or is already closed.
     """
@@ -425,6 +462,8 @@ def close(session: Session, rnd: Round, *, today: date, by: StaffUser | None = N
     if recheck is None:
         raise RecheckError(f"Phúc tra của đợt {rnd.code} chưa được mở.")
     deleted = session.execute(sa.delete(Contact).where(Contact.round_id == rnd.id)).rowcount
+    session.execute(sa.delete(AnswerPattern).where(AnswerPattern.sheet_id.in_(
+        sa.select(Sheet.id).join(QuotaCell).where(QuotaCell.round_id == rnd.id))))
     recheck.closed_on = today
     audit.record(session, "phuctra.close", user=by, actor=actor, object_type="round", object_id=rnd.code,
                  new={"contacts_deleted": deleted})

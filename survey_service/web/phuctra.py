@@ -77,7 +77,7 @@ def contacts(code: str):
 def draw(code: str):
     session = get_session()
     rnd = round_or_404(code)
-    report = phuctra.draw(session, rnd, today=rounds.local_today(), by=current_user)
+    report = phuctra.draw(session, rnd, today=rounds.local_today(), secret=_secret(), by=current_user)
     session.commit()
     flash(f"Đã chọn {report.drawn} trong {report.returned} phiếu thu về để phúc tra.", "info")
     return _back(rnd)
@@ -103,12 +103,12 @@ def outcome(code: str, serial: str):
     return _back(rnd, f"#item-{item.sheet.serial}")
 
 
-@bp.route("/phuctra/<code>/quarantine/<int:user_id>/lift", methods=["POST"])
+@bp.route("/phuctra/<code>/quarantine/<investigator>/lift", methods=["POST"])
 @role_required(*AUDITOR)
-def lift(code: str, user_id: int):
+def lift(code: str, investigator: str):
     session = get_session()
     rnd = round_or_404(code)
-    quarantine = next((q for q in phuctra.quarantines(session, rnd.id) if q.investigator_id == user_id), None)
+    quarantine = next((q for q in phuctra.quarantines(session, rnd.id) if q.investigator == investigator), None)
     if quarantine is None:
         raise RecheckError("Điều tra viên này không bị tạm loại trong đợt.", 404)
     phuctra.lift(session, quarantine, reason=request.form.get("reason", ""), today=rounds.local_today(),
