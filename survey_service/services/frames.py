@@ -111,7 +111,7 @@ def import_frame(session: Session, rnd: Round, kind: FrameKind | str, data: byte
     frame = Frame(round_id=rnd.id, kind=kind, name=name, imported_on=today, imported_by_id=by.id if by else None)
     session.add(frame)
     session.flush()
-    session.execute(sa.insert(FrameUnit), [{**unit, "frame_id": frame.id} for unit in units])
+    session.execute(FrameUnit.__table__.insert(), [{**unit, "frame_id": frame.id} for unit in units])
     audit.record(session, "frame.import", user=by, actor=actor, object_type="frame", object_id=frame.id,
                  new={"round": rnd.code, "kind": kind.value, "name": name, "units": len(units),
                       "sha256": hashlib.sha256(data).hexdigest()})
