@@ -6,10 +6,24 @@ A leaf library: frames in, frames out; it imports nothing from the web, database
 from analysis.design import Design
 from analysis.encoding import ANSWER_COLUMNS, item_values
 from analysis.estimation import domain_means, mean_covariance
+from analysis.fieldcheck import (
+    busy_day_sheets,
+    draw_share,
+    failure_rate,
+    identical_sheets,
+    outcome,
+    quarantined,
+)
 from analysis.ranking import rank_intervals
 from analysis.reliability import DEFAULT_MAX_HALF_WIDTH, imprecise
 from analysis.rounding import round_half_away
-from analysis.sampling import recommend_sample_size, recommend_sample_sizes
+from analysis.sampling import (
+    pps_systematic,
+    precision_sample_size,
+    recommend_sample_size,
+    recommend_sample_sizes,
+    systematic_sample,
+)
 from analysis.scoring import (
     FLAG_LOW_RELIABILITY,
     FLAG_MISSING_GROUP,
@@ -70,7 +84,13 @@ __all__ = [
     "combine_groups",
     "criteria_table",
     "criterion_points",
+    "busy_day_sheets",
     "domain_means",
+    "draw_share",
+    "failure_rate",
+    "identical_sheets",
+    "outcome",
+    "quarantined",
     "group_means",
     "group_shares",
     "imprecise",
@@ -78,6 +98,9 @@ __all__ = [
     "item_values",
     "mean_covariance",
     "option_table",
+    "pps_systematic",
+    "precision_sample_size",
+    "systematic_sample",
     "pair_codes",
     "poststratify",
     "rake",

@@ -1,7 +1,7 @@
 """Citizens' rounds: the investigator of a paper sheet, of a sealed ballot and of a response; receipt codes
 
 Revision ID: citizens_channels
-Revises: spent_codes
+Revises: frames_phuctra
 
 A citizens' round's paper sheets are handed out by Post Office investigators (``sheet.investigator``); its
 keyed answers go through the ballot box with their investigator (``ballot.investigator``) and come out as
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "citizens_channels"
-down_revision = "spent_codes"
+down_revision = "frames_phuctra"
 branch_labels = None
 depends_on = None
 

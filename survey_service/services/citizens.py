@@ -15,7 +15,7 @@ from analysis import citizens as analysis
 from survey_service.models import (
     Agency, Answer, Ballot, InvitationCode, QuotaCell, ReceiptCode, Response, Round, Sheet, SheetState,
 )
-from survey_service.services import ballots, rounds
+from survey_service.services import ballots, frames, phuctra, rounds
 from survey_service.services.errors import ServiceError
 from survey_service.services.exports import SIMULATED_COLUMN, SIMULATED_NOTE
 
@@ -94,7 +94,17 @@ def response_rates(session: Session, rnd: Round) -> pd.DataFrame:
 
 def quarantined(session: Session, rnd: Round) -> set[str]:
     """The investigators whose sheets phúc tra keeps out of the index pending review."""
-    return set()
+    return phuctra.quarantined_investigators(session, rnd.id)
+
+
+def populations(session: Session, rnd: Round) -> dict[str, float]:
+    """Each agency's population ``N`` of the weight ``N / n``: from the round's drawn sampling frames where an
+    agency has cells there (a commune drawn by PPS counts its households over its chance of being drawn),
+    else from populations.csv."""
+    drawn: dict[str, float] = {}
+    for cell in frames.cell_weights(session, rnd.id):
+        drawn[cell["agency"]] = drawn.get(cell["agency"], 0.0) + cell["weight"] * cell["sample"]
+    return {**{a: p["population"] for a, p in rnd.methodology["populations"].items()}, **drawn}
 
 
 def report(session: Session, rnd: Round, *, quarantined: set[str] = frozenset()) -> CitizenReport:
@@ -111,7 +121,7 @@ def report(session: Session, rnd: Round, *, quarantined: set[str] = frozenset())
     frame = _frame(session, rnd, items)
     targets = {key: t["share"] for key, t in m["targets"].items()}
     res = analysis.citizen_results(
-        frame, populations={a: p["population"] for a, p in m["populations"].items()}, elements=elements,
+        frame, populations=populations(session, rnd), elements=elements,
         overall=m["overall"], satisfied=satisfied, excluded_options=excluded, improvements=m["improvements"],
         screening=m["screening"]["item"], eligible=m["screening"]["eligible"], quarantined=set(quarantined),
         targets=targets, min_group=ballots.min_group(rnd.settings))

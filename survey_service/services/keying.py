@@ -23,7 +23,7 @@ from survey_service.models import (
     Agency, Answer, AuditEvent, Channel, Keying, QuestionnaireVersion, QuotaCell, Response, Round,
     RoundForm, Sheet, SheetState, StaffUser, utcnow,
 )
-from survey_service.services import audit, ballots, quotas, rounds, storable
+from survey_service.services import audit, ballots, phuctra, quotas, rounds, storable
 from survey_service.services.sealing import Sealer
 from survey_service.services.sheets import STATE_LABELS, SheetError, transition
 from survey_service.vietnamese import date_time
@@ -285,6 +285,7 @@ def _seal_sheet(session: Session, form: SheetForm, clerk: StaffUser, slots, toda
                  version_id=form.questionnaire_version_id, division_id=None,
                  answers=[(sheet.quota_cell.agency_id, values)], channel=Channel.PAPER,
                  investigator=sheet.investigator)
+    phuctra.record_pattern(session, sheet, slots, secret=secret)  # for the identical-answers flag
     if isinstance(box, Sealer):
         ballots.release_cell(session, rnd.id, sheet.quota_cell_id, box, today=today)
 
