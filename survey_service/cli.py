@@ -863,7 +863,8 @@ def _simulated_round(session, round_dir: Path, round_code: str, accounts: dict) 
         report = simulation.simulate(session, rnd, clerks=(accounts["buudien"], accounts["buudien2"]),
                                      supervisor=accounts["giamsat"], today=date.today(),
                                      signing_keys=current_app.config["SHEET_SIGNING_KEYS"],
-                                     secret=current_app.config["SECRET_KEY"])
+                                     secret=current_app.config["SECRET_KEY"], observer=accounts["quansat"],
+                                     auditor=accounts["phuctra"])
     except simulation.SimulationError as exc:
         session.commit()
         click.echo(f"Đợt {code} (dữ liệu mô phỏng): {exc}")
@@ -871,8 +872,10 @@ def _simulated_round(session, round_dir: Path, round_code: str, accounts: dict) 
     session.commit()
     if rounds.is_citizens(rnd):
         click.echo(f"Đợt {code} (dữ liệu mô phỏng, ghi rõ trên mọi trang): {report.sheets_keyed}/"
-                   f"{report.sheets_issued} phiếu giấy của {len(simulation.INVESTIGATORS)} điều tra viên đã nhập, "
-                   f"{report.online_respondents} người trả lời trực tuyến bằng mã trên phiếu hẹn.")
+                   f"{report.sheets_issued} phiếu giấy của {len(simulation.INVESTIGATORS)} điều tra viên đã nhập "
+                   f"(mẫu chọn từ {report.frames} khung mẫu, quansat đã ký duyệt), "
+                   f"{report.online_respondents} người trả lời trực tuyến bằng mã trên phiếu hẹn; phúc tra "
+                   f"{report.rechecked} phiếu, tạm loại điều tra viên {', '.join(report.quarantined) or 'không ai'}.")
         return
     click.echo(f"Đợt {code} (dữ liệu mô phỏng, ghi rõ trên mọi trang): {report.online_respondents} người trả lời "
                f"trực tuyến ({report.online_responses} phiếu trả lời), {report.drafts} phiếu đang lưu dở, "

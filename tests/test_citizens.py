@@ -219,7 +219,8 @@ def demo(app, session, make_user, tmp_path):
     rounds.schedule(session, rnd, today - timedelta(days=7), today + timedelta(days=30), actor="test")
     clerks = (make_user("clerk"), make_user("clerk"))
     report = simulation.simulate(session, rnd, clerks=clerks, supervisor=make_user("supervisor"), today=today,
-                                 signing_keys=app.config["SHEET_SIGNING_KEYS"], secret=app.config["SECRET_KEY"])
+                                 signing_keys=app.config["SHEET_SIGNING_KEYS"], secret=app.config["SECRET_KEY"],
+                                 observer=make_user("observer"), auditor=make_user("auditor"))
     session.commit()
     return rnd, report
 
@@ -248,12 +249,18 @@ def test_the_demo_collects_through_each_channel_and_the_indices_recompute(sessio
     assert session.scalar(sa.select(sa.func.count()).select_from(ReceiptCode)) > report.online_respondents
     named = set(session.scalars(sa.select(Response.investigator).where(Response.channel == Channel.PAPER)))
     assert named == set(simulation.INVESTIGATORS)
-    quarantined = {simulation.CARELESS_INVESTIGATOR}
+    # the frames were drawn and signed off before any sheet; phúc tra quarantined the careless investigator
+    assert report.frames == 2 and report.quarantined == [simulation.CARELESS_INVESTIGATOR]
+    quarantined = citizens.quarantined(session, rnd)
+    assert quarantined == {simulation.CARELESS_INVESTIGATOR}
     rep = citizens.report(session, rnd, quarantined=quarantined)
-    # independently: weights N / n per agency over eligible, non-quarantined respondents; share of valid answers
+    # independently: weights N / n per agency (N: the agency's units in the frames, every cell a stratum) over
+    # eligible, non-quarantined respondents; the share of valid answers
     frame = _independent_frame(session, rnd)
     frame = frame[(frame["S1"] == "2") & (frame["investigator"] != simulation.CARELESS_INVESTIGATOR)]
-    populations = {a: p["population"] for a, p in rnd.methodology["populations"].items()}
+    populations = dict(session.execute(sa.text(
+        "SELECT a.code, count(*) FROM frame_unit u JOIN agency a ON a.id = u.agency_id GROUP BY a.code")).all())
+    assert set(populations) == set(DEMO_AGENCIES)
     frame["w"] = frame["agency"].map(populations) / frame.groupby("agency")["agency"].transform("size")
     shares = rep.shares.set_index(["level", "domain", "measure"])
     for measure, item in (("YT1", "A9"), ("YT3", "C9"), ("overall", "G1")):

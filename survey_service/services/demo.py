@@ -16,6 +16,8 @@ ACCOUNTS = [
     ("buudien", Role.CLERK, "Trần Văn Bưu Điện"),
     ("buudien2", Role.CLERK, "Lê Thị Nhập Liệu"),
     ("phantich", Role.ANALYST, "Phạm Minh Phân Tích"),
+    ("quansat", Role.OBSERVER, "Hoàng Văn Quan Sát (MTTQ)"),
+    ("phuctra", Role.AUDITOR, "Đỗ Thị Phúc Tra"),
 ]
 
 

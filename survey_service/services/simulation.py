@@ -18,8 +18,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from survey_service import questionnaires as qn
-from survey_service.models import Agency, Channel, QuotaCell, Response, Role, Round, StaffUser
-from survey_service.services import ballots, invitations, keying, portal, receipts, rounds, sheets, users
+from survey_service.models import (
+    Agency, Channel, ContactKind, QuotaCell, Response, Role, Round, Sheet, SheetState, StaffUser,
+)
+from survey_service.services import (
+    ballots, frames, invitations, keying, phuctra, portal, receipts, rounds, sheets, users,
+)
 from survey_service.services.errors import ServiceError
 
 #: Code of the demonstration round made from a real round's directory.
@@ -59,6 +63,10 @@ class SimulationReport:
     disagreements: int = 0
     reconciled: int = 0
     by_form: dict[str, int] = field(default_factory=dict)
+    #: Citizens' rounds: frames drawn and signed off, sheets re-checked by phúc tra, investigators quarantined.
+    frames: int = 0
+    rechecked: int = 0
+    quarantined: list[str] = field(default_factory=list)
 
 
 def demo_code(round_code: str) -> str:
@@ -67,7 +75,8 @@ def demo_code(round_code: str) -> str:
 
 def simulate(session: Session, rnd: Round, *, clerks: tuple[StaffUser, StaffUser], supervisor: StaffUser,
              today: date, signing_keys: list[str], secret: str, seed: int = 2023,
-             online_share: tuple[float, float] = ONLINE_SHARE) -> SimulationReport:
+             online_share: tuple[float, float] = ONLINE_SHARE, observer: StaffUser | None = None,
+             auditor: StaffUser | None = None) -> SimulationReport:
     """Fill a simulated round with online responses (over the days it has been open) and keyed sheets.
 
     The same ``seed`` gives the same answers; ``secret`` (the server's) seals the drafts and ballots.
@@ -86,7 +95,9 @@ def simulate(session: Session, rnd: Round, *, clerks: tuple[StaffUser, StaffUser
     days = [rnd.opens_on + timedelta(days=i) for i in range((today - rnd.opens_on).days + 1)]
     report = SimulationReport()
     if rounds.is_citizens(rnd):
+        _sample(session, rnd, rng, days, supervisor, observer or supervisor, report)
         _households(session, rnd, rng, quality, days, clerks, signing_keys, secret, report)
+        _phuc_tra(session, rnd, rng, days, auditor, secret, report)
         _receipts(session, rnd, rng, quality, days, secret, report)
     else:
         _online(session, rnd, rng, quality, days, online_share, secret, report)
@@ -204,6 +215,70 @@ def _citizen_answers(q: qn.Questionnaire, quality: float, rng: random.Random) ->
             answers[code] = wanted[n]
     answers["S1"] = "1" if rng.random() < 0.04 else "2"
     return answers
+
+
+#: The simulated frames: households per village (3 villages a commune) and dossiers per department's field.
+HOUSEHOLDS_PER_VILLAGE = (60, 140)
+DOSSIERS_PER_FIELD = (150, 400)
+#: The demonstration's sample design: Yamane's e, which gives about 20 to 25 units a cell.
+DEMO_DESIGN = {"margin": 0.2, "reserve_share": 0.25}
+#: Share of drawn respondents phúc tra reaches by phone.
+REACHED = 0.85
+SURNAMES = ("Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Võ", "Phan", "Huỳnh")
+GIVEN = ("Văn An", "Thị Bình", "Minh Châu", "Thị Dung", "Quốc Hùng", "Thị Lan", "Đức Long", "Thị Mai")
+
+
+def _sample(session: Session, rnd: Round, rng: random.Random, days: list[date], supervisor: StaffUser,
+            observer: StaffUser, report: SimulationReport) -> None:
+    """Frames imported (households of the communes, dossier registers of the departments), sized, drawn,
+    signed off by an observer, and the paper targets set to the official lists."""
+    fields = list(receipts.fields(session, rnd))[:3]
+    lines = {"households": ["commune,village,ref"], "dossiers": ["agency,field,ref"]}
+    for agency in session.scalars(sa.select(Agency).where(Agency.round_id == rnd.id).order_by(Agency.id)):
+        if agency.kind == "commune":
+            for village in ("Thôn 1", "Tổ dân phố 2", "Tổ dân phố 3"):
+                lines["households"] += [f"{agency.code},{village},{agency.code}-{village[-1]}-{n:04d}"
+                                        for n in range(1, rng.randint(*HOUSEHOLDS_PER_VILLAGE) + 1)]
+        else:
+            for field_code in rng.sample(fields, 1):
+                lines["dossiers"] += [f"{agency.code},{field_code},H17.{agency.code}-{field_code}-{n:05d}"
+                                      for n in range(1, rng.randint(*DOSSIERS_PER_FIELD) + 1)]
+    for kind, rows in lines.items():
+        if len(rows) == 1:
+            continue
+        frame = frames.import_frame(session, rnd, kind, "\n".join(rows).encode(), f"{kind}.csv", today=days[0],
+                                    by=supervisor, actor="demo")
+        frames.draw(session, frame, frames.Design(**DEMO_DESIGN), today=days[0], seed=rng.randrange(2 ** 62),
+                    by=supervisor, actor="demo")
+        frames.sign_off(session, frame, organisation="MTTQ", by=observer, today=days[0])
+        frames.set_paper_targets(session, frame, _paper_form(session, rnd), by=supervisor, actor="demo")
+        report.frames += 1
+
+
+def _paper_form(session: Session, rnd: Round) -> str:
+    return session.scalar(sa.select(QuotaCell.form_code).where(QuotaCell.round_id == rnd.id,
+                                                               QuotaCell.channel == Channel.PAPER).limit(1))
+
+
+def _phuc_tra(session: Session, rnd: Round, rng: random.Random, days: list[date], auditor: StaffUser | None,
+              secret: str, report: SimulationReport) -> None:
+    """The respondents' contacts kept in the vault, phúc tra drawn and its calls recorded: the careless
+    investigator's respondents say they did not fill in the sheet themselves, and that investigator is
+    quarantined."""
+    returned = list(session.scalars(sa.select(Sheet).join(QuotaCell).where(
+        QuotaCell.round_id == rnd.id, Sheet.state == SheetState.VERIFIED)))
+    phuctra.store_contacts(session, rnd, [phuctra.ContactEntry(
+        s.serial, ContactKind.RESPONDENT, f"{rng.choice(SURNAMES)} {rng.choice(GIVEN)}",
+        f"09{rng.randrange(10 ** 8):08d}") for s in returned], secret=secret, by=auditor, actor="demo")
+    phuctra.draw(session, rnd, today=days[-1], secret=secret, seed=rng.randrange(2 ** 62), by=auditor, actor="demo")
+    for item in phuctra.items(session, rnd):
+        reached = rng.random() < REACHED
+        careless = item.investigator == CARELESS_INVESTIGATOR
+        phuctra.record_outcome(session, item, reached=reached, received=True if reached else None,
+                               self_filled=not careless if reached else None, prompted=False if reached else None,
+                               today=days[-1], by=auditor, actor="demo")
+        report.rechecked += 1
+    report.quarantined = sorted(phuctra.quarantined_investigators(session, rnd.id))
 
 
 def _investigators(session: Session) -> list[StaffUser]:
