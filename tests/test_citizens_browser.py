@@ -43,6 +43,8 @@ def test_the_results_page_shows_shares_with_intervals(demo, staff_page, live_ser
         page.goto(f"{live_server}/staff/results/{rnd.code}/")
         assert page.locator("h1").inner_text() == f"Kết quả khảo sát người dân {rnd.code}"
         assert "Định nghĩa làm việc" in page.locator("#definition").inner_text()
+        excluded = page.locator("#excluded").inner_text()
+        assert "điều tra viên bị tạm loại sau phúc tra (dtv04)" in excluded and "Phúc tra:" in excluded
         province = page.locator("#shares-province")
         assert "thành phố Đà Nẵng" in province.inner_text() and "Hài lòng chung" in province.inner_text()
         assert "%" in province.inner_text() and "n=" in province.inner_text()

@@ -42,6 +42,13 @@ class CitizenReport:
     excluded: dict[str, int]
     quarantined: tuple[str, ...]
     waiting: int
+    #: Phúc tra so far: respondents re-contacted who confirmed the fieldwork, of those reached.
+    confirmed: int = 0
+    reached: int = 0
+
+    @property
+    def pass_rate(self) -> float | None:
+        return self.confirmed / self.reached if self.reached else None
 
 
 def _frame(session: Session, rnd: Round, items: list[str]) -> pd.DataFrame:
@@ -145,7 +152,8 @@ def report(session: Session, rnd: Round, *, quarantined: set[str] = frozenset())
     rates = response_rates(session, rnd)
     rates.insert(1, "agency_name", rates["agency"].map(names))
     return CitizenReport(rnd.code, rnd.simulated, m["definition"], m["definition_note"], shares, improvements,
-                         rates, res.excluded, tuple(sorted(quarantined)), ballots.waiting_count(session, rnd.id))
+                         rates, res.excluded, tuple(sorted(quarantined)), ballots.waiting_count(session, rnd.id),
+                         *phuctra.pass_rate(session, rnd.id))
 
 
 #: Vietnamese headings of the exported tables.
@@ -164,9 +172,11 @@ def tables(rep: CitizenReport) -> dict[str, pd.DataFrame]:
     shares = rep.shares.assign(status=rep.shares["status"].map(STATUS_LABELS))
     notes = pd.DataFrame({"Mục": ["Định nghĩa chỉ số", "Phiếu không tính: không thuộc đối tượng",
                                   "Phiếu không tính: điều tra viên bị tạm loại sau phúc tra",
-                                  "Điều tra viên bị tạm loại", "Phiếu còn niêm phong chờ đưa vào kết quả"],
+                                  "Điều tra viên bị tạm loại", "Phiếu còn niêm phong chờ đưa vào kết quả",
+                                  "Phúc tra: số người xác nhận / số người liên lạc được"],
                           "Giá trị": [rep.definition_note, rep.excluded["screened_out"], rep.excluded["quarantined"],
-                                      ", ".join(rep.quarantined) or "không có", rep.waiting]})
+                                      ", ".join(rep.quarantined) or "không có", rep.waiting,
+                                      f"{rep.confirmed}/{rep.reached}"]})
     out = {"Ty le hai long": shares, "Noi dung cai thien": rep.improvements, "Ty le phan hoi": rep.rates,
            "Ghi chu": notes}
     out = {name: frame.rename(columns=_HEADINGS) for name, frame in out.items()}
