@@ -219,12 +219,13 @@ def test_demo_setup_migrates_loads_and_opens_the_round(tmp_path):
         from werkzeug.security import check_password_hash
 
         from survey_service.models import AuditEvent, StaffUser
+        from survey_service.services import demo
 
         session = get_session()
         user = session.scalar(sa.select(StaffUser).where(StaffUser.username == "giamsat"))
         assert check_password_hash(user.password_hash, password)
         resets = session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "user.password_reset")).all()
-        assert len(resets) == 5 and {e.actor for e in resets} == {"demo"}
+        assert len(resets) == len(demo.ACCOUNTS) == 7 and {e.actor for e in resets} == {"demo"}
     app.extensions["db_engine"].dispose()
 
 
