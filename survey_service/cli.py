@@ -185,7 +185,8 @@ def round_check(round_dir, questionnaire_dir):
 @click.option("--province", required=True, help='The province\'s name, e.g. "Hưng Yên".')
 @click.option("--unit", required=True, type=click.Choice(["tỉnh", "thành phố"]), help="Its kind of unit.")
 @click.option("--from", "source", default="DNG-2026", show_default=True,
-              help="The bundled round to start from (QNA-2023: with districts; DNG-2026: communes only).")
+              help="The bundled round to start from (QNA-2023: with districts; DNG-2026: communes only; "
+                   "DNG-HL-2026: a citizens' satisfaction survey).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory to write CODE/ in.")
 @with_appcontext
 def round_new(code, province, unit, source, out):

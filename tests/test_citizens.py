@@ -329,3 +329,11 @@ def test_the_commands_of_a_citizens_round(app, runner, session, citizens_round, 
     per_response = runner.invoke(args=["analysis", "run", "--round", "DNG-HL-2026", "--out", str(tmp_path / "r.csv"),
                                        "--answers", str(tmp_path / "a.csv")])
     assert per_response.exit_code == 1 and "không xuất từng phiếu" in per_response.output
+
+
+def test_a_citizens_round_for_another_province_starts_from_the_bundled_one(runner, tmp_path):
+    result = runner.invoke(args=["round", "new", "HYN-HL-2026", "--province", "Hưng Yên", "--unit", "tỉnh",
+                                 "--from", "DNG-HL-2026", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    r = rounds.check_round(tmp_path / "HYN-HL-2026", QUESTIONNAIRE_DIR)
+    assert r.round_kind == "citizens" and r.province == "Hưng Yên" and r.name.startswith("Khảo sát sự hài lòng")

@@ -91,6 +91,10 @@ def wording_warnings(round_def: qn.RoundDef, questionnaire_dir: str | Path) -> l
     return warnings
 
 
+#: The name `round new` gives a citizens' round.
+CITIZENS_TITLE = "Khảo sát sự hài lòng của người dân đối với sự phục vụ của cơ quan hành chính nhà nước"
+
+
 def new_round_dir(source_dir: str | Path, out: str | Path, code: str, province: str, unit: str) -> Path:
     """Write ``out/<code>/``, a round for another province started from a bundled one: its forms, agency
     kinds, agencies, quotas and methodology, with the new code, province and dates in the year of the
@@ -121,8 +125,9 @@ def new_round_dir(source_dir: str | Path, out: str | Path, code: str, province: 
         writer = csv.DictWriter(f, fieldnames=["code", "kind", "name"], lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
+    title = (CITIZENS_TITLE if data.get("kind") == "citizens" else "Điều tra xã hội học xác định Chỉ số CCHC")
     values = {**data, "code": code, "province": province.strip(), "province_type": unit, "year": year,
-              "name": f"Điều tra xã hội học xác định Chỉ số CCHC năm {year}",
+              "name": f"{title} năm {year}",
               "legal_basis": "Cần điền: kế hoạch khảo sát của UBND " + f"{unit} {province.strip()}",
               "opens_on": date(year, data["opens_on"].month, data["opens_on"].day),
               "closes_on": date(year, data["closes_on"].month, data["closes_on"].day),
