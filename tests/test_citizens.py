@@ -337,3 +337,24 @@ def test_a_citizens_round_for_another_province_starts_from_the_bundled_one(runne
     assert result.exit_code == 0, result.output
     r = rounds.check_round(tmp_path / "HYN-HL-2026", QUESTIONNAIRE_DIR)
     assert r.round_kind == "citizens" and r.province == "Hưng Yên" and r.name.startswith("Khảo sát sự hài lòng")
+
+
+def test_more_respondents_than_the_population_is_a_clear_error(app, session, citizens_round, client, make_user):
+    citizens_round.methodology = {**citizens_round.methodology,
+                                  "populations": {**citizens_round.methodology["populations"],
+                                                  "HAICHAU": {"population": 1, "source": "test"}}}
+    session.commit()
+    for dossier in ("D-1", "D-2"):
+        [slip] = receipts.issue(session, citizens_round, secret=SECRET, base_url="http://x", agency="HAICHAU",
+                                field="1", dossiers=[dossier])
+        access = portal.open_code(session, slip.code, today=rounds.local_today(), secret=SECRET, start=True)
+        portal.submit(session, access, {"HAICHAU": _answers()}, portal.new_submission_id(), today=rounds.local_today())
+    session.commit()
+    rounds.close(session, citizens_round, secret=SECRET)
+    session.commit()
+    with pytest.raises(citizens.CitizensError, match="HAICHAU vượt quá số người trong khung mẫu"):
+        citizens.report(session, citizens_round)
+    make_user("analyst", username="pt")
+    client.post("/staff/login", data={"username": "pt", "password": "correct-horse-battery"})
+    page = client.get(f"/staff/results/{citizens_round.code}/")
+    assert page.status_code == 422 and "vượt quá số người trong khung mẫu" in page.get_data(as_text=True)

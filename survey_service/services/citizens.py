@@ -127,8 +127,14 @@ def report(session: Session, rnd: Round, *, quarantined: set[str] = frozenset())
     satisfied, excluded, labels = _options(session, rnd, items)
     frame = _frame(session, rnd, items)
     targets = {key: t["share"] for key, t in m["targets"].items()}
+    sizes = populations(session, rnd)
+    counted = frame[frame[m["screening"]["item"]].isin(m["screening"]["eligible"])].groupby("agency").size()
+    over = sorted(a for a, n in counted.items() if n > sizes.get(a, 0))
+    if over:
+        raise CitizensError(f"Số người trả lời của {', '.join(over)} vượt quá số người trong khung mẫu "
+                            "(populations.csv hoặc khung mẫu đã chọn): hãy sửa số liệu khung mẫu.", 422)
     res = analysis.citizen_results(
-        frame, populations=populations(session, rnd), elements=elements,
+        frame, populations=sizes, elements=elements,
         overall=m["overall"], satisfied=satisfied, excluded_options=excluded, improvements=m["improvements"],
         screening=m["screening"]["item"], eligible=m["screening"]["eligible"], quarantined=set(quarantined),
         targets=targets, min_group=ballots.min_group(rnd.settings))
