@@ -13,8 +13,10 @@ Format: UTF-8 (with or without BOM), comma-separated, a header row, then one row
 ``submitted_on``  optional date, exactly YYYY-MM-DD (no ``20261201``, no spaces around it), within the
                   round's collection window and not after the import date (default: the import date)
 item columns      named by item code (``I01``, ``E18`` ...): an option code of the item's scale
-                  ("1".."5", "K") or the text of a free-text item; blank when not answered. A free-text
-                  item of HĐ-CT belongs to the sheet: give it on one row of the sheet.
+                  ("1".."5", "K") or the text of a free-text item; blank when not answered. A blank is item
+                  nonresponse, kept as missing (no answer stored), never read as "K" (don't know): the
+                  round's validity rule decides whether the sheet counts. A row must answer at least one
+                  rated item. A free-text item of HĐ-CT belongs to the sheet: give it on one row of the sheet.
 
 No cell may hold a character the database cannot store (NUL; :mod:`survey_service.services.storable`).
 
@@ -253,9 +255,7 @@ class _Context:
                 scale = q.scales[item.scale]
                 if value and value.upper() in scale.codes:
                     value = value.upper()
-                if not value:
-                    if item.required:
-                        problems.append(f"câu {code} bắt buộc nhưng để trống (ghi K nếu không đánh giá).")
+                if not value:  # item nonresponse: stored as no answer, never as "K"
                     continue
                 if value not in scale.codes:
                     problems.append(f"câu {code}: '{value}' không phải phương án của thang {scale.code} "
@@ -267,6 +267,8 @@ class _Context:
                 problems.append(f"câu {code}: dài {len(value)} ký tự, tối đa {item.max_length}.")
                 continue
             answers[code] = value
+        if not problems and q.scale_items and not any(i.code in answers for i in q.scale_items):
+            problems.append(f"không có câu trả lời nào cho các câu hỏi của mẫu {q.code}.")
         return answers, problems
 
     def check_across_rows(self, rows: list[_Row]) -> list[RowError]:
