@@ -716,8 +716,10 @@ def responses_group():
 @click.argument("file", type=click.File("rb"))
 @with_appcontext
 def responses_import(round_code, file):
-    """Import responses from a CSV file (one row per response, item columns named by item code).
-    Nothing is imported while any row is bad; every bad row is listed with its line."""
+    """Import responses from a CSV file (one row per response, item columns named by item code), or an
+    export of ODK Central (CSV zip) or KoboToolbox (XLSX or CSV, XML values and headers) of the forms written
+    by `questionnaires xlsform`. Nothing is imported while any row is bad; every bad row is listed with its
+    line; a submission imported before is skipped."""
     from datetime import date
 
     from survey_service.services import imports
@@ -736,7 +738,8 @@ def responses_import(round_code, file):
     session.commit()
     forms = ", ".join(f"{form}: {n}" for form, n in sorted(report.by_form.items()))
     click.echo(f"Đã nhập {report.responses} phiếu trả lời vào đợt {round_code} ({forms})"
-               + (f"; {report.surplus} phiếu vượt chỉ tiêu (dư)." if report.surplus else "."))
+               + (f"; {report.surplus} phiếu vượt chỉ tiêu (dư)" if report.surplus else "")
+               + (f"; {report.already} bản ghi đã nhập trước, bỏ qua." if report.already else "."))
 
 
 # --- demo ----------------------------------------------------------------------------------------

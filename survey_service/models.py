@@ -339,6 +339,21 @@ class SpentCode(Base):
         return f"<SpentCode cell={self.quota_cell_id}>"
 
 
+class ImportedSubmission(Base):
+    """That a submission of another tool (ODK Central, KoboToolbox) was imported into a round, under a digest
+    of its external key, so importing the same export again adds nothing. Nothing links it to the responses
+    it became: no key of theirs, and rows written in the digests' order, not the file's."""
+
+    __tablename__ = "imported_submission"
+
+    round_id: Mapped[int] = mapped_column(sa.ForeignKey("round.id", ondelete="CASCADE"), primary_key=True)
+    #: sha256 (32 hex digits) of ``platform:key`` (Central's ``KEY``, Kobo's ``rootUuid`` or ``_uuid``).
+    mark: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+
+    def __repr__(self) -> str:
+        return f"<ImportedSubmission round={self.round_id}>"
+
+
 class Draft(Base):
     """Answers saved under a code before submission; deleted when the code is spent. Named by the code's
     mark, like :class:`SpentCode`, so that a draft deleted at submission names no code."""
