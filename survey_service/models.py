@@ -334,6 +334,9 @@ class SpentCode(Base):
     quota_cell_id: Mapped[int] = mapped_column(sa.ForeignKey("quota_cell.id", ondelete="CASCADE"), index=True)
     #: Server-issued id of the submission that spent the code, so a retried POST is recognised.
     submission_id: Mapped[str] = mapped_column(sa.String(64))
+    #: HMAC of the answers under a key only the respondent's page holds (never stored here), so a resend of
+    #: the same submission with other answers is told apart without anything here telling the answers.
+    answers_digest: Mapped[str | None] = mapped_column(sa.String(64))
 
     def __repr__(self) -> str:
         return f"<SpentCode cell={self.quota_cell_id}>"

@@ -1,4 +1,5 @@
-"""submissions imported from ODK Central and KoboToolbox exports are remembered by a digest of their key
+"""submissions imported from ODK Central and KoboToolbox exports are remembered by a digest of their key; a
+spent code keeps a keyed digest of the answers it sent, so a resend with other answers is refused
 
 Revision ID: imported_submission
 Revises: spent_codes
@@ -21,7 +22,9 @@ def upgrade() -> None:
                                 ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("round_id", "mark", name=op.f("pk_imported_submission")),
     )
+    op.add_column("spent_code", sa.Column("answers_digest", sa.String(64), nullable=True))
 
 
 def downgrade() -> None:
+    op.execute("ALTER TABLE spent_code DROP COLUMN answers_digest")  # (SQLite 3.35+ and PostgreSQL)
     op.drop_table("imported_submission")
