@@ -208,6 +208,28 @@ def read_sheets(path) -> dict[str, list[dict]]:
     return sheets
 
 
+def check_with_pyxform(path, name: str) -> None:
+    """pyxform's own checks of the spec (names, lists, groups, ``${references}``, duplicate choices), without
+    ODK Validate (Java); its message names the row.
+
+    :raises QuestionnaireError: what pyxform refuses, or a warning it gives.
+    """
+    from pyxform.errors import PyXFormError
+    from pyxform.xls2xform import convert
+
+    try:
+        result = convert(xlsform=str(path), validate=False)
+    except PyXFormError as exc:
+        raise QuestionnaireError(name, None, f"XLSForm không hợp lệ theo pyxform: {_rows_in_vietnamese(exc)}") from None
+    if result.warnings:
+        raise QuestionnaireError(name, None, "XLSForm có cảnh báo của pyxform: " + "; ".join(result.warnings))
+
+
+def _rows_in_vietnamese(exc: Exception) -> str:
+    """pyxform's ``[row : 7]`` as ``dòng 7``."""
+    return re.sub(r"\[row : (\d+)\]", r"dòng \1:", str(exc)).strip()
+
+
 _MAX_LENGTH = re.compile(r"string-length\(\.\)\s*<=\s*(\d+)")
 
 
@@ -219,6 +241,7 @@ def definition_from_workbook(path) -> dict:
     :raises QuestionnaireError: for a workbook that is not one of ours, or a list that is not a scale.
     """
     name = getattr(path, "name", str(path))
+    check_with_pyxform(path, name)
     sheets = read_sheets(path)
     for needed in ("survey", "choices", "settings"):
         if needed not in sheets:

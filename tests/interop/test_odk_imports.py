@@ -144,3 +144,19 @@ def test_cli_imports_a_central_zip_twice(loaded_round, session, form, runner, tm
     assert result.exit_code == 0 and "Đã nhập 4 phiếu" in result.output, result.output
     result = runner.invoke(args=["responses", "import", "--round", "QNA-2023", str(path)])
     assert result.exit_code == 0 and "Đã nhập 0 phiếu" in result.output and "4 bản ghi đã nhập trước" in result.output
+
+
+def test_matrix_form_one_sheet_rating_several_agencies_from_kobo_xlsx(loaded_round, session, form):
+    q, rows = form("HĐ-CT")
+    items = [i.code for i in q.scale_items]
+    text = q.text_items[0].code
+    sub = ef.Sub(uuid.uuid4().hex, {"form_code": q.code, "q_version": q.version, "rated": "SNV TAMKY",
+                                    text: "Cần công khai hơn"},
+                 [{"agency": a, **{c: v for c in items}} for a, v in (("SNV", "4"), ("TAMKY", "2"))])
+    agencies = [c.code for c in xlsform_service.round_lists(session, loaded_round, q).agencies]
+    report = _load(session, loaded_round, ef.kobo_xlsx(q.title, rows, [sub], agencies))
+    assert report.responses == 1
+    sheet = session.scalar(sa.select(Response).where(Response.form_code == "HĐ-CT"))
+    assert sheet.agency_id is None
+    assert [a.value for a in sheet.answers if a.item_code == text and a.agency_id is None] == ["Cần công khai hơn"]
+    assert len({a.agency_id for a in sheet.answers if a.item_code != text}) == 2

@@ -87,3 +87,38 @@ def test_from_xlsform_refuses_a_list_that_is_not_the_scale(loaded_round, session
     book.save(path)
     result = runner.invoke(args=["questionnaires", "from-xlsform", str(path)])
     assert result.exit_code == 1 and "không phải thang đo DG4" in result.output
+
+
+def _defect(ws_survey, ws_choices, kind: str) -> None:
+    """One defect of an authored workbook (each one the spec or pyxform refuses)."""
+    rows = list(ws_survey.iter_rows(min_row=2))
+    by_name = {r[1].value: r for r in rows}
+    if kind == "duplicate name":
+        by_name["I02"][1].value = "I01"
+    elif kind == "unknown list":
+        by_name["I01"][0].value = "select_one DG5"
+    elif kind == "bad name":
+        by_name["I01"][1].value = "1A"
+    elif kind == "unmatched group":
+        end = next(r for r in rows if r[0].value == "end_group")
+        for cell in end:
+            cell.value = None
+    elif kind == "unknown reference":
+        by_name["I02"][xlsform.SURVEY_COLUMNS.index("relevant")].value = "${I99} = 'K'"
+    elif kind == "duplicate choice":
+        next(r for r in ws_choices.iter_rows(min_row=2) if r[0].value == "DG4" and r[1].value == "3")[1].value = "4"
+
+
+def test_from_xlsform_names_the_row_of_each_defect(loaded_round, session, runner, tmp_path):
+    from openpyxl import load_workbook
+
+    (path,) = xlsform_service.export_round(session, loaded_round, tmp_path, "CC-CT")
+    for kind in ("duplicate name", "unknown list", "bad name", "unmatched group", "unknown reference",
+                 "duplicate choice"):
+        book = load_workbook(path)
+        _defect(book["survey"], book["choices"], kind)
+        broken = tmp_path / f"{kind.replace(' ', '-')}.xlsx"
+        book.save(broken)
+        result = runner.invoke(args=["questionnaires", "from-xlsform", str(broken)])
+        assert result.exit_code == 1 and "XLSForm không hợp lệ theo pyxform: dòng " in result.output, (kind,
+                                                                                                      result.output)
