@@ -56,7 +56,7 @@ class Submission:
 class Export:
     platform: str  # "central" or "kobo"
     submissions: list[Submission]
-    #: names of the root table's columns that are fields (system columns dropped), for the header check
+    #: the columns of the root and repeat tables that are fields (system columns dropped), for the header check
     columns: list[str]
 
 
@@ -171,8 +171,11 @@ def _central(table: list[list[str]], repeats: dict[str, list[list[str]]]) -> Exp
     if "KEY" not in header:
         raise ExportUnreadable("thiếu cột KEY (cần bản xuất CSV của ODK Central).")
     submissions = {r["KEY"]: Submission(n, r["KEY"], _fields(r, {"rated"})) for n, r in records}
+    columns = [c for c in header
+               if c not in CENTRAL_SYSTEM and not c.startswith("SET-OF-") and c.split("-")[0] != "meta"]
     for name, rows in repeats.items():
         rep_header, rep_records = _records(rows, name)
+        columns += [c for c in rep_header if c not in CENTRAL_SYSTEM]
         if "PARENT_KEY" not in rep_header:
             raise ExportUnreadable(f"{name}: thiếu cột PARENT_KEY.")
         for n, r in rep_records:
@@ -181,9 +184,7 @@ def _central(table: list[list[str]], repeats: dict[str, list[list[str]]]) -> Exp
                 raise ExportUnreadable(f"{name} dòng {n}: PARENT_KEY {r['PARENT_KEY'][:60]!r} không có trong tệp "
                                        "chính.", n)
             parent.repeats.append(_fields(r, {"rated"}))
-    return Export("central", list(submissions.values()),
-                  [c for c in header if c not in CENTRAL_SYSTEM and not c.startswith("SET-OF-") and
-                   c.split("-")[0] != "meta"])
+    return Export("central", list(submissions.values()), columns)
 
 
 def _kobo_xlsx(data: bytes) -> Export:
@@ -213,8 +214,10 @@ def _kobo(root: list[list[str]], repeats: list[tuple[str, list[list[str]]]]) -> 
         s = Submission(n, key.removeprefix("uuid:"), _fields(r, {"rated"}))
         submissions.append(s)
         by_index[r.get("_index", str(n - 1))] = s
+    columns = [c for c in header if not leaf(c).startswith("_") and not c.startswith(("meta/", "rated/"))]
     for name, table in repeats:
         rep_header, rep_records = _records(table, name)
+        columns += [c for c in rep_header if not leaf(c).startswith("_")]
         if "_parent_index" not in rep_header:
             raise ExportUnreadable(f"trang {name}: thiếu cột _parent_index.")
         for n, r in rep_records:
@@ -223,8 +226,7 @@ def _kobo(root: list[list[str]], repeats: list[tuple[str, list[list[str]]]]) -> 
                 raise ExportUnreadable(f"trang {name} dòng {n}: _parent_index {r['_parent_index']!r} không có ở "
                                        "trang chính.", n)
             parent.repeats.append(_fields(r, {"rated"}))
-    return Export("kobo", submissions, [c for c in header if not leaf(c).startswith("_") and
-                                         not c.startswith(("meta/", "rated/"))])
+    return Export("kobo", submissions, columns)
 
 
 def rows_of(submission: Submission, rates: str, text_items: set[str]) -> list[dict[str, str]]:

@@ -58,10 +58,19 @@ def until(page, script: str, timeout: float = 15) -> None:
     wait_for_function evaluates a string inside the page, which its Content-Security-Policy forbids."""
     import time
 
+    from playwright.sync_api import Error
+
     end = time.monotonic() + timeout
-    while not page.evaluate(script):
+    while True:
+        try:
+            if page.evaluate(script):
+                return
+        except Error as exc:  # the page replaced by the answer it got (the thank-you page) while asked
+            last = exc
+        else:
+            last = None
         if time.monotonic() > end:
-            raise AssertionError(f"still false after {timeout} s: {script[:80]}")
+            raise AssertionError(f"still false after {timeout} s: {script[:80]} ({last})")
         page.wait_for_timeout(100)
 
 
@@ -71,10 +80,16 @@ def stored(session) -> int:
             + session.scalar(sa.select(sa.func.count(sa.distinct(Response.respondent_key)))))
 
 
-def ready(page) -> None:
-    """The service worker controls the page and the form page is cached."""
+def ready(page, requests_seen) -> None:
+    """The service worker runs, the form page and its static files are cached, and the server has seen the
+    last request of the page's loading (so that what comes after is the test's)."""
     page.evaluate("navigator.serviceWorker.ready.then(() => true)")
     until(page, CACHED_PAGE)
+    until(page, "() => caches.open('phieu-v1').then(c => c.match('/static/js/offline.js')).then(r => !!r)")
+    count = -1
+    while count != len(requests_seen):
+        count = len(requests_seen)
+        page.wait_for_timeout(300)
 
 
 def answer(page, q, value: str = "3") -> None:
@@ -94,7 +109,7 @@ def queue_offline(page, context, q, requests_seen) -> None:
     assert page.evaluate(OUTBOX)[0] == 1
     assert page.is_visible("#offline-resend")
     page.reload()  # from the service worker's copy: no request reaches the server
-    assert page.is_checked(f"input[name='{q.scale_items[0].code}'][value='3']")
+    until(page, f"() => document.querySelector(\"input[name='{q.scale_items[0].code}'][value='3']\").checked")
     assert len(requests_seen) == before
 
 
@@ -106,7 +121,7 @@ def test_answered_offline_is_stored_once_and_the_thanks_page_leaves_nothing(
     page = context.new_page()
     page.goto(f"{live_server}/c/{code}")
     assert "gửi trong vòng 7 ngày" in page.inner_text("#offline-note")
-    ready(page)
+    ready(page, requests_seen)
     queue_offline(page, context, q, requests_seen)
     assert stored(session) == 0
     page.screenshot(path=str(artifacts / "queued.png"))
@@ -129,7 +144,7 @@ def test_two_tabs_give_one_response(browser, live_server, issue, questionnaire, 
     context = browser.new_context(locale="vi-VN")
     first = context.new_page()
     first.goto(f"{live_server}/c/{code}")
-    ready(first)
+    ready(first, requests_seen)
     queue_offline(first, context, q, requests_seen)
     second = context.new_page()
     second.goto(f"{live_server}/phieu")  # offline: the cached page, which finds the waiting record too
@@ -150,7 +165,7 @@ def test_queued_answers_are_sent_after_a_browser_restart(_playwright, live_serve
     context = _playwright.chromium.launch_persistent_context(str(tmp_path / "profile"), **launch)
     page = context.new_page()
     page.goto(f"{live_server}/c/{code}")
-    ready(page)
+    ready(page, requests_seen)
     queue_offline(page, context, q, requests_seen)
     context.close()  # the session cookie ends with the browser
     context = _playwright.chromium.launch_persistent_context(str(tmp_path / "profile"), **launch)
@@ -168,7 +183,7 @@ def test_a_round_closed_while_answers_wait_tells_and_keeps_them(browser, live_se
     context = browser.new_context(locale="vi-VN")
     page = context.new_page()
     page.goto(f"{live_server}/c/{code}")
-    ready(page)
+    ready(page, requests_seen)
     queue_offline(page, context, q, requests_seen)
     offline_round.opens_on -= timedelta(days=30)
     offline_round.closes_on = offline_round.opens_on + timedelta(days=1)

@@ -57,15 +57,29 @@
     if (window.caches) {
       gone.push(caches.open(CACHE).then(function (c) { return c.delete(PAGE); }));
     }
-    return Promise.all(gone);
+    // nothing of any code left: no database either
+    return Promise.all(gone).then(function () {
+      return Promise.all([withStore("drafts", "readonly", function (s) { return s.count(); }),
+                          withStore("outbox", "readonly", function (s) { return s.count(); })]);
+    }).then(function (counts) {
+      if (!counts[0] && !counts[1]) { indexedDB.deleteDatabase(DB_NAME); }
+    });
   }
 
+  // whether this browser keeps anything for the offline form, without creating the database to find out
+  function kept() {
+    if (!indexedDB.databases) { return Promise.resolve(true); }
+    return indexedDB.databases().then(function (list) {
+      return list.some(function (d) { return d.name === DB_NAME; });
+    });
+  }
+
+  if (!window.indexedDB) {
+    return;
+  }
   var done = document.getElementById("offline-done");
   if (done) {
     forget(done.getAttribute("data-tag"));
-    return;
-  }
-  if (!window.indexedDB) {
     return;
   }
   var form = document.querySelector("form.questionnaire[data-offline]");
@@ -210,7 +224,8 @@
 
   window.addEventListener("online", function () { attempt = 0; flush(); });
   if (!form) {
-    records(null).then(function (waiting) { if (waiting.length) { flush(); } });
+    kept().then(function (found) { return found ? records(null) : []; })
+      .then(function (waiting) { if (waiting.length) { flush(); } });
     return;
   }
   form.addEventListener("change", saveDraft);
