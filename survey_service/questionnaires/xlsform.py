@@ -20,15 +20,15 @@ rebuilds exactly the definition, and the version, the workbook was made from.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from survey_service.questionnaires.types import Questionnaire, QuestionnaireError, file_name_for
 
 LANGUAGE = "Vietnamese (vi)"
-LABEL, HINT = f"label::{LANGUAGE}", f"hint::{LANGUAGE}"
+LABEL = f"label::{LANGUAGE}"
 REQUIRED_MESSAGE, CONSTRAINT_MESSAGE = f"required_message::{LANGUAGE}", f"constraint_message::{LANGUAGE}"
-SURVEY_COLUMNS = ("type", "name", LABEL, HINT, "required", REQUIRED_MESSAGE, "appearance", "relevant",
+SURVEY_COLUMNS = ("type", "name", LABEL, "required", REQUIRED_MESSAGE, "appearance", "relevant",
                   "constraint", CONSTRAINT_MESSAGE, "calculation", "choice_filter", "repeat_count",
                   "criterion", "criterion_name", "source_text")
 CHOICE_COLUMNS = ("list_name", "name", LABEL, "scale_title", "coefficient", "positive", "excluded", "divisions")
@@ -327,7 +327,3 @@ def form_yaml(definition: Mapping) -> str:
     body["sections"] = sections
     return yaml.safe_dump(body, allow_unicode=True, sort_keys=False, width=120)
 
-
-def field_names(rows: Iterable[dict]) -> set[str]:
-    """Every field name of a survey sheet (what a submission's columns end with)."""
-    return {r["name"] for r in rows if r.get("name") and r.get("type") not in ("end_group", "end_repeat")}

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from survey_service import questionnaires as qn
-from survey_service.models import Agency, Division, QuotaCell, Round, RoundForm
+from survey_service.models import Agency, Division, QuotaCell, Round
 from survey_service.questionnaires import xlsform
 from survey_service.services import rounds
 from survey_service.services.errors import ServiceError
@@ -66,13 +66,3 @@ def export_round(session: Session, rnd: Round, out_dir: Path, form_code: str | N
         paths.append(path)
     return paths
 
-
-def exported_versions(session: Session, rnd: Round) -> dict[tuple[str, str], tuple[int, qn.Questionnaire]]:
-    """(form code, version) → (questionnaire version id, questionnaire) of the round's forms: what an
-    imported submission's hidden fields must name."""
-    forms = session.scalars(sa.select(RoundForm).where(RoundForm.round_id == rnd.id)).all()
-    out = {}
-    for rf in forms:
-        q = qn.Questionnaire.from_definition(rf.questionnaire_version.definition)
-        out[(q.code, q.version)] = (rf.questionnaire_version_id, q)
-    return out
