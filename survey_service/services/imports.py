@@ -15,7 +15,7 @@ Format: UTF-8 (with or without BOM), comma-separated, a header row, then one row
 item columns      named by item code (``I01``, ``E18`` ...): an option code of the item's scale
                   ("1".."5", "K") or the text of a free-text item; blank when not answered. A blank is item
                   nonresponse, kept as missing (no answer stored), never read as "K" (don't know): the
-                  round's validity rule decides whether the sheet counts. A row must answer at least one
+                  round's validity rule decides whether the response counts. A row must answer at least one
                   rated item. A free-text item of HĐ-CT belongs to the sheet: give it on one row of the sheet.
 
 No cell may hold a character the database cannot store (NUL; :mod:`survey_service.services.storable`).

@@ -27,7 +27,7 @@ def test_blank_is_stored_as_missing_counted_by_the_validity_rule_and_coded_apart
 
     res = results.round_results(session, builder.round)
     # the validity rule (half the rated items) drops the sheet answering one item, keeps the one blank
-    assert res.provenance["counts"]["invalid_sheet_agency_pairs"] == 1
+    assert res.provenance["counts"]["invalid_response_agency_pairs"] == 1
     assert res.summary.set_index("agency").loc["SNV", "n"] == 7
     path = exports.write_responses_sav(res, tmp_path / "responses.sav")
     cases, meta = pyreadstat.read_sav(str(path), user_missing=True)
