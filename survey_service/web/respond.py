@@ -416,8 +416,8 @@ def token():
 
 @bp.route("/sw.js", methods=["GET"])
 def service_worker():
-    """The service worker of the offline form, served from the root so that it may control ``/phieu``."""
+    """The service worker of the offline form, served from the root so that it may control ``/phieu`` (not
+    cached, as every portal response: a new version is taken at once)."""
     response = current_app.send_static_file("js/sw.js")
-    response.headers["Cache-Control"] = "no-cache"
     response.headers["Service-Worker-Allowed"] = "/"
     return response

@@ -54,6 +54,7 @@ def test_token_service_worker_and_a_round_without_offline(client, issue, open_ro
     assert token.status_code == 200 and token.headers["Cache-Control"] == "no-store" and token.get_json()["csrf_token"]
     worker = client.get("/sw.js")
     assert worker.status_code == 200 and worker.headers["Service-Worker-Allowed"] == "/"
+    assert worker.headers["Cache-Control"] == "no-store"
     assert "request.method !== \"GET\"" in worker.get_data(as_text=True)
     [code] = issue("CC-CT", "SNV")
     page, _ = _form(client, code)
