@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from survey_service.models import Ballot, Response
+from survey_service.models import Ballot, Draft, Response
 from tests.conftest import BROWSER_ARGS, CHROMIUM
 from tests.portal.conftest import full_answers
 
@@ -184,6 +184,15 @@ def test_a_round_closed_while_answers_wait_tells_and_keeps_them(browser, live_se
     page = context.new_page()
     page.goto(f"{live_server}/c/{code}")
     ready(page, requests_seen)
+    # online, a change is also saved to the server's draft, so nothing depends on this browser alone
+    page.check(f"input[name='{q.scale_items[0].code}'][value='4']")
+    for _ in range(100):
+        session.expire_all()
+        if session.scalar(sa.select(Draft.sealed)):
+            break
+        page.wait_for_timeout(100)
+    else:
+        raise AssertionError("the change was not saved to the server's draft")
     queue_offline(page, context, q, requests_seen)
     offline_round.opens_on -= timedelta(days=30)
     offline_round.closes_on = offline_round.opens_on + timedelta(days=1)
