@@ -70,26 +70,26 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("admin.round_schedule", "POST"): SUPERVISOR,
     ("admin.round_close", "POST"): SUPERVISOR,
     # invitation codes
-    ("codes.index", "GET"): SUPERVISOR,
-    ("codes.lookup", "POST"): SUPERVISOR,
-    ("codes.issue", "POST"): SUPERVISOR,
-    ("codes.batch", "GET"): SUPERVISOR,
-    ("codes.batch_csv", "GET"): SUPERVISOR,
-    ("codes.batch_pdf", "GET"): SUPERVISOR,
-    ("codes.revoke", "POST"): SUPERVISOR,
+    ("invitations.index", "GET"): SUPERVISOR,
+    ("invitations.lookup", "POST"): SUPERVISOR,
+    ("invitations.issue", "POST"): SUPERVISOR,
+    ("invitations.batch", "GET"): SUPERVISOR,
+    ("invitations.batch_csv", "GET"): SUPERVISOR,
+    ("invitations.batch_pdf", "GET"): SUPERVISOR,
+    ("invitations.revoke", "POST"): SUPERVISOR,
     # progress and quotas
-    ("dashboard.index", "GET"): VIEWERS,
-    ("dashboard.show", "GET"): VIEWERS,
-    ("dashboard.live", "GET"): VIEWERS,
-    ("dashboard.curve", "GET"): VIEWERS,
-    ("dashboard.export_csv", "GET"): VIEWERS,
-    ("dashboard.export_xlsx", "GET"): VIEWERS,
-    ("dashboard.export_plan", "GET"): VIEWERS,
-    ("dashboard.soft_close", "POST"): SUPERVISOR,
-    ("dashboard.plan", "GET"): SUPERVISOR,
-    ("dashboard.plan", "POST"): SUPERVISOR,
-    ("dashboard.apply_recommended", "POST"): SUPERVISOR,
-    ("dashboard.import_plan", "POST"): SUPERVISOR,
+    ("progress.index", "GET"): VIEWERS,
+    ("progress.show", "GET"): VIEWERS,
+    ("progress.live", "GET"): VIEWERS,
+    ("progress.curve", "GET"): VIEWERS,
+    ("progress.export_csv", "GET"): VIEWERS,
+    ("progress.export_xlsx", "GET"): VIEWERS,
+    ("progress.export_plan", "GET"): VIEWERS,
+    ("progress.soft_close", "POST"): SUPERVISOR,
+    ("progress.plan", "GET"): SUPERVISOR,
+    ("progress.plan", "POST"): SUPERVISOR,
+    ("progress.apply_recommended", "POST"): SUPERVISOR,
+    ("progress.import_plan", "POST"): SUPERVISOR,
     # paper: clerks key, supervisors print and settle
     ("paper.scan", "GET"): CLERK,
     ("paper.scan", "POST"): CLERK,
@@ -182,7 +182,7 @@ ARGUMENTS = {
     "investigator": lambda w: "DTV01",  # quarantined nowhere: a 404 once the guard lets it through
 }
 # ``code`` names a round on staff pages and an invitation code on the portal.
-ROUND_CODE_ENDPOINTS = ("admin.", "results.", "api.", "phuctra.")
+ROUND_CODE_ENDPOINTS = ("admin.", "results.", "api.")
 
 DENIED_MESSAGES = ("không có quyền truy cập trang này", "không được dùng chức năng API này")
 

@@ -91,6 +91,12 @@ def test_dossier_register_from_xlsx_is_sized_per_agency_and_field(session, round
     precise = {c.key: c for c in frames.plan(session, frame, Design(margin=0.1, target=0.9, target_margin=0.05))}
     assert precise[("SNV", "Công chức")].sample == precision_sample_size(200, proportion=0.9, half_width=0.05)
     assert precise[("SNV", "Công chức")].reserve == math.ceil(0.2 * precise[("SNV", "Công chức")].sample)
+    frames.draw(session, frame, Design(margin=0.05), today=TODAY, seed=1, actor="test")
+    assert frames.set_paper_targets(session, frame, "LĐH-CH", actor="test") == 2
+    targets = {p.cell.agency.code: p.cell.target for p in sheets.paper_cells(session, round_, form_code="LĐH-CH")}
+    assert (targets["SNV"], targets["STP"], targets["VPUB"]) == (134, 37, 2)
+    with pytest.raises(FrameError, match="không có ô chỉ tiêu phiếu giấy cho: SNV, STP"):
+        frames.set_paper_targets(session, frame, "HĐ-CT", actor="test")
 
 
 def test_systematic_draw_is_reproducible_from_its_recorded_seed(session, round_):

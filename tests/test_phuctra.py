@@ -122,6 +122,8 @@ def test_the_cli_runs_phuctra(runner, session, fieldwork, tmp_path):
                     encoding="utf-8")
     result = runner.invoke(args=["phuctra", "contacts", "--round", rnd.code, str(path)])
     assert result.exit_code == 0 and "Đã niêm phong 1 liên hệ" in result.output, result.output
+    result = runner.invoke(args=["phuctra", "draw", "--round", rnd.code, "--seed", "-1"])
+    assert result.exit_code == 1 and "Hạt giống ngẫu nhiên" in result.output
     result = runner.invoke(args=["phuctra", "draw", "--round", rnd.code, "--seed", "4"])
     assert result.exit_code == 0 and "trong 40 phiếu thu về" in result.output, result.output
     serial = issued[30].serial

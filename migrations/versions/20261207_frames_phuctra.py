@@ -2,13 +2,13 @@
 vault, draws, outcomes and quarantined investigators; the observer and auditor roles
 
 Revision ID: frames_phuctra
-Revises: spent_codes
+Revises: imported_submission
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "frames_phuctra"
-down_revision = "spent_codes"
+down_revision = "imported_submission"
 branch_labels = None
 depends_on = None
 

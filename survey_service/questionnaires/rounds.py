@@ -124,6 +124,8 @@ SETTINGS_FIELDS = (
               "threshold quarantines them.", "2"),
     FieldSpec("phuc_tra_sheets_per_day", "count (1 or more)", "More sheets than this returned by one "
               "investigator in one day are all drawn for phúc tra.", "30"),
+    FieldSpec("offline_portal", "bool", "The online form keeps answering without a connection: a draft and the "
+              "answers to send wait in the browser until the connection returns (docs/field-tools.md).", "false"),
 )
 AGENCY_KIND_FIELDS = (
     FieldSpec("code", "text", "Lower-case code, used by agencies.csv and the forms' rated_kinds."),
@@ -578,7 +580,9 @@ def load_round(
     if len(set(form_codes)) != len(form_codes):
         raise QuestionnaireError(rname, None, "a form is listed twice")
     settings = data["settings"]
-    check_keys(settings, set(_SETTINGS), set(OPTIONAL_SETTINGS), rname, "settings", "", label="key")
+    check_keys(settings, set(_SETTINGS), {*OPTIONAL_SETTINGS, "offline_portal"}, rname, "settings", "", label="key")
+    if "offline_portal" in settings:  # only when given: a round that leaves it out keeps its definition
+        as_bool(settings["offline_portal"], rname, "settings", "offline_portal", label="key")
     for key in ("min_breakdown", "phuc_tra_min_failures", "phuc_tra_sheets_per_day"):
         if key in settings:
             as_int(settings[key], rname, "settings", key, 1, label="key")

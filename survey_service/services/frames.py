@@ -79,8 +79,13 @@ def import_frame(session: Session, rnd: Round, kind: FrameKind | str, data: byte
 
     :raises FrameError: with every bad row's line and reason; nothing is stored.
     """
-    kind = FrameKind(kind)
+    try:
+        kind = FrameKind(kind)
+    except ValueError:
+        raise FrameError(f"Loại khung mẫu phải là {' hoặc '.join(k.value for k in FrameKind)}.", 400) from None
     name = (name or filename or "").strip()[:255] or KIND_LABELS[kind]
+    if storable.unstorable(name):
+        raise FrameError(f"Tên khung mẫu {storable.unstorable(name)}.", 400)
     if session.scalar(sa.select(Frame.id).where(Frame.round_id == rnd.id, Frame.name == name)):
         raise FrameError(f"Đợt {rnd.code} đã có khung mẫu tên “{name}”; hãy đặt tên khác.", 409)
     try:

@@ -285,6 +285,8 @@ def draw(session: Session, rnd: Round, *, today: date, secret: str, seed: int | 
         .where(Sheet.id.in_(list(investigators)), Sheet.state != SheetState.VOID)).all()
     commune = dict(returned)
     seed = secrets.randbits(62) if seed is None else int(seed)
+    if not 0 <= seed < 2 ** 63:
+        raise RecheckError("Hạt giống ngẫu nhiên phải là số nguyên từ 0 đến 2^63 − 1.", 400)
     rng = np.random.default_rng(seed)
     reasons: dict[int, list[str]] = defaultdict(list)
     for sheet_id in fieldcheck.draw_share([(s, investigators[s] or "", commune[s]) for s in commune], conf.share,

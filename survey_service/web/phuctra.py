@@ -47,21 +47,21 @@ def index():
     return _page(default_round())
 
 
-@bp.route("/phuctra/<code>")
+@bp.route("/phuctra/<round_code>")
 @role_required(*AUDITOR)
-def show(code: str):
-    return _page(round_or_404(code))
+def show(round_code: str):
+    return _page(round_or_404(round_code))
 
 
 def _back(rnd, anchor: str = ""):
-    return redirect(url_for("phuctra.show", code=rnd.code) + anchor)
+    return redirect(url_for("phuctra.show", round_code=rnd.code) + anchor)
 
 
-@bp.route("/phuctra/<code>/contacts", methods=["POST"])
+@bp.route("/phuctra/<round_code>/contacts", methods=["POST"])
 @role_required(*AUDITOR)
-def contacts(code: str):
+def contacts(round_code: str):
     session = get_session()
-    rnd = round_or_404(code)
+    rnd = round_or_404(round_code)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise RecheckError("Hãy chọn tệp CSV hoặc XLSX danh bạ.", 400)
@@ -72,11 +72,11 @@ def contacts(code: str):
     return _back(rnd)
 
 
-@bp.route("/phuctra/<code>/draw", methods=["POST"])
+@bp.route("/phuctra/<round_code>/draw", methods=["POST"])
 @role_required(*AUDITOR)
-def draw(code: str):
+def draw(round_code: str):
     session = get_session()
-    rnd = round_or_404(code)
+    rnd = round_or_404(round_code)
     report = phuctra.draw(session, rnd, today=rounds.local_today(), secret=_secret(), by=current_user)
     session.commit()
     flash(f"Đã chọn {report.drawn} trong {report.returned} phiếu thu về để phúc tra.", "info")
@@ -87,11 +87,11 @@ def _answer(name: str) -> bool | None:
     return {"yes": True, "no": False}.get(request.form.get(name, ""))
 
 
-@bp.route("/phuctra/<code>/sheets/<serial>", methods=["POST"])
+@bp.route("/phuctra/<round_code>/sheets/<serial>", methods=["POST"])
 @role_required(*AUDITOR)
-def outcome(code: str, serial: str):
+def outcome(round_code: str, serial: str):
     session = get_session()
-    rnd = round_or_404(code)
+    rnd = round_or_404(round_code)
     item = phuctra.get_item(session, rnd, serial)
     reached = _answer("reached")
     if reached is None:
@@ -103,11 +103,11 @@ def outcome(code: str, serial: str):
     return _back(rnd, f"#item-{item.sheet.serial}")
 
 
-@bp.route("/phuctra/<code>/quarantine/<investigator>/lift", methods=["POST"])
+@bp.route("/phuctra/<round_code>/quarantine/<investigator>/lift", methods=["POST"])
 @role_required(*AUDITOR)
-def lift(code: str, investigator: str):
+def lift(round_code: str, investigator: str):
     session = get_session()
-    rnd = round_or_404(code)
+    rnd = round_or_404(round_code)
     quarantine = next((q for q in phuctra.quarantines(session, rnd.id) if q.investigator == investigator), None)
     if quarantine is None:
         raise RecheckError("Điều tra viên này không bị tạm loại trong đợt.", 404)
@@ -118,14 +118,14 @@ def lift(code: str, investigator: str):
     return _back(rnd, "#quarantines")
 
 
-@bp.route("/phuctra/<code>/close", methods=["POST"])
+@bp.route("/phuctra/<round_code>/close", methods=["POST"])
 @role_required(*AUDITOR)
-def close(code: str):
+def close(round_code: str):
     session = get_session()
-    rnd = round_or_404(code)
+    rnd = round_or_404(round_code)
     asking = confirmation_page(
         "Đóng phúc tra", f"Đóng phúc tra đợt {rnd.code}: danh bạ (họ tên, số điện thoại) bị xóa hẳn và không ghi "
-        "thêm kết quả được nữa.", "Đóng phúc tra và xóa danh bạ", url_for("phuctra.show", code=rnd.code))
+        "thêm kết quả được nữa.", "Đóng phúc tra và xóa danh bạ", url_for("phuctra.show", round_code=rnd.code))
     if asking is not None:
         return asking
     deleted = phuctra.close(session, rnd, today=rounds.local_today(), by=current_user)
