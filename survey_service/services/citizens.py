@@ -20,7 +20,6 @@ from survey_service.services.errors import ServiceError
 from survey_service.services.exports import SIMULATED_COLUMN, SIMULATED_NOTE
 
 STATUS_LABELS = {analysis.MET: "Đạt", analysis.NOT_MET: "Chưa đạt", analysis.CANNOT_TELL: "Chưa kết luận được"}
-LEVEL_LABELS = {"province": "Toàn {unit}", "kind": "Theo loại cơ quan", "agency": "Theo cơ quan"}
 
 
 class CitizensError(ServiceError):
