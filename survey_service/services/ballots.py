@@ -211,7 +211,9 @@ def _release(session: Session, round_id: int, cells: list[int], opener: Sealer |
                                              _ballot_t.c.investigator).where(
                 _ballot_t.c.quota_cell_id.in_(cells[start:start + 500]))):
             by_cell.setdefault(row.quota_cell_id, []).append(row)
-    named = _named_investigators(session, round_id, k)
+    # (only paper ballots of a citizens' round name an investigator: an online submission counts nothing more)
+    named = (_named_investigators(session, round_id, k)
+             if any(row.investigator for rows in by_cell.values() for row in rows) else set())
     chance = random.SystemRandom()
     opened, unreadable = {}, 0
     for rows in by_cell.values():
