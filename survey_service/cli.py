@@ -698,7 +698,8 @@ def demo_group():
               help="The bundled round the demo collects for: QNA-2023 (Quảng Nam, 2023) or DNG-2026 (Đà Nẵng, "
                    "two-tier local government).")
 @click.option("--simulated/--no-simulated", default=True, show_default=True,
-              help="Also create the demonstration round <ROUND>-DEMO filled with simulated responses.")
+              help="Also create the demonstration rounds <ROUND>-DEMO and an earlier <ROUND>-DEMO-TRUOC filled with "
+                   "simulated responses.")
 @with_appcontext
 def demo_setup(round_code, simulated):
     """Migrate the database, load a bundled round and open it for collection, (re)set the demo accounts;
@@ -759,29 +760,33 @@ def _close_other_demo_rounds(session, rnd, rounds_dir: Path) -> None:
 
 
 def _simulated_round(session, round_dir: Path, round_code: str, accounts: dict) -> None:
-    """The demonstration round: the same agencies and forms as the real round, filled with simulated
-    responses through the portal and keying services, under its own code."""
+    """The demonstration rounds: the same agencies and forms as the real round, filled with simulated
+    responses through the portal and keying services, under their own codes. The earlier one
+    (``<ROUND>-DEMO-TRUOC``) has every agency a known step worse, so the report shows a change since it."""
     from survey_service.services import rounds, simulation
 
-    code = simulation.demo_code(round_code)
-    rounds.load_round(session, round_dir, current_app.config["QUESTIONNAIRE_DIR"], actor="demo",
-                      simulated_code=code)
-    rnd = rounds.get_round(session, code)
-    _open_for_demo(session, rnd)
-    try:
-        report = simulation.simulate(session, rnd, clerks=(accounts["buudien"], accounts["buudien2"]),
-                                     supervisor=accounts["giamsat"], today=date.today(),
-                                     signing_keys=current_app.config["SHEET_SIGNING_KEYS"],
-                                     secret=current_app.config["SECRET_KEY"])
-    except simulation.SimulationError as exc:
+    for code, shift, answers_seed in (
+            (simulation.previous_demo_code(round_code), simulation.PREVIOUS_SHIFT, 2022),
+            (simulation.demo_code(round_code), 0.0, None)):
+        rounds.load_round(session, round_dir, current_app.config["QUESTIONNAIRE_DIR"], actor="demo",
+                          simulated_code=code)
+        rnd = rounds.get_round(session, code)
+        _open_for_demo(session, rnd)
+        try:
+            report = simulation.simulate(session, rnd, clerks=(accounts["buudien"], accounts["buudien2"]),
+                                         supervisor=accounts["giamsat"], today=date.today(),
+                                         signing_keys=current_app.config["SHEET_SIGNING_KEYS"],
+                                         secret=current_app.config["SECRET_KEY"], quality_shift=shift,
+                                         answers_seed=answers_seed)
+        except simulation.SimulationError as exc:
+            session.commit()
+            click.echo(f"Đợt {code} (dữ liệu mô phỏng): {exc}")
+            continue
         session.commit()
-        click.echo(f"Đợt {code} (dữ liệu mô phỏng): {exc}")
-        return
-    session.commit()
-    click.echo(f"Đợt {code} (dữ liệu mô phỏng, ghi rõ trên mọi trang): {report.online_respondents} người trả lời "
-               f"trực tuyến ({report.online_responses} phiếu trả lời), {report.drafts} phiếu đang lưu dở, "
-               f"đã nhập {report.sheets_keyed}/{report.sheets_issued} phiếu giấy, {report.second_keyed} phiếu "
-               f"nhập hai lần, {report.disagreements} chỗ khác nhau ({report.reconciled} đã đối chiếu).")
+        click.echo(f"Đợt {code} (dữ liệu mô phỏng, ghi rõ trên mọi trang): {report.online_respondents} người trả "
+                   f"lời trực tuyến ({report.online_responses} phiếu trả lời), {report.drafts} phiếu đang lưu dở, "
+                   f"đã nhập {report.sheets_keyed}/{report.sheets_issued} phiếu giấy, {report.second_keyed} phiếu "
+                   f"nhập hai lần, {report.disagreements} chỗ khác nhau ({report.reconciled} đã đối chiếu).")
 
 
 def _write_instance_secrets(path: Path) -> None:
