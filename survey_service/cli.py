@@ -170,7 +170,7 @@ def round_check(round_dir, questionnaire_dir):
     paper = sum(q.target for q in r.quotas if q.channel == "paper")
     continued = sum(1 for a in r.agencies if a.continues)
     click.echo(f"  {len(r.form_codes)} phiếu, {len(r.quotas)} ô chỉ tiêu ({paper} phiếu giấy), "
-               f"{continued} cơ quan kế tục cơ quan của đợt trước")
+               f"{continued} cơ quan kế tục cơ quan của đợt trước, {len(r.targets)} mục tiêu")
     click.echo(f"Đợt {r.code} hợp lệ.")
 
 
@@ -687,6 +687,34 @@ def responses_import(round_code, file):
                + (f"; {report.surplus} phiếu vượt chỉ tiêu (dư)." if report.surplus else "."))
 
 
+# --- report --------------------------------------------------------------------------------------
+@click.command("report")
+@click.option("--round", "round_code", required=True, help="Round code, e.g. DNG-2026.")
+@click.option("--previous", "previous_code", help="An earlier round to compare with, e.g. QNA-2023.")
+@click.option("--out", "outputs", multiple=True, required=True, type=click.Path(dir_okay=False),
+              help="Output file, .docx or .pdf (the PDF is converted by LibreOffice). Repeatable.")
+@click.option("--template", type=click.Path(exists=True, dir_okay=False),
+              help="The province's Word template (docxtpl fields: docs/report.md); the bundled one by default.")
+@with_appcontext
+def report_command(round_code, previous_code, outputs, template):
+    """Write the survey report of a round (Nghị định 30/2020/NĐ-CP layout): method, results with their
+    intervals, targets, change since the previous round, annexes."""
+    from survey_service.services import comparison, report, results
+
+    for out in outputs:
+        if Path(out).suffix.lower() not in report.FORMATS:
+            fail(f"Không hỗ trợ định dạng '{Path(out).suffix}' ({out}); dùng: {', '.join(report.FORMATS)}.")
+    session = get_session()
+    rnd = _round_or_fail(session, round_code)
+    previous = _round_or_fail(session, previous_code) if previous_code else None
+    try:
+        written = report.write_report(session, rnd, list(outputs), previous=previous, template=template)
+    except (report.ReportError, comparison.ComparisonError, results.ResultsError) as exc:
+        fail(f"LỖI {exc}")
+    for path in written:
+        click.echo(f"Đã ghi {path}")
+
+
 # --- demo ----------------------------------------------------------------------------------------
 @click.group("demo")
 def demo_group():
@@ -837,7 +865,7 @@ def restore_command(source):
     click.echo(f"Database restored from {source}.")
 
 
-COMMANDS = [backup_command, restore_command]
+COMMANDS = [backup_command, restore_command, report_command]
 GROUPS = [db_group, questionnaires_group, round_group, users_group, codes_group, sheets_group, analysis_group,
           responses_group, demo_group]
 
