@@ -305,12 +305,12 @@ def build_body(doc, data: ReportData) -> None:
             continue
         _caption(doc, f"Bảng: {plural} — điểm điều tra XHH (tối đa {points_text(part['max_points'].max())}) và tỷ "
                       "lệ hài lòng")
-        _table(doc, ["Mã", "Cơ quan", "Số phiếu", "Tổng điểm", "KTC 95%", "Hài lòng (%)", "KTC 95%",
+        _table(doc, ["Mã", "Cơ quan", "n", "Tổng điểm", "KTC 95%", "Hài lòng (%)", "KTC 95%",
                      "Hạng (khoảng)"],
                [[r["agency"], r["agency_name"], MISSING if pd.isna(r["n"]) else number(r["n"]),
                  points_text(r["survey_points"]), interval_text(r["survey_points_ci_lo"], r["survey_points_ci_hi"], 2),
                  share_text(r["tlhl"]), interval_text(r["tlhl_ci_lo"], r["tlhl_ci_hi"], 1), rank_text(r)]
-                for _, r in part.iterrows()], [22, 37, 12, 15, 25, 15, 21, 21])
+                for _, r in part.iterrows()], [26, 35, 10, 15, 25, 15, 21, 18])
         png = satisfaction_chart(part, target_of, plural, rnd.simulated)
         doc.add_picture(io.BytesIO(png), width=Mm(155))
         doc.paragraphs[-1].alignment = WD_ALIGN_PARAGRAPH.CENTER
@@ -336,7 +336,7 @@ def build_body(doc, data: ReportData) -> None:
                          MISSING if pd.isna(r["n_needed"]) else number(int(r["n_needed"]))])
         _caption(doc, "Bảng: Kết quả so với mục tiêu (cận một phía 95%)")
         _table(doc, ["Mã", "Cơ quan", "Mục tiêu", "Ước lượng", "Cận dưới–cận trên", "Kết luận", "Số phiếu cần"],
-               rows, [22, 42, 15, 17, 27, 24, 18])
+               rows, [26, 33, 15, 17, 27, 29, 18])
     else:
         _para(doc, "Đợt khảo sát không đặt mục tiêu (round.yaml targets).")
 
@@ -363,7 +363,7 @@ def build_body(doc, data: ReportData) -> None:
                              MISSING if pd.isna(r["p_adjusted"]) else number(r["p_adjusted"], 3),
                              change.CHANGE_LABELS.get(r["change"], MISSING)])
             _table(doc, ["Mã", "Cơ quan", "Kế tục", "Đợt trước", "Đợt này", "Chênh lệch", "KTC 95%", "p (BH)",
-                         "Kết luận"], rows, [21, 27, 21, 14, 14, 15, 22, 12, 19])
+                         "Kết luận"], rows, [26, 23, 21, 14, 14, 15, 21, 12, 19])
         ranks = comp.table[(comp.table["indicator"] == "survey_points") & comp.table["rank_moved"].notna()]
         moved = ranks[ranks["rank_moved"].astype(bool)]
         _para(doc, f"Thứ hạng: {number(len(moved))} trong {number(len(ranks))} cơ quan có thứ hạng thay đổi vượt "
@@ -402,12 +402,12 @@ def build_body(doc, data: ReportData) -> None:
         wide = part.pivot(index="agency", columns="criterion", values="points").reindex(columns=crits)
         order = [a for a in s.loc[s["agency_kind"] == kind, "agency"] if a in wide.index]
         _caption(doc, f"Bảng: {plural} — điểm theo lĩnh vực")
-        width = 143 / (len(crits) + 3)
+        width = 139 / (len(crits) + 3)
         _table(doc, ["Mã", *crits, "n hiệu dụng", "deff"],
                [[a, *[points_text(wide.loc[a, k]) for k in crits],
                  number(s.loc[s["agency"] == a, "n_eff_min"].iloc[0], 1),
                  MISSING if pd.isna(deff.get(a, np.nan)) else number(deff[a], 2)] for a in order],
-               [22, *[width] * len(crits), width + 4, width])
+               [26, *[width] * len(crits), width + 4, width])
     _heading(doc, "PHỤ LỤC 2. KẾT QUẢ THEO MẪU PHIẾU", 1)
     items = res.items[~res.items["suppressed"]] if len(res.items) else res.items
     by_form = items.groupby("form").agg(agencies=("agency", "nunique"), answers=("n_valid", "sum"),

@@ -86,13 +86,13 @@ def source_code(code: str) -> str:
 def simulate(session: Session, rnd: Round, *, clerks: tuple[StaffUser, StaffUser], supervisor: StaffUser,
              today: date, signing_keys: list[str], secret: str, seed: int = 2023,
              online_share: tuple[float, float] = ONLINE_SHARE, quality_shift: float = 0.0,
-             answers_seed: int | None = None) -> SimulationReport:
+             answers_seed: int | None = None, returned_share: float = SHEETS_RETURNED) -> SimulationReport:
     """Fill a simulated round with online responses (over the days it has been open) and keyed sheets.
 
     The same ``seed`` gives the same agency qualities and, without ``answers_seed``, the same answers;
     ``quality_shift`` moves every agency's quality by the same amount (the earlier round of a pair: the true
     satisfaction of each agency is then :func:`true_share` at its quality). ``secret`` (the server's) seals
-    the drafts and ballots.
+    the drafts and ballots. ``returned_share``: the paper sheets that come back (the demo's 85 %; a test keys fewer).
     :raises SimulationError: for a real round, one that already has responses, or one not open today (the
     portal would refuse every code).
     """
@@ -110,7 +110,7 @@ def simulate(session: Session, rnd: Round, *, clerks: tuple[StaffUser, StaffUser
     days = [rnd.opens_on + timedelta(days=i) for i in range((today - rnd.opens_on).days + 1)]
     report = SimulationReport()
     _online(session, rnd, rng, quality, days, online_share, secret, report)
-    _paper(session, rnd, rng, quality, days, clerks, supervisor, signing_keys, report)
+    _paper(session, rnd, rng, quality, days, clerks, supervisor, signing_keys, returned_share, report)
     session.flush()
     return report
 
@@ -194,10 +194,10 @@ def _online(session: Session, rnd: Round, rng: random.Random, quality: dict[int,
 # --- paper -------------------------------------------------------------------------------------------
 def _paper(session: Session, rnd: Round, rng: random.Random, quality: dict[int, float], days: list[date],
            clerks: tuple[StaffUser, StaffUser], supervisor: StaffUser, signing_keys: list[str],
-           report: SimulationReport) -> None:
+           returned_share: float, report: SimulationReport) -> None:
     issued = sheets.issue_sheets(session, rnd, sheets.paper_cells(session, rnd), today=days[-1], actor="demo")
     report.sheets_issued = len(issued)
-    returned = [s for s in issued if rng.random() < SHEETS_RETURNED]
+    returned = [s for s in issued if rng.random() < returned_share]
     if returned:
         sheets.record_returns(session, rnd, [s.serial for s in returned], signing_keys, today=days[-1],
                               by=clerks[0])
