@@ -48,9 +48,11 @@ def compare_rounds(session: Session, rnd: Round, previous: Round) -> Comparison:
     """Results of both rounds and the change of every agency that continues agencies of ``previous``."""
     if previous.id == rnd.id:
         raise ComparisonError("Đợt so sánh phải là một đợt khác.")
-    if previous.opens_on >= rnd.opens_on and simulation.source_code(previous.code) != simulation.source_code(
-            rnd.code):
-        raise ComparisonError(f"Đợt {previous.code} không diễn ra trước đợt {rnd.code}.")
+    # by the year evaluated (collection dates move when a round is rescheduled); the demonstration pair is
+    # the same round simulated twice
+    if previous.year >= rnd.year and simulation.source_code(previous.code) != simulation.source_code(rnd.code):
+        raise ComparisonError(f"Đợt {previous.code} (năm {previous.year}) không diễn ra trước đợt {rnd.code} "
+                              f"(năm {rnd.year}).")
     if previous.simulated != rnd.simulated:
         raise ComparisonError("Không so sánh đợt có dữ liệu mô phỏng với đợt có dữ liệu thật.")
     mapping, matched_by = baselines(rnd, previous)
