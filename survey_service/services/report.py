@@ -175,6 +175,7 @@ def _caption(doc, text: str) -> None:
     p = doc.add_paragraph()
     p.alignment = WD_ALIGN_PARAGRAPH.CENTER
     p.paragraph_format.first_line_indent = Mm(0)
+    p.paragraph_format.keep_with_next = True  # never a caption alone at the foot of a page
     run = p.add_run(text)
     run.bold = True
     run.font.size = Pt(12)
@@ -376,9 +377,13 @@ def build_body(doc, data: ReportData) -> None:
                    f"{' (' + ', '.join(met) + ')' if met else ''}, {number(verdict_counts[target_rules.KHONG_DAT])}"
                    f" lượt Không đạt, {number(verdict_counts[target_rules.CHUA_DU_CAN_CU])} lượt Chưa đủ căn cứ.")
     if data.comparison is not None:
+        groups: dict[tuple[str, str], list[str]] = {}
+        for agency, label, verdict in changed:
+            groups.setdefault((label.split(" (")[0].lower(), verdict.lower()), []).append(agency)
         _para(doc, f"Về thay đổi so với đợt trước: {number(len(changed))} kết quả thay đổi có ý nghĩa thống kê"
-                   + (": " + "; ".join(f"{a} ({lbl.split(' (')[0].lower()}: {c.lower()})" for a, lbl, c in changed)
-                      + "." if changed else "; các cơ quan còn lại không có thay đổi phát hiện được."))
+                   + ("; " + "; ".join(f"{what} {verdict}: {', '.join(codes)}" for (what, verdict), codes
+                                      in groups.items()) + "." if changed
+                      else ": không cơ quan nào có thay đổi phát hiện được."))
 
     _heading(doc, "V. KIẾN NGHỊ", 1)
     undecided = t[(t["verdict"] == target_rules.CHUA_DU_CAN_CU) & t["n_needed"].notna()] if len(t) else t
