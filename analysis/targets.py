@@ -191,7 +191,10 @@ def assign_targets(agencies: pd.DataFrame, rules) -> pd.DataFrame:
 
 def round_targets(summary: pd.DataFrame, rules, level: float = TARGET_LEVEL) -> pd.DataFrame:
     """:func:`target_verdicts` of every agency × indicator with a target, from a round's summary table
-    (``agency, agency_kind, tlhl, tlhl_se, survey_points, survey_points_se, n``)."""
+    (``agency, agency_kind, tlhl, tlhl_se, survey_points, survey_points_se, n``); an agency the summary
+    withholds (``withheld``) has no row: nothing at all is published about it."""
+    if "withheld" in summary:
+        summary = summary[~summary["withheld"].astype(bool)]
     assigned = assign_targets(summary, rules)
     cols = ["agency", "indicator", "target", "label", "scale", "estimate", "se", "n"]
     if assigned.empty:

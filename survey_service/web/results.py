@@ -99,7 +99,7 @@ def agency_chart(code, agency):
 @bp.route("/staff/results/<code>/download.<fmt>")
 @role_required(*ROLES)
 def download(code, fmt):
-    if fmt not in MIMETYPES:
+    if "." + fmt not in exports.FORMATS:
         abort(404)
     rnd, res = results_or_error(code)
     with tempfile.TemporaryDirectory() as tmp:
