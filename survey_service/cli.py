@@ -600,6 +600,18 @@ def analysis_group():
     """Scoring and estimation of a round's results."""
 
 
+def _release_due_ballots(session, rnd) -> None:
+    """Sealed ballots of past days into responses before the results are computed; says what still waits."""
+    from survey_service.services import ballots, rounds
+
+    released = ballots.release(session, rnd, ballots.opener(rnd, current_app.config["SECRET_KEY"]),
+                               today=rounds.local_today())
+    session.commit()
+    if released.waiting or released.unreadable:
+        click.echo(ballots.waiting_note(released.waiting, owner_sealed=bool(rnd.ballot_public_key)) + (
+            " " + rounds.unreadable_message(released.unreadable) if released.unreadable else ""))
+
+
 @analysis_group.command("run")
 @click.option("--round", "round_code", required=True, help="Round code, e.g. QNA-2023.")
 @click.option("--out", "outputs", multiple=True, required=True, type=click.Path(dir_okay=False),
@@ -613,7 +625,7 @@ def analysis_group():
 def analysis_run(round_code, outputs, answers_path, responses_path):
     """Compute a round's results from its stored responses and write them (sealed ballots of past days are
     released first)."""
-    from survey_service.services import ballots, exports, results, rounds
+    from survey_service.services import exports, results
 
     for out in outputs:
         if Path(out).suffix.lower() not in exports.FORMATS:
@@ -622,12 +634,7 @@ def analysis_run(round_code, outputs, answers_path, responses_path):
         fail(f"--responses ghi tệp SPSS: tên tệp phải có đuôi .sav ({responses_path}).")
     session = get_session()
     rnd = _round_or_fail(session, round_code)
-    released = ballots.release(session, rnd, ballots.opener(rnd, current_app.config["SECRET_KEY"]),
-                               today=rounds.local_today())
-    session.commit()
-    if released.waiting or released.unreadable:
-        click.echo(ballots.waiting_note(released.waiting, owner_sealed=bool(rnd.ballot_public_key)) + (
-            " " + rounds.unreadable_message(released.unreadable) if released.unreadable else ""))
+    _release_due_ballots(session, rnd)
     try:
         res = results.round_results(session, rnd)
     except results.ResultsError as exc:
@@ -696,9 +703,11 @@ def responses_import(round_code, file):
 @click.option("--template", type=click.Path(exists=True, dir_okay=False),
               help="The province's Word template (docxtpl fields: docs/report.md); the bundled one by default.")
 @with_appcontext
+@needs_secrets("SECRET_KEY")
 def report_command(round_code, previous_code, outputs, template):
     """Write the survey report of a round (Nghị định 30/2020/NĐ-CP layout): method, results with their
-    intervals, targets, change since the previous round, annexes."""
+    intervals, targets, change since the previous round, annexes (sealed ballots of past days are released
+    first, as by `analysis run`)."""
     from survey_service.services import comparison, report, results
 
     for out in outputs:
@@ -707,6 +716,8 @@ def report_command(round_code, previous_code, outputs, template):
     session = get_session()
     rnd = _round_or_fail(session, round_code)
     previous = _round_or_fail(session, previous_code) if previous_code else None
+    for each in filter(None, (previous, rnd)):
+        _release_due_ballots(session, each)
     try:
         written = report.write_report(session, rnd, list(outputs), previous=previous, template=template)
     except (report.ReportError, comparison.ComparisonError, results.ResultsError) as exc:
