@@ -89,17 +89,19 @@ def rank_moved(before_interval, after_interval) -> bool | None:
 
 
 #: Indicators compared: the summary's estimate and SE columns.
-INDICATORS = {"satisfaction": ("tlhl", "tlhl_se"), "survey_points": ("survey_points", "survey_points_se")}
+INDICATORS = {"satisfaction": ("satisfaction", "satisfaction_se"),
+              "survey_points": ("survey_points", "survey_points_se")}
 
 
 def round_change(before: pd.DataFrame, after: pd.DataFrame, baselines: dict[str, list[str]],
                  confidence: float = CONFIDENCE, fdr: float = FDR) -> pd.DataFrame:
     """Change of every agency of the later round whose baseline is known, per indicator (:func:`compare`).
 
-    ``before``/``after``: round summaries (``agency, tlhl, tlhl_se, survey_points, survey_points_se, max_points,
-    n, rank, rank_lo, rank_hi``); ``baselines``: later agency → the earlier agencies it continues (several for
-    a merger: :func:`combine_baseline`). Points are compared only between agencies of the same maximum; a
-    rank only for an agency that continues exactly one (``rank_moved``, :func:`rank_moved`).
+    ``before``/``after``: round summaries (``agency, satisfaction, satisfaction_se, survey_points,
+    survey_points_se, max_points, n, rank, rank_lo, rank_hi``); ``baselines``: later agency → the earlier
+    agencies it continues (several for a merger: :func:`combine_baseline`). Points are compared only between
+    agencies of the same maximum; a rank only for an agency that continues exactly one (``rank_moved``,
+    :func:`rank_moved`).
     """
     prev = before.set_index("agency")
     now = after.set_index("agency")

@@ -153,7 +153,7 @@ def target_verdicts(estimates: pd.DataFrame, level: float = TARGET_LEVEL) -> pd.
 
 #: The indicators a target may be set on: the summary's column, its SE column and whether it is a share.
 INDICATORS = {
-    "satisfaction": ("tlhl", "tlhl_se", "share"),
+    "satisfaction": ("satisfaction", "satisfaction_se", "share"),
     "survey_points": ("survey_points", "survey_points_se", "points"),
 }
 
@@ -191,7 +191,7 @@ def assign_targets(agencies: pd.DataFrame, rules) -> pd.DataFrame:
 
 def round_targets(summary: pd.DataFrame, rules, level: float = TARGET_LEVEL) -> pd.DataFrame:
     """:func:`target_verdicts` of every agency × indicator with a target, from a round's summary table
-    (``agency, agency_kind, tlhl, tlhl_se, survey_points, survey_points_se, n``); an agency the summary
+    (``agency, agency_kind, satisfaction, satisfaction_se, survey_points, survey_points_se, n``); an agency the summary
     withholds (``withheld``) has no row: nothing at all is published about it."""
     if "withheld" in summary:
         summary = summary[~summary["withheld"].astype(bool)]
@@ -213,8 +213,8 @@ def round_targets(summary: pd.DataFrame, rules, level: float = TARGET_LEVEL) -> 
 
 
 def with_verdicts(summary: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
-    """The summary with each indicator's target and verdict beside it (``tlhl_target``, ``tlhl_verdict``,
-    ``survey_points_target``, ``survey_points_verdict``), from :func:`round_targets`."""
+    """The summary with each indicator's target and verdict beside it (``satisfaction_target``,
+    ``satisfaction_verdict``, ``survey_points_target``, ``survey_points_verdict``), from :func:`round_targets`."""
     out = summary.copy()
     for indicator, (col, _, _) in INDICATORS.items():
         part = targets[targets["indicator"] == indicator].set_index("agency")

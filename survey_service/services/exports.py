@@ -38,10 +38,10 @@ SUMMARY_HEADERS = {
     "survey_points_ci_lo": "Tổng điểm: cận dưới KTC 95%",
     "survey_points_ci_hi": "Tổng điểm: cận trên KTC 95%",
     "max_points": "Điểm tối đa",
-    "tlhl": "Tỷ lệ hài lòng (%)",
-    "tlhl_se": "Sai số chuẩn tỷ lệ hài lòng",
-    "tlhl_ci_lo": "Tỷ lệ hài lòng: cận dưới KTC 95%",
-    "tlhl_ci_hi": "Tỷ lệ hài lòng: cận trên KTC 95%",
+    "satisfaction": "Tỷ lệ hài lòng (%)",
+    "satisfaction_se": "Sai số chuẩn tỷ lệ hài lòng",
+    "satisfaction_ci_lo": "Tỷ lệ hài lòng: cận dưới KTC 95%",
+    "satisfaction_ci_hi": "Tỷ lệ hài lòng: cận trên KTC 95%",
     "tltc": "Tỷ lệ đánh giá tích cực (%)",
     "n": "Số phiếu hợp lệ",
     "n_eff_min": "Cỡ mẫu hiệu dụng nhỏ nhất",
@@ -49,8 +49,8 @@ SUMMARY_HEADERS = {
     "rank_lo": "Xếp hạng: cận trên (tốt nhất)",
     "rank_hi": "Xếp hạng: cận dưới (kém nhất)",
     "flags": "Cảnh báo độ tin cậy",
-    "tlhl_target": "Mục tiêu tỷ lệ hài lòng (%)",
-    "tlhl_verdict": "Đánh giá mục tiêu tỷ lệ hài lòng",
+    "satisfaction_target": "Mục tiêu tỷ lệ hài lòng (%)",
+    "satisfaction_verdict": "Đánh giá mục tiêu tỷ lệ hài lòng",
     "survey_points_target": "Mục tiêu tổng điểm",
     "survey_points_verdict": "Đánh giá mục tiêu tổng điểm",
 }
@@ -96,7 +96,7 @@ ITEM_HEADERS = {
     "item": "Mã câu hỏi",
     "criterion": "Mã lĩnh vực",
     "scale": "Thang đo",
-    "n_sheets": "Số phiếu của nhóm",
+    "n_responses": "Số phiếu của nhóm",
     "n_valid": "Số câu trả lời có điểm",
     "mean_value": "Điểm trung bình (0-1)",
     "positive_pct": "Tỷ lệ tích cực (%)",
@@ -119,12 +119,13 @@ SUPPRESSED_NOTE = "Ẩn (nhóm dưới {n} người trả lời về cơ quan n�
 
 #: Decimals shown in the workbook per column (the cells keep full precision); other columns are text.
 DECIMALS = {
-    **dict.fromkeys(["n", "n_sheets", "n_valid", "n_groups", "rank", "rank_lo", "rank_hi", "n_eff_needed",
+    **dict.fromkeys(["n", "n_responses", "n_valid", "n_groups", "rank", "rank_lo", "rank_hi", "n_eff_needed",
                      "n_needed"], 0),
-    **dict.fromkeys(["tlhl", "tlhl_ci_lo", "tlhl_ci_hi", "tltc", "positive_pct", "n_eff", "n_eff_min"], 1),
+    **dict.fromkeys(["satisfaction", "satisfaction_ci_lo", "satisfaction_ci_hi", "tltc", "positive_pct", "n_eff",
+                     "n_eff_min"], 1),
     **dict.fromkeys(["survey_points", "survey_points_ci_lo", "survey_points_ci_hi", "points", "points_ci_lo",
-                     "points_ci_hi", "max_points", "tlhl_se", "tlhl_target", "survey_points_target", "target",
-                     "estimate", "se", "lower", "upper", "design_effect"], 2),
+                     "points_ci_hi", "max_points", "satisfaction_se", "satisfaction_target", "survey_points_target",
+                     "target", "estimate", "se", "lower", "upper", "design_effect"], 2),
     **dict.fromkeys(["survey_points_se", "points_se", "score", "mean_value", "sum", "min", "median", "max",
                      "deff_w"], 3),
 }
@@ -173,7 +174,7 @@ def provenance_lines(results: RoundResults) -> list[tuple[str, str]]:
         ("Tính cả phiếu vượt chỉ tiêu", "có" if p["surplus_in_analysis"] else "không"),
         ("Số phiếu được tính", number(p["counts"].get("responses", 0))),
         ("Số cặp phiếu × cơ quan không hợp lệ (trả lời quá ít)",
-         number(p["counts"].get("invalid_sheet_agency_pairs", 0))),
+         number(p["counts"].get("invalid_response_agency_pairs", 0))),
         *((PARAMETER_LABELS.get(key, key), _parameter_text(key, value))
           for key, value in p["analysis_parameters"].items()),
     ]
@@ -217,7 +218,7 @@ def summary_frame(results: RoundResults) -> pd.DataFrame:
     out["agency_kind"] = out["agency_kind"].map(results.kind_labels)
     labels = flag_labels(results)
     out["flags"] = out["flags"].map(lambda f: _flag_text(f, labels))
-    for col in ("tlhl_verdict", "survey_points_verdict"):
+    for col in ("satisfaction_verdict", "survey_points_verdict"):
         out[col] = out[col].map(lambda v: VERDICTS.get(v, ""))
     return out.rename(columns=headers)
 
@@ -251,7 +252,7 @@ def items_frame(results: RoundResults) -> pd.DataFrame:
         out[f"{COUNT_PREFIX} '{code}'"] = [None if c is None else c.get(code, 0) for c in items["counts"]]
     threshold = results.provenance["analysis_parameters"]["min_breakdown"]
     # a hidden group's size is not given either: "fewer than the threshold" is all it says, and no count
-    out["n_sheets"] = out["n_sheets"].astype(object).where(~items["suppressed"], f"< {threshold}")
+    out["n_responses"] = out["n_responses"].astype(object).where(~items["suppressed"], f"< {threshold}")
     out["n_valid"] = out["n_valid"].astype(object).where(~items["suppressed"], None)
     out["Ghi chú"] = np.where(items["suppressed"], SUPPRESSED_NOTE.format(n=threshold), "")
     return out.rename(columns=ITEM_HEADERS)
@@ -361,8 +362,8 @@ def write_sav(results: RoundResults, path: Path) -> None:
         "kind": s["agency_kind"].map(sav_kinds).astype(float),
     })
     numeric = ["survey_points", "survey_points_se", "survey_points_ci_lo", "survey_points_ci_hi", "max_points",
-               "tlhl", "tlhl_se", "tlhl_ci_lo", "tlhl_ci_hi", "tltc", "n", "n_eff_min", "rank", "rank_lo", "rank_hi",
-               "tlhl_target", "survey_points_target", *points]
+               "satisfaction", "satisfaction_se", "satisfaction_ci_lo", "satisfaction_ci_hi", "tltc", "n", "n_eff_min",
+               "rank", "rank_lo", "rank_hi", *points]
     for col in numeric:
         frame[_sav_name(col)] = pd.to_numeric(s[col], errors="coerce").astype(float)
     labels = {"agency": "Mã cơ quan", "agency_name": "Tên cơ quan", "kind": "Loại cơ quan"}
@@ -385,20 +386,20 @@ def write_sav(results: RoundResults, path: Path) -> None:
                    for flag, code in flag_codes.items() if flag})
     # the three target answers as codes 1-3 with value labels (empty: no target or no estimate)
     verdict_codes = {v: float(i) for i, v in enumerate(VERDICTS, 1)}
-    for col in ("tlhl_verdict", "survey_points_verdict"):
+    for col in ("satisfaction_verdict", "survey_points_verdict"):
         frame[_sav_name(col)] = s[col].map(verdict_codes).astype(float)
         labels[_sav_name(col)] = SUMMARY_HEADERS[col]
     value_labels = {"kind": {float(v): results.kind_labels[k] for k, v in sav_kinds.items()}}
     value_labels.update({_sav_name(col): {code: VERDICTS[v] for v, code in verdict_codes.items()}
-                         for col in ("tlhl_verdict", "survey_points_verdict")})
+                         for col in ("satisfaction_verdict", "survey_points_verdict")})
     value_labels.update({f"flag{code}": {0.0: "Không", 1.0: "Có"} for flag, code in flag_codes.items() if flag})
     measure = {c: "scale" for c in frame.columns}
     measure.update({c: "nominal"
                     for c in ("agency", "agency_name", "kind", *[c for c in frame if c.startswith("flag")])})
     measure.update({c: "ordinal" for c in ("rank", "rank_lo", "rank_hi")})
-    measure.update({_sav_name(c): "nominal" for c in ("tlhl_verdict", "survey_points_verdict")})
+    measure.update({_sav_name(c): "nominal" for c in ("satisfaction_verdict", "survey_points_verdict")})
     whole = ["kind", "n", "rank", "rank_lo", "rank_hi", *[c for c in frame if c.startswith("flag")],
-             *[_sav_name(c) for c in ("tlhl_verdict", "survey_points_verdict")]]
+             *[_sav_name(c) for c in ("satisfaction_verdict", "survey_points_verdict")]]
     p = results.provenance
     pyreadstat.write_sav(
         frame, str(path), column_labels=labels, variable_value_labels=value_labels, variable_measure=measure,

@@ -183,15 +183,15 @@ def _caption(doc, text: str) -> None:
 
 def satisfaction_chart(summary: pd.DataFrame, target_of: dict[str, float], title: str, simulated: bool) -> bytes:
     """Satisfaction of each agency with its 95 % interval, the agency's target marked, best on top (PNG)."""
-    rows = summary.dropna(subset=["tlhl"]).sort_values("tlhl")
+    rows = summary.dropna(subset=["satisfaction"]).sort_values("satisfaction")
     height = 1.2 + 0.22 * max(len(rows), 1)
     fig = Figure(figsize=(6.3, height), dpi=200)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     y = np.arange(len(rows))
-    est = rows["tlhl"].to_numpy(dtype=float)
-    lo = est - rows["tlhl_ci_lo"].to_numpy(dtype=float)
-    hi = rows["tlhl_ci_hi"].to_numpy(dtype=float) - est
+    est = rows["satisfaction"].to_numpy(dtype=float)
+    lo = est - rows["satisfaction_ci_lo"].to_numpy(dtype=float)
+    hi = rows["satisfaction_ci_hi"].to_numpy(dtype=float) - est
     ax.errorbar(est, y, xerr=[np.nan_to_num(lo), np.nan_to_num(hi)], fmt="o", color="black", ms=3, capsize=2, lw=0.8)
     marks = [target_of.get(a) for a in rows["agency"]]
     ax.scatter([m for m in marks if m is not None], [i for i, m in zip(y, marks) if m is not None], marker="|",
@@ -310,7 +310,8 @@ def build_body(doc, data: ReportData) -> None:
                      "Hạng (khoảng)"],
                [[r["agency"], r["agency_name"], MISSING if pd.isna(r["n"]) else number(r["n"]),
                  points_text(r["survey_points"]), interval_text(r["survey_points_ci_lo"], r["survey_points_ci_hi"], 2),
-                 share_text(r["tlhl"]), interval_text(r["tlhl_ci_lo"], r["tlhl_ci_hi"], 1), rank_text(r)]
+                 share_text(r["satisfaction"]), interval_text(r["satisfaction_ci_lo"], r["satisfaction_ci_hi"], 1),
+                 rank_text(r)]
                 for _, r in part.iterrows()], [26, 35, 10, 15, 25, 15, 21, 18])
         png = satisfaction_chart(part, target_of, plural, rnd.simulated)
         doc.add_picture(io.BytesIO(png), width=Mm(155))

@@ -164,7 +164,7 @@ def test_tables_hold_the_export_values(made):
     for r in summary.itertuples():
         line = _rows(text, r.agency)[0]  # its first table: points and satisfaction
         expected = [_vi(r.survey_points, 2), _interval(r.survey_points_ci_lo, r.survey_points_ci_hi, 2),
-                    _vi(r.tlhl, 1), _interval(r.tlhl_ci_lo, r.tlhl_ci_hi, 1)]
+                    _vi(r.satisfaction, 1), _interval(r.satisfaction_ci_lo, r.satisfaction_ci_hi, 1)]
         assert all(v in line for v in expected), (r.agency, expected, line)
         checked += not pd.isna(r.survey_points)
     assert len(summary) == 43 and checked >= 30
@@ -182,12 +182,12 @@ def test_target_answers_recomputed(made):
     text = _pdf_text(made["pdf"], layout=True)
     seen = set()
     for r in summary.itertuples():
-        if pd.isna(r.tlhl):
+        if pd.isna(r.satisfaction):
             continue
         target = 85.0 if r.agency in ("STNMT", "SXD") else 90.0
-        assert r.tlhl_target == target
-        verdict = _wilson_verdict(r.tlhl / 100, r.tlhl_se / 100, r.n, target / 100)
-        assert r.tlhl_verdict == verdict, r.agency
+        assert r.satisfaction_target == target
+        verdict = _wilson_verdict(r.satisfaction / 100, r.satisfaction_se / 100, r.n, target / 100)
+        assert r.satisfaction_verdict == verdict, r.agency
         # a verdict may wrap in its cell: its first two words are on the row's first line
         target_line = [line for line in _rows(text, r.agency) if " ".join(verdict.split()[:2]) in line]
         assert target_line, (r.agency, verdict)
@@ -200,9 +200,9 @@ def test_change_verdicts_recomputed_and_the_known_change_recovered(made):
     text = _pdf_text(made["pdf"], layout=True)
     before = before.reindex(now.index)
     # the family: every agency whose difference has a standard error (same code: the rounds share a structure)
-    se_all = np.sqrt(now["tlhl_se"] ** 2 + before["tlhl_se"] ** 2)
-    both = now.index[now["tlhl"].notna() & before["tlhl"].notna() & (se_all > 0)]
-    diff = now.loc[both, "tlhl"] - before.loc[both, "tlhl"]
+    se_all = np.sqrt(now["satisfaction_se"] ** 2 + before["satisfaction_se"] ** 2)
+    both = now.index[now["satisfaction"].notna() & before["satisfaction"].notna() & (se_all > 0)]
+    diff = now.loc[both, "satisfaction"] - before.loc[both, "satisfaction"]
     se = se_all[both]
     p = 2 * norm.sf(np.abs(diff / se))
     reject, adjusted, _, _ = multipletests(p, alpha=0.05, method="fdr_bh")
