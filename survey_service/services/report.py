@@ -372,7 +372,9 @@ def build_body(doc, data: ReportData) -> None:
                    "khoảng xếp hạng" + (f" ({', '.join(moved['agency'])})." if len(moved) else "."))
 
     _heading(doc, "IV. ĐÁNH GIÁ CHUNG", 1)
-    if len(t):
+    if s[["survey_points", "satisfaction"]].isna().all().all():
+        _para(doc, "Đợt khảo sát chưa có phiếu được tính vào kết quả: chưa có kết luận nào.")
+    elif len(t):
         met = t.loc[t["verdict"] == target_rules.DAT, "agency"].tolist()
         _para(doc, f"Về mục tiêu: {number(verdict_counts[target_rules.DAT])} lượt cơ quan Đạt"
                    f"{' (' + ', '.join(met) + ')' if met else ''}, {number(verdict_counts[target_rules.KHONG_DAT])}"
@@ -393,8 +395,10 @@ def build_body(doc, data: ReportData) -> None:
                          for r in undecided.itertuples())
         _para(doc, "Tăng cỡ mẫu ở đợt sau cho các cơ quan Chưa đủ căn cứ, theo số phiếu cần để kết luận với ước "
                    f"lượng hiện tại và hệ số thiết kế của đợt này: {plan}.")
+    elif len(t) and t["estimate"].notna().any():
+        _para(doc, "Cỡ mẫu của đợt này đủ để kết luận về mục tiêu cho mọi cơ quan có số liệu.")
     else:
-        _para(doc, "Giữ cỡ mẫu như đợt này.")
+        _para(doc, "Chưa có kiến nghị về cỡ mẫu: đợt chưa có số liệu hoặc không đặt mục tiêu.")
 
     _heading(doc, "PHỤ LỤC 1. ĐIỂM THEO LĨNH VỰC", 1)
     c = res.criteria
