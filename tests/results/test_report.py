@@ -259,3 +259,17 @@ def test_cli_refuses_bad_input(made, tmp_path):
                                 str(tmp_path / "r.docx")])
     assert mixed.exit_code == 1 and "mô phỏng" in mixed.output
     assert not (tmp_path / "r.docx").exists()
+
+
+def test_the_real_pair_without_answers(made, tmp_path):
+    """DNG-2026 against QNA-2023, both loaded and empty: compared through the declared continuity, and no
+    conclusion drawn from no data."""
+    runner = made["app"].test_cli_runner()
+    for code in ("QNA-2023", "DNG-2026"):
+        assert runner.invoke(args=["round", "load", str(QUESTIONNAIRE_DIR / "rounds" / code)]).exit_code == 0
+    done = runner.invoke(args=["report", "--round", "DNG-2026", "--previous", "QNA-2023", "--out",
+                               str(tmp_path / "dng.docx")])
+    assert done.exit_code == 0, done.output
+    text = "\n".join(p.text for p in Document(tmp_path / "dng.docx").paragraphs)
+    assert "3. So sánh với đợt QNA-2023" in text and "danh sách kế tục của đợt" in text
+    assert "chưa có phiếu được tính vào kết quả: chưa có kết luận nào" in text
