@@ -46,6 +46,8 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("respond.answer", "POST"): PUBLIC,
     ("respond.division", "GET"): PUBLIC,
     ("respond.division", "POST"): PUBLIC,
+    ("respond.token", "GET"): PUBLIC,
+    ("respond.service_worker", "GET"): PUBLIC,
     # staff sign-in
     ("auth.login", "GET"): PUBLIC,
     ("auth.login", "POST"): PUBLIC,
@@ -117,6 +119,7 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("results.agency_chart", "GET"): VIEWERS,
     ("results.ranking_chart", "GET"): VIEWERS,
     ("results.download", "GET"): VIEWERS,
+    ("results.report_download", "GET"): VIEWERS,
     # preview of the forms as respondents and clerks see them
     ("preview.index", "GET"): VIEWERS,
     ("preview.form", "GET"): VIEWERS,

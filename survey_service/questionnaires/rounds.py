@@ -705,8 +705,13 @@ def load_round(
             )
     except QuestionnaireError as exc:
         raise _name_searched(exc, folders if scales is None else []) from None
-    most_points = max(sum(points.values()) for points in methodology["max_points"].values())
-    targets = _load_targets(data.get("targets"), kinds, agencies, most_points)
+    if round_kind == "citizens":  # its targets are shares satisfied, in citizens.yaml
+        if data.get("targets"):
+            raise QuestionnaireError(rname, None, f"a citizens' round's targets are in {CITIZENS_FILE}")
+        targets = ()
+    else:
+        most_points = max(sum(points.values()) for points in methodology["max_points"].values())
+        targets = _load_targets(data.get("targets"), kinds, agencies, most_points)
     return RoundDef(
         code=code,
         name=as_text(data["name"], rname, None, "name"),
