@@ -47,6 +47,9 @@ class Row:
     read_seconds: float = 0.0
     decode_seconds: float = 0.0
     reasons: Counter = field(default_factory=Counter)
+    #: Way of filling → questions of that way sent to the clerk, and in all.
+    styles_review: Counter = field(default_factory=Counter)
+    styles: Counter = field(default_factory=Counter)
 
     @property
     def review_share(self) -> float:
@@ -102,11 +105,15 @@ def run_conditions(pages: int, seed: int, conditions=None) -> list[Row]:
             row.read_seconds += time.process_time() - start
             for code, item in marks.items.items():
                 row.doubles += styles[code] == "double mark"
+                row.styles[styles[code]] += 1
                 if item.value == reader.REVIEW:
                     row.review += 1
+                    row.styles_review[styles[code]] += 1
                     continue
                 row.decided += 1
-                row.wrong += item.value != truth[code]
+                if item.value != truth[code]:
+                    row.wrong += 1
+                    print(f"WRONG {condition.name} page {n}: {styles[code]} meant {truth[code]}, read {item}")
                 row.doubles_decided += styles[code] == "double mark"
         table.append(row)
     return table
@@ -129,6 +136,10 @@ def main() -> None:
               f"{row.review:>8}{100 * row.review_share:>9.1f}%{row.doubles - row.doubles_decided:>9}/{row.doubles}")
         for reason, n in row.reasons.items():
             print(f"    refused {n}: {reason}")
+        if row.review:
+            print("    sent to the clerk, by way of filling: " + ", ".join(
+                f"{style} {row.styles_review[style]}/{row.styles[style]}" for style in simulate.STYLES
+                if row.styles_review[style]))
     read = [r for r in table if not r.condition.partial]
     pages = sum(r.pages for r in read)
     seconds = sum(r.read_seconds for r in read)

@@ -7,6 +7,7 @@ import importlib.util
 import io
 import json
 import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -176,7 +177,7 @@ def test_simulated_photos_subset():
     """A few pages per condition, straight through the pure reader: no wrong automatic answer, every double
     mark sent to the clerk, every page missing half the sheet refused (the full table: bench/bench_reading.py)."""
     spec = importlib.util.spec_from_file_location("bench_reading", REPO / "bench" / "bench_reading.py")
-    bench = importlib.util.module_from_spec(spec)
+    bench = sys.modules["bench_reading"] = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     table = bench.run_conditions(pages=6, seed=2026)
     for row in table:

@@ -32,8 +32,11 @@ MAX_ERROR_MM = 0.5
 #: Photos are searched for markers at most this large (the corners are then refined on the full image).
 DETECT_SIDE = 2000
 #: A bubble whose score is at most this is empty; a mark scores at least :data:`MARK_MIN`.
-BLANK_MAX = 0.14
-MARK_MIN = 0.30
+BLANK_MAX = 0.12
+MARK_MIN = 0.25
+#: Share of the paper around a ring covered by strokes above which something was written across it (a
+#: tick or a cross that barely enters the ring): such a bubble is not taken for empty.
+AROUND_MAX = 0.03
 #: Share of a writing box's area covered by ink above which there is something to type.
 INK_MIN = 0.004
 REVIEW = "review"
@@ -169,10 +172,12 @@ def _decode_qr(image: np.ndarray, homography: np.ndarray | None = None) -> str:
         shift = np.array([[px, 0, -x0 * px], [0, px, -y0 * px], [0, 0, 1]])
         crop = cv2.warpPerspective(image, shift @ homography, (round(size * px),) * 2, flags=cv2.INTER_AREA)
     gray = crop.min(axis=2) if crop.ndim == 3 else crop
-    text, _, _ = cv2.QRCodeDetector().detectAndDecode(gray)
-    if not text:
-        _, binary = cv2.threshold(cv2.GaussianBlur(gray, (3, 3), 0), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-        text, _, _ = cv2.QRCodeDetector().detectAndDecode(binary)
+    detector = cv2.QRCodeDetector()
+    text, _, _ = detector.detectAndDecode(gray)
+    if not text:  # soft or unevenly lit: binarise against the local background
+        binary = cv2.adaptiveThreshold(cv2.GaussianBlur(gray, (3, 3), 0), 255, cv2.ADAPTIVE_THRESH_MEAN_C,
+                                       cv2.THRESH_BINARY, 2 * round(gray.shape[0] / 8) + 1, 10)
+        text, _, _ = detector.detectAndDecode(binary)
     return text or ""
 
 
@@ -257,12 +262,12 @@ def bubble_centres(gray: np.ndarray, items: list[list[L.Bubble]]) -> list[tuple[
     return centres
 
 
-def bubble_scores(gray: np.ndarray, centres: list[tuple[int, int]]) -> np.ndarray:
+def bubble_scores(gray: np.ndarray, centres: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
     """Per bubble, the mean darkness inside the ring (0 white, 1 black) relative to the paper, which is
     a plane fitted to the ring's surroundings (ink there left out), so a gradient or a soft shadow edge
-    across the bubble is not taken for a mark."""
+    across the bubble is not taken for a mark; and the share of those surroundings covered by strokes."""
     if not centres:
-        return np.zeros(0)
+        return np.zeros(0), np.zeros(0)
     cx = np.array([c[0] for c in centres])[:, None]
     cy = np.array([c[1] for c in centres])[:, None]
     pixels = gray.astype(np.float32)
@@ -276,20 +281,28 @@ def bubble_scores(gray: np.ndarray, centres: list[tuple[int, int]]) -> np.ndarra
         weights = (around > expected * 0.85).astype(np.float32) + 1e-3
     paper = np.maximum(plane @ _PLANE_INSIDE.T, 1.0)
     inside = pixels[cy + _INSIDE[0], cx + _INSIDE[1]]
-    return np.clip(1.0 - inside / paper, 0.0, 1.0).mean(axis=1)
+    strokes = (around < (plane @ _PLANE_AROUND.T) * 0.7).mean(axis=1)
+    return np.clip(1.0 - inside / paper, 0.0, 1.0).mean(axis=1), strokes
 
 
-def decide(codes: list[str], scores: list[float]) -> ItemReading:
-    """One question's decision from its bubbles' scores (see the module's rules)."""
+def decide(codes: list[str], scores: list[float], strokes: list[float] | None = None) -> ItemReading:
+    """One question's decision from its bubbles' scores and the strokes around them (see the module's
+    rules): an empty-looking bubble with strokes around it is not empty."""
     order = sorted(range(len(codes)), key=lambda i: -scores[i])
     top = scores[order[0]]
     second = scores[order[1]] if len(order) > 1 else 0.0
     by_code = {c: round(float(s), 4) for c, s in zip(codes, scores)}
-    if top <= BLANK_MAX:
+    crossed = [i for i in order[1:] if strokes and strokes[i] > AROUND_MAX]
+    if top <= BLANK_MAX and not (strokes and strokes[order[0]] > AROUND_MAX) and not crossed:
         return ItemReading(None, by_code, round(BLANK_MAX - top, 4))
     margin = round(min(top - MARK_MIN, BLANK_MAX - second), 4)
-    if margin >= 0:
+    if margin >= 0 and not crossed:
         return ItemReading(codes[order[0]], by_code, margin)
+    if crossed and margin >= 0:
+        return ItemReading(REVIEW, by_code, -round(max(strokes[i] for i in crossed), 4),
+                           "có nét bút quanh một ô khác")
+    if top <= BLANK_MAX:
+        return ItemReading(REVIEW, by_code, round(top - BLANK_MAX, 4), "có nét bút quanh ô (dấu ✓ hoặc ✗ nhỏ?)")
     if second >= MARK_MIN:
         reason = "hai ô được tô (hoặc một ô đã gạch bỏ)"
     elif second > BLANK_MAX:
@@ -314,10 +327,11 @@ def read_marks(aligned: AlignedPage, page: L.PageLayout) -> PageReading:
     gray = darkest_channel(aligned.image)
     reading = PageReading(page.number)
     items = page.items()
-    scores = bubble_scores(gray, bubble_centres(gray, list(items.values()))).tolist()
+    scores, strokes = (a.tolist() for a in bubble_scores(gray, bubble_centres(gray, list(items.values()))))
     at = 0
     for code, bubbles in items.items():
-        reading.items[code] = decide([b.code for b in bubbles], scores[at:at + len(bubbles)])
+        span = slice(at, at + len(bubbles))
+        reading.items[code] = decide([b.code for b in bubbles], scores[span], strokes[span])
         at += len(bubbles)
     for box in page.boxes:
         reading.texts[box.item] = round(ink_share(gray, box), 5)

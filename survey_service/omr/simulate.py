@@ -21,8 +21,8 @@ from survey_service.omr import layout as L
 from survey_service.omr.reader import REVIEW
 
 #: Style → share of questions filled so (they sum to 1).
-STYLES = {"full": 0.50, "scribbled": 0.10, "cross": 0.08, "tick": 0.05, "light pencil": 0.05, "blank": 0.10,
-          "stray dot": 0.06, "double mark": 0.03, "crossed-out": 0.03}
+STYLES = {"full": 0.52, "scribbled": 0.10, "cross": 0.08, "tick": 0.04, "light pencil": 0.05, "blank": 0.11,
+          "stray dot": 0.06, "double mark": 0.02, "crossed-out": 0.02}
 #: Ink colours (BGR): black and blue ballpoint, graphite.
 PENS = {"black": (40, 38, 36), "blue": (165, 70, 25), "pencil": (105, 105, 105)}
 
@@ -176,28 +176,29 @@ def photograph(page: np.ndarray, rng: random.Random, condition: Condition) -> by
     """A JPEG of the filled page as ``condition`` takes it."""
     h, w = page.shape[:2]
     if condition.scan:
-        angle = math.radians(rng.uniform(-condition.rotation, condition.rotation))
-        m = cv2.getRotationMatrix2D((w / 2, h / 2), math.degrees(angle), 1.0)
+        angle = rng.uniform(-condition.rotation, condition.rotation)
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
         m[:, 2] += (rng.uniform(-20, 20), rng.uniform(-20, 20))
         shot = cv2.warpAffine(page, m, (w, h), borderValue=(250, 250, 250))
     else:
         shot = _camera(page, rng, condition)
-    shot = shot.astype(np.float32)
     sh, sw = shot.shape[:2]
-    low, high = condition.gradient
+    # Light varies smoothly: computed on a small grid and scaled up.
+    small = (max(8, sw // 8), max(8, sh // 8))
+    yy, xx = np.mgrid[0:small[1], 0:small[0]].astype(np.float32)
     direction = rng.uniform(0, 2 * math.pi)
-    yy, xx = np.mgrid[0:sh, 0:sw].astype(np.float32)
-    ramp = (xx / sw - 0.5) * math.cos(direction) + (yy / sh - 0.5) * math.sin(direction)
-    start = rng.uniform(low, high)
+    ramp = (xx / small[0] - 0.5) * math.cos(direction) + (yy / small[1] - 0.5) * math.sin(direction)
+    start = rng.uniform(*condition.gradient)
     light = start + (1 - start) * (ramp - ramp.min()) / max(1e-6, float(np.ptp(ramp)))
-    tint = np.array([rng.uniform(0.85, 1.0), rng.uniform(0.92, 1.0), 1.0], np.float32)
-    shot *= light[..., None] * tint
     if rng.random() < condition.shadow:
-        shot *= _shadow(sh, sw, rng)[..., None]
-    sigma = rng.uniform(*condition.blur)
-    shot = cv2.GaussianBlur(shot, (0, 0), sigma)
-    noise = np.random.default_rng(rng.randrange(2**32)).normal(0, rng.uniform(*condition.noise), shot.shape)
-    shot = np.clip(shot + noise, 0, 255).astype(np.uint8)
+        light *= _shadow(small[1], small[0], rng)
+    tint = (rng.uniform(0.85, 1.0), rng.uniform(0.92, 1.0), 1.0)
+    light = cv2.merge([np.clip(light * t * 255, 0, 255).astype(np.uint8) for t in tint])
+    lit = cv2.multiply(shot, cv2.resize(light, (sw, sh), interpolation=cv2.INTER_LINEAR), scale=1 / 255)
+    lit = cv2.GaussianBlur(lit, (0, 0), rng.uniform(*condition.blur))
+    noise = np.empty(lit.shape, np.int16)
+    cv2.randn(noise, 0, rng.uniform(*condition.noise))
+    shot = cv2.add(lit, noise, dtype=cv2.CV_8U)
     ok, data = cv2.imencode(".jpg", shot, [cv2.IMWRITE_JPEG_QUALITY, rng.randint(*condition.quality)])
     return data.tobytes()
 
@@ -229,19 +230,20 @@ def _camera(page: np.ndarray, rng: random.Random, c: Condition) -> np.ndarray:
 def _distort(image: np.ndarray, k: float) -> np.ndarray:
     """Radial lens distortion (barrel for k < 0, pincushion for k > 0) of strength ``k`` at the corners."""
     h, w = image.shape[:2]
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    nx, ny = (xx - w / 2) / (w / 2), (yy - h / 2) / (h / 2)
-    factor = 1 + k * (nx ** 2 + ny ** 2) / 2
-    return cv2.remap(image, nx * factor * w / 2 + w / 2, ny * factor * h / 2 + h / 2, cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
+    nx = (np.arange(w, dtype=np.float32) - w / 2) / (w / 2)
+    ny = (np.arange(h, dtype=np.float32) - h / 2) / (h / 2)
+    factor = 1 + k * (nx[None, :] ** 2 + ny[:, None] ** 2) / 2
+    return cv2.remap(image, nx[None, :] * factor * (w / 2) + w / 2, ny[:, None] * factor * (h / 2) + h / 2,
+                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _shadow(h: int, w: int, rng: random.Random) -> np.ndarray:
-    """A soft-edged shadow (a hand or a phone) over part of the frame."""
+    """A soft-edged shadow (a hand or a phone) over part of a frame of ``h`` × ``w`` light samples (one per
+    8 pixels: its edge spreads over 8 to 25 pixels once scaled up)."""
     mask = np.zeros((h, w), np.float32)
     cx, cy = rng.uniform(0, w), rng.uniform(0, h)
     points = [(cx + rng.uniform(-0.5, 0.5) * w, cy + rng.uniform(-0.5, 0.5) * h) for _ in range(5)]
     hull = cv2.convexHull(np.float32(points)).astype(np.int32)
     cv2.fillConvexPoly(mask, hull, 1.0)
-    mask = cv2.GaussianBlur(mask, (0, 0), rng.uniform(4, 25))
+    mask = cv2.GaussianBlur(mask, (0, 0), rng.uniform(0.6, 3))
     return 1 - mask * rng.uniform(0.3, 0.5)
