@@ -5,9 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-}"
 
-apt_packages=(fonts-dejavu-core)
+# poppler-utils: pdftoppm rasterises scanned PDFs of sheets for the reader
+apt_packages=(fonts-dejavu-core poppler-utils)
 if [ -n "$extras" ]; then
-  apt_packages+=(postgresql chromium poppler-utils nginx)
+  apt_packages+=(postgresql chromium nginx)
 fi
 missing=()
 for pkg in "${apt_packages[@]}"; do

@@ -34,6 +34,9 @@ DETECT_SIDE = 2000
 #: A bubble whose score is at most this is empty; a mark scores at least :data:`MARK_MIN`.
 BLANK_MAX = 0.12
 MARK_MIN = 0.25
+#: How far above the question's typical (median) bubble an empty bubble may score: the printed digits
+#: make every empty bubble score alike, so a faint tick inside one ring stands out even below BLANK_MAX.
+BLANK_RISE = 0.06
 #: Share of the paper around a ring covered by strokes above which something was written across it (a
 #: tick or a cross that barely enters the ring): such a bubble is not taken for empty.
 AROUND_MAX = 0.03
@@ -291,18 +294,20 @@ def decide(codes: list[str], scores: list[float], strokes: list[float] | None = 
     order = sorted(range(len(codes)), key=lambda i: -scores[i])
     top = scores[order[0]]
     second = scores[order[1]] if len(order) > 1 else 0.0
+    typical = float(np.median(scores))
     by_code = {c: round(float(s), 4) for c, s in zip(codes, scores)}
     crossed = [i for i in order[1:] if strokes and strokes[i] > AROUND_MAX]
-    if top <= BLANK_MAX and not (strokes and strokes[order[0]] > AROUND_MAX) and not crossed:
-        return ItemReading(None, by_code, round(BLANK_MAX - top, 4))
-    margin = round(min(top - MARK_MIN, BLANK_MAX - second), 4)
+    if top <= min(BLANK_MAX, typical + BLANK_RISE) and not (strokes and strokes[order[0]] > AROUND_MAX) \
+            and not crossed:
+        return ItemReading(None, by_code, round(min(BLANK_MAX - top, typical + BLANK_RISE - top), 4))
+    margin = round(min(top - MARK_MIN, BLANK_MAX - second, typical + BLANK_RISE - second), 4)
     if margin >= 0 and not crossed:
         return ItemReading(codes[order[0]], by_code, margin)
     if crossed and margin >= 0:
         return ItemReading(REVIEW, by_code, -round(max(strokes[i] for i in crossed), 4),
                            "có nét bút quanh một ô khác")
     if top <= BLANK_MAX:
-        return ItemReading(REVIEW, by_code, round(top - BLANK_MAX, 4), "có nét bút quanh ô (dấu ✓ hoặc ✗ nhỏ?)")
+        return ItemReading(REVIEW, by_code, margin, "dấu rất nhỏ hoặc nét bút quanh ô (dấu ✓ hoặc ✗?)")
     if second >= MARK_MIN:
         reason = "hai ô được tô (hoặc một ô đã gạch bỏ)"
     elif second > BLANK_MAX:
