@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from survey_service.models import KEYER_READER, Keying, Response
 from survey_service.omr import reader, simulate
 from survey_service.services import keying, printing, reading, sheets
-from tests.conftest import collect_from_today
+from tests.conftest import axe_violations, collect_from_today
 from tests.test_paper_browser import log_in
 
 pytestmark = pytest.mark.browser
@@ -44,10 +44,12 @@ def test_photos_uploaded_and_uncertain_marks_confirmed_by_keyboard(app, loaded_r
     page.click("form[enctype] button[type=submit]")
     page.wait_for_selector("[data-read-results]")
     assert page.locator("[data-read-results] .has-error").count() == 0
+    assert axe_violations(page) == []
     pending = reading.waiting(session, sheet)
     assert pending is not None and pending.review  # this seed leaves marks to confirm
     if pending is not None:
         page.goto(f"{live_server}/paper/read/{sheet.serial}")
+        assert axe_violations(page) == []
         for code in pending.review:
             meant = truth.get(code)
             if code in {i.code for i in pending.form.questionnaire.text_items}:
