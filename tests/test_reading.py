@@ -119,6 +119,7 @@ def test_read_confirm_double_entry_and_images_deleted(session, rnd, make_user):
     assert stats["Máy đọc phiếu (ảnh chụp, bản quét)"].rate == 1.0
     response = session.scalar(sa.select(Response).where(Response.sheet_id == sheet.id))
     stored = {a.item_code: a.value for a in response.answers}
+    assert "-" not in stored.values()  # blanks are absent, never stored as a dash
     for code, meant in truth.items():
         if meant not in (None, reader.REVIEW, "text"):
             assert stored[code] == meant

@@ -86,8 +86,8 @@ def read_file(session: Session, rnd: Round, name: str, data: bytes, *, keys: lis
         sheet = scan.sheet
         result.serial, result.page = sheet.serial, scan.page
         result.answers = {code: item["value"] for code, item in scan.reading["items"].items()}
-        result.answers |= {code: reader.REVIEW for code, ink in scan.reading["texts"].items()
-                           if ink > reader.INK_MIN}
+        result.answers |= {code: reader.REVIEW if ink > reader.INK_MIN else None
+                           for code, ink in scan.reading["texts"].items()}
         pending = waiting(session, sheet)
         result.complete = pending is not None
         if clerk is not None and pending is not None and not pending.review:
@@ -207,8 +207,10 @@ def confirm(session: Session, sheet: Sheet, clerk: StaffUser, data, *, rng: rand
     pending = waiting(session, sheet)
     if pending is None:
         raise SheetError(f"Phiếu {sheet.serial} chưa được đọc đủ các trang hoặc đã được nhập.", 409)
+    text_items = {i.code for i in pending.form.questionnaire.text_items}
+    # A blank rated item is keyed "-"; an empty writing box is simply no text.
     slots = {keying.slot_name(keying.SHEET_ROW, code): "-" if value is None else value
-             for code, value in pending.decided.items()}
+             for code, value in pending.decided.items() if code not in text_items}
     for code in pending.review:
         name = keying.slot_name(keying.SHEET_ROW, code)
         slots[name] = data.get(name) or ""
