@@ -8,7 +8,7 @@ extras="${1:-}"
 # poppler-utils: pdftoppm rasterises scanned PDFs of sheets for the reader
 apt_packages=(fonts-dejavu-core poppler-utils)
 if [ -n "$extras" ]; then
-  apt_packages+=(postgresql chromium nginx)
+  apt_packages+=(postgresql chromium nginx default-jre-headless)
 fi
 missing=()
 for pkg in "${apt_packages[@]}"; do

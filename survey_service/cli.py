@@ -135,6 +135,58 @@ def questionnaires_check(directory):
     click.echo(f"{len(forms)} phiếu hợp lệ.")
 
 
+@questionnaires_group.command("xlsform")
+@click.option("--round", "round_code", required=True, help="Round code, e.g. QNA-2023.")
+@click.option("--form", "form_code", help="Only this form (default: every form of the round).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Directory to write into.")
+@with_appcontext
+def questionnaires_xlsform(round_code, form_code, out_dir):
+    """Write each form version of a round as an XLSForm workbook for ODK Collect and KoboToolbox."""
+    from survey_service.services import xlsform
+
+    session = get_session()
+    rnd = _round_or_fail(session, round_code)
+    try:
+        paths = xlsform.export_round(session, rnd, Path(out_dir), form_code)
+    except xlsform.XlsformError as exc:
+        fail(f"LỖI {exc}")
+    for path in paths:
+        click.echo(str(path))
+
+
+@questionnaires_group.command("from-xlsform")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Write the form file here (default: stdout).")
+@click.option("--dir", "directory", type=click.Path(file_okay=False), help="Defaults to QUESTIONNAIRE_DIR.")
+@with_appcontext
+def questionnaires_from_xlsform(file, out_file, directory):
+    """Read an XLSForm made by `questionnaires xlsform` back into a form file for review; its lists must be
+    the directory's scales with the same options, its groups the directory's criteria."""
+    from survey_service import questionnaires as qn
+    from survey_service.questionnaires import xlsform
+
+    directory = Path(directory or current_app.config["QUESTIONNAIRE_DIR"])
+    try:
+        definition = xlsform.definition_from_workbook(Path(file))
+        q = qn.Questionnaire.from_definition(definition, source=file)
+        scales, criteria = qn.load_scales(directory / "scales.yaml"), qn.load_criteria(directory / "criteria.yaml")
+    except qn.QuestionnaireError as exc:
+        fail(f"LỖI {exc}")
+    for code, scale in q.scales.items():
+        if code not in scales or scales[code] != scale:
+            fail(f"LỖI {Path(file).name}: danh sách '{code}' không phải thang đo {code} của {directory} "
+                 "(cùng mã, cùng phương án).")
+    for code, criterion in q.criteria.items():
+        if code not in criteria or criteria[code] != criterion:
+            fail(f"LỖI {Path(file).name}: nhóm '{code}' không phải lĩnh vực của {directory}.")
+    text = xlsform.form_yaml(definition)
+    if out_file:
+        Path(out_file).write_text(text, encoding="utf-8")
+        click.echo(f"{q.code} phiên bản {q.version} → {out_file}")
+    else:
+        click.echo(text, nl=False)
+
+
 # --- round ---------------------------------------------------------------------------------------
 @click.group("round")
 def round_group():
@@ -175,23 +227,23 @@ def round_check(round_dir, questionnaire_dir):
 
 
 @round_group.command("new")
-@click.argument("code")
+@click.argument("round_code")
 @click.option("--province", required=True, help='The province\'s name, e.g. "Hưng Yên".')
 @click.option("--unit", required=True, type=click.Choice(["tỉnh", "thành phố"]), help="Its kind of unit.")
 @click.option("--from", "source", default="DNG-2026", show_default=True,
               help="The bundled round to start from (QNA-2023: with districts; DNG-2026: communes only).")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory to write CODE/ in.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory to write ROUND_CODE/ in.")
 @with_appcontext
-def round_new(code, province, unit, source, out):
-    """Write a starting round directory CODE for a province from a bundled round, to edit and check."""
+def round_new(round_code, province, unit, source, out):
+    """Write a starting round directory ROUND_CODE for a province from a bundled round, to edit and check."""
     from survey_service.services import rounds
 
     try:
         target = rounds.new_round_dir(Path(current_app.config["QUESTIONNAIRE_DIR"]) / "rounds" / source, out,
-                                      code, province, unit)
+                                      round_code, province, unit)
     except rounds.RoundError as exc:
         fail(f"LỖI {exc}")
-    click.echo(f"Đã tạo đợt {code} ({unit} {province}) tại {target}, từ đợt {source}. "
+    click.echo(f"Đã tạo đợt {round_code} ({unit} {province}) tại {target}, từ đợt {source}. "
                f"Thay danh sách cơ quan, chỉ tiêu và số cán bộ bằng của {unit}, rồi chạy: "
                f"survey-service round check {target}")
 
@@ -242,33 +294,33 @@ class IsoDate(click.ParamType):
             self.fail(f"{value!r} {exc}.", param, ctx)
 
 
-def _round_or_fail(session, code: str):
-    """The round named ``code``; exits with a message when there is none."""
+def _round_or_fail(session, round_code: str):
+    """The round named ``round_code``; exits with a message when there is none."""
     from survey_service.services import rounds
 
-    rnd = rounds.get_round(session, code)
+    rnd = rounds.get_round(session, round_code)
     if rnd is None:
-        fail(f"Không có đợt khảo sát {code}.")
+        fail(f"Không có đợt khảo sát {round_code}.")
     return rnd
 
 
 @round_group.command("schedule")
-@click.argument("code")
+@click.argument("round_code")
 @click.option("--opens", "opens_on", type=IsoDate(), required=True)
 @click.option("--closes", "closes_on", type=IsoDate(), required=True)
 @with_appcontext
-def round_schedule(code, opens_on, closes_on):
-    """Set the collection window of round CODE (also reopens a round closed early)."""
+def round_schedule(round_code, opens_on, closes_on):
+    """Set the collection window of round ROUND_CODE (also reopens a round closed early)."""
     from survey_service.services import rounds
 
     session = get_session()
-    rnd = _round_or_fail(session, code)
+    rnd = _round_or_fail(session, round_code)
     try:
         rounds.schedule(session, rnd, opens_on, closes_on, actor="cli")
     except rounds.RoundError as exc:
         fail(str(exc))
     session.commit()
-    click.echo(f"Đợt {code} nhận phiếu từ {rnd.opens_on:%d/%m/%Y} đến hết {rnd.closes_on:%d/%m/%Y}.")
+    click.echo(f"Đợt {round_code} nhận phiếu từ {rnd.opens_on:%d/%m/%Y} đến hết {rnd.closes_on:%d/%m/%Y}.")
 
 
 _KEY_OPTION = click.option(
@@ -300,18 +352,18 @@ def _owner_key(rnd, key_path: str | None, passphrase: str | None):
 
 
 @round_group.command("close")
-@click.argument("code")
+@click.argument("round_code")
 @_KEY_OPTION
 @_PASSPHRASE_OPTION
 @with_appcontext
 @needs_secrets("SECRET_KEY")
-def round_close(code, key_path, passphrase):
-    """Close collection of round CODE now and release every sealed ballot into the responses (an
+def round_close(round_code, key_path, passphrase):
+    """Close collection of round ROUND_CODE now and release every sealed ballot into the responses (an
     owner-sealed round: only with its key; without it they wait for 'round release --key')."""
     from survey_service.services import ballots, rounds
 
     session = get_session()
-    rnd = _round_or_fail(session, code)
+    rnd = _round_or_fail(session, round_code)
     owner_key = _owner_key(rnd, key_path, passphrase)
     try:
         released = rounds.close(session, rnd, secret=current_app.config["SECRET_KEY"], owner_key=owner_key,
@@ -320,44 +372,44 @@ def round_close(code, key_path, passphrase):
         session.rollback()
         fail(str(exc))
     session.commit()
-    click.echo(f"Đã đóng đợt {code}; {released.ballots} phiếu trực tuyến đang niêm phong đã được đưa vào dữ liệu."
+    click.echo(f"Đã đóng đợt {round_code}; {released.ballots} phiếu trực tuyến đang niêm phong đã được đưa vào dữ liệu."
                + (" " + ballots.waiting_note(released.waiting, owner_sealed=True) if released.waiting else ""))
 
 
 @round_group.command("release")
-@click.argument("code")
+@click.argument("round_code")
 @_KEY_OPTION
 @_PASSPHRASE_OPTION
 @with_appcontext
 @needs_secrets("SECRET_KEY")
-def round_release(code, key_path, passphrase):
-    """Release round CODE's sealed ballots that are due (per cell, in batches of at least the round's
+def round_release(round_code, key_path, passphrase):
+    """Release round ROUND_CODE's sealed ballots that are due (per cell, in batches of at least the round's
     minimum group; all of them once the round is over) into the responses."""
     from survey_service.services import ballots, rounds
 
     session = get_session()
-    rnd = _round_or_fail(session, code)
+    rnd = _round_or_fail(session, round_code)
     owner_key = _owner_key(rnd, key_path, passphrase)
     released = ballots.release(session, rnd, ballots.opener(rnd, current_app.config["SECRET_KEY"], owner_key),
                                today=rounds.local_today())
     session.commit()
-    click.echo(f"Đợt {code}: {released.ballots} phiếu trực tuyến ({released.responses} phiếu trả lời) đã được đưa "
-               "vào dữ liệu. " + ballots.waiting_note(released.waiting,
+    click.echo(f"Đợt {round_code}: {released.ballots} phiếu trực tuyến ({released.responses} phiếu trả lời) "
+               "đã được đưa vào dữ liệu. " + ballots.waiting_note(released.waiting,
                                                        owner_sealed=bool(rnd.ballot_public_key and not owner_key)))
     if released.unreadable:
         fail(rounds.unreadable_message(released.unreadable))
 
 
 @round_group.command("seal-key")
-@click.argument("code")
+@click.argument("round_code")
 @click.option("--public-key", default=None, help="The owner's public key (base64), made on the owner's own computer.")
 @click.option("--new", "new_path", type=click.Path(dir_okay=False), default=None,
               help="Make a new key pair here and write the private half to this file (then take it off the server).")
 @click.option("--passphrase", envvar="SURVEY_BALLOT_KEY_PASSPHRASE", default=None,
               help="With --new: the passphrase that protects the file (asked for when not given).")
 @with_appcontext
-def round_seal_key(code, public_key, new_path, passphrase):
-    """Seal round CODE's ballots to its owner's key: the server keeps only the public half, so neither it
+def round_seal_key(round_code, public_key, new_path, passphrase):
+    """Seal round ROUND_CODE's ballots to its owner's key: the server keeps only the public half, so neither it
     nor a copy of it or of its backups opens a ballot until the owner gives the private half at release."""
     from survey_service.services import rounds
     from survey_service.services.sealing import OwnerKey
@@ -365,7 +417,7 @@ def round_seal_key(code, public_key, new_path, passphrase):
     if bool(public_key) == bool(new_path):
         fail("Chọn đúng một trong hai: --public-key (khóa công khai đã có) hoặc --new TỆP (tạo cặp khóa mới).")
     session = get_session()
-    rnd = _round_or_fail(session, code)
+    rnd = _round_or_fail(session, round_code)
     if new_path:
         if Path(new_path).exists():
             fail(f"Tệp {new_path} đã có; chọn tên khác để không ghi đè một khóa.")
@@ -384,7 +436,7 @@ def round_seal_key(code, public_key, new_path, passphrase):
         Path(new_path).write_bytes(key.to_file(passphrase))
         Path(new_path).chmod(0o600)
     session.commit()
-    click.echo(f"Phiếu trực tuyến của đợt {code} từ nay được niêm phong bằng khóa công khai {public_key}."
+    click.echo(f"Phiếu trực tuyến của đợt {round_code} từ nay được niêm phong bằng khóa công khai {public_key}."
                + (f" Khóa riêng đã ghi vào {new_path}: hãy chuyển tệp này khỏi máy chủ và giữ cùng mật khẩu; "
                   "thiếu nó thì không mở được phiếu." if new_path else ""))
 
@@ -700,8 +752,10 @@ def responses_group():
 @click.argument("file", type=click.File("rb"))
 @with_appcontext
 def responses_import(round_code, file):
-    """Import responses from a CSV file (one row per response, item columns named by item code).
-    Nothing is imported while any row is bad; every bad row is listed with its line."""
+    """Import responses from a CSV file (one row per response, item columns named by item code), or an
+    export of ODK Central (CSV zip) or KoboToolbox (XLSX or CSV, XML values and headers) of the forms written
+    by `questionnaires xlsform`. Nothing is imported while any row is bad; every bad row is listed with its
+    line; a submission imported before is skipped."""
     from datetime import date
 
     from survey_service.services import imports
@@ -720,7 +774,8 @@ def responses_import(round_code, file):
     session.commit()
     forms = ", ".join(f"{form}: {n}" for form, n in sorted(report.by_form.items()))
     click.echo(f"Đã nhập {report.responses} phiếu trả lời vào đợt {round_code} ({forms})"
-               + (f"; {report.surplus} phiếu vượt chỉ tiêu (dư)." if report.surplus else "."))
+               + (f"; {report.surplus} phiếu vượt chỉ tiêu (dư)" if report.surplus else "")
+               + (f"; {report.already} bản ghi đã nhập trước, bỏ qua." if report.already else "."))
 
 
 # --- demo ----------------------------------------------------------------------------------------

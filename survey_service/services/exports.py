@@ -37,10 +37,10 @@ SUMMARY_HEADERS = {
     "survey_points_ci_lo": "Tổng điểm: cận dưới KTC 95%",
     "survey_points_ci_hi": "Tổng điểm: cận trên KTC 95%",
     "max_points": "Điểm tối đa",
-    "tlhl": "Tỷ lệ hài lòng (%)",
-    "tlhl_se": "Sai số chuẩn tỷ lệ hài lòng",
-    "tlhl_ci_lo": "Tỷ lệ hài lòng: cận dưới KTC 95%",
-    "tlhl_ci_hi": "Tỷ lệ hài lòng: cận trên KTC 95%",
+    "satisfaction": "Tỷ lệ hài lòng (%)",
+    "satisfaction_se": "Sai số chuẩn tỷ lệ hài lòng",
+    "satisfaction_ci_lo": "Tỷ lệ hài lòng: cận dưới KTC 95%",
+    "satisfaction_ci_hi": "Tỷ lệ hài lòng: cận trên KTC 95%",
     "tltc": "Tỷ lệ đánh giá tích cực (%)",
     "n": "Số phiếu hợp lệ",
     "n_eff_min": "Cỡ mẫu hiệu dụng nhỏ nhất",
@@ -74,7 +74,7 @@ ITEM_HEADERS = {
     "item": "Mã câu hỏi",
     "criterion": "Mã lĩnh vực",
     "scale": "Thang đo",
-    "n_sheets": "Số phiếu của nhóm",
+    "n_responses": "Số phiếu của nhóm",
     "n_valid": "Số câu trả lời có điểm",
     "mean_value": "Điểm trung bình (0-1)",
     "positive_pct": "Tỷ lệ tích cực (%)",
@@ -97,10 +97,11 @@ SUPPRESSED_NOTE = "Ẩn (nhóm dưới {n} người trả lời về cơ quan n�
 
 #: Decimals shown in the workbook per column (the cells keep full precision); other columns are text.
 DECIMALS = {
-    **dict.fromkeys(["n", "n_sheets", "n_valid", "n_groups", "rank", "rank_lo", "rank_hi"], 0),
-    **dict.fromkeys(["tlhl", "tlhl_ci_lo", "tlhl_ci_hi", "tltc", "positive_pct", "n_eff", "n_eff_min"], 1),
+    **dict.fromkeys(["n", "n_responses", "n_valid", "n_groups", "rank", "rank_lo", "rank_hi"], 0),
+    **dict.fromkeys(["satisfaction", "satisfaction_ci_lo", "satisfaction_ci_hi", "tltc", "positive_pct", "n_eff",
+                     "n_eff_min"], 1),
     **dict.fromkeys(["survey_points", "survey_points_ci_lo", "survey_points_ci_hi", "points", "points_ci_lo",
-                     "points_ci_hi", "max_points", "tlhl_se"], 2),
+                     "points_ci_hi", "max_points", "satisfaction_se"], 2),
     **dict.fromkeys(["survey_points_se", "points_se", "score", "mean_value", "sum", "min", "median", "max",
                      "deff_w"], 3),
 }
@@ -149,7 +150,7 @@ def provenance_lines(results: RoundResults) -> list[tuple[str, str]]:
         ("Tính cả phiếu vượt chỉ tiêu", "có" if p["surplus_in_analysis"] else "không"),
         ("Số phiếu được tính", number(p["counts"].get("responses", 0))),
         ("Số cặp phiếu × cơ quan không hợp lệ (trả lời quá ít)",
-         number(p["counts"].get("invalid_sheet_agency_pairs", 0))),
+         number(p["counts"].get("invalid_response_agency_pairs", 0))),
         *((PARAMETER_LABELS.get(key, key), _parameter_text(key, value))
           for key, value in p["analysis_parameters"].items()),
     ]
@@ -217,7 +218,7 @@ def items_frame(results: RoundResults) -> pd.DataFrame:
         out[f"{COUNT_PREFIX} '{code}'"] = [None if c is None else c.get(code, 0) for c in items["counts"]]
     threshold = results.provenance["analysis_parameters"]["min_breakdown"]
     # a hidden group's size is not given either: "fewer than the threshold" is all it says, and no count
-    out["n_sheets"] = out["n_sheets"].astype(object).where(~items["suppressed"], f"< {threshold}")
+    out["n_responses"] = out["n_responses"].astype(object).where(~items["suppressed"], f"< {threshold}")
     out["n_valid"] = out["n_valid"].astype(object).where(~items["suppressed"], None)
     out["Ghi chú"] = np.where(items["suppressed"], SUPPRESSED_NOTE.format(n=threshold), "")
     return out.rename(columns=ITEM_HEADERS)
@@ -326,8 +327,8 @@ def write_sav(results: RoundResults, path: Path) -> None:
         "kind": s["agency_kind"].map(sav_kinds).astype(float),
     })
     numeric = ["survey_points", "survey_points_se", "survey_points_ci_lo", "survey_points_ci_hi", "max_points",
-               "tlhl", "tlhl_se", "tlhl_ci_lo", "tlhl_ci_hi", "tltc", "n", "n_eff_min", "rank", "rank_lo", "rank_hi",
-               *points]
+               "satisfaction", "satisfaction_se", "satisfaction_ci_lo", "satisfaction_ci_hi", "tltc", "n", "n_eff_min",
+               "rank", "rank_lo", "rank_hi", *points]
     for col in numeric:
         frame[_sav_name(col)] = pd.to_numeric(s[col], errors="coerce").astype(float)
     labels = {"agency": "Mã cơ quan", "agency_name": "Tên cơ quan", "kind": "Loại cơ quan"}
@@ -365,6 +366,9 @@ def write_sav(results: RoundResults, path: Path) -> None:
 
 #: numeric code of "không biết / không đánh giá" in the response-level file (declared missing)
 SAV_EXCLUDED_CODE = 9.0
+#: numeric code of an item of the sheet's form left blank (item nonresponse, declared missing): not "K"
+SAV_BLANK_CODE = 8.0
+SAV_BLANK_LABEL = "Không trả lời (để trống)"
 #: SPSS print format of whole numbers (codes, counts, ranks): without the default two decimals
 SAV_CODE_FORMAT = "F8.0"
 SAV_LABEL_BYTES = 255
@@ -372,7 +376,8 @@ SAV_LABEL_BYTES = 255
 
 def write_responses_sav(results: RoundResults, path: str | Path) -> Path:
     """One case per counted sheet × agency rated, one variable per item with its answer code, value labels
-    from the answer scales ("K" coded 9 and declared missing), nominal form, channel and agency.
+    from the answer scales ("K" coded 9 and declared missing), an item of the form left blank coded 8 and
+    declared missing too, nominal form, channel and agency.
 
     The groups that are never broken down (fewer respondents of a form about an agency than the round's
     ``min_breakdown``) are left out, as on every page and in every table.
@@ -395,6 +400,11 @@ def write_responses_sav(results: RoundResults, path: str | Path) -> Path:
                                                values="code", aggfunc="first", dropna=False, observed=True)
     wide = wide.dropna(how="all").reset_index()
     items = [c for c in wide.columns if c not in ("response_uid", "agency", "form", "channel")]
+    # a blank is an item of the sheet's form without an answer; items of other forms stay system-missing
+    form_items = long.groupby("form", observed=True)["item"].unique()
+    for form, its in form_items.items():
+        rows = wide["form"] == form
+        wide.loc[rows, list(its)] = wide.loc[rows, list(its)].fillna(SAV_BLANK_CODE)
     frame = wide.rename(columns={"response_uid": "response"})
     scale_of = long.drop_duplicates("item").set_index("item")["scale"]
     value_labels, missing = {}, {}
@@ -404,7 +414,8 @@ def write_responses_sav(results: RoundResults, path: str | Path) -> Path:
             continue
         value_labels[item] = {SAV_EXCLUDED_CODE if opt.excluded else float(opt.code): opt.label
                               for opt in scale.options}
-        missing[item] = [SAV_EXCLUDED_CODE]
+        value_labels[item][SAV_BLANK_CODE] = SAV_BLANK_LABEL
+        missing[item] = [SAV_BLANK_CODE, SAV_EXCLUDED_CODE]
     labels = {"response": "Mã phiếu (ngẫu nhiên)", "agency": "Mã cơ quan được đánh giá", "form": "Mẫu phiếu",
               "channel": "Kênh"}
     # an item's label is its question (SPSS keeps at most 256 bytes of a label)

@@ -14,6 +14,9 @@ without the server's secret. The submission is not in the audit log.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import re
 import secrets
 import unicodedata
@@ -77,12 +80,14 @@ _LOOKUP = (
 )
 _SPEND = {
     name: insert(_spent_t)
-    .values(mark=sa.bindparam("mark"), quota_cell_id=sa.bindparam("cell_id"), submission_id=sa.bindparam("sid"))
+    .values(mark=sa.bindparam("mark"), quota_cell_id=sa.bindparam("cell_id"), submission_id=sa.bindparam("sid"),
+            answers_digest=sa.bindparam("digest"))
     .on_conflict_do_nothing(index_elements=[_spent_t.c.mark])
     .returning(_spent_t.c.mark)
     for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
 }
 _SPENT_BY = sa.select(_spent_t.c.submission_id).where(_spent_t.c.mark == sa.bindparam("mark"))
+_SPENT_DIGEST = sa.select(_spent_t.c.answers_digest).where(_spent_t.c.mark == sa.bindparam("mark"))
 _DELETE_DRAFT = sa.delete(_draft_t).where(_draft_t.c.id == sa.bindparam("draft_id"))
 _DRAFT_COLUMNS = (_draft_t.c.id, _draft_t.c.sealed, _draft_t.c.answers, _draft_t.c.division_id)
 _START_DRAFT = {
@@ -177,9 +182,10 @@ class CellInfo:
 
 
 @dataclass(frozen=True)
-class RoundInfo:
-    """The round's name and collection window, read fresh on every request; a ``simulated`` round is the
-    demonstration, which every page says."""
+class RoundSnapshot:
+    """The stored round's name, collection window and province as plain values, read fresh on every
+    request (see :class:`~survey_service.models.Round`); a ``simulated`` round is the demonstration, which
+    every page says."""
 
     id: int
     code: str
@@ -219,7 +225,7 @@ class Access:
 
     invitation: CodeInfo
     cell: CellInfo
-    round: RoundInfo
+    round: RoundSnapshot
     questionnaire: qn.Questionnaire
     version_id: int
     draft: DraftInfo | None
@@ -308,8 +314,8 @@ def open_code(
 
     cell = CellInfo(row.cell_id, row.target, row.soft_closed,
                     RatedAgency(row.agency_id, row.agency_code, row.agency_name) if row.agency_id is not None else None)
-    rnd = round_info(row.round_id, row.round_code, row.round_name, row.opens_on, row.closes_on, row.closed_at,
-                     row.simulated, row.province, row.structure)
+    rnd = round_snapshot(row.round_id, row.round_code, row.round_name, row.opens_on, row.closes_on, row.closed_at,
+                         row.simulated, row.province, row.structure)
     sealer = draft_sealer(secret, invitation.code)
     draft = _draft_info(sealer, row.draft_id, row.sealed, row.answers, row.division_id) \
         if row.draft_id is not None else None
@@ -445,8 +451,33 @@ def _draft_info(sealer: Sealer, draft_id: int, sealed: str | None, legacy: dict 
     return DraftInfo(draft_id, answers if isinstance(answers, dict) else {}, division_id)
 
 
+def answers_digest(answers_key: str, answers: dict[str, dict[str, str]]) -> str | None:
+    """HMAC-SHA256 of the answers under the page's answers key (None without a key). The key is a random
+    value of the form page, never stored by the server: whoever holds the database, even with the server's
+    secret, cannot test a guess of the answers against the digest."""
+    if not SUBMISSION_ID.match(answers_key or ""):
+        return None
+    text = json.dumps(answers, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hmac.new(answers_key.encode(), text.encode(), hashlib.sha256).hexdigest()
+
+
+def same_answers(session: Session, access: Access, answers: dict[str, dict[str, str]], answers_key: str) -> bool:
+    """Whether a resend of the submission that spent the code carries the answers it stored (a submission
+    stored without a key, or resent without one, cannot be compared and counts as the same)."""
+    stored = session.scalar(_SPENT_DIGEST, {"mark": access.invitation.mark})
+    digest = answers_digest(answers_key, answers)
+    return stored is None or digest is None or hmac.compare_digest(stored, digest)
+
+
+def offline_answering(session: Session, round_id: int) -> bool:
+    """Whether the round lets its form be answered offline (round.yaml ``settings: offline_portal``)."""
+    settings = session.scalar(sa.select(_round_t.c.settings).where(_round_t.c.id == round_id)) or {}
+    return bool(settings.get("offline_portal"))
+
+
 def submit(
     session: Session, access: Access, answers: dict[str, dict[str, str]], submission_id: str, *, today: date,
+    answers_key: str = "",
 ) -> bool:
     """Put the answers in the ballot box and spend the code, once, in one transaction; when this ballot
     brings its cell to ``2k`` waiting, the same transaction releases all but ``k`` of them
@@ -456,6 +487,8 @@ def submit(
     two identical POSTs racing each other only one stores anything; the other finds its own submission id
     under the mark and is told it succeeded.
 
+    ``answers_key``: the page's key of :func:`answers_digest`, so a resend can be compared.
+
     :return: True if this call stored the answers, False if it was a retry of the same submission.
     :raises Refusal: "submitted" when another submission already spent the code.
     """
@@ -464,7 +497,8 @@ def submit(
     clean = check_answers(access, answers, complete=True)
     mark = access.invitation.mark
     spent = session.execute(_SPEND[session.get_bind().dialect.name],
-                            {"mark": mark, "cell_id": access.cell.id, "sid": submission_id}).first()
+                            {"mark": mark, "cell_id": access.cell.id, "sid": submission_id,
+                             "digest": answers_digest(answers_key, answers)}).first()
     if spent is None:
         stored = session.scalar(_SPENT_BY, {"mark": mark})
         if stored == submission_id:
@@ -514,19 +548,19 @@ def forget_written(session: Session) -> None:
         session.commit()
 
 
-def round_info(id_: int, code: str, name: str, opens_on: date, closes_on: date, closed_at: datetime | None,
-               simulated: bool, province: str, structure: dict) -> RoundInfo:
+def round_snapshot(id_: int, round_code: str, name: str, opens_on: date, closes_on: date,
+                   closed_at: datetime | None, simulated: bool, province: str, structure: dict) -> RoundSnapshot:
     """The round as the portal pages use it, from its columns (the ``structure`` JSON holds its kind of
     unit and organiser; a round loaded before they existed is a tỉnh run by its Sở Nội vụ)."""
     unit = structure.get("province_type", "tỉnh")
     organiser = structure.get("organiser") or f"Sở Nội vụ {unit} {province}"
-    return RoundInfo(id_, code, name, opens_on, closes_on, closed_at, simulated, province, unit, organiser)
+    return RoundSnapshot(id_, round_code, name, opens_on, closes_on, closed_at, simulated, province, unit, organiser)
 
 
 _questionnaires: dict[tuple[str, str, str], qn.Questionnaire] = {}
 
 
-def _questionnaire(session: Session, version_id: int, version_hash: str, rnd: RoundInfo) -> qn.Questionnaire:
+def _questionnaire(session: Session, version_id: int, version_hash: str, rnd: RoundSnapshot) -> qn.Questionnaire:
     """A version's content never changes, so its parsed form, worded for the round's province, is kept for
     the life of the process, by its content hash rather than by id: ids of two databases (or of a database
     made again) differ."""
@@ -538,7 +572,7 @@ def _questionnaire(session: Session, version_id: int, version_hash: str, rnd: Ro
     return _questionnaires[key]
 
 
-def _access(session: Session, invitation: CodeInfo, cell: CellInfo, rnd: RoundInfo, version_id: int,
+def _access(session: Session, invitation: CodeInfo, cell: CellInfo, rnd: RoundSnapshot, version_id: int,
             version_hash: str, draft: DraftInfo | None, sealer: Sealer) -> Access:
     questionnaire = _questionnaire(session, version_id, version_hash, rnd)
     access = Access(invitation, cell, rnd, questionnaire, version_id, draft, sealer)
