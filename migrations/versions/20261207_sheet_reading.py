@@ -1,13 +1,13 @@
 """sheets read by machine: the keyer kind and reading of a keying, and the pages read
 
 Revision ID: sheet_reading
-Revises: spent_codes
+Revises: imported_submission
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "sheet_reading"
-down_revision = "spent_codes"
+down_revision = "imported_submission"
 branch_labels = None
 depends_on = None
 
