@@ -49,7 +49,7 @@ def make_engine(url: str) -> sa.Engine:
 
 #: The tables whose old row versions could tell when a response was written, what a draft held, or whom
 #: phúc tra was to call once its contact vault is deleted.
-COMPACTED_TABLES = ("response", "answer", "draft", "invitation_code", "spent_code", "ballot", "contact")
+COMPACTED_TABLES = ("response", "answer", "draft", "invitation_code", "spent_code", "ballot", "sheet_scan", "contact")
 
 
 def compact(engine: sa.Engine) -> None:
