@@ -162,7 +162,8 @@ def check_methodology(methodology: dict, forms: Sequence[qn.Questionnaire]) -> N
     try:
         analysis.validate_settings(methodology, items=items, scales=_scale_options(scales))
     except ValueError as exc:
-        raise qn.QuestionnaireError("methodology.yaml", None, str(exc), label="setting") from None
+        raise qn.QuestionnaireError("methodology.yaml", None, f"thiết lập không dùng được để tính điểm ({exc})",
+                                    label="setting") from None
 
 
 def _scale_options(scales: dict[str, qn.Scale]) -> dict[str, list[str]]:
@@ -170,7 +171,7 @@ def _scale_options(scales: dict[str, qn.Scale]) -> dict[str, list[str]]:
     try:
         return {code: sorted(s.valid_codes, key=int) for code, s in scales.items()}
     except ValueError:
-        raise ValueError("the scored options of a scale must be digits") from None
+        raise ValueError("phương án có điểm của thang đo phải là chữ số") from None
 
 
 def structure(round_def: qn.RoundDef) -> dict:
@@ -262,7 +263,8 @@ def _sync_agencies(session: Session, rnd: Round, round_def, report: LoadReport) 
     for code, agency in existing.items():
         if code not in wanted:
             if _agency_in_use(session, agency):
-                raise RoundError(f"Cannot remove agency {code}: responses, codes or sheets refer to it.")
+                raise RoundError(f"agencies.csv: không bỏ được cơ quan {code}: đã có phiếu trả lời, mã mời "
+                                 "hoặc phiếu giấy của cơ quan này.")
             session.delete(agency)
             report.changes.append(f"bỏ cơ quan {code}")
     for code, a_def in wanted.items():
@@ -375,7 +377,8 @@ def _sync_quotas(session: Session, rnd: Round, round_def, agencies, report: Load
                 sa.select(sa.func.count()).select_from(Response).where(Response.quota_cell_id == cell.id)
             ) or session.scalar(sa.select(sa.func.count()).select_from(Sheet).where(Sheet.quota_cell_id == cell.id))
             if in_use:
-                raise RoundError(f"Cannot remove quota cell {cell.form_code}/{cell.agency_id}: it has data.")
+                raise RoundError(f"quotas.csv: không bỏ được ô chỉ tiêu {cell.form_code}/{cell.agency_id}: ô "
+                                 "đã có dữ liệu.")
             session.delete(cell)
             report.changes.append(f"quota {cell.form_code}/{cell.agency_id} removed")
 
@@ -421,7 +424,7 @@ def questionnaire_for(session: Session, rnd: Round, form_code: str) -> qn.Questi
     """The questionnaire version the round currently uses for a form."""
     rf = session.get(RoundForm, (rnd.id, form_code))
     if rf is None:
-        raise RoundError(f"Form {form_code} is not part of round {rnd.code}.")
+        raise RoundError(f"Mẫu phiếu {form_code} không thuộc đợt {rnd.code}.")
     return worded(qn.Questionnaire.from_definition(rf.questionnaire_version.definition), rnd)
 
 
