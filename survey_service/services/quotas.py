@@ -15,7 +15,7 @@ from datetime import date
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
-from analysis.sampling import recommend_sample_size
+import analysis
 from survey_service.models import Agency, Channel, QuotaCell, Response, Round, StaffUser
 from survey_service.services import audit, rounds, tabular
 from survey_service.services.errors import ServiceError
@@ -58,7 +58,7 @@ class TargetChange:
 
 def recommended_size(staff_count: int, margin: float = DEFAULT_MARGIN, floor: int = DEFAULT_FLOOR) -> int:
     """Yamane's n = N / (1 + N e²), rounded up, at least ``floor`` and never more than N."""
-    return recommend_sample_size(staff_count, margin=margin, floor=floor)
+    return analysis.recommend_sample_size(staff_count, margin=margin, floor=floor)
 
 
 def sizing(rnd: Round) -> tuple[float, int]:
