@@ -125,11 +125,17 @@ def issue_codes(
 
 def statuses(session: Session, secret: str, codes: list[InvitationCode]) -> dict[int, CodeStatus]:
     """code id → its status: USED when its mark is among the spent ones, else as stored."""
+    return {code_id: status for code_id, (_, status) in marked_statuses(session, secret, codes).items()}
+
+
+def marked_statuses(session: Session, secret: str,
+                    codes: list[InvitationCode]) -> dict[int, tuple[str, CodeStatus]]:
+    """code id → (its mark, its status), each mark computed once (an HMAC per code)."""
     marks = {code_mark(secret, c.code): c for c in codes}
     keys, spent = list(marks), set()
     for start in range(0, len(keys), 500):  # (a bound list of at most 500 keys per statement)
         spent.update(session.scalars(sa.select(SpentCode.mark).where(SpentCode.mark.in_(keys[start:start + 500]))))
-    return {c.id: CodeStatus.USED if m in spent else c.status for m, c in marks.items()}
+    return {c.id: (m, CodeStatus.USED if m in spent else c.status) for m, c in marks.items()}
 
 
 def revoke_codes(
@@ -140,13 +146,13 @@ def revoke_codes(
 
     A draft saved under a revoked code is deleted with it. :return: how many codes were revoked.
     """
-    status = statuses(session, secret, batch.codes)
+    marked = marked_statuses(session, secret, batch.codes)
     revoked = [c for c in batch.codes
-               if status[c.id] is CodeStatus.UNUSED and (code_ids is None or c.id in code_ids)]
+               if marked[c.id][1] is CodeStatus.UNUSED and (code_ids is None or c.id in code_ids)]
     for code in revoked:
         code.status = CodeStatus.REVOKED
     if revoked:
-        session.execute(sa.delete(Draft).where(Draft.code_mark.in_([code_mark(secret, c.code) for c in revoked])))
+        session.execute(sa.delete(Draft).where(Draft.code_mark.in_([marked[c.id][0] for c in revoked])))
     session.flush()
     if revoked:
         audit.record(session, "codes.revoke", user=by, actor=actor, object_type="code_batch",

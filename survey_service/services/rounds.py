@@ -160,14 +160,15 @@ def check_methodology(methodology: dict, forms: Sequence[qn.Questionnaire]) -> N
     items = {f"{q.code}:{item.code}": (item.scale, item.criterion) for q in forms for item in q.scale_items}
     scales = {code: s for q in forms for code, s in q.scales.items()}
     try:
-        analysis.validate_settings(methodology, items=items, scales=_scale_options(scales))
+        analysis.validate_settings(methodology, items=items, scales=scale_options(scales))
     except ValueError as exc:
         raise qn.QuestionnaireError("methodology.yaml", None, f"thiết lập không dùng được để tính điểm ({exc})",
                                     label="setting") from None
 
 
-def _scale_options(scales: dict[str, qn.Scale]) -> dict[str, list[str]]:
-    """Each scale's scored options worst → best, as :mod:`analysis` takes them (a higher digit is better)."""
+def scale_options(scales: dict[str, qn.Scale]) -> dict[str, list[str]]:
+    """Each scale's scored options worst → best, as :mod:`analysis` takes them (a higher digit is better):
+    the one ordering rule of the round check and of the scoring. :raises ValueError: a non-digit option."""
     try:
         return {code: sorted(s.valid_codes, key=int) for code, s in scales.items()}
     except ValueError:
