@@ -20,7 +20,7 @@ from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
 from survey_service import migrate
 from survey_service import questionnaires as qn
 from survey_service.config import MissingSecret, check_secrets
-from survey_service.dates import DateError, parse_iso_date
+from survey_service.dates import DateError, parse_iso_date, vietnam_today
 from survey_service.db import compact, get_engine, get_session
 from survey_service.models import CodeStatus, Role, SheetState, StaffUser
 from survey_service.services import backup, ballots, demo, imports, invitations, rounds, sheets, simulation, users
@@ -651,7 +651,7 @@ def responses_import(round_code, file):
     session = get_session()
     rnd = _round_or_fail(session, round_code)
     try:
-        report = imports.import_responses(session, rnd, file.read(), today=date.today(), actor="cli")
+        report = imports.import_responses(session, rnd, file.read(), today=vietnam_today(), actor="cli")
     except imports.ImportRejected as exc:
         session.rollback()
         shown = exc.errors[:imports.MAX_ERRORS_SHOWN]
@@ -693,7 +693,7 @@ def demo_setup(round_code, simulated):
         current_app.config.update(SECRET_KEY=written[0], SHEET_SIGNING_KEYS=written[1])
         click.echo(f"Đã ghi khóa bí mật mới vào {config_path}.")
     migrate.upgrade(current_app.config["DATABASE_URL"])
-    session, today = get_session(), date.today()
+    session, today = get_session(), vietnam_today()
     setup = demo.set_up(session, round_dir, questionnaire_dir, secret=current_app.config["SECRET_KEY"], today=today)
     rnd = setup.round
     click.echo(f"Đợt {rnd.code}: {'đã nạp' if setup.loaded else 'đã có từ trước'}.")

@@ -86,6 +86,14 @@ def find_cell(session: Session, rnd: Round, form_code: str, agency_code: str | N
     return cell
 
 
+def _check_collecting(rnd: Round, today: date | None) -> None:
+    """:raises InvitationError: 409 once the round is closed (``today``: the Vietnamese date, by default now's)."""
+    try:
+        rounds.check_collecting(rnd, today or rounds.local_today())
+    except rounds.RoundError as exc:
+        raise InvitationError(str(exc), 409) from None
+
+
 def issue_codes(
     session: Session, cell: QuotaCell, count: int, *, today: date | None = None, by: StaffUser | None = None,
     actor: str = "staff",
@@ -96,10 +104,7 @@ def issue_codes(
     :return: the batch, flushed, with its codes.
     :raises InvitationError: 409 once the cell's round is closed.
     """
-    try:
-        rounds.check_collecting(cell.round, today or rounds.local_today())
-    except rounds.RoundError as exc:
-        raise InvitationError(str(exc), 409) from None
+    _check_collecting(cell.round, today)
     if cell.channel is not Channel.ONLINE:
         raise InvitationError(f"Phiếu {cell.form_code} được phát bằng giấy, không dùng mã mời trực tuyến.")
     if not 1 <= count <= MAX_BATCH:
@@ -140,12 +145,14 @@ def marked_statuses(session: Session, secret: str,
 
 def revoke_codes(
     session: Session, batch: CodeBatch, code_ids: list[int] | None = None, *, secret: str,
-    by: StaffUser | None = None, actor: str = "staff",
+    by: StaffUser | None = None, actor: str = "staff", today: date | None = None,
 ) -> int:
     """Revoke unused codes of a batch (all of them when ``code_ids`` is None); used codes stay used.
 
     A draft saved under a revoked code is deleted with it. :return: how many codes were revoked.
+    :raises InvitationError: 409 once the batch's round is closed (its codes stay as they were then).
     """
+    _check_collecting(batch.quota_cell.round, today)
     marked = marked_statuses(session, secret, batch.codes)
     revoked = [c for c in batch.codes
                if marked[c.id][1] is CodeStatus.UNUSED and (code_ids is None or c.id in code_ids)]

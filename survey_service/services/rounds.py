@@ -14,15 +14,15 @@ import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 import yaml
 from sqlalchemy.orm import Session
 
 import analysis
+from survey_service import dates
 from survey_service import questionnaires as qn
 from survey_service.questionnaires.readers import ROUND_CODE_RE
 from survey_service.questionnaires.rounds import (
@@ -41,8 +41,6 @@ from survey_service.services.errors import ServiceError
 from survey_service.services.sealing import OwnerBox, OwnerKey
 
 
-#: Round dates and response days are dates in Vietnam.
-VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 #: How every page, export and chart of a simulated round names its data.
 SIMULATED_LABEL = "Dữ liệu mô phỏng"
 
@@ -52,7 +50,9 @@ class RoundError(ServiceError):
 
 
 def local_today() -> date:
-    return datetime.now(VIETNAM).date()
+    """Vietnam's day (:func:`survey_service.dates.vietnam_today`): round dates and response days are dates
+    in Vietnam."""
+    return dates.vietnam_today()
 
 
 @dataclass
