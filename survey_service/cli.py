@@ -1,7 +1,7 @@
 """The ``survey-service`` command: one click group per noun. Commands parse arguments, call one
-service, commit, and print what happened. The services of scoring and exports (pandas, SciPy,
-statsmodels, matplotlib) and of printing (ReportLab) are imported by the commands that use them, so that
-every other command, and ``--help``, starts in a few seconds rather than in several more.
+service, commit, and print what happened. The services that load pandas, SciPy, statsmodels, matplotlib or
+ReportLab (scoring, exports, imports, printing, invitation codes and the simulation, which issues them) are
+imported by the commands that use them, so that every other command, and ``--help``, starts without them.
 
 The application behind the commands is built without requiring secrets, so ``--help`` and the commands that
 only validate files work anywhere; a command that needs a secret says so (:func:`needs_secrets`)."""
@@ -24,9 +24,7 @@ from survey_service.dates import DateError, parse_iso_date, vietnam_today
 from survey_service.db import compact, get_engine, get_session
 from survey_service.models import CodeStatus, Role, SheetState, StaffUser
 from survey_service.questionnaires import xlsform as workbooks
-from survey_service.services import (
-    backup, ballots, demo, imports, invitations, rounds, sheets, simulation, users, xlsform,
-)
+from survey_service.services import backup, ballots, demo, rounds, sheets, users, xlsform
 from survey_service.services.sealing import KeyFileError, OwnerKey
 from survey_service.vietnamese import number
 
@@ -600,6 +598,8 @@ def codes_group():
 @with_appcontext
 def codes_issue(round_code, form_code, agency_code, count, out, pdf):
     """Issue COUNT new codes for a quota cell and write them to a CSV (and optionally a PDF)."""
+    from survey_service.services import invitations
+
 
     session = get_session()
     rnd = _round_or_fail(session, round_code)
@@ -698,6 +698,8 @@ def responses_import(round_code, file):
     export of ODK Central (CSV zip) or KoboToolbox (XLSX or CSV, XML values and headers) of the forms written
     by `questionnaires xlsform`. Nothing is imported while any row is bad; every bad row is listed with its
     line; a submission imported before is skipped."""
+    from survey_service.services import imports
+
     session = get_session()
     rnd = _round_or_fail(session, round_code)
     try:
@@ -732,6 +734,8 @@ def demo_group():
 def demo_setup(round_code, simulated):
     """Migrate the database, load a bundled round and open it for collection, (re)set the demo accounts;
     prints their passwords."""
+    from survey_service.services import simulation
+
     questionnaire_dir = current_app.config["QUESTIONNAIRE_DIR"]
     try:
         round_dir = demo.bundled_round_dir(questionnaire_dir, round_code)
