@@ -18,7 +18,7 @@ _MODULES = {
     **dict.fromkeys(["rank_intervals"], "ranking"),
     **dict.fromkeys(["DEFAULT_MAX_HALF_WIDTH", "imprecise"], "reliability"),
     **dict.fromkeys(["round_half_away"], "rounding"),
-    **dict.fromkeys(["recommend_sample_size", "recommend_sample_sizes"], "sampling"),
+    **dict.fromkeys(["recommend_sample_size", "recommend_sample_sizes", "response_rates"], "sampling"),
     **dict.fromkeys([
         "FLAG_LOW_RELIABILITY", "FLAG_MISSING_GROUP", "FLAG_NO_DATA", "FLAG_WITHHELD", "ScoreResult",
         "combine_groups", "criterion_points", "group_means", "respondent_scores", "score_round"

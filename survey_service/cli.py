@@ -8,6 +8,7 @@ only validate files work anywhere; a command that needs a secret says so (:func:
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from datetime import date
 from pathlib import Path
@@ -220,7 +221,7 @@ def round_check(round_dir, questionnaire_dir):
     paper = sum(q.target for q in r.quotas if q.channel == "paper")
     continued = sum(1 for a in r.agencies if a.continues)
     click.echo(f"  {len(r.form_codes)} phiếu, {len(r.quotas)} ô chỉ tiêu ({paper} phiếu giấy), "
-               f"{continued} cơ quan kế tục cơ quan của đợt trước")
+               f"{continued} cơ quan kế tục cơ quan của đợt trước, {len(r.targets)} mục tiêu")
     click.echo(f"Đợt {r.code} hợp lệ.")
 
 
@@ -630,6 +631,16 @@ def analysis_group():
     """Scoring and estimation of a round's results."""
 
 
+def _release_due_ballots(session, rnd) -> None:
+    """Sealed ballots of past days into responses before the results are computed; says what still waits."""
+    released = ballots.release(session, rnd, ballots.opener(rnd, current_app.config["SECRET_KEY"]),
+                               today=rounds.local_today())
+    session.commit()
+    if released.waiting or released.unreadable:
+        click.echo(ballots.waiting_note(released.waiting, owner_sealed=bool(rnd.ballot_public_key)) + (
+            " " + rounds.unreadable_message(released.unreadable) if released.unreadable else ""))
+
+
 @analysis_group.command("run")
 @click.option("--round", "round_code", required=True, help="Round code, e.g. QNA-2023.")
 @click.option("--out", "outputs", multiple=True, required=True, type=click.Path(dir_okay=False),
@@ -652,12 +663,7 @@ def analysis_run(round_code, outputs, answers_path, responses_path):
         fail(f"--responses ghi tệp SPSS: tên tệp phải có đuôi .sav ({responses_path}).")
     session = get_session()
     rnd = _round_or_fail(session, round_code)
-    released = ballots.release(session, rnd, ballots.opener(rnd, current_app.config["SECRET_KEY"]),
-                               today=rounds.local_today())
-    session.commit()
-    if released.waiting or released.unreadable:
-        click.echo(ballots.waiting_note(released.waiting, owner_sealed=bool(rnd.ballot_public_key)) + (
-            " " + rounds.unreadable_message(released.unreadable) if released.unreadable else ""))
+    _release_due_ballots(session, rnd)
     try:
         res = results.round_results(session, rnd)
     except results.ResultsError as exc:
@@ -718,6 +724,38 @@ def responses_import(round_code, file):
                + (f"; {report.already} bản ghi đã nhập trước, bỏ qua." if report.already else "."))
 
 
+# --- report --------------------------------------------------------------------------------------
+@click.command("report")
+@click.option("--round", "round_code", required=True, help="Round code, e.g. DNG-2026.")
+@click.option("--previous", "previous_code", help="An earlier round to compare with, e.g. QNA-2023.")
+@click.option("--out", "outputs", multiple=True, required=True, type=click.Path(dir_okay=False),
+              help="Output file, .docx or .pdf (the PDF is converted by LibreOffice). Repeatable.")
+@click.option("--template", type=click.Path(exists=True, dir_okay=False),
+              help="The province's Word template (docxtpl fields: docs/report.md); the bundled one by default.")
+@with_appcontext
+@needs_secrets("SECRET_KEY")
+def report_command(round_code, previous_code, outputs, template):
+    """Write the survey report of a round (Nghị định 30/2020/NĐ-CP layout): method, results with their
+    intervals, targets, change since the previous round, annexes (sealed ballots of past days are released
+    first, as by `analysis run`)."""
+    from survey_service.services import comparison, report, results
+
+    for out in outputs:
+        if Path(out).suffix.lower() not in report.FORMATS:
+            fail(f"Không hỗ trợ định dạng '{Path(out).suffix}' ({out}); dùng: {', '.join(report.FORMATS)}.")
+    session = get_session()
+    rnd = _round_or_fail(session, round_code)
+    previous = _round_or_fail(session, previous_code) if previous_code else None
+    for each in filter(None, (previous, rnd)):
+        _release_due_ballots(session, each)
+    try:
+        written = report.write_report(session, rnd, list(outputs), previous=previous, template=template)
+    except (report.ReportError, comparison.ComparisonError, results.ResultsError) as exc:
+        fail(f"LỖI {exc}")
+    for path in written:
+        click.echo(f"Đã ghi {path}")
+
+
 # --- demo ----------------------------------------------------------------------------------------
 @click.group("demo")
 def demo_group():
@@ -729,7 +767,8 @@ def demo_group():
               help="The bundled round the demo collects for: QNA-2023 (Quảng Nam, 2023) or DNG-2026 (Đà Nẵng, "
                    "two-tier local government).")
 @click.option("--simulated/--no-simulated", default=True, show_default=True,
-              help="Also create the demonstration round <ROUND>-DEMO filled with simulated responses.")
+              help="Also create the demonstration rounds <ROUND>-DEMO and an earlier <ROUND>-DEMO-TRUOC filled with "
+                   "simulated responses.")
 @with_appcontext
 def demo_setup(round_code, simulated):
     """Migrate the database, load a bundled round and open it for collection, (re)set the demo accounts;
@@ -763,21 +802,25 @@ def demo_setup(round_code, simulated):
     session.commit()
     if not simulated:
         return
-    code = simulation.demo_code(rnd.code)
-    try:
-        _, report = simulation.demo_round(session, round_dir, questionnaire_dir, rnd.code,
-                                          accounts={user.username: user for user, _ in setup.accounts}, today=today,
-                                          signing_keys=current_app.config["SHEET_SIGNING_KEYS"],
-                                          secret=current_app.config["SECRET_KEY"])
-    except simulation.SimulationError as exc:
+    # the earlier demonstration round has every agency a known step worse, so the report shows a change
+    accounts = {user.username: user for user, _ in setup.accounts}
+    for code, shift, answers_seed in (
+            (simulation.previous_demo_code(rnd.code), simulation.PREVIOUS_SHIFT, 2022),
+            (simulation.demo_code(rnd.code), 0.0, None)):
+        try:
+            _, report = simulation.demo_round(
+                session, round_dir, questionnaire_dir, code, accounts=accounts, today=today,
+                signing_keys=current_app.config["SHEET_SIGNING_KEYS"], secret=current_app.config["SECRET_KEY"],
+                quality_shift=shift, answers_seed=answers_seed)
+        except simulation.SimulationError as exc:
+            session.commit()
+            click.echo(f"Đợt {code} (dữ liệu mô phỏng): {exc}")
+            continue
         session.commit()
-        click.echo(f"Đợt {code} (dữ liệu mô phỏng): {exc}")
-        return
-    session.commit()
-    click.echo(f"Đợt {code} (dữ liệu mô phỏng, ghi rõ trên mọi trang): {report.online_respondents} người trả lời "
-               f"trực tuyến ({report.online_responses} phiếu trả lời), {report.drafts} phiếu đang lưu dở, "
-               f"đã nhập {report.sheets_keyed}/{report.sheets_issued} phiếu giấy, {report.second_keyed} phiếu "
-               f"nhập hai lần, {report.disagreements} chỗ khác nhau ({report.reconciled} đã đối chiếu).")
+        click.echo(f"Đợt {code} (dữ liệu mô phỏng, ghi rõ trên mọi trang): {report.online_respondents} người trả "
+                   f"lời trực tuyến ({report.online_responses} phiếu trả lời), {report.drafts} phiếu đang lưu dở, "
+                   f"đã nhập {report.sheets_keyed}/{report.sheets_issued} phiếu giấy, {report.second_keyed} phiếu "
+                   f"nhập hai lần, {report.disagreements} chỗ khác nhau ({report.reconciled} đã đối chiếu).")
 
 
 # --- backup and restore --------------------------------------------------------------------------
@@ -809,7 +852,7 @@ def restore_command(source):
     click.echo(f"Database restored from {source}.")
 
 
-COMMANDS = [backup_command, restore_command]
+COMMANDS = [backup_command, restore_command, report_command]
 GROUPS = [db_group, questionnaires_group, round_group, users_group, codes_group, sheets_group, analysis_group,
           responses_group, demo_group]
 

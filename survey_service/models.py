@@ -99,8 +99,8 @@ class Round(Base):
     methodology_hash: Mapped[str] = mapped_column(sa.String(64))
     #: What the round is made of, from round.yaml and supervising.yaml: ``kinds`` (the agency kinds in
     #: order, each ``{code, label, plural}``), ``own_staff_forms`` and ``supervision`` (per supervising form
-    #: ``{cells_per, unit, supervisor}``), ``province_type`` and ``organiser``. Pages, exports and the API
-    #: take their labels from it.
+    #: ``{cells_per, unit, supervisor}``), ``province_type``, ``organiser``, ``legal_basis`` and ``targets``
+    #: (round.yaml's). Pages, exports and the API take their labels from it.
     structure: Mapped[dict] = mapped_column(sa.JSON)
     #: Hash of the round directory's content when it was last loaded; equal hash = nothing to do.
     content_hash: Mapped[str] = mapped_column(sa.String(64))
