@@ -8,7 +8,6 @@ only validate files work anywhere; a command that needs a secret says so (:func:
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from datetime import date
 from pathlib import Path
