@@ -567,6 +567,42 @@ def sheets_return(round_code, codes):
                + (f"; đã ghi nhận từ trước: {', '.join(s.serial for s in report.already)}." if report.already else "."))
 
 
+@sheets_group.command("read")
+@click.option("--round", "round_code", required=True)
+@click.option("--clerk", "clerk_name", help="Key sheets read in full with nothing uncertain under this clerk "
+              "account; without it they wait for a clerk's confirmation on the web page.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+@needs_secrets("SHEET_SIGNING_KEYS", "SECRET_KEY")
+def sheets_read(round_code, clerk_name, files):
+    """Read photos or scanned PDFs of sheets printed to be read: one JSON line per page, with the answer
+    decided per item (null = blank, "review" = for the clerk to confirm) or why the page was refused."""
+    import json
+
+    import sqlalchemy as sa
+
+    from survey_service.models import Role, StaffUser
+    from survey_service.services import reading
+
+    session = get_session()
+    rnd = _round_or_fail(session, round_code)
+    clerk = None
+    if clerk_name:
+        clerk = session.scalar(sa.select(StaffUser).where(StaffUser.username == clerk_name))
+        if clerk is None or clerk.role is not Role.CLERK:
+            fail(f"Không có nhân viên nhập phiếu (clerk) tên {clerk_name}.")
+    refused = 0
+    for path in files:
+        for result in reading.read_file(session, rnd, path.name, path.read_bytes(),
+                                        keys=current_app.config["SHEET_SIGNING_KEYS"],
+                                        secret=current_app.config["SECRET_KEY"], clerk=clerk):
+            session.commit()
+            refused += bool(result.refused)
+            click.echo(json.dumps(result.as_json(), ensure_ascii=False))
+    if refused:
+        click.secho(f"{refused} trang bị từ chối: hãy chụp hoặc quét lại các trang đó.", fg="yellow", err=True)
+
+
 @sheets_group.command("status")
 @click.option("--round", "round_code", required=True)
 @with_appcontext
