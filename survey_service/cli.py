@@ -8,6 +8,7 @@ only validate files work anywhere; a command that needs a secret says so (:func:
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from datetime import date
 from pathlib import Path
@@ -577,11 +578,6 @@ def sheets_return(round_code, codes):
 def sheets_read(round_code, clerk_name, files):
     """Read photos or scanned PDFs of sheets printed to be read: one JSON line per page, with the answer
     decided per item (null = blank, "review" = for the clerk to confirm) or why the page was refused."""
-    import json
-
-    import sqlalchemy as sa
-
-    from survey_service.models import Role, StaffUser
     from survey_service.services import reading
 
     session = get_session()
