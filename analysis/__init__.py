@@ -22,6 +22,7 @@ from analysis.sampling import (
     precision_sample_size,
     recommend_sample_size,
     recommend_sample_sizes,
+    response_rates,
     systematic_sample,
 )
 from analysis.scoring import (
@@ -108,6 +109,7 @@ __all__ = [
     "recommend_sample_size",
     "recommend_sample_sizes",
     "respondent_scores",
+    "response_rates",
     "round_half_away",
     "score_round",
     "scored_answers",

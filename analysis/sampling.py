@@ -1,5 +1,6 @@
-"""Sample sizes and sample selection: Yamane's formula with a floor (quota planning), the size a precision
-target needs, systematic selection within a cell and systematic PPS selection of clusters (communes)."""
+"""Sample sizes, sample selection and response rates: Yamane's formula with a floor (quota planning), the
+size a precision target needs, systematic selection within a cell, systematic PPS selection of clusters
+(communes), and response rates."""
 from __future__ import annotations
 
 import math
@@ -8,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["pps_systematic", "precision_sample_size", "recommend_sample_size", "recommend_sample_sizes",
-           "systematic_sample"]
+           "response_rates", "systematic_sample"]
 
 #: The normal quantile of a two-sided 95 % interval.
 Z95 = 1.959963984540054
@@ -178,3 +179,13 @@ def pps_systematic(sizes: list[int] | np.ndarray, m: int, rng: np.random.Generat
     points = start + step * np.arange(left)
     picked = {rest[int(np.searchsorted(cumulated, p, side="right"))] for p in points}
     return sorted(certain + list(picked))
+def response_rates(issued: int, complete: int, partial: int = 0) -> tuple[float, float]:
+    """AAPOR RR1 and RR2 (Standard Definitions) of a channel whose every issued unit is eligible: RR1 =
+    I / issued, RR2 = (I + P) / issued, with I the complete and P the partial responses; NaN when none issued.
+
+    Every invitation code or paper sheet issued went to a sampled, eligible person, so the unknown-eligibility
+    terms of the AAPOR denominator are empty and RR1 = RR3, RR2 = RR4.
+    """
+    if issued <= 0:
+        return float("nan"), float("nan")
+    return complete / issued, (complete + partial) / issued

@@ -62,6 +62,11 @@ def test_frames():
     assert "import + stratified draw" in out and "baseline" in out
 
 
+def test_reading():
+    out = run_bench("reading")
+    assert "pages per second per core" in out and "photo missing half the page" in out
+
+
 def test_dashboard_on_sqlite():
     out = run_bench("dashboard")
     assert "dashboard page" in out and "API" in out

@@ -2,13 +2,13 @@
 vault, draws, outcomes and quarantined investigators; the observer and auditor roles
 
 Revision ID: frames_phuctra
-Revises: imported_submission
+Revises: sheet_reading
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "frames_phuctra"
-down_revision = "imported_submission"
+down_revision = "sheet_reading"
 branch_labels = None
 depends_on = None
 
