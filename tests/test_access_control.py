@@ -123,6 +123,7 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("results.agency_chart", "GET"): VIEWERS,
     ("results.ranking_chart", "GET"): VIEWERS,
     ("results.download", "GET"): VIEWERS,
+    ("results.report_download", "GET"): VIEWERS,
     # preview of the forms as respondents and clerks see them
     ("preview.index", "GET"): VIEWERS,
     ("preview.form", "GET"): VIEWERS,
