@@ -15,10 +15,16 @@ _MODULES = {
     **dict.fromkeys(["Design"], "design"),
     **dict.fromkeys(["ANSWER_COLUMNS", "item_values"], "encoding"),
     **dict.fromkeys(["domain_means", "mean_covariance"], "estimation"),
+    **dict.fromkeys([
+        "busy_day_sheets", "draw_share", "failure_rate", "identical_sheets", "outcome", "quarantined"
+    ], "fieldcheck"),
     **dict.fromkeys(["rank_intervals"], "ranking"),
     **dict.fromkeys(["DEFAULT_MAX_HALF_WIDTH", "imprecise"], "reliability"),
     **dict.fromkeys(["round_half_away"], "rounding"),
-    **dict.fromkeys(["recommend_sample_size", "recommend_sample_sizes", "response_rates"], "sampling"),
+    **dict.fromkeys([
+        "pps_systematic", "precision_sample_size", "recommend_sample_size", "recommend_sample_sizes",
+        "response_rates", "systematic_sample"
+    ], "sampling"),
     **dict.fromkeys([
         "FLAG_LOW_RELIABILITY", "FLAG_MISSING_GROUP", "FLAG_NO_DATA", "FLAG_WITHHELD", "ScoreResult",
         "combine_groups", "criterion_points", "group_means", "respondent_scores", "score_round"

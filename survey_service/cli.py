@@ -854,6 +854,241 @@ def demo_setup(round_code, simulated):
                    f"nhập hai lần, {report.disagreements} chỗ khác nhau ({report.reconciled} đã đối chiếu).")
 
 
+# --- frames and sample lists ---------------------------------------------------------------------
+@click.group("frames")
+def frames_group():
+    """Sampling frames: import, draw the official and reserve lists, export them, replace from the reserve."""
+
+
+def _frame_or_fail(session, frame_id: int):
+    from survey_service.services import frames
+
+    try:
+        return frames.get_frame(session, frame_id)
+    except frames.FrameError as exc:
+        fail(str(exc))
+
+
+def _service_call(session, call):
+    """Run a service call; on a service error roll back and stop with its message."""
+    from survey_service.services.errors import ServiceError
+
+    try:
+        return call()
+    except ServiceError as exc:
+        session.rollback()
+        fail(str(exc))
+
+
+@frames_group.command("import")
+@click.option("--round", "round_code", required=True)
+@click.option("--kind", type=click.Choice(["dossiers", "households"]), required=True,
+              help="dossiers: a one-stop office's register (agency, field, ref); households: a household list "
+                   "(commune, village, ref).")
+@click.option("--name", help="The frame's name (default: the file's name).")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def frames_import(round_code, kind, name, path):
+    """Import a frame from CSV or XLSX; every bad row is reported and nothing is stored."""
+    from survey_service.services import frames, rounds
+
+    session = get_session()
+    rnd = _round_or_fail(session, round_code)
+    frame = _service_call(session, lambda: frames.import_frame(
+        session, rnd, kind, path.read_bytes(), path.name, name=name, today=rounds.local_today(), actor="cli"))
+    session.commit()
+    units = len(frames.plan(session, frame, frames.Design()))
+    click.echo(f"Đã nhập khung mẫu số {frame.id} “{frame.name}”: {units} ô.")
+
+
+@frames_group.command("sample")
+@click.argument("frame_id", type=int)
+@click.option("--margin", type=float, default=0.05, show_default=True, help="e of n = N / (1 + N e²).")
+@click.option("--target", type=float, help="Target share (e.g. 0.9) the cells must be sized for.")
+@click.option("--target-margin", type=float, help="Half-width wanted around the target (e.g. 0.05).")
+@click.option("--reserve", type=float, default=0.2, show_default=True, help="Reserve list size / official size.")
+@click.option("--communes", type=int, help="Households: communes drawn by PPS (default: every commune).")
+@click.option("--seed", type=int, help="Seed of the draw (default: a new random one, recorded).")
+@with_appcontext
+def frames_sample(frame_id, margin, target, target_margin, reserve, communes, seed):
+    """Draw the official and reserve lists of a frame (again, until they are signed off)."""
+    from survey_service.services import frames, rounds
+
+    session = get_session()
+    frame = _frame_or_fail(session, frame_id)
+    design = frames.Design(margin, target, target_margin, reserve, communes)
+    cells = _service_call(session, lambda: frames.draw(session, frame, design, today=rounds.local_today(),
+                                                       seed=seed, actor="cli"))
+    session.commit()
+    click.echo(f"{'Ô':<40}{'N':>8}{'n':>8}{'Dự phòng':>10}")
+    for cell in cells:
+        name = f"{cell.agency} {cell.field}".strip()
+        click.echo(f"{name:<40}{cell.population:>8}{cell.sample:>8}{cell.reserve:>10}")
+    click.echo(f"Tổng: {sum(c.sample for c in cells)} chính thức, {sum(c.reserve for c in cells)} dự phòng; "
+               f"hạt giống {frame.seed}.")
+
+
+@frames_group.command("lists")
+@click.argument("frame_id", type=int)
+@click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path), required=True,
+              help="A .csv or .xlsx file.")
+@with_appcontext
+def frames_lists(frame_id, out):
+    """Write the official and reserve lists for printing."""
+    from survey_service.services import frames
+
+    session = get_session()
+    frame = _frame_or_fail(session, frame_id)
+    out.write_bytes(_service_call(session, lambda: frames.export_lists(session, frame, out.suffix.lstrip(".").lower())))
+    click.echo(f"Đã ghi danh sách mẫu vào {out}.")
+
+
+@frames_group.command("replace")
+@click.argument("frame_id", type=int)
+@click.argument("ref")
+@click.option("--reason", required=True)
+@with_appcontext
+def frames_replace(frame_id, ref, reason):
+    """Replace a unit that cannot be surveyed by the next one of its cell's reserve list (after sign-off)."""
+    from survey_service.services import frames
+
+    session = get_session()
+    frame = _frame_or_fail(session, frame_id)
+    spare = _service_call(session, lambda: frames.replace(session, frames.find_unit(session, frame, ref),
+                                                          reason=reason, actor="cli"))
+    session.commit()
+    click.echo(f"Đã thay {ref} bằng {spare.ref} (số {spare.list_position} của danh sách dự phòng).")
+
+
+@frames_group.command("targets")
+@click.argument("frame_id", type=int)
+@click.option("--form", "form_code", required=True, help="The paper form whose quota targets are set.")
+@with_appcontext
+def frames_targets(frame_id, form_code):
+    """Set each agency's paper quota target of a form to its official sample."""
+    from survey_service.services import frames, rounds
+
+    session = get_session()
+    frame = _frame_or_fail(session, frame_id)
+    changed = _service_call(session, lambda: frames.set_paper_targets(
+        session, frame, rounds.form_code_for(frame.round, form_code), actor="cli"))
+    session.commit()
+    click.echo(f"Đã đặt chỉ tiêu cho {changed} ô.")
+
+
+@frames_group.command("status")
+@click.option("--round", "round_code", required=True)
+@with_appcontext
+def frames_status(round_code):
+    """The round's frames: kind, units, whether drawn and signed off."""
+    from survey_service.services import frames
+
+    session = get_session()
+    rnd = _round_or_fail(session, round_code)
+    found = frames.round_frames(session, rnd.id)
+    if not found:
+        click.echo(f"Đợt {rnd.code} không có khung mẫu: phiếu được phát theo chỉ tiêu.")
+    for frame in found:
+        signed = (f"ký duyệt {frame.signed_off_on:%d/%m/%Y} ({frame.signed_off_as})" if frame.signed_off_on
+                  else "chưa ký duyệt")
+        drawn = f"chọn mẫu {frame.sampled_on:%d/%m/%Y}, hạt giống {frame.seed}" if frame.sampled_on else "chưa chọn mẫu"
+        click.echo(f"{frame.id}  {frame.name}  [{frames.KIND_LABELS[frame.kind]}]  {drawn}; {signed}")
+
+
+# --- phúc tra ------------------------------------------------------------------------------------
+@click.group("phuctra")
+def phuctra_group():
+    """Phúc tra: the contact vault, the draw, outcomes, quarantined investigators, closing."""
+
+
+@phuctra_group.command("contacts")
+@click.option("--round", "round_code", required=True)
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+@needs_secrets("SECRET_KEY")
+def phuctra_contacts(round_code, path):
+    """Seal a list of contacts (serial, kind, name, phone) into the vault; all rows or none."""
+    from survey_service.services import phuctra
+
+    session = get_session()
+    rnd = _round_or_fail(session, round_code)
+    count = _service_call(session, lambda: phuctra.store_contacts(
+        session, rnd, phuctra.parse_contacts(path.read_bytes(), path.name), secret=current_app.config["SECRET_KEY"],
+        actor="cli"))
+    session.commit()
+    click.echo(f"Đã niêm phong {count} liên hệ vào danh bạ phúc tra của đợt {rnd.code}.")
+
+
+@phuctra_group.command("draw")
+@click.option("--round", "round_code", required=True)
+@click.option("--seed", type=int, help="Seed of the random draw (default: a new random one, recorded).")
+@with_appcontext
+@needs_secrets("SECRET_KEY")
+def phuctra_draw(round_code, seed):
+    """Open phúc tra: draw the round's share of each investigator's returned sheets and the flagged ones."""
+    from survey_service.services import phuctra, rounds
+
+    session = get_session()
+    rnd = _round_or_fail(session, round_code)
+    report = _service_call(session, lambda: phuctra.draw(
+        session, rnd, today=rounds.local_today(), secret=current_app.config["SECRET_KEY"], seed=seed, actor="cli"))
+    session.commit()
+    click.echo(f"Đã chọn {report.drawn} trong {report.returned} phiếu thu về: {report.random} ngẫu nhiên, "
+               f"{report.identical} trả lời giống hệt, {report.busy_day} thu quá nhiều trong một ngày.")
+
+
+@phuctra_group.command("outcome")
+@click.option("--round", "round_code", required=True)
+@click.argument("serial")
+@click.option("--reached/--not-reached", required=True)
+@click.option("--received/--not-received", default=None)
+@click.option("--self-filled/--not-self-filled", default=None)
+@click.option("--prompted/--not-prompted", default=None)
+@click.option("--paid/--not-paid", default=None)
+@with_appcontext
+def phuctra_outcome(round_code, serial, reached, received, self_filled, prompted, paid):
+    """Record what re-contacting a drawn sheet's respondent found (process questions only)."""
+    from survey_service.services import phuctra, rounds
+
+    session = get_session()
+    rnd = _round_or_fail(session, round_code)
+    outcome = _service_call(session, lambda: phuctra.record_outcome(
+        session, phuctra.get_item(session, rnd, serial), reached=reached, received=received,
+        self_filled=self_filled, prompted=prompted, paid=paid, today=rounds.local_today(), actor="cli"))
+    session.commit()
+    click.echo(f"Phiếu {serial}: {phuctra.OUTCOME_LABELS[outcome]}.")
+
+
+@phuctra_group.command("status")
+@click.option("--round", "round_code", required=True)
+@with_appcontext
+def phuctra_status(round_code):
+    """Per investigator: sheets returned, drawn, outcomes, failure rate, quarantine."""
+    from survey_service.services import phuctra
+
+    session = get_session()
+    rnd = _round_or_fail(session, round_code)
+    click.echo(f"{'Điều tra viên':<20}{'Thu về':>8}{'Chọn':>6}{'Đạt':>6}{'KLL':>6}{'Không đạt':>11}  Tạm loại")
+    for row in phuctra.summary(session, rnd):
+        name = row.investigator or "(dòng lệnh)"
+        click.echo(f"{name:<20}{row.returned:>8}{row.drawn:>6}{row.confirmed:>6}{row.not_reached:>6}"
+                   f"{row.failed:>11}  {'có' if row.quarantined else ''}")
+
+
+@phuctra_group.command("close")
+@click.option("--round", "round_code", required=True)
+@with_appcontext
+def phuctra_close(round_code):
+    """Close phúc tra and delete the round's contact vault (PostgreSQL: run `db compact` afterwards)."""
+    from survey_service.services import phuctra, rounds
+
+    session = get_session()
+    rnd = _round_or_fail(session, round_code)
+    deleted = _service_call(session, lambda: phuctra.close(session, rnd, today=rounds.local_today(), actor="cli"))
+    session.commit()
+    click.echo(f"Đã đóng phúc tra đợt {rnd.code} và xóa {deleted} liên hệ khỏi danh bạ.")
+
+
 # --- backup and restore --------------------------------------------------------------------------
 @click.command("backup")
 @click.argument("out", type=click.Path(dir_okay=False))
@@ -885,7 +1120,7 @@ def restore_command(source):
 
 COMMANDS = [backup_command, restore_command, report_command]
 GROUPS = [db_group, questionnaires_group, round_group, users_group, codes_group, sheets_group, analysis_group,
-          responses_group, demo_group]
+          responses_group, demo_group, frames_group, phuctra_group]
 
 
 def register_commands(app: Flask) -> None:

@@ -108,6 +108,14 @@ SETTINGS_FIELDS = (
     FieldSpec("surplus_in_analysis", "bool", "Responses beyond a quota cell's target are analysed too."),
     FieldSpec("min_breakdown", "count (1 or more)", "No figure about fewer respondents than this, of any "
               "group about one agency, is shown or exported.", "5"),
+    FieldSpec("phuc_tra_share", "share (0.05 to 0.10)", "Share of each investigator's returned sheets drawn at "
+              "random for phúc tra (re-contacting the respondent), stratified by commune.", "0.05"),
+    FieldSpec("phuc_tra_failure_threshold", "share", "An investigator whose phúc tra failures exceed this share "
+              "of the respondents reached is quarantined: their sheets leave the index pending review.", "0.2"),
+    FieldSpec("phuc_tra_min_failures", "count (1 or more)", "Failures an investigator must have before the "
+              "threshold quarantines them.", "2"),
+    FieldSpec("phuc_tra_sheets_per_day", "count (1 or more)", "More sheets than this returned by one "
+              "investigator in one day are all drawn for phúc tra.", "30"),
     FieldSpec("offline_portal", "bool", "The online form keeps answering without a connection: a draft and the "
               "answers to send wait in the browser until the connection returns (docs/field-tools.md).", "false"),
 )
@@ -171,6 +179,10 @@ _SETTINGS = {f.key: f.type for f in SETTINGS_FIELDS if f.required}
 OPTIONAL_SETTINGS = {
     #: No figure about fewer respondents than this, of any group about one agency, is shown or exported.
     "min_breakdown": 5,
+    "phuc_tra_share": 0.05,
+    "phuc_tra_failure_threshold": 0.2,
+    "phuc_tra_min_failures": 2,
+    "phuc_tra_sheets_per_day": 30,
 }
 
 
@@ -630,8 +642,16 @@ def load_round(
     check_keys(settings, set(_SETTINGS), {*OPTIONAL_SETTINGS, "offline_portal"}, rname, "settings", "", label="key")
     if "offline_portal" in settings:  # only when given: a round that leaves it out keeps its definition
         as_bool(settings["offline_portal"], rname, "settings", "offline_portal", label="key")
-    if "min_breakdown" in settings:
-        as_int(settings["min_breakdown"], rname, "settings", "min_breakdown", 1, label="key")
+    for key in ("min_breakdown", "phuc_tra_min_failures", "phuc_tra_sheets_per_day"):
+        if key in settings:
+            as_int(settings[key], rname, "settings", key, 1, label="key")
+    if "phuc_tra_share" in settings and not (
+            0.05 <= as_number(settings["phuc_tra_share"], rname, "settings", "phuc_tra_share", label="key") <= 0.10):
+        raise QuestionnaireError(rname, "settings", "phuc_tra_share must be in [0.05, 0.10]", label="key")
+    if "phuc_tra_failure_threshold" in settings and not (
+            0 <= as_number(settings["phuc_tra_failure_threshold"], rname, "settings", "phuc_tra_failure_threshold",
+                           label="key") < 1):
+        raise QuestionnaireError(rname, "settings", "phuc_tra_failure_threshold must be in [0, 1)", label="key")
     for key, kind in _SETTINGS.items():
         value = settings[key]
         if kind == "bool":

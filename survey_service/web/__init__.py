@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.routing import IntegerConverter
 
 MODULES = ["auth", "staff", "admin", "respond", "invitations", "progress", "api", "tokens", "results", "paper",
-           "preview", "responses", "reminders"]
+           "preview", "responses", "reminders", "frames", "phuctra"]
 
 
 #: The largest database id (32-bit integer columns on PostgreSQL).
