@@ -53,9 +53,11 @@ from analysis._checks import (
 )
 from analysis.estimation import _beta_ci, _Design, _design, _domain_df, _domains, _logit_ci
 
-__all__ = ["LONELY_PSU", "Design"]
+__all__ = ["LONELY_PSU", "REPLICATE_TYPES", "Design"]
 
 LONELY_PSU = ("certainty", "remove", "adjust", "average", "fail")
+#: replicate weight types of :meth:`Design.from_replicates` (R ``svrepdesign(type=)``)
+REPLICATE_TYPES = ("JK1", "JKn", "BRR", "Fay", "bootstrap", "other")
 #: sweeps of R's iterated projection for raked designs (fixed in ``svyrecvar``)
 RAKE_PROJECTION_SWEEPS = 10
 #: largest influence block (rows × columns) built at once when only standard errors are needed
@@ -94,6 +96,7 @@ class _Stage:
 
     units: sp.csr_array       # units × rows: the rows of each unit
     strata: sp.csr_array      # strata × rows: the rows of each stratum
+    row_stratum: np.ndarray   # stratum of every row
     unit_stratum: np.ndarray  # stratum of every unit
     n_h: np.ndarray           # units sampled per stratum
     f_h: np.ndarray           # sampling fraction per stratum (0 without fpc)
@@ -115,7 +118,8 @@ class Design:
     frame : DataFrame
         One row per unit.
     weight : column name, optional
-        Sampling weights (1.0 when omitted).
+        Sampling weights; when omitted, the inverse of the sampling fractions of *fpc* (as R's
+        ``svydesign``), or 1.0 without it.
     strata, psu : column name, optional
         Strata and primary sampling units (PSU ids nested within strata); every row is a PSU and
         there is one stratum when omitted.
@@ -153,6 +157,10 @@ class Design:
         first = (stratas or [None])[0], (psus or [None])[0], (fpcs or [None])[0]
         self._d: _Design = _design(frame, *first)
         self._stages: tuple[_Stage, ...] = _stages(frame, self._d, psus, stratas, fpcs)
+        if weight is None and fpcs:
+            # R's svydesign without weights: the inverse of the product of the stages' sampling fractions
+            self._w = 1 / np.prod([st.f_h[st.row_stratum] for st in self._stages[:len(fpcs)]], axis=0)
+            self._base_w = self._w
         self._steps: tuple[_Step, ...] = ()
         self._rep: _Replicates | None = None
         self._agg = None     # cells of the single calibration for the sums-only variance (False: not usable)
@@ -291,6 +299,73 @@ class Design:
     # ----------------------------------------------------------------------------------------------
     # replicate weights
     # ----------------------------------------------------------------------------------------------
+    @classmethod
+    def from_replicates(cls, frame: pd.DataFrame, weight: Hashable | None, replicates: Sequence[Hashable], *,
+                        type: str, scale: float | None = None, rscales=None, rho: float | None = None,
+                        mse: bool = False, combined_weights: bool = True) -> Design:
+        """A design from replicate weights one already has (R ``svrepdesign``), e.g. a statistics office's.
+
+        Parameters
+        ----------
+        frame : DataFrame
+            One row per unit, with the replicate weight columns.
+        weight : column name, optional
+            The full-sample weights (1.0 when omitted).
+        replicates : list of column names
+            One column per replicate.
+        type : {"JK1", "JKn", "BRR", "Fay", "bootstrap", "other"}
+            Sets R's defaults: BRR scale 1/R; Fay 1/(R (1 − rho)²) (*rho* required); bootstrap
+            1/(R − 1); JK1 (R − 1)/R (with combined weights; else 1/the first replicate's largest
+            multiplier); JKn needs *rscales* (n_h − 1)/n_h of each replicate's stratum with combined
+            weights, else 1/each replicate's largest multiplier; other: *scale* and *rscales* or 1.
+        scale, rscales :
+            V = scale · Σ_r rscales_r (θ_r − θ̄)², θ̄ the mean of the replicates with rscales_r > 0, or
+            the full-sample estimate with *mse*. BRR and Fay fix the scale themselves.
+        combined_weights : bool
+            True: the columns are the replicates' weights; False: multipliers of *weight*.
+
+        The design's degrees of freedom are the rank of the replicate weights minus one (R ``degf``);
+        calibrating the design recalibrates every replicate.
+        """
+        if type not in REPLICATE_TYPES:
+            raise ValueError(f"type must be one of {list(REPLICATE_TYPES)}, got {type!r}")
+        design = cls(frame, weight=weight)
+        cols = as_column_list(replicates, "replicates")
+        require_columns(frame, cols)
+        require_no_missing(frame, cols, "replicate weight")
+        if len(cols) < 2:
+            raise ValueError("a replicate design needs at least two replicate weight columns")
+        reps = np.column_stack([numeric_values(frame[c], str(c)) for c in cols])
+        if not np.all(np.isfinite(reps)):
+            raise ValueError("replicate weights must be finite numbers")
+        n_rep = reps.shape[1]
+        if type in ("BRR", "Fay") and scale is not None:
+            raise ValueError(f"type={type!r} sets its own scale; use type='other' to give one")
+        if (type == "Fay") != (rho is not None):
+            raise ValueError("rho is Fay's perturbation factor: give it with type='Fay' (0 <= rho < 1) only")
+        if type == "BRR":
+            scale = 1 / n_rep
+        elif type == "Fay":
+            if not 0 <= rho < 1:
+                raise ValueError(f"rho must be in [0, 1), got {rho!r}")
+            scale = 1 / (n_rep * (1 - rho) ** 2)
+        elif type == "bootstrap" and scale is None:
+            scale = 1 / (n_rep - 1)
+        elif type == "JK1" and scale is None:
+            scale = (n_rep - 1) / n_rep if combined_weights else 1 / reps[:, 0].max()
+        elif type == "JKn" and rscales is None:
+            if combined_weights:
+                raise ValueError("JKn with combined weights needs rscales: (n_h - 1)/n_h of each replicate's stratum")
+            rscales = 1 / reps.max(axis=0)
+        scale = 1.0 if scale is None else float(scale)
+        rscales = np.ones(n_rep) if rscales is None else np.broadcast_to(
+            np.asarray(rscales, dtype=np.float64), (n_rep,)).copy()
+        if not (np.isfinite(scale) and scale > 0 and np.all(np.isfinite(rscales)) and np.all(rscales >= 0)):
+            raise ValueError("scale must be positive and rscales non-negative, one per replicate (or a single value)")
+        weights = reps if combined_weights else reps * design._w[:, None]
+        df = int(np.linalg.matrix_rank(weights)) - 1
+        return design._derive(_rep=_Replicates(type, weights, weights, scale, bool(mse), df, rscales))
+
     def jackknife(self, *, mse: bool = False) -> Design:
         """Delete-one-PSU jackknife (JK1) replicate weights; calibrations are redone in each replicate."""
         d = self._d
@@ -775,7 +850,8 @@ def _stages(frame: pd.DataFrame, first: _Design, psus: list, stratas: list, fpcs
     """The sampling stages of the variance: the first from *first*, each later one (when every stage has
     an fpc, as R requires to go past the first) with its units nested in those of the stage before."""
     n_str = first.n_h.size
-    stages = [_Stage(_membership(first.psu, first.psu_stratum.size), _membership(first.psu_stratum[first.psu], n_str),
+    row_stratum = first.psu_stratum[first.psu]
+    stages = [_Stage(_membership(first.psu, first.psu_stratum.size), _membership(row_stratum, n_str), row_stratum,
                      first.psu_stratum, first.n_h, first.f_h, np.ones(n_str), np.zeros(n_str, dtype=np.int64), 1)]
     if len(psus) < 2 or not fpcs:
         return tuple(stages)
@@ -798,8 +874,8 @@ def _stages(frame: pd.DataFrame, first: _Design, psus: list, stratas: list, fpcs
         f_h = _stage_fraction(numeric_values(frame[fpcs[k]], str(fpcs[k])), stratum, n_h, fpcs[k])
         parent_stratum = prev.unit_stratum[group]
         mult = prev.mult[parent_stratum] * prev.f_h[parent_stratum]
-        stages.append(_Stage(_membership(unit, unit_stratum.size), _membership(stratum, n_h.size), unit_stratum, n_h,
-                             f_h, mult, group, prev.unit_stratum.size))
+        stages.append(_Stage(_membership(unit, unit_stratum.size), _membership(stratum, n_h.size), stratum,
+                             unit_stratum, n_h, f_h, mult, group, prev.unit_stratum.size))
     return tuple(stages)
 
 
