@@ -17,14 +17,10 @@ import pytest
 from numpy.testing import assert_allclose
 
 from analysis import Design, rake
+from tests.analysis.oracles import printed
 
 POP_TYPES = pd.Series({"E": 4421.0, "H": 755.0, "M": 1018.0})   # xtabs(~stype, apipop)
 POP_SCHWIDE = pd.Series({"No": 1072.0, "Yes": 5122.0})
-
-
-def printed(value, expected, digits, slack=0.0):
-    """*value* rounds to R's printed *expected* (given with *digits* decimals), up to a relative *slack*."""
-    assert abs(value - expected) <= 0.5 * 10.0**-digits + slack * abs(expected), (value, expected)
 
 
 @pytest.fixture
