@@ -1,33 +1,39 @@
 """A survey design object as survey statisticians know it from R's ``svydesign`` (Lumley) and svy.
 
-``Design(frame, weight=, strata=, psu=, fpc=)`` holds the weights and the sampling structure;
-``poststratify``, ``rake`` and ``trim`` return new designs whose variance knows the calibration;
-``mean``, ``total``, ``ratio`` and ``quantile`` return one row per domain with ``est, se, ci_lo, ci_hi,
-n, df`` (and ``n_eff``, ``deff`` for means); ``covariance`` and ``contrast`` compare domains;
-``jackknife`` and ``bootstrap`` turn the design into a replicate-weight design in which every
-calibration is redone in each replicate.
+``Design(frame, weight=, strata=, psu=, fpc=)`` holds the weights and the sampling structure (one
+column per stage for a multistage design); ``poststratify``, ``rake``, ``calibrate`` and ``trim`` return
+new designs whose variance knows the calibration; ``mean``, ``total``, ``ratio`` and ``quantile`` return
+one row per domain with ``est, se, ci_lo, ci_hi, n, df`` (and ``n_eff``, ``deff`` for means);
+``covariance`` and ``contrast`` compare domains; ``jackknife`` and ``bootstrap`` turn the design into a
+replicate-weight design in which every calibration is redone in each replicate, and
+``Design.from_replicates`` builds one from replicate weights a user already has (R ``svrepdesign``).
 
 Variance (Taylor linearisation), as R's ``svyrecvar``: the influence values of an estimate are
 first projected on the calibration, then summed within PSUs; stratum h contributes
-(1 − f_h) · n_h/(n_h − 1) · Σ_p (Z_hp − Z̄_h)².
+(1 − f_h) · n_h/(n_h − 1) · Σ_p (Z_hp − Z̄_h)². In a multistage design (R ``multistage``) each later
+stage adds the same sum over its units within each unit of the stage before, times the product of
+the earlier stages' sampling fractions n/N.
 
 * Post-stratification (R ``postStratify``): z ← z − w · Σ_{g} (z·w₀/w) / Σ_g w₀ within each
   post-stratum g, with w₀ the weights before and w those after.
 * Raking (R ``rake``): the same centring, margin after margin, iterated ten times (R's iterated
   projection; it is not one joint regression on all margins), with the unweighted mean of z/w in
   each category.
+* Calibration (R ``calibrate``, any ``calfun``): z ← z − w · x'β̂, β̂ the w₀-weighted least-squares
+  fit of z/w on the calibration variables x.
 * Domains follow R's convention: rows outside the domain stay in the design with influence 0
   before the projection, so n_h counts every PSU of the stratum. The degrees of freedom of a domain
   are those of R's ``degf(subset(design, domain))``: the PSUs the domain touches minus their strata.
-* A stratum with one PSU (``lonely_psu``, R's ``survey.lonely.psu``): ``"certainty"`` contributes
-  nothing (the stratum is taken as sampled with certainty); ``"adjust"`` centres its PSU at the
-  grand mean of all PSU totals instead of its own; ``"average"`` gives it the average variance of
-  the other strata; ``"fail"`` raises.
+* A stratum with one PSU (``lonely_psu``, R's ``survey.lonely.psu`` as ``onestrat`` of survey 4.1
+  computes it): ``"certainty"`` and ``"remove"`` add nothing; ``"adjust"`` adds the PSU's total
+  uncentred, (1 − f_h) Z²; ``"average"`` scales the other strata by #strata / #strata with more than
+  one PSU, counting for a domain of an uncalibrated design only the strata the domain touches (R's
+  ``svyby`` works on the domain's subset, which drops the others); ``"fail"`` raises.
 
 Replicate weights: JK1 deletes one PSU at a time (R ``as.svrepdesign(type="JK1")``, scale
 (1 − f)(P − 1)/P); the bootstrap is Rao and Wu's rescaled bootstrap within strata (R
 ``type="subbootstrap"``: n_h − 1 PSUs drawn with replacement, multiplier n_h/(n_h − 1), scale 1/(R − 1)).
-V = scale · Σ_r (θ_r − θ̄)², centred at the replicates' mean, or at the full-sample estimate with
+V = scale · Σ_r rscales_r (θ_r − θ̄)², centred at the replicates' mean, or at the full-sample estimate with
 ``mse=True``.
 """
 from __future__ import annotations

@@ -559,7 +559,7 @@ def calibrate(frame: pd.DataFrame, terms: Sequence[Hashable], population, weight
     --------
     >>> df = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]})
     >>> calibrate(df, ["x"], {"(Intercept)": 8.0, "x": 24.0}).round(6).tolist()
-    [1.4, 1.8, 2.2, 2.6]
+    [0.8, 1.6, 2.4, 3.2]
     """
     mm = model_matrix(frame, terms, intercept=intercept)
     w0 = weight_values(frame, weight)
