@@ -28,6 +28,14 @@ est("clus2.total.enroll.by.comp", svyby(~enroll, ~comp.imp, dclus2, svytotal, na
 est("clus2.ratio.by.stype", svyby(~api.stu, ~stype, denominator=~enroll, dclus2, svyratio, na.rm=TRUE))
 frac <- transform(apiclus2, f1=40/fpc1, f2=ave(snum, dnum, FUN=length)/fpc2)
 est("clus2frac.mean", svymean(~api00, svydesign(id=~dnum+snum, fpc=~f1+f2, data=frac)))
+# strata at both stages (districts by size, then schools by type within each district), lonely units at stage 2
+for (rule in c("certainty", "adjust")) {
+  options(survey.lonely.psu=rule)
+  d <- svydesign(id=~dnum+snum, strata=~big+stype, fpc=~fpc1+fpc2, data=transform(apiclus2, big=fpc2>20), nest=TRUE)
+  est(paste0("strat2.", rule, ".total"), svytotal(~enroll, d, na.rm=TRUE))
+  est(paste0("strat2.", rule, ".by.comp"), svyby(~api00, ~comp.imp, d, svymean))
+}
+options(survey.lonely.psu="certainty")
 # calibration of a two-stage design and of a stratified one
 est("clus2cal.mean", svymean(~api00, calibrate(dclus2, ~stype, c(6194, 755, 1018))))
 dstrat <- svydesign(id=~1, strata=~stype, weights=~pw, fpc=~fpc, data=apistrat)
@@ -112,6 +120,14 @@ def test_two_stage_designs(r, apiclus2):
                            f2=apiclus2.groupby("dnum")["snum"].transform("size") / apiclus2["fpc2"])
     _same(Design(frac, psu=["dnum", "snum"], fpc=["f1", "f2"]).mean("api00"), r, "clus2frac.mean")
     _same(d.calibrate(["stype"], [6194, 755, 1018]).mean("api00"), r, "clus2cal.mean")
+
+
+@pytest.mark.parametrize("rule", ["certainty", "adjust"])
+def test_strata_at_both_stages(r, apiclus2, rule):
+    frame = apiclus2.assign(big=apiclus2["fpc2"] > 20)
+    d = Design(frame, strata=["big", "stype"], psu=["dnum", "snum"], fpc=["fpc1", "fpc2"], lonely_psu=rule)
+    _same(d.total("enroll"), r, f"strat2.{rule}.total")
+    _same(d.mean("api00", by="comp.imp"), r, f"strat2.{rule}.by.comp")
 
 
 def test_calibrated_stratified_design(r, apistrat):
