@@ -45,7 +45,7 @@ from analysis.tables import (
     summary_table,
 )
 from analysis.validity import answered_enough, scored_answers
-from analysis.weighting import poststratify, rake, trim, weight_diagnostics
+from analysis.weighting import calibrate, model_matrix, poststratify, rake, trim, weight_diagnostics
 
 __all__ = [
     "ANSWER_COLUMNS",
@@ -66,6 +66,7 @@ __all__ = [
     "agency_ranks",
     "answered_enough",
     "answer_weights",
+    "calibrate",
     "coefficient_preset",
     "combine_groups",
     "criteria_table",
@@ -77,6 +78,7 @@ __all__ = [
     "item_distributions",
     "item_values",
     "mean_covariance",
+    "model_matrix",
     "option_table",
     "pair_codes",
     "poststratify",

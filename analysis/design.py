@@ -327,6 +327,7 @@ class Design:
         scale, rscales :
             V = scale · Σ_r rscales_r (θ_r − θ̄)², θ̄ the mean of the replicates with rscales_r > 0, or
             the full-sample estimate with *mse*. BRR and Fay fix the scale themselves.
+            A finite population correction goes into *rscales*: R's ``fpc=`` multiplies them by 1 − f.
         combined_weights : bool
             True: the columns are the replicates' weights; False: multipliers of *weight*.
 
@@ -906,7 +907,7 @@ def _stage_variance(z: np.ndarray, stage: _Stage, rule: str, touched: np.ndarray
     ``certainty`` and ``remove`` add nothing, ``adjust`` adds (1 − f_h) Z_p² (the unit left uncentred),
     ``average`` leaves the stratum out and scales the strata that share its unit of the stage before
     by their number over the number with more than one unit, counting only the strata a column
-    *touches* (strata × J) when given."""
+    *touches* (strata × J) when given (a covariance takes the geometric mean of its two columns' factors)."""
     h = stage.unit_stratum
     sums = np.zeros((stage.n_h.size, z.shape[1]))
     np.add.at(sums, h, z)
