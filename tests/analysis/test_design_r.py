@@ -180,6 +180,26 @@ def test_remove_drops_the_lonely_stratum(apiclus1):
     printed(d.total("enroll", by="stype").set_index("stype").loc["E", "se"], 93643.62143, 5)
 
 
+@pytest.mark.parametrize("rule, mean_se, total_se, awards_se", [
+    # one_h <- apistrat[apistrat$stype != "H" | apistrat$snum == 627, ]   (one high school: stratum H is lonely)
+    # options(survey.lonely.psu=rule); d <- svydesign(id=~1, strata=~stype, weights=~pw, data=one_h)
+    # svymean(~api00, d); svytotal(~enroll, d); svyby(~api00, ~awards, d, svymean)
+    ("adjust", (10.6307, 4), (98480.463, 3), (19.40155704, 12.61948626)),
+    ("average", (13.00226, 5), (113773.9, 1), (23.69084128, 12.61948626)),
+    ("remove", (10.6163, 4), (92896.003, 3), (19.34349090, 12.61948626)),
+])
+def test_lonely_psu_rules_on_one_high_school(apistrat, rule, mean_se, total_se, awards_se):
+    # every rule: svymean 666.7948, svytotal 2722740.5, svyby No 639.6532876, Yes 679.4901358; school 627 has
+    # awards "No", so the domain "Yes" never touches the lonely stratum and "average" leaves it as it is
+    d = Design(apistrat[(apistrat["stype"] != "H") | (apistrat["snum"] == 627)], weight="pw", strata="stype",
+               lonely_psu=rule)
+    _check(d.mean("api00").iloc[0], 666.7948, 4, *mean_se)
+    _check(d.total("enroll").iloc[0], 2722740.5, 1, *total_se)
+    by = d.mean("api00", by="awards").set_index("awards")
+    _check(by.loc["No"], 639.6532876, 7, awards_se[0], 8)
+    _check(by.loc["Yes"], 679.4901358, 7, awards_se[1], 8)
+
+
 # --------------------------------------------------------------------------------------------------
 # replicate weights a user already has
 # --------------------------------------------------------------------------------------------------
