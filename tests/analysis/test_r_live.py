@@ -70,6 +70,8 @@ est("boot.quantile", svyquantile(~api00, rb, c(0.1, 0.9)))
 est("jkn.total", svytotal(~enroll, rn))
 est("jkn.mean.raked", svymean(~api00, rake(rn, list(~sch.wide), list(data.frame(sch.wide=c("No", "Yes"),
                                                                                    Freq=c(1072, 5122))))))
+est("jkn.mean.calibrated", svymean(~api00, calibrate(rn, ~sch.wide+api99, c(6194, 5122, 3914069),
+                                                     calfun="raking")))
 est("brr.ratio", svyratio(~api.stu, ~enroll, rr))
 est("brr.mean", svymean(~api00, rr))
 """
@@ -161,6 +163,8 @@ def test_replicate_weights_drawn_by_r(r_run, apistrat):
     _same(jkn.total("enroll"), values, "jkn.total")
     raked = jkn.rake({"sch.wide": pd.Series({"No": 1072.0, "Yes": 5122.0})})
     _same(raked.mean("api00"), values, "jkn.mean.raked")
+    calibrated = jkn.calibrate(["sch.wide", "api99"], [6194, 5122, 3914069], calfun="raking")
+    _same(calibrated.mean("api00"), values, "jkn.mean.calibrated")
     brr = Design.from_replicates(frame, "pw", cols("brr"), type="BRR")
     assert len(cols("brr")) == values["brr.n"][0]
     _same(brr.ratio("api.stu", "enroll"), values, "brr.ratio")
