@@ -605,7 +605,7 @@ class Design:
         psus = np.unique(self._d.psu[rows & (self._w > 0)])
         return int(psus.size - np.unique(self._d.psu_stratum[psus]).size)
 
-    def _var(self, x: np.ndarray, member: np.ndarray | None = None) -> np.ndarray:
+    def _var(self, x: np.ndarray, member: sp.csc_array | None = None) -> np.ndarray:
         """Diagonal of the linearised covariance of the columns of *x* (n × J), in column blocks."""
         step = max(1, _BLOCK // max(x.shape[0], 1))
         if not x.shape[1]:
@@ -614,7 +614,7 @@ class Design:
                                          member=None if member is None else member[:, a:a + step])
                                for a in range(0, x.shape[1], step)])
 
-    def _members(self, y: np.ndarray, xden: np.ndarray | None, dom: np.ndarray, n_dom: int) -> np.ndarray | None:
+    def _members(self, y: np.ndarray, xden: np.ndarray | None, dom: np.ndarray, n_dom: int) -> sp.csc_array | None:
         """The rows of each domain with a value, when the ``"average"`` rule needs them (see ``_cov``).
 
         R's subset of an uncalibrated design drops the other rows, and with them the strata the
@@ -624,9 +624,9 @@ class Design:
             return None
         valid = ~np.isnan(y) if xden is None else ~np.isnan(y) & ~np.isnan(xden)
         rows = np.flatnonzero(valid & (dom >= 0))
-        return sp.csr_array((np.ones(rows.size), (rows, dom[rows])), shape=(y.size, n_dom)).toarray()
+        return sp.csc_array((np.ones(rows.size), (rows, dom[rows])), shape=(y.size, n_dom))
 
-    def _cov(self, x: np.ndarray, *, full: bool, member: np.ndarray | None = None) -> np.ndarray:
+    def _cov(self, x: np.ndarray, *, full: bool, member: sp.csc_array | None = None) -> np.ndarray:
         """Linearised covariance (J × J, or its diagonal when not *full*) of influence columns *x*: the
         calibrations' projection, then R's ``multistage``: each stage's between-unit variance, the later
         stages weighted by the earlier stages' sampling fractions.
@@ -637,7 +637,7 @@ class Design:
         x = self._project(np.array(x, dtype=np.float64))
         v = 0.0
         for stage in self._stages:
-            touched = None if member is None else (stage.strata @ member) > 0
+            touched = None if member is None else sp.csr_array(stage.strata @ member).toarray() > 0
             v = v + _stage_variance(stage.units @ x, stage, self.lonely_psu, touched, full)
         return v
 
