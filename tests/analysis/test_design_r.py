@@ -65,6 +65,12 @@ def test_multistage_arguments_are_checked(apiclus2):
         Design(apiclus2, psu="dnum", fpc=["fpc1", "fpc2"])
     with pytest.raises(ValueError, match="smaller than the number of sampled units"):
         Design(apiclus2.assign(f2=1.5), psu=["dnum", "snum"], fpc=["fpc1", "f2"])
+    with pytest.raises(ValueError, match="constant within each stratum of its stage"):
+        Design(apiclus2.assign(f2=apiclus2["fpc2"] + apiclus2["snum"] % 2), psu=["dnum", "snum"], fpc=["fpc1", "f2"])
+    with pytest.raises(ValueError, match="psu must name a column for every stage"):
+        Design(apiclus2, psu=["dnum", None], fpc=["fpc1", "fpc2"])
+    with pytest.raises(ValueError, match="missing column"):
+        Design(apiclus2, psu=["dnum", "school"], fpc=["fpc1", "fpc2"])
 
 
 # --------------------------------------------------------------------------------------------------
