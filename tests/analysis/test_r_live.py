@@ -38,6 +38,15 @@ for (rule in c("certainty", "adjust")) {
 options(survey.lonely.psu="certainty")
 # calibration of a two-stage design and of a stratified one
 est("clus2cal.mean", svymean(~api00, calibrate(dclus2, ~stype, c(6194, 755, 1018))))
+types <- data.frame(stype=c("E", "H", "M"), Freq=c(4421, 755, 1018))
+est("clus2post.total", svytotal(~enroll, postStratify(dclus2, ~stype, types), na.rm=TRUE))
+rk <- rake(dclus2, list(~stype, ~sch.wide), list(types, data.frame(sch.wide=c("No", "Yes"), Freq=c(1072, 5122))),
+           control=list(maxit=100, epsilon=1e-12))
+est("clus2rake.by.comp", svyby(~api00, ~comp.imp, rk, svymean))
+c2 <- calibrate(dclus2, ~stype+api99, c(6194, 755, 1018, 3914069), bounds=c(0.5, 2))
+est("clus2bounded.ratio.by.comp", svyby(~api.stu, ~comp.imp, denominator=~enroll, c2, svyratio, na.rm=TRUE))
+q <- svyquantile(~api00, c2, c(0.3, 0.6), ci=TRUE)$api00
+out("clus2bounded.quantile", q)
 dstrat <- svydesign(id=~1, strata=~stype, weights=~pw, fpc=~fpc, data=apistrat)
 for (cf in c("linear", "raking")) {
   cal <- calibrate(dstrat, ~sch.wide+api99, c(6194, 5122, 3914069), calfun=cf)
@@ -122,6 +131,15 @@ def test_two_stage_designs(r, apiclus2):
                            f2=apiclus2.groupby("dnum")["snum"].transform("size") / apiclus2["fpc2"])
     _same(Design(frac, psu=["dnum", "snum"], fpc=["f1", "f2"]).mean("api00"), r, "clus2frac.mean")
     _same(d.calibrate(["stype"], [6194, 755, 1018]).mean("api00"), r, "clus2cal.mean")
+    types = pd.Series({"E": 4421.0, "H": 755.0, "M": 1018.0})
+    _same(d.poststratify("stype", types).total("enroll"), r, "clus2post.total")
+    raked = d.rake({"stype": types, "sch.wide": pd.Series({"No": 1072.0, "Yes": 5122.0})}, tol=1e-12)
+    _same(raked.mean("api00", by="comp.imp"), r, "clus2rake.by.comp")
+    bounded = d.calibrate(["stype", "api99"], [6194, 755, 1018, 3914069], bounds=(0.5, 2))
+    _same(bounded.ratio("api.stu", "enroll", by="comp.imp"), r, "clus2bounded.ratio.by.comp")
+    q = bounded.quantile("api00", [0.3, 0.6])   # R's matrix: quantiles, lower ends, upper ends, SEs
+    np.testing.assert_allclose(q[["est", "ci_lo", "ci_hi", "se"]].to_numpy().T.ravel(), r["clus2bounded.quantile"],
+                               rtol=1e-8)
 
 
 @pytest.mark.parametrize("rule", ["certainty", "adjust"])
