@@ -63,7 +63,7 @@ __all__ = ["LONELY_PSU", "REPLICATE_TYPES", "Design"]
 
 LONELY_PSU = ("certainty", "remove", "adjust", "average", "fail")
 #: replicate weight types of :meth:`Design.from_replicates` (R ``svrepdesign(type=)``)
-REPLICATE_TYPES = ("JK1", "JKn", "BRR", "Fay", "bootstrap", "other")
+REPLICATE_TYPES = ("JK1", "JKn", "JK2", "BRR", "Fay", "bootstrap", "successive-difference", "ACS", "other")
 #: sweeps of R's iterated projection for raked designs (fixed in ``svyrecvar``)
 RAKE_PROJECTION_SWEEPS = 10
 #: largest influence block (rows × columns) built at once when only standard errors are needed
@@ -319,8 +319,9 @@ class Design:
             The full-sample weights (1.0 when omitted).
         replicates : list of column names
             One column per replicate.
-        type : {"JK1", "JKn", "BRR", "Fay", "bootstrap", "other"}
-            Sets R's defaults: BRR scale 1/R; Fay 1/(R (1 − rho)²) (*rho* required); bootstrap
+        type : {"JK1", "JKn", "JK2", "BRR", "Fay", "bootstrap", "successive-difference", "ACS", "other"}
+            Sets R's defaults: BRR scale 1/R; Fay 1/(R (1 − rho)²) (*rho* required); successive
+            difference and ACS 4/R, JK2 1 (these fix scale and rscales); bootstrap
             1/(R − 1); JK1 (R − 1)/R (with combined weights; else 1/the first replicate's largest
             multiplier); JKn needs *rscales* (n_h − 1)/n_h of each replicate's stratum with combined
             weights, else 1/each replicate's largest multiplier; other: *scale* and *rscales* or 1.
@@ -346,12 +347,16 @@ class Design:
         if not np.all(np.isfinite(reps)):
             raise ValueError("replicate weights must be finite numbers")
         n_rep = reps.shape[1]
-        if type in ("BRR", "Fay") and scale is not None:
+        if type in ("BRR", "Fay", "JK2", "successive-difference", "ACS") and scale is not None:
             raise ValueError(f"type={type!r} sets its own scale; use type='other' to give one")
+        if type in ("JK2", "successive-difference", "ACS") and rscales is not None:
+            raise ValueError(f"type={type!r} sets its own rscales (1); use type='other' to give them")
         if (type == "Fay") != (rho is not None):
             raise ValueError("rho is Fay's perturbation factor: give it with type='Fay' (0 <= rho < 1) only")
         if type == "BRR":
             scale = 1 / n_rep
+        elif type in ("successive-difference", "ACS"):
+            scale = 4 / n_rep
         elif type == "Fay":
             if not 0 <= rho < 1:
                 raise ValueError(f"rho must be in [0, 1), got {rho!r}")

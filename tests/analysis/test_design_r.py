@@ -308,6 +308,23 @@ def test_bootstrap_replicates(apistrat):
     assert rb.df == 4
 
 
+@pytest.mark.parametrize("kind, mean_se, total_se", [
+    # i <- seq_len(nrow(apistrat)); m <- sapply(1:8, function(r) 1 + ((i*3 + r*5) %% 7 - 3)/4)   (typed multipliers)
+    # d <- svrepdesign(data=apistrat, type=kind, repweights=m, weights=~pw, combined.weights=FALSE)
+    # options(digits=12); SE(svymean(~api00, d)); SE(svytotal(~enroll, d))
+    ("successive-difference", 12.5580277242, 106448.846737),
+    ("ACS", 12.5580277242, 106448.846737),
+    ("JK2", 17.7597331243, 150541.402754),
+])
+def test_successive_difference_acs_and_jk2(apistrat, kind, mean_se, total_se):
+    i = np.arange(1, len(apistrat) + 1)
+    frame, cols = _with(apistrat, {f"m{r}": 1 + ((i * 3 + r * 5) % 7 - 3) / 4 for r in range(1, 9)})
+    d = Design.from_replicates(frame, "pw", cols, type=kind, combined_weights=False)
+    printed(d.mean("api00").iloc[0]["se"], mean_se, 10), printed(d.total("enroll").iloc[0]["se"], total_se, 6)
+    with pytest.raises(ValueError, match="sets its own rscales"):
+        Design.from_replicates(frame, "pw", cols, type=kind, rscales=0.5, combined_weights=False)
+
+
 def test_replicate_arguments_are_checked(apiclus1):
     frame, cols = _with(apiclus1, {"a": apiclus1["pw"], "b": apiclus1["pw"]})
     with pytest.raises(ValueError, match="type must be"):
