@@ -24,7 +24,7 @@ __all__ = ["DEFAULT_LONELY_PSU", "DEFAULT_MIN_GROUP", "DEFAULT_MIN_RESPONDENTS",
            "OPTIONAL_SETTINGS_KEYS", "PRESETS", "SETTINGS_KEYS", "coefficient_preset", "group_shares",
            "validate_settings"]
 
-#: minimum respondents of a group about an agency when the settings name none: one sheet carries no variance
+#: minimum respondents of a group about an agency when the settings name none: one response carries no variance
 DEFAULT_MIN_RESPONDENTS = 2
 #: smallest group (respondents of a form about one agency) a figure may use when the settings name none:
 #: any group may

@@ -37,10 +37,10 @@ SUMMARY_HEADERS = {
     "survey_points_ci_lo": "Tổng điểm: cận dưới KTC 95%",
     "survey_points_ci_hi": "Tổng điểm: cận trên KTC 95%",
     "max_points": "Điểm tối đa",
-    "tlhl": "Tỷ lệ hài lòng (%)",
-    "tlhl_se": "Sai số chuẩn tỷ lệ hài lòng",
-    "tlhl_ci_lo": "Tỷ lệ hài lòng: cận dưới KTC 95%",
-    "tlhl_ci_hi": "Tỷ lệ hài lòng: cận trên KTC 95%",
+    "satisfaction": "Tỷ lệ hài lòng (%)",
+    "satisfaction_se": "Sai số chuẩn tỷ lệ hài lòng",
+    "satisfaction_ci_lo": "Tỷ lệ hài lòng: cận dưới KTC 95%",
+    "satisfaction_ci_hi": "Tỷ lệ hài lòng: cận trên KTC 95%",
     "tltc": "Tỷ lệ đánh giá tích cực (%)",
     "n": "Số phiếu hợp lệ",
     "n_eff_min": "Cỡ mẫu hiệu dụng nhỏ nhất",
@@ -74,7 +74,7 @@ ITEM_HEADERS = {
     "item": "Mã câu hỏi",
     "criterion": "Mã lĩnh vực",
     "scale": "Thang đo",
-    "n_sheets": "Số phiếu của nhóm",
+    "n_responses": "Số phiếu của nhóm",
     "n_valid": "Số câu trả lời có điểm",
     "mean_value": "Điểm trung bình (0-1)",
     "positive_pct": "Tỷ lệ tích cực (%)",
@@ -97,10 +97,11 @@ SUPPRESSED_NOTE = "Ẩn (nhóm dưới {n} người trả lời về cơ quan n�
 
 #: Decimals shown in the workbook per column (the cells keep full precision); other columns are text.
 DECIMALS = {
-    **dict.fromkeys(["n", "n_sheets", "n_valid", "n_groups", "rank", "rank_lo", "rank_hi"], 0),
-    **dict.fromkeys(["tlhl", "tlhl_ci_lo", "tlhl_ci_hi", "tltc", "positive_pct", "n_eff", "n_eff_min"], 1),
+    **dict.fromkeys(["n", "n_responses", "n_valid", "n_groups", "rank", "rank_lo", "rank_hi"], 0),
+    **dict.fromkeys(["satisfaction", "satisfaction_ci_lo", "satisfaction_ci_hi", "tltc", "positive_pct", "n_eff",
+                     "n_eff_min"], 1),
     **dict.fromkeys(["survey_points", "survey_points_ci_lo", "survey_points_ci_hi", "points", "points_ci_lo",
-                     "points_ci_hi", "max_points", "tlhl_se"], 2),
+                     "points_ci_hi", "max_points", "satisfaction_se"], 2),
     **dict.fromkeys(["survey_points_se", "points_se", "score", "mean_value", "sum", "min", "median", "max",
                      "deff_w"], 3),
 }
@@ -149,7 +150,7 @@ def provenance_lines(results: RoundResults) -> list[tuple[str, str]]:
         ("Tính cả phiếu vượt chỉ tiêu", "có" if p["surplus_in_analysis"] else "không"),
         ("Số phiếu được tính", number(p["counts"].get("responses", 0))),
         ("Số cặp phiếu × cơ quan không hợp lệ (trả lời quá ít)",
-         number(p["counts"].get("invalid_sheet_agency_pairs", 0))),
+         number(p["counts"].get("invalid_response_agency_pairs", 0))),
         *((PARAMETER_LABELS.get(key, key), _parameter_text(key, value))
           for key, value in p["analysis_parameters"].items()),
     ]
@@ -217,7 +218,7 @@ def items_frame(results: RoundResults) -> pd.DataFrame:
         out[f"{COUNT_PREFIX} '{code}'"] = [None if c is None else c.get(code, 0) for c in items["counts"]]
     threshold = results.provenance["analysis_parameters"]["min_breakdown"]
     # a hidden group's size is not given either: "fewer than the threshold" is all it says, and no count
-    out["n_sheets"] = out["n_sheets"].astype(object).where(~items["suppressed"], f"< {threshold}")
+    out["n_responses"] = out["n_responses"].astype(object).where(~items["suppressed"], f"< {threshold}")
     out["n_valid"] = out["n_valid"].astype(object).where(~items["suppressed"], None)
     out["Ghi chú"] = np.where(items["suppressed"], SUPPRESSED_NOTE.format(n=threshold), "")
     return out.rename(columns=ITEM_HEADERS)
@@ -326,8 +327,8 @@ def write_sav(results: RoundResults, path: Path) -> None:
         "kind": s["agency_kind"].map(sav_kinds).astype(float),
     })
     numeric = ["survey_points", "survey_points_se", "survey_points_ci_lo", "survey_points_ci_hi", "max_points",
-               "tlhl", "tlhl_se", "tlhl_ci_lo", "tlhl_ci_hi", "tltc", "n", "n_eff_min", "rank", "rank_lo", "rank_hi",
-               *points]
+               "satisfaction", "satisfaction_se", "satisfaction_ci_lo", "satisfaction_ci_hi", "tltc", "n", "n_eff_min",
+               "rank", "rank_lo", "rank_hi", *points]
     for col in numeric:
         frame[_sav_name(col)] = pd.to_numeric(s[col], errors="coerce").astype(float)
     labels = {"agency": "Mã cơ quan", "agency_name": "Tên cơ quan", "kind": "Loại cơ quan"}

@@ -310,8 +310,8 @@ def build_round_data(rnd: Round, agencies: pd.DataFrame, responses: pd.DataFrame
         settings=dict(rnd.settings or {}), agencies=agencies[["code", "kind", "name"]].reset_index(drop=True),
         answers=answers, items=items, scales=scales, criteria=criteria,
         versions={k: sorted(v) for k, v in sorted(versions_used.items())},
-        counts={"responses": int(responses.shape[0]), "sheet_agency_pairs": int(n_units),
-                "invalid_sheet_agency_pairs": int(n_invalid)},
+        counts={"responses": int(responses.shape[0]), "response_agency_pairs": int(n_units),
+                "invalid_response_agency_pairs": int(n_invalid)},
         structure=dict(rnd.structure),
     )
 
@@ -451,7 +451,7 @@ def compute_results(data: RoundData) -> RoundResults:
                                                            level=CONFIDENCE)
     summary = analysis.summary_table(data.agencies, data.answers, cfg, res, criteria, ranks)
     a = data.answers
-    weights = analysis.answer_weights(a, cfg, res, sheet="response_uid")
+    weights = analysis.answer_weights(a, cfg, res, response="response_uid")
     answers = pd.DataFrame({
         "response_uid": a["response_uid"], "response_id": a["response_id"], "group": a["group"],
         "channel": a["channel"], "agency": a["agency"], "agency_kind": a["agency_kind"], "item": a["item_code"],
@@ -462,9 +462,9 @@ def compute_results(data: RoundData) -> RoundResults:
         provenance=provenance(data),
         summary=summary,
         criteria=criteria,
-        items=analysis.item_distributions(a, cfg, sheet="response_uid", item="item_code",
+        items=analysis.item_distributions(a, cfg, response="response_uid", item="item_code",
                                           min_group=min_breakdown(data.settings)),
-        weights=analysis.sheet_weight_diagnostics(a, weights["weight"].to_numpy(), sheet="response_uid"),
+        weights=analysis.response_weight_diagnostics(a, weights["weight"].to_numpy(), response="response_uid"),
         settings=settings_rows(data),
         answers=answers,
         scales=data.scales,
@@ -599,8 +599,8 @@ def as_dict(res: RoundResults) -> dict:
             "survey_points": _plain(row["survey_points"]), "max_points": _plain(row["max_points"]),
             "survey_points_se": _plain(row["survey_points_se"]),
             "survey_points_ci": [_plain(row["survey_points_ci_lo"]), _plain(row["survey_points_ci_hi"])],
-            "satisfaction_pct": _plain(row["tlhl"]),
-            "satisfaction_ci": [_plain(row["tlhl_ci_lo"]), _plain(row["tlhl_ci_hi"])],
+            "satisfaction_pct": _plain(row["satisfaction"]),
+            "satisfaction_ci": [_plain(row["satisfaction_ci_lo"]), _plain(row["satisfaction_ci_hi"])],
             "positive_pct": _plain(row["tltc"]),
             "rank": _plain(row["rank"]), "rank_interval": [_plain(row["rank_lo"]), _plain(row["rank_hi"])],
             "flags": [f for f in str(row["flags"]).split(",") if f],
