@@ -7,7 +7,7 @@ extras="${1:-}"
 
 apt_packages=(fonts-dejavu-core)
 if [ -n "$extras" ]; then
-  apt_packages+=(postgresql chromium poppler-utils nginx r-base-core r-cran-survey)
+  apt_packages+=(postgresql chromium poppler-utils nginx default-jre-headless r-base-core r-cran-survey)
 fi
 missing=()
 for pkg in "${apt_packages[@]}"; do

@@ -366,6 +366,9 @@ def write_sav(results: RoundResults, path: Path) -> None:
 
 #: numeric code of "không biết / không đánh giá" in the response-level file (declared missing)
 SAV_EXCLUDED_CODE = 9.0
+#: numeric code of an item of the sheet's form left blank (item nonresponse, declared missing): not "K"
+SAV_BLANK_CODE = 8.0
+SAV_BLANK_LABEL = "Không trả lời (để trống)"
 #: SPSS print format of whole numbers (codes, counts, ranks): without the default two decimals
 SAV_CODE_FORMAT = "F8.0"
 SAV_LABEL_BYTES = 255
@@ -373,7 +376,8 @@ SAV_LABEL_BYTES = 255
 
 def write_responses_sav(results: RoundResults, path: str | Path) -> Path:
     """One case per counted sheet × agency rated, one variable per item with its answer code, value labels
-    from the answer scales ("K" coded 9 and declared missing), nominal form, channel and agency.
+    from the answer scales ("K" coded 9 and declared missing), an item of the form left blank coded 8 and
+    declared missing too, nominal form, channel and agency.
 
     The groups that are never broken down (fewer respondents of a form about an agency than the round's
     ``min_breakdown``) are left out, as on every page and in every table.
@@ -396,6 +400,11 @@ def write_responses_sav(results: RoundResults, path: str | Path) -> Path:
                                                values="code", aggfunc="first", dropna=False, observed=True)
     wide = wide.dropna(how="all").reset_index()
     items = [c for c in wide.columns if c not in ("response_uid", "agency", "form", "channel")]
+    # a blank is an item of the sheet's form without an answer; items of other forms stay system-missing
+    form_items = long.groupby("form", observed=True)["item"].unique()
+    for form, its in form_items.items():
+        rows = wide["form"] == form
+        wide.loc[rows, list(its)] = wide.loc[rows, list(its)].fillna(SAV_BLANK_CODE)
     frame = wide.rename(columns={"response_uid": "response"})
     scale_of = long.drop_duplicates("item").set_index("item")["scale"]
     value_labels, missing = {}, {}
@@ -405,7 +414,8 @@ def write_responses_sav(results: RoundResults, path: str | Path) -> Path:
             continue
         value_labels[item] = {SAV_EXCLUDED_CODE if opt.excluded else float(opt.code): opt.label
                               for opt in scale.options}
-        missing[item] = [SAV_EXCLUDED_CODE]
+        value_labels[item][SAV_BLANK_CODE] = SAV_BLANK_LABEL
+        missing[item] = [SAV_BLANK_CODE, SAV_EXCLUDED_CODE]
     labels = {"response": "Mã phiếu (ngẫu nhiên)", "agency": "Mã cơ quan được đánh giá", "form": "Mẫu phiếu",
               "channel": "Kênh"}
     # an item's label is its question (SPSS keeps at most 256 bytes of a label)
