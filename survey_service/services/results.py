@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 import analysis
+from analysis import targets as target_rules
 from survey_service import __version__
 from survey_service import questionnaires as qn
 from survey_service.models import (
@@ -132,6 +133,9 @@ class RoundResults:
     own_staff_forms: tuple[str, ...] = ()
     #: item code → the question's text (the first version's, when versions differ)
     item_texts: dict[str, str] = field(default_factory=dict)
+    #: one row per agency × indicator with a target (round.yaml ``targets``): the target, one-sided 95 % bounds,
+    #: the verdict (:data:`analysis.targets.VERDICTS`) and the sample a decision would need
+    targets: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -450,6 +454,8 @@ def compute_results(data: RoundData) -> RoundResults:
     ranks = None if res is None else analysis.agency_ranks(res, draws=RANK_DRAWS, seed=RANK_SEED,
                                                            level=CONFIDENCE)
     summary = analysis.summary_table(data.agencies, data.answers, cfg, res, criteria, ranks)
+    targets = target_rules.round_targets(summary, data.structure.get("targets", []))
+    summary = target_rules.with_verdicts(summary, targets)
     a = data.answers
     weights = analysis.answer_weights(a, cfg, res, response="response_uid")
     answers = pd.DataFrame({
@@ -474,6 +480,7 @@ def compute_results(data: RoundData) -> RoundResults:
         own_staff_forms=tuple(data.structure["own_staff_forms"]),
         item_texts=dict(data.items.drop_duplicates("item_code")[["item_code", "text"]]
                         .itertuples(index=False)),
+        targets=targets,
     )
 
 
@@ -587,6 +594,7 @@ def as_dict(res: RoundResults) -> dict:
     An agency withheld for its small groups says so (``withheld``: ``"small_group"``, ``withheld_message``);
     its figures, like a withheld criterion's, are null."""
     by_agency = {code: rows for code, rows in res.criteria.groupby("agency", sort=False)}
+    targets = {code: rows for code, rows in res.targets.groupby("agency", sort=False)} if len(res.targets) else {}
     message = withheld_message(res)
     agencies = []
     for row in res.summary.to_dict("records"):
@@ -604,6 +612,12 @@ def as_dict(res: RoundResults) -> dict:
             "positive_pct": _plain(row["tltc"]),
             "rank": _plain(row["rank"]), "rank_interval": [_plain(row["rank_lo"]), _plain(row["rank_hi"])],
             "flags": [f for f in str(row["flags"]).split(",") if f],
+            "targets": [{
+                "indicator": t["indicator"], "label": t["label"] or None, "target": _plain(t["target"]),
+                "bounds_95_one_sided": [_plain(t["lower"]), _plain(t["upper"])],
+                "verdict": t["verdict"], "verdict_label": target_rules.VERDICTS.get(t["verdict"]),
+                "n_eff_needed": _plain(t["n_eff_needed"]), "n_needed": _plain(t["n_needed"]),
+            } for t in targets.get(row["agency"], pd.DataFrame()).to_dict("records")] if not row["withheld"] else [],
             "criteria": [{
                 "criterion": c["criterion"], "name": c["criterion_name"],
                 "withheld": WITHHELD_SMALL_GROUP if FLAG_WITHHELD in str(c["flag"]).split(",") else None,
