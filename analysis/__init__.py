@@ -39,7 +39,9 @@ _MODULES = {
         "pair_codes", "response_weight_diagnostics", "summary_table"
     ], "tables"),
     **dict.fromkeys(["answered_enough", "scored_answers"], "validity"),
-    **dict.fromkeys(["poststratify", "rake", "trim", "weight_diagnostics"], "weighting"),
+    **dict.fromkeys([
+        "calibrate", "model_matrix", "poststratify", "rake", "trim", "weight_diagnostics"
+    ], "weighting"),
 }
 
 __all__ = sorted(_MODULES)
