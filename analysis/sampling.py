@@ -1,6 +1,6 @@
-"""Sample sizes and sample selection: Yamane's formula with a floor (quota planning), the size a precision
-target needs, systematic selection within a cell and systematic PPS selection of clusters (communes); and
-response rates."""
+"""Sample sizes, sample selection and response rates: Yamane's formula with a floor (quota planning), the
+size a precision target needs, systematic selection within a cell, systematic PPS selection of clusters
+(communes), and response rates."""
 from __future__ import annotations
 
 import math
@@ -179,8 +179,6 @@ def pps_systematic(sizes: list[int] | np.ndarray, m: int, rng: np.random.Generat
     points = start + step * np.arange(left)
     picked = {rest[int(np.searchsorted(cumulated, p, side="right"))] for p in points}
     return sorted(certain + list(picked))
-
-
 def response_rates(issued: int, complete: int, partial: int = 0) -> tuple[float, float]:
     """AAPOR RR1 and RR2 (Standard Definitions) of a channel whose every issued unit is eligible: RR1 =
     I / issued, RR2 = (I + P) / issued, with I the complete and P the partial responses; NaN when none issued.

@@ -9,8 +9,10 @@ extras="${1:-}"
 apt_packages=(fonts-dejavu-core poppler-utils)
 if [ -n "$extras" ]; then
   # the report's PDF: LibreOffice headless, with a Times New Roman substitute that has every Vietnamese letter
-  # (fonts-liberation 1.07 lacks ạ ậ ế ệ ộ ợ ự ỹ; fonts-liberation2 has them)
-  apt_packages+=(postgresql chromium nginx default-jre-headless libreoffice-writer-nogui fonts-liberation2)
+  # (fonts-liberation 1.07 lacks ạ ậ ế ệ ộ ợ ự ỹ; fonts-liberation2 has them); R and its survey package for the
+  # analysis tests that compare with R live
+  apt_packages+=(postgresql chromium nginx default-jre-headless libreoffice-writer-nogui fonts-liberation2
+                 r-base-core r-cran-survey)
 fi
 missing=()
 for pkg in "${apt_packages[@]}"; do

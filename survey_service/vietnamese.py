@@ -19,6 +19,8 @@ import unicodedata
 from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
+from survey_service.dates import VIETNAM
+
 ALPHABET = "a ă â b c d đ e ê f g h i j k l m n o ô ơ p q r s t u ư v w x y z".split()
 _RANK = {letter: i for i, letter in enumerate(ALPHABET)}
 #: Combining tone marks: huyền, hỏi, ngã, sắc, nặng (ngang, no mark, is 0).
@@ -76,7 +78,6 @@ def short_date(value: date | None) -> str:
     return value.strftime("%d/%m/%Y") if value else MISSING
 
 
-VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 DATE_TIME_FORMAT = "%d/%m/%Y %H:%M"
 
 

@@ -46,7 +46,7 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("respond.answer", "POST"): PUBLIC,
     ("respond.division", "GET"): PUBLIC,
     ("respond.division", "POST"): PUBLIC,
-    ("respond.token", "GET"): PUBLIC,
+    ("respond.token", "GET"): PUBLIC,  # a fresh CSRF token for the offline form's resend: no code involved
     ("respond.service_worker", "GET"): PUBLIC,
     # staff sign-in
     ("auth.login", "GET"): PUBLIC,

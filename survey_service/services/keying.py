@@ -13,7 +13,6 @@ import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, object_session
@@ -26,11 +25,10 @@ from survey_service.models import (
 from survey_service.services import audit, ballots, phuctra, quotas, rounds, storable
 from survey_service.services.sealing import Sealer
 from survey_service.services.sheets import STATE_LABELS, SheetError, transition
-from survey_service.vietnamese import date_time
+from survey_service.vietnamese import VIETNAM, date_time
 
 SHEET_ROW = "*"
 #: Times in messages to clerks are Vietnamese local time (stored times are UTC).
-VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 #: What a clerk may type for an item left blank on paper.
 BLANK_KEYS = ("-",)
 #: Typed for the excluded option ("Không biết / không đánh giá").

@@ -37,11 +37,12 @@ from sqlalchemy.orm import Session, selectinload
 
 from analysis import fieldcheck
 from survey_service import questionnaires as qn
+from survey_service.dates import VIETNAM
 from survey_service.models import (
     AnswerPattern, Contact, ContactKind, Keying, QuotaCell, Quarantine, Recheck, RecheckItem, RecheckOutcome, Round,
     Sheet, SheetEvent, SheetState, StaffUser,
 )
-from survey_service.services import audit, rounds, sheets, storable, tabular
+from survey_service.services import audit, sheets, storable, tabular
 from survey_service.services.errors import ServiceError
 from survey_service.services.sealing import derive_key, shared_sealer
 
@@ -314,7 +315,7 @@ def draw(session: Session, rnd: Round, *, today: date, secret: str, seed: int | 
 
 def _local_day(at: datetime) -> date:
     """The Vietnamese day of a stored time (UTC; SQLite gives it back without its zone)."""
-    return (at if at.tzinfo else at.replace(tzinfo=timezone.utc)).astimezone(rounds.VIETNAM).date()
+    return (at if at.tzinfo else at.replace(tzinfo=timezone.utc)).astimezone(VIETNAM).date()
 
 
 def items(session: Session, rnd: Round) -> list[RecheckItem]:

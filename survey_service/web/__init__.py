@@ -49,6 +49,13 @@ def safe_next(target: str | None) -> str | None:
     return target
 
 
+def round_closed(rnd) -> bool:
+    """Whether the round no longer collects (Vietnam's date): its pages then offer no change at all."""
+    from survey_service.services import rounds
+
+    return rounds.round_state(rnd, rounds.local_today()) == "closed"
+
+
 def round_or_404(round_code: str):
     """The round named in a URL, or a 404 page naming it."""
     from survey_service.db import get_session
