@@ -7,7 +7,7 @@ from analysis.design import Design
 from analysis.encoding import ANSWER_COLUMNS, item_values
 from analysis.estimation import domain_means, mean_covariance
 from analysis.ranking import rank_intervals
-from analysis.reliability import DEFAULT_MAX_HALF_WIDTH, imprecise
+from analysis.reliability import DEFAULT_MAX_HALF_WIDTH, DEFAULT_PRECISION, REASONS, imprecise, precision_reasons
 from analysis.rounding import round_half_away
 from analysis.sampling import recommend_sample_size, recommend_sample_sizes
 from analysis.scoring import (
@@ -51,6 +51,7 @@ __all__ = [
     "ANSWER_COLUMNS",
     "DEFAULT_LONELY_PSU",
     "DEFAULT_MAX_HALF_WIDTH",
+    "DEFAULT_PRECISION",
     "DEFAULT_MIN_GROUP",
     "DEFAULT_MIN_RESPONDENTS",
     "Design",
@@ -61,6 +62,7 @@ __all__ = [
     "LONELY_PSU_RULES",
     "OPTIONAL_SETTINGS_KEYS",
     "PRESETS",
+    "REASONS",
     "SETTINGS_KEYS",
     "ScoreResult",
     "agency_ranks",
@@ -80,6 +82,7 @@ __all__ = [
     "option_table",
     "pair_codes",
     "poststratify",
+    "precision_reasons",
     "rake",
     "rank_intervals",
     "recommend_sample_size",

@@ -434,16 +434,18 @@ def _table(core: _DomainCore, var: np.ndarray, df: int, labels: pd.DataFrame, vc
         deff = var / v_srs
         cv = np.where(est != 0, se / np.abs(est), np.nan)
     alpha = 1 - level
-    if np.ndim(df):  # one df per domain
-        dfa = np.asarray(df, dtype=np.float64)
-        tq = np.where(dfa >= 1, stats.t.ppf(1 - alpha / 2, np.maximum(dfa, 1)), np.nan)[:, None]
+    # one df for all, one per domain, or one per domain and variable (D × K)
+    dfa = np.asarray(df, dtype=np.float64)
+    dfa = dfa[:, None] if dfa.ndim == 1 else dfa
+    if dfa.ndim:
+        tq = np.where(dfa >= 1, stats.t.ppf(1 - alpha / 2, np.maximum(dfa, 1)), np.nan)
     else:
         tq = stats.t.ppf(1 - alpha / 2, df) if df >= 1 else np.nan
     if proportion:
         lo, hi = _logit_ci(est, se, tq)
         edge = (est == 0) | (est == 1)
         if np.any(edge):
-            blo, bhi = _beta_ci(est, se, n, np.asarray(df)[:, None] if np.ndim(df) else df, alpha)
+            blo, bhi = _beta_ci(est, se, n, dfa if dfa.ndim else df, alpha)
             lo, hi = np.where(edge, blo, lo), np.where(edge, bhi, hi)
     else:
         lo, hi = est - tq * se, est + tq * se
@@ -458,7 +460,7 @@ def _table(core: _DomainCore, var: np.ndarray, df: int, labels: pd.DataFrame, vc
     out["deff"] = deff.ravel()
     out["deff_w"] = deff_w.ravel()
     out["cv"] = cv.ravel()
-    out["df"] = np.repeat(np.asarray(df), k) if np.ndim(df) else df
+    out["df"] = np.broadcast_to(dfa, est.shape).ravel() if dfa.ndim else df
     return out
 
 

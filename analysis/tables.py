@@ -80,7 +80,8 @@ def _str_keys(frame: pd.DataFrame, columns=("agency", "agency_kind", "group")) -
 
 def answer_weights(answers: pd.DataFrame, cfg: _Config, result: ScoreResult | None, *,
                    sheet: str) -> pd.DataFrame:
-    """Every answer's coefficient ``value``, its group's weight ``group_weight`` and its ``weight`` in S(t, c).
+    """Every answer's coefficient ``value``, its group's weight ``group_weight``, the group's share a_g = w(g) /
+    W(t, c) of the criterion's score ``group_share`` (0 where the group does not count) and its ``weight`` in S(t, c).
 
     weight = w(g) / W(t, c) / n(g, t, c) / k(r, t, c), where W is the summed weight of the qualifying
     groups, n the group's sheets with a valid answer on c and k the sheet's valid items of c; so
@@ -93,6 +94,7 @@ def answer_weights(answers: pd.DataFrame, cfg: _Config, result: ScoreResult | No
     out = pd.DataFrame({"value": value}, index=answers.index)
     if result is None or answers.empty:
         out["group_weight"] = np.nan
+        out["group_share"] = 0.0
         out["weight"] = 0.0
         return out
     gw = pd.DataFrame([(k, g, w) for k, d in cfg.group_weights.items() for g, w in d.items()],
@@ -112,6 +114,7 @@ def answer_weights(answers: pd.DataFrame, cfg: _Config, result: ScoreResult | No
     k = np.bincount(cell, weights=valid, minlength=n_cells)[cell]
     qualifies = valid & (share > 0) & (weight_used > 0)
     with np.errstate(divide="ignore", invalid="ignore"):  # rows that do not qualify get 0 below
+        out["group_share"] = np.where(qualifies, share / weight_used, 0.0)
         out["weight"] = np.where(qualifies, share / weight_used / n_group / k, 0.0)
     return out
 
@@ -222,16 +225,20 @@ def criteria_table(agencies: pd.DataFrame, criterion_names: Mapping[str, str], c
     grid["criterion_name"] = grid["criterion"].map(criterion_names)
     if result is None:
         out = grid.assign(score=np.nan, points=np.nan, points_se=np.nan, points_ci_lo=np.nan, points_ci_hi=np.nan,
-                          n=0, n_eff=np.nan, n_groups=0, missing_groups="", tltc=np.nan, flag=FLAG_NO_DATA)
+                          n=0, n_eff=np.nan, df=np.nan, n_groups=0, missing_groups="", tltc=np.nan, flag=FLAG_NO_DATA,
+                          reliability="")
     else:
-        pts = result.points[["agency", "criterion", "score", "points", "n_groups", "flag", "missing_groups"]]
-        est = result.estimates[["agency", "criterion", "points_se", "points_ci_lo", "points_ci_hi", "n", "n_eff"]]
+        pts = result.points[["agency", "criterion", "score", "points", "n_groups", "flag", "missing_groups",
+                             "reliability"]]
+        est = result.estimates[["agency", "criterion", "points_se", "points_ci_lo", "points_ci_hi", "n", "n_eff",
+                                "df"]]
         rates = result.positive_rates[["agency", "criterion", "tltc"]]
         out = (grid.merge(_str_keys(pts), on=["agency", "criterion"], how="left")
                .merge(_str_keys(est), on=["agency", "criterion"], how="left")
                .merge(_str_keys(rates), on=["agency", "criterion"], how="left"))
         out["flag"] = out["flag"].fillna(FLAG_NO_DATA)
         out["missing_groups"] = out["missing_groups"].fillna("")
+        out["reliability"] = out["reliability"].fillna("")
         out["n"] = out["n"].fillna(0).astype(np.int64)
         out["n_groups"] = out["n_groups"].fillna(0).astype(np.int64)
     # an agency with only small groups is withheld whole: even a criterion its forms do not ask about
@@ -242,16 +249,17 @@ def criteria_table(agencies: pd.DataFrame, criterion_names: Mapping[str, str], c
         out[col] = pd.array(out[col], dtype="Int64")
         out.loc[withheld, col] = pd.NA
     cols = ["agency", "agency_name", "agency_kind", "criterion", "criterion_name", "max_points", "score", "points",
-            "points_se", "points_ci_lo", "points_ci_hi", "n", "n_eff", "n_groups", "tltc", "flag", "missing_groups"]
+            "points_se", "points_ci_lo", "points_ci_hi", "n", "n_eff", "df", "n_groups", "tltc", "flag",
+            "missing_groups", "reliability"]
     return out[cols].reset_index(drop=True)
 
 
 def _satisfaction_estimates(result: ScoreResult | None) -> pd.DataFrame:
     """TLHL (%) with its design-based interval and flag, per agency with a value."""
-    cols = ["agency", "tlhl", "tlhl_se", "tlhl_ci_lo", "tlhl_ci_hi", "_sat_flag"]
+    cols = ["agency", "tlhl", "tlhl_se", "tlhl_ci_lo", "tlhl_ci_hi", "tlhl_df", "_sat_flag", "tlhl_reliability"]
     if result is None:
         return pd.DataFrame(columns=cols)
-    sat = _str_keys(result.satisfaction).rename(columns={"flag": "_sat_flag"})
+    sat = _str_keys(result.satisfaction).rename(columns={"flag": "_sat_flag", "reliability": "tlhl_reliability"})
     return sat.loc[sat["tlhl"].notna(), cols].reset_index(drop=True)
 
 
@@ -273,15 +281,17 @@ def summary_table(agencies: pd.DataFrame, answers: pd.DataFrame, cfg: _Config, r
     satisfaction = _satisfaction_estimates(result)
     if result is not None:
         totals = _str_keys(result.totals)[["agency", "survey_points", "survey_points_se", "survey_points_ci_lo",
-                                           "survey_points_ci_hi", "max_points", "tltc", "flag"]]
-        totals = totals.rename(columns={"flag": "_total_flag"})
+                                           "survey_points_ci_hi", "survey_points_df", "max_points", "tltc", "flag",
+                                           "reliability"]]
+        totals = totals.rename(columns={"flag": "_total_flag", "reliability": "survey_points_reliability"})
         groups = _str_keys(result.groups)
         shown = groups.loc[~groups["small"]].groupby("agency")["respondents"].sum()
         n = pd.DataFrame({"agency": pd.unique(groups["agency"])})
         n["n"] = n["agency"].map(shown)
     else:
         totals = pd.DataFrame(columns=["agency", "survey_points", "survey_points_se", "survey_points_ci_lo",
-                                       "survey_points_ci_hi", "max_points", "tltc", "_total_flag"])
+                                       "survey_points_ci_hi", "survey_points_df", "max_points", "tltc", "_total_flag",
+                                       "survey_points_reliability"])
         n = pd.DataFrame(columns=["agency", "n"])
     if ranks is None:
         ranks = pd.DataFrame(columns=["agency", "rank", "rank_lo", "rank_hi"])
@@ -293,11 +303,13 @@ def summary_table(agencies: pd.DataFrame, answers: pd.DataFrame, cfg: _Config, r
     out["n"] = pd.array(out["n"].fillna(0), dtype="Int64")
     out.loc[out["withheld"], "n"] = pd.NA
     out["n_eff_min"] = out["agency"].map(n_eff_min)
-    # an agency's flags: those of its criteria, of its total and of its satisfaction (its missing groups
-    # are already told by the criteria)
+    # an agency's flags: those of its criteria but their precision (told per criterion, with its reasons), of
+    # its total and of its satisfaction (its missing groups are already told by the criteria)
     sat_flag = out["_sat_flag"].fillna("").map(lambda f: FLAG_LOW_RELIABILITY if FLAG_LOW_RELIABILITY in f else "")
     own = pd.Series((sat_flag + "," + out["_total_flag"].fillna("")).to_numpy(), index=out["agency"])
-    flags = pd.concat([criteria.set_index("agency")["flag"], own]).groupby(level=0).agg(
+    of_criteria = criteria.set_index("agency")["flag"].map(
+        lambda v: ",".join(f for f in str(v).split(",") if f != FLAG_LOW_RELIABILITY))
+    flags = pd.concat([of_criteria, own]).groupby(level=0).agg(
         lambda s: ",".join(sorted({f for v in s for f in str(v).split(",") if f})))
     out["flags"] = out["agency"].map(flags).fillna(FLAG_NO_DATA)
     # a missing total is told: withheld (only small groups) or without data, never blank
