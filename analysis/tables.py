@@ -80,8 +80,10 @@ def _str_keys(frame: pd.DataFrame, columns=("agency", "agency_kind", "group")) -
 
 def answer_weights(answers: pd.DataFrame, cfg: _Config, result: ScoreResult | None, *,
                    sheet: str) -> pd.DataFrame:
-    """Every answer's coefficient ``value``, its group's weight ``group_weight``, the group's share a_g = w(g) /
-    W(t, c) of the criterion's score ``group_share`` (0 where the group does not count) and its ``weight`` in S(t, c).
+    """Every answer's coefficient ``value``, whether it is ``positive`` (1/0, NaN when excluded or blank), its
+    group's weight ``group_weight``, the group's share a_g = w(g) / W(t, c) of the criterion's score
+    ``group_share`` and, on the satisfaction scale, of the agency's satisfaction ``tlhl_share`` (0 where the
+    group does not count), and its ``weight`` in S(t, c).
 
     weight = w(g) / W(t, c) / n(g, t, c) / k(r, t, c), where W is the summed weight of the qualifying
     groups, n the group's sheets with a valid answer on c and k the sheet's valid items of c; so
@@ -90,11 +92,14 @@ def answer_weights(answers: pd.DataFrame, cfg: _Config, result: ScoreResult | No
     under ``min_group`` respondents) have weight 0.
     Aligned to *answers* (one row per answer: millions, so look-ups go through category codes).
     """
-    value = _row_lookup(answers, option_table(cfg), ["scale", "option"], "value")
+    options = option_table(cfg)
+    value = _row_lookup(answers, options, ["scale", "option"], "value")
     out = pd.DataFrame({"value": value}, index=answers.index)
+    out["positive"] = np.where(np.isnan(value), np.nan, _row_lookup(answers, options, ["scale", "option"], "positive"))
     if result is None or answers.empty:
         out["group_weight"] = np.nan
         out["group_share"] = 0.0
+        out["tlhl_share"] = 0.0
         out["weight"] = 0.0
         return out
     gw = pd.DataFrame([(k, g, w) for k, d in cfg.group_weights.items() for g, w in d.items()],
@@ -116,6 +121,13 @@ def answer_weights(answers: pd.DataFrame, cfg: _Config, result: ScoreResult | No
     with np.errstate(divide="ignore", invalid="ignore"):  # rows that do not qualify get 0 below
         out["group_share"] = np.where(qualifies, share / weight_used, 0.0)
         out["weight"] = np.where(qualifies, share / weight_used / n_group / k, 0.0)
+    # satisfaction: the group's share of the agency's TLHL, on the answers of the satisfaction scale
+    sat = _str_keys(result.satisfaction_groups)
+    sat["share"] = group_shares(sat, "p", group_weights=cfg.group_weights, min_respondents=cfg.min_respondents,
+                                min_group=cfg.min_group, groups=_str_keys(result.groups))
+    sat["share"] = sat["share"] / sat.groupby("agency")["share"].transform("sum").where(lambda x: x > 0)
+    on_scale = (answers["scale"].astype(str) == cfg.satisfaction_scale).to_numpy()
+    out["tlhl_share"] = np.where(on_scale, np.nan_to_num(_row_lookup(answers, sat, ["agency", "group"], "share")), 0.0)
     return out
 
 

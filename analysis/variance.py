@@ -138,7 +138,9 @@ def _composite(cd: _CompositeDesign, y: np.ndarray, w: np.ndarray, lonely_psu: s
         a_g = np.where(share[agency_of] > 0, core.wsum / np.where(share > 0, share, 1.0)[agency_of], 0.0)
     z = core.z * np.take(a_g.T, core.g_dom, axis=1)  # gathered as K × G rows: no strided transpose
     rss = per_agency(core.rss + core.wsum * (np.nan_to_num(core.mean) - np.nan_to_num(score)[agency_of]) ** 2)
-    core = replace(core, wsum=share, mean=score, count=per_agency(core.count), wsq=per_agency(core.wsq), rss=rss,
+    # n counts the sheets that enter the estimate: those of groups with a share
+    counted = np.where(core.wsum > 0, core.count, 0.0)
+    core = replace(core, wsum=share, mean=score, count=per_agency(counted), wsq=per_agency(core.wsq), rss=rss,
                    g_dom=agency_of[core.g_dom], z=z)
     var, lonely = _variance_and_lonely(design, core, n_ag, lonely_psu)
     # a respondent belongs to one group: its cells stay unique PSU × agency pairs

@@ -286,17 +286,49 @@ def write_csv(results: RoundResults, path: Path) -> None:
     write_provenance(results, path)
 
 
-def write_answers_csv(results: RoundResults, path: str | Path) -> Path:
-    """The tidy long file: one row per counted answer with its value and weight (S = Σ weight·value).
+#: The tidy answers file's columns, in order: the answer, then every design variable an analyst needs to
+#: rebuild the published tables (docs/results.md, "Reproducing the tables").
+ANSWER_COLUMNS = ["response_uid", "response_id", "group", "channel", "agency", "agency_kind", "stratum", "cell_agency",
+                  "population", "sampling_fraction", "item", "criterion", "scale", "option", "value", "positive",
+                  "group_weight", "group_share", "tlhl_share", "weight"]
+#: Labels of the design variables, in the .sav (and in docs/results.md).
+DESIGN_LABELS = {
+    "agency_kind": "Loại cơ quan được đánh giá",
+    "stratum": "Ô mẫu (tầng): mẫu phiếu/cơ quan, hoặc mẫu phiếu/huyện của LĐ-CP",
+    "cell_agency": "Cơ quan hoặc huyện của ô mẫu",
+    "population": "Tổng thể của ô mẫu (số công chức, staff_counts.csv); trống nếu không biết",
+    "sampling_fraction": "Tỷ lệ chọn mẫu của ô mẫu dùng cho hiệu chỉnh tổng thể hữu hạn (0: không hiệu chỉnh)",
+    "group_weight": "Trọng số của nhóm đối tượng (methodology.yaml)",
+}
 
-    Per-response rows, so the answers of every group (form × agency rated) with fewer respondents than the
-    round's ``min_breakdown`` are left out, as on every page and in every other export; for those agencies the
-    weights then no longer add up to the points.
+
+def answers_frame(results: RoundResults) -> pd.DataFrame:
+    """The published answers with every design variable: the answers of groups under ``min_breakdown`` are left
+    out, as from every figure and from the design of the variance; the sampling cell's fraction is the one the
+    variance used."""
+    answers = small_groups_removed(results.answers, results.provenance["analysis_parameters"]["min_breakdown"])[0]
+    cells = results.cells.set_index("stratum")
+    stratum = answers["stratum"].astype(str)
+    out = answers.assign(cell_agency=stratum.map(cells["cell_agency"]).fillna(""),
+                         sampling_fraction=stratum.map(cells["fraction"]).astype(float))
+    return out[ANSWER_COLUMNS]
+
+
+def write_answers_csv(results: RoundResults, path: str | Path) -> Path:
+    """The tidy long file: one row per published answer with its value, weight (S = Σ weight·value) and every
+    design variable; beside it ``<name>.items.csv`` (item → criterion, scale), ``<name>.cells.csv`` (the
+    sampling cells: respondents, population, sampling fraction), ``<name>.criteria.csv`` (the maximum points of
+    each criterion per agency kind) and the provenance sidecar.
+
+    The answers of every group (form × agency rated) with fewer respondents than the round's ``min_breakdown``
+    are left out, as on every page, in every other export and in every figure.
     """
     path = Path(path)
-    answers = small_groups_removed(results.answers, results.provenance["analysis_parameters"]["min_breakdown"])[0]
-    tabular.csv_frame(_labelled(results, answers)).to_csv(
-        path, index=False, lineterminator="\n", float_format="%.17g", encoding="utf-8-sig")
+    csv = {"index": False, "lineterminator": "\n", "float_format": "%.17g", "encoding": "utf-8-sig"}
+    tabular.csv_frame(_labelled(results, answers_frame(results))).to_csv(path, **csv)
+    tabular.csv_frame(results.item_map).to_csv(path.with_name(f"{path.stem}.items.csv"), **csv)
+    tabular.csv_frame(results.cells).to_csv(path.with_name(f"{path.stem}.cells.csv"), **csv)
+    tabular.csv_frame(results.max_points).to_csv(path.with_name(f"{path.stem}.criteria.csv"), **csv)
     write_provenance(results, path)
     return path
 

@@ -140,6 +140,8 @@ class RoundResults:
     cells: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: item → criterion and scale of every item published (the map an analyst needs to rebuild the points)
     item_map: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: ``agency_kind, criterion, max_points`` of the round's methodology
+    max_points: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -487,8 +489,9 @@ def compute_results(data: RoundData) -> RoundResults:
         "response_uid": a["response_uid"], "response_id": a["response_id"], "group": a["group"],
         "channel": a["channel"], "agency": a["agency"], "agency_kind": a["agency_kind"], "item": a["item_code"],
         "criterion": a["criterion"], "scale": a["scale"], "option": a["option"],
-        "value": weights["value"], "group_weight": weights["group_weight"], "group_share": weights["group_share"],
-        "weight": weights["weight"], "stratum": a["stratum"], "population": a["population"],
+        "value": weights["value"], "positive": weights["positive"], "group_weight": weights["group_weight"],
+        "group_share": weights["group_share"], "tlhl_share": weights["tlhl_share"], "weight": weights["weight"],
+        "stratum": a["stratum"], "population": a["population"],
     })
     return RoundResults(
         provenance=provenance(data),
@@ -509,6 +512,8 @@ def compute_results(data: RoundData) -> RoundResults:
         cells=_sampling_cells(data, res),
         item_map=data.items.drop_duplicates("item_code")[["item_code", "criterion", "scale"]]
         .rename(columns={"item_code": "item"}).sort_values("item").reset_index(drop=True),
+        max_points=pd.DataFrame([(k, c, p) for k, pts in cfg.max_points.items() for c, p in pts.items()],
+                                columns=["agency_kind", "criterion", "max_points"]),
     )
 
 
