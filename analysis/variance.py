@@ -214,7 +214,8 @@ def _score_estimates(scores, means, points, criteria, cfg, units, cd, sat_y, sat
                                                        if c not in ("agency", "agency_kind", "criterion")]]]
 
     # total: Σ_c MaxPts_c S_c, influence values summed over criteria within each PSU × agency cell
-    coef = np.array([[cfg.max_points[kind].get(c, 0.0) for c in criteria] for kind in kinds])
+    coef = np.array([[cfg.max_points[kind].get(c, 0.0) for c in criteria] for kind in kinds],
+                    dtype=np.float64).reshape(len(kinds), k)
     needed = coef > 0
     total = np.where(np.any(needed & np.isnan(score), axis=1), np.nan, np.nansum(coef * score, axis=1))
     z_total = np.einsum("kg,gk->g", core.z, coef[core.g_dom])
