@@ -310,6 +310,8 @@ def summary_table(agencies: pd.DataFrame, answers: pd.DataFrame, cfg: _Config, r
     out = (base.merge(totals, on="agency", how="left").merge(satisfaction, on="agency", how="left")
            .merge(n, on="agency", how="left").merge(ranks, on="agency", how="left"))
     out["survey_points"] = out["survey_points"].astype(float)
+    # an estimate's precision is told only where there is an estimate
+    out["survey_points_reliability"] = out["survey_points_reliability"].where(out["survey_points"].notna())
     out["max_points"] = out["agency_kind"].map({k: sum(v.values()) for k, v in cfg.max_points.items()})
     out["withheld"] = out["agency"].isin(_withheld_agencies(result))
     out["n"] = pd.array(out["n"].fillna(0), dtype="Int64")
