@@ -403,32 +403,41 @@ SAV_LABEL_BYTES = 255
 
 
 def write_responses_sav(results: RoundResults, path: str | Path) -> Path:
-    """One case per counted sheet × agency rated, one variable per item with its answer code, value labels
-    from the answer scales ("K" coded 9 and declared missing), nominal form, channel and agency.
+    """One case per published sheet × agency rated, one variable per item with its answer code, value labels
+    from the answer scales ("K" coded 9 and declared missing), and every design variable: the sampling cell
+    (stratum) with its agency or LĐ-CP district, population and sampling fraction, the agency kind, the group's
+    weight and its share of each criterion (``share_A1`` …) and of satisfaction. An item's label names its
+    criterion ("[A1] I01. …"), so the file alone maps items to criteria.
 
     The groups that are never broken down (fewer respondents of a form about an agency than the round's
-    ``min_breakdown``) are left out, as on every page and in every table.
+    ``min_breakdown``) are left out, as on every page, in every table and in the design of the variance.
     """
     import pyreadstat
 
     path = Path(path)
-    a = results.answers
-    cols = {c: a[c].astype(str) for c in ("response_uid", "agency", "group", "channel", "item", "scale")}
+    a = answers_frame(results)
+    unit = ["response_uid", "agency"]
+    cols = {c: a[c].astype(str) for c in ("response_uid", "agency", "group", "channel", "item", "scale", "criterion")}
     cols["form"] = cols.pop("group")  # the .sav's variable name, labelled "Mẫu phiếu"
     long = pd.DataFrame({**cols, "option": a["option"].astype(object)})
-    sheets = long.drop_duplicates(["response_uid", "agency"])
-    size = sheets.groupby(["agency", "form"]).size()
-    small = size[size < results.provenance["analysis_parameters"]["min_breakdown"]].index
-    keep = ~pd.MultiIndex.from_frame(long[["agency", "form"]]).isin(small)
-    long = long[keep]
     codes = long["option"].map(lambda o: np.nan if o is None or o != o else
                                SAV_EXCLUDED_CODE if not str(o).isdigit() else float(o))
     wide = long.assign(code=codes).pivot_table(index=["response_uid", "agency", "form", "channel"], columns="item",
                                                values="code", aggfunc="first", dropna=False, observed=True)
     wide = wide.dropna(how="all").reset_index()
     items = [c for c in wide.columns if c not in ("response_uid", "agency", "form", "channel")]
-    frame = wide.rename(columns={"response_uid": "response"})
+    # the design variables of each sheet × agency, and the group's share of each criterion and of satisfaction
+    keyed = a.assign(response_uid=cols["response_uid"], agency=cols["agency"])
+    design = keyed.groupby(unit, sort=False).agg(
+        agency_kind=("agency_kind", "first"), stratum=("stratum", "first"), cell_agency=("cell_agency", "first"),
+        population=("population", "first"), sampling_fraction=("sampling_fraction", "first"),
+        group_weight=("group_weight", "first"), share_tlhl=("tlhl_share", "max"))
+    shares = keyed.pivot_table(index=unit, columns="criterion", values="group_share", aggfunc="max", observed=True)
+    shares.columns = [f"share_{c}" for c in shares.columns]
+    frame = wide.join(design.astype({c: str for c in ("agency_kind", "stratum", "cell_agency")}), on=unit)
+    frame = frame.join(shares, on=unit).rename(columns={"response_uid": "response"})
     scale_of = long.drop_duplicates("item").set_index("item")["scale"]
+    criterion_of = long.drop_duplicates("item").set_index("item")["criterion"]
     value_labels, missing = {}, {}
     for item in items:
         scale = results.scales.get(scale_of.get(item))
@@ -438,12 +447,18 @@ def write_responses_sav(results: RoundResults, path: str | Path) -> Path:
                               for opt in scale.options}
         missing[item] = [SAV_EXCLUDED_CODE]
     labels = {"response": "Mã phiếu (ngẫu nhiên)", "agency": "Mã cơ quan được đánh giá", "form": "Mẫu phiếu",
-              "channel": "Kênh"}
-    # an item's label is its question (SPSS keeps at most 256 bytes of a label)
-    labels.update({item: _utf8_cut(f"{item}. {results.item_texts[item]}", SAV_LABEL_BYTES)
-                   for item in items if results.item_texts.get(item)})
-    measure = {"response": "nominal", "agency": "nominal", "form": "nominal", "channel": "nominal"}
+              "channel": "Kênh", **DESIGN_LABELS,
+              "share_tlhl": "Phần của nhóm trong tỷ lệ hài lòng của cơ quan (0: nhóm không được tính)"}
+    labels.update({c: f"Phần của nhóm trong điểm lĩnh vực {c.removeprefix('share_')} (0: nhóm không được tính)"
+                   for c in shares.columns})
+    # an item's label is its criterion and question (SPSS keeps at most 256 bytes of a label)
+    labels.update({item: _utf8_cut(f"[{criterion_of[item]}] {item}. {results.item_texts.get(item, '')}".rstrip(),
+                                   SAV_LABEL_BYTES) for item in items})
+    value_labels["agency_kind"] = dict(results.kind_labels)
+    measure = {c: "nominal" for c in ("response", "agency", "form", "channel", "agency_kind", "stratum",
+                                      "cell_agency")}
     measure.update({item: "ordinal" for item in items})
+    measure.update({c: "scale" for c in frame.columns if c not in measure})
     p = results.provenance
     pyreadstat.write_sav(frame, str(path), column_labels=labels, variable_value_labels=value_labels,
                          missing_ranges=missing, variable_measure=measure,

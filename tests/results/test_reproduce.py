@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyreadstat
 import pytest
 
 from survey_service.services import exports, results, rounds, simulation
@@ -84,6 +85,21 @@ def test_python_and_r_rebuild_every_published_number_from_the_export(published, 
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     _compare(res, script.reproduce(path))
+
+    # the SPSS file of the responses holds the same sheets × agencies with the same design variables, labelled
+    answers = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    sav, meta = pyreadstat.read_sav(exports.write_responses_sav(res, tmp_path / "responses.sav"))
+    units = answers.drop_duplicates(["response_uid", "agency"]).set_index(["response_uid", "agency"])
+    sav = sav.set_index(["response", "agency"])
+    assert sorted(sav.index) == sorted(units.index)
+    for col in ("stratum", "cell_agency", "agency_kind"):
+        assert (sav[col].to_numpy() == units.loc[sav.index, col].fillna("").astype(str).to_numpy()).all()
+    np.testing.assert_array_equal(sav["sampling_fraction"], units.loc[sav.index, "sampling_fraction"])
+    assert meta.column_names_to_labels["E01"].startswith("[A1] E01.")
+    assert set(meta.variable_value_labels["agency_kind"]) == {"department", "district", "vertical"}
+    # what the figures leave out is left out of the export: no group under min_breakdown respondents
+    sizes = units.reset_index().groupby(["agency", "group"])["response_id"].nunique()
+    assert sizes.min() >= res.provenance["analysis_parameters"]["min_breakdown"]
 
     rscript = shutil.which("Rscript")
     has_survey = rscript and subprocess.run([rscript, "-e", "library(survey)"], capture_output=True).returncode == 0
