@@ -323,7 +323,8 @@ class ScoreResult:
     points : ``agency, agency_kind, criterion, max_points, score, n_groups, weight_used, flag,
         missing_groups, points_exact, points`` (``points_exact`` = max_points · score, unrounded).
     totals : ``agency, agency_kind, survey_points, points_available, max_points, n_criteria_missing,
-        flag, tlhl, tltc, survey_points_se, survey_points_ci_lo, survey_points_ci_hi``.
+        flag, tlhl, tltc, survey_points_se, survey_points_ci_lo, survey_points_ci_hi, survey_points_df,
+        reliability`` (the precision reasons) and ``groups`` (the groups whose share enters the points, "+"-joined).
     satisfaction : TLHL (%) per agency: ``agency, agency_kind, tlhl, n_groups, weight_used, flag,
         missing_groups``.
     satisfaction_groups : per agency × group: ``n`` (sheets), ``n_answers``, ``n_positive``, ``p``,
@@ -494,6 +495,11 @@ def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales:
     points = _add_flag(points, points["reliability"].to_numpy() != "", FLAG_LOW_RELIABILITY)
     total_est["n"] = estimates.groupby("agency", observed=True)["n"].max().reindex(total_est.index)
     totals = _totals(points, satisfaction, positive_rates, total_est, cfg.max_half_width, rules)
+    # the mixture of each agency's points: the groups whose share enters some criterion
+    counted = means[group_shares(means, "mean", group_weights=cfg.group_weights, min_respondents=cfg.min_respondents,
+                                 min_group=cfg.min_group, groups=groups) > 0]
+    mixture = counted.groupby("agency", observed=True)["group"].agg(lambda g: "+".join(sorted(set(map(str, g)))))
+    totals["groups"] = totals["agency"].map(mixture).fillna("")
     flags = pd.concat([
         points.loc[points["flag"] != "", ["agency", "criterion", "flag", "missing_groups"]].assign(indicator="points"),
         satisfaction.loc[satisfaction["flag"] != "", ["agency", "flag", "missing_groups"]].assign(

@@ -206,7 +206,17 @@ def item_distributions(answers: pd.DataFrame, cfg: _Config, *, sheet: str, item:
 
 def agency_ranks(result: ScoreResult, *, draws: int, seed: int, level: float) -> pd.DataFrame:
     """Rank of every agency among those of its kind by survey points, with its Monte-Carlo interval
-    (:func:`analysis.rank_intervals` on the totals' covariance); ``agency, rank, rank_lo, rank_hi``."""
+    (:func:`analysis.rank_intervals` on the totals' covariance), and its rank among the agencies of its kind
+    rated by the same groups.
+
+    An agency that lacks a group (too few respondents, or none) has that group's weight spread over the others,
+    so its total mixes its respondents differently from an agency that has every group: the rank of the kind
+    compares different mixtures. ``groups`` names the agency's mixture (the groups whose share enters its
+    points, "+"-joined) and ``rank_same``/``rank_same_lo``/``rank_same_hi`` rank it among the ``n_same``
+    agencies of its kind with the same mixture, where the comparison is like for like.
+
+    Returns ``agency, rank, rank_lo, rank_hi, groups, n_same, rank_same, rank_same_lo, rank_same_hi``.
+    """
     totals = _str_keys(result.totals).set_index("agency")
     cov = result.total_covariance.copy()
     cov.index = cov.index.astype(str)
@@ -217,7 +227,14 @@ def agency_ranks(result: ScoreResult, *, draws: int, seed: int, level: float) ->
     est = est.where(ok)
     cov = cov.reindex(index=est.index, columns=est.index).fillna(0.0)
     ranked = rank_intervals(est, by=totals["agency_kind"], cov=cov, draws=draws, seed=seed, level=level)
-    return ranked[["rank", "rank_lo", "rank_hi"]].rename_axis("agency").reset_index()
+    out = ranked[["rank", "rank_lo", "rank_hi"]].rename_axis("agency")
+    mix = totals["groups"].reindex(est.index).fillna("")
+    out["groups"] = mix
+    same = totals["agency_kind"].astype(str) + "|" + mix
+    out["n_same"] = same.where(est.notna()).map(same.where(est.notna()).value_counts()).astype("Int64")
+    by_same = rank_intervals(est, by=same, cov=cov, draws=draws, seed=seed, level=level)
+    out[["rank_same", "rank_same_lo", "rank_same_hi"]] = by_same[["rank", "rank_lo", "rank_hi"]]
+    return out.reset_index()
 
 
 def _grid(agencies: pd.DataFrame, cfg: _Config) -> pd.DataFrame:
@@ -278,7 +295,8 @@ def _satisfaction_estimates(result: ScoreResult | None) -> pd.DataFrame:
 def summary_table(agencies: pd.DataFrame, answers: pd.DataFrame, cfg: _Config, result: ScoreResult | None,
                   criteria: pd.DataFrame, ranks: pd.DataFrame | None) -> pd.DataFrame:
     """One row per agency: survey points with SE and interval, satisfaction, positive rate, respondents
-    ``n``, the smallest n_eff of its criteria, rank and interval (*ranks* of :func:`agency_ranks`),
+    ``n``, the smallest n_eff of its criteria, rank and interval and the rank among the agencies rated by the
+    same groups (*ranks* of :func:`agency_ranks`),
     the points of each criterion (from *criteria* of :func:`criteria_table`) and every flag of its
     criteria, total and satisfaction.
 
@@ -306,7 +324,8 @@ def summary_table(agencies: pd.DataFrame, answers: pd.DataFrame, cfg: _Config, r
                                        "survey_points_reliability"])
         n = pd.DataFrame(columns=["agency", "n"])
     if ranks is None:
-        ranks = pd.DataFrame(columns=["agency", "rank", "rank_lo", "rank_hi"])
+        ranks = pd.DataFrame(columns=["agency", "rank", "rank_lo", "rank_hi", "groups", "n_same", "rank_same",
+                                      "rank_same_lo", "rank_same_hi"])
     out = (base.merge(totals, on="agency", how="left").merge(satisfaction, on="agency", how="left")
            .merge(n, on="agency", how="left").merge(ranks, on="agency", how="left"))
     out["survey_points"] = out["survey_points"].astype(float)
@@ -331,6 +350,6 @@ def summary_table(agencies: pd.DataFrame, answers: pd.DataFrame, cfg: _Config, r
         lambda f: f if FLAG_NO_DATA in f or FLAG_WITHHELD in f else ",".join(filter(None, [f, FLAG_NO_DATA])))
     out.loc[out["withheld"], "flags"] = FLAG_WITHHELD
     out = out.drop(columns=["_total_flag", "_sat_flag"]).join(wide, on="agency")
-    for col in ("rank", "rank_lo", "rank_hi"):
+    for col in ("rank", "rank_lo", "rank_hi", "n_same", "rank_same", "rank_same_lo", "rank_same_hi"):
         out[col] = pd.array(out[col], dtype="Int64")
     return out.reset_index(drop=True)

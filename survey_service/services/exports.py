@@ -21,7 +21,7 @@ import pandas as pd
 
 from survey_service.services import tabular
 from survey_service.services.errors import ServiceError
-from survey_service.services.results import FLAG_LABELS, RoundResults, flag_labels
+from survey_service.services.results import FLAG_LABELS, REASON_LABELS, RoundResults, flag_labels
 from survey_service.vietnamese import number, percent, xlsx_format
 
 FORMATS = (".xlsx", ".csv", ".sav")
@@ -44,9 +44,18 @@ SUMMARY_HEADERS = {
     "tltc": "Tỷ lệ đánh giá tích cực (%)",
     "n": "Số phiếu hợp lệ",
     "n_eff_min": "Cỡ mẫu hiệu dụng nhỏ nhất",
-    "rank": "Xếp hạng trong nhóm",
+    "survey_points_df": "Tổng điểm: bậc tự do",
+    "survey_points_reliability": "Tổng điểm: lý do độ tin cậy thấp",
+    "tlhl_df": "Tỷ lệ hài lòng: bậc tự do",
+    "tlhl_reliability": "Tỷ lệ hài lòng: lý do độ tin cậy thấp",
+    "rank": "Xếp hạng trong nhóm (so sánh các tổ hợp nhóm đối tượng khác nhau)",
     "rank_lo": "Xếp hạng: cận trên (tốt nhất)",
     "rank_hi": "Xếp hạng: cận dưới (kém nhất)",
+    "groups": "Các nhóm đối tượng được tính",
+    "n_same": "Số cơ quan cùng loại có cùng các nhóm đối tượng",
+    "rank_same": "Xếp hạng giữa các cơ quan có cùng các nhóm đối tượng",
+    "rank_same_lo": "Xếp hạng cùng nhóm đối tượng: cận trên",
+    "rank_same_hi": "Xếp hạng cùng nhóm đối tượng: cận dưới",
     "flags": "Cảnh báo độ tin cậy",
 }
 CRITERIA_HEADERS = {
@@ -63,10 +72,20 @@ CRITERIA_HEADERS = {
     "points_ci_hi": "Điểm: cận trên KTC 95%",
     "n": "Số phiếu hợp lệ",
     "n_eff": "Cỡ mẫu hiệu dụng",
+    "df": "Bậc tự do",
     "n_groups": "Số nhóm đối tượng đủ điều kiện",
     "tltc": "Tỷ lệ đánh giá tích cực (%)",
     "flag": "Cảnh báo",
+    "reliability": "Lý do độ tin cậy thấp",
     "missing_groups": "Nhóm đối tượng thiếu",
+}
+CELL_HEADERS = {
+    "stratum": "Ô mẫu (tầng)",
+    "form": "Mẫu phiếu",
+    "cell_agency": "Cơ quan hoặc huyện của ô mẫu",
+    "respondents": "Số người trả lời được công bố",
+    "population": "Tổng thể (staff_counts.csv)",
+    "fraction": "Tỷ lệ chọn mẫu (0: không hiệu chỉnh tổng thể hữu hạn)",
 }
 ITEM_HEADERS = {
     "agency": "Mã cơ quan",
@@ -97,12 +116,13 @@ SUPPRESSED_NOTE = "Ẩn (nhóm dưới {n} người trả lời về cơ quan n�
 
 #: Decimals shown in the workbook per column (the cells keep full precision); other columns are text.
 DECIMALS = {
-    **dict.fromkeys(["n", "n_sheets", "n_valid", "n_groups", "rank", "rank_lo", "rank_hi"], 0),
+    **dict.fromkeys(["n", "n_sheets", "n_valid", "n_groups", "rank", "rank_lo", "rank_hi", "df", "survey_points_df",
+                     "tlhl_df", "n_same", "rank_same", "rank_same_lo", "rank_same_hi", "respondents", "population"], 0),
     **dict.fromkeys(["tlhl", "tlhl_ci_lo", "tlhl_ci_hi", "tltc", "positive_pct", "n_eff", "n_eff_min"], 1),
     **dict.fromkeys(["survey_points", "survey_points_ci_lo", "survey_points_ci_hi", "points", "points_ci_lo",
                      "points_ci_hi", "max_points", "tlhl_se"], 2),
     **dict.fromkeys(["survey_points_se", "points_se", "score", "mean_value", "sum", "min", "median", "max",
-                     "deff_w"], 3),
+                     "deff_w", "fraction"], 3),
 }
 
 
@@ -193,6 +213,8 @@ def summary_frame(results: RoundResults) -> pd.DataFrame:
     out["agency_kind"] = out["agency_kind"].map(results.kind_labels)
     labels = flag_labels(results)
     out["flags"] = out["flags"].map(lambda f: _flag_text(f, labels))
+    for col in ("survey_points_reliability", "tlhl_reliability"):
+        out[col] = out[col].map(lambda f: _flag_text(f, REASON_LABELS) if isinstance(f, str) else None)
     return out.rename(columns=headers)
 
 
@@ -205,6 +227,7 @@ def criteria_frame(results: RoundResults) -> pd.DataFrame:
     out["agency_kind"] = out["agency_kind"].map(results.kind_labels)
     labels = flag_labels(results)
     out["flag"] = out["flag"].map(lambda f: _flag_text(f, labels))
+    out["reliability"] = out["reliability"].map(lambda f: _flag_text(f, REASON_LABELS))
     return out.rename(columns=CRITERIA_HEADERS)
 
 
@@ -232,6 +255,7 @@ def write_xlsx(results: RoundResults, path: Path) -> None:
         "Tổng hợp": (summary_frame(results), summary_headers(results)),
         "Theo lĩnh vực": (criteria_frame(results), CRITERIA_HEADERS),
         "Theo câu hỏi": (items_frame(results), ITEM_HEADERS),
+        "Ô mẫu": (results.cells[list(CELL_HEADERS)].rename(columns=CELL_HEADERS), CELL_HEADERS),
         "Chẩn đoán trọng số": (results.weights.rename(columns=WEIGHT_HEADERS), WEIGHT_HEADERS),
         "Thiết lập phương pháp": (results.settings.rename(columns=SETTINGS_HEADERS), {}),
         "Nguồn gốc số liệu": (pd.DataFrame(provenance_lines(results), columns=["Thông tin", "Giá trị"]), {}),

@@ -58,6 +58,17 @@ FLAG_LABELS = {
                            "hoặc không ước lượng được sai số)"),
     FLAG_WITHHELD: WITHHELD_LABEL.format(n=MIN_BREAKDOWN),
 }
+#: Why an estimate is not reliable (:data:`analysis.REASONS`), per indicator; thresholds in the round's methodology.
+REASON_LABELS = {
+    "it_nguoi_tra_loi": "ít người trả lời",
+    "mau_hieu_dung_nho": "cỡ mẫu hiệu dụng nhỏ",
+    "it_bac_tu_do": "phương sai ước lượng từ quá ít phiếu (ít bậc tự do, hoặc ô mẫu chỉ có một phiếu)",
+    "khoang_rong": "khoảng tin cậy 95% quá rộng",
+}
+#: Said wherever a rank is shown (docs/results.md, "Ranks").
+RANK_NOTE = ("Xếp hạng trong nhóm cơ quan so sánh những tổ hợp nhóm đối tượng khác nhau: cơ quan thiếu một nhóm "
+             "thì trọng số của nhóm đó được chia cho các nhóm còn lại. Xếp hạng «cùng nhóm đối tượng» chỉ so sánh "
+             "các cơ quan được cùng những nhóm đối tượng đánh giá.")
 #: Why an agency has no figure at all, in the API (``withheld``) and on the pages.
 WITHHELD_SMALL_GROUP = "small_group"
 WITHHELD_MESSAGE = ("Không công bố số liệu nào của cơ quan này: mọi nhóm đối tượng trả lời về cơ quan này "
@@ -653,6 +664,13 @@ def as_dict(res: RoundResults) -> dict:
             "satisfaction_ci": [_plain(row["tlhl_ci_lo"]), _plain(row["tlhl_ci_hi"])],
             "positive_pct": _plain(row["tltc"]),
             "rank": _plain(row["rank"]), "rank_interval": [_plain(row["rank_lo"]), _plain(row["rank_hi"])],
+            "groups": [g for g in row["groups"].split("+") if g] if isinstance(row["groups"], str) else [],
+            "rank_same_groups": _plain(row["rank_same"]), "n_same_groups": _plain(row["n_same"]),
+            "rank_same_groups_interval": [_plain(row["rank_same_lo"]), _plain(row["rank_same_hi"])],
+            "survey_points_df": _plain(row["survey_points_df"]), "satisfaction_se": _plain(row["tlhl_se"]),
+            "satisfaction_df": _plain(row["tlhl_df"]),
+            "survey_points_reliability": _reasons(row["survey_points_reliability"]),
+            "satisfaction_reliability": _reasons(row["tlhl_reliability"]),
             "flags": [f for f in str(row["flags"]).split(",") if f],
             "criteria": [{
                 "criterion": c["criterion"], "name": c["criterion_name"],
@@ -660,12 +678,19 @@ def as_dict(res: RoundResults) -> dict:
                 "max_points": _plain(c["max_points"]),
                 "score": _plain(c["score"]), "points": _plain(c["points"]), "points_se": _plain(c["points_se"]),
                 "points_ci": [_plain(c["points_ci_lo"]), _plain(c["points_ci_hi"])], "n": _plain(c["n"]),
-                "n_eff": _plain(c["n_eff"]), "positive_pct": _plain(c["tltc"]),
+                "n_eff": _plain(c["n_eff"]), "df": _plain(c["df"]), "reliability": _reasons(c["reliability"]),
+                "positive_pct": _plain(c["tltc"]),
                 "flags": [f for f in str(c["flag"]).split(",") if f],
                 "missing_groups": [g for g in str(c["missing_groups"]).split(",") if g],
             } for c in crit.to_dict("records")],
         })
-    return {"provenance": res.provenance, "flag_labels": flag_labels(res), "agencies": agencies}
+    return {"provenance": res.provenance, "flag_labels": flag_labels(res), "reliability_labels": REASON_LABELS,
+            "agencies": agencies}
+
+
+def _reasons(value) -> list[str]:
+    """Precision reasons (comma-separated codes; missing where there is no estimate) as a list."""
+    return [r for r in value.split(",") if r] if isinstance(value, str) else []
 
 
 def records(frame: pd.DataFrame) -> list[dict]:

@@ -42,6 +42,7 @@ def round_table(code):
     rnd, res = results_or_error(code)
     return render_template("results/round.html", round=rnd, res=res, kinds=res.kind_plurals,
                            flag_labels=results.flag_labels(res), records=results.records,
+                           reason_labels=results.REASON_LABELS, rank_note=results.RANK_NOTE,
                            waiting_note=_waiting_note(rnd))
 
 
@@ -72,8 +73,8 @@ def agency_page(code, agency):
     return render_template("results/agency.html", round=rnd, res=res, row=results.records(summary)[0],
                            criteria=results.records(res.criteria[res.criteria["agency"] == agency]),
                            items=results.records(res.items[res.items["agency"] == agency]), kinds=res.kind_labels,
-                           flag_labels=results.flag_labels(res),
-                           withheld_message=results.withheld_message(res),
+                           flag_labels=results.flag_labels(res), reason_labels=results.REASON_LABELS,
+                           rank_note=results.RANK_NOTE, withheld_message=results.withheld_message(res),
                            min_breakdown=res.provenance["analysis_parameters"]["min_breakdown"])
 
 

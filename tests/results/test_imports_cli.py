@@ -102,8 +102,14 @@ def test_cli_import_then_analysis_run_to_every_format(builder, runner, session, 
                                  "--out", str(sav), "--answers", str(answers), "--responses", str(responses)])
     assert result.exit_code == 0, result.output
     book = pd.read_excel(xlsx, sheet_name=None)
-    assert list(book) == ["Tổng hợp", "Theo lĩnh vực", "Theo câu hỏi", "Chẩn đoán trọng số",
+    assert list(book) == ["Tổng hợp", "Theo lĩnh vực", "Theo câu hỏi", "Ô mẫu", "Chẩn đoán trọng số",
                           "Thiết lập phương pháp", "Nguồn gốc số liệu"]
+    # the sampling cells with their population and the fraction of the finite population correction
+    cells = book["Ô mẫu"].set_index("Ô mẫu (tầng)")
+    assert (cells["Tỷ lệ chọn mẫu (0: không hiệu chỉnh tổng thể hữu hạn)"]
+            == cells["Số người trả lời được công bố"] / cells["Tổng thể (staff_counts.csv)"]).any()
+    for companion in ("items", "cells", "criteria"):
+        assert (tmp_path / f"answers.{companion}.csv").exists()
     summary = book["Tổng hợp"].set_index("Mã cơ quan")
     # the lone LĐH-CH leader and council member are groups under min_breakdown: not counted, not used
     assert summary.loc["SNV", "Số phiếu hợp lệ"] == 5
