@@ -499,7 +499,7 @@ def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales:
     counted = means[group_shares(means, "mean", group_weights=cfg.group_weights, min_respondents=cfg.min_respondents,
                                  min_group=cfg.min_group, groups=groups) > 0]
     mixture = counted.groupby("agency", observed=True)["group"].agg(lambda g: "+".join(sorted(set(map(str, g)))))
-    totals["groups"] = totals["agency"].map(mixture).fillna("")
+    totals["groups"] = totals["agency"].map(mixture).astype(object).where(lambda g: g.notna(), "")
     flags = pd.concat([
         points.loc[points["flag"] != "", ["agency", "criterion", "flag", "missing_groups"]].assign(indicator="points"),
         satisfaction.loc[satisfaction["flag"] != "", ["agency", "flag", "missing_groups"]].assign(

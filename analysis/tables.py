@@ -228,8 +228,8 @@ def agency_ranks(result: ScoreResult, *, draws: int, seed: int, level: float) ->
     cov = cov.reindex(index=est.index, columns=est.index).fillna(0.0)
     ranked = rank_intervals(est, by=totals["agency_kind"], cov=cov, draws=draws, seed=seed, level=level)
     out = ranked[["rank", "rank_lo", "rank_hi"]].rename_axis("agency")
-    mix = totals["groups"].reindex(est.index).fillna("")
-    out["groups"] = mix
+    mix = totals["groups"].reindex(est.index).astype(object).where(lambda g: g.notna(), "")
+    out["groups"] = mix.where(est.notna())  # an agency without a rank has no comparison either
     same = totals["agency_kind"].astype(str) + "|" + mix
     out["n_same"] = same.where(est.notna()).map(same.where(est.notna()).value_counts()).astype("Int64")
     by_same = rank_intervals(est, by=same, cov=cov, draws=draws, seed=seed, level=level)

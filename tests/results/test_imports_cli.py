@@ -154,7 +154,7 @@ def test_cli_import_then_analysis_run_to_every_format(builder, runner, session, 
     assert len(snv) == 5 and sorted(snv["I02"]) == [1.0, 2.0, 3.0, 4.0, 4.0]
     assert rmeta.variable_value_labels["I02"][4.0] and rmeta.variable_measure["I02"] == "ordinal"
     # an item's variable label is its question; its codes are whole numbers
-    assert rmeta.column_names_to_labels["I02"].startswith("I02. Anh/Chị đánh giá như thế nào về tính cụ thể")
+    assert rmeta.column_names_to_labels["I02"].startswith("[A1] I02. Anh/Chị đánh giá như thế nào về tính cụ thể")
     assert rmeta.original_variable_types["I02"] == "F8.0"
     assert len(cases[cases["form"] == "HĐ-CT"]) == 0  # one council member: a group under min_breakdown
 
