@@ -2,9 +2,9 @@
 #
 #   Rscript scripts/reproduce/reproduce.R answers.csv table.csv
 #
-# answers.csv is the export "Câu trả lời (CSV)" of the results page (or `survey-service results export-answers`),
-# with its companions answers.criteria.csv (maximum points) beside it. The method is the one of docs/analysis.md:
-# a sheet x agency rated is a unit; its score on a criterion is the mean of its valid item values; the agency's
+# answers.csv is the tidy answers export (the responses page's "Tải câu trả lời", or `analysis run --answers`);
+# the companion answers.criteria.csv, when beside it, also lists criteria no answer reached. The method is that
+# of docs/results.md ("Reproducing the tables"): a sheet x agency rated is a unit; its score on a criterion is the mean of its valid item values; the agency's
 # score is the fixed-share composite sum_g a_g M_g of its groups' mean scores (a_g = group_share); the design has
 # the quota cells as strata, the respondents as PSUs and each cell's sampling fraction as fpc. The survey-points
 # total is linear in the group means: its standard error is that of the total of its influence values.
@@ -17,7 +17,10 @@ level <- 0.95
 read <- function(path) read.csv(path, fileEncoding = "UTF-8-BOM", stringsAsFactors = FALSE, na.strings = "",
                                 check.names = FALSE)
 a <- read(args[1])
-maxp <- read(sub("\\.csv$", ".criteria.csv", args[1]))
+# the maximum points of every criterion per agency kind: the companion file, or the answers' own column
+companion <- sub("\\.csv$", ".criteria.csv", args[1])
+maxp <- if (file.exists(companion)) read(companion) else
+  unique(a[!is.na(a$max_points), c("agency_kind", "criterion", "max_points")])
 
 # one row per unit (sheet x agency rated), with its score on every criterion and its group's shares
 a$unit <- paste(a$response_id, a$agency, sep = "\r")

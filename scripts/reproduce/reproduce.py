@@ -56,7 +56,10 @@ def _t(df: float) -> float:
 
 def reproduce(answers: Path) -> pd.DataFrame:
     a = _read(answers)
-    maxp = _read(answers.with_name(f"{answers.stem}.criteria.csv"))
+    # the maximum points of every criterion per agency kind: the companion file, or the answers' own column
+    companion = answers.with_name(f"{answers.stem}.criteria.csv")
+    maxp = _read(companion) if companion.exists() else \
+        a.loc[a["max_points"].notna(), ["agency_kind", "criterion", "max_points"]].drop_duplicates()
     criteria = sorted(maxp["criterion"].unique())
     units = _units(a, criteria)
     design = Design(units, strata="stratum", psu="response_id", fpc="sampling_fraction", lonely_psu="adjust")

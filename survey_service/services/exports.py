@@ -313,8 +313,8 @@ def write_csv(results: RoundResults, path: Path) -> None:
 #: The tidy answers file's columns, in order: the answer, then every design variable an analyst needs to
 #: rebuild the published tables (docs/results.md, "Reproducing the tables").
 ANSWER_COLUMNS = ["response_uid", "response_id", "group", "channel", "agency", "agency_kind", "stratum", "cell_agency",
-                  "population", "sampling_fraction", "item", "criterion", "scale", "option", "value", "positive",
-                  "group_weight", "group_share", "tlhl_share", "weight"]
+                  "population", "sampling_fraction", "item", "criterion", "max_points", "scale", "option", "value",
+                  "positive", "group_weight", "group_share", "tlhl_share", "weight"]
 #: Labels of the design variables, in the .sav (and in docs/results.md).
 DESIGN_LABELS = {
     "agency_kind": "Loại cơ quan được đánh giá",
@@ -333,8 +333,11 @@ def answers_frame(results: RoundResults) -> pd.DataFrame:
     answers = small_groups_removed(results.answers, results.provenance["analysis_parameters"]["min_breakdown"])[0]
     cells = results.cells.set_index("stratum")
     stratum = answers["stratum"].astype(str)
+    maxp = results.max_points.set_index(["agency_kind", "criterion"])["max_points"]
+    keys = pd.MultiIndex.from_arrays([answers["agency_kind"].astype(str), answers["criterion"].astype(str)])
     out = answers.assign(cell_agency=stratum.map(cells["cell_agency"]).fillna(""),
-                         sampling_fraction=stratum.map(cells["fraction"]).astype(float))
+                         sampling_fraction=stratum.map(cells["fraction"]).astype(float),
+                         max_points=maxp.reindex(keys).to_numpy())
     return out[ANSWER_COLUMNS]
 
 
