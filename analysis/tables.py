@@ -126,7 +126,7 @@ def answer_weights(answers: pd.DataFrame, cfg: _Config, result: ScoreResult | No
     sat["share"] = group_shares(sat, "p", group_weights=cfg.group_weights, min_respondents=cfg.min_respondents,
                                 min_group=cfg.min_group, groups=_str_keys(result.groups))
     sat["share"] = sat["share"] / sat.groupby("agency")["share"].transform("sum").where(lambda x: x > 0)
-    on_scale = (answers["scale"].astype(str) == cfg.satisfaction_scale).to_numpy()
+    on_scale = (answers["scale"] == cfg.satisfaction_scale).to_numpy(dtype=bool)
     out["tlhl_share"] = np.where(on_scale, np.nan_to_num(_row_lookup(answers, sat, ["agency", "group"], "share")), 0.0)
     return out
 

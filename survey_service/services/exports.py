@@ -332,12 +332,13 @@ def answers_frame(results: RoundResults) -> pd.DataFrame:
     variance used."""
     answers = small_groups_removed(results.answers, results.provenance["analysis_parameters"]["min_breakdown"])[0]
     cells = results.cells.set_index("stratum")
-    stratum = answers["stratum"].astype(str)
-    maxp = results.max_points.set_index(["agency_kind", "criterion"])["max_points"]
-    keys = pd.MultiIndex.from_arrays([answers["agency_kind"].astype(str), answers["criterion"].astype(str)])
-    out = answers.assign(cell_agency=stratum.map(cells["cell_agency"]).fillna(""),
+    # categorical columns: each look-up maps the few categories, not the millions of rows
+    stratum = answers["stratum"]
+    points = results.max_points.assign(key=results.max_points["agency_kind"] + "|" + results.max_points["criterion"])
+    key = answers["agency_kind"].astype("category").str.cat(answers["criterion"].astype("category"), sep="|")
+    out = answers.assign(cell_agency=stratum.map(cells["cell_agency"]).astype(object).fillna(""),
                          sampling_fraction=stratum.map(cells["fraction"]).astype(float),
-                         max_points=maxp.reindex(keys).to_numpy())
+                         max_points=key.map(points.set_index("key")["max_points"]).astype(float))
     return out[ANSWER_COLUMNS]
 
 
