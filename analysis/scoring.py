@@ -321,12 +321,14 @@ class ScoreResult:
     respondent_scores : one row per (response_id, agency), one column per criterion (m(r, c)).
     group_means : ``agency, agency_kind, group, criterion, mean, n``.
     points : ``agency, agency_kind, criterion, max_points, score, n_groups, weight_used, flag,
-        missing_groups, points_exact, points`` (``points_exact`` = max_points · score, unrounded).
+        missing_groups, reliability, points_exact, points`` (``points_exact`` = max_points · score, unrounded;
+        ``reliability`` the precision reasons of :func:`analysis.precision_reasons`, "" for none).
     totals : ``agency, agency_kind, survey_points, points_available, max_points, n_criteria_missing,
         flag, tlhl, tltc, survey_points_se, survey_points_ci_lo, survey_points_ci_hi, survey_points_df,
         reliability`` (the precision reasons) and ``groups`` (the groups whose share enters the points, "+"-joined).
     satisfaction : TLHL (%) per agency: ``agency, agency_kind, tlhl, n_groups, weight_used, flag,
-        missing_groups``.
+        missing_groups``, its ``tlhl_se`` (NaN when every answer agrees), ``tlhl_ci_lo``, ``tlhl_ci_hi``,
+        ``tlhl_df``, ``tlhl_n``, ``tlhl_n_eff``, ``tlhl_deff`` and ``reliability``.
     satisfaction_groups : per agency × group: ``n`` (sheets), ``n_answers``, ``n_positive``, ``p``,
         Wilson ``ci_lo``/``ci_hi``.
     positive_rates : TLTC (%) per agency × criterion and overall (criterion ``"ALL"``).
