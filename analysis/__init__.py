@@ -41,7 +41,7 @@ from analysis.tables import (
     item_distributions,
     option_table,
     pair_codes,
-    sheet_weight_diagnostics,
+    response_weight_diagnostics,
     summary_table,
 )
 from analysis.validity import answered_enough, scored_answers
@@ -91,7 +91,7 @@ __all__ = [
     "round_half_away",
     "score_round",
     "scored_answers",
-    "sheet_weight_diagnostics",
+    "response_weight_diagnostics",
     "summary_table",
     "trim",
     "validate_settings",

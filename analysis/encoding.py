@@ -1,9 +1,9 @@
 """The answers as integer codes: item × option cells, scoring units, and per-unit sums in two passes.
 
 Tens of millions of answers are never grouped on strings: every answer becomes one cell code of the
-item × option table (:class:`_Cells`), every sheet × target one unit code found from runs of rows
+item × option table (:class:`_Cells`), every response × target one unit code found from runs of rows
 (:class:`_Units`), and :func:`_unit_tables` adds up everything the scoring needs per unit with
-``np.bincount``. The input conventions (categoricals, consecutive rows per sheet) are in
+``np.bincount``. The input conventions (categoricals, consecutive rows per response) are in
 :mod:`analysis.scoring`.
 """
 from __future__ import annotations
@@ -185,7 +185,7 @@ class _Units:
     """Scoring units (``response_id`` × ``agency``) of the answers, found from runs of rows.
 
     A *run* is a maximal block of consecutive rows with the same response_id, agency, group and
-    agency kind. Answers arrive grouped by sheet, so there are about as many runs as units and all
+    agency kind. Answers arrive grouped by response, so there are about as many runs as units and all
     hashing happens on one value per run instead of one per answer; unordered input only makes the
     runs shorter (down to one row), never the result different. Units are numbered in order of
     first appearance.
@@ -211,7 +211,7 @@ class _Units:
     @cached_property
     def row_unit(self) -> np.ndarray:
         """The unit code of every row, expanded from the runs only when asked for: the passes over
-        answers grouped by sheet number the rows a slice at a time instead (:meth:`chunks`)."""
+        answers grouped by response number the rows a slice at a time instead (:meth:`chunks`)."""
         return np.repeat(self.run_unit, np.diff(np.append(self.run_start, self.n_rows)))
 
     def local_units(self, r0: int, r1: int, u0: int, u1: int) -> np.ndarray:
@@ -251,7 +251,7 @@ class _Units:
     def chunks(self) -> list[tuple[int, int, int, int]]:
         """``(first row, end row, first unit, end unit)`` of slices of about :data:`ROW_CHUNK` rows.
 
-        When every unit's rows are one run (answers grouped by sheet), a slice holds whole units,
+        When every unit's rows are one run (answers grouped by response), a slice holds whole units,
         so per-unit sums over slices add the same rows in the same order as over all rows, bit for
         bit. Otherwise one slice of everything.
         """
@@ -388,7 +388,7 @@ def _unit_tables(cells: _Cells, units: _Units, crit_of_item: np.ndarray, n_crit:
     sat_ans, sat_pos : ndarray, shape (1, n_units)
         Valid and positive answers on the satisfaction scale.
     rate_cells : ndarray, shape (3, n_crit + 1, n_agencies × n_groups)
-        Valid answers, positive answers and sheets with a valid answer on the positive-rate scales
+        Valid answers, positive answers and responses with a valid answer on the positive-rate scales
         per criterion and over all items (last row), summed per agency × group cell.
 
     Notes
@@ -472,7 +472,7 @@ def _mean_of(sums: np.ndarray, cnt: np.ndarray) -> np.ndarray:
 
 
 def _cell_counts(unit_cell: np.ndarray, n_cells: int, n_ans_u: np.ndarray, n_pos_u: np.ndarray) -> np.ndarray:
-    """Valid answers, positive answers and sheets with a valid answer per key × agency × group cell
+    """Valid answers, positive answers and responses with a valid answer per key × agency × group cell
     (``3 × n_key × n_cells``) from the counts of units (``n_key × units``) in cells *unit_cell*."""
     return np.stack([np.vstack([np.bincount(unit_cell, weights=row, minlength=n_cells) for row in x])
                      for x in (n_ans_u, n_pos_u, n_ans_u > 0)])

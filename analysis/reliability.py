@@ -62,11 +62,11 @@ def imprecise(est, se, ci_lo, ci_hi, scale, *, max_half_width: float = DEFAULT_M
 
 
 #: Why an estimate is flagged, worst first: too few respondents, too small an effective sample (unequal
-#: weights), a variance resting on too few sheets (degrees of freedom; a sampling cell of one sheet), or an
+#: weights), a variance resting on too few responses (degrees of freedom; a sampling cell of one response), or an
 #: interval too wide for its scale.
 REASONS = ("it_nguoi_tra_loi", "mau_hieu_dung_nho", "it_bac_tu_do", "khoang_rong")
 #: The round's ``precision`` settings when it names none. Chosen on the bundled rounds' simulated data
-#: (docs/analysis.md): an estimate resting on fewer than 10 sheets, or whose variance has fewer than 8 degrees
+#: (docs/analysis.md): an estimate resting on fewer than 10 responses, or whose variance has fewer than 8 degrees
 #: of freedom (the National Center for Health Statistics' threshold for proportions), is not published as
 #: reliable; a share whose 95 % interval reaches more than 25 points from it neither.
 DEFAULT_PRECISION = {"min_n": 10, "min_n_eff": 10, "min_df": 8, "max_half_width_pct": 0.25}
@@ -76,8 +76,8 @@ def precision_reasons(est, se, ci_lo, ci_hi, scale, *, n, n_eff, df, lonely, max
                       min_n: int, min_n_eff: float, min_df: int) -> np.ndarray:
     """The reasons (:data:`REASONS`, comma-separated, "" for none) each estimate is not reliable.
 
-    *n* (sheets), *n_eff* (Kish effective sample) and *df* (degrees of freedom of the variance) may hold NaN
-    where they do not apply; *lonely* marks estimates resting on a sampling cell with one sheet. A missing
+    *n* (responses), *n_eff* (Kish effective sample) and *df* (degrees of freedom of the variance) may hold NaN
+    where they do not apply; *lonely* marks estimates resting on a sampling cell with one response. A missing
     estimate has no reason (it has its own flag). The interval rule is :func:`imprecise`'s (an estimate
     without a variance counts as too wide only when it has no interval either).
     """

@@ -2,11 +2,11 @@
 
 Implements the scoring rule of the methodology (§5.5) with every number taken from the round's
 settings. Notation: t = target agency, c = criterion (PAR area, e.g. ``"A1"``), g = respondent group
-(= form code), r = one sheet about one target, i = item.
+(= form code), r = one response about one target, i = item.
 
     v(r,i)   = coef[scale(i)][option]                    (missing if the option is excluded, e.g. "K")
     m(r,c)   = mean of the valid v(r,i) over items of c   (r skipped for c if it has none)
-    M(g,t,c) = mean_r m(r,c),   n(g,t,c) = #sheets
+    M(g,t,c) = mean_r m(r,c),   n(g,t,c) = #responses
     S(t,c)   = Σ_g w(g)·M(g,t,c) / Σ_g w(g) over configured groups g with n(g,t,c) >= n_min(g)
                and N(g,t) >= min_group   (N(g,t) = respondents of group g about t)
     Points   = round(MaxPts(c, kind(t)) · S(t,c), 2)      (NaN + flag if no group qualifies)
@@ -14,7 +14,7 @@ settings. Notation: t = target agency, c = criterion (PAR area, e.g. ``"A1"``), 
 
 Small groups (``min_group``, the round's smallest group that may be shown): a group of fewer respondents
 about an agency than ``min_group`` enters none of the agency's figures (points, satisfaction, positive
-rates, their variances, answer weights, sheet counts), whatever the other groups: combined with larger
+rates, their variances, answer weights, response counts), whatever the other groups: combined with larger
 groups, their own published figures would give its value back. Such a group is left out like a missing
 one (the other groups' weights renormalised, flag ``thieu_du_lieu``); a value that only groups under
 ``min_group`` could give is NaN with flag ``khong_cong_bo`` (withheld), never estimated from them.
@@ -30,7 +30,7 @@ Input frames
 ``answers`` — one row per answer (long format):
 
 ==================  =====================================================================
-``response_id``     sheet identifier (any hashable); the PSU for standard errors
+``response_id``     response identifier (any hashable); the PSU for standard errors
 ``agency``          code of the target agency the answer is about
 ``agency_kind``     kind of the target: a key of ``settings["max_points"]`` (e.g. "department",
                     "district", "vertical"); constant per agency
@@ -38,23 +38,23 @@ Input frames
                     (response_id, agency)
 ``item``            item code (e.g. "I01", "E18"); must be in ``items``
 ``option``          chosen option code as a string ("1".."5", "K"); missing/"" = blank
-``stratum``         optional: the sampling cell of the sheet (its quota cell: form × agency,
+``stratum``         optional: the sampling cell of the response (its quota cell: form × agency,
                     form × district for LĐ-CP, the form for HĐ-CT); constant per response_id
                     and nested in ``group``. Without it the group is the stratum.
-``population``      optional: the number of people of the sheet's sampling cell (e.g. the
+``population``      optional: the number of people of the response's sampling cell (e.g. the
                     staff of the form × agency); NaN where unknown. A cell with a known
                     population N_h ≥ n_h (its respondents) gets the finite population
                     correction 1 − n_h/N_h; one without gets none (its variance is that of a
                     sample with replacement, larger than the truth).
 ==================  =====================================================================
 
-A sheet that rates several targets (the HĐ-CT matrix, LĐ-CP rating two sở) has rows for each target;
+A response that rates several targets (the HĐ-CT matrix, LĐ-CP rating two sở) has rows for each target;
 the scoring unit is the pair (``response_id``, ``agency``).
 
 Any row order and plain (object or string) columns give the same result. For speed on tens of
 millions of answers, as the service and the benchmark provide them: ``agency``, ``agency_kind``,
 ``group``, ``item`` and ``option`` as categoricals (their codes are used directly, no hashing of
-strings), ``response_id`` as plain integers or a categorical, and the rows of one sheet × target
+strings), ``response_id`` as plain integers or a categorical, and the rows of one response × target
 consecutive (units are then found from runs of rows, hashing one id per run instead of one per
 answer). Units are listed in order of first appearance.
 
@@ -78,7 +78,7 @@ file as it is; :data:`analysis.SETTINGS_KEYS` and :data:`analysis.OPTIONAL_SETTI
      "positive_rate_scales": ["DG4", "TS4", "CK"],   # default: positive scales but satisfaction
      "level": 0.95,
      "max_half_width": 0.10,                      # reliability flag, see analysis.reliability
-     "lonely_psu": "adjust",                      # a sampling cell with one sheet (R survey.lonely.psu)
+     "lonely_psu": "adjust",                      # a sampling cell with one response (R survey.lonely.psu)
      "min_answered_share": 0.5,                   # the validity rule, see analysis.answered_enough
      "min_group": 5}                              # smallest group that may enter a figure (default 1)
 
@@ -152,7 +152,7 @@ def _score_frame(units: _Units, score: np.ndarray, crit_names: Sequence) -> pd.D
 
 def respondent_scores(answers: pd.DataFrame, values: pd.Series, item_criterion: Mapping[str, str],
                       criteria: Sequence[str] | None = None) -> pd.DataFrame:
-    """Score m(r, c) of every sheet × target on every criterion.
+    """Score m(r, c) of every response × target on every criterion.
 
     Parameters
     ----------
@@ -169,11 +169,11 @@ def respondent_scores(answers: pd.DataFrame, values: pd.Series, item_criterion: 
     -------
     DataFrame
         One row per (response_id, agency): ``response_id, agency, agency_kind, group`` and one float
-        column per criterion (NaN when the sheet has no valid item of the criterion).
+        column per criterion (NaN when the response has no valid item of the criterion).
 
     Notes
     -----
-    m(r, c) = mean of the valid item values of criterion c on sheet r.
+    m(r, c) = mean of the valid item values of criterion c on response r.
     """
     require_frame(answers, "answers")
     require_columns(answers, ANSWER_COLUMNS, "answers")
@@ -324,12 +324,13 @@ class ScoreResult:
         missing_groups, reliability, points_exact, points`` (``points_exact`` = max_points · score, unrounded;
         ``reliability`` the precision reasons of :func:`analysis.precision_reasons`, "" for none).
     totals : ``agency, agency_kind, survey_points, points_available, max_points, n_criteria_missing,
-        flag, tlhl, tltc, survey_points_se, survey_points_ci_lo, survey_points_ci_hi, survey_points_df,
+        flag, satisfaction, tltc, survey_points_se, survey_points_ci_lo, survey_points_ci_hi, survey_points_df,
         reliability`` (the precision reasons) and ``groups`` (the groups whose share enters the points, "+"-joined).
-    satisfaction : TLHL (%) per agency: ``agency, agency_kind, tlhl, n_groups, weight_used, flag,
-        missing_groups``, its ``tlhl_se`` (NaN when every answer agrees), ``tlhl_ci_lo``, ``tlhl_ci_hi``,
-        ``tlhl_df``, ``tlhl_n``, ``tlhl_n_eff``, ``tlhl_deff`` and ``reliability``.
-    satisfaction_groups : per agency × group: ``n`` (sheets), ``n_answers``, ``n_positive``, ``p``,
+    satisfaction : TLHL (%) per agency: ``agency, agency_kind, satisfaction, n_groups, weight_used, flag,
+        missing_groups``, its ``satisfaction_se`` (NaN when every answer agrees), ``satisfaction_ci_lo``,
+        ``satisfaction_ci_hi``, ``satisfaction_df``, ``satisfaction_n``, ``satisfaction_n_eff``, ``satisfaction_deff``
+        and ``reliability``.
+    satisfaction_groups : per agency × group: ``n`` (responses), ``n_answers``, ``n_positive``, ``p``,
         Wilson ``ci_lo``/``ci_hi``.
     positive_rates : TLTC (%) per agency × criterion and overall (criterion ``"ALL"``).
     estimates : per agency × criterion, the weighted score with design-based ``se``, ``ci_lo``,
@@ -357,13 +358,13 @@ class ScoreResult:
 
 
 def _rate_groups(units: _Units, cell_counts: np.ndarray) -> pd.DataFrame:
-    """Counts per (agency, group, key): sheets with a valid answer, valid answers, positive answers.
+    """Counts per (agency, group, key): responses with a valid answer, valid answers, positive answers.
 
     Parameters
     ----------
     units : _Units
     cell_counts : ndarray, shape (3, n_key, n_cells)
-        Valid answers, positive answers and sheets with a valid answer per key (criterion, or a
+        Valid answers, positive answers and responses with a valid answer per key (criterion, or a
         single row) and agency × group cell (:func:`analysis.encoding._cell_counts`).
 
     Returns
@@ -374,14 +375,14 @@ def _rate_groups(units: _Units, cell_counts: np.ndarray) -> pd.DataFrame:
     n_key = cell_counts.shape[1]
     n_gr = len(units.grp_cats)
     # flattened as (cell, key)
-    n_ans, n_pos, n_sheet = (x.T.ravel() for x in cell_counts)
+    n_ans, n_pos, n_resp = (x.T.ravel() for x in cell_counts)
     nz = np.flatnonzero(n_ans)
     key = nz % n_key
     gr = (nz // n_key) % n_gr
     ag = nz // (n_key * n_gr)
     return pd.DataFrame({"agency": units.ag_cats.take(ag),
                          "agency_kind": units.kind_cats.take(units.kind_a[ag]),
-                         "_key": key, "group": units.grp_cats.take(gr), "n": n_sheet[nz].round().astype(np.int64),
+                         "_key": key, "group": units.grp_cats.take(gr), "n": n_resp[nz].round().astype(np.int64),
                          "n_answers": n_ans[nz].round().astype(np.int64),
                          "n_positive": n_pos[nz].round().astype(np.int64)})
 
@@ -409,15 +410,15 @@ def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales:
     -----
     Points follow §5.5 of the methodology (see the module docstring). TLHL(t) =
     100 · Σ_g w(g) p(g,t) / Σ_g w(g) with p the share of positive answers of the satisfaction scale
-    among valid ones, over groups with at least n_min sheets; TLTC the same over the positive-rate
+    among valid ones, over groups with at least n_min responses; TLTC the same over the positive-rate
     scales, per criterion and overall. Group-level Wilson intervals use unweighted counts. A group of
     fewer than ``min_group`` respondents about an agency counts for none of these (see the module
     docstring); ``groups`` of the result lists every group's respondents.
 
     Standard errors (:mod:`analysis.variance`): S(t, c) is the fixed-share composite of the qualifying
-    groups' means, linearised with each sheet centred at its own group's mean; strata are the sampling
+    groups' means, linearised with each response centred at its own group's mean; strata are the sampling
     cells (``stratum``), PSUs the respondents. The survey-points total Σ_c MaxPts_c · S(t, c) is linear
-    in those means; its variance and the covariance between agencies (non-zero when a sheet rates
+    in those means; its variance and the covariance between agencies (non-zero when a response rates
     several agencies) use the summed PSU influence values.
     """
     require_frame(answers, "answers")
@@ -460,7 +461,7 @@ def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales:
     ag_first = pd.unique(units.ag_u)  # agencies in order of first appearance, as scores lists them
     agencies = pd.DataFrame({"agency": units.ag_cats.take(ag_first),
                              "agency_kind": units.kind_cats.take(units.kind_a[ag_first])})
-    satisfaction = _combine_rates(agencies, sat_groups, [], cfg, "tlhl", groups)
+    satisfaction = _combine_rates(agencies, sat_groups, [], cfg, "satisfaction", groups)
     population = _unit_population(answers, units)
     cd = _composite_design(units, stratum_rank, hidden, population)
     cells = _sampling_cells(scores["stratum"].to_numpy(), units, hidden, population, cd)
@@ -471,8 +472,9 @@ def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales:
     prec = cfg.precision
     rules = {"min_n": prec["min_n"], "min_n_eff": prec["min_n_eff"], "min_df": prec["min_df"]}
     satisfaction["reliability"] = precision_reasons(
-        satisfaction["tlhl"], satisfaction["tlhl_se"], satisfaction["tlhl_ci_lo"], satisfaction["tlhl_ci_hi"], 100.0,
-        n=satisfaction["tlhl_n"], n_eff=satisfaction["tlhl_n_eff"], df=satisfaction["tlhl_df"],
+        satisfaction["satisfaction"], satisfaction["satisfaction_se"], satisfaction["satisfaction_ci_lo"],
+        satisfaction["satisfaction_ci_hi"], 100.0,
+        n=satisfaction["satisfaction_n"], n_eff=satisfaction["satisfaction_n_eff"], df=satisfaction["satisfaction_df"],
         lonely=satisfaction.pop("_lonely").fillna(False).to_numpy(dtype=bool),
         max_half_width=prec["max_half_width_pct"], **rules)
     satisfaction = _add_flag(satisfaction, satisfaction["reliability"] != "", FLAG_LOW_RELIABILITY)
@@ -486,8 +488,8 @@ def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales:
     rg["p"] = rg["n_positive"] / rg["n_answers"]
     positive_rates = _combine_rates(agencies, rg, ["criterion"], cfg, "tltc", groups)
 
-    # low reliability, with its reasons: few sheets, a small effective sample, few degrees of freedom (or a
-    # sampling cell with a single sheet), an interval too wide
+    # low reliability, with its reasons: few responses, a small effective sample, few degrees of freedom (or a
+    # sampling cell with a single response), an interval too wide
     estimates["reliability"] = precision_reasons(
         estimates["est"], estimates["se"], estimates["ci_lo"], estimates["ci_hi"], 1.0, n=estimates["n"],
         n_eff=estimates["n_eff"], df=estimates["df"], lonely=estimates["lonely"].to_numpy(dtype=bool),
@@ -505,7 +507,7 @@ def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales:
     flags = pd.concat([
         points.loc[points["flag"] != "", ["agency", "criterion", "flag", "missing_groups"]].assign(indicator="points"),
         satisfaction.loc[satisfaction["flag"] != "", ["agency", "flag", "missing_groups"]].assign(
-            indicator="tlhl", criterion=None),
+            indicator="satisfaction", criterion=None),
         positive_rates.loc[positive_rates["flag"] != "", ["agency", "criterion", "flag", "missing_groups"]].assign(
             indicator="tltc"),
     ], ignore_index=True)[["agency", "indicator", "criterion", "flag", "missing_groups"]]
@@ -601,7 +603,7 @@ def _totals(points, satisfaction, positive_rates, total_est, max_half_width, rul
     out["points_available"] = round_half_away(out["points_available"], POINTS_DECIMALS)
     out["flag"] = np.where(out.pop("_no_data"), FLAG_NO_DATA,
                            np.where(out["n_criteria_missing"] > 0, FLAG_WITHHELD, ""))
-    out = out.merge(satisfaction[["agency", "tlhl"]], on="agency", how="left")
+    out = out.merge(satisfaction[["agency", "satisfaction"]], on="agency", how="left")
     overall = positive_rates.loc[positive_rates["criterion"] == "ALL", ["agency", "tltc"]]
     out = out.merge(overall, on="agency", how="left")
     te = total_est.rename(columns=lambda c: f"survey_points_{c}")

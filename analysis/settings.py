@@ -24,7 +24,7 @@ __all__ = ["DEFAULT_LONELY_PSU", "DEFAULT_MIN_GROUP", "DEFAULT_MIN_RESPONDENTS",
            "OPTIONAL_SETTINGS_KEYS", "PRESETS", "SETTINGS_KEYS", "coefficient_preset", "group_shares",
            "validate_settings"]
 
-#: minimum respondents of a group about an agency when the settings name none: one sheet carries no variance
+#: minimum respondents of a group about an agency when the settings name none: one response carries no variance
 DEFAULT_MIN_RESPONDENTS = 2
 #: smallest group (respondents of a form about one agency) a figure may use when the settings name none:
 #: any group may
@@ -39,9 +39,9 @@ LONELY_PSU_RULES = LONELY_RULES
 SETTINGS_KEYS = ("coefficients", "max_points", "group_weights", "min_respondents", "satisfaction_scale",
                  "positive")
 OPTIONAL_SETTINGS_KEYS = ("min_answered_share", "max_half_width", "lonely_psu", "min_group", "level",
-                          "excluded_options", "positive_rate_scales", "precision", "min_variance_sheets")
-#: smallest group whose own variance is estimated when the settings name none: any group of n_min sheets
-DEFAULT_MIN_VARIANCE_SHEETS = 1
+                          "excluded_options", "positive_rate_scales", "precision", "min_variance_responses")
+#: smallest group whose own variance is estimated when the settings name none: any group of n_min responses
+DEFAULT_MIN_VARIANCE_RESPONSES = 1
 _PRESETS = PRESETS
 _SETTINGS_KEYS = SETTINGS_KEYS
 
@@ -196,10 +196,10 @@ def validate_settings(settings: Mapping[str, Any], *, items: pd.DataFrame | Mapp
     for g, val in n_min.items():
         if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
             raise ValueError(f"settings['min_respondents'][{g!r}] must be an integer >= 1")
-    # a variance from 2 or 3 sheets says next to nothing: a group needs min_variance_sheets to count at all
-    min_var = settings.get("min_variance_sheets", DEFAULT_MIN_VARIANCE_SHEETS)
+    # a variance from 2 or 3 responses says next to nothing: a group needs min_variance_responses to count at all
+    min_var = settings.get("min_variance_responses", DEFAULT_MIN_VARIANCE_RESPONSES)
     if isinstance(min_var, bool) or not isinstance(min_var, (int, np.integer)) or min_var < 1:
-        raise ValueError(f"settings['min_variance_sheets'] must be an integer >= 1, got {min_var!r}")
+        raise ValueError(f"settings['min_variance_responses'] must be an integer >= 1, got {min_var!r}")
     n_min = {**{g: DEFAULT_MIN_RESPONDENTS for gw in kinds_gw.values() for g in gw}, **n_min}
     n_min = {g: max(int(v), int(min_var)) for g, v in n_min.items()}
     precision = _precision(settings.get("precision", {}))

@@ -10,10 +10,10 @@ figure, no respondent count, no rank).
 
 ``answers`` is the long answers frame of :func:`analysis.score_round` (``ANSWER_COLUMNS``) with
 further categorical columns: ``criterion`` and ``scale`` of the answer's item, and, where a function
-names them, the sheet (*sheet*, one per response; ``response_id`` is the respondent, who may answer
-several sheets), the item code as published (*item*, which differs from ``item`` when the versions
-of a form disagree) and ``valid`` (counts towards the answered items). ``agencies`` has one row per
-agency of the round: ``code, kind, name``.
+names them, the response (*response*: one id per response, such as ``response_uid``, where
+``response_id`` is the respondent, who may give several), the item code as published (*item*, which
+differs from ``item`` when the versions of a form disagree) and ``valid`` (counts towards the answered
+items). ``agencies`` has one row per agency of the round: ``code, kind, name``.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from analysis.settings import _Config, group_shares
 from analysis.weighting import weight_diagnostics
 
 __all__ = ["agency_ranks", "answer_weights", "criteria_table", "item_distributions", "option_table",
-           "pair_codes", "sheet_weight_diagnostics", "summary_table"]
+           "pair_codes", "response_weight_diagnostics", "summary_table"]
 
 
 def option_table(cfg: _Config) -> pd.DataFrame:
@@ -79,14 +79,14 @@ def _str_keys(frame: pd.DataFrame, columns=("agency", "agency_kind", "group")) -
 
 
 def answer_weights(answers: pd.DataFrame, cfg: _Config, result: ScoreResult | None, *,
-                   sheet: str) -> pd.DataFrame:
+                   response: str) -> pd.DataFrame:
     """Every answer's coefficient ``value``, whether it is ``positive`` (1/0, NaN when excluded or blank), its
     group's weight ``group_weight``, the group's share a_g = w(g) / W(t, c) of the criterion's score
-    ``group_share`` and, on the satisfaction scale, of the agency's satisfaction ``tlhl_share`` (0 where the
-    group does not count), and its ``weight`` in S(t, c).
+    ``group_share`` and, on the satisfaction scale, of the agency's satisfaction ``satisfaction_share`` (0 where
+    the group does not count), and its ``weight`` in S(t, c).
 
     weight = w(g) / W(t, c) / n(g, t, c) / k(r, t, c), where W is the summed weight of the qualifying
-    groups, n the group's sheets with a valid answer on c and k the sheet's valid items of c; so
+    groups, n the group's responses with a valid answer on c and k the response's valid items of c; so
     S(t, c) = Σ weight · value over the answers about t on c, which lets an analyst recompute every
     score from the answers alone. Excluded answers and groups that do not qualify (among them the groups
     under ``min_group`` respondents) have weight 0.
@@ -99,7 +99,7 @@ def answer_weights(answers: pd.DataFrame, cfg: _Config, result: ScoreResult | No
     if result is None or answers.empty:
         out["group_weight"] = np.nan
         out["group_share"] = 0.0
-        out["tlhl_share"] = 0.0
+        out["satisfaction_share"] = 0.0
         out["weight"] = 0.0
         return out
     gw = pd.DataFrame([(k, g, w) for k, d in cfg.group_weights.items() for g, w in d.items()],
@@ -113,8 +113,8 @@ def answer_weights(answers: pd.DataFrame, cfg: _Config, result: ScoreResult | No
     n_group = _row_lookup(answers, means, ["agency", "group", "criterion"], "n")
     weight_used = _row_lookup(answers, _str_keys(result.points), ["agency", "criterion"], "weight_used")
     valid = ~np.isnan(value)
-    # k: valid answers of the same sheet × agency × criterion
-    unit, _ = pair_codes(answers[sheet].cat.codes.to_numpy(), answers["agency"].cat.codes.to_numpy())
+    # k: valid answers of the same response × agency × criterion
+    unit, _ = pair_codes(answers[response].cat.codes.to_numpy(), answers["agency"].cat.codes.to_numpy())
     cell, n_cells = pair_codes(unit, answers["criterion"].cat.codes.to_numpy())
     k = np.bincount(cell, weights=valid, minlength=n_cells)[cell]
     qualifies = valid & (share > 0) & (weight_used > 0)
@@ -127,42 +127,43 @@ def answer_weights(answers: pd.DataFrame, cfg: _Config, result: ScoreResult | No
                                 min_group=cfg.min_group, groups=_str_keys(result.groups))
     sat["share"] = sat["share"] / sat.groupby("agency")["share"].transform("sum").where(lambda x: x > 0)
     on_scale = (answers["scale"] == cfg.satisfaction_scale).to_numpy(dtype=bool)
-    out["tlhl_share"] = np.where(on_scale, np.nan_to_num(_row_lookup(answers, sat, ["agency", "group"], "share")), 0.0)
+    sat_share = np.nan_to_num(_row_lookup(answers, sat, ["agency", "group"], "share"))
+    out["satisfaction_share"] = np.where(on_scale, sat_share, 0.0)
     return out
 
 
-def sheet_weight_diagnostics(answers: pd.DataFrame, weight: np.ndarray, *, sheet: str) -> pd.DataFrame:
-    """Kish diagnostics of the sheet weights (Σ of the answer weights of a sheet) in each agency's
-    criterion score: how unequal the weights are, and the effective number of sheets they leave."""
+def response_weight_diagnostics(answers: pd.DataFrame, weight: np.ndarray, *, response: str) -> pd.DataFrame:
+    """Kish diagnostics of the response weights (Σ of the answer weights of a response) in each agency's
+    criterion score: how unequal the weights are, and the effective number of responses they leave."""
     cols = ["agency", "criterion", "n", "sum", "min", "median", "max", "n_eff", "deff_w"]
     used = np.asarray(weight) > 0
-    units = answers.loc[used, ["agency", "criterion", sheet]]
+    units = answers.loc[used, ["agency", "criterion", response]]
     if units.empty:
         return pd.DataFrame(columns=cols)
-    # one integer per agency × criterion × sheet; the categories are sorted, so these keys sort like
-    # the strings would and the sheets come out in the same order
-    keys = ["agency", "criterion", sheet]
+    # one integer per agency × criterion × response; the categories are sorted, so these keys sort like
+    # the strings would and the responses come out in the same order
+    keys = ["agency", "criterion", response]
     sizes = [len(units[k].cat.categories) for k in keys]
-    sheet_w = pd.Series(np.asarray(weight)[used]).groupby(
+    response_w = pd.Series(np.asarray(weight)[used]).groupby(
         np.ravel_multi_index([units[k].cat.codes.to_numpy() for k in keys], sizes)).sum()
-    agency, criterion, _ = np.unravel_index(sheet_w.index.to_numpy(), sizes)
+    agency, criterion, _ = np.unravel_index(response_w.index.to_numpy(), sizes)
     by = pd.DataFrame({"agency": pd.Categorical.from_codes(agency, dtype=units["agency"].dtype),
                        "criterion": pd.Categorical.from_codes(criterion, dtype=units["criterion"].dtype)})
-    diag = weight_diagnostics(pd.Series(sheet_w.to_numpy()), by=by)
+    diag = weight_diagnostics(pd.Series(response_w.to_numpy()), by=by)
     return _str_keys(diag.rename_axis(["agency", "criterion"]).reset_index(), ("agency", "criterion"))[cols]
 
 
-def item_distributions(answers: pd.DataFrame, cfg: _Config, *, sheet: str, item: str,
+def item_distributions(answers: pd.DataFrame, cfg: _Config, *, response: str, item: str,
                        min_group: int) -> pd.DataFrame:
     """Option counts, mean value and positive share per agency × form × item.
 
-    A group of fewer sheets about the agency than *min_group* is suppressed, whatever the form: a
+    A group of fewer responses about the agency than *min_group* is suppressed, whatever the form: a
     small group's distribution tells who answered what (one LĐ-CP head is one person). Each answer
     gets the integer code of its agency × form × item × criterion × scale cell; the statistics are
     counted per code over the rows and only the few thousand cells become strings.
     """
     a = answers
-    cols = ["agency", "form", "item", "criterion", "scale", "n_sheets", "n_valid", "mean_value", "positive_pct",
+    cols = ["agency", "form", "item", "criterion", "scale", "n_responses", "n_valid", "mean_value", "positive_pct",
             "counts", "suppressed"]
     if a.empty:
         return pd.DataFrame(columns=cols)
@@ -189,14 +190,14 @@ def item_distributions(answers: pd.DataFrame, cfg: _Config, *, sheet: str, item:
     out["counts"] = [{labels[j]: int(row[j]) for j in order if row[j]} for row in counts]
     out["positive_pct"] = np.where(out["n_valid"] > 0,
                                    100 * out["positive"] / out["n_valid"].where(out["n_valid"] > 0, 1), np.nan)
-    # sheets per agency × form: the distinct (agency × form, sheet) pairs, counted per agency × form
+    # responses per agency × form: the distinct (agency × form, response) pairs, counted per agency × form
     agency_form = codes[0] * sizes[1] + codes[1]
-    n_uid = len(a[sheet].cat.categories)
-    pairs = pd.unique(agency_form * n_uid + a[sheet].cat.codes.to_numpy())
-    sheets = np.bincount(pairs // n_uid, minlength=sizes[0] * sizes[1])
-    out["n_sheets"] = sheets[key_codes[0] * sizes[1] + key_codes[1]].astype(np.int64)
+    n_uid = len(a[response].cat.categories)
+    pairs = pd.unique(agency_form * n_uid + a[response].cat.codes.to_numpy())
+    responses = np.bincount(pairs // n_uid, minlength=sizes[0] * sizes[1])
+    out["n_responses"] = responses[key_codes[0] * sizes[1] + key_codes[1]].astype(np.int64)
     out = out.sort_values(list(names)).reset_index(drop=True)
-    out["suppressed"] = out["n_sheets"] < min_group
+    out["suppressed"] = out["n_responses"] < min_group
     hidden = out["suppressed"]
     out.loc[hidden, ["mean_value", "positive_pct"]] = np.nan
     out["counts"] = [None if h else c for h, c in zip(hidden, out["counts"])]
@@ -285,11 +286,13 @@ def criteria_table(agencies: pd.DataFrame, criterion_names: Mapping[str, str], c
 
 def _satisfaction_estimates(result: ScoreResult | None) -> pd.DataFrame:
     """TLHL (%) with its design-based interval and flag, per agency with a value."""
-    cols = ["agency", "tlhl", "tlhl_se", "tlhl_ci_lo", "tlhl_ci_hi", "tlhl_df", "_sat_flag", "tlhl_reliability"]
+    cols = ["agency", "satisfaction", "satisfaction_se", "satisfaction_ci_lo", "satisfaction_ci_hi", "satisfaction_df",
+            "_sat_flag", "satisfaction_reliability"]
     if result is None:
         return pd.DataFrame(columns=cols)
-    sat = _str_keys(result.satisfaction).rename(columns={"flag": "_sat_flag", "reliability": "tlhl_reliability"})
-    return sat.loc[sat["tlhl"].notna(), cols].reset_index(drop=True)
+    sat = _str_keys(result.satisfaction).rename(columns={"flag": "_sat_flag",
+                                                         "reliability": "satisfaction_reliability"})
+    return sat.loc[sat["satisfaction"].notna(), cols].reset_index(drop=True)
 
 
 def summary_table(agencies: pd.DataFrame, answers: pd.DataFrame, cfg: _Config, result: ScoreResult | None,

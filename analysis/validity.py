@@ -1,7 +1,7 @@
 """The validity rule: which answers count, so that a notebook on exported answers can apply it as the
 service does.
 
-A sheet's answers about one agency (the pair ``response_id`` × ``agency``) count only when it answers at
+A response's answers about one agency (the pair ``response_id`` × ``agency``) count only when it answers at
 least ``min_answered_share`` of its form's rated items; an answer is an option that carries a score, so a
 blank or an excluded option ("K", không biết) is not one. The rule is the round's setting
 ``validity.min_answered_share``.
@@ -27,14 +27,14 @@ def scored_answers(option: pd.Series | pd.Categorical, excluded: Sequence[str]) 
 
 def answered_enough(answers: pd.DataFrame, *, rated_items: Mapping[str, int] | Hashable | np.ndarray,
                     min_answered_share: float, excluded: Sequence[str] = ("K",),
-                    sheet: Hashable = "response_id") -> np.ndarray:
-    """Rows of the sheet × agency pairs that answer enough of their form's rated items.
+                    response: Hashable = "response_id") -> np.ndarray:
+    """Rows of the response × agency pairs that answer enough of their form's rated items.
 
     Parameters
     ----------
     answers : DataFrame
         Long answers (``response_id``, ``agency``, ``option``; ``group`` when *rated_items* maps forms),
-        one row per item a sheet has a row for, as in the exported answers file.
+        one row per item a response has a row for, as in the exported answers file.
     rated_items : mapping, column name or array
         The number of rated items of each row's form: a mapping group → count, the name of a column, or one
         value per row (a round whose questionnaire versions differ gives it per row).
@@ -42,8 +42,8 @@ def answered_enough(answers: pd.DataFrame, *, rated_items: Mapping[str, int] | H
         The share in (0, 1] of the rated items a pair must answer.
     excluded : sequence of str
         Options that are no answer (don't know).
-    sheet : column name
-        The sheet identifier (``response_id``).
+    response : column name
+        The response identifier (``response_id``).
 
     Returns
     -------
@@ -58,7 +58,7 @@ def answered_enough(answers: pd.DataFrame, *, rated_items: Mapping[str, int] | H
     [False, False, True, True]
     """
     require_frame(answers, "answers")
-    require_columns(answers, [sheet, "agency", "option"], "answers")
+    require_columns(answers, [response, "agency", "option"], "answers")
     share = float(min_answered_share)
     if not 0 <= share <= 1:
         raise ValueError(f"min_answered_share must be in [0, 1], got {min_answered_share!r}")
@@ -75,7 +75,7 @@ def answered_enough(answers: pd.DataFrame, *, rated_items: Mapping[str, int] | H
         n_rated = answers[rated_items].to_numpy(dtype=float)
     if len(n_rated) != len(answers):
         raise ValueError(f"rated_items gives {len(n_rated)} counts for {len(answers)} answers")
-    unit, n_units = pair_codes(_codes(answers[sheet]), _codes(answers["agency"]))
+    unit, n_units = pair_codes(_codes(answers[response]), _codes(answers["agency"]))
     answered = np.bincount(unit, weights=scored_answers(answers["option"], excluded), minlength=n_units)
     return answered[unit] >= n_rated * share - 1e-9
 

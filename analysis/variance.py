@@ -1,8 +1,8 @@
 """Design-based variance of the composite estimates: points, their total and satisfaction.
 
-An agency's score is a fixed-share composite Σ_g a_g M_g of group means, so each sheet's influence
+An agency's score is a fixed-share composite Σ_g a_g M_g of group means, so each response's influence
 is centred at its own group's mean (the spread between groups is not sampling error). Strata are the
-sampling cells, PSUs the respondents; a sheet rating several agencies makes their estimates covary,
+sampling cells, PSUs the respondents; a response rating several agencies makes their estimates covary,
 which the ranks need. The sums come from the vectorised engine of :mod:`analysis.estimation`.
 """
 from __future__ import annotations
@@ -28,8 +28,8 @@ from analysis.settings import group_shares
 
 def _satisfaction_inputs(units, sat_groups, sat_ans, sat_pos, cfg, groups) -> tuple[np.ndarray, np.ndarray]:
     """Unit values and weights that make TLHL a composite like the points: each group's share of
-    positive answers p_g = Σ positive / Σ answers over its sheets is the weighted mean of the sheets'
-    shares with weights (answers of the sheet) · w(g) / (answers of the group)."""
+    positive answers p_g = Σ positive / Σ answers over its responses is the weighted mean of the responses'
+    shares with weights (answers of the response) · w(g) / (answers of the group)."""
     per_cell = np.zeros(units.n_cells)
     per_cell[units.cells_of(sat_groups)] = _share_per_count(sat_groups, "p", "n_answers", cfg, groups)
     answers = sat_ans[0].astype(np.float64)
@@ -39,7 +39,7 @@ def _satisfaction_inputs(units, sat_groups, sat_ans, sat_pos, cfg, groups) -> tu
 
 
 def _share_per_count(table: pd.DataFrame, value: str, n_col: str, cfg, groups: pd.DataFrame) -> np.ndarray:
-    """The qualifying group's share w(g) spread over its *n_col* (sheets or answers); 0 for a group
+    """The qualifying group's share w(g) spread over its *n_col* (responses or answers); 0 for a group
     that does not qualify. Summed over a group's units it gives back w(g)."""
     share = group_shares(table, value, group_weights=cfg.group_weights, min_respondents=cfg.min_respondents,
                          min_group=cfg.min_group, groups=groups)
@@ -138,7 +138,7 @@ def _composite(cd: _CompositeDesign, y: np.ndarray, w: np.ndarray, lonely_psu: s
         a_g = np.where(share[agency_of] > 0, core.wsum / np.where(share > 0, share, 1.0)[agency_of], 0.0)
     z = core.z * np.take(a_g.T, core.g_dom, axis=1)  # gathered as K × G rows: no strided transpose
     rss = per_agency(core.rss + core.wsum * (np.nan_to_num(core.mean) - np.nan_to_num(score)[agency_of]) ** 2)
-    # n counts the sheets that enter the estimate: those of groups with a share
+    # n counts the responses that enter the estimate: those of groups with a share
     counted = np.where(core.wsum > 0, core.count, 0.0)
     core = replace(core, wsum=share, mean=score, count=per_agency(counted), wsq=per_agency(core.wsq), rss=rss,
                    g_dom=agency_of[core.g_dom], z=z)
@@ -161,8 +161,8 @@ def _score_estimates(scores, means, points, criteria, cfg, units, cd, sat_y, sat
 
     S(t, c) = Σ_g a_g M(g, t, c) is a composite of group means with fixed shares a_g = w(g) / Σ w
     over the qualifying groups, so its influence value is a_g (m(r, c) − M(g, t, c)) / n(g, t, c):
-    each sheet is centred at its own group's mean, not at S, and the spread between groups does not
-    enter the variance. Strata are the sampling cells (``stratum``), PSUs the respondents; a sheet
+    each response is centred at its own group's mean, not at S, and the spread between groups does not
+    enter the variance. Strata are the sampling cells (``stratum``), PSUs the respondents; a response
     rating several agencies (HĐ-CT, LĐ-CP) makes their estimates covary. Strata with one PSU follow
     ``cfg.lonely_psu`` and every estimate touching one is reported (``lonely``). Each interval uses
     the degrees of freedom of its own estimate: the PSUs with positive weight for it minus their strata
@@ -191,13 +191,15 @@ def _score_estimates(scores, means, points, criteria, cfg, units, cd, sat_y, sat
     sat_w.take(order, out=w[k])
     core_all, design, labels, dfs, lonely_all, var_all = _composite(cd, y, w, cfg.lonely_psu)
     del y, w
-    sat = _table(_columns(core_all, slice(k, k + 1)), var_all[:, k:], dfs[:, k:], labels, ["tlhl"], True,
+    sat = _table(_columns(core_all, slice(k, k + 1)), var_all[:, k:], dfs[:, k:], labels, ["satisfaction"], True,
                  cfg.level, "replace")
     kinds = units.kind_cats.take(units.kind_a[units.ag_cats.get_indexer(labels["agency"])])
     sat = _all_alike_intervals(sat, np.asarray(kinds), cfg.level)
-    sat_est = pd.DataFrame({"agency": sat["agency"], "tlhl_se": 100 * sat["se"], "tlhl_ci_lo": 100 * sat["ci_lo"],
-                            "tlhl_ci_hi": 100 * sat["ci_hi"], "tlhl_df": sat["df"], "tlhl_n": sat["n"],
-                            "tlhl_n_eff": sat["n_eff"], "tlhl_deff": sat["deff"], "_lonely": lonely_all[:, k]})
+    sat_est = pd.DataFrame({"agency": sat["agency"], "satisfaction_se": 100 * sat["se"],
+                            "satisfaction_ci_lo": 100 * sat["ci_lo"], "satisfaction_ci_hi": 100 * sat["ci_hi"],
+                            "satisfaction_df": sat["df"], "satisfaction_n": sat["n"],
+                            "satisfaction_n_eff": sat["n_eff"], "satisfaction_deff": sat["deff"],
+                            "_lonely": lonely_all[:, k]})
     core, var, lonely = _columns(core_all, slice(0, k)), var_all[:, :k], lonely_all[:, :k]
     score = core.mean
     n_ag = len(labels)

@@ -3,7 +3,7 @@
 Usage: .venv/bin/python bench/bench_analysis.py [--rows N] [--subset M] [--seed S] [--before DIR]
 
 Synthesises N responses (43 agencies, 8 forms, 20 items each; long answers frame of 20·N rows with
-integer response ids, categorical code columns and the 20 answers of a sheet consecutive, which is
+integer response ids, categorical code columns and the 20 answers of a response consecutive, which is
 the input the service hands to score_round), then times: scoring (score_round, including
 design-based SEs), raking of the respondent weights to three population margins (Design.rake), and
 domain means with calibration-aware standard errors for the 20 items (Design.mean); the same-run

@@ -172,10 +172,10 @@ def main() -> None:
 
             figures = [
                 ("baseline: SELECT count(*) on response, sheet, draft, quota_cell", baseline),
-                ("dashboard page  GET /staff/dashboard/BENCH", get(f"/staff/dashboard/{code}")),
-                ("live update     GET /staff/dashboard/BENCH/progress.json",
-                 get(f"/staff/dashboard/{code}/progress.json")),
-                ("per-day chart   GET /staff/dashboard/BENCH/curve.svg", get(f"/staff/dashboard/{code}/curve.svg")),
+                ("dashboard page  GET /staff/progress/BENCH", get(f"/staff/progress/{code}")),
+                ("live update     GET /staff/progress/BENCH/progress.json",
+                 get(f"/staff/progress/{code}/progress.json")),
+                ("per-day chart   GET /staff/progress/BENCH/curve.svg", get(f"/staff/progress/{code}/curve.svg")),
                 ("API             GET /api/v1/rounds/BENCH/quotas",
                  get(f"/api/v1/rounds/{code}/quotas", headers=headers)),
             ]

@@ -175,23 +175,23 @@ def round_check(round_dir, questionnaire_dir):
 
 
 @round_group.command("new")
-@click.argument("code")
+@click.argument("round_code")
 @click.option("--province", required=True, help='The province\'s name, e.g. "Hưng Yên".')
 @click.option("--unit", required=True, type=click.Choice(["tỉnh", "thành phố"]), help="Its kind of unit.")
 @click.option("--from", "source", default="DNG-2026", show_default=True,
               help="The bundled round to start from (QNA-2023: with districts; DNG-2026: communes only).")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory to write CODE/ in.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory to write ROUND_CODE/ in.")
 @with_appcontext
-def round_new(code, province, unit, source, out):
-    """Write a starting round directory CODE for a province from a bundled round, to edit and check."""
+def round_new(round_code, province, unit, source, out):
+    """Write a starting round directory ROUND_CODE for a province from a bundled round, to edit and check."""
     from survey_service.services import rounds
 
     try:
         target = rounds.new_round_dir(Path(current_app.config["QUESTIONNAIRE_DIR"]) / "rounds" / source, out,
-                                      code, province, unit)
+                                      round_code, province, unit)
     except rounds.RoundError as exc:
         fail(f"LỖI {exc}")
-    click.echo(f"Đã tạo đợt {code} ({unit} {province}) tại {target}, từ đợt {source}. "
+    click.echo(f"Đã tạo đợt {round_code} ({unit} {province}) tại {target}, từ đợt {source}. "
                f"Thay danh sách cơ quan, chỉ tiêu và số cán bộ bằng của {unit}, rồi chạy: "
                f"survey-service round check {target}")
 
@@ -242,33 +242,33 @@ class IsoDate(click.ParamType):
             self.fail(f"{value!r} {exc}.", param, ctx)
 
 
-def _round_or_fail(session, code: str):
-    """The round named ``code``; exits with a message when there is none."""
+def _round_or_fail(session, round_code: str):
+    """The round named ``round_code``; exits with a message when there is none."""
     from survey_service.services import rounds
 
-    rnd = rounds.get_round(session, code)
+    rnd = rounds.get_round(session, round_code)
     if rnd is None:
-        fail(f"Không có đợt khảo sát {code}.")
+        fail(f"Không có đợt khảo sát {round_code}.")
     return rnd
 
 
 @round_group.command("schedule")
-@click.argument("code")
+@click.argument("round_code")
 @click.option("--opens", "opens_on", type=IsoDate(), required=True)
 @click.option("--closes", "closes_on", type=IsoDate(), required=True)
 @with_appcontext
-def round_schedule(code, opens_on, closes_on):
-    """Set the collection window of round CODE (also reopens a round closed early)."""
+def round_schedule(round_code, opens_on, closes_on):
+    """Set the collection window of round ROUND_CODE (also reopens a round closed early)."""
     from survey_service.services import rounds
 
     session = get_session()
-    rnd = _round_or_fail(session, code)
+    rnd = _round_or_fail(session, round_code)
     try:
         rounds.schedule(session, rnd, opens_on, closes_on, actor="cli")
     except rounds.RoundError as exc:
         fail(str(exc))
     session.commit()
-    click.echo(f"Đợt {code} nhận phiếu từ {rnd.opens_on:%d/%m/%Y} đến hết {rnd.closes_on:%d/%m/%Y}.")
+    click.echo(f"Đợt {round_code} nhận phiếu từ {rnd.opens_on:%d/%m/%Y} đến hết {rnd.closes_on:%d/%m/%Y}.")
 
 
 _KEY_OPTION = click.option(
@@ -300,18 +300,18 @@ def _owner_key(rnd, key_path: str | None, passphrase: str | None):
 
 
 @round_group.command("close")
-@click.argument("code")
+@click.argument("round_code")
 @_KEY_OPTION
 @_PASSPHRASE_OPTION
 @with_appcontext
 @needs_secrets("SECRET_KEY")
-def round_close(code, key_path, passphrase):
-    """Close collection of round CODE now and release every sealed ballot into the responses (an
+def round_close(round_code, key_path, passphrase):
+    """Close collection of round ROUND_CODE now and release every sealed ballot into the responses (an
     owner-sealed round: only with its key; without it they wait for 'round release --key')."""
     from survey_service.services import ballots, rounds
 
     session = get_session()
-    rnd = _round_or_fail(session, code)
+    rnd = _round_or_fail(session, round_code)
     owner_key = _owner_key(rnd, key_path, passphrase)
     try:
         released = rounds.close(session, rnd, secret=current_app.config["SECRET_KEY"], owner_key=owner_key,
@@ -320,44 +320,44 @@ def round_close(code, key_path, passphrase):
         session.rollback()
         fail(str(exc))
     session.commit()
-    click.echo(f"Đã đóng đợt {code}; {released.ballots} phiếu trực tuyến đang niêm phong đã được đưa vào dữ liệu."
+    click.echo(f"Đã đóng đợt {round_code}; {released.ballots} phiếu trực tuyến đang niêm phong đã được đưa vào dữ liệu."
                + (" " + ballots.waiting_note(released.waiting, owner_sealed=True) if released.waiting else ""))
 
 
 @round_group.command("release")
-@click.argument("code")
+@click.argument("round_code")
 @_KEY_OPTION
 @_PASSPHRASE_OPTION
 @with_appcontext
 @needs_secrets("SECRET_KEY")
-def round_release(code, key_path, passphrase):
-    """Release round CODE's sealed ballots that are due (per cell, in batches of at least the round's
+def round_release(round_code, key_path, passphrase):
+    """Release round ROUND_CODE's sealed ballots that are due (per cell, in batches of at least the round's
     minimum group; all of them once the round is over) into the responses."""
     from survey_service.services import ballots, rounds
 
     session = get_session()
-    rnd = _round_or_fail(session, code)
+    rnd = _round_or_fail(session, round_code)
     owner_key = _owner_key(rnd, key_path, passphrase)
     released = ballots.release(session, rnd, ballots.opener(rnd, current_app.config["SECRET_KEY"], owner_key),
                                today=rounds.local_today())
     session.commit()
-    click.echo(f"Đợt {code}: {released.ballots} phiếu trực tuyến ({released.responses} phiếu trả lời) đã được đưa "
-               "vào dữ liệu. " + ballots.waiting_note(released.waiting,
+    click.echo(f"Đợt {round_code}: {released.ballots} phiếu trực tuyến ({released.responses} phiếu trả lời) "
+               "đã được đưa vào dữ liệu. " + ballots.waiting_note(released.waiting,
                                                        owner_sealed=bool(rnd.ballot_public_key and not owner_key)))
     if released.unreadable:
         fail(rounds.unreadable_message(released.unreadable))
 
 
 @round_group.command("seal-key")
-@click.argument("code")
+@click.argument("round_code")
 @click.option("--public-key", default=None, help="The owner's public key (base64), made on the owner's own computer.")
 @click.option("--new", "new_path", type=click.Path(dir_okay=False), default=None,
               help="Make a new key pair here and write the private half to this file (then take it off the server).")
 @click.option("--passphrase", envvar="SURVEY_BALLOT_KEY_PASSPHRASE", default=None,
               help="With --new: the passphrase that protects the file (asked for when not given).")
 @with_appcontext
-def round_seal_key(code, public_key, new_path, passphrase):
-    """Seal round CODE's ballots to its owner's key: the server keeps only the public half, so neither it
+def round_seal_key(round_code, public_key, new_path, passphrase):
+    """Seal round ROUND_CODE's ballots to its owner's key: the server keeps only the public half, so neither it
     nor a copy of it or of its backups opens a ballot until the owner gives the private half at release."""
     from survey_service.services import rounds
     from survey_service.services.sealing import OwnerKey
@@ -365,7 +365,7 @@ def round_seal_key(code, public_key, new_path, passphrase):
     if bool(public_key) == bool(new_path):
         fail("Chọn đúng một trong hai: --public-key (khóa công khai đã có) hoặc --new TỆP (tạo cặp khóa mới).")
     session = get_session()
-    rnd = _round_or_fail(session, code)
+    rnd = _round_or_fail(session, round_code)
     if new_path:
         if Path(new_path).exists():
             fail(f"Tệp {new_path} đã có; chọn tên khác để không ghi đè một khóa.")
@@ -384,7 +384,7 @@ def round_seal_key(code, public_key, new_path, passphrase):
         Path(new_path).write_bytes(key.to_file(passphrase))
         Path(new_path).chmod(0o600)
     session.commit()
-    click.echo(f"Phiếu trực tuyến của đợt {code} từ nay được niêm phong bằng khóa công khai {public_key}."
+    click.echo(f"Phiếu trực tuyến của đợt {round_code} từ nay được niêm phong bằng khóa công khai {public_key}."
                + (f" Khóa riêng đã ghi vào {new_path}: hãy chuyển tệp này khỏi máy chủ và giữ cùng mật khẩu; "
                   "thiếu nó thì không mở được phiếu." if new_path else ""))
 

@@ -72,7 +72,16 @@ class SheetState(str, enum.Enum):
 
 
 class Round(Base):
-    """A survey campaign (đợt khảo sát), loaded from ``questionnaires/rounds/<code>/``."""
+    """A survey campaign (đợt khảo sát) as stored, loaded from ``questionnaires/rounds/<code>/``.
+
+    A round has three shapes, each named for what it is. :class:`~survey_service.questionnaires.RoundDef`
+    is the round as its directory defines it, read and checked without a database (like the other ``*Def``
+    types: agencies, quotas, supervision). ``Round`` is the row ``services.rounds.load_round`` writes from
+    it and every service reads; a variable holding one is ``rnd`` (``round`` is Python's), and Core
+    statements use its table as ``_round_t``. :class:`~survey_service.services.portal.RoundSnapshot` is the
+    few columns of that row one portal request reads, as plain values. A round's code is ``Round.code``,
+    and travels as ``round_code`` in every function and view that takes one.
+    """
 
     __tablename__ = "round"
 

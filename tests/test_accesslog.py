@@ -64,10 +64,10 @@ def _shows_the_code(line: str) -> bool:
 
 @pytest.mark.parametrize("spelling", SPELLINGS)
 def test_a_code_is_masked_in_every_spelling_anywhere_in_the_url(access_log, spelling):
-    referer = f"https://cchc.example.vn/staff/codes/?round=QNA-2023&code={spelling}"
-    for path, query in [("/staff/codes/", f"round=QNA-2023&code={spelling}"),
-                        ("/staff/codes/", f"code={spelling}&round=QNA-2023"),
-                        (f"/staff/codes/{spelling}", ""), (f"/c/{spelling}", ""), (f"/C//{spelling}", "")]:
+    referer = f"https://cchc.example.vn/staff/invitations/?round=QNA-2023&code={spelling}"
+    for path, query in [("/staff/invitations/", f"round=QNA-2023&code={spelling}"),
+                        ("/staff/invitations/", f"code={spelling}&round=QNA-2023"),
+                        (f"/staff/invitations/{spelling}", ""), (f"/c/{spelling}", ""), (f"/C//{spelling}", "")]:
         line = access_log(path, query, referer)
         assert "…" in line and not _shows_the_code(line), line
         assert "secret-cookie" not in line
@@ -77,13 +77,13 @@ def test_a_code_is_masked_in_every_spelling_anywhere_in_the_url(access_log, spel
 
 def test_a_decoded_path_keeps_no_code_either(access_log):
     """PATH_INFO is the path decoded, its UTF-8 bytes read as Latin-1: a no-break space is two characters."""
-    decoded = "/staff/codes/47x9 2rfz\u00c2\u00a0z87j"
+    decoded = "/staff/invitations/47x9 2rfz\u00c2\u00a0z87j"
     line = access_log(decoded, "", "-")
-    assert "path=/staff/codes/… " in line and "U=/staff/codes/… " in line and not _shows_the_code(line)
+    assert "path=/staff/invitations/… " in line and "U=/staff/invitations/… " in line and not _shows_the_code(line)
 
 
 def test_what_is_not_a_code_stays_readable(access_log):
-    for path, query in [("/staff/dashboard/QNA-2023/progress.xlsx", "kind=district&sort=shortfall"),
+    for path, query in [("/staff/progress/QNA-2023/progress.xlsx", "kind=district&sort=shortfall"),
                         ("/paper/ledger/QNA2023-00017-D", ""),
                         ("/paper/print", "round=DNG-2026-DEMO&printed=17-52"),
                         ("/staff/responses/QNA-2023/r/3f2a9c8d7e6b5a4c3d2e1f0a9b8c7d6e", ""),

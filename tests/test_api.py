@@ -202,7 +202,7 @@ def test_an_admin_revokes_an_accounts_token(app, client, session, make_user, sta
 
 # --- exports ---------------------------------------------------------------------------------------
 def test_progress_csv_has_a_bom_and_the_figures(session, staff_client, rnd):
-    response = staff_client("analyst").get(f"/staff/dashboard/{rnd.code}/progress.csv?form=CC-CT")
+    response = staff_client("analyst").get(f"/staff/progress/{rnd.code}/progress.csv?form=CC-CT")
     assert response.status_code == 200 and response.data.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(response.data.decode("utf-8-sig"))))
     assert rows[0][:4] == ["Mã phiếu", "Tên phiếu", "Mã cơ quan", "Cơ quan"]
@@ -213,7 +213,7 @@ def test_progress_csv_has_a_bom_and_the_figures(session, staff_client, rnd):
 
 
 def test_progress_xlsx_reads_back(session, staff_client, rnd):
-    response = staff_client("supervisor").get(f"/staff/dashboard/{rnd.code}/progress.xlsx")
+    response = staff_client("supervisor").get(f"/staff/progress/{rnd.code}/progress.xlsx")
     assert response.status_code == 200
     sheet = openpyxl.load_workbook(io.BytesIO(response.data)).active
     rows = list(sheet.iter_rows(values_only=True))
@@ -225,7 +225,7 @@ def test_progress_xlsx_reads_back(session, staff_client, rnd):
 
 
 def test_curve_is_an_svg_without_inline_styles(staff_client, rnd):
-    response = staff_client("supervisor").get(f"/staff/dashboard/{rnd.code}/curve.svg")
+    response = staff_client("supervisor").get(f"/staff/progress/{rnd.code}/curve.svg")
     assert response.mimetype == "image/svg+xml"
     svg = response.get_data(as_text=True)
     assert svg.count("<polyline") == 2 and "style=" not in svg and "01/10/2025" in svg

@@ -37,7 +37,7 @@ def test_login_in_a_real_browser(browser, live_server, make_user, loaded_round, 
     context.close()
 
 
-@pytest.mark.parametrize(("role", "path", "width"), [("supervisor", "/staff/dashboard/QNA-2023", 90 * 16),
+@pytest.mark.parametrize(("role", "path", "width"), [("supervisor", "/staff/progress/QNA-2023", 90 * 16),
                                                      ("admin", "/staff/admin/audit", 80 * 16)])
 def test_wide_pages_widen_their_header_and_footer_too(staff_page, live_server, loaded_round, role, path, width):
     page = staff_page(role, "desktop")

@@ -170,7 +170,7 @@ def test_long_supervisor_lists_search_and_pass_the_scan(loaded_round, session, s
     assert page.locator("table a.serial").count() == 2
     page.screenshot(path=str(artifacts / f"ledger-{viewport}.png"), full_page=True)
     assert axe_violations(page) == []
-    page.goto(f"{live_server}/staff/codes/?round=QNA-2023")
+    page.goto(f"{live_server}/staff/invitations/?round=QNA-2023")
     assert page.get_by_role("navigation", name="Trang chỉ tiêu").is_visible()
     page.get_by_label("Phiếu").select_option("CC-CT")
     page.get_by_role("button", name="Tìm").click()
@@ -190,11 +190,11 @@ def test_a_code_is_looked_up_on_the_codes_page_without_entering_the_address(load
     [code] = [c.code for c in invitations.issue_codes(session, cell, 1, actor="test").codes]
     session.commit()
     page = staff_page("supervisor", "phone")
-    page.goto(f"{live_server}/staff/codes/?round=QNA-2023")
+    page.goto(f"{live_server}/staff/invitations/?round=QNA-2023")
     page.get_by_label("Mã mời cần tra cứu").fill(code.lower().replace("-", " "))
     page.get_by_role("button", name="Tra cứu mã").click()
     expect(page.locator("#code-lookup")).to_contain_text(f"Mã {code} thuộc lô")
-    assert page.url == f"{live_server}/staff/codes/lookup"
+    assert page.url == f"{live_server}/staff/invitations/lookup"
     page.screenshot(path=str(artifacts / "lookup-phone.png"), full_page=True)
     assert axe_violations(page) == []
     page.locator("#code-lookup a").click()

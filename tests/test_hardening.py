@@ -53,7 +53,7 @@ def test_nul_in_a_respondents_answer_is_a_400_in_vietnamese_and_nothing_is_store
     assert all("\x00" not in str(d.answers) for d in session.scalars(sa.select(Draft)))
 
 
-@pytest.mark.parametrize("path", ["/staff/codes/?round=%00", "/staff/admin/audit?action=a%00",
+@pytest.mark.parametrize("path", ["/staff/invitations/?round=%00", "/staff/admin/audit?action=a%00",
                                   "/paper/ledger?form=%00", "/staff/results/%00/", "/c/%00",
                                   "/api/v1/rounds/%00/quotas"])
 def test_nul_in_a_path_or_query_is_a_400_for_anyone(app, loaded_round, client, make_user, auth, path):
@@ -114,10 +114,10 @@ def test_revoke_with_an_overflowing_or_unicode_digit_id_is_a_400(app, loaded_rou
     session.commit()
     client = staff_client("supervisor")
     for bad in ("99999999999999999999", "²", "-1", "0", " 1"):
-        answer = client.post(f"/staff/codes/batches/{batch.id}/revoke", data={"code_id": bad})
+        answer = client.post(f"/staff/invitations/batches/{batch.id}/revoke", data={"code_id": bad})
         assert answer.status_code == 400, bad
         assert "Vui lòng chọn" in answer.get_data(as_text=True)
-    good = client.post(f"/staff/codes/batches/{batch.id}/revoke",
+    good = client.post(f"/staff/invitations/batches/{batch.id}/revoke",
                        data={"code_id": str(batch.codes[0].id), "confirmed": "1"})
     assert good.status_code == 303
 
@@ -131,7 +131,7 @@ def test_audit_page_past_the_end_shows_the_last_page(app, staff_client):
 
 
 def plan_upload(client, rnd, body: bytes):
-    return client.post(f"/staff/dashboard/{rnd.code}/quotas/import",
+    return client.post(f"/staff/progress/{rnd.code}/quotas/import",
                        data={"file": (io.BytesIO(body), "plan.csv")}, content_type="multipart/form-data")
 
 
@@ -306,17 +306,17 @@ def test_a_closed_round_takes_no_codes_sheets_returns_or_soft_close_on_its_pages
         return html
 
     auth.login(supervisor.username)
-    refused(f"/staff/codes/cells/{cell.id}/issue", {"count": "5"})
+    refused(f"/staff/invitations/cells/{cell.id}/issue", {"count": "5"})
     refused(f"/paper/print?round={rnd.code}", {"cell_choice": "LĐH-CH|SNV", "extra": "1"})
     refused(f"/paper/ledger/{serial}/reprint", {})  # refused before it asks to confirm
     refused(f"/paper/ledger/{serial}/reprint", {"confirmed": "1"})
     for closed in ("1", "0"):
         for confirmed in ({}, {"confirmed": "1"}):  # refused before it asks to confirm, and after
-            refused(f"/staff/dashboard/{rnd.code}/cells/{cell.id}/soft-close", {"closed": closed} | confirmed)
+            refused(f"/staff/progress/{rnd.code}/cells/{cell.id}/soft-close", {"closed": closed} | confirmed)
     # what it collected can still be read and exported
-    for url in (f"/staff/codes/?round={rnd.code}", f"/staff/codes/batches/{closed_round.batch.id}.csv",
-                f"/paper/ledger?round={rnd.code}", f"/paper/ledger/{serial}", f"/staff/dashboard/{rnd.code}",
-                f"/staff/dashboard/{rnd.code}/quotas.csv", f"/staff/results/{rnd.code}/"):
+    for url in (f"/staff/invitations/?round={rnd.code}", f"/staff/invitations/batches/{closed_round.batch.id}.csv",
+                f"/paper/ledger?round={rnd.code}", f"/paper/ledger/{serial}", f"/staff/progress/{rnd.code}",
+                f"/staff/progress/{rnd.code}/quotas.csv", f"/staff/results/{rnd.code}/"):
         assert client.get(url).status_code == 200, url
     auth.logout()
     auth.login(clerk.username)
@@ -379,13 +379,13 @@ def test_no_export_carries_a_live_formula(app, loaded_round, evil_agency, sessio
     cell = invitations.find_cell(session, rnd, "CC-CT", "SNV")
     batch = invitations.issue_codes(session, cell, 1, today=rnd.opens_on, actor="test")
     session.commit()
-    for url in (f"/staff/dashboard/{rnd.code}/progress.csv", f"/staff/dashboard/{rnd.code}/quotas.csv",
-                f"/staff/codes/batches/{batch.id}.csv"):
+    for url in (f"/staff/progress/{rnd.code}/progress.csv", f"/staff/progress/{rnd.code}/quotas.csv",
+                f"/staff/invitations/batches/{batch.id}.csv"):
         body = client.get(url).data
         assert "'" + EVIL in csv_cells(body), url
         assert not any(c.startswith(("=", "+", "-", "@")) for c in csv_cells(body)), url
 
-    book = openpyxl.load_workbook(io.BytesIO(client.get(f"/staff/dashboard/{rnd.code}/progress.xlsx").data))
+    book = openpyxl.load_workbook(io.BytesIO(client.get(f"/staff/progress/{rnd.code}/progress.xlsx").data))
     cells = [c for row in book.active.iter_rows() for c in row if c.value == EVIL]
     assert cells and all(c.data_type == "s" for c in cells)
 
@@ -437,8 +437,8 @@ def test_exports_are_not_cached_and_https_gets_hsts(app, loaded_round, session, 
     cell = invitations.find_cell(session, loaded_round, "CC-CT", "SNV")
     batch = invitations.issue_codes(session, cell, 1, today=loaded_round.opens_on, actor="test")
     session.commit()
-    for url in (f"/staff/codes/batches/{batch.id}.csv", f"/staff/codes/batches/{batch.id}.pdf",
-                f"/staff/dashboard/{loaded_round.code}/progress.xlsx",
+    for url in (f"/staff/invitations/batches/{batch.id}.csv", f"/staff/invitations/batches/{batch.id}.pdf",
+                f"/staff/progress/{loaded_round.code}/progress.xlsx",
                 f"/staff/results/{loaded_round.code}/download.csv"):
         answer = client.get(url)
         assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-store", url

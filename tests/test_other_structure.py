@@ -194,9 +194,9 @@ def test_a_two_tier_round_runs_on_its_own_labels(app, session, runner, city, sta
     assert "<h2>UBND các xã, phường</h2>" in page and "Cơ quan ngành dọc" not in page
     assert staff.get("/staff/results/TP-2026/ranking-commune.png").status_code == 200
     assert staff.get("/staff/results/TP-2026/ranking-district.png").status_code == 404
-    dashboard = staff.get("/staff/dashboard/TP-2026").get_data(as_text=True)
+    dashboard = staff.get("/staff/progress/TP-2026").get_data(as_text=True)
     assert 'value="commune"' in dashboard and "UBND cấp xã" in dashboard and "UBND cấp huyện" not in dashboard
-    assert staff.get("/staff/dashboard/TP-2026?kind=district").status_code == 400
+    assert staff.get("/staff/progress/TP-2026?kind=district").status_code == 400
     xlsx = staff.get("/staff/results/TP-2026/download.xlsx")
     kinds = set(pd.read_excel(io.BytesIO(xlsx.data), sheet_name="Tổng hợp")["Loại cơ quan"])
     assert kinds == {"Sở, ngành", "UBND cấp xã"}

@@ -125,7 +125,7 @@ class QueryCounter:
 def dashboard_queries(app, client, round_code: str) -> int:
     with QueryCounter(app.extensions["db_engine"]) as counter:
         for path in ("", "/progress.json", "/curve.svg"):
-            response = client.get(f"/staff/dashboard/{round_code}{path}")
+            response = client.get(f"/staff/progress/{round_code}{path}")
             assert response.status_code == 200, path
     return counter.count
 
@@ -150,13 +150,13 @@ def test_dashboard_query_count_does_not_grow(app, session, staff_client):
 
 def test_dashboard_figures_in_the_page_match(app, session, rnd, staff_client):
     client = staff_client("supervisor")
-    html = client.get(f"/staff/dashboard/{rnd.code}").get_data(as_text=True)
+    html = client.get(f"/staff/progress/{rnd.code}").get_data(as_text=True)
     shown = {}
     for cell_id, name, value in re.findall(r'data-cell="(\d+)" data-figure="(\w+)">([\d.]*)<', html):
         if name in FIGURES:
             shown.setdefault(int(cell_id), {})[name] = int(value.replace(".", ""))
     assert shown == expected_figures(session, rnd)
-    live = client.get(f"/staff/dashboard/{rnd.code}/progress.json").get_json()
+    live = client.get(f"/staff/progress/{rnd.code}/progress.json").get_json()
     assert {c["cell_id"]: {n: c[n] for n in FIGURES} for c in live["cells"]} == expected_figures(session, rnd)
     assert re.match(r"\d\d/\d\d/\d{4} \d\d:\d\d:\d\d$", live["updated"])
     assert cell(session, rnd, "CC-CH", "DXU").soft_closed

@@ -154,16 +154,16 @@ def test_surplus_in_analysis_setting(session):
 def test_plan_editor_saves_and_rejects_bad_values(session, rnd, staff_client):
     client = staff_client("supervisor")
     snv, stc = cell(session, rnd, "CC-CT", "SNV"), cell(session, rnd, "CC-CT", "STC")
-    page = client.get(f"/staff/dashboard/{rnd.code}/quotas")
+    page = client.get(f"/staff/progress/{rnd.code}/quotas")
     assert page.status_code == 200 and "Kế hoạch chỉ tiêu" in page.get_data(as_text=True)
-    bad = client.post(f"/staff/dashboard/{rnd.code}/quotas",
+    bad = client.post(f"/staff/progress/{rnd.code}/quotas",
                       data={f"target-{snv.id}": "12", f"target-{stc.id}": "-1"})
     assert bad.status_code == 400
     assert "Chỉ tiêu phải là số nguyên không âm" in bad.get_data(as_text=True)
     assert targets(session, rnd)[("CC-CT", "SNV")] == (5, None)
     form = {f"target-{c.id}": str(c.target) for c in session.scalars(sa.select(QuotaCell))}
     form.update({f"target-{snv.id}": "12", f"target-{stc.id}": "", f"staff-{stc.id}": "60"})
-    ok = client.post(f"/staff/dashboard/{rnd.code}/quotas", data=form)
+    ok = client.post(f"/staff/progress/{rnd.code}/quotas", data=form)
     assert ok.status_code == 302
     plan = targets(session, rnd)
     assert plan[("CC-CT", "SNV")] == (12, None) and plan[("CC-CT", "STC")] == (38, 60)
@@ -173,19 +173,19 @@ def test_csv_upload_page_lists_every_bad_row(session, rnd, staff_client):
     client = staff_client("supervisor")
     before = targets(session, rnd)
     data = "form_code,agency_code,target\nCC-CT,SNV,9\nCC-XX,SNV,1\nCC-CT,SNV,2\n".encode()
-    response = client.post(f"/staff/dashboard/{rnd.code}/quotas/import",
+    response = client.post(f"/staff/progress/{rnd.code}/quotas/import",
                            data={"file": (io.BytesIO(data), "chi-tieu.csv")}, content_type="multipart/form-data")
     html = response.get_data(as_text=True)
     assert response.status_code == 422
     assert "Dòng 3" in html and "Dòng 4" in html and "không có chỉ tiêu nào thay đổi" in html
     assert targets(session, rnd) == before
-    good = client.post(f"/staff/dashboard/{rnd.code}/quotas/import",
+    good = client.post(f"/staff/progress/{rnd.code}/quotas/import",
                        data={"file": (io.BytesIO(CSV_OK.encode()), "chi-tieu.csv")},
                        content_type="multipart/form-data")
     assert good.status_code == 302 and targets(session, rnd)[("CC-CT", "SNV")] == (40, None)
-    exported = client.get(f"/staff/dashboard/{rnd.code}/quotas.csv")
+    exported = client.get(f"/staff/progress/{rnd.code}/quotas.csv")
     assert exported.data.startswith(b"\xef\xbb\xbf") and "Sở Nội vụ" in exported.data.decode("utf-8-sig")
-    assert client.post(f"/staff/dashboard/{rnd.code}/quotas/import", data={}).status_code == 400
+    assert client.post(f"/staff/progress/{rnd.code}/quotas/import", data={}).status_code == 400
 
 
 def test_apply_recommended_sizes(session, rnd, staff_client):
@@ -193,14 +193,14 @@ def test_apply_recommended_sizes(session, rnd, staff_client):
     snv = cell(session, rnd, "CC-CT", "SNV")
     snv.staff_count = 100
     session.commit()
-    assert client.post(f"/staff/dashboard/{rnd.code}/quotas/recommended").status_code == 302
+    assert client.post(f"/staff/progress/{rnd.code}/quotas/recommended").status_code == 302
     assert targets(session, rnd)[("CC-CT", "SNV")] == (50, 100)
 
 
 def test_soft_close_button(session, rnd, staff_client):
     client = staff_client("supervisor")
     target = cell(session, rnd, "CC-CT", "SNV")
-    url = f"/staff/dashboard/{rnd.code}/cells/{target.id}/soft-close?form=CC-CT"
+    url = f"/staff/progress/{rnd.code}/cells/{target.id}/soft-close?form=CC-CT"
     asked = client.post(url, data={"closed": "1"})  # one click only asks
     page = asked.get_data(as_text=True)
     assert asked.status_code == 200 and "Tạm khóa ô CC-CT – Sở Nội vụ?" in page and 'name="confirmed" value="1"' in page
@@ -210,32 +210,32 @@ def test_soft_close_button(session, rnd, staff_client):
     assert response.status_code == 302 and "form=CC-CT" in response.headers["Location"]
     session.expire_all()
     assert cell(session, rnd, "CC-CT", "SNV").soft_closed
-    assert "Tạm khóa" in client.get(f"/staff/dashboard/{rnd.code}?form=CC-CT").get_data(as_text=True)
+    assert "Tạm khóa" in client.get(f"/staff/progress/{rnd.code}?form=CC-CT").get_data(as_text=True)
     assert client.post(url, data={"closed": "maybe"}).status_code == 400
-    assert client.post(f"/staff/dashboard/{rnd.code}/cells/999999/soft-close", data={"closed": "1"}).status_code == 404
+    assert client.post(f"/staff/progress/{rnd.code}/cells/999999/soft-close", data={"closed": "1"}).status_code == 404
 
 
 def test_roles(session, rnd, staff_client, client):
-    assert client.get(f"/staff/dashboard/{rnd.code}").status_code == 302  # not logged in: to the login page
+    assert client.get(f"/staff/progress/{rnd.code}").status_code == 302  # not logged in: to the login page
     analyst = staff_client("analyst")
-    assert analyst.get(f"/staff/dashboard/{rnd.code}").status_code == 200
-    assert analyst.get(f"/staff/dashboard/{rnd.code}/quotas").status_code == 403
+    assert analyst.get(f"/staff/progress/{rnd.code}").status_code == 200
+    assert analyst.get(f"/staff/progress/{rnd.code}/quotas").status_code == 403
     target = cell(session, rnd, "CC-CT", "SNV")
-    assert analyst.post(f"/staff/dashboard/{rnd.code}/cells/{target.id}/soft-close",
+    assert analyst.post(f"/staff/progress/{rnd.code}/cells/{target.id}/soft-close",
                         data={"closed": "1"}).status_code == 403
     analyst.post("/staff/logout")
     clerk = staff_client("clerk")
-    assert clerk.get(f"/staff/dashboard/{rnd.code}").status_code == 403
+    assert clerk.get(f"/staff/progress/{rnd.code}").status_code == 403
 
 
 def test_the_real_round_plan_and_dashboard(session, loaded_round, staff_client):
     rule = loaded_round.methodology["online_sample_size"]
     assert quotas.sizing(loaded_round) == (rule["margin"], rule["floor"])
     client = staff_client("supervisor")
-    page = client.get("/staff/dashboard/QNA-2023?kind=district&form=CC-CH")
+    page = client.get("/staff/progress/QNA-2023?kind=district&form=CC-CH")
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and "Đại Lộc" in html and "Duy Xuyên" in html
     assert html.index("Duy Xuyên") < html.index("Đại Lộc") < html.index("Tam Kỳ")
-    assert client.get("/staff/dashboard/QNA-2023/quotas").status_code == 200
-    exported = client.get("/staff/dashboard/QNA-2023/quotas.csv").data
+    assert client.get("/staff/progress/QNA-2023/quotas").status_code == 200
+    exported = client.get("/staff/progress/QNA-2023/quotas.csv").data
     assert quotas.import_csv(session, loaded_round, exported, by=None) == 0  # the export reads back unchanged

@@ -66,7 +66,7 @@ def test_pages(collecting, staff_client):
     assert client.get("/staff/reminders/QNA-2023/NOPE").status_code == 404
     assert client.get("/staff/reminders/NOPE/").status_code == 404
     assert client.get("/staff/reminders/").status_code == 302
-    assert "Nhắc đơn vị còn thiếu phiếu" in client.get("/staff/dashboard/QNA-2023").get_data(as_text=True)
+    assert "Nhắc đơn vị còn thiếu phiếu" in client.get("/staff/progress/QNA-2023").get_data(as_text=True)
 
 
 def test_only_supervisors(collecting, staff_client):

@@ -76,14 +76,14 @@ def test_staff_pages_fit_the_screen(demo, session, staff_page, live_server, arti
     session.commit()
     batch = session.scalar(sa.select(CodeBatch.id).where(CodeBatch.quota_cell_id == cell.id)
                            .order_by(CodeBatch.id.desc()).limit(1))
-    page.goto(f"{live_server}/staff/codes/batches/{batch}")
+    page.goto(f"{live_server}/staff/invitations/batches/{batch}")
     page.screenshot(path=str(artifacts / f"batch-{viewport}.png"), full_page=True)
     codes = page.locator("table code")
     assert codes.count() >= 3
     assert [codes.nth(i).evaluate(LINES) for i in range(3)] == [1, 1, 1]
     _fits(page)
     # codes per cell: form codes and the issue buttons on one line each
-    page.goto(f"{live_server}/staff/codes/?round={DEMO}")
+    page.goto(f"{live_server}/staff/invitations/?round={DEMO}")
     page.screenshot(path=str(artifacts / f"codes-{viewport}.png"), full_page=True)
     rows = page.locator("table.codes tbody tr")
     for i in range(min(rows.count(), 8)):
@@ -94,7 +94,7 @@ def test_staff_pages_fit_the_screen(demo, session, staff_page, live_server, arti
 
 def test_dashboard_on_a_phone(demo, staff_page, live_server, artifacts):
     page = staff_page("supervisor", "phone")
-    page.goto(f"{live_server}/staff/dashboard/{DEMO}")
+    page.goto(f"{live_server}/staff/progress/{DEMO}")
     page.screenshot(path=str(artifacts / "dashboard-phone.png"), full_page=True)
     _fits(page)
     height = page.evaluate("document.documentElement.scrollHeight")

@@ -110,25 +110,25 @@ def test_pages_label_the_simulated_round(client, auth, make_user, demo, live_ser
     make_user("supervisor", username="gs")
     auth.login("gs")
     label = "Dữ liệu mô phỏng."
-    for url in [f"/staff/dashboard/{DEMO}", f"/staff/results/{DEMO}/", f"/staff/results/{DEMO}/agency/SNV",
-                f"/paper/ledger?round={DEMO}", f"/paper/reconcile?round={DEMO}", f"/staff/codes/?round={DEMO}"]:
+    for url in [f"/staff/progress/{DEMO}", f"/staff/results/{DEMO}/", f"/staff/results/{DEMO}/agency/SNV",
+                f"/paper/ledger?round={DEMO}", f"/paper/reconcile?round={DEMO}", f"/staff/invitations/?round={DEMO}"]:
         page = client.get(url)
         assert page.status_code == 200, url
         assert label in page.get_data(as_text=True), url
-    for url in ["/staff/dashboard/QNA-2023", "/staff/results/QNA-2023/", "/paper/ledger", "/staff/codes/"]:
+    for url in ["/staff/progress/QNA-2023", "/staff/results/QNA-2023/", "/paper/ledger", "/staff/invitations/"]:
         page = client.get(url)
         assert page.status_code == 200 and label not in page.get_data(as_text=True), url
     assert "dữ liệu mô phỏng" in client.get("/staff/results/").get_data(as_text=True)
     # The dashboard CSV opens in pandas without options, the label in a first column of every row.
-    table = pd.read_csv(io.BytesIO(client.get(f"/staff/dashboard/{DEMO}/progress.csv").data))
+    table = pd.read_csv(io.BytesIO(client.get(f"/staff/progress/{DEMO}/progress.csv").data))
     assert list(table.columns[:3]) == ["Dữ liệu mô phỏng", "Mã phiếu", "Tên phiếu"]
     assert (table["Dữ liệu mô phỏng"] == "DỮ LIỆU MÔ PHỎNG").all() and len(table) > 1
-    real = pd.read_csv(io.BytesIO(client.get("/staff/dashboard/QNA-2023/progress.csv").data))
+    real = pd.read_csv(io.BytesIO(client.get("/staff/progress/QNA-2023/progress.csv").data))
     assert real.columns[0] == "Mã phiếu"
-    book = pd.ExcelFile(io.BytesIO(client.get(f"/staff/dashboard/{DEMO}/progress.xlsx").data))
+    book = pd.ExcelFile(io.BytesIO(client.get(f"/staff/progress/{DEMO}/progress.xlsx").data))
     assert book.sheet_names[0] == "Dữ liệu mô phỏng"
-    assert "DỮ LIỆU MÔ PHỎNG" in client.get(f"/staff/dashboard/{DEMO}/curve.svg").get_data(as_text=True)
-    assert "DỮ LIỆU MÔ PHỎNG" not in client.get("/staff/dashboard/QNA-2023/curve.svg").get_data(as_text=True)
+    assert "DỮ LIỆU MÔ PHỎNG" in client.get(f"/staff/progress/{DEMO}/curve.svg").get_data(as_text=True)
+    assert "DỮ LIỆU MÔ PHỎNG" not in client.get("/staff/progress/QNA-2023/curve.svg").get_data(as_text=True)
     # The public home page never offers the simulated round.
     auth.logout()
     assert DEMO not in client.get("/").get_data(as_text=True)
@@ -140,7 +140,7 @@ def _browser(staff_page, live_server, artifacts):
 
     for viewport in ("phone", "desktop"):
         page = staff_page("supervisor", viewport)
-        page.goto(f"{live_server}/staff/dashboard/{DEMO}")
+        page.goto(f"{live_server}/staff/progress/{DEMO}")
         expect(page.locator(".simulated")).to_contain_text("Dữ liệu mô phỏng")
         verified = page.locator("[data-total='channel:online'][data-figure='verified']")
         assert int(verified.first.inner_text().replace(".", "")) > 30

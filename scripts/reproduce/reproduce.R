@@ -8,7 +8,7 @@
 # score is the fixed-share composite sum_g a_g M_g of its groups' mean scores (a_g = group_share); the design has
 # the quota cells as strata, the respondents as PSUs and each cell's sampling fraction as fpc. The survey-points
 # total is linear in the group means: its standard error is that of the total of its influence values.
-# Writes one row per agency and indicator (a criterion code, "survey_points" or "tlhl"): est, se, ci_lo, ci_hi, df.
+# Writes one row per agency and indicator (a criterion code, "survey_points" or "satisfaction"): est, se, ci_lo, ci_hi, df.
 suppressMessages(library(survey))
 options(survey.lonely.psu = "adjust")
 args <- commandArgs(trailingOnly = TRUE)
@@ -36,10 +36,10 @@ for (cr in criteria) {
   units[[paste0("m_", cr)]] <- per_unit(rows, a$value, mean)
   units[[paste0("a_", cr)]] <- per_unit(rows, a$group_share, max)
 }
-sat <- !is.na(a$positive) & a$tlhl_share > 0
+sat <- !is.na(a$positive) & a$satisfaction_share > 0
 units$pos <- per_unit(sat, a$positive, sum)
 units$ans <- per_unit(sat, a$positive, length)
-units$a_tlhl <- per_unit(sat, a$tlhl_share, max)
+units$a_satisfaction <- per_unit(sat, a$satisfaction_share, max)
 units[is.na(units)] <- 0  # a unit without a valid answer on a criterion: score 0 with share 0 (not counted)
 for (cr in criteria) units[[paste0("m_", cr)]][units[[paste0("a_", cr)]] == 0] <- NA
 
@@ -96,10 +96,10 @@ for (t in agencies) {
                                          ci_lo = est - tq(df) * se, ci_hi = est + tq(df) * se, df = df)
   }
   # satisfaction: the composite of the groups' ratios positive / answers on the satisfaction scale
-  if (any(units$agency == t & units$ans > 0 & units$a_tlhl > 0)) {
-    sub <- subset(des, agency == t & ans > 0 & a_tlhl > 0)
-    r <- composite(sub, ~pos, sub$variables$a_tlhl[sub$prob < Inf], svyratio, denominator = ~ans)
-    out[[length(out) + 1]] <- data.frame(agency = t, indicator = "tlhl", est = r[["est"]], se = r[["se"]],
+  if (any(units$agency == t & units$ans > 0 & units$a_satisfaction > 0)) {
+    sub <- subset(des, agency == t & ans > 0 & a_satisfaction > 0)
+    r <- composite(sub, ~pos, sub$variables$a_satisfaction[sub$prob < Inf], svyratio, denominator = ~ans)
+    out[[length(out) + 1]] <- data.frame(agency = t, indicator = "satisfaction", est = r[["est"]], se = r[["se"]],
                                          ci_lo = NA, ci_hi = NA, df = r[["df"]])
   }
 }
@@ -107,9 +107,9 @@ table <- do.call(rbind, out)
 
 # satisfaction intervals: logit (svyciprop's), or, where every answer agrees (p = 0 or 1), Korn-Graubard with
 # the effective size n / deff of the agency kind (pooled design effect of its other agencies, at least 1)
-s <- table$indicator == "tlhl"
-sat_units <- units[units$ans > 0 & units$a_tlhl > 0, ]
-w <- sat_units$ans * sat_units$a_tlhl / ave(sat_units$ans, sat_units$agency, sat_units$group, FUN = sum)
+s <- table$indicator == "satisfaction"
+sat_units <- units[units$ans > 0 & units$a_satisfaction > 0, ]
+w <- sat_units$ans * sat_units$a_satisfaction / ave(sat_units$ans, sat_units$agency, sat_units$group, FUN = sum)
 y <- sat_units$pos / sat_units$ans
 idx <- match(sat_units$agency, table$agency[s])
 p_of <- table$est[s][idx]

@@ -8,7 +8,7 @@ fixed-share composite Σ_g a_g M_g of its groups' mean scores (a_g = ``group_sha
 that of the contrast of the group means in the design with the quota cells as strata, the respondents as PSUs
 and each cell's sampling fraction as fpc; the survey-points total is linear in the group means, so its standard
 error is that of the total of its influence values. Writes one row per agency and indicator (a criterion code,
-``survey_points`` or ``tlhl``): est, se, ci_lo, ci_hi, df.
+``survey_points`` or ``satisfaction``): est, se, ci_lo, ci_hi, df.
 """
 from __future__ import annotations
 
@@ -38,11 +38,12 @@ def _units(a: pd.DataFrame, criteria: list[str]) -> pd.DataFrame:
         rows = valid[valid["criterion"] == c].groupby(keys)
         units[f"m_{c}"] = rows["value"].mean()
         units[f"a_{c}"] = rows["group_share"].max()
-    sat = a[a["positive"].notna() & (a["tlhl_share"] > 0)].groupby(keys)
-    units["pos"], units["ans"], units["a_tlhl"] = sat["positive"].sum(), sat["positive"].size(), sat["tlhl_share"].max()
+    sat = a[a["positive"].notna() & (a["satisfaction_share"] > 0)].groupby(keys)
+    units["pos"], units["ans"] = sat["positive"].sum(), sat["positive"].size()
+    units["a_satisfaction"] = sat["satisfaction_share"].max()
     for c in criteria:  # a unit whose group does not count carries no score for the criterion
         units.loc[~(units[f"a_{c}"] > 0), f"m_{c}"] = np.nan
-    return units.fillna({"ans": 0, "pos": 0, "a_tlhl": 0}).reset_index()
+    return units.fillna({"ans": 0, "pos": 0, "a_satisfaction": 0}).reset_index()
 
 
 def _df(rows: pd.DataFrame) -> int:
@@ -107,8 +108,8 @@ def reproduce(answers: Path) -> pd.DataFrame:
 def _satisfaction(units: pd.DataFrame, design: Design) -> pd.DataFrame:
     """TLHL (%): the composite of the groups' ratios positive / answers, its logit interval, or, where every answer
     agrees, Korn–Graubard with the effective size n / deff of the agency kind (pooled over its other agencies)."""
-    rows = units[(units["ans"] > 0) & (units["a_tlhl"] > 0)].copy()
-    shares = rows.groupby(["agency", "group"])["a_tlhl"].max()
+    rows = units[(units["ans"] > 0) & (units["a_satisfaction"] > 0)].copy()
+    shares = rows.groupby(["agency", "group"])["a_satisfaction"].max()
     ratios = design.ratio("pos", "ans", ["agency", "group"]).set_index(["agency", "group"])["est"]
     cov = design.covariance("pos", ["agency", "group"], kind="ratio", denominator="ans")
     out = []
@@ -118,7 +119,7 @@ def _satisfaction(units: pd.DataFrame, design: Design) -> pd.DataFrame:
         p = float(ratios.loc[keys].to_numpy() @ c)
         var = float(c @ cov.loc[keys, keys].to_numpy() @ c)
         sub = rows[rows["agency"] == agency]
-        w = sub["ans"] * sub["a_tlhl"] / sub.groupby("group")["ans"].transform("sum")
+        w = sub["ans"] * sub["a_satisfaction"] / sub.groupby("group")["ans"].transform("sum")
         y = sub["pos"] / sub["ans"]
         n = len(sub)
         v_srs = float((w * (y - p) ** 2).sum() * n / (n - 1) / n) if n > 1 else np.nan
@@ -138,7 +139,7 @@ def _satisfaction(units: pd.DataFrame, design: Design) -> pd.DataFrame:
         n_eff = sat["n"] / deff * (stats.t.ppf(alpha / 2, sat["n"] - 1) / stats.t.ppf(alpha / 2, sat["df"])) ** 2
     lo = np.where(edge, np.where(sat["p"] == 1, stats.beta.ppf(alpha / 2, n_eff, 1), 0.0), lo)
     hi = np.where(edge, np.where(sat["p"] == 0, stats.beta.ppf(1 - alpha / 2, 1, n_eff), 1.0), hi)
-    return pd.DataFrame({"agency": sat["agency"], "indicator": "tlhl", "est": 100 * sat["p"],
+    return pd.DataFrame({"agency": sat["agency"], "indicator": "satisfaction", "est": 100 * sat["p"],
                          "se": np.where(edge, np.nan, 100 * se), "ci_lo": 100 * lo, "ci_hi": 100 * hi,
                          "df": sat["df"]})
 

@@ -37,17 +37,17 @@ SUMMARY_HEADERS = {
     "survey_points_ci_lo": "Tổng điểm: cận dưới KTC 95%",
     "survey_points_ci_hi": "Tổng điểm: cận trên KTC 95%",
     "max_points": "Điểm tối đa",
-    "tlhl": "Tỷ lệ hài lòng (%)",
-    "tlhl_se": "Sai số chuẩn tỷ lệ hài lòng",
-    "tlhl_ci_lo": "Tỷ lệ hài lòng: cận dưới KTC 95%",
-    "tlhl_ci_hi": "Tỷ lệ hài lòng: cận trên KTC 95%",
+    "satisfaction": "Tỷ lệ hài lòng (%)",
+    "satisfaction_se": "Sai số chuẩn tỷ lệ hài lòng",
+    "satisfaction_ci_lo": "Tỷ lệ hài lòng: cận dưới KTC 95%",
+    "satisfaction_ci_hi": "Tỷ lệ hài lòng: cận trên KTC 95%",
     "tltc": "Tỷ lệ đánh giá tích cực (%)",
     "n": "Số phiếu hợp lệ",
     "n_eff_min": "Cỡ mẫu hiệu dụng nhỏ nhất",
     "survey_points_df": "Tổng điểm: bậc tự do",
     "survey_points_reliability": "Tổng điểm: lý do độ tin cậy thấp",
-    "tlhl_df": "Tỷ lệ hài lòng: bậc tự do",
-    "tlhl_reliability": "Tỷ lệ hài lòng: lý do độ tin cậy thấp",
+    "satisfaction_df": "Tỷ lệ hài lòng: bậc tự do",
+    "satisfaction_reliability": "Tỷ lệ hài lòng: lý do độ tin cậy thấp",
     "rank": "Xếp hạng trong nhóm (so sánh các tổ hợp nhóm đối tượng khác nhau)",
     "rank_lo": "Xếp hạng: cận trên (tốt nhất)",
     "rank_hi": "Xếp hạng: cận dưới (kém nhất)",
@@ -93,7 +93,7 @@ ITEM_HEADERS = {
     "item": "Mã câu hỏi",
     "criterion": "Mã lĩnh vực",
     "scale": "Thang đo",
-    "n_sheets": "Số phiếu của nhóm",
+    "n_responses": "Số phiếu của nhóm",
     "n_valid": "Số câu trả lời có điểm",
     "mean_value": "Điểm trung bình (0-1)",
     "positive_pct": "Tỷ lệ tích cực (%)",
@@ -116,11 +116,13 @@ SUPPRESSED_NOTE = "Ẩn (nhóm dưới {n} người trả lời về cơ quan n�
 
 #: Decimals shown in the workbook per column (the cells keep full precision); other columns are text.
 DECIMALS = {
-    **dict.fromkeys(["n", "n_sheets", "n_valid", "n_groups", "rank", "rank_lo", "rank_hi", "df", "survey_points_df",
-                     "tlhl_df", "n_same", "rank_same", "rank_same_lo", "rank_same_hi", "respondents", "population"], 0),
-    **dict.fromkeys(["tlhl", "tlhl_ci_lo", "tlhl_ci_hi", "tltc", "positive_pct", "n_eff", "n_eff_min"], 1),
+    **dict.fromkeys(["n", "n_responses", "n_valid", "n_groups", "rank", "rank_lo", "rank_hi", "df", "survey_points_df",
+                     "satisfaction_df", "n_same", "rank_same", "rank_same_lo", "rank_same_hi", "respondents",
+                     "population"], 0),
+    **dict.fromkeys(["satisfaction", "satisfaction_ci_lo", "satisfaction_ci_hi", "tltc", "positive_pct", "n_eff",
+                     "n_eff_min"], 1),
     **dict.fromkeys(["survey_points", "survey_points_ci_lo", "survey_points_ci_hi", "points", "points_ci_lo",
-                     "points_ci_hi", "max_points", "tlhl_se"], 2),
+                     "points_ci_hi", "max_points", "satisfaction_se"], 2),
     **dict.fromkeys(["survey_points_se", "points_se", "score", "mean_value", "sum", "min", "median", "max",
                      "deff_w", "fraction"], 3),
 }
@@ -169,7 +171,7 @@ def provenance_lines(results: RoundResults) -> list[tuple[str, str]]:
         ("Tính cả phiếu vượt chỉ tiêu", "có" if p["surplus_in_analysis"] else "không"),
         ("Số phiếu được tính", number(p["counts"].get("responses", 0))),
         ("Số cặp phiếu × cơ quan không hợp lệ (trả lời quá ít)",
-         number(p["counts"].get("invalid_sheet_agency_pairs", 0))),
+         number(p["counts"].get("invalid_response_agency_pairs", 0))),
         *((PARAMETER_LABELS.get(key, key), _parameter_text(key, value))
           for key, value in p["analysis_parameters"].items()),
     ]
@@ -213,7 +215,7 @@ def summary_frame(results: RoundResults) -> pd.DataFrame:
     out["agency_kind"] = out["agency_kind"].map(results.kind_labels)
     labels = flag_labels(results)
     out["flags"] = out["flags"].map(lambda f: _flag_text(f, labels))
-    for col in ("survey_points_reliability", "tlhl_reliability"):
+    for col in ("survey_points_reliability", "satisfaction_reliability"):
         out[col] = out[col].map(lambda f: _flag_text(f, REASON_LABELS) if isinstance(f, str) else None)
     return out.rename(columns=headers)
 
@@ -240,7 +242,7 @@ def items_frame(results: RoundResults) -> pd.DataFrame:
         out[f"{COUNT_PREFIX} '{code}'"] = [None if c is None else c.get(code, 0) for c in items["counts"]]
     threshold = results.provenance["analysis_parameters"]["min_breakdown"]
     # a hidden group's size is not given either: "fewer than the threshold" is all it says, and no count
-    out["n_sheets"] = out["n_sheets"].astype(object).where(~items["suppressed"], f"< {threshold}")
+    out["n_responses"] = out["n_responses"].astype(object).where(~items["suppressed"], f"< {threshold}")
     out["n_valid"] = out["n_valid"].astype(object).where(~items["suppressed"], None)
     out["Ghi chú"] = np.where(items["suppressed"], SUPPRESSED_NOTE.format(n=threshold), "")
     return out.rename(columns=ITEM_HEADERS)
@@ -314,7 +316,7 @@ def write_csv(results: RoundResults, path: Path) -> None:
 #: rebuild the published tables (docs/results.md, "Reproducing the tables").
 ANSWER_COLUMNS = ["response_uid", "response_id", "group", "channel", "agency", "agency_kind", "stratum", "cell_agency",
                   "population", "sampling_fraction", "item", "criterion", "max_points", "scale", "option", "value",
-                  "positive", "group_weight", "group_share", "tlhl_share", "weight"]
+                  "positive", "group_weight", "group_share", "satisfaction_share", "weight"]
 #: Labels of the design variables, in the .sav (and in docs/results.md).
 DESIGN_LABELS = {
     "agency_kind": "Loại cơ quan được đánh giá",
@@ -386,8 +388,8 @@ def write_sav(results: RoundResults, path: Path) -> None:
         "kind": s["agency_kind"].map(sav_kinds).astype(float),
     })
     numeric = ["survey_points", "survey_points_se", "survey_points_ci_lo", "survey_points_ci_hi", "max_points",
-               "tlhl", "tlhl_se", "tlhl_ci_lo", "tlhl_ci_hi", "tltc", "n", "n_eff_min", "rank", "rank_lo", "rank_hi",
-               *points]
+               "satisfaction", "satisfaction_se", "satisfaction_ci_lo", "satisfaction_ci_hi", "tltc", "n", "n_eff_min",
+               "rank", "rank_lo", "rank_hi", *points]
     for col in numeric:
         frame[_sav_name(col)] = pd.to_numeric(s[col], errors="coerce").astype(float)
     labels = {"agency": "Mã cơ quan", "agency_name": "Tên cơ quan", "kind": "Loại cơ quan"}
@@ -459,7 +461,7 @@ def write_responses_sav(results: RoundResults, path: str | Path) -> Path:
     design = keyed.groupby(unit, sort=False).agg(
         agency_kind=("agency_kind", "first"), stratum=("stratum", "first"), cell_agency=("cell_agency", "first"),
         population=("population", "first"), sampling_fraction=("sampling_fraction", "first"),
-        group_weight=("group_weight", "first"), share_tlhl=("tlhl_share", "max"))
+        group_weight=("group_weight", "first"), share_satisfaction=("satisfaction_share", "max"))
     shares = keyed.pivot_table(index=unit, columns="criterion", values="group_share", aggfunc="max", observed=True)
     shares.columns = [f"share_{c}" for c in shares.columns]
     frame = wide.join(design.astype({c: str for c in ("agency_kind", "stratum", "cell_agency")}), on=unit)
@@ -476,7 +478,7 @@ def write_responses_sav(results: RoundResults, path: str | Path) -> Path:
         missing[item] = [SAV_EXCLUDED_CODE]
     labels = {"response": "Mã phiếu (ngẫu nhiên)", "agency": "Mã cơ quan được đánh giá", "form": "Mẫu phiếu",
               "channel": "Kênh", **DESIGN_LABELS,
-              "share_tlhl": "Phần của nhóm trong tỷ lệ hài lòng của cơ quan (0: nhóm không được tính)"}
+              "share_satisfaction": "Phần của nhóm trong tỷ lệ hài lòng của cơ quan (0: nhóm không được tính)"}
     labels.update({c: f"Phần của nhóm trong điểm lĩnh vực {c.removeprefix('share_')} (0: nhóm không được tính)"
                    for c in shares.columns})
     # an item's label is its criterion and question (SPSS keeps at most 256 bytes of a label)

@@ -177,9 +177,10 @@ class CellInfo:
 
 
 @dataclass(frozen=True)
-class RoundInfo:
-    """The round's name and collection window, read fresh on every request; a ``simulated`` round is the
-    demonstration, which every page says."""
+class RoundSnapshot:
+    """The stored round's name, collection window and province as plain values, read fresh on every
+    request (see :class:`~survey_service.models.Round`); a ``simulated`` round is the demonstration, which
+    every page says."""
 
     id: int
     code: str
@@ -219,7 +220,7 @@ class Access:
 
     invitation: CodeInfo
     cell: CellInfo
-    round: RoundInfo
+    round: RoundSnapshot
     questionnaire: qn.Questionnaire
     version_id: int
     draft: DraftInfo | None
@@ -308,8 +309,8 @@ def open_code(
 
     cell = CellInfo(row.cell_id, row.target, row.soft_closed,
                     RatedAgency(row.agency_id, row.agency_code, row.agency_name) if row.agency_id is not None else None)
-    rnd = round_info(row.round_id, row.round_code, row.round_name, row.opens_on, row.closes_on, row.closed_at,
-                     row.simulated, row.province, row.structure)
+    rnd = round_snapshot(row.round_id, row.round_code, row.round_name, row.opens_on, row.closes_on, row.closed_at,
+                         row.simulated, row.province, row.structure)
     sealer = draft_sealer(secret, invitation.code)
     draft = _draft_info(sealer, row.draft_id, row.sealed, row.answers, row.division_id) \
         if row.draft_id is not None else None
@@ -514,19 +515,19 @@ def forget_written(session: Session) -> None:
         session.commit()
 
 
-def round_info(id_: int, code: str, name: str, opens_on: date, closes_on: date, closed_at: datetime | None,
-               simulated: bool, province: str, structure: dict) -> RoundInfo:
+def round_snapshot(id_: int, round_code: str, name: str, opens_on: date, closes_on: date,
+                   closed_at: datetime | None, simulated: bool, province: str, structure: dict) -> RoundSnapshot:
     """The round as the portal pages use it, from its columns (the ``structure`` JSON holds its kind of
     unit and organiser; a round loaded before they existed is a tỉnh run by its Sở Nội vụ)."""
     unit = structure.get("province_type", "tỉnh")
     organiser = structure.get("organiser") or f"Sở Nội vụ {unit} {province}"
-    return RoundInfo(id_, code, name, opens_on, closes_on, closed_at, simulated, province, unit, organiser)
+    return RoundSnapshot(id_, round_code, name, opens_on, closes_on, closed_at, simulated, province, unit, organiser)
 
 
 _questionnaires: dict[tuple[str, str, str], qn.Questionnaire] = {}
 
 
-def _questionnaire(session: Session, version_id: int, version_hash: str, rnd: RoundInfo) -> qn.Questionnaire:
+def _questionnaire(session: Session, version_id: int, version_hash: str, rnd: RoundSnapshot) -> qn.Questionnaire:
     """A version's content never changes, so its parsed form, worded for the round's province, is kept for
     the life of the process, by its content hash rather than by id: ids of two databases (or of a database
     made again) differ."""
@@ -538,7 +539,7 @@ def _questionnaire(session: Session, version_id: int, version_hash: str, rnd: Ro
     return _questionnaires[key]
 
 
-def _access(session: Session, invitation: CodeInfo, cell: CellInfo, rnd: RoundInfo, version_id: int,
+def _access(session: Session, invitation: CodeInfo, cell: CellInfo, rnd: RoundSnapshot, version_id: int,
             version_hash: str, draft: DraftInfo | None, sealer: Sealer) -> Access:
     questionnaire = _questionnaire(session, version_id, version_hash, rnd)
     access = Access(invitation, cell, rnd, questionnaire, version_id, draft, sealer)

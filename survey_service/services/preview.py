@@ -89,8 +89,8 @@ def access(session: Session, rnd: Round, form_code: str, *, agency_code: str | N
     result = portal.Access(
         invitation=portal.CodeInfo(0, PREVIEW_CODE, CodeStatus.UNUSED, None),
         cell=portal.CellInfo(cell.id, cell.target, cell.soft_closed, rated),
-        round=portal.round_info(rnd.id, rnd.code, rnd.name, rnd.opens_on, rnd.closes_on, rnd.closed_at,
-                                rnd.simulated, rnd.province, rnd.structure),
+        round=portal.round_snapshot(rnd.id, rnd.code, rnd.name, rnd.opens_on, rnd.closes_on, rnd.closed_at,
+                                    rnd.simulated, rnd.province, rnd.structure),
         questionnaire=form.questionnaire,
         version_id=session.get(RoundForm, (rnd.id, form.code)).questionnaire_version_id,
         draft=None,

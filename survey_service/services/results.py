@@ -495,22 +495,23 @@ def compute_results(data: RoundData) -> RoundResults:
                                                            level=CONFIDENCE)
     summary = analysis.summary_table(data.agencies, data.answers, cfg, res, criteria, ranks)
     a = data.answers
-    weights = analysis.answer_weights(a, cfg, res, sheet="response_uid")
+    weights = analysis.answer_weights(a, cfg, res, response="response_uid")
     answers = pd.DataFrame({
         "response_uid": a["response_uid"], "response_id": a["response_id"], "group": a["group"],
         "channel": a["channel"], "agency": a["agency"], "agency_kind": a["agency_kind"], "item": a["item_code"],
         "criterion": a["criterion"], "scale": a["scale"], "option": a["option"],
         "value": weights["value"], "positive": weights["positive"], "group_weight": weights["group_weight"],
-        "group_share": weights["group_share"], "tlhl_share": weights["tlhl_share"], "weight": weights["weight"],
+        "group_share": weights["group_share"], "satisfaction_share": weights["satisfaction_share"],
+        "weight": weights["weight"],
         "stratum": a["stratum"], "population": a["population"],
     })
     return RoundResults(
         provenance=provenance(data),
         summary=summary,
         criteria=criteria,
-        items=analysis.item_distributions(a, cfg, sheet="response_uid", item="item_code",
+        items=analysis.item_distributions(a, cfg, response="response_uid", item="item_code",
                                           min_group=min_breakdown(data.settings)),
-        weights=analysis.sheet_weight_diagnostics(a, weights["weight"].to_numpy(), sheet="response_uid"),
+        weights=analysis.response_weight_diagnostics(a, weights["weight"].to_numpy(), response="response_uid"),
         settings=settings_rows(data),
         answers=answers,
         scales=data.scales,
@@ -660,17 +661,17 @@ def as_dict(res: RoundResults) -> dict:
             "survey_points": _plain(row["survey_points"]), "max_points": _plain(row["max_points"]),
             "survey_points_se": _plain(row["survey_points_se"]),
             "survey_points_ci": [_plain(row["survey_points_ci_lo"]), _plain(row["survey_points_ci_hi"])],
-            "satisfaction_pct": _plain(row["tlhl"]),
-            "satisfaction_ci": [_plain(row["tlhl_ci_lo"]), _plain(row["tlhl_ci_hi"])],
+            "satisfaction_pct": _plain(row["satisfaction"]),
+            "satisfaction_ci": [_plain(row["satisfaction_ci_lo"]), _plain(row["satisfaction_ci_hi"])],
             "positive_pct": _plain(row["tltc"]),
             "rank": _plain(row["rank"]), "rank_interval": [_plain(row["rank_lo"]), _plain(row["rank_hi"])],
             "groups": [g for g in row["groups"].split("+") if g] if isinstance(row["groups"], str) else [],
             "rank_same_groups": _plain(row["rank_same"]), "n_same_groups": _plain(row["n_same"]),
             "rank_same_groups_interval": [_plain(row["rank_same_lo"]), _plain(row["rank_same_hi"])],
-            "survey_points_df": _plain(row["survey_points_df"]), "satisfaction_se": _plain(row["tlhl_se"]),
-            "satisfaction_df": _plain(row["tlhl_df"]),
+            "survey_points_df": _plain(row["survey_points_df"]), "satisfaction_se": _plain(row["satisfaction_se"]),
+            "satisfaction_df": _plain(row["satisfaction_df"]),
             "survey_points_reliability": _reasons(row["survey_points_reliability"]),
-            "satisfaction_reliability": _reasons(row["tlhl_reliability"]),
+            "satisfaction_reliability": _reasons(row["satisfaction_reliability"]),
             "flags": [f for f in str(row["flags"]).split(",") if f],
             "criteria": [{
                 "criterion": c["criterion"], "name": c["criterion_name"],

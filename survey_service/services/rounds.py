@@ -91,27 +91,27 @@ def wording_warnings(round_def: qn.RoundDef, questionnaire_dir: str | Path) -> l
     return warnings
 
 
-def new_round_dir(source_dir: str | Path, out: str | Path, code: str, province: str, unit: str) -> Path:
-    """Write ``out/<code>/``, a round for another province started from a bundled one: its forms, agency
-    kinds, agencies, quotas and methodology, with the new code, province and dates in the year of the
+def new_round_dir(source_dir: str | Path, out: str | Path, round_code: str, province: str, unit: str) -> Path:
+    """Write ``out/<round_code>/``, a round for another province started from a bundled one: its forms,
+    agency kinds, agencies, quotas and methodology, with the new code, province and dates in the year of the
     code. Agencies continue no earlier round (they are another province's until replaced).
 
     :raises RoundError: a code or unit that is not valid, or a directory that exists already.
     """
-    if not ROUND_CODE_RE.match(code):
-        raise RoundError(f"Mã đợt {code!r} không hợp lệ: chữ in hoa và số, nối bằng dấu gạch ngang "
+    if not ROUND_CODE_RE.match(round_code):
+        raise RoundError(f"Mã đợt {round_code!r} không hợp lệ: chữ in hoa và số, nối bằng dấu gạch ngang "
                          "(ví dụ HYN-2026).")
     if unit not in PROVINCE_TYPES:
         raise RoundError(f"Loại đơn vị phải là {' hoặc '.join(PROVINCE_TYPES)}.")
     if not province.strip():
         raise RoundError("Chưa có tên tỉnh, thành phố.")
-    source, target = Path(source_dir), Path(out) / code
+    source, target = Path(source_dir), Path(out) / round_code
     if not (source / ROUND_FILE).is_file():
         raise RoundError(f"Không có đợt mẫu ở {source}.")
     if target.exists():
         raise RoundError(f"Thư mục {target} đã có; không ghi đè.")
     data = yaml.safe_load((source / ROUND_FILE).read_text(encoding="utf-8"))
-    found = re.search(r"(20\d\d)$", code)
+    found = re.search(r"(20\d\d)$", round_code)
     year = int(found.group(1)) if found else data["year"]
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("README.md", ROUND_FILE))
     agencies = target / AGENCIES_FILE
@@ -121,14 +121,14 @@ def new_round_dir(source_dir: str | Path, out: str | Path, code: str, province: 
         writer = csv.DictWriter(f, fieldnames=["code", "kind", "name"], lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    values = {**data, "code": code, "province": province.strip(), "province_type": unit, "year": year,
+    values = {**data, "code": round_code, "province": province.strip(), "province_type": unit, "year": year,
               "name": f"Điều tra xã hội học xác định Chỉ số CCHC năm {year}",
               "legal_basis": "Cần điền: kế hoạch khảo sát của UBND " + f"{unit} {province.strip()}",
               "opens_on": date(year, data["opens_on"].month, data["opens_on"].day),
               "closes_on": date(year, data["closes_on"].month, data["closes_on"].day),
               "portal": "cần điền địa chỉ cổng thông tin"}
     values.pop("organiser", None)  # the default names the new province's Sở Nội vụ
-    header = (f"# Round {code} of {unit} {province.strip()}, started from {source.name} by `round new`:\n"
+    header = (f"# Round {round_code} of {unit} {province.strip()}, started from {source.name} by `round new`:\n"
               "# replace the agencies, quotas, staff counts and supervising mappings copied from it\n"
               "# with the province's own.\n"
               "# Every key is described in docs/round-format.md.\n\n")
@@ -380,8 +380,8 @@ def _sync_quotas(session: Session, rnd: Round, round_def, agencies, report: Load
             report.changes.append(f"quota {cell.form_code}/{cell.agency_id} removed")
 
 
-def get_round(session: Session, code: str) -> Round | None:
-    return session.scalar(sa.select(Round).where(Round.code == code))
+def get_round(session: Session, round_code: str) -> Round | None:
+    return session.scalar(sa.select(Round).where(Round.code == round_code))
 
 
 def form_code_for(rnd: Round, text: str) -> str:

@@ -451,12 +451,12 @@ def state_counts(session: Session, rnd: Round) -> dict[str, dict[SheetState, int
     return counts
 
 
-def pick_round(session: Session, code: str | None) -> Round:
-    """The round named ``code``, or when no code is given the most recent real (not simulated) one."""
-    if code:
-        rnd = session.scalar(sa.select(Round).where(Round.code == code))
+def pick_round(session: Session, round_code: str | None) -> Round:
+    """The round named ``round_code``, or when none is given the most recent real (not simulated) one."""
+    if round_code:
+        rnd = session.scalar(sa.select(Round).where(Round.code == round_code))
         if rnd is None:
-            raise SheetError(f"Không có đợt khảo sát {code}.", 404)
+            raise SheetError(f"Không có đợt khảo sát {round_code}.", 404)
         return rnd
     rnd = session.scalar(sa.select(Round).order_by(Round.simulated, Round.opens_on.desc(), Round.id.desc()).limit(1))
     if rnd is None:

@@ -10,8 +10,8 @@ from flask import Flask, abort, current_app, g, render_template, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.routing import IntegerConverter
 
-MODULES = ["auth", "staff", "admin", "respond", "codes", "dashboard", "api", "tokens", "results", "paper", "preview",
-           "responses", "reminders"]
+MODULES = ["auth", "staff", "admin", "respond", "invitations", "progress", "api", "tokens", "results", "paper",
+           "preview", "responses", "reminders"]
 
 
 #: The largest database id (32-bit integer columns on PostgreSQL).
@@ -49,14 +49,14 @@ def safe_next(target: str | None) -> str | None:
     return target
 
 
-def round_or_404(code: str):
+def round_or_404(round_code: str):
     """The round named in a URL, or a 404 page naming it."""
     from survey_service.db import get_session
     from survey_service.services import rounds
 
-    rnd = rounds.get_round(get_session(), code)
+    rnd = rounds.get_round(get_session(), round_code)
     if rnd is None:
-        abort(404, description=f"Không có đợt khảo sát mã '{code[:32]}'.")
+        abort(404, description=f"Không có đợt khảo sát mã '{round_code[:32]}'.")
     note_round(rnd)
     return rnd
 

@@ -219,11 +219,11 @@ def _rounds_page(errors: dict[str, list[str]], status: int):
                            may_schedule=current_user.role in (Role.ADMIN, Role.SUPERVISOR)), status
 
 
-@bp.route("/rounds/<code>/schedule", methods=["POST"])
+@bp.route("/rounds/<round_code>/schedule", methods=["POST"])
 @role_required(Role.SUPERVISOR)
-def round_schedule(code: str):
+def round_schedule(round_code: str):
     """Move the collection window (e.g. extend it); reopens a round closed early."""
-    session, rnd = get_session(), round_or_404(code)
+    session, rnd = get_session(), round_or_404(round_code)
     form = ScheduleForm()
     if not form.validate():
         return _rounds_page({rnd.code: [e for errs in form.errors.values() for e in errs]}, 400)
@@ -237,11 +237,11 @@ def round_schedule(code: str):
     return redirect(url_for("admin.round_list"))
 
 
-@bp.route("/rounds/<code>/close", methods=["POST"])
+@bp.route("/rounds/<round_code>/close", methods=["POST"])
 @role_required(Role.SUPERVISOR)
-def round_close(code: str):
+def round_close(round_code: str):
     """Stop collection now: no code can be opened or submitted afterwards."""
-    session, rnd = get_session(), round_or_404(code)
+    session, rnd = get_session(), round_or_404(round_code)
     try:
         released = rounds.close(session, rnd, secret=current_app.config["SECRET_KEY"], by=current_user)
     except rounds.RoundError as exc:

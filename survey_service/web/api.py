@@ -274,8 +274,8 @@ OPENAPI["paths"]["/rounds/{round}/results"] = {
 }
 
 
-@bp.route("/rounds/<code>/results")
+@bp.route("/rounds/<round_code>/results")
 @api_roles(Role.ANALYST, Role.SUPERVISOR)
-def round_results(code):
-    _rnd, res = results_or_error(code)
+def round_results(round_code):
+    _rnd, res = results_or_error(round_code)
     return jsonify(results.as_dict(res))

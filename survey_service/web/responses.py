@@ -10,7 +10,7 @@ from flask_login import current_user
 
 from survey_service.db import get_session
 from survey_service.models import Agency, Role, RoundForm
-from survey_service.services import browse, exports, imports
+from survey_service.services import exports, imports, responses
 from survey_service.web import default_round, round_or_404
 from survey_service.web.auth import role_required
 from survey_service.web.respond import local_today
@@ -42,17 +42,18 @@ def _choices(rnd) -> tuple[list[tuple[str, str]], list[str]]:
 def listing(round_code):
     rnd = round_or_404(round_code)
     agencies, forms = _choices(rnd)
-    filters = browse.parse_filters({code for code, _ in agencies}, set(forms), request.args)
-    return render_template("responses/list.html", round=rnd, listing=browse.list_responses(get_session(), rnd, filters),
-                           agencies=agencies, forms=forms, states=browse.STATES, sorts=browse.SORTS,
-                           channels=browse.CHANNELS, matrix=browse.MATRIX)
+    filters = responses.parse_filters({code for code, _ in agencies}, set(forms), request.args)
+    listing = responses.list_responses(get_session(), rnd, filters)
+    return render_template("responses/list.html", round=rnd, listing=listing,
+                           agencies=agencies, forms=forms, states=responses.STATES, sorts=responses.SORTS,
+                           channels=responses.CHANNELS, matrix=responses.MATRIX)
 
 
 @bp.route("/<round_code>/r/<uid>")
 @role_required(*ROLES)
 def detail(round_code, uid):
     rnd = round_or_404(round_code)
-    response = browse.response_detail(get_session(), rnd, uid)
+    response = responses.response_detail(get_session(), rnd, uid)
     return render_template("responses/detail.html", round=rnd, r=response, back=request.args.get("back", ""))
 
 

@@ -23,9 +23,9 @@ MIMETYPES = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetm
              "csv": "text/csv; charset=utf-8", "sav": "application/x-spss-sav"}
 
 
-def results_or_error(code: str) -> tuple[Round, results.RoundResults]:
+def results_or_error(round_code: str) -> tuple[Round, results.RoundResults]:
     """The round's results, or 404 for an unknown round and 422 when its settings cannot be used."""
-    session, rnd = get_session(), round_or_404(code)
+    session, rnd = get_session(), round_or_404(round_code)
     return rnd, results.cached_results(session, rnd)
 
 
@@ -36,10 +36,10 @@ def index():
     return render_template("results/index.html", rounds=rounds.list_rounds(session))
 
 
-@bp.route("/staff/results/<code>/")
+@bp.route("/staff/results/<round_code>/")
 @role_required(*ROLES)
-def round_table(code):
-    rnd, res = results_or_error(code)
+def round_table(round_code):
+    rnd, res = results_or_error(round_code)
     return render_template("results/round.html", round=rnd, res=res, kinds=res.kind_plurals,
                            flag_labels=results.flag_labels(res), records=results.records,
                            reason_labels=results.REASON_LABELS, rank_note=results.RANK_NOTE,
@@ -52,10 +52,10 @@ def _waiting_note(rnd: Round) -> str:
                                 over=rnd.closed_at is None and rounds.local_today() > rnd.closes_on)
 
 
-@bp.route("/staff/results/<code>/ranking-<kind>.png")
+@bp.route("/staff/results/<round_code>/ranking-<kind>.png")
 @role_required(*ROLES)
-def ranking_chart(code, kind):
-    rnd, res = results_or_error(code)
+def ranking_chart(round_code, kind):
+    rnd, res = results_or_error(round_code)
     if kind not in res.kind_plurals:
         abort(404)
     png = charts.ranking_png(res.summary[res.summary["agency_kind"] == kind],
@@ -63,13 +63,13 @@ def ranking_chart(code, kind):
     return FlaskResponse(png, mimetype="image/png")
 
 
-@bp.route("/staff/results/<code>/agency/<agency>")
+@bp.route("/staff/results/<round_code>/agency/<agency>")
 @role_required(*ROLES)
-def agency_page(code, agency):
-    rnd, res = results_or_error(code)
+def agency_page(round_code, agency):
+    rnd, res = results_or_error(round_code)
     summary = res.summary[res.summary["agency"] == agency]
     if summary.empty:
-        abort(404, description=f"Không có cơ quan {agency} trong đợt {code}.")
+        abort(404, description=f"Không có cơ quan {agency} trong đợt {round_code}.")
     return render_template("results/agency.html", round=rnd, res=res, row=results.records(summary)[0],
                            criteria=results.records(res.criteria[res.criteria["agency"] == agency]),
                            items=results.records(res.items[res.items["agency"] == agency]), kinds=res.kind_labels,
@@ -78,10 +78,10 @@ def agency_page(code, agency):
                            min_breakdown=res.provenance["analysis_parameters"]["min_breakdown"])
 
 
-@bp.route("/staff/results/<code>/agency/<agency>/items.png")
+@bp.route("/staff/results/<round_code>/agency/<agency>/items.png")
 @role_required(*ROLES)
-def agency_chart(code, agency):
-    rnd, res = results_or_error(code)
+def agency_chart(round_code, agency):
+    rnd, res = results_or_error(round_code)
     items = res.items[res.items["agency"] == agency]
     if items.empty:
         abort(404, description=f"Không có câu trả lời về {agency}.")
@@ -93,12 +93,12 @@ def agency_chart(code, agency):
     return FlaskResponse(png, mimetype="image/png")
 
 
-@bp.route("/staff/results/<code>/download.<fmt>")
+@bp.route("/staff/results/<round_code>/download.<fmt>")
 @role_required(*ROLES)
-def download(code, fmt):
+def download(round_code, fmt):
     if fmt not in MIMETYPES:
         abort(404)
-    rnd, res = results_or_error(code)
+    rnd, res = results_or_error(round_code)
     with tempfile.TemporaryDirectory() as tmp:
         path = exports.export(res, Path(tmp) / f"{rnd.code}-ket-qua.{fmt}")
         data = path.read_bytes()

@@ -76,15 +76,15 @@ def test_all_positive_answers_get_a_korn_graubard_interval_with_the_kinds_design
     a = _round(satisfied="S2", cc=(8, 8, 8), hd=12)
     res = score_round(a, items=ITEMS, scales=SCALES, settings=SETTINGS)
     sat = res.satisfaction.set_index("agency")
-    assert sat.loc["S2", "tlhl"] == 100
-    assert np.isnan(sat.loc["S2", "tlhl_se"])   # not estimable, never 0
+    assert sat.loc["S2", "satisfaction"] == 100
+    assert np.isnan(sat.loc["S2", "satisfaction_se"])   # not estimable, never 0
     others = sat.drop("S2")
-    v = (others["tlhl_se"] / 100) ** 2
-    deff = max(1.0, v.sum() / (v / others["tlhl_deff"]).sum())
-    n, df = sat.loc["S2", "tlhl_n"], sat.loc["S2", "tlhl_df"]
+    v = (others["satisfaction_se"] / 100) ** 2
+    deff = max(1.0, v.sum() / (v / others["satisfaction_deff"]).sum())
+    n, df = sat.loc["S2", "satisfaction_n"], sat.loc["S2", "satisfaction_df"]
     n_eff = n / deff * (stats.t.ppf(0.025, n - 1) / stats.t.ppf(0.025, df)) ** 2
-    assert_allclose(sat.loc["S2", "tlhl_ci_lo"], 100 * stats.beta.ppf(0.025, n_eff, 1), rtol=1e-12)
-    assert sat.loc["S2", "tlhl_ci_hi"] == 100 and sat.loc["S2", "tlhl_ci_lo"] < 100 * (0.025 ** (1 / n))
+    assert_allclose(sat.loc["S2", "satisfaction_ci_lo"], 100 * stats.beta.ppf(0.025, n_eff, 1), rtol=1e-12)
+    assert sat.loc["S2", "satisfaction_ci_hi"] == 100 and sat.loc["S2", "satisfaction_ci_lo"] < 100 * (0.025 ** (1 / n))
 
 
 def test_precision_reasons_name_every_rule_that_fails():
@@ -120,12 +120,12 @@ def test_every_indicator_says_why_it_is_not_reliable():
 
 def test_a_group_under_the_variance_minimum_does_not_count():
     a = _round(cc=(3, 8, 8))
-    res = score_round(a, items=ITEMS, scales=SCALES, settings={**SETTINGS, "min_variance_sheets": 4})
+    res = score_round(a, items=ITEMS, scales=SCALES, settings={**SETTINGS, "min_variance_responses": 4})
     pts = res.points.set_index(["agency", "criterion"])
     assert pts.loc[("S1", "A1"), "missing_groups"] == "CC-CT" and "thieu_du_lieu" in pts.loc[("S1", "A1"), "flag"]
     assert pts.loc[("S2", "A1"), "missing_groups"] == ""
-    with pytest.raises(ValueError, match="min_variance_sheets"):
-        validate_settings({**SETTINGS, "min_variance_sheets": 0}, items=ITEMS, scales=SCALES)
+    with pytest.raises(ValueError, match="min_variance_responses"):
+        validate_settings({**SETTINGS, "min_variance_responses": 0}, items=ITEMS, scales=SCALES)
 
 
 def test_a_round_whose_every_group_is_withheld_still_scores():

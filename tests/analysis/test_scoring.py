@@ -33,12 +33,12 @@ SETTINGS = {
 
 def _answers():
     rows = [
-        # two CC-CT sheets about S1
+        # two CC-CT responses about S1
         ("r1", "S1", "CC-CT", "I01", "4"), ("r1", "S1", "CC-CT", "I02", "3"), ("r1", "S1", "CC-CT", "I20", "2"),
         ("r1", "S1", "CC-CT", "I21", "5"),
         ("r2", "S1", "CC-CT", "I01", "2"), ("r2", "S1", "CC-CT", "I02", "K"), ("r2", "S1", "CC-CT", "I20", "4"),
         ("r2", "S1", "CC-CT", "I21", "3"),
-        # one HĐ-CT matrix sheet rating S1 and S2
+        # one HĐ-CT matrix response rating S1 and S2
         ("h1", "S1", "HĐ-CT", "E01", "3"), ("h1", "S1", "HĐ-CT", "E18", "4"),
         ("h1", "S2", "HĐ-CT", "E01", "1"), ("h1", "S2", "HĐ-CT", "E18", "K"),
         # S3: only excluded answers
@@ -65,7 +65,7 @@ def test_hand_computed_example():
     tot = res.totals.set_index("agency")
     assert tot.loc["S1", "survey_points"] == pytest.approx(2.47 + 1.45)
     # TLHL: CC-CT 1 of 2 HL5 answers in {4,5} -> .5; HĐ-CT 1 of 1 -> 1; 100 * (.6 * .5 + .4 * 1) = 70
-    assert tot.loc["S1", "tlhl"] == pytest.approx(70.0)
+    assert tot.loc["S1", "satisfaction"] == pytest.approx(70.0)
     # TLTC over DG4 + TS4: CC-CT positives I01 "4", I02 "3", I20 "4" of 5 valid -> .6; HĐ-CT E01 "3" -> 1
     #   100 * (.6 * .6 + .4 * 1) = 76
     assert tot.loc["S1", "tltc"] == pytest.approx(76.0)
@@ -82,7 +82,7 @@ def test_group_renormalisation_flag_and_nan_without_data():
     pts = res.points.set_index(["agency", "criterion"])
     # S2: only HĐ-CT -> S = its mean (weights renormalised over qualifying groups), flagged
     assert pts.loc[("S2", "A1"), "score"] == 0.0 and pts.loc[("S2", "A1"), "points"] == 0.0
-    assert pts.loc[("S2", "A1"), "flag"].split(",") == [FLAG_MISSING_GROUP, "tin_cay_thap"]  # one sheet
+    assert pts.loc[("S2", "A1"), "flag"].split(",") == [FLAG_MISSING_GROUP, "tin_cay_thap"]  # one response
     assert pts.loc[("S2", "A1"), "missing_groups"] == "CC-CT"
     # S3 has no valid answer at all: NaN and flag, never 0
     for crit in ("A1", "A8"):
@@ -91,7 +91,7 @@ def test_group_renormalisation_flag_and_nan_without_data():
     assert np.isnan(tot.loc["S3", "survey_points"]) and tot.loc["S3", "flag"] == FLAG_NO_DATA
     assert np.isnan(tot.loc["S2", "survey_points"])  # A8 has no valid answer for S2
     assert set(res.flags.query("indicator != 'tltc' and flag != 'tin_cay_thap'")["agency"]) == {"S2", "S3"}
-    # S1 rests on two CC-CT sheets and one HĐ-CT sheet: its intervals are far wider than ±10 % of the scale
+    # S1 rests on two CC-CT responses and one HĐ-CT response: its intervals are far wider than ±10 % of the scale
     assert pts.loc[("S1", "A1"), "flag"] == "tin_cay_thap"
     # the A8 positive rate of S1 comes from CC-CT only (HĐ-CT has no TS4 item): renormalised + flagged
     rates = res.positive_rates.set_index(["agency", "criterion"])
@@ -101,10 +101,10 @@ def test_group_renormalisation_flag_and_nan_without_data():
 
 def test_small_group_below_n_min_is_dropped():
     a = _answers()
-    a = a[a["response_id"] != "r2"]  # CC-CT now has one sheet < n_min = 2
+    a = a[a["response_id"] != "r2"]  # CC-CT now has one response < n_min = 2
     pts = score_round(a, items=ITEMS, scales=SCALES, settings=SETTINGS).points.set_index(["agency", "criterion"])
     assert_allclose(pts.loc[("S1", "A1"), "score"], 2 / 3)  # HĐ-CT only
-    assert pts.loc[("S1", "A1"), "flag"].split(",") == [FLAG_MISSING_GROUP, "tin_cay_thap"]  # one sheet
+    assert pts.loc[("S1", "A1"), "flag"].split(",") == [FLAG_MISSING_GROUP, "tin_cay_thap"]  # one response
 
 
 def test_presets_and_item_values():
@@ -193,7 +193,7 @@ def test_estimates_match_domain_means_with_group_weights():
     est = res.estimates.set_index(["agency", "criterion"])
     pts = res.points.set_index(["agency", "criterion"])
     assert_allclose(est["est"], pts.loc[est.index, "score"], rtol=1e-12)
-    # HĐ-CT sheets rate all three agencies: the totals are correlated
+    # HĐ-CT responses rate all three agencies: the totals are correlated
     cov = res.total_covariance.to_numpy()
     assert np.all(np.isfinite(cov)) and np.abs(cov - np.diag(np.diag(cov))).max() > 0
     assert_allclose(np.sqrt(np.diag(cov)), res.totals.set_index("agency")["survey_points_se"], rtol=1e-12)
@@ -202,7 +202,7 @@ def test_estimates_match_domain_means_with_group_weights():
 
 
 def _composite_se(res, criterion):
-    """SE of S = Σ_g a_g M_g, a_g = w_g / Σ_qualifying w_g: z = a_g (m − M_g) / n_g per sheet, summed per
+    """SE of S = Σ_g a_g M_g, a_g = w_g / Σ_qualifying w_g: z = a_g (m − M_g) / n_g per response, summed per
     respondent (PSU) within stratum; V = Σ_h n_h/(n_h − 1) Σ_p (Z_hp − Z̄_h)², n_h over all the stratum's
     respondents (those not rating the agency have Z = 0)."""
     sc = res.respondent_scores
@@ -223,11 +223,11 @@ def _composite_se(res, criterion):
     return np.sqrt(var.sort_index()).to_numpy()
 
 
-def _random_answers(seed=1, n_sheets=80):
-    """Random sheets (some HĐ-CT sheets rate several agencies), with blanks, "" and excluded answers."""
+def _random_answers(seed=1, n_responses=80):
+    """Random responses (some HĐ-CT responses rate several agencies), with blanks, "" and excluded answers."""
     rng = np.random.default_rng(seed)
     rows = []
-    for r in range(n_sheets):
+    for r in range(n_responses):
         grp = ["CC-CT", "HĐ-CT"][r % 2]
         targets = ["S1", "S2", "S3"] if grp == "HĐ-CT" else [f"S{r % 3 + 1}"]
         for t in targets:
@@ -276,7 +276,7 @@ def test_respondent_scores_do_not_depend_on_row_order_or_column_types(layout):
 
 def test_inconsistent_group_or_kind_is_found_across_runs():
     a = _random_answers()
-    # the same sheet × target in two separate runs with different groups
+    # the same response × target in two separate runs with different groups
     b = pd.concat([a, a.iloc[[0]].assign(group="HĐ-CT")], ignore_index=True)
     with pytest.raises(ValueError, match="group must be constant"):
         score_round(b, items=ITEMS, scales=SCALES, settings=SETTINGS)
@@ -292,7 +292,7 @@ def test_inconsistent_group_or_kind_is_found_across_runs():
             d.index != 5)), items=ITEMS, scales=SCALES, settings=SETTINGS)
 
 
-def test_strata_are_the_sampling_cells_and_a_single_sheet_cell_is_flagged():
+def test_strata_are_the_sampling_cells_and_a_single_response_cell_is_flagged():
     rng = np.random.default_rng(3)
     rows = []
     for r in range(48):
@@ -308,11 +308,11 @@ def test_strata_are_the_sampling_cells_and_a_single_sheet_cell_is_flagged():
     res = score_round(a, items=ITEMS, scales=SCALES, settings=SETTINGS)
     est = res.estimates.set_index(["agency", "criterion"])
     assert_allclose(est.xs("A1", level="criterion")["se"], _composite_se(res, "A1"), rtol=1e-12)
-    # each agency's df: its PSUs (8 CC-CT + 24 HĐ-CT sheets) minus its strata (2)
+    # each agency's df: its PSUs (8 CC-CT + 24 HĐ-CT responses) minus its strata (2)
     assert (est["df"] == 8 + 24 - 2).all()
     assert not est["lonely"].any()
 
-    # S3 keeps one CC-CT sheet: its cell has one PSU, n_min 1 lets it count, the estimate is flagged
+    # S3 keeps one CC-CT response: its cell has one PSU, n_min 1 lets it count, the estimate is flagged
     keep = (a["group"] != "CC-CT") | (a["agency"] != "S3") | (a["response_id"] == "r2")
     res = score_round(a[keep], items=ITEMS, scales=SCALES,
                       settings={**SETTINGS, "min_respondents": {"CC-CT": 1, "HĐ-CT": 1}})
@@ -320,7 +320,7 @@ def test_strata_are_the_sampling_cells_and_a_single_sheet_cell_is_flagged():
     assert "tin_cay_thap" in pts.loc[("S3", "A1"), "flag"]
     est = res.estimates.set_index(["agency", "criterion"])
     assert est.loc[("S3", "A1"), "lonely"] and not est.loc[("S1", "A1"), "lonely"]
-    assert est.loc[("S3", "A1"), "se"] > 0  # "adjust": the single sheet is centred at the mean of all
+    assert est.loc[("S3", "A1"), "se"] > 0  # "adjust": the single response is centred at the mean of all
     assert "tin_cay_thap" in res.totals.set_index("agency").loc["S3", "flag"]
     with pytest.raises(ValueError, match="one group"):
         score_round(a.assign(stratum="all"), items=ITEMS, scales=SCALES, settings=SETTINGS)
@@ -329,7 +329,7 @@ def test_strata_are_the_sampling_cells_and_a_single_sheet_cell_is_flagged():
 def test_min_respondents_default_to_two():
     settings = {**SETTINGS, "min_respondents": {"CC-CT": 2}}   # HĐ-CT has no entry
     res = score_round(_answers(), items=ITEMS, scales=SCALES, settings=settings)
-    # S1 has one HĐ-CT sheet: with the default minimum of 2 it no longer counts
+    # S1 has one HĐ-CT response: with the default minimum of 2 it no longer counts
     pts = res.points.set_index(["agency", "criterion"])
     assert_allclose(pts.loc[("S1", "A1"), "score"], 7 / 12)
     assert "HĐ-CT" in pts.loc[("S1", "A1"), "missing_groups"]

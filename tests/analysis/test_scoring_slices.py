@@ -16,7 +16,7 @@ def _frames(res):
 @pytest.mark.parametrize("layout", ["grouped", "shuffled", "strata"])
 @pytest.mark.parametrize("rows", [1, 7, 64])
 def test_slices_of_rows_change_no_bit(monkeypatch, layout, rows):
-    a = _random_answers(seed=11, n_sheets=120)
+    a = _random_answers(seed=11, n_responses=120)
     if layout == "shuffled":  # a unit's rows in several runs: one slice of everything
         a = a.sample(frac=1, random_state=5).reset_index(drop=True)
     elif layout == "strata":
@@ -30,7 +30,7 @@ def test_slices_of_rows_change_no_bit(monkeypatch, layout, rows):
 
 def test_slices_hold_whole_units(monkeypatch):
     monkeypatch.setattr(analysis.encoding, "ROW_CHUNK", 5)
-    a = _random_answers(seed=2, n_sheets=30)
+    a = _random_answers(seed=2, n_responses=30)
     units = analysis.encoding._units(a)
     chunks = units.chunks()
     assert len(chunks) > 1

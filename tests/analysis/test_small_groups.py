@@ -25,19 +25,19 @@ SMALL = {**SETTINGS, "min_group": 5}
 
 
 def _answers(seed=3):
-    """S1: 8 CC-CT sheets and 3 HĐ-CT sheets; S2: the same 3 HĐ-CT sheets only; S3: 6 CC-CT and 6 other
-    HĐ-CT sheets. Under min_group 5, HĐ-CT is small for S1 and S2, nothing is small for S3."""
+    """S1: 8 CC-CT responses and 3 HĐ-CT responses; S2: the same 3 HĐ-CT responses only; S3: 6 CC-CT and 6 other
+    HĐ-CT responses. Under min_group 5, HĐ-CT is small for S1 and S2, nothing is small for S3."""
     rng = np.random.default_rng(seed)
-    sheets = ([(f"c{i}", "CC-CT", ["S1"]) for i in range(8)]
+    responses = ([(f"c{i}", "CC-CT", ["S1"]) for i in range(8)]
               + [(f"h{i}", "HĐ-CT", ["S1", "S2"]) for i in range(3)]
               + [(f"d{i}", "CC-CT", ["S3"]) for i in range(6)]
               + [(f"g{i}", "HĐ-CT", ["S3"]) for i in range(6)])
     rows = []
-    for sheet, group, targets in sheets:
+    for response, group, targets in responses:
         for t in targets:
             for item in (["I01", "I02", "I20", "I21"] if group == "CC-CT" else ["E01", "E18"]):
                 opts = SCALES[ITEMS.set_index("item").loc[item, "scale"]]
-                rows.append((sheet, t, "department", group, item, str(rng.choice(opts))))
+                rows.append((response, t, "department", group, item, str(rng.choice(opts))))
     return pd.DataFrame(rows, columns=["response_id", "agency", "agency_kind", "group", "item", "option"])
 
 
@@ -52,14 +52,14 @@ def _tables(a, settings):
 def test_a_small_group_is_left_out_as_if_it_had_not_answered():
     a = _answers()
     _, res, criteria, summary = _tables(a, SMALL)
-    # the same sheets without HĐ-CT's answers about S1 (they still rate S2, so the design is the same)
+    # the same responses without HĐ-CT's answers about S1 (they still rate S2, so the design is the same)
     _, _, alone, alone_summary = _tables(a[~((a["agency"] == "S1") & (a["group"] == "HĐ-CT"))], SETTINGS)
     cols = ["score", "points", "points_se", "points_ci_lo", "points_ci_hi", "n", "n_eff", "tltc"]
     assert_allclose(criteria.loc["S1", cols].to_numpy(float), alone.loc["S1", cols].to_numpy(float),
                     rtol=1e-12)
     assert (criteria.loc["S1", "flag"].str.split(",").map(lambda f: FLAG_MISSING_GROUP in f)).all()
     assert (criteria.loc["S1", "missing_groups"] == "HĐ-CT").all()
-    cols = ["survey_points", "survey_points_se", "tlhl", "tlhl_se", "tltc", "n"]
+    cols = ["survey_points", "survey_points_se", "satisfaction", "satisfaction_se", "tltc", "n"]
     assert_allclose(summary.loc["S1", cols].to_numpy(float), alone_summary.loc["S1", cols].to_numpy(float),
                     rtol=1e-12)
     # n counts the shown group only: the three council members' size is not told by the difference
@@ -78,14 +78,14 @@ def test_an_agency_with_only_small_groups_is_withheld_with_its_reason():
     assert s2[figures].isna().all().all() and (s2["flag"] == FLAG_WITHHELD).all()
     assert (criteria.loc["S4", "flag"] == FLAG_NO_DATA).all() and (criteria.loc["S4", "n"] == 0).all()
     row = summary.loc["S2"]
-    numbers = ["survey_points", "survey_points_se", "survey_points_ci_lo", "survey_points_ci_hi", "tlhl",
-               "tlhl_se", "tlhl_ci_lo", "tlhl_ci_hi", "tltc", "n", "n_eff_min", "rank", "rank_lo", "rank_hi",
-               "points_A1", "points_A8"]
+    numbers = ["survey_points", "survey_points_se", "survey_points_ci_lo", "survey_points_ci_hi", "satisfaction",
+               "satisfaction_se", "satisfaction_ci_lo", "satisfaction_ci_hi", "tltc", "n", "n_eff_min", "rank",
+               "rank_lo", "rank_hi", "points_A1", "points_A8"]
     assert row[numbers].isna().all() and row["withheld"] and row["flags"] == FLAG_WITHHELD
     assert not summary.loc[["S1", "S3", "S4"], "withheld"].any()
     assert summary.loc["S4", "flags"] == FLAG_NO_DATA and summary.loc["S4", "n"] == 0
     sat = res.satisfaction.set_index("agency")
-    assert np.isnan(sat.loc["S2", "tlhl"]) and sat.loc["S2", "flag"] == FLAG_WITHHELD
+    assert np.isnan(sat.loc["S2", "satisfaction"]) and sat.loc["S2", "flag"] == FLAG_WITHHELD
     rates = res.positive_rates.set_index(["agency", "criterion"])
     assert np.isnan(rates.loc[("S2", "ALL"), "tltc"]) and rates.loc[("S2", "ALL"), "flag"] == FLAG_WITHHELD
     groups = res.groups.set_index(["agency", "group"])
@@ -106,8 +106,8 @@ def test_answer_weights_give_every_score_from_the_groups_shown():
     cfg, res, criteria, _ = _tables(a, SMALL)
     meta = ITEMS.set_index("item")
     a = a.assign(criterion=a["item"].map(meta["criterion"]), scale=a["item"].map(meta["scale"]),
-                 sheet=a["response_id"]).astype("category")
-    w = answer_weights(a, cfg, res, sheet="sheet")
+                 response=a["response_id"]).astype("category")
+    w = answer_weights(a, cfg, res, response="response")
     small = (a["group"] == "HĐ-CT").to_numpy() & a["agency"].isin(["S1", "S2"]).to_numpy()
     assert (w.loc[small, "weight"] == 0).all()
     assert (w.loc[~small & w["value"].notna().to_numpy(), "weight"] > 0).all()

@@ -11,7 +11,7 @@ from analysis import (
     criteria_table,
     item_distributions,
     score_round,
-    sheet_weight_diagnostics,
+    response_weight_diagnostics,
     summary_table,
     validate_settings,
 )
@@ -23,13 +23,13 @@ AGENCIES = pd.DataFrame({"code": ["S1", "S2", "S3", "S4"], "kind": "department",
 
 @pytest.fixture(scope="module")
 def scored():
-    a = _random_answers(seed=5, n_sheets=60)
-    a["sheet"] = a["response_id"].astype(str)
+    a = _random_answers(seed=5, n_responses=60)
+    a["response"] = a["response_id"].astype(str)
     meta = ITEMS.set_index("item")
     a["criterion"], a["scale"] = a["item"].map(meta["criterion"]), a["item"].map(meta["scale"])
     a["option"] = a["option"].where(a["option"] != "", None)
     a["valid"] = a["option"].notna() & (a["option"] != "K")
-    a = a.astype({c: "category" for c in ["agency", "agency_kind", "group", "item", "option", "sheet",
+    a = a.astype({c: "category" for c in ["agency", "agency_kind", "group", "item", "option", "response",
                                           "criterion", "scale"]})
     a["agency"] = a["agency"].cat.set_categories(AGENCIES["code"])
     cfg = validate_settings(SETTINGS, items=ITEMS, scales=SCALES)
@@ -39,24 +39,24 @@ def scored():
 
 def test_answer_weights_recompute_every_score(scored):
     a, cfg, res = scored
-    w = answer_weights(a, cfg, res, sheet="sheet")
+    w = answer_weights(a, cfg, res, response="response")
     assert w.index.equals(a.index)
     s = (w["weight"] * w["value"].fillna(0)).groupby([a["agency"], a["criterion"]], observed=True).sum()
     pts = res.points.set_index(["agency", "criterion"])["score"].dropna()
     assert_allclose(s.reindex(pts.index).to_numpy(), pts.to_numpy(), rtol=1e-12)
     # an answer without a value carries no weight; nothing scored without a result
     assert (w.loc[w["value"].isna(), "weight"] == 0).all()
-    none = answer_weights(a, cfg, None, sheet="sheet")
+    none = answer_weights(a, cfg, None, response="response")
     assert (none["weight"] == 0).all() and none["value"].equals(w["value"])
 
 
-def test_sheet_weight_diagnostics_are_kish_of_the_sheet_sums(scored):
+def test_response_weight_diagnostics_are_kish_of_the_response_sums(scored):
     a, cfg, res = scored
-    w = answer_weights(a, cfg, res, sheet="sheet")["weight"].to_numpy()
-    diag = sheet_weight_diagnostics(a, w, sheet="sheet").set_index(["agency", "criterion"])
-    sheet_w = pd.Series(w).groupby([a["agency"], a["criterion"], a["sheet"]], observed=True).sum()
-    sheet_w = sheet_w[sheet_w > 0]
-    for (agency, criterion), ws in sheet_w.groupby(level=[0, 1]):
+    w = answer_weights(a, cfg, res, response="response")["weight"].to_numpy()
+    diag = response_weight_diagnostics(a, w, response="response").set_index(["agency", "criterion"])
+    response_w = pd.Series(w).groupby([a["agency"], a["criterion"], a["response"]], observed=True).sum()
+    response_w = response_w[response_w > 0]
+    for (agency, criterion), ws in response_w.groupby(level=[0, 1]):
         row = diag.loc[(agency, criterion)]
         assert row["n"] == len(ws)
         assert_allclose(row["n_eff"], ws.sum() ** 2 / (ws ** 2).sum(), rtol=1e-12)
@@ -65,12 +65,12 @@ def test_sheet_weight_diagnostics_are_kish_of_the_sheet_sums(scored):
 
 def test_item_distributions_count_and_suppress_small_groups(scored):
     a, cfg, res = scored
-    dist = item_distributions(a, cfg, sheet="sheet", item="item", min_group=12)
+    dist = item_distributions(a, cfg, response="response", item="item", min_group=12)
     for row in dist.itertuples():
         rows = a[(a["agency"] == row.agency) & (a["group"] == row.form) & (a["item"] == row.item)]
-        sheets = a.loc[(a["agency"] == row.agency) & (a["group"] == row.form), "sheet"].nunique()
-        assert row.n_sheets == sheets
-        assert row.suppressed == (sheets < 12)
+        responses = a.loc[(a["agency"] == row.agency) & (a["group"] == row.form), "response"].nunique()
+        assert row.n_responses == responses
+        assert row.suppressed == (responses < 12)
         if row.suppressed:
             assert row.counts is None and np.isnan(row.mean_value) and row.n_valid == 0
         else:

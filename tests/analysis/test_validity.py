@@ -30,7 +30,7 @@ def test_pairs_answering_less_than_the_share_are_dropped_whole():
     keep = analysis.answered_enough(a, rated_items={"CC-CT": 4, "HĐ-CT": 1}, min_answered_share=0.5)
     # r1 answers 2 of 4 (K and a blank are no answer); r2 answers 1 of 4; r3 answers about SNV, not STP
     assert keep.tolist() == [True] * 4 + [False] * 4 + [True, False]
-    # the pair is the unit: the same sheet is kept for one agency and dropped for the other
+    # the pair is the unit: the same response is kept for one agency and dropped for the other
     keep = analysis.answered_enough(a, rated_items={"CC-CT": 4, "HĐ-CT": 1}, min_answered_share=0.25)
     assert keep.tolist() == [True] * 8 + [True, False]
 

@@ -352,7 +352,7 @@ def test_pages_only_count_what_waits(staff_client, app, issue, session, question
     page = client.get(f"/staff/results/{open_round.code}/")
     assert page.status_code == 200
     assert f"{2 * k - 1} phiếu trực tuyến đang chờ" in page.get_data(as_text=True)
-    for url in (f"/staff/responses/{open_round.code}/", f"/staff/dashboard/{open_round.code}"):
+    for url in (f"/staff/responses/{open_round.code}/", f"/staff/progress/{open_round.code}"):
         assert client.get(url).status_code == 200
     session.expire_all()
     assert _count(session, Ballot) == 2 * k - 1 and _count(session, Response) == 0

@@ -141,7 +141,7 @@ def test_cli_import_then_analysis_run_to_every_format(builder, runner, session, 
     assert "QNA-2023" in meta.file_label
     assert frame.set_index("agency").loc["SNV", "sp"] == summary.loc["SNV", "Tổng điểm điều tra XHH"]
     # every estimate has its SE, and estimates are Scale, codes Nominal, ranks Ordinal
-    assert {"sp_se", "tlhl_se", "points_A1_se", "points_A1_lo", "points_A1_hi"} <= set(frame.columns)
+    assert {"sp_se", "satisfaction_se", "points_A1_se", "points_A1_lo", "points_A1_hi"} <= set(frame.columns)
     assert meta.variable_measure["sp"] == "scale" and meta.variable_measure["points_A1_se"] == "scale"
     assert meta.variable_measure["agency"] == "nominal" and meta.variable_measure["rank"] == "ordinal"
     # whole numbers without decimals, estimates with two

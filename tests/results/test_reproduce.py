@@ -49,7 +49,7 @@ def published(app, session, loaded_round, make_user, tmp_path):
 def _compare(res: results.RoundResults, table: pd.DataFrame) -> None:
     """The rebuilt table equals the published one: every criterion's points, the totals and satisfaction."""
     crit = res.criteria[res.criteria["points"].notna()].set_index(["agency", "criterion"])
-    rebuilt = table[~table["indicator"].isin(["survey_points", "tlhl"])].set_index(["agency", "indicator"])
+    rebuilt = table[~table["indicator"].isin(["survey_points", "satisfaction"])].set_index(["agency", "indicator"])
     assert sorted(rebuilt.index) == sorted(crit.index)
     rebuilt = rebuilt.loc[crit.index]
     assert (np.round(rebuilt["est"].to_numpy() + 1e-12, 2) == crit["points"].to_numpy()).all()
@@ -67,13 +67,13 @@ def _compare(res: results.RoundResults, table: pd.DataFrame) -> None:
                                    rtol=1e-9, atol=1e-12)
     assert (totals["df"].to_numpy() == pub["survey_points_df"].to_numpy()).all()
 
-    sat = table[table["indicator"] == "tlhl"].set_index("agency")
-    assert sorted(sat.index) == sorted(summary.index[summary["tlhl"].notna()])
+    sat = table[table["indicator"] == "satisfaction"].set_index("agency")
+    assert sorted(sat.index) == sorted(summary.index[summary["satisfaction"].notna()])
     pub = summary.loc[sat.index]
     for col in ("est", "se", "ci_lo", "ci_hi"):
-        name = "tlhl" if col == "est" else f"tlhl_{col}"
+        name = "satisfaction" if col == "est" else f"satisfaction_{col}"
         np.testing.assert_allclose(sat[col].to_numpy(float), pub[name].to_numpy(float), rtol=1e-9, atol=1e-12)
-    assert (sat["df"].to_numpy() == pub["tlhl_df"].to_numpy()).all()
+    assert (sat["df"].to_numpy() == pub["satisfaction_df"].to_numpy()).all()
     # the round has what makes the reproduction worth checking: corrected cells, uncorrected ones, agencies
     # whose every satisfaction answer is positive, criteria resting on fewer sheets than their agency
     assert (res.cells["fraction"] > 0).any() and (res.cells["fraction"] == 0).any()

@@ -48,12 +48,13 @@ def test_points_and_satisfaction_match_a_hand_computation(builder, session, load
 
     summary = res.summary.set_index("agency")
     # satisfaction: HL5 positive = 4, 5. CC-CT I21: "4", "3", "1" → p = 1/3; HĐ-CT E18 "2" → p = 0
-    assert summary.loc["SNV", "tlhl"] == pytest.approx(100 * (0.30 * 1 / 3 + 0.20 * 0) / 0.50)
+    assert summary.loc["SNV", "satisfaction"] == pytest.approx(100 * (0.30 * 1 / 3 + 0.20 * 0) / 0.50)
     # the total is the sum of the unrounded points, rounded once (13.82 here; the rounded points add to 13.83)
     exact = (crit.loc["SNV", "max_points"] * crit.loc["SNV", "score"]).sum()
     assert summary.loc["SNV", "survey_points"] == analysis.round_half_away(exact) == 13.82
     assert round(crit.loc["SNV", "points"].sum(), 2) == 13.83
-    assert summary.loc["SNV", "tlhl_ci_lo"] <= summary.loc["SNV", "tlhl"] <= summary.loc["SNV", "tlhl_ci_hi"]
+    snv = summary.loc["SNV"]
+    assert snv["satisfaction_ci_lo"] <= snv["satisfaction"] <= snv["satisfaction_ci_hi"]
     assert summary.loc["SNV", "n"] == 5
 
 
@@ -62,7 +63,7 @@ def test_agency_without_valid_responses_gets_nan_and_a_flag_never_zero(builder, 
     res = results.round_results(session, loaded_round)
     assert len(res.summary) == 43
     stp = res.summary.set_index("agency").loc["STP"]
-    assert math.isnan(stp["survey_points"]) and math.isnan(stp["tlhl"])
+    assert math.isnan(stp["survey_points"]) and math.isnan(stp["satisfaction"])
     assert "khong_du_lieu" in stp["flags"]
     assert res.criteria.loc[res.criteria["agency"] == "STP", "points"].isna().all()
     assert pd.isna(stp["rank"])
@@ -109,14 +110,14 @@ def test_only_counted_responses_enter(builder, session, loaded_round):
     session.commit()
     res = results.round_results(session, loaded_round)
     items = res.items[(res.items["agency"] == agency.code) & (res.items["form"] == "LĐH-CH")]
-    assert set(items["n_sheets"]) == {1}
+    assert set(items["n_responses"]) == {1}
     assert res.provenance["counts"]["responses"] == 4
 
     loaded_round.settings = {**loaded_round.settings, "surplus_in_analysis": True}
     session.commit()
     res = results.round_results(session, loaded_round)
     items = res.items[(res.items["agency"] == agency.code) & (res.items["form"] == "LĐH-CH")]
-    assert set(items["n_sheets"]) == {2}
+    assert set(items["n_responses"]) == {2}
     assert res.provenance["surplus_in_analysis"] is True
 
 
@@ -127,7 +128,7 @@ def test_sheet_answering_too_few_items_is_not_scored(builder, session, loaded_ro
     loaded_round.settings = {**loaded_round.settings, "min_breakdown": 1}  # a group of one may be counted
     session.commit()
     res = results.round_results(session, loaded_round)
-    assert res.provenance["counts"]["invalid_sheet_agency_pairs"] == 1
+    assert res.provenance["counts"]["invalid_response_agency_pairs"] == 1
     assert res.summary.set_index("agency").loc["SNV", "n"] == 1
 
 

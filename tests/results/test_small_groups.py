@@ -87,7 +87,7 @@ def test_a_small_group_beside_larger_ones_is_left_out_as_a_missing_group(small, 
     # satisfaction: the shares of positive HL5 answers of the two groups shown
     sat = a[a["scale"] == "HL5"].assign(pos=lambda f: f["option"].isin(["4", "5"]))
     p = sat.groupby("group", observed=True)["pos"].mean()
-    assert stp["tlhl"] == pytest.approx(100 * (0.30 * p["CC-CT"] + 0.20 * p["HĐ-CT"]) / 0.50, abs=1e-9)
+    assert stp["satisfaction"] == pytest.approx(100 * (0.30 * p["CC-CT"] + 0.20 * p["HĐ-CT"]) / 0.50, abs=1e-9)
     # without the rule the leaders' sheets would have counted: the figures do differ
     everything = _results(session, loaded_round, min_breakdown=1).criteria.set_index(["agency", "criterion"])
     assert (everything.loc["STP", "score"] != crit.loc["STP", "score"]).all()

@@ -77,26 +77,26 @@ def test_batch_pdf_has_readable_qr_links(issue, session, tmp_path):
 
 def test_supervisor_issues_downloads_and_revokes(staff_client, open_round, session):
     client = staff_client("supervisor")
-    page = client.get("/staff/codes/")
+    page = client.get("/staff/invitations/")
     assert page.status_code == 200 and "Mã mời khảo sát trực tuyến" in page.get_data(as_text=True)
     vertical = session.scalar(sa.select(Agency.code).where(Agency.kind == "vertical").limit(1))
     cell = invitations.find_cell(session, open_round, "CC-ND", vertical)
-    issued = client.post(f"/staff/codes/cells/{cell.id}/issue", data={"count": "3"})
+    issued = client.post(f"/staff/invitations/cells/{cell.id}/issue", data={"count": "3"})
     assert issued.status_code == 303
     batch = session.scalar(sa.select(CodeBatch))
     rows = list(csv.DictReader(io.StringIO(
-        client.get(f"/staff/codes/batches/{batch.id}.csv").get_data(as_text=True).lstrip("\ufeff"))))
+        client.get(f"/staff/invitations/batches/{batch.id}.csv").get_data(as_text=True).lstrip("\ufeff"))))
     assert len(rows) == 3 and rows[0]["url"].endswith("/c/" + rows[0]["code"])
-    pdf = client.get(f"/staff/codes/batches/{batch.id}.pdf")
+    pdf = client.get(f"/staff/invitations/batches/{batch.id}.pdf")
     assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
-    assert client.post(f"/staff/codes/cells/{cell.id}/issue", data={"count": "0"}).status_code == 400
-    words = client.post(f"/staff/codes/cells/{cell.id}/issue", data={"count": "ba"})
+    assert client.post(f"/staff/invitations/cells/{cell.id}/issue", data={"count": "0"}).status_code == 400
+    words = client.post(f"/staff/invitations/cells/{cell.id}/issue", data={"count": "ba"})
     assert words.status_code == 400 and "số nguyên" in words.get_data(as_text=True)
-    assert client.post(f"/staff/codes/batches/{batch.id}/revoke", data={}).status_code == 400
-    asked = client.post(f"/staff/codes/batches/{batch.id}/revoke", data={"all": "1"})
+    assert client.post(f"/staff/invitations/batches/{batch.id}/revoke", data={}).status_code == 400
+    asked = client.post(f"/staff/invitations/batches/{batch.id}/revoke", data={"all": "1"})
     assert asked.status_code == 200 and "Thu hồi 3 mã?" in asked.get_data(as_text=True)
     assert set(session.scalars(sa.select(InvitationCode.status))) == {CodeStatus.UNUSED}
-    assert client.post(f"/staff/codes/batches/{batch.id}/revoke",
+    assert client.post(f"/staff/invitations/batches/{batch.id}/revoke",
                        data={"all": "1", "confirmed": "1"}).status_code == 303
     assert set(session.scalars(sa.select(InvitationCode.status))) == {CodeStatus.REVOKED}
     actions = set(session.scalars(sa.select(AuditEvent.action)))
@@ -105,7 +105,7 @@ def test_supervisor_issues_downloads_and_revokes(staff_client, open_round, sessi
 
 def test_other_roles_cannot_manage_codes(staff_client, open_round):
     client = staff_client("clerk")
-    assert client.get("/staff/codes/").status_code == 403
+    assert client.get("/staff/invitations/").status_code == 403
 
 
 def test_cli_issues_codes_to_csv(runner, open_round, session, tmp_path):
@@ -138,13 +138,13 @@ def test_links_use_the_address_the_page_was_asked_at(staff_client, open_round, s
     """Without PUBLIC_BASE_URL, a server on another port prints links to itself, not to port 5000."""
     client = staff_client("supervisor")
     cell = invitations.find_cell(session, open_round, "CC-CT", "SNV")
-    client.post(f"/staff/codes/cells/{cell.id}/issue", data={"count": "1"})
+    client.post(f"/staff/invitations/cells/{cell.id}/issue", data={"count": "1"})
     batch = session.scalar(sa.select(CodeBatch))
-    body = client.get(f"/staff/codes/batches/{batch.id}.csv", base_url="http://192.0.2.7:8123").get_data(as_text=True)
+    body = client.get(f"/staff/invitations/batches/{batch.id}.csv", base_url="http://192.0.2.7:8123").get_data(as_text=True)
     code = session.scalar(sa.select(InvitationCode.code))
     assert f"http://192.0.2.7:8123/c/{code}" in body
     app.config["PUBLIC_BASE_URL"] = "https://cchc.example.vn/"
-    body = client.get(f"/staff/codes/batches/{batch.id}.csv", base_url="http://192.0.2.7:8123").get_data(as_text=True)
+    body = client.get(f"/staff/invitations/batches/{batch.id}.csv", base_url="http://192.0.2.7:8123").get_data(as_text=True)
     assert f"https://cchc.example.vn/c/{code}" in body
 
 
@@ -179,19 +179,20 @@ def test_codes_page_searches_by_form_agency_and_code_and_pages(issue, staff_clie
     for agency in ("STP", "STC"):
         issue("CC-CT", agency, 1)
     client = staff_client("supervisor")
-    everything = client.get("/staff/codes/?round=QNA-2023").get_data(as_text=True)
+    everything = client.get("/staff/invitations/?round=QNA-2023").get_data(as_text=True)
     assert "Trang chỉ tiêu" in everything and "Trang 1/" in everything  # more cells than one page holds
-    only = client.get("/staff/codes/?round=QNA-2023&form=CC-CT&agency=n%E1%BB%99i%20v%E1%BB%A5").get_data(as_text=True)
+    only = client.get("/staff/invitations/?round=QNA-2023&form=CC-CT&agency=n%E1%BB%99i%20v%E1%BB%A5")
+    only = only.get_data(as_text=True)
     assert "Sở Nội vụ" in only and "Sở Tư pháp" not in only and "Lô 1</a>" in only and "Lô 2</a>" not in only
     typed = codes[1].lower().replace("-", "")
-    found = client.post("/staff/codes/lookup", data={"round": "QNA-2023", "code": typed}).get_data(
+    found = client.post("/staff/invitations/lookup", data={"round": "QNA-2023", "code": typed}).get_data(
         as_text=True)
     assert f"Mã <code>{codes[1]}</code> thuộc" in found and "chưa dùng" in found
-    missing = client.post("/staff/codes/lookup", data={"round": "QNA-2023", "code": "2222-2222-2222"})
+    missing = client.post("/staff/invitations/lookup", data={"round": "QNA-2023", "code": "2222-2222-2222"})
     assert missing.status_code == 200 and "Không có mã" in missing.get_data(as_text=True)
-    second = client.get("/staff/codes/?round=QNA-2023&cells_page=2")
+    second = client.get("/staff/invitations/?round=QNA-2023&cells_page=2")
     assert second.status_code == 200 and "Trang 2/" in second.get_data(as_text=True)
-    assert client.get("/staff/codes/?round=QNA-2023&cells_page=abc").status_code == 200
+    assert client.get("/staff/invitations/?round=QNA-2023&cells_page=abc").status_code == 200
 
 
 def test_cli_refuses_codes_for_a_closed_round(runner, loaded_round, session, tmp_path):
@@ -222,13 +223,13 @@ def test_a_code_is_looked_up_by_post_and_never_goes_into_an_address(app, issue, 
     supervisor = make_user("supervisor").username
     assert client.post("/staff/login", data={"username": supervisor, "password": PASSWORD,
                                              "csrf_token": csrf_token_from(login)}).status_code == 302
-    page = client.get("/staff/codes/?round=QNA-2023&form=CC-CT").get_data(as_text=True)
+    page = client.get("/staff/invitations/?round=QNA-2023&form=CC-CT").get_data(as_text=True)
     action, hidden = _lookup_form(page)
-    assert action == "/staff/codes/lookup" and hidden["round"] == "QNA-2023" and hidden["form"] == "CC-CT"
+    assert action == "/staff/invitations/lookup" and hidden["round"] == "QNA-2023" and hidden["form"] == "CC-CT"
     typed = codes[1].lower().replace("-", " ")  # as read aloud over the phone
     found = client.post(action, data={**hidden, "code": typed})
     html = found.get_data(as_text=True)
-    assert found.status_code == 200 and found.request.path == "/staff/codes/lookup" and not found.history
+    assert found.status_code == 200 and found.request.path == "/staff/invitations/lookup" and not found.history
     assert f"Mã <code>{codes[1]}</code> thuộc" in html and "chưa dùng" in html
     kept = {k: v for k, v in _lookup_form(html)[1].items() if k != "csrf_token"}
     assert '<option value="CC-CT" selected>' in html and kept == {"round": "QNA-2023", "form": "CC-CT"}
@@ -241,9 +242,9 @@ def test_a_code_is_looked_up_by_post_and_never_goes_into_an_address(app, issue, 
     assert forged.status_code == 400 and "CSRF" in forged.get_data(as_text=True)
     assert codes[1] not in forged.get_data(as_text=True)
     # an old bookmark with the code in its query finds nothing: the page shows no result and no code
-    old = client.get(f"/staff/codes/?round=QNA-2023&code={codes[1].lower().replace('-', '+')}")
+    old = client.get(f"/staff/invitations/?round=QNA-2023&code={codes[1].lower().replace('-', '+')}")
     assert old.status_code == 200 and "Mã <code>" not in old.get_data(as_text=True)
     assert not _shows_the_code(old.get_data(as_text=True).replace(codes[0], ""))
     lines = log.lines()
-    assert any('"GET /staff/codes/?round=QNA-2023&code=… ' in line for line in lines), lines
+    assert any('"GET /staff/invitations/?round=QNA-2023&code=… ' in line for line in lines), lines
     assert len(lines) >= 8 and not any(_shows_the_code(line) for line in lines), lines

@@ -31,7 +31,7 @@ CHANNELS = {"online": "Trực tuyến", "paper": "Phiếu giấy"}
 MATRIX = "*"
 
 
-class BrowseError(ServiceError):
+class ResponseNotShown(ServiceError):
     """A filter or response that cannot be shown; ``status`` is the HTTP status."""
 
     def __init__(self, message: str, status: int = 400):
@@ -87,19 +87,19 @@ def min_group(rnd: Round) -> int:
 
 
 def parse_filters(rnd_agencies: set[str], forms: set[str], args) -> Filters:
-    """Filters from a query string; :raises BrowseError: naming the value that is not allowed."""
+    """Filters from a query string; :raises ResponseNotShown: naming the value that is not allowed."""
     def pick(name, allowed, label):
         value = (args.get(name) or "").strip() or None
         if value is not None and value not in allowed:
-            raise BrowseError(f"{label} '{value[:32]}' không có trong đợt khảo sát này.")
+            raise ResponseNotShown(f"{label} '{value[:32]}' không có trong đợt khảo sát này.")
         return value
 
     try:
         page = int(args.get("page") or 1)
     except ValueError:
-        raise BrowseError("Số trang phải là một số nguyên.") from None
+        raise ResponseNotShown("Số trang phải là một số nguyên.") from None
     if not 1 <= page <= 100_000:
-        raise BrowseError("Số trang không hợp lệ.")
+        raise ResponseNotShown("Số trang không hợp lệ.")
     return Filters(
         agency=pick("agency", rnd_agencies | {MATRIX}, "Cơ quan"), form=pick("form", forms, "Mẫu phiếu"),
         channel=pick("channel", set(CHANNELS), "Kênh"), state=pick("state", set(STATES), "Trạng thái"),
@@ -204,17 +204,17 @@ class Detail:
 def response_detail(session: Session, rnd: Round, uid: str) -> Detail:
     """One response with every item of its questionnaire version and the answer given.
 
-    :raises BrowseError: 404 for no such response in the round, 403 when its group is too small to show.
+    :raises ResponseNotShown: 404 for no such response in the round, 403 when its group is too small to show.
     """
     response = session.scalar(sa.select(Response).where(Response.round_id == rnd.id, Response.uid == uid[:32]))
     if response is None:
-        raise BrowseError("Không có phiếu trả lời này trong đợt khảo sát.", 404)
+        raise ResponseNotShown("Không có phiếu trả lời này trong đợt khảo sát.", 404)
     groups = _group_sizes(rnd)
     size = session.scalar(sa.select(groups.c.respondents).where(
         groups.c.form_code == response.form_code, groups.c.agency_key == (response.agency_id or 0)))
     n_min = min_group(rnd)
     if size < n_min:
-        raise BrowseError(f"Nhóm phiếu này (mẫu {response.form_code}, cùng cơ quan được đánh giá) có dưới {n_min} "
+        raise ResponseNotShown(f"Nhóm phiếu này (mẫu {response.form_code}, cùng cơ quan được đánh giá) có dưới {n_min} "
                           "người trả lời: không xem được từng phiếu để giữ ẩn danh.", 403)
     version = session.get(QuestionnaireVersion, response.questionnaire_version_id)
     q = qn.Questionnaire.from_definition(version.definition).worded_for(rnd.province, rnd.province_type)

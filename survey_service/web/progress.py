@@ -15,11 +15,11 @@ from survey_service.vietnamese import date_time, display_zone, xlsx_format
 from survey_service.web import confirmation_page, round_or_404
 from survey_service.web.auth import role_required
 
-bp = Blueprint("dashboard", __name__, url_prefix="/staff/dashboard")
+bp = Blueprint("progress", __name__, url_prefix="/staff/progress")
 
 VIEWERS = (Role.SUPERVISOR, Role.ANALYST)
 NAV = [
-    ("dashboard.index", "Theo dõi tiến độ", "Tiến độ thu phiếu theo cơ quan, phiếu và kênh; chỉ tiêu; xuất báo cáo",
+    ("progress.index", "Theo dõi tiến độ", "Tiến độ thu phiếu theo cơ quan, phiếu và kênh; chỉ tiêu; xuất báo cáo",
      list(VIEWERS)),
 ]
 
@@ -57,7 +57,7 @@ def index():
     all_rounds = rounds.list_rounds(get_session())
     if len(all_rounds) == 1:
         return redirect(url_for(".show", round_code=all_rounds[0].code))
-    return render_template("dashboard/index.html", rounds=all_rounds)
+    return render_template("progress/index.html", rounds=all_rounds)
 
 
 @bp.route("/<round_code>")
@@ -69,7 +69,7 @@ def show(round_code):
     filters = _filters(rnd, forms)
     data = progress.round_progress(session, rnd, filters, forms=forms)
     return render_template(
-        "dashboard/show.html", round=rnd, data=data, forms=forms, totals=_total_groups(rnd, data, forms),
+        "progress/show.html", round=rnd, data=data, forms=forms, totals=_total_groups(rnd, data, forms),
         filters=filters, kinds=kind_labels(rnd),
         channels=CHANNEL_LABELS, sorts=SORT_LABELS, figures=FIGURE_LABELS, updated=_now_text(),
         surplus_in_analysis=quotas.surplus_in_analysis(rnd), may_act=_may_act(),
@@ -104,7 +104,7 @@ def curve(round_code):
     session = get_session()
     rnd = round_or_404(round_code)
     filters = _filters(rnd, progress.form_titles(session, rnd))
-    svg = render_template("dashboard/curve.svg", chart=curve_chart(progress.daily_counts(session, rnd, filters)),
+    svg = render_template("progress/curve.svg", chart=curve_chart(progress.daily_counts(session, rnd, filters)),
                           channels=CHANNEL_LABELS)
     return Response(svg, mimetype="image/svg+xml", headers={"Cache-Control": "no-store"})
 
@@ -254,7 +254,7 @@ def _render_plan(rnd, cells, *, errors=None, entered=None, import_errors=None, s
                    for c in cells if c.staff_count is not None}
     forms = progress.form_titles(get_session(), rnd)
     return render_template(
-        "dashboard/plan.html", round=rnd, cells=cells, forms=forms, errors=errors or {}, entered=entered or {},
+        "progress/plan.html", round=rnd, cells=cells, forms=forms, errors=errors or {}, entered=entered or {},
         import_errors=import_errors or [], errors_shown=quotas.ERRORS_SHOWN, recommended=recommended,
         margin=margin, floor=floor, channels=CHANNEL_LABELS, columns=quotas.CSV_COLUMNS,
         column_help=quotas.CSV_COLUMN_HELP,

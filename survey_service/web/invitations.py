@@ -18,9 +18,9 @@ from survey_service.web.auth import role_required
 from survey_service.web.forms import VietnameseIntegerField
 from survey_service.web.respond import local_today
 
-bp = Blueprint("codes", __name__, url_prefix="/staff/codes")
+bp = Blueprint("invitations", __name__, url_prefix="/staff/invitations")
 
-NAV = [("codes.index", "Mã mời khảo sát trực tuyến",
+NAV = [("invitations.index", "Mã mời khảo sát trực tuyến",
         "Phát mã theo chỉ tiêu, tải danh sách CSV/PDF có mã QR, thu hồi mã chưa dùng, xem số mã đã dùng.",
         {Role.SUPERVISOR})]
 
@@ -71,7 +71,7 @@ def _codes_page(values, *, lookup: dict | None = None, status: int = 200):
         lookup["status"] = invitations.statuses(db, _secret(), [found])[found.id] if found else None
     # (the pages' links carry these filters, never a code)
     args = {k: v for k, v in {"round": rnd.code, "form": form_code, "agency": agency_text}.items() if v}
-    return render_template("codes/index.html", round=rnd, cells=page_of(shown, CELLS_PER_PAGE, "cells_page"),
+    return render_template("invitations/index.html", round=rnd, cells=page_of(shown, CELLS_PER_PAGE, "cells_page"),
                            batches=page_of(batches, BATCHES_PER_PAGE, "batches_page"), form=IssueForm(),
                            label=invitations.cell_label, forms=forms, args=args, lookup=lookup), status
 
@@ -87,14 +87,14 @@ def issue(cell_id):
     batch = invitations.issue_codes(db, cell, form.count.data, today=local_today(), by=current_user)
     db.commit()
     flash(f"Đã phát {batch.count} mã cho {invitations.cell_label(cell)}.", "info")
-    return redirect(url_for("codes.batch", batch_id=batch.id), 303)
+    return redirect(url_for("invitations.batch", batch_id=batch.id), 303)
 
 
 @bp.route("/batches/<int:batch_id>")
 @role_required(Role.SUPERVISOR)
 def batch(batch_id):
     batch = _batch(batch_id)
-    return render_template("codes/batch.html", batch=batch, label=invitations.cell_label(batch.quota_cell),
+    return render_template("invitations/batch.html", batch=batch, label=invitations.cell_label(batch.quota_cell),
                            base_url=public_base_url(), code_url=invitations.code_url,
                            status=invitations.statuses(get_session(), _secret(), batch.codes))
 
@@ -136,14 +136,14 @@ def revoke(batch_id):
     page = confirmation_page(
         f"Thu hồi {len(unused)} mã", f"Thu hồi {len(unused)} mã chưa dùng của lô {batch.id} "
         f"({invitations.cell_label(batch.quota_cell)}): người nhận các mã này sẽ không mở được phiếu nữa.",
-        "Thu hồi", url_for("codes.batch", batch_id=batch.id))
+        "Thu hồi", url_for("invitations.batch", batch_id=batch.id))
     if page:
         return page
     count = invitations.revoke_codes(db, batch, ids, secret=_secret(), by=current_user)
     db.commit()
     flash(f"Đã thu hồi {count} mã chưa sử dụng." if count else "Không có mã chưa sử dụng nào để thu hồi.",
           "info")
-    return redirect(url_for("codes.batch", batch_id=batch.id), 303)
+    return redirect(url_for("invitations.batch", batch_id=batch.id), 303)
 
 
 def _secret() -> str:

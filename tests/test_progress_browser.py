@@ -27,7 +27,7 @@ def test_dashboard_filters_and_updates_live(app, session, make_user, live_server
     page.fill("#username", user.username)
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
-    page.goto(f"{live_server}/staff/dashboard/{rnd.code}")
+    page.goto(f"{live_server}/staff/progress/{rnd.code}")
     expect(page.locator("h1")).to_contain_text("Tiến độ khảo sát")
 
     page.select_option("#f-kind", "district")  # applies on change

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from survey_service.models import Agency, Response
-from survey_service.services import browse, rounds, simulation
+from survey_service.services import responses, rounds, simulation
 from tests.conftest import QUESTIONNAIRE_DIR, ROUND_DIR
 
 DEMO = "QNA-2023-DEMO"
@@ -21,7 +21,7 @@ def demo(app, session, make_user):
     rnd = rounds.get_round(session, DEMO)
     rounds.schedule(session, rnd, date.today() - timedelta(days=7), date.today() + timedelta(days=30), actor="test")
     simulation.simulate(session, rnd, clerks=(make_user("clerk"), make_user("clerk")), supervisor=make_user(),
-                        today=date.today(), signing_keys=["k"], secret="browse-test-secret",
+                        today=date.today(), signing_keys=["k"], secret="responses-test-secret",
                         online_share=(0.06, 0.15))
     session.commit()
     return rnd
@@ -41,7 +41,7 @@ def test_listing_hides_small_groups_and_follows_no_submission_order(session, dem
     seen, hidden = set(), None
     page = 1
     while True:
-        listing = browse.list_responses(session, rnd, browse.Filters(page=page))
+        listing = responses.list_responses(session, rnd, responses.Filters(page=page))
         hidden = listing.hidden
         seen.update(r.uid for r in listing.rows)
         if page >= listing.pages:
@@ -52,31 +52,32 @@ def test_listing_hides_small_groups_and_follows_no_submission_order(session, dem
     assert seen == {r.uid for r in rows if (r.form_code, r.agency_id) not in small}
     assert hidden == sum(1 for r in rows if (r.form_code, r.agency_id) in small)
     # "Random" is the order of the random public ids, nothing else.
-    first = browse.list_responses(session, rnd, browse.Filters()).rows
+    first = responses.list_responses(session, rnd, responses.Filters()).rows
     assert [r.uid for r in first] == sorted(r.uid for r in first)
     # A response of a small group cannot be opened; one of a large group can.
     f, a = next(iter(small))
     uid = session.scalar(sa.select(Response.uid).where(Response.form_code == f, Response.agency_id.is_(a) if a is None
                                                        else Response.agency_id == a, Response.round_id == rnd.id))
-    with pytest.raises(browse.BrowseError, match="dưới 5"):
-        browse.response_detail(session, rnd, uid)
-    detail = browse.response_detail(session, rnd, first[0].uid)
+    with pytest.raises(responses.ResponseNotShown, match="dưới 5"):
+        responses.response_detail(session, rnd, uid)
+    detail = responses.response_detail(session, rnd, first[0].uid)
     assert detail.blocks and all(line.answer for b in detail.blocks for line in b.lines)
 
 
 def test_filters(session, demo):
     rnd = demo
     for filters, check in [
-        (browse.Filters(channel="paper"), lambda r: r.channel == "Phiếu giấy"),
-        (browse.Filters(form="CC-CT"), lambda r: r.form_code == "CC-CT"),
-        (browse.Filters(agency=browse.MATRIX), lambda r: r.form_code == "HĐ-CT"),
-        (browse.Filters(state="awaiting"), lambda r: r.state == "Phiếu giấy chờ xác nhận"),
+        (responses.Filters(channel="paper"), lambda r: r.channel == "Phiếu giấy"),
+        (responses.Filters(form="CC-CT"), lambda r: r.form_code == "CC-CT"),
+        (responses.Filters(agency=responses.MATRIX), lambda r: r.form_code == "HĐ-CT"),
+        (responses.Filters(state="awaiting"), lambda r: r.state == "Phiếu giấy chờ xác nhận"),
     ]:
-        listing = browse.list_responses(session, rnd, filters)
+        listing = responses.list_responses(session, rnd, filters)
         assert listing.rows and all(check(r) for r in listing.rows), filters
     big = next(a for (f, a), n in _groups(session, rnd).items() if n >= 5 and a is not None)
     name = session.get(Agency, big).name
-    agency = browse.list_responses(session, rnd, browse.Filters(agency=session.get(Agency, big).code, sort="form"))
+    big_code = session.get(Agency, big).code
+    agency = responses.list_responses(session, rnd, responses.Filters(agency=big_code, sort="form"))
     assert {r.agency for r in agency.rows} == {name}
     forms = [r.form_code for r in agency.rows]
     assert forms == sorted(forms)
@@ -89,7 +90,7 @@ def test_pages_for_staff(client, auth, make_user, demo, session):
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and "Dữ liệu mô phỏng." in html
     uids = re.findall(r"/r/([0-9a-f]{32})", html)
-    assert len(uids) == browse.PAGE_SIZE
+    assert len(uids) == responses.PAGE_SIZE
     detail = client.get(f"/staff/responses/{DEMO}/r/{uids[0]}").get_data(as_text=True)
     assert "Câu" in detail and "Phiên bản phiếu" in detail
     # Nothing in the pages that could tie a response to a person or a moment.
