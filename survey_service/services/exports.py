@@ -427,14 +427,18 @@ def write_sav(results: RoundResults, path: Path) -> None:
 
 #: numeric code of "không biết / không đánh giá" in the response-level file (declared missing)
 SAV_EXCLUDED_CODE = 9.0
+#: numeric code of an item of the response's form left blank (item nonresponse, declared missing): not "K"
+SAV_BLANK_CODE = 8.0
+SAV_BLANK_LABEL = "Không trả lời (để trống)"
 #: SPSS print format of whole numbers (codes, counts, ranks): without the default two decimals
 SAV_CODE_FORMAT = "F8.0"
 SAV_LABEL_BYTES = 255
 
 
 def write_responses_sav(results: RoundResults, path: str | Path) -> Path:
-    """One case per published sheet × agency rated, one variable per item with its answer code, value labels
-    from the answer scales ("K" coded 9 and declared missing), and every design variable: the sampling cell
+    """One case per published response × agency rated, one variable per item with its answer code, value labels
+    from the answer scales ("K" coded 9, an item of the form left blank coded 8, both declared missing), and every
+    design variable: the sampling cell
     (stratum) with its agency or LĐ-CP district, population and sampling fraction, the agency kind, the group's
     weight and its share of each criterion (``share_A1`` …) and of satisfaction. An item's label names its
     criterion ("[A1] I01. …"), so the file alone maps items to criteria.
@@ -456,6 +460,11 @@ def write_responses_sav(results: RoundResults, path: str | Path) -> Path:
                                                values="code", aggfunc="first", dropna=False, observed=True)
     wide = wide.dropna(how="all").reset_index()
     items = [c for c in wide.columns if c not in ("response_uid", "agency", "form", "channel")]
+    # a blank is an item of the response's form without an answer; items of other forms stay system-missing
+    form_items = long.groupby("form", observed=True)["item"].unique()
+    for form, its in form_items.items():
+        rows = wide["form"] == form
+        wide.loc[rows, list(its)] = wide.loc[rows, list(its)].fillna(SAV_BLANK_CODE)
     # the design variables of each sheet × agency, and the group's share of each criterion and of satisfaction
     keyed = a.assign(response_uid=cols["response_uid"], agency=cols["agency"])
     design = keyed.groupby(unit, sort=False).agg(
@@ -475,7 +484,8 @@ def write_responses_sav(results: RoundResults, path: str | Path) -> Path:
             continue
         value_labels[item] = {SAV_EXCLUDED_CODE if opt.excluded else float(opt.code): opt.label
                               for opt in scale.options}
-        missing[item] = [SAV_EXCLUDED_CODE]
+        value_labels[item][SAV_BLANK_CODE] = SAV_BLANK_LABEL
+        missing[item] = [SAV_BLANK_CODE, SAV_EXCLUDED_CODE]
     labels = {"response": "Mã phiếu (ngẫu nhiên)", "agency": "Mã cơ quan được đánh giá", "form": "Mẫu phiếu",
               "channel": "Kênh", **DESIGN_LABELS,
               "share_satisfaction": "Phần của nhóm trong tỷ lệ hài lòng của cơ quan (0: nhóm không được tính)"}

@@ -343,8 +343,8 @@ def build_round_data(rnd: Round, agencies: pd.DataFrame, responses: pd.DataFrame
         settings=dict(rnd.settings or {}), agencies=agencies[["code", "kind", "name"]].reset_index(drop=True),
         answers=answers, items=items, scales=scales, criteria=criteria,
         versions={k: sorted(v) for k, v in sorted(versions_used.items())},
-        counts={"responses": int(responses.shape[0]), "sheet_agency_pairs": int(n_units),
-                "invalid_sheet_agency_pairs": int(n_invalid)},
+        counts={"responses": int(responses.shape[0]), "response_agency_pairs": int(n_units),
+                "invalid_response_agency_pairs": int(n_invalid)},
         structure=dict(rnd.structure), cells=cells,
     )
 
