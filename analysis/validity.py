@@ -3,8 +3,9 @@ service does.
 
 A response's answers about one agency (the pair ``response_id`` × ``agency``) count only when it answers at
 least ``min_answered_share`` of its form's rated items; an answer is an option that carries a score, so a
-blank or an excluded option ("K", không biết) is not one. The rule is the round's setting
-``validity.min_answered_share``.
+blank or an excluded option ("K", không biết) is not one. A blank (a skipped question: no row, or a missing
+option) stays apart from "K" in the data, so a table can tell item nonresponse from "don't know"; for this
+rule both are no answer. The rule is the round's setting ``validity.min_answered_share``.
 """
 from __future__ import annotations
 

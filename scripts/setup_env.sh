@@ -8,7 +8,7 @@ extras="${1:-}"
 apt_packages=(fonts-dejavu-core)
 if [ -n "$extras" ]; then
   # r-base-core and r-cran-survey: R itself rebuilds the published tables from the export (tests/results/test_reproduce.py)
-  apt_packages+=(postgresql chromium poppler-utils nginx r-base-core r-cran-survey)
+  apt_packages+=(postgresql chromium poppler-utils nginx default-jre-headless r-base-core r-cran-survey)
 fi
 missing=()
 for pkg in "${apt_packages[@]}"; do

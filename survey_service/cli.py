@@ -135,6 +135,58 @@ def questionnaires_check(directory):
     click.echo(f"{len(forms)} phiếu hợp lệ.")
 
 
+@questionnaires_group.command("xlsform")
+@click.option("--round", "round_code", required=True, help="Round code, e.g. QNA-2023.")
+@click.option("--form", "form_code", help="Only this form (default: every form of the round).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Directory to write into.")
+@with_appcontext
+def questionnaires_xlsform(round_code, form_code, out_dir):
+    """Write each form version of a round as an XLSForm workbook for ODK Collect and KoboToolbox."""
+    from survey_service.services import xlsform
+
+    session = get_session()
+    rnd = _round_or_fail(session, round_code)
+    try:
+        paths = xlsform.export_round(session, rnd, Path(out_dir), form_code)
+    except xlsform.XlsformError as exc:
+        fail(f"LỖI {exc}")
+    for path in paths:
+        click.echo(str(path))
+
+
+@questionnaires_group.command("from-xlsform")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Write the form file here (default: stdout).")
+@click.option("--dir", "directory", type=click.Path(file_okay=False), help="Defaults to QUESTIONNAIRE_DIR.")
+@with_appcontext
+def questionnaires_from_xlsform(file, out_file, directory):
+    """Read an XLSForm made by `questionnaires xlsform` back into a form file for review; its lists must be
+    the directory's scales with the same options, its groups the directory's criteria."""
+    from survey_service import questionnaires as qn
+    from survey_service.questionnaires import xlsform
+
+    directory = Path(directory or current_app.config["QUESTIONNAIRE_DIR"])
+    try:
+        definition = xlsform.definition_from_workbook(Path(file))
+        q = qn.Questionnaire.from_definition(definition, source=file)
+        scales, criteria = qn.load_scales(directory / "scales.yaml"), qn.load_criteria(directory / "criteria.yaml")
+    except qn.QuestionnaireError as exc:
+        fail(f"LỖI {exc}")
+    for code, scale in q.scales.items():
+        if code not in scales or scales[code] != scale:
+            fail(f"LỖI {Path(file).name}: danh sách '{code}' không phải thang đo {code} của {directory} "
+                 "(cùng mã, cùng phương án).")
+    for code, criterion in q.criteria.items():
+        if code not in criteria or criteria[code] != criterion:
+            fail(f"LỖI {Path(file).name}: nhóm '{code}' không phải lĩnh vực của {directory}.")
+    text = xlsform.form_yaml(definition)
+    if out_file:
+        Path(out_file).write_text(text, encoding="utf-8")
+        click.echo(f"{q.code} phiên bản {q.version} → {out_file}")
+    else:
+        click.echo(text, nl=False)
+
+
 # --- round ---------------------------------------------------------------------------------------
 @click.group("round")
 def round_group():
@@ -664,8 +716,10 @@ def responses_group():
 @click.argument("file", type=click.File("rb"))
 @with_appcontext
 def responses_import(round_code, file):
-    """Import responses from a CSV file (one row per response, item columns named by item code).
-    Nothing is imported while any row is bad; every bad row is listed with its line."""
+    """Import responses from a CSV file (one row per response, item columns named by item code), or an
+    export of ODK Central (CSV zip) or KoboToolbox (XLSX or CSV, XML values and headers) of the forms written
+    by `questionnaires xlsform`. Nothing is imported while any row is bad; every bad row is listed with its
+    line; a submission imported before is skipped."""
     from datetime import date
 
     from survey_service.services import imports
@@ -684,7 +738,8 @@ def responses_import(round_code, file):
     session.commit()
     forms = ", ".join(f"{form}: {n}" for form, n in sorted(report.by_form.items()))
     click.echo(f"Đã nhập {report.responses} phiếu trả lời vào đợt {round_code} ({forms})"
-               + (f"; {report.surplus} phiếu vượt chỉ tiêu (dư)." if report.surplus else "."))
+               + (f"; {report.surplus} phiếu vượt chỉ tiêu (dư)" if report.surplus else "")
+               + (f"; {report.already} bản ghi đã nhập trước, bỏ qua." if report.already else "."))
 
 
 # --- demo ----------------------------------------------------------------------------------------

@@ -343,9 +343,27 @@ class SpentCode(Base):
     quota_cell_id: Mapped[int] = mapped_column(sa.ForeignKey("quota_cell.id", ondelete="CASCADE"), index=True)
     #: Server-issued id of the submission that spent the code, so a retried POST is recognised.
     submission_id: Mapped[str] = mapped_column(sa.String(64))
+    #: HMAC of the answers under a key only the respondent's page holds (never stored here), so a resend of
+    #: the same submission with other answers is told apart without anything here telling the answers.
+    answers_digest: Mapped[str | None] = mapped_column(sa.String(64))
 
     def __repr__(self) -> str:
         return f"<SpentCode cell={self.quota_cell_id}>"
+
+
+class ImportedSubmission(Base):
+    """That a submission of another tool (ODK Central, KoboToolbox) was imported into a round, under a digest
+    of its external key, so importing the same export again adds nothing. Nothing links it to the responses
+    it became: no key of theirs, and rows written in the digests' order, not the file's."""
+
+    __tablename__ = "imported_submission"
+
+    round_id: Mapped[int] = mapped_column(sa.ForeignKey("round.id", ondelete="CASCADE"), primary_key=True)
+    #: sha256 (32 hex digits) of ``platform:key`` (Central's ``KEY``, Kobo's ``rootUuid`` or ``_uuid``).
+    mark: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+
+    def __repr__(self) -> str:
+        return f"<ImportedSubmission round={self.round_id}>"
 
 
 class Draft(Base):

@@ -104,6 +104,8 @@ SETTINGS_FIELDS = (
     FieldSpec("surplus_in_analysis", "bool", "Responses beyond a quota cell's target are analysed too."),
     FieldSpec("min_breakdown", "count (1 or more)", "No figure about fewer respondents than this, of any "
               "group about one agency, is shown or exported.", "5"),
+    FieldSpec("offline_portal", "bool", "The online form keeps answering without a connection: a draft and the "
+              "answers to send wait in the browser until the connection returns (docs/field-tools.md).", "false"),
 )
 AGENCY_KIND_FIELDS = (
     FieldSpec("code", "text", "Lower-case code, used by agencies.csv and the forms' rated_kinds."),
@@ -554,7 +556,9 @@ def load_round(
     if len(set(form_codes)) != len(form_codes):
         raise QuestionnaireError(rname, None, "a form is listed twice")
     settings = data["settings"]
-    check_keys(settings, set(_SETTINGS), set(OPTIONAL_SETTINGS), rname, "settings", "", label="key")
+    check_keys(settings, set(_SETTINGS), {*OPTIONAL_SETTINGS, "offline_portal"}, rname, "settings", "", label="key")
+    if "offline_portal" in settings:  # only when given: a round that leaves it out keeps its definition
+        as_bool(settings["offline_portal"], rname, "settings", "offline_portal", label="key")
     if "min_breakdown" in settings:
         as_int(settings["min_breakdown"], rname, "settings", "min_breakdown", 1, label="key")
     for key, kind in _SETTINGS.items():

@@ -465,7 +465,7 @@ def write_responses_sav(results: RoundResults, path: str | Path) -> Path:
     for form, its in form_items.items():
         rows = wide["form"] == form
         wide.loc[rows, list(its)] = wide.loc[rows, list(its)].fillna(SAV_BLANK_CODE)
-    # the design variables of each sheet × agency, and the group's share of each criterion and of satisfaction
+    # the design variables of each response × agency, and the group's share of each criterion and of satisfaction
     keyed = a.assign(response_uid=cols["response_uid"], agency=cols["agency"])
     design = keyed.groupby(unit, sort=False).agg(
         agency_kind=("agency_kind", "first"), stratum=("stratum", "first"), cell_agency=("cell_agency", "first"),

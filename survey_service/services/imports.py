@@ -13,8 +13,10 @@ Format: UTF-8 (with or without BOM), comma-separated, a header row, then one row
 ``submitted_on``  optional date, exactly YYYY-MM-DD (no ``20261201``, no spaces around it), within the
                   round's collection window and not after the import date (default: the import date)
 item columns      named by item code (``I01``, ``E18`` ...): an option code of the item's scale
-                  ("1".."5", "K") or the text of a free-text item; blank when not answered. A free-text
-                  item of HĐ-CT belongs to the sheet: give it on one row of the sheet.
+                  ("1".."5", "K") or the text of a free-text item; blank when not answered. A blank is item
+                  nonresponse, kept as missing (no answer stored), never read as "K" (don't know): the
+                  round's validity rule decides whether the response counts. A row must answer at least one
+                  rated item. A free-text item of HĐ-CT belongs to the sheet: give it on one row of the sheet.
 
 No cell may hold a character the database cannot store (NUL; :mod:`survey_service.services.storable`).
 
@@ -39,9 +41,10 @@ from sqlalchemy.orm import Session
 from survey_service import dates
 from survey_service import questionnaires as qn
 from survey_service.models import (
-    Agency, Answer, Channel, Division, QuotaCell, Response, Round, RoundForm, StaffUser,
+    Agency, Answer, Channel, Division, ImportedSubmission, QuotaCell, Response, Round, RoundForm, StaffUser,
 )
-from survey_service.services import audit, quotas, rounds, storable, tabular
+from survey_service.questionnaires import xlsform
+from survey_service.services import audit, odk_imports, quotas, rounds, storable, tabular
 from survey_service.services.errors import ServiceError
 
 FIXED_COLUMNS = ("form", "agency", "division", "district", "respondent", "submitted_on")
@@ -70,6 +73,8 @@ class ImportReport:
     responses: int = 0
     by_form: dict[str, int] = field(default_factory=dict)
     surplus: int = 0
+    #: submissions of an export imported before, skipped
+    already: int = 0
 
 
 @dataclass
@@ -88,8 +93,12 @@ def import_responses(session: Session, rnd: Round, data: bytes, *, today: date, 
                      actor: str = "cli") -> ImportReport:
     """Check every row of the CSV ``data``, then store all responses or none (flushes, no commit).
 
+    An export of ODK Central or KoboToolbox (:mod:`survey_service.services.odk_imports`) is read as such.
+
     :raises ImportRejected: with every bad row's line and reason.
     """
+    if odk_imports.looks_like_export(data):
+        return _import_export(session, rnd, data, today=today, by=by, actor=actor)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -131,16 +140,80 @@ def import_responses(session: Session, rnd: Round, data: bytes, *, today: date, 
             line = reader.line_num + 1
     except tabular.UnreadableCsv as exc:
         errors.append(RowError(exc.line, f"{exc}; tệp dừng đọc ở dòng này."))
-    errors += ctx.check_across_rows(rows)
     if not rows and not errors:
         errors.append(RowError(2, "tệp không có dòng dữ liệu nào."))
+    return _store_all(session, rnd, ctx, rows, errors, data, by, actor)
+
+
+def _store_all(session: Session, rnd: Round, ctx: _Context, rows: list[_Row], errors: list[RowError], data: bytes,
+               by: StaffUser | None, actor: str, *, marks: list[str] = (), already: int = 0) -> ImportReport:
+    """Store every row, or raise with every error; ``marks``: the imported submissions to remember."""
+    errors += ctx.check_across_rows(rows)
     if errors:
         raise ImportRejected(sorted(errors, key=lambda e: e.line))
     report = ctx.store(rows)
+    report.already = already
+    if marks:  # in the digests' order, not the file's: nothing lines them up with the responses
+        session.execute(sa.insert(ImportedSubmission), [{"round_id": rnd.id, "mark": m} for m in sorted(marks)])
     audit.record(session, "responses.import", user=by, actor=actor, object_type="round", object_id=rnd.code,
                  new={"sha256": hashlib.sha256(data).hexdigest(), "responses": report.responses,
-                      "by_form": report.by_form, "surplus": report.surplus})
+                      "by_form": report.by_form, "surplus": report.surplus, "already_imported": already})
     return report
+
+
+def _import_export(session: Session, rnd: Round, data: bytes, *, today: date, by: StaffUser | None,
+                   actor: str) -> ImportReport:
+    """Check and store the submissions of a Central or Kobo export, skipping those imported before."""
+    try:
+        rounds.check_collecting(rnd, today)
+    except rounds.RoundError as exc:
+        raise ImportRejected([RowError(1, str(exc))]) from None
+    try:
+        export = odk_imports.read_export(data)
+    except odk_imports.ExportUnreadable as exc:
+        raise ImportRejected([RowError(exc.line, str(exc))]) from None
+    ctx = _Context(session, rnd)
+    known = set(ctx.items) | set(xlsform.IDENTITY_FIELDS) | set(xlsform.WHO_FIELDS) | {xlsform.INTRO}
+    unknown = [c for c in export.columns if odk_imports.leaf(c) not in known]
+    if unknown:
+        raise ImportRejected([RowError(1, f"cột không phải trường của biểu mẫu đợt {rnd.code}: "
+                                          + ", ".join(repr(u) for u in unknown[:20]))])
+    done = set(session.scalars(sa.select(ImportedSubmission.mark).where(ImportedSubmission.round_id == rnd.id)))
+    errors: list[RowError] = []
+    rows: list[_Row] = []
+    marks: list[str] = []
+    seen: dict[str, int] = {}
+    already = 0
+    for sub in export.submissions:
+        if not sub.key:
+            errors.append(RowError(sub.line, "thiếu mã bản ghi (KEY / _uuid)."))
+            continue
+        if sub.key in seen:
+            errors.append(RowError(sub.line, f"bản ghi {sub.key[:60]} đã có ở dòng {seen[sub.key]}."))
+            continue
+        seen[sub.key] = sub.line
+        submission_mark = odk_imports.mark(export.platform, sub.key)
+        if submission_mark in done:
+            already += 1
+            continue
+        problem = ctx.check_version(sub.fields.get("form_code", ""), sub.fields.get("q_version", ""))
+        if problem:
+            errors.append(RowError(sub.line, problem))
+            continue
+        q = ctx.forms[ctx.aliases.get(sub.fields["form_code"], sub.fields["form_code"])]
+        if q.rates in ("supervising", "matrix") and not sub.repeats:
+            errors.append(RowError(sub.line, f"mẫu {q.code} không có lần đánh giá nào: tệp CSV của Kobo không "
+                                             "chứa nhóm lặp (hãy xuất XLSX); với ODK Central hãy nhập cả tệp .zip."))
+            continue
+        marks.append(submission_mark)
+        for values in odk_imports.rows_of(sub, q.rates, {i.code for i in q.text_items}):
+            row, problems = ctx.parse_row(sub.line, {"agency": "", **values}, today)
+            errors += [RowError(sub.line, p) for p in problems]
+            if row is not None:
+                rows.append(row)
+    if not export.submissions:
+        errors.append(RowError(2, "tệp không có bản ghi nào."))
+    return _store_all(session, rnd, ctx, rows, errors, data, by, actor, marks=marks, already=already)
 
 
 class _Context:
@@ -160,6 +233,17 @@ class _Context:
         self.items = {code for q in self.forms.values() for code in q.item_codes}
         self.supervising = (", ".join(code for code, q in self.forms.items() if q.rates == "supervising")
                             or "đợt này không có")
+
+    def check_version(self, form_code: str, version: str) -> str | None:
+        """Why a submission's hidden form code and version are not a form version the round uses, if so."""
+        form = self.aliases.get(form_code, form_code)
+        if form not in self.forms:
+            return (f"mẫu phiếu '{form_code[:20]}' (trường form_code) không thuộc đợt {self.round.code} "
+                    f"(có: {', '.join(self.forms)}).")
+        if version != self.forms[form].version:
+            return (f"phiên bản '{version[:20]}' (trường q_version) không phải phiên bản mẫu {form} đợt "
+                    f"{self.round.code} đang dùng ({self.forms[form].version}): hãy dùng biểu mẫu xuất từ đợt này.")
+        return None
 
     def check_header(self, header: list[str]) -> list[RowError]:
         errors = []
@@ -253,9 +337,7 @@ class _Context:
                 scale = q.scales[item.scale]
                 if value and value.upper() in scale.codes:
                     value = value.upper()
-                if not value:
-                    if item.required:
-                        problems.append(f"câu {code} bắt buộc nhưng để trống (ghi K nếu không đánh giá).")
+                if not value:  # item nonresponse: stored as no answer, never as "K"
                     continue
                 if value not in scale.codes:
                     problems.append(f"câu {code}: '{value}' không phải phương án của thang {scale.code} "
@@ -267,6 +349,8 @@ class _Context:
                 problems.append(f"câu {code}: dài {len(value)} ký tự, tối đa {item.max_length}.")
                 continue
             answers[code] = value
+        if not problems and q.scale_items and not any(i.code in answers for i in q.scale_items):
+            problems.append(f"không có câu trả lời nào cho các câu hỏi của mẫu {q.code}.")
         return answers, problems
 
     def check_across_rows(self, rows: list[_Row]) -> list[RowError]:

@@ -14,6 +14,9 @@ without the server's secret. The submission is not in the audit log.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import re
 import secrets
 import unicodedata
@@ -77,12 +80,14 @@ _LOOKUP = (
 )
 _SPEND = {
     name: insert(_spent_t)
-    .values(mark=sa.bindparam("mark"), quota_cell_id=sa.bindparam("cell_id"), submission_id=sa.bindparam("sid"))
+    .values(mark=sa.bindparam("mark"), quota_cell_id=sa.bindparam("cell_id"), submission_id=sa.bindparam("sid"),
+            answers_digest=sa.bindparam("digest"))
     .on_conflict_do_nothing(index_elements=[_spent_t.c.mark])
     .returning(_spent_t.c.mark)
     for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
 }
 _SPENT_BY = sa.select(_spent_t.c.submission_id).where(_spent_t.c.mark == sa.bindparam("mark"))
+_SPENT_DIGEST = sa.select(_spent_t.c.answers_digest).where(_spent_t.c.mark == sa.bindparam("mark"))
 _DELETE_DRAFT = sa.delete(_draft_t).where(_draft_t.c.id == sa.bindparam("draft_id"))
 _DRAFT_COLUMNS = (_draft_t.c.id, _draft_t.c.sealed, _draft_t.c.answers, _draft_t.c.division_id)
 _START_DRAFT = {
@@ -446,8 +451,33 @@ def _draft_info(sealer: Sealer, draft_id: int, sealed: str | None, legacy: dict 
     return DraftInfo(draft_id, answers if isinstance(answers, dict) else {}, division_id)
 
 
+def answers_digest(answers_key: str, answers: dict[str, dict[str, str]]) -> str | None:
+    """HMAC-SHA256 of the answers under the page's answers key (None without a key). The key is a random
+    value of the form page, never stored by the server: whoever holds the database, even with the server's
+    secret, cannot test a guess of the answers against the digest."""
+    if not SUBMISSION_ID.match(answers_key or ""):
+        return None
+    text = json.dumps(answers, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hmac.new(answers_key.encode(), text.encode(), hashlib.sha256).hexdigest()
+
+
+def same_answers(session: Session, access: Access, answers: dict[str, dict[str, str]], answers_key: str) -> bool:
+    """Whether a resend of the submission that spent the code carries the answers it stored (a submission
+    stored without a key, or resent without one, cannot be compared and counts as the same)."""
+    stored = session.scalar(_SPENT_DIGEST, {"mark": access.invitation.mark})
+    digest = answers_digest(answers_key, answers)
+    return stored is None or digest is None or hmac.compare_digest(stored, digest)
+
+
+def offline_answering(session: Session, round_id: int) -> bool:
+    """Whether the round lets its form be answered offline (round.yaml ``settings: offline_portal``)."""
+    settings = session.scalar(sa.select(_round_t.c.settings).where(_round_t.c.id == round_id)) or {}
+    return bool(settings.get("offline_portal"))
+
+
 def submit(
     session: Session, access: Access, answers: dict[str, dict[str, str]], submission_id: str, *, today: date,
+    answers_key: str = "",
 ) -> bool:
     """Put the answers in the ballot box and spend the code, once, in one transaction; when this ballot
     brings its cell to ``2k`` waiting, the same transaction releases all but ``k`` of them
@@ -457,6 +487,8 @@ def submit(
     two identical POSTs racing each other only one stores anything; the other finds its own submission id
     under the mark and is told it succeeded.
 
+    ``answers_key``: the page's key of :func:`answers_digest`, so a resend can be compared.
+
     :return: True if this call stored the answers, False if it was a retry of the same submission.
     :raises Refusal: "submitted" when another submission already spent the code.
     """
@@ -465,7 +497,8 @@ def submit(
     clean = check_answers(access, answers, complete=True)
     mark = access.invitation.mark
     spent = session.execute(_SPEND[session.get_bind().dialect.name],
-                            {"mark": mark, "cell_id": access.cell.id, "sid": submission_id}).first()
+                            {"mark": mark, "cell_id": access.cell.id, "sid": submission_id,
+                             "digest": answers_digest(answers_key, answers)}).first()
     if spent is None:
         stored = session.scalar(_SPENT_BY, {"mark": mark})
         if stored == submission_id:

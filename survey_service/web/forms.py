@@ -12,7 +12,7 @@ from wtforms import DateField, IntegerField, StringField
 from survey_service.dates import DateError, parse_iso_date
 
 #: Form fields that are not answers.
-CONTROL_FIELDS = frozenset({"csrf_token", "submission_id", "action", "form_tag"})
+CONTROL_FIELDS = frozenset({"csrf_token", "submission_id", "action", "form_tag", "answers_key", "autosave"})
 
 
 def answers_from(formdata, *, rates_several: bool, agency_code: str) -> dict[str, dict[str, str]]:

@@ -15,7 +15,9 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for,
+)
 from markupsafe import Markup
 
 from survey_service.db import get_session
@@ -53,6 +55,10 @@ REFUSALS = {
                    "Trình duyệt không còn giữ phiên trả lời của Anh/Chị (có thể do đã đóng trình duyệt hoặc "
                    "chặn cookie). Vui lòng mở lại đường link trên phiếu mời hoặc nhập mã ở trang chủ; các câu "
                    "trả lời đã bấm “Lưu để trả lời tiếp” vẫn còn nguyên."),
+    "different": (422, "Phiếu đã được gửi với câu trả lời khác",
+                  "Phiếu này đã được gửi một lần với các câu trả lời khác những câu vừa gửi lại, nên lần gửi lại "
+                  "không được ghi nhận: mỗi mã chỉ gửi được một lần. Bản câu trả lời vừa gửi vẫn được giữ trên "
+                  "máy này."),
     "other_code": (409, "Trang này thuộc một mã khảo sát khác",
                    "Trong lúc trang này đang mở, trình duyệt đã mở một mã khảo sát khác, nên các câu trả lời "
                    "vừa gửi chưa được ghi nhận. Vui lòng mở lại đường link trên phiếu mời của Anh/Chị."),
@@ -136,8 +142,9 @@ def _refusal_page(refusal: portal.Refusal):
     message = message.format(opens=rnd.opens_on.strftime("%d/%m/%Y") if rnd else "",
                              minutes=max(1, current_app.config["CODE_LOOKUP_WINDOW_SECONDS"] // 60))
     note_round(rnd)
+    # the reason also as a header, for the offline form's outbox (keep the record, drop it, or retry)
     return render_template("respond/state.html", title=title, message=message, reason=refusal.reason,
-                           access=refusal.access), status
+                           access=refusal.access), status, {"X-Portal-State": refusal.reason}
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -267,6 +274,11 @@ def answer():
         db.commit()
         return _refusal_page(refusal)
     if access.submitted:
+        resent = answers_from(request.form, rates_several=access.rates_several,
+                              agency_code=access.cell.agency.code if access.cell.agency else "")
+        if not portal.same_answers(db, access, resent, request.form.get("answers_key", "")):
+            db.commit()
+            return _refusal_page(portal.Refusal("different", access))
         db.commit()
         return _thanks(access)
     if access.needs_division:
@@ -286,7 +298,7 @@ def answer():
         if action == "save":
             portal.save_draft(db, access, answers, today=today)
         else:
-            portal.submit(db, access, answers, sid, today=today)
+            portal.submit(db, access, answers, sid, today=today, answers_key=request.form.get("answers_key", ""))
     except portal.AnswerErrors as exc:
         db.rollback()
         return _form_page(access, sid, request.form, exc.errors, 400)
@@ -294,6 +306,8 @@ def answer():
         db.rollback()
         return _refusal_page(refusal)
     db.commit()
+    if action == "save" and request.form.get("autosave"):  # the offline form's background save
+        return "", 204
     if action == "save":
         flash("Đã lưu các câu trả lời. Anh/Chị có thể đóng trang và quay lại sau bằng cùng mã này, "
               "trên máy này hoặc máy khác.", "info")
@@ -345,9 +359,13 @@ def _form_page(access, submission_id: str, values, errors: dict, status: int, **
                         if prefix + item.code in by_name), None)
     answers = _answers_html(access, groups, values, by_name, first_error)
     note_round(access.round)
+    offline = not extra.get("preview") and portal.offline_answering(get_session(), access.round.id)
+    answers_key = request.form.get("answers_key", "") if request.method == "POST" else ""
     return render_template("respond/form.html", access=access, submission_id=submission_id, groups=groups,
                            form_tag=_form_tag(access.code), answers=answers, errors=by_name, general=general,
-                           first_error=first_error, **extra), status
+                           first_error=first_error, offline=offline,
+                           answers_key=answers_key if portal.SUBMISSION_ID.match(answers_key)
+                           else portal.new_submission_id(), **extra), status
 
 
 #: The answer inputs of a blank page, by (form code, questionnaire version hash, the province and unit its
@@ -378,5 +396,28 @@ def _division_page(db, access, form, status: int):
 
 
 def _thanks(access):
+    """The thank-you page; for a round answered offline, it also forgets the code: the session drops it and
+    the page's script deletes what the browser kept of it (its draft, outbox record and cached page)."""
     note_round(access.round)
-    return render_template("respond/thanks.html", access=access)
+    offline = portal.offline_answering(get_session(), access.round.id)
+    if offline:
+        _forget()
+    return render_template("respond/thanks.html", access=access, offline=offline, form_tag=_form_tag(access.code))
+
+
+@bp.route("/phieu/token", methods=["GET"])
+def token():
+    """A fresh CSRF token for a resend from the outbox: the page's own may belong to a session the browser
+    has since lost (a restart ends the session cookie). Tells nothing about any code."""
+    from flask_wtf.csrf import generate_csrf
+
+    return jsonify({"csrf_token": generate_csrf()})
+
+
+@bp.route("/sw.js", methods=["GET"])
+def service_worker():
+    """The service worker of the offline form, served from the root so that it may control ``/phieu`` (not
+    cached, as every portal response: a new version is taken at once)."""
+    response = current_app.send_static_file("js/sw.js")
+    response.headers["Service-Worker-Allowed"] = "/"
+    return response

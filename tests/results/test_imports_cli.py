@@ -45,7 +45,7 @@ def test_bad_rows_are_all_reported_and_nothing_is_imported(builder, session):
         builder.row("CC-CT", "SNV", "4"),
         builder.row("CC-CT", "XYZ", "4"),                        # line 3: unknown agency
         builder.row("CC-CT", "SNV", "4", I01="7"),               # line 4: not an option
-        builder.row("CC-CT", "SNV", "4", I02=""),                # line 5: required item blank
+        builder.row("CC-CT", "SNV", "4", I07="5"),               # line 5: not an option either
         builder.row("CC-CT", "SNV", "4", E01="3"),               # line 6: item of another form
         builder.row("LĐ-CP", "SNV", "4", division="TCKH", district="TAMKY"),  # line 7: division not under SNV
         builder.row("HĐ-CT", "SNV", "4"),                        # line 8: matrix row without respondent
@@ -60,7 +60,7 @@ def test_bad_rows_are_all_reported_and_nothing_is_imported(builder, session):
         raise AssertionError("bad rows were accepted")
     session.rollback()
     assert sorted(set(lines)) == [3, 4, 5, 6, 7, 8, 9]
-    assert "XYZ" in messages[3] and "'7'" in messages[4] and "I02" in messages[5] and "E01" in messages[6]
+    assert "XYZ" in messages[3] and "'7'" in messages[4] and "I07" in messages[5] and "E01" in messages[6]
     assert "TCKH" in messages[7] and "respondent" in messages[8] and "NOPE" in messages[9]
     assert session.scalar(sa.select(sa.func.count()).select_from(Response)) == 0
     assert session.scalar(sa.select(sa.func.count()).select_from(Answer)) == 0
