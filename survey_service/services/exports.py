@@ -82,7 +82,7 @@ CRITERIA_HEADERS = {
 CELL_HEADERS = {
     "stratum": "Ô mẫu (tầng)",
     "form": "Mẫu phiếu",
-    "cell_agency": "Cơ quan hoặc huyện của ô mẫu",
+    "cell_agency": "Cơ quan hoặc đơn vị của ô mẫu",
     "respondents": "Số người trả lời được công bố",
     "population": "Tổng thể (staff_counts.csv)",
     "fraction": "Tỷ lệ chọn mẫu (0: không hiệu chỉnh tổng thể hữu hạn)",
@@ -320,8 +320,8 @@ ANSWER_COLUMNS = ["response_uid", "response_id", "group", "channel", "agency", "
 #: Labels of the design variables, in the .sav (and in docs/results.md).
 DESIGN_LABELS = {
     "agency_kind": "Loại cơ quan được đánh giá",
-    "stratum": "Ô mẫu (tầng): mẫu phiếu/cơ quan, hoặc mẫu phiếu/huyện của LĐ-CP",
-    "cell_agency": "Cơ quan hoặc huyện của ô mẫu",
+    "stratum": "Ô mẫu (tầng): mẫu phiếu/cơ quan hoặc đơn vị",
+    "cell_agency": "Cơ quan hoặc đơn vị của ô mẫu",
     "population": "Tổng thể của ô mẫu (số công chức, staff_counts.csv); trống nếu không biết",
     "sampling_fraction": "Tỷ lệ chọn mẫu của ô mẫu dùng cho hiệu chỉnh tổng thể hữu hạn (0: không hiệu chỉnh)",
     "group_weight": "Trọng số của nhóm đối tượng (methodology.yaml)",
