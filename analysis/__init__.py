@@ -9,7 +9,7 @@ from analysis.estimation import domain_means, mean_covariance
 from analysis.ranking import rank_intervals
 from analysis.reliability import DEFAULT_MAX_HALF_WIDTH, DEFAULT_PRECISION, REASONS, imprecise, precision_reasons
 from analysis.rounding import round_half_away
-from analysis.sampling import recommend_sample_size, recommend_sample_sizes
+from analysis.sampling import recommend_sample_size, recommend_sample_sizes, response_rates
 from analysis.scoring import (
     FLAG_LOW_RELIABILITY,
     FLAG_MISSING_GROUP,
@@ -88,6 +88,7 @@ __all__ = [
     "recommend_sample_size",
     "recommend_sample_sizes",
     "respondent_scores",
+    "response_rates",
     "round_half_away",
     "score_round",
     "scored_answers",

@@ -1,4 +1,4 @@
-"""Sample-size recommendations for quota planning (Yamane's formula with a floor)."""
+"""Sample-size recommendations for quota planning (Yamane's formula with a floor), and response rates."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 
-__all__ = ["recommend_sample_size", "recommend_sample_sizes"]
+__all__ = ["recommend_sample_size", "recommend_sample_sizes", "response_rates"]
 
 
 def _check_options(margin: float, floor: int) -> None:
@@ -77,3 +77,15 @@ def recommend_sample_sizes(populations: pd.Series, *, margin: float = 0.10, floo
     yamane = np.ceil(vals / (1 + vals * margin * margin) - 1e-9)
     out = np.minimum(vals, np.maximum(floor, yamane)).astype(np.int64)
     return pd.Series(out, index=populations.index, name=populations.name)
+
+
+def response_rates(issued: int, complete: int, partial: int = 0) -> tuple[float, float]:
+    """AAPOR RR1 and RR2 (Standard Definitions) of a channel whose every issued unit is eligible: RR1 =
+    I / issued, RR2 = (I + P) / issued, with I the complete and P the partial responses; NaN when none issued.
+
+    Every invitation code or paper sheet issued went to a sampled, eligible person, so the unknown-eligibility
+    terms of the AAPOR denominator are empty and RR1 = RR3, RR2 = RR4.
+    """
+    if issued <= 0:
+        return float("nan"), float("nan")
+    return complete / issued, (complete + partial) / issued

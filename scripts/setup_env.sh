@@ -5,10 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-}"
 
-apt_packages=(fonts-dejavu-core)
+# poppler-utils: pdftoppm rasterises scanned PDFs of sheets for the reader
+apt_packages=(fonts-dejavu-core poppler-utils)
 if [ -n "$extras" ]; then
+  # the report's PDF: LibreOffice headless, with a Times New Roman substitute that has every Vietnamese letter
+  # (fonts-liberation 1.07 lacks ạ ậ ế ệ ộ ợ ự ỹ; fonts-liberation2 has them)
   # r-base-core and r-cran-survey: R itself rebuilds the published tables from the export (tests/results/test_reproduce.py)
-  apt_packages+=(postgresql chromium poppler-utils nginx default-jre-headless r-base-core r-cran-survey)
+  apt_packages+=(postgresql chromium nginx default-jre-headless libreoffice-writer-nogui fonts-liberation2 r-base-core
+                 r-cran-survey)
 fi
 missing=()
 for pkg in "${apt_packages[@]}"; do

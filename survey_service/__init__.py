@@ -4,7 +4,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from survey_service import config as config_defaults
@@ -62,6 +62,10 @@ def trust_proxies(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
 
+#: Endpoints that take sheet images (``SHEET_UPLOAD_MAX_BYTES``, not ``MAX_CONTENT_LENGTH``).
+LARGE_UPLOADS = {"paper.read"}
+
+
 def register_extensions(app: Flask) -> None:
     from flask_login import current_user
 
@@ -69,6 +73,14 @@ def register_extensions(app: Flask) -> None:
     from survey_service.extensions import csrf, login_manager
 
     db.init_app(app)
+
+    @app.before_request
+    def _larger_uploads():
+        """Scanned PDFs and phone photos of sheets are larger than anything else posted (before the CSRF
+        check reads the form)."""
+        if request.endpoint in LARGE_UPLOADS:
+            request.max_content_length = app.config["SHEET_UPLOAD_MAX_BYTES"]
+
     csrf.init_app(app)
     # Templates get the lazy ``current_user`` proxy rather than a user loaded for every page: loading one
     # for a respondent's session (which holds no staff user) would rewrite their cookie on each request.

@@ -222,7 +222,7 @@ def round_check(round_dir, questionnaire_dir):
     paper = sum(q.target for q in r.quotas if q.channel == "paper")
     continued = sum(1 for a in r.agencies if a.continues)
     click.echo(f"  {len(r.form_codes)} phiếu, {len(r.quotas)} ô chỉ tiêu ({paper} phiếu giấy), "
-               f"{continued} cơ quan kế tục cơ quan của đợt trước")
+               f"{continued} cơ quan kế tục cơ quan của đợt trước, {len(r.targets)} mục tiêu")
     click.echo(f"Đợt {r.code} hợp lệ.")
 
 
@@ -586,6 +586,42 @@ def sheets_return(round_code, codes):
                + (f"; đã ghi nhận từ trước: {', '.join(s.serial for s in report.already)}." if report.already else "."))
 
 
+@sheets_group.command("read")
+@click.option("--round", "round_code", required=True)
+@click.option("--clerk", "clerk_name", help="Key sheets read in full with nothing uncertain under this clerk "
+              "account; without it they wait for a clerk's confirmation on the web page.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+@needs_secrets("SHEET_SIGNING_KEYS", "SECRET_KEY")
+def sheets_read(round_code, clerk_name, files):
+    """Read photos or scanned PDFs of sheets printed to be read: one JSON line per page, with the answer
+    decided per item (null = blank, "review" = for the clerk to confirm) or why the page was refused."""
+    import json
+
+    import sqlalchemy as sa
+
+    from survey_service.models import Role, StaffUser
+    from survey_service.services import reading
+
+    session = get_session()
+    rnd = _round_or_fail(session, round_code)
+    clerk = None
+    if clerk_name:
+        clerk = session.scalar(sa.select(StaffUser).where(StaffUser.username == clerk_name))
+        if clerk is None or clerk.role is not Role.CLERK:
+            fail(f"Không có nhân viên nhập phiếu (clerk) tên {clerk_name}.")
+    refused = 0
+    for path in files:
+        for result in reading.read_file(session, rnd, path.name, path.read_bytes(),
+                                        keys=current_app.config["SHEET_SIGNING_KEYS"],
+                                        secret=current_app.config["SECRET_KEY"], clerk=clerk):
+            session.commit()
+            refused += bool(result.refused)
+            click.echo(json.dumps(result.as_json(), ensure_ascii=False))
+    if refused:
+        click.secho(f"{refused} trang bị từ chối: hãy chụp hoặc quét lại các trang đó.", fg="yellow", err=True)
+
+
 @sheets_group.command("status")
 @click.option("--round", "round_code", required=True)
 @with_appcontext
@@ -652,6 +688,18 @@ def analysis_group():
     """Scoring and estimation of a round's results."""
 
 
+def _release_due_ballots(session, rnd) -> None:
+    """Sealed ballots of past days into responses before the results are computed; says what still waits."""
+    from survey_service.services import ballots, rounds
+
+    released = ballots.release(session, rnd, ballots.opener(rnd, current_app.config["SECRET_KEY"]),
+                               today=rounds.local_today())
+    session.commit()
+    if released.waiting or released.unreadable:
+        click.echo(ballots.waiting_note(released.waiting, owner_sealed=bool(rnd.ballot_public_key)) + (
+            " " + rounds.unreadable_message(released.unreadable) if released.unreadable else ""))
+
+
 @analysis_group.command("run")
 @click.option("--round", "round_code", required=True, help="Round code, e.g. QNA-2023.")
 @click.option("--out", "outputs", multiple=True, required=True, type=click.Path(dir_okay=False),
@@ -665,7 +713,7 @@ def analysis_group():
 def analysis_run(round_code, outputs, answers_path, responses_path):
     """Compute a round's results from its stored responses and write them (sealed ballots of past days are
     released first)."""
-    from survey_service.services import ballots, exports, results, rounds
+    from survey_service.services import exports, results
 
     for out in outputs:
         if Path(out).suffix.lower() not in exports.FORMATS:
@@ -674,12 +722,7 @@ def analysis_run(round_code, outputs, answers_path, responses_path):
         fail(f"--responses ghi tệp SPSS: tên tệp phải có đuôi .sav ({responses_path}).")
     session = get_session()
     rnd = _round_or_fail(session, round_code)
-    released = ballots.release(session, rnd, ballots.opener(rnd, current_app.config["SECRET_KEY"]),
-                               today=rounds.local_today())
-    session.commit()
-    if released.waiting or released.unreadable:
-        click.echo(ballots.waiting_note(released.waiting, owner_sealed=bool(rnd.ballot_public_key)) + (
-            " " + rounds.unreadable_message(released.unreadable) if released.unreadable else ""))
+    _release_due_ballots(session, rnd)
     try:
         res = results.round_results(session, rnd)
     except results.ResultsError as exc:
@@ -742,6 +785,38 @@ def responses_import(round_code, file):
                + (f"; {report.already} bản ghi đã nhập trước, bỏ qua." if report.already else "."))
 
 
+# --- report --------------------------------------------------------------------------------------
+@click.command("report")
+@click.option("--round", "round_code", required=True, help="Round code, e.g. DNG-2026.")
+@click.option("--previous", "previous_code", help="An earlier round to compare with, e.g. QNA-2023.")
+@click.option("--out", "outputs", multiple=True, required=True, type=click.Path(dir_okay=False),
+              help="Output file, .docx or .pdf (the PDF is converted by LibreOffice). Repeatable.")
+@click.option("--template", type=click.Path(exists=True, dir_okay=False),
+              help="The province's Word template (docxtpl fields: docs/report.md); the bundled one by default.")
+@with_appcontext
+@needs_secrets("SECRET_KEY")
+def report_command(round_code, previous_code, outputs, template):
+    """Write the survey report of a round (Nghị định 30/2020/NĐ-CP layout): method, results with their
+    intervals, targets, change since the previous round, annexes (sealed ballots of past days are released
+    first, as by `analysis run`)."""
+    from survey_service.services import comparison, report, results
+
+    for out in outputs:
+        if Path(out).suffix.lower() not in report.FORMATS:
+            fail(f"Không hỗ trợ định dạng '{Path(out).suffix}' ({out}); dùng: {', '.join(report.FORMATS)}.")
+    session = get_session()
+    rnd = _round_or_fail(session, round_code)
+    previous = _round_or_fail(session, previous_code) if previous_code else None
+    for each in filter(None, (previous, rnd)):
+        _release_due_ballots(session, each)
+    try:
+        written = report.write_report(session, rnd, list(outputs), previous=previous, template=template)
+    except (report.ReportError, comparison.ComparisonError, results.ResultsError) as exc:
+        fail(f"LỖI {exc}")
+    for path in written:
+        click.echo(f"Đã ghi {path}")
+
+
 # --- demo ----------------------------------------------------------------------------------------
 @click.group("demo")
 def demo_group():
@@ -753,7 +828,8 @@ def demo_group():
               help="The bundled round the demo collects for: QNA-2023 (Quảng Nam, 2023) or DNG-2026 (Đà Nẵng, "
                    "two-tier local government).")
 @click.option("--simulated/--no-simulated", default=True, show_default=True,
-              help="Also create the demonstration round <ROUND>-DEMO filled with simulated responses.")
+              help="Also create the demonstration rounds <ROUND>-DEMO and an earlier <ROUND>-DEMO-TRUOC filled with "
+                   "simulated responses.")
 @with_appcontext
 def demo_setup(round_code, simulated):
     """Migrate the database, load a bundled round and open it for collection, (re)set the demo accounts;
@@ -814,29 +890,33 @@ def _close_other_demo_rounds(session, rnd, rounds_dir: Path) -> None:
 
 
 def _simulated_round(session, round_dir: Path, round_code: str, accounts: dict) -> None:
-    """The demonstration round: the same agencies and forms as the real round, filled with simulated
-    responses through the portal and keying services, under its own code."""
+    """The demonstration rounds: the same agencies and forms as the real round, filled with simulated
+    responses through the portal and keying services, under their own codes. The earlier one
+    (``<ROUND>-DEMO-TRUOC``) has every agency a known step worse, so the report shows a change since it."""
     from survey_service.services import rounds, simulation
 
-    code = simulation.demo_code(round_code)
-    rounds.load_round(session, round_dir, current_app.config["QUESTIONNAIRE_DIR"], actor="demo",
-                      simulated_code=code)
-    rnd = rounds.get_round(session, code)
-    _open_for_demo(session, rnd)
-    try:
-        report = simulation.simulate(session, rnd, clerks=(accounts["buudien"], accounts["buudien2"]),
-                                     supervisor=accounts["giamsat"], today=date.today(),
-                                     signing_keys=current_app.config["SHEET_SIGNING_KEYS"],
-                                     secret=current_app.config["SECRET_KEY"])
-    except simulation.SimulationError as exc:
+    for code, shift, answers_seed in (
+            (simulation.previous_demo_code(round_code), simulation.PREVIOUS_SHIFT, 2022),
+            (simulation.demo_code(round_code), 0.0, None)):
+        rounds.load_round(session, round_dir, current_app.config["QUESTIONNAIRE_DIR"], actor="demo",
+                          simulated_code=code)
+        rnd = rounds.get_round(session, code)
+        _open_for_demo(session, rnd)
+        try:
+            report = simulation.simulate(session, rnd, clerks=(accounts["buudien"], accounts["buudien2"]),
+                                         supervisor=accounts["giamsat"], today=date.today(),
+                                         signing_keys=current_app.config["SHEET_SIGNING_KEYS"],
+                                         secret=current_app.config["SECRET_KEY"], quality_shift=shift,
+                                         answers_seed=answers_seed)
+        except simulation.SimulationError as exc:
+            session.commit()
+            click.echo(f"Đợt {code} (dữ liệu mô phỏng): {exc}")
+            continue
         session.commit()
-        click.echo(f"Đợt {code} (dữ liệu mô phỏng): {exc}")
-        return
-    session.commit()
-    click.echo(f"Đợt {code} (dữ liệu mô phỏng, ghi rõ trên mọi trang): {report.online_respondents} người trả lời "
-               f"trực tuyến ({report.online_responses} phiếu trả lời), {report.drafts} phiếu đang lưu dở, "
-               f"đã nhập {report.sheets_keyed}/{report.sheets_issued} phiếu giấy, {report.second_keyed} phiếu "
-               f"nhập hai lần, {report.disagreements} chỗ khác nhau ({report.reconciled} đã đối chiếu).")
+        click.echo(f"Đợt {code} (dữ liệu mô phỏng, ghi rõ trên mọi trang): {report.online_respondents} người trả "
+                   f"lời trực tuyến ({report.online_responses} phiếu trả lời), {report.drafts} phiếu đang lưu dở, "
+                   f"đã nhập {report.sheets_keyed}/{report.sheets_issued} phiếu giấy, {report.second_keyed} phiếu "
+                   f"nhập hai lần, {report.disagreements} chỗ khác nhau ({report.reconciled} đã đối chiếu).")
 
 
 def _write_instance_secrets(path: Path) -> None:
@@ -887,7 +967,7 @@ def restore_command(source):
     click.echo(f"Database restored from {source}.")
 
 
-COMMANDS = [backup_command, restore_command]
+COMMANDS = [backup_command, restore_command, report_command]
 GROUPS = [db_group, questionnaires_group, round_group, users_group, codes_group, sheets_group, analysis_group,
           responses_group, demo_group]
 

@@ -68,6 +68,8 @@ DEFAULTS = {
     "CODE_LOOKUP_LIMIT": 1000,
     "CODE_LOOKUP_WINDOW_SECONDS": 3600,
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+    # Photos and scanned PDFs of sheets posted for reading (all files of one upload together).
+    "SHEET_UPLOAD_MAX_BYTES": 60 * 1024 * 1024,
     #: What a 503 (database restarting, unreachable, read-only or full) tells clients to wait, in seconds.
     "UNAVAILABLE_RETRY_AFTER_SECONDS": 10,
     #: How often the progress dashboard asks the server for new figures.

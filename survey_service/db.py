@@ -48,7 +48,7 @@ def make_engine(url: str) -> sa.Engine:
 
 
 #: The tables whose old row versions could tell when a response was written, or what a draft held.
-COMPACTED_TABLES = ("response", "answer", "draft", "invitation_code", "spent_code", "ballot")
+COMPACTED_TABLES = ("response", "answer", "draft", "invitation_code", "spent_code", "ballot", "sheet_scan")
 
 
 def compact(engine: sa.Engine) -> None:

@@ -99,8 +99,8 @@ class Round(Base):
     methodology_hash: Mapped[str] = mapped_column(sa.String(64))
     #: What the round is made of, from round.yaml and supervising.yaml: ``kinds`` (the agency kinds in
     #: order, each ``{code, label, plural}``), ``own_staff_forms`` and ``supervision`` (per supervising form
-    #: ``{cells_per, unit, supervisor}``), ``province_type`` and ``organiser``. Pages, exports and the API
-    #: take their labels from it.
+    #: ``{cells_per, unit, supervisor}``), ``province_type``, ``organiser``, ``legal_basis`` and ``targets``
+    #: (round.yaml's). Pages, exports and the API take their labels from it.
     structure: Mapped[dict] = mapped_column(sa.JSON)
     #: Hash of the round directory's content when it was last loaded; equal hash = nothing to do.
     content_hash: Mapped[str] = mapped_column(sa.String(64))
@@ -454,8 +454,13 @@ class SheetEvent(Base):
         return f"<SheetEvent {self.sheet_id} {self.from_state}->{self.to_state}>"
 
 
+#: Kinds of keyer: a clerk typing from the paper, or the machine reader with a clerk confirming what it
+#: was unsure of (the clerk is then the keying's ``clerk``).
+KEYER_CLERK, KEYER_READER = "clerk", "reader"
+
+
 class Keying(Base):
-    """One keying pass of a sheet by a clerk; pass 2 is the blind double entry."""
+    """One keying pass of a sheet by a clerk or by the machine reader; pass 2 is the blind double entry."""
 
     __tablename__ = "keying"
 
@@ -466,6 +471,10 @@ class Keying(Base):
     #: {"<agency code or *>": {"<item code>": "<value>"}}
     answers: Mapped[dict] = mapped_column(sa.JSON)
     keyed_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    keyer: Mapped[str] = mapped_column(sa.String(16), default=KEYER_CLERK, server_default=KEYER_CLERK)
+    #: A machine reading's audit trail: {"<row>:<item>": {"machine": decision, "scores": {...}, "margin": m,
+    #: "confirmed": value the clerk chose}} (what was decided, how surely, and what the clerk changed).
+    reading: Mapped[dict | None] = mapped_column(sa.JSON)
 
     sheet: Mapped[Sheet] = relationship(back_populates="keyings")
     clerk: Mapped[StaffUser] = relationship()
@@ -477,6 +486,24 @@ class Keying(Base):
 
     def __repr__(self) -> str:
         return f"<Keying sheet={self.sheet_id} pass={self.pass_no}>"
+
+
+class SheetScan(Base):
+    """One page of a sheet read by machine: its reading (every bubble's score, the decisions) and the
+    straightened image, sealed, kept only until the sheet is verified (an image holds the answers)."""
+
+    __tablename__ = "sheet_scan"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sheet_id: Mapped[int] = mapped_column(sa.ForeignKey("sheet.id", ondelete="CASCADE"), index=True)
+    page: Mapped[int]
+    reading: Mapped[dict] = mapped_column(sa.JSON)
+    #: AES-GCM-sealed JPEG of the straightened page; None once the sheet is verified or void.
+    image: Mapped[str | None] = mapped_column(sa.Text)
+
+    sheet: Mapped[Sheet] = relationship()
+
+    __table_args__ = (sa.UniqueConstraint("sheet_id", "page", name="uq_sheet_scan_page"),)
 
 
 class Response(Base):

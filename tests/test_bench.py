@@ -57,6 +57,11 @@ def test_paper(tmp_path):
     assert (tmp_path / "sheets.pdf").read_bytes().startswith(b"%PDF") and "PDF size" in out
 
 
+def test_reading():
+    out = run_bench("reading")
+    assert "pages per second per core" in out and "photo missing half the page" in out
+
+
 def test_dashboard_on_sqlite():
     out = run_bench("dashboard")
     assert "dashboard page" in out and "API" in out

@@ -129,37 +129,48 @@ def test_token_survives_key_rotation_and_refuses_forgery():
 # --- printing ----------------------------------------------------------------------------------------
 def test_printed_batch_qr_codes_decode_to_the_keying_screen_of_their_sheet(
         app, loaded_round, runner, client, make_user, tmp_path):
+    """LĐS-CT is printed to be read: every page's QR holds its signed serial and page, which the key-in
+    screen's scanner field opens; HĐ-CT is printed to be keyed: its QR is the sheet's key-in URL."""
     zxingcpp = pytest.importorskip("zxingcpp")
     from PIL import Image
 
-    out = tmp_path / "sheets.pdf"
-    result = runner.invoke(args=["sheets", "print", "--round", "QNA-2023", "--form", "LĐS-CT", "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    assert "Đã phát 36 phiếu" in result.output
-    subprocess.run(["pdftoppm", "-r", "100", "-png", str(out), str(tmp_path / "page")], check=True)
-    pages = sorted(tmp_path.glob("page-*.png"))
-    assert len(pages) >= 36
-    urls_by_page = []
-    for page in pages:
-        found = zxingcpp.read_barcodes(Image.open(page), formats=zxingcpp.BarcodeFormat.QRCode)
-        assert len(found) == 1, page.name
-        urls_by_page.append(found[0].text)
-    text = subprocess.run(["pdftotext", "-layout", str(out), "-"], capture_output=True, check=True,
-                          text=True).stdout.split("\f")
     login(client, make_user("clerk"))
-    seen = set()
-    for url, page_text in zip(urls_by_page, text):
-        assert url.startswith(BASE + "/p/")
-        serial = re.search(r"Số phiếu: (\S+)", page_text).group(1)
-        response = client.get(url.removeprefix(BASE))
-        assert response.status_code == 302
-        assert response.headers["Location"].endswith(f"/paper/sheets/{serial}/key")
-        seen.add(serial)
-    assert len(seen) == 36
-    landing = client.get(urls_by_page[0].removeprefix(BASE), follow_redirects=True)
-    assert landing.status_code == 200
-    body = landing.get_data(as_text=True)
-    assert "Nhập phiếu" in body and sorted(seen)[0] in body and "Lần nhập 1" in body
+    for form_code, count in (("LĐS-CT", 36), ("HĐ-CT", 30)):
+        out = tmp_path / "sheets.pdf"
+        result = runner.invoke(args=["sheets", "print", "--round", "QNA-2023", "--form", form_code, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert f"Đã phát {count} phiếu" in result.output
+        for old in tmp_path.glob("page-*.png"):
+            old.unlink()
+        subprocess.run(["pdftoppm", "-r", "100", "-png", str(out), str(tmp_path / "page")], check=True)
+        pages = sorted(tmp_path.glob("page-*.png"))
+        assert len(pages) >= count
+        if form_code == "HĐ-CT":  # several pages a sheet: the first sheets are enough
+            pages = pages[:8]
+        codes_by_page = []
+        for page in pages:
+            found = zxingcpp.read_barcodes(Image.open(page), formats=zxingcpp.BarcodeFormat.QRCode)
+            assert len(found) == 1, page.name
+            codes_by_page.append(found[0].text)
+        text = subprocess.run(["pdftotext", "-layout", str(out), "-"], capture_output=True, check=True,
+                              text=True).stdout.split("\f")
+        seen = set()
+        for number, (code, page_text) in enumerate(zip(codes_by_page, text)):
+            serial = re.search(r"Số phiếu:? (\S+)", page_text).group(1)
+            if form_code == "HĐ-CT":
+                assert code.startswith(BASE + "/p/")
+                response = client.get(code.removeprefix(BASE))
+            else:
+                assert sheets.parse_page_payload(KEYS, code)[0] == serial and len(code) <= 26
+                response = client.post("/paper/?round=QNA-2023", data={"code": code})
+            assert response.status_code == 302
+            assert response.headers["Location"].endswith(f"/paper/sheets/{serial}/key")
+            seen.add(serial)
+        assert len(seen) == (count if form_code == "LĐS-CT" else len(seen))
+        landing = client.post("/paper/?round=QNA-2023", data={"code": codes_by_page[0]}, follow_redirects=True)
+        assert landing.status_code == 200
+        body = landing.get_data(as_text=True)
+        assert "Nhập phiếu" in body and sorted(seen)[0] in body and "Lần nhập 1" in body
 
 
 def test_pdf_text_is_nfc_vietnamese_with_the_title_and_the_serial_on_every_page(app, loaded_round, session):

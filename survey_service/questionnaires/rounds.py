@@ -67,6 +67,8 @@ class FieldSpec:
         return self.default is None
 
 
+#: The indicators a round's targets may name.
+TARGET_INDICATORS = ("satisfaction", "survey_points")
 #: A province-level unit is a province (tỉnh) or a centrally run city (thành phố), as in "thành phố Đà Nẵng".
 PROVINCE_TYPES = ("tỉnh", "thành phố")
 #: The organiser when round.yaml names none: the home affairs department of the province.
@@ -94,6 +96,8 @@ ROUND_FIELDS = (
     FieldSpec("own_staff_forms", "list of form codes", "Forms answered by the rated agency's own staff "
               "(rates: own); [] for none."),
     FieldSpec("settings", "mapping", "The round's switches, below."),
+    FieldSpec("targets", "list of targets", "What the province expects of its agencies (below): each agency × "
+              "indicator is then Đạt, Không đạt or Chưa đủ căn cứ.", "[]"),
 )
 #: ``settings:`` of round.yaml; the type is what the loader checks (share: a number in [0, 1]).
 SETTINGS_FIELDS = (
@@ -106,6 +110,17 @@ SETTINGS_FIELDS = (
               "group about one agency, is shown or exported.", "5"),
     FieldSpec("offline_portal", "bool", "The online form keeps answering without a connection: a draft and the "
               "answers to send wait in the browser until the connection returns (docs/field-tools.md).", "false"),
+)
+#: ``targets:`` entries of round.yaml; the most specific entry of an indicator applies to an agency.
+TARGET_FIELDS = (
+    FieldSpec("indicator", " or ".join(TARGET_INDICATORS), "`satisfaction`: the satisfaction share in %; "
+              "`survey_points`: the total survey points."),
+    FieldSpec("at_least", "number", "The target: a share in % (0–100) or points (above 0)."),
+    FieldSpec("kinds", "list of agency kinds", "Only agencies of these kinds.", "(all)"),
+    FieldSpec("agencies", "list of agency codes", "Only these agencies (a field such as land and "
+              "construction); wins over `kinds` and over an entry for all.", "(all)"),
+    FieldSpec("label", "text", "What the entry is called in the report, e.g. \"Lĩnh vực đất đai, xây dựng\".",
+              "(blank)"),
 )
 AGENCY_KIND_FIELDS = (
     FieldSpec("code", "text", "Lower-case code, used by agencies.csv and the forms' rated_kinds."),
@@ -176,6 +191,54 @@ def _load_kinds(raw: Any, file: str) -> tuple[AgencyKindDef, ...]:
             plural=as_text(entry["plural"], file, code, "plural", label="agency kind"),
         )
     return tuple(kinds.values())
+
+
+def _load_targets(raw: Any, kinds: Mapping[str, AgencyKindDef], agencies: Mapping[str, AgencyDef],
+                  max_points: float) -> tuple[dict, ...]:
+    """round.yaml ``targets``: each entry checked, and no two entries of the same reach for one indicator
+    (two answers for the same agency)."""
+    if raw is None or raw == []:
+        return ()
+    if not isinstance(raw, list):
+        raise QuestionnaireError(ROUND_FILE, None, "targets must be a list of entries ([] for none)")
+    targets, seen = [], {}
+    for n, entry in enumerate(raw, start=1):
+        where = f"#{n}"
+        check_keys(entry, set(_required(TARGET_FIELDS)), set(_optional(TARGET_FIELDS)), ROUND_FILE, where, "",
+                   label="target")
+        indicator = entry["indicator"]
+        if indicator not in TARGET_INDICATORS:
+            raise QuestionnaireError(ROUND_FILE, where, f"indicator must be one of {', '.join(TARGET_INDICATORS)}, "
+                                     f"got {indicator!r}", label="target")
+        value = as_number(entry["at_least"], ROUND_FILE, where, "at_least", label="target")
+        top = 100.0 if indicator == "satisfaction" else max_points
+        if not 0 < value <= top:
+            raise QuestionnaireError(ROUND_FILE, where, f"at_least must be above 0 and at most {top:g} for "
+                                     f"{indicator}, got {value:g}", label="target")
+        target = {"indicator": indicator, "at_least": value}
+        for key, names in (("kinds", kinds), ("agencies", agencies)):
+            if key in entry:
+                listed = as_list(entry[key], ROUND_FILE, where, key, label="target")
+                for code in listed:
+                    if not known(code, names):
+                        raise QuestionnaireError(ROUND_FILE, where, f"{key}: {code!r} is not one of this round's "
+                                                 f"{'agency kinds' if key == 'kinds' else 'agencies'}",
+                                                 label="target")
+                target[key] = sorted(set(listed))
+        if "label" in entry:
+            target["label"] = as_text(entry["label"], ROUND_FILE, where, "label", label="target")
+        if "agencies" in target:
+            reach = {(indicator, "agency", code) for code in target["agencies"]}
+        elif "kinds" in target:
+            reach = {(indicator, "kind", code) for code in target["kinds"]}
+        else:
+            reach = {(indicator, "all", "")}
+        for key in sorted(reach & set(seen)):
+            raise QuestionnaireError(ROUND_FILE, where, f"a second {indicator} target for {key[2] or 'all agencies'} "
+                                     f"(entry {seen[key]} sets one)", label="target")
+        seen.update(dict.fromkeys(reach, where))
+        targets.append(target)
+    return tuple(targets)
 
 
 def _parse_continues(value: str, file: str, row_id: str, round_code: str) -> tuple[tuple[str, str], ...]:
@@ -604,6 +667,8 @@ def load_round(
         )
     except QuestionnaireError as exc:
         raise _name_searched(exc, folders if scales is None else []) from None
+    most_points = max(sum(points.values()) for points in methodology["max_points"].values())
+    targets = _load_targets(data.get("targets"), kinds, agencies, most_points)
     return RoundDef(
         code=code,
         name=as_text(data["name"], rname, None, "name"),
@@ -626,6 +691,7 @@ def load_round(
         form_versions={f: q.version for f, q in forms.items()},
         province_type=province_type,
         organiser=organiser,
+        targets=targets,
     )
 
 
@@ -673,6 +739,11 @@ def format_reference() -> str:
         "form names another province.", "",
         "### settings", "",
         *_table(SETTINGS_FIELDS),
+        "### targets entries", "",
+        *_table(TARGET_FIELDS),
+        "A target is met (Đạt) when the one-sided 95% lower bound of the agency's estimate reaches it, missed",
+        "(Không đạt) when the upper bound is below it, and otherwise not decided (Chưa đủ căn cứ); see",
+        "[the results guide](results.md#targets).", "",
         "### agency_kinds entries", "",
         *_table(AGENCY_KIND_FIELDS),
         f"## {AGENCIES_FILE}", "", "One row per agency rated, in the order of pages and exports.", "",

@@ -379,6 +379,8 @@ class RoundDef:
     province_type: str = "tỉnh"
     #: Who runs the survey, as slips, page headers and sheets name it ("Sở Nội vụ tỉnh Hưng Yên").
     organiser: str = ""
+    #: round.yaml ``targets``: ``{indicator, at_least[, kinds][, agencies][, label]}`` each.
+    targets: tuple[dict, ...] = field(default=(), hash=False)
 
     def agency(self, code: str) -> AgencyDef:
         """Return the agency with ``code``; raise ``KeyError`` if the round has none."""
@@ -426,6 +428,7 @@ class RoundDef:
             "opens_on": self.opens_on.isoformat(),
             "closes_on": self.closes_on.isoformat(),
             "legal_basis": self.legal_basis,
+            **({"targets": [dict(t) for t in self.targets]} if self.targets else {}),
             "portal": self.portal,
             "forms": list(self.form_codes),
             "form_versions": dict(self.form_versions),

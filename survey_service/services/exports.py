@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.targets import VERDICTS
 from survey_service.services import tabular
 from survey_service.services.errors import ServiceError
 from survey_service.services.results import FLAG_LABELS, REASON_LABELS, RoundResults, flag_labels
@@ -57,7 +58,28 @@ SUMMARY_HEADERS = {
     "rank_same_lo": "Xếp hạng cùng nhóm đối tượng: cận trên",
     "rank_same_hi": "Xếp hạng cùng nhóm đối tượng: cận dưới",
     "flags": "Cảnh báo độ tin cậy",
+    "satisfaction_target": "Mục tiêu tỷ lệ hài lòng (%)",
+    "satisfaction_verdict": "Đánh giá mục tiêu tỷ lệ hài lòng",
+    "survey_points_target": "Mục tiêu tổng điểm",
+    "survey_points_verdict": "Đánh giá mục tiêu tổng điểm",
 }
+#: Vietnamese headers of the targets sheet (one row per agency × indicator with a target).
+TARGET_HEADERS = {
+    "agency": "Mã cơ quan",
+    "indicator": "Chỉ tiêu",
+    "label": "Nhóm mục tiêu",
+    "target": "Mục tiêu",
+    "estimate": "Ước lượng",
+    "se": "Sai số chuẩn",
+    "n": "Số phiếu hợp lệ",
+    "lower": "Cận dưới một phía 95%",
+    "upper": "Cận trên một phía 95%",
+    "verdict": "Đánh giá",
+    "design_effect": "Hệ số thiết kế (n / n hiệu dụng)",
+    "n_eff_needed": "Cỡ mẫu hiệu dụng cần để kết luận",
+    "n_needed": "Số phiếu cần để kết luận",
+}
+INDICATOR_TEXT = {"satisfaction": "Tỷ lệ hài lòng (%)", "survey_points": "Tổng điểm điều tra XHH"}
 CRITERIA_HEADERS = {
     "agency": "Mã cơ quan",
     "agency_name": "Tên cơ quan",
@@ -116,13 +138,14 @@ SUPPRESSED_NOTE = "Ẩn (nhóm dưới {n} người trả lời về cơ quan n�
 
 #: Decimals shown in the workbook per column (the cells keep full precision); other columns are text.
 DECIMALS = {
-    **dict.fromkeys(["n", "n_responses", "n_valid", "n_groups", "rank", "rank_lo", "rank_hi", "df", "survey_points_df",
-                     "satisfaction_df", "n_same", "rank_same", "rank_same_lo", "rank_same_hi", "respondents",
-                     "population"], 0),
+    **dict.fromkeys(["n", "n_responses", "n_valid", "n_groups", "rank", "rank_lo", "rank_hi", "n_eff_needed",
+                     "n_needed", "df", "survey_points_df", "satisfaction_df", "n_same", "rank_same", "rank_same_lo",
+                     "rank_same_hi", "respondents", "population"], 0),
     **dict.fromkeys(["satisfaction", "satisfaction_ci_lo", "satisfaction_ci_hi", "tltc", "positive_pct", "n_eff",
                      "n_eff_min"], 1),
     **dict.fromkeys(["survey_points", "survey_points_ci_lo", "survey_points_ci_hi", "points", "points_ci_lo",
-                     "points_ci_hi", "max_points", "satisfaction_se"], 2),
+                     "points_ci_hi", "max_points", "satisfaction_se", "satisfaction_target", "survey_points_target",
+                     "target", "estimate", "se", "lower", "upper", "design_effect"], 2),
     **dict.fromkeys(["survey_points_se", "points_se", "score", "mean_value", "sum", "min", "median", "max",
                      "deff_w", "fraction"], 3),
 }
@@ -217,7 +240,17 @@ def summary_frame(results: RoundResults) -> pd.DataFrame:
     out["flags"] = out["flags"].map(lambda f: _flag_text(f, labels))
     for col in ("survey_points_reliability", "satisfaction_reliability"):
         out[col] = out[col].map(lambda f: _flag_text(f, REASON_LABELS) if isinstance(f, str) else None)
+    for col in ("satisfaction_verdict", "survey_points_verdict"):
+        out[col] = out[col].map(lambda v: VERDICTS.get(v, ""))
     return out.rename(columns=headers)
+
+
+def targets_frame(results: RoundResults) -> pd.DataFrame:
+    """Every agency × indicator with a target: the bounds the verdict is read from and the sample it needs."""
+    out = results.targets.reindex(columns=list(TARGET_HEADERS)).copy()
+    out["indicator"] = out["indicator"].map(INDICATOR_TEXT)
+    out["verdict"] = out["verdict"].map(lambda v: VERDICTS.get(v, ""))
+    return out.rename(columns=TARGET_HEADERS)
 
 
 def _flag_text(flags: str, labels: dict[str, str]) -> str:
@@ -259,6 +292,7 @@ def write_xlsx(results: RoundResults, path: Path) -> None:
         "Theo câu hỏi": (items_frame(results), ITEM_HEADERS),
         "Ô mẫu": (results.cells[list(CELL_HEADERS)].rename(columns=CELL_HEADERS), CELL_HEADERS),
         "Chẩn đoán trọng số": (results.weights.rename(columns=WEIGHT_HEADERS), WEIGHT_HEADERS),
+        "Mục tiêu": (targets_frame(results), TARGET_HEADERS),
         "Thiết lập phương pháp": (results.settings.rename(columns=SETTINGS_HEADERS), {}),
         "Nguồn gốc số liệu": (pd.DataFrame(provenance_lines(results), columns=["Thông tin", "Giá trị"]), {}),
     }
@@ -410,13 +444,22 @@ def write_sav(results: RoundResults, path: Path) -> None:
     flag_text = flag_labels(results)
     labels.update({f"flag{code}": f"Cảnh báo: {flag_text[flag]}"
                    for flag, code in flag_codes.items() if flag})
+    # the three target answers as codes 1-3 with value labels (empty: no target or no estimate)
+    verdict_codes = {v: float(i) for i, v in enumerate(VERDICTS, 1)}
+    for col in ("satisfaction_verdict", "survey_points_verdict"):
+        frame[_sav_name(col)] = s[col].map(verdict_codes).astype(float)
+        labels[_sav_name(col)] = SUMMARY_HEADERS[col]
     value_labels = {"kind": {float(v): results.kind_labels[k] for k, v in sav_kinds.items()}}
+    value_labels.update({_sav_name(col): {code: VERDICTS[v] for v, code in verdict_codes.items()}
+                         for col in ("satisfaction_verdict", "survey_points_verdict")})
     value_labels.update({f"flag{code}": {0.0: "Không", 1.0: "Có"} for flag, code in flag_codes.items() if flag})
     measure = {c: "scale" for c in frame.columns}
     measure.update({c: "nominal"
                     for c in ("agency", "agency_name", "kind", *[c for c in frame if c.startswith("flag")])})
     measure.update({c: "ordinal" for c in ("rank", "rank_lo", "rank_hi")})
-    whole = ["kind", "n", "rank", "rank_lo", "rank_hi", *[c for c in frame if c.startswith("flag")]]
+    measure.update({_sav_name(c): "nominal" for c in ("satisfaction_verdict", "survey_points_verdict")})
+    whole = ["kind", "n", "rank", "rank_lo", "rank_hi", *[c for c in frame if c.startswith("flag")],
+             *[_sav_name(c) for c in ("satisfaction_verdict", "survey_points_verdict")]]
     p = results.provenance
     pyreadstat.write_sav(
         frame, str(path), column_labels=labels, variable_value_labels=value_labels, variable_measure=measure,

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session, object_session
 
 from survey_service import questionnaires as qn
 from survey_service.models import (
-    Agency, Answer, AuditEvent, Channel, Keying, QuestionnaireVersion, QuotaCell, Response, Round,
-    RoundForm, Sheet, SheetState, StaffUser, utcnow,
+    KEYER_CLERK, KEYER_READER, Agency, Answer, AuditEvent, Channel, Keying, QuestionnaireVersion, QuotaCell,
+    Response, Round, RoundForm, Sheet, SheetState, StaffUser, utcnow,
 )
 from survey_service.services import audit, quotas, rounds, storable
 from survey_service.services.sheets import STATE_LABELS, SheetError, transition
@@ -205,34 +205,39 @@ def _local(at: datetime) -> str:
 
 # --- keying ------------------------------------------------------------------------------------------
 def key_sheet(session: Session, sheet: Sheet, clerk: StaffUser, data, *, today: date | None = None,
-              rng: random.Random | None = None) -> Keying:
+              rng: random.Random | None = None, keyer: str = KEYER_CLERK, reading: dict | None = None) -> Keying:
     """Store one keying pass of a sheet.
 
     Pass 1 creates the response and decides whether the sheet is double-entered; pass 2 (another clerk,
     blind) is compared with pass 1: agreement verifies the sheet, disagreement waits for reconciliation.
     An issued sheet keyed directly is recorded as returned first. Nothing is stored on any error.
+    ``keyer`` :data:`KEYER_READER` is a machine reading confirmed by ``clerk`` (``reading``: its audit
+    trail, see :mod:`survey_service.services.reading`).
     """
     pass_no = keying_pass(sheet, clerk)
     form = sheet_form(session, sheet)
     _check_collecting(form.round, today)
     slots = parse_slots(form, data)
-    keying = Keying(pass_no=pass_no, clerk=clerk, answers=slots, keyed_at=utcnow())
+    keying = Keying(pass_no=pass_no, clerk=clerk, answers=slots, keyed_at=utcnow(), keyer=keyer, reading=reading)
     sheet.keyings.append(keying)
     if pass_no == 1:
-        _first_pass(session, form, clerk, slots, today or utcnow().date(), rng or secrets.SystemRandom())
+        _first_pass(session, form, keying, slots, today or utcnow().date(), rng or secrets.SystemRandom())
     else:
         session.flush()
         if not disagreements(sheet):
             transition(session, sheet, SheetState.VERIFIED, by=clerk)
     audit.record(session, "sheet.key", user=clerk, object_type="sheet", object_id=sheet.serial,
-                 new={"pass": pass_no, "double_entry": sheet.double_entry})
+                 new={"pass": pass_no, "double_entry": sheet.double_entry, "keyer": keyer})
     session.flush()
     return keying
 
 
-def _first_pass(session: Session, form: SheetForm, clerk: StaffUser, slots, today: date,
+def _first_pass(session: Session, form: SheetForm, keying: Keying, slots, today: date,
                 rng: random.Random) -> None:
-    sheet, rnd = form.sheet, form.round
+    """The response, and the double-entry draw: a keyer's first sheets of the round (each clerk's, or the
+    reader's) and a random share of the rest get a blind second keying. A reading not drawn is verified
+    at once (the clerk has confirmed what it was unsure of); a clerk's, if the round says so."""
+    sheet, rnd, clerk = form.sheet, form.round, keying.clerk
     if sheet.state is SheetState.ISSUED:
         transition(session, sheet, SheetState.RETURNED, by=clerk)
     transition(session, sheet, SheetState.KEYED, by=clerk)
@@ -247,14 +252,16 @@ def _first_pass(session: Session, form: SheetForm, clerk: StaffUser, slots, toda
                         for (agency_id, item), value in _answer_values(form, slots).items()]
     session.add(response)
     settings = rnd.settings or {}
+    same_keyer = (Keying.keyer == KEYER_READER if keying.keyer == KEYER_READER
+                  else sa.and_(Keying.keyer == KEYER_CLERK, Keying.clerk_id == clerk.id))
     keyed_before = session.scalar(
         sa.select(sa.func.count()).select_from(Keying).join(Sheet).join(QuotaCell)
-        .where(Keying.clerk_id == clerk.id, Keying.pass_no == 1, Keying.sheet_id != sheet.id,
-               QuotaCell.round_id == rnd.id)
+        .where(same_keyer, Keying.pass_no == 1, Keying.sheet_id != sheet.id, QuotaCell.round_id == rnd.id)
     )
     sheet.double_entry = (keyed_before < int(settings.get("double_entry_first_sheets", 20))
                           or rng.random() < float(settings.get("double_entry_rate", 0.10)))
-    if not sheet.double_entry and settings.get("unsampled_keyed_count_as_verified", False):
+    if not sheet.double_entry and (keying.keyer == KEYER_READER
+                                   or settings.get("unsampled_keyed_count_as_verified", False)):
         transition(session, sheet, SheetState.VERIFIED, by=clerk)
 
 
@@ -423,7 +430,9 @@ def awaiting_verification(session: Session, rnd: Round) -> list[Sheet]:
 
 @dataclass
 class ClerkAgreement:
-    clerk: StaffUser
+    """A keyer's agreement: a clerk's, or (``clerk`` None) the machine reader's."""
+
+    clerk: StaffUser | None
     keyed_first: int = 0
     keyed_second: int = 0
     double_sheets: int = 0
@@ -436,16 +445,26 @@ class ClerkAgreement:
     def rate(self) -> float | None:
         return self.agreed_slots / self.slots if self.slots else None
 
+    @property
+    def label(self) -> str:
+        return _name(self.clerk) if self.clerk else "Máy đọc phiếu (ảnh chụp, bản quét)"
+
 
 def agreement_by_clerk(session: Session, rnd: Round) -> list[ClerkAgreement]:
-    """Per clerk: sheets keyed, double-entered sheets and the share of slots both passes agreed on, and
-    how many of the clerk's values the supervisor's reconciliation overruled."""
+    """Per keyer (each clerk, and the machine reader as one): sheets keyed, double-entered sheets and the
+    share of slots both passes agreed on, and how many of the keyer's values the supervisor's
+    reconciliation overruled. A read sheet drawn for double entry is keyed blind by a person, so the
+    reader's row measures its agreement with people."""
     sheets = session.scalars(_round_sheets(rnd).where(Sheet.id.in_(sa.select(Keying.sheet_id)))).all()
-    stats: dict[int, ClerkAgreement] = {}
+    stats: dict[int | str, ClerkAgreement] = {}
+
+    def keyer(k: Keying) -> int | str:
+        return KEYER_READER if k.keyer == KEYER_READER else k.clerk_id
+
     for sheet in sheets:
         keyings = {k.pass_no: k for k in sheet.keyings}
         for k in keyings.values():
-            entry = stats.setdefault(k.clerk_id, ClerkAgreement(k.clerk))
+            entry = stats.setdefault(keyer(k), ClerkAgreement(None if k.keyer == KEYER_READER else k.clerk))
             if k.pass_no == 1:
                 entry.keyed_first += 1
             else:
@@ -456,7 +475,7 @@ def agreement_by_clerk(session: Session, rnd: Round) -> list[ClerkAgreement]:
         compared = _slot_count(keyings[1].answers, keyings[2].answers)
         decided = _decisions(session, sheet) if differing and sheet.state is SheetState.VERIFIED else {}
         for k in keyings.values():
-            entry = stats[k.clerk_id]
+            entry = stats[keyer(k)]
             entry.double_sheets += 1
             entry.agreed_sheets += not differing
             entry.slots += compared
@@ -465,7 +484,7 @@ def agreement_by_clerk(session: Session, rnd: Round) -> list[ClerkAgreement]:
                 1 for d in differing if d.name in decided
                 and decided[d.name] != (d.first if k.pass_no == 1 else d.second)
             )
-    return sorted(stats.values(), key=lambda s: s.clerk.username)
+    return sorted(stats.values(), key=lambda s: (s.clerk is None, s.clerk.username if s.clerk else ""))
 
 
 def _slot_count(first: dict, second: dict) -> int:

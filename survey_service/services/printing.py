@@ -1,8 +1,13 @@
 """Printed sheets: one A4 PDF for a set of sheets, laid out from the questionnaire files.
 
 Every page carries the header (province, round, form, agency rated), the serial with its check character
-and a QR code of the sheet's key-in URL, so a page separated from its sheet still identifies itself. Text is
-NFC-normalised and set in the embedded DejaVu Sans (see ``services.pdf``).
+and a QR code, so a page separated from its sheet still identifies itself. Text is NFC-normalised and set in
+the embedded DejaVu Sans (see ``services.pdf``).
+
+A form with one rated agency per sheet is printed to be read by machine (:mod:`survey_service.omr.layout`):
+corner markers, bubbles and a QR holding only the serial, the page and a signature. The HĐ-CT grid, where
+the respondent writes an option code per agency and item, is printed to be keyed; its QR holds the sheet's
+key-in URL.
 """
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import io
 from dataclasses import dataclass
 from typing import Callable
 
+from PIL import Image
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader, simpleSplit
@@ -18,6 +24,8 @@ from reportlab.pdfgen.canvas import Canvas
 from sqlalchemy.orm import Session
 
 from survey_service.models import Sheet
+from survey_service.omr import layout as omr
+from survey_service.omr import reader
 from survey_service.services import sheets as ledger
 from survey_service.services.keying import SheetForm, sheet_form
 from survey_service.services.pdf import FONT, FONT_BOLD, nfc, qr_image, register_fonts
@@ -53,11 +61,20 @@ def sheets_pdf(session: Session, sheets: list[Sheet], *, base_url: str, signing_
     bodies: dict[tuple, list[str]] = {}
     for sheet in sheets:
         form = sheet_form(session, sheet, cache)
-        key = (form.round.id, form.questionnaire.code)
+        key = (form.round.id, form.questionnaire_version_id)
+        mark = PREVIEW_MARK if preview else SIMULATED_MARK if form.round.simulated else None
+        if omr.readable(form.questionnaire):
+            if key not in bodies:
+                bodies[key] = _draw_readable_bodies(canvas, form, len(bodies))
+            for number, body in enumerate(bodies[key], 1):
+                payload = PREVIEW_QR if preview else ledger.page_payload(signing_keys, sheet.serial, number)
+                _draw_readable_header(canvas, form, qr_image(payload), number, len(bodies[key]), mark)
+                canvas.doForm(body)
+                canvas.showPage()
+            continue
         if key not in bodies:
             bodies[key] = _draw_bodies(canvas, form, len(bodies))
         qr = qr_image(PREVIEW_QR if preview else ledger.sheet_url(base_url, signing_keys, sheet.id))
-        mark = PREVIEW_MARK if preview else SIMULATED_MARK if form.round.simulated else None
         for number, body in enumerate(bodies[key], 1):
             _draw_header(canvas, form, qr, number, len(bodies[key]))
             canvas.doForm(body)
@@ -82,6 +99,90 @@ def _draw_bodies(canvas: Canvas, form: SheetForm, index: int) -> list[str]:
         canvas.endForm()
         names.append(name)
     return names
+
+
+# --- sheets printed to be read ------------------------------------------------------------------------
+def _at(x: float, y: float) -> tuple[float, float]:
+    """Page millimetres from the top-left corner (the layout's) to PDF points from the bottom-left."""
+    return x * mm, PAGE_H - y * mm
+
+
+def _draw_readable_bodies(canvas: Canvas, form: SheetForm, index: int) -> list[str]:
+    """The body of each page (markers, questions, bubbles, writing boxes) as a named form object."""
+    names = []
+    for page in omr.sheet_layout(form.questionnaire, FONT):
+        name = f"read{index}p{page.number}"
+        canvas.beginForm(name)
+        for corner in range(omr.CORNERS):
+            x, y = _at(*omr.marker_origin(corner))
+            canvas.drawImage(marker_image(omr.marker_id(page.number, corner)), x, y - omr.MARKER * mm,
+                             omr.MARKER * mm, omr.MARKER * mm)
+        for line in page.lines:
+            canvas.setFont(FONT_BOLD if line.bold else FONT, line.size)
+            canvas.drawString(*_at(line.x, line.y), line.text)
+        canvas.setLineWidth(0.2)
+        for x1, x2, y in page.rules:
+            canvas.line(*_at(x1, y), *_at(x2, y))
+        canvas.setLineWidth(0.6)
+        for box in page.boxes:
+            x, y = _at(box.x, box.y)
+            canvas.rect(x, y - box.h * mm, box.w * mm, box.h * mm)
+        canvas.setFont(FONT, 6.5)
+        for bubble in page.bubbles:
+            x, y = _at(bubble.x, bubble.y)
+            canvas.setStrokeGray(0)
+            canvas.setLineWidth(0.5)
+            canvas.circle(x, y, omr.BUBBLE_R * mm)
+            canvas.setFillGray(0.62)
+            canvas.drawCentredString(x, y - 2.3, bubble.code)
+            canvas.setFillGray(0)
+        canvas.endForm()
+        names.append(name)
+    return names
+
+
+def marker_image(marker: int) -> ImageReader:
+    """An ArUco marker (4×4 dictionary) one pixel per cell, scaled up sharp by the PDF as the QR is."""
+    return ImageReader(Image.fromarray(reader.marker_pixels(marker)))
+
+
+def _draw_readable_header(canvas: Canvas, form: SheetForm, qr: ImageReader, page: int, pages: int,
+                          mark: str | None) -> None:
+    rnd, q, sheet = form.round, form.questionnaire, form.sheet
+    x, y = _at(omr.QR_X, omr.QR_Y)
+    canvas.drawImage(qr, x, y - omr.QR_SIZE * mm, omr.QR_SIZE * mm, omr.QR_SIZE * mm)
+    left = omr.LEFT + omr.MARKER + 3
+    width = (omr.QR_X - 3 - left) * mm
+    heading = nfc(f"{rnd.province_title.upper()} – {rnd.organiser} – {rnd.name}")
+    canvas.setFont(FONT, 7.5)
+    top = omr.MARKER_EDGE + 3
+    for i, line in enumerate(simpleSplit(heading, FONT, 7.5, width)[:2]):
+        canvas.drawString(*_at(left, top + i * 3.3), line)
+    canvas.setFont(FONT_BOLD, 9)
+    y = top + 8.5
+    for line in simpleSplit(nfc(f"{q.code}: {q.title}"), FONT_BOLD, 9, width)[:4]:
+        canvas.drawString(*_at(left, y), line)
+        y += 4
+    canvas.setFont(FONT, 8.5)
+    rated = f"Cơ quan được đánh giá: {form.agency.name if form.agency else ''}"
+    for line in simpleSplit(nfc(rated), FONT, 8.5, width)[:2]:
+        canvas.drawString(*_at(left, y + 0.5), line)
+        y += 3.8
+    canvas.setFont(FONT_BOLD, 11)
+    canvas.drawCentredString(*_at(omr.QR_X + omr.QR_SIZE / 2, omr.QR_Y + omr.QR_SIZE + 4.5), sheet.serial)
+    canvas.setFont(FONT, 8)
+    canvas.drawCentredString(*_at(omr.QR_X + omr.QR_SIZE / 2, omr.QR_Y + omr.QR_SIZE + 8.5),
+                             f"Trang {page}/{pages}")
+    canvas.setFont(FONT_BOLD, 8.5)
+    for i, line in enumerate(simpleSplit(nfc(omr.INSTRUCTION), FONT_BOLD, 8.5, (omr.QR_X - 3 - omr.LEFT) * mm)[:2]):
+        canvas.drawString(*_at(omr.LEFT, omr.QR_Y + omr.QR_SIZE + 1 + i * 3.8), line)
+    canvas.setFont(FONT, 7.5)
+    foot = omr.PAGE_H - omr.MARKER_EDGE - 4
+    canvas.drawString(*_at(omr.LEFT + omr.MARKER + 3, foot), nfc(
+        f"Số phiếu {sheet.serial} – {q.code} – trang {page}/{pages} – phiếu không ghi tên người trả lời."))
+    if mark:
+        canvas.setFont(FONT_BOLD, 8)
+        canvas.drawString(*_at(omr.LEFT + omr.MARKER + 3, foot - 3.5), nfc(mark))
 
 
 # --- layout --------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 import analysis
+from analysis import targets as target_rules
 from survey_service import __version__
 from survey_service import questionnaires as qn
 from survey_service.models import (
@@ -153,6 +154,9 @@ class RoundResults:
     item_map: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: ``agency_kind, criterion, max_points`` of the round's methodology
     max_points: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: one row per agency × indicator with a target (round.yaml ``targets``): the target, one-sided 95 % bounds,
+    #: the verdict (:data:`analysis.targets.VERDICTS`) and the sample a decision would need
+    targets: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -494,6 +498,8 @@ def compute_results(data: RoundData) -> RoundResults:
     ranks = None if res is None else analysis.agency_ranks(res, draws=RANK_DRAWS, seed=RANK_SEED,
                                                            level=CONFIDENCE)
     summary = analysis.summary_table(data.agencies, data.answers, cfg, res, criteria, ranks)
+    targets = target_rules.round_targets(summary, data.structure.get("targets", []))
+    summary = target_rules.with_verdicts(summary, targets)
     a = data.answers
     weights = analysis.answer_weights(a, cfg, res, response="response_uid")
     answers = pd.DataFrame({
@@ -526,6 +532,7 @@ def compute_results(data: RoundData) -> RoundResults:
         .rename(columns={"item_code": "item"}).sort_values("item").reset_index(drop=True),
         max_points=pd.DataFrame([(k, c, p) for k, pts in cfg.max_points.items() for c, p in pts.items()],
                                 columns=["agency_kind", "criterion", "max_points"]),
+        targets=targets,
     )
 
 
@@ -649,6 +656,7 @@ def as_dict(res: RoundResults) -> dict:
     An agency withheld for its small groups says so (``withheld``: ``"small_group"``, ``withheld_message``);
     its figures, like a withheld criterion's, are null."""
     by_agency = {code: rows for code, rows in res.criteria.groupby("agency", sort=False)}
+    targets = {code: rows for code, rows in res.targets.groupby("agency", sort=False)} if len(res.targets) else {}
     message = withheld_message(res)
     agencies = []
     for row in res.summary.to_dict("records"):
@@ -673,6 +681,12 @@ def as_dict(res: RoundResults) -> dict:
             "survey_points_reliability": _reasons(row["survey_points_reliability"]),
             "satisfaction_reliability": _reasons(row["satisfaction_reliability"]),
             "flags": [f for f in str(row["flags"]).split(",") if f],
+            "targets": [{
+                "indicator": t["indicator"], "label": t["label"] or None, "target": _plain(t["target"]),
+                "bounds_95_one_sided": [_plain(t["lower"]), _plain(t["upper"])],
+                "verdict": t["verdict"], "verdict_label": target_rules.VERDICTS.get(t["verdict"]),
+                "n_eff_needed": _plain(t["n_eff_needed"]), "n_needed": _plain(t["n_needed"]),
+            } for t in targets.get(row["agency"], pd.DataFrame()).to_dict("records")] if not row["withheld"] else [],
             "criteria": [{
                 "criterion": c["criterion"], "name": c["criterion_name"],
                 "withheld": WITHHELD_SMALL_GROUP if FLAG_WITHHELD in str(c["flag"]).split(",") else None,

@@ -182,6 +182,8 @@ def structure(round_def: qn.RoundDef) -> dict:
         "own_staff_forms": list(round_def.own_staff_forms),
         "supervision": {m.form_code: {"cells_per": m.cells_per, "unit": m.unit, "supervisor": m.supervisor}
                         for m in round_def.supervision},
+        "legal_basis": round_def.legal_basis,
+        "targets": [dict(t) for t in round_def.targets],
     }
 
 

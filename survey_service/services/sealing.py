@@ -82,6 +82,20 @@ class Sealer:
         raw = _decoded(token)
         return None if raw is None else _unsealed(self._aead, raw)
 
+    def seal_bytes(self, data: bytes) -> str:
+        """Raw bytes (an image), sealed as :meth:`seal` seals JSON."""
+        nonce = os.urandom(NONCE_BYTES)
+        return base64.urlsafe_b64encode(nonce + self._aead.encrypt(nonce, data, None)).decode("ascii")
+
+    def open_bytes(self, token: str | None) -> bytes | None:
+        raw = _decoded(token)
+        if raw is None:
+            return None
+        try:
+            return self._aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], None)
+        except InvalidTag:
+            return None
+
 
 @functools.lru_cache(maxsize=32)
 def shared_sealer(secret: str, purpose: str, context: str = "") -> Sealer:

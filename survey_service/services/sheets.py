@@ -8,6 +8,9 @@ without invalidating sheets already printed.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -17,7 +20,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy.orm import Session
 
 from survey_service.models import (
-    Agency, Channel, QuotaCell, Round, RoundForm, Sheet, SheetEvent, SheetState, StaffUser, utcnow,
+    Agency, Channel, QuotaCell, Round, RoundForm, Sheet, SheetEvent, SheetScan, SheetState, StaffUser, utcnow,
 )
 from survey_service.services import audit, rounds
 from survey_service.services.errors import ServiceError
@@ -154,6 +157,37 @@ def sheet_id_from_token(keys: list[str], token: str) -> int:
     return value
 
 
+#: The QR of a sheet printed to be read: ``<serial>/<page>/<signature>``, e.g. ``QNA2023-00017-D/1/K3M9QX2A``
+#: (26 characters of the QR's alphanumeric set, so a version-2 code that phone photos decode reliably).
+PAGE_PAYLOAD = re.compile(r"([0-9A-Z]+-\d{5}-[0-9A-Z])/(\d{1,2})/([A-Z2-7]{8})")
+
+
+def _page_mac(key: str, serial: str, page: int) -> str:
+    digest = hmac.new(key.encode(), f"sheet-page|{serial}|{page}".encode(), hashlib.sha256).digest()
+    return base64.b32encode(digest[:5]).decode("ascii")
+
+
+def page_payload(keys: list[str], serial: str, page: int) -> str:
+    """What the QR of one page of a readable sheet holds: its serial, page and a short signature (first key)."""
+    if not keys:
+        raise RuntimeError("SHEET_SIGNING_KEYS is empty.")
+    return f"{serial}/{page}/{_page_mac(keys[0], serial, page)}"
+
+
+def parse_page_payload(keys: list[str], text: str) -> tuple[str, int] | None:
+    """(serial, page) of a page QR signed with any of ``keys``; None when ``text`` is not shaped like one.
+
+    :raises SheetError: when it is shaped like one but its signature is wrong (forged or altered).
+    """
+    match = PAGE_PAYLOAD.fullmatch((text or "").strip())
+    if not match:
+        return None
+    serial, page, mac = match.group(1), int(match.group(2)), match.group(3)
+    if not any(hmac.compare_digest(_page_mac(key, serial, page), mac) for key in keys):
+        raise SheetError("Mã QR không hợp lệ: phiếu không do hệ thống in ra hoặc mã đã bị sửa.", 400)
+    return serial, page
+
+
 def sheet_url(base_url: str, keys: list[str], sheet_id: int) -> str:
     """The URL printed in the QR: the key-in screen of this sheet."""
     return base_url.rstrip("/") + URL_PATH + sign_sheet_id(keys, sheet_id)
@@ -172,7 +206,9 @@ def find_sheet(session: Session, text: str, keys: list[str], *, rnd: Round | Non
         raise SheetError("Hãy quét mã QR hoặc nhập số phiếu.", 400)
     if len(text) > 500:
         raise SheetError("Mã quét được quá dài, không phải mã phiếu.", 400)
-    if URL_PATH in text:
+    if (page := parse_page_payload(keys, text)) is not None:
+        sheet = _get(session, Sheet.serial == page[0], lock)
+    elif URL_PATH in text:
         token = text.rsplit(URL_PATH, 1)[1].split("?")[0].split("#")[0]
         sheet = _get(session, Sheet.id == sheet_id_from_token(keys, token), lock)
     elif "://" in text:
@@ -331,6 +367,9 @@ def transition(session: Session, sheet: Sheet, to_state: SheetState, *, by: Staf
     session.add(event)
     sheet.events.append(event)
     sheet.state = to_state
+    if to_state in (SheetState.VERIFIED, SheetState.VOID):
+        # A read page's image holds the answers: kept only until the sheet is settled.
+        session.execute(sa.update(SheetScan).where(SheetScan.sheet_id == sheet.id).values(image=None))
     audit.record(session, f"sheet.{to_state.value}", user=by, actor=actor, object_type="sheet",
                  object_id=sheet.serial, old=event.from_state.value, new=to_state.value)
     session.flush()

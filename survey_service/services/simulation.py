@@ -60,16 +60,39 @@ class SimulationReport:
     by_form: dict[str, int] = field(default_factory=dict)
 
 
+#: The earlier simulated round of the same structure, so that a change of known size can be shown and
+#: recovered: every agency's quality is :data:`PREVIOUS_SHIFT` lower there (on the logit scale of
+#: :func:`_option`), its answers drawn afresh.
+PREVIOUS_SUFFIX = "-DEMO-TRUOC"
+PREVIOUS_SHIFT = -0.4
+
+
 def demo_code(round_code: str) -> str:
     return round_code + DEMO_SUFFIX
 
 
+def previous_demo_code(round_code: str) -> str:
+    return round_code + PREVIOUS_SUFFIX
+
+
+def source_code(code: str) -> str:
+    """The real round a simulated round was made from (its code without the demonstration suffix)."""
+    for suffix in (PREVIOUS_SUFFIX, DEMO_SUFFIX):
+        if code.endswith(suffix):
+            return code.removesuffix(suffix)
+    return code
+
+
 def simulate(session: Session, rnd: Round, *, clerks: tuple[StaffUser, StaffUser], supervisor: StaffUser,
              today: date, signing_keys: list[str], secret: str, seed: int = 2023,
-             online_share: tuple[float, float] = ONLINE_SHARE) -> SimulationReport:
+             online_share: tuple[float, float] = ONLINE_SHARE, quality_shift: float = 0.0,
+             answers_seed: int | None = None, returned_share: float = SHEETS_RETURNED) -> SimulationReport:
     """Fill a simulated round with online responses (over the days it has been open) and keyed sheets.
 
-    The same ``seed`` gives the same answers; ``secret`` (the server's) seals the drafts and ballots.
+    The same ``seed`` gives the same agency qualities and, without ``answers_seed``, the same answers;
+    ``quality_shift`` moves every agency's quality by the same amount (the earlier round of a pair: the true
+    satisfaction of each agency is then :func:`true_share` at its quality). ``secret`` (the server's) seals
+    the drafts and ballots. ``returned_share``: the paper sheets that come back (the demo's 85 %; a test keys fewer).
     :raises SimulationError: for a real round, one that already has responses, or one not open today (the
     portal would refuse every code).
     """
@@ -81,23 +104,45 @@ def simulate(session: Session, rnd: Round, *, clerks: tuple[StaffUser, StaffUser
         raise SimulationError(f"Đợt {rnd.code} không mở vào ngày {today:%d/%m/%Y}; hãy đặt lịch thu phiếu trước.")
     rng = random.Random(seed)
     agencies = list(session.scalars(sa.select(Agency).where(Agency.round_id == rnd.id).order_by(Agency.id)))
-    quality = {a.id: rng.gauss(0.0, 0.7) for a in agencies}
+    quality = dict(zip((a.id for a in agencies), _draw_qualities(rng, len(agencies), quality_shift)))
+    if answers_seed is not None:
+        rng = random.Random(answers_seed)
     days = [rnd.opens_on + timedelta(days=i) for i in range((today - rnd.opens_on).days + 1)]
     report = SimulationReport()
     _online(session, rnd, rng, quality, days, online_share, secret, report)
-    _paper(session, rnd, rng, quality, days, clerks, supervisor, signing_keys, report)
+    _paper(session, rnd, rng, quality, days, clerks, supervisor, signing_keys, returned_share, report)
     session.flush()
     return report
 
 
 # --- answers -----------------------------------------------------------------------------------------
+def agency_qualities(n_agencies: int, seed: int = 2023, quality_shift: float = 0.0) -> list[float]:
+    """The qualities :func:`simulate` draws for a round's agencies in their order (by id)."""
+    return _draw_qualities(random.Random(seed), n_agencies, quality_shift)
+
+
+def _draw_qualities(rng: random.Random, n_agencies: int, quality_shift: float) -> list[float]:
+    return [rng.gauss(0.0, 0.7) + quality_shift for _ in range(n_agencies)]
+
+
+def _option_weights(scale: qn.Scale, quality: float) -> tuple[list[qn.ScaleOption], list[float]]:
+    scored = [o for o in scale.options if not o.excluded]
+    centre = 1 / (1 + math.exp(-(0.9 + quality)))  # about 0.7 for an average agency
+    return scored, [math.exp(-((o.coefficient - centre) ** 2) / 0.08) for o in scored]
+
+
+def true_share(scale: qn.Scale, positive: list[str], quality: float) -> float:
+    """The share of scored answers among ``positive`` options that an agency of ``quality`` draws: the true
+    satisfaction every form's respondents share in the simulation."""
+    scored, weights = _option_weights(scale, quality)
+    return sum(w for o, w in zip(scored, weights) if o.code in positive) / sum(weights)
+
+
 def _option(scale: qn.Scale, quality: float, rng: random.Random) -> str:
     """An option of ``scale``: better agencies draw higher coefficients; now and then "không biết"."""
     if scale.excluded_codes and rng.random() < UNKNOWN_SHARE:
         return scale.excluded_codes[0]
-    scored = [o for o in scale.options if not o.excluded]
-    centre = 1 / (1 + math.exp(-(0.9 + quality)))  # about 0.7 for an average agency
-    weights = [math.exp(-((o.coefficient - centre) ** 2) / 0.08) for o in scored]
+    scored, weights = _option_weights(scale, quality)
     return rng.choices(scored, weights)[0].code
 
 
@@ -149,10 +194,10 @@ def _online(session: Session, rnd: Round, rng: random.Random, quality: dict[int,
 # --- paper -------------------------------------------------------------------------------------------
 def _paper(session: Session, rnd: Round, rng: random.Random, quality: dict[int, float], days: list[date],
            clerks: tuple[StaffUser, StaffUser], supervisor: StaffUser, signing_keys: list[str],
-           report: SimulationReport) -> None:
+           returned_share: float, report: SimulationReport) -> None:
     issued = sheets.issue_sheets(session, rnd, sheets.paper_cells(session, rnd), today=days[-1], actor="demo")
     report.sheets_issued = len(issued)
-    returned = [s for s in issued if rng.random() < SHEETS_RETURNED]
+    returned = [s for s in issued if rng.random() < returned_share]
     if returned:
         sheets.record_returns(session, rnd, [s.serial for s in returned], signing_keys, today=days[-1],
                               by=clerks[0])

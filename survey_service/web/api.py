@@ -209,6 +209,9 @@ OPENAPI["paths"]["/rounds/{round}/results"] = {
                        "figure; a value only such groups could give is null and flagged `khong_cong_bo`, and "
                        "an agency that has only such groups is withheld: `withheld` is `small_group`, "
                        "`withheld_message` says why, every figure and `n` are null and it has no rank. "
+                       "`targets` gives each target of the round (round.yaml) with the one-sided 95% bounds and "
+                       "the verdict: `dat` (lower bound at or above the target), `khong_dat` (upper bound below), "
+                       "`chua_du_can_cu` (the interval holds it), and the sample a decision would need. "
                        "`provenance` names the "
                        "questionnaire versions, the methodology hash and the software version that produced the "
                        "numbers. Roles: analyst, supervisor, admin.",
@@ -248,6 +251,15 @@ OPENAPI["paths"]["/rounds/{round}/results"] = {
                         "survey_points_reliability": {"type": "array", "items": {"type": "string"}},
                         "satisfaction_reliability": {"type": "array", "items": {"type": "string"}},
                         "flags": {"type": "array", "items": {"type": "string"}},
+                        "targets": {"type": "array", "items": {"type": "object", "properties": {
+                            "indicator": {"type": "string", "enum": ["satisfaction", "survey_points"]},
+                            "label": {"type": "string", "nullable": True}, "target": {"type": "number"},
+                            "bounds_95_one_sided": _INTERVAL,
+                            "verdict": {"type": "string", "enum": ["dat", "khong_dat", "chua_du_can_cu"],
+                                        "nullable": True},
+                            "verdict_label": {"type": "string", "nullable": True},
+                            "n_eff_needed": {"type": "integer", "nullable": True},
+                            "n_needed": {"type": "integer", "nullable": True}}}},
                         "criteria": {"type": "array", "items": {"type": "object", "properties": {
                             "criterion": {"type": "string"}, "name": {"type": "string"},
                             "withheld": {"type": "string", "enum": ["small_group"], "nullable": True},

@@ -2,6 +2,7 @@
 settling double-entry disagreements and watching clerk agreement (supervisors)."""
 from __future__ import annotations
 
+import base64
 import io
 from datetime import date
 
@@ -11,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from survey_service.db import get_session
 from survey_service.models import Role, SheetState
-from survey_service.services import keying, printing, rounds, sheets
+from survey_service.services import keying, printing, reading, rounds, sheets
 from survey_service.services.sheets import STATE_LABELS, SheetError
 from survey_service.web import Page, confirmation_page, note_round, public_base_url
 from survey_service.web.auth import role_required
@@ -20,6 +21,8 @@ bp = Blueprint("paper", __name__)
 
 NAV = [
     ("paper.scan", "Nhập phiếu giấy", "Quét mã QR (camera hoặc máy quét) hoặc gõ số phiếu để nhập.",
+     (Role.CLERK,)),
+    ("paper.read", "Đọc phiếu bằng máy", "Tải lên ảnh chụp hoặc bản quét PDF; chỉ xác nhận các ô máy chưa chắc.",
      (Role.CLERK,)),
     ("paper.returns", "Ghi nhận phiếu thu về", "Quét liên tiếp các phiếu đã thu về.", (Role.CLERK,)),
     ("paper.second", "Phiếu chờ nhập kép", "Nhập lần hai các phiếu do nhân viên khác nhập.", (Role.CLERK,)),
@@ -105,6 +108,54 @@ def key(serial: str):
             f"Phiếu {sheet.serial} vừa được một nhân viên khác nhập cùng lúc; lần nhập này không được lưu.")), 409
     flash(f"Đã lưu phiếu {sheet.serial} (lần nhập {pass_no}). Quét phiếu tiếp theo.", "info")
     return redirect(url_for("paper.scan", round=form.round.code))
+
+
+@bp.route("/paper/read", methods=["GET", "POST"])
+@role_required(*CLERK)
+def read():
+    """Photos or scanned PDFs of sheets printed to be read: each page is read or refused at once."""
+    session = get_session()
+    rnd = _round()
+    results = []
+    if request.method == "POST":
+        files = [f for f in request.files.getlist("files") if f.filename or f.content_length]
+        if not files:
+            abort(400, description="Hãy chọn ảnh chụp hoặc tệp PDF của phiếu.")
+        for upload in files[:50]:
+            results += reading.read_file(session, rnd, upload.filename or "ảnh", upload.read(), keys=_keys(),
+                                         secret=current_app.config["SECRET_KEY"], clerk=current_user)
+            session.commit()
+    waiting = reading.awaiting_confirmation(session, rnd)
+    status = 422 if results and all(r.refused for r in results) else 200
+    return render_template("paper/read.html", round=rnd, results=results, waiting=waiting), status
+
+
+@bp.route("/paper/read/<serial>", methods=["GET", "POST"])
+@role_required(*CLERK)
+def confirm(serial: str):
+    """The clerk confirms only what the reader was unsure of, looking at that part of the image."""
+    session = get_session()
+    sheet = _sheet(serial, lock=request.method == "POST")
+    pending = reading.waiting(session, sheet)
+    if pending is None:
+        abort(409, description=f"Phiếu {sheet.serial} chưa được đọc đủ các trang hoặc đã được nhập.")
+    images = {code: base64.b64encode(data).decode("ascii")
+              for code, data in reading.crops(pending, current_app.config["SECRET_KEY"]).items()}
+    page = dict(pending=pending, images=images, q=pending.form.questionnaire)
+    if request.method == "GET":
+        return render_template("paper/confirm.html", values={}, problems={}, **page)
+    try:
+        reading.confirm(session, sheet, current_user, request.form)
+        session.commit()
+    except keying.KeyingError as exc:
+        session.rollback()
+        return render_template("paper/confirm.html", values=request.form, problems=exc.problems, error=str(exc),
+                               **page), exc.status
+    except IntegrityError:
+        session.rollback()
+        abort(409, description=f"Phiếu {sheet.serial} vừa được nhập cùng lúc; lần xác nhận này không được lưu.")
+    flash(f"Đã lưu phiếu {sheet.serial} (máy đọc, đã xác nhận).", "info")
+    return redirect(url_for("paper.read", round=pending.form.round.code))
 
 
 @bp.route("/paper/returns", methods=["GET", "POST"])

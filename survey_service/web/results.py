@@ -5,12 +5,13 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, abort, render_template, request
 from flask import Response as FlaskResponse
 
 from survey_service.db import get_session
 from survey_service.models import Role, Round
-from survey_service.services import ballots, exports, results, rounds
+from analysis.targets import VERDICTS
+from survey_service.services import ballots, exports, report, results, rounds
 from survey_service.web import charts, round_or_404
 from survey_service.web.auth import role_required
 
@@ -20,7 +21,9 @@ ROLES = (Role.ANALYST, Role.SUPERVISOR)
 NAV = [("results.index", "Kết quả khảo sát", "Điểm theo lĩnh vực, tỷ lệ hài lòng, xếp hạng, tải Excel/CSV/SPSS",
         ROLES)]
 MIMETYPES = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-             "csv": "text/csv; charset=utf-8", "sav": "application/x-spss-sav"}
+             "csv": "text/csv; charset=utf-8", "sav": "application/x-spss-sav",
+             "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+             "pdf": "application/pdf"}
 
 
 def results_or_error(round_code: str) -> tuple[Round, results.RoundResults]:
@@ -40,10 +43,11 @@ def index():
 @role_required(*ROLES)
 def round_table(round_code):
     rnd, res = results_or_error(round_code)
+    earlier = [r for r in rounds.list_rounds(get_session()) if r.id != rnd.id and r.simulated == rnd.simulated]
     return render_template("results/round.html", round=rnd, res=res, kinds=res.kind_plurals,
                            flag_labels=results.flag_labels(res), records=results.records,
                            reason_labels=results.REASON_LABELS, rank_note=results.RANK_NOTE,
-                           waiting_note=_waiting_note(rnd))
+                           waiting_note=_waiting_note(rnd), verdicts=VERDICTS, earlier=earlier)
 
 
 def _waiting_note(rnd: Round) -> str:
@@ -96,7 +100,7 @@ def agency_chart(round_code, agency):
 @bp.route("/staff/results/<round_code>/download.<fmt>")
 @role_required(*ROLES)
 def download(round_code, fmt):
-    if fmt not in MIMETYPES:
+    if "." + fmt not in exports.FORMATS:
         abort(404)
     rnd, res = results_or_error(round_code)
     with tempfile.TemporaryDirectory() as tmp:
@@ -104,3 +108,20 @@ def download(round_code, fmt):
         data = path.read_bytes()
     return FlaskResponse(data, mimetype=MIMETYPES[fmt], headers={
         "Content-Disposition": f'attachment; filename="{rnd.code}-ket-qua.{fmt}"'})
+
+
+@bp.route("/staff/results/<round_code>/report.<fmt>")
+@role_required(*ROLES)
+def report_download(round_code, fmt):
+    """The survey report as Word or PDF, compared with the round named by ``?previous=`` if any."""
+    if "." + fmt not in report.FORMATS:
+        abort(404)
+    rnd = round_or_404(round_code)
+    previous_code = request.args.get("previous", "").strip()
+    previous = round_or_404(previous_code) if previous_code else None
+    name = f"{rnd.code}-bao-cao" + (f"-so-voi-{previous.code}" if previous else "") + f".{fmt}"
+    with tempfile.TemporaryDirectory() as tmp:
+        path, = report.write_report(get_session(), rnd, [Path(tmp) / name], previous=previous)
+        data = path.read_bytes()
+    return FlaskResponse(data, mimetype=MIMETYPES[fmt], headers={
+        "Content-Disposition": f'attachment; filename="{name}"'})

@@ -1,6 +1,8 @@
 """The results pages in a real browser: the table fits a desktop screen, the phone scrolls only the table."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.conftest import axe_violations
@@ -71,4 +73,26 @@ def test_an_agency_rated_only_by_a_small_group_shows_why_it_has_no_figures(build
     expect(page.locator("main")).not_to_contain_text("phiếu hợp lệ")
     expect(page.get_by_role("heading", name="Điểm theo lĩnh vực")).to_have_count(0)
     page.screenshot(path=str(artifacts / "withheld-agency.png"), full_page=True)
+    assert axe_violations(page) == []
+
+
+def test_targets_and_the_report_download(data, staff_page, live_server, artifacts):
+    """The satisfaction cell says whether the target is met; the report form downloads the Word report."""
+    from docx import Document
+    from playwright.sync_api import expect
+
+    page = staff_page("supervisor", "desktop")
+    page.goto(f"{live_server}/staff/results/QNA-2023/")
+    row = page.locator("#results-department tr", has_text="Sở Nội vụ")
+    expect(row.locator(".verdict")).to_have_text(re.compile(r"^(Đạt|Không đạt|Chưa đủ căn cứ) \(mục tiêu ≥ 90%\)$"))
+    form = page.locator("form.report-form")
+    expect(form.get_by_label("So sánh với đợt")).to_have_value("")
+    with page.expect_download() as download:
+        form.get_by_role("button", name="Tải báo cáo Word (.docx)").click()
+    path = artifacts / "report.docx"
+    download.value.save_as(path)
+    assert download.value.suggested_filename == "QNA-2023-bao-cao.docx"
+    texts = [p.text for p in Document(path).paragraphs]
+    assert "III. KẾT QUẢ" in texts and "2. Đối chiếu với mục tiêu" in texts
+    page.screenshot(path=str(artifacts / "results-report-form.png"), full_page=True)
     assert axe_violations(page) == []

@@ -1,6 +1,7 @@
 /* Keyboard-first keying of a paper sheet, on top of a plain HTML form that works without it.
    One key per answer (the option code; 0 or K = "không biết"; - or space = left blank), automatic advance,
-   Backspace goes back one answer and clears it, Enter saves once every rated item is keyed. */
+   Backspace goes back one answer and clears it, Enter saves once every rated item is keyed. In the HĐ-CT
+   grid, * leaves the rest of the row blank (an agency the delegate did not rate) and moves to the next row. */
 (function () {
   "use strict";
   var form = document.querySelector("form[data-keying]");
@@ -88,9 +89,24 @@
     form.submit();
   }
 
+  function blankRow(i) {
+    var row = slots[i].closest("tr");
+    var j = i;
+    while (j < slots.length && slots[j].closest("tr") === row) {
+      setValue(slots[j], "-");
+      j++;
+    }
+    say("");
+    focusSlot(j);
+  }
+
   function type(i, key) {
     var slot = slots[i];
     var k = normalise(key);
+    if (k === "*" && slot.hasAttribute("data-codes")) {
+      blankRow(i);
+      return;
+    }
     if (accepts(slot, k)) {
       setValue(slot, k);
       say("");
@@ -143,5 +159,9 @@
   });
 
   var problem = form.querySelector(".has-error [data-slot], .has-error[data-slot]");
-  focusSlot(problem ? indexOf(problem) : Math.max(0, firstEmpty()));
+  if (slots.length) {
+    focusSlot(problem ? indexOf(problem) : Math.max(0, firstEmpty()));
+  } else {
+    form.querySelector("button[type=submit]").focus();
+  }
 })();

@@ -1,0 +1,170 @@
+"""Reading sheets from simulated photos: per condition, pages read, answers decided, wrong, sent to the
+clerk, refused; and pages per second per core.
+
+    PYTHONPATH=. python bench/bench_reading.py [--pages 400] [--seed 2026] [--jobs 2] [--short]
+
+Real sheets of the QNA-2023 round (LĐH-CH and LĐS-CT, printed by ``printing.sheets_pdf`` and rasterised at
+200 dpi) are filled and photographed by :mod:`survey_service.omr.simulate` with a fixed seed and read back by
+:mod:`survey_service.omr.reader`; every automatic answer is compared with what was meant. The speed is the
+CPU time of reading (alignment, QR, marks) per page on one core, against decoding the same JPEG alone,
+measured in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import random
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from survey_service import create_app  # noqa: E402
+from survey_service.db import Base, get_session  # noqa: E402
+from survey_service.omr import reader, simulate  # noqa: E402
+from survey_service.services import keying, printing, reading, rounds, sheets  # noqa: E402
+
+KEYS = ["bench-key"]
+#: Photos missing half the page are all refused at once: fewer of them say as much.
+PARTIAL_PAGES = 100
+
+
+@dataclass
+class Row:
+    condition: simulate.Condition
+    pages: int = 0
+    refused: int = 0
+    decided: int = 0
+    wrong: int = 0
+    review: int = 0
+    doubles: int = 0
+    doubles_decided: int = 0
+    read_seconds: float = 0.0
+    decode_seconds: float = 0.0
+    reasons: Counter = field(default_factory=Counter)
+    #: Way of filling → questions of that way sent to the clerk, and in all.
+    styles_review: Counter = field(default_factory=Counter)
+    styles: Counter = field(default_factory=Counter)
+
+    @property
+    def review_share(self) -> float:
+        return self.review / max(1, self.review + self.decided)
+
+
+def real_pages(count: int = 2) -> list[tuple[np.ndarray, object]]:
+    """(image, layout) of every page of ``count`` printed sheets of each readable paper form."""
+    with tempfile.TemporaryDirectory() as tmp:
+        app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite",
+                          "SHEET_SIGNING_KEYS": KEYS, "SECRET_KEY": "bench"})
+        Base.metadata.create_all(app.extensions["db_engine"])
+        with app.app_context():
+            session = get_session()
+            qdir = Path(app.config["QUESTIONNAIRE_DIR"])
+            rounds.load_round(session, qdir / "rounds" / "QNA-2023", qdir)
+            rnd = rounds.get_round(session, "QNA-2023")
+            found = []
+            for form_code in ("LĐH-CH", "LĐS-CT"):
+                plans = sheets.paper_cells(session, rnd, form_code=form_code)
+                batch = sheets.issue_sheets(session, rnd, plans[:count], today=rnd.opens_on, actor="bench")[:count]
+                for sheet in batch:
+                    pdf = printing.sheets_pdf(session, [sheet], base_url="http://x", signing_keys=KEYS)
+                    plan = reading.sheet_pages(keying.sheet_form(session, sheet))
+                    found += list(zip(reader.images_from_file(pdf), plan))
+        app.extensions["db_engine"].dispose()
+    return found
+
+
+_PAGES: list = []
+
+
+def run_condition(index: int, pages: int, seed: int) -> Row:
+    """One condition's row; its own seed, so the table is the same whatever the number of processes."""
+    if not _PAGES:
+        _PAGES.extend(real_pages())
+    condition = simulate.CONDITIONS[index]
+    rng = random.Random(seed * 1000 + index)
+    row = Row(condition)
+    for n in range(min(pages, PARTIAL_PAGES) if condition.partial else pages):
+        image, plan = _PAGES[n % len(_PAGES)]
+        filled, truth, styles = simulate.fill(image, plan, rng, reader.PDF_DPI / 25.4)
+        shot = simulate.photograph(filled, rng, condition)
+        row.pages += 1
+        start = time.process_time()
+        cv2.imdecode(np.frombuffer(shot, np.uint8), cv2.IMREAD_COLOR)
+        row.decode_seconds += time.process_time() - start
+        start = time.process_time()
+        try:
+            aligned = reader.align(reader.images_from_file(shot)[0])
+            marks = reader.read_marks(aligned, plan)
+        except reader.PageRefused as exc:
+            row.read_seconds += time.process_time() - start
+            row.refused += 1
+            row.reasons[str(exc).split(":")[0]] += 1
+            continue
+        row.read_seconds += time.process_time() - start
+        for code, item in marks.items.items():
+            row.doubles += styles[code] == "double mark"
+            row.styles[styles[code]] += 1
+            if item.value == reader.REVIEW:
+                row.review += 1
+                row.styles_review[styles[code]] += 1
+                continue
+            row.decided += 1
+            row.doubles_decided += styles[code] == "double mark"
+            if item.value != truth[code]:
+                row.wrong += 1
+                print(f"WRONG {condition.name} page {n}: {styles[code]} meant {truth[code]}, read {item}")
+    return row
+
+
+def run_conditions(pages: int, seed: int, jobs: int = 1) -> list[Row]:
+    tasks = [(i, pages, seed) for i in range(len(simulate.CONDITIONS))]
+    if jobs == 1:
+        return [run_condition(*task) for task in tasks]
+    with multiprocessing.Pool(jobs) as pool:
+        return pool.starmap(run_condition, tasks)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=400, help="pages per condition")
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--jobs", type=int, default=1, help="processes (one condition each); CPU time per page "
+                        "is measured in each")
+    parser.add_argument("--short", action="store_true", help="3 pages per condition: checks that it runs")
+    args = parser.parse_args()
+    if args.short:
+        args.pages = 3
+    started = time.perf_counter()
+    table = run_conditions(args.pages, args.seed, args.jobs)
+    print(f"{'condition':<30}{'pages':>7}{'refused':>9}{'decided':>9}{'wrong':>7}{'review':>8}{'review %':>10}"
+          f"{'doubles→review':>16}")
+    for row in table:
+        print(f"{row.condition.name:<30}{row.pages:>7}{row.refused:>9}{row.decided:>9}{row.wrong:>7}"
+              f"{row.review:>8}{100 * row.review_share:>9.1f}%{row.doubles - row.doubles_decided:>9}/{row.doubles}")
+        for reason, n in row.reasons.items():
+            print(f"    refused {n}: {reason}")
+        if row.review:
+            print("    sent to the clerk, by way of filling: " + ", ".join(
+                f"{style} {row.styles_review[style]}/{row.styles[style]}" for style in simulate.STYLES
+                if row.styles_review[style]))
+    read = [r for r in table if not r.condition.partial]
+    pages = sum(r.pages for r in read)
+    seconds = sum(r.read_seconds for r in read)
+    decode = sum(r.decode_seconds for r in read)
+    print(f"reading: {pages / seconds:.1f} pages per second per core ({1000 * seconds / pages:.0f} ms CPU per page); "
+          f"baseline, decoding the JPEG alone: {pages / decode:.1f} pages/s ({1000 * decode / pages:.0f} ms)")
+    print(f"total {sum(r.decided for r in table)} answers decided automatically, "
+          f"{sum(r.wrong for r in table)} wrong; wall time {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

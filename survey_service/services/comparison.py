@@ -1,0 +1,66 @@
+"""Change since an earlier round: which earlier agencies each agency continues, and their results compared
+by :func:`analysis.change.round_change` (differences tested, Benjamini–Hochberg across agencies)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from sqlalchemy.orm import Session
+
+from analysis import change
+from survey_service.models import Round
+from survey_service.services import results, simulation
+from survey_service.services.errors import ServiceError
+
+
+class ComparisonError(ServiceError):
+    """Two rounds that cannot be compared; the message says why."""
+
+    status = 422
+
+
+@dataclass(frozen=True)
+class Comparison:
+    before: results.RoundResults
+    after: results.RoundResults
+    #: one row per agency × indicator (:func:`analysis.change.round_change`), with the agency's name and kind
+    table: pd.DataFrame
+    #: how the agencies were matched: "continues" (the round's declared continuity) or "same_code"
+    matched_by: str
+
+
+def baselines(rnd: Round, previous: Round) -> tuple[dict[str, list[str]], str]:
+    """Each agency of ``rnd`` → the agencies of ``previous`` it continues (``agencies.csv`` ``continues``).
+
+    A simulated round's continuity names the real rounds, so a round is known under its own code and the code
+    of the round it was simulated from. A round that declares no continuity with ``previous`` (two rounds of
+    the same structure) matches agencies of the same code."""
+    names = {previous.code, simulation.source_code(previous.code)}
+    declared = {a.code: [c.agency_code for c in a.continues if c.round_code in names] for a in rnd.agencies}
+    declared = {code: sources for code, sources in declared.items() if sources}
+    if declared:
+        return declared, "continues"
+    earlier = {a.code for a in previous.agencies}
+    return {a.code: [a.code] for a in rnd.agencies if a.code in earlier}, "same_code"
+
+
+def compare_rounds(session: Session, rnd: Round, previous: Round) -> Comparison:
+    """Results of both rounds and the change of every agency that continues agencies of ``previous``."""
+    if previous.id == rnd.id:
+        raise ComparisonError("Đợt so sánh phải là một đợt khác.")
+    # by the year evaluated (collection dates move when a round is rescheduled); the demonstration pair is
+    # the same round simulated twice
+    if previous.year >= rnd.year and simulation.source_code(previous.code) != simulation.source_code(rnd.code):
+        raise ComparisonError(f"Đợt {previous.code} (năm {previous.year}) không diễn ra trước đợt {rnd.code} "
+                              f"(năm {rnd.year}).")
+    if previous.simulated != rnd.simulated:
+        raise ComparisonError("Không so sánh đợt có dữ liệu mô phỏng với đợt có dữ liệu thật.")
+    mapping, matched_by = baselines(rnd, previous)
+    if not mapping:
+        raise ComparisonError(f"Không cơ quan nào của đợt {rnd.code} kế tục cơ quan của đợt {previous.code}.")
+    before = results.cached_results(session, previous)
+    after = results.cached_results(session, rnd)
+    table = change.round_change(before.summary, after.summary, mapping)
+    info = after.summary.set_index("agency")[["agency_name", "agency_kind"]]
+    table = table.join(info, on="agency")
+    return Comparison(before=before, after=after, table=table, matched_by=matched_by)
