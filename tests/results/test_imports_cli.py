@@ -102,7 +102,7 @@ def test_cli_import_then_analysis_run_to_every_format(builder, runner, session, 
                                  "--out", str(sav), "--answers", str(answers), "--responses", str(responses)])
     assert result.exit_code == 0, result.output
     book = pd.read_excel(xlsx, sheet_name=None)
-    assert list(book) == ["Tổng hợp", "Theo lĩnh vực", "Theo câu hỏi", "Ô mẫu", "Chẩn đoán trọng số",
+    assert list(book) == ["Tổng hợp", "Theo lĩnh vực", "Theo câu hỏi", "Ô mẫu", "Chẩn đoán trọng số", "Mục tiêu",
                           "Thiết lập phương pháp", "Nguồn gốc số liệu"]
     # the sampling cells with their population and the fraction of the finite population correction
     cells = book["Ô mẫu"].set_index("Ô mẫu (tầng)")
