@@ -31,7 +31,7 @@ def test_results_table_fits_a_desktop_screen(data, staff_page, live_server, arti
         assert flags.locator("li").count() >= 1  # one flag per line, never run together
         # the rank says it compares mixtures of groups, and gives the rank among the same groups
         assert "tổ hợp nhóm đối tượng khác nhau" in page.locator(".rank-note").first.inner_text()
-        assert "cùng nhóm: 1/6" in page.locator("#results-department").inner_text()
+        assert "cùng nhóm\n1/6" in page.locator("#results-department").inner_text()
         # the sampling cells with their population and fraction (CC-CT/VPUB: 6 of 62 staff)
         cell = page.locator("#sampling-cells tr", has_text="CC-CT/VPUB")
         assert cell.is_visible() and "9,7" in cell.inner_text()
