@@ -2,99 +2,60 @@
 published tables.
 
 A leaf library: frames in, frames out; it imports nothing from the web, database or service layers.
-"""
-from analysis.design import Design
-from analysis.encoding import ANSWER_COLUMNS, item_values
-from analysis.estimation import domain_means, mean_covariance
-from analysis.ranking import rank_intervals
-from analysis.reliability import DEFAULT_MAX_HALF_WIDTH, DEFAULT_PRECISION, REASONS, imprecise, precision_reasons
-from analysis.rounding import round_half_away
-from analysis.sampling import recommend_sample_size, recommend_sample_sizes, response_rates
-from analysis.scoring import (
-    FLAG_LOW_RELIABILITY,
-    FLAG_MISSING_GROUP,
-    FLAG_NO_DATA,
-    FLAG_WITHHELD,
-    ScoreResult,
-    combine_groups,
-    criterion_points,
-    group_means,
-    respondent_scores,
-    score_round,
-)
-from analysis.settings import (
-    DEFAULT_LONELY_PSU,
-    DEFAULT_MIN_GROUP,
-    DEFAULT_MIN_RESPONDENTS,
-    LONELY_PSU_RULES,
-    OPTIONAL_SETTINGS_KEYS,
-    PRESETS,
-    SETTINGS_KEYS,
-    coefficient_preset,
-    group_shares,
-    validate_settings,
-)
-from analysis.tables import (
-    agency_ranks,
-    answer_weights,
-    criteria_table,
-    item_distributions,
-    option_table,
-    pair_codes,
-    response_weight_diagnostics,
-    summary_table,
-)
-from analysis.validity import answered_enough, scored_answers
-from analysis.weighting import poststratify, rake, trim, weight_diagnostics
 
-__all__ = [
-    "ANSWER_COLUMNS",
-    "DEFAULT_LONELY_PSU",
-    "DEFAULT_MAX_HALF_WIDTH",
-    "DEFAULT_PRECISION",
-    "DEFAULT_MIN_GROUP",
-    "DEFAULT_MIN_RESPONDENTS",
-    "Design",
-    "FLAG_LOW_RELIABILITY",
-    "FLAG_MISSING_GROUP",
-    "FLAG_NO_DATA",
-    "FLAG_WITHHELD",
-    "LONELY_PSU_RULES",
-    "OPTIONAL_SETTINGS_KEYS",
-    "PRESETS",
-    "REASONS",
-    "SETTINGS_KEYS",
-    "ScoreResult",
-    "agency_ranks",
-    "answered_enough",
-    "answer_weights",
-    "coefficient_preset",
-    "combine_groups",
-    "criteria_table",
-    "criterion_points",
-    "domain_means",
-    "group_means",
-    "group_shares",
-    "imprecise",
-    "item_distributions",
-    "item_values",
-    "mean_covariance",
-    "option_table",
-    "pair_codes",
-    "poststratify",
-    "precision_reasons",
-    "rake",
-    "rank_intervals",
-    "recommend_sample_size",
-    "recommend_sample_sizes",
-    "respondent_scores",
-    "response_rates",
-    "round_half_away",
-    "score_round",
-    "scored_answers",
-    "response_weight_diagnostics",
-    "summary_table",
-    "trim",
-    "validate_settings",
-    "weight_diagnostics",
-]
+The names below are loaded from their modules when first used, so that importing the package (as the
+command line does for every command) does not load SciPy and statsmodels for a command that never scores.
+"""
+from __future__ import annotations
+
+import importlib
+
+#: Each public name and the module that defines it.
+_MODULES = {
+    **dict.fromkeys(["Design"], "design"),
+    **dict.fromkeys(["ANSWER_COLUMNS", "item_values"], "encoding"),
+    **dict.fromkeys(["domain_means", "mean_covariance"], "estimation"),
+    **dict.fromkeys([
+        "busy_day_sheets", "draw_share", "failure_rate", "identical_sheets", "outcome", "quarantined"
+    ], "fieldcheck"),
+    **dict.fromkeys(["rank_intervals"], "ranking"),
+    **dict.fromkeys(["DEFAULT_MAX_HALF_WIDTH", "DEFAULT_PRECISION", "REASONS", "imprecise", "precision_reasons"],
+                    "reliability"),
+    **dict.fromkeys(["round_half_away"], "rounding"),
+    **dict.fromkeys([
+        "pps_systematic", "precision_sample_size", "recommend_sample_size", "recommend_sample_sizes",
+        "response_rates", "systematic_sample"
+    ], "sampling"),
+    **dict.fromkeys([
+        "FLAG_LOW_RELIABILITY", "FLAG_MISSING_GROUP", "FLAG_NO_DATA", "FLAG_WITHHELD", "ScoreResult",
+        "combine_groups", "criterion_points", "group_means", "respondent_scores", "score_round"
+    ], "scoring"),
+    **dict.fromkeys([
+        "DEFAULT_LONELY_PSU", "DEFAULT_MIN_GROUP", "DEFAULT_MIN_RESPONDENTS", "LONELY_PSU_RULES",
+        "OPTIONAL_SETTINGS_KEYS", "PRESETS", "SETTINGS_KEYS", "coefficient_preset", "group_shares",
+        "validate_settings"
+    ], "settings"),
+    **dict.fromkeys([
+        "agency_ranks", "answer_weights", "criteria_table", "item_distributions", "option_table",
+        "pair_codes", "response_weight_diagnostics", "summary_table"
+    ], "tables"),
+    **dict.fromkeys(["answered_enough", "scored_answers"], "validity"),
+    **dict.fromkeys([
+        "calibrate", "model_matrix", "poststratify", "rake", "trim", "weight_diagnostics"
+    ], "weighting"),
+}
+
+__all__ = sorted(_MODULES)
+
+
+def __getattr__(name: str):
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'analysis' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"analysis.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MODULES))

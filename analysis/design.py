@@ -1,33 +1,39 @@
 """A survey design object as survey statisticians know it from R's ``svydesign`` (Lumley) and svy.
 
-``Design(frame, weight=, strata=, psu=, fpc=)`` holds the weights and the sampling structure;
-``poststratify``, ``rake`` and ``trim`` return new designs whose variance knows the calibration;
-``mean``, ``total``, ``ratio`` and ``quantile`` return one row per domain with ``est, se, ci_lo, ci_hi,
-n, df`` (and ``n_eff``, ``deff`` for means); ``covariance`` and ``contrast`` compare domains;
-``jackknife`` and ``bootstrap`` turn the design into a replicate-weight design in which every
-calibration is redone in each replicate.
+``Design(frame, weight=, strata=, psu=, fpc=)`` holds the weights and the sampling structure (one
+column per stage for a multistage design); ``poststratify``, ``rake``, ``calibrate`` and ``trim`` return
+new designs whose variance knows the calibration; ``mean``, ``total``, ``ratio`` and ``quantile`` return
+one row per domain with ``est, se, ci_lo, ci_hi, n, df`` (and ``n_eff``, ``deff`` for means);
+``covariance`` and ``contrast`` compare domains; ``jackknife`` and ``bootstrap`` turn the design into a
+replicate-weight design in which every calibration is redone in each replicate, and
+``Design.from_replicates`` builds one from replicate weights a user already has (R ``svrepdesign``).
 
 Variance (Taylor linearisation), as R's ``svyrecvar``: the influence values of an estimate are
 first projected on the calibration, then summed within PSUs; stratum h contributes
-(1 − f_h) · n_h/(n_h − 1) · Σ_p (Z_hp − Z̄_h)².
+(1 − f_h) · n_h/(n_h − 1) · Σ_p (Z_hp − Z̄_h)². In a multistage design (R ``multistage``) each later
+stage adds the same sum over its units within each unit of the stage before, times the product of
+the earlier stages' sampling fractions n/N.
 
 * Post-stratification (R ``postStratify``): z ← z − w · Σ_{g} (z·w₀/w) / Σ_g w₀ within each
   post-stratum g, with w₀ the weights before and w those after.
 * Raking (R ``rake``): the same centring, margin after margin, iterated ten times (R's iterated
   projection; it is not one joint regression on all margins), with the unweighted mean of z/w in
   each category.
+* Calibration (R ``calibrate``, any ``calfun``): z ← z − w · x'β̂, β̂ the w₀-weighted least-squares
+  fit of z/w on the calibration variables x.
 * Domains follow R's convention: rows outside the domain stay in the design with influence 0
   before the projection, so n_h counts every PSU of the stratum. The degrees of freedom of a domain
   are those of R's ``degf(subset(design, domain))``: the PSUs the domain touches minus their strata.
-* A stratum with one PSU (``lonely_psu``, R's ``survey.lonely.psu``): ``"certainty"`` contributes
-  nothing (the stratum is taken as sampled with certainty); ``"adjust"`` centres its PSU at the
-  grand mean of all PSU totals instead of its own; ``"average"`` gives it the average variance of
-  the other strata; ``"fail"`` raises.
+* A stratum with one PSU (``lonely_psu``, R's ``survey.lonely.psu`` as ``onestrat`` of survey 4.1
+  computes it): ``"certainty"`` and ``"remove"`` add nothing; ``"adjust"`` adds the PSU's total
+  uncentred, (1 − f_h) Z²; ``"average"`` scales the other strata by #strata / #strata with more than
+  one PSU, counting for a domain of an uncalibrated design only the strata the domain touches (R's
+  ``svyby`` works on the domain's subset, which drops the others); ``"fail"`` raises.
 
 Replicate weights: JK1 deletes one PSU at a time (R ``as.svrepdesign(type="JK1")``, scale
 (1 − f)(P − 1)/P); the bootstrap is Rao and Wu's rescaled bootstrap within strata (R
 ``type="subbootstrap"``: n_h − 1 PSUs drawn with replacement, multiplier n_h/(n_h − 1), scale 1/(R − 1)).
-V = scale · Σ_r (θ_r − θ̄)², centred at the replicates' mean, or at the full-sample estimate with
+V = scale · Σ_r rscales_r (θ_r − θ̄)², centred at the replicates' mean, or at the full-sample estimate with
 ``mse=True``.
 """
 from __future__ import annotations
@@ -53,9 +59,11 @@ from analysis._checks import (
 )
 from analysis.estimation import _beta_ci, _Design, _design, _domain_df, _domains, _logit_ci
 
-__all__ = ["LONELY_PSU", "Design"]
+__all__ = ["LONELY_PSU", "REPLICATE_TYPES", "Design"]
 
-LONELY_PSU = ("certainty", "adjust", "average", "fail")
+LONELY_PSU = ("certainty", "remove", "adjust", "average", "fail")
+#: replicate weight types of :meth:`Design.from_replicates` (R ``svrepdesign(type=)``)
+REPLICATE_TYPES = ("JK1", "JKn", "JK2", "BRR", "Fay", "bootstrap", "successive-difference", "ACS", "other")
 #: sweeps of R's iterated projection for raked designs (fixed in ``svyrecvar``)
 RAKE_PROJECTION_SWEEPS = 10
 #: largest influence block (rows × columns) built at once when only standard errors are needed
@@ -72,8 +80,9 @@ class _Step:
     options: tuple            # rake: (tol, max_iter, bounds)
     codes: tuple              # per margin (one for post): category code of every row
     sizes: tuple              # per margin: number of categories
-    before: np.ndarray        # weights before the step (post only: R's "oldweights")
+    before: np.ndarray        # weights before the step (R's "oldweights")
     after: np.ndarray         # weights after the step
+    matrix: np.ndarray | None = None   # cal: the model matrix of the calibration variables
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,27 @@ class _Replicates:
     scale: float
     mse: bool
     df: int
+    rscales: np.ndarray       # one multiplier per replicate (R's rscales)
+
+
+@dataclass(frozen=True)
+class _Stage:
+    """The units of one sampling stage within their strata, for the variance."""
+
+    units: sp.csr_array       # units × rows: the rows of each unit
+    strata: sp.csr_array      # strata × rows: the rows of each stratum
+    row_stratum: np.ndarray   # stratum of every row
+    unit_stratum: np.ndarray  # stratum of every unit
+    n_h: np.ndarray           # units sampled per stratum
+    f_h: np.ndarray           # sampling fraction per stratum (0 without fpc)
+    mult: np.ndarray          # per stratum: product of the earlier stages' sampling fractions (R's n/N)
+    group: np.ndarray         # per stratum: the unit of the stage before that holds it (0 at the first)
+    n_groups: int
+
+    @property
+    def lonely(self) -> np.ndarray:
+        """Strata with one unit that are not sampled with certainty: the lonely-PSU rule applies."""
+        return (self.n_h == 1) & (1 - self.f_h >= 1e-7)
 
 
 class Design:
@@ -94,14 +124,20 @@ class Design:
     frame : DataFrame
         One row per unit.
     weight : column name, optional
-        Sampling weights (1.0 when omitted).
+        Sampling weights; when omitted, the inverse of the sampling fractions of *fpc* (as R's
+        ``svydesign``), or 1.0 without it.
     strata, psu : column name, optional
         Strata and primary sampling units (PSU ids nested within strata); every row is a PSU and
         there is one stratum when omitted.
     fpc : column name, optional
         Population number of PSUs of the row's stratum, or the sampling fraction when <= 1.
-    lonely_psu : {"certainty", "adjust", "average", "fail"}
+    lonely_psu : {"certainty", "remove", "adjust", "average", "fail"}
         Variance rule for strata with a single PSU (see the module docstring).
+
+    A multistage design (R ``svydesign(id=~dnum+snum, fpc=~fpc1+fpc2)``) gives *psu* and *fpc*, and
+    optionally *strata*, as lists with one column per stage: ``psu=["dnum", "snum"], fpc=["fpc1",
+    "fpc2"]``. The units of a stage are nested in those of the stage before. Without *fpc* only the
+    first stage enters the variance (R's ultimate cluster); with it, every stage needs its fpc.
 
     Examples
     --------
@@ -113,17 +149,24 @@ class Design:
     33.0
     """
 
-    def __init__(self, frame: pd.DataFrame, weight: Hashable | None = None, strata: Hashable | None = None,
-                 psu: Hashable | None = None, fpc: Hashable | None = None, *, lonely_psu: str = "certainty"):
+    def __init__(self, frame: pd.DataFrame, weight: Hashable | None = None, strata=None, psu=None, fpc=None, *,
+                 lonely_psu: str = "certainty"):
         require_frame(frame)
         if lonely_psu not in LONELY_PSU:
             raise ValueError(f"lonely_psu must be one of {list(LONELY_PSU)}, got {lonely_psu!r}")
         self._frame = frame
         self._w = weight_values(frame, weight).copy()
         self._base_w = self._w
-        self._d: _Design = _design(frame, strata, psu, fpc)
-        self._psu_matrix = sp.csr_array((np.ones(len(frame)), (self._d.psu, np.arange(len(frame)))),
-                                        shape=(self._d.psu_stratum.size, len(frame)))
+        psus, stratas, fpcs = _per_stage(psu, "psu"), _per_stage(strata, "strata"), _per_stage(fpc, "fpc")
+        if len(stratas) > max(len(psus), 1) or len(fpcs) > max(len(psus), 1):
+            raise ValueError("strata and fpc take at most one column per stage of psu")
+        first = (stratas or [None])[0], (psus or [None])[0], (fpcs or [None])[0]
+        self._d: _Design = _design(frame, *first)
+        self._stages: tuple[_Stage, ...] = _stages(frame, self._d, psus, stratas, fpcs)
+        if weight is None and fpcs:
+            # R's svydesign without weights: the inverse of the product of the stages' sampling fractions
+            self._w = 1 / np.prod([st.f_h[st.row_stratum] for st in self._stages[:len(fpcs)]], axis=0)
+            self._base_w = self._w
         self._steps: tuple[_Step, ...] = ()
         self._rep: _Replicates | None = None
         self._agg = None     # cells of the single calibration for the sums-only variance (False: not usable)
@@ -170,6 +213,22 @@ class Design:
         step = self._rake_step(tuple(margins), tuple(margins.values()), (tol, max_iter, bounds), self._w)
         return self._with_step(step)
 
+    def calibrate(self, terms: Sequence[Hashable], population, *, calfun: str = "linear",
+                  bounds: tuple[float, float] | None = None, intercept: bool = True, max_iter: int = 50,
+                  epsilon: float = 1e-7) -> Design:
+        """Calibrate to population totals (R ``calibrate``): GREG (``calfun="linear"``), ``"raking"`` or
+        ``"logit"``, optionally with bounds on g = w/w0; the arguments are those of
+        :func:`analysis.weighting.calibrate`.
+
+        The variance projects every influence value on the calibration variables, as R does for any
+        ``calfun``: z ← z − w · x'β̂, β̂ the w0-weighted least-squares fit of z/w on x.
+        """
+        mm = weighting.model_matrix(self._frame, terms, intercept=intercept)
+        population = weighting._population_vector(population, list(mm.columns))
+        step = self._cal_step(tuple(mm.columns), mm.to_numpy(), population, (calfun, bounds, max_iter, epsilon),
+                              self._w)
+        return self._with_step(step)
+
     def trim(self, *, upper: float | None = None, lower: float | None = None, strict: bool = True) -> Design:
         """Trim the weights (as :func:`analysis.trim`) and redo the design's calibrations on the trimmed
         weights, so that every calibration total still holds and the variance stays consistent."""
@@ -195,6 +254,8 @@ class Design:
     def _replay(self, step: _Step, w: np.ndarray) -> _Step:
         if step.kind == "post":
             return self._post_step(step.columns, step.targets[0], w)
+        if step.kind == "cal":
+            return self._cal_step(step.columns, step.matrix, step.targets[0], step.options, w)
         return self._rake_step(step.columns, step.targets, step.options, w)
 
     def _calibrate_replicates(self, weights: np.ndarray, steps: Sequence[_Step]) -> np.ndarray:
@@ -212,6 +273,13 @@ class Design:
         codes, size = _cell_codes(self._frame, list(cols))
         return _Step("post", cols, (totals,), (), (codes,), (size,), w, after)
 
+    @staticmethod
+    def _cal_step(names: tuple, mm: np.ndarray, population: np.ndarray, options: tuple, w: np.ndarray) -> _Step:
+        calfun, bounds, max_iter, epsilon = options
+        g = weighting.calibration_g(mm, w, population, calfun=calfun, bounds=bounds, max_iter=max_iter,
+                                    epsilon=epsilon)
+        return _Step("cal", names, (population,), options, (), (), w, w * g, mm)
+
     def _rake_step(self, cols: tuple, targets: tuple, options: tuple, w: np.ndarray) -> _Step:
         tol, max_iter, bounds = options
         frame = self._frame[list(cols)].assign(__w=w)
@@ -226,6 +294,8 @@ class Design:
         for step in self._steps:
             if step.kind == "post":
                 x = _center(x, step.codes[0], step.sizes[0], step.after, step.before)
+            elif step.kind == "cal":
+                x = _regression_residual(x, step.matrix, step.before, step.after)
             else:
                 for _ in range(RAKE_PROJECTION_SWEEPS):
                     for codes, size in zip(step.codes, step.sizes):
@@ -235,6 +305,79 @@ class Design:
     # ----------------------------------------------------------------------------------------------
     # replicate weights
     # ----------------------------------------------------------------------------------------------
+    @classmethod
+    def from_replicates(cls, frame: pd.DataFrame, weight: Hashable | None, replicates: Sequence[Hashable], *,
+                        type: str, scale: float | None = None, rscales=None, rho: float | None = None,
+                        mse: bool = False, combined_weights: bool = True) -> Design:
+        """A design from replicate weights one already has (R ``svrepdesign``), e.g. a statistics office's.
+
+        Parameters
+        ----------
+        frame : DataFrame
+            One row per unit, with the replicate weight columns.
+        weight : column name, optional
+            The full-sample weights (1.0 when omitted).
+        replicates : list of column names
+            One column per replicate.
+        type : {"JK1", "JKn", "JK2", "BRR", "Fay", "bootstrap", "successive-difference", "ACS", "other"}
+            Sets R's defaults: BRR scale 1/R; Fay 1/(R (1 − rho)²) (*rho* required); successive
+            difference and ACS 4/R, JK2 1 (these fix scale and rscales); bootstrap
+            1/(R − 1); JK1 (R − 1)/R (with combined weights; else 1/the first replicate's largest
+            multiplier); JKn needs *rscales* (n_h − 1)/n_h of each replicate's stratum with combined
+            weights, else 1/each replicate's largest multiplier; other: *scale* and *rscales* or 1.
+        scale, rscales :
+            V = scale · Σ_r rscales_r (θ_r − θ̄)², θ̄ the mean of the replicates with rscales_r > 0, or
+            the full-sample estimate with *mse*. BRR and Fay fix the scale themselves.
+            A finite population correction goes into *rscales*: R's ``fpc=`` multiplies them by 1 − f.
+        combined_weights : bool
+            True: the columns are the replicates' weights; False: multipliers of *weight*.
+
+        The design's degrees of freedom are the rank of the replicate weights minus one (R ``degf``);
+        calibrating the design recalibrates every replicate.
+        """
+        if type not in REPLICATE_TYPES:
+            raise ValueError(f"type must be one of {list(REPLICATE_TYPES)}, got {type!r}")
+        design = cls(frame, weight=weight)
+        cols = as_column_list(replicates, "replicates")
+        require_columns(frame, cols)
+        require_no_missing(frame, cols, "replicate weight")
+        if len(cols) < 2:
+            raise ValueError("a replicate design needs at least two replicate weight columns")
+        reps = np.column_stack([numeric_values(frame[c], str(c)) for c in cols])
+        if not np.all(np.isfinite(reps)):
+            raise ValueError("replicate weights must be finite numbers")
+        n_rep = reps.shape[1]
+        if type in ("BRR", "Fay", "JK2", "successive-difference", "ACS") and scale is not None:
+            raise ValueError(f"type={type!r} sets its own scale; use type='other' to give one")
+        if type in ("JK2", "successive-difference", "ACS") and rscales is not None:
+            raise ValueError(f"type={type!r} sets its own rscales (1); use type='other' to give them")
+        if (type == "Fay") != (rho is not None):
+            raise ValueError("rho is Fay's perturbation factor: give it with type='Fay' (0 <= rho < 1) only")
+        if type == "BRR":
+            scale = 1 / n_rep
+        elif type in ("successive-difference", "ACS"):
+            scale = 4 / n_rep
+        elif type == "Fay":
+            if not 0 <= rho < 1:
+                raise ValueError(f"rho must be in [0, 1), got {rho!r}")
+            scale = 1 / (n_rep * (1 - rho) ** 2)
+        elif type == "bootstrap" and scale is None:
+            scale = 1 / (n_rep - 1)
+        elif type == "JK1" and scale is None:
+            scale = (n_rep - 1) / n_rep if combined_weights else 1 / reps[:, 0].max()
+        elif type == "JKn" and rscales is None:
+            if combined_weights:
+                raise ValueError("JKn with combined weights needs rscales: (n_h - 1)/n_h of each replicate's stratum")
+            rscales = 1 / reps.max(axis=0)
+        scale = 1.0 if scale is None else float(scale)
+        rscales = np.ones(n_rep) if rscales is None else np.broadcast_to(
+            np.asarray(rscales, dtype=np.float64), (n_rep,)).copy()
+        if not (np.isfinite(scale) and scale > 0 and np.all(np.isfinite(rscales)) and np.all(rscales >= 0)):
+            raise ValueError("scale must be positive and rscales non-negative, one per replicate (or a single value)")
+        weights = reps if combined_weights else reps * design._w[:, None]
+        df = int(np.linalg.matrix_rank(weights)) - 1
+        return design._derive(_rep=_Replicates(type, weights, weights, scale, bool(mse), df, rscales))
+
     def jackknife(self, *, mse: bool = False) -> Design:
         """Delete-one-PSU jackknife (JK1) replicate weights; calibrations are redone in each replicate."""
         d = self._d
@@ -272,7 +415,8 @@ class Design:
         weights = self._calibrate_replicates(base, self._steps)
         if df is None:
             df = int(np.linalg.matrix_rank(psu_mult)) - 1
-        return self._derive(_rep=_Replicates(kind, base, weights, float(scale), bool(mse), int(df)))
+        return self._derive(_rep=_Replicates(kind, base, weights, float(scale), bool(mse), int(df),
+                                             np.ones(psu_mult.shape[1])))
 
     # ----------------------------------------------------------------------------------------------
     # estimates
@@ -341,8 +485,10 @@ class Design:
         _, _, ymat, dom, labels = self._inputs(vcols, by)
         xden = self._column(denominator) if denominator is not None else None
         est, _, _, x = _influence(kind, ymat[0], xden, self._w, dom, len(labels))
-        cov = self._cov(x, full=True) if self._rep is None else self._rep_cov(kind, ymat[0], xden, dom,
-                                                                              len(labels), est)
+        if self._rep is None:
+            cov = self._cov(x, full=True, member=self._members(ymat[0], xden, dom, len(labels)))
+        else:
+            cov = self._rep_cov(kind, ymat[0], xden, dom, len(labels), est)
         cov[np.isnan(est), :] = np.nan
         cov[:, np.isnan(est)] = np.nan
         index = pd.MultiIndex.from_frame(labels) if labels.shape[1] > 1 else pd.Index(labels.iloc[:, 0])
@@ -424,7 +570,8 @@ class Design:
                 extra, var = (s_w, wsq, rss), agg[k]
             else:
                 est, n, extra, x = _influence(kind, y, xden, self._w, dom, n_dom)
-                var = self._var(x) if self._rep is None else np.diag(self._rep_cov(kind, y, xden, dom, n_dom, est))
+                var = self._var(x, self._members(y, xden, dom, n_dom)) if self._rep is None \
+                    else np.diag(self._rep_cov(kind, y, xden, dom, n_dom, est))
             se = np.where(np.isnan(est), np.nan, np.sqrt(np.maximum(var, 0.0)))
             out = labels.copy()
             out["variable"] = col
@@ -463,44 +610,46 @@ class Design:
         psus = np.unique(self._d.psu[rows & (self._w > 0)])
         return int(psus.size - np.unique(self._d.psu_stratum[psus]).size)
 
-    def _var(self, x: np.ndarray) -> np.ndarray:
+    def _var(self, x: np.ndarray, member: sp.csc_array | None = None) -> np.ndarray:
         """Diagonal of the linearised covariance of the columns of *x* (n × J), in column blocks."""
         step = max(1, _BLOCK // max(x.shape[0], 1))
         if not x.shape[1]:
             return np.zeros(0)
-        return np.concatenate([self._cov(x[:, a:a + step], full=False) for a in range(0, x.shape[1], step)])
+        return np.concatenate([self._cov(x[:, a:a + step], full=False,
+                                         member=None if member is None else member[:, a:a + step])
+                               for a in range(0, x.shape[1], step)])
 
-    def _cov(self, x: np.ndarray, *, full: bool) -> np.ndarray:
-        """Linearised covariance (J × J, or its diagonal when not *full*) of influence columns *x*."""
-        d = self._d
+    def _members(self, y: np.ndarray, xden: np.ndarray | None, dom: np.ndarray, n_dom: int) -> sp.csc_array | None:
+        """The rows of each domain with a value, when the ``"average"`` rule needs them (see ``_cov``).
+
+        R's subset of an uncalibrated design drops the other rows, and with them the strata the
+        domain does not touch; a calibrated design keeps every row.
+        """
+        if self.lonely_psu != "average" or self._steps or not any(st.lonely.any() for st in self._stages):
+            return None
+        valid = ~np.isnan(y) if xden is None else ~np.isnan(y) & ~np.isnan(xden)
+        rows = np.flatnonzero(valid & (dom >= 0))
+        return sp.csc_array((np.ones(rows.size), (rows, dom[rows])), shape=(y.size, n_dom))
+
+    def _cov(self, x: np.ndarray, *, full: bool, member: sp.csc_array | None = None) -> np.ndarray:
+        """Linearised covariance (J × J, or its diagonal when not *full*) of influence columns *x*: the
+        calibrations' projection, then R's ``multistage``: each stage's between-unit variance, the later
+        stages weighted by the earlier stages' sampling fractions.
+
+        *member* (n × J, optional) marks the rows each column's domain holds; under ``"average"`` a
+        domain then counts only the strata it touches, as R's ``svyby`` does on the domain's subset.
+        """
         x = self._project(np.array(x, dtype=np.float64))
-        z = self._psu_matrix @ x                               # P × J PSU totals
-        n_str = d.n_h.size
-        h = d.psu_stratum
-        sums = np.zeros((n_str, z.shape[1]))
-        np.add.at(sums, h, z)
-        center = sums / d.n_h[:, None]
-        lonely = d.lonely
-        if np.any(lonely):
-            if self.lonely_psu == "fail":
-                raise ValueError(f"{int(lonely.sum())} stratum(s) have a single PSU (lonely_psu='fail')")
-            if self.lonely_psu == "adjust":
-                center[lonely] = z.sum(axis=0) / z.shape[0]
-        zc = z - center[h]
-        f = 1 - d.f_h
-        scale_h = np.where(d.n_h > 1, f * d.n_h / np.maximum(d.n_h - 1, 1), f)
-        scale_h = np.where(f < 1e-7, 0.0, scale_h)
-        if self.lonely_psu == "average":
-            scale_h = np.where(lonely, 0.0, scale_h)
-        s = scale_h[h]
-        v = (zc.T * s) @ zc if full else np.einsum("pj,pj,p->j", zc, zc, s)
-        if self.lonely_psu == "average" and np.any(lonely) and not np.all(lonely):
-            v = v * n_str / (n_str - lonely.sum())
+        v = 0.0
+        for stage in self._stages:
+            touched = None if member is None else sp.csr_array(stage.strata @ member).toarray() > 0
+            v = v + _stage_variance(stage.units @ x, stage, self.lonely_psu, touched, full)
         return v
 
     def _aggregated_ok(self) -> bool:
         """The sums-only variance applies: one calibration, PSUs nested in its cells, no lonely adjust."""
-        if len(self._steps) != 1 or (self.lonely_psu in ("adjust", "fail") and np.any(self._d.lonely)):
+        if len(self._steps) != 1 or self._steps[0].kind == "cal" or len(self._stages) > 1 \
+                or (self.lonely_psu in ("adjust", "fail") and np.any(self._d.lonely)):
             return False
         if self._agg is None:
             step = self._steps[0]
@@ -636,9 +785,9 @@ class Design:
         rep = self._rep
         thetas = np.column_stack([_influence(kind, y, xden, rep.weights[:, r], dom, n_dom, estimate_only=True)
                                   for r in range(rep.weights.shape[1])])          # D × R
-        center = est[:, None] if rep.mse else np.nanmean(thetas, axis=1, keepdims=True)
+        center = est[:, None] if rep.mse else np.nanmean(thetas[:, rep.rscales > 0], axis=1, keepdims=True)
         dev = thetas - center
-        return rep.scale * (dev @ dev.T)
+        return rep.scale * ((dev * rep.rscales) @ dev.T)
 
 
 def _cross_codes(codes: Sequence[np.ndarray], sizes: Sequence[int]) -> tuple[np.ndarray, int]:
@@ -681,6 +830,114 @@ def _center(x: np.ndarray, codes: np.ndarray, size: int, w: np.ndarray, oldw: np
     else:
         means = (m @ (ratio * oldw[:, None])) / np.bincount(codes, weights=oldw, minlength=size)[:, None]
     return x - psw[:, None] * np.nan_to_num(means)[codes]
+
+
+def _regression_residual(x: np.ndarray, mm: np.ndarray, w0: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """x − w · x'β̂ with β̂ the w0-weighted least-squares fit of x/w on the calibration variables
+    (R's ``qr.resid`` on √w0-scaled rows, for a ``calibrate``d design)."""
+    root = np.sqrt(w0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        back = np.where(root > 0, w / np.where(root > 0, root, 1.0), 0.0)          # R's g · √w0
+        b = np.where(back[:, None] != 0, x / np.where(back != 0, back, 1.0)[:, None], 0.0)
+    a = mm * root[:, None]
+    beta = np.linalg.lstsq(a, b, rcond=None)[0]
+    return (b - a @ beta) * back[:, None]
+
+
+def _per_stage(value, name: str) -> list:
+    """A design argument as one column per stage: None, a column name, or a list of them."""
+    if value is None:
+        return []
+    out = list(value) if isinstance(value, list | tuple) else [value]
+    if any(v is None for v in out[1:]) or (name != "strata" and any(v is None for v in out)):
+        raise ValueError(f"{name} must name a column for every stage")
+    return out
+
+
+def _membership(codes: np.ndarray, size: int) -> sp.csr_array:
+    return sp.csr_array((np.ones(codes.size), (codes, np.arange(codes.size))), shape=(size, codes.size))
+
+
+def _stages(frame: pd.DataFrame, first: _Design, psus: list, stratas: list, fpcs: list) -> tuple[_Stage, ...]:
+    """The sampling stages of the variance: the first from *first*, each later one (when every stage has
+    an fpc, as R requires to go past the first) with its units nested in those of the stage before."""
+    n_str = first.n_h.size
+    row_stratum = first.psu_stratum[first.psu]
+    stages = [_Stage(_membership(first.psu, first.psu_stratum.size), _membership(row_stratum, n_str), row_stratum,
+                     first.psu_stratum, first.n_h, first.f_h, np.ones(n_str), np.zeros(n_str, dtype=np.int64), 1)]
+    if len(psus) < 2 or not fpcs:
+        return tuple(stages)
+    if len(fpcs) != len(psus):
+        raise ValueError("a multistage design with fpc needs one fpc column per stage")
+    unit = first.psu
+    for k in range(1, len(psus)):
+        prev = stages[-1]
+        strata_col = stratas[k] if k < len(stratas) else None
+        cols = [c for c in (psus[k], strata_col, fpcs[k]) if c is not None]
+        require_columns(frame, cols)
+        require_no_missing(frame, cols, "design")
+        label = pd.factorize(frame[strata_col])[0] if strata_col is not None else np.zeros(len(frame), np.int64)
+        stratum, pairs = pd.factorize(unit * np.int64(label.max() + 1) + label)
+        group = np.asarray(pairs // (label.max() + 1), dtype=np.int64)          # the unit of the stage before
+        cluster = pd.factorize(frame[psus[k]])[0]
+        unit, upairs = pd.factorize(stratum * np.int64(cluster.max() + 1) + cluster)
+        unit_stratum = np.asarray(upairs // (cluster.max() + 1), dtype=np.int64)
+        n_h = np.bincount(unit_stratum).astype(np.float64)
+        f_h = _stage_fraction(numeric_values(frame[fpcs[k]], str(fpcs[k])), stratum, n_h, fpcs[k])
+        parent_stratum = prev.unit_stratum[group]
+        mult = prev.mult[parent_stratum] * prev.f_h[parent_stratum]
+        stages.append(_Stage(_membership(unit, unit_stratum.size), _membership(stratum, n_h.size), stratum,
+                             unit_stratum, n_h, f_h, mult, group, prev.unit_stratum.size))
+    return tuple(stages)
+
+
+def _stage_fraction(fv: np.ndarray, stratum: np.ndarray, n_h: np.ndarray, name) -> np.ndarray:
+    """The sampling fraction of each stratum of a stage from its fpc (a population size, or a fraction <= 1)."""
+    lo, hi = np.full(n_h.size, np.inf), np.full(n_h.size, -np.inf)
+    np.minimum.at(lo, stratum, fv)
+    np.maximum.at(hi, stratum, fv)
+    if np.any(lo != hi):
+        raise ValueError(f"fpc column {name!r} must be constant within each stratum of its stage")
+    if np.any(lo <= 0):
+        raise ValueError(f"fpc column {name!r} must be positive")
+    f_h = np.where(lo <= 1, lo, n_h / lo)
+    if np.any(f_h > 1 + 1e-12):
+        raise ValueError(f"fpc column {name!r}: a population size is smaller than the number of sampled units")
+    return f_h
+
+
+def _stage_variance(z: np.ndarray, stage: _Stage, rule: str, touched: np.ndarray | None, full: bool) -> np.ndarray:
+    """One stage's Σ_h mult_h (1 − f_h) n_h/(n_h − 1) Σ_p (Z_hp − Z̄_h)² over its units' totals *z*
+    (units × J), with R's rules for a stratum of one unit (``onestrat`` of survey 4.1):
+    ``certainty`` and ``remove`` add nothing, ``adjust`` adds (1 − f_h) Z_p² (the unit left uncentred),
+    ``average`` leaves the stratum out and scales the strata that share its unit of the stage before
+    by their number over the number with more than one unit, counting only the strata a column
+    *touches* (strata × J) when given (a covariance takes the geometric mean of its two columns' factors)."""
+    h = stage.unit_stratum
+    sums = np.zeros((stage.n_h.size, z.shape[1]))
+    np.add.at(sums, h, z)
+    center = sums / stage.n_h[:, None]
+    f = 1 - stage.f_h
+    lonely = stage.lonely
+    if lonely.any() and rule == "fail":
+        raise ValueError(f"{int(lonely.sum())} stratum(s) have a single PSU (lonely_psu='fail')")
+    if rule == "adjust":
+        center[lonely] = 0.0
+    zc = z - center[h]
+    scale = np.where(stage.n_h > 1, f * stage.n_h / np.maximum(stage.n_h - 1, 1), f) * stage.mult
+    scale[f < 1e-7] = 0.0
+    if rule == "average" and lonely.any():
+        scale[lonely] = 0.0
+        seen = np.ones((stage.n_h.size, z.shape[1]), bool) if touched is None else touched
+        n_all, n_ok = np.zeros((stage.n_groups, z.shape[1])), np.zeros((stage.n_groups, z.shape[1]))
+        np.add.at(n_all, stage.group, seen)
+        np.add.at(n_ok, stage.group, seen & ~lonely[:, None])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            factor = np.where(n_ok > 0, n_all / np.where(n_ok > 0, n_ok, 1.0), np.where(n_all > 0, np.nan, 1.0))
+        zc = zc * np.sqrt(scale[:, None] * factor[stage.group])[h]
+        return zc.T @ zc if full else np.einsum("pj,pj->j", zc, zc)
+    s = scale[h]
+    return (zc.T * s) @ zc if full else np.einsum("pj,pj,p->j", zc, zc, s)
 
 
 def _influence(kind, y, xden, w, dom, n_dom, *, estimate_only=False):

@@ -155,19 +155,19 @@ def response_weight_diagnostics(answers: pd.DataFrame, weight: np.ndarray, *, re
 
 def item_distributions(answers: pd.DataFrame, cfg: _Config, *, response: str, item: str,
                        min_group: int) -> pd.DataFrame:
-    """Option counts, mean value and positive share per agency × form × item.
+    """Option counts, mean value and positive share per agency × group × item.
 
-    A group of fewer responses about the agency than *min_group* is suppressed, whatever the form: a
+    A group of fewer responses about the agency than *min_group* is suppressed, whatever the group: a
     small group's distribution tells who answered what (one LĐ-CP head is one person). Each answer
-    gets the integer code of its agency × form × item × criterion × scale cell; the statistics are
+    gets the integer code of its agency × group × item × criterion × scale cell; the statistics are
     counted per code over the rows and only the few thousand cells become strings.
     """
     a = answers
-    cols = ["agency", "form", "item", "criterion", "scale", "n_responses", "n_valid", "mean_value", "positive_pct",
+    cols = ["agency", "group", "item", "criterion", "scale", "n_responses", "n_valid", "mean_value", "positive_pct",
             "counts", "suppressed"]
     if a.empty:
         return pd.DataFrame(columns=cols)
-    names = {"agency": "agency", "form": "group", "item": item, "criterion": "criterion", "scale": "scale"}
+    names = {"agency": "agency", "group": "group", "item": item, "criterion": "criterion", "scale": "scale"}
     codes = [a[col].cat.codes.to_numpy().astype(np.int64) for col in names.values()]
     sizes = [len(a[col].cat.categories) for col in names.values()]
     cell, cell_keys = pd.factorize(np.ravel_multi_index(codes, sizes))
@@ -190,10 +190,10 @@ def item_distributions(answers: pd.DataFrame, cfg: _Config, *, response: str, it
     out["counts"] = [{labels[j]: int(row[j]) for j in order if row[j]} for row in counts]
     out["positive_pct"] = np.where(out["n_valid"] > 0,
                                    100 * out["positive"] / out["n_valid"].where(out["n_valid"] > 0, 1), np.nan)
-    # responses per agency × form: the distinct (agency × form, response) pairs, counted per agency × form
-    agency_form = codes[0] * sizes[1] + codes[1]
+    # responses per agency × group: the distinct (agency × group, response) pairs, counted per agency × group
+    agency_group = codes[0] * sizes[1] + codes[1]
     n_uid = len(a[response].cat.categories)
-    pairs = pd.unique(agency_form * n_uid + a[response].cat.codes.to_numpy())
+    pairs = pd.unique(agency_group * n_uid + a[response].cat.codes.to_numpy())
     responses = np.bincount(pairs // n_uid, minlength=sizes[0] * sizes[1])
     out["n_responses"] = responses[key_codes[0] * sizes[1] + key_codes[1]].astype(np.int64)
     out = out.sort_values(list(names)).reset_index(drop=True)

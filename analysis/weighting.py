@@ -25,7 +25,7 @@ from analysis._checks import (
     weight_values,
 )
 
-__all__ = ["poststratify", "rake", "trim", "weight_diagnostics"]
+__all__ = ["calibrate", "model_matrix", "poststratify", "rake", "trim", "weight_diagnostics"]
 
 _TOTAL_RTOL = 1e-9
 
@@ -389,3 +389,180 @@ def weight_diagnostics(weights: pd.Series, by: pd.Series | pd.DataFrame | None =
     if by is None:
         out.index = pd.Index(["all"])
     return out
+
+
+#: calibration distances of :func:`calibrate` (R ``calibrate(calfun=)``)
+CALFUNS = ("linear", "raking", "logit")
+#: rescale the weights first when every population total exceeds its sample total this many times (R ``grake``)
+_RESCALE_ABOVE = 20.0
+
+
+def model_matrix(frame: pd.DataFrame, terms: Sequence[Hashable], *, intercept: bool = True) -> pd.DataFrame:
+    """The calibration variables as R's ``model.matrix(~ a + b)`` builds them.
+
+    A numeric column enters as it is; any other column as indicators of its categories except the
+    first (R's treatment contrasts: sorted values, or the order of a pandas Categorical), named
+    column + category as in R (``stypeH``). ``(Intercept)`` comes first unless *intercept* is False.
+    """
+    require_frame(frame)
+    cols = as_column_list(terms, "terms")
+    require_columns(frame, cols)
+    require_no_missing(frame, cols, "calibration")
+    parts = {"(Intercept)": np.ones(len(frame))} if intercept else {}
+    for c in cols:
+        s = frame[c]
+        if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+            parts[str(c)] = s.to_numpy(dtype=np.float64)
+            continue
+        cat = s if isinstance(s.dtype, pd.CategoricalDtype) else s.astype("category")
+        for level in cat.cat.categories[1:]:
+            parts[f"{c}{level}"] = (cat == level).to_numpy(dtype=np.float64)
+    if not parts:
+        raise ValueError("calibration needs at least one variable or the intercept")
+    return pd.DataFrame(parts, index=frame.index)
+
+
+def _population_vector(population, names: list[str]) -> np.ndarray:
+    """The population totals in the order of the model matrix's columns *names*."""
+    if isinstance(population, Mapping | pd.Series):
+        keys = [str(k) for k in population.keys()]
+        missing, extra = sorted(set(names) - set(keys)), sorted(set(keys) - set(names))
+        if missing or extra:
+            raise ValueError(f"population totals must name the calibration columns {names}: "
+                             f"missing {missing}, unknown {extra}")
+        lookup = dict(zip(keys, population.values() if isinstance(population, Mapping) else population.to_numpy()))
+        values = [lookup[n] for n in names]
+    else:
+        values = list(population)
+        if len(values) != len(names):
+            raise ValueError(f"population has {len(values)} totals for the {len(names)} calibration columns {names}")
+    out = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(out)):
+        raise ValueError("population totals must be finite numbers")
+    return out
+
+
+def _calfun(name: str, lo: float, hi: float):
+    """F⁻¹(u) − 1 and its derivative for the distance *name* with g-bounds [lo, hi] (R's ``cal.*``)."""
+    if name == "linear":
+        return (lambda u: np.clip(u + 1, lo, hi) - 1,
+                lambda u: ((u < hi - 1) & (u > lo - 1)).astype(np.float64))
+    if name == "raking":
+        def fm1(u):
+            with np.errstate(over="ignore"):
+                return np.clip(np.exp(u), lo, hi) - 1
+
+        def df(u):
+            with np.errstate(over="ignore"):
+                return np.where((u < hi - 1) & (u > lo - 1), np.exp(u), 0.0)
+        return fm1, df
+    a = (hi - lo) / ((hi - 1) * (1 - lo))
+
+    def logit_fm1(u):
+        with np.errstate(over="ignore", invalid="ignore"):
+            e = np.exp(a * u)
+            return (lo * (hi - 1) + hi * (1 - lo) * e) / (hi - 1 + (1 - lo) * e) - 1
+
+    def logit_df(u):
+        with np.errstate(over="ignore", invalid="ignore"):
+            e = np.exp(a * u)
+            den = hi - 1 + (1 - lo) * e
+            return hi * (1 - lo) * e * a / den - (lo * (hi - 1) + hi * (1 - lo) * e) * (1 - lo) * e * a / den**2
+    return logit_fm1, logit_df
+
+
+def calibration_g(mm: np.ndarray, w0: np.ndarray, population: np.ndarray, *, calfun: str = "linear",
+                  bounds: tuple[float, float] | None = None, max_iter: int = 50, epsilon: float = 1e-7) -> np.ndarray:
+    """The g-weights w/w0 that meet the *population* totals of the columns of *mm* (R ``calibrate``).
+
+    Unbounded linear calibration is GREG's closed form g = 1 + x'T⁻¹(X − X̂), T = Σ w0 x x'. Any
+    other distance (or bounds) is Deville and Särndal's Newton iteration as R's ``grake``: η ← η +
+    T_η⁺ (X − Σ w0 x F(x'η)), with the generalised inverse, step halving while g is not finite, until
+    every |misfit| / (1 + |X|) < *epsilon*; a fit that does not converge raises.
+    """
+    if calfun not in CALFUNS:
+        raise ValueError(f"calfun must be one of {list(CALFUNS)}, got {calfun!r}")
+    lo, hi = (-np.inf, np.inf) if bounds is None else (float(bounds[0]), float(bounds[1]))
+    if not lo < 1 < hi:
+        raise ValueError(f"bounds must satisfy lo < 1 < hi, got {bounds!r}")
+    if calfun == "logit" and not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ValueError("logit calibration needs finite bounds (lo, hi)")
+    require_positive_int(max_iter, "max_iter")
+    sample = mm.T @ w0
+    if calfun == "linear" and bounds is None:
+        gap = np.linalg.solve((mm * w0[:, None]).T @ mm, population - sample)
+        return 1 + mm @ gap
+    ww = w0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scales = population / sample
+    rescale = float(np.mean(scales)) if np.min(scales) > _RESCALE_ABOVE else None
+    if rescale is not None:
+        ww, sample = ww * rescale, sample * rescale
+    fm1, dfun = _calfun(calfun, lo, hi)
+    eta = np.zeros(mm.shape[1])
+    xeta = mm @ eta
+    deriv = dfun(xeta)
+    it = 1
+    while True:
+        t = (mm * (ww * deriv)[:, None]).T @ mm
+        misfit = population - sample - mm.T @ (ww * fm1(xeta))
+        step = np.linalg.pinv(t, rcond=256 * np.finfo(float).eps) @ misfit
+        eta = eta + step
+        xeta = mm @ eta
+        g, deriv = 1 + fm1(xeta), dfun(xeta)
+        while it < max_iter and not (np.all(np.isfinite(g)) and np.all(np.isfinite(deriv))):
+            it += 1
+            step = step / 2
+            eta = eta - step
+            xeta = mm @ eta
+            g, deriv = 1 + fm1(xeta), dfun(xeta)
+        misfit = population - sample - mm.T @ (ww * fm1(xeta))
+        worst = float(np.max(np.abs(misfit) / (1 + np.abs(population))))
+        if worst < epsilon:
+            break
+        it += 1
+        if it > max_iter:
+            raise ValueError(f"calibration ({calfun}, bounds {bounds!r}) did not converge in {max_iter} "
+                             f"iterations (largest relative misfit {worst:.3g}); the bounds may be impossible")
+    return g * rescale if rescale is not None else g
+
+
+def calibrate(frame: pd.DataFrame, terms: Sequence[Hashable], population, weight: Hashable | None = None, *,
+              calfun: str = "linear", bounds: tuple[float, float] | None = None, intercept: bool = True,
+              max_iter: int = 50, epsilon: float = 1e-7) -> pd.Series:
+    """Calibrate weights to population totals of the model matrix of *terms* (R ``calibrate``).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        One row per unit.
+    terms : list of column names
+        As in R's formula ``~ a + b``: numeric columns as they are, other columns as category
+        indicators (see :func:`model_matrix`), with an intercept unless *intercept* is False.
+    population : dict, Series or sequence
+        Totals per model-matrix column, by name (``{"(Intercept)": 6194, "stypeH": 755, ...}``) or
+        in the model matrix's order (R's unnamed vector).
+    weight : column name, optional
+        Starting weights w0 (1.0 when omitted).
+    calfun : {"linear", "raking", "logit"}
+        The distance: linear is GREG (weights may turn negative unless bounded), raking the
+        multiplicative one (positive weights), logit keeps g = w/w0 inside *bounds*.
+    bounds : (lo, hi), optional
+        Bounds on g with lo < 1 < hi (required for logit).
+
+    Returns
+    -------
+    Series
+        The calibrated weights, aligned to ``frame.index``, named ``"weight"``.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]})
+    >>> calibrate(df, ["x"], {"(Intercept)": 8.0, "x": 24.0}).round(6).tolist()
+    [0.8, 1.6, 2.4, 3.2]
+    """
+    mm = model_matrix(frame, terms, intercept=intercept)
+    w0 = weight_values(frame, weight)
+    g = calibration_g(mm.to_numpy(), w0, _population_vector(population, list(mm.columns)), calfun=calfun,
+                      bounds=bounds, max_iter=max_iter, epsilon=epsilon)
+    return pd.Series(w0 * g, index=frame.index, name="weight")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run every benchmark in bench/ (each measures its own baseline in the same run) and print the figures
 # quoted in the README. Needs PostgreSQL like the test command; takes 10 to 20 minutes on 2 cores.
-# Usage: scripts/bench.sh [--short] [analysis|paper|reading|dashboard|results|portal|load|faults ...]   (default: all)
+# Usage: scripts/bench.sh [--short] [analysis|paper|frames|reading|dashboard|results|portal|load|faults ...]   (default: all)
 # --short: small sizes, a minute or two in all: checks that every benchmark runs (tests/test_bench.py does this).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,12 +13,13 @@ PGPASSWORD=survey createdb -h 127.0.0.1 -U survey survey_bench
 export PYTHONPATH=.
 py=.venv/bin/python
 short=(); if [ "${1:-}" = "--short" ]; then short=(--short); shift; fi
-which=("$@"); [ ${#which[@]} -gt 0 ] || which=(analysis paper reading dashboard results portal load faults)
+which=("$@"); [ ${#which[@]} -gt 0 ] || which=(analysis paper frames reading dashboard results portal load faults)
 for name in "${which[@]}"; do
   echo; echo "=== bench/bench_$name.py ==="
   case "$name" in
     analysis)  $py bench/bench_analysis.py --rows 1000000 "${short[@]}" ;;
     paper)     $py bench/bench_paper.py --sheets 1000 "${short[@]}" ;;
+    frames)    $py bench/bench_frames.py --households 200000 "${short[@]}" ;;
     reading)   $py bench/bench_reading.py --pages 400 --jobs 2 "${short[@]}" ;;
     dashboard) $py bench/bench_dashboard.py --responses 100000 "${short[@]}"
                $py bench/bench_dashboard.py --responses 100000 --database-url "$bench_url" "${short[@]}" ;;

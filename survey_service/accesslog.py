@@ -10,11 +10,13 @@ size are never written.
 A code is masked in every spelling the portal accepts, wherever it stands in a URL: any case, its three
 groups joined or split by spaces, dashes, dots, underscores (the portal drops them all), and those written
 the way a URL carries them (``+`` or ``%20`` for a space, ``%2D``, ``%252D`` escaped twice, or the bytes of a
-decoded path).
+decoded path), and typed in fullwidth characters (``ＫＷ７Ｑ``, which the portal reads after NFKC).
 """
 from __future__ import annotations
 
 import re
+import unicodedata
+from urllib.parse import unquote
 
 from gunicorn.glogging import Logger
 
@@ -24,7 +26,9 @@ MASK = "…"
 #: /c/<anything> and /p/<anything>, however the path is spelled (case, repeated slashes, %2F).
 _SECRET_SEGMENT = re.compile(r"(?i)((?:/|%2f)+[cp](?:/|%2f)+)[^/?#\s\"]+")
 #: What may stand between a code's characters when it is typed (see ``invitations.normalise_code``).
-_SEPARATORS = " \t\n\r\v\f\xa0-_.+\u00b7\u2013\u2014"
+_SEPARATORS = " \t\n\r\v\f\xa0-_.+\u00b7\u2013\u2014\u3000\uff0d\uff3f\uff0e\uff0b"
+#: Fullwidth digits and letters, which NFKC turns into a code's characters.
+_FULLWIDTH = "".join(map(chr, [*range(0xFF10, 0xFF1A), *range(0xFF21, 0xFF3B), *range(0xFF41, 0xFF5B)]))
 
 
 def _spellings(ch: str) -> list[str]:
@@ -35,9 +39,11 @@ def _spellings(ch: str) -> list[str]:
 
 
 _SEPARATOR = "|".join(dict.fromkeys(s for ch in _SEPARATORS for s in _spellings(ch)))
-#: A line cut into separators, words (letters and digits) and anything else, one character at a time.
-_TOKEN = re.compile(f"(?P<sep>{_SEPARATOR})|(?P<word>[0-9a-z]+)|.", re.IGNORECASE | re.DOTALL)
-_CODE_LETTERS = set(ALPHABET + ALPHABET.lower())
+_FULLWIDTH_CHARACTER = "|".join(s for ch in _FULLWIDTH for s in _spellings(ch))
+#: A line cut into separators, characters of a word (a letter or digit, in any spelling) and anything else.
+_TOKEN = re.compile(f"(?P<sep>{_SEPARATOR})|(?P<char>{_FULLWIDTH_CHARACTER}|[0-9a-z])|.",
+                    re.IGNORECASE | re.DOTALL)
+_CODE_LETTERS = set(ALPHABET)
 #: Anything shaped like an invitation code, letters outside the codes' alphabet included.
 _CODE_LIKE = re.compile(r"(?i)(?<![0-9a-z])[0-9a-z]{4}(?:-|%2d)?[0-9a-z]{4}(?:-|%2d)?[0-9a-z]{4}(?![0-9a-z])")
 _PATH_ATOMS = ("U", "q", "f", "{referer}i", "{raw_uri}e", "{path_info}e", "{query_string}e", "{request_uri}e",
@@ -55,30 +61,46 @@ def mask(text: str | None) -> str | None:
     return _CODE_LIKE.sub(MASK, _mask_codes(_SECRET_SEGMENT.sub(lambda m: m.group(1) + MASK, text)))
 
 
+def _character(spelling: str) -> str:
+    """The character a logged spelling stands for, as the portal reads it (unescaped, NFKC, upper case)."""
+    text = unquote(unquote(spelling))
+    try:
+        text = text.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        pass
+    return unicodedata.normalize("NFKC", text).upper()
+
+
 def _mask_codes(text: str) -> str:
     """Masks consecutive words (runs of letters and digits with only separators between them) of the codes'
     alphabet that make 12 characters: a code however it was typed and escaped."""
-    spans, words = [], []  # words: (start, end) of the words of the current run of words and separators
+    spans, words = [], []  # words: [start, end, characters] of the current run of words and separators
+    word = None
     for token in _TOKEN.finditer(text):
-        if token.lastgroup == "word":
-            words.append(token.span())
-        elif token.lastgroup != "sep":
-            spans += _code_spans(text, words)
+        if token.lastgroup == "char":
+            if word is None:
+                word = [token.start(), token.end(), ""]
+                words.append(word)
+            word[1], word[2] = token.end(), word[2] + _character(token.group())
+            continue
+        word = None
+        if token.lastgroup != "sep":
+            spans += _code_spans(words)
             words = []
-    spans += _code_spans(text, words)
+    spans += _code_spans(words)
     for start, end in reversed(spans):
         text = text[:start] + MASK + text[end:]
     return text
 
 
-def _code_spans(text: str, words: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def _code_spans(words: list[list]) -> list[tuple[int, int]]:
     spans, first = [], 0
     while first < len(words):
         length, last = 0, first
         while last < len(words) and length < CODE_LENGTH:
-            length += words[last][1] - words[last][0]
+            length += len(words[last][2])
             last += 1
-        if length == CODE_LENGTH and all(_CODE_LETTERS.issuperset(text[s:e]) for s, e in words[first:last]):
+        if length == CODE_LENGTH and all(_CODE_LETTERS.issuperset(chars) for _, _, chars in words[first:last]):
             spans.append((words[first][0], words[last - 1][1]))
             first = last
         else:

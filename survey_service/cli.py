@@ -1,22 +1,33 @@
 """The ``survey-service`` command: one click group per noun. Commands parse arguments, call one
-service, commit, and print what happened.
+service, commit, and print what happened. The services that load pandas, SciPy, statsmodels, matplotlib or
+ReportLab (scoring, exports, imports, printing, invitation codes and the simulation, which issues them) are
+imported by the commands that use them, so that every other command, and ``--help``, starts without them.
 
 The application behind the commands is built without requiring secrets, so ``--help`` and the commands that
 only validate files work anywhere; a command that needs a secret says so (:func:`needs_secrets`)."""
 from __future__ import annotations
 
 import functools
-import secrets
+import json
 import sys
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import click
+import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
 
-from survey_service.db import get_session
-from survey_service.models import Role
+from survey_service import migrate
+from survey_service import questionnaires as qn
+from survey_service.config import MissingSecret, check_secrets
+from survey_service.dates import DateError, parse_iso_date, vietnam_today
+from survey_service.db import compact, get_engine, get_session
+from survey_service.models import CodeStatus, Role, SheetState, StaffUser
+from survey_service.questionnaires import xlsform as workbooks
+from survey_service.services import backup, ballots, demo, rounds, sheets, users, xlsform
+from survey_service.services.sealing import KeyFileError, OwnerKey
+from survey_service.vietnamese import number
 
 
 #: Links printed from the command line when ``PUBLIC_BASE_URL`` is not set (the demo's address).
@@ -43,7 +54,6 @@ def needs_secrets(*names: str):
     def decorate(command):
         @functools.wraps(command)
         def run(*args, **kwargs):
-            from survey_service.config import MissingSecret, check_secrets
 
             try:
                 check_secrets(current_app.config, names)
@@ -84,7 +94,6 @@ def db_group():
 @with_appcontext
 def db_upgrade(revision):
     """Apply migrations up to REVISION."""
-    from survey_service import migrate
 
     migrate.upgrade(current_app.config["DATABASE_URL"], revision, secret_key=current_app.config.get("SECRET_KEY"))
     click.echo(f"Đã nâng cấp cơ sở dữ liệu đến phiên bản {revision}.")
@@ -94,7 +103,6 @@ def db_upgrade(revision):
 @with_appcontext
 def db_compact():
     """Rewrite the response tables' files so that no old row version is left (run after a round closes)."""
-    from survey_service.db import compact, get_engine
 
     compact(get_engine())
     click.echo("Response tables compacted.")
@@ -105,7 +113,6 @@ def db_compact():
 @with_appcontext
 def db_downgrade(revision):
     """Revert migrations down to REVISION (``base`` empties the database)."""
-    from survey_service import migrate
 
     migrate.downgrade(current_app.config["DATABASE_URL"], revision, secret_key=current_app.config.get("SECRET_KEY"))
     click.echo(f"Đã hạ cơ sở dữ liệu về phiên bản {revision}.")
@@ -122,7 +129,6 @@ def questionnaires_group():
 @with_appcontext
 def questionnaires_check(directory):
     """Validate every questionnaire file; one line per form; non-zero exit on any error."""
-    from survey_service import questionnaires as qn
 
     directory = directory or current_app.config["QUESTIONNAIRE_DIR"]
     try:
@@ -142,8 +148,6 @@ def questionnaires_check(directory):
 @with_appcontext
 def questionnaires_xlsform(round_code, form_code, out_dir):
     """Write each form version of a round as an XLSForm workbook for ODK Collect and KoboToolbox."""
-    from survey_service.services import xlsform
-
     session = get_session()
     rnd = _round_or_fail(session, round_code)
     try:
@@ -162,12 +166,9 @@ def questionnaires_xlsform(round_code, form_code, out_dir):
 def questionnaires_from_xlsform(file, out_file, directory):
     """Read an XLSForm made by `questionnaires xlsform` back into a form file for review; its lists must be
     the directory's scales with the same options, its groups the directory's criteria."""
-    from survey_service import questionnaires as qn
-    from survey_service.questionnaires import xlsform
-
     directory = Path(directory or current_app.config["QUESTIONNAIRE_DIR"])
     try:
-        definition = xlsform.definition_from_workbook(Path(file))
+        definition = workbooks.definition_from_workbook(Path(file))
         q = qn.Questionnaire.from_definition(definition, source=file)
         scales, criteria = qn.load_scales(directory / "scales.yaml"), qn.load_criteria(directory / "criteria.yaml")
     except qn.QuestionnaireError as exc:
@@ -179,7 +180,7 @@ def questionnaires_from_xlsform(file, out_file, directory):
     for code, criterion in q.criteria.items():
         if code not in criteria or criteria[code] != criterion:
             fail(f"LỖI {Path(file).name}: nhóm '{code}' không phải lĩnh vực của {directory}.")
-    text = xlsform.form_yaml(definition)
+    text = workbooks.form_yaml(definition)
     if out_file:
         Path(out_file).write_text(text, encoding="utf-8")
         click.echo(f"{q.code} phiên bản {q.version} → {out_file}")
@@ -204,8 +205,6 @@ _QUESTIONNAIRES_OPTION = click.option(
 @with_appcontext
 def round_check(round_dir, questionnaire_dir):
     """Check a round directory exactly as `round load` does, without a database; non-zero exit on any error."""
-    from survey_service import questionnaires as qn
-    from survey_service.services import rounds
 
     questionnaires = _questionnaire_dir(round_dir, questionnaire_dir)
     try:
@@ -236,7 +235,6 @@ def round_check(round_dir, questionnaire_dir):
 @with_appcontext
 def round_new(round_code, province, unit, source, out):
     """Write a starting round directory ROUND_CODE for a province from a bundled round, to edit and check."""
-    from survey_service.services import rounds
 
     try:
         target = rounds.new_round_dir(Path(current_app.config["QUESTIONNAIRE_DIR"]) / "rounds" / source, out,
@@ -254,8 +252,6 @@ def round_new(round_code, province, unit, source, out):
 @with_appcontext
 def round_load(round_dir, questionnaire_dir):
     """Load or update a round from its directory, in one transaction."""
-    from survey_service import questionnaires as qn
-    from survey_service.services import rounds
 
     session = get_session()
     try:
@@ -284,7 +280,6 @@ class IsoDate(click.ParamType):
     name = "YYYY-MM-DD"
 
     def convert(self, value, param, ctx):
-        from survey_service.dates import DateError, parse_iso_date
 
         if isinstance(value, date):
             return value
@@ -296,7 +291,6 @@ class IsoDate(click.ParamType):
 
 def _round_or_fail(session, round_code: str):
     """The round named ``round_code``; exits with a message when there is none."""
-    from survey_service.services import rounds
 
     rnd = rounds.get_round(session, round_code)
     if rnd is None:
@@ -311,7 +305,6 @@ def _round_or_fail(session, round_code: str):
 @with_appcontext
 def round_schedule(round_code, opens_on, closes_on):
     """Set the collection window of round ROUND_CODE (also reopens a round closed early)."""
-    from survey_service.services import rounds
 
     session = get_session()
     rnd = _round_or_fail(session, round_code)
@@ -334,7 +327,6 @@ _PASSPHRASE_OPTION = click.option(
 def _owner_key(rnd, key_path: str | None, passphrase: str | None):
     """The owner's key read from ``key_path`` for an owner-sealed round (None without a file); exits with
     the reason when the file cannot be read."""
-    from survey_service.services.sealing import KeyFileError, OwnerKey
 
     if key_path is None:
         return None
@@ -360,7 +352,6 @@ def _owner_key(rnd, key_path: str | None, passphrase: str | None):
 def round_close(round_code, key_path, passphrase):
     """Close collection of round ROUND_CODE now and release every sealed ballot into the responses (an
     owner-sealed round: only with its key; without it they wait for 'round release --key')."""
-    from survey_service.services import ballots, rounds
 
     session = get_session()
     rnd = _round_or_fail(session, round_code)
@@ -385,7 +376,6 @@ def round_close(round_code, key_path, passphrase):
 def round_release(round_code, key_path, passphrase):
     """Release round ROUND_CODE's sealed ballots that are due (per cell, in batches of at least the round's
     minimum group; all of them once the round is over) into the responses."""
-    from survey_service.services import ballots, rounds
 
     session = get_session()
     rnd = _round_or_fail(session, round_code)
@@ -411,8 +401,6 @@ def round_release(round_code, key_path, passphrase):
 def round_seal_key(round_code, public_key, new_path, passphrase):
     """Seal round ROUND_CODE's ballots to its owner's key: the server keeps only the public half, so neither it
     nor a copy of it or of its backups opens a ballot until the owner gives the private half at release."""
-    from survey_service.services import rounds
-    from survey_service.services.sealing import OwnerKey
 
     if bool(public_key) == bool(new_path):
         fail("Chọn đúng một trong hai: --public-key (khóa công khai đã có) hoặc --new TỆP (tạo cặp khóa mới).")
@@ -455,7 +443,6 @@ def users_group():
 @with_appcontext
 def users_create(username, role, full_name, password_stdin):
     """Create a staff account; the password comes from a prompt or standard input."""
-    from survey_service.services import users
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -476,10 +463,7 @@ def users_create(username, role, full_name, password_stdin):
 @with_appcontext
 def users_token(username):
     """Issue a new API token for a staff account and print it (shown only once); its expiry goes to stderr."""
-    import sqlalchemy as sa
 
-    from survey_service.models import StaffUser
-    from survey_service.services import users
 
     session = get_session()
     user = session.scalar(sa.select(StaffUser).where(StaffUser.username == username.lower()))
@@ -501,6 +485,7 @@ def sheets_group():
 def _write_pdf(session, batch, out: Path) -> None:
     from survey_service.services import printing
 
+
     pdf = printing.sheets_pdf(session, batch, base_url=_public_base_url(),
                               signing_keys=current_app.config["SHEET_SIGNING_KEYS"])
     out.write_bytes(pdf)
@@ -517,7 +502,6 @@ def _write_pdf(session, batch, out: Path) -> None:
 @needs_secrets("SHEET_SIGNING_KEYS")
 def sheets_print(round_code, form_code, agency_code, extra, again, out):
     """Issue the sheets each paper quota cell still needs (up to its target) and write them to one PDF."""
-    from survey_service.services import rounds, sheets
 
     session = get_session()
     rnd = _round_or_fail(session, round_code)
@@ -547,7 +531,6 @@ def sheets_print(round_code, form_code, agency_code, extra, again, out):
 @needs_secrets("SHEET_SIGNING_KEYS")
 def sheets_reprint(serial, out):
     """Void a sheet that was not keyed and print its replacement under a new serial."""
-    from survey_service.services import rounds, sheets
 
     session = get_session()
     try:
@@ -568,7 +551,6 @@ def sheets_reprint(serial, out):
 @needs_secrets("SHEET_SIGNING_KEYS")
 def sheets_return(round_code, codes):
     """Record sheets as returned, by serial or scanned URL; all or nothing."""
-    from survey_service.services import rounds, sheets
 
     session = get_session()
     rnd = _round_or_fail(session, round_code)
@@ -596,11 +578,6 @@ def sheets_return(round_code, codes):
 def sheets_read(round_code, clerk_name, files):
     """Read photos or scanned PDFs of sheets printed to be read: one JSON line per page, with the answer
     decided per item (null = blank, "review" = for the clerk to confirm) or why the page was refused."""
-    import json
-
-    import sqlalchemy as sa
-
-    from survey_service.models import Role, StaffUser
     from survey_service.services import reading
 
     session = get_session()
@@ -627,9 +604,6 @@ def sheets_read(round_code, clerk_name, files):
 @with_appcontext
 def sheets_status(round_code):
     """Sheets per form and ledger state."""
-    from survey_service.models import SheetState
-    from survey_service.services import sheets
-    from survey_service.vietnamese import number
 
     session = get_session()
     counts = sheets.state_counts(session, _round_or_fail(session, round_code))
@@ -656,8 +630,8 @@ def codes_group():
 @with_appcontext
 def codes_issue(round_code, form_code, agency_code, count, out, pdf):
     """Issue COUNT new codes for a quota cell and write them to a CSV (and optionally a PDF)."""
-    from survey_service.models import CodeStatus
-    from survey_service.services import invitations, rounds
+    from survey_service.services import invitations
+
 
     session = get_session()
     rnd = _round_or_fail(session, round_code)
@@ -690,8 +664,6 @@ def analysis_group():
 
 def _release_due_ballots(session, rnd) -> None:
     """Sealed ballots of past days into responses before the results are computed; says what still waits."""
-    from survey_service.services import ballots, rounds
-
     released = ballots.release(session, rnd, ballots.opener(rnd, current_app.config["SECRET_KEY"]),
                                today=rounds.local_today())
     session.commit()
@@ -763,14 +735,12 @@ def responses_import(round_code, file):
     export of ODK Central (CSV zip) or KoboToolbox (XLSX or CSV, XML values and headers) of the forms written
     by `questionnaires xlsform`. Nothing is imported while any row is bad; every bad row is listed with its
     line; a submission imported before is skipped."""
-    from datetime import date
-
     from survey_service.services import imports
 
     session = get_session()
     rnd = _round_or_fail(session, round_code)
     try:
-        report = imports.import_responses(session, rnd, file.read(), today=date.today(), actor="cli")
+        report = imports.import_responses(session, rnd, file.read(), today=vietnam_today(), actor="cli")
     except imports.ImportRejected as exc:
         session.rollback()
         shown = exc.errors[:imports.MAX_ERRORS_SHOWN]
@@ -834,80 +804,45 @@ def demo_group():
 def demo_setup(round_code, simulated):
     """Migrate the database, load a bundled round and open it for collection, (re)set the demo accounts;
     prints their passwords."""
-    from survey_service import migrate
-    from survey_service.services import demo, rounds
+    from survey_service.services import simulation
 
-    rounds_dir = Path(current_app.config["QUESTIONNAIRE_DIR"]) / "rounds"
-    round_dir = rounds_dir / round_code
-    if not (round_dir / "round.yaml").is_file():
-        bundled = ", ".join(sorted(d.name for d in rounds_dir.iterdir() if (d / "round.yaml").is_file()))
-        raise click.UsageError(f"không có đợt khảo sát {round_code!r} đi kèm (các đợt đi kèm: {bundled})")
-    _write_instance_secrets(Path(current_app.instance_path) / "config.py")
+    questionnaire_dir = current_app.config["QUESTIONNAIRE_DIR"]
+    try:
+        round_dir = demo.bundled_round_dir(questionnaire_dir, round_code)
+    except demo.DemoError as exc:
+        raise click.UsageError(str(exc)) from None
+    config_path = Path(current_app.instance_path) / "config.py"
+    written = demo.write_instance_secrets(config_path)
+    if written:
+        # from now on, as the server will: drafts sealed and sheets signed below must open after a restart
+        current_app.config.update(SECRET_KEY=written[0], SHEET_SIGNING_KEYS=written[1])
+        click.echo(f"Đã ghi khóa bí mật mới vào {config_path}.")
     migrate.upgrade(current_app.config["DATABASE_URL"])
-    session = get_session()
-    report = rounds.load_round(session, round_dir, current_app.config["QUESTIONNAIRE_DIR"])
-    click.echo(f"Đợt {report.round_code}: {'đã nạp' if report.changed else 'đã có từ trước'}.")
-    rnd = rounds.get_round(session, report.round_code)
-    _open_for_demo(session, rnd)
+    session, today = get_session(), vietnam_today()
+    setup = demo.set_up(session, round_dir, questionnaire_dir, secret=current_app.config["SECRET_KEY"], today=today)
+    rnd = setup.round
+    click.echo(f"Đợt {rnd.code}: {'đã nạp' if setup.loaded else 'đã có từ trước'}.")
     click.echo(f"Thời gian nhận phiếu: {rnd.opens_on:%d/%m/%Y} đến {rnd.closes_on:%d/%m/%Y} "
                "(round.yaml giữ ngày của chính đợt khảo sát).")
-    _close_other_demo_rounds(session, rnd, rounds_dir)
+    for other in setup.restored:
+        click.echo(f"Đợt {other.code}: trở lại thời gian của chính đợt ({other.opens_on:%d/%m/%Y} đến "
+                   f"{other.closes_on:%d/%m/%Y}); bản trình diễn nhận phiếu cho đợt {rnd.code}.")
     click.echo("Tài khoản cán bộ của bản trình diễn (mật khẩu mới mỗi lần khởi động):")
-    accounts = {}
-    for user, password in demo.reset_accounts(session, secret=current_app.config["SECRET_KEY"]):
-        accounts[user.username] = user
+    for user, password in setup.accounts:
         click.echo(f"  {user.username:<10} {user.role.value:<11} {password}")
     session.commit()
-    if simulated:
-        _simulated_round(session, round_dir, rnd.code, accounts)
-
-
-def _open_for_demo(session, rnd) -> None:
-    """The 2023 window is long past: the demo collects from a week ago to two months ahead."""
-    from survey_service.services import rounds
-
-    today = date.today()
-    if rounds.round_state(rnd, today) != "open":
-        rounds.schedule(session, rnd, today - timedelta(days=7), today + timedelta(days=60), actor="demo")
-
-
-def _close_other_demo_rounds(session, rnd, rounds_dir: Path) -> None:
-    """The demo collects for one real round: another one a previous demo opened goes back to the dates of
-    its round.yaml, so the portal's home page speaks of the round asked for."""
-    import sqlalchemy as sa
-
-    from survey_service.models import Round
-    from survey_service.services import rounds
-
-    today = date.today()
-    for other in session.scalars(sa.select(Round).where(Round.id != rnd.id, Round.simulated.is_(False))):
-        if rounds.round_state(other, today) != "open" or not (rounds_dir / other.code).is_dir():
-            continue
-        own = rounds.check_round(rounds_dir / other.code, current_app.config["QUESTIONNAIRE_DIR"])
-        rounds.schedule(session, other, own.opens_on, own.closes_on, actor="demo")
-        click.echo(f"Đợt {other.code}: trở lại thời gian của chính đợt ({own.opens_on:%d/%m/%Y} đến "
-                   f"{own.closes_on:%d/%m/%Y}); bản trình diễn nhận phiếu cho đợt {rnd.code}.")
-
-
-def _simulated_round(session, round_dir: Path, round_code: str, accounts: dict) -> None:
-    """The demonstration rounds: the same agencies and forms as the real round, filled with simulated
-    responses through the portal and keying services, under their own codes. The earlier one
-    (``<ROUND>-DEMO-TRUOC``) has every agency a known step worse, so the report shows a change since it."""
-    from survey_service.services import rounds, simulation
-
+    if not simulated:
+        return
+    # the earlier demonstration round has every agency a known step worse, so the report shows a change
+    accounts = {user.username: user for user, _ in setup.accounts}
     for code, shift, answers_seed in (
-            (simulation.previous_demo_code(round_code), simulation.PREVIOUS_SHIFT, 2022),
-            (simulation.demo_code(round_code), 0.0, None)):
-        rounds.load_round(session, round_dir, current_app.config["QUESTIONNAIRE_DIR"], actor="demo",
-                          simulated_code=code)
-        rnd = rounds.get_round(session, code)
-        _open_for_demo(session, rnd)
+            (simulation.previous_demo_code(rnd.code), simulation.PREVIOUS_SHIFT, 2022),
+            (simulation.demo_code(rnd.code), 0.0, None)):
         try:
-            report = simulation.simulate(session, rnd, clerks=(accounts["buudien"], accounts["buudien2"]),
-                                         supervisor=accounts["giamsat"], today=date.today(),
-                                         signing_keys=current_app.config["SHEET_SIGNING_KEYS"],
-                                         secret=current_app.config["SECRET_KEY"], quality_shift=shift,
-                                         answers_seed=answers_seed)
+            _, report = simulation.demo_round(
+                session, round_dir, questionnaire_dir, code, accounts=accounts, today=today,
+                signing_keys=current_app.config["SHEET_SIGNING_KEYS"], secret=current_app.config["SECRET_KEY"],
+                quality_shift=shift, answers_seed=answers_seed)
         except simulation.SimulationError as exc:
             session.commit()
             click.echo(f"Đợt {code} (dữ liệu mô phỏng): {exc}")
@@ -919,21 +854,239 @@ def _simulated_round(session, round_dir: Path, round_code: str, accounts: dict) 
                    f"nhập hai lần, {report.disagreements} chỗ khác nhau ({report.reconciled} đã đối chiếu).")
 
 
-def _write_instance_secrets(path: Path) -> None:
-    """Give the demo instance persistent secrets of its own (once), so it can run without DEMO mode."""
-    if path.exists():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret, sheet_key = secrets.token_hex(32), secrets.token_hex(32)
-    path.write_text(
-        "# Generated by `survey-service demo setup`. Keep this file out of version control.\n"
-        f"SECRET_KEY = {secret!r}\n"
-        f"SHEET_SIGNING_KEYS = [{sheet_key!r}]\n"
-    )
-    path.chmod(0o600)
-    # from now on, as the server will: drafts sealed and sheets signed below must open after a restart
-    current_app.config.update(SECRET_KEY=secret, SHEET_SIGNING_KEYS=[sheet_key])
-    click.echo(f"Đã ghi khóa bí mật mới vào {path}.")
+# --- frames and sample lists ---------------------------------------------------------------------
+@click.group("frames")
+def frames_group():
+    """Sampling frames: import, draw the official and reserve lists, export them, replace from the reserve."""
+
+
+def _frame_or_fail(session, frame_id: int):
+    from survey_service.services import frames
+
+    try:
+        return frames.get_frame(session, frame_id)
+    except frames.FrameError as exc:
+        fail(str(exc))
+
+
+def _service_call(session, call):
+    """Run a service call; on a service error roll back and stop with its message."""
+    from survey_service.services.errors import ServiceError
+
+    try:
+        return call()
+    except ServiceError as exc:
+        session.rollback()
+        fail(str(exc))
+
+
+@frames_group.command("import")
+@click.option("--round", "round_code", required=True)
+@click.option("--kind", type=click.Choice(["dossiers", "households"]), required=True,
+              help="dossiers: a one-stop office's register (agency, field, ref); households: a household list "
+                   "(commune, village, ref).")
+@click.option("--name", help="The frame's name (default: the file's name).")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def frames_import(round_code, kind, name, path):
+    """Import a frame from CSV or XLSX; every bad row is reported and nothing is stored."""
+    from survey_service.services import frames, rounds
+
+    session = get_session()
+    rnd = _round_or_fail(session, round_code)
+    frame = _service_call(session, lambda: frames.import_frame(
+        session, rnd, kind, path.read_bytes(), path.name, name=name, today=rounds.local_today(), actor="cli"))
+    session.commit()
+    units = len(frames.plan(session, frame, frames.Design()))
+    click.echo(f"Đã nhập khung mẫu số {frame.id} “{frame.name}”: {units} ô.")
+
+
+@frames_group.command("sample")
+@click.argument("frame_id", type=int)
+@click.option("--margin", type=float, default=0.05, show_default=True, help="e of n = N / (1 + N e²).")
+@click.option("--target", type=float, help="Target share (e.g. 0.9) the cells must be sized for.")
+@click.option("--target-margin", type=float, help="Half-width wanted around the target (e.g. 0.05).")
+@click.option("--reserve", type=float, default=0.2, show_default=True, help="Reserve list size / official size.")
+@click.option("--communes", type=int, help="Households: communes drawn by PPS (default: every commune).")
+@click.option("--seed", type=int, help="Seed of the draw (default: a new random one, recorded).")
+@with_appcontext
+def frames_sample(frame_id, margin, target, target_margin, reserve, communes, seed):
+    """Draw the official and reserve lists of a frame (again, until they are signed off)."""
+    from survey_service.services import frames, rounds
+
+    session = get_session()
+    frame = _frame_or_fail(session, frame_id)
+    design = frames.Design(margin, target, target_margin, reserve, communes)
+    cells = _service_call(session, lambda: frames.draw(session, frame, design, today=rounds.local_today(),
+                                                       seed=seed, actor="cli"))
+    session.commit()
+    click.echo(f"{'Ô':<40}{'N':>8}{'n':>8}{'Dự phòng':>10}")
+    for cell in cells:
+        name = f"{cell.agency} {cell.field}".strip()
+        click.echo(f"{name:<40}{cell.population:>8}{cell.sample:>8}{cell.reserve:>10}")
+    click.echo(f"Tổng: {sum(c.sample for c in cells)} chính thức, {sum(c.reserve for c in cells)} dự phòng; "
+               f"hạt giống {frame.seed}.")
+
+
+@frames_group.command("lists")
+@click.argument("frame_id", type=int)
+@click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path), required=True,
+              help="A .csv or .xlsx file.")
+@with_appcontext
+def frames_lists(frame_id, out):
+    """Write the official and reserve lists for printing."""
+    from survey_service.services import frames
+
+    session = get_session()
+    frame = _frame_or_fail(session, frame_id)
+    out.write_bytes(_service_call(session, lambda: frames.export_lists(session, frame, out.suffix.lstrip(".").lower())))
+    click.echo(f"Đã ghi danh sách mẫu vào {out}.")
+
+
+@frames_group.command("replace")
+@click.argument("frame_id", type=int)
+@click.argument("ref")
+@click.option("--reason", required=True)
+@with_appcontext
+def frames_replace(frame_id, ref, reason):
+    """Replace a unit that cannot be surveyed by the next one of its cell's reserve list (after sign-off)."""
+    from survey_service.services import frames
+
+    session = get_session()
+    frame = _frame_or_fail(session, frame_id)
+    spare = _service_call(session, lambda: frames.replace(session, frames.find_unit(session, frame, ref),
+                                                          reason=reason, actor="cli"))
+    session.commit()
+    click.echo(f"Đã thay {ref} bằng {spare.ref} (số {spare.list_position} của danh sách dự phòng).")
+
+
+@frames_group.command("targets")
+@click.argument("frame_id", type=int)
+@click.option("--form", "form_code", required=True, help="The paper form whose quota targets are set.")
+@with_appcontext
+def frames_targets(frame_id, form_code):
+    """Set each agency's paper quota target of a form to its official sample."""
+    from survey_service.services import frames, rounds
+
+    session = get_session()
+    frame = _frame_or_fail(session, frame_id)
+    changed = _service_call(session, lambda: frames.set_paper_targets(
+        session, frame, rounds.form_code_for(frame.round, form_code), actor="cli"))
+    session.commit()
+    click.echo(f"Đã đặt chỉ tiêu cho {changed} ô.")
+
+
+@frames_group.command("status")
+@click.option("--round", "round_code", required=True)
+@with_appcontext
+def frames_status(round_code):
+    """The round's frames: kind, units, whether drawn and signed off."""
+    from survey_service.services import frames
+
+    session = get_session()
+    rnd = _round_or_fail(session, round_code)
+    found = frames.round_frames(session, rnd.id)
+    if not found:
+        click.echo(f"Đợt {rnd.code} không có khung mẫu: phiếu được phát theo chỉ tiêu.")
+    for frame in found:
+        signed = (f"ký duyệt {frame.signed_off_on:%d/%m/%Y} ({frame.signed_off_as})" if frame.signed_off_on
+                  else "chưa ký duyệt")
+        drawn = f"chọn mẫu {frame.sampled_on:%d/%m/%Y}, hạt giống {frame.seed}" if frame.sampled_on else "chưa chọn mẫu"
+        click.echo(f"{frame.id}  {frame.name}  [{frames.KIND_LABELS[frame.kind]}]  {drawn}; {signed}")
+
+
+# --- phúc tra ------------------------------------------------------------------------------------
+@click.group("phuctra")
+def phuctra_group():
+    """Phúc tra: the contact vault, the draw, outcomes, quarantined investigators, closing."""
+
+
+@phuctra_group.command("contacts")
+@click.option("--round", "round_code", required=True)
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+@needs_secrets("SECRET_KEY")
+def phuctra_contacts(round_code, path):
+    """Seal a list of contacts (serial, kind, name, phone) into the vault; all rows or none."""
+    from survey_service.services import phuctra
+
+    session = get_session()
+    rnd = _round_or_fail(session, round_code)
+    count = _service_call(session, lambda: phuctra.store_contacts(
+        session, rnd, phuctra.parse_contacts(path.read_bytes(), path.name), secret=current_app.config["SECRET_KEY"],
+        actor="cli"))
+    session.commit()
+    click.echo(f"Đã niêm phong {count} liên hệ vào danh bạ phúc tra của đợt {rnd.code}.")
+
+
+@phuctra_group.command("draw")
+@click.option("--round", "round_code", required=True)
+@click.option("--seed", type=int, help="Seed of the random draw (default: a new random one, recorded).")
+@with_appcontext
+@needs_secrets("SECRET_KEY")
+def phuctra_draw(round_code, seed):
+    """Open phúc tra: draw the round's share of each investigator's returned sheets and the flagged ones."""
+    from survey_service.services import phuctra, rounds
+
+    session = get_session()
+    rnd = _round_or_fail(session, round_code)
+    report = _service_call(session, lambda: phuctra.draw(
+        session, rnd, today=rounds.local_today(), secret=current_app.config["SECRET_KEY"], seed=seed, actor="cli"))
+    session.commit()
+    click.echo(f"Đã chọn {report.drawn} trong {report.returned} phiếu thu về: {report.random} ngẫu nhiên, "
+               f"{report.identical} trả lời giống hệt, {report.busy_day} thu quá nhiều trong một ngày.")
+
+
+@phuctra_group.command("outcome")
+@click.option("--round", "round_code", required=True)
+@click.argument("serial")
+@click.option("--reached/--not-reached", required=True)
+@click.option("--received/--not-received", default=None)
+@click.option("--self-filled/--not-self-filled", default=None)
+@click.option("--prompted/--not-prompted", default=None)
+@click.option("--paid/--not-paid", default=None)
+@with_appcontext
+def phuctra_outcome(round_code, serial, reached, received, self_filled, prompted, paid):
+    """Record what re-contacting a drawn sheet's respondent found (process questions only)."""
+    from survey_service.services import phuctra, rounds
+
+    session = get_session()
+    rnd = _round_or_fail(session, round_code)
+    outcome = _service_call(session, lambda: phuctra.record_outcome(
+        session, phuctra.get_item(session, rnd, serial), reached=reached, received=received,
+        self_filled=self_filled, prompted=prompted, paid=paid, today=rounds.local_today(), actor="cli"))
+    session.commit()
+    click.echo(f"Phiếu {serial}: {phuctra.OUTCOME_LABELS[outcome]}.")
+
+
+@phuctra_group.command("status")
+@click.option("--round", "round_code", required=True)
+@with_appcontext
+def phuctra_status(round_code):
+    """Per investigator: sheets returned, drawn, outcomes, failure rate, quarantine."""
+    from survey_service.services import phuctra
+
+    session = get_session()
+    rnd = _round_or_fail(session, round_code)
+    click.echo(f"{'Điều tra viên':<20}{'Thu về':>8}{'Chọn':>6}{'Đạt':>6}{'KLL':>6}{'Không đạt':>11}  Tạm loại")
+    for row in phuctra.summary(session, rnd):
+        name = row.investigator or "(dòng lệnh)"
+        click.echo(f"{name:<20}{row.returned:>8}{row.drawn:>6}{row.confirmed:>6}{row.not_reached:>6}"
+                   f"{row.failed:>11}  {'có' if row.quarantined else ''}")
+
+
+@phuctra_group.command("close")
+@click.option("--round", "round_code", required=True)
+@with_appcontext
+def phuctra_close(round_code):
+    """Close phúc tra and delete the round's contact vault (PostgreSQL: run `db compact` afterwards)."""
+    from survey_service.services import phuctra, rounds
+
+    session = get_session()
+    rnd = _round_or_fail(session, round_code)
+    deleted = _service_call(session, lambda: phuctra.close(session, rnd, today=rounds.local_today(), actor="cli"))
+    session.commit()
+    click.echo(f"Đã đóng phúc tra đợt {rnd.code} và xóa {deleted} liên hệ khỏi danh bạ.")
 
 
 # --- backup and restore --------------------------------------------------------------------------
@@ -943,7 +1096,6 @@ def _write_instance_secrets(path: Path) -> None:
 def backup_command(out):
     """Write a consistent copy of the whole database to OUT while the service runs (SQLite: a database
     file; PostgreSQL: a pg_dump archive)."""
-    from survey_service.services import backup
 
     try:
         report = backup.backup(current_app.config["DATABASE_URL"], out)
@@ -958,7 +1110,6 @@ def backup_command(out):
 @with_appcontext
 def restore_command(source):
     """Replace the database's contents with the backup SOURCE, all or nothing. Stop the service first."""
-    from survey_service.services import backup
 
     try:
         backup.restore(current_app.config["DATABASE_URL"], source)
@@ -969,7 +1120,7 @@ def restore_command(source):
 
 COMMANDS = [backup_command, restore_command, report_command]
 GROUPS = [db_group, questionnaires_group, round_group, users_group, codes_group, sheets_group, analysis_group,
-          responses_group, demo_group]
+          responses_group, demo_group, frames_group, phuctra_group]
 
 
 def register_commands(app: Flask) -> None:

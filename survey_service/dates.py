@@ -8,9 +8,17 @@ or a round file goes through :func:`parse_iso_date`, so what the README promises
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def vietnam_today() -> date:
+    """Today in Vietnam, whatever the machine's time zone: the day a round's window, a close and an import
+    are judged by (a server on UTC is still on yesterday until 07:00 in Vietnam)."""
+    return datetime.now(VIETNAM).date()
 
 
 class DateError(ValueError):

@@ -47,8 +47,9 @@ def make_engine(url: str) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True)
 
 
-#: The tables whose old row versions could tell when a response was written, or what a draft held.
-COMPACTED_TABLES = ("response", "answer", "draft", "invitation_code", "spent_code", "ballot", "sheet_scan")
+#: The tables whose old row versions could tell when a response was written, what a draft held, what a
+#: sheet's page looked like, or whom phúc tra was to call once its contact vault is deleted.
+COMPACTED_TABLES = ("response", "answer", "draft", "invitation_code", "spent_code", "ballot", "sheet_scan", "contact")
 
 
 def compact(engine: sa.Engine) -> None:

@@ -55,6 +55,11 @@ class Role(str, enum.Enum):
     SUPERVISOR = "supervisor"
     CLERK = "clerk"
     ANALYST = "analyst"
+    #: An observer of the Fatherland Front (MTTQ) or the Veterans' Association (CCB): reviews and signs off
+    #: the sample lists of a round before any sheet is issued.
+    OBSERVER = "observer"
+    #: The phúc tra auditor: the only role that sees the contact vault and records re-contact outcomes.
+    AUDITOR = "auditor"
 
 
 class CodeStatus(str, enum.Enum):
@@ -69,6 +74,29 @@ class SheetState(str, enum.Enum):
     KEYED = "keyed"
     VERIFIED = "verified"
     VOID = "void"
+
+
+class FrameKind(str, enum.Enum):
+    #: A one-stop office's register of dossiers: cells are (agency, field).
+    DOSSIERS = "dossiers"
+    #: A list of households per village or residential group: communes are drawn by PPS, then households.
+    HOUSEHOLDS = "households"
+
+
+class SampleList(str, enum.Enum):
+    OFFICIAL = "official"
+    RESERVE = "reserve"
+
+
+class ContactKind(str, enum.Enum):
+    RESPONDENT = "respondent"
+    FEE_RECIPIENT = "fee_recipient"
+
+
+class RecheckOutcome(str, enum.Enum):
+    CONFIRMED = "confirmed"
+    NOT_REACHED = "not_reached"
+    FAILED = "failed"
 
 
 class Round(Base):
@@ -576,7 +604,7 @@ class Answer(Base):
 
 
 class StaffUser(Base):
-    """A staff account: admin, supervisor, postal clerk or analyst."""
+    """A staff account: admin, supervisor, postal clerk, analyst, observer (MTTQ/CCB) or phúc tra auditor."""
 
     __tablename__ = "staff_user"
 
@@ -613,6 +641,178 @@ class StaffUser(Base):
 
     def __repr__(self) -> str:
         return f"<StaffUser {self.username} {self.role.value}>"
+
+
+class Frame(Base):
+    """A sampling frame of a round (khung mẫu): the units a sample is drawn from, its design once drawn, and
+    the observer's sign-off of the official and reserve lists. Sheets of a round with a frame are issued
+    only once every frame of the round is signed off."""
+
+    __tablename__ = "frame"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(sa.ForeignKey("round.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[FrameKind] = mapped_column(_enum(FrameKind, "frame_kind"))
+    #: What the frame is, as the pages name it (e.g. the file it came from).
+    name: Mapped[str] = mapped_column(sa.String(255))
+    imported_on: Mapped[date]
+    imported_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_user.id"))
+    #: The design the lists were drawn with (margin, target precision, reserve share, communes drawn) and,
+    #: per cell, its population, sample and reserve sizes; NULL until the sample is drawn.
+    design: Mapped[dict | None] = mapped_column(sa.JSON)
+    #: Seed of the random generator the lists were drawn with: drawing again with it gives the same lists.
+    seed: Mapped[int | None] = mapped_column(sa.BigInteger)
+    sampled_on: Mapped[date | None]
+    signed_off_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_user.id"))
+    signed_off_on: Mapped[date | None]
+    #: The observer's organisation ("MTTQ" or "CCB").
+    signed_off_as: Mapped[str | None] = mapped_column(sa.String(16))
+    #: SHA-256 of the lists as signed off.
+    signed_lists_hash: Mapped[str | None] = mapped_column(sa.String(64))
+
+    round: Mapped[Round] = relationship()
+    signed_off_by: Mapped[StaffUser | None] = relationship(foreign_keys=[signed_off_by_id])
+
+    __table_args__ = (sa.UniqueConstraint("round_id", "name", name="uq_frame_round_name"),)
+
+    def __repr__(self) -> str:
+        return f"<Frame {self.id} {self.kind.value}>"
+
+
+class FrameUnit(Base):
+    """One unit of a frame (a dossier or a household), and its place on the official or reserve list."""
+
+    __tablename__ = "frame_unit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    frame_id: Mapped[int] = mapped_column(sa.ForeignKey("frame.id", ondelete="CASCADE"), index=True)
+    #: Its row in the imported file.
+    line: Mapped[int]
+    #: The agency of its cell: the office that handled the dossier, or the household's commune.
+    agency_id: Mapped[int] = mapped_column(sa.ForeignKey("agency.id", ondelete="CASCADE"))
+    #: Dossiers: the field (lĩnh vực) of the procedure.
+    field: Mapped[str] = mapped_column(sa.String(100), default="")
+    #: Households: the village or residential group (thôn, tổ dân phố).
+    village: Mapped[str] = mapped_column(sa.String(100), default="")
+    #: The register's own identifier of the unit (the office's dossier or household number).
+    ref: Mapped[str] = mapped_column(sa.String(64))
+    #: What the printed list shows to find the unit (head of household, address), if given.
+    label: Mapped[str] = mapped_column(sa.String(255), default="")
+    sample_list: Mapped[SampleList | None] = mapped_column(_enum(SampleList, "sample_list"))
+    #: Order on its list within its cell (replacements are taken from the reserve in this order).
+    list_position: Mapped[int | None]
+    #: An official unit that could not be surveyed: the reserve unit that replaced it, and why.
+    replaced_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("frame_unit.id"))
+    replaced_reason: Mapped[str | None] = mapped_column(sa.String(255))
+
+    agency: Mapped[Agency] = relationship()
+
+    __table_args__ = (sa.UniqueConstraint("frame_id", "ref", name="uq_frame_unit_frame_ref"),)
+
+    def __repr__(self) -> str:
+        return f"<FrameUnit {self.ref}>"
+
+
+class Contact(Base):
+    """The contact vault: a name and phone number for re-contacting the person who answered a sheet or was
+    paid for it, keyed by the sheet's serial, sealed at rest (:mod:`survey_service.services.phuctra`).
+
+    No foreign key to the sheet and none to a response: nothing joins it to answers. Deleted when the
+    round's phúc tra closes."""
+
+    __tablename__ = "contact"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(sa.ForeignKey("round.id", ondelete="CASCADE"), index=True)
+    serial: Mapped[str] = mapped_column(sa.String(32))
+    kind: Mapped[ContactKind] = mapped_column(_enum(ContactKind, "contact_kind"))
+    sealed: Mapped[str] = mapped_column(sa.Text)
+
+    __table_args__ = (sa.UniqueConstraint("round_id", "serial", "kind", name="uq_contact_round_serial_kind"),)
+
+    def __repr__(self) -> str:
+        return f"<Contact {self.serial} {self.kind.value}>"
+
+
+class AnswerPattern(Base):
+    """A keyed mark of the answers keyed from a paper sheet (:func:`survey_service.services.phuctra.pattern_mark`):
+    equal marks among one investigator's sheets flag identical answers for phúc tra. The mark is an HMAC
+    under a key derived from the server's secret, so it tells nothing of the answers themselves; the rows
+    are deleted when phúc tra closes."""
+
+    __tablename__ = "answer_pattern"
+
+    sheet_id: Mapped[int] = mapped_column(sa.ForeignKey("sheet.id", ondelete="CASCADE"), primary_key=True)
+    mark: Mapped[str] = mapped_column(sa.String(32))
+
+    def __repr__(self) -> str:
+        return f"<AnswerPattern sheet={self.sheet_id}>"
+
+
+class Recheck(Base):
+    """A round's phúc tra: opened with a draw of returned sheets, closed (and its vault deleted) once done."""
+
+    __tablename__ = "recheck"
+
+    round_id: Mapped[int] = mapped_column(sa.ForeignKey("round.id", ondelete="CASCADE"), primary_key=True)
+    #: The random share drawn per investigator and commune, and the seed it was drawn with.
+    share: Mapped[float]
+    seed: Mapped[int] = mapped_column(sa.BigInteger)
+    opened_on: Mapped[date]
+    closed_on: Mapped[date | None]
+
+    def __repr__(self) -> str:
+        return f"<Recheck round={self.round_id}>"
+
+
+class RecheckItem(Base):
+    """A sheet drawn for phúc tra, why, and what re-contacting its respondent found (process only: never an
+    answer)."""
+
+    __tablename__ = "recheck_item"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(sa.ForeignKey("round.id", ondelete="CASCADE"), index=True)
+    sheet_id: Mapped[int] = mapped_column(sa.ForeignKey("sheet.id", ondelete="CASCADE"), unique=True)
+    #: The investigator who handled the sheet, by code (:func:`survey_service.services.phuctra.sheet_investigators`).
+    investigator: Mapped[str | None] = mapped_column(sa.String(64))
+    #: Why it was drawn: "random", "identical" (same answers as another sheet of the same hand), "busy_day".
+    reasons: Mapped[list] = mapped_column(sa.JSON)
+    reached: Mapped[bool | None]
+    received: Mapped[bool | None]
+    self_filled: Mapped[bool | None]
+    prompted: Mapped[bool | None]
+    paid: Mapped[bool | None]
+    outcome: Mapped[RecheckOutcome | None] = mapped_column(_enum(RecheckOutcome, "recheck_outcome"))
+    recorded_on: Mapped[date | None]
+    recorded_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_user.id"))
+
+    sheet: Mapped[Sheet] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<RecheckItem sheet={self.sheet_id} {self.outcome}>"
+
+
+class Quarantine(Base):
+    """An investigator whose phúc tra failures passed the round's threshold: their sheets are left out of
+    the index until an auditor lifts it after review."""
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(sa.ForeignKey("round.id", ondelete="CASCADE"), index=True)
+    investigator: Mapped[str] = mapped_column(sa.String(64))
+    since: Mapped[date]
+    failures: Mapped[int]
+    checked: Mapped[int]
+    lifted_on: Mapped[date | None]
+    lifted_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_user.id"))
+    lift_reason: Mapped[str | None] = mapped_column(sa.String(255))
+
+    __table_args__ = (sa.UniqueConstraint("round_id", "investigator", name="uq_quarantine_round_investigator"),)
+
+    def __repr__(self) -> str:
+        return f"<Quarantine round={self.round_id} investigator={self.investigator}>"
 
 
 class AuditEvent(Base):

@@ -18,18 +18,21 @@ from datetime import timedelta
 
 import pytest
 
-from survey_service.services import invitations, sheets, users
+from survey_service.services import frames, invitations, sheets, users
 from survey_service.web.respond import local_today
 from tests.conftest import PASSWORD
 
-ROLES = ("anonymous", "respondent", "clerk", "supervisor", "analyst", "admin")
-STAFF_ROLES = ("clerk", "supervisor", "analyst", "admin")
+ROLES = ("anonymous", "respondent", "clerk", "supervisor", "analyst", "observer", "auditor", "admin")
+STAFF_ROLES = ("clerk", "supervisor", "analyst", "observer", "auditor", "admin")
 PUBLIC = frozenset(ROLES)
 STAFF = frozenset(STAFF_ROLES)
 ADMIN = frozenset({"admin"})
 CLERK = frozenset({"clerk", "admin"})
 SUPERVISOR = frozenset({"supervisor", "admin"})
 VIEWERS = frozenset({"supervisor", "analyst", "admin"})  # read-only progress and results
+LISTS = frozenset({"supervisor", "observer", "admin"})  # sample lists: drawn by supervisors, checked by observers
+OBSERVER = frozenset({"observer"})  # the sign-off is the observer's own, not an admin's
+AUDITOR = frozenset({"auditor"})  # phúc tra shows the contact vault: the auditor alone
 
 #: (endpoint, method) -> the roles that may use it. Admins may use every staff page.
 ACCESS: dict[tuple[str, str], frozenset[str]] = {
@@ -43,6 +46,8 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("respond.answer", "POST"): PUBLIC,
     ("respond.division", "GET"): PUBLIC,
     ("respond.division", "POST"): PUBLIC,
+    ("respond.token", "GET"): PUBLIC,  # a fresh CSRF token for the offline form's resend: no code involved
+    ("respond.service_worker", "GET"): PUBLIC,
     # staff sign-in
     ("auth.login", "GET"): PUBLIC,
     ("auth.login", "POST"): PUBLIC,
@@ -118,6 +123,7 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("results.agency_chart", "GET"): VIEWERS,
     ("results.ranking_chart", "GET"): VIEWERS,
     ("results.download", "GET"): VIEWERS,
+    ("results.report_download", "GET"): VIEWERS,
     # preview of the forms as respondents and clerks see them
     ("preview.index", "GET"): VIEWERS,
     ("preview.form", "GET"): VIEWERS,
@@ -138,6 +144,22 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("reminders.print_all", "GET"): SUPERVISOR,
     ("reminders.show", "GET"): SUPERVISOR,
     ("reminders.text", "GET"): SUPERVISOR,
+    # sampling frames and sample lists
+    ("frames.index", "GET"): LISTS,
+    ("frames.import_frame", "POST"): SUPERVISOR,
+    ("frames.show", "GET"): LISTS,
+    ("frames.sample", "POST"): SUPERVISOR,
+    ("frames.export", "GET"): LISTS,
+    ("frames.replace", "POST"): SUPERVISOR,
+    ("frames.sign_off", "POST"): OBSERVER,
+    # phúc tra
+    ("phuctra.index", "GET"): AUDITOR,
+    ("phuctra.show", "GET"): AUDITOR,
+    ("phuctra.contacts", "POST"): AUDITOR,
+    ("phuctra.draw", "POST"): AUDITOR,
+    ("phuctra.outcome", "POST"): AUDITOR,
+    ("phuctra.lift", "POST"): AUDITOR,
+    ("phuctra.close", "POST"): AUDITOR,
     # API (bearer token)
     ("api.openapi", "GET"): PUBLIC,
     ("api.round_quotas", "GET"): VIEWERS,
@@ -163,6 +185,8 @@ ARGUMENTS = {
     "filename": lambda w: "css/app.css",
     "key": lambda w: "SNV",  # the reminder of an agency still short of responses (every one is)
     "uid": lambda w: "0" * 32,  # a response id: the round has none, so a 404 once the guard lets it through
+    "frame_id": lambda w: w["frame_id"],
+    "investigator": lambda w: "DTV01",  # quarantined nowhere: a 404 once the guard lets it through
 }
 # ``code`` names a round on staff pages and an invitation code on the portal.
 ROUND_CODE_ENDPOINTS = ("admin.", "results.", "api.")
@@ -196,7 +220,8 @@ def test_every_route_has_an_entry(app):
 
 @pytest.fixture
 def world(app, session, loaded_round, make_user):
-    """A round open today with a code, a batch, a printed sheet and one account per staff role."""
+    """A round open today with a code, a batch, a printed sheet, a sampling frame and one account per staff
+    role."""
     today = local_today()
     loaded_round.opens_on, loaded_round.closes_on = today - timedelta(days=10), today + timedelta(days=30)
     cell = invitations.find_cell(session, loaded_round, "CC-CT", "SNV")
@@ -204,12 +229,14 @@ def world(app, session, loaded_round, make_user):
     batch = invitations.issue_codes(session, cell, 2, actor="test")
     plans = sheets.paper_cells(session, loaded_round, form_code="LĐH-CH")
     sheet = sheets.issue_sheets(session, loaded_round, plans[:1], actor="test")[0]
+    frame = frames.import_frame(session, loaded_round, "households", b"commune,village,ref\nSNV,T1,H1\n", "f.csv",
+                                today=today, actor="test")
     session.commit()
     accounts = {role: make_user(role) for role in STAFF_ROLES}
     tokens = {role: users.issue_api_token(session, user) for role, user in accounts.items()}
     session.commit()
     return {"round": loaded_round.code, "code": code, "batch_id": batch.id, "cell_id": cell.id,
-            "user_id": make_user("analyst").id, "serial": sheet.serial,
+            "user_id": make_user("analyst").id, "serial": sheet.serial, "frame_id": frame.id,
             "token": sheets.sign_sheet_id(app.config["SHEET_SIGNING_KEYS"], sheet.id),
             "accounts": accounts, "tokens": tokens}
 

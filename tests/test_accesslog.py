@@ -6,12 +6,13 @@ import re
 import unicodedata
 from datetime import timedelta
 from types import SimpleNamespace
-from urllib.parse import unquote_plus
+from urllib.parse import quote, unquote_plus
 
 import pytest
 from gunicorn.config import Config
 
 from survey_service.accesslog import MaskingLogger
+from survey_service.services import invitations
 
 CODE = "47X9-2RFZ-Z87J"
 #: The code as people type it and as a URL then carries it.
@@ -20,6 +21,9 @@ SPELLINGS = [
     "47x9%202rfz%20z87j", "47X9%2D2RFZ%2Dz87j", "47x9%252D2rfz%252Dz87j", "%2047x9+2rfz+z87j%20",
     "47+x92r+fzz8+7j", "47x9.2rfz_z87j", "47x9--2rfz  z87j", "47x9%C2%A02rfz%E2%80%93z87j",
     "47x9%092rfz%0Az87j", "-47x9-2rfz-z87j-",
+    # fullwidth, as a phone keyboard in a CJK mode types them (the portal reads them after NFKC)
+    "４７Ｘ９－２ＲＦＺ－Ｚ８７Ｊ", "４７ｘ９\u30002rfzｚ８７j", quote("４７Ｘ９２ＲＦＺＺ８７Ｊ"),
+    "47x9%EF%BC%8D2rfz%EF%BC%8Dz87j",
 ]
 #: Every atom that can hold the path, the query or the referrer, and the cookies.
 FORMAT = ('%(h)s "%(r)s" %(s)s U=%(U)s q=%(q)s f="%(f)s" ref=%({referer}i)s raw=%({raw_uri}e)s '
@@ -80,6 +84,14 @@ def test_a_decoded_path_keeps_no_code_either(access_log):
     decoded = "/staff/invitations/47x9 2rfz\u00c2\u00a0z87j"
     line = access_log(decoded, "", "-")
     assert "path=/staff/invitations/… " in line and "U=/staff/invitations/… " in line and not _shows_the_code(line)
+
+
+def test_a_fullwidth_code_in_a_decoded_path_is_masked(access_log):
+    """The portal accepts ``４７Ｘ９…`` (NFKC): its UTF-8 bytes read as Latin-1 in PATH_INFO are masked too."""
+    decoded = "/c/" + "４７Ｘ９－２ＲＦＺ－Ｚ８７Ｊ".encode().decode("latin-1")
+    line = access_log(decoded, "code=" + decoded[3:], "-")
+    assert "query=code=… " in line and not _shows_the_code(line), line
+    assert invitations.normalise_code("４７Ｘ９－２ＲＦＺ－Ｚ８７Ｊ") == CODE
 
 
 def test_what_is_not_a_code_stays_readable(access_log):

@@ -57,6 +57,11 @@ def test_paper(tmp_path):
     assert (tmp_path / "sheets.pdf").read_bytes().startswith(b"%PDF") and "PDF size" in out
 
 
+def test_frames():
+    out = run_bench("frames")
+    assert "import + stratified draw" in out and "baseline" in out
+
+
 def test_reading():
     out = run_bench("reading")
     assert "pages per second per core" in out and "photo missing half the page" in out

@@ -109,8 +109,9 @@ def test_an_unexpected_database_error_logs_where_it_failed_not_what_it_was_writi
 
 # --- ids, pages and CSV files that overflowed ----------------------------------------------------------
 def test_revoke_with_an_overflowing_or_unicode_digit_id_is_a_400(app, loaded_round, session, staff_client):
+    collect_from_today(session, loaded_round)  # a closed round's codes cannot be revoked at all
     cell = invitations.find_cell(session, loaded_round, "CC-CT", "SNV")
-    batch = invitations.issue_codes(session, cell, 2, today=loaded_round.opens_on, actor="test")
+    batch = invitations.issue_codes(session, cell, 2, actor="test")
     session.commit()
     client = staff_client("supervisor")
     for bad in ("99999999999999999999", "²", "-1", "0", " 1"):
@@ -136,6 +137,7 @@ def plan_upload(client, rnd, body: bytes):
 
 
 def test_quota_csv_with_cr_line_endings_is_read(app, loaded_round, session, staff_client):
+    collect_from_today(session, loaded_round)
     client = staff_client("supervisor")
     body = "form_code,agency_code,target\rCC-CT,SNV,77\r".encode()
     assert plan_upload(client, loaded_round, body).status_code == 302
@@ -144,6 +146,7 @@ def test_quota_csv_with_cr_line_endings_is_read(app, loaded_round, session, staf
 
 def test_quota_csv_with_a_huge_field_a_unicode_digit_or_many_bad_rows_is_refused_in_vietnamese(
         app, loaded_round, session, staff_client):
+    collect_from_today(session, loaded_round)  # a closed round's plan is refused before its file is read
     client = staff_client("supervisor")
     huge = plan_upload(client, loaded_round,
                        ("form_code,agency_code,target\nCC-CT,SNV," + "9" * 140_000 + "\n").encode())
@@ -282,6 +285,10 @@ def closed_round(request, loaded_round, session):
     return SimpleNamespace(round=rnd, cell=cell, batch=batch, sheet=issued[0])
 
 
+def rnd_cells(session, rnd) -> list[QuotaCell]:
+    return list(session.scalars(sa.select(QuotaCell).where(QuotaCell.round_id == rnd.id)))
+
+
 def collected(session) -> dict:
     """Everything issuing codes, printing, returns and soft-closes write."""
     session.expire_all()
@@ -290,6 +297,8 @@ def collected(session) -> dict:
     return {model.__name__: count(session, model) for model in tables} | {
         "states": sorted((s.serial, s.state.value) for s in session.scalars(sa.select(Sheet))),
         "soft_closed": sorted(session.scalars(soft_closed)),
+        "codes": sorted(session.execute(sa.select(InvitationCode.id, InvitationCode.status)).all()),
+        "targets": sorted(session.execute(sa.select(QuotaCell.id, QuotaCell.target, QuotaCell.staff_count)).all()),
         "audit": session.scalar(sa.select(sa.func.count()).where(AuditEvent.object_type != "staff_user"))}
 
 
@@ -313,6 +322,25 @@ def test_a_closed_round_takes_no_codes_sheets_returns_or_soft_close_on_its_pages
     for closed in ("1", "0"):
         for confirmed in ({}, {"confirmed": "1"}):  # refused before it asks to confirm, and after
             refused(f"/staff/progress/{rnd.code}/cells/{cell.id}/soft-close", {"closed": closed} | confirmed)
+    batch = closed_round.batch
+    refused(f"/staff/invitations/batches/{batch.id}/revoke", {"all": "1", "confirmed": "1"})
+    refused(f"/staff/invitations/batches/{batch.id}/revoke", {"code_id": str(batch.codes[0].id), "confirmed": "1"})
+    plan = {f"{what}-{c.id}": "" if value is None else str(value) for c in rnd_cells(session, rnd)
+            for what, value in (("target", c.target), ("staff", c.staff_count))}
+    refused(f"/staff/progress/{rnd.code}/quotas", plan | {f"target-{cell.id}": "99"})
+    refused(f"/staff/progress/{rnd.code}/quotas/recommended", {})
+    answer = client.post(f"/staff/progress/{rnd.code}/quotas/import", data={
+        "file": (io.BytesIO("form_code,agency_code,target\nCC-CT,SNV,99\n".encode()), "plan.csv")})
+    assert answer.status_code == 409 and CLOSED in answer.get_data(as_text=True)
+    # its pages say why, and offer none of the buttons the service would refuse
+    for url, buttons in ((f"/staff/invitations/?round={rnd.code}", ["Phát mã"]),
+                         (f"/staff/invitations/batches/{batch.id}", ["Thu hồi các mã", 'name="code_id"']),
+                         (f"/staff/progress/{rnd.code}", ["Tạm khóa</button>"]),
+                         (f"/staff/progress/{rnd.code}/quotas",
+                          ["Nhập tệp CSV</button>", "Lưu kế hoạch", "Đặt chỉ tiêu ="])):
+        html = client.get(url).get_data(as_text=True)
+        assert 'id="round-closed"' in html and "gia hạn (mở lại) đợt" in html, url
+        assert not any(b in html for b in buttons), url
     # what it collected can still be read and exported
     for url in (f"/staff/invitations/?round={rnd.code}", f"/staff/invitations/batches/{closed_round.batch.id}.csv",
                 f"/paper/ledger?round={rnd.code}", f"/paper/ledger/{serial}", f"/staff/progress/{rnd.code}",
@@ -444,3 +472,21 @@ def test_exports_are_not_cached_and_https_gets_hsts(app, loaded_round, session, 
         assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-store", url
     assert "Strict-Transport-Security" not in client.get("/").headers
     assert client.get("/", base_url="https://localhost").headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+def test_the_code_issuing_page_of_a_closed_round_says_so_in_the_browser(closed_round, staff_page, live_server,
+                                                                        artifacts):
+    """*Phát mã* in Chromium: the closed round's page shows its codes and the sentence, and no issuing form."""
+    rnd, batch = closed_round.round, closed_round.batch
+    page = staff_page("supervisor", "phone")
+    page.goto(f"{live_server}/staff/invitations/?round={rnd.code}")
+    note = page.locator("#round-closed")
+    assert note.is_visible() and "đã kết thúc nhận phiếu" in note.inner_text()
+    assert page.get_by_role("button", name="Phát mã").count() == 0
+    assert page.locator("form.issue").count() == 0
+    page.screenshot(path=str(artifacts / "codes-closed-round.png"), full_page=True)
+    page.goto(f"{live_server}/staff/invitations/batches/{batch.id}")
+    assert page.locator("#round-closed").is_visible()
+    assert page.get_by_role("button", name="Thu hồi các mã đã chọn").count() == 0
+    assert page.get_by_role("checkbox").count() == 0
+    assert all(code.code in page.content() for code in batch.codes)

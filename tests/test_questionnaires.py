@@ -354,210 +354,217 @@ def _del(d, key):
 # (file edited, change, file named in the error, item named in the error, reason fragment)
 CASES = {
     "unknown top-level key": (
-        "CC-CT.yaml", lambda d: d.update(colour="đỏ"), "CC-CT.yaml", None, "unknown key(s): colour",
+        "CC-CT.yaml", lambda d: d.update(colour="đỏ"), "CC-CT.yaml", None,
+        "mục không được hỗ trợ (unknown key): colour",
     ),
     "old key target_kinds": (
         "CC-CT.yaml", lambda d: d.update(target_kinds=d.pop("rated_kinds")), "CC-CT.yaml", None,
-        "key 'target_kinds' is now called 'rated_kinds' (the same list: rename the key; the form keeps its "
-        "version)",
+        "mục 'target_kinds' nay gọi là 'rated_kinds' (cùng nội dung: chỉ đổi tên mục; mẫu phiếu giữ nguyên "
+        "phiên bản)",
     ),
     "both the old and the new key": (
         "CC-CT.yaml", lambda d: d.update(target_kinds=d["rated_kinds"]), "CC-CT.yaml", None,
-        "key 'target_kinds' is now called 'rated_kinds'",
+        "mục 'target_kinds' nay gọi là 'rated_kinds' (cùng nội dung: chỉ đổi tên mục; mẫu phiếu giữ nguyên phiên bản)",
     ),
     "rated kinds missing": (
         "CC-CT.yaml", lambda d: d.pop("rated_kinds"), "CC-CT.yaml", None,
-        "missing required key(s): rated_kinds",
+        "thiếu mục bắt buộc (missing key): rated_kinds",
     ),
     "unknown item key": (
         "CC-CT.yaml", lambda d: _item(d, "I01").update(scael="DG4"), "CC-CT.yaml", "I01",
-        "unknown key(s): scael",
+        "mục không được hỗ trợ (unknown key): scael",
     ),
     "unknown section key": (
-        "CC-CT.yaml", lambda d: d["sections"][1].update(note="x"), "CC-CT.yaml", "2", "unknown key(s): note",
+        "CC-CT.yaml", lambda d: d["sections"][1].update(note="x"), "CC-CT.yaml", "2", "mục không được hỗ trợ "
+                                                                                      "(unknown key): note",
     ),
     "missing required key": (
-        "CC-CT.yaml", lambda d: _del(d, "title"), "CC-CT.yaml", None, "missing required key(s): title",
+        "CC-CT.yaml", lambda d: _del(d, "title"), "CC-CT.yaml", None, "thiếu mục bắt buộc (missing key): title",
     ),
     "missing item text": (
         "CC-CT.yaml", lambda d: _del(_item(d, "I12"), "text"), "CC-CT.yaml", "I12",
-        "missing required key(s): text",
+        "thiếu mục bắt buộc (missing key): text",
     ),
     "empty item text": (
         "CC-CT.yaml", lambda d: _item(d, "I12").update(text="  "), "CC-CT.yaml", "I12",
-        "text must not be empty",
+        "text không được để trống",
     ),
-    "duplicate item code": (
+    "mã câu hỏi bị trùng": (
         "CC-CT.yaml", lambda d: _item(d, "I12").update(code="I01"), "CC-CT.yaml", "I01",
-        "duplicate item code",
+        "mã câu hỏi bị trùng",
     ),
     "bad item code": (
-        "CC-CT.yaml", lambda d: _item(d, "I12").update(code="i 12"), "CC-CT.yaml", "i 12", "not a valid code",
+        "CC-CT.yaml", lambda d: _item(d, "I12").update(code="i 12"), "CC-CT.yaml", "i 12", "code 'i 12' "
+                                                                                           "không phải mã "
+                                                                                           "hợp lệ (chữ, số, "
+                                                                                           "dấu gạch ngang)",
     ),
     "unknown scale": (
-        "CC-CT.yaml", lambda d: _item(d, "I01").update(scale="XX"), "CC-CT.yaml", "I01", "unknown scale 'XX'",
+        "CC-CT.yaml", lambda d: _item(d, "I01").update(scale="XX"), "CC-CT.yaml", "I01", "không có thang đo 'XX'",
     ),
     "unknown item criterion": (
         "LD-CP.yaml", lambda d: _item(d, "P02").update(criterion="A9"), "LD-CP.yaml", "P02",
-        "unknown criterion 'A9'",
+        "không có lĩnh vực 'A9'",
     ),
     "unknown section criterion": (
         "CC-CT.yaml", lambda d: d["sections"][0].update(criterion="A4"), "CC-CT.yaml", "1",
-        "unknown criterion 'A4'",
+        "không có lĩnh vực 'A4'",
     ),
     "criterion given as a list": (
         "CC-CT.yaml", lambda d: d["sections"][0].update(criterion=["A1"]), "CC-CT.yaml", "1",
-        "unknown criterion ['A1']",
+        "không có lĩnh vực ['A1']",
     ),
     "scale item without criterion": (
         "CC-CT.yaml",
         lambda d: d["sections"][3]["items"].append( {"code": "X1", "text": "Câu hỏi?", "scale": "DG4"}),
-        "CC-CT.yaml", "X1", "needs a criterion",
+        "CC-CT.yaml", "X1", "câu đánh giá cần lĩnh vực (criterion), ghi ở câu hoặc ở phần chứa nó",
     ),
     "text item with scale": (
         "CC-CT.yaml", lambda d: _item(d, "KN").update(scale="DG4"), "CC-CT.yaml", "KN",
-        "a text item cannot have a scale",
+        "câu trả lời bằng chữ (text) không có thang đo",
     ),
     "text item with criterion": (
         "CC-CT.yaml", lambda d: _item(d, "KN").update(criterion="A1"), "CC-CT.yaml", "KN",
-        "cannot have a criterion",
+        "câu trả lời bằng chữ (text) không tính điểm nên không thuộc lĩnh vực nào",
     ),
     "scale item without scale": (
         "CC-CT.yaml", lambda d: _del(_item(d, "I01"), "scale"), "CC-CT.yaml", "I01",
-        "a scale item needs a scale",
+        "câu đánh giá cần thang đo (scale)",
     ),
     "unknown item type": (
         "CC-CT.yaml", lambda d: _item(d, "I01").update(type="choice"), "CC-CT.yaml", "I01",
-        "type 'choice' is not one of scale, text",
+        "loại câu (type) 'choice' phải là scale hoặc text",
     ),
     "max_length zero": (
         "CC-CT.yaml", lambda d: _item(d, "KN").update(max_length=0), "CC-CT.yaml", "KN",
-        "max_length must be >= 1",
+        "max_length phải từ 1 trở lên, nhưng là 0",
     ),
     "max_length negative": (
         "CC-CT.yaml", lambda d: _item(d, "KN").update(max_length=-5), "CC-CT.yaml", "KN",
-        "max_length must be >= 1",
+        "max_length phải từ 1 trở lên, nhưng là -5",
     ),
     "max_length not an integer": (
         "CC-CT.yaml", lambda d: _item(d, "KN").update(max_length="nhiều"), "CC-CT.yaml", "KN",
-        "max_length must be an integer",
+        "max_length phải là số nguyên, nhưng là 'nhiều'",
     ),
     "max_length on a scale item": (
         "CC-CT.yaml", lambda d: _item(d, "I01").update(max_length=10), "CC-CT.yaml", "I01",
-        "max_length applies to text items only",
+        "max_length chỉ dùng cho câu trả lời bằng chữ (text)",
     ),
     "required not a boolean": (
         "CC-CT.yaml", lambda d: _item(d, "I01").update(required="có"), "CC-CT.yaml", "I01",
-        "required must be true or false",
+        "required phải là true (có) hoặc false (không), nhưng là 'có'",
     ),
     "bad channel": (
         "CC-CT.yaml", lambda d: d.update(channel="email"), "CC-CT.yaml", None,
-        "channel 'email' is not one of online, paper",
+        "kênh (channel) 'email' phải là online hoặc paper",
     ),
     "bad rates": (
-        "CC-CT.yaml", lambda d: d.update(rates="others"), "CC-CT.yaml", None, "rates 'others' is not one of",
+        "CC-CT.yaml", lambda d: d.update(rates="others"), "CC-CT.yaml", None, "rates 'others' phải là một "
+                                                                              "trong own, supervising, "
+                                                                              "assigned, matrix",
     ),
     "bad rated kind": (
         "CC-CT.yaml", lambda d: d.update(rated_kinds=["Sở"]), "CC-CT.yaml", None,
-        "rated kind 'Sở' is not a valid code",
+        "rated kind 'Sở' không phải mã hợp lệ (chữ, số, dấu gạch ngang)",
     ),
     "repeated rated kind": (
         "HD-CT.yaml", lambda d: d.update(rated_kinds=["district", "district"]), "HD-CT.yaml", None,
-        "lists a kind twice",
+        "rated_kinds ghi một loại cơ quan hai lần",
     ),
     "own on paper": (
         "CC-CT.yaml", lambda d: d.update(channel="paper"), "CC-CT.yaml", None,
-        "rates 'own' (the rated agency fixed by the invitation) requires channel online",
+        "rates 'own' (cơ quan được đánh giá do mã mời xác định) cần channel online",
     ),
     "assigned online": (
         "LDH-CH.yaml", lambda d: d.update(channel="online"), "LDH-CH.yaml", None,
-        "rates 'assigned' (the rated agency printed on the sheet) requires channel paper",
+        "rates 'assigned' (cơ quan được đánh giá in sẵn trên phiếu) cần channel paper",
     ),
     "supervising on paper": (
         "LD-CP.yaml", lambda d: d.update(channel="paper"), "LD-CP.yaml", None,
-        "rates 'supervising' (the respondent chooses their division) requires channel online",
+        "rates 'supervising' (người trả lời chọn đơn vị của mình) cần channel online",
     ),
     "no sections": (
         "CC-CT.yaml", lambda d: d.update(sections=[]), "CC-CT.yaml", None,
-        "sections must be a non-empty list",
+        "sections phải là một danh sách có ít nhất một phần tử",
     ),
     "only text items": (
         "HD-CT.yaml", lambda d: d.update(sections=d["sections"][-1:]), "HD-CT.yaml", None,
-        "form has no scale items",
+        "mẫu phiếu không có câu hỏi đánh giá theo thang đo nào",
     ),
     "form code with bad characters": (
         "CC-CT.yaml", lambda d: d.update(code="cc ct"), "CC-CT.yaml", None,
-        "form code 'cc ct' is not a valid code",
+        "form code 'cc ct' không phải mã hợp lệ (chữ, số, dấu gạch ngang)",
     ),
     "file name does not match the code": (
         "CC-CT.yaml", lambda d: d.update(code="HĐ-CT"), "CC-CT.yaml", None,
-        "form code 'HĐ-CT' must live in HD-CT.yaml",
+        "mẫu phiếu mã 'HĐ-CT' phải nằm trong tệp HD-CT.yaml",
     ),
     "code not declared (Đ dropped)": (
         "LD-CP.yaml", lambda d: d.update(code="LD-CP"), "LD-CP.yaml", None,
-        "code 'LD-CP' is not one of the declared codes (forms.yaml declares 'LĐ-CP')",
+        "mã 'LD-CP' không phải mã đã khai báo (forms.yaml khai báo 'LĐ-CP')",
     ),
     # scales.yaml
     "unknown option key": (
         "scales.yaml", lambda d: _option(d, "DG4", "4").update(colour="xanh"), "scales.yaml", "DG4",
-        "unknown key(s): colour",
+        "phương án 4: mục không được hỗ trợ (unknown key): colour",
     ),
     "unknown scale key": (
         "scales.yaml", lambda d: d["scales"]["HL5"].update(reverse=True), "scales.yaml", "HL5",
-        "unknown key(s): reverse",
+        "mục không được hỗ trợ (unknown key): reverse",
     ),
     "option coefficient null": (
         "scales.yaml", lambda d: _option(d, "DG4", "3").update(coefficient=None), "scales.yaml", "DG4",
-        "option '3': missing coefficient",
+        "phương án '3': thiếu hệ số (coefficient)",
     ),
     "option coefficient missing": (
         "scales.yaml", lambda d: _del(_option(d, "HL5", "2"), "coefficient"), "scales.yaml", "HL5",
-        "option '2': missing coefficient",
+        "phương án '2': thiếu hệ số (coefficient)",
     ),
     "coefficient above 1": (
         "scales.yaml", lambda d: _option(d, "DG4", "4").update(coefficient=1.5), "scales.yaml", "DG4",
-        "coefficient 1.5 outside [0, 1]",
+        "phương án '4': hệ số 1.5 phải nằm trong khoảng từ 0 đến 1",
     ),
     "coefficient below 0": (
         "scales.yaml", lambda d: _option(d, "DG4", "1").update(coefficient=-0.1), "scales.yaml", "DG4",
-        "coefficient -0.1 outside [0, 1]",
+        "phương án '1': hệ số -0.1 phải nằm trong khoảng từ 0 đến 1",
     ),
     "coefficient not a number": (
         "scales.yaml", lambda d: _option(d, "DG4", "1").update(coefficient="0"), "scales.yaml", "DG4",
-        "coefficient must be a number",
+        "phương án '1': coefficient phải là một số, nhưng là '0'",
     ),
     "excluded option with coefficient": (
         "scales.yaml", lambda d: _option(d, "DG4", "K").update(coefficient=0), "scales.yaml", "DG4",
-        "an excluded option must have coefficient null",
+        "phương án 'K': phương án loại trừ phải có coefficient: null",
     ),
     "duplicate option codes": (
         "scales.yaml", lambda d: _option(d, "DG4", "2").update(code="3"), "scales.yaml", "DG4",
-        "duplicate option code '3'",
+        "mã phương án '3' bị trùng",
     ),
     "unquoted numeric option code": (
         "scales.yaml", lambda d: _option(d, "HL5", "5").update(code=5), "scales.yaml", "HL5",
-        'must be a string (quote it, e.g. "4")',
+        'phải là chữ (đặt trong dấu nháy, ví dụ "4")',
     ),
     # criteria.yaml
     "criterion without name": (
         "criteria.yaml", lambda d: d["criteria"]["A5"].clear(), "criteria.yaml", "A5",
-        "missing required key(s): name",
+        "thiếu mục bắt buộc (missing key): name",
     ),
     "unknown criterion key": (
         "criteria.yaml", lambda d: d["criteria"]["A1"].update(points=4), "criteria.yaml", "A1",
-        "unknown key(s): points",
+        "mục không được hỗ trợ (unknown key): points",
     ),
     # forms.yaml
     "form declared twice": (
-        "forms.yaml", lambda d: d["forms"].append("CC-CT"), "forms.yaml", "CC-CT", "declared twice",
+        "forms.yaml", lambda d: d["forms"].append("CC-CT"), "forms.yaml", "CC-CT", "khai báo hai lần",
     ),
     "declared form without a file": (
         "forms.yaml", lambda d: d["forms"].append("CC-ND"), "forms.yaml", None,
-        "declared form(s) without a file: CC-ND (CC-ND.yaml)",
+        "mẫu phiếu đã khai báo nhưng không có tệp: CC-ND (CC-ND.yaml)",
     ),
     "two codes with one file name": (
         "forms.yaml", lambda d: d["forms"].append("LD-CP"), "forms.yaml", "LD-CP",
-        "differs from LĐ-CP only by Đ/D or diacritics (both would be LD-CP.yaml)",
+        "chỉ khác LĐ-CP ở chữ Đ/D hoặc dấu (cả hai đều thành tệp LD-CP.yaml)",
     ),
 }
 
@@ -580,7 +587,7 @@ def test_unknown_scale_message_reads_naturally(tmp_path):
     _edit(directory / "CC-CT.yaml", lambda d: _item(d, "I01").update(scale="XX"))
     with pytest.raises(QuestionnaireError) as info:
         load_questionnaires(directory)
-    assert str(info.value) == "CC-CT.yaml: item I01: unknown scale 'XX'"
+    assert str(info.value) == "CC-CT.yaml: câu I01: không có thang đo 'XX'"
     assert isinstance(info.value, ValueError)
     assert str(pickle.loads(pickle.dumps(info.value))) == str(info.value)
 
@@ -589,7 +596,7 @@ def test_load_questionnaire_checks_the_file_name(tmp_path):
     scales = load_scales(FIXTURES / "scales.yaml")
     criteria = load_criteria(FIXTURES / "criteria.yaml")
     shutil.copy(FIXTURES / "LD-CP.yaml", tmp_path / "LĐ-CP.yaml")
-    with pytest.raises(QuestionnaireError, match=r"LĐ-CP.yaml: form code 'LĐ-CP' must live in LD-CP.yaml"):
+    with pytest.raises(QuestionnaireError, match=r"LĐ-CP.yaml: mẫu phiếu mã 'LĐ-CP' phải nằm trong tệp LD-CP.yaml"):
         load_questionnaire(tmp_path / "LĐ-CP.yaml", scales=scales, criteria=criteria)
     q = load_questionnaire(FIXTURES / "LD-CP.yaml", scales=scales, criteria=criteria)
     assert q.code == "LĐ-CP" and q.source.endswith("LD-CP.yaml")
@@ -599,12 +606,12 @@ def test_load_questionnaire_checks_the_file_name(tmp_path):
     ("name", "text", "reason"),
     [
         ("CC-CT.yaml", "title: a\ntitle: b\n", "duplicate key 'title'"),
-        ("CC-CT.yaml", "code: [unclosed\n", "invalid YAML"),
-        ("CC-CT.yaml", "- just\n- a list\n", "must be a mapping, got list"),
-        ("EXTRA.yaml", "code: CC-CT\n", "file does not belong to any form code declared in forms.yaml"),
-        ("CC-ND.yml", "code: CC-ND\n", "questionnaire files use the .yaml extension"),
-        ("scales.yaml", "scales: {}\n", "scales must be a non-empty mapping"),
-        ("criteria.yaml", "criteria:\n  A1: {name: x}\nextra: 1\n", "unknown key(s): extra"),
+        ("CC-CT.yaml", "code: [unclosed\n", "sai cú pháp YAML"),
+        ("CC-CT.yaml", "- just\n- a list\n", "phải gồm các mục dạng khóa: giá trị, nhưng là danh sách"),
+        ("EXTRA.yaml", "code: CC-CT\n", "tệp không thuộc mã mẫu phiếu nào khai báo trong forms.yaml"),
+        ("CC-ND.yml", "code: CC-ND\n", "tệp mẫu phiếu phải có đuôi .yaml"),
+        ("scales.yaml", "scales: {}\n", "phải ghi các thang đo theo mã thang đo"),
+        ("criteria.yaml", "criteria:\n  A1: {name: x}\nextra: 1\n", "tệp: mục không được hỗ trợ (unknown key): extra"),
     ],
 )
 def test_whole_file_errors(tmp_path, name, text, reason):
@@ -628,5 +635,5 @@ def test_duplicate_key_inside_an_item_is_caught(tmp_path):
 def test_missing_support_file(tmp_path):
     directory = _copy_dir(FIXTURES, tmp_path)
     (directory / "forms.yaml").unlink()
-    with pytest.raises(QuestionnaireError, match="forms.yaml: file not found"):
+    with pytest.raises(QuestionnaireError, match="forms.yaml: không tìm thấy tệp"):
         load_questionnaires(directory)

@@ -229,6 +229,7 @@ def test_roles(session, rnd, staff_client, client):
 
 
 def test_the_real_round_plan_and_dashboard(session, loaded_round, staff_client):
+    collect_from_today(session, loaded_round)  # a closed round's plan cannot change
     rule = loaded_round.methodology["online_sample_size"]
     assert quotas.sizing(loaded_round) == (rule["margin"], rule["floor"])
     client = staff_client("supervisor")

@@ -112,7 +112,7 @@ def test_province_type_is_a_tinh_or_a_thanh_pho(forms, dng, tmp_path):
         'province_type: "thành phố"', 'province_type: "huyện"'), encoding="utf-8")
     with pytest.raises(qmod.QuestionnaireError) as err:
         qmod.load_round(copy, forms)
-    assert str(err.value).startswith("round.yaml") and "province_type must be one of tỉnh, thành phố" in str(err.value)
+    assert str(err.value).startswith("round.yaml") and "province_type phải là tỉnh hoặc thành phố" in str(err.value)
 
 
 # --- in the service -------------------------------------------------------------------------------

@@ -37,8 +37,8 @@ def test_an_unknown_scale_names_where_it_was_looked_for(runner, tmp_path):
     result = runner.invoke(args=["round", "check", str(directory),
                                  "--questionnaires", str(QUESTIONNAIRE_DIR)])
     assert result.exit_code == 1
-    assert "unknown scale 'ZZ'" in result.output
-    assert f"looked for in {QUESTIONNAIRE_DIR.resolve() / 'scales.yaml'}" in result.output
+    assert "không có thang đo 'ZZ'" in result.output
+    assert f"đã tìm trong {QUESTIONNAIRE_DIR.resolve() / 'scales.yaml'}" in result.output
 
 
 def _pdf_text(path) -> str:

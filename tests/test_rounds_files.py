@@ -260,290 +260,297 @@ ROUND_CASES = {
     # agencies.csv
     "duplicate agency code": (
         "agencies.csv", "text", _append("SNV,department,Sở Nội vụ (lặp)\n"), "agencies.csv", "6",
-        "duplicate agency code 'SNV'",
+        "mã cơ quan 'SNV' bị trùng",
     ),
     "undeclared agency kind": (
         "agencies.csv", "text", _replace("CTHUE,vertical", "CTHUE,central"), "agencies.csv", "5",
-        "kind 'central' is not declared in round.yaml agency_kinds (department, district, vertical)",
+        "loại cơ quan 'central' chưa khai báo trong agency_kinds của round.yaml (department, district, vertical)",
     ),
     "continuation that is not ROUND:AGENCY": (
         "agencies.csv", "text", _append_column("continues", {"SNV": "SNV"}), "agencies.csv", "2",
-        "continues 'SNV' is not ROUND:AGENCY",
+        "continues 'SNV' phải có dạng MÃ_ĐỢT:MÃ_CƠ_QUAN (ví dụ QNA-2023:SNV)",
     ),
     "continuation of its own round": (
         "agencies.csv", "text", _append_column("continues", {"STC": "TEST-2023:SNV"}), "agencies.csv", "3",
-        "an agency continues agencies of earlier rounds, not of its own round",
+        "continues 'TEST-2023:SNV': một cơ quan chỉ nối tiếp cơ quan của đợt trước, không nối tiếp cơ quan "
+        "của chính đợt này",
     ),
     "continuation of a round that is not there": (
         "agencies.csv", "text", _append_column("continues", {"STC": "QNA-2019:STC"}), "agencies.csv", "STC",
-        "no round directory QNA-2019 is found next to this round",
+        "nối tiếp một cơ quan của đợt QNA-2019, nhưng không tìm thấy thư mục đợt QNA-2019 bên cạnh thư mục đợt này",
     ),
     "agency without name": (
-        "agencies.csv", "text", _append("SYT,department,\n"), "agencies.csv", "6", "name is missing",
+        "agencies.csv", "text", _append("SYT,department,\n"), "agencies.csv", "6", "thiếu tên cơ quan (name)",
     ),
     "bad agency code": (
         "agencies.csv", "text", _append("Sở Y tế,department,Sở Y tế\n"), "agencies.csv", "6",
-        "is not a valid code",
+        "mã cơ quan 'Sở Y tế' không hợp lệ (chữ in hoa, số, dấu gạch ngang)",
     ),
     "unknown agencies column": (
         "agencies.csv", "text", _replace("code,kind,name", "code,kind,name,short"), "agencies.csv", None,
-        "unknown column(s): short",
+        "cột không được hỗ trợ: short",
     ),
     # quotas.csv
     "quota for unknown form": (
-        "quotas.csv", "text", _append("CC-XX,SNV,online,5,\n"), "quotas.csv", "9", "unknown form 'CC-XX'",
+        "quotas.csv", "text", _append("CC-XX,SNV,online,5,\n"), "quotas.csv", "9", "mẫu phiếu 'CC-XX' không "
+                                                                                   "có trong đợt này (forms "
+                                                                                   "của round.yaml)",
     ),
     "quota for unknown agency": (
-        "quotas.csv", "text", _append("LĐH-CH,SYT,paper,2,\n"), "quotas.csv", "9", "unknown agency 'SYT'",
+        "quotas.csv", "text", _append("LĐH-CH,SYT,paper,2,\n"), "quotas.csv", "9", "không có cơ quan 'SYT' "
+                                                                                   "trong agencies.csv",
     ),
     "quota kind not rated by the form": (
         "quotas.csv", "text", _append("LĐH-CH,TAMKY,paper,2,\n"), "quotas.csv", "9",
-        "LĐH-CH quota cells are per department or vertical (TAMKY is a district)",
+        "ô chỉ tiêu của mẫu LĐH-CH chia theo cơ quan loại department hoặc vertical (TAMKY thuộc loại district)",
     ),
     "duplicate quota cell": (
         "quotas.csv", "text", _append("LĐH-CH,SNV,paper,1,\n"), "quotas.csv", "9",
-        "duplicate quota cell (LĐH-CH, SNV)",
+        "ô chỉ tiêu bị trùng (LĐH-CH, SNV)",
     ),
     "duplicate matrix cell": (
         "quotas.csv", "text", _append("HĐ-CT,,paper,1,\n"), "quotas.csv", "9",
-        "duplicate quota cell (HĐ-CT, blank)",
+        "ô chỉ tiêu bị trùng (HĐ-CT, để trống)",
     ),
     "negative target": (
         "quotas.csv", "text", _replace("LĐH-CH,SNV,paper,2", "LĐH-CH,SNV,paper,-2"), "quotas.csv", "3",
-        "target must not be negative, got -2",
+        "target không được âm, nhưng là -2",
     ),
     "non-integer target": (
         "quotas.csv", "text", _replace("LĐH-CH,SNV,paper,2", "LĐH-CH,SNV,paper,2.5"), "quotas.csv", "3",
-        "target '2.5' is not an integer",
+        "target '2.5' không phải số nguyên",
     ),
     "missing target": (
         "quotas.csv", "text", _replace("LĐH-CH,SNV,paper,2", "LĐH-CH,SNV,paper,"), "quotas.csv", "3",
-        "target is missing",
+        "thiếu target",
     ),
     "matrix quota with an agency": (
         "quotas.csv", "text", _replace("HĐ-CT,,paper,3", "HĐ-CT,SNV,paper,3"), "quotas.csv", "2",
-        "HĐ-CT is a matrix form: its single quota cell has a blank",
+        "HĐ-CT là phiếu dạng ma trận: ô chỉ tiêu duy nhất của nó để trống cột agency",
     ),
     "non-matrix quota without agency": (
         "quotas.csv", "text", _append("LĐH-CH,,paper,2,\n"), "quotas.csv", "9",
-        "LĐH-CH needs an agency in every quota cell",
+        "mẫu LĐH-CH cần mã cơ quan ở mọi ô chỉ tiêu",
     ),
     "quota channel differs from the form": (
         "quotas.csv", "text", _replace("LĐH-CH,SNV,paper", "LĐH-CH,SNV,online"), "quotas.csv", "3",
-        "channel 'online' does not match LĐH-CH's channel 'paper'",
+        "kênh 'online' khác kênh của mẫu LĐH-CH ('paper')",
     ),
     "unknown quota channel": (
         "quotas.csv", "text", _replace("LĐH-CH,SNV,paper", "LĐH-CH,SNV,post"), "quotas.csv", "3",
-        "unknown channel 'post'",
+        "kênh 'post' không hợp lệ (online hoặc paper)",
     ),
     "quota row with too many fields": (
         "quotas.csv", "text", _append("LĐH-CH,CTHUE,paper,2,,extra\n"), "quotas.csv", "9",
-        "has 6 fields, the header has 5",
+        "có 6 ô, dòng tiêu đề có 5 cột",
     ),
     "missing quota column": (
         "quotas.csv", "text", _replace("form,agency,channel,target,note", "form,agency,target,note"),
-        "quotas.csv", None, "missing column(s): channel",
+        "quotas.csv", None, "thiếu cột: channel",
     ),
     "supervising quota for a department": (
         "quotas.csv", "text", _append("LĐ-CP,STC,online,5,\n"), "quotas.csv", "9",
-        "LĐ-CP quota cells are per district (STC is a department)",
+        "ô chỉ tiêu của mẫu LĐ-CP chia theo cơ quan loại district (STC thuộc loại department)",
     ),
     # supervising.yaml
     "division mapped to unknown agency": (
         "supervising.yaml", "yaml", lambda d: d["LĐ-CP"]["divisions"][0]["supervised_by"].append("SYT"),
-        "supervising.yaml", "NV", "unknown agency 'SYT'",
+        "supervising.yaml", "NV", "không có cơ quan 'SYT' trong agencies.csv",
     ),
     "division mapped to an agency the form does not rate": (
         "supervising.yaml", "yaml", lambda d: d["LĐ-CP"]["divisions"][1]["supervised_by"].append("CTHUE"),
-        "supervising.yaml", "TCKH", "CTHUE is a vertical agency; LĐ-CP rates department agencies",
+        "supervising.yaml", "TCKH", "CTHUE thuộc loại vertical; mẫu LĐ-CP đánh giá cơ quan loại department",
     ),
     "duplicate division": (
         "supervising.yaml", "yaml", lambda d: d["LĐ-CP"]["divisions"].append(dict(d["LĐ-CP"]["divisions"][0])),
-        "supervising.yaml", "NV", "duplicate division code",
+        "supervising.yaml", "NV", "mã đơn vị bị trùng (đã có ở LĐ-CP)",
     ),
     "division without supervisors": (
         "supervising.yaml", "yaml", lambda d: _set(d, ("LĐ-CP", "divisions", 0, "supervised_by"), []),
-        "supervising.yaml", "NV", "supervised_by must be a non-empty list",
+        "supervising.yaml", "NV", "supervised_by phải là một danh sách có ít nhất một phần tử",
     ),
     "unknown division key": (
         "supervising.yaml", "yaml", lambda d: d["LĐ-CP"]["divisions"][0].update(level="huyện"),
-        "supervising.yaml", "NV", "unknown key(s): level",
+        "supervising.yaml", "NV", "mục không được hỗ trợ (unknown key): level",
     ),
     "mapping for a form that does not supervise": (
         "supervising.yaml", "yaml", lambda d: d.update({"CC-CT": d["LĐ-CP"]}), "supervising.yaml", None,
-        "unknown key(s): CC-CT",
+        "tệp (mỗi mẫu phiếu đánh giá cơ quan quản lý một mục): mục không được hỗ trợ (unknown key): CC-CT",
     ),
     "mapping without its labels": (
         "supervising.yaml", "yaml", lambda d: _del(d["LĐ-CP"], "unit"), "supervising.yaml", "LĐ-CP",
-        "missing required key(s): unit",
+        "thiếu mục bắt buộc (missing key): unit",
     ),
     "mapping with cells per an undeclared kind": (
         "supervising.yaml", "yaml", lambda d: d["LĐ-CP"].update(cells_per="commune"), "supervising.yaml",
-        "LĐ-CP", "cells_per 'commune' is not an agency kind of this round",
+        "LĐ-CP", "cells_per 'commune' không phải loại cơ quan của đợt này",
     ),
     # staff_counts.csv
     "staff count without source": (
         "staff_counts.csv", "text", _replace("SNV,CC-CT,60,demo", "SNV,CC-CT,60,"), "staff_counts.csv", "2",
-        "source is missing",
+        "thiếu nguồn (source: số liệu lấy từ đâu)",
     ),
     "staff counts without source column": (
         "staff_counts.csv", "text",
         lambda t: "\n".join(line.rsplit(",", 1)[0] for line in t.splitlines()) + "\n", "staff_counts.csv",
-        None, "missing column(s): source",
+        None, "thiếu cột: source",
     ),
     "staff count for a paper form": (
         "staff_counts.csv", "text", _append("SNV,LĐH-CH,10,demo\n"), "staff_counts.csv", "5",
-        "staff counts size online per-agency forms only",
+        "số cán bộ chỉ dùng cho mẫu phiếu trực tuyến theo từng cơ quan; LĐH-CH không phải mẫu như vậy",
     ),
     "staff count for unknown agency": (
         "staff_counts.csv", "text", _append("SYT,CC-CT,10,demo\n"), "staff_counts.csv", "5",
-        "unknown agency 'SYT'",
+        "không có cơ quan 'SYT' trong agencies.csv",
     ),
     "negative staff count": (
         "staff_counts.csv", "text", _replace("STC,CC-CT,10", "STC,CC-CT,-10"), "staff_counts.csv", "3",
-        "staff must not be negative",
+        "staff không được âm, nhưng là -10",
     ),
     "duplicate staff count": (
         "staff_counts.csv", "text", _append("SNV,CC-CT,61,demo\n"), "staff_counts.csv", "5",
-        "duplicate staff count (SNV, CC-CT)",
+        "số cán bộ bị trùng (SNV, CC-CT)",
     ),
     # round.yaml
     "kind without a label": (
         "round.yaml", "yaml", lambda d: _del(d["agency_kinds"][0], "label"), "round.yaml", "department",
-        "missing required key(s): label",
+        "thiếu mục bắt buộc (missing key): label",
     ),
     "kind declared twice": (
         "round.yaml", "yaml", lambda d: d["agency_kinds"].append(dict(d["agency_kinds"][0])), "round.yaml",
-        "department", "declared twice",
+        "department", "khai báo hai lần",
     ),
     "kind that is not a code": (
         "round.yaml", "yaml", lambda d: d["agency_kinds"][0].update(code="Sở"), "round.yaml", "Sở",
-        "code 'Sở' is not a valid code",
+        "code 'Sở' không phải mã hợp lệ (chữ, số, dấu gạch ngang)",
     ),
     "kind without agencies": (
         "round.yaml", "yaml", lambda d: d["agency_kinds"].append({"code": "commune", "label": "UBND cấp xã",
                                                                   "plural": "UBND các xã"}),
-        "round.yaml", "commune", "no agency of this kind in agencies.csv",
+        "round.yaml", "commune", "không có cơ quan nào thuộc loại này trong agencies.csv",
     ),
     "form rating an undeclared kind": (
         "round.yaml", "yaml", lambda d: _set(d, ("agency_kinds",), d["agency_kinds"][:2]), "agencies.csv", "5",
-        "kind 'vertical' is not declared",
+        "loại cơ quan 'vertical' chưa khai báo trong agency_kinds của round.yaml (department, district)",
     ),
     "own-staff form that is not of the round": (
         "round.yaml", "yaml", lambda d: d["own_staff_forms"].append("CC-ND"), "round.yaml", None,
-        "own_staff_forms: 'CC-ND' is not a form of this round",
+        "own_staff_forms: 'CC-ND' không phải mẫu phiếu của đợt này",
     ),
     "own-staff form that rates other agencies": (
         "round.yaml", "yaml", lambda d: d["own_staff_forms"].append("LĐH-CH"), "round.yaml", None,
-        "own_staff_forms: LĐH-CH rates 'assigned' agencies",
+        "own_staff_forms: LĐH-CH đánh giá cơ quan loại 'assigned'; chỉ mẫu phiếu về chính cơ quan của người "
+        "trả lời (rates: own) mới do cán bộ của cơ quan đó trả lời",
     ),
     "round lists an unknown form": (
         "round.yaml", "yaml", lambda d: d["forms"].append("CC-ND"), "round.yaml", None,
-        "unknown form 'CC-ND' (no such questionnaire)",
+        "không có mẫu phiếu 'CC-ND' (không có tệp mẫu phiếu nào mang mã này)",
     ),
     "round code differs from its directory": (
         "round.yaml", "yaml", lambda d: d.update(code="TEST-2024"), "round.yaml", None,
-        "must match its directory name",
+        "mã đợt 'TEST-2024' phải trùng tên thư mục 'TEST-2023'",
     ),
     "unknown round key": (
-        "round.yaml", "yaml", lambda d: d.update(budget=1), "round.yaml", None, "unknown key(s): budget",
+        "round.yaml", "yaml", lambda d: d.update(budget=1), "round.yaml", None, "mục không được hỗ trợ "
+                                                                                "(unknown key): budget",
     ),
     "missing round key": (
         "round.yaml", "yaml", lambda d: _del(d, "portal"), "round.yaml", None,
-        "missing required key(s): portal",
+        "thiếu mục bắt buộc (missing key): portal",
     ),
     "unknown setting": (
         "round.yaml", "yaml", lambda d: d["settings"].update(triple_entry=True), "round.yaml", "settings",
-        "unknown key(s): triple_entry",
+        "mục không được hỗ trợ (unknown key): triple_entry",
     ),
     "setting of the wrong type": (
         "round.yaml", "yaml", lambda d: d["settings"].update(surplus_in_analysis="no"), "round.yaml",
-        "settings", "surplus_in_analysis must be true or false",
+        "settings", "surplus_in_analysis phải là true (có) hoặc false (không), nhưng là 'no'",
     ),
     "breakdown threshold below 1": (
         "round.yaml", "yaml", lambda d: d["settings"].update(min_breakdown=0), "round.yaml", "settings",
-        "min_breakdown must be >= 1",
+        "min_breakdown phải từ 1 trở lên, nhưng là 0",
     ),
     "double entry rate above 1": (
         "round.yaml", "yaml", lambda d: d["settings"].update(double_entry_rate=10), "round.yaml", "settings",
-        "double_entry_rate must be in [0, 1]",
+        "double_entry_rate phải nằm trong khoảng từ 0 đến 1",
     ),
     "closes before it opens": (
         "round.yaml", "yaml", lambda d: d.update(closes_on=dt.date(2023, 8, 1)), "round.yaml", None,
-        "closes_on is before opens_on",
+        "closes_on (ngày đóng) trước opens_on (ngày mở)",
     ),
     "bad date": (
         "round.yaml", "yaml", lambda d: d.update(opens_on="1/9/2023"), "round.yaml", None,
-        "opens_on must be a date (YYYY-MM-DD)",
+        "opens_on phải là một ngày dạng YYYY-MM-DD, nhưng là '1/9/2023'",
     ),
     "date without dashes": (
         "round.yaml", "yaml", lambda d: d.update(opens_on="20230901"), "round.yaml", None,
-        "opens_on must be a date (YYYY-MM-DD), got '20230901'",
+        "opens_on phải là một ngày dạng YYYY-MM-DD, nhưng là '20230901'",
     ),
     "date with a space before it": (
         "round.yaml", "yaml", lambda d: d.update(closes_on=" 2023-10-30"), "round.yaml", None,
-        "closes_on must be a date (YYYY-MM-DD)",
+        "closes_on phải là một ngày dạng YYYY-MM-DD, nhưng là ' 2023-10-30'",
     ),
     # methodology.yaml
     "methodology: unknown scale": (
         "methodology.yaml", "yaml", lambda d: d["coefficients"].update(XX="linear"),
-        "methodology.yaml", "coefficients", "unknown scale 'XX'",
+        "methodology.yaml", "coefficients", "không có thang đo 'XX'",
     ),
     "methodology: scale without preset": (
         "methodology.yaml", "yaml", lambda d: d["coefficients"].pop("HL5"), "methodology.yaml",
-        "coefficients", "no preset for scale(s) HL5",
+        "coefficients", "chưa có cách quy đổi điểm cho thang đo HL5",
     ),
     "methodology: unknown positive option": (
         "methodology.yaml", "yaml", lambda d: d["positive"].update(DG4=["4", "K"]),
-        "methodology.yaml", "positive", "'K' is not a scored option",
+        "methodology.yaml", "positive", "DG4: 'K' không phải phương án có điểm của thang đo",
     ),
     "methodology: unknown satisfaction scale": (
         "methodology.yaml", "yaml", lambda d: d.update(satisfaction_scale="HL7"), "methodology.yaml",
-        "satisfaction_scale", "unknown scale 'HL7'",
+        "satisfaction_scale", "không có thang đo 'HL7'",
     ),
     "methodology: unknown satisfaction item": (
         "methodology.yaml", "yaml", lambda d: d["satisfaction_items"].append("Z99"), "methodology.yaml",
-        "satisfaction_items", "unknown item 'Z99'",
+        "satisfaction_items", "không có câu hỏi 'Z99' trong mẫu phiếu nào của đợt",
     ),
     "methodology: unknown criterion": (
         "methodology.yaml", "yaml", lambda d: d["max_points"]["district"].update(A9=2), "methodology.yaml",
-        "max_points", "district: unknown criterion 'A9'",
+        "max_points", "district: không có lĩnh vực 'A9'",
     ),
     "methodology: unknown kind": (
         "methodology.yaml", "yaml", lambda d: d["max_points"].update(commune={"A1": 1}), "methodology.yaml",
-        "max_points", "unknown agency kind 'commune'",
+        "max_points", "không có loại cơ quan 'commune' (đợt khai báo: department, district, vertical)",
     ),
     "methodology: kind missing": (
         "methodology.yaml", "yaml", lambda d: d["group_weights"].pop("vertical"), "methodology.yaml",
-        "group_weights", "no entry for agency kind(s) vertical",
+        "group_weights", "thiếu loại cơ quan vertical của đợt",
     ),
     "methodology: unknown form": (
         "methodology.yaml", "yaml", lambda d: d["group_weights"]["district"].update({"CC-CH": 1}),
-        "methodology.yaml", "group_weights", "unknown form 'CC-CH'",
+        "methodology.yaml", "group_weights", "không có mẫu phiếu 'CC-CH' trong đợt này",
     ),
     "methodology: form does not rate the kind": (
         "methodology.yaml", "yaml", lambda d: d["group_weights"]["vertical"].update({"CC-CT": 0.1}),
-        "methodology.yaml", "group_weights", "vertical: form CC-CT does not rate vertical agencies",
+        "methodology.yaml", "group_weights", "vertical: mẫu CC-CT không đánh giá cơ quan loại vertical",
     ),
     "methodology: weight for a form without cells for the kind": (
         "quotas.csv", "text", _replace("LĐH-CH,CTHUE,paper,2,\n", ""), "methodology.yaml", "group_weights",
-        "vertical: form LĐH-CH has no quota cell for vertical agencies in quotas.csv",
+        "vertical: mẫu LĐH-CH không có ô chỉ tiêu nào cho cơ quan loại vertical trong quotas.csv, nên trọng "
+        "số này không bao giờ được dùng (bỏ trọng số hoặc thêm ô chỉ tiêu)",
     ),
     "methodology: n_min missing a form": (
         "methodology.yaml", "yaml", lambda d: d["min_respondents"].pop("LĐH-CH"), "methodology.yaml",
-        "min_respondents", "no minimum for form(s) LĐH-CH",
+        "min_respondents", "chưa có số người trả lời tối thiểu cho mẫu LĐH-CH",
     ),
     "methodology: a name from before the settings took the analysis's names": (
         "methodology.yaml", "yaml", lambda d: d.update(reliability={"lonely_psu": "adjust"}),
-        "methodology.yaml", None, "unknown key(s): reliability",
+        "methodology.yaml", None, "mục không được hỗ trợ (unknown key): reliability",
     ),
     "methodology: bad margin": (
         "methodology.yaml", "yaml", lambda d: d["online_sample_size"].update(margin=0), "methodology.yaml",
-        "online_sample_size", "margin must be in (0, 1)",
+        "online_sample_size", "margin phải lớn hơn 0 và nhỏ hơn 1, nhưng là 0.0",
     ),
     "methodology: unknown key": (
         "methodology.yaml", "yaml", lambda d: d.update(bonus_points=5), "methodology.yaml", None,
-        "unknown key(s): bonus_points",
+        "mục không được hỗ trợ (unknown key): bonus_points",
     ),
 }
 
@@ -570,27 +577,27 @@ def test_row_errors_name_the_row(tmp_path, fixture_questionnaires):
     path.write_text(path.read_text(encoding="utf-8") + "LĐH-CH,SNV,paper,1,\n", encoding="utf-8")
     with pytest.raises(QuestionnaireError) as info:
         load_round(directory, fixture_questionnaires)
-    assert str(info.value) == "quotas.csv: row 9: duplicate quota cell (LĐH-CH, SNV)"
+    assert str(info.value) == "quotas.csv: dòng 9: ô chỉ tiêu bị trùng (LĐH-CH, SNV)"
 
 
 def test_supervising_form_needs_its_mapping(tmp_path, fixture_questionnaires):
     directory = _copy_round(tmp_path)
     (directory / "supervising.yaml").unlink()
-    with pytest.raises(QuestionnaireError, match="supervising.yaml: file not found: form.s. LĐ-CP rate"):
+    with pytest.raises(QuestionnaireError, match="supervising.yaml: không tìm thấy tệp: mẫu phiếu LĐ-CP đánh giá"):
         load_round(directory, fixture_questionnaires)
 
 
 def test_missing_required_round_file(tmp_path, fixture_questionnaires):
     directory = _copy_round(tmp_path)
     (directory / "agencies.csv").unlink()
-    with pytest.raises(QuestionnaireError, match="agencies.csv: file not found"):
+    with pytest.raises(QuestionnaireError, match="agencies.csv: không tìm thấy tệp"):
         load_round(directory, fixture_questionnaires)
 
 
 def test_methodology_may_name_scales_passed_explicitly(tmp_path, fixture_questionnaires):
     directory = _copy_round(tmp_path)
     _edit_yaml(directory / "methodology.yaml", lambda d: d["coefficients"].update(CK="top2"))
-    with pytest.raises(QuestionnaireError, match="unknown scale 'CK'"):
+    with pytest.raises(QuestionnaireError, match="không có thang đo 'CK'"):
         load_round(directory, fixture_questionnaires)
     scales = load_scales(REPO_QUESTIONNAIRES / "scales.yaml")
     assert load_round(directory, fixture_questionnaires,
@@ -624,12 +631,13 @@ def test_a_continuation_that_points_nowhere_is_refused(tmp_path, fixture_questio
     directory = _next_round(tmp_path, {"STC": "TEST-2023:SYT"})
     with pytest.raises(QuestionnaireError) as info:
         load_round(directory, fixture_questionnaires)
-    assert str(info.value) == "agencies.csv: agency STC: continues TEST-2023:SYT, but round TEST-2023 has no agency SYT"
+    assert str(info.value) == ("agencies.csv: cơ quan STC: continues TEST-2023:SYT, nhưng đợt TEST-2023 không "
+                               "có cơ quan SYT")
 
 
 def test_a_continuation_names_an_earlier_round(tmp_path, fixture_questionnaires):
     directory = _next_round(tmp_path, {"STC": "TEST-2023:STC"}, opens_on=dt.date(2023, 9, 1))
-    with pytest.raises(QuestionnaireError, match="continues an agency of round TEST-2023, which does not open before"):
+    with pytest.raises(QuestionnaireError, match="nối tiếp một cơ quan của đợt TEST-2023, nhưng đợt đó không mở trước"):
         load_round(directory, fixture_questionnaires)
 
 
@@ -637,6 +645,6 @@ def test_earlier_rounds_are_also_looked_up_where_told(tmp_path, fixture_question
     directory = _next_round(tmp_path, {"STC": "TEST-2023:STC"})
     moved = tmp_path / "elsewhere" / "TEST-2026"
     shutil.move(directory, moved)
-    with pytest.raises(QuestionnaireError, match="no round directory TEST-2023 is found"):
+    with pytest.raises(QuestionnaireError, match="không tìm thấy thư mục đợt TEST-2023"):
         load_round(moved, fixture_questionnaires)
     assert load_round(moved, fixture_questionnaires, earlier_rounds=[tmp_path / "rounds"]).agency("STC").continues

@@ -266,7 +266,8 @@ def test_a_continuation_that_points_nowhere_loads_nothing(app, session, editable
     directory = _next_round(editable_copy, {"SNV": "QNA-2023:SOVH"})
     result = runner.invoke(args=["round", "load", str(directory)])
     assert result.exit_code == 1
-    assert "agencies.csv: agency SNV: continues QNA-2023:SOVH, but round QNA-2023 has no agency SOVH" in result.output
+    assert ("agencies.csv: cơ quan SNV: continues QNA-2023:SOVH, nhưng đợt QNA-2023 không có cơ quan SOVH"
+            in result.output)
     assert count(session, Round) == 0
 
 

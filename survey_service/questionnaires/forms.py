@@ -47,7 +47,7 @@ _SUPPORT_FILES = (SCALES_FILE, CRITERIA_FILE, FORMS_FILE)
 
 def parse_scales(raw: Any, file: str) -> dict[str, Scale]:
     if not isinstance(raw, dict) or not raw:
-        raise QuestionnaireError(file, None, "scales must be a non-empty mapping of scale code -> scale")
+        raise QuestionnaireError(file, None, "phải ghi các thang đo theo mã thang đo (mã: nội dung), không để trống")
     scales = {}
     for code, body in raw.items():
         code = as_code(code, CODE_RE, file, str(code), "scale code", label="scale")
@@ -59,7 +59,7 @@ def parse_scales(raw: Any, file: str) -> dict[str, Scale]:
             options.append(_parse_option(raw_opt, file, code, seen))
         if len([o for o in options if not o.excluded]) < 2:
             raise QuestionnaireError(
-                file, code, "needs at least two scored (non-excluded) options", label="scale"
+                file, code, "cần ít nhất hai phương án có điểm (không tính phương án loại trừ)", label="scale"
             )
         scales[code] = Scale(code=code, title=title, options=tuple(options))
     return scales
@@ -68,15 +68,15 @@ def parse_scales(raw: Any, file: str) -> dict[str, Scale]:
 def _parse_option(raw: Any, file: str, scale: str, seen: set[str]) -> ScaleOption:
     if not isinstance(raw, dict):
         raise QuestionnaireError(
-            file, scale, f"option must be a mapping, got {type_name(raw)}", label="scale"
+            file, scale, f"mỗi phương án phải là một nhóm mục khóa: giá trị, nhưng là {type_name(raw)}", label="scale"
         )
-    label_where = f"option {raw.get('code', '?')!s}"
+    label_where = f"phương án {raw.get('code', '?')!s}"
     optional = {"coefficient", "positive", "excluded"}
     check_keys(raw, {"code", "label"}, optional, file, scale, label_where, "scale")
     code = as_code(raw["code"], OPTION_CODE_RE, file, scale, f"{label_where}: code", label="scale")
-    label_where = f"option {code!r}:"
+    label_where = f"phương án {code!r}:"
     if code in seen:
-        raise QuestionnaireError(file, scale, f"duplicate option code {code!r}", label="scale")
+        raise QuestionnaireError(file, scale, f"mã phương án {code!r} bị trùng", label="scale")
     seen.add(code)
     label = as_text(raw["label"], file, scale, f"{label_where} label", label="scale")
     excluded = as_bool(raw.get("excluded", False), file, scale, f"{label_where} excluded", label="scale")
@@ -85,19 +85,19 @@ def _parse_option(raw: Any, file: str, scale: str, seen: set[str]) -> ScaleOptio
     if excluded:
         if coefficient is not None:
             raise QuestionnaireError(
-                file, scale, f"{label_where} an excluded option must have coefficient null", label="scale"
+                file, scale, f"{label_where} phương án loại trừ phải có coefficient: null", label="scale"
             )
         if positive:
             raise QuestionnaireError(
-                file, scale, f"{label_where} an excluded option cannot be positive", label="scale"
+                file, scale, f"{label_where} phương án loại trừ không thể là tích cực (positive)", label="scale"
             )
     else:
         if coefficient is None:
-            raise QuestionnaireError(file, scale, f"{label_where} missing coefficient", label="scale")
+            raise QuestionnaireError(file, scale, f"{label_where} thiếu hệ số (coefficient)", label="scale")
         coefficient = as_number(coefficient, file, scale, f"{label_where} coefficient", label="scale")
         if not 0.0 <= coefficient <= 1.0:
             raise QuestionnaireError(
-                file, scale, f"{label_where} coefficient {coefficient} outside [0, 1]", label="scale"
+                file, scale, f"{label_where} hệ số {coefficient} phải nằm trong khoảng từ 0 đến 1", label="scale"
             )
     return ScaleOption(code=code, label=label, coefficient=coefficient, positive=positive, excluded=excluded)
 
@@ -105,7 +105,7 @@ def _parse_option(raw: Any, file: str, scale: str, seen: set[str]) -> ScaleOptio
 def parse_criteria(raw: Any, file: str) -> dict[str, Criterion]:
     if not isinstance(raw, dict) or not raw:
         raise QuestionnaireError(
-            file, None, "criteria must be a non-empty mapping of criterion code -> {name}"
+            file, None, "phải ghi các lĩnh vực theo mã lĩnh vực (mã: {name: ...}), không để trống"
         )
     criteria = {}
     for code, body in raw.items():
@@ -120,7 +120,7 @@ def load_scales(path: str | Path) -> dict[str, Scale]:
     """Read ``scales.yaml``: ``scales: {CODE: {title, options: [{code, label, coefficient, …}]}}``."""
     path = Path(path)
     data = read_yaml(path)
-    check_keys(data, {"scales"}, set(), path.name, None, "file")
+    check_keys(data, {"scales"}, set(), path.name, None, "tệp")
     return parse_scales(data["scales"], path.name)
 
 
@@ -128,7 +128,7 @@ def load_criteria(path: str | Path) -> dict[str, Criterion]:
     """Read ``criteria.yaml``: ``criteria: {A1: {name: …}, …}``."""
     path = Path(path)
     data = read_yaml(path)
-    check_keys(data, {"criteria"}, set(), path.name, None, "file")
+    check_keys(data, {"criteria"}, set(), path.name, None, "tệp")
     return parse_criteria(data["criteria"], path.name)
 
 
@@ -136,18 +136,18 @@ def load_form_codes(path: str | Path) -> tuple[str, ...]:
     """Read ``forms.yaml``: the declared form codes, spelled exactly (with Đ)."""
     path = Path(path)
     data = read_yaml(path)
-    check_keys(data, {"forms"}, set(), path.name, None, "file")
+    check_keys(data, {"forms"}, set(), path.name, None, "tệp")
     codes: list[str] = []
     files: dict[str, str] = {}
     for raw in as_list(data["forms"], path.name, None, "forms"):
         code = as_code(raw, FORM_CODE_RE, path.name, str(raw), "form code", label="form")
         if code in codes:
-            raise QuestionnaireError(path.name, code, "declared twice", label="form")
+            raise QuestionnaireError(path.name, code, "khai báo hai lần", label="form")
         fname = file_name_for(code)
         if fname in files:
             raise QuestionnaireError(
-                path.name, code, f"differs from {files[fname]} only by Đ/D or diacritics "
-                f"(both would be {fname})", label="form"
+                path.name, code, f"chỉ khác {files[fname]} ở chữ Đ/D hoặc dấu "
+                f"(cả hai đều thành tệp {fname})", label="form"
             )
         files[fname] = code
         codes.append(code)
@@ -171,28 +171,28 @@ def _build_questionnaire(
     instructions = as_text(raw["instructions"], file, None, "instructions")
     channel = raw["channel"]
     if channel not in CHANNELS:
-        raise QuestionnaireError(file, None, f"channel {channel!r} is not one of {', '.join(CHANNELS)}")
+        raise QuestionnaireError(file, None, f"kênh (channel) {channel!r} phải là {' hoặc '.join(CHANNELS)}")
     rates = raw["rates"]
     if rates not in RATES:
-        raise QuestionnaireError(file, None, f"rates {rates!r} is not one of {', '.join(RATES)}")
+        raise QuestionnaireError(file, None, f"rates {rates!r} phải là một trong {', '.join(RATES)}")
     kinds = as_list(raw["rated_kinds"], file, None, "rated_kinds")
     for kind in kinds:
         as_code(kind, KIND_RE, file, None, "rated kind")
     if len(set(kinds)) != len(kinds):
-        raise QuestionnaireError(file, None, "rated_kinds lists a kind twice")
+        raise QuestionnaireError(file, None, "rated_kinds ghi một loại cơ quan hai lần")
     # The channel follows from how the rated agency is fixed: an invitation (own) is an online link, a
     # pre-assigned agency is printed on a paper sheet; choosing one's division is a step of the online form.
     if rates == "own" and channel != "online":
         raise QuestionnaireError(
-            file, None, "rates 'own' (the rated agency fixed by the invitation) requires channel online"
+            file, None, "rates 'own' (cơ quan được đánh giá do mã mời xác định) cần channel online"
         )
     if rates == "assigned" and channel != "paper":
         raise QuestionnaireError(
-            file, None, "rates 'assigned' (the rated agency printed on the sheet) requires channel paper"
+            file, None, "rates 'assigned' (cơ quan được đánh giá in sẵn trên phiếu) cần channel paper"
         )
     if rates == "supervising" and channel != "online":
         raise QuestionnaireError(
-            file, None, "rates 'supervising' (the respondent chooses their division) requires channel online"
+            file, None, "rates 'supervising' (người trả lời chọn đơn vị của mình) cần channel online"
         )
 
     sections = []
@@ -200,7 +200,7 @@ def _build_questionnaire(
     for index, raw_section in enumerate(as_list(raw["sections"], file, None, "sections"), start=1):
         sections.append(_build_section(raw_section, index, scales, criteria, file, seen_items))
     if not any(item.kind == "scale" for s in sections for item in s.items):
-        raise QuestionnaireError(file, None, "form has no scale items")
+        raise QuestionnaireError(file, None, "mẫu phiếu không có câu hỏi đánh giá theo thang đo nào")
 
     used_scales = sorted({i.scale for s in sections for i in s.items if i.scale})
     used_criteria = sorted({i.criterion for s in sections for i in s.items if i.criterion})
@@ -234,12 +234,12 @@ def _build_section(
     title = as_text(raw["title"], file, where, "title", label="section")
     criterion = raw.get("criterion")
     if criterion is not None and not known(criterion, criteria):
-        raise QuestionnaireError(file, where, f"unknown criterion {criterion!r}", label="section")
+        raise QuestionnaireError(file, where, f"không có lĩnh vực {criterion!r}", label="section")
     items = []
     for n, raw_item in enumerate(as_list(raw["items"], file, where, "items", label="section"), start=1):
         item = _build_item(raw_item, f"{index}.{n}", criterion, scales, criteria, file)
         if item.code in seen_items:
-            raise QuestionnaireError(file, item.code, "duplicate item code")
+            raise QuestionnaireError(file, item.code, "mã câu hỏi bị trùng")
         seen_items.add(item.code)
         items.append(item)
     return Section(title=title, criterion=criterion, items=tuple(items))
@@ -261,33 +261,34 @@ def _build_item(
     if kind is None:
         kind = "scale"
     if kind not in ITEM_TYPES:
-        raise QuestionnaireError(file, code, f"type {kind!r} is not one of {', '.join(ITEM_TYPES)}")
+        raise QuestionnaireError(file, code, f"loại câu (type) {kind!r} phải là {' hoặc '.join(ITEM_TYPES)}")
     scale = raw.get("scale")
     explicit_criterion = raw.get("criterion")
     max_length = raw.get("max_length")
     if kind == "text":
         if scale is not None:
-            raise QuestionnaireError(file, code, "a text item cannot have a scale")
+            raise QuestionnaireError(file, code, "câu trả lời bằng chữ (text) không có thang đo")
         if explicit_criterion is not None:
-            raise QuestionnaireError(file, code, "a text item is not scored and cannot have a criterion")
+            raise QuestionnaireError(file, code, "câu trả lời bằng chữ (text) không tính điểm nên không "
+                                                 "thuộc lĩnh vực nào")
         criterion = None
         if max_length is not None:
             max_length = as_int(max_length, file, code, "max_length", 1)
         required = as_bool(raw.get("required", False), file, code, "required")
     else:
         if scale is None:
-            raise QuestionnaireError(file, code, "a scale item needs a scale")
+            raise QuestionnaireError(file, code, "câu đánh giá cần thang đo (scale)")
         if not isinstance(scale, str) or scale not in scales:
-            raise QuestionnaireError(file, code, f"unknown scale {scale!r}")
+            raise QuestionnaireError(file, code, f"không có thang đo {scale!r}")
         if max_length is not None:
-            raise QuestionnaireError(file, code, "max_length applies to text items only")
+            raise QuestionnaireError(file, code, "max_length chỉ dùng cho câu trả lời bằng chữ (text)")
         criterion = explicit_criterion if explicit_criterion is not None else section_criterion
         if criterion is None:
             raise QuestionnaireError(
-                file, code, "a scale item needs a criterion (from its section or its own)"
+                file, code, "câu đánh giá cần lĩnh vực (criterion), ghi ở câu hoặc ở phần chứa nó"
             )
         if not known(criterion, criteria):
-            raise QuestionnaireError(file, code, f"unknown criterion {criterion!r}")
+            raise QuestionnaireError(file, code, f"không có lĩnh vực {criterion!r}")
         required = as_bool(raw.get("required", True), file, code, "required")
     return Item(
         code=code, text=text, kind=kind, scale=scale, criterion=criterion, required=required,
@@ -304,13 +305,13 @@ def load_questionnaire(
     for new, old in RENAMED_KEYS.items():
         if isinstance(raw, dict) and old in raw:
             raise QuestionnaireError(
-                path.name, None, f"key {old!r} is now called {new!r} (the same list: rename the key; the "
-                "form keeps its version)",
+                path.name, None, f"mục {old!r} nay gọi là {new!r} (cùng nội dung: chỉ đổi tên mục; "
+                "mẫu phiếu giữ nguyên phiên bản)",
             )
     q = _build_questionnaire(raw, scales=scales, criteria=criteria, file=path.name, source=str(path))
     expected = file_name_for(q.code)
     if path.name != expected:
-        raise QuestionnaireError(path.name, None, f"form code {q.code!r} must live in {expected}")
+        raise QuestionnaireError(path.name, None, f"mẫu phiếu mã {q.code!r} phải nằm trong tệp {expected}")
     return q
 
 
@@ -322,34 +323,34 @@ def load_questionnaires(directory: str | Path) -> dict[str, Questionnaire]:
     """
     directory = Path(directory)
     if not directory.is_dir():
-        raise QuestionnaireError(str(directory), None, "questionnaire directory not found")
+        raise QuestionnaireError(str(directory), None, "không tìm thấy thư mục mẫu phiếu")
     scales = load_scales(directory / SCALES_FILE)
     criteria = load_criteria(directory / CRITERIA_FILE)
     declared = load_form_codes(directory / FORMS_FILE)
     by_file = {file_name_for(code): code for code in declared}
     loaded: dict[str, Questionnaire] = {}
     for path in sorted(directory.glob("*.yml")):
-        raise QuestionnaireError(path.name, None, "questionnaire files use the .yaml extension")
+        raise QuestionnaireError(path.name, None, "tệp mẫu phiếu phải có đuôi .yaml")
     for path in sorted(directory.glob("*.yaml")):
         if path.name in _SUPPORT_FILES:
             continue
         if path.name not in by_file:
             raise QuestionnaireError(
-                path.name, None, f"file does not belong to any form code declared in {FORMS_FILE}"
+                path.name, None, f"tệp không thuộc mã mẫu phiếu nào khai báo trong {FORMS_FILE}"
             )
         q = load_questionnaire(path, scales=scales, criteria=criteria)
         if q.code != by_file[path.name]:
             raise QuestionnaireError(
                 path.name, None,
-                f"code {q.code!r} is not one of the declared codes "
-                f"({FORMS_FILE} declares {by_file[path.name]!r})",
+                f"mã {q.code!r} không phải mã đã khai báo "
+                f"({FORMS_FILE} khai báo {by_file[path.name]!r})",
             )
         loaded[q.code] = q
     missing = [code for code in declared if code not in loaded]
     if missing:
         raise QuestionnaireError(
             FORMS_FILE, None,
-            "declared form(s) without a file: " + ", ".join(f"{c} ({file_name_for(c)})" for c in missing),
+            "mẫu phiếu đã khai báo nhưng không có tệp: " + ", ".join(f"{c} ({file_name_for(c)})" for c in missing),
         )
     return {code: loaded[code] for code in declared}
 

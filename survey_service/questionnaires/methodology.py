@@ -62,21 +62,21 @@ def validate_methodology(
     def mapping(key: str) -> dict:
         value = data[key]
         if not isinstance(value, dict) or not value:
-            raise err(key, "must be a non-empty mapping")
+            raise err(key, "phải là một nhóm mục khóa: giá trị, không để trống")
         return value
 
     def known_scale(key: str, code: Any) -> Scale:
         if not known(code, scales):
-            raise err(key, f"unknown scale {code!r}")
+            raise err(key, f"không có thang đo {code!r}")
         return scales[code]
 
     def known_kind(key: str, kind: Any) -> None:
         if not isinstance(kind, str) or kind not in kinds:
-            raise err(key, f"unknown agency kind {kind!r} (the round declares {', '.join(kinds)})")
+            raise err(key, f"không có loại cơ quan {kind!r} (đợt khai báo: {', '.join(kinds)})")
 
     def known_form(key: str, form: Any) -> Questionnaire:
         if not known(form, forms):
-            raise err(key, f"unknown form {form!r} (not a form of this round)")
+            raise err(key, f"không có mẫu phiếu {form!r} trong đợt này")
         return forms[form]
 
     used_scales = {s for q in forms.values() for s in q.scales}
@@ -85,67 +85,68 @@ def validate_methodology(
         known_scale("coefficients", code)
     missing = sorted(used_scales - set(presets))
     if missing:
-        raise err("coefficients", f"no preset for scale(s) {', '.join(missing)}")
+        raise err("coefficients", f"chưa có cách quy đổi điểm cho thang đo {', '.join(missing)}")
 
     for code, options in mapping("positive").items():
         scale = known_scale("positive", code)
         if not isinstance(options, list) or not options:
-            raise err("positive", f"{code}: must be a non-empty list of option codes")
+            raise err("positive", f"{code}: phải là danh sách mã phương án, không để trống")
         for opt in options:
             if opt not in scale.valid_codes:
-                raise err("positive", f"{code}: {opt!r} is not a scored option of the scale")
+                raise err("positive", f"{code}: {opt!r} không phải phương án có điểm của thang đo")
 
     known_scale("satisfaction_scale", data["satisfaction_scale"])
     if "satisfaction_items" in data:
         items = data["satisfaction_items"]
         if not isinstance(items, list) or not items:
-            raise err("satisfaction_items", "must be a non-empty list of item codes")
+            raise err("satisfaction_items", "phải là danh sách mã câu hỏi, không để trống")
         for code in items:
             found = [q.item(code) for q in forms.values() if isinstance(code, str) and code in q.item_codes]
             if not found:
-                raise err("satisfaction_items", f"unknown item {code!r} (in no form of this round)")
+                raise err("satisfaction_items", f"không có câu hỏi {code!r} trong mẫu phiếu nào của đợt")
             if any(i.scale != data["satisfaction_scale"] for i in found):
-                raise err("satisfaction_items", f"item {code} is not on the satisfaction scale")
+                raise err("satisfaction_items", f"câu {code} không dùng thang đo mức độ hài lòng (satisfaction_scale)")
 
     max_points = mapping("max_points")
     for kind, table in max_points.items():
         known_kind("max_points", kind)
         if not isinstance(table, dict) or not table:
-            raise err("max_points", f"{kind}: must map criterion codes to points")
+            raise err("max_points", f"{kind}: phải ghi điểm tối đa theo mã lĩnh vực")
         for crit in table:
             if crit not in criteria:
-                raise err("max_points", f"{kind}: unknown criterion {crit!r}")
+                raise err("max_points", f"{kind}: không có lĩnh vực {crit!r}")
 
     weights = mapping("group_weights")
     for kind, table in weights.items():
         known_kind("group_weights", kind)
         if not isinstance(table, dict) or not table:
-            raise err("group_weights", f"{kind}: must map form codes to weights")
+            raise err("group_weights", f"{kind}: phải ghi trọng số theo mã mẫu phiếu")
         for form in table:
             q = known_form("group_weights", form)
             if kind not in q.rated_kinds:
-                raise err("group_weights", f"{kind}: form {form} does not rate {kind} agencies")
+                raise err("group_weights", f"{kind}: mẫu {form} không đánh giá cơ quan loại {kind}")
             if kind not in covered[form]:
                 raise err(
-                    "group_weights", f"{kind}: form {form} has no quota cell for {kind} agencies in quotas.csv, "
-                    "so its weight could never count (drop the weight or plan the cells)",
+                    "group_weights", f"{kind}: mẫu {form} không có ô chỉ tiêu nào cho cơ quan loại {kind} "
+                                     "trong quotas.csv, "
+                    "nên trọng số này không bao giờ được dùng (bỏ trọng số hoặc thêm ô chỉ tiêu)",
                 )
     for key, table in (("max_points", max_points), ("group_weights", weights)):
         missing = [kind for kind in kinds if kind not in table]
         if missing:
-            raise err(key, f"no entry for agency kind(s) {', '.join(missing)} of this round")
+            raise err(key, f"thiếu loại cơ quan {', '.join(missing)} của đợt")
 
     n_min = mapping("min_respondents")
     for form in n_min:
         known_form("min_respondents", form)
     missing = [f for f in forms if f not in n_min]
     if missing:
-        raise err("min_respondents", f"no minimum for form(s) {', '.join(missing)}")
+        raise err("min_respondents", f"chưa có số người trả lời tối thiểu cho mẫu {', '.join(missing)}")
 
     sample = data["online_sample_size"]
     check_keys(sample, {"margin", "floor"}, set(), file, "online_sample_size", "", label="setting")
     margin = as_number(sample["margin"], file, "online_sample_size", "margin", label="setting")
     if not 0 < margin < 1:
-        raise err("online_sample_size", f"margin must be in (0, 1), got {margin}")
+        raise err("online_sample_size", f"margin phải lớn hơn 0 và nhỏ hơn 1, nhưng là {margin}")
     as_int(sample["floor"], file, "online_sample_size", "floor", 1, label="setting")
     return plain(data)

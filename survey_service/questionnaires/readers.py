@@ -68,14 +68,14 @@ def read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise QuestionnaireError(name, None, "file not found") from None
+        raise QuestionnaireError(name, None, "không tìm thấy tệp") from None
     except UnicodeDecodeError as exc:
-        raise QuestionnaireError(name, None, f"not valid UTF-8 ({exc.reason})") from None
+        raise QuestionnaireError(name, None, f"không phải văn bản UTF-8 ({exc.reason})") from None
     try:
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         reason = " ".join(str(exc).split())
-        raise QuestionnaireError(name, None, f"invalid YAML: {reason}") from None
+        raise QuestionnaireError(name, None, f"sai cú pháp YAML: {reason}") from None
     normalised = nfc(data)
     _check_nfc_collisions(data, name)
     return normalised
@@ -85,7 +85,7 @@ def _check_nfc_collisions(obj: Any, name: str) -> None:
     if isinstance(obj, dict):
         keys = [unicodedata.normalize("NFC", k) if isinstance(k, str) else k for k in obj]
         if len(set(keys)) != len(keys):
-            raise QuestionnaireError(name, None, "two keys differ only in Unicode normalisation")
+            raise QuestionnaireError(name, None, "hai mục chỉ khác nhau ở cách mã hóa Unicode của chữ có dấu")
         for v in obj.values():
             _check_nfc_collisions(v, name)
     elif isinstance(obj, list):
@@ -103,16 +103,19 @@ def check_keys(
     label: str = "item",
 ) -> None:
     """Raise unless ``d`` is a mapping with all ``required`` keys and nothing outside required|optional."""
-    where = f"{what} " if what else ""
+    where = f"{what}: " if what else ""
     if not isinstance(d, dict):
-        raise QuestionnaireError(file, item, f"{where}must be a mapping, got {type_name(d)}", label=label)
+        raise QuestionnaireError(file, item, f"{where}phải gồm các mục dạng khóa: giá trị, nhưng là "
+                                             f"{type_name(d)}", label=label)
     unknown = sorted(str(k) for k in d if k not in required | optional)
     if unknown:
-        raise QuestionnaireError(file, item, f"{where}unknown key(s): {', '.join(unknown)}", label=label)
+        raise QuestionnaireError(
+            file, item, f"{where}mục không được hỗ trợ (unknown key): {', '.join(unknown)}", label=label
+        )
     missing = sorted(k for k in required if k not in d)
     if missing:
         raise QuestionnaireError(
-            file, item, f"{where}missing required key(s): {', '.join(missing)}", label=label
+            file, item, f"{where}thiếu mục bắt buộc (missing key): {', '.join(missing)}", label=label
         )
 
 
@@ -121,16 +124,21 @@ def known(value: Any, mapping: Mapping) -> bool:
     return isinstance(value, str) and value in mapping
 
 
+#: What a YAML value is, in the words of a message to the round's author.
+_TYPE_NAMES = {type(None): "trống", bool: "true/false", int: "số nguyên", float: "số", str: "chữ",
+               list: "danh sách", dict: "nhóm mục khóa: giá trị", dt.date: "ngày"}
+
+
 def type_name(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
 
 
 def as_text(value: Any, file: str, item: str | None, key: str, label: str = "item") -> str:
     if not isinstance(value, str):
-        raise QuestionnaireError(file, item, f"{key} must be a string, got {type_name(value)}", label=label)
+        raise QuestionnaireError(file, item, f"{key} phải là chữ, nhưng là {type_name(value)}", label=label)
     value = value.strip()
     if not value:
-        raise QuestionnaireError(file, item, f"{key} must not be empty", label=label)
+        raise QuestionnaireError(file, item, f"{key} không được để trống", label=label)
     return value
 
 
@@ -138,44 +146,48 @@ def as_code(
     value: Any, pattern: re.Pattern, file: str, item: str | None, key: str, label: str = "item"
 ) -> str:
     if not isinstance(value, str):
-        hint = ' (quote it, e.g. "4")' if isinstance(value, (int, float, bool)) else ""
+        hint = ' (đặt trong dấu nháy, ví dụ "4")' if isinstance(value, (int, float, bool)) else ""
         raise QuestionnaireError(
-            file, item, f"{key} must be a string{hint}, got {type_name(value)}", label=label
+            file, item, f"{key} phải là chữ{hint}, nhưng là {type_name(value)}", label=label
         )
     if not pattern.match(value):
-        raise QuestionnaireError(file, item, f"{key} {value!r} is not a valid code", label=label)
+        raise QuestionnaireError(
+            file, item, f"{key} {value!r} không phải mã hợp lệ (chữ, số, dấu gạch ngang)", label=label
+        )
     return value
 
 
 def as_bool(value: Any, file: str, item: str | None, key: str, label: str = "item") -> bool:
     if not isinstance(value, bool):
-        raise QuestionnaireError(file, item, f"{key} must be true or false, got {value!r}", label=label)
+        raise QuestionnaireError(
+            file, item, f"{key} phải là true (có) hoặc false (không), nhưng là {value!r}", label=label
+        )
     return value
 
 
 def as_number(value: Any, file: str, item: str | None, key: str, label: str = "item") -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise QuestionnaireError(file, item, f"{key} must be a number, got {value!r}", label=label)
+        raise QuestionnaireError(file, item, f"{key} phải là một số, nhưng là {value!r}", label=label)
     return float(value)
 
 
 def as_int(value: Any, file: str, item: str | None, key: str, minimum: int, label: str = "item") -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise QuestionnaireError(file, item, f"{key} must be an integer, got {value!r}", label=label)
+        raise QuestionnaireError(file, item, f"{key} phải là số nguyên, nhưng là {value!r}", label=label)
     if value < minimum:
-        raise QuestionnaireError(file, item, f"{key} must be >= {minimum}, got {value}", label=label)
+        raise QuestionnaireError(file, item, f"{key} phải từ {minimum} trở lên, nhưng là {value}", label=label)
     return value
 
 
 def as_list(value: Any, file: str, item: str | None, key: str, label: str = "item") -> list:
     if not isinstance(value, list) or not value:
-        raise QuestionnaireError(file, item, f"{key} must be a non-empty list", label=label)
+        raise QuestionnaireError(file, item, f"{key} phải là một danh sách có ít nhất một phần tử", label=label)
     return value
 
 
 def as_date(value: Any, file: str, key: str) -> dt.date:
     if isinstance(value, dt.datetime):
-        raise QuestionnaireError(file, None, f"{key} must be a date (YYYY-MM-DD), not a timestamp")
+        raise QuestionnaireError(file, None, f"{key} phải là một ngày dạng YYYY-MM-DD, không kèm giờ")
     if isinstance(value, dt.date):
         return value
     if isinstance(value, str):
@@ -183,7 +195,7 @@ def as_date(value: Any, file: str, key: str) -> dt.date:
             return parse_iso_date(value)  # not date.fromisoformat: it also takes 20261201
         except DateError:
             pass
-    raise QuestionnaireError(file, None, f"{key} must be a date (YYYY-MM-DD), got {value!r}")
+    raise QuestionnaireError(file, None, f"{key} phải là một ngày dạng YYYY-MM-DD, nhưng là {value!r}")
 
 
 def read_csv(
@@ -194,48 +206,48 @@ def read_csv(
     try:
         handle = path.open(encoding="utf-8-sig", newline="")
     except FileNotFoundError:
-        raise QuestionnaireError(name, None, "file not found") from None
+        raise QuestionnaireError(name, None, "không tìm thấy tệp") from None
     rows = []
     with handle:
         try:
             reader = csv.reader(handle)
             header = next(reader, None)
             if header is None:
-                raise QuestionnaireError(name, None, "empty file (a header row is required)")
+                raise QuestionnaireError(name, None, "tệp trống (cần dòng tiêu đề cột)")
             header = [unicodedata.normalize("NFC", h.strip()) for h in header]
             unknown = [h for h in header if h not in required + optional]
             if unknown:
-                raise QuestionnaireError(name, None, f"unknown column(s): {', '.join(unknown)}")
+                raise QuestionnaireError(name, None, f"cột không được hỗ trợ: {', '.join(unknown)}")
             missing = [h for h in required if h not in header]
             if missing:
-                raise QuestionnaireError(name, None, f"missing column(s): {', '.join(missing)}")
+                raise QuestionnaireError(name, None, f"thiếu cột: {', '.join(missing)}")
             if len(set(header)) != len(header):
-                raise QuestionnaireError(name, None, "a column appears twice in the header")
+                raise QuestionnaireError(name, None, "một cột có hai lần trong dòng tiêu đề")
             for values in reader:
                 if not any(v.strip() for v in values):
                     continue
                 line = reader.line_num
                 if len(values) != len(header):
                     raise QuestionnaireError(
-                        name, str(line), f"has {len(values)} fields, the header has {len(header)}",
+                        name, str(line), f"có {len(values)} ô, dòng tiêu đề có {len(header)} cột",
                         label="row",
                     )
                 rows.append(
                     (line, {h: unicodedata.normalize("NFC", v.strip()) for h, v in zip(header, values)})
                 )
         except UnicodeDecodeError as exc:
-            raise QuestionnaireError(name, None, f"not valid UTF-8 ({exc.reason})") from None
+            raise QuestionnaireError(name, None, f"không phải văn bản UTF-8 ({exc.reason})") from None
         except csv.Error as exc:
-            raise QuestionnaireError(name, None, f"invalid CSV: {exc}") from None
+            raise QuestionnaireError(name, None, f"sai định dạng CSV: {exc}") from None
     return rows
 
 
 def csv_int(value: str, file: str, line: int, key: str) -> int:
     if not value:
-        raise QuestionnaireError(file, str(line), f"{key} is missing", label="row")
+        raise QuestionnaireError(file, str(line), f"thiếu {key}", label="row")
     if not re.fullmatch(r"-?\d+", value):
-        raise QuestionnaireError(file, str(line), f"{key} {value!r} is not an integer", label="row")
+        raise QuestionnaireError(file, str(line), f"{key} {value!r} không phải số nguyên", label="row")
     number = int(value)
     if number < 0:
-        raise QuestionnaireError(file, str(line), f"{key} must not be negative, got {number}", label="row")
+        raise QuestionnaireError(file, str(line), f"{key} không được âm, nhưng là {number}", label="row")
     return number

@@ -108,6 +108,14 @@ SETTINGS_FIELDS = (
     FieldSpec("surplus_in_analysis", "bool", "Responses beyond a quota cell's target are analysed too."),
     FieldSpec("min_breakdown", "count (1 or more)", "No figure about fewer respondents than this, of any "
               "group about one agency, is shown or exported.", "5"),
+    FieldSpec("phuc_tra_share", "share (0.05 to 0.10)", "Share of each investigator's returned sheets drawn at "
+              "random for phúc tra (re-contacting the respondent), stratified by commune.", "0.05"),
+    FieldSpec("phuc_tra_failure_threshold", "share", "An investigator whose phúc tra failures exceed this share "
+              "of the respondents reached is quarantined: their sheets leave the index pending review.", "0.2"),
+    FieldSpec("phuc_tra_min_failures", "count (1 or more)", "Failures an investigator must have before the "
+              "threshold quarantines them.", "2"),
+    FieldSpec("phuc_tra_sheets_per_day", "count (1 or more)", "More sheets than this returned by one "
+              "investigator in one day are all drawn for phúc tra.", "30"),
     FieldSpec("offline_portal", "bool", "The online form keeps answering without a connection: a draft and the "
               "answers to send wait in the browser until the connection returns (docs/field-tools.md).", "false"),
 )
@@ -171,6 +179,10 @@ _SETTINGS = {f.key: f.type for f in SETTINGS_FIELDS if f.required}
 OPTIONAL_SETTINGS = {
     #: No figure about fewer respondents than this, of any group about one agency, is shown or exported.
     "min_breakdown": 5,
+    "phuc_tra_share": 0.05,
+    "phuc_tra_failure_threshold": 0.2,
+    "phuc_tra_min_failures": 2,
+    "phuc_tra_sheets_per_day": 30,
 }
 
 
@@ -181,9 +193,10 @@ def _load_kinds(raw: Any, file: str) -> tuple[AgencyKindDef, ...]:
         check_keys(entry, set(_required(AGENCY_KIND_FIELDS)), set(), file, where, "", label="agency kind")
         code = as_code(entry["code"], KIND_RE, file, where, "code", label="agency kind")
         if code in kinds:
-            raise QuestionnaireError(file, code, "declared twice", label="agency kind")
+            raise QuestionnaireError(file, code, "khai báo hai lần", label="agency kind")
         if code == "matrix":
-            raise QuestionnaireError(file, code, "'matrix' names the cell of a matrix form, not a kind",
+            raise QuestionnaireError(file, code, "'matrix' là tên dành cho ô chỉ tiêu của phiếu dạng ma "
+                                                 "trận, không dùng làm loại cơ quan",
                                      label="agency kind")
         kinds[code] = AgencyKindDef(
             code=code,
@@ -247,15 +260,15 @@ def _parse_continues(value: str, file: str, row_id: str, round_code: str) -> tup
         earlier, sep, agency = token.partition(":")
         if not sep or not ROUND_CODE_RE.match(earlier) or not CODE_RE.match(agency):
             raise QuestionnaireError(
-                file, row_id, f"continues {token!r} is not ROUND:AGENCY (e.g. QNA-2023:SNV)", label="row"
+                file, row_id, f"continues {token!r} phải có dạng MÃ_ĐỢT:MÃ_CƠ_QUAN (ví dụ QNA-2023:SNV)", label="row"
             )
         if earlier == round_code:
             raise QuestionnaireError(
-                file, row_id, f"continues {token!r}: an agency continues agencies of earlier rounds, "
-                "not of its own round", label="row",
+                file, row_id, f"continues {token!r}: một cơ quan chỉ nối tiếp cơ quan của đợt trước, "
+                "không nối tiếp cơ quan của chính đợt này", label="row",
             )
         if (earlier, agency) in refs:
-            raise QuestionnaireError(file, row_id, f"continues {token!r} twice", label="row")
+            raise QuestionnaireError(file, row_id, f"continues ghi {token!r} hai lần", label="row")
         refs.append((earlier, agency))
     return tuple(refs)
 
@@ -267,22 +280,22 @@ def _load_agencies(path: Path, kinds: Mapping[str, AgencyKindDef], round_code: s
         code = row["code"]
         if not CODE_RE.match(code):
             raise QuestionnaireError(
-                path.name, row_id, f"agency code {code!r} is not a valid code", label="row"
+                path.name, row_id, f"mã cơ quan {code!r} không hợp lệ (chữ in hoa, số, dấu gạch ngang)", label="row"
             )
         if code in agencies:
-            raise QuestionnaireError(path.name, row_id, f"duplicate agency code {code!r}", label="row")
+            raise QuestionnaireError(path.name, row_id, f"mã cơ quan {code!r} bị trùng", label="row")
         if row["kind"] not in kinds:
             raise QuestionnaireError(
                 path.name, row_id,
-                f"kind {row['kind']!r} is not declared in {ROUND_FILE} agency_kinds ({', '.join(kinds)})",
+                f"loại cơ quan {row['kind']!r} chưa khai báo trong agency_kinds của {ROUND_FILE} ({', '.join(kinds)})",
                 label="row",
             )
         if not row["name"]:
-            raise QuestionnaireError(path.name, row_id, "name is missing", label="row")
+            raise QuestionnaireError(path.name, row_id, "thiếu tên cơ quan (name)", label="row")
         continues = _parse_continues(row.get("continues", ""), path.name, row_id, round_code)
         agencies[code] = AgencyDef(code=code, kind=row["kind"], name=row["name"], continues=continues)
     if not agencies:
-        raise QuestionnaireError(path.name, None, "no agencies")
+        raise QuestionnaireError(path.name, None, "chưa có cơ quan nào")
     return tuple(agencies.values())
 
 
@@ -297,13 +310,13 @@ def _load_supervision(
         if supervising:
             raise QuestionnaireError(
                 path.name, None,
-                f"file not found: form(s) {', '.join(supervising)} rate the agencies supervising the "
-                "respondent's division, and this file maps the divisions to them",
+                f"không tìm thấy tệp: mẫu phiếu {', '.join(supervising)} đánh giá các cơ quan quản lý đơn vị của "
+                "người trả lời, và tệp này cho biết cơ quan nào quản lý đơn vị nào",
             )
         return ()
     name = path.name
     data = read_yaml(path)
-    check_keys(data, set(supervising), set(), name, None, "file (one entry per supervising form)")
+    check_keys(data, set(supervising), set(), name, None, "tệp (mỗi mẫu phiếu đánh giá cơ quan quản lý một mục)")
     seen: dict[str, str] = {}
     mappings = []
     for form in supervising:
@@ -312,7 +325,7 @@ def _load_supervision(
         cells_per = raw["cells_per"]
         if not known(cells_per, kinds):
             raise QuestionnaireError(
-                name, form, f"cells_per {cells_per!r} is not an agency kind of this round", label="form"
+                name, form, f"cells_per {cells_per!r} không phải loại cơ quan của đợt này", label="form"
             )
         divisions = []
         for entry in as_list(raw["divisions"], name, form, "divisions", label="form"):
@@ -320,21 +333,23 @@ def _load_supervision(
             check_keys(entry, {"code", "name", "supervised_by"}, set(), name, where, "", label="division")
             code = as_code(entry["code"], CODE_RE, name, where, "code", label="division")
             if code in seen:
-                raise QuestionnaireError(name, code, f"duplicate division code (also under {seen[code]})",
+                raise QuestionnaireError(name, code, f"mã đơn vị bị trùng (đã có ở {seen[code]})",
                                          label="division")
             seen[code] = form
             title = as_text(entry["name"], name, code, "name", label="division")
             supervisors = as_list(entry["supervised_by"], name, code, "supervised_by", label="division")
             for agency in supervisors:
                 if not known(agency, agencies):
-                    raise QuestionnaireError(name, code, f"unknown agency {agency!r}", label="division")
+                    raise QuestionnaireError(
+                        name, code, f"không có cơ quan {agency!r} trong agencies.csv", label="division"
+                    )
                 if agencies[agency].kind not in forms[form].rated_kinds:
                     raise QuestionnaireError(
-                        name, code, f"{agency} is a {agencies[agency].kind} agency; {form} rates "
-                        f"{' or '.join(forms[form].rated_kinds)} agencies", label="division",
+                        name, code, f"{agency} thuộc loại {agencies[agency].kind}; mẫu {form} đánh giá cơ quan loại "
+                        f"{' hoặc '.join(forms[form].rated_kinds)}", label="division",
                     )
             if len(set(supervisors)) != len(supervisors):
-                raise QuestionnaireError(name, code, "an agency is listed twice", label="division")
+                raise QuestionnaireError(name, code, "một cơ quan được ghi hai lần", label="division")
             divisions.append(DivisionDef(code=code, name=title, supervised_by=tuple(supervisors)))
         mappings.append(SupervisionDef(
             form_code=form, cells_per=cells_per,
@@ -391,43 +406,44 @@ def _load_quotas(
         form = row["form"]
         if form not in forms:
             raise QuestionnaireError(
-                name, row_id, f"unknown form {form!r} (not a form of this round)", label="row"
+                name, row_id, f"mẫu phiếu {form!r} không có trong đợt này (forms của round.yaml)", label="row"
             )
         q = forms[form]
         agency = row["agency"] or None
         if q.rates == "matrix":
             if agency is not None:
                 raise QuestionnaireError(
-                    name, row_id, f"{form} is a matrix form: its single quota cell has a blank agency",
+                    name, row_id, f"{form} là phiếu dạng ma trận: ô chỉ tiêu duy nhất của nó để trống cột agency",
                     label="row",
                 )
         else:
             if agency is None:
                 raise QuestionnaireError(
-                    name, row_id, f"{form} needs an agency in every quota cell", label="row"
+                    name, row_id, f"mẫu {form} cần mã cơ quan ở mọi ô chỉ tiêu", label="row"
                 )
             if agency not in agencies:
-                raise QuestionnaireError(name, row_id, f"unknown agency {agency!r}", label="row")
+                raise QuestionnaireError(name, row_id, f"không có cơ quan {agency!r} trong agencies.csv", label="row")
             kind = agencies[agency].kind
             if kind not in cell_kinds[form]:
                 raise QuestionnaireError(
                     name, row_id,
-                    f"{form} quota cells are per {' or '.join(cell_kinds[form])} ({agency} is a {kind})",
+                    f"ô chỉ tiêu của mẫu {form} chia theo cơ quan loại {' hoặc '.join(cell_kinds[form])} "
+                    f"({agency} thuộc loại {kind})",
                     label="row",
                 )
         channel = row["channel"]
         if channel not in CHANNELS:
-            raise QuestionnaireError(name, row_id, f"unknown channel {channel!r}", label="row")
+            raise QuestionnaireError(name, row_id, f"kênh {channel!r} không hợp lệ (online hoặc paper)", label="row")
         if channel != q.channel:
             raise QuestionnaireError(
-                name, row_id, f"channel {channel!r} does not match {form}'s channel {q.channel!r}",
+                name, row_id, f"kênh {channel!r} khác kênh của mẫu {form} ({q.channel!r})",
                 label="row",
             )
         target = csv_int(row["target"], name, line, "target")
         key = (form, agency)
         if key in quotas:
             raise QuestionnaireError(
-                name, row_id, f"duplicate quota cell ({form}, {agency or 'blank'})", label="row"
+                name, row_id, f"ô chỉ tiêu bị trùng ({form}, {agency or 'để trống'})", label="row"
             )
         quotas[key] = QuotaDef(
             form_code=form, agency=agency, channel=channel, target=target, note=row.get("note", "")
@@ -450,28 +466,30 @@ def _load_staff_counts(
         form, agency = row["form"], row["agency"]
         if form not in forms:
             raise QuestionnaireError(
-                name, row_id, f"unknown form {form!r} (not a form of this round)", label="row"
+                name, row_id, f"mẫu phiếu {form!r} không có trong đợt này (forms của round.yaml)", label="row"
             )
         q = forms[form]
         if q.channel != "online" or q.rates not in ("own", "supervising"):
             raise QuestionnaireError(
-                name, row_id, f"staff counts size online per-agency forms only; {form} is not one",
+                name, row_id, f"số cán bộ chỉ dùng cho mẫu phiếu trực tuyến theo từng cơ quan; {form} không "
+                              "phải mẫu như vậy",
                 label="row",
             )
         if agency not in agencies:
-            raise QuestionnaireError(name, row_id, f"unknown agency {agency!r}", label="row")
+            raise QuestionnaireError(name, row_id, f"không có cơ quan {agency!r} trong agencies.csv", label="row")
         if agencies[agency].kind not in cell_kinds[form]:
             raise QuestionnaireError(
-                name, row_id, f"{form} staff counts are per {' or '.join(cell_kinds[form])} ({agency})",
+                name, row_id, f"số cán bộ của mẫu {form} tính theo cơ quan loại "
+                              f"{' hoặc '.join(cell_kinds[form])} ({agency} không thuộc loại đó)",
                 label="row",
             )
         staff = csv_int(row["staff"], name, line, "staff")
         if not row["source"]:
             raise QuestionnaireError(
-                name, row_id, "source is missing (say where the figure comes from)", label="row"
+                name, row_id, "thiếu nguồn (source: số liệu lấy từ đâu)", label="row"
             )
         if (agency, form) in counts:
-            raise QuestionnaireError(name, row_id, f"duplicate staff count ({agency}, {form})", label="row")
+            raise QuestionnaireError(name, row_id, f"số cán bộ bị trùng ({agency}, {form})", label="row")
         counts[(agency, form)] = StaffCount(agency=agency, form_code=form, staff=staff, source=row["source"])
     return tuple(counts.values())
 
@@ -496,11 +514,11 @@ def _discover(folders: Sequence[Path], loader, file_name: str) -> dict:
 
 def _name_searched(exc: QuestionnaireError, folders: Sequence[Path]) -> QuestionnaireError:
     """A methodology error about an unknown scale or criterion, saying where they were looked for."""
-    for what, file_name in (("unknown scale", SCALES_FILE), ("unknown criterion", CRITERIA_FILE)):
+    for what, file_name in (("không có thang đo", SCALES_FILE), ("không có lĩnh vực", CRITERIA_FILE)):
         if what in exc.reason:
-            places = ", ".join(str(f / file_name) for f in folders) or "no questionnaire directory"
-            return QuestionnaireError(exc.file, exc.item, f"{exc.reason} (looked for in {places} and in the "
-                                      "round's forms; give --questionnaires DIR)", label=exc.label)
+            places = ", ".join(str(f / file_name) for f in folders) or "không có thư mục mẫu phiếu nào"
+            return QuestionnaireError(exc.file, exc.item, f"{exc.reason} (đã tìm trong {places} và trong "
+                                      "các mẫu phiếu của đợt; chỉ thư mục bằng --questionnaires DIR)", label=exc.label)
     return exc
 
 
@@ -511,32 +529,33 @@ def _check_form_kinds(
     for code, kind in kinds.items():
         if code not in present:
             raise QuestionnaireError(
-                ROUND_FILE, code, f"no agency of this kind in {AGENCIES_FILE}", label="agency kind"
+                ROUND_FILE, code, f"không có cơ quan nào thuộc loại này trong {AGENCIES_FILE}", label="agency kind"
             )
     for form, q in forms.items():
         for kind in q.rated_kinds:
             if kind not in kinds:
                 raise QuestionnaireError(
-                    ROUND_FILE, form, f"rates {kind!r} agencies, a kind this round does not declare "
+                    ROUND_FILE, form, f"đánh giá cơ quan loại {kind!r}, loại mà đợt này chưa khai báo "
                     f"(agency_kinds: {', '.join(kinds)})", label="form",
                 )
 
 
 def _own_staff_forms(raw: Any, forms: Mapping[str, Questionnaire]) -> tuple[str, ...]:
     if not isinstance(raw, list):
-        raise QuestionnaireError(ROUND_FILE, None, "own_staff_forms must be a list of form codes ([] for none)")
+        raise QuestionnaireError(ROUND_FILE, None, "own_staff_forms phải là danh sách mã mẫu phiếu ([] nếu không có)")
     for form in raw:
         if not known(form, forms):
             raise QuestionnaireError(
-                ROUND_FILE, None, f"own_staff_forms: {form!r} is not a form of this round"
+                ROUND_FILE, None, f"own_staff_forms: {form!r} không phải mẫu phiếu của đợt này"
             )
         if forms[form].rates != "own":
             raise QuestionnaireError(
-                ROUND_FILE, None, f"own_staff_forms: {form} rates {forms[form].rates!r} agencies; only a form "
-                "about the respondent's own agency (rates: own) is answered by its own staff",
+                ROUND_FILE, None, f"own_staff_forms: {form} đánh giá cơ quan loại {forms[form].rates!r}; chỉ "
+                                  "mẫu phiếu về chính cơ quan "
+                "của người trả lời (rates: own) mới do cán bộ của cơ quan đó trả lời",
             )
     if len(set(raw)) != len(raw):
-        raise QuestionnaireError(ROUND_FILE, None, "own_staff_forms lists a form twice")
+        raise QuestionnaireError(ROUND_FILE, None, "own_staff_forms ghi một mẫu phiếu hai lần")
     return tuple(raw)
 
 
@@ -551,8 +570,8 @@ def _check_continuations(
                 earlier[round_code] = _earlier_agencies(round_code, opens_on, search, agency.code)
             if code not in earlier[round_code]:
                 raise QuestionnaireError(
-                    AGENCIES_FILE, agency.code, f"continues {round_code}:{code}, but round {round_code} has "
-                    f"no agency {code}", label="agency",
+                    AGENCIES_FILE, agency.code, f"continues {round_code}:{code}, nhưng đợt {round_code} "
+                    f"không có cơ quan {code}", label="agency",
                 )
 
 
@@ -563,16 +582,16 @@ def _earlier_agencies(round_code: str, opens_on, search: Sequence[Path], agency:
             break
     else:
         raise QuestionnaireError(
-            AGENCIES_FILE, agency, f"continues an agency of round {round_code}, but no round directory "
-            f"{round_code} is found next to this round", label="agency",
+            AGENCIES_FILE, agency, f"nối tiếp một cơ quan của đợt {round_code}, nhưng không tìm thấy thư mục "
+            f"đợt {round_code} bên cạnh thư mục đợt này", label="agency",
         )
     data = read_yaml(directory / ROUND_FILE)
     their_opening = as_date(data.get("opens_on") if isinstance(data, dict) else None,
                             f"{round_code}/{ROUND_FILE}", "opens_on")
     if their_opening >= opens_on:
         raise QuestionnaireError(
-            AGENCIES_FILE, agency, f"continues an agency of round {round_code}, which does not open before "
-            "this round", label="agency",
+            AGENCIES_FILE, agency, f"nối tiếp một cơ quan của đợt {round_code}, nhưng đợt đó không mở trước "
+            "đợt này", label="agency",
         )
     return {row["code"] for _, row in read_csv(directory / AGENCIES_FILE, ("code", "kind", "name"), ("continues",))}
 
@@ -598,32 +617,41 @@ def load_round(
     """
     directory = Path(directory)
     if not directory.is_dir():
-        raise QuestionnaireError(str(directory), None, "round directory not found")
+        raise QuestionnaireError(str(directory), None, "không tìm thấy thư mục đợt khảo sát")
     rname = ROUND_FILE
     data = read_yaml(directory / ROUND_FILE)
     check_keys(data, _ROUND_REQUIRED, set(_optional(ROUND_FIELDS)), rname, None, "")
     code = as_code(data["code"], ROUND_CODE_RE, rname, None, "round code")
     if directory.name != code:
         raise QuestionnaireError(
-            rname, None, f"round code {code!r} must match its directory name {directory.name!r}"
+            rname, None, f"mã đợt {code!r} phải trùng tên thư mục {directory.name!r}"
         )
     year = as_int(data["year"], rname, None, "year", 2000)
     opens_on = as_date(data["opens_on"], rname, "opens_on")
     closes_on = as_date(data["closes_on"], rname, "closes_on")
     if closes_on < opens_on:
-        raise QuestionnaireError(rname, None, "closes_on is before opens_on")
+        raise QuestionnaireError(rname, None, "closes_on (ngày đóng) trước opens_on (ngày mở)")
     form_codes = as_list(data["forms"], rname, None, "forms")
     for form in form_codes:
         if not known(form, questionnaires):
-            raise QuestionnaireError(rname, None, f"unknown form {form!r} (no such questionnaire)")
+            raise QuestionnaireError(rname, None, f"không có mẫu phiếu {form!r} (không có tệp mẫu phiếu nào "
+                                                  "mang mã này)")
     if len(set(form_codes)) != len(form_codes):
-        raise QuestionnaireError(rname, None, "a form is listed twice")
+        raise QuestionnaireError(rname, None, "một mẫu phiếu được ghi hai lần trong forms")
     settings = data["settings"]
     check_keys(settings, set(_SETTINGS), {*OPTIONAL_SETTINGS, "offline_portal"}, rname, "settings", "", label="key")
     if "offline_portal" in settings:  # only when given: a round that leaves it out keeps its definition
         as_bool(settings["offline_portal"], rname, "settings", "offline_portal", label="key")
-    if "min_breakdown" in settings:
-        as_int(settings["min_breakdown"], rname, "settings", "min_breakdown", 1, label="key")
+    for key in ("min_breakdown", "phuc_tra_min_failures", "phuc_tra_sheets_per_day"):
+        if key in settings:
+            as_int(settings[key], rname, "settings", key, 1, label="key")
+    if "phuc_tra_share" in settings and not (
+            0.05 <= as_number(settings["phuc_tra_share"], rname, "settings", "phuc_tra_share", label="key") <= 0.10):
+        raise QuestionnaireError(rname, "settings", "phuc_tra_share must be in [0.05, 0.10]", label="key")
+    if "phuc_tra_failure_threshold" in settings and not (
+            0 <= as_number(settings["phuc_tra_failure_threshold"], rname, "settings", "phuc_tra_failure_threshold",
+                           label="key") < 1):
+        raise QuestionnaireError(rname, "settings", "phuc_tra_failure_threshold must be in [0, 1)", label="key")
     for key, kind in _SETTINGS.items():
         value = settings[key]
         if kind == "bool":
@@ -631,11 +659,11 @@ def load_round(
         elif kind == "count":
             as_int(value, rname, "settings", key, 0, label="key")
         elif not 0 <= as_number(value, rname, "settings", key, label="key") <= 1:
-            raise QuestionnaireError(rname, "settings", f"{key} must be in [0, 1]", label="key")
+            raise QuestionnaireError(rname, "settings", f"{key} phải nằm trong khoảng từ 0 đến 1", label="key")
     province_type = data.get("province_type", PROVINCE_TYPES[0])
     if province_type not in PROVINCE_TYPES:
         raise QuestionnaireError(
-            rname, None, f"province_type must be one of {', '.join(PROVINCE_TYPES)}, got {province_type!r}"
+            rname, None, f"province_type phải là {' hoặc '.join(PROVINCE_TYPES)}, nhưng là {province_type!r}"
         )
     province = as_text(data["province"], rname, None, "province")
     organiser = (as_text(data["organiser"], rname, None, "organiser") if "organiser" in data

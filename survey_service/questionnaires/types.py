@@ -30,8 +30,15 @@ RENAMED_KEYS = {"rated_kinds": "target_kinds"}
 PLACE_HOLDERS = ("{province}", "{unit}")
 
 
+#: The place an error names, as the round's author reads it (``label`` keeps the English key).
+_LABELS = {"item": "câu", "row": "dòng", "section": "phần", "scale": "thang đo", "key": "mục",
+           "agency kind": "loại cơ quan", "agency": "cơ quan", "criterion": "lĩnh vực", "division": "đơn vị",
+           "form": "mẫu phiếu", "setting": "thiết lập"}
+
+
 class QuestionnaireError(ValueError):
-    """A data file is invalid. ``str()`` reads ``"CC-CT.yaml: item I05: unknown scale 'XX'"``.
+    """A data file is invalid, in Vietnamese for whoever writes the round, always with the place:
+    ``str()`` reads ``"CC-CT.yaml: câu I05: không có thang đo 'XX'"``.
 
     :ivar file: the file name (or ``<definition CODE>`` for a stored snapshot)
     :ivar item: the item code, row number, scale code… the error is about, or ``None`` for the whole file
@@ -47,7 +54,7 @@ class QuestionnaireError(ValueError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        where = f"{self.label} {self.item}: " if self.item is not None else ""
+        where = f"{_LABELS.get(self.label, self.label)} {self.item}: " if self.item is not None else ""
         return f"{self.file}: {where}{self.reason}"
 
     def __reduce__(self):

@@ -206,7 +206,7 @@ VALUE_LABELS = {
     **{state.value: label.lower() for state, label in STATE_LABELS.items()},
     "unused": "chưa dùng", "used": "đã dùng", "revoked": "đã thu hồi",
     "admin": "quản trị viên", "supervisor": "giám sát viên", "clerk": "nhân viên nhập phiếu",
-    "analyst": "chuyên viên phân tích",
+    "analyst": "chuyên viên phân tích", "observer": "quan sát viên", "auditor": "cán bộ phúc tra",
 }
 
 

@@ -111,7 +111,7 @@ CELL_HEADERS = {
 }
 ITEM_HEADERS = {
     "agency": "Mã cơ quan",
-    "form": "Mẫu phiếu",
+    "group": "Mẫu phiếu",
     "item": "Mã câu hỏi",
     "criterion": "Mã lĩnh vực",
     "scale": "Thang đo",

@@ -86,6 +86,14 @@ def find_cell(session: Session, rnd: Round, form_code: str, agency_code: str | N
     return cell
 
 
+def _check_collecting(rnd: Round, today: date | None) -> None:
+    """:raises InvitationError: 409 once the round is closed (``today``: the Vietnamese date, by default now's)."""
+    try:
+        rounds.check_collecting(rnd, today or rounds.local_today())
+    except rounds.RoundError as exc:
+        raise InvitationError(str(exc), 409) from None
+
+
 def issue_codes(
     session: Session, cell: QuotaCell, count: int, *, today: date | None = None, by: StaffUser | None = None,
     actor: str = "staff",
@@ -96,10 +104,7 @@ def issue_codes(
     :return: the batch, flushed, with its codes.
     :raises InvitationError: 409 once the cell's round is closed.
     """
-    try:
-        rounds.check_collecting(cell.round, today or rounds.local_today())
-    except rounds.RoundError as exc:
-        raise InvitationError(str(exc), 409) from None
+    _check_collecting(cell.round, today)
     if cell.channel is not Channel.ONLINE:
         raise InvitationError(f"Phiếu {cell.form_code} được phát bằng giấy, không dùng mã mời trực tuyến.")
     if not 1 <= count <= MAX_BATCH:
@@ -125,28 +130,36 @@ def issue_codes(
 
 def statuses(session: Session, secret: str, codes: list[InvitationCode]) -> dict[int, CodeStatus]:
     """code id → its status: USED when its mark is among the spent ones, else as stored."""
+    return {code_id: status for code_id, (_, status) in marked_statuses(session, secret, codes).items()}
+
+
+def marked_statuses(session: Session, secret: str,
+                    codes: list[InvitationCode]) -> dict[int, tuple[str, CodeStatus]]:
+    """code id → (its mark, its status), each mark computed once (an HMAC per code)."""
     marks = {code_mark(secret, c.code): c for c in codes}
     keys, spent = list(marks), set()
     for start in range(0, len(keys), 500):  # (a bound list of at most 500 keys per statement)
         spent.update(session.scalars(sa.select(SpentCode.mark).where(SpentCode.mark.in_(keys[start:start + 500]))))
-    return {c.id: CodeStatus.USED if m in spent else c.status for m, c in marks.items()}
+    return {c.id: (m, CodeStatus.USED if m in spent else c.status) for m, c in marks.items()}
 
 
 def revoke_codes(
     session: Session, batch: CodeBatch, code_ids: list[int] | None = None, *, secret: str,
-    by: StaffUser | None = None, actor: str = "staff",
+    by: StaffUser | None = None, actor: str = "staff", today: date | None = None,
 ) -> int:
     """Revoke unused codes of a batch (all of them when ``code_ids`` is None); used codes stay used.
 
     A draft saved under a revoked code is deleted with it. :return: how many codes were revoked.
+    :raises InvitationError: 409 once the batch's round is closed (its codes stay as they were then).
     """
-    status = statuses(session, secret, batch.codes)
+    _check_collecting(batch.quota_cell.round, today)
+    marked = marked_statuses(session, secret, batch.codes)
     revoked = [c for c in batch.codes
-               if status[c.id] is CodeStatus.UNUSED and (code_ids is None or c.id in code_ids)]
+               if marked[c.id][1] is CodeStatus.UNUSED and (code_ids is None or c.id in code_ids)]
     for code in revoked:
         code.status = CodeStatus.REVOKED
     if revoked:
-        session.execute(sa.delete(Draft).where(Draft.code_mark.in_([code_mark(secret, c.code) for c in revoked])))
+        session.execute(sa.delete(Draft).where(Draft.code_mark.in_([marked[c.id][0] for c in revoked])))
     session.flush()
     if revoked:
         audit.record(session, "codes.revoke", user=by, actor=actor, object_type="code_batch",

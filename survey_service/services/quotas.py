@@ -15,7 +15,7 @@ from datetime import date
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
-from analysis.sampling import recommend_sample_size
+import analysis
 from survey_service.models import Agency, Channel, QuotaCell, Response, Round, StaffUser
 from survey_service.services import audit, rounds, tabular
 from survey_service.services.errors import ServiceError
@@ -42,11 +42,22 @@ MAX_TARGET = 1_000_000
 
 
 class QuotaError(ServiceError):
-    """A change to the quota plan that cannot be made; ``errors`` lists every problem, for the user."""
+    """A change to the quota plan that cannot be made; ``errors`` lists every problem, for the user (422: a
+    file that cannot be imported as it stands; 409: the round is closed)."""
 
-    def __init__(self, errors: list[str]):
-        super().__init__("; ".join(errors))
+    status = 422
+
+    def __init__(self, errors: list[str], status: int | None = None):
+        super().__init__("; ".join(errors), status)
         self.errors = errors
+
+
+def _check_collecting(rnd: Round, today: date | None) -> None:
+    """A closed round's plan is what it collected under: :raises QuotaError: 409 once it is closed."""
+    try:
+        rounds.check_collecting(rnd, today or rounds.local_today())
+    except rounds.RoundError as exc:
+        raise QuotaError([str(exc)], 409) from None
 
 
 @dataclass(frozen=True)
@@ -58,7 +69,7 @@ class TargetChange:
 
 def recommended_size(staff_count: int, margin: float = DEFAULT_MARGIN, floor: int = DEFAULT_FLOOR) -> int:
     """Yamane's n = N / (1 + N e²), rounded up, at least ``floor`` and never more than N."""
-    return recommend_sample_size(staff_count, margin=margin, floor=floor)
+    return analysis.recommend_sample_size(staff_count, margin=margin, floor=floor)
 
 
 def sizing(rnd: Round) -> tuple[float, int]:
@@ -82,8 +93,13 @@ def get_cell(session: Session, rnd: Round, cell_id: int) -> QuotaCell | None:
 
 
 def apply_targets(session: Session, changes: list[TargetChange], *, by: StaffUser | None, actor: str = "staff",
-                  source: str = "editor") -> int:
-    """Set targets and staff counts; one audit event per changed cell. Returns how many cells changed."""
+                  source: str = "editor", today: date | None = None) -> int:
+    """Set targets and staff counts; one audit event per changed cell. Returns how many cells changed.
+
+    :raises QuotaError: 409 when a cell's round is closed (``today``: the Vietnamese date, by default now's).
+    """
+    for rnd in {change.cell.round for change in changes}:
+        _check_collecting(rnd, today)
     changed = 0
     for change in changes:
         cell = change.cell
@@ -131,11 +147,14 @@ def target_change(cell: QuotaCell, target_text: str | None, staff_text: str | No
     return TargetChange(cell, target, staff_count)
 
 
-def import_csv(session: Session, rnd: Round, data: bytes, *, by: StaffUser | None, actor: str = "staff") -> int:
+def import_csv(session: Session, rnd: Round, data: bytes, *, by: StaffUser | None, actor: str = "staff",
+               today: date | None = None) -> int:
     """Replace targets from a CSV (the export's columns; ``target`` or ``staff_count`` required per row).
 
-    Every bad row is reported in one :class:`QuotaError` and nothing changes. Returns how many cells changed.
+    Every bad row is reported in one :class:`QuotaError` and nothing changes, and so does a closed round
+    (409). Returns how many cells changed.
     """
+    _check_collecting(rnd, today)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -195,7 +214,7 @@ def import_csv(session: Session, rnd: Round, data: bytes, *, by: StaffUser | Non
         raise QuotaError(errors)
     if not changes:
         raise QuotaError(["Tệp CSV không có dòng dữ liệu nào."])
-    return apply_targets(session, changes, by=by, actor=actor, source="csv")
+    return apply_targets(session, changes, by=by, actor=actor, source="csv", today=today)
 
 
 def export_csv(session: Session, rnd: Round) -> bytes:
@@ -215,10 +234,7 @@ def set_soft_closed(session: Session, cell: QuotaCell, closed: bool, *, today: d
 
     :raises QuotaError: once the cell's round is closed (``today``: the Vietnamese date, by default now's).
     """
-    try:
-        rounds.check_collecting(cell.round, today or rounds.local_today())
-    except rounds.RoundError as exc:
-        raise QuotaError([str(exc)]) from None
+    _check_collecting(cell.round, today)
     if cell.soft_closed == closed:
         return False
     cell.soft_closed = closed

@@ -36,7 +36,7 @@ from survey_service import questionnaires as qn
 from survey_service.models import (
     Agency, Answer, AuditEvent, QuestionnaireVersion, QuotaCell, Response, Round, RoundForm, Sheet,
 )
-from survey_service.services import progress
+from survey_service.services import progress, rounds
 from survey_service.services.errors import ServiceError
 
 #: No breakdown of fewer respondents than this, of any group about one agency (round setting
@@ -448,14 +448,6 @@ def reliability_threshold(methodology: dict) -> float:
     return float(methodology.get("max_half_width", analysis.DEFAULT_MAX_HALF_WIDTH))
 
 
-def _scale_options(scales: dict[str, qn.Scale]) -> dict[str, list[str]]:
-    """Valid option codes worst → best (a higher digit is the better answer)."""
-    try:
-        return {code: sorted(s.valid_codes, key=int) for code, s in scales.items()}
-    except ValueError:
-        raise ResultsError("Các phương án có điểm của thang đo phải là chữ số.") from None
-
-
 def _check_satisfaction_items(data: RoundData) -> None:
     """methodology.satisfaction_items must be exactly the items on the satisfaction scale."""
     listed = data.methodology.get("satisfaction_items")
@@ -476,10 +468,10 @@ def compute_results(data: RoundData) -> RoundResults:
     """Score, estimate and rank a round; agencies without valid responses get NaN and a flag, agencies
     whose every group is under the round's ``min_breakdown`` get NaN and are withheld."""
     settings = {**scoring_settings(data.methodology), "min_group": min_breakdown(data.settings)}
-    options = _scale_options(data.scales)
     _check_satisfaction_items(data)
     items_table = data.items[["item", "scale", "criterion"]]
     try:
+        options = rounds.scale_options(data.scales)
         cfg = analysis.validate_settings(settings, items=items_table, scales=options)
     except ValueError as exc:
         raise ResultsError(f"Cấu hình phương pháp không hợp lệ: {exc}") from None

@@ -14,15 +14,15 @@ import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 import yaml
 from sqlalchemy.orm import Session
 
 import analysis
+from survey_service import dates
 from survey_service import questionnaires as qn
 from survey_service.questionnaires.readers import ROUND_CODE_RE
 from survey_service.questionnaires.rounds import (
@@ -41,8 +41,6 @@ from survey_service.services.errors import ServiceError
 from survey_service.services.sealing import OwnerBox, OwnerKey
 
 
-#: Round dates and response days are dates in Vietnam.
-VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 #: How every page, export and chart of a simulated round names its data.
 SIMULATED_LABEL = "Dữ liệu mô phỏng"
 
@@ -52,7 +50,9 @@ class RoundError(ServiceError):
 
 
 def local_today() -> date:
-    return datetime.now(VIETNAM).date()
+    """Vietnam's day (:func:`survey_service.dates.vietnam_today`): round dates and response days are dates
+    in Vietnam."""
+    return dates.vietnam_today()
 
 
 @dataclass
@@ -160,17 +160,19 @@ def check_methodology(methodology: dict, forms: Sequence[qn.Questionnaire]) -> N
     items = {f"{q.code}:{item.code}": (item.scale, item.criterion) for q in forms for item in q.scale_items}
     scales = {code: s for q in forms for code, s in q.scales.items()}
     try:
-        analysis.validate_settings(methodology, items=items, scales=_scale_options(scales))
+        analysis.validate_settings(methodology, items=items, scales=scale_options(scales))
     except ValueError as exc:
-        raise qn.QuestionnaireError("methodology.yaml", None, str(exc), label="setting") from None
+        raise qn.QuestionnaireError("methodology.yaml", None, f"thiết lập không dùng được để tính điểm ({exc})",
+                                    label="setting") from None
 
 
-def _scale_options(scales: dict[str, qn.Scale]) -> dict[str, list[str]]:
-    """Each scale's scored options worst → best, as :mod:`analysis` takes them (a higher digit is better)."""
+def scale_options(scales: dict[str, qn.Scale]) -> dict[str, list[str]]:
+    """Each scale's scored options worst → best, as :mod:`analysis` takes them (a higher digit is better):
+    the one ordering rule of the round check and of the scoring. :raises ValueError: a non-digit option."""
     try:
         return {code: sorted(s.valid_codes, key=int) for code, s in scales.items()}
     except ValueError:
-        raise ValueError("the scored options of a scale must be digits") from None
+        raise ValueError("phương án có điểm của thang đo phải là chữ số") from None
 
 
 def structure(round_def: qn.RoundDef) -> dict:
@@ -264,7 +266,8 @@ def _sync_agencies(session: Session, rnd: Round, round_def, report: LoadReport) 
     for code, agency in existing.items():
         if code not in wanted:
             if _agency_in_use(session, agency):
-                raise RoundError(f"Cannot remove agency {code}: responses, codes or sheets refer to it.")
+                raise RoundError(f"agencies.csv: không bỏ được cơ quan {code}: đã có phiếu trả lời, mã mời "
+                                 "hoặc phiếu giấy của cơ quan này.")
             session.delete(agency)
             report.changes.append(f"bỏ cơ quan {code}")
     for code, a_def in wanted.items():
@@ -377,7 +380,8 @@ def _sync_quotas(session: Session, rnd: Round, round_def, agencies, report: Load
                 sa.select(sa.func.count()).select_from(Response).where(Response.quota_cell_id == cell.id)
             ) or session.scalar(sa.select(sa.func.count()).select_from(Sheet).where(Sheet.quota_cell_id == cell.id))
             if in_use:
-                raise RoundError(f"Cannot remove quota cell {cell.form_code}/{cell.agency_id}: it has data.")
+                raise RoundError(f"quotas.csv: không bỏ được ô chỉ tiêu {cell.form_code}/{cell.agency_id}: ô "
+                                 "đã có dữ liệu.")
             session.delete(cell)
             report.changes.append(f"quota {cell.form_code}/{cell.agency_id} removed")
 
@@ -423,7 +427,7 @@ def questionnaire_for(session: Session, rnd: Round, form_code: str) -> qn.Questi
     """The questionnaire version the round currently uses for a form."""
     rf = session.get(RoundForm, (rnd.id, form_code))
     if rf is None:
-        raise RoundError(f"Form {form_code} is not part of round {rnd.code}.")
+        raise RoundError(f"Mẫu phiếu {form_code} không thuộc đợt {rnd.code}.")
     return worded(qn.Questionnaire.from_definition(rf.questionnaire_version.definition), rnd)
 
 

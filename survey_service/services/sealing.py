@@ -39,6 +39,12 @@ def _derive(secret: bytes, purpose: str, context: str) -> bytes:
                 info=f"survey-service/{purpose}/{context}".encode()).derive(secret)
 
 
+@functools.lru_cache(maxsize=32)
+def derive_key(secret: str, purpose: str, context: str = "") -> bytes:
+    """A 256-bit key for ``purpose`` (and ``context``, e.g. a round) derived from the server's secret."""
+    return _derive(secret.encode(), purpose, context)
+
+
 def _padded(value, min_size: int) -> bytes:
     """``value`` as JSON; with ``min_size``, padded to the smallest power of two that is at least that and the
     value's length, so that values below ``min_size`` all seal to one length."""

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from survey_service.models import (
     Agency, Channel, QuotaCell, Round, RoundForm, Sheet, SheetEvent, SheetScan, SheetState, StaffUser, utcnow,
 )
-from survey_service.services import audit, rounds
+from survey_service.services import audit, frames, rounds
 from survey_service.services.errors import ServiceError
 
 #: Characters of a serial's round prefix and running number.
@@ -96,6 +96,15 @@ def check_collecting(rnd: Round, today: date | None = None) -> None:
     try:
         rounds.check_collecting(rnd, today or rounds.local_today())
     except rounds.RoundError as exc:
+        raise SheetError(str(exc), 409) from None
+
+
+def check_lists_signed_off(session: Session, rnd: Round) -> None:
+    """No sheet of a round with a sampling frame is printed before an observer has signed off its lists.
+    :raises SheetError: 409, naming the frames waiting."""
+    try:
+        frames.check_signed_off(session, rnd)
+    except frames.FrameError as exc:
         raise SheetError(str(exc), 409) from None
 
 
@@ -289,11 +298,13 @@ def paper_cells(session: Session, rnd: Round, *, form_code: str | None = None,
 def issue_sheets(session: Session, rnd: Round, plans: list[CellPlan], *, extra: int = 0,
                  today: date | None = None, by: StaffUser | None = None, actor: str = "staff") -> list[Sheet]:
     """Issue new sheets so every cell has its target of live (non-void) sheets, plus ``extra`` spares each.
-    A soft-closed cell gets none: its supervisor has stopped collection there; a closed round none at all.
+    A soft-closed cell gets none: its supervisor has stopped collection there; a closed round none at all,
+    nor a round whose sample lists are not yet signed off.
 
     Serial numbers run on per round; a concurrent issue collides on the unique serial and is rolled back.
     """
     check_collecting(rnd, today)
+    check_lists_signed_off(session, rnd)
     if extra < 0 or extra > 1000:
         raise SheetError("Số phiếu dự phòng phải từ 0 đến 1000.", 400)
     number = _last_number(session, rnd)
@@ -429,6 +440,7 @@ def reprint(session: Session, sheet: Sheet, *, today: date | None = None, by: St
     """Void a sheet that has not been keyed and issue its replacement in the same cell (not once the round
     is closed)."""
     check_collecting(sheet.quota_cell.round, today)
+    check_lists_signed_off(session, sheet.quota_cell.round)
     if sheet.state not in (SheetState.ISSUED, SheetState.RETURNED):
         raise SheetError(f"Chỉ in lại được phiếu chưa nhập; phiếu {sheet.serial} đang ở trạng thái "
                          f"“{STATE_LABELS[sheet.state]}”.", 409)

@@ -12,13 +12,14 @@ import math
 import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from survey_service import questionnaires as qn
 from survey_service.models import Agency, Channel, QuotaCell, Response, Round, StaffUser
-from survey_service.services import ballots, invitations, keying, portal, rounds, sheets
+from survey_service.services import ballots, demo, invitations, keying, portal, rounds, sheets
 from survey_service.services.errors import ServiceError
 
 #: Code of the demonstration round made from a real round's directory.
@@ -81,6 +82,22 @@ def source_code(code: str) -> str:
         if code.endswith(suffix):
             return code.removesuffix(suffix)
     return code
+
+
+def demo_round(session: Session, round_dir: Path, questionnaire_dir: str | Path, code: str, *,
+               accounts: dict[str, StaffUser], today: date, signing_keys: list[str], secret: str,
+               quality_shift: float = 0.0, answers_seed: int | None = None) -> tuple[Round, SimulationReport]:
+    """A demonstration round: the real round's agencies and forms loaded under *code* (:func:`demo_code` or
+    :func:`previous_demo_code`), opened around *today*, and filled with simulated responses through the
+    portal and keying services by the demo accounts. :raises SimulationError: as :func:`simulate` (the round
+    stays loaded). The caller commits."""
+    rounds.load_round(session, round_dir, questionnaire_dir, actor="demo", simulated_code=code)
+    rnd = rounds.get_round(session, code)
+    demo.open_for_demo(session, rnd, today)
+    report = simulate(session, rnd, clerks=(accounts["buudien"], accounts["buudien2"]),
+                      supervisor=accounts["giamsat"], today=today, signing_keys=signing_keys, secret=secret,
+                      quality_shift=quality_shift, answers_seed=answers_seed)
+    return rnd, report
 
 
 def simulate(session: Session, rnd: Round, *, clerks: tuple[StaffUser, StaffUser], supervisor: StaffUser,

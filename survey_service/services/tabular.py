@@ -9,6 +9,8 @@ defence, shown as text by Excel and LibreOffice), in XLSX it is stored as a stri
 from __future__ import annotations
 
 import csv
+import io
+import unicodedata
 from collections.abc import Iterable, Iterator
 
 import pandas as pd
@@ -73,3 +75,85 @@ def records(reader) -> Iterator:
             else:
                 message = "dòng không đọc được theo định dạng CSV (dấu ngoặc kép hoặc xuống dòng không khớp)"
             raise UnreadableCsv(reader.line_num, message) from None
+
+
+#: The largest spreadsheet upload read (rows past it are refused, not read).
+MAX_ROWS = 200_000
+
+
+class UnreadableTable(ServiceError):
+    """An uploaded CSV or XLSX that cannot be read as a table; the message is in Vietnamese."""
+
+
+def read_table(data: bytes, filename: str) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """The header and the non-blank rows of an uploaded CSV (UTF-8, with or without BOM; comma, semicolon
+    or tab) or XLSX (its first sheet), each row with its line in the file as a spreadsheet program numbers
+    it, cells trimmed and in NFC.
+
+    :raises UnreadableTable: when the file is empty, not UTF-8, not a workbook, or too long.
+    """
+    if filename.lower().endswith(".xlsx"):
+        header, rows = _xlsx_rows(data)
+    else:
+        header, rows = _csv_rows(data)
+    header = [_text(h) for h in header]
+    out = []
+    for line, cells in rows:
+        values = [_text(c) for c in cells]
+        if any(values):
+            if len(out) >= MAX_ROWS:
+                raise UnreadableTable(f"Tệp có hơn {MAX_ROWS:,} dòng; hãy chia nhỏ tệp.".replace(",", "."))
+            out.append((line, dict(zip(header, values + [""] * (len(header) - len(values))))))
+    if not header or not any(header):
+        raise UnreadableTable("Tệp rỗng: dòng 1 phải là dòng tiêu đề.")
+    return header, out
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return unicodedata.normalize("NFC", str(value)).strip()
+
+
+def _csv_rows(data: bytes):
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UnreadableTable("Tệp không phải văn bản UTF-8. Hãy lưu tệp dưới dạng CSV UTF-8 hoặc XLSX.") from None
+    if not text.strip():
+        raise UnreadableTable("Tệp rỗng: dòng 1 phải là dòng tiêu đề.")
+    try:
+        dialect = csv.Sniffer().sniff(text.splitlines()[0], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.reader(io.StringIO(text, newline=""), dialect=dialect)
+    try:
+        header = next(records(reader))
+        rows = []
+        line = reader.line_num + 1
+        for row in records(reader):
+            rows.append((line, row))
+            line = reader.line_num + 1
+    except UnreadableCsv as exc:
+        raise UnreadableTable(f"Dòng {exc.line}: {exc}.") from None
+    return header, rows
+
+
+def _xlsx_rows(data: bytes):
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    try:
+        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError):
+        raise UnreadableTable("Tệp không phải bảng tính XLSX đọc được.") from None
+    try:
+        sheet = book.worksheets[0]
+        rows = sheet.iter_rows(values_only=True)
+        header = list(next(rows, ()) or ())
+        return header, [(line, list(row)) for line, row in enumerate(rows, start=2)]
+    finally:
+        book.close()

@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.routing import IntegerConverter
 
 MODULES = ["auth", "staff", "admin", "respond", "invitations", "progress", "api", "tokens", "results", "paper",
-           "preview", "responses", "reminders"]
+           "preview", "responses", "reminders", "frames", "phuctra"]
 
 
 #: The largest database id (32-bit integer columns on PostgreSQL).
@@ -47,6 +47,13 @@ def safe_next(target: str | None) -> str | None:
     if parts.scheme or parts.netloc or target.startswith("//"):
         return None
     return target
+
+
+def round_closed(rnd) -> bool:
+    """Whether the round no longer collects (Vietnam's date): its pages then offer no change at all."""
+    from survey_service.services import rounds
+
+    return rounds.round_state(rnd, rounds.local_today()) == "closed"
 
 
 def round_or_404(round_code: str):

@@ -72,13 +72,21 @@ def start_session(user: StaffUser) -> None:
     login_user(user)
 
 
+#: Roles whose pages an administrator does not open by being one: the observer's sign-off of sample lists
+#: must be the observer's own, and the phúc tra contact vault is the auditor's alone.
+INDEPENDENT_ROLES = frozenset({Role.OBSERVER, Role.AUDITOR})
+
+
 def role_required(*roles: Role):
-    """Allow only the given roles (admins are always allowed); others get 403."""
+    """Allow only the given roles, and admins unless the roles are all :data:`INDEPENDENT_ROLES`; others
+    get 403."""
+    admins = not set(roles) <= INDEPENDENT_ROLES
+
     def decorator(view):
         @wraps(view)
         @login_required
         def wrapped(*args, **kwargs):
-            if current_user.role is not Role.ADMIN and current_user.role not in roles:
+            if current_user.role not in roles and not (admins and current_user.role is Role.ADMIN):
                 abort(403, description="Tài khoản của bạn không có quyền truy cập trang này.")
             return view(*args, **kwargs)
         return wrapped

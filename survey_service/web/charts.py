@@ -96,7 +96,7 @@ def items_png(items: pd.DataFrame, title: str, *, scales: dict, groups: dict[str
     shown = items[~items["suppressed"]]
     panels: dict[tuple[str, str], dict[str, dict[str, int]]] = {}
     for row in shown.itertuples():
-        bucket = panels.setdefault((row.form, row.scale), {}).setdefault(row.item, {})
+        bucket = panels.setdefault((row.group, row.scale), {}).setdefault(row.item, {})
         for code, count in (row.counts or {}).items():
             bucket[code] = bucket.get(code, 0) + count
     keys = sorted(panels)

@@ -13,7 +13,7 @@ from wtforms.validators import InputRequired, NumberRange
 from survey_service.db import get_session
 from survey_service.models import CodeBatch, CodeStatus, QuotaCell, Role
 from survey_service.services import invitations, portal, rounds
-from survey_service.web import confirmation_page, note_round, page_of, parse_id, public_base_url
+from survey_service.web import confirmation_page, note_round, page_of, parse_id, public_base_url, round_closed
 from survey_service.web.auth import role_required
 from survey_service.web.forms import VietnameseIntegerField
 from survey_service.web.respond import local_today
@@ -73,7 +73,8 @@ def _codes_page(values, *, lookup: dict | None = None, status: int = 200):
     args = {k: v for k, v in {"round": rnd.code, "form": form_code, "agency": agency_text}.items() if v}
     return render_template("invitations/index.html", round=rnd, cells=page_of(shown, CELLS_PER_PAGE, "cells_page"),
                            batches=page_of(batches, BATCHES_PER_PAGE, "batches_page"), form=IssueForm(),
-                           label=invitations.cell_label, forms=forms, args=args, lookup=lookup), status
+                           label=invitations.cell_label, forms=forms, args=args, lookup=lookup,
+                           closed=round_closed(rnd)), status
 
 
 @bp.route("/cells/<int:cell_id>/issue", methods=["POST"])
@@ -94,9 +95,11 @@ def issue(cell_id):
 @role_required(Role.SUPERVISOR)
 def batch(batch_id):
     batch = _batch(batch_id)
+    rnd = batch.quota_cell.round
     return render_template("invitations/batch.html", batch=batch, label=invitations.cell_label(batch.quota_cell),
                            base_url=public_base_url(), code_url=invitations.code_url,
-                           status=invitations.statuses(get_session(), _secret(), batch.codes))
+                           status=invitations.statuses(get_session(), _secret(), batch.codes), round=rnd,
+                           closed=round_closed(rnd))
 
 
 @bp.route("/batches/<int:batch_id>.csv")

@@ -12,7 +12,7 @@ from survey_service.db import get_session
 from survey_service.models import Role, Round
 from survey_service.services import exports, progress, quotas, rounds, tabular
 from survey_service.vietnamese import date_time, display_zone, xlsx_format
-from survey_service.web import confirmation_page, round_or_404
+from survey_service.web import confirmation_page, round_closed, round_or_404
 from survey_service.web.auth import role_required
 
 bp = Blueprint("progress", __name__, url_prefix="/staff/progress")
@@ -72,7 +72,7 @@ def show(round_code):
         "progress/show.html", round=rnd, data=data, forms=forms, totals=_total_groups(rnd, data, forms),
         filters=filters, kinds=kind_labels(rnd),
         channels=CHANNEL_LABELS, sorts=SORT_LABELS, figures=FIGURE_LABELS, updated=_now_text(),
-        surplus_in_analysis=quotas.surplus_in_analysis(rnd), may_act=_may_act(),
+        surplus_in_analysis=quotas.surplus_in_analysis(rnd), may_act=_may_act(), closed=round_closed(rnd),
         poll_ms=int(current_app.config["DASHBOARD_POLL_SECONDS"] * 1000),
     )
 
@@ -257,7 +257,7 @@ def _render_plan(rnd, cells, *, errors=None, entered=None, import_errors=None, s
         "progress/plan.html", round=rnd, cells=cells, forms=forms, errors=errors or {}, entered=entered or {},
         import_errors=import_errors or [], errors_shown=quotas.ERRORS_SHOWN, recommended=recommended,
         margin=margin, floor=floor, channels=CHANNEL_LABELS, columns=quotas.CSV_COLUMNS,
-        column_help=quotas.CSV_COLUMN_HELP,
+        column_help=quotas.CSV_COLUMN_HELP, closed=round_closed(rnd),
     ), status
 
 
@@ -289,7 +289,7 @@ def import_plan(round_code):
     except quotas.QuotaError as exc:
         session.rollback()
         flash("Tệp CSV bị từ chối, không có chỉ tiêu nào thay đổi. Sửa các lỗi dưới đây rồi nhập lại.", "error")
-        return _render_plan(rnd, quotas.cells(session, rnd), import_errors=exc.errors, status=422)
+        return _render_plan(rnd, quotas.cells(session, rnd), import_errors=exc.errors, status=exc.status)
     session.commit()
     flash(f"Đã nhập tệp CSV: {changed} ô thay đổi.", "info")
     return redirect(url_for(".plan", round_code=rnd.code))

@@ -91,7 +91,7 @@ def agency_chart(round_code, agency):
         abort(404, description=f"Không có câu trả lời về {agency}.")
     name = res.summary.loc[res.summary["agency"] == agency, "agency_name"]
     groups = {form: rounds.questionnaire_for(get_session(), rnd, form).respondent_group
-              for form in items["form"].unique()}
+              for form in items["group"].unique()}
     png = charts.items_png(items, f"{name.iloc[0] if len(name) else agency} — {rnd.code}", scales=res.scales,
                            groups=groups, simulated=rnd.simulated)
     return FlaskResponse(png, mimetype="image/png")

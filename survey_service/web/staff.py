@@ -5,6 +5,7 @@ from flask import Blueprint, current_app, render_template
 from flask_login import current_user, login_required
 
 from survey_service.models import Role
+from survey_service.web.auth import INDEPENDENT_ROLES
 
 bp = Blueprint("staff", __name__)
 
@@ -13,6 +14,8 @@ ROLE_NAMES = {
     Role.SUPERVISOR: "Giám sát viên (Sở Nội vụ)",
     Role.CLERK: "Nhân viên bưu điện nhập phiếu",
     Role.ANALYST: "Chuyên viên phân tích",
+    Role.OBSERVER: "Quan sát viên (MTTQ, Hội CCB)",
+    Role.AUDITOR: "Cán bộ phúc tra",
 }
 
 
@@ -21,7 +24,8 @@ ROLE_NAMES = {
 def home():
     links = [
         entry for entry in current_app.extensions["staff_nav"]
-        if current_user.role is Role.ADMIN or current_user.role in entry[3]
+        if current_user.role in entry[3]
+        or (current_user.role is Role.ADMIN and not set(entry[3]) <= INDEPENDENT_ROLES)
     ]
     return render_template("staff/home.html", links=links, role_name=ROLE_NAMES[current_user.role])
 

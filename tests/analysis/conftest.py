@@ -19,3 +19,8 @@ def apiclus1() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def fpc_data() -> pd.DataFrame:
     return pd.read_csv(DATA / "fpc.csv")
+
+
+@pytest.fixture(scope="session")
+def apiclus2() -> pd.DataFrame:
+    return pd.read_csv(DATA / "apiclus2.csv")

@@ -18,3 +18,8 @@ def oracle(name: str):
             return importlib.import_module(name)
         return pytest.importorskip(name,
                                    reason=f"{name} (test oracle) is not installed: pip install -e '.[test]'")
+
+
+def printed(value, expected, digits, slack=0.0):
+    """*value* rounds to R's printed *expected* (given with *digits* decimals), up to a relative *slack*."""
+    assert abs(value - expected) <= 0.5 * 10.0**-digits + slack * abs(expected), (value, expected)

@@ -67,8 +67,8 @@ def test_item_distributions_count_and_suppress_small_groups(scored):
     a, cfg, res = scored
     dist = item_distributions(a, cfg, response="response", item="item", min_group=12)
     for row in dist.itertuples():
-        rows = a[(a["agency"] == row.agency) & (a["group"] == row.form) & (a["item"] == row.item)]
-        responses = a.loc[(a["agency"] == row.agency) & (a["group"] == row.form), "response"].nunique()
+        rows = a[(a["agency"] == row.agency) & (a["group"] == row.group) & (a["item"] == row.item)]
+        responses = a.loc[(a["agency"] == row.agency) & (a["group"] == row.group), "response"].nunique()
         assert row.n_responses == responses
         assert row.suppressed == (responses < 12)
         if row.suppressed:

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
-from analysis import poststratify, rake, trim, weight_diagnostics
+from analysis import calibrate, model_matrix, poststratify, rake, trim, weight_diagnostics
 
 # R survey example: pop.types <- data.frame(stype=c("E","H","M"), Freq=c(4421,755,1018));
 # pop.schwide <- data.frame(sch.wide=c("No","Yes"), Freq=c(1072,5122))
@@ -150,3 +150,36 @@ def test_inputs_not_mutated():
     poststratify(df, "a", pd.Series({0: 5.0, 1: 5.0}), "w")
     trim(df["w"], upper=3.0)
     pd.testing.assert_frame_equal(df, before)
+
+
+def test_model_matrix_follows_r_names_and_levels():
+    frame = pd.DataFrame({"stype": pd.Categorical(["M", "E", "H"], categories=["M", "E", "H"]),
+                          "sex": ["m", "f", "f"], "x": [1.0, 2.0, 3.0]})
+    mm = model_matrix(frame, ["stype", "sex", "x"])
+    # R: model.matrix(~stype+sex+x) with factor levels M, E, H and sex sorted: f first
+    assert list(mm.columns) == ["(Intercept)", "stypeE", "stypeH", "sexm", "x"]
+    assert mm["stypeE"].tolist() == [0.0, 1.0, 0.0] and mm["sexm"].tolist() == [1.0, 0.0, 0.0]
+    assert list(model_matrix(frame, ["x"], intercept=False).columns) == ["x"]
+
+
+def test_calibrate_meets_the_totals_and_refuses_bad_input():
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"g": rng.choice(["a", "b"], 200), "x": rng.uniform(1, 5, 200), "w": rng.uniform(1, 3, 200)})
+    totals = {"(Intercept)": 500.0, "gb": 260.0, "x": 1500.0}
+    for calfun, bounds in (("linear", None), ("raking", None), ("logit", (0.2, 3.0)), ("linear", (0.2, 3.0))):
+        w = calibrate(frame, ["g", "x"], totals, "w", calfun=calfun, bounds=bounds)
+        mm = model_matrix(frame, ["g", "x"]).to_numpy()
+        np.testing.assert_allclose(mm.T @ w.to_numpy(), list(totals.values()), rtol=1e-6)
+        if bounds:
+            g = w / frame["w"]
+            assert g.min() >= 0.2 - 1e-9 and g.max() <= 3.0 + 1e-9
+    with pytest.raises(ValueError, match="3 calibration columns"):
+        calibrate(frame, ["g", "x"], [500.0, 260.0], "w")
+    with pytest.raises(ValueError, match="unknown \\['gc'\\]"):
+        calibrate(frame, ["g", "x"], {**totals, "gc": 1.0}, "w")
+    with pytest.raises(ValueError, match="lo < 1 < hi"):
+        calibrate(frame, ["g", "x"], totals, "w", bounds=(1.2, 3.0))
+    with pytest.raises(ValueError, match="missing column"):
+        calibrate(frame, ["nope"], [1.0, 2.0], "w")
+    with pytest.raises(ValueError, match="calibration column 'g' has missing values"):
+        calibrate(frame.assign(g=None), ["g"], [1.0, 2.0], "w")

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+from datetime import date, datetime, time, timedelta
 
 import pandas as pd
 import pyreadstat
 import sqlalchemy as sa
 
 import analysis
+from survey_service import dates
 from survey_service.models import Answer, AuditEvent, Channel, Response
 from survey_service.services import imports
 from tests.conftest import collect_from_today
@@ -193,3 +195,25 @@ def test_cli_reports_bad_lines_and_bad_output(builder, runner, session, tmp_path
     assert result.exit_code == 1 and ".pdf" in result.output
     result = runner.invoke(args=["analysis", "run", "--round", "NOPE", "--out", str(tmp_path / "x.csv")])
     assert result.exit_code == 1 and "NOPE" in result.output
+
+
+def test_cli_import_dates_by_vietnams_day_not_the_machines(builder, runner, session, tmp_path, monkeypatch):
+    """At 01:30 in Vietnam a server on UTC is still on the day before: the import takes Vietnam's day, on which
+    the round opens, and dates its responses with it."""
+    vietnam_day = date.today() + timedelta(days=1)  # later than the machine's day, whatever its zone
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.combine(vietnam_day, time(1, 30), dates.VIETNAM).astimezone(tz)
+
+    monkeypatch.setattr(dates, "datetime", Clock)
+    rnd = builder.round
+    rnd.opens_on, rnd.closes_on, rnd.closed_at = vietnam_day, vietnam_day + timedelta(days=30), None
+    session.commit()
+    path = tmp_path / "in.csv"
+    path.write_bytes(csv_bytes([builder.row("CC-CT", "SNV", "4")]))
+    result = runner.invoke(args=["responses", "import", "--round", "QNA-2023", str(path)])
+    assert result.exit_code == 0, result.output
+    session.expire_all()
+    assert set(session.scalars(sa.select(Response.submitted_on).where(Response.round_id == rnd.id))) == {vietnam_day}

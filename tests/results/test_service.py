@@ -109,14 +109,14 @@ def test_only_counted_responses_enter(builder, session, loaded_round):
     paper(SheetState.VERIFIED, surplus=True, value="4")  # above target: counted only if the round says so
     session.commit()
     res = results.round_results(session, loaded_round)
-    items = res.items[(res.items["agency"] == agency.code) & (res.items["form"] == "LĐH-CH")]
+    items = res.items[(res.items["agency"] == agency.code) & (res.items["group"] == "LĐH-CH")]
     assert set(items["n_responses"]) == {1}
     assert res.provenance["counts"]["responses"] == 4
 
     loaded_round.settings = {**loaded_round.settings, "surplus_in_analysis": True}
     session.commit()
     res = results.round_results(session, loaded_round)
-    items = res.items[(res.items["agency"] == agency.code) & (res.items["form"] == "LĐH-CH")]
+    items = res.items[(res.items["agency"] == agency.code) & (res.items["group"] == "LĐH-CH")]
     assert set(items["n_responses"]) == {2}
     assert res.provenance["surplus_in_analysis"] is True
 
@@ -203,14 +203,14 @@ def test_no_group_of_any_form_under_the_round_threshold_is_broken_down(builder, 
     builder.load([builder.row("LĐ-CP", "STC", "3", division="TCKH", district="TAMKY", respondent="p1")]
                  + [builder.row("CC-CT", "SNV", "4") for _ in range(3)])
     items = results.round_results(session, loaded_round).items
-    ldcp = items[items["form"] == "LĐ-CP"]
+    ldcp = items[items["group"] == "LĐ-CP"]
     assert len(ldcp) and ldcp["suppressed"].all() and ldcp["counts"].isna().all()  # one division head
-    assert items[items["form"] == "CC-CT"]["suppressed"].all()
+    assert items[items["group"] == "CC-CT"]["suppressed"].all()
     loaded_round.settings = {**loaded_round.settings, "min_breakdown": 3}  # the round's own threshold
     session.commit()
     items = results.round_results(session, loaded_round).items
-    assert not items[items["form"] == "CC-CT"]["suppressed"].any()
-    assert items[items["form"] == "LĐ-CP"]["suppressed"].all()
+    assert not items[items["group"] == "CC-CT"]["suppressed"].any()
+    assert items[items["group"] == "LĐ-CP"]["suppressed"].all()
     shown = exports.items_frame(results.round_results(session, loaded_round))
     assert set(shown.loc[shown["Mẫu phiếu"] == "LĐ-CP", "Ghi chú"]) == {"Ẩn (nhóm dưới 3 người trả lời về cơ quan này)"}
 
@@ -242,7 +242,7 @@ def test_stored_values_are_read_as_written(builder, session, loaded_round):
     loaded_round.settings = {**loaded_round.settings, "min_breakdown": 1}  # two sheets: show them
     session.commit()
     res = results.round_results(session, loaded_round)
-    items = res.items[res.items["form"] == "LĐS-CT"].set_index("item")
+    items = res.items[res.items["group"] == "LĐS-CT"].set_index("item")
     assert items.loc[rated[0], "counts"] == {"": 1, "4": 1}
     assert items.loc[rated[0], "n_valid"] == 1
     assert items.loc[rated[1], "counts"] == {"4": 2}
