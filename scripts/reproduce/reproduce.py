@@ -63,7 +63,9 @@ def reproduce(answers: Path) -> pd.DataFrame:
         a.loc[a["max_points"].notna(), ["agency_kind", "criterion", "max_points"]].drop_duplicates()
     criteria = sorted(maxp["criterion"].unique())
     units = _units(a, criteria)
-    design = Design(units, strata="stratum", psu="response_id", fpc="sampling_fraction", lonely_psu="adjust")
+    units["w"] = 1.0  # every response weighs 1 within its group, as R's weights=~1 (the fpc gives no weights)
+    design = Design(units, weight="w", strata="stratum", psu="response_id", fpc="sampling_fraction",
+                    lonely_psu="adjust")
     out = []
     influence = pd.Series(0.0, index=units.index)
     for c in criteria:
@@ -94,7 +96,7 @@ def reproduce(answers: Path) -> pd.DataFrame:
     complete = [t for t in have.index if have[t] == needed[kinds[t]]]
     used = units[[f"m_{c}" for c in criteria]].notna().any(axis=1)
     frame = units.assign(u=influence, used_agency=np.where(used, units["agency"], None))
-    totals = Design(frame, strata="stratum", psu="response_id", fpc="sampling_fraction",
+    totals = Design(frame, weight="w", strata="stratum", psu="response_id", fpc="sampling_fraction",
                     lonely_psu="adjust").total("u", "used_agency").set_index("used_agency")
     rows = []
     for t in complete:
