@@ -19,7 +19,8 @@ _MODULES = {
         "busy_day_sheets", "draw_share", "failure_rate", "identical_sheets", "outcome", "quarantined"
     ], "fieldcheck"),
     **dict.fromkeys(["rank_intervals"], "ranking"),
-    **dict.fromkeys(["DEFAULT_MAX_HALF_WIDTH", "imprecise"], "reliability"),
+    **dict.fromkeys(["DEFAULT_MAX_HALF_WIDTH", "DEFAULT_PRECISION", "REASONS", "imprecise", "precision_reasons"],
+                    "reliability"),
     **dict.fromkeys(["round_half_away"], "rounding"),
     **dict.fromkeys([
         "pps_systematic", "precision_sample_size", "recommend_sample_size", "recommend_sample_sizes",

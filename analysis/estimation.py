@@ -89,8 +89,8 @@ def _design(frame: pd.DataFrame, strata: Hashable | None, psu: Hashable | None,
         np.maximum.at(hi, s_code, fv)
         if np.any(lo != hi):
             raise ValueError(f"fpc column {fpc!r} must be constant within each stratum")
-        if np.any(lo <= 0):
-            raise ValueError(f"fpc column {fpc!r} must be positive")
+        if np.any(lo < 0):  # a fraction 0 is an infinite population (no correction), as in R
+            raise ValueError(f"fpc column {fpc!r} must not be negative")
         with np.errstate(divide="ignore"):
             f_h = np.where(lo <= 1, lo, n_h / lo)
         if np.any(f_h > 1 + 1e-12):
@@ -147,7 +147,7 @@ def _block_starts(*keys: np.ndarray) -> np.ndarray:
     """Start positions of the runs of equal (key1, key2, ...) in sorted arrays."""
     n = keys[0].size
     change = np.zeros(n, dtype=bool)
-    change[0] = n > 0
+    change[:1] = True
     for key in keys:
         change[1:] |= key[1:] != key[:-1]
     return np.flatnonzero(change)
@@ -182,15 +182,15 @@ def _mask_of(starts: np.ndarray, n: int) -> np.ndarray:
 
 def _core_order(design: _Design, dom: np.ndarray, n_dom: int) -> np.ndarray:
     """The rows in a domain, sorted by (domain, stratum, PSU): the order :func:`_core` works in."""
-    psu = design.psu
-    h = design.psu_stratum[psu]
     keep = dom >= 0
+    psu = design.psu[keep]  # rows in no domain may have no PSU of the design
+    h = design.psu_stratum[psu]
     n_psu = np.int64(max(design.psu_stratum.size, 1))
     n_str = np.int64(max(design.n_h.size, 1))
     if float(n_dom) * n_str * n_psu < 2**62:
-        order = np.argsort((dom[keep] * n_str + h[keep]) * n_psu + psu[keep], kind="stable")
+        order = np.argsort((dom[keep] * n_str + h) * n_psu + psu, kind="stable")
     else:
-        order = np.lexsort((psu[keep], h[keep], dom[keep]))
+        order = np.lexsort((psu, h, dom[keep]))
     if not keep.all():
         order = np.flatnonzero(keep)[order]
     return order
@@ -357,7 +357,7 @@ def domain_means(
         Strata and primary sampling units (PSU ids are nested within strata).
     fpc : column name, optional
         Per row, the population number of PSUs N_h of its stratum, or the sampling fraction f_h if
-        the value is <= 1; constant within strata.
+        the value is <= 1 (0: no correction); constant within strata.
     proportion : bool
         Values are 0/1 indicators: the CI is the logit interval of R ``svyciprop`` (Korn–Graubard
         "beta" interval when p̂ is 0 or 1).
@@ -434,16 +434,18 @@ def _table(core: _DomainCore, var: np.ndarray, df: int, labels: pd.DataFrame, vc
         deff = var / v_srs
         cv = np.where(est != 0, se / np.abs(est), np.nan)
     alpha = 1 - level
-    if np.ndim(df):  # one df per domain
-        dfa = np.asarray(df, dtype=np.float64)
-        tq = np.where(dfa >= 1, stats.t.ppf(1 - alpha / 2, np.maximum(dfa, 1)), np.nan)[:, None]
+    # one df for all, one per domain, or one per domain and variable (D × K)
+    dfa = np.asarray(df, dtype=np.float64)
+    dfa = dfa[:, None] if dfa.ndim == 1 else dfa
+    if dfa.ndim:
+        tq = np.where(dfa >= 1, stats.t.ppf(1 - alpha / 2, np.maximum(dfa, 1)), np.nan)
     else:
         tq = stats.t.ppf(1 - alpha / 2, df) if df >= 1 else np.nan
     if proportion:
         lo, hi = _logit_ci(est, se, tq)
         edge = (est == 0) | (est == 1)
         if np.any(edge):
-            blo, bhi = _beta_ci(est, se, n, np.asarray(df)[:, None] if np.ndim(df) else df, alpha)
+            blo, bhi = _beta_ci(est, se, n, dfa if dfa.ndim else df, alpha)
             lo, hi = np.where(edge, blo, lo), np.where(edge, bhi, hi)
     else:
         lo, hi = est - tq * se, est + tq * se
@@ -458,7 +460,7 @@ def _table(core: _DomainCore, var: np.ndarray, df: int, labels: pd.DataFrame, vc
     out["deff"] = deff.ravel()
     out["deff_w"] = deff_w.ravel()
     out["cv"] = cv.ravel()
-    out["df"] = np.repeat(np.asarray(df), k) if np.ndim(df) else df
+    out["df"] = np.broadcast_to(dfa, est.shape).ravel() if dfa.ndim else df
     return out
 
 

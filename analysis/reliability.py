@@ -1,4 +1,4 @@
-"""When an estimate is too imprecise to publish without a warning.
+"""When an estimate is too imprecise to publish without a warning, and why.
 
 A flag must follow precision: a small agency whose few answers agree can be precise, a large one whose
 answers scatter can be imprecise, so a rule on the (Kish) effective sample size alone flags the wrong
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DEFAULT_MAX_HALF_WIDTH", "imprecise"]
+__all__ = ["DEFAULT_MAX_HALF_WIDTH", "DEFAULT_PRECISION", "REASONS", "imprecise", "precision_reasons"]
 
 #: Default threshold: an interval reaching more than 10 % of the scale from the estimate.
 DEFAULT_MAX_HALF_WIDTH = 0.10
@@ -59,3 +59,38 @@ def imprecise(est, se, ci_lo, ci_hi, scale, *, max_half_width: float = DEFAULT_M
         share = np.round(np.where(scale > 0, half / np.where(scale > 0, scale, 1.0), np.inf), _COMPARE_DECIMALS)
         wide = share > max_half_width
     return present & (no_variance | wide)
+
+
+#: Why an estimate is flagged, worst first: too few respondents, too small an effective sample (unequal
+#: weights), a variance resting on too few responses (degrees of freedom; a sampling cell of one response), or an
+#: interval too wide for its scale.
+REASONS = ("it_nguoi_tra_loi", "mau_hieu_dung_nho", "it_bac_tu_do", "khoang_rong")
+#: The round's ``precision`` settings when it names none. Chosen on the bundled rounds' simulated data
+#: (docs/analysis.md): an estimate resting on fewer than 10 responses, or whose variance has fewer than 8 degrees
+#: of freedom (the National Center for Health Statistics' threshold for proportions), is not published as
+#: reliable; a share whose 95 % interval reaches more than 25 points from it neither.
+DEFAULT_PRECISION = {"min_n": 10, "min_n_eff": 10, "min_df": 8, "max_half_width_pct": 0.25}
+
+
+def precision_reasons(est, se, ci_lo, ci_hi, scale, *, n, n_eff, df, lonely, max_half_width: float,
+                      min_n: int, min_n_eff: float, min_df: int) -> np.ndarray:
+    """The reasons (:data:`REASONS`, comma-separated, "" for none) each estimate is not reliable.
+
+    *n* (responses), *n_eff* (Kish effective sample) and *df* (degrees of freedom of the variance) may hold NaN
+    where they do not apply; *lonely* marks estimates resting on a sampling cell with one response. A missing
+    estimate has no reason (it has its own flag). The interval rule is :func:`imprecise`'s (an estimate
+    without a variance counts as too wide only when it has no interval either).
+    """
+    est = np.asarray(est, dtype=np.float64)
+    present = ~np.isnan(est)
+    n, n_eff, df = (np.broadcast_to(np.asarray(x, dtype=np.float64), est.shape) for x in (n, n_eff, df))
+    lonely = np.broadcast_to(np.asarray(lonely, dtype=bool), est.shape)
+    lo, hi = np.asarray(ci_lo, dtype=np.float64), np.asarray(ci_hi, dtype=np.float64)
+    se = np.where(np.isnan(np.asarray(se, dtype=np.float64)) & np.isfinite(lo) & np.isfinite(hi), 0.0, se)
+    with np.errstate(invalid="ignore"):
+        rules = [n < min_n, n_eff < min_n_eff, (df < min_df) | lonely,
+                 imprecise(est, se, lo, hi, scale, max_half_width=max_half_width)]
+    names = np.asarray(REASONS, dtype=object)
+    hit = np.stack(rules, axis=-1) & present[..., None]
+    return np.array([",".join(names[row]) for row in hit.reshape(-1, len(REASONS))],
+                    dtype=object).reshape(est.shape)

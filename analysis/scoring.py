@@ -41,6 +41,11 @@ Input frames
 ``stratum``         optional: the sampling cell of the response (its quota cell: form × agency,
                     form × district for LĐ-CP, the form for HĐ-CT); constant per response_id
                     and nested in ``group``. Without it the group is the stratum.
+``population``      optional: the number of people of the response's sampling cell (e.g. the
+                    staff of the form × agency); NaN where unknown. A cell with a known
+                    population N_h ≥ n_h (its respondents) gets the finite population
+                    correction 1 − n_h/N_h; one without gets none (its variance is that of a
+                    sample with replacement, larger than the truth).
 ==================  =====================================================================
 
 A response that rates several targets (the HĐ-CT matrix, LĐ-CP rating two sở) has rows for each target;
@@ -102,7 +107,7 @@ from analysis.encoding import (
     _units,
     _Units,
 )
-from analysis.reliability import imprecise
+from analysis.reliability import precision_reasons
 from analysis.rounding import round_half_away
 from analysis.settings import DEFAULT_MIN_GROUP, _Config, _items_table, group_shares, validate_settings
 from analysis.variance import _composite_design, _satisfaction_inputs, _score_estimates
@@ -316,11 +321,15 @@ class ScoreResult:
     respondent_scores : one row per (response_id, agency), one column per criterion (m(r, c)).
     group_means : ``agency, agency_kind, group, criterion, mean, n``.
     points : ``agency, agency_kind, criterion, max_points, score, n_groups, weight_used, flag,
-        missing_groups, points_exact, points`` (``points_exact`` = max_points · score, unrounded).
+        missing_groups, reliability, points_exact, points`` (``points_exact`` = max_points · score, unrounded;
+        ``reliability`` the precision reasons of :func:`analysis.precision_reasons`, "" for none).
     totals : ``agency, agency_kind, survey_points, points_available, max_points, n_criteria_missing,
-        flag, satisfaction, tltc, survey_points_se, survey_points_ci_lo, survey_points_ci_hi``.
+        flag, satisfaction, tltc, survey_points_se, survey_points_ci_lo, survey_points_ci_hi, survey_points_df,
+        reliability`` (the precision reasons) and ``groups`` (the groups whose share enters the points, "+"-joined).
     satisfaction : TLHL (%) per agency: ``agency, agency_kind, satisfaction, n_groups, weight_used, flag,
-        missing_groups``.
+        missing_groups``, its ``satisfaction_se`` (NaN when every answer agrees), ``satisfaction_ci_lo``,
+        ``satisfaction_ci_hi``, ``satisfaction_df``, ``satisfaction_n``, ``satisfaction_n_eff``, ``satisfaction_deff``
+        and ``reliability``.
     satisfaction_groups : per agency × group: ``n`` (responses), ``n_answers``, ``n_positive``, ``p``,
         Wilson ``ci_lo``/``ci_hi``.
     positive_rates : TLTC (%) per agency × criterion and overall (criterion ``"ALL"``).
@@ -330,6 +339,8 @@ class ScoreResult:
     flags : ``agency, indicator, criterion, flag, missing_groups`` for every flagged value.
     groups : per agency × group with answers: ``respondents`` (units) and ``small`` (fewer than the
         settings' ``min_group``: the group enters no figure).
+    cells : per sampling cell (stratum) of the design: ``stratum, group, respondents, population, fraction``
+        (the finite population correction is 1 − fraction; fraction 0 where the population is unknown).
     """
 
     respondent_scores: pd.DataFrame
@@ -343,6 +354,7 @@ class ScoreResult:
     total_covariance: pd.DataFrame
     flags: pd.DataFrame
     groups: pd.DataFrame
+    cells: pd.DataFrame = None
 
 
 def _rate_groups(units: _Units, cell_counts: np.ndarray) -> pd.DataFrame:
@@ -450,16 +462,22 @@ def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales:
     agencies = pd.DataFrame({"agency": units.ag_cats.take(ag_first),
                              "agency_kind": units.kind_cats.take(units.kind_a[ag_first])})
     satisfaction = _combine_rates(agencies, sat_groups, [], cfg, "satisfaction", groups)
-    cd = _composite_design(units, stratum_rank)
+    population = _unit_population(answers, units)
+    cd = _composite_design(units, stratum_rank, hidden, population)
+    cells = _sampling_cells(scores["stratum"].to_numpy(), units, hidden, population, cd)
     sat_y, sat_w = _satisfaction_inputs(units, sat_groups, sat_ans, sat_pos, cfg, groups)
     estimates, total_est, total_cov, sat_est = _score_estimates(scores, means, points, criteria, cfg, units, cd,
-                                                                sat_y, sat_w, groups, hidden)
+                                                                sat_y, sat_w, groups)
     satisfaction = satisfaction.merge(sat_est, on="agency", how="left")
-    low = imprecise(satisfaction["satisfaction"], satisfaction["satisfaction_se"], satisfaction["satisfaction_ci_lo"],
-                    satisfaction["satisfaction_ci_hi"], 100.0, max_half_width=cfg.max_half_width)
-    low |= (satisfaction.pop("_lonely").fillna(False).to_numpy(dtype=bool)
-            & satisfaction["satisfaction"].notna().to_numpy())
-    satisfaction = _add_flag(satisfaction, low, FLAG_LOW_RELIABILITY)
+    prec = cfg.precision
+    rules = {"min_n": prec["min_n"], "min_n_eff": prec["min_n_eff"], "min_df": prec["min_df"]}
+    satisfaction["reliability"] = precision_reasons(
+        satisfaction["satisfaction"], satisfaction["satisfaction_se"], satisfaction["satisfaction_ci_lo"],
+        satisfaction["satisfaction_ci_hi"], 100.0,
+        n=satisfaction["satisfaction_n"], n_eff=satisfaction["satisfaction_n_eff"], df=satisfaction["satisfaction_df"],
+        lonely=satisfaction.pop("_lonely").fillna(False).to_numpy(dtype=bool),
+        max_half_width=prec["max_half_width_pct"], **rules)
+    satisfaction = _add_flag(satisfaction, satisfaction["reliability"] != "", FLAG_LOW_RELIABILITY)
 
     rate_groups = _rate_groups(units, rate_cells[:, :-1])
     rate_groups["criterion"] = np.asarray(criteria, dtype=object)[rate_groups.pop("_key").to_numpy()] \
@@ -470,13 +488,22 @@ def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales:
     rg["p"] = rg["n_positive"] / rg["n_answers"]
     positive_rates = _combine_rates(agencies, rg, ["criterion"], cfg, "tltc", groups)
 
-    # low reliability: an interval too wide, no variance, or a sampling cell with a single response
-    low = estimates.loc[imprecise(estimates["est"], estimates["se"], estimates["ci_lo"], estimates["ci_hi"], 1.0,
-                                  max_half_width=cfg.max_half_width)
-                        | (estimates["lonely"] & estimates["est"].notna()), ["agency", "criterion"]]
-    points = _add_flag(points, points.merge(low.assign(_low=True), on=["agency", "criterion"], how="left")["_low"]
-                       .fillna(False).to_numpy(dtype=bool), FLAG_LOW_RELIABILITY)
-    totals = _totals(points, satisfaction, positive_rates, total_est, cfg.max_half_width)
+    # low reliability, with its reasons: few responses, a small effective sample, few degrees of freedom (or a
+    # sampling cell with a single response), an interval too wide
+    estimates["reliability"] = precision_reasons(
+        estimates["est"], estimates["se"], estimates["ci_lo"], estimates["ci_hi"], 1.0, n=estimates["n"],
+        n_eff=estimates["n_eff"], df=estimates["df"], lonely=estimates["lonely"].to_numpy(dtype=bool),
+        max_half_width=cfg.max_half_width, **rules)
+    points = points.merge(estimates[["agency", "criterion", "reliability"]], on=["agency", "criterion"], how="left")
+    points["reliability"] = points["reliability"].fillna("")
+    points = _add_flag(points, points["reliability"].to_numpy() != "", FLAG_LOW_RELIABILITY)
+    total_est["n"] = estimates.groupby("agency", observed=True)["n"].max().reindex(total_est.index)
+    totals = _totals(points, satisfaction, positive_rates, total_est, cfg.max_half_width, rules)
+    # the mixture of each agency's points: the groups whose share enters some criterion
+    counted = means[group_shares(means, "mean", group_weights=cfg.group_weights, min_respondents=cfg.min_respondents,
+                                 min_group=cfg.min_group, groups=groups) > 0]
+    mixture = counted.groupby("agency", observed=True)["group"].agg(lambda g: "+".join(sorted(set(map(str, g)))))
+    totals["groups"] = totals["agency"].map(mixture).astype(object).where(lambda g: g.notna(), "")
     flags = pd.concat([
         points.loc[points["flag"] != "", ["agency", "criterion", "flag", "missing_groups"]].assign(indicator="points"),
         satisfaction.loc[satisfaction["flag"] != "", ["agency", "flag", "missing_groups"]].assign(
@@ -485,7 +512,35 @@ def score_round(answers: pd.DataFrame, *, items: pd.DataFrame | Mapping, scales:
             indicator="tltc"),
     ], ignore_index=True)[["agency", "indicator", "criterion", "flag", "missing_groups"]]
     return ScoreResult(scores, means, points, totals, satisfaction, sat_groups, positive_rates, estimates,
-                       total_cov, flags, groups)
+                       total_cov, flags, groups, cells)
+
+
+def _unit_population(answers: pd.DataFrame, units: _Units) -> np.ndarray | None:
+    """The population of every unit's sampling cell (``population`` column, NaN where unknown), or None."""
+    if "population" not in answers.columns:
+        return None
+    pop = pd.to_numeric(answers["population"], errors="coerce").to_numpy(dtype=np.float64)
+    if np.any(pop[~np.isnan(pop)] <= 0):
+        raise ValueError("answers has a population of 0 or less")
+    per_unit = np.full(units.n, np.nan)
+    per_unit[units.row_unit[::-1]] = pop[::-1]
+    if not np.array_equal(per_unit[units.row_unit], pop, equal_nan=True):
+        raise ValueError("population must be constant within each (response_id, agency)")
+    return per_unit
+
+
+def _sampling_cells(stratum: np.ndarray, units: _Units, hidden: np.ndarray, population: np.ndarray | None,
+                    cd) -> pd.DataFrame:
+    """Per sampling cell of the design: its group, the respondents published (PSUs), the population where
+    known and the sampling fraction the variance uses (0 without a usable population)."""
+    kept = ~hidden
+    frame = pd.DataFrame({"stratum": stratum[kept], "group": units.grp_cats.take(units.grp_u[kept]),
+                          "response_id": units.resp_u[kept],
+                          "population": np.nan if population is None else population[kept]})
+    out = frame.groupby("stratum", sort=True).agg(group=("group", "first"), respondents=("response_id", "nunique"),
+                                                  population=("population", "first")).reset_index()
+    out["fraction"] = cd.design.f_h  # the design numbers its strata as the sorted labels
+    return out
 
 
 def _group_sizes(units: _Units, min_group: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -531,7 +586,7 @@ def _combine_rates(agencies, rates, keys, cfg, name, groups):
     return out[cols].reset_index(drop=True)
 
 
-def _totals(points, satisfaction, positive_rates, total_est, max_half_width):
+def _totals(points, satisfaction, positive_rates, total_est, max_half_width, rules):
     # a criterion missing because only small groups answered it is withheld, not without data
     no_data = points["points"].isna() & ~points["flag"].map(lambda f: FLAG_WITHHELD in str(f).split(","))
     g = points.assign(_no_data=no_data).groupby(["agency", "agency_kind"], sort=True)
@@ -553,8 +608,11 @@ def _totals(points, satisfaction, positive_rates, total_est, max_half_width):
     out = out.merge(overall, on="agency", how="left")
     te = total_est.rename(columns=lambda c: f"survey_points_{c}")
     out = out.merge(te, left_on="agency", right_index=True, how="left")
-    low = imprecise(out["survey_points_est"], out["survey_points_se"], out["survey_points_ci_lo"],
-                    out["survey_points_ci_hi"], out["max_points"], max_half_width=max_half_width)
-    low |= out["survey_points_lonely"].fillna(False).to_numpy(dtype=bool)
-    out = out.drop(columns=["survey_points_est", "survey_points_lonely"])
-    return _add_flag(out, low & out["survey_points"].notna().to_numpy(), FLAG_LOW_RELIABILITY)
+    reasons = precision_reasons(
+        out["survey_points_est"].where(out["survey_points"].notna()), out["survey_points_se"],
+        out["survey_points_ci_lo"], out["survey_points_ci_hi"], out["max_points"], n=out["survey_points_n"],
+        n_eff=np.nan, df=out["survey_points_df"], lonely=out["survey_points_lonely"].fillna(False).to_numpy(dtype=bool),
+        max_half_width=max_half_width, **rules)
+    out = out.drop(columns=["survey_points_est", "survey_points_lonely", "survey_points_n"])
+    out["reliability"] = reasons
+    return _add_flag(out, reasons != "", FLAG_LOW_RELIABILITY)

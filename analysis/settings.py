@@ -18,7 +18,7 @@ import pandas as pd
 
 from analysis._checks import require_columns, require_frame, require_level
 from analysis.estimation import LONELY_RULES
-from analysis.reliability import DEFAULT_MAX_HALF_WIDTH
+from analysis.reliability import DEFAULT_MAX_HALF_WIDTH, DEFAULT_PRECISION
 
 __all__ = ["DEFAULT_LONELY_PSU", "DEFAULT_MIN_GROUP", "DEFAULT_MIN_RESPONDENTS", "LONELY_PSU_RULES",
            "OPTIONAL_SETTINGS_KEYS", "PRESETS", "SETTINGS_KEYS", "coefficient_preset", "group_shares",
@@ -39,7 +39,9 @@ LONELY_PSU_RULES = LONELY_RULES
 SETTINGS_KEYS = ("coefficients", "max_points", "group_weights", "min_respondents", "satisfaction_scale",
                  "positive")
 OPTIONAL_SETTINGS_KEYS = ("min_answered_share", "max_half_width", "lonely_psu", "min_group", "level",
-                          "excluded_options", "positive_rate_scales")
+                          "excluded_options", "positive_rate_scales", "precision", "min_variance_responses")
+#: smallest group whose own variance is estimated when the settings name none: any group of n_min responses
+DEFAULT_MIN_VARIANCE_RESPONSES = 1
 _PRESETS = PRESETS
 _SETTINGS_KEYS = SETTINGS_KEYS
 
@@ -111,6 +113,9 @@ class _Config:
     max_half_width: float
     lonely_psu: str
     min_group: int = DEFAULT_MIN_GROUP
+    #: the precision rules of :func:`analysis.precision_reasons` (``min_n``, ``min_n_eff``, ``min_df``,
+    #: ``max_half_width_pct``)
+    precision: dict = None
 
 
 def validate_settings(settings: Mapping[str, Any], *, items: pd.DataFrame | Mapping,
@@ -191,6 +196,13 @@ def validate_settings(settings: Mapping[str, Any], *, items: pd.DataFrame | Mapp
     for g, val in n_min.items():
         if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
             raise ValueError(f"settings['min_respondents'][{g!r}] must be an integer >= 1")
+    # a variance from 2 or 3 responses says next to nothing: a group needs min_variance_responses to count at all
+    min_var = settings.get("min_variance_responses", DEFAULT_MIN_VARIANCE_RESPONSES)
+    if isinstance(min_var, bool) or not isinstance(min_var, (int, np.integer)) or min_var < 1:
+        raise ValueError(f"settings['min_variance_responses'] must be an integer >= 1, got {min_var!r}")
+    n_min = {**{g: DEFAULT_MIN_RESPONDENTS for gw in kinds_gw.values() for g in gw}, **n_min}
+    n_min = {g: max(int(v), int(min_var)) for g, v in n_min.items()}
+    precision = _precision(settings.get("precision", {}))
     min_group = settings.get("min_group", DEFAULT_MIN_GROUP)
     if isinstance(min_group, bool) or not isinstance(min_group, (int, np.integer)) or min_group < 1:
         raise ValueError(f"settings['min_group'] must be an integer >= 1, got {min_group!r}")
@@ -227,7 +239,23 @@ def validate_settings(settings: Mapping[str, Any], *, items: pd.DataFrame | Mapp
             or not 0 < max_half_width <= 1:
         raise ValueError(f"settings['max_half_width'] must be a number in (0, 1], got {max_half_width!r}")
     return _Config(coefficients, max_points, group_weights, {g: int(v) for g, v in n_min.items()}, sat,
-                   positive, rate_scales, level, float(max_half_width), lonely_psu, int(min_group))
+                   positive, rate_scales, level, float(max_half_width), lonely_psu, int(min_group), precision)
+
+
+def _precision(spec: Any) -> dict:
+    """The ``precision`` setting completed with :data:`analysis.DEFAULT_PRECISION`."""
+    if not isinstance(spec, Mapping):
+        raise ValueError("settings['precision'] must map min_n, min_n_eff, min_df, max_half_width_pct to numbers")
+    unknown = sorted(set(spec) - set(DEFAULT_PRECISION))
+    if unknown:
+        raise ValueError(f"settings['precision'] has unknown key(s) {unknown}; use {sorted(DEFAULT_PRECISION)}")
+    out = {**DEFAULT_PRECISION, **spec}
+    for key, value in out.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 \
+                or (key == "max_half_width_pct" and not 0 < value <= 1):
+            raise ValueError(f"settings['precision'][{key!r}] must be a number >= 0"
+                             + (" in (0, 1]" if key == "max_half_width_pct" else "") + f", got {value!r}")
+    return out
 
 
 def group_shares(table: pd.DataFrame, value: str | None, *, group_weights: Mapping[str, Mapping[str, float]],

@@ -80,7 +80,10 @@ def _str_keys(frame: pd.DataFrame, columns=("agency", "agency_kind", "group")) -
 
 def answer_weights(answers: pd.DataFrame, cfg: _Config, result: ScoreResult | None, *,
                    response: str) -> pd.DataFrame:
-    """Every answer's coefficient ``value``, its group's weight ``group_weight`` and its ``weight`` in S(t, c).
+    """Every answer's coefficient ``value``, whether it is ``positive`` (1/0, NaN when excluded or blank), its
+    group's weight ``group_weight``, the group's share a_g = w(g) / W(t, c) of the criterion's score
+    ``group_share`` and, on the satisfaction scale, of the agency's satisfaction ``satisfaction_share`` (0 where
+    the group does not count), and its ``weight`` in S(t, c).
 
     weight = w(g) / W(t, c) / n(g, t, c) / k(r, t, c), where W is the summed weight of the qualifying
     groups, n the group's responses with a valid answer on c and k the response's valid items of c; so
@@ -89,10 +92,14 @@ def answer_weights(answers: pd.DataFrame, cfg: _Config, result: ScoreResult | No
     under ``min_group`` respondents) have weight 0.
     Aligned to *answers* (one row per answer: millions, so look-ups go through category codes).
     """
-    value = _row_lookup(answers, option_table(cfg), ["scale", "option"], "value")
+    options = option_table(cfg)
+    value = _row_lookup(answers, options, ["scale", "option"], "value")
     out = pd.DataFrame({"value": value}, index=answers.index)
+    out["positive"] = np.where(np.isnan(value), np.nan, _row_lookup(answers, options, ["scale", "option"], "positive"))
     if result is None or answers.empty:
         out["group_weight"] = np.nan
+        out["group_share"] = 0.0
+        out["satisfaction_share"] = 0.0
         out["weight"] = 0.0
         return out
     gw = pd.DataFrame([(k, g, w) for k, d in cfg.group_weights.items() for g, w in d.items()],
@@ -112,7 +119,16 @@ def answer_weights(answers: pd.DataFrame, cfg: _Config, result: ScoreResult | No
     k = np.bincount(cell, weights=valid, minlength=n_cells)[cell]
     qualifies = valid & (share > 0) & (weight_used > 0)
     with np.errstate(divide="ignore", invalid="ignore"):  # rows that do not qualify get 0 below
+        out["group_share"] = np.where(qualifies, share / weight_used, 0.0)
         out["weight"] = np.where(qualifies, share / weight_used / n_group / k, 0.0)
+    # satisfaction: the group's share of the agency's TLHL, on the answers of the satisfaction scale
+    sat = _str_keys(result.satisfaction_groups)
+    sat["share"] = group_shares(sat, "p", group_weights=cfg.group_weights, min_respondents=cfg.min_respondents,
+                                min_group=cfg.min_group, groups=_str_keys(result.groups))
+    sat["share"] = sat["share"] / sat.groupby("agency")["share"].transform("sum").where(lambda x: x > 0)
+    on_scale = (answers["scale"] == cfg.satisfaction_scale).to_numpy(dtype=bool)
+    sat_share = np.nan_to_num(_row_lookup(answers, sat, ["agency", "group"], "share"))
+    out["satisfaction_share"] = np.where(on_scale, sat_share, 0.0)
     return out
 
 
@@ -191,7 +207,17 @@ def item_distributions(answers: pd.DataFrame, cfg: _Config, *, response: str, it
 
 def agency_ranks(result: ScoreResult, *, draws: int, seed: int, level: float) -> pd.DataFrame:
     """Rank of every agency among those of its kind by survey points, with its Monte-Carlo interval
-    (:func:`analysis.rank_intervals` on the totals' covariance); ``agency, rank, rank_lo, rank_hi``."""
+    (:func:`analysis.rank_intervals` on the totals' covariance), and its rank among the agencies of its kind
+    rated by the same groups.
+
+    An agency that lacks a group (too few respondents, or none) has that group's weight spread over the others,
+    so its total mixes its respondents differently from an agency that has every group: the rank of the kind
+    compares different mixtures. ``groups`` names the agency's mixture (the groups whose share enters its
+    points, "+"-joined) and ``rank_same``/``rank_same_lo``/``rank_same_hi`` rank it among the ``n_same``
+    agencies of its kind with the same mixture, where the comparison is like for like.
+
+    Returns ``agency, rank, rank_lo, rank_hi, groups, n_same, rank_same, rank_same_lo, rank_same_hi``.
+    """
     totals = _str_keys(result.totals).set_index("agency")
     cov = result.total_covariance.copy()
     cov.index = cov.index.astype(str)
@@ -202,7 +228,14 @@ def agency_ranks(result: ScoreResult, *, draws: int, seed: int, level: float) ->
     est = est.where(ok)
     cov = cov.reindex(index=est.index, columns=est.index).fillna(0.0)
     ranked = rank_intervals(est, by=totals["agency_kind"], cov=cov, draws=draws, seed=seed, level=level)
-    return ranked[["rank", "rank_lo", "rank_hi"]].rename_axis("agency").reset_index()
+    out = ranked[["rank", "rank_lo", "rank_hi"]].rename_axis("agency")
+    mix = totals["groups"].reindex(est.index).astype(object).where(lambda g: g.notna(), "")
+    out["groups"] = mix.where(est.notna())  # an agency without a rank has no comparison either
+    same = totals["agency_kind"].astype(str) + "|" + mix
+    out["n_same"] = same.where(est.notna()).map(same.where(est.notna()).value_counts()).astype("Int64")
+    by_same = rank_intervals(est, by=same, cov=cov, draws=draws, seed=seed, level=level)
+    out[["rank_same", "rank_same_lo", "rank_same_hi"]] = by_same[["rank", "rank_lo", "rank_hi"]]
+    return out.reset_index()
 
 
 def _grid(agencies: pd.DataFrame, cfg: _Config) -> pd.DataFrame:
@@ -222,16 +255,20 @@ def criteria_table(agencies: pd.DataFrame, criterion_names: Mapping[str, str], c
     grid["criterion_name"] = grid["criterion"].map(criterion_names)
     if result is None:
         out = grid.assign(score=np.nan, points=np.nan, points_se=np.nan, points_ci_lo=np.nan, points_ci_hi=np.nan,
-                          n=0, n_eff=np.nan, n_groups=0, missing_groups="", tltc=np.nan, flag=FLAG_NO_DATA)
+                          n=0, n_eff=np.nan, df=np.nan, n_groups=0, missing_groups="", tltc=np.nan, flag=FLAG_NO_DATA,
+                          reliability="")
     else:
-        pts = result.points[["agency", "criterion", "score", "points", "n_groups", "flag", "missing_groups"]]
-        est = result.estimates[["agency", "criterion", "points_se", "points_ci_lo", "points_ci_hi", "n", "n_eff"]]
+        pts = result.points[["agency", "criterion", "score", "points", "n_groups", "flag", "missing_groups",
+                             "reliability"]]
+        est = result.estimates[["agency", "criterion", "points_se", "points_ci_lo", "points_ci_hi", "n", "n_eff",
+                                "df"]]
         rates = result.positive_rates[["agency", "criterion", "tltc"]]
         out = (grid.merge(_str_keys(pts), on=["agency", "criterion"], how="left")
                .merge(_str_keys(est), on=["agency", "criterion"], how="left")
                .merge(_str_keys(rates), on=["agency", "criterion"], how="left"))
         out["flag"] = out["flag"].fillna(FLAG_NO_DATA)
         out["missing_groups"] = out["missing_groups"].fillna("")
+        out["reliability"] = out["reliability"].fillna("")
         out["n"] = out["n"].fillna(0).astype(np.int64)
         out["n_groups"] = out["n_groups"].fillna(0).astype(np.int64)
     # an agency with only small groups is withheld whole: even a criterion its forms do not ask about
@@ -242,23 +279,27 @@ def criteria_table(agencies: pd.DataFrame, criterion_names: Mapping[str, str], c
         out[col] = pd.array(out[col], dtype="Int64")
         out.loc[withheld, col] = pd.NA
     cols = ["agency", "agency_name", "agency_kind", "criterion", "criterion_name", "max_points", "score", "points",
-            "points_se", "points_ci_lo", "points_ci_hi", "n", "n_eff", "n_groups", "tltc", "flag", "missing_groups"]
+            "points_se", "points_ci_lo", "points_ci_hi", "n", "n_eff", "df", "n_groups", "tltc", "flag",
+            "missing_groups", "reliability"]
     return out[cols].reset_index(drop=True)
 
 
 def _satisfaction_estimates(result: ScoreResult | None) -> pd.DataFrame:
     """TLHL (%) with its design-based interval and flag, per agency with a value."""
-    cols = ["agency", "satisfaction", "satisfaction_se", "satisfaction_ci_lo", "satisfaction_ci_hi", "_sat_flag"]
+    cols = ["agency", "satisfaction", "satisfaction_se", "satisfaction_ci_lo", "satisfaction_ci_hi", "satisfaction_df",
+            "_sat_flag", "satisfaction_reliability"]
     if result is None:
         return pd.DataFrame(columns=cols)
-    sat = _str_keys(result.satisfaction).rename(columns={"flag": "_sat_flag"})
+    sat = _str_keys(result.satisfaction).rename(columns={"flag": "_sat_flag",
+                                                         "reliability": "satisfaction_reliability"})
     return sat.loc[sat["satisfaction"].notna(), cols].reset_index(drop=True)
 
 
 def summary_table(agencies: pd.DataFrame, answers: pd.DataFrame, cfg: _Config, result: ScoreResult | None,
                   criteria: pd.DataFrame, ranks: pd.DataFrame | None) -> pd.DataFrame:
     """One row per agency: survey points with SE and interval, satisfaction, positive rate, respondents
-    ``n``, the smallest n_eff of its criteria, rank and interval (*ranks* of :func:`agency_ranks`),
+    ``n``, the smallest n_eff of its criteria, rank and interval and the rank among the agencies rated by the
+    same groups (*ranks* of :func:`agency_ranks`),
     the points of each criterion (from *criteria* of :func:`criteria_table`) and every flag of its
     criteria, total and satisfaction.
 
@@ -273,31 +314,38 @@ def summary_table(agencies: pd.DataFrame, answers: pd.DataFrame, cfg: _Config, r
     satisfaction = _satisfaction_estimates(result)
     if result is not None:
         totals = _str_keys(result.totals)[["agency", "survey_points", "survey_points_se", "survey_points_ci_lo",
-                                           "survey_points_ci_hi", "max_points", "tltc", "flag"]]
-        totals = totals.rename(columns={"flag": "_total_flag"})
+                                           "survey_points_ci_hi", "survey_points_df", "max_points", "tltc", "flag",
+                                           "reliability"]]
+        totals = totals.rename(columns={"flag": "_total_flag", "reliability": "survey_points_reliability"})
         groups = _str_keys(result.groups)
         shown = groups.loc[~groups["small"]].groupby("agency")["respondents"].sum()
         n = pd.DataFrame({"agency": pd.unique(groups["agency"])})
         n["n"] = n["agency"].map(shown)
     else:
         totals = pd.DataFrame(columns=["agency", "survey_points", "survey_points_se", "survey_points_ci_lo",
-                                       "survey_points_ci_hi", "max_points", "tltc", "_total_flag"])
+                                       "survey_points_ci_hi", "survey_points_df", "max_points", "tltc", "_total_flag",
+                                       "survey_points_reliability"])
         n = pd.DataFrame(columns=["agency", "n"])
     if ranks is None:
-        ranks = pd.DataFrame(columns=["agency", "rank", "rank_lo", "rank_hi"])
+        ranks = pd.DataFrame(columns=["agency", "rank", "rank_lo", "rank_hi", "groups", "n_same", "rank_same",
+                                      "rank_same_lo", "rank_same_hi"])
     out = (base.merge(totals, on="agency", how="left").merge(satisfaction, on="agency", how="left")
            .merge(n, on="agency", how="left").merge(ranks, on="agency", how="left"))
     out["survey_points"] = out["survey_points"].astype(float)
+    # an estimate's precision is told only where there is an estimate
+    out["survey_points_reliability"] = out["survey_points_reliability"].where(out["survey_points"].notna())
     out["max_points"] = out["agency_kind"].map({k: sum(v.values()) for k, v in cfg.max_points.items()})
     out["withheld"] = out["agency"].isin(_withheld_agencies(result))
     out["n"] = pd.array(out["n"].fillna(0), dtype="Int64")
     out.loc[out["withheld"], "n"] = pd.NA
     out["n_eff_min"] = out["agency"].map(n_eff_min)
-    # an agency's flags: those of its criteria, of its total and of its satisfaction (its missing groups
-    # are already told by the criteria)
+    # an agency's flags: those of its criteria but their precision (told per criterion, with its reasons), of
+    # its total and of its satisfaction (its missing groups are already told by the criteria)
     sat_flag = out["_sat_flag"].fillna("").map(lambda f: FLAG_LOW_RELIABILITY if FLAG_LOW_RELIABILITY in f else "")
     own = pd.Series((sat_flag + "," + out["_total_flag"].fillna("")).to_numpy(), index=out["agency"])
-    flags = pd.concat([criteria.set_index("agency")["flag"], own]).groupby(level=0).agg(
+    of_criteria = criteria.set_index("agency")["flag"].map(
+        lambda v: ",".join(f for f in str(v).split(",") if f != FLAG_LOW_RELIABILITY))
+    flags = pd.concat([of_criteria, own]).groupby(level=0).agg(
         lambda s: ",".join(sorted({f for v in s for f in str(v).split(",") if f})))
     out["flags"] = out["agency"].map(flags).fillna(FLAG_NO_DATA)
     # a missing total is told: withheld (only small groups) or without data, never blank
@@ -305,6 +353,6 @@ def summary_table(agencies: pd.DataFrame, answers: pd.DataFrame, cfg: _Config, r
         lambda f: f if FLAG_NO_DATA in f or FLAG_WITHHELD in f else ",".join(filter(None, [f, FLAG_NO_DATA])))
     out.loc[out["withheld"], "flags"] = FLAG_WITHHELD
     out = out.drop(columns=["_total_flag", "_sat_flag"]).join(wide, on="agency")
-    for col in ("rank", "rank_lo", "rank_hi"):
+    for col in ("rank", "rank_lo", "rank_hi", "n_same", "rank_same", "rank_same_lo", "rank_same_hi"):
         out[col] = pd.array(out[col], dtype="Int64")
     return out.reset_index(drop=True)

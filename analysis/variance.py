@@ -64,19 +64,45 @@ class _CompositeDesign:
     order: np.ndarray         # the units in the engine's order (domain, stratum, PSU)
 
 
-def _composite_design(units: _Units, stratum_rank: np.ndarray) -> _CompositeDesign:
+def _composite_design(units: _Units, stratum_rank: np.ndarray, hidden: np.ndarray,
+                      population: np.ndarray | None = None) -> _CompositeDesign:
     """The design from integer codes: the strata by the rank of their label (so they are numbered as
-    from the labels), the PSUs by the units' response codes (one per response id)."""
+    from the labels), the PSUs by the units' response codes (one per response id).
+
+    The units *hidden* (of groups under ``min_group``) are not part of it at all, neither as rows nor as
+    PSUs of their strata: the design is that of the units published, which is what an analyst rebuilds
+    from the export. *population* (per unit, NaN where unknown) is the number of respondents of the
+    unit's sampling cell in the population: a stratum with a known population N_h and n_h sampled PSUs
+    gets the finite population correction 1 − n_h/N_h; one without (or with fewer than n_h) gets none.
+    """
     n_gr = len(units.grp_cats)
+    kept = ~hidden
     key = units.unit_cells()
     present = np.zeros(units.n_cells, dtype=bool)
-    present[key] = True
+    present[key[kept]] = True
     idx = np.flatnonzero(present)
-    dom = (np.cumsum(present) - 1)[key]
+    dom = np.where(kept, (np.cumsum(present) - 1)[key], -1)
     labels = pd.DataFrame({"agency": units.ag_cats.take(idx // n_gr), "group": units.grp_cats.take(idx % n_gr)})
-    design = _design(pd.DataFrame({"stratum": stratum_rank, "response_id": units.resp_u}), "stratum", "response_id",
-                     None)
+    frame = pd.DataFrame({"stratum": stratum_rank[kept], "response_id": units.resp_u[kept]})
+    design = _design(frame, "stratum", "response_id", None)
+    if population is not None:
+        design = _with_populations(design, frame["stratum"].to_numpy(), population[kept])
+    psu = np.zeros(units.n, dtype=np.int64)
+    psu[kept] = design.psu  # the hidden units belong to no domain: their PSU is never read
+    design = replace(design, n=units.n, psu=psu)
     return _CompositeDesign(design, dom, labels, _core_order(design, dom, len(labels)))
+
+
+def _with_populations(design, stratum: np.ndarray, population: np.ndarray):
+    """*design* with f_h = n_h / N_h for the strata whose population N_h is known and at least n_h."""
+    codes = pd.factorize(stratum, sort=True)[0]
+    n_pop = np.full(design.n_h.size, np.nan)
+    n_pop[codes] = population
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f_h = np.where(n_pop >= design.n_h, design.n_h / n_pop, 0.0)
+        c_h = np.where(design.n_h > 1, (1 - f_h) * design.n_h / (design.n_h - 1), 0.0)
+    return replace(design, f_h=f_h, c_h=c_h)
+
 
 
 def _composite(cd: _CompositeDesign, y: np.ndarray, w: np.ndarray, lonely_psu: str):
@@ -89,8 +115,9 @@ def _composite(cd: _CompositeDesign, y: np.ndarray, w: np.ndarray, lonely_psu: s
     share of the agency's total and M_g the weighted group mean; a unit's influence is
     a_g · u (y − M_g) / Σ_g u, centred at its own group's mean.
 
-    Returns the agency-level domain core, the design, the agency labels, each agency's df, the
-    K × D flags of estimates touching a single-PSU stratum, and the variances (D × K).
+    Returns the agency-level domain core, the design, the agency labels, the degrees of freedom of each
+    agency and column (D × K: the PSUs with positive weight for the column minus their strata, R's
+    per-domain df), the D × K flags of estimates touching a single-PSU stratum, and the variances (D × K).
     """
     design, dom_tg, labels_tg = cd.design, cd.dom, cd.labels
     # agency-major domains: each agency's cells stay contiguous, and strata (nested in groups) stay
@@ -111,15 +138,25 @@ def _composite(cd: _CompositeDesign, y: np.ndarray, w: np.ndarray, lonely_psu: s
         a_g = np.where(share[agency_of] > 0, core.wsum / np.where(share > 0, share, 1.0)[agency_of], 0.0)
     z = core.z * np.take(a_g.T, core.g_dom, axis=1)  # gathered as K × G rows: no strided transpose
     rss = per_agency(core.rss + core.wsum * (np.nan_to_num(core.mean) - np.nan_to_num(score)[agency_of]) ** 2)
-    core = replace(core, wsum=share, mean=score, count=per_agency(core.count), wsq=per_agency(core.wsq), rss=rss,
+    # n counts the responses that enter the estimate: those of groups with a share
+    counted = np.where(core.wsum > 0, core.count, 0.0)
+    core = replace(core, wsum=share, mean=score, count=per_agency(counted), wsq=per_agency(core.wsq), rss=rss,
                    g_dom=agency_of[core.g_dom], z=z)
     var, lonely = _variance_and_lonely(design, core, n_ag, lonely_psu)
     # a respondent belongs to one group: its cells stay unique PSU × agency pairs
-    dfs = _domain_df(design, core.g_psu, core.g_dom, n_ag, core.cell_pos, unique_cells=True)
+    dfs = np.stack([_domain_df(design, core.g_psu, core.g_dom, n_ag, pos, unique_cells=True)
+                    for pos in core.cell_wpos], axis=1)
     return core, design, labels, dfs, lonely, var
 
 
-def _score_estimates(scores, means, points, criteria, cfg, units, cd, sat_y, sat_w, groups, hidden):
+def _any_df(design, core: _DomainCore, n_dom: int, columns: np.ndarray) -> np.ndarray:
+    """Per domain, the df of an estimate combining several columns (a PSU counts when it has positive
+    weight for any of them): *columns* is D × K, the columns each domain's estimate uses."""
+    pos = (core.cell_wpos & columns.T[:, core.g_dom]).any(axis=0)
+    return _domain_df(design, core.g_psu, core.g_dom, n_dom, pos, unique_cells=True)
+
+
+def _score_estimates(scores, means, points, criteria, cfg, units, cd, sat_y, sat_w, groups):
     """Design-based SEs of S(t, c), of the points and of the survey-points total.
 
     S(t, c) = Σ_g a_g M(g, t, c) is a composite of group means with fixed shares a_g = w(g) / Σ w
@@ -127,13 +164,13 @@ def _score_estimates(scores, means, points, criteria, cfg, units, cd, sat_y, sat
     each response is centred at its own group's mean, not at S, and the spread between groups does not
     enter the variance. Strata are the sampling cells (``stratum``), PSUs the respondents; a response
     rating several agencies (HĐ-CT, LĐ-CP) makes their estimates covary. Strata with one PSU follow
-    ``cfg.lonely_psu`` and every estimate touching one is reported (``lonely``). Intervals use each
-    agency's degrees of freedom (its PSUs minus its strata).
+    ``cfg.lonely_psu`` and every estimate touching one is reported (``lonely``). Each interval uses
+    the degrees of freedom of its own estimate: the PSUs with positive weight for it minus their strata
+    (R's per-domain df), so a criterion resting on one group has that group's df, not the agency's.
 
     The sums come from the vectorised engine of :func:`domain_means` with agency × group domains
     (one pass over the units), rescaled to agency level; no unit-level weight columns are built.
-    The units *hidden* (of groups under ``cfg.min_group``) carry no weight already; their scores are
-    left out as well, so that the response counts ``n`` do not count them either.
+    The units of groups under ``cfg.min_group`` are not in the design (:func:`_composite_design`).
     """
     # unit weight per criterion × (agency, group) cell; cells without a group mean keep weight 0
     cell_w = np.zeros((len(criteria), units.n_cells))
@@ -143,31 +180,30 @@ def _score_estimates(scores, means, points, criteria, cfg, units, cd, sat_y, sat
     # units gathered straight into the engine's order (a weight is a look-up in the small cell table)
     order = cd.order
     cell_u = units.unit_cells().take(order)
-    hidden = hidden.take(order) if hidden.any() else None
     k = len(criteria)
-    y = np.empty((k + 1, len(scores)))
+    y = np.empty((k + 1, order.size))
     w = np.empty_like(y)
     for j, c in enumerate(criteria):
         scores[c].to_numpy(dtype=np.float64).take(order, out=y[j])
-        if hidden is not None:
-            y[j, hidden] = np.nan
         cell_w[j].take(cell_u, out=w[j])
         w[j, np.isnan(y[j])] = 0.0  # a unit without a score on c carries no weight for c
     sat_y.take(order, out=y[k])
-    if hidden is not None:
-        y[k, hidden] = np.nan
     sat_w.take(order, out=w[k])
     core_all, design, labels, dfs, lonely_all, var_all = _composite(cd, y, w, cfg.lonely_psu)
     del y, w
-    sat = _table(_columns(core_all, slice(k, k + 1)), var_all[:, k:], dfs, labels, ["satisfaction"], True, cfg.level,
-                 "replace")
+    sat = _table(_columns(core_all, slice(k, k + 1)), var_all[:, k:], dfs[:, k:], labels, ["satisfaction"], True,
+                 cfg.level, "replace")
+    kinds = units.kind_cats.take(units.kind_a[units.ag_cats.get_indexer(labels["agency"])])
+    sat = _all_alike_intervals(sat, np.asarray(kinds), cfg.level)
     sat_est = pd.DataFrame({"agency": sat["agency"], "satisfaction_se": 100 * sat["se"],
                             "satisfaction_ci_lo": 100 * sat["ci_lo"], "satisfaction_ci_hi": 100 * sat["ci_hi"],
-                            "satisfaction_df": sat["df"], "_lonely": lonely_all[:, k]})
+                            "satisfaction_df": sat["df"], "satisfaction_n": sat["n"],
+                            "satisfaction_n_eff": sat["n_eff"], "satisfaction_deff": sat["deff"],
+                            "_lonely": lonely_all[:, k]})
     core, var, lonely = _columns(core_all, slice(0, k)), var_all[:, :k], lonely_all[:, :k]
     score = core.mean
     n_ag = len(labels)
-    est = _table(core, var, dfs, labels, list(criteria), False, cfg.level, "replace")
+    est = _table(core, var, dfs[:, :k], labels, list(criteria), False, cfg.level, "replace")
     est["lonely"] = lonely.ravel()
     est = est.rename(columns={"variable": "criterion"})
     est = est.merge(points[["agency", "agency_kind", "criterion", "max_points"]], on=["agency", "criterion"],
@@ -180,8 +216,8 @@ def _score_estimates(scores, means, points, criteria, cfg, units, cd, sat_y, sat
                                                        if c not in ("agency", "agency_kind", "criterion")]]]
 
     # total: Σ_c MaxPts_c S_c, influence values summed over criteria within each PSU × agency cell
-    kind_of = units.kind_cats.take(units.kind_a[units.ag_cats.get_indexer(labels["agency"])])
-    coef = np.array([[cfg.max_points[k].get(c, 0.0) for c in criteria] for k in kind_of])
+    coef = np.array([[cfg.max_points[kind].get(c, 0.0) for c in criteria] for kind in kinds],
+                    dtype=np.float64).reshape(len(kinds), k)
     needed = coef > 0
     total = np.where(np.any(needed & np.isnan(score), axis=1), np.nan, np.nansum(coef * score, axis=1))
     z_total = np.einsum("kg,gk->g", core.z, coef[core.g_dom])
@@ -191,9 +227,46 @@ def _score_estimates(scores, means, points, criteria, cfg, units, cd, sat_y, sat
     cov[:, bad] = np.nan
     idx = pd.Index(labels["agency"], name="agency")
     total_est = pd.DataFrame({"est": total, "se": np.sqrt(np.diag(cov))}, index=idx)
-    tq = np.where(dfs >= 1, stats.t.ppf(0.5 + cfg.level / 2, np.maximum(dfs, 1)), np.nan)
+    total_df = _any_df(design, core, n_ag, needed)
+    tq = np.where(total_df >= 1, stats.t.ppf(0.5 + cfg.level / 2, np.maximum(total_df, 1)), np.nan)
     total_est["ci_lo"] = total_est["est"] - tq * total_est["se"]
     total_est["ci_hi"] = total_est["est"] + tq * total_est["se"]
-    total_est["df"] = dfs
+    total_est["df"] = total_df
     total_est["lonely"] = (lonely & needed).any(axis=1)
     return est, total_est, pd.DataFrame(cov, index=idx, columns=idx), sat_est
+
+
+def _all_alike_intervals(sat: pd.DataFrame, kinds: np.ndarray, level: float) -> pd.DataFrame:
+    """Shares where every answer is positive (or none is): no spread, so the design gives no variance.
+
+    Their SE is not estimable (NaN, never 0) and their Korn–Graubard interval takes the effective sample
+    size n / deff_kind, with deff_kind the pooled design effect of the agencies of the same kind whose
+    share is strictly between 0 and 1 (Σ V / Σ V_srs), at least 1, and R's ``svyciprop(method="beta")``
+    degrees-of-freedom factor (t_{n−1} / t_df)². An agency kind without such an agency gives deff 1.
+    """
+    out = sat.copy()
+    p, n, df = out["est"].to_numpy(), out["n"].to_numpy(dtype=float), out["df"].to_numpy(dtype=float)
+    edge = (p == 0) | (p == 1)
+    if not edge.any():
+        return out
+    var = out["se"].to_numpy() ** 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        v_srs = var / out["deff"].to_numpy()
+    inner = ~edge & np.isfinite(v_srs) & (v_srs > 0) & np.isfinite(var)
+    frame = pd.DataFrame({"kind": kinds, "v": np.where(inner, var, 0.0), "v_srs": np.where(inner, v_srs, 0.0)})
+    pooled = frame.groupby("kind")[["v", "v_srs"]].transform("sum")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        deff_kind = np.fmax(np.where(pooled["v_srs"] > 0, pooled["v"] / pooled["v_srs"], 1.0), 1.0)
+    alpha = 1 - level
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where((df >= 1) & (n > 1), (stats.t.ppf(alpha / 2, np.maximum(n - 1, 1))
+                                                / stats.t.ppf(alpha / 2, np.maximum(df, 1))) ** 2, 1.0)
+        n_eff = n / deff_kind * ratio
+        lo = np.where(p == 1, stats.beta.ppf(alpha / 2, np.maximum(n_eff, 1e-300), 1.0), 0.0)
+        hi = np.where(p == 0, stats.beta.ppf(1 - alpha / 2, 1.0, np.maximum(n_eff, 1e-300)), 1.0)
+    out.loc[edge, "se"] = np.nan
+    out.loc[edge, "ci_lo"] = lo[edge]
+    out.loc[edge, "ci_hi"] = hi[edge]
+    out.loc[edge, "n_eff"] = n_eff[edge]
+    out.loc[edge, "deff"] = deff_kind[edge]
+    return out

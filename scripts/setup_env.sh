@@ -10,7 +10,7 @@ apt_packages=(fonts-dejavu-core poppler-utils)
 if [ -n "$extras" ]; then
   # the report's PDF: LibreOffice headless, with a Times New Roman substitute that has every Vietnamese letter
   # (fonts-liberation 1.07 lacks ạ ậ ế ệ ộ ợ ự ỹ; fonts-liberation2 has them); R and its survey package for the
-  # analysis tests that compare with R live
+  # analysis tests that compare with R live and for scripts/reproduce (tests/results/test_reproduce.py)
   apt_packages+=(postgresql chromium nginx default-jre-headless libreoffice-writer-nogui fonts-liberation2
                  r-base-core r-cran-survey)
 fi

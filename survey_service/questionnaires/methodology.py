@@ -25,7 +25,7 @@ _METHODOLOGY_REQUIRED = {
     "coefficients", "positive", "satisfaction_scale", "max_points", "group_weights", "min_respondents",
     "min_answered_share", "online_sample_size",
 }
-_METHODOLOGY_OPTIONAL = {"satisfaction_items", "max_half_width", "lonely_psu"}
+_METHODOLOGY_OPTIONAL = {"satisfaction_items", "max_half_width", "lonely_psu", "precision", "min_variance_responses"}
 #: Names a round stored before the settings took the analysis's names may carry, and their names now.
 _RENAMED = {"coefficient_presets": "coefficients", "positive_options": "positive", "n_min": "min_respondents"}
 _NESTED = {"validity": ("min_answered_share",), "reliability": ("max_half_width", "lonely_psu")}

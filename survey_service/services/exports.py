@@ -22,7 +22,7 @@ import pandas as pd
 from analysis.targets import VERDICTS
 from survey_service.services import tabular
 from survey_service.services.errors import ServiceError
-from survey_service.services.results import FLAG_LABELS, RoundResults, flag_labels
+from survey_service.services.results import FLAG_LABELS, REASON_LABELS, RoundResults, flag_labels
 from survey_service.vietnamese import number, percent, xlsx_format
 
 FORMATS = (".xlsx", ".csv", ".sav")
@@ -45,9 +45,18 @@ SUMMARY_HEADERS = {
     "tltc": "Tỷ lệ đánh giá tích cực (%)",
     "n": "Số phiếu hợp lệ",
     "n_eff_min": "Cỡ mẫu hiệu dụng nhỏ nhất",
-    "rank": "Xếp hạng trong nhóm",
+    "survey_points_df": "Tổng điểm: bậc tự do",
+    "survey_points_reliability": "Tổng điểm: lý do độ tin cậy thấp",
+    "satisfaction_df": "Tỷ lệ hài lòng: bậc tự do",
+    "satisfaction_reliability": "Tỷ lệ hài lòng: lý do độ tin cậy thấp",
+    "rank": "Xếp hạng trong nhóm (so sánh các tổ hợp nhóm đối tượng khác nhau)",
     "rank_lo": "Xếp hạng: cận trên (tốt nhất)",
     "rank_hi": "Xếp hạng: cận dưới (kém nhất)",
+    "groups": "Các nhóm đối tượng được tính",
+    "n_same": "Số cơ quan cùng loại có cùng các nhóm đối tượng",
+    "rank_same": "Xếp hạng giữa các cơ quan có cùng các nhóm đối tượng",
+    "rank_same_lo": "Xếp hạng cùng nhóm đối tượng: cận trên",
+    "rank_same_hi": "Xếp hạng cùng nhóm đối tượng: cận dưới",
     "flags": "Cảnh báo độ tin cậy",
     "satisfaction_target": "Mục tiêu tỷ lệ hài lòng (%)",
     "satisfaction_verdict": "Đánh giá mục tiêu tỷ lệ hài lòng",
@@ -85,10 +94,20 @@ CRITERIA_HEADERS = {
     "points_ci_hi": "Điểm: cận trên KTC 95%",
     "n": "Số phiếu hợp lệ",
     "n_eff": "Cỡ mẫu hiệu dụng",
+    "df": "Bậc tự do",
     "n_groups": "Số nhóm đối tượng đủ điều kiện",
     "tltc": "Tỷ lệ đánh giá tích cực (%)",
     "flag": "Cảnh báo",
+    "reliability": "Lý do độ tin cậy thấp",
     "missing_groups": "Nhóm đối tượng thiếu",
+}
+CELL_HEADERS = {
+    "stratum": "Ô mẫu (tầng)",
+    "form": "Mẫu phiếu",
+    "cell_agency": "Cơ quan hoặc đơn vị của ô mẫu",
+    "respondents": "Số người trả lời được công bố",
+    "population": "Tổng thể (staff_counts.csv)",
+    "fraction": "Tỷ lệ chọn mẫu (0: không hiệu chỉnh tổng thể hữu hạn)",
 }
 ITEM_HEADERS = {
     "agency": "Mã cơ quan",
@@ -120,14 +139,15 @@ SUPPRESSED_NOTE = "Ẩn (nhóm dưới {n} người trả lời về cơ quan n�
 #: Decimals shown in the workbook per column (the cells keep full precision); other columns are text.
 DECIMALS = {
     **dict.fromkeys(["n", "n_responses", "n_valid", "n_groups", "rank", "rank_lo", "rank_hi", "n_eff_needed",
-                     "n_needed"], 0),
+                     "n_needed", "df", "survey_points_df", "satisfaction_df", "n_same", "rank_same", "rank_same_lo",
+                     "rank_same_hi", "respondents", "population"], 0),
     **dict.fromkeys(["satisfaction", "satisfaction_ci_lo", "satisfaction_ci_hi", "tltc", "positive_pct", "n_eff",
                      "n_eff_min"], 1),
     **dict.fromkeys(["survey_points", "survey_points_ci_lo", "survey_points_ci_hi", "points", "points_ci_lo",
                      "points_ci_hi", "max_points", "satisfaction_se", "satisfaction_target", "survey_points_target",
                      "target", "estimate", "se", "lower", "upper", "design_effect"], 2),
     **dict.fromkeys(["survey_points_se", "points_se", "score", "mean_value", "sum", "min", "median", "max",
-                     "deff_w"], 3),
+                     "deff_w", "fraction"], 3),
 }
 
 
@@ -218,6 +238,8 @@ def summary_frame(results: RoundResults) -> pd.DataFrame:
     out["agency_kind"] = out["agency_kind"].map(results.kind_labels)
     labels = flag_labels(results)
     out["flags"] = out["flags"].map(lambda f: _flag_text(f, labels))
+    for col in ("survey_points_reliability", "satisfaction_reliability"):
+        out[col] = out[col].map(lambda f: _flag_text(f, REASON_LABELS) if isinstance(f, str) else None)
     for col in ("satisfaction_verdict", "survey_points_verdict"):
         out[col] = out[col].map(lambda v: VERDICTS.get(v, ""))
     return out.rename(columns=headers)
@@ -240,6 +262,7 @@ def criteria_frame(results: RoundResults) -> pd.DataFrame:
     out["agency_kind"] = out["agency_kind"].map(results.kind_labels)
     labels = flag_labels(results)
     out["flag"] = out["flag"].map(lambda f: _flag_text(f, labels))
+    out["reliability"] = out["reliability"].map(lambda f: _flag_text(f, REASON_LABELS))
     return out.rename(columns=CRITERIA_HEADERS)
 
 
@@ -267,6 +290,7 @@ def write_xlsx(results: RoundResults, path: Path) -> None:
         "Tổng hợp": (summary_frame(results), summary_headers(results)),
         "Theo lĩnh vực": (criteria_frame(results), CRITERIA_HEADERS),
         "Theo câu hỏi": (items_frame(results), ITEM_HEADERS),
+        "Ô mẫu": (results.cells[list(CELL_HEADERS)].rename(columns=CELL_HEADERS), CELL_HEADERS),
         "Chẩn đoán trọng số": (results.weights.rename(columns=WEIGHT_HEADERS), WEIGHT_HEADERS),
         "Mục tiêu": (targets_frame(results), TARGET_HEADERS),
         "Thiết lập phương pháp": (results.settings.rename(columns=SETTINGS_HEADERS), {}),
@@ -322,17 +346,53 @@ def write_csv(results: RoundResults, path: Path) -> None:
     write_provenance(results, path)
 
 
-def write_answers_csv(results: RoundResults, path: str | Path) -> Path:
-    """The tidy long file: one row per counted answer with its value and weight (S = Σ weight·value).
+#: The tidy answers file's columns, in order: the answer, then every design variable an analyst needs to
+#: rebuild the published tables (docs/results.md, "Reproducing the tables").
+ANSWER_COLUMNS = ["response_uid", "response_id", "group", "channel", "agency", "agency_kind", "stratum", "cell_agency",
+                  "population", "sampling_fraction", "item", "criterion", "max_points", "scale", "option", "value",
+                  "positive", "group_weight", "group_share", "satisfaction_share", "weight"]
+#: Labels of the design variables, in the .sav (and in docs/results.md).
+DESIGN_LABELS = {
+    "agency_kind": "Loại cơ quan được đánh giá",
+    "stratum": "Ô mẫu (tầng): mẫu phiếu/cơ quan hoặc đơn vị",
+    "cell_agency": "Cơ quan hoặc đơn vị của ô mẫu",
+    "population": "Tổng thể của ô mẫu (số công chức, staff_counts.csv); trống nếu không biết",
+    "sampling_fraction": "Tỷ lệ chọn mẫu của ô mẫu dùng cho hiệu chỉnh tổng thể hữu hạn (0: không hiệu chỉnh)",
+    "group_weight": "Trọng số của nhóm đối tượng (methodology.yaml)",
+}
 
-    Per-response rows, so the answers of every group (form × agency rated) with fewer respondents than the
-    round's ``min_breakdown`` are left out, as on every page and in every other export; for those agencies the
-    weights then no longer add up to the points.
+
+def answers_frame(results: RoundResults) -> pd.DataFrame:
+    """The published answers with every design variable: the answers of groups under ``min_breakdown`` are left
+    out, as from every figure and from the design of the variance; the sampling cell's fraction is the one the
+    variance used."""
+    answers = small_groups_removed(results.answers, results.provenance["analysis_parameters"]["min_breakdown"])[0]
+    cells = results.cells.set_index("stratum")
+    # categorical columns: each look-up maps the few categories, not the millions of rows
+    stratum = answers["stratum"]
+    points = results.max_points.assign(key=results.max_points["agency_kind"] + "|" + results.max_points["criterion"])
+    key = answers["agency_kind"].astype("category").str.cat(answers["criterion"].astype("category"), sep="|")
+    out = answers.assign(cell_agency=stratum.map(cells["cell_agency"]).astype(object).fillna(""),
+                         sampling_fraction=stratum.map(cells["fraction"]).astype(float),
+                         max_points=key.map(points.set_index("key")["max_points"]).astype(float))
+    return out[ANSWER_COLUMNS]
+
+
+def write_answers_csv(results: RoundResults, path: str | Path) -> Path:
+    """The tidy long file: one row per published answer with its value, weight (S = Σ weight·value) and every
+    design variable; beside it ``<name>.items.csv`` (item → criterion, scale), ``<name>.cells.csv`` (the
+    sampling cells: respondents, population, sampling fraction), ``<name>.criteria.csv`` (the maximum points of
+    each criterion per agency kind) and the provenance sidecar.
+
+    The answers of every group (form × agency rated) with fewer respondents than the round's ``min_breakdown``
+    are left out, as on every page, in every other export and in every figure.
     """
     path = Path(path)
-    answers = small_groups_removed(results.answers, results.provenance["analysis_parameters"]["min_breakdown"])[0]
-    tabular.csv_frame(_labelled(results, answers)).to_csv(
-        path, index=False, lineterminator="\n", float_format="%.17g", encoding="utf-8-sig")
+    csv = {"index": False, "lineterminator": "\n", "float_format": "%.17g", "encoding": "utf-8-sig"}
+    tabular.csv_frame(_labelled(results, answers_frame(results))).to_csv(path, **csv)
+    tabular.csv_frame(results.item_map).to_csv(path.with_name(f"{path.stem}.items.csv"), **csv)
+    tabular.csv_frame(results.cells).to_csv(path.with_name(f"{path.stem}.cells.csv"), **csv)
+    tabular.csv_frame(results.max_points).to_csv(path.with_name(f"{path.stem}.criteria.csv"), **csv)
     write_provenance(results, path)
     return path
 
@@ -410,7 +470,7 @@ def write_sav(results: RoundResults, path: Path) -> None:
 
 #: numeric code of "không biết / không đánh giá" in the response-level file (declared missing)
 SAV_EXCLUDED_CODE = 9.0
-#: numeric code of an item of the sheet's form left blank (item nonresponse, declared missing): not "K"
+#: numeric code of an item of the response's form left blank (item nonresponse, declared missing): not "K"
 SAV_BLANK_CODE = 8.0
 SAV_BLANK_LABEL = "Không trả lời (để trống)"
 #: SPSS print format of whole numbers (codes, counts, ranks): without the default two decimals
@@ -419,38 +479,47 @@ SAV_LABEL_BYTES = 255
 
 
 def write_responses_sav(results: RoundResults, path: str | Path) -> Path:
-    """One case per counted sheet × agency rated, one variable per item with its answer code, value labels
-    from the answer scales ("K" coded 9 and declared missing), an item of the form left blank coded 8 and
-    declared missing too, nominal form, channel and agency.
+    """One case per published response × agency rated, one variable per item with its answer code, value labels
+    from the answer scales ("K" coded 9, an item of the form left blank coded 8, both declared missing), and every
+    design variable: the sampling cell
+    (stratum) with its agency or LĐ-CP district, population and sampling fraction, the agency kind, the group's
+    weight and its share of each criterion (``share_A1`` …) and of satisfaction. An item's label names its
+    criterion ("[A1] I01. …"), so the file alone maps items to criteria.
 
     The groups that are never broken down (fewer respondents of a form about an agency than the round's
-    ``min_breakdown``) are left out, as on every page and in every table.
+    ``min_breakdown``) are left out, as on every page, in every table and in the design of the variance.
     """
     import pyreadstat
 
     path = Path(path)
-    a = results.answers
-    cols = {c: a[c].astype(str) for c in ("response_uid", "agency", "group", "channel", "item", "scale")}
+    a = answers_frame(results)
+    unit = ["response_uid", "agency"]
+    cols = {c: a[c].astype(str) for c in ("response_uid", "agency", "group", "channel", "item", "scale", "criterion")}
     cols["form"] = cols.pop("group")  # the .sav's variable name, labelled "Mẫu phiếu"
     long = pd.DataFrame({**cols, "option": a["option"].astype(object)})
-    sheets = long.drop_duplicates(["response_uid", "agency"])
-    size = sheets.groupby(["agency", "form"]).size()
-    small = size[size < results.provenance["analysis_parameters"]["min_breakdown"]].index
-    keep = ~pd.MultiIndex.from_frame(long[["agency", "form"]]).isin(small)
-    long = long[keep]
     codes = long["option"].map(lambda o: np.nan if o is None or o != o else
                                SAV_EXCLUDED_CODE if not str(o).isdigit() else float(o))
     wide = long.assign(code=codes).pivot_table(index=["response_uid", "agency", "form", "channel"], columns="item",
                                                values="code", aggfunc="first", dropna=False, observed=True)
     wide = wide.dropna(how="all").reset_index()
     items = [c for c in wide.columns if c not in ("response_uid", "agency", "form", "channel")]
-    # a blank is an item of the sheet's form without an answer; items of other forms stay system-missing
+    # a blank is an item of the response's form without an answer; items of other forms stay system-missing
     form_items = long.groupby("form", observed=True)["item"].unique()
     for form, its in form_items.items():
         rows = wide["form"] == form
         wide.loc[rows, list(its)] = wide.loc[rows, list(its)].fillna(SAV_BLANK_CODE)
-    frame = wide.rename(columns={"response_uid": "response"})
+    # the design variables of each response × agency, and the group's share of each criterion and of satisfaction
+    keyed = a.assign(response_uid=cols["response_uid"], agency=cols["agency"])
+    design = keyed.groupby(unit, sort=False).agg(
+        agency_kind=("agency_kind", "first"), stratum=("stratum", "first"), cell_agency=("cell_agency", "first"),
+        population=("population", "first"), sampling_fraction=("sampling_fraction", "first"),
+        group_weight=("group_weight", "first"), share_satisfaction=("satisfaction_share", "max"))
+    shares = keyed.pivot_table(index=unit, columns="criterion", values="group_share", aggfunc="max", observed=True)
+    shares.columns = [f"share_{c}" for c in shares.columns]
+    frame = wide.join(design.astype({c: str for c in ("agency_kind", "stratum", "cell_agency")}), on=unit)
+    frame = frame.join(shares, on=unit).rename(columns={"response_uid": "response"})
     scale_of = long.drop_duplicates("item").set_index("item")["scale"]
+    criterion_of = long.drop_duplicates("item").set_index("item")["criterion"]
     value_labels, missing = {}, {}
     for item in items:
         scale = results.scales.get(scale_of.get(item))
@@ -461,12 +530,18 @@ def write_responses_sav(results: RoundResults, path: str | Path) -> Path:
         value_labels[item][SAV_BLANK_CODE] = SAV_BLANK_LABEL
         missing[item] = [SAV_BLANK_CODE, SAV_EXCLUDED_CODE]
     labels = {"response": "Mã phiếu (ngẫu nhiên)", "agency": "Mã cơ quan được đánh giá", "form": "Mẫu phiếu",
-              "channel": "Kênh"}
-    # an item's label is its question (SPSS keeps at most 256 bytes of a label)
-    labels.update({item: _utf8_cut(f"{item}. {results.item_texts[item]}", SAV_LABEL_BYTES)
-                   for item in items if results.item_texts.get(item)})
-    measure = {"response": "nominal", "agency": "nominal", "form": "nominal", "channel": "nominal"}
+              "channel": "Kênh", **DESIGN_LABELS,
+              "share_satisfaction": "Phần của nhóm trong tỷ lệ hài lòng của cơ quan (0: nhóm không được tính)"}
+    labels.update({c: f"Phần của nhóm trong điểm lĩnh vực {c.removeprefix('share_')} (0: nhóm không được tính)"
+                   for c in shares.columns})
+    # an item's label is its criterion and question (SPSS keeps at most 256 bytes of a label)
+    labels.update({item: _utf8_cut(f"[{criterion_of[item]}] {item}. {results.item_texts.get(item, '')}".rstrip(),
+                                   SAV_LABEL_BYTES) for item in items})
+    value_labels["agency_kind"] = dict(results.kind_labels)
+    measure = {c: "nominal" for c in ("response", "agency", "form", "channel", "agency_kind", "stratum",
+                                      "cell_agency")}
     measure.update({item: "ordinal" for item in items})
+    measure.update({c: "scale" for c in frame.columns if c not in measure})
     p = results.provenance
     pyreadstat.write_sav(frame, str(path), column_labels=labels, variable_value_labels=value_labels,
                          missing_ranges=missing, variable_measure=measure,

@@ -34,7 +34,7 @@ from analysis import targets as target_rules
 from survey_service import __version__
 from survey_service import questionnaires as qn
 from survey_service.models import (
-    Agency, Answer, AuditEvent, QuestionnaireVersion, Response, Round, RoundForm, Sheet,
+    Agency, Answer, AuditEvent, QuestionnaireVersion, QuotaCell, Response, Round, RoundForm, Sheet,
 )
 from survey_service.services import progress, rounds
 from survey_service.services.errors import ServiceError
@@ -59,6 +59,17 @@ FLAG_LABELS = {
                            "hoặc không ước lượng được sai số)"),
     FLAG_WITHHELD: WITHHELD_LABEL.format(n=MIN_BREAKDOWN),
 }
+#: Why an estimate is not reliable (:data:`analysis.REASONS`), per indicator; thresholds in the round's methodology.
+REASON_LABELS = {
+    "it_nguoi_tra_loi": "ít người trả lời",
+    "mau_hieu_dung_nho": "cỡ mẫu hiệu dụng nhỏ",
+    "it_bac_tu_do": "phương sai ước lượng từ quá ít phiếu (ít bậc tự do, hoặc ô mẫu chỉ có một phiếu)",
+    "khoang_rong": "khoảng tin cậy 95% quá rộng",
+}
+#: Said wherever a rank is shown (docs/results.md, "Ranks").
+RANK_NOTE = ("Xếp hạng trong nhóm cơ quan so sánh những tổ hợp nhóm đối tượng khác nhau: cơ quan thiếu một nhóm "
+             "thì trọng số của nhóm đó được chia cho các nhóm còn lại. Xếp hạng «cùng nhóm đối tượng» chỉ so sánh "
+             "các cơ quan được cùng những nhóm đối tượng đánh giá.")
 #: Why an agency has no figure at all, in the API (``withheld``) and on the pages.
 WITHHELD_SMALL_GROUP = "small_group"
 WITHHELD_MESSAGE = ("Không công bố số liệu nào của cơ quan này: mọi nhóm đối tượng trả lời về cơ quan này "
@@ -105,6 +116,10 @@ class RoundData:
     simulated: bool = False
     #: the round's structure (``Round.structure``): agency kinds with their labels, own-staff forms
     structure: dict = field(default_factory=dict)
+    #: the round's quota cells (the strata of the variance): ``quota_cell_id, stratum`` (its label, "form" or
+    #: "form/agency"), ``form, cell_agency`` (the agency or LĐ-CP district of the cell, "" for none), ``population``
+    #: (its staff from ``staff_counts.csv``, NaN where unknown)
+    cells: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 @dataclass(frozen=True)
@@ -133,6 +148,12 @@ class RoundResults:
     own_staff_forms: tuple[str, ...] = ()
     #: item code → the question's text (the first version's, when versions differ)
     item_texts: dict[str, str] = field(default_factory=dict)
+    #: per sampling cell: ``stratum, form, cell_agency, respondents, population, fraction`` (fpc = 1 − fraction)
+    cells: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: item → criterion and scale of every item published (the map an analyst needs to rebuild the points)
+    item_map: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: ``agency_kind, criterion, max_points`` of the round's methodology
+    max_points: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: one row per agency × indicator with a target (round.yaml ``targets``): the target, one-sided 95 % bounds,
     #: the verdict (:data:`analysis.targets.VERDICTS`) and the sample a decision would need
     targets: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -189,7 +210,12 @@ def load_round_data(session: Session, rnd: Round) -> RoundData:
             # a fixed row order (keys are random, so by response, agency and item): each sheet's rows come
             # together, and sums are added in one order, so the same data always gives the same last bits
             .order_by(Answer.response_id, sa.func.coalesce(Answer.agency_id, 0), Answer.item_code))
-    return build_round_data(rnd, agencies, responses, _read_answers(session, stmt), versions)
+    cells = pd.DataFrame(
+        session.execute(sa.select(QuotaCell.id, QuotaCell.form_code, Agency.code, QuotaCell.staff_count)
+                        .outerjoin(Agency, Agency.id == QuotaCell.agency_id)
+                        .where(QuotaCell.round_id == rnd.id).order_by(QuotaCell.id)).all(),
+        columns=["quota_cell_id", "form", "cell_agency", "population"])
+    return build_round_data(rnd, agencies, responses, _read_answers(session, stmt), versions, cells)
 
 
 #: Stands for "no agency" in the answers query so that the agency column stays an integer column.
@@ -242,9 +268,13 @@ def _fetch(session: Session, stmt) -> list[tuple]:
 
 
 def build_round_data(rnd: Round, agencies: pd.DataFrame, responses: pd.DataFrame, raw: pd.DataFrame,
-                     versions: dict[int, qn.Questionnaire]) -> RoundData:
+                     versions: dict[int, qn.Questionnaire], cells: pd.DataFrame) -> RoundData:
     """Join responses, answers and questionnaire versions into the scoring frame; apply
     :func:`analysis.answered_enough` (the validity rule).
+
+    ``cells`` are the round's quota cells (``quota_cell_id, form, cell_agency, population``): each answer's
+    stratum is its response's cell, named "form/agency" ("form" for a cell of the whole province), with the
+    cell's population for the finite population correction.
 
     ``raw`` is the frame of :func:`_read_answers`. With millions of answers every join is a look-up
     of integer positions rather than a merge, and every string column of the result is categorical,
@@ -289,10 +319,13 @@ def build_round_data(rnd: Round, agencies: pd.DataFrame, responses: pd.DataFrame
 
     agency_codes = pd.Categorical(agencies["code"]).categories
     agency_row = pd.Index(agencies["agency_id"]).get_indexer(agency_id)  # -1: not an agency of the round
+    cells = _cell_labels(cells)
+    cell_of_resp = pd.Index(cells["quota_cell_id"]).get_indexer(responses["quota_cell_id"])
     answers = pd.DataFrame({
         "response_id": _per_row(responses["response_id"], resp_pos),
-        # the sampling cell (quota cell) is the stratum of the variance
-        "stratum": _per_row(responses["quota_cell_id"].astype(str), resp_pos),
+        # the sampling cell (quota cell) is the stratum of the variance, its staff the population
+        "stratum": _per_row(cells["stratum"], cell_of_resp[resp_pos]),
+        "population": cells["population"].to_numpy(dtype=float)[cell_of_resp[resp_pos]],
         "agency": _per_row(agencies["code"], agency_row, categories=agency_codes),
         "agency_kind": _per_row(agencies["kind"], agency_row),
         "group": _per_row(responses["group"], resp_pos),
@@ -316,8 +349,18 @@ def build_round_data(rnd: Round, agencies: pd.DataFrame, responses: pd.DataFrame
         versions={k: sorted(v) for k, v in sorted(versions_used.items())},
         counts={"responses": int(responses.shape[0]), "response_agency_pairs": int(n_units),
                 "invalid_response_agency_pairs": int(n_invalid)},
-        structure=dict(rnd.structure),
+        structure=dict(rnd.structure), cells=cells,
     )
+
+
+def _cell_labels(cells: pd.DataFrame) -> pd.DataFrame:
+    """The quota cells with their stratum label ("form/agency", or "form" for a cell of the whole
+    province) and the population as a float (NaN where ``staff_counts.csv`` gives none)."""
+    out = cells.copy()
+    out["cell_agency"] = out["cell_agency"].fillna("").astype(str)
+    out["stratum"] = np.where(out["cell_agency"] == "", out["form"], out["form"] + "/" + out["cell_agency"])
+    out["population"] = pd.to_numeric(out["population"], errors="coerce").astype(float)
+    return out
 
 
 def _per_row(values, positions: np.ndarray, categories=None) -> pd.Categorical:
@@ -395,6 +438,7 @@ def scoring_settings(methodology: dict) -> dict:
         "level": CONFIDENCE,
         "max_half_width": reliability_threshold(methodology),
         "lonely_psu": methodology.get("lonely_psu", analysis.DEFAULT_LONELY_PSU),
+        "precision": {**analysis.DEFAULT_PRECISION, **methodology.get("precision", {})},
     }
 
 
@@ -437,8 +481,8 @@ def compute_results(data: RoundData) -> RoundResults:
         res = None
     else:
         try:
-            res = analysis.score_round(scored[[*analysis.ANSWER_COLUMNS, "stratum"]], items=items_table, scales=options,
-                                       settings=settings)
+            res = analysis.score_round(scored[[*analysis.ANSWER_COLUMNS, "stratum", "population"]], items=items_table,
+                                       scales=options, settings=settings)
         except ValueError as exc:
             raise ResultsError(f"Không tính được điểm: {exc}") from None
 
@@ -454,7 +498,10 @@ def compute_results(data: RoundData) -> RoundResults:
         "response_uid": a["response_uid"], "response_id": a["response_id"], "group": a["group"],
         "channel": a["channel"], "agency": a["agency"], "agency_kind": a["agency_kind"], "item": a["item_code"],
         "criterion": a["criterion"], "scale": a["scale"], "option": a["option"],
-        "value": weights["value"], "group_weight": weights["group_weight"], "weight": weights["weight"],
+        "value": weights["value"], "positive": weights["positive"], "group_weight": weights["group_weight"],
+        "group_share": weights["group_share"], "satisfaction_share": weights["satisfaction_share"],
+        "weight": weights["weight"],
+        "stratum": a["stratum"], "population": a["population"],
     })
     return RoundResults(
         provenance=provenance(data),
@@ -472,8 +519,23 @@ def compute_results(data: RoundData) -> RoundResults:
         own_staff_forms=tuple(data.structure["own_staff_forms"]),
         item_texts=dict(data.items.drop_duplicates("item_code")[["item_code", "text"]]
                         .itertuples(index=False)),
+        cells=_sampling_cells(data, res),
+        item_map=data.items.drop_duplicates("item_code")[["item_code", "criterion", "scale"]]
+        .rename(columns={"item_code": "item"}).sort_values("item").reset_index(drop=True),
+        max_points=pd.DataFrame([(k, c, p) for k, pts in cfg.max_points.items() for c, p in pts.items()],
+                                columns=["agency_kind", "criterion", "max_points"]),
         targets=targets,
     )
+
+
+def _sampling_cells(data: RoundData, res) -> pd.DataFrame:
+    """The design's sampling cells with their form, agency or district, respondents published, population
+    and the sampling fraction the variance uses (0 where the population is unknown)."""
+    cols = ["stratum", "form", "cell_agency", "respondents", "population", "fraction"]
+    if res is None:
+        return pd.DataFrame(columns=cols)
+    cells = res.cells.assign(stratum=res.cells["stratum"].astype(str)).drop(columns=["group", "population"])
+    return cells.merge(data.cells[["stratum", "form", "cell_agency", "population"]], on="stratum", how="left")[cols]
 
 
 def round_results(session: Session, rnd: Round) -> RoundResults:
@@ -603,6 +665,13 @@ def as_dict(res: RoundResults) -> dict:
             "satisfaction_ci": [_plain(row["satisfaction_ci_lo"]), _plain(row["satisfaction_ci_hi"])],
             "positive_pct": _plain(row["tltc"]),
             "rank": _plain(row["rank"]), "rank_interval": [_plain(row["rank_lo"]), _plain(row["rank_hi"])],
+            "groups": [g for g in row["groups"].split("+") if g] if isinstance(row["groups"], str) else [],
+            "rank_same_groups": _plain(row["rank_same"]), "n_same_groups": _plain(row["n_same"]),
+            "rank_same_groups_interval": [_plain(row["rank_same_lo"]), _plain(row["rank_same_hi"])],
+            "survey_points_df": _plain(row["survey_points_df"]), "satisfaction_se": _plain(row["satisfaction_se"]),
+            "satisfaction_df": _plain(row["satisfaction_df"]),
+            "survey_points_reliability": _reasons(row["survey_points_reliability"]),
+            "satisfaction_reliability": _reasons(row["satisfaction_reliability"]),
             "flags": [f for f in str(row["flags"]).split(",") if f],
             "targets": [{
                 "indicator": t["indicator"], "label": t["label"] or None, "target": _plain(t["target"]),
@@ -616,12 +685,19 @@ def as_dict(res: RoundResults) -> dict:
                 "max_points": _plain(c["max_points"]),
                 "score": _plain(c["score"]), "points": _plain(c["points"]), "points_se": _plain(c["points_se"]),
                 "points_ci": [_plain(c["points_ci_lo"]), _plain(c["points_ci_hi"])], "n": _plain(c["n"]),
-                "n_eff": _plain(c["n_eff"]), "positive_pct": _plain(c["tltc"]),
+                "n_eff": _plain(c["n_eff"]), "df": _plain(c["df"]), "reliability": _reasons(c["reliability"]),
+                "positive_pct": _plain(c["tltc"]),
                 "flags": [f for f in str(c["flag"]).split(",") if f],
                 "missing_groups": [g for g in str(c["missing_groups"]).split(",") if g],
             } for c in crit.to_dict("records")],
         })
-    return {"provenance": res.provenance, "flag_labels": flag_labels(res), "agencies": agencies}
+    return {"provenance": res.provenance, "flag_labels": flag_labels(res), "reliability_labels": REASON_LABELS,
+            "agencies": agencies}
+
+
+def _reasons(value) -> list[str]:
+    """Precision reasons (comma-separated codes; missing where there is no estimate) as a list."""
+    return [r for r in value.split(",") if r] if isinstance(value, str) else []
 
 
 def records(frame: pd.DataFrame) -> list[dict]:

@@ -57,6 +57,7 @@ def round_table(round_code):
     earlier = [r for r in rounds.list_rounds(get_session()) if r.id != rnd.id and r.simulated == rnd.simulated]
     return render_template("results/round.html", round=rnd, res=res, kinds=res.kind_plurals,
                            flag_labels=results.flag_labels(res), records=results.records,
+                           reason_labels=results.REASON_LABELS, rank_note=results.RANK_NOTE,
                            waiting_note=_waiting_note(rnd), verdicts=VERDICTS, earlier=earlier)
 
 
@@ -106,8 +107,8 @@ def agency_page(round_code, agency):
     return render_template("results/agency.html", round=rnd, res=res, row=results.records(summary)[0],
                            criteria=results.records(res.criteria[res.criteria["agency"] == agency]),
                            items=results.records(res.items[res.items["agency"] == agency]), kinds=res.kind_labels,
-                           flag_labels=results.flag_labels(res),
-                           withheld_message=results.withheld_message(res),
+                           flag_labels=results.flag_labels(res), reason_labels=results.REASON_LABELS,
+                           rank_note=results.RANK_NOTE, withheld_message=results.withheld_message(res),
                            min_breakdown=res.provenance["analysis_parameters"]["min_breakdown"])
 
 

@@ -29,6 +29,12 @@ def test_results_table_fits_a_desktop_screen(data, staff_page, live_server, arti
         assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
         flags = page.locator("#results-department ul.flags").first
         assert flags.locator("li").count() >= 1  # one flag per line, never run together
+        # the rank says it compares mixtures of groups, and gives the rank among the same groups
+        assert "tổ hợp nhóm đối tượng khác nhau" in page.locator(".rank-note").first.inner_text()
+        assert "cùng nhóm\n1/6" in page.locator("#results-department").inner_text()
+        # the sampling cells with their population and fraction (CC-CT/VPUB: 6 of 62 staff)
+        cell = page.locator("#sampling-cells tr", has_text="CC-CT/VPUB")
+        assert cell.is_visible() and "9,7" in cell.inner_text()
         page.screenshot(path=str(artifacts / f"results-{viewport}.png"), full_page=True)
         assert axe_violations(page) == []
 

@@ -104,8 +104,14 @@ def test_cli_import_then_analysis_run_to_every_format(builder, runner, session, 
                                  "--out", str(sav), "--answers", str(answers), "--responses", str(responses)])
     assert result.exit_code == 0, result.output
     book = pd.read_excel(xlsx, sheet_name=None)
-    assert list(book) == ["Tổng hợp", "Theo lĩnh vực", "Theo câu hỏi", "Chẩn đoán trọng số",
+    assert list(book) == ["Tổng hợp", "Theo lĩnh vực", "Theo câu hỏi", "Ô mẫu", "Chẩn đoán trọng số", "Mục tiêu",
                           "Thiết lập phương pháp", "Nguồn gốc số liệu"]
+    # the sampling cells with their population and the fraction of the finite population correction
+    cells = book["Ô mẫu"].set_index("Ô mẫu (tầng)")
+    assert (cells["Tỷ lệ chọn mẫu (0: không hiệu chỉnh tổng thể hữu hạn)"]
+            == cells["Số người trả lời được công bố"] / cells["Tổng thể (staff_counts.csv)"]).any()
+    for companion in ("items", "cells", "criteria"):
+        assert (tmp_path / f"answers.{companion}.csv").exists()
     summary = book["Tổng hợp"].set_index("Mã cơ quan")
     # the lone LĐH-CH leader and council member are groups under min_breakdown: not counted, not used
     assert summary.loc["SNV", "Số phiếu hợp lệ"] == 5
@@ -150,7 +156,7 @@ def test_cli_import_then_analysis_run_to_every_format(builder, runner, session, 
     assert len(snv) == 5 and sorted(snv["I02"]) == [1.0, 2.0, 3.0, 4.0, 4.0]
     assert rmeta.variable_value_labels["I02"][4.0] and rmeta.variable_measure["I02"] == "ordinal"
     # an item's variable label is its question; its codes are whole numbers
-    assert rmeta.column_names_to_labels["I02"].startswith("I02. Anh/Chị đánh giá như thế nào về tính cụ thể")
+    assert rmeta.column_names_to_labels["I02"].startswith("[A1] I02. Anh/Chị đánh giá như thế nào về tính cụ thể")
     assert rmeta.original_variable_types["I02"] == "F8.0"
     assert len(cases[cases["form"] == "HĐ-CT"]) == 0  # one council member: a group under min_breakdown
 

@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from survey_service.models import Agency, Answer, Response
+from survey_service.models import Agency, Answer, QuotaCell, Response
 from survey_service.services import results
 from tests.conftest import ROUND_DIR
 
@@ -101,8 +101,9 @@ def _stored(session, loaded_round) -> pd.DataFrame:
     stmt = (sa.select(Response.id.label("response"), Response.form_code.label("form"),
                       Response.quota_cell_id.label("cell"), Response.respondent_key.label("respondent"),
                       Response.surplus, Agency.code.label("agency"), Agency.kind.label("kind"),
-                      Answer.item_code.label("item"), Answer.value)
+                      Answer.item_code.label("item"), Answer.value, QuotaCell.staff_count.label("population"))
             .join(Answer, Answer.response_id == Response.id).join(Agency, Agency.id == Answer.agency_id)
+            .join(QuotaCell, QuotaCell.id == Response.quota_cell_id)
             .where(Response.round_id == loaded_round.id))
     return pd.DataFrame(session.execute(stmt).all())
 
@@ -147,13 +148,20 @@ def _recompute(builder, stored: pd.DataFrame, method: dict, min_breakdown: int):
     q["z"] = q["a"] * (q["m"] - q["M"]) / q["n"]
     kind = stored.drop_duplicates("agency").set_index("agency")["kind"]
     q["max"] = [method["max_points"][kind[t]][c] for t, c in zip(q["agency"], q["criterion"])]
-    psus = stored[["cell", "respondent"]].drop_duplicates()
+    # the design is that of the groups published: a group under min_breakdown leaves it with its respondents
+    psus = m.loc[m["respondents"] >= min_breakdown, ["cell", "respondent"]].drop_duplicates()
     assert (psus.groupby("cell").size() >= 2).all()   # no single-respondent cell in this test
+    # finite population correction 1 − n_h/N_h where staff_counts.csv gives the cell's staff N_h
+    population = stored.drop_duplicates("cell").set_index("cell")["population"].astype(float)
+    sampled = psus.groupby("cell").size()
+    fpc = (1 - sampled / population.reindex(sampled.index)).fillna(1.0)
+    assert (fpc < 1).all()   # every cell of this test has its staff count
 
     def se(frame, value):
         z = frame.pivot_table(index=["cell", "respondent"], columns="key", values=value, aggfunc="sum")
         z = z.reindex(pd.MultiIndex.from_frame(psus)).fillna(0.0)
-        var = sum(len(b) / (len(b) - 1) * ((b - b.mean()) ** 2).sum() for _, b in z.groupby(level="cell"))
+        var = sum(fpc[cell] * len(b) / (len(b) - 1) * ((b - b.mean()) ** 2).sum()
+                  for cell, b in z.groupby(level="cell"))
         return np.sqrt(var)
 
     q["key"] = list(zip(q["agency"], q["criterion"]))

@@ -96,7 +96,7 @@ def test_a_small_group_beside_larger_ones_is_left_out_as_a_missing_group(small, 
 def test_agencies_with_only_large_groups_are_unchanged_to_the_last_bit(small, session, loaded_round):
     shown = _results(session, loaded_round)
     everything = _results(session, loaded_round, min_breakdown=1)
-    ranks = ["rank", "rank_lo", "rank_hi"]   # ranked among other agencies in each case
+    ranks = ["rank", "rank_lo", "rank_hi", "n_same", "rank_same", "rank_same_lo", "rank_same_hi"]  # among others
     for agency in ("SNV", "STC"):
         one, every = shown.summary, everything.summary   # every agency, in the same order
         pd.testing.assert_frame_equal(one[one["agency"] == agency].drop(columns=ranks),
