@@ -44,9 +44,10 @@ def bh_adjust(p_values) -> np.ndarray:
 def combine_baseline(estimates, ses, ns) -> tuple[float, float]:
     """The baseline of an agency that continues several earlier ones: respondent-weighted mean and its SE.
 
-    NaN when any part has no estimate (a baseline missing a predecessor is not the same agency)."""
+    NaN when any part has no estimate (a baseline missing a predecessor is not the same agency); the SE alone
+    is NaN when a part publishes none (every answer, or none, positive), so no change is judged on it."""
     est, se, n = (np.asarray(x, dtype=float) for x in (estimates, ses, ns))
-    if len(est) == 0 or np.isnan(est).any() or np.isnan(se).any() or np.isnan(n).any() or n.sum() <= 0:
+    if len(est) == 0 or np.isnan(est).any() or np.isnan(n).any() or n.sum() <= 0:
         return np.nan, np.nan
     w = n / n.sum()
     return float(w @ est), float(np.sqrt(np.sum(w * w * se * se)))

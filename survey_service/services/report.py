@@ -420,7 +420,7 @@ def build_body(doc, data: ReportData) -> None:
                [26, *[width] * len(crits), width + 4, width])
     _heading(doc, "PHỤ LỤC 2. KẾT QUẢ THEO MẪU PHIẾU", 1)
     items = res.items[~res.items["suppressed"]] if len(res.items) else res.items
-    by_form = items.groupby("form").agg(agencies=("agency", "nunique"), answers=("n_valid", "sum"),
+    by_form = items.groupby("group").agg(agencies=("agency", "nunique"), answers=("n_valid", "sum"),
                                         positive=("positive_pct", "mean")) if len(items) else pd.DataFrame()
     _table(doc, ["Mẫu phiếu", "Đối tượng", "Số cơ quan", "Số câu trả lời có điểm", "Tỷ lệ tích cực TB (%)"],
            [[f["code"], f["group"], number(by_form.loc[f["code"], "agencies"]) if f["code"] in by_form.index
