@@ -6,7 +6,6 @@ import re
 import pytest
 
 from tests.conftest import PASSWORD, axe_violations
-from tests.results.test_comparison import mixed_pair  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.browser
 

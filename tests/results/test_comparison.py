@@ -79,18 +79,6 @@ def test_response_rates_by_channel(session, pair):
     assert change.CHANGE_LABELS[change.NO_CHANGE] == "Không thay đổi rõ"
 
 
-@pytest.fixture
-def mixed_pair(session, loaded_round, builder):
-    """QNA-2023 where five of six SNV and all six SLĐTBXH respondents are satisfied, DNG-2026 beside it."""
-    rows = [builder.row("CC-CT", "SNV", value) for value in "444442"]
-    rows += [builder.row("CC-CT", "SLDTBXH", "4") for _ in range(6)]
-    collect_from_today(session, loaded_round)
-    builder.load(rows)
-    rounds.load_round(session, DNG_DIR, QUESTIONNAIRE_DIR)
-    session.commit()
-    return loaded_round, rounds.get_round(session, "DNG-2026")
-
-
 def test_plan_shows_the_sample_a_decision_on_the_target_needs(session, mixed_pair, staff_client):
     qna, dng = mixed_pair
     assert comparison.continued_round(session, dng) == qna
