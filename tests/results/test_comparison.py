@@ -114,3 +114,9 @@ def test_plan_shows_the_sample_a_decision_on_the_target_needs(session, mixed_pai
     assert done.status_code == 302
     session.expire_all()
     assert session.get(QuotaCell, snv.id).target == 40
+    # a round continuing nothing has no such sample: its page has no column and the button changes nothing
+    before = {c.id: c.target for c in quotas.cells(session, qna)}
+    assert "Để kết luận" not in client.get(f"/staff/progress/{qna.code}/quotas").get_data(as_text=True)
+    assert client.post(f"/staff/progress/{qna.code}/quotas/recommended", data={"basis": "decision"}).status_code == 302
+    session.expire_all()
+    assert {c.id: c.target for c in quotas.cells(session, qna)} == before
