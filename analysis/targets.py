@@ -12,7 +12,8 @@ Satisfaction is a share: its bounds are Wilson's at the Kish effective sample ``
 (the design-based SE folds the weighting and clustering in), which keeps them inside [0, 1] and matches the
 textbook answer for a simple random sample (42 of 48: 0.776–0.934). Points are bounded by estimate ± z·SE.
 The same bound gives the sample a decision needs (:func:`needed_effective_n`), which the next round's
-sample-size recommendation uses (:func:`recommended_sample`).
+sample-size recommendation uses (:func:`recommended_sample`, per agency from the round it continues:
+:func:`next_round_samples`).
 """
 from __future__ import annotations
 
@@ -22,8 +23,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from analysis.change import combine_baseline
+
 __all__ = ["DAT", "KHONG_DAT", "CHUA_DU_CAN_CU", "INDICATORS", "VERDICTS", "TARGET_LEVEL", "assign_targets",
-           "effective_n", "needed_effective_n", "round_targets", "with_verdicts",
+           "effective_n", "needed_effective_n", "next_round_samples", "round_targets", "with_verdicts",
            "point_bounds", "recommended_sample", "target_verdicts", "wilson_bounds"]
 
 DAT, KHONG_DAT, CHUA_DU_CAN_CU = "dat", "khong_dat", "chua_du_can_cu"
@@ -221,3 +224,51 @@ def with_verdicts(summary: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
         out[f"{col}_target"] = out["agency"].map(part["target"]).astype(float)
         out[f"{col}_verdict"] = out["agency"].map(part["verdict"]).astype(object).where(lambda s: s.notna(), None)
     return out
+
+
+def next_round_samples(before: pd.DataFrame, baselines: dict[str, list[str]], agencies: pd.DataFrame, rules,
+                       level: float = TARGET_LEVEL) -> pd.DataFrame:
+    """The sample each agency of a new round needs for a decision on its target, judged from the round it continues.
+
+    ``before``: the earlier round's summary (as :func:`round_targets` reads it, with ``withheld``); ``baselines``:
+    new agency → the earlier agencies it continues (several for a merger: their respondent-weighted estimate and
+    its SE, :func:`analysis.change.combine_baseline`); ``agencies``: the new round's ``agency, agency_kind,
+    population`` (NaN when unknown); ``rules``: the new round's targets. An agency continuing a withheld one
+    gets nothing: nothing is published about that one.
+
+    One row per agency with a target and a baseline, for the indicator needing the most respondents:
+    ``agency, indicator, target, estimate, design_effect`` (observed in the earlier round), ``n_needed`` (None
+    when the estimate sits on the target), ``population`` and ``sample`` (n_needed capped by the population:
+    at most a census, which decides without sampling error).
+    """
+    cols = ["agency", "indicator", "target", "estimate", "design_effect", "n_needed", "population", "sample"]
+    prev = before.set_index("agency")
+    withheld = prev["withheld"].astype(bool) if "withheld" in prev else pd.Series(False, index=prev.index)
+    rows = []
+    for a in agencies.itertuples(index=False):
+        sources = [s for s in baselines.get(a.agency, []) if s in prev.index]
+        if not sources or withheld.loc[sources].any():
+            continue
+        parts = prev.loc[sources]
+        n = parts["n"].astype("Float64").astype(float)
+        row = {"agency": a.agency, "agency_kind": a.agency_kind, "n": float(n.sum())}
+        for col, se_col, scale in INDICATORS.values():
+            se = parts[se_col].astype(float)
+            if scale == "share":  # everyone (or no one) satisfied: no spread, an SE of 0 (:func:`effective_n`)
+                se = se.where(se.notna() | ~parts[col].isin([0, 100]), 0.0)
+            row[col], row[se_col] = combine_baseline(parts[col], se, n)
+        rows.append(row)
+    summary = pd.DataFrame(rows, columns=["agency", "agency_kind", "n", *[c for v in INDICATORS.values()
+                                                                          for c in v[:2]]])
+    found = round_targets(summary, rules, level)
+    found = found[found["estimate"].notna()]
+    if found.empty:
+        return pd.DataFrame(columns=cols)
+    # the indicator needing the most respondents decides the agency's sample; one out of reach outranks all
+    found = found.assign(order=found["n_needed"].astype("Float64").fillna(np.inf).astype(float))
+    found = found.sort_values(["agency", "order"], ascending=[True, False]).drop_duplicates("agency")
+    population = agencies.set_index("agency")["population"].astype(float)
+    found["population"] = found["agency"].map(population)
+    needed = found["n_needed"].astype("Float64").astype(float)
+    found["sample"] = pd.array(np.fmin(needed, found["population"]).where(needed.notna()), dtype="Int64")
+    return found[cols].reset_index(drop=True)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from analysis import change
-from survey_service.models import Round
+from survey_service.models import Response, Round
 from survey_service.services import results, simulation
 from survey_service.services.errors import ServiceError
 
@@ -44,8 +45,8 @@ def baselines(rnd: Round, previous: Round) -> tuple[dict[str, list[str]], str]:
     return {a.code: [a.code] for a in rnd.agencies if a.code in earlier}, "same_code"
 
 
-def compare_rounds(session: Session, rnd: Round, previous: Round) -> Comparison:
-    """Results of both rounds and the change of every agency that continues agencies of ``previous``."""
+def check_pair(rnd: Round, previous: Round) -> None:
+    """:raises ComparisonError: unless ``previous`` is another, earlier round of the same kind of data."""
     if previous.id == rnd.id:
         raise ComparisonError("Đợt so sánh phải là một đợt khác.")
     # by the year evaluated (collection dates move when a round is rescheduled); the demonstration pair is
@@ -55,6 +56,30 @@ def compare_rounds(session: Session, rnd: Round, previous: Round) -> Comparison:
                               f"(năm {rnd.year}).")
     if previous.simulated != rnd.simulated:
         raise ComparisonError("Không so sánh đợt có dữ liệu mô phỏng với đợt có dữ liệu thật.")
+
+
+def continued_round(session: Session, rnd: Round) -> Round | None:
+    """The latest earlier round with responses that ``rnd``'s agencies declare they continue (``continues``),
+    under its own code or, for a simulated round, the code of its simulation; None when there is none."""
+    named = {c.round_code for a in rnd.agencies for c in a.continues}
+    if not named:
+        return None
+    with_responses = sa.select(Response.id).where(Response.round_id == Round.id).exists()
+    found = []
+    for previous in session.scalars(sa.select(Round).where(Round.id != rnd.id, with_responses)):
+        if simulation.source_code(previous.code) not in named and previous.code not in named:
+            continue
+        try:
+            check_pair(rnd, previous)
+        except ComparisonError:
+            continue
+        found.append(previous)
+    return max(found, key=lambda r: (r.year, r.id), default=None)
+
+
+def compare_rounds(session: Session, rnd: Round, previous: Round) -> Comparison:
+    """Results of both rounds and the change of every agency that continues agencies of ``previous``."""
+    check_pair(rnd, previous)
     mapping, matched_by = baselines(rnd, previous)
     if not mapping:
         raise ComparisonError(f"Không cơ quan nào của đợt {rnd.code} kế tục cơ quan của đợt {previous.code}.")

@@ -256,6 +256,7 @@ def _render_plan(rnd, cells, *, errors=None, entered=None, import_errors=None, s
     return render_template(
         "progress/plan.html", round=rnd, cells=cells, forms=forms, errors=errors or {}, entered=entered or {},
         import_errors=import_errors or [], errors_shown=quotas.ERRORS_SHOWN, recommended=recommended,
+        decisions=quotas.decision_sizes(get_session(), rnd),
         margin=margin, floor=floor, channels=CHANNEL_LABELS, columns=quotas.CSV_COLUMNS,
         column_help=quotas.CSV_COLUMN_HELP, closed=round_closed(rnd),
     ), status
@@ -266,12 +267,20 @@ def _render_plan(rnd, cells, *, errors=None, entered=None, import_errors=None, s
 def apply_recommended(round_code):
     session = get_session()
     rnd = round_or_404(round_code)
-    margin, floor = quotas.sizing(rnd)
-    changes = [quotas.TargetChange(c, quotas.recommended_size(c.staff_count, margin, floor), c.staff_count)
-               for c in quotas.cells(session, rnd) if c.staff_count is not None]
-    changed = quotas.apply_targets(session, changes, by=current_user, source="recommended")
+    if request.form.get("basis") == "decision":  # the sample a decision on each agency's target needs
+        decisions = quotas.decision_sizes(session, rnd)
+        sample = {code: d.sample for code, d in decisions.items() if d.sample is not None}
+        changes = [quotas.TargetChange(c, sample[c.agency.code], c.staff_count)
+                   for c in quotas.cells(session, rnd) if c.agency is not None and c.agency.code in sample]
+        source, what = "decision", "cỡ mẫu để kết luận về mục tiêu"
+    else:
+        margin, floor = quotas.sizing(rnd)
+        changes = [quotas.TargetChange(c, quotas.recommended_size(c.staff_count, margin, floor), c.staff_count)
+                   for c in quotas.cells(session, rnd) if c.staff_count is not None]
+        source, what = "recommended", "cỡ mẫu khuyến nghị"
+    changed = quotas.apply_targets(session, changes, by=current_user, source=source)
     session.commit()
-    flash(f"Đã đặt chỉ tiêu theo cỡ mẫu khuyến nghị cho {changed} ô.", "info")
+    flash(f"Đã đặt chỉ tiêu theo {what} cho {changed} ô.", "info")
     return redirect(url_for(".plan", round_code=rnd.code))
 
 

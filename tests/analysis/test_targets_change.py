@@ -158,3 +158,28 @@ def test_independent_se_is_conservative_for_an_overlapping_panel():
     diff = (a - b).reshape(reps, 6)
     se = np.sqrt(a_se ** 2 + b_se ** 2).reshape(reps, 6)
     assert se.mean() >= diff.std(axis=0, ddof=1).mean() * 1.2
+
+
+def test_next_round_sample_from_the_continued_round():
+    """95 % at n_eff 98 observed on 147 respondents (design effect 1.5): a true 95 % against 90 % needs 98
+    effective, 147 respondents; capped by a smaller population; nothing for a withheld or unmatched agency."""
+    se95 = 100 * math.sqrt(0.95 * 0.05 / 98)
+    before = pd.DataFrame({
+        "agency": ["A", "B1", "B2", "C", "D"], "agency_kind": ["so"] * 5,
+        "satisfaction": [95.0, 80.0, 100.0, 90.0, 70.0], "satisfaction_se": [se95, 4.0, np.nan, 3.0, 5.0],
+        "survey_points": [np.nan] * 5, "survey_points_se": [np.nan] * 5, "n": [147, 100, 100, 60, 30],
+        "withheld": [False, False, False, False, True]})
+    now = pd.DataFrame({"agency": ["A", "A2", "B", "C", "D", "E"], "agency_kind": ["so"] * 6,
+                        "population": [1000, 100, np.nan, 80, 50, 40]})
+    mapping = {"A": ["A"], "A2": ["A"], "B": ["B1", "B2"], "C": ["C"], "D": ["D"]}
+    out = targets.next_round_samples(before, mapping, now, [{"indicator": "satisfaction", "at_least": 90}])
+    out = out.set_index("agency")
+    assert list(out.index) == ["A", "A2", "B", "C"]  # D continues a withheld agency, E nothing
+    assert out.loc["A", "design_effect"] == pytest.approx(1.5)
+    assert out.loc["A", "n_needed"] == 147 and out.loc["A", "sample"] == 147
+    assert out.loc["A2", "n_needed"] == 147 and out.loc["A2", "sample"] == 100  # a census of 100
+    # a merger: the respondent-weighted 90 %, with SE (4 / 2) from the part that varies, sits on the target
+    assert out.loc["B", "estimate"] == pytest.approx(90) and pd.isna(out.loc["B", "n_needed"])
+    assert pd.isna(out.loc["B", "sample"]) and pd.isna(out.loc["C", "sample"])
+    none = targets.next_round_samples(before, {}, now, [{"indicator": "satisfaction", "at_least": 90}])
+    assert none.empty and "sample" in none

@@ -8,6 +8,7 @@ from datetime import date
 import pytest
 
 from survey_service.services import imports, rounds
+from tests.conftest import QUESTIONNAIRE_DIR, collect_from_today
 
 FORMS = ("CC-CT", "CC-ND", "CC-CH", "LĐ-CP", "LĐX-CH", "HĐ-CT", "LĐH-CH", "LĐS-CT")
 
@@ -49,3 +50,15 @@ class Builder:
 @pytest.fixture
 def builder(loaded_round, session):
     return Builder(session, loaded_round)
+
+
+@pytest.fixture
+def mixed_pair(session, loaded_round, builder):
+    """QNA-2023 where five of six SNV and all six SLĐTBXH respondents are satisfied, DNG-2026 beside it."""
+    rows = [builder.row("CC-CT", "SNV", value) for value in "444442"]
+    rows += [builder.row("CC-CT", "SLDTBXH", "4") for _ in range(6)]
+    collect_from_today(session, loaded_round)
+    builder.load(rows)
+    rounds.load_round(session, QUESTIONNAIRE_DIR / "rounds" / "DNG-2026", QUESTIONNAIRE_DIR)
+    session.commit()
+    return loaded_round, rounds.get_round(session, "DNG-2026")

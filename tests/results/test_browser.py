@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tests.conftest import axe_violations
+from tests.conftest import PASSWORD, axe_violations
 
 pytestmark = pytest.mark.browser
 
@@ -96,3 +96,29 @@ def test_targets_and_the_report_download(data, staff_page, live_server, artifact
     assert "III. KẾT QUẢ" in texts and "2. Đối chiếu với mục tiêu" in texts
     page.screenshot(path=str(artifacts / "results-report-form.png"), full_page=True)
     assert axe_violations(page) == []
+
+
+def test_plan_sets_targets_for_a_decision(session, mixed_pair, make_user, live_server, browser):
+    """The quota plan of a round continuing an answered one shows, and applies, the sample a decision needs."""
+    from playwright.sync_api import expect
+
+    from survey_service.services import quotas
+    from tests.conftest import collect_from_today
+
+    _, dng = mixed_pair
+    snv = next(c for c in quotas.cells(session, dng) if c.agency is not None and c.agency.code == "SNV")
+    snv.staff_count = 40
+    collect_from_today(session, dng)
+    session.commit()
+    user = make_user("supervisor")
+    page = browser.new_page(locale="vi-VN")
+    page.goto(f"{live_server}/staff/login")
+    page.fill("#username", user.username)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.goto(f"{live_server}/staff/progress/{dng.code}/quotas")
+    expect(page.locator("#decision-heading")).to_contain_text("QNA-2023")
+    row = page.locator("table.plan tbody tr").filter(has=page.locator(f"input[name=target-{snv.id}]"))
+    expect(row.locator("td.decision")).to_contain_text("khảo sát toàn bộ 40 người")
+    page.click("text=Đặt chỉ tiêu = cỡ mẫu để kết luận")
+    expect(page.locator(f"input[name=target-{snv.id}]")).to_have_value("40")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from analysis import change
+from analysis import change, targets
 from survey_service.models import QuotaCell
-from survey_service.services import comparison, invitations, report, results, rounds, users
+from survey_service.services import comparison, invitations, quotas, report, results, rounds, users
 from tests.conftest import QUESTIONNAIRE_DIR, collect_from_today
 
 DNG_DIR = QUESTIONNAIRE_DIR / "rounds" / "DNG-2026"
@@ -77,3 +78,46 @@ def test_response_rates_by_channel(session, pair):
     assert rates["online"].issued == 8 and rates["online"].complete == 0 and rates["online"].rr1 == 0
     assert rates["paper"].issued == 0 and math.isnan(rates["paper"].rr1)
     assert change.CHANGE_LABELS[change.NO_CHANGE] == "Không thay đổi rõ"
+
+
+def test_plan_shows_the_sample_a_decision_on_the_target_needs(session, mixed_pair, staff_client):
+    qna, dng = mixed_pair
+    assert comparison.continued_round(session, dng) == qna
+    assert comparison.continued_round(session, qna) is None  # QNA-2023 continues nothing
+    snv = next(c for c in quotas.cells(session, dng) if c.agency is not None and c.agency.code == "SNV")
+    snv.staff_count = 2000
+    session.commit()
+    # DNG's SNV merges QNA's SNV and SLĐTBXH: 11 of 12 satisfied (91.7 %) against DNG's 90 % target
+    before = results.cached_results(session, qna).summary.set_index("agency").loc[["SNV", "SLDTBXH"]]
+    w = before["n"].astype(float) / 12
+    p = float((w * before["satisfaction"]).sum())
+    se = float(np.sqrt((w ** 2 * before["satisfaction_se"].fillna(0) ** 2).sum()))
+    n_eff = (p / 100) * (1 - p / 100) / (se / 100) ** 2
+    needed = targets.recommended_sample(targets.needed_effective_n(p / 100, 0.9), 12 / n_eff)
+    found = quotas.decision_sizes(session, dng)["SNV"]
+    assert p == pytest.approx(100 * 11 / 12) and needed > 100
+    assert found.previous == "QNA-2023" and found.sample == needed
+    assert "91,7" in found.reason and "90,0" in found.reason and "khảo sát toàn bộ" not in found.reason
+    assert set(quotas.decision_sizes(session, dng)) == {"SNV"}  # nothing else of DNG continues answered agencies
+    snv.staff_count = 40  # fewer staff than the decision needs: a census
+    session.commit()
+    assert quotas.decision_sizes(session, dng)["SNV"].sample == 40
+    assert "khảo sát toàn bộ 40 người" in quotas.decision_sizes(session, dng)["SNV"].reason
+
+    client = staff_client("supervisor")
+    page = client.get(f"/staff/progress/{dng.code}/quotas")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Để kết luận" in text and "theo đợt QNA-2023" in text
+    assert "khảo sát toàn bộ 40 người" in text
+    collect_from_today(session, dng)
+    session.commit()
+    done = client.post(f"/staff/progress/{dng.code}/quotas/recommended", data={"basis": "decision"})
+    assert done.status_code == 302
+    session.expire_all()
+    assert session.get(QuotaCell, snv.id).target == 40
+    # a round continuing nothing has no such sample: its page has no column and the button changes nothing
+    before = {c.id: c.target for c in quotas.cells(session, qna)}
+    assert "Để kết luận" not in client.get(f"/staff/progress/{qna.code}/quotas").get_data(as_text=True)
+    assert client.post(f"/staff/progress/{qna.code}/quotas/recommended", data={"basis": "decision"}).status_code == 302
+    session.expire_all()
+    assert {c.id: c.target for c in quotas.cells(session, qna)} == before
