@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from analysis import change
 from survey_service.models import Round
-from survey_service.services import results, simulation
+from survey_service.services import results, rounds, simulation
 from survey_service.services.errors import ServiceError
 
 
@@ -48,6 +48,10 @@ def compare_rounds(session: Session, rnd: Round, previous: Round) -> Comparison:
     """Results of both rounds and the change of every agency that continues agencies of ``previous``."""
     if previous.id == rnd.id:
         raise ComparisonError("Đợt so sánh phải là một đợt khác.")
+    citizens = [r.code for r in (rnd, previous) if rounds.is_citizens(r)]
+    if citizens:  # its shares are not the PAR points and satisfaction that analysis.change compares
+        raise ComparisonError(f"Chưa hỗ trợ so sánh đợt khảo sát người dân ({', '.join(citizens)}) với đợt khác; "
+                              "xem tỷ lệ hài lòng của từng đợt trên trang kết quả của đợt.")
     # by the year evaluated (collection dates move when a round is rescheduled); the demonstration pair is
     # the same round simulated twice
     if previous.year >= rnd.year and simulation.source_code(previous.code) != simulation.source_code(rnd.code):

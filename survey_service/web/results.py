@@ -54,7 +54,8 @@ def round_table(round_code):
     if rounds.is_citizens(rnd):
         return _citizens_page(rnd)
     rnd, res = results_or_error(round_code)
-    earlier = [r for r in rounds.list_rounds(get_session()) if r.id != rnd.id and r.simulated == rnd.simulated]
+    earlier = [r for r in rounds.list_rounds(get_session())
+               if r.id != rnd.id and r.simulated == rnd.simulated and not rounds.is_citizens(r)]
     return render_template("results/round.html", round=rnd, res=res, kinds=res.kind_plurals,
                            flag_labels=results.flag_labels(res), records=results.records,
                            reason_labels=results.REASON_LABELS, rank_note=results.RANK_NOTE,
