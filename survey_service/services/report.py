@@ -214,7 +214,7 @@ def satisfaction_chart(summary: pd.DataFrame, target_of: dict[str, float], title
 class ReportData:
     rnd: Round
     res: results.RoundResults | None
-    comparison: comparison.Comparison | None
+    comparison: comparison.Comparison | comparison.CitizensComparison | None
     rates: list[ChannelRates]
     forms: list[dict]
     today: date
@@ -225,10 +225,9 @@ class ReportData:
 def gather(session: Session, rnd: Round, previous: Round | None = None, today: date | None = None) -> ReportData:
     """Everything the report prints, computed once."""
     if rounds.is_citizens(rnd):
-        if previous is not None:
-            comparison.compare_rounds(session, rnd, previous)  # refuses with the reason
-        rep = citizens.report(session, rnd, quarantined=citizens.quarantined(session, rnd))
-        return ReportData(rnd, None, None, [], [], today or rounds.local_today(), rep)
+        comp = comparison.compare_citizens(session, rnd, previous) if previous is not None else None
+        rep = comp.after if comp else citizens.report(session, rnd, quarantined=citizens.quarantined(session, rnd))
+        return ReportData(rnd, None, comp, [], [], today or rounds.local_today(), rep)
     res = results.cached_results(session, rnd)
     comp = comparison.compare_rounds(session, rnd, previous) if previous is not None else None
     prog = progress.round_progress(session, rnd)
@@ -524,6 +523,34 @@ def build_citizens_body(doc, data: ReportData) -> None:
     else:
         _para(doc, "Chưa có tỷ lệ nào để đối chiếu với chỉ tiêu (đợt không đặt chỉ tiêu hoặc chưa đủ mẫu).")
 
+    changed = []
+    comp = data.comparison
+    if comp is not None:
+        _heading(doc, f"{len(levels) + 2}. So sánh với đợt {comp.before.round_code}", 2)
+        _para(doc, "Cơ quan được ghép với cơ quan đợt trước theo "
+                   + ("danh sách kế tục của đợt (agencies.csv, cột continues)." if comp.matched_by == "continues"
+                      else "cùng mã cơ quan (hai đợt có cùng cơ cấu).")
+                   + " Chênh lệch tính bằng điểm phần trăm; sai số chuẩn √(SE₁² + SE₂²) (hai mẫu độc lập), khoảng "
+                     "tin cậy 95%, giá trị p hai phía hiệu chỉnh Benjamini–Hochberg trên mọi cơ quan của cùng chỉ "
+                     "số (tỷ lệ phát hiện sai 5%).")
+        for measure, name in measures:
+            part = comp.table[(comp.table["indicator"] == measure) & comp.table["before"].notna()]
+            if part.empty:
+                continue
+            _caption(doc, f"Bảng: {name} — tỷ lệ hài lòng (%) so với đợt trước")
+            rows = []
+            for r in results.records(part):
+                if r["change"] in (change.IMPROVED, change.DECLINED):
+                    changed.append(f"{r['agency']} ({name.lower()}: {change.CHANGE_LABELS[r['change']].lower()})")
+                rows.append([r["agency"], r["agency_name"], r["baseline"], _share_pct(r["before"]),
+                             MISSING if r["after"] is None else _share_pct(r["after"]),
+                             MISSING if r["diff"] is None else _share_pct(r["diff"]),
+                             MISSING if r["diff"] is None else _share_interval(r["diff_ci_lo"], r["diff_ci_hi"]),
+                             MISSING if r["p_adjusted"] is None else number(r["p_adjusted"], 3),
+                             change.CHANGE_LABELS.get(r["change"], MISSING)])
+            _table(doc, ["Mã", "Cơ quan", "Kế tục", "Đợt trước", "Đợt này", "Chênh lệch", "KTC 95%", "p (BH)",
+                         "Kết luận"], rows, [26, 23, 21, 14, 14, 15, 21, 12, 19])
+
     _heading(doc, "IV. ĐÁNH GIÁ CHUNG", 1)
     counts = judged["status"].value_counts()
     if len(judged):
@@ -531,6 +558,9 @@ def build_citizens_body(doc, data: ReportData) -> None:
                                                   for code, label in citizens.STATUS_LABELS.items()) + ".")
     else:
         _para(doc, "Đợt khảo sát chưa có tỷ lệ được công bố: chưa có kết luận nào.")
+    if comp is not None:
+        _para(doc, f"Về thay đổi so với đợt trước: {number(len(changed))} tỷ lệ thay đổi có ý nghĩa thống kê"
+                   + (f": {'; '.join(changed)}." if changed else ": không cơ quan nào có thay đổi phát hiện được."))
 
 
 def context(data: ReportData) -> dict:
