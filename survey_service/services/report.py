@@ -240,6 +240,14 @@ def gather(session: Session, rnd: Round, previous: Round | None = None, today: d
     return ReportData(rnd, res, comp, channel_rates(session, rnd), forms, today or rounds.local_today())
 
 
+def _basis(doc, rnd: Round) -> None:
+    """Section I's heading and first paragraph: the plan the survey implements and its dates."""
+    _heading(doc, "I. MỤC ĐÍCH, CĂN CỨ", 1)
+    basis = rnd.structure.get("legal_basis") or "kế hoạch khảo sát của Ủy ban nhân dân"
+    _para(doc, f"Thực hiện {basis}, {rnd.organiser} tổ chức {rnd.name[:1].lower() + rnd.name[1:]} từ ngày "
+               f"{rnd.opens_on:%d/%m/%Y} đến ngày {rnd.closes_on:%d/%m/%Y}.")
+
+
 def build_body(doc, data: ReportData) -> None:
     """The report's sections I–V and its annexes, appended to ``doc``."""
     rnd, res = data.rnd, data.res
@@ -251,10 +259,7 @@ def build_body(doc, data: ReportData) -> None:
         _para(doc, "Lưu ý: báo cáo này lập từ dữ liệu mô phỏng (phiếu do máy sinh ra để trình diễn), không phải ý "
                    "kiến của người trả lời thật; không dùng để đánh giá cơ quan nào.", italic=True)
 
-    _heading(doc, "I. MỤC ĐÍCH, CĂN CỨ", 1)
-    basis = rnd.structure.get("legal_basis") or "kế hoạch khảo sát của Ủy ban nhân dân"
-    _para(doc, f"Thực hiện {basis}, {rnd.organiser} tổ chức {rnd.name[:1].lower() + rnd.name[1:]} từ ngày "
-               f"{rnd.opens_on:%d/%m/%Y} đến ngày {rnd.closes_on:%d/%m/%Y}.")
+    _basis(doc, rnd)
     _para(doc, "Mục đích: đo lường đánh giá của cán bộ, công chức, lãnh đạo và người dân về kết quả cải cách hành "
                f"chính của {len(s)} cơ quan, đơn vị thuộc {rnd.province_title}; xác định điểm điều tra xã hội học "
                "của Chỉ số cải cách hành chính và tỷ lệ hài lòng; đối chiếu với mục tiêu và với đợt trước.")
@@ -456,12 +461,9 @@ def build_citizens_body(doc, data: ReportData) -> None:
         _para(doc, "Lưu ý: báo cáo này lập từ dữ liệu mô phỏng (phiếu do máy sinh ra để trình diễn), không phải ý "
                    "kiến của người dân thật; không dùng để đánh giá cơ quan nào.", italic=True)
 
-    _heading(doc, "I. MỤC ĐÍCH, CĂN CỨ", 1)
-    basis = rnd.structure.get("legal_basis") or "kế hoạch khảo sát của Ủy ban nhân dân"
-    _para(doc, f"Thực hiện {basis}, {rnd.organiser} tổ chức {rnd.name[:1].lower() + rnd.name[1:]} từ ngày "
-               f"{rnd.opens_on:%d/%m/%Y} đến ngày {rnd.closes_on:%d/%m/%Y}.")
+    _basis(doc, rnd)
     _para(doc, "Mục đích: đo lường sự hài lòng của người dân đối với sự phục vụ của "
-               f"{number(len(rep.rates))} cơ quan, đơn vị thuộc {rnd.province_title} theo từng yếu tố và hài lòng "
+               f"{number(len(rnd.agencies))} cơ quan, đơn vị thuộc {rnd.province_title} theo từng yếu tố và hài lòng "
                "chung; đối chiếu với chỉ tiêu.")
 
     _heading(doc, "II. PHƯƠNG PHÁP", 1)
