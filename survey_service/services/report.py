@@ -474,7 +474,7 @@ def build_citizens_body(doc, data: ReportData) -> None:
     _heading(doc, "2. Tỷ lệ phản hồi", 2)
     _table(doc, ["Mã", "Cơ quan", "Đã phát", "Đã trả lời", "Tỷ lệ"],
            [[r["agency"], r["agency_name"], number(r["issued"]), number(r["returned"]), _pct(r["rate"])]
-            for r in results.records(rep.rates)], [30, 65, 25, 25, 25])
+            for r in results.records(rep.rates)], [30, 60, 25, 25, 25])
     _heading(doc, "3. Phúc tra và phiếu không tính", 2)
     passed = (f"{number(rep.confirmed)}/{number(rep.reached)} người liên lạc được xác nhận đã được phỏng vấn "
               f"({_pct(rep.pass_rate)})" if rep.reached else "chưa phúc tra người trả lời nào")
@@ -503,7 +503,7 @@ def build_citizens_body(doc, data: ReportData) -> None:
                 "chưa đủ mẫu" if cells.loc[m, "withheld"] else
                 f"{_share_pct(cells.loc[m, 'est'])} ({_share_interval(cells.loc[m, 'ci_lo'], cells.loc[m, 'ci_hi'])})"
                 for m, _ in measures]])
-        width = 121 / len(measures)
+        width = 116 / len(measures)  # of the 165 mm between the margins
         _table(doc, ["Mã", "Tên", *[name for _, name in measures]], rows, [22, 27, *[width] * len(measures)])
     overall = shares[(shares["level"] == "agency") & (shares["measure"] == OVERALL) & ~shares["withheld"]]
     if len(overall):
@@ -521,7 +521,7 @@ def build_citizens_body(doc, data: ReportData) -> None:
         _table(doc, ["Mã", "Cơ quan", "Chỉ số", "Chỉ tiêu (%)", "Tỷ lệ (%)", "KTC 95%", "Đánh giá"],
                [[r["domain"], r["domain_name"], r["measure_name"], _share_pct(r["target"]), _share_pct(r["est"]),
                  _share_interval(r["ci_lo"], r["ci_hi"]), citizens.STATUS_LABELS[r["status"]]]
-                for r in results.records(judged)], [22, 30, 30, 18, 17, 28, 25])
+                for r in results.records(judged)], [22, 30, 28, 17, 17, 27, 24])
     else:
         _para(doc, "Chưa có tỷ lệ nào để đối chiếu với chỉ tiêu (đợt không đặt chỉ tiêu hoặc chưa đủ mẫu).")
 
