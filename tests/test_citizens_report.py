@@ -19,7 +19,7 @@ from analysis import change
 from survey_service.services import citizens, comparison, report, rounds, simulation
 from survey_service.vietnamese import number
 from tests.conftest import QUESTIONNAIRE_DIR
-from tests.test_citizens import demo  # noqa: F401  (the simulated citizens' round)
+from tests.test_citizens import citizens_round, demo  # noqa: F401  (the bundled round; its simulation)
 
 
 def _text(doc) -> str:
@@ -118,3 +118,9 @@ def test_change_since_an_earlier_citizens_round_not_a_par_round(app, session, ru
         assert (r.domain, r.domain_name, r.domain, _pct(r.est_1), _pct(r.est_2), _pct(r.diff),
                 f"{_pct(r.diff - z)}–{_pct(r.diff + z)}", number(r.p_bh, 3), change.CHANGE_LABELS[verdict]) in rows
     assert change.IMPROVED in verdicts  # the earlier round was simulated a known step worse
+
+
+def test_the_report_of_a_citizens_round_before_any_response(session, citizens_round, tmp_path):  # noqa: F811
+    path, = report.write_report(session, citizens_round, [tmp_path / "r.docx"])
+    text = _text(Document(str(path)))
+    assert "Đợt khảo sát chưa có tỷ lệ được công bố" in text and "chưa phúc tra người trả lời nào" in text
