@@ -469,8 +469,8 @@ def build_citizens_body(doc, data: ReportData) -> None:
     _heading(doc, "II. PHƯƠNG PHÁP", 1)
     _heading(doc, "1. Chỉ số", 2)
     _para(doc, "Tỷ lệ hài lòng của một yếu tố là tỷ lệ (có trọng số) người trả lời chọn mức hài lòng hoặc rất hài "
-               "lòng trong số người trả lời hợp lệ câu hỏi đó; trọng số của mỗi cơ quan là số người trong khung "
-               "mẫu chia cho số người trả lời. " + rep.definition_note)
+               "lòng trong số người trả lời hợp lệ câu hỏi đó; trọng số của mỗi cơ quan là quy mô tổng thể "
+               "của cơ quan (theo khung mẫu) chia cho số người trả lời. " + rep.definition_note)
     _heading(doc, "2. Tỷ lệ phản hồi", 2)
     _table(doc, ["Mã", "Cơ quan", "Đã phát", "Đã trả lời", "Tỷ lệ"],
            [[r["agency"], r["agency_name"], number(r["issued"]), number(r["returned"]), _pct(r["rate"])]
