@@ -11,8 +11,9 @@ Design conventions
 ------------------
 * PSU identifiers are nested within strata (R ``nest=TRUE``): the same PSU id in two strata denotes
   two PSUs. Without ``psu`` every row is its own PSU; without ``strata`` there is one stratum.
-* A stratum with a single PSU follows ``lonely_psu`` (R ``options(survey.lonely.psu=)``): by default
-  ``"certainty"`` (it contributes 0, as if sampled with certainty), or ``"adjust"`` / ``"average"``.
+* A stratum with a single PSU follows ``lonely_psu`` (R ``options(survey.lonely.psu=)``) with the rules of
+  :class:`analysis.Design`: by default ``"certainty"`` (it contributes 0, as if sampled with certainty),
+  or ``"remove"``, ``"adjust"``, ``"average"``.
 * Rows with a missing domain value belong to no domain but stay in the design.
 * Weights are treated as fixed here; :class:`analysis.Design` gives calibration-aware variances.
 """
@@ -39,7 +40,7 @@ from analysis._checks import (
 __all__ = ["domain_means", "mean_covariance"]
 
 #: rules for strata with a single PSU that the vectorised engine supports
-LONELY_RULES = ("certainty", "adjust", "average")
+LONELY_RULES = ("certainty", "remove", "adjust", "average")
 
 
 @dataclass(frozen=True)
@@ -252,10 +253,11 @@ def _core(design: _Design, dom: np.ndarray, n_dom: int, y: np.ndarray, w: np.nda
 def _variance(design: _Design, core: _DomainCore, n_dom: int, lonely_psu: str = "certainty") -> np.ndarray:
     """V[d, k] = Σ_h c_h (Σ_p Z² − (Σ_p Z)² / n_h) over the stratum × domain cells (sorted).
 
-    Strata with a single PSU follow *lonely_psu* (R ``survey.lonely.psu``): ``certainty`` adds
-    nothing; ``adjust`` adds (1 − f_h)(Z_p − Z̄)² with Z̄ the mean PSU total of the whole design (so a
-    lonely stratum the domain does not touch adds (1 − f_h) Z̄²); ``average`` scales the sum by
-    #strata / #strata with more than one PSU.
+    Strata with a single PSU follow *lonely_psu* as in :class:`analysis.Design` (R's ``onestrat`` of
+    survey 4.1): ``certainty`` and ``remove`` add nothing; ``adjust`` adds (1 − f_h) Z_p², the PSU total
+    left uncentred; ``average`` scales the sum by the number of strata the estimate touches over the
+    number of those with more than one PSU (R's ``svyby`` works on the domain's subset, which drops the
+    strata it does not touch).
     """
     v, _ = _variance_and_lonely(design, core, n_dom, lonely_psu)
     return v
@@ -269,25 +271,26 @@ def _variance_and_lonely(design: _Design, core: _DomainCore, n_dom: int, lonely_
     s2 = _segment_sum(core.z, starts, core.z)
     ph, pdom = h[starts], core.g_dom[starts]
     contrib = design.c_h[ph] * np.maximum(s2 - s1 * s1 / design.n_h[ph], 0.0)
-    lonely_h = design.lonely
-    lonely_cell = lonely_h[ph]
-    # an estimate rests on a lonely stratum when one of its cells there has weight for the column
+    lonely_cell = design.lonely[ph]
+    # an estimate touches a stratum when one of its cells there has weight for the column
     weighted = _segment_sum(core.cell_wpos.astype(np.float64), starts) > 0
     touched = _grouped_sum(pdom, n_dom, (weighted & lonely_cell).astype(np.float64)).T > 0
-    if lonely_psu == "adjust" and lonely_h.any():
-        f = 1 - design.f_h
-        grand = _grouped_sum(pdom, n_dom, s1) / design.psu_stratum.size          # K × D: mean PSU total
-        gm = grand[:, pdom]
-        contrib = np.where(lonely_cell, f[ph] * (s1 - gm) ** 2, contrib)
-        # lonely strata the domain does not touch: their PSU total is 0, (0 − Z̄)² each
-        seen = _grouped_sum(pdom, n_dom, np.broadcast_to(np.where(lonely_cell, f[ph], 0.0), s1.shape))
-        untouched = float(np.sum(f[lonely_h])) - seen
-        v = _grouped_sum(pdom, n_dom, contrib) + untouched * grand**2
-    else:
-        v = _grouped_sum(pdom, n_dom, contrib)
-        if lonely_psu == "average" and lonely_h.any() and not lonely_h.all():
-            v = v * lonely_h.size / (lonely_h.size - lonely_h.sum())
+    if lonely_psu == "adjust":
+        contrib = np.where(lonely_cell, (1 - design.f_h[ph]) * s1 * s1, contrib)
+    v = _grouped_sum(pdom, n_dom, contrib)
+    if lonely_psu == "average":
+        v = v * _average_factor(pdom, n_dom, weighted, lonely_cell)
     return v.T, touched
+
+
+def _average_factor(pdom: np.ndarray, n_dom: int, weighted: np.ndarray, lonely_cell: np.ndarray) -> np.ndarray:
+    """K × D factor of the ``average`` rule: strata the estimate touches over those of them with more than
+    one PSU (NaN when every stratum it touches is lonely, 1 when it touches none), from the stratum ×
+    domain cells' domains *pdom*, whether each has weight for each column, and whether it is lonely."""
+    n_all = _grouped_sum(pdom, n_dom, weighted.astype(np.float64))
+    n_ok = _grouped_sum(pdom, n_dom, (weighted & ~lonely_cell).astype(np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n_ok > 0, n_all / np.where(n_ok > 0, n_ok, 1.0), np.where(n_all > 0, np.nan, 1.0))
 
 
 def _prepare(frame, values, by, weight, strata, psu, fpc):
@@ -369,7 +372,7 @@ def domain_means(
     df : {"design", "domain"}
         Degrees of freedom of the intervals: the whole design's (#PSU − #strata), or each domain's
         (the PSUs with positive weight it touches minus their strata, R's ``degf`` of the subset).
-    lonely_psu : {"certainty", "adjust", "average"}
+    lonely_psu : {"certainty", "remove", "adjust", "average"}
         Variance of strata with a single PSU (R ``survey.lonely.psu``; see :class:`analysis.Design`).
 
     Returns
@@ -538,9 +541,11 @@ def mean_covariance(
 
 
 def _psu_covariance(design: _Design, g_psu: np.ndarray, g_dom: np.ndarray, z: np.ndarray,
-                    n_dom: int, lonely_psu: str = "certainty") -> np.ndarray:
+                    n_dom: int, lonely_psu: str = "certainty", cell_pos: np.ndarray | None = None) -> np.ndarray:
     """D × D covariance from PSU × domain influence totals *z* (one value per cell); single-PSU strata
-    as in :func:`_variance`."""
+    as in :func:`_variance`, with *cell_pos* (G, default all) the cells with weight for the estimate:
+    under ``average`` a covariance takes the geometric mean of its two domains' factors, as
+    :class:`analysis.Design` does."""
     n_psu = design.psu_stratum.size
     zmat = sp.csr_array((z, (g_psu, g_dom)), shape=(n_psu, n_dom))
     c_psu = design.c_h[design.psu_stratum]
@@ -553,10 +558,13 @@ def _psu_covariance(design: _Design, g_psu: np.ndarray, g_dom: np.ndarray, z: np
     cov = cross - s.T @ (s * scale[:, None])
     lonely = design.lonely
     if lonely_psu == "adjust" and lonely.any():
-        dev = s[lonely] - s.sum(axis=0) / n_psu      # the lonely PSU's total minus the mean PSU total
-        cov = cov + dev.T @ (dev * (1 - design.f_h[lonely])[:, None])
-    elif lonely_psu == "average" and lonely.any() and not lonely.all():
-        cov = cov * n_strata / (n_strata - lonely.sum())
+        cov = cov + s[lonely].T @ (s[lonely] * (1 - design.f_h[lonely])[:, None])   # left uncentred
+    elif lonely_psu == "average":
+        pos = np.ones(g_dom.size, bool) if cell_pos is None else cell_pos
+        pair = np.unique(g_dom[pos].astype(np.int64) * n_strata + design.psu_stratum[g_psu[pos]])
+        pdom, ph = pair // n_strata, pair % n_strata
+        factor = np.sqrt(_average_factor(pdom, n_dom, np.ones((1, pair.size), bool), lonely[ph])[0])
+        cov = cov * factor[:, None] * factor[None, :]
     return cov
 
 

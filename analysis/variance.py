@@ -149,11 +149,10 @@ def _composite(cd: _CompositeDesign, y: np.ndarray, w: np.ndarray, lonely_psu: s
     return core, design, labels, dfs, lonely, var
 
 
-def _any_df(design, core: _DomainCore, n_dom: int, columns: np.ndarray) -> np.ndarray:
-    """Per domain, the df of an estimate combining several columns (a PSU counts when it has positive
-    weight for any of them): *columns* is D × K, the columns each domain's estimate uses."""
-    pos = (core.cell_wpos & columns.T[:, core.g_dom]).any(axis=0)
-    return _domain_df(design, core.g_psu, core.g_dom, n_dom, pos, unique_cells=True)
+def _any_pos(core: _DomainCore, columns: np.ndarray) -> np.ndarray:
+    """The cells with positive weight for an estimate combining several columns (for any of them):
+    *columns* is D × K, the columns each domain's estimate uses."""
+    return (core.cell_wpos & columns.T[:, core.g_dom]).any(axis=0)
 
 
 def _score_estimates(scores, means, points, criteria, cfg, units, cd, sat_y, sat_w, groups):
@@ -221,13 +220,14 @@ def _score_estimates(scores, means, points, criteria, cfg, units, cd, sat_y, sat
     needed = coef > 0
     total = np.where(np.any(needed & np.isnan(score), axis=1), np.nan, np.nansum(coef * score, axis=1))
     z_total = np.einsum("kg,gk->g", core.z, coef[core.g_dom])
-    cov = _psu_covariance(design, core.g_psu, core.g_dom, z_total, n_ag, cfg.lonely_psu)
+    pos = _any_pos(core, needed)
+    cov = _psu_covariance(design, core.g_psu, core.g_dom, z_total, n_ag, cfg.lonely_psu, pos)
     bad = np.isnan(total)
     cov[bad, :] = np.nan
     cov[:, bad] = np.nan
     idx = pd.Index(labels["agency"], name="agency")
     total_est = pd.DataFrame({"est": total, "se": np.sqrt(np.diag(cov))}, index=idx)
-    total_df = _any_df(design, core, n_ag, needed)
+    total_df = _domain_df(design, core.g_psu, core.g_dom, n_ag, pos, unique_cells=True)
     tq = np.where(total_df >= 1, stats.t.ppf(0.5 + cfg.level / 2, np.maximum(total_df, 1)), np.nan)
     total_est["ci_lo"] = total_est["est"] - tq * total_est["se"]
     total_est["ci_hi"] = total_est["est"] + tq * total_est["se"]

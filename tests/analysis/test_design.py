@@ -329,10 +329,7 @@ def test_bad_inputs_are_refused_with_a_reason(dclus1):
         dclus1.mean("api00", df="whatever")
 
 
-@pytest.mark.parametrize("rule", ["certainty", "adjust", "average"])
-def test_the_vectorised_engine_equals_the_design_object(rule):
-    from analysis import domain_means
-
+def _two_lonely_strata() -> pd.DataFrame:
     rng = np.random.default_rng(5)
     n = 400
     df = pd.DataFrame({"s": rng.integers(0, 8, n), "d": rng.integers(0, 5, n), "w": rng.lognormal(size=n),
@@ -341,19 +338,43 @@ def test_the_vectorised_engine_equals_the_design_object(rule):
     df.loc[df["s"] == 7, "p"] = 0            # stratum 7 has a single PSU
     df.loc[df["s"] == 6, ["p", "d"]] = [0, 4]  # stratum 6 too, and only domain 4 touches it
     df.loc[rng.random(n) < 0.1, "y"] = np.nan
+    return df
+
+
+@pytest.mark.parametrize("rule", ["certainty", "remove", "adjust", "average"])
+def test_the_vectorised_engine_equals_the_design_object(rule):
+    from analysis import domain_means
+
+    df = _two_lonely_strata()
     fast = domain_means(df, ["y", "y2"], "d", "w", strata="s", psu="p", df="domain", lonely_psu=rule)
     slow = Design(df, weight="w", strata="s", psu="p", lonely_psu=rule).mean(["y", "y2"], by="d")
     slow = slow.sort_values(["d", "variable"]).reset_index(drop=True)
     fast = fast.sort_values(["d", "variable"]).reset_index(drop=True)
-    if rule == "average":
-        # the design object counts, as R's svyby, only the strata a domain touches: domains 0-3 do not
-        # touch stratum 6; domain 4 touches every stratum, as does the whole design
-        fast, slow = fast[fast["d"] == 4], slow[slow["d"] == 4]
-        whole = Design(df, weight="w", strata="s", psu="p", lonely_psu=rule).mean("y").iloc[0]
-        assert_allclose(whole["se"], domain_means(df, "y", None, "w", strata="s", psu="p",
-                                                  lonely_psu=rule).iloc[0]["se"], rtol=1e-10)
     for col in ("est", "se", "ci_lo", "ci_hi", "df"):
         assert_allclose(fast[col], slow[col], rtol=1e-10, err_msg=col)
+    whole = Design(df, weight="w", strata="s", psu="p", lonely_psu=rule).mean("y").iloc[0]
+    assert_allclose(whole["se"], domain_means(df, "y", None, "w", strata="s", psu="p",
+                                              lonely_psu=rule).iloc[0]["se"], rtol=1e-10)
+    if rule == "average":
+        # as R's svyby, only the strata a domain touches count: domains 0-3 never meet stratum 6, so
+        # their factor is 7/6 where domain 4's is 8/6
+        plain = domain_means(df, ["y", "y2"], "d", "w", strata="s", psu="p", df="domain", lonely_psu="remove")
+        plain = plain.sort_values(["d", "variable"]).reset_index(drop=True)
+        assert_allclose(fast["se"] ** 2 / plain["se"] ** 2, np.where(fast["d"] == 4, 8 / 6, 7 / 6), rtol=1e-10)
+
+
+@pytest.mark.parametrize("rule", ["certainty", "remove", "adjust", "average"])
+def test_the_vectorised_covariance_equals_the_design_object(rule):
+    # the covariance of the scoring's survey-points total: PSUs hold rows of several domains
+    from analysis.estimation import _core, _prepare, _psu_covariance
+
+    df = _two_lonely_strata()
+    _, _, y, w, design, dom, labels = _prepare(df, "y", "d", "w", "s", "p", None)
+    core = _core(design, dom, len(labels), y, w)
+    fast = _psu_covariance(design, core.g_psu, core.g_dom, core.z[0], len(labels), rule, core.cell_wpos[0])
+    slow = Design(df, weight="w", strata="s", psu="p", lonely_psu=rule).covariance("y", "d").to_numpy()
+    assert np.abs(slow - np.diag(np.diag(slow))).max() > 0
+    assert_allclose(fast, slow, rtol=1e-10, atol=1e-15)
 
 
 @pytest.mark.parametrize("calibration", ["post", "rake"])

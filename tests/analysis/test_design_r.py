@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import Design, weighting
+from analysis import Design, domain_means, weighting
 from tests.analysis.oracles import printed
 
 POP_CAL = [6194, 755, 1018, 3914069]   # (Intercept), stypeH, stypeM, api99: the calibration totals
@@ -164,8 +164,11 @@ def test_average_inflates_only_the_domains_that_touch_the_lonely_stratum(apiclus
     # svyby(~api00, ~stype, d, svymean): E 7.970301451, H 23.419057798, M 20.817079812 (H and M as under
     # "certainty": they never touch district 413)
     by = d.mean("api00", by="stype").set_index("stype")["se"]
+    fast = domain_means(apiclus1, "api00", "stype", "pw", strata="dnum", lonely_psu="average")
+    fast = fast.set_index("stype")["se"]
     for stype, se in (("E", 7.970301451), ("H", 23.419057798), ("M", 20.817079812)):
         printed(by[stype], se, 9)
+        printed(fast[stype], se, 9)   # the vectorised engine of the scoring follows the same rule
     # a calibrated design keeps every row in each domain, so every domain is inflated:
     # svyby(~api00, ~stype, postStratify(d, ~stype, data.frame(stype=c("E","H","M"),
     # Freq=c(4421,755,1018))), svymean): E 7.970301451, H 24.241027828, M 21.547724737
@@ -182,6 +185,7 @@ def test_remove_drops_the_lonely_stratum(apiclus1):
     # svymean(~api00, d): 644.1694 5.80578; svytotal(~enroll, d): 3404940.1 161732.9;
     # svyby(~enroll, ~stype, d, svytotal): E 93643.62143
     printed(d.mean("api00").iloc[0]["se"], 5.80578, 5)
+    printed(domain_means(apiclus1, "api00", None, "pw", strata="dnum", lonely_psu="remove").iloc[0]["se"], 5.80578, 5)
     printed(d.total("enroll").iloc[0]["se"], 161732.9, 1)
     printed(d.total("enroll", by="stype").set_index("stype").loc["E", "se"], 93643.62143, 5)
 
@@ -197,13 +201,14 @@ def test_remove_drops_the_lonely_stratum(apiclus1):
 def test_lonely_psu_rules_on_one_high_school(apistrat, rule, mean_se, total_se, awards_se):
     # every rule: svymean 666.7948, svytotal 2722740.5, svyby No 639.6532876, Yes 679.4901358; school 627 has
     # awards "No", so the domain "Yes" never touches the lonely stratum and "average" leaves it as it is
-    d = Design(apistrat[(apistrat["stype"] != "H") | (apistrat["snum"] == 627)], weight="pw", strata="stype",
-               lonely_psu=rule)
+    one_h = apistrat[(apistrat["stype"] != "H") | (apistrat["snum"] == 627)]
+    d = Design(one_h, weight="pw", strata="stype", lonely_psu=rule)
     _check(d.mean("api00").iloc[0], 666.7948, 4, *mean_se)
     _check(d.total("enroll").iloc[0], 2722740.5, 1, *total_se)
-    by = d.mean("api00", by="awards").set_index("awards")
-    _check(by.loc["No"], 639.6532876, 7, awards_se[0], 8)
-    _check(by.loc["Yes"], 679.4901358, 7, awards_se[1], 8)
+    fast = domain_means(one_h, "api00", "awards", "pw", strata="stype", lonely_psu=rule)
+    for by in (d.mean("api00", by="awards").set_index("awards"), fast.set_index("awards")):
+        _check(by.loc["No"], 639.6532876, 7, awards_se[0], 8)
+        _check(by.loc["Yes"], 679.4901358, 7, awards_se[1], 8)
 
 
 # --------------------------------------------------------------------------------------------------

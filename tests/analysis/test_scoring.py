@@ -322,6 +322,18 @@ def test_strata_are_the_sampling_cells_and_a_single_response_cell_is_flagged():
     assert est.loc[("S3", "A1"), "lonely"] and not est.loc[("S1", "A1"), "lonely"]
     assert est.loc[("S3", "A1"), "se"] > 0  # "adjust": the single response is centred at the mean of all
     assert "tin_cay_thap" in res.totals.set_index("agency").loc["S3", "flag"]
+    # the other rules, as analysis.Design: "remove" adds nothing; "average" inflates only S3, whose two
+    # strata include the lonely one (factor 2/1); S1 and S2 never touch it
+    by_rule = {rule: score_round(a[keep], items=ITEMS, scales=SCALES,
+                                 settings={**SETTINGS, "min_respondents": {"CC-CT": 1, "HĐ-CT": 1},
+                                           "lonely_psu": rule})
+               for rule in ("certainty", "remove", "average")}
+    var = {rule: r.estimates.set_index(["agency", "criterion"])["se"] ** 2 for rule, r in by_rule.items()}
+    total = {rule: r.totals.set_index("agency")["survey_points_se"] ** 2 for rule, r in by_rule.items()}
+    assert_allclose(var["remove"], var["certainty"], rtol=1e-12)
+    factor = np.where(var["remove"].index.get_level_values("agency") == "S3", 2.0, 1.0)
+    assert_allclose(var["average"], var["remove"] * factor, rtol=1e-12)
+    assert_allclose(total["average"], total["remove"] * np.where(total["remove"].index == "S3", 2.0, 1.0), rtol=1e-12)
     with pytest.raises(ValueError, match="one group"):
         score_round(a.assign(stratum="all"), items=ITEMS, scales=SCALES, settings=SETTINGS)
 
