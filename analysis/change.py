@@ -21,7 +21,7 @@ import pandas as pd
 from scipy import stats
 
 __all__ = ["DECLINED", "FDR", "IMPROVED", "NO_CHANGE", "CHANGE_LABELS", "bh_adjust", "combine_baseline",
-           "compare", "rank_moved", "round_change"]
+           "compare", "rank_moved", "round_change", "share_change"]
 
 IMPROVED, DECLINED, NO_CHANGE = "tang", "giam", "khong_ro"
 CHANGE_LABELS = {IMPROVED: "Tăng có ý nghĩa", DECLINED: "Giảm có ý nghĩa", NO_CHANGE: "Không thay đổi rõ"}
@@ -132,3 +132,25 @@ def round_change(before: pd.DataFrame, after: pd.DataFrame, baselines: dict[str,
                                               (r.rank_after_lo, r.rank_after_hi)) for r in out.itertuples()],
                                   index=out.index, dtype=object)
     return out
+
+
+def share_change(before: pd.DataFrame, after: pd.DataFrame, baselines: dict[str, list[str]],
+                 confidence: float = CONFIDENCE, fdr: float = FDR) -> pd.DataFrame:
+    """Change of every agency's shares (a citizens' round: each element and overall) whose baseline is known,
+    per measure (:func:`compare`; the measure is the ``indicator``, so each is its own BH family).
+
+    ``before``/``after``: agency rows of the shares (``domain`` the agency, ``measure, est, se, n``; a withheld
+    share has no ``est``); ``baselines`` as for :func:`round_change`, a merger's baseline weighted by valid
+    answers."""
+    prev = before.set_index(["domain", "measure"])
+    rows = []
+    for r in after.itertuples():
+        sources = [s for s in baselines.get(r.domain, []) if (s, r.measure) in prev.index]
+        if not sources:
+            continue
+        parts = prev.loc[[(s, r.measure) for s in sources]]
+        b, b_se = combine_baseline(parts["est"], parts["se"], parts["n"])
+        rows.append({"agency": r.domain, "indicator": r.measure, "baseline": " + ".join(sources), "before": b,
+                     "before_se": b_se, "after": float(r.est), "after_se": float(r.se)})
+    return compare(pd.DataFrame(rows, columns=["agency", "indicator", "baseline", "before", "before_se", "after",
+                                               "after_se"]), confidence, fdr)

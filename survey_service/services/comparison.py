@@ -1,5 +1,6 @@
 """Change since an earlier round: which earlier agencies each agency continues, and their results compared
-by :func:`analysis.change.round_change` (differences tested, Benjamini–Hochberg across agencies)."""
+by :func:`analysis.change.round_change` (PAR rounds) or :func:`analysis.change.share_change` (citizens'
+rounds: each element's share and the overall one); differences tested, Benjamini–Hochberg across agencies."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from analysis import change
 from survey_service.models import Response, Round
-from survey_service.services import results, simulation
+from survey_service.services import citizens, results, rounds, simulation
 from survey_service.services.errors import ServiceError
 
 
@@ -46,9 +47,13 @@ def baselines(rnd: Round, previous: Round) -> tuple[dict[str, list[str]], str]:
 
 
 def check_pair(rnd: Round, previous: Round) -> None:
-    """:raises ComparisonError: unless ``previous`` is another, earlier round of the same kind of data."""
+    """:raises ComparisonError: unless ``previous`` is another, earlier round of the same kind and data."""
     if previous.id == rnd.id:
         raise ComparisonError("Đợt so sánh phải là một đợt khác.")
+    if rounds.is_citizens(rnd) != rounds.is_citizens(previous):
+        citizens_code, par_code = (rnd.code, previous.code) if rounds.is_citizens(rnd) else (previous.code, rnd.code)
+        raise ComparisonError(f"Không so sánh đợt khảo sát người dân {citizens_code} với đợt chỉ số cải cách hành "
+                              f"chính {par_code}: hai loại đợt đo những chỉ số khác nhau.")
     # by the year evaluated (collection dates move when a round is rescheduled); the demonstration pair is
     # the same round simulated twice
     if previous.year >= rnd.year and simulation.source_code(previous.code) != simulation.source_code(rnd.code):
@@ -56,6 +61,17 @@ def check_pair(rnd: Round, previous: Round) -> None:
                               f"(năm {rnd.year}).")
     if previous.simulated != rnd.simulated:
         raise ComparisonError("Không so sánh đợt có dữ liệu mô phỏng với đợt có dữ liệu thật.")
+
+
+def _check(rnd: Round, previous: Round) -> tuple[dict[str, list[str]], str]:
+    """The agencies' baselines, each with the earlier agencies it continues, and how they were matched.
+
+    :raises ComparisonError: when the rounds cannot be compared or no agency continues another."""
+    check_pair(rnd, previous)
+    mapping, matched_by = baselines(rnd, previous)
+    if not mapping:
+        raise ComparisonError(f"Không cơ quan nào của đợt {rnd.code} kế tục cơ quan của đợt {previous.code}.")
+    return mapping, matched_by
 
 
 def continued_round(session: Session, rnd: Round) -> Round | None:
@@ -78,14 +94,34 @@ def continued_round(session: Session, rnd: Round) -> Round | None:
 
 
 def compare_rounds(session: Session, rnd: Round, previous: Round) -> Comparison:
-    """Results of both rounds and the change of every agency that continues agencies of ``previous``."""
-    check_pair(rnd, previous)
-    mapping, matched_by = baselines(rnd, previous)
-    if not mapping:
-        raise ComparisonError(f"Không cơ quan nào của đợt {rnd.code} kế tục cơ quan của đợt {previous.code}.")
+    """Results of both PAR rounds and the change of every agency that continues agencies of ``previous``."""
+    mapping, matched_by = _check(rnd, previous)
     before = results.cached_results(session, previous)
     after = results.cached_results(session, rnd)
     table = change.round_change(before.summary, after.summary, mapping)
     info = after.summary.set_index("agency")[["agency_name", "agency_kind"]]
     table = table.join(info, on="agency")
     return Comparison(before=before, after=after, table=table, matched_by=matched_by)
+
+
+@dataclass(frozen=True)
+class CitizensComparison:
+    before: citizens.CitizenReport
+    after: citizens.CitizenReport
+    #: one row per agency × measure (:func:`analysis.change.share_change`, ``indicator`` the measure), with
+    #: the agency's name and the measure's
+    table: pd.DataFrame
+    matched_by: str
+
+
+def compare_citizens(session: Session, rnd: Round, previous: Round) -> CitizensComparison:
+    """Each agency's shares (elements and overall) against those of the agencies of ``previous`` it continues,
+    each round without the responses of its own quarantined investigators."""
+    mapping, matched_by = _check(rnd, previous)
+    before, after = (citizens.report(session, r, quarantined=citizens.quarantined(session, r)) for r in (previous, rnd))
+    agency_rows = [rep.shares[rep.shares["level"] == "agency"] for rep in (before, after)]
+    table = change.share_change(*agency_rows, mapping)
+    now = agency_rows[1]
+    table["agency_name"] = table["agency"].map(dict(zip(now["domain"], now["domain_name"], strict=True)))
+    table["measure_name"] = table["indicator"].map(dict(zip(now["measure"], now["measure_name"], strict=True)))
+    return CitizensComparison(before=before, after=after, table=table, matched_by=matched_by)

@@ -34,10 +34,11 @@ from sqlalchemy.orm import Session
 
 from analysis import change, round_half_away, sampling
 from analysis import targets as target_rules
+from analysis.citizens import OVERALL
 from survey_service.models import (
     Channel, CodeStatus, Draft, InvitationCode, QuotaCell, Round, Sheet, SheetState, SpentCode,
 )
-from survey_service.services import comparison, progress, results, rounds
+from survey_service.services import ballots, citizens, comparison, progress, results, rounds
 from survey_service.services.errors import ServiceError
 from survey_service.vietnamese import MISSING, number, percent
 
@@ -212,15 +213,21 @@ def satisfaction_chart(summary: pd.DataFrame, target_of: dict[str, float], title
 @dataclass(frozen=True)
 class ReportData:
     rnd: Round
-    res: results.RoundResults
-    comparison: comparison.Comparison | None
+    res: results.RoundResults | None
+    comparison: comparison.Comparison | comparison.CitizensComparison | None
     rates: list[ChannelRates]
     forms: list[dict]
     today: date
+    #: a citizens' round's results (then ``res`` is None): its body is :func:`build_citizens_body`
+    citizens: citizens.CitizenReport | None = None
 
 
 def gather(session: Session, rnd: Round, previous: Round | None = None, today: date | None = None) -> ReportData:
     """Everything the report prints, computed once."""
+    if rounds.is_citizens(rnd):
+        comp = comparison.compare_citizens(session, rnd, previous) if previous is not None else None
+        rep = comp.after if comp else citizens.report(session, rnd, quarantined=citizens.quarantined(session, rnd))
+        return ReportData(rnd, None, comp, [], [], today or rounds.local_today(), rep)
     res = results.cached_results(session, rnd)
     comp = comparison.compare_rounds(session, rnd, previous) if previous is not None else None
     prog = progress.round_progress(session, rnd)
@@ -231,6 +238,14 @@ def gather(session: Session, rnd: Round, previous: Round | None = None, today: d
         forms.append({"code": code, "title": title, "group": q.respondent_group, "channel": q.channel,
                       "items": len(q.scale_items), "target": fig.target, "verified": fig.verified})
     return ReportData(rnd, res, comp, channel_rates(session, rnd), forms, today or rounds.local_today())
+
+
+def _basis(doc, rnd: Round) -> None:
+    """Section I's heading and first paragraph: the plan the survey implements and its dates."""
+    _heading(doc, "I. MỤC ĐÍCH, CĂN CỨ", 1)
+    basis = rnd.structure.get("legal_basis") or "kế hoạch khảo sát của Ủy ban nhân dân"
+    _para(doc, f"Thực hiện {basis}, {rnd.organiser} tổ chức {rnd.name[:1].lower() + rnd.name[1:]} từ ngày "
+               f"{rnd.opens_on:%d/%m/%Y} đến ngày {rnd.closes_on:%d/%m/%Y}.")
 
 
 def build_body(doc, data: ReportData) -> None:
@@ -244,10 +259,7 @@ def build_body(doc, data: ReportData) -> None:
         _para(doc, "Lưu ý: báo cáo này lập từ dữ liệu mô phỏng (phiếu do máy sinh ra để trình diễn), không phải ý "
                    "kiến của người trả lời thật; không dùng để đánh giá cơ quan nào.", italic=True)
 
-    _heading(doc, "I. MỤC ĐÍCH, CĂN CỨ", 1)
-    basis = rnd.structure.get("legal_basis") or "kế hoạch khảo sát của Ủy ban nhân dân"
-    _para(doc, f"Thực hiện {basis}, {rnd.organiser} tổ chức {rnd.name[:1].lower() + rnd.name[1:]} từ ngày "
-               f"{rnd.opens_on:%d/%m/%Y} đến ngày {rnd.closes_on:%d/%m/%Y}.")
+    _basis(doc, rnd)
     _para(doc, "Mục đích: đo lường đánh giá của cán bộ, công chức, lãnh đạo và người dân về kết quả cải cách hành "
                f"chính của {len(s)} cơ quan, đơn vị thuộc {rnd.province_title}; xác định điểm điều tra xã hội học "
                "của Chỉ số cải cách hành chính và tỷ lệ hài lòng; đối chiếu với mục tiêu và với đợt trước.")
@@ -429,6 +441,130 @@ def build_body(doc, data: ReportData) -> None:
             for f in data.forms], [22, 60, 22, 30, 30])
 
 
+def _share_pct(value) -> str:
+    """A share kept as a fraction (the citizens' analysis), printed in % like :func:`share_text`."""
+    return share_text(100 * value)
+
+
+def _share_interval(lo, hi) -> str:
+    return interval_text(100 * lo, 100 * hi, 1)
+
+
+def build_citizens_body(doc, data: ReportData) -> None:
+    """A citizens' round's sections: the share of people satisfied with each element and overall, per agency,
+    with intervals, targets, response rates and phúc tra (every figure from :func:`citizens.report`)."""
+    rnd, rep = data.rnd, data.citizens
+    shares = rep.shares
+    measures = list(dict.fromkeys(zip(shares["measure"], shares["measure_name"], strict=True)))
+    min_group = ballots.min_group(rnd.settings)
+    if rnd.simulated:
+        _para(doc, "Lưu ý: báo cáo này lập từ dữ liệu mô phỏng (phiếu do máy sinh ra để trình diễn), không phải ý "
+                   "kiến của người dân thật; không dùng để đánh giá cơ quan nào.", italic=True)
+
+    _basis(doc, rnd)
+    _para(doc, "Mục đích: đo lường sự hài lòng của người dân đối với sự phục vụ của "
+               f"{number(len(rnd.agencies))} cơ quan, đơn vị thuộc {rnd.province_title} theo từng yếu tố và hài lòng "
+               "chung; đối chiếu với chỉ tiêu.")
+
+    _heading(doc, "II. PHƯƠNG PHÁP", 1)
+    _heading(doc, "1. Chỉ số", 2)
+    _para(doc, "Tỷ lệ hài lòng của một yếu tố là tỷ lệ (có trọng số) người trả lời chọn mức hài lòng hoặc rất hài "
+               "lòng trong số người trả lời hợp lệ câu hỏi đó; trọng số của mỗi cơ quan là quy mô tổng thể "
+               "của cơ quan (theo khung mẫu) chia cho số người trả lời. " + rep.definition_note)
+    _heading(doc, "2. Tỷ lệ phản hồi", 2)
+    _table(doc, ["Mã", "Cơ quan", "Đã phát", "Đã trả lời", "Tỷ lệ"],
+           [[r["agency"], r["agency_name"], number(r["issued"]), number(r["returned"]), _pct(r["rate"])]
+            for r in results.records(rep.rates)], [30, 60, 25, 25, 25])
+    _heading(doc, "3. Phúc tra và phiếu không tính", 2)
+    passed = (f"{number(rep.confirmed)}/{number(rep.reached)} người liên lạc được xác nhận đã được phỏng vấn "
+              f"({_pct(rep.pass_rate)})" if rep.reached else "chưa phúc tra người trả lời nào")
+    _para(doc, f"Phúc tra: {passed}. Điều tra viên bị tạm loại: {', '.join(rep.quarantined) or 'không có'}. "
+               f"Không tính {number(rep.excluded['screened_out'])} phiếu không thuộc đối tượng và "
+               f"{number(rep.excluded['quarantined'])} phiếu của điều tra viên bị tạm loại; "
+               f"{number(rep.waiting)} phiếu còn niêm phong chờ đưa vào kết quả.")
+    _heading(doc, "4. Khoảng tin cậy, chỉ tiêu và ẩn danh", 2)
+    _para(doc, "Khoảng tin cậy 95% tính theo thiết kế mẫu (mỗi cơ quan là một tầng, có hiệu chỉnh tổng thể hữu "
+               "hạn 1 − n/N). So với chỉ tiêu: Đạt khi cả "
+               "khoảng tin cậy không thấp hơn chỉ tiêu, Chưa đạt khi cả khoảng thấp hơn, còn lại Chưa kết luận "
+               f"được. Không công bố tỷ lệ của nhóm có dưới {number(min_group)} câu trả lời hợp lệ.")
+
+    _heading(doc, "III. KẾT QUẢ", 1)
+    levels = [("province", "Toàn " + rnd.province_title), ("kind", "Theo loại cơ quan"), ("agency", "Theo cơ quan")]
+    for number_, (level, label) in enumerate(levels, 1):
+        part = shares[shares["level"] == level]
+        if part.empty:
+            continue
+        _heading(doc, f"{number_}. {label}", 2)
+        _caption(doc, f"Bảng: Tỷ lệ hài lòng (%) và khoảng tin cậy 95% — {label.lower()}")
+        rows = []
+        for (domain, name), group in part.groupby(["domain", "domain_name"], sort=False):
+            cells = group.set_index("measure")
+            rows.append([domain or MISSING, name, *[
+                "chưa đủ mẫu" if cells.loc[m, "withheld"] else
+                f"{_share_pct(cells.loc[m, 'est'])} ({_share_interval(cells.loc[m, 'ci_lo'], cells.loc[m, 'ci_hi'])})"
+                for m, _ in measures]])
+        width = 116 / len(measures)  # of the 165 mm between the margins
+        _table(doc, ["Mã", "Tên", *[name for _, name in measures]], rows, [22, 27, *[width] * len(measures)])
+    overall = shares[(shares["level"] == "agency") & (shares["measure"] == OVERALL) & ~shares["withheld"]]
+    if len(overall):
+        chart = pd.DataFrame({"agency": overall["domain"], "satisfaction": 100 * overall["est"],
+                              "satisfaction_ci_lo": 100 * overall["ci_lo"],
+                              "satisfaction_ci_hi": 100 * overall["ci_hi"]})
+        target_of = dict(zip(overall["domain"], 100 * overall["target"])) if overall["target"].notna().all() else {}
+        doc.add_picture(io.BytesIO(satisfaction_chart(chart, target_of, dict(measures)[OVERALL], rnd.simulated)),
+                        width=Mm(155))
+        doc.paragraphs[-1].alignment = WD_ALIGN_PARAGRAPH.CENTER
+
+    _heading(doc, f"{len(levels) + 1}. Đối chiếu với chỉ tiêu", 2)
+    judged = shares[(shares["level"] == "agency") & shares["status"].notna()]
+    if len(judged):
+        _table(doc, ["Mã", "Cơ quan", "Chỉ số", "Chỉ tiêu (%)", "Tỷ lệ (%)", "KTC 95%", "Đánh giá"],
+               [[r["domain"], r["domain_name"], r["measure_name"], _share_pct(r["target"]), _share_pct(r["est"]),
+                 _share_interval(r["ci_lo"], r["ci_hi"]), citizens.STATUS_LABELS[r["status"]]]
+                for r in results.records(judged)], [22, 30, 28, 17, 17, 27, 24])
+    else:
+        _para(doc, "Chưa có tỷ lệ nào để đối chiếu với chỉ tiêu (đợt không đặt chỉ tiêu hoặc chưa đủ mẫu).")
+
+    changed = []
+    comp = data.comparison
+    if comp is not None:
+        _heading(doc, f"{len(levels) + 2}. So sánh với đợt {comp.before.round_code}", 2)
+        _para(doc, "Cơ quan được ghép với cơ quan đợt trước theo "
+                   + ("danh sách kế tục của đợt (agencies.csv, cột continues)." if comp.matched_by == "continues"
+                      else "cùng mã cơ quan (hai đợt có cùng cơ cấu).")
+                   + " Chênh lệch tính bằng điểm phần trăm; sai số chuẩn √(SE₁² + SE₂²) (hai mẫu độc lập), khoảng "
+                     "tin cậy 95%, giá trị p hai phía hiệu chỉnh Benjamini–Hochberg trên mọi cơ quan của cùng chỉ "
+                     "số (tỷ lệ phát hiện sai 5%).")
+        for measure, name in measures:
+            part = comp.table[(comp.table["indicator"] == measure) & comp.table["before"].notna()]
+            if part.empty:
+                continue
+            _caption(doc, f"Bảng: {name} — tỷ lệ hài lòng (%) so với đợt trước")
+            rows = []
+            for r in results.records(part):
+                if r["change"] in (change.IMPROVED, change.DECLINED):
+                    changed.append(f"{r['agency']} ({name.lower()}: {change.CHANGE_LABELS[r['change']].lower()})")
+                rows.append([r["agency"], r["agency_name"], r["baseline"], _share_pct(r["before"]),
+                             MISSING if r["after"] is None else _share_pct(r["after"]),
+                             MISSING if r["diff"] is None else _share_pct(r["diff"]),
+                             MISSING if r["diff"] is None else _share_interval(r["diff_ci_lo"], r["diff_ci_hi"]),
+                             MISSING if r["p_adjusted"] is None else number(r["p_adjusted"], 3),
+                             change.CHANGE_LABELS.get(r["change"], MISSING)])
+            _table(doc, ["Mã", "Cơ quan", "Kế tục", "Đợt trước", "Đợt này", "Chênh lệch", "KTC 95%", "p (BH)",
+                         "Kết luận"], rows, [26, 23, 21, 14, 14, 15, 21, 12, 19])
+
+    _heading(doc, "IV. ĐÁNH GIÁ CHUNG", 1)
+    counts = judged["status"].value_counts()
+    if len(judged):
+        _para(doc, "So với chỉ tiêu: " + ", ".join(f"{number(int(counts.get(code, 0)))} lượt {label}"
+                                                  for code, label in citizens.STATUS_LABELS.items()) + ".")
+    else:
+        _para(doc, "Đợt khảo sát chưa có tỷ lệ được công bố: chưa có kết luận nào.")
+    if comp is not None:
+        _para(doc, f"Về thay đổi so với đợt trước: {number(len(changed))} tỷ lệ thay đổi có ý nghĩa thống kê"
+                   + (f": {'; '.join(changed)}." if changed else ": không cơ quan nào có thay đổi phát hiện được."))
+
+
 def context(data: ReportData) -> dict:
     """The template's fields besides ``body`` (docs/report.md lists them)."""
     rnd = data.rnd
@@ -476,7 +612,7 @@ def render_docx(data: ReportData, out: Path, template: Path | None = None) -> Pa
         raise ReportError(f"Mẫu báo cáo {template.name} phải có đúng một đoạn chỉ chứa {{{{ body }}}}.")
     body = doc.element.body
     existing = list(body)
-    build_body(doc, data)
+    (build_body if data.citizens is None else build_citizens_body)(doc, data)
     anchor = markers[0]._p
     for element in [e for e in body if e not in existing and not e.tag.endswith("sectPr")]:
         anchor.addprevious(element)

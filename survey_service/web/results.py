@@ -54,11 +54,17 @@ def round_table(round_code):
     if rounds.is_citizens(rnd):
         return _citizens_page(rnd)
     rnd, res = results_or_error(round_code)
-    earlier = [r for r in rounds.list_rounds(get_session()) if r.id != rnd.id and r.simulated == rnd.simulated]
+    earlier = _earlier(rnd)
     return render_template("results/round.html", round=rnd, res=res, kinds=res.kind_plurals,
                            flag_labels=results.flag_labels(res), records=results.records,
                            reason_labels=results.REASON_LABELS, rank_note=results.RANK_NOTE,
                            waiting_note=_waiting_note(rnd), verdicts=VERDICTS, earlier=earlier)
+
+
+def _earlier(rnd: Round) -> list[Round]:
+    """The rounds the report may compare ``rnd`` with: of the same kind, simulated or real alike."""
+    return [r for r in rounds.list_rounds(get_session()) if r.id != rnd.id and r.simulated == rnd.simulated
+            and rounds.is_citizens(r) == rounds.is_citizens(rnd)]
 
 
 def _citizens_page(rnd: Round):
@@ -77,7 +83,7 @@ def _citizens_page(rnd: Round):
         improvements=results.records(rep.improvements[rep.improvements["level"] == "province"]
                                      .sort_values("est", ascending=False)),
         rates=results.records(rep.rates), status_labels=citizens.STATUS_LABELS,
-        min_group=ballots.min_group(rnd.settings), waiting_note=_waiting_note(rnd))
+        min_group=ballots.min_group(rnd.settings), waiting_note=_waiting_note(rnd), earlier=_earlier(rnd))
 
 
 def _waiting_note(rnd: Round) -> str:
