@@ -565,6 +565,9 @@ def _psu_covariance(design: _Design, g_psu: np.ndarray, g_dom: np.ndarray, z: np
         pdom, ph = pair // n_strata, pair % n_strata
         factor = np.sqrt(_average_factor(pdom, n_dom, np.ones((1, pair.size), bool), lonely[ph])[0])
         cov = cov * factor[:, None] * factor[None, :]
+    # a domain whose influence values are all alike sums to a variance of 0 up to rounding, which can land
+    # a hair below it
+    np.fill_diagonal(cov, np.maximum(np.diag(cov), 0.0))
     return cov
 
 

@@ -929,8 +929,8 @@ def demo_setup(round_code, simulated):
     accounts = {user.username: user for user, _ in setup.accounts}
     citizens_round = rounds.check_round(round_dir, questionnaire_dir).round_kind == "citizens"
     for code, shift, answers_seed in (
-            (simulation.previous_demo_code(rnd.code), simulation.PREVIOUS_SHIFT, 2022),
-            (simulation.demo_code(rnd.code), 0.0, None)):
+            (rounds.previous_demo_code(rnd.code), simulation.PREVIOUS_SHIFT, 2022),
+            (rounds.demo_code(rnd.code), 0.0, None)):
         if citizens_round and shift:  # a citizens' round's demonstration has no previous round to compare
             continue
         try:

@@ -85,7 +85,7 @@ def test_change_since_an_earlier_citizens_round_not_a_par_round(app, session, ru
     # the PAR round's page does not offer the citizens' round to compare with
     assert f'value="{rnd.code}"' not in client.get(f"/staff/results/{loaded_round.code}/").get_data(as_text=True)
     # an earlier citizens' round of the same agencies, simulated a known step worse
-    code = simulation.previous_demo_code("DNG-HL-2026")
+    code = rounds.previous_demo_code("DNG-HL-2026")
     rounds.load_round(session, tmp_path / "DNG-HL-2026", QUESTIONNAIRE_DIR, actor="test", simulated_code=code)
     earlier = rounds.get_round(session, code)
     rounds.schedule(session, earlier, rnd.opens_on, rnd.closes_on, actor="test")

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from analysis import change
 from survey_service.models import Response, Round
-from survey_service.services import citizens, results, rounds, simulation
+from survey_service.services import citizens, results, rounds
 from survey_service.services.errors import ServiceError
 
 
@@ -37,7 +37,7 @@ def baselines(rnd: Round, previous: Round) -> tuple[dict[str, list[str]], str]:
     A simulated round's continuity names the real rounds, so a round is known under its own code and the code
     of the round it was simulated from. A round that declares no continuity with ``previous`` (two rounds of
     the same structure) matches agencies of the same code."""
-    names = {previous.code, simulation.source_code(previous.code)}
+    names = {previous.code, rounds.source_code(previous.code)}
     declared = {a.code: [c.agency_code for c in a.continues if c.round_code in names] for a in rnd.agencies}
     declared = {code: sources for code, sources in declared.items() if sources}
     if declared:
@@ -56,7 +56,7 @@ def check_pair(rnd: Round, previous: Round) -> None:
                               f"chính {par_code}: hai loại đợt đo những chỉ số khác nhau.")
     # by the year evaluated (collection dates move when a round is rescheduled); the demonstration pair is
     # the same round simulated twice
-    if previous.year >= rnd.year and simulation.source_code(previous.code) != simulation.source_code(rnd.code):
+    if previous.year >= rnd.year and rounds.source_code(previous.code) != rounds.source_code(rnd.code):
         raise ComparisonError(f"Đợt {previous.code} (năm {previous.year}) không diễn ra trước đợt {rnd.code} "
                               f"(năm {rnd.year}).")
     if previous.simulated != rnd.simulated:
@@ -83,7 +83,7 @@ def continued_round(session: Session, rnd: Round) -> Round | None:
     with_responses = sa.select(Response.id).where(Response.round_id == Round.id).exists()
     found = []
     for previous in session.scalars(sa.select(Round).where(Round.id != rnd.id, with_responses)):
-        if simulation.source_code(previous.code) not in named and previous.code not in named:
+        if rounds.source_code(previous.code) not in named and previous.code not in named:
             continue
         try:
             check_pair(rnd, previous)

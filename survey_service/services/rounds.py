@@ -525,3 +525,25 @@ def unreadable_message(count: int) -> str:
     return (f"{count} phiếu trực tuyến đã gửi không mở được bằng SECRET_KEY hiện tại (được niêm phong khi máy chủ "
             "dùng khóa khác). Các phiếu này vẫn được giữ nguyên; hãy đặt lại khóa cũ rồi chạy "
             "\"survey-service round release\".")
+
+
+#: Codes of the demonstration rounds made from a real round's directory: the round itself and an earlier
+#: one of the same structure, so that a change of known size can be shown.
+DEMO_SUFFIX = "-DEMO"
+PREVIOUS_SUFFIX = "-DEMO-TRUOC"
+
+
+def demo_code(round_code: str) -> str:
+    return round_code + DEMO_SUFFIX
+
+
+def previous_demo_code(round_code: str) -> str:
+    return round_code + PREVIOUS_SUFFIX
+
+
+def source_code(code: str) -> str:
+    """The real round a simulated round was made from (its code without the demonstration suffix)."""
+    for suffix in (PREVIOUS_SUFFIX, DEMO_SUFFIX):
+        if code.endswith(suffix):
+            return code.removesuffix(suffix)
+    return code

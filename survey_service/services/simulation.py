@@ -27,8 +27,6 @@ from survey_service.services import (
 )
 from survey_service.services.errors import ServiceError
 
-#: Code of the demonstration round made from a real round's directory.
-DEMO_SUFFIX = "-DEMO"
 #: Share of an online cell's target that answers, drawn per agency: a few hundred respondents in QNA-2023.
 ONLINE_SHARE = (0.03, 0.25)
 #: Of the online codes handed out beyond those answered, how many were opened and saved but not sent.
@@ -70,27 +68,10 @@ class SimulationReport:
     quarantined: list[str] = field(default_factory=list)
 
 
-#: The earlier simulated round of the same structure, so that a change of known size can be shown and
-#: recovered: every agency's quality is :data:`PREVIOUS_SHIFT` lower there (on the logit scale of
-#: :func:`_option`), its answers drawn afresh.
-PREVIOUS_SUFFIX = "-DEMO-TRUOC"
+#: The earlier simulated round of the same structure (:func:`rounds.previous_demo_code`), so that a change
+#: of known size can be shown and recovered: every agency's quality is :data:`PREVIOUS_SHIFT` lower there
+#: (on the logit scale of :func:`_option`), its answers drawn afresh.
 PREVIOUS_SHIFT = -0.4
-
-
-def demo_code(round_code: str) -> str:
-    return round_code + DEMO_SUFFIX
-
-
-def previous_demo_code(round_code: str) -> str:
-    return round_code + PREVIOUS_SUFFIX
-
-
-def source_code(code: str) -> str:
-    """The real round a simulated round was made from (its code without the demonstration suffix)."""
-    for suffix in (PREVIOUS_SUFFIX, DEMO_SUFFIX):
-        if code.endswith(suffix):
-            return code.removesuffix(suffix)
-    return code
 
 
 def demo_round(session: Session, round_dir: Path, questionnaire_dir: str | Path, code: str, *,

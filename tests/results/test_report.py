@@ -32,7 +32,7 @@ from tests.conftest import ARTIFACTS_DIR, PASSWORD, QUESTIONNAIRE_DIR, ROUND_DIR
 pytestmark = pytest.mark.skipif(not (shutil.which("soffice") and shutil.which("pdftotext")),
                                 reason="LibreOffice (libreoffice-writer-nogui) and poppler-utils are needed")
 
-CURRENT, PREVIOUS = simulation.demo_code("QNA-2023"), simulation.previous_demo_code("QNA-2023")
+CURRENT, PREVIOUS = rounds.demo_code("QNA-2023"), rounds.previous_demo_code("QNA-2023")
 SHARE = (0.04, 0.12)
 #: Of the 106 paper sheets, the share returned (keying through the services is the slow part).
 RETURNED = 0.4
