@@ -87,3 +87,33 @@ def test_models_and_questionnaires_do_not_import_upper_layers(path):
         upper += ("survey_service.models", "survey_service.db", "sqlalchemy", "analysis")
     found = {n for n in imports_of(path) if n.startswith(upper)}
     assert not found, f"{path.relative_to(REPO)} imports {sorted(found)}"
+
+
+def module_level_imports(path: Path) -> set[str]:
+    """What a module imports when it is loaded (imports inside functions run later and cannot cycle)."""
+    source = ast.parse(path.read_text(encoding="utf-8"))
+    top = ast.Module(body=[n for n in source.body if isinstance(n, (ast.Import, ast.ImportFrom))], type_ignores=[])
+    return imported(ast.unparse(top), "survey_service.services")
+
+
+def test_services_load_without_an_import_cycle():
+    """A cycle between services loads or fails depending on which module a caller imports first."""
+    prefix = "survey_service.services."
+    names = {module_name(p) for p in SERVICES}
+    graph = {module_name(p): {n for n in module_level_imports(p) if n in names and n != module_name(p)}
+             for p in SERVICES}
+    state: dict[str, str] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = "open"
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                cycle = path[path.index(nxt):] + [nxt]
+                pytest.fail("import cycle: " + " → ".join(n.removeprefix(prefix) for n in cycle))
+            if nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])

@@ -10,9 +10,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from analysis import change
+from analysis import targets as target_rules
 from survey_service.models import Response, Round
-from survey_service.services import citizens, results, rounds
+from survey_service.services import citizens, quotas, results, rounds
 from survey_service.services.errors import ServiceError
+from survey_service.vietnamese import number, percent
 
 
 class ComparisonError(ServiceError):
@@ -91,6 +93,55 @@ def continued_round(session: Session, rnd: Round) -> Round | None:
             continue
         found.append(previous)
     return max(found, key=lambda r: (r.year, r.id), default=None)
+
+
+@dataclass(frozen=True)
+class DecisionSize:
+    """The sample an agency needs for a decision on its target, judged from the round it continues."""
+
+    previous: str
+    #: respondents to plan for, capped by the agency's staff; None when no sample decides
+    sample: int | None
+    #: one sentence saying why
+    reason: str
+
+
+#: What an indicator is called in a sentence, and how its estimate and target are written.
+_INDICATOR_WORDS = {"satisfaction": ("tỷ lệ hài lòng", percent), "survey_points": ("điểm điều tra XHH", number)}
+
+
+def _reason(row, previous: str) -> str:
+    word, fmt = _INDICATOR_WORDS[row.indicator]
+    digits = 1 if row.indicator == "satisfaction" else 2
+    seen = f"Đợt {previous} ước lượng {word} {fmt(row.estimate, digits)} so với mục tiêu {fmt(row.target, digits)}"
+    if pd.isna(row.n_needed):
+        return seen + ": ước lượng trùng mục tiêu, không cỡ mẫu nào đủ để kết luận Đạt hay Không đạt."
+    deff = "" if pd.isna(row.design_effect) else f" với hiệu ứng thiết kế {number(row.design_effect, 2)} của đợt đó"
+    need = f"{seen}; để kết luận Đạt hay Không đạt cần {number(row.n_needed)} người trả lời{deff}"
+    if not pd.isna(row.population) and row.n_needed > row.population:
+        return need + f", nhiều hơn số công chức nên khảo sát toàn bộ {number(row.population)} người."
+    return need + "."
+
+
+def decision_sizes(session: Session, rnd: Round) -> dict[str, DecisionSize]:
+    """Agency code → the sample a decision on its target needs (:func:`analysis.targets.next_round_samples`),
+    from the latest earlier round with results that the round continues; empty when there is none. The
+    population is the agency's staff count in the plan (its largest, when several forms give one)."""
+    previous = continued_round(session, rnd)
+    if previous is None:
+        return {}
+    mapping, _ = baselines(rnd, previous)
+    staff: dict[str, float] = {}
+    for c in quotas.cells(session, rnd):
+        if c.agency is not None and c.staff_count is not None:
+            staff[c.agency.code] = max(staff.get(c.agency.code, 0), c.staff_count)
+    agencies = pd.DataFrame([(a.code, a.kind, staff.get(a.code, float("nan"))) for a in rnd.agencies],
+                            columns=["agency", "agency_kind", "population"])
+    before = results.cached_results(session, previous).summary
+    found = target_rules.next_round_samples(before, mapping, agencies, rnd.structure.get("targets", []))
+    return {row.agency: DecisionSize(previous.code, None if pd.isna(row.sample) else int(row.sample),
+                                     _reason(row, previous.code))
+            for row in found.itertuples(index=False)}
 
 
 def compare_rounds(session: Session, rnd: Round, previous: Round) -> Comparison:

@@ -12,16 +12,14 @@ import io
 from dataclasses import dataclass
 from datetime import date
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 import analysis
-from analysis import targets as target_rules
 from survey_service.models import Agency, Channel, QuotaCell, Response, Round, StaffUser
-from survey_service.services import audit, comparison, results, rounds, tabular
+from survey_service.services import audit, rounds, tabular
 from survey_service.services.errors import ServiceError
-from survey_service.vietnamese import number, percent, sort_key
+from survey_service.vietnamese import sort_key
 
 #: Yamane's margin of error and the per-cell floor when the round's methodology does not give them
 #: (``online_sample_size``): e = 10 % and at least 15, as in Nghệ An's plan.
@@ -78,55 +76,6 @@ def sizing(rnd: Round) -> tuple[float, int]:
     """(margin, floor) of the round's methodology (``online_sample_size``), or the defaults."""
     rule = (rnd.methodology or {}).get("online_sample_size") or {}
     return float(rule.get("margin", DEFAULT_MARGIN)), int(rule.get("floor", DEFAULT_FLOOR))
-
-
-@dataclass(frozen=True)
-class DecisionSize:
-    """The sample an agency needs for a decision on its target, judged from the round it continues."""
-
-    previous: str
-    #: respondents to plan for, capped by the agency's staff; None when no sample decides
-    sample: int | None
-    #: one sentence saying why
-    reason: str
-
-
-#: What an indicator is called in a sentence, and how its estimate and target are written.
-_INDICATOR_WORDS = {"satisfaction": ("tỷ lệ hài lòng", percent), "survey_points": ("điểm điều tra XHH", number)}
-
-
-def _reason(row, previous: str) -> str:
-    word, fmt = _INDICATOR_WORDS[row.indicator]
-    digits = 1 if row.indicator == "satisfaction" else 2
-    seen = f"Đợt {previous} ước lượng {word} {fmt(row.estimate, digits)} so với mục tiêu {fmt(row.target, digits)}"
-    if pd.isna(row.n_needed):
-        return seen + ": ước lượng trùng mục tiêu, không cỡ mẫu nào đủ để kết luận Đạt hay Không đạt."
-    deff = "" if pd.isna(row.design_effect) else f" với hiệu ứng thiết kế {number(row.design_effect, 2)} của đợt đó"
-    need = f"{seen}; để kết luận Đạt hay Không đạt cần {number(row.n_needed)} người trả lời{deff}"
-    if not pd.isna(row.population) and row.n_needed > row.population:
-        return need + f", nhiều hơn số công chức nên khảo sát toàn bộ {number(row.population)} người."
-    return need + "."
-
-
-def decision_sizes(session: Session, rnd: Round) -> dict[str, DecisionSize]:
-    """Agency code → the sample a decision on its target needs (:func:`analysis.targets.next_round_samples`),
-    from the latest earlier round with results that the round continues; empty when there is none. The
-    population is the agency's staff count in the plan (its largest, when several forms give one)."""
-    previous = comparison.continued_round(session, rnd)
-    if previous is None:
-        return {}
-    mapping, _ = comparison.baselines(rnd, previous)
-    staff: dict[str, float] = {}
-    for c in cells(session, rnd):
-        if c.agency is not None and c.staff_count is not None:
-            staff[c.agency.code] = max(staff.get(c.agency.code, 0), c.staff_count)
-    agencies = pd.DataFrame([(a.code, a.kind, staff.get(a.code, float("nan"))) for a in rnd.agencies],
-                            columns=["agency", "agency_kind", "population"])
-    before = results.cached_results(session, previous).summary
-    found = target_rules.next_round_samples(before, mapping, agencies, rnd.structure.get("targets", []))
-    return {row.agency: DecisionSize(previous.code, None if pd.isna(row.sample) else int(row.sample),
-                                     _reason(row, previous.code))
-            for row in found.itertuples(index=False)}
 
 
 def cells(session: Session, rnd: Round) -> list[QuotaCell]:

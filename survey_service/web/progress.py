@@ -10,7 +10,7 @@ from flask_login import current_user
 
 from survey_service.db import get_session
 from survey_service.models import Role, Round
-from survey_service.services import exports, progress, quotas, rounds, tabular
+from survey_service.services import comparison, exports, progress, quotas, rounds, tabular
 from survey_service.vietnamese import date_time, display_zone, xlsx_format
 from survey_service.web import confirmation_page, round_closed, round_or_404
 from survey_service.web.auth import role_required
@@ -256,7 +256,7 @@ def _render_plan(rnd, cells, *, errors=None, entered=None, import_errors=None, s
     return render_template(
         "progress/plan.html", round=rnd, cells=cells, forms=forms, errors=errors or {}, entered=entered or {},
         import_errors=import_errors or [], errors_shown=quotas.ERRORS_SHOWN, recommended=recommended,
-        decisions=quotas.decision_sizes(get_session(), rnd),
+        decisions=comparison.decision_sizes(get_session(), rnd),
         margin=margin, floor=floor, channels=CHANNEL_LABELS, columns=quotas.CSV_COLUMNS,
         column_help=quotas.CSV_COLUMN_HELP, closed=round_closed(rnd),
     ), status
@@ -268,7 +268,7 @@ def apply_recommended(round_code):
     session = get_session()
     rnd = round_or_404(round_code)
     if request.form.get("basis") == "decision":  # the sample a decision on each agency's target needs
-        decisions = quotas.decision_sizes(session, rnd)
+        decisions = comparison.decision_sizes(session, rnd)
         sample = {code: d.sample for code, d in decisions.items() if d.sample is not None}
         changes = [quotas.TargetChange(c, sample[c.agency.code], c.staff_count)
                    for c in quotas.cells(session, rnd) if c.agency is not None and c.agency.code in sample]

@@ -94,15 +94,15 @@ def test_plan_shows_the_sample_a_decision_on_the_target_needs(session, mixed_pai
     se = float(np.sqrt((w ** 2 * before["satisfaction_se"].fillna(0) ** 2).sum()))
     n_eff = (p / 100) * (1 - p / 100) / (se / 100) ** 2
     needed = targets.recommended_sample(targets.needed_effective_n(p / 100, 0.9), 12 / n_eff)
-    found = quotas.decision_sizes(session, dng)["SNV"]
+    found = comparison.decision_sizes(session, dng)["SNV"]
     assert p == pytest.approx(100 * 11 / 12) and needed > 100
     assert found.previous == "QNA-2023" and found.sample == needed
     assert "91,7" in found.reason and "90,0" in found.reason and "khảo sát toàn bộ" not in found.reason
-    assert set(quotas.decision_sizes(session, dng)) == {"SNV"}  # nothing else of DNG continues answered agencies
+    assert set(comparison.decision_sizes(session, dng)) == {"SNV"}  # nothing else of DNG continues answered agencies
     snv.staff_count = 40  # fewer staff than the decision needs: a census
     session.commit()
-    assert quotas.decision_sizes(session, dng)["SNV"].sample == 40
-    assert "khảo sát toàn bộ 40 người" in quotas.decision_sizes(session, dng)["SNV"].reason
+    assert comparison.decision_sizes(session, dng)["SNV"].sample == 40
+    assert "khảo sát toàn bộ 40 người" in comparison.decision_sizes(session, dng)["SNV"].reason
 
     client = staff_client("supervisor")
     page = client.get(f"/staff/progress/{dng.code}/quotas")
