@@ -42,19 +42,19 @@ def test_bundled_targets(forms):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("targets:\n  - indicator: trust\n    at_least: 90\n", "indicator must be one of satisfaction, survey_points"),
-    ("targets:\n  - indicator: satisfaction\n    at_least: 120\n", "at_least must be above 0 and at most 100"),
-    ("targets:\n  - indicator: survey_points\n    at_least: 40\n", "at most 30 for survey_points"),
-    ("targets:\n  - indicator: satisfaction\n    at_least: \"90%\"\n", "at_least must be a number"),
-    ("targets:\n  - indicator: satisfaction\n    at_least: 90\n    kinds: [ward]\n", "'ward' is not one of"),
-    ("targets:\n  - indicator: satisfaction\n    at_least: 90\n    agencies: [SXX]\n", "'SXX' is not one of"),
+    ("targets:\n  - indicator: trust\n    at_least: 90\n", "indicator phải là một trong satisfaction, survey_points"),
+    ("targets:\n  - indicator: satisfaction\n    at_least: 120\n", "phải lớn hơn 0 và không quá 100"),
+    ("targets:\n  - indicator: survey_points\n    at_least: 40\n", "at_least của survey_points phải lớn hơn 0 và không quá 30"),
+    ("targets:\n  - indicator: satisfaction\n    at_least: \"90%\"\n", "at_least phải là một số"),
+    ("targets:\n  - indicator: satisfaction\n    at_least: 90\n    kinds: [ward]\n", "'ward' không phải là loại cơ quan"),
+    ("targets:\n  - indicator: satisfaction\n    at_least: 90\n    agencies: [SXX]\n", "'SXX' không phải là cơ quan"),
     ("targets:\n  - indicator: satisfaction\n    at_least: 90\n  - indicator: satisfaction\n    at_least: 80\n",
-     "a second satisfaction target for all agencies"),
+     "mục tiêu satisfaction thứ hai cho mọi cơ quan"),
     ("targets:\n  - indicator: satisfaction\n    at_least: 85\n    agencies: [SXD]\n"
      "  - indicator: satisfaction\n    at_least: 80\n    agencies: [SXD, SNV]\n",
-     "a second satisfaction target for SXD"),
+     "mục tiêu satisfaction thứ hai cho SXD"),
     ("targets:\n  - indicator: satisfaction\n    at_least: 90\n    goal: 95\n", "goal"),
-    ("targets: 90\n", "targets must be a list"),
+    ("targets: 90\n", "targets phải là một danh sách"),
 ])
 def test_bad_targets_are_refused_by_name(tmp_path, forms, text, message):
     with pytest.raises(qmod.QuestionnaireError) as err:

@@ -73,6 +73,8 @@ def test_round_header(rnd):
     assert dict(rnd.settings) == {
         "double_entry_rate": 0.10, "double_entry_first_sheets": 20,
         "unsampled_keyed_count_as_verified": True, "surplus_in_analysis": False, "min_breakdown": 5,
+        "phuc_tra_share": 0.05, "phuc_tra_failure_threshold": 0.2, "phuc_tra_min_failures": 2,
+        "phuc_tra_sheets_per_day": 30,
     }
 
 

@@ -225,7 +225,7 @@ def _load_targets(raw: Any, kinds: Mapping[str, AgencyKindDef], agencies: Mappin
     if raw is None or raw == []:
         return ()
     if not isinstance(raw, list):
-        raise QuestionnaireError(ROUND_FILE, None, "targets must be a list of entries ([] for none)")
+        raise QuestionnaireError(ROUND_FILE, None, "targets phải là một danh sách mục tiêu ([] nếu không có)")
     targets, seen = [], {}
     for n, entry in enumerate(raw, start=1):
         where = f"#{n}"
@@ -233,21 +233,21 @@ def _load_targets(raw: Any, kinds: Mapping[str, AgencyKindDef], agencies: Mappin
                    label="target")
         indicator = entry["indicator"]
         if indicator not in TARGET_INDICATORS:
-            raise QuestionnaireError(ROUND_FILE, where, f"indicator must be one of {', '.join(TARGET_INDICATORS)}, "
-                                     f"got {indicator!r}", label="target")
+            raise QuestionnaireError(ROUND_FILE, where, f"indicator phải là một trong {', '.join(TARGET_INDICATORS)}, "
+                                     f"nhưng là {indicator!r}", label="target")
         value = as_number(entry["at_least"], ROUND_FILE, where, "at_least", label="target")
         top = 100.0 if indicator == "satisfaction" else max_points
         if not 0 < value <= top:
-            raise QuestionnaireError(ROUND_FILE, where, f"at_least must be above 0 and at most {top:g} for "
-                                     f"{indicator}, got {value:g}", label="target")
+            raise QuestionnaireError(ROUND_FILE, where, f"at_least của {indicator} phải lớn hơn 0 và không quá "
+                                     f"{top:g}, nhưng là {value:g}", label="target")
         target = {"indicator": indicator, "at_least": value}
         for key, names in (("kinds", kinds), ("agencies", agencies)):
             if key in entry:
                 listed = as_list(entry[key], ROUND_FILE, where, key, label="target")
                 for code in listed:
                     if not known(code, names):
-                        raise QuestionnaireError(ROUND_FILE, where, f"{key}: {code!r} is not one of this round's "
-                                                 f"{'agency kinds' if key == 'kinds' else 'agencies'}",
+                        raise QuestionnaireError(ROUND_FILE, where, f"{key}: {code!r} không phải là "
+                                                 f"{'loại cơ quan' if key == 'kinds' else 'cơ quan'} của đợt này",
                                                  label="target")
                 target[key] = sorted(set(listed))
         if "label" in entry:
@@ -259,8 +259,8 @@ def _load_targets(raw: Any, kinds: Mapping[str, AgencyKindDef], agencies: Mappin
         else:
             reach = {(indicator, "all", "")}
         for key in sorted(reach & set(seen)):
-            raise QuestionnaireError(ROUND_FILE, where, f"a second {indicator} target for {key[2] or 'all agencies'} "
-                                     f"(entry {seen[key]} sets one)", label="target")
+            raise QuestionnaireError(ROUND_FILE, where, f"mục tiêu {indicator} thứ hai cho "
+                                     f"{key[2] or 'mọi cơ quan'} (mục {seen[key]} đã đặt một mục tiêu)", label="target")
         seen.update(dict.fromkeys(reach, where))
         targets.append(target)
     return tuple(targets)

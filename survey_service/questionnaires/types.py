@@ -33,7 +33,7 @@ PLACE_HOLDERS = ("{province}", "{unit}")
 #: The place an error names, as the round's author reads it (``label`` keeps the English key).
 _LABELS = {"item": "câu", "row": "dòng", "section": "phần", "scale": "thang đo", "key": "mục",
            "agency kind": "loại cơ quan", "agency": "cơ quan", "criterion": "lĩnh vực", "division": "đơn vị",
-           "form": "mẫu phiếu", "setting": "thiết lập"}
+           "form": "mẫu phiếu", "setting": "thiết lập", "target": "mục tiêu"}
 
 
 class QuestionnaireError(ValueError):
