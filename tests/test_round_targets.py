@@ -44,9 +44,11 @@ def test_bundled_targets(forms):
 @pytest.mark.parametrize("text, message", [
     ("targets:\n  - indicator: trust\n    at_least: 90\n", "indicator phải là một trong satisfaction, survey_points"),
     ("targets:\n  - indicator: satisfaction\n    at_least: 120\n", "phải lớn hơn 0 và không quá 100"),
-    ("targets:\n  - indicator: survey_points\n    at_least: 40\n", "at_least của survey_points phải lớn hơn 0 và không quá 30"),
+    ("targets:\n  - indicator: survey_points\n    at_least: 40\n",
+     "at_least của survey_points phải lớn hơn 0 và không quá 30"),
     ("targets:\n  - indicator: satisfaction\n    at_least: \"90%\"\n", "at_least phải là một số"),
-    ("targets:\n  - indicator: satisfaction\n    at_least: 90\n    kinds: [ward]\n", "'ward' không phải là loại cơ quan"),
+    ("targets:\n  - indicator: satisfaction\n    at_least: 90\n    kinds: [ward]\n",
+     "'ward' không phải là loại cơ quan"),
     ("targets:\n  - indicator: satisfaction\n    at_least: 90\n    agencies: [SXX]\n", "'SXX' không phải là cơ quan"),
     ("targets:\n  - indicator: satisfaction\n    at_least: 90\n  - indicator: satisfaction\n    at_least: 80\n",
      "mục tiêu satisfaction thứ hai cho mọi cơ quan"),
