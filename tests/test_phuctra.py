@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from survey_service.models import AnswerPattern, AuditEvent, Contact, ContactKind, RecheckItem, RecheckOutcome
-from survey_service.services import backup, keying, phuctra, sheets
+from survey_service.services import backup, keying, phuctra, rounds, sheets
 from survey_service.services.phuctra import ContactEntry, RecheckError
 from tests.conftest import collect_from_today
 
@@ -77,7 +77,7 @@ def check_the_vault(session, fieldwork):
 def test_the_vault_is_sealed_then_the_draw_stratifies_flags_and_quarantines(session, fieldwork):
     check_the_vault(session, fieldwork)
     rnd, issued = fieldwork["round"], fieldwork["sheets"]
-    report = phuctra.draw(session, rnd, today=phuctra.rounds.local_today(), secret=SECRET, seed=11, actor="test")
+    report = phuctra.draw(session, rnd, today=rounds.local_today(), secret=SECRET, seed=11, actor="test")
     session.commit()
     drawn = {i.sheet.serial: i for i in phuctra.items(session, rnd)}
     assert report.returned == 40 and report.busy_day == 30  # A returned 30 > 25 in one day
@@ -85,9 +85,9 @@ def test_the_vault_is_sealed_then_the_draw_stratifies_flags_and_quarantines(sess
     randoms = [i for i in drawn.values() if "random" in i.reasons]
     assert sorted(i.investigator for i in randoms) == ["dtv_a", "dtv_a", "dtv_b"]  # ceil(5 % of 30), ceil(5 % of 10)
     with pytest.raises(RecheckError, match="đã được mở"):
-        phuctra.draw(session, rnd, today=phuctra.rounds.local_today(), secret=SECRET, actor="test")
+        phuctra.draw(session, rnd, today=rounds.local_today(), secret=SECRET, actor="test")
 
-    today = phuctra.rounds.local_today()
+    today = rounds.local_today()
     item_a = drawn[issued[0].serial]
     assert phuctra.record_outcome(session, item_a, reached=True, received=True, self_filled=True, prompted=False,
                                   paid=True, today=today, actor="test") is RecheckOutcome.CONFIRMED
@@ -153,7 +153,7 @@ def test_no_export_log_or_backup_taken_after_closing_holds_the_vault(app, sessio
     sealed values."""
     caplog.set_level(logging.DEBUG)
     rnd, issued = fieldwork["round"], fieldwork["sheets"]
-    phuctra.draw(session, rnd, today=phuctra.rounds.local_today(), secret=SECRET, seed=2, actor="test")
+    phuctra.draw(session, rnd, today=rounds.local_today(), secret=SECRET, seed=2, actor="test")
     session.commit()
     client = staff_client("auditor")
     upload = "\n".join(["serial,kind,name,phone"] + [f"{e.serial},{e.kind.value},{e.name},{e.phone}"
