@@ -240,6 +240,14 @@ def gather(session: Session, rnd: Round, previous: Round | None = None, today: d
     return ReportData(rnd, res, comp, channel_rates(session, rnd), forms, today or rounds.local_today())
 
 
+def _opening(doc, rnd: Round, respondents: str) -> None:
+    """The first lines of either kind of report: a simulated round's warning, then the plan it implements."""
+    if rnd.simulated:
+        _para(doc, "Lưu ý: báo cáo này lập từ dữ liệu mô phỏng (phiếu do máy sinh ra để trình diễn), không phải ý "
+                   f"kiến của {respondents} thật; không dùng để đánh giá cơ quan nào.", italic=True)
+    _basis(doc, rnd)
+
+
 def _basis(doc, rnd: Round) -> None:
     """Section I's heading and first paragraph: the plan the survey implements and its dates."""
     _heading(doc, "I. MỤC ĐÍCH, CĂN CỨ", 1)
@@ -255,11 +263,7 @@ def build_body(doc, data: ReportData) -> None:
     params = res.provenance["analysis_parameters"]
     min_breakdown = params["min_breakdown"]
     t = res.targets
-    if rnd.simulated:
-        _para(doc, "Lưu ý: báo cáo này lập từ dữ liệu mô phỏng (phiếu do máy sinh ra để trình diễn), không phải ý "
-                   "kiến của người trả lời thật; không dùng để đánh giá cơ quan nào.", italic=True)
-
-    _basis(doc, rnd)
+    _opening(doc, rnd, "người trả lời")
     _para(doc, "Mục đích: đo lường đánh giá của cán bộ, công chức, lãnh đạo và người dân về kết quả cải cách hành "
                f"chính của {len(s)} cơ quan, đơn vị thuộc {rnd.province_title}; xác định điểm điều tra xã hội học "
                "của Chỉ số cải cách hành chính và tỷ lệ hài lòng; đối chiếu với mục tiêu và với đợt trước.")
@@ -457,11 +461,7 @@ def build_citizens_body(doc, data: ReportData) -> None:
     shares = rep.shares
     measures = list(dict.fromkeys(zip(shares["measure"], shares["measure_name"], strict=True)))
     min_group = ballots.min_group(rnd.settings)
-    if rnd.simulated:
-        _para(doc, "Lưu ý: báo cáo này lập từ dữ liệu mô phỏng (phiếu do máy sinh ra để trình diễn), không phải ý "
-                   "kiến của người dân thật; không dùng để đánh giá cơ quan nào.", italic=True)
-
-    _basis(doc, rnd)
+    _opening(doc, rnd, "người dân")
     _para(doc, "Mục đích: đo lường sự hài lòng của người dân đối với sự phục vụ của "
                f"{number(len(rnd.agencies))} cơ quan, đơn vị thuộc {rnd.province_title} theo từng yếu tố và hài lòng "
                "chung; đối chiếu với chỉ tiêu.")
