@@ -1,11 +1,13 @@
 """Reading sheets from simulated photos: per condition, pages read, answers decided, wrong, sent to the
 clerk, refused; and pages per second per core.
 
-    PYTHONPATH=. python bench/bench_reading.py [--pages 400] [--seed 2026] [--jobs 2] [--short]
+    PYTHONPATH=. python bench/bench_reading.py [--pages 400] [--seed 2026] [--jobs 2] [--form HĐ-CT] [--short]
 
-Real sheets of the QNA-2023 round (LĐH-CH and LĐS-CT, printed by ``printing.sheets_pdf`` and rasterised at
-200 dpi) are filled and photographed by :mod:`survey_service.omr.simulate` with a fixed seed and read back by
-:mod:`survey_service.omr.reader`; every automatic answer is compared with what was meant. The speed is the
+Real sheets of the QNA-2023 round (LĐH-CH and LĐS-CT, or with ``--form HĐ-CT`` the delegates' sheet of every
+agency, printed by ``printing.sheets_pdf`` and rasterised at 200 dpi) are filled and photographed by
+:mod:`survey_service.omr.simulate` with a fixed seed and read back by :mod:`survey_service.omr.reader`
+(HĐ-CT blocks settled by :mod:`survey_service.omr.rows`); every automatic answer is compared with what was
+meant. The speed is the
 CPU time of reading (alignment, QR, marks) per page on one core, against decoding the same JPEG alone,
 measured in the same run.
 """
@@ -29,12 +31,16 @@ import numpy as np  # noqa: E402
 
 from survey_service import create_app  # noqa: E402
 from survey_service.db import Base, get_session  # noqa: E402
-from survey_service.omr import reader, simulate  # noqa: E402
+from survey_service.omr import reader, rows, simulate  # noqa: E402
 from survey_service.services import keying, printing, reading, rounds, sheets  # noqa: E402
 
 KEYS = ["bench-key"]
 #: Photos missing half the page are all refused at once: fewer of them say as much.
 PARTIAL_PAGES = 100
+ONE_AGENCY = ("LĐH-CH", "LĐS-CT")
+MATRIX = "HĐ-CT"
+#: Answers a machine may never decide: a double mark, and a mark in a block whose "not rated" bubble is filled.
+MUST_REVIEW = ("double mark", simulate.CONTRADICTED)
 
 
 @dataclass
@@ -59,8 +65,8 @@ class Row:
         return self.review / max(1, self.review + self.decided)
 
 
-def real_pages(count: int = 2) -> list[tuple[np.ndarray, object]]:
-    """(image, layout) of every page of ``count`` printed sheets of each readable paper form."""
+def real_pages(count: int = 2, forms: tuple[str, ...] = ONE_AGENCY) -> list[tuple[np.ndarray, object]]:
+    """(image, layout) of every page of ``count`` printed sheets of each of ``forms``."""
     with tempfile.TemporaryDirectory() as tmp:
         app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite",
                           "SHEET_SIGNING_KEYS": KEYS, "SECRET_KEY": "bench"})
@@ -71,7 +77,7 @@ def real_pages(count: int = 2) -> list[tuple[np.ndarray, object]]:
             rounds.load_round(session, qdir / "rounds" / "QNA-2023", qdir)
             rnd = rounds.get_round(session, "QNA-2023")
             found = []
-            for form_code in ("LĐH-CH", "LĐS-CT"):
+            for form_code in forms:
                 plans = sheets.paper_cells(session, rnd, form_code=form_code)
                 batch = sheets.issue_sheets(session, rnd, plans[:count], today=rnd.opens_on, actor="bench")[:count]
                 for sheet in batch:
@@ -82,19 +88,21 @@ def real_pages(count: int = 2) -> list[tuple[np.ndarray, object]]:
     return found
 
 
-_PAGES: list = []
+_PAGES: dict[str, list] = {}
 
 
-def run_condition(index: int, pages: int, seed: int) -> Row:
-    """One condition's row; its own seed, so the table is the same whatever the number of processes."""
-    if not _PAGES:
-        _PAGES.extend(real_pages())
+def run_condition(index: int, pages: int, seed: int, form: str = "") -> Row:
+    """One condition's row; its own seed, so the table is the same whatever the number of processes.
+    ``form`` ``HĐ-CT`` reads the delegates' sheet, filled as delegates do; else the one-agency forms."""
+    if form not in _PAGES:
+        _PAGES[form] = real_pages(1, (MATRIX,)) if form == MATRIX else real_pages()
+    fill = simulate.fill_delegate if form == MATRIX else simulate.fill
     condition = simulate.CONDITIONS[index]
     rng = random.Random(seed * 1000 + index)
     row = Row(condition)
     for n in range(min(pages, PARTIAL_PAGES) if condition.partial else pages):
-        image, plan = _PAGES[n % len(_PAGES)]
-        filled, truth, styles = simulate.fill(image, plan, rng, reader.PDF_DPI / 25.4)
+        image, plan = _PAGES[form][n % len(_PAGES[form])]
+        filled, truth, styles = fill(image, plan, rng, reader.PDF_DPI / 25.4)
         shot = simulate.photograph(filled, rng, condition)
         row.pages += 1
         start = time.process_time()
@@ -104,6 +112,7 @@ def run_condition(index: int, pages: int, seed: int) -> Row:
         try:
             aligned = reader.align(reader.images_from_file(shot)[0])
             marks = reader.read_marks(aligned, plan)
+            marks.items = rows.settle(marks.items)
         except reader.PageRefused as exc:
             row.read_seconds += time.process_time() - start
             row.refused += 1
@@ -111,22 +120,22 @@ def run_condition(index: int, pages: int, seed: int) -> Row:
             continue
         row.read_seconds += time.process_time() - start
         for code, item in marks.items.items():
-            row.doubles += styles[code] == "double mark"
+            row.doubles += styles[code] in MUST_REVIEW
             row.styles[styles[code]] += 1
             if item.value == reader.REVIEW:
                 row.review += 1
                 row.styles_review[styles[code]] += 1
                 continue
             row.decided += 1
-            row.doubles_decided += styles[code] == "double mark"
+            row.doubles_decided += styles[code] in MUST_REVIEW
             if item.value != truth[code]:
                 row.wrong += 1
                 print(f"WRONG {condition.name} page {n}: {styles[code]} meant {truth[code]}, read {item}")
     return row
 
 
-def run_conditions(pages: int, seed: int, jobs: int = 1) -> list[Row]:
-    tasks = [(i, pages, seed) for i in range(len(simulate.CONDITIONS))]
+def run_conditions(pages: int, seed: int, jobs: int = 1, form: str = "") -> list[Row]:
+    tasks = [(i, pages, seed, form) for i in range(len(simulate.CONDITIONS))]
     if jobs == 1:
         return [run_condition(*task) for task in tasks]
     with multiprocessing.Pool(jobs) as pool:
@@ -139,12 +148,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--jobs", type=int, default=1, help="processes (one condition each); CPU time per page "
                         "is measured in each")
+    parser.add_argument("--form", choices=["", MATRIX], default="", help=f"{MATRIX}: the delegates' sheet "
+                        "(every agency, over several pages) instead of the one-agency forms")
     parser.add_argument("--short", action="store_true", help="3 pages per condition: checks that it runs")
     args = parser.parse_args()
     if args.short:
         args.pages = 3
     started = time.perf_counter()
-    table = run_conditions(args.pages, args.seed, args.jobs)
+    table = run_conditions(args.pages, args.seed, args.jobs, args.form)
     print(f"{'condition':<30}{'pages':>7}{'refused':>9}{'decided':>9}{'wrong':>7}{'review':>8}{'review %':>10}"
           f"{'doubles→review':>16}")
     for row in table:
@@ -154,8 +165,8 @@ def main() -> None:
             print(f"    refused {n}: {reason}")
         if row.review:
             print("    sent to the clerk, by way of filling: " + ", ".join(
-                f"{style} {row.styles_review[style]}/{row.styles[style]}" for style in simulate.STYLES
-                if row.styles_review[style]))
+                f"{style} {row.styles_review[style]}/{row.styles[style]}"
+                for style in (*simulate.STYLES, simulate.CONTRADICTED) if row.styles_review[style]))
     read = [r for r in table if not r.condition.partial]
     pages = sum(r.pages for r in read)
     seconds = sum(r.read_seconds for r in read)

@@ -23,6 +23,8 @@ from survey_service.omr.reader import REVIEW
 #: Style → share of questions filled so (they sum to 1).
 STYLES = {"full": 0.52, "scribbled": 0.10, "cross": 0.08, "tick": 0.04, "light pencil": 0.05, "blank": 0.11,
           "stray dot": 0.06, "double mark": 0.02, "crossed-out": 0.02}
+#: The style of an answer in a block whose "not rated" bubble is filled too (:func:`fill_delegate`).
+CONTRADICTED = "not rated and marked"
 #: Ink colours (BGR): black and blue ballpoint, graphite.
 PENS = {"black": (40, 38, 36), "blue": (165, 70, 25), "pencil": (105, 105, 105)}
 
@@ -170,6 +172,39 @@ def _handwriting(ink, box, rng, ppm, colour) -> None:
             _line(ink, (x + w / 2, y - 2 * ppm), (x + w, y), colour, _mm(ppm, 0.4))
             x += w + rng.uniform(0.5, 2) * ppm
         x = (box.x + 4) * ppm
+
+
+def fill_delegate(page: np.ndarray, layout: L.PageLayout, rng: random.Random, px_per_mm: float, *,
+                  rated: float = 0.3, skip_marked: float = 0.8, both: float = 0.03
+                  ) -> tuple[np.ndarray, dict[str, str | None], dict[str, str]]:
+    """An HĐ-CT page as a delegate fills it (same return as :func:`fill`): each agency is rated with
+    probability ``rated``, its questions filled as :func:`fill` does; an agency not rated has its "not
+    rated" bubble filled (probability ``skip_marked``) or is simply left empty. With probability ``both`` a
+    rated agency has its "not rated" bubble filled too: the delegate said two things, so what is marked
+    in that block is meant for the clerk (:data:`REVIEW`)."""
+    items = layout.items()
+    blocks: dict[str, list[str]] = {}
+    for key in items:
+        blocks.setdefault(key.rsplit(":", 1)[0], []).append(key)
+    is_rated = {row: rng.random() < rated for row in blocks}
+    answered = L.PageLayout(layout.number, boxes=layout.boxes, bubbles=[
+        b for b in layout.bubbles if is_rated[b.item.rsplit(":", 1)[0]] and not b.item.endswith(":" + L.SKIP)])
+    filled, truth, styles = fill(page, answered, rng, px_per_mm)
+    ink = np.full_like(page, 255)
+    pen = PENS[rng.choice(list(PENS))]
+    for row, keys in blocks.items():
+        skip = L.matrix_key(row, L.SKIP)
+        marked = rng.random() < (both if is_rated[row] else skip_marked)
+        for key in keys:
+            truth.setdefault(key, None)
+            styles.setdefault(key, "blank")
+        if marked:
+            _full(ink, items[skip][0], rng, px_per_mm, pen)
+            truth[skip], styles[skip] = L.SKIP_CODE, "full"
+            for key in keys:
+                if key != skip and truth[key] is not None:
+                    truth[key], styles[key] = REVIEW, CONTRADICTED
+    return np.minimum(filled, ink), truth, styles
 
 
 def photograph(page: np.ndarray, rng: random.Random, condition: Condition) -> bytes:

@@ -4,10 +4,10 @@ Every page carries the header (province, round, form, agency rated), the serial 
 and a QR code, so a page separated from its sheet still identifies itself. Text is NFC-normalised and set in
 the embedded DejaVu Sans (see ``services.pdf``).
 
-A form with one rated agency per sheet is printed to be read by machine (:mod:`survey_service.omr.layout`):
-corner markers, bubbles and a QR holding only the serial, the page and a signature. The HĐ-CT grid, where
-the respondent writes an option code per agency and item, is printed to be keyed; its QR holds the sheet's
-key-in URL.
+Sheets are printed to be read by machine (:mod:`survey_service.omr.layout`): corner markers, bubbles and a
+QR holding only the serial, the page and a signature; HĐ-CT gets one block of bubbles per agency over as
+many pages as it takes. Only a matrix form whose agencies would need more pages than the markers can name
+is printed as a grid the respondent writes codes in, to be keyed; its QR holds the sheet's key-in URL.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from survey_service.models import Sheet
 from survey_service.omr import layout as omr
 from survey_service.omr import reader
+from survey_service.omr.layout import short_wording
 from survey_service.services import sheets as ledger
 from survey_service.services.keying import SheetForm, sheet_form
 from survey_service.services.pdf import FONT, FONT_BOLD, nfc, qr_image, register_fonts
@@ -59,13 +60,15 @@ def sheets_pdf(session: Session, sheets: list[Sheet], *, base_url: str, signing_
     canvas.setTitle(nfc("Phiếu khảo sát giấy"))
     cache: dict = {}
     bodies: dict[tuple, list[str]] = {}
+    readable: set[tuple] = set()
     for sheet in sheets:
         form = sheet_form(session, sheet, cache)
         key = (form.round.id, form.questionnaire_version_id)
         mark = PREVIEW_MARK if preview else SIMULATED_MARK if form.round.simulated else None
-        if omr.readable(form.questionnaire):
-            if key not in bodies:
-                bodies[key] = _draw_readable_bodies(canvas, form, len(bodies))
+        if key not in bodies and omr.readable(form.questionnaire, FONT, form.rows):
+            bodies[key] = _draw_readable_bodies(canvas, form, len(bodies))
+            readable.add(key)
+        if key in readable:
             for number, body in enumerate(bodies[key], 1):
                 payload = PREVIEW_QR if preview else ledger.page_payload(signing_keys, sheet.serial, number)
                 _draw_readable_header(canvas, form, qr_image(payload), number, len(bodies[key]), mark)
@@ -110,7 +113,7 @@ def _at(x: float, y: float) -> tuple[float, float]:
 def _draw_readable_bodies(canvas: Canvas, form: SheetForm, index: int) -> list[str]:
     """The body of each page (markers, questions, bubbles, writing boxes) as a named form object."""
     names = []
-    for page in omr.sheet_layout(form.questionnaire, FONT):
+    for page in omr.sheet_layout(form.questionnaire, FONT, form.rows):
         name = f"read{index}p{page.number}"
         canvas.beginForm(name)
         for corner in range(omr.CORNERS):
@@ -133,9 +136,10 @@ def _draw_readable_bodies(canvas: Canvas, form: SheetForm, index: int) -> list[s
             canvas.setStrokeGray(0)
             canvas.setLineWidth(0.5)
             canvas.circle(x, y, omr.BUBBLE_R * mm)
-            canvas.setFillGray(0.62)
-            canvas.drawCentredString(x, y - 2.3, bubble.code)
-            canvas.setFillGray(0)
+            if bubble.code != omr.SKIP_CODE:
+                canvas.setFillGray(0.62)
+                canvas.drawCentredString(x, y - 2.3, bubble.code)
+                canvas.setFillGray(0)
         canvas.endForm()
         names.append(name)
     return names
@@ -164,7 +168,8 @@ def _draw_readable_header(canvas: Canvas, form: SheetForm, qr: ImageReader, page
         canvas.drawString(*_at(left, y), line)
         y += 4
     canvas.setFont(FONT, 8.5)
-    rated = f"Cơ quan được đánh giá: {form.agency.name if form.agency else ''}"
+    rated = ("Cơ quan được đánh giá: mỗi cơ quan một khung dưới đây" if form.matrix
+             else f"Cơ quan được đánh giá: {form.agency.name if form.agency else ''}")
     for line in simpleSplit(nfc(rated), FONT, 8.5, width)[:2]:
         canvas.drawString(*_at(left, y + 0.5), line)
         y += 3.8
@@ -281,23 +286,6 @@ def _legend(form: SheetForm, scale_codes: list[str], size: float = 8.5) -> list[
     return blocks
 
 
-#: Openings that every question shares; the short wording starts after them.
-LEAD_INS = ("Anh/Chị đánh giá như thế nào về ", "Theo Anh/Chị, ", "Nhìn chung, ", "Anh/Chị ")
-
-
-def short_wording(text: str, limit: int = 90) -> str:
-    """A question without its shared opening, cut at a word to ``limit`` characters: the column legend."""
-    text = nfc(text)
-    for lead in LEAD_INS:
-        if text.startswith(lead):
-            text = text[len(lead):]
-            break
-    text = text.rstrip("?").strip()
-    if len(text) > limit:
-        text = text[:limit].rsplit(" ", 1)[0].rstrip(",;") + "…"
-    return text[:1].upper() + text[1:]
-
-
 def _stack(blocks: list[Block]) -> Block:
     """Several blocks drawn one under the other, as one block."""
     def draw(canvas: Canvas, y: float) -> None:
@@ -384,7 +372,7 @@ def _matrix_blocks(form: SheetForm) -> list[Block]:
     continued = _stack(
         _paragraph("Các cột của bảng (nội dung đầy đủ ở trang 1):", FONT_BOLD, 7.5, gap=0.3 * mm)
         + [b for n, item in enumerate(items, 1)
-           for b in _paragraph(f"Cột {n} ({item.code}): {short_wording(item.text)}", size=7.5, gap=0.1 * mm)]
+           for b in _paragraph(f"Cột {n} ({item.code}): {short_wording(nfc(item.text))}", size=7.5, gap=0.1 * mm)]
         + _legend(form, _used_scales(form), size=7.5) + [Block(1 * mm, lambda c, y: None), header])
     group = None
     for row in form.rows:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from survey_service.models import (
     KEYER_READER, Keying, QuotaCell, Round, Sheet, SheetScan, SheetState, StaffUser,
 )
-from survey_service.omr import layout, reader
+from survey_service.omr import layout, reader, rows
 from survey_service.services import keying, sealing, sheets
 from survey_service.services.pdf import FONT, register_fonts
 from survey_service.services.sheets import SheetError
@@ -46,12 +46,14 @@ class PageResult:
     refused: str = ""
     complete: bool = False
     keyed: bool = False
+    #: Pages of the sheet not read yet.
+    missing: list[int] = field(default_factory=list)
 
     def as_json(self) -> dict:
         if self.refused:
             return {"file": self.file, "index": self.index, "refused": self.refused}
         return {"file": self.file, "index": self.index, "serial": self.serial, "page": self.page,
-                "answers": self.answers, "complete": self.complete, "keyed": self.keyed}
+                "answers": self.answers, "complete": self.complete, "keyed": self.keyed, "missing": self.missing}
 
 
 def _sealer(secret: str) -> sealing.Sealer:
@@ -60,7 +62,7 @@ def _sealer(secret: str) -> sealing.Sealer:
 
 def sheet_pages(form: keying.SheetForm) -> list[layout.PageLayout]:
     register_fonts()
-    return layout.sheet_layout(form.questionnaire, FONT)
+    return layout.sheet_layout(form.questionnaire, FONT, form.rows)
 
 
 def read_file(session: Session, rnd: Round, name: str, data: bytes, *, keys: list[str], secret: str,
@@ -90,6 +92,7 @@ def read_file(session: Session, rnd: Round, name: str, data: bytes, *, keys: lis
                            for code, ink in scan.reading["texts"].items()}
         pending = waiting(session, sheet)
         result.complete = pending is not None
+        result.missing = missing_pages(session, sheet)
         if clerk is not None and pending is not None and not pending.review:
             confirm(session, sheet, clerk, {})
             result.keyed = True
@@ -108,7 +111,8 @@ def _read_page(session: Session, rnd: Round, image: np.ndarray, keys: list[str],
         raise SheetError(f"Phiếu {sheet.serial} đang ở trạng thái “{sheets.STATE_LABELS[sheet.state]}”: "
                          "không đọc lại.", 409)
     form = keying.sheet_form(session, sheet)
-    pages = sheet_pages(form) if layout.readable(form.questionnaire) else []
+    register_fonts()
+    pages = sheet_pages(form) if layout.readable(form.questionnaire, FONT, form.rows) else []
     if not 0 < page <= len(pages) or aligned.page != page:
         raise SheetError(f"Trang {page} của phiếu {sheet.serial} không khớp mẫu phiếu in: hãy nhập bằng tay.")
     if session.scalar(sa.select(SheetScan.id).where(SheetScan.sheet_id == sheet.id, SheetScan.page == page)):
@@ -116,7 +120,7 @@ def _read_page(session: Session, rnd: Round, image: np.ndarray, keys: list[str],
     marks = reader.read_marks(aligned, pages[page - 1])
     scan = SheetScan(sheet_id=sheet.id, page=page, reading={
         "items": {code: {"value": r.value, "scores": r.scores, "margin": r.margin, "reason": r.reason}
-                  for code, r in marks.items.items()},
+                  for code, r in rows.settle(marks.items).items()},
         "texts": marks.texts, "markers": aligned.markers, "error_mm": round(aligned.error_mm, 3)},
         image=_sealer(secret).seal_bytes(reader.encode(aligned.image)))
     scan.sheet = sheet
@@ -126,9 +130,16 @@ def _read_page(session: Session, rnd: Round, image: np.ndarray, keys: list[str],
 
 
 # --- confirming --------------------------------------------------------------------------------------
+def slot(key: str) -> str:
+    """The keying slot of a reading's item key: an HĐ-CT key already is one (``"<agency>:<item>"``,
+    :func:`layout.matrix_key`); a one-agency sheet's item ``"E01"`` is the sheet's own row's."""
+    return key if ":" in key else keying.slot_name(keying.SHEET_ROW, key)
+
+
 @dataclass
 class Pending:
-    """A sheet whose pages are all read, waiting for the clerk: the machine's decisions and what to confirm."""
+    """A sheet whose pages are all read, waiting for the clerk: the machine's decisions and what to confirm
+    (item keys of the layout, in reading order)."""
 
     sheet: Sheet
     form: keying.SheetForm
@@ -137,6 +148,44 @@ class Pending:
     decided: dict[str, str | None]
     review: list[str]
     reasons: dict[str, str]
+
+    def item(self, key: str):
+        """The questionnaire item a key answers."""
+        return self.form.questionnaire.item(key.rsplit(":", 1)[-1])
+
+    def label(self, key: str) -> str:
+        """How the confirmation page names a key: the item code, after its agency on an HĐ-CT sheet."""
+        if ":" not in key:
+            return key
+        row, item = key.rsplit(":", 1)
+        number = [i.code for i in self.form.questionnaire.scale_items].index(item) + 1
+        agency = next((r.label for r in self.form.rows if r.key == row), row)
+        return f"{agency} – câu {number} ({item})"
+
+
+def _positions(pages: list[layout.PageLayout]) -> dict[str, tuple[int, float, float]]:
+    """Item key → (page, y, x) where it is printed: the order a person reads the sheet in."""
+    found = {}
+    for page in pages:
+        for key, bubbles in page.items().items():
+            found[key] = (page.number, bubbles[0].y, bubbles[0].x)
+        for box in page.boxes:
+            found[box.item] = (page.number, box.y, box.x)
+    return found
+
+
+def missing_pages(session: Session, sheet: Sheet) -> list[int]:
+    """The pages of a sheet printed to be read that have not been read yet."""
+    read = set(session.scalars(sa.select(SheetScan.page).where(SheetScan.sheet_id == sheet.id)))
+    return [p.number for p in sheet_pages(keying.sheet_form(session, sheet)) if p.number not in read]
+
+
+def not_waiting_message(session: Session, sheet: Sheet) -> str:
+    """Why a sheet cannot be confirmed: pages still to read (named), or it is keyed already."""
+    if not sheet.keyings and sheet.state in (SheetState.ISSUED, SheetState.RETURNED):
+        missing = ", ".join(map(str, missing_pages(session, sheet)))
+        return f"Phiếu {sheet.serial} còn thiếu trang {missing}: hãy đọc các trang đó trước khi xác nhận."
+    return f"Phiếu {sheet.serial} đã được nhập (trạng thái “{sheets.STATE_LABELS[sheet.state]}”)."
 
 
 def waiting(session: Session, sheet: Sheet) -> Pending | None:
@@ -150,38 +199,50 @@ def waiting(session: Session, sheet: Sheet) -> Pending | None:
         return None
     decided, review, reasons = {}, [], {}
     for scan in scans.values():
-        for code, item in scan.reading["items"].items():
-            if item["value"] == reader.REVIEW:
+        items = scan.reading["items"]
+        for code in rows.answers(items):
+            if items[code]["value"] == reader.REVIEW:
                 review.append(code)
-                reasons[code] = item["reason"]
+                reasons[code] = items[code]["reason"]
             else:
-                decided[code] = item["value"]
+                decided[code] = items[code]["value"]
         for code, ink in scan.reading["texts"].items():
             if ink > reader.INK_MIN:
                 review.append(code)
                 reasons[code] = "chữ viết tay: gõ lại đúng như trên phiếu"
             else:
                 decided[code] = None
-    order = [i.code for i in form.questionnaire.items]
-    return Pending(sheet, form, pages, scans, decided, sorted(review, key=order.index), reasons)
+    order = _positions(pages)
+    return Pending(sheet, form, pages, scans, decided, sorted(review, key=order.__getitem__), reasons)
 
 
 def awaiting_confirmation(session: Session, rnd: Round) -> list[Pending]:
     """The round's sheets read in full and not yet keyed, for the clerks' work list."""
+    return [p for p in (waiting(session, s) for s in _read_not_keyed(session, rnd)) if p is not None]
+
+
+def incomplete(session: Session, rnd: Round) -> list[tuple[Sheet, list[int]]]:
+    """The round's sheets of which some pages are read and others not yet, with the pages missing."""
+    found = ((sheet, missing_pages(session, sheet)) for sheet in _read_not_keyed(session, rnd))
+    return [(sheet, missing) for sheet, missing in found if missing]
+
+
+def _read_not_keyed(session: Session, rnd: Round) -> list[Sheet]:
     read = sa.select(SheetScan.sheet_id)
-    found = session.scalars(sa.select(Sheet).join(QuotaCell).where(
-        QuotaCell.round_id == rnd.id, Sheet.id.in_(read),
-        Sheet.state.in_([SheetState.ISSUED, SheetState.RETURNED])).order_by(Sheet.serial))
-    return [p for p in (waiting(session, s) for s in found) if p is not None]
+    return list(session.scalars(sa.select(Sheet).join(QuotaCell).where(
+        QuotaCell.round_id == rnd.id, Sheet.id.in_(read), ~Sheet.keyings.any(),
+        Sheet.state.in_([SheetState.ISSUED, SheetState.RETURNED])).order_by(Sheet.serial)))
 
 
 def crops(pending: Pending, secret: str) -> dict[str, bytes]:
-    """Item → JPEG of its band of the page, for every item the clerk confirms."""
+    """Item → JPEG of its band of the page, for every item the clerk confirms (on an HĐ-CT sheet the band
+    starts at the agency's name)."""
     images: dict[int, np.ndarray] = {}
     bands = {}
     for page in pending.pages:
         for code, bubbles in page.items().items():
-            bands[code] = (page.number, bubbles[0].y - 7.5, bubbles[0].y + 6)
+            top = page.heads[code] if code in page.heads else bubbles[0].y - 7.5
+            bands[code] = (page.number, top, bubbles[0].y + 6)
         for box in page.boxes:
             bands[box.item] = (page.number, box.y - 1, box.y + box.h + 1)
     found = {}
@@ -200,27 +261,25 @@ def crops(pending: Pending, secret: str) -> dict[str, bytes]:
 def confirm(session: Session, sheet: Sheet, clerk: StaffUser, data, *, rng: random.Random | None = None
             ) -> Keying:
     """Key a read sheet: the machine's decisions, and for each item it was unsure of the value the clerk
-    typed (``data["*:<item>"]``: an option code, ``0``/``K``, ``-`` for blank, or the free text).
+    typed (``data[slot(key)]``: an option code, ``0``/``K``, ``-`` for blank, or the free text).
 
     :raises keying.KeyingError: an uncertain item left without a value, or a value off the scale.
     """
     pending = waiting(session, sheet)
     if pending is None:
-        raise SheetError(f"Phiếu {sheet.serial} chưa được đọc đủ các trang hoặc đã được nhập.", 409)
+        raise SheetError(not_waiting_message(session, sheet), 409)
     text_items = {i.code for i in pending.form.questionnaire.text_items}
     # A blank rated item is keyed "-"; an empty writing box is simply no text.
-    slots = {keying.slot_name(keying.SHEET_ROW, code): "-" if value is None else value
+    slots = {slot(code): "-" if value is None else value
              for code, value in pending.decided.items() if code not in text_items}
     for code in pending.review:
-        name = keying.slot_name(keying.SHEET_ROW, code)
-        slots[name] = data.get(name) or ""
+        slots[slot(code)] = data.get(slot(code)) or ""
     audit = {}
     for scan in pending.scans.values():
         for code, item in scan.reading["items"].items():
-            name = keying.slot_name(keying.SHEET_ROW, code)
-            audit[name] = {"machine": item["value"], "scores": item["scores"], "margin": item["margin"]}
-            if item["value"] == reader.REVIEW:
-                audit[name]["confirmed"] = (slots[name] or "").strip().upper()
+            audit[slot(code)] = {"machine": item["value"], "scores": item["scores"], "margin": item["margin"]}
+            if code in pending.review:
+                audit[slot(code)]["confirmed"] = (slots[slot(code)] or "").strip().upper()
         for code, ink in scan.reading["texts"].items():
-            audit[keying.slot_name(keying.SHEET_ROW, code)] = {"ink": ink, "typed": code in pending.review}
+            audit[slot(code)] = {"ink": ink, "typed": code in pending.review}
     return keying.key_sheet(session, sheet, clerk, slots, keyer=KEYER_READER, reading=audit, rng=rng)

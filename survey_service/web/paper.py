@@ -126,8 +126,10 @@ def read():
                                          secret=current_app.config["SECRET_KEY"], clerk=current_user)
             session.commit()
     waiting = reading.awaiting_confirmation(session, rnd)
+    incomplete = reading.incomplete(session, rnd)
     status = 422 if results and all(r.refused for r in results) else 200
-    return render_template("paper/read.html", round=rnd, results=results, waiting=waiting), status
+    return render_template("paper/read.html", round=rnd, results=results, waiting=waiting,
+                           incomplete=incomplete), status
 
 
 @bp.route("/paper/read/<serial>", methods=["GET", "POST"])
@@ -138,10 +140,10 @@ def confirm(serial: str):
     sheet = _sheet(serial, lock=request.method == "POST")
     pending = reading.waiting(session, sheet)
     if pending is None:
-        abort(409, description=f"Phiếu {sheet.serial} chưa được đọc đủ các trang hoặc đã được nhập.")
+        abort(409, description=reading.not_waiting_message(session, sheet))
     images = {code: base64.b64encode(data).decode("ascii")
               for code, data in reading.crops(pending, current_app.config["SECRET_KEY"]).items()}
-    page = dict(pending=pending, images=images, q=pending.form.questionnaire)
+    page = dict(pending=pending, images=images, q=pending.form.questionnaire, slot=reading.slot)
     if request.method == "GET":
         return render_template("paper/confirm.html", values={}, problems={}, **page)
     try:
