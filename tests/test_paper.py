@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from survey_service.models import (
     Agency, AuditEvent, Keying, QuotaCell, Response, Round, Sheet, SheetEvent, SheetState,
 )
+from survey_service.omr import layout
 from survey_service.services import keying, printing, rounds, sheets
 from tests.conftest import PASSWORD, collect_from_today
 
@@ -129,8 +130,8 @@ def test_token_survives_key_rotation_and_refuses_forgery():
 # --- printing ----------------------------------------------------------------------------------------
 def test_printed_batch_qr_codes_decode_to_the_keying_screen_of_their_sheet(
         app, loaded_round, runner, client, make_user, tmp_path):
-    """LĐS-CT is printed to be read: every page's QR holds its signed serial and page, which the key-in
-    screen's scanner field opens; HĐ-CT is printed to be keyed: its QR is the sheet's key-in URL."""
+    """Both are printed to be read (HĐ-CT over several pages a sheet): every page's QR holds its signed
+    serial and page, which the key-in screen's scanner field opens."""
     zxingcpp = pytest.importorskip("zxingcpp")
     from PIL import Image
 
@@ -157,12 +158,9 @@ def test_printed_batch_qr_codes_decode_to_the_keying_screen_of_their_sheet(
         seen = set()
         for number, (code, page_text) in enumerate(zip(codes_by_page, text)):
             serial = re.search(r"Số phiếu:? (\S+)", page_text).group(1)
-            if form_code == "HĐ-CT":
-                assert code.startswith(BASE + "/p/")
-                response = client.get(code.removeprefix(BASE))
-            else:
-                assert sheets.parse_page_payload(KEYS, code)[0] == serial and len(code) <= 26
-                response = client.post("/paper/?round=QNA-2023", data={"code": code})
+            assert sheets.parse_page_payload(KEYS, code) == (serial, int(re.search(r"Trang (\d+)/", page_text)[1]))
+            assert len(code) <= 27
+            response = client.post("/paper/?round=QNA-2023", data={"code": code})
             assert response.status_code == 302
             assert response.headers["Location"].endswith(f"/paper/sheets/{serial}/key")
             seen.add(serial)
@@ -192,8 +190,33 @@ def test_pdf_text_is_nfc_vietnamese_with_the_title_and_the_serial_on_every_page(
     assert all(" ".join(name.split()) in flat for name in agencies)
 
 
-def test_every_page_of_the_hdct_grid_repeats_the_column_legend(app, loaded_round, session):
-    """A page of the grid read on its own says what each column asks and what the codes mean."""
+def test_every_page_of_the_readable_hdct_sheet_repeats_the_question_legend(app, loaded_round, session):
+    """HĐ-CT printed to be read: page 1 asks every question in full; every page after it, read or filled on
+    its own, says what each question number asks and what the codes mean; every agency has its block."""
+    sheet = issue(session, loaded_round, form_code="HĐ-CT")[0]
+    q = rounds.questionnaire_for(session, loaded_round, "HĐ-CT")
+    pdf = printing.sheets_pdf(session, [sheet], base_url=BASE, signing_keys=KEYS)
+    text = subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True).stdout.decode()
+    pages = [" ".join(p.split()) for p in text.split("\f")[:-1]]
+    assert len(pages) >= 4
+    for n, item in enumerate(q.scale_items, 1):
+        assert f"Câu {n} ({item.code}): {item.text}" in pages[0]
+    for number, page in enumerate(pages[1:], 2):
+        assert "tô kín ●" in page and f"Trang {number}/{len(pages)}" in page
+        for n, item in enumerate(q.scale_items, 1):
+            assert f"{n}. {printing.short_wording(item.text, 60)}"[:40] in page, (number, item.code)
+        assert "Thang trả lời – 4 = Rất tốt" in page, number
+    form = keying.sheet_form(session, sheet)
+    flat = " ".join(pages)
+    assert flat.count("Không đánh giá cơ quan này") == len(form.rows)
+    assert all(" ".join(row.label.split()) in flat for row in form.rows)
+
+
+def test_hdct_grid_is_printed_to_be_keyed_when_its_agencies_need_too_many_pages(app, loaded_round, session,
+                                                                                monkeypatch):
+    """A matrix form whose blocks would need more pages than the markers can name is printed as the grid to
+    be keyed: every page repeats the column legend and the answer scales."""
+    monkeypatch.setattr(layout, "MAX_PAGES", 3)
     sheet = issue(session, loaded_round, form_code="HĐ-CT")[0]
     q = rounds.questionnaire_for(session, loaded_round, "HĐ-CT")
     pdf = printing.sheets_pdf(session, [sheet], base_url=BASE, signing_keys=KEYS)

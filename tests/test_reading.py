@@ -15,7 +15,7 @@ import sqlalchemy as sa
 import zxingcpp
 
 from survey_service.models import KEYER_READER, Keying, Response, SheetScan, SheetState
-from survey_service.omr import reader, simulate
+from survey_service.omr import layout, reader, simulate
 from survey_service.services import keying, printing, reading, sheets
 from tests.conftest import collect_from_today
 
@@ -125,7 +125,7 @@ def test_read_confirm_double_entry_and_images_deleted(session, rnd, make_user):
             assert stored[code] == meant
 
 
-def test_refusals(session, rnd):
+def test_refusals(session, rnd, monkeypatch):
     sheet, hd = issue(session, rnd)[0], issue(session, rnd, "HĐ-CT")[0]
     shots, _ = photos(session, sheet, seed=5)
     first = reading.read_file(session, rnd, "a.jpg", shots[0], keys=KEYS, secret=SECRET)
@@ -139,8 +139,11 @@ def test_refusals(session, rnd):
     assert "dấu vuông" in reading.read_file(session, rnd, "b.jpg", half[0], keys=KEYS, secret=SECRET)[0].refused
     assert "không phải ảnh" in reading.read_file(session, rnd, "c.jpg", b"not an image", keys=KEYS,
                                                  secret=SECRET)[0].refused
-    # a sheet printed to be keyed (the HĐ-CT grid) has no markers: its first page, as a scanner's PDF
-    pdf = printing.sheets_pdf(session, [hd], base_url="http://x", signing_keys=KEYS)
+    # a sheet printed to be keyed (the HĐ-CT grid, as before it was printed to be read, or when its agencies
+    # need more pages than the markers name) has no markers: its first page, as a scanner's PDF
+    with monkeypatch.context() as patch:
+        patch.setattr(layout, "MAX_PAGES", 3)
+        pdf = printing.sheets_pdf(session, [hd], base_url="http://x", signing_keys=KEYS)
     first_page = first_page_pdf(pdf)
     assert "dấu vuông" in reading.read_file(session, rnd, "hd.pdf", first_page, keys=KEYS, secret=SECRET)[0].refused
     assert session.scalar(sa.select(sa.func.count()).select_from(SheetScan)) == 1
