@@ -1,7 +1,8 @@
 """Reading sheets from simulated photos: per condition, pages read, answers decided, wrong, sent to the
 clerk, refused; and pages per second per core.
 
-    PYTHONPATH=. python bench/bench_reading.py [--pages 400] [--seed 2026] [--jobs 2] [--form HĐ-CT] [--short]
+    PYTHONPATH=. python bench/bench_reading.py [--pages 400] [--seed 2026] [--jobs 2] [--short]
+    PYTHONPATH=. python bench/bench_reading.py --form HĐ-CT [--rated 0.3] [--pages 100] ...
 
 Real sheets of the QNA-2023 round (LĐH-CH and LĐS-CT, or with ``--form HĐ-CT`` the delegates' sheet of every
 agency, printed by ``printing.sheets_pdf`` and rasterised at 200 dpi) are filled and photographed by
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,12 +93,13 @@ def real_pages(count: int = 2, forms: tuple[str, ...] = ONE_AGENCY) -> list[tupl
 _PAGES: dict[str, list] = {}
 
 
-def run_condition(index: int, pages: int, seed: int, form: str = "") -> Row:
+def run_condition(index: int, pages: int, seed: int, form: str = "", rated: float = 0.3) -> Row:
     """One condition's row; its own seed, so the table is the same whatever the number of processes.
-    ``form`` ``HĐ-CT`` reads the delegates' sheet, filled as delegates do; else the one-agency forms."""
+    ``form`` ``HĐ-CT`` reads the delegates' sheet, filled as delegates do (each agency rated with probability
+    ``rated``); else the one-agency forms."""
     if form not in _PAGES:
         _PAGES[form] = real_pages(1, (MATRIX,)) if form == MATRIX else real_pages()
-    fill = simulate.fill_delegate if form == MATRIX else simulate.fill
+    fill = partial(simulate.fill_delegate, rated=rated) if form == MATRIX else simulate.fill
     condition = simulate.CONDITIONS[index]
     rng = random.Random(seed * 1000 + index)
     row = Row(condition)
@@ -134,8 +137,8 @@ def run_condition(index: int, pages: int, seed: int, form: str = "") -> Row:
     return row
 
 
-def run_conditions(pages: int, seed: int, jobs: int = 1, form: str = "") -> list[Row]:
-    tasks = [(i, pages, seed, form) for i in range(len(simulate.CONDITIONS))]
+def run_conditions(pages: int, seed: int, jobs: int = 1, form: str = "", rated: float = 0.3) -> list[Row]:
+    tasks = [(i, pages, seed, form, rated) for i in range(len(simulate.CONDITIONS))]
     if jobs == 1:
         return [run_condition(*task) for task in tasks]
     with multiprocessing.Pool(jobs) as pool:
@@ -150,12 +153,13 @@ def main() -> None:
                         "is measured in each")
     parser.add_argument("--form", choices=["", MATRIX], default="", help=f"{MATRIX}: the delegates' sheet "
                         "(every agency, over several pages) instead of the one-agency forms")
+    parser.add_argument("--rated", type=float, default=0.3, help=f"{MATRIX}: share of agencies a delegate rates")
     parser.add_argument("--short", action="store_true", help="3 pages per condition: checks that it runs")
     args = parser.parse_args()
     if args.short:
         args.pages = 3
     started = time.perf_counter()
-    table = run_conditions(args.pages, args.seed, args.jobs, args.form)
+    table = run_conditions(args.pages, args.seed, args.jobs, args.form, args.rated)
     print(f"{'condition':<30}{'pages':>7}{'refused':>9}{'decided':>9}{'wrong':>7}{'review':>8}{'review %':>10}"
           f"{'doubles→review':>16}")
     for row in table:

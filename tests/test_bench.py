@@ -65,6 +65,8 @@ def test_frames():
 def test_reading():
     out = run_bench("reading")
     assert "pages per second per core" in out and "photo missing half the page" in out
+    out = run_bench("reading", "--form", "HĐ-CT", "--rated", "0.5")
+    assert "pages per second per core" in out and "photo missing half the page" in out
 
 
 def test_dashboard_on_sqlite():

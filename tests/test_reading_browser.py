@@ -98,3 +98,57 @@ def test_star_blanks_the_rest_of_an_hdct_row(app, loaded_round, session, make_us
     assert sum(1 for a in stored.answers if a.value == "4") == 5 * columns
     assert [a.value for a in stored.answers if a.agency_id == form.rows[5].agency_id] == ["3"]
     assert len(stored.answers) == 5 * columns + 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL: tests/test_reading_hdct.py
+def test_hdct_scanner_pdf_missing_page_shown_then_confirmed_by_keyboard(app, loaded_round, session, make_user,
+                                                                         live_server, browser, tmp_path):
+    """A delegates' sheet scanned to one PDF without one page: the page missing is shown; once it is
+    uploaded, the clerk confirms the uncertain marks, each shown with its agency, by keyboard."""
+    from tests.test_reading_hdct import delegate_pages, scanner_pdf
+
+    plans = sheets.paper_cells(session, loaded_round, form_code="HĐ-CT")
+    sheet = sheets.issue_sheets(session, loaded_round, plans[:1], actor="test")[0]
+    session.commit()
+    filled, truth, rng = delegate_pages(session, sheet, seed=5)
+    shots = [simulate.photograph(image, rng, simulate.CONDITIONS[0]) for image in filled]
+    missing = 2
+    (tmp_path / "quet.pdf").write_bytes(scanner_pdf([s for n, s in enumerate(shots, 1) if n != missing][::-1]))
+    (tmp_path / "trang.jpg").write_bytes(shots[missing - 1])
+    context = browser.new_context(locale="vi-VN")
+    page = log_in(context, live_server, make_user("clerk").username)
+    page.goto(f"{live_server}/paper/read?round={loaded_round.code}")
+    page.set_input_files("#files", str(tmp_path / "quet.pdf"))
+    page.click("form[enctype] button[type=submit]")
+    page.wait_for_selector("[data-read-results]")
+    assert page.locator("[data-read-results] tbody tr").count() == len(shots) - 1
+    assert page.locator("[data-read-results] .has-error").count() == 0
+    assert f"còn thiếu trang {missing}" in page.locator("[data-incomplete]").inner_text()
+    assert axe_violations(page) == []
+    page.set_input_files("#files", str(tmp_path / "trang.jpg"))
+    page.click("form[enctype] button[type=submit]")
+    page.wait_for_selector("[data-read-results]")
+    assert page.locator("[data-incomplete]").count() == 0
+    pending = reading.waiting(session, sheet)
+    assert pending is not None and pending.review  # this seed leaves marks to confirm
+    page.goto(f"{live_server}/paper/read/{sheet.serial}")
+    captions = page.locator("figcaption").all_inner_texts()
+    assert [c.split(":")[0] for c in captions] == [pending.label(key) for key in pending.review]
+    assert axe_violations(page) == []
+    texts = {i.code for i in pending.form.questionnaire.text_items}
+    for key in pending.review:
+        meant = truth.get(key)
+        if key in texts:
+            page.keyboard.type("Góp ý" if meant else "")
+            page.keyboard.press("Tab")
+        else:
+            page.keyboard.press("-" if meant in (None, reader.REVIEW) else meant)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{live_server}/paper/read?round={loaded_round.code}")
+    context.close()
+    session.expire_all()
+    response = session.scalar(sa.select(Response).where(Response.sheet_id == sheet.id))
+    rows = {row.agency_id: row.key for row in keying.sheet_form(session, sheet).rows}
+    stored = {f"{rows[a.agency_id]}:{a.item_code}": a.value for a in response.answers if a.agency_id}
+    assert stored == {key: value for key, value in truth.items()
+                      if ":" in key and not key.endswith(":-") and value not in (None, reader.REVIEW)}

@@ -4,10 +4,13 @@ PDF in any order and from photos, through the CLI and the service; a missing pag
 refused, and the clerk confirms the sheet once all its pages are read."""
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import math
 import random
+import sys
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -19,6 +22,7 @@ from survey_service.omr import layout, reader, rows, simulate
 from survey_service.services import keying, printing, reading, sheets
 from tests.conftest import collect_from_today
 
+REPO = Path(__file__).resolve().parent.parent
 KEYS = ["test-sheet-key"]
 SECRET = "test-secret"
 HD = "HĐ-CT"
@@ -156,3 +160,19 @@ def test_a_not_rated_bubble_beside_marks_sends_the_block_to_the_clerk():
     assert settled["SNV:E03"] is blank and settled["SNV:-"] is marked
     assert settled["STP:E01"] is decided
     assert rows.answers(settled) == ["SNV:E01", "SNV:E03", "STP:E01"]
+
+
+def test_simulated_delegates_subset():
+    """A few HĐ-CT pages per condition, filled as delegates do, straight through the pure reader: no wrong
+    automatic answer, every double mark and every block marked "not rated" and rated at once sent to the
+    clerk, every page missing half the sheet refused (the full table: bench/bench_reading.py --form HĐ-CT)."""
+    spec = importlib.util.spec_from_file_location("bench_reading", REPO / "bench" / "bench_reading.py")
+    bench = sys.modules["bench_reading"] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    table = bench.run_conditions(pages=2, seed=2026, form=HD, rated=0.6)
+    for row in table:
+        assert row.wrong == 0 and row.doubles_decided == 0, row
+        if row.condition.partial:
+            assert row.refused == row.pages
+        else:
+            assert row.refused == 0 and row.decided > 0, row
