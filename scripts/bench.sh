@@ -20,7 +20,9 @@ for name in "${which[@]}"; do
     analysis)  $py bench/bench_analysis.py --rows 1000000 "${short[@]}" ;;
     paper)     $py bench/bench_paper.py --sheets 1000 "${short[@]}" ;;
     frames)    $py bench/bench_frames.py --households 200000 "${short[@]}" ;;
-    reading)   $py bench/bench_reading.py --pages 400 --jobs 2 "${short[@]}" ;;
+    reading)   $py bench/bench_reading.py --pages 400 --jobs 2 "${short[@]}"
+               $py bench/bench_reading.py --form HĐ-CT --pages 100 --jobs 2 "${short[@]}"
+               $py bench/bench_reading.py --form HĐ-CT --rated 1 --pages 70 --jobs 2 "${short[@]}" ;;
     dashboard) $py bench/bench_dashboard.py --responses 100000 "${short[@]}"
                $py bench/bench_dashboard.py --responses 100000 --database-url "$bench_url" "${short[@]}" ;;
     results)   $py bench/bench_results.py --responses 100000 --db both --pg-url "$bench_url" "${short[@]}" ;;

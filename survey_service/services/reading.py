@@ -60,9 +60,25 @@ def _sealer(secret: str) -> sealing.Sealer:
     return sealing.shared_sealer(secret, SEAL_PURPOSE)
 
 
+_LAYOUTS: dict[tuple, list[layout.PageLayout]] = {}
+
+
 def sheet_pages(form: keying.SheetForm) -> list[layout.PageLayout]:
-    register_fonts()
-    return layout.sheet_layout(form.questionnaire, FONT, form.rows)
+    """The pages of a sheet as printed to be read; none for a matrix form printed as a grid to be keyed
+    (more agencies than :data:`layout.MAX_PAGES` pages hold). Kept, as every page read and every work list
+    asks for them again; keyed by what the layout is made of (the form's version and wording for the
+    round's province, its rows), never by a database id alone."""
+    q = form.questionnaire
+    key = (q.code, q.version, q.title, q.instructions, tuple(form.rows) if form.matrix else (), layout.MAX_PAGES)
+    if key not in _LAYOUTS:
+        register_fonts()
+        if len(_LAYOUTS) >= 64:
+            _LAYOUTS.clear()
+        try:
+            _LAYOUTS[key] = layout.sheet_layout(form.questionnaire, FONT, form.rows)
+        except ValueError:
+            _LAYOUTS[key] = []
+    return _LAYOUTS[key]
 
 
 def read_file(session: Session, rnd: Round, name: str, data: bytes, *, keys: list[str], secret: str,
@@ -111,8 +127,7 @@ def _read_page(session: Session, rnd: Round, image: np.ndarray, keys: list[str],
         raise SheetError(f"Phiếu {sheet.serial} đang ở trạng thái “{sheets.STATE_LABELS[sheet.state]}”: "
                          "không đọc lại.", 409)
     form = keying.sheet_form(session, sheet)
-    register_fonts()
-    pages = sheet_pages(form) if layout.readable(form.questionnaire, FONT, form.rows) else []
+    pages = sheet_pages(form)
     if not 0 < page <= len(pages) or aligned.page != page:
         raise SheetError(f"Trang {page} của phiếu {sheet.serial} không khớp mẫu phiếu in: hãy nhập bằng tay.")
     if session.scalar(sa.select(SheetScan.id).where(SheetScan.sheet_id == sheet.id, SheetScan.page == page)):
@@ -195,7 +210,7 @@ def waiting(session: Session, sheet: Sheet) -> Pending | None:
     scans = {s.page: s for s in session.scalars(sa.select(SheetScan).where(SheetScan.sheet_id == sheet.id))}
     form = keying.sheet_form(session, sheet)
     pages = sheet_pages(form)
-    if set(scans) != {p.number for p in pages}:
+    if not scans or set(scans) != {p.number for p in pages}:
         return None
     decided, review, reasons = {}, [], {}
     for scan in scans.values():
