@@ -122,7 +122,8 @@ def run_condition(index: int, pages: int, seed: int, form: str = "", rated: floa
             row.reasons[str(exc).split(":")[0]] += 1
             continue
         row.read_seconds += time.process_time() - start
-        for code, item in marks.items.items():
+        for code in rows.answers(marks.items):  # an HĐ-CT "not rated" bubble is no answer
+            item = marks.items[code]
             row.doubles += styles[code] in MUST_REVIEW
             row.styles[styles[code]] += 1
             if item.value == reader.REVIEW:

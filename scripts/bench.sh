@@ -22,7 +22,7 @@ for name in "${which[@]}"; do
     frames)    $py bench/bench_frames.py --households 200000 "${short[@]}" ;;
     reading)   $py bench/bench_reading.py --pages 400 --jobs 2 "${short[@]}"
                $py bench/bench_reading.py --form HĐ-CT --pages 100 --jobs 2 "${short[@]}"
-               $py bench/bench_reading.py --form HĐ-CT --rated 1 --pages 70 --jobs 2 "${short[@]}" ;;
+               $py bench/bench_reading.py --form HĐ-CT --rated 1 --pages 80 --jobs 2 "${short[@]}" ;;
     dashboard) $py bench/bench_dashboard.py --responses 100000 "${short[@]}"
                $py bench/bench_dashboard.py --responses 100000 --database-url "$bench_url" "${short[@]}" ;;
     results)   $py bench/bench_results.py --responses 100000 --db both --pg-url "$bench_url" "${short[@]}" ;;
