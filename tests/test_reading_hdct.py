@@ -9,6 +9,7 @@ import io
 import json
 import math
 import random
+import shutil
 import sys
 from pathlib import Path
 
@@ -17,10 +18,10 @@ import sqlalchemy as sa
 import zxingcpp
 from PIL import Image
 
-from survey_service.models import KEYER_READER, Response
+from survey_service.models import KEYER_READER, Response, Sheet, SheetState
 from survey_service.omr import layout, reader, rows, simulate
-from survey_service.services import keying, printing, reading, sheets
-from tests.conftest import collect_from_today
+from survey_service.services import keying, printing, reading, rounds, sheets
+from tests.conftest import QUESTIONNAIRE_DIR, ROUND_DIR, collect_from_today
 
 REPO = Path(__file__).resolve().parent.parent
 KEYS = ["test-sheet-key"]
@@ -176,3 +177,26 @@ def test_simulated_delegates_subset():
             assert row.refused == row.pages
         else:
             assert row.refused == 0 and row.decided > 0, row
+
+
+def test_agencies_rated_on_sheets_out_neither_come_nor_go(app, session, rnd, tmp_path):
+    """Printed HĐ-CT pages hold a block per agency in the round's order: while such sheets are out and not
+    keyed, a reload of the round may rename an agency but not add one of the kinds rated (nor remove one)."""
+    sheet = issue_hd(session, rnd)
+    directory = tmp_path / "QNA-2023"
+    shutil.copytree(ROUND_DIR, directory)
+    agencies = directory / "agencies.csv"
+    original = agencies.read_text(encoding="utf-8")
+    agencies.write_text(original + "SMOI,department,Sở Mới\n", encoding="utf-8")
+    with pytest.raises(rounds.RoundError, match="không thêm cơ quan SMOI khi còn phiếu HĐ-CT đã phát chưa nhập"):
+        rounds.load_round(session, directory, QUESTIONNAIRE_DIR)
+    session.rollback()
+    agencies.write_text(original.replace("Sở Nội vụ", "Sở Nội vụ tỉnh"), encoding="utf-8")
+    rounds.load_round(session, directory, QUESTIONNAIRE_DIR)  # a new name moves no block
+    session.commit()
+    for out in session.scalars(sa.select(Sheet).where(Sheet.quota_cell_id == sheet.quota_cell_id)):
+        sheets.transition(session, out, SheetState.VOID, by=None, actor="test")
+    agencies.write_text(original + "SMOI,department,Sở Mới\n", encoding="utf-8")
+    rounds.load_round(session, directory, QUESTIONNAIRE_DIR)  # no HĐ-CT sheet out any more
+    session.commit()
+    assert any(row.key == "SMOI" for row in keying.sheet_form(session, sheet).rows)

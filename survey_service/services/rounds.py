@@ -34,7 +34,7 @@ from survey_service.questionnaires.rounds import (
 )
 from survey_service.models import (
     Agency, AgencyContinuation, Channel, CodeBatch, Division, QuestionnaireVersion, QuotaCell, Response, Round,
-    RoundForm, Sheet, StaffUser, utcnow,
+    RoundForm, Sheet, SheetState, StaffUser, utcnow,
 )
 from survey_service.services import audit, ballots
 from survey_service.services.errors import ServiceError
@@ -238,7 +238,7 @@ def load_round(
     rnd.content_hash = content_hash
     session.flush()
 
-    agencies = _sync_agencies(session, rnd, round_def, report)
+    agencies = _sync_agencies(session, rnd, round_def, forms, report)
     _sync_forms(session, rnd, forms, report)
     _sync_divisions(session, rnd, round_def, agencies, report)
     _sync_quotas(session, rnd, round_def, agencies, report)
@@ -267,11 +267,21 @@ def _set(report: LoadReport, obj, attr: str, value) -> None:
             report.changes.append(f"{attr} đã thay đổi")
 
 
-def _sync_agencies(session: Session, rnd: Round, round_def, report: LoadReport) -> dict[str, Agency]:
+def _sync_agencies(session: Session, rnd: Round, round_def, forms, report: LoadReport) -> dict[str, Agency]:
     existing = {a.code: a for a in session.scalars(sa.select(Agency).where(Agency.round_id == rnd.id))}
     wanted = {a.code: a for a in round_def.agencies}
+    printed = _printed_matrix_kinds(session, rnd, forms)
+
+    def keep_blocks(action: str, code: str, *kinds: str) -> None:
+        for kind in kinds:
+            if kind in printed:
+                raise RoundError(f"agencies.csv: không {action} cơ quan {code} khi còn phiếu {printed[kind]} đã "
+                                 "phát chưa nhập: phiếu in mỗi cơ quan một khung theo thứ tự hiện tại, máy đọc theo "
+                                 "vị trí đó. Hãy nhập hoặc hủy các phiếu ấy trước.")
+
     for code, agency in existing.items():
         if code not in wanted:
+            keep_blocks("bỏ", code, agency.kind)
             if _agency_in_use(session, agency):
                 raise RoundError(f"agencies.csv: không bỏ được cơ quan {code}: đã có phiếu trả lời, mã mời "
                                  "hoặc phiếu giấy của cơ quan này.")
@@ -282,6 +292,7 @@ def _sync_agencies(session: Session, rnd: Round, round_def, report: LoadReport) 
         continues = [AgencyContinuation(position=n, round_code=r, agency_code=a)
                      for n, (r, a) in enumerate(a_def.continues)]
         if agency is None:
+            keep_blocks("thêm", code, a_def.kind)
             agency = Agency(round_id=rnd.id, code=code, kind=a_def.kind, name=a_def.name, continues=continues)
             session.add(agency)
             existing[code] = agency
@@ -289,6 +300,8 @@ def _sync_agencies(session: Session, rnd: Round, round_def, report: LoadReport) 
                 report.changes.append(f"thêm cơ quan {code}")
             continue
         if (agency.kind, agency.name) != (a_def.kind, a_def.name):
+            if agency.kind != a_def.kind:
+                keep_blocks("đổi loại", code, agency.kind, a_def.kind)
             agency.kind, agency.name = a_def.kind, a_def.name
             report.changes.append(f"cập nhật cơ quan {code}")
         if [(c.round_code, c.agency_code) for c in agency.continues] != list(a_def.continues):
@@ -300,6 +313,19 @@ def _sync_agencies(session: Session, rnd: Round, round_def, report: LoadReport) 
 
 def _refs(pairs) -> str:
     return " ".join(f"{r}:{a}" for r, a in pairs)
+
+
+def _printed_matrix_kinds(session: Session, rnd: Round, forms) -> dict[str, str]:
+    """Kind of agency → the matrix form (HĐ-CT) rating it whose sheets are out and not keyed yet: their pages
+    hold one block per agency in the round's order, so agencies of that kind may not come or go."""
+    found = {}
+    for code, questionnaire in forms.items():
+        out = sa.select(sa.func.count()).select_from(Sheet).join(QuotaCell).where(
+            QuotaCell.round_id == rnd.id, QuotaCell.form_code == code,
+            Sheet.state.in_([SheetState.ISSUED, SheetState.RETURNED]))
+        if questionnaire.rates == "matrix" and session.scalar(out):
+            found |= dict.fromkeys(questionnaire.rated_kinds, code)
+    return found
 
 
 def _agency_in_use(session: Session, agency: Agency) -> bool:
