@@ -69,7 +69,7 @@ def sheet_pages(form: keying.SheetForm) -> list[layout.PageLayout]:
     asks for them again; keyed by what the layout is made of (the form's version and wording for the
     round's province, its rows), never by a database id alone."""
     q = form.questionnaire
-    key = (q.code, q.version, q.title, q.instructions, tuple(form.rows) if form.matrix else (), layout.MAX_PAGES)
+    key = (q.code, q.version, q.title, q.instructions, tuple(form.rows) if form.matrix else ())
     if key not in _LAYOUTS:
         register_fonts()
         if len(_LAYOUTS) >= 64:
