@@ -12,6 +12,15 @@ each response's uid and of each distinctive answer text in the write-ahead log, 
 each in the table files and in the log, by audit times and by log lines; and the same joins for the
 invitation codes, to order the codes' spending.
 
+Three imports come in during collection too (a plain CSV, an ODK Central zip, and KoboToolbox's XLSX and
+``;`` CSV, each of a few submissions of one cell), and the adversary backs up the database with the
+service's own ``backup`` command after every step that stored a response, so that two consecutive backups
+differ by exactly one release: each must show no new response of a cell or at least k of its respondents.
+It also holds the exports: an imported submission's external key must not be testable against what the
+database keeps of it; and it knows every respondent's exact answers: the digest of the answers kept on
+each spent code (for the offline form's resend) must not be testable against them, even with the server's
+secret.
+
 The adversary is given the exact submission order (a proxy's log, or polling the quota figures around
 each submission, tells it) and the batch each response was released in (the release's transaction id, its
 place in the files). What is left to find is the order within a batch of a cell, and whom a batch holds:
@@ -27,6 +36,8 @@ gives z above 8 with these 40-odd respondents.
 from __future__ import annotations
 
 import hashlib
+import hmac
+import json
 import os
 import random
 import re
@@ -42,15 +53,25 @@ import sqlalchemy as sa
 from gunicorn.config import Config
 
 from survey_service.accesslog import MaskingLogger
-from survey_service.models import AuditEvent, Ballot, Draft, InvitationCode, QuotaCell, Response, SpentCode
-from survey_service.services import invitations
+from survey_service.models import (
+    AuditEvent, Ballot, Draft, ImportedSubmission, InvitationCode, QuotaCell, Response, SpentCode,
+)
+from survey_service.questionnaires import xlsform
+from survey_service.services import invitations, portal
+from survey_service.services import xlsform as xlsform_service
+from survey_service.services.sealing import code_mark
 from survey_service.web import respond
+from tests.conftest import SECRET
+from tests.interop import export_files
 from tests.portal.conftest import full_answers, ldcp_cell
 from tests.portal.test_respond_views import form_fields
+from tests.results.conftest import csv_bytes
 
 Z_BOUND = 5.0
 PERMUTATIONS = 2000
-LABEL = re.compile(r"Nhãn R(\d{3})")
+LABEL = re.compile(r"Nhãn R(\d{3}(?:\.\d)?)")
+#: The unkeyed digests an adversary tries on what it knows (a code, an external key, answers).
+DIGESTS = (hashlib.sha256, hashlib.sha1, hashlib.md5, hashlib.blake2b)
 
 
 def kendall_s(x: np.ndarray, y: np.ndarray) -> float:
@@ -125,7 +146,9 @@ class Respondent:
         return self.open()
 
     def post(self, html: str, data: dict, status: int) -> str:
-        page = self.client.post("/phieu", data={**form_fields(html), **data})
+        """Post the form as a browser does, with the page's hidden fields (the offline form's answers key too)."""
+        key = re.search(r'name="answers_key" type="hidden" value="([0-9a-f]+)"', html).group(1)
+        page = self.client.post("/phieu", data={**form_fields(html), "answers_key": key, **data})
         assert page.status_code == status, page.get_data(as_text=True)[:500]
         return page.get_data(as_text=True)
 
@@ -183,6 +206,76 @@ def _dump(session, database_url: str) -> str:
 
     with sqlite3.connect(sa.engine.make_url(database_url).database) as con:
         return "\n".join(con.iterdump())
+
+
+class Backups:
+    """Backups taken with the service's ``backup`` command while the round collects, and the responses each
+    holds (id → quota cell and respondent key)."""
+
+    def __init__(self, cli, database_url: str, folder: Path):
+        self.cli, self.pg, self.folder = cli, not database_url.startswith("sqlite"), folder
+        self.taken: list[dict[int, tuple[int, str]]] = []
+
+    def take(self) -> None:
+        path = self.folder / f"backup-{len(self.taken)}"
+        out = self.cli.invoke(args=["backup", str(path)])
+        assert out.exit_code == 0, out.output
+        self.taken.append(self._responses(path))
+
+    def _responses(self, path: Path) -> dict[int, tuple[int, str]]:
+        if not self.pg:
+            import sqlite3
+
+            with sqlite3.connect(path) as con:
+                return {i: (c, k) for i, c, k in con.execute("SELECT id, quota_cell_id, respondent_key FROM response")}
+        text = subprocess.run(["pg_restore", "--data-only", "--table=response", "--file=-", str(path)],
+                              capture_output=True, text=True, check=True).stdout
+        header = re.search(r"^COPY \S*response \(([^)]*)\) FROM stdin;$", text, re.M)
+        columns = header.group(1).split(", ")
+        rows = {}
+        for line in text[header.end() + 1:].splitlines():
+            if line == "\\.":
+                break
+            row = dict(zip(columns, line.split("\t")))
+            rows[int(row["id"])] = (int(row["quota_cell_id"]), row["respondent_key"])
+        return rows
+
+    def check_batches(self, k: int) -> None:
+        """Between two consecutive backups, a cell gains no response or those of at least k respondents, and
+        nothing is lost."""
+        for n, (before, after) in enumerate(zip(self.taken, self.taken[1:]), 1):
+            assert before.keys() <= after.keys(), f"responses gone between backups {n - 1} and {n}"
+            new: dict[int, set] = {}
+            for response_id in after.keys() - before.keys():
+                cell, respondent = after[response_id]
+                new.setdefault(cell, set()).add(respondent)
+            small = {cell: len(keys) for cell, keys in new.items() if len(keys) < k}
+            assert not small, f"backup {n} shows fewer than {k} new respondents of a cell: {small}"
+
+
+def _exports(session, rnd, q, labels: list[str], *, tmp_path: Path) -> dict[str, tuple[Path, list[str]]]:
+    """A plain CSV, an ODK Central zip and Kobo's XLSX and ``;`` CSV of CC-CT submissions about SNV, one per
+    label, with their external keys (none for the plain CSV)."""
+    rows = xlsform.survey_rows(q, q, xlsform_service.round_lists(session, rnd, q))
+    files = {}
+    for name, chunk in zip(("csv", "central", "kobo-xlsx", "kobo-csv"), (labels[:3], labels[3:5], labels[5:7],
+                                                                     labels[7:9])):
+        answers = [full_answers(q, value=str(1 + n % 3), text=label) for n, label in enumerate(chunk)]
+        subs = [export_files.Sub(uuid_hex(), {"form_code": q.code, "q_version": q.version, "agency": "SNV", **a})
+                for a in answers]
+        data = {"csv": lambda: csv_bytes([{"form": q.code, "agency": "SNV", **a} for a in answers]),
+                "central": lambda: export_files.central_zip(q.code, rows, subs),
+                "kobo-xlsx": lambda: export_files.kobo_xlsx(q.title, rows, subs, []),
+                "kobo-csv": lambda: export_files.kobo_csv(rows, subs)}[name]()
+        path = tmp_path / f"import-{name}" / f"CC-CT.{ {'central': 'csv.zip', 'kobo-xlsx': 'xlsx'}.get(name, 'csv')}"
+        path.parent.mkdir()
+        path.write_bytes(data)
+        files[name] = (path, [] if name == "csv" else [s.uuid for s in subs])
+    return files
+
+
+def uuid_hex() -> str:
+    return os.urandom(16).hex()
 
 
 def _database_bytes(session, database_url: str, wal_start: str | None) -> tuple[bytes, dict[str, bytes], bytes]:
@@ -255,17 +348,42 @@ def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, quest
     assert drafts_saved >= len(savers)  # (opening a form starts a draft too)
     cli = app.test_cli_runner()
     batch_of: dict[int, str] = {}  # response id → the release that brought it
+    backups = Backups(cli, database_url, tmp_path)
+    backups.take()
 
     def released(batch: str) -> None:
+        """Note the responses a step brought; the adversary backs up after every step that brought some."""
         session.expire_all()
+        before = len(batch_of)
         for response_id in session.scalars(sa.select(Response.id)):
             batch_of.setdefault(response_id, batch)
+        if len(batch_of) > before:
+            backups.take()
+
+    # imports during collection, each of a few submissions of the SNV cell (k = 5), at known places
+    at_import = {len(order) // 6: ["csv"], len(order) // 2: ["central"], 5 * len(order) // 6: ["kobo-xlsx", "kobo-csv"]}
+    places = [f"{k:03d}.{n}" for k, names in at_import.items() for name in names
+              for n in range(3 if name == "csv" else 2)]
+    exports = _exports(session, open_round, q_cc, [f"Nhãn R{p}: cần rút ngắn thời gian." for p in places],
+                       tmp_path=tmp_path)
+    submitted: list[tuple[str, dict]] = []  # (code, answers) as the portal received them
+    real_submit = portal.submit
+
+    def submit(session_, access, answers, *args, **kwargs):
+        submitted.append((access.invitation.code, answers))
+        return real_submit(session_, access, answers, *args, **kwargs)
+
+    monkeypatch.setattr(portal, "submit", submit)
 
     for k, person in enumerate(order):
         if k in (len(order) // 3, 2 * len(order) // 3):
             out = cli.invoke(args=["round", "release", open_round.code])
             assert out.exit_code == 0, out.output
             released(f"round release before {k}")
+        for name in at_import.get(k, []):
+            out = cli.invoke(args=["responses", "import", "--round", open_round.code, str(exports[name][0])])
+            assert out.exit_code == 0 and "Đã nhập" in out.output, out.output
+            released(f"import {name} before {k}")
         if person is first_saver:
             person.device(1)  # resumes on another device, with the same code
         html = person.open()
@@ -287,10 +405,15 @@ def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, quest
     late.post(late.open(), {text_cc: abandoned, "action": "save"}, 303)
     for _ in range(3):
         Respondent(app, "ABCD-EFGH-JKMN", 300).client.get("/c/ABCD-EFGH-JKMN", follow_redirects=True)
+    again = cli.invoke(args=["responses", "import", "--round", open_round.code, str(exports["central"][0])])
+    assert again.exit_code == 0 and "Đã nhập 0 phiếu" in again.output, again.output  # (imported once)
     closed = cli.invoke(args=["round", "close", open_round.code])  # the rest is released at close
     assert closed.exit_code == 0, closed.output
     released("close")
     assert len(set(batch_of.values())) >= 4  # (the releases during collection did release something)
+    k_min = open_round.settings["min_breakdown"]
+    assert len(backups.taken) >= 6
+    backups.check_batches(k_min)
 
     # --- the adversary's material ------------------------------------------------------------------------
     session.expire_all()
@@ -300,14 +423,13 @@ def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, quest
         + (", r.ctid::text AS ctid, r.xmin::text AS xmin" if pg else ", r.rowid AS row_number")
         + " FROM response r JOIN answer a ON a.response_id = r.id AND a.item_code IN (:t1, :t2)"),
         {"t1": text_cc, "t2": text_ld}).all()
-    assert len(rows) >= 40 and len({r.respondent_key for r in rows}) == len(order)
-    true_order = {r.id: int(LABEL.search(r.value).group(1)) for r in rows}
+    assert len(rows) >= 40 and len({r.respondent_key for r in rows}) == len(order) + len(places)
+    true_order = {r.id: float(LABEL.search(r.value).group(1)) for r in rows}
     answers = session.execute(sa.text(
         "SELECT response_id, id" + (", ctid::text AS ctid, xmin::text AS xmin" if pg else ", rowid AS row_number")
         + " FROM answer")).all()
     assert {str(r.submitted_on) for r in rows} == {str(respond.local_today())}  # the day of release, for all
     # every batch holds at least k respondents of its cell
-    k_min = open_round.settings["min_breakdown"]
     batch_sizes: dict[tuple, set] = {}
     for r in rows:
         batch_sizes.setdefault((r.quota_cell_id, batch_of[r.id]), set()).add(r.respondent_key)
@@ -385,8 +507,27 @@ def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, quest
     assert len(marks) == len(order)
     for code in code_order:  # not an unkeyed digest of the code in any of its spellings
         for spelling in (code, code.replace("-", ""), code.lower()):
-            for digest in (hashlib.sha256, hashlib.sha1, hashlib.md5, hashlib.blake2b):
+            for digest in DIGESTS:
                 assert digest(spelling.encode()).hexdigest()[:32] not in marks
+    # What is kept of an imported submission's external key cannot be tested against the exports' keys.
+    imported_marks = set(session.scalars(sa.select(ImportedSubmission.mark)))
+    external = [key for _, keys in exports.values() for key in keys]
+    assert len(imported_marks) == len(external)
+    for key in external:
+        for text in (key, f"uuid:{key}", *(f"{p}:{k}" for p in ("central", "kobo") for k in (key, f"uuid:{key}"))):
+            assert not {digest(text.encode()).hexdigest()[:32] for digest in DIGESTS} & imported_marks, text
+    # Nor can the answers digest kept on a spent code (for the offline form's resend) be tested against the
+    # answers, by anyone holding the database and the server's secret: its key was only in the form page.
+    spent = session.execute(sa.select(SpentCode.submission_id, SpentCode.answers_digest)).all()
+    assert len(submitted) == len(order) and all(digest for _, digest in spent)
+    stored_digests = {digest for _, digest in spent}
+    for code, answers in submitted:
+        text = json.dumps(answers, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+        keys = [SECRET, code, code_mark(SECRET, code), *(sid for sid, _ in spent)]
+        guesses = {d(text).hexdigest() for d in DIGESTS} | {
+            hmac.new(key.encode(), text, hashlib.sha256).hexdigest() for key in keys}
+        assert not guesses & stored_digests, "the answers digest of a spent code can be tested"
+
     code_rows = session.execute(sa.text(
         "SELECT code, id" + (", ctid::text AS ctid, xmin::text AS xmin" if pg else ", rowid AS row_number")
         + " FROM invitation_code")).all()
