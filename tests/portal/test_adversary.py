@@ -54,10 +54,11 @@ from gunicorn.config import Config
 
 from survey_service.accesslog import MaskingLogger
 from survey_service.models import (
-    AuditEvent, Ballot, Draft, ImportedSubmission, InvitationCode, QuotaCell, Response, SpentCode,
+    POOLED_INVESTIGATORS, AuditEvent, Ballot, Draft, ImportedSubmission, InvitationCode, QuotaCell, Response,
+    SpentCode,
 )
 from survey_service.questionnaires import xlsform
-from survey_service.services import invitations, portal
+from survey_service.services import ballots, invitations, portal, receipts, rounds, sheets
 from survey_service.services import xlsform as xlsform_service
 from survey_service.services.sealing import code_mark
 from survey_service.web import respond
@@ -66,6 +67,9 @@ from tests.interop import export_files
 from tests.portal.conftest import full_answers, ldcp_cell
 from tests.portal.test_respond_views import form_fields
 from tests.results.conftest import csv_bytes
+from tests.test_citizens import _answers as citizen_answers
+from tests.test_citizens import _key as key_sheet
+from tests.test_citizens import citizens_round  # noqa: F401 (a fixture)
 
 Z_BOUND = 5.0
 PERMUTATIONS = 2000
@@ -572,3 +576,78 @@ def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, quest
     for text in (marker, abandoned):
         assert text.encode() not in all_bytes, f"{text} readable in the database files"
     assert "Nhãn R000".encode() in all_bytes  # the search does look at the stored text
+
+
+def _receipt_rows(session) -> set[tuple]:
+    """Every receipt row with where it is: PostgreSQL its ctid and xmin, SQLite its rowid."""
+    session.commit()
+    where = "ctid::text || '/' || xmin::text" if session.get_bind().dialect.name == "postgresql" else "rowid"
+    return set(session.execute(sa.text(f"SELECT digest, quota_cell_id, field, {where} FROM receipt_code")).all())
+
+
+def test_the_adversary_of_a_citizens_round(app, session, citizens_round, make_user, database_url,  # noqa: F811
+                                          tmp_path):
+    """A citizens' round: households' paper sheets keyed and sealed under their investigator, and receipt codes
+    from result slips spent online, interleaved in a known order, with a backup after every release. Every
+    backup shows no new response of a cell or at least k respondents; a response names its investigator only
+    if at least k of that investigator's sheets are in, the others are pooled under ``*`` in a group of at
+    least k; the receipt rows are exactly as issued, no receipt code is in the files or a dump, and what
+    records a code's spending is neither its stored digest nor an unkeyed digest of it."""
+    rnd, rng = citizens_round, random.Random()
+    k = ballots.min_group(rnd.settings)
+    clerk = make_user("clerk")
+    for name in ("dtv01", "dtv02", "dtv03", "dtv04"):
+        make_user("clerk", username=name)
+    keys = app.config["SHEET_SIGNING_KEYS"]
+    named = sheets.issue_sheets(session, rnd, sheets.paper_cells(session, rnd, agency_code="STP"),
+                                investigator="dtv01")[:2 * k + 2]
+    pooled = sheets.issue_sheets(session, rnd, sheets.paper_cells(session, rnd, agency_code="SYT"))[:6]
+    for n, name in enumerate(("dtv02", "dtv03", "dtv04")):  # two sheets each: fewer than k apiece
+        sheets.assign_investigator(session, rnd, [s.serial for s in pooled[2 * n:2 * n + 2]], name, keys)
+    slips = receipts.issue(session, rnd, secret=SECRET, base_url="https://danang.example", agency="HAICHAU",
+                           field="3", dossiers=[f"000.00.23.H17-2609{n:02d}" for n in range(2 * k + 2)])
+    session.commit()
+    issued = _receipt_rows(session)
+    codes = [slip.code for slip in slips]
+    events = [("sheet", s) for s in named + pooled] + [("receipt", c) for c in codes]
+    rng.shuffle(events)
+    backups = Backups(app.test_cli_runner(), database_url, tmp_path)
+    backups.take()
+    stored = 0
+    today = rounds.local_today()
+    for kind, what in events:
+        if kind == "sheet":
+            key_sheet(session, what, clerk)
+        else:
+            access = portal.open_code(session, what, today=today, secret=SECRET, start=True)
+            portal.submit(session, access, {"HAICHAU": citizen_answers()}, portal.new_submission_id(), today=today,
+                          answers_key=portal.new_submission_id())
+        session.commit()
+        if session.scalar(sa.select(sa.func.count()).select_from(Response)) > stored:
+            stored = session.scalar(sa.select(sa.func.count()).select_from(Response))
+            backups.take()
+    assert stored, "nothing was released during collection"
+    rounds.close(session, rnd, secret=SECRET)
+    session.commit()
+    backups.take()
+    backups.check_batches(k)
+
+    by_investigator = dict(session.execute(sa.select(Response.investigator, sa.func.count(
+        sa.distinct(Response.respondent_key))).group_by(Response.investigator)).all())
+    assert by_investigator == {"dtv01": len(named), POOLED_INVESTIGATORS: len(pooled), None: len(codes)}
+    assert all(n >= k for n in by_investigator.values())
+    assert not session.scalar(sa.select(sa.func.count()).select_from(Response).where(Response.sheet_id.is_not(None)))
+
+    assert _receipt_rows(session) == issued  # spending wrote nothing on a receipt row
+    dump = _dump(session, database_url)
+    files = b""
+    if session.get_bind().dialect.name == "sqlite":
+        path = Path(sa.engine.make_url(database_url).database)
+        files = path.read_bytes() + (Path(f"{path}-wal").read_bytes() if Path(f"{path}-wal").exists() else b"")
+    digests = {row[0] for row in issued}
+    marks = set(session.scalars(sa.select(SpentCode.mark)))
+    assert len(marks) == len(codes) and not marks & digests
+    for code in codes:
+        for spelling in (code, code.replace("-", ""), code.lower()):
+            assert spelling not in dump and spelling.encode() not in files, f"a receipt code is stored ({spelling})"
+            assert not {d(spelling.encode()).hexdigest()[:32] for d in DIGESTS} & (marks | digests)
