@@ -11,7 +11,8 @@ import sqlalchemy as sa
 import analysis
 from survey_service import dates
 from survey_service.models import Answer, AuditEvent, Channel, Response
-from survey_service.services import imports
+from survey_service.services import ballots, imports, rounds
+from survey_service.services.sealing import OwnerKey
 from tests.conftest import SECRET, collect_from_today
 from tests.results.conftest import csv_bytes
 
@@ -223,3 +224,19 @@ def test_cli_import_dates_by_vietnams_day_not_the_machines(builder, runner, sess
     assert "5 người đã vào dữ liệu, 5 người đang chờ" in result.output
     session.expire_all()
     assert set(session.scalars(sa.select(Response.submitted_on).where(Response.round_id == rnd.id))) == {vietnam_day}
+
+
+def test_an_import_into_an_owner_sealed_round_waits_for_the_owners_key(builder, session):
+    """Sealed to the owner's public key like the round's online ballots: the server's secret releases
+    nothing, the owner's key releases them all at the close."""
+    rnd = builder.round
+    owner = OwnerKey.generate(rnd.code)
+    rounds.seal_to_owner(session, rnd, owner.public_key, actor="test")
+    report = imports.import_responses(session, rnd, csv_bytes([builder.row("CC-CT", "SNV", "4")] * 10),
+                                      today=date(2023, 10, 1), secret=SECRET, actor="test")
+    assert (report.released, report.waiting) == (0, 10)
+    assert ballots.release(session, rnd, ballots.sealer(SECRET, rnd.code), today=date(2023, 10, 1),
+                           everything=True).unreadable == 10
+    assert not session.scalar(sa.select(sa.func.count()).select_from(Response))
+    assert ballots.release(session, rnd, owner, today=date(2023, 10, 1), everything=True).ballots == 10
+    assert session.scalar(sa.select(sa.func.count()).select_from(Response)) == 10
