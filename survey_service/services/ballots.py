@@ -19,8 +19,11 @@ cell's respondents, a released response could be any of the at least ``2k`` who 
 is the day of its release, never of its submission. The cost: up to ``2k - 1`` respondents per cell wait
 for the results until more come or the round closes.
 
+Not only online answers: a citizens' keyed paper sheet and every imported respondent
+(:mod:`survey_service.services.imports`) are ballots too.
+
 When: in the transaction of the submission that brings its cell to ``2k`` waiting ballots
-(:func:`release_cell`, server-sealed rounds), by ``round release``, and at the close; a round over by date
+(:func:`release_cell`, server-sealed rounds), by ``round release``, by an import, and at the close; a round over by date
 keeps what waits until ``round release`` or its close. Pages never release: they only count what waits.
 Every release locks a cell's row before it reads the cell's ballots, so releases of one cell (two
 submissions, or a submission and the command) follow one another and each ballot is released once. An
