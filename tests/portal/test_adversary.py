@@ -577,6 +577,11 @@ def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, quest
         assert text.encode() not in all_bytes, f"{text} readable in the database files"
     assert "Nhãn R000".encode() in all_bytes  # the search does look at the stored text
 
+    # Nothing of the exports but their answers is in the files or the dump: no external key, submitter,
+    # device or submission time.
+    for text in [*external, "Nguyễn Văn A", "collect:abc123", "2023-09-12", "08:41:07", "15:41:07"]:
+        assert text.encode() not in all_bytes and text not in dump, f"{text} from an export is stored"
+
 
 def _receipt_rows(session) -> set[tuple]:
     """Every receipt row with where it is: PostgreSQL its ctid and xmin, SQLite its rowid."""
