@@ -258,28 +258,28 @@ class Backups:
 
 
 def _exports(session, rnd, q, labels: list[str], *, tmp_path: Path) -> dict[str, tuple[Path, list[str]]]:
-    """A plain CSV, an ODK Central zip and Kobo's XLSX and ``;`` CSV of CC-CT submissions about SNV, one per
-    label, with their external keys (none for the plain CSV)."""
+    """Import files of CC-CT submissions about SNV, one per label: a plain CSV (three), an ODK Central zip,
+    Kobo's XLSX and Kobo's ``;`` CSV (two each); name → (path, the submissions' external keys)."""
     rows = xlsform.survey_rows(q, q, xlsform_service.round_lists(session, rnd, q))
     files = {}
-    for name, chunk in zip(("csv", "central", "kobo-xlsx", "kobo-csv"), (labels[:3], labels[3:5], labels[5:7],
-                                                                     labels[7:9])):
+    chunks = {"csv": labels[:3], "central": labels[3:5], "kobo-xlsx": labels[5:7], "kobo-csv": labels[7:9]}
+    for name, chunk in chunks.items():
         answers = [full_answers(q, value=str(1 + n % 3), text=label) for n, label in enumerate(chunk)]
-        subs = [export_files.Sub(uuid_hex(), {"form_code": q.code, "q_version": q.version, "agency": "SNV", **a})
-                for a in answers]
-        data = {"csv": lambda: csv_bytes([{"form": q.code, "agency": "SNV", **a} for a in answers]),
-                "central": lambda: export_files.central_zip(q.code, rows, subs),
-                "kobo-xlsx": lambda: export_files.kobo_xlsx(q.title, rows, subs, []),
-                "kobo-csv": lambda: export_files.kobo_csv(rows, subs)}[name]()
-        path = tmp_path / f"import-{name}" / f"CC-CT.{ {'central': 'csv.zip', 'kobo-xlsx': 'xlsx'}.get(name, 'csv')}"
+        subs = [export_files.Sub(os.urandom(16).hex(), {"form_code": q.code, "q_version": q.version,
+                                                         "agency": "SNV", **a}) for a in answers]
+        if name == "csv":
+            data, suffix = csv_bytes([{"form": q.code, "agency": "SNV", **a} for a in answers]), "csv"
+        elif name == "central":
+            data, suffix = export_files.central_zip(q.code, rows, subs), "csv.zip"
+        elif name == "kobo-xlsx":
+            data, suffix = export_files.kobo_xlsx(q.title, rows, subs, []), "xlsx"
+        else:
+            data, suffix = export_files.kobo_csv(rows, subs), "csv"
+        path = tmp_path / f"import-{name}" / f"CC-CT.{suffix}"
         path.parent.mkdir()
         path.write_bytes(data)
         files[name] = (path, [] if name == "csv" else [s.uuid for s in subs])
     return files
-
-
-def uuid_hex() -> str:
-    return os.urandom(16).hex()
 
 
 def _database_bytes(session, database_url: str, wal_start: str | None) -> tuple[bytes, dict[str, bytes], bytes]:
