@@ -832,7 +832,8 @@ def responses_import(round_code, file):
     session = get_session()
     rnd = _round_or_fail(session, round_code)
     try:
-        report = imports.import_responses(session, rnd, file.read(), today=vietnam_today(), actor="cli")
+        report = imports.import_responses(session, rnd, file.read(), today=vietnam_today(), actor="cli",
+                                          keys=current_app.config.get("SHEET_SIGNING_KEYS") or [])
     except imports.ImportRejected as exc:
         session.rollback()
         shown = exc.errors[:imports.MAX_ERRORS_SHOWN]

@@ -38,6 +38,11 @@ SETTINGS_COLUMNS = ("form_title", "form_id", "version", "default_language", "sty
 IDENTITY_FIELDS = ("form_code", "q_version")
 WHO_FIELDS = ("agency", "district", "division", "rated")
 INTRO, REPEAT = "intro", "rating"
+#: A paper form's ``barcode`` question: the QR of the printed sheet the interview follows (its signed serial),
+#: which then decides the quota cell in place of ``agency``.
+SHEET = "sheet"
+SHEET_LABEL = ("Mã QR trên phiếu giấy: quét mã in ở góc phiếu nếu phỏng vấn theo một phiếu đã in "
+               "(bỏ qua nếu không có phiếu).")
 #: Metadata XLSForm can add that must never be in our workbooks (time of day, device, identity).
 FORBIDDEN_TYPES = ("start", "end", "today", "deviceid", "username", "audit", "phonenumber", "email",
                    "subscriberid", "simserial", "start-geopoint")
@@ -94,9 +99,13 @@ def survey_rows(q: Questionnaire, raw: Questionnaire, lists: RoundLists) -> list
         _row(type="calculate", name="q_version", calculation=f"'{q.version}'"),
         {"type": "note", "name": INTRO, LABEL: q.instructions, "source_text": source(q.instructions, raw.instructions)},
     ]
+    paper = q.channel == "paper"
+    if paper:
+        rows.append({"type": "barcode", "name": SHEET, LABEL: SHEET_LABEL, "required": "no"})
     if q.rates in ("own", "assigned"):
         rows.append({"type": "select_one agencies", "name": "agency", LABEL: lists.who_label, "required": "yes",
-                     REQUIRED_MESSAGE: "Vui lòng chọn cơ quan được đánh giá."})
+                     REQUIRED_MESSAGE: "Vui lòng chọn cơ quan được đánh giá.",
+                     "relevant": f"${{{SHEET}}} = ''" if paper else None})
     elif q.rates == "supervising":
         rows += [
             {"type": "select_one districts", "name": "district", LABEL: lists.district_label, "required": "yes",

@@ -250,6 +250,36 @@ def get_by_serial(session: Session, serial: str, *, lock: bool = False) -> Sheet
     return sheet
 
 
+def sheet_for_import(session: Session, rnd: Round, scanned: str, keys: list[str]) -> Sheet:
+    """The sheet whose QR (or typed serial) an investigator scanned into a submission of a field tool: its
+    signature checked, of this round, and still out; one keyed, verified or void is refused, so a sheet's
+    answers come in once, by keying or by import.
+
+    :raises SheetError: with a message saying why.
+    """
+    if not keys:
+        raise SheetError("máy chủ chưa có khóa ký phiếu (SHEET_SIGNING_KEYS) nên không kiểm tra được mã phiếu.")
+    sheet = find_sheet(session, scanned, keys, rnd=rnd, lock=True)
+    if sheet.state is SheetState.VOID:
+        replaced = session.get(Sheet, sheet.replaced_by_id) if sheet.replaced_by_id else None
+        raise SheetError(f"phiếu số {sheet.serial} đã bị hủy" + (f" (in lại thành {replaced.serial})" if replaced
+                                                                 else "") + ".", 409)
+    if sheet.state not in (SheetState.ISSUED, SheetState.RETURNED):
+        raise SheetError(f"phiếu số {sheet.serial} đã có câu trả lời (trạng thái “{STATE_LABELS[sheet.state]}”), "
+                         "không nhận lần hai.", 409)
+    return sheet
+
+
+def record_imported(session: Session, found: list[Sheet], *, by: StaffUser | None, actor: str) -> None:
+    """Sheets whose answers came in an import: recorded returned, keyed and verified at once (the field tool
+    typed the answers), so the ledger and progress count each once and no clerk keys it again."""
+    for sheet in found:
+        if sheet.state is SheetState.ISSUED:
+            transition(session, sheet, SheetState.RETURNED, by=by, actor=actor)
+        transition(session, sheet, SheetState.KEYED, by=by, actor=actor)
+        transition(session, sheet, SheetState.VERIFIED, by=by, actor=actor)
+
+
 # --- issuing -----------------------------------------------------------------------------------------
 @dataclass
 class CellPlan:
