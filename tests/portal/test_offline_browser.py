@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from survey_service.models import Ballot, Draft, Response
 from tests.conftest import BROWSER_ARGS, CHROMIUM
-from tests.portal.conftest import full_answers
+from tests.portal.conftest import full_answers, until
 
 # with CSRF checked, as in production: a resend after a restart needs its fresh token
 pytestmark = [pytest.mark.browser, pytest.mark.app_config(WTF_CSRF_ENABLED=True)]
@@ -52,27 +52,6 @@ def requests_seen(app):
     app.wsgi_app = record
     yield seen
     app.wsgi_app = inner
-
-
-def until(page, script: str, timeout: float = 15) -> None:
-    """Poll ``script`` (a function, awaited) through the DevTools protocol until it is true: Playwright's
-    wait_for_function evaluates a string inside the page, which its Content-Security-Policy forbids."""
-    import time
-
-    from playwright.sync_api import Error
-
-    end = time.monotonic() + timeout
-    while True:
-        try:
-            if page.evaluate(script):
-                return
-        except Error as exc:  # the page replaced by the answer it got (the thank-you page) while asked
-            last = exc
-        else:
-            last = None
-        if time.monotonic() > end:
-            raise AssertionError(f"still false after {timeout} s: {script[:80]} ({last})")
-        page.wait_for_timeout(100)
 
 
 def stored(session) -> int:
