@@ -77,7 +77,7 @@ def test_respondent_answers_saves_resumes_and_submits_by_keyboard(browser, live_
     tab_to(resumed, first_half[-1].code)
     submit_by_keyboard(resumed, "submit")
     first_missing = second_half[0].code
-    assert resumed.evaluate("document.activeElement.name") == first_missing
+    until(resumed, f"() => document.activeElement.name === '{first_missing}'", timeout=5)
     error = resumed.locator(f"#q-{first_missing} .error")
     assert error.is_visible() and "Vui lòng chọn một mức đánh giá" in error.inner_text()
     assert resumed.locator("fieldset.has-error").count() == sum(1 for i in second_half if i.required)
