@@ -272,3 +272,26 @@ def test_a_change_made_offline_reaches_the_server_draft_when_the_connection_retu
     page.goto(f"{live_server}/c/{code}")
     assert page.is_checked(f"input[name='{first_item}'][value='2']")
     other.close()
+
+
+def test_a_code_revoked_while_answers_wait_is_said_once_and_the_answers_kept(
+        browser, live_server, issue, questionnaire, session, requests_seen, offline_round):
+    from survey_service.models import CodeBatch
+    from survey_service.services import invitations
+
+    [code] = issue("CC-CT", "SNV")
+    q = questionnaire("CC-CT")
+    context = browser.new_context(locale="vi-VN")
+    page = context.new_page()
+    page.goto(f"{live_server}/c/{code}")
+    ready(page, requests_seen)
+    queue_offline(page, context, q, requests_seen)
+    invitations.revoke_codes(session, session.scalar(sa.select(CodeBatch)), secret="test-secret", actor="test")
+    session.commit()
+    context.set_offline(False)
+    until(page, "() => document.getElementById('offline-status').textContent.includes('thu hồi')")
+    posts = requests_seen.count("/phieu/token")
+    page.wait_for_timeout(6000)  # past the first timed retry: none is made
+    assert requests_seen.count("/phieu/token") == posts
+    assert page.evaluate(OUTBOX)[0] == 1 and stored(session) == 0 and not page.is_visible("#offline-resend")
+    context.close()

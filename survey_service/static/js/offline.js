@@ -17,6 +17,8 @@
   var CACHE = "phieu-v1";
   var PAGE = "/phieu";
   var MAX_WAIT = 5 * 60 * 1000;
+  // the server's refusals (X-Portal-State) that no later send can change
+  var REFUSED = ["unknown", "revoked", "full", "other_code"];
 
   function openDb() {
     return new Promise(function (resolve, reject) {
@@ -178,9 +180,12 @@
   // one record: re-open the code's session, take a fresh token, post; what the answer means for the record
   function send(record) {
     return fetch("/c/" + encodeURIComponent(record.code), {credentials: "same-origin", cache: "no-store"})
-      .then(function () { return fetch("/phieu/token", {credentials: "same-origin", cache: "no-store"}); })
+      .then(function (opened) {
+        if (REFUSED.indexOf(opened.headers.get("X-Portal-State")) >= 0) { return opened; }  // e.g. revoked
+        return fetch("/phieu/token", {credentials: "same-origin", cache: "no-store"});
+      })
       .then(function (r) {
-        if (!r.ok) { return answerOf(r); }  // reached, but the service is down or overloaded
+        if (!r.ok) { return answerOf(r); }  // the code refused, or the service down or overloaded
         return r.json().then(function (t) {
           var body = new URLSearchParams(record.fields);
           body.set("csrf_token", t.csrf_token);
@@ -208,6 +213,12 @@
         if (answer.state === "closed" || answer.state === "not_open") {
           say("Đợt khảo sát đã kết thúc nên phiếu chưa gửi được không còn được nhận. Các câu trả lời vẫn được " +
               "giữ trên trình duyệt của máy này; Anh/Chị có thể liên hệ cơ quan tổ chức khảo sát.", false);
+          return;
+        }
+        if (REFUSED.indexOf(answer.state) >= 0) {  // the code cannot be used: sending again would not help
+          var title = new DOMParser().parseFromString(answer.html, "text/html").querySelector("h1");
+          say((title ? title.textContent.trim() + ". " : "") + "Phiếu chưa gửi được và sẽ không tự gửi lại; " +
+              "các câu trả lời vẫn được giữ trên trình duyệt của máy này.", false);
           return;
         }
         if (answer.state === "different") {
