@@ -11,7 +11,8 @@ Each section is a group named by its criterion (``A1``); items keep their codes 
 choice names. Who is rated comes first: ``agency`` (one agency: own and assigned forms), or ``district`` and
 ``division`` then the supervising agencies chosen in ``rated`` with one ``rating`` repeat per agency
 (supervising forms), or ``rated`` and a ``rating`` repeat per agency of a matrix form, whose free-text
-sections follow the repeat (they belong to the sheet).
+sections follow the repeat (they belong to the sheet). A paper form first asks for the printed sheet's QR
+(``sheet``, a ``barcode``), which names the quota cell: its ``agency`` is asked only without one.
 
 What XLSForm has no column for (scale coefficients, channel, how the form rates, the wording before the round
 filled in its province) sits in extra columns, which pyxform ignores, so :func:`definition_from_workbook`

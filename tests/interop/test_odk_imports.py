@@ -127,6 +127,9 @@ def test_bad_exports_are_refused_whole_with_row_numbers(loaded_round, session, f
     labels = ef.kobo_csv(rows, _cc_ct_subs(q)).decode().replace('"A1/I01"', f'"{q.item("I01").text}"')
     errors = _refused(session, loaded_round, labels.encode())
     assert "XML values and headers" in errors[1]
+    labels_xlsx = ef.kobo_xlsx(q.title, [{**r, "name": q.item(r["name"]).text} if r["name"] == "I01" else r
+                                         for r in rows], _cc_ct_subs(q), [])
+    assert "XML values and headers" in _refused(session, loaded_round, labels_xlsx)[1]
     # a column that is no field of the form
     strange = ef.kobo_csv(rows, _cc_ct_subs(q)).decode().replace('"A1/I01"', '"A1/Z99"')
     assert "Z99" in _refused(session, loaded_round, strange.encode())[1]

@@ -3,6 +3,7 @@ real decoder, its signature checked, unknown, forged, spent and void sheets refu
 counted once by the ledger and progress, never again by keying."""
 from __future__ import annotations
 
+import io
 import subprocess
 import uuid
 
@@ -72,7 +73,8 @@ def _cell_figures(session, rnd, cell_id):
     return next(c.figures for c in progress.round_progress(session, rnd).cells if c.cell_id == cell_id)
 
 
-def test_a_scanned_sheet_decides_the_cell_once_and_keying_it_is_refused(collecting, session, make_user, tmp_path):
+def test_a_scanned_sheet_decides_the_cell_once_and_keying_it_is_refused(collecting, session, make_user, staff_client,
+                                                                        tmp_path):
     rnd = collecting
     q = rounds.questionnaire_for(session, rnd, FORM)
     rows = xlsform.survey_rows(q, q, xlsform_service.round_lists(session, rnd, q))
@@ -107,9 +109,12 @@ def test_a_scanned_sheet_decides_the_cell_once_and_keying_it_is_refused(collecti
     # the same export again adds nothing and does not call the sheet spent
     again = _import(session, rnd, data)
     assert again.responses == 0 and again.already == 2
-    # another submission scanning the same sheet is refused
-    errors = _refused(session, rnd, ef.kobo_xlsx(q.title, rows, [_sub(q, sheet=scanned)], []))
-    assert "đã có câu trả lời" in errors[2] and sheet.serial in errors[2]
+    # another submission scanning the same sheet is refused, on the responses page too
+    client = staff_client("supervisor")
+    page = client.post(f"/staff/responses/{rnd.code}/import", content_type="multipart/form-data", data={
+        "file": (io.BytesIO(ef.kobo_xlsx(q.title, rows, [_sub(q, sheet=scanned)], [])), "kobo.xlsx")})
+    html = page.get_data(as_text=True)
+    assert page.status_code == 422 and "dòng 2:" in html and "đã có câu trả lời" in html and sheet.serial in html
 
 
 def test_bad_serials_are_refused_with_their_row_and_nothing_changes(collecting, session, make_user):
