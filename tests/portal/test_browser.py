@@ -44,14 +44,15 @@ def submit_by_keyboard(page, action: str) -> None:
     until(page, "() => !document.body.dataset.before && document.readyState === 'complete'")
 
 
-@pytest.mark.parametrize("offline, javascript", [(False, True), (True, True), (True, False)],
-                         ids=["plain", "offline-round", "offline-round-without-javascript"])
 def test_respondent_answers_saves_resumes_and_submits_by_keyboard(browser, live_server, issue, questionnaire,
-                                                                  session, open_round, artifacts, offline, javascript):
-    """The same flow on a round answered offline, with and without JavaScript: its scripts change nothing."""
-    if offline:
-        open_round.settings = {**open_round.settings, "offline_portal": True}
-        session.commit()
+                                                                  session, artifacts):
+    respondent_flow(browser, live_server, issue, questionnaire, session, artifacts)
+
+
+def respondent_flow(browser, live_server, issue, questionnaire, session, artifacts, javascript: bool = True) -> None:
+    """Answer half, save, resume on another device, submit with answers missing, complete, submit; then a
+    second submit from the first device is refused. Also run on a round answered offline, with and without
+    JavaScript (tests/portal/test_offline_browser.py)."""
     [code] = issue("CC-CT", "SNV")
     q = questionnaire("CC-CT")
     first_half, second_half = q.items[:8], q.items[8:]

@@ -1,6 +1,7 @@
 """Answering offline in Debian's Chromium: the network cut and restored (Playwright's set_offline), two tabs,
 a browser restart, a round closed while answers wait, a send refused while the service is down and sent again
-with *Gửi lại*, a change made offline reaching the server's draft, and the same page with JavaScript off."""
+with *Gửi lại*, a change made offline reaching the server's draft, a code revoked while answers wait, and the
+respondent's keyboard flow with and without JavaScript."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 
 from survey_service.models import Ballot, Draft, Response
 from tests.conftest import BROWSER_ARGS, CHROMIUM
+from tests.portal.test_browser import respondent_flow
 from tests.portal.conftest import full_answers, until
 
 # with CSRF checked, as in production: a resend after a restart needs its fresh token
@@ -183,6 +185,12 @@ def test_a_round_closed_while_answers_wait_tells_and_keeps_them(browser, live_se
     context.close()
 
 
+@pytest.mark.parametrize("javascript", [True, False], ids=["javascript", "without-javascript"])
+def test_the_respondent_flow_is_the_same_on_an_offline_round(browser, live_server, issue, questionnaire, session,
+                                                             offline_round, artifacts, javascript):
+    respondent_flow(browser, live_server, issue, questionnaire, session, artifacts, javascript)
+
+
 def test_without_javascript_the_offline_round_is_a_plain_form(browser, live_server, issue, questionnaire, session,
                                                               offline_round):
     [code] = issue("CC-CT", "SNV")
@@ -250,11 +258,14 @@ def test_a_change_made_offline_reaches_the_server_draft_when_the_connection_retu
     first_item = q.scale_items[0].code
     context = browser.new_context(locale="vi-VN")
     page = context.new_page()
+    page.clock.install()
+    page.clock.pause_at(datetime.now() + timedelta(seconds=1))
     page.goto(f"{live_server}/c/{code}")
     ready(page, requests_seen)
     context.set_offline(True)
     page.check(f"input[name='{first_item}'][value='2']")
-    page.wait_for_timeout(4000)  # past the save's 3-second wait, offline
+    page.clock.run_for(4000)  # past the save's 3-second wait, offline
+    page.wait_for_timeout(300)
     session.expire_all()
     assert not session.scalar(sa.select(Draft.sealed))
     context.set_offline(False)
@@ -283,6 +294,8 @@ def test_a_code_revoked_while_answers_wait_is_said_once_and_the_answers_kept(
     q = questionnaire("CC-CT")
     context = browser.new_context(locale="vi-VN")
     page = context.new_page()
+    page.clock.install()
+    page.clock.pause_at(datetime.now() + timedelta(seconds=1))
     page.goto(f"{live_server}/c/{code}")
     ready(page, requests_seen)
     queue_offline(page, context, q, requests_seen)
@@ -291,7 +304,8 @@ def test_a_code_revoked_while_answers_wait_is_said_once_and_the_answers_kept(
     context.set_offline(False)
     until(page, "() => document.getElementById('offline-status').textContent.includes('thu hồi')")
     posts = requests_seen.count("/phieu/token")
-    page.wait_for_timeout(6000)  # past the first timed retry: none is made
+    page.clock.run_for(10 * 60 * 1000)  # past every timed retry: none is made
+    page.wait_for_timeout(300)
     assert requests_seen.count("/phieu/token") == posts
     assert page.evaluate(OUTBOX)[0] == 1 and stored(session) == 0 and not page.is_visible("#offline-resend")
     context.close()
