@@ -297,8 +297,10 @@ def draw(session: Session, rnd: Round, *, today: date, secret: str, seed: int | 
     for sheet_id in fieldcheck.identical_sheets((s, investigators[s], m) for s, m in marks.items()
                                                 if investigators[s] is not None):
         reasons[sheet_id].append("identical")
-    days = session.execute(sa.select(SheetEvent.sheet_id, SheetEvent.at).where(
-        SheetEvent.sheet_id.in_(list(commune)), SheetEvent.to_state == SheetState.RETURNED)).all()
+    # an imported sheet's return is dated by its import, which says nothing of the day it was answered
+    days = session.execute(sa.select(SheetEvent.sheet_id, SheetEvent.at).join(Sheet).where(
+        SheetEvent.sheet_id.in_(list(commune)), SheetEvent.to_state == SheetState.RETURNED,
+        ~sheets.IMPORTED)).all()
     for sheet_id in fieldcheck.busy_day_sheets(((s, investigators[s], _local_day(at)) for s, at in days
                                                 if investigators[s] is not None), conf.sheets_per_day):
         reasons[sheet_id].append("busy_day")

@@ -20,7 +20,8 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy.orm import Session
 
 from survey_service.models import (
-    Agency, Channel, QuotaCell, Round, RoundForm, Sheet, SheetEvent, SheetScan, SheetState, StaffUser, utcnow,
+    Agency, Channel, Keying, QuotaCell, Round, RoundForm, Sheet, SheetEvent, SheetScan, SheetState, StaffUser,
+    utcnow,
 )
 from survey_service.services import audit, frames, rounds
 from survey_service.services.errors import ServiceError
@@ -268,6 +269,11 @@ def sheet_for_import(session: Session, rnd: Round, scanned: str, keys: list[str]
         raise SheetError(f"phiếu số {sheet.serial} đã có câu trả lời (trạng thái “{STATE_LABELS[sheet.state]}”), "
                          "không nhận lần hai.", 409)
     return sheet
+
+
+#: A sheet whose answers came in an import (:func:`record_imported`): keyed without a keying pass.
+IMPORTED = sa.and_(Sheet.state.in_([SheetState.KEYED, SheetState.VERIFIED]),
+                   ~sa.exists().where(Keying.sheet_id == Sheet.id))
 
 
 def record_imported(session: Session, found: list[Sheet], *, by: StaffUser | None, actor: str) -> None:

@@ -183,3 +183,20 @@ def test_a_matrix_sheet_from_its_printed_url_in_a_central_zip(collecting, sessio
     session.expire_all()
     assert session.get(Sheet, sheet.id).state is SheetState.VERIFIED
     assert session.scalar(sa.select(Response.quota_cell_id)) == sheet.quota_cell_id
+
+
+def test_phuctra_draws_imported_sheets_but_takes_no_day_from_their_import(collecting, session, make_user):
+    """The import day says nothing of the day a sheet was answered: no "too many sheets in one day" flag."""
+    from survey_service.services import phuctra
+
+    rnd = collecting
+    rnd.settings = {**rnd.settings, "phuc_tra_sheets_per_day": 5}
+    q = rounds.questionnaire_for(session, rnd, FORM)
+    rows = xlsform.survey_rows(q, q, xlsform_service.round_lists(session, rnd, q))
+    issued = _issue(session, rnd, FORM)[:10]
+    supervisor = make_user("supervisor")
+    data = ef.kobo_xlsx(q.title, rows, [_sub(q, sheet=sheets.page_payload(KEYS, s.serial, 1)) for s in issued], [])
+    imports.import_responses(session, rnd, data, today=rounds.local_today(), by=supervisor, actor="test", keys=KEYS)
+    session.commit()
+    report = phuctra.draw(session, rnd, today=rounds.local_today(), secret="test-secret", seed=3, actor="test")
+    assert (report.returned, report.busy_day) == (10, 0) and report.random >= 1
