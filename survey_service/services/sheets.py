@@ -254,7 +254,7 @@ def get_by_serial(session: Session, serial: str, *, lock: bool = False) -> Sheet
 def sheet_for_import(session: Session, rnd: Round, scanned: str, keys: list[str]) -> Sheet:
     """The sheet whose QR (or typed serial) an investigator scanned into a submission of a field tool: its
     signature checked, of this round, and still out; one keyed, verified or void is refused, so a sheet's
-    answers come in once, by keying or by import.
+    answers come in once, by keying or by import (a citizens' round's also needs its investigator).
 
     :raises SheetError: with a message saying why.
     """
@@ -268,6 +268,9 @@ def sheet_for_import(session: Session, rnd: Round, scanned: str, keys: list[str]
     if sheet.state not in (SheetState.ISSUED, SheetState.RETURNED):
         raise SheetError(f"phiếu số {sheet.serial} đã có câu trả lời (trạng thái “{STATE_LABELS[sheet.state]}”), "
                          "không nhận lần hai.", 409)
+    if rounds.is_citizens(rnd) and not sheet.investigator:  # as keying: phúc tra needs who handed it out
+        raise SheetError(f"phiếu số {sheet.serial} chưa ghi điều tra viên đã phát phiếu: ghi điều tra viên trước "
+                         "khi nhập (lệnh survey-service sheets assign).", 409)
     return sheet
 
 

@@ -49,9 +49,10 @@ def _printed_qr(session, sheet, tmp_path) -> str:
     return found.text
 
 
-def _sub(q, *, sheet: str = "", agency: str = "", value: str = "3") -> ef.Sub:
+def _sub(q, *, sheet: str = "", agency: str = "") -> ef.Sub:
+    """A submission answering every scale item with its scale's first option."""
     fields = {"form_code": q.code, "q_version": q.version, xlsform.SHEET: sheet, "agency": agency,
-              **{i.code: value for i in q.scale_items}}
+              **{i.code: q.scales[i.scale].codes[0] for i in q.scale_items}}
     return ef.Sub(uuid.uuid4().hex, fields)
 
 
@@ -200,3 +201,28 @@ def test_phuctra_draws_imported_sheets_but_takes_no_day_from_their_import(collec
     session.commit()
     report = phuctra.draw(session, rnd, today=rounds.local_today(), secret="test-secret", seed=3, actor="test")
     assert (report.returned, report.busy_day) == (10, 0) and report.random >= 1
+
+
+def test_a_citizens_sheet_needs_its_investigator_as_for_keying(app, session, make_user):
+    from datetime import timedelta
+
+    from tests.conftest import QUESTIONNAIRE_DIR
+
+    rounds.load_round(session, QUESTIONNAIRE_DIR / "rounds" / "DNG-HL-2026", QUESTIONNAIRE_DIR)
+    rnd = rounds.get_round(session, "DNG-HL-2026")
+    today = rounds.local_today()
+    rounds.schedule(session, rnd, today - timedelta(days=7), today + timedelta(days=30), actor="test")
+    make_user("clerk", username="dtv01")
+    handed = sheets.issue_sheets(session, rnd, sheets.paper_cells(session, rnd, agency_code="STP"),
+                                 investigator="DTV01")[0]
+    unassigned = sheets.issue_sheets(session, rnd, sheets.paper_cells(session, rnd, agency_code="SYT"))[0]
+    session.commit()
+    q = rounds.questionnaire_for(session, rnd, handed.quota_cell.form_code)
+    rows = xlsform.survey_rows(q, q, xlsform_service.round_lists(session, rnd, q))
+    assert xlsform.SHEET in [r["name"] for r in rows]
+    subs = [_sub(q, sheet=sheets.page_payload(KEYS, s.serial, 1)) for s in (unassigned, handed)]
+    errors = _refused(session, rnd, ef.kobo_xlsx(q.title, rows, subs, []))
+    assert list(errors) == [2] and "chưa ghi điều tra viên" in errors[2], errors
+    assert _import(session, rnd, ef.kobo_xlsx(q.title, rows, subs[1:], [])).responses == 1
+    session.expire_all()
+    assert session.get(Sheet, handed.id).state is SheetState.VERIFIED
