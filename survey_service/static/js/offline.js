@@ -18,7 +18,7 @@
   var PAGE = "/phieu";
   var MAX_WAIT = 5 * 60 * 1000;
   // the server's refusals (X-Portal-State) that no later send can change
-  var REFUSED = ["unknown", "revoked", "full", "other_code"];
+  var REFUSED = ["unknown", "revoked", "full"];
 
   function openDb() {
     return new Promise(function (resolve, reject) {
