@@ -87,7 +87,7 @@ def test_a_scanned_sheet_decides_the_cell_once_and_keying_it_is_refused(collecti
     other_cell = next(s for s in issued if s.quota_cell.agency_id != sheet.quota_cell.agency_id)
     before = _cell_figures(session, rnd, sheet.quota_cell_id)
     # the sheet's QR, no agency chosen (the form asks for none after a scan); another one without a sheet,
-    # whose hidden fields decide as before
+    # whose hidden fields decide its cell
     data = ef.kobo_xlsx(q.title, rows, [_sub(q, sheet=scanned), _sub(q, agency=other_cell.quota_cell.agency.code)],
                         [])
     report = _import(session, rnd, data)
