@@ -10,11 +10,11 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from survey_service.models import Response, Sheet, SheetState
+from survey_service.models import Ballot, Response, Sheet, SheetState
 from survey_service.questionnaires import xlsform
-from survey_service.services import imports, keying, printing, progress, rounds, sheets
+from survey_service.services import ballots, imports, keying, printing, progress, rounds, sheets
 from survey_service.services import xlsform as xlsform_service
-from tests.conftest import collect_from_today
+from tests.conftest import SECRET, collect_from_today
 from tests.interop import export_files as ef
 
 KEYS = ["test-sheet-key"]
@@ -56,15 +56,19 @@ def _sub(q, *, sheet: str = "", agency: str = "") -> ef.Sub:
     return ef.Sub(uuid.uuid4().hex, fields)
 
 
-def _import(session, rnd, data):
-    report = imports.import_responses(session, rnd, data, today=rounds.local_today(), actor="test", keys=KEYS)
+def _import(session, rnd, data, **kw):
+    """Import ``data`` and release every ballot of the round into the responses (committed)."""
+    report = imports.import_responses(session, rnd, data, today=rounds.local_today(), secret=SECRET, actor="test",
+                                      keys=KEYS, **kw)
+    ballots.release(session, rnd, ballots.opener(rnd, SECRET), today=rounds.local_today(), everything=True)
     session.commit()
     return report
 
 
 def _refused(session, rnd, data) -> dict[int, str]:
     with pytest.raises(imports.ImportRejected) as exc:
-        imports.import_responses(session, rnd, data, today=rounds.local_today(), actor="test", keys=KEYS)
+        imports.import_responses(session, rnd, data, today=rounds.local_today(), secret=SECRET, actor="test",
+                                 keys=KEYS)
     session.rollback()
     return {e.line: e.message for e in exc.value.errors}
 
@@ -161,7 +165,7 @@ def test_bad_serials_are_refused_with_their_row_and_nothing_changes(collecting, 
     # without the signing keys a scanned QR cannot be checked: refused, not trusted
     with pytest.raises(imports.ImportRejected) as exc:
         imports.import_responses(session, rnd, ef.kobo_xlsx(q.title, rows, [_sub(q, sheet=payload)], []),
-                                 today=rounds.local_today(), actor="test")
+                                 today=rounds.local_today(), secret=SECRET, actor="test")
     session.rollback()
     assert "SHEET_SIGNING_KEYS" in str(exc.value.errors[0])
 
@@ -183,7 +187,7 @@ def test_a_matrix_sheet_from_its_printed_url_in_a_central_zip(collecting, sessio
     assert result.exit_code == 0 and "Đã nhập 1 phiếu" in result.output, result.output
     session.expire_all()
     assert session.get(Sheet, sheet.id).state is SheetState.VERIFIED
-    assert session.scalar(sa.select(Response.quota_cell_id)) == sheet.quota_cell_id
+    assert session.scalar(sa.select(Ballot.quota_cell_id)) == sheet.quota_cell_id  # sealed until its cell has 2k
 
 
 def test_phuctra_draws_imported_sheets_but_takes_no_day_from_their_import(collecting, session, make_user):
@@ -197,9 +201,8 @@ def test_phuctra_draws_imported_sheets_but_takes_no_day_from_their_import(collec
     issued = _issue(session, rnd, FORM)[:10]
     supervisor = make_user("supervisor")
     data = ef.kobo_xlsx(q.title, rows, [_sub(q, sheet=sheets.page_payload(KEYS, s.serial, 1)) for s in issued], [])
-    imports.import_responses(session, rnd, data, today=rounds.local_today(), by=supervisor, actor="test", keys=KEYS)
-    session.commit()
-    report = phuctra.draw(session, rnd, today=rounds.local_today(), secret="test-secret", seed=3, actor="test")
+    _import(session, rnd, data, by=supervisor)
+    report = phuctra.draw(session, rnd, today=rounds.local_today(), secret=SECRET, seed=3, actor="test")
     assert (report.returned, report.busy_day) == (10, 0) and report.random >= 1
 
 
@@ -223,6 +226,9 @@ def test_a_citizens_sheet_needs_its_investigator_as_for_keying(app, session, mak
     subs = [_sub(q, sheet=sheets.page_payload(KEYS, s.serial, 1)) for s in (unassigned, handed)]
     errors = _refused(session, rnd, ef.kobo_xlsx(q.title, rows, subs, []))
     assert list(errors) == [2] and "chưa ghi điều tra viên" in errors[2], errors
-    assert _import(session, rnd, ef.kobo_xlsx(q.title, rows, subs[1:], [])).responses == 1
-    session.expire_all()
-    assert session.get(Sheet, handed.id).state is SheetState.VERIFIED
+    report = imports.import_responses(session, rnd, ef.kobo_xlsx(q.title, rows, subs[1:], []), today=today,
+                                      secret=SECRET, actor="test", keys=KEYS)
+    session.commit()
+    assert report.responses == 1 and session.get(Sheet, handed.id).state is SheetState.VERIFIED
+    # sealed under the sheet's investigator, as a keyed citizens' sheet is, so phúc tra can quarantine it
+    assert session.scalar(sa.select(Ballot.investigator)) == "dtv01"
