@@ -12,14 +12,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from analysis import citizens as analysis
+from analysis.targets import VERDICTS
 from survey_service.models import (
     Agency, Answer, Ballot, InvitationCode, QuotaCell, ReceiptCode, Response, Round, Sheet, SheetState,
 )
 from survey_service.services import ballots, frames, phuctra, rounds
 from survey_service.services.errors import ServiceError
 from survey_service.services.exports import SIMULATED_COLUMN, SIMULATED_NOTE
-
-STATUS_LABELS = {analysis.MET: "Đạt", analysis.NOT_MET: "Chưa đạt", analysis.CANNOT_TELL: "Chưa kết luận được"}
 
 
 class CitizensError(ServiceError):
@@ -125,7 +124,6 @@ def report(session: Session, rnd: Round, *, quarantined: set[str] = frozenset())
     items = sorted({i for _, i in elements} | {m["overall"], m["screening"]["item"], *m["improvements"]})
     satisfied, excluded, labels = _options(session, rnd, items)
     frame = _frame(session, rnd, items)
-    targets = {key: t["share"] for key, t in m["targets"].items()}
     sizes = populations(session, rnd)
     counted = frame[frame[m["screening"]["item"]].isin(m["screening"]["eligible"])].groupby("agency").size()
     over = sorted(a for a, n in counted.items() if n > sizes.get(a, 0))
@@ -136,7 +134,7 @@ def report(session: Session, rnd: Round, *, quarantined: set[str] = frozenset())
         frame, populations=sizes, elements=elements,
         overall=m["overall"], satisfied=satisfied, excluded_options=excluded, improvements=m["improvements"],
         screening=m["screening"]["item"], eligible=m["screening"]["eligible"], quarantined=set(quarantined),
-        targets=targets, min_group=ballots.min_group(rnd.settings))
+        targets=rnd.structure.get("targets", []), min_group=ballots.min_group(rnd.settings))
     names = dict(session.execute(sa.select(Agency.code, Agency.name).where(Agency.round_id == rnd.id)).all())
     kinds = {k["code"]: k["plural"] for k in rnd.structure["kinds"]}
     measures = {e["code"]: e["name"] for e in m["elements"]} | {analysis.OVERALL: "Hài lòng chung"}
@@ -165,8 +163,8 @@ def report(session: Session, rnd: Round, *, quarantined: set[str] = frozenset())
 _HEADINGS = {
     "level": "Cấp", "domain": "Mã", "domain_name": "Tên", "measure": "Mã chỉ số", "measure_name": "Chỉ số",
     "est": "Tỷ lệ hài lòng", "se": "Sai số chuẩn", "ci_lo": "Cận dưới KTC 95%", "ci_hi": "Cận trên KTC 95%",
-    "n": "Số câu trả lời hợp lệ", "withheld": "Không công bố (dưới ngưỡng)", "target": "Chỉ tiêu",
-    "status": "Đánh giá so với chỉ tiêu", "option": "Mã nội dung", "option_name": "Nội dung cần cải thiện",
+    "n": "Số câu trả lời hợp lệ", "withheld": "Không công bố (dưới ngưỡng)", "target": "Mục tiêu",
+    "verdict": "Đánh giá so với mục tiêu", "option": "Mã nội dung", "option_name": "Nội dung cần cải thiện",
     "agency": "Mã cơ quan", "agency_name": "Cơ quan", "issued": "Số phiếu/mã đã phát",
     "returned": "Số người đã trả lời", "rate": "Tỷ lệ phản hồi",
 }
@@ -174,7 +172,7 @@ _HEADINGS = {
 
 def tables(rep: CitizenReport) -> dict[str, pd.DataFrame]:
     """The exported tables under their sheet names, headings in Vietnamese; a simulated round's rows say so."""
-    shares = rep.shares.assign(status=rep.shares["status"].map(STATUS_LABELS))
+    shares = rep.shares.assign(verdict=rep.shares["verdict"].map(VERDICTS))
     notes = pd.DataFrame({"Mục": ["Định nghĩa chỉ số", "Phiếu không tính: không thuộc đối tượng",
                                   "Phiếu không tính: điều tra viên bị tạm loại sau phúc tra",
                                   "Điều tra viên bị tạm loại", "Phiếu còn niêm phong chờ đưa vào kết quả",

@@ -82,7 +82,7 @@ def _citizens_page(rnd: Round):
         levels=[("province", f"Toàn {unit}"), ("kind", "Theo loại cơ quan"), ("agency", "Theo cơ quan")],
         improvements=results.records(rep.improvements[rep.improvements["level"] == "province"]
                                      .sort_values("est", ascending=False)),
-        rates=results.records(rep.rates), status_labels=citizens.STATUS_LABELS,
+        rates=results.records(rep.rates), verdicts=VERDICTS,
         min_group=ballots.min_group(rnd.settings), waiting_note=_waiting_note(rnd), earlier=_earlier(rnd))
 
 
