@@ -1182,7 +1182,7 @@ def phuctra_status(round_code):
 @click.option("--round", "round_code", required=True)
 @with_appcontext
 def phuctra_close(round_code):
-    """Close phúc tra and delete the round's contact vault (PostgreSQL: run `db compact` afterwards)."""
+    """Close phúc tra, delete the round's contact vault and rewrite its tables' files."""
     from survey_service.services import phuctra, rounds
 
     session = get_session()

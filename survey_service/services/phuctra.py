@@ -36,13 +36,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from analysis import fieldcheck
+from survey_service import db
 from survey_service import questionnaires as qn
 from survey_service.dates import VIETNAM
 from survey_service.models import (
     AnswerPattern, Contact, ContactKind, Keying, QuotaCell, Quarantine, Recheck, RecheckItem, RecheckOutcome, Round,
     Sheet, SheetEvent, SheetState, StaffUser,
 )
-from survey_service.services import audit, sheets, storable, tabular
+from survey_service.services import audit, portal, sheets, storable, tabular
 from survey_service.services.errors import ServiceError
 from survey_service.services.sealing import derive_key, shared_sealer
 
@@ -460,7 +461,13 @@ def pass_rate(session: Session, round_id: int) -> tuple[int, int]:
 # --- closing -------------------------------------------------------------------------------------------
 def close(session: Session, rnd: Round, *, today: date, by: StaffUser | None = None, actor: str = "staff") -> int:
     """Close the round's phúc tra and delete its contact vault and answer marks; returns how many contacts
-    were deleted.
+    were deleted, with the deletion committed.
+
+    A deleted row stays in the table's files, where a copy of the data directory finds it: PostgreSQL keeps it
+    until VACUUM (and VACUUM FULL still copies it while any transaction could see it), SQLite's write-ahead
+    log keeps the page as it was. So on PostgreSQL the vault's tables are rewritten in the same transaction
+    (TRUNCATE gives them new, empty files and the rows of other rounds are put back); SQLite, which zeroes
+    deleted rows, copies its log into the database file and empties it.
 
     :raises RecheckError: when phúc tra was never opened or is already closed.
     """
@@ -473,5 +480,11 @@ def close(session: Session, rnd: Round, *, today: date, by: StaffUser | None = N
     recheck.closed_on = today
     audit.record(session, "phuctra.close", user=by, actor=actor, object_type="round", object_id=rnd.code,
                  new={"contacts_deleted": deleted})
-    session.flush()
+    if session.get_bind().dialect.name == "postgresql":
+        for table in db.VAULT_TABLES:
+            session.execute(sa.text(f"CREATE TEMPORARY TABLE kept_{table} ON COMMIT DROP AS SELECT * FROM {table}"))
+            session.execute(sa.text(f"TRUNCATE {table}"))
+            session.execute(sa.text(f"INSERT INTO {table} SELECT * FROM kept_{table}"))
+    session.commit()
+    portal.forget_written(session)
     return deleted
