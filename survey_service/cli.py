@@ -1079,6 +1079,48 @@ def frames_targets(frame_id, form_code):
     click.echo(f"Đã đặt chỉ tiêu cho {changed} ô.")
 
 
+@frames_group.command("sign-off")
+@click.argument("frame_id", type=int)
+@click.option("--observer", required=True, help="The observer's own account (role observer).")
+@click.option("--organisation", required=True, help="MTTQ (Fatherland Front) or CCB (Veterans' Association).")
+@click.option("--password-stdin", is_flag=True, help="Read the observer's password from standard input.")
+@with_appcontext
+def frames_sign_off(frame_id, observer, organisation, password_stdin):
+    """The observer signs off a frame's official and reserve lists, with their own password (audited)."""
+    from survey_service.models import Role
+    from survey_service.services import frames, rounds, users
+
+    session = get_session()
+    frame = _frame_or_fail(session, frame_id)
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else click.prompt(
+        f"Mật khẩu của {observer}", hide_input=True)
+    user = _service_call(session, lambda: users.confirm(session, observer, password, Role.OBSERVER))
+    _service_call(session, lambda: frames.sign_off(session, frame, organisation=organisation, by=user,
+                                                   today=rounds.local_today(), actor="cli"))
+    session.commit()
+    click.echo(f"{user.username} ({organisation}) đã ký duyệt danh sách mẫu của khung {frame.id} “{frame.name}”; "
+               f"mã kiểm tra {frame.signed_lists_hash[:16]}.")
+
+
+@frames_group.command("delete")
+@click.argument("frame_id", type=int)
+@click.option("--sample-only", is_flag=True, help="Delete the drawn lists only; the frame stays.")
+@with_appcontext
+def frames_delete(frame_id, sample_only):
+    """Delete a frame (or only its sample) before sign-off and before any sheet of the round is issued."""
+    from survey_service.services import frames
+
+    session = get_session()
+    frame = _frame_or_fail(session, frame_id)
+    name = frame.name
+    if sample_only:
+        _service_call(session, lambda: frames.delete_sample(session, frame, actor="cli"))
+    else:
+        _service_call(session, lambda: frames.delete_frame(session, frame, actor="cli"))
+    session.commit()
+    click.echo(f"Đã xóa {'mẫu đã chọn của ' if sample_only else ''}khung mẫu {frame_id} “{name}”.")
+
+
 @frames_group.command("status")
 @click.option("--round", "round_code", required=True)
 @with_appcontext
