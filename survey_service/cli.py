@@ -249,7 +249,7 @@ def round_new(round_code, province, unit, source, out):
     except rounds.RoundError as exc:
         fail(f"LỖI {exc}")
     click.echo(f"Đã tạo đợt {round_code} ({unit} {province}) tại {target}, từ đợt {source}. "
-               f"Thay danh sách cơ quan, chỉ tiêu và số cán bộ bằng của {unit}, rồi chạy: "
+               f"Thay {rounds.to_replace(target)} bằng của {unit}, rồi chạy: "
                f"survey-service round check {target}")
 
 

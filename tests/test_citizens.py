@@ -352,6 +352,8 @@ def test_a_citizens_round_for_another_province_starts_from_the_bundled_one(runne
     result = runner.invoke(args=["round", "new", "HYN-HL-2026", "--province", "Hưng Yên", "--unit", "tỉnh",
                                  "--from", "DNG-HL-2026", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
+    assert "quy mô tổng thể (populations.csv)" in result.output and "số cán bộ" not in result.output
+    assert "populations and targets" in (tmp_path / "HYN-HL-2026" / "round.yaml").read_text(encoding="utf-8")
     r = rounds.check_round(tmp_path / "HYN-HL-2026", QUESTIONNAIRE_DIR)
     assert r.round_kind == "citizens" and r.province == "Hưng Yên" and r.name.startswith("Khảo sát sự hài lòng")
 

@@ -1,0 +1,95 @@
+"""A citizens' round of another province, written from the README and the guides alone (tests/data/rounds/
+CTO-HL-2026, Cần Thơ city): checked and loaded, its household frame imported, sampled and signed off at the
+command line, its sheets printed for an investigator and keyed, a receipt code spent online, and its results
+computed, with nothing of Đà Nẵng, the bundled round's city, in what it prints, shows or exports."""
+from __future__ import annotations
+
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+import openpyxl
+import sqlalchemy as sa
+
+from survey_service.models import Frame, Response, Sheet
+from survey_service.services import ballots, portal, rounds
+from tests.conftest import PASSWORD
+from tests.test_citizens import SECRET, _answers, _key
+
+DATA = Path(__file__).parent / "data"
+ROUND_DIR = DATA / "rounds" / "CTO-HL-2026"
+HOUSEHOLDS = DATA / "frames" / "CTO-HL-2026-households.csv"
+ELSEWHERE = ("Đà Nẵng", "Da Nang", "danang", "DNG")
+
+
+def _ok(runner, *args, stdin=None):
+    result = runner.invoke(args=[str(a) for a in args], input=stdin)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_a_citizens_round_of_cantho_from_the_docs(app, runner, session, make_user, staff_client, tmp_path):
+    checked = _ok(runner, "round", "check", ROUND_DIR)
+    assert "thành phố Cần Thơ" in checked and "2 mục tiêu" in checked and "5 yếu tố" in checked
+    _ok(runner, "round", "load", ROUND_DIR)
+    rnd = rounds.get_round(session, "CTO-HL-2026")
+    today = rounds.local_today()
+    rounds.schedule(session, rnd, today - timedelta(days=3), today + timedelta(days=30), actor="test")
+    session.commit()
+
+    # the household frame: imported (Vietnamese headers), drawn, signed off by the observer, setting the paper targets
+    assert "4 ô" in _ok(runner, "frames", "import", "--round", rnd.code, "--kind", "households", HOUSEHOLDS)
+    frame_id = session.scalar(sa.select(Frame.id).where(Frame.round_id == rnd.id))
+    drawn = _ok(runner, "frames", "sample", frame_id, "--margin", "0.2", "--seed", "7")
+    assert "58 chính thức" in drawn
+    observer = make_user("observer")
+    _ok(runner, "frames", "sign-off", frame_id, "--observer", observer.username, "--organisation", "CCB",
+        "--password-stdin", stdin=PASSWORD + "\n")
+    assert "4 ô" in _ok(runner, "frames", "targets", frame_id, "--form", "ND-HL")
+
+    # paper: sheets printed for an investigator, keyed; their answers go through the ballot box
+    make_user("clerk", username="dtv21")
+    clerk = make_user("clerk")
+    pdf = tmp_path / "phieu.pdf"
+    _ok(runner, "sheets", "print", "--round", rnd.code, "--agency", "NINHKIEU", "--investigator", "dtv21",
+        "--out", pdf)
+    printed = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "thành phố Cần Thơ" in printed and not [w for w in ELSEWHERE if w in printed]
+    issued = list(session.scalars(sa.select(Sheet).where(Sheet.investigator == "dtv21").order_by(Sheet.id)))
+    assert len(issued) == 16  # NINHKIEU's official sample
+    for n, sheet in enumerate(issued[:8]):
+        _key(session, sheet, clerk, G1="5" if n < 6 else "2", C9="4")
+    session.commit()
+
+    # a receipt code on a result slip of the Department of Justice, spent online
+    dossiers = tmp_path / "ho-so.txt"
+    dossiers.write_text("\n".join(f"CT-STP-{i}" for i in range(4)) + "\n", encoding="utf-8")
+    slips = tmp_path / "phieu-hen.csv"
+    _ok(runner, "receipts", "issue", "--round", rnd.code, "--agency", "STP", "--field", "1", "--dossiers", dossiers,
+        "--out", slips)
+    codes = [line.split(",")[1] for line in slips.read_text(encoding="utf-8").splitlines()[1:]]
+    for code in codes:
+        access = portal.open_code(session, code, today=today, secret=SECRET, start=True)
+        assert [a.code for a in access.rated_agencies] == ["STP"]
+        portal.submit(session, access, {"STP": _answers(G1="4")}, portal.new_submission_id(), today=today)
+        session.commit()
+
+    # results: every ballot released at the close; the ward's households weigh by the frame
+    _ok(runner, "round", "close", rnd.code)
+    assert ballots.waiting_count(session, rnd.id) == 0
+    assert session.scalar(sa.select(sa.func.count()).select_from(Response).where(Response.round_id == rnd.id)) == 12
+    page = staff_client("analyst").get(f"/staff/results/{rnd.code}", follow_redirects=True)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Toàn thành phố Cần Thơ" in html and "UBND phường Ninh Kiều" in html
+    assert "Sở Tư pháp" in html and 'class="verdict verdict-' in html
+    assert not [w for w in ELSEWHERE if w in html]
+    out = tmp_path / "ket-qua.xlsx"
+    _ok(runner, "analysis", "run", "--round", rnd.code, "--out", out)
+    book = openpyxl.load_workbook(out)
+    cells = [str(c) for ws in book for row in ws.iter_rows(values_only=True) for c in row if c is not None]
+    assert "thành phố Cần Thơ" in cells and not [w for w in ELSEWHERE if any(w in c for c in cells)]
+    # the targets of round.yaml: 80 % overall everywhere, 85 % for the wards' civil servants (YT3)
+    header, *rows = book["Ty le hai long"].iter_rows(values_only=True)
+    targets = {(r["Cấp"], r["Mã"], r["Mã chỉ số"]): r["Mục tiêu"] for r in (dict(zip(header, row)) for row in rows)}
+    assert targets[("agency", "NINHKIEU", "YT3")] == 0.85 and targets[("agency", "STP", "YT3")] is None
+    assert targets[("province", None, "overall")] == targets[("agency", "STP", "overall")] == 0.80
