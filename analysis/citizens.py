@@ -2,6 +2,10 @@
 per agency, per kind of agency and for the province, with design-based intervals; the improvements wanted;
 response rates; and the verdict on each target (:mod:`analysis.targets`, as for every round).
 
+Levels: the province, each kind of agency, each agency and, where responses name the commune their household
+lives in (paper sheets handed to the households of a household frame's commune), each commune of residence:
+a domain of the same design, whatever agencies its households rated.
+
 Design: each agency is a stratum (its quota cell; paper and online answers about it are pooled), each
 respondent a unit drawn from the agency's population ``N`` (the people its frame lists), so the weight is
 ``N / n`` with ``n`` the agency's counted respondents, and the variance has the finite-population correction
@@ -35,8 +39,8 @@ TARGET_OVERALL = "satisfaction"
 
 @dataclass(frozen=True)
 class CitizenResults:
-    """``shares``: one row per level × domain × measure (``level`` province, kind or agency; ``domain`` the
-    kind or agency code, "" for the province; ``measure`` an element code or :data:`OVERALL`) with ``est``,
+    """``shares``: one row per level × domain × measure (``level`` province, kind, agency or commune; ``domain``
+    the kind, agency or commune code, "" for the province; ``measure`` an element code or :data:`OVERALL`) with ``est``,
     ``se``, ``ci_lo``, ``ci_hi``, ``n`` (valid answers), ``target`` (a share), ``verdict``
     (:data:`analysis.targets.VERDICTS` keys, None without a target or a figure) and ``withheld`` (fewer than
     ``min_group`` valid answers: no figure). ``improvements``: per level × domain × option, the weighted share
@@ -85,7 +89,8 @@ def citizen_results(
     Parameters
     ----------
     frame : DataFrame
-        One row per response: ``agency``, ``kind``, ``investigator`` (None online) and one column per item
+        One row per response: ``agency``, ``kind``, ``investigator`` (None online), optionally ``commune``
+        (the household's commune of residence; None or :data:`POOLED` when not known) and one column per item
         holding the option code answered (NaN when not answered).
     populations : mapping
         Agency → population ``N`` of its cell (every agency of ``frame``).
@@ -116,6 +121,8 @@ def citizen_results(
         raise ValueError("an agency has more counted respondents than its population")
     kept["_w"] = kept["_N"] / n_cell
     kept["_all"] = ""
+    communes = kept["commune"] if "commune" in kept else pd.Series(None, index=kept.index, dtype=object)
+    kept["_commune"] = communes.where(communes.notna() & communes.ne(POOLED), "")
     measures = [*elements, (OVERALL, overall)]
     for name, item in measures:
         valid = kept[item].notna() & ~kept[item].isin(list(excluded_options.get(item, ())))
@@ -133,14 +140,19 @@ def citizen_results(
 
 
 def _by_levels(kept: pd.DataFrame, values: list[str], level: float) -> pd.DataFrame:
-    """Province, kind and agency rows of :func:`analysis.domain_means` of ``values``."""
+    """Province, kind, agency and commune-of-residence rows of :func:`analysis.domain_means` of ``values``
+    (the commune domains estimated over the whole sample, the responses naming no commune outside them)."""
     if not len(kept):
         return pd.DataFrame(columns=["level", "domain", "variable", "est", "se", "ci_lo", "ci_hi", "n"])
     tables = []
-    for name, by in (("province", "_all"), ("kind", "kind"), ("agency", "agency")):
+    levels = [("province", "_all"), ("kind", "kind"), ("agency", "agency")]
+    if kept["_commune"].ne("").any():
+        levels.append(("commune", "_commune"))
+    for name, by in levels:
         table = domain_means(kept, values, by, "_w", strata="agency", fpc="_N", proportion=True, level=level)
         table.insert(0, "level", name)
-        tables.append(table.rename(columns={by: "domain"}))
+        table = table.rename(columns={by: "domain"})
+        tables.append(table[(table["domain"] != "") | (name == "province")])
     return pd.concat(tables, ignore_index=True)
 
 

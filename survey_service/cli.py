@@ -506,10 +506,12 @@ def _write_pdf(session, batch, out: Path) -> None:
 @click.option("--again", is_flag=True, help="Print the issued, not yet returned sheets again (no new serials).")
 @click.option("--investigator", help="Citizens' rounds: the staff account of the Post Office investigator the new "
               "sheets are handed to.")
+@click.option("--commune", help="Citizens' rounds: the commune (agency code) whose sampled households get the new "
+              "sheets, whatever agency they rate.")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path), required=True)
 @with_appcontext
 @needs_secrets("SHEET_SIGNING_KEYS")
-def sheets_print(round_code, form_code, agency_code, extra, again, investigator, out):
+def sheets_print(round_code, form_code, agency_code, extra, again, investigator, commune, out):
     """Issue the sheets each paper quota cell still needs (up to its target) and write them to one PDF."""
 
     session = get_session()
@@ -519,7 +521,7 @@ def sheets_print(round_code, form_code, agency_code, extra, again, investigator,
                                    agency_code=agency_code)
         batch = (sheets.issued_sheets(session, plans) if again
                  else sheets.issue_sheets(session, rnd, plans, extra=extra, today=rounds.local_today(),
-                                          actor="cli", investigator=investigator))
+                                          actor="cli", investigator=investigator, commune=commune))
     except sheets.SheetError as exc:
         session.rollback()
         fail(str(exc))

@@ -11,7 +11,7 @@ from pathlib import Path
 import openpyxl
 import sqlalchemy as sa
 
-from survey_service.models import Frame, Response, Sheet
+from survey_service.models import POOLED_INVESTIGATORS, Agency, Frame, QuotaCell, Response, Sheet
 from survey_service.services import ballots, portal, rounds
 from tests.conftest import PASSWORD
 from tests.test_citizens import SECRET, _answers, _key
@@ -56,9 +56,22 @@ def test_a_citizens_round_of_cantho_from_the_docs(app, runner, session, make_use
     printed = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     assert "thành phố Cần Thơ" in printed and not [w for w in ELSEWHERE if w in printed]
     issued = list(session.scalars(sa.select(Sheet).where(Sheet.investigator == "dtv21").order_by(Sheet.id)))
-    assert len(issued) == 16  # NINHKIEU's official sample
+    assert len(issued) == 16  # NINHKIEU's official sample, for its households
+    assert {s.commune for s in issued} == {"NINHKIEU"}
     for n, sheet in enumerate(issued[:8]):
         _key(session, sheet, clerk, G1="5" if n < 6 else "2", C9="4")
+    session.commit()
+    # households of the wards rate departments too: the sheet names the ward they live in
+    refused = runner.invoke(args=["sheets", "print", "--round", rnd.code, "--agency", "SXD", "--commune", "HAICHAU",
+                                  "--investigator", "dtv21", "--out", tmp_path / "x.pdf"])
+    assert refused.exit_code == 1 and "không có xã, phường mã “HAICHAU”" in refused.output
+    for agency, commune, keyed in (("SXD", "NINHKIEU", 3), ("SNNMT", "CAIKHE", 2)):
+        _ok(runner, "sheets", "print", "--round", rnd.code, "--agency", agency, "--commune", commune,
+            "--investigator", "dtv21", "--out", tmp_path / f"{agency}.pdf")
+        for sheet in session.scalars(sa.select(Sheet).join(QuotaCell).join(Agency, Agency.id == QuotaCell.agency_id)
+                                     .where(Sheet.commune == commune, Agency.code == agency)
+                                     .order_by(Sheet.id).limit(keyed)):
+            _key(session, sheet, clerk, G1="4")
     session.commit()
 
     # a receipt code on a result slip of the Department of Justice, spent online
@@ -77,12 +90,15 @@ def test_a_citizens_round_of_cantho_from_the_docs(app, runner, session, make_use
     # results: every ballot released at the close; the ward's households weigh by the frame
     _ok(runner, "round", "close", rnd.code)
     assert ballots.waiting_count(session, rnd.id) == 0
-    assert session.scalar(sa.select(sa.func.count()).select_from(Response).where(Response.round_id == rnd.id)) == 12
+    named = dict(session.execute(sa.select(Response.commune, sa.func.count()).where(Response.round_id == rnd.id)
+                                 .group_by(Response.commune)).all())
+    assert named == {"NINHKIEU": 8 + 3, POOLED_INVESTIGATORS: 2, None: 4}  # CAIKHE's 2 < k: pooled
     page = staff_client("analyst").get(f"/staff/results/{rnd.code}", follow_redirects=True)
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and "Toàn thành phố Cần Thơ" in html and "UBND phường Ninh Kiều" in html
     assert "Sở Tư pháp" in html and 'class="verdict verdict-' in html
     assert not [w for w in ELSEWHERE if w in html]
+    assert "Theo xã, phường nơi hộ gia đình cư trú" in html and 'id="shares-commune"' in html
     out = tmp_path / "ket-qua.xlsx"
     _ok(runner, "analysis", "run", "--round", rnd.code, "--out", out)
     book = openpyxl.load_workbook(out)
@@ -93,3 +109,5 @@ def test_a_citizens_round_of_cantho_from_the_docs(app, runner, session, make_use
     targets = {(r["Cấp"], r["Mã"], r["Mã chỉ số"]): r["Mục tiêu"] for r in (dict(zip(header, row)) for row in rows)}
     assert targets[("agency", "NINHKIEU", "YT3")] == 0.85 and targets[("agency", "STP", "YT3")] is None
     assert targets[("province", None, "overall")] == targets[("agency", "STP", "overall")] == 0.80
+    # per commune of residence: NINHKIEU's households, whatever they rated; CAIKHE's pooled two are no domain
+    assert targets[("commune", "NINHKIEU", "overall")] == 0.80 and ("commune", "CAIKHE", "overall") not in targets

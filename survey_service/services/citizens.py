@@ -50,11 +50,12 @@ class CitizenReport:
 
 
 def _frame(session: Session, rnd: Round, items: list[str]) -> pd.DataFrame:
-    """One row per released response: its agency, kind, channel, investigator and the answers to ``items``."""
+    """One row per released response: its agency, kind, channel, investigator, household's commune and the
+    answers to ``items``."""
     responses = pd.DataFrame(session.execute(
-        sa.select(Response.id, Agency.code, Agency.kind, Response.channel, Response.investigator)
+        sa.select(Response.id, Agency.code, Agency.kind, Response.channel, Response.investigator, Response.commune)
         .join(Agency, Agency.id == Response.agency_id).where(Response.round_id == rnd.id)).all(),
-        columns=["id", "agency", "kind", "channel", "investigator"])
+        columns=["id", "agency", "kind", "channel", "investigator", "commune"])
     answers = pd.DataFrame(session.execute(
         sa.select(Answer.response_id, Answer.item_code, Answer.value).join(Response, Response.id == Answer.response_id)
         .where(Response.round_id == rnd.id, Answer.item_code.in_(items))).all(),
@@ -110,6 +111,12 @@ def populations(session: Session, rnd: Round) -> dict[str, float]:
     for cell in frames.cell_weights(session, rnd.id):
         drawn[cell["agency"]] = drawn.get(cell["agency"], 0.0) + cell["weight"] * cell["sample"]
     return {**{a: p["population"] for a, p in rnd.methodology["populations"].items()}, **drawn}
+
+
+def levels(rnd: Round) -> list[tuple[str, str]]:
+    """The levels of the shares table with their headings, in the order pages and reports show them."""
+    return [("province", f"Toàn {rnd.province_title}"), ("kind", "Theo loại cơ quan"), ("agency", "Theo cơ quan"),
+            ("commune", "Theo xã, phường nơi hộ gia đình cư trú")]
 
 
 def report(session: Session, rnd: Round, *, quarantined: set[str] = frozenset()) -> CitizenReport:

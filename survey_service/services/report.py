@@ -493,7 +493,8 @@ def build_citizens_body(doc, data: ReportData) -> None:
     _para(doc, TARGET_METHOD)
 
     _heading(doc, "III. KẾT QUẢ", 1)
-    levels = [("province", "Toàn " + rnd.province_title), ("kind", "Theo loại cơ quan"), ("agency", "Theo cơ quan")]
+    levels = [(level, label) for level, label in citizens.levels(rnd) if level != "commune"
+              or (shares["level"] == "commune").any()]
     for number_, (level, label) in enumerate(levels, 1):
         part = shares[shares["level"] == level]
         if part.empty:

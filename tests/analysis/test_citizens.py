@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import pandas as pd
 
 from analysis import citizens
@@ -50,3 +51,41 @@ def test_no_rule_no_target():
         satisfied={"C9": ["4", "5"], "G1": ["4", "5"]}, excluded_options={}, improvements=["H1"], screening="S1",
         eligible=["2"])
     assert res.shares["target"].isna().all() and res.shares["verdict"].isna().all()
+
+
+def test_results_per_commune_of_residence_are_domains_of_the_whole_design():
+    """Households of XA1 rated their ward and SO1; those of XA2 their ward; SO1's other respondents (online) name
+    no commune, and a pooled one none either: each commune's share is the weighted share of the responses naming
+    it, whatever agency they rated, with weights N / n of the agency rated."""
+    frame = _frame()
+    frame["commune"] = None
+    frame.loc[frame["agency"] == "XA1", "commune"] = "XA1"
+    frame.loc[frame["agency"] == "XA2", "commune"] = "XA2"
+    frame.loc[frame.index[frame["agency"] == "SO1"][:15], "commune"] = "XA1"
+    frame.loc[frame.index[frame["agency"] == "SO1"][15:17], "commune"] = citizens.POOLED
+    populations = {"SO1": 400, "XA1": 900, "XA2": 300}
+    res = citizens.citizen_results(
+        frame, populations=populations, elements=[("YT3", "C9")], overall="G1",
+        satisfied={"C9": ["4", "5"], "G1": ["4", "5"]}, excluded_options={}, improvements=["H1"], screening="S1",
+        eligible=["2"], targets=RULES)
+    communes = res.shares[res.shares["level"] == "commune"].set_index(["domain", "measure"])
+    assert set(communes.index.get_level_values(0)) == {"XA1", "XA2"}  # no "" and no pooled domain
+    w = frame["agency"].map(populations) / frame.groupby("agency")["agency"].transform("size")
+    for commune in ("XA1", "XA2"):
+        mine = frame["commune"] == commune
+        expected = (w[mine] * frame.loc[mine, "G1"].isin(["4", "5"])).sum() / w[mine].sum()
+        got = communes.loc[(commune, "overall")]
+        assert got["est"] == pytest.approx(expected, abs=1e-12) and got["n"] == mine.sum()
+        assert got["ci_lo"] <= expected <= got["ci_hi"] and got["target"] == 0.80  # the rule for every agency
+        # Taylor linearisation of the domain ratio over every stratum (agency), finite population corrected
+        y = frame["G1"].isin(["4", "5"]).astype(float)
+        z = w * mine * (y - expected) / w[mine].sum()
+        variance = sum((1 - len(g) / populations[a]) * len(g) / (len(g) - 1) * ((g - g.mean()) ** 2).sum()
+                       for a, g in z.groupby(frame["agency"]))
+        assert got["se"] == pytest.approx(variance ** 0.5, rel=1e-9)
+    assert set(res.improvements["level"]) == {"province", "kind", "agency", "commune"}
+    without = citizens.citizen_results(
+        frame.drop(columns="commune"), populations=populations, elements=[("YT3", "C9")], overall="G1",
+        satisfied={"C9": ["4", "5"], "G1": ["4", "5"]}, excluded_options={}, improvements=["H1"], screening="S1",
+        eligible=["2"])
+    assert "commune" not in set(without.shares["level"])
