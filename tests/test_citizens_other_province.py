@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import openpyxl
+from docx import Document
 import sqlalchemy as sa
 
 from survey_service.models import POOLED_INVESTIGATORS, Agency, Frame, QuotaCell, Response, Sheet
@@ -111,3 +112,10 @@ def test_a_citizens_round_of_cantho_from_the_docs(app, runner, session, make_use
     assert targets[("province", None, "overall")] == targets[("agency", "STP", "overall")] == 0.80
     # per commune of residence: NINHKIEU's households, whatever they rated; CAIKHE's pooled two are no domain
     assert targets[("commune", "NINHKIEU", "overall")] == 0.80 and ("commune", "CAIKHE", "overall") not in targets
+    docx = tmp_path / "bao-cao.docx"
+    _ok(runner, "report", "--round", rnd.code, "--out", docx)
+    document = Document(str(docx))
+    text = "\n".join([p.text for p in document.paragraphs]
+                     + [c.text for t in document.tables for row in t.rows for c in row.cells])
+    assert "thành phố Cần Thơ" in text and "Theo xã, phường nơi hộ gia đình cư trú" in text
+    assert not [w for w in ELSEWHERE if w in text]
