@@ -13,7 +13,8 @@ from docx import Document
 import sqlalchemy as sa
 
 from survey_service.models import POOLED_INVESTIGATORS, Agency, Frame, QuotaCell, Response, Sheet
-from survey_service.services import ballots, portal, rounds
+from analysis import fieldcheck
+from survey_service.services import ballots, phuctra, portal, rounds
 from tests.conftest import PASSWORD
 from tests.test_citizens import SECRET, _answers, _key
 
@@ -29,7 +30,8 @@ def _ok(runner, *args, stdin=None):
     return result.output
 
 
-def test_a_citizens_round_of_cantho_from_the_docs(app, runner, session, make_user, staff_client, tmp_path):
+def test_a_citizens_round_of_cantho_from_the_docs(app, runner, session, make_user, staff_client, tmp_path,
+                                                  monkeypatch):
     checked = _ok(runner, "round", "check", ROUND_DIR)
     assert "thành phố Cần Thơ" in checked and "2 mục tiêu" in checked and "5 yếu tố" in checked
     _ok(runner, "round", "load", ROUND_DIR)
@@ -74,6 +76,14 @@ def test_a_citizens_round_of_cantho_from_the_docs(app, runner, session, make_use
                                      .order_by(Sheet.id).limit(keyed)):
             _key(session, sheet, clerk, G1="4")
     session.commit()
+
+    # phúc tra draws each investigator's sheets per commune where the households live, whatever they rated
+    strata = []
+    monkeypatch.setattr(fieldcheck, "draw_share", lambda units, share, rng: strata.extend(units) or [])
+    phuctra.draw(session, rnd, today=today, secret=SECRET, seed=3, actor="test")
+    session.commit()
+    assert sorted({(investigator, commune) for _, investigator, commune in strata}) == [
+        ("dtv21", "CAIKHE"), ("dtv21", "NINHKIEU")]
 
     # a receipt code on a result slip of the Department of Justice, spent online
     dossiers = tmp_path / "ho-so.txt"

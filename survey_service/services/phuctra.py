@@ -40,8 +40,8 @@ from survey_service import db
 from survey_service import questionnaires as qn
 from survey_service.dates import VIETNAM
 from survey_service.models import (
-    AnswerPattern, Contact, ContactKind, Keying, QuotaCell, Quarantine, Recheck, RecheckItem, RecheckOutcome, Round,
-    Sheet, SheetEvent, SheetState, StaffUser,
+    Agency, AnswerPattern, Contact, ContactKind, Keying, QuotaCell, Quarantine, Recheck, RecheckItem, RecheckOutcome,
+    Round, Sheet, SheetEvent, SheetState, StaffUser,
 )
 from survey_service.services import audit, portal, sheets, storable, tabular
 from survey_service.services.errors import ServiceError
@@ -282,10 +282,12 @@ def draw(session: Session, rnd: Round, *, today: date, secret: str, seed: int | 
     investigators = sheet_investigators(session, rnd.id)
     if not investigators:
         raise RecheckError(f"Đợt {rnd.code} chưa có phiếu nào được ghi nhận thu về.")
+    # the commune of a sheet: where its household lives (a citizens' round), else the agency it rates
     returned = session.execute(
-        sa.select(Sheet.id, QuotaCell.agency_id).join(QuotaCell)
+        sa.select(Sheet.id, Sheet.commune, Agency.code).select_from(Sheet)
+        .join(QuotaCell, QuotaCell.id == Sheet.quota_cell_id).outerjoin(Agency, Agency.id == QuotaCell.agency_id)
         .where(Sheet.id.in_(list(investigators)), Sheet.state != SheetState.VOID)).all()
-    commune = dict(returned)
+    commune = {sheet_id: home or rated for sheet_id, home, rated in returned}
     seed = secrets.randbits(62) if seed is None else int(seed)
     if not 0 <= seed < 2 ** 63:
         raise RecheckError("Hạt giống ngẫu nhiên phải là số nguyên từ 0 đến 2^63 − 1.", 400)
