@@ -1,6 +1,7 @@
 """The citizens' satisfaction survey (SIPAS-style): shares of satisfied respondents per element and overall,
-per agency, per kind of agency and for the province, with design-based intervals; the improvements wanted;
-response rates; and the verdict on each target (:mod:`analysis.targets`, as for every round).
+per agency, per kind of agency, per commune of residence and for the province, with design-based intervals;
+the improvements wanted; response rates; and the verdict on each target (:mod:`analysis.targets`, as for every
+round).
 
 Levels: the province, each kind of agency, each agency and, where responses name the commune their household
 lives in (paper sheets handed to the households of a household frame's commune), each commune of residence:
@@ -31,7 +32,8 @@ __all__ = ["CitizenResults", "OVERALL", "POOLED", "TARGET_OVERALL", "citizen_res
 
 #: The measure name of the overall satisfaction item in the shares table.
 OVERALL = "overall"
-#: The investigator of responses pooled because each of their investigators had fewer than k.
+#: The investigator (or commune) of responses pooled because each of their investigators (communes) had fewer
+#: than k.
 POOLED = "*"
 #: A round's target indicator for the overall item (an element's targets name the element's code).
 TARGET_OVERALL = "satisfaction"
@@ -40,8 +42,8 @@ TARGET_OVERALL = "satisfaction"
 @dataclass(frozen=True)
 class CitizenResults:
     """``shares``: one row per level × domain × measure (``level`` province, kind, agency or commune; ``domain``
-    the kind, agency or commune code, "" for the province; ``measure`` an element code or :data:`OVERALL`) with ``est``,
-    ``se``, ``ci_lo``, ``ci_hi``, ``n`` (valid answers), ``target`` (a share), ``verdict``
+    the kind, agency or commune code, "" for the province; ``measure`` an element code or :data:`OVERALL`) with
+    ``est``, ``se``, ``ci_lo``, ``ci_hi``, ``n`` (valid answers), ``target`` (a share), ``verdict``
     (:data:`analysis.targets.VERDICTS` keys, None without a target or a figure) and ``withheld`` (fewer than
     ``min_group`` valid answers: no figure). ``improvements``: per level × domain × option, the weighted share
     of counted respondents naming it among their (up to three) improvements. ``excluded``: responses left
@@ -107,7 +109,7 @@ def citizen_results(
     targets : sequence of mapping
         The round's target rules (:func:`analysis.targets.assign_targets`, ``at_least`` in %): indicator
         :data:`TARGET_OVERALL` or an element code; the most specific rule applies to each agency, the rules of
-        its kind or of every agency to a kind, those of every agency to the province.
+        its kind or of every agency to a kind, those of every agency to the province and a commune of residence.
     min_group : int
         No figure about fewer valid answers than this.
     """
