@@ -128,4 +128,6 @@ def test_a_citizens_round_of_cantho_from_the_docs(app, runner, session, make_use
     text = "\n".join([p.text for p in document.paragraphs]
                      + [c.text for t in document.tables for row in t.rows for c in row.cells])
     assert "thành phố Cần Thơ" in text and "Theo xã, phường nơi hộ gia đình cư trú" in text
+    assert ("Mục tiêu của đợt: hài lòng chung ≥ 80%, theo Nghị quyết 30c/NQ-CP (2011): trên 80 % đến năm 2020; "
+            "công chức trực tiếp giải quyết công việc ≥ 85% (Công chức cấp xã (mẫu thử)).") in text
     assert not [w for w in ELSEWHERE if w in text]

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from analysis import change, round_half_away, sampling
 from analysis import targets as target_rules
-from analysis.citizens import OVERALL
+from analysis.citizens import OVERALL, TARGET_OVERALL
 from survey_service.models import (
     Channel, CodeStatus, Draft, InvitationCode, QuotaCell, Round, Sheet, SheetState, SpentCode,
 )
@@ -521,6 +521,13 @@ def build_citizens_body(doc, data: ReportData) -> None:
         doc.paragraphs[-1].alignment = WD_ALIGN_PARAGRAPH.CENTER
 
     _heading(doc, f"{len(levels) + 1}. Đối chiếu với mục tiêu", 2)
+    named = dict(measures)
+    if rnd.structure.get("targets"):
+        rules = "; ".join(
+            f"{named[OVERALL if r['indicator'] == TARGET_OVERALL else r['indicator']].lower()} ≥ "
+            f"{number(r['at_least'], 0)}%{' (' + r['label'] + ')' if r.get('label') else ''}"
+            f"{', theo ' + r['source'] if r.get('source') else ''}" for r in rnd.structure["targets"])
+        _para(doc, f"Mục tiêu của đợt: {rules}.")
     judged = shares[(shares["level"] == "agency") & shares["verdict"].notna()]
     if len(judged):
         _table(doc, ["Mã", "Cơ quan", "Chỉ số", "Mục tiêu (%)", "Tỷ lệ (%)", "KTC 95%", "Đánh giá"],
