@@ -113,6 +113,11 @@ def populations(session: Session, rnd: Round) -> dict[str, float]:
     return {**{a: p["population"] for a, p in rnd.methodology["populations"].items()}, **drawn}
 
 
+def measure_names(rnd: Round) -> dict[str, str]:
+    """Each measure's name: the elements' (criteria.yaml) and the overall item's."""
+    return {e["code"]: e["name"] for e in rnd.methodology["elements"]} | {analysis.OVERALL: "Hài lòng chung"}
+
+
 def levels(rnd: Round) -> list[tuple[str, str]]:
     """The levels of the shares table with their headings, in the order pages and reports show them."""
     return [("province", f"Toàn {rnd.province_title}"), ("kind", "Theo loại cơ quan"), ("agency", "Theo cơ quan"),
@@ -144,7 +149,7 @@ def report(session: Session, rnd: Round, *, quarantined: set[str] = frozenset())
         targets=rnd.structure.get("targets", []), min_group=ballots.min_group(rnd.settings))
     names = dict(session.execute(sa.select(Agency.code, Agency.name).where(Agency.round_id == rnd.id)).all())
     kinds = {k["code"]: k["plural"] for k in rnd.structure["kinds"]}
-    measures = {e["code"]: e["name"] for e in m["elements"]} | {analysis.OVERALL: "Hài lòng chung"}
+    measures = measure_names(rnd)
     unit = f"{rnd.structure.get('province_type', 'tỉnh')} {rnd.province}"
 
     def named(table: pd.DataFrame) -> pd.DataFrame:

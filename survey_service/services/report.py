@@ -521,7 +521,7 @@ def build_citizens_body(doc, data: ReportData) -> None:
         doc.paragraphs[-1].alignment = WD_ALIGN_PARAGRAPH.CENTER
 
     _heading(doc, f"{len(levels) + 1}. Đối chiếu với mục tiêu", 2)
-    named = dict(measures)
+    named = citizens.measure_names(rnd)
     if rnd.structure.get("targets"):
         rules = "; ".join(
             f"{named[OVERALL if r['indicator'] == TARGET_OVERALL else r['indicator']].lower()} ≥ "
