@@ -1,13 +1,14 @@
 """Reading sheets from simulated photos: per condition, pages read, answers decided, wrong, sent to the
 clerk, refused; and pages per second per core.
 
-    PYTHONPATH=. python bench/bench_reading.py [--pages 400] [--seed 2026] [--jobs 2] [--short]
+    PYTHONPATH=. python bench/bench_reading.py [--pages 400] [--seed 2026] [--jobs 2] [--only NAME…] [--short]
 
 Real sheets of the QNA-2023 round (LĐH-CH and LĐS-CT, printed by ``printing.sheets_pdf`` and rasterised at
 200 dpi) are filled and photographed by :mod:`survey_service.omr.simulate` with a fixed seed and read back by
 :mod:`survey_service.omr.reader`; every automatic answer is compared with what was meant. The speed is the
 CPU time of reading (alignment, QR, marks) per page on one core, against decoding the same JPEG alone,
-measured in the same run.
+measured in the same run. The conditions the reader was tuned on come first, then those held out from the
+tuning (:data:`survey_service.omr.simulate.HELD_OUT`: other pens, other lenses, other tables and pages).
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from survey_service.services import keying, printing, reading, rounds, sheets  #
 KEYS = ["bench-key"]
 #: Photos missing half the page are all refused at once: fewer of them say as much.
 PARTIAL_PAGES = 100
+CONDITIONS = simulate.CONDITIONS + simulate.HELD_OUT
 
 
 @dataclass
@@ -89,12 +91,12 @@ def run_condition(index: int, pages: int, seed: int) -> Row:
     """One condition's row; its own seed, so the table is the same whatever the number of processes."""
     if not _PAGES:
         _PAGES.extend(real_pages())
-    condition = simulate.CONDITIONS[index]
+    condition = CONDITIONS[index]
     rng = random.Random(seed * 1000 + index)
     row = Row(condition)
     for n in range(min(pages, PARTIAL_PAGES) if condition.partial else pages):
         image, plan = _PAGES[n % len(_PAGES)]
-        filled, truth, styles = simulate.fill(image, plan, rng, reader.PDF_DPI / 25.4)
+        filled, truth, styles = simulate.fill(image, plan, rng, reader.PDF_DPI / 25.4, condition.pens)
         shot = simulate.photograph(filled, rng, condition)
         row.pages += 1
         start = time.process_time()
@@ -125,8 +127,9 @@ def run_condition(index: int, pages: int, seed: int) -> Row:
     return row
 
 
-def run_conditions(pages: int, seed: int, jobs: int = 1) -> list[Row]:
-    tasks = [(i, pages, seed) for i in range(len(simulate.CONDITIONS))]
+def run_conditions(pages: int, seed: int, jobs: int = 1, only: list[str] | None = None) -> list[Row]:
+    """Rows of every condition, or of those named in ``only``."""
+    tasks = [(i, pages, seed) for i, c in enumerate(CONDITIONS) if not only or c.name in only]
     if jobs == 1:
         return [run_condition(*task) for task in tasks]
     with multiprocessing.Pool(jobs) as pool:
@@ -139,15 +142,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--jobs", type=int, default=1, help="processes (one condition each); CPU time per page "
                         "is measured in each")
+    parser.add_argument("--only", nargs="+", metavar="NAME", choices=[c.name for c in CONDITIONS],
+                        help="only these conditions")
     parser.add_argument("--short", action="store_true", help="3 pages per condition: checks that it runs")
     args = parser.parse_args()
     if args.short:
         args.pages = 3
     started = time.perf_counter()
-    table = run_conditions(args.pages, args.seed, args.jobs)
+    table = run_conditions(args.pages, args.seed, args.jobs, args.only)
     print(f"{'condition':<30}{'pages':>7}{'refused':>9}{'decided':>9}{'wrong':>7}{'review':>8}{'review %':>10}"
           f"{'doubles→review':>16}")
     for row in table:
+        if row.condition == simulate.HELD_OUT[0]:
+            print("held out from the tuning:")
         print(f"{row.condition.name:<30}{row.pages:>7}{row.refused:>9}{row.decided:>9}{row.wrong:>7}"
               f"{row.review:>8}{100 * row.review_share:>9.1f}%{row.doubles - row.doubles_decided:>9}/{row.doubles}")
         for reason, n in row.reasons.items():
