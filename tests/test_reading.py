@@ -186,13 +186,17 @@ def test_web_upload_and_confirm(session, rnd, staff_client):
     assert sheet.keyings[0].keyer == KEYER_READER
 
 
-def test_simulated_photos_subset():
-    """A few pages per condition, straight through the pure reader: no wrong automatic answer, every double
-    mark sent to the clerk, every page missing half the sheet refused (the full table: bench/bench_reading.py)."""
+def bench_reading():
     spec = importlib.util.spec_from_file_location("bench_reading", REPO / "bench" / "bench_reading.py")
     bench = sys.modules["bench_reading"] = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    table = bench.run_conditions(pages=4, seed=2026)
+    return bench
+
+
+def test_simulated_photos_subset():
+    """A few pages per condition, straight through the pure reader: no wrong automatic answer, every double
+    mark sent to the clerk, every page missing half the sheet refused (the full table: bench/bench_reading.py)."""
+    table = bench_reading().run_conditions(pages=4, seed=2026, only=[c.name for c in simulate.CONDITIONS])
     for row in table:
         assert row.wrong == 0, row
         assert row.doubles_decided == 0, row
@@ -200,3 +204,17 @@ def test_simulated_photos_subset():
             assert row.refused == row.pages
         else:
             assert row.refused == 0 and row.decided > 0
+
+
+def test_conditions_held_out_from_tuning():
+    """Pens, light and paper the reader was not tuned on, where it once answered wrong (light pencil washed
+    out of an overexposed photo read as blank, a soft pencil tick taken for an empty ring): every page is
+    read right or refused, never half-read, and an overexposed page is refused with its reason."""
+    names = ["soft pencil, sheen", "photo 1200 px", "curved, crumpled page", "overexposed"]
+    table = {row.condition.name: row for row in bench_reading().run_conditions(pages=6, seed=7, only=names)}
+    assert list(table) == names
+    for row in table.values():
+        assert row.wrong == 0 and row.doubles_decided == 0, row
+    assert all(table[name].decided for name in names[:3]), table
+    overexposed = table["overexposed"]
+    assert overexposed.refused and any("quá sáng" in reason for reason in overexposed.reasons), overexposed.reasons
