@@ -10,6 +10,8 @@ import random
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import sqlalchemy as sa
 import zxingcpp
@@ -135,6 +137,10 @@ def test_refusals(session, rnd):
     assert "đã được đọc" in again[0].refused
     forged = reading.read_file(session, rnd, "a.jpg", shots[1], keys=["another-key"], secret=SECRET)
     assert "không hợp lệ" in forged[0].refused
+    small = cv2.resize(cv2.imdecode(np.frombuffer(shots[1], np.uint8), cv2.IMREAD_COLOR), None, fx=0.27, fy=0.27,
+                       interpolation=cv2.INTER_AREA)  # 2.1 px/mm: the markers still found, the bubbles not trusted
+    assert "quá nhỏ" in reading.read_file(session, rnd, "s.jpg", reader.encode(small, 95), keys=KEYS,
+                                          secret=SECRET)[0].refused
     half, _ = photos(session, sheet, seed=6, condition=PARTIAL, only=2)
     assert "dấu vuông" in reading.read_file(session, rnd, "b.jpg", half[0], keys=KEYS, secret=SECRET)[0].refused
     assert "không phải ảnh" in reading.read_file(session, rnd, "c.jpg", b"not an image", keys=KEYS,

@@ -32,6 +32,10 @@ CANVAS = (round(L.PAGE_W * PX_PER_MM), round(L.PAGE_H * PX_PER_MM))
 MAX_ERROR_MM = 0.5
 #: Photos are searched for markers at most this large (the corners are then refined on the full image).
 DETECT_SIDE = 2000
+#: Fewest photo pixels per millimetre of paper (measured on the markers): the sheets are designed for
+#: photos of 1,600 px and more; the smallest measured, 1,200 px photos of a page turned by 20° (2.3 px/mm),
+#: still read right, and below those nothing is known, so the page is refused rather than half-read.
+MIN_PX_PER_MM = 2.2
 #: A bubble whose score is at most this is empty; a mark scores at least :data:`MARK_MIN`, or
 #: :data:`CLEAN_MARK_MIN` when the paper around its ring is clean (see :data:`FAINT_MAX`).
 BLANK_MAX = 0.12
@@ -47,7 +51,12 @@ FAINT_MAX = 0.05
 DIGITS_MIN = 0.012
 #: How far above the question's typical (median) bubble an empty bubble may score: the printed digits
 #: make every empty bubble score alike, so a faint tick inside one ring stands out even below BLANK_MAX.
+#: The limit is learnt from the page itself, :data:`RISE_SPREADS` times the spread of its bubbles about
+#: their questions' medians (most bubbles are empty, so this is the empty rings' noise), kept between
+#: :data:`BLANK_RISE_MIN` and :data:`BLANK_RISE`: a clean page lets a soft pencil tick through less easily.
 BLANK_RISE = 0.06
+BLANK_RISE_MIN = 0.04
+RISE_SPREADS = 8.0
 #: Share of the paper around a ring covered by strokes above which something was written across it (a
 #: tick or a cross that barely enters the ring): such a bubble is not taken for empty.
 AROUND_MAX = 0.03
@@ -148,6 +157,10 @@ def align(image: np.ndarray) -> AlignedPage:
     if len(markers) < 3:
         raise PageRefused(f"Chỉ thấy {len(markers)}/4 dấu vuông ở góc phiếu: hãy chụp lại cả trang, đủ bốn góc, "
                           "không bị che hay cắt.")
+    sides = [np.linalg.norm(quad - np.roll(quad, 1, axis=0), axis=1).mean() for quad in markers.values()]
+    if np.mean(sides) / L.MARKER < MIN_PX_PER_MM:
+        raise PageRefused("Ảnh quá nhỏ so với tờ phiếu: hãy chụp lại gần hơn, trang phiếu chiếm gần hết khung hình, "
+                          "ảnh từ 1.600 điểm ảnh trở lên.")
     if scale < 1:
         refined = np.concatenate(list(markers.values())).astype(np.float32).reshape(-1, 1, 2)
         window = max(2, round(1.5 / scale))
@@ -302,10 +315,10 @@ def bubble_scores(gray: np.ndarray, centres: list[tuple[int, int]]) -> tuple[np.
 
 
 def decide(codes: list[str], scores: list[float], strokes: list[float] | None = None,
-           faint: list[float] | None = None) -> ItemReading:
+           faint: list[float] | None = None, rise: float = BLANK_RISE) -> ItemReading:
     """One question's decision from its bubbles' scores and the strokes around them (see the module's
     rules): an empty-looking bubble with strokes around it is not empty; a mark on clean paper may be
-    lighter."""
+    lighter; an empty bubble scores at most ``rise`` above the question's median."""
     order = sorted(range(len(codes)), key=lambda i: -scores[i])
     mark_min = CLEAN_MARK_MIN if faint and faint[order[0]] <= FAINT_MAX else MARK_MIN
     top = scores[order[0]]
@@ -313,10 +326,10 @@ def decide(codes: list[str], scores: list[float], strokes: list[float] | None = 
     typical = float(np.median(scores))
     by_code = {c: round(float(s), 4) for c, s in zip(codes, scores)}
     crossed = [i for i in order[1:] if strokes and strokes[i] > AROUND_MAX]
-    if top <= min(BLANK_MAX, typical + BLANK_RISE) and not (strokes and strokes[order[0]] > AROUND_MAX) \
+    if top <= min(BLANK_MAX, typical + rise) and not (strokes and strokes[order[0]] > AROUND_MAX) \
             and not crossed:
-        return ItemReading(None, by_code, round(min(BLANK_MAX - top, typical + BLANK_RISE - top), 4))
-    margin = round(min(top - mark_min, BLANK_MAX - second, typical + BLANK_RISE - second), 4)
+        return ItemReading(None, by_code, round(min(BLANK_MAX - top, typical + rise - top), 4))
+    margin = round(min(top - mark_min, BLANK_MAX - second, typical + rise - second), 4)
     if margin >= 0 and not crossed:
         return ItemReading(codes[order[0]], by_code, margin)
     if crossed and margin >= 0:
@@ -331,6 +344,16 @@ def decide(codes: list[str], scores: list[float], strokes: list[float] | None = 
     else:
         reason = "dấu mờ hoặc không tô kín"
     return ItemReading(REVIEW, by_code, margin, reason)
+
+
+def blank_rise(scores: np.ndarray, questions: list[slice]) -> float:
+    """The page's limit on how far above its question's median an empty bubble may score (see
+    :data:`BLANK_RISE`), from the median absolute deviation of every bubble from its question's median."""
+    if not questions:
+        return BLANK_RISE
+    deviations = np.concatenate([scores[q] - np.median(scores[q]) for q in questions])
+    spread = 1.4826 * float(np.median(np.abs(deviations - np.median(deviations))))
+    return min(BLANK_RISE, max(BLANK_RISE_MIN, RISE_SPREADS * spread))
 
 
 def ink_share(gray: np.ndarray, box: L.TextBox) -> float:
@@ -355,12 +378,14 @@ def read_marks(aligned: AlignedPage, page: L.PageLayout) -> PageReading:
     if measured[0].size and np.median(measured[0]) < DIGITS_MIN:
         raise PageRefused("Ảnh quá sáng, các chữ số in mờ trong ô đã mất (dấu bút chì nhạt cũng có thể mất): "
                           "hãy chụp lại, tránh đèn chiếu thẳng hay nắng gắt.")
-    scores, strokes, faint = (a.tolist() for a in measured)
-    at = 0
-    for code, bubbles in items.items():
-        span = slice(at, at + len(bubbles))
-        reading.items[code] = decide([b.code for b in bubbles], scores[span], strokes[span], faint[span])
+    spans, at = [], 0
+    for bubbles in items.values():
+        spans.append(slice(at, at + len(bubbles)))
         at += len(bubbles)
+    rise = blank_rise(measured[0], spans)
+    scores, strokes, faint = (a.tolist() for a in measured)
+    for code, bubbles, span in zip(items, items.values(), spans):
+        reading.items[code] = decide([b.code for b in bubbles], scores[span], strokes[span], faint[span], rise)
     for box in page.boxes:
         reading.texts[box.item] = round(ink_share(gray, box), 5)
     return reading
