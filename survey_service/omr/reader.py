@@ -37,10 +37,13 @@ DETECT_SIDE = 2000
 #: still read right, and below those nothing is known, so the page is refused rather than half-read.
 MIN_PX_PER_MM = 2.2
 #: A bubble whose score is at most this is empty; a mark scores at least :data:`MARK_MIN`, or
-#: :data:`CLEAN_MARK_MIN` when the paper around its ring is clean (see :data:`FAINT_MAX`).
+#: :data:`CLEAN_MARK_MIN` when the paper around its ring is clean (see :data:`FAINT_MAX`), or
+#: :data:`STROKE_MARK_MIN` when strokes leave its ring (see :data:`AROUND_MAX`): a cross or a tick, which
+#: a stray dot (at most a tenth of the inside, so under 0.12 with the printed digit) cannot pass for.
 BLANK_MAX = 0.12
 MARK_MIN = 0.25
 CLEAN_MARK_MIN = 0.2
+STROKE_MARK_MIN = 0.15
 #: Share of the paper around a ring even slightly darker (by 15 %) than the fitted paper, at most, for that
 #: paper to count as clean: no stroke leaves the ring and no shadow edge crosses it, so a tick or a cross
 #: kept inside the ring is a mark, while a stray dot (at most a tenth of the inside) stays far below.
@@ -317,10 +320,16 @@ def bubble_scores(gray: np.ndarray, centres: list[tuple[int, int]]) -> tuple[np.
 def decide(codes: list[str], scores: list[float], strokes: list[float] | None = None,
            faint: list[float] | None = None, rise: float = BLANK_RISE) -> ItemReading:
     """One question's decision from its bubbles' scores and the strokes around them (see the module's
-    rules): an empty-looking bubble with strokes around it is not empty; a mark on clean paper may be
-    lighter; an empty bubble scores at most ``rise`` above the question's median."""
+    rules): an empty-looking bubble with strokes around it is not empty; a mark on clean paper, or one whose
+    strokes leave the ring, may be lighter; an empty bubble scores at most ``rise`` above the question's
+    median."""
     order = sorted(range(len(codes)), key=lambda i: -scores[i])
-    mark_min = CLEAN_MARK_MIN if faint and faint[order[0]] <= FAINT_MAX else MARK_MIN
+    if strokes and strokes[order[0]] > AROUND_MAX:
+        mark_min = STROKE_MARK_MIN
+    elif faint and faint[order[0]] <= FAINT_MAX:
+        mark_min = CLEAN_MARK_MIN
+    else:
+        mark_min = MARK_MIN
     top = scores[order[0]]
     second = scores[order[1]] if len(order) > 1 else 0.0
     typical = float(np.median(scores))
