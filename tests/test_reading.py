@@ -224,3 +224,25 @@ def test_conditions_held_out_from_tuning():
     assert all(table[name].decided for name in names[:3]), table
     overexposed = table["overexposed"]
     assert overexposed.refused and any("quá sáng" in reason for reason in overexposed.reasons), overexposed.reasons
+
+
+def test_decisions_learn_from_the_page_and_the_strokes():
+    """The limit on an empty ring comes from the page's own empty rings, so a soft pencil tick that once
+    passed for a blank on a clean page goes to the clerk; a cross whose strokes leave the ring is a mark
+    lighter than a fill, a dot that touches the ring is not."""
+    codes = ["4", "3", "2", "1", "K"]
+    tick = [0.0284, 0.0844, 0.0264, 0.0237, 0.0306]
+    rng = np.random.default_rng(1)
+    clean = np.concatenate([0.028 + rng.normal(0, 0.003, 5 * 12), tick])
+    noisy = np.concatenate([0.028 + rng.normal(0, 0.02, 5 * 12), tick])
+    questions = [slice(i, i + 5) for i in range(0, 65, 5)]
+    assert reader.blank_rise(clean, questions) == reader.BLANK_RISE_MIN
+    assert reader.blank_rise(noisy, questions) == reader.BLANK_RISE
+    none = [0.0] * 5
+    assert reader.decide(codes, tick, none, none, reader.BLANK_RISE_MIN).value == reader.REVIEW
+    assert reader.decide(codes, tick, none, none, reader.BLANK_RISE).value is None
+    cross = [0.03, 0.17, 0.028, 0.025, 0.031]
+    assert reader.decide(codes, cross, [0, 0.08, 0, 0, 0], [0, 0.2, 0, 0, 0]).value == "3"
+    assert reader.decide(codes, cross, none, [0, 0.2, 0, 0, 0]).value == reader.REVIEW
+    dot = [0.03, 0.11, 0.028, 0.025, 0.031]
+    assert reader.decide(codes, dot, [0, 0.04, 0, 0, 0], [0, 0.06, 0, 0, 0]).value == reader.REVIEW
