@@ -246,3 +246,7 @@ def test_decisions_learn_from_the_page_and_the_strokes():
     assert reader.decide(codes, cross, none, [0, 0.2, 0, 0, 0]).value == reader.REVIEW
     dot = [0.03, 0.11, 0.028, 0.025, 0.031]
     assert reader.decide(codes, dot, [0, 0.04, 0, 0, 0], [0, 0.06, 0, 0, 0]).value == reader.REVIEW
+    # a stray dot in a ring that a shadow's edge crosses (the paper fitted on the lit side): once read as K
+    shaded = [0.013, 0.067, 0.032, 0.025, 0.254]
+    assert reader.decide(codes, shaded, none, [0, 0, 0, 0, 0.154]).value == reader.REVIEW
+    assert reader.decide(codes, shaded, none, [0, 0, 0, 0, 0.06]).value == "K"

@@ -48,6 +48,11 @@ STROKE_MARK_MIN = 0.15
 #: paper to count as clean: no stroke leaves the ring and no shadow edge crosses it, so a tick or a cross
 #: kept inside the ring is a mark, while a stray dot (at most a tenth of the inside) stays far below.
 FAINT_MAX = 0.05
+#: Share of the paper around a ring slightly darker than the fitted paper, with no stroke there, from which
+#: a shadow's edge crosses the bubble: the paper is then fitted on the lit side only, so the shaded inside
+#: looks marked, and a mark must score :data:`SHADOW_MARK_MIN` (a fill, not a dot in the shade).
+SHADOW_MIN = 0.1
+SHADOW_MARK_MIN = 0.5
 #: Median score of a page's bubbles, at least: mostly empty rings whose printed grey digit scores 0.02–0.04
 #: in every lighting the reader was measured in; below this half, the photo is so bright that the grey
 #: digits (and light pencil marks, which are no darker) are washed out, and the page is refused.
@@ -321,13 +326,15 @@ def decide(codes: list[str], scores: list[float], strokes: list[float] | None = 
            faint: list[float] | None = None, rise: float = BLANK_RISE) -> ItemReading:
     """One question's decision from its bubbles' scores and the strokes around them (see the module's
     rules): an empty-looking bubble with strokes around it is not empty; a mark on clean paper, or one whose
-    strokes leave the ring, may be lighter; an empty bubble scores at most ``rise`` above the question's
-    median."""
+    strokes leave the ring, may be lighter, one across a shadow's edge must be darker; an empty bubble
+    scores at most ``rise`` above the question's median."""
     order = sorted(range(len(codes)), key=lambda i: -scores[i])
     if strokes and strokes[order[0]] > AROUND_MAX:
         mark_min = STROKE_MARK_MIN
     elif faint and faint[order[0]] <= FAINT_MAX:
         mark_min = CLEAN_MARK_MIN
+    elif faint and faint[order[0]] >= SHADOW_MIN:
+        mark_min = SHADOW_MARK_MIN
     else:
         mark_min = MARK_MIN
     top = scores[order[0]]
@@ -346,6 +353,8 @@ def decide(codes: list[str], scores: list[float], strokes: list[float] | None = 
                            "có nét bút quanh một ô khác")
     if top <= BLANK_MAX:
         return ItemReading(REVIEW, by_code, margin, "dấu rất nhỏ hoặc nét bút quanh ô (dấu ✓ hoặc ✗?)")
+    if mark_min == SHADOW_MARK_MIN and top < mark_min:
+        return ItemReading(REVIEW, by_code, margin, "bóng tối cắt ngang ô: dấu có thể chỉ là bóng")
     if second >= MARK_MIN:
         reason = "hai ô được tô (hoặc một ô đã gạch bỏ)"
     elif second > BLANK_MAX:
