@@ -109,8 +109,7 @@ def fill(page: np.ndarray, layout: L.PageLayout, rng: random.Random, px_per_mm: 
     ink = np.full_like(page, 255)
     truth: dict[str, str | None] = {}
     styles: dict[str, str] = {}
-    name = rng.choice(list(pens))
-    pen = PENS[name]
+    pen = PENS[rng.choice(list(pens))]
     for item, bubbles in layout.items().items():
         style = rng.choices(list(STYLES), weights=list(STYLES.values()))[0]
         chosen = rng.randrange(len(bubbles))
