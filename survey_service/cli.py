@@ -822,6 +822,7 @@ def responses_group():
 @click.option("--round", "round_code", required=True, help="Round code, e.g. QNA-2023.")
 @click.argument("file", type=click.File("rb"))
 @with_appcontext
+@needs_secrets("SECRET_KEY")
 def responses_import(round_code, file):
     """Import responses from a CSV file (one row per response, item columns named by item code), or an
     export of ODK Central (CSV zip) or KoboToolbox (XLSX or CSV, XML values and headers) of the forms written
@@ -832,7 +833,8 @@ def responses_import(round_code, file):
     session = get_session()
     rnd = _round_or_fail(session, round_code)
     try:
-        report = imports.import_responses(session, rnd, file.read(), today=vietnam_today(), actor="cli")
+        report = imports.import_responses(session, rnd, file.read(), today=vietnam_today(),
+                                          secret=current_app.config["SECRET_KEY"], actor="cli")
     except imports.ImportRejected as exc:
         session.rollback()
         shown = exc.errors[:imports.MAX_ERRORS_SHOWN]
@@ -844,7 +846,8 @@ def responses_import(round_code, file):
     forms = ", ".join(f"{form}: {n}" for form, n in sorted(report.by_form.items()))
     click.echo(f"Đã nhập {report.responses} phiếu trả lời vào đợt {round_code} ({forms})"
                + (f"; {report.surplus} phiếu vượt chỉ tiêu (dư)" if report.surplus else "")
-               + (f"; {report.already} bản ghi đã nhập trước, bỏ qua." if report.already else "."))
+               + (f"; {report.already} bản ghi đã nhập trước, bỏ qua." if report.already else ".")
+               + " " + report.note())
 
 
 # --- report --------------------------------------------------------------------------------------

@@ -387,7 +387,8 @@ class ImportedSubmission(Base):
     __tablename__ = "imported_submission"
 
     round_id: Mapped[int] = mapped_column(sa.ForeignKey("round.id", ondelete="CASCADE"), primary_key=True)
-    #: sha256 (32 hex digits) of ``platform:key`` (Central's ``KEY``, Kobo's ``rootUuid`` or ``_uuid``).
+    #: HMAC-SHA256 (32 hex digits) of ``platform:key`` (Central's ``KEY``, Kobo's ``rootUuid`` or ``_uuid``)
+    #: under a key derived from the server's secret and the round (``odk_imports.mark``).
     mark: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
 
     def __repr__(self) -> str:

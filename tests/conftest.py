@@ -109,6 +109,10 @@ def empty_database(request, tmp_path):
     engine.dispose()
 
 
+#: The test app's ``SECRET_KEY``, for tests that call services needing it.
+SECRET = "test-secret"
+
+
 @pytest.fixture
 def app(request, database_url):
     config = {
@@ -116,7 +120,7 @@ def app(request, database_url):
         "DATABASE_URL": database_url,
         "WTF_CSRF_ENABLED": False,
         "QUESTIONNAIRE_DIR": str(QUESTIONNAIRE_DIR),
-        "SECRET_KEY": "test-secret",
+        "SECRET_KEY": SECRET,
         "SHEET_SIGNING_KEYS": ["test-sheet-key"],
         "SESSION_COOKIE_SECURE": False,  # the browser tests use plain HTTP
     }
@@ -169,7 +173,7 @@ def collect_from_today(session, rnd) -> None:
     session.commit()
 
 
-def release_ballots(session, secret: str = "test-secret") -> int:
+def release_ballots(session, secret: str = SECRET) -> int:
     """Release every round's sealed ballots into responses, as closing the round does (without closing it):
     tests that look at stored responses right after a submission call this. Returns the ballots released."""
     import sqlalchemy as sa

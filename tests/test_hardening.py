@@ -20,8 +20,8 @@ from survey_service.models import (
 )
 from survey_service.services import imports, invitations, keying, rounds, sheets, tabular
 from survey_service.web import NUL_MESSAGE, safe_next
-from tests.conftest import collect_from_today
-from tests.results.conftest import Builder, csv_bytes
+from tests.conftest import SECRET, collect_from_today
+from tests.results.conftest import Builder, csv_bytes, import_all
 
 
 def count(session, model) -> int:
@@ -219,13 +219,15 @@ def test_import_refuses_a_closed_round_and_days_outside_its_window(app, loaded_r
     rows = [builder.row("CC-CT", "SNV", "3", submitted_on=d) for d in ("0001-01-01", "9999-12-31",
                                                                      inside.isoformat())]
     with pytest.raises(imports.ImportRejected) as rejected:
-        imports.import_responses(session, rnd, csv_bytes(rows), today=rnd.closes_on, actor="test")
+        imports.import_responses(session, rnd, csv_bytes(rows), today=rnd.closes_on, secret=SECRET, actor="test")
     assert [e.line for e in rejected.value.errors] == [2, 3]
     assert "nằm ngoài thời gian nhận phiếu" in rejected.value.errors[0].message
     with pytest.raises(imports.ImportRejected) as closed:
-        imports.import_responses(session, rnd, csv_bytes(rows[2:]), today=rnd.closes_on + timedelta(days=1))
+        imports.import_responses(session, rnd, csv_bytes(rows[2:]), today=rnd.closes_on + timedelta(days=1),
+                                 secret=SECRET)
     assert "đã kết thúc nhận phiếu" in closed.value.errors[0].message
-    report = imports.import_responses(session, rnd, csv_bytes(rows[2:]), today=rnd.closes_on, actor="test")
+    report = imports.import_responses(session, rnd, csv_bytes(rows[2:]), today=rnd.closes_on, secret=SECRET,
+                                      actor="test")
     assert report.responses == 1
 
 
@@ -241,17 +243,17 @@ def test_an_imported_date_is_exactly_yyyy_mm_dd(app, loaded_round, session, staf
     written = [*LAX_DATES, "2023-02-30", day.isoformat()]
     rows = [builder.row("CC-CT", "SNV", "3", submitted_on=text) for text in written]
     with pytest.raises(imports.ImportRejected) as rejected:
-        imports.import_responses(session, loaded_round, csv_bytes(rows), today=day, actor="test")
+        imports.import_responses(session, loaded_round, csv_bytes(rows), today=day, secret=SECRET, actor="test")
     expected = [f"dòng {line}: ngày {text!r} {NOT_YYYY_MM_DD}." for line, text in enumerate(LAX_DATES, 2)]
     expected.append(f"dòng {len(LAX_DATES) + 2}: ngày '2023-02-30' không phải một ngày có thật.")
     assert [str(e) for e in rejected.value.errors] == expected  # every row but the last, YYYY-MM-DD one
     assert count(session, Response) == 0
-    blank = [builder.row("CC-CT", "SNV", "3", submitted_on=" "), rows[-1]]  # a blank cell: the import date
-    report = imports.import_responses(session, loaded_round, csv_bytes(blank), today=day, actor="test")
+    blank = [builder.row("CC-CT", "SNV", "3", submitted_on=" "), rows[-1]]  # (a blank cell is no date)
+    report = import_all(session, loaded_round, csv_bytes(blank), today=day)
     assert report.responses == 2
-    assert set(session.scalars(sa.select(Response.submitted_on))) == {day}
+    assert set(session.scalars(sa.select(Response.submitted_on))) == {day}  # the day of their release
 
-    session.rollback()
+
     collect_from_today(session, loaded_round)
     upload = csv_bytes([builder.row("CC-CT", "SNV", "3", submitted_on="20261201")])
     page = staff_client("supervisor").post("/staff/responses/QNA-2023/import",
@@ -259,7 +261,7 @@ def test_an_imported_date_is_exactly_yyyy_mm_dd(app, loaded_round, session, staf
                                            content_type="multipart/form-data")
     html = page.get_data(as_text=True)
     assert page.status_code == 422 and f"dòng 2: ngày &#39;20261201&#39; {NOT_YYYY_MM_DD}." in html
-    assert count(session, Response) == 0
+    assert count(session, Response) == 2  # (the two above)
 
 
 CLOSED = "đã kết thúc nhận phiếu"

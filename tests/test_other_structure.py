@@ -17,7 +17,7 @@ import yaml
 
 from survey_service.models import Agency, AgencyContinuation, QuotaCell, Response
 from survey_service.services import exports, imports, invitations, portal, results, rounds
-from tests.conftest import QUESTIONNAIRE_DIR, release_ballots
+from tests.conftest import QUESTIONNAIRE_DIR, SECRET, release_ballots
 
 #: new form code -> (file it is derived from, what changes)
 FORMS = {
@@ -173,7 +173,8 @@ def test_a_two_tier_round_runs_on_its_own_labels(app, session, runner, city, sta
     writer = csv.DictWriter(buf, fieldnames=columns, restval="")
     writer.writeheader()
     writer.writerows(rows)
-    imports.import_responses(session, rnd, buf.getvalue().encode("utf-8"), today=date(2026, 9, 5), actor="test")
+    imports.import_responses(session, rnd, buf.getvalue().encode("utf-8"), today=date(2026, 9, 5), secret=SECRET,
+                           actor="test")
     session.commit()
     release_ballots(session)
     channels = dict(session.execute(sa.select(Response.channel, sa.func.count()).where(Response.round_id == rnd.id)

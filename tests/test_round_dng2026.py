@@ -15,11 +15,11 @@ import sqlalchemy as sa
 
 from survey_service import questionnaires as qmod
 from survey_service.models import Response, Sheet, SheetState
-from survey_service.services import imports, invitations, portal, results, rounds
+from survey_service.services import invitations, portal, results, rounds
 from survey_service.web.respond import local_today
 from tests.conftest import PASSWORD, QUESTIONNAIRE_DIR, release_ballots
 from tests.portal.test_browser import VIEWPORT, answer_by_keyboard, submit_by_keyboard
-from tests.results.conftest import csv_bytes
+from tests.results.conftest import csv_bytes, import_all
 
 DNG_DIR = QUESTIONNAIRE_DIR / "rounds" / "DNG-2026"
 #: A deployment for Đà Nẵng names its organiser and portal (settings, not round files).
@@ -140,8 +140,7 @@ def answers_row(session, rnd, form: str, agency: str, value: str = "3", **extra)
 
 
 def import_rows(session, rnd, rows: list[dict]) -> None:
-    imports.import_responses(session, rnd, csv_bytes(rows), today=local_today(), actor="test")
-    session.commit()
+    import_all(session, rnd, csv_bytes(rows), today=local_today())
 
 
 @pytest.mark.browser

@@ -19,8 +19,11 @@ cell's respondents, a released response could be any of the at least ``2k`` who 
 is the day of its release, never of its submission. The cost: up to ``2k - 1`` respondents per cell wait
 for the results until more come or the round closes.
 
+Not only online answers: a citizens' keyed paper sheet and every imported respondent
+(:mod:`survey_service.services.imports`) are ballots too.
+
 When: in the transaction of the submission that brings its cell to ``2k`` waiting ballots
-(:func:`release_cell`, server-sealed rounds), by ``round release``, and at the close; a round over by date
+(:func:`release_cell`, server-sealed rounds), by ``round release``, by an import, and at the close; a round over by date
 keeps what waits until ``round release`` or its close. Pages never release: they only count what waits.
 Every release locks a cell's row before it reads the cell's ballots, so releases of one cell (two
 submissions, or a submission and the command) follow one another and each ballot is released once. An
@@ -85,23 +88,28 @@ def sealed_size(questionnaire: qn.Questionnaire, rated: int) -> int:
         else:
             widest[item.code] = _WIDEST_CHARACTER * (item.max_length or 0)
     widest_content = _content(_WIDEST_NUMBER, questionnaire.code, _WIDEST_NUMBER, [(_WIDEST_NUMBER, widest)] * rated,
-                              max((c.value for c in Channel), key=len))
+                              max((c.value for c in Channel), key=len), surplus=False, sheet=False)
     return len(json.dumps(widest_content, ensure_ascii=False, separators=(",", ":")).encode())
 
 
 def _content(version_id: int, form_code: str, division_id: int | None,
-             answers: list[tuple[int | None, dict[str, str]]], channel: str) -> dict:
+             answers: list[tuple[int | None, dict[str, str]]], channel: str, surplus: bool = False,
+             sheet: bool = False) -> dict:
     return {"version": version_id, "form": form_code, "division": division_id,
-            "answers": [[agency_id, values] for agency_id, values in answers], "channel": channel}
+            "answers": [[agency_id, values] for agency_id, values in answers], "channel": channel,
+            "surplus": surplus, "sheet": sheet}
 
 
 def cast(session: Session, box: Sealer | OwnerBox, *, cell_id: int, questionnaire: qn.Questionnaire,
          version_id: int, division_id: int | None, answers: list[tuple[int | None, dict[str, str]]],
-         channel: Channel = Channel.ONLINE, investigator: str | None = None) -> None:
+         channel: Channel = Channel.ONLINE, investigator: str | None = None, surplus: bool = False) -> None:
     """Put one respondent's questionnaire in the box: ``answers`` is (agency rated, its answers) per agency.
     Nothing of when: the ballot carries no day or time. A citizens' round's keyed paper sheet comes in
-    with ``channel`` paper and its ``investigator``, and never its sheet."""
-    content = _content(version_id, questionnaire.code, division_id, answers, channel.value)
+    with ``channel`` paper and its ``investigator``, and never its sheet. An imported paper questionnaire
+    above its cell's target is ``surplus``; one of a matrix form (HĐ-CT) is one response for the whole
+    sheet, its answers still by agency (None: the sheet's own texts)."""
+    content = _content(version_id, questionnaire.code, division_id, answers, channel.value, surplus,
+                       questionnaire.rates == "matrix")
     session.execute(_INSERT_BALLOT, {
         "id": random_key(), "quota_cell_id": cell_id, "investigator": investigator,
         "sealed": box.seal(content, min_size=sealed_size(questionnaire, len(answers))),
@@ -270,7 +278,7 @@ def _unsealed(round_id: int, ballots: Iterable[tuple], today: date,
         investigator = row.investigator
         if investigator is not None and investigator not in named:
             investigator = POOLED_INVESTIGATORS
-        for agency_id, values in content["answers"]:
+        for agency_id, values in _per_response(content):
             response_id = random_key()
             responses.append({
                 "id": response_id, "uid": uuid.uuid4().hex, "round_id": round_id,
@@ -278,8 +286,18 @@ def _unsealed(round_id: int, ballots: Iterable[tuple], today: date,
                 "questionnaire_version_id": content["version"], "agency_id": agency_id,
                 "channel": Channel(content.get("channel", Channel.ONLINE.value)), "submitted_on": today,
                 "sheet_id": None, "division_id": content["division"], "respondent_key": respondent_key,
-                "surplus": False, "investigator": investigator,
+                "surplus": content.get("surplus", False), "investigator": investigator,
             })
-            answers += [{"id": random_key(), "response_id": response_id, "agency_id": agency_id,
-                         "item_code": code, "value": value} for code, value in values.items()]
+            answers += [{"id": random_key(), "response_id": response_id, "agency_id": answer_agency,
+                         "item_code": code, "value": value} for answer_agency, code, value in values]
     return responses, answers
+
+
+def _per_response(content: dict) -> list[tuple[int | None, list[tuple[int | None, str, str]]]]:
+    """(agency rated, [(agency, item, value)]) per response of a ballot: one per agency rated, or one for
+    a matrix sheet (no agency of its own) holding every agency's answers."""
+    entries = [(agency_id, [(agency_id, code, value) for code, value in values.items()])
+               for agency_id, values in content["answers"]]
+    if content.get("sheet"):
+        return [(None, [answer for _, answers in entries for answer in answers])]
+    return entries

@@ -11,7 +11,7 @@ Format: UTF-8 (with or without BOM), comma-separated, a header row, then one row
                   one respondent key; HĐ-CT rows with the same label are the rows of one matrix sheet
                   (required for HĐ-CT). The label itself is not stored.
 ``submitted_on``  optional date, exactly YYYY-MM-DD (no ``20261201``, no spaces around it), within the
-                  round's collection window and not after the import date (default: the import date)
+                  round's collection window and not after the import date; checked, not stored (below)
 item columns      named by item code (``I01``, ``E18`` ...): an option code of the item's scale
                   ("1".."5", "K") or the text of a free-text item; blank when not answered. A blank is item
                   nonresponse, kept as missing (no answer stored), never read as "K" (don't know): the
@@ -23,14 +23,20 @@ No cell may hold a character the database cannot store (NUL; :mod:`survey_servic
 Every bad row is reported with its line number and reason and nothing is stored while any row is bad.
 Imported responses take their channel from the form; paper ones above their cell's target are marked
 surplus like keyed sheets.
+
+An import is collection like any other: a few rows of one cell in a file sent during the round are as
+telling as a few online submissions, to whoever knows when those people answered and holds consecutive
+backups. So each respondent's rows become one sealed ballot (:mod:`survey_service.services.ballots`), cast
+in random order, and reach the responses only by the ballot box's rule, in batches of at least k per cell,
+dated by their release, never by a day the file gives; the file's row order, labels and keys leave nothing.
 """
 from __future__ import annotations
 
 import csv
 import hashlib
 import io
+import random
 import unicodedata
-import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date
@@ -41,10 +47,10 @@ from sqlalchemy.orm import Session
 from survey_service import dates
 from survey_service import questionnaires as qn
 from survey_service.models import (
-    Agency, Answer, Channel, Division, ImportedSubmission, QuotaCell, Response, Round, RoundForm, StaffUser,
+    Agency, Channel, Division, ImportedSubmission, QuotaCell, Response, Round, RoundForm, StaffUser,
 )
 from survey_service.questionnaires import xlsform
-from survey_service.services import audit, odk_imports, quotas, rounds, storable, tabular
+from survey_service.services import audit, ballots, odk_imports, quotas, rounds, storable, tabular
 from survey_service.services.errors import ServiceError
 
 FIXED_COLUMNS = ("form", "agency", "division", "district", "respondent", "submitted_on")
@@ -70,11 +76,24 @@ class ImportRejected(ServiceError):
 
 @dataclass
 class ImportReport:
+    #: responses the imported respondents become (one per agency rated; one per matrix sheet)
     responses: int = 0
     by_form: dict[str, int] = field(default_factory=dict)
     surplus: int = 0
     #: submissions of an export imported before, skipped
     already: int = 0
+    #: respondents of the round released into the responses by this import (its own or others' waiting)
+    released: int = 0
+    #: respondents of the round still sealed, waiting for more of their cell or the close
+    waiting: int = 0
+    #: the round's minimum group size: the least number of a cell's respondents a release lets out
+    k: int = 0
+
+    def note(self) -> str:
+        """What happened to the imported answers, for the command's output and the import page."""
+        return (f"Phiếu nhập được niêm phong trong hòm phiếu như phiếu trực tuyến và chỉ vào dữ liệu theo từng đợt "
+                f"ít nhất {self.k} người mỗi ô: {self.released} người đã vào dữ liệu, {self.waiting} người đang "
+                "chờ thêm phiếu của ô hoặc đến khi đóng đợt.")
 
 
 @dataclass
@@ -85,20 +104,21 @@ class _Row:
     cell: QuotaCell
     division: Division | None
     respondent: str
-    submitted_on: date
     answers: dict[str, str]
 
 
-def import_responses(session: Session, rnd: Round, data: bytes, *, today: date, by: StaffUser | None = None,
-                     actor: str = "cli") -> ImportReport:
-    """Check every row of the CSV ``data``, then store all responses or none (flushes, no commit).
+def import_responses(session: Session, rnd: Round, data: bytes, *, today: date, secret: str,
+                     by: StaffUser | None = None, actor: str = "cli") -> ImportReport:
+    """Check every row of the CSV ``data``, then cast all its respondents' ballots or none, and release what
+    is due (flushes, no commit). ``secret``: the server's, which seals the ballots (or the round owner's
+    public key does) and keys the marks of imported submissions.
 
     An export of ODK Central or KoboToolbox (:mod:`survey_service.services.odk_imports`) is read as such.
 
     :raises ImportRejected: with every bad row's line and reason.
     """
     if odk_imports.looks_like_export(data):
-        return _import_export(session, rnd, data, today=today, by=by, actor=actor)
+        return _import_export(session, rnd, data, today=today, secret=secret, by=by, actor=actor)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -142,17 +162,20 @@ def import_responses(session: Session, rnd: Round, data: bytes, *, today: date, 
         errors.append(RowError(exc.line, f"{exc}; tệp dừng đọc ở dòng này."))
     if not rows and not errors:
         errors.append(RowError(2, "tệp không có dòng dữ liệu nào."))
-    return _store_all(session, rnd, ctx, rows, errors, data, by, actor)
+    return _store_all(session, rnd, ctx, rows, errors, data, by, actor, today=today, secret=secret)
 
 
 def _store_all(session: Session, rnd: Round, ctx: _Context, rows: list[_Row], errors: list[RowError], data: bytes,
-               by: StaffUser | None, actor: str, *, marks: list[str] = (), already: int = 0) -> ImportReport:
+               by: StaffUser | None, actor: str, *, today: date, secret: str, marks: list[str] = (),
+               already: int = 0) -> ImportReport:
     """Store every row, or raise with every error; ``marks``: the imported submissions to remember."""
     errors += ctx.check_across_rows(rows)
     if errors:
         raise ImportRejected(sorted(errors, key=lambda e: e.line))
-    report = ctx.store(rows)
-    report.already = already
+    report = ctx.cast(rows, ballots.box(secret, rnd.code, rnd.ballot_public_key))
+    released = ballots.release(session, rnd, ballots.opener(rnd, secret), today=today)
+    report.already, report.released, report.waiting = already, released.ballots, released.waiting
+    report.k = ballots.min_group(rnd.settings)
     if marks:  # in the digests' order, not the file's: nothing lines them up with the responses
         session.execute(sa.insert(ImportedSubmission), [{"round_id": rnd.id, "mark": m} for m in sorted(marks)])
     audit.record(session, "responses.import", user=by, actor=actor, object_type="round", object_id=rnd.code,
@@ -161,7 +184,7 @@ def _store_all(session: Session, rnd: Round, ctx: _Context, rows: list[_Row], er
     return report
 
 
-def _import_export(session: Session, rnd: Round, data: bytes, *, today: date, by: StaffUser | None,
+def _import_export(session: Session, rnd: Round, data: bytes, *, today: date, secret: str, by: StaffUser | None,
                    actor: str) -> ImportReport:
     """Check and store the submissions of a Central or Kobo export, skipping those imported before."""
     try:
@@ -192,7 +215,7 @@ def _import_export(session: Session, rnd: Round, data: bytes, *, today: date, by
             errors.append(RowError(sub.line, f"bản ghi {sub.key[:60]} đã có ở dòng {seen[sub.key]}."))
             continue
         seen[sub.key] = sub.line
-        submission_mark = odk_imports.mark(export.platform, sub.key)
+        submission_mark = odk_imports.mark(secret, rnd.code, export.platform, sub.key)
         if submission_mark in done:
             already += 1
             continue
@@ -213,7 +236,8 @@ def _import_export(session: Session, rnd: Round, data: bytes, *, today: date, by
                 rows.append(row)
     if not export.submissions:
         errors.append(RowError(2, "tệp không có bản ghi nào."))
-    return _store_all(session, rnd, ctx, rows, errors, data, by, actor, marks=marks, already=already)
+    return _store_all(session, rnd, ctx, rows, errors, data, by, actor, today=today, secret=secret, marks=marks,
+                      already=already)
 
 
 class _Context:
@@ -305,7 +329,6 @@ class _Context:
         respondent = values.get("respondent", "")
         if q.rates == "matrix" and not respondent:
             problems.append(f"mẫu {form} cần cột 'respondent' để gom các dòng của cùng một phiếu.")
-        submitted_on = today
         written = values.get("submitted_on", "")
         if written.strip():
             try:
@@ -321,7 +344,7 @@ class _Context:
         problems += answer_problems
         if problems:
             return None, problems
-        return _Row(line, form, agency, cell, division, respondent, submitted_on, answers), []
+        return _Row(line, form, agency, cell, division, respondent, answers), []
 
     def _answers(self, q: qn.Questionnaire, values: dict[str, str]) -> tuple[dict[str, str], list[str]]:
         answers, problems = {}, []
@@ -376,52 +399,48 @@ class _Context:
                                                              "đã có nội dung khác ở dòng trước."))
         return errors
 
-    def store(self, rows: list[_Row]) -> ImportReport:
+    def cast(self, rows: list[_Row], box) -> ImportReport:
+        """Cast each respondent's rows as one ballot of their cell, the respondents in random order; a paper
+        respondent above the cell's target (waiting ballots counted) is marked surplus."""
         report = ImportReport()
         in_cell = dict(self.session.execute(
             sa.select(Response.quota_cell_id, sa.func.count(sa.distinct(Response.respondent_key)))
             .where(Response.round_id == self.round.id, Response.surplus.is_(False))
             .group_by(Response.quota_cell_id)).all())
-        keys: dict[tuple, str] = {}
-        sheets: dict[tuple, Response] = {}
+        for cell_id, count in ballots.waiting_by_cell(self.session, self.round.id).items():
+            in_cell[cell_id] = in_cell.get(cell_id, 0) + count
+        respondents: dict[tuple, list[_Row]] = {}
         for row in rows:
-            q = self.forms[row.form_code]
-            group = (row.form_code, row.respondent) if row.respondent else (row.form_code, f"line {row.line}")
-            respondent_key = keys.setdefault(group, uuid.uuid4().hex)
-            if q.rates == "matrix":
-                response = sheets.get(group)
-                if response is None:
-                    response = sheets[group] = self._response(row, q, respondent_key, in_cell, report)
-                text_codes = {i.code for i in q.text_items}
-                given = {a.item_code for a in response.answers if a.agency_id is None}
-                response.answers.extend(
-                    Answer(agency_id=None if code in text_codes else row.agency.id, item_code=code, value=value)
-                    for code, value in row.answers.items() if code not in given)
-            else:
-                response = self._response(row, q, respondent_key, in_cell, report)
-                response.answers = [Answer(agency_id=row.agency.id, item_code=code, value=value)
-                                    for code, value in row.answers.items()]
+            respondents.setdefault((row.form_code, row.cell.id, row.division and row.division.id,
+                                    row.respondent or f"line {row.line}"), []).append(row)
+        group_rows = list(respondents.values())
+        random.SystemRandom().shuffle(group_rows)
+        for group in group_rows:
+            first = group[0]
+            q = self.forms[first.form_code]
+            count = in_cell.get(first.cell.id, 0)
+            surplus = quotas.is_surplus(first.cell, count)
+            in_cell[first.cell.id] = count + (not surplus)
+            answers = _sheet_answers(q, group) if q.rates == "matrix" else [(r.agency.id, r.answers) for r in group]
+            ballots.cast(self.session, box, cell_id=first.cell.id, questionnaire=q,
+                         version_id=self.versions[first.form_code], division_id=first.division and first.division.id,
+                         answers=answers, channel=Channel(q.channel), surplus=surplus)
+            responses = 1 if q.rates == "matrix" else len(group)
+            report.responses += responses
+            report.by_form[first.form_code] = report.by_form.get(first.form_code, 0) + responses
+            report.surplus += responses if surplus else 0
         self.session.flush()
         return report
 
-    def _response(self, row: _Row, q: qn.Questionnaire, respondent_key: str, in_cell: dict,
-                  report: ImportReport) -> Response:
-        channel = Channel(q.channel)
-        count = in_cell.get(row.cell.id, 0)
-        surplus = quotas.is_surplus(row.cell, count)
-        in_cell[row.cell.id] = count + (not surplus)
-        response = Response(
-            uid=uuid.uuid4().hex, round_id=self.round.id, quota_cell_id=row.cell.id, form_code=row.form_code,
-            questionnaire_version_id=self.versions[row.form_code],
-            agency_id=None if q.rates == "matrix" else row.agency.id, channel=channel,
-            submitted_on=row.submitted_on, division_id=row.division.id if row.division else None,
-            respondent_key=respondent_key, surplus=surplus, answers=[],
-        )
-        self.session.add(response)
-        report.responses += 1
-        report.by_form[row.form_code] = report.by_form.get(row.form_code, 0) + 1
-        report.surplus += surplus
-        return response
+
+def _sheet_answers(q: qn.Questionnaire, rows: list[_Row]) -> list[tuple[int | None, dict[str, str]]]:
+    """A matrix sheet's answers by agency, its free texts (given on one of its rows) under None."""
+    texts = {i.code for i in q.text_items}
+    by_agency: dict[int | None, dict[str, str]] = {}
+    for row in rows:
+        for code, value in row.answers.items():
+            by_agency.setdefault(None if code in texts else row.agency.id, {}).setdefault(code, value)
+    return list(by_agency.items())
 
 
 def template_csv(session: Session, rnd: Round, form_code: str) -> str:

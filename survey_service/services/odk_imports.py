@@ -5,22 +5,24 @@ Accepted: Central's CSV export (the ``.csv.zip`` with one CSV per repeat, or the
 repeats) and Kobo's "XML values and headers" export as XLSX (one sheet per repeat) or ``;``-separated CSV
 (no repeats: Kobo's CSV leaves them out). Columns are matched by their last name (``A1-I01``, ``A1/I01``,
 ``rating/A1/I01`` all end in the item ``I01``); system columns are dropped, and with them the submitter, the
-device and every time of day: responses are dated by the import, as online responses are by their release.
+device and every time of day: responses are dated by their release, as online responses are.
 The form and version come from the hidden ``form_code`` and ``q_version`` fields, which Kobo and Central
 cannot rewrite; the quota cell from the chosen ``agency`` or ``district``.
 
 Each submission is known by its external key (Central's ``KEY``, Kobo's ``rootUuid`` or ``_uuid``): one
-imported before is skipped, so importing an export again adds nothing.
+imported before is skipped, so importing an export again adds nothing. What is kept of a key is a keyed
+digest (:func:`mark`), and the answers go through the ballot box like every import's.
 """
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import re
 import unicodedata
 import zipfile
 from dataclasses import dataclass, field
+
+from survey_service.services.sealing import keyed_hash
 
 #: Central's system columns (central-backend's CSV header) and the names of XLSForm's own metadata; Kobo's
 #: all start with an underscore.
@@ -69,9 +71,11 @@ def looks_like_export(data: bytes) -> bool:
     return bool(names & {"KEY", "meta-instanceID", "_uuid", "_id", "_submission_time"})
 
 
-def mark(platform: str, key: str) -> str:
-    """The digest a submission is remembered by."""
-    return hashlib.sha256(f"{platform}:{key}".encode()).hexdigest()[:32]
+def mark(secret: str, round_code: str, platform: str, key: str) -> str:
+    """The digest a submission is remembered by: keyed (HMAC-SHA256 under the server's secret and the round,
+    128 bits), because the platform's export, which names each key's submitter, device and times, may be in
+    other hands; an unkeyed digest would let them say which of their submissions an import brought and when."""
+    return keyed_hash(secret, "imported-submission", round_code, f"{platform}:{key}").hex()[:32]
 
 
 def leaf(column: str) -> str:

@@ -5,7 +5,7 @@ import tempfile
 from pathlib import Path
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from survey_service.db import get_session
@@ -82,8 +82,8 @@ def import_file(round_code):
         return render_template("responses/import.html", round=rnd, forms=forms, report=None,
                                errors=["Vui lòng chọn tệp CSV để nhập."]), 400
     try:
-        report = imports.import_responses(session, rnd, upload.read(), today=local_today(), by=current_user,
-                                          actor="staff")
+        report = imports.import_responses(session, rnd, upload.read(), today=local_today(),
+                                          secret=current_app.config["SECRET_KEY"], by=current_user, actor="staff")
     except imports.ImportRejected as exc:
         session.rollback()
         return render_template("responses/import.html", round=rnd, forms=forms, report=None, filename=upload.filename,

@@ -9,12 +9,13 @@ from datetime import date
 import pytest
 import sqlalchemy as sa
 
-from survey_service.models import Answer, ImportedSubmission, Response
+from survey_service.models import Answer, Ballot, ImportedSubmission, Response
 from survey_service.questionnaires import xlsform
 from survey_service.services import imports, rounds
 from survey_service.services import xlsform as xlsform_service
 from tests.interop import export_files as ef
-from tests.results.conftest import csv_bytes
+from tests.conftest import SECRET
+from tests.results.conftest import csv_bytes, import_all
 
 TODAY = date(2023, 10, 1)
 
@@ -29,9 +30,7 @@ def form(loaded_round, session):
 
 
 def _load(session, rnd, data):
-    report = imports.import_responses(session, rnd, data, today=TODAY, actor="test")
-    session.commit()
-    return report
+    return import_all(session, rnd, data, today=TODAY)
 
 
 def _answers(session, since: set) -> Counter:
@@ -106,9 +105,9 @@ def test_supervising_form_with_repeats_from_central_zip_and_kobo_xlsx(loaded_rou
 
 def _refused(session, rnd, data) -> dict[int, str]:
     with pytest.raises(imports.ImportRejected) as exc:
-        imports.import_responses(session, rnd, data, today=TODAY, actor="test")
+        imports.import_responses(session, rnd, data, today=TODAY, secret=SECRET, actor="test")
     session.rollback()
-    assert session.scalar(sa.select(sa.func.count()).select_from(Answer)) == 0
+    assert not any(session.scalar(sa.select(sa.func.count()).select_from(t)) for t in (Answer, Ballot))
     return {e.line: e.message for e in exc.value.errors}
 
 

@@ -12,6 +12,15 @@ each response's uid and of each distinctive answer text in the write-ahead log, 
 each in the table files and in the log, by audit times and by log lines; and the same joins for the
 invitation codes, to order the codes' spending.
 
+Three imports come in during collection too (a plain CSV, an ODK Central zip, and KoboToolbox's XLSX and
+``;`` CSV, each of a few submissions of one cell), and the adversary backs up the database with the
+service's own ``backup`` command after every step that stored a response, so that two consecutive backups
+differ by exactly one release: each must show no new response of a cell or at least k of its respondents.
+It also holds the exports: an imported submission's external key must not be testable against what the
+database keeps of it; and it knows every respondent's exact answers: the digest of the answers kept on
+each spent code (for the offline form's resend) must not be testable against them, even with the server's
+secret.
+
 The adversary is given the exact submission order (a proxy's log, or polling the quota figures around
 each submission, tells it) and the batch each response was released in (the release's transaction id, its
 place in the files). What is left to find is the order within a batch of a cell, and whom a batch holds:
@@ -27,6 +36,8 @@ gives z above 8 with these 40-odd respondents.
 from __future__ import annotations
 
 import hashlib
+import hmac
+import json
 import os
 import random
 import re
@@ -42,15 +53,29 @@ import sqlalchemy as sa
 from gunicorn.config import Config
 
 from survey_service.accesslog import MaskingLogger
-from survey_service.models import AuditEvent, Ballot, Draft, InvitationCode, QuotaCell, Response, SpentCode
-from survey_service.services import invitations
+from survey_service.models import (
+    POOLED_INVESTIGATORS, AuditEvent, Ballot, Draft, ImportedSubmission, InvitationCode, QuotaCell, Response,
+    SpentCode,
+)
+from survey_service.questionnaires import xlsform
+from survey_service.services import ballots, invitations, portal, receipts, rounds, sheets
+from survey_service.services import xlsform as xlsform_service
+from survey_service.services.sealing import code_mark
 from survey_service.web import respond
+from tests.conftest import SECRET
+from tests.interop import export_files
 from tests.portal.conftest import full_answers, ldcp_cell
 from tests.portal.test_respond_views import form_fields
+from tests.results.conftest import csv_bytes
+from tests.test_citizens import _answers as citizen_answers
+from tests.test_citizens import _key as key_sheet
+from tests.test_citizens import citizens_round  # noqa: F401 (a fixture)
 
 Z_BOUND = 5.0
 PERMUTATIONS = 2000
-LABEL = re.compile(r"Nhãn R(\d{3})")
+LABEL = re.compile(r"Nhãn R(\d{3}(?:\.\d)?)")
+#: The unkeyed digests an adversary tries on what it knows (a code, an external key, answers).
+DIGESTS = (hashlib.sha256, hashlib.sha1, hashlib.md5, hashlib.blake2b)
 
 
 def kendall_s(x: np.ndarray, y: np.ndarray) -> float:
@@ -125,7 +150,9 @@ class Respondent:
         return self.open()
 
     def post(self, html: str, data: dict, status: int) -> str:
-        page = self.client.post("/phieu", data={**form_fields(html), **data})
+        """Post the form as a browser does, with the page's hidden fields (the offline form's answers key too)."""
+        key = re.search(r'name="answers_key" type="hidden" value="([0-9a-f]+)"', html).group(1)
+        page = self.client.post("/phieu", data={**form_fields(html), "answers_key": key, **data})
         assert page.status_code == status, page.get_data(as_text=True)[:500]
         return page.get_data(as_text=True)
 
@@ -183,6 +210,76 @@ def _dump(session, database_url: str) -> str:
 
     with sqlite3.connect(sa.engine.make_url(database_url).database) as con:
         return "\n".join(con.iterdump())
+
+
+class Backups:
+    """Backups taken with the service's ``backup`` command while the round collects, and the responses each
+    holds (id → quota cell and respondent key)."""
+
+    def __init__(self, cli, database_url: str, folder: Path):
+        self.cli, self.pg, self.folder = cli, not database_url.startswith("sqlite"), folder
+        self.taken: list[dict[int, tuple[int, str]]] = []
+
+    def take(self) -> None:
+        path = self.folder / f"backup-{len(self.taken)}"
+        out = self.cli.invoke(args=["backup", str(path)])
+        assert out.exit_code == 0, out.output
+        self.taken.append(self._responses(path))
+
+    def _responses(self, path: Path) -> dict[int, tuple[int, str]]:
+        if not self.pg:
+            import sqlite3
+
+            with sqlite3.connect(path) as con:
+                return {i: (c, k) for i, c, k in con.execute("SELECT id, quota_cell_id, respondent_key FROM response")}
+        text = subprocess.run(["pg_restore", "--data-only", "--table=response", "--file=-", str(path)],
+                              capture_output=True, text=True, check=True).stdout
+        header = re.search(r"^COPY \S*response \(([^)]*)\) FROM stdin;$", text, re.M)
+        columns = header.group(1).split(", ")
+        rows = {}
+        for line in text[header.end() + 1:].splitlines():
+            if line == "\\.":
+                break
+            row = dict(zip(columns, line.split("\t")))
+            rows[int(row["id"])] = (int(row["quota_cell_id"]), row["respondent_key"])
+        return rows
+
+    def check_batches(self, k: int) -> None:
+        """Between two consecutive backups, a cell gains no response or those of at least k respondents, and
+        nothing is lost."""
+        for n, (before, after) in enumerate(zip(self.taken, self.taken[1:]), 1):
+            assert before.keys() <= after.keys(), f"responses gone between backups {n - 1} and {n}"
+            new: dict[int, set] = {}
+            for response_id in after.keys() - before.keys():
+                cell, respondent = after[response_id]
+                new.setdefault(cell, set()).add(respondent)
+            small = {cell: len(keys) for cell, keys in new.items() if len(keys) < k}
+            assert not small, f"backup {n} shows fewer than {k} new respondents of a cell: {small}"
+
+
+def _exports(session, rnd, q, labels: list[str], *, tmp_path: Path) -> dict[str, tuple[Path, list[str]]]:
+    """Import files of CC-CT submissions about SNV, one per label: a plain CSV (three), an ODK Central zip,
+    Kobo's XLSX and Kobo's ``;`` CSV (two each); name → (path, the submissions' external keys)."""
+    rows = xlsform.survey_rows(q, q, xlsform_service.round_lists(session, rnd, q))
+    files = {}
+    chunks = {"csv": labels[:3], "central": labels[3:5], "kobo-xlsx": labels[5:7], "kobo-csv": labels[7:9]}
+    for name, chunk in chunks.items():
+        answers = [full_answers(q, value=str(1 + n % 3), text=label) for n, label in enumerate(chunk)]
+        subs = [export_files.Sub(os.urandom(16).hex(), {"form_code": q.code, "q_version": q.version,
+                                                         "agency": "SNV", **a}) for a in answers]
+        if name == "csv":
+            data, suffix = csv_bytes([{"form": q.code, "agency": "SNV", **a} for a in answers]), "csv"
+        elif name == "central":
+            data, suffix = export_files.central_zip(q.code, rows, subs), "csv.zip"
+        elif name == "kobo-xlsx":
+            data, suffix = export_files.kobo_xlsx(q.title, rows, subs, []), "xlsx"
+        else:
+            data, suffix = export_files.kobo_csv(rows, subs), "csv"
+        path = tmp_path / f"import-{name}" / f"CC-CT.{suffix}"
+        path.parent.mkdir()
+        path.write_bytes(data)
+        files[name] = (path, [] if name == "csv" else [s.uuid for s in subs])
+    return files
 
 
 def _database_bytes(session, database_url: str, wal_start: str | None) -> tuple[bytes, dict[str, bytes], bytes]:
@@ -255,17 +352,42 @@ def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, quest
     assert drafts_saved >= len(savers)  # (opening a form starts a draft too)
     cli = app.test_cli_runner()
     batch_of: dict[int, str] = {}  # response id → the release that brought it
+    backups = Backups(cli, database_url, tmp_path)
+    backups.take()
 
     def released(batch: str) -> None:
+        """Note the responses a step brought; the adversary backs up after every step that brought some."""
         session.expire_all()
+        before = len(batch_of)
         for response_id in session.scalars(sa.select(Response.id)):
             batch_of.setdefault(response_id, batch)
+        if len(batch_of) > before:
+            backups.take()
+
+    # imports during collection, each of a few submissions of the SNV cell (k = 5), at known places
+    at_import = {len(order) // 6: ["csv"], len(order) // 2: ["central"], 5 * len(order) // 6: ["kobo-xlsx", "kobo-csv"]}
+    places = [f"{k:03d}.{n}" for k, names in at_import.items() for name in names
+              for n in range(3 if name == "csv" else 2)]
+    exports = _exports(session, open_round, q_cc, [f"Nhãn R{p}: cần rút ngắn thời gian." for p in places],
+                       tmp_path=tmp_path)
+    submitted: list[tuple[str, dict]] = []  # (code, answers) as the portal received them
+    real_submit = portal.submit
+
+    def submit(session_, access, answers, *args, **kwargs):
+        submitted.append((access.invitation.code, answers))
+        return real_submit(session_, access, answers, *args, **kwargs)
+
+    monkeypatch.setattr(portal, "submit", submit)
 
     for k, person in enumerate(order):
         if k in (len(order) // 3, 2 * len(order) // 3):
             out = cli.invoke(args=["round", "release", open_round.code])
             assert out.exit_code == 0, out.output
             released(f"round release before {k}")
+        for name in at_import.get(k, []):
+            out = cli.invoke(args=["responses", "import", "--round", open_round.code, str(exports[name][0])])
+            assert out.exit_code == 0 and "Đã nhập" in out.output, out.output
+            released(f"import {name} before {k}")
         if person is first_saver:
             person.device(1)  # resumes on another device, with the same code
         html = person.open()
@@ -287,10 +409,15 @@ def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, quest
     late.post(late.open(), {text_cc: abandoned, "action": "save"}, 303)
     for _ in range(3):
         Respondent(app, "ABCD-EFGH-JKMN", 300).client.get("/c/ABCD-EFGH-JKMN", follow_redirects=True)
+    again = cli.invoke(args=["responses", "import", "--round", open_round.code, str(exports["central"][0])])
+    assert again.exit_code == 0 and "Đã nhập 0 phiếu" in again.output, again.output  # (imported once)
     closed = cli.invoke(args=["round", "close", open_round.code])  # the rest is released at close
     assert closed.exit_code == 0, closed.output
     released("close")
     assert len(set(batch_of.values())) >= 4  # (the releases during collection did release something)
+    k_min = open_round.settings["min_breakdown"]
+    assert len(backups.taken) >= 6
+    backups.check_batches(k_min)
 
     # --- the adversary's material ------------------------------------------------------------------------
     session.expire_all()
@@ -300,14 +427,13 @@ def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, quest
         + (", r.ctid::text AS ctid, r.xmin::text AS xmin" if pg else ", r.rowid AS row_number")
         + " FROM response r JOIN answer a ON a.response_id = r.id AND a.item_code IN (:t1, :t2)"),
         {"t1": text_cc, "t2": text_ld}).all()
-    assert len(rows) >= 40 and len({r.respondent_key for r in rows}) == len(order)
-    true_order = {r.id: int(LABEL.search(r.value).group(1)) for r in rows}
+    assert len(rows) >= 40 and len({r.respondent_key for r in rows}) == len(order) + len(places)
+    true_order = {r.id: float(LABEL.search(r.value).group(1)) for r in rows}
     answers = session.execute(sa.text(
         "SELECT response_id, id" + (", ctid::text AS ctid, xmin::text AS xmin" if pg else ", rowid AS row_number")
         + " FROM answer")).all()
     assert {str(r.submitted_on) for r in rows} == {str(respond.local_today())}  # the day of release, for all
     # every batch holds at least k respondents of its cell
-    k_min = open_round.settings["min_breakdown"]
     batch_sizes: dict[tuple, set] = {}
     for r in rows:
         batch_sizes.setdefault((r.quota_cell_id, batch_of[r.id]), set()).add(r.respondent_key)
@@ -385,8 +511,27 @@ def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, quest
     assert len(marks) == len(order)
     for code in code_order:  # not an unkeyed digest of the code in any of its spellings
         for spelling in (code, code.replace("-", ""), code.lower()):
-            for digest in (hashlib.sha256, hashlib.sha1, hashlib.md5, hashlib.blake2b):
+            for digest in DIGESTS:
                 assert digest(spelling.encode()).hexdigest()[:32] not in marks
+    # What is kept of an imported submission's external key cannot be tested against the exports' keys.
+    imported_marks = set(session.scalars(sa.select(ImportedSubmission.mark)))
+    external = [key for _, keys in exports.values() for key in keys]
+    assert len(imported_marks) == len(external)
+    for key in external:
+        for text in (key, f"uuid:{key}", *(f"{p}:{k}" for p in ("central", "kobo") for k in (key, f"uuid:{key}"))):
+            assert not {digest(text.encode()).hexdigest()[:32] for digest in DIGESTS} & imported_marks, text
+    # Nor can the answers digest kept on a spent code (for the offline form's resend) be tested against the
+    # answers, by anyone holding the database and the server's secret: its key was only in the form page.
+    spent = session.execute(sa.select(SpentCode.submission_id, SpentCode.answers_digest)).all()
+    assert len(submitted) == len(order) and all(digest for _, digest in spent)
+    stored_digests = {digest for _, digest in spent}
+    for code, answers in submitted:
+        text = json.dumps(answers, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+        keys = [SECRET, code, code_mark(SECRET, code), *(sid for sid, _ in spent)]
+        guesses = {d(text).hexdigest() for d in DIGESTS} | {
+            hmac.new(key.encode(), text, hashlib.sha256).hexdigest() for key in keys}
+        assert not guesses & stored_digests, "the answers digest of a spent code can be tested"
+
     code_rows = session.execute(sa.text(
         "SELECT code, id" + (", ctid::text AS ctid, xmin::text AS xmin" if pg else ", rowid AS row_number")
         + " FROM invitation_code")).all()
@@ -431,3 +576,83 @@ def test_the_adversary_cannot_order_link_or_read_back(app, issue, session, quest
     for text in (marker, abandoned):
         assert text.encode() not in all_bytes, f"{text} readable in the database files"
     assert "Nhãn R000".encode() in all_bytes  # the search does look at the stored text
+
+    # Nothing of the exports but their answers is in the files or the dump: no external key, submitter,
+    # device or submission time.
+    for text in [*external, "Nguyễn Văn A", "collect:abc123", "2023-09-12", "08:41:07", "15:41:07"]:
+        assert text.encode() not in all_bytes and text not in dump, f"{text} from an export is stored"
+
+
+def _receipt_rows(session) -> set[tuple]:
+    """Every receipt row with where it is: PostgreSQL its ctid and xmin, SQLite its rowid."""
+    session.commit()
+    where = "ctid::text || '/' || xmin::text" if session.get_bind().dialect.name == "postgresql" else "rowid"
+    return set(session.execute(sa.text(f"SELECT digest, quota_cell_id, field, {where} FROM receipt_code")).all())
+
+
+def test_the_adversary_of_a_citizens_round(app, session, citizens_round, make_user, database_url,  # noqa: F811
+                                          tmp_path):
+    """A citizens' round: households' paper sheets keyed and sealed under their investigator, and receipt codes
+    from result slips spent online, interleaved in a known order, with a backup after every release. Every
+    backup shows no new response of a cell or at least k respondents; a response names its investigator only
+    if at least k of that investigator's sheets are in, the others are pooled under ``*`` in a group of at
+    least k; the receipt rows are exactly as issued, no receipt code is in the files or a dump, and what
+    records a code's spending is neither its stored digest nor an unkeyed digest of it."""
+    rnd, rng = citizens_round, random.Random()
+    k = ballots.min_group(rnd.settings)
+    clerk = make_user("clerk")
+    for name in ("dtv01", "dtv02", "dtv03", "dtv04"):
+        make_user("clerk", username=name)
+    keys = app.config["SHEET_SIGNING_KEYS"]
+    named = sheets.issue_sheets(session, rnd, sheets.paper_cells(session, rnd, agency_code="STP"),
+                                investigator="dtv01")[:2 * k + 2]
+    pooled = sheets.issue_sheets(session, rnd, sheets.paper_cells(session, rnd, agency_code="SYT"))[:6]
+    for n, name in enumerate(("dtv02", "dtv03", "dtv04")):  # two sheets each: fewer than k apiece
+        sheets.assign_investigator(session, rnd, [s.serial for s in pooled[2 * n:2 * n + 2]], name, keys)
+    slips = receipts.issue(session, rnd, secret=SECRET, base_url="https://danang.example", agency="HAICHAU",
+                           field="3", dossiers=[f"000.00.23.H17-2609{n:02d}" for n in range(2 * k + 2)])
+    session.commit()
+    issued = _receipt_rows(session)
+    codes = [slip.code for slip in slips]
+    events = [("sheet", s) for s in named + pooled] + [("receipt", c) for c in codes]
+    rng.shuffle(events)
+    backups = Backups(app.test_cli_runner(), database_url, tmp_path)
+    backups.take()
+    stored = 0
+    today = rounds.local_today()
+    for kind, what in events:
+        if kind == "sheet":
+            key_sheet(session, what, clerk)
+        else:
+            access = portal.open_code(session, what, today=today, secret=SECRET, start=True)
+            portal.submit(session, access, {"HAICHAU": citizen_answers()}, portal.new_submission_id(), today=today,
+                          answers_key=portal.new_submission_id())
+        session.commit()
+        if session.scalar(sa.select(sa.func.count()).select_from(Response)) > stored:
+            stored = session.scalar(sa.select(sa.func.count()).select_from(Response))
+            backups.take()
+    assert stored, "nothing was released during collection"
+    rounds.close(session, rnd, secret=SECRET)
+    session.commit()
+    backups.take()
+    backups.check_batches(k)
+
+    by_investigator = dict(session.execute(sa.select(Response.investigator, sa.func.count(
+        sa.distinct(Response.respondent_key))).group_by(Response.investigator)).all())
+    assert by_investigator == {"dtv01": len(named), POOLED_INVESTIGATORS: len(pooled), None: len(codes)}
+    assert all(n >= k for n in by_investigator.values())
+    assert not session.scalar(sa.select(sa.func.count()).select_from(Response).where(Response.sheet_id.is_not(None)))
+
+    assert _receipt_rows(session) == issued  # spending wrote nothing on a receipt row
+    dump = _dump(session, database_url)
+    files = b""
+    if session.get_bind().dialect.name == "sqlite":
+        path = Path(sa.engine.make_url(database_url).database)
+        files = path.read_bytes() + (Path(f"{path}-wal").read_bytes() if Path(f"{path}-wal").exists() else b"")
+    digests = {row[0] for row in issued}
+    marks = set(session.scalars(sa.select(SpentCode.mark)))
+    assert len(marks) == len(codes) and not marks & digests
+    for code in codes:
+        for spelling in (code, code.replace("-", ""), code.lower()):
+            assert spelling not in dump and spelling.encode() not in files, f"a receipt code is stored ({spelling})"
+            assert not {d(spelling.encode()).hexdigest()[:32] for d in DIGESTS} & (marks | digests)

@@ -7,8 +7,8 @@ from datetime import date
 
 import pytest
 
-from survey_service.services import imports, rounds
-from tests.conftest import QUESTIONNAIRE_DIR, collect_from_today
+from survey_service.services import ballots, imports, rounds
+from tests.conftest import QUESTIONNAIRE_DIR, SECRET, collect_from_today
 
 FORMS = ("CC-CT", "CC-ND", "CC-CH", "LĐ-CP", "LĐX-CH", "HĐ-CT", "LĐH-CH", "LĐS-CT")
 
@@ -41,10 +41,17 @@ class Builder:
         return row
 
     def load(self, rows: list[dict]) -> imports.ImportReport:
-        report = imports.import_responses(self.session, self.round, csv_bytes(rows), today=date(2023, 10, 1),
-                                          actor="test")
-        self.session.commit()
-        return report
+        """Import the rows, then release every ballot, as the round's close would: these tests analyse a
+        round whose answers are all in."""
+        return import_all(self.session, self.round, csv_bytes(rows), today=date(2023, 10, 1))
+
+
+def import_all(session, rnd, data: bytes, *, today: date) -> imports.ImportReport:
+    """Import ``data`` and release every ballot of the round into the responses (committed)."""
+    report = imports.import_responses(session, rnd, data, today=today, secret=SECRET, actor="test")
+    ballots.release(session, rnd, ballots.opener(rnd, SECRET), today=today, everything=True)
+    session.commit()
+    return report
 
 
 @pytest.fixture

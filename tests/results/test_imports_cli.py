@@ -11,8 +11,9 @@ import sqlalchemy as sa
 import analysis
 from survey_service import dates
 from survey_service.models import Answer, AuditEvent, Channel, Response
-from survey_service.services import imports
-from tests.conftest import collect_from_today
+from survey_service.services import ballots, imports, rounds
+from survey_service.services.sealing import OwnerKey
+from tests.conftest import SECRET, collect_from_today
 from tests.results.conftest import csv_bytes
 
 
@@ -54,7 +55,8 @@ def test_bad_rows_are_all_reported_and_nothing_is_imported(builder, session):
         {**builder.row("CC-CT", "SNV", "4"), "form": "NOPE"},      # line 9: unknown form
     ]
     try:
-        imports.import_responses(session, builder.round, csv_bytes(rows), today=pd.Timestamp("2023-10-01").date())
+        imports.import_responses(session, builder.round, csv_bytes(rows), today=pd.Timestamp("2023-10-01").date(),
+                                   secret=SECRET)
     except imports.ImportRejected as exc:
         lines = [e.line for e in exc.errors]
         messages = {e.line: e.message for e in exc.errors}
@@ -72,7 +74,8 @@ def test_bad_header_and_encoding(builder, session):
     for data, needle in ((b"form,agency,ZZ9\nCC-CT,SNV,1\n", "ZZ9"), (b"agency\nSNV\n", "form"),
                          (b"form,agency\nCC-CT,S\xe1\n", "UTF-8"), (b"", "rỗng")):
         try:
-            imports.import_responses(session, builder.round, data, today=pd.Timestamp("2023-10-01").date())
+            imports.import_responses(session, builder.round, data, today=pd.Timestamp("2023-10-01").date(),
+                                   secret=SECRET)
         except imports.ImportRejected as exc:
             assert exc.errors[0].line == 1 and needle in exc.errors[0].message
         else:
@@ -97,6 +100,9 @@ def test_cli_import_then_analysis_run_to_every_format(builder, runner, session, 
     result = runner.invoke(args=["responses", "import", "--round", "QNA-2023", str(path)])
     assert result.exit_code == 0, result.output
     assert "Đã nhập 7 phiếu trả lời" in result.output
+    assert "0 người đã vào dữ liệu, 7 người đang chờ" in result.output  # (7 respondents, below 2k per cell)
+    result = runner.invoke(args=["round", "close", "QNA-2023"])  # the close releases them all
+    assert result.exit_code == 0, result.output
 
     xlsx, csv_out, sav, answers = (tmp_path / n for n in ("r.xlsx", "r.csv", "r.sav", "answers.csv"))
     responses = tmp_path / "responses.sav"
@@ -199,7 +205,7 @@ def test_cli_reports_bad_lines_and_bad_output(builder, runner, session, tmp_path
 
 def test_cli_import_dates_by_vietnams_day_not_the_machines(builder, runner, session, tmp_path, monkeypatch):
     """At 01:30 in Vietnam a server on UTC is still on the day before: the import takes Vietnam's day, on which
-    the round opens, and dates its responses with it."""
+    the round opens, and dates the responses it releases with it."""
     vietnam_day = date.today() + timedelta(days=1)  # later than the machine's day, whatever its zone
 
     class Clock(datetime):
@@ -212,8 +218,25 @@ def test_cli_import_dates_by_vietnams_day_not_the_machines(builder, runner, sess
     rnd.opens_on, rnd.closes_on, rnd.closed_at = vietnam_day, vietnam_day + timedelta(days=30), None
     session.commit()
     path = tmp_path / "in.csv"
-    path.write_bytes(csv_bytes([builder.row("CC-CT", "SNV", "4")]))
+    path.write_bytes(csv_bytes([builder.row("CC-CT", "SNV", "4")] * 10))  # 2k of one cell: all but k released
     result = runner.invoke(args=["responses", "import", "--round", "QNA-2023", str(path)])
     assert result.exit_code == 0, result.output
+    assert "5 người đã vào dữ liệu, 5 người đang chờ" in result.output
     session.expire_all()
     assert set(session.scalars(sa.select(Response.submitted_on).where(Response.round_id == rnd.id))) == {vietnam_day}
+
+
+def test_an_import_into_an_owner_sealed_round_waits_for_the_owners_key(builder, session):
+    """Sealed to the owner's public key like the round's online ballots: the server's secret releases
+    nothing, the owner's key releases them all at the close."""
+    rnd = builder.round
+    owner = OwnerKey.generate(rnd.code)
+    rounds.seal_to_owner(session, rnd, owner.public_key, actor="test")
+    report = imports.import_responses(session, rnd, csv_bytes([builder.row("CC-CT", "SNV", "4")] * 10),
+                                      today=date(2023, 10, 1), secret=SECRET, actor="test")
+    assert (report.released, report.waiting) == (0, 10)
+    assert ballots.release(session, rnd, ballots.sealer(SECRET, rnd.code), today=date(2023, 10, 1),
+                           everything=True).unreadable == 10
+    assert not session.scalar(sa.select(sa.func.count()).select_from(Response))
+    assert ballots.release(session, rnd, owner, today=date(2023, 10, 1), everything=True).ballots == 10
+    assert session.scalar(sa.select(sa.func.count()).select_from(Response)) == 10

@@ -261,14 +261,13 @@ def test_a_stored_value_outside_the_scale_is_named(builder, session, loaded_roun
 
 def test_cached_results_follow_the_data(app, session, loaded_round, tmp_path):
     """Pages reuse computed results only while nothing they depend on has changed."""
-    from survey_service.services import imports
+    from tests.results.conftest import import_all
 
     first = results.cached_results(session, loaded_round)
     assert results.cached_results(session, loaded_round) is first
     codes = [item.code for item in rounds.questionnaire_for(session, loaded_round, "CC-CT").scale_items]
     csv_text = ("form,agency," + ",".join(codes) + "\nCC-CT,SNV," + ",".join("3" for _ in codes) + "\n").encode()
-    report = imports.import_responses(session, loaded_round, csv_text, today=loaded_round.opens_on, actor="test")
-    session.commit()
+    report = import_all(session, loaded_round, csv_text, today=loaded_round.opens_on)
     assert report.responses == 1
     again = results.cached_results(session, loaded_round)
     assert again is not first

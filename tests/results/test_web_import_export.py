@@ -9,8 +9,9 @@ from datetime import date, timedelta
 import pandas as pd
 import sqlalchemy as sa
 
-from survey_service.models import AuditEvent, Response
+from survey_service.models import AuditEvent, Ballot, Response
 from survey_service.services import exports, results, rounds
+from tests.conftest import release_ballots
 from tests.results.conftest import csv_bytes
 
 
@@ -49,6 +50,10 @@ def test_import_in_the_browser_page(builder, session, loaded_round, staff_client
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and "Đã nhập 4 phiếu từ phieu.csv" in html
     assert "1 phiếu giấy vượt chỉ tiêu" in html
+    # sealed in the box, none released: no cell has 2k waiting
+    assert "0 người đã vào dữ liệu, 4 người đang chờ" in html
+    assert session.scalar(sa.select(sa.func.count()).select_from(Ballot)) == 4
+    assert release_ballots(session) == 4
     assert session.scalar(sa.select(sa.func.count()).select_from(Response)) == 4
     event = session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "responses.import"))
     assert event.actor == "staff" and event.user_id is not None
@@ -103,7 +108,7 @@ def test_import_and_export_in_a_real_browser(builder, session, loaded_round, liv
     from playwright.sync_api import expect
 
     good = tmp_path / "phieu.csv"
-    good.write_bytes(csv_bytes([builder.row("CC-CT", "STP", v) for v in "12344"]))
+    good.write_bytes(csv_bytes([builder.row("CC-CT", "STP", v) for v in "1234412344"]))  # 2k: k are released
     bad = tmp_path / "sai.csv"
     bad.write_bytes(csv_bytes([builder.row("CC-CT", "STP", "3", I01="7")]))
     for viewport in ("phone", "desktop"):
@@ -117,7 +122,8 @@ def test_import_and_export_in_a_real_browser(builder, session, loaded_round, liv
         if viewport == "phone":
             page.set_input_files("#file", str(good))
             page.click("button:has-text('Kiểm tra và nhập')")
-            expect(page.locator("#import-report")).to_contain_text("Đã nhập 5 phiếu")
+            expect(page.locator("#import-report")).to_contain_text("Đã nhập 10 phiếu")
+            expect(page.locator("#import-report")).to_contain_text("5 người đã vào dữ liệu, 5 người đang chờ")
             page.screenshot(path=str(artifacts / f"report-{viewport}.png"), full_page=True)
         page.goto(f"{live_server}/staff/responses/QNA-2023/")
         with page.expect_download() as download:
