@@ -293,7 +293,7 @@ def _seal_sheet(session: Session, form: SheetForm, clerk: StaffUser, slots, toda
     ballots.cast(session, box, cell_id=sheet.quota_cell_id, questionnaire=form.questionnaire,
                  version_id=form.questionnaire_version_id, division_id=None,
                  answers=[(sheet.quota_cell.agency_id, values)], channel=Channel.PAPER,
-                 investigator=sheet.investigator)
+                 investigator=sheet.investigator, commune=sheet.commune)
     phuctra.record_pattern(session, sheet, slots, secret=secret)  # for the identical-answers flag
     if isinstance(box, Sealer):
         ballots.release_cell(session, rnd.id, sheet.quota_cell_id, box, today=today)

@@ -337,17 +337,22 @@ def paper_cells(session: Session, rnd: Round, *, form_code: str | None = None,
 
 def issue_sheets(session: Session, rnd: Round, plans: list[CellPlan], *, extra: int = 0,
                  today: date | None = None, by: StaffUser | None = None, actor: str = "staff",
-                 investigator: str | None = None) -> list[Sheet]:
+                 investigator: str | None = None, commune: str | None = None) -> list[Sheet]:
     """Issue new sheets so every cell has its target of live (non-void) sheets, plus ``extra`` spares each.
     A soft-closed cell gets none: its supervisor has stopped collection there; a closed round none at all,
     nor a round whose sample lists are not yet signed off. ``investigator``: the Post Office investigator
-    they are handed to (citizens' rounds; see :func:`assign_investigator`).
+    they are handed to (citizens' rounds; see :func:`assign_investigator`); ``commune``: the commune whose
+    sampled households get them, whatever agency they rate (citizens' rounds: results per commune). A
+    citizens' round's sheets rating a commune drawn in a household frame are for its households without it.
 
     Serial numbers run on per round; a concurrent issue collides on the unique serial and is rolled back.
     """
     check_collecting(rnd, today)
     check_lists_signed_off(session, rnd)
     investigator = investigator_account(session, investigator) if investigator else None
+    commune = commune_code(session, rnd, commune) if commune else None
+    drawn = ({c["agency"] for c in frames.cell_weights(session, rnd.id) if c["kind"] == "households"}
+             if rounds.is_citizens(rnd) else set())
     if extra < 0 or extra > 1000:
         raise SheetError("Số phiếu dự phòng phải từ 0 đến 1000.", 400)
     number = _last_number(session, rnd)
@@ -356,12 +361,14 @@ def issue_sheets(session: Session, rnd: Round, plans: list[CellPlan], *, extra: 
     for plan in plans:
         if plan.cell.soft_closed:
             continue
+        rated = plan.cell.agency.code if plan.cell.agency is not None else None
+        home = commune or (rated if rated in drawn else None)
         for _ in range(plan.missing + extra):
             number += 1
             sheet = Sheet(serial=make_serial(rnd.code, number), quota_cell_id=plan.cell.id,
                           questionnaire_version_id=versions[plan.cell.form_code],
                           state=SheetState.ISSUED, issued_by_id=by.id if by else None,
-                          investigator=investigator)
+                          investigator=investigator, commune=home)
             session.add(sheet)
             issued.append(sheet)
     if not issued:
@@ -371,9 +378,23 @@ def issue_sheets(session: Session, rnd: Round, plans: list[CellPlan], *, extra: 
                                user_id=by.id if by else None) for s in issued)
     audit.record(session, "sheets.issue", user=by, actor=actor, object_type="round", object_id=rnd.code,
                  new={"count": len(issued), "first": issued[0].serial, "last": issued[-1].serial,
-                      **({"investigator": investigator} if investigator else {})})
+                      **({"investigator": investigator} if investigator else {}),
+                      **({"commune": commune} if commune else {})})
     session.flush()
     return issued
+
+
+def commune_code(session: Session, rnd: Round, text: str) -> str:
+    """The code of a commune of a citizens' round whose households a sheet is handed to: an agency code of the
+    round, as in a household frame's ``commune`` column.
+
+    :raises SheetError: 400 when the round is not a citizens' round or has no agency of that code.
+    """
+    code = text.strip().upper()
+    if not rounds.is_citizens(rnd) or code not in {a.code for a in rnd.agencies}:
+        raise SheetError(f"Đợt {rnd.code} không có xã, phường mã “{text.strip()[:32]}” (mã trong agencies.csv của "
+                         "một đợt khảo sát người dân, như cột commune của khung mẫu hộ gia đình).", 400)
+    return code
 
 
 def investigator_account(session: Session, text: str) -> str:
