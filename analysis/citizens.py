@@ -1,6 +1,11 @@
 """The citizens' satisfaction survey (SIPAS-style): shares of satisfied respondents per element and overall,
-per agency, per kind of agency and for the province, with design-based intervals; the improvements wanted;
-response rates; and the three-state target status.
+per agency, per kind of agency, per commune of residence and for the province, with design-based intervals;
+the improvements wanted; response rates; and the verdict on each target (:mod:`analysis.targets`, as for every
+round).
+
+Levels: the province, each kind of agency, each agency and, where responses name the commune their household
+lives in (paper sheets handed to the households of a household frame's commune), each commune of residence:
+a domain of the same design, whatever agencies its households rated.
 
 Design: each agency is a stratum (its quota cell; paper and online answers about it are pooled), each
 respondent a unit drawn from the agency's population ``N`` (the people its frame lists), so the weight is
@@ -21,21 +26,25 @@ import numpy as np
 import pandas as pd
 
 from analysis.estimation import domain_means
+from analysis.targets import assign_targets, target_verdicts
 
-__all__ = ["CitizenResults", "OVERALL", "POOLED", "citizen_results", "counted", "response_rates", "target_status"]
+__all__ = ["CitizenResults", "OVERALL", "POOLED", "TARGET_OVERALL", "citizen_results", "counted", "response_rates"]
 
 #: The measure name of the overall satisfaction item in the shares table.
 OVERALL = "overall"
-#: The investigator of responses pooled because each of their investigators had fewer than k.
+#: The investigator (or commune) of responses pooled because each of their investigators (communes) had fewer
+#: than k.
 POOLED = "*"
-MET, NOT_MET, CANNOT_TELL = "met", "not_met", "cannot_tell"
+#: A round's target indicator for the overall item (an element's targets name the element's code).
+TARGET_OVERALL = "satisfaction"
 
 
 @dataclass(frozen=True)
 class CitizenResults:
-    """``shares``: one row per level × domain × measure (``level`` province, kind or agency; ``domain`` the
-    kind or agency code, "" for the province; ``measure`` an element code or :data:`OVERALL`) with ``est``,
-    ``se``, ``ci_lo``, ``ci_hi``, ``n`` (valid answers), ``target``, ``status`` and ``withheld`` (fewer than
+    """``shares``: one row per level × domain × measure (``level`` province, kind, agency or commune; ``domain``
+    the kind, agency or commune code, "" for the province; ``measure`` an element code or :data:`OVERALL`) with
+    ``est``, ``se``, ``ci_lo``, ``ci_hi``, ``n`` (valid answers), ``target`` (a share), ``verdict``
+    (:data:`analysis.targets.VERDICTS` keys, None without a target or a figure) and ``withheld`` (fewer than
     ``min_group`` valid answers: no figure). ``improvements``: per level × domain × option, the weighted share
     of counted respondents naming it among their (up to three) improvements. ``excluded``: responses left
     out, by reason."""
@@ -73,7 +82,7 @@ def citizen_results(
     screening: str,
     eligible: Sequence[str],
     quarantined: set[str] = frozenset(),
-    targets: Mapping[str, float] | None = None,
+    targets: Sequence[Mapping] = (),
     min_group: int = 5,
     level: float = 0.95,
 ) -> CitizenResults:
@@ -82,7 +91,8 @@ def citizen_results(
     Parameters
     ----------
     frame : DataFrame
-        One row per response: ``agency``, ``kind``, ``investigator`` (None online) and one column per item
+        One row per response: ``agency``, ``kind``, ``investigator`` (None online), optionally ``commune``
+        (the household's commune of residence; None or :data:`POOLED` when not known) and one column per item
         holding the option code answered (NaN when not answered).
     populations : mapping
         Agency → population ``N`` of its cell (every agency of ``frame``).
@@ -96,8 +106,10 @@ def citizen_results(
     screening, eligible : the screening item and its eligible answers.
     quarantined : set of str
         Investigators whose responses phúc tra keeps out of the index.
-    targets : mapping, optional
-        Measure (element code or :data:`OVERALL`) → target share in (0, 1].
+    targets : sequence of mapping
+        The round's target rules (:func:`analysis.targets.assign_targets`, ``at_least`` in %): indicator
+        :data:`TARGET_OVERALL` or an element code; the most specific rule applies to each agency, the rules of
+        its kind or of every agency to a kind, those of every agency to the province and a commune of residence.
     min_group : int
         No figure about fewer valid answers than this.
     """
@@ -111,6 +123,8 @@ def citizen_results(
         raise ValueError("an agency has more counted respondents than its population")
     kept["_w"] = kept["_N"] / n_cell
     kept["_all"] = ""
+    communes = kept["commune"] if "commune" in kept else pd.Series(None, index=kept.index, dtype=object)
+    kept["_commune"] = communes.where(communes.notna() & communes.ne(POOLED), "")
     measures = [*elements, (OVERALL, overall)]
     for name, item in measures:
         valid = kept[item].notna() & ~kept[item].isin(list(excluded_options.get(item, ())))
@@ -120,23 +134,27 @@ def citizen_results(
     shares["measure"] = shares.pop("variable").str.removeprefix("_y_")
     shares["withheld"] = shares["n"] < min_group
     shares.loc[shares["withheld"], ["est", "se", "ci_lo", "ci_hi"]] = np.nan
-    shares["target"] = shares["measure"].map(dict(targets or {})).astype(np.float64)
-    shares["status"] = [target_status(lo, hi, t) for lo, hi, t in
-                        zip(shares["ci_lo"], shares["ci_hi"], shares["target"], strict=True)]
+    kinds = dict(zip(kept["agency"], kept["kind"], strict=True))
+    shares = _with_verdicts(shares, targets, [name for name, _ in elements], kinds)
     shares = shares[["level", "domain", "measure", "est", "se", "ci_lo", "ci_hi", "n", "withheld", "target",
-                     "status"]]
+                     "verdict"]]
     return CitizenResults(shares, _improvements(kept, improvements, level, min_group), excluded)
 
 
 def _by_levels(kept: pd.DataFrame, values: list[str], level: float) -> pd.DataFrame:
-    """Province, kind and agency rows of :func:`analysis.domain_means` of ``values``."""
+    """Province, kind, agency and commune-of-residence rows of :func:`analysis.domain_means` of ``values``
+    (the commune domains estimated over the whole sample, the responses naming no commune outside them)."""
     if not len(kept):
         return pd.DataFrame(columns=["level", "domain", "variable", "est", "se", "ci_lo", "ci_hi", "n"])
     tables = []
-    for name, by in (("province", "_all"), ("kind", "kind"), ("agency", "agency")):
+    levels = [("province", "_all"), ("kind", "kind"), ("agency", "agency")]
+    if kept["_commune"].ne("").any():
+        levels.append(("commune", "_commune"))
+    for name, by in levels:
         table = domain_means(kept, values, by, "_w", strata="agency", fpc="_N", proportion=True, level=level)
         table.insert(0, "level", name)
-        tables.append(table.rename(columns={by: "domain"}))
+        table = table.rename(columns={by: "domain"})
+        tables.append(table[(table["domain"] != "") | (name == "province")])
     return pd.concat(tables, ignore_index=True)
 
 
@@ -154,16 +172,26 @@ def _improvements(kept: pd.DataFrame, items: Sequence[str], level: float, min_gr
     return table[["level", "domain", "option", "est", "ci_lo", "ci_hi", "n"]]
 
 
-def target_status(ci_lo: float, ci_hi: float, target: float) -> str | None:
-    """``met`` when the whole interval is at or above the target, ``not_met`` when it is below, else
-    ``cannot_tell``; None without a target or an estimate."""
-    if np.isnan(target) or np.isnan(ci_lo) or np.isnan(ci_hi):
-        return None
-    if ci_lo >= target:
-        return MET
-    if ci_hi < target:
-        return NOT_MET
-    return CANNOT_TELL
+def _with_verdicts(shares: pd.DataFrame, rules: Sequence[Mapping], elements: Sequence[str],
+                   kinds: Mapping[str, str]) -> pd.DataFrame:
+    """Each row's target (a share) and verdict, judged by :func:`analysis.targets.target_verdicts` as every
+    round's targets are: an agency's most specific rule, a kind's rule or the rule of every agency for a kind,
+    the rule of every agency for the province."""
+    indicators = [TARGET_OVERALL, *elements]
+    measure_of = {TARGET_OVERALL: OVERALL} | {e: e for e in elements}
+    rows = []
+    for level, domain in shares[["level", "domain"]].drop_duplicates().itertuples(index=False):
+        agency, kind = {"agency": (domain, kinds.get(domain)), "kind": (None, domain)}.get(level, (None, None))
+        found = assign_targets(pd.DataFrame({"agency": [agency], "agency_kind": [kind]}), rules, indicators)
+        rows += [(level, domain, measure_of[i], t / 100) for i, t in zip(found["indicator"], found["target"],
+                                                                        strict=True)]
+    targets = pd.DataFrame(rows, columns=["level", "domain", "measure", "target"]).astype({"target": np.float64})
+    out = shares.merge(targets, on=["level", "domain", "measure"], how="left")
+    judged = target_verdicts(pd.DataFrame({"scale": "share", "estimate": 100 * out["est"].astype(np.float64),
+                                           "se": 100 * out["se"].astype(np.float64),
+                                           "n": out["n"].astype(np.float64), "target": 100 * out["target"]}))
+    out["verdict"] = judged["verdict"].to_numpy() if len(out) else pd.Series(dtype=object)
+    return out
 
 
 def response_rates(issued: Mapping[str, int], returned: Mapping[str, int]) -> pd.DataFrame:

@@ -161,16 +161,17 @@ INDICATORS = {
 }
 
 
-def assign_targets(agencies: pd.DataFrame, rules) -> pd.DataFrame:
+def assign_targets(agencies: pd.DataFrame, rules, indicators=tuple(INDICATORS)) -> pd.DataFrame:
     """The target of every agency × indicator from a round's rules: ``agency, indicator, target, label``.
 
     ``agencies``: ``agency, agency_kind``. A rule is ``{indicator, at_least[, kinds][, agencies][, label]}``;
     the most specific one applies (naming the agency, then its kind, then every agency), so "90 %, but 85 % for
-    land and construction" is two rules.
+    land and construction" is two rules. ``indicators``: those of the round's kind (a citizens' round adds
+    its elements, :mod:`analysis.citizens`).
     """
     rows = []
     for a in agencies[["agency", "agency_kind"]].itertuples(index=False):
-        for indicator in INDICATORS:
+        for indicator in indicators:
             best, rank = None, -1
             for rule in rules:
                 if rule["indicator"] != indicator:

@@ -1,7 +1,7 @@
 """Reading sheets from simulated photos: per condition, pages read, answers decided, wrong, sent to the
 clerk, refused; and pages per second per core.
 
-    PYTHONPATH=. python bench/bench_reading.py [--pages 400] [--seed 2026] [--jobs 2] [--short]
+    PYTHONPATH=. python bench/bench_reading.py [--pages 400] [--seed 2026] [--jobs 2] [--only NAME…] [--short]
     PYTHONPATH=. python bench/bench_reading.py --form HĐ-CT [--rated 0.3] [--pages 100] ...
 
 Real sheets of the QNA-2023 round (LĐH-CH and LĐS-CT, or with ``--form HĐ-CT`` the delegates' sheet of every
@@ -10,11 +10,13 @@ agency, printed by ``printing.sheets_pdf`` and rasterised at 200 dpi) are filled
 (HĐ-CT blocks settled by :mod:`survey_service.omr.rows`); every automatic answer is compared with what was
 meant. The speed is the
 CPU time of reading (alignment, QR, marks) per page on one core, against decoding the same JPEG alone,
-measured in the same run.
+measured in the same run. The conditions the reader was tuned on come first, then those held out from the
+tuning (:data:`survey_service.omr.simulate.HELD_OUT`: other pens, other lenses, other tables and pages).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import random
 import sys
@@ -43,6 +45,7 @@ ONE_AGENCY = ("LĐH-CH", "LĐS-CT")
 MATRIX = "HĐ-CT"
 #: Answers a machine may never decide: a double mark, and a mark in a block whose "not rated" bubble is filled.
 MUST_REVIEW = ("double mark", simulate.CONTRADICTED)
+CONDITIONS = simulate.CONDITIONS + simulate.HELD_OUT
 
 
 @dataclass
@@ -65,6 +68,16 @@ class Row:
     @property
     def review_share(self) -> float:
         return self.review / max(1, self.review + self.decided)
+
+    def add(self, other: Row) -> None:
+        for name in ("pages", "refused", "decided", "wrong", "review", "doubles", "doubles_decided",
+                     "read_seconds", "decode_seconds", "reasons", "styles_review", "styles"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def line(self) -> str:
+        return (f"{self.condition.name:<30}{self.pages:>7}{self.refused:>9}{self.decided:>9}{self.wrong:>7}"
+                f"{self.review:>8}{100 * self.review_share:>9.1f}%{self.doubles - self.doubles_decided:>9}/"
+                f"{self.doubles}")
 
 
 def real_pages(count: int = 2, forms: tuple[str, ...] = ONE_AGENCY) -> list[tuple[np.ndarray, object]]:
@@ -91,21 +104,24 @@ def real_pages(count: int = 2, forms: tuple[str, ...] = ONE_AGENCY) -> list[tupl
 
 
 _PAGES: dict[str, list] = {}
+#: Pages drawn from one seed: a condition is read in chunks of this many, so two processes share one
+#: condition and rows come out one condition at a time.
+CHUNK = 25
 
 
-def run_condition(index: int, pages: int, seed: int, form: str = "", rated: float = 0.3) -> Row:
-    """One condition's row; its own seed, so the table is the same whatever the number of processes.
-    ``form`` ``HĐ-CT`` reads the delegates' sheet, filled as delegates do (each agency rated with probability
-    ``rated``); else the one-agency forms."""
+def run_chunk(index: int, first: int, pages: int, seed: int, form: str = "", rated: float = 0.3) -> Row:
+    """Pages ``first`` to ``first + pages`` of one condition; each chunk has its own seed, so the table is
+    the same whatever the number of processes. ``form`` ``HĐ-CT`` reads the delegates' sheet, filled as
+    delegates do (each agency rated with probability ``rated``); else the one-agency forms."""
     if form not in _PAGES:
         _PAGES[form] = real_pages(1, (MATRIX,)) if form == MATRIX else real_pages()
     fill = partial(simulate.fill_delegate, rated=rated) if form == MATRIX else simulate.fill
-    condition = simulate.CONDITIONS[index]
-    rng = random.Random(seed * 1000 + index)
+    condition = CONDITIONS[index]
+    rng = random.Random((seed * 1000 + index) * 1000 + first // CHUNK)
     row = Row(condition)
-    for n in range(min(pages, PARTIAL_PAGES) if condition.partial else pages):
+    for n in range(first, first + pages):
         image, plan = _PAGES[form][n % len(_PAGES[form])]
-        filled, truth, styles = fill(image, plan, rng, reader.PDF_DPI / 25.4)
+        filled, truth, styles = fill(image, plan, rng, reader.PDF_DPI / 25.4, condition.pens)
         shot = simulate.photograph(filled, rng, condition)
         row.pages += 1
         start = time.process_time()
@@ -138,12 +154,28 @@ def run_condition(index: int, pages: int, seed: int, form: str = "", rated: floa
     return row
 
 
-def run_conditions(pages: int, seed: int, jobs: int = 1, form: str = "", rated: float = 0.3) -> list[Row]:
-    tasks = [(i, pages, seed, form, rated) for i in range(len(simulate.CONDITIONS))]
-    if jobs == 1:
-        return [run_condition(*task) for task in tasks]
-    with multiprocessing.Pool(jobs) as pool:
-        return pool.starmap(run_condition, tasks)
+def run_conditions(pages: int, seed: int, jobs: int = 1, only: list[str] | None = None,
+                   progress=None, form: str = "", rated: float = 0.3) -> list[Row]:
+    """Rows of every condition, or of those named in ``only``; ``progress`` is called with each row as soon
+    as its condition is done."""
+    tasks = []
+    for i, condition in enumerate(CONDITIONS):
+        if not only or condition.name in only:
+            count = min(pages, PARTIAL_PAGES) if condition.partial else pages
+            tasks += [(i, first, min(CHUNK, count - first), seed, form, rated) for first in range(0, count, CHUNK)]
+    rows: dict[int, Row] = {}
+    left = Counter(task[0] for task in tasks)
+    with multiprocessing.Pool(jobs) if jobs > 1 else contextlib.nullcontext() as pool:
+        for task, chunk in zip(tasks, pool.imap(_run_task, tasks) if pool else map(_run_task, tasks)):
+            rows.setdefault(task[0], Row(chunk.condition)).add(chunk)
+            left[task[0]] -= 1
+            if not left[task[0]] and progress:
+                progress(rows[task[0]])
+    return list(rows.values())
+
+
+def _run_task(task: tuple) -> Row:
+    return run_chunk(*task)
 
 
 def main() -> None:
@@ -155,17 +187,22 @@ def main() -> None:
     parser.add_argument("--form", choices=["", MATRIX], default="", help=f"{MATRIX}: the delegates' sheet "
                         "(every agency, over several pages) instead of the one-agency forms")
     parser.add_argument("--rated", type=float, default=0.3, help=f"{MATRIX}: share of agencies a delegate rates")
+    parser.add_argument("--only", nargs="+", metavar="NAME", choices=[c.name for c in CONDITIONS],
+                        help="only these conditions")
     parser.add_argument("--short", action="store_true", help="3 pages per condition: checks that it runs")
     args = parser.parse_args()
     if args.short:
         args.pages = 3
     started = time.perf_counter()
-    table = run_conditions(args.pages, args.seed, args.jobs, args.form, args.rated)
+    table = run_conditions(args.pages, args.seed, args.jobs, args.only,
+                           progress=lambda row: print("done: " + row.line(), flush=True), form=args.form,
+                           rated=args.rated)
     print(f"{'condition':<30}{'pages':>7}{'refused':>9}{'decided':>9}{'wrong':>7}{'review':>8}{'review %':>10}"
           f"{'doubles→review':>16}")
     for row in table:
-        print(f"{row.condition.name:<30}{row.pages:>7}{row.refused:>9}{row.decided:>9}{row.wrong:>7}"
-              f"{row.review:>8}{100 * row.review_share:>9.1f}%{row.doubles - row.doubles_decided:>9}/{row.doubles}")
+        if row.condition == simulate.HELD_OUT[0]:
+            print("held out from the tuning:")
+        print(row.line())
         for reason, n in row.reasons.items():
             print(f"    refused {n}: {reason}")
         if row.review:

@@ -249,7 +249,7 @@ def round_new(round_code, province, unit, source, out):
     except rounds.RoundError as exc:
         fail(f"LỖI {exc}")
     click.echo(f"Đã tạo đợt {round_code} ({unit} {province}) tại {target}, từ đợt {source}. "
-               f"Thay danh sách cơ quan, chỉ tiêu và số cán bộ bằng của {unit}, rồi chạy: "
+               f"Thay {rounds.to_replace(target)} bằng của {unit}, rồi chạy: "
                f"survey-service round check {target}")
 
 
@@ -506,10 +506,12 @@ def _write_pdf(session, batch, out: Path) -> None:
 @click.option("--again", is_flag=True, help="Print the issued, not yet returned sheets again (no new serials).")
 @click.option("--investigator", help="Citizens' rounds: the staff account of the Post Office investigator the new "
               "sheets are handed to.")
+@click.option("--commune", help="Citizens' rounds: the commune (agency code) whose sampled households get the new "
+              "sheets, whatever agency they rate.")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path), required=True)
 @with_appcontext
 @needs_secrets("SHEET_SIGNING_KEYS")
-def sheets_print(round_code, form_code, agency_code, extra, again, investigator, out):
+def sheets_print(round_code, form_code, agency_code, extra, again, investigator, commune, out):
     """Issue the sheets each paper quota cell still needs (up to its target) and write them to one PDF."""
 
     session = get_session()
@@ -519,7 +521,7 @@ def sheets_print(round_code, form_code, agency_code, extra, again, investigator,
                                    agency_code=agency_code)
         batch = (sheets.issued_sheets(session, plans) if again
                  else sheets.issue_sheets(session, rnd, plans, extra=extra, today=rounds.local_today(),
-                                          actor="cli", investigator=investigator))
+                                          actor="cli", investigator=investigator, commune=commune))
     except sheets.SheetError as exc:
         session.rollback()
         fail(str(exc))
@@ -834,7 +836,8 @@ def responses_import(round_code, file):
     rnd = _round_or_fail(session, round_code)
     try:
         report = imports.import_responses(session, rnd, file.read(), today=vietnam_today(),
-                                          secret=current_app.config["SECRET_KEY"], actor="cli")
+                                          secret=current_app.config["SECRET_KEY"], actor="cli",
+                                          keys=current_app.config.get("SHEET_SIGNING_KEYS") or [])
     except imports.ImportRejected as exc:
         session.rollback()
         shown = exc.errors[:imports.MAX_ERRORS_SHOWN]
@@ -1082,6 +1085,48 @@ def frames_targets(frame_id, form_code):
     click.echo(f"Đã đặt chỉ tiêu cho {changed} ô.")
 
 
+@frames_group.command("sign-off")
+@click.argument("frame_id", type=int)
+@click.option("--observer", required=True, help="The observer's own account (role observer).")
+@click.option("--organisation", required=True, help="MTTQ (Fatherland Front) or CCB (Veterans' Association).")
+@click.option("--password-stdin", is_flag=True, help="Read the observer's password from standard input.")
+@with_appcontext
+def frames_sign_off(frame_id, observer, organisation, password_stdin):
+    """The observer signs off a frame's official and reserve lists, with their own password (audited)."""
+    from survey_service.models import Role
+    from survey_service.services import frames, rounds, users
+
+    session = get_session()
+    frame = _frame_or_fail(session, frame_id)
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else click.prompt(
+        f"Mật khẩu của {observer}", hide_input=True)
+    user = _service_call(session, lambda: users.confirm(session, observer, password, Role.OBSERVER))
+    _service_call(session, lambda: frames.sign_off(session, frame, organisation=organisation, by=user,
+                                                   today=rounds.local_today(), actor="cli"))
+    session.commit()
+    click.echo(f"{user.username} ({organisation}) đã ký duyệt danh sách mẫu của khung {frame.id} “{frame.name}”; "
+               f"mã kiểm tra {frame.signed_lists_hash[:16]}.")
+
+
+@frames_group.command("delete")
+@click.argument("frame_id", type=int)
+@click.option("--sample-only", is_flag=True, help="Delete the drawn lists only; the frame stays.")
+@with_appcontext
+def frames_delete(frame_id, sample_only):
+    """Delete a frame (or only its sample) before sign-off and before any sheet of the round is issued."""
+    from survey_service.services import frames
+
+    session = get_session()
+    frame = _frame_or_fail(session, frame_id)
+    name = frame.name
+    if sample_only:
+        _service_call(session, lambda: frames.delete_sample(session, frame, actor="cli"))
+    else:
+        _service_call(session, lambda: frames.delete_frame(session, frame, actor="cli"))
+    session.commit()
+    click.echo(f"Đã xóa {'mẫu đã chọn của ' if sample_only else ''}khung mẫu {frame_id} “{name}”.")
+
+
 @frames_group.command("status")
 @click.option("--round", "round_code", required=True)
 @with_appcontext
@@ -1185,7 +1230,7 @@ def phuctra_status(round_code):
 @click.option("--round", "round_code", required=True)
 @with_appcontext
 def phuctra_close(round_code):
-    """Close phúc tra and delete the round's contact vault (PostgreSQL: run `db compact` afterwards)."""
+    """Close phúc tra, delete the round's contact vault and rewrite its tables' files."""
     from survey_service.services import phuctra, rounds
 
     session = get_session()

@@ -49,7 +49,10 @@ def make_engine(url: str) -> sa.Engine:
 
 #: The tables whose old row versions could tell when a response was written, what a draft held, what a
 #: sheet's page looked like, or whom phúc tra was to call once its contact vault is deleted.
-COMPACTED_TABLES = ("response", "answer", "draft", "invitation_code", "spent_code", "ballot", "sheet_scan", "contact")
+#: The contact vault of phúc tra and the marks of keyed answers, both deleted and rewritten when phúc tra closes.
+VAULT_TABLES = ("contact", "answer_pattern")
+COMPACTED_TABLES = ("response", "answer", "draft", "invitation_code", "spent_code", "ballot", "sheet_scan",
+                    *VAULT_TABLES)
 
 
 def compact(engine: sa.Engine) -> None:

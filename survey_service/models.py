@@ -436,6 +436,8 @@ class Ballot(Base):
     #: A citizens' round's keyed paper sheet: the Post Office investigator who handed it out, in clear so the
     #: box can hold an investigator's ballots until at least k of theirs can be released (ballots.py).
     investigator: Mapped[str | None] = mapped_column(sa.String(32))
+    #: Its household's commune of residence (agency code), in clear for the same reason.
+    commune: Mapped[str | None] = mapped_column(sa.String(32))
 
     def __repr__(self) -> str:
         return f"<Ballot cell={self.quota_cell_id}>"
@@ -478,6 +480,8 @@ class Sheet(Base):
     issued_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_user.id"))
     #: Citizens' rounds: the Post Office investigator (điều tra viên) the sheet was handed to, by code.
     investigator: Mapped[str | None] = mapped_column(sa.String(32))
+    #: Citizens' rounds: the commune (agency code) the household handed the sheet lives in, its frame cell.
+    commune: Mapped[str | None] = mapped_column(sa.String(32))
 
     quota_cell: Mapped[QuotaCell] = relationship()
     events: Mapped[list[SheetEvent]] = relationship(back_populates="sheet", order_by="SheetEvent.id")
@@ -594,6 +598,9 @@ class Response(Base):
     #: once at least k of that investigator's responses are released, so phúc tra can quarantine them;
     #: :data:`POOLED_INVESTIGATORS` for those of investigators with fewer than k at the close.
     investigator: Mapped[str | None] = mapped_column(sa.String(32))
+    #: Citizens' rounds, paper: the household's commune of residence, written under the same rule (at least
+    #: k responses of the round name it; else pooled at the close).
+    commune: Mapped[str | None] = mapped_column(sa.String(32))
 
     quota_cell: Mapped[QuotaCell] = relationship()
     agency: Mapped[Agency | None] = relationship()
@@ -606,7 +613,8 @@ class Response(Base):
         return f"<Response {self.uid} {self.form_code}>"
 
 
-#: :attr:`Response.investigator` of responses whose investigators each had fewer than k at the close.
+#: :attr:`Response.investigator` (and :attr:`Response.commune`) of responses whose investigators (communes) each
+#: had fewer than k at the close.
 POOLED_INVESTIGATORS = "*"
 
 

@@ -10,6 +10,7 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from statsmodels.stats.proportion import proportion_confint
 
 from survey_service import questionnaires as qn
 from survey_service.models import (
@@ -74,6 +75,13 @@ def test_the_paper_and_online_forms_ask_the_same_questions():
     (("citizens.yaml", "- {code: YT1, satisfaction: A9}", "- {code: YT1, satisfaction: S2}"), "no satisfied option"),
     (("populations.csv", "STP,4200", "STP,0"), "population must be at least 1"),
     (("populations.csv", "SYT,2600,", "XYZ,2600,"), "unknown agency 'XYZ'"),
+    # targets are round.yaml's, as in every round: shares only, overall or of an element
+    (("round.yaml", "indicator: satisfaction", "indicator: survey_points"),
+     "indicator phải là một trong satisfaction, YT1, YT2, YT3, YT4, YT5, nhưng là 'survey_points'"),
+    (("round.yaml", "targets:\n", "targets:\n  - {indicator: satisfaction, at_least: 90}\n"),
+     "mục tiêu satisfaction thứ hai cho mọi cơ quan"),
+    (("citizens.yaml", "demographics: [N1, N2, N3]", "demographics: [N1, N2, N3]\ntargets: {overall: {share: 0.8}}"),
+     "targets are set in round.yaml"),
 ])
 def test_round_check_refuses_a_bad_citizens_round(tmp_path, edit, message):
     target = tmp_path / "DNG-HL-2026"
@@ -271,6 +279,15 @@ def test_the_demo_collects_through_each_channel_and_the_indices_recompute(sessio
         one = valid[valid["agency"] == "HAICHAU"]
         assert shares.loc[("agency", "HAICHAU", measure), "est"] == pytest.approx(
             (one[item].isin(["4", "5"])).mean(), abs=1e-12)  # one agency: equal weights
+    # round.yaml's target (overall satisfaction ≥ 80 %) judged as every round's: one-sided 95 % Wilson bounds at
+    # the Kish effective sample (the two ends of a two-sided 90 % interval)
+    judged = rep.shares[rep.shares["measure"] == "overall"]
+    assert (judged["target"] == 0.80).all()
+    assert rep.shares.loc[rep.shares["measure"] != "overall", "target"].isna().all()
+    for r in judged[~judged["withheld"]].itertuples():
+        n_eff = r.est * (1 - r.est) / r.se ** 2 if r.se > 0 else r.n
+        lo, hi = proportion_confint(r.est * n_eff, n_eff, alpha=0.10, method="wilson")
+        assert r.verdict == ("dat" if lo >= 0.80 else "khong_dat" if hi < 0.80 else "chua_du_can_cu"), r
     assert rep.excluded["quarantined"] > 0 and rep.excluded["screened_out"] >= 0
     without = citizens.report(session, rnd)
     assert without.excluded["quarantined"] == 0
@@ -335,6 +352,8 @@ def test_a_citizens_round_for_another_province_starts_from_the_bundled_one(runne
     result = runner.invoke(args=["round", "new", "HYN-HL-2026", "--province", "Hưng Yên", "--unit", "tỉnh",
                                  "--from", "DNG-HL-2026", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
+    assert "quy mô tổng thể (populations.csv)" in result.output and "số cán bộ" not in result.output
+    assert "populations and targets" in (tmp_path / "HYN-HL-2026" / "round.yaml").read_text(encoding="utf-8")
     r = rounds.check_round(tmp_path / "HYN-HL-2026", QUESTIONNAIRE_DIR)
     assert r.round_kind == "citizens" and r.province == "Hưng Yên" and r.name.startswith("Khảo sát sự hài lòng")
 

@@ -49,6 +49,9 @@ def test_the_results_page_shows_shares_with_intervals(demo, staff_page, live_ser
         assert "thành phố Đà Nẵng" in province.inner_text() and "Hài lòng chung" in province.inner_text()
         assert "%" in province.inner_text() and "n=" in province.inner_text()
         assert page.locator("#shares-agency tbody tr").count() == 4
+        # the households of the two communes of the household frame, per commune where they live
+        assert page.locator("#shares-commune tbody tr").count() == 2
+        assert "Theo xã, phường nơi hộ gia đình cư trú" in page.content()
         assert page.locator("#improvements tbody tr").count() >= 3
         assert "DỮ LIỆU MÔ PHỎNG" in page.content().upper()
         assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]

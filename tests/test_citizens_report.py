@@ -16,6 +16,7 @@ from statsmodels.stats.multitest import multipletests
 
 from analysis import round_half_away
 from analysis import change
+from analysis.targets import VERDICTS
 from survey_service.services import citizens, comparison, report, rounds, simulation
 from survey_service.vietnamese import number
 from tests.conftest import QUESTIONNAIRE_DIR
@@ -47,12 +48,12 @@ def test_the_report_of_a_citizens_round(session, runner, staff_client, demo, tmp
     for r in shown.itertuples():
         assert f"{_pct(r.est)} ({_pct(r.ci_lo)}–{_pct(r.ci_hi)})" in text, (r.level, r.domain, r.measure)
     # the target statuses of the agencies, the response rates and phúc tra
-    judged = rep.shares[(rep.shares["level"] == "agency") & rep.shares["status"].notna()]
+    judged = rep.shares[(rep.shares["level"] == "agency") & rep.shares["verdict"].notna()]
     assert len(judged)
     rows = {tuple(c.text for c in row.cells) for t in doc.tables for row in t.rows}
     for r in judged.itertuples():
         assert (r.domain, r.domain_name, r.measure_name, _pct(r.target), _pct(r.est),
-                f"{_pct(r.ci_lo)}–{_pct(r.ci_hi)}", citizens.STATUS_LABELS[r.status]) in rows
+                f"{_pct(r.ci_lo)}–{_pct(r.ci_hi)}", VERDICTS[r.verdict]) in rows
     for r in rep.rates.itertuples():
         assert (r.agency, r.agency_name, number(r.issued), number(r.returned),
                 _pct(r.rate) + "\u00a0%") in rows

@@ -15,7 +15,7 @@ from analysis.sampling import precision_sample_size, recommend_sample_size
 from survey_service.models import AuditEvent, Frame, FrameKind, FrameUnit, SampleList
 from survey_service.services import frames, sheets
 from survey_service.services.frames import Design, FrameError
-from tests.conftest import collect_from_today
+from tests.conftest import PASSWORD, collect_from_today
 
 TODAY = __import__("datetime").date(2026, 12, 7)
 COMMUNES = {"TAMKY": 120, "HOIAN": 60, "DIENBAN": 30, "THANGBINH": 10}
@@ -238,3 +238,86 @@ def test_pages_report_bad_rows_and_keep_the_sign_off_to_observers(app, session, 
     assert response.status_code == 302
     assert client.post(f"/frames/{frame.id}/replace", data={"ref": "nope", "reason": "x"}).status_code == 404
     assert "Đã thay thế" in client.get(f"/frames/{frame.id}").get_data(as_text=True)
+
+
+def test_a_frame_or_its_sample_is_withdrawn_only_before_sign_off_and_any_sheet(app, runner, session, round_,
+                                                                              make_user):
+    """The CLI deletes a sample, then a frame; the observer signs off at the command line with their own password
+    (audited under their account); nothing is deleted once signed off or once a sheet of the round is issued."""
+    observer, supervisor = make_user("observer"), make_user("supervisor")
+    frame, spare = import_households(session, round_), import_households(session, round_, name="nham.csv")
+    frames.draw(session, frame, Design(), today=TODAY, seed=1, actor="test")
+    session.commit()
+    frame_id, spare_id = frame.id, spare.id
+    result = runner.invoke(args=["frames", "delete", str(frame_id), "--sample-only"])
+    assert result.exit_code == 0 and "Đã xóa mẫu đã chọn của khung mẫu" in result.output, result.output
+    session.expire_all()
+    assert frame.sampled_on is None and frame.seed is None
+    assert session.scalar(sa.select(sa.func.count()).where(FrameUnit.frame_id == frame_id,
+                                                            FrameUnit.sample_list.is_not(None))) == 0
+    result = runner.invoke(args=["frames", "delete", str(frame_id), "--sample-only"])
+    assert result.exit_code == 1 and "chưa được chọn mẫu; không có mẫu để xóa" in result.output
+    result = runner.invoke(args=["frames", "delete", str(spare_id)])
+    assert result.exit_code == 0 and "Đã xóa khung mẫu" in result.output, result.output
+    assert session.scalar(sa.select(sa.func.count()).where(FrameUnit.frame_id == spare_id)) == 0
+    assert runner.invoke(args=["frames", "delete", "999999"]).exit_code == 1
+
+    runner.invoke(args=["frames", "sample", str(frame_id), "--seed", "2"])
+    sign = ["frames", "sign-off", str(frame_id), "--organisation", "MTTQ", "--password-stdin"]
+    for who, password, organisation in ((observer.username, "wrong", "MTTQ"), ("nobody", "x", "MTTQ"),
+                                        (supervisor.username, PASSWORD, "MTTQ")):
+        result = runner.invoke(args=[*sign[:4], organisation, sign[5], "--observer", who], input=password + "\n")
+        assert result.exit_code == 1 and "Sai tên đăng nhập hoặc mật khẩu của tài khoản observer" in result.output
+    result = runner.invoke(args=[*sign[:4], "ABC", sign[5], "--observer", observer.username], input=PASSWORD + "\n")
+    assert result.exit_code == 1 and "MTTQ hoặc CCB" in result.output
+    result = runner.invoke(args=[*sign, "--observer", observer.username], input=PASSWORD + "\n")
+    assert result.exit_code == 0 and f"{observer.username} (MTTQ) đã ký duyệt" in result.output, result.output
+    session.expire_all()
+    assert frame.signed_off_by_id == observer.id and frame.signed_lists_hash == frames.lists_hash(session, frame)
+    event = session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "frame.sign_off"))
+    assert (event.user_id, event.actor) == (observer.id, "cli")
+    for args in (["frames", "delete", str(frame_id)], ["frames", "delete", str(frame_id), "--sample-only"]):
+        result = runner.invoke(args=args)
+        assert result.exit_code == 1 and "đã được ký duyệt" in result.output and "không xóa" in result.output
+
+    # once a sheet is issued, a frame imported afterwards stays as the record of what was done
+    assert sheets.issue_sheets(session, round_, sheets.paper_cells(session, round_, form_code="LĐH-CH"),
+                               actor="test")
+    late = import_households(session, round_, name="muon.csv")
+    session.commit()
+    with pytest.raises(FrameError, match=r"đã phát \d+ phiếu; không xóa khung mẫu"):
+        frames.delete_frame(session, late, actor="test")
+    assert [e.action for e in session.scalars(sa.select(AuditEvent).where(AuditEvent.action.like("frame.%delete"))
+                                              .order_by(AuditEvent.id))] == ["frame.sample_delete", "frame.delete"]
+
+
+def test_the_page_withdraws_a_sample_or_a_frame_after_confirmation(app, session, round_, client, auth, make_user):
+    supervisor, observer = make_user("supervisor"), make_user("observer")
+    frame = import_households(session, round_, {"HOIAN": 20})
+    frames.draw(session, frame, Design(margin=0.2), today=TODAY, seed=4, actor="test")
+    session.commit()
+    auth.login(observer.username)
+    assert client.post(f"/frames/{frame.id}/delete", data={"confirmed": "1"}).status_code == 403
+    auth.logout()
+    auth.login(supervisor.username)
+    page = client.get(f"/frames/{frame.id}").get_data(as_text=True)
+    assert "Xóa mẫu đã chọn" in page and "Xóa khung mẫu" in page
+    asked = client.post(f"/frames/{frame.id}/delete-sample")
+    assert asked.status_code == 200 and "Khung mẫu được giữ lại" in asked.get_data(as_text=True)
+    session.expire_all()
+    assert frame.sampled_on is not None  # (nothing happens before the confirmation)
+    assert client.post(f"/frames/{frame.id}/delete-sample", data={"confirmed": "1"}).status_code == 302
+    refused = client.post(f"/frames/{frame.id}/delete-sample", data={"confirmed": "1"})
+    assert refused.status_code == 409 and "không có mẫu để xóa" in refused.get_data(as_text=True)
+    frames.draw(session, frame, Design(margin=0.2), today=TODAY, seed=4, actor="test")
+    frames.sign_off(session, frame, organisation="CCB", by=observer, today=TODAY)
+    session.commit()
+    assert "Xóa khung mẫu" not in client.get(f"/frames/{frame.id}").get_data(as_text=True)
+    refused = client.post(f"/frames/{frame.id}/delete", data={"confirmed": "1"})
+    assert refused.status_code == 409 and "đã được ký duyệt" in refused.get_data(as_text=True)
+    other = import_households(session, round_, {"TAMKY": 20}, name="khac.csv")
+    session.commit()
+    response = client.post(f"/frames/{other.id}/delete", data={"confirmed": "1"})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/frames/?round=QNA-2023")
+    assert session.get(Frame, other.id) is None
+    assert client.post(f"/frames/{other.id}/delete", data={"confirmed": "1"}).status_code == 404

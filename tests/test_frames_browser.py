@@ -1,5 +1,6 @@
-"""The sample lists in Debian's Chromium: a supervisor imports a household frame and draws it, the print page
-refuses to issue sheets, an observer of the MTTQ reviews and signs off the lists, and sheets are issued."""
+"""The sample lists in Debian's Chromium: a supervisor deletes a frame imported by mistake, imports a household
+frame and draws it, the print page refuses to issue sheets, an observer of the MTTQ reviews and signs off the
+lists, and sheets are issued."""
 from __future__ import annotations
 
 import pytest
@@ -23,7 +24,21 @@ def test_observer_signs_off_the_lists_before_any_sheet_is_issued(app, loaded_rou
         for commune in ("TAMKY", "HOIAN") for i in range(25)), encoding="utf-8")
 
     supervisor = staff_page("supervisor")
+    # a frame imported by mistake is deleted from its page, after a confirmation
     supervisor.goto(f"{live_server}/frames/?round=QNA-2023")
+    supervisor.get_by_label("Loại khung mẫu").select_option("households")
+    supervisor.get_by_label("Tên khung mẫu (không bắt buộc)").fill("Nhập nhầm")
+    supervisor.get_by_label("Tệp").set_input_files(str(frame_file))
+    supervisor.get_by_role("button", name="Nhập khung mẫu").click()
+    supervisor.wait_for_selector("#withdraw")
+    supervisor.locator("#withdraw").get_by_role("button", name="Xóa khung mẫu").click()
+    assert "không hoàn tác được" in supervisor.content()
+    supervisor.get_by_role("button", name="Xóa khung mẫu").click()
+    supervisor.wait_for_selector("text=Đã xóa khung mẫu “Nhập nhầm”")
+    assert session.scalar(sa.select(sa.func.count()).select_from(Frame)) == 0
+    assert session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "frame.delete")).old_value["name"] == \
+        "Nhập nhầm"
+
     supervisor.get_by_label("Loại khung mẫu").select_option("households")
     supervisor.get_by_label("Tệp").set_input_files(str(frame_file))
     supervisor.get_by_role("button", name="Nhập khung mẫu").click()

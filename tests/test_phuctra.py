@@ -4,15 +4,19 @@ through the services and the CLI, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from survey_service import db
 from survey_service.models import AnswerPattern, AuditEvent, Contact, ContactKind, RecheckItem, RecheckOutcome
 from survey_service.services import backup, keying, phuctra, rounds, sheets
 from survey_service.services.phuctra import ContactEntry, RecheckError
 from tests.conftest import collect_from_today
+from tests.portal.test_adversary import _pg_data_directory
 
 KEYS = ["test-sheet-key"]
 SECRET = "test-secret"
@@ -146,6 +150,27 @@ def _pg_dump_text(path) -> bytes:
     return subprocess.run(["pg_restore", "--file=-", str(path)], capture_output=True, check=True).stdout
 
 
+def _vault_files(session, database_url) -> bytes:
+    """What an adversary copying the database's files reads of the vault: SQLite's database file and its
+    write-ahead log; PostgreSQL's files of the vault's tables, after a checkpoint writes their pages there."""
+    session.commit()
+    if session.get_bind().dialect.name == "sqlite":
+        path = Path(sa.engine.make_url(database_url).database)
+        return b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
+    root = _pg_data_directory(database_url)
+    if root is None:
+        pytest.skip("the PostgreSQL data directory cannot be read from here (needs root and pg_lsclusters)")
+    port = str(sa.engine.make_url(database_url).port or 5432)
+    subprocess.run(["su", "postgres", "-c", f"psql -p {port} -qc CHECKPOINT"], check=True)
+    found = b""
+    for table in db.VAULT_TABLES:
+        relative = Path(session.scalar(sa.text("SELECT pg_relation_filepath(:t)"), {"t": table}))
+        found += b"".join(p.read_bytes() for p in sorted((root / relative).parent.glob(relative.name + "*"))
+                          if re.fullmatch(r"\d+(\.\d+)?", p.name))
+    session.commit()
+    return found
+
+
 def test_no_export_log_or_backup_taken_after_closing_holds_the_vault(app, session, fieldwork, staff_client, tmp_path,
                                                                      caplog):
     """Contacts go in through the auditor's page, are read back there, then phúc tra closes: every export,
@@ -165,6 +190,8 @@ def test_no_export_log_or_backup_taken_after_closing_holds_the_vault(app, sessio
     assert NAMES[0] in page and PHONES[0] in page
     sealed = [c.sealed for c in session.scalars(sa.select(Contact))]
     assert len(sealed) == 3
+    before = _vault_files(session, app.config["DATABASE_URL"])
+    assert all(s.encode() in before for s in sealed)  # (the raw read finds a live row)
     assert client.post(f"/phuctra/{rnd.code}/close", data={"confirmed": "1"}).status_code == 302
     session.expire_all()
     assert session.scalar(sa.select(sa.func.count()).select_from(Contact)) == 0
@@ -182,6 +209,7 @@ def test_no_export_log_or_backup_taken_after_closing_holds_the_vault(app, sessio
     out = tmp_path / "after-close.backup"
     report = backup.backup(app.config["DATABASE_URL"], out)
     found["backup"] = _pg_dump_text(out) if report.kind == "pg_dump" else out.read_bytes()
+    found["database files"] = _vault_files(session, app.config["DATABASE_URL"])  # no deleted row left there
     for where, data in found.items():
         assert not [s for s in secrets_ if s in data], f"{where} holds a contact"
     assert found["backup"]  # (a real backup was searched)

@@ -10,6 +10,8 @@ import random
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import sqlalchemy as sa
 import zxingcpp
@@ -135,6 +137,10 @@ def test_refusals(session, rnd, monkeypatch):
     assert "đã được đọc" in again[0].refused
     forged = reading.read_file(session, rnd, "a.jpg", shots[1], keys=["another-key"], secret=SECRET)
     assert "không hợp lệ" in forged[0].refused
+    small = cv2.resize(cv2.imdecode(np.frombuffer(shots[1], np.uint8), cv2.IMREAD_COLOR), None, fx=0.27, fy=0.27,
+                       interpolation=cv2.INTER_AREA)  # 2.1 px/mm: the markers still found, the bubbles not trusted
+    assert "quá nhỏ" in reading.read_file(session, rnd, "s.jpg", reader.encode(small, 95), keys=KEYS,
+                                          secret=SECRET)[0].refused
     half, _ = photos(session, sheet, seed=6, condition=PARTIAL, only=2)
     assert "dấu vuông" in reading.read_file(session, rnd, "b.jpg", half[0], keys=KEYS, secret=SECRET)[0].refused
     assert "không phải ảnh" in reading.read_file(session, rnd, "c.jpg", b"not an image", keys=KEYS,
@@ -189,13 +195,17 @@ def test_web_upload_and_confirm(session, rnd, staff_client):
     assert sheet.keyings[0].keyer == KEYER_READER
 
 
-def test_simulated_photos_subset():
-    """A few pages per condition, straight through the pure reader: no wrong automatic answer, every double
-    mark sent to the clerk, every page missing half the sheet refused (the full table: bench/bench_reading.py)."""
+def bench_reading():
     spec = importlib.util.spec_from_file_location("bench_reading", REPO / "bench" / "bench_reading.py")
     bench = sys.modules["bench_reading"] = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    table = bench.run_conditions(pages=4, seed=2026)
+    return bench
+
+
+def test_simulated_photos_subset():
+    """A few pages per condition, straight through the pure reader: no wrong automatic answer, every double
+    mark sent to the clerk, every page missing half the sheet refused (the full table: bench/bench_reading.py)."""
+    table = bench_reading().run_conditions(pages=4, seed=2026, only=[c.name for c in simulate.CONDITIONS])
     for row in table:
         assert row.wrong == 0, row
         assert row.doubles_decided == 0, row
@@ -203,3 +213,43 @@ def test_simulated_photos_subset():
             assert row.refused == row.pages
         else:
             assert row.refused == 0 and row.decided > 0
+
+
+def test_conditions_held_out_from_tuning():
+    """Pens, light and paper the reader was not tuned on, where it once answered wrong (light pencil washed
+    out of an overexposed photo read as blank, a soft pencil tick taken for an empty ring): every page is
+    read right or refused, never half-read, and an overexposed page is refused with its reason."""
+    names = ["soft pencil, sheen", "photo 1200 px", "curved, crumpled page", "overexposed"]
+    table = {row.condition.name: row for row in bench_reading().run_conditions(pages=6, seed=7, only=names)}
+    assert list(table) == names
+    for row in table.values():
+        assert row.wrong == 0 and row.doubles_decided == 0, row
+    assert all(table[name].decided for name in names[:3]), table
+    overexposed = table["overexposed"]
+    assert overexposed.refused and any("quá sáng" in reason for reason in overexposed.reasons), overexposed.reasons
+
+
+def test_decisions_learn_from_the_page_and_the_strokes():
+    """The limit on an empty ring comes from the page's own empty rings, so a soft pencil tick that once
+    passed for a blank on a clean page goes to the clerk; a cross whose strokes leave the ring is a mark
+    lighter than a fill, a dot that touches the ring is not."""
+    codes = ["4", "3", "2", "1", "K"]
+    tick = [0.0284, 0.0844, 0.0264, 0.0237, 0.0306]
+    rng = np.random.default_rng(1)
+    clean = np.concatenate([0.028 + rng.normal(0, 0.003, 5 * 12), tick])
+    noisy = np.concatenate([0.028 + rng.normal(0, 0.02, 5 * 12), tick])
+    questions = [slice(i, i + 5) for i in range(0, 65, 5)]
+    assert reader.blank_rise(clean, questions) == reader.BLANK_RISE_MIN
+    assert reader.blank_rise(noisy, questions) == reader.BLANK_RISE
+    none = [0.0] * 5
+    assert reader.decide(codes, tick, none, none, reader.BLANK_RISE_MIN).value == reader.REVIEW
+    assert reader.decide(codes, tick, none, none, reader.BLANK_RISE).value is None
+    cross = [0.03, 0.17, 0.028, 0.025, 0.031]
+    assert reader.decide(codes, cross, [0, 0.08, 0, 0, 0], [0, 0.2, 0, 0, 0]).value == "3"
+    assert reader.decide(codes, cross, none, [0, 0.2, 0, 0, 0]).value == reader.REVIEW
+    dot = [0.03, 0.11, 0.028, 0.025, 0.031]
+    assert reader.decide(codes, dot, [0, 0.04, 0, 0, 0], [0, 0.06, 0, 0, 0]).value == reader.REVIEW
+    # a stray dot in a ring that a shadow's edge crosses (the paper fitted on the lit side): once read as K
+    shaded = [0.013, 0.067, 0.032, 0.025, 0.254]
+    assert reader.decide(codes, shaded, none, [0, 0, 0, 0, 0.154]).value == reader.REVIEW
+    assert reader.decide(codes, shaded, none, [0, 0, 0, 0, 0.06]).value == "K"

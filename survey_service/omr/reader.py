@@ -6,8 +6,9 @@ more than :data:`MAX_ERROR_MM`; straighten the page to :data:`PX_PER_MM`; decode
 then for each bubble take the darkest colour channel (blue ballpoint counts as dark), compare the inside of
 the ring with the paper just around it (which evens out gradients and shadows), and decide per question:
 one mark and the rest clearly empty is accepted, nothing but empty bubbles is a blank, anything else (two
-marks, a crossed-out mark, a light or partial mark) goes to the clerk. Every score and the decision's
-margin are returned so a decision can be audited.
+marks, a crossed-out mark, a light or partial mark) goes to the clerk. The pale grey option codes printed
+inside the rings are the page's own reference: a photo so bright that they vanish has lost light marks
+too, and is refused. Every score and the decision's margin are returned so a decision can be audited.
 
 Pure: numbers and pixels in, a reading out; the services check the QR's signature and the ledger.
 """
@@ -31,12 +32,39 @@ CANVAS = (round(L.PAGE_W * PX_PER_MM), round(L.PAGE_H * PX_PER_MM))
 MAX_ERROR_MM = 0.5
 #: Photos are searched for markers at most this large (the corners are then refined on the full image).
 DETECT_SIDE = 2000
-#: A bubble whose score is at most this is empty; a mark scores at least :data:`MARK_MIN`.
+#: Fewest photo pixels per millimetre of paper (measured on the markers): the sheets are designed for
+#: photos of 1,600 px and more; the smallest measured, 1,200 px photos of a page turned by 20° (2.3 px/mm),
+#: still read right, and below those nothing is known, so the page is refused rather than half-read.
+MIN_PX_PER_MM = 2.2
+#: A bubble whose score is at most this is empty; a mark scores at least :data:`MARK_MIN`, or
+#: :data:`CLEAN_MARK_MIN` when the paper around its ring is clean (see :data:`FAINT_MAX`), or
+#: :data:`STROKE_MARK_MIN` when strokes leave its ring (see :data:`AROUND_MAX`): a cross or a tick, which
+#: a stray dot (at most a tenth of the inside, so under 0.12 with the printed digit) cannot pass for.
 BLANK_MAX = 0.12
 MARK_MIN = 0.25
+CLEAN_MARK_MIN = 0.2
+STROKE_MARK_MIN = 0.15
+#: Share of the paper around a ring even slightly darker (by 15 %) than the fitted paper, at most, for that
+#: paper to count as clean: no stroke leaves the ring and no shadow edge crosses it, so a tick or a cross
+#: kept inside the ring is a mark, while a stray dot (at most a tenth of the inside) stays far below.
+FAINT_MAX = 0.05
+#: Share of the paper around a ring slightly darker than the fitted paper, with no stroke there, from which
+#: a shadow's edge crosses the bubble: the paper is then fitted on the lit side only, so the shaded inside
+#: looks marked, and a mark must score :data:`SHADOW_MARK_MIN` (a fill, not a dot in the shade).
+SHADOW_MIN = 0.1
+SHADOW_MARK_MIN = 0.5
+#: Median score of a page's bubbles, at least: mostly empty rings whose printed grey digit scores 0.02–0.04
+#: in every lighting the reader was measured in; below this half, the photo is so bright that the grey
+#: digits (and light pencil marks, which are no darker) are washed out, and the page is refused.
+DIGITS_MIN = 0.012
 #: How far above the question's typical (median) bubble an empty bubble may score: the printed digits
 #: make every empty bubble score alike, so a faint tick inside one ring stands out even below BLANK_MAX.
+#: The limit is learnt from the page itself, :data:`RISE_SPREADS` times the spread of its bubbles about
+#: their questions' medians (most bubbles are empty, so this is the empty rings' noise), kept between
+#: :data:`BLANK_RISE_MIN` and :data:`BLANK_RISE`: a clean page lets a soft pencil tick through less easily.
 BLANK_RISE = 0.06
+BLANK_RISE_MIN = 0.04
+RISE_SPREADS = 8.0
 #: Share of the paper around a ring covered by strokes above which something was written across it (a
 #: tick or a cross that barely enters the ring): such a bubble is not taken for empty.
 AROUND_MAX = 0.03
@@ -138,6 +166,10 @@ def align(image: np.ndarray) -> AlignedPage:
     if len(markers) < 3:
         raise PageRefused(f"Chỉ thấy {len(markers)}/4 dấu vuông ở góc phiếu: hãy chụp lại cả trang, đủ bốn góc, "
                           "không bị che hay cắt.")
+    sides = [np.linalg.norm(quad - np.roll(quad, 1, axis=0), axis=1).mean() for quad in markers.values()]
+    if np.mean(sides) / L.MARKER < MIN_PX_PER_MM:
+        raise PageRefused("Ảnh quá nhỏ so với tờ phiếu: hãy chụp lại gần hơn, trang phiếu chiếm gần hết khung hình, "
+                          "ảnh từ 1.600 điểm ảnh trở lên.")
     if scale < 1:
         refined = np.concatenate(list(markers.values())).astype(np.float32).reshape(-1, 1, 2)
         window = max(2, round(1.5 / scale))
@@ -266,12 +298,13 @@ def bubble_centres(gray: np.ndarray, items: list[list[L.Bubble]]) -> list[tuple[
     return centres
 
 
-def bubble_scores(gray: np.ndarray, centres: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+def bubble_scores(gray: np.ndarray, centres: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per bubble, the mean darkness inside the ring (0 white, 1 black) relative to the paper, which is
     a plane fitted to the ring's surroundings (ink there left out), so a gradient or a soft shadow edge
-    across the bubble is not taken for a mark; and the share of those surroundings covered by strokes."""
+    across the bubble is not taken for a mark; the share of those surroundings covered by strokes; and the
+    share even slightly darker than the paper (faint strokes, shadow edges)."""
     if not centres:
-        return np.zeros(0), np.zeros(0)
+        return np.zeros(0), np.zeros(0), np.zeros(0)
     cx = np.array([c[0] for c in centres])[:, None]
     cy = np.array([c[1] for c in centres])[:, None]
     pixels = gray.astype(np.float32)
@@ -285,23 +318,35 @@ def bubble_scores(gray: np.ndarray, centres: list[tuple[int, int]]) -> tuple[np.
         weights = (around > expected * 0.85).astype(np.float32) + 1e-3
     paper = np.maximum(plane @ _PLANE_INSIDE.T, 1.0)
     inside = pixels[cy + _INSIDE[0], cx + _INSIDE[1]]
-    strokes = (around < (plane @ _PLANE_AROUND.T) * 0.7).mean(axis=1)
-    return np.clip(1.0 - inside / paper, 0.0, 1.0).mean(axis=1), strokes
+    strokes = (around < expected * 0.7).mean(axis=1)
+    faint = (around < expected * 0.85).mean(axis=1)
+    return np.clip(1.0 - inside / paper, 0.0, 1.0).mean(axis=1), strokes, faint
 
 
-def decide(codes: list[str], scores: list[float], strokes: list[float] | None = None) -> ItemReading:
+def decide(codes: list[str], scores: list[float], strokes: list[float] | None = None,
+           faint: list[float] | None = None, rise: float = BLANK_RISE) -> ItemReading:
     """One question's decision from its bubbles' scores and the strokes around them (see the module's
-    rules): an empty-looking bubble with strokes around it is not empty."""
+    rules): an empty-looking bubble with strokes around it is not empty; a mark on clean paper, or one whose
+    strokes leave the ring, may be lighter, one across a shadow's edge must be darker; an empty bubble
+    scores at most ``rise`` above the question's median."""
     order = sorted(range(len(codes)), key=lambda i: -scores[i])
+    if strokes and strokes[order[0]] > AROUND_MAX:
+        mark_min = STROKE_MARK_MIN
+    elif faint and faint[order[0]] <= FAINT_MAX:
+        mark_min = CLEAN_MARK_MIN
+    elif faint and faint[order[0]] >= SHADOW_MIN:
+        mark_min = SHADOW_MARK_MIN
+    else:
+        mark_min = MARK_MIN
     top = scores[order[0]]
     second = scores[order[1]] if len(order) > 1 else 0.0
     typical = float(np.median(scores))
     by_code = {c: round(float(s), 4) for c, s in zip(codes, scores)}
     crossed = [i for i in order[1:] if strokes and strokes[i] > AROUND_MAX]
-    if top <= min(BLANK_MAX, typical + BLANK_RISE) and not (strokes and strokes[order[0]] > AROUND_MAX) \
+    if top <= min(BLANK_MAX, typical + rise) and not (strokes and strokes[order[0]] > AROUND_MAX) \
             and not crossed:
-        return ItemReading(None, by_code, round(min(BLANK_MAX - top, typical + BLANK_RISE - top), 4))
-    margin = round(min(top - MARK_MIN, BLANK_MAX - second, typical + BLANK_RISE - second), 4)
+        return ItemReading(None, by_code, round(min(BLANK_MAX - top, typical + rise - top), 4))
+    margin = round(min(top - mark_min, BLANK_MAX - second, typical + rise - second), 4)
     if margin >= 0 and not crossed:
         return ItemReading(codes[order[0]], by_code, margin)
     if crossed and margin >= 0:
@@ -309,6 +354,8 @@ def decide(codes: list[str], scores: list[float], strokes: list[float] | None = 
                            "có nét bút quanh một ô khác")
     if top <= BLANK_MAX:
         return ItemReading(REVIEW, by_code, margin, "dấu rất nhỏ hoặc nét bút quanh ô (dấu ✓ hoặc ✗?)")
+    if mark_min == SHADOW_MARK_MIN and top < mark_min:
+        return ItemReading(REVIEW, by_code, margin, "bóng tối cắt ngang ô: dấu có thể chỉ là bóng")
     if second >= MARK_MIN:
         reason = "hai ô được tô (hoặc một ô đã gạch bỏ)"
     elif second > BLANK_MAX:
@@ -316,6 +363,16 @@ def decide(codes: list[str], scores: list[float], strokes: list[float] | None = 
     else:
         reason = "dấu mờ hoặc không tô kín"
     return ItemReading(REVIEW, by_code, margin, reason)
+
+
+def blank_rise(scores: np.ndarray, questions: list[slice]) -> float:
+    """The page's limit on how far above its question's median an empty bubble may score (see
+    :data:`BLANK_RISE`), from the median absolute deviation of every bubble from its question's median."""
+    if not questions:
+        return BLANK_RISE
+    deviations = np.concatenate([scores[q] - np.median(scores[q]) for q in questions])
+    spread = 1.4826 * float(np.median(np.abs(deviations - np.median(deviations))))
+    return min(BLANK_RISE, max(BLANK_RISE_MIN, RISE_SPREADS * spread))
 
 
 def ink_share(gray: np.ndarray, box: L.TextBox) -> float:
@@ -329,16 +386,25 @@ def ink_share(gray: np.ndarray, box: L.TextBox) -> float:
 
 
 def read_marks(aligned: AlignedPage, page: L.PageLayout) -> PageReading:
-    """Decide every question of a straightened page with ``page``'s layout."""
+    """Decide every question of a straightened page with ``page``'s layout.
+
+    :raises PageRefused: the photo is too bright to see light marks (see :data:`DIGITS_MIN`).
+    """
     gray = darkest_channel(aligned.image)
     reading = PageReading(page.number)
     items = page.items()
-    scores, strokes = (a.tolist() for a in bubble_scores(gray, bubble_centres(gray, list(items.values()))))
-    at = 0
-    for code, bubbles in items.items():
-        span = slice(at, at + len(bubbles))
-        reading.items[code] = decide([b.code for b in bubbles], scores[span], strokes[span])
+    measured = bubble_scores(gray, bubble_centres(gray, list(items.values())))
+    if measured[0].size and np.median(measured[0]) < DIGITS_MIN:
+        raise PageRefused("Ảnh quá sáng, các chữ số in mờ trong ô đã mất (dấu bút chì nhạt cũng có thể mất): "
+                          "hãy chụp lại, tránh đèn chiếu thẳng hay nắng gắt.")
+    spans, at = [], 0
+    for bubbles in items.values():
+        spans.append(slice(at, at + len(bubbles)))
         at += len(bubbles)
+    rise = blank_rise(measured[0], spans)
+    scores, strokes, faint = (a.tolist() for a in measured)
+    for code, bubbles, span in zip(items, items.values(), spans):
+        reading.items[code] = decide([b.code for b in bubbles], scores[span], strokes[span], faint[span], rise)
     for box in page.boxes:
         reading.texts[box.item] = round(ink_share(gray, box), 5)
     return reading

@@ -6,7 +6,11 @@ dot, a double mark and a crossed-out mark with the intended one filled beside it
 ballpoint or pencil. Ways of photographing (:data:`CONDITIONS`): a flatbed scan, and phone photos with
 perspective, rotation up to ±20°, a lighting gradient, a shadow, lens distortion, blur, noise and JPEG
 quality 40–90 at 1,600 to 3,000 px; and photos that miss half the page, which must be refused.
-Everything is drawn from one ``random.Random`` so a seed gives the same pages.
+
+:data:`HELD_OUT` are conditions the reader was not tuned on, to check that it holds beyond them: other
+pens (red, green, black gel, soft pencil with its graphite sheen), a wide-angle lens's barrel or
+pincushion distortion, motion blur, 1,200 px photos, a patterned dark table, a curved and crumpled page,
+and overexposure. Everything is drawn from one ``random.Random`` so a seed gives the same pages.
 """
 from __future__ import annotations
 
@@ -25,8 +29,22 @@ STYLES = {"full": 0.52, "scribbled": 0.10, "cross": 0.08, "tick": 0.04, "light p
           "stray dot": 0.06, "double mark": 0.02, "crossed-out": 0.02}
 #: The style of an answer in a block whose "not rated" bubble is filled too (:func:`fill_delegate`).
 CONTRADICTED = "not rated and marked"
-#: Ink colours (BGR): black and blue ballpoint, graphite.
-PENS = {"black": (40, 38, 36), "blue": (165, 70, 25), "pencil": (105, 105, 105)}
+
+
+@dataclass(frozen=True)
+class Pen:
+    colour: tuple[int, int, int]
+    #: Shine of graphite or wet gel ink: patches of the stroke lifted up to this share of the way to white.
+    sheen: float = 0.0
+    #: Paper showing through the strokes: spread of the stroke's tone from pixel to pixel.
+    grain: float = 0.0
+
+
+#: Pens (colours BGR). The reader was tuned on the first three (:data:`TUNED_PENS`).
+PENS = {"black": Pen((40, 38, 36)), "blue": Pen((165, 70, 25)), "pencil": Pen((105, 105, 105)),
+        "red": Pen((50, 45, 200)), "green": Pen((80, 140, 35)), "black gel": Pen((18, 18, 20), sheen=0.3),
+        "soft pencil": Pen((150, 150, 150), sheen=0.4, grain=25.0)}
+TUNED_PENS = ("black", "blue", "pencil")
 
 
 @dataclass(frozen=True)
@@ -44,6 +62,15 @@ class Condition:
     quality: tuple[int, int] = (75, 90)
     #: Photos that show only part of the page (must be refused).
     partial: bool = False
+    pens: tuple[str, ...] = TUNED_PENS
+    #: Length (photo pixels) of a straight motion blur.
+    motion: tuple[float, float] | None = None
+    #: Light multiplied by this before the sensor clips it (overexposure above 1).
+    exposure: tuple[float, float] | None = None
+    #: A dark table with a printed pattern (squares, stripes, dots) around the page, not a plain one.
+    patterned_table: bool = False
+    #: Height (mm) of the page's smooth bends and creases when it is not lying flat.
+    warp: tuple[float, float] | None = None
 
 
 CONDITIONS = [
@@ -56,20 +83,35 @@ CONDITIONS = [
               quality=(60, 85), distortion=0.02),
     Condition("photo missing half the page", partial=True),
 ]
+_PHONE = dict(side=(1900, 2600), gradient=(0.6, 1.0), shadow=0.3, distortion=0.02)
+HELD_OUT = [
+    Condition("red ballpoint", pens=("red",), **_PHONE),
+    Condition("green ballpoint", pens=("green",), **_PHONE),
+    Condition("black gel pen", pens=("black gel",), **_PHONE),
+    Condition("soft pencil, sheen", pens=("soft pencil",), **_PHONE),
+    Condition("wide-angle lens", side=(1900, 2600), gradient=(0.6, 1.0), shadow=0.3, distortion=0.1),
+    Condition("motion blur", side=(1900, 2600), gradient=(0.6, 1.0), shadow=0.3, motion=(4.0, 14.0),
+              blur=(0.3, 0.6)),
+    Condition("photo 1200 px", side=(1150, 1250), gradient=(0.6, 1.0), shadow=0.3, quality=(60, 90)),
+    Condition("patterned dark table", patterned_table=True, **_PHONE),
+    Condition("curved, crumpled page", warp=(1.0, 4.0), **_PHONE),
+    Condition("overexposed", exposure=(1.4, 2.2), side=(1900, 2600), gradient=(0.7, 1.0)),
+]
 
 
 def _mm(px_per_mm: float, value: float) -> int:
     return round(value * px_per_mm)
 
 
-def fill(page: np.ndarray, layout: L.PageLayout, rng: random.Random, px_per_mm: float
-         ) -> tuple[np.ndarray, dict[str, str | None], dict[str, str]]:
-    """The page filled in: (image, item → what was meant, item → style). What was meant is an option
-    code, None for a blank, or :data:`REVIEW` for a double mark, which no machine may decide."""
+def fill(page: np.ndarray, layout: L.PageLayout, rng: random.Random, px_per_mm: float,
+         pens: tuple[str, ...] = TUNED_PENS) -> tuple[np.ndarray, dict[str, str | None], dict[str, str]]:
+    """The page filled in with one of ``pens``: (image, item → what was meant, item → style). What was
+    meant is an option code, None for a blank, or :data:`REVIEW` for a double mark, which no machine may
+    decide."""
     ink = np.full_like(page, 255)
     truth: dict[str, str | None] = {}
     styles: dict[str, str] = {}
-    pen = rng.choice(list(PENS))
+    pen = PENS[rng.choice(list(pens))]
     for item, bubbles in layout.items().items():
         style = rng.choices(list(STYLES), weights=list(STYLES.values()))[0]
         chosen = rng.randrange(len(bubbles))
@@ -81,27 +123,42 @@ def fill(page: np.ndarray, layout: L.PageLayout, rng: random.Random, px_per_mm: 
         elif style == "stray dot":
             truth[item] = None
             spot = rng.choice(bubbles)
-            _dot(ink, spot, rng, px_per_mm, PENS[pen])
+            _dot(ink, spot, rng, px_per_mm, pen.colour)
         elif style == "double mark":
             truth[item] = REVIEW
-            _full(ink, bubbles[chosen], rng, px_per_mm, PENS[pen])
-            _full(ink, rng.choice(others), rng, px_per_mm, PENS[pen])
+            _full(ink, bubbles[chosen], rng, px_per_mm, pen.colour)
+            _full(ink, rng.choice(others), rng, px_per_mm, pen.colour)
         elif style == "crossed-out":
             wrong = rng.choice(others)
-            _full(ink, wrong, rng, px_per_mm, PENS[pen])
-            _cross(ink, wrong, rng, px_per_mm, PENS[pen], reach=1.5)
-            _full(ink, bubbles[chosen], rng, px_per_mm, PENS[pen])
+            _full(ink, wrong, rng, px_per_mm, pen.colour)
+            _cross(ink, wrong, rng, px_per_mm, pen.colour, reach=1.5)
+            _full(ink, bubbles[chosen], rng, px_per_mm, pen.colour)
         else:
             draw = {"full": _full, "scribbled": _scribble, "cross": _cross, "tick": _tick,
                     "light pencil": _light}[style]
-            draw(ink, bubbles[chosen], rng, px_per_mm, PENS[pen])
+            draw(ink, bubbles[chosen], rng, px_per_mm, pen.colour)
     for box in layout.boxes:
         if rng.random() < 0.3:
             truth[box.item] = "text"
-            _handwriting(ink, box, rng, px_per_mm, PENS[pen])
+            _handwriting(ink, box, rng, px_per_mm, pen.colour)
         else:
             truth[box.item] = None
+    if pen.sheen or pen.grain:
+        ink = _texture(ink, pen, rng)
     return np.minimum(page, ink), truth, styles
+
+
+def _texture(ink: np.ndarray, pen: Pen, rng: random.Random) -> np.ndarray:
+    """Grain and sheen on every stroke: paper showing through, and soft patches where graphite or wet gel
+    reflects the light back."""
+    noise = np.random.default_rng(rng.randrange(2**32))
+    h, w = ink.shape[:2]
+    coarse = noise.random((max(2, h // 40), max(2, w // 40))).astype(np.float32)
+    shine = np.clip(cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC) * 2 - 1, 0, 1) * pen.sheen
+    stroke = ink.astype(np.float32)
+    lifted = stroke + (255 - stroke) * shine[..., None] + noise.normal(0, pen.grain or 1e-6, (h, w, 1))
+    drawn = (ink < 255).any(axis=2, keepdims=True)
+    return np.where(drawn, np.clip(lifted, 0, 254), 255).astype(np.uint8)
 
 
 def _centre(bubble: L.Bubble, rng: random.Random, ppm: float, jitter: float = 0.3) -> tuple[float, float]:
@@ -174,9 +231,9 @@ def _handwriting(ink, box, rng, ppm, colour) -> None:
         x = (box.x + 4) * ppm
 
 
-def fill_delegate(page: np.ndarray, layout: L.PageLayout, rng: random.Random, px_per_mm: float, *,
-                  rated: float = 0.3, skip_marked: float = 0.8, both: float = 0.03
-                  ) -> tuple[np.ndarray, dict[str, str | None], dict[str, str]]:
+def fill_delegate(page: np.ndarray, layout: L.PageLayout, rng: random.Random, px_per_mm: float,
+                  pens: tuple[str, ...] = TUNED_PENS, *, rated: float = 0.3, skip_marked: float = 0.8,
+                  both: float = 0.03) -> tuple[np.ndarray, dict[str, str | None], dict[str, str]]:
     """An HĐ-CT page as a delegate fills it (same return as :func:`fill`): each agency is rated with
     probability ``rated``, its questions filled as :func:`fill` does; an agency not rated has its "not
     rated" bubble filled (probability ``skip_marked``) or is simply left empty. With probability ``both`` a
@@ -189,9 +246,9 @@ def fill_delegate(page: np.ndarray, layout: L.PageLayout, rng: random.Random, px
     is_rated = {row: rng.random() < rated for row in blocks}
     answered = L.PageLayout(layout.number, boxes=layout.boxes, bubbles=[
         b for b in layout.bubbles if is_rated[b.item.rsplit(":", 1)[0]] and not b.item.endswith(":" + L.SKIP)])
-    filled, truth, styles = fill(page, answered, rng, px_per_mm)
+    filled, truth, styles = fill(page, answered, rng, px_per_mm, pens)
     ink = np.full_like(page, 255)
-    pen = PENS[rng.choice(list(PENS))]
+    pen = PENS[rng.choice(list(pens))].colour
     for row, keys in blocks.items():
         skip = L.matrix_key(row, L.SKIP)
         marked = rng.random() < (both if is_rated[row] else skip_marked)
@@ -216,6 +273,8 @@ def photograph(page: np.ndarray, rng: random.Random, condition: Condition) -> by
         m[:, 2] += (rng.uniform(-20, 20), rng.uniform(-20, 20))
         shot = cv2.warpAffine(page, m, (w, h), borderValue=(250, 250, 250))
     else:
+        if condition.warp:
+            page = _bend(page, rng, condition.warp)
         shot = _camera(page, rng, condition)
     sh, sw = shot.shape[:2]
     # Light varies smoothly: computed on a small grid and scaled up.
@@ -231,6 +290,10 @@ def photograph(page: np.ndarray, rng: random.Random, condition: Condition) -> by
     light = cv2.merge([np.clip(light * t * 255, 0, 255).astype(np.uint8) for t in tint])
     lit = cv2.multiply(shot, cv2.resize(light, (sw, sh), interpolation=cv2.INTER_LINEAR), scale=1 / 255)
     lit = cv2.GaussianBlur(lit, (0, 0), rng.uniform(*condition.blur))
+    if condition.motion:
+        lit = cv2.filter2D(lit, -1, _streak(rng.uniform(*condition.motion), rng.uniform(0, 180)))
+    if condition.exposure:
+        lit = cv2.convertScaleAbs(lit, alpha=rng.uniform(*condition.exposure))
     noise = np.empty(lit.shape, np.int16)
     cv2.randn(noise, 0, rng.uniform(*condition.noise))
     shot = cv2.add(lit, noise, dtype=cv2.CV_8U)
@@ -256,7 +319,11 @@ def _camera(page: np.ndarray, rng: random.Random, c: Condition) -> np.ndarray:
     quad += np.array([[rng.uniform(-1, 1), rng.uniform(-1, 1)] for _ in range(4)]) * c.tilt * diag * scale / 2
     m = cv2.getPerspectiveTransform(np.float32([[0, 0], [w, 0], [w, h], [0, h]]), np.float32(quad))
     table = tuple(rng.randint(40, 140) for _ in range(3))
-    shot = cv2.warpPerspective(page, m, (out_w, out_h), flags=cv2.INTER_AREA, borderValue=table)
+    if c.patterned_table:
+        shot = _pattern(out_h, out_w, rng)
+        cv2.warpPerspective(page, m, (out_w, out_h), shot, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_TRANSPARENT)
+    else:
+        shot = cv2.warpPerspective(page, m, (out_w, out_h), flags=cv2.INTER_AREA, borderValue=table)
     if c.distortion:
         shot = _distort(shot, rng.uniform(-c.distortion, c.distortion))
     return shot
@@ -282,3 +349,59 @@ def _shadow(h: int, w: int, rng: random.Random) -> np.ndarray:
     cv2.fillConvexPoly(mask, hull, 1.0)
     mask = cv2.GaussianBlur(mask, (0, 0), rng.uniform(0.6, 3))
     return 1 - mask * rng.uniform(0.3, 0.5)
+
+
+def _streak(length: float, angle: float) -> np.ndarray:
+    """A motion blur kernel: a line ``length`` pixels long at ``angle`` degrees."""
+    size = int(math.ceil(length)) | 1
+    kernel = np.zeros((size, size), np.float32)
+    half = (length - 1) / 2
+    dx, dy = half * math.cos(math.radians(angle)), half * math.sin(math.radians(angle))
+    centre = size // 2
+    cv2.line(kernel, (round((centre - dx) * 16), round((centre - dy) * 16)),
+             (round((centre + dx) * 16), round((centre + dy) * 16)), 1.0, 1, cv2.LINE_AA, shift=4)
+    return kernel / kernel.sum()
+
+
+def _pattern(h: int, w: int, rng: random.Random) -> np.ndarray:
+    """A dark table with a printed pattern: wood-like stripes, a check of dark squares, or scattered dots."""
+    base = np.array([rng.randint(20, 90) for _ in range(3)], np.uint8)
+    table = np.empty((h, w, 3), np.uint8)
+    table[:] = base
+    light = tuple(int(v) for v in np.minimum(base.astype(int) + rng.randint(40, 120), 255))
+    kind = rng.choice(["stripes", "check", "dots"])
+    step = rng.randint(15, 60)
+    if kind == "stripes":
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        angle = rng.uniform(0, math.pi)
+        wave = np.sin((xx * math.cos(angle) + yy * math.sin(angle)) / step * 2 * math.pi
+                      + 3 * np.sin(yy / (7 * step))) * 0.5 + 0.5
+        table = (base + wave[..., None] * (np.array(light) - base)).astype(np.uint8)
+    elif kind == "check":
+        for y in range(0, h, step):
+            for x in range((y // step) % 2 * step, w, 2 * step):
+                cv2.rectangle(table, (x, y), (x + step - 1, y + step - 1), light, -1)
+    else:
+        for _ in range(h * w // (step * step)):
+            cv2.circle(table, (rng.randrange(w), rng.randrange(h)), rng.randint(2, step // 3 + 2), light, -1)
+    return table
+
+
+def _bend(page: np.ndarray, rng: random.Random, height_mm: tuple[float, float]) -> np.ndarray:
+    """The page not lying flat: a surface a curl across the page and creases a few centimetres apart lift up
+    to ``height_mm``, seen from an angle (each point shifts by its height in the direction of view) and lit
+    from one side (slopes facing away from the light are darker)."""
+    h, w = page.shape[:2]
+    noise = np.random.default_rng(rng.randrange(2**32))
+    curl = cv2.resize(noise.normal(0, 1, (4, 3)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    creases = cv2.resize(noise.normal(0, 1, (14, 10)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    height = curl + 0.35 * creases
+    height *= rng.uniform(*height_mm) * w / L.PAGE_W / max(1e-6, float(np.abs(height).max()))
+    view, towards = rng.uniform(0.3, 0.7), rng.uniform(0, 2 * math.pi)
+    xx, yy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    bent = cv2.remap(page, xx + height * view * math.cos(towards), yy + height * view * math.sin(towards),
+                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    light = rng.uniform(0, 2 * math.pi)
+    dz_dy, dz_dx = np.gradient(height)
+    shade = 1 - 2.5 * (dz_dx * math.cos(light) + dz_dy * math.sin(light))
+    return np.clip(bent * np.clip(shade, 0.5, 1.1)[..., None], 0, 255).astype(np.uint8)

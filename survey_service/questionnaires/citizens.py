@@ -1,6 +1,6 @@
 """A citizens' round's ``citizens.yaml`` and ``populations.csv``: which items of its forms are the five
 elements' satisfaction items, the overall item, the improvements wanted, the screening and the
-demographics; the targets; and the population of each agency's cell, from which the analysis weights.
+demographics; and the population of each agency's cell, from which the analysis weights.
 
 A citizens' round (``kind: citizens`` in round.yaml) has these two files in place of ``methodology.yaml``:
 it is not scored into PAR points, it is counted into shares of satisfied respondents
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from survey_service.questionnaires.readers import as_list, as_number, as_text, check_keys, csv_int, read_csv
+from survey_service.questionnaires.readers import as_list, as_text, check_keys, csv_int, read_csv
 from survey_service.questionnaires.types import AgencyDef, Questionnaire, QuestionnaireError
 
 CITIZENS_FILE = "citizens.yaml"
@@ -22,13 +22,16 @@ POPULATIONS_FILE = "populations.csv"
 DEFINITIONS = ("official", "working")
 _REQUIRED = {"definition", "definition_note", "elements", "overall", "improvements", "screening", "field",
              "demographics"}
-_OPTIONAL = {"targets", "previous_round"}
+_OPTIONAL = {"previous_round"}
 
 
 def validate_citizens(data: Any, forms: Mapping[str, Questionnaire], criteria: Mapping[str, Any]) -> dict:
     """Check ``citizens.yaml`` against the round's forms: every item it names is in every form, satisfaction
     items are on a scale with satisfied (positive) options. Returns the plain settings."""
     file = CITIZENS_FILE
+    if isinstance(data, dict) and "targets" in data:
+        raise QuestionnaireError(file, "targets", "targets are set in round.yaml, as in every round (indicator "
+                                 "satisfaction or an element code, at_least in %)", label="key")
     check_keys(data, _REQUIRED, _OPTIONAL, file, None, "")
 
     def err(key: str, reason: str) -> QuestionnaireError:
@@ -73,16 +76,6 @@ def validate_citizens(data: Any, forms: Mapping[str, Questionnaire], criteria: M
         if not set(eligible) <= set(codes):
             raise err("screening", f"eligible answers {eligible} are not all options of {form.code}'s "
                       f"{screening['item']}")
-    targets = {}
-    for key, raw in (data.get("targets") or {}).items():
-        if key != "overall" and key not in {e["code"] for e in elements}:
-            raise err("targets", f"{key!r} is neither overall nor an element of this round")
-        check_keys(raw, {"share", "source"}, set(), file, f"targets.{key}", "", label="key")
-        share = as_number(raw["share"], file, f"targets.{key}", "share", label="key")
-        if not 0 < share <= 1:
-            raise err("targets", f"{key}: share must be in (0, 1]")
-        targets[key] = {"share": share, "source": as_text(raw["source"], file, f"targets.{key}", "source",
-                                                          label="key")}
     return {
         "definition": data["definition"], "definition_note": data["definition_note"],
         "elements": elements, "overall": item("overall", data["overall"], satisfaction=True),
@@ -90,7 +83,7 @@ def validate_citizens(data: Any, forms: Mapping[str, Questionnaire], criteria: M
         "field": item("field", data["field"]),
         "demographics": [item("demographics", c) for c in as_list(data["demographics"], file, "demographics",
                                                                    "demographics", label="key")],
-        "targets": targets, "previous_round": data.get("previous_round"),
+        "previous_round": data.get("previous_round"),
     }
 
 

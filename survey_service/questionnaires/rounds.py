@@ -133,14 +133,17 @@ SETTINGS_FIELDS = (
 )
 #: ``targets:`` entries of round.yaml; the most specific entry of an indicator applies to an agency.
 TARGET_FIELDS = (
-    FieldSpec("indicator", " or ".join(TARGET_INDICATORS), "`satisfaction`: the satisfaction share in %; "
-              "`survey_points`: the total survey points."),
+    FieldSpec("indicator", " or ".join(TARGET_INDICATORS) + " (or an element code)",
+              "`satisfaction`: the satisfaction share in % (a citizens' round: of its overall item); "
+              "`survey_points`: the total survey points (PAR rounds); in a citizens' round also an element code of "
+              "citizens.yaml: the share satisfied with that element."),
     FieldSpec("at_least", "number", "The target: a share in % (0–100) or points (above 0)."),
     FieldSpec("kinds", "list of agency kinds", "Only agencies of these kinds.", "(all)"),
     FieldSpec("agencies", "list of agency codes", "Only these agencies (a field such as land and "
               "construction); wins over `kinds` and over an entry for all.", "(all)"),
     FieldSpec("label", "text", "What the entry is called in the report, e.g. \"Lĩnh vực đất đai, xây dựng\".",
               "(blank)"),
+    FieldSpec("source", "text", "Where the target comes from (a resolution, the province's plan).", "(blank)"),
 )
 AGENCY_KIND_FIELDS = (
     FieldSpec("code", "text", "Lower-case code, used by agencies.csv and the forms' rated_kinds."),
@@ -219,9 +222,10 @@ def _load_kinds(raw: Any, file: str) -> tuple[AgencyKindDef, ...]:
 
 
 def _load_targets(raw: Any, kinds: Mapping[str, AgencyKindDef], agencies: Mapping[str, AgencyDef],
-                  max_points: float) -> tuple[dict, ...]:
+                  max_points: float | None, elements: Sequence[str] = ()) -> tuple[dict, ...]:
     """round.yaml ``targets``: each entry checked, and no two entries of the same reach for one indicator
-    (two answers for the same agency)."""
+    (two answers for the same agency). A citizens' round (``max_points`` None: it has no points) sets shares
+    only: satisfaction overall or with one of its ``elements``."""
     if raw is None or raw == []:
         return ()
     if not isinstance(raw, list):
@@ -232,11 +236,12 @@ def _load_targets(raw: Any, kinds: Mapping[str, AgencyKindDef], agencies: Mappin
         check_keys(entry, set(_required(TARGET_FIELDS)), set(_optional(TARGET_FIELDS)), ROUND_FILE, where, "",
                    label="target")
         indicator = entry["indicator"]
-        if indicator not in TARGET_INDICATORS:
-            raise QuestionnaireError(ROUND_FILE, where, f"indicator phải là một trong {', '.join(TARGET_INDICATORS)}, "
+        allowed = (*TARGET_INDICATORS, *elements) if max_points is not None else ("satisfaction", *elements)
+        if indicator not in allowed:
+            raise QuestionnaireError(ROUND_FILE, where, f"indicator phải là một trong {', '.join(allowed)}, "
                                      f"nhưng là {indicator!r}", label="target")
         value = as_number(entry["at_least"], ROUND_FILE, where, "at_least", label="target")
-        top = 100.0 if indicator == "satisfaction" else max_points
+        top = max_points if indicator == "survey_points" else 100.0
         if not 0 < value <= top:
             raise QuestionnaireError(ROUND_FILE, where, f"at_least của {indicator} phải lớn hơn 0 và không quá "
                                      f"{top:g}, nhưng là {value:g}", label="target")
@@ -250,8 +255,9 @@ def _load_targets(raw: Any, kinds: Mapping[str, AgencyKindDef], agencies: Mappin
                                                  f"{'loại cơ quan' if key == 'kinds' else 'cơ quan'} của đợt này",
                                                  label="target")
                 target[key] = sorted(set(listed))
-        if "label" in entry:
-            target["label"] = as_text(entry["label"], ROUND_FILE, where, "label", label="target")
+        for key in ("label", "source"):
+            if key in entry:
+                target[key] = as_text(entry[key], ROUND_FILE, where, key, label="target")
         if "agencies" in target:
             reach = {(indicator, "agency", code) for code in target["agencies"]}
         elif "kinds" in target:
@@ -713,10 +719,9 @@ def load_round(
             )
     except QuestionnaireError as exc:
         raise _name_searched(exc, folders if scales is None else []) from None
-    if round_kind == "citizens":  # its targets are shares satisfied, in citizens.yaml
-        if data.get("targets"):
-            raise QuestionnaireError(rname, None, f"a citizens' round's targets are in {CITIZENS_FILE}")
-        targets = ()
+    if round_kind == "citizens":  # shares satisfied only, overall or with an element
+        targets = _load_targets(data.get("targets"), kinds, agencies, None,
+                                [e["code"] for e in methodology["elements"]])
     else:
         most_points = max(sum(points.values()) for points in methodology["max_points"].values())
         targets = _load_targets(data.get("targets"), kinds, agencies, most_points)
@@ -848,8 +853,10 @@ def format_reference() -> str:
         "page and export), `elements` (`{code, satisfaction}`: a criterion of `criteria.yaml` and its",
         "satisfaction item), `overall`, `improvements` (one to three items), `screening` (`{item, eligible}`:",
         "the answers that make a respondent count), `field` (the field of the procedure, which receipt codes",
-        "record), `demographics`, and optionally `targets` (`overall` or an element code → `{share, source}`) and",
-        "`previous_round`. Every item must be in every form of the round. `populations.csv` has one row per",
+        "record), `demographics`, and optionally `previous_round`. Its targets are round.yaml's `targets`, as in",
+        "every round: `indicator: satisfaction` is the overall item's share, an element code that element's share,",
+        "`at_least` in %; `survey_points` is refused (a citizens' round has no points). Every item must be in",
+        "every form of the round. `populations.csv` has one row per",
         "agency: `agency,population,source`, the people its frame lists (the weight is population over",
         "respondents). See [the citizens' survey](citizens.md).",
     ]

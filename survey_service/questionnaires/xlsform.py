@@ -11,7 +11,8 @@ Each section is a group named by its criterion (``A1``); items keep their codes 
 choice names. Who is rated comes first: ``agency`` (one agency: own and assigned forms), or ``district`` and
 ``division`` then the supervising agencies chosen in ``rated`` with one ``rating`` repeat per agency
 (supervising forms), or ``rated`` and a ``rating`` repeat per agency of a matrix form, whose free-text
-sections follow the repeat (they belong to the sheet).
+sections follow the repeat (they belong to the sheet). A paper form first asks for the printed sheet's QR
+(``sheet``, a ``barcode``), which names the quota cell: its ``agency`` is asked only without one.
 
 What XLSForm has no column for (scale coefficients, channel, how the form rates, the wording before the round
 filled in its province) sits in extra columns, which pyxform ignores, so :func:`definition_from_workbook`
@@ -38,6 +39,11 @@ SETTINGS_COLUMNS = ("form_title", "form_id", "version", "default_language", "sty
 IDENTITY_FIELDS = ("form_code", "q_version")
 WHO_FIELDS = ("agency", "district", "division", "rated")
 INTRO, REPEAT = "intro", "rating"
+#: A paper form's ``barcode`` question: the QR of the printed sheet the interview follows (its signed serial),
+#: which then decides the quota cell in place of ``agency``.
+SHEET = "sheet"
+SHEET_LABEL = ("Mã QR trên phiếu giấy: quét mã in ở góc phiếu nếu phỏng vấn theo một phiếu đã in "
+               "(bỏ qua nếu không có phiếu).")
 #: Metadata XLSForm can add that must never be in our workbooks (time of day, device, identity).
 FORBIDDEN_TYPES = ("start", "end", "today", "deviceid", "username", "audit", "phonenumber", "email",
                    "subscriberid", "simserial", "start-geopoint")
@@ -94,9 +100,13 @@ def survey_rows(q: Questionnaire, raw: Questionnaire, lists: RoundLists) -> list
         _row(type="calculate", name="q_version", calculation=f"'{q.version}'"),
         {"type": "note", "name": INTRO, LABEL: q.instructions, "source_text": source(q.instructions, raw.instructions)},
     ]
+    paper = q.channel == "paper"
+    if paper:
+        rows.append({"type": "barcode", "name": SHEET, LABEL: SHEET_LABEL, "required": "no"})
     if q.rates in ("own", "assigned"):
         rows.append({"type": "select_one agencies", "name": "agency", LABEL: lists.who_label, "required": "yes",
-                     REQUIRED_MESSAGE: "Vui lòng chọn cơ quan được đánh giá."})
+                     REQUIRED_MESSAGE: "Vui lòng chọn cơ quan được đánh giá.",
+                     "relevant": f"${{{SHEET}}} = ''" if paper else None})
     elif q.rates == "supervising":
         rows += [
             {"type": "select_one districts", "name": "district", LABEL: lists.district_label, "required": "yes",

@@ -51,6 +51,8 @@ from survey_service.services.sealing import OwnerBox, OwnerKey, Sealer, shared_s
 _ballot_t, _response_t, _answer_t, _cell_t, _round_t = (
     Ballot.__table__, Response.__table__, Answer.__table__, QuotaCell.__table__, Round.__table__)
 _INSERT_BALLOT = sa.insert(_ballot_t)
+#: What a citizens' round's keyed sheet names in clear on its ballot: its investigator and its household's commune.
+NAMED = ("investigator", "commune")
 #: A stand-in for the widest number a ballot may hold (keys of 63 bits).
 _WIDEST_NUMBER = 2 ** 63
 #: The longest JSON spelling of one character: a control character is written ``\\u0001``.
@@ -102,16 +104,17 @@ def _content(version_id: int, form_code: str, division_id: int | None,
 
 def cast(session: Session, box: Sealer | OwnerBox, *, cell_id: int, questionnaire: qn.Questionnaire,
          version_id: int, division_id: int | None, answers: list[tuple[int | None, dict[str, str]]],
-         channel: Channel = Channel.ONLINE, investigator: str | None = None, surplus: bool = False) -> None:
+         channel: Channel = Channel.ONLINE, investigator: str | None = None, commune: str | None = None,
+         surplus: bool = False) -> None:
     """Put one respondent's questionnaire in the box: ``answers`` is (agency rated, its answers) per agency.
     Nothing of when: the ballot carries no day or time. A citizens' round's keyed paper sheet comes in
-    with ``channel`` paper and its ``investigator``, and never its sheet. An imported paper questionnaire
-    above its cell's target is ``surplus``; one of a matrix form (HĐ-CT) is one response for the whole
-    sheet, its answers still by agency (None: the sheet's own texts)."""
+    with ``channel`` paper, its ``investigator`` and its household's ``commune``, and never its sheet. An
+    imported paper questionnaire above its cell's target is ``surplus``; one of a matrix form (HĐ-CT) is one
+    response for the whole sheet, its answers still by agency (None: the sheet's own texts)."""
     content = _content(version_id, questionnaire.code, division_id, answers, channel.value, surplus,
                        questionnaire.rates == "matrix")
     session.execute(_INSERT_BALLOT, {
-        "id": random_key(), "quota_cell_id": cell_id, "investigator": investigator,
+        "id": random_key(), "quota_cell_id": cell_id, "investigator": investigator, "commune": commune,
         "sealed": box.seal(content, min_size=sealed_size(questionnaire, len(answers))),
     })
 
@@ -216,17 +219,18 @@ def _release(session: Session, round_id: int, cells: list[int], opener: Sealer |
     by_cell: dict[int, list] = {}
     for start in range(0, len(cells), 500):  # (a bound list of at most 500 keys per statement)
         for row in session.execute(sa.select(_ballot_t.c.id, _ballot_t.c.quota_cell_id, _ballot_t.c.sealed,
-                                             _ballot_t.c.investigator).where(
+                                             *[_ballot_t.c[c] for c in NAMED]).where(
                 _ballot_t.c.quota_cell_id.in_(cells[start:start + 500]))):
             by_cell.setdefault(row.quota_cell_id, []).append(row)
-    # (only paper ballots of a citizens' round name an investigator: an online submission counts nothing more)
-    named = (_named_investigators(session, round_id, k)
-             if any(row.investigator for rows in by_cell.values() for row in rows) else set())
+    # (only paper ballots of a citizens' round name an investigator or a commune: an online one counts nothing more)
+    named = {column: (_named(session, round_id, k, column)
+                      if any(row._mapping[column] for rows in by_cell.values() for row in rows) else set())
+             for column in NAMED}
     chance = random.SystemRandom()
     opened, unreadable = {}, 0
     for rows in by_cell.values():
         if not everything:
-            rows = [row for row in rows if row.investigator is None or row.investigator in named]
+            rows = [row for row in rows if all(row._mapping[c] is None or row._mapping[c] in named[c] for c in NAMED)]
             if len(rows) < 2 * k:
                 continue
             rows = chance.sample(rows, len(rows) - k)
@@ -251,33 +255,33 @@ def _release(session: Session, round_id: int, cells: list[int], opener: Sealer |
     return Release(len(claimed), len(responses), unreadable)
 
 
-def _named_investigators(session: Session, round_id: int, k: int) -> set[str]:
-    """Investigators with at least ``k`` sheets keyed in the round (waiting as ballots or released as
-    responses): only their responses may carry their name, since the sheet ledger and phúc tra know which
-    households each one visited, and a name shared by fewer than k responses would narrow who gave them."""
+def _named(session: Session, round_id: int, k: int, column: str) -> set[str]:
+    """Investigators (or communes) of at least ``k`` sheets keyed in the round (waiting as ballots or released
+    as responses): only their responses may carry the name, since the sheet ledger and phúc tra know which
+    households each investigator visited and the lists which households of a commune were sampled, and a
+    name shared by fewer than k responses would narrow who gave them."""
     counts: dict[str, int] = {}
-    for investigator, count in session.execute(
-            waiting(round_id, _ballot_t.c.investigator, sa.func.count())
-            .where(_ballot_t.c.investigator.is_not(None)).group_by(_ballot_t.c.investigator)):
-        counts[investigator] = count
-    for investigator, count in session.execute(
-            sa.select(_response_t.c.investigator, sa.func.count()).where(
-                _response_t.c.round_id == round_id, _response_t.c.investigator.is_not(None),
-                _response_t.c.investigator != POOLED_INVESTIGATORS).group_by(_response_t.c.investigator)):
-        counts[investigator] = counts.get(investigator, 0) + count
-    return {investigator for investigator, count in counts.items() if count >= k}
+    for name, count in session.execute(
+            waiting(round_id, _ballot_t.c[column], sa.func.count())
+            .where(_ballot_t.c[column].is_not(None)).group_by(_ballot_t.c[column])):
+        counts[name] = count
+    for name, count in session.execute(
+            sa.select(_response_t.c[column], sa.func.count()).where(
+                _response_t.c.round_id == round_id, _response_t.c[column].is_not(None),
+                _response_t.c[column] != POOLED_INVESTIGATORS).group_by(_response_t.c[column])):
+        counts[name] = counts.get(name, 0) + count
+    return {name for name, count in counts.items() if count >= k}
 
 
 def _unsealed(round_id: int, ballots: Iterable[tuple], today: date,
-              named: set[str]) -> tuple[list[dict], list[dict]]:
+              named: dict[str, set[str]]) -> tuple[list[dict], list[dict]]:
     """The response and answer rows of opened ballots, each respondent under a fresh respondent key; a paper
-    ballot's investigator is written if ``named``, else (only at the close) pooled."""
+    ballot's investigator and commune are written if ``named``, else (only at the close) pooled."""
     responses, answers = [], []
     for row, content in ballots:
         respondent_key = uuid.uuid4().hex
-        investigator = row.investigator
-        if investigator is not None and investigator not in named:
-            investigator = POOLED_INVESTIGATORS
+        names = {c: POOLED_INVESTIGATORS if row._mapping[c] is not None and row._mapping[c] not in named[c]
+                 else row._mapping[c] for c in NAMED}
         for agency_id, values in _per_response(content):
             response_id = random_key()
             responses.append({
@@ -286,7 +290,7 @@ def _unsealed(round_id: int, ballots: Iterable[tuple], today: date,
                 "questionnaire_version_id": content["version"], "agency_id": agency_id,
                 "channel": Channel(content.get("channel", Channel.ONLINE.value)), "submitted_on": today,
                 "sheet_id": None, "division_id": content["division"], "respondent_key": respondent_key,
-                "surplus": content.get("surplus", False), "investigator": investigator,
+                "surplus": content.get("surplus", False), **names,
             })
             answers += [{"id": random_key(), "response_id": response_id, "agency_id": answer_agency,
                          "item_code": code, "value": value} for answer_agency, code, value in values]

@@ -12,14 +12,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from analysis import citizens as analysis
+from analysis.targets import VERDICTS
 from survey_service.models import (
     Agency, Answer, Ballot, InvitationCode, QuotaCell, ReceiptCode, Response, Round, Sheet, SheetState,
 )
 from survey_service.services import ballots, frames, phuctra, rounds
 from survey_service.services.errors import ServiceError
 from survey_service.services.exports import SIMULATED_COLUMN, SIMULATED_NOTE
-
-STATUS_LABELS = {analysis.MET: "Đạt", analysis.NOT_MET: "Chưa đạt", analysis.CANNOT_TELL: "Chưa kết luận được"}
 
 
 class CitizensError(ServiceError):
@@ -51,11 +50,12 @@ class CitizenReport:
 
 
 def _frame(session: Session, rnd: Round, items: list[str]) -> pd.DataFrame:
-    """One row per released response: its agency, kind, channel, investigator and the answers to ``items``."""
+    """One row per released response: its agency, kind, channel, investigator, household's commune and the
+    answers to ``items``."""
     responses = pd.DataFrame(session.execute(
-        sa.select(Response.id, Agency.code, Agency.kind, Response.channel, Response.investigator)
+        sa.select(Response.id, Agency.code, Agency.kind, Response.channel, Response.investigator, Response.commune)
         .join(Agency, Agency.id == Response.agency_id).where(Response.round_id == rnd.id)).all(),
-        columns=["id", "agency", "kind", "channel", "investigator"])
+        columns=["id", "agency", "kind", "channel", "investigator", "commune"])
     answers = pd.DataFrame(session.execute(
         sa.select(Answer.response_id, Answer.item_code, Answer.value).join(Response, Response.id == Answer.response_id)
         .where(Response.round_id == rnd.id, Answer.item_code.in_(items))).all(),
@@ -113,6 +113,17 @@ def populations(session: Session, rnd: Round) -> dict[str, float]:
     return {**{a: p["population"] for a, p in rnd.methodology["populations"].items()}, **drawn}
 
 
+def measure_names(rnd: Round) -> dict[str, str]:
+    """Each measure's name: the elements' (criteria.yaml) and the overall item's."""
+    return {e["code"]: e["name"] for e in rnd.methodology["elements"]} | {analysis.OVERALL: "Hài lòng chung"}
+
+
+def levels(rnd: Round) -> list[tuple[str, str]]:
+    """The levels of the shares table with their headings, in the order pages and reports show them."""
+    return [("province", f"Toàn {rnd.province_title}"), ("kind", "Theo loại cơ quan"), ("agency", "Theo cơ quan"),
+            ("commune", "Theo xã, phường nơi hộ gia đình cư trú")]
+
+
 def report(session: Session, rnd: Round, *, quarantined: set[str] = frozenset()) -> CitizenReport:
     """The round's results, leaving out the responses of ``quarantined`` investigators.
 
@@ -125,7 +136,6 @@ def report(session: Session, rnd: Round, *, quarantined: set[str] = frozenset())
     items = sorted({i for _, i in elements} | {m["overall"], m["screening"]["item"], *m["improvements"]})
     satisfied, excluded, labels = _options(session, rnd, items)
     frame = _frame(session, rnd, items)
-    targets = {key: t["share"] for key, t in m["targets"].items()}
     sizes = populations(session, rnd)
     counted = frame[frame[m["screening"]["item"]].isin(m["screening"]["eligible"])].groupby("agency").size()
     over = sorted(a for a, n in counted.items() if n > sizes.get(a, 0))
@@ -136,10 +146,10 @@ def report(session: Session, rnd: Round, *, quarantined: set[str] = frozenset())
         frame, populations=sizes, elements=elements,
         overall=m["overall"], satisfied=satisfied, excluded_options=excluded, improvements=m["improvements"],
         screening=m["screening"]["item"], eligible=m["screening"]["eligible"], quarantined=set(quarantined),
-        targets=targets, min_group=ballots.min_group(rnd.settings))
+        targets=rnd.structure.get("targets", []), min_group=ballots.min_group(rnd.settings))
     names = dict(session.execute(sa.select(Agency.code, Agency.name).where(Agency.round_id == rnd.id)).all())
     kinds = {k["code"]: k["plural"] for k in rnd.structure["kinds"]}
-    measures = {e["code"]: e["name"] for e in m["elements"]} | {analysis.OVERALL: "Hài lòng chung"}
+    measures = measure_names(rnd)
     unit = f"{rnd.structure.get('province_type', 'tỉnh')} {rnd.province}"
 
     def named(table: pd.DataFrame) -> pd.DataFrame:
@@ -165,8 +175,8 @@ def report(session: Session, rnd: Round, *, quarantined: set[str] = frozenset())
 _HEADINGS = {
     "level": "Cấp", "domain": "Mã", "domain_name": "Tên", "measure": "Mã chỉ số", "measure_name": "Chỉ số",
     "est": "Tỷ lệ hài lòng", "se": "Sai số chuẩn", "ci_lo": "Cận dưới KTC 95%", "ci_hi": "Cận trên KTC 95%",
-    "n": "Số câu trả lời hợp lệ", "withheld": "Không công bố (dưới ngưỡng)", "target": "Chỉ tiêu",
-    "status": "Đánh giá so với chỉ tiêu", "option": "Mã nội dung", "option_name": "Nội dung cần cải thiện",
+    "n": "Số câu trả lời hợp lệ", "withheld": "Không công bố (dưới ngưỡng)", "target": "Mục tiêu",
+    "verdict": "Đánh giá so với mục tiêu", "option": "Mã nội dung", "option_name": "Nội dung cần cải thiện",
     "agency": "Mã cơ quan", "agency_name": "Cơ quan", "issued": "Số phiếu/mã đã phát",
     "returned": "Số người đã trả lời", "rate": "Tỷ lệ phản hồi",
 }
@@ -174,7 +184,7 @@ _HEADINGS = {
 
 def tables(rep: CitizenReport) -> dict[str, pd.DataFrame]:
     """The exported tables under their sheet names, headings in Vietnamese; a simulated round's rows say so."""
-    shares = rep.shares.assign(status=rep.shares["status"].map(STATUS_LABELS))
+    shares = rep.shares.assign(verdict=rep.shares["verdict"].map(VERDICTS))
     notes = pd.DataFrame({"Mục": ["Định nghĩa chỉ số", "Phiếu không tính: không thuộc đối tượng",
                                   "Phiếu không tính: điều tra viên bị tạm loại sau phúc tra",
                                   "Điều tra viên bị tạm loại", "Phiếu còn niêm phong chờ đưa vào kết quả",

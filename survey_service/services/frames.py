@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from analysis.sampling import pps_systematic, precision_sample_size, recommend_sample_size, systematic_sample
 from survey_service.models import (
-    Agency, Channel, Frame, FrameKind, FrameUnit, QuotaCell, Role, Round, SampleList, StaffUser,
+    Agency, Channel, Frame, FrameKind, FrameUnit, QuotaCell, Role, Round, SampleList, Sheet, StaffUser,
 )
 from survey_service.services import audit, quotas, storable, tabular
 from survey_service.services.errors import ServiceError
@@ -422,8 +422,10 @@ def export_lists(session: Session, frame: Frame, fmt: str) -> bytes:
 
 
 # --- sign-off, replacement, the gate on issuing sheets -------------------------------------------------
-def sign_off(session: Session, frame: Frame, *, organisation: str, by: StaffUser, today: date) -> None:
-    """An observer of the MTTQ or the CCB signs off the lists as drawn (audited with their hash)."""
+def sign_off(session: Session, frame: Frame, *, organisation: str, by: StaffUser, today: date,
+             actor: str = "staff") -> None:
+    """An observer of the MTTQ or the CCB signs off the lists as drawn (audited with their hash; ``actor``
+    "cli" when the observer signed at the command line)."""
     if by.role is not Role.OBSERVER:
         raise FrameError("Chỉ quan sát viên của MTTQ hoặc Hội CCB được ký duyệt danh sách mẫu.", 403)
     if organisation not in ORGANISATIONS:
@@ -434,8 +436,54 @@ def sign_off(session: Session, frame: Frame, *, organisation: str, by: StaffUser
         raise FrameError(f"Danh sách mẫu đã được ký duyệt ngày {frame.signed_off_on:%d/%m/%Y}.", 409)
     frame.signed_off_by_id, frame.signed_off_on, frame.signed_off_as = by.id, today, organisation
     frame.signed_lists_hash = lists_hash(session, frame)
-    audit.record(session, "frame.sign_off", user=by, object_type="frame", object_id=frame.id,
+    audit.record(session, "frame.sign_off", user=by, actor=actor, object_type="frame", object_id=frame.id,
                  new={"organisation": organisation, "lists_sha256": frame.signed_lists_hash})
+    session.flush()
+
+
+def _check_undone(session: Session, frame: Frame, what: str) -> None:
+    """A frame or its sample may be withdrawn only while nothing rests on it: before sign-off, and before any
+    sheet of the round is issued (its paper targets may have been set from the sample)."""
+    if frame.signed_off_on is not None:
+        raise FrameError(f"Danh sách mẫu đã được ký duyệt ngày {frame.signed_off_on:%d/%m/%Y}; không xóa {what} "
+                         "được nữa.", 409)
+    issued = session.scalar(sa.select(sa.func.count()).select_from(Sheet).join(QuotaCell)
+                            .where(QuotaCell.round_id == frame.round_id))
+    if issued:
+        raise FrameError(f"Đợt {frame.round.code} đã phát {issued} phiếu; không xóa {what} được nữa.", 409)
+
+
+def delete_sample(session: Session, frame: Frame, *, by: StaffUser | None = None, actor: str = "staff") -> None:
+    """Withdraw the drawn lists (the frame stays, to be drawn again), before sign-off and before any sheet.
+
+    :raises FrameError: 409 when not drawn, signed off or a sheet is issued.
+    """
+    if frame.sampled_on is None:
+        raise FrameError(f"Khung mẫu “{frame.name}” chưa được chọn mẫu; không có mẫu để xóa.", 409)
+    _check_undone(session, frame, "mẫu")
+    table = FrameUnit.__table__
+    session.execute(table.update().where(table.c.frame_id == frame.id, table.c.sample_list.is_not(None)).values(
+        sample_list=None, list_position=None, replaced_by_id=None, replaced_reason=None))
+    session.expire_all()
+    audit.record(session, "frame.sample_delete", user=by, actor=actor, object_type="frame", object_id=frame.id,
+                 old={"seed": str(frame.seed), "sampled_on": frame.sampled_on.isoformat()})
+    frame.seed = frame.sampled_on = frame.design = None
+    session.flush()
+
+
+def delete_frame(session: Session, frame: Frame, *, by: StaffUser | None = None, actor: str = "staff") -> None:
+    """Delete a frame with its units and lists, before sign-off and before any sheet of the round is issued.
+
+    :raises FrameError: 409 when signed off or a sheet is issued.
+    """
+    _check_undone(session, frame, "khung mẫu")
+    audit.record(session, "frame.delete", user=by, actor=actor, object_type="frame", object_id=frame.id,
+                 old={"name": frame.name, "kind": frame.kind.value,
+                      "units": session.scalar(sa.select(sa.func.count()).where(FrameUnit.frame_id == frame.id))})
+    table = FrameUnit.__table__
+    session.execute(table.update().where(table.c.frame_id == frame.id).values(replaced_by_id=None))
+    session.execute(table.delete().where(table.c.frame_id == frame.id))
+    session.delete(frame)
     session.flush()
 
 

@@ -47,10 +47,10 @@ from sqlalchemy.orm import Session
 from survey_service import dates
 from survey_service import questionnaires as qn
 from survey_service.models import (
-    Agency, Channel, Division, ImportedSubmission, QuotaCell, Response, Round, RoundForm, StaffUser,
+    Agency, Channel, Division, ImportedSubmission, QuotaCell, Response, Round, RoundForm, Sheet, StaffUser,
 )
 from survey_service.questionnaires import xlsform
-from survey_service.services import audit, ballots, odk_imports, quotas, rounds, storable, tabular
+from survey_service.services import audit, ballots, odk_imports, quotas, rounds, sheets, storable, tabular
 from survey_service.services.errors import ServiceError
 
 FIXED_COLUMNS = ("form", "agency", "division", "district", "respondent", "submitted_on")
@@ -105,20 +105,23 @@ class _Row:
     division: Division | None
     respondent: str
     answers: dict[str, str]
+    #: a citizens' round's scanned sheet: who handed it out, sealed with the ballot for phúc tra
+    investigator: str | None = None
 
 
 def import_responses(session: Session, rnd: Round, data: bytes, *, today: date, secret: str,
-                     by: StaffUser | None = None, actor: str = "cli") -> ImportReport:
+                     by: StaffUser | None = None, actor: str = "cli", keys: list[str] = ()) -> ImportReport:
     """Check every row of the CSV ``data``, then cast all its respondents' ballots or none, and release what
     is due (flushes, no commit). ``secret``: the server's, which seals the ballots (or the round owner's
     public key does) and keys the marks of imported submissions.
 
-    An export of ODK Central or KoboToolbox (:mod:`survey_service.services.odk_imports`) is read as such.
+    An export of ODK Central or KoboToolbox (:mod:`survey_service.services.odk_imports`) is read as such;
+    ``keys`` (the sheet signing keys) check the paper sheets its submissions scanned.
 
     :raises ImportRejected: with every bad row's line and reason.
     """
     if odk_imports.looks_like_export(data):
-        return _import_export(session, rnd, data, today=today, secret=secret, by=by, actor=actor)
+        return _import_export(session, rnd, data, today=today, secret=secret, by=by, actor=actor, keys=list(keys))
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -167,12 +170,14 @@ def import_responses(session: Session, rnd: Round, data: bytes, *, today: date, 
 
 def _store_all(session: Session, rnd: Round, ctx: _Context, rows: list[_Row], errors: list[RowError], data: bytes,
                by: StaffUser | None, actor: str, *, today: date, secret: str, marks: list[str] = (),
-               already: int = 0) -> ImportReport:
-    """Store every row, or raise with every error; ``marks``: the imported submissions to remember."""
+               already: int = 0, scanned: list[Sheet] = ()) -> ImportReport:
+    """Store every row, or raise with every error; ``marks``: the imported submissions to remember;
+    ``scanned``: the paper sheets they were answered on."""
     errors += ctx.check_across_rows(rows)
     if errors:
         raise ImportRejected(sorted(errors, key=lambda e: e.line))
     report = ctx.cast(rows, ballots.box(secret, rnd.code, rnd.ballot_public_key))
+    sheets.record_imported(session, scanned, by=by, actor=actor)
     released = ballots.release(session, rnd, ballots.opener(rnd, secret), today=today)
     report.already, report.released, report.waiting = already, released.ballots, released.waiting
     report.k = ballots.min_group(rnd.settings)
@@ -185,7 +190,7 @@ def _store_all(session: Session, rnd: Round, ctx: _Context, rows: list[_Row], er
 
 
 def _import_export(session: Session, rnd: Round, data: bytes, *, today: date, secret: str, by: StaffUser | None,
-                   actor: str) -> ImportReport:
+                   actor: str, keys: list[str]) -> ImportReport:
     """Check and store the submissions of a Central or Kobo export, skipping those imported before."""
     try:
         rounds.check_collecting(rnd, today)
@@ -196,7 +201,7 @@ def _import_export(session: Session, rnd: Round, data: bytes, *, today: date, se
     except odk_imports.ExportUnreadable as exc:
         raise ImportRejected([RowError(exc.line, str(exc))]) from None
     ctx = _Context(session, rnd)
-    known = set(ctx.items) | set(xlsform.IDENTITY_FIELDS) | set(xlsform.WHO_FIELDS) | {xlsform.INTRO}
+    known = set(ctx.items) | set(xlsform.IDENTITY_FIELDS) | set(xlsform.WHO_FIELDS) | {xlsform.INTRO, xlsform.SHEET}
     unknown = [c for c in export.columns if odk_imports.leaf(c) not in known]
     if unknown:
         raise ImportRejected([RowError(1, f"cột không phải trường của biểu mẫu đợt {rnd.code}: "
@@ -206,6 +211,7 @@ def _import_export(session: Session, rnd: Round, data: bytes, *, today: date, se
     rows: list[_Row] = []
     marks: list[str] = []
     seen: dict[str, int] = {}
+    scanned: dict[int, tuple[Sheet, int]] = {}
     already = 0
     for sub in export.submissions:
         if not sub.key:
@@ -228,16 +234,48 @@ def _import_export(session: Session, rnd: Round, data: bytes, *, today: date, se
             errors.append(RowError(sub.line, f"mẫu {q.code} không có lần đánh giá nào: tệp CSV của Kobo không "
                                              "chứa nhóm lặp (hãy xuất XLSX); với ODK Central hãy nhập cả tệp .zip."))
             continue
+        fields, sheet = sub.fields, None
+        if fields.get(xlsform.SHEET):
+            sheet, problem = _scanned_sheet(session, rnd, q, fields, keys, scanned)
+            if problem:
+                errors.append(RowError(sub.line, problem))
+                continue
+            scanned[sheet.id] = (sheet, sub.line)
+            if q.rates != "matrix":
+                sub.fields = {**fields, "agency": sheet.quota_cell.agency.code}
         marks.append(submission_mark)
         for values in odk_imports.rows_of(sub, q.rates, {i.code for i in q.text_items}):
             row, problems = ctx.parse_row(sub.line, {"agency": "", **values}, today)
             errors += [RowError(sub.line, p) for p in problems]
             if row is not None:
+                row.investigator = sheet.investigator if sheet else None
                 rows.append(row)
     if not export.submissions:
         errors.append(RowError(2, "tệp không có bản ghi nào."))
     return _store_all(session, rnd, ctx, rows, errors, data, by, actor, today=today, secret=secret, marks=marks,
-                      already=already)
+                      already=already, scanned=[sheet for sheet, _ in scanned.values()])
+
+
+def _scanned_sheet(session: Session, rnd: Round, q: qn.Questionnaire, fields: dict[str, str], keys: list[str],
+                   scanned: dict[int, tuple[Sheet, int]]) -> tuple[Sheet | None, str | None]:
+    """The paper sheet a submission scanned (its ``sheet`` field), which decides its quota cell, or why it
+    cannot: unknown, forged, spent, void, of another form, scanned by another submission of the file, or
+    naming another agency than the one its submission chose."""
+    text = fields[xlsform.SHEET]
+    try:
+        sheet = sheets.sheet_for_import(session, rnd, text, keys)
+    except sheets.SheetError as exc:
+        return None, f"mã phiếu giấy {text[:60]!r} (trường {xlsform.SHEET}): {exc}"
+    cell = sheet.quota_cell
+    if cell.form_code != q.code:
+        return None, f"phiếu số {sheet.serial} là phiếu mẫu {cell.form_code}, không phải mẫu {q.code}."
+    if sheet.id in scanned:
+        return None, f"phiếu số {sheet.serial} đã được quét ở dòng {scanned[sheet.id][1]}."
+    chosen = fields.get("agency", "")
+    if q.rates != "matrix" and chosen and chosen != cell.agency.code:
+        return None, (f"phiếu số {sheet.serial} thuộc chỉ tiêu của {cell.agency.code}, nhưng bản ghi chọn cơ quan "
+                      f"{chosen[:20]}.")
+    return sheet, None
 
 
 class _Context:
@@ -424,7 +462,8 @@ class _Context:
             answers = _sheet_answers(q, group) if q.rates == "matrix" else [(r.agency.id, r.answers) for r in group]
             ballots.cast(self.session, box, cell_id=first.cell.id, questionnaire=q,
                          version_id=self.versions[first.form_code], division_id=first.division and first.division.id,
-                         answers=answers, channel=Channel(q.channel), surplus=surplus)
+                         answers=answers, channel=Channel(q.channel), investigator=first.investigator,
+                         surplus=surplus)
             responses = 1 if q.rates == "matrix" else len(group)
             report.responses += responses
             report.by_form[first.form_code] = report.by_form.get(first.form_code, 0) + responses

@@ -167,15 +167,18 @@ def _option_code(scale: qn.Scale, raw: str) -> str | None:
 def keying_pass(sheet: Sheet, clerk: StaffUser) -> int:
     """1 or 2: the pass this clerk would key now.
 
-    :raises SheetError: 409 for a void sheet or one already keyed (saying by whom and when), 403 when the
+    :raises SheetError: 409 for a void sheet or one already keyed (saying by whom and when) or imported, 403 when the
         second pass would be keyed by the clerk of the first.
     """
     if sheet.state is SheetState.VOID:
         replaced = f" Phiếu thay thế: {sheet_replacement(sheet)}." if sheet.replaced_by_id else ""
         raise SheetError(f"Phiếu {sheet.serial} đã bị hủy và không được nhập.{replaced}", 409)
     keyings = {k.pass_no: k for k in sheet.keyings}
-    if 1 not in keyings:
+    if 1 not in keyings and sheet.state in (SheetState.ISSUED, SheetState.RETURNED):
         return 1
+    if 1 not in keyings:  # answered in a field tool and imported (services.imports)
+        raise SheetError(f"Phiếu {sheet.serial} đã có câu trả lời nhập từ tệp của ODK/KoboToolbox (trạng thái: "
+                         f"{STATE_LABELS[sheet.state]}). Không nhập lại; nếu có sai sót, báo giám sát viên.", 409)
     first = keyings[1]
     if sheet.double_entry and 2 not in keyings and sheet.state is SheetState.KEYED:
         if first.clerk_id == clerk.id:
@@ -290,7 +293,7 @@ def _seal_sheet(session: Session, form: SheetForm, clerk: StaffUser, slots, toda
     ballots.cast(session, box, cell_id=sheet.quota_cell_id, questionnaire=form.questionnaire,
                  version_id=form.questionnaire_version_id, division_id=None,
                  answers=[(sheet.quota_cell.agency_id, values)], channel=Channel.PAPER,
-                 investigator=sheet.investigator)
+                 investigator=sheet.investigator, commune=sheet.commune)
     phuctra.record_pattern(session, sheet, slots, secret=secret)  # for the identical-answers flag
     if isinstance(box, Sealer):
         ballots.release_cell(session, rnd.id, sheet.quota_cell_id, box, today=today)

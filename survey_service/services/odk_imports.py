@@ -7,7 +7,8 @@ repeats) and Kobo's "XML values and headers" export as XLSX (one sheet per repea
 ``rating/A1/I01`` all end in the item ``I01``); system columns are dropped, and with them the submitter, the
 device and every time of day: responses are dated by their release, as online responses are.
 The form and version come from the hidden ``form_code`` and ``q_version`` fields, which Kobo and Central
-cannot rewrite; the quota cell from the chosen ``agency`` or ``district``.
+cannot rewrite; the quota cell from the paper sheet scanned into ``sheet`` (checked by
+:func:`survey_service.services.sheets.sheet_for_import`), else from the chosen ``agency`` or ``district``.
 
 Each submission is known by its external key (Central's ``KEY``, Kobo's ``rootUuid`` or ``_uuid``): one
 imported before is skipped, so importing an export again adds nothing. What is kept of a key is a keyed

@@ -36,13 +36,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from analysis import fieldcheck
+from survey_service import db
 from survey_service import questionnaires as qn
 from survey_service.dates import VIETNAM
 from survey_service.models import (
-    AnswerPattern, Contact, ContactKind, Keying, QuotaCell, Quarantine, Recheck, RecheckItem, RecheckOutcome, Round,
-    Sheet, SheetEvent, SheetState, StaffUser,
+    Agency, AnswerPattern, Contact, ContactKind, Keying, QuotaCell, Quarantine, Recheck, RecheckItem, RecheckOutcome,
+    Round, Sheet, SheetEvent, SheetState, StaffUser,
 )
-from survey_service.services import audit, sheets, storable, tabular
+from survey_service.services import audit, portal, sheets, storable, tabular
 from survey_service.services.errors import ServiceError
 from survey_service.services.sealing import derive_key, shared_sealer
 
@@ -281,10 +282,12 @@ def draw(session: Session, rnd: Round, *, today: date, secret: str, seed: int | 
     investigators = sheet_investigators(session, rnd.id)
     if not investigators:
         raise RecheckError(f"Đợt {rnd.code} chưa có phiếu nào được ghi nhận thu về.")
+    # the commune of a sheet: where its household lives (a citizens' round), else the agency it rates
     returned = session.execute(
-        sa.select(Sheet.id, QuotaCell.agency_id).join(QuotaCell)
+        sa.select(Sheet.id, Sheet.commune, Agency.code).select_from(Sheet)
+        .join(QuotaCell, QuotaCell.id == Sheet.quota_cell_id).outerjoin(Agency, Agency.id == QuotaCell.agency_id)
         .where(Sheet.id.in_(list(investigators)), Sheet.state != SheetState.VOID)).all()
-    commune = dict(returned)
+    commune = {sheet_id: home or rated for sheet_id, home, rated in returned}
     seed = secrets.randbits(62) if seed is None else int(seed)
     if not 0 <= seed < 2 ** 63:
         raise RecheckError("Hạt giống ngẫu nhiên phải là số nguyên từ 0 đến 2^63 − 1.", 400)
@@ -297,8 +300,10 @@ def draw(session: Session, rnd: Round, *, today: date, secret: str, seed: int | 
     for sheet_id in fieldcheck.identical_sheets((s, investigators[s], m) for s, m in marks.items()
                                                 if investigators[s] is not None):
         reasons[sheet_id].append("identical")
-    days = session.execute(sa.select(SheetEvent.sheet_id, SheetEvent.at).where(
-        SheetEvent.sheet_id.in_(list(commune)), SheetEvent.to_state == SheetState.RETURNED)).all()
+    # an imported sheet's return is dated by its import, which says nothing of the day it was answered
+    days = session.execute(sa.select(SheetEvent.sheet_id, SheetEvent.at).join(Sheet).where(
+        SheetEvent.sheet_id.in_(list(commune)), SheetEvent.to_state == SheetState.RETURNED,
+        ~sheets.IMPORTED)).all()
     for sheet_id in fieldcheck.busy_day_sheets(((s, investigators[s], _local_day(at)) for s, at in days
                                                 if investigators[s] is not None), conf.sheets_per_day):
         reasons[sheet_id].append("busy_day")
@@ -460,7 +465,13 @@ def pass_rate(session: Session, round_id: int) -> tuple[int, int]:
 # --- closing -------------------------------------------------------------------------------------------
 def close(session: Session, rnd: Round, *, today: date, by: StaffUser | None = None, actor: str = "staff") -> int:
     """Close the round's phúc tra and delete its contact vault and answer marks; returns how many contacts
-    were deleted.
+    were deleted, with the deletion committed.
+
+    A deleted row stays in the table's files, where a copy of the data directory finds it: PostgreSQL keeps it
+    until VACUUM (and VACUUM FULL still copies it while any transaction could see it), SQLite's write-ahead
+    log keeps the page as it was. So on PostgreSQL the vault's tables are rewritten in the same transaction
+    (TRUNCATE gives them new, empty files and the rows of other rounds are put back); SQLite, which zeroes
+    deleted rows, copies its log into the database file and empties it.
 
     :raises RecheckError: when phúc tra was never opened or is already closed.
     """
@@ -473,5 +484,11 @@ def close(session: Session, rnd: Round, *, today: date, by: StaffUser | None = N
     recheck.closed_on = today
     audit.record(session, "phuctra.close", user=by, actor=actor, object_type="round", object_id=rnd.code,
                  new={"contacts_deleted": deleted})
-    session.flush()
+    if session.get_bind().dialect.name == "postgresql":
+        for table in db.VAULT_TABLES:
+            session.execute(sa.text(f"CREATE TEMPORARY TABLE kept_{table} ON COMMIT DROP AS SELECT * FROM {table}"))
+            session.execute(sa.text(f"TRUNCATE {table}"))
+            session.execute(sa.text(f"INSERT INTO {table} SELECT * FROM kept_{table}"))
+    session.commit()
+    portal.forget_written(session)
     return deleted

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from analysis import change, round_half_away, sampling
 from analysis import targets as target_rules
-from analysis.citizens import OVERALL
+from analysis.citizens import OVERALL, TARGET_OVERALL
 from survey_service.models import (
     Channel, CodeStatus, Draft, InvitationCode, QuotaCell, Round, Sheet, SheetState, SpentCode,
 )
@@ -182,6 +182,16 @@ def _caption(doc, text: str) -> None:
     run.font.size = Pt(12)
 
 
+#: How a target is judged, in both kinds of report (:func:`analysis.targets.target_verdicts`).
+TARGET_METHOD = ("Đánh giá mục tiêu có ba kết luận. Đạt: cận dưới một phía 95% của ước lượng không thấp hơn mục "
+                 "tiêu. Không đạt: cận trên một phía 95% thấp hơn mục tiêu. Chưa đủ căn cứ: khoảng giữa hai cận chứa "
+                 "mục tiêu. Một tỷ lệ điểm trên 90% chưa đủ để kết luận Đạt mục tiêu 90%: với ít phiếu, cùng số liệu "
+                 "ấy vẫn phù hợp với tỷ lệ thật dưới 90% (ví dụ 42/48 người hài lòng, 87,5%, có khoảng 77,6–93,4%; "
+                 "một cơ quan có tỷ lệ thật 95% cần cỡ mẫu hiệu dụng khoảng 98 để chứng tỏ Đạt, 147 phiếu khi hệ số "
+                 "thiết kế là 1,5). Cận của tỷ lệ là cận Wilson tính trên cỡ mẫu hiệu dụng; cận của điểm là ước "
+                 "lượng ± 1,645 sai số chuẩn.")
+
+
 def satisfaction_chart(summary: pd.DataFrame, target_of: dict[str, float], title: str, simulated: bool) -> bytes:
     """Satisfaction of each agency with its 95 % interval, the agency's target marked, best on top (PNG)."""
     rows = summary.dropna(subset=["satisfaction"]).sort_values("satisfaction")
@@ -289,13 +299,7 @@ def build_body(doc, data: ReportData) -> None:
                "hiệu dụng và hệ số thiết kế của từng cơ quan. Khoảng xếp hạng là khoảng 95% của thứ hạng qua "
                f"{number(params['rank_draws'])} lần mô phỏng Monte Carlo. Số liệu làm tròn nửa xa số 0 (như hàm "
                "ROUND của Excel): điểm 2 chữ số thập phân, tỷ lệ 1 chữ số.")
-    _para(doc, "Đánh giá mục tiêu có ba kết luận. Đạt: cận dưới một phía 95% của ước lượng không thấp hơn mục "
-               "tiêu. Không đạt: cận trên một phía 95% thấp hơn mục tiêu. Chưa đủ căn cứ: khoảng giữa hai cận chứa "
-               "mục tiêu. Một tỷ lệ điểm trên 90% chưa đủ để kết luận Đạt mục tiêu 90%: với ít phiếu, cùng số liệu "
-               "ấy vẫn phù hợp với tỷ lệ thật dưới 90% (ví dụ 42/48 người hài lòng, 87,5%, có khoảng 77,6–93,4%; "
-               "một cơ quan có tỷ lệ thật 95% cần cỡ mẫu hiệu dụng khoảng 98 để chứng tỏ Đạt, 147 phiếu khi hệ số "
-               "thiết kế là 1,5). Cận của tỷ lệ là cận Wilson tính trên cỡ mẫu hiệu dụng; cận của điểm là ước "
-               "lượng ± 1,645 sai số chuẩn.")
+    _para(doc, TARGET_METHOD)
     if data.comparison is not None:
         _para(doc, "So sánh với đợt trước: hiệu số giữa hai đợt, sai số chuẩn √(SE₁² + SE₂²) (hai đợt là hai mẫu "
                    "độc lập; khi cùng người trả lời cả hai đợt, sai số thật nhỏ hơn nên cách tính này thận trọng), "
@@ -464,7 +468,7 @@ def build_citizens_body(doc, data: ReportData) -> None:
     _opening(doc, rnd, "người dân")
     _para(doc, "Mục đích: đo lường sự hài lòng của người dân đối với sự phục vụ của "
                f"{number(len(rnd.agencies))} cơ quan, đơn vị thuộc {rnd.province_title} theo từng yếu tố và hài lòng "
-               "chung; đối chiếu với chỉ tiêu.")
+               "chung; đối chiếu với mục tiêu.")
 
     _heading(doc, "II. PHƯƠNG PHÁP", 1)
     _heading(doc, "1. Chỉ số", 2)
@@ -482,14 +486,15 @@ def build_citizens_body(doc, data: ReportData) -> None:
                f"Không tính {number(rep.excluded['screened_out'])} phiếu không thuộc đối tượng và "
                f"{number(rep.excluded['quarantined'])} phiếu của điều tra viên bị tạm loại; "
                f"{number(rep.waiting)} phiếu còn niêm phong chờ đưa vào kết quả.")
-    _heading(doc, "4. Khoảng tin cậy, chỉ tiêu và ẩn danh", 2)
+    _heading(doc, "4. Khoảng tin cậy, mục tiêu và ẩn danh", 2)
     _para(doc, "Khoảng tin cậy 95% tính theo thiết kế mẫu (mỗi cơ quan là một tầng, có hiệu chỉnh tổng thể hữu "
-               "hạn 1 − n/N). So với chỉ tiêu: Đạt khi cả "
-               "khoảng tin cậy không thấp hơn chỉ tiêu, Chưa đạt khi cả khoảng thấp hơn, còn lại Chưa kết luận "
-               f"được. Không công bố tỷ lệ của nhóm có dưới {number(min_group)} câu trả lời hợp lệ.")
+               "hạn 1 − n/N). Không công bố tỷ lệ của nhóm có dưới "
+               f"{number(min_group)} câu trả lời hợp lệ.")
+    _para(doc, TARGET_METHOD)
 
     _heading(doc, "III. KẾT QUẢ", 1)
-    levels = [("province", "Toàn " + rnd.province_title), ("kind", "Theo loại cơ quan"), ("agency", "Theo cơ quan")]
+    levels = [(level, label) for level, label in citizens.levels(rnd) if level != "commune"
+              or (shares["level"] == "commune").any()]
     for number_, (level, label) in enumerate(levels, 1):
         part = shares[shares["level"] == level]
         if part.empty:
@@ -515,15 +520,23 @@ def build_citizens_body(doc, data: ReportData) -> None:
                         width=Mm(155))
         doc.paragraphs[-1].alignment = WD_ALIGN_PARAGRAPH.CENTER
 
-    _heading(doc, f"{len(levels) + 1}. Đối chiếu với chỉ tiêu", 2)
-    judged = shares[(shares["level"] == "agency") & shares["status"].notna()]
+    _heading(doc, f"{len(levels) + 1}. Đối chiếu với mục tiêu", 2)
+    named = citizens.measure_names(rnd)
+    if rnd.structure.get("targets"):
+        rules = "; ".join(
+            f"{named[OVERALL if r['indicator'] == TARGET_OVERALL else r['indicator']].lower()} ≥ "
+            f"{number(r['at_least'], 0)}%{' (' + r['label'] + ')' if r.get('label') else ''}"
+            f"{', theo ' + r['source'] if r.get('source') else ''}" for r in rnd.structure["targets"])
+        _para(doc, f"Mục tiêu của đợt: {rules}.")
+    judged = shares[(shares["level"] == "agency") & shares["verdict"].notna()]
     if len(judged):
-        _table(doc, ["Mã", "Cơ quan", "Chỉ số", "Chỉ tiêu (%)", "Tỷ lệ (%)", "KTC 95%", "Đánh giá"],
+        _table(doc, ["Mã", "Cơ quan", "Chỉ số", "Mục tiêu (%)", "Tỷ lệ (%)", "KTC 95%", "Đánh giá"],
                [[r["domain"], r["domain_name"], r["measure_name"], _share_pct(r["target"]), _share_pct(r["est"]),
-                 _share_interval(r["ci_lo"], r["ci_hi"]), citizens.STATUS_LABELS[r["status"]]]
+                 _share_interval(r["ci_lo"], r["ci_hi"]), target_rules.VERDICTS[r["verdict"]]]
                 for r in results.records(judged)], [22, 30, 28, 17, 17, 27, 24])
     else:
-        _para(doc, "Chưa có tỷ lệ nào để đối chiếu với chỉ tiêu (đợt không đặt chỉ tiêu hoặc chưa đủ mẫu).")
+        _para(doc, "Chưa có tỷ lệ nào để đối chiếu với mục tiêu (đợt không đặt mục tiêu, round.yaml targets, "
+                   "hoặc chưa đủ mẫu).")
 
     changed = []
     comp = data.comparison
@@ -554,10 +567,10 @@ def build_citizens_body(doc, data: ReportData) -> None:
                          "Kết luận"], rows, [26, 23, 21, 14, 14, 15, 21, 12, 19])
 
     _heading(doc, "IV. ĐÁNH GIÁ CHUNG", 1)
-    counts = judged["status"].value_counts()
+    counts = judged["verdict"].value_counts()
     if len(judged):
-        _para(doc, "So với chỉ tiêu: " + ", ".join(f"{number(int(counts.get(code, 0)))} lượt {label}"
-                                                  for code, label in citizens.STATUS_LABELS.items()) + ".")
+        _para(doc, "So với mục tiêu: " + ", ".join(f"{number(int(counts.get(code, 0)))} lượt {label}"
+                                                  for code, label in target_rules.VERDICTS.items()) + ".")
     else:
         _para(doc, "Đợt khảo sát chưa có tỷ lệ được công bố: chưa có kết luận nào.")
     if comp is not None:

@@ -95,6 +95,16 @@ def wording_warnings(round_def: qn.RoundDef, questionnaire_dir: str | Path) -> l
 CITIZENS_TITLE = "Khảo sát sự hài lòng của người dân đối với sự phục vụ của cơ quan hành chính nhà nước"
 
 
+#: What a round started by :func:`new_round_dir` must get of its own, by its kind (in Vietnamese for the
+#: command's message, in English for the round file's header).
+TO_REPLACE = {
+    "par": ("danh sách cơ quan, chỉ tiêu phiếu, số cán bộ, cơ quan giám sát và mục tiêu",
+            "the agencies, quotas, staff counts, supervising mappings and targets"),
+    "citizens": ("danh sách cơ quan (agencies.csv), chỉ tiêu phiếu (quotas.csv), quy mô tổng thể (populations.csv) và "
+                 "mục tiêu (round.yaml targets)", "the agencies, quotas, populations and targets"),
+}
+
+
 def new_round_dir(source_dir: str | Path, out: str | Path, round_code: str, province: str, unit: str) -> Path:
     """Write ``out/<round_code>/``, a round for another province started from a bundled one: its forms,
     agency kinds, agencies, quotas and methodology, with the new code, province and dates in the year of the
@@ -134,8 +144,7 @@ def new_round_dir(source_dir: str | Path, out: str | Path, round_code: str, prov
               "portal": "cần điền địa chỉ cổng thông tin"}
     values.pop("organiser", None)  # the default names the new province's Sở Nội vụ
     header = (f"# Round {round_code} of {unit} {province.strip()}, started from {source.name} by `round new`:\n"
-              "# replace the agencies, quotas, staff counts and supervising mappings copied from it\n"
-              "# with the province's own.\n"
+              f"# replace {TO_REPLACE[data.get('kind', 'par')][1]} copied from it with the province's own.\n"
               "# Every key is described in docs/round-format.md.\n\n")
     ordered = {f.key: values[f.key] for f in ROUND_FIELDS if f.key in values}
     settings = values["settings"]
@@ -143,6 +152,12 @@ def new_round_dir(source_dir: str | Path, out: str | Path, round_code: str, prov
     (target / ROUND_FILE).write_text(header + yaml.safe_dump(ordered, allow_unicode=True, sort_keys=False),
                                      encoding="utf-8")
     return target
+
+
+def to_replace(round_dir: str | Path) -> str:
+    """What a round written by :func:`new_round_dir` must still get of its own, for the command's message."""
+    data = yaml.safe_load((Path(round_dir) / ROUND_FILE).read_text(encoding="utf-8"))
+    return TO_REPLACE[data.get("kind", "par")][0]
 
 
 def worded(questionnaire: qn.Questionnaire, rnd) -> qn.Questionnaire:

@@ -20,7 +20,8 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy.orm import Session
 
 from survey_service.models import (
-    Agency, Channel, QuotaCell, Round, RoundForm, Sheet, SheetEvent, SheetScan, SheetState, StaffUser, utcnow,
+    Agency, Channel, Keying, QuotaCell, Round, RoundForm, Sheet, SheetEvent, SheetScan, SheetState, StaffUser,
+    utcnow,
 )
 from survey_service.services import audit, frames, rounds
 from survey_service.services.errors import ServiceError
@@ -250,6 +251,44 @@ def get_by_serial(session: Session, serial: str, *, lock: bool = False) -> Sheet
     return sheet
 
 
+def sheet_for_import(session: Session, rnd: Round, scanned: str, keys: list[str]) -> Sheet:
+    """The sheet whose QR (or typed serial) an investigator scanned into a submission of a field tool: its
+    signature checked, of this round, and still out; one keyed, verified or void is refused, so a sheet's
+    answers come in once, by keying or by import (a citizens' round's also needs its investigator).
+
+    :raises SheetError: with a message saying why.
+    """
+    if not keys:
+        raise SheetError("máy chủ chưa có khóa ký phiếu (SHEET_SIGNING_KEYS) nên không kiểm tra được mã phiếu.")
+    sheet = find_sheet(session, scanned, keys, rnd=rnd, lock=True)
+    if sheet.state is SheetState.VOID:
+        replaced = session.get(Sheet, sheet.replaced_by_id) if sheet.replaced_by_id else None
+        raise SheetError(f"phiếu số {sheet.serial} đã bị hủy" + (f" (in lại thành {replaced.serial})" if replaced
+                                                                 else "") + ".", 409)
+    if sheet.state not in (SheetState.ISSUED, SheetState.RETURNED):
+        raise SheetError(f"phiếu số {sheet.serial} đã có câu trả lời (trạng thái “{STATE_LABELS[sheet.state]}”), "
+                         "không nhận lần hai.", 409)
+    if rounds.is_citizens(rnd) and not sheet.investigator:  # as keying: phúc tra needs who handed it out
+        raise SheetError(f"phiếu số {sheet.serial} chưa ghi điều tra viên đã phát phiếu: ghi điều tra viên trước "
+                         "khi nhập (lệnh survey-service sheets assign).", 409)
+    return sheet
+
+
+#: A sheet whose answers came in an import (:func:`record_imported`): keyed without a keying pass.
+IMPORTED = sa.and_(Sheet.state.in_([SheetState.KEYED, SheetState.VERIFIED]),
+                   ~sa.exists().where(Keying.sheet_id == Sheet.id))
+
+
+def record_imported(session: Session, found: list[Sheet], *, by: StaffUser | None, actor: str) -> None:
+    """Sheets whose answers came in an import: recorded returned, keyed and verified at once (the field tool
+    typed the answers), so the ledger and progress count each once and no clerk keys it again."""
+    for sheet in found:
+        if sheet.state is SheetState.ISSUED:
+            transition(session, sheet, SheetState.RETURNED, by=by, actor=actor)
+        transition(session, sheet, SheetState.KEYED, by=by, actor=actor)
+        transition(session, sheet, SheetState.VERIFIED, by=by, actor=actor)
+
+
 # --- issuing -----------------------------------------------------------------------------------------
 @dataclass
 class CellPlan:
@@ -298,17 +337,22 @@ def paper_cells(session: Session, rnd: Round, *, form_code: str | None = None,
 
 def issue_sheets(session: Session, rnd: Round, plans: list[CellPlan], *, extra: int = 0,
                  today: date | None = None, by: StaffUser | None = None, actor: str = "staff",
-                 investigator: str | None = None) -> list[Sheet]:
+                 investigator: str | None = None, commune: str | None = None) -> list[Sheet]:
     """Issue new sheets so every cell has its target of live (non-void) sheets, plus ``extra`` spares each.
     A soft-closed cell gets none: its supervisor has stopped collection there; a closed round none at all,
     nor a round whose sample lists are not yet signed off. ``investigator``: the Post Office investigator
-    they are handed to (citizens' rounds; see :func:`assign_investigator`).
+    they are handed to (citizens' rounds; see :func:`assign_investigator`); ``commune``: the commune whose
+    sampled households get them, whatever agency they rate (citizens' rounds: results per commune). A
+    citizens' round's sheets rating a commune drawn in a household frame are for its households without it.
 
     Serial numbers run on per round; a concurrent issue collides on the unique serial and is rolled back.
     """
     check_collecting(rnd, today)
     check_lists_signed_off(session, rnd)
     investigator = investigator_account(session, investigator) if investigator else None
+    commune = commune_code(session, rnd, commune) if commune else None
+    drawn = ({c["agency"] for c in frames.cell_weights(session, rnd.id) if c["kind"] == "households"}
+             if rounds.is_citizens(rnd) else set())
     if extra < 0 or extra > 1000:
         raise SheetError("Số phiếu dự phòng phải từ 0 đến 1000.", 400)
     number = _last_number(session, rnd)
@@ -317,12 +361,14 @@ def issue_sheets(session: Session, rnd: Round, plans: list[CellPlan], *, extra: 
     for plan in plans:
         if plan.cell.soft_closed:
             continue
+        rated = plan.cell.agency.code if plan.cell.agency is not None else None
+        home = commune or (rated if rated in drawn else None)
         for _ in range(plan.missing + extra):
             number += 1
             sheet = Sheet(serial=make_serial(rnd.code, number), quota_cell_id=plan.cell.id,
                           questionnaire_version_id=versions[plan.cell.form_code],
                           state=SheetState.ISSUED, issued_by_id=by.id if by else None,
-                          investigator=investigator)
+                          investigator=investigator, commune=home)
             session.add(sheet)
             issued.append(sheet)
     if not issued:
@@ -332,9 +378,23 @@ def issue_sheets(session: Session, rnd: Round, plans: list[CellPlan], *, extra: 
                                user_id=by.id if by else None) for s in issued)
     audit.record(session, "sheets.issue", user=by, actor=actor, object_type="round", object_id=rnd.code,
                  new={"count": len(issued), "first": issued[0].serial, "last": issued[-1].serial,
-                      **({"investigator": investigator} if investigator else {})})
+                      **({"investigator": investigator} if investigator else {}),
+                      **({"commune": commune} if commune else {})})
     session.flush()
     return issued
+
+
+def commune_code(session: Session, rnd: Round, text: str) -> str:
+    """The code of a commune of a citizens' round whose households a sheet is handed to: an agency code of the
+    round, as in a household frame's ``commune`` column.
+
+    :raises SheetError: 400 when the round is not a citizens' round or has no agency of that code.
+    """
+    code = text.strip().upper()
+    if not rounds.is_citizens(rnd) or code not in {a.code for a in rnd.agencies}:
+        raise SheetError(f"Đợt {rnd.code} không có xã, phường mã “{text.strip()[:32]}” (mã trong agencies.csv của "
+                         "một đợt khảo sát người dân, như cột commune của khung mẫu hộ gia đình).", 400)
+    return code
 
 
 def investigator_account(session: Session, text: str) -> str:

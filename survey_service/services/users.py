@@ -104,6 +104,20 @@ def _role(role: Role | str) -> Role:
                         + ", ".join(r.value for r in Role)) from None
 
 
+def confirm(session: Session, username: str, password: str, role: Role) -> StaffUser:
+    """The active account of ``role`` whose own password this is: a person acting at the command line in
+    their name (an observer signing off sample lists) proves it is them, as on the web.
+
+    :raises UserError: 403 for an unknown account, a wrong password, another role or an inactive account,
+        all with one message, so the answer tells nothing of which accounts exist.
+    """
+    user = session.scalar(sa.select(StaffUser).where(StaffUser.username == normalise_username(username)))
+    ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
+    if not ok or user is None or user.role is not role or not user.active:
+        raise UserError(f"Sai tên đăng nhập hoặc mật khẩu của tài khoản {role.value} đang hoạt động.", 403)
+    return user
+
+
 def authenticate(
     session: Session, username: str, password: str, *, address: str, secret: str,
     policy: login_throttle.Policy, device_cookie: str | None = None, now: int | None = None,

@@ -143,3 +143,37 @@ def sign_off(frame_id: int):
     session.commit()
     flash(f"Đã ký duyệt danh sách mẫu “{frame.name}”.", "info")
     return redirect(url_for("frames.show", frame_id=frame.id))
+
+
+@bp.route("/frames/<int:frame_id>/delete-sample", methods=["POST"])
+@role_required(*SUPERVISOR)
+def delete_sample(frame_id: int):
+    session = get_session()
+    frame = _frame(frame_id)
+    asking = confirmation_page(
+        "Xóa mẫu đã chọn", f"Xóa danh sách chính thức và dự phòng của khung mẫu “{frame.name}” (hạt giống "
+        f"{frame.seed}). Khung mẫu được giữ lại để chọn mẫu lại.", "Xóa mẫu",
+        url_for("frames.show", frame_id=frame.id))
+    if asking is not None:
+        return asking
+    frames.delete_sample(session, frame, by=current_user)
+    session.commit()
+    flash(f"Đã xóa mẫu đã chọn của khung mẫu “{frame.name}”.", "info")
+    return redirect(url_for("frames.show", frame_id=frame.id))
+
+
+@bp.route("/frames/<int:frame_id>/delete", methods=["POST"])
+@role_required(*SUPERVISOR)
+def delete(frame_id: int):
+    session = get_session()
+    frame = _frame(frame_id)
+    name, round_code = frame.name, frame.round.code
+    asking = confirmation_page(
+        "Xóa khung mẫu", f"Xóa khung mẫu “{name}” của đợt {round_code}, mọi đơn vị và danh sách mẫu của nó.",
+        "Xóa khung mẫu", url_for("frames.show", frame_id=frame.id))
+    if asking is not None:
+        return asking
+    frames.delete_frame(session, frame, by=current_user)
+    session.commit()
+    flash(f"Đã xóa khung mẫu “{name}”.", "info")
+    return redirect(url_for("frames.index", round=round_code))

@@ -83,7 +83,8 @@ def import_file(round_code):
                                errors=["Vui lòng chọn tệp CSV để nhập."]), 400
     try:
         report = imports.import_responses(session, rnd, upload.read(), today=local_today(),
-                                          secret=current_app.config["SECRET_KEY"], by=current_user, actor="staff")
+                                          secret=current_app.config["SECRET_KEY"], by=current_user, actor="staff",
+                                          keys=current_app.config["SHEET_SIGNING_KEYS"])
     except imports.ImportRejected as exc:
         session.rollback()
         return render_template("responses/import.html", round=rnd, forms=forms, report=None, filename=upload.filename,

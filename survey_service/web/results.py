@@ -79,10 +79,10 @@ def _citizens_page(rnd: Round):
     unit = f"{rnd.structure.get('province_type', 'tỉnh')} {rnd.province}"
     return render_template(
         "results/citizens.html", round=rnd, rep=rep, measures=measures, shares=shares, province_label=unit,
-        levels=[("province", f"Toàn {unit}"), ("kind", "Theo loại cơ quan"), ("agency", "Theo cơ quan")],
+        levels=citizens.levels(rnd),
         improvements=results.records(rep.improvements[rep.improvements["level"] == "province"]
                                      .sort_values("est", ascending=False)),
-        rates=results.records(rep.rates), status_labels=citizens.STATUS_LABELS,
+        rates=results.records(rep.rates), verdicts=VERDICTS,
         min_group=ballots.min_group(rnd.settings), waiting_note=_waiting_note(rnd), earlier=_earlier(rnd))
 
 

@@ -126,6 +126,9 @@ def test_bad_exports_are_refused_whole_with_row_numbers(loaded_round, session, f
     labels = ef.kobo_csv(rows, _cc_ct_subs(q)).decode().replace('"A1/I01"', f'"{q.item("I01").text}"')
     errors = _refused(session, loaded_round, labels.encode())
     assert "XML values and headers" in errors[1]
+    labels_xlsx = ef.kobo_xlsx(q.title, [{**r, "name": q.item(r["name"]).text} if r["name"] == "I01" else r
+                                         for r in rows], _cc_ct_subs(q), [])
+    assert "XML values and headers" in _refused(session, loaded_round, labels_xlsx)[1]
     # a column that is no field of the form
     strange = ef.kobo_csv(rows, _cc_ct_subs(q)).decode().replace('"A1/I01"', '"A1/Z99"')
     assert "Z99" in _refused(session, loaded_round, strange.encode())[1]
@@ -159,3 +162,21 @@ def test_matrix_form_one_sheet_rating_several_agencies_from_kobo_xlsx(loaded_rou
     assert sheet.agency_id is None
     assert [a.value for a in sheet.answers if a.item_code == text and a.agency_id is None] == ["Cần công khai hơn"]
     assert len({a.agency_id for a in sheet.answers if a.item_code != text}) == 2
+
+
+def test_nothing_of_the_submitter_the_device_the_time_or_the_key_is_stored(loaded_round, session, form):
+    """Only the import's day is kept: not the submission's day (2023-09-12 in these exports), its time, who
+    sent it from which device, nor its key (only a digest of it, apart from the responses)."""
+    from survey_service.db import Base
+
+    q, rows = form("CC-CT")
+    subs = _cc_ct_subs(q)
+    keys = [s.uuid for s in subs]
+    for data in (ef.central_zip("CC-CT", rows, subs), ef.kobo_xlsx(q.title, rows, subs, [])):
+        assert _load(session, loaded_round, data).responses == 4
+    assert set(session.scalars(sa.select(Response.submitted_on))) == {TODAY}
+    stored = " ".join(str(value) for table in Base.metadata.sorted_tables
+                      for row in session.execute(sa.select(table)) for value in row)
+    for trace in ("Nguyễn Văn A", "collect:abc123", "dtv_hoian", "2023-09-12", "08:41", "15:41", "vGx7hT2",
+                  *keys):
+        assert trace not in stored, trace

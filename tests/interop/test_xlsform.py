@@ -1,4 +1,5 @@
-"""Every form of the bundled rounds as an XLSForm that pyxform converts without a warning, and back."""
+"""Every form of the bundled rounds (QNA-2023, DNG-2026, DNG-HL-2026) as an XLSForm that pyxform converts without a
+warning (and ODK Validate accepts, where Java is installed), and back."""
 from __future__ import annotations
 
 import shutil
@@ -130,17 +131,23 @@ def test_from_xlsform_names_the_row_of_each_defect(loaded_round, session, runner
                                                                                                       result.output)
 
 
-def test_the_other_bundled_round_converts_too(app, session, tmp_path):
+@pytest.mark.parametrize("code, forms", [("DNG-2026", 7), ("DNG-HL-2026", 2)])
+def test_the_other_bundled_rounds_convert_too(app, session, tmp_path, code, forms):
     from survey_service.services import rounds
 
-    rounds.load_round(session, QUESTIONNAIRE_DIR / "rounds" / "QNA-2023", QUESTIONNAIRE_DIR)
-    rounds.load_round(session, QUESTIONNAIRE_DIR / "rounds" / "DNG-2026", QUESTIONNAIRE_DIR)
+    for earlier in ("QNA-2023", code):  # DNG-2026's agencies continue QNA-2023's
+        rounds.load_round(session, QUESTIONNAIRE_DIR / "rounds" / earlier, QUESTIONNAIRE_DIR)
     session.commit()
-    rnd = rounds.get_round(session, "DNG-2026")
+    rnd = rounds.get_round(session, code)
     paths = xlsform_service.export_round(session, rnd, tmp_path)
-    assert len(paths) == len(rnd.forms) == 7
+    assert len(paths) == len(rnd.forms) == forms
     for path in paths:
-        assert convert(xlsform=str(path), validate=False).warnings == [], path.name
+        assert convert(xlsform=str(path), validate=JAVA is not None).warnings == [], path.name
         definition = xlsform.definition_from_workbook(path)
         stored = next(f.questionnaire_version.definition for f in rnd.forms if f.form_code == definition["code"])
         assert qn.Questionnaire.from_definition(definition).definition() == stored
+        survey = xlsform.read_sheets(path)["survey"]
+        barcodes = [r["name"] for r in survey if r["type"] == "barcode"]
+        assert barcodes == ([xlsform.SHEET] if definition["channel"] == "paper" else []), path.name
+    if JAVA is None:
+        pytest.skip("ODK Validate not run: no Java (apt-get install default-jre-headless)")

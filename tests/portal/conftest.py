@@ -57,3 +57,24 @@ def questionnaire(open_round, session):
     def get(form: str = "CC-CT"):
         return rounds.questionnaire_for(session, open_round, form)
     return get
+
+
+def until(page, script: str, timeout: float = 15) -> None:
+    """Poll ``script`` (a function, awaited) through the DevTools protocol until it is true: Playwright's
+    wait_for_function evaluates a string inside the page, which its Content-Security-Policy forbids."""
+    import time
+
+    from playwright.sync_api import Error
+
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            if page.evaluate(script):
+                return
+        except Error as exc:  # the page replaced by the answer it got (the thank-you page) while asked
+            last = exc
+        else:
+            last = None
+        if time.monotonic() > end:
+            raise AssertionError(f"still false after {timeout} s: {script[:80]} ({last})")
+        page.wait_for_timeout(100)

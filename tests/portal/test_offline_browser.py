@@ -1,15 +1,18 @@
 """Answering offline in Debian's Chromium: the network cut and restored (Playwright's set_offline), two tabs,
-a browser restart, a round closed while answers wait, and the same page with JavaScript off."""
+a browser restart, a round closed while answers wait, a send refused while the service is down and sent again
+with *Gửi lại*, a change made offline reaching the server's draft, a code revoked while answers wait, and the
+respondent's keyboard flow with and without JavaScript."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from survey_service.models import Ballot, Draft, Response
 from tests.conftest import BROWSER_ARGS, CHROMIUM
-from tests.portal.conftest import full_answers
+from tests.portal.test_browser import respondent_flow
+from tests.portal.conftest import full_answers, until
 
 # with CSRF checked, as in production: a resend after a restart needs its fresh token
 pytestmark = [pytest.mark.browser, pytest.mark.app_config(WTF_CSRF_ENABLED=True)]
@@ -51,27 +54,6 @@ def requests_seen(app):
     app.wsgi_app = record
     yield seen
     app.wsgi_app = inner
-
-
-def until(page, script: str, timeout: float = 15) -> None:
-    """Poll ``script`` (a function, awaited) through the DevTools protocol until it is true: Playwright's
-    wait_for_function evaluates a string inside the page, which its Content-Security-Policy forbids."""
-    import time
-
-    from playwright.sync_api import Error
-
-    end = time.monotonic() + timeout
-    while True:
-        try:
-            if page.evaluate(script):
-                return
-        except Error as exc:  # the page replaced by the answer it got (the thank-you page) while asked
-            last = exc
-        else:
-            last = None
-        if time.monotonic() > end:
-            raise AssertionError(f"still false after {timeout} s: {script[:80]} ({last})")
-        page.wait_for_timeout(100)
 
 
 def stored(session) -> int:
@@ -203,6 +185,12 @@ def test_a_round_closed_while_answers_wait_tells_and_keeps_them(browser, live_se
     context.close()
 
 
+@pytest.mark.parametrize("javascript", [True, False], ids=["javascript", "without-javascript"])
+def test_the_respondent_flow_is_the_same_on_an_offline_round(browser, live_server, issue, questionnaire, session,
+                                                             offline_round, artifacts, javascript):
+    respondent_flow(browser, live_server, issue, questionnaire, session, artifacts, javascript)
+
+
 def test_without_javascript_the_offline_round_is_a_plain_form(browser, live_server, issue, questionnaire, session,
                                                               offline_round):
     [code] = issue("CC-CT", "SNV")
@@ -214,4 +202,110 @@ def test_without_javascript_the_offline_round_is_a_plain_form(browser, live_serv
     with page.expect_navigation():
         page.click("button[value='submit']")
     assert page.inner_text("h1") == "Cảm ơn Anh/Chị đã gửi phiếu" and stored(session) == 1
+    context.close()
+
+
+@pytest.fixture
+def server_down(app):
+    """Set ``server_down["on"]`` to answer every request 503, as a proxy does while the service is down."""
+    state = {"on": False}
+    inner = app.wsgi_app
+
+    def maybe_down(environ, start_response):
+        if state["on"]:
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"Service Unavailable"]
+        return inner(environ, start_response)
+
+    app.wsgi_app = maybe_down
+    yield state
+    app.wsgi_app = inner
+
+
+def test_the_resend_button_sends_once_after_a_failed_send(browser, live_server, issue, questionnaire, session,
+                                                          requests_seen, server_down, offline_round):
+    [code] = issue("CC-CT", "SNV")
+    q = questionnaire("CC-CT")
+    context = browser.new_context(locale="vi-VN")
+    page = context.new_page()
+    # the page's clock stands still, so no timed retry can send: only the button does
+    page.clock.install()
+    page.clock.pause_at(datetime.now() + timedelta(seconds=1))
+    page.goto(f"{live_server}/c/{code}")
+    ready(page, requests_seen)
+    answer(page, q)
+    server_down["on"] = True
+    page.click("button[value='submit']")
+    until(page, "() => document.getElementById('offline-status').textContent.includes('Máy chủ chưa nhận phiếu')")
+    assert page.is_visible("#offline-resend") and page.evaluate(OUTBOX)[0] == 1
+    server_down["on"] = False
+    page.wait_for_timeout(1000)
+    assert stored(session) == 0 and page.evaluate(OUTBOX)[0] == 1
+    page.get_by_role("button", name="Gửi lại").click()
+    until(page, THANKED)
+    assert stored(session) == 1
+    # the retry that was waiting finds nothing left to send
+    page.clock.run_for(10 * 60 * 1000)
+    page.wait_for_timeout(500)
+    assert stored(session) == 1 and page.evaluate(OUTBOX) == [0, 0]
+    context.close()
+
+
+def test_a_change_made_offline_reaches_the_server_draft_when_the_connection_returns(
+        browser, live_server, issue, questionnaire, session, requests_seen, offline_round):
+    [code] = issue("CC-CT", "SNV")
+    q = questionnaire("CC-CT")
+    first_item = q.scale_items[0].code
+    context = browser.new_context(locale="vi-VN")
+    page = context.new_page()
+    page.clock.install()
+    page.clock.pause_at(datetime.now() + timedelta(seconds=1))
+    page.goto(f"{live_server}/c/{code}")
+    ready(page, requests_seen)
+    context.set_offline(True)
+    page.check(f"input[name='{first_item}'][value='2']")
+    page.clock.run_for(4000)  # past the save's 3-second wait, offline
+    page.wait_for_timeout(300)
+    session.expire_all()
+    assert not session.scalar(sa.select(Draft.sealed))
+    context.set_offline(False)
+    for _ in range(100):
+        session.expire_all()
+        if session.scalar(sa.select(Draft.sealed)):
+            break
+        page.wait_for_timeout(100)
+    else:
+        raise AssertionError("the change made offline was not saved to the server's draft")
+    context.close()
+    # another browser, which keeps nothing of this code, finds the answer on the server
+    other = browser.new_context(locale="vi-VN")
+    page = other.new_page()
+    page.goto(f"{live_server}/c/{code}")
+    assert page.is_checked(f"input[name='{first_item}'][value='2']")
+    other.close()
+
+
+def test_a_code_revoked_while_answers_wait_is_said_once_and_the_answers_kept(
+        browser, live_server, issue, questionnaire, session, requests_seen, offline_round):
+    from survey_service.models import CodeBatch
+    from survey_service.services import invitations
+
+    [code] = issue("CC-CT", "SNV")
+    q = questionnaire("CC-CT")
+    context = browser.new_context(locale="vi-VN")
+    page = context.new_page()
+    page.clock.install()
+    page.clock.pause_at(datetime.now() + timedelta(seconds=1))
+    page.goto(f"{live_server}/c/{code}")
+    ready(page, requests_seen)
+    queue_offline(page, context, q, requests_seen)
+    invitations.revoke_codes(session, session.scalar(sa.select(CodeBatch)), secret="test-secret", actor="test")
+    session.commit()
+    context.set_offline(False)
+    until(page, "() => document.getElementById('offline-status').textContent.includes('thu hồi')")
+    posts = requests_seen.count("/phieu/token")
+    page.clock.run_for(10 * 60 * 1000)  # past every timed retry: none is made
+    page.wait_for_timeout(300)
+    assert requests_seen.count("/phieu/token") == posts
+    assert page.evaluate(OUTBOX)[0] == 1 and stored(session) == 0 and not page.is_visible("#offline-resend")
     context.close()

@@ -2,7 +2,8 @@
 // Everything works without this file: the form is a plain POST form.
 //
 // - The answers are kept as a local draft in IndexedDB at every change, restored when the page opens again
-//   (also from the service worker's copy of the page, offline), and saved to the server's draft whenever online.
+//   (also from the service worker's copy of the page, offline), and saved to the server's draft whenever online:
+//   a change made offline, or restored from this browser, is saved there when the connection returns.
 // - "Gửi phiếu" puts the answers in an outbox under the submission's id, then sends them; what could not be
 //   sent is sent again when the connection returns, when the page opens, with a growing wait (up to 5 minutes)
 //   and by the "Gửi lại" button. Each send first opens the code's session again (a browser restart ends it)
@@ -16,6 +17,8 @@
   var CACHE = "phieu-v1";
   var PAGE = "/phieu";
   var MAX_WAIT = 5 * 60 * 1000;
+  // the server's refusals (X-Portal-State) that no later send can change
+  var REFUSED = ["unknown", "revoked", "full"];
 
   function openDb() {
     return new Promise(function (resolve, reject) {
@@ -131,19 +134,26 @@
   }
 
   var serverSave = null;
+  var unsaved = false;  // answers the server's draft does not have yet: saved when the connection returns
   var ACTION = "/phieu";
+  // the server's draft, whenever online, so nothing depends on this browser alone (Safari deletes what a
+  // site stored after 7 days without a visit)
+  function saveServer() {
+    clearTimeout(serverSave);
+    unsaved = !navigator.onLine;
+    if (unsaved) { return; }
+    var body = new URLSearchParams(new FormData(form));
+    body.set("action", "save");
+    body.set("autosave", "1");
+    fetch(ACTION, {method: "POST", body: body, credentials: "same-origin"})
+      .then(function (r) { unsaved = unsaved || !r.ok; }, function () { unsaved = true; });
+  }
+
   function saveDraft() {
     withStore("drafts", "readwrite", function (s) { return s.put({tag: tag, values: answers()}); });
-    // also the server's draft, whenever online, so nothing depends on this browser alone
     clearTimeout(serverSave);
-    serverSave = setTimeout(function () {
-      if (!navigator.onLine) { return; }
-      var body = new URLSearchParams(new FormData(form));
-      body.set("action", "save");
-      body.set("autosave", "1");
-      fetch(ACTION, {method: "POST", body: body, credentials: "same-origin"})
-        .catch(function () {});
-    }, 3000);
+    unsaved = true;
+    serverSave = setTimeout(saveServer, 3000);
   }
 
   var attempt = 0;
@@ -161,19 +171,25 @@
     document.close();
   }
 
+  function answerOf(response) {
+    return response.text().then(function (html) {
+      return {status: response.status, state: response.headers.get("X-Portal-State"), html: html};
+    });
+  }
+
   // one record: re-open the code's session, take a fresh token, post; what the answer means for the record
   function send(record) {
     return fetch("/c/" + encodeURIComponent(record.code), {credentials: "same-origin", cache: "no-store"})
-      .then(function () { return fetch("/phieu/token", {credentials: "same-origin", cache: "no-store"}); })
-      .then(function (r) { return r.json(); })
-      .then(function (t) {
-        var body = new URLSearchParams(record.fields);
-        body.set("csrf_token", t.csrf_token);
-        return fetch(ACTION, {method: "POST", body: body, credentials: "same-origin"});
+      .then(function (opened) {
+        if (REFUSED.indexOf(opened.headers.get("X-Portal-State")) >= 0) { return opened; }  // e.g. revoked
+        return fetch("/phieu/token", {credentials: "same-origin", cache: "no-store"});
       })
-      .then(function (response) {
-        return response.text().then(function (html) {
-          return {status: response.status, state: response.headers.get("X-Portal-State"), html: html};
+      .then(function (r) {
+        if (!r.ok) { return answerOf(r); }  // the code refused, or the service down or overloaded
+        return r.json().then(function (t) {
+          var body = new URLSearchParams(record.fields);
+          body.set("csrf_token", t.csrf_token);
+          return fetch(ACTION, {method: "POST", body: body, credentials: "same-origin"}).then(answerOf);
         });
       });
   }
@@ -199,6 +215,12 @@
               "giữ trên trình duyệt của máy này; Anh/Chị có thể liên hệ cơ quan tổ chức khảo sát.", false);
           return;
         }
+        if (REFUSED.indexOf(answer.state) >= 0) {  // the code cannot be used: sending again would not help
+          var title = new DOMParser().parseFromString(answer.html, "text/html").querySelector("h1");
+          say((title ? title.textContent.trim() + ". " : "") + "Phiếu chưa gửi được và sẽ không tự gửi lại; " +
+              "các câu trả lời vẫn được giữ trên trình duyệt của máy này.", false);
+          return;
+        }
         if (answer.state === "different") {
           say("Phiếu của mã này đã được gửi với các câu trả lời khác nên lần gửi này không được ghi nhận. " +
               "Bản câu trả lời này vẫn được giữ trên máy này.", false);
@@ -222,7 +244,11 @@
     return sendAll();
   }
 
-  window.addEventListener("online", function () { attempt = 0; flush(); });
+  window.addEventListener("online", function () {
+    attempt = 0;
+    flush();
+    if (unsaved) { saveServer(); }
+  });
   if (!form) {
     kept().then(function (found) { return found ? records(null) : []; })
       .then(function (waiting) { if (waiting.length) { flush(); } });
@@ -241,6 +267,7 @@
     if (action !== "submit") { return; }
     event.preventDefault();
     clearTimeout(serverSave);
+    unsaved = false;
     var fields = new FormData(form);
     fields.set("action", "submit");
     var record = {sid: field("submission_id").value, tag: tag, code: form.getAttribute("data-code"),
@@ -256,12 +283,16 @@
     if (draft && draft.values.length && !document.querySelector(".errorsummary")) {
       restore(draft.values);
       say("Đã khôi phục các câu trả lời lưu trên máy này.", false);
+      unsaved = true;  // kept here while offline: the server's draft may be older
     }
     return records(tag);
   }).then(function (waiting) {
     if (waiting.length) {
       restore(waiting[0].fields.filter(function (p) { return CONTROL.indexOf(p[0]) < 0; }));
+      unsaved = false;
       flush();
+    } else if (unsaved) {
+      saveServer();
     }
   });
 })();
