@@ -253,3 +253,6 @@ def test_decisions_learn_from_the_page_and_the_strokes():
     shaded = [0.013, 0.067, 0.032, 0.025, 0.254]
     assert reader.decide(codes, shaded, none, [0, 0, 0, 0, 0.154]).value == reader.REVIEW
     assert reader.decide(codes, shaded, none, [0, 0, 0, 0, 0.06]).value == "K"
+    # an empty ring half in a shadow, whose darkest band around it passes for strokes: once read as 3
+    half_shaded = [0.0273, 0.2422, 0.025, 0.0219, 0.031]
+    assert reader.decide(codes, half_shaded, [0, 0.035, 0, 0, 0], [0, 0.335, 0, 0, 0]).value == reader.REVIEW

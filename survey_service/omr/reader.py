@@ -53,6 +53,10 @@ FAINT_MAX = 0.05
 #: looks marked, and a mark must score :data:`SHADOW_MARK_MIN` (a fill, not a dot in the shade).
 SHADOW_MIN = 0.1
 SHADOW_MARK_MIN = 0.5
+#: A shadow's edge darkens the paper around a ring a little over a wide arc, a pen's strokes a lot over a
+#: narrow one: when the slightly darker share is more than this many times the stroke share, the darkness
+#: is shade (its darkest band can pass for strokes), and the shadow's rule wins over the strokes' rule.
+SHADE_RATIO = 4.0
 #: Median score of a page's bubbles, at least: mostly empty rings whose printed grey digit scores 0.02–0.04
 #: in every lighting the reader was measured in; below this half, the photo is so bright that the grey
 #: digits (and light pencil marks, which are no darker) are washed out, and the page is refused.
@@ -330,12 +334,13 @@ def decide(codes: list[str], scores: list[float], strokes: list[float] | None = 
     strokes leave the ring, may be lighter, one across a shadow's edge must be darker; an empty bubble
     scores at most ``rise`` above the question's median."""
     order = sorted(range(len(codes)), key=lambda i: -scores[i])
-    if strokes and strokes[order[0]] > AROUND_MAX:
-        mark_min = STROKE_MARK_MIN
-    elif faint and faint[order[0]] <= FAINT_MAX:
-        mark_min = CLEAN_MARK_MIN
-    elif faint and faint[order[0]] >= SHADOW_MIN:
+    first = order[0]
+    if faint and faint[first] >= SHADOW_MIN and not (strokes and strokes[first] * SHADE_RATIO >= faint[first]):
         mark_min = SHADOW_MARK_MIN
+    elif strokes and strokes[first] > AROUND_MAX:
+        mark_min = STROKE_MARK_MIN
+    elif faint and faint[first] <= FAINT_MAX:
+        mark_min = CLEAN_MARK_MIN
     else:
         mark_min = MARK_MIN
     top = scores[order[0]]
