@@ -32,8 +32,8 @@ __all__ = ["CitizenResults", "OVERALL", "POOLED", "TARGET_OVERALL", "citizen_res
 
 #: The measure name of the overall satisfaction item in the shares table.
 OVERALL = "overall"
-#: The investigator (or commune) of responses pooled because each of their investigators (communes) had fewer
-#: than k.
+#: The investigator (or commune) of responses pooled because their investigators (communes) had fewer than k
+#: sheets in the quota cell.
 POOLED = "*"
 #: A round's target indicator for the overall item (an element's targets name the element's code).
 TARGET_OVERALL = "satisfaction"
@@ -55,16 +55,16 @@ class CitizenResults:
 
 
 def counted(frame: pd.DataFrame, *, screening: str, eligible: Sequence[str],
-            quarantined: set[str] = frozenset()) -> tuple[pd.DataFrame, dict[str, int]]:
+            quarantined: set[str] = frozenset(), pools_out: set = frozenset()) -> tuple[pd.DataFrame, dict[str, int]]:
     """The responses that count, and how many were left out by reason: not eligible by the screening item,
-    or of a quarantined investigator (the pooled ones too when a quarantined investigator is not named on
-    any response, as theirs may be among them)."""
+    or of a quarantined investigator: named, or pooled in a quota cell (``cell`` column) of ``pools_out``,
+    whose pool may hold a quarantined investigator's sheets (an investigator can be named in one cell and
+    pooled in another)."""
     eligible_rows = frame[screening].isin(list(eligible))
     investigators = frame["investigator"] if "investigator" in frame else pd.Series(None, index=frame.index)
-    named = set(investigators.dropna()) - {POOLED}
     out = investigators.isin(quarantined)
-    if quarantined - named:
-        out |= investigators.eq(POOLED)
+    if pools_out:
+        out |= investigators.eq(POOLED) & frame["cell"].isin(pools_out)
     keep = eligible_rows & ~out
     return frame[keep].copy(), {"screened_out": int((~eligible_rows).sum()),
                                 "quarantined": int((eligible_rows & out).sum())}
@@ -82,6 +82,7 @@ def citizen_results(
     screening: str,
     eligible: Sequence[str],
     quarantined: set[str] = frozenset(),
+    pools_out: set = frozenset(),
     targets: Sequence[Mapping] = (),
     min_group: int = 5,
     level: float = 0.95,
@@ -91,7 +92,8 @@ def citizen_results(
     Parameters
     ----------
     frame : DataFrame
-        One row per response: ``agency``, ``kind``, ``investigator`` (None online), optionally ``commune``
+        One row per response: ``agency``, ``kind``, ``investigator`` (None online), ``cell`` (its quota cell;
+        needed with ``pools_out``), optionally ``commune``
         (the household's commune of residence; None or :data:`POOLED` when not known) and one column per item
         holding the option code answered (NaN when not answered).
     populations : mapping
@@ -106,6 +108,9 @@ def citizen_results(
     screening, eligible : the screening item and its eligible answers.
     quarantined : set of str
         Investigators whose responses phúc tra keeps out of the index.
+    pools_out : set
+        Quota cells (``cell`` column) whose responses pooled under :data:`POOLED` may hold a quarantined
+        investigator's sheets: left out too.
     targets : sequence of mapping
         The round's target rules (:func:`analysis.targets.assign_targets`, ``at_least`` in %): indicator
         :data:`TARGET_OVERALL` or an element code; the most specific rule applies to each agency, the rules of
@@ -113,7 +118,8 @@ def citizen_results(
     min_group : int
         No figure about fewer valid answers than this.
     """
-    kept, excluded = counted(frame, screening=screening, eligible=eligible, quarantined=quarantined)
+    kept, excluded = counted(frame, screening=screening, eligible=eligible, quarantined=quarantined,
+                              pools_out=pools_out)
     missing = sorted(set(kept["agency"]) - set(populations))
     if missing:
         raise ValueError(f"no population for agencies {missing}")

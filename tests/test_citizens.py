@@ -157,6 +157,41 @@ def test_keyed_sheets_go_through_the_ballot_box_with_their_investigator(app, ses
     assert by == {"dtv01": 2 * k, POOLED_INVESTIGATORS: 3}
 
 
+
+def test_names_are_counted_per_quota_cell_and_a_quarantined_investigators_pool_is_left_out(
+        app, session, citizens_round, make_user):
+    """DTV-01 has k sheets of STP and one of SYT: named in STP, pooled in SYT, where the close fills the pool
+    of one with DTV-02's k sheets (the cell's smallest named group). Quarantining DTV-01 leaves out its named
+    responses and SYT's pool, which holds its sheet; quarantining DTV-03 (all its sheets named) leaves out
+    only theirs."""
+    clerk = make_user("clerk")
+    for name in ("dtv01", "dtv02", "dtv03"):
+        make_user("clerk", username=name)
+    k = ballots.min_group(citizens_round.settings)
+    keys = app.config["SHEET_SIGNING_KEYS"]
+
+    def issue(agency, investigator, count):
+        return sheets.issue_sheets(session, citizens_round, sheets.paper_cells(session, citizens_round,
+                                                                               agency_code=agency),
+                                   investigator=investigator)[:count]
+
+    stp, syt, sct = issue("STP", "dtv01", k), issue("SYT", "dtv02", k + 1), issue("SCT", "dtv03", k)
+    sheets.assign_investigator(session, citizens_round, [syt[k].serial], "dtv01", keys)
+    for sheet in stp + syt + sct:
+        _key(session, sheet, clerk)
+    session.commit()
+    rounds.close(session, citizens_round, secret=SECRET)
+    session.commit()
+    by = {(cell, name): n for cell, name, n in session.execute(
+        sa.select(Response.quota_cell_id, Response.investigator, sa.func.count())
+        .group_by(Response.quota_cell_id, Response.investigator))}
+    assert by == {(stp[0].quota_cell_id, "dtv01"): k, (syt[0].quota_cell_id, POOLED_INVESTIGATORS): k + 1,
+                  (sct[0].quota_cell_id, "dtv03"): k}
+    assert citizens.pools_out(session, citizens_round, {"dtv01"}) == {syt[0].quota_cell_id}
+    assert citizens.report(session, citizens_round, quarantined={"dtv01"}).excluded["quarantined"] == 2 * k + 1
+    assert citizens.pools_out(session, citizens_round, {"dtv03"}) == set()
+    assert citizens.report(session, citizens_round, quarantined={"dtv03"}).excluded["quarantined"] == k
+
 # --- receipt codes ------------------------------------------------------------------------------------
 def test_a_receipt_code_opens_the_form_once_and_stores_no_dossier(app, session, citizens_round):
     dossier = "000.00.23.H17-260915-0042"
@@ -235,13 +270,13 @@ def demo(app, session, make_user, tmp_path):
 
 def _independent_frame(session, rnd) -> pd.DataFrame:
     rows = session.execute(sa.text(
-        "SELECT r.id, a.code, a.kind, r.investigator, x.item_code, x.value FROM response r "
+        "SELECT r.id, a.code, a.kind, r.quota_cell_id, r.investigator, x.item_code, x.value FROM response r "
         "JOIN agency a ON a.id = r.agency_id JOIN answer x ON x.response_id = r.id WHERE r.round_id = :rid"),
         {"rid": rnd.id}).all()
-    long = pd.DataFrame(rows, columns=["id", "agency", "kind", "investigator", "item", "value"])
+    long = pd.DataFrame(rows, columns=["id", "agency", "kind", "cell", "investigator", "item", "value"])
     return long.pivot_table(index=["id", "agency", "kind"], columns="item", values="value", aggfunc="first",
                             dropna=False).reset_index().merge(
-        long[["id", "investigator"]].drop_duplicates(), on="id")
+        long[["id", "cell", "investigator"]].drop_duplicates(), on="id")
 
 
 def test_the_demo_collects_through_each_channel_and_the_indices_recompute(session, demo, tmp_path):
@@ -255,8 +290,13 @@ def test_the_demo_collects_through_each_channel_and_the_indices_recompute(sessio
     assert channels[Channel.PAPER] == report.sheets_keyed > 50
     assert channels[Channel.ONLINE] == report.online_respondents > 20
     assert session.scalar(sa.select(sa.func.count()).select_from(ReceiptCode)) > report.online_respondents
-    named = set(session.scalars(sa.select(Response.investigator).where(Response.channel == Channel.PAPER)))
-    assert named == set(simulation.INVESTIGATORS)
+    # a name on a response is shared by at least k respondents of its cell; the others are pooled
+    k = ballots.min_group(rnd.settings)
+    groups = session.execute(sa.select(Response.quota_cell_id, Response.investigator, sa.func.count())
+                             .where(Response.channel == Channel.PAPER)
+                             .group_by(Response.quota_cell_id, Response.investigator)).all()
+    assert {name for _, name, _ in groups} <= {*simulation.INVESTIGATORS, POOLED_INVESTIGATORS}
+    assert all(n >= k for _, name, n in groups if name != POOLED_INVESTIGATORS)
     # the frames were drawn and signed off before any sheet; phúc tra quarantined the careless investigator
     assert report.frames == 2 and report.quarantined == [simulation.CARELESS_INVESTIGATOR]
     quarantined = citizens.quarantined(session, rnd)
@@ -265,7 +305,15 @@ def test_the_demo_collects_through_each_channel_and_the_indices_recompute(sessio
     # independently: weights N / n per agency (N: the agency's units in the frames, every cell a stratum) over
     # eligible, non-quarantined respondents; the share of valid answers
     frame = _independent_frame(session, rnd)
-    frame = frame[(frame["S1"] == "2") & (frame["investigator"] != simulation.CARELESS_INVESTIGATOR)]
+    # (and the pool of every cell where the ledger has more of the careless investigator's keyed sheets than
+    # responses and ballots naming them)
+    pools_out = {cell for cell, in session.execute(sa.text(
+        "SELECT s.quota_cell_id FROM sheet s WHERE s.investigator = :name AND s.state IN ('keyed', 'verified') "
+        "GROUP BY s.quota_cell_id HAVING count(*) > (SELECT count(*) FROM response r WHERE r.quota_cell_id = "
+        "s.quota_cell_id AND r.investigator = :name) + (SELECT count(*) FROM ballot b WHERE b.quota_cell_id = "
+        "s.quota_cell_id AND b.investigator = :name)"), {"name": simulation.CARELESS_INVESTIGATOR})}
+    frame = frame[(frame["S1"] == "2") & (frame["investigator"] != simulation.CARELESS_INVESTIGATOR)
+                  & ~((frame["investigator"] == POOLED_INVESTIGATORS) & frame["cell"].isin(pools_out))]
     populations = dict(session.execute(sa.text(
         "SELECT a.code, count(*) FROM frame_unit u JOIN agency a ON a.id = u.agency_id GROUP BY a.code")).all())
     assert set(populations) == set(DEMO_AGENCIES)

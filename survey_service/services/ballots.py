@@ -35,6 +35,7 @@ import functools
 import json
 import random
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -226,11 +227,15 @@ def _release(session: Session, round_id: int, cells: list[int], opener: Sealer |
     named = {column: (_named(session, round_id, k, column)
                       if any(row._mapping[column] for rows in by_cell.values() for row in rows) else set())
              for column in NAMED}
+    if everything:
+        for column in NAMED:
+            _fill_pools(session, round_id, k, column, by_cell, named[column])
     chance = random.SystemRandom()
     opened, unreadable = {}, 0
     for rows in by_cell.values():
         if not everything:
-            rows = [row for row in rows if all(row._mapping[c] is None or row._mapping[c] in named[c] for c in NAMED)]
+            rows = [row for row in rows if all(row._mapping[c] is None or (row.quota_cell_id, row._mapping[c])
+                                               in named[c] for c in NAMED)]
             if len(rows) < 2 * k:
                 continue
             rows = chance.sample(rows, len(rows) - k)
@@ -255,33 +260,62 @@ def _release(session: Session, round_id: int, cells: list[int], opener: Sealer |
     return Release(len(claimed), len(responses), unreadable)
 
 
-def _named(session: Session, round_id: int, k: int, column: str) -> set[str]:
-    """Investigators (or communes) of at least ``k`` sheets keyed in the round (waiting as ballots or released
-    as responses): only their responses may carry the name, since the sheet ledger and phúc tra know which
-    households each investigator visited and the lists which households of a commune were sampled, and a
-    name shared by fewer than k responses would narrow who gave them."""
-    counts: dict[str, int] = {}
-    for name, count in session.execute(
-            waiting(round_id, _ballot_t.c[column], sa.func.count())
-            .where(_ballot_t.c[column].is_not(None)).group_by(_ballot_t.c[column])):
-        counts[name] = count
-    for name, count in session.execute(
-            sa.select(_response_t.c[column], sa.func.count()).where(
-                _response_t.c.round_id == round_id, _response_t.c[column].is_not(None),
-                _response_t.c[column] != POOLED_INVESTIGATORS).group_by(_response_t.c[column])):
-        counts[name] = counts.get(name, 0) + count
-    return {name for name, count in counts.items() if count >= k}
+def _released(round_id: int, column: str) -> sa.Select:
+    """Respondents of the round's released responses per (cell, ``column``) among those naming one."""
+    return (sa.select(_response_t.c.quota_cell_id, _response_t.c[column],
+                      sa.func.count(sa.distinct(_response_t.c.respondent_key)))
+            .where(_response_t.c.round_id == round_id, _response_t.c[column].is_not(None))
+            .group_by(_response_t.c.quota_cell_id, _response_t.c[column]))
+
+
+def _named(session: Session, round_id: int, k: int, column: str) -> set[tuple[int, str]]:
+    """(cell, investigator or commune) of at least ``k`` keyed sheets in the cell (waiting as ballots or
+    released as responses): only their responses may carry the name. Counted per quota cell, since a
+    response keeps its cell and the sheet ledger and phúc tra know each sheet's cell and investigator (the
+    lists which households of a commune were sampled): a name shared by fewer than k responses of a cell
+    would narrow who gave them."""
+    counts: dict[tuple[int, str], int] = {}
+    for cell_id, name, count in session.execute(
+            waiting(round_id, _ballot_t.c.quota_cell_id, _ballot_t.c[column], sa.func.count())
+            .where(_ballot_t.c[column].is_not(None)).group_by(_ballot_t.c.quota_cell_id, _ballot_t.c[column])):
+        counts[cell_id, name] = count
+    for cell_id, name, count in session.execute(_released(round_id, column)
+                                                .where(_response_t.c[column] != POOLED_INVESTIGATORS)):
+        counts[cell_id, name] = counts.get((cell_id, name), 0) + count
+    return {key for key, count in counts.items() if count >= k}
+
+
+def _fill_pools(session: Session, round_id: int, k: int, column: str, by_cell: dict[int, list],
+                named: set[tuple[int, str]]) -> None:
+    """At the close: where a cell's pool under ``*`` (its ballots released now without a name, with its
+    responses already pooled) would hold 1 to k - 1 respondents, pool the cell's smallest named groups too
+    (dropping them from ``named``) until it holds k or none is left. A group some of whose responses were
+    already released under its name is pooled only if at least k of them were, so none is left named by
+    fewer than k. A cell with fewer than k sheets in all keeps a smaller pool, as it keeps fewer than k
+    respondents."""
+    released = {(cell_id, name): count for cell_id, name, count in session.execute(_released(round_id, column))}
+    for cell_id, rows in by_cell.items():
+        names = Counter(row._mapping[column] for row in rows if row._mapping[column] is not None)
+        pool = released.get((cell_id, POOLED_INVESTIGATORS), 0) + sum(
+            count for name, count in names.items() if (cell_id, name) not in named)
+        groups = sorted((count, name) for name, count in names.items() if (cell_id, name) in named
+                        and (released.get((cell_id, name), 0) == 0 or released[cell_id, name] >= k))
+        for count, name in groups:
+            if not 0 < pool < k:
+                break
+            named.discard((cell_id, name))
+            pool += count
 
 
 def _unsealed(round_id: int, ballots: Iterable[tuple], today: date,
-              named: dict[str, set[str]]) -> tuple[list[dict], list[dict]]:
+              named: dict[str, set[tuple[int, str]]]) -> tuple[list[dict], list[dict]]:
     """The response and answer rows of opened ballots, each respondent under a fresh respondent key; a paper
-    ballot's investigator and commune are written if ``named``, else (only at the close) pooled."""
+    ballot's investigator and commune are written if ``named`` in its cell, else (only at the close) pooled."""
     responses, answers = [], []
     for row, content in ballots:
         respondent_key = uuid.uuid4().hex
-        names = {c: POOLED_INVESTIGATORS if row._mapping[c] is not None and row._mapping[c] not in named[c]
-                 else row._mapping[c] for c in NAMED}
+        names = {c: POOLED_INVESTIGATORS if row._mapping[c] is not None
+                 and (row.quota_cell_id, row._mapping[c]) not in named[c] else row._mapping[c] for c in NAMED}
         for agency_id, values in _per_response(content):
             response_id = random_key()
             responses.append({

@@ -50,12 +50,13 @@ class CitizenReport:
 
 
 def _frame(session: Session, rnd: Round, items: list[str]) -> pd.DataFrame:
-    """One row per released response: its agency, kind, channel, investigator, household's commune and the
-    answers to ``items``."""
+    """One row per released response: its agency, kind, quota cell, channel, investigator, household's commune
+    and the answers to ``items``."""
     responses = pd.DataFrame(session.execute(
-        sa.select(Response.id, Agency.code, Agency.kind, Response.channel, Response.investigator, Response.commune)
+        sa.select(Response.id, Agency.code, Agency.kind, Response.quota_cell_id, Response.channel,
+                  Response.investigator, Response.commune)
         .join(Agency, Agency.id == Response.agency_id).where(Response.round_id == rnd.id)).all(),
-        columns=["id", "agency", "kind", "channel", "investigator", "commune"])
+        columns=["id", "agency", "kind", "cell", "channel", "investigator", "commune"])
     answers = pd.DataFrame(session.execute(
         sa.select(Answer.response_id, Answer.item_code, Answer.value).join(Response, Response.id == Answer.response_id)
         .where(Response.round_id == rnd.id, Answer.item_code.in_(items))).all(),
@@ -103,6 +104,33 @@ def quarantined(session: Session, rnd: Round) -> set[str]:
     return phuctra.quarantined_investigators(session, rnd.id)
 
 
+def pools_out(session: Session, rnd: Round, quarantined: set[str]) -> set[int]:
+    """The quota cells whose responses pooled under ``*`` may hold a ``quarantined`` investigator's sheets: the
+    ledger counts more of their keyed sheets in the cell than responses naming them there and ballots still
+    waiting (the rest were pooled). Nothing is known of which pooled responses are theirs, so the whole pool
+    of such a cell is left out."""
+    if not quarantined:
+        return set()
+    keyed = (sa.select(Sheet.quota_cell_id, Sheet.investigator, sa.func.count())
+             .join(QuotaCell, QuotaCell.id == Sheet.quota_cell_id)
+             .where(QuotaCell.round_id == rnd.id, Sheet.investigator.in_(quarantined),
+                    Sheet.state.in_((SheetState.KEYED, SheetState.VERIFIED)))
+             .group_by(Sheet.quota_cell_id, Sheet.investigator))
+    named = (sa.select(Response.quota_cell_id, Response.investigator,
+                       sa.func.count(sa.distinct(Response.respondent_key)))
+             .where(Response.round_id == rnd.id, Response.investigator.in_(quarantined))
+             .group_by(Response.quota_cell_id, Response.investigator))
+    waiting = (sa.select(Ballot.quota_cell_id, Ballot.investigator, sa.func.count())
+               .join(QuotaCell, QuotaCell.id == Ballot.quota_cell_id)
+               .where(QuotaCell.round_id == rnd.id, Ballot.investigator.in_(quarantined))
+               .group_by(Ballot.quota_cell_id, Ballot.investigator))
+    seen: dict[tuple[int, str], int] = {}
+    for query in (named, waiting):
+        for cell_id, name, count in session.execute(query):
+            seen[cell_id, name] = seen.get((cell_id, name), 0) + count
+    return {cell_id for cell_id, name, count in session.execute(keyed) if count > seen.get((cell_id, name), 0)}
+
+
 def populations(session: Session, rnd: Round) -> dict[str, float]:
     """Each agency's population ``N`` of the weight ``N / n``: from the round's drawn sampling frames where an
     agency has cells there (a commune drawn by PPS counts its households over its chance of being drawn),
@@ -146,6 +174,7 @@ def report(session: Session, rnd: Round, *, quarantined: set[str] = frozenset())
         frame, populations=sizes, elements=elements,
         overall=m["overall"], satisfied=satisfied, excluded_options=excluded, improvements=m["improvements"],
         screening=m["screening"]["item"], eligible=m["screening"]["eligible"], quarantined=set(quarantined),
+        pools_out=pools_out(session, rnd, set(quarantined)),
         targets=rnd.structure.get("targets", []), min_group=ballots.min_group(rnd.settings))
     names = dict(session.execute(sa.select(Agency.code, Agency.name).where(Agency.round_id == rnd.id)).all())
     kinds = {k["code"]: k["plural"] for k in rnd.structure["kinds"]}

@@ -89,3 +89,14 @@ def test_results_per_commune_of_residence_are_domains_of_the_whole_design():
         satisfied={"C9": ["4", "5"], "G1": ["4", "5"]}, excluded_options={}, improvements=["H1"], screening="S1",
         eligible=["2"])
     assert "commune" not in set(without.shares["level"])
+
+
+def test_a_quarantined_investigator_is_left_out_where_named_and_where_pooled():
+    """DTV-01 is named in cell 1 and may be in cell 2's pool: its named rows and cell 2's pool go, cell 3's
+    pool stays."""
+    frame = pd.DataFrame({"cell": [1, 1, 2, 2, 3, 3, 3], "S1": ["2"] * 6 + ["1"],
+                          "investigator": ["dtv01", "dtv02", "*", "*", "*", "dtv01", "*"]})
+    kept, excluded = citizens.counted(frame, screening="S1", eligible=["2"], quarantined={"dtv01"}, pools_out={2})
+    assert kept.index.tolist() == [1, 4] and excluded == {"screened_out": 1, "quarantined": 4}
+    kept, excluded = citizens.counted(frame, screening="S1", eligible=["2"], quarantined={"dtv01"})
+    assert kept.index.tolist() == [1, 2, 3, 4] and excluded["quarantined"] == 2

@@ -54,7 +54,7 @@ from gunicorn.config import Config
 
 from survey_service.accesslog import MaskingLogger
 from survey_service.models import (
-    POOLED_INVESTIGATORS, AuditEvent, Ballot, Draft, ImportedSubmission, InvitationCode, QuotaCell, Response,
+    POOLED_INVESTIGATORS, Agency, AuditEvent, Ballot, Draft, ImportedSubmission, InvitationCode, QuotaCell, Response,
     SpentCode,
 )
 from survey_service.questionnaires import xlsform
@@ -595,26 +595,33 @@ def test_the_adversary_of_a_citizens_round(app, session, citizens_round, make_us
     """A citizens' round: households' paper sheets keyed and sealed under their investigator, and receipt codes
     from result slips spent online, interleaved in a known order, with a backup after every release. Every
     backup shows no new response of a cell or at least k respondents; a response names its investigator only
-    if at least k of that investigator's sheets are in, the others are pooled under ``*`` in a group of at
-    least k; the receipt rows are exactly as issued, no receipt code is in the files or a dump, and what
-    records a code's spending is neither its stored digest nor an unkeyed digest of it."""
+    if at least k of that investigator's sheets of its quota cell are in (one investigator has many sheets in
+    the round but one in another cell: that one is pooled), the others are pooled under ``*`` in a group of
+    at least k, the close filling a cell's small pool with the cell's smallest named group; the receipt rows
+    are exactly as issued, no receipt code is in the files or a dump, and what records a code's spending is
+    neither its stored digest nor an unkeyed digest of it."""
     rnd, rng = citizens_round, random.Random()
     k = ballots.min_group(rnd.settings)
     clerk = make_user("clerk")
-    for name in ("dtv01", "dtv02", "dtv03", "dtv04"):
+    for name in ("dtv01", "dtv02", "dtv03", "dtv04", "dtv05"):
         make_user("clerk", username=name)
     keys = app.config["SHEET_SIGNING_KEYS"]
     named = sheets.issue_sheets(session, rnd, sheets.paper_cells(session, rnd, agency_code="STP"),
                                 investigator="dtv01")[:2 * k + 2]
-    pooled = sheets.issue_sheets(session, rnd, sheets.paper_cells(session, rnd, agency_code="SYT"))[:6]
+    pooled = sheets.issue_sheets(session, rnd, sheets.paper_cells(session, rnd, agency_code="SYT"))[:7]
     for n, name in enumerate(("dtv02", "dtv03", "dtv04")):  # two sheets each: fewer than k apiece
         sheets.assign_investigator(session, rnd, [s.serial for s in pooled[2 * n:2 * n + 2]], name, keys)
+    sheets.assign_investigator(session, rnd, [pooled[6].serial], "dtv01", keys)  # k or more in the round, one here
+    # SCT: k sheets of DTV-05 and one of DTV-02, whose pool of one the close fills with DTV-05's k
+    filled = sheets.issue_sheets(session, rnd, sheets.paper_cells(session, rnd, agency_code="SCT"))[:k + 1]
+    sheets.assign_investigator(session, rnd, [s.serial for s in filled[:k]], "dtv05", keys)
+    sheets.assign_investigator(session, rnd, [filled[k].serial], "dtv02", keys)
     slips = receipts.issue(session, rnd, secret=SECRET, base_url="https://danang.example", agency="HAICHAU",
                            field="3", dossiers=[f"000.00.23.H17-2609{n:02d}" for n in range(2 * k + 2)])
     session.commit()
     issued = _receipt_rows(session)
     codes = [slip.code for slip in slips]
-    events = [("sheet", s) for s in named + pooled] + [("receipt", c) for c in codes]
+    events = [("sheet", s) for s in named + pooled + filled] + [("receipt", c) for c in codes]
     rng.shuffle(events)
     backups = Backups(app.test_cli_runner(), database_url, tmp_path)
     backups.take()
@@ -637,10 +644,13 @@ def test_the_adversary_of_a_citizens_round(app, session, citizens_round, make_us
     backups.take()
     backups.check_batches(k)
 
-    by_investigator = dict(session.execute(sa.select(Response.investigator, sa.func.count(
-        sa.distinct(Response.respondent_key))).group_by(Response.investigator)).all())
-    assert by_investigator == {"dtv01": len(named), POOLED_INVESTIGATORS: len(pooled), None: len(codes)}
-    assert all(n >= k for n in by_investigator.values())
+    groups = {(agency, name): n for agency, name, n in session.execute(
+        sa.select(Agency.code, Response.investigator, sa.func.count(sa.distinct(Response.respondent_key)))
+        .join(QuotaCell, QuotaCell.id == Response.quota_cell_id).join(Agency, Agency.id == QuotaCell.agency_id)
+        .group_by(Agency.code, Response.investigator))}
+    assert groups == {("STP", "dtv01"): len(named), ("SYT", POOLED_INVESTIGATORS): len(pooled),
+                      ("SCT", POOLED_INVESTIGATORS): len(filled), ("HAICHAU", None): len(codes)}
+    assert all(n >= k for n in groups.values())  # no (cell, name) group and no cell's pool below k
     assert not session.scalar(sa.select(sa.func.count()).select_from(Response).where(Response.sheet_id.is_not(None)))
 
     assert _receipt_rows(session) == issued  # spending wrote nothing on a receipt row
