@@ -595,11 +595,11 @@ class Response(Base):
     #: Arrived when its cell was already at target (paper): kept, flagged, out of the analysis by default.
     surplus: Mapped[bool] = mapped_column(default=False)
     #: Citizens' rounds, paper: the investigator who handed the sheet out (never the sheet), written only
-    #: once at least k of that investigator's responses are released, so phúc tra can quarantine them;
-    #: :data:`POOLED_INVESTIGATORS` for those of investigators with fewer than k at the close.
+    #: when that investigator has at least k keyed sheets of the response's quota cell, so phúc tra can
+    #: quarantine them; :data:`POOLED_INVESTIGATORS` for the others, released at the close.
     investigator: Mapped[str | None] = mapped_column(sa.String(32))
     #: Citizens' rounds, paper: the household's commune of residence, written under the same rule (at least
-    #: k responses of the round name it; else pooled at the close).
+    #: k keyed sheets of the quota cell name it; else pooled at the close).
     commune: Mapped[str | None] = mapped_column(sa.String(32))
 
     quota_cell: Mapped[QuotaCell] = relationship()
@@ -613,8 +613,8 @@ class Response(Base):
         return f"<Response {self.uid} {self.form_code}>"
 
 
-#: :attr:`Response.investigator` (and :attr:`Response.commune`) of responses whose investigators (communes) each
-#: had fewer than k at the close.
+#: :attr:`Response.investigator` (and :attr:`Response.commune`) of responses whose investigators (communes) had
+#: fewer than k sheets of their quota cell at the close, or whose cell's pool the close filled up to k with them.
 POOLED_INVESTIGATORS = "*"
 
 
