@@ -152,6 +152,8 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("frames.export", "GET"): LISTS,
     ("frames.replace", "POST"): SUPERVISOR,
     ("frames.sign_off", "POST"): OBSERVER,
+    ("frames.delete_sample", "POST"): SUPERVISOR,
+    ("frames.delete", "POST"): SUPERVISOR,
     # phúc tra
     ("phuctra.index", "GET"): AUDITOR,
     ("phuctra.show", "GET"): AUDITOR,

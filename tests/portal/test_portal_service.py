@@ -75,7 +75,7 @@ def test_submit_stores_one_anonymous_response_and_spends_the_code(issue, session
     ballot = session.scalar(sa.select(Ballot))
     assert ballot.quota_cell_id == access.cell.id
     # (investigator: only a citizens' round's keyed paper sheet names one)
-    assert set(Ballot.__table__.columns.keys()) == {"id", "quota_cell_id", "sealed", "investigator"}
+    assert set(Ballot.__table__.columns.keys()) == {"id", "quota_cell_id", "sealed", "investigator", "commune"}
     assert ballot.investigator is None
     assert "trả chậm".encode() not in base64.urlsafe_b64decode(ballot.sealed)
     opened = ballots.sealer("test-secret", access.round.code).open(ballot.sealed)
