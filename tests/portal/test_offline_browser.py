@@ -74,6 +74,18 @@ def ready(page, requests_seen) -> None:
         page.wait_for_timeout(300)
 
 
+def open_with_clock_stopped(browser, live_server, code: str, requests_seen):
+    """A new browser opening ``code``'s form, ready, with the page's clock standing still: no timed retry
+    can send, so what is sent is what the test does."""
+    context = browser.new_context(locale="vi-VN")
+    page = context.new_page()
+    page.clock.install()
+    page.clock.pause_at(datetime.now() + timedelta(seconds=1))
+    page.goto(f"{live_server}/c/{code}")
+    ready(page, requests_seen)
+    return context, page
+
+
 def answer(page, q, value: str = "3") -> None:
     for item, given in full_answers(q, value).items():
         if q.item(item).kind == "scale":
@@ -226,13 +238,7 @@ def test_the_resend_button_sends_once_after_a_failed_send(browser, live_server, 
                                                           requests_seen, server_down, offline_round):
     [code] = issue("CC-CT", "SNV")
     q = questionnaire("CC-CT")
-    context = browser.new_context(locale="vi-VN")
-    page = context.new_page()
-    # the page's clock stands still, so no timed retry can send: only the button does
-    page.clock.install()
-    page.clock.pause_at(datetime.now() + timedelta(seconds=1))
-    page.goto(f"{live_server}/c/{code}")
-    ready(page, requests_seen)
+    context, page = open_with_clock_stopped(browser, live_server, code, requests_seen)
     answer(page, q)
     server_down["on"] = True
     page.click("button[value='submit']")
@@ -256,12 +262,7 @@ def test_a_change_made_offline_reaches_the_server_draft_when_the_connection_retu
     [code] = issue("CC-CT", "SNV")
     q = questionnaire("CC-CT")
     first_item = q.scale_items[0].code
-    context = browser.new_context(locale="vi-VN")
-    page = context.new_page()
-    page.clock.install()
-    page.clock.pause_at(datetime.now() + timedelta(seconds=1))
-    page.goto(f"{live_server}/c/{code}")
-    ready(page, requests_seen)
+    context, page = open_with_clock_stopped(browser, live_server, code, requests_seen)
     context.set_offline(True)
     page.check(f"input[name='{first_item}'][value='2']")
     page.clock.run_for(4000)  # past the save's 3-second wait, offline
@@ -292,12 +293,7 @@ def test_a_code_revoked_while_answers_wait_is_said_once_and_the_answers_kept(
 
     [code] = issue("CC-CT", "SNV")
     q = questionnaire("CC-CT")
-    context = browser.new_context(locale="vi-VN")
-    page = context.new_page()
-    page.clock.install()
-    page.clock.pause_at(datetime.now() + timedelta(seconds=1))
-    page.goto(f"{live_server}/c/{code}")
-    ready(page, requests_seen)
+    context, page = open_with_clock_stopped(browser, live_server, code, requests_seen)
     queue_offline(page, context, q, requests_seen)
     invitations.revoke_codes(session, session.scalar(sa.select(CodeBatch)), secret="test-secret", actor="test")
     session.commit()
