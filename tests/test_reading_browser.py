@@ -22,6 +22,19 @@ def _collecting_today(session, loaded_round):
     collect_from_today(session, loaded_round)
 
 
+def confirm_by_keyboard(page, pending, truth: dict) -> None:
+    """Answer each uncertain mark as the clerk would, with what was meant: a text typed, a blank as "-"."""
+    texts = {i.code for i in pending.form.questionnaire.text_items}
+    for key in pending.review:
+        meant = truth.get(key)
+        if key in texts:
+            page.keyboard.type("Góp ý" if meant else "")
+            page.keyboard.press("Tab")
+        else:
+            page.keyboard.press("-" if meant in (None, reader.REVIEW) else meant)
+    page.keyboard.press("Enter")
+
+
 def test_photos_uploaded_and_uncertain_marks_confirmed_by_keyboard(app, loaded_round, session, make_user,
                                                                     live_server, browser, tmp_path):
     plans = sheets.paper_cells(session, loaded_round, form_code="LĐH-CH")
@@ -50,14 +63,7 @@ def test_photos_uploaded_and_uncertain_marks_confirmed_by_keyboard(app, loaded_r
     if pending is not None:
         page.goto(f"{live_server}/paper/read/{sheet.serial}")
         assert axe_violations(page) == []
-        for code in pending.review:
-            meant = truth.get(code)
-            if code in {i.code for i in pending.form.questionnaire.text_items}:
-                page.keyboard.type("Góp ý" if meant else "")
-                page.keyboard.press("Tab")
-            else:
-                page.keyboard.press("-" if meant in (None, reader.REVIEW) else meant)
-        page.keyboard.press("Enter")
+        confirm_by_keyboard(page, pending, truth)
         page.wait_for_url(f"{live_server}/paper/read?round={loaded_round.code}")
     context.close()
     session.expire_all()
@@ -135,15 +141,7 @@ def test_hdct_scanner_pdf_missing_page_shown_then_confirmed_by_keyboard(app, loa
     captions = page.locator("figcaption").all_inner_texts()
     assert [c.split(":")[0] for c in captions] == [pending.label(key) for key in pending.review]
     assert axe_violations(page) == []
-    texts = {i.code for i in pending.form.questionnaire.text_items}
-    for key in pending.review:
-        meant = truth.get(key)
-        if key in texts:
-            page.keyboard.type("Góp ý" if meant else "")
-            page.keyboard.press("Tab")
-        else:
-            page.keyboard.press("-" if meant in (None, reader.REVIEW) else meant)
-    page.keyboard.press("Enter")
+    confirm_by_keyboard(page, pending, truth)
     page.wait_for_url(f"{live_server}/paper/read?round={loaded_round.code}")
     context.close()
     session.expire_all()
